@@ -1,0 +1,1 @@
+"""bus package (see README)."""

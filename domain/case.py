@@ -1,0 +1,380 @@
+"""The social-assistance case: the aggregate that enforces the harmonised case process.
+
+intake → assessment → decision (granted | refused) → goals, measures, budget changes, reviews,
+handovers → closure → (reopening). Each public method checks the rules, then triggers one
+event; a refused command raises and triggers nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, NoReturn
+from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
+
+from eventsourcing.domain import Aggregate
+
+from domain import commands as c
+from domain.budget import compute_budget
+from domain.errors import RuleViolationError
+from domain.events import (
+    AssessmentCompleted,
+    BudgetChanged,
+    BudgetVersion,
+    CaseClosed,
+    CaseEvent,
+    CaseHandedOver,
+    CaseOpened,
+    CaseReopened,
+    Goal,
+    GoalAchieved,
+    GoalAgreed,
+    GoalMissed,
+    Handover,
+    Measure,
+    MeasureBrokenOff,
+    MeasureCompleted,
+    MeasureStarted,
+    Person,
+    ReviewCompleted,
+    SupportGranted,
+    SupportPeriod,
+    SupportRefused,
+    add_months,
+)
+from domain.personal_data import PersonalData
+from domain.reference import ReferenceData
+
+__all__ = [
+    "FUTURE_LIMIT_DAYS",
+    "RETROACTIVE_LIMIT_DAYS",
+    "REVIEW_INTERVAL_MONTHS",
+    "SWISS_TIME",
+    "Case",
+    "Recording",
+]
+
+SWISS_TIME = ZoneInfo("Europe/Zurich")
+RETROACTIVE_LIMIT_DAYS = 365
+"""How far back a decision or budget change may take effect (back-payment or claim-back)."""
+FUTURE_LIMIT_DAYS = 92
+"""How far ahead a decision, budget change or handover may be dated."""
+REVIEW_INTERVAL_MONTHS = 12
+"""A supported case is reviewed at least this often."""
+
+_CASEWORK_PHASES = ("supported",)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """When the core records a command's events, and whether they come from a legacy import."""
+
+    recorded_at: datetime
+    imported: bool = False
+
+    @property
+    def today(self) -> date:
+        """The recording day in Swiss time: the default effective date."""
+        return self.recorded_at.astimezone(SWISS_TIME).date()
+
+
+class Case(Aggregate):
+    """A social-assistance case of one household."""
+
+    municipality_bfs: int
+    social_region: str
+    household_size: int
+    applicant: Person
+    other_members: list[Person]
+    opened_on: date
+    phase: str
+
+    def __init__(self) -> None:
+        self.assessment: dict[str, Any] | None = None
+        self.decision: dict[str, Any] | None = None
+        self.budgets: list[BudgetVersion] = []
+        self.support_periods: list[SupportPeriod] = []
+        self.goals: dict[str, Goal] = {}
+        self.measures: dict[str, Measure] = {}
+        self.last_review_on: date | None = None
+        self.next_review_due: date | None = None
+        self.handovers: list[Handover] = []
+        self.closure: dict[str, Any] | None = None
+        self.reopenings: list[dict[str, Any]] = []
+
+    # --- intake --------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, cmd: c.OpenCase, rec: Recording, reference: ReferenceData) -> Case:
+        """Intake: open a case in the social region of the household's municipality."""
+        region = reference.municipality(cmd.municipality_bfs).region_id
+        _authorise(cmd.actor, region)
+        effective = cmd.application_date or rec.today
+        _within(effective, rec, "application_date", back=RETROACTIVE_LIMIT_DAYS, ahead=0)
+        members = [_person(cmd.applicant), *(_person(m) for m in cmd.other_members)]
+        if len({m.person_id for m in members}) != len(members):
+            _refuse("distinct-persons", "other_members: a person appears twice in the household")
+        return cls._create(
+            CaseOpened,
+            id=cmd.case_id or uuid4(),
+            timestamp=rec.recorded_at,
+            actor=cmd.actor,
+            correlation_id=cmd.correlation_id,
+            effective_date=effective,
+            imported=rec.imported,
+            municipality_bfs=cmd.municipality_bfs,
+            social_region=region,
+            household_size=cmd.household_size,
+            applicant=members[0],
+            other_members=members[1:],
+        )
+
+    # --- assessment and decision ---------------------------------------------------------
+
+    def complete_assessment(self, cmd: c.CompleteAssessment, rec: Recording) -> None:
+        """Record the initial assessment (Erstabklärung)."""
+        self._require_phase(cmd, rec, ("intake",), "assessment-once-per-intake")
+        effective = self._effective(cmd.assessment_date, rec, "assessment_date")
+        self._trigger(
+            AssessmentCompleted, cmd, rec, effective,
+            needs=list(cmd.needs), employability=cmd.employability,
+        )
+
+    def grant_support(self, cmd: c.GrantSupport, rec: Recording, reference: ReferenceData) -> None:
+        """Decide to grant support with a monthly budget from `support_from`."""
+        self._require_phase(cmd, rec, ("assessed",), "decision-requires-assessment")
+        decided = self._effective(cmd.decision_date, rec, "decision_date")
+        # Support may start with the month in which the household applied.
+        first_of_month = self.opened_on.replace(day=1)
+        self._check_budget_date(cmd.support_from, rec, "support_from", earliest=first_of_month)
+        budget = compute_budget(
+            reference.skos, effective_date=cmd.support_from, household_size=self.household_size,
+            housing=cmd.housing, health_insurance=cmd.health_insurance, income=cmd.income,
+        )
+        if budget.total <= 0:
+            _refuse(
+                "no-entitlement",
+                f"income: the budget comes to CHF {budget.total}; with no need, refuse support",
+            )
+        self._trigger(
+            SupportGranted, cmd, rec, cmd.support_from,
+            lines=list(budget.lines), total=budget.total, decision_date=decided,
+        )
+
+    def refuse_support(self, cmd: c.RefuseSupport, rec: Recording) -> None:
+        """Decide to refuse support, with reasons."""
+        self._require_phase(cmd, rec, ("assessed",), "decision-requires-assessment")
+        effective = self._effective(cmd.decision_date, rec, "decision_date")
+        self._trigger(SupportRefused, cmd, rec, effective, reasons=list(dict.fromkeys(cmd.reasons)))
+
+    # --- goals and measures --------------------------------------------------------------
+
+    def agree_goal(self, cmd: c.AgreeGoal, rec: Recording) -> None:
+        """Add a goal to the goal agreement (Zielvereinbarung)."""
+        self._require_phase(cmd, rec, _CASEWORK_PHASES, "goals-require-support")
+        effective = self._effective(cmd.agreed_on, rec, "agreed_on")
+        goal_id = cmd.goal_id or uuid4()
+        if goal_id.hex in self.goals:
+            _refuse("distinct-goals", f"goal_id: goal {goal_id} was agreed already")
+        if cmd.due_date <= effective:
+            _refuse("goal-due-after-agreement", "due_date: must lie after the day it was agreed")
+        self._trigger(
+            GoalAgreed, cmd, rec, effective,
+            goal_id=goal_id, category=cmd.category, title=cmd.title, due_date=cmd.due_date,
+        )
+
+    def record_goal_outcome(self, cmd: c.RecordGoalOutcome, rec: Recording) -> None:
+        """Record that a goal was achieved or missed."""
+        self._require_phase(cmd, rec, _CASEWORK_PHASES, "goals-require-support")
+        goal = self.goals.get(cmd.goal_id.hex)
+        if goal is None:
+            _refuse("known-goal", f"goal_id: case has no goal {cmd.goal_id}")
+        if goal.status != "open":
+            _refuse("goal-resolved-once", f"goal_id: goal {cmd.goal_id} is already {goal.status}")
+        effective = self._effective(cmd.outcome_date, rec, "outcome_date", earliest=goal.agreed_on)
+        event_class = GoalAchieved if cmd.outcome == "achieved" else GoalMissed
+        self._trigger(event_class, cmd, rec, effective, goal_id=cmd.goal_id)
+
+    def start_measure(self, cmd: c.StartMeasure, rec: Recording) -> None:
+        """Start an integration measure."""
+        self._require_phase(cmd, rec, _CASEWORK_PHASES, "measures-require-support")
+        effective = self._effective(cmd.start_date, rec, "start_date", ahead=FUTURE_LIMIT_DAYS)
+        measure_id = cmd.measure_id or uuid4()
+        if measure_id.hex in self.measures:
+            _refuse("distinct-measures", f"measure_id: measure {measure_id} was started already")
+        self._trigger(MeasureStarted, cmd, rec, effective, measure_id=measure_id, kind=cmd.kind)
+
+    def complete_measure(self, cmd: c.CompleteMeasure, rec: Recording) -> None:
+        """Record that an integration measure was completed."""
+        measure = self._running_measure(cmd, rec, cmd.measure_id)
+        effective = self._effective(cmd.end_date, rec, "end_date", earliest=measure.start_date)
+        self._trigger(MeasureCompleted, cmd, rec, effective, measure_id=cmd.measure_id)
+
+    def break_off_measure(self, cmd: c.BreakOffMeasure, rec: Recording) -> None:
+        """Record that an integration measure was broken off."""
+        measure = self._running_measure(cmd, rec, cmd.measure_id)
+        effective = self._effective(cmd.end_date, rec, "end_date", earliest=measure.start_date)
+        self._trigger(
+            MeasureBrokenOff, cmd, rec, effective, measure_id=cmd.measure_id, reason=cmd.reason
+        )
+
+    # --- budget and review ---------------------------------------------------------------
+
+    def change_budget(self, cmd: c.ChangeBudget, rec: Recording, reference: ReferenceData) -> None:
+        """Change the budget from an effective date (retroactive within the limit)."""
+        self._require_phase(cmd, rec, _CASEWORK_PHASES, "budget-requires-support")
+        support_start = self.support_periods[-1].start
+        self._check_budget_date(cmd.effective_date, rec, "effective_date", earliest=support_start)
+        household_size = cmd.household_size or self.household_size
+        if household_size < 1 + len(self.other_members):
+            _refuse(
+                "household-fits-members",
+                f"household_size: {household_size} is fewer than the recorded members",
+            )
+        budget = compute_budget(
+            reference.skos, effective_date=cmd.effective_date, household_size=household_size,
+            housing=cmd.housing, health_insurance=cmd.health_insurance, income=cmd.income,
+        )
+        self._trigger(
+            BudgetChanged, cmd, rec, cmd.effective_date,
+            lines=list(budget.lines), total=max(budget.total, Decimal("0.00")),
+            reason=cmd.reason, household_size=household_size,
+        )
+
+    def complete_review(self, cmd: c.CompleteReview, rec: Recording) -> None:
+        """Record a periodic review; the next one is due within the review interval."""
+        self._require_phase(cmd, rec, _CASEWORK_PHASES, "review-requires-support")
+        earliest = self.last_review_on or self.support_periods[-1].start
+        effective = self._effective(cmd.review_date, rec, "review_date", earliest=earliest)
+        self._trigger(
+            ReviewCompleted, cmd, rec, effective,
+            outcome=cmd.outcome, next_review_due=add_months(effective, REVIEW_INTERVAL_MONTHS),
+        )
+
+    # --- handover, closure, reopening ----------------------------------------------------
+
+    def hand_over(self, cmd: c.HandOverCase, rec: Recording, reference: ReferenceData) -> None:
+        """Hand the case over to the social region of the household's new municipality."""
+        self._require_open(cmd, rec)
+        to_region = reference.municipality(cmd.to_municipality_bfs).region_id
+        if to_region == self.social_region:
+            _refuse(
+                "handover-to-other-region",
+                f"to_municipality_bfs: {cmd.to_municipality_bfs} belongs to {to_region}, "
+                "the case's own social region",
+            )
+        effective = self._effective(
+            cmd.effective_date, rec, "effective_date", ahead=FUTURE_LIMIT_DAYS
+        )
+        self._trigger(
+            CaseHandedOver, cmd, rec, effective,
+            from_region=self.social_region, to_region=to_region,
+            to_municipality_bfs=cmd.to_municipality_bfs,
+        )
+
+    def close(self, cmd: c.CloseCase, rec: Recording) -> None:
+        """Close the case (Ablösung) with a reason from the fixed list."""
+        self._require_open(cmd, rec)
+        effective = self._effective(cmd.closing_date, rec, "closing_date")
+        self._trigger(CaseClosed, cmd, rec, effective, reason=cmd.reason)
+
+    def reopen(self, cmd: c.ReopenCase, rec: Recording) -> None:
+        """Reopen a closed case; it starts again with an assessment."""
+        self._check_common(cmd, rec)
+        if self.phase != "closed":
+            _refuse("reopen-requires-closed", f"case {self.id} is not closed (phase {self.phase})")
+        assert self.closure is not None
+        earliest = self.closure["closed_on"]
+        effective = self._effective(cmd.reopening_date, rec, "reopening_date", earliest=earliest)
+        self._trigger(CaseReopened, cmd, rec, effective, reason=cmd.reason)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _trigger(
+        self, event_class: type[CaseEvent], cmd: c.CaseCommand, rec: Recording,
+        effective: date, **fields: Any,
+    ) -> None:
+        self.trigger_event(
+            event_class, timestamp=rec.recorded_at, actor=cmd.actor,
+            correlation_id=cmd.correlation_id, effective_date=effective,
+            imported=rec.imported, **fields,
+        )
+
+    def _check_common(self, cmd: c.CaseCommand, rec: Recording) -> None:
+        if rec.recorded_at < self.modified_on:
+            _refuse(
+                "recorded-time-order",
+                f"recorded_at: {rec.recorded_at.isoformat()} lies before the case's last "
+                f"recorded event ({self.modified_on.isoformat()})",
+            )
+        _authorise(cmd.actor, self.social_region)
+
+    def _require_open(self, cmd: c.CaseCommand, rec: Recording) -> None:
+        self._check_common(cmd, rec)
+        if self.phase == "closed":
+            _refuse("closed-case-only-reopens", f"case {self.id} is closed; only reopening is allowed")
+
+    def _require_phase(
+        self, cmd: c.CaseCommand, rec: Recording, phases: tuple[str, ...], rule: str
+    ) -> None:
+        self._require_open(cmd, rec)
+        if self.phase not in phases:
+            _refuse(rule, f"{cmd.name} is not allowed in phase {self.phase!r}")
+
+    def _running_measure(self, cmd: c.CaseCommand, rec: Recording, measure_id: UUID) -> Measure:
+        self._require_phase(cmd, rec, _CASEWORK_PHASES, "measures-require-support")
+        measure = self.measures.get(measure_id.hex)
+        if measure is None:
+            _refuse("known-measure", f"measure_id: case has no measure {measure_id}")
+        if measure.status != "running":
+            _refuse("measure-ends-once", f"measure_id: measure {measure_id} is already {measure.status}")
+        return measure
+
+    def _effective(
+        self, given: date | None, rec: Recording, field: str, *,
+        earliest: date | None = None, ahead: int = 0,
+    ) -> date:
+        effective = given or rec.today
+        _within(effective, rec, field, back=None, ahead=ahead)
+        floor = max(earliest or self.opened_on, self.opened_on)
+        if effective < floor:
+            _refuse("effective-date-order", f"{field}: {effective} lies before {floor}")
+        return effective
+
+    def _check_budget_date(self, day: date, rec: Recording, field: str, *, earliest: date) -> None:
+        _within(day, rec, field, back=RETROACTIVE_LIMIT_DAYS, ahead=FUTURE_LIMIT_DAYS)
+        if day < earliest:
+            _refuse("budget-within-support", f"{field}: {day} lies before {earliest}")
+
+
+def _person(data: c.PersonInput) -> PersonalData:
+    fields = data.model_dump(exclude={"person_id"})
+    return PersonalData(person_id=data.person_id or uuid4(), **fields)
+
+
+def _authorise(actor: c.Actor, region: str) -> None:
+    if actor.role in ("administrator", "system"):
+        return
+    if actor.organisation != region:
+        _refuse(
+            "actor-responsible",
+            f"actor.organisation: {actor.organisation} is not responsible for cases of {region}",
+        )
+
+
+def _within(day: date, rec: Recording, field: str, *, back: int | None, ahead: int) -> None:
+    today = rec.today
+    if day > today + timedelta(days=ahead):
+        limit = "in the future" if ahead == 0 else f"more than {ahead} days ahead"
+        _refuse("effective-date-limit", f"{field}: {day} lies {limit} (recorded on {today})")
+    if back is not None and day < today - timedelta(days=back):
+        _refuse(
+            "retroactive-limit",
+            f"{field}: {day} lies more than {back} days before the recording day {today}",
+        )
+
+
+def _refuse(rule: str, message: str) -> NoReturn:
+    raise RuleViolationError(rule, message)

@@ -1,0 +1,308 @@
+"""Commands: what a caller asks the case core to do, validated before anything happens.
+
+Every command names its actor and carries a correlation id; both are recorded with each event
+it causes. Commands have no timestamp: the store decides when it learned a fact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from domain.errors import InvalidCommandError
+from domain.money import NonNegativeCHF
+from domain.personal_data import normalise_ahvn13
+
+__all__ = [
+    "COMMANDS",
+    "Actor",
+    "AgreeGoal",
+    "BreakOffMeasure",
+    "CaseCommand",
+    "ChangeBudget",
+    "ClosureReason",
+    "CloseCase",
+    "Command",
+    "CompleteAssessment",
+    "CompleteMeasure",
+    "CompleteReview",
+    "GrantSupport",
+    "HandOverCase",
+    "MeasureKind",
+    "OpenCase",
+    "PersonInput",
+    "RecordGoalOutcome",
+    "RefuseSupport",
+    "ReopenCase",
+    "StartMeasure",
+    "parse_command",
+]
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Role = Literal["caseworker", "supervisor", "administrator", "system"]
+Need = Literal[
+    "financial", "housing", "health", "employment", "childcare", "debt", "language", "other"
+]
+Employability = Literal["employable", "partially_employable", "not_employable"]
+RefusalReason = Literal[
+    "income_sufficient", "assets_above_limit", "not_resident", "documents_missing", "other"
+]
+GoalCategory = Literal["employment", "education", "health", "housing", "finances", "social"]
+MeasureKind = Literal[
+    "job_coaching", "language_course", "rav_registration", "qualification",
+    "social_integration", "other",
+]
+BreakOffReason = Literal["no_show", "health", "found_employment", "unsuitable", "other"]
+BudgetChangeReason = Literal[
+    "income_change", "rent_change", "household_change", "premium_change", "correction"
+]
+ReviewOutcome = Literal["continue", "adjust", "close_recommended"]
+ClosureReason = Literal["employment", "other_insurance", "moved_away", "death", "other"]
+ReopenReason = Literal["reapplication", "closed_in_error"]
+
+
+def _not_in_far_past(value: date) -> date:
+    if value.year < 1900:
+        raise ValueError("must be 1900 or later")
+    return value
+
+
+Day = Annotated[date, AfterValidator(_not_in_far_past)]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who issues a command: a user id, their role and their organisation."""
+
+    user_id: Code
+    role: Role
+    organisation: Code
+
+
+class Command(BaseModel):
+    """Base of all commands: immutable, no unknown fields, actor and correlation id required."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    name: ClassVar[str]
+
+    actor: Actor
+    correlation_id: UUID
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise invalid_command(self.name, exc) from exc
+
+
+class CaseCommand(Command):
+    """A command addressed to an existing case."""
+
+    case_id: UUID
+    expected_version: int | None = Field(default=None, ge=1)
+
+
+class PersonInput(BaseModel):
+    """Identifying data of a household member as entered; only ever stored encrypted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    person_id: UUID | None = None
+    given_name: Name
+    family_name: Name
+    ahvn13: Annotated[str, AfterValidator(normalise_ahvn13)]
+    birth_date: Day
+    street: Name
+    postal_code: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{3}$")]
+    town: Name
+
+
+class OpenCase(Command):
+    """Intake (Anmeldung): a household applies in its municipality."""
+
+    name: ClassVar[str] = "open_case"
+    case_id: UUID | None = None
+    municipality_bfs: int = Field(ge=1, le=9999)
+    household_size: int = Field(ge=1, le=20)
+    applicant: PersonInput
+    other_members: list[PersonInput] = Field(default_factory=list, max_length=19)
+    application_date: Day | None = None
+
+    @model_validator(mode="after")
+    def _members_fit_household(self) -> OpenCase:
+        if 1 + len(self.other_members) > self.household_size:
+            raise ValueError(
+                "household_size is smaller than the applicant plus the other members given"
+            )
+        return self
+
+
+class CompleteAssessment(CaseCommand):
+    """Initial assessment (Erstabklärung): situation, needs and resources documented."""
+
+    name: ClassVar[str] = "complete_assessment"
+    needs: list[Need] = Field(min_length=1)
+    employability: Employability
+    assessment_date: Day | None = None
+
+    @model_validator(mode="after")
+    def _needs_unique(self) -> CompleteAssessment:
+        if len(set(self.needs)) != len(self.needs):
+            raise ValueError("needs must not repeat")
+        return self
+
+
+class GrantSupport(CaseCommand):
+    """Decision (Entscheid): support granted with a monthly budget from `support_from`."""
+
+    name: ClassVar[str] = "grant_support"
+    support_from: Day
+    housing: NonNegativeCHF
+    health_insurance: NonNegativeCHF
+    income: NonNegativeCHF
+    decision_date: Day | None = None
+
+
+class RefuseSupport(CaseCommand):
+    """Decision (Entscheid): support refused, with reasons."""
+
+    name: ClassVar[str] = "refuse_support"
+    reasons: list[RefusalReason] = Field(min_length=1)
+    decision_date: Day | None = None
+
+
+class AgreeGoal(CaseCommand):
+    """Goal agreement (Zielvereinbarung): one goal with a due date."""
+
+    name: ClassVar[str] = "agree_goal"
+    goal_id: UUID | None = None
+    category: GoalCategory
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=120)]
+    due_date: Day
+    agreed_on: Day | None = None
+
+
+class RecordGoalOutcome(CaseCommand):
+    """A goal was achieved or missed."""
+
+    name: ClassVar[str] = "record_goal_outcome"
+    goal_id: UUID
+    outcome: Literal["achieved", "missed"]
+    outcome_date: Day | None = None
+
+
+class StartMeasure(CaseCommand):
+    """An integration measure starts (job coaching, language course, RAV registration…)."""
+
+    name: ClassVar[str] = "start_measure"
+    measure_id: UUID | None = None
+    kind: MeasureKind
+    start_date: Day | None = None
+
+
+class CompleteMeasure(CaseCommand):
+    """An integration measure was completed."""
+
+    name: ClassVar[str] = "complete_measure"
+    measure_id: UUID
+    end_date: Day | None = None
+
+
+class BreakOffMeasure(CaseCommand):
+    """An integration measure was broken off."""
+
+    name: ClassVar[str] = "break_off_measure"
+    measure_id: UUID
+    reason: BreakOffReason
+    end_date: Day | None = None
+
+
+class ChangeBudget(CaseCommand):
+    """The budget changes from an effective date, which may lie in the past (bounded)."""
+
+    name: ClassVar[str] = "change_budget"
+    effective_date: Day
+    reason: BudgetChangeReason
+    housing: NonNegativeCHF
+    health_insurance: NonNegativeCHF
+    income: NonNegativeCHF
+    household_size: int | None = Field(default=None, ge=1, le=20)
+
+
+class CompleteReview(CaseCommand):
+    """Periodic review, at least yearly."""
+
+    name: ClassVar[str] = "complete_review"
+    outcome: ReviewOutcome
+    review_date: Day | None = None
+
+
+class HandOverCase(CaseCommand):
+    """Handover (Fallübergabe): the household moves to a municipality of another region."""
+
+    name: ClassVar[str] = "hand_over_case"
+    to_municipality_bfs: int = Field(ge=1, le=9999)
+    effective_date: Day | None = None
+
+
+class CloseCase(CaseCommand):
+    """Closure (Ablösung) with a reason from the fixed list."""
+
+    name: ClassVar[str] = "close_case"
+    reason: ClosureReason
+    closing_date: Day | None = None
+
+
+class ReopenCase(CaseCommand):
+    """A closed case is reopened; it starts again with an assessment."""
+
+    name: ClassVar[str] = "reopen_case"
+    reason: ReopenReason
+    reopening_date: Day | None = None
+
+
+COMMANDS: dict[str, type[Command]] = {
+    cls.name: cls
+    for cls in (
+        OpenCase, CompleteAssessment, GrantSupport, RefuseSupport, AgreeGoal,
+        RecordGoalOutcome, StartMeasure, CompleteMeasure, BreakOffMeasure, ChangeBudget,
+        CompleteReview, HandOverCase, CloseCase, ReopenCase,
+    )
+}
+"""Every command by its snake_case name, as used in import files and the CLI's JSON input."""
+
+
+def parse_command(name: str, data: dict[str, Any]) -> Command:
+    """Validate `data` as the command called `name`; raise InvalidCommandError naming each field."""
+    try:
+        command_class = COMMANDS[name]
+    except KeyError:
+        known = ", ".join(sorted(COMMANDS))
+        raise InvalidCommandError(name, [("command", f"unknown command; known: {known}")]) from None
+    try:
+        return command_class.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_command(name, exc) from exc
+
+
+def invalid_command(name: str, exc: ValidationError) -> InvalidCommandError:
+    """Translate pydantic's errors into an InvalidCommandError naming field and reason."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "command"
+        reason = error["msg"].removeprefix("Value error, ")
+        problems.append((field, reason))
+    return InvalidCommandError(name, problems)

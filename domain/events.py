@@ -1,0 +1,367 @@
+"""Case events: immutable facts, past tense, each with its actor, correlation id, effective
+date and whether it was imported from a legacy system.
+
+`apply` evolves a `Case`; the rules were checked by the aggregate before the event was made.
+The event's `timestamp` is its recorded time, set by the core and never by a client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.budget import BudgetLine
+from domain.commands import Actor
+from domain.personal_data import ErasedPersonalData, PersonalData
+
+if TYPE_CHECKING:
+    from domain.case import Case
+
+__all__ = [
+    "EVENT_TYPES",
+    "AssessmentCompleted",
+    "BudgetChanged",
+    "BudgetVersion",
+    "CaseClosed",
+    "CaseEvent",
+    "CaseHandedOver",
+    "CaseOpened",
+    "CaseReopened",
+    "Goal",
+    "GoalAchieved",
+    "GoalAgreed",
+    "GoalMissed",
+    "Handover",
+    "Measure",
+    "MeasureBrokenOff",
+    "MeasureCompleted",
+    "MeasureStarted",
+    "ReviewCompleted",
+    "SupportGranted",
+    "SupportPeriod",
+    "SupportRefused",
+    "add_months",
+]
+
+Person = PersonalData | ErasedPersonalData
+
+
+# --- value objects held in the case state ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A goal of the goal agreement."""
+
+    goal_id: UUID
+    category: str
+    title: str
+    agreed_on: date
+    due_date: date
+    status: str = "open"
+    resolved_on: date | None = None
+
+
+@dataclass(frozen=True)
+class Measure:
+    """An integration measure."""
+
+    measure_id: UUID
+    kind: str
+    start_date: date
+    status: str = "running"
+    end_date: date | None = None
+    break_off_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class BudgetVersion:
+    """A budget in force from an effective date, as recorded at a time."""
+
+    effective_date: date
+    lines: list[BudgetLine]
+    total: Decimal
+    reason: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class SupportPeriod:
+    """A period in which support was granted; `until` is None while it lasts."""
+
+    start: date
+    until: date | None = None
+
+
+@dataclass(frozen=True)
+class Handover:
+    """A handover from one social region to another."""
+
+    from_region: str
+    to_region: str
+    to_municipality_bfs: int
+    effective_date: date
+
+
+VALUE_TYPES: tuple[type, ...] = (
+    Actor, BudgetLine, BudgetVersion, Goal, Measure, SupportPeriod, Handover,
+)
+"""Value types stored inside events and snapshots (each needs a transcoding)."""
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+class CaseEvent(Aggregate.Event):
+    """Base of all case events after the opening."""
+
+    actor: Actor
+    correlation_id: UUID
+    effective_date: date
+    imported: bool
+
+
+class CaseOpened(Aggregate.Created):
+    """A household applied; the case belongs to its municipality's social region."""
+
+    actor: Actor
+    correlation_id: UUID
+    effective_date: date
+    imported: bool
+    municipality_bfs: int
+    social_region: str
+    household_size: int
+    applicant: Person
+    other_members: list[Person]
+
+    def apply(self, case: Case) -> None:
+        case.municipality_bfs = self.municipality_bfs
+        case.social_region = self.social_region
+        case.household_size = self.household_size
+        case.applicant = self.applicant
+        case.other_members = list(self.other_members)
+        case.opened_on = self.effective_date
+        case.phase = "intake"
+
+
+class AssessmentCompleted(CaseEvent):
+    """The initial assessment (Erstabklärung) is done."""
+
+    needs: list[str]
+    employability: str
+
+    def apply(self, case: Case) -> None:
+        case.assessment = {
+            "needs": list(self.needs),
+            "employability": self.employability,
+            "completed_on": self.effective_date,
+        }
+        case.phase = "assessed"
+
+
+class SupportGranted(CaseEvent):
+    """Support granted with a monthly budget from the effective date."""
+
+    lines: list[BudgetLine]
+    total: Decimal
+    decision_date: date
+
+    def apply(self, case: Case) -> None:
+        case.decision = {"outcome": "granted", "decided_on": self.decision_date, "reasons": []}
+        case.support_periods = [*case.support_periods, SupportPeriod(self.effective_date)]
+        case.budgets = [*case.budgets, _budget_version(self, "initial_decision")]
+        case.next_review_due = add_months(self.effective_date, 12)
+        case.phase = "supported"
+
+
+class SupportRefused(CaseEvent):
+    """Support refused, with reasons."""
+
+    reasons: list[str]
+
+    def apply(self, case: Case) -> None:
+        case.decision = {
+            "outcome": "refused", "decided_on": self.effective_date, "reasons": list(self.reasons)
+        }
+        case.phase = "refused"
+
+
+class GoalAgreed(CaseEvent):
+    """A goal was agreed (Zielvereinbarung)."""
+
+    goal_id: UUID
+    category: str
+    title: str
+    due_date: date
+
+    def apply(self, case: Case) -> None:
+        goal = Goal(self.goal_id, self.category, self.title, self.effective_date, self.due_date)
+        case.goals = {**case.goals, self.goal_id.hex: goal}
+
+
+class GoalAchieved(CaseEvent):
+    """A goal was achieved."""
+
+    goal_id: UUID
+
+    def apply(self, case: Case) -> None:
+        _resolve_goal(case, self.goal_id, "achieved", self.effective_date)
+
+
+class GoalMissed(CaseEvent):
+    """A goal was missed."""
+
+    goal_id: UUID
+
+    def apply(self, case: Case) -> None:
+        _resolve_goal(case, self.goal_id, "missed", self.effective_date)
+
+
+class MeasureStarted(CaseEvent):
+    """An integration measure started."""
+
+    measure_id: UUID
+    kind: str
+
+    def apply(self, case: Case) -> None:
+        measure = Measure(self.measure_id, self.kind, self.effective_date)
+        case.measures = {**case.measures, self.measure_id.hex: measure}
+
+
+class MeasureCompleted(CaseEvent):
+    """An integration measure was completed."""
+
+    measure_id: UUID
+
+    def apply(self, case: Case) -> None:
+        _end_measure(case, self.measure_id, "completed", self.effective_date, None)
+
+
+class MeasureBrokenOff(CaseEvent):
+    """An integration measure was broken off."""
+
+    measure_id: UUID
+    reason: str
+
+    def apply(self, case: Case) -> None:
+        _end_measure(case, self.measure_id, "broken_off", self.effective_date, self.reason)
+
+
+class BudgetChanged(CaseEvent):
+    """The budget changed from the effective date (possibly retroactively)."""
+
+    lines: list[BudgetLine]
+    total: Decimal
+    reason: str
+    household_size: int
+
+    def apply(self, case: Case) -> None:
+        case.household_size = self.household_size
+        case.budgets = [*case.budgets, _budget_version(self, self.reason)]
+
+
+class ReviewCompleted(CaseEvent):
+    """A periodic review was held."""
+
+    outcome: str
+    next_review_due: date
+
+    def apply(self, case: Case) -> None:
+        case.last_review_on = self.effective_date
+        case.next_review_due = self.next_review_due
+
+
+class CaseHandedOver(CaseEvent):
+    """The case moved to another social region with its full history."""
+
+    from_region: str
+    to_region: str
+    to_municipality_bfs: int
+
+    def apply(self, case: Case) -> None:
+        handover = Handover(
+            self.from_region, self.to_region, self.to_municipality_bfs, self.effective_date
+        )
+        case.handovers = [*case.handovers, handover]
+        case.social_region = self.to_region
+        case.municipality_bfs = self.to_municipality_bfs
+
+
+class CaseClosed(CaseEvent):
+    """The case was closed (Ablösung)."""
+
+    reason: str
+
+    def apply(self, case: Case) -> None:
+        case.closure = {"reason": self.reason, "closed_on": self.effective_date}
+        if case.support_periods and case.support_periods[-1].until is None:
+            last = replace(case.support_periods[-1], until=self.effective_date)
+            case.support_periods = [*case.support_periods[:-1], last]
+        case.measures = {
+            key: replace(
+                measure, status="broken_off", end_date=self.effective_date,
+                break_off_reason="case_closed",
+            ) if measure.status == "running" else measure
+            for key, measure in case.measures.items()
+        }
+        case.phase = "closed"
+
+
+class CaseReopened(CaseEvent):
+    """A closed case was reopened; it needs a new assessment and decision."""
+
+    reason: str
+
+    def apply(self, case: Case) -> None:
+        case.reopenings = [*case.reopenings, {"on": self.effective_date, "reason": self.reason}]
+        case.closure = None
+        case.assessment = None
+        case.decision = None
+        case.phase = "intake"
+
+
+EVENT_TYPES: tuple[type[Any], ...] = (
+    CaseOpened, AssessmentCompleted, SupportGranted, SupportRefused, GoalAgreed, GoalAchieved,
+    GoalMissed, MeasureStarted, MeasureCompleted, MeasureBrokenOff, BudgetChanged,
+    ReviewCompleted, CaseHandedOver, CaseClosed, CaseReopened,
+)
+"""Every case event type."""
+
+
+def _budget_version(event: SupportGranted | BudgetChanged, reason: str) -> BudgetVersion:
+    return BudgetVersion(
+        effective_date=event.effective_date,
+        lines=list(event.lines),
+        total=event.total,
+        reason=reason,
+        recorded_at=event.timestamp,
+    )
+
+
+def _resolve_goal(case: Case, goal_id: UUID, status: str, on: date) -> None:
+    goal = case.goals[goal_id.hex]
+    case.goals = {**case.goals, goal_id.hex: replace(goal, status=status, resolved_on=on)}
+
+
+def _end_measure(
+    case: Case, measure_id: UUID, status: str, on: date, reason: str | None
+) -> None:
+    measure = case.measures[measure_id.hex]
+    ended = replace(measure, status=status, end_date=on, break_off_reason=reason)
+    case.measures = {**case.measures, measure_id.hex: ended}
+
+
+def add_months(day: date, months: int) -> date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, candidate)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")

@@ -1,0 +1,206 @@
+"""Personal data of household members, and its protection at rest.
+
+Names, AHVN13, birth date and address never reach the event store in clear: each person has
+a data key of their own, and `PersonalDataVault` encrypts that person's data with it (AES-GCM,
+the person id as associated data). Data keys are stored wrapped by a master key in a
+`KeyStore`. Erasing a person destroys the data key (crypto-shredding): the events stay, their
+history still replays, and the person's fields read as erased.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from stdnum.ch import ssn
+from stdnum.exceptions import ValidationError
+
+from domain.errors import DomainError
+
+__all__ = [
+    "ERASED",
+    "ErasedPersonalData",
+    "KeyStore",
+    "MasterKeyError",
+    "PersonErasedError",
+    "PersonalData",
+    "PersonalDataVault",
+    "normalise_ahvn13",
+]
+
+ERASED = "[erased]"
+_NONCE_BYTES = 12
+
+
+class MasterKeyError(DomainError):
+    """The master key is missing, malformed or not the one the data keys were wrapped with."""
+
+
+class PersonErasedError(DomainError):
+    """The person's data was erased; it cannot be recorded again under the same person id."""
+
+
+def normalise_ahvn13(value: str) -> str:
+    """Return an AHVN13 in its printed form `756.XXXX.XXXX.XC`, or raise ValueError.
+
+    Accepts the number with or without dots; checks the 756 prefix and the EAN-13 check digit.
+    """
+    try:
+        return str(ssn.format(ssn.validate(value)))
+    except ValidationError as exc:
+        raise ValueError(f"not a valid AHVN13 (756.XXXX.XXXX.XC with check digit): {exc}") from exc
+
+
+@dataclass(frozen=True)
+class PersonalData:
+    """Identifying data of one household member; only ever stored encrypted."""
+
+    person_id: UUID
+    given_name: str
+    family_name: str
+    ahvn13: str
+    birth_date: date
+    street: str
+    postal_code: str
+    town: str
+
+    @property
+    def is_erased(self) -> bool:
+        """False: these are the person's data."""
+        return False
+
+    def to_plain(self) -> dict[str, str]:
+        """The fields as strings, for display."""
+        return {
+            "person_id": str(self.person_id),
+            "given_name": self.given_name,
+            "family_name": self.family_name,
+            "ahvn13": self.ahvn13,
+            "birth_date": self.birth_date.isoformat(),
+            "street": self.street,
+            "postal_code": self.postal_code,
+            "town": self.town,
+        }
+
+
+@dataclass(frozen=True)
+class ErasedPersonalData:
+    """What remains of a person after erasure: the id only."""
+
+    person_id: UUID
+
+    @property
+    def is_erased(self) -> bool:
+        """True: the data key was destroyed."""
+        return True
+
+    def to_plain(self) -> dict[str, str]:
+        """Every personal field shown as erased."""
+        fields = ("given_name", "family_name", "ahvn13", "birth_date", "street", "postal_code")
+        return {"person_id": str(self.person_id)} | dict.fromkeys((*fields, "town"), ERASED)
+
+
+class KeyStore(ABC):
+    """Port: durable storage of wrapped per-person data keys, with tombstones for erasure."""
+
+    @abstractmethod
+    def load(self, person_id: UUID) -> bytes | None:
+        """Return the wrapped data key of the person, or None if there is none (or it was erased)."""
+
+    @abstractmethod
+    def store_many(self, keys: Iterable[tuple[UUID, bytes]]) -> None:
+        """Store wrapped data keys of new persons; a person that already has a key keeps it."""
+
+    @abstractmethod
+    def destroy(self, person_id: UUID) -> bool:
+        """Destroy the person's key beyond recovery and leave a tombstone; True if one existed."""
+
+    @abstractmethod
+    def is_erased(self, person_id: UUID) -> bool:
+        """True if the person's key was destroyed."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+
+class PersonalDataVault:
+    """Encrypts and decrypts personal data with per-person keys held in a `KeyStore`."""
+
+    def __init__(self, keystore: KeyStore, master_key: bytes) -> None:
+        if len(master_key) != 32:
+            raise MasterKeyError("the master key must be 32 bytes (256-bit AES)")
+        self._keystore = keystore
+        self._master = AESGCM(master_key)
+
+    @property
+    def keystore(self) -> KeyStore:
+        """The key store this vault keeps its data keys in."""
+        return self._keystore
+
+    def ensure_keys(self, person_ids: Iterable[UUID]) -> None:
+        """Give every listed person a data key if they have none; refuse erased persons."""
+        new: list[tuple[UUID, bytes]] = []
+        for person_id in person_ids:
+            if self._keystore.load(person_id) is not None:
+                continue
+            if self._keystore.is_erased(person_id):
+                raise PersonErasedError(f"person {person_id} was erased and cannot be recorded again")
+            new.append((person_id, self._wrap(person_id, AESGCM.generate_key(bit_length=256))))
+        if new:
+            self._keystore.store_many(new)
+
+    def encrypt(self, data: PersonalData) -> dict[str, str]:
+        """Encrypt a person's fields with their data key (created on first use)."""
+        key = self._data_key(data.person_id)
+        if key is None:
+            self.ensure_keys([data.person_id])
+            key = self._data_key(data.person_id)
+        assert key is not None
+        plain = data.to_plain()
+        del plain["person_id"]
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = AESGCM(key).encrypt(nonce, json.dumps(plain).encode(), data.person_id.bytes)
+        return {"person_id": data.person_id.hex, "sealed": _b64(nonce + sealed)}
+
+    def decrypt(self, stored: dict[str, str]) -> PersonalData | ErasedPersonalData:
+        """Decrypt stored fields; an erased person's data comes back as `ErasedPersonalData`."""
+        person_id = UUID(stored["person_id"])
+        key = self._data_key(person_id)
+        if key is None:
+            return ErasedPersonalData(person_id)
+        blob = base64.b64decode(stored["sealed"])
+        plain = json.loads(AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], person_id.bytes))
+        plain["birth_date"] = date.fromisoformat(plain["birth_date"])
+        return PersonalData(person_id=person_id, **plain)
+
+    def erase(self, person_id: UUID) -> bool:
+        """Destroy the person's data key (crypto-shredding); True if there was one."""
+        return self._keystore.destroy(person_id)
+
+    def _data_key(self, person_id: UUID) -> bytes | None:
+        wrapped = self._keystore.load(person_id)
+        if wrapped is None:
+            return None
+        try:
+            return self._master.decrypt(wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], person_id.bytes)
+        except InvalidTag as exc:
+            raise MasterKeyError(
+                "a data key cannot be unwrapped: the master key is not the one it was wrapped with"
+            ) from exc
+
+    def _wrap(self, person_id: UUID, data_key: bytes) -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        return nonce + self._master.encrypt(nonce, data_key, person_id.bytes)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")

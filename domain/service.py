@@ -1,0 +1,313 @@
+"""The case service: executes commands, answers queries, imports legacy history.
+
+An `eventsourcing` application; which database it records into is configuration (SQLite file
+or PostgreSQL), chosen by the composition root through the `env` it passes in.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import datetime_now_with_tzinfo
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.utils import get_topic
+
+from domain import commands as c
+from domain.case import Case, Recording
+from domain.errors import (
+    CaseNotFoundError,
+    ConcurrentChangeError,
+    DomainError,
+    ImportRejectedError,
+    InvalidCommandError,
+)
+from domain.events import VALUE_TYPES, CaseOpened
+from domain.personal_data import PersonalDataVault
+from domain.reference import ReferenceData
+from domain.transcodings import register_domain_transcodings
+
+__all__ = ["CaseService", "CommandResult", "HistoryEntry", "ImportReport"]
+
+log = structlog.get_logger("nervenbahn.cases")
+
+Clock = Callable[[], datetime]
+_COMMON_FIELDS = frozenset(
+    {"originator_id", "originator_version", "originator_topic", "timestamp", "actor",
+     "correlation_id", "effective_date", "imported"}
+)
+_PERSONAL_FIELDS = frozenset({"applicant", "other_members"})
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command recorded."""
+
+    case_id: UUID
+    version: int
+    events: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One recorded event of a case, for `case history` (no personal data)."""
+
+    version: int
+    event: str
+    recorded_at: datetime
+    effective_date: Any
+    imported: bool
+    actor: c.Actor
+    correlation_id: UUID
+    details: dict[str, Any]
+
+
+@dataclass
+class ImportReport:
+    """What an import recorded."""
+
+    records: int = 0
+    events: int = 0
+    cases: int = 0
+    seconds: float = 0.0
+    cases_by_id: dict[UUID, Case] = field(default_factory=dict, repr=False)
+
+
+class CaseService(Application[UUID]):
+    """Executes case commands against the event store."""
+
+    name = "nervenbahn"
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Case: 100}
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        vault: PersonalDataVault,
+        reference: ReferenceData,
+        clock: Clock = datetime_now_with_tzinfo,
+    ) -> None:
+        self.vault = vault
+        self.reference = reference
+        self._clock = clock
+        super().__init__(env)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        """Add the domain's values and the sealed personal data to the default transcodings."""
+        super().register_transcodings(transcoder)
+        register_domain_transcodings(transcoder, self.vault, VALUE_TYPES)
+
+    # --- commands ------------------------------------------------------------------------
+
+    def execute(self, command: c.Command) -> CommandResult:
+        """Execute a validated command; record its events or raise a DomainError."""
+        case_id = getattr(command, "case_id", None)
+        bound = log.bind(
+            command=command.name, case_id=str(case_id) if case_id else None,
+            correlation_id=str(command.correlation_id), actor=command.actor.user_id,
+        )
+        started = time.perf_counter()
+        try:
+            case = self._open(command) if isinstance(command, c.OpenCase) else self._on_case(command)
+            events = [type(event).__name__ for event in case.pending_events]
+            self._save(case, command)
+        except DomainError as exc:
+            bound.warning(
+                "command rejected", outcome="rejected", error=type(exc).__name__,
+                rule=getattr(exc, "rule", None), duration_ms=_ms_since(started),
+            )
+            raise
+        bound.info(
+            "command executed", case_id=str(case.id), outcome="recorded", events=events,
+            version=case.version, duration_ms=_ms_since(started),
+        )
+        return CommandResult(case.id, case.version, tuple(events))
+
+    def _open(self, cmd: c.OpenCase) -> Case:
+        return Case.open(cmd, Recording(self._clock()), self.reference)
+
+    def _on_case(self, cmd: c.Command) -> Case:
+        assert isinstance(cmd, c.CaseCommand)
+        case = self.get_case(cmd.case_id)
+        if cmd.expected_version is not None and cmd.expected_version != case.version:
+            raise ConcurrentChangeError(cmd.case_id)
+        # The store's clock never runs backwards within a case.
+        self._apply(case, cmd, Recording(max(self._clock(), case.modified_on)))
+        return case
+
+    def _apply(self, case: Case, cmd: c.CaseCommand, rec: Recording) -> None:
+        method, needs_reference = _CASE_METHODS[type(cmd)]
+        if needs_reference:
+            method(case, cmd, rec, self.reference)
+        else:
+            method(case, cmd, rec)
+
+    def _save(self, case: Case, command: c.Command | None = None) -> None:
+        self.vault.ensure_keys(_persons_in(case.pending_events))
+        try:
+            self.save(case)
+        except IntegrityError as exc:
+            if isinstance(command, c.OpenCase):
+                raise InvalidCommandError(
+                    command.name, [("case_id", f"a case {case.id} exists already")]
+                ) from exc
+            raise ConcurrentChangeError(case.id) from exc
+
+    # --- queries -------------------------------------------------------------------------
+
+    def get_case(self, case_id: UUID) -> Case:
+        """The current state of a case."""
+        try:
+            return self.repository.get(case_id)
+        except AggregateNotFoundError:
+            raise CaseNotFoundError(case_id) from None
+
+    def case_as_of(self, case_id: UUID, as_of: datetime) -> Case:
+        """The state of a case as it was known at recorded time `as_of` (inclusive)."""
+        case: Case | None = None
+        for event in self.events.get(case_id):
+            if event.timestamp > as_of:
+                break
+            case = event.mutate(case)
+        if case is None:
+            raise CaseNotFoundError(case_id, as_of.isoformat())
+        return case
+
+    def history(self, case_id: UUID) -> list[HistoryEntry]:
+        """Every recorded event of a case, in order, without personal data."""
+        entries = [_history_entry(event) for event in self.events.get(case_id)]
+        if not entries:
+            raise CaseNotFoundError(case_id)
+        return entries
+
+    def case_ids(self) -> Iterator[UUID]:
+        """The ids of all cases, in the order they were opened."""
+        for notification in self.recorder.select_notifications(
+            start=None, limit=2**62, topics=[get_topic(CaseOpened)]
+        ):
+            yield UUID(str(notification.originator_id))
+
+    def erase_person(self, person_id: UUID) -> bool:
+        """Crypto-shred a person: destroy their data key. True if they had one."""
+        erased = self.vault.erase(person_id)
+        log.info("person erased", person_id=str(person_id), outcome="erased" if erased else "none")
+        return erased
+
+    # --- legacy import -------------------------------------------------------------------
+
+    def import_records(self, lines: Iterable[str]) -> ImportReport:
+        """Import legacy history (JSON Lines), keeping each record's original recorded time.
+
+        All or nothing: every record is validated by the same rules as a live command before
+        anything is written; the events are marked as imported.
+        """
+        started = time.perf_counter()
+        report = ImportReport()
+        now = self._clock()
+        for line_no, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                self._import_one(json.loads(line), report.cases_by_id, now)
+            except (DomainError, ValueError, TypeError, KeyError) as exc:
+                raise ImportRejectedError(line_no, _describe(exc)) from exc
+            report.records += 1
+        cases = list(report.cases_by_id.values())
+        report.events = sum(len(case.pending_events) for case in cases)
+        self.vault.ensure_keys(_persons_in(e for case in cases for e in case.pending_events))
+        try:
+            self.save(*cases)
+        except IntegrityError as exc:
+            raise ImportRejectedError(0, "a case in the file is already recorded") from exc
+        report.cases = len(cases)
+        report.seconds = time.perf_counter() - started
+        log.info("import finished", records=report.records, events=report.events,
+                 cases=report.cases, duration_ms=round(report.seconds * 1000, 1))
+        return report
+
+    def _import_one(self, record: dict[str, Any], cases: dict[UUID, Case], now: datetime) -> None:
+        unknown = set(record) - {"recorded_at", "command", "data"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}; expected recorded_at, command, data")
+        recorded_at = datetime.fromisoformat(record["recorded_at"])
+        if recorded_at.tzinfo is None:
+            raise ValueError("recorded_at: needs a time zone offset")
+        if recorded_at > now:
+            raise ValueError(f"recorded_at: {record['recorded_at']} lies in the future")
+        command = c.parse_command(record["command"], record["data"])
+        rec = Recording(recorded_at, imported=True)
+        if isinstance(command, c.OpenCase):
+            if command.case_id is None or command.case_id in cases:
+                raise ValueError("data.case_id: an imported open_case needs a case id of its own")
+            cases[command.case_id] = Case.open(command, rec, self.reference)
+            return
+        assert isinstance(command, c.CaseCommand)
+        case = cases.get(command.case_id) or self.get_case(command.case_id)
+        cases[case.id] = case
+        self._apply(case, command, rec)
+
+
+_CASE_METHODS: dict[type[c.Command], tuple[Callable[..., None], bool]] = {
+    c.CompleteAssessment: (Case.complete_assessment, False),
+    c.GrantSupport: (Case.grant_support, True),
+    c.RefuseSupport: (Case.refuse_support, False),
+    c.AgreeGoal: (Case.agree_goal, False),
+    c.RecordGoalOutcome: (Case.record_goal_outcome, False),
+    c.StartMeasure: (Case.start_measure, False),
+    c.CompleteMeasure: (Case.complete_measure, False),
+    c.BreakOffMeasure: (Case.break_off_measure, False),
+    c.ChangeBudget: (Case.change_budget, True),
+    c.CompleteReview: (Case.complete_review, False),
+    c.HandOverCase: (Case.hand_over, True),
+    c.CloseCase: (Case.close, False),
+    c.ReopenCase: (Case.reopen, False),
+}
+"""Each case command's aggregate method, and whether it needs the reference data."""
+
+
+def _persons_in(events: Iterable[Any]) -> list[UUID]:
+    persons: list[UUID] = []
+    for event in events:
+        if isinstance(event, CaseOpened):
+            persons.extend(p.person_id for p in (event.applicant, *event.other_members))
+    return persons
+
+
+def _history_entry(event: Any) -> HistoryEntry:
+    state = vars(event)
+    details = {
+        key: value for key, value in state.items()
+        if key not in _COMMON_FIELDS and key not in _PERSONAL_FIELDS
+    }
+    if isinstance(event, CaseOpened):
+        details["persons"] = 1 + len(event.other_members)
+    return HistoryEntry(
+        version=event.originator_version,
+        event=type(event).__name__,
+        recorded_at=event.timestamp,
+        effective_date=state["effective_date"],
+        imported=state["imported"],
+        actor=state["actor"],
+        correlation_id=state["correlation_id"],
+        details=details,
+    )
+
+
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing key {exc}"
+    return str(exc)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+

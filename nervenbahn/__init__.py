@@ -1,0 +1,1 @@
+"""nervenbahn: composition root (configuration, CLI, runtime wiring)."""

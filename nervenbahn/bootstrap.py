@@ -1,0 +1,46 @@
+"""The composition root: build the case service on the configured store, once."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import datetime
+
+import psycopg
+from eventsourcing.domain import datetime_now_with_tzinfo
+from eventsourcing.persistence import PersistenceError
+
+from domain.personal_data import PersonalDataVault
+from domain.reference import load_reference_data
+from domain.service import CaseService
+from nervenbahn.config import Settings
+from nervenbahn.keystores import open_keystore
+
+__all__ = ["StoreUnavailableError", "build_service", "close_service"]
+
+
+class StoreUnavailableError(Exception):
+    """The event store cannot be reached or opened."""
+
+
+def build_service(
+    settings: Settings, clock: Callable[[], datetime] = datetime_now_with_tzinfo
+) -> CaseService:
+    """Open the key store and the event store named by the settings."""
+    store = settings.store
+    if store.kind == "sqlite" and store.sqlite_path is not None:
+        store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        keystore = open_keystore(store)
+        vault = PersonalDataVault(keystore, base64.b64decode(settings.master_key.get_secret_value()))
+        return CaseService(
+            store.eventsourcing_env(), vault=vault, reference=load_reference_data(), clock=clock
+        )
+    except (psycopg.Error, PersistenceError, OSError) as exc:
+        raise StoreUnavailableError(f"cannot open the store {store.describe()}: {exc}") from exc
+
+
+def close_service(service: CaseService) -> None:
+    """Close the event store and the key store."""
+    service.close()
+    service.vault.keystore.close()

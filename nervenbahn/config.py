@@ -1,0 +1,152 @@
+"""Configuration from the environment: where the store is, which master key, how to log."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+__all__ = ["DEFAULT_STORE", "ConfigError", "Settings", "StoreConfig", "load_settings"]
+
+DEFAULT_STORE = "sqlite:///.nervenbahn/nervenbahn.db"
+
+
+class ConfigError(Exception):
+    """The configuration is incomplete or malformed."""
+
+
+class StoreConfig(BaseModel):
+    """Where events are stored: a SQLite file or a PostgreSQL database (and schema)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["sqlite", "postgres"]
+    sqlite_path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 5432
+    dbname: str = ""
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    schema_name: str = ""
+
+    @classmethod
+    def parse(cls, url: str) -> StoreConfig:
+        """Parse `sqlite:///path` or `postgresql://user:pw@host:port/db?schema=name`."""
+        parts = urlsplit(url)
+        if parts.scheme == "sqlite":
+            path = unquote(parts.netloc + parts.path).removeprefix("/")
+            if parts.path.startswith("//"):  # sqlite:////absolute/path
+                path = parts.path[1:]
+            if not path:
+                raise ConfigError("NERVENBAHN_STORE: a sqlite URL needs a file path")
+            return cls(kind="sqlite", sqlite_path=Path(path))
+        if parts.scheme in ("postgres", "postgresql"):
+            dbname = parts.path.lstrip("/")
+            if not dbname:
+                raise ConfigError("NERVENBAHN_STORE: a PostgreSQL URL needs a database name")
+            query = parse_qs(parts.query)
+            return cls(
+                kind="postgres", host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
+                dbname=dbname, user=unquote(parts.username or "postgres"),
+                password=SecretStr(unquote(parts.password or "")),
+                schema_name=query.get("schema", [""])[0],
+            )
+        raise ConfigError(
+            f"NERVENBAHN_STORE: unsupported scheme {parts.scheme!r}; "
+            "use sqlite:///path/to/file.db or postgresql://user@host:5432/db?schema=name"
+        )
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The environment that configures the `eventsourcing` persistence module."""
+        if self.kind == "sqlite":
+            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(self.sqlite_path)}
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password.get_secret_value(),
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+        }
+        if self.schema_name:
+            env["POSTGRES_SCHEMA"] = self.schema_name
+        return env
+
+    def describe(self) -> str:
+        """A one-line description without secrets."""
+        if self.kind == "sqlite":
+            return f"SQLite {self.sqlite_path}"
+        schema = f" schema {self.schema_name}" if self.schema_name else ""
+        return f"PostgreSQL {self.user}@{self.host}:{self.port}/{self.dbname}{schema}"
+
+
+class Settings(BaseModel):
+    """Everything the composition root needs, read once from the environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    store: StoreConfig
+    master_key: SecretStr
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "info"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read settings from `environ` (default: the process environment)."""
+    env = dict(os.environ if environ is None else environ)
+    store = StoreConfig.parse(env.get("NERVENBAHN_STORE", DEFAULT_STORE))
+    log_format = env.get("NERVENBAHN_LOG_FORMAT", "auto")
+    if log_format not in ("auto", "json", "console"):
+        raise ConfigError("NERVENBAHN_LOG_FORMAT: use auto, json or console")
+    return Settings(
+        store=store,
+        master_key=SecretStr(base64.b64encode(_master_key(env, store)).decode()),
+        log_format=log_format,  # type: ignore[arg-type]
+        log_level=env.get("NERVENBAHN_LOG_LEVEL", "info"),
+    )
+
+
+def _master_key(env: dict[str, str], store: StoreConfig) -> bytes:
+    """The master key: NERVENBAHN_MASTER_KEY (base64), a key file, or beside a SQLite store."""
+    if "NERVENBAHN_MASTER_KEY" in env:
+        return _decode_key(env["NERVENBAHN_MASTER_KEY"], "NERVENBAHN_MASTER_KEY")
+    if "NERVENBAHN_MASTER_KEY_FILE" in env:
+        path = Path(env["NERVENBAHN_MASTER_KEY_FILE"])
+        if not path.exists():
+            raise ConfigError(f"NERVENBAHN_MASTER_KEY_FILE: {path} does not exist")
+        return _decode_key(path.read_text().strip(), str(path))
+    if store.kind == "sqlite" and store.sqlite_path is not None:
+        # The embedded default: a key file created beside the database on first use.
+        return _key_file_beside(store.sqlite_path.with_suffix(store.sqlite_path.suffix + ".key"))
+    raise ConfigError(
+        "NERVENBAHN_MASTER_KEY or NERVENBAHN_MASTER_KEY_FILE must be set for a PostgreSQL store "
+        "(32 random bytes, base64-encoded; keep it in your secret store)"
+    )
+
+
+def _key_file_beside(path: Path) -> bytes:
+    if path.exists():
+        return _decode_key(path.read_text().strip(), str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(base64.b64encode(key).decode() + "\n")
+    return key
+
+
+def _decode_key(text: str, where: str) -> bytes:
+    try:
+        key = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise ConfigError(f"{where}: the master key is not valid base64") from exc
+    if len(key) != 32:
+        raise ConfigError(f"{where}: the master key must be 32 bytes, found {len(key)}")
+    return key

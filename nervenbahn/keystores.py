@@ -1,0 +1,161 @@
+"""Key-store adapters: where wrapped per-person data keys live, beside the events.
+
+Destroying a key must leave no copy behind in the database: the SQLite adapter deletes with
+`secure_delete` on and truncates the write-ahead log; for PostgreSQL see docs/privacy.md.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from uuid import UUID
+
+import psycopg
+import structlog
+
+from domain.personal_data import KeyStore
+from nervenbahn.config import StoreConfig
+
+__all__ = ["PostgresKeyStore", "SQLiteKeyStore", "open_keystore"]
+
+log = structlog.get_logger("nervenbahn.keystore")
+
+
+class SQLiteKeyStore(KeyStore):
+    """Wrapped data keys in the SQLite file of the event store."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.execute("PRAGMA secure_delete = ON")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS person_keys ("
+            "person_id TEXT PRIMARY KEY, wrapped_key BLOB NOT NULL) WITHOUT ROWID"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS erased_persons ("
+            "person_id TEXT PRIMARY KEY, erased_at TEXT NOT NULL DEFAULT (datetime('now')))"
+        )
+
+    def load(self, person_id: UUID) -> bytes | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT wrapped_key FROM person_keys WHERE person_id = ?", (person_id.hex,)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def store_many(self, keys: Iterable[tuple[UUID, bytes]]) -> None:
+        rows = [(person_id.hex, wrapped) for person_id, wrapped in keys]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO person_keys (person_id, wrapped_key) VALUES (?, ?)", rows
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def destroy(self, person_id: UUID) -> bool:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            deleted = self._db.execute(
+                "DELETE FROM person_keys WHERE person_id = ?", (person_id.hex,)
+            ).rowcount
+            self._db.execute(
+                "INSERT OR IGNORE INTO erased_persons (person_id) VALUES (?)", (person_id.hex,)
+            )
+            self._db.execute("COMMIT")
+            # Move the overwritten pages into the main file and empty the log, so that no
+            # frame of the write-ahead log still holds the key.
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.warning("key destroyed but the write-ahead log is still in use by a reader",
+                        person_id=str(person_id))
+        return deleted > 0
+
+    def is_erased(self, person_id: UUID) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM erased_persons WHERE person_id = ?", (person_id.hex,)
+            ).fetchone()
+        return row is not None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class PostgresKeyStore(KeyStore):
+    """Wrapped data keys in the PostgreSQL database (and schema) of the event store."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        self._lock = threading.Lock()
+        self._conninfo = psycopg.conninfo.make_conninfo(
+            host=config.host, port=config.port, dbname=config.dbname, user=config.user,
+            password=config.password.get_secret_value() or None, connect_timeout=5,
+        )
+        self._schema = config.schema_name or "public"
+        self._db = psycopg.connect(self._conninfo, autocommit=True)
+        with self._db.transaction():
+            self._db.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+            self._db.execute(
+                f'CREATE TABLE IF NOT EXISTS "{self._schema}".person_keys ('
+                "person_id uuid PRIMARY KEY, wrapped_key bytea NOT NULL)"
+            )
+            self._db.execute(
+                f'CREATE TABLE IF NOT EXISTS "{self._schema}".erased_persons ('
+                "person_id uuid PRIMARY KEY, erased_at timestamptz NOT NULL DEFAULT now())"
+            )
+
+    def load(self, person_id: UUID) -> bytes | None:
+        with self._lock:
+            row = self._db.execute(
+                f'SELECT wrapped_key FROM "{self._schema}".person_keys WHERE person_id = %s',
+                (person_id,),
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def store_many(self, keys: Iterable[tuple[UUID, bytes]]) -> None:
+        rows = list(keys)
+        with self._lock, self._db.transaction(), self._db.cursor() as cursor:
+            cursor.executemany(
+                f'INSERT INTO "{self._schema}".person_keys (person_id, wrapped_key) '
+                "VALUES (%s, %s) ON CONFLICT (person_id) DO NOTHING",
+                rows,
+            )
+
+    def destroy(self, person_id: UUID) -> bool:
+        with self._lock, self._db.transaction():
+            deleted = self._db.execute(
+                f'DELETE FROM "{self._schema}".person_keys WHERE person_id = %s', (person_id,)
+            ).rowcount
+            self._db.execute(
+                f'INSERT INTO "{self._schema}".erased_persons (person_id) VALUES (%s) '
+                "ON CONFLICT (person_id) DO NOTHING",
+                (person_id,),
+            )
+        return deleted > 0
+
+    def is_erased(self, person_id: UUID) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                f'SELECT 1 FROM "{self._schema}".erased_persons WHERE person_id = %s', (person_id,)
+            ).fetchone()
+        return row is not None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def open_keystore(config: StoreConfig) -> KeyStore:
+    """The key store that belongs with the configured event store."""
+    if config.kind == "sqlite":
+        assert config.sqlite_path is not None
+        return SQLiteKeyStore(config.sqlite_path)
+    return PostgresKeyStore(config)

@@ -1,0 +1,36 @@
+"""structlog set-up: JSON lines when not on a terminal, readable lines on one."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal
+
+import structlog
+
+__all__ = ["configure_logging"]
+
+
+def configure_logging(
+    fmt: Literal["auto", "json", "console"] = "auto", level: str = "info", stream: object = None
+) -> None:
+    """Configure structlog for the process; logs go to stderr (stdout is for results)."""
+    out = stream or sys.stderr
+    as_json = fmt == "json" or (fmt == "auto" and not getattr(out, "isatty", lambda: False)())
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
+        cache_logger_on_first_use=False,
+    )
