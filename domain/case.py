@@ -138,8 +138,12 @@ class Case(Aggregate):
         self._require_phase(cmd, rec, ("intake",), "assessment-once-per-intake")
         effective = self._effective(cmd.assessment_date, rec, "assessment_date")
         self._trigger(
-            AssessmentCompleted, cmd, rec, effective,
-            needs=list(cmd.needs), employability=cmd.employability,
+            AssessmentCompleted,
+            cmd,
+            rec,
+            effective,
+            needs=list(cmd.needs),
+            employability=cmd.employability,
         )
 
     def grant_support(self, cmd: c.GrantSupport, rec: Recording, reference: ReferenceData) -> None:
@@ -150,8 +154,12 @@ class Case(Aggregate):
         first_of_month = self.opened_on.replace(day=1)
         self._check_budget_date(cmd.support_from, rec, "support_from", earliest=first_of_month)
         budget = compute_budget(
-            reference.skos, effective_date=cmd.support_from, household_size=self.household_size,
-            housing=cmd.housing, health_insurance=cmd.health_insurance, income=cmd.income,
+            reference.skos,
+            effective_date=cmd.support_from,
+            household_size=self.household_size,
+            housing=cmd.housing,
+            health_insurance=cmd.health_insurance,
+            income=cmd.income,
         )
         if budget.total <= 0:
             _refuse(
@@ -159,8 +167,13 @@ class Case(Aggregate):
                 f"income: the budget comes to CHF {budget.total}; with no need, refuse support",
             )
         self._trigger(
-            SupportGranted, cmd, rec, cmd.support_from,
-            lines=list(budget.lines), total=budget.total, decision_date=decided,
+            SupportGranted,
+            cmd,
+            rec,
+            cmd.support_from,
+            lines=list(budget.lines),
+            total=budget.total,
+            decision_date=decided,
         )
 
     def refuse_support(self, cmd: c.RefuseSupport, rec: Recording) -> None:
@@ -181,8 +194,14 @@ class Case(Aggregate):
         if cmd.due_date <= effective:
             _refuse("goal-due-after-agreement", "due_date: must lie after the day it was agreed")
         self._trigger(
-            GoalAgreed, cmd, rec, effective,
-            goal_id=goal_id, category=cmd.category, title=cmd.title, due_date=cmd.due_date,
+            GoalAgreed,
+            cmd,
+            rec,
+            effective,
+            goal_id=goal_id,
+            category=cmd.category,
+            title=cmd.title,
+            due_date=cmd.due_date,
         )
 
     def record_goal_outcome(self, cmd: c.RecordGoalOutcome, rec: Recording) -> None:
@@ -234,13 +253,22 @@ class Case(Aggregate):
                 f"household_size: {household_size} is fewer than the recorded members",
             )
         budget = compute_budget(
-            reference.skos, effective_date=cmd.effective_date, household_size=household_size,
-            housing=cmd.housing, health_insurance=cmd.health_insurance, income=cmd.income,
+            reference.skos,
+            effective_date=cmd.effective_date,
+            household_size=household_size,
+            housing=cmd.housing,
+            health_insurance=cmd.health_insurance,
+            income=cmd.income,
         )
         self._trigger(
-            BudgetChanged, cmd, rec, cmd.effective_date,
-            lines=list(budget.lines), total=max(budget.total, Decimal("0.00")),
-            reason=cmd.reason, household_size=household_size,
+            BudgetChanged,
+            cmd,
+            rec,
+            cmd.effective_date,
+            lines=list(budget.lines),
+            total=max(budget.total, Decimal("0.00")),
+            reason=cmd.reason,
+            household_size=household_size,
         )
 
     def complete_review(self, cmd: c.CompleteReview, rec: Recording) -> None:
@@ -249,8 +277,12 @@ class Case(Aggregate):
         earliest = self.last_review_on or self.support_periods[-1].start
         effective = self._effective(cmd.review_date, rec, "review_date", earliest=earliest)
         self._trigger(
-            ReviewCompleted, cmd, rec, effective,
-            outcome=cmd.outcome, next_review_due=add_months(effective, REVIEW_INTERVAL_MONTHS),
+            ReviewCompleted,
+            cmd,
+            rec,
+            effective,
+            outcome=cmd.outcome,
+            next_review_due=add_months(effective, REVIEW_INTERVAL_MONTHS),
         )
 
     # --- handover, closure, reopening ----------------------------------------------------
@@ -269,8 +301,12 @@ class Case(Aggregate):
             cmd.effective_date, rec, "effective_date", ahead=FUTURE_LIMIT_DAYS
         )
         self._trigger(
-            CaseHandedOver, cmd, rec, effective,
-            from_region=self.social_region, to_region=to_region,
+            CaseHandedOver,
+            cmd,
+            rec,
+            effective,
+            from_region=self.social_region,
+            to_region=to_region,
             to_municipality_bfs=cmd.to_municipality_bfs,
         )
 
@@ -293,13 +329,21 @@ class Case(Aggregate):
     # --- helpers -------------------------------------------------------------------------
 
     def _trigger(
-        self, event_class: type[CaseEvent], cmd: c.CaseCommand, rec: Recording,
-        effective: date, **fields: Any,
+        self,
+        event_class: type[CaseEvent],
+        cmd: c.CaseCommand,
+        rec: Recording,
+        effective: date,
+        **fields: Any,
     ) -> None:
         self.trigger_event(
-            event_class, timestamp=rec.recorded_at, actor=cmd.actor,
-            correlation_id=cmd.correlation_id, effective_date=effective,
-            imported=rec.imported, **fields,
+            event_class,
+            timestamp=rec.recorded_at,
+            actor=cmd.actor,
+            correlation_id=cmd.correlation_id,
+            effective_date=effective,
+            imported=rec.imported,
+            **fields,
         )
 
     def _check_common(self, cmd: c.CaseCommand, rec: Recording) -> None:
@@ -314,7 +358,9 @@ class Case(Aggregate):
     def _require_open(self, cmd: c.CaseCommand, rec: Recording) -> None:
         self._check_common(cmd, rec)
         if self.phase == "closed":
-            _refuse("closed-case-only-reopens", f"case {self.id} is closed; only reopening is allowed")
+            _refuse(
+                "closed-case-only-reopens", f"case {self.id} is closed; only reopening is allowed"
+            )
 
     def _require_phase(
         self, cmd: c.CaseCommand, rec: Recording, phases: tuple[str, ...], rule: str
@@ -329,12 +375,19 @@ class Case(Aggregate):
         if measure is None:
             _refuse("known-measure", f"measure_id: case has no measure {measure_id}")
         if measure.status != "running":
-            _refuse("measure-ends-once", f"measure_id: measure {measure_id} is already {measure.status}")
+            _refuse(
+                "measure-ends-once", f"measure_id: measure {measure_id} is already {measure.status}"
+            )
         return measure
 
     def _effective(
-        self, given: date | None, rec: Recording, field: str, *,
-        earliest: date | None = None, ahead: int = 0,
+        self,
+        given: date | None,
+        rec: Recording,
+        field: str,
+        *,
+        earliest: date | None = None,
+        ahead: int = 0,
     ) -> date:
         effective = given or rec.today
         _within(effective, rec, field, back=None, ahead=ahead)

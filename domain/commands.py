@@ -32,8 +32,8 @@ __all__ = [
     "BreakOffMeasure",
     "CaseCommand",
     "ChangeBudget",
-    "ClosureReason",
     "CloseCase",
+    "ClosureReason",
     "Command",
     "CompleteAssessment",
     "CompleteMeasure",
@@ -62,8 +62,12 @@ RefusalReason = Literal[
 ]
 GoalCategory = Literal["employment", "education", "health", "housing", "finances", "social"]
 MeasureKind = Literal[
-    "job_coaching", "language_course", "rav_registration", "qualification",
-    "social_integration", "other",
+    "job_coaching",
+    "language_course",
+    "rav_registration",
+    "qualification",
+    "social_integration",
+    "other",
 ]
 BreakOffReason = Literal["no_show", "health", "found_employment", "unsuitable", "other"]
 BudgetChangeReason = Literal[
@@ -277,9 +281,20 @@ class ReopenCase(CaseCommand):
 COMMANDS: dict[str, type[Command]] = {
     cls.name: cls
     for cls in (
-        OpenCase, CompleteAssessment, GrantSupport, RefuseSupport, AgreeGoal,
-        RecordGoalOutcome, StartMeasure, CompleteMeasure, BreakOffMeasure, ChangeBudget,
-        CompleteReview, HandOverCase, CloseCase, ReopenCase,
+        OpenCase,
+        CompleteAssessment,
+        GrantSupport,
+        RefuseSupport,
+        AgreeGoal,
+        RecordGoalOutcome,
+        StartMeasure,
+        CompleteMeasure,
+        BreakOffMeasure,
+        ChangeBudget,
+        CompleteReview,
+        HandOverCase,
+        CloseCase,
+        ReopenCase,
     )
 }
 """Every command by its snake_case name, as used in import files and the CLI's JSON input."""

@@ -109,7 +109,13 @@ class Handover:
 
 
 VALUE_TYPES: tuple[type, ...] = (
-    Actor, BudgetLine, BudgetVersion, Goal, Measure, SupportPeriod, Handover,
+    Actor,
+    BudgetLine,
+    BudgetVersion,
+    Goal,
+    Measure,
+    SupportPeriod,
+    Handover,
 )
 """Value types stored inside events and snapshots (each needs a transcoding)."""
 
@@ -186,7 +192,9 @@ class SupportRefused(CaseEvent):
 
     def apply(self, case: Case) -> None:
         case.decision = {
-            "outcome": "refused", "decided_on": self.effective_date, "reasons": list(self.reasons)
+            "outcome": "refused",
+            "decided_on": self.effective_date,
+            "reasons": list(self.reasons),
         }
         case.phase = "refused"
 
@@ -304,9 +312,13 @@ class CaseClosed(CaseEvent):
             case.support_periods = [*case.support_periods[:-1], last]
         case.measures = {
             key: replace(
-                measure, status="broken_off", end_date=self.effective_date,
+                measure,
+                status="broken_off",
+                end_date=self.effective_date,
                 break_off_reason="case_closed",
-            ) if measure.status == "running" else measure
+            )
+            if measure.status == "running"
+            else measure
             for key, measure in case.measures.items()
         }
         case.phase = "closed"
@@ -326,9 +338,21 @@ class CaseReopened(CaseEvent):
 
 
 EVENT_TYPES: tuple[type[Any], ...] = (
-    CaseOpened, AssessmentCompleted, SupportGranted, SupportRefused, GoalAgreed, GoalAchieved,
-    GoalMissed, MeasureStarted, MeasureCompleted, MeasureBrokenOff, BudgetChanged,
-    ReviewCompleted, CaseHandedOver, CaseClosed, CaseReopened,
+    CaseOpened,
+    AssessmentCompleted,
+    SupportGranted,
+    SupportRefused,
+    GoalAgreed,
+    GoalAchieved,
+    GoalMissed,
+    MeasureStarted,
+    MeasureCompleted,
+    MeasureBrokenOff,
+    BudgetChanged,
+    ReviewCompleted,
+    CaseHandedOver,
+    CaseClosed,
+    CaseReopened,
 )
 """Every case event type."""
 
@@ -348,9 +372,7 @@ def _resolve_goal(case: Case, goal_id: UUID, status: str, on: date) -> None:
     case.goals = {**case.goals, goal_id.hex: replace(goal, status=status, resolved_on=on)}
 
 
-def _end_measure(
-    case: Case, measure_id: UUID, status: str, on: date, reason: str | None
-) -> None:
+def _end_measure(case: Case, measure_id: UUID, status: str, on: date, reason: str | None) -> None:
     measure = case.measures[measure_id.hex]
     ended = replace(measure, status=status, end_date=on, break_off_reason=reason)
     case.measures = {**case.measures, measure_id.hex: ended}

@@ -113,7 +113,7 @@ class KeyStore(ABC):
 
     @abstractmethod
     def load(self, person_id: UUID) -> bytes | None:
-        """Return the wrapped data key of the person, or None if there is none (or it was erased)."""
+        """The wrapped data key of the person, or None if there is none (or it was erased)."""
 
     @abstractmethod
     def store_many(self, keys: Iterable[tuple[UUID, bytes]]) -> None:
@@ -153,7 +153,9 @@ class PersonalDataVault:
             if self._keystore.load(person_id) is not None:
                 continue
             if self._keystore.is_erased(person_id):
-                raise PersonErasedError(f"person {person_id} was erased and cannot be recorded again")
+                raise PersonErasedError(
+                    f"person {person_id} was erased and cannot be recorded again"
+                )
             new.append((person_id, self._wrap(person_id, AESGCM.generate_key(bit_length=256))))
         if new:
             self._keystore.store_many(new)
@@ -178,7 +180,9 @@ class PersonalDataVault:
         if key is None:
             return ErasedPersonalData(person_id)
         blob = base64.b64decode(stored["sealed"])
-        plain = json.loads(AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], person_id.bytes))
+        plain = json.loads(
+            AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], person_id.bytes)
+        )
         plain["birth_date"] = date.fromisoformat(plain["birth_date"])
         return PersonalData(person_id=person_id, **plain)
 
@@ -191,7 +195,9 @@ class PersonalDataVault:
         if wrapped is None:
             return None
         try:
-            return self._master.decrypt(wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], person_id.bytes)
+            return self._master.decrypt(
+                wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], person_id.bytes
+            )
         except InvalidTag as exc:
             raise MasterKeyError(
                 "a data key cannot be unwrapped: the master key is not the one it was wrapped with"

@@ -40,8 +40,16 @@ log = structlog.get_logger("nervenbahn.cases")
 
 Clock = Callable[[], datetime]
 _COMMON_FIELDS = frozenset(
-    {"originator_id", "originator_version", "originator_topic", "timestamp", "actor",
-     "correlation_id", "effective_date", "imported"}
+    {
+        "originator_id",
+        "originator_version",
+        "originator_topic",
+        "timestamp",
+        "actor",
+        "correlation_id",
+        "effective_date",
+        "imported",
+    }
 )
 _PERSONAL_FIELDS = frozenset({"applicant", "other_members"})
 
@@ -110,23 +118,34 @@ class CaseService(Application[UUID]):
         """Execute a validated command; record its events or raise a DomainError."""
         case_id = getattr(command, "case_id", None)
         bound = log.bind(
-            command=command.name, case_id=str(case_id) if case_id else None,
-            correlation_id=str(command.correlation_id), actor=command.actor.user_id,
+            command=command.name,
+            case_id=str(case_id) if case_id else None,
+            correlation_id=str(command.correlation_id),
+            actor=command.actor.user_id,
         )
         started = time.perf_counter()
         try:
-            case = self._open(command) if isinstance(command, c.OpenCase) else self._on_case(command)
+            case = (
+                self._open(command) if isinstance(command, c.OpenCase) else self._on_case(command)
+            )
             events = [type(event).__name__ for event in case.pending_events]
             self._save(case, command)
         except DomainError as exc:
             bound.warning(
-                "command rejected", outcome="rejected", error=type(exc).__name__,
-                rule=getattr(exc, "rule", None), duration_ms=_ms_since(started),
+                "command rejected",
+                outcome="rejected",
+                error=type(exc).__name__,
+                rule=getattr(exc, "rule", None),
+                duration_ms=_ms_since(started),
             )
             raise
         bound.info(
-            "command executed", case_id=str(case.id), outcome="recorded", events=events,
-            version=case.version, duration_ms=_ms_since(started),
+            "command executed",
+            case_id=str(case.id),
+            outcome="recorded",
+            events=events,
+            version=case.version,
+            duration_ms=_ms_since(started),
         )
         return CommandResult(case.id, case.version, tuple(events))
 
@@ -228,8 +247,13 @@ class CaseService(Application[UUID]):
             raise ImportRejectedError(0, "a case in the file is already recorded") from exc
         report.cases = len(cases)
         report.seconds = time.perf_counter() - started
-        log.info("import finished", records=report.records, events=report.events,
-                 cases=report.cases, duration_ms=round(report.seconds * 1000, 1))
+        log.info(
+            "import finished",
+            records=report.records,
+            events=report.events,
+            cases=report.cases,
+            duration_ms=round(report.seconds * 1000, 1),
+        )
         return report
 
     def _import_one(self, record: dict[str, Any], cases: dict[UUID, Case], now: datetime) -> None:
@@ -283,7 +307,8 @@ def _persons_in(events: Iterable[Any]) -> list[UUID]:
 def _history_entry(event: Any) -> HistoryEntry:
     state = vars(event)
     details = {
-        key: value for key, value in state.items()
+        key: value
+        for key, value in state.items()
         if key not in _COMMON_FIELDS and key not in _PERSONAL_FIELDS
     }
     if isinstance(event, CaseOpened):
@@ -300,8 +325,6 @@ def _history_entry(event: Any) -> HistoryEntry:
     )
 
 
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
         return f"missing key {exc}"
@@ -310,4 +333,3 @@ def _describe(exc: BaseException) -> str:
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
-

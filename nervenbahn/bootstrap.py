@@ -32,7 +32,9 @@ def build_service(
         store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         keystore = open_keystore(store)
-        vault = PersonalDataVault(keystore, base64.b64decode(settings.master_key.get_secret_value()))
+        vault = PersonalDataVault(
+            keystore, base64.b64decode(settings.master_key.get_secret_value())
+        )
         return CaseService(
             store.eventsourcing_env(), vault=vault, reference=load_reference_data(), clock=clock
         )

@@ -52,8 +52,11 @@ class StoreConfig(BaseModel):
                 raise ConfigError("NERVENBAHN_STORE: a PostgreSQL URL needs a database name")
             query = parse_qs(parts.query)
             return cls(
-                kind="postgres", host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-                dbname=dbname, user=unquote(parts.username or "postgres"),
+                kind="postgres",
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 5432,
+                dbname=dbname,
+                user=unquote(parts.username or "postgres"),
                 password=SecretStr(unquote(parts.password or "")),
                 schema_name=query.get("schema", [""])[0],
             )
@@ -65,7 +68,10 @@ class StoreConfig(BaseModel):
     def eventsourcing_env(self) -> dict[str, str]:
         """The environment that configures the `eventsourcing` persistence module."""
         if self.kind == "sqlite":
-            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(self.sqlite_path)}
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self.sqlite_path),
+            }
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": self.dbname,

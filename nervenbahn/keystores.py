@@ -14,6 +14,7 @@ from uuid import UUID
 
 import psycopg
 import structlog
+from psycopg import sql
 
 from domain.personal_data import KeyStore
 from nervenbahn.config import StoreConfig
@@ -74,8 +75,10 @@ class SQLiteKeyStore(KeyStore):
             # frame of the write-ahead log still holds the key.
             busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         if busy:
-            log.warning("key destroyed but the write-ahead log is still in use by a reader",
-                        person_id=str(person_id))
+            log.warning(
+                "key destroyed but the write-ahead log is still in use by a reader",
+                person_id=str(person_id),
+            )
         return deleted > 0
 
     def is_erased(self, person_id: UUID) -> bool:
@@ -96,26 +99,37 @@ class PostgresKeyStore(KeyStore):
     def __init__(self, config: StoreConfig) -> None:
         self._lock = threading.Lock()
         self._conninfo = psycopg.conninfo.make_conninfo(
-            host=config.host, port=config.port, dbname=config.dbname, user=config.user,
-            password=config.password.get_secret_value() or None, connect_timeout=5,
+            host=config.host,
+            port=config.port,
+            dbname=config.dbname,
+            user=config.user,
+            password=config.password.get_secret_value() or None,
+            connect_timeout=5,
         )
-        self._schema = config.schema_name or "public"
+        self._schema = sql.Identifier(config.schema_name or "public")
         self._db = psycopg.connect(self._conninfo, autocommit=True)
         with self._db.transaction():
-            self._db.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+            self._db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(self._schema))
             self._db.execute(
-                f'CREATE TABLE IF NOT EXISTS "{self._schema}".person_keys ('
-                "person_id uuid PRIMARY KEY, wrapped_key bytea NOT NULL)"
+                self._sql(
+                    "CREATE TABLE IF NOT EXISTS {}.person_keys ("
+                    "person_id uuid PRIMARY KEY, wrapped_key bytea NOT NULL)"
+                )
             )
             self._db.execute(
-                f'CREATE TABLE IF NOT EXISTS "{self._schema}".erased_persons ('
-                "person_id uuid PRIMARY KEY, erased_at timestamptz NOT NULL DEFAULT now())"
+                self._sql(
+                    "CREATE TABLE IF NOT EXISTS {}.erased_persons ("
+                    "person_id uuid PRIMARY KEY, erased_at timestamptz NOT NULL DEFAULT now())"
+                )
             )
+
+    def _sql(self, template: str) -> sql.Composed:
+        return sql.SQL(template).format(self._schema)  # type: ignore[arg-type]
 
     def load(self, person_id: UUID) -> bytes | None:
         with self._lock:
             row = self._db.execute(
-                f'SELECT wrapped_key FROM "{self._schema}".person_keys WHERE person_id = %s',
+                self._sql("SELECT wrapped_key FROM {}.person_keys WHERE person_id = %s"),
                 (person_id,),
             ).fetchone()
         return None if row is None else bytes(row[0])
@@ -124,19 +138,23 @@ class PostgresKeyStore(KeyStore):
         rows = list(keys)
         with self._lock, self._db.transaction(), self._db.cursor() as cursor:
             cursor.executemany(
-                f'INSERT INTO "{self._schema}".person_keys (person_id, wrapped_key) '
-                "VALUES (%s, %s) ON CONFLICT (person_id) DO NOTHING",
+                self._sql(
+                    "INSERT INTO {}.person_keys (person_id, wrapped_key) "
+                    "VALUES (%s, %s) ON CONFLICT (person_id) DO NOTHING"
+                ),
                 rows,
             )
 
     def destroy(self, person_id: UUID) -> bool:
         with self._lock, self._db.transaction():
             deleted = self._db.execute(
-                f'DELETE FROM "{self._schema}".person_keys WHERE person_id = %s', (person_id,)
+                self._sql("DELETE FROM {}.person_keys WHERE person_id = %s"), (person_id,)
             ).rowcount
             self._db.execute(
-                f'INSERT INTO "{self._schema}".erased_persons (person_id) VALUES (%s) '
-                "ON CONFLICT (person_id) DO NOTHING",
+                self._sql(
+                    "INSERT INTO {}.erased_persons (person_id) VALUES (%s) "
+                    "ON CONFLICT (person_id) DO NOTHING"
+                ),
                 (person_id,),
             )
         return deleted > 0
@@ -144,7 +162,7 @@ class PostgresKeyStore(KeyStore):
     def is_erased(self, person_id: UUID) -> bool:
         with self._lock:
             row = self._db.execute(
-                f'SELECT 1 FROM "{self._schema}".erased_persons WHERE person_id = %s', (person_id,)
+                self._sql("SELECT 1 FROM {}.erased_persons WHERE person_id = %s"), (person_id,)
             ).fetchone()
         return row is not None
 

@@ -18,7 +18,9 @@ def configure_logging(
     out = stream or sys.stderr
     as_json = fmt == "json" or (fmt == "auto" and not getattr(out, "isatty", lambda: False)())
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[

@@ -1,0 +1,165 @@
+"""The `nervenbahn` command line: readable tables by default, `--json` for machines.
+
+Errors are one clear line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+from uuid import UUID
+
+import structlog
+import typer
+from typer.exceptions import Abort, Exit, TyperException
+
+from domain.errors import DomainError, InvalidCommandError
+from nervenbahn.bootstrap import StoreUnavailableError
+from nervenbahn.config import ConfigError
+
+from . import case
+from .render import emit_json
+from .runtime import Runtime, runtime
+
+__all__ = ["app", "console_main", "main"]
+
+app = typer.Typer(
+    name="nervenbahn",
+    help="nervenbahn: the event-sourced core for social administration.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+person_app = typer.Typer(help="Personal data of household members.", no_args_is_help=True)
+app.add_typer(case.app, name="case")
+app.add_typer(person_app, name="person")
+
+_RUNTIMES: list[Runtime] = []
+"""The runtime of the invocation in progress, closed by `main` however the command ends."""
+
+EXIT_REFUSED = 1
+EXIT_UNAVAILABLE = 3
+EXIT_INTERNAL = 70
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
+    actor: Annotated[
+        str | None,
+        typer.Option(help="Acting user USER:ROLE:ORGANISATION (default: $NERVENBAHN_ACTOR)."),
+    ] = None,
+) -> None:
+    ctx.obj = _RUNTIMES[-1] if _RUNTIMES else Runtime()
+    ctx.obj.as_json, ctx.obj.actor_spec = as_json, actor
+
+
+@person_app.command("erase")
+def erase(
+    ctx: typer.Context,
+    person_id: Annotated[str, typer.Argument(help="The person id (UUID).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase a person's data for good (crypto-shredding); case histories stay replayable."""
+    rt = runtime(ctx)
+    try:
+        uid = UUID(person_id)
+    except ValueError:
+        raise InvalidCommandError(
+            "erase", [("person_id", f"{person_id!r} is not a UUID")]
+        ) from None
+    if not yes and not typer.confirm(f"Erase all personal data of {uid} irreversibly?"):
+        raise typer.Exit(EXIT_REFUSED)
+    erased = rt.service.erase_person(uid)
+    if rt.as_json:
+        emit_json(rt.console, {"person_id": uid, "erased": erased})
+    else:
+        rt.console.print(
+            f"person {uid}: "
+            + ("data key destroyed" if erased else "no key (already erased or unknown)")
+        )
+
+
+@app.command("import")
+def import_history(
+    ctx: typer.Context,
+    path: Annotated[
+        Path, typer.Argument(help="Legacy history as JSON Lines.", exists=True, dir_okay=False)
+    ],
+) -> None:
+    """Import legacy history, keeping original recorded times (all or nothing)."""
+    rt = runtime(ctx)
+    with path.open(encoding="utf-8") as lines:
+        report = rt.service.import_records(lines)
+    figures = {
+        "records": report.records,
+        "events": report.events,
+        "cases": report.cases,
+        "seconds": round(report.seconds, 3),
+    }
+    if rt.as_json:
+        emit_json(rt.console, figures)
+    else:
+        rt.console.print(
+            f"imported {report.records} records: {report.events} events in {report.cases} cases "
+            f"({report.seconds:.2f} s)"
+        )
+
+
+@app.command("demo")
+def demo(
+    ctx: typer.Context,
+    households: Annotated[int, typer.Option(help="Households in the synthetic canton.")] = 4000,
+    seed: Annotated[int, typer.Option(help="Random seed (the demo is deterministic).")] = 2026,
+    reset: Annotated[bool, typer.Option("--reset", help="Delete the SQLite store first.")] = False,
+) -> None:
+    """Seed a synthetic canton (13 social regions, two years of cases) and summarise it."""
+    from nervenbahn.demo import run_demo
+
+    run_demo(runtime(ctx), households=households, seed=seed, reset=reset)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
+    _RUNTIMES.append(Runtime())
+    try:
+        result = command.main(args=args, prog_name="nervenbahn", standalone_mode=False)
+    except Exit as exc:
+        return exc.exit_code
+    except Abort:
+        return EXIT_REFUSED
+    except TyperException as exc:  # usage errors: typer prints them with the usage line
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+            return exc.exit_code
+        return _fail(exc.format_message(), exc.exit_code)
+    except DomainError as exc:
+        return _fail(str(exc), EXIT_REFUSED)
+    except (ConfigError, StoreUnavailableError) as exc:
+        return _fail(str(exc), EXIT_UNAVAILABLE)
+    except Exception as exc:  # the CLI never shows a traceback
+        structlog.get_logger("nervenbahn.cli").error("unexpected error", exc_info=True)
+        return _fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_INTERNAL)
+    finally:
+        _close_runtime()
+    return result if isinstance(result, int) else 0
+
+
+def _close_runtime() -> None:
+    while _RUNTIMES:
+        _RUNTIMES.pop().close()
+
+
+def _fail(message: str, code: int) -> int:
+    typer.echo(f"error: {message}", err=True)
+    return code
+
+
+def console_main() -> None:
+    """Entry point of the `nervenbahn` script."""
+    raise SystemExit(main())

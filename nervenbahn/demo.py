@@ -1,0 +1,160 @@
+"""`nervenbahn demo`: seed a synthetic canton through the import path and summarise it."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from domain.case import Case
+from domain.commands import parse_command
+from domain.errors import DomainError
+from nervenbahn.cli.runtime import Runtime
+from nervenbahn.synthetic import PERIOD_END, PERIOD_START, synthetic_history
+
+__all__ = ["DemoStoreNotEmptyError", "run_demo"]
+
+PHASES = ("intake", "assessed", "supported", "refused", "closed")
+
+
+class DemoStoreNotEmptyError(DomainError):
+    """The demo only seeds an empty store."""
+
+
+def run_demo(rt: Runtime, *, households: int, seed: int, reset: bool) -> None:
+    """Generate, import, add a few live commands, and print a summary."""
+    store = rt.settings.store
+    if reset:
+        _reset(rt)
+    service = rt.service
+    existing = service.recorder.max_notification_id() or 0
+    if existing:
+        raise DemoStoreNotEmptyError(
+            f"the store {store.describe()} already holds {existing} events; "
+            "run `nervenbahn demo --reset` (SQLite) or point NERVENBAHN_STORE at an empty store"
+        )
+    started = time.perf_counter()
+    history_file = _history_file(rt)
+    with _progress(rt) as progress:
+        task = progress.add_task("Generating synthetic canton", total=households)
+        records = list(synthetic_history(service.reference, households, seed))
+        progress.update(task, completed=households)
+        with history_file.open("w", encoding="utf-8") as out:
+            for record in records:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        task = progress.add_task("Validating legacy records", total=len(records))
+        with history_file.open(encoding="utf-8") as lines:
+            report = service.import_records(_tracked(lines, progress, task))
+    live = _live_commands(rt, report.cases_by_id)
+    _summary(rt, report, live, history_file, time.perf_counter() - started)
+
+
+def _reset(rt: Runtime) -> None:
+    store = rt.settings.store
+    if store.kind != "sqlite" or store.sqlite_path is None:
+        raise DemoStoreNotEmptyError("--reset only deletes a SQLite store; use an empty schema")
+    rt.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store.sqlite_path}{suffix}").unlink(missing_ok=True)
+
+
+def _history_file(rt: Runtime) -> Path:
+    store = rt.settings.store
+    folder = store.sqlite_path.parent if store.sqlite_path else Path(".nervenbahn")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "demo-history.jsonl"
+
+
+def _progress(rt: Runtime) -> Progress:
+    return Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=rt.console,
+        transient=False,
+    )
+
+
+def _tracked(lines: Any, progress: Progress, task: Any) -> Any:
+    for line in lines:
+        progress.advance(task)
+        yield line
+
+
+def _live_commands(rt: Runtime, cases: dict[uuid.UUID, Case]) -> list[dict[str, Any]]:
+    """A few commands recorded live today, beside the imported history."""
+    supported = [case for case in cases.values() if case.phase == "supported"][:3]
+    done = []
+    first_of_month = date.today().replace(day=1)
+    for case in supported:
+        budget = case.budgets[-1]
+        amounts = {line.code: line.amount for line in budget.lines}
+        command = parse_command(
+            "change_budget",
+            {
+                "case_id": str(case.id),
+                "effective_date": first_of_month.isoformat(),
+                "reason": "income_change",
+                "housing": str(amounts["housing"]),
+                "health_insurance": str(amounts["health_insurance"]),
+                "income": str(-amounts["income"] + 100),
+                "actor": {
+                    "user_id": "demo",
+                    "role": "caseworker",
+                    "organisation": case.social_region,
+                },
+                "correlation_id": str(uuid.uuid4()),
+            },
+        )
+        result = rt.service.execute(command)
+        done.append({"case_id": result.case_id, "events": result.events})
+    return done
+
+
+def _summary(
+    rt: Runtime, report: Any, live: list[dict[str, Any]], history: Path, seconds: float
+) -> None:
+    cases: dict[uuid.UUID, Case] = report.cases_by_id
+    by_region: dict[str, Counter[str]] = {}
+    for case in cases.values():
+        by_region.setdefault(case.social_region, Counter())[case.phase] += 1
+    table = Table(
+        title=f"Synthetic canton Solothurn, {PERIOD_START} to {PERIOD_END}: cases by phase",
+        title_justify="left",
+    )
+    table.add_column("social region")
+    for phase in (*PHASES, "total"):
+        table.add_column(phase, justify="right")
+    regions = rt.service.reference.regions
+    for region_id in sorted(by_region, key=lambda r: regions[r].name):
+        counts = by_region[region_id]
+        table.add_row(
+            regions[region_id].name, *(str(counts[p]) for p in PHASES), str(sum(counts.values()))
+        )
+    totals: Counter[str] = sum(by_region.values(), Counter())
+    table.add_row(
+        "[bold]canton[/bold]",
+        *(f"[bold]{totals[p]}[/bold]" for p in PHASES),
+        f"[bold]{sum(totals.values())}[/bold]",
+    )
+    rt.console.print(table)
+    sample = live[0]["case_id"] if live else next(iter(cases))
+    rt.console.print(
+        f"Imported {report.records} legacy records as {report.events} events "
+        f"in {report.cases} cases "
+        f"({report.events / report.seconds:,.0f} events/s); {len(live)} live budget changes today; "
+        f"{len(regions)} social regions; total {seconds:.1f} s.\n"
+        f"Import file kept at {history}. Store: {rt.settings.store.describe()}.\n"
+        f"Try:  nervenbahn case show {sample}\n"
+        f"      nervenbahn case history {sample}\n"
+        f"      nervenbahn case show {sample} --as-of {PERIOD_END}\n"
+        f"      nervenbahn case list --region so-olten --phase supported"
+    )
