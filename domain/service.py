@@ -191,7 +191,8 @@ class CaseService(Application[UUID]):
     def case_as_of(self, case_id: UUID, as_of: datetime) -> Case:
         """The state of a case as it was known at recorded time `as_of` (inclusive)."""
         case: Case | None = None
-        for event in self.events.get(case_id):
+        events: Iterable[Any] = self.events.get(case_id)
+        for event in events:
             if event.timestamp > as_of:
                 break
             case = event.mutate(case)

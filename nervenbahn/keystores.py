@@ -124,7 +124,7 @@ class PostgresKeyStore(KeyStore):
             )
 
     def _sql(self, template: str) -> sql.Composed:
-        return sql.SQL(template).format(self._schema)  # type: ignore[arg-type]
+        return sql.SQL(template).format(self._schema)
 
     def load(self, person_id: UUID) -> bytes | None:
         with self._lock:

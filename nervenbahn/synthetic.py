@@ -186,10 +186,10 @@ def _household(rng: random.Random, reference: ReferenceData, bfs: int) -> list[d
     )
     day = applied
     while True:
-        day = _assess_and_decide(story, day, size, applied)
-        if day is None:
+        granted = _assess_and_decide(story, day, size, applied)
+        if granted is None:
             break
-        closed = _casework(story, reference, day, size)
+        closed = _casework(story, reference, granted, size)
         if closed is None or rng.random() > 0.12:
             break
         day = closed + timedelta(days=rng.randint(30, 120))
