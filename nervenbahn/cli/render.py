@@ -38,8 +38,8 @@ def jsonable(value: Any) -> Any:
 
 
 def emit_json(console: Console, value: Any) -> None:
-    """Print one JSON document."""
-    console.print_json(json.dumps(jsonable(value), ensure_ascii=False), indent=2)
+    """Print one JSON document (plain, for machines: no markup, no highlighting)."""
+    console.file.write(json.dumps(jsonable(value), ensure_ascii=False, indent=2) + "\n")
 
 
 def case_view(
@@ -92,9 +92,11 @@ def print_case(console: Console, view: dict[str, Any]) -> None:
         ("opened on", plain["opened_on"]),
         ("household", f"{plain['household_size']} person(s)"),
         ("applicant", f"{applicant['given_name']} {applicant['family_name']}"),
+        ("person id", applicant["person_id"]),
         ("AHVN13", applicant["ahvn13"]),
         ("birth date", applicant["birth_date"]),
         ("address", f"{applicant['street']}, {applicant['postal_code']} {applicant['town']}"),
+        ("other members", _members(plain["other_members"])),
         ("assessment", _assessment(plain["assessment"])),
         ("decision", _decision(plain["decision"])),
         ("next review due", plain["next_review_due"] or "-"),
@@ -170,6 +172,15 @@ def _print_items(
     for item in items:
         table.add_row(*(str(item.get(column) or "-") for column in cols))
     console.print(table)
+
+
+def _members(members: list[dict[str, str]]) -> str:
+    if not members:
+        return "-"
+    return "; ".join(
+        f"{m['given_name']} {m['family_name']}, born {m['birth_date']} ({m['person_id']})"
+        for m in members
+    )
 
 
 def _assessment(assessment: dict[str, Any] | None) -> str:
