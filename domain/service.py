@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import time
-from itertools import takewhile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import takewhile
 from typing import Any, ClassVar
 from uuid import UUID
 
