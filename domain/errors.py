@@ -66,6 +66,7 @@ class ReferenceDataError(DomainError):
 class ImportRejectedError(DomainError):
     """A legacy import file was refused; nothing of it was recorded."""
 
-    def __init__(self, line: int, message: str) -> None:
+    def __init__(self, line: int | None, message: str) -> None:
         self.line = line
-        super().__init__(f"import rejected at line {line}: {message}; nothing was imported")
+        where = f" at line {line}" if line is not None else ""
+        super().__init__(f"import rejected{where}: {message}; nothing was imported")

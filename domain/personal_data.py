@@ -120,6 +120,10 @@ class KeyStore(ABC):
         """Store wrapped data keys of new persons; a person that already has a key keeps it."""
 
     @abstractmethod
+    def discard_many(self, person_ids: Iterable[UUID]) -> None:
+        """Remove keys created for a write that failed (no tombstone: nothing was recorded)."""
+
+    @abstractmethod
     def destroy(self, person_id: UUID) -> bool:
         """Destroy the person's key beyond recovery and leave a tombstone; True if one existed."""
 
@@ -146,8 +150,12 @@ class PersonalDataVault:
         """The key store this vault keeps its data keys in."""
         return self._keystore
 
-    def ensure_keys(self, person_ids: Iterable[UUID]) -> None:
-        """Give every listed person a data key if they have none; refuse erased persons."""
+    def ensure_keys(self, person_ids: Iterable[UUID]) -> list[UUID]:
+        """Give every listed person a data key if they have none; refuse erased persons.
+
+        Returns the persons whose keys were created now, for `discard` if the write that
+        needed them fails.
+        """
         new: list[tuple[UUID, bytes]] = []
         for person_id in person_ids:
             if self._keystore.load(person_id) is not None:
@@ -159,6 +167,12 @@ class PersonalDataVault:
             new.append((person_id, self._wrap(person_id, AESGCM.generate_key(bit_length=256))))
         if new:
             self._keystore.store_many(new)
+        return [person_id for person_id, _ in new]
+
+    def discard(self, person_ids: list[UUID]) -> None:
+        """Remove keys that `ensure_keys` just created for a write that then failed."""
+        if person_ids:
+            self._keystore.discard_many(person_ids)
 
     def encrypt(self, data: PersonalData) -> dict[str, str]:
         """Encrypt a person's fields with their data key (created on first use)."""

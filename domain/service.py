@@ -170,10 +170,11 @@ class CaseService(Application[UUID]):
             method(case, cmd, rec)
 
     def _save(self, case: Case, command: c.Command | None = None) -> None:
-        self.vault.ensure_keys(_persons_in(case.pending_events))
+        new_keys = self.vault.ensure_keys(_persons_in(case.pending_events))
         try:
             self.save(case)
         except IntegrityError as exc:
+            self.vault.discard(new_keys)
             if isinstance(command, c.OpenCase):
                 raise InvalidCommandError(
                     command.name, [("case_id", f"a case {case.id} exists already")]
@@ -228,22 +229,28 @@ class CaseService(Application[UUID]):
         """
         started = time.perf_counter()
         report = ImportReport()
-        now = self._clock()
+        batch = _ImportBatch(now=self._clock())
         for line_no, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                self._import_one(json.loads(line), report.cases_by_id, now)
+                self._import_one(json.loads(line), batch)
             except (DomainError, ValueError, TypeError, KeyError) as exc:
                 raise ImportRejectedError(line_no, _describe(exc)) from exc
             report.records += 1
-        cases = list(report.cases_by_id.values())
+        cases = list(batch.cases.values())
+        report.cases_by_id = batch.cases
         report.events = sum(len(case.pending_events) for case in cases)
-        self.vault.ensure_keys(_persons_in(e for case in cases for e in case.pending_events))
+        new_keys = self.vault.ensure_keys(
+            _persons_in(e for case in cases for e in case.pending_events)
+        )
         try:
             self.save(*cases)
         except IntegrityError as exc:
-            raise ImportRejectedError(0, "a case in the file is already recorded") from exc
+            self.vault.discard(new_keys)
+            raise ImportRejectedError(
+                None, "a case of the file was recorded by someone else meanwhile"
+            ) from exc
         report.cases = len(cases)
         report.seconds = time.perf_counter() - started
         log.info(
@@ -255,26 +262,51 @@ class CaseService(Application[UUID]):
         )
         return report
 
-    def _import_one(self, record: dict[str, Any], cases: dict[UUID, Case], now: datetime) -> None:
+    def _import_one(self, record: dict[str, Any], batch: _ImportBatch) -> None:
         unknown = set(record) - {"recorded_at", "command", "data"}
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}; expected recorded_at, command, data")
         recorded_at = datetime.fromisoformat(record["recorded_at"])
         if recorded_at.tzinfo is None:
             raise ValueError("recorded_at: needs a time zone offset")
-        if recorded_at > now:
+        if recorded_at > batch.now:
             raise ValueError(f"recorded_at: {record['recorded_at']} lies in the future")
         command = c.parse_command(record["command"], record["data"])
         rec = Recording(recorded_at, imported=True)
         if isinstance(command, c.OpenCase):
-            if command.case_id is None or command.case_id in cases:
+            case_id = command.case_id
+            if case_id is None or case_id in batch.cases:
                 raise ValueError("data.case_id: an imported open_case needs a case id of its own")
-            cases[command.case_id] = Case.open(command, rec, self.reference)
+            if self.recorder.select_events(case_id, limit=1):
+                raise ValueError(
+                    f"data.case_id: case {case_id} is already recorded "
+                    "(was this file imported before?)"
+                )
+            batch.cases[case_id] = Case.open(command, rec, self.reference)
             return
         assert isinstance(command, c.CaseCommand)
-        case = cases.get(command.case_id) or self.get_case(command.case_id)
-        cases[case.id] = case
+        case = batch.cases.get(command.case_id)
+        if case is None:
+            case = batch.cases[command.case_id] = self.get_case(command.case_id)
+            batch.recorded_until[case.id] = case.modified_on
+        floor = batch.recorded_until.get(case.id)
+        if floor is not None and recorded_at <= floor:
+            # Imported history continues a recorded case strictly after what it holds, so
+            # that importing the same file twice cannot record anything twice.
+            raise ValueError(
+                f"recorded_at: {record['recorded_at']} is not after the case's last recorded "
+                f"event ({floor.isoformat()}); was this file imported before?"
+            )
         self._apply(case, command, rec)
+
+
+@dataclass
+class _ImportBatch:
+    """The cases an import touches, kept in memory until all records have been checked."""
+
+    now: datetime
+    cases: dict[UUID, Case] = field(default_factory=dict)
+    recorded_until: dict[UUID, datetime] = field(default_factory=dict)
 
 
 _CASE_METHODS: dict[type[c.Command], tuple[Callable[..., None], bool]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 
@@ -28,9 +29,9 @@ def build_service(
 ) -> CaseService:
     """Open the key store and the event store named by the settings."""
     store = settings.store
-    if store.kind == "sqlite" and store.sqlite_path is not None:
-        store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        if store.kind == "sqlite" and store.sqlite_path is not None:
+            store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         keystore = open_keystore(store)
         vault = PersonalDataVault(
             keystore, base64.b64decode(settings.master_key.get_secret_value())
@@ -38,7 +39,7 @@ def build_service(
         return CaseService(
             store.eventsourcing_env(), vault=vault, reference=load_reference_data(), clock=clock
         )
-    except (psycopg.Error, PersistenceError, OSError) as exc:
+    except (psycopg.Error, sqlite3.Error, PersistenceError, OSError) as exc:
         raise StoreUnavailableError(f"cannot open the store {store.describe()}: {exc}") from exc
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 __all__ = ["DEFAULT_STORE", "ConfigError", "Settings", "StoreConfig", "load_settings"]
 
 DEFAULT_STORE = "sqlite:///.nervenbahn/nervenbahn.db"
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class ConfigError(Exception):
@@ -40,29 +42,44 @@ class StoreConfig(BaseModel):
         """Parse `sqlite:///path` or `postgresql://user:pw@host:port/db?schema=name`."""
         parts = urlsplit(url)
         if parts.scheme == "sqlite":
-            path = unquote(parts.netloc + parts.path).removeprefix("/")
-            if parts.path.startswith("//"):  # sqlite:////absolute/path
-                path = parts.path[1:]
+            # sqlite:///relative/path.db or sqlite:////absolute/path.db
+            path = unquote(parts.netloc + parts.path)
+            path = path[1:] if path.startswith("/") else path
             if not path:
                 raise ConfigError("NERVENBAHN_STORE: a sqlite URL needs a file path")
             return cls(kind="sqlite", sqlite_path=Path(path))
         if parts.scheme in ("postgres", "postgresql"):
-            dbname = parts.path.lstrip("/")
-            if not dbname:
-                raise ConfigError("NERVENBAHN_STORE: a PostgreSQL URL needs a database name")
-            query = parse_qs(parts.query)
-            return cls(
-                kind="postgres",
-                host=parts.hostname or "127.0.0.1",
-                port=parts.port or 5432,
-                dbname=dbname,
-                user=unquote(parts.username or "postgres"),
-                password=SecretStr(unquote(parts.password or "")),
-                schema_name=query.get("schema", [""])[0],
-            )
+            return cls._parse_postgres(parts)
         raise ConfigError(
             f"NERVENBAHN_STORE: unsupported scheme {parts.scheme!r}; "
             "use sqlite:///path/to/file.db or postgresql://user@host:5432/db?schema=name"
+        )
+
+    @classmethod
+    def _parse_postgres(cls, parts: SplitResult) -> StoreConfig:
+        dbname = unquote(parts.path.lstrip("/"))
+        if not dbname:
+            raise ConfigError("NERVENBAHN_STORE: a PostgreSQL URL needs a database name")
+        try:
+            port = parts.port or 5432
+        except ValueError:
+            raise ConfigError(
+                "NERVENBAHN_STORE: the port must be a number from 1 to 65535"
+            ) from None
+        schema = parse_qs(parts.query).get("schema", [""])[0]
+        if schema and not _IDENTIFIER.fullmatch(schema):
+            raise ConfigError(
+                f"NERVENBAHN_STORE: schema {schema!r} must be a plain lower-case identifier "
+                "(letters, digits, underscore; not starting with a digit; at most 63 characters)"
+            )
+        return cls(
+            kind="postgres",
+            host=parts.hostname or "127.0.0.1",
+            port=port,
+            dbname=dbname,
+            user=unquote(parts.username or "postgres"),
+            password=SecretStr(unquote(parts.password or "")),
+            schema_name=schema,
         )
 
     def eventsourcing_env(self) -> dict[str, str]:

@@ -61,6 +61,12 @@ class SQLiteKeyStore(KeyStore):
                 raise
             self._db.execute("COMMIT")
 
+    def discard_many(self, person_ids: Iterable[UUID]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "DELETE FROM person_keys WHERE person_id = ?", [(p.hex,) for p in person_ids]
+            )
+
     def destroy(self, person_id: UUID) -> bool:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -143,6 +149,13 @@ class PostgresKeyStore(KeyStore):
                     "VALUES (%s, %s) ON CONFLICT (person_id) DO NOTHING"
                 ),
                 rows,
+            )
+
+    def discard_many(self, person_ids: Iterable[UUID]) -> None:
+        with self._lock, self._db.transaction(), self._db.cursor() as cursor:
+            cursor.executemany(
+                self._sql("DELETE FROM {}.person_keys WHERE person_id = %s"),
+                [(p,) for p in person_ids],
             )
 
     def destroy(self, person_id: UUID) -> bool:

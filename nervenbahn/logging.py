@@ -11,6 +11,13 @@ import structlog
 __all__ = ["configure_logging"]
 
 
+def _printer(stream: object) -> structlog.typing.WrappedLogger:
+    """Loggers that write to `stream`, or to whatever `sys.stderr` is when they log."""
+    if stream is not None:
+        return structlog.PrintLoggerFactory(file=stream)  # type: ignore[arg-type]
+    return lambda *_: structlog.PrintLogger(file=sys.stderr)
+
+
 def configure_logging(
     fmt: Literal["auto", "json", "console"] = "auto", level: str = "info", stream: object = None
 ) -> None:
@@ -33,6 +40,6 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
+        logger_factory=_printer(stream),
         cache_logger_on_first_use=False,
     )
