@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any, NoReturn
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
@@ -114,7 +113,9 @@ class Case(Aggregate):
         effective = cmd.application_date or rec.today
         _within(effective, rec, "application_date", back=RETROACTIVE_LIMIT_DAYS, ahead=0)
         members = [_person(cmd.applicant), *(_person(m) for m in cmd.other_members)]
-        if len({m.person_id for m in members}) != len(members):
+        if len({m.person_id for m in members}) != len(members) or len(
+            {m.ahvn13 for m in members}
+        ) != len(members):
             _refuse("distinct-persons", "other_members: a person appears twice in the household")
         return cls._create(
             CaseOpened,
@@ -150,9 +151,12 @@ class Case(Aggregate):
         """Decide to grant support with a monthly budget from `support_from`."""
         self._require_phase(cmd, rec, ("assessed",), "decision-requires-assessment")
         decided = self._effective(cmd.decision_date, rec, "decision_date")
-        # Support may start with the month in which the household applied.
-        first_of_month = self.opened_on.replace(day=1)
-        self._check_budget_date(cmd.support_from, rec, "support_from", earliest=first_of_month)
+        # Support may start with the month in which the household applied (or reapplied), and
+        # never inside an earlier support period of the same case.
+        earliest = (self.reopenings[-1]["on"] if self.reopenings else self.opened_on).replace(day=1)
+        if self.support_periods and self.support_periods[-1].until is not None:
+            earliest = max(earliest, self.support_periods[-1].until + timedelta(days=1))
+        self._check_budget_date(cmd.support_from, rec, "support_from", earliest=earliest)
         budget = compute_budget(
             reference.skos,
             effective_date=cmd.support_from,
@@ -266,7 +270,7 @@ class Case(Aggregate):
             rec,
             cmd.effective_date,
             lines=list(budget.lines),
-            total=max(budget.total, Decimal("0.00")),
+            total=budget.total,
             reason=cmd.reason,
             household_size=household_size,
         )

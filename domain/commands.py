@@ -14,8 +14,10 @@ from uuid import UUID
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationError,
     model_validator,
@@ -78,13 +80,21 @@ ClosureReason = Literal["employment", "other_insurance", "moved_away", "death", 
 ReopenReason = Literal["reapplication", "closed_in_error"]
 
 
+def _date_input(value: Any) -> Any:
+    if isinstance(value, int | float | bool):
+        raise ValueError("a date must be given as YYYY-MM-DD, not as a number")
+    return value
+
+
 def _not_in_far_past(value: date) -> date:
     if value.year < 1900:
         raise ValueError("must be 1900 or later")
     return value
 
 
-Day = Annotated[date, AfterValidator(_not_in_far_past)]
+Day = Annotated[date, BeforeValidator(_date_input), AfterValidator(_not_in_far_past)]
+Count = Annotated[int, Strict()]
+"""An integer given as an integer: no booleans, no strings."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +126,7 @@ class CaseCommand(Command):
     """A command addressed to an existing case."""
 
     case_id: UUID
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: Count | None = Field(default=None, ge=1)
 
 
 class PersonInput(BaseModel):
@@ -139,8 +149,8 @@ class OpenCase(Command):
 
     name: ClassVar[str] = "open_case"
     case_id: UUID | None = None
-    municipality_bfs: int = Field(ge=1, le=9999)
-    household_size: int = Field(ge=1, le=20)
+    municipality_bfs: Count = Field(ge=1, le=9999)
+    household_size: Count = Field(ge=1, le=20)
     applicant: PersonInput
     other_members: list[PersonInput] = Field(default_factory=list, max_length=19)
     application_date: Day | None = None
@@ -243,7 +253,7 @@ class ChangeBudget(CaseCommand):
     housing: NonNegativeCHF
     health_insurance: NonNegativeCHF
     income: NonNegativeCHF
-    household_size: int | None = Field(default=None, ge=1, le=20)
+    household_size: Count | None = Field(default=None, ge=1, le=20)
 
 
 class CompleteReview(CaseCommand):
@@ -258,7 +268,7 @@ class HandOverCase(CaseCommand):
     """Handover (Fallübergabe): the household moves to a municipality of another region."""
 
     name: ClassVar[str] = "hand_over_case"
-    to_municipality_bfs: int = Field(ge=1, le=9999)
+    to_municipality_bfs: Count = Field(ge=1, le=9999)
     effective_date: Day | None = None
 
 

@@ -1,0 +1,76 @@
+"""Fakes for the domain tests: an in-memory key store and a clock the test moves by hand.
+
+Fakes, not mocks: each behaves like the real thing (the `KeyStore` contract, a tz-aware
+clock), so tests check outcomes instead of call sequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from domain.personal_data import KeyStore
+
+__all__ = ["FakeClock", "InMemoryKeyStore"]
+
+
+class InMemoryKeyStore(KeyStore):
+    """Wrapped data keys in a dict, erased persons in a set of tombstones."""
+
+    def __init__(self) -> None:
+        self.keys: dict[UUID, bytes] = {}
+        self.tombstones: set[UUID] = set()
+        self.closed = False
+
+    def load(self, person_id: UUID) -> bytes | None:
+        """The wrapped key, or None when there is none or it was destroyed."""
+        return self.keys.get(person_id)
+
+    def store_many(self, keys: Iterable[tuple[UUID, bytes]]) -> None:
+        """Store new keys; a person that already has a key keeps it."""
+        for person_id, wrapped in keys:
+            self.keys.setdefault(person_id, wrapped)
+
+    def discard_many(self, person_ids: Iterable[UUID]) -> None:
+        """Forget keys created for a write that failed; no tombstone."""
+        for person_id in person_ids:
+            self.keys.pop(person_id, None)
+
+    def destroy(self, person_id: UUID) -> bool:
+        """Drop the key and leave a tombstone; True if there was a key."""
+        self.tombstones.add(person_id)
+        return self.keys.pop(person_id, None) is not None
+
+    def is_erased(self, person_id: UUID) -> bool:
+        """True once the person's key was destroyed."""
+        return person_id in self.tombstones
+
+    def close(self) -> None:
+        """Nothing to release; remembered so a test can check it was called."""
+        self.closed = True
+
+    def state(self) -> tuple[dict[UUID, bytes], frozenset[UUID]]:
+        """A copy of everything stored, to compare before and after a refused command."""
+        return dict(self.keys), frozenset(self.tombstones)
+
+
+class FakeClock:
+    """A clock that stands still until the test advances it; always timezone-aware."""
+
+    def __init__(self, now: datetime) -> None:
+        if now.tzinfo is None:
+            raise ValueError("the fake clock needs a timezone-aware datetime")
+        self.now = now
+
+    def __call__(self) -> datetime:
+        """The current (fake) time."""
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        """Move the clock forward by a `timedelta(**delta)` and return the new time."""
+        step = timedelta(**delta)
+        if step < timedelta(0):
+            raise ValueError("the fake clock only moves forward")
+        self.now += step
+        return self.now
