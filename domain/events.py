@@ -17,7 +17,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.budget import BudgetLine
 from domain.commands import Actor
-from domain.personal_data import ErasedPersonalData, PersonalData
+from domain.personal_data import ErasedPersonalData, PersonalData, SealedPersonalData
 
 if TYPE_CHECKING:
     from domain.case import Case
@@ -48,7 +48,7 @@ __all__ = [
     "add_months",
 ]
 
-Person = PersonalData | ErasedPersonalData
+Person = PersonalData | ErasedPersonalData | SealedPersonalData
 
 
 # --- value objects held in the case state ---------------------------------------------------

@@ -32,7 +32,9 @@ __all__ = [
     "MasterKeyError",
     "PersonErasedError",
     "PersonalData",
+    "PersonalDataCorruptError",
     "PersonalDataVault",
+    "SealedPersonalData",
     "normalise_ahvn13",
 ]
 
@@ -42,6 +44,10 @@ _NONCE_BYTES = 12
 
 class MasterKeyError(DomainError):
     """The master key is missing, malformed or not the one the data keys were wrapped with."""
+
+
+class PersonalDataCorruptError(DomainError):
+    """Sealed personal data does not decrypt: it was altered or belongs to another person."""
 
 
 class PersonErasedError(DomainError):
@@ -59,9 +65,12 @@ def normalise_ahvn13(value: str) -> str:
         raise ValueError(f"not a valid AHVN13 (756.XXXX.XXXX.XC with check digit): {exc}") from exc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PersonalData:
-    """Identifying data of one household member; only ever stored encrypted."""
+    """Identifying data of one household member; only ever stored encrypted.
+
+    Its repr shows the person id only, so that it cannot leak into a log or an error message.
+    """
 
     person_id: UUID
     given_name: str
@@ -76,6 +85,9 @@ class PersonalData:
     def is_erased(self) -> bool:
         """False: these are the person's data."""
         return False
+
+    def __repr__(self) -> str:
+        return f"PersonalData(person_id={self.person_id!s}, ...)"
 
     def to_plain(self) -> dict[str, str]:
         """The fields as strings, for display."""
@@ -106,6 +118,70 @@ class ErasedPersonalData:
         """Every personal field shown as erased."""
         fields = ("given_name", "family_name", "ahvn13", "birth_date", "street", "postal_code")
         return {"person_id": str(self.person_id)} | dict.fromkeys((*fields, "town"), ERASED)
+
+
+_FIELDS = frozenset(
+    {"given_name", "family_name", "ahvn13", "birth_date", "street", "postal_code", "town"}
+)
+
+
+class SealedPersonalData:
+    """A person's data as loaded from the store: decrypted only when it is read.
+
+    Loading a case decrypts nothing; `open()` (or reading a field, or `to_plain()`) does,
+    once. Written back (in a snapshot) it stays sealed as it was stored.
+    """
+
+    __slots__ = ("_opened", "_sealed", "_vault", "person_id")
+
+    def __init__(self, sealed: dict[str, str], vault: PersonalDataVault) -> None:
+        self.person_id = UUID(sealed["person_id"])
+        self._sealed = sealed
+        self._vault = vault
+        self._opened: PersonalData | ErasedPersonalData | None = None
+
+    @property
+    def sealed(self) -> dict[str, str]:
+        """The stored form, unchanged."""
+        return self._sealed
+
+    def open(self) -> PersonalData | ErasedPersonalData:
+        """Decrypt (once): the person's data, or what remains of an erased person."""
+        if self._opened is None:
+            self._opened = self._vault.decrypt(self._sealed)
+        return self._opened
+
+    @property
+    def is_erased(self) -> bool:
+        """True if the person's data key was destroyed."""
+        return self.open().is_erased
+
+    def to_plain(self) -> dict[str, str]:
+        """The fields as strings for display (erased fields as "[erased]")."""
+        return self.open().to_plain()
+
+    def __getattr__(self, name: str) -> object:
+        if name in _FIELDS:
+            return getattr(self.open(), name)
+        raise AttributeError(name)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SealedPersonalData):
+            return self.open() == other.open()
+        if isinstance(other, PersonalData | ErasedPersonalData):
+            return self.open() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __copy__(self) -> SealedPersonalData:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> SealedPersonalData:
+        return self  # immutable as far as anyone can tell; shares the vault
+
+    def __repr__(self) -> str:
+        return f"SealedPersonalData(person_id={self.person_id!s})"
 
 
 class KeyStore(ABC):
@@ -194,9 +270,14 @@ class PersonalDataVault:
         if key is None:
             return ErasedPersonalData(person_id)
         blob = base64.b64decode(stored["sealed"])
-        plain = json.loads(
-            AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], person_id.bytes)
-        )
+        try:
+            opened = AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], person_id.bytes)
+        except InvalidTag as exc:
+            raise PersonalDataCorruptError(
+                f"sealed personal data of person {person_id} does not decrypt: "
+                "it was altered or sealed for another person"
+            ) from exc
+        plain = json.loads(opened)
         plain["birth_date"] = date.fromisoformat(plain["birth_date"])
         return PersonalData(person_id=person_id, **plain)
 

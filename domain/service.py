@@ -233,6 +233,7 @@ class CaseService(Application[UUID]):
         for line_no, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
+            batch.line = line_no
             try:
                 self._import_one(json.loads(line), batch)
             except (DomainError, ValueError, TypeError, KeyError) as exc:
@@ -248,9 +249,7 @@ class CaseService(Application[UUID]):
             self.save(*cases)
         except IntegrityError as exc:
             self.vault.discard(new_keys)
-            raise ImportRejectedError(
-                None, "a case of the file was recorded by someone else meanwhile"
-            ) from exc
+            raise self._explain_conflict(batch) from exc
         report.cases = len(cases)
         report.seconds = time.perf_counter() - started
         log.info(
@@ -261,6 +260,15 @@ class CaseService(Application[UUID]):
             duration_ms=round(report.seconds * 1000, 1),
         )
         return report
+
+    def _explain_conflict(self, batch: _ImportBatch) -> ImportRejectedError:
+        """Name the first opened case that exists already (checked only when saving failed)."""
+        for case_id, line in batch.opened_on_line.items():
+            if self.recorder.select_events(case_id, limit=1):
+                return ImportRejectedError(
+                    line, f"case {case_id} is already recorded (was this file imported before?)"
+                )
+        return ImportRejectedError(None, "a case of the file was changed by someone else meanwhile")
 
     def _import_one(self, record: dict[str, Any], batch: _ImportBatch) -> None:
         unknown = set(record) - {"recorded_at", "command", "data"}
@@ -277,12 +285,8 @@ class CaseService(Application[UUID]):
             case_id = command.case_id
             if case_id is None or case_id in batch.cases:
                 raise ValueError("data.case_id: an imported open_case needs a case id of its own")
-            if self.recorder.select_events(case_id, limit=1):
-                raise ValueError(
-                    f"data.case_id: case {case_id} is already recorded "
-                    "(was this file imported before?)"
-                )
             batch.cases[case_id] = Case.open(command, rec, self.reference)
+            batch.opened_on_line[case_id] = batch.line
             return
         assert isinstance(command, c.CaseCommand)
         case = batch.cases.get(command.case_id)
@@ -305,8 +309,10 @@ class _ImportBatch:
     """The cases an import touches, kept in memory until all records have been checked."""
 
     now: datetime
+    line: int = 0
     cases: dict[UUID, Case] = field(default_factory=dict)
     recorded_until: dict[UUID, datetime] = field(default_factory=dict)
+    opened_on_line: dict[UUID, int] = field(default_factory=dict)
 
 
 _CASE_METHODS: dict[type[c.Command], tuple[Callable[..., None], bool]] = {

@@ -9,7 +9,12 @@ from uuid import UUID
 
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
-from domain.personal_data import ErasedPersonalData, PersonalData, PersonalDataVault
+from domain.personal_data import (
+    ErasedPersonalData,
+    PersonalData,
+    PersonalDataVault,
+    SealedPersonalData,
+)
 
 __all__ = ["register_domain_transcodings"]
 
@@ -54,8 +59,18 @@ class PersonalDataSealed(Transcoding):
     def encode(self, obj: PersonalData) -> dict[str, str]:
         return self._vault.encrypt(obj)
 
-    def decode(self, data: dict[str, str]) -> PersonalData | ErasedPersonalData:
-        return self._vault.decrypt(data)
+    def decode(self, data: dict[str, str]) -> SealedPersonalData:
+        return SealedPersonalData(data, self._vault)
+
+
+class SealedPersonalDataAsStored(PersonalDataSealed):
+    """Personal data loaded and not changed: written back exactly as it was stored."""
+
+    type = SealedPersonalData  # type: ignore[assignment]
+    name = "personal_data"
+
+    def encode(self, obj: SealedPersonalData) -> dict[str, str]:  # type: ignore[override]
+        return obj.sealed
 
 
 class ErasedPersonalDataAsId(Transcoding):
@@ -77,6 +92,7 @@ def register_domain_transcodings(
     """Register everything the case events and snapshots contain."""
     transcoder.register(DateAsISO())
     transcoder.register(PersonalDataSealed(vault))
+    transcoder.register(SealedPersonalDataAsStored(vault))
     transcoder.register(ErasedPersonalDataAsId())
     for cls in value_types:
         transcoder.register(DataclassAsDict(cls))

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from domain.case import SWISS_TIME, Case
-from domain.personal_data import ErasedPersonalData, PersonalData
+from domain.personal_data import ErasedPersonalData, PersonalData, SealedPersonalData
 from domain.reference import ReferenceData
 from domain.service import HistoryEntry
 
@@ -22,7 +22,7 @@ __all__ = ["case_view", "emit_json", "history_rows", "jsonable", "print_case", "
 
 def jsonable(value: Any) -> Any:
     """Turn domain values into JSON-compatible ones (amounts as strings, never floats)."""
-    if isinstance(value, PersonalData | ErasedPersonalData):
+    if isinstance(value, PersonalData | ErasedPersonalData | SealedPersonalData):
         return value.to_plain()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}

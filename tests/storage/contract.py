@@ -248,6 +248,8 @@ class StoreContract(ABC):
             clock.advance(days=3)
             service.execute(command(name, actor, case_id=case_id, **data))
         recorded = service.get_case(case_id)
+        for person in (recorded.applicant, *recorded.other_members):
+            person.open()  # personal data is decrypted on reading, while the store is open
         history = service.history(case_id)
         self.close_services()
 

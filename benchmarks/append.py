@@ -1,0 +1,783 @@
+"""Append-path benchmark: nervenbahn beside a raw baseline, measured in the same run.
+
+    .venv/bin/python benchmarks/append.py [--cases N] [--backend sqlite|postgres|both]
+                                          [--import-cases N] [--seed S] [--json]
+
+1. `CaseService.execute`, one command per transaction (as the CLI does), on SQLite and on
+   PostgreSQL, beside plain `eventsourcing` (an Application with an `@event` aggregate)
+   appending the same number of events of similar shape, one per transaction.
+2. `CaseService.import_records` of a generated JSON Lines history (SQLite), beside a raw
+   `sqlite3` `executemany` of the same rows into a plain table in one transaction.
+3. `CaseService.case_as_of` (`case show --as-of`) of a 1,000-event case, as-of time in the
+   middle of its history, beside plain `eventsourcing` replaying the same number of events.
+
+Ratios are always nervenbahn speed / raw speed: 1.0 means as fast as the raw baseline.
+See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import gc
+import json
+import math
+import os
+import random
+import secrets
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from stdnum.ean import calc_check_digit
+
+from domain import commands as c
+from domain.reference import ReferenceData, load_reference_data
+from domain.service import CaseService
+from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.config import load_settings
+from nervenbahn.logging import configure_logging
+
+DEFAULT_CASES = 250
+"""Cases for the execute benchmark, per backend (10 commands each); sized for < 60 s."""
+DEFAULT_IMPORT_CASES = 3000
+"""Cases in the generated import history (10 records each)."""
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+AS_OF_EVENTS = 1000
+AS_OF_CALLS = 30
+AS_OF_P99_TARGET_MS = 100.0
+"""Our choice (no requirement states one): an interactive `case show --as-of` under 0.1 s."""
+EXECUTE_RATIO_TARGET = 0.7
+IMPORT_TARGET_EVENTS_PER_S = 100_000.0
+WARMUP_CASES = 5
+BLOCK_CASES = 10
+"""Execute runs in blocks of this many cases, raw and nervenbahn taking turns to go first."""
+RAW_IMPORT_RUNS = 3
+"""The raw executemany is cheap: its median of this many runs (fresh files) is reported."""
+
+SWISS = ZoneInfo("Europe/Zurich")
+GIVEN = ["Anna", "Luca", "Mia", "Noah", "Lea", "Elias", "Laura", "Jonas", "Sara", "Nico"]
+FAMILY = ["Meier", "Müller", "Schmid", "Keller", "Weber", "Huber", "Brunner", "Frei", "Roth"]
+STREETS = ["Bahnhofstrasse", "Hauptgasse", "Dorfstrasse", "Baselstrasse", "Gurzelngasse"]
+NEEDS = ["financial", "housing", "health", "employment", "childcare", "debt", "language"]
+GOALS = ["employment", "education", "health", "housing", "finances", "social"]
+MEASURES = ["job_coaching", "language_course", "rav_registration", "qualification"]
+CLOSURES = ["employment", "other_insurance", "moved_away", "other"]
+TITLES = ["Stelle im ersten Arbeitsmarkt finden", "Deutschkurs B1 abschliessen",
+          "Schulden sanieren mit der Budgetberatung", "Wohnung mit tieferer Miete finden"]
+
+
+# ============================================================================================
+# Synthetic, valid case scripts (seeded): (command name, JSON data) as the CLI would read them
+# ============================================================================================
+
+
+def _money(rng: random.Random, low: int, high: int) -> str:
+    return f"{rng.randint(low, high)}.{rng.choice(['00', '50', '05', '95'])}"
+
+
+def _ahvn13(rng: random.Random) -> str:
+    digits = "756" + "".join(rng.choice("0123456789") for _ in range(9))
+    return digits + calc_check_digit(digits)
+
+
+def _person(rng: random.Random) -> dict[str, Any]:
+    return {
+        "person_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "given_name": rng.choice(GIVEN),
+        "family_name": rng.choice(FAMILY),
+        "ahvn13": _ahvn13(rng),
+        "birth_date": date(rng.randint(1950, 2005), rng.randint(1, 12), rng.randint(1, 28))
+        .isoformat(),
+        "street": f"{rng.choice(STREETS)} {rng.randint(1, 120)}",
+        "postal_code": str(rng.randint(4500, 4799)),
+        "town": "Solothurn",
+    }
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def case_script(
+    rng: random.Random, reference: ReferenceData, days: list[date], *, length: int = 10
+) -> list[tuple[str, dict[str, Any]]]:
+    """A valid command sequence for one case; `days[i]` is the Swiss recording day of command i.
+
+    open, assess, grant, then a cycle of goal/measure/budget/review work, and (for the default
+    length of 10) a closure.
+    """
+    bfs = rng.choice(sorted(reference.municipalities))
+    region = reference.municipality(bfs).region_id
+    actor = {"user_id": f"cw-{rng.randint(1, 40):03d}", "role": "caseworker",
+             "organisation": region}
+    case_id = _uuid(rng)
+    members = [_person(rng) for _ in range(rng.choice([1, 1, 2, 3]))]
+    application = days[0] - timedelta(days=rng.randint(0, 20))
+    support_from = application.replace(day=1)
+
+    def base() -> dict[str, Any]:
+        return {"actor": actor, "correlation_id": _uuid(rng), "case_id": case_id}
+
+    script: list[tuple[str, dict[str, Any]]] = [
+        ("open_case", {
+            "actor": actor, "correlation_id": _uuid(rng), "case_id": case_id,
+            "municipality_bfs": bfs, "household_size": len(members) + rng.randint(0, 1),
+            "applicant": members[0], "other_members": members[1:],
+            "application_date": application.isoformat(),
+        }),
+        ("complete_assessment", {**base(), "needs": rng.sample(NEEDS, rng.randint(1, 3)),
+                                 "employability": "partially_employable"}),
+        ("grant_support", {**base(), "support_from": support_from.isoformat(),
+                           "housing": _money(rng, 900, 1600), "health_insurance":
+                           _money(rng, 300, 450), "income": _money(rng, 0, 400)}),
+    ]
+    goals: list[str] = []
+    measures: list[str] = []
+    cycle = ["agree_goal", "start_measure", "change_budget", "complete_review",
+             "record_goal_outcome", "end_measure"]
+    tail = 1 if length == 10 else 0
+    i = 0
+    while len(script) < length - tail:
+        step, day = cycle[i % len(cycle)], days[len(script)]
+        i += 1
+        if step == "agree_goal":
+            goals.append(_uuid(rng))
+            script.append(("agree_goal", {
+                **base(), "goal_id": goals[-1], "category": rng.choice(GOALS),
+                "title": rng.choice(TITLES), "due_date": (day + timedelta(days=120)).isoformat(),
+            }))
+        elif step == "start_measure":
+            measures.append(_uuid(rng))
+            script.append(("start_measure", {**base(), "measure_id": measures[-1],
+                                             "kind": rng.choice(MEASURES)}))
+        elif step == "change_budget":
+            script.append(("change_budget", {
+                **base(), "effective_date": day.isoformat(), "reason": "income_change",
+                "housing": _money(rng, 900, 1600), "health_insurance": _money(rng, 300, 450),
+                "income": _money(rng, 0, 600),
+            }))
+        elif step == "complete_review":
+            script.append(("complete_review", {**base(), "outcome": "continue"}))
+        elif step == "record_goal_outcome" and goals:
+            script.append(("record_goal_outcome", {
+                **base(), "goal_id": goals.pop(0), "outcome": rng.choice(["achieved", "missed"]),
+            }))
+        elif step == "end_measure" and measures:
+            if rng.random() < 0.7:
+                script.append(("complete_measure", {**base(), "measure_id": measures.pop(0)}))
+            else:
+                script.append(("break_off_measure", {**base(), "measure_id": measures.pop(0),
+                                                     "reason": "no_show"}))
+    if tail:
+        script.append(("close_case", {**base(), "reason": rng.choice(CLOSURES)}))
+    return script
+
+
+def import_lines(
+    rng: random.Random, reference: ReferenceData, cases: int, now: datetime, *, length: int = 10
+) -> tuple[list[str], list[datetime]]:
+    """JSON Lines history of `cases` cases (in recorded-time order) and each line's time."""
+    records: list[tuple[datetime, int, str]] = []
+    for _ in range(cases):
+        if length == 10:
+            start = now - timedelta(days=rng.randint(130, 600), seconds=rng.randint(0, 86_399))
+            times = [start]
+            for _step in range(length - 1):
+                times.append(times[-1] + timedelta(hours=rng.randint(1, 240)))
+        else:  # one long case: an event an hour, ending a day ago
+            start = now - timedelta(days=1, hours=length)
+            times = [start + timedelta(hours=k) for k in range(length)]
+        days = [t.astimezone(SWISS).date() for t in times]
+        script = case_script(rng, reference, days, length=length)
+        for seq, (at, (name, data)) in enumerate(zip(times, script, strict=True)):
+            line = json.dumps({"recorded_at": at.isoformat(), "command": name, "data": data})
+            records.append((at, seq, line))
+    records.sort(key=lambda r: (r[0], r[1]))
+    return [line for _, _, line in records], [at for at, _, _ in records]
+
+
+# ============================================================================================
+# RAW BASELINE: plain `eventsourcing` (no nervenbahn code), payloads of the same shape
+# ============================================================================================
+
+
+class RawCase(Aggregate):
+    """A plain event-sourced case: strings, Decimals as str, dates as str."""
+
+    @event("Opened")
+    def __init__(self, actor: dict[str, str], correlation_id: str, effective_date: str,
+                 imported: bool, municipality_bfs: int, social_region: str,
+                 household_size: int, applicant: dict[str, str],
+                 other_members: list[dict[str, str]]) -> None:
+        self.social_region = social_region
+        self.household_size = household_size
+        self.opened_on = effective_date
+        self.phase = "intake"
+        self.budgets: list[str] = []
+        self.goals: dict[str, str] = {}
+        self.measures: dict[str, str] = {}
+
+    @event("AssessmentCompleted")
+    def complete_assessment(self, actor: dict[str, str], correlation_id: str,
+                            effective_date: str, imported: bool, needs: list[str],
+                            employability: str) -> None:
+        self.phase = "assessed"
+
+    @event("SupportGranted")
+    def grant_support(self, actor: dict[str, str], correlation_id: str, effective_date: str,
+                      imported: bool, lines: list[dict[str, str]], total: str,
+                      decision_date: str) -> None:
+        self.phase = "supported"
+        self.budgets = [*self.budgets, total]
+
+    @event("GoalAgreed")
+    def agree_goal(self, actor: dict[str, str], correlation_id: str, effective_date: str,
+                   imported: bool, goal_id: str, category: str, title: str,
+                   due_date: str) -> None:
+        self.goals = {**self.goals, goal_id: "open"}
+
+    @event("GoalResolved")
+    def resolve_goal(self, actor: dict[str, str], correlation_id: str, effective_date: str,
+                     imported: bool, goal_id: str, outcome: str) -> None:
+        self.goals = {**self.goals, goal_id: outcome}
+
+    @event("MeasureStarted")
+    def start_measure(self, actor: dict[str, str], correlation_id: str, effective_date: str,
+                      imported: bool, measure_id: str, kind: str) -> None:
+        self.measures = {**self.measures, measure_id: "running"}
+
+    @event("MeasureEnded")
+    def end_measure(self, actor: dict[str, str], correlation_id: str, effective_date: str,
+                    imported: bool, measure_id: str, status: str, reason: str | None) -> None:
+        self.measures = {**self.measures, measure_id: status}
+
+    @event("BudgetChanged")
+    def change_budget(self, actor: dict[str, str], correlation_id: str, effective_date: str,
+                      imported: bool, lines: list[dict[str, str]], total: str, reason: str,
+                      household_size: int) -> None:
+        self.budgets = [*self.budgets, total]
+
+    @event("ReviewCompleted")
+    def complete_review(self, actor: dict[str, str], correlation_id: str, effective_date: str,
+                        imported: bool, outcome: str, next_review_due: str) -> None:
+        self.last_review = effective_date
+
+    @event("Closed")
+    def close(self, actor: dict[str, str], correlation_id: str, effective_date: str,
+              imported: bool, reason: str) -> None:
+        self.phase = "closed"
+
+
+class RawApp(Application[uuid.UUID]):
+    name = "raw"
+
+
+def _raw_lines(data: dict[str, Any], size: int) -> tuple[list[dict[str, str]], str]:
+    lines = [
+        {"code": "basic_needs", "amount": "1061.00",
+         "basis": f"SKOS recommendation from 2026-01-01: CHF 1061.00 x 1.00 ({size} persons)"},
+        {"code": "housing", "amount": data["housing"], "basis": "rent incl. ancillary costs"},
+        {"code": "health_insurance", "amount": data["health_insurance"],
+         "basis": "mandatory premiums"},
+        {"code": "income", "amount": "-" + data["income"], "basis": "income and other benefits"},
+    ]
+    return lines, "2131.00"
+
+
+def raw_ops(script: list[tuple[str, dict[str, Any]]], today: date) -> list[tuple[str, dict]]:
+    """The raw aggregate's method calls for a case script (same fields, as plain strings)."""
+    ops: list[tuple[str, dict[str, Any]]] = []
+    size = script[0][1]["household_size"]
+    for name, data in script:
+        common = {"actor": data["actor"], "correlation_id": data["correlation_id"],
+                  "effective_date": today.isoformat(), "imported": False}
+        if name == "open_case":
+            ops.append(("__init__", {
+                **common, "municipality_bfs": data["municipality_bfs"],
+                "social_region": data["actor"]["organisation"], "household_size": size,
+                "applicant": data["applicant"], "other_members": data["other_members"],
+            }))
+        elif name == "complete_assessment":
+            ops.append((name, {**common, "needs": data["needs"],
+                               "employability": data["employability"]}))
+        elif name == "grant_support":
+            lines, total = _raw_lines(data, size)
+            ops.append((name, {**common, "effective_date": data["support_from"], "lines": lines,
+                               "total": total, "decision_date": today.isoformat()}))
+        elif name == "agree_goal":
+            ops.append((name, {**common, "goal_id": data["goal_id"],
+                               "category": data["category"], "title": data["title"],
+                               "due_date": data["due_date"]}))
+        elif name == "record_goal_outcome":
+            ops.append(("resolve_goal", {**common, "goal_id": data["goal_id"],
+                                         "outcome": data["outcome"]}))
+        elif name == "start_measure":
+            ops.append((name, {**common, "measure_id": data["measure_id"],
+                               "kind": data["kind"]}))
+        elif name in ("complete_measure", "break_off_measure"):
+            ops.append(("end_measure", {**common, "measure_id": data["measure_id"],
+                                        "status": name, "reason": data.get("reason")}))
+        elif name == "change_budget":
+            lines, total = _raw_lines(data, size)
+            ops.append((name, {**common, "lines": lines, "total": total,
+                               "reason": data["reason"], "household_size": size}))
+        elif name == "complete_review":
+            ops.append((name, {**common, "outcome": data["outcome"],
+                               "next_review_due": today.isoformat()}))
+        elif name == "close_case":
+            ops.append(("close", {**common, "reason": data["reason"]}))
+        else:
+            raise AssertionError(name)
+    return ops
+
+
+def run_raw_ops(app: RawApp, cases: list[list[tuple[str, dict]]]) -> tuple[float, int]:
+    """Each op in its own transaction: load the aggregate, call the method, save.
+
+    Returns seconds and events.
+    """
+    ids: dict[int, uuid.UUID] = {}
+    events = 0
+    started = time.perf_counter()
+    for index, step, (method, kwargs) in _interleaved(cases):
+        if step == 0:
+            aggregate = RawCase(**kwargs)
+            ids[index] = aggregate.id
+        else:
+            aggregate = app.repository.get(ids[index])
+            getattr(aggregate, method)(**kwargs)
+        app.save(aggregate)
+        events += 1
+    return time.perf_counter() - started, events
+
+
+# ============================================================================================
+# Harness
+# ============================================================================================
+
+
+def _interleaved(cases: list[list[Any]]) -> Iterator[tuple[int, int, Any]]:
+    """Step 0 of every case, then step 1 of every case… (many cases worked on at once)."""
+    for step in range(max(len(case) for case in cases)):
+        for index, case in enumerate(cases):
+            if step < len(case):
+                yield index, step, case[step]
+
+
+def run_nervenbahn(service: CaseService, cases: list[list[c.Command]]) -> tuple[float, int, int]:
+    """Execute each command (one transaction each). Seconds, commands, events."""
+    commands = events = 0
+    started = time.perf_counter()
+    for _, _, command in _interleaved(cases):
+        result = service.execute(command)
+        commands += 1
+        events += len(result.events)
+    return time.perf_counter() - started, commands, events
+
+
+@dataclass
+class Row:
+    key: str
+    what: str
+    backend: str
+    unit: str
+    nervenbahn: float
+    raw: float
+    ratio: float
+    target: str
+    met: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Store:
+    backend: str
+    nb_url: str
+    raw_env: dict[str, str]
+    cleanup: Callable[[], None]
+
+
+def sqlite_store(directory: str, label: str) -> Store:
+    nb_path = os.path.join(directory, f"{label}-nervenbahn.db")
+    raw_path = os.path.join(directory, f"{label}-raw.db")
+    return Store("sqlite", f"sqlite:///{nb_path}",
+                 {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": raw_path},
+                 lambda: None)
+
+
+def postgres_store(url: str) -> Store:
+    parts = urlsplit(url)
+    token = f"{os.getpid()}_{secrets.token_hex(4)}"
+    nb_schema, raw_schema = f"bench_nb_{token}", f"bench_raw_{token}"
+    conninfo = _pg_conninfo(url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{raw_schema}"')
+
+    def drop() -> None:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            for schema in (nb_schema, raw_schema):
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    raw_env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": parts.path.lstrip("/"), "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432), "POSTGRES_USER": parts.username or "postgres",
+        "POSTGRES_PASSWORD": parts.password or "", "POSTGRES_SCHEMA": raw_schema,
+    }
+    return Store("postgres", f"{url}?schema={nb_schema}", raw_env, drop)
+
+
+def _pg_conninfo(url: str) -> str:
+    parts = urlsplit(url)
+    return psycopg.conninfo.make_conninfo(
+        host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
+        dbname=parts.path.lstrip("/"), user=parts.username or "postgres",
+        password=parts.password or None, connect_timeout=3,
+    )
+
+
+def postgres_unreachable(url: str) -> str | None:
+    try:
+        with psycopg.connect(_pg_conninfo(url)) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split())
+        return f"PostgreSQL unreachable at {urlsplit(url).hostname}:{urlsplit(url).port}: {reason}"
+    return None
+
+
+@contextlib.contextmanager
+def nervenbahn_service(url: str, master_key: str, clock: Any = None) -> Iterator[CaseService]:
+    settings = load_settings({"NERVENBAHN_STORE": url, "NERVENBAHN_MASTER_KEY": master_key})
+    service = build_service(settings) if clock is None else build_service(settings, clock)
+    try:
+        yield service
+    finally:
+        close_service(service)
+
+
+def _parse(script: list[tuple[str, dict[str, Any]]]) -> list[c.Command]:
+    return [c.parse_command(name, data) for name, data in script]
+
+
+def bench_execute(store: Store, args: argparse.Namespace, master_key: str) -> Row:
+    rng = random.Random(f"{args.seed}-execute-{store.backend}")
+    reference = load_reference_data()
+    today = datetime.now(SWISS).date()
+    scripts = [case_script(rng, reference, [today] * 10)
+               for _ in range(args.cases + 2 * WARMUP_CASES)]
+    commands = [_parse(script) for script in scripts]  # validation is not timed
+    ops = [raw_ops(script, today) for script in scripts]
+    warm_nb, warm_raw = commands[:WARMUP_CASES], ops[WARMUP_CASES:2 * WARMUP_CASES]
+    commands, ops = commands[2 * WARMUP_CASES:], ops[2 * WARMUP_CASES:]
+    nb_seconds = raw_seconds = 0.0
+    nb_commands = nb_events = raw_events = 0
+    block_ratios: list[float] = []
+    raw_app = RawApp(store.raw_env)
+    try:
+        with nervenbahn_service(store.nb_url, master_key) as service:
+            run_nervenbahn(service, warm_nb)
+            run_raw_ops(raw_app, warm_raw)
+            # Small blocks, alternately raw first and nervenbahn first, so that load from
+            # elsewhere and disk hiccups hit both sides alike.
+            for number, first in enumerate(range(0, len(commands), BLOCK_CASES)):
+                block = slice(first, first + BLOCK_CASES)
+                if number % 2 == 0:
+                    raw = run_raw_ops(raw_app, ops[block])
+                    nb = run_nervenbahn(service, commands[block])
+                else:
+                    nb = run_nervenbahn(service, commands[block])
+                    raw = run_raw_ops(raw_app, ops[block])
+                nb_seconds += nb[0]
+                nb_commands += nb[1]
+                nb_events += nb[2]
+                raw_seconds += raw[0]
+                raw_events += raw[1]
+                block_ratios.append((nb[2] / nb[0]) / (raw[1] / raw[0]))
+            nb_bytes = _mean_state_bytes(service)
+        raw_bytes = _mean_state_bytes(raw_app)
+    finally:
+        raw_app.close()
+    nb_rate, raw_rate = nb_events / nb_seconds, raw_events / raw_seconds
+    ratio = nb_rate / raw_rate
+    return Row(
+        key=f"execute_{store.backend}", what="execute (1 command/txn)",
+        backend=store.backend, unit="events/s", nervenbahn=nb_rate, raw=raw_rate, ratio=ratio,
+        target=f"≥ {EXECUTE_RATIO_TARGET}× raw", met=ratio >= EXECUTE_RATIO_TARGET,
+        detail={
+            "cases": len(commands), "commands": nb_commands, "events": nb_events,
+            "raw_events": raw_events, "commands_per_s": nb_commands / nb_seconds,
+            "nervenbahn_seconds": nb_seconds, "raw_seconds": raw_seconds,
+            "ms_per_command": 1000 * nb_seconds / nb_commands,
+            "raw_ms_per_event": 1000 * raw_seconds / raw_events,
+            "block_ratio_median": _percentile(block_ratios, 50),
+            "block_ratio_min": min(block_ratios), "block_ratio_max": max(block_ratios),
+            "nervenbahn_bytes_per_event": nb_bytes, "raw_bytes_per_event": raw_bytes,
+        },
+    )
+
+
+def _mean_state_bytes(app: Application[Any]) -> float:
+    total = count = 0
+    for notification in app.recorder.select_notifications(start=None, limit=2**62):
+        total += len(notification.state)
+        count += 1
+    return total / count if count else 0.0
+
+
+def bench_import_and_as_of(
+    directory: str, args: argparse.Namespace, master_key: str
+) -> list[Row]:
+    rng = random.Random(f"{args.seed}-import")
+    reference = load_reference_data()
+    now = datetime.now(UTC)
+    lines, _ = import_lines(rng, reference, args.import_cases, now)
+    long_lines, long_times = import_lines(rng, reference, 1, now, length=AS_OF_EVENTS)
+    nb_path = os.path.join(directory, "import-nervenbahn.db")
+    raw_as_of = RawAsOf(os.path.join(directory, "as-of-raw.db"), args.seed)
+    try:
+        with nervenbahn_service(f"sqlite:///{nb_path}", master_key) as service:
+            started = time.perf_counter()
+            report = service.import_records(lines)
+            nb_seconds = time.perf_counter() - started
+            service.import_records(long_lines)  # the 1,000-event case for `case_as_of`
+            case_id = uuid.UUID(json.loads(long_lines[0])["data"]["case_id"])
+            as_of = long_times[AS_OF_EVENTS // 2 - 1]
+            service.case_as_of(case_id, as_of)  # warm-up
+            raw_as_of.call()
+            gc.collect()  # the import's garbage is no part of a `case show --as-of` call
+            nb_latencies, raw_latencies = [], []
+            for _ in range(args.as_of_calls):  # alternate, so both see the same conditions
+                started = time.perf_counter()
+                case = service.case_as_of(case_id, as_of)
+                nb_latencies.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                raw_state = raw_as_of.call()
+                raw_latencies.append(time.perf_counter() - started)
+    finally:
+        raw_as_of.close()
+    assert case.version == AS_OF_EVENTS // 2, case.version
+    with contextlib.closing(sqlite3.connect(nb_path)) as db:
+        rows = db.execute(
+            "SELECT originator_id, originator_version, topic, state FROM stored_events "
+            "ORDER BY rowid LIMIT ?", (report.events,)
+        ).fetchall()
+    raw_runs = [_raw_sqlite_insert(os.path.join(directory, f"import-raw-{n}.db"), rows)
+                for n in range(RAW_IMPORT_RUNS)]
+    raw_seconds = _percentile(raw_runs, 50)
+    nb_rate, raw_rate = report.events / nb_seconds, len(rows) / raw_seconds
+    import_row = Row(
+        key="import_sqlite", what="import_records (JSONL)", backend="sqlite",
+        unit="events/s", nervenbahn=nb_rate, raw=raw_rate, ratio=nb_rate / raw_rate,
+        target=f"≥ {IMPORT_TARGET_EVENTS_PER_S:,.0f} events/s",
+        met=nb_rate >= IMPORT_TARGET_EVENTS_PER_S,
+        detail={"cases": report.cases, "records": report.records, "events": report.events,
+                "nervenbahn_seconds": nb_seconds, "raw_seconds": raw_seconds,
+                "raw_runs_seconds": [round(run, 4) for run in raw_runs],
+                "bytes_per_event": sum(len(r[3]) for r in rows) / len(rows)},
+    )
+    nb_p50, nb_p99 = _percentile(nb_latencies, 50), _percentile(nb_latencies, 99)
+    raw_p50, raw_p99 = _percentile(raw_latencies, 50), _percentile(raw_latencies, 99)
+    as_of_row = Row(
+        key="case_as_of_sqlite", what=f"case_as_of ({AS_OF_EVENTS} events)",
+        backend="sqlite", unit="ms (p99)", nervenbahn=nb_p99 * 1000, raw=raw_p99 * 1000,
+        ratio=raw_p50 / nb_p50, target=f"p99 ≤ {AS_OF_P99_TARGET_MS:.0f} ms",
+        met=nb_p99 * 1000 <= AS_OF_P99_TARGET_MS,
+        detail={"calls": args.as_of_calls, "events_replayed": case.version,
+                "raw_events_replayed": raw_state.version,
+                "nervenbahn_p50_ms": nb_p50 * 1000, "nervenbahn_p99_ms": nb_p99 * 1000,
+                "raw_p50_ms": raw_p50 * 1000, "raw_p99_ms": raw_p99 * 1000},
+    )
+    return [import_row, as_of_row]
+
+
+def _raw_sqlite_insert(path: str, rows: list[tuple[Any, ...]]) -> float:
+    """Plain table, same journal mode as eventsourcing (WAL), one transaction. Seconds."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE events (originator_id TEXT, version INTEGER, topic TEXT, "
+                   "state BLOB)")
+        started = time.perf_counter()
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", rows)
+        db.execute("COMMIT")
+        return time.perf_counter() - started
+
+
+class RawAsOf:
+    """A plain 1,000-event aggregate, replayed up to the recorded time of its middle event."""
+
+    def __init__(self, path: str, seed: int) -> None:
+        rng = random.Random(f"{seed}-as-of")
+        today = datetime.now(SWISS).date()
+        script = case_script(rng, load_reference_data(), [today] * AS_OF_EVENTS,
+                             length=AS_OF_EVENTS)
+        ops = raw_ops(script, today)
+        self.app = RawApp({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path})
+        aggregate = RawCase(**ops[0][1])
+        for method, kwargs in ops[1:]:
+            getattr(aggregate, method)(**kwargs)
+        self.app.save(aggregate)
+        self.id = aggregate.id
+        self.as_of = list(self.app.events.get(self.id))[AS_OF_EVENTS // 2 - 1].timestamp
+
+    def call(self) -> RawCase:
+        state: RawCase | None = None
+        for stored in self.app.events.get(self.id):
+            if stored.timestamp > self.as_of:
+                break
+            state = stored.mutate(state)
+        assert state is not None
+        return state
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (with 30 samples, p99 is the slowest call)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+# ============================================================================================
+# Output
+# ============================================================================================
+
+
+def _fmt(row: Row, side: str) -> str:
+    if row.key.startswith("case_as_of"):
+        p50 = row.detail[f"{side}_p50_ms"]
+        p99 = row.detail[f"{side}_p99_ms"]
+        return f"{p50:,.1f} / {p99:,.1f} ms"
+    value = row.nervenbahn if side == "nervenbahn" else row.raw
+    text = f"{value:,.0f} ev/s"
+    if side == "nervenbahn" and "commands_per_s" in row.detail:
+        text += f"\n{row.detail['commands_per_s']:,.0f} cmd/s"
+    return text
+
+
+def print_table(
+    rows: list[Row], notes: list[str], runtime: float, args: argparse.Namespace
+) -> None:
+    table = Table(title="nervenbahn append path vs raw baseline (same run)")
+    for name, justify in (("what", "left"), ("backend", "left"), ("nervenbahn", "right"),
+                          ("raw baseline", "right"), ("ratio", "right"),
+                          ("target", "left"), ("met", "center")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(row.what, row.backend, _fmt(row, "nervenbahn"), _fmt(row, "raw"),
+                      f"{row.ratio:.2f}×", row.target,
+                      "[green]yes[/green]" if row.met else "[red]no[/red]")
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    console.print(table)
+    for row in rows:
+        d = row.detail
+        if row.key.startswith("execute"):
+            console.print(
+                f"{row.backend}: {d['commands']} commands over {d['cases']} cases, "
+                f"{d['ms_per_command']:.2f} ms/command vs raw {d['raw_ms_per_event']:.2f} ms/event;"
+                f" ratio per block of {BLOCK_CASES} cases: median {d['block_ratio_median']:.2f}"
+                f" ({d['block_ratio_min']:.2f}–{d['block_ratio_max']:.2f}); stored state "
+                f"{d['nervenbahn_bytes_per_event']:.0f} vs {d['raw_bytes_per_event']:.0f} "
+                "bytes/event"
+            )
+        elif row.key.startswith("import"):
+            console.print(
+                f"import: {d['events']} events of {d['cases']} cases in "
+                f"{d['nervenbahn_seconds']:.2f} s; raw executemany {d['raw_seconds']:.3f} s "
+                f"(median of {RAW_IMPORT_RUNS}); "
+                f"{d['bytes_per_event']:.0f} bytes/event"
+            )
+        else:
+            console.print(f"as-of: p50 / p99 of {d['calls']} calls each (alternating), "
+                          f"{d['events_replayed']} of {AS_OF_EVENTS} events replayed "
+                          f"(raw {d['raw_events_replayed']}); ratio from p50")
+    for note in notes:
+        console.print(f"[yellow]{escape(note)}[/yellow]")
+    console.print(f"ratio = nervenbahn speed / raw speed; seed {args.seed}; "
+                  f"runtime {runtime:.1f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=DEFAULT_CASES,
+                        help=f"cases per backend for execute, 10 commands each "
+                             f"(default {DEFAULT_CASES})")
+    parser.add_argument("--import-cases", type=int, default=DEFAULT_IMPORT_CASES,
+                        help=f"cases in the import history (default {DEFAULT_IMPORT_CASES})")
+    parser.add_argument("--as-of-calls", type=int, default=AS_OF_CALLS,
+                        help=f"timed case_as_of calls (default {AS_OF_CALLS})")
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    args = parser.parse_args(argv)
+    if args.cases < 2 or args.import_cases < 1 or args.as_of_calls < 1:
+        parser.error("--cases must be ≥ 2, --import-cases and --as-of-calls ≥ 1")
+
+    started = time.perf_counter()
+    # As the CLI: structured logs at info level, rendered as JSON (here thrown away).
+    devnull = open(os.devnull, "w")  # noqa: SIM115
+    configure_logging("json", "info", stream=devnull)
+    master_key = base64.b64encode(secrets.token_bytes(32)).decode()
+    directory = tempfile.mkdtemp(prefix="nervenbahn-bench-")
+    rows: list[Row] = []
+    notes: list[str] = []
+    skipped: dict[str, str] = {}
+    try:
+        if args.backend in ("sqlite", "both"):
+            rows.append(bench_execute(sqlite_store(directory, "execute"), args, master_key))
+        if args.backend in ("postgres", "both"):
+            problem = postgres_unreachable(args.postgres_url)
+            if problem:
+                skipped["postgres"] = problem
+                notes.append(f"{problem} — PostgreSQL skipped")
+            else:
+                store = postgres_store(args.postgres_url)
+                try:
+                    rows.append(bench_execute(store, args, master_key))
+                finally:
+                    store.cleanup()
+        rows.extend(bench_import_and_as_of(directory, args, master_key))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+        devnull.close()
+    runtime = time.perf_counter() - started
+    if args.json:
+        print(json.dumps({
+            "runtime_s": round(runtime, 2), "seed": args.seed, "cases": args.cases,
+            "import_cases": args.import_cases, "backend": args.backend,
+            "ratio": "nervenbahn speed / raw speed", "skipped": skipped, "notes": notes,
+            "results": [
+                {"key": r.key, "what": r.what, "backend": r.backend, "unit": r.unit,
+                 "nervenbahn": round(r.nervenbahn, 2), "raw": round(r.raw, 2),
+                 "ratio": round(r.ratio, 3), "target": r.target, "met": r.met,
+                 **{k: round(v, 3) if isinstance(v, float) else v for k, v in r.detail.items()}}
+                for r in rows
+            ],
+        }, ensure_ascii=False))
+    else:
+        print_table(rows, notes, runtime, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
