@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from collections import Counter
@@ -119,6 +120,17 @@ def _live_commands(rt: Runtime, cases: dict[uuid.UUID, Case]) -> list[dict[str, 
     return done
 
 
+def _program() -> str:
+    """How the user ran this program: `.venv/bin/nervenbahn` under `make demo`."""
+    invoked = Path(sys.argv[0])
+    if invoked.name != "nervenbahn":
+        return "nervenbahn"
+    try:
+        return str(invoked.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return "nervenbahn"
+
+
 def _summary(
     rt: Runtime, report: Any, live: list[dict[str, Any]], history: Path, seconds: float
 ) -> None:
@@ -147,14 +159,15 @@ def _summary(
     )
     rt.console.print(table)
     sample = live[0]["case_id"] if live else next(iter(cases))
+    prog = _program()
     rt.console.print(
         f"Imported {report.records} legacy records as {report.events} events "
         f"in {report.cases} cases "
         f"({report.events / report.seconds:,.0f} events/s); {len(live)} live budget changes today; "
         f"{len(regions)} social regions; total {seconds:.1f} s.\n"
         f"Import file kept at {history}. Store: {rt.settings.store.describe()}.\n"
-        f"Try:  nervenbahn case show {sample}\n"
-        f"      nervenbahn case history {sample}\n"
-        f"      nervenbahn case show {sample} --as-of {PERIOD_END}\n"
-        f"      nervenbahn case list --region so-olten --phase supported"
+        f"Try:  {prog} case show {sample}\n"
+        f"      {prog} case history {sample}\n"
+        f"      {prog} case show {sample} --as-of {PERIOD_END}\n"
+        f"      {prog} case list --region so-olten --phase supported"
     )
