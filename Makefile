@@ -23,6 +23,7 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/nervenbahn schemas check
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/append.py

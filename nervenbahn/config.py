@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
+import psycopg.conninfo
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 __all__ = ["DEFAULT_STORE", "ConfigError", "Settings", "StoreConfig", "load_settings"]
@@ -101,6 +102,15 @@ class StoreConfig(BaseModel):
         if self.schema_name:
             env["POSTGRES_SCHEMA"] = self.schema_name
         return env
+
+    def conninfo(self) -> str:
+        """The libpq connection string of a PostgreSQL store."""
+        return str(
+            psycopg.conninfo.make_conninfo(
+                host=self.host, port=self.port, dbname=self.dbname, user=self.user,
+                password=self.password.get_secret_value() or None, connect_timeout=5,
+            )
+        )
 
     def describe(self) -> str:
         """A one-line description without secrets."""

@@ -104,14 +104,7 @@ class PostgresKeyStore(KeyStore):
 
     def __init__(self, config: StoreConfig) -> None:
         self._lock = threading.Lock()
-        self._conninfo = psycopg.conninfo.make_conninfo(
-            host=config.host,
-            port=config.port,
-            dbname=config.dbname,
-            user=config.user,
-            password=config.password.get_secret_value() or None,
-            connect_timeout=5,
-        )
+        self._conninfo = config.conninfo()
         self._schema = sql.Identifier(config.schema_name or "public")
         self._db = psycopg.connect(self._conninfo, autocommit=True)
         with self._db.transaction():

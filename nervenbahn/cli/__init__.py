@@ -18,7 +18,7 @@ from domain.errors import DomainError, InvalidCommandError
 from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.config import ConfigError
 
-from . import case
+from . import case, schemas
 from .render import emit_json
 from .runtime import Runtime, runtime
 
@@ -34,6 +34,7 @@ app = typer.Typer(
 person_app = typer.Typer(help="Personal data of household members.", no_args_is_help=True)
 app.add_typer(case.app, name="case")
 app.add_typer(person_app, name="person")
+app.add_typer(schemas.app, name="schemas")
 
 _RUNTIMES: list[Runtime] = []
 """The runtime of the invocation in progress, closed by `main` however the command ends."""

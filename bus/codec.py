@@ -1,0 +1,460 @@
+"""Case events as Avro in the Confluent wire format, and back.
+
+A message value is: magic byte 0, the writer schema's registry id (4 bytes, big-endian), the
+event as Avro binary. `EventCodec` is built once per topic: it parses every event schema up
+front, registers a schema with the registry the first time it writes that event type, and
+reads a message with the writer schema its id names (looked up once, then cached) into the
+current schema (Avro schema resolution), rebuilding the domain event as eventsourcing's
+`Mapper` does, so that `codec.decode(codec.encode(event).value) == event`.
+
+Personal data never leaves the core in clear: persons are written sealed (as stored, or sealed
+with the `seal` the core passes, i.e. `vault.encrypt`). Decoding gives `SealedPersonalData`
+when the codec has the core's vault, and `SealedPerson` (id and sealed text) otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import fastavro
+import fastavro.validation
+from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
+
+from bus.envelope import EncodedEvent, SealedPerson, event_id
+from bus.errors import DecodeError, EncodeError, SchemaError, SchemaNotFoundError
+from bus.registry import SchemaRegistry
+from domain.budget import BudgetLine
+from domain.case import Case
+from domain.commands import Actor
+from domain.events import EVENT_TYPES
+from domain.personal_data import (
+    ErasedPersonalData,
+    PersonalData,
+    PersonalDataVault,
+    SealedPersonalData,
+)
+from schemas import SCHEMA_DIR, SchemaFileError, event_schema, record_name, subject_for
+
+__all__ = [
+    "EncodedEvent",
+    "EventCodec",
+    "Seal",
+    "SealedPerson",
+    "event_id",
+    "schema_mismatches",
+]
+
+Seal = Callable[[PersonalData], Mapping[str, str]]
+"""Seals one person's data for the bus: the core passes `PersonalDataVault.encrypt`."""
+
+MAGIC_BYTE = 0
+_HEADER = struct.Struct(">BI")
+
+RENAMED = {"originator_id": "case_id", "originator_version": "version", "timestamp": "recorded_at"}
+"""Domain event attributes that carry another name on the bus."""
+
+_CONSTANTS: dict[str, Any] = {"originator_topic": get_topic(Case)}
+"""Domain event attributes that are the same for every event (not sent; restored on decode)."""
+
+_VALUE_RECORDS: dict[str, type[Any]] = {
+    record_name("Actor"): Actor,
+    record_name("BudgetLine"): BudgetLine,
+}
+_PERSON_RECORD = record_name("SealedPersonalData")
+
+_READ_ERRORS = (
+    EOFError,
+    IndexError,
+    KeyError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    struct.error,
+    fastavro.read.SchemaResolutionError,
+)
+"""What fastavro raises on truncated, corrupt or unresolvable input (all become DecodeError)."""
+
+_WRITE_ERRORS = (
+    fastavro.validation.ValidationError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    OverflowError,
+    struct.error,
+)
+"""What fastavro raises when a value does not fit its schema (all become EncodeError).
+
+fastavro writes some values that do not fit (an int beyond 32 bits, "yes" as a boolean), so
+the record is validated first: a message on the bus must be readable by every consumer."""
+
+Convert = Callable[[Any], Any]
+
+
+def schema_mismatches(event_class: type[Any], schema: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, problem) for each difference between a domain event class and its schema."""
+    domain = {
+        RENAMED.get(field.name, field.name)
+        for field in dataclasses.fields(event_class)
+        if field.name not in _CONSTANTS
+    }
+    fields = [str(field.get("name")) for field in schema.get("fields", [])]
+    problems = [
+        (name, f"the domain event {event_class.__name__} has it, the schema does not")
+        for name in sorted(domain - set(fields))
+    ]
+    problems += [
+        (name, f"the schema has it, the domain event {event_class.__name__} does not")
+        for name in fields
+        if name not in domain
+    ]
+    if schema.get("name") != event_class.__name__:
+        problems.append(("(schema)", f"record name {schema.get('name')!r} is not the class name"))
+    return problems
+
+
+@dataclasses.dataclass(frozen=True)
+class _Field:
+    avro_name: str
+    attribute: str
+    to_avro: Convert | None
+    from_avro: Convert | None
+
+
+@dataclasses.dataclass(frozen=True)
+class _EventType:
+    """One event type: its class, its current schema (the reader schema) and its fields."""
+
+    event_class: type[Any]
+    name: str
+    schema: dict[str, Any]
+    parsed: Any
+    fields: tuple[_Field, ...]
+    constants: dict[str, Any]
+
+
+class EventCodec:
+    """Encodes case events for one topic and decodes them, in the Confluent wire format."""
+
+    def __init__(
+        self,
+        registry: SchemaRegistry,
+        topic: str,
+        *,
+        seal: Seal | None = None,
+        vault: PersonalDataVault | None = None,
+        event_types: Sequence[type[Any]] = EVENT_TYPES,
+        schema_dir: Path = SCHEMA_DIR,
+    ) -> None:
+        self._registry = registry
+        self._topic = topic
+        self._vault = vault
+        self._seal: Seal | None = seal or (vault.encrypt if vault is not None else None)
+        self._types = {cls.__name__: self._event_type(cls, schema_dir) for cls in event_types}
+        self._by_record_name = {record_name(name): name for name in self._types}
+        self._schema_ids: dict[str, int] = {}
+        self._writers: dict[int, tuple[str, Any]] = {}
+
+    @property
+    def topic(self) -> str:
+        """The topic whose subjects this codec registers its schemas under."""
+        return self._topic
+
+    def subject(self, event_type: str) -> str:
+        """The registry subject of `event_type` on this codec's topic."""
+        return subject_for(self._topic, event_type)
+
+    def register_schemas(self) -> dict[str, int]:
+        """Register every event type's schema now (e.g. at start-up); their ids by type."""
+        return {name: self._schema_id(codec) for name, codec in self._types.items()}
+
+    def encode(self, event: Any) -> EncodedEvent:
+        """The event as a message value; EncodeError if it does not fit its schema."""
+        codec = self._types.get(type(event).__name__)
+        if codec is None or type(event) is not codec.event_class:
+            raise EncodeError(f"{type(event).__name__} is not a case event type of this codec")
+        record = self._record(codec, event)
+        schema_id = self._schema_id(codec)
+        buffer = BytesIO()
+        buffer.write(_HEADER.pack(MAGIC_BYTE, schema_id))
+        try:
+            fastavro.validation.validate(record, codec.parsed, raise_errors=True)
+            fastavro.schemaless_writer(buffer, codec.parsed, record, strict=True)
+        except _WRITE_ERRORS as exc:
+            raise EncodeError(
+                f"{codec.name} of case {record.get('case_id')} version {record.get('version')} "
+                f"does not fit its schema: {exc}"
+            ) from exc
+        return EncodedEvent(buffer.getvalue(), schema_id, codec.name)
+
+    def decode(self, value: bytes) -> Aggregate.Event:
+        """The domain event in a message value; DecodeError if it is not one this codec reads.
+
+        An unreachable registry raises RegistryError instead: the message may be fine, retry.
+        """
+        schema_id = _schema_id_of(value)
+        name, writer = self._writer(schema_id)
+        codec = self._types[name]
+        body = BytesIO(value[_HEADER.size :])
+        try:
+            record = fastavro.schemaless_reader(
+                body, writer, None if writer is codec.parsed else codec.parsed
+            )
+        except _READ_ERRORS as exc:
+            raise DecodeError(
+                f"{name} (schema id {schema_id}) is truncated or corrupt: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        trailing = len(value) - _HEADER.size - body.tell()
+        if trailing:
+            raise DecodeError(
+                f"{name} (schema id {schema_id}) has {trailing} bytes after the event"
+            )
+        if not isinstance(record, dict):
+            raise DecodeError(f"{name} (schema id {schema_id}) is not a record")
+        return self._event(codec, record)
+
+    # --- building the codec -----------------------------------------------------------------
+
+    def _event_type(self, cls: type[Any], schema_dir: Path) -> _EventType:
+        name = cls.__name__
+        try:
+            schema = event_schema(name, schema_dir)
+            parsed = fastavro.parse_schema(schema)
+        except SchemaFileError as exc:
+            raise SchemaError(f"{name}: {exc}") from exc
+        except (fastavro.schema.SchemaParseException, fastavro.schema.UnknownType, ValueError,
+                TypeError, KeyError) as exc:
+            raise SchemaError(f"{name}: not a valid Avro schema: {exc}") from exc
+        mismatches = schema_mismatches(cls, schema)
+        if mismatches:
+            field, problem = mismatches[0]
+            raise SchemaError(f"{name}: {field}: {problem}")
+        attributes = {RENAMED.get(f.name, f.name): f.name for f in dataclasses.fields(cls)}
+        named: dict[str, dict[str, Any]] = {}
+        fields = tuple(
+            _Field(field["name"], attributes[field["name"]],
+                   *self._converters(field["type"], named, name))
+            for field in schema["fields"]
+        )
+        constants = {
+            attribute: value
+            for attribute, value in _CONSTANTS.items()
+            if attribute in {f.name for f in dataclasses.fields(cls)}
+        }
+        return _EventType(cls, name, schema, parsed, fields, constants)
+
+    def _converters(
+        self, node: Any, named: dict[str, dict[str, Any]], event_type: str
+    ) -> tuple[Convert | None, Convert | None]:
+        """(to Avro, from Avro) for one schema node; None where the value passes as it is."""
+        if isinstance(node, str):
+            node = named.get(node, node)
+        if isinstance(node, list):
+            return self._optional(node, named, event_type)
+        if not isinstance(node, dict):
+            return None, None
+        kind = node.get("type")
+        if kind == "record":
+            return self._record_converters(node, named, event_type)
+        if kind == "array":
+            to_item, from_item = self._converters(node["items"], named, event_type)
+            return _each(to_item), _each(from_item)
+        if kind == "string" and node.get("logicalType") == "uuid":
+            return _uuid_check, None
+        if kind == "bytes" and node.get("logicalType") == "decimal":
+            return _decimal_check(int(node["precision"]), int(node.get("scale", 0))), None
+        if isinstance(kind, dict | list):
+            return self._converters(kind, named, event_type)
+        return None, None
+
+    def _record_converters(
+        self, node: dict[str, Any], named: dict[str, dict[str, Any]], event_type: str
+    ) -> tuple[Convert | None, Convert | None]:
+        name = str(node["name"])
+        fullname = name if "." in name else f"{node.get('namespace', '')}.{name}"
+        named.setdefault(fullname, node)
+        if fullname == _PERSON_RECORD:
+            return self._person_to_avro, self._person_from_avro
+        value_class = _VALUE_RECORDS.get(fullname)
+        if value_class is None:
+            raise SchemaError(f"{event_type}: no domain value type for record {fullname}")
+        inner = [
+            (field["name"], *self._converters(field["type"], named, event_type))
+            for field in node["fields"]
+        ]
+
+        def to_avro(value: Any) -> dict[str, Any]:
+            return {key: _apply(to, getattr(value, key)) for key, to, _ in inner}
+
+        def from_avro(data: dict[str, Any]) -> Any:
+            return value_class(**{key: _apply(back, data[key]) for key, _, back in inner})
+
+        return to_avro, from_avro
+
+    def _optional(
+        self, branches: list[Any], named: dict[str, dict[str, Any]], event_type: str
+    ) -> tuple[Convert | None, Convert | None]:
+        others = [branch for branch in branches if branch != "null"]
+        if len(others) != 1:
+            converters = [self._converters(branch, named, event_type) for branch in others]
+            if any(pair != (None, None) for pair in converters):
+                raise SchemaError(f"{event_type}: only [null, T] unions may hold records")
+            return None, None
+        to, back = self._converters(others[0], named, event_type)
+        return _unless_none(to), _unless_none(back)
+
+    # --- encoding ---------------------------------------------------------------------------
+
+    def _record(self, codec: _EventType, event: Any) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        for field in codec.fields:
+            try:
+                value = getattr(event, field.attribute)
+            except AttributeError:
+                raise EncodeError(f"{codec.name} has no {field.attribute}") from None
+            record[field.avro_name] = _apply(field.to_avro, value)
+        return record
+
+    def _schema_id(self, codec: _EventType) -> int:
+        schema_id = self._schema_ids.get(codec.name)
+        if schema_id is None:
+            schema_id = self._registry.register(self.subject(codec.name), codec.schema)
+            self._schema_ids[codec.name] = schema_id
+            self._writers.setdefault(schema_id, (codec.name, codec.parsed))
+        return schema_id
+
+    def _person_to_avro(self, person: Any) -> dict[str, Any]:
+        if isinstance(person, SealedPersonalData):
+            return _sealed_record(person.sealed)
+        if isinstance(person, SealedPerson):
+            return {"person_id": person.person_id, "sealed": person.sealed}
+        if isinstance(person, PersonalData):
+            if self._seal is None:
+                raise EncodeError(
+                    f"person {person.person_id} is in clear and this codec cannot seal it; "
+                    "build the codec with seal=vault.encrypt (or relay stored events)"
+                )
+            return _sealed_record(self._seal(person))
+        if isinstance(person, ErasedPersonalData):
+            raise EncodeError(
+                f"person {person.person_id} was erased; events carry persons sealed as stored"
+            )
+        raise EncodeError(f"not a person: {type(person).__name__}")
+
+    # --- decoding ---------------------------------------------------------------------------
+
+    def _writer(self, schema_id: int) -> tuple[str, Any]:
+        cached = self._writers.get(schema_id)
+        if cached is not None:
+            return cached
+        try:
+            schema = self._registry.schema_by_id(schema_id)
+        except SchemaNotFoundError as exc:
+            raise DecodeError(f"unknown schema id {schema_id}: {exc}") from exc
+        fullname = _fullname(schema)
+        name = self._by_record_name.get(fullname)
+        if name is None:
+            raise DecodeError(f"schema id {schema_id} is {fullname}, not a case event type")
+        try:
+            parsed = fastavro.parse_schema(schema)
+        except (fastavro.schema.SchemaParseException, fastavro.schema.UnknownType, ValueError,
+                TypeError, KeyError) as exc:
+            raise DecodeError(f"schema id {schema_id} is not a valid Avro schema: {exc}") from exc
+        self._writers[schema_id] = (name, parsed)
+        return name, parsed
+
+    def _event(self, codec: _EventType, record: dict[str, Any]) -> Aggregate.Event:
+        try:
+            state = {f.attribute: _apply(f.from_avro, record[f.avro_name]) for f in codec.fields}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DecodeError(
+                f"{codec.name}: the record does not make a domain event: {exc}"
+            ) from exc
+        state.update(codec.constants)
+        event: Aggregate.Event = object.__new__(codec.event_class)
+        object.__setattr__(event, "__dict__", state)
+        return event
+
+    def _person_from_avro(self, data: dict[str, Any]) -> SealedPersonalData | SealedPerson:
+        person_id: UUID = data["person_id"]
+        if self._vault is None:
+            return SealedPerson(person_id, data["sealed"])
+        sealed = {"person_id": person_id.hex, "sealed": data["sealed"]}
+        return SealedPersonalData(sealed, self._vault)
+
+
+def _schema_id_of(value: bytes) -> int:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise DecodeError(f"a message value is bytes, not {type(value).__name__}")
+    if len(value) < _HEADER.size:
+        raise DecodeError(
+            f"{len(value)} bytes are too short for the Confluent wire format "
+            f"(magic byte and 4-byte schema id)"
+        )
+    magic, schema_id = _HEADER.unpack_from(value)
+    if magic != MAGIC_BYTE:
+        raise DecodeError(f"not in the Confluent wire format: magic byte {magic}, expected 0")
+    return int(schema_id)
+
+
+def _sealed_record(sealed: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        return {"person_id": UUID(sealed["person_id"]), "sealed": sealed["sealed"]}
+    except (KeyError, ValueError, TypeError) as exc:
+        raise EncodeError(f"sealed personal data is malformed: {exc}") from exc
+
+
+def _fullname(schema: dict[str, Any]) -> str:
+    name = str(schema.get("name", ""))
+    if "." in name or not schema.get("namespace"):
+        return name
+    return f"{schema['namespace']}.{name}"
+
+
+def _apply(convert: Convert | None, value: Any) -> Any:
+    return value if convert is None else convert(value)
+
+
+def _each(convert: Convert | None) -> Convert | None:
+    if convert is None:
+        return None
+    return lambda values: [convert(value) for value in values]
+
+
+def _unless_none(convert: Convert | None) -> Convert | None:
+    if convert is None:
+        return None
+    return lambda value: None if value is None else convert(value)
+
+
+def _uuid_check(value: Any) -> UUID:
+    """Refuse ids that are not UUIDs (fastavro would write any string)."""
+    if not isinstance(value, UUID):
+        raise EncodeError(f"{value!r} does not fit a uuid: it is a {type(value).__name__}")
+    return value
+
+
+def _decimal_check(precision: int, scale: int) -> Convert:
+    """Refuse amounts the schema's decimal cannot hold (fastavro checks the scale only)."""
+
+    def check(amount: Any) -> Any:
+        if not isinstance(amount, Decimal) or not amount.is_finite():
+            raise EncodeError(f"amount {amount!r} is not a finite Decimal")
+        exponent = amount.as_tuple().exponent
+        digits = len(amount.scaleb(scale).to_integral_value().as_tuple().digits)
+        if (isinstance(exponent, int) and -exponent > scale) or digits > precision:
+            raise EncodeError(
+                f"amount {amount} does not fit decimal({precision},{scale})"
+            )
+        return amount
+
+    return check

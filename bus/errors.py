@@ -1,0 +1,76 @@
+"""Errors of the integration bus, in the user's terms.
+
+`BusError` is the root; third-party errors (fastavro, avro, sqlite3, psycopg, urllib) are
+translated into one of these where they happen, with the original as `__cause__`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bus.compatibility import SchemaProblem
+
+__all__ = [
+    "BusError",
+    "DecodeError",
+    "EncodeError",
+    "IncompatibleSchemaError",
+    "RegistryError",
+    "SchemaError",
+    "SchemaNotFoundError",
+]
+
+
+class BusError(Exception):
+    """Something went wrong on the integration bus."""
+
+
+class SchemaError(BusError):
+    """A schema is malformed, or does not match the domain event it describes."""
+
+
+class IncompatibleSchemaError(SchemaError):
+    """A new schema version could not read data written with an earlier version; refused.
+
+    `field` is the first offending field (a dotted path such as `lines[].amount`);
+    `problems` lists every one found.
+    """
+
+    def __init__(
+        self,
+        subject: str,
+        field: str,
+        message: str,
+        problems: Sequence[SchemaProblem] = (),
+    ) -> None:
+        self.subject = subject
+        self.field = field
+        self.problems = tuple(problems)
+        super().__init__(f"{subject}: {field}: {message}")
+
+
+class EncodeError(BusError):
+    """An event cannot be written in its schema (a value does not fit, or data is unsealed)."""
+
+
+class DecodeError(BusError):
+    """A message is not a case event this codec can read: bad framing, unknown schema id,
+    truncated or corrupt Avro, or a writer schema the current schema cannot read."""
+
+
+class RegistryError(BusError):
+    """The schema registry cannot be reached or answered with an error.
+
+    `url` and `status` say where and how (status is None when there was no HTTP answer).
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
+        self.url = url
+        self.status = status
+        super().__init__(message)
+
+
+class SchemaNotFoundError(RegistryError):
+    """The registry holds no schema with the requested id."""

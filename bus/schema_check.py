@@ -1,0 +1,157 @@
+"""Check the schema files before they reach a registry, and release new versions.
+
+Runs with no network and no database (CI runs it): every domain event type must have a schema
+that matches its fields, and each current schema must be able to read data written with
+*every* released version kept in `schemas/versions/` (BACKWARD_TRANSITIVE). Optionally, the
+registry in production is asked too. `release_schemas` copies a changed schema to its next
+`v<N>.avsc`, only if the check passes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bus.codec import schema_mismatches
+from bus.compatibility import (
+    WHOLE_SCHEMA,
+    SchemaProblem,
+    compatibility_problems,
+    fingerprint,
+    validate_schema,
+)
+from bus.registry import SchemaRegistry
+from domain.events import EVENT_TYPES
+from schemas import (
+    SCHEMA_DIR,
+    SchemaFileError,
+    event_schema,
+    event_type_names,
+    record_name,
+    released_versions,
+    subject_for,
+    version_path,
+)
+
+__all__ = ["Release", "check_schemas", "pending_releases", "release_schemas"]
+
+
+@dataclass(frozen=True)
+class Release:
+    """A schema version written to `schemas/versions/`."""
+
+    event_type: str
+    version: int
+    path: Path
+
+
+def check_schemas(
+    schema_dir: Path = SCHEMA_DIR,
+    *,
+    registry: SchemaRegistry | None = None,
+    topic: str | None = None,
+    event_types: Sequence[type[Any]] = EVENT_TYPES,
+) -> list[SchemaProblem]:
+    """Every problem of the schema files; [] if they may be released and registered.
+
+    With a `registry` (and the `topic` whose subjects to ask about), the registry is asked
+    too; RegistryError if it cannot be reached.
+    """
+    if registry is not None and topic is None:
+        raise ValueError("checking against a registry needs the topic of its subjects")
+    classes = {cls.__name__: cls for cls in event_types}
+    files = set(event_type_names(schema_dir))
+    problems = [
+        SchemaProblem(_subject(name, topic), WHOLE_SCHEMA,
+                      f"no schema file case/{name}.avsc for this domain event type", "MISSING")
+        for name in sorted(classes.keys() - files)
+    ]
+    problems += [
+        SchemaProblem(_subject(name, topic), WHOLE_SCHEMA,
+                      f"case/{name}.avsc describes no domain event type", "UNKNOWN_EVENT_TYPE")
+        for name in sorted(files - classes.keys())
+    ]
+    for name in sorted(classes.keys() & files):
+        found = _check_one(name, classes[name], schema_dir, topic)
+        if not found and registry is not None and topic is not None:
+            found = registry.check_compatibility(
+                subject_for(topic, name), event_schema(name, schema_dir)
+            )
+        problems += found
+    return problems
+
+
+def pending_releases(schema_dir: Path = SCHEMA_DIR) -> list[str]:
+    """Event types whose current schema differs from their latest released version."""
+    pending = []
+    for name in event_type_names(schema_dir):
+        released = released_versions(name, schema_dir)
+        if not released or fingerprint(released[-1][1]) != fingerprint(
+            event_schema(name, schema_dir)
+        ):
+            pending.append(name)
+    return pending
+
+
+def release_schemas(
+    schema_dir: Path = SCHEMA_DIR, *, event_types: Sequence[type[Any]] = EVENT_TYPES
+) -> tuple[list[Release], list[SchemaProblem]]:
+    """Write each changed schema as its next version, if the check passes.
+
+    Returns what was released and the problems; nothing is written when there are problems.
+    """
+    problems = check_schemas(schema_dir, event_types=event_types)
+    if problems:
+        return [], problems
+    releases = []
+    for name in pending_releases(schema_dir):
+        released = released_versions(name, schema_dir)
+        version = released[-1][0] + 1 if released else 1
+        path = version_path(name, version, schema_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(event_schema(name, schema_dir), indent=2, ensure_ascii=False)
+        path.write_text(text + "\n", encoding="utf-8")
+        releases.append(Release(name, version, path))
+    return releases, []
+
+
+def _check_one(
+    name: str, event_class: type[Any], schema_dir: Path, topic: str | None
+) -> list[SchemaProblem]:
+    subject = _subject(name, topic)
+    try:
+        schema = event_schema(name, schema_dir)
+        released = released_versions(name, schema_dir)
+    except SchemaFileError as exc:
+        return [SchemaProblem(subject, WHOLE_SCHEMA, str(exc), "SCHEMA_FILE")]
+    problems = validate_schema(subject, schema)
+    if problems:
+        return problems
+    problems = [
+        SchemaProblem(subject, field, message, "DOMAIN_MISMATCH")
+        for field, message in schema_mismatches(event_class, schema)
+    ]
+    numbers = [version for version, _ in released]
+    if numbers != list(range(1, len(numbers) + 1)):
+        listed = ", ".join(f"v{number}" for number in numbers)
+        problems.append(
+            SchemaProblem(subject, WHOLE_SCHEMA,
+                          f"released versions must be v1..vN without gaps, found {listed}",
+                          "VERSION_FILES")
+        )
+    unreadable = [
+        SchemaProblem(subject, problem.field, f"released v{version}: {problem.message}",
+                      problem.kind, version=version)
+        for version, old in released
+        for problem in validate_schema(subject, old)
+    ]
+    if unreadable:
+        return problems + unreadable
+    return problems + compatibility_problems(subject, schema, released)
+
+
+def _subject(name: str, topic: str | None) -> str:
+    return subject_for(topic, name) if topic else record_name(name)
