@@ -1,0 +1,262 @@
+"""How the bus reaches Kafka: brokers, topic naming, producer and consumer settings.
+
+Read once from the environment by `load_kafka_settings`:
+
+- `NERVENBAHN_KAFKA`: the brokers, `host:port[,host:port…]`; unset: the embedded broker.
+- `NERVENBAHN_KAFKA_PROFILE`: `production` or `embedded`, choosing the timing defaults;
+  default `embedded` without `NERVENBAHN_KAFKA`, else `production`.
+- `NERVENBAHN_TOPIC_PREFIX`: first segment of every topic name (default `nervenbahn`).
+- `NERVENBAHN_KAFKA_PARTITIONS`: partitions of the topics the bus creates (default 4).
+- `NERVENBAHN_KAFKA_MAX_POLL_INTERVAL_MS`: longest pause between two polls of a consumer
+  before it is taken out of its group (default per profile).
+
+The `embedded` profile exists because the embedded broker (Tansu) holds a consumer group's
+JoinGroup for about half the **session timeout** before it answers (measured: 45 s session →
+23 s, 10 s → 5 s, 3 s → 2 s; the rebalance timeout, i.e. `max_poll_interval_ms`, made no
+difference). Kafka's 45 s default would make every consumer start take 23 s. The embedded
+profile therefore uses a 3 s session (a group of one joins in ~2 s, a second member is in
+within ~3 s, a member that dies is replaced within ~6 s) and keeps `max_poll_interval_ms` at
+10 s so that a slow handler is not thrown out of its group. Tansu also answers a waiting fetch
+only when `fetch_max_wait_ms` ends, not when a message arrives: with Kafka's 500 ms a message
+takes ~250 ms to reach a consumer, with the embedded 50 ms ~25 ms.
+`production` uses Kafka's defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bus.kafka_errors import KafkaConfigError
+
+__all__ = [
+    "PROFILE_DEFAULTS",
+    "Acks",
+    "Compression",
+    "KafkaSettings",
+    "Profile",
+    "load_kafka_settings",
+]
+
+Profile = Literal["production", "embedded"]
+"""`production`: Kafka's client defaults. `embedded`: short timeouts for the embedded broker."""
+
+Compression = Literal["none", "gzip"]
+"""Codecs that need no extra library (lz4 and zstd would)."""
+
+Acks = Literal["all", 1, 0]
+"""How many replicas confirm a write: all in-sync replicas, the leader only, or none."""
+
+PROFILE_DEFAULTS: Mapping[Profile, Mapping[str, int]] = {
+    # Apache Kafka's own client defaults (3.x / 4.x).
+    "production": {
+        "max_poll_interval_ms": 300_000,
+        "session_timeout_ms": 45_000,
+        "heartbeat_interval_ms": 3_000,
+        "fetch_max_wait_ms": 500,
+        "request_timeout_ms": 30_000,
+        "bootstrap_timeout_ms": 30_000,
+    },
+    # The embedded Tansu broker: JoinGroup waits about session_timeout_ms / 2, and a fetch
+    # waiting for data is not answered when data arrives, only when fetch_max_wait_ms ends.
+    "embedded": {
+        "max_poll_interval_ms": 10_000,
+        "session_timeout_ms": 3_000,
+        "heartbeat_interval_ms": 1_000,
+        "fetch_max_wait_ms": 50,
+        "request_timeout_ms": 10_000,
+        "bootstrap_timeout_ms": 10_000,
+    },
+}
+"""Consumer and client timings per profile; a value set explicitly wins."""
+
+_SEGMENT = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_SERVER = re.compile(r"(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})")
+
+
+class KafkaSettings(BaseModel):
+    """Where the brokers are and how the bus's clients talk to them.
+
+    An empty `bootstrap_servers` means "no external Kafka": the composition root starts the
+    embedded broker and continues with `with_bootstrap(broker.bootstrap)`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: tuple[str, ...] = ()
+    client_id_prefix: str = "nervenbahn"
+    topic_prefix: str = "nervenbahn"
+    partitions: int = Field(default=4, ge=1, le=1000)
+    replication_factor: int = Field(default=1, ge=1, le=10)
+    profile: Profile = "production"
+    # producer
+    acks: Acks = "all"
+    enable_idempotence: bool = True
+    linger_ms: int = Field(default=5, ge=0, le=60_000)
+    compression: Compression = "none"
+    # consumer and client timings (defaults from PROFILE_DEFAULTS[profile])
+    max_poll_interval_ms: int = Field(ge=1_000)
+    session_timeout_ms: int = Field(ge=1_000)
+    heartbeat_interval_ms: int = Field(ge=100)
+    fetch_max_wait_ms: int = Field(ge=0)
+    request_timeout_ms: int = Field(ge=1_000)
+    bootstrap_timeout_ms: int = Field(ge=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        """Fill the timings the caller did not set from the profile's defaults."""
+        if not isinstance(data, Mapping):
+            return data
+        profile = data.get("profile", "production")
+        defaults = PROFILE_DEFAULTS.get(profile, PROFILE_DEFAULTS["production"])
+        return {**defaults, **{k: v for k, v in data.items() if v is not None}}
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers_are_host_port(cls, servers: tuple[str, ...]) -> tuple[str, ...]:
+        for server in servers:
+            match = _SERVER.fullmatch(server)
+            if match is None or not 1 <= int(match["port"]) <= 65535:
+                raise ValueError(f"{server!r} is not host:port (port 1 to 65535)")
+        return servers
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_is_one_segment(cls, prefix: str) -> str:
+        if not _SEGMENT.fullmatch(prefix):
+            raise ValueError(
+                f"{prefix!r} must be lower-case letters, digits and '-', starting with a letter "
+                "(at most 63 characters, no dots)"
+            )
+        return prefix
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        if self.enable_idempotence and self.acks != "all":
+            raise ValueError("enable_idempotence needs acks='all'")
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be below session_timeout_ms")
+        if self.fetch_max_wait_ms >= self.request_timeout_ms:
+            raise ValueError("fetch_max_wait_ms must be below request_timeout_ms")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """True when no brokers are configured: the embedded broker is to be started."""
+        return not self.bootstrap_servers
+
+    def with_bootstrap(self, *servers: str) -> KafkaSettings:
+        """The same settings pointing at `servers` (e.g. the embedded broker once started)."""
+        return KafkaSettings.model_validate(
+            {**self.model_dump(), "bootstrap_servers": servers}
+        )
+
+    def producer_kwargs(
+        self, client_id: str = "producer", *, transactional_id: str | None = None
+    ) -> dict[str, Any]:
+        """Keyword arguments for `kafka.KafkaProducer`: idempotent, acks from the settings.
+
+        `client_id` names the producer in broker logs; it is prefixed with `client_id_prefix`.
+        """
+        kwargs = {
+            **self._client_kwargs(client_id),
+            "acks": self.acks,
+            "enable_idempotence": self.enable_idempotence,
+            "linger_ms": self.linger_ms,
+            "compression_type": None if self.compression == "none" else self.compression,
+        }
+        if transactional_id is not None:
+            kwargs["transactional_id"] = transactional_id
+        return kwargs
+
+    def consumer_kwargs(
+        self, group_id: str | None, client_id: str = "consumer"
+    ) -> dict[str, Any]:
+        """Keyword arguments for `kafka.KafkaConsumer` in consumer group `group_id` (or none).
+
+        Offsets are never committed automatically (the consumer decides when a message is
+        done), and a group without a position starts at the earliest message.
+        """
+        return {
+            **self._client_kwargs(client_id if group_id is None else f"{group_id}-{client_id}"),
+            "group_id": group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "allow_auto_create_topics": False,
+            "max_poll_interval_ms": self.max_poll_interval_ms,
+            "session_timeout_ms": self.session_timeout_ms,
+            "heartbeat_interval_ms": self.heartbeat_interval_ms,
+            "fetch_max_wait_ms": self.fetch_max_wait_ms,
+        }
+
+    def admin_kwargs(self, client_id: str = "admin") -> dict[str, Any]:
+        """Keyword arguments for `kafka.KafkaAdminClient`."""
+        return self._client_kwargs(client_id)
+
+    def _client_kwargs(self, client_id: str) -> dict[str, Any]:
+        if not self.bootstrap_servers:
+            raise KafkaConfigError(
+                "no Kafka brokers configured: set NERVENBAHN_KAFKA=host:port, or start the "
+                "embedded broker first (`nervenbahn broker`)"
+            )
+        return {
+            "bootstrap_servers": list(self.bootstrap_servers),
+            "client_id": f"{self.client_id_prefix}-{client_id}",
+            "request_timeout_ms": self.request_timeout_ms,
+            "bootstrap_timeout_ms": self.bootstrap_timeout_ms,
+        }
+
+
+def load_kafka_settings(environ: Mapping[str, str] | None = None) -> KafkaSettings:
+    """Read the Kafka settings from `environ` (default: the process environment).
+
+    Raises `KafkaConfigError` naming the variable that is malformed.
+    """
+    env = os.environ if environ is None else environ
+    servers = _servers(env.get("NERVENBAHN_KAFKA", ""))
+    profile = env.get("NERVENBAHN_KAFKA_PROFILE") or ("production" if servers else "embedded")
+    if profile not in PROFILE_DEFAULTS:
+        raise KafkaConfigError("NERVENBAHN_KAFKA_PROFILE: use production or embedded")
+    fields: dict[str, Any] = {"bootstrap_servers": servers, "profile": profile}
+    for variable, name in _ENV_FIELDS.items():
+        if env.get(variable, "").strip():
+            fields[name] = _number(env, variable) if name in _NUMBERS else env[variable].strip()
+    try:
+        return KafkaSettings(**fields)
+    except ValidationError as exc:
+        raise KafkaConfigError(_explain(exc)) from None
+
+
+_ENV_FIELDS = {
+    "NERVENBAHN_TOPIC_PREFIX": "topic_prefix",
+    "NERVENBAHN_KAFKA_PARTITIONS": "partitions",
+    "NERVENBAHN_KAFKA_MAX_POLL_INTERVAL_MS": "max_poll_interval_ms",
+}
+_NUMBERS = {"partitions", "max_poll_interval_ms"}
+_VARIABLE_OF = {"bootstrap_servers": "NERVENBAHN_KAFKA"} | {
+    name: variable for variable, name in _ENV_FIELDS.items()
+}
+
+
+def _servers(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _number(env: Mapping[str, str], variable: str) -> int:
+    text = env[variable].strip()
+    if not text.isdigit():
+        raise KafkaConfigError(f"{variable}: {text!r} is not a whole number")
+    return int(text)
+
+
+def _explain(exc: ValidationError) -> str:
+    """The first validation problem, named by its environment variable."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    where = _VARIABLE_OF.get(field, field or "Kafka settings")
+    return f"{where}: {error['msg'].removeprefix('Value error, ')}"

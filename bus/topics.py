@@ -1,0 +1,297 @@
+"""Topic names of the bus, the catalogue of topics it needs, and creating them.
+
+Naming convention (also in docs/bus.md, "Topics"):
+
+    <prefix>.<domain>.<dataset>.v<major>
+
+- `prefix`: `NERVENBAHN_TOPIC_PREFIX` (default `nervenbahn`), one segment, no dots; separates
+  installations (and tests) sharing one cluster.
+- `domain`: the business area that owns the data, e.g. `casework`, `audit`, `reporting`.
+- `dataset`: what the messages are, plural, e.g. `case-events`, `case-facts`.
+- `v<major>`: raised only for a change a reader cannot follow (new key, new partitioning,
+  incompatible schema); the new topic is filled beside the old one, never in place.
+
+Segments are lower-case letters, digits and `-`, starting with a letter. So a name splits on
+`.` into exactly four parts. Examples:
+
+| topic | key | personal data |
+| --- | --- | --- |
+| `nervenbahn.casework.case-events.v1` | case id (order per case) | sealed |
+| `nervenbahn.dlq.<consumer-group>.v1` | the original key | as the original |
+| `nervenbahn.audit.checkpoints.v1` (planned) | | none |
+| `nervenbahn.reporting.case-facts.v1` (planned) | case id | none |
+
+Dead-letter topics use the reserved domain `dlq` and the consumer group as dataset.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import TopicAlreadyExistsError, for_code
+
+from bus.kafka_errors import TopicError, kafka_errors_translated
+from bus.kafka_settings import KafkaSettings
+
+__all__ = [
+    "PersonalData",
+    "TopicSpec",
+    "catalogue",
+    "dead_letter_spec",
+    "dead_letter_topic",
+    "ensure_topics",
+    "list_topics",
+    "partition_end_offsets",
+    "topic_exists",
+    "topic_message_counts",
+    "topic_name",
+]
+
+PersonalData = Literal["sealed", "clear", "none"]
+"""Personal data on a topic: sealed per person (the rule), in clear (needs a written
+decision, docs/bus.md), or none at all."""
+
+_SEGMENT = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_MAX_NAME = 249  # Kafka's limit
+_LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+DLQ_DOMAIN = "dlq"
+
+FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1"}
+"""Kept for good: a new consumer replays a topic from its start."""
+
+THIRTY_DAYS = {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic the bus needs: its name, size, broker config and what it carries."""
+
+    name: str
+    partitions: int
+    config: Mapping[str, str] = field(default_factory=dict)
+    carries_personal_data: PersonalData = "none"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        # The embedded broker accepts any name and 0 partitions; Kafka would not.
+        if not _LEGAL_NAME.fullmatch(self.name):
+            raise TopicError(f"{self.name!r} is not a legal Kafka topic name")
+        if self.partitions < 1:
+            raise TopicError(f"topic {self.name}: partitions must be 1 or more")
+
+    @property
+    def domain(self) -> str:
+        """The owning business area (second segment of the name)."""
+        return self._segments()[1]
+
+    @property
+    def dataset(self) -> str:
+        """What the messages are (third segment of the name)."""
+        return self._segments()[2]
+
+    @property
+    def major(self) -> int:
+        """The major version (fourth segment, without its `v`)."""
+        return int(self._segments()[3][1:])
+
+    def _segments(self) -> list[str]:
+        parts = self.name.split(".")
+        if len(parts) != 4:
+            raise TopicError(f"{self.name!r} does not follow <prefix>.<domain>.<dataset>.v<major>")
+        return parts
+
+
+def topic_name(settings: KafkaSettings, domain: str, dataset: str, major: int = 1) -> str:
+    """`<prefix>.<domain>.<dataset>.v<major>`; raises `TopicError` for a malformed segment."""
+    for what, segment in (("domain", domain), ("dataset", dataset)):
+        if not _SEGMENT.fullmatch(segment):
+            raise TopicError(
+                f"topic {what} {segment!r}: use lower-case letters, digits and '-', "
+                "starting with a letter (at most 63 characters)"
+            )
+    if major < 1:
+        raise TopicError(f"topic major version must be 1 or more, not {major}")
+    name = f"{settings.topic_prefix}.{domain}.{dataset}.v{major}"
+    if len(name) > _MAX_NAME:
+        raise TopicError(f"topic name {name[:40]}… is longer than {_MAX_NAME} characters")
+    return name
+
+
+def dead_letter_topic(settings: KafkaSettings, group: str) -> str:
+    """The dead-letter topic of consumer group `group`: `<prefix>.dlq.<group>.v1`."""
+    return topic_name(settings, DLQ_DOMAIN, group)
+
+
+def dead_letter_spec(settings: KafkaSettings, group: str) -> TopicSpec:
+    """The dead-letter topic of `group`, kept 30 days, personal data as in the original."""
+    return TopicSpec(
+        name=dead_letter_topic(settings, group),
+        partitions=1,
+        config=THIRTY_DAYS,
+        carries_personal_data="sealed",
+        description=f"Messages consumer group {group} refused, with the error in headers.",
+    )
+
+
+def catalogue(settings: KafkaSettings, dead_letter_groups: Iterable[str] = ()) -> list[TopicSpec]:
+    """Every topic the bus needs, plus the dead-letter topics of `dead_letter_groups`."""
+    specs = [
+        TopicSpec(
+            name=topic_name(settings, "casework", "case-events"),
+            partitions=settings.partitions,
+            config=FOREVER,
+            carries_personal_data="sealed",
+            description="Every case event, Avro (Confluent framing); key = case id, so the "
+            "events of a case stay in order.",
+        ),
+    ]
+    specs += [dead_letter_spec(settings, group) for group in dead_letter_groups]
+    return specs
+
+
+def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec]) -> list[str]:
+    """Create the topics of `specs` that do not exist yet; return the names created.
+
+    Idempotent: an existing topic is left as it is (also one created concurrently).
+    """
+    with kafka_errors_translated("create topics"), _admin(settings) as admin:
+        existing = set(admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if not missing:
+            return []
+        response = admin.create_topics(
+            {spec.name: _creatable(settings, spec) for spec in missing}, raise_errors=False
+        )
+    return _created(response, missing)
+
+
+def topic_exists(settings: KafkaSettings, name: str) -> bool:
+    """True if the cluster has a topic `name`."""
+    with kafka_errors_translated("look up topics"), _admin(settings) as admin:
+        return name in admin.list_topics()
+
+
+def list_topics(settings: KafkaSettings) -> dict[str, int]:
+    """Topics under this installation's prefix, with their partition counts, by name."""
+    prefix = f"{settings.topic_prefix}."
+    with kafka_errors_translated("list topics"), _admin(settings) as admin:
+        names = sorted(n for n in admin.list_topics() if n.startswith(prefix))
+        described = admin.describe_topics(names) if names else []
+    return {t["name"]: len(t["partitions"]) for t in described if t["name"] in names}
+
+
+def topic_message_counts(settings: KafkaSettings, names: Sequence[str]) -> dict[str, int | None]:
+    """Messages held per topic: end minus beginning offset, summed over partitions.
+
+    None for a topic that does not exist. Transaction markers occupy offsets too, so on a
+    transactional topic this is an upper bound.
+    """
+    counts: dict[str, int | None] = {}
+    with kafka_errors_translated("count messages"), _offsets_reader(settings) as reader:
+        tps: list[TopicPartition] = []
+        for name in names:
+            partitions = reader.partitions_for_topic(name)
+            counts[name] = 0 if partitions else None
+            tps += [TopicPartition(name, p) for p in sorted(partitions or ())]
+        if not tps:
+            return counts
+        starts = reader.beginning_offsets(tps)
+        ends = _true_ends(reader, reader.end_offsets(tps), settings.request_timeout_ms / 1000)
+        for tp in tps:
+            counts[tp.topic] = (counts[tp.topic] or 0) + ends[tp] - starts[tp]
+    return counts
+
+
+def partition_end_offsets(
+    settings: KafkaSettings, partitions: Sequence[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The offset after the last message of each partition (what a caught-up reader is at).
+
+    Use this rather than `KafkaConsumer.end_offsets`, which is wrong on the embedded broker
+    (see `_true_ends`). Opens a reader of its own; a group consumer's position is untouched.
+    """
+    if not partitions:
+        return {}
+    with kafka_errors_translated("read end offsets"), _offsets_reader(settings) as reader:
+        reported = reader.end_offsets(list(partitions))
+        return _true_ends(reader, reported, settings.request_timeout_ms / 1000)
+
+
+def _true_ends(
+    reader: KafkaConsumer, ends: Mapping[TopicPartition, int], timeout: float
+) -> dict[TopicPartition, int]:
+    """End offsets corrected by reading each partition's last record batch.
+
+    Tansu (the embedded broker) reports the end of a partition as the first offset of its
+    last record batch + 1, so a batch of several records counts as one. Reading from
+    end - 1 returns that batch whole; its last offset + 1 is the true end. On Kafka this
+    reads one record per partition and changes nothing.
+    """
+    true = dict(ends)
+    filled = [tp for tp, end in ends.items() if end > 0]
+    if not filled:
+        return true
+    reader.assign(filled)
+    for tp in filled:
+        reader.seek(tp, ends[tp] - 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        batches = reader.poll(timeout_ms=100)
+        for tp, records in batches.items():
+            true[tp] = max(true[tp], records[-1].offset + 1)
+        # done once every partition reached its reported end and nothing more came
+        if not batches and all(reader.position(tp) >= ends[tp] for tp in filled):
+            break
+    reader.unsubscribe()
+    return true
+
+
+def _creatable(settings: KafkaSettings, spec: TopicSpec) -> dict[str, object]:
+    return {
+        "num_partitions": spec.partitions,
+        "replication_factor": settings.replication_factor,
+        "configs": dict(spec.config),
+    }
+
+
+def _created(response: Mapping[str, object], asked: Sequence[TopicSpec]) -> list[str]:
+    """Names created; an 'already exists' answer is fine, any other error raises TopicError."""
+    created: list[str] = []
+    for topic in response.get("topics", []):  # type: ignore[attr-defined]
+        error = for_code(topic["error_code"])
+        if error is TopicAlreadyExistsError:
+            continue
+        if topic["error_code"]:
+            raise TopicError(
+                f"create topic {topic['name']}: {error.__name__}: "
+                f"{topic.get('error_message') or error.description}"
+            )
+        created.append(topic["name"])
+    order = {spec.name: i for i, spec in enumerate(asked)}
+    return sorted(created, key=lambda name: order.get(name, len(order)))
+
+
+@contextmanager
+def _admin(settings: KafkaSettings) -> Iterator[KafkaAdminClient]:
+    """A KafkaAdminClient for one block, closed afterwards."""
+    client = KafkaAdminClient(**settings.admin_kwargs())
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextmanager
+def _offsets_reader(settings: KafkaSettings) -> Iterator[KafkaConsumer]:
+    """A consumer outside any group that only reads metadata and offsets."""
+    client = KafkaConsumer(**settings.consumer_kwargs(None, "offsets"))
+    try:
+        yield client
+    finally:
+        client.close()
