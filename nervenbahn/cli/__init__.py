@@ -18,7 +18,7 @@ from domain.errors import DomainError, InvalidCommandError
 from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.config import ConfigError
 
-from . import case, schemas
+from . import bus, case, relay, schemas
 from .render import emit_json
 from .runtime import Runtime, runtime
 
@@ -35,6 +35,9 @@ person_app = typer.Typer(help="Personal data of household members.", no_args_is_
 app.add_typer(case.app, name="case")
 app.add_typer(person_app, name="person")
 app.add_typer(schemas.app, name="schemas")
+app.add_typer(relay.app, name="relay")
+app.command("broker")(bus.broker)
+app.add_typer(bus.topics_app, name="topics")
 
 _RUNTIMES: list[Runtime] = []
 """The runtime of the invocation in progress, closed by `main` however the command ends."""

@@ -11,13 +11,15 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from bus.kafka_settings import load_kafka_settings
 from domain.case import SWISS_TIME
 from domain.commands import CaseCommand, parse_command
 from domain.errors import InvalidCommandError
 from domain.service import CaseService, CommandResult
 from nervenbahn.bootstrap import build_service, close_service
-from nervenbahn.config import Settings, load_settings
+from nervenbahn.config import ConfigError, Settings, load_settings
 from nervenbahn.logging import configure_logging
+from nervenbahn.wiring import Bus, open_bus
 
 from .render import emit_json
 
@@ -33,6 +35,7 @@ class Runtime:
     console: Console = field(default_factory=lambda: _console())
     _settings: Settings | None = None
     _service: CaseService | None = None
+    _bus: Bus | None = None
 
     @property
     def settings(self) -> Settings:
@@ -49,8 +52,24 @@ class Runtime:
             self._service = build_service(self.settings)
         return self._service
 
+    @property
+    def bus(self) -> Bus:
+        """The bus on NERVENBAHN_KAFKA (settings read on first use)."""
+        if self._bus is None:
+            kafka = load_kafka_settings()
+            if not kafka.bootstrap_servers:
+                raise ConfigError(
+                    "NERVENBAHN_KAFKA: no broker configured; set it to host:port[,host:port] "
+                    "or start the embedded one with `nervenbahn broker`"
+                )
+            self._bus = open_bus(self.service, self.settings.store, kafka)
+        return self._bus
+
     def close(self) -> None:
-        """Close the store if it was opened."""
+        """Close the bus and the store if they were opened."""
+        if self._bus is not None:
+            self._bus.close()
+            self._bus = None
         if self._service is not None:
             close_service(self._service)
             self._service = None

@@ -1,0 +1,322 @@
+"""Consumers: subscribe in a group, decode by schema id, hand typed events to a handler.
+
+Exactly-once effect: the consumer's offsets live in its own database, not in Kafka, and the
+handler's effects, the event id and the next offset commit in one transaction (see
+`bus.effects`). On (re)assignment the consumer seeks to the offsets in its database, so after a
+crash it resumes exactly where its last commit left it; an event delivered twice (relay crash,
+broker republish) has an id it has seen and is skipped. Offsets are kept with the relay epoch
+they belong to: when a partition shows a new epoch (the broker came back empty and the relay
+republished), the consumer rewinds that partition to its beginning and lets dedup do the rest.
+
+Events and commands get different policies: a handler that raises `TransientError` (or one of
+the exception types given as transient) is retried with exponential backoff and the partition
+waits; if it keeps failing the consumer stops with `ConsumerStalledError`, nothing lost. A
+message that cannot be decoded, or that the handler rejects (any other exception), goes to the
+group's dead-letter topic with the error in its headers, and consumption goes on.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import structlog
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+
+from bus.codec import EventCodec
+from bus.effects import EffectStore, PartitionMark
+from bus.envelope import event_id
+from bus.errors import BusError, DecodeError
+from bus.kafka_errors import translate_kafka_error
+from bus.kafka_settings import KafkaSettings
+from bus.topics import dead_letter_spec, dead_letter_topic, ensure_topics, partition_end_offsets
+
+__all__ = [
+    "Consumer",
+    "ConsumerStalledError",
+    "Handler",
+    "Received",
+    "Rejected",
+    "RetryPolicy",
+    "TransientError",
+]
+
+log = structlog.get_logger("nervenbahn.consumer")
+
+
+class TransientError(Exception):
+    """A handler could not do its work now (a resource is busy or down); try again later."""
+
+
+class Rejected(Exception):
+    """A handler refuses this message for good; it goes to the dead-letter topic."""
+
+
+class ConsumerStalledError(BusError):
+    """A transient error outlasted every retry; the consumer stopped without losing anything."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """A decoded event as the handler sees it."""
+
+    event: Any
+    event_id: UUID
+    event_type: str
+    topic: str
+    partition: int
+    offset: int
+    headers: dict[str, str]
+
+
+Handler = Callable[[Received, Any], None]
+"""handler(received, tx): apply the event's effects through `tx`, the consumer's transaction."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a transient error is retried: attempts, first wait and longest wait (seconds)."""
+
+    attempts: int = 5
+    first_wait: float = 0.1
+    max_wait: float = 5.0
+
+    def waits(self) -> list[float]:
+        """The waits between attempts."""
+        return [min(self.first_wait * 2**n, self.max_wait) for n in range(self.attempts - 1)]
+
+
+@dataclass
+class Consumer:
+    """One member of a consumer group with exactly-once effects in its own database."""
+
+    settings: KafkaSettings
+    group_id: str
+    topics: list[str]
+    codec: EventCodec
+    handler: Handler
+    store: EffectStore
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    transient: tuple[type[BaseException], ...] = (TransientError,)
+    wait: Callable[[float], object] = field(default_factory=lambda: threading.Event().wait)
+    _consumer: KafkaConsumer | None = field(default=None, init=False, repr=False)
+    _marks: dict[tuple[str, int], PartitionMark] = field(default_factory=dict, init=False)
+    _producer: KafkaProducer | None = field(default=None, init=False, repr=False)
+
+    def run(self, stop: threading.Event, *, poll_ms: int = 500) -> None:
+        """Consume until `stop` is set."""
+        while not stop.is_set():
+            self.poll_once(poll_ms)
+
+    def poll_once(self, timeout_ms: int = 500) -> int:
+        """Fetch and process what is there; the number of messages handled."""
+        consumer = self._consumer_or_new()
+        try:
+            batches = consumer.poll(timeout_ms=timeout_ms)
+        except KafkaError as exc:
+            raise translate_kafka_error(exc) from exc
+        handled = 0
+        for messages in batches.values():
+            for message in messages:
+                if not self._process(message):
+                    break  # the partition was rewound: the rest of its batch comes again
+                handled += 1
+        return handled
+
+    def lag(self) -> int:
+        """Messages on the assigned partitions not yet processed."""
+        consumer = self._consumer_or_new()
+        assigned = list(consumer.assignment())
+        if not assigned:
+            return 0
+        done = self.store.offsets(self.group_id)
+        ends = partition_end_offsets(self.settings, assigned)
+        return sum(
+            max(end - done.get((tp.topic, tp.partition), PartitionMark(0)).next_offset, 0)
+            for tp, end in ends.items()
+        )
+
+    def close(self) -> None:
+        """Leave the group and close the clients."""
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- processing -------------------------------------------------------------------------
+
+    def _process(self, message: Any) -> bool:
+        """Handle one message; False if its partition had to be rewound instead."""
+        headers = {key: value.decode(errors="replace") for key, value in message.headers or []}
+        epoch = headers.get("relay_epoch")
+        if self._epoch_changed(message, epoch):
+            self._rewind(message, epoch)
+            return False
+        try:
+            event = self.codec.decode(message.value)
+        except DecodeError as exc:
+            self._dead_letter(message, exc, "undecodable", epoch)
+            return True
+        received = Received(
+            event=event,
+            event_id=_event_id(headers, event),
+            event_type=type(event).__name__,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            headers=headers,
+        )
+        waits = iter(self.retry.waits())
+        while True:
+            try:
+                self._apply(received, epoch)
+                return True
+            except self.transient as exc:
+                wait = next(waits, None)
+                if wait is None:
+                    raise ConsumerStalledError(
+                        f"{self.group_id}: {received.event_type} {received.event_id} at "
+                        f"{message.topic}/{message.partition}@{message.offset} kept failing: {exc}"
+                    ) from exc
+                log.warning(
+                    "transient failure; retrying",
+                    group=self.group_id,
+                    event_id=str(received.event_id),
+                    error=str(exc),
+                    wait_s=wait,
+                )
+                self.wait(wait)
+            except Exception as exc:
+                self._dead_letter(message, exc, "rejected", epoch)
+                return True
+
+    def _apply(self, received: Received, epoch: str | None) -> None:
+        mark = PartitionMark(received.offset + 1, epoch)
+        with self.store.transaction() as tx:
+            if not self.store.seen(tx, self.group_id, received.event_id):
+                self.handler(received, tx)
+                self.store.mark(tx, self.group_id, received.event_id)
+            self.store.advance(tx, self.group_id, received.topic, received.partition, mark)
+        self._marks[(received.topic, received.partition)] = mark
+
+    def _epoch_changed(self, message: Any, epoch: str | None) -> bool:
+        known = self._marks.get((message.topic, message.partition))
+        return bool(epoch and known and known.epoch and known.epoch != epoch)
+
+    def _rewind(self, message: Any, epoch: str | None) -> None:
+        """The relay republished into an empty broker: read the partition again from the start."""
+        mark = PartitionMark(0, epoch)
+        with self.store.transaction() as tx:
+            self.store.advance(tx, self.group_id, message.topic, message.partition, mark)
+        self._marks[(message.topic, message.partition)] = mark
+        assert self._consumer is not None
+        self._consumer.seek_to_beginning(TopicPartition(message.topic, message.partition))
+        log.warning(
+            "new relay epoch: partition rewound",
+            group=self.group_id,
+            partition=f"{message.topic}/{message.partition}",
+            epoch=epoch,
+        )
+
+    def _dead_letter(
+        self, message: Any, exc: BaseException, reason: str, epoch: str | None
+    ) -> None:
+        """Park the message with its error, then move past it."""
+        topic = dead_letter_topic(self.settings, self.group_id)
+        headers = [
+            *(message.headers or []),
+            ("dlq_reason", reason.encode()),
+            ("dlq_error_type", type(exc).__name__.encode()),
+            ("dlq_error", str(exc)[:2000].encode(errors="replace")),
+            ("dlq_trace", "".join(traceback.format_exception_only(exc))[:2000].encode()),
+            ("dlq_original", f"{message.topic}/{message.partition}@{message.offset}".encode()),
+            ("dlq_group", self.group_id.encode()),
+            ("dlq_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        producer = self._producer_or_new()
+        try:
+            producer.send(topic, key=message.key, value=message.value, headers=headers).get(
+                timeout=30
+            )
+        except KafkaError as err:
+            raise translate_kafka_error(err) from err
+        mark = PartitionMark(message.offset + 1, epoch)
+        with self.store.transaction() as tx:
+            self.store.advance(tx, self.group_id, message.topic, message.partition, mark)
+        self._marks[(message.topic, message.partition)] = mark
+        log.warning(
+            "message dead-lettered",
+            group=self.group_id,
+            reason=reason,
+            error_type=type(exc).__name__,
+            original=f"{message.topic}/{message.partition}@{message.offset}",
+            dead_letter_topic=topic,
+        )
+
+    # --- clients ---------------------------------------------------------------------------
+
+    def _consumer_or_new(self) -> KafkaConsumer:
+        if self._consumer is None:
+            consumer = KafkaConsumer(**self.settings.consumer_kwargs(group_id=self.group_id))
+            consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self, consumer))
+            self._consumer = consumer
+        return self._consumer
+
+    def _producer_or_new(self) -> KafkaProducer:
+        if self._producer is None:
+            ensure_topics(self.settings, [dead_letter_spec(self.settings, self.group_id)])
+            self._producer = KafkaProducer(
+                **self.settings.producer_kwargs(client_id=f"{self.group_id}-dlq")
+            )
+        return self._producer
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):
+    """On assignment, continue each partition where the consumer's database says."""
+
+    def __init__(self, owner: Consumer, consumer: KafkaConsumer) -> None:
+        self._owner = owner
+        self._consumer = consumer
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        """Nothing to do: offsets were committed with the effects."""
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        done = self._owner.store.offsets(self._owner.group_id)
+        partitions = [TopicPartition(tp.topic, tp.partition) for tp in assigned]
+        ends = partition_end_offsets(self._owner.settings, partitions)
+        for tp in partitions:
+            mark = done.get((tp.topic, tp.partition))
+            if mark is None or mark.next_offset > ends.get(tp, 0):
+                # Never read, or the partition holds less than was read: a new history.
+                self._consumer.seek_to_beginning(tp)
+                mark = PartitionMark(0)
+            else:
+                self._consumer.seek(tp, mark.next_offset)
+            self._owner._marks[(tp.topic, tp.partition)] = mark
+        log.info(
+            "partitions assigned",
+            group=self._owner.group_id,
+            partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),
+        )
+
+
+def _event_id(headers: dict[str, str], event: Any) -> UUID:
+    if "event_id" in headers:
+        return UUID(headers["event_id"])
+    return event_id(event.originator_id, event.originator_version)

@@ -1,0 +1,229 @@
+"""The relay (transactional outbox): every recorded event reaches the bus, in order, never lost.
+
+It reads the event store's notification log in global order, publishes each event to the
+case-events topic (key: case id, so order per case holds) with an idempotent producer
+(`acks=all`), and only then advances its durable position in the store's database. After a
+crash it resumes from that position: a message published just before the crash may be
+published again, with the same event id, and consumers drop it. If the broker comes back
+empty (the embedded broker keeps topics in memory), the relay notices that the topic holds
+fewer messages than it published and republishes from the store, the source of truth.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from bus.codec import EventCodec
+from bus.envelope import EncodedEvent, event_id
+from bus.kafka_errors import translate_kafka_error
+from bus.kafka_settings import KafkaSettings
+from bus.positions import RelayPosition, RelayPositionStore, new_epoch
+from bus.topics import TopicSpec, ensure_topics, topic_message_counts
+from domain.service import CaseService
+
+__all__ = ["PRODUCER_NAME", "Relay", "RelayStatus"]
+
+log = structlog.get_logger("nervenbahn.relay")
+PRODUCER_NAME = "nervenbahn-relay"
+
+
+@dataclass(frozen=True)
+class RelayStatus:
+    """How far the relay is behind the store."""
+
+    position: int
+    head: int
+    published: int
+
+    @property
+    def lag(self) -> int:
+        """Recorded events not yet published."""
+        return max(self.head - self.position, 0)
+
+
+class Relay:
+    """Publishes the store's events to one topic, resuming from a durable position."""
+
+    def __init__(
+        self,
+        *,
+        service: CaseService,
+        codec: EventCodec,
+        positions: RelayPositionStore,
+        settings: KafkaSettings,
+        topic: TopicSpec,
+        name: str = "case-events",
+        batch_size: int = 500,
+        broker_check_seconds: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._service = service
+        self._codec = codec
+        self._positions = positions
+        self._settings = settings
+        self._topic = topic
+        self.name = name
+        self._batch_size = batch_size
+        self._broker_check_seconds = broker_check_seconds
+        self._monotonic = monotonic
+        self._producer: KafkaProducer | None = None
+        self._last_broker_check = float("-inf")
+
+    # --- public ----------------------------------------------------------------------------
+
+    def status(self) -> RelayStatus:
+        """Position, head of the store and lag."""
+        position = self._positions.load(self.name)
+        head = self._service.recorder.max_notification_id() or 0
+        return RelayStatus(position.position, head, position.published)
+
+    def publish_next(self) -> int:
+        """Publish the next batch of recorded events; the number published (0 when caught up)."""
+        state = self._positions.load(self.name)
+        if not state.epoch:
+            state = RelayPosition(state.position, state.published, new_epoch())
+        notifications = self._service.recorder.select_notifications(
+            start=state.position + 1, limit=self._batch_size
+        )
+        if not notifications:
+            return 0
+        producer = self._producer_or_new()
+        try:
+            futures = [
+                self._send(producer, self._service.mapper.to_domain_event(n), state.epoch)
+                for n in notifications
+            ]
+            producer.flush(timeout=self._settings_timeout())
+            for future in futures:
+                future.get(timeout=0)
+        except KafkaError as exc:
+            self._drop_producer()
+            raise translate_kafka_error(exc) from exc
+        published = len(notifications)
+        self._positions.save(
+            self.name,
+            RelayPosition(notifications[-1].id, state.published + published, state.epoch),
+        )
+        return published
+
+    def ensure_broker_has_history(self) -> bool:
+        """Republish from the start if the broker holds fewer messages than were published."""
+        state = self._positions.load(self.name)
+        ensure_topics(self._settings, [self._topic])
+        held = self._end_offset_total()
+        if held >= state.published:
+            return False
+        log.warning(
+            "broker lost messages: republishing from the store",
+            topic=self._topic.name,
+            held=held,
+            published=state.published,
+            relay=self.name,
+        )
+        self._positions.save(self.name, RelayPosition(0, 0, new_epoch()))
+        return True
+
+    def run(
+        self, stop: threading.Event, *, until_caught_up: bool = False, idle_seconds: float = 0.2
+    ) -> RelayStatus:
+        """Publish until `stop` is set (or, with `until_caught_up`, until nothing is left)."""
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                self._check_broker_now_and_then()
+                published = self.publish_next()
+                backoff = 0.2
+            except Exception as exc:  # a broker outage must not end the relay
+                log.warning("publishing failed; retrying", error=str(exc), wait_s=backoff)
+                self._last_broker_check = float("-inf")  # it may have come back empty
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if published:
+                status = self.status()
+                log.info(
+                    "published",
+                    relay=self.name,
+                    count=published,
+                    position=status.position,
+                    lag=status.lag,
+                )
+            elif until_caught_up:
+                break
+            else:
+                stop.wait(idle_seconds)
+        return self.status()
+
+    def close(self) -> None:
+        """Flush and close the producer."""
+        self._drop_producer(flush=True)
+
+    def __enter__(self) -> Relay:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _send(self, producer: KafkaProducer, event: Any, epoch: str) -> Any:
+        encoded = self._codec.encode(event)
+        case_id = str(event.originator_id)
+        return producer.send(
+            self._topic.name,
+            key=case_id.encode(),
+            value=encoded.value,
+            headers=[*_headers(event, encoded), ("relay_epoch", epoch.encode())],
+        )
+
+    def _check_broker_now_and_then(self) -> None:
+        now = self._monotonic()
+        if now - self._last_broker_check >= self._broker_check_seconds:
+            self.ensure_broker_has_history()
+            self._last_broker_check = now
+
+    def _end_offset_total(self) -> int:
+        # The case-events topic keeps every message (no retention), so what it holds is what
+        # was published into it since the broker last started empty.
+        counts = topic_message_counts(self._settings, [self._topic.name])
+        return counts.get(self._topic.name) or 0
+
+    def _producer_or_new(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = KafkaProducer(**self._settings.producer_kwargs(client_id=self.name))
+        return self._producer
+
+    def _drop_producer(self, flush: bool = False) -> None:
+        if self._producer is not None:
+            if flush:
+                self._producer.flush(timeout=self._settings_timeout())
+            self._producer.close(timeout=self._settings_timeout())
+            self._producer = None
+
+    def _settings_timeout(self) -> float:
+        return 30.0
+
+
+def _headers(event: Any, encoded: EncodedEvent) -> list[tuple[str, bytes]]:
+    """Kafka headers: what a reader needs before (or without) decoding the value."""
+    state = vars(event)
+    correlation = str(state["correlation_id"])
+    return [
+        ("event_type", encoded.event_type.encode()),
+        ("event_id", str(event_id(event.originator_id, event.originator_version)).encode()),
+        ("schema_id", str(encoded.schema_id).encode()),
+        ("recorded_at", event.timestamp.isoformat().encode()),
+        ("effective_date", state["effective_date"].isoformat().encode()),
+        ("correlation_id", correlation.encode()),
+        # A command issued by a person starts its conversation: it is its own cause.
+        ("causation_id", correlation.encode()),
+        ("producer", PRODUCER_NAME.encode()),
+    ]

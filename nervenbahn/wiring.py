@@ -1,0 +1,112 @@
+"""Runtime wiring of the bus: which registry, which topics, the relay and consumers.
+
+Built once per process from the settings, beside the case service (see `bootstrap`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bus.codec import EventCodec
+from bus.consumer import Consumer, Handler, RetryPolicy
+from bus.effects import EffectStore
+from bus.kafka_settings import KafkaSettings
+from bus.positions import PostgresPositionStore, RelayPositionStore, SQLitePositionStore
+from bus.registry import SchemaRegistry
+from bus.registry_http import ConfluentRegistryClient
+from bus.registry_sql import PostgresSchemaRegistry, SQLiteSchemaRegistry
+from bus.relay import Relay
+from bus.topics import TopicSpec, catalogue
+from domain.service import CaseService
+from nervenbahn.config import StoreConfig
+
+__all__ = ["Bus", "open_bus", "open_registry"]
+
+CASE_EVENTS = "case-events"
+
+
+def open_registry(store: StoreConfig, environ: dict[str, str] | None = None) -> SchemaRegistry:
+    """The external registry named by NERVENBAHN_SCHEMA_REGISTRY, else the embedded one."""
+    env = os.environ if environ is None else environ
+    url = env.get("NERVENBAHN_SCHEMA_REGISTRY")
+    if url:
+        return ConfluentRegistryClient(url)
+    if store.kind == "sqlite":
+        assert store.sqlite_path is not None
+        return SQLiteSchemaRegistry(store.sqlite_path)
+    return PostgresSchemaRegistry(store.conninfo(), schema=store.schema_name or "public")
+
+
+def _open_positions(store: StoreConfig) -> RelayPositionStore:
+    if store.kind == "sqlite":
+        assert store.sqlite_path is not None
+        return SQLitePositionStore(store.sqlite_path)
+    return PostgresPositionStore(store.conninfo(), store.schema_name)
+
+
+@dataclass
+class Bus:
+    """The bus as seen from one process: settings, registry, codec and topics."""
+
+    service: CaseService
+    store: StoreConfig
+    kafka: KafkaSettings
+    registry: SchemaRegistry
+    topics: dict[str, TopicSpec]
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def case_topic(self) -> TopicSpec:
+        """The topic every case event is relayed to."""
+        return self.topics[CASE_EVENTS]
+
+    def codec(self, topic: TopicSpec | None = None) -> EventCodec:
+        """A codec for the case-events topic (persons stay sealed)."""
+        name = (topic or self.case_topic).name
+        return EventCodec(self.registry, name, vault=self.service.vault)
+
+    def relay(self, *, batch_size: int = 500, broker_check_seconds: float = 5.0) -> Relay:
+        """The relay of the case-events topic, its position kept in the store's database."""
+        positions = _open_positions(self.store)
+        self._closers.append(positions.close)
+        return Relay(
+            service=self.service,
+            codec=self.codec(),
+            positions=positions,
+            settings=self.kafka,
+            topic=self.case_topic,
+            batch_size=batch_size,
+            broker_check_seconds=broker_check_seconds,
+        )
+
+    def consumer(
+        self, group_id: str, handler: Handler, store: EffectStore, **options: Any
+    ) -> Consumer:
+        """A consumer of the case-events topic with its own database."""
+        retry = options.pop("retry", RetryPolicy())
+        return Consumer(
+            settings=self.kafka,
+            group_id=group_id,
+            topics=[self.case_topic.name],
+            codec=self.codec(),
+            handler=handler,
+            store=store,
+            retry=retry,
+            **options,
+        )
+
+    def close(self) -> None:
+        """Close what this bus opened (not the service)."""
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()
+        self.registry.close()
+
+
+def open_bus(service: CaseService, store: StoreConfig, kafka: KafkaSettings) -> Bus:
+    """Wire the bus for a process."""
+    topics = {spec.dataset: spec for spec in catalogue(kafka)}  # "case-events": …
+    return Bus(service, store, kafka, open_registry(store), topics)
