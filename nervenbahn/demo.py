@@ -18,6 +18,7 @@ from domain.case import Case
 from domain.commands import parse_command
 from domain.errors import DomainError
 from nervenbahn.cli.runtime import Runtime
+from nervenbahn.demo_bus import relay_and_subscribe
 from nervenbahn.synthetic import PERIOD_END, PERIOD_START, synthetic_history
 
 __all__ = ["DemoStoreNotEmptyError", "run_demo"]
@@ -29,7 +30,7 @@ class DemoStoreNotEmptyError(DomainError):
     """The demo only seeds an empty store."""
 
 
-def run_demo(rt: Runtime, *, households: int, seed: int, reset: bool) -> None:
+def run_demo(rt: Runtime, *, households: int, seed: int, reset: bool, bus: bool = True) -> None:
     """Generate, import, add a few live commands, and print a summary."""
     store = rt.settings.store
     if reset:
@@ -55,6 +56,8 @@ def run_demo(rt: Runtime, *, households: int, seed: int, reset: bool) -> None:
             report = service.import_records(_tracked(lines, progress, task))
     live = _live_commands(rt, report.cases_by_id)
     _summary(rt, report, live, history_file, time.perf_counter() - started)
+    if bus:
+        relay_and_subscribe(rt, history_file.parent)
 
 
 def _reset(rt: Runtime) -> None:

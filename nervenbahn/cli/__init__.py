@@ -118,11 +118,14 @@ def demo(
     households: Annotated[int, typer.Option(help="Households in the synthetic canton.")] = 4000,
     seed: Annotated[int, typer.Option(help="Random seed (the demo is deterministic).")] = 2026,
     reset: Annotated[bool, typer.Option("--reset", help="Delete the SQLite store first.")] = False,
+    bus: Annotated[
+        bool, typer.Option("--bus/--no-bus", help="Also relay to Kafka and subscribe.")
+    ] = True,
 ) -> None:
     """Seed a synthetic canton (13 social regions, two years of cases) and summarise it."""
     from nervenbahn.demo import run_demo
 
-    run_demo(runtime(ctx), households=households, seed=seed, reset=reset)
+    run_demo(runtime(ctx), households=households, seed=seed, reset=reset, bus=bus)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,7 +49,7 @@ def test_no_personal_data_appears_in_any_log_line(cli: Cli) -> None:
 
 
 def test_demo_logs_carry_no_personal_data(cli: Cli) -> None:
-    demo = cli("demo", "--households", "40", "--reset")
+    demo = cli("demo", "--households", "40", "--reset", "--no-bus")
     listed = cli("--json", "case", "list", "--limit", "1")
     case_id = listed.json()[0]["case_id"]  # type: ignore[index]
     view = cli("--json", "case", "show", case_id).json()

@@ -1,0 +1,113 @@
+"""The bus part of `nervenbahn demo`: relay every event onto Kafka, let a subscriber read
+them, and count the messages per topic."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bus.broker import EmbeddedBroker
+from bus.consumer import Received
+from bus.effects import SQLiteEffectStore
+from bus.kafka_settings import KafkaSettings, load_kafka_settings
+from bus.topics import catalogue, dead_letter_topic, ensure_topics, topic_message_counts
+from nervenbahn.cli.runtime import Runtime
+from nervenbahn.wiring import open_bus
+
+__all__ = ["relay_and_subscribe"]
+
+SUBSCRIBER = "demo-subscriber"
+
+
+@contextmanager
+def _broker(folder: Path) -> Iterator[KafkaSettings]:
+    """NERVENBAHN_KAFKA if set, else an embedded broker for the length of the demo."""
+    kafka = load_kafka_settings()
+    if kafka.bootstrap_servers:
+        yield kafka
+        return
+    with EmbeddedBroker(folder / "broker") as broker:
+        yield kafka.with_bootstrap(broker.bootstrap)
+
+
+def relay_and_subscribe(rt: Runtime, folder: Path) -> None:
+    """Relay the store onto the bus, consume it once, print what the topics hold."""
+    started = time.perf_counter()
+    with _broker(folder) as kafka:
+        bus = open_bus(rt.service, rt.settings.store, kafka)
+        try:
+            ensure_topics(kafka, catalogue(kafka, dead_letter_groups=[SUBSCRIBER]))
+            head = rt.service.recorder.max_notification_id() or 0
+            with _progress(rt) as progress, bus.relay() as relay:
+                task = progress.add_task("Relaying events to Kafka", total=head)
+                while published := relay.publish_next():
+                    progress.advance(task, published)
+                relay_seconds = time.perf_counter() - started
+                by_type = _subscribe(bus, folder, head, progress)
+            names = [spec.name for spec in catalogue(kafka, dead_letter_groups=[SUBSCRIBER])]
+            counts = topic_message_counts(kafka, names)
+        finally:
+            bus.close()
+    _print(rt, counts, by_type, head, relay_seconds, kafka, dead_letter_topic(kafka, SUBSCRIBER))
+
+
+def _subscribe(bus: object, folder: Path, head: int, progress: Progress) -> Counter[str]:
+    """A subscriber with its own database that counts events by type, exactly once."""
+    path = folder / f"{SUBSCRIBER}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    store = SQLiteEffectStore(path)
+    store.db.execute("CREATE TABLE events_by_type (event_type TEXT PRIMARY KEY, n INTEGER)")
+
+    def count(received: Received, tx: sqlite3.Connection) -> None:
+        tx.execute(
+            "INSERT INTO events_by_type VALUES (?, 1) "
+            "ON CONFLICT (event_type) DO UPDATE SET n = n + 1",
+            (received.event_type,),
+        )
+
+    task = progress.add_task("Subscriber consuming", total=head)
+    stop = threading.Event()
+    deadline = time.monotonic() + 120
+    with bus.consumer(SUBSCRIBER, count, store) as consumer:  # type: ignore[attr-defined]
+        done = 0
+        while done < head and time.monotonic() < deadline and not stop.is_set():
+            done += consumer.poll_once(500)
+            progress.update(task, completed=done)
+    rows = store.db.execute("SELECT event_type, n FROM events_by_type").fetchall()
+    store.close()
+    return Counter(dict(rows))
+
+
+def _progress(rt: Runtime) -> Progress:
+    return Progress(
+        TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=rt.console,
+    )
+
+
+def _print(
+    rt: Runtime, counts: dict[str, int | None], by_type: Counter[str], head: int,
+    relay_seconds: float, kafka: KafkaSettings, dlq: str,
+) -> None:
+    table = Table(title="Bus: messages per topic", title_justify="left")
+    table.add_column("topic")
+    table.add_column("messages", justify="right")
+    for name, count in counts.items():
+        table.add_row(name, "-" if count is None else str(count))
+    rt.console.print(table)
+    consumed = sum(by_type.values())
+    kinds = ", ".join(f"{kind} {n}" for kind, n in by_type.most_common())
+    rt.console.print(
+        f"Relayed {head} events to {', '.join(kafka.bootstrap_servers)} in {relay_seconds:.1f} s; "
+        f"subscriber '{SUBSCRIBER}' took effect of {consumed} (exactly once): {kinds}.\n"
+        f"Dead-letter topic of the subscriber: {dlq}."
+    )
