@@ -2,7 +2,8 @@
 
 Exactly-once effect: the consumer's offsets live in its own database, not in Kafka, and the
 handler's effects, the event id and the next offset commit in one transaction (see
-`bus.effects`). On (re)assignment the consumer seeks to the offsets in its database, so after a
+`bus.effects`): one transaction per polled batch of a partition, with a savepoint per message,
+so that a failing message undoes only its own effects. On (re)assignment the consumer seeks to the offsets in its database, so after a
 crash it resumes exactly where its last commit left it; an event delivered twice (relay crash,
 broker republish) has an id it has seen and is skipped. Offsets are kept with the relay epoch
 they belong to: when a partition shows a new epoch (the broker came back empty and the relay
@@ -122,13 +123,7 @@ class Consumer:
             batches = consumer.poll(timeout_ms=timeout_ms)
         except KafkaError as exc:
             raise translate_kafka_error(exc) from exc
-        handled = 0
-        for messages in batches.values():
-            for message in messages:
-                if not self._process(message):
-                    break  # the partition was rewound: the rest of its batch comes again
-                handled += 1
-        return handled
+        return sum(self._process_batch(messages) for messages in batches.values())
 
     def lag(self) -> int:
         """Messages on the assigned partitions not yet processed."""
@@ -160,32 +155,52 @@ class Consumer:
 
     # --- processing -------------------------------------------------------------------------
 
-    def _process(self, message: Any) -> bool:
-        """Handle one message; False if its partition had to be rewound instead."""
-        headers = {key: value.decode(errors="replace") for key, value in message.headers or []}
-        epoch = headers.get("relay_epoch")
-        if self._epoch_changed(message, epoch):
-            self._rewind(message, epoch)
-            return False
+    def _process_batch(self, messages: list[Any]) -> int:
+        """One transaction for a partition's batch, a savepoint for each message in it."""
+        handled = 0
+        marks: dict[tuple[str, int], PartitionMark] = {}
+        rewound: tuple[Any, str | None] | None = None
+        with self.store.transaction() as tx:
+            for message in messages:
+                headers = {k: v.decode(errors="replace") for k, v in message.headers or []}
+                epoch = headers.get("relay_epoch")
+                key = (message.topic, message.partition)
+                if self._epoch_changed(message, epoch):
+                    marks[key] = PartitionMark(0, epoch)
+                    self.store.advance(tx, self.group_id, *key, marks[key])
+                    rewound = (message, epoch)
+                    break  # the rest of this batch comes again after the rewind
+                marks[key] = self._process(message, headers, epoch, tx)
+                handled += 1
+        self._marks.update(marks)
+        if rewound is not None:
+            self._rewind(*rewound)
+        return handled
+
+    def _process(
+        self, message: Any, headers: dict[str, str], epoch: str | None, tx: Any
+    ) -> PartitionMark:
+        """Handle one message inside the batch's transaction; the partition's next mark."""
+        mark = PartitionMark(message.offset + 1, epoch)
         try:
             event = self.codec.decode(message.value)
         except DecodeError as exc:
-            self._dead_letter(message, exc, "undecodable", epoch)
-            return True
-        received = Received(
-            event=event,
-            event_id=_event_id(headers, event),
-            event_type=type(event).__name__,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            headers=headers,
-        )
+            self._dead_letter(message, exc, "undecodable")
+        else:
+            self._handle(message, self._received(message, headers, event), tx)
+        self.store.advance(tx, self.group_id, message.topic, message.partition, mark)
+        return mark
+
+    def _handle(self, message: Any, received: Received, tx: Any) -> None:
+        """Apply the handler once, retrying transient failures; dead-letter a rejection."""
         waits = iter(self.retry.waits())
         while True:
             try:
-                self._apply(received, epoch)
-                return True
+                with self.store.savepoint(tx):
+                    if not self.store.seen(tx, self.group_id, received.event_id):
+                        self.handler(received, tx)
+                        self.store.mark(tx, self.group_id, received.event_id)
+                return
             except self.transient as exc:
                 wait = next(waits, None)
                 if wait is None:
@@ -202,17 +217,20 @@ class Consumer:
                 )
                 self.wait(wait)
             except Exception as exc:
-                self._dead_letter(message, exc, "rejected", epoch)
-                return True
+                self._dead_letter(message, exc, "rejected")
+                return
 
-    def _apply(self, received: Received, epoch: str | None) -> None:
-        mark = PartitionMark(received.offset + 1, epoch)
-        with self.store.transaction() as tx:
-            if not self.store.seen(tx, self.group_id, received.event_id):
-                self.handler(received, tx)
-                self.store.mark(tx, self.group_id, received.event_id)
-            self.store.advance(tx, self.group_id, received.topic, received.partition, mark)
-        self._marks[(received.topic, received.partition)] = mark
+    @staticmethod
+    def _received(message: Any, headers: dict[str, str], event: Any) -> Received:
+        return Received(
+            event=event,
+            event_id=_event_id(headers, event),
+            event_type=type(event).__name__,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            headers=headers,
+        )
 
     def _epoch_changed(self, message: Any, epoch: str | None) -> bool:
         known = self._marks.get((message.topic, message.partition))
@@ -220,10 +238,6 @@ class Consumer:
 
     def _rewind(self, message: Any, epoch: str | None) -> None:
         """The relay republished into an empty broker: read the partition again from the start."""
-        mark = PartitionMark(0, epoch)
-        with self.store.transaction() as tx:
-            self.store.advance(tx, self.group_id, message.topic, message.partition, mark)
-        self._marks[(message.topic, message.partition)] = mark
         assert self._consumer is not None
         self._consumer.seek_to_beginning(TopicPartition(message.topic, message.partition))
         log.warning(
@@ -233,10 +247,8 @@ class Consumer:
             epoch=epoch,
         )
 
-    def _dead_letter(
-        self, message: Any, exc: BaseException, reason: str, epoch: str | None
-    ) -> None:
-        """Park the message with its error, then move past it."""
+    def _dead_letter(self, message: Any, exc: BaseException, reason: str) -> None:
+        """Park the message with its error (the caller then moves past it)."""
         topic = dead_letter_topic(self.settings, self.group_id)
         headers = [
             *(message.headers or []),
@@ -255,10 +267,6 @@ class Consumer:
             )
         except KafkaError as err:
             raise translate_kafka_error(err) from err
-        mark = PartitionMark(message.offset + 1, epoch)
-        with self.store.transaction() as tx:
-            self.store.advance(tx, self.group_id, message.topic, message.partition, mark)
-        self._marks[(message.topic, message.partition)] = mark
         log.warning(
             "message dead-lettered",
             group=self.group_id,

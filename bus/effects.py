@@ -39,6 +39,10 @@ class EffectStore(ABC):
         """A context manager yielding a connection in a transaction (committed on exit)."""
 
     @abstractmethod
+    def savepoint(self, tx: Any) -> Any:
+        """A context manager: what happens inside is undone alone if it raises."""
+
+    @abstractmethod
     def seen(self, tx: Any, group: str, event_id: UUID) -> bool:
         """True if the group has already processed the event."""
 
@@ -87,6 +91,17 @@ class SQLiteEffectStore(EffectStore):
                 self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
+
+    @contextmanager
+    def savepoint(self, tx: sqlite3.Connection) -> Iterator[None]:
+        tx.execute("SAVEPOINT message")
+        try:
+            yield
+        except BaseException:
+            tx.execute("ROLLBACK TO message")
+            tx.execute("RELEASE message")
+            raise
+        tx.execute("RELEASE message")
 
     def seen(self, tx: sqlite3.Connection, group: str, event_id: UUID) -> bool:
         return (
@@ -155,6 +170,11 @@ class PostgresEffectStore(EffectStore):
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
         with self._lock, self.db.transaction():
             yield self.db
+
+    @contextmanager
+    def savepoint(self, tx: psycopg.Connection[Any]) -> Iterator[None]:
+        with tx.transaction():  # nested: a savepoint
+            yield
 
     def seen(self, tx: psycopg.Connection[Any], group: str, event_id: UUID) -> bool:
         return (
