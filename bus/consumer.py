@@ -3,9 +3,10 @@
 Exactly-once effect: the consumer's offsets live in its own database, not in Kafka, and the
 handler's effects, the event id and the next offset commit in one transaction (see
 `bus.effects`): one transaction per polled batch of a partition, with a savepoint per message,
-so that a failing message undoes only its own effects. On (re)assignment the consumer seeks to the offsets in its database, so after a
-crash it resumes exactly where its last commit left it; an event delivered twice (relay crash,
-broker republish) has an id it has seen and is skipped. Offsets are kept with the relay epoch
+so that a failing message undoes only its own effects. On (re)assignment the consumer seeks to
+the offsets in its database, so after a crash it resumes exactly where its last commit left
+it; an event delivered twice (relay crash, broker republish) has an id it has seen and is
+skipped. Offsets are kept with the relay epoch
 they belong to: when a partition shows a new epoch (the broker came back empty and the relay
 republished), the consumer rewinds that partition to its beginning and lets dedup do the rest.
 
