@@ -35,10 +35,9 @@ while True:
             conn.sendall(struct.pack(">ii", 4, struct.unpack(">i", request[8:12])[0]))
 '''
 SILENT = '''
-import time
+import threading
 print("silent fake broker: never listens", flush=True)
-while True:
-    time.sleep(1)
+threading.Event().wait()
 '''
 CRASHING = '''
 import sys
