@@ -8,13 +8,18 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from uuid import uuid4
 
 import psycopg
 import pytest
 import structlog
 from psycopg import sql
+
+from bus.broker import EmbeddedBroker, api_versions_answered
+from bus.kafka_settings import KafkaSettings
 
 POSTGRES_URL = os.environ.get(
     "NERVENBAHN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
@@ -65,3 +70,59 @@ def postgres_dsn(postgres_server_url: str) -> Iterator[str]:
     yield f"{postgres_server_url}?schema={schema}"
     with psycopg.connect(postgres_server_url, autocommit=True, connect_timeout=3) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+# --- broker fixtures ---
+# One Kafka broker per test session (so per pytest-xdist worker); tests are isolated by topic
+# names, each test getting a topic prefix of its own from `kafka_settings`.
+
+TEST_KAFKA = os.environ.get("NERVENBAHN_TEST_KAFKA", "")
+"""An external broker for the tests (host:port[,host:port]); unset: an embedded one."""
+
+BROKER_DEADLINE_S = 30.0
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The bootstrap address of the test broker, answering metadata requests.
+
+    NERVENBAHN_TEST_KAFKA if set (waited for up to 30 s), else an embedded Tansu broker of this
+    session's own. Never restart it: other tests use it; take `private_broker` for that.
+    """
+    if TEST_KAFKA:
+        _wait_for_kafka(TEST_KAFKA, BROKER_DEADLINE_S)
+        yield TEST_KAFKA
+        return
+    log_dir = tmp_path_factory.mktemp("broker")
+    with EmbeddedBroker(log_dir, start_timeout=BROKER_DEADLINE_S) as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """An embedded broker of this test's own, free to be stopped and restarted."""
+    with EmbeddedBroker(tmp_path / "private-broker", start_timeout=BROKER_DEADLINE_S) as broker:
+        yield broker
+
+
+@pytest.fixture
+def kafka_settings(kafka_broker: str) -> KafkaSettings:
+    """Settings on the test broker, embedded profile, with a topic prefix of this test's own."""
+    return KafkaSettings(
+        bootstrap_servers=tuple(kafka_broker.split(",")),
+        profile="embedded",
+        topic_prefix=f"t{uuid4().hex[:10]}",
+        client_id_prefix="nervenbahn-test",
+    )
+
+
+def _wait_for_kafka(bootstrap: str, within: float) -> None:
+    """Wait until every broker of `bootstrap` answers (ApiVersions), or fail the run."""
+    deadline = time.monotonic() + within
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        while not api_versions_answered(host, int(port), timeout=1.0):
+            if time.monotonic() > deadline:
+                pytest.fail(f"NERVENBAHN_TEST_KAFKA: no Kafka broker answers at {server} "
+                            f"within {within:g} s", pytrace=False)
+            time.sleep(0.2)  # wait-ok: polling an external broker inside a deadline

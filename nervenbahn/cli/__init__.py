@@ -18,7 +18,7 @@ from domain.errors import DomainError, InvalidCommandError
 from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.config import ConfigError
 
-from . import bus, case, relay, schemas
+from . import bus, case, projections, relay, schemas
 from .render import emit_json
 from .runtime import Runtime, runtime
 
@@ -38,6 +38,8 @@ app.add_typer(schemas.app, name="schemas")
 app.add_typer(relay.app, name="relay")
 app.command("broker")(bus.broker)
 app.add_typer(bus.topics_app, name="topics")
+app.add_typer(projections.app, name="projections")
+app.add_typer(projections.region_app, name="region")
 
 _RUNTIMES: list[Runtime] = []
 """The runtime of the invocation in progress, closed by `main` however the command ends."""

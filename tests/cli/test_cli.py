@@ -225,3 +225,29 @@ def test_demo_seeds_every_region_and_leaves_a_queryable_store(cli: Cli) -> None:
     assert {"intake", "assessed", "supported", "refused", "closed"} <= {r["phase"] for r in rows}
     second = cli("demo", "--households", "10")
     assert second.code == 1 and "--reset" in second.err
+
+
+def test_region_read_model_is_rebuilt_and_agrees_with_the_cases(cli: Cli) -> None:
+    assert cli("demo", "--households", "120", "--reset", "--no-bus").code == 0
+    rows = cli("--json", "case", "list", "--limit", "1000").json()
+    assert isinstance(rows, list)
+
+    rebuilt = cli("--json", "projections", "rebuild", "region")
+    caseload = cli("--json", "region", "caseload", "so-olten").json()
+    worklist = cli("--json", "region", "worklist", "so-olten", "--today", "2026-09-30")
+
+    assert rebuilt.code == 0, rebuilt.err
+    expected: dict[str, int] = {}
+    for row in rows:
+        if row["social_region"] == "so-olten":
+            expected[row["phase"]] = expected.get(row["phase"], 0) + 1
+    assert caseload == expected
+    assert worklist.code == 0
+    assert all(item["overdue"] == (item["due"] < "2026-09-30") for item in worklist.json())  # type: ignore[union-attr]
+
+
+def test_querying_a_read_model_before_it_is_built_says_how_to_build_it(cli: Cli) -> None:
+    result = cli("region", "caseload", "so-olten")
+
+    assert result.code == 1
+    assert "projections rebuild region" in result.err

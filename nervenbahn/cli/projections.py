@@ -1,0 +1,121 @@
+"""`nervenbahn projections …` and `nervenbahn region …`: rebuild read models and query them."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from domain.errors import InvalidCommandError
+from nervenbahn.config import StoreConfig
+from projections import PROJECTIONS, rebuild
+from projections.region import caseload, work_list
+
+from .render import emit_json
+from .runtime import runtime
+
+app = typer.Typer(help="Read models: rebuild them from the event store.", no_args_is_help=True)
+region_app = typer.Typer(help="The social region's read model.", no_args_is_help=True)
+
+
+def projection_path(store: StoreConfig, name: str) -> Path:
+    """Where a projection's SQLite database lives: beside a SQLite store, else in .nervenbahn."""
+    folder = store.sqlite_path.parent if store.sqlite_path else Path(".nervenbahn")
+    return folder / "projections" / f"{name}.db"
+
+
+@app.command("rebuild")
+def rebuild_command(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Projection name.")]
+) -> None:
+    """Rebuild a projection from scratch, straight from the event store (stop its consumer)."""
+    rt = runtime(ctx)
+    if name not in PROJECTIONS:
+        known = ", ".join(sorted(PROJECTIONS))
+        raise InvalidCommandError("rebuild", [("name", f"no projection {name!r}; known: {known}")])
+    path = projection_path(rt.settings.store, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with Progress(
+        TextColumn(f"Rebuilding {name:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=rt.console,
+    ) as progress:
+        task = progress.add_task(name, total=None)
+        events = rebuild(
+            PROJECTIONS[name](),
+            rt.service,
+            path,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    if rt.as_json:
+        emit_json(rt.console, {"projection": name, "events": events, "path": str(path)})
+    else:
+        rt.console.print(f"projection {name} rebuilt from {events} events into {path}")
+
+
+@region_app.command("caseload")
+def region_caseload(ctx: typer.Context, region: Annotated[str, typer.Argument()]) -> None:
+    """Cases of a social region by phase."""
+    rt = runtime(ctx)
+    with _region_db(ctx) as db:
+        counts = caseload(db, region)
+    if rt.as_json:
+        emit_json(rt.console, counts)
+        return
+    table = Table(title=f"Caseload of {region}", title_justify="left")
+    table.add_column("phase")
+    table.add_column("cases", justify="right")
+    for phase, count in sorted(counts.items()):
+        table.add_row(phase, str(count))
+    rt.console.print(table)
+
+
+@region_app.command("worklist")
+def region_worklist(
+    ctx: typer.Context,
+    region: Annotated[str, typer.Argument()],
+    today: Annotated[str | None, typer.Option(help="The day to judge by (default today).")] = None,
+) -> None:
+    """Assessments, reviews and goals of a region that are due or overdue."""
+    rt = runtime(ctx)
+    day = date.fromisoformat(today) if today else date.today()
+    with _region_db(ctx) as db:
+        items = work_list(db, region, day)
+    if rt.as_json:
+        emit_json(rt.console, items)
+        return
+    table = Table(title=f"Work list of {region} on {day}", title_justify="left")
+    for column in ("due", "what", "case", "overdue", "detail"):
+        table.add_column(column)
+    for item in items:
+        table.add_row(
+            item.due.isoformat(),
+            item.kind,
+            item.case_id,
+            "OVERDUE" if item.overdue else "",
+            item.detail,
+        )
+    rt.console.print(table)
+
+
+def _region_db(ctx: typer.Context) -> sqlite3.Connection:
+    path = projection_path(runtime(ctx).settings.store, "region")
+    if not path.exists():
+        raise InvalidCommandError(
+            "region",
+            [
+                (
+                    "projection",
+                    "the region read model is not built yet; run "
+                    "`nervenbahn projections rebuild region`",
+                )
+            ],
+        )
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)

@@ -1,0 +1,195 @@
+"""The social region's read model: caseload by phase and the work lists of its caseworkers.
+
+Work lists: initial assessments due (within `ASSESSMENT_WITHIN_DAYS` of intake or reopening),
+periodic reviews due, and goal due dates — each flagged overdue once its date has passed.
+A handover moves the case from one region's view to the other's.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, ClassVar
+
+from domain.events import add_months
+from projections.framework import Projection
+
+__all__ = [
+    "ASSESSMENT_WITHIN_DAYS",
+    "GOAL_HORIZON_DAYS",
+    "REVIEW_HORIZON_DAYS",
+    "RegionProjection",
+    "WorkItem",
+    "caseload",
+    "work_list",
+]
+
+ASSESSMENT_WITHIN_DAYS = 30
+"""The Erstabklärung is due this many days after intake (a working assumption of ours; the
+harmonised Solothurn process sets the exact deadline — adjust here)."""
+REVIEW_HORIZON_DAYS = 30
+"""Reviews appear on the work list this many days before they are due."""
+GOAL_HORIZON_DAYS = 14
+"""Goal due dates appear on the work list this many days ahead."""
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS region_cases (case_id TEXT PRIMARY KEY, "
+    "social_region TEXT NOT NULL, municipality_bfs INTEGER NOT NULL, phase TEXT NOT NULL, "
+    "opened_on TEXT NOT NULL, intake_on TEXT NOT NULL, assessed_on TEXT, decided_on TEXT, "
+    "support_from TEXT, next_review_due TEXT, closed_on TEXT, closure_reason TEXT, "
+    "version INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS region_cases_by_region ON region_cases (social_region, phase)",
+    "CREATE TABLE IF NOT EXISTS region_goals (goal_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, "
+    "category TEXT NOT NULL, due_date TEXT NOT NULL, status TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS region_goals_by_case ON region_goals (case_id)",
+)
+
+
+class RegionProjection(Projection):
+    """Cases and open goals per social region."""
+
+    name: ClassVar[str] = "region"
+
+    def create_tables(self, db: sqlite3.Connection) -> None:
+        for statement in _TABLES:
+            db.execute(statement)
+
+    def apply(self, event: Any, tx: sqlite3.Connection) -> None:
+        case_id = str(event.originator_id)
+        kind = type(event).__name__
+        handler = getattr(self, f"_on_{kind}", None)
+        if handler is not None:
+            handler(event, case_id, tx)
+        tx.execute(
+            "UPDATE region_cases SET version = ? WHERE case_id = ?",
+            (event.originator_version, case_id),
+        )
+
+    # --- one method per event type that changes the view ----------------------------------
+
+    def _on_CaseOpened(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+        day = e.effective_date.isoformat()
+        tx.execute(
+            "INSERT INTO region_cases (case_id, social_region, municipality_bfs, phase, "
+            "opened_on, intake_on, version) VALUES (?, ?, ?, 'intake', ?, ?, 1)",
+            (case_id, e.social_region, e.municipality_bfs, day, day),
+        )
+
+    def _on_AssessmentCompleted(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+        _update(tx, case_id, phase="assessed", assessed_on=e.effective_date.isoformat())
+
+    def _on_SupportGranted(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+        _update(
+            tx,
+            case_id,
+            phase="supported",
+            decided_on=e.decision_date.isoformat(),
+            support_from=e.effective_date.isoformat(),
+            next_review_due=add_months(e.effective_date, 12).isoformat(),
+        )
+
+    def _on_SupportRefused(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+        _update(tx, case_id, phase="refused", decided_on=e.effective_date.isoformat())
+
+    def _on_GoalAgreed(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+        tx.execute(
+            "INSERT INTO region_goals VALUES (?, ?, ?, ?, 'open')",
+            (e.goal_id.hex, case_id, e.category, e.due_date.isoformat()),
+        )
+
+    def _on_GoalAchieved(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+        tx.execute(
+            "UPDATE region_goals SET status = 'achieved' WHERE goal_id = ?", (e.goal_id.hex,)
+        )
+
+    def _on_GoalMissed(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+        tx.execute("UPDATE region_goals SET status = 'missed' WHERE goal_id = ?", (e.goal_id.hex,))
+
+    def _on_ReviewCompleted(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+        _update(tx, case_id, next_review_due=e.next_review_due.isoformat())
+
+    def _on_CaseHandedOver(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+        _update(tx, case_id, social_region=e.to_region, municipality_bfs=e.to_municipality_bfs)
+
+    def _on_CaseClosed(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+        _update(
+            tx,
+            case_id,
+            phase="closed",
+            closed_on=e.effective_date.isoformat(),
+            closure_reason=e.reason,
+        )
+
+    def _on_CaseReopened(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+        _update(
+            tx,
+            case_id,
+            phase="intake",
+            intake_on=e.effective_date.isoformat(),
+            assessed_on=None,
+            decided_on=None,
+            next_review_due=None,
+            closed_on=None,
+            closure_reason=None,
+        )
+
+
+def _update(tx: sqlite3.Connection, case_id: str, **columns: object) -> None:
+    assignments = ", ".join(f"{column} = ?" for column in columns)  # names are ours, not input
+    tx.execute(
+        f"UPDATE region_cases SET {assignments} WHERE case_id = ?",  # noqa: S608
+        (*columns.values(), case_id),
+    )
+
+
+# --- queries ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """Something a caseworker of the region has to do by a date."""
+
+    kind: str
+    case_id: str
+    due: date
+    overdue: bool
+    detail: str = ""
+
+
+def caseload(db: sqlite3.Connection, region: str) -> dict[str, int]:
+    """Cases of the region by phase."""
+    rows = db.execute(
+        "SELECT phase, count(*) FROM region_cases WHERE social_region = ? GROUP BY phase",
+        (region,),
+    ).fetchall()
+    return {phase: count for phase, count in rows}
+
+
+def work_list(db: sqlite3.Connection, region: str, today: date) -> list[WorkItem]:
+    """Assessments, reviews and goals of the region that are due or overdue, soonest first."""
+    items: list[WorkItem] = []
+    for case_id, intake_on in db.execute(
+        "SELECT case_id, intake_on FROM region_cases WHERE social_region = ? AND phase = 'intake'",
+        (region,),
+    ):
+        due = date.fromisoformat(intake_on) + timedelta(days=ASSESSMENT_WITHIN_DAYS)
+        items.append(WorkItem("assessment", case_id, due, due < today))
+    horizon = (today + timedelta(days=REVIEW_HORIZON_DAYS)).isoformat()
+    for case_id, due_text in db.execute(
+        "SELECT case_id, next_review_due FROM region_cases WHERE social_region = ? "
+        "AND phase = 'supported' AND next_review_due <= ?",
+        (region, horizon),
+    ):
+        due = date.fromisoformat(due_text)
+        items.append(WorkItem("review", case_id, due, due < today))
+    horizon = (today + timedelta(days=GOAL_HORIZON_DAYS)).isoformat()
+    for case_id, goal_id, category, due_text in db.execute(
+        "SELECT g.case_id, g.goal_id, g.category, g.due_date FROM region_goals g "
+        "JOIN region_cases c ON c.case_id = g.case_id WHERE c.social_region = ? "
+        "AND c.phase = 'supported' AND g.status = 'open' AND g.due_date <= ?",
+        (region, horizon),
+    ):
+        due = date.fromisoformat(due_text)
+        items.append(WorkItem("goal", case_id, due, due < today, f"{category} goal {goal_id}"))
+    return sorted(items, key=lambda item: (item.due, item.kind, item.case_id))

@@ -1,0 +1,165 @@
+"""The social region's read model: rebuilt or fed by the bus, the same; handovers move cases;
+work lists flag what is due and overdue."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+from bus.kafka_settings import KafkaSettings
+from domain.case import SWISS_TIME
+from domain.reference import load_reference_data
+from domain.service import CaseService
+from nervenbahn.bootstrap import build_service
+from nervenbahn.synthetic import synthetic_history
+from projections.framework import open_projection_store, rebuild
+from projections.region import ASSESSMENT_WITHIN_DAYS, RegionProjection, caseload, work_list
+from tests.bus.pipeline import command, pipeline, store_settings
+from tests.bus.waiting import wait_until
+
+OLTEN, SOLOTHURN = 2581, 2601
+
+
+def dump(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the projection's own tables, sorted."""
+    with sqlite3.connect(path) as db:
+        return {
+            table: sorted(db.execute(f"SELECT * FROM {table}").fetchall())
+            for table in ("region_cases", "region_goals")
+        }
+
+
+def seed(service: CaseService, households: int = 120) -> int:
+    lines = [json.dumps(r) for r in synthetic_history(load_reference_data(), households, 7)]
+    return service.import_records(lines).events
+
+
+def test_rebuild_and_the_bus_give_identical_tables(
+    tmp_path: Path, master_key: str, kafka_settings: KafkaSettings
+) -> None:
+    projection = RegionProjection()
+    with pipeline(tmp_path, master_key, kafka_settings) as line:
+        events = seed(line.service)
+        with line.bus.relay() as relay:
+            relay.run(threading.Event(), until_caught_up=True)
+        fed = open_projection_store(projection, tmp_path / "fed.db")
+        with line.bus.consumer(projection.group, lambda r, tx: projection.apply(r.event, tx),
+                               fed) as consumer:
+            wait_until(lambda: _processed(fed.db) >= events,
+                       step=lambda: consumer.poll_once(300), what=f"{events} events applied")
+        fed.close()
+        rebuilt = rebuild(projection, line.service, tmp_path / "rebuilt.db")
+
+    assert rebuilt == events
+    assert dump(tmp_path / "fed.db") == dump(tmp_path / "rebuilt.db")
+    assert len(dump(tmp_path / "rebuilt.db")["region_cases"]) == 120
+
+
+def test_after_a_rebuild_the_bus_changes_nothing_twice(
+    tmp_path: Path, master_key: str, kafka_settings: KafkaSettings
+) -> None:
+    projection = RegionProjection()
+    with pipeline(tmp_path, master_key, kafka_settings) as line:
+        events = seed(line.service, 40)
+        rebuild(projection, line.service, tmp_path / "region.db")
+        before = dump(tmp_path / "region.db")
+        with line.bus.relay() as relay:
+            relay.run(threading.Event(), until_caught_up=True)
+        store = open_projection_store(projection, tmp_path / "region.db")
+        with line.bus.consumer(projection.group, lambda r, tx: projection.apply(r.event, tx),
+                               store) as consumer:
+            wait_until(lambda: consumer.lag() == 0 and _offsets_total(store.db) >= events,
+                       step=lambda: consumer.poll_once(300))
+        store.close()
+
+    assert dump(tmp_path / "region.db") == before
+
+
+def test_a_handover_moves_the_case_from_one_regions_view_to_the_others(
+    tmp_path: Path, master_key: str
+) -> None:
+    service = build_service(store_settings(tmp_path, master_key))
+    case_id = _open(service, OLTEN, "2026-11-02")
+    olten_actor = {"user_id": "cw", "role": "caseworker", "organisation": "so-olten"}
+    projection, path = RegionProjection(), tmp_path / "region.db"
+
+    rebuild(projection, service, path)
+    before = _caseloads(path)
+    service.execute(command("hand_over_case", case_id=str(case_id), to_municipality_bfs=SOLOTHURN,
+                            actor=olten_actor))
+    rebuild(projection, service, path)
+    after = _caseloads(path)
+
+    assert (before["so-olten"], before["so-solothurn"]) == ({"intake": 1}, {})
+    assert (after["so-olten"], after["so-solothurn"]) == ({}, {"intake": 1})
+
+
+def test_work_list_flags_assessments_reviews_and_goals_due_and_overdue(
+    tmp_path: Path, master_key: str
+) -> None:
+    clock = _Clock(datetime(2025, 3, 10, 9, tzinfo=SWISS_TIME))
+    service = build_service(store_settings(tmp_path, master_key), clock=clock)
+    supported = _open(service, OLTEN, "2025-03-10")          # a year of support by now
+    sid = str(supported)
+    clock.now = datetime(2025, 3, 20, 9, tzinfo=SWISS_TIME)
+    service.execute(command("complete_assessment", case_id=sid, needs=["financial"],
+                            employability="employable"))
+    service.execute(command("grant_support", case_id=sid, support_from="2025-03-01",
+                            housing="1000", health_insurance="300", income="0"))
+    goal_late, goal_soon, goal_later = (UUID(int=n) for n in (1, 2, 3))
+    for goal_id, due in ((goal_late, "2026-02-15"), (goal_soon, "2026-03-10"),
+                         (goal_later, "2026-06-30")):
+        service.execute(command("agree_goal", case_id=sid, goal_id=str(goal_id),
+                                category="employment", title="Apply for jobs", due_date=due))
+    clock.now = datetime(2026, 3, 2, 9, tzinfo=SWISS_TIME)
+    waiting = _open(service, OLTEN, "2026-02-20")            # assessment due 2026-03-22
+    path = tmp_path / "region.db"
+    rebuild(RegionProjection(), service, path)
+
+    with sqlite3.connect(path) as db:
+        items = work_list(db, "so-olten", date(2026, 3, 2))
+
+    assert [(i.kind, i.case_id, i.due, i.overdue) for i in items] == [
+        ("goal", sid, date(2026, 2, 15), True),
+        ("review", sid, date(2026, 3, 1), True),        # support from 2025-03-01 + 12 months
+        ("goal", sid, date(2026, 3, 10), False),
+        ("assessment", str(waiting), date(2026, 2, 20) + timedelta(ASSESSMENT_WITHIN_DAYS),
+         False),
+    ]
+
+
+class _Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+def _open(service: CaseService, bfs: int, applied: str) -> UUID:
+    person = {"given_name": "Lia", "family_name": "Muster", "ahvn13": "756.9217.0769.85",
+              "birth_date": "1990-01-01", "street": "Weg 1", "postal_code": "4600",
+              "town": "Olten"}
+    return service.execute(command(
+        "open_case", municipality_bfs=bfs, household_size=1, applicant=person,
+        application_date=applied,
+    )).case_id
+
+
+def _caseloads(path: Path) -> dict[str, dict[str, int]]:
+    with sqlite3.connect(path) as db:
+        return {region: caseload(db, region) for region in ("so-olten", "so-solothurn")}
+
+
+def _processed(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT count(*) FROM processed_events").fetchone()[0])
+
+
+def _offsets_total(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets")
+               .fetchone()[0])
