@@ -1,9 +1,20 @@
 """Read models built from the case events, one per consumer of the data."""
 
+from projections.branch_office import BranchOfficeProjection
 from projections.framework import Projection, open_projection_store, rebuild
 from projections.region import RegionProjection
 
-__all__ = ["PROJECTIONS", "Projection", "RegionProjection", "open_projection_store", "rebuild"]
+__all__ = [
+    "PROJECTIONS",
+    "BranchOfficeProjection",
+    "Projection",
+    "RegionProjection",
+    "open_projection_store",
+    "rebuild",
+]
 
-PROJECTIONS: dict[str, type[Projection]] = {RegionProjection.name: RegionProjection}
+PROJECTIONS: dict[str, type[Projection]] = {
+    RegionProjection.name: RegionProjection,
+    BranchOfficeProjection.name: BranchOfficeProjection,
+}
 """Every projection by name."""

@@ -1,0 +1,169 @@
+"""The branch office's (Zweigstelle's) read model: the social-assistance cases of the
+municipalities it serves, with what it needs to advise residents — and no more.
+
+Kept: case id, municipality, social region, phase, household size, when support began and
+ended, and the applicant as stored: sealed with their own key, so that erasing the person
+makes this copy unreadable too. No budget lines, assessment, goals or measures. Reading the
+applicant's data means opening the seal; the API logs every such read.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from projections.framework import Projection
+
+__all__ = ["BranchOfficeProjection", "OfficeCase", "office_case", "office_cases"]
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS office_cases (case_id TEXT PRIMARY KEY, "
+    "municipality_bfs INTEGER NOT NULL, social_region TEXT NOT NULL, phase TEXT NOT NULL, "
+    "household_size INTEGER NOT NULL, opened_on TEXT NOT NULL, support_since TEXT, "
+    "support_until TEXT, applicant_person_id TEXT NOT NULL, applicant_sealed TEXT NOT NULL, "
+    "version INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS office_cases_by_municipality ON office_cases (municipality_bfs)",
+)
+
+
+class BranchOfficeProjection(Projection):
+    """Cases by municipality, for the branch offices that serve them."""
+
+    name: ClassVar[str] = "branch_office"
+
+    def create_tables(self, db: sqlite3.Connection) -> None:
+        for statement in _TABLES:
+            db.execute(statement)
+
+    def apply(self, event: Any, tx: sqlite3.Connection) -> None:
+        case_id = str(event.originator_id)
+        kind = type(event).__name__
+        day = event.effective_date.isoformat()
+        if kind == "CaseOpened":
+            applicant = event.applicant
+            tx.execute(
+                "INSERT INTO office_cases (case_id, municipality_bfs, social_region, phase, "
+                "household_size, opened_on, applicant_person_id, applicant_sealed, version) "
+                "VALUES (?, ?, ?, 'intake', ?, ?, ?, ?, 1)",
+                (
+                    case_id,
+                    event.municipality_bfs,
+                    event.social_region,
+                    event.household_size,
+                    day,
+                    str(applicant.person_id),
+                    json.dumps(_sealed(applicant)),
+                ),
+            )
+        elif kind in _PHASE_OF:
+            _update(tx, case_id, phase=_PHASE_OF[kind])
+        if kind == "SupportGranted":
+            _update(tx, case_id, support_since=day, support_until=None)
+        elif kind == "CaseClosed":
+            tx.execute(
+                "UPDATE office_cases SET support_until = ? WHERE case_id = ? "
+                "AND support_since IS NOT NULL",
+                (day, case_id),
+            )
+        elif kind == "CaseHandedOver":
+            _update(
+                tx,
+                case_id,
+                municipality_bfs=event.to_municipality_bfs,
+                social_region=event.to_region,
+            )
+        elif kind == "BudgetChanged":
+            _update(tx, case_id, household_size=event.household_size)
+        _update(tx, case_id, version=event.originator_version)
+
+
+_PHASE_OF = {
+    "AssessmentCompleted": "assessed",
+    "SupportGranted": "supported",
+    "SupportRefused": "refused",
+    "CaseClosed": "closed",
+    "CaseReopened": "intake",
+}
+
+
+def _sealed(person: Any) -> dict[str, str]:
+    """The person as stored (sealed); a person in clear here would be a bug upstream."""
+    sealed = getattr(person, "sealed", None)
+    if not isinstance(sealed, dict):
+        raise TypeError("the branch-office read model only takes sealed personal data")
+    return dict(sealed)
+
+
+def _update(tx: sqlite3.Connection, case_id: str, **columns: object) -> None:
+    assignments = ", ".join(f"{column} = ?" for column in columns)  # names are ours
+    tx.execute(
+        f"UPDATE office_cases SET {assignments} WHERE case_id = ?",  # noqa: S608
+        (*columns.values(), case_id),
+    )
+
+
+# --- queries ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OfficeCase:
+    """A case as a branch office sees it; the applicant still sealed."""
+
+    case_id: str
+    municipality_bfs: int
+    social_region: str
+    phase: str
+    household_size: int
+    opened_on: str
+    support_since: str | None
+    support_until: str | None
+    applicant_person_id: str
+    applicant_sealed: dict[str, str]
+
+
+_COLUMNS = (
+    "case_id, municipality_bfs, social_region, phase, household_size, opened_on, "
+    "support_since, support_until, applicant_person_id, applicant_sealed"
+)
+
+
+def office_cases(
+    db: sqlite3.Connection,
+    municipalities: Collection[int],
+    *,
+    phase: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[OfficeCase]:
+    """The cases of the given municipalities (a branch office's scope), newest first."""
+    if not municipalities:
+        return []
+    marks = ", ".join("?" for _ in municipalities)
+    query = f"SELECT {_COLUMNS} FROM office_cases WHERE municipality_bfs IN ({marks})"  # noqa: S608
+    params: list[object] = list(municipalities)
+    if phase is not None:
+        query += " AND phase = ?"
+        params.append(phase)
+    query += " ORDER BY opened_on DESC, case_id LIMIT ? OFFSET ?"
+    return [_office_case(row) for row in db.execute(query, (*params, limit, offset))]
+
+
+def office_case(
+    db: sqlite3.Connection, municipalities: Collection[int], case_id: str
+) -> OfficeCase | None:
+    """One case if it lies in the given municipalities; None otherwise (as if not there)."""
+    query = f"SELECT {_COLUMNS} FROM office_cases WHERE case_id = ?"  # noqa: S608
+    row = db.execute(query, (case_id,)).fetchone()
+    if row is None or row[1] not in municipalities:
+        return None
+    return _office_case(row)
+
+
+def _office_case(row: tuple[Any, ...]) -> OfficeCase:
+    case_id, bfs, region, phase, size, opened, since, until, person_id, sealed = row
+    return OfficeCase(
+        case_id, bfs, region, phase, size, opened, since, until, person_id, json.loads(sealed)
+    )

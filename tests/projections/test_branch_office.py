@@ -1,0 +1,130 @@
+"""The branch office's read model: only its municipalities, sealed personal data."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from domain.reference import load_reference_data
+from domain.service import CaseService
+from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.synthetic import synthetic_history
+from projections.branch_office import BranchOfficeProjection, office_case, office_cases
+from projections.framework import rebuild
+from tests.bus.pipeline import command, store_settings
+
+ALL_BFS = sorted(load_reference_data().municipalities)
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CaseService, Path]]:
+    """A store with 150 synthetic households and the branch-office read model built from it."""
+    folder = tmp_path_factory.mktemp("office")
+    import base64
+    import secrets
+
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    service = build_service(store_settings(folder, key))
+    lines = [json.dumps(r) for r in synthetic_history(load_reference_data(), 150, 11)]
+    service.import_records(lines)
+    path = folder / "office.db"
+    rebuild(BranchOfficeProjection(), service, path)
+    yield service, path
+    close_service(service)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    scope=st.sets(st.sampled_from(ALL_BFS), max_size=12),
+    phase=st.sampled_from([None, "intake", "assessed", "supported", "refused", "closed"]),
+    offset=st.integers(0, 40),
+)
+def test_an_office_never_sees_a_case_outside_its_municipalities(
+    seeded: tuple[CaseService, Path], scope: set[int], phase: str | None, offset: int
+) -> None:
+    _, path = seeded
+    with sqlite3.connect(path) as db:
+        listed = office_cases(db, scope, phase=phase, offset=offset)
+        every_case = [row[0] for row in db.execute("SELECT case_id FROM office_cases")]
+        single = [office_case(db, scope, case_id) for case_id in every_case[:30]]
+
+    assert all(case.municipality_bfs in scope for case in listed)
+    assert all(c is None or c.municipality_bfs in scope for c in single)
+    in_scope = {
+        cid
+        for (cid,) in sqlite3.connect(path).execute(
+            "SELECT case_id FROM office_cases WHERE municipality_bfs IN (%s)"
+            % ",".join(str(b) for b in scope)
+            if scope
+            else "SELECT case_id FROM office_cases WHERE 0"
+        )
+    }
+    assert {c.case_id for c in single if c is not None} == in_scope & set(every_case[:30])
+
+
+def test_a_handover_moves_the_case_to_the_other_offices_view(
+    tmp_path: Path, master_key: str
+) -> None:
+    service = build_service(store_settings(tmp_path, master_key))
+    person = {
+        "given_name": "Ida",
+        "family_name": "Wanderer",
+        "ahvn13": "756.9217.0769.85",
+        "birth_date": "1970-01-01",
+        "street": "Weg 1",
+        "postal_code": "4600",
+        "town": "Olten",
+    }
+    case_id = str(
+        service.execute(
+            command("open_case", municipality_bfs=2581, household_size=1, applicant=person)
+        ).case_id
+    )
+    service.execute(command("hand_over_case", case_id=case_id, to_municipality_bfs=2601))
+    path = tmp_path / "office.db"
+    rebuild(BranchOfficeProjection(), service, path)
+
+    with sqlite3.connect(path) as db:
+        olten, solothurn = office_case(db, {2581}, case_id), office_case(db, {2601}, case_id)
+
+    assert olten is None
+    assert solothurn is not None and solothurn.social_region == "so-solothurn"
+
+
+def test_the_read_model_keeps_personal_data_sealed_and_erasure_reaches_it(
+    tmp_path: Path, master_key: str
+) -> None:
+    service = build_service(store_settings(tmp_path, master_key))
+    person = {
+        "given_name": "Qwertzuiop",
+        "family_name": "Asdfghjkl",
+        "ahvn13": "756.9217.0769.85",
+        "birth_date": "1970-01-01",
+        "street": "Weg 1",
+        "postal_code": "4600",
+        "town": "Olten",
+    }
+    case_id = str(
+        service.execute(
+            command("open_case", municipality_bfs=2581, household_size=1, applicant=person)
+        ).case_id
+    )
+    path = tmp_path / "office.db"
+    rebuild(BranchOfficeProjection(), service, path)
+    with sqlite3.connect(path) as db:
+        case = office_case(db, {2581}, case_id)
+    assert case is not None
+
+    opened = service.vault.decrypt(case.applicant_sealed)
+    assert b"Qwertzuiop" not in path.read_bytes()
+    assert opened.to_plain()["family_name"] == "Asdfghjkl"
+    service.erase_person(opened.person_id)
+    assert service.vault.decrypt(case.applicant_sealed).to_plain()["family_name"] == "[erased]"
