@@ -15,7 +15,15 @@ from typing import Any
 
 from domain.errors import ReferenceDataError
 
-__all__ = ["Municipality", "ReferenceData", "SkosTable", "SocialRegion", "load_reference_data"]
+__all__ = [
+    "BranchOffice",
+    "Municipality",
+    "ReferenceData",
+    "SkosTable",
+    "SocialRegion",
+    "load_branch_offices",
+    "load_reference_data",
+]
 
 
 @dataclass(frozen=True)
@@ -155,3 +163,28 @@ def load_reference_data() -> ReferenceData:
         skos=_skos_table(_read("skos_basic_needs.json")),
         version=str(regions_raw["version"]),
     )
+
+
+@dataclass(frozen=True)
+class BranchOffice:
+    """An AKSO branch office (Zweigstelle) and the municipalities it serves."""
+
+    id: str
+    name: str
+    seat_bfs: int
+    municipalities: frozenset[int]
+
+
+@cache
+def load_branch_offices() -> dict[str, BranchOffice]:
+    """The AKSO branch offices by id, from the versioned data file (with its sources)."""
+    raw = _read("akso_branch_offices.json")
+    return {
+        office["id"]: BranchOffice(
+            id=office["id"],
+            name=office["name"],
+            seat_bfs=int(office["seat_bfs"]),
+            municipalities=frozenset(int(bfs) for bfs in office["municipalities"]),
+        )
+        for office in raw["branch_offices"]
+    }
