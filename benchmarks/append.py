@@ -22,7 +22,6 @@ import base64
 import contextlib
 import gc
 import json
-import math
 import os
 import random
 import secrets
@@ -32,26 +31,18 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
-import psycopg
+from case_scripts import SWISS, case_script, import_lines, interleaved
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from stdnum.ean import calc_check_digit
+from report import Row, add_output_arguments, emit_json, percentile, print_table
+from stores import Store, nervenbahn_service, postgres_store, postgres_unreachable, sqlite_store
 
 from domain import commands as c
-from domain.reference import ReferenceData, load_reference_data
+from domain.reference import load_reference_data
 from domain.service import CaseService
-from nervenbahn.bootstrap import build_service, close_service
-from nervenbahn.config import load_settings
 from nervenbahn.logging import configure_logging
 
 DEFAULT_CASES = 250
@@ -71,153 +62,14 @@ BLOCK_CASES = 10
 RAW_IMPORT_RUNS = 3
 """The raw executemany is cheap: its median of this many runs (fresh files) is reported."""
 
-SWISS = ZoneInfo("Europe/Zurich")
-GIVEN = ["Anna", "Luca", "Mia", "Noah", "Lea", "Elias", "Laura", "Jonas", "Sara", "Nico"]
-FAMILY = ["Meier", "Müller", "Schmid", "Keller", "Weber", "Huber", "Brunner", "Frei", "Roth"]
-STREETS = ["Bahnhofstrasse", "Hauptgasse", "Dorfstrasse", "Baselstrasse", "Gurzelngasse"]
-NEEDS = ["financial", "housing", "health", "employment", "childcare", "debt", "language"]
-GOALS = ["employment", "education", "health", "housing", "finances", "social"]
-MEASURES = ["job_coaching", "language_course", "rav_registration", "qualification"]
-CLOSURES = ["employment", "other_insurance", "moved_away", "other"]
-TITLES = ["Stelle im ersten Arbeitsmarkt finden", "Deutschkurs B1 abschliessen",
-          "Schulden sanieren mit der Budgetberatung", "Wohnung mit tieferer Miete finden"]
-
-
-# ============================================================================================
-# Synthetic, valid case scripts (seeded): (command name, JSON data) as the CLI would read them
-# ============================================================================================
-
-
-def _money(rng: random.Random, low: int, high: int) -> str:
-    return f"{rng.randint(low, high)}.{rng.choice(['00', '50', '05', '95'])}"
-
-
-def _ahvn13(rng: random.Random) -> str:
-    digits = "756" + "".join(rng.choice("0123456789") for _ in range(9))
-    return digits + calc_check_digit(digits)
-
-
-def _person(rng: random.Random) -> dict[str, Any]:
-    return {
-        "person_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "given_name": rng.choice(GIVEN),
-        "family_name": rng.choice(FAMILY),
-        "ahvn13": _ahvn13(rng),
-        "birth_date": date(rng.randint(1950, 2005), rng.randint(1, 12), rng.randint(1, 28))
-        .isoformat(),
-        "street": f"{rng.choice(STREETS)} {rng.randint(1, 120)}",
-        "postal_code": str(rng.randint(4500, 4799)),
-        "town": "Solothurn",
-    }
-
-
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-
-def case_script(
-    rng: random.Random, reference: ReferenceData, days: list[date], *, length: int = 10
-) -> list[tuple[str, dict[str, Any]]]:
-    """A valid command sequence for one case; `days[i]` is the Swiss recording day of command i.
-
-    open, assess, grant, then a cycle of goal/measure/budget/review work, and (for the default
-    length of 10) a closure.
-    """
-    bfs = rng.choice(sorted(reference.municipalities))
-    region = reference.municipality(bfs).region_id
-    actor = {"user_id": f"cw-{rng.randint(1, 40):03d}", "role": "caseworker",
-             "organisation": region}
-    case_id = _uuid(rng)
-    members = [_person(rng) for _ in range(rng.choice([1, 1, 2, 3]))]
-    application = days[0] - timedelta(days=rng.randint(0, 20))
-    support_from = application.replace(day=1)
-
-    def base() -> dict[str, Any]:
-        return {"actor": actor, "correlation_id": _uuid(rng), "case_id": case_id}
-
-    script: list[tuple[str, dict[str, Any]]] = [
-        ("open_case", {
-            "actor": actor, "correlation_id": _uuid(rng), "case_id": case_id,
-            "municipality_bfs": bfs, "household_size": len(members) + rng.randint(0, 1),
-            "applicant": members[0], "other_members": members[1:],
-            "application_date": application.isoformat(),
-        }),
-        ("complete_assessment", {**base(), "needs": rng.sample(NEEDS, rng.randint(1, 3)),
-                                 "employability": "partially_employable"}),
-        ("grant_support", {**base(), "support_from": support_from.isoformat(),
-                           "housing": _money(rng, 900, 1600), "health_insurance":
-                           _money(rng, 300, 450), "income": _money(rng, 0, 400)}),
-    ]
-    goals: list[str] = []
-    measures: list[str] = []
-    cycle = ["agree_goal", "start_measure", "change_budget", "complete_review",
-             "record_goal_outcome", "end_measure"]
-    tail = 1 if length == 10 else 0
-    i = 0
-    while len(script) < length - tail:
-        step, day = cycle[i % len(cycle)], days[len(script)]
-        i += 1
-        if step == "agree_goal":
-            goals.append(_uuid(rng))
-            script.append(("agree_goal", {
-                **base(), "goal_id": goals[-1], "category": rng.choice(GOALS),
-                "title": rng.choice(TITLES), "due_date": (day + timedelta(days=120)).isoformat(),
-            }))
-        elif step == "start_measure":
-            measures.append(_uuid(rng))
-            script.append(("start_measure", {**base(), "measure_id": measures[-1],
-                                             "kind": rng.choice(MEASURES)}))
-        elif step == "change_budget":
-            script.append(("change_budget", {
-                **base(), "effective_date": day.isoformat(), "reason": "income_change",
-                "housing": _money(rng, 900, 1600), "health_insurance": _money(rng, 300, 450),
-                "income": _money(rng, 0, 600),
-            }))
-        elif step == "complete_review":
-            script.append(("complete_review", {**base(), "outcome": "continue"}))
-        elif step == "record_goal_outcome" and goals:
-            script.append(("record_goal_outcome", {
-                **base(), "goal_id": goals.pop(0), "outcome": rng.choice(["achieved", "missed"]),
-            }))
-        elif step == "end_measure" and measures:
-            if rng.random() < 0.7:
-                script.append(("complete_measure", {**base(), "measure_id": measures.pop(0)}))
-            else:
-                script.append(("break_off_measure", {**base(), "measure_id": measures.pop(0),
-                                                     "reason": "no_show"}))
-    if tail:
-        script.append(("close_case", {**base(), "reason": rng.choice(CLOSURES)}))
-    return script
-
-
-def import_lines(
-    rng: random.Random, reference: ReferenceData, cases: int, now: datetime, *, length: int = 10
-) -> tuple[list[str], list[datetime]]:
-    """JSON Lines history of `cases` cases (in recorded-time order) and each line's time."""
-    records: list[tuple[datetime, int, str]] = []
-    for _ in range(cases):
-        if length == 10:
-            start = now - timedelta(days=rng.randint(130, 600), seconds=rng.randint(0, 86_399))
-            times = [start]
-            for _step in range(length - 1):
-                times.append(times[-1] + timedelta(hours=rng.randint(1, 240)))
-        else:  # one long case: an event an hour, ending a day ago
-            start = now - timedelta(days=1, hours=length)
-            times = [start + timedelta(hours=k) for k in range(length)]
-        days = [t.astimezone(SWISS).date() for t in times]
-        script = case_script(rng, reference, days, length=length)
-        for seq, (at, (name, data)) in enumerate(zip(times, script, strict=True)):
-            line = json.dumps({"recorded_at": at.isoformat(), "command": name, "data": data})
-            records.append((at, seq, line))
-    records.sort(key=lambda r: (r[0], r[1]))
-    return [line for _, _, line in records], [at for at, _, _ in records]
-
 
 # ============================================================================================
 # RAW BASELINE: plain `eventsourcing` (no nervenbahn code), payloads of the same shape
 # ============================================================================================
 
 
+# Stays in this script: its topic (`__main__:RawCase`) is stored in each case's first event and
+# so counts in the raw bytes/event figure.
 class RawCase(Aggregate):
     """A plain event-sourced case: strings, Decimals as str, dates as str."""
 
@@ -356,7 +208,7 @@ def run_raw_ops(app: RawApp, cases: list[list[tuple[str, dict]]]) -> tuple[float
     ids: dict[int, uuid.UUID] = {}
     events = 0
     started = time.perf_counter()
-    for index, step, (method, kwargs) in _interleaved(cases):
+    for index, step, (method, kwargs) in interleaved(cases):
         if step == 0:
             aggregate = RawCase(**kwargs)
             ids[index] = aggregate.id
@@ -373,104 +225,15 @@ def run_raw_ops(app: RawApp, cases: list[list[tuple[str, dict]]]) -> tuple[float
 # ============================================================================================
 
 
-def _interleaved(cases: list[list[Any]]) -> Iterator[tuple[int, int, Any]]:
-    """Step 0 of every case, then step 1 of every case… (many cases worked on at once)."""
-    for step in range(max(len(case) for case in cases)):
-        for index, case in enumerate(cases):
-            if step < len(case):
-                yield index, step, case[step]
-
-
 def run_nervenbahn(service: CaseService, cases: list[list[c.Command]]) -> tuple[float, int, int]:
     """Execute each command (one transaction each). Seconds, commands, events."""
     commands = events = 0
     started = time.perf_counter()
-    for _, _, command in _interleaved(cases):
+    for _, _, command in interleaved(cases):
         result = service.execute(command)
         commands += 1
         events += len(result.events)
     return time.perf_counter() - started, commands, events
-
-
-@dataclass
-class Row:
-    key: str
-    what: str
-    backend: str
-    unit: str
-    nervenbahn: float
-    raw: float
-    ratio: float
-    target: str
-    met: bool
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Store:
-    backend: str
-    nb_url: str
-    raw_env: dict[str, str]
-    cleanup: Callable[[], None]
-
-
-def sqlite_store(directory: str, label: str) -> Store:
-    nb_path = os.path.join(directory, f"{label}-nervenbahn.db")
-    raw_path = os.path.join(directory, f"{label}-raw.db")
-    return Store("sqlite", f"sqlite:///{nb_path}",
-                 {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": raw_path},
-                 lambda: None)
-
-
-def postgres_store(url: str) -> Store:
-    parts = urlsplit(url)
-    token = f"{os.getpid()}_{secrets.token_hex(4)}"
-    nb_schema, raw_schema = f"bench_nb_{token}", f"bench_raw_{token}"
-    conninfo = _pg_conninfo(url)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{raw_schema}"')
-
-    def drop() -> None:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            for schema in (nb_schema, raw_schema):
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-    raw_env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": parts.path.lstrip("/"), "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432), "POSTGRES_USER": parts.username or "postgres",
-        "POSTGRES_PASSWORD": parts.password or "", "POSTGRES_SCHEMA": raw_schema,
-    }
-    return Store("postgres", f"{url}?schema={nb_schema}", raw_env, drop)
-
-
-def _pg_conninfo(url: str) -> str:
-    parts = urlsplit(url)
-    return psycopg.conninfo.make_conninfo(
-        host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-        dbname=parts.path.lstrip("/"), user=parts.username or "postgres",
-        password=parts.password or None, connect_timeout=3,
-    )
-
-
-def postgres_unreachable(url: str) -> str | None:
-    try:
-        with psycopg.connect(_pg_conninfo(url)) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        reason = " ".join(str(exc).split())
-        return f"PostgreSQL unreachable at {urlsplit(url).hostname}:{urlsplit(url).port}: {reason}"
-    return None
-
-
-@contextlib.contextmanager
-def nervenbahn_service(url: str, master_key: str, clock: Any = None) -> Iterator[CaseService]:
-    settings = load_settings({"NERVENBAHN_STORE": url, "NERVENBAHN_MASTER_KEY": master_key})
-    service = build_service(settings) if clock is None else build_service(settings, clock)
-    try:
-        yield service
-    finally:
-        close_service(service)
 
 
 def _parse(script: list[tuple[str, dict[str, Any]]]) -> list[c.Command]:
@@ -527,7 +290,7 @@ def bench_execute(store: Store, args: argparse.Namespace, master_key: str) -> Ro
             "nervenbahn_seconds": nb_seconds, "raw_seconds": raw_seconds,
             "ms_per_command": 1000 * nb_seconds / nb_commands,
             "raw_ms_per_event": 1000 * raw_seconds / raw_events,
-            "block_ratio_median": _percentile(block_ratios, 50),
+            "block_ratio_median": percentile(block_ratios, 50),
             "block_ratio_min": min(block_ratios), "block_ratio_max": max(block_ratios),
             "nervenbahn_bytes_per_event": nb_bytes, "raw_bytes_per_event": raw_bytes,
         },
@@ -581,7 +344,7 @@ def bench_import_and_as_of(
         ).fetchall()
     raw_runs = [_raw_sqlite_insert(os.path.join(directory, f"import-raw-{n}.db"), rows)
                 for n in range(RAW_IMPORT_RUNS)]
-    raw_seconds = _percentile(raw_runs, 50)
+    raw_seconds = percentile(raw_runs, 50)
     nb_rate, raw_rate = report.events / nb_seconds, len(rows) / raw_seconds
     import_row = Row(
         key="import_sqlite", what="import_records (JSONL)", backend="sqlite",
@@ -593,8 +356,8 @@ def bench_import_and_as_of(
                 "raw_runs_seconds": [round(run, 4) for run in raw_runs],
                 "bytes_per_event": sum(len(r[3]) for r in rows) / len(rows)},
     )
-    nb_p50, nb_p99 = _percentile(nb_latencies, 50), _percentile(nb_latencies, 99)
-    raw_p50, raw_p99 = _percentile(raw_latencies, 50), _percentile(raw_latencies, 99)
+    nb_p50, nb_p99 = percentile(nb_latencies, 50), percentile(nb_latencies, 99)
+    raw_p50, raw_p99 = percentile(raw_latencies, 50), percentile(raw_latencies, 99)
     as_of_row = Row(
         key="case_as_of_sqlite", what=f"case_as_of ({AS_OF_EVENTS} events)",
         backend="sqlite", unit="ms (p99)", nervenbahn=nb_p99 * 1000, raw=raw_p99 * 1000,
@@ -651,12 +414,6 @@ class RawAsOf:
         self.app.close()
 
 
-def _percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (with 30 samples, p99 is the slowest call)."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
 # ============================================================================================
 # Output
 # ============================================================================================
@@ -674,46 +431,27 @@ def _fmt(row: Row, side: str) -> str:
     return text
 
 
-def print_table(
-    rows: list[Row], notes: list[str], runtime: float, args: argparse.Namespace
-) -> None:
-    table = Table(title="nervenbahn append path vs raw baseline (same run)")
-    for name, justify in (("what", "left"), ("backend", "left"), ("nervenbahn", "right"),
-                          ("raw baseline", "right"), ("ratio", "right"),
-                          ("target", "left"), ("met", "center")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in rows:
-        table.add_row(row.what, row.backend, _fmt(row, "nervenbahn"), _fmt(row, "raw"),
-                      f"{row.ratio:.2f}×", row.target,
-                      "[green]yes[/green]" if row.met else "[red]no[/red]")
-    console = Console(width=None if sys.stdout.isatty() else 120)
-    console.print(table)
-    for row in rows:
-        d = row.detail
-        if row.key.startswith("execute"):
-            console.print(
-                f"{row.backend}: {d['commands']} commands over {d['cases']} cases, "
-                f"{d['ms_per_command']:.2f} ms/command vs raw {d['raw_ms_per_event']:.2f} ms/event;"
-                f" ratio per block of {BLOCK_CASES} cases: median {d['block_ratio_median']:.2f}"
-                f" ({d['block_ratio_min']:.2f}–{d['block_ratio_max']:.2f}); stored state "
-                f"{d['nervenbahn_bytes_per_event']:.0f} vs {d['raw_bytes_per_event']:.0f} "
-                "bytes/event"
-            )
-        elif row.key.startswith("import"):
-            console.print(
-                f"import: {d['events']} events of {d['cases']} cases in "
-                f"{d['nervenbahn_seconds']:.2f} s; raw executemany {d['raw_seconds']:.3f} s "
-                f"(median of {RAW_IMPORT_RUNS}); "
-                f"{d['bytes_per_event']:.0f} bytes/event"
-            )
-        else:
-            console.print(f"as-of: p50 / p99 of {d['calls']} calls each (alternating), "
-                          f"{d['events_replayed']} of {AS_OF_EVENTS} events replayed "
-                          f"(raw {d['raw_events_replayed']}); ratio from p50")
-    for note in notes:
-        console.print(f"[yellow]{escape(note)}[/yellow]")
-    console.print(f"ratio = nervenbahn speed / raw speed; seed {args.seed}; "
-                  f"runtime {runtime:.1f} s")
+def _describe(row: Row) -> list[str]:
+    d = row.detail
+    if row.key.startswith("execute"):
+        return [
+            f"{row.backend}: {d['commands']} commands over {d['cases']} cases, "
+            f"{d['ms_per_command']:.2f} ms/command vs raw {d['raw_ms_per_event']:.2f} ms/event;"
+            f" ratio per block of {BLOCK_CASES} cases: median {d['block_ratio_median']:.2f}"
+            f" ({d['block_ratio_min']:.2f}–{d['block_ratio_max']:.2f}); stored state "
+            f"{d['nervenbahn_bytes_per_event']:.0f} vs {d['raw_bytes_per_event']:.0f} "
+            "bytes/event"
+        ]
+    if row.key.startswith("import"):
+        return [
+            f"import: {d['events']} events of {d['cases']} cases in "
+            f"{d['nervenbahn_seconds']:.2f} s; raw executemany {d['raw_seconds']:.3f} s "
+            f"(median of {RAW_IMPORT_RUNS}); "
+            f"{d['bytes_per_event']:.0f} bytes/event"
+        ]
+    return [f"as-of: p50 / p99 of {d['calls']} calls each (alternating), "
+            f"{d['events_replayed']} of {AS_OF_EVENTS} events replayed "
+            f"(raw {d['raw_events_replayed']}); ratio from p50"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -727,8 +465,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"timed case_as_of calls (default {AS_OF_CALLS})")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     if args.cases < 2 or args.import_cases < 1 or args.as_of_calls < 1:
         parser.error("--cases must be ≥ 2, --import-cases and --as-of-calls ≥ 1")
@@ -762,20 +499,11 @@ def main(argv: list[str] | None = None) -> int:
         devnull.close()
     runtime = time.perf_counter() - started
     if args.json:
-        print(json.dumps({
-            "runtime_s": round(runtime, 2), "seed": args.seed, "cases": args.cases,
-            "import_cases": args.import_cases, "backend": args.backend,
-            "ratio": "nervenbahn speed / raw speed", "skipped": skipped, "notes": notes,
-            "results": [
-                {"key": r.key, "what": r.what, "backend": r.backend, "unit": r.unit,
-                 "nervenbahn": round(r.nervenbahn, 2), "raw": round(r.raw, 2),
-                 "ratio": round(r.ratio, 3), "target": r.target, "met": r.met,
-                 **{k: round(v, 3) if isinstance(v, float) else v for k, v in r.detail.items()}}
-                for r in rows
-            ],
-        }, ensure_ascii=False))
+        emit_json(runtime, args.seed, {"cases": args.cases, "import_cases": args.import_cases,
+                                       "backend": args.backend}, rows, notes, skipped)
     else:
-        print_table(rows, notes, runtime, args)
+        print_table("nervenbahn append path vs raw baseline (same run)", rows, notes,
+                    fmt=_fmt, describe=_describe, seed=args.seed, runtime=runtime)
     return 0
 
 

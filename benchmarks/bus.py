@@ -27,7 +27,8 @@ import os
 import sys
 
 # `python benchmarks/bus.py` puts benchmarks/ first on sys.path, where this very file would
-# shadow the `bus` package: take that entry out (append.py is loaded by its path instead).
+# shadow the `bus` package: take that entry out, and put it back at the end once the package
+# is imported (for case_scripts.py, raw_kafka.py and report.py next to this file).
 if sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
     sys.path.pop(0)
 
@@ -35,7 +36,6 @@ import argparse
 import base64
 import contextlib
 import cProfile
-import importlib.util
 import io
 import json
 import math
@@ -50,16 +50,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
-from typing import Any
-
-from kafka import KafkaConsumer, KafkaProducer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from bus.broker import EmbeddedBroker
 from bus.consumer import Received
@@ -76,6 +68,11 @@ from nervenbahn.logging import configure_logging
 from nervenbahn.synthetic import synthetic_history
 from nervenbahn.wiring import Bus, open_bus
 
+sys.path.append(os.path.dirname(os.path.realpath(__file__)))  # last: `bus` stays the package
+from case_scripts import SWISS, case_script, interleaved
+from raw_kafka import CONSUMER_POLL_MS, Loop, RawPings, raw_produce, read_back
+from report import Row, add_output_arguments, emit_json, percentile, print_table
+
 DEFAULT_EVENTS = 20_000
 DEFAULT_COMMANDS = 300
 DEFAULT_BATCH = 500
@@ -87,32 +84,10 @@ GAP_S = (0.005, 0.035)
 """Pause before each command and before each raw ping, uniform in this range (seeded)."""
 RELAY_IDLE_S = 0.005
 """`Relay.run(idle_seconds=…)`: how long the relay sleeps when it found nothing to publish."""
-CONSUMER_POLL_MS = 100
 STAGE_SAMPLE = 5000
 """Events on which the relay's own work (without Kafka) is timed, for the breakdown."""
 JOIN_DEADLINE_S = 30.0
 DRAIN_DEADLINE_S = 30.0
-READ_BACK_DEADLINE_S = 60.0
-
-
-@dataclass
-class Row:
-    key: str
-    what: str
-    backend: str
-    unit: str
-    nervenbahn: float
-    raw: float
-    ratio: float
-    target: str
-    met: bool
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-def _percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
 def _wait_for(condition: Callable[[], bool], within: float, what: str) -> None:
@@ -175,52 +150,6 @@ def seed_store(service: CaseService, events: int, seed: int) -> tuple[int, float
     seconds = time.perf_counter() - started
     assert report.events == events, (report.events, events)
     return report.cases, seconds
-
-
-@dataclass
-class Sent:
-    """What the relay put on its topic, as read back: key, value size, headers."""
-
-    key: bytes
-    value_size: int
-    headers: list[tuple[str, bytes]]
-
-
-def read_back(kafka: KafkaSettings, topic: str, count: int) -> list[Sent]:
-    reader = KafkaConsumer(topic, **kafka.consumer_kwargs(None, "bench-read-back"))
-    sent: list[Sent] = []
-    deadline = time.monotonic() + READ_BACK_DEADLINE_S
-    try:
-        while len(sent) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"read back {len(sent)} of {count} messages of {topic}")
-            for records in reader.poll(timeout_ms=500).values():
-                sent += [Sent(r.key, len(r.value), list(r.headers or [])) for r in records]
-    finally:
-        reader.close()
-    return sent
-
-
-def raw_produce(
-    kafka: KafkaSettings, topic: str, sent: list[Sent], batch: int, seed: int, *,
-    headers: bool,
-) -> float:
-    """Plain KafkaProducer: same keys, random values of the same sizes, flushed every batch."""
-    rng = random.Random(f"{seed}-raw-values")
-    messages = [(s.key, rng.randbytes(s.value_size), s.headers if headers else None)
-                for s in sent]
-    started = time.perf_counter()
-    producer = KafkaProducer(**kafka.producer_kwargs(client_id="bench-raw"))
-    try:
-        for first in range(0, len(messages), batch):
-            futures = [producer.send(topic, key=key, value=value, headers=hdrs)
-                       for key, value, hdrs in messages[first:first + batch]]
-            producer.flush(timeout=30)
-            for future in futures:
-                future.get(timeout=0)
-        return time.perf_counter() - started
-    finally:
-        producer.close(timeout=30)
 
 
 def relay_stages(service: CaseService, bus: Bus, sample: int) -> dict[str, float]:
@@ -357,87 +286,15 @@ class TimedEffects(SQLiteEffectStore):
         self._pending.append(key)
 
 
-class Loop(threading.Thread):
-    """Calls `step` until stopped; keeps the first exception."""
-
-    def __init__(self, name: str, step: Callable[[], object],
-                 close: Callable[[], object]) -> None:
-        super().__init__(name=name, daemon=True)
-        self._step, self._close = step, close
-        self.halted = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            while not self.halted.is_set():
-                self._step()
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self._close()
-
-    def halt(self) -> None:
-        self.halted.set()
-        self.join(timeout=30)
-
-
-class RawPings:
-    """Raw Kafka round trip: producer.send → received by a plain group consumer (own thread)."""
-
-    def __init__(self, kafka: KafkaSettings, topic: str, value_size: int) -> None:
-        self.topic = topic
-        self.value_size = value_size
-        self.producer = KafkaProducer(**kafka.producer_kwargs(client_id="bench-raw-pings"))
-        self.consumer = KafkaConsumer(**kafka.consumer_kwargs(group_id="bench-raw-latency"))
-        self.consumer.subscribe([topic])
-        self.sent: dict[int, float] = {}
-        self.received: dict[int, float] = {}
-        self.thread = Loop("raw-consumer", self._poll, self.consumer.close)
-
-    def _poll(self) -> None:
-        for records in self.consumer.poll(timeout_ms=CONSUMER_POLL_MS).values():
-            now = time.perf_counter()
-            for record in records:
-                self.received[int.from_bytes(record.value[:8], "big")] = now
-
-    def ping(self, number: int, key: bytes) -> None:
-        value = number.to_bytes(8, "big") + bytes(max(self.value_size - 8, 0))
-        self.sent[number] = time.perf_counter()
-        self.producer.send(self.topic, key=key, value=value)
-
-    def close(self) -> None:
-        self.thread.halt()
-        self.producer.close(timeout=10)
-
-
-def _interleaved(cases: list[list[c.Command]]) -> list[c.Command]:
-    """Step 0 of every case, then step 1 of every case… (many cases worked on at once)."""
-    return [case[step] for step in range(max(map(len, cases))) for case in cases
-            if step < len(case)]
-
-
-def _append_module() -> ModuleType:
-    """benchmarks/append.py (its valid, seeded case scripts), loaded by path."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_append", Path(__file__).with_name("append.py")
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def latency_commands(total: int, seed: int) -> list[c.Command]:
     """`total` valid commands (10 per case, cases worked on at once), as the CLI parses them."""
-    append = _append_module()
     rng = random.Random(f"{seed}-latency")
     reference = load_reference_data()
-    today = datetime.now(append.SWISS).date()
-    scripts = [append.case_script(rng, reference, [today] * 10)
+    today = datetime.now(SWISS).date()
+    scripts = [case_script(rng, reference, [today] * 10)
                for _ in range(math.ceil(total / 10))]
-    commands = _interleaved([[c.parse_command(n, d) for n, d in s] for s in scripts])
+    cases = [[c.parse_command(n, d) for n, d in s] for s in scripts]
+    commands = [command for _, _, command in interleaved(cases)]
     return commands[:total]
 
 
@@ -505,8 +362,8 @@ def bench_latency(
     effects.close()
     nb = [1000 * (effects.committed[k] - t) for k, t in accepted.items()]
     rw = [1000 * (raw.received[n] - t) for n, t in raw.sent.items()]
-    nb_p = {p: _percentile(nb, p) for p in (50, 95, 99)}
-    rw_p = {p: _percentile(rw, p) for p in (50, 95, 99)}
+    nb_p = {p: percentile(nb, p) for p in (50, 95, 99)}
+    rw_p = {p: percentile(rw, p) for p in (50, 95, 99)}
     return Row(
         key="latency", what="command → effect committed",
         backend=f"sqlite → {_broker_name(base)} → sqlite", unit="ms (p99)",
@@ -545,51 +402,31 @@ def _fmt(row: Row, side: str) -> str:
     return f"{value:,.0f} ev/s"
 
 
-def print_table(rows: list[Row], notes: list[str], runtime: float, broker: str,
-                args: argparse.Namespace) -> None:
-    table = Table(title="nervenbahn bus vs raw kafka-python (same run, same broker)")
-    for name, justify in (("what", "left"), ("backend", "left"), ("nervenbahn", "right"),
-                          ("raw baseline", "right"), ("ratio", "right"),
-                          ("target", "left"), ("met", "center")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in rows:
-        table.add_row(row.what, row.backend, _fmt(row, "nervenbahn"), _fmt(row, "raw"),
-                      f"{row.ratio:.2f}×", row.target,
-                      "[green]yes[/green]" if row.met else "[red]no[/red]")
-    console = Console(width=None if sys.stdout.isatty() else 120)
-    console.print(table)
-    for row in rows:
-        d = row.detail
-        if row.key == "relay_throughput":
-            console.print(
-                f"relay: {d['events']} events of {d['cases']} cases in {d['relay_seconds']:.2f} s"
-                f" ({d['relay_us_per_event']:.0f} µs/event), batch {d['batch_size']}, "
-                f"{d['partitions']} partitions; raw {d['raw_seconds']:.2f} s "
-                f"({d['raw_us_per_event']:.0f} µs/event). Messages: "
-                f"{d['value_bytes_mean']:.0f} B value + {d['headers_per_message']} headers of "
-                f"{d['header_bytes_mean']:.0f} B; raw with the same headers too: "
-                f"{d['raw_with_headers_events_per_s']:,.0f} ev/s "
-                f"({d['raw_with_headers_us_per_event']:.0f} µs/event), ratio "
-                f"{d['ratio_vs_raw_with_headers']:.2f}×."
-            )
-            console.print(
-                f"relay's own work without Kafka (first {d['stage_sample_events']} events, "
-                f"µs/event): read store {d['read_store_us']:.0f}, decode event "
-                f"{d['decode_event_us']:.0f}, Avro encode {d['encode_avro_us']:.0f}, "
-                f"headers {d['headers_us']:.0f}"
-            )
-        else:
-            console.print(
-                f"latency: {d['commands']} commands (after {d['warmup_commands']} warm-up), "
-                f"gaps {d['gap_ms'][0]:.0f}–{d['gap_ms'][1]:.0f} ms, relay idle "
-                f"{d['relay_idle_ms']:.0f} ms, fetch_max_wait {d['fetch_max_wait_ms']} ms, "
-                f"linger {d['linger_ms']} ms; {d['nervenbahn_over_100_ms']} over 100 ms; "
-                f"group join {d['join_seconds']:.1f} s; ratio = raw p50 / nervenbahn p50"
-            )
-    for note in notes:
-        console.print(f"[yellow]{escape(note)}[/yellow]")
-    console.print(f"broker {broker}; ratio = nervenbahn speed / raw speed; seed {args.seed}; "
-                  f"runtime {runtime:.1f} s")
+def _describe(row: Row) -> list[str]:
+    d = row.detail
+    if row.key == "relay_throughput":
+        return [
+            f"relay: {d['events']} events of {d['cases']} cases in {d['relay_seconds']:.2f} s"
+            f" ({d['relay_us_per_event']:.0f} µs/event), batch {d['batch_size']}, "
+            f"{d['partitions']} partitions; raw {d['raw_seconds']:.2f} s "
+            f"({d['raw_us_per_event']:.0f} µs/event). Messages: "
+            f"{d['value_bytes_mean']:.0f} B value + {d['headers_per_message']} headers of "
+            f"{d['header_bytes_mean']:.0f} B; raw with the same headers too: "
+            f"{d['raw_with_headers_events_per_s']:,.0f} ev/s "
+            f"({d['raw_with_headers_us_per_event']:.0f} µs/event), ratio "
+            f"{d['ratio_vs_raw_with_headers']:.2f}×.",
+            f"relay's own work without Kafka (first {d['stage_sample_events']} events, "
+            f"µs/event): read store {d['read_store_us']:.0f}, decode event "
+            f"{d['decode_event_us']:.0f}, Avro encode {d['encode_avro_us']:.0f}, "
+            f"headers {d['headers_us']:.0f}",
+        ]
+    return [
+        f"latency: {d['commands']} commands (after {d['warmup_commands']} warm-up), "
+        f"gaps {d['gap_ms'][0]:.0f}–{d['gap_ms'][1]:.0f} ms, relay idle "
+        f"{d['relay_idle_ms']:.0f} ms, fetch_max_wait {d['fetch_max_wait_ms']} ms, "
+        f"linger {d['linger_ms']} ms; {d['nervenbahn_over_100_ms']} over 100 ms; "
+        f"group join {d['join_seconds']:.1f} s; ratio = raw p50 / nervenbahn p50"
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -601,8 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                         help=f"relay batch size, also the raw flush interval "
                              f"(default {DEFAULT_BATCH})")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    add_output_arguments(parser)
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the relay run (slows it down; top 25 to stderr)")
     args = parser.parse_args(argv)
@@ -632,20 +468,13 @@ def main(argv: list[str] | None = None) -> int:
         devnull.close()
     runtime = time.perf_counter() - started
     if args.json:
-        print(json.dumps({
-            "runtime_s": round(runtime, 2), "seed": args.seed, "events": args.events,
-            "commands": args.commands, "batch_size": args.batch_size, "broker": where,
-            "ratio": "nervenbahn speed / raw speed", "notes": notes,
-            "results": [
-                {"key": r.key, "what": r.what, "backend": r.backend, "unit": r.unit,
-                 "nervenbahn": round(r.nervenbahn, 2), "raw": round(r.raw, 2),
-                 "ratio": round(r.ratio, 3), "target": r.target, "met": r.met,
-                 **{k: round(v, 3) if isinstance(v, float) else v for k, v in r.detail.items()}}
-                for r in rows
-            ],
-        }, ensure_ascii=False))
+        emit_json(runtime, args.seed, {"events": args.events, "commands": args.commands,
+                                       "batch_size": args.batch_size, "broker": where},
+                  rows, notes)
     else:
-        print_table(rows, notes, runtime, where, args)
+        print_table("nervenbahn bus vs raw kafka-python (same run, same broker)", rows, notes,
+                    fmt=_fmt, describe=_describe, seed=args.seed, runtime=runtime,
+                    context=f"broker {where}; ")
     return 0
 
 

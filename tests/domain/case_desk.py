@@ -33,12 +33,17 @@ POPO_ENV = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 MASTER_KEY = bytes(range(32))
 START = datetime(2025, 11, 3, 9, 0, tzinfo=SWISS_TIME)
 """A Monday; the SKOS amount in force is the 2025 one, 2026 is two months away."""
+TODAY = START.date()
 
 # Municipalities used by the tests (their regions are checked in test_reference.py).
 SOLOTHURN = 2601  # so-solothurn, the region's only municipality
 BETTLACH = 2543  # so-oberer-leberberg
 GRENCHEN = 2546  # so-oberer-leberberg
 OLTEN = 2581  # so-olten
+
+# Caseworkers of other regions than the default actor's (so-solothurn).
+OBERER_LEBERBERG = c.Actor("lea.roth", "caseworker", "so-oberer-leberberg")
+OLTEN_CASEWORKER = c.Actor("marc.huber", "caseworker", "so-olten")
 
 SKOS_FILE = Path(domain.reference.__file__).parent / "data" / "skos_basic_needs.json"
 REGIONS_FILE = Path(domain.reference.__file__).parent / "data" / "so_social_regions.json"
@@ -265,6 +270,12 @@ class Desk:
         assert case.pending_events == []
         assert case.version == version
         assert vars(case) == vars(self.case(command.case_id))
+
+
+def move_to(desk: Desk, day: date) -> None:
+    """Advance the desk's clock to 09:00 Swiss time on `day`."""
+    on = datetime(day.year, day.month, day.day, 9, 0, tzinfo=SWISS_TIME)
+    desk.clock.advance(seconds=(on - desk.clock()).total_seconds())
 
 
 def apply_command(case: Case, command: c.CaseCommand, rec: Recording, ref: ReferenceData) -> None:

@@ -80,7 +80,7 @@ JUNK: list[Any] = [None, "", "x", -1, 0, 1.5, [], {}, "1.005", "2025-13-40", "-5
 
 money = st.decimals(min_value=0, max_value=3000, places=2).map(str)
 # Income stays below every basic-needs amount: the clamped total of a budget change whose
-# income exceeds the needs is a known bug (see test_case_process.py), not re-found here.
+# income exceeds the needs is a known bug (see test_case_casework.py), not re-found here.
 income = st.decimals(min_value=0, max_value=900, places=2).map(str)
 
 
