@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
@@ -32,7 +32,6 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 
-from bus.codec import EventCodec
 from bus.effects import EffectStore, PartitionMark
 from bus.envelope import event_id
 from bus.errors import BusError, DecodeError
@@ -43,6 +42,7 @@ from bus.topics import dead_letter_spec, dead_letter_topic, ensure_topics, parti
 __all__ = [
     "Consumer",
     "ConsumerStalledError",
+    "Decoder",
     "Handler",
     "Received",
     "Rejected",
@@ -78,6 +78,13 @@ class Received:
     headers: dict[str, str]
 
 
+class Decoder(Protocol):
+    """What a consumer needs of a codec (`bus.codec.EventCodec`, the reporting facts' codec)."""
+
+    def decode(self, value: bytes) -> Any:
+        """The typed value of a message; DecodeError if it is not one this codec reads."""
+
+
 Handler = Callable[[Received, Any], None]
 """handler(received, tx): apply the event's effects through `tx`, the consumer's transaction."""
 
@@ -102,7 +109,7 @@ class Consumer:
     settings: KafkaSettings
     group_id: str
     topics: list[str]
-    codec: EventCodec
+    codec: Decoder
     handler: Handler
     store: EffectStore
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -183,14 +190,24 @@ class Consumer:
     ) -> PartitionMark:
         """Handle one message inside the batch's transaction; the partition's next mark."""
         mark = PartitionMark(message.offset + 1, epoch)
-        try:
-            event = self.codec.decode(message.value)
-        except DecodeError as exc:
-            self._dead_letter(message, exc, "undecodable")
+        if self._seen_by_header(headers, tx):
+            pass  # a duplicate (or applied by a rebuild): not even decoded
         else:
-            self._handle(message, self._received(message, headers, event), tx)
+            try:
+                event = self.codec.decode(message.value)
+            except DecodeError as exc:
+                self._dead_letter(message, exc, "undecodable")
+            else:
+                self._handle(message, self._received(message, headers, event), tx)
         self.store.advance(tx, self.group_id, message.topic, message.partition, mark)
         return mark
+
+    def _seen_by_header(self, headers: dict[str, str], tx: Any) -> bool:
+        try:
+            event = UUID(headers["event_id"])
+        except (KeyError, ValueError):
+            return False
+        return self.store.seen(tx, self.group_id, event)
 
     def _handle(self, message: Any, received: Received, tx: Any) -> None:
         """Apply the handler once, retrying transient failures; dead-letter a rejection."""

@@ -7,13 +7,17 @@ crash it resumes from that position: a message published just before the crash m
 published again, with the same event id, and consumers drop it. If the broker comes back
 empty (the embedded broker keeps topics in memory), the relay notices that the topic holds
 fewer messages than it published and republishes from the store, the source of truth.
+
+What it publishes for an event is its `encoder`'s business (by default the event itself on the
+case-events topic, `case_event_encoder`); the reporting relay, a second instance with a
+position of its own, publishes a pseudonymised fact per event to the reporting topic.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +33,33 @@ from bus.positions import RelayPosition, RelayPositionStore, new_epoch
 from bus.topics import TopicSpec, ensure_topics, topic_message_counts
 from domain.service import CaseService
 
-__all__ = ["PRODUCER_NAME", "Relay", "RelayStatus"]
+__all__ = [
+    "PRODUCER_NAME",
+    "Encoder",
+    "OutgoingMessage",
+    "Relay",
+    "RelayStatus",
+    "case_event_encoder",
+]
 
 log = structlog.get_logger("nervenbahn.relay")
 PRODUCER_NAME = "nervenbahn-relay"
+
+OutgoingMessage = tuple[bytes, bytes, list[tuple[str, bytes]]]
+"""One message to publish: key, value and headers (the relay adds `relay_epoch`)."""
+
+Encoder = Callable[[Any], Sequence[OutgoingMessage]]
+"""The messages to publish for one recorded event (the domain event), in order."""
+
+
+def case_event_encoder(codec: EventCodec) -> Encoder:
+    """The event itself, key = case id (order per case), with the standard headers."""
+
+    def encode(event: Any) -> list[OutgoingMessage]:
+        encoded = codec.encode(event)
+        return [(str(event.originator_id).encode(), encoded.value, _headers(event, encoded))]
+
+    return encode
 
 
 @dataclass(frozen=True)
@@ -50,13 +77,17 @@ class RelayStatus:
 
 
 class Relay:
-    """Publishes the store's events to one topic, resuming from a durable position."""
+    """Publishes the store's events to one topic, resuming from a durable position.
+
+    Give it the case-events `codec`, or an `encoder` deciding what to publish per event.
+    """
 
     def __init__(
         self,
         *,
         service: CaseService,
-        codec: EventCodec,
+        codec: EventCodec | None = None,
+        encoder: Encoder | None = None,
         positions: RelayPositionStore,
         settings: KafkaSettings,
         topic: TopicSpec,
@@ -65,8 +96,12 @@ class Relay:
         broker_check_seconds: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        if encoder is None:
+            if codec is None:
+                raise ValueError("a relay needs a codec or an encoder")
+            encoder = case_event_encoder(codec)
         self._service = service
-        self._codec = codec
+        self._encode = encoder
         self._positions = positions
         self._settings = settings
         self._topic = topic
@@ -86,7 +121,7 @@ class Relay:
         return RelayStatus(position.position, head, position.published)
 
     def publish_next(self) -> int:
-        """Publish the next batch of recorded events; the number published (0 when caught up)."""
+        """Publish the next batch of recorded events; the number of events (0 when caught up)."""
         state = self._positions.load(self.name)
         if not state.epoch:
             state = RelayPosition(state.position, state.published, new_epoch())
@@ -98,8 +133,11 @@ class Relay:
         producer = self._producer_or_new()
         try:
             futures = [
-                self._send(producer, self._service.mapper.to_domain_event(n), state.epoch)
+                future
                 for n in notifications
+                for future in self._send(
+                    producer, self._service.mapper.to_domain_event(n), state.epoch
+                )
             ]
             producer.flush(timeout=self._settings_timeout())
             for future in futures:
@@ -107,12 +145,12 @@ class Relay:
         except KafkaError as exc:
             self._drop_producer()
             raise translate_kafka_error(exc) from exc
-        published = len(notifications)
+        # `published` counts messages: it is compared with what the topic holds.
         self._positions.save(
             self.name,
-            RelayPosition(notifications[-1].id, state.published + published, state.epoch),
+            RelayPosition(notifications[-1].id, state.published + len(futures), state.epoch),
         )
-        return published
+        return len(notifications)
 
     def ensure_broker_has_history(self) -> bool:
         """Republish from the start if the broker holds fewer messages than were published."""
@@ -174,15 +212,16 @@ class Relay:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _send(self, producer: KafkaProducer, event: Any, epoch: str) -> Any:
-        encoded = self._codec.encode(event)
-        case_id = str(event.originator_id)
-        return producer.send(
-            self._topic.name,
-            key=case_id.encode(),
-            value=encoded.value,
-            headers=[*_headers(event, encoded), ("relay_epoch", epoch.encode())],
-        )
+    def _send(self, producer: KafkaProducer, event: Any, epoch: str) -> list[Any]:
+        return [
+            producer.send(
+                self._topic.name,
+                key=key,
+                value=value,
+                headers=[*headers, ("relay_epoch", epoch.encode())],
+            )
+            for key, value, headers in self._encode(event)
+        ]
 
     def _check_broker_now_and_then(self) -> None:
         now = self._monotonic()

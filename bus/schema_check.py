@@ -1,8 +1,9 @@
 """Check the schema files before they reach a registry, and release new versions.
 
 Runs with no network and no database (CI runs it): every domain event type must have a schema
-that matches its fields, and each current schema must be able to read data written with
-*every* released version kept in `schemas/versions/` (BACKWARD_TRANSITIVE). Optionally, the
+that matches its fields, and each current schema (the reporting records' too) must be able to
+read data written with *every* released version kept in `schemas/versions/`
+(BACKWARD_TRANSITIVE). Optionally, the
 registry in production is asked too. `release_schemas` copies a changed schema to its next
 `v<N>.avsc`, only if the check passes.
 """
@@ -26,12 +27,16 @@ from bus.compatibility import (
 from bus.registry import SchemaRegistry
 from domain.events import EVENT_TYPES
 from schemas import (
+    NAMESPACE,
+    REPORTING_NAMESPACE,
     SCHEMA_DIR,
     SchemaFileError,
     event_schema,
     event_type_names,
     record_name,
     released_versions,
+    reporting_record_names,
+    reporting_schema,
     subject_for,
     version_path,
 )
@@ -81,16 +86,20 @@ def check_schemas(
                 subject_for(topic, name), event_schema(name, schema_dir)
             )
         problems += found
+    # Reporting records are checked locally only: their subjects live on the reporting topic.
+    for name in reporting_record_names(schema_dir):
+        problems += _check_reporting(name, schema_dir, topic)
     return problems
 
 
 def pending_releases(schema_dir: Path = SCHEMA_DIR) -> list[str]:
-    """Event types whose current schema differs from their latest released version."""
+    """Event types and reporting records whose current schema differs from their latest
+    released version."""
     pending = []
-    for name in event_type_names(schema_dir):
+    for name in _schema_names(schema_dir):
         released = released_versions(name, schema_dir)
         if not released or fingerprint(released[-1][1]) != fingerprint(
-            event_schema(name, schema_dir)
+            _current_schema(name, schema_dir)
         ):
             pending.append(name)
     return pending
@@ -112,7 +121,7 @@ def release_schemas(
         version = released[-1][0] + 1 if released else 1
         path = version_path(name, version, schema_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(event_schema(name, schema_dir), indent=2, ensure_ascii=False)
+        text = json.dumps(_current_schema(name, schema_dir), indent=2, ensure_ascii=False)
         path.write_text(text + "\n", encoding="utf-8")
         releases.append(Release(name, version, path))
     return releases, []
@@ -134,6 +143,33 @@ def _check_one(
         SchemaProblem(subject, field, message, "DOMAIN_MISMATCH")
         for field, message in schema_mismatches(event_class, schema)
     ]
+    return problems + _released_problems(subject, schema, released)
+
+
+def _check_reporting(name: str, schema_dir: Path, topic: str | None) -> list[SchemaProblem]:
+    subject = _subject(name, topic, REPORTING_NAMESPACE)
+    try:
+        schema = reporting_schema(name, schema_dir)
+        released = released_versions(name, schema_dir)
+    except SchemaFileError as exc:
+        return [SchemaProblem(subject, WHOLE_SCHEMA, str(exc), "SCHEMA_FILE")]
+    problems = validate_schema(subject, schema)
+    if problems:
+        return problems
+    if (schema.get("name"), schema.get("namespace")) != (name, REPORTING_NAMESPACE):
+        problems.append(
+            SchemaProblem(subject, WHOLE_SCHEMA,
+                          f"record must be {REPORTING_NAMESPACE}.{name}, named as its file",
+                          "DOMAIN_MISMATCH")
+        )
+    return problems + _released_problems(subject, schema, released)
+
+
+def _released_problems(
+    subject: str, schema: dict[str, Any], released: list[tuple[int, dict[str, Any]]]
+) -> list[SchemaProblem]:
+    """Gaps in the released versions, unreadable ones, and versions `schema` cannot read."""
+    problems: list[SchemaProblem] = []
     numbers = [version for version, _ in released]
     if numbers != list(range(1, len(numbers) + 1)):
         listed = ", ".join(f"v{number}" for number in numbers)
@@ -153,5 +189,15 @@ def _check_one(
     return problems + compatibility_problems(subject, schema, released)
 
 
-def _subject(name: str, topic: str | None) -> str:
-    return subject_for(topic, name) if topic else record_name(name)
+def _subject(name: str, topic: str | None, namespace: str = NAMESPACE) -> str:
+    return subject_for(topic, name, namespace) if topic else record_name(name, namespace)
+
+
+def _schema_names(schema_dir: Path) -> list[str]:
+    return event_type_names(schema_dir) + reporting_record_names(schema_dir)
+
+
+def _current_schema(name: str, schema_dir: Path) -> dict[str, Any]:
+    if name in reporting_record_names(schema_dir):
+        return reporting_schema(name, schema_dir)
+    return event_schema(name, schema_dir)

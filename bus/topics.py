@@ -19,7 +19,7 @@ Segments are lower-case letters, digits and `-`, starting with a letter. So a na
 | `nervenbahn.casework.case-events.v1` | case id (order per case) | sealed |
 | `nervenbahn.dlq.<consumer-group>.v1` | the original key | as the original |
 | `nervenbahn.audit.checkpoints.v1` (planned) | | none |
-| `nervenbahn.reporting.case-facts.v1` (planned) | case id | none |
+| `nervenbahn.reporting.case-facts.v1` | case pseudonym | none |
 
 Dead-letter topics use the reserved domain `dlq` and the consumer group as dataset.
 """
@@ -48,6 +48,7 @@ __all__ = [
     "ensure_topics",
     "list_topics",
     "partition_end_offsets",
+    "reporting_spec",
     "topic_exists",
     "topic_message_counts",
     "topic_name",
@@ -139,8 +140,27 @@ def dead_letter_spec(settings: KafkaSettings, group: str) -> TopicSpec:
     )
 
 
-def catalogue(settings: KafkaSettings, dead_letter_groups: Iterable[str] = ()) -> list[TopicSpec]:
-    """Every topic the bus needs, plus the dead-letter topics of `dead_letter_groups`."""
+def reporting_spec(settings: KafkaSettings) -> TopicSpec:
+    """The pseudonymised reporting topic: case facts for statistics, no personal data."""
+    return TopicSpec(
+        name=topic_name(settings, "reporting", "case-facts"),
+        partitions=settings.partitions,
+        config=FOREVER,
+        carries_personal_data="none",
+        description="One pseudonymised fact per case event (ch.nervenbahn.reporting.CaseFact, "
+        "Avro, Confluent framing); key = case pseudonym, so the facts of a case stay in order. "
+        "No case id, no persons, no municipality, no free text.",
+    )
+
+
+def catalogue(
+    settings: KafkaSettings, dead_letter_groups: Iterable[str] = (), *, reporting: bool = False
+) -> list[TopicSpec]:
+    """Every topic the bus needs, plus the dead-letter topics of `dead_letter_groups`.
+
+    With `reporting`, also the reporting topic (`reporting_spec`), which only the reporting
+    relay fills and creates for itself.
+    """
     specs = [
         TopicSpec(
             name=topic_name(settings, "casework", "case-events"),
@@ -151,6 +171,8 @@ def catalogue(settings: KafkaSettings, dead_letter_groups: Iterable[str] = ()) -
             "events of a case stay in order.",
         ),
     ]
+    if reporting:
+        specs.append(reporting_spec(settings))
     specs += [dead_letter_spec(settings, group) for group in dead_letter_groups]
     return specs
 

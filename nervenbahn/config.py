@@ -1,4 +1,4 @@
-"""Configuration from the environment: where the store is, which master key, how to log."""
+"""Configuration from the environment: where the store is, which keys, how to log."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import binascii
 import os
 import re
 import secrets
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
@@ -127,8 +128,27 @@ class Settings(BaseModel):
 
     store: StoreConfig
     master_key: SecretStr
+    configured_reporting_key: SecretStr | None = None
+    """NERVENBAHN_REPORTING_KEY, if set (use `reporting_key`)."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
+
+    @cached_property
+    def reporting_key(self) -> SecretStr | None:
+        """The key that pseudonymises case ids on the reporting topic (base64 of 32 bytes):
+        NERVENBAHN_REPORTING_KEY, else a key file `<store>.reporting-key` beside a SQLite store,
+        created on first use; None for a PostgreSQL store without it.
+
+        A key of its own, not derived from the master key: pseudonyms must stay stable when
+        the master key is rotated, and the reporting key opens no personal data.
+        """
+        if self.configured_reporting_key is not None:
+            return self.configured_reporting_key
+        path = self.store.sqlite_path
+        if self.store.kind != "sqlite" or path is None:
+            return None
+        key = _key_file_beside(path.with_suffix(path.suffix + ".reporting-key"), "reporting key")
+        return SecretStr(base64.b64encode(key).decode())
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -141,6 +161,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     return Settings(
         store=store,
         master_key=SecretStr(base64.b64encode(_master_key(env, store)).decode()),
+        configured_reporting_key=_configured_reporting_key(env),
         log_format=log_format,  # type: ignore[arg-type]
         log_level=env.get("NERVENBAHN_LOG_LEVEL", "info"),
     )
@@ -164,9 +185,17 @@ def _master_key(env: dict[str, str], store: StoreConfig) -> bytes:
     )
 
 
-def _key_file_beside(path: Path) -> bytes:
+def _configured_reporting_key(env: dict[str, str]) -> SecretStr | None:
+    """NERVENBAHN_REPORTING_KEY, checked (base64 of 32 bytes), if set."""
+    if "NERVENBAHN_REPORTING_KEY" not in env:
+        return None
+    key = _decode_key(env["NERVENBAHN_REPORTING_KEY"], "NERVENBAHN_REPORTING_KEY", "reporting key")
+    return SecretStr(base64.b64encode(key).decode())
+
+
+def _key_file_beside(path: Path, what: str = "master key") -> bytes:
     if path.exists():
-        return _decode_key(path.read_text().strip(), str(path))
+        return _decode_key(path.read_text().strip(), str(path), what)
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -175,11 +204,11 @@ def _key_file_beside(path: Path) -> bytes:
     return key
 
 
-def _decode_key(text: str, where: str) -> bytes:
+def _decode_key(text: str, where: str, what: str = "master key") -> bytes:
     try:
         key = base64.b64decode(text, validate=True)
     except binascii.Error as exc:
-        raise ConfigError(f"{where}: the master key is not valid base64") from exc
+        raise ConfigError(f"{where}: the {what} is not valid base64") from exc
     if len(key) != 32:
-        raise ConfigError(f"{where}: the master key must be 32 bytes, found {len(key)}")
+        raise ConfigError(f"{where}: the {what} must be 32 bytes, found {len(key)}")
     return key

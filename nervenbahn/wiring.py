@@ -1,19 +1,25 @@
-"""Runtime wiring of the bus: which registry, which topics, the relay and consumers.
+"""Runtime wiring of the bus: which registry, which topics, the relays and consumers.
 
 Built once per process from the settings, beside the case service (see `bootstrap`).
 """
 
 from __future__ import annotations
 
+import base64
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
+from bus.broker import EmbeddedBroker
 from bus.codec import EventCodec
 from bus.consumer import Consumer, Handler, RetryPolicy
 from bus.effects import EffectStore
-from bus.kafka_settings import KafkaSettings
+from bus.kafka_settings import KafkaSettings, load_kafka_settings
 from bus.positions import PostgresPositionStore, RelayPositionStore, SQLitePositionStore
 from bus.registry import SchemaRegistry
 from bus.registry_http import ConfluentRegistryClient
@@ -21,11 +27,16 @@ from bus.registry_sql import PostgresSchemaRegistry, SQLiteSchemaRegistry
 from bus.relay import Relay
 from bus.topics import TopicSpec, catalogue
 from domain.service import CaseService
-from nervenbahn.config import StoreConfig
+from nervenbahn.config import ConfigError, StoreConfig
+from projections.framework import Projection
+from projections.reporting_codec import CaseFactCodec, fact_encoder
+from projections.reporting_facts import CaseFacts, Pseudonymiser, region_in_store
 
-__all__ = ["Bus", "open_bus", "open_registry"]
+__all__ = ["Bus", "kafka_or_embedded", "open_bus", "open_registry"]
 
 CASE_EVENTS = "case-events"
+CASE_FACTS = "case-facts"
+REPORTING_RELAY = "reporting"
 
 
 def open_registry(store: StoreConfig, environ: dict[str, str] | None = None) -> SchemaRegistry:
@@ -63,6 +74,15 @@ class Bus:
         """The topic every case event is relayed to."""
         return self.topics[CASE_EVENTS]
 
+    @property
+    def reporting_topic(self) -> TopicSpec:
+        """The pseudonymised reporting topic: one case fact per case event."""
+        return self.topics[CASE_FACTS]
+
+    def fact_codec(self) -> CaseFactCodec:
+        """A codec for the reporting topic's case facts."""
+        return CaseFactCodec(self.registry, self.reporting_topic.name)
+
     def codec(self, topic: TopicSpec | None = None) -> EventCodec:
         """A codec for the case-events topic (persons stay sealed)."""
         name = (topic or self.case_topic).name
@@ -78,6 +98,35 @@ class Bus:
             positions=positions,
             settings=self.kafka,
             topic=self.case_topic,
+            batch_size=batch_size,
+            broker_check_seconds=broker_check_seconds,
+        )
+
+    def reporting_relay(
+        self,
+        reporting_key: SecretStr | None,
+        *,
+        batch_size: int = 500,
+        broker_check_seconds: float = 5.0,
+    ) -> Relay:
+        """The relay of the reporting topic (`Settings.reporting_key`): a fact per event, key =
+        case pseudonym; its own position (`reporting`) beside the case-events relay's."""
+        if reporting_key is None:
+            raise ConfigError(
+                "NERVENBAHN_REPORTING_KEY must be set for a PostgreSQL store (32 random bytes, "
+                "base64-encoded; the same for the relay and the reporting projection)"
+            )
+        pseudonyms = Pseudonymiser(base64.b64decode(reporting_key.get_secret_value()))
+        facts = CaseFacts(pseudonyms, region_in_store(self.service))
+        positions = _open_positions(self.store)
+        self._closers.append(positions.close)
+        return Relay(
+            service=self.service,
+            encoder=fact_encoder(self.fact_codec(), facts),
+            positions=positions,
+            settings=self.kafka,
+            topic=self.reporting_topic,
+            name=REPORTING_RELAY,
             batch_size=batch_size,
             broker_check_seconds=broker_check_seconds,
         )
@@ -98,6 +147,29 @@ class Bus:
             **options,
         )
 
+    def reporting_consumer(
+        self, group_id: str, handler: Handler, store: EffectStore, **options: Any
+    ) -> Consumer:
+        """A consumer of the reporting topic (decoded `CaseFact`s) with its own database."""
+        retry = options.pop("retry", RetryPolicy())
+        return Consumer(
+            settings=self.kafka,
+            group_id=group_id,
+            topics=[self.reporting_topic.name],
+            codec=self.fact_codec(),
+            handler=handler,
+            store=store,
+            retry=retry,
+            **options,
+        )
+
+    def projection_consumer(
+        self, projection: Projection, store: EffectStore, **options: Any
+    ) -> Consumer:
+        """The consumer that feeds `projection` from its topic (`Projection.feed`)."""
+        subscribe = self.reporting_consumer if projection.feed == CASE_FACTS else self.consumer
+        return subscribe(projection.group, projection.handle, store, **options)
+
     def close(self) -> None:
         """Close what this bus opened (not the service)."""
         for close in reversed(self._closers):
@@ -108,5 +180,16 @@ class Bus:
 
 def open_bus(service: CaseService, store: StoreConfig, kafka: KafkaSettings) -> Bus:
     """Wire the bus for a process."""
-    topics = {spec.dataset: spec for spec in catalogue(kafka)}  # "case-events": …
+    topics = {spec.dataset: spec for spec in catalogue(kafka, reporting=True)}  # "case-events": …
     return Bus(service, store, kafka, open_registry(store), topics)
+
+
+@contextmanager
+def kafka_or_embedded(folder: Path) -> Iterator[KafkaSettings]:
+    """NERVENBAHN_KAFKA if set, else an embedded broker (logs in `folder`) while in use."""
+    kafka = load_kafka_settings()
+    if kafka.bootstrap_servers:
+        yield kafka
+        return
+    with EmbeddedBroker(folder / "broker") as broker:
+        yield kafka.with_bootstrap(broker.bootstrap)

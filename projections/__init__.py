@@ -3,6 +3,7 @@
 from projections.branch_office import BranchOfficeProjection
 from projections.framework import Projection, open_projection_store, rebuild
 from projections.region import RegionProjection
+from projections.reporting import ReportingProjection
 
 __all__ = [
     "PROJECTIONS",
@@ -16,5 +17,6 @@ __all__ = [
 PROJECTIONS: dict[str, type[Projection]] = {
     RegionProjection.name: RegionProjection,
     BranchOfficeProjection.name: BranchOfficeProjection,
+    ReportingProjection.name: ReportingProjection,
 }
 """Every projection by name."""

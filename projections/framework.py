@@ -15,7 +15,7 @@ import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from bus.effects import SQLiteEffectStore
 from bus.envelope import event_id
@@ -28,6 +28,14 @@ class Projection(ABC):
     """A read model: its tables, and how each event changes them."""
 
     name: ClassVar[str]
+    feed: ClassVar[str] = "case-events"
+    """The dataset of the topic that feeds it incrementally (`case-facts`: the reporting topic)."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Self:
+        """The projection as the composition root configures it from `nervenbahn.config.
+        Settings` (most need nothing; the reporting projection takes the reporting key)."""
+        return cls()
 
     @property
     def group(self) -> str:
@@ -41,6 +49,10 @@ class Projection(ABC):
     @abstractmethod
     def apply(self, event: Any, tx: sqlite3.Connection) -> None:
         """Apply one event through `tx` (events arrive in order per case)."""
+
+    def handle(self, received: Any, tx: sqlite3.Connection) -> None:
+        """The handler of the projection's consumer: by default, apply the decoded event."""
+        self.apply(received.event, tx)
 
 
 def open_projection_store(projection: Projection, path: Path) -> SQLiteEffectStore:

@@ -1,10 +1,12 @@
-"""The Avro schemas of the case events on the integration bus, and their released versions.
+"""The Avro schemas of the bus (case events and reporting facts) and their released versions.
 
 `case/<EventType>.avsc` is the current schema of one domain event type; named types used by
 several of them (Actor, BudgetLine, SealedPersonalData) are defined once in `case/_types.avsc`
 and inlined on first use by `event_schema`, so that the schema handed to a registry is
 self-contained. `versions/<EventType>/v<N>.avsc` keeps every released version, self-contained
 as it was registered; `bus.schema_check` checks the current files against all of them.
+`reporting/<Record>.avsc` holds the records of the pseudonymised reporting topics (namespace
+`ch.nervenbahn.reporting`, self-contained); their released versions live in `versions/` too.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from typing import Any
 
 __all__ = [
     "NAMESPACE",
+    "REPORTING_NAMESPACE",
     "SCHEMA_DIR",
     "SchemaFileError",
     "event_schema",
     "event_type_names",
     "record_name",
     "released_versions",
+    "reporting_record_names",
+    "reporting_schema",
     "subject_for",
     "version_path",
 ]
@@ -30,6 +35,9 @@ SCHEMA_DIR = Path(__file__).resolve().parent
 
 NAMESPACE = "ch.nervenbahn.casework"
 """The Avro namespace of every case event and of the named types they use."""
+
+REPORTING_NAMESPACE = "ch.nervenbahn.reporting"
+"""The Avro namespace of the records on the reporting topics."""
 
 _TYPES_FILE = "_types.avsc"
 _PRIMITIVES = frozenset(
@@ -42,14 +50,14 @@ class SchemaFileError(Exception):
     """A schema file is missing, is not valid JSON, or uses a named type defined nowhere."""
 
 
-def record_name(event_type: str) -> str:
+def record_name(event_type: str, namespace: str = NAMESPACE) -> str:
     """The full Avro record name of an event type, e.g. `ch.nervenbahn.casework.CaseOpened`."""
-    return f"{NAMESPACE}.{event_type}"
+    return f"{namespace}.{event_type}"
 
 
-def subject_for(topic: str, event_type: str) -> str:
+def subject_for(topic: str, event_type: str, namespace: str = NAMESPACE) -> str:
     """The registry subject of an event type on a topic (TopicRecordNameStrategy)."""
-    return f"{topic}-{record_name(event_type)}"
+    return f"{topic}-{record_name(event_type, namespace)}"
 
 
 def event_type_names(schema_dir: Path = SCHEMA_DIR) -> list[str]:
@@ -67,6 +75,20 @@ def event_schema(event_type: str, schema_dir: Path = SCHEMA_DIR) -> dict[str, An
     expanded = _inline(schema, NAMESPACE, named, set())
     if not isinstance(expanded, dict):
         raise SchemaFileError(f"{event_type}.avsc: the schema must be a JSON object (a record)")
+    return expanded
+
+
+def reporting_record_names(schema_dir: Path = SCHEMA_DIR) -> list[str]:
+    """The reporting records that have a current schema file, sorted."""
+    return sorted(path.stem for path in (schema_dir / "reporting").glob("*.avsc"))
+
+
+def reporting_schema(name: str, schema_dir: Path = SCHEMA_DIR) -> dict[str, Any]:
+    """The current schema of reporting record `name` (self-contained: no shared types)."""
+    schema = _load_json(schema_dir / "reporting" / f"{name}.avsc")
+    expanded = _inline(schema, REPORTING_NAMESPACE, {}, set())
+    if not isinstance(expanded, dict):
+        raise SchemaFileError(f"{name}.avsc: the schema must be a JSON object (a record)")
     return expanded
 
 

@@ -1,20 +1,36 @@
-"""`nervenbahn relay …`: publish recorded events to the bus, and show how far behind it is."""
+"""`nervenbahn relay …`: publish recorded events to the bus, and show how far behind it is.
+
+Two relays read the store's notification log, each with a position of its own: `case-events`
+(every event, sealed) and `reporting` (a pseudonymised fact per event, docs/reporting.md).
+"""
 
 from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated
+from contextlib import ExitStack
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
 
+from bus.relay import Relay, RelayStatus
 from bus.topics import ensure_topics
 
 from .render import emit_json
-from .runtime import runtime
+from .runtime import Runtime, runtime
 
 app = typer.Typer(help="The relay: every recorded event onto the bus.", no_args_is_help=True)
+
+RelayName = Literal["case-events", "reporting"]
+RELAYS: tuple[RelayName, ...] = ("case-events", "reporting")
+
+RelayOption = Annotated[
+    str,
+    typer.Option(
+        "--relay", help="Which relay: case-events (every event) or reporting (case facts)."
+    ),
+]
 
 
 @app.command("run")
@@ -24,34 +40,82 @@ def run(
         bool, typer.Option("--until-caught-up", help="Stop once nothing is left to publish.")
     ] = False,
     batch_size: Annotated[int, typer.Option(help="Events per producer flush.")] = 500,
+    relay: RelayOption = "case-events",
+    run_all: Annotated[
+        bool, typer.Option("--all", help="Run both relays, each in a thread of its own.")
+    ] = False,
 ) -> None:
     """Publish recorded events until stopped (Ctrl-C / SIGTERM) or caught up."""
     rt = runtime(ctx)
-    bus = rt.bus
-    ensure_topics(bus.kafka, list(bus.topics.values()))
+    names = RELAYS if run_all else (_relay_name(relay),)
+    ensure_topics(rt.bus.kafka, list(rt.bus.topics.values()))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with bus.relay(batch_size=batch_size) as relay:
-        status = relay.run(stop, until_caught_up=until_caught_up)
-    _print_status(ctx, status.position, status.head, status.lag, status.published)
+    with ExitStack() as stack:
+        relays = {name: stack.enter_context(_open(rt, name, batch_size)) for name in names}
+        statuses = _run(relays, stop, until_caught_up)
+    _print_statuses(ctx, statuses)
 
 
 @app.command("status")
-def status(ctx: typer.Context) -> None:
-    """Position, head of the store and lag of the relay."""
-    with runtime(ctx).bus.relay() as relay:
-        current = relay.status()
-    _print_status(ctx, current.position, current.head, current.lag, current.published)
+def status(ctx: typer.Context, relay: RelayOption = "case-events") -> None:
+    """Position, head of the store and lag of a relay."""
+    name = _relay_name(relay)
+    with _open(runtime(ctx), name, 500) as opened:
+        current = opened.status()
+    _print_statuses(ctx, {name: current})
 
 
-def _print_status(ctx: typer.Context, position: int, head: int, lag: int, published: int) -> None:
+def _run(
+    relays: dict[RelayName, Relay], stop: threading.Event, until_caught_up: bool
+) -> dict[str, RelayStatus]:
+    """Run one relay here, or several in threads of their own; their final statuses."""
+    statuses: dict[str, RelayStatus] = {}
+
+    def work(name: str, relay: Relay) -> None:
+        statuses[name] = relay.run(stop, until_caught_up=until_caught_up)
+
+    if len(relays) == 1:
+        (name, relay), = relays.items()
+        work(name, relay)
+        return statuses
+    threads = [
+        threading.Thread(target=work, args=(name, relay), name=f"relay-{name}")
+        for name, relay in relays.items()
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {name: statuses[name] for name in relays if name in statuses}
+
+
+def _relay_name(text: str) -> RelayName:
+    for name in RELAYS:
+        if text == name:
+            return name
+    raise typer.BadParameter(f"{text!r}: use case-events or reporting", param_hint="--relay")
+
+
+def _open(rt: Runtime, name: RelayName, batch_size: int) -> Relay:
+    if name == "reporting":
+        return rt.bus.reporting_relay(rt.settings.reporting_key, batch_size=batch_size)
+    return rt.bus.relay(batch_size=batch_size)
+
+
+def _print_statuses(ctx: typer.Context, statuses: dict[str, RelayStatus]) -> None:
     rt = runtime(ctx)
-    figures = {"position": position, "head": head, "lag": lag, "published": published}
+    figures = {
+        name: {"position": s.position, "head": s.head, "lag": s.lag, "published": s.published}
+        for name, s in statuses.items()
+    }
     if rt.as_json:
-        emit_json(rt.console, figures)
+        # One relay: its figures, as before; several: by relay name.
+        emit_json(rt.console, next(iter(figures.values())) if len(figures) == 1 else figures)
         return
-    table = Table(title="Relay case-events", title_justify="left", show_header=False)
-    for key, value in figures.items():
-        table.add_row(key, str(value))
-    rt.console.print(table)
+    for name, values in figures.items():
+        table = Table(title=f"Relay {name}", title_justify="left", show_header=False)
+        for key, value in values.items():
+            table.add_row(key, str(value))
+        rt.console.print(table)

@@ -1,0 +1,77 @@
+"""`nervenbahn report …`: reports for the canton from the reporting read model.
+
+`report quarterly 2026Q1 [--out DIR]` writes `report-2026Q1.html` (tables and bar charts
+comparing the social regions, self-contained) and `report-2026Q1.csv` (a row per region).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from domain.errors import InvalidCommandError
+from domain.reference import load_reference_data
+from nervenbahn.paths import projection_path
+from nervenbahn.quarterly_report import ReportInput, write_quarterly_report
+from projections.reporting import Quarter, ReportingProjection, canton_figures, quarterly_figures
+
+from .render import emit_json
+from .runtime import runtime
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Reports for the canton, from the read models.", no_args_is_help=True)
+
+
+@app.command("quarterly")
+def quarterly(
+    ctx: typer.Context,
+    quarter: Annotated[str, typer.Argument(help="The quarter, e.g. 2026Q1.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder to write the report into (created if needed).")
+    ] = Path("."),
+) -> None:
+    """Figures per social region for a quarter, as HTML (tables and charts) and CSV."""
+    rt = runtime(ctx)
+    try:
+        period = Quarter.parse(quarter)
+    except ValueError as exc:
+        raise InvalidCommandError("report", [("quarter", str(exc))]) from None
+    with _reporting_db(projection_path(rt.settings.store, ReportingProjection.name)) as db:
+        report = ReportInput(
+            quarter=period,
+            regions=quarterly_figures(db, period),
+            canton=canton_figures(db, period),
+            region_names={r.id: r.name for r in load_reference_data().regions.values()},
+            facts_recorded_until=_last_recorded(db),
+            generated_at=datetime.now(UTC),
+        )
+    html_path, csv_path = write_quarterly_report(report, out)
+    if rt.as_json:
+        emit_json(rt.console, {"quarter": str(period), "html": str(html_path),
+                               "csv": str(csv_path), "canton": report.canton})
+        return
+    rt.console.print(f"quarterly report {period} written: {html_path} and {csv_path}")
+
+
+@contextmanager
+def _reporting_db(path: Path) -> Iterator[sqlite3.Connection]:
+    if not path.exists():
+        raise InvalidCommandError(
+            "report",
+            [("read_model", "the reporting read model is not built yet; run "
+              "`nervenbahn projections rebuild reporting` (or keep its consumer running)")],
+        )
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        yield db
+
+
+def _last_recorded(db: sqlite3.Connection) -> datetime | None:
+    (text,) = db.execute("SELECT max(recorded_at) FROM reporting_facts").fetchone()
+    return datetime.fromisoformat(text) if text else None

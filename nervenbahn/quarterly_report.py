@@ -1,0 +1,426 @@
+"""The canton's quarterly report: figures per social region as a self-contained HTML page
+(tables and inline SVG bar charts; no JavaScript, no external assets) and as CSV.
+
+Presentation only: the figures come from `projections.reporting` (definitions in
+docs/reporting.md). Built with the standard library (`html.escape`, `csv`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from pathlib import Path
+
+from projections.reporting import CLOSURE_REASONS, Quarter, RegionQuarter
+
+__all__ = ["CSV_COLUMNS", "ReportInput", "render_csv", "render_html", "write_quarterly_report"]
+
+CSV_COLUMNS = (
+    "region", "region_name", "quarter", "new_cases", "closed_cases",
+    *(f"closed_{reason}" for reason in CLOSURE_REASONS),
+    "median_duration_days", "decisions", "median_days_to_decision", "supported_cases",
+    "with_goal_agreement", "goal_agreement_share", "measures_started", "measures_completed",
+)
+"""One row per region (and a last one for the canton), one column per figure."""
+
+REASON_LABELS = {
+    "employment": "employment",
+    "other_insurance": "other insurance (IV, AHV, EL)",
+    "moved_away": "moved away",
+    "death": "death",
+    "other": "other",
+}
+_REASON_COLOURS = ("#1b6ca8", "#58a4b0", "#e0a458", "#8c5e7a", "#b9b9b9")
+_BLUE, _ORANGE, _GREY = "#1b6ca8", "#e07a1f", "#6b6b6b"
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """Everything a quarterly report shows."""
+
+    quarter: Quarter
+    regions: Sequence[RegionQuarter]
+    canton: RegionQuarter
+    region_names: dict[str, str]
+    facts_recorded_until: datetime | None
+    generated_at: datetime
+
+    def name(self, region: str) -> str:
+        """A region's name without the word `Sozialregion` (the canton's: `Canton`)."""
+        if region == self.canton.region:
+            return "Canton"
+        return self.region_names.get(region, region).removeprefix("Sozialregion ")
+
+
+def write_quarterly_report(report: ReportInput, folder: Path) -> tuple[Path, Path]:
+    """Write `report-<quarter>.html` and `report-<quarter>.csv` into `folder`; their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    html_path = folder / f"report-{report.quarter}.html"
+    csv_path = folder / f"report-{report.quarter}.csv"
+    html_path.write_text(render_html(report), encoding="utf-8")
+    csv_path.write_text(render_csv(report), encoding="utf-8", newline="")
+    return html_path, csv_path
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+
+def render_csv(report: ReportInput) -> str:
+    """The figures as CSV: a header, a row per region, the canton last; empty = no cases."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in [*report.regions, report.canton]:
+        writer.writerow(_csv_row(row, report.name(row.region)))
+    return buffer.getvalue()
+
+
+def _csv_row(row: RegionQuarter, name: str) -> list[str]:
+    share = row.goal_agreement_share
+    return [
+        row.region, name, row.quarter, str(row.new_cases), str(row.closed_cases),
+        *(str(row.closures_by_reason[reason]) for reason in CLOSURE_REASONS),
+        _number(row.median_duration_days), str(row.decisions),
+        _number(row.median_days_to_decision), str(row.supported_cases),
+        str(row.with_goal_agreement), "" if share is None else f"{share:.3f}",
+        str(row.measures_started), str(row.measures_completed),
+    ]
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if value == int(value) else f"{value:.1f}"
+
+
+# --- HTML ------------------------------------------------------------------------------------
+
+_STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
+       max-width: 1180px; margin: 24px auto; padding: 0 16px; }
+h1 { font-size: 22px; margin-bottom: 2px; } h2 { font-size: 17px; margin-top: 30px; }
+.meta { color: #555; margin-top: 0; }
+table { border-collapse: collapse; width: 100%; margin: 8px 0 4px; }
+th, td { padding: 4px 8px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
+th { background: #f2f4f7; font-weight: 600; vertical-align: bottom; white-space: normal; }
+th:first-child, td:first-child { text-align: left; }
+tr.total td { font-weight: 600; border-top: 2px solid #888; }
+td.none { color: #999; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(540px, 1fr));
+          gap: 18px 28px; }
+figure { margin: 0; } figcaption { font-weight: 600; margin-bottom: 4px; }
+svg text { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; fill: #333; }
+svg text.value { paint-order: stroke; stroke: #fff; stroke-width: 3px; }
+dl { margin: 0; } dt { font-weight: 600; margin-top: 8px; } dd { margin-left: 0; color: #333; }
+.caveats li { margin-bottom: 4px; }
+"""
+
+
+def render_html(report: ReportInput) -> str:
+    """The report as one self-contained HTML page."""
+    q = report.quarter
+    until = (
+        report.facts_recorded_until.strftime("%Y-%m-%d %H:%M UTC")
+        if report.facts_recorded_until else "no facts yet"
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Quarterly report {q}: social assistance per social region</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>Quarterly report {q}: social assistance per social region</h1>",
+        f'<p class="meta">Canton of Solothurn, {q.start.day} {q.start:%B %Y} to '
+        f"{q.end.day} {q.end:%B %Y}. "
+        f"From the pseudonymised reporting read model (facts recorded up to {escape(until)}); "
+        f"generated {report.generated_at:%Y-%m-%d %H:%M} UTC.</p>",
+        "<h2>Figures per social region</h2>",
+        _figures_table(report),
+        "<h2>Closures by reason</h2>",
+        _closures_table(report),
+        "<h2>Regions compared</h2>",
+        '<div class="charts">',
+        *_charts(report),
+        "</div>",
+        _definitions(),
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+_FIGURE_COLUMNS: tuple[tuple[str, Callable[[RegionQuarter], str]], ...] = (
+    ("New cases", lambda r: str(r.new_cases)),
+    ("Closed cases", lambda r: str(r.closed_cases)),
+    ("Median duration of closed cases (days)", lambda r: _number(r.median_duration_days)),
+    ("Decisions", lambda r: str(r.decisions)),
+    ("Median days intake → decision", lambda r: _number(r.median_days_to_decision)),
+    ("Cases supported", lambda r: str(r.supported_cases)),
+    ("… with goal agreement", lambda r: str(r.with_goal_agreement)),
+    ("Share with goal agreement", lambda r: _percent(r.goal_agreement_share)),
+    ("Measures started", lambda r: str(r.measures_started)),
+    ("Measures completed", lambda r: str(r.measures_completed)),
+)
+
+
+def _figures_table(report: ReportInput) -> str:
+    return _table(report, ["Social region", *(title for title, _ in _FIGURE_COLUMNS)],
+                  [value for _, value in _FIGURE_COLUMNS])
+
+
+def _closures_table(report: ReportInput) -> str:
+    def reason_count(reason: str) -> Callable[[RegionQuarter], str]:
+        return lambda row: str(row.closures_by_reason[reason])
+
+    values = [reason_count(reason) for reason in CLOSURE_REASONS]
+    titles = [REASON_LABELS[r][:1].upper() + REASON_LABELS[r][1:] for r in CLOSURE_REASONS]
+    return _table(report, ["Social region", *titles, "Total"],
+                  [*values, lambda row: str(row.closed_cases)])
+
+
+def _table(
+    report: ReportInput, headings: list[str], values: list[Callable[[RegionQuarter], str]]
+) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headings)
+    rows = []
+    for row in [*report.regions, report.canton]:
+        cells = "".join(_cell(value(row)) for value in values)
+        css = ' class="total"' if row is report.canton else ""
+        rows.append(f"<tr{css}><td>{escape(report.name(row.region))}</td>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _cell(text: str) -> str:
+    if text in ("", "–"):
+        return '<td class="none">–</td>'
+    return f"<td>{escape(text)}</td>"
+
+
+def _percent(share: float | None) -> str:
+    return "–" if share is None else f"{share * 100:.0f} %"
+
+
+def _definitions() -> str:
+    items = [
+        ("New cases", "cases opened or reopened in the quarter, in the region the case was in "
+         "then."),
+        ("Closed cases", "cases closed in the quarter, by the region closing them; by reason."),
+        ("Median duration", "of the cases closed in the quarter: days from their latest "
+         "(re)opening to the closure."),
+        ("Median days intake → decision", "for the first decision (granted or refused) after an "
+         "intake, made in the quarter: days from the (re)opening to the decision."),
+        ("Share with goal agreement", "of the cases supported at any time in the quarter "
+         "(from the decision to grant until the closure): those with a goal agreed in that "
+         "support by the quarter's last day; counted in the region of their last supported "
+         "day in the quarter."),
+        ("Measures", "integration measures started, and completed (not broken off), in the "
+         "quarter."),
+    ]
+    entries = "".join(f"<dt>{escape(t)}</dt><dd>{escape(d)}</dd>" for t, d in items)
+    caveats = [
+        "A case handed over to another region counts where it was when each thing happened: "
+        "its opening in the old region, its closure and duration in the new one.",
+        "A reopened case counts as a new case again; its duration starts at the reopening.",
+        "Figures follow effective dates: a fact recorded late (e.g. a retroactive closure) "
+        "changes the figures of an earlier quarter when the report is produced again.",
+        "Cases are counted as dossiers of this system, not as in the federal social-assistance "
+        "statistics (which close a dossier six months after the last payment).",
+    ]
+    notes = "".join(f"<li>{escape(c)}</li>" for c in caveats)
+    return (f"<h2>Definitions</h2><dl>{entries}</dl><h2>Comparing regions: caveats</h2>"
+            f'<ul class="caveats">{notes}</ul><p class="meta">Details: docs/reporting.md.</p>')
+
+
+# --- charts ----------------------------------------------------------------------------------
+
+Series = tuple[str, str]  # label, colour
+
+
+def _charts(report: ReportInput) -> list[str]:
+    regions = list(report.regions)
+    names = [report.name(row.region).split(" (")[0] for row in regions]
+    canton = report.canton
+    return [
+        _figure("New and closed cases", _bars(
+            names, [[r.new_cases, r.closed_cases] for r in regions],
+            [("new", _BLUE), ("closed", _ORANGE)])),
+        _figure("Closed cases by reason", _bars(
+            names, [[r.closures_by_reason[k] for k in CLOSURE_REASONS] for r in regions],
+            list(zip((REASON_LABELS[k] for k in CLOSURE_REASONS), _REASON_COLOURS,
+                     strict=True)), stacked=True)),
+        _figure("Median duration of closed cases (days)", _bars(
+            names, [[r.median_duration_days] for r in regions], [("days", _BLUE)],
+            reference=canton.median_duration_days)),
+        _figure("Median days from intake to decision", _bars(
+            names, [[r.median_days_to_decision] for r in regions], [("days", _BLUE)],
+            reference=canton.median_days_to_decision)),
+        _figure("Supported cases with a goal agreement (%)", _bars(
+            names, [[_share_percent(r)] for r in regions], [("%", _BLUE)],
+            reference=_share_percent(canton), scale_max=100.0, unit=" %")),
+        _figure("Integration measures started and completed", _bars(
+            names, [[r.measures_started, r.measures_completed] for r in regions],
+            [("started", _BLUE), ("completed", _ORANGE)])),
+    ]
+
+
+def _share_percent(row: RegionQuarter) -> float | None:
+    share = row.goal_agreement_share
+    return None if share is None else round(share * 100, 1)
+
+
+def _figure(title: str, svg: str) -> str:
+    return f"<figure><figcaption>{escape(title)}</figcaption>{svg}</figure>"
+
+
+_PLOT_W, _VALUE_W, _BAR_H, _GAP, _WIDTH = 280, 60, 11, 7, 540
+_CHAR_W = 6.6
+"""Roughly the width of a character of the 12 px chart font, to lay out labels."""
+
+
+@dataclass(frozen=True)
+class _Layout:
+    label_w: float
+    legend_h: float
+    row_h: float
+    top: float
+
+    def x(self, value: float) -> float:
+        return self.label_w + _PLOT_W * value / self.top
+
+
+def _bars(
+    labels: list[str],
+    values: list[list[float | int | None]],
+    series: list[Series],
+    *,
+    stacked: bool = False,
+    reference: float | None = None,
+    scale_max: float | None = None,
+    unit: str = "",
+) -> str:
+    """A horizontal bar chart: a row per region, a bar per series (or one stacked bar);
+    `reference` draws the canton's value as a dashed line; missing values say `no cases`."""
+    legend, legend_h = _legend(series if len(series) > 1 else [], reference is not None)
+    per_row = 1 if stacked else len(series)
+    label_w = min(max(len(label) for label in labels) * _CHAR_W + 12, 200)
+    layout = _Layout(label_w, legend_h, per_row * _BAR_H + _GAP,
+                     _scale_top(values, stacked, reference, scale_max))
+    bottom = legend_h + len(labels) * layout.row_h
+    width = max(_WIDTH, label_w + _PLOT_W + _VALUE_W)
+    bars: list[str] = []
+    texts: list[str] = []
+    for index, (label, row) in enumerate(zip(labels, values, strict=True)):
+        y = legend_h + index * layout.row_h + _GAP / 2
+        texts.append(f'<text x="{label_w - 8:.1f}" y="{y + per_row * _BAR_H / 2 + 4:.1f}" '
+                     f'text-anchor="end">{escape(label)}</text>')
+        row_bars, row_texts = _row_bars(row, series, y, layout, stacked, unit)
+        bars += row_bars
+        texts += row_texts
+    if reference is not None:
+        x = layout.x(reference)
+        bars.append(f'<line x1="{x:.1f}" y1="{legend_h}" x2="{x:.1f}" y2="{bottom}" '
+                    f'stroke="{_GREY}" stroke-width="1.5" stroke-dasharray="4 3"/>')
+    return "".join([
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{bottom + 24}" '
+        f'viewBox="0 0 {width:.0f} {bottom + 24}" role="img">',
+        *legend, *_grid(layout, bottom, unit), *bars, *texts, "</svg>",
+    ])
+
+
+def _row_bars(
+    row: list[float | int | None], series: list[Series], y: float, layout: _Layout,
+    stacked: bool, unit: str,
+) -> tuple[list[str], list[str]]:
+    """The bars of one row, and their value labels (drawn last, over any line)."""
+    if all(value is None for value in row):
+        note = (f'<text x="{layout.label_w + 4:.1f}" y="{y + _BAR_H - 2:.1f}" fill="#999">'
+                "no cases</text>")
+        return [], [note]
+    bars: list[str] = []
+    texts: list[str] = []
+    x = layout.label_w
+    for index, (value, (label, colour)) in enumerate(zip(row, series, strict=True)):
+        amount = float(value or 0)
+        w = layout.x(amount) - layout.label_w
+        bar_y = y if stacked else y + index * _BAR_H
+        if w > 0:
+            bars.append(f'<rect x="{x:.1f}" y="{bar_y:.1f}" width="{w:.1f}" '
+                        f'height="{_BAR_H - 1}" fill="{colour}"><title>{escape(label)}: '
+                        f"{_number(amount)}{escape(unit)}</title></rect>")
+        if stacked:
+            x += w
+        else:
+            texts.append(_value_label(layout.label_w + w + 4, bar_y, _number(amount) + unit))
+    if stacked:
+        total = sum(float(v or 0) for v in row)
+        texts.append(_value_label(x + 4, y, _number(total) + unit))
+    return bars, texts
+
+
+def _value_label(x: float, y: float, text: str) -> str:
+    return f'<text class="value" x="{x:.1f}" y="{y + _BAR_H - 2:.1f}">{escape(text)}</text>'
+
+
+def _legend(series: list[Series], reference: bool) -> tuple[list[str], float]:
+    """Legend entries, wrapped onto further lines when the chart is too narrow; its height."""
+    entries = [(label, colour, False) for label, colour in series]
+    if reference:
+        entries.append(("canton", _GREY, True))
+    if not entries:
+        return [], 0.0
+    parts: list[str] = []
+    x, line = 8.0, 0
+    for label, colour, dashed in entries:
+        item_w = 20 + _CHAR_W * len(label) + 12
+        if x + item_w > _WIDTH and x > 8:
+            x, line = 8.0, line + 1
+        y = 4 + 16 * line
+        if dashed:
+            parts.append(f'<line x1="{x:.1f}" y1="{y + 5}" x2="{x + 14:.1f}" y2="{y + 5}" '
+                         f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="4 3"/>')
+        else:
+            parts.append(f'<rect x="{x:.1f}" y="{y}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{x + 18:.1f}" y="{y + 9}">{escape(label)}</text>')
+        x += item_w
+    return parts, 22.0 + 16 * line
+
+
+def _grid(layout: _Layout, bottom: float, unit: str) -> list[str]:
+    step = _nice_step(layout.top)
+    parts = []
+    tick = 0.0
+    while tick <= layout.top + 1e-9:
+        x = layout.x(tick)
+        parts.append(f'<line x1="{x:.1f}" y1="{layout.legend_h}" x2="{x:.1f}" y2="{bottom}" '
+                     'stroke="#e3e3e3"/>')
+        parts.append(f'<text x="{x:.1f}" y="{bottom + 15}" text-anchor="middle" fill="#777">'
+                     f"{_number(tick)}{escape(unit)}</text>")
+        tick += step
+    return parts
+
+
+def _scale_top(
+    values: list[list[float | int | None]], stacked: bool, reference: float | None,
+    scale_max: float | None,
+) -> float:
+    if scale_max is not None:
+        return scale_max
+    sums = [sum(float(v or 0) for v in row) if stacked else max(float(v or 0) for v in row)
+            for row in values]
+    largest = max([*sums, reference or 0.0, 1.0])
+    step = _nice_step(largest)
+    return step * -(-largest // step)
+
+
+def _nice_step(largest: float) -> float:
+    """A tick step of 1, 2 or 5 times a power of ten giving at most five ticks."""
+    magnitude = 1.0
+    while magnitude * 10 <= largest:
+        magnitude *= 10
+    for factor in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0):
+        step = max(factor * magnitude, 1.0)
+        if largest / step <= 5:
+            return step
+    return 10 * magnitude

@@ -1,0 +1,354 @@
+"""The canton's reporting read model: pseudonymised case facts, and quarterly figures per
+social region computed from them (definitions in docs/reporting.md).
+
+It holds no personal data: only the facts of the reporting topic (`reporting_facts`), keyed
+by fact id and ordered per case pseudonym. It is fed two ways that give the same table:
+incrementally by a consumer of the reporting topic (`handle`, decoded `CaseFact`s), and by a
+rebuild straight from the event store (`apply`, case events turned into facts by the same
+`case_fact` the reporting relay uses, with the same reporting key).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import sqlite3
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from itertools import groupby
+from typing import Any, ClassVar, NamedTuple, Self, get_args
+
+from bus.consumer import Received
+from domain.commands import ClosureReason
+from domain.events import CaseHandedOver, CaseOpened
+from domain.reference import load_reference_data
+from projections.framework import Projection
+from projections.reporting_facts import CaseFact, Pseudonymiser, case_fact
+
+__all__ = [
+    "CANTON",
+    "CLOSURE_REASONS",
+    "Quarter",
+    "RegionQuarter",
+    "ReportingKeyMissingError",
+    "ReportingProjection",
+    "canton_figures",
+    "quarterly_figures",
+]
+
+CLOSURE_REASONS: tuple[str, ...] = get_args(ClosureReason)
+"""Every closure reason, in the order reports show them."""
+CANTON = "canton"
+"""The `region` of the figures for the whole canton."""
+
+_COLUMNS = (
+    "fact_id", "case_pseudonym", "sequence", "social_region", "fact", "effective_date",
+    "recorded_at", "imported", "support_from", "employability", "refusal_reasons",
+    "goal_category", "item_ref", "measure_kind", "break_off_reason", "budget_reason",
+    "review_outcome", "to_region", "closure_reason", "reopening_reason",
+)
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS reporting_facts (fact_id TEXT PRIMARY KEY, "
+    "case_pseudonym TEXT NOT NULL, sequence INTEGER NOT NULL, social_region TEXT NOT NULL, "
+    "fact TEXT NOT NULL, effective_date TEXT NOT NULL, recorded_at TEXT NOT NULL, "
+    "imported INTEGER NOT NULL, support_from TEXT, employability TEXT, "
+    "refusal_reasons TEXT NOT NULL, goal_category TEXT, item_ref TEXT, measure_kind TEXT, "
+    "break_off_reason TEXT, budget_reason TEXT, review_outcome TEXT, to_region TEXT, "
+    "closure_reason TEXT, reopening_reason TEXT, UNIQUE (case_pseudonym, sequence))",
+)
+
+
+class ReportingKeyMissingError(Exception):
+    """The reporting projection was asked to turn case events into facts without the key."""
+
+
+class ReportingProjection(Projection):
+    """Pseudonymised case facts, the source of the canton's quarterly figures."""
+
+    name: ClassVar[str] = "reporting"
+    feed: ClassVar[str] = "case-facts"
+
+    def __init__(self, reporting_key: bytes | None = None) -> None:
+        self._pseudonyms = Pseudonymiser(reporting_key) if reporting_key is not None else None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Self:
+        """With the installation's reporting key (`Settings.reporting_key`), as the relay."""
+        key = getattr(settings, "reporting_key", None)
+        return cls(base64.b64decode(key.get_secret_value()) if key is not None else None)
+
+    def create_tables(self, db: sqlite3.Connection) -> None:
+        for statement in _TABLES:
+            db.execute(statement)
+
+    def apply(self, event: Any, tx: sqlite3.Connection) -> None:
+        """Rebuild path: a case event from the store, turned into its fact first."""
+        if self._pseudonyms is None:
+            raise ReportingKeyMissingError(
+                "the reporting projection needs the reporting key to pseudonymise case ids: "
+                "set NERVENBAHN_REPORTING_KEY (the same as the reporting relay's)"
+            )
+        region = None
+        if not isinstance(event, CaseOpened | CaseHandedOver):
+            region = _region_now(tx, self._pseudonyms.case(event.originator_id))
+        self.apply_fact(case_fact(event, region=region, pseudonyms=self._pseudonyms), tx)
+
+    def handle(self, received: Received, tx: sqlite3.Connection) -> None:
+        """Incremental path: the handler of a consumer of the reporting topic (a CaseFact)."""
+        self.apply_fact(received.event, tx)
+
+    def apply_fact(self, fact: CaseFact, tx: sqlite3.Connection) -> None:
+        """Record one fact (facts arrive in order per case)."""
+        row = {name: getattr(fact, name) for name in _COLUMNS}
+        row |= {
+            "effective_date": fact.effective_date.isoformat(),
+            "recorded_at": fact.recorded_at.isoformat(),
+            "fact_id": str(fact.fact_id),
+            "imported": int(fact.imported),
+            "support_from": fact.support_from.isoformat() if fact.support_from else None,
+            "refusal_reasons": ",".join(fact.refusal_reasons),
+        }
+        tx.execute(
+            f"INSERT INTO reporting_facts ({', '.join(_COLUMNS)}) "  # noqa: S608 - our names
+            f"VALUES ({', '.join('?' * len(_COLUMNS))})",
+            tuple(row[name] for name in _COLUMNS),
+        )
+
+
+def _region_now(tx: sqlite3.Connection, pseudonym: str) -> str:
+    row = tx.execute(
+        "SELECT fact, social_region, to_region FROM reporting_facts WHERE case_pseudonym = ? "
+        "ORDER BY sequence DESC LIMIT 1",
+        (pseudonym,),
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"case {pseudonym[:12]}…: a fact before its opening")
+    fact, region, to_region = row
+    return str(to_region if fact == "handed_over" and to_region else region)
+
+
+# --- quarters and figures --------------------------------------------------------------------
+
+_QUARTER = re.compile(r"(?P<year>[0-9]{4})-?[Qq](?P<number>[1-4])")
+
+
+@dataclass(frozen=True, order=True)
+class Quarter:
+    """A calendar quarter, written `2026Q1`."""
+
+    year: int
+    number: int
+
+    @classmethod
+    def parse(cls, text: str) -> Quarter:
+        """`2026Q1` (or `2026-Q1`); ValueError naming the expected form otherwise."""
+        match = _QUARTER.fullmatch(text.strip())
+        if match is None:
+            raise ValueError(f"{text!r} is not a quarter; write it like 2026Q1 (Q1 to Q4)")
+        return cls(int(match["year"]), int(match["number"]))
+
+    @property
+    def start(self) -> date:
+        """The quarter's first day."""
+        return date(self.year, 3 * self.number - 2, 1)
+
+    @property
+    def end(self) -> date:
+        """The quarter's last day."""
+        if self.number == 4:
+            return date(self.year, 12, 31)
+        return date(self.year, 3 * self.number + 1, 1) - timedelta(days=1)
+
+    def contains(self, day: date) -> bool:
+        """True if `day` lies in the quarter."""
+        return self.start <= day <= self.end
+
+    def __str__(self) -> str:
+        return f"{self.year}Q{self.number}"
+
+
+@dataclass(frozen=True)
+class RegionQuarter:
+    """The figures of one social region (or the canton) for one quarter."""
+
+    region: str
+    quarter: str
+    new_cases: int
+    closed_cases: int
+    closures_by_reason: Mapping[str, int]
+    median_duration_days: float | None
+    decisions: int
+    median_days_to_decision: float | None
+    supported_cases: int
+    with_goal_agreement: int
+    measures_started: int
+    measures_completed: int
+
+    @property
+    def goal_agreement_share(self) -> float | None:
+        """Share of the supported cases with a goal agreement (None without supported cases)."""
+        if not self.supported_cases:
+            return None
+        return self.with_goal_agreement / self.supported_cases
+
+
+def quarterly_figures(
+    db: sqlite3.Connection, quarter: str | Quarter, regions: Sequence[str] | None = None
+) -> list[RegionQuarter]:
+    """The figures of each of `regions`; by default of all 13 social regions in the reference
+    data's order (zeros where nothing happened) and any other region the facts name."""
+    period = Quarter.parse(quarter) if isinstance(quarter, str) else quarter
+    tallies = _tallies(db, period, lambda region: region)
+    order = list(regions) if regions is not None else list(load_reference_data().regions)
+    if regions is None:
+        order += sorted(set(tallies) - set(order))
+    return [tallies.get(region, _Tally()).figures(region, period) for region in order]
+
+
+def canton_figures(db: sqlite3.Connection, quarter: str | Quarter) -> RegionQuarter:
+    """The same figures for the whole canton (medians over all its cases, not of regions)."""
+    period = Quarter.parse(quarter) if isinstance(quarter, str) else quarter
+    return _tallies(db, period, lambda _: CANTON).get(CANTON, _Tally()).figures(CANTON, period)
+
+
+class _Fact(NamedTuple):
+    case: str
+    sequence: int
+    region: str
+    fact: str
+    day: date
+    to_region: str | None
+    closure_reason: str | None
+
+
+@dataclass
+class _Tally:
+    """What one region's cases contributed to its figures."""
+
+    new: int = 0
+    closed: Counter[str] = field(default_factory=Counter)
+    durations: list[int] = field(default_factory=list)
+    decision_days: list[int] = field(default_factory=list)
+    supported: int = 0
+    with_goal: int = 0
+    measures_started: int = 0
+    measures_completed: int = 0
+
+    def figures(self, region: str, quarter: Quarter) -> RegionQuarter:
+        return RegionQuarter(
+            region=region,
+            quarter=str(quarter),
+            new_cases=self.new,
+            closed_cases=sum(self.closed.values()),
+            closures_by_reason={reason: self.closed[reason] for reason in CLOSURE_REASONS},
+            median_duration_days=_median(self.durations),
+            decisions=len(self.decision_days),
+            median_days_to_decision=_median(self.decision_days),
+            supported_cases=self.supported,
+            with_goal_agreement=self.with_goal,
+            measures_started=self.measures_started,
+            measures_completed=self.measures_completed,
+        )
+
+
+@dataclass
+class _Support:
+    """One period of support of a case: from the grant to the closure (None: still open)."""
+
+    start: date
+    region: str
+    end: date | None = None
+    goals: list[date] = field(default_factory=list)
+    handovers: list[tuple[date, str]] = field(default_factory=list)
+
+    def overlaps(self, quarter: Quarter) -> bool:
+        return self.start <= quarter.end and (self.end is None or self.end >= quarter.start)
+
+    def region_on(self, day: date) -> str:
+        region = self.region
+        for effective, to_region in self.handovers:
+            if effective <= day:
+                region = to_region
+        return region
+
+
+def _tallies(
+    db: sqlite3.Connection, quarter: Quarter, key: Callable[[str], str]
+) -> dict[str, _Tally]:
+    tallies: defaultdict[str, _Tally] = defaultdict(_Tally)
+    for facts in _cases(db):
+        _count_case(facts, quarter, lambda region: tallies[key(region)])
+    return dict(tallies)
+
+
+def _cases(db: sqlite3.Connection) -> Iterator[list[_Fact]]:
+    """The facts of each case, in case order."""
+    rows = db.execute(
+        "SELECT case_pseudonym, sequence, social_region, fact, effective_date, to_region, "
+        "closure_reason FROM reporting_facts ORDER BY case_pseudonym, sequence"
+    )
+    facts = (_Fact(c, s, r, f, date.fromisoformat(d), t, why) for c, s, r, f, d, t, why in rows)
+    for _, case in groupby(facts, key=lambda fact: fact.case):
+        yield list(case)
+
+
+def _count_case(facts: list[_Fact], quarter: Quarter, tally: Callable[[str], _Tally]) -> None:
+    """Add one case's facts to the tallies of the regions it was in when they happened."""
+    intake: _Fact | None = None
+    decided = False
+    periods: list[_Support] = []
+    current: _Support | None = None
+    for fact in facts:
+        inside = quarter.contains(fact.day)
+        if fact.fact in ("opened", "reopened"):
+            intake, decided = fact, False
+            if inside:
+                tally(fact.region).new += 1
+        elif fact.fact in ("granted", "refused"):
+            if inside and intake is not None and not decided:
+                tally(fact.region).decision_days.append((fact.day - intake.day).days)
+            decided = True
+            if fact.fact == "granted":
+                current = _Support(fact.day, fact.region)
+                periods.append(current)
+        elif fact.fact == "closed":
+            if current is not None:
+                current.end, current = fact.day, None
+            if inside:
+                counts = tally(fact.region)
+                counts.closed[fact.closure_reason or "other"] += 1
+                if intake is not None:
+                    counts.durations.append((fact.day - intake.day).days)
+        elif fact.fact == "goal_agreed" and current is not None:
+            current.goals.append(fact.day)
+        elif fact.fact == "handed_over" and current is not None and fact.to_region:
+            current.handovers.append((fact.day, fact.to_region))
+        elif fact.fact == "measure_started" and inside:
+            tally(fact.region).measures_started += 1
+        elif fact.fact == "measure_completed" and inside:
+            tally(fact.region).measures_completed += 1
+    _count_support(periods, quarter, tally)
+
+
+def _count_support(
+    periods: list[_Support], quarter: Quarter, tally: Callable[[str], _Tally]
+) -> None:
+    """A case supported at any time in the quarter counts once, in the region it was in on
+    its last supported day of the quarter; with a goal agreement if one of those periods had
+    a goal agreed on or before the quarter's last day."""
+    overlapping = [period for period in periods if period.overlaps(quarter)]
+    if not overlapping:
+        return
+    last = overlapping[-1]
+    last_day = min(quarter.end, last.end or quarter.end)
+    counts = tally(last.region_on(last_day))
+    counts.supported += 1
+    if any(day <= quarter.end for period in overlapping for day in period.goals):
+        counts.with_goal += 1
+
+
+def _median(values: list[int]) -> float | None:
+    return float(statistics.median(values)) if values else None

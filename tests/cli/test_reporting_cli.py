@@ -1,0 +1,165 @@
+"""`nervenbahn report quarterly` writes the hand-worked figures as HTML and CSV;
+`nervenbahn relay run --relay reporting | --all` fills the reporting topic."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+import typer
+
+import nervenbahn.cli
+from bus.kafka_settings import KafkaSettings
+from bus.topics import topic_message_counts
+from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.cli import report
+from nervenbahn.config import load_settings
+from nervenbahn.paths import projection_path
+from nervenbahn.quarterly_report import CSV_COLUMNS
+from projections.framework import rebuild
+from projections.reporting import ReportingProjection
+from tests.cli.conftest import Cli
+from tests.projections import reporting_fixture as fixture
+
+
+@pytest.fixture(autouse=True)
+def _report_wired(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`report` as the root CLI wires it (`app.add_typer(report.app, name="report")`)."""
+    groups = nervenbahn.cli.app.registered_groups
+    if not any(group.name == "report" for group in groups):
+        wired = typer.models.TyperInfo(report.app, name="report")
+        monkeypatch.setattr(nervenbahn.cli.app, "registered_groups", [*groups, wired])
+
+
+@pytest.fixture
+def imported(cli: Cli, tmp_path: Path) -> None:
+    """The hand-worked canton, imported through the CLI."""
+    history = tmp_path / "history.jsonl"
+    history.write_text("\n".join(fixture.lines()) + "\n")
+    assert cli("import", str(history)).code == 0
+
+
+def build_read_model() -> Path:
+    """`projections rebuild reporting`, as the command does it with the settings' key."""
+    settings = load_settings()
+    service = build_service(settings)
+    path = projection_path(settings.store, "reporting")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        rebuild(ReportingProjection.from_settings(settings), service, path)
+    finally:
+        close_service(service)
+    return path
+
+
+def test_quarterly_report_writes_the_hand_worked_figures_as_csv(
+    cli: Cli, imported: None, tmp_path: Path
+) -> None:
+    build_read_model()
+    out = tmp_path / "out"
+
+    result = cli("report", "quarterly", "2026Q1", "--out", str(out))
+
+    assert result.code == 0, result.err
+    assert "report-2026Q1.html" in result.out
+    with (out / "report-2026Q1.csv").open(newline="") as handle:
+        rows = {row["region"]: row for row in csv.DictReader(handle)}
+    assert len(rows) == 14 and list(rows)[-1] == "canton"
+    assert list(rows["so-olten"]) == list(CSV_COLUMNS)
+    assert (rows["so-olten"]["region_name"], rows["so-olten"]["quarter"]) == ("Olten", "2026Q1")
+    # new, closed, closed by reason (employment, other insurance, moved away, death, other),
+    # median duration, decisions, median days to decision, supported, with goal, share,
+    # measures started and completed
+    assert _figures(rows["so-olten"]) == [
+        "2", "2", "1", "0", "0", "0", "1", "74.5", "2", "14.5", "2", "1", "0.500", "2", "1"]
+    assert _figures(rows["so-solothurn"]) == [
+        "2", "1", "0", "1", "0", "0", "0", "232", "2", "29.5", "3", "2", "0.667", "1", "0"]
+    assert _figures(rows["canton"]) == [
+        "4", "3", "1", "1", "0", "0", "1", "126", "4", "20.5", "5", "3", "0.600", "3", "1"]
+    assert _figures(rows["so-dorneck"]) == [
+        "0", "0", "0", "0", "0", "0", "0", "", "0", "", "0", "0", "", "0", "0"]
+
+
+def test_quarterly_report_html_is_self_contained_with_tables_and_charts(
+    cli: Cli, imported: None, tmp_path: Path
+) -> None:
+    build_read_model()
+
+    assert cli("report", "quarterly", "2026Q1", "--out", str(tmp_path)).code == 0
+
+    page = (tmp_path / "report-2026Q1.html").read_text()
+    olten = re.search(r"<tr><td>Olten</td>(.*?)</tr>", page)
+    assert olten is not None
+    assert re.findall(r"<td>([^<]*)</td>", olten.group(1)) == [
+        "2", "2", "74.5", "2", "14.5", "2", "1", "50 %", "2", "1"]
+    canton = re.search(r'<tr class="total"><td>Canton</td>(.*?)</tr>', page)
+    assert canton is not None and "<td>126</td>" in canton.group(1)
+    assert page.count("<svg") == 6 and page.count("<table") == 2
+    assert "<script" not in page and "src=" not in page and "href=" not in page
+    assert "@import" not in page and "url(" not in page
+    assert fixture.APPLICANT_NAME[1] not in page
+    assert not any(str(case_id) in page for case_id in fixture.CASES.values())
+
+
+def test_quarterly_report_as_json_names_the_files_and_the_canton_figures(
+    cli: Cli, imported: None, tmp_path: Path
+) -> None:
+    build_read_model()
+
+    answer = cli("--json", "report", "quarterly", "2026q1", "--out", str(tmp_path)).json()
+
+    assert isinstance(answer, dict)
+    assert answer["html"] == str(tmp_path / "report-2026Q1.html")
+    assert answer["canton"]["median_days_to_decision"] == 20.5
+
+
+def test_quarterly_report_without_the_read_model_names_the_fix(cli: Cli, tmp_path: Path) -> None:
+    result = cli("report", "quarterly", "2026Q1", "--out", str(tmp_path))
+
+    assert result.code == 1
+    assert "nervenbahn projections rebuild reporting" in result.err
+    assert not list(tmp_path.glob("report-*"))
+
+
+@pytest.mark.parametrize("quarter", ["2026Q5", "Q1"])
+def test_quarterly_report_refuses_what_is_not_a_quarter(cli: Cli, quarter: str) -> None:
+    result = cli("report", "quarterly", quarter)
+
+    assert result.code == 1
+    assert "write it like 2026Q1" in result.err
+
+
+def test_relay_run_all_fills_both_topics_with_positions_of_their_own(
+    cli: Cli, imported: None, kafka_settings: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NERVENBAHN_KAFKA", ",".join(kafka_settings.bootstrap_servers))
+    monkeypatch.setenv("NERVENBAHN_TOPIC_PREFIX", kafka_settings.topic_prefix)
+    monkeypatch.setenv("NERVENBAHN_KAFKA_PROFILE", "embedded")
+    prefix = kafka_settings.topic_prefix
+    topics = [f"{prefix}.casework.case-events.v1", f"{prefix}.reporting.case-facts.v1"]
+
+    reporting = cli("--json", "relay", "run", "--relay", "reporting", "--until-caught-up")
+    before = topic_message_counts(kafka_settings, topics)
+    both = cli("--json", "relay", "run", "--all", "--until-caught-up")
+    status = cli("--json", "relay", "status", "--relay", "reporting")
+    unknown = cli("relay", "run", "--relay", "statistics")
+
+    assert reporting.code == 0, reporting.err
+    assert reporting.json() == {"position": fixture.EVENTS, "head": fixture.EVENTS, "lag": 0,
+                                "published": fixture.EVENTS}
+    assert before == {topics[0]: 0, topics[1]: fixture.EVENTS}
+    assert both.code == 0, both.err
+    answer = both.json()
+    assert isinstance(answer, dict)
+    assert {name: figures["published"] for name, figures in answer.items()} == {
+        "case-events": fixture.EVENTS, "reporting": fixture.EVENTS}
+    assert topic_message_counts(kafka_settings, topics) == dict.fromkeys(topics, fixture.EVENTS)
+    assert status.json() == reporting.json()
+    assert unknown.code == 2 and "use case-events or reporting" in unknown.err
+
+
+def _figures(row: dict[str, str]) -> list[str]:
+    """A CSV row's figures after region, name and quarter."""
+    return list(row.values())[3:]
