@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import date
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from domain.errors import InvalidCommandError
-from nervenbahn.config import StoreConfig
+from nervenbahn.paths import projection_path
 from projections import PROJECTIONS, rebuild
 from projections.region import caseload, work_list
 
@@ -22,11 +21,6 @@ from .runtime import runtime
 app = typer.Typer(help="Read models: rebuild them from the event store.", no_args_is_help=True)
 region_app = typer.Typer(help="The social region's read model.", no_args_is_help=True)
 
-
-def projection_path(store: StoreConfig, name: str) -> Path:
-    """Where a projection's SQLite database lives: beside a SQLite store, else in .nervenbahn."""
-    folder = store.sqlite_path.parent if store.sqlite_path else Path(".nervenbahn")
-    return folder / "projections" / f"{name}.db"
 
 
 @app.command("rebuild")
@@ -49,7 +43,7 @@ def rebuild_command(
     ) as progress:
         task = progress.add_task(name, total=None)
         events = rebuild(
-            PROJECTIONS[name](),
+            PROJECTIONS[name].from_settings(rt.settings),
             rt.service,
             path,
             progress=lambda done, total: progress.update(task, completed=done, total=total),

@@ -1,0 +1,150 @@
+"""The API's answers (response models), one per endpoint, named in the business's words."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "APPLICANT_FIELDS",
+    "AccessLogEntry",
+    "AccessLogPage",
+    "Applicant",
+    "CantonQuarter",
+    "Caseload",
+    "OfficeCaseDetail",
+    "OfficeCaseList",
+    "OfficeCaseSummary",
+    "Phase",
+    "QuarterFigures",
+    "WorkItem",
+    "WorkList",
+]
+
+Phase = Literal["intake", "assessed", "supported", "refused", "closed"]
+
+APPLICANT_FIELDS = (
+    "given_name",
+    "family_name",
+    "ahvn13",
+    "birth_date",
+    "street",
+    "postal_code",
+    "town",
+)
+"""The personal fields a case detail returns (and the access log records)."""
+
+
+class OfficeCaseSummary(BaseModel):
+    """A case of the office's municipalities, without personal data."""
+
+    case_id: str
+    municipality_bfs: int
+    municipality: str
+    phase: Phase
+    household_size: int
+    support_since: date | None
+    support_until: date | None
+
+
+class OfficeCaseList(BaseModel):
+    """A page of the office's cases, newest first."""
+
+    office_id: str
+    limit: int
+    offset: int
+    cases: list[OfficeCaseSummary]
+
+
+class Applicant(BaseModel):
+    """The applicant's personal data; every field reads "[erased]" after erasure."""
+
+    person_id: str
+    erased: bool
+    given_name: str
+    family_name: str
+    ahvn13: str
+    birth_date: str = Field(description='ISO date, or "[erased]"')
+    street: str
+    postal_code: str
+    town: str
+
+
+class OfficeCaseDetail(OfficeCaseSummary):
+    """One case of the office's municipalities, with the applicant (the read is logged)."""
+
+    social_region: str
+    opened_on: date
+    applicant: Applicant
+
+
+class Caseload(BaseModel):
+    """The social region's cases by phase."""
+
+    region_id: str
+    total: int
+    by_phase: dict[str, int]
+
+
+class WorkItem(BaseModel):
+    """Something a caseworker of the region has to do by a date."""
+
+    kind: Literal["assessment", "review", "goal"]
+    case_id: str
+    due: date
+    overdue: bool
+    detail: str
+
+
+class WorkList(BaseModel):
+    """Assessments, reviews and goals due or overdue in the region, soonest first."""
+
+    region_id: str
+    today: date
+    items: list[WorkItem]
+
+
+class AccessLogEntry(BaseModel):
+    """One read of a person's data by a consumer."""
+
+    id: int
+    at: datetime
+    consumer: str
+    scope: str
+    case_id: str
+    person_id: str
+    fields: list[str]
+    endpoint: str
+
+
+class AccessLogPage(BaseModel):
+    """Access-log entries, oldest first; ask again with `gt` = the last id for more."""
+
+    entries: list[AccessLogEntry]
+
+
+class QuarterFigures(BaseModel):
+    """A social region's (or the whole canton's) key figures for a quarter; counts only."""
+
+    region: str = Field(description='A social region id, or "canton"')
+    new_cases: int
+    closed_cases: int
+    closures_by_reason: dict[str, int]
+    median_duration_days: float | None
+    decisions: int
+    median_days_to_decision: float | None
+    supported_cases: int
+    with_goal_agreement: int
+    goal_agreement_share: float | None
+    measures_started: int
+    measures_completed: int
+
+
+class CantonQuarter(BaseModel):
+    """The canton's quarterly figures: the whole canton and each social region."""
+
+    quarter: str
+    canton: QuarterFigures
+    regions: list[QuarterFigures]

@@ -1,0 +1,71 @@
+"""The canton: quarterly key figures per social region and for the whole canton, from the
+reporting read model (pseudonymised facts; aggregates only, never a case)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from nervenbahn.api.guard import Context, canton_in_scope
+from nervenbahn.api.keys import Consumer
+from nervenbahn.api.models import CantonQuarter, QuarterFigures
+from nervenbahn.api.problems import PROBLEM_RESPONSES, InvalidParam, ProblemError
+from nervenbahn.api.readmodels import read_model
+from projections.reporting import (
+    Quarter,
+    RegionQuarter,
+    ReportingProjection,
+    canton_figures,
+    quarterly_figures,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/canton", tags=["canton"])
+
+
+@router.get("/quarters/{quarter}", response_model=CantonQuarter, responses=PROBLEM_RESPONSES)
+def get_quarter(
+    _canton: Annotated[Consumer, Depends(canton_in_scope)], ctx: Context, quarter: str
+) -> CantonQuarter:
+    """Key figures of a quarter (written `2026Q1`): caseload flows, durations, time to
+    decision, goal agreements, measures — per social region and for the canton."""
+    period = _quarter(quarter)
+    with read_model(ctx.reporting_db, ReportingProjection.name) as db:
+        regions = quarterly_figures(db, period, list(ctx.reference.regions))
+        canton = canton_figures(db, period)
+    return CantonQuarter(
+        quarter=str(period),
+        canton=_figures(canton),
+        regions=[_figures(region) for region in regions],
+    )
+
+
+def _quarter(text: str) -> Quarter:
+    try:
+        return Quarter.parse(text)
+    except ValueError as exc:
+        reason = str(exc)
+        raise ProblemError(
+            "invalid-parameters",
+            "invalid parameters: quarter",
+            errors=[InvalidParam(name="quarter", located_in="path", reason=reason)],
+        ) from None
+
+
+def _figures(figures: RegionQuarter) -> QuarterFigures:
+    return QuarterFigures(
+        region=figures.region,
+        new_cases=figures.new_cases,
+        closed_cases=figures.closed_cases,
+        closures_by_reason=dict(figures.closures_by_reason),
+        median_duration_days=figures.median_duration_days,
+        decisions=figures.decisions,
+        median_days_to_decision=figures.median_days_to_decision,
+        supported_cases=figures.supported_cases,
+        with_goal_agreement=figures.with_goal_agreement,
+        goal_agreement_share=figures.goal_agreement_share,
+        measures_started=figures.measures_started,
+        measures_completed=figures.measures_completed,
+    )

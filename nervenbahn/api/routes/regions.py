@@ -1,0 +1,43 @@
+"""Social regions (Sozialregionen): caseload by phase and the caseworkers' work list."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from domain.case import SWISS_TIME
+from nervenbahn.api.guard import Context, region_in_scope
+from nervenbahn.api.models import Caseload, WorkItem, WorkList
+from nervenbahn.api.problems import PROBLEM_RESPONSES
+from nervenbahn.api.readmodels import read_model
+from projections.region import caseload, work_list
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/regions", tags=["social regions"])
+Region = Annotated[str, Depends(region_in_scope)]
+
+
+@router.get("/{region_id}/caseload", response_model=Caseload, responses=PROBLEM_RESPONSES)
+def get_caseload(region: Region, ctx: Context) -> Caseload:
+    """The region's cases by phase."""
+    with read_model(ctx.region_db, "region") as db:
+        counts = caseload(db, region)
+    return Caseload(region_id=region, total=sum(counts.values()), by_phase=counts)
+
+
+@router.get("/{region_id}/worklist", response_model=WorkList, responses=PROBLEM_RESPONSES)
+def get_work_list(region: Region, ctx: Context, today: date | None = None) -> WorkList:
+    """Assessments, reviews and goals due or overdue, judged on `today` (default: today in
+    Switzerland)."""
+    day = today or ctx.clock().astimezone(SWISS_TIME).date()
+    with read_model(ctx.region_db, "region") as db:
+        items = work_list(db, region, day)
+    return WorkList(
+        region_id=region,
+        today=day,
+        items=[WorkItem.model_validate(dataclasses.asdict(item)) for item in items],
+    )
