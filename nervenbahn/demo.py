@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 import uuid
@@ -19,6 +20,7 @@ from domain.commands import parse_command
 from domain.errors import DomainError
 from nervenbahn.cli.runtime import Runtime
 from nervenbahn.demo_bus import relay_and_subscribe
+from nervenbahn.paths import store_folder
 from nervenbahn.synthetic import PERIOD_END, PERIOD_START, synthetic_history
 
 __all__ = ["DemoStoreNotEmptyError", "run_demo"]
@@ -67,6 +69,8 @@ def _reset(rt: Runtime) -> None:
     rt.close()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{store.sqlite_path}{suffix}").unlink(missing_ok=True)
+    # Read models and their consumers' positions belong to the store that is gone.
+    shutil.rmtree(store_folder(store) / "projections", ignore_errors=True)
 
 
 def _history_file(rt: Runtime) -> Path:

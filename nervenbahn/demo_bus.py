@@ -1,5 +1,5 @@
 """The bus part of `nervenbahn demo`: relay every event onto Kafka, let a subscriber read
-them, and count the messages per topic."""
+them, serve the read models over HTTP for a few sample queries, count the messages per topic."""
 
 from __future__ import annotations
 
@@ -7,52 +7,45 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bus.broker import EmbeddedBroker
 from bus.consumer import Received
 from bus.effects import SQLiteEffectStore
-from bus.kafka_settings import KafkaSettings, load_kafka_settings
+from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, dead_letter_topic, ensure_topics, topic_message_counts
 from nervenbahn.cli.runtime import Runtime
-from nervenbahn.wiring import open_bus
+from nervenbahn.demo_api import serve_and_query
+from nervenbahn.wiring import kafka_or_embedded, open_bus
 
 __all__ = ["relay_and_subscribe"]
 
 SUBSCRIBER = "demo-subscriber"
 
 
-@contextmanager
-def _broker(folder: Path) -> Iterator[KafkaSettings]:
-    """NERVENBAHN_KAFKA if set, else an embedded broker for the length of the demo."""
-    kafka = load_kafka_settings()
-    if kafka.bootstrap_servers:
-        yield kafka
-        return
-    with EmbeddedBroker(folder / "broker") as broker:
-        yield kafka.with_bootstrap(broker.bootstrap)
-
-
 def relay_and_subscribe(rt: Runtime, folder: Path) -> None:
     """Relay the store onto the bus, consume it once, print what the topics hold."""
     started = time.perf_counter()
-    with _broker(folder) as kafka:
+    with kafka_or_embedded(folder) as kafka:
         bus = open_bus(rt.service, rt.settings.store, kafka)
         try:
-            ensure_topics(kafka, catalogue(kafka, dead_letter_groups=[SUBSCRIBER]))
+            ensure_topics(kafka, catalogue(kafka, [SUBSCRIBER], reporting=True))
             head = rt.service.recorder.max_notification_id() or 0
-            with _progress(rt) as progress, bus.relay() as relay:
+            with _progress(rt) as progress, bus.relay() as relay, bus.reporting_relay(
+                rt.settings.reporting_key
+            ) as reporting:
                 task = progress.add_task("Relaying events to Kafka", total=head)
                 while published := relay.publish_next():
                     progress.advance(task, published)
                 relay_seconds = time.perf_counter() - started
+                task = progress.add_task("Relaying reporting facts", total=head)
+                while published := reporting.publish_next():
+                    progress.advance(task, published)
                 by_type = _subscribe(bus, folder, head, progress)
-            names = [spec.name for spec in catalogue(kafka, dead_letter_groups=[SUBSCRIBER])]
+            serve_and_query(rt, bus, folder)
+            names = [spec.name for spec in catalogue(kafka, [SUBSCRIBER], reporting=True)]
             counts = topic_message_counts(kafka, names)
         finally:
             bus.close()

@@ -11,13 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import structlog
 import uvicorn
 
 from bus.effects import SQLiteEffectStore
+from nervenbahn.config import Settings
+from nervenbahn.paths import projection_path
 from nervenbahn.wiring import Bus
 from projections import PROJECTIONS, Projection, open_projection_store, rebuild
 
@@ -31,7 +32,7 @@ class Server:
     """The API, the relay and the projections of one process."""
 
     bus: Bus
-    projection_path: Callable[[str], Path]
+    settings: Settings
     app: Any
     host: str = "127.0.0.1"
     port: int = 8000
@@ -47,17 +48,22 @@ class Server:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        """Build missing read models, then start the relay, the consumers and the API."""
-        for name in self.projections:
-            projection = PROJECTIONS[name]()
-            path = self.projection_path(name)
+        """Build missing read models (before any worker competes for the CPU), then start
+        the relays, the consumers and the API."""
+        projections = {name: PROJECTIONS[name].from_settings(self.settings)
+                       for name in self.projections}
+        for name, projection in projections.items():
+            path = projection_path(self.settings.store, name)
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 events = rebuild(projection, self.bus.service, path)
                 log.info("projection built from the store", projection=name, events=events)
-            self._stores[name] = open_projection_store(projection, path)
-            self._spawn(f"projection-{name}", self._consume, projection, self._stores[name])
+        for name, projection in projections.items():
+            store = open_projection_store(projection, projection_path(self.settings.store, name))
+            self._stores[name] = store
+            self._spawn(f"projection-{name}", self._consume, projection, store)
         self._spawn("relay", self._relay)
+        self._spawn("reporting-relay", self._reporting_relay)
         config = uvicorn.Config(
             self.app, host=self.host, port=self.port, log_level="warning", lifespan="off"
         )
@@ -75,13 +81,17 @@ class Server:
 
     def stop(self) -> None:
         """Stop everything and wait for the threads."""
-        self._stop.set()
-        if self._uvicorn is not None:
-            self._uvicorn.should_exit = True
+        self.stop_soon()
         for thread in self._threads:
             thread.join(timeout=30)
         for store in self._stores.values():
             store.close()
+
+    def stop_soon(self) -> None:
+        """Ask everything to stop (safe from a signal handler); `stop()` then waits."""
+        self._stop.set()
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
 
     def run_until_stopped(self) -> None:
         """Block until `stop()` is called from elsewhere (a signal handler)."""
@@ -106,9 +116,10 @@ class Server:
         with self.bus.relay() as relay:
             relay.run(self._stop)
 
-    def _consume(self, projection: Projection, store: SQLiteEffectStore) -> None:
-        def apply(received: Any, tx: Any) -> None:
-            projection.apply(received.event, tx)
+    def _reporting_relay(self) -> None:
+        with self.bus.reporting_relay(self.settings.reporting_key) as relay:
+            relay.run(self._stop)
 
-        with self.bus.consumer(projection.group, apply, store) as consumer:
+    def _consume(self, projection: Projection, store: SQLiteEffectStore) -> None:
+        with self.bus.projection_consumer(projection, store) as consumer:
             consumer.run(self._stop, poll_ms=200)

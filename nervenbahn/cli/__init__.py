@@ -18,7 +18,7 @@ from domain.errors import DomainError, InvalidCommandError
 from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.config import ConfigError
 
-from . import bus, case, projections, relay, schemas
+from . import apikeys, bus, case, projections, relay, report, schemas, serve
 from .render import emit_json
 from .runtime import Runtime, runtime
 
@@ -40,6 +40,9 @@ app.command("broker")(bus.broker)
 app.add_typer(bus.topics_app, name="topics")
 app.add_typer(projections.app, name="projections")
 app.add_typer(projections.region_app, name="region")
+app.add_typer(apikeys.app, name="apikeys")
+app.add_typer(report.app, name="report")
+app.command("serve")(serve.serve)
 
 _RUNTIMES: list[Runtime] = []
 """The runtime of the invocation in progress, closed by `main` however the command ends."""

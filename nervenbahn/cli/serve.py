@@ -1,0 +1,46 @@
+"""`nervenbahn serve`: the HTTP API, the relays and the read models' consumers, together."""
+
+from __future__ import annotations
+
+import signal
+from typing import Annotated
+
+import typer
+
+from bus.topics import catalogue, ensure_topics
+from nervenbahn.api import build_api_context, create_app
+from nervenbahn.paths import store_folder
+from nervenbahn.serve import Server
+from nervenbahn.wiring import kafka_or_embedded, open_bus
+
+from .runtime import runtime
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
+) -> None:
+    """Run the API (OpenAPI docs at /docs), the relays and the projections until Ctrl-C.
+
+    Uses NERVENBAHN_KAFKA, or starts the embedded broker for as long as it runs.
+    """
+    rt = runtime(ctx)
+    with kafka_or_embedded(store_folder(rt.settings.store)) as kafka:
+        bus = open_bus(rt.service, rt.settings.store, kafka)
+        context = build_api_context(rt.settings, rt.service)
+        server = Server(bus, rt.settings, create_app(context), host=host, port=port)
+        try:
+            ensure_topics(kafka, catalogue(kafka, reporting=True))
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: server.stop_soon())
+            server.start()
+            if not server.wait_until_serving():
+                raise typer.Exit(3)
+            rt.console.print(f"nervenbahn serving on {server.url} (docs: {server.url}/docs); "
+                             f"Kafka {', '.join(kafka.bootstrap_servers)}; Ctrl-C stops")
+            server.run_until_stopped()
+        finally:
+            server.stop()
+            context.close()
+            bus.close()
