@@ -130,6 +130,9 @@ class Settings(BaseModel):
     master_key: SecretStr
     configured_reporting_key: SecretStr | None = None
     """NERVENBAHN_REPORTING_KEY, if set (use `reporting_key`)."""
+    projections_store: StoreConfig | None = None
+    """NERVENBAHN_PROJECTIONS_STORE: the PostgreSQL schema of every read model; None: a
+    SQLite file per read model beside the store."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
 
@@ -162,6 +165,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         store=store,
         master_key=SecretStr(base64.b64encode(_master_key(env, store)).decode()),
         configured_reporting_key=_configured_reporting_key(env),
+        projections_store=_projections_store(env),
         log_format=log_format,  # type: ignore[arg-type]
         log_level=env.get("NERVENBAHN_LOG_LEVEL", "info"),
     )
@@ -183,6 +187,27 @@ def _master_key(env: dict[str, str], store: StoreConfig) -> bytes:
         "NERVENBAHN_MASTER_KEY or NERVENBAHN_MASTER_KEY_FILE must be set for a PostgreSQL store "
         "(32 random bytes, base64-encoded; keep it in your secret store)"
     )
+
+
+def _projections_store(env: dict[str, str]) -> StoreConfig | None:
+    """NERVENBAHN_PROJECTIONS_STORE: unset, SQLite files; else a PostgreSQL URL with a schema."""
+    url = env.get("NERVENBAHN_PROJECTIONS_STORE", "").strip()
+    if not url:
+        return None
+    problem = ConfigError(
+        "NERVENBAHN_PROJECTIONS_STORE: use postgresql://user@host:5432/db?schema=name "
+        "(or leave it unset for a SQLite file per read model)"
+    )
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise problem
+    try:
+        store = StoreConfig.parse(url)
+    except ConfigError as exc:
+        message = str(exc).replace("NERVENBAHN_STORE", "NERVENBAHN_PROJECTIONS_STORE")
+        raise ConfigError(message) from None
+    if not store.schema_name:
+        raise problem
+    return store
 
 
 def _configured_reporting_key(env: dict[str, str]) -> SecretStr | None:

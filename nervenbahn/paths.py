@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nervenbahn.config import StoreConfig
+from nervenbahn.config import Settings, StoreConfig
+from projections.storage import PostgresReadModels, ReadModelTarget
 
-__all__ = ["projection_path", "store_folder"]
+__all__ = ["projection_path", "read_model_target", "store_folder"]
 
 
 def store_folder(store: StoreConfig) -> Path:
@@ -17,3 +18,12 @@ def store_folder(store: StoreConfig) -> Path:
 def projection_path(store: StoreConfig, name: str) -> Path:
     """The SQLite database of a read model: `<store folder>/projections/<name>.db`."""
     return store_folder(store) / "projections" / f"{name}.db"
+
+
+def read_model_target(settings: Settings, name: str) -> ReadModelTarget:
+    """Where the read model `name` lives: the schema of NERVENBAHN_PROJECTIONS_STORE if set,
+    else its SQLite file (`projection_path`)."""
+    store = settings.projections_store
+    if store is None:
+        return projection_path(settings.store, name)
+    return PostgresReadModels(store.conninfo(), store.schema_name)

@@ -1,7 +1,8 @@
 """`nervenbahn serve`: the HTTP API, the relay and the projections' consumers, together.
 
 Each runs in a thread of its own (a Kafka consumer needs its own thread to join its group).
-A projection whose database does not exist yet is first rebuilt from the event store; its
+A projection whose read model (SQLite file, or tables in the PostgreSQL schema of
+NERVENBAHN_PROJECTIONS_STORE) does not exist yet is first rebuilt from the event store; its
 consumer then starts at the beginning of the topic and skips, by event id, what the rebuild
 applied. Everything stops when `stop()` is called (SIGINT/SIGTERM from the CLI).
 """
@@ -11,16 +12,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
 import uvicorn
 
-from bus.effects import SQLiteEffectStore
+from bus.effects import EffectStore
 from nervenbahn.config import Settings
-from nervenbahn.paths import projection_path
+from nervenbahn.paths import read_model_target
 from nervenbahn.wiring import Bus
 from projections import PROJECTIONS, Projection, open_projection_store, rebuild
+from projections.storage import read_model_built
 
 __all__ = ["Server"]
 
@@ -39,7 +42,7 @@ class Server:
     projections: tuple[str, ...] = tuple(PROJECTIONS)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
-    _stores: dict[str, SQLiteEffectStore] = field(default_factory=dict)
+    _stores: dict[str, EffectStore] = field(default_factory=dict)
     _uvicorn: uvicorn.Server | None = None
 
     @property
@@ -53,13 +56,14 @@ class Server:
         projections = {name: PROJECTIONS[name].from_settings(self.settings)
                        for name in self.projections}
         for name, projection in projections.items():
-            path = projection_path(self.settings.store, name)
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                events = rebuild(projection, self.bus.service, path)
+            target = read_model_target(self.settings, name)
+            if not read_model_built(target, projection.tables[0]):
+                if isinstance(target, Path):
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                events = rebuild(projection, self.bus.service, target)
                 log.info("projection built from the store", projection=name, events=events)
         for name, projection in projections.items():
-            store = open_projection_store(projection, projection_path(self.settings.store, name))
+            store = open_projection_store(projection, read_model_target(self.settings, name))
             self._stores[name] = store
             self._spawn(f"projection-{name}", self._consume, projection, store)
         self._spawn("relay", self._relay)
@@ -120,6 +124,6 @@ class Server:
         with self.bus.reporting_relay(self.settings.reporting_key) as relay:
             relay.run(self._stop)
 
-    def _consume(self, projection: Projection, store: SQLiteEffectStore) -> None:
+    def _consume(self, projection: Projection, store: EffectStore) -> None:
         with self.bus.projection_consumer(projection, store) as consumer:
             consumer.run(self._stop, poll_ms=200)

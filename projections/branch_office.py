@@ -10,12 +10,12 @@ applicant's data means opening the seal; the API logs every such read.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from projections.framework import Projection
+from projections.storage import SQLConnection
 
 __all__ = ["BranchOfficeProjection", "OfficeCase", "office_case", "office_cases"]
 
@@ -33,12 +33,13 @@ class BranchOfficeProjection(Projection):
     """Cases by municipality, for the branch offices that serve them."""
 
     name: ClassVar[str] = "branch_office"
+    tables: ClassVar[tuple[str, ...]] = ("office_cases",)
 
-    def create_tables(self, db: sqlite3.Connection) -> None:
+    def create_tables(self, db: SQLConnection) -> None:
         for statement in _TABLES:
             db.execute(statement)
 
-    def apply(self, event: Any, tx: sqlite3.Connection) -> None:
+    def apply(self, event: Any, tx: SQLConnection) -> None:
         case_id = str(event.originator_id)
         kind = type(event).__name__
         day = event.effective_date.isoformat()
@@ -97,7 +98,7 @@ def _sealed(person: Any) -> dict[str, str]:
     return dict(sealed)
 
 
-def _update(tx: sqlite3.Connection, case_id: str, **columns: object) -> None:
+def _update(tx: SQLConnection, case_id: str, **columns: object) -> None:
     assignments = ", ".join(f"{column} = ?" for column in columns)  # names are ours
     tx.execute(
         f"UPDATE office_cases SET {assignments} WHERE case_id = ?",  # noqa: S608
@@ -131,7 +132,7 @@ _COLUMNS = (
 
 
 def office_cases(
-    db: sqlite3.Connection,
+    db: SQLConnection,
     municipalities: Collection[int],
     *,
     phase: str | None = None,
@@ -152,7 +153,7 @@ def office_cases(
 
 
 def office_case(
-    db: sqlite3.Connection, municipalities: Collection[int], case_id: str
+    db: SQLConnection, municipalities: Collection[int], case_id: str
 ) -> OfficeCase | None:
     """One case if it lies in the given municipalities; None otherwise (as if not there)."""
     query = f"SELECT {_COLUMNS} FROM office_cases WHERE case_id = ?"  # noqa: S608

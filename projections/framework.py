@@ -6,20 +6,28 @@ A projection is fed two ways that must give the same tables (tested):
 - by a rebuild, straight from the event store's notification log, into a fresh database that
   replaces the old one; the rebuild records every event id it applied, so that the consumer,
   which then starts from the beginning of the topic, skips them all.
+
+Where the tables live (a SQLite file each, or one PostgreSQL schema): `projections.storage`.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from bus.effects import SQLiteEffectStore
+from bus.effects import EffectStore, SQLiteEffectStore
 from bus.envelope import event_id
 from domain.service import CaseService
+from projections.storage import (
+    PostgresReadModels,
+    PostgresReadModelStore,
+    ReadModelTarget,
+    SQLConnection,
+)
 
 __all__ = ["Projection", "open_projection_store", "rebuild"]
 
@@ -28,6 +36,8 @@ class Projection(ABC):
     """A read model: its tables, and how each event changes them."""
 
     name: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]
+    """The projection's tables (the first one tells whether the read model is built)."""
     feed: ClassVar[str] = "case-events"
     """The dataset of the topic that feeds it incrementally (`case-facts`: the reporting topic)."""
 
@@ -43,63 +53,97 @@ class Projection(ABC):
         return f"projection-{self.name}"
 
     @abstractmethod
-    def create_tables(self, db: sqlite3.Connection) -> None:
+    def create_tables(self, db: SQLConnection) -> None:
         """Create the projection's tables if they do not exist."""
 
     @abstractmethod
-    def apply(self, event: Any, tx: sqlite3.Connection) -> None:
+    def apply(self, event: Any, tx: SQLConnection) -> None:
         """Apply one event through `tx` (events arrive in order per case)."""
 
-    def handle(self, received: Any, tx: sqlite3.Connection) -> None:
+    def handle(self, received: Any, tx: SQLConnection) -> None:
         """The handler of the projection's consumer: by default, apply the decoded event."""
         self.apply(received.event, tx)
 
 
-def open_projection_store(projection: Projection, path: Path) -> SQLiteEffectStore:
-    """The projection's database with its tables (and the consumer's bookkeeping tables)."""
-    store = SQLiteEffectStore(path)
-    projection.create_tables(store.db)
-    return store
+def open_projection_store(projection: Projection, target: ReadModelTarget) -> EffectStore:
+    """The projection's store with its tables (and the consumer's bookkeeping tables): a
+    SQLite file, or the read models' PostgreSQL schema."""
+    if isinstance(target, PostgresReadModels):
+        store = PostgresReadModelStore(target)
+        with store.transaction() as tx:
+            projection.create_tables(tx)
+        return store
+    sqlite_store = SQLiteEffectStore(target)
+    projection.create_tables(sqlite_store.db)
+    return sqlite_store
 
 
 def rebuild(
     projection: Projection,
     service: CaseService,
-    path: Path,
+    target: ReadModelTarget,
     *,
     batch_size: int = 2000,
     progress: Callable[[int, int], object] = lambda done, total: None,
 ) -> int:
-    """Rebuild the projection from the event store into a fresh database at `path`.
+    """Rebuild the projection from the event store: into a fresh SQLite database that then
+    replaces the one at `target`, or, in PostgreSQL, by emptying and refilling its tables in one
+    transaction (its group's bookkeeping forgotten too).
 
-    Stop the projection's consumer first: the old database is replaced when the rebuild is
+    Stop the projection's consumer first: the old read model is replaced when the rebuild is
     complete (never half-way). Returns the number of events applied.
     """
-    fresh = path.with_name(path.name + ".rebuild")
+    if isinstance(target, PostgresReadModels):
+        store = PostgresReadModelStore(target)
+        try:
+            with store.transaction() as tx:
+                projection.create_tables(tx)
+                store.forget(tx, projection)
+                return _refill(
+                    projection, service, store, lambda: nullcontext(tx), batch_size, progress
+                )
+        finally:
+            store.close()
+    fresh = target.with_name(target.name + ".rebuild")
     _remove(fresh)
-    store = open_projection_store(projection, fresh)
+    sqlite_store = open_projection_store(projection, fresh)
+    try:
+        done = _refill(
+            projection, service, sqlite_store, sqlite_store.transaction, batch_size, progress
+        )
+    finally:
+        sqlite_store.close()
+    _remove(target)
+    os.replace(fresh, target)
+    return done
+
+
+def _refill(
+    projection: Projection,
+    service: CaseService,
+    store: EffectStore,
+    transaction: Callable[[], AbstractContextManager[Any]],
+    batch_size: int,
+    progress: Callable[[int, int], object],
+) -> int:
+    """Apply every event of the store's notification log, recording each event id."""
     total = service.recorder.max_notification_id() or 0
     position = done = 0
-    try:
-        while notifications := service.recorder.select_notifications(
-            start=position + 1, limit=batch_size
-        ):
-            with store.transaction() as tx:
-                for notification in notifications:
-                    event = service.mapper.to_domain_event(notification)
-                    projection.apply(event, tx)
-                    store.mark(
-                        tx,
-                        projection.group,
-                        event_id(event.originator_id, event.originator_version),
-                    )
-            position = notifications[-1].id
-            done += len(notifications)
-            progress(done, max(total, done))
-    finally:
-        store.close()
-    _remove(path)
-    os.replace(fresh, path)
+    while notifications := service.recorder.select_notifications(
+        start=position + 1, limit=batch_size
+    ):
+        with transaction() as tx:
+            for notification in notifications:
+                event = service.mapper.to_domain_event(notification)
+                projection.apply(event, tx)
+                store.mark(
+                    tx,
+                    projection.group,
+                    event_id(event.originator_id, event.originator_version),
+                )
+        position = notifications[-1].id
+        done += len(notifications)
+        progress(done, max(total, done))
     return done
 
 

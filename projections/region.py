@@ -7,13 +7,13 @@ A handover moves the case from one region's view to the other's.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, ClassVar
 
 from domain.events import add_months
 from projections.framework import Projection
+from projections.storage import SQLConnection
 
 __all__ = [
     "ASSESSMENT_WITHIN_DAYS",
@@ -50,12 +50,13 @@ class RegionProjection(Projection):
     """Cases and open goals per social region."""
 
     name: ClassVar[str] = "region"
+    tables: ClassVar[tuple[str, ...]] = ("region_cases", "region_goals")
 
-    def create_tables(self, db: sqlite3.Connection) -> None:
+    def create_tables(self, db: SQLConnection) -> None:
         for statement in _TABLES:
             db.execute(statement)
 
-    def apply(self, event: Any, tx: sqlite3.Connection) -> None:
+    def apply(self, event: Any, tx: SQLConnection) -> None:
         case_id = str(event.originator_id)
         kind = type(event).__name__
         handler = getattr(self, f"_on_{kind}", None)
@@ -68,7 +69,7 @@ class RegionProjection(Projection):
 
     # --- one method per event type that changes the view ----------------------------------
 
-    def _on_CaseOpened(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+    def _on_CaseOpened(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         day = e.effective_date.isoformat()
         tx.execute(
             "INSERT INTO region_cases (case_id, social_region, municipality_bfs, phase, "
@@ -76,10 +77,10 @@ class RegionProjection(Projection):
             (case_id, e.social_region, e.municipality_bfs, day, day),
         )
 
-    def _on_AssessmentCompleted(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+    def _on_AssessmentCompleted(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         _update(tx, case_id, phase="assessed", assessed_on=e.effective_date.isoformat())
 
-    def _on_SupportGranted(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+    def _on_SupportGranted(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         _update(
             tx,
             case_id,
@@ -89,30 +90,30 @@ class RegionProjection(Projection):
             next_review_due=add_months(e.effective_date, 12).isoformat(),
         )
 
-    def _on_SupportRefused(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+    def _on_SupportRefused(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         _update(tx, case_id, phase="refused", decided_on=e.effective_date.isoformat())
 
-    def _on_GoalAgreed(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+    def _on_GoalAgreed(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         tx.execute(
             "INSERT INTO region_goals VALUES (?, ?, ?, ?, 'open')",
             (e.goal_id.hex, case_id, e.category, e.due_date.isoformat()),
         )
 
-    def _on_GoalAchieved(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+    def _on_GoalAchieved(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         tx.execute(
             "UPDATE region_goals SET status = 'achieved' WHERE goal_id = ?", (e.goal_id.hex,)
         )
 
-    def _on_GoalMissed(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+    def _on_GoalMissed(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         tx.execute("UPDATE region_goals SET status = 'missed' WHERE goal_id = ?", (e.goal_id.hex,))
 
-    def _on_ReviewCompleted(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+    def _on_ReviewCompleted(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         _update(tx, case_id, next_review_due=e.next_review_due.isoformat())
 
-    def _on_CaseHandedOver(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+    def _on_CaseHandedOver(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         _update(tx, case_id, social_region=e.to_region, municipality_bfs=e.to_municipality_bfs)
 
-    def _on_CaseClosed(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+    def _on_CaseClosed(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         _update(
             tx,
             case_id,
@@ -121,7 +122,7 @@ class RegionProjection(Projection):
             closure_reason=e.reason,
         )
 
-    def _on_CaseReopened(self, e: Any, case_id: str, tx: sqlite3.Connection) -> None:
+    def _on_CaseReopened(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         _update(
             tx,
             case_id,
@@ -135,7 +136,7 @@ class RegionProjection(Projection):
         )
 
 
-def _update(tx: sqlite3.Connection, case_id: str, **columns: object) -> None:
+def _update(tx: SQLConnection, case_id: str, **columns: object) -> None:
     assignments = ", ".join(f"{column} = ?" for column in columns)  # names are ours, not input
     tx.execute(
         f"UPDATE region_cases SET {assignments} WHERE case_id = ?",  # noqa: S608
@@ -157,7 +158,7 @@ class WorkItem:
     detail: str = ""
 
 
-def caseload(db: sqlite3.Connection, region: str) -> dict[str, int]:
+def caseload(db: SQLConnection, region: str) -> dict[str, int]:
     """Cases of the region by phase."""
     rows = db.execute(
         "SELECT phase, count(*) FROM region_cases WHERE social_region = ? GROUP BY phase",
@@ -166,7 +167,7 @@ def caseload(db: sqlite3.Connection, region: str) -> dict[str, int]:
     return {phase: count for phase, count in rows}
 
 
-def work_list(db: sqlite3.Connection, region: str, today: date) -> list[WorkItem]:
+def work_list(db: SQLConnection, region: str, today: date) -> list[WorkItem]:
     """Assessments, reviews and goals of the region that are due or overdue, soonest first."""
     items: list[WorkItem] = []
     for case_id, intake_on in db.execute(

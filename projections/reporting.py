@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import re
-import sqlite3
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,6 +26,7 @@ from domain.events import CaseHandedOver, CaseOpened
 from domain.reference import load_reference_data
 from projections.framework import Projection
 from projections.reporting_facts import CaseFact, Pseudonymiser, case_fact
+from projections.storage import SQLConnection
 
 __all__ = [
     "CANTON",
@@ -69,6 +69,7 @@ class ReportingProjection(Projection):
     """Pseudonymised case facts, the source of the canton's quarterly figures."""
 
     name: ClassVar[str] = "reporting"
+    tables: ClassVar[tuple[str, ...]] = ("reporting_facts",)
     feed: ClassVar[str] = "case-facts"
 
     def __init__(self, reporting_key: bytes | None = None) -> None:
@@ -80,11 +81,11 @@ class ReportingProjection(Projection):
         key = getattr(settings, "reporting_key", None)
         return cls(base64.b64decode(key.get_secret_value()) if key is not None else None)
 
-    def create_tables(self, db: sqlite3.Connection) -> None:
+    def create_tables(self, db: SQLConnection) -> None:
         for statement in _TABLES:
             db.execute(statement)
 
-    def apply(self, event: Any, tx: sqlite3.Connection) -> None:
+    def apply(self, event: Any, tx: SQLConnection) -> None:
         """Rebuild path: a case event from the store, turned into its fact first."""
         if self._pseudonyms is None:
             raise ReportingKeyMissingError(
@@ -96,11 +97,11 @@ class ReportingProjection(Projection):
             region = _region_now(tx, self._pseudonyms.case(event.originator_id))
         self.apply_fact(case_fact(event, region=region, pseudonyms=self._pseudonyms), tx)
 
-    def handle(self, received: Received, tx: sqlite3.Connection) -> None:
+    def handle(self, received: Received, tx: SQLConnection) -> None:
         """Incremental path: the handler of a consumer of the reporting topic (a CaseFact)."""
         self.apply_fact(received.event, tx)
 
-    def apply_fact(self, fact: CaseFact, tx: sqlite3.Connection) -> None:
+    def apply_fact(self, fact: CaseFact, tx: SQLConnection) -> None:
         """Record one fact (facts arrive in order per case)."""
         row = {name: getattr(fact, name) for name in _COLUMNS}
         row |= {
@@ -118,7 +119,7 @@ class ReportingProjection(Projection):
         )
 
 
-def _region_now(tx: sqlite3.Connection, pseudonym: str) -> str:
+def _region_now(tx: SQLConnection, pseudonym: str) -> str:
     row = tx.execute(
         "SELECT fact, social_region, to_region FROM reporting_facts WHERE case_pseudonym = ? "
         "ORDER BY sequence DESC LIMIT 1",
@@ -196,7 +197,7 @@ class RegionQuarter:
 
 
 def quarterly_figures(
-    db: sqlite3.Connection, quarter: str | Quarter, regions: Sequence[str] | None = None
+    db: SQLConnection, quarter: str | Quarter, regions: Sequence[str] | None = None
 ) -> list[RegionQuarter]:
     """The figures of each of `regions`; by default of all 13 social regions in the reference
     data's order (zeros where nothing happened) and any other region the facts name."""
@@ -208,7 +209,7 @@ def quarterly_figures(
     return [tallies.get(region, _Tally()).figures(region, period) for region in order]
 
 
-def canton_figures(db: sqlite3.Connection, quarter: str | Quarter) -> RegionQuarter:
+def canton_figures(db: SQLConnection, quarter: str | Quarter) -> RegionQuarter:
     """The same figures for the whole canton (medians over all its cases, not of regions)."""
     period = Quarter.parse(quarter) if isinstance(quarter, str) else quarter
     return _tallies(db, period, lambda _: CANTON).get(CANTON, _Tally()).figures(CANTON, period)
@@ -276,7 +277,7 @@ class _Support:
 
 
 def _tallies(
-    db: sqlite3.Connection, quarter: Quarter, key: Callable[[str], str]
+    db: SQLConnection, quarter: Quarter, key: Callable[[str], str]
 ) -> dict[str, _Tally]:
     tallies: defaultdict[str, _Tally] = defaultdict(_Tally)
     for facts in _cases(db):
@@ -284,7 +285,7 @@ def _tallies(
     return dict(tallies)
 
 
-def _cases(db: sqlite3.Connection) -> Iterator[list[_Fact]]:
+def _cases(db: SQLConnection) -> Iterator[list[_Fact]]:
     """The facts of each case, in case order."""
     rows = db.execute(
         "SELECT case_pseudonym, sequence, social_region, fact, effective_date, to_region, "

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from domain.personal_data import PersonalDataVault
 from domain.reference import BranchOffice, ReferenceData, load_branch_offices
@@ -15,7 +14,8 @@ from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.settings import ApiSettings, load_api_settings
 from nervenbahn.config import Settings
-from nervenbahn.paths import projection_path
+from nervenbahn.paths import read_model_target
+from projections.storage import ReadModelTarget
 
 __all__ = ["ApiContext", "build_api_context", "utc_now"]
 
@@ -30,9 +30,9 @@ class ApiContext:
     """The read models, the vault, the key registry, the access log, the branch offices and
     the reference data (regions, municipality names), a clock."""
 
-    region_db: Path
-    branch_office_db: Path
-    reporting_db: Path
+    region_db: ReadModelTarget
+    branch_office_db: ReadModelTarget
+    reporting_db: ReadModelTarget
     vault: PersonalDataVault
     keys: ApiKeyRegistry
     access_log: AccessLog
@@ -48,13 +48,14 @@ class ApiContext:
 def build_api_context(
     settings: Settings, service: CaseService, api: ApiSettings | None = None
 ) -> ApiContext:
-    """The API's context on the configured store: read models beside it, its vault."""
+    """The API's context on the configured store: its read models (beside it, or in
+    NERVENBAHN_PROJECTIONS_STORE), its vault."""
 
     api = api or load_api_settings(settings.store)
     return ApiContext(
-        region_db=projection_path(settings.store, "region"),
-        branch_office_db=projection_path(settings.store, "branch_office"),
-        reporting_db=projection_path(settings.store, "reporting"),
+        region_db=read_model_target(settings, "region"),
+        branch_office_db=read_model_target(settings, "branch_office"),
+        reporting_db=read_model_target(settings, "reporting"),
         vault=service.vault,
         keys=ApiKeyRegistry(api.api_keys),
         access_log=SQLiteAccessLog(api.access_log),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,9 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from domain.errors import InvalidCommandError
-from nervenbahn.paths import projection_path
+from nervenbahn.paths import projection_path as projection_path  # re-exported
+from nervenbahn.paths import read_model_target
 from projections import PROJECTIONS, rebuild
-from projections.region import caseload, work_list
+from projections.region import RegionProjection, caseload, work_list
+from projections.storage import SQLConnection, read_model_built, read_model_connection
 
 from .render import emit_json
 from .runtime import runtime
@@ -32,8 +36,10 @@ def rebuild_command(
     if name not in PROJECTIONS:
         known = ", ".join(sorted(PROJECTIONS))
         raise InvalidCommandError("rebuild", [("name", f"no projection {name!r}; known: {known}")])
-    path = projection_path(rt.settings.store, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    target = read_model_target(rt.settings, name)
+    if isinstance(target, Path):
+        target.parent.mkdir(parents=True, exist_ok=True)
+    where = str(target) if isinstance(target, Path) else f"PostgreSQL schema {target.schema}"
     with Progress(
         TextColumn(f"Rebuilding {name:<18}"),
         BarColumn(),
@@ -45,13 +51,13 @@ def rebuild_command(
         events = rebuild(
             PROJECTIONS[name].from_settings(rt.settings),
             rt.service,
-            path,
+            target,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     if rt.as_json:
-        emit_json(rt.console, {"projection": name, "events": events, "path": str(path)})
+        emit_json(rt.console, {"projection": name, "events": events, "path": where})
     else:
-        rt.console.print(f"projection {name} rebuilt from {events} events into {path}")
+        rt.console.print(f"projection {name} rebuilt from {events} events into {where}")
 
 
 @region_app.command("caseload")
@@ -99,9 +105,10 @@ def region_worklist(
     rt.console.print(table)
 
 
-def _region_db(ctx: typer.Context) -> sqlite3.Connection:
-    path = projection_path(runtime(ctx).settings.store, "region")
-    if not path.exists():
+@contextmanager
+def _region_db(ctx: typer.Context) -> Iterator[SQLConnection]:
+    target = read_model_target(runtime(ctx).settings, RegionProjection.name)
+    if not read_model_built(target, RegionProjection.tables[0]):
         raise InvalidCommandError(
             "region",
             [
@@ -112,4 +119,5 @@ def _region_db(ctx: typer.Context) -> sqlite3.Connection:
                 )
             ],
         )
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    with read_model_connection(target) as db:
+        yield db

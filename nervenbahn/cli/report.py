@@ -6,9 +6,8 @@ comparing the social regions, self-contained) and `report-2026Q1.csv` (a row per
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -17,9 +16,15 @@ import typer
 
 from domain.errors import InvalidCommandError
 from domain.reference import load_reference_data
-from nervenbahn.paths import projection_path
+from nervenbahn.paths import read_model_target
 from nervenbahn.quarterly_report import ReportInput, write_quarterly_report
 from projections.reporting import Quarter, ReportingProjection, canton_figures, quarterly_figures
+from projections.storage import (
+    ReadModelTarget,
+    SQLConnection,
+    read_model_built,
+    read_model_connection,
+)
 
 from .render import emit_json
 from .runtime import runtime
@@ -43,7 +48,7 @@ def quarterly(
         period = Quarter.parse(quarter)
     except ValueError as exc:
         raise InvalidCommandError("report", [("quarter", str(exc))]) from None
-    with _reporting_db(projection_path(rt.settings.store, ReportingProjection.name)) as db:
+    with _reporting_db(read_model_target(rt.settings, ReportingProjection.name)) as db:
         report = ReportInput(
             quarter=period,
             regions=quarterly_figures(db, period),
@@ -61,17 +66,17 @@ def quarterly(
 
 
 @contextmanager
-def _reporting_db(path: Path) -> Iterator[sqlite3.Connection]:
-    if not path.exists():
+def _reporting_db(target: ReadModelTarget) -> Iterator[SQLConnection]:
+    if not read_model_built(target, ReportingProjection.tables[0]):
         raise InvalidCommandError(
             "report",
             [("read_model", "the reporting read model is not built yet; run "
               "`nervenbahn projections rebuild reporting` (or keep its consumer running)")],
         )
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+    with read_model_connection(target) as db:
         yield db
 
 
-def _last_recorded(db: sqlite3.Connection) -> datetime | None:
+def _last_recorded(db: SQLConnection) -> datetime | None:
     (text,) = db.execute("SELECT max(recorded_at) FROM reporting_facts").fetchone()
     return datetime.fromisoformat(text) if text else None

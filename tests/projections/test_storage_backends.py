@@ -1,0 +1,228 @@
+"""The read models on either backend (projections/storage.py): rebuilt from the same store into
+SQLite or into a PostgreSQL schema, every projection has the same rows, and the query
+functions answer the same."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from domain.reference import load_reference_data
+from domain.service import CaseService
+from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.config import ConfigError, StoreConfig, load_settings
+from nervenbahn.paths import read_model_target
+from nervenbahn.synthetic import synthetic_history
+from projections import PROJECTIONS, Projection
+from projections.branch_office import office_case, office_cases
+from projections.framework import open_projection_store, rebuild
+from projections.region import caseload, work_list
+from projections.reporting import ReportingProjection, canton_figures, quarterly_figures
+from projections.storage import (
+    PostgresReadModels,
+    ReadModelTarget,
+    read_model_built,
+    read_model_connection,
+)
+from tests.bus.pipeline import store_settings
+
+REPORTING_KEY = secrets.token_bytes(32)
+REGIONS = list(load_reference_data().regions)
+ALL_BFS = sorted(load_reference_data().municipalities)
+
+
+def projection(name: str) -> Projection:
+    if name == ReportingProjection.name:
+        return ReportingProjection(REPORTING_KEY)
+    return PROJECTIONS[name]()
+
+
+def dump(target: ReadModelTarget, name: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the projection's own tables, sorted."""
+    with read_model_connection(target) as db:
+        return {
+            table: sorted(tuple(row) for row in db.execute(f"SELECT * FROM {table}").fetchall())
+            for table in PROJECTIONS[name].tables
+        }
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaseService]:
+    """A SQLite event store with 80 synthetic households."""
+    folder = tmp_path_factory.mktemp("backends")
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    service = build_service(store_settings(folder, key))
+    lines = [json.dumps(r) for r in synthetic_history(load_reference_data(), 80, 5)]
+    service.import_records(lines)
+    yield service
+    close_service(service)
+
+
+@pytest.fixture(scope="module")
+def reference(
+    service: CaseService, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """Every read model rebuilt into SQLite files: what the backend under test must match."""
+    folder = tmp_path_factory.mktemp("reference")
+    paths = {name: folder / f"{name}.db" for name in PROJECTIONS}
+    for name, path in paths.items():
+        rebuild(projection(name), service, path)
+    return paths
+
+
+class ReadModelStorageContract(ABC):
+    """What every backend of the read models must do."""
+
+    @abstractmethod
+    def target(self, name: str) -> ReadModelTarget:
+        """Where the backend under test keeps the read model `name`."""
+
+    @pytest.mark.parametrize("name", sorted(PROJECTIONS))
+    def test_a_rebuild_gives_the_same_rows_as_into_sqlite(
+        self, name: str, service: CaseService, reference: dict[str, Path]
+    ) -> None:
+        target = self.target(name)
+        assert not read_model_built(target, PROJECTIONS[name].tables[0])
+
+        events = rebuild(projection(name), service, target)
+
+        assert events == service.recorder.max_notification_id()
+        assert read_model_built(target, PROJECTIONS[name].tables[0])
+        rows = dump(target, name)
+        assert rows == dump(reference[name], name)
+        assert all(rows.values())
+
+    def test_a_second_rebuild_replaces_the_first(
+        self, service: CaseService, reference: dict[str, Path]
+    ) -> None:
+        target = self.target("region")
+        store = open_projection_store(projection("region"), target)
+        with store.transaction() as tx:
+            tx.execute(
+                "INSERT INTO region_cases (case_id, social_region, municipality_bfs, phase, "
+                "opened_on, intake_on, version) VALUES (?, 'so-olten', 2581, 'intake', "
+                "'2020-01-01', '2020-01-01', 1)",
+                ("stale",),
+            )
+        store.close()
+
+        rebuild(projection("region"), service, target)
+        rebuild(projection("region"), service, target)
+
+        assert dump(target, "region") == dump(reference["region"], "region")
+
+    def test_the_query_functions_answer_the_same(
+        self, service: CaseService, reference: dict[str, Path]
+    ) -> None:
+        for name in PROJECTIONS:
+            rebuild(projection(name), service, self.target(name))
+        today = date(2025, 6, 30)
+        some = ALL_BFS[::3]
+        with (
+            read_model_connection(self.target("region")) as ours,
+            read_model_connection(reference["region"]) as theirs,
+        ):
+            for region in REGIONS:
+                assert caseload(ours, region) == caseload(theirs, region)
+                assert work_list(ours, region, today) == work_list(theirs, region, today)
+        with (
+            read_model_connection(self.target("branch_office")) as ours,
+            read_model_connection(reference["branch_office"]) as theirs,
+        ):
+            for phase in (None, "supported", "closed"):
+                page = office_cases(ours, some, phase=phase, limit=25, offset=5)
+                assert page == office_cases(theirs, some, phase=phase, limit=25, offset=5)
+            cases = office_cases(theirs, ALL_BFS, limit=1000)
+            assert len(cases) == 80
+            for case in cases[:20]:
+                for scope in (some, ALL_BFS):
+                    assert office_case(ours, scope, case.case_id) == office_case(
+                        theirs, scope, case.case_id
+                    )
+        with (
+            read_model_connection(self.target("reporting")) as ours,
+            read_model_connection(reference["reporting"]) as theirs,
+        ):
+            for quarter in ("2024Q3", "2025Q1", "2025Q2"):
+                assert quarterly_figures(ours, quarter) == quarterly_figures(theirs, quarter)
+                assert canton_figures(ours, quarter) == canton_figures(theirs, quarter)
+
+
+class TestSQLiteReadModels(ReadModelStorageContract):
+    """A SQLite file per read model (NERVENBAHN_PROJECTIONS_STORE unset)."""
+
+    @pytest.fixture(autouse=True)
+    def _folder(self, tmp_path: Path) -> None:
+        self.folder = tmp_path
+
+    def target(self, name: str) -> ReadModelTarget:
+        return self.folder / f"{name}.db"
+
+
+@pytest.mark.postgres
+class TestPostgresReadModels(ReadModelStorageContract):
+    """Every read model in one PostgreSQL schema of this test's own."""
+
+    @pytest.fixture(autouse=True)
+    def _schema(self, postgres_dsn: str) -> None:
+        store = StoreConfig.parse(postgres_dsn)
+        self.schema = PostgresReadModels(store.conninfo(), store.schema_name)
+
+    def target(self, name: str) -> ReadModelTarget:
+        return self.schema
+
+    def test_a_failed_rebuild_leaves_the_previous_rows(
+        self, service: CaseService, reference: dict[str, Path]
+    ) -> None:
+        rebuild(projection("region"), service, self.schema)
+        failing = projection("region")
+        half = (service.recorder.max_notification_id() or 0) // 2
+        applied = 0
+
+        def apply(event: Any, tx: Any) -> None:
+            nonlocal applied
+            applied += 1
+            if applied > half:
+                raise RuntimeError("disk full")
+            type(failing).apply(failing, event, tx)
+
+        failing.apply = apply  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="disk full"):
+            rebuild(failing, service, self.schema)
+
+        assert dump(self.schema, "region") == dump(reference["region"], "region")
+
+
+del ReadModelStorageContract  # collected through its subclasses only
+
+
+def test_the_setting_puts_every_read_model_in_the_schema(
+    tmp_path: Path, master_key: str
+) -> None:
+    url = "postgresql://nb@db:5432/nb?schema=read_models"
+    settings = load_settings({
+        "NERVENBAHN_STORE": f"sqlite:///{tmp_path}/store.db",
+        "NERVENBAHN_MASTER_KEY": master_key,
+        "NERVENBAHN_PROJECTIONS_STORE": url,
+    })
+
+    targets = {read_model_target(settings, name) for name in PROJECTIONS}
+
+    assert targets == {PostgresReadModels(StoreConfig.parse(url).conninfo(), "read_models")}
+    assert isinstance(read_model_target(store_settings(tmp_path, master_key), "region"), Path)
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:///read.db", "postgresql://nb@db:5432/nb", "postgresql://nb@db/nb?schema=A-"]
+)
+def test_the_setting_must_name_a_postgresql_schema(url: str, master_key: str) -> None:
+    with pytest.raises(ConfigError, match="NERVENBAHN_PROJECTIONS_STORE"):
+        load_settings({"NERVENBAHN_MASTER_KEY": master_key, "NERVENBAHN_PROJECTIONS_STORE": url})
