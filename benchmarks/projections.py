@@ -1,11 +1,19 @@
-"""Read-model benchmark: rebuild throughput beside reading the same notifications raw.
+"""Read-model benchmark: rebuild throughput beside reading the same notifications raw, then
+API query latency beside a trivial endpoint on the same stack.
 
-    .venv/bin/python benchmarks/projections.py [--households N] [--json] [--seed S]
+    .venv/bin/python benchmarks/projections.py [--households N] [--clients N] [--requests M]
+                                               [--json] [--seed S]
 
 Seeds a SQLite store with synthetic history (the import path), then, in the same run: reads
 every notification raw from the store (`select_notifications` in batches, nothing decoded),
 and rebuilds each projection from scratch (`projections.framework.rebuild`: read, decode,
 apply, record event ids). Target: a rebuild at least 0.5x the raw read rate.
+
+Then serves the HTTP API on those read models (uvicorn on 127.0.0.1, in a thread) and lets N
+client threads (one keep-alive `httpx.Client` each) send M requests each, a seeded mix of
+branch-office case lists and case details (personal data: decrypted, access-logged), region
+caseload and work list, canton quarter figures; the same number of requests go to a one-route
+FastAPI app served the same way. Target: API p99 < 100 ms.
 """
 
 from __future__ import annotations
@@ -14,11 +22,23 @@ import argparse
 import base64
 import json
 import os
+import random
 import secrets
+import socket
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
 
 # `python benchmarks/projections.py` puts benchmarks/ first on sys.path, where this very file
 # would hide the `projections` package: take it off, and add it back last for `report`.
@@ -26,46 +46,95 @@ if sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpat
     sys.path.pop(0)
 
 from domain.reference import load_reference_data
+from domain.service import CaseService
+from nervenbahn.api import build_api_context, create_app
+from nervenbahn.api.keys import ApiKeyRegistry
+from nervenbahn.api.scopes import Scope
+from nervenbahn.api.settings import ApiSettings
 from nervenbahn.bootstrap import build_service, close_service
-from nervenbahn.config import load_settings
+from nervenbahn.config import Settings, load_settings
 from nervenbahn.logging import configure_logging
-from nervenbahn.synthetic import synthetic_history
+from nervenbahn.paths import projection_path
+from nervenbahn.synthetic import PERIOD_END, PERIOD_START, synthetic_history
 from projections import PROJECTIONS, rebuild
 
 sys.path.append(str(Path(__file__).resolve().parent))
-from report import Row, add_output_arguments, emit_json, print_table
+from report import Row, add_output_arguments, emit_json, percentile, print_table
 
 TARGET = 0.5
 BATCH = 2000
+API_P99_TARGET_MS = 100.0
+"""Our choice (no requirement names one): a caseworker's screen or a report tool waits on
+these queries; under 100 ms at the 99th percentile they feel immediate even with a few
+clients at once, and it leaves room for a bigger canton than 3,000 synthetic households."""
+OFFICE, REGION = "akso-olten", "so-olten"
+MIX: dict[str, float] = {  # kind of request → its share: caseworkers' queries are most of it,
+    "office_cases": 0.30, "office_case": 0.25,  # the canton's quarterly figures are rare
+    "region_caseload": 0.15, "region_worklist": 0.25, "canton_quarter": 0.05,
+}
+PHASES = (None, None, "intake", "assessed", "supported", "refused", "closed")
 
 
 def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", type=int, default=3000)
+    parser.add_argument("--clients", type=int, default=4,
+                        help="concurrent API clients (threads; default 4)")
+    parser.add_argument("--requests", type=int, default=200,
+                        help="API requests per client (default 200)")
     add_output_arguments(parser)
     args = parser.parse_args()
+    if args.households < 1 or args.clients < 1 or args.requests < 2:
+        parser.error("--households and --clients must be ≥ 1, --requests ≥ 2")
     configure_logging("json", "warning")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
-        rows, events = measure(Path(folder), args.households, args.seed)
+        rows, events = measure(Path(folder), args.households, args.seed,
+                               clients=args.clients, requests=args.requests)
     runtime = time.perf_counter() - started
-    notes = [f"{events} events of {args.households} synthetic households, SQLite, batch {BATCH}"]
+    notes = [f"{events} events of {args.households} synthetic households, SQLite, batch {BATCH}",
+             f"API: {args.clients} clients × {args.requests} requests, server and clients in "
+             "one process (uvicorn in a thread); ratio = raw p50 / nervenbahn p50"]
     if args.json:
-        emit_json(runtime, args.seed, {"households": args.households, "events": events},
+        emit_json(runtime, args.seed, {"households": args.households, "events": events,
+                                       "clients": args.clients, "requests": args.requests},
                   rows, notes)
         return
     print_table(
-        "nervenbahn read models: rebuild vs raw read (same run)", rows, notes,
-        fmt=lambda row, side: f"{(row.nervenbahn if side == 'nervenbahn' else row.raw):,.0f} ev/s",
-        describe=lambda row: [f"{row.what}: {row.detail['seconds']:.2f} s vs raw "
-                              f"{row.detail['raw_seconds']:.2f} s"],
-        seed=args.seed, runtime=runtime,
+        "nervenbahn read models: rebuild vs raw read, API vs trivial endpoint (same run)",
+        rows, notes, fmt=_fmt, describe=_describe, seed=args.seed, runtime=runtime,
     )
 
 
-def measure(folder: Path, households: int, seed: int) -> tuple[list[Row], int]:
-    """Seed the store, then time the raw read and each projection's rebuild."""
+def _fmt(row: Row, side: str) -> str:
+    if row.key == "api_latency":
+        d = row.detail
+        return "\n".join(f"p{p} {d[f'{side}_p{p}_ms']:,.1f} ms" for p in (50, 95, 99))
+    return f"{(row.nervenbahn if side == 'nervenbahn' else row.raw):,.0f} ev/s"
+
+
+def _describe(row: Row) -> list[str]:
+    d = row.detail
+    if row.key != "api_latency":
+        return [f"{row.what}: {d['seconds']:.2f} s vs raw {d['raw_seconds']:.2f} s"]
+    lines = [f"API: {d['requests_total']} requests each side; {d['nervenbahn_per_s']:,.0f} req/s "
+             f"vs raw {d['raw_per_s']:,.0f} req/s; max {d['nervenbahn_max_ms']:.1f} ms vs raw "
+             f"{d['raw_max_ms']:.1f} ms; p99 without canton_quarter "
+             f"{d['nervenbahn_p99_ms_without_canton']:.1f} ms"]
+    for kind in MIX:
+        lines.append(
+            f"  {kind:<16} {d[f'{kind}_count']:>4} req  p50 {d[f'{kind}_p50_ms']:6.1f}  "
+            f"p95 {d[f'{kind}_p95_ms']:6.1f}  p99 {d[f'{kind}_p99_ms']:6.1f}  "
+            f"max {d[f'{kind}_max_ms']:6.1f} ms"
+        )
+    return lines
+
+
+def measure(
+    folder: Path, households: int, seed: int, *, clients: int = 4, requests: int = 200
+) -> tuple[list[Row], int]:
+    """Seed the store, time the raw read and each projection's rebuild, then the API."""
     key = base64.b64encode(secrets.token_bytes(32)).decode()
     settings = load_settings({"NERVENBAHN_STORE": f"sqlite:///{folder / 'store.db'}",
                               "NERVENBAHN_MASTER_KEY": key})
@@ -78,8 +147,9 @@ def measure(folder: Path, households: int, seed: int) -> tuple[list[Row], int]:
         rows = []
         for name, projection in PROJECTIONS.items():
             begun = time.perf_counter()
-            rebuild(projection.from_settings(settings), service, folder / f"{name}.db",
-                    batch_size=BATCH)
+            path = projection_path(settings.store, name)  # where the API reads it
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rebuild(projection.from_settings(settings), service, path, batch_size=BATCH)
             seconds = time.perf_counter() - begun
             rate, raw_rate = events / seconds, events / raw_seconds
             rows.append(Row(
@@ -88,6 +158,7 @@ def measure(folder: Path, households: int, seed: int) -> tuple[list[Row], int]:
                 target=f"≥ {TARGET}× raw read", met=rate / raw_rate >= TARGET,
                 detail={"seconds": seconds, "raw_seconds": raw_seconds},
             ))
+        rows.append(_api_latency(settings, service, folder, clients, requests, seed))
         return rows, events
     finally:
         close_service(service)
@@ -104,6 +175,206 @@ def _raw_read(service: object) -> float:
             position = notes[-1].id
         best = min(best, time.perf_counter() - begun)
     return best
+
+
+# --- API latency ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One request of a client's plan: its kind (for the per-kind figures), path and key."""
+
+    kind: str
+    path: str
+    key: str
+
+
+def _api_latency(
+    settings: Settings, service: CaseService, folder: Path, clients: int, requests: int, seed: int
+) -> Row:
+    """Serve the API on the read models just rebuilt and a trivial app beside it; N clients
+    send M requests to each, in the order nervenbahn, raw, raw, nervenbahn (half each)."""
+    api = ApiSettings(api_keys=folder / "api-keys.json", access_log=folder / "access-log.db")
+    keys = _issue_keys(ApiKeyRegistry(api.api_keys))
+    context = build_api_context(settings, service, api)
+    try:
+        with _serving(create_app(context)) as nb_url, _serving(_trivial_app()) as raw_url:
+            case_ids = _office_case_ids(nb_url, keys["office"])
+            plans = []
+            for c in range(clients):
+                rng = random.Random(seed * 1009 + c)
+                kinds = rng.choices(list(MIX), weights=list(MIX.values()), k=requests)
+                plans.append(_plan(rng, kinds, case_ids, keys))
+            raw_plan = [_Call("raw", "/ping", keys["office"])] * requests
+            nb_http = [httpx.Client(base_url=nb_url, timeout=60) for _ in range(clients)]
+            raw_http = [httpx.Client(base_url=raw_url, timeout=60) for _ in range(clients)]
+            try:
+                for index in range(clients):  # connect, and ask each kind once, untimed
+                    _run([nb_http[index]], [_plan(random.Random(-1 - index), list(MIX),
+                                                  case_ids, keys)])
+                    _run([raw_http[index]], [raw_plan[:len(MIX)]])
+                half = requests // 2
+                nb_first, nb_seconds = _run(nb_http, [plan[:half] for plan in plans])
+                raw_first, raw_seconds = _run(raw_http, [raw_plan[:half]] * clients)
+                raw_second, seconds = _run(raw_http, [raw_plan[half:]] * clients)
+                raw_seconds += seconds
+                nb_second, seconds = _run(nb_http, [plan[half:] for plan in plans])
+                nb_seconds += seconds
+            finally:
+                for client in (*nb_http, *raw_http):
+                    client.close()
+    finally:
+        context.close()
+    nb_calls, raw_calls = nb_first + nb_second, raw_first + raw_second
+    nb_ms, raw_ms = [ms for _, ms in nb_calls], [ms for _, ms in raw_calls]
+    detail: dict[str, Any] = {"requests_total": len(nb_ms), "office_cases_known": len(case_ids),
+                              "nervenbahn_per_s": len(nb_ms) / nb_seconds,
+                              "raw_per_s": len(raw_ms) / raw_seconds}
+    detail |= _latency_figures("nervenbahn", nb_ms) | _latency_figures("raw", raw_ms)
+    for kind in MIX:
+        detail |= _latency_figures(kind, [ms for k, ms in nb_calls if k == kind])
+    rest = [ms for kind, ms in nb_calls if kind != "canton_quarter"]
+    detail["nervenbahn_p99_ms_without_canton"] = percentile(rest, 99) if rest else 0.0
+    p99 = detail["nervenbahn_p99_ms"]
+    return Row(
+        key="api_latency", what=f"API p99 ({clients} clients)", backend="sqlite · uvicorn",
+        unit="ms (p99)", nervenbahn=p99, raw=detail["raw_p99_ms"],
+        ratio=detail["raw_p50_ms"] / detail["nervenbahn_p50_ms"],
+        target=f"p99 < {API_P99_TARGET_MS:.0f} ms", met=p99 < API_P99_TARGET_MS, detail=detail,
+    )
+
+
+def _latency_figures(name: str, ms: list[float]) -> dict[str, Any]:
+    """`<name>_count`, `_p50_ms`, `_p95_ms`, `_p99_ms`, `_max_ms` (zeros without samples)."""
+    figures: dict[str, Any] = {f"{name}_count": len(ms)}
+    for pct in (50, 95, 99):
+        figures[f"{name}_p{pct}_ms"] = percentile(ms, pct) if ms else 0.0
+    figures[f"{name}_max_ms"] = max(ms, default=0.0)
+    return figures
+
+
+def _issue_keys(registry: ApiKeyRegistry) -> dict[str, str]:
+    now = datetime.now(UTC)
+    return {
+        "office": registry.add("bench-office", Scope("branch_office", OFFICE), now=now),
+        "region": registry.add("bench-region", Scope("region", REGION), now=now),
+        "canton": registry.add("bench-canton", Scope("canton"), now=now),
+    }
+
+
+def _office_case_ids(url: str, key: str) -> list[str]:
+    """Every case id of the office (untimed), for the detail requests."""
+    ids: list[str] = []
+    with httpx.Client(base_url=url, timeout=60, headers={"X-API-Key": key}) as client:
+        while True:
+            response = client.get(f"/v1/branch-offices/{OFFICE}/cases",
+                                  params={"limit": 500, "offset": len(ids)})
+            response.raise_for_status()
+            page = [case["case_id"] for case in response.json()["cases"]]
+            ids += page
+            if len(page) < 500:
+                break
+    if not ids:
+        raise RuntimeError(f"no case in {OFFICE}'s municipalities: raise --households")
+    return ids
+
+
+def _plan(
+    rng: random.Random, kinds: list[str], case_ids: list[str], keys: dict[str, str]
+) -> list[_Call]:
+    """A request of each of `kinds`, their parameters drawn from `rng`."""
+    days = (PERIOD_END - PERIOD_START).days
+    quarters = sorted({f"{d.year}Q{(d.month - 1) // 3 + 1}" for d in
+                       (PERIOD_START + timedelta(days=n) for n in range(0, days + 1, 30))})
+    office, region = f"/v1/branch-offices/{OFFICE}/cases", f"/v1/regions/{REGION}"
+    make: dict[str, Callable[[], _Call]] = {
+        "office_cases": lambda: _Call("office_cases", office + _query(
+            phase=rng.choice(PHASES), limit=rng.choice((20, 50, 100)),
+            offset=rng.choice((0, 0, 0, 20, 100))), keys["office"]),
+        "office_case": lambda: _Call("office_case", f"{office}/{rng.choice(case_ids)}",
+                                     keys["office"]),
+        "region_caseload": lambda: _Call("region_caseload", f"{region}/caseload",
+                                         keys["region"]),
+        "region_worklist": lambda: _Call("region_worklist", f"{region}/worklist" + _query(
+            today=PERIOD_START + timedelta(days=rng.randint(0, days))), keys["region"]),
+        "canton_quarter": lambda: _Call("canton_quarter",
+                                        f"/v1/canton/quarters/{rng.choice(quarters)}",
+                                        keys["canton"]),
+    }
+    return [make[kind]() for kind in kinds]
+
+
+def _query(**params: object) -> str:
+    given = [f"{name}={value}" for name, value in params.items() if value is not None]
+    return "?" + "&".join(given) if given else ""
+
+
+def _run(
+    http: list[httpx.Client], plans: list[list[_Call]]
+) -> tuple[list[tuple[str, float]], float]:
+    """Client i sends plans[i] over http[i], all threads starting together; returns every
+    request's (kind, ms) and the wall-clock seconds until the last client finished."""
+    barrier = threading.Barrier(len(plans) + 1)
+    timed: list[list[tuple[str, float]]] = [[] for _ in plans]
+    errors: list[str] = []
+
+    def client(index: int) -> None:
+        barrier.wait()
+        try:
+            for call in plans[index]:
+                begun = time.perf_counter()
+                response = http[index].get(call.path, headers={"X-API-Key": call.key})
+                timed[index].append((call.kind, 1000 * (time.perf_counter() - begun)))
+                if response.status_code != 200:
+                    errors.append(f"GET {call.path}: {response.status_code} {response.text}")
+        except Exception as exc:  # an error in a thread must fail the run, not vanish
+            errors.append(f"client {index}: {exc!r}")
+
+    threads = [threading.Thread(target=client, args=(i,), name=f"bench-client-{i}")
+               for i in range(len(plans))]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    begun = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - begun
+    if errors:
+        raise RuntimeError(f"{len(errors)} API request(s) failed, first: {errors[0]}")
+    return [call for calls in timed for call in calls], seconds
+
+
+@contextmanager
+def _serving(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free port of 127.0.0.1, in a thread; yields its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off", access_log=False))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start on port {port}")
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _trivial_app() -> FastAPI:
+    """The raw baseline: FastAPI with one sync route (like nervenbahn's) and a constant."""
+    app = FastAPI()
+
+    @app.get("/ping")
+    def ping() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
 
 
 if __name__ == "__main__":
