@@ -3,10 +3,12 @@ reporting read model (pseudonymised facts; aggregates only, never a case)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Context, canton_in_scope
 from nervenbahn.api.keys import Consumer
 from nervenbahn.api.models import CantonQuarter, QuarterFigures
@@ -19,10 +21,18 @@ from projections.reporting import (
     canton_figures,
     quarterly_figures,
 )
+from projections.storage import SQLConnection
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/canton", tags=["canton"])
+
+_ANSWERS: dict[tuple[str, str, int], CantonQuarter] = {}
+"""Computed answers by (read model, quarter, number of facts): facts are only ever added, so
+an answer stays right until the next fact arrives. Bounded to `_KEEP` entries."""
+_KEEP = 64
+_COMPUTING = threading.Lock()
+"""One computation at a time: concurrent requests for a new answer wait for it, not redo it."""
 
 
 @router.get("/quarters/{quarter}", response_model=CantonQuarter, responses=PROBLEM_RESPONSES)
@@ -33,11 +43,23 @@ def get_quarter(
     decision, goal agreements, measures — per social region and for the canton."""
     period = _quarter(quarter)
     with read_model(ctx.reporting_db, ReportingProjection.name) as db:
-        regions = quarterly_figures(db, period, list(ctx.reference.regions))
-        canton = canton_figures(db, period)
+        facts = int(db.execute("SELECT count(*) FROM reporting_facts").fetchone()[0])
+        key = (str(ctx.reporting_db), str(period), facts)
+        answer = _ANSWERS.get(key)
+        if answer is None:
+            with _COMPUTING:
+                answer = _ANSWERS.get(key) or _compute(db, period, ctx)
+                if len(_ANSWERS) >= _KEEP:
+                    _ANSWERS.pop(next(iter(_ANSWERS)))
+                _ANSWERS[key] = answer
+    return answer
+
+
+def _compute(db: SQLConnection, period: Quarter, ctx: ApiContext) -> CantonQuarter:
+    regions = quarterly_figures(db, period, list(ctx.reference.regions))
     return CantonQuarter(
         quarter=str(period),
-        canton=_figures(canton),
+        canton=_figures(canton_figures(db, period)),
         regions=[_figures(region) for region in regions],
     )
 
