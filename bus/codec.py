@@ -15,7 +15,6 @@ when the codec has the core's vault, and `SealedPerson` (id and sealed text) oth
 from __future__ import annotations
 
 import dataclasses
-import struct
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from io import BytesIO
@@ -31,6 +30,7 @@ from eventsourcing.utils import get_topic
 from bus.envelope import EncodedEvent, SealedPerson, event_id
 from bus.errors import DecodeError, EncodeError, SchemaError, SchemaNotFoundError
 from bus.registry import SchemaRegistry
+from bus.wire import HEADER, READ_ERRORS, WRITE_ERRORS, header, schema_id_of
 from domain.budget import BudgetLine
 from domain.case import Case
 from domain.commands import Actor
@@ -55,8 +55,6 @@ __all__ = [
 Seal = Callable[[PersonalData], Mapping[str, str]]
 """Seals one person's data for the bus: the core passes `PersonalDataVault.encrypt`."""
 
-MAGIC_BYTE = 0
-_HEADER = struct.Struct(">BI")
 
 RENAMED = {"originator_id": "case_id", "originator_version": "version", "timestamp": "recorded_at"}
 """Domain event attributes that carry another name on the bus."""
@@ -69,32 +67,6 @@ _VALUE_RECORDS: dict[str, type[Any]] = {
     record_name("BudgetLine"): BudgetLine,
 }
 _PERSON_RECORD = record_name("SealedPersonalData")
-
-_READ_ERRORS = (
-    EOFError,
-    IndexError,
-    KeyError,
-    ValueError,
-    TypeError,
-    OverflowError,
-    struct.error,
-    fastavro.read.SchemaResolutionError,
-)
-"""What fastavro raises on truncated, corrupt or unresolvable input (all become DecodeError)."""
-
-_WRITE_ERRORS = (
-    fastavro.validation.ValidationError,
-    ValueError,
-    TypeError,
-    KeyError,
-    AttributeError,
-    OverflowError,
-    struct.error,
-)
-"""What fastavro raises when a value does not fit its schema (all become EncodeError).
-
-fastavro writes some values that do not fit (an int beyond 32 bits, "yes" as a boolean), so
-the record is validated first: a message on the bus must be readable by every consumer."""
 
 Convert = Callable[[Any], Any]
 
@@ -184,11 +156,11 @@ class EventCodec:
         record = self._record(codec, event)
         schema_id = self._schema_id(codec)
         buffer = BytesIO()
-        buffer.write(_HEADER.pack(MAGIC_BYTE, schema_id))
+        buffer.write(header(schema_id))
         try:
             fastavro.validation.validate(record, codec.parsed, raise_errors=True)
             fastavro.schemaless_writer(buffer, codec.parsed, record, strict=True)
-        except _WRITE_ERRORS as exc:
+        except WRITE_ERRORS as exc:
             raise EncodeError(
                 f"{codec.name} of case {record.get('case_id')} version {record.get('version')} "
                 f"does not fit its schema: {exc}"
@@ -200,20 +172,20 @@ class EventCodec:
 
         An unreachable registry raises RegistryError instead: the message may be fine, retry.
         """
-        schema_id = _schema_id_of(value)
+        schema_id = schema_id_of(value)
         name, writer = self._writer(schema_id)
         codec = self._types[name]
-        body = BytesIO(value[_HEADER.size :])
+        body = BytesIO(value[HEADER.size :])
         try:
             record = fastavro.schemaless_reader(
                 body, writer, None if writer is codec.parsed else codec.parsed
             )
-        except _READ_ERRORS as exc:
+        except READ_ERRORS as exc:
             raise DecodeError(
                 f"{name} (schema id {schema_id}) is truncated or corrupt: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        trailing = len(value) - _HEADER.size - body.tell()
+        trailing = len(value) - HEADER.size - body.tell()
         if trailing:
             raise DecodeError(
                 f"{name} (schema id {schema_id}) has {trailing} bytes after the event"
@@ -392,18 +364,6 @@ class EventCodec:
         return SealedPersonalData(sealed, self._vault)
 
 
-def _schema_id_of(value: bytes) -> int:
-    if not isinstance(value, bytes | bytearray | memoryview):
-        raise DecodeError(f"a message value is bytes, not {type(value).__name__}")
-    if len(value) < _HEADER.size:
-        raise DecodeError(
-            f"{len(value)} bytes are too short for the Confluent wire format "
-            f"(magic byte and 4-byte schema id)"
-        )
-    magic, schema_id = _HEADER.unpack_from(value)
-    if magic != MAGIC_BYTE:
-        raise DecodeError(f"not in the Confluent wire format: magic byte {magic}, expected 0")
-    return int(schema_id)
 
 
 def _sealed_record(sealed: Mapping[str, str]) -> dict[str, Any]:

@@ -135,28 +135,31 @@ class Bus:
         self, group_id: str, handler: Handler, store: EffectStore, **options: Any
     ) -> Consumer:
         """A consumer of the case-events topic with its own database."""
-        retry = options.pop("retry", RetryPolicy())
-        return Consumer(
-            settings=self.kafka,
-            group_id=group_id,
-            topics=[self.case_topic.name],
-            codec=self.codec(),
-            handler=handler,
-            store=store,
-            retry=retry,
-            **options,
-        )
+        return self._consumer(self.case_topic, self.codec(), group_id, handler, store, options)
 
     def reporting_consumer(
         self, group_id: str, handler: Handler, store: EffectStore, **options: Any
     ) -> Consumer:
         """A consumer of the reporting topic (decoded `CaseFact`s) with its own database."""
+        return self._consumer(
+            self.reporting_topic, self.fact_codec(), group_id, handler, store, options
+        )
+
+    def _consumer(
+        self,
+        topic: TopicSpec,
+        codec: Any,
+        group_id: str,
+        handler: Handler,
+        store: EffectStore,
+        options: dict[str, Any],
+    ) -> Consumer:
         retry = options.pop("retry", RetryPolicy())
         return Consumer(
             settings=self.kafka,
             group_id=group_id,
-            topics=[self.reporting_topic.name],
-            codec=self.fact_codec(),
+            topics=[topic.name],
+            codec=codec,
             handler=handler,
             store=store,
             retry=retry,

@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from projections.framework import Projection
+from projections.framework import Projection, update_case_row
 from projections.storage import SQLConnection
 
 __all__ = ["BranchOfficeProjection", "OfficeCase", "office_case", "office_cases"]
@@ -99,11 +99,7 @@ def _sealed(person: Any) -> dict[str, str]:
 
 
 def _update(tx: SQLConnection, case_id: str, **columns: object) -> None:
-    assignments = ", ".join(f"{column} = ?" for column in columns)  # names are ours
-    tx.execute(
-        f"UPDATE office_cases SET {assignments} WHERE case_id = ?",  # noqa: S608
-        (*columns.values(), case_id),
-    )
+    update_case_row(tx, "office_cases", case_id, **columns)
 
 
 # --- queries ---------------------------------------------------------------------------------

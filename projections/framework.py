@@ -150,3 +150,13 @@ def _refill(
 def _remove(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def update_case_row(tx: SQLConnection, table: str, case_id: str, **columns: object) -> None:
+    """`UPDATE table SET columns… WHERE case_id = ?` (table and column names are the
+    projection's own, never input)."""
+    assignments = ", ".join(f"{column} = ?" for column in columns)
+    tx.execute(
+        f"UPDATE {table} SET {assignments} WHERE case_id = ?",  # noqa: S608
+        (*columns.values(), case_id),
+    )

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from typing import Any, ClassVar
 
 from domain.events import add_months
-from projections.framework import Projection
+from projections.framework import Projection, update_case_row
 from projections.storage import SQLConnection
 
 __all__ = [
@@ -78,7 +78,9 @@ class RegionProjection(Projection):
         )
 
     def _on_AssessmentCompleted(self, e: Any, case_id: str, tx: SQLConnection) -> None:
-        _update(tx, case_id, phase="assessed", assessed_on=e.effective_date.isoformat())
+        update_case_row(
+            tx, "region_cases", case_id, phase="assessed", assessed_on=e.effective_date.isoformat()
+        )
 
     def _on_SupportGranted(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         _update(
@@ -91,7 +93,9 @@ class RegionProjection(Projection):
         )
 
     def _on_SupportRefused(self, e: Any, case_id: str, tx: SQLConnection) -> None:
-        _update(tx, case_id, phase="refused", decided_on=e.effective_date.isoformat())
+        update_case_row(
+            tx, "region_cases", case_id, phase="refused", decided_on=e.effective_date.isoformat()
+        )
 
     def _on_GoalAgreed(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         tx.execute(
@@ -111,7 +115,13 @@ class RegionProjection(Projection):
         _update(tx, case_id, next_review_due=e.next_review_due.isoformat())
 
     def _on_CaseHandedOver(self, e: Any, case_id: str, tx: SQLConnection) -> None:
-        _update(tx, case_id, social_region=e.to_region, municipality_bfs=e.to_municipality_bfs)
+        update_case_row(
+            tx,
+            "region_cases",
+            case_id,
+            social_region=e.to_region,
+            municipality_bfs=e.to_municipality_bfs,
+        )
 
     def _on_CaseClosed(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         _update(
@@ -137,11 +147,7 @@ class RegionProjection(Projection):
 
 
 def _update(tx: SQLConnection, case_id: str, **columns: object) -> None:
-    assignments = ", ".join(f"{column} = ?" for column in columns)  # names are ours, not input
-    tx.execute(
-        f"UPDATE region_cases SET {assignments} WHERE case_id = ?",  # noqa: S608
-        (*columns.values(), case_id),
-    )
+    update_case_row(tx, "region_cases", case_id, **columns)
 
 
 # --- queries ---------------------------------------------------------------------------------

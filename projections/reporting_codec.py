@@ -10,7 +10,6 @@ a message with the writer schema its id names into the current one, so that
 from __future__ import annotations
 
 import dataclasses
-import struct
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from bus.envelope import EncodedEvent
 from bus.errors import DecodeError, EncodeError, SchemaError, SchemaNotFoundError
 from bus.registry import SchemaRegistry
 from bus.relay import PRODUCER_NAME, Encoder, OutgoingMessage
+from bus.wire import HEADER, READ_ERRORS, WRITE_ERRORS, header, schema_id_of
 from projections.reporting_facts import CaseFact, CaseFacts
 from schemas import (
     REPORTING_NAMESPACE,
@@ -37,8 +37,6 @@ __all__ = ["FACT_RECORD", "CaseFactCodec", "fact_encoder", "fact_headers"]
 
 FACT_RECORD = "CaseFact"
 _FULLNAME = record_name(FACT_RECORD, REPORTING_NAMESPACE)
-_HEADER = struct.Struct(">BI")
-_MAGIC_BYTE = 0
 _FIELDS = tuple(field.name for field in dataclasses.fields(CaseFact))
 
 _PARSE_ERRORS = (
@@ -47,25 +45,6 @@ _PARSE_ERRORS = (
     ValueError,
     TypeError,
     KeyError,
-)
-_READ_ERRORS = (
-    EOFError,
-    IndexError,
-    KeyError,
-    ValueError,
-    TypeError,
-    OverflowError,
-    struct.error,
-    fastavro.read.SchemaResolutionError,
-)
-_WRITE_ERRORS = (
-    fastavro.validation.ValidationError,
-    ValueError,
-    TypeError,
-    KeyError,
-    AttributeError,
-    OverflowError,
-    struct.error,
 )
 
 
@@ -115,29 +94,29 @@ class CaseFactCodec:
             raise EncodeError(f"fact_id {fact.fact_id!r} is not a UUID")
         schema_id = self.register_schema()
         buffer = BytesIO()
-        buffer.write(_HEADER.pack(_MAGIC_BYTE, schema_id))
+        buffer.write(header(schema_id))
         try:
             fastavro.validation.validate(record, self._parsed, raise_errors=True)
             fastavro.schemaless_writer(buffer, self._parsed, record, strict=True)
-        except _WRITE_ERRORS as exc:
+        except WRITE_ERRORS as exc:
             raise EncodeError(f"fact {fact.fact_id} does not fit its schema: {exc}") from exc
         return EncodedEvent(buffer.getvalue(), schema_id, FACT_RECORD)
 
     def decode(self, value: bytes) -> CaseFact:
         """The fact in a message value; DecodeError if it is not a case fact."""
-        schema_id = _schema_id_of(value)
+        schema_id = schema_id_of(value)
         writer = self._writer(schema_id)
-        body = BytesIO(value[_HEADER.size :])
+        body = BytesIO(value[HEADER.size :])
         try:
             record = fastavro.schemaless_reader(
                 body, writer, None if writer is self._parsed else self._parsed
             )
-        except _READ_ERRORS as exc:
+        except READ_ERRORS as exc:
             raise DecodeError(
                 f"{FACT_RECORD} (schema id {schema_id}) is truncated or corrupt: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        if len(value) - _HEADER.size != body.tell() or not isinstance(record, dict):
+        if len(value) - HEADER.size != body.tell() or not isinstance(record, dict):
             raise DecodeError(f"{FACT_RECORD} (schema id {schema_id}) is not one whole record")
         record["refusal_reasons"] = tuple(record["refusal_reasons"])
         return CaseFact(**{name: record[name] for name in _FIELDS})
@@ -184,14 +163,3 @@ def fact_encoder(codec: CaseFactCodec, facts: CaseFacts) -> Encoder:
         return [(fact.case_pseudonym.encode(), encoded.value, headers)]
 
     return encode
-
-
-def _schema_id_of(value: bytes) -> int:
-    if not isinstance(value, bytes | bytearray | memoryview):
-        raise DecodeError(f"a message value is bytes, not {type(value).__name__}")
-    if len(value) < _HEADER.size:
-        raise DecodeError(f"{len(value)} bytes are too short for the Confluent wire format")
-    magic, schema_id = _HEADER.unpack_from(value)
-    if magic != _MAGIC_BYTE:
-        raise DecodeError(f"not in the Confluent wire format: magic byte {magic}, expected 0")
-    return int(schema_id)

@@ -1,0 +1,62 @@
+"""The Confluent wire format: magic byte 0, 4-byte big-endian schema id, then Avro binary.
+
+Shared by every codec on the bus, with the tables of what fastavro raises on bad input.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import fastavro
+import fastavro.read
+import fastavro.validation
+
+from bus.errors import DecodeError
+
+__all__ = ["HEADER", "MAGIC_BYTE", "READ_ERRORS", "WRITE_ERRORS", "header", "schema_id_of"]
+
+MAGIC_BYTE = 0
+HEADER = struct.Struct(">BI")
+
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError,
+    IndexError,
+    KeyError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    struct.error,
+    fastavro.read.SchemaResolutionError,
+)
+"""What fastavro raises on truncated, corrupt or unresolvable input (all become DecodeError)."""
+
+WRITE_ERRORS: tuple[type[BaseException], ...] = (
+    fastavro.validation.ValidationError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    OverflowError,
+    struct.error,
+)
+"""What fastavro raises when a value does not fit its schema (all become EncodeError)."""
+
+
+def header(schema_id: int) -> bytes:
+    """The five bytes that precede the Avro body of a message."""
+    return HEADER.pack(MAGIC_BYTE, schema_id)
+
+
+def schema_id_of(value: bytes) -> int:
+    """The schema id of a message value; DecodeError if it is not in the wire format."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise DecodeError(f"a message value is bytes, not {type(value).__name__}")
+    if len(value) < HEADER.size:
+        raise DecodeError(
+            f"{len(value)} bytes are too short for the Confluent wire format "
+            f"(magic byte and 4-byte schema id)"
+        )
+    magic, schema_id = HEADER.unpack_from(value)
+    if magic != MAGIC_BYTE:
+        raise DecodeError(f"not in the Confluent wire format: magic byte {magic}, expected 0")
+    return int(schema_id)
