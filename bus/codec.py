@@ -30,7 +30,7 @@ from eventsourcing.utils import get_topic
 from bus.envelope import EncodedEvent, SealedPerson, event_id
 from bus.errors import DecodeError, EncodeError, SchemaError, SchemaNotFoundError
 from bus.registry import SchemaRegistry
-from bus.wire import HEADER, READ_ERRORS, WRITE_ERRORS, header, schema_id_of
+from bus.wire import WRITE_ERRORS, header, read_record, schema_id_of
 from domain.budget import BudgetLine
 from domain.case import Case
 from domain.commands import Actor
@@ -175,23 +175,7 @@ class EventCodec:
         schema_id = schema_id_of(value)
         name, writer = self._writer(schema_id)
         codec = self._types[name]
-        body = BytesIO(value[HEADER.size :])
-        try:
-            record = fastavro.schemaless_reader(
-                body, writer, None if writer is codec.parsed else codec.parsed
-            )
-        except READ_ERRORS as exc:
-            raise DecodeError(
-                f"{name} (schema id {schema_id}) is truncated or corrupt: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        trailing = len(value) - HEADER.size - body.tell()
-        if trailing:
-            raise DecodeError(
-                f"{name} (schema id {schema_id}) has {trailing} bytes after the event"
-            )
-        if not isinstance(record, dict):
-            raise DecodeError(f"{name} (schema id {schema_id}) is not a record")
+        record = read_record(value, writer, codec.parsed, f"{name} (schema id {schema_id})")
         return self._event(codec, record)
 
     # --- building the codec -----------------------------------------------------------------

@@ -6,6 +6,8 @@ Shared by every codec on the bus, with the tables of what fastavro raises on bad
 from __future__ import annotations
 
 import struct
+from io import BytesIO
+from typing import Any
 
 import fastavro
 import fastavro.read
@@ -13,7 +15,15 @@ import fastavro.validation
 
 from bus.errors import DecodeError
 
-__all__ = ["HEADER", "MAGIC_BYTE", "READ_ERRORS", "WRITE_ERRORS", "header", "schema_id_of"]
+__all__ = [
+    "HEADER",
+    "MAGIC_BYTE",
+    "READ_ERRORS",
+    "WRITE_ERRORS",
+    "header",
+    "read_record",
+    "schema_id_of",
+]
 
 MAGIC_BYTE = 0
 HEADER = struct.Struct(">BI")
@@ -60,3 +70,22 @@ def schema_id_of(value: bytes) -> int:
     if magic != MAGIC_BYTE:
         raise DecodeError(f"not in the Confluent wire format: magic byte {magic}, expected 0")
     return int(schema_id)
+
+
+def read_record(value: bytes, writer: Any, reader: Any, what: str) -> dict[str, Any]:
+    """The one Avro record after the header, written with `writer`, read as `reader`.
+
+    DecodeError names `what` if the body is truncated, corrupt, followed by more bytes, or not
+    a record.
+    """
+    body = BytesIO(value[HEADER.size :])
+    try:
+        record = fastavro.schemaless_reader(body, writer, None if writer is reader else reader)
+    except READ_ERRORS as exc:
+        raise DecodeError(f"{what} is truncated or corrupt: {type(exc).__name__}: {exc}") from exc
+    trailing = len(value) - HEADER.size - body.tell()
+    if trailing:
+        raise DecodeError(f"{what} is not one whole record: {trailing} bytes follow it")
+    if not isinstance(record, dict):
+        raise DecodeError(f"{what} is not one whole record")
+    return record

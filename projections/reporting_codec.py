@@ -22,7 +22,7 @@ from bus.envelope import EncodedEvent
 from bus.errors import DecodeError, EncodeError, SchemaError, SchemaNotFoundError
 from bus.registry import SchemaRegistry
 from bus.relay import PRODUCER_NAME, Encoder, OutgoingMessage
-from bus.wire import HEADER, READ_ERRORS, WRITE_ERRORS, header, schema_id_of
+from bus.wire import WRITE_ERRORS, header, read_record, schema_id_of
 from projections.reporting_facts import CaseFact, CaseFacts
 from schemas import (
     REPORTING_NAMESPACE,
@@ -106,18 +106,7 @@ class CaseFactCodec:
         """The fact in a message value; DecodeError if it is not a case fact."""
         schema_id = schema_id_of(value)
         writer = self._writer(schema_id)
-        body = BytesIO(value[HEADER.size :])
-        try:
-            record = fastavro.schemaless_reader(
-                body, writer, None if writer is self._parsed else self._parsed
-            )
-        except READ_ERRORS as exc:
-            raise DecodeError(
-                f"{FACT_RECORD} (schema id {schema_id}) is truncated or corrupt: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        if len(value) - HEADER.size != body.tell() or not isinstance(record, dict):
-            raise DecodeError(f"{FACT_RECORD} (schema id {schema_id}) is not one whole record")
+        record = read_record(value, writer, self._parsed, f"{FACT_RECORD} (schema id {schema_id})")
         record["refusal_reasons"] = tuple(record["refusal_reasons"])
         return CaseFact(**{name: record[name] for name in _FIELDS})
 
