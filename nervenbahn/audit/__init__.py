@@ -1,0 +1,1 @@
+"""The auditor toolkit: hash chains, signed checkpoints, verification, access log, reports."""

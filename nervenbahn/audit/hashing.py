@@ -1,0 +1,108 @@
+"""One hash chain format for everything auditors verify: stored events and the access log.
+
+Each link is SHA-256 over the previous link's hash and an unambiguous encoding of the record
+(every field length-prefixed), so that changing, removing, inserting or reordering a record
+changes every later hash. The genesis hash is fixed and names the chain's purpose, so a link
+of one chain cannot be passed off as a link of another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "HASH_SIZE",
+    "ChainBreak",
+    "ChainHead",
+    "ChainVerification",
+    "encode_fields",
+    "genesis",
+    "link",
+]
+
+HASH_SIZE = 32
+
+
+def genesis(chain: str) -> bytes:
+    """The hash that precedes a chain's first record (`chain`: e.g. "events", "access-log")."""
+    return hashlib.sha256(f"nervenbahn hash chain v1: {chain}".encode()).digest()
+
+
+def encode_fields(fields: Iterable[bytes | str | int]) -> bytes:
+    """Length-prefixed concatenation: ints as 8-byte big-endian, text as UTF-8."""
+    parts: list[bytes] = []
+    for value in fields:
+        if isinstance(value, int):
+            data = struct.pack(">q", value)
+        elif isinstance(value, str):
+            data = value.encode()
+        else:
+            data = bytes(value)
+        parts.append(struct.pack(">I", len(data)))
+        parts.append(data)
+    return b"".join(parts)
+
+
+def link(previous: bytes, record: bytes) -> bytes:
+    """The hash of a record chained to its predecessor's hash."""
+    return hashlib.sha256(previous + record).digest()
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The last link of a chain: its position (0 for an empty chain) and hash."""
+
+    position: int
+    hash: bytes
+
+    def to_json(self) -> dict[str, object]:
+        """As JSON (hash in hex)."""
+        return {"position": self.position, "hash": self.hash.hex()}
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """Where a chain stops matching what it should be, and why."""
+
+    position: int
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        """As JSON."""
+        return {"position": self.position, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ChainVerification:
+    """The result of recomputing one chain (and comparing it with signed checkpoints).
+
+    `first_break` is None when everything matched; `checkpoint` is the latest signed checkpoint
+    the chain was found to agree with (None when there was none to compare with).
+    """
+
+    chain: str
+    records: int
+    head: ChainHead
+    first_break: ChainBreak | None
+    checkpoints_checked: int = 0
+    checkpoint: dict[str, object] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True if nothing was found altered."""
+        return self.first_break is None
+
+    def to_json(self) -> dict[str, object]:
+        """As JSON."""
+        return {
+            "chain": self.chain,
+            "ok": self.ok,
+            "records": self.records,
+            "head": self.head.to_json(),
+            "first_break": self.first_break.to_json() if self.first_break else None,
+            "checkpoints_checked": self.checkpoints_checked,
+            "checkpoint": self.checkpoint,
+        }
