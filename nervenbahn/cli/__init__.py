@@ -18,7 +18,19 @@ from domain.errors import DomainError, InvalidCommandError
 from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.config import ConfigError
 
-from . import apikeys, bus, case, projections, relay, report, schemas, serve
+from . import (
+    apikeys,
+    audit,
+    bus,
+    case,
+    connectors,
+    payments,
+    projections,
+    relay,
+    report,
+    schemas,
+    serve,
+)
 from .render import emit_json
 from .runtime import Runtime, runtime
 
@@ -43,6 +55,10 @@ app.add_typer(projections.region_app, name="region")
 app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(report.app, name="report")
 app.command("serve")(serve.serve)
+app.add_typer(audit.app, name="audit")
+app.add_typer(connectors.app, name="connectors")
+app.add_typer(connectors.connector_app, name="connector")
+app.add_typer(payments.app, name="payments")
 
 _RUNTIMES: list[Runtime] = []
 """The runtime of the invocation in progress, closed by `main` however the command ends."""
