@@ -1,0 +1,385 @@
+"""The payments service: payout accounts and monthly payment runs, in a store of their own.
+
+An `eventsourcing` application named "payments" on the same database as the case store, with
+its own events table (`payments_events`), so that the case store's notification log (relays,
+projections, rebuilds) stays case-only and the payments relay reads payment events only.
+It reads cases through the `CaseService` it is given; it never changes them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, cast
+from uuid import UUID
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import datetime_now_with_tzinfo
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, JSONTranscoder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
+from eventsourcing.utils import get_topic, resolve_topic
+
+from domain.case import SWISS_TIME, Case
+from domain.entitlement import month_entitlement, month_of, months_between
+from domain.errors import RuleViolationError
+from domain.money import ZERO
+from domain.payments import (
+    PAYMENT_VALUE_TYPES,
+    RUN_BOOK_ID,
+    AccountSealer,
+    OrderDraft,
+    OrderKind,
+    PaymentOrdered,
+    PaymentRun,
+    PaymentRunBook,
+    PaymentRunStarted,
+    PayoutAccount,
+    PayoutAccountDetails,
+    RecordPayoutAccount,
+    RunPayments,
+    SealedPayoutAccount,
+    payout_account_id,
+)
+from domain.service import CaseService
+from domain.transcodings import register_domain_transcodings
+
+__all__ = ["PAYMENTS_EVENTS_TABLE", "AccountResult", "PaymentService", "RunSummary"]
+
+log = structlog.get_logger("nervenbahn.payments")
+
+PAYMENTS_EVENTS_TABLE = "payments_events"
+"""The payments store's events table (eventsourcing names it so on PostgreSQL; on SQLite,
+where it would share `stored_events` with the case store, the service names it)."""
+_ALL = 2**62
+
+
+@dataclass(frozen=True)
+class AccountResult:
+    """What recording a payout account did."""
+
+    case_id: UUID
+    version: int
+    changed: bool
+    """False for a case's first account, True when it replaced one."""
+
+
+@dataclass
+class RunSummary:
+    """What a payment run ordered (or would have: nothing is recorded without a payable or
+    claimable order)."""
+
+    month: date
+    recorded: bool
+    run_id: UUID | None = None
+    sequence: int | None = None
+    execution_date: date | None = None
+    orders: list[OrderDraft] = field(default_factory=list)
+    cases_checked: int = 0
+    seconds: float = 0.0
+
+    @property
+    def paid_out(self) -> list[OrderDraft]:
+        """Orders that are transfers (pain.001)."""
+        return [o for o in self.orders if not o.held and o.kind != "claim_back"]
+
+    @property
+    def claims(self) -> list[OrderDraft]:
+        """Orders to recover."""
+        return [o for o in self.orders if o.kind == "claim_back"]
+
+    @property
+    def held(self) -> list[OrderDraft]:
+        """Orders held for want of a usable payout account."""
+        return [o for o in self.orders if o.held]
+
+    @property
+    def control_sum(self) -> Decimal:
+        """The sum paid out."""
+        return sum((o.amount for o in self.paid_out), ZERO)
+
+    @property
+    def message(self) -> str:
+        """One line saying what happened."""
+        month = f"{self.month:%Y-%m}"
+        held = f"; {len(self.held)} held (no usable payout account)" if self.held else ""
+        if not self.recorded:
+            return f"payment run {month}: nothing to pay or claim back{held}; nothing recorded"
+        return (
+            f"payment run {month} #{self.sequence} recorded: {len(self.paid_out)} payments "
+            f"CHF {self.control_sum}, {len(self.claims)} claims back "
+            f"CHF {sum((o.amount for o in self.claims), ZERO)}{held}"
+        )
+
+
+class PaymentService(Application[UUID]):
+    """Records payout accounts and payment runs; reads cases from a `CaseService`."""
+
+    name = "payments"
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        cases: CaseService,
+        clock: Callable[[], datetime] = datetime_now_with_tzinfo,
+    ) -> None:
+        self.cases = cases
+        self.sealer = AccountSealer(cases.vault)
+        self._clock = clock
+        super().__init__(env)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        """Dates, actors and sealed accounts, as the case store writes them."""
+        super().register_transcodings(transcoder)
+        register_domain_transcodings(transcoder, self.cases.vault, PAYMENT_VALUE_TYPES)
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        """The recorder; on SQLite with a table of its own (eventsourcing's SQLite factory
+        names every application's table `stored_events`). The recorder class is still the
+        configured one (APPLICATION_RECORDER_TOPIC), so the store's other policies apply."""
+        factory = self.factory
+        if not isinstance(factory, SQLiteFactory):
+            return super().construct_recorder()
+        topic = factory.env.get(factory.APPLICATION_RECORDER_TOPIC)
+        recorder_class = cast(
+            type[SQLiteApplicationRecorder],
+            resolve_topic(topic) if topic else factory.application_recorder_class,
+        )
+        recorder = recorder_class(
+            datastore=factory.datastore, events_table_name=PAYMENTS_EVENTS_TABLE
+        )
+        if factory.env_create_table():
+            recorder.create_table()
+        return recorder
+
+    # --- payout accounts -------------------------------------------------------------------
+
+    def record_account(self, cmd: RecordPayoutAccount) -> AccountResult:
+        """Record or replace a case's payout account, sealed with the applicant's key."""
+        case = self.cases.get_case(cmd.case_id)
+        _authorise(cmd.actor.role, cmd.actor.organisation, case.social_region)
+        person_id = case.applicant.person_id
+        if self.cases.vault.keystore.load(person_id) is None:
+            raise RuleViolationError(
+                "payee-not-erased",
+                f"case_id: the applicant of case {case.id} was erased; no account can be "
+                "recorded for them",
+            )
+        sealed = self.sealer.seal(person_id, PayoutAccountDetails(cmd.iban, cmd.holder))
+        now = self._clock()
+        existing = self._account_aggregate(cmd.case_id)
+        if existing is None:
+            account = PayoutAccount.record(cmd, sealed, now)
+        else:
+            account = existing
+            account.change(cmd, sealed, now)
+        try:
+            self.save(account)
+        except IntegrityError as exc:
+            raise RuleViolationError(
+                "one-change-at-a-time",
+                f"case_id: the payout account of case {cmd.case_id} was changed meanwhile; "
+                "nothing was recorded, retry",
+            ) from exc
+        log.info("payout account recorded", case_id=str(cmd.case_id), changed=existing
+                 is not None, actor=cmd.actor.user_id, correlation_id=str(cmd.correlation_id))
+        return AccountResult(cmd.case_id, account.version, existing is not None)
+
+    def payout_account(self, case_id: UUID) -> PayoutAccountDetails | None:
+        """The case's payout account in clear; None if none was recorded or it was erased."""
+        sealed = self._sealed_account(case_id)
+        return None if sealed is None else self.sealer.open(sealed)
+
+    # --- payment runs ----------------------------------------------------------------------
+
+    def run(self, cmd: RunPayments) -> RunSummary:
+        """Order, for every case, what is owed up to `cmd.month` and not yet ordered.
+
+        Records the run (all its orders at once) if anything is to be paid or claimed back;
+        a run with nothing but held orders records nothing. Refused for a month after the
+        current one, and if another run was recorded while this one was computed.
+        """
+        started = time.perf_counter()
+        now = self._clock()
+        today = now.astimezone(SWISS_TIME).date()
+        execution_date = self._check_run(cmd, today)
+        book = self._book()
+        sequence = book.next_sequence(cmd.month) if book is not None else 1
+        counted = self.counted_by_case_and_month()
+        summary = RunSummary(cmd.month, recorded=False, execution_date=execution_date)
+        for case_id in self.cases.case_ids():
+            case = self.cases.get_case(case_id)
+            drafts = self._orders_for(case, cmd.month, counted)
+            summary.cases_checked += 1
+            summary.orders.extend(drafts)
+        if summary.paid_out or summary.claims:
+            run = PaymentRun.record(cmd, sequence, execution_date, summary.orders, now)
+            book = book or PaymentRunBook.open(now)
+            book.book(run, now)
+            try:
+                self.save(run, book)
+            except IntegrityError as exc:
+                raise RuleViolationError(
+                    "one-run-at-a-time",
+                    f"month: another payment run was recorded while the run for "
+                    f"{cmd.month:%Y-%m} was computed; nothing was recorded, run it again",
+                ) from exc
+            summary.recorded, summary.run_id, summary.sequence = True, run.id, sequence
+        summary.seconds = time.perf_counter() - started
+        log.info(
+            "payment run",
+            month=f"{cmd.month:%Y-%m}",
+            outcome="recorded" if summary.recorded else "nothing",
+            run_id=str(summary.run_id) if summary.run_id else None,
+            payments=len(summary.paid_out),
+            control_sum=str(summary.control_sum),
+            claims=len(summary.claims),
+            held=len(summary.held),
+            cases=summary.cases_checked,
+            duration_ms=round(summary.seconds * 1000, 1),
+            actor=cmd.actor.user_id,
+            correlation_id=str(cmd.correlation_id),
+        )
+        return summary
+
+    def _check_run(self, cmd: RunPayments, today: date) -> date:
+        if cmd.actor.role not in ("administrator", "system"):
+            raise RuleViolationError(
+                "payment-run-by-administrator",
+                f"actor.role: a payment run is started by an administrator or the system, "
+                f"not a {cmd.actor.role}",
+            )
+        if cmd.month > month_of(today):
+            raise RuleViolationError(
+                "payment-run-not-in-future",
+                f"month: {cmd.month:%Y-%m} lies after the current month {today:%Y-%m}",
+            )
+        execution_date = cmd.execution_date or today
+        if execution_date < today or execution_date > today + timedelta(days=92):
+            raise RuleViolationError(
+                "execution-date-limit",
+                f"execution_date: {execution_date} must lie between today ({today}) and "
+                "92 days ahead",
+            )
+        return execution_date
+
+    def _orders_for(
+        self, case: Case, month: date, counted: dict[tuple[UUID, date], Decimal]
+    ) -> list[OrderDraft]:
+        """What the run for `month` orders for one case: each month's difference."""
+        if not case.support_periods or month_of(case.support_periods[0].start) > month:
+            return []
+        account: SealedPayoutAccount | None = None
+        usable = looked_up = False
+        drafts: list[OrderDraft] = []
+        for m in months_between(case.support_periods[0].start, month):
+            entitlement = month_entitlement(case.budgets, case.support_periods, m)
+            before = counted.get((case.id, m))
+            difference = entitlement.amount - (before or ZERO)
+            if difference == ZERO:
+                continue
+            if not looked_up:  # only for cases with something to order
+                account = self._sealed_account(case.id)
+                usable = account is not None and self.sealer.open(account) is not None
+                looked_up = True
+            kind: OrderKind
+            if difference < ZERO:
+                kind = "claim_back"
+            elif m == month and before is None:
+                kind = "regular"
+            else:
+                kind = "back_payment"
+            held = kind != "claim_back" and not usable
+            basis = max(
+                (segment.budget for segment in entitlement.segments),
+                key=lambda version: version.recorded_at,
+                default=None,
+            )
+            drafts.append(
+                OrderDraft(
+                    case_id=case.id,
+                    for_month=m,
+                    kind=kind,
+                    amount=abs(difference),
+                    held=held,
+                    creditor=account if usable else None,
+                    social_region=case.social_region,
+                    entitlement=entitlement.amount,
+                    previously_ordered=before or ZERO,
+                    budget_effective_date=basis.effective_date if basis else None,
+                    budget_recorded_at=basis.recorded_at if basis else None,
+                )
+            )
+        return drafts
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def orders(self, case_id: UUID | None = None) -> Iterator[PaymentOrdered]:
+        """Every recorded order (of one case, if given), in recording order."""
+        for notification in self.recorder.select_notifications(
+            start=None, limit=_ALL, topics=[get_topic(PaymentOrdered)]
+        ):
+            order = cast(PaymentOrdered, self.mapper.to_domain_event(notification))
+            if case_id is None or order.case_id == case_id:
+                yield order
+
+    def counted_by_case_and_month(self) -> dict[tuple[UUID, date], Decimal]:
+        """What the recorded orders count for, by case and month (held ones not at all)."""
+        counted: dict[tuple[UUID, date], Decimal] = {}
+        for order in self.orders():
+            if not order.held:
+                key = (order.case_id, order.for_month)
+                counted[key] = counted.get(key, ZERO) + order.signed_amount
+        return counted
+
+    def runs(self) -> list[PaymentRun]:
+        """Every recorded payment run, by month and sequence."""
+        book = self._book()
+        if book is None:
+            return []
+        ids = [run_id for month in sorted(book.runs_by_month)
+               for run_id in book.runs_by_month[month]]
+        return [cast(PaymentRun, self.repository.get(run_id)) for run_id in ids]
+
+    def run_events(self, run_id: UUID) -> list[Any]:
+        """The events of one run, in order (started, orders, completed)."""
+        return list(self.events.get(run_id))
+
+    def run_starts(self) -> Iterator[PaymentRunStarted]:
+        """The first event of every run, in recording order."""
+        for notification in self.recorder.select_notifications(
+            start=None, limit=_ALL, topics=[get_topic(PaymentRunStarted)]
+        ):
+            yield cast(PaymentRunStarted, self.mapper.to_domain_event(notification))
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _book(self) -> PaymentRunBook | None:
+        try:
+            return cast(PaymentRunBook, self.repository.get(RUN_BOOK_ID))
+        except AggregateNotFoundError:
+            return None
+
+    def _account_aggregate(self, case_id: UUID) -> PayoutAccount | None:
+        try:
+            return cast(PayoutAccount, self.repository.get(payout_account_id(case_id)))
+        except AggregateNotFoundError:
+            return None
+
+    def _sealed_account(self, case_id: UUID) -> SealedPayoutAccount | None:
+        aggregate = self._account_aggregate(case_id)
+        return None if aggregate is None else aggregate.account
+
+
+def _authorise(role: str, organisation: str, region: str) -> None:
+    """As for case commands: caseworkers and supervisors act on their own region's cases."""
+    if role in ("administrator", "system") or organisation == region:
+        return
+    raise RuleViolationError(
+        "actor-responsible",
+        f"actor.organisation: {organisation} is not responsible for cases of {region}",
+    )
