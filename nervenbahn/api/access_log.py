@@ -2,17 +2,63 @@
 
 Who read (consumer and scope), which case and person, which fields, when, through which
 endpoint. An entry is appended *before* the data is returned: a read that cannot be logged
-is not served. The SQLite adapter refuses UPDATE and DELETE; a chained, tamper-evident
-adapter (issue 5) will implement the same port. How long entries are kept is issue 5's too.
+is not served.
+
+`ChainedAccessLog` is the tamper-evident kind (issue 5): every entry is chained to the one
+before it with `nervenbahn.audit.hashing` (chain "access-log"), so that altering, removing,
+inserting or reordering an entry is found by recomputing the chain, and a truncation by
+comparing with a signed checkpoint's head. Entries are kept at least one year
+(Art. 4 para. 5 DSV / OPDo); purging older ones leaves a `RetentionAnchor` from which
+verification starts.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["AccessEntry", "AccessLog", "LoggedAccess"]
+from nervenbahn.api.errors import ApiError
+from nervenbahn.audit.hashing import ChainHead, ChainVerification
+
+__all__ = [
+    "ACCESS_LOG_CHAIN",
+    "MINIMUM_RETENTION_DAYS",
+    "AccessEntry",
+    "AccessLog",
+    "AccessLogRetentionError",
+    "AccessLogTamperedError",
+    "AccessLogVerification",
+    "ChainedAccessLog",
+    "LoggedAccess",
+    "RetentionAnchor",
+    "check_retention",
+]
+
+ACCESS_LOG_CHAIN = "access-log"
+"""The chain's name: its genesis is `genesis("access-log")`."""
+
+MINIMUM_RETENTION_DAYS = 365
+"""Art. 4 para. 5 DSV / OPDo: logs of access to personal data are kept at least one year."""
+
+
+class AccessLogRetentionError(ApiError):
+    """A retention period shorter than the data-protection ordinance allows was asked for."""
+
+
+class AccessLogTamperedError(ApiError):
+    """The access log's chain is broken where an operation needs it intact (e.g. a purge)."""
+
+
+def check_retention(days: int, setting: str = "retention") -> int:
+    """`days` if it is at least one year; AccessLogRetentionError naming `setting` if not."""
+    if days < MINIMUM_RETENTION_DAYS:
+        raise AccessLogRetentionError(
+            f"{setting}: {days} days is shorter than one year; Art. 4 para. 5 DSV / OPDo "
+            f"requires access logs to be kept at least {MINIMUM_RETENTION_DAYS} days"
+        )
+    return days
 
 
 @dataclass(frozen=True)
@@ -36,6 +82,54 @@ class LoggedAccess:
     entry: AccessEntry
 
 
+@dataclass(frozen=True)
+class RetentionAnchor:
+    """Where the chain starts after a purge: the last purged entry's position and hash, when
+    it was purged, the time of that entry, how many entries the purge removed, and why."""
+
+    position: int
+    hash: bytes
+    purged_at: datetime
+    last_at: datetime
+    entries: int
+    reason: str
+
+    @property
+    def head(self) -> ChainHead:
+        """The anchor as the head of the purged part of the chain."""
+        return ChainHead(self.position, self.hash)
+
+    def to_json(self) -> dict[str, object]:
+        """As JSON (hash in hex, times in ISO 8601)."""
+        return {
+            "position": self.position,
+            "hash": self.hash.hex(),
+            "purged_at": self.purged_at.isoformat(),
+            "last_at": self.last_at.isoformat(),
+            "entries": self.entries,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class AccessLogVerification(ChainVerification):
+    """A chain verification of the access log, with the retention anchor it started from and
+    the expected heads that lie before it (purged: neither confirmed nor counted as breaks)."""
+
+    anchor: RetentionAnchor | None = None
+    before_anchor: tuple[ChainHead, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        """As JSON: the chain verification plus the anchor and the heads before it."""
+        return super().to_json() | {
+            "anchor": self.anchor.to_json() if self.anchor else None,
+            "before_anchor": [
+                head.to_json() | {"note": "before the retention anchor"}
+                for head in self.before_anchor
+            ],
+        }
+
+
 class AccessLog(ABC):
     """Port: an append-only log of personal-data reads that auditors can query."""
 
@@ -57,3 +151,34 @@ class AccessLog(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the log's resources."""
+
+
+class ChainedAccessLog(AccessLog):
+    """Port: an access log whose entries are hash-chained, verifiable and purged by retention.
+
+    Ids are consecutive positions in the chain (1, 2, …), also across purges.
+    """
+
+    @abstractmethod
+    def head(self) -> ChainHead:
+        """The last entry's position and stored hash; after a purge of every entry, the
+        retention anchor; (0, genesis) for a log that never had an entry."""
+
+    @abstractmethod
+    def verify(self, expected: Sequence[ChainHead] = ()) -> AccessLogVerification:
+        """Recompute the chain from the retention anchor (or genesis), compare it with the
+        stored hashes and with each expected head (from signed checkpoints), and name the
+        first position found wrong and why; heads before the anchor are only listed."""
+
+    @abstractmethod
+    def anchor(self) -> RetentionAnchor | None:
+        """The latest retention anchor, None if nothing was ever purged."""
+
+    @abstractmethod
+    def purge(
+        self, *, now: datetime, retention_days: int, reason: str | None = None
+    ) -> RetentionAnchor | None:
+        """Remove the oldest entries recorded more than `retention_days` before `now`, with an
+        anchor, in one transaction; None if none is that old. Refuses less than one year
+        (AccessLogRetentionError) and a chain broken in the part to be removed
+        (AccessLogTamperedError)."""

@@ -1,7 +1,19 @@
-"""The access log in a SQLite file of its own; triggers make UPDATE and DELETE fail.
+"""The access log in a SQLite file of its own: hash-chained, append-only, purged by retention.
 
-The triggers stop mistakes and casual edits, not someone who can rewrite the file (a DROP
-TRIGGER is enough): proof that history was not altered is the chained log of issue 5.
+Tables: `access_log` (the entries), `access_log_chain` (each entry's hash, written in the same
+transaction as the entry: BEGIN IMMEDIATE, read the previous hash, insert both),
+`access_log_anchor` (one row per purge: the last purged entry's position and hash) and
+`access_log_purge_permit` (empty except inside a purge's own transaction).
+
+Triggers refuse UPDATE and DELETE of entries and hashes, and any change of an anchor; a
+DELETE passes only for entries up to the position a permit row names, and the purge inserts
+that row and removes it again in the same transaction. The triggers stop mistakes and casual
+edits, not someone who can rewrite the file (a DROP TRIGGER is enough): what proves that
+history was not altered is the chain, recomputed by `verify()`, and its heads in signed
+checkpoints.
+
+A file written by an earlier version (entries without a chain; `PRAGMA user_version` 0) is
+migrated on open: its entries are chained once, in order, and a warning is logged.
 """
 
 from __future__ import annotations
@@ -9,32 +21,91 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
-from nervenbahn.api.access_log import AccessEntry, AccessLog, LoggedAccess
+import structlog
+
+from nervenbahn.api.access_log import (
+    ACCESS_LOG_CHAIN,
+    AccessEntry,
+    AccessLogTamperedError,
+    AccessLogVerification,
+    ChainedAccessLog,
+    LoggedAccess,
+    RetentionAnchor,
+    check_retention,
+)
 from nervenbahn.api.errors import AccessLogUnavailableError
+from nervenbahn.audit.hashing import ChainBreak, ChainHead, encode_fields, genesis, link
 
-__all__ = ["SQLiteAccessLog"]
+__all__ = ["SCHEMA_VERSION", "SQLiteAccessLog", "entry_record"]
 
+log = structlog.get_logger("nervenbahn.access_log")
+
+SCHEMA_VERSION = 1
+"""`PRAGMA user_version` of a chained log (0: an unchained log of an earlier version)."""
+
+_REFUSE = "BEGIN SELECT RAISE(ABORT, 'the access log is append-only: {what}'); END"
+_PERMITTED = "NOT EXISTS (SELECT 1 FROM access_log_purge_permit WHERE OLD.id <= upto)"
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS access_log (id INTEGER PRIMARY KEY, at TEXT NOT NULL, "
     "consumer TEXT NOT NULL, scope TEXT NOT NULL, case_id TEXT NOT NULL, "
     "person_id TEXT NOT NULL, fields TEXT NOT NULL, endpoint TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS access_log_by_person ON access_log (person_id, id)",
     "CREATE INDEX IF NOT EXISTS access_log_by_case ON access_log (case_id, id)",
+    "CREATE TABLE IF NOT EXISTS access_log_chain (id INTEGER PRIMARY KEY, hash BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS access_log_anchor (seq INTEGER PRIMARY KEY, "
+    "position INTEGER NOT NULL, hash BLOB NOT NULL, purged_at TEXT NOT NULL, "
+    "last_at TEXT NOT NULL, entries INTEGER NOT NULL, reason TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS access_log_purge_permit (upto INTEGER NOT NULL)",
+    # an unchained log's delete trigger had no exception for purges: replace it
+    "DROP TRIGGER IF EXISTS access_log_no_delete",
     "CREATE TRIGGER IF NOT EXISTS access_log_no_update BEFORE UPDATE ON access_log "
-    "BEGIN SELECT RAISE(ABORT, 'the access log is append-only: entries cannot be changed'); END",
-    "CREATE TRIGGER IF NOT EXISTS access_log_no_delete BEFORE DELETE ON access_log "
-    "BEGIN SELECT RAISE(ABORT, 'the access log is append-only: entries cannot be deleted'); END",
+    + _REFUSE.format(what="entries cannot be changed"),
+    f"CREATE TRIGGER access_log_no_delete BEFORE DELETE ON access_log WHEN {_PERMITTED} "
+    + _REFUSE.format(what="entries cannot be deleted"),
+    "CREATE TRIGGER IF NOT EXISTS access_log_chain_no_update BEFORE UPDATE ON access_log_chain "
+    + _REFUSE.format(what="hashes cannot be changed"),
+    "CREATE TRIGGER IF NOT EXISTS access_log_chain_no_delete BEFORE DELETE ON access_log_chain "
+    f"WHEN {_PERMITTED} " + _REFUSE.format(what="hashes cannot be deleted"),
+    "CREATE TRIGGER IF NOT EXISTS access_log_anchor_no_update BEFORE UPDATE "
+    "ON access_log_anchor " + _REFUSE.format(what="retention anchors cannot be changed"),
+    "CREATE TRIGGER IF NOT EXISTS access_log_anchor_no_delete BEFORE DELETE "
+    "ON access_log_anchor " + _REFUSE.format(what="retention anchors cannot be deleted"),
 )
 _COLUMNS = "id, at, consumer, scope, case_id, person_id, fields, endpoint"
+_INSERT = (
+    "INSERT INTO access_log (id, at, consumer, scope, case_id, person_id, fields, endpoint) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT_ALL = (
+    "SELECT id, at, consumer, scope, case_id, person_id, fields, endpoint FROM access_log "
+    "ORDER BY id"
+)
+_GENESIS = genesis(ACCESS_LOG_CHAIN)
 
 
-class SQLiteAccessLog(AccessLog):
-    """An append-only access log in a SQLite file (WAL, synchronous FULL)."""
+def entry_record(entry_id: int, row: Sequence[object]) -> bytes:
+    """What an entry's hash covers: its id and every stored field, length-prefixed.
+
+    `row` is (at, consumer, scope, case_id, person_id, fields JSON, endpoint) as stored; the
+    fields are hashed one by one after their count, so the JSON spelling does not matter.
+    """
+    at, consumer, scope, case_id, person_id, fields, endpoint = (str(value) for value in row)
+    names = json.loads(fields)
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError("fields is not a JSON list of field names")
+    return encode_fields([entry_id, at, consumer, scope, case_id, person_id, len(names),
+                          *names, endpoint])
+
+
+class SQLiteAccessLog(ChainedAccessLog):
+    """A hash-chained, append-only access log in a SQLite file (WAL, synchronous FULL)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -46,8 +117,11 @@ class SQLiteAccessLog(AccessLog):
             )
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = FULL")
-            for statement in _SCHEMA:
-                self._db.execute(statement)
+            self._db.execute("PRAGMA secure_delete = ON")  # purged entries leave no bytes
+            with self._transaction():
+                self._prepare()
+
+    # --- the port -------------------------------------------------------------------------
 
     def append(self, entry: AccessEntry) -> int:
         row = (
@@ -59,14 +133,18 @@ class SQLiteAccessLog(AccessLog):
             json.dumps(list(entry.fields)),
             entry.endpoint,
         )
-        with self._lock, _translated("cannot append to the access log"):
-            cursor = self._db.execute(
-                "INSERT INTO access_log (at, consumer, scope, case_id, person_id, fields, "
-                "endpoint) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                row,
+        with self._lock, _translated("cannot append to the access log"), self._transaction():
+            previous = self._head()
+            entry_id = previous.position + 1
+            self._db.execute(
+                _INSERT,
+                (entry_id, *row),
             )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+            self._db.execute(
+                "INSERT INTO access_log_chain (id, hash) VALUES (?, ?)",
+                (entry_id, link(previous.hash, entry_record(entry_id, row))),
+            )
+        return entry_id
 
     def select(
         self,
@@ -90,6 +168,260 @@ class SQLiteAccessLog(AccessLog):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def head(self) -> ChainHead:
+        with self._lock, _translated("cannot read the access log"):
+            return self._head()
+
+    def anchor(self) -> RetentionAnchor | None:
+        with self._lock, _translated("cannot read the access log"):
+            return self._anchor()
+
+    def verify(self, expected: Sequence[ChainHead] = ()) -> AccessLogVerification:
+        with self._lock, _translated("cannot read the access log"), self._transaction("read"):
+            anchor = self._anchor()
+            walk = _Walk.start(anchor, expected)
+            for row in self._db.execute(_ALL_POSITIONS + " ORDER BY u.id"):
+                if not walk.step(row):
+                    break
+            head = self._head()
+        return walk.result(head)
+
+    def purge(
+        self, *, now: datetime, retention_days: int, reason: str | None = None
+    ) -> RetentionAnchor | None:
+        check_retention(retention_days)
+        if now.tzinfo is None:
+            raise ValueError("purge: now must carry a time zone")
+        cutoff = now - timedelta(days=retention_days)
+        why = reason or f"retention: recorded more than {retention_days} days before {now:%F}"
+        with self._lock, _translated("cannot purge the access log"), self._transaction():
+            upto, last_at = self._purgeable(cutoff)
+            if upto is None or last_at is None:
+                return None
+            anchor = self._anchor()
+            verified = self._verified_prefix(anchor, upto)
+            purged = RetentionAnchor(
+                position=upto, hash=verified, purged_at=now.astimezone(UTC), last_at=last_at,
+                entries=upto - (anchor.position if anchor else 0), reason=why,
+            )
+            self._remove(purged)
+        log.info("access log purged", path=str(self.path), entries=purged.entries,
+                 anchor=upto, reason=why)
+        return purged
+
+    # --- inside a transaction -------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, kind: Literal["write", "read"] = "write") -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT (ROLLBACK on any error): one writer at a time, also
+        across processes, so that reading the previous hash and appending are one step.
+        A "read" transaction sees one snapshot and does not hold appends back (WAL)."""
+        self._db.execute("BEGIN IMMEDIATE" if kind == "write" else "BEGIN DEFERRED")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _prepare(self) -> None:
+        """Create or migrate the schema; chain the entries of an unchained (earlier) log."""
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"written by a newer nervenbahn (schema {version}, this one knows "
+                f"{SCHEMA_VERSION})"
+            )
+        for statement in _SCHEMA:
+            self._db.execute(statement)
+        if version < SCHEMA_VERSION:
+            chained = self._chain_unchained()
+            if chained:
+                log.warning("access log migrated: existing entries chained in order",
+                            path=str(self.path), entries=chained)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if self._db.execute("SELECT 1 FROM access_log_purge_permit").fetchone():
+            log.warning("access log: a purge permit was left in the file; removed",
+                        path=str(self.path))
+            self._db.execute("DELETE FROM access_log_purge_permit")
+
+    def _chain_unchained(self) -> int:
+        """Hash every entry of an earlier, unchained log, in id order; the count."""
+        previous = _GENESIS
+        rows = self._db.execute(_SELECT_ALL).fetchall()
+        for entry_id, *row in rows:
+            previous = link(previous, entry_record(entry_id, row))
+            self._db.execute(
+                "INSERT INTO access_log_chain (id, hash) VALUES (?, ?)", (entry_id, previous)
+            )
+        return len(rows)
+
+    def _head(self) -> ChainHead:
+        last = self._db.execute(
+            "SELECT id, hash FROM access_log_chain ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        anchor = self._anchor()
+        if last is not None and (anchor is None or last[0] > anchor.position):
+            return ChainHead(int(last[0]), bytes(last[1]))
+        return anchor.head if anchor is not None else ChainHead(0, _GENESIS)
+
+    def _anchor(self) -> RetentionAnchor | None:
+        row = self._db.execute(
+            "SELECT position, hash, purged_at, last_at, entries, reason FROM access_log_anchor "
+            "ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        position, hashed, purged_at, last_at, entries, reason = row
+        return RetentionAnchor(int(position), bytes(hashed), datetime.fromisoformat(purged_at),
+                               datetime.fromisoformat(last_at), int(entries), str(reason))
+
+    def _purgeable(self, cutoff: datetime) -> tuple[int | None, datetime | None]:
+        """The last id (and its time) of the longest run of oldest entries recorded before
+        `cutoff`: the chain is only ever cut at its start."""
+        upto: int | None = None
+        last_at: datetime | None = None
+        for entry_id, at in self._db.execute("SELECT id, at FROM access_log ORDER BY id"):
+            recorded = datetime.fromisoformat(at)
+            if recorded >= cutoff:
+                break
+            upto, last_at = int(entry_id), recorded
+        return upto, last_at
+
+    def _verified_prefix(self, anchor: RetentionAnchor | None, upto: int) -> bytes:
+        """The recomputed hash at `upto`, if the chain is intact up to there; else refuse."""
+        walk = _Walk.start(anchor, ())
+        for row in self._db.execute(_ALL_POSITIONS + " WHERE u.id <= ? ORDER BY u.id", (upto,)):
+            if not walk.step(row):
+                break
+        if walk.first_break is not None or walk.position != upto:
+            problem = walk.first_break or ChainBreak(walk.position + 1, "entry is missing")
+            raise AccessLogTamperedError(
+                f"cannot purge the access log: the chain is broken at {problem.position} "
+                f"({problem.reason}); nothing was removed — verify the log and keep it as "
+                "evidence"
+            )
+        return walk.previous
+
+    def _remove(self, anchor: RetentionAnchor) -> None:
+        """Delete entries and hashes up to the anchor, record the anchor; the permit exists
+        only within this transaction."""
+        self._db.execute("INSERT INTO access_log_purge_permit (upto) VALUES (?)",
+                         (anchor.position,))
+        self._db.execute("DELETE FROM access_log WHERE id <= ?", (anchor.position,))
+        self._db.execute("DELETE FROM access_log_chain WHERE id <= ?", (anchor.position,))
+        self._db.execute(
+            "INSERT INTO access_log_anchor (position, hash, purged_at, last_at, entries, "
+            "reason) VALUES (?, ?, ?, ?, ?, ?)",
+            (anchor.position, anchor.hash, anchor.purged_at.isoformat(),
+             anchor.last_at.isoformat(), anchor.entries, anchor.reason),
+        )
+        self._db.execute("DELETE FROM access_log_purge_permit")
+
+
+_ALL_POSITIONS = (
+    "SELECT u.id, e.id IS NOT NULL, e.at, e.consumer, e.scope, e.case_id, e.person_id, "
+    "e.fields, e.endpoint, c.hash FROM (SELECT id FROM access_log UNION "
+    "SELECT id FROM access_log_chain) AS u LEFT JOIN access_log AS e ON e.id = u.id "
+    "LEFT JOIN access_log_chain AS c ON c.id = u.id"
+)
+"""Every position that has an entry or a hash (or both); callers add the order."""
+
+
+@dataclass
+class _Walk:
+    """Recomputing the chain position by position, from the anchor (or genesis)."""
+
+    position: int
+    previous: bytes
+    expected: dict[int, list[bytes]]
+    anchor: RetentionAnchor | None
+    before_anchor: tuple[ChainHead, ...]
+    records: int = 0
+    first_break: ChainBreak | None = None
+    checked: int = 0
+    confirmed: ChainHead | None = None
+
+    @classmethod
+    def start(cls, anchor: RetentionAnchor | None, heads: Sequence[ChainHead]) -> _Walk:
+        start = anchor.head if anchor else ChainHead(0, _GENESIS)
+        expected: dict[int, list[bytes]] = {}
+        for head in heads:
+            if head.position >= start.position:
+                expected.setdefault(head.position, []).append(head.hash)
+        walk = cls(start.position, start.hash, expected, anchor,
+                   tuple(h for h in heads if h.position < start.position))
+        walk._compare()  # a head at the anchor itself
+        return walk
+
+    def step(self, row: Sequence[object]) -> bool:
+        """Check the next stored position; False once the chain is broken."""
+        entry_id, has_entry, *fields, stored = row
+        position = int(str(entry_id))
+        reason = self._problem(position, bool(has_entry), fields, stored)
+        if reason is not None:
+            self._break(min(position, self.position + 1), reason)
+            return False
+        self.records += 1
+        self._compare()
+        return self.first_break is None
+
+    def result(self, head: ChainHead) -> AccessLogVerification:
+        """The verification, with a truncation break for heads beyond the log's end."""
+        beyond = [p for p in self.expected if p > self.position]
+        if self.first_break is None and beyond:
+            self._break(self.position + 1, f"entry {self.position + 1} is missing: a signed "
+                        f"checkpoint has the log reach {max(beyond)}, the log ends at "
+                        f"{self.position} (truncated)")
+            self.checked += len(beyond)
+        return AccessLogVerification(
+            chain=ACCESS_LOG_CHAIN, records=self.records, head=head,
+            first_break=self.first_break, checkpoints_checked=self.checked,
+            checkpoint=self.confirmed.to_json() if self.confirmed else None,
+            anchor=self.anchor, before_anchor=self.before_anchor,
+        )
+
+    def _problem(
+        self, position: int, has_entry: bool, fields: Sequence[object], stored: object
+    ) -> str | None:
+        """Why this position does not continue the chain (None if it does); advances."""
+        if position <= self.position:
+            return f"entry {position} is at or before the retention anchor {self.position}"
+        if position > self.position + 1:
+            gone = self.position + 1
+            if position == gone + 1:
+                return f"entry {gone} is missing (deleted)"
+            return f"entries {gone}-{position - 1} are missing (deleted)"
+        if not has_entry:
+            return f"entry {position} was deleted: its hash is still stored"
+        if not isinstance(stored, bytes):
+            return f"entry {position} has no stored hash (added outside the log)"
+        try:
+            computed = link(self.previous, entry_record(position, fields))
+        except (ValueError, TypeError) as exc:
+            return f"entry {position} cannot be read: {exc}"
+        if computed != stored:
+            return f"entry {position} does not match its stored hash (altered)"
+        self.position, self.previous = position, computed
+        return None
+
+    def _compare(self) -> None:
+        """Compare the recomputed hash with the expected heads at the current position."""
+        hashes = self.expected.pop(self.position, [])
+        self.checked += len(hashes)
+        if any(h != self.previous for h in hashes):
+            since = self.confirmed.position if self.confirmed else (
+                self.anchor.position if self.anchor else 0)
+            self._break(self.position, f"the chain at {self.position} differs from a signed "
+                        f"checkpoint: an entry after {since} was altered and its hashes "
+                        "rewritten")
+        elif hashes:
+            self.confirmed = ChainHead(self.position, self.previous)
+
+    def _break(self, position: int, reason: str) -> None:
+        if self.first_break is None:
+            self.first_break = ChainBreak(position, reason)
 
 
 @contextmanager
