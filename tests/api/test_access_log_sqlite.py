@@ -8,18 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from nervenbahn.api.access_log import AccessLog
 from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.errors import AccessLogUnavailableError
-from tests.api.access_log_contract import AccessLogContract, entry
+from tests.api.access_log_contract import AccessLogContract, ChainedAccessLogContract, entry
 
 
-class TestSQLiteAccessLog(AccessLogContract):
-    def open_log(self, folder: Path) -> AccessLog:
+class TestSQLiteAccessLog(ChainedAccessLogContract):
+    def open_log(self, folder: Path) -> SQLiteAccessLog:
         return SQLiteAccessLog(folder / "access-log.db")
 
 
-del AccessLogContract  # collected through its subclass only
+del AccessLogContract, ChainedAccessLogContract  # collected through the subclass only
 
 
 @pytest.mark.parametrize(
