@@ -27,27 +27,33 @@ from domain.events import (
     CaseHandedOver,
     CaseOpened,
     CaseReopened,
+    ClosureProposed,
     Goal,
     GoalAchieved,
     GoalAgreed,
     GoalMissed,
     Handover,
+    HandoverProposed,
     Measure,
     MeasureBrokenOff,
     MeasureCompleted,
     MeasureStarted,
     Person,
+    Proposal,
+    ProposalDismissed,
     ReviewCompleted,
     SupportGranted,
     SupportPeriod,
     SupportRefused,
     add_months,
+    proposals_of,
 )
 from domain.personal_data import PersonalData
 from domain.reference import ReferenceData
 
 __all__ = [
     "FUTURE_LIMIT_DAYS",
+    "PROPOSAL_ROLES",
     "RETROACTIVE_LIMIT_DAYS",
     "REVIEW_INTERVAL_MONTHS",
     "SWISS_TIME",
@@ -64,6 +70,9 @@ REVIEW_INTERVAL_MONTHS = 12
 """A supported case is reviewed at least this often."""
 
 _CASEWORK_PHASES = ("supported",)
+PROPOSAL_ROLES = ("system",)
+"""Who may put a proposal on a work list: connected registers act as system actors (e.g.
+`population-register:system:so-canton`); a caseworker acts on a case directly instead."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ class Case(Aggregate):
         self.handovers: list[Handover] = []
         self.closure: dict[str, Any] | None = None
         self.reopenings: list[dict[str, Any]] = []
+        self.proposals: dict[str, Proposal] = {}
 
     # --- intake --------------------------------------------------------------------------
 
@@ -330,6 +340,85 @@ class Case(Aggregate):
         effective = self._effective(cmd.reopening_date, rec, "reopening_date", earliest=earliest)
         self._trigger(CaseReopened, cmd, rec, effective, reason=cmd.reason)
 
+    # --- work-list proposals from connected registers -------------------------------------
+
+    def propose_handover(
+        self, cmd: c.ProposeHandover, rec: Recording, reference: ReferenceData
+    ) -> None:
+        """Put a handover to the new municipality's social region on the work list."""
+        self._check_proposal(cmd, rec)
+        to_region = reference.municipality(cmd.to_municipality_bfs).region_id
+        if to_region == self.social_region:
+            _refuse(
+                "handover-to-other-region",
+                f"to_municipality_bfs: {cmd.to_municipality_bfs} belongs to {to_region}, "
+                "the case's own social region",
+            )
+        effective = _reported_date(cmd.effective_date, rec)
+        self._trigger(
+            HandoverProposed,
+            cmd,
+            rec,
+            effective,
+            external_reference=cmd.external_reference,
+            source=cmd.source,
+            to_municipality_bfs=cmd.to_municipality_bfs,
+            to_region=to_region,
+        )
+
+    def propose_closure(self, cmd: c.ProposeClosure, rec: Recording) -> None:
+        """Put a closure (death, moved away) on the work list."""
+        self._check_proposal(cmd, rec)
+        effective = _reported_date(cmd.effective_date, rec)
+        self._trigger(
+            ClosureProposed,
+            cmd,
+            rec,
+            effective,
+            external_reference=cmd.external_reference,
+            source=cmd.source,
+            reason=cmd.reason,
+        )
+
+    def dismiss_proposal(self, cmd: c.DismissProposal, rec: Recording) -> None:
+        """Take an open proposal off the work list without acting on it."""
+        self._require_open(cmd, rec)
+        proposal = proposals_of(self).get(cmd.external_reference)
+        if proposal is None:
+            _refuse(
+                "known-proposal",
+                f"external_reference: case has no proposal {cmd.external_reference!r}",
+            )
+        if proposal.status != "open":
+            _refuse(
+                "proposal-open",
+                f"external_reference: proposal {cmd.external_reference!r} is {proposal.status}",
+            )
+        self._trigger(
+            ProposalDismissed,
+            cmd,
+            rec,
+            rec.today,
+            external_reference=cmd.external_reference,
+            reason=cmd.reason,
+        )
+
+    def _check_proposal(self, cmd: c.ProposeHandover | c.ProposeClosure, rec: Recording) -> None:
+        # The same input record twice changes nothing: checked first, so a delivery read
+        # again after the case was closed still counts as already applied.
+        if cmd.external_reference in proposals_of(self):
+            _refuse(
+                "already-received",
+                f"external_reference: {cmd.external_reference!r} was proposed already",
+            )
+        self._require_open(cmd, rec)
+        if cmd.actor.role not in PROPOSAL_ROLES:
+            _refuse(
+                "proposal-from-connector",
+                f"actor.role: {cmd.actor.role} may not make proposals; only a connected "
+                "register (role system) does",
+            )
+
     # --- helpers -------------------------------------------------------------------------
 
     def _trigger(
@@ -419,6 +508,13 @@ def _authorise(actor: c.Actor, region: str) -> None:
             "actor-responsible",
             f"actor.organisation: {actor.organisation} is not responsible for cases of {region}",
         )
+
+
+def _reported_date(day: date, rec: Recording) -> date:
+    # A register may report a move or death from before the case was opened (the household
+    # applied in the old municipality): only the general limits apply, not the case's dates.
+    _within(day, rec, "effective_date", back=RETROACTIVE_LIMIT_DAYS, ahead=FUTURE_LIMIT_DAYS)
+    return day
 
 
 def _within(day: date, rec: Recording, field: str, *, back: int | None, ahead: int) -> None:

@@ -40,11 +40,14 @@ __all__ = [
     "CompleteAssessment",
     "CompleteMeasure",
     "CompleteReview",
+    "DismissProposal",
     "GrantSupport",
     "HandOverCase",
     "MeasureKind",
     "OpenCase",
     "PersonInput",
+    "ProposeClosure",
+    "ProposeHandover",
     "RecordGoalOutcome",
     "RefuseSupport",
     "ReopenCase",
@@ -78,6 +81,12 @@ BudgetChangeReason = Literal[
 ReviewOutcome = Literal["continue", "adjust", "close_recommended"]
 ClosureReason = Literal["employment", "other_insurance", "moved_away", "death", "other"]
 ReopenReason = Literal["reapplication", "closed_in_error"]
+ProposedClosureReason = Literal["death", "moved_away"]
+DismissalReason = Literal["not_applicable", "already_handled", "register_error", "other"]
+ExternalReference = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)
+]
+"""A connector's identity of one input record (e.g. a delivery's messageId and event index)."""
 
 
 def _date_input(value: Any) -> Any:
@@ -288,6 +297,36 @@ class ReopenCase(CaseCommand):
     reopening_date: Day | None = None
 
 
+class ProposeHandover(CaseCommand):
+    """A connected register reports a move to a municipality of another social region: put a
+    handover on the case's work list (never a handover itself)."""
+
+    name: ClassVar[str] = "propose_handover"
+    external_reference: ExternalReference
+    source: Code
+    to_municipality_bfs: Count = Field(ge=1, le=9999)
+    effective_date: Day
+
+
+class ProposeClosure(CaseCommand):
+    """A connected register reports a death or a move out of the canton: put a closure on the
+    case's work list (never a closure itself)."""
+
+    name: ClassVar[str] = "propose_closure"
+    external_reference: ExternalReference
+    source: Code
+    reason: ProposedClosureReason
+    effective_date: Day
+
+
+class DismissProposal(CaseCommand):
+    """A caseworker takes a proposal off the work list without acting on it."""
+
+    name: ClassVar[str] = "dismiss_proposal"
+    external_reference: ExternalReference
+    reason: DismissalReason
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.name: cls
     for cls in (
@@ -305,6 +344,9 @@ COMMANDS: dict[str, type[Command]] = {
         HandOverCase,
         CloseCase,
         ReopenCase,
+        ProposeHandover,
+        ProposeClosure,
+        DismissProposal,
     )
 }
 """Every command by its snake_case name, as used in import files and the CLI's JSON input."""

@@ -32,20 +32,25 @@ __all__ = [
     "CaseHandedOver",
     "CaseOpened",
     "CaseReopened",
+    "ClosureProposed",
     "Goal",
     "GoalAchieved",
     "GoalAgreed",
     "GoalMissed",
     "Handover",
+    "HandoverProposed",
     "Measure",
     "MeasureBrokenOff",
     "MeasureCompleted",
     "MeasureStarted",
+    "Proposal",
+    "ProposalDismissed",
     "ReviewCompleted",
     "SupportGranted",
     "SupportPeriod",
     "SupportRefused",
     "add_months",
+    "proposals_of",
 ]
 
 Person = PersonalData | ErasedPersonalData | SealedPersonalData
@@ -108,6 +113,28 @@ class Handover:
     effective_date: date
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """A work-list item from a connected register: hand the case over or close it.
+
+    Never an automatic change: a caseworker hands over, closes or dismisses. Identified by the
+    source's external reference, so the same input twice proposes nothing new.
+    """
+
+    external_reference: str
+    kind: str
+    """"handover" or "closure"."""
+    source: str
+    proposed_on: date
+    """The effective date the register reported (move or death)."""
+    reason: str
+    """For a closure: death or moved_away; for a handover: moved."""
+    to_municipality_bfs: int | None = None
+    to_region: str | None = None
+    status: str = "open"
+    """open, dismissed or resolved (the case was handed over or closed)."""
+
+
 VALUE_TYPES: tuple[type, ...] = (
     Actor,
     BudgetLine,
@@ -116,6 +143,7 @@ VALUE_TYPES: tuple[type, ...] = (
     Measure,
     SupportPeriod,
     Handover,
+    Proposal,
 )
 """Value types stored inside events and snapshots (each needs a transcoding)."""
 
@@ -298,6 +326,7 @@ class CaseHandedOver(CaseEvent):
         case.handovers = [*case.handovers, handover]
         case.social_region = self.to_region
         case.municipality_bfs = self.to_municipality_bfs
+        _resolve_proposals(case, kinds=("handover",))
 
 
 class CaseClosed(CaseEvent):
@@ -321,6 +350,7 @@ class CaseClosed(CaseEvent):
             else measure
             for key, measure in case.measures.items()
         }
+        _resolve_proposals(case, kinds=("handover", "closure"))
         case.phase = "closed"
 
 
@@ -335,6 +365,65 @@ class CaseReopened(CaseEvent):
         case.assessment = None
         case.decision = None
         case.phase = "intake"
+
+
+class HandoverProposed(CaseEvent):
+    """A connected register reported a move to a municipality of another social region: the
+    case's work list proposes a handover (the effective date is the move's)."""
+
+    external_reference: str
+    source: str
+    to_municipality_bfs: int
+    to_region: str
+
+    def apply(self, case: Case) -> None:
+        _add_proposal(
+            case,
+            Proposal(
+                external_reference=self.external_reference,
+                kind="handover",
+                source=self.source,
+                proposed_on=self.effective_date,
+                reason="moved",
+                to_municipality_bfs=self.to_municipality_bfs,
+                to_region=self.to_region,
+            ),
+        )
+
+
+class ClosureProposed(CaseEvent):
+    """A connected register reported a death or a move out of the canton: the case's work
+    list proposes closing it (the effective date is the death's or the move's)."""
+
+    external_reference: str
+    source: str
+    reason: str
+
+    def apply(self, case: Case) -> None:
+        _add_proposal(
+            case,
+            Proposal(
+                external_reference=self.external_reference,
+                kind="closure",
+                source=self.source,
+                proposed_on=self.effective_date,
+                reason=self.reason,
+            ),
+        )
+
+
+class ProposalDismissed(CaseEvent):
+    """A caseworker dismissed a proposal; it leaves the work list."""
+
+    external_reference: str
+    reason: str
+
+    def apply(self, case: Case) -> None:
+        proposal = proposals_of(case)[self.external_reference]
+        case.proposals = {
+            **proposals_of(case),
+            self.external_reference: replace(proposal, status="dismissed"),
+        }
 
 
 EVENT_TYPES: tuple[type[Any], ...] = (
@@ -353,6 +442,9 @@ EVENT_TYPES: tuple[type[Any], ...] = (
     CaseHandedOver,
     CaseClosed,
     CaseReopened,
+    HandoverProposed,
+    ClosureProposed,
+    ProposalDismissed,
 )
 """Every case event type."""
 
@@ -365,6 +457,23 @@ def _budget_version(event: SupportGranted | BudgetChanged, reason: str) -> Budge
         reason=reason,
         recorded_at=event.timestamp,
     )
+
+
+def _add_proposal(case: Case, proposal: Proposal) -> None:
+    case.proposals = {**proposals_of(case), proposal.external_reference: proposal}
+
+
+def _resolve_proposals(case: Case, *, kinds: tuple[str, ...]) -> None:
+    case.proposals = {
+        key: replace(p, status="resolved") if p.status == "open" and p.kind in kinds else p
+        for key, p in proposals_of(case).items()
+    }
+
+
+def proposals_of(case: Case) -> dict[str, Proposal]:
+    """The case's proposals by external reference (none in a snapshot taken before
+    proposals existed)."""
+    return getattr(case, "proposals", {})
 
 
 def _resolve_goal(case: Case, goal_id: UUID, status: str, on: date) -> None:

@@ -329,6 +329,9 @@ _CASE_METHODS: dict[type[c.Command], tuple[Callable[..., None], bool]] = {
     c.HandOverCase: (Case.hand_over, True),
     c.CloseCase: (Case.close, False),
     c.ReopenCase: (Case.reopen, False),
+    c.ProposeHandover: (Case.propose_handover, True),
+    c.ProposeClosure: (Case.propose_closure, False),
+    c.DismissProposal: (Case.dismiss_proposal, False),
 }
 """Each case command's aggregate method, and whether it needs the reference data."""
 

@@ -20,6 +20,8 @@ from tests.domain.case_desk import OLTEN, Desk, build_desk, person_input
 
 RECORDING_ACTOR = c.Actor(user_id="admin-so", role="administrator", organisation="so-canton")
 """An administrator: may act on a case before and after its handover to another region."""
+REGISTER_ACTOR = c.Actor(user_id="population-register", role="system", organisation="so-canton")
+"""The population-register connector: the only kind of actor that makes proposals."""
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +59,12 @@ def recorded_events(recording_desk: Desk) -> list[Any]:
     desk.run("change_budget", case_id=case_id, reason="income_change", income="980.05",
              effective_date=(desk.today - timedelta(days=10)).isoformat())
     desk.run("complete_review", case_id=case_id, outcome="adjust")
+    desk.run("propose_handover", case_id=case_id, actor=REGISTER_ACTOR, to_municipality_bfs=OLTEN,
+             external_reference="msg-0001/0", source="population_register")
+    desk.run("propose_closure", case_id=case_id, actor=REGISTER_ACTOR, reason="moved_away",
+             external_reference="msg-0001/1", source="population_register")
+    desk.run("dismiss_proposal", case_id=case_id, external_reference="msg-0001/1",
+             reason="register_error")
     desk.run("hand_over_case", case_id=case_id, to_municipality_bfs=OLTEN)
     step(days=1)
     desk.run("close_case", case_id=case_id, reason="other_insurance")

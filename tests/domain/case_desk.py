@@ -65,6 +65,9 @@ CASE_METHODS: dict[type[c.CaseCommand], tuple[str, bool]] = {
     c.HandOverCase: ("hand_over", True),
     c.CloseCase: ("close", False),
     c.ReopenCase: ("reopen", False),
+    c.ProposeHandover: ("propose_handover", True),
+    c.ProposeClosure: ("propose_closure", False),
+    c.DismissProposal: ("dismiss_proposal", False),
 }
 """Each case command's `Case` method and whether it takes the reference data."""
 
@@ -113,6 +116,11 @@ def default_fields(name: str, today: date) -> dict[str, Any]:
         "hand_over_case": {"to_municipality_bfs": OLTEN},
         "close_case": {"reason": "employment"},
         "reopen_case": {"reason": "reapplication"},
+        "propose_handover": {"external_reference": "delivery-1/1", "source": "register",
+                             "to_municipality_bfs": OLTEN, "effective_date": today.isoformat()},
+        "propose_closure": {"external_reference": "delivery-1/2", "source": "register",
+                            "reason": "death", "effective_date": today.isoformat()},
+        "dismiss_proposal": {"external_reference": "delivery-1/1", "reason": "not_applicable"},
     }
     return dict(defaults[name])
 

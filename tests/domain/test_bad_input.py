@@ -193,6 +193,22 @@ PER_COMMAND: dict[str, list[Row]] = {
         ("reason unknown", {"reason": "boredom"}, "reason"),
         ("reopening date before 1900", {"reopening_date": "1800-01-01"}, "reopening_date"),
     ],
+    "propose_handover": [
+        ("reference missing", {"external_reference": OMIT}, "external_reference"),
+        ("reference empty", {"external_reference": "  "}, "external_reference"),
+        ("source missing", {"source": OMIT}, "source"),
+        ("municipality of wrong type", {"to_municipality_bfs": "Olten"}, "to_municipality_bfs"),
+        ("effective date missing", {"effective_date": OMIT}, "effective_date"),
+    ],
+    "propose_closure": [
+        ("reference too long", {"external_reference": "x" * 121}, "external_reference"),
+        ("reason not proposable", {"reason": "employment"}, "reason"),
+        ("effective date malformed", {"effective_date": "2026-13-01"}, "effective_date"),
+    ],
+    "dismiss_proposal": [
+        ("reference missing", {"external_reference": OMIT}, "external_reference"),
+        ("reason unknown", {"reason": "lazy"}, "reason"),
+    ],
 }
 
 
