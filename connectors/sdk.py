@@ -15,7 +15,18 @@ committed; `deliver` must be idempotent (e.g. a file named by its content's iden
 atomically), so exactly-once effect holds where the target allows it.
 
 Connectors are configured in one file and run by `nervenbahn connectors run NAME`; the runtime
-(`connectors.runtime`) is the SDK's other half.
+(`connectors.runtime`) is the SDK's other half. Before it calls `read` or `setup`, the runtime
+binds a `ConnectorContext` to the connector (`connector.context`): the case service (with the
+personal-data vault), the connector's own working folder and the folder of the configuration
+file, against which relative paths in options are resolved (`context.path(...)`).
+
+**Already applied.** A command a source emits a second time must be refused by the domain in a
+way the runtime recognises (`already_applied`): a `RuleViolationError` whose rule is in
+`ALREADY_APPLIED_RULES` (`already-received`: the case has received this external reference
+already), or an `OpenCase` with a `case_id` that exists already (a source that opens cases
+derives the case id from its input, e.g. `uuid5(namespace, reference)`). Any other refusal is
+recorded as an error of the item and the source goes on with the next item (see
+`connectors.runtime`).
 """
 
 from __future__ import annotations
@@ -23,12 +34,56 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from bus.consumer import Received
 from domain.commands import Command
+from domain.errors import DomainError, InvalidCommandError, RuleViolationError
+from domain.service import CaseService
 
-__all__ = ["ConnectorStatus", "Sink", "Source", "SourceInputError", "SourceItem"]
+__all__ = [
+    "ALREADY_APPLIED_RULES",
+    "ConnectorContext",
+    "ConnectorStatus",
+    "Sink",
+    "Source",
+    "SourceInputError",
+    "SourceItem",
+    "already_applied",
+]
+
+ALREADY_APPLIED_RULES = frozenset({"already-received"})
+"""Rules whose refusal means "this command was applied before" (see the module docstring)."""
+
+
+def already_applied(error: DomainError) -> bool:
+    """True if the domain refused a command because it was applied already."""
+    if isinstance(error, RuleViolationError):
+        return error.rule in ALREADY_APPLIED_RULES
+    if isinstance(error, InvalidCommandError) and error.command == "open_case":
+        return any(
+            field == "case_id" and reason.endswith("exists already")
+            for field, reason in error.problems
+        )
+    return False
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What the runtime gives a connector: the case service, its folders."""
+
+    service: CaseService
+    """The case service (commands, queries, `service.vault` for sealed personal data)."""
+    folder: Path
+    """The connector's own working folder (created; e.g. `<store folder>/connectors/NAME/`)."""
+    base: Path
+    """The folder of the configuration file: relative paths in options are relative to it."""
+
+    def path(self, value: str | Path) -> Path:
+        """An option's path, resolved against the configuration file's folder."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base / path
 
 
 class SourceInputError(Exception):
@@ -53,10 +108,16 @@ class Source(ABC):
     """A source connector: external input → commands."""
 
     kind: ClassVar[Literal["source"]] = "source"
+    context: ConnectorContext | None = None
+    """Bound by the runtime (`bind`) before `read` is called."""
 
     def __init__(self, name: str, options: Mapping[str, Any]) -> None:
         self.name = name
         self.options = dict(options)
+
+    def bind(self, context: ConnectorContext) -> None:
+        """Give the connector its context (the runtime does this before `read`)."""
+        self.context = context
 
     @abstractmethod
     def read(self, after: str | None) -> Iterator[SourceItem]:
@@ -65,6 +126,11 @@ class Source(ABC):
         Raise `SourceInputError` for malformed input *before* yielding anything of it.
         """
 
+    def pending(self, after: str | None) -> int | None:
+        """How many input records follow `after`, if the source can tell cheaply (for the lag
+        that `status` shows); None if it cannot."""
+        return None
+
 
 class Sink(ABC):
     """A sink connector: bus topic → external system."""
@@ -72,10 +138,16 @@ class Sink(ABC):
     kind: ClassVar[Literal["sink"]] = "sink"
     feed: ClassVar[str] = "case-events"
     """The dataset of the topic it consumes ("case-events", "case-facts", …)."""
+    context: ConnectorContext | None = None
+    """Bound by the runtime (`bind`) before `setup` is called."""
 
     def __init__(self, name: str, options: Mapping[str, Any]) -> None:
         self.name = name
         self.options = dict(options)
+
+    def bind(self, context: ConnectorContext) -> None:
+        """Give the connector its context (the runtime does this before `setup`)."""
+        self.context = context
 
     def setup(self, tx: Any) -> None:  # noqa: B027 - optional hook
         """Create the sink's own tables in the consumer's database (idempotent)."""
@@ -90,6 +162,11 @@ class Sink(ABC):
         written (e.g. file names). Called after each committed batch."""
         return []
 
+    def problems(self, tx: Any) -> list[str]:
+        """What the sink holds back and why (e.g. "run 2026-03-1 held: control sum differs"),
+        for `status`; each a line naming what and why."""
+        return []
+
 
 @dataclass
 class ConnectorStatus:
@@ -100,3 +177,10 @@ class ConnectorStatus:
     position: str | None = None
     lag: int | None = None
     errors: list[str] = field(default_factory=list)
+    """The most recent errors first (each: where and why)."""
+    error_count: int = 0
+    """All errors recorded for the connector (`errors` may show fewer)."""
+    last_run: str | None = None
+    """When the last run ended (ISO time) and how: "2026-03-02T10:00:00+00:00 ok"."""
+    lag_note: str = ""
+    """Why the lag is unknown, if it is."""

@@ -135,6 +135,9 @@ class Settings(BaseModel):
     SQLite file per read model beside the store."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
+    connectors_file: Path | None = None
+    """NERVENBAHN_CONNECTORS: the connectors' configuration file (TOML); None: `connectors.toml`
+    in the store folder (see `connectors.runtime`)."""
 
     @cached_property
     def reporting_key(self) -> SecretStr | None:
@@ -168,7 +171,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         projections_store=_projections_store(env),
         log_format=log_format,  # type: ignore[arg-type]
         log_level=env.get("NERVENBAHN_LOG_LEVEL", "info"),
+        connectors_file=_optional_path(env.get("NERVENBAHN_CONNECTORS", "")),
     )
+
+
+def _optional_path(value: str) -> Path | None:
+    return Path(value.strip()) if value.strip() else None
 
 
 def _master_key(env: dict[str, str], store: StoreConfig) -> bytes:

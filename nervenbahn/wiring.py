@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from bus.broker import EmbeddedBroker
 from bus.codec import EventCodec
-from bus.consumer import Consumer, Handler, RetryPolicy
+from bus.consumer import Consumer, Decoder, Handler, RetryPolicy
 from bus.effects import EffectStore
 from bus.kafka_settings import KafkaSettings, load_kafka_settings
 from bus.positions import PostgresPositionStore, RelayPositionStore, SQLitePositionStore
@@ -67,6 +67,9 @@ class Bus:
     kafka: KafkaSettings
     registry: SchemaRegistry
     topics: dict[str, TopicSpec]
+    feed_codecs: dict[str, Callable[[], Decoder]] = field(default_factory=dict)
+    """Codecs of further datasets by name (a relay that adds a topic registers its codec here,
+    so that `feed_consumer` can read it)."""
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -165,6 +168,25 @@ class Bus:
             retry=retry,
             **options,
         )
+
+    def feed_codec(self, dataset: str) -> Decoder:
+        """The codec of the topic of `dataset` ("case-events", "case-facts", or one registered
+        in `feed_codecs`); ConfigError for a dataset the bus does not know."""
+        if dataset == CASE_EVENTS:
+            return self.codec()
+        if dataset == CASE_FACTS:
+            return self.fact_codec()
+        if dataset in self.feed_codecs and dataset in self.topics:
+            return self.feed_codecs[dataset]()
+        known = ", ".join(sorted({CASE_EVENTS, CASE_FACTS} | set(self.feed_codecs)))
+        raise ConfigError(f"feed {dataset!r}: no such topic on the bus; known: {known}")
+
+    def feed_consumer(
+        self, dataset: str, group_id: str, handler: Handler, store: EffectStore, **options: Any
+    ) -> Consumer:
+        """A consumer of the topic of `dataset` (see `feed_codec`) with its own database."""
+        codec = self.feed_codec(dataset)
+        return self._consumer(self.topics[dataset], codec, group_id, handler, store, options)
 
     def projection_consumer(
         self, projection: Projection, store: EffectStore, **options: Any

@@ -1,10 +1,176 @@
-"""`nervenbahn connectors …` and `nervenbahn connector new` (being written)."""
+"""`nervenbahn connectors list|run|status|errors` and `nervenbahn connector new`.
+
+See `connectors.runtime` for the configuration file and what a run does, and
+docs/connectors.md for the tutorial.
+"""
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from connectors.runtime import ConnectorRuntime, connectors_file
+from connectors.scaffold import ScaffoldError, config_entry, write_connector
+from domain.errors import InvalidCommandError
+
+from .render import emit_json
+from .runtime import runtime
 
 __all__ = ["app", "connector_app"]
 
 app = typer.Typer(help="Run connectors and show their status.", no_args_is_help=True)
 connector_app = typer.Typer(help="Write a new connector.", no_args_is_help=True)
+
+EXIT_STOPPED = 1
+
+
+@contextmanager
+def _connectors(ctx: typer.Context) -> Iterator[ConnectorRuntime]:
+    rt = runtime(ctx)
+    connectors = ConnectorRuntime.from_settings(rt.settings, rt.service, lambda: rt.bus)
+    try:
+        yield connectors
+    finally:
+        connectors.close()
+
+
+@app.command("list")
+def list_connectors(ctx: typer.Context) -> None:
+    """The configured connectors: name, kind, class."""
+    rt = runtime(ctx)
+    path = connectors_file(rt.settings)
+    with _connectors(ctx) as connectors:
+        specs = list(connectors.specs.values())
+    if rt.as_json:
+        emit_json(
+            rt.console,
+            {
+                "file": str(path),
+                "connectors": [
+                    {"name": s.name, "kind": s.kind, "class": s.class_path, "options": s.options}
+                    for s in specs
+                ],
+            },
+        )
+        return
+    if not specs:
+        rt.console.print(f"no connectors configured in {path}")
+        return
+    table = Table(title=f"Connectors in {path}", title_justify="left")
+    for column in ("name", "kind", "class", "description"):
+        table.add_column(column)
+    for s in specs:
+        table.add_row(s.name, s.kind, s.class_path, s.description)
+    rt.console.print(table)
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The connector's name in the configuration file.")],
+    until_idle: Annotated[
+        bool,
+        typer.Option(
+            "--until-idle",
+            help="Stop when nothing is left (a source at the end of its input, a sink caught "
+            "up with its topic) instead of running until Ctrl-C.",
+        ),
+    ] = False,
+) -> None:
+    """Run a connector until stopped (Ctrl-C / SIGTERM) or, with --until-idle, done."""
+    rt = runtime(ctx)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with _connectors(ctx) as connectors:
+        report = connectors.run(name, stop, until_idle=until_idle)
+    if rt.as_json:
+        emit_json(rt.console, {**vars(report), "ok": report.ok})
+    else:
+        rt.console.print(f"connector {name} ({report.kind}): {report.summary()}")
+        for written in report.delivered:
+            rt.console.print(f"  delivered {written}")
+    if not report.ok:
+        raise typer.Exit(EXIT_STOPPED)
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this connector.")] = None,
+) -> None:
+    """Position, lag, errors (count and most recent) and last run of each connector."""
+    rt = runtime(ctx)
+    with _connectors(ctx) as connectors:
+        statuses = [connectors.status_of(name)] if name else connectors.status()
+    if rt.as_json:
+        emit_json(rt.console, statuses)
+        return
+    if not statuses:
+        rt.console.print(f"no connectors configured in {connectors_file(rt.settings)}")
+        return
+    table = Table(title="Connectors", title_justify="left")
+    for column in ("name", "kind", "position", "lag", "errors", "last error", "last run"):
+        table.add_column(column)
+    for s in statuses:
+        table.add_row(
+            s.name,
+            s.kind,
+            s.position or "-",
+            str(s.lag) if s.lag is not None else f"? {s.lag_note}",
+            str(s.error_count),
+            s.errors[0] if s.errors else "",
+            s.last_run or "never",
+        )
+    rt.console.print(table)
+
+
+@app.command("errors")
+def errors(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The connector's name.")],
+) -> None:
+    """Every error recorded for a connector, most recent first."""
+    rt = runtime(ctx)
+    with _connectors(ctx) as connectors:
+        connectors.spec(name)
+        entries = connectors.state.errors(name)
+    if rt.as_json:
+        emit_json(rt.console, entries)
+        return
+    if not entries:
+        rt.console.print(f"connector {name}: no errors")
+    for entry in entries:
+        rt.console.print(entry.line())
+
+
+@connector_app.command("new")
+def new(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Package name: lower-case letters, digits, '_'.")],
+    kind: Annotated[str, typer.Option("--kind", help="source or sink.")] = "source",
+    into: Annotated[
+        Path, typer.Option("--into", help="The project folder (holding connectors/ and tests/).")
+    ] = Path("."),
+) -> None:
+    """Write a working connector `connectors/NAME/` and its passing tests."""
+    rt = runtime(ctx)
+    try:
+        written = write_connector(name, kind, into)
+    except ScaffoldError as exc:
+        raise InvalidCommandError("connector new", [(exc.field, str(exc))]) from None
+    entry = config_entry(name, kind)
+    if rt.as_json:
+        emit_json(rt.console, {"written": [str(p) for p in written], "config": entry})
+        return
+    for path in written:
+        rt.console.print(f"wrote {path}")
+    rt.console.print("\nadd to your connectors file (NERVENBAHN_CONNECTORS):\n")
+    rt.console.print(entry, markup=False, highlight=False)

@@ -1,0 +1,143 @@
+"""The connectors' own bookkeeping: source positions, errors and the last run of each.
+
+A SQLite file (`<connectors folder>/state.db`), apart from the event store: losing it loses no
+case data, only where each source stands (re-reading is harmless: commands are idempotent).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+__all__ = ["ErrorEntry", "RunRecord", "StateStore"]
+
+
+@dataclass(frozen=True)
+class ErrorEntry:
+    """An error of a connector: where (input position or topic/partition@offset) and why."""
+
+    at: str
+    position: str
+    reference: str
+    reason: str
+    occurrences: int
+
+    def line(self) -> str:
+        """One line for status: when, where, why."""
+        where = self.reference or self.position
+        again = f" (×{self.occurrences})" if self.occurrences > 1 else ""
+        return f"{self.at} {where}: {self.reason}{again}"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """How the last run of a connector ended."""
+
+    started_at: str
+    finished_at: str
+    outcome: str
+    summary: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class StateStore:
+    """Positions, errors and runs of every connector, in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS positions (
+                connector TEXT PRIMARY KEY, position TEXT NOT NULL, updated_at TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS errors (
+                connector TEXT NOT NULL, position TEXT NOT NULL, reference TEXT NOT NULL,
+                reason TEXT NOT NULL, first_at TEXT NOT NULL, last_at TEXT NOT NULL,
+                occurrences INTEGER NOT NULL DEFAULT 1,
+                PRIMARY KEY (connector, position, reason));
+            CREATE TABLE IF NOT EXISTS runs (
+                connector TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT NOT NULL,
+                outcome TEXT NOT NULL, summary TEXT NOT NULL);
+            """
+        )
+
+    def position(self, connector: str) -> str | None:
+        """The last position the source completed, None if it never completed one."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT position FROM positions WHERE connector = ?", (connector,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def save_position(self, connector: str, position: str) -> None:
+        """Record that the source completed the item at `position` (durable on return)."""
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO positions VALUES (?, ?, ?) ON CONFLICT (connector) DO UPDATE SET "
+                "position = excluded.position, updated_at = excluded.updated_at",
+                (connector, position, _now()),
+            )
+
+    def record_error(self, connector: str, position: str, reference: str, reason: str) -> None:
+        """Record an error; the same error at the same place again only counts up."""
+        now = _now()
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO errors VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT "
+                "(connector, position, reason) DO UPDATE SET last_at = excluded.last_at, "
+                "occurrences = occurrences + 1",
+                (connector, position, reference, reason, now, now),
+            )
+
+    def errors(self, connector: str, limit: int | None = None) -> list[ErrorEntry]:
+        """The connector's errors, most recent first."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT last_at, position, reference, reason, occurrences FROM errors "
+                "WHERE connector = ? ORDER BY last_at DESC, rowid DESC LIMIT ?",
+                (connector, -1 if limit is None else limit),
+            ).fetchall()
+        return [ErrorEntry(*row) for row in rows]
+
+    def error_count(self, connector: str) -> int:
+        """How many distinct errors the connector has recorded."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT count(*) FROM errors WHERE connector = ?", (connector,)
+            ).fetchone()
+        return int(row[0])
+
+    def record_run(self, connector: str, started_at: str, outcome: str, summary: str) -> None:
+        """Record how the connector's latest run ended."""
+        with self._lock:
+            self.db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
+                (connector, started_at, _now(), outcome, summary),
+            )
+
+    def last_run(self, connector: str) -> RunRecord | None:
+        """The connector's latest run, if any."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT started_at, finished_at, outcome, summary FROM runs WHERE connector = ?",
+                (connector,),
+            ).fetchone()
+        return None if row is None else RunRecord(*row)
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self.db.close()
+
+
+def now() -> str:
+    """The current time as the state store writes it."""
+    return _now()

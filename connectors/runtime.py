@@ -1,0 +1,477 @@
+"""The connector runtime: configuration, running sources and sinks, positions, status, errors.
+
+**Registering a connector.** Write a `Source` or `Sink` subclass (`connectors.sdk`) in its own
+package `connectors/<name>/` and add a table to the configuration file — ONE TOML file, path
+from `NERVENBAHN_CONNECTORS`, default `connectors.toml` in the store folder (`.nervenbahn/`)::
+
+    [connectors.register]                     # the connector's name: [a-z][a-z0-9_]*
+    kind = "source"                           # "source" or "sink"
+    class = "connectors.population_register:RegisterSource"   # module:Class
+    description = "eCH-0020 deliveries of the cantonal register"   # optional
+    [connectors.register.options]             # handed to Class(name, options) as a dict
+    inbox = "inbox/register"                  # relative paths: use context.path(...)
+
+An unknown key, a wrong kind or a class that is not a subclass of the kind's base class is one
+`ConnectorConfigError` naming the connector and the key. `nervenbahn connectors list` shows
+what is configured, `nervenbahn connectors run NAME [--until-idle]` runs one,
+`nervenbahn connectors status [--json]` shows position, lag, errors and the last run of each.
+
+**State.** Everything the runtime keeps lives in the connectors folder `<store folder>/connectors/`
+(for a PostgreSQL store: `.nervenbahn/connectors/` in the working directory): `state.db` (SQLite:
+source positions, errors, last runs), `<name>.db` (a sink's consumer database: its effects,
+processed event ids and offsets, committed together) and `<name>/` (the connector's working
+folder, `context.folder`).
+
+**Sources.** A run reads `source.read(after=<stored position>)` and executes each item's
+commands through the case service, then saves the item's position (so the same input twice
+changes nothing). A command refused as already applied (`connectors.sdk.already_applied`: rule
+`already-received`, or an `OpenCase` whose case id exists) counts as applied, so a crash
+between executing and saving the position is harmless. Any other refusal of the domain is
+recorded as an error of that item (position, reference, reason; `status` lists it), the item's
+remaining commands are not executed, and the run **goes on** with the next item: the item is
+not retried forever and not silently dropped — a caseworker corrects the case and the external
+system sends it again. `SourceInputError` (a malformed input) stops the run: nothing of that
+input was applied, the error is recorded, the position stays before it, and the next run stops
+there again until the input is fixed or removed (later deliveries are not applied before an
+earlier one). Any other exception (store down, a bug) stops the run without saving the
+position of the item in hand: the next run retries it.
+
+**Sinks.** A run opens the sink's consumer database, calls `sink.setup(tx)` and `sink.deliver(tx)`
+(what a previous run left complete), then consumes the feed topic with the consumer framework
+(`bus.consumer`, group `connector-<name>`): `sink.handle(received, tx)` per event inside the
+batch's transaction, `sink.deliver(tx)` after each committed batch. An event the sink rejects
+(any exception but `TransientError`) is recorded as an error and dead-lettered to
+`<prefix>.dlq.connector-<name>.v1`; consumption goes on. A crash mid-batch rolls the batch back;
+the next run resumes at the last commit (exactly-once effect). A failing `deliver` stops the run
+with the error recorded; the next run delivers again (`deliver` is idempotent).
+
+`--until-idle` ends a run when nothing is left: a source at the end of its input, a sink
+caught up with the end of its topic.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bus.consumer import Received, TransientError
+from bus.effects import PartitionMark, SQLiteEffectStore
+from bus.kafka_settings import KafkaSettings
+from bus.topics import (
+    dead_letter_topic,
+    ensure_topics,
+    list_topics,
+    partition_end_offsets,
+    topic_message_counts,
+)
+from connectors._config import ConnectorConfigError, ConnectorSpec, load_config
+from connectors._state import StateStore, now
+from connectors.sdk import (
+    ConnectorContext,
+    ConnectorStatus,
+    Sink,
+    Source,
+    SourceInputError,
+    SourceItem,
+    already_applied,
+)
+from domain.errors import DomainError
+from domain.service import CaseService
+from nervenbahn.config import Settings
+from nervenbahn.paths import store_folder
+from nervenbahn.wiring import Bus
+
+__all__ = [
+    "ConnectorConfigError",
+    "ConnectorError",
+    "ConnectorRuntime",
+    "ConnectorSpec",
+    "DeliveryError",
+    "RunReport",
+    "connectors_file",
+    "group_id",
+    "load_config",
+]
+
+log = structlog.get_logger("nervenbahn.connectors")
+
+DEFAULT_FILE = "connectors.toml"
+
+
+class ConnectorError(Exception):
+    """A connector could not run."""
+
+
+class AlreadyRunningError(ConnectorError):
+    """Another process runs this connector right now."""
+
+
+class DeliveryError(ConnectorError):
+    """A sink could not write to its external system; the next run tries again."""
+
+
+def connectors_file(settings: Settings) -> Path:
+    """NERVENBAHN_CONNECTORS, else `connectors.toml` in the store folder."""
+    return settings.connectors_file or store_folder(settings.store) / DEFAULT_FILE
+
+
+def group_id(name: str) -> str:
+    """The consumer group (and dead-letter topic segment) of the sink `name`."""
+    return "connector-" + name.replace("_", "-")
+
+
+@dataclass
+class RunReport:
+    """What one run of a connector did."""
+
+    name: str
+    kind: str
+    items: int = 0
+    """Source: input items completed (position saved)."""
+    applied: int = 0
+    """Source: commands executed."""
+    already: int = 0
+    """Source: commands found applied already."""
+    skipped: int = 0
+    """Source: items that asked for nothing (with a reason)."""
+    refused: int = 0
+    """Source: items a command of which the domain refused (error recorded, run went on)."""
+    handled: int = 0
+    """Sink: messages processed."""
+    rejected: int = 0
+    """Sink: events the sink rejected (dead-lettered)."""
+    delivered: list[str] = field(default_factory=list)
+    """Sink: what `deliver` wrote."""
+    position: str | None = None
+    stopped_by: str | None = None
+    """The error that stopped the run, if one did."""
+
+    @property
+    def ok(self) -> bool:
+        """True if the run ended without an error that stopped it."""
+        return self.stopped_by is None
+
+    def summary(self) -> str:
+        """One line: the figures of the run."""
+        if self.kind == "source":
+            text = (
+                f"{self.items} items: {self.applied} commands applied, {self.already} already "
+                f"applied, {self.skipped} skipped, {self.refused} refused"
+            )
+        else:
+            text = (
+                f"{self.handled} events handled, {self.rejected} rejected, "
+                f"{len(self.delivered)} delivered"
+            )
+        return text + (f"; stopped: {self.stopped_by}" if self.stopped_by else "")
+
+
+class ConnectorRuntime:
+    """Runs the configured connectors and reports on them."""
+
+    def __init__(
+        self,
+        specs: dict[str, ConnectorSpec],
+        service: CaseService,
+        folder: Path,
+        bus: Callable[[], Bus] | None = None,
+    ) -> None:
+        self.specs = specs
+        self.service = service
+        self.folder = folder
+        self._bus_factory = bus
+        self._bus: Bus | None = None
+        self.state = StateStore(folder / "state.db")
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, service: CaseService, bus: Callable[[], Bus] | None = None
+    ) -> ConnectorRuntime:
+        """The runtime of the configured file and the store's connectors folder."""
+        specs = load_config(connectors_file(settings))
+        return cls(specs, service, store_folder(settings.store) / "connectors", bus)
+
+    def close(self) -> None:
+        """Close the state database."""
+        self.state.close()
+
+    # --- running ----------------------------------------------------------------------------
+
+    def spec(self, name: str) -> ConnectorSpec:
+        """The configured connector `name`; ConnectorConfigError naming the known ones."""
+        if name not in self.specs:
+            known = ", ".join(sorted(self.specs)) or "none"
+            raise ConnectorConfigError(f"connectors.{name}: not configured (configured: {known})")
+        return self.specs[name]
+
+    def connector(self, name: str) -> Source | Sink:
+        """The connector `name`, built and bound to its context."""
+        spec = self.spec(name)
+        connector = spec.load()
+        folder = self.folder / name
+        folder.mkdir(parents=True, exist_ok=True)
+        connector.bind(ConnectorContext(self.service, folder, spec.base))
+        return connector
+
+    def run(
+        self,
+        name: str,
+        stop: threading.Event | None = None,
+        *,
+        until_idle: bool = False,
+        poll_seconds: float = 1.0,
+    ) -> RunReport:
+        """Run the connector until `stop` is set (or, with `until_idle`, nothing is left)."""
+        stop = stop or threading.Event()
+        connector = self.connector(name)
+        report = RunReport(name, connector.kind)
+        started = now()
+        outcome = "crashed"
+        with self._exclusive(name):
+            try:
+                if isinstance(connector, Source):
+                    self._run_source(connector, report, stop, until_idle, poll_seconds)
+                else:
+                    self._run_sink(connector, report, stop, until_idle, poll_seconds)
+                outcome = "ok" if report.ok else "stopped"
+            finally:
+                self.state.record_run(name, started, outcome, report.summary())
+        log.info("connector run ended", connector=name, outcome=outcome, summary=report.summary())
+        return report
+
+    @contextmanager
+    def _exclusive(self, name: str) -> Iterator[None]:
+        """One run of a connector at a time (a lock file in the connectors folder)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AlreadyRunningError(
+                    f"connector {name} is running in another process"
+                ) from None
+            yield
+        finally:
+            os.close(fd)
+
+    # --- sources ----------------------------------------------------------------------------
+
+    def _run_source(
+        self,
+        source: Source,
+        report: RunReport,
+        stop: threading.Event,
+        until_idle: bool,
+        poll_seconds: float,
+    ) -> None:
+        while not stop.is_set():
+            after = self.state.position(source.name)
+            report.position = after
+            try:
+                for item in source.read(after):
+                    self._apply(source.name, item, report)
+                    self.state.save_position(source.name, item.position)
+                    report.items += 1
+                    report.position = item.position
+                    if stop.is_set():
+                        return
+            except SourceInputError as exc:
+                self.state.record_error(source.name, after or "(start)", "input", str(exc))
+                log.error("input refused", connector=source.name, error=str(exc))
+                report.stopped_by = str(exc)
+                return
+            if until_idle:
+                return
+            stop.wait(poll_seconds)
+
+    def _apply(self, name: str, item: SourceItem, report: RunReport) -> None:
+        """Execute an item's commands; a refusal is recorded and ends the item."""
+        if item.skipped is not None:
+            report.skipped += 1
+            log.info("item skipped", connector=name, position=item.position, reason=item.skipped)
+            return
+        for command in item.commands:
+            try:
+                self.service.execute(command)
+            except DomainError as exc:
+                if already_applied(exc):
+                    report.already += 1
+                    continue
+                report.refused += 1
+                self.state.record_error(name, item.position, item.reference, str(exc))
+                log.warning(
+                    "command refused; item recorded as error",
+                    connector=name,
+                    position=item.position,
+                    reference=item.reference,
+                    error=str(exc),
+                )
+                return
+            report.applied += 1
+
+    # --- sinks ------------------------------------------------------------------------------
+
+    def bus(self) -> Bus:
+        """The bus (opened on first use); ConnectorError if none is configured."""
+        if self._bus is None:
+            if self._bus_factory is None:
+                raise ConnectorError("sinks need the bus; no broker is configured")
+            self._bus = self._bus_factory()
+        return self._bus
+
+    def _run_sink(
+        self,
+        sink: Sink,
+        report: RunReport,
+        stop: threading.Event,
+        until_idle: bool,
+        poll_seconds: float,
+    ) -> None:
+        bus = self.bus()
+        bus.feed_codec(sink.feed)  # a feed the bus does not know: ConfigError before anything
+        topic = bus.topics[sink.feed]
+        store = SQLiteEffectStore(self.folder / f"{sink.name}.db")
+        try:
+            with store.transaction() as tx:
+                sink.setup(tx)
+            self._deliver(sink, store, report)
+            ensure_topics(bus.kafka, [topic])
+            handler = self._recording(sink, report)
+            group = group_id(sink.name)
+            with bus.feed_consumer(sink.feed, group, handler, store) as consumer:
+                while not stop.is_set():
+                    handled = consumer.poll_once(int(poll_seconds * 1000))
+                    report.handled += handled
+                    if handled:
+                        self._deliver(sink, store, report)
+                    elif until_idle and sink_lag(bus.kafka, topic.name, store, group) == 0:
+                        break
+            report.position = _offsets_text(store.offsets(group))
+        except DeliveryError as exc:
+            report.stopped_by = str(exc)
+        finally:
+            store.close()
+
+    def _recording(self, sink: Sink, report: RunReport) -> Callable[[Received, Any], None]:
+        """The sink's handler, recording each rejection before the consumer dead-letters it."""
+
+        def handle(received: Received, tx: Any) -> None:
+            try:
+                sink.handle(received, tx)
+            except TransientError:
+                raise
+            except Exception as exc:
+                report.rejected += 1
+                where = f"{received.topic}/{received.partition}@{received.offset}"
+                self.state.record_error(
+                    sink.name,
+                    where,
+                    f"{received.event_type} {received.event_id} at {where}",
+                    f"dead-lettered: {type(exc).__name__}: {exc}",
+                )
+                raise
+
+        return handle
+
+    def _deliver(self, sink: Sink, store: SQLiteEffectStore, report: RunReport) -> None:
+        try:
+            with store.transaction() as tx:
+                written = sink.deliver(tx)
+        except Exception as exc:
+            self.state.record_error(sink.name, "deliver", "deliver", f"{type(exc).__name__}: {exc}")
+            raise DeliveryError(f"{sink.name}: delivery failed: {exc}") from exc
+        if written:
+            log.info("delivered", connector=sink.name, written=written)
+        report.delivered += written
+
+    # --- status -----------------------------------------------------------------------------
+
+    def status(self, *, errors: int = 3) -> list[ConnectorStatus]:
+        """Position, lag, errors and last run of every configured connector."""
+        return [self.status_of(name, errors=errors) for name in sorted(self.specs)]
+
+    def status_of(self, name: str, *, errors: int = 3) -> ConnectorStatus:
+        """Position, lag, errors (the `errors` most recent) and last run of one connector."""
+        spec = self.spec(name)
+        status = ConnectorStatus(name=name, kind=spec.kind)
+        status.errors = [entry.line() for entry in self.state.errors(name, errors)]
+        status.error_count = self.state.error_count(name)
+        run = self.state.last_run(name)
+        if run is not None:
+            status.last_run = f"{run.finished_at} {run.outcome}: {run.summary}"
+        try:
+            connector = self.connector(name)
+        except ConnectorConfigError as exc:
+            status.lag_note = str(exc)
+            return status
+        if isinstance(connector, Source):
+            self._source_status(connector, status)
+        else:
+            self._sink_status(connector, status)
+        return status
+
+    def _source_status(self, source: Source, status: ConnectorStatus) -> None:
+        status.position = self.state.position(source.name)
+        try:
+            status.lag = source.pending(status.position)
+        except SourceInputError as exc:
+            status.lag_note = f"input cannot be read: {exc}"
+            return
+        if status.lag is None:
+            status.lag_note = "the source cannot tell how much input is unread"
+
+    def _sink_status(self, sink: Sink, status: ConnectorStatus) -> None:
+        path = self.folder / f"{sink.name}.db"
+        group = group_id(sink.name)
+        marks: dict[tuple[str, int], PartitionMark] = {}
+        if path.exists():
+            store = SQLiteEffectStore(path)
+            try:
+                marks = store.offsets(group)
+                with store.transaction() as tx:
+                    sink.setup(tx)
+                    status.errors = [*sink.problems(tx), *status.errors]
+            finally:
+                store.close()
+        status.position = _offsets_text(marks) if marks else None
+        try:
+            bus = self.bus()
+            topic = bus.topics[sink.feed].name
+            status.lag = _lag(bus.kafka, topic, marks)
+            dead = topic_message_counts(bus.kafka, [dead_letter_topic(bus.kafka, group)])
+        except Exception as exc:  # status must show the rest when the broker is away
+            status.lag_note = f"broker not reachable: {exc}"
+            return
+        dead_count = next(iter(dead.values())) or 0
+        if dead_count:
+            status.errors.insert(0, f"{dead_count} messages dead-lettered")
+
+
+def sink_lag(kafka: KafkaSettings, topic: str, store: SQLiteEffectStore, group: str) -> int:
+    """Messages of `topic` the sink's group has not processed yet."""
+    return _lag(kafka, topic, store.offsets(group))
+
+
+def _lag(kafka: KafkaSettings, topic: str, marks: dict[tuple[str, int], PartitionMark]) -> int:
+    from kafka import TopicPartition
+
+    partitions = list_topics(kafka).get(topic, 0)
+    ends = partition_end_offsets(kafka, [TopicPartition(topic, p) for p in range(partitions)])
+    return sum(
+        max(end - marks.get((tp.topic, tp.partition), PartitionMark(0)).next_offset, 0)
+        for tp, end in ends.items()
+    )
+
+
+def _offsets_text(marks: dict[tuple[str, int], PartitionMark]) -> str:
+    """Next offset per partition: "p0=12 p1=3"."""
+    return " ".join(f"p{part}={mark.next_offset}" for (_, part), mark in sorted(marks.items()))
