@@ -38,6 +38,7 @@ __all__ = [
     "PaymentFile",
     "PaymentFileError",
     "build_pain001",
+    "checked_bic",
     "checked_iban",
     "identifier",
     "validate_pain001",
@@ -134,6 +135,16 @@ def checked_iban(value: str, *, whose: str) -> str:
             f"{whose}: {iban.compact} is a QR-IBAN, payable only with a QR reference"
         )
     return str(iban.compact)
+
+
+def checked_bic(value: str | None, *, whose: str) -> str | None:
+    """The BIC in compact form (None if not given), or InvalidAccountError naming `whose`."""
+    if value is None or not str(value).strip():
+        return None
+    try:
+        return str(BIC(str(value)).compact)
+    except SchwiftyException as exc:
+        raise InvalidAccountError(f"{whose}: invalid BIC: {exc}") from exc
 
 
 def build_pain001(payment_file: PaymentFile) -> bytes:
@@ -235,14 +246,9 @@ def _account(parent: ET.Element, iban: str) -> None:
 def _debtor_agent(parent: ET.Element, iban: str, bic: str | None) -> None:
     """The debtor's bank: its BIC if given, else (SPS) the institution id from a Swiss IBAN."""
     institution = _sub(parent, "FinInstnId")
-    if bic:
-        try:
-            checked = BIC(bic)
-        except SchwiftyException as exc:
-            raise InvalidAccountError(
-                f"debtor bank (option debtor_bic): invalid BIC: {exc}"
-            ) from exc
-        _sub(institution, "BICFI", str(checked.compact))
+    checked = checked_bic(bic, whose="debtor bank (option debtor_bic)")
+    if checked is not None:
+        _sub(institution, "BICFI", checked)
         return
     parsed = IBAN(iban)
     if parsed.country_code not in ("CH", "LI"):

@@ -1,0 +1,522 @@
+"""The payments sink: one ISO 20022 pain.001 file per payment run, exactly once.
+
+It consumes the payments topic (`nervenbahn.payments.payment-orders.v1`). `handle` keeps every
+run and order in the consumer's own database, in the consumer's transaction (so a redelivered
+event changes nothing). `deliver`, after each committed batch, looks at every completed run not
+yet delivered:
+
+- it checks the run against its `PaymentRunCompleted`: all orders present, paid-out count and
+  control sum, claim and held counts and sums agree; every payout account opens (the creditor
+  arrives sealed with the applicant's key and is opened with the vault, in memory only);
+- if anything is off, the run is **held**: nothing is written, the reason is kept and shown by
+  `nervenbahn connectors status` (`problems`); it is checked again after each batch (an order
+  that arrives late, e.g. replayed from the dead-letter topic, releases it);
+- otherwise it writes `<outbox>/pain001-<run id>.report.json` (what is not paid: claims back
+  and held orders) and then `<outbox>/pain001-<run id>.xml`, each atomically (temporary file,
+  fsync, rename), and marks the run delivered in the same transaction.
+
+Exactly once: the file's bytes are a pure function of the run's events and the sink's options
+(`CreDtTm` is the run's recorded time, not the time of writing). If a crash falls between the
+rename and the commit, the next `deliver` builds the same bytes, finds them in place and only
+marks the run; a file of the same name with other content is never replaced (the run is held).
+
+Options (`[connectors.NAME.options]`): `debtor_name`, `debtor_iban`, `debtor_bic` (optional;
+without it the institution id is taken from the Swiss IBAN), `outbox` (a folder; default
+`outbox` in the connector's working folder) and `remittance` (default `"Sozialhilfe"`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from hashlib import sha256
+from pathlib import Path
+from typing import Any, ClassVar
+from uuid import UUID
+
+import structlog
+
+from bus.consumer import Received, Rejected
+from connectors.payments.pain001 import (
+    CreditTransfer,
+    Debtor,
+    InvalidAccountError,
+    PaymentFile,
+    PaymentFileError,
+    build_pain001,
+    checked_bic,
+    checked_iban,
+    identifier,
+)
+from connectors.sdk import Sink
+from domain.payments import AccountSealer, SealedPayoutAccount
+from domain.personal_data import PersonalDataVault
+
+__all__ = ["Pain001Sink", "RunCheck", "pain001_path", "report_path"]
+
+log = structlog.get_logger("nervenbahn.connectors.payments")
+
+_CENT = Decimal("0.01")
+_RUN_EVENTS = frozenset({"PaymentRunStarted", "PaymentOrdered", "PaymentRunCompleted"})
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS pain001_runs (run_id TEXT PRIMARY KEY, month TEXT, "
+    "sequence INTEGER, execution_date TEXT, started_at TEXT, completed_at TEXT, "
+    "order_count INTEGER, paid_out_count INTEGER, control_sum TEXT, claim_count INTEGER, "
+    "claim_sum TEXT, held_count INTEGER, held_sum TEXT, state TEXT NOT NULL, problem TEXT, "
+    "file TEXT, file_sha256 TEXT, delivered_at TEXT)",
+    "CREATE TABLE IF NOT EXISTS pain001_orders (run_id TEXT NOT NULL, order_id TEXT NOT NULL, "
+    "case_id TEXT NOT NULL, for_month TEXT NOT NULL, kind TEXT NOT NULL, amount TEXT NOT NULL, "
+    "held INTEGER NOT NULL, creditor_person_id TEXT, creditor_sealed TEXT, "
+    "social_region TEXT NOT NULL, PRIMARY KEY (run_id, order_id))",
+)
+"""Portable SQL (SQLite and PostgreSQL through `?` placeholders)."""
+
+
+def pain001_path(outbox: Path, run_id: str) -> Path:
+    """Where the pain.001 file of a run is written."""
+    return outbox / f"pain001-{run_id}.xml"
+
+
+def report_path(outbox: Path, run_id: str) -> Path:
+    """Where the companion report of a run (what is not paid) is written."""
+    return outbox / f"pain001-{run_id}.report.json"
+
+
+@dataclass(frozen=True)
+class _Order:
+    order_id: str
+    case_id: str
+    for_month: str
+    kind: str
+    amount: Decimal
+    held: bool
+    creditor: SealedPayoutAccount | None
+    social_region: str
+
+    @property
+    def paid_out(self) -> bool:
+        return not self.held and self.kind != "claim_back"
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """A completed run checked against its totals: the orders, or why it is held."""
+
+    run_id: str
+    month: str
+    orders: tuple[_Order, ...]
+    problem: str | None
+
+
+class Pain001Sink(Sink):
+    """Payment orders → one pain.001.001.09 (SPS) file per payment run."""
+
+    feed: ClassVar[str] = "payment-orders"
+
+    def __init__(self, name: str, options: Mapping[str, Any]) -> None:
+        super().__init__(name, options)
+        name = _required(self.options, "debtor_name")
+        try:
+            self.debtor = Debtor(
+                name=name,
+                iban=checked_iban(
+                    _required(self.options, "debtor_iban"), whose="option debtor_iban"
+                ),
+                bic=checked_bic(self.options.get("debtor_bic"), whose="option debtor_bic"),
+            )
+        except InvalidAccountError as exc:
+            raise ValueError(str(exc)) from exc
+        self.remittance = str(self.options.get("remittance", "Sozialhilfe"))
+        outbox = self.options.get("outbox")
+        if outbox is not None and not isinstance(outbox, str | Path):
+            raise ValueError("option outbox: must be a folder path")
+        self._outbox_option = outbox
+
+    # --- SDK ------------------------------------------------------------------------------------
+
+    def setup(self, tx: Any) -> None:
+        db = _portable(tx)
+        for statement in _TABLES:
+            db.execute(statement)
+
+    def handle(self, received: Received, tx: Any) -> None:
+        """Keep a run's start, orders and completion; other payments events are not ours."""
+        kind = received.event_type
+        if kind not in _RUN_EVENTS:
+            return
+        event = received.event
+        db = _portable(tx)
+        run_id = _run_id(event)
+        if kind == "PaymentRunStarted":
+            db.execute(
+                "INSERT INTO pain001_runs (run_id, month, sequence, execution_date, started_at, "
+                "state) VALUES (?, ?, ?, ?, ?, 'open') ON CONFLICT (run_id) DO UPDATE SET "
+                "month = excluded.month, sequence = excluded.sequence, "
+                "execution_date = excluded.execution_date, started_at = excluded.started_at",
+                (run_id, _day(event.month), event.sequence, _day(event.execution_date),
+                 _moment(event.timestamp)),
+            )
+        elif kind == "PaymentOrdered":
+            self._keep_order(db, run_id, event)
+        else:
+            self._keep_completion(db, run_id, event)
+
+    def deliver(self, tx: Any) -> list[str]:
+        """Write every completed run's file that is not written yet; the file names."""
+        db = _portable(tx)
+        written: list[str] = []
+        pending = db.execute(
+            "SELECT run_id FROM pain001_runs WHERE completed_at IS NOT NULL "
+            "AND state IN ('open', 'held') ORDER BY month, sequence, run_id"
+        ).fetchall()
+        for (run_id,) in pending:
+            check = self.check_run(db, run_id)
+            if check.problem is None:
+                written += self._deliver_run(db, check)
+            else:
+                self._hold(db, run_id, check.problem)
+        return written
+
+    def problems(self, tx: Any) -> list[str]:
+        """Every held run and why."""
+        rows = _portable(tx).execute(
+            "SELECT run_id, month, sequence, problem FROM pain001_runs WHERE state = 'held' "
+            "ORDER BY month, sequence"
+        ).fetchall()
+        return [f"run {run} ({(month or '?')[:7]} #{seq}) held: {why}" for run, month, seq, why
+                in rows]
+
+    # --- checks -------------------------------------------------------------------------------
+
+    def check_run(self, db: Any, run_id: str) -> RunCheck:
+        """The run's orders checked against its completion totals."""
+        run = db.execute(
+            "SELECT month, order_count, paid_out_count, control_sum, claim_count, claim_sum, "
+            "held_count, held_sum, started_at FROM pain001_runs WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        month, count, paid_count, control, claim_count, claims, held_count, held, started = run
+        orders = self._orders(db, run_id)
+        paid = [o for o in orders if o.paid_out]
+        claimed = [o for o in orders if o.kind == "claim_back" and not o.held]
+        on_hold = [o for o in orders if o.held]
+        expected = [
+            ("orders", count, len(orders)),
+            ("paid-out orders", paid_count, len(paid)),
+            ("control sum", _amount(control), _total(paid)),
+            ("claims back", claim_count, len(claimed)),
+            ("claim sum", _amount(claims), _total(claimed)),
+            ("held orders", held_count, len(on_hold)),
+            ("held sum", _amount(held), _total(on_hold)),
+        ]
+        problem = None
+        if started is None:
+            problem = "the run's start (PaymentRunStarted) has not arrived"
+        for what, announced, present in expected:
+            if problem is None and announced != present:
+                problem = (
+                    f"{what} differ: the run's completion says {announced}, "
+                    f"the orders received give {present}"
+                )
+        return RunCheck(run_id, month or "", tuple(orders), problem)
+
+    # --- delivery -----------------------------------------------------------------------------
+
+    def _deliver_run(self, db: Any, check: RunCheck) -> list[str]:
+        run_id = check.run_id
+        outbox = self.outbox
+        paid = [o for o in check.orders if o.paid_out]
+        try:
+            xml = build_pain001(self._payment_file(db, run_id, paid)) if paid else None
+        except PaymentFileError as exc:
+            self._hold(db, run_id, str(exc))
+            return []
+        files = [(report_path(outbox, run_id), _report(db, check))]
+        if xml is not None:
+            files.append((pain001_path(outbox, run_id), xml))
+        for target, content in files:  # the report first: a pain.001 never lacks its report
+            if not _write_once(target, content):
+                self._hold(
+                    db,
+                    run_id,
+                    f"{target} exists with other content; it is never replaced (remove it "
+                    "only if it was not sent to the bank)",
+                )
+                return []
+        self._mark(db, run_id, files[-1][0].name if xml else None,
+                   sha256(xml).hexdigest() if xml else None)
+        log.info("payment run delivered", connector=self.name, run_id=run_id,
+                 files=[target.name for target, _ in files], transactions=len(paid))
+        return [target.name for target, _ in files]
+
+    def _payment_file(self, db: Any, run_id: str, paid: list[_Order]) -> PaymentFile:
+        execution_date, completed_at = db.execute(
+            "SELECT execution_date, completed_at FROM pain001_runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        sealer = AccountSealer(self.vault)
+        transfers = []
+        for order in paid:
+            whose = f"payment order {order.order_id} (case {order.case_id})"
+            if order.creditor is None:
+                raise PaymentFileError(f"{whose}: a payout without a payout account")
+            account = sealer.open(order.creditor)
+            if account is None:
+                raise PaymentFileError(f"{whose}: the payout account was erased")
+            transfers.append(
+                CreditTransfer(
+                    end_to_end_id=identifier(order.order_id),
+                    amount=order.amount,
+                    creditor_name=account.holder,
+                    creditor_iban=account.iban,
+                    remittance=self._remittance(order),
+                    reference=f"{order.order_id} (case {order.case_id})",
+                )
+            )
+        return PaymentFile(
+            message_id=identifier(run_id),
+            created_at=datetime.fromisoformat(completed_at),
+            execution_date=date.fromisoformat(execution_date),
+            debtor=self.debtor,
+            transfers=tuple(transfers),
+        )
+
+    def _remittance(self, order: _Order) -> str:
+        month = order.for_month[:7]
+        if order.kind == "back_payment":
+            return f"{self.remittance} Nachzahlung {month}"
+        return f"{self.remittance} {month}"
+
+    def _hold(self, db: Any, run_id: str, problem: str) -> None:
+        before = db.execute(
+            "SELECT problem FROM pain001_runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if before is None or before[0] != problem:
+            log.warning("payment run held", connector=self.name, run_id=run_id, problem=problem)
+        db.execute(
+            "UPDATE pain001_runs SET state = 'held', problem = ? WHERE run_id = ?",
+            (problem, run_id),
+        )
+
+    def _mark(self, db: Any, run_id: str, file: str | None, digest: str | None) -> None:
+        db.execute(
+            "UPDATE pain001_runs SET state = 'delivered', problem = NULL, file = ?, "
+            "file_sha256 = ?, delivered_at = ? WHERE run_id = ?",
+            (file, digest, datetime.now(UTC).isoformat(timespec="seconds"), run_id),
+        )
+
+    # --- storage ------------------------------------------------------------------------------
+
+    def _keep_order(self, db: Any, run_id: str, event: Any) -> None:
+        creditor = _sealed_account(event.creditor)
+        db.execute(
+            "INSERT INTO pain001_orders (run_id, order_id, case_id, for_month, kind, amount, "
+            "held, creditor_person_id, creditor_sealed, social_region) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, order_id) DO NOTHING",
+            (
+                run_id,
+                str(event.order_id),
+                str(event.case_id),
+                _day(event.for_month),
+                str(event.kind),
+                str(_positive(event.amount, event.order_id)),
+                1 if event.held else 0,
+                str(creditor.person_id) if creditor else None,
+                creditor.sealed if creditor else None,
+                str(event.social_region),
+            ),
+        )
+        db.execute(
+            "INSERT INTO pain001_runs (run_id, state) VALUES (?, 'open') "
+            "ON CONFLICT (run_id) DO NOTHING",
+            (run_id,),
+        )
+
+    def _keep_completion(self, db: Any, run_id: str, event: Any) -> None:
+        db.execute(
+            "INSERT INTO pain001_runs (run_id, state) VALUES (?, 'open') "
+            "ON CONFLICT (run_id) DO NOTHING",
+            (run_id,),
+        )
+        db.execute(
+            "UPDATE pain001_runs SET completed_at = ?, order_count = ?, paid_out_count = ?, "
+            "control_sum = ?, claim_count = ?, claim_sum = ?, held_count = ?, held_sum = ? "
+            "WHERE run_id = ?",
+            (
+                _moment(event.timestamp),
+                int(event.order_count),
+                int(event.paid_out_count),
+                str(Decimal(event.control_sum).quantize(_CENT)),
+                int(event.claim_count),
+                str(Decimal(event.claim_sum).quantize(_CENT)),
+                int(event.held_count),
+                str(Decimal(event.held_sum).quantize(_CENT)),
+                run_id,
+            ),
+        )
+
+    @staticmethod
+    def _orders(db: Any, run_id: str) -> list[_Order]:
+        rows = db.execute(
+            "SELECT order_id, case_id, for_month, kind, amount, held, creditor_person_id, "
+            "creditor_sealed, social_region FROM pain001_orders WHERE run_id = ? "
+            "ORDER BY case_id, for_month, order_id",
+            (run_id,),
+        ).fetchall()
+        return [
+            _Order(
+                order_id=order_id,
+                case_id=case_id,
+                for_month=for_month,
+                kind=kind,
+                amount=Decimal(amount),
+                held=bool(held),
+                creditor=SealedPayoutAccount(UUID(person), sealed) if person else None,
+                social_region=region,
+            )
+            for order_id, case_id, for_month, kind, amount, held, person, sealed, region in rows
+        ]
+
+    # --- context ------------------------------------------------------------------------------
+
+    @property
+    def outbox(self) -> Path:
+        """The folder the files are written to (created)."""
+        if self._outbox_option is not None:
+            folder = (
+                self.context.path(self._outbox_option)
+                if self.context is not None
+                else Path(self._outbox_option)
+            )
+        elif self.context is not None:
+            folder = self.context.folder / "outbox"
+        else:
+            raise ValueError("option outbox: needed when the sink runs without the runtime")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @property
+    def vault(self) -> PersonalDataVault:
+        """The personal-data vault of the core (payout accounts are sealed with its keys)."""
+        if self.context is None:
+            raise RuntimeError(f"connector {self.name}: not bound to the runtime (no vault)")
+        return self.context.service.vault
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _required(options: Mapping[str, Any], key: str) -> str:
+    value = options.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"option {key}: required (text)")
+    return value.strip()
+
+
+def _portable(tx: Any) -> Any:
+    """The transaction as a `?`-placeholder connection (SQLite as is, psycopg wrapped)."""
+    if isinstance(tx, sqlite3.Connection) or not hasattr(tx, "pgconn"):
+        return tx
+    from projections.storage import PortableConnection
+
+    return PortableConnection(tx)
+
+
+def _run_id(event: Any) -> str:
+    run_id = getattr(event, "run_id", None) or getattr(event, "originator_id", None)
+    if run_id is None:
+        raise Rejected(f"{type(event).__name__} without a run id")
+    return str(run_id)
+
+
+def _sealed_account(value: Any) -> SealedPayoutAccount | None:
+    if value is None or isinstance(value, SealedPayoutAccount):
+        return value
+    if isinstance(value, Mapping) and {"person_id", "sealed"} <= set(value):
+        return SealedPayoutAccount(UUID(str(value["person_id"])), str(value["sealed"]))
+    raise Rejected(f"creditor account is not sealed ({type(value).__name__}); refused")
+
+
+def _positive(amount: Any, order_id: Any) -> Decimal:
+    value = Decimal(amount)
+    if value <= 0 or value.quantize(_CENT) != value:
+        raise Rejected(f"payment order {order_id}: amount {amount} is not a positive CHF amount")
+    return value
+
+
+def _amount(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _total(orders: Iterable[_Order]) -> Decimal:
+    return sum((o.amount for o in orders), Decimal("0.00")).quantize(_CENT)
+
+
+def _day(value: date | str) -> str:
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def _moment(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise Rejected("an event time without time zone")
+    return value.astimezone(UTC).isoformat()
+
+
+def _report(db: Any, check: RunCheck) -> bytes:
+    """What the run does not pay: claims back (to recover) and held orders (ordered again
+    later). Ids and amounts only, no personal data."""
+    row = db.execute(
+        "SELECT sequence, execution_date, control_sum, paid_out_count FROM pain001_runs "
+        "WHERE run_id = ?",
+        (check.run_id,),
+    ).fetchone()
+    sequence, execution_date, control_sum, paid_out_count = row
+    not_paid = [
+        {
+            "order_id": o.order_id,
+            "case_id": o.case_id,
+            "for_month": o.for_month[:7],
+            "kind": o.kind,
+            "amount": str(o.amount),
+            "reason": "held: no usable payout account" if o.held else "claim back: to recover",
+        }
+        for o in check.orders
+        if not o.paid_out
+    ]
+    report = {
+        "run_id": check.run_id,
+        "month": check.month[:7],
+        "sequence": sequence,
+        "execution_date": execution_date,
+        "paid_out": {
+            "count": paid_out_count,
+            "sum": control_sum,
+            "file": pain001_path(Path("."), check.run_id).name if paid_out_count else None,
+        },
+        "not_paid": not_paid,
+    }
+    return (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _write_once(target: Path, content: bytes) -> bool:
+    """Write `content` to `target` atomically unless it is there already; False if a file of
+    that name holds other content (it is left alone)."""
+    if target.exists():
+        return target.read_bytes() == content
+    temporary = target.with_name(f".{target.name}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, target)
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return True
