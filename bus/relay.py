@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from eventsourcing.application import Application
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
@@ -80,12 +81,14 @@ class Relay:
     """Publishes the store's events to one topic, resuming from a durable position.
 
     Give it the case-events `codec`, or an `encoder` deciding what to publish per event.
+    `service` is the application whose notification log it reads: the case service, or
+    another store such as the payments service (`payments` relay).
     """
 
     def __init__(
         self,
         *,
-        service: CaseService,
+        service: CaseService | Application[Any],
         codec: EventCodec | None = None,
         encoder: Encoder | None = None,
         positions: RelayPositionStore,

@@ -24,8 +24,15 @@ from bus.compatibility import (
     fingerprint,
     validate_schema,
 )
+from bus.payments_codec import (
+    PAYMENTS_NAMESPACE,
+    payment_record_names,
+    payment_schema,
+    payment_schema_mismatches,
+)
 from bus.registry import SchemaRegistry
 from domain.events import EVENT_TYPES
+from domain.payments import RUN_EVENT_TYPES
 from schemas import (
     NAMESPACE,
     REPORTING_NAMESPACE,
@@ -89,6 +96,8 @@ def check_schemas(
     # Reporting records are checked locally only: their subjects live on the reporting topic.
     for name in reporting_record_names(schema_dir):
         problems += _check_reporting(name, schema_dir, topic)
+    # Payment-run events, likewise local: their subjects live on the payments topic.
+    problems += _check_payments(schema_dir)
     return problems
 
 
@@ -165,6 +174,41 @@ def _check_reporting(name: str, schema_dir: Path, topic: str | None) -> list[Sch
     return problems + _released_problems(subject, schema, released)
 
 
+def _check_payments(schema_dir: Path) -> list[SchemaProblem]:
+    """Each payment-run event type has a schema matching its fields, readable from every
+    released version (the same rules as the case events, namespace ch.nervenbahn.payments)."""
+    classes = {cls.__name__: cls for cls in RUN_EVENT_TYPES}
+    files = set(payment_record_names(schema_dir))
+    problems = [
+        SchemaProblem(record_name(name, PAYMENTS_NAMESPACE), WHOLE_SCHEMA,
+                      f"no schema file payments/{name}.avsc for this payment event type",
+                      "MISSING")
+        for name in sorted(classes.keys() - files)
+    ] + [
+        SchemaProblem(record_name(name, PAYMENTS_NAMESPACE), WHOLE_SCHEMA,
+                      f"payments/{name}.avsc describes no payment event type",
+                      "UNKNOWN_EVENT_TYPE")
+        for name in sorted(files - classes.keys())
+    ]
+    for name in sorted(classes.keys() & files):
+        subject = record_name(name, PAYMENTS_NAMESPACE)
+        try:
+            schema = payment_schema(name, schema_dir)
+            released = released_versions(name, schema_dir)
+        except SchemaFileError as exc:
+            problems.append(SchemaProblem(subject, WHOLE_SCHEMA, str(exc), "SCHEMA_FILE"))
+            continue
+        found = validate_schema(subject, schema)
+        if not found:
+            found = [
+                SchemaProblem(subject, field, message, "DOMAIN_MISMATCH")
+                for field, message in payment_schema_mismatches(classes[name], schema)
+            ]
+            found += _released_problems(subject, schema, released)
+        problems += found
+    return problems
+
+
 def _released_problems(
     subject: str, schema: dict[str, Any], released: list[tuple[int, dict[str, Any]]]
 ) -> list[SchemaProblem]:
@@ -194,10 +238,16 @@ def _subject(name: str, topic: str | None, namespace: str = NAMESPACE) -> str:
 
 
 def _schema_names(schema_dir: Path) -> list[str]:
-    return event_type_names(schema_dir) + reporting_record_names(schema_dir)
+    return (
+        event_type_names(schema_dir)
+        + reporting_record_names(schema_dir)
+        + payment_record_names(schema_dir)
+    )
 
 
 def _current_schema(name: str, schema_dir: Path) -> dict[str, Any]:
     if name in reporting_record_names(schema_dir):
         return reporting_schema(name, schema_dir)
+    if name in payment_record_names(schema_dir):
+        return payment_schema(name, schema_dir)
     return event_schema(name, schema_dir)

@@ -20,6 +20,7 @@ Segments are lower-case letters, digits and `-`, starting with a letter. So a na
 | `nervenbahn.dlq.<consumer-group>.v1` | the original key | as the original |
 | `nervenbahn.audit.checkpoints.v1` (planned) | | none |
 | `nervenbahn.reporting.case-facts.v1` | case pseudonym | none |
+| `nervenbahn.payments.payment-orders.v1` | payment run id (a run's events in order) | sealed |
 
 Dead-letter topics use the reserved domain `dlq` and the consumer group as dataset.
 """
@@ -48,6 +49,7 @@ __all__ = [
     "ensure_topics",
     "list_topics",
     "partition_end_offsets",
+    "payments_spec",
     "reporting_spec",
     "topic_exists",
     "topic_message_counts",
@@ -153,13 +155,31 @@ def reporting_spec(settings: KafkaSettings) -> TopicSpec:
     )
 
 
+def payments_spec(settings: KafkaSettings) -> TopicSpec:
+    """The payments topic: every payment run's events (ch.nervenbahn.payments), filled by the
+    payments relay from the payments store."""
+    return TopicSpec(
+        name=topic_name(settings, "payments", "payment-orders"),
+        partitions=settings.partitions,
+        config=FOREVER,
+        carries_personal_data="sealed",
+        description="Payment runs: PaymentRunStarted, one PaymentOrdered per order, "
+        "PaymentRunCompleted (Avro, Confluent framing); key = run id, so a run's events stay "
+        "in order on one partition. Payout accounts sealed per person.",
+    )
+
+
 def catalogue(
-    settings: KafkaSettings, dead_letter_groups: Iterable[str] = (), *, reporting: bool = False
+    settings: KafkaSettings,
+    dead_letter_groups: Iterable[str] = (),
+    *,
+    reporting: bool = False,
+    payments: bool = False,
 ) -> list[TopicSpec]:
     """Every topic the bus needs, plus the dead-letter topics of `dead_letter_groups`.
 
     With `reporting`, also the reporting topic (`reporting_spec`), which only the reporting
-    relay fills and creates for itself.
+    relay fills and creates for itself; with `payments`, the payments topic (`payments_spec`).
     """
     specs = [
         TopicSpec(
@@ -173,6 +193,8 @@ def catalogue(
     ]
     if reporting:
         specs.append(reporting_spec(settings))
+    if payments:
+        specs.append(payments_spec(settings))
     specs += [dead_letter_spec(settings, group) for group in dead_letter_groups]
     return specs
 

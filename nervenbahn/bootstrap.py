@@ -11,13 +11,19 @@ import psycopg
 from eventsourcing.domain import datetime_now_with_tzinfo
 from eventsourcing.persistence import PersistenceError
 
+from domain.payment_service import PaymentService
 from domain.personal_data import PersonalDataVault
 from domain.reference import load_reference_data
 from domain.service import CaseService
 from nervenbahn.config import Settings
 from nervenbahn.keystores import open_keystore
 
-__all__ = ["StoreUnavailableError", "build_service", "close_service"]
+__all__ = [
+    "StoreUnavailableError",
+    "build_payment_service",
+    "build_service",
+    "close_service",
+]
 
 
 class StoreUnavailableError(Exception):
@@ -47,3 +53,17 @@ def close_service(service: CaseService) -> None:
     """Close the event store and the key store."""
     service.close()
     service.vault.keystore.close()
+
+
+def build_payment_service(
+    settings: Settings,
+    cases: CaseService,
+    clock: Callable[[], datetime] = datetime_now_with_tzinfo,
+) -> PaymentService:
+    """The payments service on the store of `cases` (same database, its own events table)."""
+    try:
+        return PaymentService(settings.store.eventsourcing_env(), cases=cases, clock=clock)
+    except (psycopg.Error, sqlite3.Error, PersistenceError, OSError) as exc:
+        raise StoreUnavailableError(
+            f"cannot open the payments store in {settings.store.describe()}: {exc}"
+        ) from exc

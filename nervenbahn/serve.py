@@ -19,6 +19,7 @@ import structlog
 import uvicorn
 
 from bus.effects import EffectStore
+from nervenbahn.bootstrap import build_payment_service
 from nervenbahn.config import Settings
 from nervenbahn.paths import read_model_target
 from nervenbahn.wiring import Bus
@@ -40,6 +41,8 @@ class Server:
     host: str = "127.0.0.1"
     port: int = 8000
     projections: tuple[str, ...] = tuple(PROJECTIONS)
+    payments: bool = True
+    """Also run the payments relay (payment runs → the payments topic)."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _stores: dict[str, EffectStore] = field(default_factory=dict)
@@ -68,6 +71,8 @@ class Server:
             self._spawn(f"projection-{name}", self._consume, projection, store)
         self._spawn("relay", self._relay)
         self._spawn("reporting-relay", self._reporting_relay)
+        if self.payments:
+            self._spawn("payments-relay", self._payments_relay)
         config = uvicorn.Config(
             self.app, host=self.host, port=self.port, log_level="warning", lifespan="off"
         )
@@ -123,6 +128,14 @@ class Server:
     def _reporting_relay(self) -> None:
         with self.bus.reporting_relay(self.settings.reporting_key) as relay:
             relay.run(self._stop)
+
+    def _payments_relay(self) -> None:
+        payments = build_payment_service(self.settings, self.bus.service)
+        try:
+            with self.bus.payments_relay(payments) as relay:
+                relay.run(self._stop)
+        finally:
+            payments.close()
 
     def _consume(self, projection: Projection, store: EffectStore) -> None:
         with self.bus.projection_consumer(projection, store) as consumer:

@@ -20,12 +20,14 @@ from bus.codec import EventCodec
 from bus.consumer import Consumer, Decoder, Handler, RetryPolicy
 from bus.effects import EffectStore
 from bus.kafka_settings import KafkaSettings, load_kafka_settings
+from bus.payments_codec import PaymentEventCodec, payment_event_encoder
 from bus.positions import PostgresPositionStore, RelayPositionStore, SQLitePositionStore
 from bus.registry import SchemaRegistry
 from bus.registry_http import ConfluentRegistryClient
 from bus.registry_sql import PostgresSchemaRegistry, SQLiteSchemaRegistry
 from bus.relay import Relay
 from bus.topics import TopicSpec, catalogue
+from domain.payment_service import PaymentService
 from domain.service import CaseService
 from nervenbahn.config import ConfigError, StoreConfig
 from projections.framework import Projection
@@ -37,6 +39,8 @@ __all__ = ["Bus", "kafka_or_embedded", "open_bus", "open_registry"]
 CASE_EVENTS = "case-events"
 CASE_FACTS = "case-facts"
 REPORTING_RELAY = "reporting"
+PAYMENT_ORDERS = "payment-orders"
+PAYMENTS_RELAY = "payments"
 
 
 def open_registry(store: StoreConfig, environ: dict[str, str] | None = None) -> SchemaRegistry:
@@ -134,6 +138,33 @@ class Bus:
             broker_check_seconds=broker_check_seconds,
         )
 
+    @property
+    def payments_topic(self) -> TopicSpec:
+        """The payments topic: every payment run's events, key = run id."""
+        return self.topics[PAYMENT_ORDERS]
+
+    def payments_codec(self) -> PaymentEventCodec:
+        """A codec for the payments topic (payout accounts stay sealed)."""
+        return PaymentEventCodec(self.registry, self.payments_topic.name)
+
+    def payments_relay(
+        self, payments: PaymentService, *, batch_size: int = 500, broker_check_seconds: float = 5.0
+    ) -> Relay:
+        """The relay of the payments topic: it reads the payments store (not the case store),
+        key = run id; its own position (`payments`)."""
+        positions = _open_positions(self.store)
+        self._closers.append(positions.close)
+        return Relay(
+            service=payments,
+            encoder=payment_event_encoder(self.payments_codec()),
+            positions=positions,
+            settings=self.kafka,
+            topic=self.payments_topic,
+            name=PAYMENTS_RELAY,
+            batch_size=batch_size,
+            broker_check_seconds=broker_check_seconds,
+        )
+
     def consumer(
         self, group_id: str, handler: Handler, store: EffectStore, **options: Any
     ) -> Consumer:
@@ -205,8 +236,11 @@ class Bus:
 
 def open_bus(service: CaseService, store: StoreConfig, kafka: KafkaSettings) -> Bus:
     """Wire the bus for a process."""
-    topics = {spec.dataset: spec for spec in catalogue(kafka, reporting=True)}  # "case-events": …
-    return Bus(service, store, kafka, open_registry(store), topics)
+    specs = catalogue(kafka, reporting=True, payments=True)
+    topics = {spec.dataset: spec for spec in specs}  # "case-events": …
+    bus = Bus(service, store, kafka, open_registry(store), topics)
+    bus.feed_codecs.setdefault(PAYMENT_ORDERS, bus.payments_codec)
+    return bus
 
 
 @contextmanager
