@@ -19,6 +19,9 @@ __all__ = ["DEFAULT_STORE", "ConfigError", "Settings", "StoreConfig", "load_sett
 
 DEFAULT_STORE = "sqlite:///.nervenbahn/nervenbahn.db"
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# Every stored event is hash-chained in its transaction (nervenbahn/audit/chain.py).
+_CHAINED_SQLITE = "nervenbahn.audit.chain:ChainedSQLiteApplicationRecorder"
+_CHAINED_POSTGRES = "nervenbahn.audit.chain:ChainedPostgresApplicationRecorder"
 
 
 class ConfigError(Exception):
@@ -90,9 +93,11 @@ class StoreConfig(BaseModel):
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(self.sqlite_path),
+                "APPLICATION_RECORDER_TOPIC": _CHAINED_SQLITE,
             }
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": _CHAINED_POSTGRES,
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": self.host,
             "POSTGRES_PORT": str(self.port),
@@ -135,6 +140,28 @@ class Settings(BaseModel):
     SQLite file per read model beside the store."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
+    configured_signing_key: SecretStr | None = None
+    """NERVENBAHN_AUDIT_SIGNING_KEY (or _FILE), if set (use `signing_key`)."""
+    checkpoint_interval_seconds: float = 300.0
+    """NERVENBAHN_AUDIT_CHECKPOINT_SECONDS: how often `serve` signs a checkpoint (if the
+    chains moved)."""
+
+    @cached_property
+    def signing_key(self) -> SecretStr:
+        """The Ed25519 seed (base64 of 32 bytes) that signs audit checkpoints:
+        NERVENBAHN_AUDIT_SIGNING_KEY or _FILE, else a key file `<store>.signing-key` beside a
+        SQLite store, created on first use; ConfigError for a PostgreSQL store without it."""
+        if self.configured_signing_key is not None:
+            return self.configured_signing_key
+        path = self.store.sqlite_path
+        if self.store.kind != "sqlite" or path is None:
+            raise ConfigError(
+                "NERVENBAHN_AUDIT_SIGNING_KEY or NERVENBAHN_AUDIT_SIGNING_KEY_FILE must be set "
+                "for a PostgreSQL store (an Ed25519 seed: 32 random bytes, base64-encoded; keep "
+                "it in your secret store and give auditors `nervenbahn audit public-key`)"
+            )
+        key = _key_file_beside(path.with_suffix(path.suffix + ".signing-key"), "signing key")
+        return SecretStr(base64.b64encode(key).decode())
     connectors_file: Path | None = None
     """NERVENBAHN_CONNECTORS: the connectors' configuration file (TOML); None: `connectors.toml`
     in the store folder (see `connectors.runtime`)."""
@@ -171,12 +198,42 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         projections_store=_projections_store(env),
         log_format=log_format,  # type: ignore[arg-type]
         log_level=env.get("NERVENBAHN_LOG_LEVEL", "info"),
+        configured_signing_key=_configured_signing_key(env),
+        checkpoint_interval_seconds=_checkpoint_interval(env),
         connectors_file=_optional_path(env.get("NERVENBAHN_CONNECTORS", "")),
     )
 
 
 def _optional_path(value: str) -> Path | None:
     return Path(value.strip()) if value.strip() else None
+
+
+def _configured_signing_key(env: dict[str, str]) -> SecretStr | None:
+    """NERVENBAHN_AUDIT_SIGNING_KEY (base64 of a 32-byte seed) or a file holding it, if set."""
+    name = "NERVENBAHN_AUDIT_SIGNING_KEY"
+    if name in env:
+        key = _decode_key(env[name], name, "signing key")
+    elif f"{name}_FILE" in env:
+        path = Path(env[f"{name}_FILE"])
+        if not path.exists():
+            raise ConfigError(f"{name}_FILE: {path} does not exist")
+        key = _decode_key(path.read_text().strip(), str(path), "signing key")
+    else:
+        return None
+    return SecretStr(base64.b64encode(key).decode())
+
+
+def _checkpoint_interval(env: dict[str, str]) -> float:
+    text = env.get("NERVENBAHN_AUDIT_CHECKPOINT_SECONDS", "300").strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ConfigError(
+            f"NERVENBAHN_AUDIT_CHECKPOINT_SECONDS: {text!r} is not a positive number of seconds"
+        )
+    return seconds
 
 
 def _master_key(env: dict[str, str], store: StoreConfig) -> bytes:

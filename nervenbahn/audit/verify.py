@@ -1,0 +1,325 @@
+"""Verify the store: recompute every hash chain, check every checkpoint, name the first break.
+
+For each chained events table the events are streamed in position order beside the chain
+table and each link is recomputed from the stored bytes. The first position that does not
+match is named, with why: altered bytes, a missing event, an event without chain entry, a chain
+entry without event, a missing position, a chain rewritten consistently (its head differs from
+a signed checkpoint: the rewrite lies after the last checkpoint that still matches), or a chain
+that ends before a signed checkpoint (truncation). Checkpoints are checked first: a signature
+that does not hold is rejected, naming the checkpoint, and the checkpoint is not relied on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from nervenbahn.audit.chain import AuditDatabase, ChainedTable, EventRow, chain_hash, event_record
+from nervenbahn.audit.checkpoints import Checkpoint, CheckpointError, CheckpointStore
+from nervenbahn.audit.hashing import ChainBreak, ChainHead, ChainVerification, genesis
+
+__all__ = [
+    "EXIT_CHAIN_BROKEN",
+    "EXIT_CHECKPOINT_REJECTED",
+    "EXIT_OK",
+    "AuditReport",
+    "CheckpointProblem",
+    "verify_chain",
+    "verify_store",
+]
+
+EXIT_OK = 0
+EXIT_CHAIN_BROKEN = 4
+"""A chain does not match what was recorded (tampering, or a checkpoint the chain contradicts)."""
+EXIT_CHECKPOINT_REJECTED = 5
+"""Every chain matches, but a checkpoint is forged, altered, missing or unreadable."""
+
+T = TypeVar("T")
+AccessLogVerifier = Callable[[Sequence[ChainHead]], ChainVerification]
+
+
+@dataclass(frozen=True)
+class CheckpointProblem:
+    """A checkpoint that cannot be relied on, and why."""
+
+    sequence: int | None
+    source: str
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        """As JSON."""
+        return {"sequence": self.sequence, "source": self.source, "reason": self.reason}
+
+    def describe(self) -> str:
+        """One line for people."""
+        which = f"checkpoint #{self.sequence}" if self.sequence is not None else "a checkpoint"
+        return f"{which} ({self.source}): {self.reason}"
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """What `audit verify` found: each chain's verification and the checkpoint problems."""
+
+    chains: list[ChainVerification]
+    access_log: ChainVerification | None = None
+    checkpoint_problems: list[CheckpointProblem] = field(default_factory=list)
+    checkpoints: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True if every chain and every checkpoint holds."""
+        return self.exit_code == EXIT_OK
+
+    @property
+    def exit_code(self) -> int:
+        """0 all good; 4 a chain is broken; 5 only checkpoints are rejected."""
+        verifications = [*self.chains, *([self.access_log] if self.access_log else [])]
+        if any(not v.ok for v in verifications):
+            return EXIT_CHAIN_BROKEN
+        if self.checkpoint_problems:
+            return EXIT_CHECKPOINT_REJECTED
+        return EXIT_OK
+
+    def to_json(self) -> dict[str, object]:
+        """As JSON."""
+        return {
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "checkpoints": self.checkpoints,
+            "chains": [v.to_json() for v in self.chains],
+            "access_log": self.access_log.to_json() if self.access_log else None,
+            "checkpoint_problems": [p.to_json() for p in self.checkpoint_problems],
+        }
+
+
+# --- one chain -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Expected:
+    """A head a signed checkpoint vouches for."""
+
+    sequence: int
+    head: ChainHead
+    created_at: str
+
+
+@dataclass
+class _Walk:
+    """The state of recomputing one chain."""
+
+    table: ChainedTable
+    dense: bool
+    expected: list[_Expected]
+    previous: bytes
+    position: int = 0
+    records: int = 0
+    matched: _Expected | None = None
+    checked: int = 0
+    found: ChainBreak | None = None
+
+    def stop(self, position: int, reason: str) -> None:
+        self.found = ChainBreak(position, reason)
+
+    def check_expected(self, upto: int) -> None:
+        """Compare the checkpoints at positions up to `upto` (the current position)."""
+        while self.found is None and self.expected and self.expected[0].head.position <= upto:
+            exp = self.expected.pop(0)
+            if exp.head.position != self.position:
+                self.stop(exp.head.position,
+                          f"checkpoint #{exp.sequence} names position {exp.head.position}, "
+                          "which is no longer in the chain (removed)")
+            elif exp.head.hash != self.previous:
+                self.stop(self._rewrite_start(),
+                          f"the chain was rewritten: at position {exp.head.position} it differs "
+                          f"from signed checkpoint #{exp.sequence} ({exp.created_at}); the change "
+                          f"lies in positions {self._rewrite_start()}..{exp.head.position}"
+                          f"{self._since()}")
+            else:
+                self.matched, self.checked = exp, self.checked + 1
+
+    def _rewrite_start(self) -> int:
+        return self.matched.head.position + 1 if self.matched else 1
+
+    def _since(self) -> str:
+        if self.matched is None:
+            return " (no earlier checkpoint matches)"
+        return f", after checkpoint #{self.matched.sequence}, which still matches"
+
+    def result(self) -> ChainVerification:
+        if self.found is None and self.expected:
+            ahead = self.expected[-1]
+            self.stop(self.position + 1,
+                      f"the chain ends at position {self.position}, but signed checkpoint "
+                      f"#{ahead.sequence} ({ahead.created_at}) names position "
+                      f"{ahead.head.position}: events after {self.position} were removed "
+                      "(truncated)")
+        matched = None
+        if self.matched is not None:
+            matched = {"sequence": self.matched.sequence, "created_at": self.matched.created_at,
+                       **self.matched.head.to_json()}
+        return ChainVerification(
+            chain=self.table.chain,
+            records=self.records,
+            head=ChainHead(self.position, self.previous),
+            first_break=self.found,
+            checkpoints_checked=self.checked,
+            checkpoint=matched,
+        )
+
+
+def verify_chain(
+    db: AuditDatabase, table: ChainedTable, expected: Sequence[tuple[int, ChainHead, str]] = ()
+) -> ChainVerification:
+    """Recompute one chain from its stored events and compare it with its chain table and with
+    the heads signed checkpoints vouch for (`expected`: sequence, head, created_at)."""
+    walk = _Walk(
+        table=table,
+        dense=db.dense_positions,
+        expected=sorted((_Expected(s, h, t) for s, h, t in expected),
+                        key=lambda e: (e.head.position, e.sequence)),
+        previous=genesis(table.chain),
+    )
+    walk.check_expected(0)
+    events, links = _Peekable(db.events(table)), _Peekable(db.links(table))
+    while walk.found is None and (events.head is not None or links.head is not None):
+        _step(walk, events, links)
+    return walk.result()
+
+
+def _step(walk: _Walk, events: _Peekable[EventRow], links: _Peekable[tuple[int, bytes]]) -> None:
+    event, link = events.head, links.head
+    position = min(row[0] for row in (event, link) if row is not None)
+    walk.check_expected(position - 1)
+    if walk.found is not None:
+        return
+    if walk.dense and position != walk.position + 1:
+        walk.stop(walk.position + 1, "position missing: its event and its chain entry were both "
+                  "removed")
+    elif event is None or event[0] != position:
+        walk.stop(position, "chain entry without event: the event was removed")
+    elif link is None or link[0] != position:
+        walk.stop(position, "event without chain entry: written outside the recorder, or its "
+                  "chain entry was removed")
+    else:
+        recomputed = chain_hash(walk.previous, event_record(*event))
+        if recomputed != link[1]:
+            walk.stop(position, _mismatch(recomputed, link[1], events.next(), links.next()))
+            return
+        events.advance()
+        links.advance()
+        walk.previous, walk.position, walk.records = recomputed, position, walk.records + 1
+        walk.check_expected(position)
+
+
+def _mismatch(
+    recomputed: bytes, stored: bytes, event: EventRow | None, link: tuple[int, bytes] | None
+) -> str:
+    """Why the recomputed link differs from the stored one, judged from the next link."""
+    if event is not None and link is not None and event[0] == link[0]:
+        record = event_record(*event)
+        if chain_hash(stored, record) == link[1]:
+            return ("the event's stored bytes (state, topic, id or version) differ from what "
+                    "was chained: altered")
+        if chain_hash(recomputed, record) == link[1]:
+            return "the chain entry's hash was altered"
+    return "the event does not match its chain entry (altered event or chain entry)"
+
+
+class _Peekable(Generic[T]):
+    """An iterator with a look at its current item and the one after."""
+
+    def __init__(self, items: Iterator[T]) -> None:
+        self._items = items
+        self.head: T | None = next(items, None)
+        self._after: list[T | None] = []
+
+    def next(self) -> T | None:
+        if not self._after:
+            self._after.append(next(self._items, None))
+        return self._after[0]
+
+    def advance(self) -> None:
+        self.head = self._after.pop(0) if self._after else next(self._items, None)
+
+
+# --- the store -----------------------------------------------------------------------------
+
+
+def verify_store(
+    db: AuditDatabase,
+    public_key: Ed25519PublicKey,
+    *,
+    auditor_copy: Sequence[Checkpoint] = (),
+    access_log: AccessLogVerifier | None = None,
+) -> AuditReport:
+    """Verify every chain of the store against the checkpoints whose signatures hold (the
+    store's and the auditor's copy), and the access log if given."""
+    trusted, problems = _trusted_checkpoints(db, public_key, auditor_copy)
+    tables = {table.chain: table for table in db.chained_tables()}
+    chains = [
+        verify_chain(db, table, _expected_for(table.chain, trusted))
+        for table in tables.values()
+    ]
+    for name in sorted({n for cp in trusted for n in cp.chains} - tables.keys()):
+        chains.append(ChainVerification(
+            chain=name, records=0, head=ChainHead(0, genesis(name)),
+            first_break=ChainBreak(1, "signed checkpoints name this chain, but the store no "
+                                      "longer lists it (its tables were removed)"),
+        ))
+    access = None
+    if access_log is not None:
+        access = access_log([cp.access_log for cp in trusted if cp.access_log is not None])
+    return AuditReport(chains, access, problems, len(trusted))
+
+
+def _expected_for(chain: str, trusted: Sequence[Checkpoint]) -> list[tuple[int, ChainHead, str]]:
+    return [(cp.sequence, cp.chains[chain], cp.created_at) for cp in trusted if chain in cp.chains]
+
+
+def _trusted_checkpoints(
+    db: AuditDatabase, public_key: Ed25519PublicKey, auditor_copy: Sequence[Checkpoint]
+) -> tuple[list[Checkpoint], list[CheckpointProblem]]:
+    """The checkpoints whose signatures hold (the auditor's copy wins), and every problem."""
+    stored, problems = _stored_checkpoints(db)
+    trusted: dict[int, Checkpoint] = {}
+    for checkpoint in stored:
+        problem = checkpoint.signature_problem(public_key)
+        if problem:
+            problems.append(CheckpointProblem(checkpoint.sequence, "store", problem))
+        else:
+            trusted[checkpoint.sequence] = checkpoint
+    by_sequence = {cp.sequence: cp for cp in stored}
+    for checkpoint in auditor_copy:
+        problem = checkpoint.signature_problem(public_key)
+        if problem:
+            problems.append(CheckpointProblem(checkpoint.sequence, "auditor's copy", problem))
+            continue
+        kept = by_sequence.get(checkpoint.sequence)
+        if kept is None:
+            problems.append(CheckpointProblem(checkpoint.sequence, "store",
+                                              "in the auditor's copy but missing from the store"))
+        elif kept.payload != checkpoint.payload or kept.signature != checkpoint.signature:
+            problems.append(CheckpointProblem(checkpoint.sequence, "store",
+                                              "differs from the auditor's copy"))
+        trusted[checkpoint.sequence] = checkpoint
+    return [trusted[s] for s in sorted(trusted)], problems
+
+
+def _stored_checkpoints(db: AuditDatabase) -> tuple[list[Checkpoint], list[CheckpointProblem]]:
+    store = CheckpointStore(db)
+    try:
+        return store.all(), []
+    except CheckpointError:
+        pass
+    # One is unreadable: read them one by one to name each bad one and keep the others.
+    checkpoints, problems = [], []
+    for sequence in store.sequences():
+        try:
+            checkpoints.append(store.one(sequence))
+        except CheckpointError as exc:
+            problems.append(CheckpointProblem(sequence, "store", str(exc)))
+    return checkpoints, problems
