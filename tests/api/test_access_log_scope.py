@@ -29,7 +29,7 @@ def cases_of(models: ReadModels, office: str) -> list[tuple[str, str]]:
 
 def read_cases(client: TestClient, keys: Keys, seeded: ReadModels) -> list[dict[str, object]]:
     """Each office reads its first case twice; what the log should hold, in order."""
-    expected = []
+    expected: list[dict[str, object]] = []
     for office in OFFICES:
         case_id, person_id = cases_of(seeded, office)[0]
         for _ in range(2):
