@@ -58,7 +58,8 @@ CHAINS_TABLE = "audit_chains"
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _MIGRATION_BATCH = 2000
-_HEAD = struct.Struct(">IqIq")  # position and version: length-prefixed 8-byte big-endian
+_INT = struct.Struct(">Iq")  # a length-prefixed 8-byte big-endian int
+_LEN = struct.Struct(">I")
 
 
 def chain_name(events_table: str) -> str:
@@ -88,14 +89,13 @@ def event_record(
     kind = topic.encode()
     return b"".join(
         (
-            _HEAD.pack(8, position, 8, version),
-            struct.pack(">I", len(origin)), origin,
-            struct.pack(">I", len(kind)), kind,
-            struct.pack(">I", len(state)), state,
+            _INT.pack(8, position),
+            _LEN.pack(len(origin)), origin,
+            _INT.pack(8, version),
+            _LEN.pack(len(kind)), kind,
+            _LEN.pack(len(state)), state,
         )
     )
-
-
 
 
 def chain_hash(previous: bytes, record: bytes) -> bytes:
