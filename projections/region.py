@@ -1,7 +1,9 @@
 """The social region's read model: caseload by phase and the work lists of its caseworkers.
 
 Work lists: initial assessments due (within `ASSESSMENT_WITHIN_DAYS` of intake or reopening),
-periodic reviews due, and goal due dates — each flagged overdue once its date has passed.
+periodic reviews due, goal due dates — each flagged overdue once its date has passed — and
+open proposals from connected registers (handover or closure, e.g. from the population
+register), which stay until a caseworker dismisses them or hands the case over / closes it.
 A handover moves the case from one region's view to the other's.
 """
 
@@ -18,6 +20,7 @@ from projections.storage import SQLConnection
 __all__ = [
     "ASSESSMENT_WITHIN_DAYS",
     "GOAL_HORIZON_DAYS",
+    "PROPOSAL_WITHIN_DAYS",
     "REVIEW_HORIZON_DAYS",
     "RegionProjection",
     "WorkItem",
@@ -32,6 +35,9 @@ REVIEW_HORIZON_DAYS = 30
 """Reviews appear on the work list this many days before they are due."""
 GOAL_HORIZON_DAYS = 14
 """Goal due dates appear on the work list this many days ahead."""
+PROPOSAL_WITHIN_DAYS = 14
+"""A proposal is flagged overdue this many days after the reported move or death (a working
+assumption of ours, like the assessment deadline)."""
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS region_cases (case_id TEXT PRIMARY KEY, "
@@ -43,6 +49,10 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS region_goals (goal_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, "
     "category TEXT NOT NULL, due_date TEXT NOT NULL, status TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS region_goals_by_case ON region_goals (case_id)",
+    "CREATE TABLE IF NOT EXISTS region_proposals (case_id TEXT NOT NULL, "
+    "external_reference TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL, "
+    "to_region TEXT, to_municipality_bfs INTEGER, proposed_on TEXT NOT NULL, "
+    "status TEXT NOT NULL, PRIMARY KEY (case_id, external_reference))",
 )
 
 
@@ -50,7 +60,7 @@ class RegionProjection(Projection):
     """Cases and open goals per social region."""
 
     name: ClassVar[str] = "region"
-    tables: ClassVar[tuple[str, ...]] = ("region_cases", "region_goals")
+    tables: ClassVar[tuple[str, ...]] = ("region_cases", "region_goals", "region_proposals")
 
     def create_tables(self, db: SQLConnection) -> None:
         for statement in _TABLES:
@@ -122,6 +132,7 @@ class RegionProjection(Projection):
             social_region=e.to_region,
             municipality_bfs=e.to_municipality_bfs,
         )
+        _resolve_proposals(tx, case_id, ("handover",))
 
     def _on_CaseClosed(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         _update(
@@ -130,6 +141,20 @@ class RegionProjection(Projection):
             phase="closed",
             closed_on=e.effective_date.isoformat(),
             closure_reason=e.reason,
+        )
+        _resolve_proposals(tx, case_id, ("handover", "closure"))
+
+    def _on_HandoverProposed(self, e: Any, case_id: str, tx: SQLConnection) -> None:
+        _add_proposal(tx, case_id, e, "handover", "moved", e.to_region, e.to_municipality_bfs)
+
+    def _on_ClosureProposed(self, e: Any, case_id: str, tx: SQLConnection) -> None:
+        _add_proposal(tx, case_id, e, "closure", e.reason, None, None)
+
+    def _on_ProposalDismissed(self, e: Any, case_id: str, tx: SQLConnection) -> None:
+        tx.execute(
+            "UPDATE region_proposals SET status = 'dismissed' "
+            "WHERE case_id = ? AND external_reference = ?",
+            (case_id, e.external_reference),
         )
 
     def _on_CaseReopened(self, e: Any, case_id: str, tx: SQLConnection) -> None:
@@ -148,6 +173,38 @@ class RegionProjection(Projection):
 
 def _update(tx: SQLConnection, case_id: str, **columns: object) -> None:
     update_case_row(tx, "region_cases", case_id, **columns)
+
+
+def _add_proposal(
+    tx: SQLConnection,
+    case_id: str,
+    e: Any,
+    kind: str,
+    reason: str,
+    to_region: str | None,
+    to_municipality_bfs: int | None,
+) -> None:
+    tx.execute(
+        "INSERT INTO region_proposals VALUES (?, ?, ?, ?, ?, ?, ?, 'open')",
+        (
+            case_id,
+            e.external_reference,
+            kind,
+            reason,
+            to_region,
+            to_municipality_bfs,
+            e.effective_date.isoformat(),
+        ),
+    )
+
+
+def _resolve_proposals(tx: SQLConnection, case_id: str, kinds: tuple[str, ...]) -> None:
+    for kind in kinds:
+        tx.execute(
+            "UPDATE region_proposals SET status = 'resolved' "
+            "WHERE case_id = ? AND kind = ? AND status = 'open'",
+            (case_id, kind),
+        )
 
 
 # --- queries ---------------------------------------------------------------------------------
@@ -199,4 +256,25 @@ def work_list(db: SQLConnection, region: str, today: date) -> list[WorkItem]:
     ):
         due = date.fromisoformat(due_text)
         items.append(WorkItem("goal", case_id, due, due < today, f"{category} goal {goal_id}"))
+    items.extend(_open_proposals(db, region, today))
     return sorted(items, key=lambda item: (item.due, item.kind, item.case_id))
+
+
+def _open_proposals(db: SQLConnection, region: str, today: date) -> list[WorkItem]:
+    """Open handover and closure proposals of the region's cases (due from the reported day)."""
+    items = []
+    for case_id, ref, kind, reason, to_region, to_bfs, proposed_on in db.execute(
+        "SELECT p.case_id, p.external_reference, p.kind, p.reason, p.to_region, "
+        "p.to_municipality_bfs, p.proposed_on FROM region_proposals p "
+        "JOIN region_cases c ON c.case_id = p.case_id "
+        "WHERE c.social_region = ? AND p.status = 'open'",
+        (region,),
+    ):
+        reported = date.fromisoformat(proposed_on)
+        overdue = reported + timedelta(days=PROPOSAL_WITHIN_DAYS) < today
+        if kind == "handover":
+            detail = f"moved to {to_bfs} ({to_region}); ref {ref}"
+        else:
+            detail = f"{reason}; ref {ref}"
+        items.append(WorkItem(f"{kind}_proposal", case_id, reported, overdue, detail))
+    return items

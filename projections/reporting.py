@@ -25,7 +25,7 @@ from domain.commands import ClosureReason
 from domain.events import CaseHandedOver, CaseOpened
 from domain.reference import load_reference_data
 from projections.framework import Projection
-from projections.reporting_facts import CaseFact, Pseudonymiser, case_fact
+from projections.reporting_facts import NO_FACT_EVENTS, CaseFact, Pseudonymiser, case_fact
 from projections.storage import SQLConnection
 
 __all__ = [
@@ -92,6 +92,8 @@ class ReportingProjection(Projection):
                 "the reporting projection needs the reporting key to pseudonymise case ids: "
                 "set NERVENBAHN_REPORTING_KEY (the same as the reporting relay's)"
             )
+        if type(event).__name__ in NO_FACT_EVENTS:
+            return
         region = None
         if not isinstance(event, CaseOpened | CaseHandedOver):
             region = _region_now(tx, self._pseudonyms.case(event.originator_id))

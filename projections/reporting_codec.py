@@ -23,7 +23,7 @@ from bus.errors import DecodeError, EncodeError, SchemaError, SchemaNotFoundErro
 from bus.registry import SchemaRegistry
 from bus.relay import PRODUCER_NAME, Encoder, OutgoingMessage
 from bus.wire import WRITE_ERRORS, header, read_record, schema_id_of
-from projections.reporting_facts import CaseFact, CaseFacts
+from projections.reporting_facts import NO_FACT_EVENTS, CaseFact, CaseFacts
 from schemas import (
     REPORTING_NAMESPACE,
     SCHEMA_DIR,
@@ -146,6 +146,8 @@ def fact_encoder(codec: CaseFactCodec, facts: CaseFacts) -> Encoder:
     """The reporting relay's encoder: one fact per event, key = case pseudonym."""
 
     def encode(event: Any) -> list[OutgoingMessage]:
+        if type(event).__name__ in NO_FACT_EVENTS:
+            return []
         fact = facts(event)
         encoded = codec.encode(fact)
         headers = fact_headers(fact, encoded.schema_id)

@@ -30,6 +30,7 @@ from domain.service import CaseService
 
 __all__ = [
     "FACT_CODES",
+    "NO_FACT_EVENTS",
     "CaseFact",
     "CaseFacts",
     "FactCode",
@@ -82,6 +83,10 @@ FACT_CODES: dict[str, FactCode] = dict(
     )
 )
 """The fact code of each case event type."""
+
+NO_FACT_EVENTS = frozenset({"HandoverProposed", "ClosureProposed", "ProposalDismissed"})
+"""Case events that carry no fact: work-list proposals from connected registers are not
+something that happened to the case (the handover or closure that may follow is)."""
 
 RegionLookup = Callable[[UUID, int], str]
 """The social region of case `case_id` after its event at `version` (e.g. from the store)."""

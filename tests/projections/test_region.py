@@ -132,6 +132,40 @@ def test_work_list_flags_assessments_reviews_and_goals_due_and_overdue(
     ]
 
 
+def test_work_list_shows_open_proposals_until_dismissed_or_handed_over(
+    tmp_path: Path, master_key: str
+) -> None:
+    clock = _Clock(datetime(2026, 3, 2, 9, tzinfo=SWISS_TIME))
+    service = build_service(store_settings(tmp_path, master_key), clock=clock)
+    register = {"user_id": "population-register", "role": "system", "organisation": "so-canton"}
+    moved, died = str(_open(service, OLTEN, "2026-03-02")), str(_open(service, OLTEN, "2026-03-02"))
+    service.execute(command("propose_handover", case_id=moved, actor=register,
+                            external_reference="m-7/0", source="population_register",
+                            to_municipality_bfs=SOLOTHURN, effective_date="2026-02-10"))
+    service.execute(command("propose_closure", case_id=died, actor=register,
+                            external_reference="m-7/1", source="population_register",
+                            reason="death", effective_date="2026-03-01"))
+    path = tmp_path / "region.db"
+
+    def proposals() -> list[tuple[str, str, date, bool, str]]:
+        rebuild(RegionProjection(), service, path)
+        with sqlite3.connect(path) as db:
+            items = work_list(db, "so-olten", date(2026, 3, 2))
+        return [(i.kind, i.case_id, i.due, i.overdue, i.detail) for i in items
+                if i.kind.endswith("_proposal")]
+
+    # Reported 2026-02-10, more than 14 days before 2026-03-02: overdue.
+    assert proposals() == [
+        ("handover_proposal", moved, date(2026, 2, 10), True,
+         "moved to 2601 (so-solothurn); ref m-7/0"),
+        ("closure_proposal", died, date(2026, 3, 1), False, "death; ref m-7/1"),
+    ]
+    service.execute(command("dismiss_proposal", case_id=died, external_reference="m-7/1",
+                            reason="register_error"))
+    service.execute(command("hand_over_case", case_id=moved, to_municipality_bfs=SOLOTHURN))
+    assert proposals() == []
+
+
 class _Clock:
     def __init__(self, now: datetime) -> None:
         self.now = now

@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
+from domain.commands import Actor, ProposeClosure
 from domain.reference import load_reference_data
 from domain.service import CaseService
 from nervenbahn.bootstrap import build_service, close_service
@@ -62,8 +64,33 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaseService]:
     service = build_service(store_settings(folder, key))
     lines = [json.dumps(r) for r in synthetic_history(load_reference_data(), 80, 5)]
     service.import_records(lines)
+    _propose_closures(service, wanted=3)
     yield service
     close_service(service)
+
+
+def _propose_closures(service: CaseService, wanted: int) -> None:
+    """Closure proposals (population register) on the first open cases, so that every table of
+    the region read model has rows."""
+    register = Actor("population-register", "system", "so-canton")
+    made = 0
+    for case_id in service.case_ids():
+        if made == wanted:
+            return
+        if service.get_case(case_id).phase == "closed":
+            continue
+        service.execute(
+            ProposeClosure(
+                actor=register,
+                correlation_id=uuid4(),
+                case_id=case_id,
+                external_reference=f"msg-{made}/0",
+                source="population_register",
+                reason="death",
+                effective_date=date.today(),
+            )
+        )
+        made += 1
 
 
 @pytest.fixture(scope="module")
