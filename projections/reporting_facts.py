@@ -1,10 +1,13 @@
 """Pseudonymised case facts for statistics: what happened to a case, when, in which region.
 
 A fact carries no personal data: the case appears only as a pseudonym (HMAC-SHA256 of its id
-under the installation's reporting key), goals and measures likewise; there are no persons,
-no municipality, no free text (goal titles stay behind) and no amounts. What a fact does carry
-is a code (`FactCode`), the effective date, the recorded time, the social region and a few
-detail codes (closure reason, measure kind, region taken over by, ...).
+under the installation's reporting key), goals and measures likewise; there are no persons
+and no free text (goal titles stay behind). What a fact does carry is a code (`FactCode`), the
+effective date, the recorded time, the social region and a few detail codes (closure reason,
+measure kind, region taken over by, ...), and, for the federal social-assistance statistics
+(BFS SHS, `connectors.bfs_statistics`), the fields the BFS receives by law: the municipality's
+BFS number (opened, handed_over), the household size (opened, budget_changed) and the monthly
+budget total (granted, budget_changed); docs/reporting.md says why that is acceptable.
 
 `case_fact` turns one case event into its fact; it is pure (no Kafka, no database). The only
 thing it needs beyond the event is the social region the case was in before it, since most
@@ -20,6 +23,7 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Literal, get_args
 from uuid import UUID
@@ -116,6 +120,9 @@ class CaseFact:
     to_region: str | None = None
     closure_reason: str | None = None
     reopening_reason: str | None = None
+    municipality_bfs: int | None = None
+    household_size: int | None = None
+    budget_total: Decimal | None = None
 
     @property
     def region_after(self) -> str:
@@ -235,11 +242,16 @@ def _no_details(event: Any, pseudonyms: Pseudonymiser) -> dict[str, Any]:
 
 
 _DETAILS: dict[str, Callable[[Any, Pseudonymiser], dict[str, Any]]] = {
+    "CaseOpened": lambda e, p: {
+        "municipality_bfs": e.municipality_bfs,
+        "household_size": e.household_size,
+    },
     "AssessmentCompleted": lambda e, p: {"employability": e.employability},
     # The decision counts for reporting; support may be owed from an earlier day.
     "SupportGranted": lambda e, p: {
         "effective_date": e.decision_date,
         "support_from": e.effective_date,
+        "budget_total": e.total,
     },
     "SupportRefused": lambda e, p: {"refusal_reasons": tuple(e.reasons)},
     "GoalAgreed": lambda e, p: {"goal_category": e.category, "item_ref": p.item(e.goal_id)},
@@ -251,9 +263,16 @@ _DETAILS: dict[str, Callable[[Any, Pseudonymiser], dict[str, Any]]] = {
         "item_ref": p.item(e.measure_id),
         "break_off_reason": e.reason,
     },
-    "BudgetChanged": lambda e, p: {"budget_reason": e.reason},
+    "BudgetChanged": lambda e, p: {
+        "budget_reason": e.reason,
+        "budget_total": e.total,
+        "household_size": e.household_size,
+    },
     "ReviewCompleted": lambda e, p: {"review_outcome": e.outcome},
-    "CaseHandedOver": lambda e, p: {"to_region": e.to_region},
+    "CaseHandedOver": lambda e, p: {
+        "to_region": e.to_region,
+        "municipality_bfs": e.to_municipality_bfs,
+    },
     "CaseClosed": lambda e, p: {"closure_reason": e.reason},
     "CaseReopened": lambda e, p: {"reopening_reason": e.reason},
 }
