@@ -1,0 +1,376 @@
+"""The BFS statistics sink: case facts in, one delivery file per complete month out.
+
+`handle` keeps each fact's statistical fields in `bfs_facts`, marks its case as changed
+(`bfs_cases`) and moves the watermark (the latest recorded day seen, Swiss time) — all in the
+consumer's transaction. `deliver` writes every complete month not yet delivered, in order:
+
+- a month is **complete** once a fact recorded on or after the first day of the next month
+  plus `grace_days` (default 0) has been seen, or when option `complete_through` ("YYYY-MM")
+  names it or a later month; deliveries start at option `first_month` ("YYYY-MM"; default: the
+  month of the earliest support seen);
+- a delivery is **recorded** (content, SHA-256, its bookings) in the sink's database in the
+  same transaction as the consumer's offsets, then written atomically (temporary file,
+  `os.replace`) as `<outbox>/bfs-shs-<canton>-<YYYY-MM>.csv`; a recorded delivery is never
+  computed again, and a missing or damaged file is rewritten from the recorded content;
+- a fact that arrives after its month was delivered changes nothing in that file: the next
+  delivery carries a `correction` booking per earlier month whose amount owed now differs from
+  what was delivered for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+import psycopg
+import structlog
+
+from bus.consumer import Received, Rejected
+from connectors.bfs_statistics.builder import (
+    BookingRow,
+    CaseDossiers,
+    DossierRow,
+    fold,
+    month_rows,
+    next_month,
+    owed,
+    render_csv,
+)
+from connectors.sdk import Sink
+from domain.case import SWISS_TIME
+from domain.entitlement import month_of, months_between
+from projections.reporting_facts import CaseFact
+from projections.storage import PortableConnection
+
+__all__ = ["BfsStatisticsSink"]
+
+log = structlog.get_logger("nervenbahn.connectors.bfs_statistics")
+
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS bfs_facts (pseudonym TEXT NOT NULL, sequence INTEGER NOT NULL, "
+    "fact TEXT NOT NULL, effective_date TEXT NOT NULL, recorded_at TEXT NOT NULL, "
+    "support_from TEXT, municipality_bfs INTEGER, household_size INTEGER, budget_total TEXT, "
+    "closure_reason TEXT, PRIMARY KEY (pseudonym, sequence))",
+    "CREATE TABLE IF NOT EXISTS bfs_cases (pseudonym TEXT PRIMARY KEY, "
+    "changed INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS bfs_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS bfs_deliveries (month TEXT PRIMARY KEY, file TEXT NOT NULL, "
+    "sha256 TEXT NOT NULL, dossiers INTEGER NOT NULL, bookings INTEGER NOT NULL, "
+    "content TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS bfs_bookings (reporting_month TEXT NOT NULL, "
+    "dossier_id TEXT NOT NULL, dossier_seq INTEGER NOT NULL, booking_month TEXT NOT NULL, "
+    "kind TEXT NOT NULL, amount TEXT NOT NULL)",
+)
+_FACT_COLUMNS = (
+    "sequence", "fact", "effective_date", "recorded_at", "support_from", "municipality_bfs",
+    "household_size", "budget_total", "closure_reason",
+)
+
+
+@dataclass(frozen=True)
+class _StoredFact:
+    """A fact as the sink keeps it (what `builder.fold` reads)."""
+
+    sequence: int
+    fact: str
+    effective_date: date
+    recorded_at: datetime
+    support_from: date | None
+    municipality_bfs: int | None
+    household_size: int | None
+    budget_total: Decimal | None
+    closure_reason: str | None
+
+
+class BfsStatisticsSink(Sink):
+    """Monthly delivery modelled on the BFS social-assistance statistics (SHS), from the
+    pseudonymised case facts only (feed "case-facts").
+
+    Options: `outbox` (folder; default `<connector folder>/outbox`), `canton` ("SO"),
+    `first_month`, `complete_through` ("YYYY-MM"), `grace_days` (0).
+    """
+
+    feed: ClassVar[str] = "case-facts"
+
+    def __init__(self, name: str, options: Mapping[str, Any]) -> None:
+        super().__init__(name, options)
+        unknown = sorted(set(self.options) - {"outbox", "canton", "first_month",
+                                              "complete_through", "grace_days"})
+        if unknown:
+            raise ValueError(f"unknown option {unknown[0]!r}")
+        canton = str(self.options.get("canton", "SO"))
+        if not re.fullmatch(r"[A-Z]{2}", canton):
+            raise ValueError(f"canton: {canton!r} is not a canton abbreviation like 'SO'")
+        self.canton = canton
+        self.first_month = _month_option(self.options, "first_month")
+        self.complete_through = _month_option(self.options, "complete_through")
+        grace = self.options.get("grace_days", 0)
+        if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= 60:
+            raise ValueError(f"grace_days: {grace!r} is not a whole number of days 0..60")
+        self.grace_days = grace
+
+    # --- the SDK ------------------------------------------------------------------------------
+
+    def setup(self, tx: Any) -> None:
+        """Create the sink's tables (idempotent)."""
+        db = _portable(tx)
+        for statement in _TABLES:
+            db.execute(statement)
+
+    def handle(self, received: Received, tx: Any) -> None:
+        """Keep the fact's statistical fields; mark its case changed; move the watermark."""
+        fact = received.event
+        if not isinstance(fact, CaseFact):
+            raise Rejected(f"{received.event_type} is not a CaseFact")
+        db = _portable(tx)
+        db.execute(
+            f"INSERT INTO bfs_facts (pseudonym, {', '.join(_FACT_COLUMNS)}) "  # noqa: S608
+            f"VALUES ({', '.join('?' * (len(_FACT_COLUMNS) + 1))}) "
+            "ON CONFLICT (pseudonym, sequence) DO NOTHING",
+            (
+                fact.case_pseudonym, fact.sequence, fact.fact, fact.effective_date.isoformat(),
+                fact.recorded_at.isoformat(), _iso(fact.support_from), fact.municipality_bfs,
+                fact.household_size,
+                None if fact.budget_total is None else str(fact.budget_total),
+                fact.closure_reason,
+            ),
+        )
+        db.execute(
+            "INSERT INTO bfs_cases (pseudonym, changed) VALUES (?, 1) "
+            "ON CONFLICT (pseudonym) DO UPDATE SET changed = 1",
+            (fact.case_pseudonym,),
+        )
+        day = fact.recorded_at.astimezone(SWISS_TIME).date().isoformat()
+        if day > (_meta(db, "watermark") or ""):
+            _set_meta(db, "watermark", day)
+
+    def deliver(self, tx: Any) -> list[str]:
+        """Record and write every complete month not yet delivered; rewrite a recorded
+        delivery whose file is missing. The files written."""
+        db = _portable(tx)
+        written = self._restore_files(db)
+        months = self._pending_months(db)
+        if not months:
+            return written
+        cases = self._cases(db)
+        for month in months:
+            written.append(self._deliver_month(db, month, cases))
+        return written
+
+    def problems(self, tx: Any) -> list[str]:
+        """Recorded deliveries whose file is not in the outbox as recorded."""
+        db = _portable(tx)
+        return [
+            f"{file}: missing or changed in {self.outbox}; the next run writes it again"
+            for _, file, digest in self._recorded(db)
+            if _digest(self.outbox / file) != digest
+        ]
+
+    # --- deliveries ---------------------------------------------------------------------------
+
+    @property
+    def outbox(self) -> Path:
+        """The folder the delivery files go to."""
+        if "outbox" in self.options:
+            value = str(self.options["outbox"])
+            return self.context.path(value) if self.context else Path(value)
+        if self.context is None:
+            raise ValueError("outbox: not set, and no connector folder to default to")
+        return self.context.folder / "outbox"
+
+    def file_name(self, month: date) -> str:
+        """`bfs-shs-<canton>-<YYYY-MM>.csv`."""
+        return f"bfs-shs-{self.canton.lower()}-{month:%Y-%m}.csv"
+
+    def _pending_months(self, db: PortableConnection) -> list[date]:
+        """The complete months after the last delivered one (or from the first month)."""
+        last_complete = self._last_complete(db)
+        if last_complete is None:
+            return []
+        delivered = _scalar(db, "SELECT max(month) FROM bfs_deliveries")
+        if delivered is not None:
+            start = next_month(date.fromisoformat(delivered + "-01"))
+        else:
+            start_or_none = self.first_month or _earliest_support(db)
+            if start_or_none is None:
+                return []
+            start = start_or_none
+        return months_between(start, last_complete) if start <= last_complete else []
+
+    def _last_complete(self, db: PortableConnection) -> date | None:
+        candidates = []
+        watermark = _meta(db, "watermark")
+        if watermark is not None:
+            seen = date.fromisoformat(watermark) - timedelta(days=self.grace_days)
+            candidates.append(month_of(month_of(seen) - timedelta(days=1)))
+        if self.complete_through is not None:
+            candidates.append(self.complete_through)
+        return max(candidates, default=None)
+
+    def _deliver_month(
+        self, db: PortableConnection, month: date, cases: dict[str, CaseDossiers]
+    ) -> str:
+        dossiers: list[DossierRow] = []
+        bookings: list[BookingRow] = []
+        for case in cases.values():
+            rows, regular = month_rows(case, month)
+            dossiers += rows
+            bookings += regular
+        bookings += self._corrections(db, month, cases)
+        content = render_csv(self.canton, dossiers, bookings)
+        name = self.file_name(month)
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        db.execute(
+            "INSERT INTO bfs_deliveries (month, file, sha256, dossiers, bookings, content) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (f"{month:%Y-%m}", name, digest, len(dossiers), len(bookings), content),
+        )
+        for b in bookings:
+            db.execute(
+                "INSERT INTO bfs_bookings VALUES (?, ?, ?, ?, ?, ?)",
+                (f"{b.reporting_month:%Y-%m}", b.dossier_id, b.dossier_seq,
+                 f"{b.booking_month:%Y-%m}", b.kind, str(b.amount)),
+            )
+        db.execute("UPDATE bfs_cases SET changed = 0 WHERE changed = 1")
+        self._write(name, content, digest)
+        log.info("bfs delivery recorded", month=f"{month:%Y-%m}", file=name,
+                 dossiers=len(dossiers), bookings=len(bookings))
+        return name
+
+    def _corrections(
+        self, db: PortableConnection, month: date, cases: dict[str, CaseDossiers]
+    ) -> list[BookingRow]:
+        """For each case changed since the last delivery: what earlier delivered months are
+        owed now minus what was delivered for them."""
+        changed = {
+            row[0] for row in db.execute("SELECT pseudonym FROM bfs_cases WHERE changed = 1")
+        }
+        delivered: dict[tuple[str, int, str], Decimal] = defaultdict(Decimal)
+        for dossier_id, seq, booking_month, amount in db.execute(
+            "SELECT dossier_id, dossier_seq, booking_month, amount FROM bfs_bookings"
+        ):
+            if dossier_id in changed:
+                delivered[(dossier_id, seq, booking_month)] += Decimal(amount)
+        first = _scalar(db, "SELECT min(month) FROM bfs_deliveries")
+        if first is None:
+            return []
+        earlier = months_between(date.fromisoformat(first + "-01"), month - timedelta(days=1))
+        corrections = []
+        for pseudonym in sorted(changed & set(cases)):
+            case = cases[pseudonym]
+            for dossier in case.dossiers():
+                for booked in earlier:
+                    key = (pseudonym, dossier.seq, f"{booked:%Y-%m}")
+                    difference = owed(dossier, case.budgets, booked) - delivered[key]
+                    if difference:
+                        corrections.append(BookingRow(month, pseudonym, dossier.seq, booked,
+                                                      "correction", difference))
+        return corrections
+
+    def _cases(self, db: PortableConnection) -> dict[str, CaseDossiers]:
+        facts: dict[str, list[_StoredFact]] = defaultdict(list)
+        for row in db.execute(
+            f"SELECT pseudonym, {', '.join(_FACT_COLUMNS)} FROM bfs_facts"  # noqa: S608
+        ):
+            facts[row[0]].append(_stored(row[1:]))
+        return {pseudonym: fold(pseudonym, rows) for pseudonym, rows in facts.items()}
+
+    # --- files --------------------------------------------------------------------------------
+
+    def _recorded(self, db: PortableConnection) -> list[tuple[str, str, str]]:
+        return [tuple(row) for row in db.execute(
+            "SELECT month, file, sha256 FROM bfs_deliveries ORDER BY month"
+        )]
+
+    def _restore_files(self, db: PortableConnection) -> list[str]:
+        written = []
+        for month, name, digest in self._recorded(db):
+            if _digest(self.outbox / name) != digest:
+                content = str(_scalar(db, "SELECT content FROM bfs_deliveries WHERE month = ?",
+                                      (month,)))
+                self._write(name, content, digest)
+                written.append(name)
+        return written
+
+    def _write(self, name: str, content: str, digest: str) -> None:
+        """Write the file atomically, unless it is there with this content already."""
+        target = self.outbox / name
+        if _digest(target) == digest:
+            return
+        if target.exists():
+            log.warning("bfs delivery file replaced by its recorded content", file=name)
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{name}.tmp")
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+
+
+def _portable(tx: Any) -> Any:
+    """The transaction with `?` placeholders on both backends."""
+    return PortableConnection(tx) if isinstance(tx, psycopg.Connection) else tx
+
+
+def _scalar(db: Any, statement: str, parameters: tuple[Any, ...] = ()) -> Any:
+    row = db.execute(statement, parameters).fetchone()
+    return None if row is None else row[0]
+
+
+def _meta(db: Any, key: str) -> str | None:
+    row = db.execute("SELECT value FROM bfs_meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _set_meta(db: Any, key: str, value: str) -> None:
+    db.execute(
+        "INSERT INTO bfs_meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def _earliest_support(db: Any) -> date | None:
+    row = db.execute(
+        "SELECT min(support_from) FROM bfs_facts WHERE fact = 'granted'"
+    ).fetchone()
+    return None if row is None or row[0] is None else month_of(date.fromisoformat(row[0]))
+
+
+def _stored(row: Any) -> _StoredFact:
+    sequence, fact, effective, recorded, support_from, bfs, size, total, reason = row
+    return _StoredFact(
+        int(sequence), fact, date.fromisoformat(effective), datetime.fromisoformat(recorded),
+        date.fromisoformat(support_from) if support_from else None,
+        bfs, size, Decimal(total) if total is not None else None, reason,
+    )
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def _month_option(options: Mapping[str, Any], key: str) -> date | None:
+    value = options.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _MONTH.fullmatch(value):
+        raise ValueError(f"{key}: {value!r} is not a month YYYY-MM")
+    return date.fromisoformat(value + "-01")
