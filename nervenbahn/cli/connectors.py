@@ -87,10 +87,15 @@ def run(
     """Run a connector until stopped (Ctrl-C / SIGTERM) or, with --until-idle, done."""
     rt = runtime(ctx)
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum in previous:
         signal.signal(signum, lambda *_: stop.set())
-    with _connectors(ctx) as connectors:
-        report = connectors.run(name, stop, until_idle=until_idle)
+    try:
+        with _connectors(ctx) as connectors:
+            report = connectors.run(name, stop, until_idle=until_idle)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if rt.as_json:
         emit_json(rt.console, {**vars(report), "ok": report.ok})
     else:
