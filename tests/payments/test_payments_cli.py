@@ -1,0 +1,55 @@
+"""`nervenbahn payments …` in-process against a SQLite store of the test's own."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.cli import main
+from nervenbahn.config import load_settings
+from tests.bus.pipeline import open_supported_case
+from tests.domain.case_desk import expected_basic_needs
+
+
+def test_account_run_twice_and_bad_input(
+    tmp_path: Path, master_key: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("NERVENBAHN_STORE", store)
+    monkeypatch.setenv("NERVENBAHN_MASTER_KEY", master_key)
+    monkeypatch.setenv("NERVENBAHN_ACTOR", "pay.office:administrator:so-canton")
+    monkeypatch.setenv("NERVENBAHN_LOG_FORMAT", "json")
+    service = build_service(load_settings())
+    case_id = str(open_supported_case(service))
+    close_service(service)
+    month = f"{date.today():%Y-%m}"
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, _, err = run("payments", "account", case_id, "--iban", "CH93 0076 2011 6238 5295 8",
+                       "--holder", "N. Beispiel")
+    assert code == 1 and "iban: not a valid IBAN" in err
+    assert run("payments", "account", case_id, "--iban", "CH93 0076 2011 6238 5295 7",
+               "--holder", "N. Beispiel")[0] == 0
+    code, out, _ = run("--json", "payments", "run", month)
+    first = json.loads(out)
+    assert code == 0 and first["recorded"] and first["payments"] == 1
+    # SKOS basic needs (one person) + housing 1200 + health insurance 350, the whole month
+    owed = expected_basic_needs(date.today().replace(day=1), 1) + Decimal("1550.00")
+    assert Decimal(first["control_sum"]) == owed
+    code, out, _ = run("--json", "payments", "run", month)
+    assert code == 0 and json.loads(out)["recorded"] is False
+    code, out, _ = run("--json", "payments", "orders", case_id)
+    assert [o["kind"] for o in json.loads(out)["orders"]] == ["regular"]
+    code, _, err = run("payments", "run", "2999-01")
+    assert code == 1 and "lies after the current month" in err
