@@ -63,11 +63,10 @@ _SCHEMA = (
     "position INTEGER NOT NULL, hash BLOB NOT NULL, purged_at TEXT NOT NULL, "
     "last_at TEXT NOT NULL, entries INTEGER NOT NULL, reason TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS access_log_purge_permit (upto INTEGER NOT NULL)",
-    # an unchained log's delete trigger had no exception for purges: replace it
-    "DROP TRIGGER IF EXISTS access_log_no_delete",
     "CREATE TRIGGER IF NOT EXISTS access_log_no_update BEFORE UPDATE ON access_log "
     + _REFUSE.format(what="entries cannot be changed"),
-    f"CREATE TRIGGER access_log_no_delete BEFORE DELETE ON access_log WHEN {_PERMITTED} "
+    "CREATE TRIGGER IF NOT EXISTS access_log_no_delete BEFORE DELETE ON access_log "
+    f"WHEN {_PERMITTED} "
     + _REFUSE.format(what="entries cannot be deleted"),
     "CREATE TRIGGER IF NOT EXISTS access_log_chain_no_update BEFORE UPDATE ON access_log_chain "
     + _REFUSE.format(what="hashes cannot be changed"),
@@ -233,6 +232,8 @@ class SQLiteAccessLog(ChainedAccessLog):
                 f"written by a newer nervenbahn (schema {version}, this one knows "
                 f"{SCHEMA_VERSION})"
             )
+        if version < SCHEMA_VERSION:  # an unchained log's delete trigger knew no purge
+            self._db.execute("DROP TRIGGER IF EXISTS access_log_no_delete")
         for statement in _SCHEMA:
             self._db.execute(statement)
         if version < SCHEMA_VERSION:
