@@ -1,0 +1,63 @@
+"""`nervenbahn connectors list|run|status|errors` on a configuration file and a real store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from connectors._config import load_config
+from nervenbahn.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = """
+[connectors.intake]
+kind = "source"
+class = "tests.connectors.test_runtime:ListSource"
+[connectors.intake.options]
+records = [{ ref = "A", bfs = 2581 }, { ref = "B", bfs = 9999 }]
+"""
+
+
+@pytest.fixture
+def configured(tmp_path: Path, master_key: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "connectors.toml").write_text(CONFIG)
+    monkeypatch.setenv("NERVENBAHN_STORE", f"sqlite:///{tmp_path / 'store.db'}")
+    monkeypatch.setenv("NERVENBAHN_MASTER_KEY", master_key)
+    monkeypatch.delenv("NERVENBAHN_CONNECTORS", raising=False)  # default: beside the store
+    monkeypatch.setenv("NERVENBAHN_LOG_FORMAT", "console")
+    return tmp_path
+
+
+def test_run_then_status_shows_position_lag_and_the_refused_item(
+    configured: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--json", "connectors", "list"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [c["name"] for c in listed["connectors"]] == ["intake"]
+    assert main(["--json", "connectors", "run", "intake", "--until-idle"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["items"], report["applied"], report["refused"]) == (2, 1, 1)
+    assert main(["--json", "connectors", "status"]) == 0
+    (status,) = json.loads(capsys.readouterr().out)
+    assert (status["position"], status["lag"], status["error_count"]) == ("0001", 0, 1)
+    assert main(["connectors", "errors", "intake"]) == 0
+    assert "record B" in capsys.readouterr().out
+
+
+def test_an_unconfigured_name_and_a_bad_file_are_configuration_errors(
+    configured: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["connectors", "run", "nobody"]) == 3
+    assert "connectors.nobody: not configured (configured: intake)" in capsys.readouterr().err
+    (configured / "connectors.toml").write_text('[connectors.intake]\nkind = "sorce"\n')
+    assert main(["connectors", "status"]) == 3
+    assert "connectors.intake.kind: must be 'source' or 'sink'" in capsys.readouterr().err
+
+
+def test_the_example_configuration_is_valid() -> None:
+    specs = load_config(REPO / "connectors.example.toml")
+    assert {spec.kind for spec in specs.values()} == {"sink"}
+    for spec in specs.values():
+        spec.load()  # the classes exist and accept their options
