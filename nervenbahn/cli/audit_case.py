@@ -1,11 +1,283 @@
-"""`nervenbahn audit …` commands (being written)."""
+"""`nervenbahn audit state|budget|diff|case`: a case as known at a recorded time.
+
+- `audit state ID --as-of T`: the state of the case as recorded up to T (no personal data);
+- `audit budget ID --month 2026-03 --as-known-at T`: what was owed for the month as known at
+  T, with the budget versions and events it rests on;
+- `audit diff ID --month 2026-03 --known-at T1 --compared-to T2`: what changed about the month
+  between the two knowledge times, per budget line, and which events caused it;
+- `audit case ID --as-of T [--out FILE]`: the HTML audit report (timeline, state, budget by
+  month, verification of the hash chains).
+
+A time is an ISO date (the end of that day, Swiss time) or an ISO date-time.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from domain.bitemporal import BudgetDiff, MonthlyAnswer, StateAsOf, parse_month
+from domain.case import SWISS_TIME
+from domain.errors import InvalidCommandError
+from nervenbahn.audit.chain import open_audit_database
+from nervenbahn.audit.checkpoints import CheckpointError, SigningKey, public_key_from_text
+from nervenbahn.audit.hashing import ChainVerification
+from nervenbahn.audit.report import build_case_report, write_case_report
+from nervenbahn.audit.verify import verify_store
+from nervenbahn.config import ConfigError
+
+from .render import emit_json
+from .runtime import Runtime, parse_as_of, runtime
 
 __all__ = ["register"]
+
+CaseId = Annotated[str, typer.Argument(help="The case id (UUID).")]
+TIME_HELP = "an ISO date (the end of that day, Swiss time) or date-time"
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `audit` app."""
+    app.command("state")(state)
+    app.command("budget")(budget)
+    app.command("diff")(diff)
+    app.command("case")(case_report)
+
+
+def state(
+    ctx: typer.Context,
+    case_id: CaseId,
+    as_of: Annotated[str, typer.Option("--as-of", help=f"Recorded up to: {TIME_HELP}.")],
+) -> None:
+    """The state of a case as recorded up to a time (no personal data)."""
+    rt = runtime(ctx)
+    moment = _moment("audit state", "as_of", as_of)
+    view = StateAsOf.of(rt.service.case_as_of(_uuid("audit state", case_id), moment), moment)
+    if rt.as_json:
+        emit_json(rt.console, view.as_dict())
+        return
+    _print_pairs(rt.console, f"Case {view.case_id} as of {_swiss(moment)}", _state_rows(view))
+
+
+def budget(
+    ctx: typer.Context,
+    case_id: CaseId,
+    month: Annotated[str, typer.Option("--month", help="The month, YYYY-MM.")],
+    as_known_at: Annotated[
+        str, typer.Option("--as-known-at", help=f"Knowledge time: {TIME_HELP}.")
+    ],
+) -> None:
+    """What a case was owed for a month as known at a time, and what that rests on."""
+    rt = runtime(ctx)
+    name = "audit budget"
+    answer = rt.service.budget_as_known_at(
+        _uuid(name, case_id), _month(name, month), _moment(name, "as_known_at", as_known_at)
+    )
+    if rt.as_json:
+        emit_json(rt.console, answer.as_dict())
+        return
+    _print_answer(rt.console, answer)
+
+
+def diff(
+    ctx: typer.Context,
+    case_id: CaseId,
+    month: Annotated[str, typer.Option("--month", help="The month, YYYY-MM.")],
+    known_at: Annotated[str, typer.Option("--known-at", help=f"Earlier time: {TIME_HELP}.")],
+    compared_to: Annotated[
+        str, typer.Option("--compared-to", help=f"Later time: {TIME_HELP}.")
+    ],
+) -> None:
+    """What changed about a month between two knowledge times, and which events changed it."""
+    rt = runtime(ctx)
+    name = "audit diff"
+    result = rt.service.diff_as_known(
+        _uuid(name, case_id),
+        _month(name, month),
+        _moment(name, "known_at", known_at),
+        _moment(name, "compared_to", compared_to),
+    )
+    if rt.as_json:
+        emit_json(rt.console, result.as_dict())
+        return
+    _print_diff(rt.console, result)
+
+
+def case_report(
+    ctx: typer.Context,
+    case_id: CaseId,
+    as_of: Annotated[str, typer.Option("--as-of", help=f"Recorded up to: {TIME_HELP}.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="The HTML file (default: audit-<case>-<date>.html).",
+                     dir_okay=False),
+    ] = None,
+    public_key: Annotated[
+        str | None,
+        typer.Option("--public-key", help="Verify checkpoints with this public key "
+                     "(`audit public-key`); default: the installation's own."),
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Verify the store's hash chains.")
+    ] = True,
+) -> None:
+    """Write the HTML audit report of a case as of a time."""
+    rt = runtime(ctx)
+    uid = _uuid("audit case", case_id)
+    moment = _moment("audit case", "as_of", as_of)
+    rt.service.case_as_of(uid, moment)  # not found: fail before verifying the whole store
+    verifications, note = _verify(rt, public_key) if verify else ([], "verification skipped")
+    report = build_case_report(
+        rt.service, uid, moment, now=datetime.now(UTC), verifications=verifications,
+        verification_note=note,
+    )
+    path = out or Path(f"audit-{uid}-{moment.astimezone(SWISS_TIME):%Y-%m-%d}.html")
+    write_case_report(report, path)
+    intact = bool(verifications) and all(v.ok for v in verifications)
+    if rt.as_json:
+        emit_json(rt.console, {
+            "case_id": uid, "as_of": moment, "report": str(path), "events": len(report.timeline),
+            "months": len(report.months), "verified": intact,
+            "chains": [v.to_json() for v in verifications], "verification_note": note,
+        })
+        return
+    outcome = "chains intact" if intact else (note or "a chain is broken")
+    rt.console.print(f"audit report of case {uid} as of {_swiss(moment)}: {path} ({outcome})")
+
+
+# --- input -----------------------------------------------------------------------------------
+
+
+def _uuid(command: str, text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise InvalidCommandError(command, [("case_id", f"{text!r} is not a UUID")]) from None
+
+
+def _month(command: str, text: str) -> Any:
+    try:
+        return parse_month(text)
+    except ValueError as exc:
+        raise InvalidCommandError(command, [("month", str(exc))]) from None
+
+
+def _moment(command: str, field: str, text: str) -> datetime:
+    try:
+        return parse_as_of(text)
+    except InvalidCommandError:
+        raise InvalidCommandError(
+            command, [(field, f"{text!r} is not an ISO date or date-time")]
+        ) from None
+
+
+def _verify(rt: Runtime, public_key: str | None) -> tuple[list[ChainVerification], str | None]:
+    """Verify every hash chain of the store against its signed checkpoints."""
+    try:
+        key = (
+            public_key_from_text(public_key, "--public-key") if public_key
+            else SigningKey.from_seed(rt.settings.signing_key.get_secret_value()).public
+        )
+    except CheckpointError as exc:
+        raise InvalidCommandError("audit case", [("public_key", str(exc))]) from None
+    except ConfigError as exc:
+        return [], f"not verified: {exc}"
+    db = open_audit_database(rt.settings.store)
+    try:
+        result = verify_store(db, key)
+    finally:
+        db.close()
+    problems = "; ".join(p.describe() for p in result.checkpoint_problems)
+    note = f"checkpoint problems: {problems}" if problems else None
+    if result.checkpoints == 0:
+        note = "no signed checkpoint yet: the chains were recomputed but not compared with one"
+    return list(result.chains), note
+
+
+# --- output ----------------------------------------------------------------------------------
+
+
+def _swiss(moment: datetime) -> str:
+    return moment.astimezone(SWISS_TIME).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_pairs(console: Console, title: str, rows: list[tuple[str, str]]) -> None:
+    console.print(f"[bold]{escape(title)}[/bold]")
+    table = Table(show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in rows:
+        table.add_row(label, value)
+    console.print(table)
+
+
+def _state_rows(view: StateAsOf) -> list[tuple[str, str]]:
+    budget = (
+        f"CHF {view.budget.total} from {view.budget.effective_date} ({view.budget.reason})"
+        if view.budget else "-"
+    )
+    periods = "; ".join(f"{p.start} – {p.until or 'open'}" for p in view.support_periods)
+    return [
+        ("version", f"{view.version} (last recorded {_swiss(view.last_recorded_at)})"),
+        ("phase", view.phase),
+        ("social region", view.social_region),
+        ("municipality (BFS)", str(view.municipality_bfs)),
+        ("opened on", str(view.opened_on)),
+        ("household", f"{view.household_size} person(s)"),
+        ("support periods", periods or "-"),
+        ("budget in force", budget),
+        ("budget versions", str(view.budget_versions)),
+        ("goals", str(len(view.goals))),
+        ("measures", str(len(view.measures))),
+        ("closure", str(view.closure or "-")),
+    ]
+
+
+def _print_answer(console: Console, answer: MonthlyAnswer) -> None:
+    _print_pairs(console, (
+        f"Case {answer.case_id}, {answer.month:%Y-%m} as known at {_swiss(answer.known_at)}"
+    ), [
+        ("amount owed", f"CHF {answer.amount}"),
+        ("supported days", f"{answer.supported_days} of {answer.days_in_month}"),
+        ("case version", str(answer.case_version)),
+    ])
+    segments = Table(title="Segments", title_justify="left")
+    for column in ("from", "to", "days", "monthly budget", "CHF"):
+        segments.add_column(column, justify="right" if column in ("days", "CHF") else "left")
+    for s in answer.entitlement.segments:
+        segments.add_row(str(s.first_day), str(s.last_day), str(s.days), str(s.budget.total),
+                         f"{s.amount:.2f}")
+    console.print(segments)
+    _print_refs(console, "Rests on", answer.rests_on)
+
+
+def _print_diff(console: Console, result: BudgetDiff) -> None:
+    title = (f"Case {result.after.case_id}, {result.after.month:%Y-%m}: known at "
+             f"{_swiss(result.before.known_at)} vs {_swiss(result.after.known_at)}")
+    table = Table(title=title, title_justify="left")
+    for column in ("line", "before", "after", "difference"):
+        table.add_column(column, justify="left" if column == "line" else "right")
+    for line in result.lines:
+        table.add_row(line.code, str(line.before), str(line.after), str(line.difference))
+    table.add_row("[bold]total[/bold]", str(result.before.amount), str(result.after.amount),
+                  f"[bold]{result.difference}[/bold]")
+    console.print(table)
+    _print_refs(console, "Caused by", result.caused_by)
+
+
+def _print_refs(console: Console, title: str, refs: Any) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in ("#", "recorded (Swiss time)", "effective", "event", "actor", "source"):
+        table.add_column(column)
+    for ref in refs:
+        actor = ref.actor
+        table.add_row(str(ref.version), _swiss(ref.recorded_at), str(ref.effective_date),
+                      ref.event, f"{actor.user_id}/{actor.role}/{actor.organisation}",
+                      "imported" if ref.imported else "live")
+    console.print(table)
