@@ -18,7 +18,7 @@ Segments are lower-case letters, digits and `-`, starting with a letter. So a na
 | --- | --- | --- |
 | `nervenbahn.casework.case-events.v1` | case id (order per case) | sealed |
 | `nervenbahn.dlq.<consumer-group>.v1` | the original key | as the original |
-| `nervenbahn.audit.checkpoints.v1` (planned) | | none |
+| `nervenbahn.audit.checkpoints.v1` | checkpoint sequence | none |
 | `nervenbahn.reporting.case-facts.v1` | case pseudonym | none |
 | `nervenbahn.payments.payment-orders.v1` | payment run id (a run's events in order) | sealed |
 
@@ -43,6 +43,7 @@ from bus.kafka_settings import KafkaSettings
 __all__ = [
     "PersonalData",
     "TopicSpec",
+    "audit_checkpoints_spec",
     "catalogue",
     "dead_letter_spec",
     "dead_letter_topic",
@@ -169,17 +170,32 @@ def payments_spec(settings: KafkaSettings) -> TopicSpec:
     )
 
 
+def audit_checkpoints_spec(settings: KafkaSettings) -> TopicSpec:
+    """The audit topic: signed checkpoints of the store's hash chains, kept for good."""
+    return TopicSpec(
+        name=topic_name(settings, "audit", "checkpoints"),
+        partitions=1,
+        config=FOREVER,
+        carries_personal_data="none",
+        description="Signed checkpoints of the event store's hash chains "
+        "(ch.nervenbahn.audit.Checkpoint, Avro, Confluent framing); key = checkpoint sequence; "
+        "one partition, so they stay in order.",
+    )
+
+
 def catalogue(
     settings: KafkaSettings,
     dead_letter_groups: Iterable[str] = (),
     *,
     reporting: bool = False,
     payments: bool = False,
+    audit: bool = False,
 ) -> list[TopicSpec]:
     """Every topic the bus needs, plus the dead-letter topics of `dead_letter_groups`.
 
     With `reporting`, also the reporting topic (`reporting_spec`), which only the reporting
-    relay fills and creates for itself; with `payments`, the payments topic (`payments_spec`).
+    relay fills and creates for itself; with `payments`, the payments topic (`payments_spec`);
+    with `audit`, the audit topic of signed checkpoints (`audit_checkpoints_spec`).
     """
     specs = [
         TopicSpec(
@@ -193,6 +209,8 @@ def catalogue(
     ]
     if reporting:
         specs.append(reporting_spec(settings))
+    if audit:
+        specs.append(audit_checkpoints_spec(settings))
     if payments:
         specs.append(payments_spec(settings))
     specs += [dead_letter_spec(settings, group) for group in dead_letter_groups]

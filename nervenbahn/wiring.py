@@ -26,9 +26,11 @@ from bus.registry import SchemaRegistry
 from bus.registry_http import ConfluentRegistryClient
 from bus.registry_sql import PostgresSchemaRegistry, SQLiteSchemaRegistry
 from bus.relay import Relay
-from bus.topics import TopicSpec, catalogue
+from bus.topics import TopicSpec, catalogue, ensure_topics
 from domain.payment_service import PaymentService
 from domain.service import CaseService
+from nervenbahn.audit.chain import AuditDatabase
+from nervenbahn.audit.checkpoints import CheckpointCodec, publish_checkpoints
 from nervenbahn.config import ConfigError, StoreConfig
 from projections.framework import Projection
 from projections.reporting_codec import CaseFactCodec, fact_encoder
@@ -39,6 +41,7 @@ __all__ = ["Bus", "kafka_or_embedded", "open_bus", "open_registry"]
 CASE_EVENTS = "case-events"
 CASE_FACTS = "case-facts"
 REPORTING_RELAY = "reporting"
+AUDIT_CHECKPOINTS = "checkpoints"
 PAYMENT_ORDERS = "payment-orders"
 PAYMENTS_RELAY = "payments"
 
@@ -226,6 +229,14 @@ class Bus:
         subscribe = self.reporting_consumer if projection.feed == CASE_FACTS else self.consumer
         return subscribe(projection.group, projection.handle, store, **options)
 
+    def publish_checkpoints(self, db: AuditDatabase) -> list[int]:
+        """Send the store's unpublished signed checkpoints to the audit topic (created if
+        missing); the sequences the broker acknowledged."""
+        topic = self.topics[AUDIT_CHECKPOINTS]
+        ensure_topics(self.kafka, [topic])
+        codec = CheckpointCodec(self.registry, topic.name)
+        return publish_checkpoints(db, self.kafka, codec, topic)
+
     def close(self) -> None:
         """Close what this bus opened (not the service)."""
         for close in reversed(self._closers):
@@ -236,7 +247,7 @@ class Bus:
 
 def open_bus(service: CaseService, store: StoreConfig, kafka: KafkaSettings) -> Bus:
     """Wire the bus for a process."""
-    specs = catalogue(kafka, reporting=True, payments=True)
+    specs = catalogue(kafka, reporting=True, payments=True, audit=True)
     topics = {spec.dataset: spec for spec in specs}  # "case-events": …
     bus = Bus(service, store, kafka, open_registry(store), topics)
     bus.feed_codecs.setdefault(PAYMENT_ORDERS, bus.payments_codec)

@@ -1,11 +1,257 @@
-"""`nervenbahn audit …` commands (being written)."""
+"""`nervenbahn audit …`: the hash chains, signed checkpoints and their verification.
+
+- `audit public-key [--out FILE]`: the public key that verifies checkpoints (auditors keep it).
+- `audit checkpoint [--publish]`: sign the current chain heads now (and publish unpublished
+  checkpoints to the audit topic on NERVENBAHN_KAFKA).
+- `audit checkpoints list | export FILE`: the checkpoints kept; JSON Lines for the auditor.
+- `audit verify [--checkpoints FILE] [--public-key FILE] [--json]`: recompute every chain,
+  check every checkpoint; exit 0 all good, 4 a chain is broken, 5 a checkpoint is rejected.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, TypeVar
+
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from rich.table import Table
+
+from domain.errors import InvalidCommandError
+from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
+from nervenbahn.api.settings import load_api_settings
+from nervenbahn.audit.chain import AuditDatabase, open_audit_database
+from nervenbahn.audit.checkpoints import (
+    CheckpointError,
+    CheckpointStore,
+    SigningKey,
+    export_checkpoints,
+    public_key_from_text,
+    public_key_text,
+    read_checkpoint_file,
+    write_checkpoint,
+)
+from nervenbahn.audit.hashing import ChainHead, ChainVerification
+from nervenbahn.audit.verify import AuditReport, verify_store
+from nervenbahn.config import ConfigError
+
+from .render import emit_json
+from .runtime import Runtime, runtime
 
 __all__ = ["register"]
 
+T = TypeVar("T")
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Machine-readable JSON (as the global --json).")
+]
+checkpoints_app = typer.Typer(help="The signed checkpoints kept in the store.",
+                              no_args_is_help=True)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `audit` app."""
+    """Add `public-key`, `checkpoint`, `checkpoints` and `verify` to the `audit` app."""
+    app.command("public-key")(public_key)
+    app.command("checkpoint")(checkpoint)
+    app.command("verify")(verify)
+    app.add_typer(checkpoints_app, name="checkpoints")
+
+
+def public_key(
+    ctx: typer.Context,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write it to this file.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The public key that verifies checkpoints (base64 of the raw Ed25519 key)."""
+    rt = _rt(ctx, as_json)
+    key = _signing_key(rt)
+    text = public_key_text(key.public)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+    if rt.as_json:
+        emit_json(rt.console, {"public_key": text, "key_id": key.key_id})
+        return
+    rt.console.print(text)
+    rt.console.print(f"key id {key.key_id}", style="dim")
+
+
+def checkpoint(
+    ctx: typer.Context,
+    publish: Annotated[
+        bool, typer.Option("--publish", help="Then send unpublished checkpoints to the audit "
+                           "topic on NERVENBAHN_KAFKA.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign the head of every chain (and the access log's) as the next checkpoint."""
+    rt = _rt(ctx, as_json)
+    key = _signing_key(rt)
+    access = _access_log_head(rt)
+    with _database(rt) as db:
+        made = write_checkpoint(db, key, access_log=access)
+        assert made is not None
+        published = rt.bus.publish_checkpoints(db) if publish else []
+    if rt.as_json:
+        emit_json(rt.console, {**made.to_json(), "published_now": published})
+        return
+    heads = ", ".join(f"{name} at {head.position}" for name, head in made.chains.items())
+    rt.console.print(f"checkpoint #{made.sequence} signed ({heads or 'no chains'})")
+    if publish:
+        rt.console.print(f"published: {', '.join(f'#{s}' for s in published) or 'nothing new'}")
+
+
+@checkpoints_app.command("list")
+def list_checkpoints(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Every checkpoint kept in the store, oldest first."""
+    rt = _rt(ctx, as_json)
+    with _database(rt) as db:
+        kept = _or_refused(lambda: CheckpointStore(db).all())
+    if rt.as_json:
+        emit_json(rt.console, [cp.to_json() for cp in kept])
+        return
+    table = Table("#", "signed at (UTC)", "key id", "chain heads", "published")
+    for cp in kept:
+        heads = ", ".join(f"{name} {head.position}" for name, head in cp.chains.items())
+        table.add_row(str(cp.sequence), cp.created_at, cp.key_id, heads,
+                      "yes" if cp.published else "no")
+    rt.console.print(table)
+
+
+@checkpoints_app.command("export")
+def export(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="JSON Lines file to write (the auditor's copy).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Write every checkpoint to FILE as JSON Lines: keep it outside the system."""
+    rt = _rt(ctx, as_json)
+    with _database(rt) as db:
+        count = _or_refused(lambda: export_checkpoints(db, file))
+    if rt.as_json:
+        emit_json(rt.console, {"file": str(file), "checkpoints": count})
+        return
+    rt.console.print(f"{count} checkpoints written to {file}")
+
+
+def verify(
+    ctx: typer.Context,
+    checkpoints: Annotated[
+        Path | None, typer.Option("--checkpoints", help="The auditor's copy (JSON Lines from "
+                                  "`audit checkpoints export`).")
+    ] = None,
+    public_key_file: Annotated[
+        Path | None, typer.Option("--public-key", help="The public key the auditor keeps "
+                                  "(default: the installation's own).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute every chain, check every checkpoint; exit 0 good, 4 chain broken, 5 checkpoint
+    rejected."""
+    rt = _rt(ctx, as_json)
+    key = _public_key(rt, public_key_file)
+    copy = _or_refused(lambda: read_checkpoint_file(checkpoints)) if checkpoints else []
+    access_log = _access_log_verifier(rt)
+    with _database(rt) as db:
+        report = verify_store(db, key, auditor_copy=copy, access_log=access_log)
+    if rt.as_json:
+        emit_json(rt.console, report.to_json())
+    else:
+        _print_report(rt, report)
+    if not report.ok:
+        raise typer.Exit(report.exit_code)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _rt(ctx: typer.Context, as_json: bool) -> Runtime:
+    rt = runtime(ctx)
+    rt.as_json = rt.as_json or as_json
+    return rt
+
+
+def _signing_key(rt: Runtime) -> SigningKey:
+    return SigningKey.from_seed(rt.settings.signing_key.get_secret_value())
+
+
+def _public_key(rt: Runtime, path: Path | None) -> Ed25519PublicKey:
+    if path is None:
+        return _signing_key(rt).public
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidCommandError("audit verify", [("public-key", f"{path}: {exc}")]) from None
+    return _or_refused(lambda: public_key_from_text(text, str(path)))
+
+
+def _or_refused(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except CheckpointError as exc:
+        raise InvalidCommandError("audit", [("checkpoints", str(exc))]) from None
+
+
+@contextmanager
+def _database(rt: Runtime) -> Iterator[AuditDatabase]:
+    try:
+        db = open_audit_database(rt.settings.store)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"NERVENBAHN_STORE: {exc}") from None
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def _access_log(rt: Runtime) -> SQLiteAccessLog | None:
+    path = load_api_settings(rt.settings.store).access_log
+    return SQLiteAccessLog(path) if path.exists() else None
+
+
+def _access_log_head(rt: Runtime) -> ChainHead | None:
+    log = _access_log(rt)
+    if log is None:
+        return None
+    try:
+        return log.head()
+    finally:
+        log.close()
+
+
+def _access_log_verifier(
+    rt: Runtime,
+) -> Callable[[Sequence[ChainHead]], ChainVerification] | None:
+    if _access_log(rt) is None:
+        return None
+
+    def verify_access_log(expected: Sequence[ChainHead]) -> ChainVerification:
+        log = _access_log(rt)
+        assert log is not None
+        try:
+            return log.verify(expected)
+        finally:
+            log.close()
+
+    return verify_access_log
+
+
+def _print_report(rt: Runtime, report: AuditReport) -> None:
+    table = Table("chain", "records", "head", "checkpoints matched", "result")
+    rows = [*report.chains, *([report.access_log] if report.access_log else [])]
+    for v in rows:
+        result = "ok" if v.first_break is None else f"BROKEN at {v.first_break.position}"
+        table.add_row(v.chain, str(v.records), f"{v.head.position} {v.head.hash.hex()[:16]}…",
+                      str(v.checkpoints_checked), result)
+    rt.console.print(table)
+    for v in rows:
+        if v.first_break is not None:
+            rt.console.print(f"{v.chain}: first bad position {v.first_break.position}: "
+                             f"{v.first_break.reason}")
+    for problem in report.checkpoint_problems:
+        rt.console.print(f"rejected: {problem.describe()}")
+    verdict = {0: "verified: every chain and checkpoint holds",
+               4: "NOT verified: a chain does not match what was recorded",
+               5: "NOT verified: a checkpoint was rejected"}[report.exit_code]
+    rt.console.print(f"{verdict} ({report.checkpoints} signed checkpoints relied on)")
