@@ -22,11 +22,10 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
 
 import structlog
 
@@ -133,7 +132,7 @@ class SQLiteAccessLog(ChainedAccessLog):
             entry.endpoint,
         )
         with self._lock, _translated("cannot append to the access log"), self._transaction():
-            previous = self._head()
+            previous = _head(self._db)
             entry_id = previous.position + 1
             self._db.execute(
                 _INSERT,
@@ -170,20 +169,27 @@ class SQLiteAccessLog(ChainedAccessLog):
 
     def head(self) -> ChainHead:
         with self._lock, _translated("cannot read the access log"):
-            return self._head()
+            return _head(self._db)
 
     def anchor(self) -> RetentionAnchor | None:
         with self._lock, _translated("cannot read the access log"):
-            return self._anchor()
+            return _anchor(self._db)
 
     def verify(self, expected: Sequence[ChainHead] = ()) -> AccessLogVerification:
-        with self._lock, _translated("cannot read the access log"), self._transaction("read"):
-            anchor = self._anchor()
-            walk = _Walk.start(anchor, expected)
-            for row in self._db.execute(_ALL_POSITIONS + " ORDER BY u.id"):
+        """(See the port.) On a read-only connection of its own, in one snapshot: appends
+        go on while a long log is verified."""
+        with self._lock, _translated("cannot read the access log"):
+            self._db.execute("SELECT 1")  # refuses a closed log
+        with _translated("cannot verify the access log"), closing(sqlite3.connect(
+            f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10
+        )) as db:
+            db.execute("BEGIN")
+            walk = _Walk.start(_anchor(db), expected)
+            for row in db.execute(_ALL_POSITIONS + " ORDER BY u.id"):
                 if not walk.step(row):
                     break
-            head = self._head()
+            head = _head(db)
+            db.execute("COMMIT")
         return walk.result(head)
 
     def purge(
@@ -198,7 +204,7 @@ class SQLiteAccessLog(ChainedAccessLog):
             upto, last_at = self._purgeable(cutoff)
             if upto is None or last_at is None:
                 return None
-            anchor = self._anchor()
+            anchor = _anchor(self._db)
             verified = self._verified_prefix(anchor, upto)
             purged = RetentionAnchor(
                 position=upto, hash=verified, purged_at=now.astimezone(UTC), last_at=last_at,
@@ -212,11 +218,10 @@ class SQLiteAccessLog(ChainedAccessLog):
     # --- inside a transaction -------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self, kind: Literal["write", "read"] = "write") -> Iterator[None]:
+    def _transaction(self) -> Iterator[None]:
         """BEGIN IMMEDIATE … COMMIT (ROLLBACK on any error): one writer at a time, also
-        across processes, so that reading the previous hash and appending are one step.
-        A "read" transaction sees one snapshot and does not hold appends back (WAL)."""
-        self._db.execute("BEGIN IMMEDIATE" if kind == "write" else "BEGIN DEFERRED")
+        across processes, so that reading the previous hash and appending are one step."""
+        self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
@@ -257,26 +262,6 @@ class SQLiteAccessLog(ChainedAccessLog):
                 "INSERT INTO access_log_chain (id, hash) VALUES (?, ?)", (entry_id, previous)
             )
         return len(rows)
-
-    def _head(self) -> ChainHead:
-        last = self._db.execute(
-            "SELECT id, hash FROM access_log_chain ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-        anchor = self._anchor()
-        if last is not None and (anchor is None or last[0] > anchor.position):
-            return ChainHead(int(last[0]), bytes(last[1]))
-        return anchor.head if anchor is not None else ChainHead(0, _GENESIS)
-
-    def _anchor(self) -> RetentionAnchor | None:
-        row = self._db.execute(
-            "SELECT position, hash, purged_at, last_at, entries, reason FROM access_log_anchor "
-            "ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return None
-        position, hashed, purged_at, last_at, entries, reason = row
-        return RetentionAnchor(int(position), bytes(hashed), datetime.fromisoformat(purged_at),
-                               datetime.fromisoformat(last_at), int(entries), str(reason))
 
     def _purgeable(self, cutoff: datetime) -> tuple[int | None, datetime | None]:
         """The last id (and its time) of the longest run of oldest entries recorded before
@@ -423,6 +408,28 @@ class _Walk:
     def _break(self, position: int, reason: str) -> None:
         if self.first_break is None:
             self.first_break = ChainBreak(position, reason)
+
+
+def _head(db: sqlite3.Connection) -> ChainHead:
+    """The last stored hash, else the retention anchor, else genesis."""
+    last = db.execute("SELECT id, hash FROM access_log_chain ORDER BY id DESC LIMIT 1").fetchone()
+    anchor = _anchor(db)
+    if last is not None and (anchor is None or last[0] > anchor.position):
+        return ChainHead(int(last[0]), bytes(last[1]))
+    return anchor.head if anchor is not None else ChainHead(0, _GENESIS)
+
+
+def _anchor(db: sqlite3.Connection) -> RetentionAnchor | None:
+    """The latest retention anchor, if any."""
+    row = db.execute(
+        "SELECT position, hash, purged_at, last_at, entries, reason FROM access_log_anchor "
+        "ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    position, hashed, purged_at, last_at, entries, reason = row
+    return RetentionAnchor(int(position), bytes(hashed), datetime.fromisoformat(purged_at),
+                           datetime.fromisoformat(last_at), int(entries), str(reason))
 
 
 @contextmanager
