@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -64,8 +65,12 @@ def _read_only(tmp_path: Path) -> SQLiteAccessLog:
         (_closed, lambda log: log.append(entry(1))),            # sqlite3.ProgrammingError
         (_closed, lambda log: log.select()),
         (_read_only, lambda log: log.append(entry(1))),         # sqlite3.OperationalError
+        (_closed, lambda log: log.head()),
+        (_closed, lambda log: log.verify()),
+        (_closed, lambda log: log.purge(now=datetime.now(UTC), retention_days=365)),
     ],
-    ids=["append-after-close", "select-after-close", "append-refused-by-database"],
+    ids=["append-after-close", "select-after-close", "append-refused-by-database",
+         "head-after-close", "verify-after-close", "purge-after-close"],
 )
 def test_sqlite_errors_become_access_log_unavailable(
     tmp_path: Path,
