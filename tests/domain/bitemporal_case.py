@@ -24,13 +24,18 @@ On each day the budget in force is the one with the latest effective date on or 
 
 from __future__ import annotations
 
+import base64
+import secrets
 from datetime import date, datetime, time
 from decimal import Decimal
+from pathlib import Path
 from uuid import UUID, uuid4
 
 from domain import commands as c
 from domain.case import SWISS_TIME
 from domain.service import CaseService
+from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.config import load_settings
 from tests.domain.case_desk import valid_ahvn13
 from tests.domain.fakes import FakeClock
 
@@ -42,6 +47,7 @@ __all__ = [
     "START",
     "end_of",
     "record_retroactive_case",
+    "record_story_in_sqlite",
 ]
 
 ACTOR = c.Actor("anna.keller", "caseworker", "so-solothurn")
@@ -130,3 +136,19 @@ def record_retroactive_case(service: CaseService, clock: FakeClock) -> UUID:
         _command("close_case", case_id=cid, reason="employment", closing_date="2026-05-20")
     )
     return case_id
+
+
+def record_story_in_sqlite(folder: Path) -> tuple[dict[str, str], UUID]:
+    """The story recorded into a SQLite store in `folder`: the store's environment
+    (NERVENBAHN_STORE, NERVENBAHN_MASTER_KEY) and the case id."""
+    env = {
+        "NERVENBAHN_STORE": f"sqlite:///{folder / 'store.db'}",
+        "NERVENBAHN_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+    clock = FakeClock(START)
+    service = build_service(load_settings(env), clock=clock)
+    try:
+        case_id = record_retroactive_case(service, clock)
+    finally:
+        close_service(service)
+    return env, case_id
