@@ -1,0 +1,188 @@
+"""Audit benchmark: chain verification and state-as-of, each beside a raw baseline in one run.
+
+    .venv/bin/python benchmarks/audit.py [--events N] [--case-events N] [--calls N] [--json]
+
+1. Chain verification (`nervenbahn.audit.verify.verify_chain`) of a SQLite store with N events
+   (a legacy import of 10-event cases, personal data sealed), in events/s and MB/s of stored
+   state, beside (a) plain SHA-256 of the same record bytes already in memory and (b) reading
+   the same rows from the database and hashing each. Target: at least 0.5x the in-memory rate.
+2. `CaseService.case_as_of` of one case with 10,000 events (imported), at several recorded
+   times T, beside a full replay of the same case (every event folded) in the same run,
+   p50/p99 ms. Target: p50 of 10 ms or less.
+
+Ratios are nervenbahn speed / raw speed (for latencies: raw p50 / nervenbahn p50).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gc
+import hashlib
+import json
+import os
+import random
+import secrets
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from case_scripts import import_lines
+from report import Row, add_output_arguments, emit_json, percentile, print_table
+
+from domain.reference import load_reference_data
+from domain.service import CaseService
+from nervenbahn.audit.chain import event_record, open_audit_database
+from nervenbahn.audit.verify import verify_chain
+from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.config import Settings, load_settings
+
+EVENTS = 30_000
+CASE_EVENTS = 10_000
+CALLS = 30
+
+
+def settings_for(path: str) -> Settings:
+    """A SQLite store with keys of its own."""
+    return load_settings({
+        "NERVENBAHN_STORE": f"sqlite:///{path}",
+        "NERVENBAHN_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "NERVENBAHN_AUDIT_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "NERVENBAHN_LOG_LEVEL": "warning",
+    })
+
+
+def best_of(runs: int, action: Callable[[], object]) -> float:
+    """The fastest of `runs` timings of `action`, in seconds."""
+    timings = []
+    for _ in range(runs):
+        gc.collect()
+        started = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
+def bench_verification(service: CaseService, settings: Settings) -> list[Row]:
+    db = open_audit_database(settings.store)
+    try:
+        (table,) = [t for t in db.chained_tables() if t.events_table == "stored_events"]
+        rows = list(db.events(table))
+        records = [event_record(*row) for row in rows]
+        state_mb = sum(len(row[4]) for row in rows) / 1e6
+        events = len(rows)
+
+        def raw_memory() -> None:
+            for record in records:
+                hashlib.sha256(record).digest()
+
+        def raw_read_and_hash() -> None:
+            for row in db.events(table):
+                hashlib.sha256(row[4]).digest()
+
+        def chain() -> None:
+            assert verify_chain(db, table).ok
+
+        t_chain = best_of(3, chain)
+        t_memory = best_of(3, raw_memory)
+        t_read = best_of(3, raw_read_and_hash)
+    finally:
+        db.close()
+    rate = events / t_chain
+    detail = {"events": events, "state_mb": round(state_mb, 2),
+              "chain_mb_s": state_mb / t_chain}
+    return [
+        Row("verify_vs_sha256_memory", "chain verification vs SHA-256 in memory", "sqlite",
+            "events/s", rate, events / t_memory, t_memory / t_chain, ">= 0.5x",
+            t_memory / t_chain >= 0.5, {**detail, "raw_mb_s": state_mb / t_memory}),
+        Row("verify_vs_read_and_hash", "chain verification vs read rows + SHA-256", "sqlite",
+            "events/s", rate, events / t_read, t_read / t_chain, "(context)", True,
+            {**detail, "raw_mb_s": state_mb / t_read}),
+    ]
+
+
+def bench_as_of(service: CaseService, args: argparse.Namespace) -> list[Row]:
+    rng = random.Random(f"{args.seed}-as-of")
+    lines, times = import_lines(rng, load_reference_data(), 1, datetime.now(UTC),
+                                length=args.case_events)
+    service.import_records(lines)
+    case_id = uuid.UUID(json.loads(lines[0])["data"]["case_id"])
+    points = [times[int(len(times) * f) - 1] for f in (0.1, 0.5, 0.9, 1.0)]
+
+    def full_replay() -> Any:
+        case = None
+        for event in service.events.get(case_id):
+            case = event.mutate(case)
+        return case
+
+    service.case_as_of(case_id, points[0])  # warm-up
+    full_replay()
+    gc.collect()
+    as_of_ms, replay_ms = [], []
+    for call in range(args.calls):  # alternate, so both see the same conditions
+        started = time.perf_counter()
+        service.case_as_of(case_id, points[call % len(points)])
+        as_of_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        full_replay()
+        replay_ms.append((time.perf_counter() - started) * 1000)
+    p50, raw_p50 = percentile(as_of_ms, 50), percentile(replay_ms, 50)
+    return [Row(
+        "case_as_of", f"case_as_of ({args.case_events} events) vs full replay", "sqlite", "ms",
+        p50, raw_p50, raw_p50 / p50, "p50 <= 10 ms", p50 <= 10.0,
+        {"calls": args.calls, "p99_ms": percentile(as_of_ms, 99),
+         "replay_p99_ms": percentile(replay_ms, 99), "as_of_points": len(points)},
+    )]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=EVENTS,
+                        help=f"events in the store to verify (default {EVENTS})")
+    parser.add_argument("--case-events", type=int, default=CASE_EVENTS,
+                        help=f"events of the as-of case (default {CASE_EVENTS})")
+    parser.add_argument("--calls", type=int, default=CALLS, help=f"timed calls ({CALLS})")
+    add_output_arguments(parser)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as directory:
+        settings = settings_for(os.path.join(directory, "store.db"))
+        service = build_service(settings)
+        try:
+            rng = random.Random(args.seed)
+            lines, _ = import_lines(rng, load_reference_data(), max(1, args.events // 10),
+                                    datetime.now(UTC))
+            service.import_records(lines)
+            rows = bench_verification(service, settings)
+            rows += bench_as_of(service, args)
+        finally:
+            close_service(service)
+    runtime = time.perf_counter() - started
+    notes: list[str] = []
+    if args.json:
+        emit_json(runtime, args.seed, {"events": args.events, "case_events": args.case_events},
+                  rows, notes)
+        return
+    print_table("Audit: tamper evidence and state-as-of", rows, notes, fmt=_fmt,
+                describe=_describe, seed=args.seed, runtime=runtime)
+
+
+def _fmt(row: Row, side: str) -> str:
+    value = row.nervenbahn if side == "nervenbahn" else row.raw
+    return f"{value:.2f} ms" if row.unit == "ms" else f"{value:,.0f} ev/s"
+
+
+def _describe(row: Row) -> list[str]:
+    d = row.detail
+    if row.unit == "ms":
+        return [f"  {row.key}: p99 {d['p99_ms']:.2f} ms; full replay p99 "
+                f"{d['replay_p99_ms']:.2f} ms ({d['calls']} calls)"]
+    return [f"  {row.key}: {d['events']} events, {d['state_mb']} MB state; chain "
+            f"{d['chain_mb_s']:.0f} MB/s, baseline {d['raw_mb_s']:.0f} MB/s"]
+
+
+if __name__ == "__main__":
+    main()
