@@ -23,6 +23,7 @@ import json
 import os
 import random
 import secrets
+import sys
 import tempfile
 import time
 import uuid
@@ -33,12 +34,18 @@ from typing import Any
 from case_scripts import import_lines
 from report import Row, add_output_arguments, emit_json, percentile, print_table
 
+# `python benchmarks/audit.py` puts benchmarks/ first on sys.path, where benchmarks/bus.py would
+# hide the `bus` package: drop it once the benchmark helpers are imported.
+if sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
+    sys.path.pop(0)
+
 from domain.reference import load_reference_data
 from domain.service import CaseService
 from nervenbahn.audit.chain import event_record, open_audit_database
 from nervenbahn.audit.verify import verify_chain
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings, load_settings
+from nervenbahn.logging import configure_logging
 
 EVENTS = 30_000
 CASE_EVENTS = 10_000
@@ -148,6 +155,9 @@ def main() -> None:
     add_output_arguments(parser)
     args = parser.parse_args()
     started = time.perf_counter()
+    # As the CLI: structured logs at info level, rendered as JSON (here thrown away).
+    devnull = open(os.devnull, "w")  # noqa: SIM115
+    configure_logging("json", "info", stream=devnull)
     with tempfile.TemporaryDirectory() as directory:
         settings = settings_for(os.path.join(directory, "store.db"))
         service = build_service(settings)
