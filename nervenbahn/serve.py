@@ -19,6 +19,11 @@ import structlog
 import uvicorn
 
 from bus.effects import EffectStore
+from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
+from nervenbahn.api.settings import load_api_settings
+from nervenbahn.audit.chain import open_audit_database
+from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
+from nervenbahn.audit.hashing import ChainHead
 from nervenbahn.bootstrap import build_payment_service
 from nervenbahn.config import Settings
 from nervenbahn.paths import read_model_target
@@ -71,6 +76,7 @@ class Server:
             self._spawn(f"projection-{name}", self._consume, projection, store)
         self._spawn("relay", self._relay)
         self._spawn("reporting-relay", self._reporting_relay)
+        self._spawn("checkpointer", self._checkpointer)
         if self.payments:
             self._spawn("payments-relay", self._payments_relay)
         config = uvicorn.Config(
@@ -125,6 +131,21 @@ class Server:
         with self.bus.relay() as relay:
             relay.run(self._stop)
 
+    def _checkpointer(self) -> None:
+        """Every NERVENBAHN_AUDIT_CHECKPOINT_SECONDS: sign a checkpoint if a chain moved, then
+        publish what the broker has not acknowledged yet."""
+        key = SigningKey.from_seed(self.settings.signing_key.get_secret_value())
+        while not self._stop.wait(self.settings.checkpoint_interval_seconds):
+            db = open_audit_database(self.settings.store)
+            try:
+                write_checkpoint(db, key, access_log=_access_log_head(self.settings),
+                                 only_if_moved=True)
+                self.bus.publish_checkpoints(db)
+            except Exception:
+                log.exception("checkpoint not signed or not published; retried next interval")
+            finally:
+                db.close()
+
     def _reporting_relay(self) -> None:
         with self.bus.reporting_relay(self.settings.reporting_key) as relay:
             relay.run(self._stop)
@@ -140,3 +161,15 @@ class Server:
     def _consume(self, projection: Projection, store: EffectStore) -> None:
         with self.bus.projection_consumer(projection, store) as consumer:
             consumer.run(self._stop, poll_ms=200)
+
+
+def _access_log_head(settings: Settings) -> ChainHead | None:
+    """The access log's head, if the log exists (it is signed into each checkpoint)."""
+    path = load_api_settings(settings.store).access_log
+    if not path.exists():
+        return None
+    access_log = SQLiteAccessLog(path)
+    try:
+        return access_log.head()
+    finally:
+        access_log.close()
