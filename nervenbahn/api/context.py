@@ -39,6 +39,9 @@ class ApiContext:
     branch_offices: Mapping[str, BranchOffice]
     reference: ReferenceData
     clock: Callable[[], datetime] = field(default=utc_now)
+    service: CaseService | None = None
+    """The case service, for the auditor's bitemporal queries on the event store (None: those
+    endpoints answer 503)."""
 
     def close(self) -> None:
         """Close the access log (the vault belongs to the case service)."""
@@ -61,4 +64,5 @@ def build_api_context(
         access_log=SQLiteAccessLog(api.access_log),
         branch_offices=load_branch_offices(),
         reference=service.reference,
+        service=service,
     )

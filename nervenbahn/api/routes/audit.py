@@ -1,16 +1,26 @@
-"""Auditors: the access log, by person and/or case."""
+"""Auditors: the access log, by person and/or case; a case as known at a recorded time (its
+state and timeline, a month's budget, what changed about a month between two times)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, time
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel
 
+from domain.bitemporal import StateAsOf, parse_month, plain
+from domain.case import SWISS_TIME
+from domain.errors import CaseNotFoundError, InvalidCommandError
+from domain.service import CaseService, HistoryEntry
+from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Context, auditor_in_scope
 from nervenbahn.api.keys import Consumer
 from nervenbahn.api.models import AccessLogEntry, AccessLogPage
-from nervenbahn.api.problems import PROBLEM_RESPONSES
+from nervenbahn.api.problems import PROBLEM_RESPONSES, InvalidParam, ProblemError, not_found
 
 __all__ = ["router"]
 
@@ -48,3 +58,281 @@ def read_access_log(
             for item in logged
         ]
     )
+
+
+# --- bitemporal queries on the event store (auditor scope) ---------------------------------
+
+AS_OF_HELP = (
+    "A recorded time: an ISO date (the end of that day, Swiss time) or an ISO date-time "
+    "(without offset: Swiss time)."
+)
+
+
+class ActorModel(BaseModel):
+    """Who recorded an event."""
+
+    user_id: str
+    role: str
+    organisation: str
+
+
+class EventRefModel(BaseModel):
+    """A recorded event: when, from when, who, what (no personal data)."""
+
+    version: int
+    event: str
+    recorded_at: datetime
+    effective_date: date
+    actor: ActorModel
+    imported: bool
+
+
+class TimelineEntry(EventRefModel):
+    """An event of the case's timeline; `total` for budget events (CHF a month)."""
+
+    total: str | None = None
+
+
+class BudgetLineModel(BaseModel):
+    """A line of a budget version (CHF a month; income negative)."""
+
+    code: str
+    amount: str
+    basis: str
+
+
+class BudgetVersionModel(BaseModel):
+    """A budget version: from its effective date, as recorded at a time."""
+
+    effective_date: date
+    recorded_at: datetime
+    reason: str
+    total: str
+    lines: list[BudgetLineModel]
+
+
+class BudgetBasisModel(BudgetVersionModel):
+    """A budget version in force during the month and the event that recorded it."""
+
+    event: EventRefModel
+
+
+class SupportPeriodModel(BaseModel):
+    """A support period; `until` is the last supported day (None while it lasts)."""
+
+    start: date
+    until: date | None
+
+
+class SegmentModel(BaseModel):
+    """A run of supported days under one budget version: its pro-rata amount."""
+
+    first_day: date
+    last_day: date
+    days: int
+    monthly_total: str
+    amount: str
+    budget_event_version: int | None
+
+
+class LineShareModel(BaseModel):
+    """A budget line's pro-rata share of the month."""
+
+    code: str
+    amount: str
+
+
+class MonthAsKnown(BaseModel):
+    """What a case was owed for a month as known at a time, and what it rests on."""
+
+    case_id: UUID
+    month: str
+    known_at: datetime
+    case_version: int
+    amount: str
+    supported_days: int
+    days_in_month: int
+    segments: list[SegmentModel]
+    lines: list[LineShareModel]
+    budgets: list[BudgetBasisModel]
+    periods: list[SupportPeriodModel]
+    rests_on: list[EventRefModel]
+
+
+class LineDifferenceModel(BaseModel):
+    """A budget line's share of the month before and after."""
+
+    code: str
+    before: str
+    after: str
+    difference: str
+
+
+class MonthDiff(BaseModel):
+    """What changed about a month between two knowledge times, and which events changed it."""
+
+    case_id: UUID
+    month: str
+    known_at: datetime
+    compared_to: datetime
+    before: str
+    after: str
+    difference: str
+    lines: list[LineDifferenceModel]
+    caused_by: list[EventRefModel]
+    answer_before: MonthAsKnown
+    answer_after: MonthAsKnown
+
+
+class CaseAsOf(BaseModel):
+    """The state of a case as recorded up to a time, and its timeline up to then; no personal
+    data (the household is counted, not named)."""
+
+    case_id: UUID
+    as_of: datetime
+    version: int
+    last_recorded_at: datetime
+    phase: str
+    social_region: str
+    municipality_bfs: int
+    opened_on: date
+    household_size: int
+    persons: int
+    assessment: dict[str, Any] | None
+    decision: dict[str, Any] | None
+    support_periods: list[SupportPeriodModel]
+    budget: BudgetVersionModel | None
+    budget_versions: int
+    goals: list[dict[str, Any]]
+    measures: list[dict[str, Any]]
+    last_review_on: date | None
+    next_review_due: date | None
+    handovers: list[dict[str, Any]]
+    closure: dict[str, Any] | None
+    reopenings: list[dict[str, Any]]
+    timeline: list[TimelineEntry]
+
+
+@router.get("/audit/cases/{case_id}", response_model=CaseAsOf, responses=PROBLEM_RESPONSES)
+def case_as_of(
+    _auditor: Annotated[Consumer, Depends(auditor_in_scope)],
+    ctx: Context,
+    case_id: UUID,
+    as_of: Annotated[str, Query(description=AS_OF_HELP)],
+) -> CaseAsOf:
+    """The state of a case as recorded up to `as_of`, with its timeline up to then."""
+    service, moment = _service(ctx), _moment("as_of", as_of)
+    with _answers():
+        state = StateAsOf.of(service.case_as_of(case_id, moment), moment)
+        timeline = [
+            _timeline_entry(entry) for entry in service.history(case_id)
+            if entry.recorded_at <= moment
+        ]
+    return CaseAsOf.model_validate({**state.as_dict(), "timeline": timeline})
+
+
+@router.get(
+    "/audit/cases/{case_id}/months/{month}", response_model=MonthAsKnown,
+    responses=PROBLEM_RESPONSES,
+)
+def month_as_known(
+    _auditor: Annotated[Consumer, Depends(auditor_in_scope)],
+    ctx: Context,
+    case_id: UUID,
+    month: Annotated[str, Path(description="The month, YYYY-MM.")],
+    as_known_at: Annotated[str, Query(description=AS_OF_HELP)],
+) -> MonthAsKnown:
+    """What the case was owed for `month` as known at `as_known_at` (retroactive changes
+    recorded until then included), the budget versions and events it rests on."""
+    service, first = _service(ctx), _month(month)
+    moment = _moment("as_known_at", as_known_at)
+    with _answers():
+        answer = service.budget_as_known_at(case_id, first, moment)
+    return MonthAsKnown.model_validate(answer.as_dict())
+
+
+@router.get(
+    "/audit/cases/{case_id}/months/{month}/diff", response_model=MonthDiff,
+    responses=PROBLEM_RESPONSES,
+)
+def month_diff(
+    _auditor: Annotated[Consumer, Depends(auditor_in_scope)],
+    ctx: Context,
+    case_id: UUID,
+    month: Annotated[str, Path(description="The month, YYYY-MM.")],
+    known_at: Annotated[str, Query(description=f"The earlier time. {AS_OF_HELP}")],
+    compared_to: Annotated[str, Query(description=f"The later time. {AS_OF_HELP}")],
+) -> MonthDiff:
+    """What changed about `month` between what was known at `known_at` and at `compared_to`:
+    the amount and each line before and after, and the events recorded in between that
+    changed it."""
+    service, first = _service(ctx), _month(month)
+    earlier, later = _moment("known_at", known_at), _moment("compared_to", compared_to)
+    with _answers():
+        result = service.diff_as_known(case_id, first, earlier, later)
+    return MonthDiff.model_validate(result.as_dict())
+
+
+def _service(ctx: ApiContext) -> CaseService:
+    if ctx.service is None:
+        raise ProblemError(
+            "service-unavailable", "the event store is not connected to this API instance"
+        )
+    return ctx.service
+
+
+def _invalid(name: str, located_in: str, reason: str) -> ProblemError:
+    return ProblemError(
+        "invalid-parameters", f"invalid parameters: {name}", None,
+        [InvalidParam(name=name, located_in=located_in, reason=reason)],
+    )
+
+
+def _month(text: str) -> date:
+    try:
+        return parse_month(text)
+    except ValueError as exc:
+        raise _invalid("month", "path", str(exc)) from None
+
+
+def _moment(name: str, text: str) -> datetime:
+    """An ISO date (the end of that day, Swiss time) or date-time (naive: Swiss time)."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime.combine(day, time.max, tzinfo=SWISS_TIME)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _invalid(
+            name, "query", f"{text!r} is not an ISO date (2026-06-30) or date-time"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=SWISS_TIME)
+
+
+@contextmanager
+def _answers() -> Iterator[None]:
+    """The domain's refusals as problems: unknown (or not yet recorded) cases are not found,
+    malformed questions name their parameter."""
+    try:
+        yield
+    except CaseNotFoundError:
+        raise not_found() from None
+    except InvalidCommandError as exc:
+        errors = [InvalidParam(name=f, located_in="query", reason=r) for f, r in exc.problems]
+        names = ", ".join(e.name for e in errors)
+        raise ProblemError(
+            "invalid-parameters", f"invalid parameters: {names}", None, errors
+        ) from None
+
+
+def _timeline_entry(entry: HistoryEntry) -> dict[str, Any]:
+    total = entry.details.get("total")
+    return {
+        "version": entry.version,
+        "event": entry.event,
+        "recorded_at": entry.recorded_at,
+        "effective_date": entry.effective_date,
+        "actor": plain(entry.actor),
+        "imported": entry.imported,
+        "total": None if total is None else str(total),
+    }
