@@ -98,6 +98,9 @@ def check_schemas(
         problems += _check_reporting(name, schema_dir, topic)
     # Payment-run events, likewise local: their subjects live on the payments topic.
     problems += _check_payments(schema_dir)
+    # Audit records (signed checkpoints), likewise local: their subjects live on the audit topic.
+    for name in _audit_record_names(schema_dir):
+        problems += _check_audit(name, schema_dir)
     return problems
 
 
@@ -209,6 +212,43 @@ def _check_payments(schema_dir: Path) -> list[SchemaProblem]:
     return problems
 
 
+AUDIT_NAMESPACE = "ch.nervenbahn.audit"
+
+
+def _audit_record_names(schema_dir: Path) -> list[str]:
+    return sorted(path.stem for path in (schema_dir / "audit").glob("*.avsc"))
+
+
+def _audit_schema(name: str, schema_dir: Path) -> dict[str, Any]:
+    path = schema_dir / "audit" / f"{name}.avsc"
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SchemaFileError(f"{path}: not a readable JSON schema ({exc})") from exc
+    if not isinstance(schema, dict):
+        raise SchemaFileError(f"{path}: the schema must be a JSON object (a record)")
+    return schema
+
+
+def _check_audit(name: str, schema_dir: Path) -> list[SchemaProblem]:
+    """An audit record (e.g. Checkpoint) is valid, named as its file, and reads every released
+    version."""
+    subject = record_name(name, AUDIT_NAMESPACE)
+    try:
+        schema = _audit_schema(name, schema_dir)
+        released = released_versions(name, schema_dir)
+    except SchemaFileError as exc:
+        return [SchemaProblem(subject, WHOLE_SCHEMA, str(exc), "SCHEMA_FILE")]
+    problems = validate_schema(subject, schema)
+    if problems:
+        return problems
+    if (schema.get("name"), schema.get("namespace")) != (name, AUDIT_NAMESPACE):
+        problems.append(SchemaProblem(subject, WHOLE_SCHEMA,
+                                      f"record must be {AUDIT_NAMESPACE}.{name}, named as its file",
+                                      "DOMAIN_MISMATCH"))
+    return problems + _released_problems(subject, schema, released)
+
+
 def _released_problems(
     subject: str, schema: dict[str, Any], released: list[tuple[int, dict[str, Any]]]
 ) -> list[SchemaProblem]:
@@ -242,6 +282,7 @@ def _schema_names(schema_dir: Path) -> list[str]:
         event_type_names(schema_dir)
         + reporting_record_names(schema_dir)
         + payment_record_names(schema_dir)
+        + _audit_record_names(schema_dir)
     )
 
 
@@ -250,4 +291,6 @@ def _current_schema(name: str, schema_dir: Path) -> dict[str, Any]:
         return reporting_schema(name, schema_dir)
     if name in payment_record_names(schema_dir):
         return payment_schema(name, schema_dir)
+    if name in _audit_record_names(schema_dir):
+        return _audit_schema(name, schema_dir)
     return event_schema(name, schema_dir)

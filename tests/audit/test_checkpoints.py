@@ -177,3 +177,20 @@ def test_checkpoints_are_published_once_and_read_back_with_the_schema(
     assert all(cp.signature_problem(key.public) is None for _, cp in received)
     registry.close()
     db.close()
+
+
+def test_schemas_check_covers_the_checkpoint_schema(tmp_path: Path) -> None:
+    import shutil
+
+    from bus.schema_check import check_schemas
+    from schemas import SCHEMA_DIR
+
+    copy = tmp_path / "schemas"
+    shutil.copytree(SCHEMA_DIR, copy)
+    assert check_schemas(copy) == []
+    path = copy / "audit" / "Checkpoint.avsc"
+    schema = json.loads(path.read_text())
+    schema["fields"].append({"name": "new_without_default", "type": "string"})
+    path.write_text(json.dumps(schema))
+    problems = check_schemas(copy)
+    assert problems and {p.subject for p in problems} == {"ch.nervenbahn.audit.Checkpoint"}
