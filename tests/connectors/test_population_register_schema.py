@@ -7,6 +7,7 @@ import difflib
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 import xmlschema
@@ -66,7 +67,7 @@ def test_the_derived_schema_loads_with_every_import_resolved() -> None:
     assert schema.target_namespace == "http://www.ech.ch/xmlns/eCH-0020/3"
     assert set(NAMESPACES) <= set(schema.maps.namespaces)
     # strict imports: a person identification needs its local id, names, sex, date of birth
-    identification = schema.maps.types[
+    identification: Any = schema.maps.types[
         "{http://www.ech.ch/xmlns/eCH-0044/4}personIdentificationType"
     ]
     required = {e.local_name for e in identification.content.iter_elements() if e.min_occurs}
