@@ -58,6 +58,6 @@ def test_an_unconfigured_name_and_a_bad_file_are_configuration_errors(
 
 def test_the_example_configuration_is_valid() -> None:
     specs = load_config(REPO / "connectors.example.toml")
-    assert {spec.kind for spec in specs.values()} == {"sink"}
+    assert {spec.kind for spec in specs.values()} == {"sink", "source"}
     for spec in specs.values():
         spec.load()  # the classes exist and accept their options
