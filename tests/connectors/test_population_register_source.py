@@ -301,3 +301,25 @@ def test_the_proposal_reaches_the_case_events_topic(
     assert proposals[0].event.originator_id == cases[MOVES_TO_OLTEN]
     assert proposals[0].event.external_reference == "so-ewr-2025-000101/0"
     runtime.close()
+
+
+def test_the_demo_delivery_proposes_a_handover_and_a_closure(
+    tmp_path: Path, register_service: CaseService
+) -> None:
+    from connectors.population_register.demo import demo_register_delivery
+
+    cases = _cases(register_service)
+    spec = ConnectorSpec(
+        "population_register",
+        "source",
+        "connectors.population_register:RegisterSource",
+        {"inbox": "inbox/register"},
+        base=tmp_path,
+    )
+    runtime = ConnectorRuntime({spec.name: spec}, register_service, tmp_path / "connectors")
+    report = demo_register_delivery(runtime, cases[MOVES_TO_OLTEN], cases[DIES], today=TODAY.date())
+    assert report.ok and (report.items, report.applied) == (2, 2)
+    (moved,) = _proposals(register_service, cases[MOVES_TO_OLTEN]).values()
+    assert moved[0] == "handover" and moved[1] != "so-solothurn"
+    assert list(_proposals(register_service, cases[DIES]).values()) == [("closure", "death")]
+    runtime.close()
