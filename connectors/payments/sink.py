@@ -168,7 +168,8 @@ class Pain001Sink(Sink):
             self._keep_completion(db, run_id, event)
 
     def deliver(self, tx: Any) -> list[str]:
-        """Write every completed run's file that is not written yet; the file names."""
+        """Write every completed run's files that are not written yet; the names of the files
+        written now (a file found in place from before a crash is not written again)."""
         db = _portable(tx)
         written: list[str] = []
         pending = db.execute(
@@ -240,8 +241,8 @@ class Pain001Sink(Sink):
         files = [(report_path(outbox, run_id), _report(db, check))]
         if xml is not None:
             files.append((pain001_path(outbox, run_id), xml))
-        for target, content in files:  # the report first: a pain.001 never lacks its report
-            if not _write_once(target, content):
+        for target, content in files:
+            if target.exists() and target.read_bytes() != content:
                 self._hold(
                     db,
                     run_id,
@@ -249,11 +250,14 @@ class Pain001Sink(Sink):
                     "only if it was not sent to the bank)",
                 )
                 return []
+        # the report first: a pain.001 file never lacks its report
+        written = [target.name for target, content in files if _write_once(target, content)]
         self._mark(db, run_id, files[-1][0].name if xml else None,
                    sha256(xml).hexdigest() if xml else None)
         log.info("payment run delivered", connector=self.name, run_id=run_id,
-                 files=[target.name for target, _ in files], transactions=len(paid))
-        return [target.name for target, _ in files]
+                 files=[target.name for target, _ in files], written_now=written,
+                 transactions=len(paid))
+        return written
 
     def _payment_file(self, db: Any, run_id: str, paid: list[_Order]) -> PaymentFile:
         execution_date, completed_at = db.execute(
@@ -504,10 +508,10 @@ def _report(db: Any, check: RunCheck) -> bytes:
 
 
 def _write_once(target: Path, content: bytes) -> bool:
-    """Write `content` to `target` atomically unless it is there already; False if a file of
-    that name holds other content (it is left alone)."""
+    """Write `content` to `target` atomically (temporary file, fsync, rename) unless a file
+    of that name is there already; True if it was written now."""
     if target.exists():
-        return target.read_bytes() == content
+        return False
     temporary = target.with_name(f".{target.name}.tmp")
     with open(temporary, "wb") as handle:
         handle.write(content)

@@ -259,9 +259,11 @@ def test_crash_after_the_file_before_the_commit_gives_the_same_single_file(
     first = pain001_path(sink.outbox, run_id).read_bytes()
 
     with consumer_db.transaction() as tx:
-        assert sink.deliver(tx) == [f"pain001-{run_id}.report.json", f"pain001-{run_id}.xml"]
-    with consumer_db.transaction() as tx:
-        assert sink.deliver(tx) == []
+        assert tx.execute("SELECT state FROM pain001_runs").fetchall() == [("open",)]
+        assert sink.deliver(tx) == []  # found in place: not written again, only marked
+        assert tx.execute("SELECT state, file FROM pain001_runs").fetchall() == [
+            ("delivered", f"pain001-{run_id}.xml")
+        ]
     assert pain001_path(sink.outbox, run_id).read_bytes() == first
     assert outbox_files(sink) == [f"pain001-{run_id}.report.json", f"pain001-{run_id}.xml"]
 
