@@ -1,13 +1,17 @@
 """The BFS statistics sink: case facts in, one delivery file per complete month out.
 
 `handle` keeps each fact's statistical fields in `bfs_facts`, marks its case as changed
-(`bfs_cases`) and moves the watermark (the latest recorded day seen, Swiss time) — all in the
-consumer's transaction. `deliver` writes every complete month not yet delivered, in order:
+(`bfs_cases`) and moves its partition's watermark (the latest recorded day seen there, Swiss
+time) — all in the consumer's transaction. `deliver` writes every complete month not yet
+delivered, in order:
 
-- a month is **complete** once a fact recorded on or after the first day of the next month
-  plus `grace_days` (default 0) has been seen, or when option `complete_through` ("YYYY-MM")
-  names it or a later month; deliveries start at option `first_month` ("YYYY-MM"; default: the
-  month of the earliest support seen);
+- a month is **complete** once every partition the sink has read from has shown a fact
+  recorded on or after the first day of the next month plus `grace_days` (default 0) — a
+  case's facts stay in one partition, so a lagging partition holds the month back — or when
+  option `complete_through` ("YYYY-MM") names it or a later month; that option takes effect at
+  the next `deliver` (the runtime calls it when a run starts): set it for a run after the sink
+  has caught up. Deliveries start at option `first_month` ("YYYY-MM"; default: the month of
+  the earliest support seen);
 - a delivery is **recorded** (content, SHA-256, its bookings) in the sink's database in the
   same transaction as the consumer's offsets, then written atomically (temporary file,
   `os.replace`) as `<outbox>/bfs-shs-<canton>-<YYYY-MM>.csv`; a recorded delivery is never
@@ -150,8 +154,9 @@ class BfsStatisticsSink(Sink):
             (fact.case_pseudonym,),
         )
         day = fact.recorded_at.astimezone(SWISS_TIME).date().isoformat()
-        if day > (_meta(db, "watermark") or ""):
-            _set_meta(db, "watermark", day)
+        key = f"watermark:{received.topic}:{received.partition}"
+        if day > (_meta(db, key) or ""):
+            _set_meta(db, key, day)
 
     def deliver(self, tx: Any) -> list[str]:
         """Record and write every complete month not yet delivered; rewrite a recorded
@@ -208,7 +213,7 @@ class BfsStatisticsSink(Sink):
 
     def _last_complete(self, db: PortableConnection) -> date | None:
         candidates = []
-        watermark = _meta(db, "watermark")
+        watermark = _scalar(db, "SELECT min(value) FROM bfs_meta WHERE key LIKE 'watermark:%'")
         if watermark is not None:
             seen = date.fromisoformat(watermark) - timedelta(days=self.grace_days)
             candidates.append(month_of(month_of(seen) - timedelta(days=1)))
