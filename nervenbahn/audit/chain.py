@@ -142,10 +142,17 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
 
     def _create_table(self, c: SQLiteCursor) -> None:
         super()._create_table(c)
+        # Every process opening the store comes here: write only when there is something to
+        # write, so that opening never waits for (or blocks) a writer's lock needlessly.
         c.execute(
-            f"INSERT OR IGNORE INTO {CHAINS_TABLE} VALUES (?, ?, ?)",  # noqa: S608
-            (self.events_table_name, self.chain_table_name, self.chain),
+            f"SELECT 1 FROM {CHAINS_TABLE} WHERE events_table = ?",  # noqa: S608
+            (self.events_table_name,),
         )
+        if c.fetchone() is None:
+            c.execute(
+                f"INSERT OR IGNORE INTO {CHAINS_TABLE} VALUES (?, ?, ?)",  # noqa: S608
+                (self.events_table_name, self.chain_table_name, self.chain),
+            )
         self._chain_existing(c)
 
     def _insert_events(
