@@ -28,17 +28,12 @@ out in the pain.001 file only if `order.paid_out` (kind `regular` or `back_payme
 
 from __future__ import annotations
 
-import base64
-import json
-import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.domain import Aggregate
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 from schwifty import IBAN
@@ -245,36 +240,20 @@ class AccountSealer:
 
     def seal(self, person_id: UUID, account: PayoutAccountDetails) -> SealedPayoutAccount:
         """Encrypt `account` for `person_id` (who must have a data key: an applicant has)."""
-        key = self._key(person_id)
-        if key is None:
+        fields = {"iban": account.iban, "holder": account.holder}
+        sealed = self._vault.seal_fields(person_id, _ACCOUNT_AAD, fields)
+        if sealed is None:
             raise PersonalDataCorruptError(
                 f"person {person_id} has no data key (erased?): the account cannot be sealed"
             )
-        nonce = os.urandom(_NONCE_BYTES)
-        plain = json.dumps({"iban": account.iban, "holder": account.holder}).encode()
-        blob = AESGCM(key).encrypt(nonce, plain, _ACCOUNT_AAD + person_id.bytes)
-        return SealedPayoutAccount(person_id, base64.b64encode(nonce + blob).decode("ascii"))
+        return SealedPayoutAccount(person_id, sealed)
 
     def open(self, account: SealedPayoutAccount) -> PayoutAccountDetails | None:
         """The account in clear, or None if the person was erased."""
-        key = self._key(account.person_id)
-        if key is None:
+        data = self._vault.open_fields(account.person_id, _ACCOUNT_AAD, account.sealed)
+        if data is None:
             return None
-        blob = base64.b64decode(account.sealed)
-        try:
-            plain = AESGCM(key).decrypt(
-                blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _ACCOUNT_AAD + account.person_id.bytes
-            )
-        except InvalidTag as exc:
-            raise PersonalDataCorruptError(
-                f"the payout account sealed for person {account.person_id} does not decrypt"
-            ) from exc
-        data = json.loads(plain)
         return PayoutAccountDetails(data["iban"], data["holder"])
-
-    def _key(self, person_id: UUID) -> bytes | None:
-        # The vault unwraps the person's data key; it is the one key a person has.
-        return self._vault._data_key(person_id)
 
 
 # --- payout accounts --------------------------------------------------------------------------

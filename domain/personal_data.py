@@ -285,6 +285,33 @@ class PersonalDataVault:
         """Destroy the person's data key (crypto-shredding); True if there was one."""
         return self._keystore.destroy(person_id)
 
+    def seal_fields(self, person_id: UUID, purpose: bytes, fields: dict[str, str]) -> str | None:
+        """Encrypt further fields of a person (e.g. a payout account) with their data key, bound
+        to `purpose`; None if the person has no key (erased, or never recorded)."""
+        key = self._data_key(person_id)
+        if key is None:
+            return None
+        nonce = os.urandom(_NONCE_BYTES)
+        blob = AESGCM(key).encrypt(nonce, json.dumps(fields).encode(), purpose + person_id.bytes)
+        return base64.b64encode(nonce + blob).decode("ascii")
+
+    def open_fields(self, person_id: UUID, purpose: bytes, sealed: str) -> dict[str, str] | None:
+        """Decrypt what `seal_fields` sealed; None once the person was erased."""
+        key = self._data_key(person_id)
+        if key is None:
+            return None
+        blob = base64.b64decode(sealed)
+        try:
+            plain = AESGCM(key).decrypt(
+                blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], purpose + person_id.bytes
+            )
+        except InvalidTag as exc:
+            raise PersonalDataCorruptError(
+                f"fields sealed for person {person_id} do not decrypt"
+            ) from exc
+        opened: dict[str, str] = json.loads(plain)
+        return opened
+
     def _data_key(self, person_id: UUID) -> bytes | None:
         wrapped = self._keystore.load(person_id)
         if wrapped is None:
