@@ -146,6 +146,10 @@ class Settings(BaseModel):
     """NERVENBAHN_AUDIT_CHECKPOINT_SECONDS: how often `serve` signs a checkpoint (if the
     chains moved)."""
 
+    connectors_file: Path | None = None
+    """NERVENBAHN_CONNECTORS: the connectors' configuration file (TOML); None: `connectors.toml`
+    in the store folder (see `connectors.runtime`)."""
+
     @cached_property
     def signing_key(self) -> SecretStr:
         """The Ed25519 seed (base64 of 32 bytes) that signs audit checkpoints:
@@ -162,9 +166,6 @@ class Settings(BaseModel):
             )
         key = _key_file_beside(path.with_suffix(path.suffix + ".signing-key"), "signing key")
         return SecretStr(base64.b64encode(key).decode())
-    connectors_file: Path | None = None
-    """NERVENBAHN_CONNECTORS: the connectors' configuration file (TOML); None: `connectors.toml`
-    in the store folder (see `connectors.runtime`)."""
 
     @cached_property
     def reporting_key(self) -> SecretStr | None:
@@ -198,14 +199,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         projections_store=_projections_store(env),
         log_format=log_format,  # type: ignore[arg-type]
         log_level=env.get("NERVENBAHN_LOG_LEVEL", "info"),
+        connectors_file=_optional_path(env.get("NERVENBAHN_CONNECTORS", "")),
         configured_signing_key=_configured_signing_key(env),
         checkpoint_interval_seconds=_checkpoint_interval(env),
-        connectors_file=_optional_path(env.get("NERVENBAHN_CONNECTORS", "")),
     )
-
-
-def _optional_path(value: str) -> Path | None:
-    return Path(value.strip()) if value.strip() else None
 
 
 def _configured_signing_key(env: dict[str, str]) -> SecretStr | None:
@@ -234,6 +231,10 @@ def _checkpoint_interval(env: dict[str, str]) -> float:
             f"NERVENBAHN_AUDIT_CHECKPOINT_SECONDS: {text!r} is not a positive number of seconds"
         )
     return seconds
+
+
+def _optional_path(value: str) -> Path | None:
+    return Path(value.strip()) if value.strip() else None
 
 
 def _master_key(env: dict[str, str], store: StoreConfig) -> bytes:
