@@ -20,6 +20,7 @@ from domain.commands import parse_command
 from domain.errors import DomainError
 from nervenbahn.cli.runtime import Runtime
 from nervenbahn.demo_bus import relay_and_subscribe
+from nervenbahn.demo_connectors import audit_and_report, pay_and_register
 from nervenbahn.paths import store_folder
 from nervenbahn.synthetic import PERIOD_END, PERIOD_START, synthetic_history
 
@@ -58,8 +59,11 @@ def run_demo(rt: Runtime, *, households: int, seed: int, reset: bool, bus: bool 
             report = service.import_records(_tracked(lines, progress, task))
     live = _live_commands(rt, report.cases_by_id)
     _summary(rt, report, live, history_file, time.perf_counter() - started)
+    payments = pay_and_register(rt, report.cases_by_id)
     if bus:
-        relay_and_subscribe(rt, history_file.parent)
+        relay_and_subscribe(rt, history_file.parent, payments)
+    audited = live[0]["case_id"] if live else next(iter(report.cases_by_id))
+    audit_and_report(rt, audited, history_file.parent)
 
 
 def _reset(rt: Runtime) -> None:
@@ -69,8 +73,9 @@ def _reset(rt: Runtime) -> None:
     rt.close()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{store.sqlite_path}{suffix}").unlink(missing_ok=True)
-    # Read models and their consumers' positions belong to the store that is gone.
-    shutil.rmtree(store_folder(store) / "projections", ignore_errors=True)
+    # Read models, connector positions and outputs belong to the store that is gone.
+    for folder in ("projections", "connectors", "inbox", "outbox"):
+        shutil.rmtree(store_folder(store) / folder, ignore_errors=True)
 
 
 def _history_file(rt: Runtime) -> Path:

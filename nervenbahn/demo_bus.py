@@ -18,6 +18,7 @@ from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, dead_letter_topic, ensure_topics, topic_message_counts
 from nervenbahn.cli.runtime import Runtime
 from nervenbahn.demo_api import serve_and_query
+from nervenbahn.demo_connectors import DemoPayments, deliver_payments
 from nervenbahn.wiring import kafka_or_embedded, open_bus
 
 __all__ = ["relay_and_subscribe"]
@@ -25,8 +26,9 @@ __all__ = ["relay_and_subscribe"]
 SUBSCRIBER = "demo-subscriber"
 
 
-def relay_and_subscribe(rt: Runtime, folder: Path) -> None:
-    """Relay the store onto the bus, consume it once, print what the topics hold."""
+def relay_and_subscribe(rt: Runtime, folder: Path, payments: DemoPayments | None = None) -> None:
+    """Relay the store onto the bus, consume it once, print what the topics hold; publish the
+    payment run and let the pain.001 sink write its file."""
     started = time.perf_counter()
     with kafka_or_embedded(folder) as kafka:
         bus = open_bus(rt.service, rt.settings.store, kafka)
@@ -45,6 +47,8 @@ def relay_and_subscribe(rt: Runtime, folder: Path) -> None:
                     progress.advance(task, published)
                 by_type = _subscribe(bus, folder, head, progress)
             serve_and_query(rt, bus, folder)
+            if payments is not None:
+                rt.console.print(deliver_payments(rt, bus, payments))
             names = [spec.name for spec in catalogue(kafka, [SUBSCRIBER], reporting=True)]
             counts = topic_message_counts(kafka, names)
         finally:

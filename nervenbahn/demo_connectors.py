@@ -1,0 +1,174 @@
+"""The connector and audit parts of `nervenbahn demo`.
+
+- one register delivery (eCH-0020): a move to another social region and a death, which become
+  a handover and a closure proposal on the caseworkers' work lists;
+- payout accounts for the supported households and a payment run for the current month (and
+  the same run again, which orders nothing);
+- with the bus up: the payments relay and the pain.001 sink (one file for the run);
+- at the end: a signed checkpoint, verification of the hash chains, and an audit report.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from schwifty import IBAN
+
+from connectors.population_register.demo import demo_register_delivery
+from connectors.runtime import ConnectorRuntime
+from domain.case import SWISS_TIME, Case
+from domain.commands import Actor
+from domain.payment_service import PaymentService
+from domain.payments import RecordPayoutAccount, RunPayments
+from domain.personal_data import PersonalData, SealedPersonalData
+from nervenbahn.audit.chain import open_audit_database
+from nervenbahn.audit.checkpoints import SigningKey, export_checkpoints, write_checkpoint
+from nervenbahn.audit.report import build_case_report, write_case_report
+from nervenbahn.audit.verify import verify_store
+from nervenbahn.bootstrap import build_payment_service
+from nervenbahn.cli.runtime import Runtime
+from nervenbahn.paths import store_folder
+from nervenbahn.wiring import Bus
+
+__all__ = [
+    "DEMO_CONNECTORS",
+    "DemoPayments",
+    "audit_and_report",
+    "deliver_payments",
+    "pay_and_register",
+    "write_demo_config",
+]
+
+SYSTEM = Actor("demo", "system", "so-canton")
+
+DEMO_CONNECTORS = """\
+# Written by `nervenbahn demo` (see connectors.example.toml and docs/connectors.md).
+[connectors.population_register]
+kind = "source"
+class = "connectors.population_register:RegisterSource"
+description = "eCH-0020 deliveries of the cantonal population register"
+[connectors.population_register.options]
+inbox = "inbox/register"
+organisation = "so-canton"
+
+[connectors.payments]
+kind = "sink"
+class = "connectors.payments.sink:Pain001Sink"
+description = "ISO 20022 pain.001 file per monthly payment run"
+[connectors.payments.options]
+debtor_name = "Kanton Solothurn, Sozialhilfe"
+debtor_iban = "CH9300762011623852957"
+outbox = "outbox/payments"
+"""
+
+
+def write_demo_config(rt: Runtime) -> Path:
+    """The demo's connectors file in the store folder (kept if the user wrote one)."""
+    path = rt.settings.connectors_file or store_folder(rt.settings.store) / "connectors.toml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(DEMO_CONNECTORS, encoding="utf-8")
+    return path
+
+
+@dataclass
+class DemoPayments:
+    """What the payments part did, for the bus part and the summary."""
+
+    payments: PaymentService
+    run_id: uuid.UUID | None
+
+
+def pay_and_register(rt: Runtime, cases: dict[uuid.UUID, Case]) -> DemoPayments:
+    """A register delivery, payout accounts, a payment run (twice); print what happened."""
+    write_demo_config(rt)
+    supported = [case for case in cases.values() if case.phase == "supported"]
+    connectors = ConnectorRuntime.from_settings(rt.settings, rt.service)
+    try:
+        by_region: dict[str, Case] = {}
+        for case in supported:
+            by_region.setdefault(case.social_region, case)
+        moving, dying = list(by_region.values())[:2]
+        report = demo_register_delivery(connectors, moving.id, dying.id)
+    finally:
+        connectors.close()
+    rt.console.print(
+        f"Population register: {report.summary()} — handover proposal on {moving.id} "
+        f"({moving.social_region}), closure proposal (death) on {dying.id}."
+    )
+    payments = build_payment_service(rt.settings, rt.service)
+    with_budget = [case for case in cases.values() if case.budgets]
+    for n, case in enumerate(with_budget):
+        payments.record_account(
+            RecordPayoutAccount(
+                case_id=case.id,
+                iban=str(IBAN.generate("CH", bank_code="00762", account_code=f"{n + 1:012d}")),
+                holder=_holder(case),
+                actor=SYSTEM,
+                correlation_id=uuid.uuid4(),
+            )
+        )
+    month = datetime.now(SWISS_TIME).date().replace(day=1)
+    first = payments.run(RunPayments(month=month, actor=SYSTEM, correlation_id=uuid.uuid4()))
+    again = payments.run(RunPayments(month=month, actor=SYSTEM, correlation_id=uuid.uuid4()))
+    rt.console.print(
+        f"Payout accounts for {len(with_budget)} households. {first.message} "
+        f"({first.seconds:.1f} s; back-payments for earlier months included: no payment was "
+        f"recorded before).\nThe same month again: {again.message}."
+    )
+    return DemoPayments(payments, first.run_id)
+
+
+def deliver_payments(rt: Runtime, bus: Bus, demo: DemoPayments) -> str:
+    """Publish the payment run, let the pain.001 sink write its file; describe the result."""
+    with bus.payments_relay(demo.payments) as relay:
+        while relay.publish_next():
+            pass
+    connectors = ConnectorRuntime.from_settings(rt.settings, rt.service, lambda: bus)
+    try:
+        report = connectors.run("payments", until_idle=True)
+    finally:
+        connectors.close()
+    outbox = store_folder(rt.settings.store) / "outbox" / "payments"
+    files = sorted(outbox.glob("*.xml"))
+    written = ", ".join(str(path) for path in files) or "none"
+    return f"Payments sink: {report.summary()}; pain.001 files: {written}"
+
+
+def audit_and_report(rt: Runtime, case_id: uuid.UUID, folder: Path) -> None:
+    """Sign a checkpoint, export the auditor's copy, verify the hash chains against it, and
+    write one audit report."""
+    key = SigningKey.from_seed(rt.settings.signing_key.get_secret_value())
+    db = open_audit_database(rt.settings.store)
+    try:
+        checkpoint = write_checkpoint(db, key)
+        assert checkpoint is not None
+        copy = folder / "auditor-checkpoints.jsonl"
+        export_checkpoints(db, copy)
+        result = verify_store(db, key.public)
+    finally:
+        db.close()
+    chains = list(result.chains)
+    records = sum(chain.records for chain in chains)
+    as_of = datetime.now(SWISS_TIME)
+    report = build_case_report(rt.service, case_id, as_of, now=datetime.now(UTC),
+                               verifications=chains)
+    path = write_case_report(report, folder / f"audit-{case_id}.html")
+    rt.console.print(
+        f"Audit: checkpoint #{checkpoint.sequence} signed and exported to {copy}; "
+        f"hash chains {'intact' if result.ok else 'BROKEN'} ({records} records in "
+        f"{len(chains)} chains).\nAudit report of case {case_id} as of now: {path}"
+    )
+
+
+def _holder(case: Case) -> str:
+    applicant = case.applicant
+    if isinstance(applicant, SealedPersonalData):
+        applicant = applicant.open()
+    if isinstance(applicant, PersonalData):
+        return f"{applicant.given_name} {applicant.family_name}"
+    return "Unknown holder"
+
