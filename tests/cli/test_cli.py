@@ -227,6 +227,21 @@ def test_demo_seeds_every_region_and_leaves_a_queryable_store(cli: Cli) -> None:
     assert second.code == 1 and "--reset" in second.err
 
 
+def test_demo_pays_once_proposes_from_the_register_and_verifies_its_chains(cli: Cli) -> None:
+    demo = cli("demo", "--households", "60", "--reset")
+    runs = cli("--json", "payments", "runs")
+    verified = cli("--json", "audit", "verify")
+
+    assert demo.code == 0, demo.err
+    out = " ".join(demo.out.split())  # rich wraps long lines
+    assert "handover proposal on" in out and "closure proposal (death)" in out
+    assert "The same month again: payment run" in out and "nothing recorded" in out
+    assert "pain001-" in out and "hash chains intact" in out
+    assert runs.code == 0, runs.err
+    assert isinstance(runs.json(), list) and len(runs.json()) == 1  # type: ignore[arg-type]
+    assert verified.code == 0, verified.err
+
+
 def test_region_read_model_is_rebuilt_and_agrees_with_the_cases(cli: Cli) -> None:
     assert cli("demo", "--households", "120", "--reset", "--no-bus").code == 0
     rows = cli("--json", "case", "list", "--limit", "1000").json()
