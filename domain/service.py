@@ -328,6 +328,10 @@ class CaseService(Application[UUID]):
         assert isinstance(recorded_at, datetime)
         return recorded_at
 
+    def forget_decoded_snapshots(self) -> None:
+        """Drop the decoded snapshots `case_as_of` keeps (to measure cold queries)."""
+        self._snapshot_cache.clear()
+
     def history(self, case_id: UUID) -> list[HistoryEntry]:
         """Every recorded event of a case, in order, without personal data."""
         entries = [_history_entry(event) for event in self.events.get(case_id)]
@@ -492,6 +496,10 @@ class _SnapshotCache:
             self._items[(case_id, snapshot.originator_version)] = snapshot
             while len(self._items) > self._maxsize:
                 self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 def _reseal_persons(case: Case, vault: PersonalDataVault) -> None:

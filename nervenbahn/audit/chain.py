@@ -40,15 +40,19 @@ from nervenbahn.config import StoreConfig
 
 __all__ = [
     "CHAINS_TABLE",
+    "RECORD_INT",
+    "RECORD_LENGTH",
     "AuditDatabase",
     "ChainedPostgresApplicationRecorder",
     "ChainedSQLiteApplicationRecorder",
     "ChainedTable",
+    "as_bytes",
     "chain_hash",
     "chain_name",
     "chain_table_name",
     "event_record",
     "open_audit_database",
+    "originator_text",
 ]
 
 log = structlog.get_logger("nervenbahn.audit.chain")
@@ -60,6 +64,8 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _MIGRATION_BATCH = 2000
 _INT = struct.Struct(">Iq")  # a length-prefixed 8-byte big-endian int
 _LEN = struct.Struct(">I")
+RECORD_INT, RECORD_LENGTH = _INT, _LEN
+"""The packers of `event_record`, for loops that inline it (verification)."""
 
 
 def chain_name(events_table: str) -> str:
@@ -427,6 +433,29 @@ class AuditDatabase(ABC):
                 return
             last = int(rows[-1][0])
 
+    def joined(self, table: ChainedTable, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """Events with their chain entries (inner join), in position order, read in batches:
+        (position, originator id, version, topic, state, hash). Rows of either table without
+        a partner are left out: compare `count` of both tables to notice them."""
+        position = self._position_column()
+        statement = (
+            f"SELECT e.{position}, e.originator_id, e.originator_version, e.topic, e.state, "  # noqa: S608
+            f"c.hash FROM {table.events_table} e JOIN {table.chain_table} c "
+            f"ON c.position = e.{position} WHERE e.{position} > ? ORDER BY e.{position} LIMIT ?"
+        )
+        last = -1
+        while True:
+            rows = self.fetch(statement, (last, batch))
+            yield from rows
+            if len(rows) < batch:
+                return
+            last = int(rows[-1][0])
+
+    def count(self, table_name: str) -> int:
+        """Rows in one of the audit's tables."""
+        _check_identifier(table_name)
+        return int(self.fetch(f"SELECT COUNT(*) FROM {table_name}")[0][0])  # noqa: S608
+
     def head(self, table: ChainedTable) -> ChainHead:
         """The chain table's last row (position 0 and the genesis hash when empty)."""
         rows = self.fetch(
@@ -506,6 +535,11 @@ class PostgresAuditDatabase(AuditDatabase):
 
     def _position_column(self) -> str:
         return "notification_id"
+
+
+def as_bytes(value: Any) -> bytes:
+    """A column value (bytes, memoryview, bytearray) as bytes."""
+    return _as_bytes(value)
 
 
 def _as_bytes(value: Any) -> bytes:
