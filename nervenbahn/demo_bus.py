@@ -49,7 +49,8 @@ def relay_and_subscribe(rt: Runtime, folder: Path, payments: DemoPayments | None
             serve_and_query(rt, bus, folder)
             if payments is not None:
                 rt.console.print(deliver_payments(rt, bus, payments))
-            names = [spec.name for spec in catalogue(kafka, [SUBSCRIBER], reporting=True)]
+            names = [spec.name for spec in catalogue(kafka, [SUBSCRIBER], reporting=True,
+                                                     payments=payments is not None)]
             counts = topic_message_counts(kafka, names)
         finally:
             bus.close()
