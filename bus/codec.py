@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -30,7 +29,7 @@ from eventsourcing.utils import get_topic
 from bus.envelope import EncodedEvent, SealedPerson, event_id
 from bus.errors import DecodeError, EncodeError, SchemaError, SchemaNotFoundError
 from bus.registry import SchemaRegistry
-from bus.wire import WRITE_ERRORS, header, read_record, schema_id_of
+from bus.wire import read_record, schema_id_of, write_record
 from domain.budget import BudgetLine
 from domain.case import Case
 from domain.commands import Actor
@@ -155,17 +154,9 @@ class EventCodec:
             raise EncodeError(f"{type(event).__name__} is not a case event type of this codec")
         record = self._record(codec, event)
         schema_id = self._schema_id(codec)
-        buffer = BytesIO()
-        buffer.write(header(schema_id))
-        try:
-            fastavro.validation.validate(record, codec.parsed, raise_errors=True)
-            fastavro.schemaless_writer(buffer, codec.parsed, record, strict=True)
-        except WRITE_ERRORS as exc:
-            raise EncodeError(
-                f"{codec.name} of case {record.get('case_id')} version {record.get('version')} "
-                f"does not fit its schema: {exc}"
-            ) from exc
-        return EncodedEvent(buffer.getvalue(), schema_id, codec.name)
+        what = f"{codec.name} of case {record.get('case_id')} version {record.get('version')}"
+        return EncodedEvent(write_record(schema_id, codec.parsed, record, what), schema_id,
+                            codec.name)
 
     def decode(self, value: bytes) -> Aggregate.Event:
         """The domain event in a message value; DecodeError if it is not one this codec reads.

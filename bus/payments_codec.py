@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -25,7 +24,7 @@ from bus.envelope import EncodedEvent, event_id
 from bus.errors import DecodeError, EncodeError, SchemaError, SchemaNotFoundError
 from bus.registry import SchemaRegistry
 from bus.relay import PRODUCER_NAME, Encoder, OutgoingMessage
-from bus.wire import WRITE_ERRORS, header, read_record, schema_id_of
+from bus.wire import read_record, schema_id_of, write_record
 from domain.commands import Actor
 from domain.payments import RUN_EVENT_TYPES, PaymentRun, SealedPayoutAccount
 from schemas import SCHEMA_DIR, SchemaFileError, record_name, subject_for
@@ -136,17 +135,8 @@ class PaymentEventCodec:
             raise EncodeError(f"{name} is not a payment-run event type")
         record = {avro: _to_avro(getattr(event, attr)) for avro, attr in kind.fields}
         schema_id = self._schema_id(name)
-        buffer = BytesIO()
-        buffer.write(header(schema_id))
-        try:
-            fastavro.validation.validate(record, kind.parsed, raise_errors=True)
-            fastavro.schemaless_writer(buffer, kind.parsed, record, strict=True)
-        except WRITE_ERRORS as exc:
-            raise EncodeError(
-                f"{name} of run {record.get('run_id')} version {record.get('version')} does "
-                f"not fit its schema: {exc}"
-            ) from exc
-        return EncodedEvent(buffer.getvalue(), schema_id, name)
+        what = f"{name} of run {record.get('run_id')} version {record.get('version')}"
+        return EncodedEvent(write_record(schema_id, kind.parsed, record, what), schema_id, name)
 
     def decode(self, value: bytes) -> Any:
         """The domain event in a message value; DecodeError if it is not a payment event."""

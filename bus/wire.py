@@ -13,7 +13,7 @@ import fastavro
 import fastavro.read
 import fastavro.validation
 
-from bus.errors import DecodeError
+from bus.errors import DecodeError, EncodeError
 
 __all__ = [
     "HEADER",
@@ -23,6 +23,7 @@ __all__ = [
     "header",
     "read_record",
     "schema_id_of",
+    "write_record",
 ]
 
 MAGIC_BYTE = 0
@@ -70,6 +71,21 @@ def schema_id_of(value: bytes) -> int:
     if magic != MAGIC_BYTE:
         raise DecodeError(f"not in the Confluent wire format: magic byte {magic}, expected 0")
     return int(schema_id)
+
+
+def write_record(schema_id: int, parsed: Any, record: dict[str, Any], what: str) -> bytes:
+    """The header and one Avro record, validated against `parsed` first.
+
+    EncodeError names `what` if the record does not fit the schema.
+    """
+    buffer = BytesIO()
+    buffer.write(header(schema_id))
+    try:
+        fastavro.validation.validate(record, parsed, raise_errors=True)
+        fastavro.schemaless_writer(buffer, parsed, record, strict=True)
+    except WRITE_ERRORS as exc:
+        raise EncodeError(f"{what} does not fit its schema: {exc}") from exc
+    return buffer.getvalue()
 
 
 def read_record(value: bytes, writer: Any, reader: Any, what: str) -> dict[str, Any]:

@@ -35,11 +35,11 @@ from typing import Annotated, Any, ClassVar, Literal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import AfterValidator, BeforeValidator
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 
-from domain.commands import Actor, invalid_command
+from domain.commands import Actor, Command
 from domain.money import ZERO
 from domain.personal_data import PersonalDataCorruptError, PersonalDataVault
 
@@ -162,20 +162,8 @@ Iban = Annotated[str, AfterValidator(normalise_iban)]
 Holder = Annotated[str, AfterValidator(_holder)]
 
 
-class _PaymentCommand(BaseModel):
-    """Base of the payments commands: like `domain.commands.Command`, errors name the field."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-    name: ClassVar[str]
-
-    actor: Actor
-    correlation_id: UUID
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise invalid_command(self.name, exc) from exc
+class _PaymentCommand(Command):
+    """Base of the payments commands (errors name the field, as for every command)."""
 
 
 class RecordPayoutAccount(_PaymentCommand):
