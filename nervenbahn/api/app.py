@@ -18,9 +18,9 @@ Queries on nervenbahn's read models. Every consumer sends its API key in `X-API-
 key's scope decides what it may read: a branch office the cases of its municipalities, a
 social region its caseload and work list, the canton aggregates only, an auditor the access
 log and any case as known at a past time (state, budget by month, differences between two
-knowledge times). A resource outside the key's scope answers exactly like one that does not exist (404).
-Every read of personal data is recorded in the access log before it is answered. Errors are
-RFC 9457 problem details (`application/problem+json`).
+knowledge times). A resource outside the key's scope answers exactly like one that does not
+exist (404). Every read of personal data is recorded in the access log before it is answered.
+Errors are RFC 9457 problem details (`application/problem+json`).
 """
 
 
