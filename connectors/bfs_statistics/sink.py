@@ -5,9 +5,12 @@
 time) — all in the consumer's transaction. `deliver` writes every complete month not yet
 delivered, in order:
 
-- a month is **complete** once every partition the sink has read from has shown a fact
-  recorded on or after the first day of the next month plus `grace_days` (default 0) — a
-  case's facts stay in one partition, so a lagging partition holds the month back — or when
+- a month is **complete** once every partition of the facts topic (option `partitions`,
+  default NERVENBAHN_KAFKA_PARTITIONS, 4) has shown a fact recorded on or after the first day
+  of the next month plus `grace_days` (default 0) — a case's facts stay in one partition, so a
+  lagging partition, or one not read yet (after a restart the first batches may come from a
+  single partition), holds the month back; a partition that never carries a fact holds every
+  month back until the operator closes months with `complete_through` — or when
   option `complete_through` ("YYYY-MM") names it or a later month; that option takes effect at
   the next `deliver` (the runtime calls it when a run starts): set it for a run after the sink
   has caught up. Deliveries start at option `first_month` ("YYYY-MM"; default: the month of
@@ -38,6 +41,7 @@ import psycopg
 import structlog
 
 from bus.consumer import Received, Rejected
+from bus.kafka_settings import load_kafka_settings
 from connectors.bfs_statistics.builder import (
     BookingRow,
     CaseDossiers,
@@ -100,7 +104,8 @@ class BfsStatisticsSink(Sink):
     pseudonymised case facts only (feed "case-facts").
 
     Options: `outbox` (folder; default `<connector folder>/outbox`), `canton` ("SO"),
-    `first_month`, `complete_through` ("YYYY-MM"), `grace_days` (0).
+    `first_month`, `complete_through` ("YYYY-MM"), `grace_days` (0), `partitions` (of the
+    facts topic; default NERVENBAHN_KAFKA_PARTITIONS).
     """
 
     feed: ClassVar[str] = "case-facts"
@@ -108,7 +113,7 @@ class BfsStatisticsSink(Sink):
     def __init__(self, name: str, options: Mapping[str, Any]) -> None:
         super().__init__(name, options)
         unknown = sorted(set(self.options) - {"outbox", "canton", "first_month",
-                                              "complete_through", "grace_days"})
+                                              "complete_through", "grace_days", "partitions"})
         if unknown:
             raise ValueError(f"unknown option {unknown[0]!r}")
         canton = str(self.options.get("canton", "SO"))
@@ -121,6 +126,10 @@ class BfsStatisticsSink(Sink):
         if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= 60:
             raise ValueError(f"grace_days: {grace!r} is not a whole number of days 0..60")
         self.grace_days = grace
+        partitions = self.options.get("partitions", load_kafka_settings().partitions)
+        if not isinstance(partitions, int) or isinstance(partitions, bool) or partitions < 1:
+            raise ValueError(f"partitions: {partitions!r} is not a number of partitions (>= 1)")
+        self.partitions = partitions
 
     # --- the SDK ------------------------------------------------------------------------------
 
@@ -214,7 +223,8 @@ class BfsStatisticsSink(Sink):
     def _last_complete(self, db: PortableConnection) -> date | None:
         candidates = []
         watermark = _scalar(db, "SELECT min(value) FROM bfs_meta WHERE key LIKE 'watermark:%'")
-        if watermark is not None:
+        seen_partitions = _scalar(db, "SELECT count(*) FROM bfs_meta WHERE key LIKE 'watermark:%'")
+        if watermark is not None and int(seen_partitions or 0) >= self.partitions:
             seen = date.fromisoformat(watermark) - timedelta(days=self.grace_days)
             candidates.append(month_of(month_of(seen) - timedelta(days=1)))
         if self.complete_through is not None:

@@ -27,7 +27,9 @@ def store(tmp_path: Path) -> Iterator[SQLiteEffectStore]:
 
 
 def make_sink(tmp_path: Path, store: SQLiteEffectStore, **options: Any) -> BfsStatisticsSink:
-    sink = BfsStatisticsSink("bfs", {"outbox": str(tmp_path / "outbox"), **options})
+    # every fact of these tests comes from partition 0 of a one-partition topic
+    sink = BfsStatisticsSink("bfs", {"outbox": str(tmp_path / "outbox"), "partitions": 1,
+                                     **options})
     with store.transaction() as tx:
         sink.setup(tx)
     return sink
@@ -172,6 +174,20 @@ def test_grace_days_hold_a_month_back(tmp_path: Path, store: SQLiteEffectStore) 
     assert feed(sink, store, [fx.LATE_P2]) == ["bfs-shs-so-2026-02.csv"]  # recorded 03-05
 
 
+def test_a_partition_not_read_yet_holds_every_month_back(
+    tmp_path: Path, store: SQLiteEffectStore
+) -> None:
+    sink = make_sink(tmp_path, store, first_month="2026-02", partitions=2)
+
+    # partition 0 has seen a fact recorded on 03-03, but partition 1 nothing yet: a case whose
+    # facts all lie there could still have February support
+    assert feed(sink, store, fx.facts()) == []
+    with store.transaction() as tx:
+        sink.handle(Received(fx.LATE_P2, fx.LATE_P2.fact_id, "CaseFact", "t.facts", 1, 0, {}), tx)
+    with store.transaction() as tx:
+        assert sink.deliver(tx) == ["bfs-shs-so-2026-02.csv"]  # both partitions past February
+
+
 def test_what_is_not_a_case_fact_is_rejected(tmp_path: Path, store: SQLiteEffectStore) -> None:
     sink = make_sink(tmp_path, store)
     fact = fx.facts()[0]
@@ -189,6 +205,7 @@ def test_what_is_not_a_case_fact_is_rejected(tmp_path: Path, store: SQLiteEffect
         ({"complete_through": 202603}, "complete_through: 202603 is not a month YYYY-MM"),
         ({"grace_days": -1}, "grace_days: -1 is not a whole number of days"),
         ({"outbx": "x"}, "unknown option 'outbx'"),
+        ({"partitions": 0}, "partitions: 0 is not a number of partitions"),
     ],
 )
 def test_bad_options_are_refused_naming_the_option(options: dict[str, Any], message: str) -> None:
