@@ -11,7 +11,7 @@ registry in production is asked too. `release_schemas` copies a changed schema t
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,18 +160,30 @@ def _check_one(
 
 def _check_reporting(name: str, schema_dir: Path, topic: str | None) -> list[SchemaProblem]:
     subject = _subject(name, topic, REPORTING_NAMESPACE)
+    return _check_record(subject, name, REPORTING_NAMESPACE, reporting_schema, schema_dir)
+
+
+def _check_record(
+    subject: str,
+    name: str,
+    namespace: str,
+    load: Callable[[str, Path], dict[str, Any]],
+    schema_dir: Path,
+) -> list[SchemaProblem]:
+    """A record schema that is not an event (a reporting fact, an audit checkpoint): valid,
+    named `namespace.name` as its file, and able to read every released version."""
     try:
-        schema = reporting_schema(name, schema_dir)
+        schema = load(name, schema_dir)
         released = released_versions(name, schema_dir)
     except SchemaFileError as exc:
         return [SchemaProblem(subject, WHOLE_SCHEMA, str(exc), "SCHEMA_FILE")]
     problems = validate_schema(subject, schema)
     if problems:
         return problems
-    if (schema.get("name"), schema.get("namespace")) != (name, REPORTING_NAMESPACE):
+    if (schema.get("name"), schema.get("namespace")) != (name, namespace):
         problems.append(
             SchemaProblem(subject, WHOLE_SCHEMA,
-                          f"record must be {REPORTING_NAMESPACE}.{name}, named as its file",
+                          f"record must be {namespace}.{name}, named as its file",
                           "DOMAIN_MISMATCH")
         )
     return problems + _released_problems(subject, schema, released)
@@ -236,19 +248,7 @@ def _check_audit(name: str, schema_dir: Path) -> list[SchemaProblem]:
     """An audit record (e.g. Checkpoint) is valid, named as its file, and reads every released
     version."""
     subject = record_name(name, AUDIT_NAMESPACE)
-    try:
-        schema = _audit_schema(name, schema_dir)
-        released = released_versions(name, schema_dir)
-    except SchemaFileError as exc:
-        return [SchemaProblem(subject, WHOLE_SCHEMA, str(exc), "SCHEMA_FILE")]
-    problems = validate_schema(subject, schema)
-    if problems:
-        return problems
-    if (schema.get("name"), schema.get("namespace")) != (name, AUDIT_NAMESPACE):
-        problems.append(SchemaProblem(subject, WHOLE_SCHEMA,
-                                      f"record must be {AUDIT_NAMESPACE}.{name}, named as its file",
-                                      "DOMAIN_MISMATCH"))
-    return problems + _released_problems(subject, schema, released)
+    return _check_record(subject, name, AUDIT_NAMESPACE, _audit_schema, schema_dir)
 
 
 def _released_problems(
