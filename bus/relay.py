@@ -46,8 +46,14 @@ __all__ = [
 log = structlog.get_logger("nervenbahn.relay")
 PRODUCER_NAME = "nervenbahn-relay"
 
-OutgoingMessage = tuple[bytes, bytes, list[tuple[str, bytes]]]
-"""One message to publish: key, value and headers (the relay adds `relay_epoch`)."""
+OutgoingMessage = (
+    tuple[bytes, bytes, list[tuple[str, bytes]]]
+    | tuple[bytes, bytes, list[tuple[str, bytes]], int]
+)
+"""One message to publish: key, value and headers (the relay adds `relay_epoch`), and
+optionally the record's timestamp in milliseconds (by default the producer's clock at sending;
+the reporting relay gives a coarse one so that publishing times do not pair its facts with
+the case-events topic's messages)."""
 
 Encoder = Callable[[Any], Sequence[OutgoingMessage]]
 """The messages to publish for one recorded event (the domain event), in order."""
@@ -222,8 +228,9 @@ class Relay:
                 key=key,
                 value=value,
                 headers=[*headers, ("relay_epoch", epoch.encode())],
+                timestamp_ms=stamp[0] if stamp else None,
             )
-            for key, value, headers in self._encode(event)
+            for key, value, headers, *stamp in self._encode(event)
         ]
 
     def _check_broker_now_and_then(self) -> None:

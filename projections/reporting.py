@@ -114,9 +114,14 @@ class ReportingProjection(Projection):
             "support_from": fact.support_from.isoformat() if fact.support_from else None,
             "refusal_reasons": ",".join(fact.refusal_reasons),
         }
+        # A case's fact at a sequence is one fact: met again under another id (facts published
+        # before fact ids were keyed, then again after the topic was emptied), it takes the
+        # new id and recorded day instead of counting twice.
         tx.execute(
             f"INSERT INTO reporting_facts ({', '.join(_COLUMNS)}) "  # noqa: S608 - our names
-            f"VALUES ({', '.join('?' * len(_COLUMNS))})",
+            f"VALUES ({', '.join('?' * len(_COLUMNS))}) "
+            "ON CONFLICT (case_pseudonym, sequence) DO UPDATE SET "
+            "fact_id = excluded.fact_id, recorded_at = excluded.recorded_at",
             tuple(row[name] for name in _COLUMNS),
         )
 

@@ -130,7 +130,11 @@ class CaseFactCodec:
 
 
 def fact_headers(fact: CaseFact, schema_id: int) -> list[tuple[str, bytes]]:
-    """Kafka headers of a fact: what a reader needs before (or without) decoding it."""
+    """Kafka headers of a fact: what a reader needs before (or without) decoding it.
+
+    Nothing here pairs a fact with its case event: `event_id` is the keyed fact id, the
+    recorded time only its Swiss day, and there is no correlation or causation id (the
+    relay adds `relay_epoch`, random per reporting relay epoch)."""
     return [
         ("event_type", FACT_RECORD.encode()),
         ("fact", fact.fact.encode()),
@@ -143,7 +147,9 @@ def fact_headers(fact: CaseFact, schema_id: int) -> list[tuple[str, bytes]]:
 
 
 def fact_encoder(codec: CaseFactCodec, facts: CaseFacts) -> Encoder:
-    """The reporting relay's encoder: one fact per event, key = case pseudonym."""
+    """The reporting relay's encoder: one fact per event, key = case pseudonym, record
+    timestamp = the fact's recorded day (not the moment of publishing, which the case-events
+    relay's messages share)."""
 
     def encode(event: Any) -> list[OutgoingMessage]:
         if type(event).__name__ in NO_FACT_EVENTS:
@@ -151,6 +157,7 @@ def fact_encoder(codec: CaseFactCodec, facts: CaseFacts) -> Encoder:
         fact = facts(event)
         encoded = codec.encode(fact)
         headers = fact_headers(fact, encoded.schema_id)
-        return [(fact.case_pseudonym.encode(), encoded.value, headers)]
+        stamp = int(fact.recorded_at.timestamp() * 1000)
+        return [(fact.case_pseudonym.encode(), encoded.value, headers, stamp)]
 
     return encode

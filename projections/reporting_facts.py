@@ -1,7 +1,11 @@
 """Pseudonymised case facts for statistics: what happened to a case, when, in which region.
 
 A fact carries no personal data: the case appears only as a pseudonym (HMAC-SHA256 of its id
-under the installation's reporting key), goals and measures likewise; there are no persons
+under the installation's reporting key), goals and measures likewise, and the fact's own id is
+keyed too (`Pseudonymiser.fact_id`, never the source event's public id, which anyone who knows
+a case id can compute); its recorded time is coarsened to the Swiss day
+(`recorded_day`), so it cannot be joined with the case-events topic's precise times; there are
+no persons
 and no free text (goal titles stay behind). What a fact does carry is a code (`FactCode`), the
 effective date, the recorded time, the social region and a few detail codes (closure reason,
 measure kind, region taken over by, ...), and, for the federal social-assistance statistics
@@ -22,13 +26,13 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Literal, get_args
 from uuid import UUID
 
-from bus.envelope import event_id
+from domain.case import SWISS_TIME
 from domain.events import CaseHandedOver, CaseOpened
 from domain.service import CaseService
 
@@ -41,6 +45,7 @@ __all__ = [
     "Pseudonymiser",
     "RegionLookup",
     "case_fact",
+    "recorded_day",
     "region_in_store",
 ]
 
@@ -132,6 +137,21 @@ class CaseFact:
         return self.social_region
 
 
+_VERSION_AND_VARIANT = (0xF << 76) | (0x3 << 62)
+_VERSION_8_RFC_VARIANT = (0x8 << 76) | (0x2 << 62)
+
+
+def recorded_day(moment: datetime) -> datetime:
+    """The start (midnight, Swiss time) of the Swiss day `moment` falls on, in UTC.
+
+    A fact's recorded time is no more precise than its day: the case-events topic and the
+    payments topic (`budget_recorded_at`) carry the events' recorded times to the
+    microsecond, and an equally precise time on a fact would name its event. The day is all
+    the figures and the BFS delivery need (a month is complete by recorded day)."""
+    day = moment.astimezone(SWISS_TIME).date()
+    return datetime.combine(day, time(), SWISS_TIME).astimezone(UTC)
+
+
 class Pseudonymiser:
     """Keyed pseudonyms (HMAC-SHA256, hex): the same id always gives the same pseudonym, and
     without the reporting key nobody can tell which case a pseudonym stands for."""
@@ -149,13 +169,23 @@ class Pseudonymiser:
 
     def item(self, item_id: UUID) -> str:
         """The pseudonym of a goal or measure (domain-separated from case pseudonyms)."""
-        return self._mac(f"item/{item_id}")
+        return self._mac(f"item/{item_id}").hex()
+
+    def fact_id(self, case_id: UUID, version: int) -> UUID:
+        """The id of the fact of event `version` of case `case_id`: the first 128 bits of
+        HMAC-SHA256 of `fact/<case id>/<version>` (domain-separated from case and item
+        pseudonyms), as a UUID of version 8 (RFC 9562, custom). The same event always gives
+        the same id, so consumers still deduplicate a fact published twice; without the key
+        nobody can compute it from a case id, nor match it with the event's public id."""
+        digest = int.from_bytes(self._mac(f"fact/{case_id}/{version}")[:16], "big")
+        digest = (digest & ~_VERSION_AND_VARIANT) | _VERSION_8_RFC_VARIANT
+        return UUID(int=digest)
 
     def _case_pseudonym(self, case_id: UUID) -> str:
-        return self._mac(str(case_id))
+        return self._mac(str(case_id)).hex()
 
-    def _mac(self, text: str) -> str:
-        return hmac.digest(self._key, text.encode("ascii"), "sha256").hex()
+    def _mac(self, text: str) -> bytes:
+        return hmac.digest(self._key, text.encode("ascii"), "sha256")
 
     def __repr__(self) -> str:
         return "Pseudonymiser(key=…)"
@@ -176,13 +206,13 @@ def case_fact(event: Any, *, region: str | None, pseudonyms: Pseudonymiser) -> C
     if region is None:
         raise ValueError(f"{kind} of a case: the case's social region must be given")
     return CaseFact(
-        fact_id=event_id(event.originator_id, event.originator_version),
+        fact_id=pseudonyms.fact_id(event.originator_id, event.originator_version),
         case_pseudonym=pseudonyms.case(event.originator_id),
         sequence=event.originator_version,
         social_region=region,
         fact=code,
         effective_date=details.pop("effective_date", event.effective_date),
-        recorded_at=event.timestamp.astimezone(UTC),
+        recorded_at=recorded_day(event.timestamp),
         imported=bool(event.imported),
         **details,
     )

@@ -4,14 +4,17 @@ the facts codec (Avro, Confluent framing) and the CaseFact schema in `schemas ch
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import io
 import json
 import shutil
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import fastavro
 import pytest
@@ -31,6 +34,7 @@ from projections.reporting_facts import (
     CaseFacts,
     Pseudonymiser,
     case_fact,
+    recorded_day,
     region_in_store,
 )
 from schemas import SCHEMA_DIR, released_versions, reporting_schema
@@ -40,6 +44,7 @@ ADMIN = c.Actor("admin-so", "administrator", "so-canton")
 KEY = bytes(range(32))
 TOPIC = "t.reporting.case-facts.v1"
 GOAL_TITLE = "Deutschkurs B1 bestehen"
+ZURICH = ZoneInfo("Europe/Zurich")
 DETAILS = tuple(f.name for f in dataclasses.fields(CaseFact))[8:]
 """The detail fields: set for one kind of fact each."""
 
@@ -165,10 +170,11 @@ def test_an_event_becomes_one_fact_with_its_code_region_and_details(
 
     assert (fact.fact, fact.social_region) == (code, region)
     assert details(fact) == wanted
-    assert fact.fact_id == _event_id(event)
+    assert fact.fact_id == _keyed_fact_id(event) != _event_id(event)
     assert fact.case_pseudonym == pseudonyms.case(event.originator_id)
     assert fact.sequence == event.originator_version
-    assert fact.recorded_at == event.timestamp
+    swiss_day = event.timestamp.astimezone(ZURICH).date()
+    assert fact.recorded_at == datetime.combine(swiss_day, time(), ZURICH)
     assert fact.recorded_at.utcoffset() == timedelta(0)
     assert fact.effective_date == (
         event.decision_date if event_type == "SupportGranted" else event.effective_date
@@ -399,3 +405,38 @@ def test_a_new_case_fact_field_with_a_default_is_released_as_the_next_version(
 
 def _event_id(event: Any) -> UUID:
     return event_id(event.originator_id, event.originator_version)
+
+
+def _keyed_fact_id(event: Any) -> UUID:
+    """HMAC-SHA256 of `fact/<case id>/<version>` under KEY, 128 bits, version 8, RFC variant."""
+    message = f"fact/{event.originator_id}/{event.originator_version}".encode()
+    raw = bytearray(hmac.new(KEY, message, hashlib.sha256).digest()[:16])
+    raw[6] = 0x80 | (raw[6] & 0x0F)
+    raw[8] = 0x80 | (raw[8] & 0x3F)
+    return UUID(bytes=bytes(raw))
+
+
+@pytest.mark.parametrize(
+    ("recorded", "day_start"),
+    [  # winter (UTC+1): 23:30 UTC is already the next Swiss day, which began at 23:00 UTC
+        ("2026-01-15T23:30:00+00:00", "2026-01-15T23:00:00+00:00"),
+        ("2026-01-15T22:59:59.999999+00:00", "2026-01-14T23:00:00+00:00"),
+        # summer (UTC+2): the Swiss day of 1 July began at 22:00 UTC on 30 June
+        ("2026-07-01T10:00:00.123456+00:00", "2026-06-30T22:00:00+00:00"),
+    ],
+)
+def test_a_facts_recorded_time_is_only_its_swiss_day(recorded: str, day_start: str) -> None:
+    assert recorded_day(datetime.fromisoformat(recorded)) == datetime.fromisoformat(day_start)
+
+
+def test_fact_ids_are_keyed_deterministic_and_separated_from_pseudonyms() -> None:
+    case_id = UUID("00000000-0000-4000-8000-0000ca5e0001")
+    first, other = Pseudonymiser(KEY), Pseudonymiser(bytes(32))
+
+    fact_id = first.fact_id(case_id, 1)
+
+    assert fact_id == Pseudonymiser(KEY).fact_id(case_id, 1)  # a redelivery deduplicates
+    assert (fact_id.version, fact_id.variant) == (8, "specified in RFC 4122")
+    assert fact_id not in {first.fact_id(case_id, 2), other.fact_id(case_id, 1),
+                           event_id(case_id, 1)}
+    assert fact_id.hex[:12] not in first.case(case_id) + first.item(case_id)
