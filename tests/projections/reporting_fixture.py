@@ -25,9 +25,12 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
+from kafka import KafkaConsumer, TopicPartition
 from stdnum import ean
 
+from bus.kafka_settings import KafkaSettings
 from domain.case import SWISS_TIME
+from tests.bus.waiting import wait_until
 
 OLTEN, SOLOTHURN = 2581, 2601
 ADMIN = {"user_id": "statistik-so", "role": "administrator", "organisation": "so-canton"}
@@ -220,3 +223,20 @@ def lines() -> list[str]:
 
 EVENTS = len(records())
 """One event per record."""
+
+
+def read_all(kafka: KafkaSettings, topic: str, expected: int) -> list[Any]:
+    """Every message of `topic`, read outside any group."""
+    reader = KafkaConsumer(**kafka.consumer_kwargs(None, "raw-reader"))
+    try:
+        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+        reader.assign(partitions)
+        reader.seek_to_beginning(*partitions)
+        messages: list[Any] = []
+        wait_until(lambda: len(messages) >= expected,
+                   step=lambda: messages.extend(
+                       m for batch in reader.poll(timeout_ms=300).values() for m in batch),
+                   what=f"{expected} messages read")
+        return messages
+    finally:
+        reader.close()

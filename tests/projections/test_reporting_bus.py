@@ -10,8 +10,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-
 from bus.broker import EmbeddedBroker
 from bus.effects import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
@@ -69,7 +67,7 @@ def test_the_reporting_topic_and_a_rebuild_give_identical_tables_and_figures(
         store.close()
         rebuilt = rebuild(projection, line.service, tmp_path / "rebuilt.db")
         topic = line.bus.reporting_topic.name
-        messages = _read_all(kafka_settings, topic, events)
+        messages = fixture.read_all(kafka_settings, topic, events)
 
     assert (status.position, status.published, status.lag) == (untouched.head, events, 0)
     assert (untouched.position, untouched.published) == (0, 0)  # a position of its own
@@ -117,20 +115,3 @@ def test_after_the_broker_came_back_empty_the_facts_count_once(
 
 def _processed(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT count(*) FROM processed_events").fetchone()[0])
-
-
-def _read_all(kafka: KafkaSettings, topic: str, expected: int) -> list[Any]:
-    """Every message of `topic`, read outside any group."""
-    reader = KafkaConsumer(**kafka.consumer_kwargs(None, "raw-reader"))
-    try:
-        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
-        reader.assign(partitions)
-        reader.seek_to_beginning(*partitions)
-        messages: list[Any] = []
-        wait_until(lambda: len(messages) >= expected,
-                   step=lambda: messages.extend(
-                       m for batch in reader.poll(timeout_ms=300).values() for m in batch),
-                   what=f"{expected} messages read")
-        return messages
-    finally:
-        reader.close()
