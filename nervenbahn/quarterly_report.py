@@ -2,7 +2,9 @@
 (tables and inline SVG bar charts; no JavaScript, no external assets) and as CSV.
 
 Presentation only: the figures come from `projections.reporting` (definitions in
-docs/reporting.md). Built with the standard library (`html.escape`, `csv`).
+docs/reporting.md), and the cells a report that leaves the canton must not show from
+`projections.reporting_disclosure` (small counts): such a cell reads `x` in the CSV, the tables
+and the charts. Built with the standard library (`html.escape`, `csv`).
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ from datetime import datetime
 from html import escape
 from pathlib import Path
 
+from domain.case import SWISS_TIME
 from projections.reporting import CLOSURE_REASONS, Quarter, RegionQuarter
+from projections.reporting_disclosure import Cell
 
-__all__ = ["CSV_COLUMNS", "ReportInput", "render_csv", "render_html", "write_quarterly_report"]
+__all__ = [
+    "CSV_COLUMNS", "WITHHELD", "ReportInput", "render_csv", "render_html", "write_quarterly_report",
+]
 
 CSV_COLUMNS = (
     "region", "region_name", "quarter", "new_cases", "closed_cases",
@@ -26,6 +32,8 @@ CSV_COLUMNS = (
     "with_goal_agreement", "goal_agreement_share", "measures_started", "measures_completed",
 )
 """One row per region (and a last one for the canton), one column per figure."""
+WITHHELD = "x"
+"""What a withheld cell shows (small counts, docs/reporting.md)."""
 
 REASON_LABELS = {
     "employment": "employment",
@@ -48,6 +56,14 @@ class ReportInput:
     region_names: dict[str, str]
     facts_recorded_until: datetime | None
     generated_at: datetime
+    withheld: frozenset[Cell] = frozenset()
+    """Cells shown as `x` (`projections.reporting_disclosure.withheld`)."""
+    min_count: int = 0
+    """The smallest count shown (0 or 1: every figure as it is)."""
+
+    def shows(self, row: RegionQuarter, column: str) -> bool:
+        """False if the figure in `column` of `row` is withheld."""
+        return (row.region, column) not in self.withheld
 
     def name(self, region: str) -> str:
         """A region's name without the word `Sozialregion` (the canton's: `Canton`)."""
@@ -75,7 +91,11 @@ def render_csv(report: ReportInput) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in [*report.regions, report.canton]:
-        writer.writerow(_csv_row(row, report.name(row.region)))
+        cells = _csv_row(row, report.name(row.region))
+        writer.writerow(
+            value if report.shows(row, column) else WITHHELD
+            for column, value in zip(CSV_COLUMNS, cells, strict=True)
+        )
     return buffer.getvalue()
 
 
@@ -123,8 +143,8 @@ dl { margin: 0; } dt { font-weight: 600; margin-top: 8px; } dd { margin-left: 0;
 def render_html(report: ReportInput) -> str:
     """The report as one self-contained HTML page."""
     q = report.quarter
-    until = (
-        report.facts_recorded_until.strftime("%Y-%m-%d %H:%M UTC")
+    until = (  # facts carry their recorded day only (midnight, Swiss time)
+        f"{report.facts_recorded_until.astimezone(SWISS_TIME):%Y-%m-%d}"
         if report.facts_recorded_until else "no facts yet"
     )
     parts = [
@@ -135,8 +155,9 @@ def render_html(report: ReportInput) -> str:
         f"<h1>Quarterly report {q}: social assistance per social region</h1>",
         f'<p class="meta">Canton of Solothurn, {q.start.day} {q.start:%B %Y} to '
         f"{q.end.day} {q.end:%B %Y}. "
-        f"From the pseudonymised reporting read model (facts recorded up to {escape(until)}); "
-        f"generated {report.generated_at:%Y-%m-%d %H:%M} UTC.</p>",
+        f"From the pseudonymised reporting read model (facts recorded up to and including "
+        f"{escape(until)}); generated {report.generated_at:%Y-%m-%d %H:%M} UTC.</p>",
+        *_withheld_note(report),
         "<h2>Figures per social region</h2>",
         _figures_table(report),
         "<h2>Closures by reason</h2>",
@@ -151,42 +172,49 @@ def render_html(report: ReportInput) -> str:
     return "\n".join(parts) + "\n"
 
 
-_FIGURE_COLUMNS: tuple[tuple[str, Callable[[RegionQuarter], str]], ...] = (
-    ("New cases", lambda r: str(r.new_cases)),
-    ("Closed cases", lambda r: str(r.closed_cases)),
-    ("Median duration of closed cases (days)", lambda r: _number(r.median_duration_days)),
-    ("Decisions", lambda r: str(r.decisions)),
-    ("Median days intake → decision", lambda r: _number(r.median_days_to_decision)),
-    ("Cases supported", lambda r: str(r.supported_cases)),
-    ("… with goal agreement", lambda r: str(r.with_goal_agreement)),
-    ("Share with goal agreement", lambda r: _percent(r.goal_agreement_share)),
-    ("Measures started", lambda r: str(r.measures_started)),
-    ("Measures completed", lambda r: str(r.measures_completed)),
+Column = tuple[str, str, Callable[[RegionQuarter], str]]
+"""A table column: heading, CSV column (to know whether it is withheld), value."""
+
+_FIGURE_COLUMNS: tuple[Column, ...] = (
+    ("New cases", "new_cases", lambda r: str(r.new_cases)),
+    ("Closed cases", "closed_cases", lambda r: str(r.closed_cases)),
+    ("Median duration of closed cases (days)", "median_duration_days",
+     lambda r: _number(r.median_duration_days)),
+    ("Decisions", "decisions", lambda r: str(r.decisions)),
+    ("Median days intake → decision", "median_days_to_decision",
+     lambda r: _number(r.median_days_to_decision)),
+    ("Cases supported", "supported_cases", lambda r: str(r.supported_cases)),
+    ("… with goal agreement", "with_goal_agreement", lambda r: str(r.with_goal_agreement)),
+    ("Share with goal agreement", "goal_agreement_share",
+     lambda r: _percent(r.goal_agreement_share)),
+    ("Measures started", "measures_started", lambda r: str(r.measures_started)),
+    ("Measures completed", "measures_completed", lambda r: str(r.measures_completed)),
 )
 
 
 def _figures_table(report: ReportInput) -> str:
-    return _table(report, ["Social region", *(title for title, _ in _FIGURE_COLUMNS)],
-                  [value for _, value in _FIGURE_COLUMNS])
+    return _table(report, _FIGURE_COLUMNS)
 
 
 def _closures_table(report: ReportInput) -> str:
     def reason_count(reason: str) -> Callable[[RegionQuarter], str]:
         return lambda row: str(row.closures_by_reason[reason])
 
-    values = [reason_count(reason) for reason in CLOSURE_REASONS]
-    titles = [REASON_LABELS[r][:1].upper() + REASON_LABELS[r][1:] for r in CLOSURE_REASONS]
-    return _table(report, ["Social region", *titles, "Total"],
-                  [*values, lambda row: str(row.closed_cases)])
+    columns = [
+        (REASON_LABELS[r][:1].upper() + REASON_LABELS[r][1:], f"closed_{r}", reason_count(r))
+        for r in CLOSURE_REASONS
+    ]
+    return _table(report, [*columns, ("Total", "closed_cases", lambda r: str(r.closed_cases))])
 
 
-def _table(
-    report: ReportInput, headings: list[str], values: list[Callable[[RegionQuarter], str]]
-) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headings)
+def _table(report: ReportInput, columns: Sequence[Column]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in ["Social region", *(c[0] for c in columns)])
     rows = []
     for row in [*report.regions, report.canton]:
-        cells = "".join(_cell(value(row)) for value in values)
+        cells = "".join(
+            _cell(value(row) if report.shows(row, column) else WITHHELD)
+            for _, column, value in columns
+        )
         css = ' class="total"' if row is report.canton else ""
         rows.append(f"<tr{css}><td>{escape(report.name(row.region))}</td>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -196,6 +224,14 @@ def _cell(text: str) -> str:
     if text in ("", "–"):
         return '<td class="none">–</td>'
     return f"<td>{escape(text)}</td>"
+
+
+def _withheld_note(report: ReportInput) -> list[str]:
+    if report.min_count <= 1:
+        return []
+    return [f'<p class="meta">Small counts: {WITHHELD} marks a figure withheld because it '
+            f"counts fewer than {report.min_count} cases (or is a median or share over so "
+            f"few), or because it would let such a figure be worked out from the others.</p>"]
 
 
 def _percent(share: float | None) -> str:
@@ -238,29 +274,51 @@ def _definitions() -> str:
 Series = tuple[str, str]  # label, colour
 
 
+Value = float | int | None | str
+"""A bar's value: a number, None (no cases) or `WITHHELD`."""
+
+
 def _charts(report: ReportInput) -> list[str]:
     regions = list(report.regions)
     names = [report.name(row.region).split(" (")[0] for row in regions]
     canton = report.canton
+
+    def shown(row: RegionQuarter, *columns: str) -> Callable[[Value], Value]:
+        visible = all(report.shows(row, column) for column in columns)
+        return lambda value: value if visible else WITHHELD
+
+    def reference(column: str, value: float | None) -> float | None:
+        return value if report.shows(canton, column) else None
+
+    def values(row: RegionQuarter, *pairs: tuple[str, Value]) -> list[Value]:
+        return [shown(row, column)(value) for column, value in pairs]
+
+    reasons = [f"closed_{k}" for k in CLOSURE_REASONS]
     return [
         _figure("New and closed cases", _bars(
-            names, [[r.new_cases, r.closed_cases] for r in regions],
+            names, [values(r, ("new_cases", r.new_cases), ("closed_cases", r.closed_cases))
+                    for r in regions],
             [("new", _BLUE), ("closed", _ORANGE)])),
-        _figure("Closed cases by reason", _bars(
-            names, [[r.closures_by_reason[k] for k in CLOSURE_REASONS] for r in regions],
+        _figure("Closed cases by reason", _bars(  # one withheld reason withholds the bar
+            names, [[shown(r, *reasons)(r.closures_by_reason[k]) for k in CLOSURE_REASONS]
+                    for r in regions],
             list(zip((REASON_LABELS[k] for k in CLOSURE_REASONS), _REASON_COLOURS,
                      strict=True)), stacked=True)),
         _figure("Median duration of closed cases (days)", _bars(
-            names, [[r.median_duration_days] for r in regions], [("days", _BLUE)],
-            reference=canton.median_duration_days)),
+            names, [values(r, ("median_duration_days", r.median_duration_days))
+                    for r in regions], [("days", _BLUE)],
+            reference=reference("median_duration_days", canton.median_duration_days))),
         _figure("Median days from intake to decision", _bars(
-            names, [[r.median_days_to_decision] for r in regions], [("days", _BLUE)],
-            reference=canton.median_days_to_decision)),
+            names, [values(r, ("median_days_to_decision", r.median_days_to_decision))
+                    for r in regions], [("days", _BLUE)],
+            reference=reference("median_days_to_decision", canton.median_days_to_decision))),
         _figure("Supported cases with a goal agreement (%)", _bars(
-            names, [[_share_percent(r)] for r in regions], [("%", _BLUE)],
-            reference=_share_percent(canton), scale_max=100.0, unit=" %")),
+            names, [values(r, ("goal_agreement_share", _share_percent(r))) for r in regions],
+            [("%", _BLUE)], reference=reference("goal_agreement_share", _share_percent(canton)),
+            scale_max=100.0, unit=" %")),
         _figure("Integration measures started and completed", _bars(
-            names, [[r.measures_started, r.measures_completed] for r in regions],
+            names, [values(r, ("measures_started", r.measures_started),
+                           ("measures_completed", r.measures_completed)) for r in regions],
             [("started", _BLUE), ("completed", _ORANGE)])),
     ]
 
@@ -292,7 +350,7 @@ class _Layout:
 
 def _bars(
     labels: list[str],
-    values: list[list[float | int | None]],
+    values: list[list[Value]],
     series: list[Series],
     *,
     stacked: bool = False,
@@ -330,21 +388,27 @@ def _bars(
 
 
 def _row_bars(
-    row: list[float | int | None], series: list[Series], y: float, layout: _Layout,
+    row: list[Value], series: list[Series], y: float, layout: _Layout,
     stacked: bool, unit: str,
 ) -> tuple[list[str], list[str]]:
     """The bars of one row, and their value labels (drawn last, over any line)."""
-    if all(value is None for value in row):
+    empty = "no cases" if all(value is None for value in row) else None
+    if stacked and WITHHELD in row:
+        empty = f"{WITHHELD} (small counts)"
+    if empty is not None:
         note = (f'<text x="{layout.label_w + 4:.1f}" y="{y + _BAR_H - 2:.1f}" fill="#999">'
-                "no cases</text>")
+                f"{escape(empty)}</text>")
         return [], [note]
     bars: list[str] = []
     texts: list[str] = []
     x = layout.label_w
     for index, (value, (label, colour)) in enumerate(zip(row, series, strict=True)):
+        bar_y = y if stacked else y + index * _BAR_H
+        if isinstance(value, str):  # withheld: no bar, only the mark
+            texts.append(_value_label(layout.label_w + 4, bar_y, value))
+            continue
         amount = float(value or 0)
         w = layout.x(amount) - layout.label_w
-        bar_y = y if stacked else y + index * _BAR_H
         if w > 0:
             bars.append(f'<rect x="{x:.1f}" y="{bar_y:.1f}" width="{w:.1f}" '
                         f'height="{_BAR_H - 1}" fill="{colour}"><title>{escape(label)}: '
@@ -354,7 +418,7 @@ def _row_bars(
         else:
             texts.append(_value_label(layout.label_w + w + 4, bar_y, _number(amount) + unit))
     if stacked:
-        total = sum(float(v or 0) for v in row)
+        total = sum(_amount(v) for v in row)
         texts.append(_value_label(x + 4, y, _number(total) + unit))
     return bars, texts
 
@@ -401,14 +465,18 @@ def _grid(layout: _Layout, bottom: float, unit: str) -> list[str]:
     return parts
 
 
+def _amount(value: Value) -> float:
+    """A bar's length in its unit (none for no cases or a withheld figure)."""
+    return 0.0 if value is None or isinstance(value, str) else float(value)
+
+
 def _scale_top(
-    values: list[list[float | int | None]], stacked: bool, reference: float | None,
+    values: list[list[Value]], stacked: bool, reference: float | None,
     scale_max: float | None,
 ) -> float:
     if scale_max is not None:
         return scale_max
-    sums = [sum(float(v or 0) for v in row) if stacked else max(float(v or 0) for v in row)
-            for row in values]
+    sums = [sum(map(_amount, row)) if stacked else max(map(_amount, row)) for row in values]
     largest = max([*sums, reference or 0.0, 1.0])
     step = _nice_step(largest)
     return step * -(-largest // step)

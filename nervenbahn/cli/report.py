@@ -2,6 +2,9 @@
 
 `report quarterly 2026Q1 [--out DIR]` writes `report-2026Q1.html` (tables and bar charts
 comparing the social regions, self-contained) and `report-2026Q1.csv` (a row per region).
+Reports are made to leave the canton: counts below `--min-count` (default 5), and what would
+reveal them, read `x` (`projections.reporting_disclosure`); `--min-count 0` shows every
+figure as it is, for the canton's own use.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from domain.reference import load_reference_data
 from nervenbahn.paths import read_model_target
 from nervenbahn.quarterly_report import ReportInput, write_quarterly_report
 from projections.reporting import Quarter, ReportingProjection, canton_figures, quarterly_figures
+from projections.reporting_disclosure import DEFAULT_MIN_COUNT, withheld
 from projections.storage import (
     ReadModelTarget,
     SQLConnection,
@@ -41,6 +45,14 @@ def quarterly(
     out: Annotated[
         Path, typer.Option("--out", help="Folder to write the report into (created if needed).")
     ] = Path("."),
+    min_count: Annotated[
+        int,
+        typer.Option(
+            "--min-count", min=0,
+            help="Withhold counts below this (and medians and shares over fewer cases, and "
+            "what would reveal them); 0 shows every figure.",
+        ),
+    ] = DEFAULT_MIN_COUNT,
 ) -> None:
     """Figures per social region for a quarter, as HTML (tables and charts) and CSV."""
     rt = runtime(ctx)
@@ -49,18 +61,22 @@ def quarterly(
     except ValueError as exc:
         raise InvalidCommandError("report", [("quarter", str(exc))]) from None
     with _reporting_db(read_model_target(rt.settings, ReportingProjection.name)) as db:
+        regions, canton = quarterly_figures(db, period), canton_figures(db, period)
         report = ReportInput(
             quarter=period,
-            regions=quarterly_figures(db, period),
-            canton=canton_figures(db, period),
+            regions=regions,
+            canton=canton,
             region_names={r.id: r.name for r in load_reference_data().regions.values()},
             facts_recorded_until=_last_recorded(db),
             generated_at=datetime.now(UTC),
+            withheld=withheld(regions, canton, min_count),
+            min_count=min_count,
         )
     html_path, csv_path = write_quarterly_report(report, out)
     if rt.as_json:
         emit_json(rt.console, {"quarter": str(period), "html": str(html_path),
-                               "csv": str(csv_path), "canton": report.canton})
+                               "csv": str(csv_path), "canton": report.canton,
+                               "min_count": min_count, "withheld": sorted(report.withheld)})
         return
     rt.console.print(f"quarterly report {period} written: {html_path} and {csv_path}")
 

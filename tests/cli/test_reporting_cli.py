@@ -60,7 +60,7 @@ def test_quarterly_report_writes_the_hand_worked_figures_as_csv(
     build_read_model()
     out = tmp_path / "out"
 
-    result = cli("report", "quarterly", "2026Q1", "--out", str(out))
+    result = cli("report", "quarterly", "2026Q1", "--out", str(out), "--min-count", "0")
 
     assert result.code == 0, result.err
     assert "report-2026Q1.html" in result.out
@@ -87,7 +87,8 @@ def test_quarterly_report_html_is_self_contained_with_tables_and_charts(
 ) -> None:
     build_read_model()
 
-    assert cli("report", "quarterly", "2026Q1", "--out", str(tmp_path)).code == 0
+    exact = cli("report", "quarterly", "2026Q1", "--out", str(tmp_path), "--min-count", "0")
+    assert exact.code == 0
 
     page = (tmp_path / "report-2026Q1.html").read_text()
     olten = re.search(r"<tr><td>Olten</td>(.*?)</tr>", page)
@@ -101,6 +102,31 @@ def test_quarterly_report_html_is_self_contained_with_tables_and_charts(
     assert "@import" not in page and "url(" not in page
     assert fixture.APPLICANT_NAME[1] not in page
     assert not any(str(case_id) in page for case_id in fixture.CASES.values())
+
+
+def test_quarterly_report_withholds_small_counts_by_default(
+    cli: Cli, imported: None, tmp_path: Path
+) -> None:
+    build_read_model()
+
+    assert cli("report", "quarterly", "2026Q1", "--out", str(tmp_path)).code == 0
+
+    x, zero = "x", "0"
+    # The hand-worked figures above, every count from 1 to 4 withheld, and every median and
+    # share over fewer than 5 cases; zeros stay. The canton's 5 supported cases are shown,
+    # its 3 with a goal (2 without) and so its share are not.
+    assert _csv_figures(tmp_path / "report-2026Q1.csv", "so-olten", "so-solothurn", "canton") == [
+        [x, x, x, zero, zero, zero, x, x, x, x, x, x, x, x, x],
+        [x, x, zero, x, zero, zero, zero, x, x, x, x, x, x, x, zero],
+        [x, x, x, x, zero, zero, x, x, x, x, "5", x, x, x, x],
+    ]
+    page = (tmp_path / "report-2026Q1.html").read_text()
+    olten = re.search(r"<tr><td>Olten</td>(.*?)</tr>", page)
+    assert olten is not None
+    assert re.findall(r"<td>([^<]*)</td>", olten.group(1)) == ["x"] * 10
+    assert "fewer than 5 cases" in page
+    words = re.sub(r"<[^>]+>", " ", page).split()  # what the page says, charts included
+    assert "74.5" not in words and "14.5" not in words  # Olten's medians
 
 
 def test_quarterly_report_as_json_names_the_files_and_the_canton_figures(
@@ -158,6 +184,13 @@ def test_relay_run_all_fills_both_topics_with_positions_of_their_own(
     assert topic_message_counts(kafka_settings, topics) == dict.fromkeys(topics, fixture.EVENTS)
     assert status.json() == reporting.json()
     assert unknown.code == 2 and "use case-events or reporting" in unknown.err
+
+
+def _csv_figures(path: Path, *regions: str) -> list[list[str]]:
+    """The figures of `regions` in a report's CSV file, in that order."""
+    with path.open(newline="") as handle:
+        rows = {row["region"]: row for row in csv.DictReader(handle)}
+    return [_figures(rows[region]) for region in regions]
 
 
 def _figures(row: dict[str, str]) -> list[str]:
