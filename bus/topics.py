@@ -152,7 +152,7 @@ def reporting_spec(settings: KafkaSettings) -> TopicSpec:
         carries_personal_data="none",
         description="One pseudonymised fact per case event (ch.nervenbahn.reporting.CaseFact, "
         "Avro, Confluent framing); key = case pseudonym, so the facts of a case stay in order. "
-        "No case id, no persons, no municipality, no free text.",
+        "No case id, no persons, no free text; fact ids keyed, recorded times to the day.",
     )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from projections.reporting import (
     canton_figures,
     quarterly_figures,
 )
+from projections.reporting_facts import CaseFact
 from tests.bus.pipeline import store_settings
 from tests.projections import reporting_fixture as fixture
 
@@ -181,3 +183,26 @@ def test_a_quarter_is_written_like_2026q1(text: str, start: date, end: date) -> 
 def test_what_is_not_a_quarter_is_refused_naming_the_form(text: str) -> None:
     with pytest.raises(ValueError, match="write it like 2026Q1"):
         Quarter.parse(text)
+
+
+def test_a_fact_met_again_under_a_keyed_id_replaces_its_old_row(
+    reporting_db: sqlite3.Connection,
+) -> None:
+    # After an upgrade the topic is filled again: the same case fact (pseudonym, sequence)
+    # arrives with its keyed id and recorded day instead of the public id it was stored with.
+    before = figures(canton_figures(reporting_db, "2026Q1"))
+    pseudonym, sequence, region, code, day, old_id = reporting_db.execute(
+        "SELECT case_pseudonym, sequence, social_region, fact, effective_date, fact_id "
+        "FROM reporting_facts ORDER BY case_pseudonym, sequence LIMIT 1").fetchone()
+    again = CaseFact(fact_id=uuid.uuid4(), case_pseudonym=pseudonym, sequence=sequence,
+                     social_region=region, fact=code, effective_date=date.fromisoformat(day),
+                     recorded_at=datetime(2026, 1, 4, 23, tzinfo=UTC))
+
+    ReportingProjection().apply_fact(again, reporting_db)
+
+    rows = reporting_db.execute(
+        "SELECT fact_id, recorded_at, fact FROM reporting_facts WHERE case_pseudonym = ? "
+        "AND sequence = ?", (pseudonym, sequence)).fetchall()
+    assert rows == [(str(again.fact_id), "2026-01-04T23:00:00+00:00", code)]
+    assert str(again.fact_id) != old_id
+    assert figures(canton_figures(reporting_db, "2026Q1")) == before
