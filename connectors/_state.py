@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nervenbahn.private import private_file
+
 __all__ = ["ErrorEntry", "RunRecord", "StateStore"]
 
 
@@ -50,9 +52,10 @@ class StateStore:
     """Positions, errors and runs of every connector, in one SQLite file."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self.db = sqlite3.connect(
+            private_file(path), check_same_thread=False, isolation_level=None, timeout=30
+        )
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.executescript(
             """

@@ -84,9 +84,10 @@ from connectors.sdk import (
     already_applied,
 )
 from domain.errors import DomainError
+from domain.personal_data import ErasedFile, ErasureSubject
 from domain.service import CaseService
 from nervenbahn.config import Settings
-from nervenbahn.paths import store_folder
+from nervenbahn.paths import private_file, private_folder, store_folder
 from nervenbahn.wiring import Bus
 
 __all__ = [
@@ -216,8 +217,7 @@ class ConnectorRuntime:
         """The connector `name`, built and bound to its context."""
         spec = self.spec(name)
         connector = spec.load()
-        folder = self.folder / name
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_folder(self.folder / name)
         connector.bind(ConnectorContext(self.service, folder, spec.base))
         return connector
 
@@ -250,7 +250,7 @@ class ConnectorRuntime:
     @contextmanager
     def _exclusive(self, name: str) -> Iterator[None]:
         """One run of a connector at a time (a lock file in the connectors folder)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)
         fd = os.open(self.folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
@@ -339,7 +339,7 @@ class ConnectorRuntime:
         bus = self.bus()
         bus.feed_codec(sink.feed)  # a feed the bus does not know: ConfigError before anything
         topic = bus.topics[sink.feed]
-        store = SQLiteEffectStore(self.folder / f"{sink.name}.db")
+        store = SQLiteEffectStore(private_file(self.folder / f"{sink.name}.db"))
         try:
             with store.transaction() as tx:
                 sink.setup(tx)
@@ -392,6 +392,36 @@ class ConnectorRuntime:
         if written:
             log.info("delivered", connector=sink.name, written=written)
         report.delivered += written
+
+    # --- erasure ----------------------------------------------------------------------------
+
+    def erase_person(self, subject: ErasureSubject) -> list[ErasedFile]:
+        """Let every configured connector remove the person from the files it read or wrote
+        (`Source.erase`, `Sink.erase`); a connector that cannot (running elsewhere, failing)
+        is listed as not reached."""
+        found: list[ErasedFile] = []
+        for name in sorted(self.specs):
+            try:
+                with self._exclusive(name):
+                    found += self._erase(self.connector(name), subject)
+            except Exception as exc:  # every connector gets its turn; the failure is reported
+                found.append(ErasedFile(f"connector {name}", "not reached",
+                                        f"{type(exc).__name__}: {exc}"))
+        return found
+
+    def _erase(self, connector: Source | Sink, subject: ErasureSubject) -> list[ErasedFile]:
+        if isinstance(connector, Source):
+            return connector.erase(subject, self.state.position(connector.name))
+        path = self.folder / f"{connector.name}.db"
+        if not path.exists():
+            return []
+        store = SQLiteEffectStore(path)
+        try:
+            with store.transaction() as tx:
+                connector.setup(tx)
+                return connector.erase(subject, tx)
+        finally:
+            store.close()
 
     # --- status -----------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Literal
 from bus.consumer import Received
 from domain.commands import Command
 from domain.errors import DomainError, InvalidCommandError, RuleViolationError
+from domain.personal_data import ErasedFile, ErasureSubject
 from domain.service import CaseService
 
 __all__ = [
@@ -126,6 +127,12 @@ class Source(ABC):
         Raise `SourceInputError` for malformed input *before* yielding anything of it.
         """
 
+    def erase(self, subject: ErasureSubject, after: str | None) -> list[ErasedFile]:
+        """Remove the person from the input this source keeps (`nervenbahn person erase`, before
+        the person's key is destroyed); `after` is the last position completed. Each file it
+        deleted or could not reach (e.g. input not processed yet) is listed. Default: none."""
+        return []
+
     def pending(self, after: str | None) -> int | None:
         """How many input records follow `after`, if the source can tell cheaply (for the lag
         that `status` shows); None if it cannot."""
@@ -160,6 +167,12 @@ class Sink(ABC):
     def deliver(self, tx: Any) -> list[str]:
         """Write what is complete to the external system, idempotently; return what was
         written (e.g. file names). Called after each committed batch."""
+        return []
+
+    def erase(self, subject: ErasureSubject, tx: Any) -> list[ErasedFile]:
+        """Remove the person from what the sink wrote (`nervenbahn person erase`): rewrite or
+        delete files, in the consumer's transaction `tx`; each file touched or not reached is
+        listed. Default: the sink writes no personal data."""
         return []
 
     def problems(self, tx: Any) -> list[str]:

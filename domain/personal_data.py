@@ -27,7 +27,9 @@ from domain.errors import DomainError
 
 __all__ = [
     "ERASED",
+    "ErasedFile",
     "ErasedPersonalData",
+    "ErasureSubject",
     "KeyStore",
     "MasterKeyError",
     "PersonErasedError",
@@ -184,6 +186,53 @@ class SealedPersonalData:
         return f"SealedPersonalData(person_id={self.person_id!s})"
 
 
+@dataclass(frozen=True, repr=False)
+class ErasureSubject:
+    """Who is being erased, and what identifies them in a file written outside the store.
+
+    Taken from the person's data before their key is destroyed (afterwards nothing opens it);
+    empty identifiers when the key was destroyed already (a second `person erase`). Its repr
+    shows the person id only.
+    """
+
+    person_id: UUID
+    ahvn13: str = ""
+    """The AHVN13 in its printed form (756.XXXX.XXXX.XC), "" if unknown."""
+
+    @classmethod
+    def of(
+        cls, person: PersonalData | ErasedPersonalData | None, person_id: UUID
+    ) -> ErasureSubject:
+        """The subject of a person's data (or of an id whose data is gone)."""
+        if isinstance(person, PersonalData):
+            return cls(person_id, person.ahvn13)
+        return cls(person_id)
+
+    def identifiers(self) -> tuple[str, ...]:
+        """Texts that name this person and no other: the AHVN13 with and without dots, and
+        the person id (as eCH-0044 local id, plain and as hex)."""
+        numbers = (self.ahvn13, self.ahvn13.replace(".", "")) if self.ahvn13 else ()
+        return (*numbers, str(self.person_id), self.person_id.hex)
+
+    def __repr__(self) -> str:
+        return f"ErasureSubject(person_id={self.person_id!s})"
+
+
+@dataclass(frozen=True)
+class ErasedFile:
+    """What erasure did to one file (or place) that held a person's data in clear."""
+
+    path: str
+    outcome: str
+    """"deleted", "rewritten", or "not reached" (the erasure is incomplete)."""
+    detail: str = ""
+
+    @property
+    def reached(self) -> bool:
+        """False if the person's data may still be in this place."""
+        return self.outcome != "not reached"
+
+
 class KeyStore(ABC):
     """Port: durable storage of wrapped per-person data keys, with tombstones for erasure."""
 
@@ -206,6 +255,12 @@ class KeyStore(ABC):
     @abstractmethod
     def is_erased(self, person_id: UUID) -> bool:
         """True if the person's key was destroyed."""
+
+    def copies_left(self) -> str | None:
+        """Where an old copy of a destroyed key may still lie on disk (a journal that could
+        not be emptied), and what to do about it; None if nowhere. Tries once more to remove
+        such copies before answering."""
+        return None
 
     @abstractmethod
     def close(self) -> None:
@@ -284,6 +339,10 @@ class PersonalDataVault:
     def erase(self, person_id: UUID) -> bool:
         """Destroy the person's data key (crypto-shredding); True if there was one."""
         return self._keystore.destroy(person_id)
+
+    def knows(self, person_id: UUID) -> bool:
+        """True if the person has a data key or had one (erased)."""
+        return self._keystore.load(person_id) is not None or self._keystore.is_erased(person_id)
 
     def seal_fields(self, person_id: UUID, purpose: bytes, fields: dict[str, str]) -> str | None:
         """Encrypt further fields of a person (e.g. a payout account) with their data key, bound

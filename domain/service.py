@@ -41,7 +41,12 @@ from domain.errors import (
     InvalidCommandError,
 )
 from domain.events import VALUE_TYPES, CaseOpened
-from domain.personal_data import PersonalDataVault, SealedPersonalData
+from domain.personal_data import (
+    ErasedPersonalData,
+    PersonalData,
+    PersonalDataVault,
+    SealedPersonalData,
+)
 from domain.reference import ReferenceData
 from domain.transcodings import register_domain_transcodings
 
@@ -345,6 +350,22 @@ class CaseService(Application[UUID]):
             start=None, limit=2**62, topics=[get_topic(CaseOpened)]
         ):
             yield UUID(str(notification.originator_id))
+
+    def person(self, person_id: UUID) -> PersonalData | ErasedPersonalData | None:
+        """The person's data as recorded when their case was opened (opened now, or what
+        remains after erasure); None if no case names them. Scans the opening events of all
+        cases (their sealed form names the person id): for erasure, not for hot paths."""
+        needle = person_id.hex.encode("ascii")
+        for notification in self.recorder.select_notifications(
+            start=None, limit=2**62, topics=[get_topic(CaseOpened)]
+        ):
+            if needle not in notification.state:
+                continue
+            case = self.get_case(UUID(str(notification.originator_id)))
+            for member in (case.applicant, *case.other_members):
+                if member.person_id == person_id:
+                    return member.open() if isinstance(member, SealedPersonalData) else member
+        return None
 
     def erase_person(self, person_id: UUID) -> bool:
         """Crypto-shred a person: destroy their data key. True if they had one."""

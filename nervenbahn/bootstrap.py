@@ -17,6 +17,7 @@ from domain.reference import load_reference_data
 from domain.service import CaseService
 from nervenbahn.config import Settings
 from nervenbahn.keystores import open_keystore
+from nervenbahn.private import private_file
 
 __all__ = [
     "StoreUnavailableError",
@@ -37,7 +38,7 @@ def build_service(
     store = settings.store
     try:
         if store.kind == "sqlite" and store.sqlite_path is not None:
-            store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(store.sqlite_path)  # its -wal and -shm files take its mode
         keystore = open_keystore(store)
         vault = PersonalDataVault(
             keystore, base64.b64decode(settings.master_key.get_secret_value())

@@ -8,14 +8,28 @@ import os
 import re
 import secrets
 from functools import cached_property
+from hashlib import sha256
 from pathlib import Path
 from typing import Literal
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import psycopg.conninfo
+import structlog
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-__all__ = ["DEFAULT_STORE", "ConfigError", "Settings", "StoreConfig", "load_settings"]
+from nervenbahn.private import private_folder, write_private
+
+__all__ = [
+    "DEFAULT_STORE",
+    "ConfigError",
+    "Settings",
+    "StoreConfig",
+    "default_key_dir",
+    "load_settings",
+    "store_key_folder",
+]
+
+log = structlog.get_logger("nervenbahn.config")
 
 DEFAULT_STORE = "sqlite:///.nervenbahn/nervenbahn.db"
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -149,12 +163,19 @@ class Settings(BaseModel):
     connectors_file: Path | None = None
     """NERVENBAHN_CONNECTORS: the connectors' configuration file (TOML); None: `connectors.toml`
     in the store folder (see `connectors.runtime`)."""
+    key_dir: Path = Path(".nervenbahn-keys")
+    """NERVENBAHN_KEY_DIR: where the key files of a SQLite store are kept, one folder per store
+    (`store_key_folder`); default `$XDG_CONFIG_HOME/nervenbahn/keys` or
+    `~/.config/nervenbahn/keys` — outside the store folder, so that a backup of the data does
+    not hold the keys that open it."""
 
     @cached_property
     def signing_key(self) -> SecretStr:
         """The Ed25519 seed (base64 of 32 bytes) that signs audit checkpoints:
         NERVENBAHN_AUDIT_SIGNING_KEY or _FILE, else a key file `<store>.signing-key` beside a
-        SQLite store, created on first use; ConfigError for a PostgreSQL store without it."""
+        SQLite store, created on first use in the store's key folder (`store_key_folder`; an
+        old `<store>.signing-key` beside the database is still used, with a warning);
+        ConfigError for a PostgreSQL store without it."""
         if self.configured_signing_key is not None:
             return self.configured_signing_key
         path = self.store.sqlite_path
@@ -164,14 +185,15 @@ class Settings(BaseModel):
                 "for a PostgreSQL store (an Ed25519 seed: 32 random bytes, base64-encoded; keep "
                 "it in your secret store and give auditors `nervenbahn audit public-key`)"
             )
-        key = _key_file_beside(path.with_suffix(path.suffix + ".signing-key"), "signing key")
+        key = _store_key(path, self.key_dir, "signing")
         return SecretStr(base64.b64encode(key).decode())
 
     @cached_property
     def reporting_key(self) -> SecretStr | None:
         """The key that pseudonymises case ids on the reporting topic (base64 of 32 bytes):
-        NERVENBAHN_REPORTING_KEY, else a key file `<store>.reporting-key` beside a SQLite store,
-        created on first use; None for a PostgreSQL store without it.
+        NERVENBAHN_REPORTING_KEY, else a key file in the store's key folder (an old
+        `<store>.reporting-key` beside the database is still used, with a warning), created on
+        first use; None for a PostgreSQL store without it.
 
         A key of its own, not derived from the master key: pseudonyms must stay stable when
         the master key is rotated, and the reporting key opens no personal data.
@@ -181,7 +203,7 @@ class Settings(BaseModel):
         path = self.store.sqlite_path
         if self.store.kind != "sqlite" or path is None:
             return None
-        key = _key_file_beside(path.with_suffix(path.suffix + ".reporting-key"), "reporting key")
+        key = _store_key(path, self.key_dir, "reporting")
         return SecretStr(base64.b64encode(key).decode())
 
 
@@ -189,12 +211,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Read settings from `environ` (default: the process environment)."""
     env = dict(os.environ if environ is None else environ)
     store = StoreConfig.parse(env.get("NERVENBAHN_STORE", DEFAULT_STORE))
+    key_dir = _optional_path(env.get("NERVENBAHN_KEY_DIR", "")) or default_key_dir(env)
     log_format = env.get("NERVENBAHN_LOG_FORMAT", "auto")
     if log_format not in ("auto", "json", "console"):
         raise ConfigError("NERVENBAHN_LOG_FORMAT: use auto, json or console")
     return Settings(
         store=store,
-        master_key=SecretStr(base64.b64encode(_master_key(env, store)).decode()),
+        master_key=SecretStr(base64.b64encode(_master_key(env, store, key_dir)).decode()),
+        key_dir=key_dir,
         configured_reporting_key=_configured_reporting_key(env),
         projections_store=_projections_store(env),
         log_format=log_format,  # type: ignore[arg-type]
@@ -237,8 +261,9 @@ def _optional_path(value: str) -> Path | None:
     return Path(value.strip()) if value.strip() else None
 
 
-def _master_key(env: dict[str, str], store: StoreConfig) -> bytes:
-    """The master key: NERVENBAHN_MASTER_KEY (base64), a key file, or beside a SQLite store."""
+def _master_key(env: dict[str, str], store: StoreConfig, key_dir: Path) -> bytes:
+    """The master key: NERVENBAHN_MASTER_KEY (base64), a key file, or the key folder of a
+    SQLite store."""
     if "NERVENBAHN_MASTER_KEY" in env:
         return _decode_key(env["NERVENBAHN_MASTER_KEY"], "NERVENBAHN_MASTER_KEY")
     if "NERVENBAHN_MASTER_KEY_FILE" in env:
@@ -247,8 +272,8 @@ def _master_key(env: dict[str, str], store: StoreConfig) -> bytes:
             raise ConfigError(f"NERVENBAHN_MASTER_KEY_FILE: {path} does not exist")
         return _decode_key(path.read_text().strip(), str(path))
     if store.kind == "sqlite" and store.sqlite_path is not None:
-        # The embedded default: a key file created beside the database on first use.
-        return _key_file_beside(store.sqlite_path.with_suffix(store.sqlite_path.suffix + ".key"))
+        # The embedded default: a key file created in the store's key folder on first use.
+        return _store_key(store.sqlite_path, key_dir, "master")
     raise ConfigError(
         "NERVENBAHN_MASTER_KEY or NERVENBAHN_MASTER_KEY_FILE must be set for a PostgreSQL store "
         "(32 random bytes, base64-encoded; keep it in your secret store)"
@@ -284,10 +309,53 @@ def _configured_reporting_key(env: dict[str, str]) -> SecretStr | None:
     return SecretStr(base64.b64encode(key).decode())
 
 
-def _key_file_beside(path: Path, what: str = "master key") -> bytes:
+_OLD_SUFFIXES = {"master": ".key", "signing": ".signing-key", "reporting": ".reporting-key"}
+"""The key files of the old layout, beside the SQLite database: `<store>.key` and so on."""
+
+
+def default_key_dir(env: dict[str, str]) -> Path:
+    """`$XDG_CONFIG_HOME/nervenbahn/keys`, else `$HOME/.config/nervenbahn/keys`."""
+    config_home = env.get("XDG_CONFIG_HOME", "").strip()
+    if config_home:
+        return Path(config_home) / "nervenbahn" / "keys"
+    home = env.get("HOME", "").strip()
+    return (Path(home) if home else Path.home()) / ".config" / "nervenbahn" / "keys"
+
+
+def store_key_folder(key_dir: Path, sqlite_path: Path) -> Path:
+    """The key folder of one SQLite store: `<key dir>/<file stem>-<hash of its absolute
+    path>`, so that two stores never share keys."""
+    absolute = sqlite_path.resolve()
+    digest = sha256(str(absolute).encode("utf-8")).hexdigest()[:16]
+    return key_dir / f"{absolute.stem}-{digest}"
+
+
+def _store_key(sqlite_path: Path, key_dir: Path, kind: str) -> bytes:
+    """A key of a SQLite store: its old file beside the database if there is one (with a
+    warning saying how to move it), else `<kind>.key` in the store's key folder."""
+    what = f"{kind} key"
+    folder = store_key_folder(key_dir, sqlite_path)
+    path = folder / f"{kind}.key"
+    old = sqlite_path.with_suffix(sqlite_path.suffix + _OLD_SUFFIXES[kind])
+    if old.exists() and not path.exists():
+        log.warning(
+            "key file beside the store (old layout): one backup of the store folder holds "
+            "the data and the key that opens it; move it out of the store folder",
+            key_file=str(old),
+            move_to=str(path),
+            how=f"stop nervenbahn, then: mkdir -p -m 700 '{folder}' && mv '{old}' '{path}'",
+        )
+        return _decode_key(old.read_text().strip(), str(old), what)
+    if not path.exists():
+        private_folder(folder)
+        write_private(folder / "store", f"{sqlite_path.resolve()}\n")  # whose keys these are
+    return _key_file(path, what)
+
+
+def _key_file(path: Path, what: str) -> bytes:
     if path.exists():
         return _decode_key(path.read_text().strip(), str(path), what)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     key = secrets.token_bytes(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:

@@ -21,7 +21,7 @@ from domain.errors import DomainError
 from nervenbahn.cli.runtime import Runtime
 from nervenbahn.demo_bus import relay_and_subscribe
 from nervenbahn.demo_connectors import audit_and_report, pay_and_register
-from nervenbahn.paths import store_folder
+from nervenbahn.paths import private_folder, store_folder, write_private
 from nervenbahn.synthetic import PERIOD_END, PERIOD_START, synthetic_history
 
 __all__ = ["DemoStoreNotEmptyError", "run_demo"]
@@ -51,12 +51,16 @@ def run_demo(rt: Runtime, *, households: int, seed: int, reset: bool, bus: bool 
         task = progress.add_task("Generating synthetic canton", total=households)
         records = list(synthetic_history(service.reference, households, seed))
         progress.update(task, completed=households)
-        with history_file.open("w", encoding="utf-8") as out:
-            for record in records:
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        write_private(history_file, "".join(
+            json.dumps(record, ensure_ascii=False) + "\n" for record in records
+        ))
         task = progress.add_task("Validating legacy records", total=len(records))
-        with history_file.open(encoding="utf-8") as lines:
-            report = service.import_records(_tracked(lines, progress, task))
+        try:
+            with history_file.open(encoding="utf-8") as lines:
+                report = service.import_records(_tracked(lines, progress, task))
+        finally:
+            # names, AHVN13 and addresses in clear: the store holds them sealed now
+            history_file.unlink(missing_ok=True)
     live = _live_commands(rt, report.cases_by_id)
     _summary(rt, report, live, history_file, time.perf_counter() - started)
     payments = pay_and_register(rt, report.cases_by_id)
@@ -79,10 +83,8 @@ def _reset(rt: Runtime) -> None:
 
 
 def _history_file(rt: Runtime) -> Path:
-    store = rt.settings.store
-    folder = store.sqlite_path.parent if store.sqlite_path else Path(".nervenbahn")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / "demo-history.jsonl"
+    """The demo's legacy import file (JSON Lines), deleted once imported."""
+    return private_folder(store_folder(rt.settings.store)) / "demo-history.jsonl"
 
 
 def _progress(rt: Runtime) -> Progress:
@@ -177,7 +179,8 @@ def _summary(
         f"in {report.cases} cases "
         f"({report.events / report.seconds:,.0f} events/s); {len(live)} live budget changes today; "
         f"{len(regions)} social regions; total {seconds:.1f} s.\n"
-        f"Import file kept at {history}. Store: {rt.settings.store.describe()}.\n"
+        f"Import file {history} deleted after the import (it held personal data in clear). "
+        f"Store: {rt.settings.store.describe()}.\n"
         f"Try:  {prog} case show {sample}\n"
         f"      {prog} case history {sample}\n"
         f"      {prog} case show {sample} --as-of {PERIOD_END}\n"

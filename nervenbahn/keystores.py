@@ -18,10 +18,14 @@ from psycopg import sql
 
 from domain.personal_data import KeyStore
 from nervenbahn.config import StoreConfig
+from nervenbahn.paths import private_file
 
 __all__ = ["PostgresKeyStore", "SQLiteKeyStore", "open_keystore"]
 
 log = structlog.get_logger("nervenbahn.keystore")
+
+_CHECKPOINT_WAIT_MS = 2000
+"""How long emptying the write-ahead log waits for readers to finish."""
 
 
 class SQLiteKeyStore(KeyStore):
@@ -29,7 +33,9 @@ class SQLiteKeyStore(KeyStore):
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._path = path
+        self._db = sqlite3.connect(private_file(path), check_same_thread=False,
+                                   isolation_level=None, timeout=10)
         self._db.execute("PRAGMA secure_delete = ON")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute(
@@ -77,15 +83,29 @@ class SQLiteKeyStore(KeyStore):
                 "INSERT OR IGNORE INTO erased_persons (person_id) VALUES (?)", (person_id.hex,)
             )
             self._db.execute("COMMIT")
-            # Move the overwritten pages into the main file and empty the log, so that no
-            # frame of the write-ahead log still holds the key.
-            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if busy:
+        if self.copies_left() is not None:
             log.warning(
                 "key destroyed but the write-ahead log is still in use by a reader",
                 person_id=str(person_id),
             )
         return deleted > 0
+
+    def copies_left(self) -> str | None:
+        """Move the overwritten pages into the main file and empty the write-ahead log, so that
+        no page or log frame still holds a destroyed key; say so if a reader prevents it."""
+        with self._lock:
+            self._db.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")
+            try:
+                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self._db.execute("PRAGMA busy_timeout = 10000")
+        if not busy:
+            return None
+        return (
+            f"{self._path} and its write-ahead log {self._path}-wal may still hold the old "
+            "key: another connection is reading the store, so the log could not be emptied; "
+            "stop the other processes (serve, relays, connectors) and run `person erase` again"
+        )
 
     def is_erased(self, person_id: UUID) -> bool:
         with self._lock:

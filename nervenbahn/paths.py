@@ -1,13 +1,26 @@
-"""Where the files beside the event store live: read models, keys, logs, demo data."""
+"""Where the files beside the event store live: read models, keys, logs, demo data.
+
+Every file and folder made there is private to its owner (0600 / 0700, whatever the umask):
+see `nervenbahn.private`, re-exported here for the composition root.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from nervenbahn.config import Settings, StoreConfig
+from nervenbahn.private import private_file, private_folder, private_umask, write_private
 from projections.storage import PostgresReadModels, ReadModelTarget
 
-__all__ = ["projection_path", "read_model_target", "store_folder"]
+__all__ = [
+    "private_file",
+    "private_folder",
+    "private_umask",
+    "projection_path",
+    "read_model_target",
+    "store_folder",
+    "write_private",
+]
 
 
 def store_folder(store: StoreConfig) -> Path:

@@ -37,6 +37,16 @@ def _restore_logging_config() -> Iterator[None]:
     structlog.configure(**saved)
 
 
+@pytest.fixture(autouse=True)
+def _keys_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Key files of every test in a tmp folder, never in $HOME: NERVENBAHN_KEY_DIR for the
+    process environment, HOME for settings read from a dict of the test's own."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("NERVENBAHN_KEY_DIR", str(home / "keys"))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+
+
 @pytest.fixture
 def master_key() -> str:
     """A fresh master key as NERVENBAHN_MASTER_KEY expects it: 32 random bytes, base64."""

@@ -12,8 +12,13 @@ yet delivered:
   `nervenbahn connectors status` (`problems`); it is checked again after each batch (an order
   that arrives late, e.g. replayed from the dead-letter topic, releases it);
 - otherwise it writes `<outbox>/pain001-<run id>.report.json` (what is not paid: claims back
-  and held orders) and then `<outbox>/pain001-<run id>.xml`, each atomically (temporary file,
-  fsync, rename), and marks the run delivered in the same transaction.
+  and held orders; ids and amounts, no personal data) and then `<outbox>/pain001-<run id>.xml`,
+  each atomically (temporary file of mode 0600, fsync, rename), and marks the run delivered in
+  the same transaction.
+
+Erasure (`nervenbahn person erase`, through `erase`): a delivered file that pays the person is
+rewritten — their credit transfers keep id and amount, their name, IBAN and remittance text
+read "ERASED" — checked against the schema again, and its new digest recorded.
 
 Exactly once: the file's bytes are a pure function of the run's events and the sink's options
 (`CreDtTm` is the run's recorded time, not the time of writing). If a crash falls between the
@@ -30,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -51,11 +57,13 @@ from connectors.payments.pain001 import (
     build_pain001,
     checked_bic,
     checked_iban,
+    erase_transfers,
     identifier,
 )
 from connectors.sdk import Sink
 from domain.payments import AccountSealer, SealedPayoutAccount
-from domain.personal_data import PersonalDataVault
+from domain.personal_data import ErasedFile, ErasureSubject, PersonalDataVault
+from nervenbahn.private import private_folder, write_private
 
 __all__ = ["Pain001Sink", "RunCheck", "pain001_path", "report_path"]
 
@@ -192,6 +200,40 @@ class Pain001Sink(Sink):
         ).fetchall()
         return [f"run {run} ({(month or '?')[:7]} #{seq}) held: {why}" for run, month, seq, why
                 in rows]
+
+    def erase(self, subject: ErasureSubject, tx: Any) -> list[ErasedFile]:
+        """Rewrite every delivered pain.001 file that pays the person: their credit transfers
+        keep id and amount but lose name, IBAN and remittance text (`erase_transfers`); the
+        file is checked against the schema again and its new digest recorded. A run not
+        delivered yet is held by `deliver` (the payout account no longer opens)."""
+        db = _portable(tx)
+        rows = db.execute(
+            "SELECT o.run_id, o.order_id FROM pain001_orders o JOIN pain001_runs r "
+            "ON r.run_id = o.run_id WHERE o.creditor_person_id = ? AND r.state = 'delivered' "
+            "AND r.file IS NOT NULL ORDER BY o.run_id",
+            (str(subject.person_id),),
+        ).fetchall()
+        by_run: dict[str, set[str]] = {}
+        for run_id, order_id in rows:
+            by_run.setdefault(run_id, set()).add(identifier(order_id))
+        return [self._erase_in_file(db, run_id, ids) for run_id, ids in by_run.items()
+                if pain001_path(self.outbox, run_id).exists()]
+
+    def _erase_in_file(self, db: Any, run_id: str, end_to_end_ids: set[str]) -> ErasedFile:
+        path = pain001_path(self.outbox, run_id)
+        try:
+            xml, erased = erase_transfers(path.read_bytes(), end_to_end_ids)
+        except (OSError, ET.ParseError, PaymentFileError) as exc:
+            return ErasedFile(str(path), "not reached", f"cannot be rewritten: {exc}")
+        if not erased:
+            return ErasedFile(str(path), "checked", "its credit transfers were erased before")
+        write_private(path, xml)
+        db.execute("UPDATE pain001_runs SET file_sha256 = ? WHERE run_id = ?",
+                   (sha256(xml).hexdigest(), run_id))
+        log.info("pain.001 file rewritten for an erasure", connector=self.name, run_id=run_id,
+                 transfers=erased)
+        return ErasedFile(str(path), "rewritten",
+                          f"{erased} credit transfers: name, IBAN and remittance replaced")
 
     # --- checks -------------------------------------------------------------------------------
 
@@ -401,8 +443,7 @@ class Pain001Sink(Sink):
             folder = self.context.folder / "outbox"
         else:
             raise ValueError("option outbox: needed when the sink runs without the runtime")
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+        return private_folder(folder)
 
     @property
     def vault(self) -> PersonalDataVault:
@@ -508,16 +549,11 @@ def _report(db: Any, check: RunCheck) -> bytes:
 
 
 def _write_once(target: Path, content: bytes) -> bool:
-    """Write `content` to `target` atomically (temporary file, fsync, rename) unless a file
-    of that name is there already; True if it was written now."""
+    """Write `content` to `target` atomically (temporary file of mode 0600, fsync, rename)
+    unless a file of that name is there already; True if it was written now."""
     if target.exists():
         return False
-    temporary = target.with_name(f".{target.name}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
+    write_private(target, content)
     directory = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(directory)

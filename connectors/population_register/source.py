@@ -13,6 +13,12 @@ external reference of a proposal is `<messageId>/<event index>`, so the same del
 twice (a second run, the file dropped again, a crash between executing and saving the
 position) proposes nothing twice (rule `already-received`).
 
+Retention. A delivery is deleted as soon as every event of it is processed (its last position
+saved): it holds AHVN13, names and birth dates, and nothing reads it again — the position is
+kept in the connectors' state, each proposal names the delivery's message id. A delivery found
+processed at the start of a run (a run stopped before removing it) is deleted then. `person
+erase` deletes a processed delivery naming the person and reports one not processed yet.
+
 Every file of the inbox is parsed and validated before anything is yielded: one malformed or
 invalid file refuses the run (`SourceInputError` naming file, line, element and reason), since
 its place in the order cannot be known; nothing of it is applied, and the next run stops there
@@ -43,10 +49,11 @@ import structlog
 
 from connectors.population_register.delivery import Delivery, RegisterEvent, read_delivery
 from connectors.population_register.matcher import CaseMatch, PersonIndex
-from connectors.sdk import Source, SourceItem
+from connectors.sdk import Source, SourceInputError, SourceItem
 from domain.case import Case
 from domain.commands import Actor, Command, ProposeClosure, ProposeHandover
 from domain.errors import ReferenceDataError
+from domain.personal_data import ErasedFile, ErasureSubject
 
 __all__ = ["ACTOR_USER", "SOURCE", "RegisterSource"]
 
@@ -65,6 +72,9 @@ class RegisterSource(Source):
     def read(self, after: str | None) -> Iterator[SourceItem]:
         deliveries = self._deliveries()  # every file validated before anything is yielded
         start = _key(after)
+        for delivery in deliveries:
+            if _processed(delivery, start):  # from a run that stopped before removing it
+                _remove(delivery)
         pending = [
             (delivery, event)
             for delivery in deliveries
@@ -76,6 +86,34 @@ class RegisterSource(Source):
         open_cases, closed_cases = self._indexes()
         for delivery, event in pending:
             yield self._item(delivery, event, open_cases, closed_cases)
+            if event is delivery.events[-1]:
+                # resumed: the runtime saved the position of the delivery's last event
+                _remove(delivery)
+
+    def erase(self, subject: ErasureSubject, after: str | None) -> list[ErasedFile]:
+        """Delete every processed delivery that names the person (by AHVN13 or our person id);
+        one not processed yet is not reached (it must be read first: run the connector, then
+        erase again), nor is a file that cannot be read."""
+        inbox = self._inbox()
+        names = [text.encode("utf-8") for text in subject.identifiers()]
+        found = []
+        for path in sorted(inbox.glob("*.xml")) if inbox.is_dir() else []:
+            if any(name in path.read_bytes() for name in names):
+                found.append(self._erase_delivery(path, _key(after)))
+        return found
+
+    def _erase_delivery(self, path: Path, start: tuple[str, str, str] | None) -> ErasedFile:
+        try:
+            delivery = read_delivery(path)
+        except SourceInputError as exc:
+            return ErasedFile(str(path), "not reached",
+                              f"names the person but cannot be read ({exc}); remove it by hand")
+        if not _processed(delivery, start):
+            return ErasedFile(str(path), "not reached",
+                              "a delivery naming the person not processed yet: run the "
+                              "connector (it deletes processed deliveries), then erase again")
+        _remove(delivery)
+        return ErasedFile(str(path), "deleted", "processed register delivery")
 
     def pending(self, after: str | None) -> int | None:
         start = _key(after)
@@ -207,6 +245,21 @@ def _matches(index: PersonIndex, event: RegisterEvent) -> list[CaseMatch]:
     if person.vn:
         found.update((m.case_id, m) for m in index.by_ahvn13(person.vn))
     return sorted(found.values(), key=lambda m: str(m.case_id))
+
+
+def _processed(delivery: Delivery, start: tuple[str, str, str] | None) -> bool:
+    """True if every event of the delivery is at or before the completed position."""
+    return start is not None and not any(
+        _after(_position(delivery, event), start) for event in delivery.events
+    )
+
+
+def _remove(delivery: Delivery) -> None:
+    """Delete a processed delivery: it holds personal data (AHVN13, name, birth date) and is
+    not needed again — its position is kept, a proposal names its message id."""
+    delivery.path.unlink(missing_ok=True)
+    log.info("processed delivery deleted", file=delivery.path.name,
+             message_id=delivery.message_id)
 
 
 def _position(delivery: Delivery, event: RegisterEvent) -> str:

@@ -12,11 +12,13 @@ from uuid import UUID
 
 import structlog
 import typer
+from rich.table import Table
 from typer.exceptions import Abort, Exit, TyperException
 
 from domain.errors import DomainError, InvalidCommandError
 from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.config import ConfigError
+from nervenbahn.private import private_umask
 
 from . import (
     apikeys,
@@ -65,6 +67,8 @@ _RUNTIMES: list[Runtime] = []
 
 EXIT_REFUSED = 1
 EXIT_UNAVAILABLE = 3
+EXIT_INCOMPLETE = 4
+"""`person erase`: the key is destroyed, but a place could not be reached."""
 EXIT_INTERNAL = 70
 
 
@@ -87,7 +91,10 @@ def erase(
     person_id: Annotated[str, typer.Argument(help="The person id (UUID).")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Erase a person's data for good (crypto-shredding); case histories stay replayable."""
+    """Erase a person's data for good (crypto-shredding, and the files that name them in
+    clear); case histories stay replayable. Exits 4 if a place could not be reached."""
+    from nervenbahn.erasure import erase_person
+
     rt = runtime(ctx)
     try:
         uid = UUID(person_id)
@@ -97,14 +104,22 @@ def erase(
         ) from None
     if not yes and not typer.confirm(f"Erase all personal data of {uid} irreversibly?"):
         raise typer.Exit(EXIT_REFUSED)
-    erased = rt.service.erase_person(uid)
+    report = erase_person(rt.settings, rt.service, uid)
+    places = [{"place": p.path, "outcome": p.outcome, "detail": p.detail}
+              for p in report.places()]
     if rt.as_json:
-        emit_json(rt.console, {"person_id": uid, "erased": erased})
+        emit_json(rt.console, {"person_id": uid, "erased": report.key_existed,
+                               "complete": report.complete, "places": places})
     else:
-        rt.console.print(
-            f"person {uid}: "
-            + ("data key destroyed" if erased else "no key (already erased or unknown)")
-        )
+        table = Table("place", "outcome", "detail", title=f"Erasure of person {uid}",
+                      title_justify="left")
+        for row in places:
+            table.add_row(row["place"], row["outcome"], row["detail"])
+        rt.console.print(table)
+    if not report.complete:
+        typer.echo(f"error: the erasure of {uid} is incomplete: see the places not reached; "
+                   "remove the cause and run `person erase` again", err=True)
+        raise typer.Exit(EXIT_INCOMPLETE)
 
 
 @app.command("import")
@@ -155,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _RUNTIMES.append(Runtime())
     try:
-        result = command.main(args=args, prog_name="nervenbahn", standalone_mode=False)
+        with private_umask():  # whatever a command or its child processes create is private
+            result = command.main(args=args, prog_name="nervenbahn", standalone_mode=False)
     except Exit as exc:
         return exc.exit_code
     except Abort:

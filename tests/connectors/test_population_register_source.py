@@ -23,6 +23,7 @@ from connectors.runtime import ConnectorRuntime, ConnectorSpec
 from domain.case import SWISS_TIME
 from domain.commands import parse_command
 from domain.events import ClosureProposed, HandoverProposed
+from domain.personal_data import ErasureSubject
 from domain.reference import load_reference_data
 from domain.service import CaseService
 from nervenbahn.bootstrap import build_service, close_service
@@ -211,6 +212,8 @@ def test_the_same_delivery_twice_and_a_second_run_change_nothing(
     assert (resent.items, resent.applied) == (0, 0)
     runtime.close()
     # even read from the start (its positions lost), the domain refuses the proposals again
+    _inbox(tmp_path, *GOOD)
+    shutil.copy(DATA / "0002-death.xml", inbox / "0002-death-resent.xml")
     fresh = ConnectorRuntime(runtime.specs, register_service, tmp_path / "connectors-anew")
     anew = fresh.run("register", until_idle=True)
     # 5 events and the resent copy of the death: both proposals and the copy found applied
@@ -218,6 +221,43 @@ def test_the_same_delivery_twice_and_a_second_run_change_nothing(
     assert _count(register_service, cases[DIES], "ClosureProposed") == 1
     assert _count(register_service, cases[MOVES_TO_OLTEN], "HandoverProposed") == 1
     fresh.close()
+
+
+def test_processed_deliveries_are_deleted_and_their_position_kept(
+    tmp_path: Path, register_service: CaseService
+) -> None:
+    _cases(register_service)
+    inbox = _inbox(tmp_path, *GOOD)
+    runtime = _runtime(tmp_path, register_service)
+
+    first = runtime.run("register", until_idle=True)
+
+    assert first.items == len(GOOD) and first.ok
+    assert list(inbox.iterdir()) == []  # AHVN13, names and birth dates gone with them
+    assert runtime.state.position("register") == first.position
+    runtime.close()
+
+
+def test_erase_deletes_a_processed_delivery_and_reports_a_pending_one(
+    tmp_path: Path, register_service: CaseService
+) -> None:
+    cases = _cases(register_service)
+    inbox = _inbox(tmp_path, "0002-death.xml")
+    runtime = _runtime(tmp_path, register_service)
+    person = register_service.get_case(cases[DIES]).applicant.open()
+    subject = ErasureSubject.of(person, person.person_id)
+    pending = runtime.erase_person(subject)
+    runtime.run("register", until_idle=True)
+    _inbox(tmp_path, "0002-death.xml")  # processed (its position saved), dropped again
+
+    erased = runtime.erase_person(subject)
+
+    assert [(Path(f.path).name, f.outcome) for f in pending] == [
+        ("0002-death.xml", "not reached")]
+    assert "not processed yet" in pending[0].detail
+    assert [(Path(f.path).name, f.outcome) for f in erased] == [("0002-death.xml", "deleted")]
+    assert list(inbox.iterdir()) == []
+    runtime.close()
 
 
 @pytest.mark.parametrize(

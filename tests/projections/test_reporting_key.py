@@ -1,4 +1,5 @@
-"""The reporting key: from NERVENBAHN_REPORTING_KEY, or a key file beside a SQLite store."""
+"""The reporting key: from NERVENBAHN_REPORTING_KEY, or a key file in a SQLite store's key
+folder."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, cast
 import pytest
 
 from bus.kafka_settings import KafkaSettings
-from nervenbahn.config import ConfigError, StoreConfig, load_settings
+from nervenbahn.config import ConfigError, StoreConfig, load_settings, store_key_folder
 from nervenbahn.wiring import Bus
 from projections.reporting import ReportingProjection
 
@@ -25,15 +26,15 @@ def test_the_reporting_key_comes_from_the_environment(tmp_path: Path) -> None:
     assert settings.reporting_key is not None
     assert settings.reporting_key.get_secret_value() == KEY
     assert KEY not in repr(settings)
-    assert not (tmp_path / "s.db.reporting-key").exists()
+    assert not any(settings.key_dir.rglob("reporting.key"))
 
 
-def test_beside_a_sqlite_store_a_key_file_of_its_own_is_created_once(tmp_path: Path) -> None:
+def test_for_a_sqlite_store_a_key_file_of_its_own_is_created_once(tmp_path: Path) -> None:
     env = {"NERVENBAHN_STORE": f"sqlite:///{tmp_path / 's.db'}"}
 
     first, again = load_settings(env), load_settings(env)
 
-    path = tmp_path / "s.db.reporting-key"
+    path = store_key_folder(first.key_dir, tmp_path / "s.db") / "reporting.key"
     assert first.reporting_key is not None and again.reporting_key is not None
     assert first.reporting_key.get_secret_value() == again.reporting_key.get_secret_value()
     assert first.reporting_key.get_secret_value() != first.master_key.get_secret_value()

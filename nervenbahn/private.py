@@ -1,0 +1,88 @@
+"""Files and folders only their owner can read: folders 0700, files 0600, whatever the umask.
+
+Everything nervenbahn writes beside the store holds personal data, keys or what leads to them
+(events, read models, connector databases, inbox, outbox, reports, logs). The helpers here set
+the mode when a file or folder is created (`os.open`/`mkdir` with the mode, then `chmod`, since
+a umask can only take bits away and a pre-existing path keeps its mode), so no code path
+depends on the umask of the shell that started it. SQLite gives a database's `-wal` and `-shm`
+files the mode of the database file: pre-create the database with `private_file` before
+connecting. `private_umask` is the belt to these braces for files made by libraries and child
+processes (the embedded broker): the CLI runs every command under it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = [
+    "FILE_MODE",
+    "FOLDER_MODE",
+    "PRIVATE_UMASK",
+    "private_file",
+    "private_folder",
+    "private_umask",
+    "write_private",
+]
+
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
+PRIVATE_UMASK = 0o077
+
+
+def private_folder(path: Path) -> Path:
+    """Create `path` (and missing parents) with mode 0700; an existing folder is left as is
+    unless nervenbahn created it now. Returns `path`."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=FOLDER_MODE)
+        except FileExistsError:
+            continue  # another process made it meanwhile
+        os.chmod(folder, FOLDER_MODE)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Make sure `path` exists as a file of mode 0600 (created empty if missing, its folder
+    with `private_folder`); its content is untouched. Returns `path`."""
+    private_folder(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def write_private(path: Path, content: bytes | str) -> Path:
+    """Write `content` to `path` atomically (temporary file of mode 0600, fsync, rename).
+    Returns `path`."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    private_folder(path.parent)
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), FILE_MODE)
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    return path
+
+
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """Run the block with umask 077 (files the code does not create itself, e.g. a child
+    process's, are private too), restoring the previous umask afterwards."""
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)
