@@ -222,10 +222,11 @@ class Pain001Sink(Sink):
     def _erase_in_file(self, db: Any, run_id: str, end_to_end_ids: set[str]) -> ErasedFile:
         path = pain001_path(self.outbox, run_id)
         try:
-            xml, erased = erase_transfers(path.read_bytes(), end_to_end_ids)
+            before = path.read_bytes()
+            xml, erased = erase_transfers(before, end_to_end_ids)
         except (OSError, ET.ParseError, PaymentFileError) as exc:
             return ErasedFile(str(path), "not reached", f"cannot be rewritten: {exc}")
-        if not erased:
+        if xml == before:
             return ErasedFile(str(path), "checked", "its credit transfers were erased before")
         write_private(path, xml)
         db.execute("UPDATE pain001_runs SET file_sha256 = ? WHERE run_id = ?",

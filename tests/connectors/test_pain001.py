@@ -21,6 +21,7 @@ from connectors.payments.pain001 import (
     InvalidPaymentFileError,
     PaymentFile,
     build_pain001,
+    erase_transfers,
     identifier,
     validate_pain001,
 )
@@ -220,3 +221,26 @@ def test_identifier_is_a_uuid_in_hex_or_an_allowed_text() -> None:
     assert identifier("run-2026-03") == "run-2026-03"
     with pytest.raises(ValueError, match="not an SPS identifier"):
         identifier("run_2026_03")
+
+
+def test_erasing_a_creditor_keeps_the_file_valid_and_the_other_transfers_as_they_were() -> None:
+    original = build_pain001(payment_file())
+
+    rewritten, erased = erase_transfers(original, {identifier(ORDER_A)})
+
+    assert erased == 1
+    validate_pain001(rewritten)
+    for text in ("Anna Müller", ANNA_IBAN.replace(" ", ""), "Sozialhilfe 2026-03"):
+        assert text.encode() not in rewritten and text.encode() in original
+    root = ET.fromstring(rewritten)
+    transfers = root.findall(".//p:CdtTrfTxInf", NS)
+    anna, bruno = transfers
+    assert anna.findtext("p:Cdtr/p:Nm", namespaces=NS) == "ERASED"
+    assert anna.findtext("p:CdtrAcct/p:Id/p:Othr/p:Id", namespaces=NS) == "ERASED"
+    assert anna.findtext("p:Amt/p:InstdAmt", namespaces=NS) == "1234.50"
+    assert ET.tostring(bruno) == ET.tostring(
+        ET.fromstring(original).findall(".//p:CdtTrfTxInf", NS)[1]
+    )
+    assert root.findtext(".//p:GrpHdr/p:CtrlSum", namespaces=NS) == "2222.15"
+    assert erase_transfers(rewritten, {identifier(ORDER_A)}) == (rewritten, 1)
+    assert erase_transfers(original, {"unknown"}) == (original, 0)
