@@ -1,0 +1,83 @@
+"""Keys of a SQLite store live outside its folder: one key folder per store under
+NERVENBAHN_KEY_DIR (default `$XDG_CONFIG_HOME/nervenbahn/keys`, `~/.config/nervenbahn/keys`);
+an old installation's key files beside the database keep working, with a warning."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import stat
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from nervenbahn.config import load_settings, store_key_folder
+
+KINDS = {"master": ".key", "signing": ".signing-key", "reporting": ".reporting-key"}
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_new_store_gets_its_keys_in_a_private_folder_outside_the_store(tmp_path: Path) -> None:
+    store = tmp_path / "data" / "cases.db"
+    env = {"NERVENBAHN_STORE": f"sqlite:///{store}", "NERVENBAHN_KEY_DIR": str(tmp_path / "k")}
+
+    settings = load_settings(env)
+    keys = (settings.master_key, settings.signing_key, settings.reporting_key)
+
+    folder = store_key_folder(tmp_path / "k", store)
+    assert folder.parent == tmp_path / "k"
+    assert {p.name for p in folder.iterdir()} == {"master.key", "signing.key", "reporting.key",
+                                                   "store"}
+    assert (folder / "store").read_text().strip() == str(store.resolve())
+    assert _mode(folder) == 0o700 and all(_mode(p) == 0o600 for p in folder.iterdir())
+    assert not store.parent.exists() or list(store.parent.iterdir()) == []
+    again = load_settings(env)
+    assert keys == (again.master_key, again.signing_key, again.reporting_key)
+    assert len({key.get_secret_value() for key in keys if key}) == 3
+
+
+def test_two_stores_never_share_a_key_folder(tmp_path: Path) -> None:
+    first = store_key_folder(tmp_path, tmp_path / "a" / "cases.db")
+    second = store_key_folder(tmp_path, tmp_path / "b" / "cases.db")
+
+    assert first != second
+    assert first.name.startswith("cases-") and second.name.startswith("cases-")
+
+
+def test_the_default_key_dir_is_in_the_users_configuration_folder(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'cases.db'}"
+
+    xdg = load_settings({"NERVENBAHN_STORE": store, "XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    home = load_settings({"NERVENBAHN_STORE": store, "HOME": str(tmp_path / "home")})
+
+    assert xdg.key_dir == tmp_path / "xdg" / "nervenbahn" / "keys"
+    assert home.key_dir == tmp_path / "home" / ".config" / "nervenbahn" / "keys"
+    assert list(xdg.key_dir.rglob("master.key")) and list(home.key_dir.rglob("master.key"))
+
+
+def test_key_files_beside_an_old_store_keep_working_with_a_warning_naming_them(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "cases.db"
+    old = {kind: store.with_suffix(".db" + suffix) for kind, suffix in KINDS.items()}
+    for path in old.values():
+        path.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    env = {"NERVENBAHN_STORE": f"sqlite:///{store}", "NERVENBAHN_KEY_DIR": str(tmp_path / "k")}
+
+    with capture_logs() as logs:
+        settings = load_settings(env)
+        used = {"master": settings.master_key, "signing": settings.signing_key,
+                "reporting": settings.reporting_key}
+
+    for kind, path in old.items():
+        key = used[kind]
+        assert key is not None and key.get_secret_value() == path.read_text().strip()
+    warned = {entry["key_file"]: entry for entry in logs if entry["log_level"] == "warning"}
+    assert set(warned) == {str(path) for path in old.values()}
+    folder = store_key_folder(tmp_path / "k", store)
+    assert warned[str(old["master"])]["move_to"] == str(folder / "master.key")
+    assert "mv" in warned[str(old["master"])]["how"]
+    assert not (tmp_path / "k").exists()  # nothing new is created beside the old keys
