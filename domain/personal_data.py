@@ -208,11 +208,14 @@ class ErasureSubject:
             return cls(person_id, person.ahvn13)
         return cls(person_id)
 
+    def ahvn13_forms(self) -> tuple[str, ...]:
+        """The AHVN13 as printed and as 13 digits (eCH-0044 `vn`); none if unknown."""
+        return (self.ahvn13, self.ahvn13.replace(".", "")) if self.ahvn13 else ()
+
     def identifiers(self) -> tuple[str, ...]:
-        """Texts that name this person and no other: the AHVN13 with and without dots, and
-        the person id (as eCH-0044 local id, plain and as hex)."""
-        numbers = (self.ahvn13, self.ahvn13.replace(".", "")) if self.ahvn13 else ()
-        return (*numbers, str(self.person_id), self.person_id.hex)
+        """Texts that name this person and no other: the AHVN13 forms, and the person id
+        (as eCH-0044 local id, plain and as hex)."""
+        return (*self.ahvn13_forms(), str(self.person_id), self.person_id.hex)
 
     def __repr__(self) -> str:
         return f"ErasureSubject(person_id={self.person_id!s})"

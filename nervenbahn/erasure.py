@@ -89,9 +89,9 @@ def erase_person(settings: Settings, service: CaseService, person_id: UUID) -> E
 def files_naming(folder: Path, subject: ErasureSubject) -> list[Path]:
     """Every file under `folder` whose bytes hold the subject's AHVN13 (with or without
     dots); none if the AHVN13 is not known (the key was destroyed before)."""
-    if not subject.ahvn13 or not folder.is_dir():
+    needles = [text.encode("ascii") for text in subject.ahvn13_forms()]
+    if not needles or not folder.is_dir():
         return []
-    needles = [text.encode("ascii") for text in subject.identifiers()[:2]]
     return [path for path in sorted(folder.rglob("*"))
             if path.is_file() and not path.is_symlink() and _holds(path, needles)]
 

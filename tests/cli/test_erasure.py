@@ -83,3 +83,19 @@ def test_a_reader_holding_the_wal_makes_erase_exit_non_zero_until_the_key_is_gon
     assert bytes(wrapped) not in on_disk
     shown = cli("--json", "case", "show", CASE).json()
     assert isinstance(shown, dict) and shown["applicant"]["family_name"] == "[erased]"
+
+
+def test_a_file_in_the_store_folder_still_holding_the_ahvn13_is_reported_not_reached(
+    cli: Cli, tmp_path: Path
+) -> None:
+    person = _applicant(cli)
+    legacy = tmp_path / "legacy-import.jsonl"  # an import file the operator left behind
+    legacy.write_text('{"ahvn13": "7569217076985", "family_name": "Quellmatt"}\n')
+
+    erased = cli("--json", "person", "erase", person, "--yes")
+
+    assert erased.code == 4
+    places = {p["place"]: p for p in erased.json()["places"]}  # type: ignore[index]
+    assert places[str(legacy)]["outcome"] == "not reached"
+    assert "AHVN13" in places[str(legacy)]["detail"]
+    assert places["data key"]["outcome"] == "destroyed"
