@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4, uuid5
@@ -18,7 +19,7 @@ import pytest
 
 from bus.consumer import Received, Rejected
 from bus.effects import SQLiteEffectStore
-from connectors.payments.pain001 import NAMESPACE, SCHEMA_FILE
+from connectors.payments.pain001 import NAMESPACE, SCHEMA_FILE, validate_pain001
 from connectors.payments.sink import Pain001Sink, pain001_path, report_path
 from connectors.sdk import ConnectorContext
 from domain.payments import (
@@ -29,6 +30,7 @@ from domain.payments import (
     RunPayments,
     SealedPayoutAccount,
 )
+from domain.personal_data import ErasureSubject
 from domain.service import CaseService
 from nervenbahn.bootstrap import build_service, close_service
 from tests.bus.pipeline import store_settings
@@ -356,6 +358,35 @@ def test_erased_payee_holds_the_run(
     assert consume(sink, consumer_db, events) == []
     [held] = problems(sink, consumer_db)
     assert "payout account was erased" in held
+
+
+def test_erasure_rewrites_the_delivered_file_and_records_its_new_digest(
+    service: CaseService, consumer_db: SQLiteEffectStore, payees: Payees, tmp_path: Path
+) -> None:
+    sink = make_sink(service, tmp_path)
+    events = run_events([draft(CASES[0], "regular", "1520.35", payees.account(*ANNA)),
+                         draft(CASES[1], "regular", "980.00", payees.account(*BRUNO))])
+    run_id = str(events[0].originator_id)
+    consume(sink, consumer_db, events)
+    path = pain001_path(sink.outbox, run_id)
+    subject = ErasureSubject(payees.persons[ANNA[0]])
+
+    with consumer_db.transaction() as tx:
+        [erased] = sink.erase(subject, tx)
+    with consumer_db.transaction() as tx:
+        [again] = sink.erase(subject, tx)
+        (digest,) = tx.execute("SELECT file_sha256 FROM pain001_runs WHERE run_id = ?",
+                               (run_id,)).fetchone()
+
+    content = path.read_bytes()
+    assert (erased.path, erased.outcome) == (str(path), "rewritten")
+    assert again.outcome == "checked"
+    assert ANNA[0].encode() not in content and ANNA[1].encode() not in content
+    assert BRUNO[0].encode() in content and BRUNO[1].encode() in content
+    assert digest == sha256(content).hexdigest()
+    validate_pain001(content)
+    with consumer_db.transaction() as tx:
+        assert sink.erase(ErasureSubject(uuid4()), tx) == []
 
 
 def test_other_file_under_the_run_name_is_never_replaced(
