@@ -118,6 +118,7 @@ def test_no_byte_names_an_erased_person_after_every_output(
     register = next(s for s in status if s["name"] == "population_register")
     assert register["position"] and register["lag"] == 0
     assert list((tmp_path / "inbox" / "register").iterdir()) == []
+    assert not (tmp_path / "demo-history.jsonl").exists()  # deleted once imported
     messages = _messages(kafka_settings)
     assert len(messages) > 1000
 
