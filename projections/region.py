@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from domain.events import add_months
 from projections.framework import Projection, update_case_row
@@ -24,6 +24,7 @@ __all__ = [
     "REVIEW_HORIZON_DAYS",
     "RegionProjection",
     "WorkItem",
+    "WorkItemKind",
     "caseload",
     "work_list",
 ]
@@ -210,11 +211,16 @@ def _resolve_proposals(tx: SQLConnection, case_id: str, kinds: tuple[str, ...]) 
 # --- queries ---------------------------------------------------------------------------------
 
 
+WorkItemKind = Literal["assessment", "review", "goal", "handover_proposal", "closure_proposal"]
+"""What a work-list item asks for: an initial assessment, a periodic review, a goal's due date,
+or a register's open proposal to hand the case over or to close it."""
+
+
 @dataclass(frozen=True)
 class WorkItem:
     """Something a caseworker of the region has to do by a date."""
 
-    kind: str
+    kind: WorkItemKind
     case_id: str
     due: date
     overdue: bool
@@ -231,7 +237,8 @@ def caseload(db: SQLConnection, region: str) -> dict[str, int]:
 
 
 def work_list(db: SQLConnection, region: str, today: date) -> list[WorkItem]:
-    """Assessments, reviews and goals of the region that are due or overdue, soonest first."""
+    """Assessments, reviews, goals and register proposals of the region that are due or
+    overdue, soonest first."""
     items: list[WorkItem] = []
     for case_id, intake_on in db.execute(
         "SELECT case_id, intake_on FROM region_cases WHERE social_region = ? AND phase = 'intake'",
@@ -260,6 +267,12 @@ def work_list(db: SQLConnection, region: str, today: date) -> list[WorkItem]:
     return sorted(items, key=lambda item: (item.due, item.kind, item.case_id))
 
 
+_PROPOSAL_KINDS: dict[str, WorkItemKind] = {
+    "handover": "handover_proposal",
+    "closure": "closure_proposal",
+}
+
+
 def _open_proposals(db: SQLConnection, region: str, today: date) -> list[WorkItem]:
     """Open handover and closure proposals of the region's cases (due from the reported day)."""
     items = []
@@ -276,5 +289,5 @@ def _open_proposals(db: SQLConnection, region: str, today: date) -> list[WorkIte
             detail = f"moved to {to_bfs} ({to_region}); ref {ref}"
         else:
             detail = f"{reason}; ref {ref}"
-        items.append(WorkItem(f"{kind}_proposal", case_id, reported, overdue, detail))
+        items.append(WorkItem(_PROPOSAL_KINDS[kind], case_id, reported, overdue, detail))
     return items

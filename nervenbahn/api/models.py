@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from projections.region import WorkItemKind
+
 __all__ = [
     "APPLICANT_FIELDS",
     "AccessLogEntry",
@@ -89,9 +91,14 @@ class Caseload(BaseModel):
 
 
 class WorkItem(BaseModel):
-    """Something a caseworker of the region has to do by a date."""
+    """Something a caseworker of the region has to do by a date: an initial assessment, a
+    periodic review, a goal's due date, or a register's open proposal to hand the case over
+    (`handover_proposal`, due from the reported move) or to close it (`closure_proposal`,
+    due from the reported death or departure)."""
 
-    kind: Literal["assessment", "review", "goal"]
+    kind: WorkItemKind = Field(
+        description="assessment, review, goal, handover_proposal or closure_proposal"
+    )
     case_id: str
     due: date
     overdue: bool
@@ -99,7 +106,8 @@ class WorkItem(BaseModel):
 
 
 class WorkList(BaseModel):
-    """Assessments, reviews and goals due or overdue in the region, soonest first."""
+    """Assessments, reviews, goals and register proposals due or overdue in the region,
+    soonest first."""
 
     region_id: str
     today: date

@@ -31,8 +31,8 @@ def get_caseload(region: Region, ctx: Context) -> Caseload:
 
 @router.get("/{region_id}/worklist", response_model=WorkList, responses=PROBLEM_RESPONSES)
 def get_work_list(region: Region, ctx: Context, today: date | None = None) -> WorkList:
-    """Assessments, reviews and goals due or overdue, judged on `today` (default: today in
-    Switzerland)."""
+    """Assessments, reviews, goals and register proposals (handover, closure) due or overdue,
+    judged on `today` (default: today in Switzerland)."""
     day = today or ctx.clock().astimezone(SWISS_TIME).date()
     with read_model(ctx.region_db, "region") as db:
         items = work_list(db, region, day)
