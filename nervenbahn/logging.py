@@ -1,14 +1,23 @@
-"""structlog set-up: JSON lines when not on a terminal, readable lines on one."""
+"""structlog set-up: JSON lines when not on a terminal, readable lines on one.
+
+Exceptions are rendered as plain tracebacks: never with local variables (they hold the
+personal data a command was working on) and never through Rich's pretty printer.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Mapping
 from typing import Literal
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["LogFormat", "configure_logging", "configure_logging_from_environment"]
+
+LogFormat = Literal["auto", "json", "console"]
+_FORMATS: tuple[LogFormat, ...] = ("auto", "json", "console")
 
 
 def _printer(stream: object) -> structlog.typing.WrappedLogger:
@@ -18,16 +27,16 @@ def _printer(stream: object) -> structlog.typing.WrappedLogger:
     return lambda *_: structlog.PrintLogger(file=sys.stderr)
 
 
-def configure_logging(
-    fmt: Literal["auto", "json", "console"] = "auto", level: str = "info", stream: object = None
-) -> None:
+def configure_logging(fmt: LogFormat = "auto", level: str = "info", stream: object = None) -> None:
     """Configure structlog for the process; logs go to stderr (stdout is for results)."""
     out = stream or sys.stderr
     as_json = fmt == "json" or (fmt == "auto" and not getattr(out, "isatty", lambda: False)())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[
@@ -42,4 +51,17 @@ def configure_logging(
         ),
         logger_factory=_printer(stream),
         cache_logger_on_first_use=False,
+    )
+
+
+def configure_logging_from_environment(env: Mapping[str, str] | None = None) -> None:
+    """Configure logging from NERVENBAHN_LOG_FORMAT and NERVENBAHN_LOG_LEVEL, before anything
+    else can log; a value that is not valid falls back to the default here (loading the
+    settings reports it as a configuration error)."""
+    env = os.environ if env is None else env
+    fmt = env.get("NERVENBAHN_LOG_FORMAT", "auto")
+    level = env.get("NERVENBAHN_LOG_LEVEL", "info")
+    configure_logging(
+        fmt if fmt in _FORMATS else "auto",
+        level if level.upper() in logging.getLevelNamesMapping() else "info",
     )

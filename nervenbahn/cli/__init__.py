@@ -18,6 +18,7 @@ from typer.exceptions import Abort, Exit, TyperException
 from domain.errors import DomainError, InvalidCommandError
 from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.config import ConfigError
+from nervenbahn.logging import configure_logging_from_environment
 from nervenbahn.private import private_umask
 
 from . import (
@@ -43,6 +44,7 @@ app = typer.Typer(
     help="nervenbahn: the event-sourced core for social administration.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
     add_completion=False,
 )
 person_app = typer.Typer(help="Personal data of household members.", no_args_is_help=True)
@@ -166,6 +168,7 @@ def demo(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
+    configure_logging_from_environment()  # before anything can log (never with locals)
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     _RUNTIMES.append(Runtime())
@@ -186,9 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), EXIT_REFUSED)
     except (ConfigError, StoreUnavailableError) as exc:
         return _fail(str(exc), EXIT_UNAVAILABLE)
-    except Exception as exc:  # the CLI never shows a traceback
+    except Exception as exc:  # the CLI never shows a traceback, nor the error's values
         structlog.get_logger("nervenbahn.cli").error("unexpected error", exc_info=True)
-        return _fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_INTERNAL)
+        return _fail(f"unexpected {type(exc).__name__} (logged)", EXIT_INTERNAL)
     finally:
         _close_runtime()
     return result if isinstance(result, int) else 0

@@ -13,11 +13,10 @@ need neither the master key nor the event store.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
@@ -30,7 +29,6 @@ from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.api.settings import ApiSettings, load_api_settings
 from nervenbahn.config import ConfigError
-from nervenbahn.logging import configure_logging
 
 from .render import emit_json
 from .runtime import Runtime, runtime
@@ -99,13 +97,7 @@ def access_purge(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 
 def _settings() -> ApiSettings:
-    settings = load_api_settings()
-    fmt = os.environ.get("NERVENBAHN_LOG_FORMAT", "auto")
-    if fmt not in ("auto", "json", "console"):
-        raise ConfigError("NERVENBAHN_LOG_FORMAT: use auto, json or console")
-    configure_logging(cast(Literal["auto", "json", "console"], fmt),
-                      os.environ.get("NERVENBAHN_LOG_LEVEL", "info"))
-    return settings
+    return load_api_settings()
 
 
 @contextmanager
