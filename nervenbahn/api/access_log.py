@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from domain.case import Case
 from nervenbahn.api.errors import ApiError
 from nervenbahn.audit.hashing import ChainHead, ChainVerification
 
@@ -33,6 +34,7 @@ __all__ = [
     "ChainedAccessLog",
     "LoggedAccess",
     "RetentionAnchor",
+    "case_read_entries",
     "check_retention",
 ]
 
@@ -72,6 +74,22 @@ class AccessEntry:
     person_id: str
     fields: tuple[str, ...]
     endpoint: str
+
+
+def case_read_entries(
+    case: Case, *, at: datetime, consumer: str, scope: str, fields: tuple[str, ...],
+    endpoint: str,
+) -> list[AccessEntry]:
+    """The entries of one read of a case: one for each person of its household (applicant
+    first). A case's data — phase, budget, decisions — concerns every member of the household
+    (data on social assistance is sensitive personal data, Art. 5 let. c no. 5 FADP), so a
+    read is logged under each of them, also when it shows no name."""
+    persons = [case.applicant, *case.other_members]
+    return [
+        AccessEntry(at=at, consumer=consumer, scope=scope, case_id=str(case.id),
+                    person_id=str(person.person_id), fields=fields, endpoint=endpoint)
+        for person in persons
+    ]
 
 
 @dataclass(frozen=True)

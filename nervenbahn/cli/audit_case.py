@@ -33,6 +33,7 @@ from nervenbahn.audit.report import build_case_report, write_case_report
 from nervenbahn.audit.verify import verify_store
 from nervenbahn.config import ConfigError
 
+from .reads import log_case_read, readable_case
 from .render import emit_json
 from .runtime import Runtime, parse_as_of, runtime
 
@@ -58,7 +59,9 @@ def state(
     """The state of a case as recorded up to a time (no personal data)."""
     rt = runtime(ctx)
     moment = _moment("audit state", "as_of", as_of)
-    view = StateAsOf.of(rt.service.case_as_of(_uuid("audit state", case_id), moment), moment)
+    case = readable_case(rt, _uuid("audit state", case_id), moment)
+    view = StateAsOf.of(case, moment)
+    log_case_read(rt, case, ("case_state",), "audit state")
     if rt.as_json:
         emit_json(rt.console, view.as_dict())
         return
@@ -76,9 +79,11 @@ def budget(
     """What a case was owed for a month as known at a time, and what that rests on."""
     rt = runtime(ctx)
     name = "audit budget"
-    answer = rt.service.budget_as_known_at(
-        _uuid(name, case_id), _month(name, month), _moment(name, "as_known_at", as_known_at)
-    )
+    uid, first = _uuid(name, case_id), _month(name, month)
+    moment = _moment(name, "as_known_at", as_known_at)
+    case = readable_case(rt, uid, moment)
+    answer = rt.service.budget_as_known_at(uid, first, moment)
+    log_case_read(rt, case, ("budget_month",), name)
     if rt.as_json:
         emit_json(rt.console, answer.as_dict())
         return
@@ -97,12 +102,12 @@ def diff(
     """What changed about a month between two knowledge times, and which events changed it."""
     rt = runtime(ctx)
     name = "audit diff"
-    result = rt.service.diff_as_known(
-        _uuid(name, case_id),
-        _month(name, month),
-        _moment(name, "known_at", known_at),
-        _moment(name, "compared_to", compared_to),
-    )
+    uid, first = _uuid(name, case_id), _month(name, month)
+    earlier = _moment(name, "known_at", known_at)
+    later = _moment(name, "compared_to", compared_to)
+    case = readable_case(rt, uid, max(earlier, later))
+    result = rt.service.diff_as_known(uid, first, earlier, later)
+    log_case_read(rt, case, ("budget_month_diff",), name)
     if rt.as_json:
         emit_json(rt.console, result.as_dict())
         return
@@ -131,13 +136,14 @@ def case_report(
     rt = runtime(ctx)
     uid = _uuid("audit case", case_id)
     moment = _moment("audit case", "as_of", as_of)
-    rt.service.case_as_of(uid, moment)  # not found: fail before verifying the whole store
+    case = readable_case(rt, uid, moment)  # not found: fail before verifying the store
     verifications, note = _verify(rt, public_key) if verify else ([], "verification skipped")
     report = build_case_report(
         rt.service, uid, moment, now=datetime.now(UTC), verifications=verifications,
         verification_note=note,
     )
     path = out or Path(f"audit-{uid}-{moment.astimezone(SWISS_TIME):%Y-%m-%d}.html")
+    log_case_read(rt, case, ("audit_report",), "audit case")
     write_case_report(report, path)
     intact = bool(verifications) and all(v.ok for v in verifications)
     if rt.as_json:

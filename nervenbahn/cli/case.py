@@ -15,6 +15,14 @@ from rich.table import Table
 
 from domain.errors import InvalidCommandError
 
+from .reads import (
+    PERSONAL_FIELDS,
+    log_case_read,
+    readable_case,
+    reader,
+    require_personal_data,
+    require_region,
+)
 from .render import case_view, emit_json, history_rows, jsonable, print_case, print_history
 from .runtime import parse_as_of, runtime
 
@@ -413,9 +421,10 @@ def show(
     """Show the state of a case, now or as recorded at an earlier time."""
     rt = runtime(ctx)
     moment = parse_as_of(as_of) if as_of else None
-    uid = _uuid(case_id)
-    case = rt.service.case_as_of(uid, moment) if moment else rt.service.get_case(uid)
+    case = readable_case(rt, _uuid(case_id), moment)
+    require_personal_data(rt)
     view = case_view(case, rt.service.reference, moment)
+    log_case_read(rt, case, PERSONAL_FIELDS, "case show" + (" --as-of" if moment else ""))
     if rt.as_json:
         emit_json(rt.console, view)
     else:
@@ -427,7 +436,9 @@ def history(ctx: typer.Context, case_id: CaseId) -> None:
     """List every event of a case with its recorded time and effective date."""
     rt = runtime(ctx)
     uid = _uuid(case_id)
+    case = readable_case(rt, uid)
     entries = rt.service.history(uid)
+    log_case_read(rt, case, ("history",), "case history")
     if rt.as_json:
         emit_json(rt.console, history_rows(entries))
     else:
@@ -441,12 +452,18 @@ def list_cases(
     phase: Annotated[str | None, typer.Option(help="Only this phase.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many cases.")] = 20,
 ) -> None:
-    """List cases (no personal data), optionally by region and phase."""
+    """List cases (no personal data), optionally by region and phase; a caseworker's or
+    supervisor's own region only."""
     rt = runtime(ctx)
+    if region:
+        require_region(rt, region)
+    who = reader(rt)
     rows = []
     for uid in rt.service.case_ids():
         case = rt.service.get_case(uid)
         if (region and case.social_region != region) or (phase and case.phase != phase):
+            continue
+        if not who.may_read(case.social_region):
             continue
         budget = case.budgets[-1].total if case.budgets and case.phase == "supported" else None
         rows.append(

@@ -24,6 +24,7 @@ from domain.payment_service import PaymentService, RunSummary
 from domain.payments import OrderDraft, RecordPayoutAccount, RunPayments
 from nervenbahn.bootstrap import build_payment_service
 
+from .reads import log_case_read, readable_case
 from .render import emit_json
 from .runtime import Runtime, runtime
 
@@ -107,8 +108,10 @@ def orders(
     """Every recorded order of a case, and what they add up to per month."""
     rt = runtime(ctx)
     uid = _uuid(case_id, "case_id")
+    case = readable_case(rt, uid)
     with _payments(rt) as payments:
         found = list(payments.orders(uid))
+    log_case_read(rt, case, ("payment_orders",), "payments orders")
     rows: list[dict[str, Any]] = [
         {"order_id": o.order_id, "run_id": o.originator_id, "for_month": f"{o.for_month:%Y-%m}",
          "kind": o.kind, "amount": o.amount, "held": o.held, "recorded_at": o.timestamp}

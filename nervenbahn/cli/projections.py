@@ -19,6 +19,7 @@ from projections import PROJECTIONS, rebuild
 from projections.region import RegionProjection, caseload, work_list
 from projections.storage import SQLConnection, read_model_built, read_model_connection
 
+from .reads import require_region
 from .render import emit_json
 from .runtime import runtime
 
@@ -64,6 +65,7 @@ def rebuild_command(
 def region_caseload(ctx: typer.Context, region: Annotated[str, typer.Argument()]) -> None:
     """Cases of a social region by phase."""
     rt = runtime(ctx)
+    require_region(rt, region)
     with _region_db(ctx) as db:
         counts = caseload(db, region)
     if rt.as_json:
@@ -85,6 +87,7 @@ def region_worklist(
 ) -> None:
     """Assessments, reviews and goals of a region that are due or overdue."""
     rt = runtime(ctx)
+    require_region(rt, region)
     day = date.fromisoformat(today) if today else date.today()
     with _region_db(ctx) as db:
         items = work_list(db, region, day)

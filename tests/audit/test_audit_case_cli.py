@@ -49,6 +49,7 @@ def cli(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("NERVENBAHN_LOG_FORMAT", "json")
+    monkeypatch.setenv("NERVENBAHN_ACTOR", "fk.meier:auditor:so-finanzkontrolle")
     monkeypatch.setenv("COLUMNS", "200")
 
     def run(*args: str) -> Outcome:

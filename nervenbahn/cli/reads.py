@@ -1,0 +1,141 @@
+"""Who may read what through the CLI, and the access log of what was read.
+
+The CLI reads with the same scope as it writes (docs/privacy.md, "Reads through the CLI"):
+
+- a caseworker or supervisor reads the cases of their own organisation (social region) only;
+  any other case is answered exactly like a case that does not exist (same message, exit 1);
+- administrators and system actors read canton-wide;
+- an `auditor` reads canton-wide but without personal data (`audit state|budget|diff|case`,
+  `case history`, `case list`, `payments orders`); `case show` is refused to auditors, and
+  every command that records something refuses the auditor role.
+
+Every read of a case is appended to the access log (the API's, NERVENBAHN_ACCESS_LOG) before
+anything is shown, one entry per person of the household: who (`cli:USER`, `ROLE:ORGANISATION`),
+which case and person, which fields, when, through which command. If the log cannot be
+written, nothing is shown (exit 3). Lists (`case list`, region work lists) are not logged, as
+the API's lists are not: they show no person and no case's details.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from domain.case import Case
+from domain.errors import CaseNotFoundError, InvalidCommandError, RuleViolationError
+from nervenbahn.api.access_log import case_read_entries
+from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
+from nervenbahn.api.errors import AccessLogUnavailableError
+from nervenbahn.api.models import APPLICANT_FIELDS
+from nervenbahn.api.settings import load_api_settings
+from nervenbahn.config import ConfigError
+
+from .runtime import Runtime
+
+__all__ = [
+    "CANTON_WIDE_ROLES",
+    "PERSONAL_FIELDS",
+    "READ_ROLES",
+    "Reader",
+    "log_case_read",
+    "readable_case",
+    "reader",
+    "require_personal_data",
+    "require_region",
+]
+
+READ_ROLES = ("caseworker", "supervisor", "administrator", "system", "auditor")
+"""The roles the CLI knows; `auditor` reads only (commands refuse it)."""
+CANTON_WIDE_ROLES = frozenset({"administrator", "system", "auditor"})
+"""Roles that read every region's cases."""
+PERSONAL_FIELDS = (*APPLICANT_FIELDS, "case_state")
+"""What `case show` shows of each person of the household, and the case's state."""
+
+
+@dataclass(frozen=True)
+class Reader:
+    """The acting user of a read: USER:ROLE:ORGANISATION."""
+
+    user_id: str
+    role: str
+    organisation: str
+
+    def may_read(self, region: str) -> bool:
+        """Whether this user reads cases of `region`."""
+        return self.role in CANTON_WIDE_ROLES or self.organisation == region
+
+    @property
+    def consumer(self) -> str:
+        """The name the access log records for this user."""
+        return f"cli:{self.user_id}"
+
+    @property
+    def scope(self) -> str:
+        """The scope the access log records for this user."""
+        return f"{self.role}:{self.organisation}"
+
+
+def reader(rt: Runtime) -> Reader:
+    """The acting user (--actor or NERVENBAHN_ACTOR), with a role the CLI knows."""
+    who = Reader(**rt.actor())
+    if who.role not in READ_ROLES:
+        raise InvalidCommandError(
+            "command", [("actor", f"role {who.role!r} is not one of {', '.join(READ_ROLES)}")]
+        )
+    return who
+
+
+def readable_case(rt: Runtime, case_id: UUID, as_of: datetime | None = None) -> Case:
+    """The case (now, or as recorded up to `as_of`) if the acting user may read it; a case
+    of another region is not found, with the very message of a missing one."""
+    missing = CaseNotFoundError(case_id, as_of.isoformat() if as_of else None)
+    try:
+        current = rt.service.get_case(case_id)
+    except CaseNotFoundError:
+        raise missing from None
+    if not reader(rt).may_read(current.social_region):
+        raise missing
+    return current if as_of is None else rt.service.case_as_of(case_id, as_of)
+
+
+def require_region(rt: Runtime, region: str) -> None:
+    """Refuse a region's figures to caseworkers and supervisors of another region."""
+    who = reader(rt)
+    if not who.may_read(region):
+        raise RuleViolationError(
+            "actor-responsible",
+            f"actor.organisation: {who.organisation} may not read the cases of {region}",
+        )
+
+
+def require_personal_data(rt: Runtime) -> None:
+    """Refuse personal data to auditors (they read cases without it)."""
+    if reader(rt).role == "auditor":
+        raise RuleViolationError(
+            "auditor-without-personal-data",
+            "actor.role: an auditor reads cases without personal data (`audit state`, "
+            "`case history`)",
+        )
+
+
+def log_case_read(rt: Runtime, case: Case, fields: tuple[str, ...], command: str) -> None:
+    """Append the read of `case` to the access log before anything is shown; ConfigError
+    (exit 3, nothing shown) if the log cannot be written."""
+    who = reader(rt)
+    entries = case_read_entries(
+        case, at=datetime.now(UTC), consumer=who.consumer, scope=who.scope, fields=fields,
+        endpoint=f"nervenbahn {command}",
+    )
+    path = load_api_settings(rt.settings.store).access_log
+    try:
+        log = SQLiteAccessLog(path)
+        try:
+            for entry in entries:
+                log.append(entry)
+        finally:
+            log.close()
+    except AccessLogUnavailableError as exc:
+        raise ConfigError(
+            f"NERVENBAHN_ACCESS_LOG: {exc}; the case is not shown without an access-log entry"
+        ) from None
