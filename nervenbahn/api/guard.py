@@ -26,6 +26,7 @@ __all__ = [
     "authenticate",
     "canton_in_scope",
     "context",
+    "endpoint",
     "office_in_scope",
     "region_in_scope",
 ]
@@ -45,6 +46,13 @@ def context(request: Request) -> ApiContext:
 
 
 Context = Annotated[ApiContext, Depends(context)]
+
+
+def endpoint(request: Request) -> str:
+    """The request's method and route template, as the access log records it
+    (`GET /v1/branch-offices/{office_id}/cases/{case_id}`: no ids in the endpoint)."""
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', request.url.path)}"
 
 
 def authenticate(ctx: Context, key: Annotated[str | None, Security(_api_key)]) -> Consumer:

@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 from domain.service import CaseService
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import load_settings
-from tests.api.conftest import AppOn, Keys, ReadModels
+from tests.api.conftest import AppOn, Keys, ReadModels, context_of
+from tests.api.test_personal_data_reads import BrokenLog
 from tests.domain.bitemporal_case import EXPECTED, MONTHS, record_story_in_sqlite
 
 KNOWN_DAYS = {"30 April": "2026-04-30", "31 May": "2026-05-31", "30 June": "2026-06-30"}
@@ -181,3 +182,61 @@ def test_without_the_event_store_the_endpoints_are_unavailable(
     response = get(client, keys, f"/v1/audit/cases/{case_id}", as_of="2026-05-31")
     assert response.status_code == 503
     assert "event store" in response.json()["detail"]
+
+
+AS_OF_READS = [
+    ("/v1/audit/cases/{id}", {"as_of": "2026-05-31"}, ("case_state", "timeline"),
+     "GET /v1/audit/cases/{case_id}"),
+    ("/v1/audit/cases/{id}/months/2026-03", {"as_known_at": "2026-06-30"}, ("budget_month",),
+     "GET /v1/audit/cases/{case_id}/months/{month}"),
+    ("/v1/audit/cases/{id}/months/2026-03/diff",
+     {"known_at": "2026-05-31", "compared_to": "2026-06-30"}, ("budget_month_diff",),
+     "GET /v1/audit/cases/{case_id}/months/{month}/diff"),
+]
+
+
+@pytest.mark.parametrize(("path", "params", "fields", "endpoint"), AS_OF_READS,
+                         ids=["state", "month", "diff"])
+def test_each_as_of_read_is_in_the_access_log_under_every_household_member(
+    api: TestClient, keys: Keys, story: tuple[CaseService, UUID], path: str,
+    params: dict[str, str], fields: tuple[str, ...], endpoint: str,
+) -> None:
+    service, case_id = story
+    case = service.get_case(case_id)
+    persons = [str(p.person_id) for p in (case.applicant, *case.other_members)]
+
+    response = api.get(path.replace("{id}", str(case_id)), params=params,
+                       headers=keys.of(AUDITOR))
+
+    assert response.status_code == 200, response.text
+    logged = [item.entry for item in context_of(api).access_log.select(case_id=str(case_id))]
+    assert [(e.person_id, e.consumer, e.scope, e.fields, e.endpoint) for e in logged] == [
+        (person, "auditor", "auditor", fields, endpoint) for person in persons]
+
+
+@pytest.mark.parametrize(("path", "params", "fields", "endpoint"), AS_OF_READS,
+                         ids=["state", "month", "diff"])
+def test_an_as_of_read_that_cannot_be_logged_is_not_answered(
+    app_on: AppOn, seeded: ReadModels, keys: Keys, story: tuple[CaseService, UUID],
+    path: str, params: dict[str, str], fields: tuple[str, ...], endpoint: str,
+) -> None:
+    service, case_id = story
+    client = app_on(seeded, service=service, access_log=BrokenLog())
+
+    response = client.get(path.replace("{id}", str(case_id)), params=params,
+                          headers=keys.of(AUDITOR))
+
+    assert response.status_code == 503
+    assert "access log" in response.json()["detail"]
+
+
+def test_refused_and_missing_as_of_reads_leave_no_entry(
+    api: TestClient, keys: Keys, story: tuple[CaseService, UUID]
+) -> None:
+    _, case_id = story
+    api.get(f"/v1/audit/cases/{case_id}", params={"as_of": "2026-05-31"},
+            headers=keys.of("canton"))
+    api.get(f"/v1/audit/cases/{uuid4()}", params={"as_of": "2026-05-31"},
+            headers=keys.of(AUDITOR))
+
+    assert context_of(api).access_log.select() == []

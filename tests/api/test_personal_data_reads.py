@@ -98,7 +98,7 @@ def test_an_erased_applicant_reads_as_erased_and_the_read_is_still_logged(
         person_id, person_id]
 
 
-class _BrokenLog(AccessLog):
+class BrokenLog(AccessLog):
     """An access log whose disk is full."""
 
     def append(self, entry: AccessEntry) -> int:
@@ -115,7 +115,7 @@ def test_personal_data_is_not_served_when_the_read_cannot_be_logged(
     app_on: AppOn, keys: Keys, seeded: ReadModels
 ) -> None:
     case_id, _ = olten_cases(seeded)[0]
-    client = app_on(seeded, access_log=_BrokenLog())
+    client = app_on(seeded, access_log=BrokenLog())
 
     answer = client.get(f"/v1/branch-offices/akso-olten/cases/{case_id}", headers=keys.of(OLTEN))
 

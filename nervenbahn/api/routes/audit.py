@@ -1,5 +1,9 @@
 """Auditors: the access log, by person and/or case; a case as known at a recorded time (its
-state and timeline, a month's budget, what changed about a month between two times)."""
+state and timeline, a month's budget, what changed about a month between two times).
+
+The case answers name no person, but a case's data concerns its household (data on social
+assistance is sensitive personal data): each of these reads is appended to the access log,
+one entry per household member, before it is answered — as the CLI's `audit` reads are."""
 
 from __future__ import annotations
 
@@ -9,15 +13,16 @@ from datetime import date, datetime, time
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
 from domain.bitemporal import StateAsOf, parse_month, plain
-from domain.case import SWISS_TIME
+from domain.case import SWISS_TIME, Case
 from domain.errors import CaseNotFoundError, InvalidCommandError
 from domain.service import CaseService, HistoryEntry
+from nervenbahn.api.access_log import case_read_entries
 from nervenbahn.api.context import ApiContext
-from nervenbahn.api.guard import Context, auditor_in_scope
+from nervenbahn.api.guard import Context, auditor_in_scope, endpoint
 from nervenbahn.api.keys import Consumer
 from nervenbahn.api.models import AccessLogEntry, AccessLogPage
 from nervenbahn.api.problems import PROBLEM_RESPONSES, InvalidParam, ProblemError, not_found
@@ -215,7 +220,8 @@ class CaseAsOf(BaseModel):
 
 @router.get("/audit/cases/{case_id}", response_model=CaseAsOf, responses=PROBLEM_RESPONSES)
 def case_as_of(
-    _auditor: Annotated[Consumer, Depends(auditor_in_scope)],
+    auditor: Annotated[Consumer, Depends(auditor_in_scope)],
+    request: Request,
     ctx: Context,
     case_id: UUID,
     as_of: Annotated[str, Query(description=AS_OF_HELP)],
@@ -223,12 +229,15 @@ def case_as_of(
     """The state of a case as recorded up to `as_of`, with its timeline up to then."""
     service, moment = _service(ctx), _moment("as_of", as_of)
     with _answers():
-        state = StateAsOf.of(service.case_as_of(case_id, moment), moment)
+        case = service.case_as_of(case_id, moment)
         timeline = [
             _timeline_entry(entry) for entry in service.history(case_id)
             if entry.recorded_at <= moment
         ]
-    return CaseAsOf.model_validate({**state.as_dict(), "timeline": timeline})
+    answer = CaseAsOf.model_validate({**StateAsOf.of(case, moment).as_dict(),
+                                      "timeline": timeline})
+    _log_read(ctx, auditor, case, ("case_state", "timeline"), request)
+    return answer
 
 
 @router.get(
@@ -236,7 +245,8 @@ def case_as_of(
     responses=PROBLEM_RESPONSES,
 )
 def month_as_known(
-    _auditor: Annotated[Consumer, Depends(auditor_in_scope)],
+    auditor: Annotated[Consumer, Depends(auditor_in_scope)],
+    request: Request,
     ctx: Context,
     case_id: UUID,
     month: Annotated[str, Path(description="The month, YYYY-MM.")],
@@ -247,8 +257,12 @@ def month_as_known(
     service, first = _service(ctx), _month(month)
     moment = _moment("as_known_at", as_known_at)
     with _answers():
-        answer = service.budget_as_known_at(case_id, first, moment)
-    return MonthAsKnown.model_validate(answer.as_dict())
+        case = service.case_as_of(case_id, moment)
+        answer = MonthAsKnown.model_validate(
+            service.budget_as_known_at(case_id, first, moment).as_dict()
+        )
+    _log_read(ctx, auditor, case, ("budget_month",), request)
+    return answer
 
 
 @router.get(
@@ -256,7 +270,8 @@ def month_as_known(
     responses=PROBLEM_RESPONSES,
 )
 def month_diff(
-    _auditor: Annotated[Consumer, Depends(auditor_in_scope)],
+    auditor: Annotated[Consumer, Depends(auditor_in_scope)],
+    request: Request,
     ctx: Context,
     case_id: UUID,
     month: Annotated[str, Path(description="The month, YYYY-MM.")],
@@ -269,8 +284,25 @@ def month_diff(
     service, first = _service(ctx), _month(month)
     earlier, later = _moment("known_at", known_at), _moment("compared_to", compared_to)
     with _answers():
-        result = service.diff_as_known(case_id, first, earlier, later)
-    return MonthDiff.model_validate(result.as_dict())
+        case = service.case_as_of(case_id, max(earlier, later))
+        result = MonthDiff.model_validate(
+            service.diff_as_known(case_id, first, earlier, later).as_dict()
+        )
+    _log_read(ctx, auditor, case, ("budget_month_diff",), request)
+    return result
+
+
+def _log_read(
+    ctx: ApiContext, auditor: Consumer, case: Case, fields: tuple[str, ...], request: Request
+) -> None:
+    """Append the auditor's read of the case to the access log, one entry per household
+    member, before the answer leaves (no personal field is answered, but the case's data
+    concerns them; docs/audit.md); if that fails, the answer is not sent."""
+    for entry in case_read_entries(
+        case, at=ctx.clock(), consumer=auditor.name, scope=str(auditor.scope), fields=fields,
+        endpoint=endpoint(request),
+    ):
+        ctx.access_log.append(entry)
 
 
 def _service(ctx: ApiContext) -> CaseService:

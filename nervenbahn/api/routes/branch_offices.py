@@ -15,7 +15,7 @@ from domain.personal_data import ErasedPersonalData, PersonalData
 from domain.reference import BranchOffice
 from nervenbahn.api.access_log import AccessEntry
 from nervenbahn.api.context import ApiContext
-from nervenbahn.api.guard import Authenticated, Context, office_in_scope
+from nervenbahn.api.guard import Authenticated, Context, endpoint, office_in_scope
 from nervenbahn.api.keys import Consumer
 from nervenbahn.api.models import (
     APPLICANT_FIELDS,
@@ -98,7 +98,6 @@ def _applicant(person: PersonalData | ErasedPersonalData) -> Applicant:
 
 def _log_read(ctx: ApiContext, consumer: Consumer, case: OfficeCase, request: Request) -> None:
     """Append the read to the access log; if that fails, the answer is not sent."""
-    route = request.scope.get("route")
     ctx.access_log.append(
         AccessEntry(
             at=ctx.clock(),
@@ -107,6 +106,6 @@ def _log_read(ctx: ApiContext, consumer: Consumer, case: OfficeCase, request: Re
             case_id=case.case_id,
             person_id=case.applicant_person_id,
             fields=APPLICANT_FIELDS,
-            endpoint=f"{request.method} {getattr(route, 'path', request.url.path)}",
+            endpoint=endpoint(request),
         )
     )
