@@ -29,6 +29,8 @@ from domain.personal_data import normalise_ahvn13
 
 __all__ = [
     "COMMANDS",
+    "EARLIEST_YEAR",
+    "LATEST_YEAR",
     "Actor",
     "AgreeGoal",
     "BreakOffMeasure",
@@ -95,13 +97,20 @@ def _date_input(value: Any) -> Any:
     return value
 
 
-def _not_in_far_past(value: date) -> date:
-    if value.year < 1900:
-        raise ValueError("must be 1900 or later")
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
+"""Every date a command carries lies in these years (as at the CLI's and the API's edges):
+far beyond any real date, with room for the arithmetic on it (next day, month, review)."""
+
+
+def _within_years(value: date) -> date:
+    if value.year < EARLIEST_YEAR:
+        raise ValueError(f"must be {EARLIEST_YEAR} or later")
+    if value.year > LATEST_YEAR:
+        raise ValueError(f"must be {LATEST_YEAR} or earlier")
     return value
 
 
-Day = Annotated[date, BeforeValidator(_date_input), AfterValidator(_not_in_far_past)]
+Day = Annotated[date, BeforeValidator(_date_input), AfterValidator(_within_years)]
 Count = Annotated[int, Strict()]
 """An integer given as an integer: no booleans, no strings."""
 
@@ -135,7 +144,7 @@ class CaseCommand(Command):
     """A command addressed to an existing case."""
 
     case_id: UUID
-    expected_version: Count | None = Field(default=None, ge=1)
+    expected_version: Count | None = Field(default=None, ge=1, le=2**63 - 1)
 
 
 class PersonInput(BaseModel):

@@ -32,6 +32,7 @@ __all__ = [
     "ProblemError",
     "ProblemResponse",
     "install_problem_handlers",
+    "invalid_parameter",
     "not_found",
     "problem_responses",
     "unauthorized",
@@ -114,6 +115,14 @@ def not_found() -> ProblemError:
     return ProblemError("not-found", PROBLEM_TYPES["not-found"][2])
 
 
+def invalid_parameter(name: str, located_in: str, reason: str) -> ProblemError:
+    """A 422 problem naming one malformed or out-of-range parameter."""
+    return ProblemError(
+        "invalid-parameters", f"invalid parameters: {name}", None,
+        [InvalidParam(name=name, located_in=located_in, reason=reason)],
+    )
+
+
 def unauthorized(detail: str) -> ProblemError:
     """No usable API key."""
     return ProblemError("unauthorized", detail, {"WWW-Authenticate": 'ApiKey header="X-API-Key"'})
@@ -169,7 +178,15 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 async def _on_problem(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, ProblemError)
+    if exc.errors:
+        _log_invalid(request, exc.errors)
     return problem_response(request, exc)
+
+
+def _log_invalid(request: Request, errors: list[InvalidParam]) -> None:
+    """One short line per refused request: which parameters, never their values."""
+    log.info("invalid parameters", path=request.url.path,
+             parameters=sorted({error.name for error in errors}))
 
 
 async def _on_api_error(request: Request, exc: Exception) -> ProblemResponse:
@@ -200,6 +217,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> ProblemRespo
         for error in exc.errors()
     ]
     names = ", ".join(sorted({e.name for e in errors}))
+    _log_invalid(request, errors)
     return problem_response(
         request, ProblemError("invalid-parameters", f"invalid parameters: {names}", None, errors)
     )

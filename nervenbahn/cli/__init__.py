@@ -153,8 +153,12 @@ def import_history(
 @app.command("demo")
 def demo(
     ctx: typer.Context,
-    households: Annotated[int, typer.Option(help="Households in the synthetic canton.")] = 4000,
-    seed: Annotated[int, typer.Option(help="Random seed (the demo is deterministic).")] = 2026,
+    households: Annotated[
+        int, typer.Option(help="Households in the synthetic canton.", min=1, max=200_000)
+    ] = 4000,
+    seed: Annotated[
+        int, typer.Option(help="Random seed (the demo is deterministic).", min=0, max=2**63 - 1)
+    ] = 2026,
     reset: Annotated[bool, typer.Option("--reset", help="Delete the SQLite store first.")] = False,
     bus: Annotated[
         bool, typer.Option("--bus/--no-bus", help="Also relay to Kafka and subscribe.")

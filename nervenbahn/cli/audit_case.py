@@ -13,7 +13,7 @@ A time is an ISO date (the end of that day, Swiss time) or an ISO date-time.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from domain.bitemporal import BudgetDiff, MonthlyAnswer, StateAsOf, parse_month
+from domain.bitemporal import BudgetDiff, MonthlyAnswer, StateAsOf
 from domain.case import SWISS_TIME
 from domain.errors import InvalidCommandError
 from nervenbahn.audit.chain import open_audit_database
@@ -31,6 +31,7 @@ from nervenbahn.audit.checkpoints import CheckpointError, SigningKey, public_key
 from nervenbahn.audit.hashing import ChainVerification
 from nervenbahn.audit.report import build_case_report, write_case_report
 from nervenbahn.audit.verify import verify_store
+from nervenbahn.bounds import parse_bounded_month
 from nervenbahn.config import ConfigError
 
 from .reads import log_case_read, readable_case
@@ -167,20 +168,15 @@ def _uuid(command: str, text: str) -> UUID:
         raise InvalidCommandError(command, [("case_id", f"{text!r} is not a UUID")]) from None
 
 
-def _month(command: str, text: str) -> Any:
+def _month(command: str, text: str) -> date:
     try:
-        return parse_month(text)
+        return parse_bounded_month(text)
     except ValueError as exc:
         raise InvalidCommandError(command, [("month", str(exc))]) from None
 
 
 def _moment(command: str, field: str, text: str) -> datetime:
-    try:
-        return parse_as_of(text)
-    except InvalidCommandError:
-        raise InvalidCommandError(
-            command, [(field, f"{text!r} is not an ISO date or date-time")]
-        ) from None
+    return parse_as_of(text, command, field)
 
 
 def _verify(rt: Runtime, public_key: str | None) -> tuple[list[ChainVerification], str | None]:

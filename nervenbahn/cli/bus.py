@@ -75,7 +75,7 @@ def create(
     partitions: Annotated[
         int | None,
         typer.Option(help="Partitions of new topics (default: NERVENBAHN_KAFKA_PARTITIONS).",
-                     min=1),
+                     min=1, max=10_000),
     ] = None,
     dead_letter_group: Annotated[
         list[str] | None,

@@ -450,7 +450,7 @@ def list_cases(
     ctx: typer.Context,
     region: Annotated[str | None, typer.Option(help="Only this social region id.")] = None,
     phase: Annotated[str | None, typer.Option(help="Only this phase.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many cases.")] = 20,
+    limit: Annotated[int, typer.Option(help="At most this many cases.", min=1, max=100_000)] = 20,
 ) -> None:
     """List cases (no personal data), optionally by region and phase; a caseworker's or
     supervisor's own region only."""

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from domain.errors import InvalidCommandError
+from nervenbahn.bounds import parse_bounded_day
 from nervenbahn.paths import projection_path as projection_path  # re-exported
 from nervenbahn.paths import read_model_target
 from projections import PROJECTIONS, rebuild
@@ -88,7 +89,7 @@ def region_worklist(
     """Assessments, reviews and goals of a region that are due or overdue."""
     rt = runtime(ctx)
     require_region(rt, region)
-    day = date.fromisoformat(today) if today else date.today()
+    day = _today("region worklist", today)
     with _region_db(ctx) as db:
         items = work_list(db, region, day)
     if rt.as_json:
@@ -106,6 +107,13 @@ def region_worklist(
             item.detail,
         )
     rt.console.print(table)
+
+
+def _today(command: str, text: str | None) -> date:
+    try:
+        return parse_bounded_day(text) if text else date.today()
+    except ValueError as exc:
+        raise InvalidCommandError(command, [("today", str(exc))]) from None
 
 
 @contextmanager

@@ -39,7 +39,9 @@ def run(
     until_caught_up: Annotated[
         bool, typer.Option("--until-caught-up", help="Stop once nothing is left to publish.")
     ] = False,
-    batch_size: Annotated[int, typer.Option(help="Events per producer flush.")] = 500,
+    batch_size: Annotated[
+        int, typer.Option(help="Events per producer flush.", min=1, max=100_000)
+    ] = 500,
     relay: RelayOption = "case-events",
     run_all: Annotated[
         bool, typer.Option("--all", help="Run both relays, each in a thread of its own.")

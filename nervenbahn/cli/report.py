@@ -19,9 +19,10 @@ import typer
 
 from domain.errors import InvalidCommandError
 from domain.reference import load_reference_data
+from nervenbahn.bounds import parse_bounded_quarter
 from nervenbahn.paths import read_model_target
 from nervenbahn.quarterly_report import ReportInput, write_quarterly_report
-from projections.reporting import Quarter, ReportingProjection, canton_figures, quarterly_figures
+from projections.reporting import ReportingProjection, canton_figures, quarterly_figures
 from projections.reporting_disclosure import DEFAULT_MIN_COUNT, withheld
 from projections.storage import (
     ReadModelTarget,
@@ -57,7 +58,7 @@ def quarterly(
     """Figures per social region for a quarter, as HTML (tables and charts) and CSV."""
     rt = runtime(ctx)
     try:
-        period = Quarter.parse(quarter)
+        period = parse_bounded_quarter(quarter)
     except ValueError as exc:
         raise InvalidCommandError("report", [("quarter", str(exc))]) from None
     with _reporting_db(read_model_target(rt.settings, ReportingProjection.name)) as db:

@@ -5,18 +5,18 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any
 
 import typer
 from rich.console import Console
 
 from bus.kafka_settings import load_kafka_settings
-from domain.case import SWISS_TIME
 from domain.commands import CaseCommand, parse_command
 from domain.errors import InvalidCommandError
 from domain.service import CaseService, CommandResult
 from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.bounds import parse_moment
 from nervenbahn.config import ConfigError, Settings, load_settings
 from nervenbahn.logging import configure_logging
 from nervenbahn.wiring import Bus, open_bus
@@ -129,15 +129,10 @@ def runtime(ctx: typer.Context) -> Runtime:
     return obj
 
 
-def parse_as_of(text: str) -> datetime:
-    """An ISO date (meaning the end of that day, Swiss time) or an ISO date-time."""
+def parse_as_of(text: str, command: str = "show", field: str = "as_of") -> datetime:
+    """An ISO date (meaning the end of that day, Swiss time) or an ISO date-time, within the
+    bounds of `nervenbahn.bounds`; InvalidCommandError naming `field` if not."""
     try:
-        if len(text) == 10:
-            day = datetime.fromisoformat(text).date()
-            return datetime.combine(day, time.max, tzinfo=SWISS_TIME)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidCommandError(
-            "show", [("as_of", f"{text!r} is not an ISO date or date-time")]
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=SWISS_TIME)
+        return parse_moment(text)
+    except ValueError as exc:
+        raise InvalidCommandError(command, [(field, str(exc))]) from None

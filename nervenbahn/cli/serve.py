@@ -19,7 +19,7 @@ from .runtime import runtime
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port of the HTTP API.", min=1, max=65535)] = 8000,
 ) -> None:
     """Run the API (OpenAPI docs at /docs), the relays and the projections until Ctrl-C.
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
-from domain.bitemporal import StateAsOf, parse_month, plain
-from domain.case import SWISS_TIME, Case
+from domain.bitemporal import StateAsOf, plain
+from domain.case import Case
 from domain.errors import CaseNotFoundError, InvalidCommandError
 from domain.service import CaseService, HistoryEntry
 from nervenbahn.api.access_log import case_read_entries
@@ -25,7 +25,14 @@ from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Context, auditor_in_scope, endpoint
 from nervenbahn.api.keys import Consumer
 from nervenbahn.api.models import AccessLogEntry, AccessLogPage
-from nervenbahn.api.problems import PROBLEM_RESPONSES, InvalidParam, ProblemError, not_found
+from nervenbahn.api.problems import (
+    PROBLEM_RESPONSES,
+    InvalidParam,
+    ProblemError,
+    invalid_parameter,
+    not_found,
+)
+from nervenbahn.bounds import MAX_INTEGER, parse_bounded_month, parse_moment
 
 __all__ = ["router"]
 
@@ -38,7 +45,9 @@ def read_access_log(
     ctx: Context,
     person_id: UUID | None = None,
     case_id: UUID | None = None,
-    gt: Annotated[int, Query(ge=0, description="Only entries after this id.")] = 0,
+    gt: Annotated[
+        int, Query(ge=0, le=MAX_INTEGER, description="Only entries after this id.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AccessLogPage:
     """Who read whose personal data, which fields, when: oldest first."""
@@ -313,32 +322,19 @@ def _service(ctx: ApiContext) -> CaseService:
     return ctx.service
 
 
-def _invalid(name: str, located_in: str, reason: str) -> ProblemError:
-    return ProblemError(
-        "invalid-parameters", f"invalid parameters: {name}", None,
-        [InvalidParam(name=name, located_in=located_in, reason=reason)],
-    )
-
-
 def _month(text: str) -> date:
     try:
-        return parse_month(text)
+        return parse_bounded_month(text)
     except ValueError as exc:
-        raise _invalid("month", "path", str(exc)) from None
+        raise invalid_parameter("month", "path", str(exc)) from None
 
 
 def _moment(name: str, text: str) -> datetime:
     """An ISO date (the end of that day, Swiss time) or date-time (naive: Swiss time)."""
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime.combine(day, time.max, tzinfo=SWISS_TIME)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise _invalid(
-            name, "query", f"{text!r} is not an ISO date (2026-06-30) or date-time"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=SWISS_TIME)
+        return parse_moment(text)
+    except ValueError as exc:
+        raise invalid_parameter(name, "query", str(exc)) from None
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from nervenbahn.api.models import (
 )
 from nervenbahn.api.problems import PROBLEM_RESPONSES, not_found
 from nervenbahn.api.readmodels import read_model
+from nervenbahn.bounds import MAX_OFFSET
 from projections.branch_office import OfficeCase, office_case, office_cases
 
 __all__ = ["router"]
@@ -41,7 +42,7 @@ def list_cases(
     ctx: Context,
     phase: Phase | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> OfficeCaseList:
     """The cases of the office's municipalities, newest first, without personal data."""
     with read_model(ctx.branch_office_db, "branch_office") as db:

@@ -12,8 +12,9 @@ from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Context, canton_in_scope
 from nervenbahn.api.keys import Consumer
 from nervenbahn.api.models import CantonQuarter, QuarterFigures
-from nervenbahn.api.problems import PROBLEM_RESPONSES, InvalidParam, ProblemError
+from nervenbahn.api.problems import PROBLEM_RESPONSES, invalid_parameter
 from nervenbahn.api.readmodels import read_model
+from nervenbahn.bounds import parse_bounded_quarter
 from projections.reporting import (
     Quarter,
     RegionQuarter,
@@ -66,14 +67,9 @@ def _compute(db: SQLConnection, period: Quarter, ctx: ApiContext) -> CantonQuart
 
 def _quarter(text: str) -> Quarter:
     try:
-        return Quarter.parse(text)
+        return parse_bounded_quarter(text)
     except ValueError as exc:
-        reason = str(exc)
-        raise ProblemError(
-            "invalid-parameters",
-            "invalid parameters: quarter",
-            errors=[InvalidParam(name="quarter", located_in="path", reason=reason)],
-        ) from None
+        raise invalid_parameter("quarter", "path", str(exc)) from None
 
 
 def _figures(figures: RegionQuarter) -> QuarterFigures:

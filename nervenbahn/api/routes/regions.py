@@ -11,8 +11,9 @@ from fastapi import APIRouter, Depends
 from domain.case import SWISS_TIME
 from nervenbahn.api.guard import Context, region_in_scope
 from nervenbahn.api.models import Caseload, WorkItem, WorkList
-from nervenbahn.api.problems import PROBLEM_RESPONSES
+from nervenbahn.api.problems import PROBLEM_RESPONSES, invalid_parameter
 from nervenbahn.api.readmodels import read_model
+from nervenbahn.bounds import bounded_day
 from projections.region import caseload, work_list
 
 __all__ = ["router"]
@@ -34,6 +35,10 @@ def get_work_list(region: Region, ctx: Context, today: date | None = None) -> Wo
     """Assessments, reviews, goals and register proposals (handover, closure) due or overdue,
     judged on `today` (default: today in Switzerland)."""
     day = today or ctx.clock().astimezone(SWISS_TIME).date()
+    try:
+        bounded_day(day)
+    except ValueError as exc:
+        raise invalid_parameter("today", "query", str(exc)) from None
     with read_model(ctx.region_db, "region") as db:
         items = work_list(db, region, day)
     return WorkList(
