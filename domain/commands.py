@@ -6,10 +6,12 @@ it causes. Commands have no timestamp: the store decides when it learned a fact.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
@@ -55,10 +57,48 @@ __all__ = [
     "ReopenCase",
     "StartMeasure",
     "parse_command",
+    "printable_text",
 ]
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+"""Unicode categories no name or code may hold: control characters (ANSI escapes start with
+one), format characters (bidi overrides, zero-width spaces and joiners, soft hyphens),
+surrogates, private-use and unassigned code points, line and paragraph separators."""
+
+
+def printable_text(value: str) -> str:
+    """`value` in NFC if every character is visible or a space; ValueError naming the first
+    offending code points otherwise. Such characters let a name print differently from what
+    was recorded (a terminal's escape sequences, reversed text) or look empty."""
+    value = unicodedata.normalize("NFC", value)
+    bad = sorted({f"U+{ord(char):04X}" for char in value
+                  if unicodedata.category(char) in _INVISIBLE})
+    if bad:
+        raise ValueError(
+            f"contains control or invisible characters ({', '.join(bad[:3])}); "
+            "give the text as it is printed"
+        )
+    return value
+
+
+def _with_a_letter(value: str) -> str:
+    if not any(unicodedata.category(char).startswith("L") for char in value):
+        raise ValueError("must contain at least one letter")
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(printable_text),
+    AfterValidator(_with_a_letter),
+]
+"""A name, street or town: printable text with at least one letter."""
+Code = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(printable_text),
+]
 Role = Literal["caseworker", "supervisor", "administrator", "system"]
 Need = Literal[
     "financial", "housing", "health", "employment", "childcare", "debt", "language", "other"
@@ -97,6 +137,8 @@ def _date_input(value: Any) -> Any:
     return value
 
 
+_SWISS_TIME = ZoneInfo("Europe/Zurich")
+"""Today is judged in Switzerland (as `domain.case.SWISS_TIME`, which imports this module)."""
 EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
 """Every date a command carries lies in these years (as at the CLI's and the API's edges):
 far beyond any real date, with room for the arithmetic on it (next day, month, review)."""
@@ -111,6 +153,13 @@ def _within_years(value: date) -> date:
 
 
 Day = Annotated[date, BeforeValidator(_date_input), AfterValidator(_within_years)]
+
+
+def _not_in_the_future(value: date) -> date:
+    today = datetime.now(_SWISS_TIME).date()
+    if value > today:
+        raise ValueError(f"lies in the future (after {today.isoformat()})")
+    return value
 Count = Annotated[int, Strict()]
 """An integer given as an integer: no booleans, no strings."""
 
@@ -156,7 +205,7 @@ class PersonInput(BaseModel):
     given_name: Name
     family_name: Name
     ahvn13: Annotated[str, AfterValidator(normalise_ahvn13)]
-    birth_date: Day
+    birth_date: Annotated[Day, AfterValidator(_not_in_the_future)]
     street: Name
     postal_code: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{3}$")]
     town: Name
@@ -222,7 +271,11 @@ class AgreeGoal(CaseCommand):
     name: ClassVar[str] = "agree_goal"
     goal_id: UUID | None = None
     category: GoalCategory
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=120)]
+    title: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=3, max_length=120),
+        AfterValidator(printable_text),
+    ]
     due_date: Day
     agreed_on: Day | None = None
 

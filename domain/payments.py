@@ -39,7 +39,7 @@ from pydantic import AfterValidator, BeforeValidator
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 
-from domain.commands import Actor, Command
+from domain.commands import Actor, Command, printable_text
 from domain.money import ZERO
 from domain.personal_data import PersonalDataCorruptError, PersonalDataVault
 
@@ -150,6 +150,7 @@ def _month_input(value: Any) -> Any:
 
 
 def _holder(value: str) -> str:
+    value = printable_text(value)
     if not value.strip():
         raise ValueError("the account holder's name is missing")
     if len(value) > 70:

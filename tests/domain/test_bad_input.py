@@ -7,6 +7,8 @@ and changes one thing.
 
 from __future__ import annotations
 
+import unicodedata
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +47,8 @@ CASE_COMMAND: list[Row] = [
 ]
 
 _BAD_AHVN13 = "756.1234.5678.98"  # check digit should be 7
+_NEXT_YEAR = date(date.today().year + 1, 1, 1).isoformat()
+"""A birth date that lies in the future whatever the day the tests run."""
 
 PER_COMMAND: dict[str, list[Row]] = {
     "open_case": [
@@ -79,6 +83,31 @@ PER_COMMAND: dict[str, list[Row]] = {
          "applicant.birth_date"),
         ("birth date not a date", {"applicant": person_input(1, birth_date="12.04.1980")},
          "applicant.birth_date"),
+        ("birth date in the future", {"applicant": person_input(1, birth_date=_NEXT_YEAR)},
+         "applicant.birth_date"),
+        ("birth date of a member in the future",
+         {"household_size": 2, "other_members": [person_input(2, birth_date=_NEXT_YEAR)]},
+         "other_members.0.birth_date"),
+        ("given name with an ANSI escape",
+         {"applicant": person_input(1, given_name="Zora\x1b[2J\x1b[31m")},
+         "applicant.given_name"),
+        ("family name with a bidi override",
+         {"applicant": person_input(1, family_name="\u202eQuellmatt")},
+         "applicant.family_name"),
+        ("given name only a zero-width space",
+         {"applicant": person_input(1, given_name="\u200b")}, "applicant.given_name"),
+        ("family name only a zero-width joiner between spaces",
+         {"applicant": person_input(1, family_name=" \u200d ")}, "applicant.family_name"),
+        ("family name without a letter", {"applicant": person_input(1, family_name="1234")},
+         "applicant.family_name"),
+        ("town with a line break inside", {"applicant": person_input(1, town="Ol\nten")},
+         "applicant.town"),
+        ("street with a bell character", {"applicant": person_input(1, street="Weg\x07 1")},
+         "applicant.street"),
+        ("member name with a line separator",
+         {"household_size": 2,
+          "other_members": [person_input(2, given_name="Lia\u2028Admin")]},
+         "other_members.0.given_name"),
         ("applicant with unknown field", {"applicant": person_input(1, nickname="Ueli")},
          "applicant.nickname"),
         ("person id not a uuid", {"applicant": person_input(1, person_id="p-1")},
@@ -131,6 +160,7 @@ PER_COMMAND: dict[str, list[Row]] = {
         ("category unknown", {"category": "leisure"}, "category"),
         ("title too short", {"title": "ok"}, "title"),
         ("title too long", {"title": "x" * 121}, "title"),
+        ("title with an ANSI escape", {"title": "Find a job\x1b]0;owned\x07"}, "title"),
         ("title blank", {"title": "     "}, "title"),
         ("due date missing", {"due_date": OMIT}, "due_date"),
         ("due date malformed", {"due_date": "next year"}, "due_date"),
@@ -325,3 +355,15 @@ def test_commands_cannot_be_changed_after_validation(make_command: CommandFactor
 
     with pytest.raises(ValueError, match="frozen"):
         command.reason = "death"
+
+
+@pytest.mark.parametrize("name", ["Zoë", "Zo\u0308e", "O'Brien-Müller", "Ærøskøbing",
+                                  "Nguyễn", "Jean Pierre"])
+def test_names_as_printed_are_accepted_in_composed_form(
+    make_command: CommandFactory, name: str
+) -> None:
+    command = c.parse_command(
+        "open_case", make_command.payload("open_case", applicant=person_input(1, given_name=name)))
+
+    assert isinstance(command, c.OpenCase)
+    assert command.applicant.given_name == unicodedata.normalize("NFC", name)

@@ -245,6 +245,13 @@ def test_an_empty_holder_and_a_malformed_month_are_refused_naming_the_field() ->
         RunPayments(actor=ADMIN, correlation_id=uuid.uuid4(), month="2025-13")
 
 
+@pytest.mark.parametrize("holder", ["P. Muster\x1b[8m", "\u202eretsuM .P", "\u200b"])
+def test_a_holder_with_control_or_invisible_characters_is_refused(holder: str) -> None:
+    with pytest.raises(InvalidCommandError, match="holder: contains control or invisible"):
+        RecordPayoutAccount(actor=ADMIN, correlation_id=uuid.uuid4(), case_id=uuid.uuid4(),
+                            iban=IBAN, holder=holder)
+
+
 def test_runs_for_a_future_month_or_by_a_caseworker_are_refused(
     desk: Desk, payments: PaymentService, actor: c.Actor
 ) -> None:
