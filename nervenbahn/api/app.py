@@ -1,17 +1,29 @@
-"""The FastAPI application: routers per consumer, problem+json errors, OpenAPI at /docs."""
+"""The FastAPI application: routers per consumer, problem+json errors, OpenAPI at /docs
+(Swagger UI served from the installed `fastapi-offline` package, no CDN), no answer cached."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.problems import install_problem_handlers
 from nervenbahn.api.routes import audit, branch_offices, canton, problem_types, regions
 
-__all__ = ["create_app"]
+__all__ = ["DOCS_ASSETS", "create_app"]
+
+DOCS_ASSETS = "/docs/assets"
+"""Where the Swagger UI's script, style and icon are served from (the `fastapi-offline`
+package's copy): /docs loads nothing from another origin."""
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
+)
+"""The Swagger UI page starts itself with an inline script; everything else is ours."""
 
 DESCRIPTION = """\
 Queries on nervenbahn's read models. Every consumer sends its API key in `X-API-Key`; the
@@ -26,20 +38,38 @@ Errors are RFC 9457 problem details (`application/problem+json`).
 
 def create_app(context: ApiContext) -> FastAPI:
     """The API on the given context (read models, vault, keys, access log, clock)."""
-    app = FastAPI(
+    app = FastAPIOffline(
         title="nervenbahn",
         version="1",
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        static_url=DOCS_ASSETS,
+        favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.context = context
+    app.middleware("http")(_headers)
     install_problem_handlers(app)
     for module in (branch_offices, regions, canton, audit, problem_types):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+async def _headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Every answer: `Cache-Control: no-store` (answers may hold personal data, and none is
+    worth keeping in a shared cache) and `X-Content-Type-Options: nosniff`; the docs pages
+    also a Content-Security-Policy that lets them load from this origin only."""
+    response = await call_next(request)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.url.path.startswith("/docs"):
+        response.headers["Content-Security-Policy"] = DOCS_POLICY
+    return response
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
