@@ -32,6 +32,7 @@ from domain.personal_data import normalise_ahvn13
 __all__ = [
     "COMMANDS",
     "EARLIEST_YEAR",
+    "INVISIBLE_CATEGORIES",
     "LATEST_YEAR",
     "Actor",
     "AgreeGoal",
@@ -60,7 +61,7 @@ __all__ = [
     "printable_text",
 ]
 
-_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 """Unicode categories no name or code may hold: control characters (ANSI escapes start with
 one), format characters (bidi overrides, zero-width spaces and joiners, soft hyphens),
 surrogates, private-use and unassigned code points, line and paragraph separators."""
@@ -72,7 +73,7 @@ def printable_text(value: str) -> str:
     was recorded (a terminal's escape sequences, reversed text) or look empty."""
     value = unicodedata.normalize("NFC", value)
     bad = sorted({f"U+{ord(char):04X}" for char in value
-                  if unicodedata.category(char) in _INVISIBLE})
+                  if unicodedata.category(char) in INVISIBLE_CATEGORIES})
     if bad:
         raise ValueError(
             f"contains control or invisible characters ({', '.join(bad[:3])}); "

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from domain.case import SWISS_TIME, Case
+from domain.commands import INVISIBLE_CATEGORIES
 from domain.personal_data import ErasedPersonalData, PersonalData, SealedPersonalData
 from domain.reference import ReferenceData
 from domain.service import HistoryEntry
 
-__all__ = ["case_view", "emit_json", "history_rows", "jsonable", "print_case", "print_history"]
+__all__ = [
+    "case_view",
+    "emit_json",
+    "history_rows",
+    "jsonable",
+    "print_case",
+    "print_history",
+    "shown",
+]
 
 
 def jsonable(value: Any) -> Any:
@@ -35,6 +46,17 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
+
+
+def shown(text: str) -> str:
+    """`text` as a table shows it: control and invisible characters (recorded before they
+    were refused) written as `\\u202e`, Rich markup escaped — a name cannot recolour the
+    terminal, reverse the line or become a link."""
+    visible = "".join(
+        f"\\u{ord(char):04x}" if unicodedata.category(char) in INVISIBLE_CATEGORIES else char
+        for char in text
+    )
+    return escape(visible)
 
 
 def emit_json(console: Console, value: Any) -> None:
@@ -104,7 +126,7 @@ def print_case(console: Console, view: dict[str, Any]) -> None:
         ("version", f"{plain['version']} (last recorded {plain['last_recorded_at']})"),
     ]
     for label, value in rows:
-        summary.add_row(label, str(value))
+        summary.add_row(label, shown(str(value)))
     console.print(summary)
     if plain["budget"]:
         _print_budget(console, plain["budget"], plain["budget_versions"])
@@ -140,8 +162,8 @@ def print_history(console: Console, case_id: UUID, entries: list[HistoryEntry]) 
             entry.effective_date.isoformat(),
             entry.event,
             "imported" if entry.imported else "live",
-            f"{actor.user_id}/{actor.role}/{actor.organisation}",
-            _details(entry.details),
+            shown(f"{actor.user_id}/{actor.role}/{actor.organisation}"),
+            shown(_details(entry.details)),
         )
     console.print(table)
 
@@ -170,7 +192,7 @@ def _print_items(
     for column in cols:
         table.add_column(column.replace("_", " "))
     for item in items:
-        table.add_row(*(str(item.get(column) or "-") for column in cols))
+        table.add_row(*(shown(str(item.get(column) or "-")) for column in cols))
     console.print(table)
 
 
