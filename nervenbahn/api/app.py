@@ -31,8 +31,11 @@ key's scope decides what it may read: a branch office the cases of its municipal
 social region its caseload and work list, the canton aggregates only, an auditor the access
 log and any case as known at a past time (state, budget by month, differences between two
 knowledge times). A resource outside the key's scope answers exactly like one that does not
-exist (404). Every read of personal data is recorded in the access log before it is answered.
-Errors are RFC 9457 problem details (`application/problem+json`).
+exist (404). Every read of personal data — and each of an auditor's reads of a case — is
+recorded in the access log before it is answered; no answer may be cached
+(`Cache-Control: no-store`). Parameters out of range (dates outside the years 1900–2999,
+offsets and positions too large) are refused naming the parameter. Errors are RFC 9457
+problem details (`application/problem+json`).
 """
 
 
