@@ -30,6 +30,7 @@ from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.api.settings import ApiSettings, load_api_settings
 from nervenbahn.config import ConfigError
 
+from .reads import require_canton_wide
 from .render import emit_json
 from .runtime import Runtime, runtime
 
@@ -59,6 +60,7 @@ def access(
 ) -> None:
     """Who saw what: every read of a person's (or a case's) personal data, oldest first."""
     rt = runtime(ctx)
+    require_canton_wide(rt, "the access log")
     if person is None and case is None:
         raise InvalidCommandError("audit access", [("--person", "give --person ID or --case ID")])
     person_id, case_id = _uuid("--person", person), _uuid("--case", case)
@@ -74,6 +76,7 @@ def access(
 def access_purge(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Remove access-log entries older than the retention period (at least one year)."""
     rt = runtime(ctx)
+    require_canton_wide(rt, "the access log")
     settings = _settings()
     days = settings.access_log_retention_days
     with _access_log(rt, settings) as log:

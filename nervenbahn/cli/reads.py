@@ -7,7 +7,9 @@ The CLI reads with the same scope as it writes (docs/privacy.md, "Reads through 
 - administrators and system actors read canton-wide;
 - an `auditor` reads canton-wide but without personal data (`audit state|budget|diff|case`,
   `case history`, `case list`, `payments orders`); `case show` is refused to auditors, and
-  every command that records something refuses the auditor role.
+  every command that records something refuses the auditor role;
+- the access log (`audit access`, `audit access-purge`) is for auditors, administrators and
+  system actors only.
 
 Every read of a case is appended to the access log (the API's, NERVENBAHN_ACCESS_LOG) before
 anything is shown, one entry per person of the household: who (`cli:USER`, `ROLE:ORGANISATION`),
@@ -41,6 +43,7 @@ __all__ = [
     "log_case_read",
     "readable_case",
     "reader",
+    "require_canton_wide",
     "require_personal_data",
     "require_region",
 ]
@@ -106,6 +109,18 @@ def require_region(rt: Runtime, region: str) -> None:
         raise RuleViolationError(
             "actor-responsible",
             f"actor.organisation: {who.organisation} may not read the cases of {region}",
+        )
+
+
+def require_canton_wide(rt: Runtime, what: str) -> None:
+    """Refuse `what` to caseworkers and supervisors (the access log names persons of every
+    region and who read them: auditors, administrators and system actors read it)."""
+    who = reader(rt)
+    if who.role not in CANTON_WIDE_ROLES:
+        raise RuleViolationError(
+            "canton-wide-reader",
+            f"actor.role: {what} is read by auditors, administrators and system actors, "
+            f"not by a {who.role}",
         )
 
 

@@ -45,6 +45,7 @@ def cli(
     monkeypatch.setenv("NERVENBAHN_STORE", f"sqlite:///{tmp_path / 'store.db'}")
     monkeypatch.setenv("NERVENBAHN_ACCESS_LOG", str(log_path))
     monkeypatch.setenv("NERVENBAHN_LOG_FORMAT", "json")
+    monkeypatch.setenv("NERVENBAHN_ACTOR", "fk.meier:auditor:so-finanzkontrolle")
     monkeypatch.setenv("COLUMNS", "250")
     for name in ("NERVENBAHN_MASTER_KEY", "NERVENBAHN_ACCESS_LOG_RETENTION_DAYS"):
         monkeypatch.delenv(name, raising=False)

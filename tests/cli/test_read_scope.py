@@ -59,7 +59,7 @@ def test_an_allowed_read_is_in_the_access_log_before_it_is_shown(cli: Cli) -> No
     shown = cli("--json", "--actor", OLTEN, "case", "show", CASE)
     person = shown.json()["applicant"]["person_id"]  # type: ignore[index]
     refused = cli("--actor", BBL, "case", "show", CASE)
-    logged = cli("--json", "audit", "access", "--person", person)
+    logged = cli("--json", "--actor", AUDITOR, "audit", "access", "--person", person)
 
     assert shown.code == 0 and refused.code == 1
     entries = logged.json()["entries"]  # type: ignore[index]
@@ -75,7 +75,8 @@ def test_every_case_read_is_logged_under_its_command(cli: Cli, tmp_path: Path) -
 
     codes = [_read(cli, ADMIN, args, CASE, tmp_path).code  # type: ignore[attr-defined]
              for args in READS[1:]]
-    entries = cli("--json", "audit", "access", "--person", person).json()["entries"]  # type: ignore[index]
+    entries = cli("--json", "--actor", AUDITOR, "audit", "access", "--person",
+                  person).json()["entries"]  # type: ignore[index]
 
     assert codes == [0] * len(READS[1:])
     assert [e["endpoint"] for e in entries] == [
@@ -129,3 +130,16 @@ def test_lists_and_region_figures_keep_to_the_actors_region(cli: Cli) -> None:
     for refused in (asked, worklist, caseload):
         assert refused.code == 1 and "so-bbl may not read the cases of so-olten" in refused.err
     assert canton.json() == {"supported": 1}
+
+
+@pytest.mark.parametrize("command", [("audit", "access", "--case", CASE),
+                                     ("audit", "access-purge")])
+def test_caseworkers_do_not_read_the_access_log(cli: Cli, command: tuple[str, ...]) -> None:
+    open_assess_grant(cli)
+    assert cli("case", "show", CASE).code == 0
+
+    refused = cli("--actor", OLTEN, *command)
+    allowed = cli("--actor", ADMIN, *command)
+
+    assert refused.code == 1 and refused.out == "" and "actor.role" in refused.err
+    assert allowed.code == 0, allowed.err
