@@ -34,6 +34,7 @@ from . import (
     schemas,
     serve,
 )
+from .inputs import checked_lines
 from .render import emit_json
 from .runtime import Runtime, runtime
 
@@ -134,7 +135,7 @@ def import_history(
     """Import legacy history, keeping original recorded times (all or nothing)."""
     rt = runtime(ctx)
     with path.open(encoding="utf-8") as lines:
-        report = rt.service.import_records(lines)
+        report = rt.service.import_records(checked_lines("import", lines))
     figures = {
         "records": report.records,
         "events": report.events,

@@ -5,9 +5,7 @@ Each command only gathers its options into a dict; validation happens in the dom
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import typer
@@ -15,6 +13,7 @@ from rich.table import Table
 
 from domain.errors import InvalidCommandError
 
+from .inputs import json_object
 from .reads import (
     PERSONAL_FIELDS,
     log_case_read,
@@ -402,7 +401,7 @@ def run_json(
     correlation_id: Correlation = None,
 ) -> None:
     """Execute any command given as JSON (for scripts and other programs)."""
-    runtime(ctx).run(command, _json_object(command, data), correlation_id)
+    runtime(ctx).run(command, json_object(command, data), correlation_id)
 
 
 @app.command("show")
@@ -487,59 +486,6 @@ def list_cases(
     for row in jsonable(rows):
         table.add_row(*(str(value or "-") for value in row.values()))
     rt.console.print(table)
-
-
-MAX_JSON_DEPTH = 32
-"""The deepest nesting a command's JSON may have (commands need four levels at most); deeper
-input is refused before it can exhaust the parser's recursion."""
-
-
-def _json_object(command: str, data: str) -> dict[str, Any]:
-    """The JSON object given inline or as @FILE; InvalidCommandError naming `data` (with the
-    file's name, never its content) if it cannot be read or is not a JSON object."""
-    text = _read_file(command, Path(data[1:])) if data.startswith("@") else data
-    if _depth(text) > MAX_JSON_DEPTH:
-        raise InvalidCommandError(
-            command, [("data", f"nested deeper than {MAX_JSON_DEPTH} levels")]
-        )
-    try:
-        fields = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidCommandError(command, [("data", f"not valid JSON: {exc.msg}")]) from None
-    if not isinstance(fields, dict):
-        raise InvalidCommandError(command, [("data", "must be a JSON object")])
-    return fields
-
-
-def _read_file(command: str, path: Path) -> str:
-    try:
-        return path.read_text("utf-8")
-    except UnicodeDecodeError:
-        reason = "is not UTF-8 text"
-    except IsADirectoryError:
-        reason = "is a directory"
-    except FileNotFoundError:
-        reason = "does not exist"
-    except OSError as exc:
-        reason = f"cannot be read ({exc.strerror or type(exc).__name__})"
-    raise InvalidCommandError(command, [("data", f"file {str(path)!r} {reason}")])
-
-
-def _depth(text: str) -> int:
-    """How deeply brackets nest in `text`, outside strings (without parsing it)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 def _uuid(text: str) -> UUID:

@@ -112,3 +112,21 @@ def test_logged_exceptions_never_show_local_variables(log_format: LogFormat) -> 
 def _fail_holding(family_name: str) -> None:
     held = {"family_name": family_name}
     raise RuntimeError("failed" if held else "")
+
+
+@pytest.mark.parametrize(("content", "named"), [
+    ('{"a": ' * 50_000 + "1" + "}" * 50_000 + "\n", "line 1"),
+    (b"\xff\xfe not UTF-8\n", "path"),
+])
+def test_an_import_file_nested_too_deep_or_not_utf8_is_refused_in_one_line(
+    tmp_path: Path, content: str | bytes, named: str
+) -> None:
+    _write(tmp_path / "legacy.jsonl", content)
+
+    done = nervenbahn(tmp_path, "import", str(tmp_path / "legacy.jsonl"))
+
+    assert done.returncode == 1, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and named in errors[0] and "Traceback" not in done.stderr
+    for value in PERSONAL:
+        assert value not in done.stdout + done.stderr
