@@ -92,6 +92,8 @@ def test_no_byte_names_an_erased_person_after_every_output(
     monkeypatch.setenv("NERVENBAHN_KAFKA", ",".join(kafka_settings.bootstrap_servers))
     monkeypatch.setenv("NERVENBAHN_KAFKA_PROFILE", "embedded")
     monkeypatch.setenv("NERVENBAHN_TOPIC_PREFIX", kafka_settings.topic_prefix)
+    # the operator reads and erases canton-wide (a caseworker reads only their own region)
+    monkeypatch.setenv("NERVENBAHN_ACTOR", "ops:administrator:so-canton")
     demo = cli("demo", "--households", "60", "--reset")
     assert demo.code == 0, demo.err
     out = " ".join(demo.out.split())
