@@ -11,7 +11,11 @@ selected through eventsourcing's `APPLICATION_RECORDER_TOPIC` (see `nervenbahn.c
 chained events table is listed in the `audit_chains` table, so verification and checkpoints
 cover all of them (the case store's and any other application's in the same database).
 
-A store created before the chain existed is chained once on first open (a warning says so).
+Opening never chains anything on its own: a store whose events table holds events without a
+link (a store written before the chain existed, or one whose chain rows or registration were
+deleted) is refused with `UnchainedEventsError`. Only the explicit `nervenbahn audit
+chain-existing --confirm` chains such events (inside `chaining_existing()`); it logs a warning
+with the counts and records the rewrite in `audit_chain_rewrites`, which `audit verify` reports.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ import re
 import sqlite3
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -42,14 +49,18 @@ __all__ = [
     "CHAINS_TABLE",
     "RECORD_INT",
     "RECORD_LENGTH",
+    "REWRITES_TABLE",
     "AuditDatabase",
+    "ChainRewrite",
     "ChainedPostgresApplicationRecorder",
     "ChainedSQLiteApplicationRecorder",
     "ChainedTable",
+    "UnchainedEventsError",
     "as_bytes",
     "chain_hash",
     "chain_name",
     "chain_table_name",
+    "chaining_existing",
     "event_record",
     "open_audit_database",
     "originator_text",
@@ -59,6 +70,57 @@ log = structlog.get_logger("nervenbahn.audit.chain")
 
 CHAINS_TABLE = "audit_chains"
 """Lists every chained events table of the database, and its chain table."""
+REWRITES_TABLE = "audit_chain_rewrites"
+"""One row per explicit `audit chain-existing` of an events table (when, how many events)."""
+
+
+class UnchainedEventsError(Exception):
+    """The store holds events that the hash chain does not cover; opening it is refused.
+
+    Either the store was written before the chain existed, or chain rows (or the table's
+    `audit_chains` registration) were deleted. Chaining them is an explicit decision:
+    `nervenbahn audit chain-existing --confirm`.
+    """
+
+    def __init__(self, events_table: str, unchained: int, registered: bool) -> None:
+        self.events_table = events_table
+        self.unchained = unchained
+        self.registered = registered
+        missing = "" if registered else f" and the table is not registered in {CHAINS_TABLE}"
+        super().__init__(
+            f"{events_table}: {unchained} events have no hash-chain link{missing}; the store "
+            "is not opened (chain rows deleted, or a store from before the chain). Verify with "
+            "`nervenbahn audit verify`; chain them only deliberately: `nervenbahn audit "
+            "chain-existing --confirm`"
+        )
+
+
+@dataclass(frozen=True)
+class ChainRewrite:
+    """What one explicit chaining of existing events did."""
+
+    events_table: str
+    events: int
+    unchained: int
+    registered: bool
+
+
+_CHAIN_EXISTING: ContextVar[list[ChainRewrite] | None] = ContextVar(
+    "nervenbahn_chain_existing", default=None
+)
+
+
+@contextmanager
+def chaining_existing() -> Iterator[list[ChainRewrite]]:
+    """Within this block, opening a store chains its unchained events (from genesis, the whole
+    table) instead of refusing; the list collects what was chained. Only for `audit
+    chain-existing`."""
+    done: list[ChainRewrite] = []
+    token = _CHAIN_EXISTING.set(done)
+    try:
+        yield done
+    finally:
+        _CHAIN_EXISTING.reset(token)
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _MIGRATION_BATCH = 2000
@@ -148,18 +210,14 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
 
     def _create_table(self, c: SQLiteCursor) -> None:
         super()._create_table(c)
-        # Every process opening the store comes here: write only when there is something to
-        # write, so that opening never waits for (or blocks) a writer's lock needlessly.
-        c.execute(
-            f"SELECT 1 FROM {CHAINS_TABLE} WHERE events_table = ?",  # noqa: S608
-            (self.events_table_name,),
-        )
-        if c.fetchone() is None:
-            c.execute(
-                f"INSERT OR IGNORE INTO {CHAINS_TABLE} VALUES (?, ?, ?)",  # noqa: S608
-                (self.events_table_name, self.chain_table_name, self.chain),
-            )
-        self._chain_existing(c)
+        # Every process opening the store comes here: it only reads, unless a table is new
+        # (never a needless write lock at start-up).
+        def query(statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+            c.execute(statement, tuple(params))
+            return [tuple(row) for row in c.fetchall()]
+
+        _check_opening(_Opening(query, self.events_table_name, self.chain_table_name,
+                                self.chain, "rowid", CHAINS_TABLE, REWRITES_TABLE))
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -190,30 +248,6 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         if row is None:
             return ChainHead(0, genesis(self.chain))
         return ChainHead(int(row[0]), bytes(row[1]))
-
-    def _chain_existing(self, c: SQLiteCursor) -> None:
-        """Chain the events of a store written before the chain existed (empty chain only)."""
-        c.execute(f"SELECT 1 FROM {self.chain_table_name} LIMIT 1")  # noqa: S608
-        if c.fetchone() is not None:
-            return
-        chained, last, previous = 0, 0, genesis(self.chain)
-        while True:
-            c.execute(
-                f"SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
-                f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                (last, _MIGRATION_BATCH),
-            )
-            rows = [tuple(row) for row in c.fetchall()]
-            if not rows:
-                break
-            links = _link_rows(previous, rows)
-            c.executemany(
-                f"INSERT INTO {self.chain_table_name} (position, hash) VALUES (?, ?)", links  # noqa: S608
-            )
-            last, previous = links[-1]
-            chained += len(links)
-        if chained:
-            _warn_migrated(self.events_table_name, chained)
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------
@@ -264,13 +298,25 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
 
     def _create_table(self, curs: psycopg.Cursor[DictRow]) -> None:
         super()._create_table(curs)
-        curs.execute(
-            sql.SQL("INSERT INTO {}.{} VALUES (%s, %s, %s) ON CONFLICT DO NOTHING").format(
-                sql.Identifier(self.datastore.schema), sql.Identifier(CHAINS_TABLE)
-            ),
-            (self.events_table_name, self.chain_table_name, self.chain),
-        )
-        self._chain_existing(curs)
+        schema = self.datastore.schema
+
+        def query(statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+            # Table names are checked identifiers, quoted; values are bound.
+            curs.execute(_pg(statement).encode(), tuple(params))
+            if curs.description is None:
+                return []
+            return [tuple(row.values()) for row in curs.fetchall()]
+
+        def qualified(name: str) -> str:
+            return f'"{schema}"."{name}"'
+
+        _check_opening(_Opening(query, qualified(self.events_table_name),
+                                qualified(self.chain_table_name), self.chain,
+                                "notification_id", qualified(CHAINS_TABLE),
+                                qualified(REWRITES_TABLE),
+                                registered_name=self.events_table_name,
+                                lock=f"LOCK TABLE {qualified(self.events_table_name)} "
+                                     "IN EXCLUSIVE MODE"))
 
     def _fetch_ids_after_insert_events(
         self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -300,50 +346,88 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
             return ChainHead(0, genesis(self.chain))
         return ChainHead(int(row["position"]), bytes(row["hash"]))
 
-    def _chain_existing(self, curs: psycopg.Cursor[DictRow]) -> None:
-        """Chain the events of a store written before the chain existed (empty chain only)."""
-        schema = sql.Identifier(self.datastore.schema)
-        curs.execute(
-            sql.SQL("LOCK TABLE {}.{} IN EXCLUSIVE MODE").format(
-                schema, sql.Identifier(self.events_table_name)
-            )
-        )
-        curs.execute(
-            sql.SQL("SELECT 1 FROM {}.{} LIMIT 1").format(
-                schema, sql.Identifier(self.chain_table_name)
-            )
-        )
-        if curs.fetchone() is not None:
-            return
-        select = sql.SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {}.{} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
-        ).format(schema, sql.Identifier(self.events_table_name))
-        chained, last, previous = 0, 0, genesis(self.chain)
-        while True:
-            curs.execute(select, (last, _MIGRATION_BATCH))
-            rows = [
-                (r["notification_id"], r["originator_id"], r["originator_version"], r["topic"],
-                 bytes(r["state"]))
-                for r in curs.fetchall()
-            ]
-            if not rows:
-                break
-            links = _link_rows(previous, rows)
-            curs.executemany(self._insert_link, links)
-            last, previous = links[-1]
-            chained += len(links)
-        if chained:
-            _warn_migrated(self.events_table_name, chained)
+
+@dataclass(frozen=True)
+class _Opening:
+    """What opening one chained events table needs, for either database (`?` placeholders;
+    table names already qualified and checked)."""
+
+    query: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+    events: str
+    chain_table: str
+    chain: str
+    position: str
+    chains: str
+    rewrites: str
+    registered_name: str | None = None
+    lock: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The events table's plain name (as registered)."""
+        return self.registered_name or self.events
 
 
-def _warn_migrated(events_table: str, count: int) -> None:
-    log.warning(
-        "existing events chained once: this store was written before the hash chain existed; "
-        "the chain vouches for them only from now on",
-        events_table=events_table,
-        events=count,
+def _check_opening(o: _Opening) -> None:
+    """Register a new, empty events table; refuse one with events the chain does not cover
+    (or chain them, inside `chaining_existing`)."""
+    registered = bool(o.query(
+        f"SELECT 1 FROM {o.chains} WHERE events_table = ?", (o.name,)  # noqa: S608
+    ))
+    if registered and not _unchained(o):
+        return
+    if not registered and not o.query(f"SELECT 1 FROM {o.events} LIMIT 1", ()):  # noqa: S608
+        o.query(f"INSERT INTO {o.chains} VALUES (?, ?, ?) ON CONFLICT DO NOTHING",  # noqa: S608
+                (o.name, chain_table_name(o.name), o.chain))
+        return
+    done = _CHAIN_EXISTING.get()
+    if done is None:
+        raise UnchainedEventsError(o.name, _unchained(o), registered)
+    done.append(_chain_whole_table(o, registered))
+
+
+def _unchained(o: _Opening) -> int:
+    """Events without a link in the chain table."""
+    rows = o.query(
+        f"SELECT COUNT(*) FROM {o.events} e WHERE NOT EXISTS "  # noqa: S608
+        f"(SELECT 1 FROM {o.chain_table} c WHERE c.position = e.{o.position})", ()
     )
+    return int(rows[0][0])
+
+
+def _chain_whole_table(o: _Opening, registered: bool) -> ChainRewrite:
+    """Chain every event of the table anew, from genesis (the explicit command only)."""
+    if o.lock:
+        o.query(o.lock, ())
+    unchained = _unchained(o)
+    o.query(f"DELETE FROM {o.chain_table}", ())  # noqa: S608
+    chained, last, previous = 0, 0, genesis(o.chain)
+    select = (
+        f"SELECT {o.position}, originator_id, originator_version, topic, state "  # noqa: S608
+        f"FROM {o.events} WHERE {o.position} > ? ORDER BY {o.position} LIMIT ?"
+    )
+    while rows := o.query(select, (last, _MIGRATION_BATCH)):
+        links = _link_rows(previous, [(int(r[0]), r[1], int(r[2]), str(r[3]), as_bytes(r[4]))
+                                      for r in rows])
+        for link_row in links:
+            o.query(f"INSERT INTO {o.chain_table} (position, hash) VALUES (?, ?)", link_row)  # noqa: S608
+        last, previous = links[-1]
+        chained += len(links)
+    o.query(f"INSERT INTO {o.chains} VALUES (?, ?, ?) ON CONFLICT DO NOTHING",  # noqa: S608
+            (o.name, chain_table_name(o.name), o.chain))
+    o.query(
+        f"CREATE TABLE IF NOT EXISTS {o.rewrites} (at TEXT NOT NULL, events_table TEXT NOT "
+        "NULL, events BIGINT NOT NULL, unchained BIGINT NOT NULL, registered INTEGER NOT NULL)",
+        (),
+    )
+    o.query(f"INSERT INTO {o.rewrites} VALUES (?, ?, ?, ?, ?)",  # noqa: S608
+            (datetime.now(UTC).isoformat(), o.name, chained, unchained, int(registered)))
+    log.warning(
+        "existing events chained by explicit command: the chain vouches for them only from "
+        "now on; checkpoints signed before show whether they were altered",
+        events_table=o.name, events=chained, unchained=unchained, registered=registered,
+    )
+    return ChainRewrite(o.name, chained, unchained, registered)
 
 
 def _check_identifier(name: str) -> None:

@@ -4,8 +4,11 @@
 - `audit checkpoint [--publish]`: sign the current chain heads now (and publish unpublished
   checkpoints to the audit topic on NERVENBAHN_KAFKA).
 - `audit checkpoints list | export FILE`: the checkpoints kept; JSON Lines for the auditor.
-- `audit verify [--checkpoints FILE] [--public-key FILE] [--json]`: recompute every chain,
-  check every checkpoint; exit 0 all good, 4 a chain is broken, 5 a checkpoint is rejected.
+- `audit verify [--checkpoints FILE] [--public-key FILE] [--json]`: recompute every chain and
+  every snapshot, check every checkpoint; exit 0 all good, 4 a chain or snapshot is broken, 5 a
+  checkpoint is rejected.
+- `audit chain-existing --confirm`: chain events the chain does not cover (a store from before
+  the chain, or deleted chain rows), logged and recorded; opening such a store is refused.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from rich.table import Table
 from domain.errors import InvalidCommandError
 from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.settings import load_api_settings
-from nervenbahn.audit.chain import AuditDatabase, open_audit_database
+from nervenbahn.audit.chain import AuditDatabase, chaining_existing, open_audit_database
 from nervenbahn.audit.checkpoints import (
     CheckpointError,
     CheckpointStore,
@@ -35,6 +38,7 @@ from nervenbahn.audit.checkpoints import (
 )
 from nervenbahn.audit.hashing import ChainHead, ChainVerification
 from nervenbahn.audit.verify import AuditReport, verify_store
+from nervenbahn.bootstrap import build_payment_service, build_service, close_service
 from nervenbahn.config import ConfigError
 
 from .render import emit_json
@@ -56,6 +60,7 @@ def register(app: typer.Typer) -> None:
     app.command("public-key")(public_key)
     app.command("checkpoint")(checkpoint)
     app.command("verify")(verify)
+    app.command("chain-existing")(chain_existing)
     app.add_typer(checkpoints_app, name="checkpoints")
 
 
@@ -161,6 +166,40 @@ def verify(
         _print_report(rt, report)
     if not report.ok:
         raise typer.Exit(report.exit_code)
+
+
+def chain_existing(
+    ctx: typer.Context,
+    confirm: Annotated[
+        bool, typer.Option("--confirm", help="Required: chaining makes the chain vouch for "
+                           "events nobody verified; run `audit verify` first.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Chain the events the hash chain does not cover (opening such a store is refused);
+    logged as a warning and recorded in the store, which `audit verify` reports."""
+    rt = _rt(ctx, as_json)
+    if not confirm:
+        raise InvalidCommandError(
+            "audit chain-existing",
+            [("confirm", "add --confirm: chaining existing events rewrites the chain; an "
+              "auditor's earlier checkpoints still show whether events were altered before")],
+        )
+    rt.close()
+    with chaining_existing() as done:
+        service = build_service(rt.settings)
+        try:
+            build_payment_service(rt.settings, service).close()
+        finally:
+            close_service(service)
+    if rt.as_json:
+        emit_json(rt.console, {"chained": [vars(r) for r in done]})
+        return
+    for r in done:
+        rt.console.print(f"{r.events_table}: {r.events} events chained anew "
+                         f"({r.unchained} had no link)")
+    if not done:
+        rt.console.print("every events table is chained already; nothing done")
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The chained recorders: one link per stored event, in its transaction, one linear chain under
-concurrent writers, existing stores chained once, crypto-shredding leaves the chain intact."""
+concurrent writers, crypto-shredding leaves the chain intact."""
 
 from __future__ import annotations
 
@@ -99,32 +99,6 @@ def test_concurrent_writers_keep_one_linear_chain(tmp_path: Path) -> None:
     report = verified(settings)
     assert report["ok"] is True, report
     assert report["chains"][0]["records"] == 4 * 5 * 3  # type: ignore[index]
-
-
-def test_a_store_written_before_the_chain_is_chained_once_on_first_open(tmp_path: Path) -> None:
-    settings = settings_for(f"sqlite:///{tmp_path / 'store.db'}")
-    plain_env = settings.store.eventsourcing_env()
-    del plain_env["APPLICATION_RECORDER_TOPIC"]
-    service = build_service(settings)
-    old = CaseService(plain_env, vault=service.vault, reference=service.reference)
-    for n in range(3):
-        open_supported_case(old, n)
-    old.close()
-    close_service(service)
-    with sqlite3.connect(tmp_path / "store.db") as db:
-        db.execute("DELETE FROM stored_events_chain")  # as if the chain had never existed
-    with structlog.testing.capture_logs() as logs:
-        close_service(build_service(settings))
-    warnings = [entry for entry in logs if entry["log_level"] == "warning"]
-    assert [w["events"] for w in warnings] == [9]
-    with structlog.testing.capture_logs() as logs:
-        service = build_service(settings)
-    assert not [entry for entry in logs if entry["log_level"] == "warning"]  # once only
-    open_supported_case(service, 50)
-    close_service(service)
-    report = verified(settings)
-    assert report["ok"] is True, report
-    assert report["chains"][0]["records"] == 12  # type: ignore[index]
 
 
 def test_crypto_shredding_a_person_leaves_the_chain_verifiable(tmp_path: Path) -> None:
