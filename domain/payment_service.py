@@ -19,8 +19,14 @@ from uuid import UUID
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import datetime_now_with_tzinfo
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, JSONTranscoder
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    EventStore,
+    IntegrityError,
+    JSONTranscoder,
+)
+from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecorder, SQLiteFactory
 from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.case import SWISS_TIME, Case
@@ -45,6 +51,7 @@ from domain.payments import (
     payout_account_id,
 )
 from domain.service import CaseService
+from domain.snapshots import SNAPSHOT_KEY_PURPOSE, MacSnapshotStore
 from domain.transcodings import register_domain_transcodings
 
 __all__ = ["PAYMENTS_EVENTS_TABLE", "AccountResult", "PaymentService", "RunSummary"]
@@ -155,6 +162,21 @@ class PaymentService(Application[UUID]):
         if factory.env_create_table():
             recorder.create_table()
         return recorder
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        """Snapshots with a MAC, as the case service's (`domain.snapshots`), in a table of
+        their own. The service takes none today (no snapshotting interval); should it, no
+        unverified snapshot is ever used."""
+        factory = self.factory
+        recorder: AggregateRecorder
+        if isinstance(factory, SQLiteFactory):
+            recorder = SQLiteAggregateRecorder(factory.datastore, "payments_snapshots")
+            if factory.env_create_table():
+                recorder.create_table()
+        else:
+            recorder = factory.aggregate_recorder(purpose="snapshots")
+        return MacSnapshotStore(self.mapper, recorder,
+                                self.cases.vault.derive_key(SNAPSHOT_KEY_PURPOSE))
 
     # --- payout accounts -------------------------------------------------------------------
 

@@ -19,7 +19,9 @@ from datetime import date
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from stdnum.ch import ssn
 from stdnum.exceptions import ValidationError
 
@@ -278,6 +280,15 @@ class PersonalDataVault:
             raise MasterKeyError("the master key must be 32 bytes (256-bit AES)")
         self._keystore = keystore
         self._master = AESGCM(master_key)
+        self._master_key = master_key
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for one purpose (e.g. the snapshot MAC), derived from the master key
+        with HKDF-SHA256: no key file of its own, and it changes with the master key."""
+        info = f"nervenbahn derived key: {purpose}".encode()
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(
+            self._master_key
+        )
 
     @property
     def keystore(self) -> KeyStore:

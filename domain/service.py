@@ -20,7 +20,7 @@ from uuid import UUID
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import datetime_now_with_tzinfo
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, StoredEvent
+from eventsourcing.persistence import EventStore, IntegrityError, JSONTranscoder, StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain import commands as c
@@ -48,6 +48,7 @@ from domain.personal_data import (
     SealedPersonalData,
 )
 from domain.reference import ReferenceData
+from domain.snapshots import SNAPSHOT_KEY_PURPOSE, MacSnapshotStore
 from domain.transcodings import register_domain_transcodings
 
 __all__ = ["CaseService", "CommandResult", "HistoryEntry", "ImportReport"]
@@ -130,6 +131,11 @@ class CaseService(Application[UUID]):
         super().register_transcodings(transcoder)
         register_domain_transcodings(transcoder, self.vault, VALUE_TYPES)
 
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        """Snapshots with a MAC (`domain.snapshots`): one that fails is never used."""
+        return MacSnapshotStore(self.mapper, self.factory.aggregate_recorder(purpose="snapshots"),
+                                self.vault.derive_key(SNAPSHOT_KEY_PURPOSE))
+
     # --- commands ------------------------------------------------------------------------
 
     def execute(self, command: c.Command) -> CommandResult:
@@ -210,8 +216,10 @@ class CaseService(Application[UUID]):
     def case_as_of(self, case_id: UUID, as_of: datetime) -> Case:
         """The state of a case as it was known at recorded time `as_of` (inclusive).
 
-        From the latest snapshot at or before that version plus the events after it. Decoded
-        snapshots are kept in a small cache (decoding a large one is most of the work); the
+        From the latest snapshot at or before that version plus the events after it (a snapshot
+        is used only if its MAC holds, see `domain.snapshots`; else the events are replayed).
+        Decoded, verified snapshots are kept in a small cache (decoding a large one is most of
+        the work); the
         case returned shares the unchanged parts of its state with that snapshot, so treat it
         as read-only (events replace containers, they never change one in place).
         """

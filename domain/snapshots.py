@@ -1,0 +1,203 @@
+"""Snapshots that cannot change an answer: each one carries a MAC, checked before it is used.
+
+Snapshots speed up loading a case (and any other aggregate), but they lie outside the events'
+hash chain: a snapshot altered in the database would change what a case is owed, and payment
+runs and as-of answers start from snapshots. So every snapshot is written with an HMAC-SHA256
+over its stored fields (originator id, version, topic, state) under a key derived from the
+installation's master key (`PersonalDataVault.derive_key`), and `MacSnapshotStore.get` uses a
+snapshot only if its MAC holds. One that fails (or an old one without a MAC) is not used: the
+aggregate is replayed from its events instead, and an error (a warning for an old unsigned
+snapshot) names the aggregate and version.
+
+A MAC proves the snapshot was written by this installation, not that it was computed right:
+`check_snapshot` replays the events up to the snapshot's version and compares the state, for
+`audit verify`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import structlog
+from eventsourcing.application import Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    EventStore,
+    Mapper,
+    Recording,
+    StoredEvent,
+)
+from eventsourcing.utils import get_topic
+
+__all__ = [
+    "SNAPSHOT_KEY_PURPOSE",
+    "MacSnapshotStore",
+    "SnapshotCheck",
+    "check_snapshot",
+]
+
+log = structlog.get_logger("nervenbahn.snapshots")
+
+SNAPSHOT_KEY_PURPOSE = "snapshot mac v1"
+_PREFIX = b"nbmac1\x00"
+_MAC_SIZE = 32
+
+
+@dataclass(frozen=True)
+class SnapshotCheck:
+    """What checking one stored snapshot found: `problem` is None when it holds."""
+
+    table: str
+    originator_id: UUID
+    version: int
+    problem: str | None
+
+    def to_json(self) -> dict[str, object]:
+        """As JSON."""
+        return {"table": self.table, "originator_id": str(self.originator_id),
+                "version": self.version, "problem": self.problem}
+
+
+class MacSnapshotStore(EventStore[UUID]):
+    """The snapshot store of an application: MACs written with each snapshot, checked on
+    every read; a snapshot that fails is never returned."""
+
+    def __init__(self, mapper: Mapper[UUID], recorder: AggregateRecorder, key: bytes) -> None:
+        super().__init__(mapper, recorder)
+        self._key = key
+
+    @property
+    def table(self) -> str:
+        """The snapshots table's name."""
+        return str(getattr(self.recorder, "events_table_name", "snapshots"))
+
+    def put(
+        self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any
+    ) -> list[Recording[UUID]]:
+        """Store snapshots, each with its MAC (snapshots have no notification ids, so no
+        recordings)."""
+        stored = [self.seal(self.mapper.to_stored_event(event)) for event in domain_events]
+        self.recorder.insert_events(stored, **kwargs)
+        return []
+
+    def get(
+        self,
+        originator_id: UUID,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[Any]:
+        """The verified snapshots asked for; stops at the first that fails (the caller then
+        replays from the events, which is always correct)."""
+        for stored in self.recorder.select_events(
+            originator_id=originator_id, gt=gt, lte=lte, desc=desc, limit=limit
+        ):
+            inner, problem = self.opened(stored)
+            if inner is None:
+                (log.warning if problem == _UNSIGNED else log.error)(
+                    "snapshot not used: replaying from the events",
+                    table=self.table, originator_id=str(stored.originator_id),
+                    version=stored.originator_version, problem=problem,
+                )
+                return
+            yield self.mapper.to_domain_event(inner)
+
+    def seal(self, stored: StoredEvent) -> StoredEvent:
+        """The stored snapshot with its MAC in front of the state."""
+        mac = self._mac(stored.originator_id, stored.originator_version, stored.topic,
+                        stored.state)
+        return StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
+                           _PREFIX + mac + stored.state)
+
+    def opened(self, stored: StoredEvent) -> tuple[StoredEvent | None, str | None]:
+        """The stored snapshot without its MAC, if the MAC holds; else None and why."""
+        state = bytes(stored.state)
+        if not state.startswith(_PREFIX):
+            return None, _UNSIGNED
+        mac, inner = state[len(_PREFIX):len(_PREFIX) + _MAC_SIZE], state[len(_PREFIX)
+                                                                          + _MAC_SIZE:]
+        expected = self._mac(stored.originator_id, stored.originator_version, stored.topic,
+                             inner)
+        if not hmac.compare_digest(mac, expected):
+            return None, ("its MAC does not match (the snapshot was altered, or written with "
+                          "another master key)")
+        return StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
+                           inner), None
+
+    def unverified(self, stored: StoredEvent) -> StoredEvent:
+        """The stored snapshot without its MAC, not checked (to compare it with the events)."""
+        state = bytes(stored.state)
+        if state.startswith(_PREFIX):
+            state = state[len(_PREFIX) + _MAC_SIZE:]
+        return StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
+                           state)
+
+    def _mac(self, originator_id: Any, version: int, topic: str, state: bytes) -> bytes:
+        origin = str(originator_id).encode()
+        message = b"".join((
+            struct.pack(">I", len(origin)), origin, struct.pack(">q", version),
+            struct.pack(">I", len(topic.encode())), topic.encode(), state,
+        ))
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+
+_UNSIGNED = "it has no MAC (written before snapshots were signed)"
+
+
+def check_snapshot(app: Application[UUID], originator_id: UUID, version: int) -> SnapshotCheck:
+    """Check one stored snapshot of `app`: its MAC, and its state against the state replayed
+    from the events up to its version (snapshots ignored)."""
+    store = app.snapshots
+    assert isinstance(store, MacSnapshotStore), "the application's snapshots carry no MAC"
+    found = store.recorder.select_events(originator_id, gt=version - 1, lte=version)
+    if not found:
+        return SnapshotCheck(store.table, originator_id, version, "no such snapshot")
+    stored = found[0]
+    problems = []
+    if store.opened(stored)[0] is None:
+        problems.append(store.opened(stored)[1] or "")
+    replayed: Any = None
+    for event in app.events.get(originator_id, lte=version):
+        replayed = event.mutate(replayed)  # type: ignore[attr-defined]
+    if replayed is None or replayed.version != version:
+        problems.append(f"the events reach version {getattr(replayed, 'version', 0)}, not "
+                        f"{version}")
+    else:
+        problems.extend(_compare_state(app, store, stored, replayed))
+    return SnapshotCheck(store.table, originator_id, version, "; ".join(problems) or None)
+
+
+def _compare_state(
+    app: Application[UUID], store: MacSnapshotStore, stored: StoredEvent, replayed: Any
+) -> list[str]:
+    """Differences between the snapshot's state and the replayed state, by field."""
+    try:
+        snapshot = store.mapper.to_domain_event(store.unverified(stored))
+    except Exception as exc:  # altered bytes may fail in any way
+        return [f"its state cannot be decoded ({type(exc).__name__})"]
+    snapshot_class = getattr(type(replayed), "Snapshot", type(app).snapshot_class)
+    assert snapshot_class is not None
+    fresh = snapshot_class.take(replayed)
+    transcoder = app.mapper.transcoder
+    expected = transcoder.decode(transcoder.encode(fresh.state))
+    actual = getattr(snapshot, "state", None)
+    if not isinstance(actual, dict) or not isinstance(expected, dict):
+        return ["its state is not a record"]
+    differing = sorted(
+        name for name in set(actual) | set(expected) if actual.get(name) != expected.get(name)
+    )
+    if stored.topic != get_topic(type(fresh)):
+        differing.append("topic")
+    if not differing:
+        return []
+    return [f"its state differs from the events replayed to version {stored.originator_version}"
+            f" in {', '.join(differing)}"]
