@@ -1,7 +1,9 @@
 """The API part of `nervenbahn demo`: serve the read models, ask a few scoped questions, stop.
 
-Uses keys and an access log of its own (`demo-api-keys.json`, `demo-access-log.db`), so that
-the demo never touches the keys an operator has issued.
+Uses keys of its own (`demo-api-keys.json`), so that the demo never touches the keys an
+operator has issued. Its reads are logged in the installation's access log (the one `audit
+checkpoint` signs and `audit verify` checks), so that every checkpoint and every verification
+speak of the same log.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from rich.table import Table
 from nervenbahn.api import build_api_context, create_app
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
-from nervenbahn.api.settings import ApiSettings
+from nervenbahn.api.settings import ApiSettings, load_api_settings
 from nervenbahn.cli.runtime import Runtime
 from nervenbahn.serve import Server
 from nervenbahn.wiring import Bus
@@ -32,9 +34,8 @@ OFFICE, OTHER_OFFICE, REGION = "akso-olten", "akso-grenchen", "so-olten"
 def serve_and_query(rt: Runtime, bus: Bus, folder: Path) -> None:
     """Start the API with the relays and projections, run sample queries, stop."""
     api = ApiSettings(api_keys=folder / "demo-api-keys.json",
-                      access_log=folder / "demo-access-log.db")
-    for path in (api.api_keys, api.access_log):
-        path.unlink(missing_ok=True)
+                      access_log=load_api_settings(rt.settings.store).access_log)
+    api.api_keys.unlink(missing_ok=True)
     keys = _issue_keys(ApiKeyRegistry(api.api_keys))
     context = build_api_context(rt.settings, rt.service, api)
     server = Server(bus, rt.settings, create_app(context), port=_free_port())

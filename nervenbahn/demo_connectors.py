@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,12 +25,13 @@ from domain.payment_service import PaymentService
 from domain.payments import RecordPayoutAccount, RunPayments
 from domain.personal_data import PersonalData, SealedPersonalData
 from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
+from nervenbahn.api.settings import load_api_settings
 from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, export_checkpoints, write_checkpoint
-from nervenbahn.audit.hashing import ChainHead, ChainVerification
 from nervenbahn.audit.report import build_case_report, write_case_report
-from nervenbahn.audit.verify import AccessLogVerifier, verify_store
+from nervenbahn.audit.verify import verify_store
 from nervenbahn.bootstrap import build_payment_service
+from nervenbahn.cli.audit_chain import access_log_check
 from nervenbahn.cli.runtime import Runtime
 from nervenbahn.paths import store_folder
 from nervenbahn.wiring import Bus
@@ -145,20 +145,22 @@ def audit_and_report(rt: Runtime, case_id: uuid.UUID, folder: Path) -> None:
     """Sign a checkpoint, export the auditor's copy, verify the hash chains against it, and
     write one audit report."""
     key = SigningKey.from_seed(rt.settings.signing_key.get_secret_value())
+    check = access_log_check(load_api_settings(rt.settings.store).access_log)
     access = None
-    if (folder / "demo-access-log.db").exists():  # the demo API's log (see demo_api.py)
-        log = SQLiteAccessLog(folder / "demo-access-log.db")
+    if check is not None:  # the installation's log, which the demo API wrote to
+        log = SQLiteAccessLog(load_api_settings(rt.settings.store).access_log)
         try:
             access = log.head()
         finally:
             log.close()
     db = open_audit_database(rt.settings.store)
     try:
-        checkpoint = write_checkpoint(db, key, access_log=access)
+        checkpoint = write_checkpoint(db, key, access_log=access,
+                                      access_log_id=check.log_id if check else None)
         assert checkpoint is not None
         copy = folder / "auditor-checkpoints.jsonl"
         export_checkpoints(db, copy)
-        result = verify_store(db, key.public, access_log=_access_log_verifier(folder))
+        result = verify_store(db, key.public, access_log=check)
     finally:
         db.close()
     chains = list(result.chains) + ([result.access_log] if result.access_log else [])
@@ -172,21 +174,6 @@ def audit_and_report(rt: Runtime, case_id: uuid.UUID, folder: Path) -> None:
         f"hash chains {'intact' if result.ok else 'BROKEN'} ({records} records in "
         f"{len(chains)} chains).\nAudit report of case {case_id} as of now: {path}"
     )
-
-
-def _access_log_verifier(folder: Path) -> AccessLogVerifier | None:
-    path = folder / "demo-access-log.db"
-    if not path.exists():
-        return None
-
-    def verify_log(expected: Sequence[ChainHead]) -> ChainVerification:
-        log = SQLiteAccessLog(path)
-        try:
-            return log.verify(expected)
-        finally:
-            log.close()
-
-    return verify_log
 
 
 def _holder(case: Case) -> str:

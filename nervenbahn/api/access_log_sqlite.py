@@ -3,7 +3,9 @@
 Tables: `access_log` (the entries), `access_log_chain` (each entry's hash, written in the same
 transaction as the entry: BEGIN IMMEDIATE, read the previous hash, insert both),
 `access_log_anchor` (one row per purge: the last purged entry's position and hash) and
-`access_log_purge_permit` (empty except inside a purge's own transaction).
+`access_log_purge_permit` (empty except inside a purge's own transaction) and
+`access_log_identity` (one row: the log's random id, made when the log is created; signed
+checkpoints name the log by it, so a checkpoint is compared only with the log it signed).
 
 Triggers refuse UPDATE and DELETE of entries and hashes, and any change of an anchor; a
 DELETE passes only for entries up to the position a permit row names, and the purge inserts
@@ -21,9 +23,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,7 +43,14 @@ from nervenbahn.api.access_log import (
     check_retention,
 )
 from nervenbahn.api.errors import AccessLogUnavailableError
-from nervenbahn.audit.hashing import ChainBreak, ChainHead, encode_fields, genesis, link
+from nervenbahn.audit.hashing import (
+    MAX_BREAKS,
+    ChainBreak,
+    ChainHead,
+    encode_fields,
+    genesis,
+    link,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteAccessLog", "entry_record"]
 
@@ -62,6 +72,9 @@ _SCHEMA = (
     "position INTEGER NOT NULL, hash BLOB NOT NULL, purged_at TEXT NOT NULL, "
     "last_at TEXT NOT NULL, entries INTEGER NOT NULL, reason TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS access_log_purge_permit (upto INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS access_log_identity (log_id TEXT NOT NULL)",
+    "CREATE TRIGGER IF NOT EXISTS access_log_identity_fixed BEFORE UPDATE "
+    "ON access_log_identity " + _REFUSE.format(what="its identity cannot be changed"),
     "CREATE TRIGGER IF NOT EXISTS access_log_no_update BEFORE UPDATE ON access_log "
     + _REFUSE.format(what="entries cannot be changed"),
     "CREATE TRIGGER IF NOT EXISTS access_log_no_delete BEFORE DELETE ON access_log "
@@ -118,6 +131,7 @@ class SQLiteAccessLog(ChainedAccessLog):
             self._db.execute("PRAGMA secure_delete = ON")  # purged entries leave no bytes
             with self._transaction():
                 self._prepare()
+                self.log_id = self._identity()
 
     # --- the port -------------------------------------------------------------------------
 
@@ -186,11 +200,10 @@ class SQLiteAccessLog(ChainedAccessLog):
             db.execute("BEGIN")
             walk = _Walk.start(_anchor(db), expected)
             for row in db.execute(_ALL_POSITIONS + " ORDER BY u.id"):
-                if not walk.step(row):
-                    break
+                walk.step(row)
             head = _head(db)
             db.execute("COMMIT")
-        return walk.result(head)
+        return replace(walk.result(head), log_id=self.log_id)
 
     def purge(
         self, *, now: datetime, retention_days: int, reason: str | None = None
@@ -252,6 +265,15 @@ class SQLiteAccessLog(ChainedAccessLog):
                         path=str(self.path))
             self._db.execute("DELETE FROM access_log_purge_permit")
 
+    def _identity(self) -> str:
+        """The log's id (made now for a log that has none: a new one, or an older file)."""
+        row = self._db.execute("SELECT log_id FROM access_log_identity LIMIT 1").fetchone()
+        if row is not None:
+            return str(row[0])
+        log_id = uuid.uuid4().hex
+        self._db.execute("INSERT INTO access_log_identity (log_id) VALUES (?)", (log_id,))
+        return log_id
+
     def _chain_unchained(self) -> int:
         """Hash every entry of an earlier, unchained log, in id order; the count."""
         previous = _GENESIS
@@ -279,8 +301,7 @@ class SQLiteAccessLog(ChainedAccessLog):
         """The recomputed hash at `upto`, if the chain is intact up to there; else refuse."""
         walk = _Walk.start(anchor, ())
         for row in self._db.execute(_ALL_POSITIONS + " WHERE u.id <= ? ORDER BY u.id", (upto,)):
-            if not walk.step(row):
-                break
+            walk.step(row)
         if walk.first_break is not None or walk.position != upto:
             problem = walk.first_break or ChainBreak(walk.position + 1, "entry is missing")
             raise AccessLogTamperedError(
@@ -328,6 +349,7 @@ class _Walk:
     first_break: ChainBreak | None = None
     checked: int = 0
     confirmed: ChainHead | None = None
+    breaks: list[ChainBreak] = field(default_factory=list)
 
     @classmethod
     def start(cls, anchor: RetentionAnchor | None, heads: Sequence[ChainHead]) -> _Walk:
@@ -341,22 +363,26 @@ class _Walk:
         walk._compare()  # a head at the anchor itself
         return walk
 
-    def step(self, row: Sequence[object]) -> bool:
-        """Check the next stored position; False once the chain is broken."""
+    def step(self, row: Sequence[object]) -> None:
+        """Check the next stored position; after a break, go on from its stored hash."""
         entry_id, has_entry, *fields, stored = row
         position = int(str(entry_id))
         reason = self._problem(position, bool(has_entry), fields, stored)
         if reason is not None:
             self._break(min(position, self.position + 1), reason)
-            return False
-        self.records += 1
+            if position <= self.position:
+                return
+            self.position = position
+            if isinstance(stored, bytes):
+                self.previous = stored
+        else:
+            self.records += 1
         self._compare()
-        return self.first_break is None
 
     def result(self, head: ChainHead) -> AccessLogVerification:
         """The verification, with a truncation break for heads beyond the log's end."""
         beyond = [p for p in self.expected if p > self.position]
-        if self.first_break is None and beyond:
+        if beyond:
             self._break(self.position + 1, f"entry {self.position + 1} is missing: a signed "
                         f"checkpoint has the log reach {max(beyond)}, the log ends at "
                         f"{self.position} (truncated)")
@@ -365,7 +391,7 @@ class _Walk:
             chain=ACCESS_LOG_CHAIN, records=self.records, head=head,
             first_break=self.first_break, checkpoints_checked=self.checked,
             checkpoint=self.confirmed.to_json() if self.confirmed else None,
-            anchor=self.anchor, before_anchor=self.before_anchor,
+            anchor=self.anchor, before_anchor=self.before_anchor, breaks=tuple(self.breaks),
         )
 
     def _problem(
@@ -408,6 +434,8 @@ class _Walk:
     def _break(self, position: int, reason: str) -> None:
         if self.first_break is None:
             self.first_break = ChainBreak(position, reason)
+        if len(self.breaks) < MAX_BREAKS:
+            self.breaks.append(ChainBreak(position, reason))
 
 
 def _head(db: sqlite3.Connection) -> ChainHead:

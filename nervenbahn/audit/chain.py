@@ -535,6 +535,20 @@ class AuditDatabase(ABC):
                 return
             last = int(rows[-1][0])
 
+    def chain_rewrites(self) -> list[dict[str, object]]:
+        """Every explicit `audit chain-existing` recorded in the store, oldest first."""
+        if not self._has_table(REWRITES_TABLE):
+            return []
+        rows = self.fetch(f"SELECT at, events_table, events, unchained, registered "  # noqa: S608
+                          f"FROM {REWRITES_TABLE} ORDER BY at")
+        return [{"at": str(a), "events_table": str(t), "events": int(e), "unchained": int(u),
+                 "registered": bool(r)} for a, t, e, u, r in rows]
+
+    def has_table(self, name: str) -> bool:
+        """True if the store has this (plain-named) table."""
+        _check_identifier(name)
+        return self._has_table(name)
+
     def count(self, table_name: str) -> int:
         """Rows in one of the audit's tables."""
         _check_identifier(table_name)

@@ -1,7 +1,9 @@
 """Signed checkpoints: the head of every hash chain at one moment, signed with Ed25519.
 
 A checkpoint's payload is canonical JSON (sorted keys, no spaces, ASCII) of its sequence, time,
-key id, the head of every events chain and (optionally) the access log's head; the signature
+key id, the head of every events chain and (optionally) the access log's head with the log's
+identity (`log_id`, a random id kept in the log; absent in checkpoints signed before
+identities existed); the signature
 covers exactly those bytes. Checkpoints are kept in the store's database (`audit_checkpoints`),
 exported as JSON Lines for the auditor's own copy, and published to the audit topic as Avro
 (`schemas/audit/Checkpoint.avsc`).
@@ -127,6 +129,9 @@ class Checkpoint:
     payload: bytes
     signature: bytes
     published: bool = field(default=False, compare=False)
+    access_log_id: str | None = None
+    """The identity of the access log whose head `access_log` is (None: signed before logs had
+    identities)."""
 
     def signature_problem(self, public_key: Ed25519PublicKey) -> str | None:
         """Why the signature does not hold under `public_key`; None if it does."""
@@ -155,6 +160,7 @@ class Checkpoint:
             "key_id": self.key_id,
             "chains": {name: head.to_json() for name, head in self.chains.items()},
             "access_log": self.access_log.to_json() if self.access_log else None,
+            "access_log_id": self.access_log_id,
             "published": self.published,
         }
 
@@ -163,8 +169,12 @@ def _canonical(document: dict[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _head_json(name: str, head: ChainHead) -> dict[str, object]:
-    return {"chain": name, "position": head.position, "hash": head.hash.hex()}
+def _head_json(name: str, head: ChainHead, log_id: str | None = None) -> dict[str, object]:
+    document: dict[str, object] = {"chain": name, "position": head.position,
+                                   "hash": head.hash.hex()}
+    if log_id is not None:
+        document["log_id"] = log_id
+    return document
 
 
 def sign_checkpoint(
@@ -173,8 +183,10 @@ def sign_checkpoint(
     created_at: datetime,
     chains: dict[str, ChainHead],
     access_log: ChainHead | None = None,
+    access_log_id: str | None = None,
 ) -> Checkpoint:
-    """Build and sign a checkpoint."""
+    """Build and sign a checkpoint (`access_log_id`: the identity of the log `access_log` is
+    the head of)."""
     payload = _canonical(
         {
             "format": _FORMAT,
@@ -182,7 +194,8 @@ def sign_checkpoint(
             "created_at": created_at.astimezone(UTC).isoformat(),
             "key_id": key.key_id,
             "chains": [_head_json(name, head) for name, head in sorted(chains.items())],
-            "access_log": _head_json("access-log", access_log) if access_log else None,
+            "access_log": (_head_json("access-log", access_log, access_log_id)
+                           if access_log else None),
         }
     )
     return parse_checkpoint(payload, key.private.sign(payload))
@@ -210,11 +223,14 @@ def parse_checkpoint(payload: bytes, signature: bytes, published: bool = False) 
                   for i, item in enumerate(chains_json))
     access = document.get("access_log")
     access_log = None if access is None else _parse_head(access, f"{where}: payload.access_log")[1]
+    access_log_id = None if access is None else access.get("log_id")
+    if access_log_id is not None and not isinstance(access_log_id, str):
+        raise CheckpointError(f"{where}: payload.access_log.log_id: expected text")
     if len(signature) != 64:
         raise CheckpointError(f"{where}: signature: an Ed25519 signature has 64 bytes, "
                               f"found {len(signature)}")
     return Checkpoint(sequence, document["created_at"], document["key_id"], chains, access_log,
-                      bytes(payload), bytes(signature), published)
+                      bytes(payload), bytes(signature), published, access_log_id)
 
 
 def _parse_head(item: Any, where: str) -> tuple[str, ChainHead]:
@@ -330,10 +346,12 @@ def write_checkpoint(
     key: SigningKey,
     *,
     access_log: ChainHead | None = None,
+    access_log_id: str | None = None,
     only_if_moved: bool = False,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Checkpoint | None:
-    """Sign the current heads as the next checkpoint and keep it.
+    """Sign the current heads (and the head of the access log `access_log_id`) as the next
+    checkpoint and keep it.
 
     With `only_if_moved`, nothing is written (None) when no chain moved since the last one.
     """
@@ -341,11 +359,12 @@ def write_checkpoint(
     heads = current_heads(db)
     latest = store.latest()
     if only_if_moved and latest is not None and latest.chains == heads and (
-        access_log is None or latest.access_log == access_log
+        access_log is None or (latest.access_log, latest.access_log_id)
+        == (access_log, access_log_id)
     ):
         return None
     sequence = 1 if latest is None else latest.sequence + 1
-    checkpoint = sign_checkpoint(key, sequence, clock(), heads, access_log)
+    checkpoint = sign_checkpoint(key, sequence, clock(), heads, access_log, access_log_id)
     store.add(checkpoint)
     log.info("checkpoint signed", sequence=sequence, key_id=key.key_id,
              heads={name: head.position for name, head in heads.items()})
@@ -429,8 +448,11 @@ class CheckpointCodec:
             "sequence": checkpoint.sequence,
             "created_at": checkpoint.created_at,
             "key_id": checkpoint.key_id,
-            "chains": [_head_json(name, head) for name, head in sorted(checkpoint.chains.items())],
-            "access_log": (_head_json("access-log", checkpoint.access_log)
+            "chains": [_head_json(name, head) | {"log_id": None}
+                       for name, head in sorted(checkpoint.chains.items())],
+            "access_log": (_head_json("access-log", checkpoint.access_log,
+                                      checkpoint.access_log_id) | {
+                               "log_id": checkpoint.access_log_id}
                            if checkpoint.access_log else None),
             "payload": checkpoint.payload.decode(),
             "signature": checkpoint.signature,

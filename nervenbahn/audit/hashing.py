@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "HASH_SIZE",
+    "MAX_BREAKS",
     "ChainBreak",
     "ChainHead",
     "ChainVerification",
@@ -24,6 +25,8 @@ __all__ = [
 ]
 
 HASH_SIZE = 32
+MAX_BREAKS = 1000
+"""Breaks listed per chain at most (a rewritten chain can break at every position)."""
 
 
 def genesis(chain: str) -> bytes:
@@ -79,8 +82,10 @@ class ChainBreak:
 class ChainVerification:
     """The result of recomputing one chain (and comparing it with signed checkpoints).
 
-    `first_break` is None when everything matched; `checkpoint` is the latest signed checkpoint
-    the chain was found to agree with (None when there was none to compare with).
+    `first_break` is None when everything matched; `breaks` lists every break found (the walk
+    goes on after one, from the stored link); `checkpoint` is the latest signed checkpoint the
+    chain was found to agree with (None when there was none to compare with); `log_id` is the
+    identity of the log verified (access logs).
     """
 
     chain: str
@@ -89,11 +94,20 @@ class ChainVerification:
     first_break: ChainBreak | None
     checkpoints_checked: int = 0
     checkpoint: dict[str, object] | None = None
+    breaks: tuple[ChainBreak, ...] = ()
+    log_id: str | None = None
 
     @property
     def ok(self) -> bool:
         """True if nothing was found altered."""
         return self.first_break is None
+
+    @property
+    def all_breaks(self) -> tuple[ChainBreak, ...]:
+        """Every break found, in the order found (the first is `first_break`)."""
+        if self.breaks:
+            return self.breaks
+        return (self.first_break,) if self.first_break else ()
 
     def to_json(self) -> dict[str, object]:
         """As JSON."""
@@ -103,6 +117,8 @@ class ChainVerification:
             "records": self.records,
             "head": self.head.to_json(),
             "first_break": self.first_break.to_json() if self.first_break else None,
+            "breaks": [b.to_json() for b in self.all_breaks],
+            "log_id": self.log_id,
             "checkpoints_checked": self.checkpoints_checked,
             "checkpoint": self.checkpoint,
         }

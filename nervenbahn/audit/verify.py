@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from domain.snapshots import SnapshotCheck
 from nervenbahn.audit.chain import (
     RECORD_INT,
     RECORD_LENGTH,
@@ -30,14 +31,23 @@ from nervenbahn.audit.chain import (
     originator_text,
 )
 from nervenbahn.audit.checkpoints import Checkpoint, CheckpointError, CheckpointStore
-from nervenbahn.audit.hashing import ChainBreak, ChainHead, ChainVerification, genesis
+from nervenbahn.audit.hashing import (
+    MAX_BREAKS,
+    ChainBreak,
+    ChainHead,
+    ChainVerification,
+    genesis,
+)
 
 __all__ = [
     "EXIT_CHAIN_BROKEN",
     "EXIT_CHECKPOINT_REJECTED",
     "EXIT_OK",
+    "AccessLogCheck",
+    "AccessLogVerifier",
     "AuditReport",
     "CheckpointProblem",
+    "OtherLog",
     "verify_chain",
     "verify_store",
 ]
@@ -71,13 +81,41 @@ class CheckpointProblem:
 
 
 @dataclass(frozen=True)
+class AccessLogCheck:
+    """The access log to verify: its identity, and how to verify it against signed heads."""
+
+    log_id: str
+    verify: AccessLogVerifier
+
+
+@dataclass(frozen=True)
+class OtherLog:
+    """A signed checkpoint that names an access log other than the one verified."""
+
+    sequence: int
+    log_id: str
+
+    def to_json(self) -> dict[str, object]:
+        """As JSON."""
+        return {"sequence": self.sequence, "log_id": self.log_id,
+                "note": "this log was not found; its head was not compared"}
+
+
+@dataclass(frozen=True)
 class AuditReport:
-    """What `audit verify` found: each chain's verification and the checkpoint problems."""
+    """What `audit verify` found: each chain's verification, the checkpoint problems, the
+    snapshots that do not match their events, explicit re-chainings, and checkpoints naming
+    an access log that was not verified (reported, not failing)."""
 
     chains: list[ChainVerification]
     access_log: ChainVerification | None = None
     checkpoint_problems: list[CheckpointProblem] = field(default_factory=list)
     checkpoints: int = 0
+    other_logs: list[OtherLog] = field(default_factory=list)
+    chain_rewrites: list[dict[str, object]] = field(default_factory=list)
+    snapshots_checked: int = 0
+    snapshot_problems: list[SnapshotCheck] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -86,9 +124,9 @@ class AuditReport:
 
     @property
     def exit_code(self) -> int:
-        """0 all good; 4 a chain is broken; 5 only checkpoints are rejected."""
+        """0 all good; 4 a chain or a snapshot is broken; 5 only checkpoints are rejected."""
         verifications = [*self.chains, *([self.access_log] if self.access_log else [])]
-        if any(not v.ok for v in verifications):
+        if any(not v.ok for v in verifications) or self.snapshot_problems:
             return EXIT_CHAIN_BROKEN
         if self.checkpoint_problems:
             return EXIT_CHECKPOINT_REJECTED
@@ -103,6 +141,11 @@ class AuditReport:
             "chains": [v.to_json() for v in self.chains],
             "access_log": self.access_log.to_json() if self.access_log else None,
             "checkpoint_problems": [p.to_json() for p in self.checkpoint_problems],
+            "logs_not_found": [o.to_json() for o in self.other_logs],
+            "chain_rewrites": self.chain_rewrites,
+            "snapshots_checked": self.snapshots_checked,
+            "snapshot_problems": [p.to_json() for p in self.snapshot_problems],
+            "notes": self.notes,
         }
 
 
@@ -131,13 +174,18 @@ class _Walk:
     matched: _Expected | None = None
     checked: int = 0
     found: ChainBreak | None = None
+    breaks: list[ChainBreak] = field(default_factory=list)
 
     def stop(self, position: int, reason: str) -> None:
-        self.found = ChainBreak(position, reason)
+        """Note a break (the walk goes on, resynchronised by the caller)."""
+        if self.found is None:
+            self.found = ChainBreak(position, reason)
+        if len(self.breaks) < MAX_BREAKS:
+            self.breaks.append(ChainBreak(position, reason))
 
     def check_expected(self, upto: int) -> None:
         """Compare the checkpoints at positions up to `upto` (the current position)."""
-        while self.found is None and self.expected and self.expected[0].head.position <= upto:
+        while self.expected and self.expected[0].head.position <= upto:
             exp = self.expected.pop(0)
             if exp.head.position != self.position:
                 self.stop(exp.head.position,
@@ -161,7 +209,7 @@ class _Walk:
         return f", after checkpoint #{self.matched.sequence}, which still matches"
 
     def result(self) -> ChainVerification:
-        if self.found is None and self.expected:
+        if self.expected:
             ahead = self.expected[-1]
             self.stop(self.position + 1,
                       f"the chain ends at position {self.position}, but signed checkpoint "
@@ -179,6 +227,7 @@ class _Walk:
             first_break=self.found,
             checkpoints_checked=self.checked,
             checkpoint=matched,
+            breaks=tuple(self.breaks),
         )
 
 
@@ -199,7 +248,7 @@ def verify_chain(
     )
     walk.check_expected(0)
     events, links = _Peekable(db.events(table)), _Peekable(db.links(table))
-    while walk.found is None and (events.head is not None or links.head is not None):
+    while events.head is not None or links.head is not None:
         _step(walk, events, links)
     return walk.result()
 
@@ -254,42 +303,51 @@ def _verify_quickly(
 
 
 def _step(walk: _Walk, events: _Peekable[EventRow], links: _Peekable[tuple[int, bytes]]) -> None:
+    """Check the next position; after a break, go on from the stored link (or, without one,
+    from the recomputed hash), so that every later break is found too."""
     event, link = events.head, links.head
     position = min(row[0] for row in (event, link) if row is not None)
     walk.check_expected(position - 1)
-    if walk.found is not None:
-        return
     if walk.dense and position != walk.position + 1:
         walk.stop(walk.position + 1, "position missing: its event and its chain entry were both "
                   "removed")
+        walk.position = position - 1
     elif event is None or event[0] != position:
         walk.stop(position, "chain entry without event: the event was removed")
+        assert link is not None
+        walk.previous, walk.position = link[1], position
+        links.advance()
     elif link is None or link[0] != position:
         walk.stop(position, "event without chain entry: written outside the recorder, or its "
                   "chain entry was removed")
+        walk.previous = chain_hash(walk.previous, event_record(*event))
+        walk.position, walk.records = position, walk.records + 1
+        events.advance()
     else:
         recomputed = chain_hash(walk.previous, event_record(*event))
+        resync = recomputed
         if recomputed != link[1]:
-            walk.stop(position, _mismatch(recomputed, link[1], events.next(), links.next()))
-            return
+            reason, resync = _mismatch(recomputed, link[1], events.next(), links.next())
+            walk.stop(position, reason)
         events.advance()
         links.advance()
-        walk.previous, walk.position, walk.records = recomputed, position, walk.records + 1
+        walk.previous, walk.position, walk.records = resync, position, walk.records + 1
         walk.check_expected(position)
 
 
 def _mismatch(
     recomputed: bytes, stored: bytes, event: EventRow | None, link: tuple[int, bytes] | None
-) -> str:
-    """Why the recomputed link differs from the stored one, judged from the next link."""
+) -> tuple[str, bytes]:
+    """Why the recomputed link differs from the stored one, judged from the next link, and
+    the hash to go on from (the one the next link continues)."""
     if event is not None and link is not None and event[0] == link[0]:
         record = event_record(*event)
         if chain_hash(stored, record) == link[1]:
             return ("the event's stored bytes (state, topic, id or version) differ from what "
-                    "was chained: altered")
+                    "was chained: altered", stored)
         if chain_hash(recomputed, record) == link[1]:
-            return "the chain entry's hash was altered"
-    return "the event does not match its chain entry (altered event or chain entry)"
+            return "the chain entry's hash was altered", recomputed
+    return "the event does not match its chain entry (altered event or chain entry)", stored
 
 
 class _Peekable(Generic[T]):
@@ -317,10 +375,12 @@ def verify_store(
     public_key: Ed25519PublicKey,
     *,
     auditor_copy: Sequence[Checkpoint] = (),
-    access_log: AccessLogVerifier | None = None,
+    access_log: AccessLogCheck | None = None,
 ) -> AuditReport:
     """Verify every chain of the store against the checkpoints whose signatures hold (the
-    store's and the auditor's copy), and the access log if given."""
+    store's and the auditor's copy), and the access log if given — against the heads signed
+    for its identity (and those signed before logs had one); a checkpoint naming another log
+    is listed in `other_logs`."""
     trusted, problems = _trusted_checkpoints(db, public_key, auditor_copy)
     tables = {table.chain: table for table in db.chained_tables()}
     chains = [
@@ -333,10 +393,15 @@ def verify_store(
             first_break=ChainBreak(1, "signed checkpoints name this chain, but the store no "
                                       "longer lists it (its tables were removed)"),
         ))
+    current = access_log.log_id if access_log is not None else None
+    signed = [cp for cp in trusted if cp.access_log is not None]
+    others = [OtherLog(cp.sequence, cp.access_log_id) for cp in signed
+              if cp.access_log_id is not None and cp.access_log_id != current]
     access = None
     if access_log is not None:
-        access = access_log([cp.access_log for cp in trusted if cp.access_log is not None])
-    return AuditReport(chains, access, problems, len(trusted))
+        access = access_log.verify([cp.access_log for cp in signed if cp.access_log is not None
+                                    and cp.access_log_id in (None, current)])
+    return AuditReport(chains, access, problems, len(trusted), others, db.chain_rewrites())
 
 
 def _expected_for(chain: str, trusted: Sequence[Checkpoint]) -> list[tuple[int, ChainHead, str]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -25,7 +26,12 @@ from rich.table import Table
 from domain.errors import InvalidCommandError
 from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.settings import load_api_settings
-from nervenbahn.audit.chain import AuditDatabase, chaining_existing, open_audit_database
+from nervenbahn.audit.chain import (
+    AuditDatabase,
+    UnchainedEventsError,
+    chaining_existing,
+    open_audit_database,
+)
 from nervenbahn.audit.checkpoints import (
     CheckpointError,
     CheckpointStore,
@@ -37,14 +43,15 @@ from nervenbahn.audit.checkpoints import (
     write_checkpoint,
 )
 from nervenbahn.audit.hashing import ChainHead, ChainVerification
-from nervenbahn.audit.verify import AuditReport, verify_store
+from nervenbahn.audit.snapshots import verify_snapshots
+from nervenbahn.audit.verify import AccessLogCheck, AuditReport, verify_store
 from nervenbahn.bootstrap import build_payment_service, build_service, close_service
 from nervenbahn.config import ConfigError
 
 from .render import emit_json
 from .runtime import Runtime, runtime
 
-__all__ = ["register"]
+__all__ = ["access_log_check", "register"]
 
 T = TypeVar("T")
 
@@ -93,9 +100,9 @@ def checkpoint(
     """Sign the head of every chain (and the access log's) as the next checkpoint."""
     rt = _rt(ctx, as_json)
     key = _signing_key(rt)
-    access = _access_log_head(rt)
+    access, log_id = _access_log_head(rt)
     with _database(rt) as db:
-        made = write_checkpoint(db, key, access_log=access)
+        made = write_checkpoint(db, key, access_log=access, access_log_id=log_id)
         assert made is not None
         published = rt.bus.publish_checkpoints(db) if publish else []
     if rt.as_json:
@@ -157,9 +164,10 @@ def verify(
     rt = _rt(ctx, as_json)
     key = _public_key(rt, public_key_file)
     copy = _or_refused(lambda: read_checkpoint_file(checkpoints)) if checkpoints else []
-    access_log = _access_log_verifier(rt)
+    access_log = _access_log_check(rt)
     with _database(rt) as db:
         report = verify_store(db, key, auditor_copy=copy, access_log=access_log)
+        report = _with_snapshots(rt, db, report)
     if rt.as_json:
         emit_json(rt.console, report.to_json())
     else:
@@ -249,48 +257,84 @@ def _access_log(rt: Runtime) -> SQLiteAccessLog | None:
     return SQLiteAccessLog(path) if path.exists() else None
 
 
-def _access_log_head(rt: Runtime) -> ChainHead | None:
+def _access_log_head(rt: Runtime) -> tuple[ChainHead | None, str | None]:
     log = _access_log(rt)
     if log is None:
-        return None
+        return None, None
     try:
-        return log.head()
+        return log.head(), log.log_id
     finally:
         log.close()
 
 
-def _access_log_verifier(
-    rt: Runtime,
-) -> Callable[[Sequence[ChainHead]], ChainVerification] | None:
-    if _access_log(rt) is None:
+def _access_log_check(rt: Runtime) -> AccessLogCheck | None:
+    return access_log_check(load_api_settings(rt.settings.store).access_log)
+
+
+def access_log_check(path: Path) -> AccessLogCheck | None:
+    """The access log at `path` for `verify_store`: its identity, and a verifier that opens
+    it when called (None if there is no log)."""
+    if not path.exists():
         return None
+    opened = SQLiteAccessLog(path)
+    log_id = opened.log_id
+    opened.close()
 
     def verify_access_log(expected: Sequence[ChainHead]) -> ChainVerification:
-        log = _access_log(rt)
-        assert log is not None
+        log = SQLiteAccessLog(path)
         try:
             return log.verify(expected)
         finally:
             log.close()
 
-    return verify_access_log
+    return AccessLogCheck(log_id, verify_access_log)
+
+
+def _with_snapshots(rt: Runtime, db: AuditDatabase, report: AuditReport) -> AuditReport:
+    """The report with every snapshot recomputed from its events (if the store opens)."""
+    try:
+        service = rt.service
+        payments = build_payment_service(rt.settings, service)
+    except UnchainedEventsError as exc:
+        return replace(report, notes=[*report.notes, f"snapshots not checked: {exc}"])
+    try:
+        checked, problems = verify_snapshots(db, [service, payments])
+    finally:
+        payments.close()
+    return replace(report, snapshots_checked=checked, snapshot_problems=problems)
 
 
 def _print_report(rt: Runtime, report: AuditReport) -> None:
     table = Table("chain", "records", "head", "checkpoints matched", "result")
     rows = [*report.chains, *([report.access_log] if report.access_log else [])]
     for v in rows:
-        result = "ok" if v.first_break is None else f"BROKEN at {v.first_break.position}"
-        table.add_row(v.chain, str(v.records), f"{v.head.position} {v.head.hash.hex()[:16]}…",
+        breaks = v.all_breaks
+        result = "ok" if not breaks else f"BROKEN at {', '.join(str(b.position) for b in breaks)}"
+        name = v.chain if v.log_id is None else f"{v.chain} ({v.log_id})"
+        table.add_row(name, str(v.records), f"{v.head.position} {v.head.hash.hex()[:16]}…",
                       str(v.checkpoints_checked), result)
     rt.console.print(table)
     for v in rows:
-        if v.first_break is not None:
-            rt.console.print(f"{v.chain}: first bad position {v.first_break.position}: "
-                             f"{v.first_break.reason}")
+        for number, found in enumerate(v.all_breaks):
+            which = "first bad position" if number == 0 else "bad position"
+            rt.console.print(f"{v.chain}: {which} {found.position}: {found.reason}")
+    for s in report.snapshot_problems:
+        rt.console.print(f"snapshot {s.table} {s.originator_id} version {s.version}: "
+                         f"{s.problem}")
+    rt.console.print(f"snapshots: {report.snapshots_checked} recomputed from their events, "
+                     f"{len(report.snapshot_problems)} do not match")
+    for rewrite in report.chain_rewrites:
+        rt.console.print(f"note: {rewrite['events_table']} was chained anew by `audit "
+                         f"chain-existing` at {rewrite['at']} ({rewrite['events']} events, "
+                         f"{rewrite['unchained']} had no link)")
+    for other in report.other_logs:
+        rt.console.print(f"note: checkpoint #{other.sequence} signs access log {other.log_id}, "
+                         "which was not found here; not compared")
+    for note in report.notes:
+        rt.console.print(f"note: {note}")
     for problem in report.checkpoint_problems:
         rt.console.print(f"rejected: {problem.describe()}")
-    verdict = {0: "verified: every chain and checkpoint holds",
-               4: "NOT verified: a chain does not match what was recorded",
+    verdict = {0: "verified: every chain, snapshot and checkpoint holds",
+               4: "NOT verified: a chain or snapshot does not match what was recorded",
                5: "NOT verified: a checkpoint was rejected"}[report.exit_code]
     rt.console.print(f"{verdict} ({report.checkpoints} signed checkpoints relied on)")
