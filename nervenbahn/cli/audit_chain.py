@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.table import Table
 
 from domain.errors import InvalidCommandError
+from domain.payment_service import PaymentService
 from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.settings import load_api_settings
 from nervenbahn.audit.chain import (
@@ -294,7 +295,9 @@ def _with_snapshots(rt: Runtime, db: AuditDatabase, report: AuditReport) -> Audi
     """The report with every snapshot recomputed from its events (if the store opens)."""
     try:
         service = rt.service
-        payments = build_payment_service(rt.settings, service)
+        # With its snapshot store, so that any snapshot in its table is checked.
+        payments = PaymentService({**rt.settings.store.eventsourcing_env(),
+                                   "IS_SNAPSHOTTING_ENABLED": "y"}, cases=service)
     except UnchainedEventsError as exc:
         return replace(report, notes=[*report.notes, f"snapshots not checked: {exc}"])
     try:

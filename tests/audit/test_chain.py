@@ -11,7 +11,6 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-import structlog
 from eventsourcing.persistence import ProgrammingError
 
 from domain.service import CaseService

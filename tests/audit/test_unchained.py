@@ -21,8 +21,8 @@ from nervenbahn.audit.chain import UnchainedEventsError, open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, export_checkpoints, write_checkpoint
 from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN
 from nervenbahn.bootstrap import build_payment_service, build_service, close_service
-from nervenbahn.cli import main
 from nervenbahn.config import Settings, load_settings
+from tests.audit.cli import Invoke, cli_for
 from tests.bus.pipeline import open_supported_case
 
 Execute = Callable[[str], None]
@@ -40,22 +40,9 @@ def _settings(store: str) -> Settings:
 
 
 def _cli(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-         capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    monkeypatch.setenv("NERVENBAHN_STORE", STORES[id(settings)])
-    monkeypatch.setenv("NERVENBAHN_MASTER_KEY", settings.master_key.get_secret_value())
-    monkeypatch.setenv("NERVENBAHN_AUDIT_SIGNING_KEY", settings.signing_key.get_secret_value())
-    monkeypatch.setenv("NERVENBAHN_ACTOR", "cw-olten-01:caseworker:so-olten")
-    monkeypatch.setenv("NERVENBAHN_LOG_FORMAT", "json")
-    monkeypatch.setenv("NERVENBAHN_ACCESS_LOG", str(tmp_path / "access-log.db"))
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return invoke
+         capsys: pytest.CaptureFixture[str]) -> Invoke:
+    return cli_for(STORES[id(settings)], settings, tmp_path / "access-log.db", monkeypatch,
+                   capsys)
 
 
 def _sqlite_executor(path: Path) -> Execute:
