@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
@@ -52,24 +53,26 @@ def _settings(store: str) -> Settings:
 
 def _tamperer(settings: Settings) -> Tamper:
     """Rewrite one stored snapshot's state bytes in place (as an attacker with write access)."""
-    def tamper(table: str, originator: UUID, version: int, change: Callable[[bytes], bytes]) -> None:
+    def tamper(
+        table: str, originator: UUID, version: int, change: Callable[[bytes], bytes]
+    ) -> None:
         if settings.store.kind == "sqlite":
             assert settings.store.sqlite_path is not None
             with sqlite3.connect(settings.store.sqlite_path) as db:
                 where = "WHERE originator_id = ? AND originator_version = ?"
                 key = (originator.hex, version)  # how eventsourcing's SQLite stores UUIDs
-                (state,) = db.execute(f"SELECT state FROM {table} {where}", key).fetchone()  # noqa: S608
-                db.execute(f"UPDATE {table} SET state = ? {where}",  # noqa: S608
+                (state,) = db.execute(f"SELECT state FROM {table} {where}", key).fetchone()
+                db.execute(f"UPDATE {table} SET state = ? {where}",
                            (change(bytes(state)), *key))
             return
         with psycopg.connect(settings.store.conninfo(), autocommit=True) as db:
             db.execute(sql.SQL("SET search_path TO {}").format(
                 sql.Identifier(settings.store.schema_name)))
-            where = sql.SQL("WHERE originator_id = %s AND originator_version = %s")
+            match = sql.SQL("WHERE originator_id = %s AND originator_version = %s")
             row = db.execute(sql.SQL("SELECT state FROM {} {}").format(
-                sql.Identifier(table), where), (originator, version)).fetchone()
+                sql.Identifier(table), match), (originator, version)).fetchone()
             assert row is not None
-            db.execute(sql.SQL("UPDATE {} SET state = %s {}").format(sql.Identifier(table), where),
+            db.execute(sql.SQL("UPDATE {} SET state = %s {}").format(sql.Identifier(table), match),
                        (change(bytes(row[0])), originator, version))
     return tamper
 
@@ -172,7 +175,7 @@ def test_an_altered_payments_snapshot_is_not_used_and_verify_names_it(
         correlation_id=uuid4()))
     payments.run(RunPayments(month=date.today().replace(day=1), actor=SYSTEM,
                              correlation_id=uuid4()))
-    book = payments.repository.get(RUN_BOOK_ID)
+    book: Any = payments.repository.get(RUN_BOOK_ID)
     payments.take_snapshot(RUN_BOOK_ID)
     months_before = dict(book.runs_by_month)
 
