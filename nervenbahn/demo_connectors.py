@@ -24,14 +24,13 @@ from domain.commands import Actor
 from domain.payment_service import PaymentService
 from domain.payments import RecordPayoutAccount, RunPayments
 from domain.personal_data import PersonalData, SealedPersonalData
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.settings import load_api_settings
+from nervenbahn.audit.access import access_log_check, access_log_head
 from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, export_checkpoints, write_checkpoint
 from nervenbahn.audit.report import build_case_report, write_case_report
 from nervenbahn.audit.verify import verify_store
 from nervenbahn.bootstrap import build_payment_service
-from nervenbahn.cli.audit_chain import access_log_check
 from nervenbahn.cli.runtime import Runtime
 from nervenbahn.paths import store_folder
 from nervenbahn.wiring import Bus
@@ -145,22 +144,15 @@ def audit_and_report(rt: Runtime, case_id: uuid.UUID, folder: Path) -> None:
     """Sign a checkpoint, export the auditor's copy, verify the hash chains against it, and
     write one audit report."""
     key = SigningKey.from_seed(rt.settings.signing_key.get_secret_value())
-    check = access_log_check(load_api_settings(rt.settings.store).access_log)
-    access = None
-    if check is not None:  # the installation's log, which the demo API wrote to
-        log = SQLiteAccessLog(load_api_settings(rt.settings.store).access_log)
-        try:
-            access = log.head()
-        finally:
-            log.close()
+    path = load_api_settings(rt.settings.store).access_log  # the demo API wrote to it
+    access, log_id = access_log_head(path)
     db = open_audit_database(rt.settings.store)
     try:
-        checkpoint = write_checkpoint(db, key, access_log=access,
-                                      access_log_id=check.log_id if check else None)
+        checkpoint = write_checkpoint(db, key, access_log=access, access_log_id=log_id)
         assert checkpoint is not None
         copy = folder / "auditor-checkpoints.jsonl"
         export_checkpoints(db, copy)
-        result = verify_store(db, key.public, access_log=check)
+        result = verify_store(db, key.public, access_log=access_log_check(path))
     finally:
         db.close()
     chains = list(result.chains) + ([result.access_log] if result.access_log else [])

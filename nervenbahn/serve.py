@@ -19,11 +19,10 @@ import structlog
 import uvicorn
 
 from bus.effects import EffectStore
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.settings import load_api_settings
+from nervenbahn.audit.access import access_log_head
 from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
-from nervenbahn.audit.hashing import ChainHead
 from nervenbahn.bootstrap import build_payment_service
 from nervenbahn.config import Settings
 from nervenbahn.paths import read_model_target
@@ -138,7 +137,8 @@ class Server:
         while not self._stop.wait(self.settings.checkpoint_interval_seconds):
             db = open_audit_database(self.settings.store)
             try:
-                write_checkpoint(db, key, access_log=_access_log_head(self.settings),
+                head, log_id = access_log_head(load_api_settings(self.settings.store).access_log)
+                write_checkpoint(db, key, access_log=head, access_log_id=log_id,
                                  only_if_moved=True)
                 self.bus.publish_checkpoints(db)
             except Exception:
@@ -161,15 +161,3 @@ class Server:
     def _consume(self, projection: Projection, store: EffectStore) -> None:
         with self.bus.projection_consumer(projection, store) as consumer:
             consumer.run(self._stop, poll_ms=200)
-
-
-def _access_log_head(settings: Settings) -> ChainHead | None:
-    """The access log's head, if the log exists (it is signed into each checkpoint)."""
-    path = load_api_settings(settings.store).access_log
-    if not path.exists():
-        return None
-    access_log = SQLiteAccessLog(path)
-    try:
-        return access_log.head()
-    finally:
-        access_log.close()

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -25,8 +25,8 @@ from rich.table import Table
 
 from domain.errors import InvalidCommandError
 from domain.payment_service import PaymentService
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.settings import load_api_settings
+from nervenbahn.audit.access import access_log_check, access_log_head
 from nervenbahn.audit.chain import (
     AuditDatabase,
     UnchainedEventsError,
@@ -43,16 +43,15 @@ from nervenbahn.audit.checkpoints import (
     read_checkpoint_file,
     write_checkpoint,
 )
-from nervenbahn.audit.hashing import ChainHead, ChainVerification
 from nervenbahn.audit.snapshots import verify_snapshots
-from nervenbahn.audit.verify import AccessLogCheck, AuditReport, verify_store
+from nervenbahn.audit.verify import AuditReport, verify_store
 from nervenbahn.bootstrap import build_payment_service, build_service, close_service
 from nervenbahn.config import ConfigError
 
 from .render import emit_json
 from .runtime import Runtime, runtime
 
-__all__ = ["access_log_check", "register"]
+__all__ = ["register"]
 
 T = TypeVar("T")
 
@@ -101,7 +100,7 @@ def checkpoint(
     """Sign the head of every chain (and the access log's) as the next checkpoint."""
     rt = _rt(ctx, as_json)
     key = _signing_key(rt)
-    access, log_id = _access_log_head(rt)
+    access, log_id = access_log_head(_access_log_path(rt))
     with _database(rt) as db:
         made = write_checkpoint(db, key, access_log=access, access_log_id=log_id)
         assert made is not None
@@ -165,7 +164,7 @@ def verify(
     rt = _rt(ctx, as_json)
     key = _public_key(rt, public_key_file)
     copy = _or_refused(lambda: read_checkpoint_file(checkpoints)) if checkpoints else []
-    access_log = _access_log_check(rt)
+    access_log = access_log_check(_access_log_path(rt))
     with _database(rt) as db:
         report = verify_store(db, key, auditor_copy=copy, access_log=access_log)
         report = _with_snapshots(rt, db, report)
@@ -253,42 +252,8 @@ def _database(rt: Runtime) -> Iterator[AuditDatabase]:
         db.close()
 
 
-def _access_log(rt: Runtime) -> SQLiteAccessLog | None:
-    path = load_api_settings(rt.settings.store).access_log
-    return SQLiteAccessLog(path) if path.exists() else None
-
-
-def _access_log_head(rt: Runtime) -> tuple[ChainHead | None, str | None]:
-    log = _access_log(rt)
-    if log is None:
-        return None, None
-    try:
-        return log.head(), log.log_id
-    finally:
-        log.close()
-
-
-def _access_log_check(rt: Runtime) -> AccessLogCheck | None:
-    return access_log_check(load_api_settings(rt.settings.store).access_log)
-
-
-def access_log_check(path: Path) -> AccessLogCheck | None:
-    """The access log at `path` for `verify_store`: its identity, and a verifier that opens
-    it when called (None if there is no log)."""
-    if not path.exists():
-        return None
-    opened = SQLiteAccessLog(path)
-    log_id = opened.log_id
-    opened.close()
-
-    def verify_access_log(expected: Sequence[ChainHead]) -> ChainVerification:
-        log = SQLiteAccessLog(path)
-        try:
-            return log.verify(expected)
-        finally:
-            log.close()
-
-    return AccessLogCheck(log_id, verify_access_log)
+def _access_log_path(rt: Runtime) -> Path:
+    return load_api_settings(rt.settings.store).access_log
 
 
 def _with_snapshots(rt: Runtime, db: AuditDatabase, report: AuditReport) -> AuditReport:

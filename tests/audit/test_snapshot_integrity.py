@@ -32,6 +32,7 @@ from tests.audit.cli import cli_for
 from tests.domain.test_bitemporal_snapshots import long_history
 
 SYSTEM = Actor("test", "system", "so-canton")
+SIGNED = len(b"nbmac1\x00") + 32  # the stored state: prefix, MAC (32 bytes), then the JSON
 HOUSING = b'"code":"housing","amount":{"_type_":"decimal_str","_data_":"1200.00"}'
 Tamper = Callable[[str, UUID, int, Callable[[bytes], bytes]], None]
 
@@ -155,7 +156,8 @@ def test_an_unsigned_snapshot_is_not_used_either(
     before = _answers(service, case_id)
 
     def unsigned_and_altered(state: bytes) -> bytes:
-        return _nine_thousand(state[state.index(b"{"):])
+        assert state.startswith(b"nbmac1\x00")
+        return _nine_thousand(state[SIGNED:])
 
     _tamperer(settings)(service.snapshots.table, case_id, 100,  # type: ignore[union-attr]
                         unsigned_and_altered)
@@ -180,10 +182,9 @@ def test_an_altered_payments_snapshot_is_not_used_and_verify_names_it(
     months_before = dict(book.runs_by_month)
 
     def forget_runs(state: bytes) -> bytes:  # the book would allow the month to be paid again
-        document_start = state.index(b"{")
-        document = json.loads(state[document_start:])
+        document = json.loads(state[SIGNED:])
         document["state"]["runs_by_month"] = {}
-        return state[:document_start] + json.dumps(document).encode()
+        return state[:SIGNED] + json.dumps(document).encode()
 
     _tamperer(settings)(payments.snapshots.table, RUN_BOOK_ID, book.version, forget_runs)
     payments.close()
