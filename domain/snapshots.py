@@ -41,6 +41,7 @@ __all__ = [
     "MacSnapshotStore",
     "SnapshotCheck",
     "check_snapshot",
+    "snapshot_from_events",
 ]
 
 log = structlog.get_logger("nervenbahn.snapshots")
@@ -165,28 +166,35 @@ def check_snapshot(app: Application[UUID], originator_id: UUID, version: int) ->
     problems = []
     if store.opened(stored)[0] is None:
         problems.append(store.opened(stored)[1] or "")
+    fresh = snapshot_from_events(app, originator_id, version)
+    if fresh is None:
+        problems.append(f"the events of {originator_id} do not reach version {version}")
+    else:
+        problems.extend(_compare_state(app, store, stored, fresh))
+    return SnapshotCheck(store.table, originator_id, version, "; ".join(problems) or None)
+
+
+def snapshot_from_events(app: Application[UUID], originator_id: UUID, version: int) -> Any:
+    """A snapshot of the aggregate at `version` replayed from its events only (None if the
+    events do not reach that version)."""
     replayed: Any = None
     for event in app.events.get(originator_id, lte=version):
         replayed = event.mutate(replayed)  # type: ignore[attr-defined]
     if replayed is None or replayed.version != version:
-        problems.append(f"the events reach version {getattr(replayed, 'version', 0)}, not "
-                        f"{version}")
-    else:
-        problems.extend(_compare_state(app, store, stored, replayed))
-    return SnapshotCheck(store.table, originator_id, version, "; ".join(problems) or None)
+        return None
+    snapshot_class = getattr(type(replayed), "Snapshot", type(app).snapshot_class)
+    assert snapshot_class is not None
+    return snapshot_class.take(replayed)
 
 
 def _compare_state(
-    app: Application[UUID], store: MacSnapshotStore, stored: StoredEvent, replayed: Any
+    app: Application[UUID], store: MacSnapshotStore, stored: StoredEvent, fresh: Any
 ) -> list[str]:
     """Differences between the snapshot's state and the replayed state, by field."""
     try:
         snapshot = store.mapper.to_domain_event(store.unverified(stored))
     except Exception as exc:  # altered bytes may fail in any way
         return [f"its state cannot be decoded ({type(exc).__name__})"]
-    snapshot_class = getattr(type(replayed), "Snapshot", type(app).snapshot_class)
-    assert snapshot_class is not None
-    fresh = snapshot_class.take(replayed)
     transcoder = app.mapper.transcoder
     expected = transcoder.decode(transcoder.encode(fresh.state))
     actual = getattr(snapshot, "state", None)

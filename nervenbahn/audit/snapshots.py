@@ -8,17 +8,22 @@ MAC is checked). Every mismatch names the table, the originator id and the versi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
 import structlog
 from eventsourcing.application import Application
 
-from domain.snapshots import MacSnapshotStore, SnapshotCheck, check_snapshot
+from domain.snapshots import (
+    MacSnapshotStore,
+    SnapshotCheck,
+    check_snapshot,
+    snapshot_from_events,
+)
 from nervenbahn.audit.chain import AuditDatabase
 
-__all__ = ["verify_snapshots"]
+__all__ = ["rewrite_snapshots", "verify_snapshots"]
 
 log = structlog.get_logger("nervenbahn.audit.snapshots")
 
@@ -28,6 +33,39 @@ def verify_snapshots(
 ) -> tuple[int, list[SnapshotCheck]]:
     """How many snapshots were checked, and those that do not hold."""
     checked, problems = 0, []
+    for _, _, check in _checked(db, apps):
+        checked += 1
+        if check.problem is not None:
+            log.error("snapshot does not match its events", **check.to_json())
+            problems.append(check)
+    return checked, problems
+
+
+def rewrite_snapshots(db: AuditDatabase, apps: Sequence[Application[Any]]) -> list[SnapshotCheck]:
+    """Replace every snapshot that does not hold (no MAC, a MAC that fails, a state other than
+    its events') with one taken from the events alone, signed; the ones replaced."""
+    replaced = []
+    for app, stored_id, check in _checked(db, apps):
+        if check.problem is None:
+            continue
+        store = app.snapshots
+        assert isinstance(store, MacSnapshotStore)
+        fresh = snapshot_from_events(app, check.originator_id, check.version)
+        db.execute(f"DELETE FROM {check.table} WHERE originator_id = ? "  # noqa: S608
+                   "AND originator_version = ?", (stored_id, check.version))
+        if fresh is not None:
+            store.put([fresh])
+        log.warning("snapshot rewritten from the events", **check.to_json(),
+                    written=fresh is not None)
+        replaced.append(check)
+    return replaced
+
+
+def _checked(
+    db: AuditDatabase, apps: Sequence[Application[Any]]
+) -> Iterator[tuple[Application[Any], Any, SnapshotCheck]]:
+    """Every stored snapshot of the applications, checked: (application, its id as stored,
+    the check)."""
     for app in apps:
         store = app.snapshots
         if not isinstance(store, MacSnapshotStore) or not db.has_table(store.table):
@@ -36,10 +74,5 @@ def verify_snapshots(
             f"SELECT originator_id, originator_version FROM {store.table} "  # noqa: S608
             "ORDER BY originator_id, originator_version"
         )
-        for originator_id, version in rows:
-            check = check_snapshot(app, UUID(str(originator_id)), int(version))
-            checked += 1
-            if check.problem is not None:
-                log.error("snapshot does not match its events", **check.to_json())
-                problems.append(check)
-    return checked, problems
+        for stored_id, version in rows:
+            yield app, stored_id, check_snapshot(app, UUID(str(stored_id)), int(version))

@@ -7,6 +7,7 @@
 - `audit verify [--checkpoints FILE] [--public-key FILE] [--json]`: recompute every chain and
   every snapshot, check every checkpoint; exit 0 all good, 4 a chain or snapshot is broken, 5 a
   checkpoint is rejected.
+- `audit rewrite-snapshots`: replace snapshots that do not hold by ones taken from the events.
 - `audit chain-existing --confirm`: chain events the chain does not cover (a store from before
   the chain, or deleted chain rows), logged and recorded; opening such a store is refused.
 """
@@ -17,10 +18,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from eventsourcing.application import Application
 from rich.table import Table
 
 from domain.errors import InvalidCommandError
@@ -43,7 +45,7 @@ from nervenbahn.audit.checkpoints import (
     read_checkpoint_file,
     write_checkpoint,
 )
-from nervenbahn.audit.snapshots import verify_snapshots
+from nervenbahn.audit.snapshots import rewrite_snapshots, verify_snapshots
 from nervenbahn.audit.verify import AuditReport, verify_store
 from nervenbahn.bootstrap import build_payment_service, build_service, close_service
 from nervenbahn.config import ConfigError
@@ -68,6 +70,7 @@ def register(app: typer.Typer) -> None:
     app.command("checkpoint")(checkpoint)
     app.command("verify")(verify)
     app.command("chain-existing")(chain_existing)
+    app.command("rewrite-snapshots")(rewrite_snapshots_command)
     app.add_typer(checkpoints_app, name="checkpoints")
 
 
@@ -210,6 +213,22 @@ def chain_existing(
         rt.console.print("every events table is chained already; nothing done")
 
 
+def rewrite_snapshots_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Replace every snapshot that does not hold (no MAC, a failing MAC, a state other than its
+    events') by one taken from the events alone. Run `audit verify` first and keep its report:
+    an altered snapshot is evidence, and this replaces it."""
+    rt = _rt(ctx, as_json)
+    with _database(rt) as db, _snapshotting_apps(rt) as apps:
+        replaced = rewrite_snapshots(db, apps)
+    if rt.as_json:
+        emit_json(rt.console, {"rewritten": [r.to_json() for r in replaced]})
+        return
+    for r in replaced:
+        rt.console.print(f"rewritten: {r.table} {r.originator_id} version {r.version} "
+                         f"(was: {r.problem})")
+    rt.console.print(f"{len(replaced)} snapshots rewritten from their events")
+
+
 # --- helpers -------------------------------------------------------------------------------
 
 
@@ -259,17 +278,24 @@ def _access_log_path(rt: Runtime) -> Path:
 def _with_snapshots(rt: Runtime, db: AuditDatabase, report: AuditReport) -> AuditReport:
     """The report with every snapshot recomputed from its events (if the store opens)."""
     try:
-        service = rt.service
-        # With its snapshot store, so that any snapshot in its table is checked.
-        payments = PaymentService({**rt.settings.store.eventsourcing_env(),
-                                   "IS_SNAPSHOTTING_ENABLED": "y"}, cases=service)
+        with _snapshotting_apps(rt) as apps:
+            checked, problems = verify_snapshots(db, apps)
     except UnchainedEventsError as exc:
         return replace(report, notes=[*report.notes, f"snapshots not checked: {exc}"])
+    return replace(report, snapshots_checked=checked, snapshot_problems=problems)
+
+
+@contextmanager
+def _snapshotting_apps(rt: Runtime) -> Iterator[list[Application[Any]]]:
+    """The case service and the payments service, each with its snapshot store, so that any
+    snapshot in their tables is checked."""
+    service = rt.service
+    payments = PaymentService({**rt.settings.store.eventsourcing_env(),
+                               "IS_SNAPSHOTTING_ENABLED": "y"}, cases=service)
     try:
-        checked, problems = verify_snapshots(db, [service, payments])
+        yield [service, payments]
     finally:
         payments.close()
-    return replace(report, snapshots_checked=checked, snapshot_problems=problems)
 
 
 def _print_report(rt: Runtime, report: AuditReport) -> None:

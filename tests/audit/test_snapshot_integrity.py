@@ -148,10 +148,12 @@ def test_an_altered_case_snapshot_is_not_used_and_verify_names_it(
     assert f"snapshot {table} {case_id} version 100" in out
 
 
-def test_an_unsigned_snapshot_is_not_used_either(
-    recorded: tuple[Settings, CaseService, UUID],
+def test_an_unsigned_snapshot_is_not_used_until_rewritten_from_the_events(
+    recorded: tuple[Settings, CaseService, UUID], store: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A snapshot without a MAC (as written before MACs, or with it cut off) is not used."""
+    """A snapshot without a MAC (as written before MACs, or with it cut off) is not used;
+    `audit rewrite-snapshots` replaces it by a signed one taken from the events."""
     settings, service, case_id = recorded
     before = _answers(service, case_id)
 
@@ -159,9 +161,23 @@ def test_an_unsigned_snapshot_is_not_used_either(
         assert state.startswith(b"nbmac1\x00")
         return _nine_thousand(state[SIGNED:])
 
-    _tamperer(settings)(service.snapshots.table, case_id, 100,  # type: ignore[union-attr]
-                        unsigned_and_altered)
+    assert isinstance(service.snapshots, MacSnapshotStore)
+    _tamperer(settings)(service.snapshots.table, case_id, 100, unsigned_and_altered)
     assert _answers(service, case_id) == before
+    assert list(service.snapshots.get(case_id, lte=100)) == []  # not used
+
+    run_cli = cli_for(store, settings, tmp_path / "access-log.db", monkeypatch, capsys)
+    code, out, _ = run_cli("audit", "rewrite-snapshots", "--json")
+    assert code == 0
+    [rewritten] = json.loads(out)["rewritten"]
+    assert (rewritten["originator_id"], rewritten["version"]) == (str(case_id), 100)
+    assert "no MAC" in rewritten["problem"]
+    [used] = list(service.snapshots.get(case_id, lte=100))  # signed, used again
+    assert [b.total for b in used.state["budgets"]][:1] == before[0][:1]  # type: ignore[index]
+    assert _answers(service, case_id) == before
+    code, out, _ = run_cli("audit", "verify", "--json")
+    assert code == 0, out
+    assert json.loads(out)["snapshots_checked"] == 1
 
 
 def test_an_altered_payments_snapshot_is_not_used_and_verify_names_it(
