@@ -97,20 +97,30 @@ class MacSnapshotStore(EventStore[UUID]):
         desc: bool = False,
         limit: int | None = None,
     ) -> Iterator[Any]:
-        """The verified snapshots asked for; stops at the first that fails (the caller then
-        replays from the events, which is always correct)."""
-        for stored in self.recorder.select_events(
-            originator_id=originator_id, gt=gt, lte=lte, desc=desc, limit=limit
-        ):
-            inner, problem = self.opened(stored)
-            if inner is None:
-                (log.warning if problem == _UNSIGNED else log.error)(
-                    "snapshot not used: replaying from the events",
-                    table=self.table, originator_id=str(stored.originator_id),
-                    version=stored.originator_version, problem=problem,
-                )
+        """The verified snapshots asked for. Newest first (`desc`), one that fails is skipped
+        and an older one looked for; oldest first, the first that fails ends the answer. The
+        caller replays the remaining events, which is always correct."""
+        while True:
+            found = self.recorder.select_events(
+                originator_id=originator_id, gt=gt, lte=lte, desc=desc, limit=limit
+            )
+            for stored in found:
+                inner, problem = self.opened(stored)
+                if inner is None:
+                    (log.warning if problem == _UNSIGNED else log.error)(
+                        "snapshot not used: replaying from the events",
+                        table=self.table, originator_id=str(stored.originator_id),
+                        version=stored.originator_version, problem=problem,
+                    )
+                    break
+                yield self.mapper.to_domain_event(inner)
+                if limit is not None:
+                    limit -= 1
+            else:
                 return
-            yield self.mapper.to_domain_event(inner)
+            if not desc or limit == 0 or stored.originator_version <= (gt or 0) + 1:
+                return
+            lte = stored.originator_version - 1
 
     def seal(self, stored: StoredEvent) -> StoredEvent:
         """The stored snapshot with its MAC in front of the state."""

@@ -219,3 +219,18 @@ def test_an_altered_payments_snapshot_is_not_used_and_verify_names_it(
     [problem] = report["snapshot_problems"]
     assert (problem["table"], problem["originator_id"]) == (payments.snapshots.table,
                                                             str(RUN_BOOK_ID))
+
+
+def test_an_altered_latest_snapshot_gives_way_to_the_one_before(
+    recorded: tuple[Settings, CaseService, UUID],
+) -> None:
+    settings, service, _ = recorded
+    case_id = uuid4()
+    end = datetime.now(UTC) - timedelta(hours=1)
+    service.import_records(json.dumps(r) for r in long_history(case_id, 210, end))
+    assert isinstance(service.snapshots, MacSnapshotStore)
+    before = _answers(service, case_id)
+    _tamperer(settings)(service.snapshots.table, case_id, 200, _nine_thousand)
+    assert [s.originator_version for s in service.snapshots.get(case_id, desc=True, limit=1)
+            ] == [100]
+    assert _answers(service, case_id) == before
