@@ -177,6 +177,10 @@ class ChainedAccessLog(AccessLog):
     Ids are consecutive positions in the chain (1, 2, …), also across purges.
     """
 
+    log_id: str
+    """The log's identity: a random id made with the log and kept in it. Checkpoints name the
+    log they sign by it, so that a head is only ever compared with its own log."""
+
     @abstractmethod
     def head(self) -> ChainHead:
         """The last entry's position and stored hash; after a purge of every entry, the
@@ -185,8 +189,9 @@ class ChainedAccessLog(AccessLog):
     @abstractmethod
     def verify(self, expected: Sequence[ChainHead] = ()) -> AccessLogVerification:
         """Recompute the chain from the retention anchor (or genesis), compare it with the
-        stored hashes and with each expected head (from signed checkpoints), and name the
-        first position found wrong and why; heads before the anchor are only listed."""
+        stored hashes and with each expected head (from signed checkpoints), and name every
+        position found wrong and why (`breaks`; the first also as `first_break`); heads
+        before the anchor are only listed."""
 
     @abstractmethod
     def anchor(self) -> RetentionAnchor | None:
