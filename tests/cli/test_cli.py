@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -228,7 +229,9 @@ def test_demo_seeds_every_region_and_leaves_a_queryable_store(cli: Cli) -> None:
     assert second.code == 1 and "--reset" in second.err
 
 
-def test_demo_pays_once_proposes_from_the_register_and_verifies_its_chains(cli: Cli) -> None:
+def test_demo_pays_once_proposes_from_the_register_and_verifies_its_chains(
+    cli: Cli, tmp_path: Path
+) -> None:
     demo = cli("demo", "--households", "60", "--reset")
     runs = cli("--json", "payments", "runs")
     verified = cli("--json", "audit", "verify")
@@ -241,6 +244,21 @@ def test_demo_pays_once_proposes_from_the_register_and_verifies_its_chains(cli: 
     assert runs.code == 0, runs.err
     assert isinstance(runs.json(), list) and len(runs.json()) == 1  # type: ignore[arg-type]
     assert verified.code == 0, verified.err
+    # The demo API's reads are in the installation's access log, which the demo's checkpoint
+    # and every later one sign: no false alarm, and tampering with it afterwards is reported.
+    report = verified.json()
+    assert isinstance(report, dict)
+    assert report["access_log"]["records"] >= 1
+    assert report["access_log"]["checkpoints_checked"] == 1
+    assert cli("audit", "checkpoint").code == 0
+    assert cli("audit", "verify").code == 0
+    with sqlite3.connect(tmp_path / "access-log.db") as db:
+        db.execute("DROP TRIGGER access_log_no_update")
+        db.execute("UPDATE access_log SET consumer = 'someone-else' WHERE id = 1")
+    tampered = cli("--json", "audit", "verify")
+    report = tampered.json()
+    assert tampered.code == 4 and isinstance(report, dict)
+    assert [b["position"] for b in report["access_log"]["breaks"]] == [1]
 
 
 def test_region_read_model_is_rebuilt_and_agrees_with_the_cases(cli: Cli) -> None:
