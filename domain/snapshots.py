@@ -41,6 +41,7 @@ __all__ = [
     "MacSnapshotStore",
     "SnapshotCheck",
     "check_snapshot",
+    "check_snapshots",
     "snapshot_from_events",
 ]
 
@@ -167,16 +168,52 @@ _UNSIGNED = "it has no MAC (written before snapshots were signed)"
 def check_snapshot(app: Application[UUID], originator_id: UUID, version: int) -> SnapshotCheck:
     """Check one stored snapshot of `app`: its MAC, and its state against the state replayed
     from the events up to its version (snapshots ignored)."""
+    return check_snapshots(app, originator_id, [version])[0]
+
+
+def check_snapshots(
+    app: Application[UUID], originator_id: UUID, versions: Sequence[int]
+) -> list[SnapshotCheck]:
+    """Check stored snapshots of one aggregate, replaying its events once (not once per
+    snapshot: a case with many snapshots would cost its length squared)."""
     store = app.snapshots
     assert isinstance(store, MacSnapshotStore), "the application's snapshots carry no MAC"
+    pending = sorted(versions)
+    checks = []
+    for fresh in _snapshots_along(app, originator_id, pending):
+        checks.append(_check_one(app, store, originator_id, pending.pop(0), fresh))
+    checks.extend(_check_one(app, store, originator_id, version, None) for version in pending)
+    return checks
+
+
+def _snapshots_along(app: Application[UUID], originator_id: UUID, versions: Sequence[int]
+                     ) -> Iterator[Any]:
+    """Fresh snapshots at each of `versions` (ascending), replaying the events once; stops
+    where the events end."""
+    if not versions:
+        return
+    wanted = set(versions)
+    replayed: Any = None
+    for event in app.events.get(originator_id, lte=max(versions)):
+        replayed = event.mutate(replayed)  # type: ignore[attr-defined]
+        if replayed is not None and replayed.version in wanted:
+            snapshot_class = getattr(type(replayed), "Snapshot", type(app).snapshot_class)
+            assert snapshot_class is not None
+            yield snapshot_class.take(replayed)
+
+
+def _check_one(
+    app: Application[UUID], store: MacSnapshotStore, originator_id: UUID, version: int,
+    fresh: Any,
+) -> SnapshotCheck:
     found = store.recorder.select_events(originator_id, gt=version - 1, lte=version)
     if not found:
         return SnapshotCheck(store.table, originator_id, version, "no such snapshot")
     stored = found[0]
     problems = []
-    if store.opened(stored)[0] is None:
-        problems.append(store.opened(stored)[1] or "")
-    fresh = snapshot_from_events(app, originator_id, version)
+    inner, problem = store.opened(stored)
+    if inner is None:
+        problems.append(problem or "")
     if fresh is None:
         problems.append(f"the events of {originator_id} do not reach version {version}")
     else:
@@ -187,14 +224,7 @@ def check_snapshot(app: Application[UUID], originator_id: UUID, version: int) ->
 def snapshot_from_events(app: Application[UUID], originator_id: UUID, version: int) -> Any:
     """A snapshot of the aggregate at `version` replayed from its events only (None if the
     events do not reach that version)."""
-    replayed: Any = None
-    for event in app.events.get(originator_id, lte=version):
-        replayed = event.mutate(replayed)  # type: ignore[attr-defined]
-    if replayed is None or replayed.version != version:
-        return None
-    snapshot_class = getattr(type(replayed), "Snapshot", type(app).snapshot_class)
-    assert snapshot_class is not None
-    return snapshot_class.take(replayed)
+    return next(iter(_snapshots_along(app, originator_id, [version])), None)
 
 
 def _compare_state(

@@ -9,6 +9,7 @@ MAC is checked). Every mismatch names the table, the originator id and the versi
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from itertools import groupby
 from typing import Any
 from uuid import UUID
 
@@ -18,7 +19,7 @@ from eventsourcing.application import Application
 from domain.snapshots import (
     MacSnapshotStore,
     SnapshotCheck,
-    check_snapshot,
+    check_snapshots,
     snapshot_from_events,
 )
 from nervenbahn.audit.chain import AuditDatabase
@@ -65,7 +66,7 @@ def _checked(
     db: AuditDatabase, apps: Sequence[Application[Any]]
 ) -> Iterator[tuple[Application[Any], Any, SnapshotCheck]]:
     """Every stored snapshot of the applications, checked: (application, its id as stored,
-    the check)."""
+    the check); each aggregate's events replayed once."""
     for app in apps:
         store = app.snapshots
         if not isinstance(store, MacSnapshotStore) or not db.has_table(store.table):
@@ -74,5 +75,7 @@ def _checked(
             f"SELECT originator_id, originator_version FROM {store.table} "  # noqa: S608
             "ORDER BY originator_id, originator_version"
         )
-        for stored_id, version in rows:
-            yield app, stored_id, check_snapshot(app, UUID(str(stored_id)), int(version))
+        for stored_id, group in groupby(rows, key=lambda row: row[0]):
+            versions = [int(version) for _, version in group]
+            for check in check_snapshots(app, UUID(str(stored_id)), versions):
+                yield app, stored_id, check

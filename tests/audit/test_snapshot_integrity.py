@@ -26,6 +26,8 @@ from domain.payment_service import PaymentService
 from domain.payments import RUN_BOOK_ID, RecordPayoutAccount, RunPayments
 from domain.service import CaseService
 from domain.snapshots import MacSnapshotStore
+from nervenbahn.audit.chain import open_audit_database
+from nervenbahn.audit.snapshots import verify_snapshots
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings, load_settings
 from tests.audit.cli import cli_for
@@ -230,7 +232,15 @@ def test_an_altered_latest_snapshot_gives_way_to_the_one_before(
     service.import_records(json.dumps(r) for r in long_history(case_id, 210, end))
     assert isinstance(service.snapshots, MacSnapshotStore)
     before = _answers(service, case_id)
-    _tamperer(settings)(service.snapshots.table, case_id, 200, _nine_thousand)
+    db = open_audit_database(settings.store)
+    try:
+        assert verify_snapshots(db, [service]) == (3, [])  # 100 of the other case, 100, 200
+        _tamperer(settings)(service.snapshots.table, case_id, 200, _nine_thousand)
+        checked, problems = verify_snapshots(db, [service])
+    finally:
+        db.close()
+    assert checked == 3
+    assert [(p.originator_id, p.version) for p in problems] == [(case_id, 200)]
     assert [s.originator_version for s in service.snapshots.get(case_id, desc=True, limit=1)
             ] == [100]
     assert _answers(service, case_id) == before
