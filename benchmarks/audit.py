@@ -42,6 +42,7 @@ if sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpat
 from domain.reference import load_reference_data
 from domain.service import CaseService
 from nervenbahn.audit.chain import event_record, open_audit_database
+from nervenbahn.audit.snapshots import verify_snapshots
 from nervenbahn.audit.verify import verify_chain
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings, load_settings
@@ -111,7 +112,9 @@ def bench_verification(service: CaseService, settings: Settings) -> list[Row]:
     ]
 
 
-def bench_as_of(service: CaseService, args: argparse.Namespace) -> list[Row]:
+def bench_as_of(
+    service: CaseService, settings: Settings, args: argparse.Namespace
+) -> list[Row]:
     rng = random.Random(f"{args.seed}-as-of")
     lines, times = import_lines(rng, load_reference_data(), 1, datetime.now(UTC),
                                 length=args.case_events)
@@ -144,6 +147,14 @@ def bench_as_of(service: CaseService, args: argparse.Namespace) -> list[Row]:
         cold_ms.append((time.perf_counter() - started) * 1000)
     p50, raw_p50 = percentile(as_of_ms, 50), percentile(replay_ms, 50)
     cold = percentile(cold_ms, 50)
+    db = open_audit_database(settings.store)
+    try:
+        started = time.perf_counter()
+        checked, problems = verify_snapshots(db, [service])
+        verify_ms = (time.perf_counter() - started) * 1000
+    finally:
+        db.close()
+    assert not problems, problems
     return [Row(
         "case_as_of", f"case_as_of ({args.case_events} events) vs full replay", "sqlite", "ms",
         p50, raw_p50, raw_p50 / p50, "p50 <= 10 ms", p50 <= 10.0,
@@ -153,6 +164,10 @@ def bench_as_of(service: CaseService, args: argparse.Namespace) -> list[Row]:
         "case_as_of_cold", f"case_as_of ({args.case_events} events), cold, vs full replay",
         "sqlite", "ms", cold, raw_p50, raw_p50 / cold, "p50 <= 10 ms", cold <= 10.0,
         {"calls": args.calls, "p99_ms": percentile(cold_ms, 99)},
+    ), Row(
+        "verify_snapshots", "audit verify: every snapshot recomputed vs one full replay",
+        "sqlite", "ms", verify_ms, raw_p50, raw_p50 / verify_ms, "(context)", True,
+        {"snapshots": checked},
     )]
 
 
@@ -178,7 +193,7 @@ def main() -> None:
                                     datetime.now(UTC))
             service.import_records(lines)
             rows = bench_verification(service, settings)
-            rows += bench_as_of(service, args)
+            rows += bench_as_of(service, settings, args)
         finally:
             close_service(service)
     runtime = time.perf_counter() - started
@@ -198,6 +213,9 @@ def _fmt(row: Row, side: str) -> str:
 
 def _describe(row: Row) -> list[str]:
     d = row.detail
+    if row.key == "verify_snapshots":
+        return [f"  {row.key}: {d['snapshots']} snapshots of all cases (the as-of case's and "
+                "the store's), each compared with its events replayed once per case"]
     if row.key == "case_as_of_cold":
         return [f"  {row.key}: p99 {d['p99_ms']:.2f} ms ({d['calls']} calls, decoded snapshots "
                 "dropped before each: the snapshot's JSON is decoded every time)"]
