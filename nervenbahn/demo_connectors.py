@@ -5,7 +5,8 @@
 - payout accounts for the supported households and a payment run for the current month (and
   the same run again, which orders nothing);
 - with the bus up: the payments relay and the pain.001 sink (one file for the run);
-- at the end: a signed checkpoint, verification of the hash chains, and an audit report.
+- at the end: a signed checkpoint (with the head of the installation's access log, which the
+  demo API wrote to), verification of the hash chains and snapshots, and an audit report.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from nervenbahn.audit.access import access_log_check, access_log_head
 from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, export_checkpoints, write_checkpoint
 from nervenbahn.audit.report import build_case_report, write_case_report
+from nervenbahn.audit.snapshots import verify_snapshots
 from nervenbahn.audit.verify import verify_store
 from nervenbahn.bootstrap import build_payment_service
 from nervenbahn.cli.runtime import Runtime
@@ -153,6 +155,7 @@ def audit_and_report(rt: Runtime, case_id: uuid.UUID, folder: Path) -> None:
         copy = folder / "auditor-checkpoints.jsonl"
         export_checkpoints(db, copy)
         result = verify_store(db, key.public, access_log=access_log_check(path))
+        snapshots, mismatched = verify_snapshots(db, [rt.service])
     finally:
         db.close()
     chains = list(result.chains) + ([result.access_log] if result.access_log else [])
@@ -164,7 +167,8 @@ def audit_and_report(rt: Runtime, case_id: uuid.UUID, folder: Path) -> None:
     rt.console.print(
         f"Audit: checkpoint #{checkpoint.sequence} signed and exported to {copy}; "
         f"hash chains {'intact' if result.ok else 'BROKEN'} ({records} records in "
-        f"{len(chains)} chains).\nAudit report of case {case_id} as of now: {path}"
+        f"{len(chains)} chains); {snapshots} snapshots recomputed from their events, "
+        f"{len(mismatched)} differ.\nAudit report of case {case_id} as of now: {path}"
     )
 
 

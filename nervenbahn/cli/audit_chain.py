@@ -47,7 +47,12 @@ from nervenbahn.audit.checkpoints import (
 )
 from nervenbahn.audit.snapshots import rewrite_snapshots, verify_snapshots
 from nervenbahn.audit.verify import AuditReport, verify_store
-from nervenbahn.bootstrap import build_payment_service, build_service, close_service
+from nervenbahn.bootstrap import (
+    StoreUnavailableError,
+    build_payment_service,
+    build_service,
+    close_service,
+)
 from nervenbahn.config import ConfigError
 
 from .render import emit_json
@@ -280,7 +285,7 @@ def _with_snapshots(rt: Runtime, db: AuditDatabase, report: AuditReport) -> Audi
     try:
         with _snapshotting_apps(rt) as apps:
             checked, problems = verify_snapshots(db, apps)
-    except UnchainedEventsError as exc:
+    except (UnchainedEventsError, StoreUnavailableError, ConfigError) as exc:
         return replace(report, notes=[*report.notes, f"snapshots not checked: {exc}"])
     return replace(report, snapshots_checked=checked, snapshot_problems=problems)
 
