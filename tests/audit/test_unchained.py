@@ -177,3 +177,14 @@ def test_a_store_from_before_the_chain_is_refused_until_chained_explicitly(
     assert code == 0, out
     records = {c["chain"]: c["records"] for c in json.loads(out)["chains"]}
     assert records["events:stored_events"] == 12
+
+
+def test_a_partly_deleted_chain_table_is_refused(
+    store_kind: str, any_dsn: str, tmp_path: Path
+) -> None:
+    settings, execute = _store(store_kind, tmp_path, any_dsn)
+    events_table = _recorded(settings, 2)
+    execute(f"DELETE FROM {events_table}_chain WHERE position IN "
+            f"(SELECT MIN(position) + 2 FROM {events_table}_chain)")
+    with pytest.raises(UnchainedEventsError, match="1 events have no hash-chain link"):
+        build_service(settings)
