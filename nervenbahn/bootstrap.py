@@ -17,7 +17,7 @@ from domain.reference import load_reference_data
 from domain.service import CaseService
 from nervenbahn.config import Settings
 from nervenbahn.keystores import open_keystore
-from nervenbahn.private import private_file
+from nervenbahn.private import private_file, warn_if_shared
 
 __all__ = [
     "StoreUnavailableError",
@@ -38,6 +38,7 @@ def build_service(
     store = settings.store
     try:
         if store.kind == "sqlite" and store.sqlite_path is not None:
+            warn_if_shared(store.sqlite_path.parent)
             private_file(store.sqlite_path)  # its -wal and -shm files take its mode
         keystore = open_keystore(store)
         vault = PersonalDataVault(

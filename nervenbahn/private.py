@@ -13,9 +13,12 @@ processes (the embedded broker): the CLI runs every command under it.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import structlog
 
 __all__ = [
     "FILE_MODE",
@@ -24,8 +27,11 @@ __all__ = [
     "private_file",
     "private_folder",
     "private_umask",
+    "warn_if_shared",
     "write_private",
 ]
+
+log = structlog.get_logger("nervenbahn.private")
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
@@ -86,3 +92,20 @@ def private_umask() -> Iterator[None]:
         yield
     finally:
         os.umask(previous)
+
+
+def warn_if_shared(folder: Path) -> bool:
+    """Warn (and return True) if an existing store folder can be entered by its group or by
+    others, as one made by an earlier release under umask 022 can. It is not changed here: a
+    store may lie in a folder shared on purpose (or in /tmp), so the operator decides."""
+    try:
+        mode = stat.S_IMODE(folder.stat().st_mode)
+    except OSError:
+        return False
+    if not mode & 0o077:
+        return False
+    log.warning(
+        "the store folder can be read by other users: its files hold personal data and keys",
+        folder=str(folder), mode=oct(mode), fix=f"chmod -R go-rwx {folder}",
+    )
+    return True

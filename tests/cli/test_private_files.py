@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from connectors.runtime import ConnectorRuntime, ConnectorSpec
 from nervenbahn.bootstrap import build_payment_service, build_service, close_service
@@ -105,3 +106,31 @@ def test_the_helpers_set_the_mode_whatever_the_umask(tmp_path: Path, umask: int)
     assert _too_open(tmp_path / "a") == []
     assert stat.S_IMODE(loose.stat().st_mode) == 0o600 and loose.read_bytes() == b"old"
     assert database.read_bytes() == b"" and written.read_text() == "text"
+
+
+def test_an_existing_store_folder_others_can_read_is_warned_about_and_left_as_is(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "old-release"
+    folder.mkdir(mode=0o755)
+    os.chmod(folder, 0o755)  # as an earlier release made it under umask 022
+    settings = load_settings({"NERVENBAHN_STORE": f"sqlite:///{folder / 'cases.db'}",
+                              "NERVENBAHN_KEY_DIR": str(tmp_path / "keys")})
+    with structlog.testing.capture_logs() as logs:
+        close_service(build_service(settings))
+
+    warned = [e for e in logs if e.get("folder") == str(folder)]
+    assert len(warned) == 1 and warned[0]["log_level"] == "warning"
+    assert warned[0]["fix"] == f"chmod -R go-rwx {folder}"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755  # the operator decides
+    assert stat.S_IMODE((folder / "cases.db").stat().st_mode) == 0o600
+
+
+def test_a_private_store_folder_is_not_warned_about(tmp_path: Path) -> None:
+    settings = load_settings({"NERVENBAHN_STORE": f"sqlite:///{tmp_path / 's' / 'cases.db'}",
+                              "NERVENBAHN_KEY_DIR": str(tmp_path / "keys")})
+    private_folder(tmp_path / "s")
+    with structlog.testing.capture_logs() as logs:
+        close_service(build_service(settings))
+
+    assert [e for e in logs if "fix" in e] == []
