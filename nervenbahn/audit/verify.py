@@ -90,7 +90,10 @@ class AccessLogCheck:
 
 @dataclass(frozen=True)
 class OtherLog:
-    """A signed checkpoint that names an access log other than the one verified."""
+    """A signed checkpoint that names an access log other than the one verified: the log it
+    signed was replaced or re-created since (or lies elsewhere), so what it vouched for can no
+    longer be compared. Verification fails: a log rewritten under a new identity must not pass
+    as intact."""
 
     sequence: int
     log_id: str
@@ -98,14 +101,15 @@ class OtherLog:
     def to_json(self) -> dict[str, object]:
         """As JSON."""
         return {"sequence": self.sequence, "log_id": self.log_id,
-                "note": "this log was not found; its head was not compared"}
+                "problem": "this log was not found: the access log was replaced or re-created "
+                           "since this checkpoint signed it; its head was not compared"}
 
 
 @dataclass(frozen=True)
 class AuditReport:
     """What `audit verify` found: each chain's verification, the checkpoint problems, the
     snapshots that do not match their events, explicit re-chainings, and checkpoints naming
-    an access log that was not verified (reported, not failing)."""
+    an access log other than the one verified (which fails: the log was replaced)."""
 
     chains: list[ChainVerification]
     access_log: ChainVerification | None = None
@@ -124,9 +128,10 @@ class AuditReport:
 
     @property
     def exit_code(self) -> int:
-        """0 all good; 4 a chain or a snapshot is broken; 5 only checkpoints are rejected."""
+        """0 all good; 4 a chain or a snapshot is broken, or the access log a checkpoint
+        signed was replaced; 5 only checkpoints are rejected."""
         verifications = [*self.chains, *([self.access_log] if self.access_log else [])]
-        if any(not v.ok for v in verifications) or self.snapshot_problems:
+        if any(not v.ok for v in verifications) or self.snapshot_problems or self.other_logs:
             return EXIT_CHAIN_BROKEN
         if self.checkpoint_problems:
             return EXIT_CHECKPOINT_REJECTED
@@ -380,7 +385,7 @@ def verify_store(
     """Verify every chain of the store against the checkpoints whose signatures hold (the
     store's and the auditor's copy), and the access log if given — against the heads signed
     for its identity (and those signed before logs had one); a checkpoint naming another log
-    is listed in `other_logs`."""
+    is listed in `other_logs` (and fails verification)."""
     trusted, problems = _trusted_checkpoints(db, public_key, auditor_copy)
     tables = {table.chain: table for table in db.chained_tables()}
     chains = [

@@ -327,13 +327,15 @@ def _print_report(rt: Runtime, report: AuditReport) -> None:
                          f"chain-existing` at {rewrite['at']} ({rewrite['events']} events, "
                          f"{rewrite['unchained']} had no link)")
     for other in report.other_logs:
-        rt.console.print(f"note: checkpoint #{other.sequence} signs access log {other.log_id}, "
-                         "which was not found here; not compared")
+        rt.console.print(f"BROKEN: checkpoint #{other.sequence} signs access log "
+                         f"{other.log_id}, which was not found here: the access log was "
+                         "replaced or re-created since; its head was not compared")
     for note in report.notes:
         rt.console.print(f"note: {note}")
     for problem in report.checkpoint_problems:
         rt.console.print(f"rejected: {problem.describe()}")
     verdict = {0: "verified: every chain, snapshot and checkpoint holds",
-               4: "NOT verified: a chain or snapshot does not match what was recorded",
+               4: "NOT verified: a chain, snapshot or the signed access log does not match what "
+                  "was recorded",
                5: "NOT verified: a checkpoint was rejected"}[report.exit_code]
     rt.console.print(f"{verdict} ({report.checkpoints} signed checkpoints relied on)")

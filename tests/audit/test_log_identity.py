@@ -1,6 +1,6 @@
 """Checkpoints name the access log they sign; verification compares a log only with heads
-signed for it, reports a checkpoint naming a log it cannot find without failing, and lists
-every break, not only the first.
+signed for it, fails on a checkpoint naming a log it cannot find (the log was replaced), and
+lists every break, not only the first.
 
 The demo-like flow uses the pieces `make demo` uses (the demo API's reads logged in the
 installation's access log, `demo_connectors.audit_and_report`), then the auditor's CLI."""
@@ -94,10 +94,11 @@ def test_a_demo_like_flow_verifies_and_a_tampered_access_log_is_reported(
     assert "altered" in report["access_log"]["breaks"][0]["reason"]
 
 
-def test_a_checkpoint_of_another_access_log_is_reported_not_compared(
+def test_a_checkpoint_of_another_access_log_fails_verification(
     installation: tuple[Settings, Invoke, UUID], tmp_path: Path,
 ) -> None:
-    """The false alarm of `make demo`: checkpoint #1 signed the demo API's own log."""
+    """An earlier release's `make demo` signed checkpoint #1 with the demo API's own log: that
+    log is not this one, so what #1 vouched for cannot be checked here."""
     settings, run, _ = installation
     other = SQLiteAccessLog(tmp_path / "demo-access-log.db")
     for n in range(2):
@@ -118,12 +119,41 @@ def test_a_checkpoint_of_another_access_log_is_reported_not_compared(
     assert run("audit", "checkpoint")[0] == 0
     code, out, _ = run("audit", "verify", "--json")
     report = json.loads(out)
-    assert code == 0, report
-    assert report["logs_not_found"] == [{"sequence": 1, "log_id": other_id, "note": (
-        "this log was not found; its head was not compared")}]
+    assert code == 4, report
+    assert [(o["sequence"], o["log_id"]) for o in report["logs_not_found"]] == [(1, other_id)]
+    assert "replaced or re-created" in report["logs_not_found"][0]["problem"]
     assert report["access_log"]["log_id"] != other_id
+    assert report["access_log"]["breaks"] == []  # the log itself matches its own checkpoint
     code, out, _ = run("audit", "verify")
-    assert f"checkpoint #1 signs access log {other_id}" in out
+    assert code == 4
+    assert f"BROKEN: checkpoint #1 signs access log {other_id}" in " ".join(out.split())
+
+
+def test_an_access_log_rewritten_under_a_new_identity_fails_verification(
+    installation: tuple[Settings, Invoke, UUID], tmp_path: Path,
+) -> None:
+    """The attack: delete the access log after reads were signed; the next open makes a fresh,
+    consistent log with a new identity, which the earlier checkpoint does not name."""
+    _, run, _ = installation
+    log_path = tmp_path / "access-log.db"
+    log = SQLiteAccessLog(log_path)
+    for n in range(3):
+        _read(log, n)
+    signed_id = log.log_id
+    log.close()
+    assert run("audit", "checkpoint")[0] == 0
+    for leftover in tmp_path.glob("access-log.db*"):
+        leftover.unlink()
+    log = SQLiteAccessLog(log_path)  # the attacker's clean log, chained correctly
+    _read(log, 9)
+    assert log.log_id != signed_id
+    log.close()
+
+    code, out, _ = run("audit", "verify", "--json")
+
+    report = json.loads(out)
+    assert code == 4, report
+    assert [o["log_id"] for o in report["logs_not_found"]] == [signed_id]
 
 
 def test_every_break_is_reported_in_the_events_chain_and_the_access_log(
