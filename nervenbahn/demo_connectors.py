@@ -26,7 +26,7 @@ from domain.payment_service import PaymentService
 from domain.payments import RecordPayoutAccount, RunPayments
 from domain.personal_data import PersonalData, SealedPersonalData
 from nervenbahn.api.settings import load_api_settings
-from nervenbahn.audit.access import access_log_check, access_log_head
+from nervenbahn.audit.access import access_log_check, access_log_to_sign
 from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, export_checkpoints, write_checkpoint
 from nervenbahn.audit.report import build_case_report, write_case_report
@@ -147,10 +147,10 @@ def audit_and_report(rt: Runtime, case_id: uuid.UUID, folder: Path) -> None:
     write one audit report."""
     key = SigningKey.from_seed(rt.settings.signing_key.get_secret_value())
     path = load_api_settings(rt.settings.store).access_log  # the demo API wrote to it
-    access, log_id = access_log_head(path)
+    access = access_log_to_sign(path)
     db = open_audit_database(rt.settings.store)
     try:
-        checkpoint = write_checkpoint(db, key, access_log=access, access_log_id=log_id)
+        checkpoint = write_checkpoint(db, key, **access)
         assert checkpoint is not None
         copy = folder / "auditor-checkpoints.jsonl"
         export_checkpoints(db, copy)

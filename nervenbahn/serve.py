@@ -20,7 +20,7 @@ import uvicorn
 
 from bus.effects import EffectStore
 from nervenbahn.api.settings import load_api_settings
-from nervenbahn.audit.access import access_log_head
+from nervenbahn.audit.access import access_log_to_sign
 from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
 from nervenbahn.bootstrap import build_payment_service
@@ -137,9 +137,8 @@ class Server:
         while not self._stop.wait(self.settings.checkpoint_interval_seconds):
             db = open_audit_database(self.settings.store)
             try:
-                head, log_id = access_log_head(load_api_settings(self.settings.store).access_log)
-                write_checkpoint(db, key, access_log=head, access_log_id=log_id,
-                                 only_if_moved=True)
+                access = access_log_to_sign(load_api_settings(self.settings.store).access_log)
+                write_checkpoint(db, key, **access, only_if_moved=True)
                 self.bus.publish_checkpoints(db)
             except Exception:
                 log.exception("checkpoint not signed or not published; retried next interval")

@@ -17,11 +17,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from domain.case import Case
-from nervenbahn.api.errors import ApiError
-from nervenbahn.audit.hashing import ChainHead, ChainVerification
+from nervenbahn.api.errors import AccessLogUnavailableError, ApiError
+from nervenbahn.audit.hashing import ChainHead, ChainVerification, SignedAnchor
 
 __all__ = [
     "ACCESS_LOG_CHAIN",
@@ -33,7 +33,9 @@ __all__ = [
     "AccessLogVerification",
     "ChainedAccessLog",
     "LoggedAccess",
+    "Rechaining",
     "RetentionAnchor",
+    "UnchainedAccessLogError",
     "case_read_entries",
     "check_retention",
 ]
@@ -51,6 +53,25 @@ class AccessLogRetentionError(ApiError):
 
 class AccessLogTamperedError(ApiError):
     """The access log's chain is broken where an operation needs it intact (e.g. a purge)."""
+
+
+class UnchainedAccessLogError(AccessLogUnavailableError):
+    """The access log holds entries without a hash-chain link; it is not opened.
+
+    Either it was written by a release before the chain, or its hashes were removed (and its
+    schema version reset). Chaining them is an explicit decision: `nervenbahn audit
+    access-chain-existing --confirm`.
+    """
+
+    def __init__(self, path: str, unchained: int) -> None:
+        self.path = path
+        self.unchained = unchained
+        super().__init__(
+            f"the access log {path} has {unchained} entries without a hash-chain link (a log "
+            "from before the chain, or its hashes were removed); it is not opened. Verify "
+            "with `nervenbahn audit verify`; chain them only deliberately: `nervenbahn audit "
+            "access-chain-existing --confirm`"
+        )
 
 
 def check_retention(days: int, setting: str = "retention") -> int:
@@ -103,7 +124,8 @@ class LoggedAccess:
 @dataclass(frozen=True)
 class RetentionAnchor:
     """Where the chain starts after a purge: the last purged entry's position and hash, when
-    it was purged, the time of that entry, how many entries the purge removed, and why."""
+    it was purged, the time of that entry, how many entries the purge removed, why, and the
+    anchor's number in the log (`seq`: 1, 2, … one per purge)."""
 
     position: int
     hash: bytes
@@ -111,6 +133,13 @@ class RetentionAnchor:
     last_at: datetime
     entries: int
     reason: str
+    seq: int = 0
+
+    def signed(self) -> SignedAnchor:
+        """The anchor as a checkpoint signs it (times in ISO 8601, UTC)."""
+        return SignedAnchor(self.seq, self.position, self.hash,
+                            self.purged_at.astimezone(UTC).isoformat(),
+                            self.last_at.astimezone(UTC).isoformat(), self.entries)
 
     @property
     def head(self) -> ChainHead:
@@ -120,6 +149,7 @@ class RetentionAnchor:
     def to_json(self) -> dict[str, object]:
         """As JSON (hash in hex, times in ISO 8601)."""
         return {
+            "seq": self.seq,
             "position": self.position,
             "hash": self.hash.hex(),
             "purged_at": self.purged_at.isoformat(),
@@ -130,21 +160,51 @@ class RetentionAnchor:
 
 
 @dataclass(frozen=True)
+class Rechaining:
+    """One explicit chaining of entries that had no hash (`audit access-chain-existing`):
+    when, how many entries, which positions. Verification reports it; an earlier signed
+    checkpoint still shows whether those entries were altered before."""
+
+    at: datetime
+    entries: int
+    first: int
+    last: int
+
+    def to_json(self) -> dict[str, object]:
+        """As JSON."""
+        return {"at": self.at.isoformat(), "entries": self.entries, "first": self.first,
+                "last": self.last}
+
+
+@dataclass(frozen=True)
 class AccessLogVerification(ChainVerification):
-    """A chain verification of the access log, with the retention anchor it started from and
-    the expected heads that lie before it (purged: neither confirmed nor counted as breaks)."""
+    """A chain verification of the access log, with the retention anchor it started from, the
+    expected heads that lie before it (purged: neither confirmed nor counted as breaks), every
+    anchor of the log with the signed checkpoints that name it (`vouched_by`: None if not
+    compared with checkpoints), and the explicit re-chainings of the log."""
 
     anchor: RetentionAnchor | None = None
     before_anchor: tuple[ChainHead, ...] = ()
+    anchors: tuple[RetentionAnchor, ...] = ()
+    vouched_by: dict[int, tuple[int, ...]] | None = None
+    rechained: tuple[Rechaining, ...] = ()
 
     def to_json(self) -> dict[str, object]:
-        """As JSON: the chain verification plus the anchor and the heads before it."""
+        """As JSON: the chain verification plus the anchors, the heads before the latest
+        anchor and the re-chainings."""
+        vouched = self.vouched_by
         return super().to_json() | {
             "anchor": self.anchor.to_json() if self.anchor else None,
+            "anchors": [
+                a.to_json() | {"vouched_by": None if vouched is None
+                               else list(vouched.get(a.seq, ()))}
+                for a in self.anchors
+            ],
             "before_anchor": [
                 head.to_json() | {"note": "before the retention anchor"}
                 for head in self.before_anchor
             ],
+            "rechained": [r.to_json() for r in self.rechained],
         }
 
 
@@ -196,6 +256,10 @@ class ChainedAccessLog(AccessLog):
     @abstractmethod
     def anchor(self) -> RetentionAnchor | None:
         """The latest retention anchor, None if nothing was ever purged."""
+
+    @abstractmethod
+    def anchors(self) -> list[RetentionAnchor]:
+        """Every retention anchor, oldest first (one per purge)."""
 
     @abstractmethod
     def purge(

@@ -5,7 +5,8 @@ transaction as the entry: BEGIN IMMEDIATE, read the previous hash, insert both),
 `access_log_anchor` (one row per purge: the last purged entry's position and hash) and
 `access_log_purge_permit` (empty except inside a purge's own transaction) and
 `access_log_identity` (one row: the log's random id, made when the log is created; signed
-checkpoints name the log by it, so a checkpoint is compared only with the log it signed).
+checkpoints name the log by it, so a checkpoint is compared only with the log it signed) and
+`access_log_rechained` (one row per explicit chaining of entries that had no hash).
 
 Triggers refuse UPDATE and DELETE of entries and hashes, and any change of an anchor; a
 DELETE passes only for entries up to the position a permit row names, and the purge inserts
@@ -14,8 +15,12 @@ edits, not someone who can rewrite the file (a DROP TRIGGER is enough): what pro
 history was not altered is the chain, recomputed by `verify()`, and its heads in signed
 checkpoints.
 
-A file written by an earlier version (entries without a chain; `PRAGMA user_version` 0) is
-migrated on open: its entries are chained once, in order, and a warning is logged.
+A file with entries that have no hash (written by a version before the chain, or with its
+hashes removed) is refused on open (`UnchainedAccessLogError`): chaining them would make the
+chain vouch for entries nobody verified. Only `SQLiteAccessLog(path, chain_existing=True)`
+(the command `nervenbahn audit access-chain-existing --confirm`) chains them, in order from the
+hash before them; it logs a warning and records the chaining in `access_log_rechained`, which
+verification reports.
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ from nervenbahn.api.access_log import (
     AccessLogVerification,
     ChainedAccessLog,
     LoggedAccess,
+    Rechaining,
     RetentionAnchor,
+    UnchainedAccessLogError,
     check_retention,
 )
 from nervenbahn.api.errors import AccessLogUnavailableError
@@ -88,15 +95,17 @@ _SCHEMA = (
     "ON access_log_anchor " + _REFUSE.format(what="retention anchors cannot be changed"),
     "CREATE TRIGGER IF NOT EXISTS access_log_anchor_no_delete BEFORE DELETE "
     "ON access_log_anchor " + _REFUSE.format(what="retention anchors cannot be deleted"),
+    "CREATE TABLE IF NOT EXISTS access_log_rechained (at TEXT NOT NULL, "
+    "entries INTEGER NOT NULL, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL)",
+    "CREATE TRIGGER IF NOT EXISTS access_log_rechained_no_update BEFORE UPDATE "
+    "ON access_log_rechained " + _REFUSE.format(what="re-chainings cannot be changed"),
+    "CREATE TRIGGER IF NOT EXISTS access_log_rechained_no_delete BEFORE DELETE "
+    "ON access_log_rechained " + _REFUSE.format(what="re-chainings cannot be deleted"),
 )
 _COLUMNS = "id, at, consumer, scope, case_id, person_id, fields, endpoint"
 _INSERT = (
     "INSERT INTO access_log (id, at, consumer, scope, case_id, person_id, fields, endpoint) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_SELECT_ALL = (
-    "SELECT id, at, consumer, scope, case_id, person_id, fields, endpoint FROM access_log "
-    "ORDER BY id"
 )
 _GENESIS = genesis(ACCESS_LOG_CHAIN)
 
@@ -116,22 +125,31 @@ def entry_record(entry_id: int, row: Sequence[object]) -> bytes:
 
 
 class SQLiteAccessLog(ChainedAccessLog):
-    """A hash-chained, append-only access log in a SQLite file (WAL, synchronous FULL)."""
+    """A hash-chained, append-only access log in a SQLite file (WAL, synchronous FULL).
 
-    def __init__(self, path: Path) -> None:
+    Opening refuses a log with entries that have no hash (`UnchainedAccessLogError`) unless
+    `chain_existing` is set: then they are chained, and `rechained` says what was done.
+    """
+
+    def __init__(self, path: Path, *, chain_existing: bool = False) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self.rechained: Rechaining | None = None
         with _translated(f"cannot open the access log {path}"):
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
                 path, check_same_thread=False, isolation_level=None, timeout=10
             )
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = FULL")
-            self._db.execute("PRAGMA secure_delete = ON")  # purged entries leave no bytes
-            with self._transaction():
-                self._prepare()
-                self.log_id = self._identity()
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = FULL")
+                self._db.execute("PRAGMA secure_delete = ON")  # purged entries leave no bytes
+                with self._transaction():
+                    self._prepare(chain_existing)
+                    self.log_id = self._identity()
+            except BaseException:
+                self._db.close()
+                raise
 
     # --- the port -------------------------------------------------------------------------
 
@@ -189,6 +207,10 @@ class SQLiteAccessLog(ChainedAccessLog):
         with self._lock, _translated("cannot read the access log"):
             return _anchor(self._db)
 
+    def anchors(self) -> list[RetentionAnchor]:
+        with self._lock, _translated("cannot read the access log"):
+            return _anchors(self._db)
+
     def verify(self, expected: Sequence[ChainHead] = ()) -> AccessLogVerification:
         """(See the port.) On a read-only connection of its own, in one snapshot: appends
         go on while a long log is verified."""
@@ -202,8 +224,10 @@ class SQLiteAccessLog(ChainedAccessLog):
             for row in db.execute(_ALL_POSITIONS + " ORDER BY u.id"):
                 walk.step(row)
             head = _head(db)
+            anchors, rechained = _anchors(db), _rechainings(db)
             db.execute("COMMIT")
-        return replace(walk.result(head), log_id=self.log_id)
+        return replace(walk.result(head), log_id=self.log_id, anchors=tuple(anchors),
+                       rechained=rechained)
 
     def purge(
         self, *, now: datetime, retention_days: int, reason: str | None = None
@@ -223,7 +247,7 @@ class SQLiteAccessLog(ChainedAccessLog):
                 position=upto, hash=verified, purged_at=now.astimezone(UTC), last_at=last_at,
                 entries=upto - (anchor.position if anchor else 0), reason=why,
             )
-            self._remove(purged)
+            purged = replace(purged, seq=self._remove(purged))
         log.info("access log purged", path=str(self.path), entries=purged.entries,
                  anchor=upto, reason=why)
         return purged
@@ -242,23 +266,26 @@ class SQLiteAccessLog(ChainedAccessLog):
             raise
         self._db.execute("COMMIT")
 
-    def _prepare(self) -> None:
-        """Create or migrate the schema; chain the entries of an unchained (earlier) log."""
+    def _prepare(self, chain_existing: bool) -> None:
+        """Create or migrate the schema; refuse an unchained log (an earlier version's, or one
+        whose hashes were removed) unless `chain_existing`, which chains its entries."""
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
             raise sqlite3.DatabaseError(
                 f"written by a newer nervenbahn (schema {version}, this one knows "
                 f"{SCHEMA_VERSION})"
             )
-        if version < SCHEMA_VERSION:  # an unchained log's delete trigger knew no purge
+        if version < SCHEMA_VERSION:
+            unchained = self._unchained()
+            if unchained and not chain_existing:
+                raise UnchainedAccessLogError(str(self.path), unchained)
+            # an unchained log's delete trigger knew no purge
             self._db.execute("DROP TRIGGER IF EXISTS access_log_no_delete")
         for statement in _SCHEMA:
             self._db.execute(statement)
+        if chain_existing:
+            self.rechained = self._chain_unchained()
         if version < SCHEMA_VERSION:
-            chained = self._chain_unchained()
-            if chained:
-                log.warning("access log migrated: existing entries chained in order",
-                            path=str(self.path), entries=chained)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         if self._db.execute("SELECT 1 FROM access_log_purge_permit").fetchone():
             log.warning("access log: a purge permit was left in the file; removed",
@@ -274,16 +301,46 @@ class SQLiteAccessLog(ChainedAccessLog):
         self._db.execute("INSERT INTO access_log_identity (log_id) VALUES (?)", (log_id,))
         return log_id
 
-    def _chain_unchained(self) -> int:
-        """Hash every entry of an earlier, unchained log, in id order; the count."""
-        previous = _GENESIS
-        rows = self._db.execute(_SELECT_ALL).fetchall()
-        for entry_id, *row in rows:
-            previous = link(previous, entry_record(entry_id, row))
-            self._db.execute(
-                "INSERT INTO access_log_chain (id, hash) VALUES (?, ?)", (entry_id, previous)
-            )
-        return len(rows)
+    def _unchained(self) -> int:
+        """How many entries have no hash (every entry if the file has no chain table)."""
+        tables = {name for (name,) in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "access_log" not in tables:
+            return 0
+        if "access_log_chain" not in tables:
+            return int(self._db.execute("SELECT count(*) FROM access_log").fetchone()[0])
+        return int(self._db.execute(
+            "SELECT count(*) FROM access_log AS e LEFT JOIN access_log_chain AS c "
+            "ON c.id = e.id WHERE c.id IS NULL").fetchone()[0])
+
+    def _chain_unchained(self) -> Rechaining | None:
+        """Hash every entry after the retention anchor that has none, in id order, each from
+        the hash before it (stored, or just computed); recorded and logged; None if every
+        entry has its hash."""
+        anchor = _anchor(self._db)
+        previous = anchor.hash if anchor else _GENESIS
+        chained: list[int] = []
+        for entry_id, _, *row, stored in self._db.execute(
+            _ALL_POSITIONS + " WHERE u.id > ? ORDER BY u.id",
+            (anchor.position if anchor else 0,),
+        ).fetchall():
+            if isinstance(stored, bytes):
+                previous = stored
+                continue
+            previous = link(previous, entry_record(int(entry_id), row))
+            self._db.execute("INSERT INTO access_log_chain (id, hash) VALUES (?, ?)",
+                             (entry_id, previous))
+            chained.append(int(entry_id))
+        if not chained:
+            return None
+        done = Rechaining(datetime.now(UTC), len(chained), chained[0], chained[-1])
+        self._db.execute("INSERT INTO access_log_rechained (at, entries, first_id, last_id) "
+                         "VALUES (?, ?, ?, ?)",
+                         (done.at.isoformat(), done.entries, done.first, done.last))
+        log.warning("access log: entries without a hash chained explicitly",
+                    path=str(self.path), entries=done.entries, first=done.first,
+                    last=done.last)
+        return done
 
     def _purgeable(self, cutoff: datetime) -> tuple[int | None, datetime | None]:
         """The last id (and its time) of the longest run of oldest entries recorded before
@@ -311,20 +368,22 @@ class SQLiteAccessLog(ChainedAccessLog):
             )
         return walk.previous
 
-    def _remove(self, anchor: RetentionAnchor) -> None:
-        """Delete entries and hashes up to the anchor, record the anchor; the permit exists
-        only within this transaction."""
+    def _remove(self, anchor: RetentionAnchor) -> int:
+        """Delete entries and hashes up to the anchor, record the anchor (its `seq` is
+        returned); the permit exists only within this transaction."""
         self._db.execute("INSERT INTO access_log_purge_permit (upto) VALUES (?)",
                          (anchor.position,))
         self._db.execute("DELETE FROM access_log WHERE id <= ?", (anchor.position,))
         self._db.execute("DELETE FROM access_log_chain WHERE id <= ?", (anchor.position,))
-        self._db.execute(
+        seq = self._db.execute(
             "INSERT INTO access_log_anchor (position, hash, purged_at, last_at, entries, "
             "reason) VALUES (?, ?, ?, ?, ?, ?)",
             (anchor.position, anchor.hash, anchor.purged_at.isoformat(),
              anchor.last_at.isoformat(), anchor.entries, anchor.reason),
-        )
+        ).lastrowid
         self._db.execute("DELETE FROM access_log_purge_permit")
+        assert seq is not None
+        return seq
 
 
 _ALL_POSITIONS = (
@@ -447,17 +506,40 @@ def _head(db: sqlite3.Connection) -> ChainHead:
     return anchor.head if anchor is not None else ChainHead(0, _GENESIS)
 
 
+_ANCHOR_COLUMNS = (
+    "SELECT position, hash, purged_at, last_at, entries, reason, seq FROM access_log_anchor "
+)
+
+
 def _anchor(db: sqlite3.Connection) -> RetentionAnchor | None:
     """The latest retention anchor, if any."""
-    row = db.execute(
-        "SELECT position, hash, purged_at, last_at, entries, reason FROM access_log_anchor "
-        "ORDER BY seq DESC LIMIT 1"
-    ).fetchone()
-    if row is None:
-        return None
-    position, hashed, purged_at, last_at, entries, reason = row
-    return RetentionAnchor(int(position), bytes(hashed), datetime.fromisoformat(purged_at),
-                           datetime.fromisoformat(last_at), int(entries), str(reason))
+    row = db.execute(_ANCHOR_COLUMNS + "ORDER BY seq DESC LIMIT 1").fetchone()
+    return None if row is None else _anchor_of(row)
+
+
+def _anchors(db: sqlite3.Connection) -> list[RetentionAnchor]:
+    """Every retention anchor, oldest first."""
+    return [_anchor_of(row) for row in db.execute(_ANCHOR_COLUMNS + "ORDER BY seq")]
+
+
+def _anchor_of(row: Sequence[object]) -> RetentionAnchor:
+    position, hashed, purged_at, last_at, entries, reason, seq = row
+    if not isinstance(hashed, bytes):
+        raise sqlite3.DatabaseError(f"retention anchor {seq}: its hash is not stored as bytes")
+    try:
+        purged, last = datetime.fromisoformat(str(purged_at)), datetime.fromisoformat(str(last_at))
+        return RetentionAnchor(int(str(position)), hashed, purged, last, int(str(entries)),
+                               str(reason), int(str(seq)))
+    except ValueError as exc:
+        raise sqlite3.DatabaseError(f"retention anchor {seq} cannot be read: {exc}") from exc
+
+
+def _rechainings(db: sqlite3.Connection) -> tuple[Rechaining, ...]:
+    """Every explicit chaining of entries that had no hash, oldest first."""
+    rows = db.execute("SELECT at, entries, first_id, last_id FROM access_log_rechained "
+                      "ORDER BY rowid")
+    return tuple(Rechaining(datetime.fromisoformat(str(at)), int(entries), int(first),
+                            int(last)) for at, entries, first, last in rows)
 
 
 @contextmanager

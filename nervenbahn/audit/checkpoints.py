@@ -3,7 +3,9 @@
 A checkpoint's payload is canonical JSON (sorted keys, no spaces, ASCII) of its sequence, time,
 key id, the head of every events chain and (optionally) the access log's head with the log's
 identity (`log_id`, a random id kept in the log; absent in checkpoints signed before
-identities existed); the signature
+identities existed) and its retention anchors (`anchors`: the latest, and every one no earlier
+checkpoint named; absent while the log was never purged) — a purge is vouched for only by a
+checkpoint naming its anchor; the signature
 covers exactly those bytes. Checkpoints are kept in the store's database (`audit_checkpoints`),
 exported as JSON Lines for the auditor's own copy, and published to the audit topic as Avro
 (`schemas/audit/Checkpoint.avsc`).
@@ -37,7 +39,7 @@ from bus.registry import SchemaRegistry
 from bus.topics import TopicSpec
 from bus.wire import WRITE_ERRORS, header, read_record, schema_id_of
 from nervenbahn.audit.chain import AuditDatabase
-from nervenbahn.audit.hashing import HASH_SIZE, ChainHead
+from nervenbahn.audit.hashing import HASH_SIZE, ChainHead, SignedAnchor
 from schemas import SCHEMA_DIR, SchemaFileError, subject_for
 
 __all__ = [
@@ -132,6 +134,8 @@ class Checkpoint:
     access_log_id: str | None = None
     """The identity of the access log whose head `access_log` is (None: signed before logs had
     identities)."""
+    access_log_anchors: tuple[SignedAnchor, ...] = ()
+    """The access log's retention anchors this checkpoint vouches for (its purges)."""
 
     def signature_problem(self, public_key: Ed25519PublicKey) -> str | None:
         """Why the signature does not hold under `public_key`; None if it does."""
@@ -161,6 +165,7 @@ class Checkpoint:
             "chains": {name: head.to_json() for name, head in self.chains.items()},
             "access_log": self.access_log.to_json() if self.access_log else None,
             "access_log_id": self.access_log_id,
+            "access_log_anchors": [a.to_json() for a in self.access_log_anchors],
             "published": self.published,
         }
 
@@ -184,9 +189,15 @@ def sign_checkpoint(
     chains: dict[str, ChainHead],
     access_log: ChainHead | None = None,
     access_log_id: str | None = None,
+    access_log_anchors: Sequence[SignedAnchor] = (),
 ) -> Checkpoint:
     """Build and sign a checkpoint (`access_log_id`: the identity of the log `access_log` is
-    the head of)."""
+    the head of; `access_log_anchors`: the retention anchors of that log it vouches for)."""
+    access: dict[str, object] | None = None
+    if access_log is not None:
+        access = _head_json("access-log", access_log, access_log_id)
+        if access_log_anchors:
+            access["anchors"] = [a.to_json() for a in access_log_anchors]
     payload = _canonical(
         {
             "format": _FORMAT,
@@ -194,8 +205,7 @@ def sign_checkpoint(
             "created_at": created_at.astimezone(UTC).isoformat(),
             "key_id": key.key_id,
             "chains": [_head_json(name, head) for name, head in sorted(chains.items())],
-            "access_log": (_head_json("access-log", access_log, access_log_id)
-                           if access_log else None),
+            "access_log": access,
         }
     )
     return parse_checkpoint(payload, key.private.sign(payload))
@@ -226,11 +236,35 @@ def parse_checkpoint(payload: bytes, signature: bytes, published: bool = False) 
     access_log_id = None if access is None else access.get("log_id")
     if access_log_id is not None and not isinstance(access_log_id, str):
         raise CheckpointError(f"{where}: payload.access_log.log_id: expected text")
+    anchors = () if access is None else _parse_anchors(access.get("anchors", []),
+                                                       f"{where}: payload.access_log.anchors")
     if len(signature) != 64:
         raise CheckpointError(f"{where}: signature: an Ed25519 signature has 64 bytes, "
                               f"found {len(signature)}")
     return Checkpoint(sequence, document["created_at"], document["key_id"], chains, access_log,
-                      bytes(payload), bytes(signature), published, access_log_id)
+                      bytes(payload), bytes(signature), published, access_log_id, anchors)
+
+
+def _parse_anchors(items: Any, where: str) -> tuple[SignedAnchor, ...]:
+    """The signed retention anchors; CheckpointError naming the bad field."""
+    if not isinstance(items, list):
+        raise CheckpointError(f"{where}: expected a list of retention anchors")
+    anchors = []
+    for i, item in enumerate(items):
+        at = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            raise CheckpointError(f"{at}: expected an object")
+        for name in ("seq", "position", "entries"):
+            if not isinstance(item.get(name), int) or item[name] < 0:
+                raise CheckpointError(f"{at}.{name}: expected a whole number from 0")
+        for name in ("purged_at", "last_at"):
+            if not isinstance(item.get(name), str):
+                raise CheckpointError(f"{at}.{name}: expected text (ISO 8601)")
+        head = _parse_head({"chain": "access-log", "position": item["position"],
+                            "hash": item.get("hash")}, at)[1]
+        anchors.append(SignedAnchor(item["seq"], head.position, head.hash, item["purged_at"],
+                                    item["last_at"], item["entries"]))
+    return tuple(anchors)
 
 
 def _parse_head(item: Any, where: str) -> tuple[str, ChainHead]:
@@ -347,28 +381,47 @@ def write_checkpoint(
     *,
     access_log: ChainHead | None = None,
     access_log_id: str | None = None,
+    access_log_anchors: Sequence[SignedAnchor] = (),
     only_if_moved: bool = False,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Checkpoint | None:
-    """Sign the current heads (and the head of the access log `access_log_id`) as the next
-    checkpoint and keep it.
+    """Sign the current heads (and the head of the access log `access_log_id`, with its
+    retention anchors `access_log_anchors`, oldest first) as the next checkpoint and keep it.
 
-    With `only_if_moved`, nothing is written (None) when no chain moved since the last one.
+    The checkpoint names the latest anchor and every anchor the checkpoint before it did not
+    (so that each purge is vouched for once, however many there were). With `only_if_moved`,
+    nothing is written (None) when no chain moved and no anchor is new since the last one.
     """
     store = CheckpointStore(db)
     heads = current_heads(db)
     latest = store.latest()
+    anchors = _anchors_to_sign(latest, access_log_id, access_log_anchors)
     if only_if_moved and latest is not None and latest.chains == heads and (
-        access_log is None or (latest.access_log, latest.access_log_id)
-        == (access_log, access_log_id)
+        access_log is None or (latest.access_log, latest.access_log_id,
+                               latest.access_log_anchors)
+        == (access_log, access_log_id, anchors)
     ):
         return None
     sequence = 1 if latest is None else latest.sequence + 1
-    checkpoint = sign_checkpoint(key, sequence, clock(), heads, access_log, access_log_id)
+    checkpoint = sign_checkpoint(key, sequence, clock(), heads, access_log, access_log_id,
+                                 anchors)
     store.add(checkpoint)
     log.info("checkpoint signed", sequence=sequence, key_id=key.key_id,
              heads={name: head.position for name, head in heads.items()})
     return checkpoint
+
+
+def _anchors_to_sign(
+    latest: Checkpoint | None, log_id: str | None, anchors: Sequence[SignedAnchor]
+) -> tuple[SignedAnchor, ...]:
+    """The latest anchor and those after the last one `latest` named (all, if it signed
+    another log or none)."""
+    if not anchors:
+        return ()
+    named = latest.access_log_anchors if latest and latest.access_log_id == log_id else ()
+    after = max((a.seq for a in named), default=None)
+    new = [a for a in anchors[:-1] if after is None or a.seq > after]
+    return (*new, anchors[-1])
 
 
 def export_checkpoints(db: AuditDatabase, path: Path) -> int:

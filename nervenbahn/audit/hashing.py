@@ -19,6 +19,7 @@ __all__ = [
     "ChainBreak",
     "ChainHead",
     "ChainVerification",
+    "SignedAnchor",
     "encode_fields",
     "genesis",
     "link",
@@ -64,6 +65,26 @@ class ChainHead:
     def to_json(self) -> dict[str, object]:
         """As JSON (hash in hex)."""
         return {"position": self.position, "hash": self.hash.hex()}
+
+
+@dataclass(frozen=True)
+class SignedAnchor:
+    """A retention anchor as signed checkpoints name it: which purge (`seq`, the anchor's
+    number in the log), up to which position and with which hash the purged part of the chain
+    ended, when it was purged and when its last entry was recorded (ISO 8601, UTC), and how
+    many entries it removed. A purge is vouched for only by a checkpoint naming its anchor."""
+
+    seq: int
+    position: int
+    hash: bytes
+    purged_at: str
+    last_at: str
+    entries: int
+
+    def to_json(self) -> dict[str, object]:
+        """As JSON (hash in hex); also the form signed into checkpoints."""
+        return {"seq": self.seq, "position": self.position, "hash": self.hash.hex(),
+                "purged_at": self.purged_at, "last_at": self.last_at, "entries": self.entries}
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from nervenbahn.audit.hashing import (
     ChainBreak,
     ChainHead,
     ChainVerification,
+    SignedAnchor,
     genesis,
 )
 
@@ -59,7 +60,11 @@ EXIT_CHECKPOINT_REJECTED = 5
 """Every chain matches, but a checkpoint is forged, altered, missing or unreadable."""
 
 T = TypeVar("T")
-AccessLogVerifier = Callable[[Sequence[ChainHead]], ChainVerification]
+AccessLogVerifier = Callable[
+    [Sequence[ChainHead], Sequence[tuple[int, SignedAnchor]]], ChainVerification
+]
+"""Verifies the access log against the signed heads and the signed retention anchors (with
+the sequence of the checkpoint naming each)."""
 
 
 @dataclass(frozen=True)
@@ -404,8 +409,9 @@ def verify_store(
               if cp.access_log_id is not None and cp.access_log_id != current]
     access = None
     if access_log is not None:
-        access = access_log.verify([cp.access_log for cp in signed if cp.access_log is not None
-                                    and cp.access_log_id in (None, current)])
+        own = [cp for cp in signed if cp.access_log_id in (None, current)]
+        access = access_log.verify([cp.access_log for cp in own if cp.access_log is not None],
+                                   [(cp.sequence, a) for cp in own for a in cp.access_log_anchors])
     return AuditReport(chains, access, problems, len(trusted), others, db.chain_rewrites())
 
 

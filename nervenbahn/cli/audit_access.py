@@ -5,10 +5,15 @@
   through which endpoint.
 - `audit access-purge [--json]`: remove the entries older than
   NERVENBAHN_ACCESS_LOG_RETENTION_DAYS (default 365, at least 365), leaving a retention anchor
-  from which the chain is verified.
+  from which the chain is verified, and sign a checkpoint naming the anchor right after: a
+  purge no signed checkpoint vouches for fails `audit verify`.
+- `audit access-chain-existing --confirm`: chain entries that have no hash (a log from before
+  the chain, or one whose hashes were removed; opening such a log is refused), logged and
+  recorded in the log, which `audit verify` reports.
 
-The log is NERVENBAHN_ACCESS_LOG (default `<store folder>/access-log.db`); these commands
-need neither the master key nor the event store.
+The log is NERVENBAHN_ACCESS_LOG (default `<store folder>/access-log.db`). `audit access`
+needs neither the master key nor the event store; `access-purge` needs the store's database
+and the signing key (it signs a checkpoint).
 """
 
 from __future__ import annotations
@@ -28,8 +33,12 @@ from nervenbahn.api.access_log import AccessLogTamperedError, LoggedAccess
 from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.api.settings import ApiSettings, load_api_settings
+from nervenbahn.audit.access import access_log_signed
+from nervenbahn.audit.chain import AuditDatabase
+from nervenbahn.audit.checkpoints import Checkpoint, SigningKey, write_checkpoint
 from nervenbahn.config import ConfigError
 
+from .audit_store import signing_key, store_database
 from .reads import require_canton_wide
 from .render import emit_json
 from .runtime import Runtime, runtime
@@ -46,6 +55,7 @@ def register(app: typer.Typer) -> None:
     """Add `access` and `access-purge` to the `audit` app."""
     app.command("access")(access)
     app.command("access-purge")(access_purge)
+    app.command("access-chain-existing")(access_chain_existing)
 
 
 def access(
@@ -74,29 +84,80 @@ def access(
 
 
 def access_purge(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Remove access-log entries older than the retention period (at least one year)."""
+    """Remove access-log entries older than the retention period (at least one year), then
+    sign a checkpoint naming the retention anchor (a purge nobody signed fails verification)."""
     rt = runtime(ctx)
     require_canton_wide(rt, "the access log")
     settings = _settings()
     days = settings.access_log_retention_days
-    with _access_log(rt, settings) as log:
+    key = signing_key(rt)  # before purging: a purge that cannot be signed is not done
+    with store_database(rt) as db, _access_log(rt, settings) as log:
         try:
             anchor = log.purge(now=datetime.now(UTC), retention_days=days)
         except AccessLogTamperedError as exc:
             raise InvalidCommandError("audit access-purge", [("access log", str(exc))]) from None
+        signed = _vouch(db, key, log) if anchor else None
     purged = anchor.entries if anchor else 0
     if rt.as_json or as_json:
         emit_json(rt.console, {"retention_days": days, "purged": purged,
-                               "anchor": anchor.to_json() if anchor else None})
+                               "anchor": anchor.to_json() if anchor else None,
+                               "checkpoint": signed.sequence if signed else None})
     elif anchor is None:
         rt.console.print(f"nothing to purge: no entry is older than {days} days")
     else:
         rt.console.print(
             f"purged {purged} entries (up to position {anchor.position}, the last recorded "
             f"{_swiss(anchor.last_at)}); retention {days} days; the chain now starts at the "
-            f"anchor {anchor.position} {anchor.hash.hex()[:16]}…",
+            f"anchor {anchor.position} {anchor.hash.hex()[:16]}…, named in signed checkpoint "
+            f"#{signed.sequence if signed else '?'}",
             markup=False, highlight=False,
         )
+
+
+def access_chain_existing(
+    ctx: typer.Context,
+    confirm: Annotated[
+        bool, typer.Option("--confirm", help="Required: chaining makes the chain vouch for "
+                           "entries nobody verified; run `audit verify` first.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Chain the access-log entries that have no hash (opening such a log is refused); logged
+    as a warning and recorded in the log, which `audit verify` reports."""
+    rt = runtime(ctx)
+    require_canton_wide(rt, "the access log")
+    if not confirm:
+        raise InvalidCommandError(
+            "audit access-chain-existing",
+            [("confirm", "add --confirm: chaining existing entries makes the chain vouch for "
+              "them; an auditor's earlier checkpoints still show whether they were altered")],
+        )
+    with _access_log(rt, chain_existing=True) as log:
+        done = log.rechained
+    if rt.as_json or as_json:
+        emit_json(rt.console, {"access_log": str(log.path),
+                               "rechained": done.to_json() if done else None})
+    elif done is None:
+        rt.console.print("every access-log entry has its hash already; nothing done")
+    else:
+        rt.console.print(f"{log.path}: {done.entries} entries chained anew (positions "
+                         f"{done.first}-{done.last}); recorded in the log, `audit verify` "
+                         "reports it", markup=False, highlight=False)
+
+
+def _vouch(db: AuditDatabase, key: SigningKey, log: SQLiteAccessLog) -> Checkpoint:
+    """Sign a checkpoint naming the log's new retention anchor; if that fails, say that the
+    purge is done but not yet vouched for."""
+    try:
+        made = write_checkpoint(db, key, **access_log_signed(log))
+    except Exception as exc:
+        raise ConfigError(
+            f"the access log was purged, but no checkpoint could be signed ({exc}); run "
+            "`nervenbahn audit checkpoint` now: `audit verify` fails on a purge no signed "
+            "checkpoint names"
+        ) from exc
+    assert made is not None
+    return made
 
 
 def _settings() -> ApiSettings:
@@ -104,8 +165,11 @@ def _settings() -> ApiSettings:
 
 
 @contextmanager
-def _access_log(rt: Runtime, settings: ApiSettings | None = None) -> Iterator[SQLiteAccessLog]:
-    """The configured access log; ConfigError (exit 3) if it does not exist or cannot open."""
+def _access_log(
+    rt: Runtime, settings: ApiSettings | None = None, *, chain_existing: bool = False
+) -> Iterator[SQLiteAccessLog]:
+    """The configured access log; ConfigError (exit 3) if it does not exist or cannot open
+    (also if it has unchained entries, unless `chain_existing`)."""
     path = (settings or _settings()).access_log
     if not path.is_file():
         raise ConfigError(
@@ -113,7 +177,7 @@ def _access_log(rt: Runtime, settings: ApiSettings | None = None) -> Iterator[SQ
             "on its first start)"
         )
     try:
-        log = SQLiteAccessLog(path)
+        log = SQLiteAccessLog(path, chain_existing=chain_existing)
     except AccessLogUnavailableError as exc:
         raise ConfigError(f"NERVENBAHN_ACCESS_LOG: {exc}") from None
     try:

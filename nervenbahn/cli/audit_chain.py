@@ -27,18 +27,18 @@ from rich.table import Table
 
 from domain.errors import InvalidCommandError
 from domain.payment_service import PaymentService
+from nervenbahn.api.access_log import AccessLogVerification
 from nervenbahn.api.settings import load_api_settings
-from nervenbahn.audit.access import access_log_check, access_log_head
+from nervenbahn.audit.access import access_log_check, access_log_to_sign
+from nervenbahn.audit.anchors import describe_anchor
 from nervenbahn.audit.chain import (
     AuditDatabase,
     UnchainedEventsError,
     chaining_existing,
-    open_audit_database,
 )
 from nervenbahn.audit.checkpoints import (
     CheckpointError,
     CheckpointStore,
-    SigningKey,
     export_checkpoints,
     public_key_from_text,
     public_key_text,
@@ -55,6 +55,7 @@ from nervenbahn.bootstrap import (
 )
 from nervenbahn.config import ConfigError
 
+from .audit_store import signing_key, store_database
 from .render import emit_json
 from .runtime import Runtime, runtime
 
@@ -86,7 +87,7 @@ def public_key(
 ) -> None:
     """The public key that verifies checkpoints (base64 of the raw Ed25519 key)."""
     rt = _rt(ctx, as_json)
-    key = _signing_key(rt)
+    key = signing_key(rt)
     text = public_key_text(key.public)
     if out is not None:
         out.write_text(text + "\n", encoding="utf-8")
@@ -107,10 +108,10 @@ def checkpoint(
 ) -> None:
     """Sign the head of every chain (and the access log's) as the next checkpoint."""
     rt = _rt(ctx, as_json)
-    key = _signing_key(rt)
-    access, log_id = access_log_head(_access_log_path(rt))
-    with _database(rt) as db:
-        made = write_checkpoint(db, key, access_log=access, access_log_id=log_id)
+    key = signing_key(rt)
+    access = access_log_to_sign(_access_log_path(rt))
+    with store_database(rt) as db:
+        made = write_checkpoint(db, key, **access)
         assert made is not None
         published = rt.bus.publish_checkpoints(db) if publish else []
     if rt.as_json:
@@ -126,7 +127,7 @@ def checkpoint(
 def list_checkpoints(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every checkpoint kept in the store, oldest first."""
     rt = _rt(ctx, as_json)
-    with _database(rt) as db:
+    with store_database(rt) as db:
         kept = _or_refused(lambda: CheckpointStore(db).all())
     if rt.as_json:
         emit_json(rt.console, [cp.to_json() for cp in kept])
@@ -147,7 +148,7 @@ def export(
 ) -> None:
     """Write every checkpoint to FILE as JSON Lines: keep it outside the system."""
     rt = _rt(ctx, as_json)
-    with _database(rt) as db:
+    with store_database(rt) as db:
         count = _or_refused(lambda: export_checkpoints(db, file))
     if rt.as_json:
         emit_json(rt.console, {"file": str(file), "checkpoints": count})
@@ -173,7 +174,7 @@ def verify(
     key = _public_key(rt, public_key_file)
     copy = _or_refused(lambda: read_checkpoint_file(checkpoints)) if checkpoints else []
     access_log = access_log_check(_access_log_path(rt))
-    with _database(rt) as db:
+    with store_database(rt) as db:
         report = verify_store(db, key, auditor_copy=copy, access_log=access_log)
         report = _with_snapshots(rt, db, report)
     if rt.as_json:
@@ -223,7 +224,7 @@ def rewrite_snapshots_command(ctx: typer.Context, as_json: JsonOption = False) -
     events') by one taken from the events alone. Run `audit verify` first and keep its report:
     an altered snapshot is evidence, and this replaces it."""
     rt = _rt(ctx, as_json)
-    with _database(rt) as db, _snapshotting_apps(rt) as apps:
+    with store_database(rt) as db, _snapshotting_apps(rt) as apps:
         replaced = rewrite_snapshots(db, apps)
     if rt.as_json:
         emit_json(rt.console, {"rewritten": [r.to_json() for r in replaced]})
@@ -243,13 +244,9 @@ def _rt(ctx: typer.Context, as_json: bool) -> Runtime:
     return rt
 
 
-def _signing_key(rt: Runtime) -> SigningKey:
-    return SigningKey.from_seed(rt.settings.signing_key.get_secret_value())
-
-
 def _public_key(rt: Runtime, path: Path | None) -> Ed25519PublicKey:
     if path is None:
-        return _signing_key(rt).public
+        return signing_key(rt).public
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -262,18 +259,6 @@ def _or_refused(action: Callable[[], T]) -> T:
         return action()
     except CheckpointError as exc:
         raise InvalidCommandError("audit", [("checkpoints", str(exc))]) from None
-
-
-@contextmanager
-def _database(rt: Runtime) -> Iterator[AuditDatabase]:
-    try:
-        db = open_audit_database(rt.settings.store)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"NERVENBAHN_STORE: {exc}") from None
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def _access_log_path(rt: Runtime) -> Path:
@@ -303,6 +288,25 @@ def _snapshotting_apps(rt: Runtime) -> Iterator[list[Application[Any]]]:
         payments.close()
 
 
+def _print_access_log(rt: Runtime, v: AccessLogVerification) -> None:
+    """The retention anchors the access log's verification relied on, and its re-chainings."""
+    previous = 0
+    for anchor in v.anchors:
+        vouched = (v.vouched_by or {}).get(anchor.seq, ())
+        by = ("vouched for by signed checkpoint " + ", ".join(f"#{n}" for n in vouched)
+              if vouched else "NOT vouched for by any signed checkpoint")
+        rt.console.print(f"{v.chain}: {describe_anchor(anchor, previous)}: {by}",
+                         markup=False, highlight=False)
+        previous = anchor.position
+    if not v.anchors:
+        rt.console.print(f"{v.chain}: no retention anchor (never purged); verified from its "
+                         "first entry")
+    for done in v.rechained:
+        rt.console.print(f"note: {v.chain}: positions {done.first}-{done.last} ({done.entries} "
+                         f"entries without a hash) were chained anew by `audit "
+                         f"access-chain-existing` at {done.at.isoformat()}")
+
+
 def _print_report(rt: Runtime, report: AuditReport) -> None:
     table = Table("chain", "records", "head", "checkpoints matched", "result")
     rows = [*report.chains, *([report.access_log] if report.access_log else [])]
@@ -317,6 +321,8 @@ def _print_report(rt: Runtime, report: AuditReport) -> None:
         for number, found in enumerate(v.all_breaks):
             which = "first bad position" if number == 0 else "bad position"
             rt.console.print(f"{v.chain}: {which} {found.position}: {found.reason}")
+    if isinstance(report.access_log, AccessLogVerification):
+        _print_access_log(rt, report.access_log)
     for s in report.snapshot_problems:
         rt.console.print(f"snapshot {s.table} {s.originator_id} version {s.version}: "
                          f"{s.problem}")

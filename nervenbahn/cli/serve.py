@@ -26,21 +26,25 @@ def serve(
     Uses NERVENBAHN_KAFKA, or starts the embedded broker for as long as it runs.
     """
     rt = runtime(ctx)
-    with kafka_or_embedded(store_folder(rt.settings.store)) as kafka:
-        bus = open_bus(rt.service, rt.settings.store, kafka)
-        context = build_api_context(rt.settings, rt.service)
-        server = Server(bus, rt.settings, create_app(context), host=host, port=port)
-        try:
-            ensure_topics(kafka, catalogue(kafka, reporting=True))
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, lambda *_: server.stop_soon())
-            server.start()
-            if not server.wait_until_serving():
-                raise typer.Exit(3)
-            rt.console.print(f"nervenbahn serving on {server.url} (docs: {server.url}/docs); "
-                             f"Kafka {', '.join(kafka.bootstrap_servers)}; Ctrl-C stops")
-            server.run_until_stopped()
-        finally:
-            server.stop()
-            context.close()
-            bus.close()
+    # First, so that an access log it cannot use (unchained, unreadable) is refused (exit 3)
+    # before a broker or relay starts.
+    context = build_api_context(rt.settings, rt.service)
+    try:
+        with kafka_or_embedded(store_folder(rt.settings.store)) as kafka:
+            bus = open_bus(rt.service, rt.settings.store, kafka)
+            server = Server(bus, rt.settings, create_app(context), host=host, port=port)
+            try:
+                ensure_topics(kafka, catalogue(kafka, reporting=True))
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(signum, lambda *_: server.stop_soon())
+                server.start()
+                if not server.wait_until_serving():
+                    raise typer.Exit(3)
+                rt.console.print(f"nervenbahn serving on {server.url} (docs: {server.url}/docs); "
+                                 f"Kafka {', '.join(kafka.bootstrap_servers)}; Ctrl-C stops")
+                server.run_until_stopped()
+            finally:
+                server.stop()
+                bus.close()
+    finally:
+        context.close()

@@ -1,5 +1,6 @@
 """The SQLite access log's chain against someone who edits the file: every change found at
-its first position; migration of an unchained file; purge permits; concurrent appends."""
+its first position; an unchained file refused, chained only explicitly; purge permits;
+concurrent appends."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from nervenbahn.api.access_log import AccessEntry, AccessLogTamperedError
+from nervenbahn.api.access_log import (
+    AccessEntry,
+    AccessLogTamperedError,
+    UnchainedAccessLogError,
+)
 from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.audit.hashing import ChainHead
@@ -271,7 +276,28 @@ def unchained_file(path: Path, count: int) -> None:
             )
 
 
-def test_an_unchained_log_is_chained_once_on_open_and_keeps_every_entry(tmp_path: Path) -> None:
+def test_an_unchained_log_is_refused_on_open_and_left_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "access-log.db"
+    unchained_file(path, 3)
+    with sqlite3.connect(path) as db:
+        before = db.execute("SELECT name FROM sqlite_master ORDER BY name").fetchall()
+
+    with pytest.raises(UnchainedAccessLogError) as refused:
+        SQLiteAccessLog(path)
+
+    with sqlite3.connect(path) as db:
+        after = db.execute("SELECT name FROM sqlite_master ORDER BY name").fetchall()
+        version = db.execute("PRAGMA user_version").fetchone()
+    assert refused.value.unchained == 3
+    assert str(path) in str(refused.value) and "access-chain-existing --confirm" in str(
+        refused.value)
+    assert isinstance(refused.value, AccessLogUnavailableError)  # 503 / exit 3 where used
+    assert (after, version) == (before, (0,))
+
+
+def test_an_unchained_log_is_chained_only_explicitly_and_keeps_every_entry(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "access-log.db"
     unchained_file(path, 3)
     previous = GENESIS
@@ -279,28 +305,60 @@ def test_an_unchained_log_is_chained_once_on_open_and_keeps_every_entry(tmp_path
         previous = expected_hash(previous, n, entry(n))
 
     with capture_logs() as logs:
-        log = SQLiteAccessLog(path)
+        log = SQLiteAccessLog(path, chain_existing=True)
+    done = log.rechained
     next_id = log.append(entry(4))
     log.close()
     with capture_logs() as again:
         reopened = SQLiteAccessLog(path)
 
     assert [(e["log_level"], e["entries"]) for e in logs] == [("warning", 3)]
+    assert done is not None and (done.entries, done.first, done.last) == (3, 1, 3)
     assert again == []
     assert [item.entry for item in reopened.select()] == [entry(n) for n in range(1, 5)]
     assert next_id == 4
-    assert reopened.verify([ChainHead(3, previous)]).ok
+    verification = reopened.verify([ChainHead(3, previous)])
+    assert verification.ok
+    assert verification.rechained == (done,)
     assert reopened.head() == ChainHead(4, expected_hash(previous, 4, entry(4)))
     reopened.close()
 
 
-def test_the_migrated_log_still_refuses_deletes(tmp_path: Path) -> None:
+def test_the_explicitly_chained_log_still_refuses_deletes(tmp_path: Path) -> None:
     path = tmp_path / "access-log.db"
     unchained_file(path, 2)
-    SQLiteAccessLog(path).close()
+    SQLiteAccessLog(path, chain_existing=True).close()
 
     with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.execute("DELETE FROM access_log")
+
+
+def test_resetting_the_version_and_removing_the_hashes_is_refused_not_rechained(
+    path: Path,
+) -> None:
+    with sqlite3.connect(path) as db:  # no trigger dropped: a permit row lets the delete pass
+        db.execute("INSERT INTO access_log_purge_permit VALUES (1000)")
+        db.execute("DELETE FROM access_log_chain")
+        db.execute("DELETE FROM access_log_purge_permit")
+        db.execute("PRAGMA user_version = 0")
+
+    with pytest.raises(UnchainedAccessLogError, match=f"{ENTRIES} entries without"):
+        SQLiteAccessLog(path)
+
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM access_log_chain").fetchone() == (0,)
+
+
+def test_resetting_only_the_version_of_a_chained_log_opens_it_unchanged(path: Path) -> None:
+    head = head_of(path)
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 0")
+
+    with capture_logs() as logs:
+        assert head_of(path) == head
+
+    assert not [e for e in logs if e["log_level"] == "warning"]
+    assert verify(path, (head,)) == (None, "")
 
 
 def test_an_entry_without_hash_in_a_chained_log_is_not_migrated_but_found(path: Path) -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
 from collections.abc import Callable
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
 from nervenbahn.cli import main
-from nervenbahn.config import Settings
+from nervenbahn.cli.runtime import Runtime
+from nervenbahn.config import Settings, load_settings
+from tests.bus.pipeline import open_supported_case
 
 Invoke = Callable[..., tuple[int, str, str]]
 
@@ -31,3 +36,23 @@ def cli_for(store: str, settings: Settings, access_log: Path, monkeypatch: pytes
         return code, out.out, out.err
 
     return invoke
+
+
+def make_installation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      capsys: pytest.CaptureFixture[str]) -> tuple[Settings, Invoke, UUID]:
+    """A SQLite store in tmp_path with two supported cases (of so-olten), fresh keys, the
+    access log at tmp_path/access-log.db, and the CLI on it; the first case's id."""
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    settings = load_settings({
+        "NERVENBAHN_STORE": store,
+        "NERVENBAHN_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "NERVENBAHN_AUDIT_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+    })
+    invoke = cli_for(store, settings, tmp_path / "access-log.db", monkeypatch, capsys)
+    rt = Runtime()
+    try:
+        case_id = open_supported_case(rt.service, 1)
+        open_supported_case(rt.service, 2)
+    finally:
+        rt.close()
+    return settings, invoke, case_id

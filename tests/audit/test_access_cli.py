@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +22,7 @@ from nervenbahn.cli import main
 ANNA, BEN = str(uuid4()), str(uuid4())
 CASE_A, CASE_B = str(uuid4()), str(uuid4())
 DETAIL = "GET /v1/branch-offices/{office_id}/cases/{case_id}"
+SIGNING_SEED = base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 @dataclass
@@ -41,8 +45,13 @@ def cli(
     tmp_path: Path, log_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> Cli:
-    """`nervenbahn ARGS…` with the access log in tmp_path; no master key, no store."""
+    """`nervenbahn ARGS…` with the access log in tmp_path; an empty store database (where
+    `access-purge` keeps the checkpoint it signs) and a signing key; keys in tmp_path."""
+    with closing(sqlite3.connect(tmp_path / "store.db")) as db:
+        db.execute("VACUUM")
     monkeypatch.setenv("NERVENBAHN_STORE", f"sqlite:///{tmp_path / 'store.db'}")
+    monkeypatch.setenv("NERVENBAHN_KEY_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("NERVENBAHN_AUDIT_SIGNING_KEY", SIGNING_SEED)
     monkeypatch.setenv("NERVENBAHN_ACCESS_LOG", str(log_path))
     monkeypatch.setenv("NERVENBAHN_LOG_FORMAT", "json")
     monkeypatch.setenv("NERVENBAHN_ACTOR", "fk.meier:auditor:so-finanzkontrolle")
@@ -174,6 +183,7 @@ def test_access_purge_removes_entries_past_retention_and_keeps_the_chain(
     report = json.loads(purged.out)
     assert (purged.code, report["purged"], report["retention_days"]) == (0, 2, 365)
     assert report["anchor"]["position"] == 2
+    assert report["checkpoint"] == 1  # the purge is vouched for by a signed checkpoint
     assert "nothing to purge" in again.out
     assert [e["id"] for e in json.loads(listed.out)["entries"]] == [3]
     assert verification.ok
@@ -223,5 +233,19 @@ def test_access_purge_refuses_a_broken_chain_and_removes_nothing(
 
     assert result.code == 1
     assert "broken at 1" in result.err
+    with sqlite3.connect(log_path) as db:
+        assert db.execute("SELECT count(*) FROM access_log").fetchone() == (1,)
+
+
+def test_access_purge_without_a_store_to_sign_in_is_refused_and_removes_nothing(
+    cli: Cli, log_path: Path, tmp_path: Path
+) -> None:
+    write_log(log_path, read(ANNA, CASE_A, "akso-olten", datetime(2020, 1, 1, tzinfo=UTC)))
+    (tmp_path / "store.db").unlink()
+
+    result = cli("audit", "access-purge")
+
+    assert result.code == 3
+    assert result.err.startswith("error: NERVENBAHN_STORE:")
     with sqlite3.connect(log_path) as db:
         assert db.execute("SELECT count(*) FROM access_log").fetchone() == (1,)

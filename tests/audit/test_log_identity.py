@@ -7,9 +7,7 @@ installation's access log, `demo_connectors.audit_and_report`), then the auditor
 
 from __future__ import annotations
 
-import base64
 import json
-import secrets
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,10 +20,9 @@ from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
 from nervenbahn.cli.runtime import Runtime
-from nervenbahn.config import Settings, load_settings
+from nervenbahn.config import Settings
 from nervenbahn.demo_connectors import audit_and_report
-from tests.audit.cli import Invoke, cli_for
-from tests.bus.pipeline import open_supported_case
+from tests.audit.cli import Invoke, make_installation
 
 
 def _read(log: SQLiteAccessLog, n: int) -> None:
@@ -46,20 +43,7 @@ def _tamper_log(path: Path, *entry_ids: int) -> None:
 @pytest.fixture
 def installation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                  capsys: pytest.CaptureFixture[str]) -> tuple[Settings, Invoke, UUID]:
-    store = f"sqlite:///{tmp_path / 'store.db'}"
-    settings = load_settings({
-        "NERVENBAHN_STORE": store,
-        "NERVENBAHN_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "NERVENBAHN_AUDIT_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-    })
-    invoke = cli_for(store, settings, tmp_path / "access-log.db", monkeypatch, capsys)
-    rt = Runtime()
-    try:
-        case_id = open_supported_case(rt.service, 1)
-        open_supported_case(rt.service, 2)
-    finally:
-        rt.close()
-    return settings, invoke, case_id
+    return make_installation(tmp_path, monkeypatch, capsys)
 
 
 def test_a_demo_like_flow_verifies_and_a_tampered_access_log_is_reported(

@@ -1,0 +1,32 @@
+"""What the `audit` commands share: the store's database and the checkpoint signing key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from nervenbahn.audit.chain import AuditDatabase, open_audit_database
+from nervenbahn.audit.checkpoints import SigningKey
+from nervenbahn.config import ConfigError
+
+from .runtime import Runtime
+
+__all__ = ["signing_key", "store_database"]
+
+
+def signing_key(rt: Runtime) -> SigningKey:
+    """The installation's checkpoint signing key (ConfigError, exit 3, if it is missing)."""
+    return SigningKey.from_seed(rt.settings.signing_key.get_secret_value())
+
+
+@contextmanager
+def store_database(rt: Runtime) -> Iterator[AuditDatabase]:
+    """The store's database for the auditor tools; ConfigError if there is no store."""
+    try:
+        db = open_audit_database(rt.settings.store)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"NERVENBAHN_STORE: {exc}") from None
+    try:
+        yield db
+    finally:
+        db.close()
