@@ -164,7 +164,7 @@ class SQLiteAccessLog(ChainedAccessLog):
             entry.endpoint,
         )
         with self._lock, _translated("cannot append to the access log"), self._transaction():
-            previous = _head(self._db)
+            previous = _head(self._db, _anchor(self._db))
             entry_id = previous.position + 1
             self._db.execute(
                 _INSERT,
@@ -201,7 +201,7 @@ class SQLiteAccessLog(ChainedAccessLog):
 
     def head(self) -> ChainHead:
         with self._lock, _translated("cannot read the access log"):
-            return _head(self._db)
+            return _head(self._db, _anchor(self._db))
 
     def anchor(self) -> RetentionAnchor | None:
         with self._lock, _translated("cannot read the access log"):
@@ -220,14 +220,18 @@ class SQLiteAccessLog(ChainedAccessLog):
             f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10
         )) as db:
             db.execute("BEGIN")
-            walk = _Walk.start(_anchor(db), expected)
+            anchors, unreadable = _readable_anchors(db)
+            latest = anchors[-1] if anchors else None
+            walk = _Walk.start(latest, expected)
             for row in db.execute(_ALL_POSITIONS + " ORDER BY u.id"):
                 walk.step(row)
-            head = _head(db)
-            anchors, rechained = _anchors(db), _rechainings(db)
+            head = _head(db, latest)
+            rechained = _rechainings(db)
             db.execute("COMMIT")
-        return replace(walk.result(head), log_id=self.log_id, anchors=tuple(anchors),
-                       rechained=rechained)
+        result = walk.result(head)
+        breaks = (*unreadable, *result.all_breaks)[:MAX_BREAKS]
+        return replace(result, log_id=self.log_id, anchors=tuple(anchors), rechained=rechained,
+                       breaks=breaks, first_break=breaks[0] if breaks else None)
 
     def purge(
         self, *, now: datetime, retention_days: int, reason: str | None = None
@@ -497,10 +501,9 @@ class _Walk:
             self.breaks.append(ChainBreak(position, reason))
 
 
-def _head(db: sqlite3.Connection) -> ChainHead:
-    """The last stored hash, else the retention anchor, else genesis."""
+def _head(db: sqlite3.Connection, anchor: RetentionAnchor | None) -> ChainHead:
+    """The last stored hash, else the retention anchor (the latest), else genesis."""
     last = db.execute("SELECT id, hash FROM access_log_chain ORDER BY id DESC LIMIT 1").fetchone()
-    anchor = _anchor(db)
     if last is not None and (anchor is None or last[0] > anchor.position):
         return ChainHead(int(last[0]), bytes(last[1]))
     return anchor.head if anchor is not None else ChainHead(0, _GENESIS)
@@ -532,6 +535,21 @@ def _anchor_of(row: Sequence[object]) -> RetentionAnchor:
                                str(reason), int(str(seq)))
     except ValueError as exc:
         raise sqlite3.DatabaseError(f"retention anchor {seq} cannot be read: {exc}") from exc
+
+
+def _readable_anchors(
+    db: sqlite3.Connection,
+) -> tuple[list[RetentionAnchor], list[ChainBreak]]:
+    """Every retention anchor that can be read, oldest first, and a break for each that
+    cannot (verification goes on from the latest readable one)."""
+    anchors, unreadable = [], []
+    for row in db.execute(_ANCHOR_COLUMNS + "ORDER BY seq"):
+        try:
+            anchors.append(_anchor_of(row))
+        except sqlite3.DatabaseError as exc:
+            position = row[0] if isinstance(row[0], int) else 0
+            unreadable.append(ChainBreak(position, f"{exc} (not relied on)"))
+    return anchors, unreadable
 
 
 def _rechainings(db: sqlite3.Connection) -> tuple[Rechaining, ...]:

@@ -67,9 +67,11 @@ def access_log_check(
     """The access log at `path` for `verify_store`: its identity, and a verifier that opens
     it when called and checks its chain against the signed heads and each retention anchor
     against the signed anchors (None if there is no log)."""
-    _, log_id = access_log_head(path)
-    if log_id is None:
+    if not path.exists():
         return None
+    log = SQLiteAccessLog(path)  # only its identity: reading an anchor could fail, verify says
+    log_id = log.log_id
+    log.close()
 
     def verify_access_log(
         expected: Sequence[ChainHead], anchors: Sequence[tuple[int, SignedAnchor]]

@@ -16,7 +16,7 @@ from rich.table import Table
 from typer.exceptions import Abort, Exit, TyperException
 
 from domain.errors import DomainError, InvalidCommandError
-from nervenbahn.api.access_log import UnchainedAccessLogError
+from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.audit.chain import UnchainedEventsError
 from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.config import ConfigError
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     except DomainError as exc:
         return _fail(str(exc), EXIT_REFUSED)
     except (ConfigError, StoreUnavailableError, UnchainedEventsError,
-            UnchainedAccessLogError) as exc:
+            AccessLogUnavailableError) as exc:
         return _fail(str(exc), EXIT_UNAVAILABLE)
     except Exception as exc:  # the CLI never shows a traceback, nor the error's values
         structlog.get_logger("nervenbahn.cli").error("unexpected error", exc_info=True)

@@ -360,3 +360,31 @@ def test_serve_refuses_to_start_on_an_unchained_access_log(
     assert code == 3
     assert err.startswith("error: the access log") and len(err.strip().splitlines()) == 1
     assert str(log_path) in err and "3 entries without a hash-chain link" in err
+
+
+@pytest.mark.parametrize("columns", [
+    "1,9,hex(hash),'2026-01-01T00:00:00+00:00','2024-01-01T00:00:00+00:00',9",
+    "1,9,hash,'yesterday','2024-01-01T00:00:00+00:00',9",
+], ids=["hash-as-text", "unreadable-date"])
+def test_a_badly_typed_forged_anchor_fails_verification_instead_of_crashing_it(
+    installation: tuple[Settings, Invoke, UUID], tmp_path: Path, columns: str,
+) -> None:
+    _, run, _ = installation
+    log_path = tmp_path / "access-log.db"
+    _log(log_path, *([1] * ENTRIES))
+    assert run("audit", "checkpoint")[0] == 0
+    with sqlite3.connect(log_path) as db:
+        db.executescript(
+            "insert into access_log_purge_permit values(9); "
+            "insert into access_log_anchor(seq,position,hash,purged_at,last_at,entries,reason) "
+            f"select {columns},'retention' from access_log_chain where id=9; "
+            "delete from access_log where id<=9; delete from access_log_chain where id<=9; "
+            "delete from access_log_purge_permit;")
+
+    code, out, _ = run("audit", "verify", "--json")
+
+    report = json.loads(out)
+    assert code == 4
+    reasons = [b["reason"] for b in report["access_log"]["breaks"]]
+    assert reasons[0].startswith("retention anchor 1") and "not relied on" in reasons[0]
+    assert "entries 1-9 are missing (deleted)" in reasons[1]
