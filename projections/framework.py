@@ -4,8 +4,9 @@ A projection is fed two ways that must give the same tables (tested):
 - incrementally, from the bus: a consumer group `projection-<name>` whose handler applies each
   event in the transaction that also records the event id and the offsets (exactly once);
 - by a rebuild, straight from the event store's notification log, into a fresh database that
-  replaces the old one; the rebuild records every event id it applied, so that the consumer,
-  which then starts from the beginning of the topic, skips them all.
+  replaces the old one; the rebuild records, for every event it applied, the id the consumer
+  will meet it under (`Projection.processed_id`), so that the consumer, which then starts from
+  the beginning of the topic, skips them all.
 
 Where the tables live (a SQLite file each, or one PostgreSQL schema): `projections.storage`.
 """
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar, Self
+from uuid import UUID
 
 from bus.effects import EffectStore, SQLiteEffectStore
 from bus.envelope import event_id
@@ -63,6 +65,14 @@ class Projection(ABC):
     def handle(self, received: Any, tx: SQLConnection) -> None:
         """The handler of the projection's consumer: by default, apply the decoded event."""
         self.apply(received.event, tx)
+
+    def processed_id(self, event: Any) -> UUID | None:
+        """The id under which the projection's feed carries `event` (the consumer records and
+        skips by it), or None if the feed carries nothing for it. By default the event's
+        public id (the case-events topic's `event_id`); the reporting projection, fed by the
+        reporting topic, answers the keyed fact id instead, so that its database holds no id
+        anyone could compute from a case id."""
+        return event_id(event.originator_id, event.originator_version)
 
 
 def open_projection_store(projection: Projection, target: ReadModelTarget) -> EffectStore:
@@ -126,7 +136,8 @@ def _refill(
     batch_size: int,
     progress: Callable[[int, int], object],
 ) -> int:
-    """Apply every event of the store's notification log, recording each event id."""
+    """Apply every event of the store's notification log, recording the id the projection's
+    feed carries it under (`Projection.processed_id`)."""
     total = service.recorder.max_notification_id() or 0
     position = done = 0
     while notifications := service.recorder.select_notifications(
@@ -136,11 +147,9 @@ def _refill(
             for notification in notifications:
                 event = service.mapper.to_domain_event(notification)
                 projection.apply(event, tx)
-                store.mark(
-                    tx,
-                    projection.group,
-                    event_id(event.originator_id, event.originator_version),
-                )
+                processed = projection.processed_id(event)
+                if processed is not None:
+                    store.mark(tx, projection.group, processed)
         position = notifications[-1].id
         done += len(notifications)
         progress(done, max(total, done))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import groupby
 from typing import Any, ClassVar, NamedTuple, Self, get_args
+from uuid import UUID
 
 from bus.consumer import Received
 from domain.commands import ClosureReason
@@ -87,17 +88,29 @@ class ReportingProjection(Projection):
 
     def apply(self, event: Any, tx: SQLConnection) -> None:
         """Rebuild path: a case event from the store, turned into its fact first."""
+        pseudonyms = self._key()
+        if type(event).__name__ in NO_FACT_EVENTS:
+            return
+        region = None
+        if not isinstance(event, CaseOpened | CaseHandedOver):
+            region = _region_now(tx, pseudonyms.case(event.originator_id))
+        self.apply_fact(case_fact(event, region=region, pseudonyms=pseudonyms), tx)
+
+    def processed_id(self, event: Any) -> UUID | None:
+        """The keyed fact id the reporting relay publishes the event's fact under (the
+        `event_id` header the consumer records), None for an event without a fact: never
+        the event's public id, which anyone who knows the case id can compute."""
+        if type(event).__name__ in NO_FACT_EVENTS:
+            return None
+        return self._key().fact_id(event.originator_id, event.originator_version)
+
+    def _key(self) -> Pseudonymiser:
         if self._pseudonyms is None:
             raise ReportingKeyMissingError(
                 "the reporting projection needs the reporting key to pseudonymise case ids: "
                 "set NERVENBAHN_REPORTING_KEY (the same as the reporting relay's)"
             )
-        if type(event).__name__ in NO_FACT_EVENTS:
-            return
-        region = None
-        if not isinstance(event, CaseOpened | CaseHandedOver):
-            region = _region_now(tx, self._pseudonyms.case(event.originator_id))
-        self.apply_fact(case_fact(event, region=region, pseudonyms=self._pseudonyms), tx)
+        return self._pseudonyms
 
     def handle(self, received: Received, tx: SQLConnection) -> None:
         """Incremental path: the handler of a consumer of the reporting topic (a CaseFact)."""
