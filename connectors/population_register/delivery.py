@@ -21,6 +21,7 @@ import xmlschema
 
 from connectors.population_register.schema import load_schema
 from connectors.sdk import SourceInputError
+from domain.personal_data import normalise_ahvn13
 
 __all__ = ["Delivery", "PersonId", "RegisterEvent", "read_delivery"]
 
@@ -231,14 +232,33 @@ class _Extractor:
         return RegisterEvent(index, local, "other", line)
 
     def person(self, element: ET.Element, path: str) -> PersonId:
-        """eCH-0044 personIdentification (validated strictly by the schema)."""
+        """eCH-0044 personIdentification (validated strictly by the schema; the AHVN13's
+        prefix and check digit here, which the schema's pattern cannot check)."""
         local_id = self.child(element, path, "e44:localPersonId")
         lpath = path + "/e44:localPersonId"
         return PersonId(
-            vn=(element.findtext("e44:vn", namespaces=NS) or "").strip() or None,
+            vn=self.vn(element, path),
             local_category=self.text(local_id, lpath, "e44:personIdCategory"),
             local_id=self.text(local_id, lpath, "e44:personId"),
         )
+
+    def vn(self, element: ET.Element, path: str) -> str | None:
+        """The person's AHVN13 (13 digits), if given; a number whose prefix or check digit is
+        wrong refuses the delivery (the message leaves the number out: it is personal data,
+        and status and logs show the message)."""
+        found = element.find("e44:vn", NS)
+        vn = (found.text or "").strip() if found is not None else ""
+        if found is None or not vn:
+            return None
+        try:
+            normalise_ahvn13(vn)
+        except ValueError:
+            raise self.refuse(
+                found,
+                path + "/e44:vn",
+                "not a valid AHVN13: the 756 prefix or the check digit (EAN-13) is wrong",
+            ) from None
+        return vn
 
     def municipality(self, element: ET.Element, path: str) -> tuple[int, str | None]:
         """An eCH-0007 swissMunicipality: its BFS number (required here) and canton."""

@@ -266,6 +266,11 @@ def test_erase_deletes_a_processed_delivery_and_reports_a_pending_one(
         ("malformed.xml.bad", "malformed.xml line 28 column"),
         ("invalid-vn.xml.bad", "eCH-0020:deathPerson/eCH-0044:vn"),
         ("missing-death-date.xml.bad", "eCH-0020:deathData is required"),
+        (
+            "bad-check-digit-vn.xml.bad",
+            "bad-check-digit-vn.xml line 23: element /eCH-0020:delivery/eCH-0020:death/"
+            "eCH-0020:deathPerson/eCH-0044:vn: not a valid AHVN13",
+        ),
     ],
 )
 def test_a_bad_delivery_is_refused_whole_and_listed_in_status(
@@ -280,6 +285,8 @@ def test_a_bad_delivery_is_refused_whole_and_listed_in_status(
     status = runtime.status_of("register")
     assert status.error_count == 1 and where in status.errors[0]
     assert "input cannot be read" in status.lag_note
+    assert "7569787756757" not in status.errors[0]  # the number is personal data
+    assert (tmp_path / "inbox" / bad.removesuffix(".bad")).exists()
     # the file removed, the run goes on with what is there
     (tmp_path / "inbox" / bad.removesuffix(".bad")).unlink()
     assert runtime.run("register", until_idle=True).applied == 1

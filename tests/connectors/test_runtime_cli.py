@@ -11,6 +11,7 @@ from connectors._config import load_config
 from nervenbahn.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).parent / "data" / "ech0020"
 CONFIG = """
 [connectors.intake]
 kind = "source"
@@ -61,3 +62,35 @@ def test_the_example_configuration_is_valid() -> None:
     assert {spec.kind for spec in specs.values()} == {"sink", "source"}
     for spec in specs.values():
         spec.load()  # the classes exist and accept their options
+
+
+def test_a_register_delivery_with_a_bad_ahvn13_check_digit_is_refused_input(
+    configured: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a crash (exit 70, "unexpected ValueError"): refused whole like any invalid
+    delivery, exit 1, named in the run's output and in `errors`, the file left in the inbox."""
+    inbox = configured / "inbox"
+    inbox.mkdir()
+    delivery = inbox / "bad-check-digit-vn.xml"
+    delivery.write_bytes((DATA / "bad-check-digit-vn.xml.bad").read_bytes())
+    (configured / "connectors.toml").write_text(
+        '[connectors.register]\nkind = "source"\n'
+        'class = "connectors.population_register:RegisterSource"\n'
+        f'[connectors.register.options]\ninbox = "{inbox}"\norganisation = "so-canton"\n'
+    )
+    where = (
+        "bad-check-digit-vn.xml line 23: element /eCH-0020:delivery/eCH-0020:death/"
+        "eCH-0020:deathPerson/eCH-0044:vn: not a valid AHVN13"
+    )
+
+    assert main(["connectors", "run", "register", "--until-idle"]) == 1
+    ran = capsys.readouterr()
+    assert where in " ".join((ran.out + ran.err).split())
+    assert "unexpected" not in ran.out + ran.err
+    assert main(["--json", "connectors", "status", "register"]) == 0
+    (status,) = json.loads(capsys.readouterr().out)
+    assert status["error_count"] == 1 and where in status["errors"][0]
+    assert main(["connectors", "errors", "register"]) == 0
+    listed = capsys.readouterr().out
+    assert where in " ".join(listed.split()) and "7569787756757" not in listed
+    assert delivery.exists()
