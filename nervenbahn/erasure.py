@@ -10,7 +10,9 @@ reached here, in this order, while the person's data still opens:
 2. the key is destroyed, and the key store asked whether an old copy of it may still lie on
    disk (a SQLite write-ahead log a reader keeps from being emptied);
 3. every file under the store folder is searched for the person's AHVN13 (with and without
-   dots): a file that still holds it is reported as not reached.
+   dots): a file that still holds it, and anything that could not be searched (a folder that
+   cannot be listed, a file that cannot be read, a FIFO, a link to a folder), is reported as
+   not reached.
 
 Unknown ids are refused before anything is written. Where a place could not be reached the
 report says which and why; the command exits non-zero, and running it again (once the cause is
@@ -20,6 +22,8 @@ removed) reaches what is left. See docs/privacy.md for every place personal data
 from __future__ import annotations
 
 import mmap
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
@@ -75,10 +79,7 @@ def erase_person(settings: Settings, service: CaseService, person_id: UUID) -> E
     files = _connectors_erase(settings, service, subject)
     existed = service.erase_person(person_id)
     key_left = service.vault.keystore.copies_left()
-    files += [
-        ErasedFile(str(path), "not reached", "still holds the person's AHVN13 in clear")
-        for path in files_naming(store_folder(settings.store), subject)
-    ]
+    files += files_naming(store_folder(settings.store), subject)
     report = ErasureReport(person_id, existed, key_left, files)
     log.info("erasure done" if report.complete else "erasure incomplete",
              person_id=str(person_id), files=[(f.path, f.outcome) for f in files],
@@ -86,26 +87,81 @@ def erase_person(settings: Settings, service: CaseService, person_id: UUID) -> E
     return report
 
 
-def files_naming(folder: Path, subject: ErasureSubject) -> list[Path]:
-    """Every file under `folder` whose bytes hold the subject's AHVN13 (with or without
-    dots); none if the AHVN13 is not known (the key was destroyed before)."""
+def files_naming(folder: Path, subject: ErasureSubject) -> list[ErasedFile]:
+    """Every place under `folder` that may still hold the subject's AHVN13 (with or without
+    dots) in clear, each `not reached` with the reason: a file whose bytes hold it, and
+    whatever could not be searched — a folder that cannot be listed, a file that cannot be
+    read, a FIFO, socket or device, a link to a folder (not followed). Nothing unsearched is
+    taken as clean. A dangling link holds no bytes and a file that vanished during the search
+    is gone: neither is listed. None at all if the AHVN13 is not known (the key was destroyed
+    before)."""
     needles = [text.encode("ascii") for text in subject.ahvn13_forms()]
     if not needles or not folder.is_dir():
         return []
-    return [path for path in sorted(folder.rglob("*"))
-            if path.is_file() and not path.is_symlink() and _holds(path, needles)]
+    found: list[ErasedFile] = []
+
+    def unlisted(exc: OSError) -> None:
+        found.append(_unreached(exc.filename, f"folder cannot be listed: {_reason(exc)}"))
+
+    for root, folders, names in os.walk(folder, onerror=unlisted):
+        here = Path(root)
+        folders.sort()
+        for name in folders:
+            if (here / name).is_symlink():
+                found.append(_unreached(here / name, "a link to a folder: not followed, not "
+                                        "searched (search its target, or remove the link)"))
+        for name in sorted(names):
+            place = _searched(here / name, needles)
+            if place is not None:
+                found.append(place)
+    return found
+
+
+def _searched(path: Path, needles: list[bytes]) -> ErasedFile | None:
+    """`not reached` if the file (or the file a link points to) holds a needle or cannot be
+    searched; None if it was searched and holds none, or holds no bytes."""
+    try:
+        info = path.stat()  # through a link: what a reader of the path would read
+    except FileNotFoundError:
+        return None  # vanished, or a dangling link
+    except OSError as exc:
+        return _unreached(path, f"cannot be examined: {_reason(exc)}")
+    if not stat.S_ISREG(info.st_mode):
+        return _unreached(path, f"{_kind(info.st_mode)}, not a regular file: cannot be searched")
+    try:
+        holds = _holds(path, needles)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return _unreached(path, f"cannot be read, not searched: {_reason(exc)}")
+    return _unreached(path, "still holds the person's AHVN13 in clear") if holds else None
 
 
 def _holds(path: Path, needles: list[bytes]) -> bool:
-    try:
-        with path.open("rb") as handle:
-            if path.stat().st_size == 0:
-                return False
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as content:
-                return any(content.find(needle) >= 0 for needle in needles)
-    except OSError as exc:  # vanished or unreadable: not ours to judge
-        log.warning("file not searched", file=str(path), error=str(exc))
-        return False
+    """True if the regular file's bytes hold a needle; OSError if it cannot be read (never
+    blocks: opened without waiting, in case a FIFO took the file's place meanwhile)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        size = os.fstat(descriptor).st_size
+        if size == 0:
+            return False
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as content:
+            return any(content.find(needle) >= 0 for needle in needles)
+
+
+def _unreached(path: Path | str, detail: str) -> ErasedFile:
+    log.warning("file not reached by erasure", file=str(path), reason=detail)
+    return ErasedFile(str(path), "not reached", detail)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device",
+             stat.S_ISBLK: "a device", stat.S_ISDIR: "a folder"}
+    return next((name for test, name in kinds.items() if test(mode)), "a special file")
 
 
 def _connectors_erase(

@@ -3,14 +3,20 @@ reported (exit 4) instead of claimed destroyed."""
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from uuid import UUID
 
+from domain.personal_data import ErasureSubject
+from nervenbahn.erasure import files_naming
 from tests.cli.conftest import Cli
 from tests.cli.test_cli import CASE, open_assess_grant
 
+REPO = Path(__file__).resolve().parents[2]
 UNKNOWN = "0b5e1d2c-3f4a-4b5c-8d6e-7f8091a2b3c4"
 
 READER = """
@@ -98,4 +104,89 @@ def test_a_file_in_the_store_folder_still_holding_the_ahvn13_is_reported_not_rea
     places = {p["place"]: p for p in erased.json()["places"]}  # type: ignore[index]
     assert places[str(legacy)]["outcome"] == "not reached"
     assert "AHVN13" in places[str(legacy)]["detail"]
+    assert places["data key"]["outcome"] == "destroyed"
+
+
+AHVN13 = "756.9217.0769.85"
+WITHOUT_OVERRIDE = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+"""Root without the capabilities to read and list regardless of mode (util-linux)."""
+SEARCH = """
+import json, sys
+from pathlib import Path
+from uuid import UUID
+from domain.personal_data import ErasureSubject
+from nervenbahn.erasure import files_naming
+subject = ErasureSubject(UUID(int=1), sys.argv[2])
+print(json.dumps([vars(place) for place in files_naming(Path(sys.argv[1]), subject)]))
+"""
+
+
+def test_what_cannot_be_searched_is_not_reached_never_clean(tmp_path: Path) -> None:
+    """Places the search cannot read, for root too: a FIFO (reading would block; nothing can
+    be mapped) and a link to a folder outside (not followed). A file reached through a link is
+    searched; a dangling link holds no bytes and is not listed."""
+    folder, outside = tmp_path / "store", tmp_path / "elsewhere"
+    (folder / "inbox").mkdir(parents=True)
+    outside.mkdir()
+    (folder / "clean.txt").write_text("nothing here\n")
+    (folder / "inbox" / "left.xml").write_text(f"<vn>{AHVN13.replace('.', '')}</vn>\n")
+    (outside / "export.csv").write_text(f"Quellmatt;{AHVN13}\n")
+    os.mkfifo(folder / "pipe")
+    (folder / "export.csv").symlink_to(outside / "export.csv")
+    (folder / "drop").symlink_to(outside, target_is_directory=True)
+    (folder / "gone.db").symlink_to(tmp_path / "deleted.db")
+
+    places = {Path(p.path).name: (p.outcome, p.detail)
+              for p in files_naming(folder, ErasureSubject(UUID(int=1), AHVN13))}
+
+    assert places == {
+        "left.xml": ("not reached", "still holds the person's AHVN13 in clear"),
+        "export.csv": ("not reached", "still holds the person's AHVN13 in clear"),
+        "pipe": ("not reached", "a FIFO, not a regular file: cannot be searched"),
+        "drop": ("not reached", "a link to a folder: not followed, not searched (search its "
+                                "target, or remove the link)"),
+    }
+
+
+def test_a_file_or_folder_the_search_cannot_read_is_not_reached(tmp_path: Path) -> None:
+    """A file of mode 000 and a folder of mode 000. Root reads them anyway, so as root the
+    search runs without the capabilities that override file modes (`setpriv`), as an operator
+    account would. Before, the file counted as clean and the folder was skipped unreported."""
+    folder = tmp_path / "store"
+    (folder / "locked").mkdir(parents=True)
+    (folder / "locked" / "delivery.xml").write_text(AHVN13)
+    secret = folder / "secret.txt"
+    secret.write_text(f"Quellmatt;{AHVN13}\n")
+    (folder / "clean.txt").write_text("nothing here\n")
+    os.chmod(secret, 0)
+    os.chmod(folder / "locked", 0)
+    search = [sys.executable, "-c", SEARCH, str(folder), AHVN13]
+    if os.geteuid() == 0:
+        search = [*WITHOUT_OVERRIDE, *search]
+    try:
+        searched = subprocess.run(search, capture_output=True, text=True, timeout=60, cwd=REPO)
+    finally:
+        os.chmod(folder / "locked", 0o700)
+
+    assert searched.returncode == 0, searched.stderr
+    places = {Path(p["path"]).name: (p["outcome"], p["detail"])
+              for p in json.loads(searched.stdout.splitlines()[-1])}  # after the log lines
+    assert places == {
+        "secret.txt": ("not reached", "cannot be read, not searched: Permission denied"),
+        "locked": ("not reached", "folder cannot be listed: Permission denied"),
+    }
+
+
+def test_erase_exits_4_while_a_fifo_in_the_store_folder_cannot_be_searched(
+    cli: Cli, tmp_path: Path
+) -> None:
+    person = _applicant(cli)
+    os.mkfifo(tmp_path / "left-by-a-tool")
+
+    erased = cli("--json", "person", "erase", person, "--yes")
+
+    assert erased.code == 4
+    places = {p["place"]: p for p in erased.json()["places"]}  # type: ignore[index]
+    assert places[str(tmp_path / "left-by-a-tool")]["outcome"] == "not reached"
+    assert "FIFO" in places[str(tmp_path / "left-by-a-tool")]["detail"]
     assert places["data key"]["outcome"] == "destroyed"
