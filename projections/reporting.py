@@ -5,7 +5,9 @@ It holds no personal data: only the facts of the reporting topic (`reporting_fac
 by fact id and ordered per case pseudonym. It is fed two ways that give the same table:
 incrementally by a consumer of the reporting topic (`handle`, decoded `CaseFact`s), and by a
 rebuild straight from the event store (`apply`, case events turned into facts by the same
-`case_fact` the reporting relay uses, with the same reporting key).
+`case_fact` the reporting relay uses, with the same reporting key). Either way the
+bookkeeping of what was applied (`processed_events`) holds the keyed fact ids, never the
+source events' public ids (`processed_id`).
 """
 
 from __future__ import annotations
