@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
+from bus.envelope import event_id
 from domain.commands import Actor, ProposeClosure
 from domain.reference import load_reference_data
 from domain.service import CaseService
@@ -28,6 +29,7 @@ from projections.branch_office import office_case, office_cases
 from projections.framework import open_projection_store, rebuild
 from projections.region import caseload, work_list
 from projections.reporting import ReportingProjection, canton_figures, quarterly_figures
+from projections.reporting_facts import NO_FACT_EVENTS, Pseudonymiser
 from projections.storage import (
     PostgresReadModels,
     ReadModelTarget,
@@ -126,6 +128,27 @@ class ReadModelStorageContract(ABC):
         rows = dump(target, name)
         assert rows == dump(reference[name], name)
         assert all(rows.values())
+
+    def test_a_reporting_rebuild_records_the_keyed_fact_ids_only(
+        self, service: CaseService
+    ) -> None:
+        """What the reporting topic's consumer will skip: each fact's keyed id, nothing for a
+        work-list proposal (no fact), and no event's public id (which a case id computes)."""
+        target = self.target("reporting")
+        rebuild(projection("reporting"), service, target)
+        events = [service.mapper.to_domain_event(n)
+                  for n in service.recorder.select_notifications(start=1, limit=10**9)]
+        keys = Pseudonymiser(REPORTING_KEY)
+
+        with read_model_connection(target) as db:
+            recorded = {UUID(str(row[0])) for row in db.execute(
+                "SELECT event_id FROM processed_events WHERE group_id = ?",
+                ("projection-reporting",))}
+        proposals = [e for e in events if type(e).__name__ in NO_FACT_EVENTS]
+        assert proposals  # the store has events without a fact
+        assert recorded == {keys.fact_id(e.originator_id, e.originator_version)
+                            for e in events if e not in proposals}
+        assert not recorded & {event_id(e.originator_id, e.originator_version) for e in events}
 
     def test_a_second_rebuild_replaces_the_first(
         self, service: CaseService, reference: dict[str, Path]
