@@ -52,6 +52,7 @@ from domain.personal_data import PersonalData
 from domain.reference import ReferenceData
 
 __all__ = [
+    "CANTON_WIDE_ACTORS",
     "FUTURE_LIMIT_DAYS",
     "PROPOSAL_ROLES",
     "RETROACTIVE_LIMIT_DAYS",
@@ -59,6 +60,7 @@ __all__ = [
     "SWISS_TIME",
     "Case",
     "Recording",
+    "may_act_on",
 ]
 
 SWISS_TIME = ZoneInfo("Europe/Zurich")
@@ -500,10 +502,22 @@ def _person(data: c.PersonInput) -> PersonalData:
     return PersonalData(person_id=data.person_id or uuid4(), **fields)
 
 
+CANTON_WIDE_ACTORS = frozenset({"administrator", "system"})
+"""Roles that act on every region's cases; caseworkers and supervisors act on their own."""
+
+
+def may_act_on(actor: c.Actor, region: str) -> bool:
+    """Whether `actor` may record anything on a case of social region `region`: only the
+    region the case belongs to now (during a handover the handing-over region, until the
+    handover is recorded; from then on the receiving one), or a canton-wide role."""
+    return actor.role in CANTON_WIDE_ACTORS or actor.organisation == region
+
+
 def _authorise(actor: c.Actor, region: str) -> None:
-    if actor.role in ("administrator", "system"):
-        return
-    if actor.organisation != region:
+    # Defence in depth: the services answer a case the actor may not act on as not found
+    # before they get here (`CaseService.case_for`); a caller using the aggregate directly
+    # still cannot record on another region's case.
+    if not may_act_on(actor, region):
         _refuse(
             "actor-responsible",
             f"actor.organisation: {actor.organisation} is not responsible for cases of {region}",

@@ -182,8 +182,7 @@ class PaymentService(Application[UUID]):
 
     def record_account(self, cmd: RecordPayoutAccount) -> AccountResult:
         """Record or replace a case's payout account, sealed with the applicant's key."""
-        case = self.cases.get_case(cmd.case_id)
-        _authorise(cmd.actor.role, cmd.actor.organisation, case.social_region)
+        case = self.cases.case_for(cmd.actor, cmd.case_id)
         person_id = case.applicant.person_id
         if self.cases.vault.keystore.load(person_id) is None:
             raise RuleViolationError(
@@ -396,12 +395,3 @@ class PaymentService(Application[UUID]):
         aggregate = self._account_aggregate(case_id)
         return None if aggregate is None else aggregate.account
 
-
-def _authorise(role: str, organisation: str, region: str) -> None:
-    """As for case commands: caseworkers and supervisors act on their own region's cases."""
-    if role in ("administrator", "system") or organisation == region:
-        return
-    raise RuleViolationError(
-        "actor-responsible",
-        f"actor.organisation: {organisation} is not responsible for cases of {region}",
-    )

@@ -31,7 +31,7 @@ from domain.bitemporal import (
     answer_month,
     diff_answers,
 )
-from domain.case import SWISS_TIME, Case, Recording
+from domain.case import SWISS_TIME, Case, Recording, may_act_on
 from domain.entitlement import months_between
 from domain.errors import (
     CaseNotFoundError,
@@ -178,7 +178,7 @@ class CaseService(Application[UUID]):
 
     def _on_case(self, cmd: c.Command) -> Case:
         assert isinstance(cmd, c.CaseCommand)
-        case = self.get_case(cmd.case_id)
+        case = self.case_for(cmd.actor, cmd.case_id)
         if cmd.expected_version is not None and cmd.expected_version != case.version:
             raise ConcurrentChangeError(cmd.case_id)
         # The store's clock never runs backwards within a case.
@@ -203,6 +203,16 @@ class CaseService(Application[UUID]):
                     command.name, [("case_id", f"a case {case.id} exists already")]
                 ) from exc
             raise ConcurrentChangeError(case.id) from exc
+
+    def case_for(self, actor: c.Actor, case_id: UUID) -> Case:
+        """The current case if `actor` may act on it (`domain.case.may_act_on`). A case of
+        another social region is not found, with the very message of a missing one, before
+        anything that depends on the case (its version, its rules) is looked at: a command
+        tells no one outside the region that the case exists, where, or at which version."""
+        case = self.get_case(case_id)
+        if not may_act_on(actor, case.social_region):
+            raise CaseNotFoundError(case_id)
+        return case
 
     # --- queries -------------------------------------------------------------------------
 
@@ -453,7 +463,7 @@ class CaseService(Application[UUID]):
         assert isinstance(command, c.CaseCommand)
         case = batch.cases.get(command.case_id)
         if case is None:
-            case = batch.cases[command.case_id] = self.get_case(command.case_id)
+            case = batch.cases[command.case_id] = self.case_for(command.actor, command.case_id)
             batch.recorded_until[case.id] = case.modified_on
         floor = batch.recorded_until.get(case.id)
         if floor is not None and recorded_at <= floor:

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from stdnum import ean
@@ -22,7 +22,7 @@ from stdnum import ean
 import domain.reference
 from domain import commands as c
 from domain.case import SWISS_TIME, Case, Recording
-from domain.errors import DomainError, ReferenceDataError, RuleViolationError
+from domain.errors import CaseNotFoundError, DomainError, ReferenceDataError, RuleViolationError
 from domain.personal_data import PersonalDataVault
 from domain.reference import ReferenceData, load_reference_data
 from domain.service import CaseService, CommandResult
@@ -259,6 +259,25 @@ class Desk:
         for text in mentions:
             assert text in str(info.value)
         return info.value
+
+    def hidden(self, command: c.Command) -> None:
+        """Check that `command`, by an actor who may not act on the case, is answered exactly
+        like a command on a case that does not exist, records nothing, and that the aggregate
+        itself still refuses it (rule actor-responsible: defence in depth)."""
+        assert isinstance(command, c.CaseCommand)
+        before = self.store_state(command.case_id)
+        case = self.case(command.case_id)
+        with pytest.raises(RuleViolationError, match=r"\[rule: actor-responsible\]"):
+            apply_command(case, command, Recording(max(self.clock(), case.modified_on)),
+                          self.reference)
+        with pytest.raises(CaseNotFoundError) as info:
+            self.service.execute(command)
+        missing = command.model_copy(update={"case_id": uuid4()})
+        with pytest.raises(CaseNotFoundError) as unknown:
+            self.service.execute(missing)
+        assert self.store_state(command.case_id) == before
+        assert str(info.value).replace(str(command.case_id), str(missing.case_id)) == str(
+            unknown.value)
 
     def _refused_by_aggregate(
         self, command: c.Command, error: type[DomainError], *, known: bool

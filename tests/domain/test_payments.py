@@ -16,7 +16,7 @@ from uuid import UUID
 import pytest
 
 from domain import commands as c
-from domain.errors import InvalidCommandError, RuleViolationError
+from domain.errors import CaseNotFoundError, InvalidCommandError, RuleViolationError
 from domain.payment_service import PaymentService, RunSummary
 from domain.payments import (
     PaymentOrdered,
@@ -266,11 +266,17 @@ def test_runs_for_a_future_month_or_by_a_caseworker_are_refused(
     assert payments.recorder.max_notification_id() in (None, 0)
 
 
-def test_a_caseworker_of_another_region_cannot_record_an_account(
+def test_a_caseworker_of_another_region_gets_the_answer_of_a_missing_case_for_an_account(
     desk: Desk, payments: PaymentService
 ) -> None:
     case_id = desk.supported()
     stranger = c.Actor("marc.huber", "caseworker", "so-olten")
-    with pytest.raises(RuleViolationError, match=r"actor\.organisation"):
-        payments.record_account(RecordPayoutAccount(
-            actor=stranger, correlation_id=uuid.uuid4(), case_id=case_id, iban=IBAN, holder="X"))
+    answers = []
+    for target in (case_id, uuid.uuid4()):
+        with pytest.raises(CaseNotFoundError) as info:
+            payments.record_account(RecordPayoutAccount(
+                actor=stranger, correlation_id=uuid.uuid4(), case_id=target, iban=IBAN,
+                holder="X"))
+        answers.append(str(info.value).replace(str(target), "ID"))
+    assert answers[0] == answers[1]  # the same answer as for a case that does not exist
+    assert payments.payout_account(case_id) is None
