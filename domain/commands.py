@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import regex
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -32,8 +33,8 @@ from domain.personal_data import normalise_ahvn13
 __all__ = [
     "COMMANDS",
     "EARLIEST_YEAR",
-    "INVISIBLE_CATEGORIES",
     "LATEST_YEAR",
+    "MAX_COMBINING_MARKS",
     "Actor",
     "AgreeGoal",
     "BreakOffMeasure",
@@ -57,32 +58,57 @@ __all__ = [
     "RefuseSupport",
     "ReopenCase",
     "StartMeasure",
+    "is_invisible",
     "parse_command",
     "printable_text",
+    "with_a_letter",
 ]
 
-INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-"""Unicode categories no name or code may hold: control characters (ANSI escapes start with
-one), format characters (bidi overrides, zero-width spaces and joiners, soft hyphens),
-surrogates, private-use and unassigned code points, line and paragraph separators."""
+_INVISIBLE = regex.compile(
+    r"[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}"
+    r"\N{BRAILLE PATTERN BLANK}]|[^\S ]"
+)
+"""What no name or code may hold, as it prints as nothing or not as itself: control characters
+(Cc: ANSI escapes start with one), format characters (Cf: bidi overrides, zero-width spaces and
+joiners, soft hyphens), surrogates, private-use and unassigned code points, line and paragraph
+separators; every Default_Ignorable_Code_Point (Unicode's own list, kept current by the `regex`
+module: the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0, variation selectors, the combining
+grapheme joiner …); the blank Braille pattern; and any white space but the plain space
+(no-break, ideographic, …)."""
+MAX_COMBINING_MARKS = 3
+"""At most this many combining marks on one base character (after NFC): more stack into
+unreadable text ("Zalgo") and hide what the base letters are."""
+_MARK_RUN = regex.compile(r"\p{M}{" + str(MAX_COMBINING_MARKS + 1) + ",}")
+
+
+def is_invisible(char: str) -> bool:
+    """Whether `char` is one that no text may hold (see `printable_text`)."""
+    return _INVISIBLE.match(char) is not None
 
 
 def printable_text(value: str) -> str:
-    """`value` in NFC if every character is visible or a space; ValueError naming the first
-    offending code points otherwise. Such characters let a name print differently from what
-    was recorded (a terminal's escape sequences, reversed text) or look empty."""
+    """`value` in NFC if every character is visible or a plain space and no character carries
+    more than `MAX_COMBINING_MARKS` combining marks; ValueError naming the first offending code
+    points otherwise. Such characters let a name print differently from what was recorded (a
+    terminal's escape sequences, reversed text, stacked accents) or look empty."""
     value = unicodedata.normalize("NFC", value)
-    bad = sorted({f"U+{ord(char):04X}" for char in value
-                  if unicodedata.category(char) in INVISIBLE_CATEGORIES})
+    bad = sorted({f"U+{ord(char):04X}" for char in _INVISIBLE.findall(value)})
     if bad:
         raise ValueError(
             f"contains control or invisible characters ({', '.join(bad[:3])}); "
             "give the text as it is printed"
         )
+    stacked = _MARK_RUN.search(value)
+    if stacked:
+        raise ValueError(
+            f"has {len(stacked.group())} combining marks on one character at position "
+            f"{stacked.start()}; at most {MAX_COMBINING_MARKS} are allowed"
+        )
     return value
 
 
-def _with_a_letter(value: str) -> str:
+def with_a_letter(value: str) -> str:
+    """`value` if it holds at least one letter (visible: `printable_text` comes first)."""
     if not any(unicodedata.category(char).startswith("L") for char in value):
         raise ValueError("must contain at least one letter")
     return value
@@ -92,7 +118,7 @@ Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(printable_text),
-    AfterValidator(_with_a_letter),
+    AfterValidator(with_a_letter),
 ]
 """A name, street or town: printable text with at least one letter."""
 Code = Annotated[

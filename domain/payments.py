@@ -39,7 +39,7 @@ from pydantic import AfterValidator, BeforeValidator
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 
-from domain.commands import Actor, Command, printable_text
+from domain.commands import Actor, Command, printable_text, with_a_letter
 from domain.money import ZERO
 from domain.personal_data import PersonalDataCorruptError, PersonalDataVault
 
@@ -153,6 +153,7 @@ def _holder(value: str) -> str:
     value = printable_text(value)
     if not value.strip():
         raise ValueError("the account holder's name is missing")
+    with_a_letter(value)
     if len(value) > 70:
         raise ValueError("at most 70 characters (ISO 20022 Max70Text)")
     return value.strip()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from domain.case import SWISS_TIME, Case
-from domain.commands import INVISIBLE_CATEGORIES
+from domain.commands import is_invisible
 from domain.personal_data import ErasedPersonalData, PersonalData, SealedPersonalData
 from domain.reference import ReferenceData
 from domain.service import HistoryEntry
@@ -53,7 +52,7 @@ def shown(text: str) -> str:
     were refused) written as `\\u202e`, Rich markup escaped — a name cannot recolour the
     terminal, reverse the line or become a link."""
     visible = "".join(
-        f"\\u{ord(char):04x}" if unicodedata.category(char) in INVISIBLE_CATEGORIES else char
+        f"\\u{ord(char):04x}" if is_invisible(char) else char
         for char in text
     )
     return escape(visible)

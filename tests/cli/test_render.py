@@ -16,6 +16,7 @@ from nervenbahn.cli.render import shown
     ("Zora\x1b[2J\x1b[31m", "Zora\\u001b[2J\\u001b[31m"),
     ("\u202eQuellmatt", "\\u202eQuellmatt"),
     ("\u200b", "\\u200b"),
+    ("\u3164", "\\u3164"),
     ("[link=https://example.org]Zora[/link]", "[link=https://example.org]Zora[/link]"),
     ("Zoë O'Brien-Müller", "Zoë O'Brien-Müller"),
 ])

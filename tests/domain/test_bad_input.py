@@ -100,6 +100,31 @@ PER_COMMAND: dict[str, list[Row]] = {
          {"applicant": person_input(1, family_name=" \u200d ")}, "applicant.family_name"),
         ("family name without a letter", {"applicant": person_input(1, family_name="1234")},
          "applicant.family_name"),
+        ("given name only a Hangul choseong filler",
+         {"applicant": person_input(1, given_name="\u115f")}, "applicant.given_name"),
+        ("family name only a halfwidth Hangul filler",
+         {"applicant": person_input(1, family_name="\uffa0")}, "applicant.family_name"),
+        ("street a Hangul filler and a number",
+         {"applicant": person_input(1, street="\u3164 1")}, "applicant.street"),
+        ("town only a Hangul jungseong filler",
+         {"applicant": person_input(1, town="\u1160")}, "applicant.town"),
+        ("given name with a Hangul filler inside",
+         {"applicant": person_input(1, given_name="Zo\u3164ra")}, "applicant.given_name"),
+        ("family name with a combining grapheme joiner",
+         {"applicant": person_input(1, family_name="Quell\u034fmatt")}, "applicant.family_name"),
+        ("given name with a variation selector",
+         {"applicant": person_input(1, given_name="Zora\ufe0f")}, "applicant.given_name"),
+        ("town only a blank Braille pattern",
+         {"applicant": person_input(1, town="\u2800")}, "applicant.town"),
+        ("street only no-break and ideographic spaces",
+         {"applicant": person_input(1, street="\u00a0\u3000")}, "applicant.street"),
+        ("family name with eight combining accents on one letter",
+         {"applicant": person_input(1, family_name="Q" + "\u0301\u0300\u0302\u0303" * 2)},
+         "applicant.family_name"),
+        ("member name with four combining marks on a letter (after composing i + acute)",
+         {"household_size": 2,
+          "other_members": [person_input(2, given_name="Li\u0301\u0300\u0302\u0303\u0304a")]},
+         "other_members.0.given_name"),
         ("town with a line break inside", {"applicant": person_input(1, town="Ol\nten")},
          "applicant.town"),
         ("street with a bell character", {"applicant": person_input(1, street="Weg\x07 1")},
@@ -347,6 +372,20 @@ def test_text_input_is_stripped(make_command: CommandFactory) -> None:
 
     assert isinstance(command, c.AgreeGoal)
     assert command.title == "Find a job"
+
+
+@pytest.mark.parametrize("name", [
+    "Zoë", "Nguye\u0302\u0303n", "김민준", "Ægir O'Brien-Müller", "Łukasz", "Ἀλέξανδρος",
+    "Q\u0301\u0300\u0302", "Ŝ\u0323\u0307",
+])
+def test_visible_names_of_any_script_are_accepted_in_nfc(
+    make_command: CommandFactory, name: str
+) -> None:
+    command = make_command(
+        "open_case", applicant=person_input(1, given_name=name, family_name=name))
+
+    assert isinstance(command, c.OpenCase)
+    assert command.applicant.given_name == unicodedata.normalize("NFC", name)
 
 
 def test_commands_cannot_be_changed_after_validation(make_command: CommandFactory) -> None:
