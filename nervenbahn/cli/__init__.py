@@ -36,7 +36,7 @@ from . import (
     schemas,
     serve,
 )
-from .inputs import checked_lines
+from .inputs import checked_lines, open_regular
 from .render import emit_json
 from .runtime import Runtime, runtime
 
@@ -131,12 +131,13 @@ def erase(
 def import_history(
     ctx: typer.Context,
     path: Annotated[
-        Path, typer.Argument(help="Legacy history as JSON Lines.", exists=True, dir_okay=False)
+        Path, typer.Argument(help="Legacy history as JSON Lines (a regular file; each line at "
+                             "most 1 MiB).")
     ],
 ) -> None:
     """Import legacy history, keeping original recorded times (all or nothing)."""
     rt = runtime(ctx)
-    with path.open(encoding="utf-8") as lines:
+    with open_regular("import", path, "path") as lines:
         report = rt.service.import_records(checked_lines("import", lines))
     figures = {
         "records": report.records,

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import structlog
 
+from nervenbahn.cli.inputs import MAX_DATA_BYTES, MAX_LINE_BYTES
 from nervenbahn.logging import LogFormat, configure_logging, configure_logging_from_environment
+from tests.cli.conftest import Cli
 
 PERSONAL = ["Zora", "Quellmatt", "756.9217.0769.85", "Aarauerstrasse"]
 APPLICANT = {"given_name": "Zora", "family_name": "Quellmatt", "ahvn13": "756.9217.0769.85",
@@ -62,7 +64,17 @@ BAD_DATA = [
     ("a file that is not UTF-8", lambda tmp: _write(tmp / "latin1.json",
                                                     _nested(1).encode("latin-1") + b"\xff"),
      "is not UTF-8"),
+    ("an endless device", lambda tmp: "@/dev/zero", "is not a regular file"),
+    ("a FIFO without a writer", lambda tmp: _fifo(tmp / "pipe.json"), "is not a regular file"),
+    ("a file one byte over 1 MiB", lambda tmp: _write(
+        tmp / "big.json", '{"x": "' + "a" * (MAX_DATA_BYTES - 8) + '"}'),
+     "larger than 1 MiB (1048576 bytes)"),
 ]
+
+
+def _fifo(path: Path) -> str:
+    os.mkfifo(path)
+    return f"@{path}"
 
 
 @pytest.mark.parametrize("log_format", ["json", "console"])
@@ -115,8 +127,10 @@ def _fail_holding(family_name: str) -> None:
 
 
 @pytest.mark.parametrize(("content", "named"), [
-    ('{"a": ' * 50_000 + "1" + "}" * 50_000 + "\n", "line 1"),
-    (b"\xff\xfe not UTF-8\n", "path"),
+    ('{"a": ' * 50_000 + "1" + "}" * 50_000 + "\n", "line 1: nested deeper than"),
+    (b"\xff\xfe not UTF-8\n", "line 1: is not UTF-8"),
+    ("\n" + "x" * MAX_LINE_BYTES + "\n", "line 2: longer than 1 MiB (1048576 bytes)"),
+    ("x" * (3 * MAX_LINE_BYTES), "line 1: longer than 1 MiB (1048576 bytes)"),
 ])
 def test_an_import_file_nested_too_deep_or_not_utf8_is_refused_in_one_line(
     tmp_path: Path, content: str | bytes, named: str
@@ -130,3 +144,34 @@ def test_an_import_file_nested_too_deep_or_not_utf8_is_refused_in_one_line(
     assert len(errors) == 1 and named in errors[0] and "Traceback" not in done.stderr
     for value in PERSONAL:
         assert value not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("source", "reason"), [
+    (lambda tmp: "/dev/zero", "is not a regular file"),
+    (lambda tmp: _fifo(tmp / "pipe.jsonl")[1:], "is not a regular file"),
+    (lambda tmp: str(tmp), "is a directory"),
+    (lambda tmp: str(tmp / "missing.jsonl"), "does not exist"),
+], ids=["dev-zero", "fifo", "directory", "missing"])
+def test_an_import_from_anything_but_a_regular_file_is_refused_at_once(
+    tmp_path: Path, source: object, reason: str
+) -> None:
+    done = nervenbahn(tmp_path, "import", source(tmp_path))  # type: ignore[operator]
+
+    assert done.returncode == 1, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "path: file" in errors[0] and reason in errors[0], errors
+
+
+def test_command_data_of_exactly_1_mib_is_read_and_one_byte_more_is_not(
+    cli: Cli, tmp_path: Path
+) -> None:
+    at_limit = '{"x": "' + "a" * (MAX_DATA_BYTES - 9) + '"}'
+    _write(tmp_path / "limit.json", at_limit)
+
+    from_file = cli("case", "run", "open_case", f"@{tmp_path / 'limit.json'}")
+    inline_over = cli("case", "run", "open_case", at_limit[:-2] + 'a"}')
+
+    assert len(at_limit.encode()) == MAX_DATA_BYTES
+    assert from_file.code == 1 and "x: Extra inputs are not permitted" in from_file.err
+    assert inline_over.code == 1
+    assert "data: larger than 1 MiB (1048576 bytes)" in inline_over.err
