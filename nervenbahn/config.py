@@ -7,6 +7,8 @@ import binascii
 import os
 import re
 import secrets
+import stat
+import tempfile
 from functools import cached_property
 from hashlib import sha256
 from pathlib import Path
@@ -330,26 +332,73 @@ def store_key_folder(key_dir: Path, sqlite_path: Path) -> Path:
     return key_dir / f"{absolute.stem}-{digest}"
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file."""
+
+
 def _store_key(sqlite_path: Path, key_dir: Path, kind: str) -> bytes:
     """A key of a SQLite store: its old file beside the database if there is one (with a
-    warning saying how to move it), else `<kind>.key` in the store's key folder."""
+    warning saying how to move it), else `<kind>.key` in the store's key folder. A key is
+    only created for a store that can be opened (`_check_store`): a mistyped store leaves
+    no key folder behind. ConfigError naming NERVENBAHN_KEY_DIR if the key folder cannot be
+    made or read."""
     what = f"{kind} key"
     folder = store_key_folder(key_dir, sqlite_path)
     path = folder / f"{kind}.key"
     old = sqlite_path.with_suffix(sqlite_path.suffix + _OLD_SUFFIXES[kind])
-    if old.exists() and not path.exists():
-        log.warning(
-            "key file beside the store (old layout): one backup of the store folder holds "
-            "the data and the key that opens it; move it out of the store folder",
-            key_file=str(old),
-            move_to=str(path),
-            how=f"stop nervenbahn, then: mkdir -p -m 700 '{folder}' && mv '{old}' '{path}'",
+    try:
+        if old.exists() and not path.exists():
+            log.warning(
+                "key file beside the store (old layout): one backup of the store folder holds "
+                "the data and the key that opens it; move it out of the store folder",
+                key_file=str(old),
+                move_to=str(path),
+                how=f"stop nervenbahn, then: mkdir -p -m 700 '{folder}' && mv '{old}' '{path}'",
+            )
+            return _decode_key(old.read_text().strip(), str(old), what)
+        if not path.exists():
+            _check_store(sqlite_path)
+            private_folder(folder)
+            write_private(folder / "store", f"{sqlite_path.resolve()}\n")  # whose keys
+        return _key_file(path, what)
+    except OSError as exc:
+        raise ConfigError(
+            f"NERVENBAHN_KEY_DIR: cannot make or read the {what} in {folder}: "
+            f"{exc.strerror or type(exc).__name__} (set NERVENBAHN_KEY_DIR to a folder "
+            "nervenbahn may create and write)"
+        ) from None
+
+
+def _check_store(sqlite_path: Path) -> None:
+    """Refuse a SQLite store that cannot be opened before any key is made for it: a folder,
+    something other than a regular file, a file that is not a SQLite database, or a path
+    where the database cannot be created (probed by making and removing a folder where the
+    first missing one would go: nothing is left behind)."""
+    def refuse(reason: str) -> ConfigError:
+        return ConfigError(
+            f"cannot open the store SQLite {sqlite_path} (NERVENBAHN_STORE): {reason}; "
+            "no key was created"
         )
-        return _decode_key(old.read_text().strip(), str(old), what)
-    if not path.exists():
-        private_folder(folder)
-        write_private(folder / "store", f"{sqlite_path.resolve()}\n")  # whose keys these are
-    return _key_file(path, what)
+
+    try:
+        if not sqlite_path.exists():
+            existing = next(folder for folder in sqlite_path.absolute().parents
+                            if folder.exists())
+            if not existing.is_dir():
+                raise refuse(f"{existing} is not a folder")
+            os.rmdir(tempfile.mkdtemp(prefix=".nervenbahn-probe-", dir=existing))
+            return
+        mode = sqlite_path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise refuse("it is a folder, not a database file")
+        if not stat.S_ISREG(mode):
+            raise refuse("it is not a regular file")
+        with sqlite_path.open("rb") as file:
+            header = file.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise refuse(exc.strerror or type(exc).__name__) from None
+    if header and header != _SQLITE_HEADER:
+        raise refuse("the file is not a SQLite database")
 
 
 def _key_file(path: Path, what: str) -> bytes:

@@ -175,3 +175,24 @@ def test_command_data_of_exactly_1_mib_is_read_and_one_byte_more_is_not(
     assert from_file.code == 1 and "x: Extra inputs are not permitted" in from_file.err
     assert inline_over.code == 1
     assert "data: larger than 1 MiB (1048576 bytes)" in inline_over.err
+
+
+@pytest.mark.parametrize(("store", "key_dir", "named"), [
+    ("{tmp}/x/y.db", "/proc/nope", "error: NERVENBAHN_KEY_DIR: cannot make or read the master key"),
+    ("{tmp}", "{tmp}/keys", "error: cannot open the store SQLite {tmp} (NERVENBAHN_STORE): it is"),
+    ("{tmp}/notes.db", "{tmp}/keys", "error: cannot open the store SQLite {tmp}/notes.db"),
+], ids=["key dir that cannot be made", "store a folder", "store not a database"])
+def test_keys_or_store_that_cannot_be_used_are_one_line_exit_3_and_leave_no_key(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str, key_dir: str,
+    named: str,
+) -> None:
+    (tmp_path / "notes.db").write_text("not a database\n")
+    monkeypatch.setenv("NERVENBAHN_STORE", f"sqlite:///{store.format(tmp=tmp_path)}")
+    monkeypatch.setenv("NERVENBAHN_KEY_DIR", key_dir.format(tmp=tmp_path))
+
+    done = cli("case", "list")
+
+    assert done.code == 3 and done.out == ""
+    errors = [line for line in done.err.splitlines() if not line.startswith("{")]
+    assert len(errors) == 1 and errors[0].startswith(named.format(tmp=tmp_path)), done.err
+    assert not (tmp_path / "keys").exists() and not (tmp_path / "x").exists()

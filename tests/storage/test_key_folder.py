@@ -9,9 +9,10 @@ import secrets
 import stat
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
-from nervenbahn.config import load_settings, store_key_folder
+from nervenbahn.config import ConfigError, load_settings, store_key_folder
 
 KINDS = {"master": ".key", "signing": ".signing-key", "reporting": ".reporting-key"}
 
@@ -81,3 +82,63 @@ def test_key_files_beside_an_old_store_keep_working_with_a_warning_naming_them(
     assert warned[str(old["master"])]["move_to"] == str(folder / "master.key")
     assert "mv" in warned[str(old["master"])]["how"]
     assert not (tmp_path / "k").exists()  # nothing new is created beside the old keys
+
+
+def _not_a_database(tmp: Path) -> Path:
+    (tmp / "notes.db").write_text("not a database\n")
+    return tmp / "notes.db"
+
+
+def _under_a_file(tmp: Path) -> Path:
+    (tmp / "plain").write_text("x")
+    return tmp / "plain" / "cases.db"
+
+
+BAD_STORES = [
+    ("a folder", lambda tmp: tmp, "it is a folder"),
+    ("a file that is not a database", _not_a_database, "not a SQLite database"),
+    ("a path below a file", _under_a_file, "is not a folder"),
+    ("a path where nothing can be created", lambda tmp: Path("/proc/nope/cases.db"),
+     "No such file or directory"),
+]
+
+
+@pytest.mark.parametrize(("what", "store", "reason"), BAD_STORES, ids=[b[0] for b in BAD_STORES])
+def test_a_store_that_cannot_be_opened_gets_no_key_folder(
+    tmp_path: Path, what: str, store: object, reason: str
+) -> None:
+    path = store(tmp_path)  # type: ignore[operator]
+    keys = tmp_path / "keys"
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"NERVENBAHN_STORE": f"sqlite:///{path}", "NERVENBAHN_KEY_DIR": str(keys)})
+
+    assert str(refused.value).startswith(f"cannot open the store SQLite {path} (NERVENBAHN_STORE)")
+    assert reason in str(refused.value) and "no key was created" in str(refused.value)
+    assert not keys.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".nervenbahn-probe")] == []
+
+
+def test_an_empty_file_is_a_new_store_and_gets_its_keys(tmp_path: Path) -> None:
+    (tmp_path / "cases.db").touch()
+    env = {"NERVENBAHN_STORE": f"sqlite:///{tmp_path / 'cases.db'}",
+           "NERVENBAHN_KEY_DIR": str(tmp_path / "keys")}
+
+    load_settings(env)
+
+    assert list((tmp_path / "keys").rglob("master.key"))
+
+
+@pytest.mark.parametrize("key_dir", ["/proc/nope", "{tmp}/file"])
+def test_a_key_dir_that_cannot_be_made_is_a_configuration_error_naming_it(
+    tmp_path: Path, key_dir: str
+) -> None:
+    (tmp_path / "file").write_text("x")
+    env = {"NERVENBAHN_STORE": f"sqlite:///{tmp_path / 'data' / 'cases.db'}",
+           "NERVENBAHN_KEY_DIR": key_dir.format(tmp=tmp_path)}
+
+    refused = r"^NERVENBAHN_KEY_DIR: cannot make or read the master key in .+: (No such|Not a)"
+    with pytest.raises(ConfigError, match=refused):
+        load_settings(env)
+
+    assert not (tmp_path / "data").exists()
