@@ -6,6 +6,11 @@ from the handover on, the handing-over region until then."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
 import pytest
 
 from tests.cli.conftest import Cli
@@ -104,3 +109,24 @@ def test_a_handover_moves_who_may_act_on_the_case(cli: Cli) -> None:
     assert old_region.code == missing.code == 1  # type: ignore[attr-defined]
     assert (_message(old_region.err).replace(CASE, MISSING)  # type: ignore[attr-defined]
             == _message(missing.err))  # type: ignore[attr-defined]
+
+
+def test_an_import_record_on_a_case_of_another_region_reads_like_a_missing_case(
+    cli: Cli, tmp_path: Path
+) -> None:
+    open_assess_grant(cli)
+    answers = []
+    for case_id in (CASE, MISSING):
+        record = {"recorded_at": datetime.now(UTC).isoformat(), "command": "complete_review",
+                  "data": {"case_id": case_id, "outcome": "continue", "correlation_id":
+                           str(uuid4()), "actor": {"user_id": "cw-bbl-01",
+                                                   "role": "caseworker",
+                                                   "organisation": "so-bbl"}}}
+        path = tmp_path / f"{case_id}.jsonl"
+        path.write_text(json.dumps(record) + "\n")
+        answers.append(cli("import", str(path)))
+
+    assert answers[0].code == answers[1].code == 1
+    told = _message(answers[0].err)
+    assert "not found" in told and "so-olten" not in told
+    assert told.replace(CASE, MISSING) == _message(answers[1].err)
