@@ -45,6 +45,7 @@ __all__ = [
     "check_snapshot",
     "check_snapshots",
     "snapshot_from_events",
+    "stored_snapshot_problem",
 ]
 
 log = structlog.get_logger("nervenbahn.snapshots")
@@ -56,11 +57,13 @@ _MAC_SIZE = 32
 
 @dataclass(frozen=True)
 class SnapshotCheck:
-    """What checking one stored snapshot found: `problem` is None when it holds."""
+    """What checking one stored snapshot found: `problem` is None when it holds.
+    `originator_id` is text and `version` None for a row whose values cannot be read as such
+    (the problem says why)."""
 
     table: str
-    originator_id: UUID
-    version: int
+    originator_id: UUID | str
+    version: int | None
     problem: str | None
 
     def to_json(self) -> dict[str, object]:
@@ -133,7 +136,11 @@ class MacSnapshotStore(EventStore[UUID]):
                            _PREFIX + mac + stored.state)
 
     def opened(self, stored: StoredEvent) -> tuple[StoredEvent | None, str | None]:
-        """The stored snapshot without its MAC, if the MAC holds; else None and why."""
+        """The stored snapshot without its MAC, if the MAC holds; else None and why (a value
+        of the wrong type included: in SQLite any column can hold any type)."""
+        problem = stored_snapshot_problem(stored.originator_version, stored.topic, stored.state)
+        if problem is not None:
+            return None, problem
         state = bytes(stored.state)
         if not state.startswith(_PREFIX):
             return None, _UNSIGNED
@@ -167,6 +174,27 @@ class MacSnapshotStore(EventStore[UUID]):
 _UNSIGNED = "it has no MAC (written before snapshots were signed)"
 
 
+def stored_snapshot_problem(version: Any, topic: Any, state: Any) -> str | None:
+    """Which stored values of a snapshot have the wrong type (None if none): the version must
+    be an INTEGER, the topic TEXT, the state a BLOB."""
+    wrong = [f"{name} is {_kind(value)}, expected {expected}" for name, value, ok, expected in (
+        ("originator_version", version, type(version) is int, "INTEGER"),
+        ("topic", topic, isinstance(topic, str), "TEXT"),
+        ("state", state, isinstance(state, bytes | memoryview), "BLOB"),
+    ) if not ok]
+    return "; ".join(wrong) or None
+
+
+def _kind(value: Any) -> str:
+    """The SQL type a value was stored as, for messages (never the value: personal data)."""
+    if value is None:
+        return "NULL"
+    names = ((bool | int, "INTEGER"), (float, "REAL"), (str, "TEXT"),
+             (bytes | bytearray | memoryview, "BLOB"))
+    return next((name for kind, name in names if isinstance(value, kind)),
+                f"not valid ({type(value).__name__})")
+
+
 def check_snapshot(app: Application[UUID], originator_id: UUID, version: int) -> SnapshotCheck:
     """Check one stored snapshot of `app`: its MAC, and its state against the state replayed
     from the events up to its version (snapshots ignored)."""
@@ -182,8 +210,14 @@ def check_snapshots(
     assert isinstance(store, MacSnapshotStore), "the application's snapshots carry no MAC"
     pending = sorted(versions)
     checks = []
-    for fresh in _snapshots_along(app, originator_id, pending):
-        checks.append(_check_one(app, store, originator_id, pending.pop(0), fresh))
+    try:
+        for fresh in _snapshots_along(app, originator_id, pending):
+            checks.append(_check_one(app, store, originator_id, pending.pop(0), fresh))
+    except Exception as exc:
+        problem = (f"cannot be checked: the events of {originator_id} cannot be replayed "
+                   f"({type(exc).__name__}; see the chain's breaks)")
+        return [*checks, *(SnapshotCheck(store.table, originator_id, v, problem)
+                           for v in pending)]
     checks.extend(_check_one(app, store, originator_id, version, None) for version in pending)
     return checks
 

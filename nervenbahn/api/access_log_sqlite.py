@@ -34,6 +34,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import structlog
 
@@ -57,6 +58,9 @@ from nervenbahn.audit.hashing import (
     encode_fields,
     genesis,
     link,
+    text_or_invalid,
+    wrong_type,
+    wrong_types,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteAccessLog", "entry_record"]
@@ -108,6 +112,7 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _GENESIS = genesis(ACCESS_LOG_CHAIN)
+_ENTRY_COLUMNS = tuple(_COLUMNS.split(", ")[1:])
 
 
 def entry_record(entry_id: int, row: Sequence[object]) -> bytes:
@@ -219,17 +224,22 @@ class SQLiteAccessLog(ChainedAccessLog):
         with _translated("cannot verify the access log"), closing(sqlite3.connect(
             f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10
         )) as db:
+            # Text that is not UTF-8 must be reported, not fail the read (any bytes can be written).
+            db.text_factory = text_or_invalid
             db.execute("BEGIN")
             anchors, unreadable = _readable_anchors(db)
             latest = anchors[-1] if anchors else None
             walk = _Walk.start(latest, expected)
             for row in db.execute(_ALL_POSITIONS + " ORDER BY u.id"):
                 walk.step(row)
-            head = _head(db, latest)
-            rechained = _rechainings(db)
+            try:
+                head = _head(db, latest)
+            except TypeError:  # the last stored hash has the wrong type: a break above
+                head = ChainHead(walk.position, walk.previous)
+            rechained, damaged = _rechainings(db)
             db.execute("COMMIT")
         result = walk.result(head)
-        breaks = (*unreadable, *result.all_breaks)[:MAX_BREAKS]
+        breaks = (*unreadable, *damaged, *result.all_breaks)[:MAX_BREAKS]
         return replace(result, log_id=self.log_id, anchors=tuple(anchors), rechained=rechained,
                        breaks=breaks, first_break=breaks[0] if breaks else None)
 
@@ -470,8 +480,14 @@ class _Walk:
             return f"entries {gone}-{position - 1} are missing (deleted)"
         if not has_entry:
             return f"entry {position} was deleted: its hash is still stored"
-        if not isinstance(stored, bytes):
+        if stored is None:
             return f"entry {position} has no stored hash (added outside the log)"
+        wrong = [wrong_type(name, value, "TEXT") for name, value
+                 in zip(_ENTRY_COLUMNS, fields, strict=True) if not isinstance(value, str)]
+        if not isinstance(stored, bytes):
+            wrong.append(wrong_type("hash", stored, "BLOB"))
+        if wrong:
+            return f"entry {position} cannot be read: {'; '.join(wrong)}"
         try:
             computed = link(self.previous, entry_record(position, fields))
         except (ValueError, TypeError) as exc:
@@ -505,7 +521,9 @@ def _head(db: sqlite3.Connection, anchor: RetentionAnchor | None) -> ChainHead:
     """The last stored hash, else the retention anchor (the latest), else genesis."""
     last = db.execute("SELECT id, hash FROM access_log_chain ORDER BY id DESC LIMIT 1").fetchone()
     if last is not None and (anchor is None or last[0] > anchor.position):
-        return ChainHead(int(last[0]), bytes(last[1]))
+        if not isinstance(last[1], bytes):
+            raise TypeError(f"access_log_chain {last[0]}: {wrong_type('hash', last[1], 'BLOB')}")
+        return ChainHead(int(last[0]), last[1])
     return anchor.head if anchor is not None else ChainHead(0, _GENESIS)
 
 
@@ -525,39 +543,72 @@ def _anchors(db: sqlite3.Connection) -> list[RetentionAnchor]:
     return [_anchor_of(row) for row in db.execute(_ANCHOR_COLUMNS + "ORDER BY seq")]
 
 
+_ANCHOR_TYPES = (("position", int, "INTEGER"), ("hash", bytes, "BLOB"),
+                 ("purged_at", str, "TEXT"), ("last_at", str, "TEXT"),
+                 ("entries", int, "INTEGER"), ("reason", str, "TEXT"), ("seq", int, "INTEGER"))
+
+
 def _anchor_of(row: Sequence[object]) -> RetentionAnchor:
-    position, hashed, purged_at, last_at, entries, reason, seq = row
-    if not isinstance(hashed, bytes):
-        raise sqlite3.DatabaseError(f"retention anchor {seq}: its hash is not stored as bytes")
+    """A stored retention anchor; sqlite3.DatabaseError naming each column of the wrong type
+    (or a time that is not ISO 8601 with a zone: the stored text is not repeated)."""
+    seq = row[6]
+    name = f"retention anchor {seq}" if type(seq) is int else "a retention anchor"
+    wrong = wrong_types(_ANCHOR_TYPES, row)
+    if not wrong:
+        position, hashed, purged_at, last_at, entries, reason, seq = cast(
+            tuple[int, bytes, str, str, int, str, int], tuple(row))
+        purged, last = _zoned(purged_at), _zoned(last_at)
+        if purged is not None and last is not None:
+            return RetentionAnchor(position, hashed, purged, last, entries, reason, seq)
+        wrong = ["purged_at or last_at is not an ISO date and time with a time zone"]
+    raise sqlite3.DatabaseError(f"{name} (access_log_anchor) cannot be read: {'; '.join(wrong)}")
+
+
+def _zoned(text: str) -> datetime | None:
+    """A stored ISO 8601 time with its zone; None if it is not one."""
     try:
-        purged, last = datetime.fromisoformat(str(purged_at)), datetime.fromisoformat(str(last_at))
-        return RetentionAnchor(int(str(position)), hashed, purged, last, int(str(entries)),
-                               str(reason), int(str(seq)))
-    except ValueError as exc:
-        raise sqlite3.DatabaseError(f"retention anchor {seq} cannot be read: {exc}") from exc
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _readable_anchors(
     db: sqlite3.Connection,
 ) -> tuple[list[RetentionAnchor], list[ChainBreak]]:
     """Every retention anchor that can be read, oldest first, and a break for each that
-    cannot (verification goes on from the latest readable one)."""
+    cannot (verification goes on from the latest readable one, else from the log's start)."""
     anchors, unreadable = [], []
     for row in db.execute(_ANCHOR_COLUMNS + "ORDER BY seq"):
         try:
             anchors.append(_anchor_of(row))
         except sqlite3.DatabaseError as exc:
-            position = row[0] if isinstance(row[0], int) else 0
-            unreadable.append(ChainBreak(position, f"{exc} (not relied on)"))
+            position = row[0] if type(row[0]) is int else 0
+            unreadable.append(ChainBreak(position, f"{exc}; not relied on: verified from the "
+                                         "anchor before it, or from the start of the log"))
     return anchors, unreadable
 
 
-def _rechainings(db: sqlite3.Connection) -> tuple[Rechaining, ...]:
-    """Every explicit chaining of entries that had no hash, oldest first."""
-    rows = db.execute("SELECT at, entries, first_id, last_id FROM access_log_rechained "
-                      "ORDER BY rowid")
-    return tuple(Rechaining(datetime.fromisoformat(str(at)), int(entries), int(first),
-                            int(last)) for at, entries, first, last in rows)
+_RECHAINED_TYPES = (("at", str, "TEXT"), ("entries", int, "INTEGER"),
+                    ("first_id", int, "INTEGER"), ("last_id", int, "INTEGER"))
+
+
+def _rechainings(db: sqlite3.Connection) -> tuple[tuple[Rechaining, ...], list[ChainBreak]]:
+    """Every explicit chaining of entries that had no hash, oldest first, and a break for each
+    row of `access_log_rechained` that cannot be read (naming its row and columns)."""
+    done, unreadable = [], []
+    for rowid, *row in db.execute("SELECT rowid, at, entries, first_id, last_id FROM "
+                                  "access_log_rechained ORDER BY rowid"):
+        wrong = wrong_types(_RECHAINED_TYPES, row)
+        at = None if wrong else _zoned(row[0])
+        if at is not None:
+            done.append(Rechaining(at, *cast(tuple[int, int, int], tuple(row[1:]))))
+            continue
+        position = row[2] if type(row[2]) is int else 0
+        why = "; ".join(wrong) or "at is not an ISO date and time with a time zone"
+        unreadable.append(ChainBreak(position, f"access_log_rechained row {rowid} cannot be "
+                                     f"read: {why}"))
+    return tuple(done), unreadable
 
 
 @contextmanager

@@ -69,9 +69,11 @@ def access_log_check(
     against the signed anchors (None if there is no log)."""
     if not path.exists():
         return None
-    log = SQLiteAccessLog(path)  # only its identity: reading an anchor could fail, verify says
-    log_id = log.log_id
-    log.close()
+    log = SQLiteAccessLog(path)  # only its identity: an anchor, the head or any entry may
+    try:  # hold a value of the wrong type, which the verifier reports
+        log_id = log.log_id
+    finally:
+        log.close()
 
     def verify_access_log(
         expected: Sequence[ChainHead], anchors: Sequence[tuple[int, SignedAnchor]]

@@ -47,7 +47,7 @@ def check_anchors(
             found.append(ChainBreak(named.position, (
                 f"signed checkpoint #{sequence} names retention anchor #{named.seq} (up to "
                 f"position {named.position}, purged at {named.purged_at}), which the log no "
-                "longer holds (removed)")))
+                "longer holds readable (removed, or damaged: see its break)")))
     breaks = (*found, *verification.all_breaks)[:MAX_BREAKS]
     return replace(verification, vouched_by=vouched, breaks=breaks,
                    first_break=breaks[0] if breaks else None)

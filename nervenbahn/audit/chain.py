@@ -31,7 +31,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import psycopg
@@ -42,7 +42,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from psycopg import sql
 from psycopg.rows import DictRow
 
-from nervenbahn.audit.hashing import ChainHead, genesis
+from nervenbahn.audit.hashing import ChainHead, genesis, text_or_invalid, wrong_type
 from nervenbahn.config import StoreConfig
 
 __all__ = [
@@ -51,16 +51,19 @@ __all__ = [
     "RECORD_LENGTH",
     "REWRITES_TABLE",
     "AuditDatabase",
+    "ChainRegistrations",
     "ChainRewrite",
     "ChainedPostgresApplicationRecorder",
     "ChainedSQLiteApplicationRecorder",
     "ChainedTable",
     "UnchainedEventsError",
+    "UnreadableRow",
     "as_bytes",
     "chain_hash",
     "chain_name",
     "chain_table_name",
     "chaining_existing",
+    "event_problem",
     "event_record",
     "open_audit_database",
     "originator_text",
@@ -451,6 +454,42 @@ EventRow = tuple[int, str, int, str, bytes]
 """(position, originator id as text, version, topic, stored state)."""
 
 
+class UnreadableRow(NamedTuple):
+    """A stored row (event or chain link) whose values have the wrong type or cannot be
+    decoded: it cannot be chained, and verification reports it as a break."""
+
+    position: int
+    problem: str
+
+
+class ChainRegistrations(NamedTuple):
+    """The chained tables `audit_chains` lists, and each of its rows that cannot be used
+    (its row id, and why)."""
+
+    tables: list[ChainedTable]
+    unreadable: list[tuple[str, str]]
+
+
+def event_problem(row: Sequence[Any]) -> str | None:
+    """Why a stored event's values cannot be what the recorder wrote (position, originator
+    id, version, topic, state), naming each column of the wrong type; None if they can."""
+    _, origin, version, topic, state = row
+    problems = []
+    if not isinstance(origin, str | UUID):
+        problems.append(wrong_type("originator_id", origin, "TEXT"))
+    if type(version) is not int:
+        problems.append(wrong_type("originator_version", version, "INTEGER"))
+    if not isinstance(topic, str):
+        problems.append(wrong_type("topic", topic, "TEXT"))
+    if not isinstance(state, bytes | memoryview):
+        problems.append(wrong_type("state", state, "BLOB"))
+    return "; ".join(problems) or None
+
+
+def _link_problem(value: Any) -> str | None:
+    return None if isinstance(value, bytes | memoryview) else wrong_type("hash", value, "BLOB")
+
+
 class AuditDatabase(ABC):
     """The store's database as the auditor tools see it: chains, events, checkpoints.
 
@@ -473,20 +512,53 @@ class AuditDatabase(ABC):
         """Close the connection."""
 
     def chained_tables(self) -> list[ChainedTable]:
-        """Every chained events table of the store, by name."""
-        if not self._has_table(CHAINS_TABLE):
-            return []
-        rows = self.fetch(
-            f"SELECT events_table, chain_table, chain FROM {CHAINS_TABLE} ORDER BY events_table"  # noqa: S608
-        )
-        tables = [ChainedTable(str(a), str(b), str(c)) for a, b, c in rows]
-        for table in tables:
-            _check_identifier(table.events_table)
-            _check_identifier(table.chain_table)
-        return tables
+        """Every chained events table of the store, by name; ProgrammingError naming a row of
+        `audit_chains` that cannot be used (verification reports those instead)."""
+        found = self.registrations()
+        if found.unreadable:
+            row, problem = found.unreadable[0]
+            raise ProgrammingError(f"{CHAINS_TABLE} row {row}: {problem}")
+        return found.tables
 
-    def events(self, table: ChainedTable, batch: int = 5000) -> Iterator[EventRow]:
-        """The stored events of a chained table in position order, read in batches."""
+    def registrations(self) -> ChainRegistrations:
+        """The chained tables `audit_chains` lists, and its rows that cannot be used: a value
+        of the wrong type, a name that is not a plain identifier, a chain table or chain name
+        other than the events table's, or an events table that does not exist."""
+        if not self._has_table(CHAINS_TABLE):
+            return ChainRegistrations([], [])
+        rows = self.fetch(
+            f"SELECT {self._row_id()}, events_table, chain_table, chain FROM {CHAINS_TABLE} "  # noqa: S608
+            "ORDER BY events_table"
+        )
+        tables, unreadable = [], []
+        for row_id, *values in rows:
+            problem = self._registration_problem(*values)
+            if problem is None:
+                tables.append(ChainedTable(*values))
+            else:
+                unreadable.append((str(row_id), problem))
+        return ChainRegistrations(tables, unreadable)
+
+    def _registration_problem(self, events_table: Any, chain_table: Any, chain: Any) -> str | None:
+        for column, value in (("events_table", events_table), ("chain_table", chain_table),
+                              ("chain", chain)):
+            if not isinstance(value, str):
+                return wrong_type(column, value, "TEXT")
+        if not _IDENTIFIER.fullmatch(events_table):
+            return "events_table is not a plain lower-case identifier"
+        if (chain_table, chain) != (chain_table_name(events_table), chain_name(events_table)):
+            return (f"chain_table or chain differ from those of {events_table} "
+                    f"({chain_table_name(events_table)}, {chain_name(events_table)})")
+        missing = [n for n in (events_table, chain_table) if not self._has_table(n)]
+        if missing:
+            return f"the table {missing[0]} does not exist"
+        return None
+
+    def events(
+        self, table: ChainedTable, batch: int = 5000
+    ) -> Iterator[EventRow | UnreadableRow]:
+        """The stored events of a chained table in position order, read in batches (one whose
+        values have the wrong type as an `UnreadableRow`)."""
         position = self._position_column()
         statement = (
             f"SELECT {position}, originator_id, originator_version, topic, state "  # noqa: S608
@@ -496,14 +568,20 @@ class AuditDatabase(ABC):
         while True:
             rows = self.fetch(statement, (last, batch))
             for row in rows:
-                yield (int(row[0]), originator_text(row[1]), int(row[2]), str(row[3]),
-                       _as_bytes(row[4]))
+                problem = event_problem(row)
+                if problem is not None:
+                    yield UnreadableRow(int(row[0]), problem)
+                else:
+                    yield (int(row[0]), originator_text(row[1]), row[2], row[3], bytes(row[4]))
             if len(rows) < batch:
                 return
             last = int(rows[-1][0])
 
-    def links(self, table: ChainedTable, batch: int = 5000) -> Iterator[tuple[int, bytes]]:
-        """The chain table's rows in position order, read in batches."""
+    def links(
+        self, table: ChainedTable, batch: int = 5000
+    ) -> Iterator[tuple[int, bytes] | UnreadableRow]:
+        """The chain table's rows in position order, read in batches (one whose hash is not a
+        BLOB as an `UnreadableRow`)."""
         statement = (
             f"SELECT position, hash FROM {table.chain_table} WHERE position > ? "  # noqa: S608
             "ORDER BY position LIMIT ?"
@@ -512,7 +590,9 @@ class AuditDatabase(ABC):
         while True:
             rows = self.fetch(statement, (last, batch))
             for row in rows:
-                yield int(row[0]), bytes(row[1])
+                problem = _link_problem(row[1])
+                yield (int(row[0]), bytes(row[1])) if problem is None else UnreadableRow(
+                    int(row[0]), problem)
             if len(rows) < batch:
                 return
             last = int(rows[-1][0])
@@ -536,13 +616,21 @@ class AuditDatabase(ABC):
             last = int(rows[-1][0])
 
     def chain_rewrites(self) -> list[dict[str, object]]:
-        """Every explicit `audit chain-existing` recorded in the store, oldest first."""
+        """Every explicit `audit chain-existing` recorded in the store, oldest first; a row
+        whose values have the wrong type is listed with its row id and a `problem`."""
         if not self._has_table(REWRITES_TABLE):
             return []
-        rows = self.fetch(f"SELECT at, events_table, events, unchained, registered "  # noqa: S608
-                          f"FROM {REWRITES_TABLE} ORDER BY at")
-        return [{"at": str(a), "events_table": str(t), "events": int(e), "unchained": int(u),
-                 "registered": bool(r)} for a, t, e, u, r in rows]
+        rows = self.fetch(f"SELECT {self._row_id()}, at, events_table, events, unchained, "  # noqa: S608
+                          f"registered FROM {REWRITES_TABLE} ORDER BY at")
+        return [_rewrite(*row) for row in rows]
+
+    def unlisted_chains(self, listed: Iterable[str]) -> list[ChainedTable]:
+        """Events tables that have a chain table beside them (`<table>_chain`) but are not in
+        `listed` (events table names): chains whose `audit_chains` row was removed or damaged,
+        still to be verified."""
+        names, known = set(self._table_names()), set(listed)
+        return [ChainedTable(n, chain_table_name(n), chain_name(n)) for n in sorted(names)
+                if chain_table_name(n) in names and n not in known and _IDENTIFIER.fullmatch(n)]
 
     def has_table(self, name: str) -> bool:
         """True if the store has this (plain-named) table."""
@@ -561,10 +649,21 @@ class AuditDatabase(ABC):
         )
         if not rows:
             return ChainHead(0, genesis(table.chain))
+        problem = _link_problem(rows[0][1])
+        if problem is not None:
+            raise ProgrammingError(f"{table.chain_table} position {rows[0][0]}: {problem}; "
+                                   "verify the store (`nervenbahn audit verify`)")
         return ChainHead(int(rows[0][0]), bytes(rows[0][1]))
 
     @abstractmethod
     def _has_table(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def _table_names(self) -> list[str]: ...
+
+    @abstractmethod
+    def _row_id(self) -> str:
+        """An expression naming a row of any table in messages (its row id)."""
 
     @abstractmethod
     def _position_column(self) -> str: ...
@@ -582,7 +681,18 @@ class SQLiteAuditDatabase(AuditDatabase):
                                    check_same_thread=False)
 
     def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in self._db.execute(statement, tuple(params)).fetchall()]
+        try:
+            return [tuple(row) for row in self._db.execute(statement, tuple(params)).fetchall()]
+        except sqlite3.OperationalError as exc:
+            if "decode" not in str(exc):
+                raise
+        # A TEXT value that is not UTF-8 (any bytes can be written): read again, such values
+        # as `InvalidText`, so that verification names them (only then: it costs a call each).
+        self._db.text_factory = text_or_invalid
+        try:
+            return [tuple(row) for row in self._db.execute(statement, tuple(params)).fetchall()]
+        finally:
+            self._db.text_factory = str
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
         self._db.execute("BEGIN IMMEDIATE")
@@ -603,6 +713,13 @@ class SQLiteAuditDatabase(AuditDatabase):
 
     def _position_column(self) -> str:
         return "rowid"
+
+    def _row_id(self) -> str:
+        return "rowid"
+
+    def _table_names(self) -> list[str]:
+        return [str(row[0]) for row in self.fetch(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
 
 
 class PostgresAuditDatabase(AuditDatabase):
@@ -634,6 +751,14 @@ class PostgresAuditDatabase(AuditDatabase):
     def _position_column(self) -> str:
         return "notification_id"
 
+    def _row_id(self) -> str:
+        return "ctid::text"
+
+    def _table_names(self) -> list[str]:
+        return [str(row[0]) for row in self.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+            (self._schema,))]
+
 
 def as_bytes(value: Any) -> bytes:
     """A column value (bytes, memoryview, bytearray) as bytes."""
@@ -641,8 +766,29 @@ def as_bytes(value: Any) -> bytes:
 
 
 def _as_bytes(value: Any) -> bytes:
-    """Stored state as bytes (text put there by hand is taken as its UTF-8 bytes)."""
-    return value.encode() if isinstance(value, str) else bytes(value or b"")
+    """Stored state as bytes (text put there by hand is taken as its UTF-8 bytes); TypeError
+    for any other type (never `bytes(n)`, which would make n zero bytes)."""
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(wrong_type("state", value, "BLOB"))
+
+
+def _rewrite(
+    row_id: Any, at: Any, table: Any, events: Any, unchained: Any, registered: Any
+) -> dict[str, object]:
+    """One row of `audit_chain_rewrites` as reported (with a `problem` if it has values of the
+    wrong type)."""
+    columns = (("at", at, str, "TEXT"), ("events_table", table, str, "TEXT"),
+               ("events", events, int, "INTEGER"), ("unchained", unchained, int, "INTEGER"),
+               ("registered", registered, int, "INTEGER"))
+    problems = [wrong_type(name, value, expected) for name, value, kind, expected in columns
+                if not isinstance(value, kind) or isinstance(value, bool)]
+    if problems:
+        return {"row": str(row_id), "problem": "; ".join(problems)}
+    return {"at": at, "events_table": table, "events": events, "unchained": unchained,
+            "registered": bool(registered)}
 
 
 def _pg(statement: str) -> str:

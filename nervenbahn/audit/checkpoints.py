@@ -39,7 +39,7 @@ from bus.registry import SchemaRegistry
 from bus.topics import TopicSpec
 from bus.wire import WRITE_ERRORS, header, read_record, schema_id_of
 from nervenbahn.audit.chain import AuditDatabase
-from nervenbahn.audit.hashing import HASH_SIZE, ChainHead, SignedAnchor
+from nervenbahn.audit.hashing import HASH_SIZE, ChainHead, SignedAnchor, wrong_type
 from schemas import SCHEMA_DIR, SchemaFileError, subject_for
 
 __all__ = [
@@ -307,10 +307,28 @@ class CheckpointStore:
         )
         return [_from_row(row) for row in rows]
 
-    def sequences(self) -> list[int]:
-        """The sequence numbers kept, oldest first."""
-        rows = self.db.fetch(f"SELECT sequence FROM {CHECKPOINTS_TABLE} ORDER BY sequence")  # noqa: S608
-        return [int(row[0]) for row in rows]
+    def readable(self) -> tuple[list[Checkpoint], list[tuple[int | None, str]]]:
+        """Every checkpoint that can be read, oldest first, and each row that cannot: its
+        sequence (None if that is not a whole number) and why (a value of the wrong type, or
+        a payload or signature that does not parse)."""
+        rows = self.db.fetch(
+            f"SELECT sequence, payload, signature, published, key_id, created_at "  # noqa: S608
+            f"FROM {CHECKPOINTS_TABLE} ORDER BY sequence"
+        )
+        checkpoints, unreadable = [], []
+        for row in rows:
+            sequence = row[0] if type(row[0]) is int else None
+            try:
+                checkpoint = _from_row(row[:4])
+            except CheckpointError as exc:
+                unreadable.append((sequence, str(exc)))
+                continue
+            checkpoints.append(checkpoint)
+            altered = _altered_columns(checkpoint, *row[3:])
+            if altered:
+                unreadable.append((sequence, f"stored checkpoint #{sequence}: {altered} (its "
+                                   "signed payload holds; this row was altered)"))
+        return checkpoints, unreadable
 
     def one(self, sequence: int) -> Checkpoint:
         """One checkpoint; CheckpointError if it cannot be read."""
@@ -353,8 +371,26 @@ class CheckpointStore:
             )
 
 
+def _altered_columns(checkpoint: Checkpoint, published: Any, key_id: Any, created_at: Any
+                     ) -> str | None:
+    """Which of a stored checkpoint's unsigned columns do not fit its signed payload."""
+    wrong = [f"{name} differs from the signed payload" for name, value, signed
+             in (("key_id", key_id, checkpoint.key_id),
+                 ("created_at", created_at, checkpoint.created_at)) if value != signed]
+    if published not in (0, 1):
+        wrong.append("published is neither 0 nor 1")
+    return "; ".join(wrong) or None
+
+
 def _from_row(row: tuple[Any, ...]) -> Checkpoint:
     sequence, payload, signature, published = row
+    wrong = [wrong_type(name, value, expected) for name, value, kind, expected in (
+        ("sequence", sequence, int, "INTEGER"), ("payload", payload, str, "TEXT"),
+        ("signature", signature, str, "TEXT"), ("published", published, int, "INTEGER"),
+    ) if not isinstance(value, kind) or isinstance(value, bool)]
+    if wrong:
+        which = f"#{sequence}" if type(sequence) is int else "(sequence unreadable)"
+        raise CheckpointError(f"stored checkpoint {which}: {'; '.join(wrong)}")
     try:
         raw_signature = base64.b64decode(str(signature), validate=True)
     except binascii.Error:

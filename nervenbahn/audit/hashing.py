@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -19,15 +19,69 @@ __all__ = [
     "ChainBreak",
     "ChainHead",
     "ChainVerification",
+    "InvalidText",
     "SignedAnchor",
     "encode_fields",
     "genesis",
     "link",
+    "stored_type",
+    "text_or_invalid",
+    "wrong_type",
+    "wrong_types",
 ]
 
 HASH_SIZE = 32
 MAX_BREAKS = 1000
 """Breaks listed per chain at most (a rewritten chain can break at every position)."""
+
+
+@dataclass(frozen=True)
+class InvalidText:
+    """A TEXT value that is not valid UTF-8, as read by verification (the raw bytes): in SQLite
+    any column can hold any bytes, and a value that cannot be decoded must be reported, not
+    crash the reader."""
+
+    data: bytes
+
+
+def text_or_invalid(data: bytes) -> str | InvalidText:
+    """A TEXT value read from SQLite (a `text_factory`): the text, or `InvalidText` if it is
+    not UTF-8."""
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return InvalidText(data)
+
+
+def stored_type(value: object) -> str:
+    """The SQL storage class of a value as read from the database, for messages."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, InvalidText):
+        return "TEXT that is not valid UTF-8"
+    if isinstance(value, bool | int):
+        return "INTEGER"
+    if isinstance(value, float):
+        return "REAL"
+    if isinstance(value, str):
+        return "TEXT"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "BLOB"
+    return type(value).__name__
+
+
+def wrong_type(column: str, value: object, expected: str) -> str:
+    """`column is <type>, expected <expected>` (the value itself is never shown: it may be
+    personal data)."""
+    return f"{column} is {stored_type(value)}, expected {expected}"
+
+
+def wrong_types(columns: Sequence[tuple[str, type, str]], row: Sequence[object]) -> list[str]:
+    """`wrong_type` for each value of `row` that is not of its column's Python type
+    (`columns`: name, Python type, SQL type, in the row's order)."""
+    return [wrong_type(name, value, expected)
+            for (name, kind, expected), value in zip(columns, row, strict=True)
+            if not isinstance(value, kind)]
 
 
 def genesis(chain: str) -> bytes:

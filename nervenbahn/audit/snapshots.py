@@ -21,6 +21,7 @@ from domain.snapshots import (
     SnapshotCheck,
     check_snapshots,
     snapshot_from_events,
+    stored_snapshot_problem,
 )
 from nervenbahn.audit.chain import AuditDatabase
 
@@ -46,14 +47,15 @@ def rewrite_snapshots(db: AuditDatabase, apps: Sequence[Application[Any]]) -> li
     """Replace every snapshot that does not hold (no MAC, a MAC that fails, a state other than
     its events') with one taken from the events alone, signed; the ones replaced."""
     replaced = []
-    for app, stored_id, check in _checked(db, apps):
+    for app, stored_key, check in _checked(db, apps):
         if check.problem is None:
             continue
         store = app.snapshots
         assert isinstance(store, MacSnapshotStore)
-        fresh = snapshot_from_events(app, check.originator_id, check.version)
+        fresh = (snapshot_from_events(app, check.originator_id, check.version)
+                 if isinstance(check.originator_id, UUID) and check.version is not None else None)
         db.execute(f"DELETE FROM {check.table} WHERE originator_id = ? "  # noqa: S608
-                   "AND originator_version = ?", (stored_id, check.version))
+                   "AND originator_version = ?", stored_key)
         if fresh is not None:
             store.put([fresh])
         log.warning("snapshot rewritten from the events", **check.to_json(),
@@ -64,18 +66,42 @@ def rewrite_snapshots(db: AuditDatabase, apps: Sequence[Application[Any]]) -> li
 
 def _checked(
     db: AuditDatabase, apps: Sequence[Application[Any]]
-) -> Iterator[tuple[Application[Any], Any, SnapshotCheck]]:
-    """Every stored snapshot of the applications, checked: (application, its id as stored,
-    the check); each aggregate's events replayed once."""
+) -> Iterator[tuple[Application[Any], tuple[Any, Any], SnapshotCheck]]:
+    """Every stored snapshot of the applications, checked: (application, its key as stored
+    (originator id, version), the check); each aggregate's events replayed once. A row whose
+    values have the wrong type is a problem of its own, naming the columns."""
     for app in apps:
         store = app.snapshots
         if not isinstance(store, MacSnapshotStore) or not db.has_table(store.table):
             continue
         rows = db.fetch(
-            f"SELECT originator_id, originator_version FROM {store.table} "  # noqa: S608
+            f"SELECT originator_id, originator_version, topic, state FROM {store.table} "  # noqa: S608
             "ORDER BY originator_id, originator_version"
         )
-        for stored_id, group in groupby(rows, key=lambda row: row[0]):
-            versions = [int(version) for _, version in group]
-            for check in check_snapshots(app, UUID(str(stored_id)), versions):
-                yield app, stored_id, check
+        readable = []
+        for stored_id, version, topic, state in rows:
+            originator_id = _uuid(stored_id)
+            problem = stored_snapshot_problem(version, topic, state)
+            if originator_id is None:
+                problem = "; ".join(filter(None, ["originator_id is not a UUID", problem]))
+            if problem is None and originator_id is not None:
+                readable.append((originator_id, version, stored_id))
+                continue
+            shown = str(stored_id) if isinstance(stored_id, str | UUID) else "(unreadable)"
+            yield app, (stored_id, version), SnapshotCheck(
+                store.table, originator_id or shown,
+                version if type(version) is int else None, problem)
+        for originator_id, group in groupby(readable, key=lambda row: row[0]):
+            keys = {version: stored_id for _, version, stored_id in group}
+            for check in check_snapshots(app, originator_id, list(keys)):
+                yield app, (keys[check.version], check.version), check
+
+
+def _uuid(value: Any) -> UUID | None:
+    """A stored originator id as a UUID (None if it is not one)."""
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

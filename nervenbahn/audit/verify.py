@@ -12,25 +12,28 @@ that does not hold is rejected, naming the checkpoint, and the checkpoint is not
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain.snapshots import SnapshotCheck
 from nervenbahn.audit.chain import (
+    CHAINS_TABLE,
     RECORD_INT,
     RECORD_LENGTH,
+    REWRITES_TABLE,
     AuditDatabase,
     ChainedTable,
     EventRow,
-    as_bytes,
+    UnreadableRow,
     chain_hash,
     event_record,
-    originator_text,
 )
-from nervenbahn.audit.checkpoints import Checkpoint, CheckpointError, CheckpointStore
+from nervenbahn.audit.checkpoints import Checkpoint, CheckpointStore
 from nervenbahn.audit.hashing import (
     MAX_BREAKS,
     ChainBreak,
@@ -48,6 +51,7 @@ __all__ = [
     "AccessLogVerifier",
     "AuditReport",
     "CheckpointProblem",
+    "DamagedRow",
     "OtherLog",
     "verify_chain",
     "verify_store",
@@ -83,6 +87,24 @@ class CheckpointProblem:
         """One line for people."""
         which = f"checkpoint #{self.sequence}" if self.sequence is not None else "a checkpoint"
         return f"{which} ({self.source}): {self.reason}"
+
+
+@dataclass(frozen=True)
+class DamagedRow:
+    """A row of one of the audit's own tables (`audit_chains`, `audit_chain_rewrites`) whose
+    values have the wrong type or do not fit: it is reported as a break (exit 4)."""
+
+    table: str
+    row: str
+    problem: str
+
+    def to_json(self) -> dict[str, object]:
+        """As JSON."""
+        return {"table": self.table, "row": self.row, "problem": self.problem}
+
+    def describe(self) -> str:
+        """One line for people."""
+        return f"{self.table} row {self.row}: {self.problem}"
 
 
 @dataclass(frozen=True)
@@ -125,6 +147,7 @@ class AuditReport:
     snapshots_checked: int = 0
     snapshot_problems: list[SnapshotCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    damaged_rows: list[DamagedRow] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -136,7 +159,8 @@ class AuditReport:
         """0 all good; 4 a chain or a snapshot is broken, or the access log a checkpoint
         signed was replaced; 5 only checkpoints are rejected."""
         verifications = [*self.chains, *([self.access_log] if self.access_log else [])]
-        if any(not v.ok for v in verifications) or self.snapshot_problems or self.other_logs:
+        if (any(not v.ok for v in verifications) or self.snapshot_problems or self.other_logs
+                or self.damaged_rows):
             return EXIT_CHAIN_BROKEN
         if self.checkpoint_problems:
             return EXIT_CHECKPOINT_REJECTED
@@ -156,6 +180,7 @@ class AuditReport:
             "snapshots_checked": self.snapshots_checked,
             "snapshot_problems": [p.to_json() for p in self.snapshot_problems],
             "notes": self.notes,
+            "damaged_rows": [d.to_json() for d in self.damaged_rows],
         }
 
 
@@ -275,24 +300,33 @@ def _verify_quickly(
     previous, position, records, vouched = genesis(table.chain), 0, 0, 0
     dense, sha256 = db.dense_positions, hashlib.sha256
     pack_int, pack_len = RECORD_INT.pack, RECORD_LENGTH.pack
-    for row in db.joined(table):
-        at, origin, version, topic, state, stored = row
-        if at <= position or (dense and at != position + 1):
-            return None
-        state, origin = as_bytes(state), originator_text(origin).encode()
-        kind = topic.encode()
-        digest = sha256(previous)
-        digest.update(b"".join((
-            pack_int(8, at), pack_len(len(origin)), origin, pack_int(8, version),
-            pack_len(len(kind)), kind, pack_len(len(state)), state,
-        )))
-        previous, position, records = digest.digest(), at, records + 1
-        if previous != bytes(stored):
-            return None
-        for exp in heads.get(at, ()):
-            if exp.head.hash != previous:
+    try:
+        for row in db.joined(table):
+            at, origin, version, topic, state, stored = row
+            if at <= position or (dense and at != position + 1):
                 return None
-            vouched += 1
+            if type(origin) is str:
+                origin = origin.encode()
+            elif isinstance(origin, UUID):
+                origin = origin.hex.encode()
+            else:
+                return None
+            kind = topic.encode()
+            digest = sha256(previous)
+            # A value of the wrong type raises here (join takes bytes only: a TEXT state too).
+            digest.update(b"".join((
+                pack_int(8, at), pack_len(len(origin)), origin, pack_int(8, version),
+                pack_len(len(kind)), kind, pack_len(len(state)), state,
+            )))
+            previous, position, records = digest.digest(), at, records + 1
+            if previous != stored:  # bytes or memoryview; any other type never equals
+                return None
+            for exp in heads.get(at, ()):
+                if exp.head.hash != previous:
+                    return None
+                vouched += 1
+    except (TypeError, AttributeError, struct.error, UnicodeError):
+        return None  # a value of the wrong type: the careful walk names it
     signed = sorted((e for group in heads.values() for e in group),
                     key=lambda e: (e.head.position, e.sequence))
     if vouched != len(signed):  # a signed head at a position the chain no longer holds
@@ -312,7 +346,7 @@ def _verify_quickly(
     )
 
 
-def _step(walk: _Walk, events: _Peekable[EventRow], links: _Peekable[tuple[int, bytes]]) -> None:
+def _step(walk: _Walk, events: _Events, links: _Links) -> None:
     """Check the next position; after a break, go on from the stored link (or, without one,
     from the recomputed hash), so that every later break is found too."""
     event, link = events.head, links.head
@@ -322,9 +356,13 @@ def _step(walk: _Walk, events: _Peekable[EventRow], links: _Peekable[tuple[int, 
         walk.stop(walk.position + 1, "position missing: its event and its chain entry were both "
                   "removed")
         walk.position = position - 1
+    elif any(isinstance(row, UnreadableRow) and row.position == position
+             for row in (event, link)):
+        _unreadable(walk, events, links, position)
     elif event is None or event[0] != position:
         walk.stop(position, "chain entry without event: the event was removed")
         assert link is not None
+        assert not isinstance(link, UnreadableRow)
         walk.previous, walk.position = link[1], position
         links.advance()
     elif link is None or link[0] != position:
@@ -334,6 +372,8 @@ def _step(walk: _Walk, events: _Peekable[EventRow], links: _Peekable[tuple[int, 
         walk.position, walk.records = position, walk.records + 1
         events.advance()
     else:
+        assert not isinstance(event, UnreadableRow)
+        assert not isinstance(link, UnreadableRow)
         recomputed = chain_hash(walk.previous, event_record(*event))
         resync = recomputed
         if recomputed != link[1]:
@@ -345,11 +385,36 @@ def _step(walk: _Walk, events: _Peekable[EventRow], links: _Peekable[tuple[int, 
         walk.check_expected(position)
 
 
+def _unreadable(walk: _Walk, events: _Events, links: _Links, position: int) -> None:
+    """An event or a chain entry at `position` whose values have the wrong type: a break
+    naming the table and the columns; the walk goes on from the stored link (if readable),
+    else from the hash recomputed over the event (if readable)."""
+    event = events.head if events.head is not None and events.head[0] == position else None
+    link = links.head if links.head is not None and links.head[0] == position else None
+    for row, table in ((event, walk.table.events_table), (link, walk.table.chain_table)):
+        if isinstance(row, UnreadableRow):
+            walk.stop(position, f"{table} at position {position} cannot be read: {row.problem}")
+    if link is not None and not isinstance(link, UnreadableRow):
+        walk.previous = link[1]
+    elif event is not None and not isinstance(event, UnreadableRow):
+        walk.previous = chain_hash(walk.previous, event_record(*event))
+    walk.position = position
+    if event is not None:
+        walk.records += 1
+        events.advance()
+    if link is not None:
+        links.advance()
+    walk.check_expected(position)
+
+
 def _mismatch(
-    recomputed: bytes, stored: bytes, event: EventRow | None, link: tuple[int, bytes] | None
+    recomputed: bytes, stored: bytes, event: EventRow | UnreadableRow | None,
+    link: tuple[int, bytes] | UnreadableRow | None,
 ) -> tuple[str, bytes]:
     """Why the recomputed link differs from the stored one, judged from the next link, and
     the hash to go on from (the one the next link continues)."""
+    if isinstance(event, UnreadableRow) or isinstance(link, UnreadableRow):
+        return "the event does not match its chain entry (altered event or chain entry)", stored
     if event is not None and link is not None and event[0] == link[0]:
         record = event_record(*event)
         if chain_hash(stored, record) == link[1]:
@@ -377,6 +442,10 @@ class _Peekable(Generic[T]):
         self.head = self._after.pop(0) if self._after else next(self._items, None)
 
 
+_Events = _Peekable[EventRow | UnreadableRow]
+_Links = _Peekable[tuple[int, bytes] | UnreadableRow]
+
+
 # --- the store -----------------------------------------------------------------------------
 
 
@@ -392,7 +461,13 @@ def verify_store(
     for its identity (and those signed before logs had one); a checkpoint naming another log
     is listed in `other_logs` (and fails verification)."""
     trusted, problems = _trusted_checkpoints(db, public_key, auditor_copy)
-    tables = {table.chain: table for table in db.chained_tables()}
+    registrations = db.registrations()
+    damaged = [DamagedRow(CHAINS_TABLE, row, problem) for row, problem in registrations.unreadable]
+    unlisted = db.unlisted_chains(t.events_table for t in registrations.tables)
+    damaged += [DamagedRow(CHAINS_TABLE, "-", f"{t.events_table} has a chain table but is not "
+                           "listed (its row was removed or damaged); verified all the same")
+                for t in unlisted]
+    tables = {table.chain: table for table in [*registrations.tables, *unlisted]}
     chains = [
         verify_chain(db, table, _expected_for(table.chain, trusted))
         for table in tables.values()
@@ -412,7 +487,11 @@ def verify_store(
         own = [cp for cp in signed if cp.access_log_id in (None, current)]
         access = access_log.verify([cp.access_log for cp in own if cp.access_log is not None],
                                    [(cp.sequence, a) for cp in own for a in cp.access_log_anchors])
-    return AuditReport(chains, access, problems, len(trusted), others, db.chain_rewrites())
+    rewrites = db.chain_rewrites()
+    damaged += [DamagedRow(REWRITES_TABLE, str(r["row"]), str(r["problem"]))
+                for r in rewrites if "problem" in r]
+    return AuditReport(chains, access, problems, len(trusted), others,
+                       [r for r in rewrites if "problem" not in r], damaged_rows=damaged)
 
 
 def _expected_for(chain: str, trusted: Sequence[Checkpoint]) -> list[tuple[int, ChainHead, str]]:
@@ -449,16 +528,7 @@ def _trusted_checkpoints(
 
 
 def _stored_checkpoints(db: AuditDatabase) -> tuple[list[Checkpoint], list[CheckpointProblem]]:
-    store = CheckpointStore(db)
-    try:
-        return store.all(), []
-    except CheckpointError:
-        pass
-    # One is unreadable: read them one by one to name each bad one and keep the others.
-    checkpoints, problems = [], []
-    for sequence in store.sequences():
-        try:
-            checkpoints.append(store.one(sequence))
-        except CheckpointError as exc:
-            problems.append(CheckpointProblem(sequence, "store", str(exc)))
-    return checkpoints, problems
+    """The store's checkpoints that can be read, and a problem naming each one that cannot."""
+    checkpoints, unreadable = CheckpointStore(db).readable()
+    return checkpoints, [CheckpointProblem(sequence, "store", reason)
+                         for sequence, reason in unreadable]

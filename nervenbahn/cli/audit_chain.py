@@ -323,6 +323,8 @@ def _print_report(rt: Runtime, report: AuditReport) -> None:
             rt.console.print(f"{v.chain}: {which} {found.position}: {found.reason}")
     if isinstance(report.access_log, AccessLogVerification):
         _print_access_log(rt, report.access_log)
+    for damaged in report.damaged_rows:
+        rt.console.print(f"BROKEN: {damaged.describe()}")
     for s in report.snapshot_problems:
         rt.console.print(f"snapshot {s.table} {s.originator_id} version {s.version}: "
                          f"{s.problem}")
