@@ -24,6 +24,7 @@ from domain.snapshots import (
     stored_snapshot_problem,
 )
 from nervenbahn.audit.chain import AuditDatabase
+from nervenbahn.audit.hashing import stored_type
 
 __all__ = ["rewrite_snapshots", "verify_snapshots"]
 
@@ -87,7 +88,9 @@ def _checked(
             if problem is None and originator_id is not None:
                 readable.append((originator_id, version, stored_id))
                 continue
-            shown = str(stored_id) if isinstance(stored_id, str | UUID) else "(unreadable)"
+            shown = str(stored_id) if isinstance(stored_id, UUID) or (
+                isinstance(stored_id, str) and stored_id.isprintable() and len(stored_id) <= 64
+            ) else f"(not shown: {stored_type(stored_id)})"  # nor control characters to a terminal
             yield app, (stored_id, version), SnapshotCheck(
                 store.table, originator_id or shown,
                 version if type(version) is int else None, problem)
