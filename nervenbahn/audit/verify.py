@@ -7,6 +7,11 @@ entry without event, a missing position, a chain rewritten consistently (its hea
 a signed checkpoint: the rewrite lies after the last checkpoint that still matches), or a chain
 that ends before a signed checkpoint (truncation). Checkpoints are checked first: a signature
 that does not hold is rejected, naming the checkpoint, and the checkpoint is not relied on.
+
+Nothing written into the store stops verification: in SQLite any column can hold any type, so
+a row whose values have the wrong type (or text that is not UTF-8) is reported where it lies —
+a break at its position, a damaged row of `audit_chains` or `audit_chain_rewrites`, a
+checkpoint problem — and everything else is still verified.
 """
 
 from __future__ import annotations
