@@ -307,10 +307,17 @@ class SQLiteAccessLog(ChainedAccessLog):
             self._db.execute("DELETE FROM access_log_purge_permit")
 
     def _identity(self) -> str:
-        """The log's id (made now for a log that has none: a new one, or an older file)."""
-        row = self._db.execute("SELECT log_id FROM access_log_identity LIMIT 1").fetchone()
+        """The log's id (made now for a log that has none: a new one, or an older file); one
+        stored with the wrong type is named as such (it then matches no checkpoint)."""
+        row = self._db.execute("SELECT typeof(log_id), CAST(log_id AS BLOB) FROM "
+                               "access_log_identity LIMIT 1").fetchone()
         if row is not None:
-            return str(row[0])
+            kind, raw = row
+            text = text_or_invalid(raw) if kind == "text" else None
+            if isinstance(text, str):
+                return text
+            shown = "TEXT that is not valid UTF-8" if kind == "text" else kind.upper()
+            return f"(unreadable: access_log_identity.log_id is {shown}, expected TEXT)"
         log_id = uuid.uuid4().hex
         self._db.execute("INSERT INTO access_log_identity (log_id) VALUES (?)", (log_id,))
         return log_id

@@ -394,7 +394,7 @@ def test_an_access_log_rechaining_of_the_wrong_type_is_a_break(
     assert any(b["position"] == elsewhere for b in _breaks(report, "events:stored_events"))
 
 
-@pytest.mark.parametrize("kind", ["BLOB", "INTEGER"])
+@pytest.mark.parametrize("kind", ["BLOB", "INTEGER", "TEXT not UTF-8", "REAL"])
 def test_an_access_log_identity_of_the_wrong_type_fails_verification(
     store: Callable[..., tuple[int, dict[str, Any]]], tmp_path: Path, kind: str
 ) -> None:
@@ -404,6 +404,8 @@ def test_an_access_log_identity_of_the_wrong_type_fails_verification(
     code, report = store()
     assert code == 4
     assert report["logs_not_found"], report
+    if kind in ("BLOB", "TEXT not UTF-8"):
+        assert "access_log_identity.log_id is" in report["access_log"]["log_id"]
     assert any(b["position"] == elsewhere for b in _breaks(report, "events:stored_events"))
 
 
