@@ -41,6 +41,7 @@ from tests.connectors.test_bfs_bus import SINK, configure, run
 from tests.projections import reporting_fixture as fixture
 
 _HEX = re.compile(rb"[0-9a-f]{32}")
+SINK_NAME = "bfs_stored_ids"
 
 
 class PublicIds:
@@ -173,7 +174,9 @@ def test_no_reporting_database_holds_a_public_event_id(
         fed.close()
         rebuild(projection, line.service, tmp_path / "rebuilt.db")
         rebuild(PublicIdReporting.from_settings(line.settings), line.service, tmp_path / "weak.db")
-        sink = run(line, tmp_path, configure(tmp_path, SINK, tmp_path / "outbox", closed=True))
+        # a group of its own: on the session broker `connector-bfs` is test_bfs_bus's group
+        sink = run(line, tmp_path, configure(tmp_path, SINK, tmp_path / "outbox", SINK_NAME,
+                                             closed=True), SINK_NAME)
 
     versions = max(e.originator_version for e in events) + 5
     case_ids = {e.originator_id for e in events}
@@ -184,7 +187,7 @@ def test_no_reporting_database_holds_a_public_event_id(
             regions[event.originator_id] = event.social_region
         elif isinstance(event, CaseHandedOver):
             regions[event.originator_id] = event.to_region
-    bfs = tmp_path / "connectors" / "bfs.db"
+    bfs = tmp_path / "connectors" / f"{SINK_NAME}.db"
     assert sink.ok and sink.handled == facts
     assert len(case_ids) > 60
     for path in (tmp_path / "fed.db", tmp_path / "rebuilt.db"):
