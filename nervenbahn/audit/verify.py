@@ -495,8 +495,36 @@ def verify_store(
     rewrites = db.chain_rewrites()
     damaged += [DamagedRow(REWRITES_TABLE, str(r["row"]), str(r["problem"]))
                 for r in rewrites if "problem" in r]
+    problems += _missing_sequences(trusted, problems)
     return AuditReport(chains, access, problems, len(trusted), others,
-                       [r for r in rewrites if "problem" not in r], damaged_rows=damaged)
+                       [r for r in rewrites if "problem" not in r], damaged_rows=damaged,
+                       notes=_unsigned_note(trusted, chains))
+
+
+def _missing_sequences(trusted: Sequence[Checkpoint], problems: Sequence[CheckpointProblem],
+                       ) -> list[CheckpointProblem]:
+    """Checkpoints are numbered from 1 without gaps: a number below the newest one that is
+    neither trusted nor named by a problem already was deleted (what it vouched for can no
+    longer be compared)."""
+    have = {cp.sequence for cp in trusted} | {p.sequence for p in problems}
+    newest = max((cp.sequence for cp in trusted), default=0)
+    gaps = [n for n in range(1, newest) if n not in have]
+    unplaced = sum(1 for p in problems if p.sequence is None or not 1 <= p.sequence < newest)
+    if len(gaps) <= unplaced:
+        return []  # as many checkpoints whose number is unreadable or off: each named already
+    return [CheckpointProblem(n, "store", f"missing: checkpoints are numbered without gaps up "
+                                          f"to #{newest} (deleted?)") for n in gaps]
+
+
+def _unsigned_note(trusted: Sequence[Checkpoint], chains: Sequence[ChainVerification],
+                   ) -> list[str]:
+    """Without a signed checkpoint a chain proves only that it is consistent in itself: a
+    consistent rewrite (or one whose checkpoints were deleted) looks the same."""
+    if trusted or not any(c.records for c in chains):
+        return []
+    return ["no signed checkpoint vouches for these chains: they are consistent in themselves, "
+            "but a consistent rewrite cannot be told apart; verify against the auditor's copy "
+            "(--checkpoints FILE --public-key FILE)"]
 
 
 def _expected_for(chain: str, trusted: Sequence[Checkpoint]) -> list[tuple[int, ChainHead, str]]:
