@@ -15,6 +15,8 @@ import typer
 from rich.table import Table
 from typer.exceptions import Abort, Exit, TyperException
 
+from bus.kafka_errors import BrokerStartError, BrokerUnavailableError, KafkaConfigError
+from connectors.runtime import AlreadyRunningError
 from domain.errors import DomainError, InvalidCommandError
 from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.audit.chain import UnchainedEventsError
@@ -74,7 +76,19 @@ EXIT_REFUSED = 1
 EXIT_UNAVAILABLE = 3
 EXIT_INCOMPLETE = 4
 """`person erase`: the key is destroyed, but a place could not be reached."""
+EXIT_BUSY = 75
+"""Another process holds what the command needs (a connector's run): try again later
+(sysexits' EX_TEMPFAIL)."""
 EXIT_INTERNAL = 70
+"""Only for what nobody foresaw; the error is logged with its traceback."""
+
+_EXIT_CODES: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
+    ((DomainError,), EXIT_REFUSED),
+    ((ConfigError, StoreUnavailableError, UnchainedEventsError, AccessLogUnavailableError,
+      BrokerUnavailableError, BrokerStartError, KafkaConfigError), EXIT_UNAVAILABLE),
+    ((AlreadyRunningError,), EXIT_BUSY),
+)
+"""Foreseeable failures: their one-line message and exit code (first match wins)."""
 
 
 @app.callback()
@@ -193,12 +207,10 @@ def main(argv: list[str] | None = None) -> int:
             show()
             return exc.exit_code
         return _fail(exc.format_message(), exc.exit_code)
-    except DomainError as exc:
-        return _fail(str(exc), EXIT_REFUSED)
-    except (ConfigError, StoreUnavailableError, UnchainedEventsError,
-            AccessLogUnavailableError) as exc:
-        return _fail(str(exc), EXIT_UNAVAILABLE)
     except Exception as exc:  # the CLI never shows a traceback, nor the error's values
+        for kinds, code in _EXIT_CODES:
+            if isinstance(exc, kinds):
+                return _fail(str(exc), code)
         structlog.get_logger("nervenbahn.cli").error("unexpected error", exc_info=True)
         return _fail(f"unexpected {type(exc).__name__} (logged)", EXIT_INTERNAL)
     finally:

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from bus.broker import free_port, metadata_answered
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics, topic_message_counts
+from nervenbahn.cli import main
 from nervenbahn.cli.bus import broker, topics_app
 from nervenbahn.cli.runtime import Runtime
 
@@ -162,3 +163,22 @@ def test_topics_on_an_unreachable_broker_exit_3(monkeypatch: pytest.MonkeyPatch)
 
     assert result.exit_code == 3
     assert "error: list topics: the Kafka broker did not answer in time" in result.output
+
+
+def test_relay_run_with_no_broker_reachable_is_one_line_and_exit_3(
+    tmp_path: Path, master_key: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("NERVENBAHN_STORE", f"sqlite:///{tmp_path / 'store.db'}")
+    monkeypatch.setenv("NERVENBAHN_MASTER_KEY", master_key)
+    monkeypatch.setenv("NERVENBAHN_KAFKA", f"127.0.0.1:{free_port()}")
+    monkeypatch.setenv("NERVENBAHN_KAFKA_PROFILE", "embedded")
+    monkeypatch.setenv("NERVENBAHN_LOG_FORMAT", "json")
+
+    code = main(["relay", "run", "--until-caught-up"])
+
+    err = capsys.readouterr().err
+    assert code == 3
+    message = [line for line in err.splitlines() if line.startswith("error:")]
+    assert message == [message[0]] and "the Kafka broker did not answer in time" in message[0]
+    assert "Traceback" not in err and "unexpected" not in err

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,23 @@ def test_an_unconfigured_name_and_a_bad_file_are_configuration_errors(
     (configured / "connectors.toml").write_text('[connectors.intake]\nkind = "sorce"\n')
     assert main(["connectors", "status"]) == 3
     assert "connectors.intake.kind: must be 'source' or 'sink'" in capsys.readouterr().err
+
+
+def test_a_run_while_another_holds_the_connector_is_one_line_and_exit_75(
+    configured: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lock another process would hold: an flock on the connector's lock file."""
+    folder = configured / "connectors"
+    folder.mkdir(mode=0o700)
+    fd = os.open(folder / "intake.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(["connectors", "run", "intake", "--until-idle"]) == 75
+    finally:
+        os.close(fd)
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["error: connector intake is running in another process"]
+    assert main(["connectors", "run", "intake", "--until-idle"]) == 0  # once it is free
 
 
 def test_the_example_configuration_is_valid() -> None:
