@@ -17,12 +17,19 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from domain.errors import (
+    CaseNotFoundError,
+    ConcurrentChangeError,
+    DomainError,
+    InvalidCommandError,
+)
 from nervenbahn.api.errors import (
     AccessLogUnavailableError,
     ApiError,
     ApiKeyFileError,
     ReadModelUnavailableError,
 )
+from nervenbahn.bootstrap import StoreUnavailableError
 
 __all__ = [
     "PROBLEM_RESPONSES",
@@ -55,6 +62,16 @@ PROBLEM_TYPES: dict[str, tuple[int, str, str]] = {
         405,
         "Method Not Allowed",
         "This address does not answer that method; the API is read-only (GET).",
+    ),
+    "conflict": (
+        409,
+        "Conflict",
+        "The resource was changed by someone else in the meantime; reload it and retry.",
+    ),
+    "refused": (
+        422,
+        "Refused",
+        "The request is well-formed but breaks a rule; the detail names the rule.",
     ),
     "invalid-parameters": (
         422,
@@ -171,6 +188,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Make every error of `app` a problem+json answer (replacing FastAPI's defaults)."""
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(DomainError, _on_domain_error)
+    app.add_exception_handler(StoreUnavailableError, _on_store_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(Exception, _on_unexpected)
@@ -195,6 +214,30 @@ async def _on_api_error(request: Request, exc: Exception) -> ProblemResponse:
         log.error("api dependency unavailable", error=type(exc).__name__, detail=str(exc))
         return problem_response(request, ProblemError("service-unavailable", _public(exc)))
     return await _on_unexpected(request, exc)
+
+
+async def _on_domain_error(request: Request, exc: Exception) -> ProblemResponse:
+    """The domain's refusals, wherever a route did not answer them itself: a missing case is
+    the one not-found answer, malformed input names its fields, a concurrent change is 409."""
+    if isinstance(exc, CaseNotFoundError):
+        return problem_response(request, not_found())
+    if isinstance(exc, InvalidCommandError):
+        errors = [InvalidParam(name=f, located_in="query", reason=r) for f, r in exc.problems]
+        _log_invalid(request, errors)
+        names = ", ".join(sorted({e.name for e in errors}))
+        return problem_response(request, ProblemError(
+            "invalid-parameters", f"invalid parameters: {names}", None, errors))
+    if isinstance(exc, ConcurrentChangeError):
+        return problem_response(request, ProblemError("conflict", str(exc)))
+    log.info("refused", path=request.url.path, error=type(exc).__name__)
+    return problem_response(request, ProblemError("refused", str(exc)))
+
+
+async def _on_store_unavailable(request: Request, exc: Exception) -> ProblemResponse:
+    """The event store cannot be reached: the operator is told why, the consumer to retry."""
+    log.error("event store unavailable", error=type(exc).__name__, detail=str(exc))
+    return problem_response(request, ProblemError(
+        "service-unavailable", "the event store cannot be reached; retry later"))
 
 
 def _public(exc: ApiError) -> str:

@@ -10,7 +10,14 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from domain.errors import (
+    CaseNotFoundError,
+    ConcurrentChangeError,
+    InvalidCommandError,
+    RuleViolationError,
+)
 from nervenbahn.api.keys import ApiKeyRegistry
+from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.logging import configure_logging
 from tests.api.conftest import AppOn, Keys, ReadModels, context_of
 
@@ -59,7 +66,7 @@ def assert_problem(answer: httpx.Response, status: int, slug: str, path: str) ->
     body = answer.json()
     assert answer.status_code == status
     assert answer.headers["content-type"] == "application/problem+json"
-    assert set(body) == PROBLEM_MEMBERS | ({"errors"} if status == 422 else set())
+    assert set(body) == PROBLEM_MEMBERS | ({"errors"} if slug == "invalid-parameters" else set())
     assert body["status"] == status
     assert body["type"] == f"/problems/{slug}"
     assert body["instance"] == path.split("?")[0]
@@ -178,6 +185,47 @@ def test_an_unexpected_failure_is_a_500_problem_that_reveals_nothing(
     assert [(e["event"], e["error"]) for e in logged] == [("unexpected error", "RuntimeError")]
     assert "exploded" in logged[0]["exception"]     # the operator sees the traceback
     assert context_of(failing).access_log.select() == []   # nothing was served
+
+
+class _RaisingVault:
+    """A vault whose decrypt raises what a deeper layer might, where no route catches it."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def decrypt(self, sealed: object) -> object:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "slug"),
+    [
+        (CaseNotFoundError(UNKNOWN_CASE), 404, "not-found"),
+        (InvalidCommandError("show", [("as_of", "before the case was opened")]), 422,
+         "invalid-parameters"),
+        (ConcurrentChangeError(UNKNOWN_CASE), 409, "conflict"),
+        (RuleViolationError("actor-responsible", "not this region's case"), 422, "refused"),
+        (StoreUnavailableError("cannot open the store /srv/x.db: disk I/O error"), 503,
+         "service-unavailable"),
+    ],
+    ids=["not found", "invalid", "concurrent change", "rule", "store unavailable"],
+)
+def test_errors_no_route_answers_get_their_problem_not_a_500(
+    app_on: AppOn, keys: Keys, seeded: ReadModels, client: TestClient,
+    error: Exception, status: int, slug: str,
+) -> None:
+    case_id = client.get(OFFICE, headers=keys.of(OLTEN)).json()["cases"][0]["case_id"]
+    failing = app_on(seeded, vault=_RaisingVault(error))
+
+    answer = failing.get(f"{OFFICE}/{case_id}", headers=keys.of(OLTEN))
+
+    body = assert_problem(answer, status, slug, f"{OFFICE}/{case_id}")
+    assert "/srv" not in answer.text
+    if slug == "invalid-parameters":
+        assert body["errors"] == [{"name": "as_of", "located_in": "query",
+                                   "reason": "before the case was opened"}]
+    if slug == "not-found":  # the same answer as any missing or out-of-scope case
+        assert body["detail"] == "Nothing was found at this address."
 
 
 def test_openapi_documents_the_key_the_endpoints_and_problem_answers(client: TestClient) -> None:

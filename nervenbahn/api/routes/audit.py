@@ -7,8 +7,6 @@ one entry per household member, before it is answered — as the CLI's `audit` r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -18,7 +16,6 @@ from pydantic import BaseModel
 
 from domain.bitemporal import StateAsOf, plain
 from domain.case import Case
-from domain.errors import CaseNotFoundError, InvalidCommandError
 from domain.service import CaseService, HistoryEntry
 from nervenbahn.api.access_log import case_read_entries
 from nervenbahn.api.context import ApiContext
@@ -27,10 +24,8 @@ from nervenbahn.api.keys import Consumer
 from nervenbahn.api.models import AccessLogEntry, AccessLogPage
 from nervenbahn.api.problems import (
     PROBLEM_RESPONSES,
-    InvalidParam,
     ProblemError,
     invalid_parameter,
-    not_found,
 )
 from nervenbahn.bounds import MAX_INTEGER, parse_bounded_month, parse_moment
 
@@ -237,12 +232,11 @@ def case_as_of(
 ) -> CaseAsOf:
     """The state of a case as recorded up to `as_of`, with its timeline up to then."""
     service, moment = _service(ctx), _moment("as_of", as_of)
-    with _answers():
-        case = service.case_as_of(case_id, moment)
-        timeline = [
-            _timeline_entry(entry) for entry in service.history(case_id)
-            if entry.recorded_at <= moment
-        ]
+    case = service.case_as_of(case_id, moment)
+    timeline = [
+        _timeline_entry(entry) for entry in service.history(case_id)
+        if entry.recorded_at <= moment
+    ]
     answer = CaseAsOf.model_validate({**StateAsOf.of(case, moment).as_dict(),
                                       "timeline": timeline})
     _log_read(ctx, auditor, case, ("case_state", "timeline"), request)
@@ -265,11 +259,10 @@ def month_as_known(
     recorded until then included), the budget versions and events it rests on."""
     service, first = _service(ctx), _month(month)
     moment = _moment("as_known_at", as_known_at)
-    with _answers():
-        case = service.case_as_of(case_id, moment)
-        answer = MonthAsKnown.model_validate(
-            service.budget_as_known_at(case_id, first, moment).as_dict()
-        )
+    case = service.case_as_of(case_id, moment)
+    answer = MonthAsKnown.model_validate(
+        service.budget_as_known_at(case_id, first, moment).as_dict()
+    )
     _log_read(ctx, auditor, case, ("budget_month",), request)
     return answer
 
@@ -292,11 +285,10 @@ def month_diff(
     changed it."""
     service, first = _service(ctx), _month(month)
     earlier, later = _moment("known_at", known_at), _moment("compared_to", compared_to)
-    with _answers():
-        case = service.case_as_of(case_id, max(earlier, later))
-        result = MonthDiff.model_validate(
-            service.diff_as_known(case_id, first, earlier, later).as_dict()
-        )
+    case = service.case_as_of(case_id, max(earlier, later))
+    result = MonthDiff.model_validate(
+        service.diff_as_known(case_id, first, earlier, later).as_dict()
+    )
     _log_read(ctx, auditor, case, ("budget_month_diff",), request)
     return result
 
@@ -335,22 +327,6 @@ def _moment(name: str, text: str) -> datetime:
         return parse_moment(text)
     except ValueError as exc:
         raise invalid_parameter(name, "query", str(exc)) from None
-
-
-@contextmanager
-def _answers() -> Iterator[None]:
-    """The domain's refusals as problems: unknown (or not yet recorded) cases are not found,
-    malformed questions name their parameter."""
-    try:
-        yield
-    except CaseNotFoundError:
-        raise not_found() from None
-    except InvalidCommandError as exc:
-        errors = [InvalidParam(name=f, located_in="query", reason=r) for f, r in exc.problems]
-        names = ", ".join(e.name for e in errors)
-        raise ProblemError(
-            "invalid-parameters", f"invalid parameters: {names}", None, errors
-        ) from None
 
 
 def _timeline_entry(entry: HistoryEntry) -> dict[str, Any]:
