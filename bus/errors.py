@@ -18,6 +18,7 @@ __all__ = [
     "EncodeError",
     "IncompatibleSchemaError",
     "RegistryError",
+    "RelayStoppedError",
     "SchemaError",
     "SchemaNotFoundError",
 ]
@@ -74,3 +75,17 @@ class RegistryError(BusError):
 
 class SchemaNotFoundError(RegistryError):
     """The registry holds no schema with the requested id."""
+
+
+class RelayStoppedError(BusError):
+    """A recorded event cannot be published, and trying again cannot change that (it does not
+    fit its schema, or the schema itself is wrong): the relay stops at that event, naming it,
+    instead of retrying for ever. Events before it are published; none after it."""
+
+    def __init__(self, relay: str, position: int, reason: str) -> None:
+        self.relay = relay
+        self.position = position
+        super().__init__(
+            f"relay {relay} stopped at store position {position}: {reason}; nothing after it "
+            "was published (fix the schema or the event's data, then run the relay again)"
+        )

@@ -28,6 +28,7 @@ from kafka.errors import KafkaError
 
 from bus.codec import EventCodec
 from bus.envelope import EncodedEvent, event_id
+from bus.errors import EncodeError, RelayStoppedError, SchemaError
 from bus.kafka_errors import translate_kafka_error
 from bus.kafka_settings import KafkaSettings
 from bus.positions import RelayPosition, RelayPositionStore, new_epoch
@@ -42,6 +43,10 @@ __all__ = [
     "RelayStatus",
     "case_event_encoder",
 ]
+
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (EncodeError, SchemaError)
+"""Errors no retry can cure: the event does not fit its schema, or the schema is wrong. (An
+unreachable broker or registry is retried.)"""
 
 log = structlog.get_logger("nervenbahn.relay")
 PRODUCER_NAME = "nervenbahn-relay"
@@ -140,26 +145,34 @@ class Relay:
         if not notifications:
             return 0
         producer = self._producer_or_new()
+        futures: list[Any] = []
+        sent: list[Any] = []
+        stopped: RelayStoppedError | None = None
         try:
-            futures = [
-                future
-                for n in notifications
-                for future in self._send(
-                    producer, self._service.mapper.to_domain_event(n), state.epoch
-                )
-            ]
+            for n in notifications:
+                try:
+                    event = self._service.mapper.to_domain_event(n)
+                    futures += self._send(producer, event, state.epoch)
+                except PERMANENT_ERRORS as exc:  # publish what came before it, then stop
+                    stopped = RelayStoppedError(self.name, n.id, f"{type(exc).__name__}: {exc}")
+                    stopped.__cause__ = exc
+                    break
+                sent.append(n)
             producer.flush(timeout=self._settings_timeout())
             for future in futures:
                 future.get(timeout=0)
         except KafkaError as exc:
             self._drop_producer()
             raise translate_kafka_error(exc) from exc
-        # `published` counts messages: it is compared with what the topic holds.
-        self._positions.save(
-            self.name,
-            RelayPosition(notifications[-1].id, state.published + len(futures), state.epoch),
-        )
-        return len(notifications)
+        if sent:
+            # `published` counts messages: it is compared with what the topic holds.
+            self._positions.save(
+                self.name,
+                RelayPosition(sent[-1].id, state.published + len(futures), state.epoch),
+            )
+        if stopped is not None:
+            raise stopped
+        return len(sent)
 
     def ensure_broker_has_history(self) -> bool:
         """Republish from the start if the broker holds fewer messages than were published."""
@@ -188,6 +201,10 @@ class Relay:
                 self._check_broker_now_and_then()
                 published = self.publish_next()
                 backoff = 0.2
+            except RelayStoppedError as exc:  # retrying cannot help: stop and say where
+                log.error("relay stopped", relay=self.name, position=exc.position,
+                          error=str(exc))
+                raise
             except Exception as exc:  # a broker outage must not end the relay
                 log.warning("publishing failed; retrying", error=str(exc), wait_s=backoff)
                 self._last_broker_check = float("-inf")  # it may have come back empty

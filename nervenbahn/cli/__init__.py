@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 from typer.exceptions import Abort, Exit, TyperException
 
+from bus.errors import RelayStoppedError
 from bus.kafka_errors import BrokerStartError, BrokerUnavailableError, KafkaConfigError
 from connectors.runtime import AlreadyRunningError
 from domain.errors import DomainError, InvalidCommandError
@@ -83,7 +84,7 @@ EXIT_INTERNAL = 70
 """Only for what nobody foresaw; the error is logged with its traceback."""
 
 _EXIT_CODES: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
-    ((DomainError,), EXIT_REFUSED),
+    ((DomainError, RelayStoppedError), EXIT_REFUSED),
     ((ConfigError, StoreUnavailableError, UnchainedEventsError, AccessLogUnavailableError,
       BrokerUnavailableError, BrokerStartError, KafkaConfigError), EXIT_UNAVAILABLE),
     ((AlreadyRunningError,), EXIT_BUSY),
