@@ -41,8 +41,8 @@ from report import Row, add_output_arguments, emit_json, percentile, print_table
 from stores import Store, nervenbahn_service, postgres_store, postgres_unreachable, sqlite_store
 
 from domain import commands as c
+from domain.application.cases import CaseService
 from domain.reference import load_reference_data
-from domain.service import CaseService
 from nervenbahn.logging import configure_logging
 
 DEFAULT_CASES = 250

@@ -39,8 +39,8 @@ from report import Row, add_output_arguments, emit_json, percentile, print_table
 if sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
     sys.path.pop(0)
 
+from domain.application.cases import CaseService
 from domain.reference import load_reference_data
-from domain.service import CaseService
 from nervenbahn.audit.chain import event_record, open_audit_database
 from nervenbahn.audit.snapshots import verify_snapshots
 from nervenbahn.audit.verify import verify_chain

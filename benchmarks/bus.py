@@ -60,8 +60,8 @@ from bus.kafka_settings import KafkaSettings, load_kafka_settings
 from bus.relay import _headers  # the relay's own header builder, for the stage breakdown
 from bus.topics import TopicSpec, catalogue, ensure_topics, topic_name
 from domain import commands as c
+from domain.application.cases import CaseService
 from domain.reference import load_reference_data
-from domain.service import CaseService
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings, load_settings
 from nervenbahn.logging import configure_logging

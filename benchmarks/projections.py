@@ -45,8 +45,8 @@ from fastapi import FastAPI
 if sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
     sys.path.pop(0)
 
+from domain.application.cases import CaseService
 from domain.reference import load_reference_data
-from domain.service import CaseService
 from nervenbahn.api import build_api_context, create_app
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope

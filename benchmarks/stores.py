@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from domain.service import CaseService
+from domain.application.cases import CaseService
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import load_settings
 

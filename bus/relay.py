@@ -33,7 +33,7 @@ from bus.kafka_errors import translate_kafka_error
 from bus.kafka_settings import KafkaSettings
 from bus.positions import RelayPosition, RelayPositionStore, new_epoch
 from bus.topics import TopicSpec, ensure_topics, topic_message_counts
-from domain.service import CaseService
+from domain.application.cases import CaseService
 
 __all__ = [
     "PRODUCER_NAME",

@@ -83,9 +83,9 @@ from connectors.sdk import (
     SourceItem,
     already_applied,
 )
+from domain.application.cases import CaseService
 from domain.errors import DomainError
 from domain.personal_data import ErasedFile, ErasureSubject
-from domain.service import CaseService
 from nervenbahn.config import Settings
 from nervenbahn.paths import private_file, private_folder, store_folder
 from nervenbahn.wiring import Bus

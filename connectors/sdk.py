@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from bus.consumer import Received
+from domain.application.cases import CaseService
 from domain.commands import Command
 from domain.errors import DomainError, InvalidCommandError, RuleViolationError
 from domain.personal_data import ErasedFile, ErasureSubject
-from domain.service import CaseService
 
 __all__ = [
     "ALREADY_APPLIED_RULES",

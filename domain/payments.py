@@ -7,7 +7,7 @@ for every month m from its first supported month to M, the difference between wh
 what its bitemporal budget says was owed, however often the budget changed retroactively.
 
 Three aggregates, kept in their own event store (application "payments", see
-`domain.payment_service`), so that the case store's notification log stays case-only:
+`domain.application.payments`), so that the case store's notification log stays case-only:
 
 - `PayoutAccount` (one per case, id `payout_account_id(case_id)`): the IBAN and account
   holder, sealed with the applicant's personal-data key (erasing the person shreds them too);

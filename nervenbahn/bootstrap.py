@@ -11,10 +11,10 @@ import psycopg
 from eventsourcing.domain import datetime_now_with_tzinfo
 from eventsourcing.persistence import PersistenceError
 
-from domain.payment_service import PaymentService
+from domain.application.cases import CaseService
+from domain.application.payments import PaymentService
 from domain.personal_data import PersonalDataVault
 from domain.reference import load_reference_data
-from domain.service import CaseService
 from nervenbahn.config import Settings
 from nervenbahn.keystores import open_keystore
 from nervenbahn.private import private_file, warn_if_shared

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 
-from domain.bitemporal import parse_month
+from domain.application.bitemporal import parse_month
 from domain.case import SWISS_TIME
 from domain.commands import EARLIEST_YEAR, LATEST_YEAR
 from projections.reporting import Quarter

@@ -20,9 +20,9 @@ from schwifty import IBAN
 
 from connectors.population_register.demo import demo_register_delivery
 from connectors.runtime import ConnectorRuntime
+from domain.application.payments import PaymentService
 from domain.case import SWISS_TIME, Case
 from domain.commands import Actor
-from domain.payment_service import PaymentService
 from domain.payments import RecordPayoutAccount, RunPayments
 from domain.personal_data import PersonalData, SealedPersonalData
 from nervenbahn.api.settings import load_api_settings

@@ -31,9 +31,9 @@ from uuid import UUID
 import structlog
 
 from connectors.runtime import ConnectorRuntime
+from domain.application.cases import CaseService
 from domain.errors import InvalidCommandError
 from domain.personal_data import ErasedFile, ErasureSubject
-from domain.service import CaseService
 from nervenbahn.config import Settings
 from nervenbahn.paths import store_folder
 

@@ -27,8 +27,8 @@ from bus.registry_http import ConfluentRegistryClient
 from bus.registry_sql import PostgresSchemaRegistry, SQLiteSchemaRegistry
 from bus.relay import Relay
 from bus.topics import TopicSpec, catalogue, ensure_topics
-from domain.payment_service import PaymentService
-from domain.service import CaseService
+from domain.application.cases import CaseService
+from domain.application.payments import PaymentService
 from nervenbahn.audit.chain import AuditDatabase
 from nervenbahn.audit.checkpoints import CheckpointCodec, publish_checkpoints
 from nervenbahn.config import ConfigError, StoreConfig

@@ -23,7 +23,7 @@ from uuid import UUID
 
 from bus.effects import EffectStore, SQLiteEffectStore
 from bus.envelope import event_id
-from domain.service import CaseService
+from domain.application.cases import CaseService
 from projections.storage import (
     PostgresReadModels,
     PostgresReadModelStore,

@@ -32,9 +32,9 @@ from functools import lru_cache
 from typing import Any, Literal, get_args
 from uuid import UUID
 
+from domain.application.cases import CaseService
 from domain.case import SWISS_TIME
 from domain.events import CaseHandedOver, CaseOpened
-from domain.service import CaseService
 
 __all__ = [
     "FACT_CODES",

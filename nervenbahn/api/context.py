@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from domain.application.cases import CaseService
 from domain.personal_data import PersonalDataVault
 from domain.reference import BranchOffice, ReferenceData, load_branch_offices
-from domain.service import CaseService
 from nervenbahn.api.access_log import AccessLog
 from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.keys import ApiKeyRegistry

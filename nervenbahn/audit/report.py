@@ -5,7 +5,7 @@ imported or live, and whether it was known at the report's time), the state at t
 the budget by month as known then (marking months a later record changed), and the result
 of verifying the store's hash chains with the checkpoint they were verified against.
 
-Presentation only: the answers come from `domain.service.CaseService` (bitemporal queries)
+Presentation only: the answers come from `domain.application.cases.CaseService` (bitemporal queries)
 and the verification from `nervenbahn.audit.verify`. No personal data is shown. Built with
 the standard library; every value is escaped; no JavaScript, no external assets.
 """
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from domain.bitemporal import MonthlyAnswer, StateAsOf
+from domain.application.bitemporal import MonthlyAnswer, StateAsOf
+from domain.application.cases import CaseService, HistoryEntry
 from domain.case import SWISS_TIME
-from domain.service import CaseService, HistoryEntry
 from nervenbahn.audit.hashing import ChainVerification
 
 __all__ = ["CaseReport", "build_case_report", "render_case_report", "write_case_report"]

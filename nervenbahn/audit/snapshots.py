@@ -1,6 +1,7 @@
 """`audit verify`'s snapshot check: every stored snapshot recomputed from its events.
 
-A snapshot's MAC (`domain.snapshots`) keeps an altered snapshot from being used; this check
+A snapshot's MAC (`domain.application.snapshots`) keeps an altered snapshot from being used;
+this check
 also finds one that was written wrong or altered with the key at hand: each snapshot of each
 application is compared with the state replayed from the events up to its version (and its
 MAC is checked). Every mismatch names the table, the originator id and the version.
@@ -16,7 +17,7 @@ from uuid import UUID
 import structlog
 from eventsourcing.application import Application
 
-from domain.snapshots import (
+from domain.application.snapshots import (
     MacSnapshotStore,
     SnapshotCheck,
     check_snapshots,

@@ -25,7 +25,7 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from domain.snapshots import SnapshotCheck
+from domain.application.snapshots import SnapshotCheck
 from nervenbahn.audit.chain import (
     CHAINS_TABLE,
     RECORD_INT,

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from domain.bitemporal import BudgetDiff, MonthlyAnswer, StateAsOf
+from domain.application.bitemporal import BudgetDiff, MonthlyAnswer, StateAsOf
 from domain.case import SWISS_TIME
 from domain.errors import InvalidCommandError
 from nervenbahn.audit.chain import open_audit_database

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from eventsourcing.application import Application
 from rich.table import Table
 
+from domain.application.payments import PaymentService
 from domain.errors import InvalidCommandError
-from domain.payment_service import PaymentService
 from nervenbahn.api.access_log import AccessLogVerification
 from nervenbahn.api.settings import load_api_settings
 from nervenbahn.audit.access import access_log_check, access_log_to_sign

@@ -1,7 +1,7 @@
 """`nervenbahn payments …`: payout accounts, monthly payment runs, and their publication.
 
 Each command gathers its options into a command; the rules live in `domain.payments` and
-`domain.payment_service` (docs/payments.md).
+`domain.application.payments` (docs/payments.md).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import typer
 from rich.table import Table
 
 from bus.topics import ensure_topics
+from domain.application.payments import PaymentService, RunSummary
 from domain.errors import InvalidCommandError
 from domain.money import ZERO
-from domain.payment_service import PaymentService, RunSummary
 from domain.payments import OrderDraft, RecordPayoutAccount, RunPayments
 from nervenbahn.bootstrap import build_payment_service
 

@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from domain.application.cases import HistoryEntry
 from domain.case import SWISS_TIME, Case
 from domain.commands import is_invisible
 from domain.personal_data import ErasedPersonalData, PersonalData, SealedPersonalData
 from domain.reference import ReferenceData
-from domain.service import HistoryEntry
 
 __all__ = [
     "case_view",

@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 
 from bus.kafka_settings import load_kafka_settings
+from domain.application.cases import CaseService, CommandResult
 from domain.commands import CaseCommand, parse_command
 from domain.errors import InvalidCommandError
-from domain.service import CaseService, CommandResult
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.bounds import parse_moment
 from nervenbahn.config import ConfigError, Settings, load_settings

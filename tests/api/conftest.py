@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from domain.application.cases import CaseService
 from domain.reference import load_branch_offices, load_reference_data
-from domain.service import CaseService
 from nervenbahn.api import ApiContext, create_app
 from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.keys import ApiKeyRegistry

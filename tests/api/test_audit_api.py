@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from domain.service import CaseService
+from domain.application.cases import CaseService
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import load_settings
 from tests.api.conftest import AppOn, Keys, ReadModels, context_of

@@ -13,7 +13,7 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import ProgrammingError
 
-from domain.service import CaseService
+from domain.application.cases import CaseService
 from nervenbahn.audit.chain import (
     ChainedPostgresApplicationRecorder,
     event_record,

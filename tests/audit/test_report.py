@@ -11,7 +11,7 @@ from uuid import UUID
 
 import pytest
 
-from domain.service import CaseService
+from domain.application.cases import CaseService
 from nervenbahn.audit.hashing import ChainBreak, ChainHead, ChainVerification
 from nervenbahn.audit.report import build_case_report, render_case_report
 from tests.domain.bitemporal_case import (

@@ -20,12 +20,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from domain.application.cases import CaseService
+from domain.application.payments import PaymentService
+from domain.application.snapshots import MacSnapshotStore
 from domain.case import SWISS_TIME
 from domain.commands import Actor
-from domain.payment_service import PaymentService
 from domain.payments import RUN_BOOK_ID, RecordPayoutAccount, RunPayments
-from domain.service import CaseService
-from domain.snapshots import MacSnapshotStore
 from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.snapshots import verify_snapshots
 from nervenbahn.bootstrap import build_service, close_service

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from domain.service import CaseService
+from domain.application.cases import CaseService
 from nervenbahn.audit.chain import UnchainedEventsError, open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, export_checkpoints, write_checkpoint
 from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN

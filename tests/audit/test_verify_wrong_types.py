@@ -26,8 +26,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from domain.application.payments import PaymentService
 from domain.commands import Actor
-from domain.payment_service import PaymentService
 from domain.payments import RUN_BOOK_ID, RecordPayoutAccount, RunPayments
 from nervenbahn.api.access_log import AccessEntry
 from nervenbahn.api.access_log_sqlite import SQLiteAccessLog

@@ -16,8 +16,8 @@ from bus.consumer import Consumer, Received
 from bus.effects import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
+from domain.application.cases import CaseService
 from domain.commands import parse_command
-from domain.service import CaseService
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings, load_settings
 from nervenbahn.wiring import Bus, open_bus

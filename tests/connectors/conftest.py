@@ -10,7 +10,7 @@ import pytest
 
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
-from domain.service import CaseService
+from domain.application.cases import CaseService
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings
 from nervenbahn.wiring import Bus, open_bus

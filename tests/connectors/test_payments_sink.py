@@ -22,6 +22,7 @@ from bus.effects import SQLiteEffectStore
 from connectors.payments.pain001 import NAMESPACE, SCHEMA_FILE, validate_pain001
 from connectors.payments.sink import Pain001Sink, pain001_path, report_path
 from connectors.sdk import ConnectorContext
+from domain.application.cases import CaseService
 from domain.payments import (
     AccountSealer,
     OrderDraft,
@@ -31,7 +32,6 @@ from domain.payments import (
     SealedPayoutAccount,
 )
 from domain.personal_data import ErasureSubject
-from domain.service import CaseService
 from nervenbahn.bootstrap import build_service, close_service
 from tests.bus.pipeline import store_settings
 

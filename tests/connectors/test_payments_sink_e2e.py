@@ -22,9 +22,9 @@ from bus.kafka_settings import KafkaSettings
 from connectors.payments.pain001 import NAMESPACE, validate_pain001
 from connectors.payments.sink import Pain001Sink, pain001_path
 from connectors.runtime import ConnectorRuntime, ConnectorSpec
-from domain.payment_service import PaymentService
+from domain.application.cases import CaseService
+from domain.application.payments import PaymentService
 from domain.payments import RecordPayoutAccount, RunPayments
-from domain.service import CaseService
 from nervenbahn.bootstrap import build_payment_service, build_service, close_service
 from nervenbahn.wiring import Bus, open_bus
 from tests.bus.pipeline import open_supported_case, store_settings

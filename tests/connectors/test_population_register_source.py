@@ -20,12 +20,12 @@ from bus.effects import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
 from connectors.runtime import ConnectorRuntime, ConnectorSpec
+from domain.application.cases import CaseService
 from domain.case import SWISS_TIME
 from domain.commands import parse_command
 from domain.events import ClosureProposed, HandoverProposed
 from domain.personal_data import ErasureSubject
 from domain.reference import load_reference_data
-from domain.service import CaseService
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings
 from nervenbahn.wiring import Bus, open_bus

@@ -21,8 +21,8 @@ from connectors.runtime import (
     load_config,
 )
 from connectors.sdk import Sink, Source, SourceInputError, SourceItem, already_applied
+from domain.application.cases import CaseService
 from domain.errors import InvalidCommandError, RuleViolationError
-from domain.service import CaseService
 from nervenbahn.config import load_settings
 from nervenbahn.wiring import Bus
 from tests.bus.pipeline import command

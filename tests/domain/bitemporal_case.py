@@ -32,8 +32,8 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 from domain import commands as c
+from domain.application.cases import CaseService
 from domain.case import SWISS_TIME
-from domain.service import CaseService
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import load_settings
 from tests.domain.case_desk import valid_ahvn13

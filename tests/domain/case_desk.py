@@ -21,11 +21,11 @@ from stdnum import ean
 
 import domain.reference
 from domain import commands as c
+from domain.application.cases import CaseService, CommandResult
 from domain.case import SWISS_TIME, Case, Recording
 from domain.errors import CaseNotFoundError, DomainError, ReferenceDataError, RuleViolationError
 from domain.personal_data import PersonalDataVault
 from domain.reference import ReferenceData, load_reference_data
-from domain.service import CaseService, CommandResult
 
 from .fakes import FakeClock, InMemoryKeyStore
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from domain import commands as c
+from domain.application.cases import CaseService
 from domain.reference import ReferenceData, load_reference_data
-from domain.service import CaseService
 
 from .case_desk import CommandFactory, Desk, build_desk
 from .fakes import FakeClock, InMemoryKeyStore

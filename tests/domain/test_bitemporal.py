@@ -10,10 +10,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from domain.bitemporal import StateAsOf, parse_month
+from domain.application.bitemporal import StateAsOf, parse_month
+from domain.application.cases import CaseService
 from domain.errors import CaseNotFoundError, InvalidCommandError
 from domain.events import BudgetChanged, CaseClosed, SupportGranted
-from domain.service import CaseService
 from tests.domain.bitemporal_case import (
     ACTOR,
     EXPECTED,

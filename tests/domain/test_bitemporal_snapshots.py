@@ -15,9 +15,9 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from domain.application.cases import CaseService
 from domain.case import SWISS_TIME, Case
 from domain.errors import ImportRejectedError
-from domain.service import CaseService
 from nervenbahn.bootstrap import build_service, close_service
 from tests.bus.pipeline import store_settings
 from tests.domain.case_desk import person_input

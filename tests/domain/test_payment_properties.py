@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from domain import commands as c
+from domain.application.payments import PaymentService
 from domain.entitlement import month_entitlement, month_of, months_between
 from domain.errors import DomainError
 from domain.money import ZERO
-from domain.payment_service import PaymentService
 from domain.payments import RecordPayoutAccount, RunPayments
 
 from .case_desk import POPO_ENV, Desk, build_desk, move_to

@@ -16,8 +16,8 @@ from uuid import UUID
 import pytest
 
 from domain import commands as c
+from domain.application.payments import PaymentService, RunSummary
 from domain.errors import CaseNotFoundError, InvalidCommandError, RuleViolationError
-from domain.payment_service import PaymentService, RunSummary
 from domain.payments import (
     PaymentOrdered,
     PaymentRunCompleted,

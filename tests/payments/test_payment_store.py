@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from domain import commands as c
+from domain.application.cases import CaseService
+from domain.application.payments import PaymentService
 from domain.errors import RuleViolationError
-from domain.payment_service import PaymentService
 from domain.payments import RecordPayoutAccount, RunPayments
-from domain.service import CaseService
 from nervenbahn.bootstrap import build_payment_service, build_service, close_service
 from nervenbahn.config import load_settings
 from tests.bus.pipeline import open_supported_case

@@ -34,7 +34,7 @@ IBAN = "CH9300762011623852957"
 
 def _recorded_run_events() -> list[object]:
     """A run with a paid, a held and (after a retroactive change) a claimed-back order."""
-    from domain.payment_service import PaymentService
+    from domain.application.payments import PaymentService
 
     desk = build_desk(c.Actor("anna.keller", "caseworker", "so-solothurn"))
     payments = PaymentService(POPO_ENV, cases=desk.service, clock=desk.clock)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from domain.application.cases import CaseService
 from domain.reference import load_reference_data
-from domain.service import CaseService
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.synthetic import synthetic_history
 from projections.branch_office import BranchOfficeProjection, office_case, office_cases

@@ -11,9 +11,9 @@ from pathlib import Path
 from uuid import UUID
 
 from bus.kafka_settings import KafkaSettings
+from domain.application.cases import CaseService
 from domain.case import SWISS_TIME
 from domain.reference import load_reference_data
-from domain.service import CaseService
 from nervenbahn.bootstrap import build_service
 from nervenbahn.synthetic import synthetic_history
 from projections.framework import open_projection_store, rebuild

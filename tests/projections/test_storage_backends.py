@@ -17,9 +17,9 @@ from uuid import UUID, uuid4
 import pytest
 
 from bus.envelope import event_id
+from domain.application.cases import CaseService
 from domain.commands import Actor, ProposeClosure
 from domain.reference import load_reference_data
-from domain.service import CaseService
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import ConfigError, StoreConfig, load_settings
 from nervenbahn.paths import read_model_target

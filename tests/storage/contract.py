@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from domain.application.cases import CaseService
 from domain.commands import Command, parse_command
 from domain.errors import (
     CaseNotFoundError,
@@ -25,7 +26,6 @@ from domain.errors import (
     InvalidCommandError,
 )
 from domain.personal_data import ERASED, PersonErasedError
-from domain.service import CaseService
 from nervenbahn.bootstrap import close_service
 
 __all__ = ["Clock", "StoreContract"]

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from domain.service import CaseService
+from domain.application.cases import CaseService
 from nervenbahn.bootstrap import build_service
 from nervenbahn.config import load_settings
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.service import CaseService
+from domain.application.cases import CaseService
 from nervenbahn.bootstrap import build_service
 from nervenbahn.config import load_settings
 

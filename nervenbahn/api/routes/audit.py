@@ -14,9 +14,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
-from domain.bitemporal import StateAsOf, plain
+from domain.application.bitemporal import StateAsOf, plain
+from domain.application.cases import CaseService, HistoryEntry
 from domain.case import Case
-from domain.service import CaseService, HistoryEntry
 from nervenbahn.api.access_log import case_read_entries
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Context, auditor_in_scope, endpoint

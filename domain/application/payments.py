@@ -29,6 +29,9 @@ from eventsourcing.persistence import (
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecorder, SQLiteFactory
 from eventsourcing.utils import get_topic, resolve_topic
 
+from domain.application.cases import CaseService
+from domain.application.snapshots import SNAPSHOT_KEY_PURPOSE, MacSnapshotStore
+from domain.application.transcodings import register_domain_transcodings
 from domain.case import SWISS_TIME, Case
 from domain.entitlement import month_entitlement, month_of, months_between
 from domain.errors import RuleViolationError
@@ -50,9 +53,6 @@ from domain.payments import (
     SealedPayoutAccount,
     payout_account_id,
 )
-from domain.service import CaseService
-from domain.snapshots import SNAPSHOT_KEY_PURPOSE, MacSnapshotStore
-from domain.transcodings import register_domain_transcodings
 
 __all__ = ["PAYMENTS_EVENTS_TABLE", "AccountResult", "PaymentService", "RunSummary"]
 
@@ -164,7 +164,8 @@ class PaymentService(Application[UUID]):
         return recorder
 
     def construct_snapshot_store(self) -> EventStore[UUID]:
-        """Snapshots with a MAC, as the case service's (`domain.snapshots`), in a table of
+        """Snapshots with a MAC, as the case service's (`domain.application.snapshots`), in a
+        table of
         their own. The service takes none today (no snapshotting interval); should it, no
         unverified snapshot is ever used."""
         factory = self.factory

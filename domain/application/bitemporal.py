@@ -8,7 +8,8 @@
   that can have changed the month.)
 - The state of a case as of T, without personal data (`StateAsOf`).
 
-The service (`domain.service.CaseService`) finds the case's state and events; the functions
+The service (`domain.application.cases.CaseService`) finds the case's state and events;
+the functions
 here only combine them. No personal data is part of any of these values.
 """
 

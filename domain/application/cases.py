@@ -24,13 +24,15 @@ from eventsourcing.persistence import EventStore, IntegrityError, JSONTranscoder
 from eventsourcing.utils import get_topic
 
 from domain import commands as c
-from domain.bitemporal import (
+from domain.application.bitemporal import (
     ENTITLEMENT_EVENTS,
     BudgetDiff,
     MonthlyAnswer,
     answer_month,
     diff_answers,
 )
+from domain.application.snapshots import SNAPSHOT_KEY_PURPOSE, MacSnapshotStore
+from domain.application.transcodings import register_domain_transcodings
 from domain.case import SWISS_TIME, Case, Recording, may_act_on
 from domain.entitlement import months_between
 from domain.errors import (
@@ -48,8 +50,6 @@ from domain.personal_data import (
     SealedPersonalData,
 )
 from domain.reference import ReferenceData
-from domain.snapshots import SNAPSHOT_KEY_PURPOSE, MacSnapshotStore
-from domain.transcodings import register_domain_transcodings
 
 __all__ = ["CaseService", "CommandResult", "HistoryEntry", "ImportReport"]
 
@@ -132,7 +132,7 @@ class CaseService(Application[UUID]):
         register_domain_transcodings(transcoder, self.vault, VALUE_TYPES)
 
     def construct_snapshot_store(self) -> EventStore[UUID]:
-        """Snapshots with a MAC (`domain.snapshots`): one that fails is never used."""
+        """Snapshots with a MAC (`domain.application.snapshots`): one that fails is never used."""
         return MacSnapshotStore(self.mapper, self.factory.aggregate_recorder(purpose="snapshots"),
                                 self.vault.derive_key(SNAPSHOT_KEY_PURPOSE))
 
@@ -227,7 +227,8 @@ class CaseService(Application[UUID]):
         """The state of a case as it was known at recorded time `as_of` (inclusive).
 
         From the latest snapshot at or before that version plus the events after it (a snapshot
-        is used only if its MAC holds, see `domain.snapshots`; else the events are replayed).
+        is used only if its MAC holds, see `domain.application.snapshots`; else the events are
+        replayed).
         Decoded, verified snapshots are kept in a small cache (decoding a large one is most of
         the work); the
         case returned shares the unchanged parts of its state with that snapshot, so treat it
