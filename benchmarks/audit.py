@@ -44,8 +44,8 @@ from domain.reference import load_reference_data
 from nervenbahn.audit.chain import event_record, open_audit_database
 from nervenbahn.audit.snapshots import verify_snapshots
 from nervenbahn.audit.verify import verify_chain
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings, load_settings
+from nervenbahn.container import build_service, close_service
 from nervenbahn.logging import configure_logging
 
 EVENTS = 30_000

@@ -62,11 +62,10 @@ from bus.topics import TopicSpec, catalogue, ensure_topics, topic_name
 from domain import commands as c
 from domain.application.cases import CaseService
 from domain.reference import load_reference_data
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings, load_settings
+from nervenbahn.container import Container, build_service, close_service
 from nervenbahn.logging import configure_logging
 from nervenbahn.synthetic import synthetic_history
-from nervenbahn.wiring import Bus, open_bus
 
 sys.path.append(os.path.dirname(os.path.realpath(__file__)))  # last: `bus` stays the package
 from case_scripts import SWISS, case_script, interleaved
@@ -119,8 +118,10 @@ def _service(path: Path, master_key: str) -> Iterator[tuple[Settings, CaseServic
 
 
 @contextmanager
-def _bus(service: CaseService, settings: Settings, kafka: KafkaSettings) -> Iterator[Bus]:
-    bus = open_bus(service, settings.store, kafka)
+def _bus(
+    service: CaseService, settings: Settings, kafka: KafkaSettings
+) -> Iterator[Container]:
+    bus = Container(settings, kafka=kafka, service=service)
     ensure_topics(kafka, catalogue(kafka))
     try:
         yield bus
@@ -152,9 +153,9 @@ def seed_store(service: CaseService, events: int, seed: int) -> tuple[int, float
     return report.cases, seconds
 
 
-def relay_stages(service: CaseService, bus: Bus, sample: int) -> dict[str, float]:
+def relay_stages(service: CaseService, bus: Container, sample: int) -> dict[str, float]:
     """µs per event of the relay's own work, without Kafka, on the first `sample` events."""
-    codec = bus.codec()
+    codec = bus.codec("case-events")
     codec.register_schemas()
     times = dict.fromkeys(("read_store", "decode_event", "encode_avro", "headers"), 0.0)
     started = time.perf_counter()
@@ -183,9 +184,9 @@ def bench_relay(
     with _service(directory / "relay.db", master_key) as (settings, service), \
             _bus(service, settings, kafka) as bus:
         cases, seed_seconds = seed_store(service, args.events, args.seed)
-        topic = bus.case_topic
+        topic = bus.topic("case-events")
         profile = cProfile.Profile() if args.profile else None
-        with bus.relay(batch_size=args.batch_size) as relay:
+        with bus.relay("case-events", batch_size=args.batch_size) as relay:
             if profile:
                 profile.enable()
             started = time.perf_counter()
@@ -308,15 +309,15 @@ def bench_latency(
     with _service(directory / "latency.db", master_key) as (settings, service), \
             _bus(service, settings, kafka) as bus:
         raw_spec = TopicSpec(topic_name(kafka, "bench", "raw-latency"),
-                             partitions=bus.case_topic.partitions)
+                             partitions=bus.topic("case-events").partitions)
         ensure_topics(kafka, [raw_spec])
-        relay = bus.relay(batch_size=args.batch_size)
+        relay = bus.relay("case-events", batch_size=args.batch_size)
         relay_stop = threading.Event()
         relay_thread = threading.Thread(
             target=relay.run, args=(relay_stop,), kwargs={"idle_seconds": RELAY_IDLE_S},
             name="relay", daemon=True,
         )
-        consumer = bus.consumer("bench-latency", effects.handle, effects)
+        consumer = bus.consumer("case-events", "bench-latency", effects.handle, effects)
         consumer_thread = Loop("consumer", lambda: consumer.poll_once(CONSUMER_POLL_MS),
                                consumer.close)
         raw = RawPings(kafka, raw_spec.name, value_size=256)

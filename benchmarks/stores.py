@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import psycopg
 
 from domain.application.cases import CaseService
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import load_settings
+from nervenbahn.container import build_service, close_service
 
 
 @dataclass

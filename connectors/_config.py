@@ -1,4 +1,4 @@
-"""The connectors' configuration file: one TOML table per connector (see `connectors.runtime`)."""
+"""The connectors' configuration file: one TOML table per connector (see `connectors.host`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from connectors.sdk import Sink, Source
-from nervenbahn.config import ConfigError
 
 __all__ = ["ConnectorConfigError", "ConnectorSpec", "load_config", "parse_config"]
 
@@ -20,8 +19,11 @@ _CLASS = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 _KEYS = {"kind", "class", "options", "description"}
 
 
-class ConnectorConfigError(ConfigError):
-    """The connectors' configuration file is missing, malformed or names what does not exist."""
+class ConnectorConfigError(Exception):
+    """The connectors' configuration file is missing, malformed or names what does not exist.
+
+    (Not a subclass of `nervenbahn.config.ConfigError`: connectors do not import the composition
+    root; the CLI maps both to the same exit code.)"""
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nervenbahn.private import private_file
-
 __all__ = ["ErrorEntry", "RunRecord", "StateStore"]
 
 
@@ -49,12 +47,15 @@ def _now() -> str:
 
 
 class StateStore:
-    """Positions, errors and runs of every connector, in one SQLite file."""
+    """Positions, errors and runs of every connector, in one SQLite file.
+
+    `path` must exist as a file private to its owner (the host makes it with
+    `PrivateFiles.file`; SQLite gives the -wal and -shm files the database file's mode)."""
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.RLock()
         self.db = sqlite3.connect(
-            private_file(path), check_same_thread=False, isolation_level=None, timeout=30
+            path, check_same_thread=False, isolation_level=None, timeout=30
         )
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.executescript(

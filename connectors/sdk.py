@@ -1,11 +1,11 @@
 """The connector SDK: the contract a specialist application's connector implements.
 
 A **source** reads an external system's input (files, an API) and turns each input record into
-commands for the case core. It names each record's *position* in its input; the runtime keeps
+commands for the case core. It names each record's *position* in its input; the host keeps
 the last position a connector completed, so that reading the same input twice changes nothing.
 Because a crash can fall between executing a record's commands and saving its position, the
 commands a source emits must themselves be idempotent (the domain refuses a second command with
-the same external reference; the runtime counts that refusal as "already applied").
+the same external reference; the host counts that refusal as "already applied").
 
 A **sink** consumes a bus topic through the consumer framework (`bus.consumer`): `handle` is
 called once per event inside the consumer's database transaction (effects, event id and
@@ -14,30 +14,38 @@ reach the external system (a file, an API call) is written by `deliver`, after t
 committed; `deliver` must be idempotent (e.g. a file named by its content's identity, written
 atomically), so exactly-once effect holds where the target allows it.
 
-Connectors are configured in one file and run by `nervenbahn connectors run NAME`; the runtime
-(`connectors.runtime`) is the SDK's other half. Before it calls `read` or `setup`, the runtime
+Connectors are configured in one file and run by `nervenbahn connectors run NAME`; the
+host (`connectors.host`) is the SDK's other half. Before it calls `read` or `setup`, the host
 binds a `ConnectorContext` to the connector (`connector.context`): the case service (with the
-personal-data vault), the connector's own working folder and the folder of the configuration
-file, against which relative paths in options are resolved (`context.path(...)`).
+personal-data vault), the connector's own working folder, the folder of the configuration
+file, against which relative paths in options are resolved (`context.path(...)`), the writer of
+private files (`context.files`: folders 0700, files 0600, written atomically) and the adapter
+of a sink's transaction to `?`-placeholder SQL (`context.sql(tx)`). Connectors import nothing of
+the composition root (`nervenbahn`) nor of the read models (`projections`): what they need of
+them comes through this context, which the composition root fills (import-linter contracts in
+pyproject.toml).
 
 **Already applied.** A command a source emits a second time must be refused by the domain in a
-way the runtime recognises (`already_applied`): a `RuleViolationError` whose rule is in
+way the host recognises (`already_applied`): a `RuleViolationError` whose rule is in
 `ALREADY_APPLIED_RULES` (`already-received`: the case has received this external reference
 already), or an `OpenCase` with a `case_id` that exists already (a source that opens cases
 derives the case id from its input, e.g. `uuid5(namespace, reference)`). Any other refusal is
 recorded as an error of the item and the source goes on with the next item (see
-`connectors.runtime`).
+`connectors.host`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
-from bus.consumer import Received
+from bus.consumer import Consumer, Handler, Received
+from bus.effects import EffectStore
+from bus.kafka_settings import KafkaSettings
+from bus.topics import TopicSpec
 from domain.application.cases import CaseService
 from domain.commands import Command
 from domain.errors import DomainError, InvalidCommandError, RuleViolationError
@@ -47,6 +55,8 @@ __all__ = [
     "ALREADY_APPLIED_RULES",
     "ConnectorContext",
     "ConnectorStatus",
+    "ConsumerFactory",
+    "PrivateFiles",
     "Sink",
     "Source",
     "SourceInputError",
@@ -71,8 +81,42 @@ def already_applied(error: DomainError) -> bool:
 
 
 @dataclass(frozen=True)
+class PrivateFiles:
+    """How files only their owner can read are made (the composition root's helpers, handed
+    down: every file a connector keeps or writes holds personal data or leads to it)."""
+
+    folder: Callable[[Path], Path]
+    """Create a folder (and missing parents) of mode 0700; returns it."""
+    file: Callable[[Path], Path]
+    """Make sure a file of mode 0600 exists (created empty if missing); returns it."""
+    write: Callable[[Path, bytes | str], Path]
+    """Write a file of mode 0600 atomically (temporary file, fsync, rename); returns it."""
+
+
+class ConsumerFactory(Protocol):
+    """What the host needs of the bus to run a sink (the composition root provides it)."""
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        """The broker's settings."""
+
+    def topic(self, name: str) -> TopicSpec:
+        """The topic of the dataset `name`; an error naming the known ones if there is none."""
+
+    def consumer(
+        self, name: str, group_id: str, handler: Handler, store: EffectStore, **options: Any
+    ) -> Consumer:
+        """A consumer of the topic of dataset `name` in group `group_id`, its effects in
+        `store`."""
+
+
+def _as_is(tx: Any) -> Any:
+    return tx
+
+
+@dataclass(frozen=True)
 class ConnectorContext:
-    """What the runtime gives a connector: the case service, its folders."""
+    """What the host gives a connector: the case service, its folders, its file writer."""
 
     service: CaseService
     """The case service (commands, queries, `service.vault` for sealed personal data)."""
@@ -80,6 +124,10 @@ class ConnectorContext:
     """The connector's own working folder (created; e.g. `<store folder>/connectors/NAME/`)."""
     base: Path
     """The folder of the configuration file: relative paths in options are relative to it."""
+    files: PrivateFiles
+    """Makes and writes the connector's files private to their owner."""
+    sql: Callable[[Any], Any] = _as_is
+    """The sink's transaction as a connection that takes `?` placeholders (SQLite's as is)."""
 
     def path(self, value: str | Path) -> Path:
         """An option's path, resolved against the configuration file's folder."""
@@ -110,14 +158,14 @@ class Source(ABC):
 
     kind: ClassVar[Literal["source"]] = "source"
     context: ConnectorContext | None = None
-    """Bound by the runtime (`bind`) before `read` is called."""
+    """Bound by the host (`bind`) before `read` is called."""
 
     def __init__(self, name: str, options: Mapping[str, Any]) -> None:
         self.name = name
         self.options = dict(options)
 
     def bind(self, context: ConnectorContext) -> None:
-        """Give the connector its context (the runtime does this before `read`)."""
+        """Give the connector its context (the host does this before `read`)."""
         self.context = context
 
     @abstractmethod
@@ -143,17 +191,17 @@ class Sink(ABC):
     """A sink connector: bus topic → external system."""
 
     kind: ClassVar[Literal["sink"]] = "sink"
-    feed: ClassVar[str] = "case-events"
-    """The dataset of the topic it consumes ("case-events", "case-facts", …)."""
+    dataset: ClassVar[str] = "case-events"
+    """The dataset it consumes ("case-events", "case-facts", "payment-orders", …)."""
     context: ConnectorContext | None = None
-    """Bound by the runtime (`bind`) before `setup` is called."""
+    """Bound by the host (`bind`) before `setup` is called."""
 
     def __init__(self, name: str, options: Mapping[str, Any]) -> None:
         self.name = name
         self.options = dict(options)
 
     def bind(self, context: ConnectorContext) -> None:
-        """Give the connector its context (the runtime does this before `setup`)."""
+        """Give the connector its context (the host does this before `setup`)."""
         self.context = context
 
     def setup(self, tx: Any) -> None:  # noqa: B027 - optional hook

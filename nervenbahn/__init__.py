@@ -1,1 +1,1 @@
-"""nervenbahn: composition root (configuration, CLI, runtime wiring)."""
+"""nervenbahn: the composition root (`container`), settings, entrypoints (CLI, API, demo)."""

@@ -12,15 +12,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from domain.case import Case
 from domain.commands import parse_command
 from domain.errors import DomainError
-from nervenbahn.cli.runtime import Runtime
+from nervenbahn.container import Container
 from nervenbahn.demo_bus import relay_and_subscribe
 from nervenbahn.demo_connectors import audit_and_report, pay_and_register
+from nervenbahn.demo_session import DemoSession
 from nervenbahn.paths import private_folder, store_folder, write_private
 from nervenbahn.synthetic import PERIOD_END, PERIOD_START, synthetic_history
 
@@ -33,8 +35,17 @@ class DemoStoreNotEmptyError(DomainError):
     """The demo only seeds an empty store."""
 
 
-def run_demo(rt: Runtime, *, households: int, seed: int, reset: bool, bus: bool = True) -> None:
-    """Generate, import, add a few live commands, and print a summary."""
+def run_demo(
+    container: Container,
+    console: Console,
+    *,
+    households: int,
+    seed: int,
+    reset: bool,
+    bus: bool = True,
+) -> None:
+    """Generate, import, add a few live commands, and print a summary (on `console`)."""
+    rt = DemoSession(container, console)
     store = rt.settings.store
     if reset:
         _reset(rt)
@@ -70,7 +81,7 @@ def run_demo(rt: Runtime, *, households: int, seed: int, reset: bool, bus: bool 
     audit_and_report(rt, audited, history_file.parent)
 
 
-def _reset(rt: Runtime) -> None:
+def _reset(rt: DemoSession) -> None:
     store = rt.settings.store
     if store.kind != "sqlite" or store.sqlite_path is None:
         raise DemoStoreNotEmptyError("--reset only deletes a SQLite store; use an empty schema")
@@ -82,12 +93,12 @@ def _reset(rt: Runtime) -> None:
         shutil.rmtree(store_folder(store) / folder, ignore_errors=True)
 
 
-def _history_file(rt: Runtime) -> Path:
+def _history_file(rt: DemoSession) -> Path:
     """The demo's legacy import file (JSON Lines), deleted once imported."""
     return private_folder(store_folder(rt.settings.store)) / "demo-history.jsonl"
 
 
-def _progress(rt: Runtime) -> Progress:
+def _progress(rt: DemoSession) -> Progress:
     return Progress(
         TextColumn("{task.description:<28}"),
         BarColumn(),
@@ -104,7 +115,7 @@ def _tracked(lines: Any, progress: Progress, task: Any) -> Any:
         yield line
 
 
-def _live_commands(rt: Runtime, cases: dict[uuid.UUID, Case]) -> list[dict[str, Any]]:
+def _live_commands(rt: DemoSession, cases: dict[uuid.UUID, Case]) -> list[dict[str, Any]]:
     """A few commands recorded live today, beside the imported history."""
     supported = [case for case in cases.values() if case.phase == "supported"][:3]
     done = []
@@ -146,7 +157,7 @@ def _program() -> str:
 
 
 def _summary(
-    rt: Runtime, report: Any, live: list[dict[str, Any]], history: Path, seconds: float
+    rt: DemoSession, report: Any, live: list[dict[str, Any]], history: Path, seconds: float
 ) -> None:
     cases: dict[uuid.UUID, Case] = report.cases_by_id
     by_region: dict[str, Counter[str]] = {}

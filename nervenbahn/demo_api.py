@@ -18,27 +18,26 @@ from typing import Any
 
 from rich.table import Table
 
-from nervenbahn.api import build_api_context, create_app
+from nervenbahn.api import create_app
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
 from nervenbahn.api.settings import ApiSettings, load_api_settings
-from nervenbahn.cli.runtime import Runtime
+from nervenbahn.demo_session import DemoSession
 from nervenbahn.serve import Server
-from nervenbahn.wiring import Bus
 
 __all__ = ["serve_and_query"]
 
 OFFICE, OTHER_OFFICE, REGION = "akso-olten", "akso-grenchen", "so-olten"
 
 
-def serve_and_query(rt: Runtime, bus: Bus, folder: Path) -> None:
+def serve_and_query(rt: DemoSession, folder: Path) -> None:
     """Start the API with the relays and projections, run sample queries, stop."""
     api = ApiSettings(api_keys=folder / "demo-api-keys.json",
                       access_log=load_api_settings(rt.settings.store).access_log)
     api.api_keys.unlink(missing_ok=True)
     keys = _issue_keys(ApiKeyRegistry(api.api_keys))
-    context = build_api_context(rt.settings, rt.service, api)
-    server = Server(bus, rt.settings, create_app(context), port=_free_port())
+    context = rt.container.api_context(api)
+    server = Server(rt.container, create_app(context), port=_free_port())
     try:
         server.start()
         if not server.wait_until_serving():
@@ -103,7 +102,7 @@ def _get(url: str, path: str, key: str) -> tuple[int, dict[str, Any]]:
         return error.code, json.loads(error.read() or b"{}")
 
 
-def _print(rt: Runtime, url: str, answers: list[tuple[str, str, int, str]]) -> None:
+def _print(rt: DemoSession, url: str, answers: list[tuple[str, str, int, str]]) -> None:
     table = Table(title=f"HTTP API at {url} (OpenAPI docs at /docs): sample queries",
                   title_justify="left")
     for column in ("key scope", "asks for", "status", "answer"):

@@ -16,48 +16,49 @@ from bus.consumer import Received
 from bus.effects import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, dead_letter_topic, ensure_topics, topic_message_counts
-from nervenbahn.cli.runtime import Runtime
+from nervenbahn.container import Container
+from nervenbahn.datasets import CASE_EVENTS, CASE_FACTS
 from nervenbahn.demo_api import serve_and_query
 from nervenbahn.demo_connectors import DemoPayments, deliver_payments
-from nervenbahn.wiring import kafka_or_embedded, open_bus
+from nervenbahn.demo_session import DemoSession
 
 __all__ = ["relay_and_subscribe"]
 
 SUBSCRIBER = "demo-subscriber"
 
 
-def relay_and_subscribe(rt: Runtime, folder: Path, payments: DemoPayments | None = None) -> None:
+def relay_and_subscribe(
+    rt: DemoSession, folder: Path, payments: DemoPayments | None = None
+) -> None:
     """Relay the store onto the bus, consume it once, print what the topics hold; publish the
     payment run and let the pain.001 sink write its file."""
     started = time.perf_counter()
-    with kafka_or_embedded(folder) as kafka:
-        bus = open_bus(rt.service, rt.settings.store, kafka)
-        try:
-            ensure_topics(kafka, catalogue(kafka, [SUBSCRIBER], reporting=True))
-            head = rt.service.recorder.max_notification_id() or 0
-            with _progress(rt) as progress, bus.relay() as relay, bus.reporting_relay(
-                rt.settings.reporting_key
-            ) as reporting:
-                task = progress.add_task("Relaying events to Kafka", total=head)
-                while published := relay.publish_next():
-                    progress.advance(task, published)
-                relay_seconds = time.perf_counter() - started
-                task = progress.add_task("Relaying reporting facts", total=head)
-                while published := reporting.publish_next():
-                    progress.advance(task, published)
-                by_type = _subscribe(bus, folder, head, progress)
-            serve_and_query(rt, bus, folder)
-            if payments is not None:
-                rt.console.print(deliver_payments(rt, bus, payments))
-            names = [spec.name for spec in catalogue(kafka, [SUBSCRIBER], reporting=True,
-                                                     payments=payments is not None)]
-            counts = topic_message_counts(kafka, names)
-        finally:
-            bus.close()
+    container = rt.container
+    with container.kafka_or_embedded(folder) as kafka:
+        ensure_topics(kafka, catalogue(kafka, [SUBSCRIBER], reporting=True))
+        head = rt.service.recorder.max_notification_id() or 0
+        with _progress(rt) as progress, container.relay(CASE_EVENTS) as relay, \
+                container.relay(CASE_FACTS) as reporting:
+            task = progress.add_task("Relaying events to Kafka", total=head)
+            while published := relay.publish_next():
+                progress.advance(task, published)
+            relay_seconds = time.perf_counter() - started
+            task = progress.add_task("Relaying reporting facts", total=head)
+            while published := reporting.publish_next():
+                progress.advance(task, published)
+            by_type = _subscribe(container, folder, head, progress)
+        serve_and_query(rt, folder)
+        if payments is not None:
+            rt.console.print(deliver_payments(rt, payments))
+        names = [spec.name for spec in catalogue(kafka, [SUBSCRIBER], reporting=True,
+                                                 payments=payments is not None)]
+        counts = topic_message_counts(kafka, names)
     _print(rt, counts, by_type, head, relay_seconds, kafka, dead_letter_topic(kafka, SUBSCRIBER))
 
 
-def _subscribe(bus: object, folder: Path, head: int, progress: Progress) -> Counter[str]:
+def _subscribe(
+    container: Container, folder: Path, head: int, progress: Progress
+) -> Counter[str]:
     """A subscriber with its own database that counts events by type, exactly once."""
     path = folder / f"{SUBSCRIBER}.db"
     for suffix in ("", "-wal", "-shm"):
@@ -75,7 +76,7 @@ def _subscribe(bus: object, folder: Path, head: int, progress: Progress) -> Coun
     task = progress.add_task("Subscriber consuming", total=head)
     stop = threading.Event()
     deadline = time.monotonic() + 120
-    with bus.consumer(SUBSCRIBER, count, store) as consumer:  # type: ignore[attr-defined]
+    with container.consumer(CASE_EVENTS, SUBSCRIBER, count, store) as consumer:
         done = 0
         while done < head and time.monotonic() < deadline and not stop.is_set():
             done += consumer.poll_once(500)
@@ -85,7 +86,7 @@ def _subscribe(bus: object, folder: Path, head: int, progress: Progress) -> Coun
     return Counter(dict(rows))
 
 
-def _progress(rt: Runtime) -> Progress:
+def _progress(rt: DemoSession) -> Progress:
     return Progress(
         TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=rt.console,
@@ -93,7 +94,7 @@ def _progress(rt: Runtime) -> Progress:
 
 
 def _print(
-    rt: Runtime, counts: dict[str, int | None], by_type: Counter[str], head: int,
+    rt: DemoSession, counts: dict[str, int | None], by_type: Counter[str], head: int,
     relay_seconds: float, kafka: KafkaSettings, dlq: str,
 ) -> None:
     table = Table(title="Bus: messages per topic", title_justify="left")

@@ -19,7 +19,6 @@ from pathlib import Path
 from schwifty import IBAN
 
 from connectors.population_register.demo import demo_register_delivery
-from connectors.runtime import ConnectorRuntime
 from domain.application.payments import PaymentService
 from domain.case import SWISS_TIME, Case
 from domain.commands import Actor
@@ -32,10 +31,10 @@ from nervenbahn.audit.checkpoints import SigningKey, export_checkpoints, write_c
 from nervenbahn.audit.report import build_case_report, write_case_report
 from nervenbahn.audit.snapshots import verify_snapshots
 from nervenbahn.audit.verify import verify_store
-from nervenbahn.bootstrap import build_payment_service
-from nervenbahn.cli.runtime import Runtime
+from nervenbahn.container import connectors_file
+from nervenbahn.datasets import PAYMENT_ORDERS
+from nervenbahn.demo_session import DemoSession
 from nervenbahn.paths import store_folder
-from nervenbahn.wiring import Bus
 
 __all__ = [
     "DEMO_CONNECTORS",
@@ -69,9 +68,9 @@ outbox = "outbox/payments"
 """
 
 
-def write_demo_config(rt: Runtime) -> Path:
+def write_demo_config(rt: DemoSession) -> Path:
     """The demo's connectors file in the store folder (kept if the user wrote one)."""
-    path = rt.settings.connectors_file or store_folder(rt.settings.store) / "connectors.toml"
+    path = connectors_file(rt.settings)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(DEMO_CONNECTORS, encoding="utf-8")
@@ -86,11 +85,11 @@ class DemoPayments:
     run_id: uuid.UUID | None
 
 
-def pay_and_register(rt: Runtime, cases: dict[uuid.UUID, Case]) -> DemoPayments:
+def pay_and_register(rt: DemoSession, cases: dict[uuid.UUID, Case]) -> DemoPayments:
     """A register delivery, payout accounts, a payment run (twice); print what happened."""
     write_demo_config(rt)
     supported = [case for case in cases.values() if case.phase == "supported"]
-    connectors = ConnectorRuntime.from_settings(rt.settings, rt.service)
+    connectors = rt.container.connector_host(bus=False)
     try:
         by_region: dict[str, Case] = {}
         for case in supported:
@@ -103,7 +102,7 @@ def pay_and_register(rt: Runtime, cases: dict[uuid.UUID, Case]) -> DemoPayments:
         f"Population register: {report.summary()} — handover proposal on {moving.id} "
         f"({moving.social_region}), closure proposal (death) on {dying.id}."
     )
-    payments = build_payment_service(rt.settings, rt.service)
+    payments = rt.container.payments
     with_budget = [case for case in cases.values() if case.budgets]
     for n, case in enumerate(with_budget):
         payments.record_account(
@@ -126,12 +125,12 @@ def pay_and_register(rt: Runtime, cases: dict[uuid.UUID, Case]) -> DemoPayments:
     return DemoPayments(payments, first.run_id)
 
 
-def deliver_payments(rt: Runtime, bus: Bus, demo: DemoPayments) -> str:
+def deliver_payments(rt: DemoSession, demo: DemoPayments) -> str:
     """Publish the payment run, let the pain.001 sink write its file; describe the result."""
-    with bus.payments_relay(demo.payments) as relay:
+    with rt.container.relay(PAYMENT_ORDERS) as relay:
         while relay.publish_next():
             pass
-    connectors = ConnectorRuntime.from_settings(rt.settings, rt.service, lambda: bus)
+    connectors = rt.container.connector_host()
     try:
         report = connectors.run("payments", until_idle=True)
     finally:
@@ -142,7 +141,7 @@ def deliver_payments(rt: Runtime, bus: Bus, demo: DemoPayments) -> str:
     return f"Payments sink: {report.summary()}; pain.001 files: {written}"
 
 
-def audit_and_report(rt: Runtime, case_id: uuid.UUID, folder: Path) -> None:
+def audit_and_report(rt: DemoSession, case_id: uuid.UUID, folder: Path) -> None:
     """Sign a checkpoint, export the auditor's copy, verify the hash chains against it, and
     write one audit report."""
     key = SigningKey.from_seed(rt.settings.signing_key.get_secret_value())

@@ -4,7 +4,7 @@ The events keep the person's data sealed under their own key; destroying the key
 there (domain.personal_data). What the installation wrote in clear outside the event store is
 reached here, in this order, while the person's data still opens:
 
-1. the connectors (`ConnectorRuntime.erase_person`): the payments sink rewrites the pain.001
+1. the connectors (`ConnectorHost.erase_person`): the payments sink rewrites the pain.001
    files that pay the person, the population-register source deletes processed deliveries
    that name them (one not processed yet is reported, not deleted);
 2. the key is destroyed, and the key store asked whether an old copy of it may still lie on
@@ -30,11 +30,9 @@ from uuid import UUID
 
 import structlog
 
-from connectors.runtime import ConnectorRuntime
-from domain.application.cases import CaseService
 from domain.errors import InvalidCommandError
 from domain.personal_data import ErasedFile, ErasureSubject
-from nervenbahn.config import Settings
+from nervenbahn.container import Container
 from nervenbahn.paths import store_folder
 
 __all__ = ["ErasureReport", "erase_person", "files_naming"]
@@ -69,14 +67,15 @@ class ErasureReport:
         return [key, *self.files]
 
 
-def erase_person(settings: Settings, service: CaseService, person_id: UUID) -> ErasureReport:
+def erase_person(container: Container, person_id: UUID) -> ErasureReport:
     """Erase the person everywhere this installation holds their data (see the module)."""
+    settings, service = container.settings, container.service
     if not service.vault.knows(person_id):
         raise InvalidCommandError(
             "erase", [("person_id", f"no person {person_id} is recorded in this store")]
         )
     subject = ErasureSubject.of(service.person(person_id), person_id)
-    files = _connectors_erase(settings, service, subject)
+    files = _connectors_erase(container, subject)
     existed = service.erase_person(person_id)
     key_left = service.vault.keystore.copies_left()
     files += files_naming(store_folder(settings.store), subject)
@@ -164,11 +163,9 @@ def _kind(mode: int) -> str:
     return next((name for test, name in kinds.items() if test(mode)), "a special file")
 
 
-def _connectors_erase(
-    settings: Settings, service: CaseService, subject: ErasureSubject
-) -> list[ErasedFile]:
+def _connectors_erase(container: Container, subject: ErasureSubject) -> list[ErasedFile]:
     try:
-        connectors = ConnectorRuntime.from_settings(settings, service)
+        connectors = container.connector_host(bus=False)
     except Exception as exc:  # the key is destroyed all the same; the gap is reported
         return [ErasedFile("connectors", "not reached", f"{type(exc).__name__}: {exc}")]
     try:

@@ -1,6 +1,7 @@
 """`nervenbahn serve`: the HTTP API, the relay and the projections' consumers, together.
 
-Each runs in a thread of its own (a Kafka consumer needs its own thread to join its group).
+Each runs in a thread of its own; every part comes from the container (`nervenbahn.container`),
+the Server only supervises the threads (a Kafka consumer needs its own thread to join its group).
 A projection whose read model (SQLite file, or tables in the PostgreSQL schema of
 NERVENBAHN_PROJECTIONS_STORE) does not exist yet is first rebuilt from the event store; its
 consumer then starts at the beginning of the topic and skips, by event id, what the rebuild
@@ -21,12 +22,11 @@ import uvicorn
 from bus.effects import EffectStore
 from nervenbahn.api.settings import load_api_settings
 from nervenbahn.audit.access import access_log_to_sign
-from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
-from nervenbahn.bootstrap import build_payment_service
 from nervenbahn.config import Settings
+from nervenbahn.container import Container
+from nervenbahn.datasets import CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS
 from nervenbahn.paths import read_model_target
-from nervenbahn.wiring import Bus
 from projections import PROJECTIONS, Projection, open_projection_store, rebuild
 from projections.storage import read_model_built
 
@@ -37,10 +37,9 @@ log = structlog.get_logger("nervenbahn.serve")
 
 @dataclass
 class Server:
-    """The API, the relay and the projections of one process."""
+    """The API, the relays and the projections of one process, each in a thread."""
 
-    bus: Bus
-    settings: Settings
+    container: Container
     app: Any
     host: str = "127.0.0.1"
     port: int = 8000
@@ -51,6 +50,11 @@ class Server:
     _threads: list[threading.Thread] = field(default_factory=list)
     _stores: dict[str, EffectStore] = field(default_factory=dict)
     _uvicorn: uvicorn.Server | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The container's settings."""
+        return self.container.settings
 
     @property
     def url(self) -> str:
@@ -67,17 +71,17 @@ class Server:
             if not read_model_built(target, projection.tables[0]):
                 if isinstance(target, Path):
                     target.parent.mkdir(parents=True, exist_ok=True)
-                events = rebuild(projection, self.bus.service, target)
+                events = rebuild(projection, self.container.service, target)
                 log.info("projection built from the store", projection=name, events=events)
         for name, projection in projections.items():
             store = open_projection_store(projection, read_model_target(self.settings, name))
             self._stores[name] = store
             self._spawn(f"projection-{name}", self._consume, projection, store)
-        self._spawn("relay", self._relay)
-        self._spawn("reporting-relay", self._reporting_relay)
+        self._spawn("relay", self._relay, CASE_EVENTS)
+        self._spawn("reporting-relay", self._relay, CASE_FACTS)
         self._spawn("checkpointer", self._checkpointer)
         if self.payments:
-            self._spawn("payments-relay", self._payments_relay)
+            self._spawn("payments-relay", self._relay, PAYMENT_ORDERS)
         config = uvicorn.Config(
             self.app, host=self.host, port=self.port, log_level="warning", lifespan="off"
         )
@@ -126,8 +130,8 @@ class Server:
         except Exception:
             log.exception("worker stopped on an error", worker=name)
 
-    def _relay(self) -> None:
-        with self.bus.relay() as relay:
+    def _relay(self, dataset: str) -> None:
+        with self.container.relay(dataset) as relay:
             relay.run(self._stop)
 
     def _checkpointer(self) -> None:
@@ -135,28 +139,17 @@ class Server:
         publish what the broker has not acknowledged yet."""
         key = SigningKey.from_seed(self.settings.signing_key.get_secret_value())
         while not self._stop.wait(self.settings.checkpoint_interval_seconds):
-            db = open_audit_database(self.settings.store)
+            db = self.container.audit_database()
             try:
                 access = access_log_to_sign(load_api_settings(self.settings.store).access_log)
                 write_checkpoint(db, key, **access, only_if_moved=True)
-                self.bus.publish_checkpoints(db)
+                self.container.publish_checkpoints(db)
             except Exception:
                 log.exception("checkpoint not signed or not published; retried next interval")
             finally:
                 db.close()
 
-    def _reporting_relay(self) -> None:
-        with self.bus.reporting_relay(self.settings.reporting_key) as relay:
-            relay.run(self._stop)
-
-    def _payments_relay(self) -> None:
-        payments = build_payment_service(self.settings, self.bus.service)
-        try:
-            with self.bus.payments_relay(payments) as relay:
-                relay.run(self._stop)
-        finally:
-            payments.close()
 
     def _consume(self, projection: Projection, store: EffectStore) -> None:
-        with self.bus.projection_consumer(projection, store) as consumer:
+        with self.container.projection_consumer(projection, store) as consumer:
             consumer.run(self._stop, poll_ms=200)

@@ -40,8 +40,8 @@ class Projection(ABC):
     name: ClassVar[str]
     tables: ClassVar[tuple[str, ...]]
     """The projection's tables (the first one tells whether the read model is built)."""
-    feed: ClassVar[str] = "case-events"
-    """The dataset of the topic that feeds it incrementally (`case-facts`: the reporting topic)."""
+    dataset: ClassVar[str] = "case-events"
+    """The dataset whose topic keeps it up to date (`case-facts`: the reporting topic)."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> Self:

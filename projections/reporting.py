@@ -73,7 +73,7 @@ class ReportingProjection(Projection):
 
     name: ClassVar[str] = "reporting"
     tables: ClassVar[tuple[str, ...]] = ("reporting_facts",)
-    feed: ClassVar[str] = "case-facts"
+    dataset: ClassVar[str] = "case-facts"
 
     def __init__(self, reporting_key: bytes | None = None) -> None:
         self._pseudonyms = Pseudonymiser(reporting_key) if reporting_key is not None else None

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from connectors.bfs_statistics.catalogue import COLUMNS
 from domain.entitlement import month_entitlement, month_of
@@ -29,6 +29,7 @@ __all__ = [
     "Dossier",
     "DossierRow",
     "FactLike",
+    "ReportingFact",
     "fold",
     "month_rows",
     "next_month",
@@ -60,6 +61,16 @@ class FactLike(Protocol):
     def budget_total(self) -> Decimal | None: ...
     @property
     def closure_reason(self) -> str | None: ...
+
+
+@runtime_checkable
+class ReportingFact(FactLike, Protocol):
+    """A fact of the reporting dataset ("case-facts") as the sink reads it: what `fold` reads,
+    and the case's pseudonym. The read port of `projections.reporting_facts.CaseFact`, which
+    connectors do not import (the bus decodes the topic into those)."""
+
+    @property
+    def case_pseudonym(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-import psycopg
 import structlog
 
 from bus.consumer import Received, Rejected
@@ -46,6 +45,7 @@ from connectors.bfs_statistics.builder import (
     BookingRow,
     CaseDossiers,
     DossierRow,
+    ReportingFact,
     fold,
     month_rows,
     next_month,
@@ -55,8 +55,6 @@ from connectors.bfs_statistics.builder import (
 from connectors.sdk import Sink
 from domain.case import SWISS_TIME
 from domain.entitlement import month_of, months_between
-from projections.reporting_facts import CaseFact
-from projections.storage import PortableConnection
 
 __all__ = ["BfsStatisticsSink"]
 
@@ -101,14 +99,14 @@ class _StoredFact:
 
 class BfsStatisticsSink(Sink):
     """Monthly delivery modelled on the BFS social-assistance statistics (SHS), from the
-    pseudonymised case facts only (feed "case-facts").
+    pseudonymised case facts only (dataset "case-facts").
 
     Options: `outbox` (folder; default `<connector folder>/outbox`), `canton` ("SO"),
     `first_month`, `complete_through` ("YYYY-MM"), `grace_days` (0), `partitions` (of the
     facts topic; default NERVENBAHN_KAFKA_PARTITIONS).
     """
 
-    feed: ClassVar[str] = "case-facts"
+    dataset: ClassVar[str] = "case-facts"
 
     def __init__(self, name: str, options: Mapping[str, Any]) -> None:
         super().__init__(name, options)
@@ -135,16 +133,16 @@ class BfsStatisticsSink(Sink):
 
     def setup(self, tx: Any) -> None:
         """Create the sink's tables (idempotent)."""
-        db = _portable(tx)
+        db = self._sql(tx)
         for statement in _TABLES:
             db.execute(statement)
 
     def handle(self, received: Received, tx: Any) -> None:
         """Keep the fact's statistical fields; mark its case changed; move the watermark."""
         fact = received.event
-        if not isinstance(fact, CaseFact):
+        if not isinstance(fact, ReportingFact):
             raise Rejected(f"{received.event_type} is not a CaseFact")
-        db = _portable(tx)
+        db = self._sql(tx)
         db.execute(
             f"INSERT INTO bfs_facts (pseudonym, {', '.join(_FACT_COLUMNS)}) "  # noqa: S608
             f"VALUES ({', '.join('?' * (len(_FACT_COLUMNS) + 1))}) "
@@ -170,7 +168,7 @@ class BfsStatisticsSink(Sink):
     def deliver(self, tx: Any) -> list[str]:
         """Record and write every complete month not yet delivered; rewrite a recorded
         delivery whose file is missing. The files written."""
-        db = _portable(tx)
+        db = self._sql(tx)
         written = self._restore_files(db)
         months = self._pending_months(db)
         if not months:
@@ -182,12 +180,16 @@ class BfsStatisticsSink(Sink):
 
     def problems(self, tx: Any) -> list[str]:
         """Recorded deliveries whose file is not in the outbox as recorded."""
-        db = _portable(tx)
+        db = self._sql(tx)
         return [
             f"{file}: missing or changed in {self.outbox}; the next run writes it again"
             for _, file, digest in self._recorded(db)
             if _digest(self.outbox / file) != digest
         ]
+
+    def _sql(self, tx: Any) -> Any:
+        """The transaction with `?` placeholders on both backends (the host's adapter)."""
+        return tx if self.context is None else self.context.sql(tx)
 
     # --- deliveries ---------------------------------------------------------------------------
 
@@ -205,7 +207,7 @@ class BfsStatisticsSink(Sink):
         """`bfs-shs-<canton>-<YYYY-MM>.csv`."""
         return f"bfs-shs-{self.canton.lower()}-{month:%Y-%m}.csv"
 
-    def _pending_months(self, db: PortableConnection) -> list[date]:
+    def _pending_months(self, db: Any) -> list[date]:
         """The complete months after the last delivered one (or from the first month)."""
         last_complete = self._last_complete(db)
         if last_complete is None:
@@ -220,7 +222,7 @@ class BfsStatisticsSink(Sink):
             start = start_or_none
         return months_between(start, last_complete) if start <= last_complete else []
 
-    def _last_complete(self, db: PortableConnection) -> date | None:
+    def _last_complete(self, db: Any) -> date | None:
         candidates = []
         watermark = _scalar(db, "SELECT min(value) FROM bfs_meta WHERE key LIKE 'watermark:%'")
         seen_partitions = _scalar(db, "SELECT count(*) FROM bfs_meta WHERE key LIKE 'watermark:%'")
@@ -232,7 +234,7 @@ class BfsStatisticsSink(Sink):
         return max(candidates, default=None)
 
     def _deliver_month(
-        self, db: PortableConnection, month: date, cases: dict[str, CaseDossiers]
+        self, db: Any, month: date, cases: dict[str, CaseDossiers]
     ) -> str:
         dossiers: list[DossierRow] = []
         bookings: list[BookingRow] = []
@@ -262,7 +264,7 @@ class BfsStatisticsSink(Sink):
         return name
 
     def _corrections(
-        self, db: PortableConnection, month: date, cases: dict[str, CaseDossiers]
+        self, db: Any, month: date, cases: dict[str, CaseDossiers]
     ) -> list[BookingRow]:
         """For each case changed since the last delivery: what earlier delivered months are
         owed now minus what was delivered for them."""
@@ -291,7 +293,7 @@ class BfsStatisticsSink(Sink):
                                                       "correction", difference))
         return corrections
 
-    def _cases(self, db: PortableConnection) -> dict[str, CaseDossiers]:
+    def _cases(self, db: Any) -> dict[str, CaseDossiers]:
         facts: dict[str, list[_StoredFact]] = defaultdict(list)
         for row in db.execute(
             f"SELECT pseudonym, {', '.join(_FACT_COLUMNS)} FROM bfs_facts"  # noqa: S608
@@ -301,12 +303,12 @@ class BfsStatisticsSink(Sink):
 
     # --- files --------------------------------------------------------------------------------
 
-    def _recorded(self, db: PortableConnection) -> list[tuple[str, str, str]]:
+    def _recorded(self, db: Any) -> list[tuple[str, str, str]]:
         return [tuple(row) for row in db.execute(
             "SELECT month, file, sha256 FROM bfs_deliveries ORDER BY month"
         )]
 
-    def _restore_files(self, db: PortableConnection) -> list[str]:
+    def _restore_files(self, db: Any) -> list[str]:
         written = []
         for month, name, digest in self._recorded(db):
             if _digest(self.outbox / name) != digest:
@@ -332,9 +334,6 @@ class BfsStatisticsSink(Sink):
         os.replace(temporary, target)
 
 
-def _portable(tx: Any) -> Any:
-    """The transaction with `?` placeholders on both backends."""
-    return PortableConnection(tx) if isinstance(tx, psycopg.Connection) else tx
 
 
 def _scalar(db: Any, statement: str, parameters: tuple[Any, ...] = ()) -> Any:

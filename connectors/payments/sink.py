@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -60,10 +59,9 @@ from connectors.payments.pain001 import (
     erase_transfers,
     identifier,
 )
-from connectors.sdk import Sink
+from connectors.sdk import PrivateFiles, Sink
 from domain.payments import AccountSealer, SealedPayoutAccount
 from domain.personal_data import ErasedFile, ErasureSubject, PersonalDataVault
-from nervenbahn.private import private_folder, write_private
 
 __all__ = ["Pain001Sink", "RunCheck", "pain001_path", "report_path"]
 
@@ -125,7 +123,7 @@ class RunCheck:
 class Pain001Sink(Sink):
     """Payment orders → one pain.001.001.09 (SPS) file per payment run."""
 
-    feed: ClassVar[str] = "payment-orders"
+    dataset: ClassVar[str] = "payment-orders"
 
     def __init__(self, name: str, options: Mapping[str, Any]) -> None:
         super().__init__(name, options)
@@ -149,7 +147,7 @@ class Pain001Sink(Sink):
     # --- SDK ------------------------------------------------------------------------------------
 
     def setup(self, tx: Any) -> None:
-        db = _portable(tx)
+        db = self._sql(tx)
         for statement in _TABLES:
             db.execute(statement)
 
@@ -159,7 +157,7 @@ class Pain001Sink(Sink):
         if kind not in _RUN_EVENTS:
             return
         event = received.event
-        db = _portable(tx)
+        db = self._sql(tx)
         run_id = _run_id(event)
         if kind == "PaymentRunStarted":
             db.execute(
@@ -178,7 +176,7 @@ class Pain001Sink(Sink):
     def deliver(self, tx: Any) -> list[str]:
         """Write every completed run's files that are not written yet; the names of the files
         written now (a file found in place from before a crash is not written again)."""
-        db = _portable(tx)
+        db = self._sql(tx)
         written: list[str] = []
         pending = db.execute(
             "SELECT run_id FROM pain001_runs WHERE completed_at IS NOT NULL "
@@ -194,7 +192,7 @@ class Pain001Sink(Sink):
 
     def problems(self, tx: Any) -> list[str]:
         """Every held run and why."""
-        rows = _portable(tx).execute(
+        rows = self._sql(tx).execute(
             "SELECT run_id, month, sequence, problem FROM pain001_runs WHERE state = 'held' "
             "ORDER BY month, sequence"
         ).fetchall()
@@ -206,7 +204,7 @@ class Pain001Sink(Sink):
         keep id and amount but lose name, IBAN and remittance text (`erase_transfers`); the
         file is checked against the schema again and its new digest recorded. A run not
         delivered yet is held by `deliver` (the payout account no longer opens)."""
-        db = _portable(tx)
+        db = self._sql(tx)
         rows = db.execute(
             "SELECT o.run_id, o.order_id FROM pain001_orders o JOIN pain001_runs r "
             "ON r.run_id = o.run_id WHERE o.creditor_person_id = ? AND r.state = 'delivered' "
@@ -228,7 +226,7 @@ class Pain001Sink(Sink):
             return ErasedFile(str(path), "not reached", f"cannot be rewritten: {exc}")
         if xml == before:
             return ErasedFile(str(path), "checked", "its credit transfers were erased before")
-        write_private(path, xml)
+        self._files.write(path, xml)
         db.execute("UPDATE pain001_runs SET file_sha256 = ? WHERE run_id = ?",
                    (sha256(xml).hexdigest(), run_id))
         log.info("pain.001 file rewritten for an erasure", connector=self.name, run_id=run_id,
@@ -294,7 +292,8 @@ class Pain001Sink(Sink):
                 )
                 return []
         # the report first: a pain.001 file never lacks its report
-        written = [target.name for target, content in files if _write_once(target, content)]
+        written = [target.name for target, content in files
+                   if _write_once(self._files, target, content)]
         self._mark(db, run_id, files[-1][0].name if xml else None,
                    sha256(xml).hexdigest() if xml else None)
         log.info("payment run delivered", connector=self.name, run_id=run_id,
@@ -443,14 +442,25 @@ class Pain001Sink(Sink):
         elif self.context is not None:
             folder = self.context.folder / "outbox"
         else:
-            raise ValueError("option outbox: needed when the sink runs without the runtime")
-        return private_folder(folder)
+            raise ValueError("option outbox: needed when the sink runs without the host")
+        return self._files.folder(folder)
+
+    @property
+    def _files(self) -> PrivateFiles:
+        """The host's writer of private files (every file here names persons or accounts)."""
+        if self.context is None:
+            raise RuntimeError(f"connector {self.name}: not bound to the host (no file writer)")
+        return self.context.files
+
+    def _sql(self, tx: Any) -> Any:
+        """The transaction as a `?`-placeholder connection (the host's adapter)."""
+        return tx if self.context is None else self.context.sql(tx)
 
     @property
     def vault(self) -> PersonalDataVault:
         """The personal-data vault of the core (payout accounts are sealed with its keys)."""
         if self.context is None:
-            raise RuntimeError(f"connector {self.name}: not bound to the runtime (no vault)")
+            raise RuntimeError(f"connector {self.name}: not bound to the host (no vault)")
         return self.context.service.vault
 
 
@@ -464,13 +474,6 @@ def _required(options: Mapping[str, Any], key: str) -> str:
     return value.strip()
 
 
-def _portable(tx: Any) -> Any:
-    """The transaction as a `?`-placeholder connection (SQLite as is, psycopg wrapped)."""
-    if isinstance(tx, sqlite3.Connection) or not hasattr(tx, "pgconn"):
-        return tx
-    from projections.storage import PortableConnection
-
-    return PortableConnection(tx)
 
 
 def _run_id(event: Any) -> str:
@@ -549,12 +552,12 @@ def _report(db: Any, check: RunCheck) -> bytes:
     return (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _write_once(target: Path, content: bytes) -> bool:
+def _write_once(files: PrivateFiles, target: Path, content: bytes) -> bool:
     """Write `content` to `target` atomically (temporary file of mode 0600, fsync, rename)
     unless a file of that name is there already; True if it was written now."""
     if target.exists():
         return False
-    write_private(target, content)
+    files.write(target, content)
     directory = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(directory)

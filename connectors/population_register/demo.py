@@ -14,7 +14,7 @@ from pathlib import Path
 from uuid import UUID
 from xml.sax.saxutils import escape
 
-from connectors.runtime import ConnectorRuntime, RunReport
+from connectors.host import ConnectorHost, RunReport
 from domain.case import SWISS_TIME
 from domain.personal_data import PersonalData, SealedPersonalData
 
@@ -98,7 +98,7 @@ def delivery_xml(
 
 
 def demo_register_delivery(
-    runtime: ConnectorRuntime,
+    runtime: ConnectorHost,
     moving: UUID,
     dying: UUID,
     name: str = "population_register",

@@ -58,7 +58,7 @@ def _check(name: str, kind: str, into: Path) -> None:
             f"{name!r} is not a connector name: lower-case letters, digits and '_', starting "
             "with a letter, at most 40 characters, not a Python keyword",
         )
-    if name in {"scaffold", "runtime", "sdk"}:
+    if name in {"scaffold", "host", "runtime", "sdk"}:
         raise ScaffoldError("name", f"{name!r} is reserved by the connector SDK")
     for existing in (into / "connectors" / name, into / "tests" / "connectors" / f"test_{name}.py"):
         if existing.exists():

@@ -29,7 +29,7 @@ from nervenbahn.api.errors import (
     ApiKeyFileError,
     ReadModelUnavailableError,
 )
-from nervenbahn.bootstrap import StoreUnavailableError
+from nervenbahn.container import StoreUnavailableError
 
 __all__ = [
     "PROBLEM_RESPONSES",

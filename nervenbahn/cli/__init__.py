@@ -17,12 +17,12 @@ from typer.exceptions import Abort, Exit, TyperException
 
 from bus.errors import RelayStoppedError
 from bus.kafka_errors import BrokerStartError, BrokerUnavailableError, KafkaConfigError
-from connectors.runtime import AlreadyRunningError
+from connectors.host import AlreadyRunningError, ConnectorConfigError
 from domain.errors import DomainError, InvalidCommandError
 from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.audit.chain import UnchainedEventsError
-from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.config import ConfigError
+from nervenbahn.container import StoreUnavailableError
 from nervenbahn.logging import configure_logging_from_environment
 from nervenbahn.private import private_umask
 
@@ -85,8 +85,9 @@ EXIT_INTERNAL = 70
 
 _EXIT_CODES: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
     ((DomainError, RelayStoppedError), EXIT_REFUSED),
-    ((ConfigError, StoreUnavailableError, UnchainedEventsError, AccessLogUnavailableError,
-      BrokerUnavailableError, BrokerStartError, KafkaConfigError), EXIT_UNAVAILABLE),
+    ((ConfigError, ConnectorConfigError, StoreUnavailableError, UnchainedEventsError,
+      AccessLogUnavailableError, BrokerUnavailableError, BrokerStartError, KafkaConfigError),
+     EXIT_UNAVAILABLE),
     ((AlreadyRunningError,), EXIT_BUSY),
 )
 """Foreseeable failures: their one-line message and exit code (first match wins)."""
@@ -124,7 +125,8 @@ def erase(
         ) from None
     if not yes and not typer.confirm(f"Erase all personal data of {uid} irreversibly?"):
         raise typer.Exit(EXIT_REFUSED)
-    report = erase_person(rt.settings, rt.service, uid)
+    rt.settings  # noqa: B018 - configures logging first
+    report = erase_person(rt.container, uid)
     places = [{"place": p.path, "outcome": p.outcome, "detail": p.detail}
               for p in report.places()]
     if rt.as_json:
@@ -186,7 +188,9 @@ def demo(
     """Seed a synthetic canton (13 social regions, two years of cases) and summarise it."""
     from nervenbahn.demo import run_demo
 
-    run_demo(runtime(ctx), households=households, seed=seed, reset=reset, bus=bus)
+    rt = runtime(ctx)
+    rt.settings  # noqa: B018 - configures logging first
+    run_demo(rt.container, rt.console, households=households, seed=seed, reset=reset, bus=bus)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,13 +47,13 @@ from nervenbahn.audit.checkpoints import (
 )
 from nervenbahn.audit.snapshots import rewrite_snapshots, verify_snapshots
 from nervenbahn.audit.verify import AuditReport, verify_store
-from nervenbahn.bootstrap import (
+from nervenbahn.config import ConfigError
+from nervenbahn.container import (
     StoreUnavailableError,
     build_payment_service,
     build_service,
     close_service,
 )
-from nervenbahn.config import ConfigError
 
 from .audit_store import signing_key, store_database
 from .render import emit_json
@@ -113,7 +113,7 @@ def checkpoint(
     with store_database(rt) as db:
         made = write_checkpoint(db, key, **access)
         assert made is not None
-        published = rt.bus.publish_checkpoints(db) if publish else []
+        published = rt.container.publish_checkpoints(db) if publish else []
     if rt.as_json:
         emit_json(rt.console, {**made.to_json(), "published_now": published})
         return

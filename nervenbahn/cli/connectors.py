@@ -1,6 +1,6 @@
 """`nervenbahn connectors list|run|status|errors` and `nervenbahn connector new`.
 
-See `connectors.runtime` for the configuration file and what a run does, and
+See `connectors.host` for the configuration file and what a run does, and
 docs/connectors.md for the tutorial.
 """
 
@@ -16,9 +16,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from connectors.runtime import ConnectorRuntime, connectors_file
+from connectors.host import ConnectorHost
 from connectors.scaffold import ScaffoldError, config_entry, write_connector
 from domain.errors import InvalidCommandError
+from nervenbahn.container import connectors_file
 
 from .render import emit_json
 from .runtime import runtime
@@ -32,9 +33,10 @@ EXIT_STOPPED = 1
 
 
 @contextmanager
-def _connectors(ctx: typer.Context) -> Iterator[ConnectorRuntime]:
+def _connectors(ctx: typer.Context) -> Iterator[ConnectorHost]:
     rt = runtime(ctx)
-    connectors = ConnectorRuntime.from_settings(rt.settings, rt.service, lambda: rt.bus)
+    rt.settings  # noqa: B018 - configures logging first
+    connectors = rt.container.connector_host()
     try:
         yield connectors
     finally:

@@ -22,7 +22,7 @@ from domain.application.payments import PaymentService, RunSummary
 from domain.errors import InvalidCommandError
 from domain.money import ZERO
 from domain.payments import OrderDraft, RecordPayoutAccount, RunPayments
-from nervenbahn.bootstrap import build_payment_service
+from nervenbahn.datasets import PAYMENT_ORDERS
 
 from .reads import log_case_read, readable_case
 from .render import emit_json
@@ -39,11 +39,9 @@ Correlation = Annotated[
 
 @contextmanager
 def _payments(rt: Runtime) -> Iterator[PaymentService]:
-    service = build_payment_service(rt.settings, rt.service)
-    try:
-        yield service
-    finally:
-        service.close()
+    """The container's payments service (closed with the container)."""
+    rt.settings  # noqa: B018 - configures logging first
+    yield rt.container.payments
 
 
 def _command_fields(rt: Runtime, correlation_id: str | None) -> dict[str, Any]:
@@ -162,12 +160,12 @@ def publish(
 ) -> None:
     """Run the payments relay: payment runs onto the payments topic (NERVENBAHN_KAFKA)."""
     rt = runtime(ctx)
-    bus = rt.bus
-    ensure_topics(bus.kafka, [bus.payments_topic])
+    container = rt.container
+    ensure_topics(container.kafka, [container.topic(PAYMENT_ORDERS)])
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with _payments(rt) as payments, bus.payments_relay(payments) as relay:
+    with container.relay(PAYMENT_ORDERS) as relay:
         status = relay.run(stop, until_caught_up=until_caught_up)
     figures = {"relay": relay.name, "position": status.position, "head": status.head,
                "lag": status.lag, "published": status.published}

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from bus.relay import Relay, RelayStatus
 from bus.topics import ensure_topics
+from nervenbahn.datasets import CASE_EVENTS, CASE_FACTS
 
 from .render import emit_json
 from .runtime import Runtime, runtime
@@ -24,6 +25,8 @@ app = typer.Typer(help="The relay: every recorded event onto the bus.", no_args_
 
 RelayName = Literal["case-events", "reporting"]
 RELAYS: tuple[RelayName, ...] = ("case-events", "reporting")
+_DATASETS: dict[RelayName, str] = {"case-events": CASE_EVENTS, "reporting": CASE_FACTS}
+"""The dataset each relay fills (the reporting relay: the pseudonymised case facts)."""
 
 RelayOption = Annotated[
     str,
@@ -50,7 +53,7 @@ def run(
     """Publish recorded events until stopped (Ctrl-C / SIGTERM) or caught up."""
     rt = runtime(ctx)
     names = RELAYS if run_all else (_relay_name(relay),)
-    ensure_topics(rt.bus.kafka, list(rt.bus.topics.values()))
+    ensure_topics(rt.container.kafka, list(rt.container.topics.values()))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -101,9 +104,8 @@ def _relay_name(text: str) -> RelayName:
 
 
 def _open(rt: Runtime, name: RelayName, batch_size: int) -> Relay:
-    if name == "reporting":
-        return rt.bus.reporting_relay(rt.settings.reporting_key, batch_size=batch_size)
-    return rt.bus.relay(batch_size=batch_size)
+    rt.settings  # noqa: B018 - configures logging first
+    return rt.container.relay(_DATASETS[name], batch_size=batch_size)
 
 
 def _print_statuses(ctx: typer.Context, statuses: dict[str, RelayStatus]) -> None:

@@ -1,4 +1,5 @@
-"""What every CLI command shares: settings, the service (opened lazily), output, the actor."""
+"""What every CLI command shares: the container (settings, service, bus, opened lazily), the
+console, the actor. Only CLI concerns live here; every part comes from `nervenbahn.container`."""
 
 from __future__ import annotations
 
@@ -11,15 +12,13 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from bus.kafka_settings import load_kafka_settings
 from domain.application.cases import CaseService, CommandResult
 from domain.commands import CaseCommand, parse_command
 from domain.errors import InvalidCommandError
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.bounds import parse_moment
-from nervenbahn.config import ConfigError, Settings, load_settings
+from nervenbahn.config import Settings
+from nervenbahn.container import Container
 from nervenbahn.logging import configure_logging
-from nervenbahn.wiring import Bus, open_bus
 
 from .render import emit_json
 
@@ -28,51 +27,33 @@ __all__ = ["Runtime", "parse_as_of", "runtime"]
 
 @dataclass
 class Runtime:
-    """Per-invocation state of the CLI."""
+    """Per-invocation state of the CLI: output, the actor, and the container."""
 
     as_json: bool = False
     actor_spec: str | None = None
     console: Console = field(default_factory=lambda: _console())
-    _settings: Settings | None = None
-    _service: CaseService | None = None
-    _bus: Bus | None = None
+    container: Container = field(default_factory=Container)
+    _logging: bool = False
 
     @property
     def settings(self) -> Settings:
-        """Settings from the environment, read on first use."""
-        if self._settings is None:
-            self._settings = load_settings()
-            configure_logging(self._settings.log_format, self._settings.log_level)
-        return self._settings
+        """The container's settings (from the environment, read on first use, which also
+        configures logging)."""
+        settings = self.container.settings
+        if not self._logging:
+            configure_logging(settings.log_format, settings.log_level)
+            self._logging = True
+        return settings
 
     @property
     def service(self) -> CaseService:
         """The case service on the configured store, opened on first use."""
-        if self._service is None:
-            self._service = build_service(self.settings)
-        return self._service
-
-    @property
-    def bus(self) -> Bus:
-        """The bus on NERVENBAHN_KAFKA (settings read on first use)."""
-        if self._bus is None:
-            kafka = load_kafka_settings()
-            if not kafka.bootstrap_servers:
-                raise ConfigError(
-                    "NERVENBAHN_KAFKA: no broker configured; set it to host:port[,host:port] "
-                    "or start the embedded one with `nervenbahn broker`"
-                )
-            self._bus = open_bus(self.service, self.settings.store, kafka)
-        return self._bus
+        self.settings  # noqa: B018 - logging is configured before the store is opened
+        return self.container.service
 
     def close(self) -> None:
-        """Close the bus and the store if they were opened."""
-        if self._bus is not None:
-            self._bus.close()
-            self._bus = None
-        if self._service is not None:
-            close_service(self._service)
-            self._service = None
+        """Close what the container opened (it opens it again on next use)."""
+        self.container.close()
 
     def actor(self) -> dict[str, str]:
         """The acting user from --actor or NERVENBAHN_ACTOR, as USER:ROLE:ORGANISATION."""

@@ -8,10 +8,9 @@ from typing import Annotated
 import typer
 
 from bus.topics import catalogue, ensure_topics
-from nervenbahn.api import build_api_context, create_app
+from nervenbahn.api import create_app
 from nervenbahn.paths import store_folder
 from nervenbahn.serve import Server
-from nervenbahn.wiring import kafka_or_embedded, open_bus
 
 from .runtime import runtime
 
@@ -26,13 +25,14 @@ def serve(
     Uses NERVENBAHN_KAFKA, or starts the embedded broker for as long as it runs.
     """
     rt = runtime(ctx)
+    container = rt.container
     # First, so that an access log it cannot use (unchained, unreadable) is refused (exit 3)
     # before a broker or relay starts.
-    context = build_api_context(rt.settings, rt.service)
+    rt.settings  # noqa: B018 - configures logging first
+    context = container.api_context()
     try:
-        with kafka_or_embedded(store_folder(rt.settings.store)) as kafka:
-            bus = open_bus(rt.service, rt.settings.store, kafka)
-            server = Server(bus, rt.settings, create_app(context), host=host, port=port)
+        with container.kafka_or_embedded(store_folder(rt.settings.store)) as kafka:
+            server = Server(container, create_app(context), host=host, port=port)
             try:
                 ensure_topics(kafka, catalogue(kafka, reporting=True))
                 for signum in (signal.SIGINT, signal.SIGTERM):
@@ -45,6 +45,5 @@ def serve(
                 server.run_until_stopped()
             finally:
                 server.stop()
-                bus.close()
     finally:
         context.close()

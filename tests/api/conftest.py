@@ -21,7 +21,7 @@ from nervenbahn.api import ApiContext, create_app
 from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
-from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.container import build_service, close_service
 from nervenbahn.synthetic import synthetic_history
 from projections import BranchOfficeProjection, RegionProjection, rebuild
 from projections.reporting import ReportingProjection

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from domain.application.cases import CaseService
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import load_settings
+from nervenbahn.container import build_service, close_service
 from tests.api.conftest import AppOn, Keys, ReadModels, context_of
 from tests.api.test_personal_data_reads import BrokenLog
 from tests.domain.bitemporal_case import EXPECTED, MONTHS, record_story_in_sqlite

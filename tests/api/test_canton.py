@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.container import build_service, close_service
 from tests.api.conftest import AppOn, Keys, ReadModels, build_read_models
 from tests.bus.pipeline import store_settings
 from tests.projections import reporting_fixture as seven_cases

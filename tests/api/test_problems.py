@@ -17,7 +17,7 @@ from domain.errors import (
     RuleViolationError,
 )
 from nervenbahn.api.keys import ApiKeyRegistry
-from nervenbahn.bootstrap import StoreUnavailableError
+from nervenbahn.container import StoreUnavailableError
 from nervenbahn.logging import configure_logging
 from tests.api.conftest import AppOn, Keys, ReadModels, context_of
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from domain.reference import load_branch_offices, load_reference_data
 from nervenbahn.api import create_app
 from nervenbahn.api.models import Phase
-from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.container import build_service, close_service
 from tests.api.conftest import AppOn, Keys, ReadModels, build_read_models, make_context
 from tests.bus.pipeline import command, store_settings
 

@@ -43,7 +43,7 @@ def test_a_case_recorded_while_serving_shows_in_the_regions_caseload(
         key = ApiKeyRegistry(api.api_keys).add("region", Scope("region", "so-olten"),
                                                now=datetime.now(UTC))
         context = build_api_context(line.settings, line.service, api)
-        server = Server(line.bus, line.settings, create_app(context), port=_free_port())
+        server = Server(line.container, create_app(context), port=_free_port())
         try:
             server.start()
             assert server.wait_until_serving()

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from domain.application.cases import CaseService
 from domain.case import SWISS_TIME
-from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.container import build_service, close_service
 from tests.api.conftest import AppOn, Keys, build_read_models
 from tests.bus.pipeline import command, store_settings
 

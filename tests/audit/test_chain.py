@@ -22,8 +22,8 @@ from nervenbahn.audit.chain import (
 from nervenbahn.audit.checkpoints import SigningKey
 from nervenbahn.audit.hashing import encode_fields
 from nervenbahn.audit.verify import verify_store
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings, load_settings
+from nervenbahn.container import build_service, close_service
 from tests.bus.pipeline import open_supported_case
 
 

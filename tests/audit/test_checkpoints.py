@@ -30,8 +30,8 @@ from nervenbahn.audit.checkpoints import (
     write_checkpoint,
 )
 from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN, EXIT_CHECKPOINT_REJECTED, verify_store
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings, load_settings
+from nervenbahn.container import build_service, close_service
 from tests.audit.test_tamper import Tables, rewrite_from
 from tests.bus.pipeline import open_supported_case
 

@@ -28,8 +28,8 @@ from domain.commands import Actor
 from domain.payments import RUN_BOOK_ID, RecordPayoutAccount, RunPayments
 from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.snapshots import verify_snapshots
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings, load_settings
+from nervenbahn.container import build_service, close_service
 from tests.audit.cli import cli_for
 from tests.domain.test_bitemporal_snapshots import long_history
 

@@ -26,8 +26,8 @@ from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
 from nervenbahn.audit.hashing import encode_fields, genesis, link
 from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN, verify_store
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings, load_settings
+from nervenbahn.container import build_service, close_service
 from tests.bus.pipeline import open_supported_case
 
 TRIALS = 1000

@@ -20,8 +20,8 @@ from domain.application.cases import CaseService
 from nervenbahn.audit.chain import UnchainedEventsError, open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, export_checkpoints, write_checkpoint
 from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN
-from nervenbahn.bootstrap import build_payment_service, build_service, close_service
 from nervenbahn.config import Settings, load_settings
+from nervenbahn.container import build_payment_service, build_service, close_service
 from tests.audit.cli import Invoke, cli_for
 from tests.bus.pipeline import open_supported_case
 

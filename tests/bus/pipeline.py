@@ -18,9 +18,8 @@ from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
 from domain.application.cases import CaseService
 from domain.commands import parse_command
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings, load_settings
-from nervenbahn.wiring import Bus, open_bus
+from nervenbahn.container import Container, build_service, close_service
 
 CASEWORKER = {"user_id": "cw-olten-01", "role": "caseworker", "organisation": "so-olten"}
 
@@ -116,10 +115,12 @@ class Pipeline:
 
     settings: Settings
     service: CaseService
-    bus: Bus
+    container: Container
 
     def consumer(self, group: str, counter: EffectCounter, **options: Any) -> Consumer:
-        return self.bus.consumer(group, counter.handle, counter.store, **options)
+        return self.container.consumer(
+            "case-events", group, counter.handle, counter.store, **options
+        )
 
     def recorded(self) -> set[tuple[str, int]]:
         """(case id, version) of every event in the store."""
@@ -132,7 +133,7 @@ def pipeline(tmp_path: Path, master_key: str, kafka: KafkaSettings) -> Iterator[
     """A store with its bus; topics created."""
     settings = store_settings(tmp_path, master_key)
     service = build_service(settings)
-    bus = open_bus(service, settings.store, kafka)
+    bus = Container(settings, kafka=kafka, service=service)
     ensure_topics(kafka, catalogue(kafka))
     try:
         yield Pipeline(settings, service, bus)

@@ -19,11 +19,11 @@ def test_broker_restarted_empty_is_refilled_from_the_store(
     with EmbeddedBroker(tmp_path / "broker") as broker:
         kafka = kafka_settings.with_bootstrap(broker.bootstrap)
         with pipeline(tmp_path, master_key, kafka) as line:
-            topic = line.bus.case_topic.name
+            topic = line.container.topic("case-events").name
             for n in range(2):
                 open_supported_case(line.service, n)
             counter = EffectCounter(tmp_path / "consumer.db")
-            with line.bus.relay() as relay:
+            with line.container.relay("case-events") as relay:
                 relay.run(threading.Event(), until_caught_up=True)
                 with line.consumer("survivor", counter) as consumer:
                     wait_until(lambda: counter.count() >= 6, step=lambda: consumer.poll_once(200))

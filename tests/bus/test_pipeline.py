@@ -35,7 +35,7 @@ def line(tmp_path: Path, master_key: str, kafka_settings: KafkaSettings) -> Pipe
 
 
 def relay_all(line: Pipeline) -> None:
-    with line.bus.relay(batch_size=50) as relay:
+    with line.container.relay("case-events", batch_size=50) as relay:
         relay.run(threading.Event(), until_caught_up=True)
 
 
@@ -71,7 +71,7 @@ def test_messages_are_keyed_by_case_and_carry_the_headers(
     case_id = open_supported_case(line.service)
     relay_all(line)
     reader = KafkaConsumer(
-        line.bus.case_topic.name, **kafka_settings.consumer_kwargs(group_id=None)
+        line.container.topic("case-events").name, **kafka_settings.consumer_kwargs(group_id=None)
     )
     try:
         messages: list[object] = []
@@ -92,26 +92,25 @@ def test_messages_are_keyed_by_case_and_carry_the_headers(
 
 def test_relay_lag_is_observable_and_the_position_durable(line: Pipeline) -> None:
     open_supported_case(line.service)
-    with line.bus.relay() as relay:
+    with line.container.relay("case-events") as relay:
         before = relay.status()
         relay.run(threading.Event(), until_caught_up=True)
     open_supported_case(line.service, 1)
-    with line.bus.relay() as restarted:
+    with line.container.relay("case-events") as restarted:
         between = restarted.status()
         restarted.run(threading.Event(), until_caught_up=True)
         after = restarted.status()
 
     assert (before.lag, between.lag, after.lag) == (3, 3, 0)
-    assert topic_message_counts(line.bus.kafka, [line.bus.case_topic.name]) == {
-        line.bus.case_topic.name: 6
-    }
+    topic = line.container.topic("case-events").name
+    assert topic_message_counts(line.container.kafka, [topic]) == {topic: 6}
 
 
 def test_a_duplicate_delivery_has_no_second_effect(line: Pipeline, tmp_path: Path) -> None:
     open_supported_case(line.service)
     relay_all(line)
     # A relay that crashed after publishing and before saving its position publishes again.
-    with line.bus.relay() as relay:
+    with line.container.relay("case-events") as relay:
         epoch = relay._positions.load(relay.name).epoch
         relay._positions.save(relay.name, RelayPosition(0, 3, epoch))
         relay.run(threading.Event(), until_caught_up=True)
@@ -123,16 +122,15 @@ def test_a_duplicate_delivery_has_no_second_effect(line: Pipeline, tmp_path: Pat
             step=lambda: consumer.poll_once(200),
         )
 
-    assert topic_message_counts(line.bus.kafka, [line.bus.case_topic.name]) == {
-        line.bus.case_topic.name: 6
-    }
+    topic = line.container.topic("case-events").name
+    assert topic_message_counts(line.container.kafka, [topic]) == {topic: 6}
     assert counter.count() == 3
 
 
 def test_a_poison_message_is_dead_lettered_and_consumption_goes_on(
     line: Pipeline, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
-    topic = line.bus.case_topic.name
+    topic = line.container.topic("case-events").name
     producer = KafkaProducer(**kafka_settings.producer_kwargs(client_id="poison"))
     producer.send(topic, key=b"poison", value=b"\x00\x00\x00\x00\x63not avro at all").get(30)
     producer.close()
@@ -166,7 +164,8 @@ def test_rejected_events_are_dead_lettered_and_transient_errors_retried(
             raise TransientError("the target system is busy")
         counter.handle(received, tx)  # type: ignore[arg-type]
 
-    consumer = line.bus.consumer(
+    consumer = line.container.consumer(
+        "case-events",
         "picky",
         handler,
         counter.store,

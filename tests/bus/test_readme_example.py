@@ -30,7 +30,7 @@ def test_the_readme_subscription_example_takes_effect(
     with pipeline(tmp_path, master_key, kafka_settings) as line:
         case_id = open_supported_case(line.service)
         owed = line.service.get_case(case_id).budgets[-1].total
-        with line.bus.relay() as relay:
+        with line.container.relay("case-events") as relay:
             relay.run(threading.Event(), until_caught_up=True)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NERVENBAHN_STORE", f"sqlite:///{tmp_path / 'store.db'}")

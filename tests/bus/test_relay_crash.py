@@ -75,7 +75,7 @@ def test_relay_killed_twenty_times_loses_nothing_and_duplicates_no_effect(
             stop_writing.set()
             writer.join(timeout=60)
 
-        with line.bus.relay() as relay:
+        with line.container.relay("case-events") as relay:
             relay.run(threading.Event(), until_caught_up=True)
             assert relay.status().lag == 0
         counter = EffectCounter(tmp_path / "consumer.db")
@@ -93,8 +93,9 @@ def test_relay_killed_twenty_times_loses_nothing_and_duplicates_no_effect(
         assert len(recorded) == 3 * len(written)
         assert set(effects) == recorded  # nothing lost
         assert len(effects) == len(recorded)  # nothing twice
-        published = topic_message_counts(line.bus.kafka, [line.bus.case_topic.name])
-        assert published[line.bus.case_topic.name] >= len(recorded)
+        topic = line.container.topic("case-events").name
+        published = topic_message_counts(line.container.kafka, [topic])
+        assert published[topic] >= len(recorded)
         print(f"\n{KILLS} kills: {len(recorded)} events, "
-              f"{published[line.bus.case_topic.name]} messages on the topic, "
+              f"{published[topic]} messages on the topic, "
               f"{len(effects)} effects")

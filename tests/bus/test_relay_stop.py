@@ -25,7 +25,7 @@ def test_an_event_that_cannot_be_encoded_stops_the_relay_at_its_position(
     with pipeline(tmp_path, master_key, kafka_settings) as line:
         open_supported_case(line.service, 1)  # store positions 1-3
         second = open_supported_case(line.service, 2)  # store positions 4-6
-        encode = case_event_encoder(line.bus.codec())
+        encode = case_event_encoder(line.container.codec("case-events"))
 
         def encoder(event: Any) -> Any:
             if (event.originator_id, event.originator_version) == (second, 2):  # position 5
@@ -34,7 +34,8 @@ def test_an_event_that_cannot_be_encoded_stops_the_relay_at_its_position(
 
         positions = SQLitePositionStore(tmp_path / "positions.db")
         relay = Relay(service=line.service, encoder=encoder, positions=positions,
-                      settings=kafka_settings, topic=line.bus.case_topic, name="stopping")
+                      settings=kafka_settings, topic=line.container.topic("case-events"),
+                      name="stopping")
         try:
             with pytest.raises(RelayStoppedError) as stopped:
                 relay.run(threading.Event())  # no `until_caught_up`: it would retry for ever
@@ -47,7 +48,7 @@ def test_an_event_that_cannot_be_encoded_stops_the_relay_at_its_position(
     assert "relay stopping stopped at store position 5" in str(stopped.value)
     assert "amount does not fit the schema" in str(stopped.value)
     assert (status.position, status.published) == (4, 4)  # everything before it, nothing after
-    assert _messages(kafka_settings, line.bus.case_topic.name) == 4
+    assert _messages(kafka_settings, line.container.topic("case-events").name) == 4
 
 
 def _messages(kafka: KafkaSettings, topic: str) -> int:

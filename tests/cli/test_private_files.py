@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import structlog.testing
 
-from connectors.runtime import ConnectorRuntime, ConnectorSpec
-from nervenbahn.bootstrap import build_payment_service, build_service, close_service
+from connectors.host import ConnectorHost, ConnectorSpec
 from nervenbahn.config import load_settings
+from nervenbahn.container import build_payment_service, build_service, close_service, private_files
 from nervenbahn.private import private_file, private_folder, write_private
 from tests.cli.conftest import Cli
 from tests.connectors.test_population_register_source import DATA, DIES, _open
@@ -78,7 +78,8 @@ def test_the_library_alone_creates_private_stores_keys_and_connector_files(
         spec = ConnectorSpec("register", "source",
                              "connectors.population_register:RegisterSource",
                              {"inbox": str(inbox)}, base=tmp_path)
-        runtime = ConnectorRuntime({"register": spec}, service, tmp_path / "store" / "connectors")
+        runtime = ConnectorHost({"register": spec}, service, tmp_path / "store" / "connectors",
+                                files=private_files())
         assert runtime.run("register", until_idle=True).items == 1
         runtime.close()
     finally:

@@ -13,9 +13,9 @@ import typer
 import nervenbahn.cli
 from bus.kafka_settings import KafkaSettings
 from bus.topics import topic_message_counts
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.cli import report
 from nervenbahn.config import load_settings
+from nervenbahn.container import build_service, close_service
 from nervenbahn.paths import projection_path
 from nervenbahn.quarterly_report import CSV_COLUMNS
 from projections.framework import rebuild

@@ -11,9 +11,8 @@ import pytest
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
 from domain.application.cases import CaseService
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings
-from nervenbahn.wiring import Bus, open_bus
+from nervenbahn.container import Container, build_service, close_service
 from tests.bus.pipeline import store_settings
 
 # --- SDK runtime fixtures ---
@@ -36,9 +35,9 @@ def connector_service(connector_settings: Settings) -> Iterator[CaseService]:
 @pytest.fixture
 def connector_bus(
     connector_settings: Settings, connector_service: CaseService, kafka_settings: KafkaSettings
-) -> Iterator[Bus]:
+) -> Iterator[Container]:
     """The bus of that store on the real broker (a topic prefix of the test's own)."""
-    bus = open_bus(connector_service, connector_settings.store, kafka_settings)
+    bus = Container(connector_settings, kafka=kafka_settings, service=connector_service)
     ensure_topics(kafka_settings, catalogue(kafka_settings))
     yield bus
     bus.close()

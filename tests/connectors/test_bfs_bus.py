@@ -20,9 +20,10 @@ from bus.consumer import Received
 from bus.kafka_settings import KafkaSettings
 from connectors._config import load_config
 from connectors.bfs_statistics import BfsStatisticsSink
-from connectors.runtime import ConnectorRuntime
+from connectors.host import ConnectorHost
 from domain.case import SWISS_TIME
 from domain.reference import load_reference_data
+from nervenbahn.container import private_files
 from projections.reporting_facts import Pseudonymiser
 from tests.bus.pipeline import Pipeline, pipeline
 from tests.projections.reporting_fixture import ADMIN, ahvn13
@@ -133,8 +134,8 @@ def configure(tmp_path: Path, cls: str, outbox: Path, name: str = "bfs", *,
 
 
 def run(line: Pipeline, tmp_path: Path, config: Path, name: str = "bfs") -> Any:
-    runtime = ConnectorRuntime(load_config(config), line.service, tmp_path / "connectors",
-                               bus=lambda: line.bus)
+    runtime = ConnectorHost(load_config(config), line.service, tmp_path / "connectors",
+                             bus=lambda: line.container, files=private_files())
     try:
         return runtime.run(name, until_idle=True, poll_seconds=0.3)
     finally:
@@ -146,7 +147,7 @@ def seeded(line: Pipeline) -> dict[UUID, str]:
     line.service.import_records(json.dumps(r) for r in records())
     key = line.settings.reporting_key
     assert key is not None
-    with line.bus.reporting_relay(key) as relay:
+    with line.container.relay("case-facts") as relay:
         relay.run(threading.Event(), until_caught_up=True)
     pseudonyms = Pseudonymiser(base64.b64decode(key.get_secret_value()))
     return {case: pseudonyms.case(case) for case in (X, Y)}

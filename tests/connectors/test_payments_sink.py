@@ -32,7 +32,7 @@ from domain.payments import (
     SealedPayoutAccount,
 )
 from domain.personal_data import ErasureSubject
-from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.container import build_service, close_service, private_files
 from tests.bus.pipeline import store_settings
 
 NS = {"p": NAMESPACE}
@@ -125,7 +125,8 @@ def received(events: Sequence[Any]) -> list[Received]:
 
 def make_sink(service: CaseService, tmp_path: Path, **options: Any) -> Pain001Sink:
     sink = Pain001Sink("payments", {**OPTIONS, **options})
-    sink.bind(ConnectorContext(service=service, folder=tmp_path / "connector", base=tmp_path))
+    sink.bind(ConnectorContext(service=service, folder=tmp_path / "connector", base=tmp_path,
+                                files=private_files()))
     return sink
 
 

@@ -19,14 +19,19 @@ import pytest
 
 from bus.consumer import Received
 from bus.kafka_settings import KafkaSettings
+from connectors.host import ConnectorHost, ConnectorSpec
 from connectors.payments.pain001 import NAMESPACE, validate_pain001
 from connectors.payments.sink import Pain001Sink, pain001_path
-from connectors.runtime import ConnectorRuntime, ConnectorSpec
 from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
 from domain.payments import RecordPayoutAccount, RunPayments
-from nervenbahn.bootstrap import build_payment_service, build_service, close_service
-from nervenbahn.wiring import Bus, open_bus
+from nervenbahn.container import (
+    Container,
+    build_payment_service,
+    build_service,
+    close_service,
+    private_files,
+)
 from tests.bus.pipeline import open_supported_case, store_settings
 
 NS = {"p": NAMESPACE}
@@ -46,7 +51,7 @@ class World:
     tmp_path: Path
     service: CaseService
     payments: PaymentService
-    bus: Bus
+    container: Container
     cases: list[UUID]
     name: str
     """The connector's name, the test's own: consumer groups are shared across topic
@@ -61,14 +66,14 @@ class World:
         summary = self.payments.run(RunPayments(**data))
         assert summary.recorded
         assert summary.run_id is not None
-        relay = self.bus.payments_relay(self.payments)
+        relay = self.container.relay("payment-orders")
         try:
             relay.run(threading.Event(), until_caught_up=True)
         finally:
             relay.close()
         return summary.run_id
 
-    def runtime(self, class_path: str = "connectors.payments.sink:Pain001Sink") -> ConnectorRuntime:
+    def runtime(self, class_path: str = "connectors.payments.sink:Pain001Sink") -> ConnectorHost:
         spec = ConnectorSpec(
             name=self.name,
             kind="sink",
@@ -76,8 +81,9 @@ class World:
             options={**DEBTOR, "outbox": "outbox"},
             base=self.tmp_path,
         )
-        return ConnectorRuntime(
-            {self.name: spec}, self.service, self.tmp_path / "connectors", lambda: self.bus
+        return ConnectorHost(
+            {self.name: spec}, self.service, self.tmp_path / "connectors", lambda: self.container,
+            files=private_files(),
         )
 
     @property
@@ -97,7 +103,7 @@ def world(tmp_path: Path, master_key: str, kafka_settings: KafkaSettings) -> Ite
     settings = store_settings(tmp_path, master_key)
     service = build_service(settings)
     payments = build_payment_service(settings, service)
-    bus = open_bus(service, settings.store, kafka_settings)
+    bus = Container(settings, kafka=kafka_settings, service=service)
     cases = [open_supported_case(service, n) for n in range(4)]
     for case_id, (holder, iban) in zip(cases, PAYEES, strict=False):  # the 4th has none: held
         data: dict[str, Any] = {"actor": ADMIN, "correlation_id": uuid.uuid4(),

@@ -19,16 +19,15 @@ from bus.consumer import Received
 from bus.effects import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
-from connectors.runtime import ConnectorRuntime, ConnectorSpec
+from connectors.host import ConnectorHost, ConnectorSpec
 from domain.application.cases import CaseService
 from domain.case import SWISS_TIME
 from domain.commands import parse_command
 from domain.events import ClosureProposed, HandoverProposed
 from domain.personal_data import ErasureSubject
 from domain.reference import load_reference_data
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings
-from nervenbahn.wiring import Bus, open_bus
+from nervenbahn.container import Container, build_service, close_service, private_files
 from tests.bus.waiting import wait_until
 from tests.domain.case_desk import person_input
 
@@ -58,9 +57,9 @@ def register_service(connector_settings: Settings) -> Iterator[CaseService]:
 @pytest.fixture
 def register_bus(
     connector_settings: Settings, register_service: CaseService, kafka_settings: KafkaSettings
-) -> Iterator[Bus]:
+) -> Iterator[Container]:
     """The bus of that service on the real broker (a topic prefix of the test's own)."""
-    bus = open_bus(register_service, connector_settings.store, kafka_settings)
+    bus = Container(connector_settings, kafka=kafka_settings, service=register_service)
     ensure_topics(kafka_settings, catalogue(kafka_settings))
     yield bus
     bus.close()
@@ -107,7 +106,7 @@ def _cases(service: CaseService) -> dict[str, UUID]:
     return cases
 
 
-def _runtime(tmp_path: Path, service: CaseService, bus: Bus | None = None) -> ConnectorRuntime:
+def _runtime(tmp_path: Path, service: CaseService, bus: Container | None = None) -> ConnectorHost:
     spec = ConnectorSpec(
         "register",
         "source",
@@ -115,8 +114,9 @@ def _runtime(tmp_path: Path, service: CaseService, bus: Bus | None = None) -> Co
         {"inbox": "inbox", "organisation": "so-canton"},
         base=tmp_path,
     )
-    return ConnectorRuntime(
-        {"register": spec}, service, tmp_path / "connectors", None if bus is None else lambda: bus
+    return ConnectorHost(
+        {"register": spec}, service, tmp_path / "connectors", None if bus is None else lambda: bus,
+        files=private_files(),
     )
 
 
@@ -214,7 +214,8 @@ def test_the_same_delivery_twice_and_a_second_run_change_nothing(
     # even read from the start (its positions lost), the domain refuses the proposals again
     _inbox(tmp_path, *GOOD)
     shutil.copy(DATA / "0002-death.xml", inbox / "0002-death-resent.xml")
-    fresh = ConnectorRuntime(runtime.specs, register_service, tmp_path / "connectors-anew")
+    fresh = ConnectorHost(runtime.specs, register_service, tmp_path / "connectors-anew",
+                          files=private_files())
     anew = fresh.run("register", until_idle=True)
     # 5 events and the resent copy of the death: both proposals and the copy found applied
     assert (anew.items, anew.applied, anew.already) == (6, 0, first.applied + 1)
@@ -324,17 +325,19 @@ def test_a_crash_mid_delivery_resumes_without_loss_or_duplicate(
 
 
 def test_the_proposal_reaches_the_case_events_topic(
-    tmp_path: Path, register_service: CaseService, register_bus: Bus
+    tmp_path: Path, register_service: CaseService, register_bus: Container
 ) -> None:
     cases = _cases(register_service)
     _inbox(tmp_path, *GOOD)
     runtime = _runtime(tmp_path, register_service, register_bus)
     assert runtime.run("register", until_idle=True).applied == 2
-    register_bus.relay().run(threading.Event(), until_caught_up=True)
+    register_bus.relay("case-events").run(threading.Event(), until_caught_up=True)
 
     seen: list[Received] = []
     store = SQLiteEffectStore(tmp_path / "reader.db")
-    consumer = register_bus.consumer("register-reader", lambda r, tx: seen.append(r), store)
+    consumer = register_bus.consumer(
+        "case-events", "register-reader", lambda r, tx: seen.append(r), store
+    )
     with consumer:
         wanted = {HandoverProposed.__name__, ClosureProposed.__name__}
         wait_until(
@@ -363,7 +366,8 @@ def test_the_demo_delivery_proposes_a_handover_and_a_closure(
         {"inbox": "inbox/register"},
         base=tmp_path,
     )
-    runtime = ConnectorRuntime({spec.name: spec}, register_service, tmp_path / "connectors")
+    runtime = ConnectorHost({spec.name: spec}, register_service, tmp_path / "connectors",
+                            files=private_files())
     report = demo_register_delivery(runtime, cases[MOVES_TO_OLTEN], cases[DIES], today=TODAY.date())
     assert report.ok and (report.items, report.applied) == (2, 2)
     (moved,) = _proposals(register_service, cases[MOVES_TO_OLTEN]).values()

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from bus.consumer import Received
-from connectors.runtime import (
+from connectors.host import (
     AlreadyRunningError,
     ConnectorConfigError,
-    ConnectorRuntime,
+    ConnectorHost,
     ConnectorSpec,
     load_config,
 )
@@ -24,7 +24,7 @@ from connectors.sdk import Sink, Source, SourceInputError, SourceItem, already_a
 from domain.application.cases import CaseService
 from domain.errors import InvalidCommandError, RuleViolationError
 from nervenbahn.config import load_settings
-from nervenbahn.wiring import Bus
+from nervenbahn.container import Container, private_files
 from tests.bus.pipeline import command
 from tests.domain.case_desk import person_input
 
@@ -98,13 +98,14 @@ def runtime_of(
     kind: str,
     cls: str,
     options: Mapping[str, Any],
-    bus: Bus | None = None,
-) -> ConnectorRuntime:
+    bus: Container | None = None,
+) -> ConnectorHost:
     spec = ConnectorSpec(
         "probe", kind, f"{HERE}:{cls}", dict(options), base=tmp_path  # type: ignore[arg-type]
     )
-    return ConnectorRuntime(
-        {"probe": spec}, service, tmp_path / "connectors", None if bus is None else lambda: bus
+    return ConnectorHost(
+        {"probe": spec}, service, tmp_path / "connectors", None if bus is None else lambda: bus,
+        files=private_files(),
     )
 
 
@@ -158,7 +159,7 @@ def test_a_class_of_the_wrong_kind_is_refused_naming_it(tmp_path: Path) -> None:
 
 
 def test_the_file_comes_from_the_environment_or_beside_the_store(tmp_path: Path) -> None:
-    from connectors.runtime import connectors_file
+    from nervenbahn.container import connectors_file
 
     env = {"NERVENBAHN_STORE": f"sqlite:///{tmp_path / 's.db'}", "NERVENBAHN_MASTER_KEY": ""}
     env["NERVENBAHN_MASTER_KEY"] = "A" * 43 + "="
@@ -251,10 +252,10 @@ def _open_cases(service: CaseService, count: int) -> list[uuid.UUID]:
 
 
 def test_a_sink_crashing_mid_batch_resumes_without_loss_or_duplicate(
-    tmp_path: Path, connector_service: CaseService, connector_bus: Bus
+    tmp_path: Path, connector_service: CaseService, connector_bus: Container
 ) -> None:
     cases = _open_cases(connector_service, 6)
-    connector_bus.relay().run(threading.Event(), until_caught_up=True)
+    connector_bus.relay("case-events").run(threading.Event(), until_caught_up=True)
     CountingSink.calls = 0
     options = {"crash_at": 3, "reject": str(cases[0])}
     runtime = runtime_of(
@@ -279,11 +280,11 @@ def test_a_sink_crashing_mid_batch_resumes_without_loss_or_duplicate(
     runtime.close()
 
 
-def test_a_sink_on_an_unknown_feed_is_a_configuration_error(
-    tmp_path: Path, connector_service: CaseService, connector_bus: Bus
+def test_a_sink_on_an_unknown_dataset_is_a_configuration_error(
+    tmp_path: Path, connector_service: CaseService, connector_bus: Container
 ) -> None:
     class Elsewhere(CountingSink):
-        feed = "no-such-dataset"
+        dataset = "no-such-dataset"
 
     globals()["Elsewhere"] = Elsewhere
     runtime = runtime_of(tmp_path, connector_service, "sink", "Elsewhere", {}, connector_bus)

@@ -34,8 +34,8 @@ from uuid import UUID, uuid4
 from domain import commands as c
 from domain.application.cases import CaseService
 from domain.case import SWISS_TIME
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import load_settings
+from nervenbahn.container import build_service, close_service
 from tests.domain.case_desk import valid_ahvn13
 from tests.domain.fakes import FakeClock
 

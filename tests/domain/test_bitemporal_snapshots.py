@@ -18,7 +18,7 @@ import pytest
 from domain.application.cases import CaseService
 from domain.case import SWISS_TIME, Case
 from domain.errors import ImportRejectedError
-from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.container import build_service, close_service
 from tests.bus.pipeline import store_settings
 from tests.domain.case_desk import person_input
 

@@ -16,8 +16,8 @@ from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
 from domain.errors import RuleViolationError
 from domain.payments import RecordPayoutAccount, RunPayments
-from nervenbahn.bootstrap import build_payment_service, build_service, close_service
 from nervenbahn.config import load_settings
+from nervenbahn.container import build_payment_service, build_service, close_service
 from tests.bus.pipeline import open_supported_case
 
 ADMIN = c.Actor("pay.office", "administrator", "so-canton")

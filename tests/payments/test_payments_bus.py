@@ -22,7 +22,7 @@ from bus.schema_check import check_schemas
 from bus.topics import ensure_topics
 from domain import commands as c
 from domain.payments import PaymentOrdered, RecordPayoutAccount, RunPayments
-from nervenbahn.bootstrap import build_payment_service
+from nervenbahn.container import build_payment_service
 from schemas import SCHEMA_DIR
 from tests.bus.pipeline import open_supported_case, pipeline
 from tests.bus.waiting import wait_until
@@ -95,15 +95,15 @@ def test_the_payments_relay_publishes_each_run_in_order_once(
             month = date.today().replace(day=1)
             summary = payments.run(RunPayments(actor=ADMIN, correlation_id=uuid.uuid4(),
                                                month=month))
-            ensure_topics(kafka_settings, [line.bus.payments_topic])
-            with line.bus.payments_relay(payments) as relay:
+            ensure_topics(kafka_settings, [line.container.topic("payment-orders")])
+            with line.container.relay("payment-orders") as relay:
                 status = relay.run(threading.Event(), until_caught_up=True)
-            with line.bus.payments_relay(payments) as again:  # a restart publishes nothing new
+            with line.container.relay("payment-orders") as again:  # a restart publishes nothing new
                 assert again.publish_next() == 0
-            with line.bus.relay() as case_relay:
+            with line.container.relay("case-events") as case_relay:
                 case_status = case_relay.status()
-            received = _read(kafka_settings, line.bus.payments_topic.name, 5,
-                             line.bus.payments_codec())
+            received = _read(kafka_settings, line.container.topic("payment-orders").name, 5,
+                             line.container.codec("payment-orders"))
         finally:
             payments.close()
     run_id = str(summary.run_id)

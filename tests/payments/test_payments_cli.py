@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.cli import main
 from nervenbahn.config import load_settings
+from nervenbahn.container import build_service, close_service
 from tests.bus.pipeline import open_supported_case
 from tests.domain.case_desk import expected_basic_needs
 

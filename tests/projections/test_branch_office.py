@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from domain.application.cases import CaseService
 from domain.reference import load_reference_data
-from nervenbahn.bootstrap import build_service, close_service
+from nervenbahn.container import build_service, close_service
 from nervenbahn.synthetic import synthetic_history
 from projections.branch_office import BranchOfficeProjection, office_case, office_cases
 from projections.framework import rebuild

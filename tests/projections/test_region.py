@@ -14,7 +14,7 @@ from bus.kafka_settings import KafkaSettings
 from domain.application.cases import CaseService
 from domain.case import SWISS_TIME
 from domain.reference import load_reference_data
-from nervenbahn.bootstrap import build_service
+from nervenbahn.container import build_service
 from nervenbahn.synthetic import synthetic_history
 from projections.framework import open_projection_store, rebuild
 from projections.region import ASSESSMENT_WITHIN_DAYS, RegionProjection, caseload, work_list
@@ -44,11 +44,11 @@ def test_rebuild_and_the_bus_give_identical_tables(
     projection = RegionProjection()
     with pipeline(tmp_path, master_key, kafka_settings) as line:
         events = seed(line.service)
-        with line.bus.relay() as relay:
+        with line.container.relay("case-events") as relay:
             relay.run(threading.Event(), until_caught_up=True)
         fed = open_projection_store(projection, tmp_path / "fed.db")
-        with line.bus.consumer(projection.group, lambda r, tx: projection.apply(r.event, tx),
-                               fed) as consumer:
+        with line.container.consumer("case-events", projection.group,
+                                     lambda r, tx: projection.apply(r.event, tx), fed) as consumer:
             wait_until(lambda: _processed(fed.db) >= events,
                        step=lambda: consumer.poll_once(300), what=f"{events} events applied")
         fed.close()
@@ -67,11 +67,12 @@ def test_after_a_rebuild_the_bus_changes_nothing_twice(
         events = seed(line.service, 40)
         rebuild(projection, line.service, tmp_path / "region.db")
         before = dump(tmp_path / "region.db")
-        with line.bus.relay() as relay:
+        with line.container.relay("case-events") as relay:
             relay.run(threading.Event(), until_caught_up=True)
         store = open_projection_store(projection, tmp_path / "region.db")
-        with line.bus.consumer(projection.group, lambda r, tx: projection.apply(r.event, tx),
-                               store) as consumer:
+        with line.container.consumer("case-events", projection.group,
+                                     lambda r, tx: projection.apply(r.event, tx),
+                                     store) as consumer:
             wait_until(lambda: consumer.lag() == 0 and _offsets_total(store.db) >= events,
                        step=lambda: consumer.poll_once(300))
         store.close()

@@ -47,7 +47,7 @@ def seed(line: Pipeline, households: int) -> int:
 def feed(line: Pipeline, projection: ReportingProjection, store: SQLiteEffectStore,
          events: int) -> None:
     """Consume the reporting topic until every fact is applied."""
-    with line.bus.projection_consumer(projection, store) as consumer:
+    with line.container.projection_consumer(projection, store) as consumer:
         wait_until(lambda: _processed(store.db) >= events and consumer.lag() == 0,
                    step=lambda: consumer.poll_once(300), what=f"{events} facts applied")
 
@@ -58,15 +58,15 @@ def test_the_reporting_topic_and_a_rebuild_give_identical_tables_and_figures(
     with pipeline(tmp_path, master_key, kafka_settings) as line:
         projection = ReportingProjection.from_settings(line.settings)
         events = seed(line, 120)
-        with line.bus.reporting_relay(line.settings.reporting_key) as relay:
+        with line.container.relay("case-facts") as relay:
             status = relay.run(threading.Event(), until_caught_up=True)
-        with line.bus.relay() as case_relay:
+        with line.container.relay("case-events") as case_relay:
             untouched = case_relay.status()
         store = open_projection_store(projection, tmp_path / "fed.db")
         feed(line, projection, store, events)
         store.close()
         rebuilt = rebuild(projection, line.service, tmp_path / "rebuilt.db")
-        topic = line.bus.reporting_topic.name
+        topic = line.container.topic("case-facts").name
         messages = fixture.read_all(kafka_settings, topic, events)
 
     assert (status.position, status.published, status.lag) == (untouched.head, events, 0)
@@ -92,10 +92,10 @@ def test_after_the_broker_came_back_empty_the_facts_count_once(
         kafka = kafka_settings.with_bootstrap(broker.bootstrap)
         with pipeline(tmp_path, master_key, kafka) as line:
             projection = ReportingProjection.from_settings(line.settings)
-            topic = line.bus.reporting_topic.name
+            topic = line.container.topic("case-facts").name
             events = seed(line, 0)
             store = open_projection_store(projection, tmp_path / "fed.db")
-            with line.bus.reporting_relay(line.settings.reporting_key) as relay:
+            with line.container.relay("case-facts") as relay:
                 relay.run(threading.Event(), until_caught_up=True)
                 feed(line, projection, store, events)
 

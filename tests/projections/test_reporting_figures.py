@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from domain.reference import load_reference_data
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings
+from nervenbahn.container import build_service, close_service
 from projections.framework import open_projection_store, rebuild
 from projections.reporting import (
     Quarter,

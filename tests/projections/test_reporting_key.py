@@ -6,13 +6,12 @@ from __future__ import annotations
 import base64
 import stat
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
 from bus.kafka_settings import KafkaSettings
-from nervenbahn.config import ConfigError, StoreConfig, load_settings, store_key_folder
-from nervenbahn.wiring import Bus
+from nervenbahn.config import ConfigError, load_settings, store_key_folder
+from nervenbahn.container import Container
 from projections.reporting import ReportingProjection
 
 KEY = base64.b64encode(bytes(range(32))).decode()
@@ -60,9 +59,8 @@ def test_a_malformed_reporting_key_is_refused_naming_the_variable(
 def test_a_postgres_store_without_the_key_has_none_and_the_reporting_relay_says_so() -> None:
     settings = load_settings({"NERVENBAHN_STORE": "postgresql://db.example/cases",
                               "NERVENBAHN_MASTER_KEY": MASTER})
-    bus = Bus(cast(Any, None), StoreConfig.parse("postgresql://db.example/cases"),
-              KafkaSettings(), cast(Any, None), {})
+    container = Container(settings, kafka=KafkaSettings())
 
     assert settings.reporting_key is None
     with pytest.raises(ConfigError, match="NERVENBAHN_REPORTING_KEY must be set"):
-        bus.reporting_relay(settings.reporting_key)
+        container.relay("case-facts")

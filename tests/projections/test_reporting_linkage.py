@@ -27,7 +27,7 @@ from bus.envelope import event_id
 from bus.kafka_settings import KafkaSettings
 from domain.payments import RecordPayoutAccount, RunPayments
 from domain.reference import load_reference_data
-from nervenbahn.bootstrap import build_payment_service
+from nervenbahn.container import build_payment_service
 from nervenbahn.synthetic import synthetic_history
 from projections.reporting_facts import NO_FACT_EVENTS, Pseudonymiser
 from tests.bus.pipeline import Pipeline, open_supported_case, pipeline
@@ -143,23 +143,23 @@ def relayed(line: Pipeline, kafka: KafkaSettings) -> Topics:
                              "month": date.today().strftime("%Y-%m")}
     run = payments.run(RunPayments(**month))
     assert run.recorded
-    relays = [line.bus.relay(), line.bus.reporting_relay(line.settings.reporting_key),
-              line.bus.payments_relay(payments)]
+    relays = [line.container.relay("case-events"), line.container.relay("case-facts"),
+              line.container.relay("payment-orders")]
     statuses = []
     for relay in relays:
         with relay:
             statuses.append(relay.run(threading.Event(), until_caught_up=True))
     case_count, fact_count, payment_count = (status.published for status in statuses)
-    case_codec, fact_codec = line.bus.codec(), line.bus.fact_codec()
-    cases = fixture.read_all(kafka, line.bus.case_topic.name, case_count)
-    facts = fixture.read_all(kafka, line.bus.reporting_topic.name, fact_count)
-    paid = fixture.read_all(kafka, line.bus.payments_topic.name, payment_count)
+    case_codec, fact_codec = line.container.codec("case-events"), line.container.codec("case-facts")
+    cases = fixture.read_all(kafka, line.container.topic("case-events").name, case_count)
+    facts = fixture.read_all(kafka, line.container.topic("case-facts").name, fact_count)
+    paid = fixture.read_all(kafka, line.container.topic("payment-orders").name, payment_count)
     events = [case_codec.decode(m.value) for m in cases]
     decoded_facts = [fact_codec.decode(m.value) for m in facts]
     # The record timestamp is the fact's recorded day, not the moment the relay sent it.
     assert [m.timestamp for m in facts] == [
         round(f.recorded_at.timestamp() * 1000) for f in decoded_facts]
-    payment_events = [line.bus.payments_codec().decode(m.value) for m in paid]
+    payment_events = [line.container.codec("payment-orders").decode(m.value) for m in paid]
     assert line.settings.reporting_key is not None
     return Topics(
         facts=[seen(m, f) for m, f in zip(facts, decoded_facts, strict=True)],

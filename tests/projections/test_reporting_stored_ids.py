@@ -160,12 +160,12 @@ def test_no_reporting_database_holds_a_public_event_id(
         line.service.import_records(json.dumps(r) for r in records)
         events = list(recorded(line))
         facts = sum(type(e).__name__ not in NO_FACT_EVENTS for e in events)
-        with line.bus.reporting_relay(line.settings.reporting_key) as relay:
+        with line.container.relay("case-facts") as relay:
             relay.run(threading.Event(), until_caught_up=True)
         projection = ReportingProjection.from_settings(line.settings)
         fed = open_projection_store(projection, tmp_path / "fed.db")
         assert isinstance(fed, SQLiteEffectStore)
-        with line.bus.projection_consumer(projection, fed) as consumer:
+        with line.container.projection_consumer(projection, fed) as consumer:
             wait_until(
                 lambda: _count(fed.db, "processed_events") >= facts and consumer.lag() == 0,
                 step=lambda: consumer.poll_once(300),

@@ -20,8 +20,8 @@ from bus.envelope import event_id
 from domain.application.cases import CaseService
 from domain.commands import Actor, ProposeClosure
 from domain.reference import load_reference_data
-from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import ConfigError, StoreConfig, load_settings
+from nervenbahn.container import build_service, close_service
 from nervenbahn.paths import read_model_target
 from nervenbahn.synthetic import synthetic_history
 from projections import PROJECTIONS, Projection

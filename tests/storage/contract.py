@@ -26,7 +26,7 @@ from domain.errors import (
     InvalidCommandError,
 )
 from domain.personal_data import ERASED, PersonErasedError
-from nervenbahn.bootstrap import close_service
+from nervenbahn.container import close_service
 
 __all__ = ["Clock", "StoreContract"]
 

@@ -7,8 +7,8 @@ import pytest
 from psycopg import sql
 
 from domain.application.cases import CaseService
-from nervenbahn.bootstrap import build_service
 from nervenbahn.config import load_settings
+from nervenbahn.container import build_service
 
 from .contract import Clock, StoreContract
 

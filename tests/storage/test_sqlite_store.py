@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from domain.application.cases import CaseService
-from nervenbahn.bootstrap import build_service
 from nervenbahn.config import load_settings
+from nervenbahn.container import build_service
 
 from .contract import Clock, StoreContract
 

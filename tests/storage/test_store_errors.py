@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nervenbahn.bootstrap import StoreUnavailableError, build_service, close_service
 from nervenbahn.config import load_settings
+from nervenbahn.container import StoreUnavailableError, build_service, close_service
 
 PASSWORD = "s3cr3t-Passw0rd"
 

@@ -1,8 +1,9 @@
-"""The connector runtime: configuration, running sources and sinks, positions, status, errors.
+"""The connector host: configuration, running sources and sinks, positions, status, errors.
 
 **Registering a connector.** Write a `Source` or `Sink` subclass (`connectors.sdk`) in its own
 package `connectors/<name>/` and add a table to the configuration file — ONE TOML file, path
-from `NERVENBAHN_CONNECTORS`, default `connectors.toml` in the store folder (`.nervenbahn/`)::
+from `NERVENBAHN_CONNECTORS`, default `connectors.toml` in the store folder (`.nervenbahn/`;
+the composition root, `nervenbahn.container`, finds the file and builds the host)::
 
     [connectors.register]                     # the connector's name: [a-z][a-z0-9_]*
     kind = "source"                           # "source" or "sink"
@@ -16,7 +17,7 @@ An unknown key, a wrong kind or a class that is not a subclass of the kind's bas
 what is configured, `nervenbahn connectors run NAME [--until-idle]` runs one,
 `nervenbahn connectors status [--json]` shows position, lag, errors and the last run of each.
 
-**State.** Everything the runtime keeps lives in the connectors folder `<store folder>/connectors/`
+**State.** Everything the host keeps lives in the connectors folder `<store folder>/connectors/`
 (for a PostgreSQL store: `.nervenbahn/connectors/` in the working directory): `state.db` (SQLite:
 source positions, errors, last runs), `<name>.db` (a sink's consumer database: its effects,
 processed event ids and offsets, committed together) and `<name>/` (the connector's working
@@ -37,7 +38,7 @@ earlier one). Any other exception (store down, a bug) stops the run without savi
 position of the item in hand: the next run retries it.
 
 **Sinks.** A run opens the sink's consumer database, calls `sink.setup(tx)` and `sink.deliver(tx)`
-(what a previous run left complete), then consumes the feed topic with the consumer framework
+(what a previous run left complete), then consumes its dataset's topic with the consumer framework
 (`bus.consumer`, group `connector-<name>`): `sink.handle(received, tx)` per event inside the
 batch's transaction, `sink.deliver(tx)` after each committed batch. An event the sink rejects
 (any exception but `TransientError`) is recorded as an error and dead-lettered to
@@ -77,6 +78,8 @@ from connectors._state import StateStore, now
 from connectors.sdk import (
     ConnectorContext,
     ConnectorStatus,
+    ConsumerFactory,
+    PrivateFiles,
     Sink,
     Source,
     SourceInputError,
@@ -86,26 +89,20 @@ from connectors.sdk import (
 from domain.application.cases import CaseService
 from domain.errors import DomainError
 from domain.personal_data import ErasedFile, ErasureSubject
-from nervenbahn.config import Settings
-from nervenbahn.paths import private_file, private_folder, store_folder
-from nervenbahn.wiring import Bus
 
 __all__ = [
+    "AlreadyRunningError",
     "ConnectorConfigError",
     "ConnectorError",
-    "ConnectorRuntime",
+    "ConnectorHost",
     "ConnectorSpec",
     "DeliveryError",
     "RunReport",
-    "connectors_file",
     "group_id",
     "load_config",
 ]
 
 log = structlog.get_logger("nervenbahn.connectors")
-
-DEFAULT_FILE = "connectors.toml"
-
 
 class ConnectorError(Exception):
     """A connector could not run."""
@@ -117,11 +114,6 @@ class AlreadyRunningError(ConnectorError):
 
 class DeliveryError(ConnectorError):
     """A sink could not write to its external system; the next run tries again."""
-
-
-def connectors_file(settings: Settings) -> Path:
-    """NERVENBAHN_CONNECTORS, else `connectors.toml` in the store folder."""
-    return settings.connectors_file or store_folder(settings.store) / DEFAULT_FILE
 
 
 def group_id(name: str) -> str:
@@ -175,30 +167,51 @@ class RunReport:
         return text + (f"; stopped: {self.stopped_by}" if self.stopped_by else "")
 
 
-class ConnectorRuntime:
-    """Runs the configured connectors and reports on them."""
+def _as_is(tx: Any) -> Any:
+    return tx
+
+
+class ConnectorHost:
+    """Runs the configured connectors and reports on them.
+
+    Built by the composition root (`nervenbahn.container.Container.connector_host`), which
+    hands in what connectors may not import: the case service, the private-file writer, the
+    bus (`bus`: a factory of consumers, opened on first use by a sink) and the adapter of a
+    sink's transaction to `?`-placeholder SQL (`sql`).
+    """
 
     def __init__(
         self,
         specs: dict[str, ConnectorSpec],
         service: CaseService,
         folder: Path,
-        bus: Callable[[], Bus] | None = None,
+        bus: Callable[[], ConsumerFactory] | None = None,
+        *,
+        files: PrivateFiles,
+        sql: Callable[[Any], Any] = _as_is,
     ) -> None:
         self.specs = specs
         self.service = service
         self.folder = folder
+        self.files = files
+        self._sql = sql
         self._bus_factory = bus
-        self._bus: Bus | None = None
-        self.state = StateStore(folder / "state.db")
+        self._bus: ConsumerFactory | None = None
+        self.state = StateStore(files.file(folder / "state.db"))
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, service: CaseService, bus: Callable[[], Bus] | None = None
-    ) -> ConnectorRuntime:
-        """The runtime of the configured file and the store's connectors folder."""
-        specs = load_config(connectors_file(settings))
-        return cls(specs, service, store_folder(settings.store) / "connectors", bus)
+    def from_file(
+        cls,
+        path: Path,
+        service: CaseService,
+        folder: Path,
+        bus: Callable[[], ConsumerFactory] | None = None,
+        *,
+        files: PrivateFiles,
+        sql: Callable[[Any], Any] = _as_is,
+    ) -> ConnectorHost:
+        """The host of the configuration file `path`, keeping its state in `folder`."""
+        return cls(load_config(path), service, folder, bus, files=files, sql=sql)
 
     def close(self) -> None:
         """Close the state database."""
@@ -217,8 +230,8 @@ class ConnectorRuntime:
         """The connector `name`, built and bound to its context."""
         spec = self.spec(name)
         connector = spec.load()
-        folder = private_folder(self.folder / name)
-        connector.bind(ConnectorContext(self.service, folder, spec.base))
+        folder = self.files.folder(self.folder / name)
+        connector.bind(ConnectorContext(self.service, folder, spec.base, self.files, self._sql))
         return connector
 
     def run(
@@ -250,7 +263,7 @@ class ConnectorRuntime:
     @contextmanager
     def _exclusive(self, name: str) -> Iterator[None]:
         """One run of a connector at a time (a lock file in the connectors folder)."""
-        private_folder(self.folder)
+        self.files.folder(self.folder)
         fd = os.open(self.folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
@@ -320,7 +333,7 @@ class ConnectorRuntime:
 
     # --- sinks ------------------------------------------------------------------------------
 
-    def bus(self) -> Bus:
+    def bus(self) -> ConsumerFactory:
         """The bus (opened on first use); ConnectorError if none is configured."""
         if self._bus is None:
             if self._bus_factory is None:
@@ -337,9 +350,8 @@ class ConnectorRuntime:
         poll_seconds: float,
     ) -> None:
         bus = self.bus()
-        bus.feed_codec(sink.feed)  # a feed the bus does not know: ConfigError before anything
-        topic = bus.topics[sink.feed]
-        store = SQLiteEffectStore(private_file(self.folder / f"{sink.name}.db"))
+        topic = bus.topic(sink.dataset)  # a dataset the bus does not know: refused first
+        store = SQLiteEffectStore(self.files.file(self.folder / f"{sink.name}.db"))
         try:
             with store.transaction() as tx:
                 sink.setup(tx)
@@ -347,7 +359,7 @@ class ConnectorRuntime:
             ensure_topics(bus.kafka, [topic])
             handler = self._recording(sink, report)
             group = group_id(sink.name)
-            with bus.feed_consumer(sink.feed, group, handler, store) as consumer:
+            with bus.consumer(sink.dataset, group, handler, store) as consumer:
                 while not stop.is_set():
                     handled = consumer.poll_once(int(poll_seconds * 1000))
                     report.handled += handled
@@ -475,7 +487,7 @@ class ConnectorRuntime:
         status.position = _offsets_text(marks) if marks else None
         try:
             bus = self.bus()
-            topic = bus.topics[sink.feed].name
+            topic = bus.topic(sink.dataset).name
             status.lag = _lag(bus.kafka, topic, marks)
             dead = topic_message_counts(bus.kafka, [dead_letter_topic(bus.kafka, group)])
         except Exception as exc:  # status must show the rest when the broker is away

@@ -1,0 +1,374 @@
+"""The composition root: every part of a nervenbahn process, built from `Settings` on first use
+and closed once.
+
+The CLI (`nervenbahn.cli`), the API server (`nervenbahn serve`, `nervenbahn.serve.Server`), the
+demo and the benchmarks all take their parts from a `Container`: the case and payment services
+(with the key store and the personal-data vault), the schema registry, the Kafka settings, the
+relays and consumers of the published datasets (`nervenbahn.datasets`), the audit database, the
+API context and the connector host. Nothing here connects in `__init__`; a part is opened when it
+is first asked for and `close()` closes what was opened, in reverse order.
+
+Other packages never import this module (import-linter contracts in pyproject.toml): connectors
+get what they need through their SDK context, which the container fills.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from eventsourcing.domain import datetime_now_with_tzinfo
+from eventsourcing.persistence import PersistenceError
+
+from bus.broker import EmbeddedBroker
+from bus.consumer import Consumer, Decoder, Handler, RetryPolicy
+from bus.effects import EffectStore
+from bus.kafka_settings import KafkaSettings, load_kafka_settings
+from bus.positions import PostgresPositionStore, RelayPositionStore, SQLitePositionStore
+from bus.registry import SchemaRegistry
+from bus.registry_http import ConfluentRegistryClient
+from bus.registry_sql import PostgresSchemaRegistry, SQLiteSchemaRegistry
+from bus.relay import Relay
+from bus.topics import TopicSpec, catalogue, ensure_topics
+from connectors.host import ConnectorHost
+from connectors.sdk import PrivateFiles
+from domain.application.cases import CaseService
+from domain.application.payments import PaymentService
+from domain.personal_data import PersonalDataVault
+from domain.reference import load_reference_data
+from nervenbahn.audit.chain import AuditDatabase, open_audit_database
+from nervenbahn.audit.checkpoints import publish_checkpoints
+from nervenbahn.config import ConfigError, Settings, StoreConfig, load_settings
+from nervenbahn.datasets import AUDIT_CHECKPOINTS, dataset
+from nervenbahn.keystores import open_keystore
+from nervenbahn.paths import store_folder
+from nervenbahn.private import private_file, private_folder, warn_if_shared, write_private
+from projections.framework import Projection
+from projections.storage import PortableConnection
+
+if TYPE_CHECKING:
+    from nervenbahn.api.context import ApiContext
+    from nervenbahn.api.settings import ApiSettings
+
+__all__ = [
+    "CONNECTORS_FILE",
+    "Container",
+    "StoreUnavailableError",
+    "build_payment_service",
+    "build_service",
+    "close_service",
+    "connectors_file",
+    "kafka_or_embedded",
+    "open_registry",
+    "portable_sql",
+    "private_files",
+]
+
+CONNECTORS_FILE = "connectors.toml"
+
+
+class StoreUnavailableError(Exception):
+    """The event store cannot be reached or opened."""
+
+
+# --- the parts, each built on its own (tests and benchmarks use these directly) -------------
+
+
+def build_service(
+    settings: Settings, clock: Callable[[], datetime] = datetime_now_with_tzinfo
+) -> CaseService:
+    """Open the key store and the event store named by the settings."""
+    store = settings.store
+    try:
+        if store.kind == "sqlite" and store.sqlite_path is not None:
+            warn_if_shared(store.sqlite_path.parent)
+            private_file(store.sqlite_path)  # its -wal and -shm files take its mode
+        keystore = open_keystore(store)
+        vault = PersonalDataVault(
+            keystore, base64.b64decode(settings.master_key.get_secret_value())
+        )
+        return CaseService(
+            store.eventsourcing_env(), vault=vault, reference=load_reference_data(), clock=clock
+        )
+    except (psycopg.Error, sqlite3.Error, PersistenceError, OSError) as exc:
+        raise StoreUnavailableError(f"cannot open the store {store.describe()}: {exc}") from exc
+
+
+def close_service(service: CaseService) -> None:
+    """Close the event store and the key store."""
+    service.close()
+    service.vault.keystore.close()
+
+
+def build_payment_service(
+    settings: Settings,
+    cases: CaseService,
+    clock: Callable[[], datetime] = datetime_now_with_tzinfo,
+) -> PaymentService:
+    """The payments service on the store of `cases` (same database, its own events table)."""
+    try:
+        return PaymentService(settings.store.eventsourcing_env(), cases=cases, clock=clock)
+    except (psycopg.Error, sqlite3.Error, PersistenceError, OSError) as exc:
+        raise StoreUnavailableError(
+            f"cannot open the payments store in {settings.store.describe()}: {exc}"
+        ) from exc
+
+
+def open_registry(store: StoreConfig, environ: dict[str, str] | None = None) -> SchemaRegistry:
+    """The external registry named by NERVENBAHN_SCHEMA_REGISTRY, else the embedded one."""
+    env = os.environ if environ is None else environ
+    url = env.get("NERVENBAHN_SCHEMA_REGISTRY")
+    if url:
+        return ConfluentRegistryClient(url)
+    if store.kind == "sqlite":
+        assert store.sqlite_path is not None
+        return SQLiteSchemaRegistry(store.sqlite_path)
+    return PostgresSchemaRegistry(store.conninfo(), schema=store.schema_name or "public")
+
+
+def _open_positions(store: StoreConfig) -> RelayPositionStore:
+    if store.kind == "sqlite":
+        assert store.sqlite_path is not None
+        return SQLitePositionStore(store.sqlite_path)
+    return PostgresPositionStore(store.conninfo(), store.schema_name)
+
+
+@contextmanager
+def kafka_or_embedded(folder: Path) -> Iterator[KafkaSettings]:
+    """NERVENBAHN_KAFKA if set, else an embedded broker (logs in `folder`) while in use."""
+    kafka = load_kafka_settings()
+    if kafka.bootstrap_servers:
+        yield kafka
+        return
+    with EmbeddedBroker(folder / "broker") as broker:
+        yield kafka.with_bootstrap(broker.bootstrap)
+
+
+def connectors_file(settings: Settings) -> Path:
+    """NERVENBAHN_CONNECTORS, else `connectors.toml` in the store folder."""
+    return settings.connectors_file or store_folder(settings.store) / CONNECTORS_FILE
+
+
+def portable_sql(tx: Any) -> Any:
+    """A consumer transaction as a connection that takes `?` placeholders: SQLite's as is,
+    psycopg's wrapped (`projections.storage.PortableConnection`), for the connectors' sinks."""
+    return PortableConnection(tx) if isinstance(tx, psycopg.Connection) else tx
+
+
+def private_files() -> PrivateFiles:
+    """The private-file helpers of `nervenbahn.private`, as the connector SDK takes them."""
+    return PrivateFiles(folder=private_folder, file=private_file, write=write_private)
+
+
+# --- the container ---------------------------------------------------------------------------
+
+
+class Container:
+    """Every part of one process, built from the settings on first use, closed once.
+
+    `service` may be handed in (a test's or a caller's own): the container then uses it and
+    leaves closing it to its owner. `kafka` likewise: else NERVENBAHN_KAFKA, read on first use.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        kafka: KafkaSettings | None = None,
+        service: CaseService | None = None,
+        clock: Callable[[], datetime] = datetime_now_with_tzinfo,
+    ) -> None:
+        self._settings = settings
+        self._kafka = kafka
+        self._service = service
+        self._owns_service = service is None
+        self._clock = clock
+        self._payments: PaymentService | None = None
+        self._registry: SchemaRegistry | None = None
+        self._topics: dict[str, TopicSpec] | None = None
+        self._closers: list[Callable[[], None]] = []
+
+    # --- settings and services ------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        """The settings (from the environment, read on first use, unless handed in)."""
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+    @property
+    def service(self) -> CaseService:
+        """The case service on the configured store (with its key store and vault)."""
+        if self._service is None:
+            self._service = build_service(self.settings, self._clock)
+            self._owns_service = True
+        return self._service
+
+    @property
+    def payments(self) -> PaymentService:
+        """The payments service on the same store."""
+        if self._payments is None:
+            self._payments = build_payment_service(self.settings, self.service, self._clock)
+        return self._payments
+
+    def audit_database(self) -> AuditDatabase:
+        """A new connection to the store's audit tables (the caller closes it)."""
+        return open_audit_database(self.settings.store)
+
+    def api_context(self, api: ApiSettings | None = None) -> ApiContext:
+        """The HTTP API's context on the store (read models, vault, access log, keys); the
+        caller closes it (its access log)."""
+        # imported here: the API's error handlers import `StoreUnavailableError` from here
+        from nervenbahn.api.context import build_api_context
+
+        return build_api_context(self.settings, self.service, api)
+
+    # --- the bus ----------------------------------------------------------------------------
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        """The broker's settings: handed in, else NERVENBAHN_KAFKA; ConfigError if neither."""
+        if self._kafka is None:
+            kafka = load_kafka_settings()
+            if not kafka.bootstrap_servers:
+                raise ConfigError(
+                    "NERVENBAHN_KAFKA: no broker configured; set it to host:port[,host:port] "
+                    "or start the embedded one with `nervenbahn broker`"
+                )
+            self._kafka = kafka
+        return self._kafka
+
+    @contextmanager
+    def kafka_or_embedded(self, folder: Path) -> Iterator[KafkaSettings]:
+        """Use NERVENBAHN_KAFKA if set, else an embedded broker (logs in `folder`), for the
+        block; the bus parts opened meanwhile are closed at its end."""
+        with kafka_or_embedded(folder) as kafka:
+            previous, self._kafka, self._topics = self._kafka, kafka, None
+            try:
+                yield kafka
+            finally:
+                self._close_bus()
+                self._kafka, self._topics = previous, None
+
+    @property
+    def registry(self) -> SchemaRegistry:
+        """The schema registry (NERVENBAHN_SCHEMA_REGISTRY, else the store's own)."""
+        if self._registry is None:
+            self._registry = open_registry(self.settings.store)
+        return self._registry
+
+    @property
+    def topics(self) -> dict[str, TopicSpec]:
+        """Every topic of the bus by dataset ("case-events": …)."""
+        if self._topics is None:
+            specs = catalogue(self.kafka, reporting=True, payments=True, audit=True)
+            self._topics = {spec.dataset: spec for spec in specs}
+        return self._topics
+
+    def topic(self, name: str) -> TopicSpec:
+        """The topic of the dataset `name`; ConfigError for one the bus does not know."""
+        dataset(name)
+        return self.topics[name]
+
+    def codec(self, name: str) -> Decoder:
+        """A codec of the dataset `name` (`nervenbahn.datasets`)."""
+        return dataset(name).codec(self, self.topic(name).name)
+
+    def relay(
+        self, name: str, *, batch_size: int = 500, broker_check_seconds: float = 5.0
+    ) -> Relay:
+        """The relay that fills the topic of dataset `name`, its position (named in the
+        dataset table) kept in the store's database."""
+        spec = dataset(name)
+        if spec.relay is None or spec.encoder is None or spec.source is None:
+            raise ConfigError(f"dataset {name!r}: no relay fills its topic")
+        encoder = spec.encoder(self, lambda: self.codec(name))
+        positions = _open_positions(self.settings.store)
+        self._closers.append(positions.close)
+        return Relay(
+            service=spec.source(self),
+            encoder=encoder,
+            positions=positions,
+            settings=self.kafka,
+            topic=self.topic(name),
+            name=spec.relay,
+            batch_size=batch_size,
+            broker_check_seconds=broker_check_seconds,
+        )
+
+    def consumer(
+        self, name: str, group_id: str, handler: Handler, store: EffectStore, **options: Any
+    ) -> Consumer:
+        """A consumer of the topic of dataset `name` in group `group_id`, its effects, event
+        ids and offsets in `store`."""
+        codec = self.codec(name)
+        retry = options.pop("retry", RetryPolicy())
+        return Consumer(
+            settings=self.kafka,
+            group_id=group_id,
+            topics=[self.topic(name).name],
+            codec=codec,
+            handler=handler,
+            store=store,
+            retry=retry,
+            **options,
+        )
+
+    def projection_consumer(
+        self, projection: Projection, store: EffectStore, **options: Any
+    ) -> Consumer:
+        """The consumer that keeps `projection` up to date from its dataset."""
+        return self.consumer(
+            projection.dataset, projection.group, projection.handle, store, **options
+        )
+
+    def publish_checkpoints(self, db: AuditDatabase) -> list[int]:
+        """Send the store's unpublished signed checkpoints to the audit topic (created if
+        missing); the sequences the broker acknowledged."""
+        topic = self.topic(AUDIT_CHECKPOINTS)
+        ensure_topics(self.kafka, [topic])
+        codec = self.codec(AUDIT_CHECKPOINTS)
+        return publish_checkpoints(db, self.kafka, codec, topic)  # type: ignore[arg-type]
+
+    # --- connectors -----------------------------------------------------------------------
+
+    def connector_host(self, *, bus: bool = True) -> ConnectorHost:
+        """The connector host of the configured file and the store's connectors folder (the
+        caller closes it); with `bus`, sinks consume through this container."""
+        return ConnectorHost.from_file(
+            connectors_file(self.settings),
+            self.service,
+            store_folder(self.settings.store) / "connectors",
+            (lambda: self) if bus else None,
+            files=private_files(),
+            sql=portable_sql,
+        )
+
+    # --- closing --------------------------------------------------------------------------
+
+    def _close_bus(self) -> None:
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()
+
+    def close(self) -> None:
+        """Close what the container opened (a service handed in stays open)."""
+        self._close_bus()
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+        if self._payments is not None:
+            self._payments.close()
+            self._payments = None
+        if self._service is not None and self._owns_service:
+            close_service(self._service)
+        if self._owns_service:
+            self._service = None
