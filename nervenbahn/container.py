@@ -48,10 +48,10 @@ from nervenbahn.audit.checkpoints import publish_checkpoints
 from nervenbahn.config import ConfigError, Settings, StoreConfig, load_settings
 from nervenbahn.datasets import AUDIT_CHECKPOINTS, dataset
 from nervenbahn.keystores import open_keystore
-from nervenbahn.paths import store_folder
+from nervenbahn.paths import read_model_target, store_folder
 from nervenbahn.private import private_file, private_folder, warn_if_shared, write_private
-from projections.framework import Projection
-from projections.storage import PortableConnection
+from projections import PROJECTIONS, Projection, open_projection_store, rebuild
+from projections.storage import PortableConnection, ReadModelTarget, read_model_built
 
 if TYPE_CHECKING:
     from nervenbahn.api.context import ApiContext
@@ -337,6 +337,32 @@ class Container:
         ensure_topics(self.kafka, [topic])
         codec = self.codec(AUDIT_CHECKPOINTS)
         return publish_checkpoints(db, self.kafka, codec, topic)  # type: ignore[arg-type]
+
+    # --- read models ----------------------------------------------------------------------
+
+    def projection(self, name: str) -> Projection:
+        """The projection `name` (`projections.PROJECTIONS`), configured from the settings."""
+        return PROJECTIONS[name].from_settings(self.settings)
+
+    def read_model(self, name: str) -> ReadModelTarget:
+        """Where the read model `name` lives: its SQLite file beside the store, or the schema
+        of NERVENBAHN_PROJECTIONS_STORE."""
+        return read_model_target(self.settings, name)
+
+    def ensure_read_model(self, projection: Projection) -> int | None:
+        """Rebuild the projection's read model from the event store if it does not exist yet;
+        the events applied, None if it existed."""
+        target = self.read_model(projection.name)
+        if read_model_built(target, projection.tables[0]):
+            return None
+        if isinstance(target, Path):
+            target.parent.mkdir(parents=True, exist_ok=True)
+        return rebuild(projection, self.service, target)
+
+    def projection_store(self, projection: Projection) -> EffectStore:
+        """The projection's consumer store (its tables and the consumer's bookkeeping); the
+        caller closes it (it belongs to the consumer's thread)."""
+        return open_projection_store(projection, self.read_model(projection.name))
 
     # --- connectors -----------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -26,9 +25,7 @@ from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
 from nervenbahn.config import Settings
 from nervenbahn.container import Container
 from nervenbahn.datasets import CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS
-from nervenbahn.paths import read_model_target
-from projections import PROJECTIONS, Projection, open_projection_store, rebuild
-from projections.storage import read_model_built
+from projections import PROJECTIONS, Projection
 
 __all__ = ["Server"]
 
@@ -64,17 +61,13 @@ class Server:
     def start(self) -> None:
         """Build missing read models (before any worker competes for the CPU), then start
         the relays, the consumers and the API."""
-        projections = {name: PROJECTIONS[name].from_settings(self.settings)
-                       for name in self.projections}
+        projections = {name: self.container.projection(name) for name in self.projections}
         for name, projection in projections.items():
-            target = read_model_target(self.settings, name)
-            if not read_model_built(target, projection.tables[0]):
-                if isinstance(target, Path):
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                events = rebuild(projection, self.container.service, target)
+            events = self.container.ensure_read_model(projection)
+            if events is not None:
                 log.info("projection built from the store", projection=name, events=events)
         for name, projection in projections.items():
-            store = open_projection_store(projection, read_model_target(self.settings, name))
+            store = self.container.projection_store(projection)
             self._stores[name] = store
             self._spawn(f"projection-{name}", self._consume, projection, store)
         self._spawn("relay", self._relay, CASE_EVENTS)
