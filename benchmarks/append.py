@@ -34,6 +34,14 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
+# `python benchmarks/append.py` puts benchmarks/ first on sys.path, where benchmarks/bus.py and
+# projections.py would hide the `bus` and `projections` packages that `stores` imports (through
+# the container): import the container without that entry, then put it back for the helpers.
+if sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
+    _benchmarks = sys.path.pop(0)
+    import nervenbahn.container  # noqa: F401
+    sys.path.append(_benchmarks)
+
 from case_scripts import SWISS, case_script, import_lines, interleaved
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event

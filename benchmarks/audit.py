@@ -45,7 +45,7 @@ from nervenbahn.audit.chain import event_record, open_audit_database
 from nervenbahn.audit.snapshots import verify_snapshots
 from nervenbahn.audit.verify import verify_chain
 from nervenbahn.config import Settings, load_settings
-from nervenbahn.container import build_service, close_service
+from nervenbahn.container import Container
 from nervenbahn.logging import configure_logging
 
 EVENTS = 30_000
@@ -186,7 +186,8 @@ def main() -> None:
     configure_logging("json", "info", stream=devnull)
     with tempfile.TemporaryDirectory() as directory:
         settings = settings_for(os.path.join(directory, "store.db"))
-        service = build_service(settings)
+        container = Container(settings)
+        service = container.service
         try:
             rng = random.Random(args.seed)
             lines, _ = import_lines(rng, load_reference_data(), max(1, args.events // 10),
@@ -195,7 +196,7 @@ def main() -> None:
             rows = bench_verification(service, settings)
             rows += bench_as_of(service, settings, args)
         finally:
-            close_service(service)
+            container.close()
     runtime = time.perf_counter() - started
     notes: list[str] = []
     if args.json:

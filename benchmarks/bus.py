@@ -63,7 +63,7 @@ from domain import commands as c
 from domain.application.cases import CaseService
 from domain.reference import load_reference_data
 from nervenbahn.config import Settings, load_settings
-from nervenbahn.container import Container, build_service, close_service
+from nervenbahn.container import Container
 from nervenbahn.logging import configure_logging
 from nervenbahn.synthetic import synthetic_history
 
@@ -110,11 +110,11 @@ def _service(path: Path, master_key: str) -> Iterator[tuple[Settings, CaseServic
     settings = load_settings(
         {"NERVENBAHN_STORE": f"sqlite:///{path}", "NERVENBAHN_MASTER_KEY": master_key}
     )
-    service = build_service(settings)
+    container = Container(settings)
     try:
-        yield settings, service
+        yield settings, container.service
     finally:
-        close_service(service)
+        container.close()
 
 
 @contextmanager

@@ -52,7 +52,7 @@ from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
 from nervenbahn.api.settings import ApiSettings
 from nervenbahn.config import Settings, load_settings
-from nervenbahn.container import build_service, close_service
+from nervenbahn.container import Container
 from nervenbahn.logging import configure_logging
 from nervenbahn.paths import projection_path
 from nervenbahn.synthetic import PERIOD_END, PERIOD_START, synthetic_history
@@ -138,7 +138,8 @@ def measure(
     key = base64.b64encode(secrets.token_bytes(32)).decode()
     settings = load_settings({"NERVENBAHN_STORE": f"sqlite:///{folder / 'store.db'}",
                               "NERVENBAHN_MASTER_KEY": key})
-    service = build_service(settings)
+    container = Container(settings)
+    service = container.service
     try:
         records = synthetic_history(load_reference_data(), households, seed)
         service.import_records(json.dumps(record) for record in records)
@@ -161,7 +162,7 @@ def measure(
         rows.append(_api_latency(settings, service, folder, clients, requests, seed))
         return rows, events
     finally:
-        close_service(service)
+        container.close()
 
 
 def _raw_read(service: object) -> float:

@@ -18,7 +18,7 @@ import psycopg
 
 from domain.application.cases import CaseService
 from nervenbahn.config import load_settings
-from nervenbahn.container import build_service, close_service
+from nervenbahn.container import Container
 
 
 @dataclass
@@ -81,8 +81,8 @@ def postgres_unreachable(url: str) -> str | None:
 @contextlib.contextmanager
 def nervenbahn_service(url: str, master_key: str, clock: Any = None) -> Iterator[CaseService]:
     settings = load_settings({"NERVENBAHN_STORE": url, "NERVENBAHN_MASTER_KEY": master_key})
-    service = build_service(settings) if clock is None else build_service(settings, clock)
+    container = Container(settings) if clock is None else Container(settings, clock=clock)
     try:
-        yield service
+        yield container.service
     finally:
-        close_service(service)
+        container.close()

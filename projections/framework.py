@@ -67,8 +67,8 @@ class Projection(ABC):
         self.apply(received.event, tx)
 
     def processed_id(self, event: Any) -> UUID | None:
-        """The id under which the projection's feed carries `event` (the consumer records and
-        skips by it), or None if the feed carries nothing for it. By default the event's
+        """The id under which the projection's dataset carries `event` (the consumer records and
+        skips by it), or None if the dataset carries nothing for it. By default the event's
         public id (the case-events topic's `event_id`); the reporting projection, fed by the
         reporting topic, answers the keyed fact id instead, so that its database holds no id
         anyone could compute from a case id."""
@@ -137,7 +137,7 @@ def _refill(
     progress: Callable[[int, int], object],
 ) -> int:
     """Apply every event of the store's notification log, recording the id the projection's
-    feed carries it under (`Projection.processed_id`)."""
+    dataset carries it under (`Projection.processed_id`)."""
     total = service.recorder.max_notification_id() or 0
     position = done = 0
     while notifications := service.recorder.select_notifications(
