@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -175,6 +176,7 @@ class Container:
 
     `service` may be handed in (a test's or a caller's own): the container then uses it and
     leaves closing it to its owner. `kafka` likewise: else NERVENBAHN_KAFKA, read on first use.
+    Parts are created under a lock: the server's threads ask for them at the same time.
     """
 
     def __init__(
@@ -194,30 +196,34 @@ class Container:
         self._registry: SchemaRegistry | None = None
         self._topics: dict[str, TopicSpec] | None = None
         self._closers: list[Callable[[], None]] = []
+        self._lock = threading.RLock()
 
     # --- settings and services ------------------------------------------------------------
 
     @property
     def settings(self) -> Settings:
         """The settings (from the environment, read on first use, unless handed in)."""
-        if self._settings is None:
-            self._settings = load_settings()
-        return self._settings
+        with self._lock:
+            if self._settings is None:
+                self._settings = load_settings()
+            return self._settings
 
     @property
     def service(self) -> CaseService:
         """The case service on the configured store (with its key store and vault)."""
-        if self._service is None:
-            self._service = build_service(self.settings, self._clock)
-            self._owns_service = True
-        return self._service
+        with self._lock:
+            if self._service is None:
+                self._service = build_service(self.settings, self._clock)
+                self._owns_service = True
+            return self._service
 
     @property
     def payments(self) -> PaymentService:
         """The payments service on the same store."""
-        if self._payments is None:
-            self._payments = build_payment_service(self.settings, self.service, self._clock)
-        return self._payments
+        with self._lock:
+            if self._payments is None:
+                self._payments = build_payment_service(self.settings, self.service, self._clock)
+            return self._payments
 
     def audit_database(self) -> AuditDatabase:
         """A new connection to the store's audit tables (the caller closes it)."""
@@ -236,15 +242,16 @@ class Container:
     @property
     def kafka(self) -> KafkaSettings:
         """The broker's settings: handed in, else NERVENBAHN_KAFKA; ConfigError if neither."""
-        if self._kafka is None:
-            kafka = load_kafka_settings()
-            if not kafka.bootstrap_servers:
-                raise ConfigError(
-                    "NERVENBAHN_KAFKA: no broker configured; set it to host:port[,host:port] "
-                    "or start the embedded one with `nervenbahn broker`"
-                )
-            self._kafka = kafka
-        return self._kafka
+        with self._lock:
+            if self._kafka is None:
+                kafka = load_kafka_settings()
+                if not kafka.bootstrap_servers:
+                    raise ConfigError(
+                        "NERVENBAHN_KAFKA: no broker configured; set it to host:port[,host:port] "
+                        "or start the embedded one with `nervenbahn broker`"
+                    )
+                self._kafka = kafka
+            return self._kafka
 
     @contextmanager
     def kafka_or_embedded(self, folder: Path) -> Iterator[KafkaSettings]:
@@ -261,17 +268,19 @@ class Container:
     @property
     def registry(self) -> SchemaRegistry:
         """The schema registry (NERVENBAHN_SCHEMA_REGISTRY, else the store's own)."""
-        if self._registry is None:
-            self._registry = open_registry(self.settings.store)
-        return self._registry
+        with self._lock:
+            if self._registry is None:
+                self._registry = open_registry(self.settings.store)
+            return self._registry
 
     @property
     def topics(self) -> dict[str, TopicSpec]:
         """Every topic of the bus by dataset ("case-events": …)."""
-        if self._topics is None:
-            specs = catalogue(self.kafka, reporting=True, payments=True, audit=True)
-            self._topics = {spec.dataset: spec for spec in specs}
-        return self._topics
+        with self._lock:
+            if self._topics is None:
+                specs = catalogue(self.kafka, reporting=True, payments=True, audit=True)
+                self._topics = {spec.dataset: spec for spec in specs}
+            return self._topics
 
     def topic(self, name: str) -> TopicSpec:
         """The topic of the dataset `name`; ConfigError for one the bus does not know."""
@@ -386,15 +395,16 @@ class Container:
         self._closers.clear()
 
     def close(self) -> None:
-        """Close what the container opened (a service handed in stays open)."""
-        self._close_bus()
-        if self._registry is not None:
-            self._registry.close()
-            self._registry = None
-        if self._payments is not None:
-            self._payments.close()
-            self._payments = None
-        if self._service is not None and self._owns_service:
-            close_service(self._service)
-        if self._owns_service:
-            self._service = None
+        """Close what the container opened (a service handed in stays open); a part asked
+        for afterwards is opened anew."""
+        with self._lock:
+            self._close_bus()
+            if self._registry is not None:
+                self._registry.close()
+                self._registry = None
+            if self._payments is not None:
+                self._payments.close()
+                self._payments = None
+            if self._service is not None and self._owns_service:
+                close_service(self._service)
+                self._service = None

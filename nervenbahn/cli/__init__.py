@@ -125,7 +125,6 @@ def erase(
         ) from None
     if not yes and not typer.confirm(f"Erase all personal data of {uid} irreversibly?"):
         raise typer.Exit(EXIT_REFUSED)
-    rt.settings  # noqa: B018 - configures logging first
     report = erase_person(rt.container, uid)
     places = [{"place": p.path, "outcome": p.outcome, "detail": p.detail}
               for p in report.places()]
@@ -189,7 +188,6 @@ def demo(
     from nervenbahn.demo import run_demo
 
     rt = runtime(ctx)
-    rt.settings  # noqa: B018 - configures logging first
     run_demo(rt.container, rt.console, households=households, seed=seed, reset=reset, bus=bus)
 
 

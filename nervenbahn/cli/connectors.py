@@ -35,7 +35,6 @@ EXIT_STOPPED = 1
 @contextmanager
 def _connectors(ctx: typer.Context) -> Iterator[ConnectorHost]:
     rt = runtime(ctx)
-    rt.settings  # noqa: B018 - configures logging first
     connectors = rt.container.connector_host()
     try:
         yield connectors

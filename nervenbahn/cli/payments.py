@@ -40,7 +40,6 @@ Correlation = Annotated[
 @contextmanager
 def _payments(rt: Runtime) -> Iterator[PaymentService]:
     """The container's payments service (closed with the container)."""
-    rt.settings  # noqa: B018 - configures logging first
     yield rt.container.payments
 
 

@@ -15,7 +15,6 @@ from rich.table import Table
 from domain.errors import InvalidCommandError
 from nervenbahn.bounds import parse_bounded_day
 from nervenbahn.paths import projection_path as projection_path  # re-exported
-from nervenbahn.paths import read_model_target
 from projections import PROJECTIONS, rebuild
 from projections.region import RegionProjection, caseload, work_list
 from projections.storage import SQLConnection, read_model_built, read_model_connection
@@ -38,7 +37,7 @@ def rebuild_command(
     if name not in PROJECTIONS:
         known = ", ".join(sorted(PROJECTIONS))
         raise InvalidCommandError("rebuild", [("name", f"no projection {name!r}; known: {known}")])
-    target = read_model_target(rt.settings, name)
+    target = rt.container.read_model(name)
     if isinstance(target, Path):
         target.parent.mkdir(parents=True, exist_ok=True)
     where = str(target) if isinstance(target, Path) else f"PostgreSQL schema {target.schema}"
@@ -51,7 +50,7 @@ def rebuild_command(
     ) as progress:
         task = progress.add_task(name, total=None)
         events = rebuild(
-            PROJECTIONS[name].from_settings(rt.settings),
+            rt.container.projection(name),
             rt.service,
             target,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
@@ -118,7 +117,7 @@ def _today(command: str, text: str | None) -> date:
 
 @contextmanager
 def _region_db(ctx: typer.Context) -> Iterator[SQLConnection]:
-    target = read_model_target(runtime(ctx).settings, RegionProjection.name)
+    target = runtime(ctx).container.read_model(RegionProjection.name)
     if not read_model_built(target, RegionProjection.tables[0]):
         raise InvalidCommandError(
             "region",

@@ -104,7 +104,6 @@ def _relay_name(text: str) -> RelayName:
 
 
 def _open(rt: Runtime, name: RelayName, batch_size: int) -> Relay:
-    rt.settings  # noqa: B018 - configures logging first
     return rt.container.relay(_DATASETS[name], batch_size=batch_size)
 
 

@@ -20,7 +20,6 @@ import typer
 from domain.errors import InvalidCommandError
 from domain.reference import load_reference_data
 from nervenbahn.bounds import parse_bounded_quarter
-from nervenbahn.paths import read_model_target
 from nervenbahn.quarterly_report import ReportInput, write_quarterly_report
 from projections.reporting import ReportingProjection, canton_figures, quarterly_figures
 from projections.reporting_disclosure import DEFAULT_MIN_COUNT, withheld
@@ -61,7 +60,7 @@ def quarterly(
         period = parse_bounded_quarter(quarter)
     except ValueError as exc:
         raise InvalidCommandError("report", [("quarter", str(exc))]) from None
-    with _reporting_db(read_model_target(rt.settings, ReportingProjection.name)) as db:
+    with _reporting_db(rt.container.read_model(ReportingProjection.name)) as db:
         regions, canton = quarterly_figures(db, period), canton_figures(db, period)
         report = ReportInput(
             quarter=period,

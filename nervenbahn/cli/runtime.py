@@ -32,28 +32,33 @@ class Runtime:
     as_json: bool = False
     actor_spec: str | None = None
     console: Console = field(default_factory=lambda: _console())
-    container: Container = field(default_factory=Container)
+    _container: Container = field(default_factory=Container)
     _logging: bool = False
 
     @property
     def settings(self) -> Settings:
         """The container's settings (from the environment, read on first use, which also
         configures logging)."""
-        settings = self.container.settings
+        settings = self._container.settings
         if not self._logging:
             configure_logging(settings.log_format, settings.log_level)
             self._logging = True
         return settings
 
     @property
+    def container(self) -> Container:
+        """The process's container (logging configured from its settings first)."""
+        self.settings  # noqa: B018 - read for its side effect: logging is configured
+        return self._container
+
+    @property
     def service(self) -> CaseService:
         """The case service on the configured store, opened on first use."""
-        self.settings  # noqa: B018 - logging is configured before the store is opened
         return self.container.service
 
     def close(self) -> None:
         """Close what the container opened (it opens it again on next use)."""
-        self.container.close()
+        self._container.close()
 
     def actor(self) -> dict[str, str]:
         """The acting user from --actor or NERVENBAHN_ACTOR, as USER:ROLE:ORGANISATION."""

@@ -28,7 +28,6 @@ def serve(
     container = rt.container
     # First, so that an access log it cannot use (unchained, unreadable) is refused (exit 3)
     # before a broker or relay starts.
-    rt.settings  # noqa: B018 - configures logging first
     context = container.api_context()
     try:
         with container.kafka_or_embedded(store_folder(rt.settings.store)) as kafka:

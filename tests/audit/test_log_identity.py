@@ -22,6 +22,7 @@ from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
 from nervenbahn.cli.runtime import Runtime
 from nervenbahn.config import Settings
 from nervenbahn.demo_connectors import audit_and_report
+from nervenbahn.demo_session import DemoSession
 from tests.audit.cli import Invoke, make_installation
 
 
@@ -56,8 +57,8 @@ def test_a_demo_like_flow_verifies_and_a_tampered_access_log_is_reported(
         _read(log, n)
     log.close()
     rt = Runtime()
-    try:
-        audit_and_report(rt, case_id, tmp_path)  # checkpoint #1, as `make demo` signs it
+    try:  # checkpoint #1, as `make demo` signs it
+        audit_and_report(DemoSession(rt.container, rt.console), case_id, tmp_path)
     finally:
         rt.close()
     log = SQLiteAccessLog(log_path)
