@@ -27,7 +27,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from bus.codec import EventCodec
-from bus.envelope import EncodedEvent, event_id
+from bus.envelope import PRODUCER_NAME, EncodedEvent, event_id, message_headers
 from bus.errors import EncodeError, RelayStoppedError, SchemaError
 from bus.kafka_errors import translate_kafka_error
 from bus.kafka_settings import KafkaSettings
@@ -49,7 +49,6 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (EncodeError, SchemaError)
 unreachable broker or registry is retried.)"""
 
 log = structlog.get_logger("nervenbahn.relay")
-PRODUCER_NAME = "nervenbahn-relay"
 
 OutgoingMessage = (
     tuple[bytes, bytes, list[tuple[str, bytes]]]
@@ -279,17 +278,11 @@ class Relay:
 
 
 def _headers(event: Any, encoded: EncodedEvent) -> list[tuple[str, bytes]]:
-    """Kafka headers: what a reader needs before (or without) decoding the value."""
+    """Kafka headers of a case event: what a reader needs before (or without) decoding it."""
     state = vars(event)
-    correlation = str(state["correlation_id"])
-    return [
-        ("event_type", encoded.event_type.encode()),
-        ("event_id", str(event_id(event.originator_id, event.originator_version)).encode()),
-        ("schema_id", str(encoded.schema_id).encode()),
-        ("recorded_at", event.timestamp.isoformat().encode()),
-        ("effective_date", state["effective_date"].isoformat().encode()),
-        ("correlation_id", correlation.encode()),
-        # A command issued by a person starts its conversation: it is its own cause.
-        ("causation_id", correlation.encode()),
-        ("producer", PRODUCER_NAME.encode()),
-    ]
+    return message_headers(
+        encoded.event_type, encoded.schema_id,
+        event_id=event_id(event.originator_id, event.originator_version),
+        recorded_at=event.timestamp, effective_date=state["effective_date"],
+        correlation_id=state["correlation_id"],
+    )
