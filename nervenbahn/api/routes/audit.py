@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
 from domain.application.bitemporal import StateAsOf, plain
-from domain.application.cases import CaseService, HistoryEntry
+from domain.application.cases import CaseService
+from domain.application.history import HistoryEntry
 from domain.case import Case
 from nervenbahn.api.access_log import case_read_entries
 from nervenbahn.api.context import ApiContext
