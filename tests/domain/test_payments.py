@@ -11,12 +11,14 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from typing import get_args
 from uuid import UUID
 
 import pytest
 
 from domain import commands as c
 from domain.application.payments import PaymentService, RunSummary
+from domain.case import acts_canton_wide, may_act_on
 from domain.errors import CaseNotFoundError, InvalidCommandError, RuleViolationError
 from domain.payments import (
     PaymentOrdered,
@@ -275,6 +277,26 @@ def test_runs_for_a_future_month_or_by_a_caseworker_are_refused(
     with pytest.raises(RuleViolationError, match="execution_date"):
         run(payments, "2025-11", execution_date="2025-11-01")
     assert payments.recorder.max_notification_id() in (None, 0)
+
+
+@pytest.mark.parametrize("role", get_args(c.Role))
+def test_a_payment_run_is_started_by_exactly_the_roles_that_act_on_every_region(
+    desk: Desk, payments: PaymentService, role: c.Role
+) -> None:
+    # One rule (`domain.case.acts_canton_wide`) for both: acting on another region's case
+    # and starting a payment run, which pays the cases of all regions.
+    desk.supported()
+    actor = c.Actor("someone", role, "so-olten")
+    canton_wide = may_act_on(actor, "so-solothurn")
+    assert canton_wide == acts_canton_wide(actor)
+    command = RunPayments(actor=actor, correlation_id=uuid.uuid4(), month="2025-11")
+    if canton_wide:
+        assert payments.run(command).cases_checked == 1  # held: the case has no account
+    else:
+        with pytest.raises(RuleViolationError) as info:
+            payments.run(command)
+        assert info.value.rule == "payment-run-by-administrator"
+        assert payments.recorder.max_notification_id() in (None, 0)
 
 
 def test_a_caseworker_of_another_region_gets_the_answer_of_a_missing_case_for_an_account(
