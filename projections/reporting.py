@@ -27,7 +27,7 @@ from bus.consumer import Received
 from domain.commands import ClosureReason
 from domain.events import CaseHandedOver, CaseOpened
 from domain.reference import load_reference_data
-from projections.framework import Projection
+from projections.framework import Projection, ProjectionSettings
 from projections.reporting_facts import NO_FACT_EVENTS, CaseFact, Pseudonymiser, case_fact
 from projections.storage import SQLConnection
 
@@ -79,9 +79,9 @@ class ReportingProjection(Projection):
         self._pseudonyms = Pseudonymiser(reporting_key) if reporting_key is not None else None
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Self:
+    def from_settings(cls, settings: ProjectionSettings) -> Self:
         """With the installation's reporting key (`Settings.reporting_key`), as the relay."""
-        key = getattr(settings, "reporting_key", None)
+        key = settings.reporting_key
         return cls(base64.b64decode(key.get_secret_value()) if key is not None else None)
 
     def create_tables(self, db: SQLConnection) -> None:

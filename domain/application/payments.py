@@ -30,6 +30,7 @@ from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecor
 from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.application.cases import CaseService
+from domain.application.eventlog import StoredNotificationLog
 from domain.application.snapshots import SNAPSHOT_KEY_PURPOSE, MacSnapshotStore
 from domain.application.transcodings import register_domain_transcodings
 from domain.case import SWISS_TIME, Case, acts_canton_wide
@@ -122,8 +123,9 @@ class RunSummary:
         )
 
 
-class PaymentService(Application[UUID]):
-    """Records payout accounts and payment runs; reads cases from a `CaseService`."""
+class PaymentService(StoredNotificationLog, Application[UUID]):
+    """Records payout accounts and payment runs; reads cases from a `CaseService`. Its
+    notification log (`NotificationLog`) is what the payments relay publishes."""
 
     name = "payments"
 
