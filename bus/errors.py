@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from domain.errors import NervenbahnError
+
 if TYPE_CHECKING:
     from bus.compatibility import SchemaProblem
 
@@ -24,7 +26,7 @@ __all__ = [
 ]
 
 
-class BusError(Exception):
+class BusError(NervenbahnError):
     """Something went wrong on the integration bus."""
 
 

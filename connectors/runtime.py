@@ -74,6 +74,7 @@ from bus.topics import (
 )
 from connectors._config import ConnectorConfigError, ConnectorSpec, load_config
 from connectors._state import StateStore, now
+from connectors.errors import ConnectorError
 from connectors.sdk import (
     ConnectorContext,
     ConnectorStatus,
@@ -105,10 +106,6 @@ __all__ = [
 log = structlog.get_logger("nervenbahn.connectors")
 
 DEFAULT_FILE = "connectors.toml"
-
-
-class ConnectorError(Exception):
-    """A connector could not run."""
 
 
 class AlreadyRunningError(ConnectorError):

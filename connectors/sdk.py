@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from bus.consumer import Received
+from connectors.errors import ConnectorError
 from domain.application.cases import CaseService
 from domain.commands import Command
 from domain.errors import DomainError, InvalidCommandError, RuleViolationError
@@ -87,7 +88,7 @@ class ConnectorContext:
         return path if path.is_absolute() else self.base / path
 
 
-class SourceInputError(Exception):
+class SourceInputError(ConnectorError):
     """Input a source cannot accept (malformed, invalid against its schema); nothing of the
     input it was found in is applied. The message names where (file, line, element) and why."""
 

@@ -13,6 +13,7 @@ from eventsourcing.persistence import PersistenceError
 
 from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
+from domain.errors import NervenbahnError
 from domain.personal_data import PersonalDataVault
 from domain.reference import load_reference_data
 from nervenbahn.config import Settings
@@ -27,7 +28,7 @@ __all__ = [
 ]
 
 
-class StoreUnavailableError(Exception):
+class StoreUnavailableError(NervenbahnError):
     """The event store cannot be reached or opened."""
 
 

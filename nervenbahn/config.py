@@ -19,6 +19,7 @@ import psycopg.conninfo
 import structlog
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from domain.errors import NervenbahnError
 from nervenbahn.private import private_folder, write_private
 
 __all__ = [
@@ -40,7 +41,7 @@ _CHAINED_SQLITE = "nervenbahn.audit.chain:ChainedSQLiteApplicationRecorder"
 _CHAINED_POSTGRES = "nervenbahn.audit.chain:ChainedPostgresApplicationRecorder"
 
 
-class ConfigError(Exception):
+class ConfigError(NervenbahnError):
     """The configuration is incomplete or malformed."""
 
 

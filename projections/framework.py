@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from bus.effects import EffectStore, SQLiteEffectStore
 from bus.envelope import event_id
 from domain.application.ports import NotificationLog
+from domain.errors import NervenbahnError
 from projections.storage import (
     PostgresReadModels,
     PostgresReadModelStore,
@@ -33,7 +34,17 @@ from projections.storage import (
     SQLConnection,
 )
 
-__all__ = ["Projection", "ProjectionSettings", "open_projection_store", "rebuild"]
+__all__ = [
+    "Projection",
+    "ProjectionError",
+    "ProjectionSettings",
+    "open_projection_store",
+    "rebuild",
+]
+
+
+class ProjectionError(NervenbahnError):
+    """A read model cannot be built or kept up to date as configured."""
 
 
 class ProjectionSettings(Protocol):

@@ -27,7 +27,7 @@ from bus.consumer import Received
 from domain.commands import ClosureReason
 from domain.events import CaseHandedOver, CaseOpened
 from domain.reference import load_reference_data
-from projections.framework import Projection, ProjectionSettings
+from projections.framework import Projection, ProjectionError, ProjectionSettings
 from projections.reporting_facts import NO_FACT_EVENTS, CaseFact, Pseudonymiser, case_fact
 from projections.storage import SQLConnection
 
@@ -64,7 +64,7 @@ _TABLES = (
 )
 
 
-class ReportingKeyMissingError(Exception):
+class ReportingKeyMissingError(ProjectionError):
     """The reporting projection was asked to turn case events into facts without the key."""
 
 

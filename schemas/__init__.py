@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from domain.errors import NervenbahnError
+
 __all__ = [
     "AUDIT_NAMESPACE",
     "NAMESPACE",
@@ -67,7 +69,7 @@ _PRIMITIVES = frozenset(
 _NAMED = frozenset({"record", "error", "enum", "fixed"})
 
 
-class SchemaFileError(Exception):
+class SchemaFileError(NervenbahnError):
     """A schema file is missing, is not valid JSON, or uses a named type defined nowhere."""
 
 

@@ -6,6 +6,8 @@ boundary where they happen. How each one answers over HTTP is decided in `proble
 
 from __future__ import annotations
 
+from domain.errors import NervenbahnError
+
 __all__ = [
     "AccessLogUnavailableError",
     "ApiError",
@@ -18,7 +20,7 @@ __all__ = [
 ]
 
 
-class ApiError(Exception):
+class ApiError(NervenbahnError):
     """Something the HTTP API or its key registry could not do."""
 
 

@@ -118,7 +118,7 @@ class ProblemResponse(JSONResponse):
 
 
 @dataclass
-class ProblemError(Exception):
+class ProblemError(ApiError):
     """Answer the request with this problem (raised by the API's own code)."""
 
     slug: str

@@ -42,6 +42,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from psycopg import sql
 from psycopg.rows import DictRow
 
+from nervenbahn.audit.errors import AuditError
 from nervenbahn.audit.hashing import ChainHead, genesis, text_or_invalid, wrong_type
 from nervenbahn.config import StoreConfig
 
@@ -77,7 +78,7 @@ REWRITES_TABLE = "audit_chain_rewrites"
 """One row per explicit `audit chain-existing` of an events table (when, how many events)."""
 
 
-class UnchainedEventsError(Exception):
+class UnchainedEventsError(AuditError):
     """The store holds events that the hash chain does not cover; opening it is refused.
 
     Either the store was written before the chain existed, or chain rows (or the table's

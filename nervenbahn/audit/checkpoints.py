@@ -36,6 +36,7 @@ from bus.record_codec import RecordCodec, RecordType, current_schema
 from bus.registry import SchemaRegistry
 from bus.topics import TopicSpec
 from nervenbahn.audit.chain import AuditDatabase
+from nervenbahn.audit.errors import AuditError
 from nervenbahn.audit.hashing import HASH_SIZE, ChainHead, SignedAnchor, wrong_type
 from schemas import AUDIT_NAMESPACE, SCHEMA_DIR, load_schema, record_name
 
@@ -61,7 +62,7 @@ CHECKPOINT_RECORD = "Checkpoint"
 _FORMAT = "nervenbahn checkpoint v1"
 
 
-class CheckpointError(Exception):
+class CheckpointError(AuditError):
     """A checkpoint, a checkpoints file or a public key cannot be read."""
 
 
