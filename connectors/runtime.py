@@ -84,7 +84,7 @@ from connectors.sdk import (
     SourceItem,
     already_applied,
 )
-from domain.application.cases import CaseService
+from domain.application.ports import CaseAccess
 from domain.errors import DomainError
 from domain.personal_data import ErasedFile, ErasureSubject
 from nervenbahn.config import Settings
@@ -178,7 +178,7 @@ class ConnectorRuntime:
     def __init__(
         self,
         specs: dict[str, ConnectorSpec],
-        service: CaseService,
+        service: CaseAccess,
         folder: Path,
         bus: Callable[[], Bus] | None = None,
     ) -> None:
@@ -191,7 +191,7 @@ class ConnectorRuntime:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, service: CaseService, bus: Callable[[], Bus] | None = None
+        cls, settings: Settings, service: CaseAccess, bus: Callable[[], Bus] | None = None
     ) -> ConnectorRuntime:
         """The runtime of the configured file and the store's connectors folder."""
         specs = load_config(connectors_file(settings))

@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Literal
 
 from bus.consumer import Received
 from connectors.errors import ConnectorError
-from domain.application.cases import CaseService
+from domain.application.ports import CaseAccess
 from domain.commands import Command
 from domain.errors import DomainError, InvalidCommandError, RuleViolationError
 from domain.personal_data import ErasedFile, ErasureSubject
@@ -75,8 +75,8 @@ def already_applied(error: DomainError) -> bool:
 class ConnectorContext:
     """What the runtime gives a connector: the case service, its folders."""
 
-    service: CaseService
-    """The case service (commands, queries, `service.vault` for sealed personal data)."""
+    service: CaseAccess
+    """The case service (commands, current cases, `service.vault` for sealed personal data)."""
     folder: Path
     """The connector's own working folder (created; e.g. `<store folder>/connectors/NAME/`)."""
     base: Path

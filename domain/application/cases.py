@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -26,6 +25,7 @@ from eventsourcing.utils import get_topic
 from domain import commands
 from domain.application.eventlog import StoredCaseEvents, StoredNotificationLog
 from domain.application.importer import ImportReport, LegacyImporter
+from domain.application.ports import CaseAccess, CommandResult
 from domain.application.queries import SNAPSHOT_INTERVAL, CaseQueries, SnapshotCache, fold
 from domain.application.snapshots import SNAPSHOT_KEY_PURPOSE, MacSnapshotStore
 from domain.application.transcodings import register_domain_transcodings
@@ -52,16 +52,9 @@ log = structlog.get_logger("nervenbahn.cases")
 Clock = Callable[[], datetime]
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    """What a command recorded."""
-
-    case_id: UUID
-    version: int
-    events: tuple[str, ...]
-
-
-class CaseService(CaseQueries, StoredNotificationLog, StoredCaseEvents, Application[UUID]):
+class CaseService(
+    CaseQueries, StoredNotificationLog, StoredCaseEvents, CaseAccess, Application[UUID]
+):
     """Executes case commands against the event store."""
 
     name = "nervenbahn"
