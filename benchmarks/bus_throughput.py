@@ -56,7 +56,7 @@ from bus.effects import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings, load_kafka_settings
 from bus.relay import _headers  # the relay's own header builder, for the stage breakdown
 from bus.topics import TopicSpec, catalogue, ensure_topics, topic_name
-from domain import commands as c
+from domain import commands
 from domain.application.cases import CaseService
 from domain.reference import load_reference_data
 from nervenbahn.bootstrap import build_service, close_service
@@ -278,14 +278,14 @@ class TimedEffects(SQLiteEffectStore):
         self._pending.append(key)
 
 
-def latency_commands(total: int, seed: int) -> list[c.Command]:
+def latency_commands(total: int, seed: int) -> list[commands.Command]:
     """`total` valid commands (10 per case, cases worked on at once), as the CLI parses them."""
     rng = random.Random(f"{seed}-latency")
     reference = load_reference_data()
     today = datetime.now(SWISS).date()
     scripts = [case_script(rng, reference, [today] * 10)
                for _ in range(math.ceil(total / 10))]
-    cases = [[c.parse_command(n, d) for n, d in s] for s in scripts]
+    cases = [[commands.parse_command(n, d) for n, d in s] for s in scripts]
     commands = [command for _, _, command in interleaved(cases)]
     return commands[:total]
 

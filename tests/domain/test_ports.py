@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from domain import commands as c
+from domain import commands
 from domain.application.payments import PaymentService
 from domain.application.ports import CaseEventSource, NotificationLog
 from domain.events import CaseOpened, SupportGranted
@@ -48,7 +48,9 @@ def test_a_case_s_events_up_to_a_version_latest_first(desk: Desk) -> None:
     assert any(isinstance(e, SupportGranted) for e in ascending)
 
 
-def test_the_payment_store_s_log_holds_payment_events_only(desk: Desk, actor: c.Actor) -> None:
+def test_the_payment_store_s_log_holds_payment_events_only(
+    desk: Desk, actor: commands.Actor
+) -> None:
     case_id = desk.supported()
     cases_before = desk.service.max_position()
     payments = PaymentService(POPO_ENV, cases=desk.service, clock=desk.clock)
