@@ -18,7 +18,7 @@ from typer.exceptions import Abort, Exit, TyperException
 from bus.errors import RelayStoppedError
 from bus.kafka_errors import BrokerStartError, BrokerUnavailableError, KafkaConfigError
 from connectors.runtime import AlreadyRunningError
-from domain.errors import DomainError, InvalidCommandError
+from domain.errors import DomainError, InvalidCommandError, NervenbahnError
 from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.audit.chain import UnchainedEventsError
 from nervenbahn.bootstrap import StoreUnavailableError
@@ -88,8 +88,12 @@ _EXIT_CODES: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
     ((ConfigError, StoreUnavailableError, UnchainedEventsError, AccessLogUnavailableError,
       BrokerUnavailableError, BrokerStartError, KafkaConfigError), EXIT_UNAVAILABLE),
     ((AlreadyRunningError,), EXIT_BUSY),
+    ((NervenbahnError,), EXIT_REFUSED),
 )
-"""Foreseeable failures: their one-line message and exit code (first match wins)."""
+"""Foreseeable failures: their one-line message and exit code (first match wins). The last row
+catches every other error of ours (a delivery file that does not parse, a checkpoint that cannot
+be signed, …): each is foreseen by the code that raises it and says what happened in its
+message, so it is one line and exit 1, never 70 with a traceback."""
 
 
 @app.callback()

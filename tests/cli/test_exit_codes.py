@@ -16,6 +16,7 @@ from connectors.runtime import AlreadyRunningError
 from domain.errors import CaseNotFoundError, DomainError, NervenbahnError
 from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.audit.chain import UnchainedEventsError
+from nervenbahn.audit.checkpoints import CheckpointError
 from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.cli import (
     _EXIT_CODES,
@@ -38,6 +39,7 @@ RAISED: list[tuple[Exception, int]] = [
     (BrokerStartError("the embedded broker did not start"), EXIT_UNAVAILABLE),
     (KafkaConfigError("NERVENBAHN_KAFKA: no brokers"), EXIT_UNAVAILABLE),
     (AlreadyRunningError("connector intake is running in another process"), EXIT_BUSY),
+    (NervenbahnError("the delivery file does not parse"), EXIT_REFUSED),
 ]
 """One instance of every class the table lists, and the code it must give."""
 
@@ -82,6 +84,18 @@ def test_a_subclass_maps_like_the_listed_class(
 
     assert main([]) == EXIT_REFUSED
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {error}"
+
+
+def test_any_other_error_of_ours_is_one_line_and_1_not_70(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    error = CheckpointError("checkpoint #3 cannot be signed: the signing key is missing")
+    _raising(monkeypatch, error)
+
+    assert main([]) == EXIT_REFUSED
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [f"error: {error}"]
+    assert "Traceback" not in err
 
 
 def test_an_unforeseen_failure_is_70_and_names_only_its_type(
