@@ -53,14 +53,14 @@ from report import Row, add_output_arguments, emit_json, percentile, print_table
 from bus.broker import EmbeddedBroker
 from bus.consumer import Received
 from bus.effects import SQLiteEffectStore
-from bus.kafka_settings import KafkaSettings, load_kafka_settings
+from bus.kafka_settings import KafkaSettings
 from bus.relay import _headers  # the relay's own header builder, for the stage breakdown
 from bus.topics import TopicSpec, catalogue, ensure_topics, topic_name
 from domain import commands
 from domain.application.cases import CaseService
 from domain.reference import load_reference_data
 from nervenbahn.bootstrap import build_service, close_service
-from nervenbahn.config import Settings, load_settings
+from nervenbahn.config import Settings, load_kafka_settings, load_settings
 from nervenbahn.logging import configure_logging
 from nervenbahn.synthetic import synthetic_history
 from nervenbahn.wiring import Bus, open_bus
@@ -112,7 +112,7 @@ def _service(path: Path, master_key: str) -> Iterator[tuple[Settings, CaseServic
 
 @contextmanager
 def _bus(service: CaseService, settings: Settings, kafka: KafkaSettings) -> Iterator[Bus]:
-    bus = open_bus(service, settings.store, kafka)
+    bus = open_bus(service, settings.store, kafka, settings.registry.url)
     ensure_topics(kafka, catalogue(kafka))
     try:
         yield bus

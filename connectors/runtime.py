@@ -181,8 +181,10 @@ class ConnectorRuntime:
         service: CaseAccess,
         folder: Path,
         bus: Callable[[], Bus] | None = None,
+        partitions: int = ConnectorContext.partitions,
     ) -> None:
         self.specs = specs
+        self.partitions = partitions
         self.service = service
         self.folder = folder
         self._bus_factory = bus
@@ -195,7 +197,8 @@ class ConnectorRuntime:
     ) -> ConnectorRuntime:
         """The runtime of the configured file and the store's connectors folder."""
         specs = load_config(connectors_file(settings))
-        return cls(specs, service, store_folder(settings.store) / "connectors", bus)
+        return cls(specs, service, store_folder(settings.store) / "connectors", bus,
+                   settings.kafka.partitions)
 
     def close(self) -> None:
         """Close the state database."""
@@ -215,7 +218,7 @@ class ConnectorRuntime:
         spec = self.spec(name)
         connector = spec.load()
         folder = private_folder(self.folder / name)
-        connector.bind(ConnectorContext(self.service, folder, spec.base))
+        connector.bind(ConnectorContext(self.service, folder, spec.base, self.partitions))
         return connector
 
     def run(

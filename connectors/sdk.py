@@ -81,6 +81,8 @@ class ConnectorContext:
     """The connector's own working folder (created; e.g. `<store folder>/connectors/NAME/`)."""
     base: Path
     """The folder of the configuration file: relative paths in options are relative to it."""
+    partitions: int = 4
+    """The partitions of the topics the bus creates (NERVENBAHN_KAFKA_PARTITIONS)."""
 
     def path(self, value: str | Path) -> Path:
         """An option's path, resolved against the configuration file's folder."""

@@ -37,14 +37,13 @@ def build_service(
 ) -> CaseService:
     """Open the key store and the event store named by the settings."""
     store = settings.store
+    master_key = base64.b64decode(settings.master_key.get_secret_value())  # before any file
     try:
         if store.kind == "sqlite" and store.sqlite_path is not None:
             warn_if_shared(store.sqlite_path.parent)
             private_file(store.sqlite_path)  # its -wal and -shm files take its mode
         keystore = open_keystore(store)
-        vault = PersonalDataVault(
-            keystore, base64.b64decode(settings.master_key.get_secret_value())
-        )
+        vault = PersonalDataVault(keystore, master_key)
         return CaseService(
             store.eventsourcing_env(), vault=vault, reference=load_reference_data(), clock=clock
         )

@@ -19,6 +19,7 @@ from domain.case import Case
 from domain.commands import parse_command
 from domain.errors import DomainError
 from nervenbahn.cli.runtime import Runtime
+from nervenbahn.config import create_keys
 from nervenbahn.demo_bus import relay_and_subscribe
 from nervenbahn.demo_connectors import audit_and_report, pay_and_register
 from nervenbahn.paths import private_folder, store_folder, write_private
@@ -38,6 +39,7 @@ def run_demo(rt: Runtime, *, households: int, seed: int, reset: bool, bus: bool 
     store = rt.settings.store
     if reset:
         _reset(rt)
+    create_keys(rt.settings)  # the step `nervenbahn init` takes: the store's missing keys
     service = rt.service
     existing = service.recorder.max_notification_id() or 0
     if existing:

@@ -31,7 +31,7 @@ def relay_and_subscribe(rt: Runtime, folder: Path, payments: DemoPayments | None
     payment run and let the pain.001 sink write its file."""
     started = time.perf_counter()
     with kafka_or_embedded(folder) as kafka:
-        bus = open_bus(rt.service, rt.settings.store, kafka)
+        bus = open_bus(rt.service, rt.settings.store, kafka, rt.settings.registry.url)
         try:
             ensure_topics(kafka, catalogue(kafka, [SUBSCRIBER], reporting=True))
             head = rt.service.recorder.max_notification_id() or 0

@@ -19,7 +19,6 @@ import structlog
 import uvicorn
 
 from bus.effects import EffectStore
-from nervenbahn.api.settings import load_api_settings
 from nervenbahn.audit.access import access_log_to_sign
 from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
@@ -137,7 +136,7 @@ class Server:
         while not self._stop.wait(self.settings.checkpoint_interval_seconds):
             db = open_audit_database(self.settings.store)
             try:
-                access = access_log_to_sign(load_api_settings(self.settings.store).access_log)
+                access = access_log_to_sign(self.settings.api.access_log)
                 write_checkpoint(db, key, **access, only_if_moved=True)
                 self.bus.publish_checkpoints(db)
             except Exception:

@@ -6,7 +6,6 @@ Built once per process from the settings, beside the case service (see `bootstra
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from bus.broker import EmbeddedBroker
 from bus.codec import EventCodec
 from bus.consumer import Consumer, Decoder, Handler, RetryPolicy
 from bus.effects import EffectStore
-from bus.kafka_settings import KafkaSettings, load_kafka_settings
+from bus.kafka_settings import KafkaSettings
 from bus.payments_codec import PaymentEventCodec, payment_event_encoder
 from bus.positions import PostgresPositionStore, RelayPositionStore, SQLitePositionStore
 from bus.registry import SchemaRegistry
@@ -31,7 +30,7 @@ from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
 from nervenbahn.audit.chain import AuditDatabase
 from nervenbahn.audit.checkpoints import CheckpointCodec, publish_checkpoints
-from nervenbahn.config import ConfigError, StoreConfig
+from nervenbahn.config import ConfigError, StoreConfig, load_kafka_settings
 from projections.framework import Projection
 from projections.reporting_codec import CaseFactCodec, fact_encoder
 from projections.reporting_facts import CaseFacts, Pseudonymiser, region_in_store
@@ -46,10 +45,8 @@ PAYMENT_ORDERS = "payment-orders"
 PAYMENTS_RELAY = "payments"
 
 
-def open_registry(store: StoreConfig, environ: dict[str, str] | None = None) -> SchemaRegistry:
-    """The external registry named by NERVENBAHN_SCHEMA_REGISTRY, else the embedded one."""
-    env = os.environ if environ is None else environ
-    url = env.get("NERVENBAHN_SCHEMA_REGISTRY")
+def open_registry(store: StoreConfig, url: str | None = None) -> SchemaRegistry:
+    """The external registry at `url` (NERVENBAHN_SCHEMA_REGISTRY), else the embedded one."""
     if url:
         return ConfluentRegistryClient(url)
     if store.kind == "sqlite":
@@ -245,11 +242,13 @@ class Bus:
         self.registry.close()
 
 
-def open_bus(service: CaseService, store: StoreConfig, kafka: KafkaSettings) -> Bus:
+def open_bus(
+    service: CaseService, store: StoreConfig, kafka: KafkaSettings, registry: str | None = None
+) -> Bus:
     """Wire the bus for a process."""
     specs = catalogue(kafka, reporting=True, payments=True, audit=True)
     topics = {spec.dataset: spec for spec in specs}  # "case-events": …
-    bus = Bus(service, store, kafka, open_registry(store), topics)
+    bus = Bus(service, store, kafka, open_registry(store, registry), topics)
     bus.feed_codecs.setdefault(PAYMENT_ORDERS, bus.payments_codec)
     return bus
 

@@ -41,7 +41,6 @@ import psycopg
 import structlog
 
 from bus.consumer import Received, Rejected
-from bus.kafka_settings import load_kafka_settings
 from connectors.bfs_statistics.builder import (
     BookingRow,
     CaseDossiers,
@@ -52,7 +51,7 @@ from connectors.bfs_statistics.builder import (
     owed,
     render_csv,
 )
-from connectors.sdk import Sink
+from connectors.sdk import ConnectorContext, Sink
 from domain.case import SWISS_TIME
 from domain.entitlement import month_of, months_between
 from projections.reporting_facts import CaseFact
@@ -126,10 +125,19 @@ class BfsStatisticsSink(Sink):
         if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= 60:
             raise ValueError(f"grace_days: {grace!r} is not a whole number of days 0..60")
         self.grace_days = grace
-        partitions = self.options.get("partitions", load_kafka_settings().partitions)
-        if not isinstance(partitions, int) or isinstance(partitions, bool) or partitions < 1:
+        partitions = self.options.get("partitions")
+        if partitions is not None and (not isinstance(partitions, int)
+                                       or isinstance(partitions, bool) or partitions < 1):
             raise ValueError(f"partitions: {partitions!r} is not a number of partitions (>= 1)")
-        self.partitions = partitions
+        self._partitions: int | None = partitions
+
+    @property
+    def partitions(self) -> int:
+        """The partitions of the facts topic: the option, else those of the bus's topics
+        (the context's, NERVENBAHN_KAFKA_PARTITIONS)."""
+        if self._partitions is not None:
+            return self._partitions
+        return self.context.partitions if self.context else ConnectorContext.partitions
 
     # --- the SDK ------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from domain.errors import DomainError, InvalidCommandError, NervenbahnError
 from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.audit.chain import UnchainedEventsError
 from nervenbahn.bootstrap import StoreUnavailableError
-from nervenbahn.config import ConfigError
+from nervenbahn.config import ConfigError, KeyMissingError
 from nervenbahn.logging import configure_logging_from_environment
 from nervenbahn.private import private_umask
 
@@ -32,6 +32,7 @@ from . import (
     bus,
     case,
     connectors,
+    init,
     payments,
     projections,
     relay,
@@ -65,6 +66,7 @@ app.add_typer(projections.region_app, name="region")
 app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(report.app, name="report")
 app.command("serve")(serve.serve)
+app.command("init")(init.init)
 app.add_typer(audit.app, name="audit")
 app.add_typer(connectors.app, name="connectors")
 app.add_typer(connectors.connector_app, name="connector")
@@ -82,9 +84,12 @@ EXIT_BUSY = 75
 (sysexits' EX_TEMPFAIL)."""
 EXIT_INTERNAL = 70
 """Only for what nobody foresaw; the error is logged with its traceback."""
+EXIT_NOT_INITIALISED = 78
+"""A key the command needs does not exist yet: run `nervenbahn init` (sysexits' EX_CONFIG)."""
 
 _EXIT_CODES: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
     ((DomainError, RelayStoppedError), EXIT_REFUSED),
+    ((KeyMissingError,), EXIT_NOT_INITIALISED),
     ((ConfigError, StoreUnavailableError, UnchainedEventsError, AccessLogUnavailableError,
       BrokerUnavailableError, BrokerStartError, KafkaConfigError), EXIT_UNAVAILABLE),
     ((AlreadyRunningError,), EXIT_BUSY),

@@ -28,7 +28,6 @@ from rich.table import Table
 from domain.application.payments import PaymentService
 from domain.errors import InvalidCommandError
 from nervenbahn.api.access_log import AccessLogVerification
-from nervenbahn.api.settings import load_api_settings
 from nervenbahn.audit.access import access_log_check, access_log_to_sign
 from nervenbahn.audit.anchors import describe_anchor
 from nervenbahn.audit.chain import (
@@ -262,7 +261,7 @@ def _or_refused(action: Callable[[], T]) -> T:
 
 
 def _access_log_path(rt: Runtime) -> Path:
-    return load_api_settings(rt.settings.store).access_log
+    return rt.settings.api.access_log
 
 
 def _with_snapshots(rt: Runtime, db: AuditDatabase, report: AuditReport) -> AuditReport:

@@ -11,7 +11,6 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from bus.kafka_settings import load_kafka_settings
 from domain.application.cases import CaseService, CommandResult
 from domain.commands import CaseCommand, parse_command
 from domain.errors import InvalidCommandError
@@ -56,13 +55,14 @@ class Runtime:
     def bus(self) -> Bus:
         """The bus on NERVENBAHN_KAFKA (settings read on first use)."""
         if self._bus is None:
-            kafka = load_kafka_settings()
+            kafka = self.settings.kafka
             if not kafka.bootstrap_servers:
                 raise ConfigError(
                     "NERVENBAHN_KAFKA: no broker configured; set it to host:port[,host:port] "
                     "or start the embedded one with `nervenbahn broker`"
                 )
-            self._bus = open_bus(self.service, self.settings.store, kafka)
+            self._bus = open_bus(self.service, self.settings.store, kafka,
+                                 self.settings.registry.url)
         return self._bus
 
     def close(self) -> None:
@@ -76,7 +76,7 @@ class Runtime:
 
     def actor(self) -> dict[str, str]:
         """The acting user from --actor or NERVENBAHN_ACTOR, as USER:ROLE:ORGANISATION."""
-        spec = self.actor_spec or os.environ.get("NERVENBAHN_ACTOR")
+        spec = self.actor_spec or self.settings.cli.actor
         if not spec:
             raise InvalidCommandError(
                 "command", [("actor", "set --actor USER:ROLE:ORGANISATION or NERVENBAHN_ACTOR")]

@@ -31,7 +31,7 @@ def serve(
     context = build_api_context(rt.settings, rt.service)
     try:
         with kafka_or_embedded(store_folder(rt.settings.store)) as kafka:
-            bus = open_bus(rt.service, rt.settings.store, kafka)
+            bus = open_bus(rt.service, rt.settings.store, kafka, rt.settings.registry.url)
             server = Server(bus, rt.settings, create_app(context), host=host, port=port)
             try:
                 ensure_topics(kafka, catalogue(kafka, reporting=True))
