@@ -30,6 +30,7 @@ import secrets
 import stat
 import tempfile
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from hashlib import sha256
 from pathlib import Path
 from typing import Any, Literal
@@ -38,7 +39,12 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 import psycopg.conninfo
 import structlog
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from bus.kafka_errors import KafkaConfigError
 from bus.kafka_settings import PROFILE_DEFAULTS, KafkaSettings
@@ -245,10 +251,17 @@ class Environment(BaseSettings):
     actor: str | None = None
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
-                                   *sources: Any, **named: Any) -> tuple[Any, ...]:
-        """Only the values `read` passes: never the process environment behind its back."""
-        return (named.get("init_settings", sources[0] if sources else None),)
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the values `read` passes (from its `_MappingSource`): never the process
+        environment behind its back, nor a dotenv or secrets folder."""
+        return (init_settings,)
 
     @classmethod
     def read(cls, environ: Mapping[str, str]) -> tuple[Environment, dict[str, str]]:
@@ -392,7 +405,8 @@ class Settings(BaseModel):
     """Everything the composition root needs, read once from the environment.
 
     Reading any attribute has no side effects: the keys of a SQLite store are read from its
-    key folder, and `KeyMissingError` says to run `nervenbahn init` if one is not there.
+    key folder (once; an old-layout key file is warned about once), and `KeyMissingError`
+    says to run `nervenbahn init` if one is not there.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -449,7 +463,7 @@ class Settings(BaseModel):
 
     # --- keys (read, never created) -----------------------------------------------------------
 
-    @property
+    @cached_property
     def master_key(self) -> SecretStr:
         """The master key (base64 of 32 bytes) that wraps the per-person data keys:
         NERVENBAHN_MASTER_KEY or _FILE, else the key file of a SQLite store (see
@@ -462,7 +476,7 @@ class Settings(BaseModel):
         )
         return _encoded(_stored_key(path, self.keys.key_dir, "master"))
 
-    @property
+    @cached_property
     def signing_key(self) -> SecretStr:
         """The Ed25519 seed (base64 of 32 bytes) that signs audit checkpoints:
         NERVENBAHN_AUDIT_SIGNING_KEY or _FILE, else the key file of a SQLite store (an old
@@ -477,7 +491,7 @@ class Settings(BaseModel):
         )
         return _encoded(_stored_key(path, self.keys.key_dir, "signing"))
 
-    @property
+    @cached_property
     def reporting_key(self) -> SecretStr | None:
         """The key that pseudonymises case ids on the reporting topic (base64 of 32 bytes):
         NERVENBAHN_REPORTING_KEY or _FILE, else the key file of a SQLite store (an old
