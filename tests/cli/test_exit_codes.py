@@ -22,11 +22,12 @@ from nervenbahn.cli import (
     _EXIT_CODES,
     EXIT_BUSY,
     EXIT_INTERNAL,
+    EXIT_NOT_INITIALISED,
     EXIT_REFUSED,
     EXIT_UNAVAILABLE,
     main,
 )
-from nervenbahn.config import ConfigError
+from nervenbahn.config import ConfigError, KeyMissingError
 
 RAISED: list[tuple[Exception, int]] = [
     (DomainError("a rule refused it"), EXIT_REFUSED),
@@ -39,6 +40,8 @@ RAISED: list[tuple[Exception, int]] = [
     (BrokerStartError("the embedded broker did not start"), EXIT_UNAVAILABLE),
     (KafkaConfigError("NERVENBAHN_KAFKA: no brokers"), EXIT_UNAVAILABLE),
     (AlreadyRunningError("connector intake is running in another process"), EXIT_BUSY),
+    (KeyMissingError("the master key has not been created yet: run `nervenbahn init`"),
+     EXIT_NOT_INITIALISED),
     (NervenbahnError("the delivery file does not parse"), EXIT_REFUSED),
 ]
 """One instance of every class the table lists, and the code it must give."""
