@@ -33,6 +33,7 @@ from projections.storage import (
     ReadModelTarget,
     SQLConnection,
 )
+from schemas.sql import Component, migrate_sqlite
 
 __all__ = [
     "Projection",
@@ -78,9 +79,8 @@ class Projection(ABC):
         """The consumer group that feeds this projection from the bus."""
         return f"projection-{self.name}"
 
-    @abstractmethod
-    def create_tables(self, db: SQLConnection) -> None:
-        """Create the projection's tables if they do not exist."""
+    migrations: ClassVar[Component]
+    """The projection's tables, as numbered migrations (`schemas.sql`)."""
 
     @abstractmethod
     def apply(self, event: Any, tx: SQLConnection) -> None:
@@ -104,11 +104,10 @@ def open_projection_store(projection: Projection, target: ReadModelTarget) -> Ef
     SQLite file, or the read models' PostgreSQL schema."""
     if isinstance(target, PostgresReadModels):
         store = PostgresReadModelStore(target)
-        with store.transaction() as tx:
-            projection.create_tables(tx)
+        store.migrate(projection.migrations)
         return store
     sqlite_store = SQLiteEffectStore(target)
-    projection.create_tables(sqlite_store.db)
+    migrate_sqlite(sqlite_store.db, projection.migrations)
     return sqlite_store
 
 
@@ -131,8 +130,8 @@ def rebuild(
     if isinstance(target, PostgresReadModels):
         store = PostgresReadModelStore(target)
         try:
+            store.migrate(projection.migrations)
             with store.transaction() as tx:
-                projection.create_tables(tx)
                 store.forget(tx, projection)
                 return _refill(
                     projection, source, store, lambda: nullcontext(tx), batch_size, progress

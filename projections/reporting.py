@@ -30,6 +30,7 @@ from domain.reference import load_reference_data
 from projections.framework import Projection, ProjectionError, ProjectionSettings
 from projections.reporting_facts import NO_FACT_EVENTS, CaseFact, Pseudonymiser, case_fact
 from projections.storage import SQLConnection
+from schemas.sql import Component, Migration
 
 __all__ = [
     "CANTON",
@@ -62,6 +63,13 @@ _TABLES = (
     "break_off_reason TEXT, budget_reason TEXT, review_outcome TEXT, to_region TEXT, "
     "closure_reason TEXT, reopening_reason TEXT, UNIQUE (case_pseudonym, sequence))",
 )
+MIGRATIONS = Component(
+    "read_model_reporting",
+    [Migration(1, "the pseudonymised reporting facts", sqlite=_TABLES, postgres=_TABLES)],
+    tables=["reporting_facts"],
+)
+"""The read model's tables: the same portable DDL on both backends (on PostgreSQL it runs in
+the read models' schema, the connection's search path)."""
 
 
 class ReportingKeyMissingError(ProjectionError):
@@ -73,6 +81,7 @@ class ReportingProjection(Projection):
 
     name: ClassVar[str] = "reporting"
     tables: ClassVar[tuple[str, ...]] = ("reporting_facts",)
+    migrations: ClassVar[Component] = MIGRATIONS
     feed: ClassVar[str] = "case-facts"
 
     def __init__(self, reporting_key: bytes | None = None) -> None:
@@ -83,10 +92,6 @@ class ReportingProjection(Projection):
         """With the installation's reporting key (`Settings.reporting_key`), as the relay."""
         key = settings.reporting_key
         return cls(base64.b64decode(key.get_secret_value()) if key is not None else None)
-
-    def create_tables(self, db: SQLConnection) -> None:
-        for statement in _TABLES:
-            db.execute(statement)
 
     def apply(self, event: Any, tx: SQLConnection) -> None:
         """Rebuild path: a case event from the store, turned into its fact first."""

@@ -56,6 +56,7 @@ from domain.case import SWISS_TIME
 from domain.entitlement import month_of, months_between
 from projections.reporting_facts import CaseFact
 from projections.storage import PortableConnection
+from schemas.sql import Component, Migration, migrate
 
 __all__ = ["BfsStatisticsSink"]
 
@@ -77,6 +78,13 @@ _TABLES = (
     "dossier_id TEXT NOT NULL, dossier_seq INTEGER NOT NULL, booking_month TEXT NOT NULL, "
     "kind TEXT NOT NULL, amount TEXT NOT NULL)",
 )
+MIGRATIONS = Component(
+    "bfs_statistics_sink",
+    [Migration(1, "facts, cases, deliveries, bookings", sqlite=_TABLES, postgres=_TABLES)],
+    tables=["bfs_facts"],
+)
+"""The sink's tables: the same portable DDL on both backends (on PostgreSQL it runs in the
+connection's current schema)."""
 _FACT_COLUMNS = (
     "sequence", "fact", "effective_date", "recorded_at", "support_from", "municipality_bfs",
     "household_size", "budget_total", "closure_reason",
@@ -143,9 +151,7 @@ class BfsStatisticsSink(Sink):
 
     def setup(self, tx: Any) -> None:
         """Create the sink's tables (idempotent)."""
-        db = _portable(tx)
-        for statement in _TABLES:
-            db.execute(statement)
+        migrate(getattr(tx, "raw", tx), MIGRATIONS)
 
     def handle(self, received: Received, tx: Any) -> None:
         """Keep the fact's statistical fields; mark its case changed; move the watermark."""

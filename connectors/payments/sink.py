@@ -64,6 +64,7 @@ from connectors.sdk import Sink
 from domain.payments import AccountSealer, SealedPayoutAccount
 from domain.personal_data import ErasedFile, ErasureSubject, PersonalDataVault
 from nervenbahn.private import private_folder, write_private
+from schemas.sql import Component, Migration, migrate
 
 __all__ = ["Pain001Sink", "RunCheck", "pain001_path", "report_path"]
 
@@ -84,6 +85,13 @@ _TABLES = (
     "social_region TEXT NOT NULL, PRIMARY KEY (run_id, order_id))",
 )
 """Portable SQL (SQLite and PostgreSQL through `?` placeholders)."""
+MIGRATIONS = Component(
+    "payments_sink",
+    [Migration(1, "payment runs and their orders", sqlite=_TABLES, postgres=_TABLES)],
+    tables=["pain001_runs"],
+)
+"""The sink's tables: the same portable DDL on both backends (on PostgreSQL it runs in the
+connection's current schema)."""
 
 
 def pain001_path(outbox: Path, run_id: str) -> Path:
@@ -149,9 +157,7 @@ class Pain001Sink(Sink):
     # --- SDK ------------------------------------------------------------------------------------
 
     def setup(self, tx: Any) -> None:
-        db = _portable(tx)
-        for statement in _TABLES:
-            db.execute(statement)
+        migrate(getattr(tx, "raw", tx), MIGRATIONS)
 
     def handle(self, received: Received, tx: Any) -> None:
         """Keep a run's start, orders and completion; other payments events are not ours."""

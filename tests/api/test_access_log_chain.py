@@ -19,8 +19,8 @@ from nervenbahn.api.access_log import (
     AccessLogTamperedError,
     UnchainedAccessLogError,
 )
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.errors import AccessLogUnavailableError
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.hashing import ChainHead
 from tests.api.access_log_contract import GENESIS, entry, expected_hash, recorded
 

@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from nervenbahn.api.access_log import AccessEntry
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
 from nervenbahn.cli.runtime import Runtime

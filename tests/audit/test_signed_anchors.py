@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bus.registry_sql import SQLiteSchemaRegistry
 from nervenbahn.api.access_log import AccessEntry
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import (
     CheckpointCodec,
