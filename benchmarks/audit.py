@@ -35,7 +35,8 @@ from report import Row, add_output_arguments, emit_json, percentile, print_table
 
 from domain.application.cases import CaseService
 from domain.reference import load_reference_data
-from nervenbahn.audit.chain import event_record, open_audit_database
+from nervenbahn.audit.chain import event_record
+from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.snapshots import verify_snapshots
 from nervenbahn.audit.verify import verify_chain
 from nervenbahn.bootstrap import build_service, close_service

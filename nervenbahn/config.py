@@ -82,9 +82,9 @@ log = structlog.get_logger("nervenbahn.config")
 ENV_PREFIX = "NERVENBAHN_"
 DEFAULT_STORE = "sqlite:///.nervenbahn/nervenbahn.db"
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-# Every stored event is hash-chained in its transaction (nervenbahn/audit/chain.py).
-_CHAINED_SQLITE = "nervenbahn.audit.chain:ChainedSQLiteApplicationRecorder"
-_CHAINED_POSTGRES = "nervenbahn.audit.chain:ChainedPostgresApplicationRecorder"
+# Every stored event is hash-chained in its transaction (nervenbahn/audit/recorders.py).
+_CHAINED_SQLITE = "nervenbahn.audit.recorders:ChainedSQLiteApplicationRecorder"
+_CHAINED_POSTGRES = "nervenbahn.audit.recorders:ChainedPostgresApplicationRecorder"
 _MINIMUM_RETENTION_DAYS = 365
 """The default retention of the access log; `nervenbahn.api.access_log` enforces the minimum."""
 

@@ -26,8 +26,8 @@ from domain.commands import Actor
 from domain.payments import RecordPayoutAccount, RunPayments
 from domain.personal_data import PersonalData, SealedPersonalData
 from nervenbahn.audit.access import access_log_check, access_log_to_sign
-from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, export_checkpoints, write_checkpoint
+from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.report import build_case_report, write_case_report
 from nervenbahn.audit.snapshots import verify_snapshots
 from nervenbahn.audit.verify import verify_store

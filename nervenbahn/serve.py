@@ -20,8 +20,8 @@ import uvicorn
 
 from bus.effects import EffectStore
 from nervenbahn.audit.access import access_log_to_sign
-from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
+from nervenbahn.audit.database import open_audit_database
 from nervenbahn.bootstrap import build_payment_service
 from nervenbahn.config import Settings
 from nervenbahn.paths import read_model_target

@@ -28,8 +28,8 @@ from bus.relay import Relay
 from bus.topics import TopicSpec, catalogue, ensure_topics
 from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
-from nervenbahn.audit.chain import AuditDatabase
 from nervenbahn.audit.checkpoints import CheckpointCodec, publish_checkpoints
+from nervenbahn.audit.database import AuditDatabase
 from nervenbahn.config import ConfigError, StoreConfig, load_kafka_settings
 from projections.framework import Projection
 from projections.reporting_codec import CaseFactCodec, fact_encoder

@@ -35,10 +35,11 @@ from bus.kafka_settings import KafkaSettings
 from bus.record_codec import RecordCodec, RecordType, current_schema
 from bus.registry import SchemaRegistry
 from bus.topics import TopicSpec
-from nervenbahn.audit.chain import AuditDatabase
+from nervenbahn.audit.database import AuditDatabase
 from nervenbahn.audit.errors import AuditError
 from nervenbahn.audit.hashing import HASH_SIZE, ChainHead, SignedAnchor, wrong_type
 from schemas import AUDIT_NAMESPACE, SCHEMA_DIR, load_schema, record_name
+from schemas.sql import Component, Migration
 
 __all__ = [
     "AUDIT_NAMESPACE",
@@ -284,17 +285,27 @@ def _parse_head(item: Any, where: str) -> tuple[str, ChainHead]:
 # --- the checkpoints table -----------------------------------------------------------------
 
 
+_CHECKPOINTS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} ("
+    "sequence BIGINT PRIMARY KEY, payload TEXT NOT NULL, signature TEXT NOT NULL, "
+    "key_id TEXT NOT NULL, created_at TEXT NOT NULL, "
+    "published INTEGER NOT NULL DEFAULT 0)",
+)
+CHECKPOINTS = Component(
+    "audit_checkpoints",
+    [Migration(1, "signed checkpoints", sqlite=_CHECKPOINTS_DDL, postgres=_CHECKPOINTS_DDL)],
+    tables=[CHECKPOINTS_TABLE],
+)
+"""The checkpoints table: the same portable DDL on both backends (on PostgreSQL in the store's
+schema, the audit connection's search path)."""
+
+
 class CheckpointStore:
     """The checkpoints kept in the store's database."""
 
     def __init__(self, db: AuditDatabase) -> None:
         self.db = db
-        db.execute(
-            f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} ("
-            "sequence BIGINT PRIMARY KEY, payload TEXT NOT NULL, signature TEXT NOT NULL, "
-            "key_id TEXT NOT NULL, created_at TEXT NOT NULL, "
-            "published INTEGER NOT NULL DEFAULT 0)"
-        )
+        db.migrate(CHECKPOINTS)
 
     def all(self) -> list[Checkpoint]:
         """Every checkpoint, oldest first; CheckpointError naming one that cannot be read."""

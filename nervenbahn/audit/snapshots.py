@@ -24,7 +24,7 @@ from domain.application.snapshots import (
     snapshot_from_events,
     stored_snapshot_problem,
 )
-from nervenbahn.audit.chain import AuditDatabase
+from nervenbahn.audit.database import AuditDatabase
 from nervenbahn.audit.hashing import stored_type
 
 __all__ = ["rewrite_snapshots", "verify_snapshots"]

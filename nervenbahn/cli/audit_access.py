@@ -34,8 +34,8 @@ from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.api.settings import ApiSettings, load_api_settings
 from nervenbahn.audit.access import access_log_signed
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
-from nervenbahn.audit.chain import AuditDatabase
 from nervenbahn.audit.checkpoints import Checkpoint, SigningKey, write_checkpoint
+from nervenbahn.audit.database import AuditDatabase
 from nervenbahn.config import ConfigError
 
 from .audit_store import signing_key, store_database

@@ -30,11 +30,7 @@ from domain.errors import InvalidCommandError
 from nervenbahn.api.access_log import AccessLogVerification
 from nervenbahn.audit.access import access_log_check, access_log_to_sign
 from nervenbahn.audit.anchors import describe_anchor
-from nervenbahn.audit.chain import (
-    AuditDatabase,
-    UnchainedEventsError,
-    chaining_existing,
-)
+from nervenbahn.audit.chain_existing import UnchainedEventsError, chaining_existing
 from nervenbahn.audit.checkpoints import (
     CheckpointError,
     CheckpointStore,
@@ -44,6 +40,7 @@ from nervenbahn.audit.checkpoints import (
     read_checkpoint_file,
     write_checkpoint,
 )
+from nervenbahn.audit.database import AuditDatabase
 from nervenbahn.audit.snapshots import rewrite_snapshots, verify_snapshots
 from nervenbahn.audit.verify import AuditReport, verify_store
 from nervenbahn.bootstrap import (
