@@ -28,13 +28,13 @@ composition root) may use it.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import structlog
 from psycopg import sql
 
 __all__ = [
@@ -49,7 +49,7 @@ __all__ = [
     "recorded_versions_sqlite",
 ]
 
-log = logging.getLogger("schemas.sql")
+log = structlog.get_logger("schemas.sql")
 
 VERSIONS_TABLE = "schema_versions"
 """One row per component: the newest migration applied to this database (or schema)."""
@@ -281,6 +281,6 @@ def _refuse_newer(component: Component, current: int | None) -> None:
 
 def _log_baseline(component: Component) -> None:
     log.info(
-        "%s: tables exist without a recorded version (a store from before the migration "
-        "runner); recording version 1 as its baseline", component.name,
+        "tables exist without a recorded version (a store from before the migration "
+        "runner): recording version 1 as its baseline", component=component.name,
     )

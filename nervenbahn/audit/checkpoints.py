@@ -342,7 +342,7 @@ class CheckpointStore:
         """One checkpoint; CheckpointError if it cannot be read."""
         rows = self.db.fetch(
             f"SELECT sequence, payload, signature, published FROM {CHECKPOINTS_TABLE} "  # noqa: S608
-            "WHERE sequence = ?", (sequence,)
+            f"WHERE sequence = {self.db.placeholder}", (sequence,)
         )
         if not rows:
             raise CheckpointError(f"checkpoint #{sequence}: not in the store")
@@ -361,7 +361,7 @@ class CheckpointStore:
         self.db.execute(
             f"INSERT INTO {CHECKPOINTS_TABLE} "  # noqa: S608
             "(sequence, payload, signature, key_id, created_at, published) "
-            "VALUES (?, ?, ?, ?, ?, 0)",
+            f"VALUES ({', '.join([self.db.placeholder] * 5)}, 0)",
             (checkpoint.sequence, checkpoint.payload.decode(),
              base64.b64encode(checkpoint.signature).decode(), checkpoint.key_id,
              checkpoint.created_at),
@@ -375,7 +375,8 @@ class CheckpointStore:
         """Record that the broker acknowledged these checkpoints."""
         for sequence in sequences:
             self.db.execute(
-                f"UPDATE {CHECKPOINTS_TABLE} SET published = 1 WHERE sequence = ?", (sequence,)  # noqa: S608
+                f"UPDATE {CHECKPOINTS_TABLE} SET published = 1 "  # noqa: S608
+                f"WHERE sequence = {self.db.placeholder}", (sequence,)
             )
 
 

@@ -50,10 +50,12 @@ class AuditDatabase(ABC):
 
     dense_positions: bool = False
     placeholder: str = "?"
+    """The backend's parameter placeholder: statements are written with it (`?` sqlite3,
+    `%s` psycopg), never rewritten."""
 
     @abstractmethod
     def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Rows of a query (`?` placeholders)."""
+        """Rows of a query (parameters marked with `placeholder`)."""
 
     @abstractmethod
     def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
@@ -115,10 +117,10 @@ class AuditDatabase(ABC):
     ) -> Iterator[EventRow | UnreadableRow]:
         """The stored events of a chained table in position order, read in batches (one whose
         values have the wrong type as an `UnreadableRow`)."""
-        position = self._position_column()
+        position, p = self._position_column(), self.placeholder
         statement = (
             f"SELECT {position}, originator_id, originator_version, topic, state "  # noqa: S608
-            f"FROM {table.events_table} WHERE {position} > ? ORDER BY {position} LIMIT ?"
+            f"FROM {table.events_table} WHERE {position} > {p} ORDER BY {position} LIMIT {p}"
         )
         last = -1
         while True:
@@ -138,9 +140,10 @@ class AuditDatabase(ABC):
     ) -> Iterator[tuple[int, bytes] | UnreadableRow]:
         """The chain table's rows in position order, read in batches (one whose hash is not a
         BLOB as an `UnreadableRow`)."""
+        p = self.placeholder
         statement = (
-            f"SELECT position, hash FROM {table.chain_table} WHERE position > ? "  # noqa: S608
-            "ORDER BY position LIMIT ?"
+            f"SELECT position, hash FROM {table.chain_table} WHERE position > {p} "  # noqa: S608
+            f"ORDER BY position LIMIT {p}"
         )
         last = -1
         while True:
@@ -157,11 +160,11 @@ class AuditDatabase(ABC):
         """Events with their chain entries (inner join), in position order, read in batches:
         (position, originator id, version, topic, state, hash). Rows of either table without
         a partner are left out: compare `count` of both tables to notice them."""
-        position = self._position_column()
+        position, p = self._position_column(), self.placeholder
         statement = (
             f"SELECT e.{position}, e.originator_id, e.originator_version, e.topic, e.state, "  # noqa: S608
             f"c.hash FROM {table.events_table} e JOIN {table.chain_table} c "
-            f"ON c.position = e.{position} WHERE e.{position} > ? ORDER BY e.{position} LIMIT ?"
+            f"ON c.position = e.{position} WHERE e.{position} > {p} ORDER BY e.{position} LIMIT {p}"
         )
         last = -1
         while True:
@@ -284,6 +287,8 @@ class SQLiteAuditDatabase(AuditDatabase):
 class PostgresAuditDatabase(AuditDatabase):
     """The schema of a PostgreSQL store."""
 
+    placeholder = "%s"
+
     def __init__(self, store: StoreConfig) -> None:
         self._schema = store.schema_name or "public"
         self._db = psycopg.connect(store.conninfo(), autocommit=True)
@@ -292,11 +297,11 @@ class PostgresAuditDatabase(AuditDatabase):
         )
 
     def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return list(self._db.execute(_pg(statement), tuple(params)).fetchall())
+        return list(self._db.execute(statement, tuple(params) or None).fetchall())
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
         with self._db.transaction():
-            return self._db.execute(_pg(statement), tuple(params)).rowcount
+            return self._db.execute(statement, tuple(params) or None).rowcount
 
     def close(self) -> None:
         self._db.close()
@@ -306,7 +311,7 @@ class PostgresAuditDatabase(AuditDatabase):
 
     def _has_table(self, name: str) -> bool:
         return bool(self.fetch(
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
             (self._schema, name),
         ))
 
@@ -318,7 +323,7 @@ class PostgresAuditDatabase(AuditDatabase):
 
     def _table_names(self) -> list[str]:
         return [str(row[0]) for row in self.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
             (self._schema,))]
 
 
@@ -337,10 +342,6 @@ def _rewrite(
         return {"row": str(row_id), "problem": "; ".join(problems)}
     return {"at": at, "events_table": table, "events": events, "unchained": unchained,
             "registered": bool(registered)}
-
-
-def _pg(statement: str) -> str:
-    return statement.replace("%", "%%").replace("?", "%s")
 
 
 def open_audit_database(store: StoreConfig) -> AuditDatabase:
