@@ -13,8 +13,11 @@ links needs the hook inside eventsourcing's insert transaction, which only priva
 offer: `_insert_events` (SQLite: the public `insert_events` only opens the transaction and
 calls it) and `_fetch_ids_after_insert_events` (PostgreSQL: called with the cursor while the
 events table's EXCLUSIVE lock is held, after the notification ids are known). A link written
-in a second transaction could be lost while its event stays, so these two private hooks stay;
-`tests/audit/test_chain.py` pins their behaviour against the installed eventsourcing.
+in a second transaction could be lost while its event stays, so these two private hooks stay.
+eventsourcing's own process recorders extend the same way (`SQLiteProcessRecorder` and
+`PostgresProcessRecorder` override `_insert_events` to add their tracking row), so the hooks
+are the library's intended seam, if not a documented one; `tests/audit/test_chain.py` pins
+their behaviour against the installed eventsourcing (9.5.6).
 """
 
 from __future__ import annotations
