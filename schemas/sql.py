@@ -101,7 +101,7 @@ class Component:
 
     def __post_init__(self) -> None:
         numbers = [m.version for m in self.migrations]
-        if numbers != list(range(1, len(numbers) + 1)):
+        if not numbers or numbers != list(range(1, len(numbers) + 1)):
             raise ValueError(f"{self.name}: migrations must be numbered 1..n, got {numbers}")
 
     @property

@@ -220,3 +220,9 @@ def test_the_configured_recorder_topic_names_the_chained_recorder(
     topic: str, recorder: type
 ) -> None:
     assert resolve_topic(topic) is recorder
+
+
+@pytest.mark.parametrize("numbers", [[], [2], [1, 3], [1, 1]])
+def test_migrations_must_be_numbered_one_to_n(numbers: list[int]) -> None:
+    with pytest.raises(ValueError, match=r"numbered 1\.\.n"):
+        Component("gaps", [Migration(n, "x", sqlite=[], postgres=[]) for n in numbers])
