@@ -7,7 +7,8 @@ list of `Migration`s, each with its SQLite and its PostgreSQL statements. When t
 it hands its connection and its component to `migrate_sqlite` or `migrate_postgres`, which
 brings the database up to the newest version the code knows:
 
-- the table `schema_versions (component, version, applied_at)` records each component's version;
+- the table `schema_versions (component, version, applied_at, note)` records each component's
+  version and what set it (the newest migration's description);
 - each pending migration runs in a transaction of its own, together with the row recording it,
   under a write lock (SQLite `BEGIN IMMEDIATE`, PostgreSQL a transaction-scoped advisory lock),
   so two processes opening one store at once apply each step exactly once;
@@ -17,7 +18,7 @@ brings the database up to the newest version the code knows:
 - a store made before versions were recorded (its tables exist, no row) is taken as version 1:
   migration 1 of every component is the DDL the stores ran before the runner existed, written
   with `IF NOT EXISTS`, so running it on such a store creates only what is missing (say an index
-  added later) and changes no table; the runner logs that it recorded such a baseline.
+  added later) and changes no table; its version row's note begins with `baseline`.
 
 PostgreSQL statements name the component's schema as `{schema}` (filled in as a quoted
 identifier); SQLite has none. Values are never interpolated: migrations are constant DDL.
@@ -34,10 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-import structlog
 from psycopg import sql
 
 __all__ = [
+    "BASELINE_NOTE",
     "VERSIONS_TABLE",
     "Component",
     "Migration",
@@ -49,18 +50,21 @@ __all__ = [
     "recorded_versions_sqlite",
 ]
 
-log = structlog.get_logger("schemas.sql")
+BASELINE_NOTE = "baseline"
+"""How a version row's note begins when its tables were found from a release before the
+runner (a store taken as version 1 as it was)."""
 
 VERSIONS_TABLE = "schema_versions"
 """One row per component: the newest migration applied to this database (or schema)."""
 
 _SQLITE_VERSIONS_DDL = (
     f"CREATE TABLE IF NOT EXISTS {VERSIONS_TABLE} (component TEXT PRIMARY KEY, "
-    "version INTEGER NOT NULL, applied_at TEXT NOT NULL)"
+    "version INTEGER NOT NULL, applied_at TEXT NOT NULL, note TEXT NOT NULL)"
 )
 _POSTGRES_VERSIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS {schema}." + VERSIONS_TABLE + " (component text PRIMARY KEY, "
-    "version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+    "version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), "
+    "note text NOT NULL)"
 )
 _ADVISORY_LOCK = 0x6E62_6D69_6772  # "nbmigr": serialises migrations of every component
 
@@ -155,16 +159,16 @@ def migrate_sqlite(db: sqlite3.Connection, component: Component) -> int:
 
 def _sqlite_step(db: sqlite3.Connection, component: Component, current: int | None) -> int:
     """Apply the next migration (or record the baseline) inside the open transaction."""
-    if current is None and any(_sqlite_has_table(db, name) for name in component.tables):
-        _log_baseline(component)
+    baseline = current is None and any(_sqlite_has_table(db, t) for t in component.tables)
     migration = component.migrations[current or 0]
     for statement in migration.sqlite:
         db.execute(statement)
     db.execute(
-        f"INSERT INTO {VERSIONS_TABLE} (component, version, applied_at) "  # noqa: S608
-        "VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ON CONFLICT (component) "
-        "DO UPDATE SET version = excluded.version, applied_at = excluded.applied_at",
-        (component.name, migration.version),
+        f"INSERT INTO {VERSIONS_TABLE} (component, version, applied_at, note) "  # noqa: S608
+        "VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?) ON CONFLICT (component) "
+        "DO UPDATE SET version = excluded.version, applied_at = excluded.applied_at, "
+        "note = excluded.note",
+        (component.name, migration.version, _note(migration, baseline)),
     )
     return migration.version
 
@@ -221,17 +225,19 @@ def _postgres_step(
     db: psycopg.Connection[Any], schema: str, component: Component, current: int | None
 ) -> int:
     """Apply the next migration (or record the baseline) inside the open transaction."""
-    if current is None and any(_postgres_has_table(db, schema, t) for t in component.tables):
-        _log_baseline(component)
+    baseline = current is None and any(
+        _postgres_has_table(db, schema, t) for t in component.tables
+    )
     migration = component.migrations[current or 0]
     for statement in migration.postgres:
         db.execute(_postgres_sql(statement, schema))
     db.execute(
         sql.SQL(
-            "INSERT INTO {}.{} (component, version) VALUES (%s, %s) ON CONFLICT (component) "
-            "DO UPDATE SET version = excluded.version, applied_at = now()"
+            "INSERT INTO {}.{} (component, version, note) VALUES (%s, %s, %s) "
+            "ON CONFLICT (component) DO UPDATE SET version = excluded.version, "
+            "applied_at = now(), note = excluded.note"
         ).format(sql.Identifier(schema), sql.Identifier(VERSIONS_TABLE)),
-        (component.name, migration.version),
+        (component.name, migration.version, _note(migration, baseline)),
     )
     return migration.version
 
@@ -279,8 +285,8 @@ def _refuse_newer(component: Component, current: int | None) -> None:
         raise SchemaVersionError(component.name, current, component.latest)
 
 
-def _log_baseline(component: Component) -> None:
-    log.info(
-        "tables exist without a recorded version (a store from before the migration "
-        "runner): recording version 1 as its baseline", component=component.name,
-    )
+def _note(migration: Migration, baseline: bool) -> str:
+    """What the version row says about the step that set it."""
+    if baseline:
+        return f"{BASELINE_NOTE}: {migration.description}"
+    return migration.description

@@ -88,9 +88,18 @@ class MigrationContract(ABC):
             sqlite=["CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)"],
             postgres=["CREATE TABLE IF NOT EXISTS {schema}.notes (id integer PRIMARY KEY)"],
         ), SECOND], tables=["notes"])
+        first = Component("notes", baseline.migrations[:1], tables=["notes"])
+        assert self.migrate(first) == 1
+        assert self.run("SELECT note FROM {schema}.schema_versions") == [("baseline: notes",)]
         assert self.migrate(baseline) == 2
         assert self.versions() == {"notes": 2}
+        assert self.run("SELECT note FROM {schema}.schema_versions") == [
+            ("notes get an author",)]
         assert self.run("SELECT body, author FROM {schema}.notes") == [("old", None)]
+
+    def test_a_new_store_is_no_baseline(self) -> None:
+        self.migrate(NOTES)
+        assert self.run("SELECT note FROM {schema}.schema_versions") == [("notes",)]
 
     def test_a_store_of_a_newer_release_is_refused(self) -> None:
         self.migrate(NOTES_V2)

@@ -26,7 +26,7 @@ from projections.branch_office import BranchOfficeProjection
 from projections.framework import Projection, open_projection_store
 from projections.region import RegionProjection
 from projections.reporting import ReportingProjection
-from schemas.sql import recorded_versions_sqlite
+from schemas.sql import BASELINE_NOTE, VERSIONS_TABLE, recorded_versions_sqlite
 
 FIXTURE = Path(__file__).parent / "fixtures" / "prev-c946418"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())
@@ -119,6 +119,24 @@ def test_opening_records_every_components_version(store: dict[str, str]) -> None
         assert versions(root / "projections" / f"{projection.name}.db") == {
             "consumer_bookkeeping": 1, projection.migrations.name: 1,
         }
+    # Tables the previous release had made are baselines; the relay's and the registry's were
+    # never made (the demo ran without the bus), so they are new.
+    assert baselines(root / "nervenbahn.db") == {
+        "audit_checkpoints": True, "person_keys": True, "relay_positions": False,
+        "schema_registry": False,
+    }
+    for path in [*root.glob("*/*.db"), root / "access-log.db"]:
+        assert all(baselines(path).values()), path.name
+
+
+def baselines(path: Path) -> dict[str, bool]:
+    """Whether each component's version row records a baseline."""
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute(f"SELECT component, note FROM {VERSIONS_TABLE}")
+        return {str(name): str(note).startswith(f"{BASELINE_NOTE}: ") for name, note in rows}
+    finally:
+        db.close()
 
 
 def test_a_second_open_changes_nothing(store: dict[str, str]) -> None:
