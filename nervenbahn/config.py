@@ -86,7 +86,9 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _CHAINED_SQLITE = "nervenbahn.audit.recorders:ChainedSQLiteApplicationRecorder"
 _CHAINED_POSTGRES = "nervenbahn.audit.recorders:ChainedPostgresApplicationRecorder"
 _MINIMUM_RETENTION_DAYS = 365
-"""The default retention of the access log; `nervenbahn.api.access_log` enforces the minimum."""
+"""The access log's default and shortest retention (Art. 4 para. 5 DSV); checked here without
+importing the API, so that the audit feature, which reads the store settings, stays apart from
+the entrypoints."""
 
 
 class ConfigError(NervenbahnError):
@@ -647,9 +649,6 @@ _RETENTION = "NERVENBAHN_ACCESS_LOG_RETENTION_DAYS"
 
 def _retention_days(value: str | None) -> int:
     """The retention in days (default one year); ConfigError if malformed or too short."""
-    # Imported here: the access log's package imports this module (its API settings).
-    from nervenbahn.api.access_log import AccessLogRetentionError, check_retention
-
     text = value or ""
     if not text.strip():
         return _MINIMUM_RETENTION_DAYS
@@ -657,10 +656,12 @@ def _retention_days(value: str | None) -> int:
         days = int(text.strip())
     except ValueError:
         raise ConfigError(f"{_RETENTION}: {text!r} is not a whole number of days") from None
-    try:
-        return check_retention(days, _RETENTION)
-    except AccessLogRetentionError as exc:
-        raise ConfigError(str(exc)) from None
+    if days < _MINIMUM_RETENTION_DAYS:  # the access log's own check_retention says the same
+        raise ConfigError(
+            f"{_RETENTION}: {days} days is shorter than one year; Art. 4 para. 5 DSV / OPDo "
+            f"requires access logs to be kept at least {_MINIMUM_RETENTION_DAYS} days"
+        )
+    return days
 
 
 # --- the Kafka section ------------------------------------------------------------------------

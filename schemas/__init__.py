@@ -33,6 +33,7 @@ __all__ = [
     "SCHEMA_GROUPS",
     "SchemaFileError",
     "SchemaGroup",
+    "SchemasError",
     "event_schema",
     "event_type_names",
     "load_schema",
@@ -69,7 +70,11 @@ _PRIMITIVES = frozenset(
 _NAMED = frozenset({"record", "error", "enum", "fixed"})
 
 
-class SchemaFileError(NervenbahnError):
+class SchemasError(NervenbahnError):
+    """One of our schemas (an Avro schema file, the SQL schema of a store) cannot be used."""
+
+
+class SchemaFileError(SchemasError):
     """A schema file is missing, is not valid JSON, or uses a named type defined nowhere."""
 
 

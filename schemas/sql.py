@@ -37,6 +37,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from schemas import SchemasError
+
 __all__ = [
     "BASELINE_NOTE",
     "VERSIONS_TABLE",
@@ -69,7 +71,7 @@ _POSTGRES_VERSIONS_DDL = (
 _ADVISORY_LOCK = 0x6E62_6D69_6772  # "nbmigr": serialises migrations of every component
 
 
-class SchemaVersionError(Exception):
+class SchemaVersionError(SchemasError):
     """The store was written by a newer release than this one: its tables are not opened."""
 
     def __init__(self, component: str, recorded: int, known: int) -> None:

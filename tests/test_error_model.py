@@ -54,7 +54,7 @@ def test_each_package_has_one_root_directly_under_the_project_root() -> None:
     assert roots["bus"] == {"BusError"}
     assert roots["projections"] == {"ProjectionError"}
     assert roots["connectors"] == {"ConnectorError"}
-    assert roots["schemas"] == {"SchemaFileError"}
+    assert roots["schemas"] == {"SchemasError"}
     assert roots["nervenbahn"] >= {"ApiError", "AuditError", "ConfigError",
                                    "StoreUnavailableError"}
     assert issubclass(DomainError, NervenbahnError)

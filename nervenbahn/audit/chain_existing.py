@@ -20,13 +20,14 @@ from typing import Any
 import structlog
 
 from nervenbahn.audit.chain import CHAINS_TABLE, as_bytes, chain_table_name, link_rows
+from nervenbahn.audit.errors import AuditError
 from nervenbahn.audit.hashing import genesis
 
 __all__ = ["ChainRewrite", "Opening", "UnchainedEventsError", "chaining_existing", "check_opening"]
 
 log = structlog.get_logger("nervenbahn.audit.chain")
 
-class UnchainedEventsError(Exception):
+class UnchainedEventsError(AuditError):
     """The store holds events that the hash chain does not cover; opening it is refused.
 
     Either the store was written before the chain existed, or chain rows (or the table's

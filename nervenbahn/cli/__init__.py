@@ -25,6 +25,7 @@ from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.config import ConfigError, KeyMissingError
 from nervenbahn.logging import configure_logging_from_environment
 from nervenbahn.private import private_umask
+from schemas.sql import SchemaVersionError
 
 from . import (
     apikeys,
@@ -91,7 +92,8 @@ _EXIT_CODES: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
     ((DomainError, RelayStoppedError), EXIT_REFUSED),
     ((KeyMissingError,), EXIT_NOT_INITIALISED),
     ((ConfigError, StoreUnavailableError, UnchainedEventsError, AccessLogUnavailableError,
-      BrokerUnavailableError, BrokerStartError, KafkaConfigError), EXIT_UNAVAILABLE),
+      BrokerUnavailableError, BrokerStartError, KafkaConfigError, SchemaVersionError),
+     EXIT_UNAVAILABLE),
     ((AlreadyRunningError,), EXIT_BUSY),
     ((NervenbahnError,), EXIT_REFUSED),
 )

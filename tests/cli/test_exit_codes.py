@@ -15,7 +15,7 @@ from bus.kafka_errors import BrokerStartError, BrokerUnavailableError, KafkaConf
 from connectors.runtime import AlreadyRunningError
 from domain.errors import CaseNotFoundError, DomainError, NervenbahnError
 from nervenbahn.api.errors import AccessLogUnavailableError
-from nervenbahn.audit.chain import UnchainedEventsError
+from nervenbahn.audit.chain_existing import UnchainedEventsError
 from nervenbahn.audit.checkpoints import CheckpointError
 from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.cli import (
@@ -28,6 +28,7 @@ from nervenbahn.cli import (
     main,
 )
 from nervenbahn.config import ConfigError, KeyMissingError
+from schemas.sql import SchemaVersionError
 
 RAISED: list[tuple[Exception, int]] = [
     (DomainError("a rule refused it"), EXIT_REFUSED),
@@ -39,6 +40,7 @@ RAISED: list[tuple[Exception, int]] = [
     (BrokerUnavailableError("no broker reachable at 127.0.0.1:1"), EXIT_UNAVAILABLE),
     (BrokerStartError("the embedded broker did not start"), EXIT_UNAVAILABLE),
     (KafkaConfigError("NERVENBAHN_KAFKA: no brokers"), EXIT_UNAVAILABLE),
+    (SchemaVersionError("access_log", 3, 1), EXIT_UNAVAILABLE),
     (AlreadyRunningError("connector intake is running in another process"), EXIT_BUSY),
     (KeyMissingError("the master key has not been created yet: run `nervenbahn init`"),
      EXIT_NOT_INITIALISED),
