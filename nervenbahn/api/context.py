@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from domain.application.cases import CaseService
 from domain.personal_data import PersonalDataVault
 from domain.reference import BranchOffice, ReferenceData, load_branch_offices
-from nervenbahn.api.access_log import AccessLog
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.settings import ApiSettings
+from nervenbahn.audit.access_log import AccessLog
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.config import Settings
 from nervenbahn.paths import read_model_target

@@ -9,7 +9,6 @@ from __future__ import annotations
 from domain.errors import NervenbahnError
 
 __all__ = [
-    "AccessLogUnavailableError",
     "ApiError",
     "ApiKeyFileError",
     "ConsumerExistsError",
@@ -59,6 +58,3 @@ class ReadModelUnavailableError(ApiError):
             f"the {name} read model {reason}; run `nervenbahn projections rebuild {name}`"
         )
 
-
-class AccessLogUnavailableError(ApiError):
-    """The access log cannot be written or read; personal data is not served without it."""

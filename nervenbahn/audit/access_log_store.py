@@ -38,19 +38,21 @@ from typing import cast
 
 import structlog
 
-from nervenbahn.api.access_log import (
+from nervenbahn.audit.access_log import (
     ACCESS_LOG_CHAIN,
     AccessEntry,
-    AccessLogTamperedError,
     AccessLogVerification,
     ChainedAccessLog,
     LoggedAccess,
     Rechaining,
     RetentionAnchor,
-    UnchainedAccessLogError,
     check_retention,
 )
-from nervenbahn.api.errors import AccessLogUnavailableError
+from nervenbahn.audit.errors import (
+    AccessLogTamperedError,
+    AccessLogUnavailableError,
+    UnchainedAccessLogError,
+)
 from nervenbahn.audit.hashing import (
     MAX_BREAKS,
     ChainBreak,

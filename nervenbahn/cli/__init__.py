@@ -19,8 +19,8 @@ from bus.errors import RelayStoppedError
 from bus.kafka_errors import BrokerStartError, BrokerUnavailableError, KafkaConfigError
 from connectors.runtime import AlreadyRunningError
 from domain.errors import DomainError, InvalidCommandError, NervenbahnError
-from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.audit.chain_existing import UnchainedEventsError
+from nervenbahn.audit.errors import AccessLogUnavailableError
 from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.config import ConfigError, KeyMissingError
 from nervenbahn.logging import configure_logging_from_environment

@@ -27,8 +27,8 @@ from rich.table import Table
 
 from domain.application.payments import PaymentService
 from domain.errors import InvalidCommandError
-from nervenbahn.api.access_log import AccessLogVerification
 from nervenbahn.audit.access import access_log_check, access_log_to_sign
+from nervenbahn.audit.access_log import AccessLogVerification
 from nervenbahn.audit.anchors import describe_anchor
 from nervenbahn.audit.chain_existing import UnchainedEventsError, chaining_existing
 from nervenbahn.audit.checkpoints import (

@@ -15,7 +15,7 @@ from uuid import uuid4
 
 import pytest
 
-from nervenbahn.api.access_log import AccessEntry
+from nervenbahn.audit.access_log import AccessEntry
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.cli import main
 

@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from nervenbahn.api.access_log import AccessEntry
+from nervenbahn.audit.access_log import AccessEntry
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
 from nervenbahn.audit.database import open_audit_database

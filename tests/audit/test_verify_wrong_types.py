@@ -29,7 +29,7 @@ import pytest
 from domain.application.payments import PaymentService
 from domain.commands import Actor
 from domain.payments import RUN_BOOK_ID, RecordPayoutAccount, RunPayments
-from nervenbahn.api.access_log import AccessEntry
+from nervenbahn.audit.access_log import AccessEntry
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.bootstrap import build_service, close_service
 from nervenbahn.config import Settings, load_settings

@@ -14,9 +14,9 @@ from bus.errors import RelayStoppedError
 from bus.kafka_errors import BrokerStartError, BrokerUnavailableError, KafkaConfigError
 from connectors.runtime import AlreadyRunningError
 from domain.errors import CaseNotFoundError, DomainError, NervenbahnError
-from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.audit.chain_existing import UnchainedEventsError
 from nervenbahn.audit.checkpoints import CheckpointError
+from nervenbahn.audit.errors import AccessLogUnavailableError
 from nervenbahn.bootstrap import StoreUnavailableError
 from nervenbahn.cli import (
     _EXIT_CODES,
