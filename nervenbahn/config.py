@@ -49,6 +49,8 @@ from pydantic_settings import (
 from bus.kafka_errors import KafkaConfigError
 from bus.kafka_settings import PROFILE_DEFAULTS, KafkaSettings
 from domain.errors import NervenbahnError
+from nervenbahn.audit.access_log import MINIMUM_RETENTION_DAYS, check_retention
+from nervenbahn.audit.errors import AccessLogRetentionError
 from nervenbahn.private import private_folder, write_private
 
 __all__ = [
@@ -85,10 +87,6 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Every stored event is hash-chained in its transaction (nervenbahn/audit/recorders.py).
 _CHAINED_SQLITE = "nervenbahn.audit.recorders:ChainedSQLiteApplicationRecorder"
 _CHAINED_POSTGRES = "nervenbahn.audit.recorders:ChainedPostgresApplicationRecorder"
-_MINIMUM_RETENTION_DAYS = 365
-"""The access log's default and shortest retention (Art. 4 para. 5 DSV); checked here without
-importing the API, so that the audit feature, which reads the store settings, stays apart from
-the entrypoints."""
 
 
 class ConfigError(NervenbahnError):
@@ -360,7 +358,7 @@ class ApiSettings(BaseModel):
 
     api_keys: Path
     access_log: Path
-    access_log_retention_days: int = _MINIMUM_RETENTION_DAYS
+    access_log_retention_days: int = MINIMUM_RETENTION_DAYS
 
 
 class AuditSettings(BaseModel):
@@ -651,17 +649,15 @@ def _retention_days(value: str | None) -> int:
     """The retention in days (default one year); ConfigError if malformed or too short."""
     text = value or ""
     if not text.strip():
-        return _MINIMUM_RETENTION_DAYS
+        return MINIMUM_RETENTION_DAYS
     try:
         days = int(text.strip())
     except ValueError:
         raise ConfigError(f"{_RETENTION}: {text!r} is not a whole number of days") from None
-    if days < _MINIMUM_RETENTION_DAYS:  # the access log's own check_retention says the same
-        raise ConfigError(
-            f"{_RETENTION}: {days} days is shorter than one year; Art. 4 para. 5 DSV / OPDo "
-            f"requires access logs to be kept at least {_MINIMUM_RETENTION_DAYS} days"
-        )
-    return days
+    try:
+        return check_retention(days, _RETENTION)
+    except AccessLogRetentionError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 # --- the Kafka section ------------------------------------------------------------------------
