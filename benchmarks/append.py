@@ -48,7 +48,7 @@ from eventsourcing.domain import Aggregate, event
 from report import Row, add_output_arguments, emit_json, percentile, print_table
 from stores import Store, nervenbahn_service, postgres_store, postgres_unreachable, sqlite_store
 
-from domain import commands as c
+from domain import commands
 from domain.application.cases import CaseService
 from domain.reference import load_reference_data
 from nervenbahn.logging import configure_logging
@@ -233,7 +233,9 @@ def run_raw_ops(app: RawApp, cases: list[list[tuple[str, dict]]]) -> tuple[float
 # ============================================================================================
 
 
-def run_nervenbahn(service: CaseService, cases: list[list[c.Command]]) -> tuple[float, int, int]:
+def run_nervenbahn(
+    service: CaseService, cases: list[list[commands.Command]]
+) -> tuple[float, int, int]:
     """Execute each command (one transaction each). Seconds, commands, events."""
     commands = events = 0
     started = time.perf_counter()
@@ -244,8 +246,8 @@ def run_nervenbahn(service: CaseService, cases: list[list[c.Command]]) -> tuple[
     return time.perf_counter() - started, commands, events
 
 
-def _parse(script: list[tuple[str, dict[str, Any]]]) -> list[c.Command]:
-    return [c.parse_command(name, data) for name, data in script]
+def _parse(script: list[tuple[str, dict[str, Any]]]) -> list[commands.Command]:
+    return [commands.parse_command(name, data) for name, data in script]
 
 
 def bench_execute(store: Store, args: argparse.Namespace, master_key: str) -> Row:

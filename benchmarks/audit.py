@@ -23,7 +23,6 @@ import json
 import os
 import random
 import secrets
-import sys
 import tempfile
 import time
 import uuid
@@ -34,14 +33,10 @@ from typing import Any
 from case_scripts import import_lines
 from report import Row, add_output_arguments, emit_json, percentile, print_table
 
-# `python benchmarks/audit.py` puts benchmarks/ first on sys.path, where benchmarks/bus.py would
-# hide the `bus` package: drop it once the benchmark helpers are imported.
-if sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
-    sys.path.pop(0)
-
 from domain.application.cases import CaseService
 from domain.reference import load_reference_data
-from nervenbahn.audit.chain import event_record, open_audit_database
+from nervenbahn.audit.chain import event_record
+from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.snapshots import verify_snapshots
 from nervenbahn.audit.verify import verify_chain
 from nervenbahn.config import Settings, load_settings

@@ -1,6 +1,6 @@
 """Synthetic, valid case scripts (seeded): (command name, JSON data) as the CLI reads them.
 
-Shared by append.py (execute, import and as-of benchmarks) and bus.py (latency commands).
+Shared by append.py (execute, import and as-of benchmarks) and bus_throughput.py (latency commands).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The raw baseline of bus.py: plain kafka-python, without nervenbahn code.
+"""The raw baseline of bus_throughput.py: plain kafka-python, without nervenbahn code.
 
 What the relay put on its topic read back (`read_back`), a plain `KafkaProducer` sending the
 same keys with values of the same sizes (`raw_produce`), and a raw round trip: send → received
@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from bus.kafka_settings import KafkaSettings
 
 CONSUMER_POLL_MS = 100
-"""Poll timeout of the raw consumer and of nervenbahn's consumer in bus.py alike."""
+"""Poll timeout of the raw consumer and of nervenbahn's consumer in bus_throughput.py alike."""
 READ_BACK_DEADLINE_S = 60.0
 
 

@@ -1,6 +1,6 @@
 """What the benchmarks share: a result row, percentiles, the rich table and the JSON object.
 
-Used by append.py and bus.py (imported by name from this folder).
+Used by append.py and bus_throughput.py (imported by name from this folder).
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
-"""Case events as Avro in the Confluent wire format, and back.
+"""Case events as Avro in the Confluent wire format, and back: the case events' record mapping.
 
-A message value is: magic byte 0, the writer schema's registry id (4 bytes, big-endian), the
-event as Avro binary. `EventCodec` is built once per topic: it parses every event schema up
-front, registers a schema with the registry the first time it writes that event type, and
-reads a message with the writer schema its id names (looked up once, then cached) into the
-current schema (Avro schema resolution), rebuilding the domain event as eventsourcing's
-`Mapper` does, so that `codec.decode(codec.encode(event).value) == event`.
+`EventCodec` is the generic `bus.record_codec.RecordCodec` (schema parsed once, registered on
+first write, writer schemas cached by id, one framing reader and writer) with one `RecordType`
+per domain event type, built from `schemas/case/*.avsc`: it rebuilds the domain event as
+eventsourcing's `Mapper` does, so that `codec.decode(codec.encode(event).value) == event`.
 
 Personal data never leaves the core in clear: persons are written sealed (as stored, or sealed
 with the `seal` the core passes, i.e. `vault.encrypt`). Decoding gives `SealedPersonalData`
@@ -21,15 +19,19 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import fastavro
-import fastavro.validation
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
 from bus.envelope import EncodedEvent, SealedPerson, event_id
-from bus.errors import DecodeError, EncodeError, SchemaError, SchemaNotFoundError
+from bus.errors import EncodeError, SchemaError
+from bus.record_codec import (
+    RecordCodec,
+    RecordType,
+    current_schema,
+    field_mismatches,
+    refuse_mismatches,
+)
 from bus.registry import SchemaRegistry
-from bus.wire import read_record, schema_id_of, write_record
 from domain.budget import BudgetLine
 from domain.case import Case
 from domain.commands import Actor
@@ -40,7 +42,7 @@ from domain.personal_data import (
     PersonalDataVault,
     SealedPersonalData,
 )
-from schemas import SCHEMA_DIR, SchemaFileError, event_schema, record_name, subject_for
+from schemas import SCHEMA_DIR, record_name
 
 __all__ = [
     "EncodedEvent",
@@ -72,21 +74,7 @@ Convert = Callable[[Any], Any]
 
 def schema_mismatches(event_class: type[Any], schema: dict[str, Any]) -> list[tuple[str, str]]:
     """(field, problem) for each difference between a domain event class and its schema."""
-    domain = {
-        RENAMED.get(field.name, field.name)
-        for field in dataclasses.fields(event_class)
-        if field.name not in _CONSTANTS
-    }
-    fields = [str(field.get("name")) for field in schema.get("fields", [])]
-    problems = [
-        (name, f"the domain event {event_class.__name__} has it, the schema does not")
-        for name in sorted(domain - set(fields))
-    ]
-    problems += [
-        (name, f"the schema has it, the domain event {event_class.__name__} does not")
-        for name in fields
-        if name not in domain
-    ]
+    problems = field_mismatches(event_class, schema, RENAMED, _CONSTANTS)
     if schema.get("name") != event_class.__name__:
         problems.append(("(schema)", f"record name {schema.get('name')!r} is not the class name"))
     return problems
@@ -100,19 +88,7 @@ class _Field:
     from_avro: Convert | None
 
 
-@dataclasses.dataclass(frozen=True)
-class _EventType:
-    """One event type: its class, its current schema (the reader schema) and its fields."""
-
-    event_class: type[Any]
-    name: str
-    schema: dict[str, Any]
-    parsed: Any
-    fields: tuple[_Field, ...]
-    constants: dict[str, Any]
-
-
-class EventCodec:
+class EventCodec(RecordCodec):
     """Encodes case events for one topic and decodes them, in the Confluent wire format."""
 
     def __init__(
@@ -125,66 +101,17 @@ class EventCodec:
         event_types: Sequence[type[Any]] = EVENT_TYPES,
         schema_dir: Path = SCHEMA_DIR,
     ) -> None:
-        self._registry = registry
-        self._topic = topic
         self._vault = vault
         self._seal: Seal | None = seal or (vault.encrypt if vault is not None else None)
-        self._types = {cls.__name__: self._event_type(cls, schema_dir) for cls in event_types}
-        self._by_record_name = {record_name(name): name for name in self._types}
-        self._schema_ids: dict[str, int] = {}
-        self._writers: dict[int, tuple[str, Any]] = {}
+        types = [self._event_type(cls, schema_dir) for cls in event_types]
+        super().__init__(registry, topic, types, kind="a case event type of this codec")
 
-    @property
-    def topic(self) -> str:
-        """The topic whose subjects this codec registers its schemas under."""
-        return self._topic
+    # --- the mapping of one event type ------------------------------------------------------
 
-    def subject(self, event_type: str) -> str:
-        """The registry subject of `event_type` on this codec's topic."""
-        return subject_for(self._topic, event_type)
-
-    def register_schemas(self) -> dict[str, int]:
-        """Register every event type's schema now (e.g. at start-up); their ids by type."""
-        return {name: self._schema_id(codec) for name, codec in self._types.items()}
-
-    def encode(self, event: Any) -> EncodedEvent:
-        """The event as a message value; EncodeError if it does not fit its schema."""
-        codec = self._types.get(type(event).__name__)
-        if codec is None or type(event) is not codec.event_class:
-            raise EncodeError(f"{type(event).__name__} is not a case event type of this codec")
-        record = self._record(codec, event)
-        schema_id = self._schema_id(codec)
-        what = f"{codec.name} of case {record.get('case_id')} version {record.get('version')}"
-        return EncodedEvent(write_record(schema_id, codec.parsed, record, what), schema_id,
-                            codec.name)
-
-    def decode(self, value: bytes) -> Aggregate.Event:
-        """The domain event in a message value; DecodeError if it is not one this codec reads.
-
-        An unreachable registry raises RegistryError instead: the message may be fine, retry.
-        """
-        schema_id = schema_id_of(value)
-        name, writer = self._writer(schema_id)
-        codec = self._types[name]
-        record = read_record(value, writer, codec.parsed, f"{name} (schema id {schema_id})")
-        return self._event(codec, record)
-
-    # --- building the codec -----------------------------------------------------------------
-
-    def _event_type(self, cls: type[Any], schema_dir: Path) -> _EventType:
+    def _event_type(self, cls: type[Any], schema_dir: Path) -> RecordType:
         name = cls.__name__
-        try:
-            schema = event_schema(name, schema_dir)
-            parsed = fastavro.parse_schema(schema)
-        except SchemaFileError as exc:
-            raise SchemaError(f"{name}: {exc}") from exc
-        except (fastavro.schema.SchemaParseException, fastavro.schema.UnknownType, ValueError,
-                TypeError, KeyError) as exc:
-            raise SchemaError(f"{name}: not a valid Avro schema: {exc}") from exc
-        mismatches = schema_mismatches(cls, schema)
-        if mismatches:
-            field, problem = mismatches[0]
-            raise SchemaError(f"{name}: {field}: {problem}")
+        schema = current_schema("case", name, schema_dir)
+        refuse_mismatches(name, schema_mismatches(cls, schema))
         attributes = {RENAMED.get(f.name, f.name): f.name for f in dataclasses.fields(cls)}
         named: dict[str, dict[str, Any]] = {}
         fields = tuple(
@@ -197,7 +124,14 @@ class EventCodec:
             for attribute, value in _CONSTANTS.items()
             if attribute in {f.name for f in dataclasses.fields(cls)}
         }
-        return _EventType(cls, name, schema, parsed, fields, constants)
+        return RecordType(
+            cls, schema,
+            to_record=lambda event: _record(name, fields, event),
+            from_record=lambda record: _event(cls, fields, constants, record),
+            describe=lambda record: (
+                f"{name} of case {record.get('case_id')} version {record.get('version')}"
+            ),
+        )
 
     def _converters(
         self, node: Any, named: dict[str, dict[str, Any]], event_type: str
@@ -259,26 +193,6 @@ class EventCodec:
         to, back = self._converters(others[0], named, event_type)
         return _unless_none(to), _unless_none(back)
 
-    # --- encoding ---------------------------------------------------------------------------
-
-    def _record(self, codec: _EventType, event: Any) -> dict[str, Any]:
-        record: dict[str, Any] = {}
-        for field in codec.fields:
-            try:
-                value = getattr(event, field.attribute)
-            except AttributeError:
-                raise EncodeError(f"{codec.name} has no {field.attribute}") from None
-            record[field.avro_name] = _apply(field.to_avro, value)
-        return record
-
-    def _schema_id(self, codec: _EventType) -> int:
-        schema_id = self._schema_ids.get(codec.name)
-        if schema_id is None:
-            schema_id = self._registry.register(self.subject(codec.name), codec.schema)
-            self._schema_ids[codec.name] = schema_id
-            self._writers.setdefault(schema_id, (codec.name, codec.parsed))
-        return schema_id
-
     def _person_to_avro(self, person: Any) -> dict[str, Any]:
         if isinstance(person, SealedPersonalData):
             return _sealed_record(person.sealed)
@@ -297,40 +211,6 @@ class EventCodec:
             )
         raise EncodeError(f"not a person: {type(person).__name__}")
 
-    # --- decoding ---------------------------------------------------------------------------
-
-    def _writer(self, schema_id: int) -> tuple[str, Any]:
-        cached = self._writers.get(schema_id)
-        if cached is not None:
-            return cached
-        try:
-            schema = self._registry.schema_by_id(schema_id)
-        except SchemaNotFoundError as exc:
-            raise DecodeError(f"unknown schema id {schema_id}: {exc}") from exc
-        fullname = _fullname(schema)
-        name = self._by_record_name.get(fullname)
-        if name is None:
-            raise DecodeError(f"schema id {schema_id} is {fullname}, not a case event type")
-        try:
-            parsed = fastavro.parse_schema(schema)
-        except (fastavro.schema.SchemaParseException, fastavro.schema.UnknownType, ValueError,
-                TypeError, KeyError) as exc:
-            raise DecodeError(f"schema id {schema_id} is not a valid Avro schema: {exc}") from exc
-        self._writers[schema_id] = (name, parsed)
-        return name, parsed
-
-    def _event(self, codec: _EventType, record: dict[str, Any]) -> Aggregate.Event:
-        try:
-            state = {f.attribute: _apply(f.from_avro, record[f.avro_name]) for f in codec.fields}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DecodeError(
-                f"{codec.name}: the record does not make a domain event: {exc}"
-            ) from exc
-        state.update(codec.constants)
-        event: Aggregate.Event = object.__new__(codec.event_class)
-        object.__setattr__(event, "__dict__", state)
-        return event
-
     def _person_from_avro(self, data: dict[str, Any]) -> SealedPersonalData | SealedPerson:
         person_id: UUID = data["person_id"]
         if self._vault is None:
@@ -339,6 +219,27 @@ class EventCodec:
         return SealedPersonalData(sealed, self._vault)
 
 
+def _record(name: str, fields: tuple[_Field, ...], event: Any) -> dict[str, Any]:
+    """The Avro record of one case event."""
+    record: dict[str, Any] = {}
+    for field in fields:
+        try:
+            value = getattr(event, field.attribute)
+        except AttributeError:
+            raise EncodeError(f"{name} has no {field.attribute}") from None
+        record[field.avro_name] = _apply(field.to_avro, value)
+    return record
+
+
+def _event(
+    cls: type[Any], fields: tuple[_Field, ...], constants: dict[str, Any], record: dict[str, Any]
+) -> Aggregate.Event:
+    """The domain event of one record, built as eventsourcing's `Mapper` builds it."""
+    state = {f.attribute: _apply(f.from_avro, record[f.avro_name]) for f in fields}
+    state.update(constants)
+    event: Aggregate.Event = object.__new__(cls)
+    object.__setattr__(event, "__dict__", state)
+    return event
 
 
 def _sealed_record(sealed: Mapping[str, str]) -> dict[str, Any]:
@@ -346,13 +247,6 @@ def _sealed_record(sealed: Mapping[str, str]) -> dict[str, Any]:
         return {"person_id": UUID(sealed["person_id"]), "sealed": sealed["sealed"]}
     except (KeyError, ValueError, TypeError) as exc:
         raise EncodeError(f"sealed personal data is malformed: {exc}") from exc
-
-
-def _fullname(schema: dict[str, Any]) -> str:
-    name = str(schema.get("name", ""))
-    if "." in name or not schema.get("namespace"):
-        return name
-    return f"{schema['namespace']}.{name}"
 
 
 def _apply(convert: Convert | None, value: Any) -> Any:

@@ -53,11 +53,11 @@ __all__ = [
 log = structlog.get_logger("nervenbahn.consumer")
 
 
-class TransientError(Exception):
+class TransientError(BusError):
     """A handler could not do its work now (a resource is busy or down); try again later."""
 
 
-class Rejected(Exception):
+class Rejected(BusError):
     """A handler refuses this message for good; it goes to the dead-letter topic."""
 
 

@@ -20,7 +20,41 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-__all__ = ["EffectStore", "PartitionMark", "PostgresEffectStore", "SQLiteEffectStore"]
+from schemas.sql import Component, Migration, migrate_postgres, migrate_sqlite
+
+__all__ = [
+    "CONSUMER_BOOKKEEPING",
+    "EffectStore",
+    "PartitionMark",
+    "PostgresEffectStore",
+    "SQLiteEffectStore",
+]
+
+CONSUMER_BOOKKEEPING = Component(
+    "consumer_bookkeeping",
+    [
+        Migration(
+            1,
+            "offsets and processed events of each consumer group",
+            sqlite=[
+                "CREATE TABLE IF NOT EXISTS consumer_offsets (group_id TEXT, topic TEXT, "
+                "partition INTEGER, next_offset INTEGER NOT NULL, epoch TEXT, "
+                "PRIMARY KEY (group_id, topic, partition))",
+                "CREATE TABLE IF NOT EXISTS processed_events (group_id TEXT, event_id TEXT, "
+                "PRIMARY KEY (group_id, event_id)) WITHOUT ROWID",
+            ],
+            postgres=[
+                "CREATE TABLE IF NOT EXISTS {schema}.consumer_offsets (group_id text, "
+                "topic text, partition int, next_offset bigint NOT NULL, epoch text, "
+                "PRIMARY KEY (group_id, topic, partition))",
+                "CREATE TABLE IF NOT EXISTS {schema}.processed_events (group_id text, "
+                "event_id uuid, PRIMARY KEY (group_id, event_id))",
+            ],
+        )
+    ],
+    tables=["consumer_offsets", "processed_events"],
+)
+"""The bookkeeping tables of a consumer's database (and of the read models' schema)."""
 
 
 @dataclass(frozen=True)
@@ -71,15 +105,7 @@ class SQLiteEffectStore(EffectStore):
         self._lock = threading.RLock()
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS consumer_offsets (group_id TEXT, topic TEXT, "
-            "partition INTEGER, next_offset INTEGER NOT NULL, epoch TEXT, "
-            "PRIMARY KEY (group_id, topic, partition))"
-        )
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS processed_events (group_id TEXT, event_id TEXT, "
-            "PRIMARY KEY (group_id, event_id)) WITHOUT ROWID"
-        )
+        migrate_sqlite(self.db, CONSUMER_BOOKKEEPING)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -147,21 +173,7 @@ class PostgresEffectStore(EffectStore):
         self._lock = threading.RLock()
         self._schema = sql.Identifier(schema)
         self.db = psycopg.connect(conninfo, autocommit=True)
-        with self.db.transaction():
-            self.db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(self._schema))
-            self.db.execute(
-                self._sql(
-                    "CREATE TABLE IF NOT EXISTS {}.consumer_offsets (group_id text, topic text, "
-                    "partition int, next_offset bigint NOT NULL, epoch text, "
-                    "PRIMARY KEY (group_id, topic, partition))"
-                )
-            )
-            self.db.execute(
-                self._sql(
-                    "CREATE TABLE IF NOT EXISTS {}.processed_events (group_id text, "
-                    "event_id uuid, PRIMARY KEY (group_id, event_id))"
-                )
-            )
+        migrate_postgres(self.db, schema, CONSUMER_BOOKKEEPING)
 
     def _sql(self, template: str) -> sql.Composed:
         return sql.SQL(template).format(self._schema)

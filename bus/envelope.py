@@ -1,15 +1,28 @@
-"""What travels with an event on the bus: its encoded form, its id, sealed persons.
+"""What travels with an event on the bus: its encoded form, its id, its headers, sealed persons.
 
 `event_id` is the same wherever it is computed (relay, consumer, auditor): a consumer
-deduplicates by it, and an event relayed twice keeps one id.
+deduplicates by it, and an event relayed twice keeps one id. `message_headers` builds the Kafka
+headers of every relay's messages (case events, payment-run events, reporting facts), so that
+the three carry the same names in the same order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from uuid import UUID, uuid5
 
-__all__ = ["EVENT_ID_NAMESPACE", "EncodedEvent", "SealedPerson", "event_id"]
+__all__ = [
+    "EVENT_ID_NAMESPACE",
+    "PRODUCER_NAME",
+    "EncodedEvent",
+    "SealedPerson",
+    "event_id",
+    "message_headers",
+]
+
+PRODUCER_NAME = "nervenbahn-relay"
+"""The `producer` header of every message a relay publishes."""
 
 EVENT_ID_NAMESPACE = UUID("476a5c74-c6c7-55b8-81d7-18814063cd87")
 """uuid5(NAMESPACE_URL, "urn:nervenbahn:casework:event"); fixed forever: ids depend on it."""
@@ -41,3 +54,40 @@ class SealedPerson:
 
     def __repr__(self) -> str:
         return f"SealedPerson(person_id={self.person_id!s})"
+
+
+def message_headers(
+    event_type: str,
+    schema_id: int,
+    *,
+    event_id: UUID,
+    recorded_at: date,
+    kind: str | None = None,
+    effective_date: date | None = None,
+    correlation_id: UUID | None = None,
+) -> list[tuple[str, bytes]]:
+    """Kafka headers of one message: what a reader needs before (or without) decoding it.
+
+    Always `event_type`, `event_id`, `schema_id`, `recorded_at` (ISO 8601) and `producer`;
+    `fact` (a reporting fact's kind), `effective_date` and `correlation_id` with
+    `causation_id` only where given, in this order.
+    """
+    headers = [("event_type", event_type.encode())]
+    if kind is not None:
+        headers.append(("fact", kind.encode()))
+    headers += [
+        ("event_id", str(event_id).encode()),
+        ("schema_id", str(schema_id).encode()),
+        ("recorded_at", recorded_at.isoformat().encode()),
+    ]
+    if effective_date is not None:
+        headers.append(("effective_date", effective_date.isoformat().encode()))
+    if correlation_id is not None:
+        # A command issued by a person starts its conversation: it is its own cause.
+        correlation = str(correlation_id).encode()
+        headers += [("correlation_id", correlation), ("causation_id", correlation)]
+    headers.append(("producer", _PRODUCER))
+    return headers
+
+
+_PRODUCER = PRODUCER_NAME.encode()

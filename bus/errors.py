@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from domain.errors import NervenbahnError
+
 if TYPE_CHECKING:
     from bus.compatibility import SchemaProblem
 
@@ -24,7 +26,7 @@ __all__ = [
 ]
 
 
-class BusError(Exception):
+class BusError(NervenbahnError):
     """Something went wrong on the integration bus."""
 
 
@@ -53,12 +55,12 @@ class IncompatibleSchemaError(SchemaError):
 
 
 class EncodeError(BusError):
-    """An event cannot be written in its schema (a value does not fit, or data is unsealed)."""
+    """A value cannot be written in its schema (a value does not fit, or data is unsealed)."""
 
 
 class DecodeError(BusError):
-    """A message is not a case event this codec can read: bad framing, unknown schema id,
-    truncated or corrupt Avro, or a writer schema the current schema cannot read."""
+    """A message is not a record this codec can read: bad framing, unknown schema id, another
+    record, truncated or corrupt Avro, or a writer schema the current schema cannot read."""
 
 
 class RegistryError(BusError):

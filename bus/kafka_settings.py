@@ -1,14 +1,11 @@
 """How the bus reaches Kafka: brokers, topic naming, producer and consumer settings.
 
-Read once from the environment by `load_kafka_settings`:
-
-- `NERVENBAHN_KAFKA`: the brokers, `host:port[,host:port…]`; unset: the embedded broker.
-- `NERVENBAHN_KAFKA_PROFILE`: `production` or `embedded`, choosing the timing defaults;
-  default `embedded` without `NERVENBAHN_KAFKA`, else `production`.
-- `NERVENBAHN_TOPIC_PREFIX`: first segment of every topic name (default `nervenbahn`).
-- `NERVENBAHN_KAFKA_PARTITIONS`: partitions of the topics the bus creates (default 4).
-- `NERVENBAHN_KAFKA_MAX_POLL_INTERVAL_MS`: longest pause between two polls of a consumer
-  before it is taken out of its group (default per profile).
+The installation's values come from the environment, read by the settings module
+(`nervenbahn.config`, its Kafka section: `NERVENBAHN_KAFKA`, `NERVENBAHN_KAFKA_PROFILE`,
+`NERVENBAHN_TOPIC_PREFIX`, `NERVENBAHN_KAFKA_PARTITIONS`,
+`NERVENBAHN_KAFKA_MAX_POLL_INTERVAL_MS`); the bus never reads the environment itself. No
+brokers means the embedded broker; the profile (`production` or `embedded`) chooses the timing
+defaults.
 
 The `embedded` profile exists because the embedded broker (Tansu) holds a consumer group's
 JoinGroup for about half the **session timeout** before it answers (measured: 45 s session →
@@ -24,12 +21,11 @@ takes ~250 ms to reach a consumer, with the embedded 50 ms ~25 ms.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bus.kafka_errors import KafkaConfigError
 
@@ -39,7 +35,6 @@ __all__ = [
     "Compression",
     "KafkaSettings",
     "Profile",
-    "load_kafka_settings",
 ]
 
 Profile = Literal["production", "embedded"]
@@ -210,53 +205,3 @@ class KafkaSettings(BaseModel):
             "request_timeout_ms": self.request_timeout_ms,
             "bootstrap_timeout_ms": self.bootstrap_timeout_ms,
         }
-
-
-def load_kafka_settings(environ: Mapping[str, str] | None = None) -> KafkaSettings:
-    """Read the Kafka settings from `environ` (default: the process environment).
-
-    Raises `KafkaConfigError` naming the variable that is malformed.
-    """
-    env = os.environ if environ is None else environ
-    servers = _servers(env.get("NERVENBAHN_KAFKA", ""))
-    profile = env.get("NERVENBAHN_KAFKA_PROFILE") or ("production" if servers else "embedded")
-    if profile not in PROFILE_DEFAULTS:
-        raise KafkaConfigError("NERVENBAHN_KAFKA_PROFILE: use production or embedded")
-    fields: dict[str, Any] = {"bootstrap_servers": servers, "profile": profile}
-    for variable, name in _ENV_FIELDS.items():
-        if env.get(variable, "").strip():
-            fields[name] = _number(env, variable) if name in _NUMBERS else env[variable].strip()
-    try:
-        return KafkaSettings(**fields)
-    except ValidationError as exc:
-        raise KafkaConfigError(_explain(exc)) from None
-
-
-_ENV_FIELDS = {
-    "NERVENBAHN_TOPIC_PREFIX": "topic_prefix",
-    "NERVENBAHN_KAFKA_PARTITIONS": "partitions",
-    "NERVENBAHN_KAFKA_MAX_POLL_INTERVAL_MS": "max_poll_interval_ms",
-}
-_NUMBERS = {"partitions", "max_poll_interval_ms"}
-_VARIABLE_OF = {"bootstrap_servers": "NERVENBAHN_KAFKA"} | {
-    name: variable for variable, name in _ENV_FIELDS.items()
-}
-
-
-def _servers(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _number(env: Mapping[str, str], variable: str) -> int:
-    text = env[variable].strip()
-    if not text.isdigit():
-        raise KafkaConfigError(f"{variable}: {text!r} is not a whole number")
-    return int(text)
-
-
-def _explain(exc: ValidationError) -> str:
-    """The first validation problem, named by its environment variable."""
-    error = exc.errors()[0]
-    field = str(error["loc"][0]) if error["loc"] else ""
-    where = _VARIABLE_OF.get(field, field or "Kafka settings")
-    return f"{where}: {error['msg'].removeprefix('Value error, ')}"

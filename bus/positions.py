@@ -18,13 +18,39 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from schemas.sql import Component, Migration, migrate_postgres, migrate_sqlite
+
 __all__ = [
+    "RELAY_POSITIONS",
     "PostgresPositionStore",
     "RelayPosition",
     "RelayPositionStore",
     "SQLitePositionStore",
     "new_epoch",
 ]
+
+
+RELAY_POSITIONS = Component(
+    "relay_positions",
+    [
+        Migration(
+            1,
+            "the position of each relay",
+            sqlite=[
+                "CREATE TABLE IF NOT EXISTS relay_positions (relay TEXT PRIMARY KEY, "
+                "position INTEGER NOT NULL, published INTEGER NOT NULL, epoch TEXT NOT NULL, "
+                "updated_at TEXT NOT NULL DEFAULT (datetime('now')))"
+            ],
+            postgres=[
+                "CREATE TABLE IF NOT EXISTS {schema}.relay_positions (relay text PRIMARY KEY, "
+                "position bigint NOT NULL, published bigint NOT NULL, epoch text NOT NULL, "
+                "updated_at timestamptz NOT NULL DEFAULT now())"
+            ],
+        )
+    ],
+    tables=["relay_positions"],
+)
+"""The relays' positions, in the event store's database."""
 
 
 def new_epoch() -> str:
@@ -64,11 +90,7 @@ class SQLitePositionStore(RelayPositionStore):
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS relay_positions (relay TEXT PRIMARY KEY, "
-            "position INTEGER NOT NULL, published INTEGER NOT NULL, epoch TEXT NOT NULL, "
-            "updated_at TEXT NOT NULL DEFAULT (datetime('now')))"
-        )
+        migrate_sqlite(self._db, RELAY_POSITIONS)
 
     def load(self, relay: str) -> RelayPosition:
         with self._lock:
@@ -100,17 +122,7 @@ class PostgresPositionStore(RelayPositionStore):
         self._lock = threading.Lock()
         self._table = sql.Identifier(schema or "public", "relay_positions")
         self._db = psycopg.connect(conninfo, autocommit=True)
-        with self._db.transaction():
-            self._db.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema or "public"))
-            )
-            self._db.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (relay text PRIMARY KEY, "
-                    "position bigint NOT NULL, published bigint NOT NULL, epoch text NOT NULL, "
-                    "updated_at timestamptz NOT NULL DEFAULT now())"
-                ).format(self._table)
-            )
+        migrate_postgres(self._db, schema or "public", RELAY_POSITIONS)
 
     def load(self, relay: str) -> RelayPosition:
         with self._lock:

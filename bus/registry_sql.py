@@ -15,6 +15,7 @@ import threading
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,25 +32,83 @@ from bus.compatibility import (
 )
 from bus.errors import RegistryError, SchemaError, SchemaNotFoundError
 from bus.registry import SchemaRegistry, SchemaVersion
+from schemas.sql import Component, Migration, migrate_postgres, migrate_sqlite
 
-__all__ = ["EmbeddedRegistry", "PostgresSchemaRegistry", "SQLiteSchemaRegistry"]
+__all__ = ["SCHEMA_REGISTRY", "EmbeddedRegistry", "PostgresSchemaRegistry", "SQLiteSchemaRegistry"]
 
 TABLE = "schema_registry"
 
-# Statements shared by both databases: `{t}` is the table, `?` a parameter.
-_BY_SUBJECT = (
-    "SELECT version, schema_id, fingerprint, schema_text FROM {t} "
-    "WHERE subject = ? ORDER BY version"
+
+@dataclass(frozen=True)
+class _Statements:
+    """The registry's statements, written by each backend in its own SQL dialect."""
+
+    by_subject: str
+    id_of_subject_schema: str
+    id_of_schema: str
+    next_id: str
+    insert: str
+    schema_by_id: str
+    subjects: str
+
+
+_SQLITE = _Statements(
+    by_subject="SELECT version, schema_id, fingerprint, schema_text FROM schema_registry "
+    "WHERE subject = ? ORDER BY version",
+    id_of_subject_schema="SELECT schema_id FROM schema_registry "
+    "WHERE subject = ? AND fingerprint = ?",
+    id_of_schema="SELECT schema_id FROM schema_registry WHERE fingerprint = ? LIMIT 1",
+    next_id="SELECT COALESCE(MAX(schema_id), 0) + 1 FROM schema_registry",
+    insert="INSERT INTO schema_registry (subject, version, schema_id, fingerprint, schema_text) "
+    "VALUES (?, ?, ?, ?, ?)",
+    schema_by_id="SELECT schema_text FROM schema_registry WHERE schema_id = ? LIMIT 1",
+    subjects="SELECT DISTINCT subject FROM schema_registry ORDER BY subject",
 )
-_ID_OF_SUBJECT_SCHEMA = "SELECT schema_id FROM {t} WHERE subject = ? AND fingerprint = ?"
-_ID_OF_SCHEMA = "SELECT schema_id FROM {t} WHERE fingerprint = ? LIMIT 1"
-_NEXT_ID = "SELECT COALESCE(MAX(schema_id), 0) + 1 FROM {t}"
-_INSERT = (
-    "INSERT INTO {t} (subject, version, schema_id, fingerprint, schema_text) "
-    "VALUES (?, ?, ?, ?, ?)"
+
+# `{t}` is the schema-qualified table, composed with psycopg.sql.Identifier.
+_POSTGRES = _Statements(
+    by_subject="SELECT version, schema_id, fingerprint, schema_text FROM {t} "
+    "WHERE subject = %s ORDER BY version",
+    id_of_subject_schema="SELECT schema_id FROM {t} WHERE subject = %s AND fingerprint = %s",
+    id_of_schema="SELECT schema_id FROM {t} WHERE fingerprint = %s LIMIT 1",
+    next_id="SELECT COALESCE(MAX(schema_id), 0) + 1 FROM {t}",
+    insert="INSERT INTO {t} (subject, version, schema_id, fingerprint, schema_text) "
+    "VALUES (%s, %s, %s, %s, %s)",
+    schema_by_id="SELECT schema_text FROM {t} WHERE schema_id = %s LIMIT 1",
+    subjects="SELECT DISTINCT subject FROM {t} ORDER BY subject",
 )
-_SCHEMA_BY_ID = "SELECT schema_text FROM {t} WHERE schema_id = ? LIMIT 1"
-_SUBJECTS = "SELECT DISTINCT subject FROM {t} ORDER BY subject"
+
+SCHEMA_REGISTRY = Component(
+    "schema_registry",
+    [
+        Migration(
+            1,
+            "the embedded schema registry",
+            sqlite=[
+                "CREATE TABLE IF NOT EXISTS schema_registry ("
+                "subject TEXT NOT NULL, version INTEGER NOT NULL, "
+                "schema_id INTEGER NOT NULL, fingerprint TEXT NOT NULL, "
+                "schema_text TEXT NOT NULL, "
+                "registered_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), "
+                "PRIMARY KEY (subject, version), UNIQUE (subject, fingerprint))",
+                "CREATE INDEX IF NOT EXISTS schema_registry_schema_id "
+                "ON schema_registry (schema_id)",
+            ],
+            postgres=[
+                "CREATE TABLE IF NOT EXISTS {schema}.schema_registry ("
+                "subject text NOT NULL, version integer NOT NULL, "
+                "schema_id integer NOT NULL, fingerprint text NOT NULL, "
+                "schema_text text NOT NULL, "
+                "registered_at timestamptz NOT NULL DEFAULT now(), "
+                "PRIMARY KEY (subject, version), UNIQUE (subject, fingerprint))",
+                "CREATE INDEX IF NOT EXISTS schema_registry_schema_id "
+                "ON {schema}.schema_registry (schema_id)",
+            ],
+        )
+    ],
+    tables=[TABLE],
+)
+"""The registry's table, beside the events."""
 
 
 class _Rows(Protocol):
@@ -59,7 +118,9 @@ class _Rows(Protocol):
 
 
 class EmbeddedRegistry(SchemaRegistry):
-    """The registry algorithm on a SQL table; a subclass supplies the database."""
+    """The registry algorithm on a SQL table; a subclass supplies the database and its SQL."""
+
+    _sql: _Statements
 
     @abstractmethod
     def _transaction(self, *, write: bool) -> AbstractContextManager[_Rows]:
@@ -72,25 +133,25 @@ class EmbeddedRegistry(SchemaRegistry):
             raise SchemaError(str(problems[0]))
         key = fingerprint(schema)
         with self._transaction(write=False) as rows:
-            known = rows(_ID_OF_SUBJECT_SCHEMA, (subject, key))
+            known = rows(self._sql.id_of_subject_schema, (subject, key))
         if known:
             return int(known[0][0])
         with self._transaction(write=True) as rows:
-            versions = rows(_BY_SUBJECT, (subject,))
+            versions = rows(self._sql.by_subject, (subject,))
             for _, schema_id, stored_key, _ in versions:
                 if stored_key == key:  # registered meanwhile by another producer
                     return int(schema_id)
             earlier = [(int(version), json.loads(text)) for version, _, _, text in versions]
             ensure_compatible(subject, schema, earlier)
-            same = rows(_ID_OF_SCHEMA, (key,))
-            schema_id = int(same[0][0] if same else rows(_NEXT_ID)[0][0])
+            same = rows(self._sql.id_of_schema, (key,))
+            schema_id = int(same[0][0] if same else rows(self._sql.next_id)[0][0])
             version = int(versions[-1][0]) + 1 if versions else 1
-            rows(_INSERT, (subject, version, schema_id, key, canonical_text(schema)))
+            rows(self._sql.insert, (subject, version, schema_id, key, canonical_text(schema)))
         return schema_id
 
     def schema_by_id(self, schema_id: int) -> dict[str, Any]:
         with self._transaction(write=False) as rows:
-            found = rows(_SCHEMA_BY_ID, (schema_id,))
+            found = rows(self._sql.schema_by_id, (schema_id,))
         if not found:
             raise SchemaNotFoundError(f"no schema with id {schema_id} in {self.describe()}")
         schema: dict[str, Any] = json.loads(found[0][0])
@@ -98,7 +159,7 @@ class EmbeddedRegistry(SchemaRegistry):
 
     def versions(self, subject: str) -> list[SchemaVersion]:
         with self._transaction(write=False) as rows:
-            found = rows(_BY_SUBJECT, (subject,))
+            found = rows(self._sql.by_subject, (subject,))
         return [
             SchemaVersion(int(version), int(schema_id), json.loads(text))
             for version, schema_id, _, text in found
@@ -106,7 +167,7 @@ class EmbeddedRegistry(SchemaRegistry):
 
     def subjects(self) -> list[str]:
         with self._transaction(write=False) as rows:
-            return [str(subject) for (subject,) in rows(_SUBJECTS)]
+            return [str(subject) for (subject,) in rows(self._sql.subjects)]
 
     def check_compatibility(self, subject: str, schema: dict[str, Any]) -> list[SchemaProblem]:
         problems = validate_schema(subject, schema)
@@ -128,6 +189,8 @@ class EmbeddedRegistry(SchemaRegistry):
 class SQLiteSchemaRegistry(EmbeddedRegistry):
     """The registry in a SQLite file (normally the event store's), or `:memory:` for tests."""
 
+    _sql = _SQLITE
+
     def __init__(self, path: str | Path, *, timeout: float = 10.0) -> None:
         self._path = str(path)
         self._timeout = timeout
@@ -144,7 +207,7 @@ class SQLiteSchemaRegistry(EmbeddedRegistry):
                 db = self._connection()
 
                 def rows(statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-                    return db.execute(statement.format(t=TABLE), tuple(params)).fetchall()
+                    return db.execute(statement, tuple(params)).fetchall()
 
                 if not write:
                     yield rows
@@ -168,17 +231,7 @@ class SQLiteSchemaRegistry(EmbeddedRegistry):
                 self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
             try:
-                db.execute(
-                    f"CREATE TABLE IF NOT EXISTS {TABLE} ("
-                    "subject TEXT NOT NULL, version INTEGER NOT NULL, "
-                    "schema_id INTEGER NOT NULL, fingerprint TEXT NOT NULL, "
-                    "schema_text TEXT NOT NULL, "
-                    "registered_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), "
-                    "PRIMARY KEY (subject, version), UNIQUE (subject, fingerprint))"
-                )
-                db.execute(
-                    f"CREATE INDEX IF NOT EXISTS {TABLE}_schema_id ON {TABLE} (schema_id)"
-                )
+                migrate_sqlite(db, SCHEMA_REGISTRY)
             except BaseException:
                 db.close()
                 raise
@@ -195,7 +248,7 @@ class SQLiteSchemaRegistry(EmbeddedRegistry):
 class PostgresSchemaRegistry(EmbeddedRegistry):
     """The registry in a PostgreSQL schema (normally the event store's)."""
 
-    _DDL_LOCK = 0x6E62_7363_6872  # advisory lock key: "nbschr", serialises table creation
+    _sql = _POSTGRES
 
     def __init__(self, conninfo: str, *, schema: str = "public", connect_timeout: int = 5) -> None:
         self._conninfo = conninfo
@@ -220,7 +273,7 @@ class PostgresSchemaRegistry(EmbeddedRegistry):
                 db = self._connection()
 
                 def rows(statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-                    query = sql.SQL(statement.replace("?", "%s")).format(t=self._table)
+                    query = sql.SQL(statement).format(t=self._table)
                     cursor = db.execute(query, tuple(params))
                     return cursor.fetchall() if cursor.description else []
 
@@ -244,28 +297,7 @@ class PostgresSchemaRegistry(EmbeddedRegistry):
                 self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
             )
             try:
-                with db.transaction():
-                    db.execute("SELECT pg_advisory_xact_lock(%s)", (self._DDL_LOCK,))
-                    db.execute(
-                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                            sql.Identifier(self._schema_name)
-                        )
-                    )
-                    db.execute(
-                        sql.SQL(
-                            "CREATE TABLE IF NOT EXISTS {} ("
-                            "subject text NOT NULL, version integer NOT NULL, "
-                            "schema_id integer NOT NULL, fingerprint text NOT NULL, "
-                            "schema_text text NOT NULL, "
-                            "registered_at timestamptz NOT NULL DEFAULT now(), "
-                            "PRIMARY KEY (subject, version), UNIQUE (subject, fingerprint))"
-                        ).format(self._table)
-                    )
-                    db.execute(
-                        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (schema_id)").format(
-                            sql.Identifier(f"{TABLE}_schema_id"), self._table
-                        )
-                    )
+                migrate_postgres(db, self._schema_name, SCHEMA_REGISTRY)
             except BaseException:
                 db.close()
                 raise

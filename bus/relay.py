@@ -22,18 +22,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from eventsourcing.application import Application
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from bus.codec import EventCodec
-from bus.envelope import EncodedEvent, event_id
+from bus.envelope import PRODUCER_NAME, EncodedEvent, event_id, message_headers
 from bus.errors import EncodeError, RelayStoppedError, SchemaError
 from bus.kafka_errors import translate_kafka_error
 from bus.kafka_settings import KafkaSettings
 from bus.positions import RelayPosition, RelayPositionStore, new_epoch
 from bus.topics import TopicSpec, ensure_topics, topic_message_counts
-from domain.application.cases import CaseService
+from domain.application.ports import NotificationLog
 
 __all__ = [
     "PRODUCER_NAME",
@@ -49,7 +48,6 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (EncodeError, SchemaError)
 unreachable broker or registry is retried.)"""
 
 log = structlog.get_logger("nervenbahn.relay")
-PRODUCER_NAME = "nervenbahn-relay"
 
 OutgoingMessage = (
     tuple[bytes, bytes, list[tuple[str, bytes]]]
@@ -92,14 +90,14 @@ class Relay:
     """Publishes the store's events to one topic, resuming from a durable position.
 
     Give it the case-events `codec`, or an `encoder` deciding what to publish per event.
-    `service` is the application whose notification log it reads: the case service, or
-    another store such as the payments service (`payments` relay).
+    `service` is the notification log it reads (`domain.application.ports.NotificationLog`):
+    the case service's, or another store's such as the payments service (`payments` relay).
     """
 
     def __init__(
         self,
         *,
-        service: CaseService | Application[Any],
+        service: NotificationLog,
         codec: EventCodec | None = None,
         encoder: Encoder | None = None,
         positions: RelayPositionStore,
@@ -131,7 +129,7 @@ class Relay:
     def status(self) -> RelayStatus:
         """Position, head of the store and lag."""
         position = self._positions.load(self.name)
-        head = self._service.recorder.max_notification_id() or 0
+        head = self._service.max_position()
         return RelayStatus(position.position, head, position.published)
 
     def publish_next(self) -> int:
@@ -139,9 +137,7 @@ class Relay:
         state = self._positions.load(self.name)
         if not state.epoch:
             state = RelayPosition(state.position, state.published, new_epoch())
-        notifications = self._service.recorder.select_notifications(
-            start=state.position + 1, limit=self._batch_size
-        )
+        notifications = self._service.notifications(gt=state.position, limit=self._batch_size)
         if not notifications:
             return 0
         producer = self._producer_or_new()
@@ -151,7 +147,7 @@ class Relay:
         try:
             for n in notifications:
                 try:
-                    event = self._service.mapper.to_domain_event(n)
+                    event = self._service.decode(n)
                     futures += self._send(producer, event, state.epoch)
                 except PERMANENT_ERRORS as exc:  # publish what came before it, then stop
                     stopped = RelayStoppedError(self.name, n.id, f"{type(exc).__name__}: {exc}")
@@ -279,17 +275,11 @@ class Relay:
 
 
 def _headers(event: Any, encoded: EncodedEvent) -> list[tuple[str, bytes]]:
-    """Kafka headers: what a reader needs before (or without) decoding the value."""
+    """Kafka headers of a case event: what a reader needs before (or without) decoding it."""
     state = vars(event)
-    correlation = str(state["correlation_id"])
-    return [
-        ("event_type", encoded.event_type.encode()),
-        ("event_id", str(event_id(event.originator_id, event.originator_version)).encode()),
-        ("schema_id", str(encoded.schema_id).encode()),
-        ("recorded_at", event.timestamp.isoformat().encode()),
-        ("effective_date", state["effective_date"].isoformat().encode()),
-        ("correlation_id", correlation.encode()),
-        # A command issued by a person starts its conversation: it is its own cause.
-        ("causation_id", correlation.encode()),
-        ("producer", PRODUCER_NAME.encode()),
-    ]
+    return message_headers(
+        encoded.event_type, encoded.schema_id,
+        event_id=event_id(event.originator_id, event.originator_version),
+        recorded_at=event.timestamp, effective_date=state["effective_date"],
+        correlation_id=state["correlation_id"],
+    )

@@ -24,26 +24,27 @@ from bus.compatibility import (
     fingerprint,
     validate_schema,
 )
-from bus.payments_codec import (
-    PAYMENTS_NAMESPACE,
-    payment_record_names,
-    payment_schema,
-    payment_schema_mismatches,
-)
+from bus.payments_codec import payment_schema_mismatches
 from bus.registry import SchemaRegistry
 from domain.events import EVENT_TYPES
 from domain.payments import RUN_EVENT_TYPES
 from schemas import (
+    AUDIT_NAMESPACE,
     NAMESPACE,
+    PAYMENTS_NAMESPACE,
     REPORTING_NAMESPACE,
     SCHEMA_DIR,
     SchemaFileError,
     event_schema,
     event_type_names,
+    load_schema,
+    payment_record_names,
+    payment_schema,
     record_name,
     released_versions,
     reporting_record_names,
     reporting_schema,
+    schema_names,
     subject_for,
     version_path,
 )
@@ -226,22 +227,12 @@ def _check_payments(schema_dir: Path) -> list[SchemaProblem]:
     return problems
 
 
-AUDIT_NAMESPACE = "ch.nervenbahn.audit"
-
-
 def _audit_record_names(schema_dir: Path) -> list[str]:
-    return sorted(path.stem for path in (schema_dir / "audit").glob("*.avsc"))
+    return schema_names("audit", schema_dir)
 
 
 def _audit_schema(name: str, schema_dir: Path) -> dict[str, Any]:
-    path = schema_dir / "audit" / f"{name}.avsc"
-    try:
-        schema = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SchemaFileError(f"{path}: not a readable JSON schema ({exc})") from exc
-    if not isinstance(schema, dict):
-        raise SchemaFileError(f"{path}: the schema must be a JSON object (a record)")
-    return schema
+    return load_schema("audit", name, schema_dir)
 
 
 def _check_audit(name: str, schema_dir: Path) -> list[SchemaProblem]:

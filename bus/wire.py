@@ -1,6 +1,7 @@
 """The Confluent wire format: magic byte 0, 4-byte big-endian schema id, then Avro binary.
 
-Shared by every codec on the bus, with the tables of what fastavro raises on bad input.
+The one framing writer and reader of the bus (`bus.record_codec.RecordCodec` uses them for every
+record type), with the tables of what fastavro raises on bad input and bad schemas.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import fastavro
 import fastavro.read
+import fastavro.schema
 import fastavro.validation
 
 from bus.errors import DecodeError, EncodeError
@@ -18,6 +20,7 @@ from bus.errors import DecodeError, EncodeError
 __all__ = [
     "HEADER",
     "MAGIC_BYTE",
+    "PARSE_ERRORS",
     "READ_ERRORS",
     "WRITE_ERRORS",
     "header",
@@ -28,6 +31,16 @@ __all__ = [
 
 MAGIC_BYTE = 0
 HEADER = struct.Struct(">BI")
+
+PARSE_ERRORS: tuple[type[BaseException], ...] = (
+    fastavro.schema.SchemaParseException,
+    fastavro.schema.UnknownType,
+    ValueError,
+    TypeError,
+    KeyError,
+)
+"""What `fastavro.parse_schema` raises for a malformed schema (SchemaError for a current schema,
+DecodeError for a writer schema from the registry)."""
 
 READ_ERRORS: tuple[type[BaseException], ...] = (
     EOFError,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from connectors.errors import ConnectorError
 from connectors.sdk import Sink, Source
 
 __all__ = ["ConnectorConfigError", "ConnectorSpec", "load_config", "parse_config"]
@@ -19,7 +20,7 @@ _CLASS = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 _KEYS = {"kind", "class", "options", "description"}
 
 
-class ConnectorConfigError(Exception):
+class ConnectorConfigError(ConnectorError):
     """The connectors' configuration file is missing, malformed or names what does not exist.
 
     (Not a subclass of `nervenbahn.config.ConfigError`: connectors do not import the composition

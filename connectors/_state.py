@@ -12,7 +12,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["ErrorEntry", "RunRecord", "StateStore"]
+from schemas.sql import Component, Migration, migrate_sqlite
+
+__all__ = ["CONNECTOR_STATE", "ErrorEntry", "RunRecord", "StateStore"]
+
+_STATE_DDL = (
+    "CREATE TABLE IF NOT EXISTS positions (connector TEXT PRIMARY KEY, position TEXT NOT NULL, "
+    "updated_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS errors (connector TEXT NOT NULL, position TEXT NOT NULL, "
+    "reference TEXT NOT NULL, reason TEXT NOT NULL, first_at TEXT NOT NULL, "
+    "last_at TEXT NOT NULL, occurrences INTEGER NOT NULL DEFAULT 1, "
+    "PRIMARY KEY (connector, position, reason))",
+    "CREATE TABLE IF NOT EXISTS runs (connector TEXT PRIMARY KEY, started_at TEXT NOT NULL, "
+    "finished_at TEXT NOT NULL, outcome TEXT NOT NULL, summary TEXT NOT NULL)",
+)
+
+CONNECTOR_STATE = Component(
+    "connector_state",
+    [Migration(1, "positions, errors and runs of the connectors", _STATE_DDL, postgres=())],
+    tables=["positions", "errors", "runs"],
+)
+"""The connectors' bookkeeping (SQLite only: `<connectors folder>/state.db`)."""
 
 
 @dataclass(frozen=True)
@@ -58,20 +78,7 @@ class StateStore:
             path, check_same_thread=False, isolation_level=None, timeout=30
         )
         self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS positions (
-                connector TEXT PRIMARY KEY, position TEXT NOT NULL, updated_at TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS errors (
-                connector TEXT NOT NULL, position TEXT NOT NULL, reference TEXT NOT NULL,
-                reason TEXT NOT NULL, first_at TEXT NOT NULL, last_at TEXT NOT NULL,
-                occurrences INTEGER NOT NULL DEFAULT 1,
-                PRIMARY KEY (connector, position, reason));
-            CREATE TABLE IF NOT EXISTS runs (
-                connector TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT NOT NULL,
-                outcome TEXT NOT NULL, summary TEXT NOT NULL);
-            """
-        )
+        migrate_sqlite(self.db, CONNECTOR_STATE)
 
     def position(self, connector: str) -> str | None:
         """The last position the source completed, None if it never completed one."""

@@ -75,6 +75,7 @@ from bus.topics import (
 )
 from connectors._config import ConnectorConfigError, ConnectorSpec, load_config
 from connectors._state import StateStore, now
+from connectors.errors import ConnectorError
 from connectors.sdk import (
     ConnectorContext,
     ConnectorStatus,
@@ -86,7 +87,7 @@ from connectors.sdk import (
     SourceItem,
     already_applied,
 )
-from domain.application.cases import CaseService
+from domain.application.ports import CaseAccess
 from domain.errors import DomainError
 from domain.personal_data import ErasedFile, ErasureSubject
 
@@ -104,8 +105,6 @@ __all__ = [
 
 log = structlog.get_logger("nervenbahn.connectors")
 
-class ConnectorError(Exception):
-    """A connector could not run."""
 
 
 class AlreadyRunningError(ConnectorError):
@@ -183,14 +182,16 @@ class ConnectorHost:
     def __init__(
         self,
         specs: dict[str, ConnectorSpec],
-        service: CaseService,
+        service: CaseAccess,
         folder: Path,
         bus: Callable[[], ConsumerFactory] | None = None,
         *,
         files: PrivateFiles,
         sql: Callable[[Any], Any] = _as_is,
+        partitions: int = ConnectorContext.partitions,
     ) -> None:
         self.specs = specs
+        self.partitions = partitions
         self.service = service
         self.folder = folder
         self.files = files
@@ -203,15 +204,17 @@ class ConnectorHost:
     def from_file(
         cls,
         path: Path,
-        service: CaseService,
+        service: CaseAccess,
         folder: Path,
         bus: Callable[[], ConsumerFactory] | None = None,
         *,
         files: PrivateFiles,
         sql: Callable[[Any], Any] = _as_is,
+        partitions: int = ConnectorContext.partitions,
     ) -> ConnectorHost:
         """The host of the configuration file `path`, keeping its state in `folder`."""
-        return cls(load_config(path), service, folder, bus, files=files, sql=sql)
+        return cls(load_config(path), service, folder, bus, files=files, sql=sql,
+                   partitions=partitions)
 
     def close(self) -> None:
         """Close the state database."""
@@ -231,7 +234,8 @@ class ConnectorHost:
         spec = self.spec(name)
         connector = spec.load()
         folder = self.files.folder(self.folder / name)
-        connector.bind(ConnectorContext(self.service, folder, spec.base, self.files, self._sql))
+        connector.bind(ConnectorContext(self.service, folder, spec.base, self.files, self._sql,
+                                       self.partitions))
         return connector
 
     def run(

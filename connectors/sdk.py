@@ -46,7 +46,8 @@ from bus.consumer import Consumer, Handler, Received
 from bus.effects import EffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.topics import TopicSpec
-from domain.application.cases import CaseService
+from connectors.errors import ConnectorError
+from domain.application.ports import CaseAccess
 from domain.commands import Command
 from domain.errors import DomainError, InvalidCommandError, RuleViolationError
 from domain.personal_data import ErasedFile, ErasureSubject
@@ -118,8 +119,8 @@ def _as_is(tx: Any) -> Any:
 class ConnectorContext:
     """What the host gives a connector: the case service, its folders, its file writer."""
 
-    service: CaseService
-    """The case service (commands, queries, `service.vault` for sealed personal data)."""
+    service: CaseAccess
+    """The case service (commands, current cases, `service.vault` for sealed personal data)."""
     folder: Path
     """The connector's own working folder (created; e.g. `<store folder>/connectors/NAME/`)."""
     base: Path
@@ -128,6 +129,8 @@ class ConnectorContext:
     """Makes and writes the connector's files private to their owner."""
     sql: Callable[[Any], Any] = _as_is
     """The sink's transaction as a connection that takes `?` placeholders (SQLite's as is)."""
+    partitions: int = 4
+    """The partitions of the topics the bus creates (NERVENBAHN_KAFKA_PARTITIONS)."""
 
     def path(self, value: str | Path) -> Path:
         """An option's path, resolved against the configuration file's folder."""
@@ -135,7 +138,7 @@ class ConnectorContext:
         return path if path.is_absolute() else self.base / path
 
 
-class SourceInputError(Exception):
+class SourceInputError(ConnectorError):
     """Input a source cannot accept (malformed, invalid against its schema); nothing of the
     input it was found in is applied. The message names where (file, line, element) and why."""
 

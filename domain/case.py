@@ -15,8 +15,29 @@ from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate
 
-from domain import commands as c
 from domain.budget import compute_budget
+from domain.commands import (
+    Actor,
+    AgreeGoal,
+    BreakOffMeasure,
+    CaseCommand,
+    ChangeBudget,
+    CloseCase,
+    CompleteAssessment,
+    CompleteMeasure,
+    CompleteReview,
+    DismissProposal,
+    GrantSupport,
+    HandOverCase,
+    OpenCase,
+    PersonInput,
+    ProposeClosure,
+    ProposeHandover,
+    RecordGoalOutcome,
+    RefuseSupport,
+    ReopenCase,
+    StartMeasure,
+)
 from domain.errors import RuleViolationError
 from domain.events import (
     AssessmentCompleted,
@@ -60,6 +81,7 @@ __all__ = [
     "SWISS_TIME",
     "Case",
     "Recording",
+    "acts_canton_wide",
     "may_act_on",
 ]
 
@@ -118,7 +140,7 @@ class Case(Aggregate):
     # --- intake --------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, cmd: c.OpenCase, rec: Recording, reference: ReferenceData) -> Case:
+    def open(cls, cmd: OpenCase, rec: Recording, reference: ReferenceData) -> Case:
         """Intake: open a case in the social region of the household's municipality."""
         region = reference.municipality(cmd.municipality_bfs).region_id
         _authorise(cmd.actor, region)
@@ -146,7 +168,7 @@ class Case(Aggregate):
 
     # --- assessment and decision ---------------------------------------------------------
 
-    def complete_assessment(self, cmd: c.CompleteAssessment, rec: Recording) -> None:
+    def complete_assessment(self, cmd: CompleteAssessment, rec: Recording) -> None:
         """Record the initial assessment (Erstabklärung)."""
         self._require_phase(cmd, rec, ("intake",), "assessment-once-per-intake")
         effective = self._effective(cmd.assessment_date, rec, "assessment_date")
@@ -159,7 +181,7 @@ class Case(Aggregate):
             employability=cmd.employability,
         )
 
-    def grant_support(self, cmd: c.GrantSupport, rec: Recording, reference: ReferenceData) -> None:
+    def grant_support(self, cmd: GrantSupport, rec: Recording, reference: ReferenceData) -> None:
         """Decide to grant support with a monthly budget from `support_from`."""
         self._require_phase(cmd, rec, ("assessed",), "decision-requires-assessment")
         decided = self._effective(cmd.decision_date, rec, "decision_date")
@@ -192,7 +214,7 @@ class Case(Aggregate):
             decision_date=decided,
         )
 
-    def refuse_support(self, cmd: c.RefuseSupport, rec: Recording) -> None:
+    def refuse_support(self, cmd: RefuseSupport, rec: Recording) -> None:
         """Decide to refuse support, with reasons."""
         self._require_phase(cmd, rec, ("assessed",), "decision-requires-assessment")
         effective = self._effective(cmd.decision_date, rec, "decision_date")
@@ -200,7 +222,7 @@ class Case(Aggregate):
 
     # --- goals and measures --------------------------------------------------------------
 
-    def agree_goal(self, cmd: c.AgreeGoal, rec: Recording) -> None:
+    def agree_goal(self, cmd: AgreeGoal, rec: Recording) -> None:
         """Add a goal to the goal agreement (Zielvereinbarung)."""
         self._require_phase(cmd, rec, _CASEWORK_PHASES, "goals-require-support")
         effective = self._effective(cmd.agreed_on, rec, "agreed_on")
@@ -220,7 +242,7 @@ class Case(Aggregate):
             due_date=cmd.due_date,
         )
 
-    def record_goal_outcome(self, cmd: c.RecordGoalOutcome, rec: Recording) -> None:
+    def record_goal_outcome(self, cmd: RecordGoalOutcome, rec: Recording) -> None:
         """Record that a goal was achieved or missed."""
         self._require_phase(cmd, rec, _CASEWORK_PHASES, "goals-require-support")
         goal = self.goals.get(cmd.goal_id.hex)
@@ -232,7 +254,7 @@ class Case(Aggregate):
         event_class = GoalAchieved if cmd.outcome == "achieved" else GoalMissed
         self._trigger(event_class, cmd, rec, effective, goal_id=cmd.goal_id)
 
-    def start_measure(self, cmd: c.StartMeasure, rec: Recording) -> None:
+    def start_measure(self, cmd: StartMeasure, rec: Recording) -> None:
         """Start an integration measure."""
         self._require_phase(cmd, rec, _CASEWORK_PHASES, "measures-require-support")
         effective = self._effective(cmd.start_date, rec, "start_date", ahead=FUTURE_LIMIT_DAYS)
@@ -241,13 +263,13 @@ class Case(Aggregate):
             _refuse("distinct-measures", f"measure_id: measure {measure_id} was started already")
         self._trigger(MeasureStarted, cmd, rec, effective, measure_id=measure_id, kind=cmd.kind)
 
-    def complete_measure(self, cmd: c.CompleteMeasure, rec: Recording) -> None:
+    def complete_measure(self, cmd: CompleteMeasure, rec: Recording) -> None:
         """Record that an integration measure was completed."""
         measure = self._running_measure(cmd, rec, cmd.measure_id)
         effective = self._effective(cmd.end_date, rec, "end_date", earliest=measure.start_date)
         self._trigger(MeasureCompleted, cmd, rec, effective, measure_id=cmd.measure_id)
 
-    def break_off_measure(self, cmd: c.BreakOffMeasure, rec: Recording) -> None:
+    def break_off_measure(self, cmd: BreakOffMeasure, rec: Recording) -> None:
         """Record that an integration measure was broken off."""
         measure = self._running_measure(cmd, rec, cmd.measure_id)
         effective = self._effective(cmd.end_date, rec, "end_date", earliest=measure.start_date)
@@ -257,7 +279,7 @@ class Case(Aggregate):
 
     # --- budget and review ---------------------------------------------------------------
 
-    def change_budget(self, cmd: c.ChangeBudget, rec: Recording, reference: ReferenceData) -> None:
+    def change_budget(self, cmd: ChangeBudget, rec: Recording, reference: ReferenceData) -> None:
         """Change the budget from an effective date (retroactive within the limit)."""
         self._require_phase(cmd, rec, _CASEWORK_PHASES, "budget-requires-support")
         support_start = self.support_periods[-1].start
@@ -287,7 +309,7 @@ class Case(Aggregate):
             household_size=household_size,
         )
 
-    def complete_review(self, cmd: c.CompleteReview, rec: Recording) -> None:
+    def complete_review(self, cmd: CompleteReview, rec: Recording) -> None:
         """Record a periodic review; the next one is due within the review interval."""
         self._require_phase(cmd, rec, _CASEWORK_PHASES, "review-requires-support")
         earliest = self.last_review_on or self.support_periods[-1].start
@@ -303,7 +325,7 @@ class Case(Aggregate):
 
     # --- handover, closure, reopening ----------------------------------------------------
 
-    def hand_over(self, cmd: c.HandOverCase, rec: Recording, reference: ReferenceData) -> None:
+    def hand_over(self, cmd: HandOverCase, rec: Recording, reference: ReferenceData) -> None:
         """Hand the case over to the social region of the household's new municipality."""
         self._require_open(cmd, rec)
         to_region = reference.municipality(cmd.to_municipality_bfs).region_id
@@ -326,13 +348,13 @@ class Case(Aggregate):
             to_municipality_bfs=cmd.to_municipality_bfs,
         )
 
-    def close(self, cmd: c.CloseCase, rec: Recording) -> None:
+    def close(self, cmd: CloseCase, rec: Recording) -> None:
         """Close the case (Ablösung) with a reason from the fixed list."""
         self._require_open(cmd, rec)
         effective = self._effective(cmd.closing_date, rec, "closing_date")
         self._trigger(CaseClosed, cmd, rec, effective, reason=cmd.reason)
 
-    def reopen(self, cmd: c.ReopenCase, rec: Recording) -> None:
+    def reopen(self, cmd: ReopenCase, rec: Recording) -> None:
         """Reopen a closed case; it starts again with an assessment."""
         self._check_common(cmd, rec)
         if self.phase != "closed":
@@ -345,7 +367,7 @@ class Case(Aggregate):
     # --- work-list proposals from connected registers -------------------------------------
 
     def propose_handover(
-        self, cmd: c.ProposeHandover, rec: Recording, reference: ReferenceData
+        self, cmd: ProposeHandover, rec: Recording, reference: ReferenceData
     ) -> None:
         """Put a handover to the new municipality's social region on the work list."""
         self._check_proposal(cmd, rec)
@@ -368,7 +390,7 @@ class Case(Aggregate):
             to_region=to_region,
         )
 
-    def propose_closure(self, cmd: c.ProposeClosure, rec: Recording) -> None:
+    def propose_closure(self, cmd: ProposeClosure, rec: Recording) -> None:
         """Put a closure (death, moved away) on the work list."""
         self._check_proposal(cmd, rec)
         effective = _reported_date(cmd.effective_date, rec)
@@ -382,7 +404,7 @@ class Case(Aggregate):
             reason=cmd.reason,
         )
 
-    def dismiss_proposal(self, cmd: c.DismissProposal, rec: Recording) -> None:
+    def dismiss_proposal(self, cmd: DismissProposal, rec: Recording) -> None:
         """Take an open proposal off the work list without acting on it."""
         self._require_open(cmd, rec)
         proposal = proposals_of(self).get(cmd.external_reference)
@@ -405,7 +427,7 @@ class Case(Aggregate):
             reason=cmd.reason,
         )
 
-    def _check_proposal(self, cmd: c.ProposeHandover | c.ProposeClosure, rec: Recording) -> None:
+    def _check_proposal(self, cmd: ProposeHandover | ProposeClosure, rec: Recording) -> None:
         # The same input record twice changes nothing: checked first, so a delivery read
         # again after the case was closed still counts as already applied.
         if cmd.external_reference in proposals_of(self):
@@ -426,7 +448,7 @@ class Case(Aggregate):
     def _trigger(
         self,
         event_class: type[CaseEvent],
-        cmd: c.CaseCommand,
+        cmd: CaseCommand,
         rec: Recording,
         effective: date,
         **fields: Any,
@@ -441,7 +463,7 @@ class Case(Aggregate):
             **fields,
         )
 
-    def _check_common(self, cmd: c.CaseCommand, rec: Recording) -> None:
+    def _check_common(self, cmd: CaseCommand, rec: Recording) -> None:
         if rec.recorded_at < self.modified_on:
             _refuse(
                 "recorded-time-order",
@@ -450,7 +472,7 @@ class Case(Aggregate):
             )
         _authorise(cmd.actor, self.social_region)
 
-    def _require_open(self, cmd: c.CaseCommand, rec: Recording) -> None:
+    def _require_open(self, cmd: CaseCommand, rec: Recording) -> None:
         self._check_common(cmd, rec)
         if self.phase == "closed":
             _refuse(
@@ -458,13 +480,13 @@ class Case(Aggregate):
             )
 
     def _require_phase(
-        self, cmd: c.CaseCommand, rec: Recording, phases: tuple[str, ...], rule: str
+        self, cmd: CaseCommand, rec: Recording, phases: tuple[str, ...], rule: str
     ) -> None:
         self._require_open(cmd, rec)
         if self.phase not in phases:
             _refuse(rule, f"{cmd.name} is not allowed in phase {self.phase!r}")
 
-    def _running_measure(self, cmd: c.CaseCommand, rec: Recording, measure_id: UUID) -> Measure:
+    def _running_measure(self, cmd: CaseCommand, rec: Recording, measure_id: UUID) -> Measure:
         self._require_phase(cmd, rec, _CASEWORK_PHASES, "measures-require-support")
         measure = self.measures.get(measure_id.hex)
         if measure is None:
@@ -497,7 +519,7 @@ class Case(Aggregate):
             _refuse("budget-within-support", f"{field}: {day} lies before {earliest}")
 
 
-def _person(data: c.PersonInput) -> PersonalData:
+def _person(data: PersonInput) -> PersonalData:
     fields = data.model_dump(exclude={"person_id"})
     return PersonalData(person_id=data.person_id or uuid4(), **fields)
 
@@ -506,14 +528,20 @@ CANTON_WIDE_ACTORS = frozenset({"administrator", "system"})
 """Roles that act on every region's cases; caseworkers and supervisors act on their own."""
 
 
-def may_act_on(actor: c.Actor, region: str) -> bool:
+def acts_canton_wide(actor: Actor) -> bool:
+    """Whether `actor` holds a canton-wide role (`CANTON_WIDE_ACTORS`): they may act on the
+    cases of every social region, and only they start payment runs."""
+    return actor.role in CANTON_WIDE_ACTORS
+
+
+def may_act_on(actor: Actor, region: str) -> bool:
     """Whether `actor` may record anything on a case of social region `region`: only the
     region the case belongs to now (during a handover the handing-over region, until the
     handover is recorded; from then on the receiving one), or a canton-wide role."""
-    return actor.role in CANTON_WIDE_ACTORS or actor.organisation == region
+    return acts_canton_wide(actor) or actor.organisation == region
 
 
-def _authorise(actor: c.Actor, region: str) -> None:
+def _authorise(actor: Actor, region: str) -> None:
     # Defence in depth: the services answer a case the actor may not act on as not found
     # before they get here (`CaseService.case_for`); a caller using the aggregate directly
     # still cannot record on another region's case.

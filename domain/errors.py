@@ -2,6 +2,8 @@
 
 Every error names what was wrong (a field or a rule) so that the one line the CLI or an
 API prints is enough to correct the input. Nothing is recorded when one is raised.
+`NervenbahnError`, the root of every error of the project, lives here too: the domain imports
+nothing of ours, so every package can import it.
 """
 
 from __future__ import annotations
@@ -12,12 +14,23 @@ __all__ = [
     "DomainError",
     "ImportRejectedError",
     "InvalidCommandError",
+    "NervenbahnError",
     "ReferenceDataError",
     "RuleViolationError",
 ]
 
 
-class DomainError(Exception):
+class NervenbahnError(Exception):
+    """Something nervenbahn refused or could not do; the root of every error of ours.
+
+    Each package has one root under it (`DomainError`, `bus.errors.BusError`,
+    `projections.framework.ProjectionError`, `connectors.errors.ConnectorError`,
+    `nervenbahn.audit.errors.AuditError`, `nervenbahn.api.errors.ApiError`, `ConfigError`,
+    `StoreUnavailableError`, ...): it lives here because the domain imports nothing of ours.
+    """
+
+
+class DomainError(NervenbahnError):
     """Something the domain refused; nothing was recorded."""
 
 

@@ -1,49 +1,104 @@
-"""Configuration from the environment: where the store is, which keys, how to log."""
+"""The settings module: the one place that reads the `NERVENBAHN_*` environment variables.
+
+`load_settings(environ)` reads every variable once (pydantic-settings, prefix `NERVENBAHN_`)
+and builds one typed `Settings` with a section per concern — store, keys, kafka, registry,
+api, audit, connectors, logging, cli. No other module reads the environment for our
+variables (tests/test_settings_reader.py walks the code to keep it so).
+
+Why two models: the variable names are the installation's public interface and stay flat
+(`NERVENBAHN_KAFKA`, `NERVENBAHN_ACCESS_LOG`, …), so `Environment` lists them one field per
+variable (docs/configuration.md is checked against it); `Settings` is what the code uses,
+grouped by concern and typed, with each bad value reported as `VARIABLE: reason`.
+
+Every secret also has a `*_FILE` variant naming a file that holds it (for container
+secrets); setting both is refused naming both variables.
+
+Reading settings has no side effects: nothing is created when a setting is read. The key
+files of a SQLite store are made by the explicit step `create_keys` (`nervenbahn init`, and
+`nervenbahn demo`); a command that needs a key that is not there fails with
+`KeyMissingError`, telling the user to run `nervenbahn init`.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import re
 import secrets
 import stat
 import tempfile
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from hashlib import sha256
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import psycopg.conninfo
 import structlog
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
+from bus.kafka_errors import KafkaConfigError
+from bus.kafka_settings import PROFILE_DEFAULTS, KafkaSettings
+from domain.errors import NervenbahnError
+from nervenbahn.audit.access_log import MINIMUM_RETENTION_DAYS, check_retention
+from nervenbahn.audit.errors import AccessLogRetentionError
 from nervenbahn.private import private_folder, write_private
 
 __all__ = [
     "DEFAULT_STORE",
+    "ENV_PREFIX",
+    "SECRETS",
+    "ApiSettings",
+    "AuditSettings",
+    "CliSettings",
     "ConfigError",
+    "ConnectorsSettings",
+    "Environment",
+    "KafkaSettingsError",
+    "KeyMissingError",
+    "KeySettings",
+    "LogSettings",
+    "RegistrySettings",
     "Settings",
     "StoreConfig",
+    "create_keys",
+    "create_store_keys",
     "default_key_dir",
+    "load_kafka_settings",
+    "load_log_settings",
     "load_settings",
     "store_key_folder",
 ]
 
 log = structlog.get_logger("nervenbahn.config")
 
+ENV_PREFIX = "NERVENBAHN_"
 DEFAULT_STORE = "sqlite:///.nervenbahn/nervenbahn.db"
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-# Every stored event is hash-chained in its transaction (nervenbahn/audit/chain.py).
-_CHAINED_SQLITE = "nervenbahn.audit.chain:ChainedSQLiteApplicationRecorder"
-_CHAINED_POSTGRES = "nervenbahn.audit.chain:ChainedPostgresApplicationRecorder"
+# Every stored event is hash-chained in its transaction (nervenbahn/audit/recorders.py).
+_CHAINED_SQLITE = "nervenbahn.audit.recorders:ChainedSQLiteApplicationRecorder"
+_CHAINED_POSTGRES = "nervenbahn.audit.recorders:ChainedPostgresApplicationRecorder"
 
 
-class ConfigError(Exception):
+class ConfigError(NervenbahnError):
     """The configuration is incomplete or malformed."""
 
 
+class KeyMissingError(ConfigError):
+    """A key the command needs has not been created yet: run `nervenbahn init`."""
+
+
+class KafkaSettingsError(ConfigError, KafkaConfigError):
+    """A Kafka variable is malformed (both a configuration error and the bus's own)."""
 class StoreConfig(BaseModel):
     """Where events are stored: a SQLite file or a PostgreSQL database (and schema)."""
 
@@ -134,6 +189,12 @@ class StoreConfig(BaseModel):
             )
         )
 
+    @property
+    def folder(self) -> Path:
+        """The folder beside the store (read models, API files, connectors): the SQLite
+        store's folder, else `.nervenbahn` in the working directory."""
+        return self.sqlite_path.parent if self.sqlite_path else Path(".nervenbahn")
+
     def describe(self) -> str:
         """A one-line description without secrets."""
         if self.kind == "sqlite":
@@ -142,112 +203,388 @@ class StoreConfig(BaseModel):
         return f"PostgreSQL {self.user}@{self.host}:{self.port}/{self.dbname}{schema}"
 
 
-class Settings(BaseModel):
-    """Everything the composition root needs, read once from the environment."""
+# --- the variables ------------------------------------------------------------------------------
+
+SECRETS = ("store", "projections_store", "master_key", "reporting_key", "audit_signing_key")
+"""Variables that may hold a secret (keys; a database URL with its password): each also has a
+`*_FILE` variant naming a file that holds the value."""
+
+
+class Environment(BaseSettings):
+    """Every `NERVENBAHN_*` variable, as the text it was set to (None: not set).
+
+    One field per variable, named as the variable without its prefix; read only through
+    `Environment.read`, which takes the environment as a mapping (tests pass a dict) and
+    resolves the `*_FILE` variants of `SECRETS`. Meaning and checks are `load_settings`'s.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    # store
+    store: str | None = None
+    key_dir: str | None = None
+    projections_store: str | None = None
+    # keys
+    master_key: str | None = None
+    reporting_key: str | None = None
+    # kafka
+    kafka: str | None = None
+    kafka_profile: str | None = None
+    topic_prefix: str | None = None
+    kafka_partitions: str | None = None
+    kafka_max_poll_interval_ms: str | None = None
+    # registry
+    schema_registry: str | None = None
+    # api
+    api_keys: str | None = None
+    access_log: str | None = None
+    access_log_retention_days: str | None = None
+    # audit
+    audit_signing_key: str | None = None
+    audit_checkpoint_seconds: str | None = None
+    # connectors
+    connectors: str | None = None
+    # logging
+    log_format: str | None = None
+    log_level: str | None = None
+    # cli
+    actor: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the values `read` passes (from its `_MappingSource`): never the process
+        environment behind its back, nor a dotenv or secrets folder."""
+        return (init_settings,)
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str]) -> tuple[Environment, dict[str, str]]:
+        """The variables of `environ`, and for each value where it came from (the variable,
+        or the file a `*_FILE` variable named), for messages."""
+        values, origins = _with_files(environ)
+        return cls(**_MappingSource(cls, values)()), origins
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable of `field`: `NERVENBAHN_<FIELD>`."""
+        return f"{ENV_PREFIX}{field.upper()}"
+
+    @classmethod
+    def variables(cls) -> list[str]:
+        """Every variable, `*_FILE` variants included, in the order of the fields."""
+        names = []
+        for field in cls.model_fields:
+            names.append(cls.variable(field))
+            if field in SECRETS:
+                names.append(f"{cls.variable(field)}_FILE")
+        return names
+
+
+class _MappingSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of `os.environ`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {key.lower(): value for key, value in self._environ.items()}
+
+
+def _with_files(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """`environ` with each secret's `*_FILE` variant replaced by the file's content; both set
+    is refused naming both. Returns the values and their origins."""
+    values = {k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
+    origins = {name: name for name in values}
+    for field in SECRETS:
+        name = Environment.variable(field)
+        file_name = f"{name}_FILE"
+        if file_name not in values:
+            continue
+        if name in values:
+            raise ConfigError(f"{name} and {file_name} are both set: set only one of them")
+        path = Path(values.pop(file_name))
+        try:
+            values[name] = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise ConfigError(f"{file_name}: {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise ConfigError(f"{file_name}: cannot read {path}: {reason}") from None
+        origins[name] = str(path)
+    return values, origins
+
+
+# --- the sections -------------------------------------------------------------------------------
+
+
+class KeySettings(BaseModel):
+    """Where keys come from: configured values, or the key folder of a SQLite store."""
 
     model_config = ConfigDict(frozen=True)
 
-    store: StoreConfig
-    master_key: SecretStr
-    configured_reporting_key: SecretStr | None = None
-    """NERVENBAHN_REPORTING_KEY, if set (use `reporting_key`)."""
-    projections_store: StoreConfig | None = None
-    """NERVENBAHN_PROJECTIONS_STORE: the PostgreSQL schema of every read model; None: a
-    SQLite file per read model beside the store."""
-    log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: str = "info"
-    configured_signing_key: SecretStr | None = None
-    """NERVENBAHN_AUDIT_SIGNING_KEY (or _FILE), if set (use `signing_key`)."""
+    key_dir: Path
+    """NERVENBAHN_KEY_DIR: where the key files of SQLite stores are kept, one folder per store
+    (`store_key_folder`); default `$XDG_CONFIG_HOME/nervenbahn/keys` or
+    `~/.config/nervenbahn/keys` — outside the store folder, so that a backup of the data does
+    not hold the keys that open it."""
+    master_key: SecretStr | None = None
+    """NERVENBAHN_MASTER_KEY (or _FILE), checked, if set."""
+    reporting_key: SecretStr | None = None
+    """NERVENBAHN_REPORTING_KEY (or _FILE), checked, if set."""
+
+
+class RegistrySettings(BaseModel):
+    """The schema registry: an external Confluent-compatible one, else the embedded one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str | None = None
+    """NERVENBAHN_SCHEMA_REGISTRY; None: the embedded registry in the store's database."""
+
+
+class ApiSettings(BaseModel):
+    """The API's own files: the API-key registry and the access log, and how long the access
+    log keeps its entries (NERVENBAHN_API_KEYS, NERVENBAHN_ACCESS_LOG,
+    NERVENBAHN_ACCESS_LOG_RETENTION_DAYS; the files default to the store folder)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    api_keys: Path
+    access_log: Path
+    access_log_retention_days: int = MINIMUM_RETENTION_DAYS
+
+
+class AuditSettings(BaseModel):
+    """Signing audit checkpoints."""
+
+    model_config = ConfigDict(frozen=True)
+
+    signing_key: SecretStr | None = None
+    """NERVENBAHN_AUDIT_SIGNING_KEY (or _FILE), checked, if set."""
     checkpoint_interval_seconds: float = 300.0
     """NERVENBAHN_AUDIT_CHECKPOINT_SECONDS: how often `serve` signs a checkpoint (if the
     chains moved)."""
 
-    connectors_file: Path | None = None
-    """NERVENBAHN_CONNECTORS: the connectors' configuration file (TOML); None: `connectors.toml`
-    in the store folder (see `connectors.runtime`)."""
-    key_dir: Path = Path(".nervenbahn-keys")
-    """NERVENBAHN_KEY_DIR: where the key files of a SQLite store are kept, one folder per store
-    (`store_key_folder`); default `$XDG_CONFIG_HOME/nervenbahn/keys` or
-    `~/.config/nervenbahn/keys` — outside the store folder, so that a backup of the data does
-    not hold the keys that open it."""
+
+class ConnectorsSettings(BaseModel):
+    """The connectors' configuration."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: Path | None = None
+    """NERVENBAHN_CONNECTORS: the connectors' file (TOML); None: `connectors.toml` in the
+    store folder (see `connectors.host`)."""
+
+
+class LogSettings(BaseModel):
+    """How the process logs (structlog, on stderr)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    format: Literal["auto", "json", "console"] = "auto"
+    level: str = "info"
+
+
+class CliSettings(BaseModel):
+    """What the command line takes from the environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    actor: str | None = None
+    """NERVENBAHN_ACTOR: the acting user, `USER:ROLE:ORGANISATION` (`--actor` overrides it)."""
+
+
+class Settings(BaseModel):
+    """Everything the composition root needs, read once from the environment.
+
+    Reading any attribute has no side effects: the keys of a SQLite store are read from its
+    key folder (once; an old-layout key file is warned about once), and `KeyMissingError`
+    says to run `nervenbahn init` if one is not there.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    store: StoreConfig
+    projections_store: StoreConfig | None = None
+    """NERVENBAHN_PROJECTIONS_STORE: the PostgreSQL schema of every read model; None: a
+    SQLite file per read model beside the store."""
+    keys: KeySettings
+    kafka: KafkaSettings
+    registry: RegistrySettings = RegistrySettings()
+    api: ApiSettings
+    audit: AuditSettings = AuditSettings()
+    connectors: ConnectorsSettings = ConnectorsSettings()
+    logging: LogSettings = LogSettings()
+    cli: CliSettings = CliSettings()
+
+    # --- the names the code used before the sections (kept working) -------------------------
+
+    @property
+    def key_dir(self) -> Path:
+        """NERVENBAHN_KEY_DIR (see `KeySettings.key_dir`)."""
+        return self.keys.key_dir
+
+    @property
+    def configured_reporting_key(self) -> SecretStr | None:
+        """NERVENBAHN_REPORTING_KEY, if set (use `reporting_key`)."""
+        return self.keys.reporting_key
+
+    @property
+    def configured_signing_key(self) -> SecretStr | None:
+        """NERVENBAHN_AUDIT_SIGNING_KEY (or _FILE), if set (use `signing_key`)."""
+        return self.audit.signing_key
+
+    @property
+    def checkpoint_interval_seconds(self) -> float:
+        """NERVENBAHN_AUDIT_CHECKPOINT_SECONDS."""
+        return self.audit.checkpoint_interval_seconds
+
+    @property
+    def connectors_file(self) -> Path | None:
+        """NERVENBAHN_CONNECTORS, if set."""
+        return self.connectors.file
+
+    @property
+    def log_format(self) -> Literal["auto", "json", "console"]:
+        """NERVENBAHN_LOG_FORMAT."""
+        return self.logging.format
+
+    @property
+    def log_level(self) -> str:
+        """NERVENBAHN_LOG_LEVEL."""
+        return self.logging.level
+
+    # --- keys (read, never created) -----------------------------------------------------------
+
+    @cached_property
+    def master_key(self) -> SecretStr:
+        """The master key (base64 of 32 bytes) that wraps the per-person data keys:
+        NERVENBAHN_MASTER_KEY or _FILE, else the key file of a SQLite store (see
+        `create_keys`); ConfigError for a PostgreSQL store without it."""
+        if self.keys.master_key is not None:
+            return self.keys.master_key
+        path = self._sqlite_path(
+            "NERVENBAHN_MASTER_KEY or NERVENBAHN_MASTER_KEY_FILE must be set for a PostgreSQL "
+            "store (32 random bytes, base64-encoded; keep it in your secret store)"
+        )
+        return _encoded(_stored_key(path, self.keys.key_dir, "master"))
 
     @cached_property
     def signing_key(self) -> SecretStr:
         """The Ed25519 seed (base64 of 32 bytes) that signs audit checkpoints:
-        NERVENBAHN_AUDIT_SIGNING_KEY or _FILE, else a key file `<store>.signing-key` beside a
-        SQLite store, created on first use in the store's key folder (`store_key_folder`; an
-        old `<store>.signing-key` beside the database is still used, with a warning);
+        NERVENBAHN_AUDIT_SIGNING_KEY or _FILE, else the key file of a SQLite store (an old
+        `<store>.signing-key` beside the database is still used, with a warning);
         ConfigError for a PostgreSQL store without it."""
-        if self.configured_signing_key is not None:
-            return self.configured_signing_key
-        path = self.store.sqlite_path
-        if self.store.kind != "sqlite" or path is None:
-            raise ConfigError(
-                "NERVENBAHN_AUDIT_SIGNING_KEY or NERVENBAHN_AUDIT_SIGNING_KEY_FILE must be set "
-                "for a PostgreSQL store (an Ed25519 seed: 32 random bytes, base64-encoded; keep "
-                "it in your secret store and give auditors `nervenbahn audit public-key`)"
-            )
-        key = _store_key(path, self.key_dir, "signing")
-        return SecretStr(base64.b64encode(key).decode())
+        if self.audit.signing_key is not None:
+            return self.audit.signing_key
+        path = self._sqlite_path(
+            "NERVENBAHN_AUDIT_SIGNING_KEY or NERVENBAHN_AUDIT_SIGNING_KEY_FILE must be set "
+            "for a PostgreSQL store (an Ed25519 seed: 32 random bytes, base64-encoded; keep "
+            "it in your secret store and give auditors `nervenbahn audit public-key`)"
+        )
+        return _encoded(_stored_key(path, self.keys.key_dir, "signing"))
 
     @cached_property
     def reporting_key(self) -> SecretStr | None:
         """The key that pseudonymises case ids on the reporting topic (base64 of 32 bytes):
-        NERVENBAHN_REPORTING_KEY, else a key file in the store's key folder (an old
-        `<store>.reporting-key` beside the database is still used, with a warning), created on
-        first use; None for a PostgreSQL store without it.
+        NERVENBAHN_REPORTING_KEY or _FILE, else the key file of a SQLite store (an old
+        `<store>.reporting-key` beside the database is still used, with a warning); None for
+        a PostgreSQL store without it.
 
         A key of its own, not derived from the master key: pseudonyms must stay stable when
         the master key is rotated, and the reporting key opens no personal data.
         """
-        if self.configured_reporting_key is not None:
-            return self.configured_reporting_key
+        if self.keys.reporting_key is not None:
+            return self.keys.reporting_key
         path = self.store.sqlite_path
         if self.store.kind != "sqlite" or path is None:
             return None
-        key = _store_key(path, self.key_dir, "reporting")
-        return SecretStr(base64.b64encode(key).decode())
+        return _encoded(_stored_key(path, self.keys.key_dir, "reporting"))
+
+    def _sqlite_path(self, postgres_needs: str) -> Path:
+        path = self.store.sqlite_path
+        if self.store.kind != "sqlite" or path is None:
+            raise ConfigError(postgres_needs)
+        return path
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    """Read settings from `environ` (default: the process environment)."""
+# --- reading ------------------------------------------------------------------------------------
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from `environ` (default: the process environment); ConfigError
+    naming the variable of the first value that is malformed. Creates nothing."""
     env = dict(os.environ if environ is None else environ)
-    store = StoreConfig.parse(env.get("NERVENBAHN_STORE", DEFAULT_STORE))
-    key_dir = _optional_path(env.get("NERVENBAHN_KEY_DIR", "")) or default_key_dir(env)
-    log_format = env.get("NERVENBAHN_LOG_FORMAT", "auto")
-    if log_format not in ("auto", "json", "console"):
-        raise ConfigError("NERVENBAHN_LOG_FORMAT: use auto, json or console")
+    variables, origins = Environment.read(env)
+    store = StoreConfig.parse(_or(variables.store, DEFAULT_STORE))
     return Settings(
         store=store,
-        master_key=SecretStr(base64.b64encode(_master_key(env, store, key_dir)).decode()),
-        key_dir=key_dir,
-        configured_reporting_key=_configured_reporting_key(env),
-        projections_store=_projections_store(env),
-        log_format=log_format,  # type: ignore[arg-type]
-        log_level=env.get("NERVENBAHN_LOG_LEVEL", "info"),
-        connectors_file=_optional_path(env.get("NERVENBAHN_CONNECTORS", "")),
-        configured_signing_key=_configured_signing_key(env),
-        checkpoint_interval_seconds=_checkpoint_interval(env),
+        projections_store=_projections_store(variables.projections_store),
+        keys=KeySettings(
+            key_dir=_optional_path(variables.key_dir) or default_key_dir(env),
+            master_key=_checked_key(variables.master_key, origins, "NERVENBAHN_MASTER_KEY",
+                                    "master key"),
+            reporting_key=_checked_key(variables.reporting_key, origins,
+                                       "NERVENBAHN_REPORTING_KEY", "reporting key"),
+        ),
+        kafka=_kafka(variables),
+        registry=RegistrySettings(url=variables.schema_registry or None),
+        api=_api(variables, store),
+        audit=AuditSettings(
+            signing_key=_checked_key(variables.audit_signing_key, origins,
+                                     "NERVENBAHN_AUDIT_SIGNING_KEY", "signing key"),
+            checkpoint_interval_seconds=_checkpoint_interval(variables.audit_checkpoint_seconds),
+        ),
+        connectors=ConnectorsSettings(file=_optional_path(variables.connectors)),
+        logging=_log_settings(variables, strict=True),
+        cli=CliSettings(actor=variables.actor or None),
     )
 
 
-def _configured_signing_key(env: dict[str, str]) -> SecretStr | None:
-    """NERVENBAHN_AUDIT_SIGNING_KEY (base64 of a 32-byte seed) or a file holding it, if set."""
-    name = "NERVENBAHN_AUDIT_SIGNING_KEY"
-    if name in env:
-        key = _decode_key(env[name], name, "signing key")
-    elif f"{name}_FILE" in env:
-        path = Path(env[f"{name}_FILE"])
-        if not path.exists():
-            raise ConfigError(f"{name}_FILE: {path} does not exist")
-        key = _decode_key(path.read_text().strip(), str(path), "signing key")
-    else:
-        return None
+def load_kafka_settings(environ: Mapping[str, str] | None = None) -> KafkaSettings:
+    """The Kafka section alone (`nervenbahn topics`, the broker): KafkaSettingsError naming
+    the variable that is malformed; other sections are not checked."""
+    variables, _ = Environment.read(os.environ if environ is None else environ)
+    return _kafka(variables)
+
+
+def load_log_settings(environ: Mapping[str, str] | None = None) -> LogSettings:
+    """The logging section, leniently: a value that is not valid falls back to its default
+    (for setting up logging before anything else; `load_settings` reports it)."""
+    variables, _ = Environment.read(os.environ if environ is None else environ)
+    return _log_settings(variables, strict=False)
+
+
+def _or(value: str | None, default: str) -> str:
+    return default if value is None else value
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value.strip()) if value and value.strip() else None
+
+
+def _encoded(key: bytes) -> SecretStr:
     return SecretStr(base64.b64encode(key).decode())
 
 
-def _checkpoint_interval(env: dict[str, str]) -> float:
-    text = env.get("NERVENBAHN_AUDIT_CHECKPOINT_SECONDS", "300").strip()
+def _checked_key(value: str | None, origins: Mapping[str, str], name: str,
+                 what: str) -> SecretStr | None:
+    """A configured key, checked (base64 of 32 bytes), if set; errors name its variable, or
+    the file its `*_FILE` variable named."""
+    if value is None:
+        return None
+    return _encoded(_decode_key(value, origins.get(name, name), what))
+
+
+def _checkpoint_interval(value: str | None) -> float:
+    text = _or(value, "300").strip()
     try:
         seconds = float(text)
     except ValueError:
@@ -259,32 +596,9 @@ def _checkpoint_interval(env: dict[str, str]) -> float:
     return seconds
 
 
-def _optional_path(value: str) -> Path | None:
-    return Path(value.strip()) if value.strip() else None
-
-
-def _master_key(env: dict[str, str], store: StoreConfig, key_dir: Path) -> bytes:
-    """The master key: NERVENBAHN_MASTER_KEY (base64), a key file, or the key folder of a
-    SQLite store."""
-    if "NERVENBAHN_MASTER_KEY" in env:
-        return _decode_key(env["NERVENBAHN_MASTER_KEY"], "NERVENBAHN_MASTER_KEY")
-    if "NERVENBAHN_MASTER_KEY_FILE" in env:
-        path = Path(env["NERVENBAHN_MASTER_KEY_FILE"])
-        if not path.exists():
-            raise ConfigError(f"NERVENBAHN_MASTER_KEY_FILE: {path} does not exist")
-        return _decode_key(path.read_text().strip(), str(path))
-    if store.kind == "sqlite" and store.sqlite_path is not None:
-        # The embedded default: a key file created in the store's key folder on first use.
-        return _store_key(store.sqlite_path, key_dir, "master")
-    raise ConfigError(
-        "NERVENBAHN_MASTER_KEY or NERVENBAHN_MASTER_KEY_FILE must be set for a PostgreSQL store "
-        "(32 random bytes, base64-encoded; keep it in your secret store)"
-    )
-
-
-def _projections_store(env: dict[str, str]) -> StoreConfig | None:
+def _projections_store(value: str | None) -> StoreConfig | None:
     """NERVENBAHN_PROJECTIONS_STORE: unset, SQLite files; else a PostgreSQL URL with a schema."""
-    url = env.get("NERVENBAHN_PROJECTIONS_STORE", "").strip()
+    url = (value or "").strip()
     if not url:
         return None
     problem = ConfigError(
@@ -303,19 +617,104 @@ def _projections_store(env: dict[str, str]) -> StoreConfig | None:
     return store
 
 
-def _configured_reporting_key(env: dict[str, str]) -> SecretStr | None:
-    """NERVENBAHN_REPORTING_KEY, checked (base64 of 32 bytes), if set."""
-    if "NERVENBAHN_REPORTING_KEY" not in env:
-        return None
-    key = _decode_key(env["NERVENBAHN_REPORTING_KEY"], "NERVENBAHN_REPORTING_KEY", "reporting key")
-    return SecretStr(base64.b64encode(key).decode())
+def _log_settings(variables: Environment, *, strict: bool) -> LogSettings:
+    fmt = _or(variables.log_format, "auto")
+    level = _or(variables.log_level, "info")
+    if fmt not in ("auto", "json", "console"):
+        if strict:
+            raise ConfigError("NERVENBAHN_LOG_FORMAT: use auto, json or console")
+        fmt = "auto"
+    if not strict and not _is_log_level(level):
+        level = "info"
+    return LogSettings(format=fmt, level=level)  # type: ignore[arg-type]
 
 
+def _is_log_level(level: str) -> bool:
+    return level.upper() in logging.getLevelNamesMapping()
+
+
+def _api(variables: Environment, store: StoreConfig) -> ApiSettings:
+    """The API's files (default: in the store folder) and the access log's retention."""
+    return ApiSettings(
+        api_keys=Path(variables.api_keys or store.folder / "api-keys.json"),
+        access_log=Path(variables.access_log or store.folder / "access-log.db"),
+        access_log_retention_days=_retention_days(variables.access_log_retention_days),
+    )
+
+
+_RETENTION = "NERVENBAHN_ACCESS_LOG_RETENTION_DAYS"
+
+
+def _retention_days(value: str | None) -> int:
+    """The retention in days (default one year); ConfigError if malformed or too short."""
+    text = value or ""
+    if not text.strip():
+        return MINIMUM_RETENTION_DAYS
+    try:
+        days = int(text.strip())
+    except ValueError:
+        raise ConfigError(f"{_RETENTION}: {text!r} is not a whole number of days") from None
+    try:
+        return check_retention(days, _RETENTION)
+    except AccessLogRetentionError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+# --- the Kafka section ------------------------------------------------------------------------
+
+_KAFKA_FIELDS = {
+    "topic_prefix": "topic_prefix",
+    "kafka_partitions": "partitions",
+    "kafka_max_poll_interval_ms": "max_poll_interval_ms",
+}
+"""Environment field → KafkaSettings field, for the variables that set one directly."""
+_KAFKA_NUMBERS = {"kafka_partitions", "kafka_max_poll_interval_ms"}
+
+
+def _kafka(variables: Environment) -> KafkaSettings:
+    """`bus.kafka_settings.KafkaSettings` from the variables; KafkaSettingsError naming the
+    variable that is malformed."""
+    servers = tuple(part.strip() for part in (variables.kafka or "").split(",") if part.strip())
+    profile = variables.kafka_profile or ("production" if servers else "embedded")
+    if profile not in PROFILE_DEFAULTS:
+        raise KafkaSettingsError("NERVENBAHN_KAFKA_PROFILE: use production or embedded")
+    fields: dict[str, Any] = {"bootstrap_servers": servers, "profile": profile}
+    for name, field in _KAFKA_FIELDS.items():
+        text = (getattr(variables, name) or "").strip()
+        if not text:
+            continue
+        if name in _KAFKA_NUMBERS and not text.isdigit():
+            raise KafkaSettingsError(
+                f"{Environment.variable(name)}: {text!r} is not a whole number"
+            )
+        fields[field] = int(text) if name in _KAFKA_NUMBERS else text
+    try:
+        return KafkaSettings(**fields)
+    except ValidationError as exc:
+        raise KafkaSettingsError(_explain(exc)) from None
+
+
+_KAFKA_VARIABLE_OF = {"bootstrap_servers": "NERVENBAHN_KAFKA"} | {
+    field: Environment.variable(name) for name, field in _KAFKA_FIELDS.items()
+}
+
+
+def _explain(exc: ValidationError) -> str:
+    """The first validation problem, named by its environment variable."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    where = _KAFKA_VARIABLE_OF.get(field, field or "Kafka settings")
+    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+
+
+# --- key files of a SQLite store ----------------------------------------------------------------
+
+_KINDS = ("master", "signing", "reporting")
 _OLD_SUFFIXES = {"master": ".key", "signing": ".signing-key", "reporting": ".reporting-key"}
 """The key files of the old layout, beside the SQLite database: `<store>.key` and so on."""
 
 
-def default_key_dir(env: dict[str, str]) -> Path:
+def default_key_dir(env: Mapping[str, str]) -> Path:
     """`$XDG_CONFIG_HOME/nervenbahn/keys`, else `$HOME/.config/nervenbahn/keys`."""
     config_home = env.get("XDG_CONFIG_HOME", "").strip()
     if config_home:
@@ -332,20 +731,63 @@ def store_key_folder(key_dir: Path, sqlite_path: Path) -> Path:
     return key_dir / f"{absolute.stem}-{digest}"
 
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
-"""The first 16 bytes of every SQLite database file."""
+def create_keys(settings: Settings) -> list[Path]:
+    """The explicit step that makes a SQLite store's missing key files (`nervenbahn init`,
+    `nervenbahn demo`): its key folder (0700, with a `store` file naming whose keys they
+    are) and a `<kind>.key` (0600, 32 random bytes) for each of the master, signing and
+    reporting keys that is neither configured nor in the old layout beside the database.
+    Idempotent; returns what it created (nothing for a PostgreSQL store, whose keys are
+    configured). A store that cannot be opened gets no key (`_check_store`); ConfigError
+    naming NERVENBAHN_KEY_DIR if the key folder cannot be made."""
+    path = settings.store.sqlite_path
+    if settings.store.kind != "sqlite" or path is None:
+        return []
+    configured = {"master": settings.keys.master_key, "signing": settings.audit.signing_key,
+                  "reporting": settings.keys.reporting_key}
+    wanted = [kind for kind in _KINDS
+              if configured[kind] is None and not _old_key_file(path, kind).exists()]
+    return create_store_keys(path, settings.keys.key_dir, wanted)
 
 
-def _store_key(sqlite_path: Path, key_dir: Path, kind: str) -> bytes:
-    """A key of a SQLite store: its old file beside the database if there is one (with a
-    warning saying how to move it), else `<kind>.key` in the store's key folder. A key is
-    only created for a store that can be opened (`_check_store`): a mistyped store leaves
-    no key folder behind. ConfigError naming NERVENBAHN_KEY_DIR if the key folder cannot be
-    made or read."""
+def create_store_keys(sqlite_path: Path, key_dir: Path, kinds: Sequence[str]) -> list[Path]:
+    """Make the key files `kinds` (of master, signing, reporting) of the SQLite store at
+    `sqlite_path` that do not exist yet; see `create_keys`, which chooses the kinds."""
+    path = sqlite_path
+    folder = store_key_folder(key_dir, path)
+    missing = [kind for kind in kinds if not (folder / f"{kind}.key").exists()]
+    if not missing:
+        return []
+    _check_store(path)
+    created: list[Path] = []
+    try:
+        if not folder.exists():
+            private_folder(folder)
+            created.append(folder)
+        if not (folder / "store").exists():
+            created.append(write_private(folder / "store", f"{path.resolve()}\n"))  # whose
+        created.extend(_new_key_file(folder / f"{kind}.key") for kind in missing)
+    except OSError as exc:
+        raise ConfigError(
+            f"NERVENBAHN_KEY_DIR: cannot make or read the {missing[0]} key in {folder}: "
+            f"{exc.strerror or type(exc).__name__} (set NERVENBAHN_KEY_DIR to a folder "
+            "nervenbahn may create and write)"
+        ) from None
+    return created
+
+
+def _old_key_file(sqlite_path: Path, kind: str) -> Path:
+    return sqlite_path.with_suffix(sqlite_path.suffix + _OLD_SUFFIXES[kind])
+
+
+def _stored_key(sqlite_path: Path, key_dir: Path, kind: str) -> bytes:
+    """A key of a SQLite store, read, never created: its old file beside the database if
+    there is one (with a warning saying how to move it), else `<kind>.key` in the store's key
+    folder; KeyMissingError if neither exists, ConfigError naming NERVENBAHN_KEY_DIR if the
+    key folder cannot be read."""
     what = f"{kind} key"
     folder = store_key_folder(key_dir, sqlite_path)
     path = folder / f"{kind}.key"
-    old = sqlite_path.with_suffix(sqlite_path.suffix + _OLD_SUFFIXES[kind])
+    old = _old_key_file(sqlite_path, kind)
     try:
         if old.exists() and not path.exists():
             log.warning(
@@ -357,16 +799,22 @@ def _store_key(sqlite_path: Path, key_dir: Path, kind: str) -> bytes:
             )
             return _decode_key(old.read_text().strip(), str(old), what)
         if not path.exists():
-            _check_store(sqlite_path)
-            private_folder(folder)
-            write_private(folder / "store", f"{sqlite_path.resolve()}\n")  # whose keys
-        return _key_file(path, what)
+            raise KeyMissingError(
+                f"no {what} for the store SQLite {sqlite_path} in {folder}: run "
+                "`nervenbahn init` to create the store's keys (or set NERVENBAHN_KEY_DIR to "
+                "where they are)"
+            )
+        return _decode_key(path.read_text().strip(), str(path), what)
     except OSError as exc:
         raise ConfigError(
             f"NERVENBAHN_KEY_DIR: cannot make or read the {what} in {folder}: "
             f"{exc.strerror or type(exc).__name__} (set NERVENBAHN_KEY_DIR to a folder "
             "nervenbahn may create and write)"
         ) from None
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file."""
 
 
 def _check_store(sqlite_path: Path) -> None:
@@ -401,15 +849,12 @@ def _check_store(sqlite_path: Path) -> None:
         raise refuse("the file is not a SQLite database")
 
 
-def _key_file(path: Path, what: str) -> bytes:
-    if path.exists():
-        return _decode_key(path.read_text().strip(), str(path), what)
-    private_folder(path.parent)
-    key = secrets.token_bytes(32)
+def _new_key_file(path: Path) -> Path:
+    """Write 32 random bytes, base64, to the new file `path` (mode 0600; never overwritten)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(base64.b64encode(key).decode() + "\n")
-    return key
+        handle.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    return path
 
 
 def _decode_key(text: str, where: str, what: str = "master key") -> bytes:

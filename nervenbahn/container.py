@@ -15,7 +15,6 @@ get what they need through their SDK context, which the container fills.
 from __future__ import annotations
 
 import base64
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -31,7 +30,7 @@ from eventsourcing.persistence import PersistenceError
 from bus.broker import EmbeddedBroker
 from bus.consumer import Consumer, Decoder, Handler, RetryPolicy
 from bus.effects import EffectStore
-from bus.kafka_settings import KafkaSettings, load_kafka_settings
+from bus.kafka_settings import KafkaSettings
 from bus.positions import PostgresPositionStore, RelayPositionStore, SQLitePositionStore
 from bus.registry import SchemaRegistry
 from bus.registry_http import ConfluentRegistryClient
@@ -42,10 +41,11 @@ from connectors.host import ConnectorHost
 from connectors.sdk import PrivateFiles
 from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
+from domain.errors import NervenbahnError
 from domain.personal_data import PersonalDataVault
 from domain.reference import load_reference_data
-from nervenbahn.audit.chain import AuditDatabase, open_audit_database
 from nervenbahn.audit.checkpoints import publish_checkpoints
+from nervenbahn.audit.database import AuditDatabase, open_audit_database
 from nervenbahn.config import ConfigError, Settings, StoreConfig, load_settings
 from nervenbahn.datasets import AUDIT_CHECKPOINTS, dataset
 from nervenbahn.keystores import open_keystore
@@ -75,7 +75,7 @@ __all__ = [
 CONNECTORS_FILE = "connectors.toml"
 
 
-class StoreUnavailableError(Exception):
+class StoreUnavailableError(NervenbahnError):
     """The event store cannot be reached or opened."""
 
 
@@ -87,14 +87,13 @@ def build_service(
 ) -> CaseService:
     """Open the key store and the event store named by the settings."""
     store = settings.store
+    master_key = base64.b64decode(settings.master_key.get_secret_value())  # before any file
     try:
         if store.kind == "sqlite" and store.sqlite_path is not None:
             warn_if_shared(store.sqlite_path.parent)
             private_file(store.sqlite_path)  # its -wal and -shm files take its mode
         keystore = open_keystore(store)
-        vault = PersonalDataVault(
-            keystore, base64.b64decode(settings.master_key.get_secret_value())
-        )
+        vault = PersonalDataVault(keystore, master_key)
         return CaseService(
             store.eventsourcing_env(), vault=vault, reference=load_reference_data(), clock=clock
         )
@@ -122,10 +121,8 @@ def build_payment_service(
         ) from exc
 
 
-def open_registry(store: StoreConfig, environ: dict[str, str] | None = None) -> SchemaRegistry:
-    """The external registry named by NERVENBAHN_SCHEMA_REGISTRY, else the embedded one."""
-    env = os.environ if environ is None else environ
-    url = env.get("NERVENBAHN_SCHEMA_REGISTRY")
+def open_registry(store: StoreConfig, url: str | None = None) -> SchemaRegistry:
+    """The external registry at `url` (NERVENBAHN_SCHEMA_REGISTRY), else the embedded one."""
     if url:
         return ConfluentRegistryClient(url)
     if store.kind == "sqlite":
@@ -142,9 +139,9 @@ def _open_positions(store: StoreConfig) -> RelayPositionStore:
 
 
 @contextmanager
-def kafka_or_embedded(folder: Path) -> Iterator[KafkaSettings]:
-    """NERVENBAHN_KAFKA if set, else an embedded broker (logs in `folder`) while in use."""
-    kafka = load_kafka_settings()
+def kafka_or_embedded(kafka: KafkaSettings, folder: Path) -> Iterator[KafkaSettings]:
+    """`kafka` if it names brokers (NERVENBAHN_KAFKA), else an embedded broker (logs in
+    `folder`) while in use."""
     if kafka.bootstrap_servers:
         yield kafka
         return
@@ -244,7 +241,7 @@ class Container:
         """The broker's settings: handed in, else NERVENBAHN_KAFKA; ConfigError if neither."""
         with self._lock:
             if self._kafka is None:
-                kafka = load_kafka_settings()
+                kafka = self.settings.kafka
                 if not kafka.bootstrap_servers:
                     raise ConfigError(
                         "NERVENBAHN_KAFKA: no broker configured; set it to host:port[,host:port] "
@@ -257,7 +254,7 @@ class Container:
     def kafka_or_embedded(self, folder: Path) -> Iterator[KafkaSettings]:
         """Use NERVENBAHN_KAFKA if set, else an embedded broker (logs in `folder`), for the
         block; the bus parts opened meanwhile are closed at its end."""
-        with kafka_or_embedded(folder) as kafka:
+        with kafka_or_embedded(self.settings.kafka, folder) as kafka:
             previous, self._kafka, self._topics = self._kafka, kafka, None
             try:
                 yield kafka
@@ -270,7 +267,7 @@ class Container:
         """The schema registry (NERVENBAHN_SCHEMA_REGISTRY, else the store's own)."""
         with self._lock:
             if self._registry is None:
-                self._registry = open_registry(self.settings.store)
+                self._registry = open_registry(self.settings.store, self.settings.registry.url)
             return self._registry
 
     @property
@@ -385,6 +382,7 @@ class Container:
             (lambda: self) if bus else None,
             files=private_files(),
             sql=portable_sql,
+            partitions=self.settings.kafka.partitions,
         )
 
     # --- closing --------------------------------------------------------------------------

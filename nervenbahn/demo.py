@@ -19,6 +19,7 @@ from rich.table import Table
 from domain.case import Case
 from domain.commands import parse_command
 from domain.errors import DomainError
+from nervenbahn.config import create_keys
 from nervenbahn.container import Container
 from nervenbahn.demo_bus import relay_and_subscribe
 from nervenbahn.demo_connectors import audit_and_report, pay_and_register
@@ -49,6 +50,7 @@ def run_demo(
     store = rt.settings.store
     if reset:
         _reset(rt)
+    create_keys(rt.settings)  # the step `nervenbahn init` takes: the store's missing keys
     service = rt.service
     existing = service.recorder.max_notification_id() or 0
     if existing:

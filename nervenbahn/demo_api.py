@@ -21,7 +21,7 @@ from rich.table import Table
 from nervenbahn.api import create_app
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
-from nervenbahn.api.settings import ApiSettings, load_api_settings
+from nervenbahn.api.settings import ApiSettings
 from nervenbahn.demo_session import DemoSession
 from nervenbahn.serve import Server
 
@@ -33,7 +33,7 @@ OFFICE, OTHER_OFFICE, REGION = "akso-olten", "akso-grenchen", "so-olten"
 def serve_and_query(rt: DemoSession, folder: Path) -> None:
     """Start the API with the relays and projections, run sample queries, stop."""
     api = ApiSettings(api_keys=folder / "demo-api-keys.json",
-                      access_log=load_api_settings(rt.settings.store).access_log)
+                      access_log=rt.settings.api.access_log)
     api.api_keys.unlink(missing_ok=True)
     keys = _issue_keys(ApiKeyRegistry(api.api_keys))
     context = rt.container.api_context(api)

@@ -24,10 +24,9 @@ from domain.case import SWISS_TIME, Case
 from domain.commands import Actor
 from domain.payments import RecordPayoutAccount, RunPayments
 from domain.personal_data import PersonalData, SealedPersonalData
-from nervenbahn.api.settings import load_api_settings
 from nervenbahn.audit.access import access_log_check, access_log_to_sign
-from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, export_checkpoints, write_checkpoint
+from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.report import build_case_report, write_case_report
 from nervenbahn.audit.snapshots import verify_snapshots
 from nervenbahn.audit.verify import verify_store
@@ -145,7 +144,7 @@ def audit_and_report(rt: DemoSession, case_id: uuid.UUID, folder: Path) -> None:
     """Sign a checkpoint, export the auditor's copy, verify the hash chains against it, and
     write one audit report."""
     key = SigningKey.from_seed(rt.settings.signing_key.get_secret_value())
-    path = load_api_settings(rt.settings.store).access_log  # the demo API wrote to it
+    path = rt.settings.api.access_log  # the demo API wrote to it
     access = access_log_to_sign(path)
     db = open_audit_database(rt.settings.store)
     try:

@@ -19,8 +19,33 @@ from psycopg import sql
 from domain.personal_data import KeyStore
 from nervenbahn.config import StoreConfig
 from nervenbahn.paths import private_file
+from schemas.sql import Component, Migration, migrate_postgres, migrate_sqlite
 
-__all__ = ["PostgresKeyStore", "SQLiteKeyStore", "open_keystore"]
+__all__ = ["PERSON_KEYS", "PostgresKeyStore", "SQLiteKeyStore", "open_keystore"]
+
+PERSON_KEYS = Component(
+    "person_keys",
+    [
+        Migration(
+            1,
+            "wrapped data keys and the tombstones of erased persons",
+            sqlite=[
+                "CREATE TABLE IF NOT EXISTS person_keys ("
+                "person_id TEXT PRIMARY KEY, wrapped_key BLOB NOT NULL) WITHOUT ROWID",
+                "CREATE TABLE IF NOT EXISTS erased_persons ("
+                "person_id TEXT PRIMARY KEY, erased_at TEXT NOT NULL DEFAULT (datetime('now')))",
+            ],
+            postgres=[
+                "CREATE TABLE IF NOT EXISTS {schema}.person_keys ("
+                "person_id uuid PRIMARY KEY, wrapped_key bytea NOT NULL)",
+                "CREATE TABLE IF NOT EXISTS {schema}.erased_persons ("
+                "person_id uuid PRIMARY KEY, erased_at timestamptz NOT NULL DEFAULT now())",
+            ],
+        )
+    ],
+    tables=["person_keys", "erased_persons"],
+)
+"""The key store's tables, beside the events."""
 
 log = structlog.get_logger("nervenbahn.keystore")
 
@@ -38,14 +63,7 @@ class SQLiteKeyStore(KeyStore):
                                    isolation_level=None, timeout=10)
         self._db.execute("PRAGMA secure_delete = ON")
         self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS person_keys ("
-            "person_id TEXT PRIMARY KEY, wrapped_key BLOB NOT NULL) WITHOUT ROWID"
-        )
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS erased_persons ("
-            "person_id TEXT PRIMARY KEY, erased_at TEXT NOT NULL DEFAULT (datetime('now')))"
-        )
+        migrate_sqlite(self._db, PERSON_KEYS)
 
     def load(self, person_id: UUID) -> bytes | None:
         with self._lock:
@@ -127,20 +145,7 @@ class PostgresKeyStore(KeyStore):
         self._conninfo = config.conninfo()
         self._schema = sql.Identifier(config.schema_name or "public")
         self._db = psycopg.connect(self._conninfo, autocommit=True)
-        with self._db.transaction():
-            self._db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(self._schema))
-            self._db.execute(
-                self._sql(
-                    "CREATE TABLE IF NOT EXISTS {}.person_keys ("
-                    "person_id uuid PRIMARY KEY, wrapped_key bytea NOT NULL)"
-                )
-            )
-            self._db.execute(
-                self._sql(
-                    "CREATE TABLE IF NOT EXISTS {}.erased_persons ("
-                    "person_id uuid PRIMARY KEY, erased_at timestamptz NOT NULL DEFAULT now())"
-                )
-            )
+        migrate_postgres(self._db, config.schema_name or "public", PERSON_KEYS)
 
     def _sql(self, template: str) -> sql.Composed:
         return sql.SQL(template).format(self._schema)

@@ -7,17 +7,17 @@ personal data a command was working on) and never through Rich's pretty printer.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Mapping
 from typing import Literal
 
 import structlog
 
+from nervenbahn.config import load_log_settings
+
 __all__ = ["LogFormat", "configure_logging", "configure_logging_from_environment"]
 
 LogFormat = Literal["auto", "json", "console"]
-_FORMATS: tuple[LogFormat, ...] = ("auto", "json", "console")
 
 
 def _printer(stream: object) -> structlog.typing.WrappedLogger:
@@ -55,13 +55,8 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "info", stream: obje
 
 
 def configure_logging_from_environment(env: Mapping[str, str] | None = None) -> None:
-    """Configure logging from NERVENBAHN_LOG_FORMAT and NERVENBAHN_LOG_LEVEL, before anything
-    else can log; a value that is not valid falls back to the default here (loading the
-    settings reports it as a configuration error)."""
-    env = os.environ if env is None else env
-    fmt = env.get("NERVENBAHN_LOG_FORMAT", "auto")
-    level = env.get("NERVENBAHN_LOG_LEVEL", "info")
-    configure_logging(
-        fmt if fmt in _FORMATS else "auto",
-        level if level.upper() in logging.getLevelNamesMapping() else "info",
-    )
+    """Configure logging from NERVENBAHN_LOG_FORMAT and NERVENBAHN_LOG_LEVEL (read by the
+    settings module), before anything else can log; a value that is not valid falls back to
+    the default here (loading the settings reports it as a configuration error)."""
+    settings = load_log_settings(env)
+    configure_logging(settings.format, settings.level)

@@ -25,7 +25,7 @@ __all__ = [
 
 def store_folder(store: StoreConfig) -> Path:
     """The folder of a SQLite store, else `.nervenbahn` in the working directory."""
-    return store.sqlite_path.parent if store.sqlite_path else Path(".nervenbahn")
+    return store.folder
 
 
 def projection_path(store: StoreConfig, name: str) -> Path:

@@ -19,7 +19,6 @@ import structlog
 import uvicorn
 
 from bus.effects import EffectStore
-from nervenbahn.api.settings import load_api_settings
 from nervenbahn.audit.access import access_log_to_sign
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
 from nervenbahn.config import Settings
@@ -134,7 +133,7 @@ class Server:
         while not self._stop.wait(self.settings.checkpoint_interval_seconds):
             db = self.container.audit_database()
             try:
-                access = access_log_to_sign(load_api_settings(self.settings.store).access_log)
+                access = access_log_to_sign(self.settings.api.access_log)
                 write_checkpoint(db, key, **access, only_if_moved=True)
                 self.container.publish_checkpoints(db)
             except Exception:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from projections.framework import Projection, update_case_row
 from projections.storage import SQLConnection
+from schemas.sql import Component, Migration
 
 __all__ = ["BranchOfficeProjection", "OfficeCase", "office_case", "office_cases"]
 
@@ -27,6 +28,13 @@ _TABLES = (
     "version INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS office_cases_by_municipality ON office_cases (municipality_bfs)",
 )
+MIGRATIONS = Component(
+    "read_model_branch_office",
+    [Migration(1, "cases by municipality", sqlite=_TABLES, postgres=_TABLES)],
+    tables=["office_cases"],
+)
+"""The read model's tables: the same portable DDL on both backends (on PostgreSQL it runs in
+the read models' schema, the connection's search path)."""
 
 
 class BranchOfficeProjection(Projection):
@@ -34,10 +42,7 @@ class BranchOfficeProjection(Projection):
 
     name: ClassVar[str] = "branch_office"
     tables: ClassVar[tuple[str, ...]] = ("office_cases",)
-
-    def create_tables(self, db: SQLConnection) -> None:
-        for statement in _TABLES:
-            db.execute(statement)
+    migrations: ClassVar[Component] = MIGRATIONS
 
     def apply(self, event: Any, tx: SQLConnection) -> None:
         case_id = str(event.originator_id)

@@ -18,20 +18,45 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self
 from uuid import UUID
+
+from pydantic import SecretStr
 
 from bus.effects import EffectStore, SQLiteEffectStore
 from bus.envelope import event_id
-from domain.application.cases import CaseService
+from domain.application.ports import NotificationLog
+from domain.errors import NervenbahnError
 from projections.storage import (
     PostgresReadModels,
     PostgresReadModelStore,
     ReadModelTarget,
     SQLConnection,
 )
+from schemas.sql import Component, migrate_sqlite
 
-__all__ = ["Projection", "open_projection_store", "rebuild"]
+__all__ = [
+    "Projection",
+    "ProjectionError",
+    "ProjectionSettings",
+    "open_projection_store",
+    "rebuild",
+]
+
+
+class ProjectionError(NervenbahnError):
+    """A read model cannot be built or kept up to date as configured."""
+
+
+class ProjectionSettings(Protocol):
+    """What projections may take from the installation's settings, and nothing more
+    (`nervenbahn.config.Settings` has it; projections never import the composition root).
+    Read only by a projection that needs it: reading a key may create its file."""
+
+    @property
+    def reporting_key(self) -> SecretStr | None:
+        """The key that pseudonymises case ids (base64 of 32 bytes), if configured."""
+        ...
 
 
 class Projection(ABC):
@@ -44,9 +69,9 @@ class Projection(ABC):
     """The dataset whose topic keeps it up to date (`case-facts`: the reporting topic)."""
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Self:
-        """The projection as the composition root configures it from `nervenbahn.config.
-        Settings` (most need nothing; the reporting projection takes the reporting key)."""
+    def from_settings(cls, settings: ProjectionSettings) -> Self:
+        """The projection as the composition root configures it from the installation's
+        settings (most need nothing; the reporting projection takes the reporting key)."""
         return cls()
 
     @property
@@ -54,9 +79,8 @@ class Projection(ABC):
         """The consumer group that feeds this projection from the bus."""
         return f"projection-{self.name}"
 
-    @abstractmethod
-    def create_tables(self, db: SQLConnection) -> None:
-        """Create the projection's tables if they do not exist."""
+    migrations: ClassVar[Component]
+    """The projection's tables, as numbered migrations (`schemas.sql`)."""
 
     @abstractmethod
     def apply(self, event: Any, tx: SQLConnection) -> None:
@@ -80,25 +104,25 @@ def open_projection_store(projection: Projection, target: ReadModelTarget) -> Ef
     SQLite file, or the read models' PostgreSQL schema."""
     if isinstance(target, PostgresReadModels):
         store = PostgresReadModelStore(target)
-        with store.transaction() as tx:
-            projection.create_tables(tx)
+        store.migrate(projection.migrations)
         return store
     sqlite_store = SQLiteEffectStore(target)
-    projection.create_tables(sqlite_store.db)
+    migrate_sqlite(sqlite_store.db, projection.migrations)
     return sqlite_store
 
 
 def rebuild(
     projection: Projection,
-    service: CaseService,
+    source: NotificationLog,
     target: ReadModelTarget,
     *,
     batch_size: int = 2000,
     progress: Callable[[int, int], object] = lambda done, total: None,
 ) -> int:
-    """Rebuild the projection from the event store: into a fresh SQLite database that then
-    replaces the one at `target`, or, in PostgreSQL, by emptying and refilling its tables in one
-    transaction (its group's bookkeeping forgotten too).
+    """Rebuild the projection from the event store's notification log (`source`, the case
+    service's): into a fresh SQLite database that then replaces the one at `target`, or, in
+    PostgreSQL, by emptying and refilling its tables in one transaction (its group's
+    bookkeeping forgotten too).
 
     Stop the projection's consumer first: the old read model is replaced when the rebuild is
     complete (never half-way). Returns the number of events applied.
@@ -106,11 +130,11 @@ def rebuild(
     if isinstance(target, PostgresReadModels):
         store = PostgresReadModelStore(target)
         try:
+            store.migrate(projection.migrations)
             with store.transaction() as tx:
-                projection.create_tables(tx)
                 store.forget(tx, projection)
                 return _refill(
-                    projection, service, store, lambda: nullcontext(tx), batch_size, progress
+                    projection, source, store, lambda: nullcontext(tx), batch_size, progress
                 )
         finally:
             store.close()
@@ -119,7 +143,7 @@ def rebuild(
     sqlite_store = open_projection_store(projection, fresh)
     try:
         done = _refill(
-            projection, service, sqlite_store, sqlite_store.transaction, batch_size, progress
+            projection, source, sqlite_store, sqlite_store.transaction, batch_size, progress
         )
     finally:
         sqlite_store.close()
@@ -130,7 +154,7 @@ def rebuild(
 
 def _refill(
     projection: Projection,
-    service: CaseService,
+    source: NotificationLog,
     store: EffectStore,
     transaction: Callable[[], AbstractContextManager[Any]],
     batch_size: int,
@@ -138,14 +162,12 @@ def _refill(
 ) -> int:
     """Apply every event of the store's notification log, recording the id the projection's
     dataset carries it under (`Projection.processed_id`)."""
-    total = service.recorder.max_notification_id() or 0
+    total = source.max_position()
     position = done = 0
-    while notifications := service.recorder.select_notifications(
-        start=position + 1, limit=batch_size
-    ):
+    while notifications := source.notifications(gt=position, limit=batch_size):
         with transaction() as tx:
             for notification in notifications:
-                event = service.mapper.to_domain_event(notification)
+                event = source.decode(notification)
                 projection.apply(event, tx)
                 processed = projection.processed_id(event)
                 if processed is not None:

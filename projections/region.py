@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 from domain.events import add_months
 from projections.framework import Projection, update_case_row
 from projections.storage import SQLConnection
+from schemas.sql import Component, Migration
 
 __all__ = [
     "ASSESSMENT_WITHIN_DAYS",
@@ -55,6 +56,13 @@ _TABLES = (
     "to_region TEXT, to_municipality_bfs INTEGER, proposed_on TEXT NOT NULL, "
     "status TEXT NOT NULL, PRIMARY KEY (case_id, external_reference))",
 )
+MIGRATIONS = Component(
+    "read_model_region",
+    [Migration(1, "cases, goals, proposals per region", sqlite=_TABLES, postgres=_TABLES)],
+    tables=["region_cases"],
+)
+"""The read model's tables: the same portable DDL on both backends (on PostgreSQL it runs in
+the read models' schema, the connection's search path)."""
 
 
 class RegionProjection(Projection):
@@ -62,10 +70,7 @@ class RegionProjection(Projection):
 
     name: ClassVar[str] = "region"
     tables: ClassVar[tuple[str, ...]] = ("region_cases", "region_goals", "region_proposals")
-
-    def create_tables(self, db: SQLConnection) -> None:
-        for statement in _TABLES:
-            db.execute(statement)
+    migrations: ClassVar[Component] = MIGRATIONS
 
     def apply(self, event: Any, tx: SQLConnection) -> None:
         case_id = str(event.originator_id)

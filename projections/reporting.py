@@ -27,9 +27,10 @@ from bus.consumer import Received
 from domain.commands import ClosureReason
 from domain.events import CaseHandedOver, CaseOpened
 from domain.reference import load_reference_data
-from projections.framework import Projection
+from projections.framework import Projection, ProjectionError, ProjectionSettings
 from projections.reporting_facts import NO_FACT_EVENTS, CaseFact, Pseudonymiser, case_fact
 from projections.storage import SQLConnection
+from schemas.sql import Component, Migration
 
 __all__ = [
     "CANTON",
@@ -62,9 +63,16 @@ _TABLES = (
     "break_off_reason TEXT, budget_reason TEXT, review_outcome TEXT, to_region TEXT, "
     "closure_reason TEXT, reopening_reason TEXT, UNIQUE (case_pseudonym, sequence))",
 )
+MIGRATIONS = Component(
+    "read_model_reporting",
+    [Migration(1, "the pseudonymised reporting facts", sqlite=_TABLES, postgres=_TABLES)],
+    tables=["reporting_facts"],
+)
+"""The read model's tables: the same portable DDL on both backends (on PostgreSQL it runs in
+the read models' schema, the connection's search path)."""
 
 
-class ReportingKeyMissingError(Exception):
+class ReportingKeyMissingError(ProjectionError):
     """The reporting projection was asked to turn case events into facts without the key."""
 
 
@@ -73,20 +81,17 @@ class ReportingProjection(Projection):
 
     name: ClassVar[str] = "reporting"
     tables: ClassVar[tuple[str, ...]] = ("reporting_facts",)
+    migrations: ClassVar[Component] = MIGRATIONS
     dataset: ClassVar[str] = "case-facts"
 
     def __init__(self, reporting_key: bytes | None = None) -> None:
         self._pseudonyms = Pseudonymiser(reporting_key) if reporting_key is not None else None
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Self:
+    def from_settings(cls, settings: ProjectionSettings) -> Self:
         """With the installation's reporting key (`Settings.reporting_key`), as the relay."""
-        key = getattr(settings, "reporting_key", None)
+        key = settings.reporting_key
         return cls(base64.b64decode(key.get_secret_value()) if key is not None else None)
-
-    def create_tables(self, db: SQLConnection) -> None:
-        for statement in _TABLES:
-            db.execute(statement)
 
     def apply(self, event: Any, tx: SQLConnection) -> None:
         """Rebuild path: a case event from the store, turned into its fact first."""

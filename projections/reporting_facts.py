@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import Any, Literal, get_args
 from uuid import UUID
 
-from domain.application.cases import CaseService
+from domain.application.ports import CaseEventSource
 from domain.case import SWISS_TIME
 from domain.events import CaseHandedOver, CaseOpened
 
@@ -250,11 +250,12 @@ class CaseFacts:
         return self._lookup(event.originator_id, version)
 
 
-def region_in_store(service: CaseService) -> RegionLookup:
-    """A `RegionLookup` reading the case's history backwards from the event store."""
+def region_in_store(source: CaseEventSource) -> RegionLookup:
+    """A `RegionLookup` reading the case's history backwards from the event store (`source`:
+    the case service)."""
 
     def lookup(case_id: UUID, version: int) -> str:
-        for event in service.events.get(case_id, lte=version, desc=True):
+        for event in source.case_events(case_id, lte=version, desc=True):
             if isinstance(event, CaseHandedOver):
                 return event.to_region
             if isinstance(event, CaseOpened):

@@ -29,6 +29,7 @@ import psycopg.conninfo
 from psycopg import sql
 
 from bus.effects import EffectStore, PartitionMark, PostgresEffectStore
+from schemas.sql import Component, migrate_postgres
 
 if TYPE_CHECKING:
     from projections.framework import Projection
@@ -107,6 +108,7 @@ class PostgresReadModelStore(EffectStore):
         conninfo = psycopg.conninfo.make_conninfo(
             target.conninfo, options=f"-c search_path={target.schema}"
         )
+        self._schema = target.schema
         self._inner = PostgresEffectStore(conninfo, target.schema)
         self.db = PortableConnection(self._inner.db)
 
@@ -132,6 +134,10 @@ class PostgresReadModelStore(EffectStore):
 
     def offsets(self, group: str) -> dict[tuple[str, int], PartitionMark]:
         return self._inner.offsets(group)
+
+    def migrate(self, component: Component) -> None:
+        """Bring a read model's tables in the schema to the newest version."""
+        migrate_postgres(self._inner.db, self._schema, component)
 
     def forget(self, tx: PortableConnection, projection: Projection) -> None:
         """Empty the projection's tables and forget what its consumer group processed."""

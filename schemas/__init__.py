@@ -1,5 +1,8 @@
-"""The Avro schemas of the bus (case events and reporting facts) and their released versions.
+"""The Avro schemas of the bus and their released versions, and the one loader every codec uses.
 
+The schema files come in groups, one folder each (`SCHEMA_GROUPS`): `case/` (case events),
+`reporting/` (the pseudonymised reporting facts), `payments/` (payment-run events) and `audit/`
+(signed checkpoints); `load_schema(group, name)` reads one, `schema_names(group)` lists them.
 `case/<EventType>.avsc` is the current schema of one domain event type; named types used by
 several of them (Actor, BudgetLine, SealedPersonalData) are defined once in `case/_types.avsc`
 and inlined on first use by `event_schema`, so that the schema handed to a registry is
@@ -7,25 +10,40 @@ self-contained. `versions/<EventType>/v<N>.avsc` keeps every released version, s
 as it was registered; `bus.schema_check` checks the current files against all of them.
 `reporting/<Record>.avsc` holds the records of the pseudonymised reporting topics (namespace
 `ch.nervenbahn.reporting`, self-contained); their released versions live in `versions/` too.
+Payment and audit schemas are self-contained as written and handed on exactly as written (the
+checkpoint schema refers to its `ChainHead` by short name: resolving it would change the text
+registered since its first release).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from domain.errors import NervenbahnError
+
 __all__ = [
+    "AUDIT_NAMESPACE",
     "NAMESPACE",
+    "PAYMENTS_NAMESPACE",
     "REPORTING_NAMESPACE",
     "SCHEMA_DIR",
+    "SCHEMA_GROUPS",
     "SchemaFileError",
+    "SchemaGroup",
+    "SchemasError",
     "event_schema",
     "event_type_names",
+    "load_schema",
+    "payment_record_names",
+    "payment_schema",
     "record_name",
     "released_versions",
     "reporting_record_names",
     "reporting_schema",
+    "schema_names",
     "subject_for",
     "version_path",
 ]
@@ -39,6 +57,12 @@ NAMESPACE = "ch.nervenbahn.casework"
 REPORTING_NAMESPACE = "ch.nervenbahn.reporting"
 """The Avro namespace of the records on the reporting topics."""
 
+PAYMENTS_NAMESPACE = "ch.nervenbahn.payments"
+"""The Avro namespace of the payment-run events."""
+
+AUDIT_NAMESPACE = "ch.nervenbahn.audit"
+"""The Avro namespace of the audit records (signed checkpoints)."""
+
 _TYPES_FILE = "_types.avsc"
 _PRIMITIVES = frozenset(
     {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
@@ -46,8 +70,55 @@ _PRIMITIVES = frozenset(
 _NAMED = frozenset({"record", "error", "enum", "fixed"})
 
 
-class SchemaFileError(Exception):
+class SchemasError(NervenbahnError):
+    """One of our schemas (an Avro schema file, the SQL schema of a store) cannot be used."""
+
+
+class SchemaFileError(SchemasError):
     """A schema file is missing, is not valid JSON, or uses a named type defined nowhere."""
+
+
+@dataclass(frozen=True)
+class SchemaGroup:
+    """One folder of current schema files: its records' namespace, and whether named types are
+    resolved on loading (shared ones from `_types.avsc` inlined where first used)."""
+
+    folder: str
+    namespace: str
+    resolve_names: bool
+
+
+SCHEMA_GROUPS: dict[str, SchemaGroup] = {
+    group.folder: group
+    for group in (
+        SchemaGroup("case", NAMESPACE, resolve_names=True),
+        SchemaGroup("reporting", REPORTING_NAMESPACE, resolve_names=True),
+        SchemaGroup("payments", PAYMENTS_NAMESPACE, resolve_names=False),
+        SchemaGroup("audit", AUDIT_NAMESPACE, resolve_names=False),
+    )
+}
+"""The schema folders by name."""
+
+
+def schema_names(group: str, schema_dir: Path = SCHEMA_DIR) -> list[str]:
+    """The records of `group` that have a current schema file, sorted (`_types` excluded)."""
+    folder = schema_dir / SCHEMA_GROUPS[group].folder
+    return sorted(path.stem for path in folder.glob("*.avsc") if not path.stem.startswith("_"))
+
+
+def load_schema(group: str, name: str, schema_dir: Path = SCHEMA_DIR) -> dict[str, Any]:
+    """The current schema of record `name` in `group` (e.g. `"case"`, `"CaseOpened"`), as a
+    registry gets it: self-contained. SchemaFileError if it is missing, not JSON or not a
+    record, or names a type defined nowhere."""
+    kind = SCHEMA_GROUPS[group]
+    folder = schema_dir / kind.folder
+    path = folder / f"{name}.avsc"
+    schema = _load_json(path)
+    if kind.resolve_names:
+        schema = _inline(schema, kind.namespace, _named_types(folder / _TYPES_FILE), set())
+    if not isinstance(schema, dict):
+        raise SchemaFileError(f"{path}: the schema must be a JSON object (a record)")
+    return schema
 
 
 def record_name(event_type: str, namespace: str = NAMESPACE) -> str:
@@ -62,34 +133,32 @@ def subject_for(topic: str, event_type: str, namespace: str = NAMESPACE) -> str:
 
 def event_type_names(schema_dir: Path = SCHEMA_DIR) -> list[str]:
     """The event types that have a current schema file, sorted."""
-    return sorted(
-        path.stem for path in (schema_dir / "case").glob("*.avsc") if not path.stem.startswith("_")
-    )
+    return schema_names("case", schema_dir)
 
 
 def event_schema(event_type: str, schema_dir: Path = SCHEMA_DIR) -> dict[str, Any]:
     """The current schema of `event_type`, self-contained (shared named types inlined)."""
-    case_dir = schema_dir / "case"
-    schema = _load_json(case_dir / f"{event_type}.avsc")
-    named = _named_types(case_dir / _TYPES_FILE)
-    expanded = _inline(schema, NAMESPACE, named, set())
-    if not isinstance(expanded, dict):
-        raise SchemaFileError(f"{event_type}.avsc: the schema must be a JSON object (a record)")
-    return expanded
+    return load_schema("case", event_type, schema_dir)
 
 
 def reporting_record_names(schema_dir: Path = SCHEMA_DIR) -> list[str]:
     """The reporting records that have a current schema file, sorted."""
-    return sorted(path.stem for path in (schema_dir / "reporting").glob("*.avsc"))
+    return schema_names("reporting", schema_dir)
 
 
 def reporting_schema(name: str, schema_dir: Path = SCHEMA_DIR) -> dict[str, Any]:
     """The current schema of reporting record `name` (self-contained: no shared types)."""
-    schema = _load_json(schema_dir / "reporting" / f"{name}.avsc")
-    expanded = _inline(schema, REPORTING_NAMESPACE, {}, set())
-    if not isinstance(expanded, dict):
-        raise SchemaFileError(f"{name}.avsc: the schema must be a JSON object (a record)")
-    return expanded
+    return load_schema("reporting", name, schema_dir)
+
+
+def payment_record_names(schema_dir: Path = SCHEMA_DIR) -> list[str]:
+    """The payment event types that have a current schema file, sorted."""
+    return schema_names("payments", schema_dir)
+
+
+def payment_schema(name: str, schema_dir: Path = SCHEMA_DIR) -> dict[str, Any]:
+    """The current schema of payment event type `name` (self-contained as written)."""
+    return load_schema("payments", name, schema_dir)
 
 
 def version_path(event_type: str, version: int, schema_dir: Path = SCHEMA_DIR) -> Path:

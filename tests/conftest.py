@@ -20,6 +20,7 @@ from psycopg import sql
 
 from bus.broker import EmbeddedBroker, api_versions_answered
 from bus.kafka_settings import KafkaSettings
+from nervenbahn import config
 
 POSTGRES_URL = os.environ.get(
     "NERVENBAHN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
@@ -45,6 +46,28 @@ def _keys_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("NERVENBAHN_KEY_DIR", str(home / "keys"))
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _keys_created_on_first_need(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Take the step `nervenbahn init` takes, for tests: a SQLite store's key that is missing
+    when first needed is created then (as `create_keys` would), so that the many tests that
+    open a store of their own need not run `init` first. Reading settings itself creates
+    nothing; tests of that and of `init` opt out with `@pytest.mark.keys_not_created`."""
+    if request.node.get_closest_marker("keys_not_created"):
+        return
+    read = config._stored_key
+
+    def read_or_create(sqlite_path: Path, key_dir: Path, kind: str) -> bytes:
+        try:
+            return read(sqlite_path, key_dir, kind)
+        except config.KeyMissingError:
+            config.create_store_keys(sqlite_path, key_dir, [kind])
+            return read(sqlite_path, key_dir, kind)
+
+    monkeypatch.setattr(config, "_stored_key", read_or_create)
 
 
 @pytest.fixture

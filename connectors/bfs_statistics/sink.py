@@ -40,7 +40,6 @@ from typing import Any, ClassVar
 import structlog
 
 from bus.consumer import Received, Rejected
-from bus.kafka_settings import load_kafka_settings
 from connectors.bfs_statistics.builder import (
     BookingRow,
     CaseDossiers,
@@ -52,9 +51,10 @@ from connectors.bfs_statistics.builder import (
     owed,
     render_csv,
 )
-from connectors.sdk import Sink
+from connectors.sdk import ConnectorContext, Sink
 from domain.case import SWISS_TIME
 from domain.entitlement import month_of, months_between
+from schemas.sql import Component, Migration, migrate
 
 __all__ = ["BfsStatisticsSink"]
 
@@ -76,6 +76,13 @@ _TABLES = (
     "dossier_id TEXT NOT NULL, dossier_seq INTEGER NOT NULL, booking_month TEXT NOT NULL, "
     "kind TEXT NOT NULL, amount TEXT NOT NULL)",
 )
+MIGRATIONS = Component(
+    "bfs_statistics_sink",
+    [Migration(1, "facts, cases, deliveries, bookings", sqlite=_TABLES, postgres=_TABLES)],
+    tables=["bfs_facts"],
+)
+"""The sink's tables: the same portable DDL on both backends (on PostgreSQL it runs in the
+connection's current schema)."""
 _FACT_COLUMNS = (
     "sequence", "fact", "effective_date", "recorded_at", "support_from", "municipality_bfs",
     "household_size", "budget_total", "closure_reason",
@@ -124,18 +131,25 @@ class BfsStatisticsSink(Sink):
         if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= 60:
             raise ValueError(f"grace_days: {grace!r} is not a whole number of days 0..60")
         self.grace_days = grace
-        partitions = self.options.get("partitions", load_kafka_settings().partitions)
-        if not isinstance(partitions, int) or isinstance(partitions, bool) or partitions < 1:
+        partitions = self.options.get("partitions")
+        if partitions is not None and (not isinstance(partitions, int)
+                                       or isinstance(partitions, bool) or partitions < 1):
             raise ValueError(f"partitions: {partitions!r} is not a number of partitions (>= 1)")
-        self.partitions = partitions
+        self._partitions: int | None = partitions
+
+    @property
+    def partitions(self) -> int:
+        """The partitions of the facts topic: the option, else those of the bus's topics
+        (the context's, NERVENBAHN_KAFKA_PARTITIONS)."""
+        if self._partitions is not None:
+            return self._partitions
+        return self.context.partitions if self.context else ConnectorContext.partitions
 
     # --- the SDK ------------------------------------------------------------------------------
 
     def setup(self, tx: Any) -> None:
         """Create the sink's tables (idempotent)."""
-        db = self._sql(tx)
-        for statement in _TABLES:
-            db.execute(statement)
+        migrate(getattr(tx, "raw", tx), MIGRATIONS)
 
     def handle(self, received: Received, tx: Any) -> None:
         """Keep the fact's statistical fields; mark its case changed; move the watermark."""

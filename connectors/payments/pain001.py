@@ -29,6 +29,8 @@ import xmlschema
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
+from connectors.errors import ConnectorError
+
 __all__ = [
     "NAMESPACE",
     "SCHEMA_FILE",
@@ -57,7 +59,7 @@ _ID_PATTERN = re.compile(r"[A-Za-z0-9+?/\-:().,' ]{1,35}")
 """SPS `Max35Text_pain001_ch`: the characters allowed in MsgId, PmtInfId and EndToEndId."""
 
 
-class PaymentFileError(Exception):
+class PaymentFileError(ConnectorError):
     """A payment file could not be built; nothing was written."""
 
 

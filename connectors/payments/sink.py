@@ -62,6 +62,7 @@ from connectors.payments.pain001 import (
 from connectors.sdk import PrivateFiles, Sink
 from domain.payments import AccountSealer, SealedPayoutAccount
 from domain.personal_data import ErasedFile, ErasureSubject, PersonalDataVault
+from schemas.sql import Component, Migration, migrate
 
 __all__ = ["Pain001Sink", "RunCheck", "pain001_path", "report_path"]
 
@@ -82,6 +83,13 @@ _TABLES = (
     "social_region TEXT NOT NULL, PRIMARY KEY (run_id, order_id))",
 )
 """Portable SQL (SQLite and PostgreSQL through `?` placeholders)."""
+MIGRATIONS = Component(
+    "payments_sink",
+    [Migration(1, "payment runs and their orders", sqlite=_TABLES, postgres=_TABLES)],
+    tables=["pain001_runs"],
+)
+"""The sink's tables: the same portable DDL on both backends (on PostgreSQL it runs in the
+connection's current schema)."""
 
 
 def pain001_path(outbox: Path, run_id: str) -> Path:
@@ -147,9 +155,7 @@ class Pain001Sink(Sink):
     # --- SDK ------------------------------------------------------------------------------------
 
     def setup(self, tx: Any) -> None:
-        db = self._sql(tx)
-        for statement in _TABLES:
-            db.execute(statement)
+        migrate(getattr(tx, "raw", tx), MIGRATIONS)
 
     def handle(self, received: Received, tx: Any) -> None:
         """Keep a run's start, orders and completion; other payments events are not ours."""

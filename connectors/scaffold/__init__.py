@@ -13,13 +13,14 @@ from pathlib import Path
 from string import Template
 
 from connectors._config import NAME
+from connectors.errors import ConnectorError
 
 __all__ = ["ScaffoldError", "config_entry", "write_connector"]
 
 KINDS = ("source", "sink")
 
 
-class ScaffoldError(ValueError):
+class ScaffoldError(ConnectorError, ValueError):
     """The connector cannot be written: a bad name or kind, or it exists already."""
 
     def __init__(self, field: str, message: str) -> None:

@@ -30,9 +30,10 @@ from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecor
 from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.application.cases import CaseService
+from domain.application.eventlog import StoredNotificationLog
 from domain.application.snapshots import SNAPSHOT_KEY_PURPOSE, MacSnapshotStore
 from domain.application.transcodings import register_domain_transcodings
-from domain.case import SWISS_TIME, Case
+from domain.case import SWISS_TIME, Case, acts_canton_wide
 from domain.entitlement import month_entitlement, month_of, months_between
 from domain.errors import RuleViolationError
 from domain.money import ZERO
@@ -122,8 +123,9 @@ class RunSummary:
         )
 
 
-class PaymentService(Application[UUID]):
-    """Records payout accounts and payment runs; reads cases from a `CaseService`."""
+class PaymentService(StoredNotificationLog, Application[UUID]):
+    """Records payout accounts and payment runs; reads cases from a `CaseService`. Its
+    notification log (`NotificationLog`) is what the payments relay publishes."""
 
     name = "payments"
 
@@ -269,7 +271,7 @@ class PaymentService(Application[UUID]):
         return summary
 
     def _check_run(self, cmd: RunPayments, today: date) -> date:
-        if cmd.actor.role not in ("administrator", "system"):
+        if not acts_canton_wide(cmd.actor):
             raise RuleViolationError(
                 "payment-run-by-administrator",
                 f"actor.role: a payment run is started by an administrator or the system, "

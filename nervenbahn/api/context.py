@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from domain.application.cases import CaseService
 from domain.personal_data import PersonalDataVault
 from domain.reference import BranchOffice, ReferenceData, load_branch_offices
-from nervenbahn.api.access_log import AccessLog
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.keys import ApiKeyRegistry
-from nervenbahn.api.settings import ApiSettings, load_api_settings
+from nervenbahn.api.settings import ApiSettings
+from nervenbahn.audit.access_log import AccessLog
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.config import Settings
 from nervenbahn.paths import read_model_target
 from projections.storage import ReadModelTarget
@@ -54,7 +54,7 @@ def build_api_context(
     """The API's context on the configured store: its read models (beside it, or in
     NERVENBAHN_PROJECTIONS_STORE), its vault."""
 
-    api = api or load_api_settings(settings.store)
+    api = api or settings.api
     return ApiContext(
         region_db=read_model_target(settings, "region"),
         branch_office_db=read_model_target(settings, "branch_office"),

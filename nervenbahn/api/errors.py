@@ -6,8 +6,9 @@ boundary where they happen. How each one answers over HTTP is decided in `proble
 
 from __future__ import annotations
 
+from domain.errors import NervenbahnError
+
 __all__ = [
-    "AccessLogUnavailableError",
     "ApiError",
     "ApiKeyFileError",
     "ConsumerExistsError",
@@ -18,7 +19,7 @@ __all__ = [
 ]
 
 
-class ApiError(Exception):
+class ApiError(NervenbahnError):
     """Something the HTTP API or its key registry could not do."""
 
 
@@ -57,6 +58,3 @@ class ReadModelUnavailableError(ApiError):
             f"the {name} read model {reason}; run `nervenbahn projections rebuild {name}`"
         )
 
-
-class AccessLogUnavailableError(ApiError):
-    """The access log cannot be written or read; personal data is not served without it."""

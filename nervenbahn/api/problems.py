@@ -23,12 +23,8 @@ from domain.errors import (
     DomainError,
     InvalidCommandError,
 )
-from nervenbahn.api.errors import (
-    AccessLogUnavailableError,
-    ApiError,
-    ApiKeyFileError,
-    ReadModelUnavailableError,
-)
+from nervenbahn.api.errors import ApiError, ApiKeyFileError, ReadModelUnavailableError
+from nervenbahn.audit.errors import AccessLogUnavailableError, AuditError
 from nervenbahn.container import StoreUnavailableError
 
 __all__ = [
@@ -118,7 +114,7 @@ class ProblemResponse(JSONResponse):
 
 
 @dataclass
-class ProblemError(Exception):
+class ProblemError(ApiError):
     """Answer the request with this problem (raised by the API's own code)."""
 
     slug: str
@@ -187,7 +183,8 @@ PROBLEM_RESPONSES = problem_responses(
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error of `app` a problem+json answer (replacing FastAPI's defaults)."""
     app.add_exception_handler(ProblemError, _on_problem)
-    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(ApiError, _on_own_error)
+    app.add_exception_handler(AuditError, _on_own_error)
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(StoreUnavailableError, _on_store_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
@@ -208,8 +205,9 @@ def _log_invalid(request: Request, errors: list[InvalidParam]) -> None:
              parameters=sorted({error.name for error in errors}))
 
 
-async def _on_api_error(request: Request, exc: Exception) -> ProblemResponse:
-    """Our own errors: what the operator must fix is said; everything else is internal."""
+async def _on_own_error(request: Request, exc: Exception) -> ProblemResponse:
+    """The API's own errors and the audit feature's (the access log's): what the operator
+    must fix is said; everything else is internal."""
     if isinstance(exc, ReadModelUnavailableError | AccessLogUnavailableError | ApiKeyFileError):
         log.error("api dependency unavailable", error=type(exc).__name__, detail=str(exc))
         return problem_response(request, ProblemError("service-unavailable", _public(exc)))
@@ -240,7 +238,7 @@ async def _on_store_unavailable(request: Request, exc: Exception) -> ProblemResp
         "service-unavailable", "the event store cannot be reached; retry later"))
 
 
-def _public(exc: ApiError) -> str:
+def _public(exc: ApiError | AuditError) -> str:
     """The detail a consumer may see (no file paths or database messages)."""
     if isinstance(exc, ReadModelUnavailableError):
         return str(exc)

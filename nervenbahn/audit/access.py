@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypedDict
 
-from nervenbahn.api.access_log import ChainedAccessLog
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
+from nervenbahn.audit.access_log import ChainedAccessLog
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.anchors import check_anchors
 from nervenbahn.audit.hashing import ChainHead, ChainVerification, SignedAnchor
 from nervenbahn.audit.verify import AccessLogCheck

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from nervenbahn.api.access_log import (
+from nervenbahn.audit.access_log import (
     MINIMUM_RETENTION_DAYS,
     AccessLogVerification,
     RetentionAnchor,

@@ -20,27 +20,26 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import fastavro
-import fastavro.validation
 import structlog
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from kafka import KafkaProducer
 
-from bus.errors import DecodeError, EncodeError, SchemaError, SchemaNotFoundError
+from bus.errors import DecodeError
 from bus.kafka_errors import kafka_errors_translated
 from bus.kafka_settings import KafkaSettings
+from bus.record_codec import RecordCodec, RecordType, current_schema
 from bus.registry import SchemaRegistry
 from bus.topics import TopicSpec
-from bus.wire import WRITE_ERRORS, header, read_record, schema_id_of
-from nervenbahn.audit.chain import AuditDatabase
+from nervenbahn.audit.database import AuditDatabase
+from nervenbahn.audit.errors import AuditError
 from nervenbahn.audit.hashing import HASH_SIZE, ChainHead, SignedAnchor, wrong_type
-from schemas import SCHEMA_DIR, SchemaFileError, subject_for
+from schemas import AUDIT_NAMESPACE, SCHEMA_DIR, load_schema, record_name
+from schemas.sql import Component, Migration
 
 __all__ = [
     "AUDIT_NAMESPACE",
@@ -60,12 +59,11 @@ __all__ = [
 log = structlog.get_logger("nervenbahn.audit.checkpoints")
 
 CHECKPOINTS_TABLE = "audit_checkpoints"
-AUDIT_NAMESPACE = "ch.nervenbahn.audit"
 CHECKPOINT_RECORD = "Checkpoint"
 _FORMAT = "nervenbahn checkpoint v1"
 
 
-class CheckpointError(Exception):
+class CheckpointError(AuditError):
     """A checkpoint, a checkpoints file or a public key cannot be read."""
 
 
@@ -287,17 +285,27 @@ def _parse_head(item: Any, where: str) -> tuple[str, ChainHead]:
 # --- the checkpoints table -----------------------------------------------------------------
 
 
+_CHECKPOINTS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} ("
+    "sequence BIGINT PRIMARY KEY, payload TEXT NOT NULL, signature TEXT NOT NULL, "
+    "key_id TEXT NOT NULL, created_at TEXT NOT NULL, "
+    "published INTEGER NOT NULL DEFAULT 0)",
+)
+CHECKPOINTS = Component(
+    "audit_checkpoints",
+    [Migration(1, "signed checkpoints", sqlite=_CHECKPOINTS_DDL, postgres=_CHECKPOINTS_DDL)],
+    tables=[CHECKPOINTS_TABLE],
+)
+"""The checkpoints table: the same portable DDL on both backends (on PostgreSQL in the store's
+schema, the audit connection's search path)."""
+
+
 class CheckpointStore:
     """The checkpoints kept in the store's database."""
 
     def __init__(self, db: AuditDatabase) -> None:
         self.db = db
-        db.execute(
-            f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} ("
-            "sequence BIGINT PRIMARY KEY, payload TEXT NOT NULL, signature TEXT NOT NULL, "
-            "key_id TEXT NOT NULL, created_at TEXT NOT NULL, "
-            "published INTEGER NOT NULL DEFAULT 0)"
-        )
+        db.migrate(CHECKPOINTS)
 
     def all(self) -> list[Checkpoint]:
         """Every checkpoint, oldest first; CheckpointError naming one that cannot be read."""
@@ -334,7 +342,7 @@ class CheckpointStore:
         """One checkpoint; CheckpointError if it cannot be read."""
         rows = self.db.fetch(
             f"SELECT sequence, payload, signature, published FROM {CHECKPOINTS_TABLE} "  # noqa: S608
-            "WHERE sequence = ?", (sequence,)
+            f"WHERE sequence = {self.db.placeholder}", (sequence,)
         )
         if not rows:
             raise CheckpointError(f"checkpoint #{sequence}: not in the store")
@@ -353,7 +361,7 @@ class CheckpointStore:
         self.db.execute(
             f"INSERT INTO {CHECKPOINTS_TABLE} "  # noqa: S608
             "(sequence, payload, signature, key_id, created_at, published) "
-            "VALUES (?, ?, ?, ?, ?, 0)",
+            f"VALUES ({', '.join([self.db.placeholder] * 5)}, 0)",
             (checkpoint.sequence, checkpoint.payload.decode(),
              base64.b64encode(checkpoint.signature).decode(), checkpoint.key_id,
              checkpoint.created_at),
@@ -367,7 +375,8 @@ class CheckpointStore:
         """Record that the broker acknowledged these checkpoints."""
         for sequence in sequences:
             self.db.execute(
-                f"UPDATE {CHECKPOINTS_TABLE} SET published = 1 WHERE sequence = ?", (sequence,)  # noqa: S608
+                f"UPDATE {CHECKPOINTS_TABLE} SET published = 1 "  # noqa: S608
+                f"WHERE sequence = {self.db.placeholder}", (sequence,)
             )
 
 
@@ -500,73 +509,59 @@ def read_checkpoint_file(path: Path) -> list[Checkpoint]:
 
 def checkpoint_schema(schema_dir: Path = SCHEMA_DIR) -> dict[str, Any]:
     """The current Avro schema of checkpoints (`schemas/audit/Checkpoint.avsc`)."""
-    path = schema_dir / "audit" / f"{CHECKPOINT_RECORD}.avsc"
-    try:
-        schema = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SchemaFileError(f"{path}: not a readable JSON schema ({exc})") from exc
-    if not isinstance(schema, dict):
-        raise SchemaFileError(f"{path}: the schema must be a JSON object (a record)")
-    return schema
+    return load_schema("audit", CHECKPOINT_RECORD, schema_dir)
 
 
 class CheckpointCodec:
-    """Encodes checkpoints for the audit topic and decodes them (Confluent wire format)."""
+    """Encodes checkpoints for the audit topic and decodes them (Confluent wire format): the
+    bus's generic `RecordCodec` with the checkpoint's record mapping (the writer schema of a
+    message is parsed once per schema id, not per message)."""
 
     def __init__(self, registry: SchemaRegistry, topic: str, *,
                  schema_dir: Path = SCHEMA_DIR) -> None:
-        try:
-            self._schema = checkpoint_schema(schema_dir)
-            self._parsed = fastavro.parse_schema(self._schema)
-        except (SchemaFileError, fastavro.schema.SchemaParseException, ValueError) as exc:
-            raise SchemaError(f"{CHECKPOINT_RECORD}: {exc}") from exc
-        self._registry = registry
-        self._topic = topic
-        self._schema_id: int | None = None
+        schema = current_schema("audit", CHECKPOINT_RECORD, schema_dir)
+        record_type = RecordType(Checkpoint, schema, _checkpoint_record, _checkpoint_from_record,
+                                 describe=lambda record: f"checkpoint #{record.get('sequence')}")
+        self._codec = RecordCodec(registry, topic, [record_type],
+                                  kind=record_name(CHECKPOINT_RECORD, AUDIT_NAMESPACE))
 
     @property
     def subject(self) -> str:
         """The registry subject of checkpoints on this codec's topic."""
-        return subject_for(self._topic, CHECKPOINT_RECORD, AUDIT_NAMESPACE)
+        return self._codec.subject(CHECKPOINT_RECORD)
 
     def encode(self, checkpoint: Checkpoint) -> bytes:
-        """The checkpoint as a message value."""
-        if self._schema_id is None:
-            self._schema_id = self._registry.register(self.subject, self._schema)
-        record = {
-            "sequence": checkpoint.sequence,
-            "created_at": checkpoint.created_at,
-            "key_id": checkpoint.key_id,
-            "chains": [_head_json(name, head) | {"log_id": None}
-                       for name, head in sorted(checkpoint.chains.items())],
-            "access_log": (_head_json("access-log", checkpoint.access_log,
-                                      checkpoint.access_log_id) | {
-                               "log_id": checkpoint.access_log_id}
-                           if checkpoint.access_log else None),
-            "payload": checkpoint.payload.decode(),
-            "signature": checkpoint.signature,
-        }
-        buffer = BytesIO()
-        buffer.write(header(self._schema_id))
-        try:
-            fastavro.validation.validate(record, self._parsed, raise_errors=True)
-            fastavro.schemaless_writer(buffer, self._parsed, record, strict=True)
-        except WRITE_ERRORS as exc:
-            raise EncodeError(f"checkpoint #{checkpoint.sequence}: {exc}") from exc
-        return buffer.getvalue()
+        """The checkpoint as a message value; EncodeError if it does not fit the schema."""
+        return self._codec.encode(checkpoint).value
 
     def decode(self, value: bytes) -> Checkpoint:
-        """The checkpoint in a message value (rebuilt from its signed payload)."""
-        schema_id = schema_id_of(value)
-        try:
-            writer = fastavro.parse_schema(self._registry.schema_by_id(schema_id))
-        except SchemaNotFoundError as exc:
-            raise DecodeError(f"unknown schema id {schema_id}: {exc}") from exc
-        record = read_record(value, writer, self._parsed, f"{CHECKPOINT_RECORD} ({schema_id})")
-        try:
-            return parse_checkpoint(str(record["payload"]).encode(), bytes(record["signature"]))
-        except CheckpointError as exc:
-            raise DecodeError(str(exc)) from exc
+        """The checkpoint in a message value (rebuilt from its signed payload); DecodeError if
+        it is not one."""
+        checkpoint: Checkpoint = self._codec.decode(value)
+        return checkpoint
+
+
+def _checkpoint_record(checkpoint: Checkpoint) -> dict[str, Any]:
+    return {
+        "sequence": checkpoint.sequence,
+        "created_at": checkpoint.created_at,
+        "key_id": checkpoint.key_id,
+        "chains": [_head_json(name, head) | {"log_id": None}
+                   for name, head in sorted(checkpoint.chains.items())],
+        "access_log": (_head_json("access-log", checkpoint.access_log,
+                                  checkpoint.access_log_id) | {
+                           "log_id": checkpoint.access_log_id}
+                       if checkpoint.access_log else None),
+        "payload": checkpoint.payload.decode(),
+        "signature": checkpoint.signature,
+    }
+
+
+def _checkpoint_from_record(record: dict[str, Any]) -> Checkpoint:
+    try:
+        return parse_checkpoint(str(record["payload"]).encode(), bytes(record["signature"]))
+    except CheckpointError as exc:
+        raise DecodeError(str(exc)) from exc
 
 
 def publish_checkpoints(

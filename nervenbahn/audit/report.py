@@ -22,7 +22,8 @@ from typing import Any
 from uuid import UUID
 
 from domain.application.bitemporal import MonthlyAnswer, StateAsOf
-from domain.application.cases import CaseService, HistoryEntry
+from domain.application.cases import CaseService
+from domain.application.history import HistoryEntry
 from domain.case import SWISS_TIME
 from nervenbahn.audit.hashing import ChainVerification
 

@@ -24,7 +24,7 @@ from domain.application.snapshots import (
     snapshot_from_events,
     stored_snapshot_problem,
 )
-from nervenbahn.audit.chain import AuditDatabase
+from nervenbahn.audit.database import AuditDatabase
 from nervenbahn.audit.hashing import stored_type
 
 __all__ = ["rewrite_snapshots", "verify_snapshots"]
@@ -56,8 +56,8 @@ def rewrite_snapshots(db: AuditDatabase, apps: Sequence[Application[Any]]) -> li
         assert isinstance(store, MacSnapshotStore)
         fresh = (snapshot_from_events(app, check.originator_id, check.version)
                  if isinstance(check.originator_id, UUID) and check.version is not None else None)
-        db.execute(f"DELETE FROM {check.table} WHERE originator_id = ? "  # noqa: S608
-                   "AND originator_version = ?", stored_key)
+        db.execute(f"DELETE FROM {check.table} WHERE originator_id = {db.placeholder} "  # noqa: S608
+                   f"AND originator_version = {db.placeholder}", stored_key)
         if fresh is not None:
             store.put([fresh])
         log.warning("snapshot rewritten from the events", **check.to_json(),

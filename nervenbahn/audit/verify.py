@@ -31,7 +31,6 @@ from nervenbahn.audit.chain import (
     RECORD_INT,
     RECORD_LENGTH,
     REWRITES_TABLE,
-    AuditDatabase,
     ChainedTable,
     EventRow,
     UnreadableRow,
@@ -39,6 +38,7 @@ from nervenbahn.audit.chain import (
     event_record,
 )
 from nervenbahn.audit.checkpoints import Checkpoint, CheckpointStore
+from nervenbahn.audit.database import AuditDatabase
 from nervenbahn.audit.hashing import (
     MAX_BREAKS,
     ChainBreak,

@@ -18,13 +18,14 @@ from typer.exceptions import Abort, Exit, TyperException
 from bus.errors import RelayStoppedError
 from bus.kafka_errors import BrokerStartError, BrokerUnavailableError, KafkaConfigError
 from connectors.host import AlreadyRunningError, ConnectorConfigError
-from domain.errors import DomainError, InvalidCommandError
-from nervenbahn.api.errors import AccessLogUnavailableError
-from nervenbahn.audit.chain import UnchainedEventsError
-from nervenbahn.config import ConfigError
+from domain.errors import DomainError, InvalidCommandError, NervenbahnError
+from nervenbahn.audit.chain_existing import UnchainedEventsError
+from nervenbahn.audit.errors import AccessLogUnavailableError
+from nervenbahn.config import ConfigError, KeyMissingError
 from nervenbahn.container import StoreUnavailableError
 from nervenbahn.logging import configure_logging_from_environment
 from nervenbahn.private import private_umask
+from schemas.sql import SchemaVersionError
 
 from . import (
     apikeys,
@@ -32,6 +33,7 @@ from . import (
     bus,
     case,
     connectors,
+    init,
     payments,
     projections,
     relay,
@@ -65,6 +67,7 @@ app.add_typer(projections.region_app, name="region")
 app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(report.app, name="report")
 app.command("serve")(serve.serve)
+app.command("init")(init.init)
 app.add_typer(audit.app, name="audit")
 app.add_typer(connectors.app, name="connectors")
 app.add_typer(connectors.connector_app, name="connector")
@@ -82,15 +85,23 @@ EXIT_BUSY = 75
 (sysexits' EX_TEMPFAIL)."""
 EXIT_INTERNAL = 70
 """Only for what nobody foresaw; the error is logged with its traceback."""
+EXIT_NOT_INITIALISED = 78
+"""A key the command needs does not exist yet: run `nervenbahn init` (sysexits' EX_CONFIG)."""
 
 _EXIT_CODES: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
     ((DomainError, RelayStoppedError), EXIT_REFUSED),
+    ((KeyMissingError,), EXIT_NOT_INITIALISED),
     ((ConfigError, ConnectorConfigError, StoreUnavailableError, UnchainedEventsError,
-      AccessLogUnavailableError, BrokerUnavailableError, BrokerStartError, KafkaConfigError),
+      AccessLogUnavailableError, BrokerUnavailableError, BrokerStartError, KafkaConfigError,
+      SchemaVersionError),
      EXIT_UNAVAILABLE),
     ((AlreadyRunningError,), EXIT_BUSY),
+    ((NervenbahnError,), EXIT_REFUSED),
 )
-"""Foreseeable failures: their one-line message and exit code (first match wins)."""
+"""Foreseeable failures: their one-line message and exit code (first match wins). The last row
+catches every other error of ours (a delivery file that does not parse, a checkpoint that cannot
+be signed, …): each is foreseen by the code that raises it and says what happened in its
+message, so it is one line and exit 1, never 70 with a traceback."""
 
 
 @app.callback()

@@ -29,13 +29,13 @@ from rich.table import Table
 
 from domain.case import SWISS_TIME
 from domain.errors import InvalidCommandError
-from nervenbahn.api.access_log import AccessLogTamperedError, LoggedAccess
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
-from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.api.settings import ApiSettings, load_api_settings
 from nervenbahn.audit.access import access_log_signed
-from nervenbahn.audit.chain import AuditDatabase
+from nervenbahn.audit.access_log import LoggedAccess
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.checkpoints import Checkpoint, SigningKey, write_checkpoint
+from nervenbahn.audit.database import AuditDatabase
+from nervenbahn.audit.errors import AccessLogTamperedError, AccessLogUnavailableError
 from nervenbahn.config import ConfigError
 
 from .audit_store import signing_key, store_database

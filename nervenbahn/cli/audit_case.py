@@ -26,8 +26,8 @@ from rich.table import Table
 from domain.application.bitemporal import BudgetDiff, MonthlyAnswer, StateAsOf
 from domain.case import SWISS_TIME
 from domain.errors import InvalidCommandError
-from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import CheckpointError, SigningKey, public_key_from_text
+from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.hashing import ChainVerification
 from nervenbahn.audit.report import build_case_report, write_case_report
 from nervenbahn.audit.verify import verify_store

@@ -27,15 +27,10 @@ from rich.table import Table
 
 from domain.application.payments import PaymentService
 from domain.errors import InvalidCommandError
-from nervenbahn.api.access_log import AccessLogVerification
-from nervenbahn.api.settings import load_api_settings
 from nervenbahn.audit.access import access_log_check, access_log_to_sign
+from nervenbahn.audit.access_log import AccessLogVerification
 from nervenbahn.audit.anchors import describe_anchor
-from nervenbahn.audit.chain import (
-    AuditDatabase,
-    UnchainedEventsError,
-    chaining_existing,
-)
+from nervenbahn.audit.chain_existing import UnchainedEventsError, chaining_existing
 from nervenbahn.audit.checkpoints import (
     CheckpointError,
     CheckpointStore,
@@ -45,6 +40,7 @@ from nervenbahn.audit.checkpoints import (
     read_checkpoint_file,
     write_checkpoint,
 )
+from nervenbahn.audit.database import AuditDatabase
 from nervenbahn.audit.snapshots import rewrite_snapshots, verify_snapshots
 from nervenbahn.audit.verify import AuditReport, verify_store
 from nervenbahn.config import ConfigError
@@ -262,7 +258,7 @@ def _or_refused(action: Callable[[], T]) -> T:
 
 
 def _access_log_path(rt: Runtime) -> Path:
-    return load_api_settings(rt.settings.store).access_log
+    return rt.settings.api.access_log
 
 
 def _with_snapshots(rt: Runtime, db: AuditDatabase, report: AuditReport) -> AuditReport:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from nervenbahn.audit.chain import AuditDatabase, open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey
+from nervenbahn.audit.database import AuditDatabase, open_audit_database
 from nervenbahn.config import ConfigError
 
 from .runtime import Runtime

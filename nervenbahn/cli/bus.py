@@ -20,8 +20,9 @@ import typer
 from bus.broker import EmbeddedBroker
 from bus.errors import BusError
 from bus.kafka_errors import BrokerStartError, BrokerUnavailableError, KafkaConfigError
-from bus.kafka_settings import KafkaSettings, load_kafka_settings
+from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics, list_topics, topic_message_counts
+from nervenbahn.config import load_kafka_settings
 
 from .render import emit_json
 from .runtime import runtime

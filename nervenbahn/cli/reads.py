@@ -26,11 +26,10 @@ from uuid import UUID
 
 from domain.case import Case
 from domain.errors import CaseNotFoundError, InvalidCommandError, RuleViolationError
-from nervenbahn.api.access_log import case_read_entries
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
-from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.api.models import APPLICANT_FIELDS
-from nervenbahn.api.settings import load_api_settings
+from nervenbahn.audit.access_log import case_read_entries
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
+from nervenbahn.audit.errors import AccessLogUnavailableError
 from nervenbahn.config import ConfigError
 
 from .runtime import Runtime
@@ -142,7 +141,7 @@ def log_case_read(rt: Runtime, case: Case, fields: tuple[str, ...], command: str
         case, at=datetime.now(UTC), consumer=who.consumer, scope=who.scope, fields=fields,
         endpoint=f"nervenbahn {command}",
     )
-    path = load_api_settings(rt.settings.store).access_log
+    path = rt.settings.api.access_log
     try:
         log = SQLiteAccessLog(path)
         try:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from domain.application.cases import HistoryEntry
+from domain.application.history import HistoryEntry
 from domain.case import SWISS_TIME, Case
 from domain.commands import is_invisible
 from domain.personal_data import ErasedPersonalData, PersonalData, SealedPersonalData

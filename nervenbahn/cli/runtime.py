@@ -62,7 +62,7 @@ class Runtime:
 
     def actor(self) -> dict[str, str]:
         """The acting user from --actor or NERVENBAHN_ACTOR, as USER:ROLE:ORGANISATION."""
-        spec = self.actor_spec or os.environ.get("NERVENBAHN_ACTOR")
+        spec = self.actor_spec or self.settings.cli.actor
         if not spec:
             raise InvalidCommandError(
                 "command", [("actor", "set --actor USER:ROLE:ORGANISATION or NERVENBAHN_ACTOR")]

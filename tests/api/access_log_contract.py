@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from nervenbahn.api.access_log import (
+from nervenbahn.audit.access_log import (
     AccessEntry,
     AccessLog,
-    AccessLogRetentionError,
     ChainedAccessLog,
 )
+from nervenbahn.audit.errors import AccessLogRetentionError
 from nervenbahn.audit.hashing import ChainHead
 
 SWISS_SUMMER = timezone(timedelta(hours=2))

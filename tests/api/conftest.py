@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 from domain.application.cases import CaseService
 from domain.reference import load_branch_offices, load_reference_data
 from nervenbahn.api import ApiContext, create_app
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.container import build_service, close_service
 from nervenbahn.synthetic import synthetic_history
 from projections import BranchOfficeProjection, RegionProjection, rebuild

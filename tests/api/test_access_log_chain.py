@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from nervenbahn.api.access_log import (
-    AccessEntry,
+from nervenbahn.audit.access_log import AccessEntry
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
+from nervenbahn.audit.errors import (
     AccessLogTamperedError,
+    AccessLogUnavailableError,
     UnchainedAccessLogError,
 )
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
-from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.audit.hashing import ChainHead
 from tests.api.access_log_contract import GENESIS, entry, expected_hash, recorded
 

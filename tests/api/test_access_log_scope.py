@@ -9,8 +9,8 @@ import sqlite3
 from fastapi.testclient import TestClient
 
 from domain.reference import load_branch_offices
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.models import APPLICANT_FIELDS
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from tests.api.conftest import NOW, Keys, ReadModels, context_of
 
 DETAIL = "GET /v1/branch-offices/{office_id}/cases/{case_id}"

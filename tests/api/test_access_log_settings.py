@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nervenbahn.api.access_log import AccessLogRetentionError, check_retention
 from nervenbahn.api.settings import load_api_settings
+from nervenbahn.audit.access_log import check_retention
+from nervenbahn.audit.errors import AccessLogRetentionError
 from nervenbahn.config import ConfigError
 
 STORE = {"NERVENBAHN_STORE": "sqlite:///data/store.db"}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
-from nervenbahn.api.errors import AccessLogUnavailableError
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
+from nervenbahn.audit.errors import AccessLogUnavailableError
 from tests.api.access_log_contract import AccessLogContract, ChainedAccessLogContract, entry
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from nervenbahn.api import build_api_context
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
 from nervenbahn.api.settings import load_api_settings, store_folder
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.cli.projections import projection_path
 from nervenbahn.config import StoreConfig
 from nervenbahn.container import build_service, close_service

@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from domain.reference import load_branch_offices
-from nervenbahn.api.access_log import AccessEntry, AccessLog, LoggedAccess
-from nervenbahn.api.errors import AccessLogUnavailableError
 from nervenbahn.api.models import APPLICANT_FIELDS
+from nervenbahn.audit.access_log import AccessEntry, AccessLog, LoggedAccess
+from nervenbahn.audit.errors import AccessLogUnavailableError
 from nervenbahn.container import build_service, close_service
 from tests.api.conftest import NOW, AppOn, Keys, ReadModels, build_read_models, context_of
 from tests.bus.pipeline import command, store_settings

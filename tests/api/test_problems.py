@@ -17,6 +17,11 @@ from domain.errors import (
     RuleViolationError,
 )
 from nervenbahn.api.keys import ApiKeyRegistry
+from nervenbahn.audit.errors import (
+    AccessLogTamperedError,
+    AccessLogUnavailableError,
+    UnchainedAccessLogError,
+)
 from nervenbahn.container import StoreUnavailableError
 from nervenbahn.logging import configure_logging
 from tests.api.conftest import AppOn, Keys, ReadModels, context_of
@@ -207,8 +212,12 @@ class _RaisingVault:
         (RuleViolationError("actor-responsible", "not this region's case"), 422, "refused"),
         (StoreUnavailableError("cannot open the store /srv/x.db: disk I/O error"), 503,
          "service-unavailable"),
+        (AccessLogUnavailableError("cannot open the access log /srv/log.db: disk I/O error"),
+         503, "service-unavailable"),
+        (UnchainedAccessLogError("/srv/log.db", 3), 503, "service-unavailable"),
     ],
-    ids=["not found", "invalid", "concurrent change", "rule", "store unavailable"],
+    ids=["not found", "invalid", "concurrent change", "rule", "store unavailable",
+         "access log unavailable", "access log unchained"],
 )
 def test_errors_no_route_answers_get_their_problem_not_a_500(
     app_on: AppOn, keys: Keys, seeded: ReadModels, client: TestClient,
@@ -226,6 +235,23 @@ def test_errors_no_route_answers_get_their_problem_not_a_500(
                                    "reason": "before the case was opened"}]
     if slug == "not-found":  # the same answer as any missing or out-of-scope case
         assert body["detail"] == "Nothing was found at this address."
+
+
+def test_an_audit_error_no_route_foresees_is_a_500_problem_that_reveals_nothing(
+    app_on: AppOn, keys: Keys, seeded: ReadModels, client: TestClient
+) -> None:
+    case_id = client.get(OFFICE, headers=keys.of(OLTEN)).json()["cases"][0]["case_id"]
+    failing = app_on(seeded, vault=_RaisingVault(AccessLogTamperedError("broken at /srv/7")))
+    logs = io.StringIO()
+    configure_logging("json", "info", logs)
+
+    answer = failing.get(f"{OFFICE}/{case_id}", headers=keys.of(OLTEN))
+
+    assert_problem(answer, 500, "internal-error", f"{OFFICE}/{case_id}")
+    assert "/srv" not in answer.text
+    logged = [json.loads(line) for line in logs.getvalue().splitlines()]
+    assert [(e["event"], e["error"]) for e in logged] == [
+        ("unexpected error", "AccessLogTamperedError")]
 
 
 def test_openapi_documents_the_key_the_endpoints_and_problem_answers(client: TestClient) -> None:

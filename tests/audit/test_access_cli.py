@@ -15,8 +15,8 @@ from uuid import uuid4
 
 import pytest
 
-from nervenbahn.api.access_log import AccessEntry
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
+from nervenbahn.audit.access_log import AccessEntry
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.cli import main
 
 ANNA, BEN = str(uuid4()), str(uuid4())

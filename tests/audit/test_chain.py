@@ -14,13 +14,11 @@ import pytest
 from eventsourcing.persistence import ProgrammingError
 
 from domain.application.cases import CaseService
-from nervenbahn.audit.chain import (
-    ChainedPostgresApplicationRecorder,
-    event_record,
-    open_audit_database,
-)
+from nervenbahn.audit.chain import event_record
 from nervenbahn.audit.checkpoints import SigningKey
+from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.hashing import encode_fields
+from nervenbahn.audit.recorders import ChainedPostgresApplicationRecorder
 from nervenbahn.audit.verify import verify_store
 from nervenbahn.config import Settings, load_settings
 from nervenbahn.container import build_service, close_service

@@ -18,7 +18,6 @@ from kafka import KafkaConsumer
 from bus.kafka_settings import KafkaSettings
 from bus.registry_sql import SQLiteSchemaRegistry
 from bus.topics import audit_checkpoints_spec, ensure_topics
-from nervenbahn.audit.chain import AuditDatabase, open_audit_database
 from nervenbahn.audit.checkpoints import (
     CheckpointCodec,
     CheckpointError,
@@ -29,6 +28,7 @@ from nervenbahn.audit.checkpoints import (
     read_checkpoint_file,
     write_checkpoint,
 )
+from nervenbahn.audit.database import AuditDatabase, open_audit_database
 from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN, EXIT_CHECKPOINT_REJECTED, verify_store
 from nervenbahn.config import Settings, load_settings
 from nervenbahn.container import build_service, close_service

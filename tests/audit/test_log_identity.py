@@ -15,10 +15,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from nervenbahn.api.access_log import AccessEntry
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
-from nervenbahn.audit.chain import open_audit_database
+from nervenbahn.audit.access_log import AccessEntry
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
+from nervenbahn.audit.database import open_audit_database
 from nervenbahn.cli.runtime import Runtime
 from nervenbahn.config import Settings
 from nervenbahn.demo_connectors import audit_and_report

@@ -19,9 +19,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bus.registry_sql import SQLiteSchemaRegistry
-from nervenbahn.api.access_log import AccessEntry
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
-from nervenbahn.audit.chain import open_audit_database
+from nervenbahn.audit.access_log import AccessEntry
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.checkpoints import (
     CheckpointCodec,
     CheckpointError,
@@ -31,6 +30,7 @@ from nervenbahn.audit.checkpoints import (
     sign_checkpoint,
     write_checkpoint,
 )
+from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.hashing import ChainHead, SignedAnchor
 from nervenbahn.config import Settings, StoreConfig
 from tests.audit.cli import Invoke, make_installation

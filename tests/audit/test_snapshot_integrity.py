@@ -26,7 +26,7 @@ from domain.application.snapshots import MacSnapshotStore
 from domain.case import SWISS_TIME
 from domain.commands import Actor
 from domain.payments import RUN_BOOK_ID, RecordPayoutAccount, RunPayments
-from nervenbahn.audit.chain import open_audit_database
+from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.snapshots import verify_snapshots
 from nervenbahn.config import Settings, load_settings
 from nervenbahn.container import build_service, close_service

@@ -22,8 +22,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
+from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.hashing import encode_fields, genesis, link
 from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN, verify_store
 from nervenbahn.config import Settings, load_settings

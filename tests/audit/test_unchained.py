@@ -17,8 +17,9 @@ import pytest
 from psycopg import sql
 
 from domain.application.cases import CaseService
-from nervenbahn.audit.chain import UnchainedEventsError, open_audit_database
+from nervenbahn.audit.chain_existing import UnchainedEventsError
 from nervenbahn.audit.checkpoints import SigningKey, export_checkpoints, write_checkpoint
+from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN
 from nervenbahn.config import Settings, load_settings
 from nervenbahn.container import build_payment_service, build_service, close_service

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from nervenbahn.audit import verify
-from nervenbahn.audit.chain import open_audit_database
 from nervenbahn.audit.checkpoints import SigningKey
+from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.hashing import ChainVerification
 from nervenbahn.config import Settings, load_settings
 from tests.audit.test_tamper import build_store

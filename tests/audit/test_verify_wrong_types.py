@@ -29,8 +29,8 @@ import pytest
 from domain.application.payments import PaymentService
 from domain.commands import Actor
 from domain.payments import RUN_BOOK_ID, RecordPayoutAccount, RunPayments
-from nervenbahn.api.access_log import AccessEntry
-from nervenbahn.api.access_log_sqlite import SQLiteAccessLog
+from nervenbahn.audit.access_log import AccessEntry
+from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.config import Settings, load_settings
 from nervenbahn.container import build_service, close_service
 from tests.audit.cli import cli_for

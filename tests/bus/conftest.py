@@ -12,15 +12,17 @@ from uuid import UUID
 import pytest
 
 from bus.registry_sql import SQLiteSchemaRegistry
-from domain import commands as c
+from domain import commands
 from domain.personal_data import PersonalDataVault
 from tests.domain.case_desk import OLTEN, Desk, build_desk, person_input
 
 # --- schemas/registry fixtures ---
 
-RECORDING_ACTOR = c.Actor(user_id="admin-so", role="administrator", organisation="so-canton")
+RECORDING_ACTOR = commands.Actor(user_id="admin-so", role="administrator", organisation="so-canton")
 """An administrator: may act on a case before and after its handover to another region."""
-REGISTER_ACTOR = c.Actor(user_id="population-register", role="system", organisation="so-canton")
+REGISTER_ACTOR = commands.Actor(
+    user_id="population-register", role="system", organisation="so-canton"
+)
 """The population-register connector: the only kind of actor that makes proposals."""
 
 

@@ -11,8 +11,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from pydantic import ValidationError
 
 from bus.kafka_errors import KafkaConfigError
-from bus.kafka_settings import PROFILE_DEFAULTS, KafkaSettings, load_kafka_settings
+from bus.kafka_settings import PROFILE_DEFAULTS, KafkaSettings
 from bus.topics import TopicSpec, ensure_topics, topic_name
+from nervenbahn.config import load_kafka_settings
 from tests.bus.waiting import wait_until
 
 EMBEDDED = dict(PROFILE_DEFAULTS["embedded"])

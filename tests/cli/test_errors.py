@@ -4,6 +4,7 @@ stdout before logging was configured)."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -27,9 +28,11 @@ APPLICANT = {"given_name": "Zora", "family_name": "Quellmatt", "ahvn13": "756.92
 def nervenbahn(
     tmp_path: Path, *args: str, log_format: str = "json"
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m nervenbahn ARGS` in tmp_path with a store and HOME of its own."""
+    """Run `python -m nervenbahn ARGS` in tmp_path with a store and HOME of its own (and a
+    configured master key: a child process has no `nervenbahn init` fixture)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("NERVENBAHN_")}
     env |= {"HOME": str(tmp_path), "NERVENBAHN_STORE": f"sqlite:///{tmp_path / 'store.db'}",
+            "NERVENBAHN_MASTER_KEY": base64.b64encode(bytes(range(32))).decode(),
             "NERVENBAHN_ACTOR": "cw-olten-01:caseworker:so-olten",
             "NERVENBAHN_LOG_FORMAT": log_format}
     return subprocess.run([sys.executable, "-m", "nervenbahn", *args], cwd=tmp_path, env=env,

@@ -13,6 +13,9 @@ import pytest
 from bus.consumer import Received, Rejected
 from bus.effects import SQLiteEffectStore
 from connectors.bfs_statistics import FIELDS, SOURCES, BfsStatisticsSink
+from connectors.host import ConnectorHost, ConnectorSpec
+from nervenbahn.config import load_settings
+from nervenbahn.container import private_files
 from projections.reporting_facts import CaseFact
 from tests.connectors import bfs_fixture as fx
 
@@ -220,3 +223,21 @@ def test_fields_md_documents_every_column_and_its_source() -> None:
     assert documented == [f.name for f in FIELDS]
     assert all(url in text for url in (s.split(": ")[-1] for s in SOURCES.values()
                                        if "http" in s))
+
+
+def test_without_the_option_the_partitions_are_those_of_the_bus_topics(
+    tmp_path: Path, connector_service: Any
+) -> None:
+    settings = load_settings({"NERVENBAHN_STORE": f"sqlite:///{tmp_path / 's.db'}",
+                              "NERVENBAHN_KAFKA_PARTITIONS": "8"})
+    spec = ConnectorSpec("bfs", "sink", "connectors.bfs_statistics:BfsStatisticsSink",
+                         {"outbox": str(tmp_path / "outbox")}, base=tmp_path)
+    host = ConnectorHost({"bfs": spec}, connector_service, tmp_path / "connectors",
+                         files=private_files(), partitions=settings.kafka.partitions)
+    try:
+        sink = host.connector("bfs")
+    finally:
+        host.close()
+
+    assert isinstance(sink, BfsStatisticsSink) and sink.partitions == 8
+    assert BfsStatisticsSink("bfs", {}).partitions == 4  # unbound: the bus's default

@@ -9,14 +9,14 @@ import pytest
 
 from connectors.population_register import PersonIndex
 from connectors.population_register.matcher import LOCAL_ID_CATEGORY
-from domain import commands as c
+from domain import commands
 from tests.domain.case_desk import Desk, build_desk, person_input
 
 
 @pytest.fixture
 def desk() -> Iterator[Desk]:
     """An in-memory case service with a caseworker of so-solothurn."""
-    built = build_desk(c.Actor("anna.keller", "caseworker", "so-solothurn"))
+    built = build_desk(commands.Actor("anna.keller", "caseworker", "so-solothurn"))
     yield built
     built.service.close()
 

@@ -31,7 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from uuid import UUID, uuid4
 
-from domain import commands as c
+from domain import commands
 from domain.application.cases import CaseService
 from domain.case import SWISS_TIME
 from nervenbahn.config import load_settings
@@ -50,7 +50,7 @@ __all__ = [
     "record_story_in_sqlite",
 ]
 
-ACTOR = c.Actor("anna.keller", "caseworker", "so-solothurn")
+ACTOR = commands.Actor("anna.keller", "caseworker", "so-solothurn")
 START = datetime(2026, 1, 5, 9, 0, tzinfo=SWISS_TIME)
 MONTHS = [date(2026, month, 1) for month in range(1, 7)]
 
@@ -85,13 +85,13 @@ EXPECTED: dict[str, list[Decimal]] = {
 """Amount owed per month January–June 2026, as known at each time."""
 
 
-def _command(name: str, **data: object) -> c.Command:
+def _command(name: str, **data: object) -> commands.Command:
     payload = {
         "actor": {"user_id": ACTOR.user_id, "role": ACTOR.role, "organisation": ACTOR.organisation},
         "correlation_id": str(uuid4()),
         **data,
     }
-    return c.parse_command(name, payload)
+    return commands.parse_command(name, payload)
 
 
 def _at(clock: FakeClock, day: date) -> None:

@@ -20,7 +20,7 @@ import pytest
 from stdnum import ean
 
 import domain.reference
-from domain import commands as c
+from domain import commands
 from domain.application.cases import CaseService, CommandResult
 from domain.case import SWISS_TIME, Case, Recording
 from domain.errors import CaseNotFoundError, DomainError, ReferenceDataError, RuleViolationError
@@ -42,8 +42,8 @@ GRENCHEN = 2546  # so-oberer-leberberg
 OLTEN = 2581  # so-olten
 
 # Caseworkers of other regions than the default actor's (so-solothurn).
-OBERER_LEBERBERG = c.Actor("lea.roth", "caseworker", "so-oberer-leberberg")
-OLTEN_CASEWORKER = c.Actor("marc.huber", "caseworker", "so-olten")
+OBERER_LEBERBERG = commands.Actor("lea.roth", "caseworker", "so-oberer-leberberg")
+OLTEN_CASEWORKER = commands.Actor("marc.huber", "caseworker", "so-olten")
 
 SKOS_FILE = Path(domain.reference.__file__).parent / "data" / "skos_basic_needs.json"
 REGIONS_FILE = Path(domain.reference.__file__).parent / "data" / "so_social_regions.json"
@@ -51,23 +51,23 @@ REGIONS_FILE = Path(domain.reference.__file__).parent / "data" / "so_social_regi
 OMIT = object()
 """Pass as a field value to leave the field out of a payload."""
 
-CASE_METHODS: dict[type[c.CaseCommand], tuple[str, bool]] = {
-    c.CompleteAssessment: ("complete_assessment", False),
-    c.GrantSupport: ("grant_support", True),
-    c.RefuseSupport: ("refuse_support", False),
-    c.AgreeGoal: ("agree_goal", False),
-    c.RecordGoalOutcome: ("record_goal_outcome", False),
-    c.StartMeasure: ("start_measure", False),
-    c.CompleteMeasure: ("complete_measure", False),
-    c.BreakOffMeasure: ("break_off_measure", False),
-    c.ChangeBudget: ("change_budget", True),
-    c.CompleteReview: ("complete_review", False),
-    c.HandOverCase: ("hand_over", True),
-    c.CloseCase: ("close", False),
-    c.ReopenCase: ("reopen", False),
-    c.ProposeHandover: ("propose_handover", True),
-    c.ProposeClosure: ("propose_closure", False),
-    c.DismissProposal: ("dismiss_proposal", False),
+CASE_METHODS: dict[type[commands.CaseCommand], tuple[str, bool]] = {
+    commands.CompleteAssessment: ("complete_assessment", False),
+    commands.GrantSupport: ("grant_support", True),
+    commands.RefuseSupport: ("refuse_support", False),
+    commands.AgreeGoal: ("agree_goal", False),
+    commands.RecordGoalOutcome: ("record_goal_outcome", False),
+    commands.StartMeasure: ("start_measure", False),
+    commands.CompleteMeasure: ("complete_measure", False),
+    commands.BreakOffMeasure: ("break_off_measure", False),
+    commands.ChangeBudget: ("change_budget", True),
+    commands.CompleteReview: ("complete_review", False),
+    commands.HandOverCase: ("hand_over", True),
+    commands.CloseCase: ("close", False),
+    commands.ReopenCase: ("reopen", False),
+    commands.ProposeHandover: ("propose_handover", True),
+    commands.ProposeClosure: ("propose_closure", False),
+    commands.DismissProposal: ("dismiss_proposal", False),
 }
 """Each case command's `Case` method and whether it takes the reference data."""
 
@@ -133,7 +133,7 @@ def _merge(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 class CommandFactory:
     """Builds well-formed command payloads and commands for one actor; overrides win."""
 
-    def __init__(self, actor: c.Actor, today: Callable[[], date]) -> None:
+    def __init__(self, actor: commands.Actor, today: Callable[[], date]) -> None:
         self.actor = actor
         self._today = today
         self._correlations = itertools.count(1)
@@ -149,13 +149,13 @@ class CommandFactory:
         data |= default_fields(name, self._today())
         return _merge(data, {k: _jsonish(v) for k, v in fields.items()})
 
-    def __call__(self, name: str, **fields: Any) -> c.Command:
+    def __call__(self, name: str, **fields: Any) -> commands.Command:
         """The validated command `name`."""
-        return c.parse_command(name, self.payload(name, **fields))
+        return commands.parse_command(name, self.payload(name, **fields))
 
 
 def _jsonish(value: Any) -> Any:
-    if isinstance(value, c.Actor):
+    if isinstance(value, commands.Actor):
         return asdict(value)
     if isinstance(value, UUID):
         return str(value)
@@ -233,7 +233,7 @@ class Desk:
 
     def refused(
         self,
-        command: c.Command,
+        command: commands.Command,
         error: type[DomainError] = RuleViolationError,
         *,
         rule: str | None = None,
@@ -260,11 +260,11 @@ class Desk:
             assert text in str(info.value)
         return info.value
 
-    def hidden(self, command: c.Command) -> None:
+    def hidden(self, command: commands.Command) -> None:
         """Check that `command`, by an actor who may not act on the case, is answered exactly
         like a command on a case that does not exist, records nothing, and that the aggregate
         itself still refuses it (rule actor-responsible: defence in depth)."""
-        assert isinstance(command, c.CaseCommand)
+        assert isinstance(command, commands.CaseCommand)
         before = self.store_state(command.case_id)
         case = self.case(command.case_id)
         with pytest.raises(RuleViolationError, match=r"\[rule: actor-responsible\]"):
@@ -280,13 +280,13 @@ class Desk:
             unknown.value)
 
     def _refused_by_aggregate(
-        self, command: c.Command, error: type[DomainError], *, known: bool
+        self, command: commands.Command, error: type[DomainError], *, known: bool
     ) -> None:
-        if isinstance(command, c.OpenCase):
+        if isinstance(command, commands.OpenCase):
             with pytest.raises(error):
                 Case.open(command, Recording(self.clock()), self.reference)
             return
-        assert isinstance(command, c.CaseCommand)
+        assert isinstance(command, commands.CaseCommand)
         if not known:
             return
         case = self.case(command.case_id)
@@ -305,7 +305,9 @@ def move_to(desk: Desk, day: date) -> None:
     desk.clock.advance(seconds=(on - desk.clock()).total_seconds())
 
 
-def apply_command(case: Case, command: c.CaseCommand, rec: Recording, ref: ReferenceData) -> None:
+def apply_command(
+    case: Case, command: commands.CaseCommand, rec: Recording, ref: ReferenceData
+) -> None:
     """Call the `Case` method that handles `command`, as the service does."""
     method_name, needs_reference = CASE_METHODS[type(command)]
     method = getattr(case, method_name)
@@ -315,7 +317,7 @@ def apply_command(case: Case, command: c.CaseCommand, rec: Recording, ref: Refer
         method(command, rec)
 
 
-def build_desk(actor: c.Actor, start: datetime = START) -> Desk:
+def build_desk(actor: commands.Actor, start: datetime = START) -> Desk:
     """A fresh desk: its own clock, key store and in-memory event store."""
     clock = FakeClock(start)
     keystore = InMemoryKeyStore()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from domain import commands as c
+from domain import commands
 from domain.application.cases import CaseService
 from domain.reference import ReferenceData, load_reference_data
 
@@ -19,13 +19,13 @@ from .fakes import FakeClock, InMemoryKeyStore
 
 
 @pytest.fixture
-def actor() -> c.Actor:
+def actor() -> commands.Actor:
     """A caseworker of the social region of Solothurn (the city)."""
-    return c.Actor(user_id="anna.keller", role="caseworker", organisation="so-solothurn")
+    return commands.Actor(user_id="anna.keller", role="caseworker", organisation="so-solothurn")
 
 
 @pytest.fixture
-def desk(actor: c.Actor) -> Iterator[Desk]:
+def desk(actor: commands.Actor) -> Iterator[Desk]:
     """A fresh in-memory case service at the fake start time."""
     built = build_desk(actor)
     yield built
@@ -63,7 +63,7 @@ def reference() -> ReferenceData:
 
 
 @pytest.fixture
-def new_desk(actor: c.Actor) -> Iterator[Callable[[], Desk]]:
+def new_desk(actor: commands.Actor) -> Iterator[Callable[[], Desk]]:
     """A factory of fresh desks, for property tests that need one per example."""
     built: list[Desk] = []
 

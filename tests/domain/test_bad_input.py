@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from domain import commands as c
+from domain import commands
 from domain.errors import InvalidCommandError
 
 from .case_desk import OMIT, CommandFactory, person_input
@@ -269,8 +269,9 @@ PER_COMMAND: dict[str, list[Row]] = {
 
 def _table() -> list[Any]:
     rows: list[Any] = []
-    for name, command_class in c.COMMANDS.items():
-        shared = EVERY_COMMAND + (CASE_COMMAND if issubclass(command_class, c.CaseCommand) else [])
+    for name, command_class in commands.COMMANDS.items():
+        is_case_command = issubclass(command_class, commands.CaseCommand)
+        shared = EVERY_COMMAND + (CASE_COMMAND if is_case_command else [])
         for row in [*shared, *PER_COMMAND[name]]:
             # A row is a plain tuple, or a pytest.param (itself a tuple) carrying marks.
             values, marks = (row.values, row.marks) if hasattr(row, "marks") else (row, ())
@@ -291,7 +292,7 @@ def test_invalid_input_is_rejected_naming_the_field(
     payload = make_command.payload(name, **overrides)
 
     with pytest.raises(InvalidCommandError) as info:
-        c.parse_command(name, payload)
+        commands.parse_command(name, payload)
 
     error = info.value
     assert error.command == name
@@ -308,38 +309,38 @@ def test_building_a_command_directly_rejects_the_same_input(
     payload = make_command.payload(name, **overrides)
 
     with pytest.raises(InvalidCommandError) as info:
-        c.COMMANDS[name](**payload)
+        commands.COMMANDS[name](**payload)
 
     assert field in str(info.value)
 
 
 def test_every_command_has_a_table_of_invalid_inputs() -> None:
-    assert set(PER_COMMAND) == set(c.COMMANDS)
+    assert set(PER_COMMAND) == set(commands.COMMANDS)
     assert all(len(rows) >= 2 for rows in PER_COMMAND.values())
 
 
-@pytest.mark.parametrize("name", sorted(c.COMMANDS))
+@pytest.mark.parametrize("name", sorted(commands.COMMANDS))
 def test_the_well_formed_payload_of_every_command_is_accepted(
     make_command: CommandFactory, name: str
 ) -> None:
-    command = c.parse_command(name, make_command.payload(name))
-    assert isinstance(command, c.COMMANDS[name])
+    command = commands.parse_command(name, make_command.payload(name))
+    assert isinstance(command, commands.COMMANDS[name])
     assert command.name == name
 
 
 def test_unknown_command_name_is_rejected_listing_the_known_ones() -> None:
     with pytest.raises(InvalidCommandError) as info:
-        c.parse_command("delete_case", {})
+        commands.parse_command("delete_case", {})
 
     assert info.value.problems[0][0] == "command"
-    assert all(name in str(info.value) for name in c.COMMANDS)
+    assert all(name in str(info.value) for name in commands.COMMANDS)
 
 
 def test_every_problem_of_a_command_is_reported(make_command: CommandFactory) -> None:
     payload = make_command.payload("grant_support", housing=1.5, income="-1", support_from=OMIT)
 
     with pytest.raises(InvalidCommandError) as info:
-        c.parse_command("grant_support", payload)
+        commands.parse_command("grant_support", payload)
 
     assert {field for field, _ in info.value.problems} == {"housing", "income", "support_from"}
 
@@ -354,7 +355,7 @@ def test_money_input_is_kept_as_decimal(
 ) -> None:
     command = make_command("change_budget", housing=given)
 
-    assert isinstance(command, c.ChangeBudget)
+    assert isinstance(command, commands.ChangeBudget)
     assert isinstance(command.housing, Decimal)
     assert command.housing == kept
 
@@ -363,14 +364,14 @@ def test_money_input_is_kept_as_decimal(
 def test_ahvn13_is_kept_in_its_printed_form(make_command: CommandFactory, written: str) -> None:
     command = make_command("open_case", applicant=person_input(1, ahvn13=written))
 
-    assert isinstance(command, c.OpenCase)
+    assert isinstance(command, commands.OpenCase)
     assert command.applicant.ahvn13 == "756.1234.5678.97"
 
 
 def test_text_input_is_stripped(make_command: CommandFactory) -> None:
     command = make_command("agree_goal", title="  Find a job  ")
 
-    assert isinstance(command, c.AgreeGoal)
+    assert isinstance(command, commands.AgreeGoal)
     assert command.title == "Find a job"
 
 
@@ -384,13 +385,13 @@ def test_visible_names_of_any_script_are_accepted_in_nfc(
     command = make_command(
         "open_case", applicant=person_input(1, given_name=name, family_name=name))
 
-    assert isinstance(command, c.OpenCase)
+    assert isinstance(command, commands.OpenCase)
     assert command.applicant.given_name == unicodedata.normalize("NFC", name)
 
 
 def test_commands_cannot_be_changed_after_validation(make_command: CommandFactory) -> None:
     command = make_command("close_case")
-    assert isinstance(command, c.CloseCase)
+    assert isinstance(command, commands.CloseCase)
 
     with pytest.raises(ValueError, match="frozen"):
         command.reason = "death"
@@ -401,8 +402,8 @@ def test_commands_cannot_be_changed_after_validation(make_command: CommandFactor
 def test_names_as_printed_are_accepted_in_composed_form(
     make_command: CommandFactory, name: str
 ) -> None:
-    command = c.parse_command(
+    command = commands.parse_command(
         "open_case", make_command.payload("open_case", applicant=person_input(1, given_name=name)))
 
-    assert isinstance(command, c.OpenCase)
+    assert isinstance(command, commands.OpenCase)
     assert command.applicant.given_name == unicodedata.normalize("NFC", name)

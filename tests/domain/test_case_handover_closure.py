@@ -14,7 +14,7 @@ from uuid import UUID
 
 import pytest
 
-from domain import commands as c
+from domain import commands
 from domain.case import Recording
 from domain.errors import (
     CaseNotFoundError,
@@ -86,7 +86,7 @@ def test_after_handover_only_the_new_region_may_act(desk: Desk) -> None:
 # --- closure and reopening -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("reason", get_args(c.ClosureReason))
+@pytest.mark.parametrize("reason", get_args(commands.ClosureReason))
 def test_closure_records_its_reason_and_ends_support(desk: Desk, reason: str) -> None:
     case_id = desk.supported(support_from="2025-11-01")
     desk.clock.advance(days=10)
@@ -98,7 +98,7 @@ def test_closure_records_its_reason_and_ends_support(desk: Desk, reason: str) ->
     assert case.support_periods[-1].until == TODAY + timedelta(days=10)
 
 
-@pytest.mark.parametrize("name", sorted(set(c.COMMANDS) - {"open_case", "reopen_case"}))
+@pytest.mark.parametrize("name", sorted(set(commands.COMMANDS) - {"open_case", "reopen_case"}))
 def test_closed_case_accepts_only_reopening(desk: Desk, name: str) -> None:
     case_id = desk.supported()
     desk.run("close_case", case_id=case_id)
@@ -106,7 +106,7 @@ def test_closed_case_accepts_only_reopening(desk: Desk, name: str) -> None:
     desk.refused(desk.commands(name, case_id=case_id), rule="closed-case-only-reopens")
 
 
-@pytest.mark.parametrize("reason", get_args(c.ReopenReason))
+@pytest.mark.parametrize("reason", get_args(commands.ReopenReason))
 def test_reopening_starts_again_with_an_assessment(desk: Desk, reason: str) -> None:
     case_id = desk.supported()
     desk.run("close_case", case_id=case_id)
@@ -158,10 +158,10 @@ def test_support_after_reopening_does_not_overlap_the_earlier_period(desk: Desk)
     "name", ["complete_assessment", "grant_support", "close_case", "hand_over_case"]
 )
 def test_staff_of_another_region_are_answered_as_if_the_case_did_not_exist(
-    desk: Desk, role: c.Role, name: str
+    desk: Desk, role: commands.Role, name: str
 ) -> None:
     case_id = desk.open()
-    stranger = c.Actor("max.frei", role, "so-olten")
+    stranger = commands.Actor("max.frei", role, "so-olten")
     desk.hidden(desk.commands(name, actor=stranger, case_id=case_id))
 
 
@@ -172,9 +172,9 @@ def test_caseworker_of_another_region_cannot_open_a_case_here(desk: Desk) -> Non
 
 @pytest.mark.parametrize("role", ["administrator", "system"])
 def test_administrators_and_the_system_may_act_in_any_region(
-    desk: Desk, role: c.Role
+    desk: Desk, role: commands.Role
 ) -> None:
-    anyone = c.Actor("ops", role, "canton")
+    anyone = commands.Actor("ops", role, "canton")
     case_id = desk.open(actor=anyone)
     desk.run("complete_assessment", actor=anyone, case_id=case_id)
 
@@ -241,7 +241,7 @@ def test_state_from_a_snapshot_equals_state_from_the_events(desk: Desk) -> None:
 def test_unknown_fields_stay_out_even_when_optional_ones_are_omitted(desk: Desk) -> None:
     payload = desk.commands.payload("complete_assessment", assessment_date=OMIT, note="x")
     with pytest.raises(InvalidCommandError) as info:
-        c.parse_command("complete_assessment", payload)
+        commands.parse_command("complete_assessment", payload)
     assert [field for field, _ in info.value.problems] == ["note"]
 
 

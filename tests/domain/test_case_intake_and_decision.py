@@ -17,7 +17,7 @@ from uuid import UUID
 
 import pytest
 
-from domain import commands as c
+from domain import commands
 from domain.case import SWISS_TIME
 from domain.errors import InvalidCommandError, ReferenceDataError
 
@@ -44,11 +44,11 @@ def _two_places(amount: Any) -> bool:
 
 
 def test_whole_process_records_each_step_with_its_actor_and_correlation_id(desk: Desk) -> None:
-    supervisor = c.Actor("beat.meier", "supervisor", "so-solothurn")
-    system = c.Actor("scheduler", "system", "nervenbahn")
-    issued: list[tuple[c.Actor, UUID]] = []
+    supervisor = commands.Actor("beat.meier", "supervisor", "so-solothurn")
+    system = commands.Actor("scheduler", "system", "nervenbahn")
+    issued: list[tuple[commands.Actor, UUID]] = []
 
-    def run(name: str, actor: c.Actor = desk.commands.actor, **fields: Any) -> None:
+    def run(name: str, actor: commands.Actor = desk.commands.actor, **fields: Any) -> None:
         command = desk.commands(name, actor=actor, **fields)
         desk.service.execute(command)
         issued.append((command.actor, command.correlation_id))
@@ -150,7 +150,7 @@ def test_recorded_time_cannot_be_set_by_a_command(desk: Desk, name: str, field: 
     payload = desk.commands.payload(name, **{field: "2020-01-01T00:00:00+00:00"})
 
     with pytest.raises(InvalidCommandError) as info:
-        c.parse_command(name, payload)
+        commands.parse_command(name, payload)
 
     assert (field, "Extra inputs are not permitted") in info.value.problems
     assert field in str(info.value)

@@ -10,12 +10,12 @@ from datetime import timedelta
 
 import pytest
 
-from domain import commands as c
+from domain import commands
 from domain.events import ClosureProposed, HandoverProposed, ProposalDismissed
 
 from .case_desk import BETTLACH, GRENCHEN, OBERER_LEBERBERG, OLTEN, TODAY, Desk, replay
 
-REGISTER = c.Actor("population-register", "system", "so-canton")
+REGISTER = commands.Actor("population-register", "system", "so-canton")
 
 
 def _propose_handover(desk: Desk, case_id: object, ref: str = "m-1/0", **fields: object) -> None:
@@ -105,7 +105,7 @@ def test_dismissed_proposal_leaves_the_work_list(desk: Desk) -> None:
 
 
 def test_handover_resolves_handover_proposals_and_closure_resolves_all(desk: Desk) -> None:
-    admin = c.Actor("admin", "administrator", "so-canton")
+    admin = commands.Actor("admin", "administrator", "so-canton")
     case_id = desk.supported()
     _propose_handover(desk, case_id, ref="m-1/0")
     desk.run("propose_closure", case_id=case_id, actor=REGISTER, external_reference="m-1/1")

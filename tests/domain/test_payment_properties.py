@@ -16,7 +16,7 @@ from uuid import UUID
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from domain import commands as c
+from domain import commands
 from domain.application.payments import PaymentService
 from domain.entitlement import month_entitlement, month_of, months_between
 from domain.errors import DomainError
@@ -25,8 +25,8 @@ from domain.payments import RecordPayoutAccount, RunPayments
 
 from .case_desk import POPO_ENV, Desk, build_desk, move_to
 
-ADMIN = c.Actor("pay.office", "administrator", "so-canton")
-CASEWORKER = c.Actor("anna.keller", "caseworker", "so-solothurn")
+ADMIN = commands.Actor("pay.office", "administrator", "so-canton")
+CASEWORKER = commands.Actor("anna.keller", "caseworker", "so-solothurn")
 IBAN = "CH9300762011623852957"
 
 PROPERTY_SETTINGS = settings(

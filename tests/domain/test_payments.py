@@ -11,12 +11,14 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from typing import get_args
 from uuid import UUID
 
 import pytest
 
-from domain import commands as c
+from domain import commands
 from domain.application.payments import PaymentService, RunSummary
+from domain.case import acts_canton_wide, may_act_on
 from domain.errors import CaseNotFoundError, InvalidCommandError, RuleViolationError
 from domain.payments import (
     PaymentOrdered,
@@ -30,7 +32,7 @@ from domain.payments import (
 
 from .case_desk import POPO_ENV, TODAY, Desk, expected_basic_needs, move_to
 
-ADMIN = c.Actor("pay.office", "administrator", "so-canton")
+ADMIN = commands.Actor("pay.office", "administrator", "so-canton")
 IBAN = "CH93 0076 2011 6238 5295 7"  # the SIX example IBAN, valid check digits
 QR_IBAN = "CH44 3199 9123 0008 8901 2"  # the SIX example QR-IBAN (QR-IID 31999)
 FULL_BUDGET = Decimal("1200.00") + Decimal("350.00")  # housing + health insurance of the desk
@@ -264,7 +266,7 @@ def test_a_holder_with_control_or_invisible_characters_is_refused(
 
 
 def test_runs_for_a_future_month_or_by_a_caseworker_are_refused(
-    desk: Desk, payments: PaymentService, actor: c.Actor
+    desk: Desk, payments: PaymentService, actor: commands.Actor
 ) -> None:
     desk.supported()
     with pytest.raises(RuleViolationError, match="month: 2025-12 lies after the current month"):
@@ -277,11 +279,31 @@ def test_runs_for_a_future_month_or_by_a_caseworker_are_refused(
     assert payments.recorder.max_notification_id() in (None, 0)
 
 
+@pytest.mark.parametrize("role", get_args(commands.Role))
+def test_a_payment_run_is_started_by_exactly_the_roles_that_act_on_every_region(
+    desk: Desk, payments: PaymentService, role: commands.Role
+) -> None:
+    # One rule (`domain.case.acts_canton_wide`) for both: acting on another region's case
+    # and starting a payment run, which pays the cases of all regions.
+    desk.supported()
+    actor = commands.Actor("someone", role, "so-olten")
+    canton_wide = may_act_on(actor, "so-solothurn")
+    assert canton_wide == acts_canton_wide(actor)
+    command = RunPayments(actor=actor, correlation_id=uuid.uuid4(), month="2025-11")
+    if canton_wide:
+        assert payments.run(command).cases_checked == 1  # held: the case has no account
+    else:
+        with pytest.raises(RuleViolationError) as info:
+            payments.run(command)
+        assert info.value.rule == "payment-run-by-administrator"
+        assert payments.recorder.max_notification_id() in (None, 0)
+
+
 def test_a_caseworker_of_another_region_gets_the_answer_of_a_missing_case_for_an_account(
     desk: Desk, payments: PaymentService
 ) -> None:
     case_id = desk.supported()
-    stranger = c.Actor("marc.huber", "caseworker", "so-olten")
+    stranger = commands.Actor("marc.huber", "caseworker", "so-olten")
     answers = []
     for target in (case_id, uuid.uuid4()):
         with pytest.raises(CaseNotFoundError) as info:

@@ -27,7 +27,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from domain import commands as c
+from domain import commands
 from domain.case import Case
 from domain.errors import (
     CaseNotFoundError,
@@ -110,7 +110,7 @@ class CaseProcessMachine(RuleBasedStateMachine):
         size = data.draw(st.integers(min_value=1, max_value=7), label="household_size")
         members = data.draw(st.integers(min_value=0, max_value=min(2, size - 1)))
         back = data.draw(st.integers(min_value=0, max_value=300), label="days back")
-        actor = c.Actor("intake", "caseworker", REFERENCE.municipality(bfs).region_id)
+        actor = commands.Actor("intake", "caseworker", REFERENCE.municipality(bfs).region_id)
         result = self.desk.run(
             "open_case", actor=actor, municipality_bfs=bfs, household_size=size,
             other_members=[person_input(n) for n in range(2, members + 2)],
@@ -146,20 +146,20 @@ class CaseProcessMachine(RuleBasedStateMachine):
         today, opened = self.desk.today, self._case().opened_on
         draw = data.draw
         if name == "complete_assessment":
-            return {"needs": draw(st.lists(st.sampled_from(get_args(c.Need)), min_size=1,
+            return {"needs": draw(st.lists(st.sampled_from(get_args(commands.Need)), min_size=1,
                                            unique=True)),
-                    "employability": draw(st.sampled_from(get_args(c.Employability)))}
+                    "employability": draw(st.sampled_from(get_args(commands.Employability)))}
         if name == "grant_support":
             starts = [opened.replace(day=1), opened, today.replace(day=1), today,
                       today + timedelta(days=40), opened - timedelta(days=40)]
             return {"support_from": draw(st.sampled_from(starts)), "housing": draw(money),
                     "health_insurance": draw(money), "income": draw(income)}
         if name == "refuse_support":
-            return {"reasons": draw(st.lists(st.sampled_from(get_args(c.RefusalReason)),
+            return {"reasons": draw(st.lists(st.sampled_from(get_args(commands.RefusalReason)),
                                              min_size=1))}
         if name == "agree_goal":
             return {"goal_id": self._new_or_known(data, self.goal_ids),
-                    "category": draw(st.sampled_from(get_args(c.GoalCategory))),
+                    "category": draw(st.sampled_from(get_args(commands.GoalCategory))),
                     "due_date": today + timedelta(days=draw(st.integers(-3, 400)))}
         if name == "record_goal_outcome":
             return {"goal_id": self._known_or_new(data, self.goal_ids),
@@ -167,31 +167,31 @@ class CaseProcessMachine(RuleBasedStateMachine):
                     "outcome_date": self._day(data, st.integers(-30, 1))}
         if name == "start_measure":
             return {"measure_id": self._new_or_known(data, self.measure_ids),
-                    "kind": draw(st.sampled_from(get_args(c.MeasureKind))),
+                    "kind": draw(st.sampled_from(get_args(commands.MeasureKind))),
                     "start_date": self._day(data, st.integers(-30, 100))}
         if name in ("complete_measure", "break_off_measure"):
             fields = {"measure_id": self._known_or_new(data, self.measure_ids),
                       "end_date": self._day(data, st.integers(-30, 1))}
             if name == "break_off_measure":
-                fields["reason"] = draw(st.sampled_from(get_args(c.BreakOffReason)))
+                fields["reason"] = draw(st.sampled_from(get_args(commands.BreakOffReason)))
             return fields
         if name == "change_budget":
             return {"effective_date": today + timedelta(days=draw(st.integers(-400, 100))),
-                    "reason": draw(st.sampled_from(get_args(c.BudgetChangeReason))),
+                    "reason": draw(st.sampled_from(get_args(commands.BudgetChangeReason))),
                     "housing": draw(money), "health_insurance": draw(money),
                     "income": draw(income),
                     "household_size": draw(st.one_of(st.none(), st.integers(1, 8)))}
         if name == "complete_review":
-            return {"outcome": draw(st.sampled_from(get_args(c.ReviewOutcome))),
+            return {"outcome": draw(st.sampled_from(get_args(commands.ReviewOutcome))),
                     "review_date": self._day(data, st.integers(-60, 1))}
         if name == "hand_over_case":
             return {"to_municipality_bfs": draw(st.sampled_from(MUNICIPALITIES)),
                     "effective_date": self._day(data, st.integers(-10, 100))}
         if name == "close_case":
-            return {"reason": draw(st.sampled_from(get_args(c.ClosureReason))),
+            return {"reason": draw(st.sampled_from(get_args(commands.ClosureReason))),
                     "closing_date": self._day(data, st.integers(-30, 1))}
         assert name == "reopen_case"
-        return {"reason": draw(st.sampled_from(get_args(c.ReopenReason))),
+        return {"reason": draw(st.sampled_from(get_args(commands.ReopenReason))),
                 "reopening_date": self._day(data, st.integers(-30, 1))}
 
     @rule(data=st.data())
@@ -200,7 +200,7 @@ class CaseProcessMachine(RuleBasedStateMachine):
         name = data.draw(st.sampled_from(sorted(EVENTS_OF)), label="command")
         actor = self._actor("responsible", self._case().social_region)
         payload = self.desk.commands.payload(name, case_id=self.case_id, actor=actor)
-        fields = c.COMMANDS[name].model_fields
+        fields = commands.COMMANDS[name].model_fields
         required = sorted(f for f, info in fields.items() if info.is_required())
         how = data.draw(st.sampled_from(["drop", "junk", "extra"]), label="corruption")
         if how == "drop":
@@ -211,7 +211,7 @@ class CaseProcessMachine(RuleBasedStateMachine):
             payload["recorded_at"] = "2020-01-01T00:00:00+00:00"
         before = self.desk.store_state(self.case_id)
         try:
-            command = c.parse_command(name, payload)
+            command = commands.parse_command(name, payload)
         except InvalidCommandError as error:
             roots = {where.split(".")[0] for where, _ in error.problems}
             assert roots <= {*fields, "recorded_at", "command"}
@@ -236,7 +236,7 @@ class CaseProcessMachine(RuleBasedStateMachine):
         )
         self._execute(name, command, who, stale=version == "stale")
 
-    def _execute(self, name: str, command: c.Command, who: str, *, stale: bool) -> None:
+    def _execute(self, name: str, command: commands.Command, who: str, *, stale: bool) -> None:
         before_case = self._case()
         before = self.desk.store_state(self.case_id)
         try:
@@ -275,13 +275,13 @@ class CaseProcessMachine(RuleBasedStateMachine):
         assert self.case_id is not None
         return self.desk.case(self.case_id)
 
-    def _actor(self, who: str, region: str) -> c.Actor:
+    def _actor(self, who: str, region: str) -> commands.Actor:
         if who == "administrator":
-            return c.Actor("admin", "administrator", "canton")
+            return commands.Actor("admin", "administrator", "canton")
         if who == "stranger":
             other = next(r for r in REGIONS if r != region)
-            return c.Actor("stranger", "caseworker", other)
-        return c.Actor("caseworker", "caseworker", region)
+            return commands.Actor("stranger", "caseworker", other)
+        return commands.Actor("caseworker", "caseworker", region)
 
     def _new_or_known(self, data: st.DataObject, known: list[UUID]) -> UUID:
         if known and data.draw(st.integers(0, 4)) == 0:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from domain import commands as c
+from domain import commands
 from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
 from domain.errors import RuleViolationError
@@ -20,7 +20,7 @@ from nervenbahn.config import load_settings
 from nervenbahn.container import build_payment_service, build_service, close_service
 from tests.bus.pipeline import open_supported_case
 
-ADMIN = c.Actor("pay.office", "administrator", "so-canton")
+ADMIN = commands.Actor("pay.office", "administrator", "so-canton")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -20,7 +20,7 @@ from bus.payments_codec import PaymentEventCodec, payment_event_encoder
 from bus.registry_sql import SQLiteSchemaRegistry
 from bus.schema_check import check_schemas
 from bus.topics import ensure_topics
-from domain import commands as c
+from domain import commands
 from domain.payments import PaymentOrdered, RecordPayoutAccount, RunPayments
 from nervenbahn.container import build_payment_service
 from schemas import SCHEMA_DIR
@@ -28,7 +28,7 @@ from tests.bus.pipeline import open_supported_case, pipeline
 from tests.bus.waiting import wait_until
 from tests.domain.case_desk import POPO_ENV, build_desk
 
-ADMIN = c.Actor("pay.office", "administrator", "so-canton")
+ADMIN = commands.Actor("pay.office", "administrator", "so-canton")
 IBAN = "CH9300762011623852957"
 
 
@@ -36,7 +36,7 @@ def _recorded_run_events() -> list[object]:
     """A run with a paid, a held and (after a retroactive change) a claimed-back order."""
     from domain.application.payments import PaymentService
 
-    desk = build_desk(c.Actor("anna.keller", "caseworker", "so-solothurn"))
+    desk = build_desk(commands.Actor("anna.keller", "caseworker", "so-solothurn"))
     payments = PaymentService(POPO_ENV, cases=desk.service, clock=desk.clock)
     paid, _held = desk.supported(), desk.supported()
     payments.record_account(RecordPayoutAccount(

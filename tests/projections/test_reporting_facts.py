@@ -25,7 +25,7 @@ from bus.envelope import event_id
 from bus.errors import DecodeError, EncodeError
 from bus.registry_sql import SQLiteSchemaRegistry
 from bus.schema_check import check_schemas, pending_releases, release_schemas
-from domain import commands as c
+from domain import commands
 from nervenbahn.cli.schemas import app as schemas_app
 from projections.reporting_codec import CaseFactCodec
 from projections.reporting_facts import (
@@ -40,7 +40,7 @@ from projections.reporting_facts import (
 from schemas import SCHEMA_DIR, released_versions, reporting_schema
 from tests.domain.case_desk import OLTEN, Desk, build_desk, person_input
 
-ADMIN = c.Actor("admin-so", "administrator", "so-canton")
+ADMIN = commands.Actor("admin-so", "administrator", "so-canton")
 KEY = bytes(range(32))
 TOPIC = "t.reporting.case-facts.v1"
 GOAL_TITLE = "Deutschkurs B1 bestehen"

@@ -1,4 +1,5 @@
-"""Keys of a SQLite store live outside its folder: one key folder per store under
+"""Keys of a SQLite store live outside its folder: one key folder per store (made by
+`create_keys`, the step of `nervenbahn init`) under
 NERVENBAHN_KEY_DIR (default `$XDG_CONFIG_HOME/nervenbahn/keys`, `~/.config/nervenbahn/keys`);
 an old installation's key files beside the database keep working, with a warning."""
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from nervenbahn.config import ConfigError, load_settings, store_key_folder
+from nervenbahn.config import ConfigError, create_keys, load_settings, store_key_folder
 
 KINDS = {"master": ".key", "signing": ".signing-key", "reporting": ".reporting-key"}
 
@@ -56,6 +57,7 @@ def test_the_default_key_dir_is_in_the_users_configuration_folder(tmp_path: Path
 
     assert xdg.key_dir == tmp_path / "xdg" / "nervenbahn" / "keys"
     assert home.key_dir == tmp_path / "home" / ".config" / "nervenbahn" / "keys"
+    create_keys(xdg), create_keys(home)
     assert list(xdg.key_dir.rglob("master.key")) and list(home.key_dir.rglob("master.key"))
 
 
@@ -111,7 +113,8 @@ def test_a_store_that_cannot_be_opened_gets_no_key_folder(
     keys = tmp_path / "keys"
 
     with pytest.raises(ConfigError) as refused:
-        load_settings({"NERVENBAHN_STORE": f"sqlite:///{path}", "NERVENBAHN_KEY_DIR": str(keys)})
+        create_keys(load_settings({"NERVENBAHN_STORE": f"sqlite:///{path}",
+                                   "NERVENBAHN_KEY_DIR": str(keys)}))
 
     assert str(refused.value).startswith(f"cannot open the store SQLite {path} (NERVENBAHN_STORE)")
     assert reason in str(refused.value) and "no key was created" in str(refused.value)
@@ -124,7 +127,7 @@ def test_an_empty_file_is_a_new_store_and_gets_its_keys(tmp_path: Path) -> None:
     env = {"NERVENBAHN_STORE": f"sqlite:///{tmp_path / 'cases.db'}",
            "NERVENBAHN_KEY_DIR": str(tmp_path / "keys")}
 
-    load_settings(env)
+    create_keys(load_settings(env))
 
     assert list((tmp_path / "keys").rglob("master.key"))
 
@@ -139,6 +142,6 @@ def test_a_key_dir_that_cannot_be_made_is_a_configuration_error_naming_it(
 
     refused = r"^NERVENBAHN_KEY_DIR: cannot make or read the master key in .+: (No such|Not a)"
     with pytest.raises(ConfigError, match=refused):
-        load_settings(env)
+        create_keys(load_settings(env))
 
     assert not (tmp_path / "data").exists()

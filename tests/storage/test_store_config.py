@@ -102,4 +102,4 @@ def test_bad_store_url_is_refused_naming_the_variable(url: str) -> None:
 
 def test_postgres_store_without_master_key_is_refused() -> None:
     with pytest.raises(ConfigError, match="NERVENBAHN_MASTER_KEY"):
-        load_settings({"NERVENBAHN_STORE": "postgresql://db.example/cases"})
+        load_settings({"NERVENBAHN_STORE": "postgresql://db.example/cases"}).master_key.get_secret_value()

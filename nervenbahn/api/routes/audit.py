@@ -15,9 +15,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
 from domain.application.bitemporal import StateAsOf, plain
-from domain.application.cases import CaseService, HistoryEntry
+from domain.application.cases import CaseService
+from domain.application.history import HistoryEntry
 from domain.case import Case
-from nervenbahn.api.access_log import case_read_entries
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Context, auditor_in_scope, endpoint
 from nervenbahn.api.keys import Consumer
@@ -27,6 +27,7 @@ from nervenbahn.api.problems import (
     ProblemError,
     invalid_parameter,
 )
+from nervenbahn.audit.access_log import case_read_entries
 from nervenbahn.bounds import MAX_INTEGER, parse_bounded_month, parse_moment
 
 __all__ = ["router"]

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from domain.personal_data import ErasedPersonalData, PersonalData
 from domain.reference import BranchOffice
-from nervenbahn.api.access_log import AccessEntry
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Authenticated, Context, endpoint, office_in_scope
 from nervenbahn.api.keys import Consumer
@@ -27,6 +26,7 @@ from nervenbahn.api.models import (
 )
 from nervenbahn.api.problems import PROBLEM_RESPONSES, not_found
 from nervenbahn.api.readmodels import read_model
+from nervenbahn.audit.access_log import AccessEntry
 from nervenbahn.bounds import MAX_OFFSET
 from projections.branch_office import OfficeCase, office_case, office_cases
 

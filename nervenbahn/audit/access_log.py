@@ -10,6 +10,9 @@ inserting or reordering an entry is found by recomputing the chain, and a trunca
 comparing with a signed checkpoint's head. Entries are kept at least one year
 (Art. 4 para. 5 DSV / OPDo); purging older ones leaves a `RetentionAnchor` from which
 verification starts.
+
+The port lives in the audit feature beside its storage (`access_log_store`); its errors are
+in `nervenbahn.audit.errors`, so that neither imports an entrypoint (API or CLI).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from domain.case import Case
-from nervenbahn.api.errors import AccessLogUnavailableError, ApiError
+from nervenbahn.audit.errors import AccessLogRetentionError
 from nervenbahn.audit.hashing import ChainHead, ChainVerification, SignedAnchor
 
 __all__ = [
@@ -28,14 +31,11 @@ __all__ = [
     "MINIMUM_RETENTION_DAYS",
     "AccessEntry",
     "AccessLog",
-    "AccessLogRetentionError",
-    "AccessLogTamperedError",
     "AccessLogVerification",
     "ChainedAccessLog",
     "LoggedAccess",
     "Rechaining",
     "RetentionAnchor",
-    "UnchainedAccessLogError",
     "case_read_entries",
     "check_retention",
 ]
@@ -45,33 +45,6 @@ ACCESS_LOG_CHAIN = "access-log"
 
 MINIMUM_RETENTION_DAYS = 365
 """Art. 4 para. 5 DSV / OPDo: logs of access to personal data are kept at least one year."""
-
-
-class AccessLogRetentionError(ApiError):
-    """A retention period shorter than the data-protection ordinance allows was asked for."""
-
-
-class AccessLogTamperedError(ApiError):
-    """The access log's chain is broken where an operation needs it intact (e.g. a purge)."""
-
-
-class UnchainedAccessLogError(AccessLogUnavailableError):
-    """The access log holds entries without a hash-chain link; it is not opened.
-
-    Either it was written by a release before the chain, or its hashes were removed (and its
-    schema version reset). Chaining them is an explicit decision: `nervenbahn audit
-    access-chain-existing --confirm`.
-    """
-
-    def __init__(self, path: str, unchained: int) -> None:
-        self.path = path
-        self.unchained = unchained
-        super().__init__(
-            f"the access log {path} has {unchained} entries without a hash-chain link (a log "
-            "from before the chain, or its hashes were removed); it is not opened. Verify "
-            "with `nervenbahn audit verify`; chain them only deliberately: `nervenbahn audit "
-            "access-chain-existing --confirm`"
-        )
 
 
 def check_retention(days: int, setting: str = "retention") -> int:

@@ -1,7 +1,7 @@
 """Read-model benchmark: rebuild throughput beside reading the same notifications raw, then
 API query latency beside a trivial endpoint on the same stack.
 
-    .venv/bin/python benchmarks/projections.py [--households N] [--clients N] [--requests M]
+    .venv/bin/python benchmarks/read_models.py [--households N] [--clients N] [--requests M]
                                                [--json] [--seed S]
 
 Seeds a SQLite store with synthetic history (the import path), then, in the same run: reads
@@ -21,11 +21,9 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import random
 import secrets
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -39,11 +37,7 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
-
-# `python benchmarks/projections.py` puts benchmarks/ first on sys.path, where this very file
-# would hide the `projections` package: take it off, and add it back last for `report`.
-if sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
-    sys.path.pop(0)
+from report import Row, add_output_arguments, emit_json, percentile, print_table
 
 from domain.application.cases import CaseService
 from domain.reference import load_reference_data
@@ -57,9 +51,6 @@ from nervenbahn.logging import configure_logging
 from nervenbahn.paths import projection_path
 from nervenbahn.synthetic import PERIOD_END, PERIOD_START, synthetic_history
 from projections import PROJECTIONS, rebuild
-
-sys.path.append(str(Path(__file__).resolve().parent))
-from report import Row, add_output_arguments, emit_json, percentile, print_table
 
 TARGET = 0.5
 BATCH = 2000

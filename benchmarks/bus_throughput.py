@@ -1,6 +1,6 @@
 """Bus benchmark: relay throughput and command → consumer-effect latency, beside raw Kafka.
 
-    .venv/bin/python benchmarks/bus.py [--events N] [--commands M] [--batch-size B]
+    .venv/bin/python benchmarks/bus_throughput.py [--events N] [--commands M] [--batch-size B]
                                        [--seed S] [--json] [--profile]
 
 Runs on an embedded Tansu broker it starts itself (or the Kafka of NERVENBAHN_KAFKA); each
@@ -23,15 +23,6 @@ See benchmarks/README.md.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# `python benchmarks/bus.py` puts benchmarks/ first on sys.path, where this very file would
-# shadow the `bus` package: take that entry out, and put it back at the end once the package
-# is imported (for case_scripts.py, raw_kafka.py and report.py next to this file).
-if sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
-    sys.path.pop(0)
-
 import argparse
 import base64
 import contextlib
@@ -39,11 +30,13 @@ import cProfile
 import io
 import json
 import math
+import os
 import pstats
 import random
 import secrets
 import shutil
 import sqlite3
+import sys
 import tempfile
 import threading
 import time
@@ -53,24 +46,23 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bus.broker import EmbeddedBroker
-from bus.consumer import Received
-from bus.effects import SQLiteEffectStore
-from bus.kafka_settings import KafkaSettings, load_kafka_settings
-from bus.relay import _headers  # the relay's own header builder, for the stage breakdown
-from bus.topics import TopicSpec, catalogue, ensure_topics, topic_name
-from domain import commands as c
-from domain.application.cases import CaseService
-from domain.reference import load_reference_data
-from nervenbahn.config import Settings, load_settings
-from nervenbahn.container import Container
-from nervenbahn.logging import configure_logging
-from nervenbahn.synthetic import synthetic_history
-
-sys.path.append(os.path.dirname(os.path.realpath(__file__)))  # last: `bus` stays the package
 from case_scripts import SWISS, case_script, interleaved
 from raw_kafka import CONSUMER_POLL_MS, Loop, RawPings, raw_produce, read_back
 from report import Row, add_output_arguments, emit_json, percentile, print_table
+
+from bus.broker import EmbeddedBroker
+from bus.consumer import Received
+from bus.effects import SQLiteEffectStore
+from bus.kafka_settings import KafkaSettings
+from bus.relay import _headers  # the relay's own header builder, for the stage breakdown
+from bus.topics import TopicSpec, catalogue, ensure_topics, topic_name
+from domain import commands
+from domain.application.cases import CaseService
+from domain.reference import load_reference_data
+from nervenbahn.config import Settings, load_kafka_settings, load_settings
+from nervenbahn.container import Container
+from nervenbahn.logging import configure_logging
+from nervenbahn.synthetic import synthetic_history
 
 DEFAULT_EVENTS = 20_000
 DEFAULT_COMMANDS = 300
@@ -287,14 +279,14 @@ class TimedEffects(SQLiteEffectStore):
         self._pending.append(key)
 
 
-def latency_commands(total: int, seed: int) -> list[c.Command]:
+def latency_commands(total: int, seed: int) -> list[commands.Command]:
     """`total` valid commands (10 per case, cases worked on at once), as the CLI parses them."""
     rng = random.Random(f"{seed}-latency")
     reference = load_reference_data()
     today = datetime.now(SWISS).date()
     scripts = [case_script(rng, reference, [today] * 10)
                for _ in range(math.ceil(total / 10))]
-    cases = [[c.parse_command(n, d) for n, d in s] for s in scripts]
+    cases = [[commands.parse_command(n, d) for n, d in s] for s in scripts]
     commands = [command for _, _, command in interleaved(cases)]
     return commands[:total]
 

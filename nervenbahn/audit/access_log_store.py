@@ -38,19 +38,21 @@ from typing import cast
 
 import structlog
 
-from nervenbahn.api.access_log import (
+from nervenbahn.audit.access_log import (
     ACCESS_LOG_CHAIN,
     AccessEntry,
-    AccessLogTamperedError,
     AccessLogVerification,
     ChainedAccessLog,
     LoggedAccess,
     Rechaining,
     RetentionAnchor,
-    UnchainedAccessLogError,
     check_retention,
 )
-from nervenbahn.api.errors import AccessLogUnavailableError
+from nervenbahn.audit.errors import (
+    AccessLogTamperedError,
+    AccessLogUnavailableError,
+    UnchainedAccessLogError,
+)
 from nervenbahn.audit.hashing import (
     MAX_BREAKS,
     ChainBreak,
@@ -62,8 +64,9 @@ from nervenbahn.audit.hashing import (
     wrong_type,
     wrong_types,
 )
+from schemas.sql import Component, Migration, migrate_sqlite
 
-__all__ = ["SCHEMA_VERSION", "SQLiteAccessLog", "entry_record"]
+__all__ = ["ACCESS_LOG", "SCHEMA_VERSION", "SQLiteAccessLog", "entry_record"]
 
 log = structlog.get_logger("nervenbahn.access_log")
 
@@ -106,6 +109,13 @@ _SCHEMA = (
     "CREATE TRIGGER IF NOT EXISTS access_log_rechained_no_delete BEFORE DELETE "
     "ON access_log_rechained " + _REFUSE.format(what="re-chainings cannot be deleted"),
 )
+ACCESS_LOG = Component(
+    "access_log",
+    [Migration(1, "the hash-chained, append-only access log", _SCHEMA, postgres=())],
+    tables=["access_log"],
+)
+"""The access log's tables (SQLite only). Its `PRAGMA user_version` predates this record and
+still marks a chained log (1) apart from an unchained one of an earlier release (0)."""
 _COLUMNS = "id, at, consumer, scope, case_id, person_id, fields, endpoint"
 _INSERT = (
     "INSERT INTO access_log (id, at, consumer, scope, case_id, person_id, fields, endpoint) "
@@ -295,8 +305,7 @@ class SQLiteAccessLog(ChainedAccessLog):
                 raise UnchainedAccessLogError(str(self.path), unchained)
             # an unchained log's delete trigger knew no purge
             self._db.execute("DROP TRIGGER IF EXISTS access_log_no_delete")
-        for statement in _SCHEMA:
-            self._db.execute(statement)
+        migrate_sqlite(self._db, ACCESS_LOG)
         if chain_existing:
             self.rechained = self._chain_unchained()
         if version < SCHEMA_VERSION:

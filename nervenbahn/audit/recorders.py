@@ -1,0 +1,221 @@
+"""Hash-chained event recorders: every stored event is linked into its chain as it is written.
+
+eventsourcing's SQLite and PostgreSQL application recorders, with one more table each (the
+chain table, `<events table>_chain`) and the list of chains (`audit_chains`); the chain row is
+written in the same transaction as its event. Both are selected through eventsourcing's
+`APPLICATION_RECORDER_TOPIC` (see `nervenbahn.config`); every chained events table is listed in
+`audit_chains`, so that verification and checkpoints cover all of them.
+
+Extension points used (eventsourcing 9.5): the tables come from the public
+`construct_create_table_statements()` (SQLite) and `sql_create_statements` (PostgreSQL); the
+opening check runs from the public `create_table()`, in a transaction of its own. Writing the
+links needs the hook inside eventsourcing's insert transaction, which only private methods
+offer: `_insert_events` (SQLite: the public `insert_events` only opens the transaction and
+calls it) and `_fetch_ids_after_insert_events` (PostgreSQL: called with the cursor while the
+events table's EXCLUSIVE lock is held, after the notification ids are known). A link written
+in a second transaction could be lost while its event stays, so these two private hooks stay.
+eventsourcing's own process recorders extend the same way (`SQLiteProcessRecorder` and
+`PostgresProcessRecorder` override `_insert_events` to add their tracking row), so the hooks
+are the library's intended seam, if not a documented one; `tests/audit/test_chain.py` pins
+their behaviour against the installed eventsourcing (9.5.6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import ProgrammingError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from psycopg import sql
+from psycopg.rows import DictRow
+
+from nervenbahn.audit.chain import (
+    CHAINS_TABLE,
+    REWRITES_TABLE,
+    chain_name,
+    chain_table_name,
+    check_identifier,
+    link_rows,
+)
+from nervenbahn.audit.chain_existing import Opening, check_opening
+from nervenbahn.audit.hashing import ChainHead, genesis
+
+__all__ = ["ChainedPostgresApplicationRecorder", "ChainedSQLiteApplicationRecorder"]
+
+# --- SQLite --------------------------------------------------------------------------------
+
+
+class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
+    """eventsourcing's SQLite application recorder, chaining each event in its transaction."""
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        check_identifier(events_table_name)
+        self.chain_table_name = chain_table_name(events_table_name)
+        self.chain = chain_name(events_table_name)
+        super().__init__(datastore, events_table_name)
+
+    def construct_create_table_statements(self) -> list[str]:
+        """The events table, its chain table and the list of chains."""
+        chain_table = chain_table_name(self.events_table_name)
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {chain_table} ("
+            "position INTEGER PRIMARY KEY, hash BLOB NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {CHAINS_TABLE} ("
+            "events_table TEXT PRIMARY KEY, chain_table TEXT NOT NULL, chain TEXT NOT NULL)",
+        ]
+
+    def create_table(self) -> None:
+        """Create the tables, then register a new events table in `audit_chains` or refuse
+        one with events the chain does not cover (`check_opening`)."""
+        super().create_table()
+        with self.datastore.transaction(commit=True) as c:
+            self._check_opening(c)
+
+    def _check_opening(self, c: SQLiteCursor) -> None:
+        # Every process opening the store comes here: it only reads, unless a table is new
+        # (never a needless write lock at start-up).
+        def query(statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+            c.execute(statement, tuple(params))
+            return [tuple(row) for row in c.fetchall()]
+
+        check_opening(Opening(query, self.events_table_name, self.chain_table_name,
+                                self.chain, "rowid", CHAINS_TABLE, REWRITES_TABLE))
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # Insert first: that takes SQLite's write lock, so the head read next is the latest.
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        assert positions is not None
+        rows = [
+            (position, s.originator_id, s.originator_version, s.topic, s.state)
+            for position, s in zip(positions, stored_events, strict=True)
+        ]
+        c.executemany(
+            f"INSERT INTO {self.chain_table_name} (position, hash) VALUES (?, ?)",  # noqa: S608
+            link_rows(self._head(c).hash, sorted(rows, key=lambda row: row[0])),
+        )
+        return positions
+
+    def head(self) -> ChainHead:
+        """The chain's last link (position 0 and the genesis hash when empty)."""
+        with self.datastore.transaction(commit=False) as c:
+            return self._head(c)
+
+    def _head(self, c: SQLiteCursor) -> ChainHead:
+        c.execute(
+            f"SELECT position, hash FROM {self.chain_table_name} ORDER BY position DESC LIMIT 1"  # noqa: S608
+        )
+        row = c.fetchone()
+        if row is None:
+            return ChainHead(0, genesis(self.chain))
+        return ChainHead(int(row[0]), bytes(row[1]))
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
+    """eventsourcing's PostgreSQL application recorder, chaining each event in its transaction.
+
+    The insert transaction holds the events table's EXCLUSIVE lock, so reading the chain's
+    head there is safe. The database-function insert path is refused: it would bypass the
+    chain.
+    """
+
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        if datastore.enable_db_functions:
+            raise ProgrammingError(
+                "POSTGRES_ENABLE_DB_FUNCTIONS: the hash-chained recorder cannot insert through "
+                "database functions (the chain would be bypassed); unset it"
+            )
+        check_identifier(events_table_name)
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.chain_table_name = chain_table_name(events_table_name)
+        self.chain = chain_name(events_table_name)
+        schema = sql.Identifier(datastore.schema)
+        chain_table = sql.Identifier(self.chain_table_name)
+        self.sql_create_statements += [
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} "
+                "(position bigint PRIMARY KEY, hash bytea NOT NULL)"
+            ).format(schema, chain_table),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} (events_table text PRIMARY KEY, "
+                "chain_table text NOT NULL, chain text NOT NULL)"
+            ).format(schema, sql.Identifier(CHAINS_TABLE)),
+        ]
+        self._select_head = sql.SQL(
+            "SELECT position, hash FROM {}.{} ORDER BY position DESC LIMIT 1"
+        ).format(schema, chain_table)
+        self._insert_link = sql.SQL("INSERT INTO {}.{} (position, hash) VALUES (%s, %s)").format(
+            schema, chain_table
+        )
+        self._select_inserted = sql.SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {}.{} WHERE notification_id = ANY(%s) ORDER BY notification_id"
+        ).format(schema, sql.Identifier(self.events_table_name))
+
+    def create_table(self) -> None:
+        """Create the tables, then register a new events table in `audit_chains` or refuse
+        one with events the chain does not cover (`check_opening`)."""
+        super().create_table()
+        with self.datastore.transaction(commit=True) as curs:
+            self._check_opening(curs)
+
+    def _check_opening(self, curs: psycopg.Cursor[DictRow]) -> None:
+        schema = self.datastore.schema
+
+        def query(statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+            # Table names are checked identifiers, quoted; values are bound.
+            curs.execute(statement.encode(), tuple(params))
+            if curs.description is None:
+                return []
+            return [tuple(row.values()) for row in curs.fetchall()]
+
+        def qualified(name: str) -> str:
+            return f'"{schema}"."{name}"'
+
+        check_opening(Opening(query, qualified(self.events_table_name),
+                                qualified(self.chain_table_name), self.chain,
+                                "notification_id", qualified(CHAINS_TABLE),
+                                qualified(REWRITES_TABLE),
+                                registered_name=self.events_table_name,
+                                lock=f"LOCK TABLE {qualified(self.events_table_name)} "
+                                     "IN EXCLUSIVE MODE", mark="%s"))
+
+    def _fetch_ids_after_insert_events(
+        self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if not ids:
+            return ids
+        # Chain what is stored, read back in position order (the table lock is still held).
+        curs.execute(self._select_inserted, (list(ids),))
+        rows = [
+            (r["notification_id"], r["originator_id"], r["originator_version"], r["topic"],
+             bytes(r["state"]))
+            for r in curs.fetchall()
+        ]
+        curs.executemany(self._insert_link, link_rows(self._head(curs).hash, rows))
+        return ids
+
+    def head(self) -> ChainHead:
+        """The chain's last link (position 0 and the genesis hash when empty)."""
+        with self.datastore.transaction(commit=False) as curs:
+            return self._head(curs)
+
+    def _head(self, curs: psycopg.Cursor[DictRow]) -> ChainHead:
+        curs.execute(self._select_head)
+        row = curs.fetchone()
+        if row is None:
+            return ChainHead(0, genesis(self.chain))
+        return ChainHead(int(row["position"]), bytes(row["hash"]))
+
+

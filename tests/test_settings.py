@@ -1,0 +1,260 @@
+"""The settings model: read from a mapping, `*_FILE` secrets, errors naming the variable, and
+no side effects — reading any setting creates nothing; `create_keys` (`nervenbahn init`) is the
+one step that makes key files."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import re
+import secrets
+import stat
+from pathlib import Path
+
+import pytest
+
+from bus.kafka_errors import KafkaConfigError
+from nervenbahn.config import (
+    ConfigError,
+    Environment,
+    KeyMissingError,
+    Settings,
+    create_keys,
+    load_settings,
+    store_key_folder,
+)
+
+pytestmark = pytest.mark.keys_not_created
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file and folder under `folder`: mode and content (folders: empty)."""
+    return {
+        str(path.relative_to(folder)): (
+            path.stat().st_mode, b"" if path.is_dir() else path.read_bytes())
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def _read_everything(settings: Settings) -> None:
+    """Every attribute of the settings, the keys included (a missing one may be refused)."""
+    for name in [*Settings.model_fields, "key_dir", "configured_reporting_key",
+                 "configured_signing_key", "checkpoint_interval_seconds", "connectors_file",
+                 "log_format", "log_level"]:
+        getattr(settings, name)
+    for key in ("master_key", "signing_key", "reporting_key"):
+        with contextlib.suppress(KeyMissingError):
+            getattr(settings, key)
+
+
+def test_reading_settings_in_an_empty_key_folder_creates_nothing(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    env = {"NERVENBAHN_STORE": f"sqlite:///{tmp_path / 'data' / 'cases.db'}",
+           "NERVENBAHN_KEY_DIR": str(tmp_path / "keys"), "HOME": str(tmp_path / "home")}
+    before = _snapshot(tmp_path)
+
+    settings = load_settings(env)
+    _read_everything(settings)
+    with pytest.raises(KeyMissingError, match=r"run `nervenbahn init`"):
+        settings.master_key  # noqa: B018 - reading is the point
+
+    assert _snapshot(tmp_path) == before
+
+
+def test_reading_settings_with_the_default_key_dir_creates_nothing(tmp_path: Path) -> None:
+    env = {"NERVENBAHN_STORE": f"sqlite:///{tmp_path / 'cases.db'}",
+           "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+
+    _read_everything(load_settings(env))
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_create_keys_makes_private_keys_once_and_reading_then_finds_them(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "data" / "cases.db"
+    env = {"NERVENBAHN_STORE": f"sqlite:///{store}", "NERVENBAHN_KEY_DIR": str(tmp_path / "k")}
+    settings = load_settings(env)
+
+    created = create_keys(settings)
+
+    folder = store_key_folder(tmp_path / "k", store)
+    assert created == [folder, folder / "store", folder / "master.key", folder / "signing.key",
+                       folder / "reporting.key"]
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o600}
+    before = _snapshot(tmp_path)
+    assert create_keys(load_settings(env)) == []
+    assert _snapshot(tmp_path) == before
+    again = load_settings(env)
+    assert again.master_key.get_secret_value() == (folder / "master.key").read_text().strip()
+    assert again.signing_key.get_secret_value() == (folder / "signing.key").read_text().strip()
+
+
+def test_create_keys_makes_no_file_for_a_configured_key(tmp_path: Path) -> None:
+    store = tmp_path / "cases.db"
+    env = {"NERVENBAHN_STORE": f"sqlite:///{store}", "NERVENBAHN_KEY_DIR": str(tmp_path / "k"),
+           "NERVENBAHN_MASTER_KEY": _key(), "NERVENBAHN_AUDIT_SIGNING_KEY": _key()}
+
+    create_keys(load_settings(env))
+
+    folder = store_key_folder(tmp_path / "k", store)
+    assert sorted(p.name for p in folder.iterdir()) == ["reporting.key", "store"]
+
+
+def test_a_postgres_store_has_nothing_to_create(tmp_path: Path) -> None:
+    env = {"NERVENBAHN_STORE": "postgresql://db.example/cases",
+           "NERVENBAHN_KEY_DIR": str(tmp_path / "k")}
+
+    assert create_keys(load_settings(env)) == []
+    assert not (tmp_path / "k").exists()
+
+
+SECRET_FILES = [
+    ("NERVENBAHN_MASTER_KEY", lambda s: s.master_key.get_secret_value()),
+    ("NERVENBAHN_AUDIT_SIGNING_KEY", lambda s: s.signing_key.get_secret_value()),
+    ("NERVENBAHN_REPORTING_KEY", lambda s: s.reporting_key.get_secret_value()),
+]
+
+
+@pytest.mark.parametrize(("variable", "read"), SECRET_FILES, ids=[s[0] for s in SECRET_FILES])
+def test_a_key_is_read_from_the_file_its_file_variable_names(
+    tmp_path: Path, variable: str, read: object
+) -> None:
+    key = _key()
+    (tmp_path / "secret").write_text(key + "\n")
+    env = {"NERVENBAHN_STORE": "postgresql://db.example/cases",
+           f"{variable}_FILE": str(tmp_path / "secret")}
+
+    assert read(load_settings(env)) == key  # type: ignore[operator]
+
+
+def test_the_store_url_is_read_from_a_file(tmp_path: Path) -> None:
+    (tmp_path / "url").write_text("postgresql://app:s3cret@db.example/cases?schema=so\n")
+    (tmp_path / "projections").write_text("postgresql://app@db.example/cases?schema=rm\n")
+
+    settings = load_settings({"NERVENBAHN_STORE_FILE": str(tmp_path / "url"),
+                              "NERVENBAHN_PROJECTIONS_STORE_FILE": str(tmp_path / "projections")})
+
+    assert settings.store.password.get_secret_value() == "s3cret"
+    assert settings.store.schema_name == "so"
+    assert settings.projections_store is not None
+    assert settings.projections_store.schema_name == "rm"
+
+
+@pytest.mark.parametrize("variable", [v for v in Environment.variables() if v.endswith("_FILE")])
+def test_a_secret_set_twice_is_refused_naming_both_variables(
+    tmp_path: Path, variable: str
+) -> None:
+    (tmp_path / "secret").write_text(_key())
+    plain = variable.removesuffix("_FILE")
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings({plain: _key(), variable: str(tmp_path / "secret")})
+
+    assert str(refused.value) == f"{plain} and {variable} are both set: set only one of them"
+
+
+def test_a_missing_secret_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^NERVENBAHN_MASTER_KEY_FILE: .*nope does not exist"):
+        load_settings({"NERVENBAHN_MASTER_KEY_FILE": str(tmp_path / "nope")})
+
+
+def test_a_malformed_key_in_a_file_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("not base64!")
+
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(tmp_path / 'secret'))}: the master"):
+        load_settings({"NERVENBAHN_MASTER_KEY_FILE": str(tmp_path / "secret")})
+
+
+BAD_VALUES = [
+    ({"NERVENBAHN_STORE": "mysql://db/cases"}, "NERVENBAHN_STORE: unsupported scheme"),
+    ({"NERVENBAHN_LOG_FORMAT": "xml"}, "NERVENBAHN_LOG_FORMAT: use auto, json or console"),
+    ({"NERVENBAHN_AUDIT_CHECKPOINT_SECONDS": "-1"}, "NERVENBAHN_AUDIT_CHECKPOINT_SECONDS: "),
+    ({"NERVENBAHN_ACCESS_LOG_RETENTION_DAYS": "30"}, "NERVENBAHN_ACCESS_LOG_RETENTION_DAYS: "),
+    ({"NERVENBAHN_PROJECTIONS_STORE": "sqlite:///x.db"}, "NERVENBAHN_PROJECTIONS_STORE: use"),
+    ({"NERVENBAHN_REPORTING_KEY": "short"}, "NERVENBAHN_REPORTING_KEY: the reporting key"),
+    ({"NERVENBAHN_KAFKA_PARTITIONS": "four"}, "NERVENBAHN_KAFKA_PARTITIONS: 'four' is not"),
+]
+
+
+@pytest.mark.parametrize(("environ", "message"), BAD_VALUES)
+def test_a_bad_value_is_refused_naming_its_variable(
+    environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ)
+
+    assert str(refused.value).startswith(message)
+
+
+def test_a_bad_kafka_value_is_also_the_bus_configuration_error() -> None:
+    with pytest.raises(KafkaConfigError, match=r"^NERVENBAHN_KAFKA: "):
+        load_settings({"NERVENBAHN_KAFKA": "no-port"})
+
+
+def test_settings_from_a_mapping_ignore_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NERVENBAHN_STORE", "mysql://not/read")
+    monkeypatch.setenv("NERVENBAHN_ACTOR", "someone:caseworker:so-olten")
+
+    settings = load_settings({"NERVENBAHN_KAFKA": "k:9092"})
+
+    assert settings.store.kind == "sqlite" and settings.cli.actor is None
+    assert settings.kafka.bootstrap_servers == ("k:9092",)
+    with pytest.raises(ConfigError, match=r"^NERVENBAHN_STORE: unsupported scheme 'mysql'"):
+        load_settings()  # without a mapping: the process environment
+    monkeypatch.setenv("NERVENBAHN_STORE", "sqlite:///x.db")
+    assert load_settings().cli.actor == "someone:caseworker:so-olten"
+
+
+def test_the_sections_hold_the_variables() -> None:
+    settings = load_settings({
+        "NERVENBAHN_SCHEMA_REGISTRY": "http://registry:8081",
+        "NERVENBAHN_API_KEYS": "/etc/nb/keys.json",
+        "NERVENBAHN_CONNECTORS": "/etc/nb/connectors.toml",
+        "NERVENBAHN_LOG_LEVEL": "debug",
+        "NERVENBAHN_ACTOR": "me:administrator:so-canton",
+        "NERVENBAHN_TOPIC_PREFIX": "acme",
+    })
+
+    assert settings.registry.url == "http://registry:8081"
+    assert settings.api.api_keys == Path("/etc/nb/keys.json")
+    assert settings.api.access_log == Path(".nervenbahn/access-log.db")
+    assert settings.connectors.file == Path("/etc/nb/connectors.toml")
+    assert settings.logging.level == "debug" and settings.log_level == "debug"
+    assert settings.cli.actor == "me:administrator:so-canton"
+    assert settings.kafka.topic_prefix == "acme"
+
+
+# --- docs/configuration.md ----------------------------------------------------------------------
+
+def _documented() -> list[str]:
+    """The variables of the reference table: the first column of each table row."""
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    return [match for line in text.splitlines()
+            for match in re.findall(r"^\| `(NERVENBAHN_[A-Z0-9_]+)` \|", line)]
+
+
+def test_the_configuration_reference_lists_exactly_the_models_variables() -> None:
+    documented = _documented()
+
+    assert sorted(documented) == sorted(Environment.variables())
+    assert len(documented) == len(set(documented))
+
+
+def test_the_reference_marks_every_secret_and_only_those() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    secret_rows = {name for name in re.findall(r"^\| `(NERVENBAHN_[A-Z0-9_]+)` \|.*\| secret",
+                                               text, flags=re.MULTILINE)}
+
+    assert secret_rows == {v.removesuffix("_FILE") for v in Environment.variables()
+                           if v.endswith("_FILE")}
