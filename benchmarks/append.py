@@ -237,13 +237,13 @@ def run_nervenbahn(
     service: CaseService, cases: list[list[commands.Command]]
 ) -> tuple[float, int, int]:
     """Execute each command (one transaction each). Seconds, commands, events."""
-    commands = events = 0
+    executed = events = 0
     started = time.perf_counter()
     for _, _, command in interleaved(cases):
         result = service.execute(command)
-        commands += 1
+        executed += 1
         events += len(result.events)
-    return time.perf_counter() - started, commands, events
+    return time.perf_counter() - started, executed, events
 
 
 def _parse(script: list[tuple[str, dict[str, Any]]]) -> list[commands.Command]:
@@ -256,10 +256,10 @@ def bench_execute(store: Store, args: argparse.Namespace, master_key: str) -> Ro
     today = datetime.now(SWISS).date()
     scripts = [case_script(rng, reference, [today] * 10)
                for _ in range(args.cases + 2 * WARMUP_CASES)]
-    commands = [_parse(script) for script in scripts]  # validation is not timed
+    parsed = [_parse(script) for script in scripts]  # validation is not timed
     ops = [raw_ops(script, today) for script in scripts]
-    warm_nb, warm_raw = commands[:WARMUP_CASES], ops[WARMUP_CASES:2 * WARMUP_CASES]
-    commands, ops = commands[2 * WARMUP_CASES:], ops[2 * WARMUP_CASES:]
+    warm_nb, warm_raw = parsed[:WARMUP_CASES], ops[WARMUP_CASES:2 * WARMUP_CASES]
+    parsed, ops = parsed[2 * WARMUP_CASES:], ops[2 * WARMUP_CASES:]
     nb_seconds = raw_seconds = 0.0
     nb_commands = nb_events = raw_events = 0
     block_ratios: list[float] = []
@@ -270,13 +270,13 @@ def bench_execute(store: Store, args: argparse.Namespace, master_key: str) -> Ro
             run_raw_ops(raw_app, warm_raw)
             # Small blocks, alternately raw first and nervenbahn first, so that load from
             # elsewhere and disk hiccups hit both sides alike.
-            for number, first in enumerate(range(0, len(commands), BLOCK_CASES)):
+            for number, first in enumerate(range(0, len(parsed), BLOCK_CASES)):
                 block = slice(first, first + BLOCK_CASES)
                 if number % 2 == 0:
                     raw = run_raw_ops(raw_app, ops[block])
-                    nb = run_nervenbahn(service, commands[block])
+                    nb = run_nervenbahn(service, parsed[block])
                 else:
-                    nb = run_nervenbahn(service, commands[block])
+                    nb = run_nervenbahn(service, parsed[block])
                     raw = run_raw_ops(raw_app, ops[block])
                 nb_seconds += nb[0]
                 nb_commands += nb[1]
@@ -295,7 +295,7 @@ def bench_execute(store: Store, args: argparse.Namespace, master_key: str) -> Ro
         backend=store.backend, unit="events/s", nervenbahn=nb_rate, raw=raw_rate, ratio=ratio,
         target=f"≥ {EXECUTE_RATIO_TARGET}× raw", met=ratio >= EXECUTE_RATIO_TARGET,
         detail={
-            "cases": len(commands), "commands": nb_commands, "events": nb_events,
+            "cases": len(parsed), "commands": nb_commands, "events": nb_events,
             "raw_events": raw_events, "commands_per_s": nb_commands / nb_seconds,
             "nervenbahn_seconds": nb_seconds, "raw_seconds": raw_seconds,
             "ms_per_command": 1000 * nb_seconds / nb_commands,

@@ -59,7 +59,7 @@ from bus.topics import TopicSpec, catalogue, ensure_topics, topic_name
 from domain import commands
 from domain.application.cases import CaseService
 from domain.reference import load_reference_data
-from nervenbahn.config import Settings, load_kafka_settings, load_settings
+from nervenbahn.config import Settings, create_keys, load_kafka_settings, load_settings
 from nervenbahn.container import Container
 from nervenbahn.logging import configure_logging
 from nervenbahn.synthetic import synthetic_history
@@ -99,9 +99,10 @@ def _kafka_for(base: KafkaSettings, part: str) -> KafkaSettings:
 
 @contextmanager
 def _service(path: Path, master_key: str) -> Iterator[tuple[Settings, CaseService]]:
-    settings = load_settings(
-        {"NERVENBAHN_STORE": f"sqlite:///{path}", "NERVENBAHN_MASTER_KEY": master_key}
-    )
+    settings = load_settings({"NERVENBAHN_STORE": f"sqlite:///{path}",
+                              "NERVENBAHN_MASTER_KEY": master_key,
+                              "NERVENBAHN_KEY_DIR": str(path.parent / "keys")})
+    create_keys(settings)  # the store's other keys (reporting, signing), as `nervenbahn init`
     container = Container(settings)
     try:
         yield settings, container.service
@@ -287,8 +288,8 @@ def latency_commands(total: int, seed: int) -> list[commands.Command]:
     scripts = [case_script(rng, reference, [today] * 10)
                for _ in range(math.ceil(total / 10))]
     cases = [[commands.parse_command(n, d) for n, d in s] for s in scripts]
-    commands = [command for _, _, command in interleaved(cases)]
-    return commands[:total]
+    issued = [command for _, _, command in interleaved(cases)]
+    return issued[:total]
 
 
 def bench_latency(
@@ -296,7 +297,7 @@ def bench_latency(
 ) -> Row:
     kafka = _kafka_for(base, "latency")
     rng = random.Random(f"{args.seed}-gaps")
-    commands = latency_commands(WARMUP_COMMANDS + args.commands, args.seed)  # validated here
+    issued = latency_commands(WARMUP_COMMANDS + args.commands, args.seed)  # validated here
     effects = TimedEffects(directory / "consumer.db")
     with _service(directory / "latency.db", master_key) as (settings, service), \
             _bus(service, settings, kafka) as bus:
@@ -322,7 +323,7 @@ def bench_latency(
         try:
             join_started = time.perf_counter()
             # Warm-up: the first command and ping wait until the groups have joined.
-            for number, command in enumerate(commands):
+            for number, command in enumerate(issued):
                 if number == 1:
                     _wait_for(lambda: len(effects.committed) >= 1 and 0 in raw.received,
                               JOIN_DEADLINE_S, "consumer groups joined")

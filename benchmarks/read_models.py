@@ -45,7 +45,7 @@ from nervenbahn.api import build_api_context, create_app
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
 from nervenbahn.api.settings import ApiSettings
-from nervenbahn.config import Settings, load_settings
+from nervenbahn.config import Settings, create_keys, load_settings
 from nervenbahn.container import Container
 from nervenbahn.logging import configure_logging
 from nervenbahn.paths import projection_path
@@ -128,7 +128,9 @@ def measure(
     """Seed the store, time the raw read and each projection's rebuild, then the API."""
     key = base64.b64encode(secrets.token_bytes(32)).decode()
     settings = load_settings({"NERVENBAHN_STORE": f"sqlite:///{folder / 'store.db'}",
-                              "NERVENBAHN_MASTER_KEY": key})
+                              "NERVENBAHN_MASTER_KEY": key,
+                              "NERVENBAHN_KEY_DIR": str(folder / "keys")})
+    create_keys(settings)  # the reporting key of the store, as `nervenbahn init`
     container = Container(settings)
     service = container.service
     try:

@@ -325,8 +325,8 @@ def build_desk(actor: commands.Actor, start: datetime = START) -> Desk:
     service = CaseService(
         POPO_ENV, vault=PersonalDataVault(keystore, MASTER_KEY), reference=reference, clock=clock
     )
-    commands = CommandFactory(actor, lambda: Recording(clock()).today)
-    return Desk(service, clock, keystore, commands, reference)
+    factory = CommandFactory(actor, lambda: Recording(clock()).today)
+    return Desk(service, clock, keystore, factory, reference)
 
 
 def replay(events: list[Any]) -> Case:
