@@ -23,7 +23,7 @@ ALLOWED = {
     ("bus/broker.py", "os.environ"):
         "the embedded broker's child process inherits the environment (without Tansu's own "
         "variables): a pass-through to a subprocess, not a setting read",
-    ("nervenbahn/cli/runtime.py", "os.environ"):
+    ("nervenbahn/cli/session.py", "os.environ"):
         "COLUMNS, the terminal's width, which every terminal program honours: not a setting "
         "of nervenbahn",
     ("nervenbahn/cli/bus.py", "NERVENBAHN_KAFKA"):

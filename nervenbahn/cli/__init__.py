@@ -43,7 +43,7 @@ from . import (
 )
 from .inputs import checked_lines, open_regular
 from .render import emit_json
-from .runtime import Runtime, runtime
+from .session import Session, session
 
 __all__ = ["app", "console_main", "main"]
 
@@ -73,8 +73,8 @@ app.add_typer(connectors.app, name="connectors")
 app.add_typer(connectors.connector_app, name="connector")
 app.add_typer(payments.app, name="payments")
 
-_RUNTIMES: list[Runtime] = []
-"""The runtime of the invocation in progress, closed by `main` however the command ends."""
+_SESSIONS: list[Session] = []
+"""The session of the invocation in progress, closed by `main` however the command ends."""
 
 EXIT_REFUSED = 1
 EXIT_UNAVAILABLE = 3
@@ -113,7 +113,7 @@ def _options(
         typer.Option(help="Acting user USER:ROLE:ORGANISATION (default: $NERVENBAHN_ACTOR)."),
     ] = None,
 ) -> None:
-    ctx.obj = _RUNTIMES[-1] if _RUNTIMES else Runtime()
+    ctx.obj = _SESSIONS[-1] if _SESSIONS else Session()
     ctx.obj.as_json, ctx.obj.actor_spec = as_json, actor
 
 
@@ -127,7 +127,7 @@ def erase(
     clear); case histories stay replayable. Exits 4 if a place could not be reached."""
     from nervenbahn.erasure import erase_person
 
-    rt = runtime(ctx)
+    rt = session(ctx)
     try:
         uid = UUID(person_id)
     except ValueError:
@@ -163,7 +163,7 @@ def import_history(
     ],
 ) -> None:
     """Import legacy history, keeping original recorded times (all or nothing)."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     with open_regular("import", path, "path") as lines:
         report = rt.service.import_records(checked_lines("import", lines))
     figures = {
@@ -198,7 +198,7 @@ def demo(
     """Seed a synthetic canton (13 social regions, two years of cases) and summarise it."""
     from nervenbahn.demo import run_demo
 
-    rt = runtime(ctx)
+    rt = session(ctx)
     run_demo(rt.container, rt.console, households=households, seed=seed, reset=reset, bus=bus)
 
 
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging_from_environment()  # before anything can log (never with locals)
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
-    _RUNTIMES.append(Runtime())
+    _SESSIONS.append(Session())
     try:
         with private_umask():  # whatever a command or its child processes create is private
             result = command.main(args=args, prog_name="nervenbahn", standalone_mode=False)
@@ -233,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _close_runtime() -> None:
-    while _RUNTIMES:
-        _RUNTIMES.pop().close()
+    while _SESSIONS:
+        _SESSIONS.pop().close()
 
 
 def _fail(message: str, code: int) -> int:

@@ -20,7 +20,7 @@ from nervenbahn.api.scopes import parse_scope
 from nervenbahn.api.settings import load_api_settings
 
 from .render import emit_json
-from .runtime import runtime
+from .session import session
 
 __all__ = ["app"]
 
@@ -41,7 +41,7 @@ def add(
     ],
 ) -> None:
     """Give a consumer a new random key bound to a scope; the key is printed once."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     registry = _registry()
     try:
         bound = parse_scope(
@@ -63,7 +63,7 @@ def add(
 @app.command("list")
 def list_consumers(ctx: typer.Context) -> None:
     """The consumers with a key: name, scope, created (never the keys)."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     try:
         consumers = _registry().consumers()
     except ApiError as exc:
@@ -86,7 +86,7 @@ def list_consumers(ctx: typer.Context) -> None:
 @app.command("revoke")
 def revoke(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Consumer name.")]) -> None:
     """Revoke a consumer's key; a running server refuses it from its next request on."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     try:
         gone = _registry().revoke(name)
     except ApiError as exc:

@@ -41,7 +41,7 @@ from nervenbahn.config import ConfigError
 from .audit_store import signing_key, store_database
 from .reads import require_canton_wide
 from .render import emit_json
-from .runtime import Runtime, runtime
+from .session import Session, session
 
 __all__ = ["register"]
 
@@ -69,7 +69,7 @@ def access(
     as_json: JsonOption = False,
 ) -> None:
     """Who saw what: every read of a person's (or a case's) personal data, oldest first."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     require_canton_wide(rt, "the access log")
     if person is None and case is None:
         raise InvalidCommandError("audit access", [("--person", "give --person ID or --case ID")])
@@ -86,7 +86,7 @@ def access(
 def access_purge(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Remove access-log entries older than the retention period (at least one year), then
     sign a checkpoint naming the retention anchor (a purge nobody signed fails verification)."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     require_canton_wide(rt, "the access log")
     settings = _settings()
     days = settings.access_log_retention_days
@@ -124,7 +124,7 @@ def access_chain_existing(
 ) -> None:
     """Chain the access-log entries that have no hash (opening such a log is refused); logged
     as a warning and recorded in the log, which `audit verify` reports."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     require_canton_wide(rt, "the access log")
     if not confirm:
         raise InvalidCommandError(
@@ -166,7 +166,7 @@ def _settings() -> ApiSettings:
 
 @contextmanager
 def _access_log(
-    rt: Runtime, settings: ApiSettings | None = None, *, chain_existing: bool = False
+    rt: Session, settings: ApiSettings | None = None, *, chain_existing: bool = False
 ) -> Iterator[SQLiteAccessLog]:
     """The configured access log; ConfigError (exit 3) if it does not exist or cannot open
     (also if it has unchained entries, unless `chain_existing`)."""
@@ -214,7 +214,7 @@ def _row(item: LoggedAccess) -> dict[str, Any]:
 
 
 def _print(
-    rt: Runtime, person_id: str | None, case_id: str | None, rows: list[dict[str, Any]]
+    rt: Session, person_id: str | None, case_id: str | None, rows: list[dict[str, Any]]
 ) -> None:
     whose = " and ".join(
         f"{what} {value}" for what, value in (("person", person_id), ("case", case_id)) if value

@@ -36,7 +36,7 @@ from nervenbahn.config import ConfigError
 
 from .reads import log_case_read, readable_case
 from .render import emit_json
-from .runtime import Runtime, parse_as_of, runtime
+from .session import Session, parse_as_of, session
 
 __all__ = ["register"]
 
@@ -58,7 +58,7 @@ def state(
     as_of: Annotated[str, typer.Option("--as-of", help=f"Recorded up to: {TIME_HELP}.")],
 ) -> None:
     """The state of a case as recorded up to a time (no personal data)."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     moment = _moment("audit state", "as_of", as_of)
     case = readable_case(rt, _uuid("audit state", case_id), moment)
     view = StateAsOf.of(case, moment)
@@ -78,7 +78,7 @@ def budget(
     ],
 ) -> None:
     """What a case was owed for a month as known at a time, and what that rests on."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     name = "audit budget"
     uid, first = _uuid(name, case_id), _month(name, month)
     moment = _moment(name, "as_known_at", as_known_at)
@@ -101,7 +101,7 @@ def diff(
     ],
 ) -> None:
     """What changed about a month between two knowledge times, and which events changed it."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     name = "audit diff"
     uid, first = _uuid(name, case_id), _month(name, month)
     earlier = _moment(name, "known_at", known_at)
@@ -134,7 +134,7 @@ def case_report(
     ] = True,
 ) -> None:
     """Write the HTML audit report of a case as of a time."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     uid = _uuid("audit case", case_id)
     moment = _moment("audit case", "as_of", as_of)
     case = readable_case(rt, uid, moment)  # not found: fail before verifying the store
@@ -179,7 +179,7 @@ def _moment(command: str, field: str, text: str) -> datetime:
     return parse_as_of(text, command, field)
 
 
-def _verify(rt: Runtime, public_key: str | None) -> tuple[list[ChainVerification], str | None]:
+def _verify(rt: Session, public_key: str | None) -> tuple[list[ChainVerification], str | None]:
     """Verify every hash chain of the store against its signed checkpoints."""
     try:
         key = (

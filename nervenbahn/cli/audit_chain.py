@@ -53,7 +53,7 @@ from nervenbahn.container import (
 
 from .audit_store import signing_key, store_database
 from .render import emit_json
-from .runtime import Runtime, runtime
+from .session import Session, session
 
 __all__ = ["register"]
 
@@ -234,13 +234,13 @@ def rewrite_snapshots_command(ctx: typer.Context, as_json: JsonOption = False) -
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _rt(ctx: typer.Context, as_json: bool) -> Runtime:
-    rt = runtime(ctx)
+def _rt(ctx: typer.Context, as_json: bool) -> Session:
+    rt = session(ctx)
     rt.as_json = rt.as_json or as_json
     return rt
 
 
-def _public_key(rt: Runtime, path: Path | None) -> Ed25519PublicKey:
+def _public_key(rt: Session, path: Path | None) -> Ed25519PublicKey:
     if path is None:
         return signing_key(rt).public
     try:
@@ -257,11 +257,11 @@ def _or_refused(action: Callable[[], T]) -> T:
         raise InvalidCommandError("audit", [("checkpoints", str(exc))]) from None
 
 
-def _access_log_path(rt: Runtime) -> Path:
+def _access_log_path(rt: Session) -> Path:
     return rt.settings.api.access_log
 
 
-def _with_snapshots(rt: Runtime, db: AuditDatabase, report: AuditReport) -> AuditReport:
+def _with_snapshots(rt: Session, db: AuditDatabase, report: AuditReport) -> AuditReport:
     """The report with every snapshot recomputed from its events (if the store opens)."""
     try:
         with _snapshotting_apps(rt) as apps:
@@ -272,7 +272,7 @@ def _with_snapshots(rt: Runtime, db: AuditDatabase, report: AuditReport) -> Audi
 
 
 @contextmanager
-def _snapshotting_apps(rt: Runtime) -> Iterator[list[Application[Any]]]:
+def _snapshotting_apps(rt: Session) -> Iterator[list[Application[Any]]]:
     """The case service and the payments service, each with its snapshot store, so that any
     snapshot in their tables is checked."""
     service = rt.service
@@ -284,7 +284,7 @@ def _snapshotting_apps(rt: Runtime) -> Iterator[list[Application[Any]]]:
         payments.close()
 
 
-def _print_access_log(rt: Runtime, v: AccessLogVerification) -> None:
+def _print_access_log(rt: Session, v: AccessLogVerification) -> None:
     """The retention anchors the access log's verification relied on, and its re-chainings."""
     previous = 0
     for anchor in v.anchors:
@@ -303,7 +303,7 @@ def _print_access_log(rt: Runtime, v: AccessLogVerification) -> None:
                          f"access-chain-existing` at {done.at.isoformat()}")
 
 
-def _print_report(rt: Runtime, report: AuditReport) -> None:
+def _print_report(rt: Session, report: AuditReport) -> None:
     table = Table("chain", "records", "head", "checkpoints matched", "result")
     rows = [*report.chains, *([report.access_log] if report.access_log else [])]
     for v in rows:

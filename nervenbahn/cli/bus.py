@@ -25,7 +25,7 @@ from bus.topics import catalogue, ensure_topics, list_topics, topic_message_coun
 from nervenbahn.config import load_kafka_settings
 
 from .render import emit_json
-from .runtime import runtime
+from .session import session
 
 __all__ = ["broker", "topics_app"]
 
@@ -47,7 +47,7 @@ def broker(
     ] = DEFAULT_LOG_DIR,
 ) -> None:
     """Run the embedded Kafka broker (memory only: topics are gone when it stops) until Ctrl-C."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     with (
         _bus_errors(),
         EmbeddedBroker(log_dir, port=port) as running,
@@ -84,7 +84,7 @@ def create(
     ] = None,
 ) -> None:
     """Create the bus's topics that do not exist yet (existing ones are left as they are)."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     with _bus_errors():
         settings = _external_settings(partitions)
         specs = catalogue(settings, dead_letter_group or ())
@@ -103,7 +103,7 @@ def create(
 def list_(ctx: typer.Context) -> None:
     """The bus's topics with partitions and messages held (catalogue topics not yet created
     are listed as missing)."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     with _bus_errors():
         settings = _external_settings(None)
         partitions: dict[str, int | None] = dict(list_topics(settings))

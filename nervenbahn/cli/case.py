@@ -23,7 +23,7 @@ from .reads import (
     require_region,
 )
 from .render import case_view, emit_json, history_rows, jsonable, print_case, print_history
-from .runtime import parse_as_of, runtime
+from .session import parse_as_of, session
 
 app = typer.Typer(help="Record and query social-assistance cases.", no_args_is_help=True)
 
@@ -64,7 +64,7 @@ def open_case(
         "postal_code": postal_code,
         "town": town,
     }
-    runtime(ctx).run(
+    session(ctx).run(
         "open_case",
         {
             "case_id": case_id,
@@ -88,7 +88,7 @@ def assess(
     correlation_id: Correlation = None,
 ) -> None:
     """Record the initial assessment (Erstabklärung)."""
-    runtime(ctx).run(
+    session(ctx).run(
         "complete_assessment",
         {
             "case_id": case_id,
@@ -114,7 +114,7 @@ def grant(
     correlation_id: Correlation = None,
 ) -> None:
     """Decide: grant support; the budget is computed from the SKOS guidelines."""
-    runtime(ctx).run(
+    session(ctx).run(
         "grant_support",
         {
             "case_id": case_id,
@@ -139,7 +139,7 @@ def refuse(
     correlation_id: Correlation = None,
 ) -> None:
     """Decide: refuse support, with reasons."""
-    runtime(ctx).run(
+    session(ctx).run(
         "refuse_support",
         {
             "case_id": case_id,
@@ -164,7 +164,7 @@ def goal(
     correlation_id: Correlation = None,
 ) -> None:
     """Agree a goal (Zielvereinbarung)."""
-    runtime(ctx).run(
+    session(ctx).run(
         "agree_goal",
         {
             "case_id": case_id,
@@ -190,7 +190,7 @@ def goal_outcome(
     correlation_id: Correlation = None,
 ) -> None:
     """Record that a goal was achieved or missed."""
-    runtime(ctx).run(
+    session(ctx).run(
         "record_goal_outcome",
         {
             "case_id": case_id,
@@ -214,7 +214,7 @@ def measure_start(
     correlation_id: Correlation = None,
 ) -> None:
     """Start an integration measure."""
-    runtime(ctx).run(
+    session(ctx).run(
         "start_measure",
         {
             "case_id": case_id,
@@ -237,7 +237,7 @@ def measure_complete(
     correlation_id: Correlation = None,
 ) -> None:
     """Record that an integration measure was completed."""
-    runtime(ctx).run(
+    session(ctx).run(
         "complete_measure",
         {
             "case_id": case_id,
@@ -260,7 +260,7 @@ def measure_break_off(
     correlation_id: Correlation = None,
 ) -> None:
     """Record that an integration measure was broken off."""
-    runtime(ctx).run(
+    session(ctx).run(
         "break_off_measure",
         {
             "case_id": case_id,
@@ -287,7 +287,7 @@ def budget(
     correlation_id: Correlation = None,
 ) -> None:
     """Change the budget from an effective date (retroactive within a year)."""
-    runtime(ctx).run(
+    session(ctx).run(
         "change_budget",
         {
             "case_id": case_id,
@@ -313,7 +313,7 @@ def review(
     correlation_id: Correlation = None,
 ) -> None:
     """Record a periodic review."""
-    runtime(ctx).run(
+    session(ctx).run(
         "complete_review",
         {
             "case_id": case_id,
@@ -335,7 +335,7 @@ def handover(
     correlation_id: Correlation = None,
 ) -> None:
     """Hand the case over to the social region of the new municipality (Fallübergabe)."""
-    runtime(ctx).run(
+    session(ctx).run(
         "hand_over_case",
         {
             "case_id": case_id,
@@ -359,7 +359,7 @@ def close(
     correlation_id: Correlation = None,
 ) -> None:
     """Close the case (Ablösung)."""
-    runtime(ctx).run(
+    session(ctx).run(
         "close_case",
         {
             "case_id": case_id,
@@ -381,7 +381,7 @@ def reopen(
     correlation_id: Correlation = None,
 ) -> None:
     """Reopen a closed case."""
-    runtime(ctx).run(
+    session(ctx).run(
         "reopen_case",
         {
             "case_id": case_id,
@@ -401,7 +401,7 @@ def run_json(
     correlation_id: Correlation = None,
 ) -> None:
     """Execute any command given as JSON (for scripts and other programs)."""
-    runtime(ctx).run(command, json_object(command, data), correlation_id)
+    session(ctx).run(command, json_object(command, data), correlation_id)
 
 
 @app.command("show")
@@ -418,7 +418,7 @@ def show(
     ] = None,
 ) -> None:
     """Show the state of a case, now or as recorded at an earlier time."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     moment = parse_as_of(as_of) if as_of else None
     case = readable_case(rt, _uuid(case_id), moment)
     require_personal_data(rt)
@@ -433,7 +433,7 @@ def show(
 @app.command("history")
 def history(ctx: typer.Context, case_id: CaseId) -> None:
     """List every event of a case with its recorded time and effective date."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     uid = _uuid(case_id)
     case = readable_case(rt, uid)
     entries = rt.service.history(uid)
@@ -453,7 +453,7 @@ def list_cases(
 ) -> None:
     """List cases (no personal data), optionally by region and phase; a caseworker's or
     supervisor's own region only."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     if region:
         require_region(rt, region)
     who = reader(rt)

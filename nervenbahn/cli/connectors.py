@@ -22,7 +22,7 @@ from domain.errors import InvalidCommandError
 from nervenbahn.container import connectors_file
 
 from .render import emit_json
-from .runtime import runtime
+from .session import session
 
 __all__ = ["app", "connector_app"]
 
@@ -34,7 +34,7 @@ EXIT_STOPPED = 1
 
 @contextmanager
 def _connectors(ctx: typer.Context) -> Iterator[ConnectorHost]:
-    rt = runtime(ctx)
+    rt = session(ctx)
     connectors = rt.container.connector_host()
     try:
         yield connectors
@@ -45,7 +45,7 @@ def _connectors(ctx: typer.Context) -> Iterator[ConnectorHost]:
 @app.command("list")
 def list_connectors(ctx: typer.Context) -> None:
     """The configured connectors: name, kind, class."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     path = connectors_file(rt.settings)
     with _connectors(ctx) as connectors:
         specs = list(connectors.specs.values())
@@ -86,7 +86,7 @@ def run(
     ] = False,
 ) -> None:
     """Run a connector until stopped (Ctrl-C / SIGTERM) or, with --until-idle, done."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     stop = threading.Event()
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     for signum in previous:
@@ -113,7 +113,7 @@ def status(
     name: Annotated[str | None, typer.Argument(help="Only this connector.")] = None,
 ) -> None:
     """Position, lag, errors (count and most recent) and last run of each connector."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     with _connectors(ctx) as connectors:
         statuses = [connectors.status_of(name)] if name else connectors.status()
     if rt.as_json:
@@ -144,7 +144,7 @@ def errors(
     name: Annotated[str, typer.Argument(help="The connector's name.")],
 ) -> None:
     """Every error recorded for a connector, most recent first."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     with _connectors(ctx) as connectors:
         connectors.spec(name)
         entries = connectors.state.errors(name)
@@ -167,7 +167,7 @@ def new(
     ] = Path("."),
 ) -> None:
     """Write a working connector `connectors/NAME/` and its passing tests."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     try:
         written = write_connector(name, kind, into)
     except ScaffoldError as exc:

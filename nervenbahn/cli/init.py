@@ -15,14 +15,14 @@ import typer
 from nervenbahn.config import create_keys
 
 from .render import emit_json
-from .runtime import runtime
+from .session import session
 
 __all__ = ["init"]
 
 
 def init(ctx: typer.Context) -> None:
     """Create the store's missing key files (idempotent); print what was created."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     created = create_keys(rt.settings)
     if rt.as_json:
         emit_json(rt.console, {"store": rt.settings.store.describe(),

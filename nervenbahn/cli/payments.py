@@ -26,7 +26,7 @@ from nervenbahn.datasets import PAYMENT_ORDERS
 
 from .reads import log_case_read, readable_case
 from .render import emit_json
-from .runtime import Runtime, runtime
+from .session import Session, session
 
 __all__ = ["app"]
 
@@ -38,12 +38,12 @@ Correlation = Annotated[
 
 
 @contextmanager
-def _payments(rt: Runtime) -> Iterator[PaymentService]:
+def _payments(rt: Session) -> Iterator[PaymentService]:
     """The container's payments service (closed with the container)."""
     yield rt.container.payments
 
 
-def _command_fields(rt: Runtime, correlation_id: str | None) -> dict[str, Any]:
+def _command_fields(rt: Session, correlation_id: str | None) -> dict[str, Any]:
     return {"actor": rt.actor(), "correlation_id": correlation_id or str(uuid.uuid4())}
 
 
@@ -56,7 +56,7 @@ def account(
     correlation_id: Correlation = None,
 ) -> None:
     """Record (or replace) the account a case's support is paid to (sealed)."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     command = RecordPayoutAccount(
         case_id=_uuid(case_id, "case_id"), iban=iban, holder=holder,
         **_command_fields(rt, correlation_id),
@@ -82,7 +82,7 @@ def run(
     correlation_id: Correlation = None,
 ) -> None:
     """Order what every case is owed up to MONTH and was not yet ordered (never twice)."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     fields = {"month": month, **_command_fields(rt, correlation_id)}
     if execution_date is not None:
         fields["execution_date"] = execution_date
@@ -103,7 +103,7 @@ def orders(
     case_id: Annotated[str, typer.Argument(help="The case id (UUID).")],
 ) -> None:
     """Every recorded order of a case, and what they add up to per month."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     uid = _uuid(case_id, "case_id")
     case = readable_case(rt, uid)
     with _payments(rt) as payments:
@@ -127,7 +127,7 @@ def orders(
 @app.command("runs")
 def runs(ctx: typer.Context) -> None:
     """Every recorded payment run with its totals."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     with _payments(rt) as payments:
         rows = []
         for run_ in payments.runs():
@@ -158,7 +158,7 @@ def publish(
     ] = False,
 ) -> None:
     """Run the payments relay: payment runs onto the payments topic (NERVENBAHN_KAFKA)."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     container = rt.container
     ensure_topics(container.kafka, [container.topic(PAYMENT_ORDERS)])
     stop = threading.Event()

@@ -21,7 +21,7 @@ from projections.storage import SQLConnection, read_model_built, read_model_conn
 
 from .reads import require_region
 from .render import emit_json
-from .runtime import runtime
+from .session import session
 
 app = typer.Typer(help="Read models: rebuild them from the event store.", no_args_is_help=True)
 region_app = typer.Typer(help="The social region's read model.", no_args_is_help=True)
@@ -33,7 +33,7 @@ def rebuild_command(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="Projection name.")]
 ) -> None:
     """Rebuild a projection from scratch, straight from the event store (stop its consumer)."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     if name not in PROJECTIONS:
         known = ", ".join(sorted(PROJECTIONS))
         raise InvalidCommandError("rebuild", [("name", f"no projection {name!r}; known: {known}")])
@@ -64,7 +64,7 @@ def rebuild_command(
 @region_app.command("caseload")
 def region_caseload(ctx: typer.Context, region: Annotated[str, typer.Argument()]) -> None:
     """Cases of a social region by phase."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     require_region(rt, region)
     with _region_db(ctx) as db:
         counts = caseload(db, region)
@@ -86,7 +86,7 @@ def region_worklist(
     today: Annotated[str | None, typer.Option(help="The day to judge by (default today).")] = None,
 ) -> None:
     """Assessments, reviews and goals of a region that are due or overdue."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     require_region(rt, region)
     day = _today("region worklist", today)
     with _region_db(ctx) as db:
@@ -117,7 +117,7 @@ def _today(command: str, text: str | None) -> date:
 
 @contextmanager
 def _region_db(ctx: typer.Context) -> Iterator[SQLConnection]:
-    target = runtime(ctx).container.read_model(RegionProjection.name)
+    target = session(ctx).container.read_model(RegionProjection.name)
     if not read_model_built(target, RegionProjection.tables[0]):
         raise InvalidCommandError(
             "region",

@@ -32,7 +32,7 @@ from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.errors import AccessLogUnavailableError
 from nervenbahn.config import ConfigError
 
-from .runtime import Runtime
+from .session import Session
 
 __all__ = [
     "CANTON_WIDE_ROLES",
@@ -78,7 +78,7 @@ class Reader:
         return f"{self.role}:{self.organisation}"
 
 
-def reader(rt: Runtime) -> Reader:
+def reader(rt: Session) -> Reader:
     """The acting user (--actor or NERVENBAHN_ACTOR), with a role the CLI knows."""
     who = Reader(**rt.actor())
     if who.role not in READ_ROLES:
@@ -88,7 +88,7 @@ def reader(rt: Runtime) -> Reader:
     return who
 
 
-def readable_case(rt: Runtime, case_id: UUID, as_of: datetime | None = None) -> Case:
+def readable_case(rt: Session, case_id: UUID, as_of: datetime | None = None) -> Case:
     """The case (now, or as recorded up to `as_of`) if the acting user may read it; a case
     of another region is not found, with the very message of a missing one."""
     missing = CaseNotFoundError(case_id, as_of.isoformat() if as_of else None)
@@ -101,7 +101,7 @@ def readable_case(rt: Runtime, case_id: UUID, as_of: datetime | None = None) -> 
     return current if as_of is None else rt.service.case_as_of(case_id, as_of)
 
 
-def require_region(rt: Runtime, region: str) -> None:
+def require_region(rt: Session, region: str) -> None:
     """Refuse a region's figures to caseworkers and supervisors of another region."""
     who = reader(rt)
     if not who.may_read(region):
@@ -111,7 +111,7 @@ def require_region(rt: Runtime, region: str) -> None:
         )
 
 
-def require_canton_wide(rt: Runtime, what: str) -> None:
+def require_canton_wide(rt: Session, what: str) -> None:
     """Refuse `what` to caseworkers and supervisors (the access log names persons of every
     region and who read them: auditors, administrators and system actors read it)."""
     who = reader(rt)
@@ -123,7 +123,7 @@ def require_canton_wide(rt: Runtime, what: str) -> None:
         )
 
 
-def require_personal_data(rt: Runtime) -> None:
+def require_personal_data(rt: Session) -> None:
     """Refuse personal data to auditors (they read cases without it)."""
     if reader(rt).role == "auditor":
         raise RuleViolationError(
@@ -133,7 +133,7 @@ def require_personal_data(rt: Runtime) -> None:
         )
 
 
-def log_case_read(rt: Runtime, case: Case, fields: tuple[str, ...], command: str) -> None:
+def log_case_read(rt: Session, case: Case, fields: tuple[str, ...], command: str) -> None:
     """Append the read of `case` to the access log before anything is shown; ConfigError
     (exit 3, nothing shown) if the log cannot be written."""
     who = reader(rt)

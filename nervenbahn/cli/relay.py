@@ -19,7 +19,7 @@ from bus.topics import ensure_topics
 from nervenbahn.datasets import CASE_EVENTS, CASE_FACTS
 
 from .render import emit_json
-from .runtime import Runtime, runtime
+from .session import Session, session
 
 app = typer.Typer(help="The relay: every recorded event onto the bus.", no_args_is_help=True)
 
@@ -51,7 +51,7 @@ def run(
     ] = False,
 ) -> None:
     """Publish recorded events until stopped (Ctrl-C / SIGTERM) or caught up."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     names = RELAYS if run_all else (_relay_name(relay),)
     ensure_topics(rt.container.kafka, list(rt.container.topics.values()))
     stop = threading.Event()
@@ -67,7 +67,7 @@ def run(
 def status(ctx: typer.Context, relay: RelayOption = "case-events") -> None:
     """Position, head of the store and lag of a relay."""
     name = _relay_name(relay)
-    with _open(runtime(ctx), name, 500) as opened:
+    with _open(session(ctx), name, 500) as opened:
         current = opened.status()
     _print_statuses(ctx, {name: current})
 
@@ -103,12 +103,12 @@ def _relay_name(text: str) -> RelayName:
     raise typer.BadParameter(f"{text!r}: use case-events or reporting", param_hint="--relay")
 
 
-def _open(rt: Runtime, name: RelayName, batch_size: int) -> Relay:
+def _open(rt: Session, name: RelayName, batch_size: int) -> Relay:
     return rt.container.relay(_DATASETS[name], batch_size=batch_size)
 
 
 def _print_statuses(ctx: typer.Context, statuses: dict[str, RelayStatus]) -> None:
-    rt = runtime(ctx)
+    rt = session(ctx)
     figures = {
         name: {"position": s.position, "head": s.head, "lag": s.lag, "published": s.published}
         for name, s in statuses.items()

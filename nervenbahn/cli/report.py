@@ -31,7 +31,7 @@ from projections.storage import (
 )
 
 from .render import emit_json
-from .runtime import runtime
+from .session import session
 
 __all__ = ["app"]
 
@@ -55,7 +55,7 @@ def quarterly(
     ] = DEFAULT_MIN_COUNT,
 ) -> None:
     """Figures per social region for a quarter, as HTML (tables and charts) and CSV."""
-    rt = runtime(ctx)
+    rt = session(ctx)
     try:
         period = parse_bounded_quarter(quarter)
     except ValueError as exc:

@@ -12,7 +12,7 @@ from nervenbahn.api import create_app
 from nervenbahn.paths import store_folder
 from nervenbahn.serve import Server
 
-from .runtime import runtime
+from .session import session
 
 
 def serve(
@@ -24,7 +24,7 @@ def serve(
 
     Uses NERVENBAHN_KAFKA, or starts the embedded broker for as long as it runs.
     """
-    rt = runtime(ctx)
+    rt = session(ctx)
     container = rt.container
     # First, so that an access log it cannot use (unchained, unreadable) is refused (exit 3)
     # before a broker or relay starts.

@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 
 from nervenbahn.cli import main
-from nervenbahn.cli.runtime import Runtime
+from nervenbahn.cli.session import Session
 from nervenbahn.config import Settings, load_settings
 from tests.bus.pipeline import open_supported_case
 
@@ -49,7 +49,7 @@ def make_installation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         "NERVENBAHN_AUDIT_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
     })
     invoke = cli_for(store, settings, tmp_path / "access-log.db", monkeypatch, capsys)
-    rt = Runtime()
+    rt = Session()
     try:
         case_id = open_supported_case(rt.service, 1)
         open_supported_case(rt.service, 2)

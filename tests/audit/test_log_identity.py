@@ -19,7 +19,7 @@ from nervenbahn.audit.access_log import AccessEntry
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
 from nervenbahn.audit.database import open_audit_database
-from nervenbahn.cli.runtime import Runtime
+from nervenbahn.cli.session import Session
 from nervenbahn.config import Settings
 from nervenbahn.demo_connectors import audit_and_report
 from nervenbahn.demo_session import DemoSession
@@ -56,7 +56,7 @@ def test_a_demo_like_flow_verifies_and_a_tampered_access_log_is_reported(
     for n in range(3):
         _read(log, n)
     log.close()
-    rt = Runtime()
+    rt = Session()
     try:  # checkpoint #1, as `make demo` signs it
         audit_and_report(DemoSession(rt.container, rt.console), case_id, tmp_path)
     finally:

@@ -1,5 +1,5 @@
 """`nervenbahn broker` and `nervenbahn topics create|list`, on an app wired as the root CLI wires
-them (the same root options and Runtime)."""
+them (the same root options and Session)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics, topic_message_counts
 from nervenbahn.cli import main
 from nervenbahn.cli.bus import broker, topics_app
-from nervenbahn.cli.runtime import Runtime
+from nervenbahn.cli.session import Session
 
 app = typer.Typer(pretty_exceptions_enable=False)
 app.command("broker")(broker)
@@ -34,7 +34,7 @@ def _root(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    ctx.obj = Runtime(as_json=as_json)
+    ctx.obj = Session(as_json=as_json)
 
 
 RUN_APP = f"""

@@ -2,7 +2,7 @@
 each listed exception, raised by a command, is one `error:` line with its message and its
 documented exit code, never 70 and never a traceback. The end-to-end cases (`relay run` with
 no broker, `connectors run` while another run holds the lock) are in tests/bus/test_bus_cli.py
-and tests/connectors/test_runtime_cli.py."""
+and tests/connectors/test_host_cli.py."""
 
 from __future__ import annotations
 

@@ -78,10 +78,10 @@ def test_the_library_alone_creates_private_stores_keys_and_connector_files(
         spec = ConnectorSpec("register", "source",
                              "connectors.population_register:RegisterSource",
                              {"inbox": str(inbox)}, base=tmp_path)
-        runtime = ConnectorHost({"register": spec}, service, tmp_path / "store" / "connectors",
+        host = ConnectorHost({"register": spec}, service, tmp_path / "store" / "connectors",
                                 files=private_files())
-        assert runtime.run("register", until_idle=True).items == 1
-        runtime.close()
+        assert host.run("register", until_idle=True).items == 1
+        host.close()
     finally:
         close_service(service)
 

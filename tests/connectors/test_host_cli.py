@@ -17,7 +17,7 @@ DATA = Path(__file__).parent / "data" / "ech0020"
 CONFIG = """
 [connectors.intake]
 kind = "source"
-class = "tests.connectors.test_runtime:ListSource"
+class = "tests.connectors.test_host:ListSource"
 [connectors.intake.options]
 records = [{ ref = "A", bfs = 2581 }, { ref = "B", bfs = 9999 }]
 """

@@ -29,7 +29,7 @@ from tests.bus.pipeline import command
 from tests.domain.case_desk import person_input
 
 NAMESPACE = uuid.UUID(int=6)
-HERE = "tests.connectors.test_runtime"
+HERE = "tests.connectors.test_host"
 
 
 # --- in-test connectors -------------------------------------------------------------------
@@ -115,9 +115,9 @@ def runtime_of(
 def test_the_configuration_file_names_each_connector(tmp_path: Path) -> None:
     path = tmp_path / "connectors.toml"
     path.write_text(
-        '[connectors.intake]\nkind = "source"\nclass = "tests.connectors.test_runtime:ListSource"'
+        '[connectors.intake]\nkind = "source"\nclass = "tests.connectors.test_host:ListSource"'
         '\n[connectors.intake.options]\nrecords = []\n'
-        '[connectors.outbox]\nkind = "sink"\nclass = "tests.connectors.test_runtime:CountingSink"'
+        '[connectors.outbox]\nkind = "sink"\nclass = "tests.connectors.test_host:CountingSink"'
         "\n"
     )
     specs = load_config(path)

@@ -22,11 +22,11 @@ from nervenbahn.logging import configure_logging
 
 from .render import emit_json
 
-__all__ = ["Runtime", "parse_as_of", "runtime"]
+__all__ = ["Session", "parse_as_of", "session"]
 
 
 @dataclass
-class Runtime:
+class Session:
     """Per-invocation state of the CLI: output, the actor, and the container."""
 
     as_json: bool = False
@@ -108,10 +108,10 @@ def _console() -> Console:
     return Console(width=width or (probe.width if probe.is_terminal else 160))
 
 
-def runtime(ctx: typer.Context) -> Runtime:
-    """The Runtime of this invocation."""
+def session(ctx: typer.Context) -> Session:
+    """The Session of this invocation."""
     obj = ctx.find_root().obj
-    assert isinstance(obj, Runtime)
+    assert isinstance(obj, Session)
     return obj
 
 
