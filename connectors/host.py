@@ -166,17 +166,12 @@ class RunReport:
         return text + (f"; stopped: {self.stopped_by}" if self.stopped_by else "")
 
 
-def _as_is(tx: Any) -> Any:
-    return tx
-
-
 class ConnectorHost:
     """Runs the configured connectors and reports on them.
 
     Built by the composition root (`nervenbahn.container.Container.connector_host`), which
     hands in what connectors may not import: the case service, the private-file writer, the
-    bus (`bus`: a factory of consumers, opened on first use by a sink) and the adapter of a
-    sink's transaction to `?`-placeholder SQL (`sql`).
+    bus (`bus`: a factory of consumers, opened on first use by a sink).
     """
 
     def __init__(
@@ -187,7 +182,6 @@ class ConnectorHost:
         bus: Callable[[], ConsumerFactory] | None = None,
         *,
         files: PrivateFiles,
-        sql: Callable[[Any], Any] = _as_is,
         partitions: int = ConnectorContext.partitions,
     ) -> None:
         self.specs = specs
@@ -195,7 +189,6 @@ class ConnectorHost:
         self.service = service
         self.folder = folder
         self.files = files
-        self._sql = sql
         self._bus_factory = bus
         self._bus: ConsumerFactory | None = None
         self.state = StateStore(files.file(folder / "state.db"))
@@ -209,11 +202,10 @@ class ConnectorHost:
         bus: Callable[[], ConsumerFactory] | None = None,
         *,
         files: PrivateFiles,
-        sql: Callable[[Any], Any] = _as_is,
         partitions: int = ConnectorContext.partitions,
     ) -> ConnectorHost:
         """The host of the configuration file `path`, keeping its state in `folder`."""
-        return cls(load_config(path), service, folder, bus, files=files, sql=sql,
+        return cls(load_config(path), service, folder, bus, files=files,
                    partitions=partitions)
 
     def close(self) -> None:
@@ -234,7 +226,7 @@ class ConnectorHost:
         spec = self.spec(name)
         connector = spec.load()
         folder = self.files.folder(self.folder / name)
-        connector.bind(ConnectorContext(self.service, folder, spec.base, self.files, self._sql,
+        connector.bind(ConnectorContext(self.service, folder, spec.base, self.files,
                                        self.partitions))
         return connector
 

@@ -19,11 +19,12 @@ host (`connectors.host`) is the SDK's other half. Before it calls `read` or `set
 binds a `ConnectorContext` to the connector (`connector.context`): the case service (with the
 personal-data vault), the connector's own working folder, the folder of the configuration
 file, against which relative paths in options are resolved (`context.path(...)`), the writer of
-private files (`context.files`: folders 0700, files 0600, written atomically) and the adapter
-of a sink's transaction to `?`-placeholder SQL (`context.sql(tx)`). Connectors import nothing of
-the composition root (`nervenbahn`) nor of the read models (`projections`): what they need of
-them comes through this context, which the composition root fills (import-linter contracts in
-pyproject.toml).
+private files (`context.files`: folders 0700, files 0600, written atomically). A sink's
+transaction is the consumer store's own connection (sqlite3 or psycopg): its statements carry
+that backend's placeholder (`schemas.sql.placeholder`), no SQL is rewritten. Connectors import
+nothing of the composition root (`nervenbahn`) nor of the read models (`projections`): what
+they need of them comes through this context, which the composition root fills (import-linter
+contracts in pyproject.toml).
 
 **Already applied.** A command a source emits a second time must be refused by the domain in a
 way the host recognises (`already_applied`): a `RuleViolationError` whose rule is in
@@ -111,10 +112,6 @@ class ConsumerFactory(Protocol):
         `store`."""
 
 
-def _as_is(tx: Any) -> Any:
-    return tx
-
-
 @dataclass(frozen=True)
 class ConnectorContext:
     """What the host gives a connector: the case service, its folders, its file writer."""
@@ -127,8 +124,6 @@ class ConnectorContext:
     """The folder of the configuration file: relative paths in options are relative to it."""
     files: PrivateFiles
     """Makes and writes the connector's files private to their owner."""
-    sql: Callable[[Any], Any] = _as_is
-    """The sink's transaction as a connection that takes `?` placeholders (SQLite's as is)."""
     partitions: int = 4
     """The partitions of the topics the bus creates (NERVENBAHN_KAFKA_PARTITIONS)."""
 

@@ -52,7 +52,7 @@ from nervenbahn.keystores import open_keystore
 from nervenbahn.paths import read_model_target, store_folder
 from nervenbahn.private import private_file, private_folder, warn_if_shared, write_private
 from projections import PROJECTIONS, Projection, open_projection_store, rebuild
-from projections.storage import PortableConnection, ReadModelTarget, read_model_built
+from projections.storage import ReadModelTarget, read_model_built
 
 if TYPE_CHECKING:
     from nervenbahn.api.context import ApiContext
@@ -68,7 +68,6 @@ __all__ = [
     "connectors_file",
     "kafka_or_embedded",
     "open_registry",
-    "portable_sql",
     "private_files",
 ]
 
@@ -152,12 +151,6 @@ def kafka_or_embedded(kafka: KafkaSettings, folder: Path) -> Iterator[KafkaSetti
 def connectors_file(settings: Settings) -> Path:
     """NERVENBAHN_CONNECTORS, else `connectors.toml` in the store folder."""
     return settings.connectors_file or store_folder(settings.store) / CONNECTORS_FILE
-
-
-def portable_sql(tx: Any) -> Any:
-    """A consumer transaction as a connection that takes `?` placeholders: SQLite's as is,
-    psycopg's wrapped (`projections.storage.PortableConnection`), for the connectors' sinks."""
-    return PortableConnection(tx) if isinstance(tx, psycopg.Connection) else tx
 
 
 def private_files() -> PrivateFiles:
@@ -381,7 +374,6 @@ class Container:
             store_folder(self.settings.store) / "connectors",
             (lambda: self) if bus else None,
             files=private_files(),
-            sql=portable_sql,
             partitions=self.settings.kafka.partitions,
         )
 

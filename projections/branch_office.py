@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from projections.framework import Projection, update_case_row
 from projections.storage import SQLConnection
-from schemas.sql import Component, Migration
+from schemas.sql import Component, Migration, placeholder
 
 __all__ = ["BranchOfficeProjection", "OfficeCase", "office_case", "office_cases"]
 
@@ -45,15 +45,16 @@ class BranchOfficeProjection(Projection):
     migrations: ClassVar[Component] = MIGRATIONS
 
     def apply(self, event: Any, tx: SQLConnection) -> None:
+        p = placeholder(tx)
         case_id = str(event.originator_id)
         kind = type(event).__name__
         day = event.effective_date.isoformat()
         if kind == "CaseOpened":
             applicant = event.applicant
             tx.execute(
-                "INSERT INTO office_cases (case_id, municipality_bfs, social_region, phase, "
+                "INSERT INTO office_cases (case_id, municipality_bfs, social_region, phase, "  # noqa: S608
                 "household_size, opened_on, applicant_person_id, applicant_sealed, version) "
-                "VALUES (?, ?, ?, 'intake', ?, ?, ?, ?, 1)",
+                f"VALUES ({p}, {p}, {p}, 'intake', {p}, {p}, {p}, {p}, 1)",
                 (
                     case_id,
                     event.municipality_bfs,
@@ -70,7 +71,7 @@ class BranchOfficeProjection(Projection):
             _update(tx, case_id, support_since=day, support_until=None)
         elif kind == "CaseClosed":
             tx.execute(
-                "UPDATE office_cases SET support_until = ? WHERE case_id = ? "
+                f"UPDATE office_cases SET support_until = {p} WHERE case_id = {p} "  # noqa: S608
                 "AND support_since IS NOT NULL",
                 (day, case_id),
             )
@@ -141,15 +142,16 @@ def office_cases(
     offset: int = 0,
 ) -> list[OfficeCase]:
     """The cases of the given municipalities (a branch office's scope), newest first."""
+    p = placeholder(db)
     if not municipalities:
         return []
-    marks = ", ".join("?" for _ in municipalities)
+    marks = ", ".join([p] * len(municipalities))
     query = f"SELECT {_COLUMNS} FROM office_cases WHERE municipality_bfs IN ({marks})"  # noqa: S608
     params: list[object] = list(municipalities)
     if phase is not None:
-        query += " AND phase = ?"
+        query += f" AND phase = {p}"
         params.append(phase)
-    query += " ORDER BY opened_on DESC, case_id LIMIT ? OFFSET ?"
+    query += f" ORDER BY opened_on DESC, case_id LIMIT {p} OFFSET {p}"
     return [_office_case(row) for row in db.execute(query, (*params, limit, offset))]
 
 
@@ -157,7 +159,8 @@ def office_case(
     db: SQLConnection, municipalities: Collection[int], case_id: str
 ) -> OfficeCase | None:
     """One case if it lies in the given municipalities; None otherwise (as if not there)."""
-    query = f"SELECT {_COLUMNS} FROM office_cases WHERE case_id = ?"  # noqa: S608
+    p = placeholder(db)
+    query = f"SELECT {_COLUMNS} FROM office_cases WHERE case_id = {p}"  # noqa: S608
     row = db.execute(query, (case_id,)).fetchone()
     if row is None or row[1] not in municipalities:
         return None

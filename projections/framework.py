@@ -33,7 +33,7 @@ from projections.storage import (
     ReadModelTarget,
     SQLConnection,
 )
-from schemas.sql import Component, migrate_sqlite
+from schemas.sql import Component, migrate_sqlite, placeholder
 
 __all__ = [
     "Projection",
@@ -184,10 +184,11 @@ def _remove(path: Path) -> None:
 
 
 def update_case_row(tx: SQLConnection, table: str, case_id: str, **columns: object) -> None:
-    """`UPDATE table SET columns… WHERE case_id = ?` (table and column names are the
+    """`UPDATE table SET columns… WHERE case_id = …` (table and column names are the
     projection's own, never input)."""
-    assignments = ", ".join(f"{column} = ?" for column in columns)
+    p = placeholder(tx)
+    assignments = ", ".join(f"{column} = {p}" for column in columns)
     tx.execute(
-        f"UPDATE {table} SET {assignments} WHERE case_id = ?",  # noqa: S608
+        f"UPDATE {table} SET {assignments} WHERE case_id = {p}",  # noqa: S608
         (*columns.values(), case_id),
     )

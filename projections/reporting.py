@@ -30,7 +30,7 @@ from domain.reference import load_reference_data
 from projections.framework import Projection, ProjectionError, ProjectionSettings
 from projections.reporting_facts import NO_FACT_EVENTS, CaseFact, Pseudonymiser, case_fact
 from projections.storage import SQLConnection
-from schemas.sql import Component, Migration
+from schemas.sql import Component, Migration, placeholder
 
 __all__ = [
     "CANTON",
@@ -139,7 +139,7 @@ class ReportingProjection(Projection):
         # new id and recorded day instead of counting twice.
         tx.execute(
             f"INSERT INTO reporting_facts ({', '.join(_COLUMNS)}) "  # noqa: S608 - our names
-            f"VALUES ({', '.join('?' * len(_COLUMNS))}) "
+            f"VALUES ({', '.join([placeholder(tx)] * len(_COLUMNS))}) "
             "ON CONFLICT (case_pseudonym, sequence) DO UPDATE SET "
             "fact_id = excluded.fact_id, recorded_at = excluded.recorded_at",
             tuple(row[name] for name in _COLUMNS),
@@ -147,8 +147,9 @@ class ReportingProjection(Projection):
 
 
 def _region_now(tx: SQLConnection, pseudonym: str) -> str:
+    p = placeholder(tx)
     row = tx.execute(
-        "SELECT fact, social_region, to_region FROM reporting_facts WHERE case_pseudonym = ? "
+        f"SELECT fact, social_region, to_region FROM reporting_facts WHERE case_pseudonym = {p} "  # noqa: S608
         "ORDER BY sequence DESC LIMIT 1",
         (pseudonym,),
     ).fetchone()

@@ -48,6 +48,7 @@ __all__ = [
     "migrate",
     "migrate_postgres",
     "migrate_sqlite",
+    "placeholder",
     "recorded_versions_postgres",
     "recorded_versions_sqlite",
 ]
@@ -280,6 +281,14 @@ def migrate(db: sqlite3.Connection | psycopg.Connection[Any], component: Compone
     if row is None or row[0] is None:
         raise ValueError("the PostgreSQL connection has no current schema")
     return migrate_postgres(db, str(row[0]), component)
+
+
+def placeholder(db: object) -> str:
+    """The parameter placeholder of the connection's database (`?` sqlite3, `%s` psycopg), for
+    code handed a connection of either (a read model's, a connector's transaction): it writes
+    its statements with this marker, so no SQL text is ever rewritten for the other backend.
+    On PostgreSQL a statement with parameters must not hold a literal `%` (pass it as one)."""
+    return "?" if isinstance(db, sqlite3.Connection) else "%s"
 
 
 def _refuse_newer(component: Component, current: int | None) -> None:

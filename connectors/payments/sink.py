@@ -62,7 +62,7 @@ from connectors.payments.pain001 import (
 from connectors.sdk import PrivateFiles, Sink
 from domain.payments import AccountSealer, SealedPayoutAccount
 from domain.personal_data import ErasedFile, ErasureSubject, PersonalDataVault
-from schemas.sql import Component, Migration, migrate
+from schemas.sql import Component, Migration, migrate, placeholder
 
 __all__ = ["Pain001Sink", "RunCheck", "pain001_path", "report_path"]
 
@@ -82,7 +82,7 @@ _TABLES = (
     "held INTEGER NOT NULL, creditor_person_id TEXT, creditor_sealed TEXT, "
     "social_region TEXT NOT NULL, PRIMARY KEY (run_id, order_id))",
 )
-"""Portable SQL (SQLite and PostgreSQL through `?` placeholders)."""
+"""Portable SQL (SQLite and PostgreSQL; statements carry the backend's placeholder)."""
 MIGRATIONS = Component(
     "payments_sink",
     [Migration(1, "payment runs and their orders", sqlite=_TABLES, postgres=_TABLES)],
@@ -159,46 +159,46 @@ class Pain001Sink(Sink):
 
     def handle(self, received: Received, tx: Any) -> None:
         """Keep a run's start, orders and completion; other payments events are not ours."""
+        p = placeholder(tx)
         kind = received.event_type
         if kind not in _RUN_EVENTS:
             return
         event = received.event
-        db = self._sql(tx)
         run_id = _run_id(event)
         if kind == "PaymentRunStarted":
-            db.execute(
-                "INSERT INTO pain001_runs (run_id, month, sequence, execution_date, started_at, "
-                "state) VALUES (?, ?, ?, ?, ?, 'open') ON CONFLICT (run_id) DO UPDATE SET "
+            tx.execute(
+                "INSERT INTO pain001_runs (run_id, month, sequence, execution_date, started_at, "  # noqa: S608
+                f"state) VALUES ({p}, {p}, {p}, {p}, {p}, 'open') "
+                "ON CONFLICT (run_id) DO UPDATE SET "
                 "month = excluded.month, sequence = excluded.sequence, "
                 "execution_date = excluded.execution_date, started_at = excluded.started_at",
                 (run_id, _day(event.month), event.sequence, _day(event.execution_date),
                  _moment(event.timestamp)),
             )
         elif kind == "PaymentOrdered":
-            self._keep_order(db, run_id, event)
+            self._keep_order(tx, run_id, event)
         else:
-            self._keep_completion(db, run_id, event)
+            self._keep_completion(tx, run_id, event)
 
     def deliver(self, tx: Any) -> list[str]:
         """Write every completed run's files that are not written yet; the names of the files
         written now (a file found in place from before a crash is not written again)."""
-        db = self._sql(tx)
         written: list[str] = []
-        pending = db.execute(
+        pending = tx.execute(
             "SELECT run_id FROM pain001_runs WHERE completed_at IS NOT NULL "
             "AND state IN ('open', 'held') ORDER BY month, sequence, run_id"
         ).fetchall()
         for (run_id,) in pending:
-            check = self.check_run(db, run_id)
+            check = self.check_run(tx, run_id)
             if check.problem is None:
-                written += self._deliver_run(db, check)
+                written += self._deliver_run(tx, check)
             else:
-                self._hold(db, run_id, check.problem)
+                self._hold(tx, run_id, check.problem)
         return written
 
     def problems(self, tx: Any) -> list[str]:
         """Every held run and why."""
-        rows = self._sql(tx).execute(
+        rows = tx.execute(
             "SELECT run_id, month, sequence, problem FROM pain001_runs WHERE state = 'held' "
             "ORDER BY month, sequence"
         ).fetchall()
@@ -210,20 +210,21 @@ class Pain001Sink(Sink):
         keep id and amount but lose name, IBAN and remittance text (`erase_transfers`); the
         file is checked against the schema again and its new digest recorded. A run not
         delivered yet is held by `deliver` (the payout account no longer opens)."""
-        db = self._sql(tx)
-        rows = db.execute(
-            "SELECT o.run_id, o.order_id FROM pain001_orders o JOIN pain001_runs r "
-            "ON r.run_id = o.run_id WHERE o.creditor_person_id = ? AND r.state = 'delivered' "
+        p = placeholder(tx)
+        rows = tx.execute(
+            "SELECT o.run_id, o.order_id FROM pain001_orders o JOIN pain001_runs r "  # noqa: S608
+            f"ON r.run_id = o.run_id WHERE o.creditor_person_id = {p} AND r.state = 'delivered' "
             "AND r.file IS NOT NULL ORDER BY o.run_id",
             (str(subject.person_id),),
         ).fetchall()
         by_run: dict[str, set[str]] = {}
         for run_id, order_id in rows:
             by_run.setdefault(run_id, set()).add(identifier(order_id))
-        return [self._erase_in_file(db, run_id, ids) for run_id, ids in by_run.items()
+        return [self._erase_in_file(tx, run_id, ids) for run_id, ids in by_run.items()
                 if pain001_path(self.outbox, run_id).exists()]
 
     def _erase_in_file(self, db: Any, run_id: str, end_to_end_ids: set[str]) -> ErasedFile:
+        p = placeholder(db)
         path = pain001_path(self.outbox, run_id)
         try:
             before = path.read_bytes()
@@ -233,7 +234,7 @@ class Pain001Sink(Sink):
         if xml == before:
             return ErasedFile(str(path), "checked", "its credit transfers were erased before")
         self._files.write(path, xml)
-        db.execute("UPDATE pain001_runs SET file_sha256 = ? WHERE run_id = ?",
+        db.execute(f"UPDATE pain001_runs SET file_sha256 = {p} WHERE run_id = {p}",  # noqa: S608
                    (sha256(xml).hexdigest(), run_id))
         log.info("pain.001 file rewritten for an erasure", connector=self.name, run_id=run_id,
                  transfers=erased)
@@ -244,9 +245,10 @@ class Pain001Sink(Sink):
 
     def check_run(self, db: Any, run_id: str) -> RunCheck:
         """The run's orders checked against its completion totals."""
+        p = placeholder(db)
         run = db.execute(
-            "SELECT month, order_count, paid_out_count, control_sum, claim_count, claim_sum, "
-            "held_count, held_sum, started_at FROM pain001_runs WHERE run_id = ?",
+            "SELECT month, order_count, paid_out_count, control_sum, claim_count, claim_sum, "  # noqa: S608
+            f"held_count, held_sum, started_at FROM pain001_runs WHERE run_id = {p}",
             (run_id,),
         ).fetchone()
         month, count, paid_count, control, claim_count, claims, held_count, held, started = run
@@ -308,8 +310,9 @@ class Pain001Sink(Sink):
         return written
 
     def _payment_file(self, db: Any, run_id: str, paid: list[_Order]) -> PaymentFile:
+        p = placeholder(db)
         execution_date, completed_at = db.execute(
-            "SELECT execution_date, completed_at FROM pain001_runs WHERE run_id = ?", (run_id,)
+            f"SELECT execution_date, completed_at FROM pain001_runs WHERE run_id = {p}", (run_id,)  # noqa: S608
         ).fetchone()
         sealer = AccountSealer(self.vault)
         transfers = []
@@ -345,31 +348,34 @@ class Pain001Sink(Sink):
         return f"{self.remittance} {month}"
 
     def _hold(self, db: Any, run_id: str, problem: str) -> None:
+        p = placeholder(db)
         before = db.execute(
-            "SELECT problem FROM pain001_runs WHERE run_id = ?", (run_id,)
+            f"SELECT problem FROM pain001_runs WHERE run_id = {p}", (run_id,)  # noqa: S608
         ).fetchone()
         if before is None or before[0] != problem:
             log.warning("payment run held", connector=self.name, run_id=run_id, problem=problem)
         db.execute(
-            "UPDATE pain001_runs SET state = 'held', problem = ? WHERE run_id = ?",
+            f"UPDATE pain001_runs SET state = 'held', problem = {p} WHERE run_id = {p}",  # noqa: S608
             (problem, run_id),
         )
 
     def _mark(self, db: Any, run_id: str, file: str | None, digest: str | None) -> None:
+        p = placeholder(db)
         db.execute(
-            "UPDATE pain001_runs SET state = 'delivered', problem = NULL, file = ?, "
-            "file_sha256 = ?, delivered_at = ? WHERE run_id = ?",
+            f"UPDATE pain001_runs SET state = 'delivered', problem = NULL, file = {p}, "  # noqa: S608
+            f"file_sha256 = {p}, delivered_at = {p} WHERE run_id = {p}",
             (file, digest, datetime.now(UTC).isoformat(timespec="seconds"), run_id),
         )
 
     # --- storage ------------------------------------------------------------------------------
 
     def _keep_order(self, db: Any, run_id: str, event: Any) -> None:
+        p = placeholder(db)
         creditor = _sealed_account(event.creditor)
         db.execute(
-            "INSERT INTO pain001_orders (run_id, order_id, case_id, for_month, kind, amount, "
+            "INSERT INTO pain001_orders (run_id, order_id, case_id, for_month, kind, amount, "  # noqa: S608
             "held, creditor_person_id, creditor_sealed, social_region) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, order_id) DO NOTHING",
+            f"VALUES ({', '.join([p] * 10)}) ON CONFLICT (run_id, order_id) DO NOTHING",
             (
                 run_id,
                 str(event.order_id),
@@ -384,21 +390,23 @@ class Pain001Sink(Sink):
             ),
         )
         db.execute(
-            "INSERT INTO pain001_runs (run_id, state) VALUES (?, 'open') "
+            f"INSERT INTO pain001_runs (run_id, state) VALUES ({p}, 'open') "  # noqa: S608
             "ON CONFLICT (run_id) DO NOTHING",
             (run_id,),
         )
 
     def _keep_completion(self, db: Any, run_id: str, event: Any) -> None:
+        p = placeholder(db)
         db.execute(
-            "INSERT INTO pain001_runs (run_id, state) VALUES (?, 'open') "
+            f"INSERT INTO pain001_runs (run_id, state) VALUES ({p}, 'open') "  # noqa: S608
             "ON CONFLICT (run_id) DO NOTHING",
             (run_id,),
         )
         db.execute(
-            "UPDATE pain001_runs SET completed_at = ?, order_count = ?, paid_out_count = ?, "
-            "control_sum = ?, claim_count = ?, claim_sum = ?, held_count = ?, held_sum = ? "
-            "WHERE run_id = ?",
+            f"UPDATE pain001_runs SET completed_at = {p}, order_count = {p}, "  # noqa: S608
+            f"paid_out_count = {p}, control_sum = {p}, claim_count = {p}, claim_sum = {p}, "
+            f"held_count = {p}, held_sum = {p} "
+            f"WHERE run_id = {p}",
             (
                 _moment(event.timestamp),
                 int(event.order_count),
@@ -414,9 +422,10 @@ class Pain001Sink(Sink):
 
     @staticmethod
     def _orders(db: Any, run_id: str) -> list[_Order]:
+        p = placeholder(db)
         rows = db.execute(
-            "SELECT order_id, case_id, for_month, kind, amount, held, creditor_person_id, "
-            "creditor_sealed, social_region FROM pain001_orders WHERE run_id = ? "
+            "SELECT order_id, case_id, for_month, kind, amount, held, creditor_person_id, "  # noqa: S608
+            f"creditor_sealed, social_region FROM pain001_orders WHERE run_id = {p} "
             "ORDER BY case_id, for_month, order_id",
             (run_id,),
         ).fetchall()
@@ -457,10 +466,6 @@ class Pain001Sink(Sink):
         if self.context is None:
             raise RuntimeError(f"connector {self.name}: not bound to the host (no file writer)")
         return self.context.files
-
-    def _sql(self, tx: Any) -> Any:
-        """The transaction as a `?`-placeholder connection (the host's adapter)."""
-        return tx if self.context is None else self.context.sql(tx)
 
     @property
     def vault(self) -> PersonalDataVault:
@@ -525,9 +530,10 @@ def _moment(value: datetime) -> str:
 def _report(db: Any, check: RunCheck) -> bytes:
     """What the run does not pay: claims back (to recover) and held orders (ordered again
     later). Ids and amounts only, no personal data."""
+    p = placeholder(db)
     row = db.execute(
-        "SELECT sequence, execution_date, control_sum, paid_out_count FROM pain001_runs "
-        "WHERE run_id = ?",
+        "SELECT sequence, execution_date, control_sum, paid_out_count FROM pain001_runs "  # noqa: S608
+        f"WHERE run_id = {p}",
         (check.run_id,),
     ).fetchone()
     sequence, execution_date, control_sum, paid_out_count = row

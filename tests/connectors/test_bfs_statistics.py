@@ -11,25 +11,26 @@ from typing import Any
 import pytest
 
 from bus.consumer import Received, Rejected
-from bus.effects import SQLiteEffectStore
+from bus.effects import EffectStore
 from connectors.bfs_statistics import FIELDS, SOURCES, BfsStatisticsSink
 from connectors.host import ConnectorHost, ConnectorSpec
 from nervenbahn.config import load_settings
 from nervenbahn.container import private_files
 from projections.reporting_facts import CaseFact
 from tests.connectors import bfs_fixture as fx
+from tests.connectors.sink_stores import BACKENDS, open_sink_store
 
 FIELDS_MD = Path(__file__).resolve().parents[2] / "connectors" / "bfs_statistics" / "FIELDS.md"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteEffectStore]:
-    store = SQLiteEffectStore(tmp_path / "consumer.db")
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EffectStore]:
+    store = open_sink_store(request, tmp_path / "consumer.db")
     yield store
     store.close()
 
 
-def make_sink(tmp_path: Path, store: SQLiteEffectStore, **options: Any) -> BfsStatisticsSink:
+def make_sink(tmp_path: Path, store: EffectStore, **options: Any) -> BfsStatisticsSink:
     # every fact of these tests comes from partition 0 of a one-partition topic
     sink = BfsStatisticsSink("bfs", {"outbox": str(tmp_path / "outbox"), "partitions": 1,
                                      **options})
@@ -42,7 +43,7 @@ def received(fact: CaseFact, offset: int = 0) -> Received:
     return Received(fact, fact.fact_id, "CaseFact", "t.facts", 0, offset, {})
 
 
-def feed(sink: BfsStatisticsSink, store: SQLiteEffectStore, facts: Sequence[CaseFact]) -> list[str]:
+def feed(sink: BfsStatisticsSink, store: EffectStore, facts: Sequence[CaseFact]) -> list[str]:
     """One batch: handle every fact, then deliver (as the runtime does)."""
     with store.transaction() as tx:
         for offset, fact in enumerate(facts):
@@ -51,7 +52,7 @@ def feed(sink: BfsStatisticsSink, store: SQLiteEffectStore, facts: Sequence[Case
         return sink.deliver(tx)
 
 
-def deliver_and_die(sink: BfsStatisticsSink, store: SQLiteEffectStore) -> None:
+def deliver_and_die(sink: BfsStatisticsSink, store: EffectStore) -> None:
     """Deliver, then die before the transaction commits."""
     with store.transaction() as tx:
         sink.deliver(tx)
@@ -63,7 +64,7 @@ def lines(tmp_path: Path, month: str) -> list[str]:
 
 
 def test_february_delivers_dossiers_and_bookings_computed_by_hand(
-    tmp_path: Path, store: SQLiteEffectStore
+    tmp_path: Path, store: EffectStore
 ) -> None:
     sink = make_sink(tmp_path, store, first_month="2026-02", complete_through="2026-02")
 
@@ -74,7 +75,7 @@ def test_february_delivers_dossiers_and_bookings_computed_by_hand(
 
 
 def test_months_are_delivered_once_complete_from_the_first_support_on(
-    tmp_path: Path, store: SQLiteEffectStore
+    tmp_path: Path, store: EffectStore
 ) -> None:
     sink = make_sink(tmp_path, store)
 
@@ -104,7 +105,7 @@ def test_months_are_delivered_once_complete_from_the_first_support_on(
 
 
 def test_a_late_fact_for_delivered_months_becomes_corrections_in_the_next_delivery(
-    tmp_path: Path, store: SQLiteEffectStore
+    tmp_path: Path, store: EffectStore
 ) -> None:
     sink = make_sink(tmp_path, store, first_month="2026-01")
     feed(sink, store, fx.facts())
@@ -123,7 +124,7 @@ def test_a_late_fact_for_delivered_months_becomes_corrections_in_the_next_delive
     assert not [line for line in lines(tmp_path, "2026-04") if ",correction," in line]
 
 
-def test_the_same_facts_again_change_nothing(tmp_path: Path, store: SQLiteEffectStore) -> None:
+def test_the_same_facts_again_change_nothing(tmp_path: Path, store: EffectStore) -> None:
     sink = make_sink(tmp_path, store)
     feed(sink, store, fx.facts())
     before = {p.name: p.read_bytes() for p in (tmp_path / "outbox").iterdir()}
@@ -135,7 +136,7 @@ def test_the_same_facts_again_change_nothing(tmp_path: Path, store: SQLiteEffect
 
 
 def test_a_crash_after_writing_before_the_commit_leaves_one_file_as_recorded(
-    tmp_path: Path, store: SQLiteEffectStore
+    tmp_path: Path, store: EffectStore
 ) -> None:
     sink = make_sink(tmp_path, store, first_month="2026-02")
     with store.transaction() as tx:
@@ -152,7 +153,7 @@ def test_a_crash_after_writing_before_the_commit_leaves_one_file_as_recorded(
 
 
 def test_a_lost_delivery_file_is_written_again_from_its_record(
-    tmp_path: Path, store: SQLiteEffectStore
+    tmp_path: Path, store: EffectStore
 ) -> None:
     sink = make_sink(tmp_path, store, first_month="2026-02")
     feed(sink, store, fx.facts())
@@ -169,7 +170,7 @@ def test_a_lost_delivery_file_is_written_again_from_its_record(
     assert lines(tmp_path, "2026-02") == fx.EXPECTED_FEBRUARY
 
 
-def test_grace_days_hold_a_month_back(tmp_path: Path, store: SQLiteEffectStore) -> None:
+def test_grace_days_hold_a_month_back(tmp_path: Path, store: EffectStore) -> None:
     sink = make_sink(tmp_path, store, first_month="2026-02", grace_days=4)
 
     # February is complete once a fact recorded on or after 1 March + 4 days = 03-05 is seen
@@ -178,7 +179,7 @@ def test_grace_days_hold_a_month_back(tmp_path: Path, store: SQLiteEffectStore) 
 
 
 def test_a_partition_not_read_yet_holds_every_month_back(
-    tmp_path: Path, store: SQLiteEffectStore
+    tmp_path: Path, store: EffectStore
 ) -> None:
     sink = make_sink(tmp_path, store, first_month="2026-02", partitions=2)
 
@@ -191,7 +192,7 @@ def test_a_partition_not_read_yet_holds_every_month_back(
         assert sink.deliver(tx) == ["bfs-shs-so-2026-02.csv"]  # both partitions past February
 
 
-def test_what_is_not_a_case_fact_is_rejected(tmp_path: Path, store: SQLiteEffectStore) -> None:
+def test_what_is_not_a_case_fact_is_rejected(tmp_path: Path, store: EffectStore) -> None:
     sink = make_sink(tmp_path, store)
     fact = fx.facts()[0]
 

@@ -18,7 +18,7 @@ from uuid import UUID, uuid4, uuid5
 import pytest
 
 from bus.consumer import Received, Rejected
-from bus.effects import SQLiteEffectStore
+from bus.effects import EffectStore, SQLiteEffectStore
 from connectors.payments.pain001 import NAMESPACE, SCHEMA_FILE, validate_pain001
 from connectors.payments.sink import Pain001Sink, pain001_path, report_path
 from connectors.sdk import ConnectorContext
@@ -33,7 +33,9 @@ from domain.payments import (
 )
 from domain.personal_data import ErasureSubject
 from nervenbahn.container import build_service, close_service, private_files
+from schemas.sql import placeholder
 from tests.bus.pipeline import store_settings
+from tests.connectors.sink_stores import BACKENDS, open_sink_store
 
 NS = {"p": NAMESPACE}
 MONTH = date(2026, 3, 1)
@@ -55,9 +57,9 @@ def service(tmp_path: Path, master_key: str) -> Iterator[CaseService]:
     close_service(built)
 
 
-@pytest.fixture
-def consumer_db(tmp_path: Path) -> Iterator[SQLiteEffectStore]:
-    store = SQLiteEffectStore(tmp_path / "sink.db")
+@pytest.fixture(params=BACKENDS)
+def consumer_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EffectStore]:
+    store = open_sink_store(request, tmp_path / "sink.db")
     yield store
     store.close()
 
@@ -130,7 +132,7 @@ def make_sink(service: CaseService, tmp_path: Path, **options: Any) -> Pain001Si
     return sink
 
 
-def consume(sink: Pain001Sink, store: SQLiteEffectStore, events: Sequence[Any]) -> list[str]:
+def consume(sink: Pain001Sink, store: EffectStore, events: Sequence[Any]) -> list[str]:
     """What the runtime does: handle a batch in one transaction, then deliver."""
     with store.transaction() as tx:
         sink.setup(tx)
@@ -140,7 +142,7 @@ def consume(sink: Pain001Sink, store: SQLiteEffectStore, events: Sequence[Any]) 
         return sink.deliver(tx)
 
 
-def problems(sink: Pain001Sink, store: SQLiteEffectStore) -> list[str]:
+def problems(sink: Pain001Sink, store: EffectStore) -> list[str]:
     with store.transaction() as tx:
         return sink.problems(tx)
 
@@ -173,7 +175,7 @@ def mixed_run(payees: Payees) -> list[Any]:
 
 
 def test_run_becomes_one_pain001_file_with_only_the_payouts(
-    service: CaseService, consumer_db: SQLiteEffectStore, payees: Payees, tmp_path: Path
+    service: CaseService, consumer_db: EffectStore, payees: Payees, tmp_path: Path
 ) -> None:
     sink = make_sink(service, tmp_path)
     events = mixed_run(payees)
@@ -224,7 +226,7 @@ def test_run_becomes_one_pain001_file_with_only_the_payouts(
 
 
 def test_delivering_again_writes_nothing_more(
-    service: CaseService, consumer_db: SQLiteEffectStore, payees: Payees, tmp_path: Path
+    service: CaseService, consumer_db: EffectStore, payees: Payees, tmp_path: Path
 ) -> None:
     sink = make_sink(service, tmp_path)
     events = mixed_run(payees)
@@ -239,7 +241,7 @@ def test_delivering_again_writes_nothing_more(
 
 
 def test_crash_after_the_file_before_the_commit_gives_the_same_single_file(
-    service: CaseService, consumer_db: SQLiteEffectStore, payees: Payees, tmp_path: Path
+    service: CaseService, consumer_db: EffectStore, payees: Payees, tmp_path: Path
 ) -> None:
     sink = make_sink(service, tmp_path)
     events = mixed_run(payees)
@@ -292,7 +294,7 @@ def test_same_events_in_a_new_consumer_database_reproduce_the_same_file(
 
 
 def test_missing_order_holds_the_run_until_it_arrives(
-    service: CaseService, consumer_db: SQLiteEffectStore, payees: Payees, tmp_path: Path
+    service: CaseService, consumer_db: EffectStore, payees: Payees, tmp_path: Path
 ) -> None:
     sink = make_sink(service, tmp_path)
     events = mixed_run(payees)
@@ -312,7 +314,7 @@ def test_missing_order_holds_the_run_until_it_arrives(
 
 
 def test_control_sum_that_differs_holds_the_run(
-    service: CaseService, consumer_db: SQLiteEffectStore, payees: Payees, tmp_path: Path
+    service: CaseService, consumer_db: EffectStore, payees: Payees, tmp_path: Path
 ) -> None:
     sink = make_sink(service, tmp_path)
     events = mixed_run(payees)
@@ -328,7 +330,7 @@ def test_control_sum_that_differs_holds_the_run(
 
 
 def test_invalid_payout_iban_holds_the_run_naming_the_order(
-    service: CaseService, consumer_db: SQLiteEffectStore, payees: Payees, tmp_path: Path
+    service: CaseService, consumer_db: EffectStore, payees: Payees, tmp_path: Path
 ) -> None:
     sink = make_sink(service, tmp_path)
     broken = payees.account("Dora Keller", "CH5604835012345678000")  # check digits wrong
@@ -350,7 +352,7 @@ def test_invalid_payout_iban_holds_the_run_naming_the_order(
 
 
 def test_erased_payee_holds_the_run(
-    service: CaseService, consumer_db: SQLiteEffectStore, payees: Payees, tmp_path: Path
+    service: CaseService, consumer_db: EffectStore, payees: Payees, tmp_path: Path
 ) -> None:
     sink = make_sink(service, tmp_path)
     events = run_events([draft(CASES[0], "regular", "1520.35", payees.account(*ANNA))])
@@ -362,7 +364,7 @@ def test_erased_payee_holds_the_run(
 
 
 def test_erasure_rewrites_the_delivered_file_and_records_its_new_digest(
-    service: CaseService, consumer_db: SQLiteEffectStore, payees: Payees, tmp_path: Path
+    service: CaseService, consumer_db: EffectStore, payees: Payees, tmp_path: Path
 ) -> None:
     sink = make_sink(service, tmp_path)
     events = run_events([draft(CASES[0], "regular", "1520.35", payees.account(*ANNA)),
@@ -376,8 +378,9 @@ def test_erasure_rewrites_the_delivered_file_and_records_its_new_digest(
         [erased] = sink.erase(subject, tx)
     with consumer_db.transaction() as tx:
         [again] = sink.erase(subject, tx)
-        (digest,) = tx.execute("SELECT file_sha256 FROM pain001_runs WHERE run_id = ?",
-                               (run_id,)).fetchone()
+        (digest,) = tx.execute(
+            f"SELECT file_sha256 FROM pain001_runs WHERE run_id = {placeholder(tx)}", (run_id,)
+        ).fetchone()
 
     content = path.read_bytes()
     assert (erased.path, erased.outcome) == (str(path), "rewritten")
@@ -391,7 +394,7 @@ def test_erasure_rewrites_the_delivered_file_and_records_its_new_digest(
 
 
 def test_other_file_under_the_run_name_is_never_replaced(
-    service: CaseService, consumer_db: SQLiteEffectStore, payees: Payees, tmp_path: Path
+    service: CaseService, consumer_db: EffectStore, payees: Payees, tmp_path: Path
 ) -> None:
     sink = make_sink(service, tmp_path)
     events = run_events([draft(CASES[0], "regular", "1520.35", payees.account(*ANNA))])
@@ -406,7 +409,7 @@ def test_other_file_under_the_run_name_is_never_replaced(
 
 
 def test_run_without_payouts_writes_only_the_report(
-    service: CaseService, consumer_db: SQLiteEffectStore, payees: Payees, tmp_path: Path
+    service: CaseService, consumer_db: EffectStore, payees: Payees, tmp_path: Path
 ) -> None:
     sink = make_sink(service, tmp_path)
     events = run_events(
@@ -421,7 +424,7 @@ def test_run_without_payouts_writes_only_the_report(
 
 
 def test_clear_creditor_account_is_rejected(
-    service: CaseService, consumer_db: SQLiteEffectStore, payees: Payees, tmp_path: Path
+    service: CaseService, consumer_db: EffectStore, payees: Payees, tmp_path: Path
 ) -> None:
     sink = make_sink(service, tmp_path)
     events = run_events([draft(CASES[0], "regular", "1520.35", payees.account(*ANNA))])

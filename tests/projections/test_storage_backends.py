@@ -36,6 +36,7 @@ from projections.storage import (
     read_model_built,
     read_model_connection,
 )
+from schemas.sql import placeholder
 from tests.bus.pipeline import store_settings
 
 REPORTING_KEY = secrets.token_bytes(32)
@@ -142,7 +143,7 @@ class ReadModelStorageContract(ABC):
 
         with read_model_connection(target) as db:
             recorded = {UUID(str(row[0])) for row in db.execute(
-                "SELECT event_id FROM processed_events WHERE group_id = ?",
+                f"SELECT event_id FROM processed_events WHERE group_id = {placeholder(db)}",
                 ("projection-reporting",))}
         proposals = [e for e in events if type(e).__name__ in NO_FACT_EVENTS]
         assert proposals  # the store has events without a fact
@@ -158,8 +159,8 @@ class ReadModelStorageContract(ABC):
         with store.transaction() as tx:
             tx.execute(
                 "INSERT INTO region_cases (case_id, social_region, municipality_bfs, phase, "
-                "opened_on, intake_on, version) VALUES (?, 'so-olten', 2581, 'intake', "
-                "'2020-01-01', '2020-01-01', 1)",
+                f"opened_on, intake_on, version) VALUES ({placeholder(tx)}, 'so-olten', 2581, "
+                "'intake', '2020-01-01', '2020-01-01', 1)",
                 ("stale",),
             )
         store.close()
