@@ -52,7 +52,7 @@ from report import Row, add_output_arguments, emit_json, percentile, print_table
 
 from bus.broker import EmbeddedBroker
 from bus.consumer import Received
-from bus.effects import SQLiteEffectStore
+from bus.effects_sqlite import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.relay import _headers  # the relay's own header builder, for the stage breakdown
 from bus.topics import TopicSpec, catalogue, ensure_topics, topic_name

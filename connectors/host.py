@@ -64,7 +64,8 @@ from typing import Any
 import structlog
 
 from bus.consumer import Received, TransientError
-from bus.effects import PartitionMark, SQLiteEffectStore
+from bus.effects import PartitionMark
+from bus.effects_sqlite import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.topics import (
     dead_letter_topic,

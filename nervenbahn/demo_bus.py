@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bus.consumer import Received
-from bus.effects import SQLiteEffectStore
+from bus.effects_sqlite import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, dead_letter_topic, ensure_topics, topic_message_counts
 from nervenbahn.container import Container

@@ -23,7 +23,8 @@ from uuid import UUID
 
 from pydantic import SecretStr
 
-from bus.effects import EffectStore, SQLiteEffectStore
+from bus.effects import EffectStore
+from bus.effects_sqlite import SQLiteEffectStore
 from bus.envelope import event_id
 from domain.application.ports import NotificationLog
 from domain.errors import NervenbahnError

@@ -27,7 +27,7 @@ import psycopg
 import psycopg.conninfo
 from psycopg import sql
 
-from bus.effects import PostgresEffectStore
+from bus.effects_postgres import PostgresEffectStore
 from schemas.sql import Component, migrate_postgres
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from bus.consumer import Consumer, Received
-from bus.effects import SQLiteEffectStore
+from bus.effects_sqlite import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
 from domain.application.cases import CaseService

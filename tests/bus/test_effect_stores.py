@@ -14,7 +14,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bus.effects import EffectStore, PartitionMark, PostgresEffectStore, SQLiteEffectStore
+from bus.effects import EffectStore, PartitionMark
+from bus.effects_postgres import PostgresEffectStore
+from bus.effects_sqlite import SQLiteEffectStore
 from nervenbahn.config import StoreConfig
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import psycopg.conninfo
 import pytest
 
-from bus.effects import EffectStore, PostgresEffectStore, SQLiteEffectStore
+from bus.effects import EffectStore
+from bus.effects_postgres import PostgresEffectStore
+from bus.effects_sqlite import SQLiteEffectStore
 from nervenbahn.config import StoreConfig
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -18,7 +18,8 @@ from uuid import UUID, uuid4, uuid5
 import pytest
 
 from bus.consumer import Received, Rejected
-from bus.effects import EffectStore, SQLiteEffectStore
+from bus.effects import EffectStore
+from bus.effects_sqlite import SQLiteEffectStore
 from connectors.payments.pain001 import NAMESPACE, SCHEMA_FILE, validate_pain001
 from connectors.payments.sink import Pain001Sink, pain001_path, report_path
 from connectors.sdk import ConnectorContext

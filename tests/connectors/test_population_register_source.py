@@ -16,7 +16,7 @@ from uuid import UUID
 import pytest
 
 from bus.consumer import Received
-from bus.effects import SQLiteEffectStore
+from bus.effects_sqlite import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
 from connectors.host import ConnectorHost, ConnectorSpec

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.broker import EmbeddedBroker
-from bus.effects import SQLiteEffectStore
+from bus.effects_sqlite import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.topics import topic_message_counts
 from domain.reference import load_reference_data

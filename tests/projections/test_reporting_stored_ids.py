@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from bus.effects import SQLiteEffectStore
+from bus.effects_sqlite import SQLiteEffectStore
 from bus.envelope import event_id
 from bus.kafka_settings import KafkaSettings
 from domain.events import CaseHandedOver, CaseOpened

@@ -1,0 +1,85 @@
+"""The consumer's database in a SQLite file (`bus.effects.EffectStore`): effects, processed
+events and offsets in one file of the consumer's own, written in `BEGIN IMMEDIATE`
+transactions (WAL), so a crash leaves all three of a message or none."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from uuid import UUID
+
+from bus.effects import CONSUMER_BOOKKEEPING, EffectStore, PartitionMark
+from schemas.sql import migrate_sqlite
+
+__all__ = ["SQLiteEffectStore"]
+
+
+class SQLiteEffectStore(EffectStore):
+    """A consumer database in a SQLite file; the handler gets the sqlite3 connection."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        migrate_sqlite(self.db, CONSUMER_BOOKKEEPING)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    @contextmanager
+    def savepoint(self, tx: sqlite3.Connection) -> Iterator[None]:
+        tx.execute("SAVEPOINT message")
+        try:
+            yield
+        except BaseException:
+            tx.execute("ROLLBACK TO message")
+            tx.execute("RELEASE message")
+            raise
+        tx.execute("RELEASE message")
+
+    def seen(self, tx: sqlite3.Connection, group: str, event_id: UUID) -> bool:
+        return (
+            tx.execute(
+                "SELECT 1 FROM processed_events WHERE group_id = ? AND event_id = ?",
+                (group, event_id.hex),
+            ).fetchone()
+            is not None
+        )
+
+    def mark(self, tx: sqlite3.Connection, group: str, event_id: UUID) -> None:
+        tx.execute("INSERT INTO processed_events VALUES (?, ?)", (group, event_id.hex))
+
+    def advance(
+        self, tx: sqlite3.Connection, group: str, topic: str, partition: int, mark: PartitionMark
+    ) -> None:
+        tx.execute(
+            "INSERT INTO consumer_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT "
+            "(group_id, topic, partition) DO UPDATE SET next_offset = excluded.next_offset, "
+            "epoch = excluded.epoch",
+            (group, topic, partition, mark.next_offset, mark.epoch),
+        )
+
+    def offsets(self, group: str) -> dict[tuple[str, int], PartitionMark]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT topic, partition, next_offset, epoch FROM consumer_offsets "
+                "WHERE group_id = ?",
+                (group,),
+            ).fetchall()
+        return {(topic, part): PartitionMark(offset, epoch) for topic, part, offset, epoch in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
