@@ -31,7 +31,9 @@ from bus.broker import EmbeddedBroker
 from bus.consumer import Consumer, Decoder, Handler, RetryPolicy
 from bus.effects import EffectStore
 from bus.kafka_settings import KafkaSettings
-from bus.positions import PostgresPositionStore, RelayPositionStore, SQLitePositionStore
+from bus.positions import RelayPositionStore
+from bus.positions_postgres import PostgresPositionStore
+from bus.positions_sqlite import SQLitePositionStore
 from bus.registry import SchemaRegistry
 from bus.registry_http import ConfluentRegistryClient
 from bus.registry_sql import PostgresSchemaRegistry, SQLiteSchemaRegistry

@@ -11,13 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bus.positions import (
-    PostgresPositionStore,
-    RelayPosition,
-    RelayPositionStore,
-    SQLitePositionStore,
-    new_epoch,
-)
+from bus.positions import RelayPosition, RelayPositionStore, new_epoch
+from bus.positions_postgres import PostgresPositionStore
+from bus.positions_sqlite import SQLitePositionStore
 from nervenbahn.config import StoreConfig
 
 

@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from bus.errors import EncodeError, RelayStoppedError
 from bus.kafka_settings import KafkaSettings
-from bus.positions import SQLitePositionStore
+from bus.positions_sqlite import SQLitePositionStore
 from bus.relay import Relay, case_event_encoder
 from tests.bus.pipeline import open_supported_case, pipeline
 from tests.bus.waiting import wait_until

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bus.positions import SQLitePositionStore
+from bus.positions_sqlite import SQLitePositionStore
 from bus.registry_sql import SQLiteSchemaRegistry
 from connectors._state import StateStore
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
