@@ -1,27 +1,20 @@
-"""Key-store adapters: where wrapped per-person data keys live, beside the events.
+"""Key stores: where wrapped per-person data keys live, beside the events.
 
 Destroying a key must leave no copy behind in the database: the SQLite adapter deletes with
 `secure_delete` on and truncates the write-ahead log; for PostgreSQL see docs/privacy.md.
+
+This module holds the tables (`PERSON_KEYS`) and picks the adapter for the configured event store
+(`open_keystore`); the port is `domain.personal_data.KeyStore`, each adapter a module of its own:
+`nervenbahn.keystores_sqlite`, `nervenbahn.keystores_postgres`.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterable
-from pathlib import Path
-from uuid import UUID
-
-import psycopg
-import structlog
-from psycopg import sql
-
 from domain.personal_data import KeyStore
 from nervenbahn.config import StoreConfig
-from nervenbahn.paths import private_file
-from schemas.sql import Component, Migration, migrate_postgres, migrate_sqlite
+from schemas.sql import Component, Migration
 
-__all__ = ["PERSON_KEYS", "PostgresKeyStore", "SQLiteKeyStore", "open_keystore"]
+__all__ = ["PERSON_KEYS", "open_keystore"]
 
 PERSON_KEYS = Component(
     "person_keys",
@@ -47,164 +40,15 @@ PERSON_KEYS = Component(
 )
 """The key store's tables, beside the events."""
 
-log = structlog.get_logger("nervenbahn.keystore")
-
-_CHECKPOINT_WAIT_MS = 2000
-"""How long emptying the write-ahead log waits for readers to finish."""
-
-
-class SQLiteKeyStore(KeyStore):
-    """Wrapped data keys in the SQLite file of the event store."""
-
-    def __init__(self, path: Path) -> None:
-        self._lock = threading.Lock()
-        self._path = path
-        self._db = sqlite3.connect(private_file(path), check_same_thread=False,
-                                   isolation_level=None, timeout=10)
-        self._db.execute("PRAGMA secure_delete = ON")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        migrate_sqlite(self._db, PERSON_KEYS)
-
-    def load(self, person_id: UUID) -> bytes | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT wrapped_key FROM person_keys WHERE person_id = ?", (person_id.hex,)
-            ).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def store_many(self, keys: Iterable[tuple[UUID, bytes]]) -> None:
-        rows = [(person_id.hex, wrapped) for person_id, wrapped in keys]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO person_keys (person_id, wrapped_key) VALUES (?, ?)", rows
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def discard_many(self, person_ids: Iterable[UUID]) -> None:
-        with self._lock:
-            self._db.executemany(
-                "DELETE FROM person_keys WHERE person_id = ?", [(p.hex,) for p in person_ids]
-            )
-
-    def destroy(self, person_id: UUID) -> bool:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            deleted = self._db.execute(
-                "DELETE FROM person_keys WHERE person_id = ?", (person_id.hex,)
-            ).rowcount
-            self._db.execute(
-                "INSERT OR IGNORE INTO erased_persons (person_id) VALUES (?)", (person_id.hex,)
-            )
-            self._db.execute("COMMIT")
-        if self.copies_left() is not None:
-            log.warning(
-                "key destroyed but the write-ahead log is still in use by a reader",
-                person_id=str(person_id),
-            )
-        return deleted > 0
-
-    def copies_left(self) -> str | None:
-        """Move the overwritten pages into the main file and empty the write-ahead log, so that
-        no page or log frame still holds a destroyed key; say so if a reader prevents it."""
-        with self._lock:
-            self._db.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")
-            try:
-                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            finally:
-                self._db.execute("PRAGMA busy_timeout = 10000")
-        if not busy:
-            return None
-        return (
-            f"{self._path} and its write-ahead log {self._path}-wal may still hold the old "
-            "key: another connection is reading the store, so the log could not be emptied; "
-            "stop the other processes (serve, relays, connectors) and run `person erase` again"
-        )
-
-    def is_erased(self, person_id: UUID) -> bool:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT 1 FROM erased_persons WHERE person_id = ?", (person_id.hex,)
-            ).fetchone()
-        return row is not None
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-
-class PostgresKeyStore(KeyStore):
-    """Wrapped data keys in the PostgreSQL database (and schema) of the event store."""
-
-    def __init__(self, config: StoreConfig) -> None:
-        self._lock = threading.Lock()
-        self._conninfo = config.conninfo()
-        self._schema = sql.Identifier(config.schema_name or "public")
-        self._db = psycopg.connect(self._conninfo, autocommit=True)
-        migrate_postgres(self._db, config.schema_name or "public", PERSON_KEYS)
-
-    def _sql(self, template: str) -> sql.Composed:
-        return sql.SQL(template).format(self._schema)
-
-    def load(self, person_id: UUID) -> bytes | None:
-        with self._lock:
-            row = self._db.execute(
-                self._sql("SELECT wrapped_key FROM {}.person_keys WHERE person_id = %s"),
-                (person_id,),
-            ).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def store_many(self, keys: Iterable[tuple[UUID, bytes]]) -> None:
-        rows = list(keys)
-        with self._lock, self._db.transaction(), self._db.cursor() as cursor:
-            cursor.executemany(
-                self._sql(
-                    "INSERT INTO {}.person_keys (person_id, wrapped_key) "
-                    "VALUES (%s, %s) ON CONFLICT (person_id) DO NOTHING"
-                ),
-                rows,
-            )
-
-    def discard_many(self, person_ids: Iterable[UUID]) -> None:
-        with self._lock, self._db.transaction(), self._db.cursor() as cursor:
-            cursor.executemany(
-                self._sql("DELETE FROM {}.person_keys WHERE person_id = %s"),
-                [(p,) for p in person_ids],
-            )
-
-    def destroy(self, person_id: UUID) -> bool:
-        with self._lock, self._db.transaction():
-            deleted = self._db.execute(
-                self._sql("DELETE FROM {}.person_keys WHERE person_id = %s"), (person_id,)
-            ).rowcount
-            self._db.execute(
-                self._sql(
-                    "INSERT INTO {}.erased_persons (person_id) VALUES (%s) "
-                    "ON CONFLICT (person_id) DO NOTHING"
-                ),
-                (person_id,),
-            )
-        return deleted > 0
-
-    def is_erased(self, person_id: UUID) -> bool:
-        with self._lock:
-            row = self._db.execute(
-                self._sql("SELECT 1 FROM {}.erased_persons WHERE person_id = %s"), (person_id,)
-            ).fetchone()
-        return row is not None
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
 
 def open_keystore(config: StoreConfig) -> KeyStore:
     """The key store that belongs with the configured event store."""
+    # Imported here: the adapters import PERSON_KEYS from this module.
     if config.kind == "sqlite":
+        from nervenbahn.keystores_sqlite import SQLiteKeyStore
+
         assert config.sqlite_path is not None
         return SQLiteKeyStore(config.sqlite_path)
+    from nervenbahn.keystores_postgres import PostgresKeyStore
+
     return PostgresKeyStore(config)

@@ -14,7 +14,8 @@ import pytest
 
 from domain.personal_data import KeyStore
 from nervenbahn.config import StoreConfig
-from nervenbahn.keystores import PostgresKeyStore, SQLiteKeyStore
+from nervenbahn.keystores_postgres import PostgresKeyStore
+from nervenbahn.keystores_sqlite import SQLiteKeyStore
 from tests.domain.fakes import InMemoryKeyStore
 
 

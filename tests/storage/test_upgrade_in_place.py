@@ -21,7 +21,7 @@ from bus.registry_sql import SQLiteSchemaRegistry
 from connectors._state import StateStore
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.config import store_key_folder
-from nervenbahn.keystores import SQLiteKeyStore
+from nervenbahn.keystores_sqlite import SQLiteKeyStore
 from projections.branch_office import BranchOfficeProjection
 from projections.framework import Projection, open_projection_store
 from projections.region import RegionProjection
