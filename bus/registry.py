@@ -5,8 +5,9 @@ schema up by it. A subject (`<topic>-<record name>`, TopicRecordNameStrategy) ho
 versions of one event type's schema on one topic; a new version is accepted only if it is
 BACKWARD_TRANSITIVE compatible with all earlier ones (see `bus.compatibility`).
 
-Adapters: `bus.registry_sql` (embedded, in the event store's SQLite or PostgreSQL database)
-and `bus.registry_http` (a Confluent-compatible registry over HTTP).
+Adapters: the embedded registry in the event store's own database (`bus.registry_sql`, with a
+module per database: `bus.registry_sqlite`, `bus.registry_postgres`) and `bus.registry_http`
+(a Confluent-compatible registry over HTTP).
 """
 
 from __future__ import annotations

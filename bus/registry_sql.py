@@ -5,22 +5,20 @@ global, as in a Confluent registry: the same schema gets the same id under every
 a new schema the next free id. Registration takes a write lock (SQLite `BEGIN IMMEDIATE`,
 PostgreSQL `LOCK TABLE ... SHARE ROW EXCLUSIVE`), so that concurrent producers never hand out
 one id twice or skip a compatibility check. Connections are opened on first use.
+
+This module is the registry algorithm shared by both databases (`EmbeddedRegistry`) and its
+table (`SCHEMA_REGISTRY`); each database is a module of its own, with its statements:
+`bus.registry_sqlite.SQLiteSchemaRegistry`, `bus.registry_postgres.PostgresSchemaRegistry`.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
-
-import psycopg
-from psycopg import sql
 
 from bus.compatibility import (
     SchemaProblem,
@@ -30,17 +28,17 @@ from bus.compatibility import (
     fingerprint,
     validate_schema,
 )
-from bus.errors import RegistryError, SchemaError, SchemaNotFoundError
+from bus.errors import SchemaError, SchemaNotFoundError
 from bus.registry import SchemaRegistry, SchemaVersion
-from schemas.sql import Component, Migration, migrate_postgres, migrate_sqlite
+from schemas.sql import Component, Migration
 
-__all__ = ["SCHEMA_REGISTRY", "EmbeddedRegistry", "PostgresSchemaRegistry", "SQLiteSchemaRegistry"]
+__all__ = ["SCHEMA_REGISTRY", "TABLE", "EmbeddedRegistry", "RegistryRows", "RegistryStatements"]
 
 TABLE = "schema_registry"
 
 
 @dataclass(frozen=True)
-class _Statements:
+class RegistryStatements:
     """The registry's statements, written by each backend in its own SQL dialect."""
 
     by_subject: str
@@ -51,32 +49,6 @@ class _Statements:
     schema_by_id: str
     subjects: str
 
-
-_SQLITE = _Statements(
-    by_subject="SELECT version, schema_id, fingerprint, schema_text FROM schema_registry "
-    "WHERE subject = ? ORDER BY version",
-    id_of_subject_schema="SELECT schema_id FROM schema_registry "
-    "WHERE subject = ? AND fingerprint = ?",
-    id_of_schema="SELECT schema_id FROM schema_registry WHERE fingerprint = ? LIMIT 1",
-    next_id="SELECT COALESCE(MAX(schema_id), 0) + 1 FROM schema_registry",
-    insert="INSERT INTO schema_registry (subject, version, schema_id, fingerprint, schema_text) "
-    "VALUES (?, ?, ?, ?, ?)",
-    schema_by_id="SELECT schema_text FROM schema_registry WHERE schema_id = ? LIMIT 1",
-    subjects="SELECT DISTINCT subject FROM schema_registry ORDER BY subject",
-)
-
-# `{t}` is the schema-qualified table, composed with psycopg.sql.Identifier.
-_POSTGRES = _Statements(
-    by_subject="SELECT version, schema_id, fingerprint, schema_text FROM {t} "
-    "WHERE subject = %s ORDER BY version",
-    id_of_subject_schema="SELECT schema_id FROM {t} WHERE subject = %s AND fingerprint = %s",
-    id_of_schema="SELECT schema_id FROM {t} WHERE fingerprint = %s LIMIT 1",
-    next_id="SELECT COALESCE(MAX(schema_id), 0) + 1 FROM {t}",
-    insert="INSERT INTO {t} (subject, version, schema_id, fingerprint, schema_text) "
-    "VALUES (%s, %s, %s, %s, %s)",
-    schema_by_id="SELECT schema_text FROM {t} WHERE schema_id = %s LIMIT 1",
-    subjects="SELECT DISTINCT subject FROM {t} ORDER BY subject",
-)
 
 SCHEMA_REGISTRY = Component(
     "schema_registry",
@@ -111,7 +83,7 @@ SCHEMA_REGISTRY = Component(
 """The registry's table, beside the events."""
 
 
-class _Rows(Protocol):
+class RegistryRows(Protocol):
     """What the shared algorithm needs of a database: run a statement, get its rows."""
 
     def __call__(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
@@ -120,10 +92,10 @@ class _Rows(Protocol):
 class EmbeddedRegistry(SchemaRegistry):
     """The registry algorithm on a SQL table; a subclass supplies the database and its SQL."""
 
-    _sql: _Statements
+    _sql: RegistryStatements
 
     @abstractmethod
-    def _transaction(self, *, write: bool) -> AbstractContextManager[_Rows]:
+    def _transaction(self, *, write: bool) -> AbstractContextManager[RegistryRows]:
         """A transaction on the registry table, locked against other writers if `write`;
         database errors leave it as RegistryError."""
 
@@ -184,133 +156,3 @@ class EmbeddedRegistry(SchemaRegistry):
     @abstractmethod
     def describe(self) -> str:
         """Where the registry is kept, for messages (no secrets)."""
-
-
-class SQLiteSchemaRegistry(EmbeddedRegistry):
-    """The registry in a SQLite file (normally the event store's), or `:memory:` for tests."""
-
-    _sql = _SQLITE
-
-    def __init__(self, path: str | Path, *, timeout: float = 10.0) -> None:
-        self._path = str(path)
-        self._timeout = timeout
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-
-    def describe(self) -> str:
-        return f"SQLite {self._path}"
-
-    @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[_Rows]:
-        with self._lock:
-            try:
-                db = self._connection()
-
-                def rows(statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-                    return db.execute(statement, tuple(params)).fetchall()
-
-                if not write:
-                    yield rows
-                    return
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield rows
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise RegistryError(
-                    f"schema registry in {self.describe()} failed: {exc}"
-                ) from exc
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            db = sqlite3.connect(
-                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            try:
-                migrate_sqlite(db, SCHEMA_REGISTRY)
-            except BaseException:
-                db.close()
-                raise
-            self._db = db
-        return self._db
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-
-class PostgresSchemaRegistry(EmbeddedRegistry):
-    """The registry in a PostgreSQL schema (normally the event store's)."""
-
-    _sql = _POSTGRES
-
-    def __init__(self, conninfo: str, *, schema: str = "public", connect_timeout: int = 5) -> None:
-        self._conninfo = conninfo
-        self._schema_name = schema
-        self._table = sql.Identifier(schema, TABLE)
-        self._connect_timeout = connect_timeout
-        self._lock = threading.Lock()
-        self._db: psycopg.Connection[Any] | None = None
-
-    def describe(self) -> str:
-        try:
-            info = psycopg.conninfo.conninfo_to_dict(self._conninfo)
-        except psycopg.ProgrammingError:
-            info = {}
-        where = f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
-        return f"PostgreSQL {where} schema {self._schema_name}"
-
-    @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[_Rows]:
-        with self._lock:
-            try:
-                db = self._connection()
-
-                def rows(statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-                    query = sql.SQL(statement).format(t=self._table)
-                    cursor = db.execute(query, tuple(params))
-                    return cursor.fetchall() if cursor.description else []
-
-                with db.transaction():
-                    if write:
-                        db.execute(
-                            sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(
-                                self._table
-                            )
-                        )
-                    yield rows
-            except psycopg.Error as exc:
-                self._forget_broken_connection()
-                raise RegistryError(
-                    f"schema registry in {self.describe()} failed: {exc}"
-                ) from exc
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._db is None:
-            db = psycopg.connect(
-                self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
-            )
-            try:
-                migrate_postgres(db, self._schema_name, SCHEMA_REGISTRY)
-            except BaseException:
-                db.close()
-                raise
-            self._db = db
-        return self._db
-
-    def _forget_broken_connection(self) -> None:
-        if self._db is not None and (self._db.closed or self._db.broken):
-            self._db.close()
-            self._db = None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None

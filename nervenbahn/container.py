@@ -36,7 +36,8 @@ from bus.positions_postgres import PostgresPositionStore
 from bus.positions_sqlite import SQLitePositionStore
 from bus.registry import SchemaRegistry
 from bus.registry_http import ConfluentRegistryClient
-from bus.registry_sql import PostgresSchemaRegistry, SQLiteSchemaRegistry
+from bus.registry_postgres import PostgresSchemaRegistry
+from bus.registry_sqlite import SQLiteSchemaRegistry
 from bus.relay import Relay
 from bus.topics import TopicSpec, catalogue, ensure_topics
 from connectors.host import ConnectorHost

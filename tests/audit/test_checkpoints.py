@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaConsumer
 
 from bus.kafka_settings import KafkaSettings
-from bus.registry_sql import SQLiteSchemaRegistry
+from bus.registry_sqlite import SQLiteSchemaRegistry
 from bus.topics import audit_checkpoints_spec, ensure_topics
 from nervenbahn.audit.checkpoints import (
     CheckpointCodec,

@@ -18,7 +18,7 @@ from uuid import UUID, uuid4
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bus.registry_sql import SQLiteSchemaRegistry
+from bus.registry_sqlite import SQLiteSchemaRegistry
 from nervenbahn.audit.access_log import AccessEntry
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.checkpoints import (

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import pytest
 
-from bus.registry_sql import SQLiteSchemaRegistry
+from bus.registry_sqlite import SQLiteSchemaRegistry
 from domain import commands
 from domain.personal_data import PersonalDataVault
 from tests.domain.case_desk import OLTEN, Desk, build_desk, person_input

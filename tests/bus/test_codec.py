@@ -31,7 +31,7 @@ from bus.errors import (
     SchemaNotFoundError,
 )
 from bus.registry import SchemaRegistry, SchemaVersion
-from bus.registry_sql import SQLiteSchemaRegistry
+from bus.registry_sqlite import SQLiteSchemaRegistry
 from domain.budget import BudgetLine
 from domain.case import Case, Recording
 from domain.commands import Actor

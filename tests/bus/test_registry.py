@@ -30,7 +30,8 @@ from bus.errors import (
 )
 from bus.registry import SchemaRegistry
 from bus.registry_http import ConfluentRegistryClient, parse_incompatibilities
-from bus.registry_sql import PostgresSchemaRegistry, SQLiteSchemaRegistry
+from bus.registry_postgres import PostgresSchemaRegistry
+from bus.registry_sqlite import SQLiteSchemaRegistry
 
 from .fake_confluent import FakeConfluentRegistry, running_fake_registry
 

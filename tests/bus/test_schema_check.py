@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bus.registry_http import ConfluentRegistryClient
-from bus.registry_sql import SQLiteSchemaRegistry
+from bus.registry_sqlite import SQLiteSchemaRegistry
 from bus.schema_check import check_schemas, pending_releases, release_schemas
 from domain.events import EVENT_TYPES
 from nervenbahn.cli.schemas import app

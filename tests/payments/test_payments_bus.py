@@ -17,7 +17,7 @@ from kafka import KafkaConsumer
 from bus.errors import DecodeError, EncodeError
 from bus.kafka_settings import KafkaSettings
 from bus.payments_codec import PaymentEventCodec, payment_event_encoder
-from bus.registry_sql import SQLiteSchemaRegistry
+from bus.registry_sqlite import SQLiteSchemaRegistry
 from bus.schema_check import check_schemas
 from bus.topics import ensure_topics
 from domain import commands

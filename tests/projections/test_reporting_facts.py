@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from bus.codec import EventCodec
 from bus.envelope import event_id
 from bus.errors import DecodeError, EncodeError
-from bus.registry_sql import SQLiteSchemaRegistry
+from bus.registry_sqlite import SQLiteSchemaRegistry
 from bus.schema_check import check_schemas, pending_releases, release_schemas
 from domain import commands
 from nervenbahn.cli.schemas import app as schemas_app

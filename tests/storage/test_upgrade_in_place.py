@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bus.positions_sqlite import SQLitePositionStore
-from bus.registry_sql import SQLiteSchemaRegistry
+from bus.registry_sqlite import SQLiteSchemaRegistry
 from connectors._state import StateStore
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.config import store_key_folder
