@@ -27,7 +27,7 @@ from bus.effects import EffectStore
 from bus.effects_sqlite import SQLiteEffectStore
 from bus.envelope import event_id
 from domain.application.ports import NotificationLog
-from domain.errors import NervenbahnError
+from projections.errors import ProjectionError
 from projections.storage import (
     PostgresReadModels,
     PostgresReadModelStore,
@@ -43,10 +43,6 @@ __all__ = [
     "open_projection_store",
     "rebuild",
 ]
-
-
-class ProjectionError(NervenbahnError):
-    """A read model cannot be built or kept up to date as configured."""
 
 
 class ProjectionSettings(Protocol):

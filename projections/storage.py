@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,6 +28,7 @@ import psycopg.conninfo
 from psycopg import sql
 
 from bus.effects_postgres import PostgresEffectStore
+from projections.errors import ReadModelUnreadableError
 from schemas.sql import Component, migrate_postgres
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ __all__ = [
     "ReadModelTarget",
     "Rows",
     "SQLConnection",
+    "open_read_model",
     "read_model_built",
     "read_model_connection",
 ]
@@ -126,3 +128,29 @@ def read_model_connection(target: ReadModelTarget) -> Iterator[SQLConnection]:
         return
     with target.connect(read_only=True) as remote:
         yield remote
+
+
+@contextmanager
+def open_read_model(target: ReadModelTarget, table: str) -> Iterator[SQLConnection]:
+    """A read-only connection to a built read model whose (first) table is `table`, for one
+    reader; `ReadModelUnreadableError` if it is not built, cannot be opened, or fails while
+    being read (half built, locked, I/O, server gone) — the database errors of either backend
+    are translated here, at the storage boundary, so that no reader handles sqlite3 or
+    psycopg."""
+    try:
+        built = read_model_built(target, table)
+    except psycopg.Error as exc:
+        raise ReadModelUnreadableError("cannot be opened") from exc
+    if not built:
+        raise ReadModelUnreadableError()
+    with ExitStack() as stack:
+        try:
+            db = stack.enter_context(read_model_connection(target))
+        except (sqlite3.Error, psycopg.Error) as exc:
+            raise ReadModelUnreadableError("cannot be opened") from exc
+        try:
+            yield db
+        except (
+            sqlite3.OperationalError, psycopg.OperationalError, psycopg.ProgrammingError
+        ) as exc:  # no such table (half-built), locked, I/O, server gone
+            raise ReadModelUnreadableError(f"cannot be read ({exc})") from exc

@@ -1,25 +1,20 @@
 """Opening a read model for one request: read-only, and a clear 503 if it is not built.
 
 A connection per request: a rebuild replaces the database file (or, in PostgreSQL, commits
-its refilled tables), and the next request must read the new one.
+its refilled tables), and the next request must read the new one. The database errors of
+either backend are translated by the read models' storage (`projections.storage.
+open_read_model`); here they become the API's answer.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-
-import psycopg
+from contextlib import contextmanager
 
 from nervenbahn.api.errors import ReadModelUnavailableError
 from projections import PROJECTIONS
-from projections.storage import (
-    ReadModelTarget,
-    SQLConnection,
-    read_model_built,
-    read_model_connection,
-)
+from projections.errors import ReadModelUnreadableError
+from projections.storage import ReadModelTarget, SQLConnection, open_read_model
 
 __all__ = ["read_model"]
 
@@ -27,21 +22,10 @@ __all__ = ["read_model"]
 @contextmanager
 def read_model(target: ReadModelTarget, name: str) -> Iterator[SQLConnection]:
     """A read-only connection to the projection `name` at `target` (its SQLite file, or the
-    PostgreSQL schema of the read models)."""
+    PostgreSQL schema of the read models); ReadModelUnavailableError (503) if it cannot be
+    opened or read."""
     try:
-        built = read_model_built(target, PROJECTIONS[name].tables[0])
-    except psycopg.Error as exc:
-        raise ReadModelUnavailableError(name, "cannot be opened") from exc
-    if not built:
-        raise ReadModelUnavailableError(name)
-    with ExitStack() as stack:
-        try:
-            db = stack.enter_context(read_model_connection(target))
-        except (sqlite3.Error, psycopg.Error) as exc:
-            raise ReadModelUnavailableError(name, "cannot be opened") from exc
-        try:
+        with open_read_model(target, PROJECTIONS[name].tables[0]) as db:
             yield db
-        except (
-            sqlite3.OperationalError, psycopg.OperationalError, psycopg.ProgrammingError
-        ) as exc:  # no such table (half-built), locked, I/O, server gone
-            raise ReadModelUnavailableError(name, f"cannot be read ({exc})") from exc
+    except ReadModelUnreadableError as exc:
+        raise ReadModelUnavailableError(name, exc.reason) from exc
