@@ -51,7 +51,7 @@ from bus.kafka_settings import PROFILE_DEFAULTS, KafkaSettings
 from domain.errors import NervenbahnError
 from nervenbahn.audit.access_log import MINIMUM_RETENTION_DAYS, check_retention
 from nervenbahn.audit.errors import AccessLogRetentionError
-from nervenbahn.private import private_folder, write_private
+from nervenbahn.private import create_private, private_folder, write_private
 
 __all__ = [
     "DEFAULT_STORE",
@@ -850,11 +850,10 @@ def _check_store(sqlite_path: Path) -> None:
 
 
 def _new_key_file(path: Path) -> Path:
-    """Write 32 random bytes, base64, to the new file `path` (mode 0600; never overwritten)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
-    return path
+    """Write 32 random bytes, base64, to the new file `path` (mode 0600; never overwritten),
+    all or nothing (`create_private`): a full disk leaves no empty key file that would break
+    every later command."""
+    return create_private(path, base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
 
 
 def _decode_key(text: str, where: str, what: str = "master key") -> bytes:

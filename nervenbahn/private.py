@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,10 +25,13 @@ __all__ = [
     "FILE_MODE",
     "FOLDER_MODE",
     "PRIVATE_UMASK",
+    "Writer",
+    "create_private",
     "private_file",
     "private_folder",
     "private_umask",
     "warn_if_shared",
+    "write_all",
     "write_private",
 ]
 
@@ -67,20 +71,72 @@ def private_file(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, content: bytes | str) -> Path:
-    """Write `content` to `path` atomically (temporary file of mode 0600, fsync, rename).
-    Returns `path`."""
+def write_private(path: Path, content: bytes | str, *, write: Writer | None = None) -> Path:
+    """Write `content` to `path` atomically: a temporary file of mode 0600 in the same folder,
+    fsync, rename over `path`, fsync of the folder. A failed write (a full disk) leaves `path`
+    as it was and no temporary file behind. `write` puts bytes on a file descriptor
+    (`write_all`; tests pass one that fails as a full disk does). Returns `path`."""
     data = content.encode("utf-8") if isinstance(content, str) else content
-    private_folder(path.parent)
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), FILE_MODE)
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    with _written(path, data, write or write_all) as temporary:
+        os.replace(temporary, path)
     return path
+
+
+def create_private(path: Path, content: bytes | str, *, write: Writer | None = None) -> Path:
+    """Create the new file `path` (mode 0600) holding `content`, all or nothing, never
+    overwriting: written and fsynced as a temporary file, then hard-linked to `path`, so that
+    `path` appears complete or not at all (FileExistsError if it exists). For key files, which
+    a later run reads: a full disk must not leave an empty one. Returns `path`."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    with _written(path, data, write or write_all) as temporary:
+        os.link(temporary, path)
+    return path
+
+
+Writer = Callable[[int, bytes], None]
+"""How bytes reach an open file descriptor: all of them, or OSError."""
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of `data` to `fd` (os.write may write fewer than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+@contextmanager
+def _written(path: Path, data: bytes, write: Writer) -> Iterator[Path]:
+    """A temporary file of mode 0600 beside `path` holding `data`, fsynced; the block puts it
+    in place; it is removed afterwards whatever happened, and the folder is fsynced so that
+    the new name survives a crash."""
+    folder = private_folder(path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    temporary = Path(name)
+    try:
+        try:
+            os.fchmod(fd, FILE_MODE)
+            write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        yield temporary
+    finally:
+        temporary.unlink(missing_ok=True)
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename or link in `folder` durable (where the platform can open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a folder; the data itself is synced
+    finally:
+        os.close(fd)
 
 
 @contextmanager

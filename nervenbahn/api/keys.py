@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 import threading
@@ -29,6 +28,7 @@ from nervenbahn.api.errors import (
     UnknownConsumerError,
 )
 from nervenbahn.api.scopes import Scope
+from nervenbahn.private import write_private
 
 __all__ = ["ApiKeyRegistry", "Consumer", "hash_key"]
 
@@ -111,15 +111,8 @@ class ApiKeyRegistry:
 
     def _write(self, consumers: tuple[Consumer, ...]) -> None:
         text = json.dumps({"consumers": [c.to_json() for c in consumers]}, indent=2) + "\n"
-        fresh = self.path.with_name(self.path.name + ".new")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(fresh, self.path)
+            write_private(self.path, text)  # all or nothing: a full disk keeps the old file
         except OSError as exc:
             raise ApiKeyFileError(f"cannot write the API-key file {self.path}: {exc}") from exc
 
