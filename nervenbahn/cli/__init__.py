@@ -41,6 +41,7 @@ from . import (
     schemas,
     serve,
 )
+from .disk_full import DiskFullError, disk_full
 from .inputs import checked_lines, open_regular
 from .render import emit_json
 from .session import Session, session
@@ -85,10 +86,14 @@ EXIT_BUSY = 75
 (sysexits' EX_TEMPFAIL)."""
 EXIT_INTERNAL = 70
 """Only for what nobody foresaw; the error is logged with its traceback."""
+EXIT_NO_SPACE = 74
+"""The disk (or quota) is full: free space and run the command again (sysexits' EX_IOERR).
+Files a later run depends on are written all or nothing, so nothing half-written is left."""
 EXIT_NOT_INITIALISED = 78
 """A key the command needs does not exist yet: run `nervenbahn init` (sysexits' EX_CONFIG)."""
 
 _EXIT_CODES: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
+    ((DiskFullError,), EXIT_NO_SPACE),
     ((DomainError, RelayStoppedError), EXIT_REFUSED),
     ((KeyMissingError,), EXIT_NOT_INITIALISED),
     ((ConfigError, ConnectorConfigError, StoreUnavailableError, UnchainedEventsError,
@@ -101,7 +106,8 @@ _EXIT_CODES: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
 """Foreseeable failures: their one-line message and exit code (first match wins). The last row
 catches every other error of ours (a delivery file that does not parse, a checkpoint that cannot
 be signed, …): each is foreseen by the code that raises it and says what happened in its
-message, so it is one line and exit 1, never 70 with a traceback."""
+message, so it is one line and exit 1, never 70 with a traceback. A full disk, whatever error
+carries it (`disk_full`), is translated into `DiskFullError` before the table is read."""
 
 
 @app.callback()
@@ -221,12 +227,13 @@ def main(argv: list[str] | None = None) -> int:
             show()
             return exc.exit_code
         return _fail(exc.format_message(), exc.exit_code)
-    except Exception as exc:  # the CLI never shows a traceback, nor the error's values
+    except Exception as raised:  # the CLI never shows a traceback, nor the error's values
+        error = disk_full(raised) or raised
         for kinds, code in _EXIT_CODES:
-            if isinstance(exc, kinds):
-                return _fail(str(exc), code)
+            if isinstance(error, kinds):
+                return _fail(str(error), code)
         structlog.get_logger("nervenbahn.cli").error("unexpected error", exc_info=True)
-        return _fail(f"unexpected {type(exc).__name__} (logged)", EXIT_INTERNAL)
+        return _fail(f"unexpected {type(error).__name__} (logged)", EXIT_INTERNAL)
     finally:
         _close_runtime()
     return result if isinstance(result, int) else 0

@@ -6,8 +6,15 @@ and tests/connectors/test_host_cli.py."""
 
 from __future__ import annotations
 
+import errno
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import typer
+from eventsourcing.persistence import OperationalError
 
 import nervenbahn.cli as cli_module
 from bus.errors import RelayStoppedError
@@ -21,11 +28,13 @@ from nervenbahn.cli import (
     _EXIT_CODES,
     EXIT_BUSY,
     EXIT_INTERNAL,
+    EXIT_NO_SPACE,
     EXIT_NOT_INITIALISED,
     EXIT_REFUSED,
     EXIT_UNAVAILABLE,
     main,
 )
+from nervenbahn.cli.disk_full import DiskFullError
 from nervenbahn.config import ConfigError, KeyMissingError
 from nervenbahn.container import StoreUnavailableError
 from schemas.sql import SchemaVersionError
@@ -46,6 +55,7 @@ RAISED: list[tuple[Exception, int]] = [
     (KeyMissingError("the master key has not been created yet: run `nervenbahn init`"),
      EXIT_NOT_INITIALISED),
     (NervenbahnError("the delivery file does not parse"), EXIT_REFUSED),
+    (DiskFullError("no space left on device (writing /srv/nervenbahn/store.db)"), EXIT_NO_SPACE),
 ]
 """One instance of every class the table lists, and the code it must give."""
 
@@ -114,3 +124,77 @@ def test_an_unforeseen_failure_is_70_and_names_only_its_type(
     assert "error: unexpected RuntimeError (logged)" in err.splitlines()
     assert not [line for line in err.splitlines() if line.startswith("error:") and "Quellmatt"
                 in line]
+
+
+def _enospc(name: str = "/srv/nervenbahn/keys/store-1/signing.key") -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
+
+
+def _wrapped_in_config_error() -> ConfigError:
+    """As `create_store_keys` reports a failed key write: its own message, `from None`."""
+    try:
+        try:
+            raise _enospc()
+        except OSError as exc:
+            raise ConfigError(f"NERVENBAHN_KEY_DIR: cannot make the key: {exc.strerror}") from None
+    except ConfigError as wrapped:
+        return wrapped
+
+
+def _sqlite_full(tmp_path: Path) -> Exception:
+    """A real 'database or disk is full' from SQLite, as eventsourcing re-raises it."""
+    db = sqlite3.connect(tmp_path / "full.db")
+    db.execute("CREATE TABLE stored_events (payload BLOB)")
+    db.execute("PRAGMA max_page_count = 2")
+    try:
+        db.execute("INSERT INTO stored_events VALUES (?)", (b"x" * 100_000,))
+    except sqlite3.OperationalError as exc:
+        try:
+            raise OperationalError(exc) from exc
+        except OperationalError as wrapped:
+            return wrapped
+    finally:
+        db.close()
+    raise AssertionError("SQLite did not report a full database")
+
+
+FULL_DISKS = {
+    "ENOSPC": lambda _: _enospc(),
+    "EDQUOT (quota)": lambda _: OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)),
+    "ConfigError from ENOSPC": lambda _: _wrapped_in_config_error(),
+    "SQLite full": _sqlite_full,
+}
+"""A full disk in each shape a command meets it."""
+
+
+@pytest.mark.parametrize("make", FULL_DISKS.values(), ids=FULL_DISKS.keys())
+def test_a_full_disk_anywhere_is_one_line_and_exit_74_not_70(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    make: Callable[[Path], BaseException],
+) -> None:
+    _raising(monkeypatch, make(tmp_path))
+
+    assert main([]) == EXIT_NO_SPACE == 74
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if not line.startswith("{")]
+    assert len(lines) == 1 and lines[0].startswith("error: no space left on device")
+    assert "run the command again" in lines[0]
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_a_full_disk_names_the_file_it_could_not_write(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _raising(monkeypatch, _enospc("/srv/nervenbahn/api-keys.json"))
+
+    assert main([]) == EXIT_NO_SPACE
+    assert "(writing /srv/nervenbahn/api-keys.json)" in capsys.readouterr().err
+
+
+def test_another_os_error_is_still_unforeseen(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _raising(monkeypatch, OSError(errno.EIO, os.strerror(errno.EIO)))
+
+    assert main([]) == EXIT_INTERNAL
+    assert "no space" not in capsys.readouterr().err
