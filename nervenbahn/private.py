@@ -8,6 +8,11 @@ depends on the umask of the shell that started it. SQLite gives a database's `-w
 files the mode of the database file: pre-create the database with `private_file` before
 connecting. `private_umask` is the belt to these braces for files made by libraries and child
 processes (the embedded broker): the CLI runs every command under it.
+
+A file a later run depends on (a key, the API-key registry, the store a key folder belongs
+to) is written all or nothing (`write_private`, `create_private`): a temporary file beside it,
+fsync, then a rename or link, so that a full disk or a crash leaves the old file or none,
+never an empty or partial one that breaks every later command (issue 12, finding 6).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def _gone(pid: int) -> bool:
 
 
 def test_a_sigkilled_parent_leaves_no_broker_behind(tmp_path: Path) -> None:
-    parent = subprocess.Popen(  # noqa: S603 (this interpreter, a fixed script)
+    parent = subprocess.Popen(
         [sys.executable, "-c", PARENT, str(tmp_path / "broker"), str(BROKER_DEADLINE_S)],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2],
     )

@@ -81,7 +81,8 @@ def test_init_on_a_full_disk_exits_74_leaves_no_key_and_works_once_there_is_room
            "NERVENBAHN_LOG_FORMAT": "json"}
 
     done = subprocess.run([*command, sys.executable, "-c", DRIVER, str(mount)], env=env,
-                          capture_output=True, text=True, check=False, timeout=120)
+                          cwd=Path(__file__).parents[2], capture_output=True, text=True,
+                          check=False, timeout=120)
 
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout)
