@@ -22,11 +22,14 @@ Segments are lower-case letters, digits and `-`, starting with a letter. So a na
 | `nervenbahn.reporting.case-facts.v1` | case pseudonym | none |
 | `nervenbahn.payments.payment-orders.v1` | payment run id (a run's events in order) | sealed |
 
-Dead-letter topics use the reserved domain `dlq` and the consumer group as dataset.
+Dead-letter topics use the reserved domain `dlq` and the consumer group as dataset. A group
+that is not a valid segment (`projection-branch_office`: `_`) is mapped to one deterministically
+(`dead_letter_segment`); a group that is one names its topic unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -45,6 +48,7 @@ __all__ = [
     "TopicSpec",
     "audit_checkpoints_spec",
     "catalogue",
+    "dead_letter_segment",
     "dead_letter_spec",
     "dead_letter_topic",
     "ensure_topics",
@@ -55,6 +59,7 @@ __all__ = [
     "topic_exists",
     "topic_message_counts",
     "topic_name",
+    "validate_group",
 ]
 
 PersonalData = Literal["sealed", "clear", "none"]
@@ -62,6 +67,8 @@ PersonalData = Literal["sealed", "clear", "none"]
 decision, docs/bus.md), or none at all."""
 
 _SEGMENT = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_NOT_SEGMENT = re.compile(r"[^a-z0-9]+")
+_LEGAL_GROUP = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 _MAX_NAME = 249  # Kafka's limit
 _LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 DLQ_DOMAIN = "dlq"
@@ -127,9 +134,37 @@ def topic_name(settings: KafkaSettings, domain: str, dataset: str, major: int = 
     return name
 
 
+def validate_group(group: str) -> None:
+    """Refuse a consumer group id that Kafka's tools could not name, with `TopicError` naming
+    it: letters, digits, `.`, `_` and `-` only (checked when a consumer is created, so that a
+    bad group fails at start and not at its first poison message)."""
+    if not _LEGAL_GROUP.fullmatch(group):
+        raise TopicError(
+            f"consumer group {group!r}: use letters, digits, '.', '_' and '-' "
+            "(1 to 249 characters)"
+        )
+
+
+def dead_letter_segment(group: str) -> str:
+    """The dataset segment of `group`'s dead-letter topic: the group itself if it is a valid
+    segment (so existing dead-letter topics keep their names), else the group lower-cased,
+    each run of other characters turned into `-`, and 8 hex digits of its SHA-256 added, so
+    that two groups never share a topic (`projection-branch_office` →
+    `projection-branch-office-<hash>`). TopicError for a group `validate_group` refuses."""
+    validate_group(group)
+    if _SEGMENT.fullmatch(group):
+        return group
+    digest = hashlib.sha256(group.encode()).hexdigest()[:8]
+    readable = _NOT_SEGMENT.sub("-", group.lower()).strip("-")
+    if not readable[:1].isalpha():
+        readable = f"g-{readable}".rstrip("-")
+    return f"{readable[: 62 - len(digest)].rstrip('-')}-{digest}"
+
+
 def dead_letter_topic(settings: KafkaSettings, group: str) -> str:
-    """The dead-letter topic of consumer group `group`: `<prefix>.dlq.<group>.v1`."""
-    return topic_name(settings, DLQ_DOMAIN, group)
+    """The dead-letter topic of consumer group `group`: `<prefix>.dlq.<segment>.v1`, the
+    segment from `dead_letter_segment`."""
+    return topic_name(settings, DLQ_DOMAIN, dead_letter_segment(group))
 
 
 def dead_letter_spec(settings: KafkaSettings, group: str) -> TopicSpec:

@@ -13,6 +13,7 @@ from bus.kafka_settings import KafkaSettings
 from bus.topics import (
     TopicSpec,
     catalogue,
+    dead_letter_segment,
     dead_letter_spec,
     dead_letter_topic,
     ensure_topics,
@@ -68,9 +69,41 @@ def test_dead_letter_topic_is_named_after_the_consumer_group(group: str, expecte
     assert dead_letter_topic(KafkaSettings(), group) == expected
 
 
-@pytest.mark.parametrize("group", ["Reporting", "reporting.projection", "reporting_projection"])
-def test_consumer_group_that_cannot_name_a_topic_is_refused(group: str) -> None:
-    with pytest.raises(TopicError):
+@pytest.mark.parametrize(
+    ("group", "expected"),
+    [
+        ("projection-branch_office", "nervenbahn.dlq.projection-branch-office-23deb6f7.v1"),
+        ("Reporting", "nervenbahn.dlq.reporting-b1fa104b.v1"),
+        ("reporting.projection", "nervenbahn.dlq.reporting-projection-3fe98c53.v1"),
+        ("reporting_projection", "nervenbahn.dlq.reporting-projection-1eac0fef.v1"),
+        ("9-lives", "nervenbahn.dlq.g-9-lives-e6af7a36.v1"),
+    ],
+)
+def test_consumer_group_that_is_no_topic_segment_gets_a_valid_dead_letter_topic(
+    group: str, expected: str
+) -> None:
+    topic = dead_letter_topic(KafkaSettings(), group)
+
+    assert topic == expected
+    assert dead_letter_spec(KafkaSettings(), group).dataset == dead_letter_segment(group)
+
+
+def test_groups_that_differ_only_in_invalid_characters_get_different_dead_letter_topics() -> None:
+    groups = ["projection-branch_office", "projection-branch.office", "Projection-Branch-Office"]
+
+    assert len({dead_letter_topic(KafkaSettings(), group) for group in groups}) == 3
+
+
+def test_a_long_group_gets_a_segment_of_at_most_63_characters() -> None:
+    segment = dead_letter_segment("projection_" * 20)
+
+    assert len(segment) <= 63
+    assert dead_letter_topic(KafkaSettings(), "projection_" * 20).endswith(f".{segment}.v1")
+
+
+@pytest.mark.parametrize("group", ["", "a b", "gruppe/1", "zürich", "x" * 250])
+def test_consumer_group_that_kafka_cannot_name_is_refused_naming_it(group: str) -> None:
+    with pytest.raises(TopicError, match="consumer group"):
         dead_letter_topic(KafkaSettings(), group)
 
 
