@@ -6,7 +6,11 @@ handler's effects, the event id and the next offset commit in one transaction (s
 so that a failing message undoes only its own effects. On (re)assignment the consumer seeks to
 the offsets in its database, so after a crash it resumes exactly where its last commit left
 it; an event delivered twice (relay crash, broker republish) has an id it has seen and is
-skipped. Offsets are kept with the relay epoch
+skipped. That id comes from the decoded content, never from a header alone: the id of the
+event at (case, version) (`bus.envelope.event_id`), or what the codec's `event_id(value)` says
+(the reporting facts' keyed fact id). A message whose `event_id` header disagrees with its
+content is not trusted: it is dead-lettered (`mismatched-event-id`). Offsets are kept with the
+relay epoch
 they belong to: when a partition shows a new epoch (the broker came back empty and the relay
 republished), the consumer rewinds that partition to its beginning and lets dedup do the rest.
 
@@ -14,7 +18,9 @@ Events and commands get different policies: a handler that raises `TransientErro
 the exception types given as transient) is retried with exponential backoff and the partition
 waits; if it keeps failing the consumer stops with `ConsumerStalledError`, nothing lost. A
 message that cannot be decoded, or that the handler rejects (any other exception), goes to the
-group's dead-letter topic with the error in its headers, and consumption goes on.
+group's dead-letter topic with the error in its headers, and consumption goes on. The group id
+and its dead-letter topic are checked when the consumer is created (`TopicError` naming the
+group), so a bad one fails at start and not at the first poison message.
 """
 
 from __future__ import annotations
@@ -43,11 +49,13 @@ __all__ = [
     "Consumer",
     "ConsumerStalledError",
     "Decoder",
+    "MismatchedEventIdError",
     "Handler",
     "Received",
     "Rejected",
     "RetryPolicy",
     "TransientError",
+    "content_event_id",
 ]
 
 log = structlog.get_logger("nervenbahn.consumer")
@@ -65,6 +73,11 @@ class ConsumerStalledError(BusError):
     """A transient error outlasted every retry; the consumer stopped without losing anything."""
 
 
+class MismatchedEventIdError(DecodeError):
+    """A message's `event_id` header names another event than the one it carries (forged or
+    corrupt); it is dead-lettered, never applied."""
+
+
 @dataclass(frozen=True)
 class Received:
     """A decoded event as the handler sees it."""
@@ -79,7 +92,11 @@ class Received:
 
 
 class Decoder(Protocol):
-    """What a consumer needs of a codec (`bus.codec.EventCodec`, the reporting facts' codec)."""
+    """What a consumer needs of a codec (`bus.codec.EventCodec`, the reporting facts' codec).
+
+    A codec whose values are not events of a case (an `originator_id` and
+    `originator_version`) also has `event_id(value) -> UUID`: the id its relay puts in the
+    `event_id` header (the reporting facts' codec: the keyed fact id)."""
 
     def decode(self, value: bytes) -> Any:
         """The typed value of a message; DecodeError if it is not one this codec reads."""
@@ -115,9 +132,15 @@ class Consumer:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     transient: tuple[type[BaseException], ...] = (TransientError,)
     wait: Callable[[float], object] = field(default_factory=lambda: threading.Event().wait)
+    _identify: Callable[[Any], UUID] = field(init=False, repr=False)
     _consumer: KafkaConsumer | None = field(default=None, init=False, repr=False)
     _marks: dict[tuple[str, int], PartitionMark] = field(default_factory=dict, init=False)
     _producer: KafkaProducer | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # A group that cannot name its dead-letter topic fails now, not at the first poison.
+        dead_letter_topic(self.settings, self.group_id)
+        self._identify = getattr(self.codec, "event_id", content_event_id)
 
     def run(self, stop: threading.Event, *, poll_ms: int = 500) -> None:
         """Consume until `stop` is set."""
@@ -190,24 +213,17 @@ class Consumer:
     ) -> PartitionMark:
         """Handle one message inside the batch's transaction; the partition's next mark."""
         mark = PartitionMark(message.offset + 1, epoch)
-        if self._seen_by_header(headers, tx):
-            pass  # a duplicate (or applied by a rebuild): not even decoded
+        try:
+            received = self._received(message, headers, self.codec.decode(message.value))
+        except MismatchedEventIdError as exc:
+            self._dead_letter(message, exc, "mismatched-event-id")
+        except DecodeError as exc:
+            self._dead_letter(message, exc, "undecodable")
         else:
-            try:
-                event = self.codec.decode(message.value)
-            except DecodeError as exc:
-                self._dead_letter(message, exc, "undecodable")
-            else:
-                self._handle(message, self._received(message, headers, event), tx)
+            # A duplicate (or applied by a rebuild) is skipped by its content's id in `_handle`.
+            self._handle(message, received, tx)
         self.store.advance(tx, self.group_id, message.topic, message.partition, mark)
         return mark
-
-    def _seen_by_header(self, headers: dict[str, str], tx: Any) -> bool:
-        try:
-            event = UUID(headers["event_id"])
-        except (KeyError, ValueError):
-            return False
-        return self.store.seen(tx, self.group_id, event)
 
     def _handle(self, message: Any, received: Received, tx: Any) -> None:
         """Apply the handler once, retrying transient failures; dead-letter a rejection."""
@@ -238,17 +254,29 @@ class Consumer:
                 self._dead_letter(message, exc, "rejected")
                 return
 
-    @staticmethod
-    def _received(message: Any, headers: dict[str, str], event: Any) -> Received:
+    def _received(self, message: Any, headers: dict[str, str], event: Any) -> Received:
+        """The decoded event with the id its content gives; MismatchedEventIdError if an
+        `event_id` header names another."""
         return Received(
             event=event,
-            event_id=_event_id(headers, event),
+            event_id=self._content_id(headers, event),
             event_type=type(event).__name__,
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
             headers=headers,
         )
+
+    def _content_id(self, headers: dict[str, str], event: Any) -> UUID:
+        content = self._identify(event)
+        claimed = headers.get("event_id")
+        if claimed is not None and _uuid_or_none(claimed) != content:
+            raise MismatchedEventIdError(
+                f"the event_id header {claimed[:40]!r} does not name the event the message "
+                f"carries ({content})"
+            )
+        return content
+
 
     def _epoch_changed(self, message: Any, epoch: str | None) -> bool:
         known = self._marks.get((message.topic, message.partition))
@@ -342,7 +370,17 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         )
 
 
-def _event_id(headers: dict[str, str], event: Any) -> UUID:
-    if "event_id" in headers:
-        return UUID(headers["event_id"])
-    return event_id(event.originator_id, event.originator_version)
+def content_event_id(event: Any) -> UUID:
+    """The id of a decoded case (or payment-run) event: that of its aggregate and version, as
+    every relay computes it (`bus.envelope.event_id`); DecodeError for a value without them."""
+    try:
+        return event_id(event.originator_id, event.originator_version)
+    except AttributeError as exc:
+        raise DecodeError(f"a {type(event).__name__} names no aggregate and version") from exc
+
+
+def _uuid_or_none(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None

@@ -57,6 +57,11 @@ class CaseFactCodec:
         fact: CaseFact = self._codec.decode(value)
         return fact
 
+    def event_id(self, fact: CaseFact) -> UUID:
+        """The id a consumer deduplicates the fact by: its keyed fact id, what the reporting
+        relay puts in the `event_id` header (`bus.consumer.Decoder`)."""
+        return fact.fact_id
+
 
 def _fact_type(schema_dir: Path) -> RecordType:
     """The record mapping of a case fact; SchemaError if the schema's fields are not the
