@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from projections.framework import Projection, update_case_row
+from projections.framework import Projection, already_applied, update_case_row
 from projections.storage import SQLConnection
 from schemas.sql import Component, Migration, placeholder
 
@@ -45,6 +45,9 @@ class BranchOfficeProjection(Projection):
     migrations: ClassVar[Component] = MIGRATIONS
 
     def apply(self, event: Any, tx: SQLConnection) -> None:
+        """Apply one event of a case; one at or below the version the case holds is ignored."""
+        if already_applied(tx, "office_cases", event):
+            return
         p = placeholder(tx)
         case_id = str(event.originator_id)
         kind = type(event).__name__

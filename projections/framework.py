@@ -180,6 +180,18 @@ def _remove(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
+def already_applied(tx: SQLConnection, table: str, event: Any) -> bool:
+    """True if `table`'s row of the event's case holds its version or a later one: an old
+    event met again (re-sent, or replayed past what dedup knows) must not move the case
+    backwards, so the projection ignores it."""
+    p = placeholder(tx)
+    row = tx.execute(
+        f"SELECT version FROM {table} WHERE case_id = {p}",  # noqa: S608 - our table names
+        (str(event.originator_id),),
+    ).fetchone()
+    return row is not None and int(row[0]) >= event.originator_version
+
+
 def update_case_row(tx: SQLConnection, table: str, case_id: str, **columns: object) -> None:
     """`UPDATE table SET columns… WHERE case_id = …` (table and column names are the
     projection's own, never input)."""

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from typing import Any, ClassVar, Literal
 
 from domain.events import add_months
-from projections.framework import Projection, update_case_row
+from projections.framework import Projection, already_applied, update_case_row
 from projections.storage import SQLConnection
 from schemas.sql import Component, Migration, placeholder
 
@@ -73,6 +73,9 @@ class RegionProjection(Projection):
     migrations: ClassVar[Component] = MIGRATIONS
 
     def apply(self, event: Any, tx: SQLConnection) -> None:
+        """Apply one event of a case; one at or below the version the case holds is ignored."""
+        if already_applied(tx, "region_cases", event):
+            return
         p = placeholder(tx)
         case_id = str(event.originator_id)
         kind = type(event).__name__
