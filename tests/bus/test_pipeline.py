@@ -9,6 +9,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from bus.consumer import Received, Rejected, RetryPolicy, TransientError
+from bus.kafka_errors import TopicError
 from bus.kafka_settings import KafkaSettings
 from bus.positions import RelayPosition
 from bus.topics import dead_letter_topic, topic_message_counts
@@ -146,6 +147,15 @@ def test_a_poison_message_is_dead_lettered_and_consumption_goes_on(
     assert headers["dlq_original"].startswith(topic.encode())
     assert dead[0].value.endswith(b"not avro at all")
     assert counter.count() == 3
+
+
+def test_a_group_that_cannot_name_its_dead_letter_topic_is_refused_when_the_consumer_is_made(
+    line: Pipeline, tmp_path: Path
+) -> None:
+    counter = EffectCounter(tmp_path / "consumer.db")
+
+    with pytest.raises(TopicError, match="consumer group 'so olten'"):
+        line.consumer("so olten", counter)
 
 
 def test_rejected_events_are_dead_lettered_and_transient_errors_retried(

@@ -97,7 +97,7 @@ def test_an_event_at_or_below_the_version_a_case_holds_is_ignored(
                 projection.apply(event, tx)
         applied = dump(projection, tmp_path / f"{projection.name}.db")
         with store.transaction() as tx:
-            for event in (events[1], events[-1]):  # an old event, and the newest again
+            for event in (events[-1], events[1]):  # the newest again, then an old one
                 projection.apply(event, tx)
         store.close()
 
