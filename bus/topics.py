@@ -17,7 +17,7 @@ Segments are lower-case letters, digits and `-`, starting with a letter. So a na
 | topic | key | personal data |
 | --- | --- | --- |
 | `nervenbahn.casework.case-events.v1` | case id (order per case) | sealed |
-| `nervenbahn.dlq.<consumer-group>.v1` | the original key | as the original |
+| `nervenbahn.dlq.<group as a segment>.v1` | the original key | as the original |
 | `nervenbahn.audit.checkpoints.v1` | checkpoint sequence | none |
 | `nervenbahn.reporting.case-facts.v1` | case pseudonym | none |
 | `nervenbahn.payments.payment-orders.v1` | payment run id (a run's events in order) | sealed |
