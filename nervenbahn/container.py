@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,7 @@ from nervenbahn.datasets import AUDIT_CHECKPOINTS, dataset
 from nervenbahn.keystores import open_keystore
 from nervenbahn.paths import read_model_target, store_folder
 from nervenbahn.private import private_file, private_folder, warn_if_shared, write_private
+from nervenbahn.store_opening import CASE_TABLES, PAYMENT_TABLES, opened_in_turn
 from projections import PROJECTIONS, Projection, open_projection_store, rebuild
 from projections.storage import ReadModelTarget, read_model_built
 
@@ -87,20 +89,28 @@ class StoreUnavailableError(NervenbahnError):
 def build_service(
     settings: Settings, clock: Callable[[], datetime] = datetime_now_with_tzinfo
 ) -> CaseService:
-    """Open the key store and the event store named by the settings."""
+    """Open the key store and the event store named by the settings (a PostgreSQL store's
+    first open in turn with other processes: `nervenbahn.store_opening`)."""
     store = settings.store
     master_key = base64.b64decode(settings.master_key.get_secret_value())  # before any file
     try:
         if store.kind == "sqlite" and store.sqlite_path is not None:
             warn_if_shared(store.sqlite_path.parent)
             private_file(store.sqlite_path)  # its -wal and -shm files take its mode
-        keystore = open_keystore(store)
-        vault = PersonalDataVault(keystore, master_key)
-        return CaseService(
-            store.eventsourcing_env(), vault=vault, reference=load_reference_data(), clock=clock
-        )
+        opening = partial(_open_case_service, store, master_key, clock)
+        return opened_in_turn(store, CASE_TABLES, opening)  # a fresh schema one at a time
     except (psycopg.Error, sqlite3.Error, PersistenceError, OSError) as exc:
         raise StoreUnavailableError(f"cannot open the store {store.describe()}: {exc}") from exc
+
+
+def _open_case_service(
+    store: StoreConfig, master_key: bytes, clock: Callable[[], datetime]
+) -> CaseService:
+    keystore = open_keystore(store)
+    vault = PersonalDataVault(keystore, master_key)
+    return CaseService(
+        store.eventsourcing_env(), vault=vault, reference=load_reference_data(), clock=clock
+    )
 
 
 def close_service(service: CaseService) -> None:
@@ -116,7 +126,9 @@ def build_payment_service(
 ) -> PaymentService:
     """The payments service on the store of `cases` (same database, its own events table)."""
     try:
-        return PaymentService(settings.store.eventsourcing_env(), cases=cases, clock=clock)
+        opening = partial(PaymentService, settings.store.eventsourcing_env(), cases=cases,
+                          clock=clock)
+        return opened_in_turn(settings.store, PAYMENT_TABLES, opening)
     except (psycopg.Error, sqlite3.Error, PersistenceError, OSError) as exc:
         raise StoreUnavailableError(
             f"cannot open the payments store in {settings.store.describe()}: {exc}"

@@ -1,0 +1,77 @@
+"""Opening a PostgreSQL store's event tables one process at a time, the first time only.
+
+eventsourcing creates its tables when an application opens (CREATE TYPE, CREATE TABLE and
+CREATE INDEX … IF NOT EXISTS, each recorder in transactions of its own). Run by many processes
+on a fresh schema at once, these statements collide in PostgreSQL's catalogue: 17 of 20
+processes failed with "deadlock detected" or "tuple concurrently updated" (issue 12, finding 4).
+`IF NOT EXISTS` does not help; only taking turns does.
+
+So the composition root opens each service (`build_service`, `build_payment_service`) through
+`opened_in_turn`: when the schema does not yet record the service's tables as made
+(`schema_versions`, component `CASE_TABLES` / `PAYMENT_TABLES`), the process takes a
+session-level advisory lock, opens the service (its recorders' `create_table`, the snapshot
+recorder's, the key store's migration), records the component and lets go. A store whose
+tables are recorded costs one read and takes no lock, so the everyday start stays concurrent.
+
+Why here and not in the recorders' `create_table`: a service opens more than its chained
+recorder — eventsourcing's own snapshot recorder and composite types, and the key store — and
+only the composition root sees all of them; a lock in one recorder would leave the others
+racing. The lock is not the migration runner's (`schemas.sql`): that one is transaction-scoped
+and taken inside the key store's migration on another connection of the same process, which
+would wait for this session's lock for ever. Two locks stay deadlock-free because they are only
+ever taken in one order: this one first, the runner's inside it.
+
+A component's version is bumped (a new `Migration` with no statements) when a release changes
+the tables its recorders create, so that stores opened by the older release are opened in turn
+once more. SQLite needs none of this: its recorders run under the database's write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg
+
+from nervenbahn.config import StoreConfig
+from schemas.sql import Component, Migration, migrate_postgres, recorded_versions_postgres
+
+__all__ = ["CASE_TABLES", "OPEN_LOCK", "PAYMENT_TABLES", "opened_in_turn"]
+
+T = TypeVar("T")
+
+OPEN_LOCK = 0x6E62_6F70_656E  # "nbopen": one process at a time opens a store's event tables
+"""The advisory lock a process holds while it opens a store whose tables are not yet made."""
+
+CASE_TABLES = Component(
+    "case_event_tables",
+    [Migration(1, "the case service's events, chain, chain list and snapshots tables "
+                  "(created by its recorders)", sqlite=[], postgres=[])],
+)
+"""Recorded once the case service's recorders have made their tables in the schema."""
+
+PAYMENT_TABLES = Component(
+    "payment_event_tables",
+    [Migration(1, "the payment service's events, chain and snapshots tables "
+                  "(created by its recorders)", sqlite=[], postgres=[])],
+)
+"""Recorded once the payment service's recorders have made their tables in the schema."""
+
+
+def opened_in_turn(store: StoreConfig, tables: Component, open_service: Callable[[], T]) -> T:
+    """`open_service()`; on a PostgreSQL store whose `tables` are not recorded yet, under
+    `OPEN_LOCK`, recording them afterwards (a store already opened takes no lock)."""
+    if store.kind != "postgres":
+        return open_service()
+    schema = store.schema_name or "public"
+    with psycopg.connect(store.conninfo(), autocommit=True) as db:
+        recorded = recorded_versions_postgres(db, schema).get(tables.name, 0)
+        if recorded >= tables.latest:  # a newer release's tables are there too
+            db.close()  # not held while the service opens
+            return open_service()
+        # Session-level: held across the service's own transactions and connections; closing
+        # the connection (also when opening fails) lets go of it.
+        db.execute("SELECT pg_advisory_lock(%s)", (OPEN_LOCK,))
+        service = open_service()
+        migrate_postgres(db, schema, tables)
+        return service
