@@ -54,6 +54,7 @@ from nervenbahn.audit.errors import AccessLogRetentionError
 from nervenbahn.private import create_private, private_folder, write_private
 
 __all__ = [
+    "DEFAULT_READY_MAX_LAG",
     "DEFAULT_STORE",
     "ENV_PREFIX",
     "SECRETS",
@@ -83,6 +84,10 @@ log = structlog.get_logger("nervenbahn.config")
 
 ENV_PREFIX = "NERVENBAHN_"
 DEFAULT_STORE = "sqlite:///.nervenbahn/nervenbahn.db"
+DEFAULT_READY_MAX_LAG = 10_000
+"""Events a relay may be behind the store while the process is still ready; a larger backlog
+means the bus is stuck or far behind (a bulk import, such as the demo's ~29,000 events, goes
+over it for a while: raise it where such imports are routine)."""
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Every stored event is hash-chained in its transaction (nervenbahn/audit/recorders.py).
 _CHAINED_SQLITE = "nervenbahn.audit.recorders:ChainedSQLiteApplicationRecorder"
@@ -239,6 +244,7 @@ class Environment(BaseSettings):
     api_keys: str | None = None
     access_log: str | None = None
     access_log_retention_days: str | None = None
+    ready_max_lag: str | None = None
     # audit
     audit_signing_key: str | None = None
     audit_checkpoint_seconds: str | None = None
@@ -359,6 +365,9 @@ class ApiSettings(BaseModel):
     api_keys: Path
     access_log: Path
     access_log_retention_days: int = MINIMUM_RETENTION_DAYS
+    ready_max_lag: int = DEFAULT_READY_MAX_LAG
+    """NERVENBAHN_READY_MAX_LAG: how many recorded events a relay may be behind the store
+    before `GET /health/ready` answers 503."""
 
 
 class AuditSettings(BaseModel):
@@ -639,7 +648,20 @@ def _api(variables: Environment, store: StoreConfig) -> ApiSettings:
         api_keys=Path(variables.api_keys or store.folder / "api-keys.json"),
         access_log=Path(variables.access_log or store.folder / "access-log.db"),
         access_log_retention_days=_retention_days(variables.access_log_retention_days),
+        ready_max_lag=_ready_max_lag(variables.ready_max_lag),
     )
+
+
+def _ready_max_lag(value: str | None) -> int:
+    """NERVENBAHN_READY_MAX_LAG: a whole number of events, at least 1 (default 10000)."""
+    text = (value or "").strip()
+    if not text:
+        return DEFAULT_READY_MAX_LAG
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(
+            f"NERVENBAHN_READY_MAX_LAG: {text!r} is not a whole number of events of at least 1"
+        )
+    return int(text)
 
 
 _RETENTION = "NERVENBAHN_ACCESS_LOG_RETENTION_DAYS"
