@@ -6,12 +6,15 @@ A projection whose read model (SQLite file, or tables in the PostgreSQL schema o
 NERVENBAHN_PROJECTIONS_STORE) does not exist yet is first rebuilt from the event store; its
 consumer then starts at the beginning of the topic and skips, by event id, what the rebuild
 applied. Everything stops when `stop()` is called (SIGINT/SIGTERM from the CLI).
+
+The Server is the app's `Supervision` (`nervenbahn.health`): `GET /health/ready` asks it which
+worker threads are alive and how far each relay is behind the store.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +22,7 @@ import structlog
 import uvicorn
 
 from bus.effects import EffectStore
+from bus.relay import Relay
 from nervenbahn.audit.access import access_log_to_sign
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
 from nervenbahn.config import Settings
@@ -45,6 +49,7 @@ class Server:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _stores: dict[str, EffectStore] = field(default_factory=dict)
+    _relays: dict[str, Relay | None] = field(default_factory=dict)
     _uvicorn: uvicorn.Server | None = None
 
     @property
@@ -59,7 +64,7 @@ class Server:
 
     def start(self) -> None:
         """Build missing read models (before any worker competes for the CPU), then start
-        the relays, the consumers and the API."""
+        the relays, the consumers and the API (which asks this Server about its workers)."""
         projections = {name: self.container.projection(name) for name in self.projections}
         for name, projection in projections.items():
             events = self.container.ensure_read_model(projection)
@@ -69,15 +74,16 @@ class Server:
             store = self.container.projection_store(projection)
             self._stores[name] = store
             self._spawn(f"projection-{name}", self._consume, projection, store)
-        self._spawn("relay", self._relay, CASE_EVENTS)
-        self._spawn("reporting-relay", self._relay, CASE_FACTS)
+        self._spawn_relay("relay", CASE_EVENTS)
+        self._spawn_relay("reporting-relay", CASE_FACTS)
         self._spawn("checkpointer", self._checkpointer)
         if self.payments:
-            self._spawn("payments-relay", self._relay, PAYMENT_ORDERS)
+            self._spawn_relay("payments-relay", PAYMENT_ORDERS)
         config = uvicorn.Config(
             self.app, host=self.host, port=self.port, log_level="warning", lifespan="off"
         )
         self._uvicorn = uvicorn.Server(config)
+        self.app.state.supervision = self
         self._spawn("api", self._uvicorn.run)
 
     def wait_until_serving(self, within: float = 20.0) -> bool:
@@ -107,6 +113,24 @@ class Server:
         """Block until `stop()` is called from elsewhere (a signal handler)."""
         self._stop.wait()
 
+    def workers_alive(self) -> Mapping[str, bool]:
+        """Each worker thread (relays, consumers, checkpointer, API) by name: alive or not."""
+        return {thread.name: thread.is_alive() for thread in self._threads}
+
+    def relay_lags(self) -> Mapping[str, int | str]:
+        """Each relay by name: recorded events it has not published yet, or why that is
+        unknown (not opened yet, or its position or the store cannot be read)."""
+        lags: dict[str, int | str] = {}
+        for name, relay in dict(self._relays).items():
+            if relay is None:
+                lags[name] = "not started yet"
+                continue
+            try:
+                lags[name] = relay.status().lag
+            except Exception as exc:  # a health probe reports, it never fails the request
+                lags[name] = f"lag unknown: {type(exc).__name__}: {exc}"
+        return lags
+
     # --- workers ---------------------------------------------------------------------------
 
     def _spawn(self, name: str, target: Callable[..., object], *args: Any) -> None:
@@ -116,6 +140,10 @@ class Server:
         self._threads.append(thread)
         thread.start()
 
+    def _spawn_relay(self, name: str, dataset: str) -> None:
+        self._relays[dataset] = None  # listed (as not started) before its thread runs
+        self._spawn(name, self._relay, dataset)
+
     def _guarded(self, name: str, target: Callable[..., object], *args: Any) -> None:
         try:
             target(*args)
@@ -124,6 +152,7 @@ class Server:
 
     def _relay(self, dataset: str) -> None:
         with self.container.relay(dataset) as relay:
+            self._relays[dataset] = relay
             relay.run(self._stop)
 
     def _checkpointer(self) -> None:

@@ -12,7 +12,7 @@ from fastapi_offline import FastAPIOffline
 
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.problems import install_problem_handlers
-from nervenbahn.api.routes import audit, branch_offices, canton, problem_types, regions
+from nervenbahn.api.routes import audit, branch_offices, canton, health, problem_types, regions
 
 __all__ = ["DOCS_ASSETS", "create_app"]
 
@@ -55,7 +55,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.context = context
     app.middleware("http")(_headers)
     install_problem_handlers(app)
-    for module in (branch_offices, regions, canton, audit, problem_types):
+    for module in (branch_offices, regions, canton, audit, problem_types, health):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -14,6 +14,7 @@ from nervenbahn.api.settings import ApiSettings
 from nervenbahn.audit.access_log import AccessLog
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.config import Settings
+from nervenbahn.health import Readiness
 from nervenbahn.paths import read_model_target
 from projections.storage import ReadModelTarget
 
@@ -42,6 +43,8 @@ class ApiContext:
     service: CaseService | None = None
     """The case service, for the auditor's bitemporal queries on the event store (None: those
     endpoints answer 503)."""
+    readiness: Readiness | None = None
+    """The checks of `GET /health/ready` (None: it answers ready with no checks)."""
 
     def close(self) -> None:
         """Close the access log (the vault belongs to the case service)."""
@@ -65,4 +68,5 @@ def build_api_context(
         branch_offices=load_branch_offices(),
         reference=service.reference,
         service=service,
+        readiness=Readiness(settings.store, api.access_log, api.ready_max_lag),
     )
