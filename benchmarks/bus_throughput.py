@@ -59,8 +59,9 @@ from bus.topics import TopicSpec, catalogue, ensure_topics, topic_name
 from domain import commands
 from domain.application.cases import CaseService
 from domain.reference import load_reference_data
-from nervenbahn.config import Settings, create_keys, load_kafka_settings, load_settings
+from nervenbahn.config import Settings, load_kafka_settings, load_settings
 from nervenbahn.container import Container
+from nervenbahn.keyfiles import create_keys
 from nervenbahn.logging import configure_logging
 from nervenbahn.synthetic import synthetic_history
 

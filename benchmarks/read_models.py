@@ -45,8 +45,9 @@ from nervenbahn.api import build_api_context, create_app
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
 from nervenbahn.api.settings import ApiSettings
-from nervenbahn.config import Settings, create_keys, load_settings
+from nervenbahn.config import Settings, load_settings
 from nervenbahn.container import Container
+from nervenbahn.keyfiles import create_keys
 from nervenbahn.logging import configure_logging
 from nervenbahn.paths import projection_path
 from nervenbahn.synthetic import PERIOD_END, PERIOD_START, synthetic_history

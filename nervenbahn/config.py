@@ -26,12 +26,8 @@ import binascii
 import logging
 import os
 import re
-import secrets
-import stat
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import cached_property
-from hashlib import sha256
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
@@ -51,7 +47,6 @@ from bus.kafka_settings import PROFILE_DEFAULTS, KafkaSettings
 from domain.errors import NervenbahnError
 from nervenbahn.audit.access_log import MINIMUM_RETENTION_DAYS, check_retention
 from nervenbahn.audit.errors import AccessLogRetentionError
-from nervenbahn.private import create_private, private_folder, write_private
 
 __all__ = [
     "DEFAULT_READY_MAX_LAG",
@@ -71,13 +66,10 @@ __all__ = [
     "RegistrySettings",
     "Settings",
     "StoreConfig",
-    "create_keys",
-    "create_store_keys",
-    "default_key_dir",
+    "decode_key",
     "load_kafka_settings",
     "load_log_settings",
     "load_settings",
-    "store_key_folder",
 ]
 
 log = structlog.get_logger("nervenbahn.config")
@@ -337,7 +329,7 @@ class KeySettings(BaseModel):
 
     key_dir: Path
     """NERVENBAHN_KEY_DIR: where the key files of SQLite stores are kept, one folder per store
-    (`store_key_folder`); default `$XDG_CONFIG_HOME/nervenbahn/keys` or
+    (`nervenbahn.keyfiles.store_key_folder`); default `$XDG_CONFIG_HOME/nervenbahn/keys` or
     `~/.config/nervenbahn/keys` — outside the store folder, so that a backup of the data does
     not hold the keys that open it."""
     master_key: SecretStr | None = None
@@ -537,7 +529,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         store=store,
         projections_store=_projections_store(variables.projections_store),
         keys=KeySettings(
-            key_dir=_optional_path(variables.key_dir) or default_key_dir(env),
+            key_dir=_optional_path(variables.key_dir) or _default_key_dir(env),
             master_key=_checked_key(variables.master_key, origins, "NERVENBAHN_MASTER_KEY",
                                     "master key"),
             reporting_key=_checked_key(variables.reporting_key, origins,
@@ -571,6 +563,20 @@ def load_log_settings(environ: Mapping[str, str] | None = None) -> LogSettings:
     return _log_settings(variables, strict=False)
 
 
+def _stored_key(sqlite_path: Path, key_dir: Path, kind: str) -> bytes:
+    """A SQLite store's key file, read (never created) by `nervenbahn.keyfiles`."""
+    # imported here: nervenbahn.keyfiles imports this module's errors
+    from nervenbahn.keyfiles import stored_key
+
+    return stored_key(sqlite_path, key_dir, kind)
+
+
+def _default_key_dir(env: Mapping[str, str]) -> Path:
+    from nervenbahn.keyfiles import default_key_dir  # see _stored_key
+
+    return default_key_dir(env)
+
+
 def _or(value: str | None, default: str) -> str:
     return default if value is None else value
 
@@ -589,7 +595,7 @@ def _checked_key(value: str | None, origins: Mapping[str, str], name: str,
     the file its `*_FILE` variable named."""
     if value is None:
         return None
-    return _encoded(_decode_key(value, origins.get(name, name), what))
+    return _encoded(decode_key(value, origins.get(name, name), what))
 
 
 def _checkpoint_interval(value: str | None) -> float:
@@ -729,156 +735,8 @@ def _explain(exc: ValidationError) -> str:
     return f"{where}: {error['msg'].removeprefix('Value error, ')}"
 
 
-# --- key files of a SQLite store ----------------------------------------------------------------
-
-_KINDS = ("master", "signing", "reporting")
-_OLD_SUFFIXES = {"master": ".key", "signing": ".signing-key", "reporting": ".reporting-key"}
-"""The key files of the old layout, beside the SQLite database: `<store>.key` and so on."""
-
-
-def default_key_dir(env: Mapping[str, str]) -> Path:
-    """`$XDG_CONFIG_HOME/nervenbahn/keys`, else `$HOME/.config/nervenbahn/keys`."""
-    config_home = env.get("XDG_CONFIG_HOME", "").strip()
-    if config_home:
-        return Path(config_home) / "nervenbahn" / "keys"
-    home = env.get("HOME", "").strip()
-    return (Path(home) if home else Path.home()) / ".config" / "nervenbahn" / "keys"
-
-
-def store_key_folder(key_dir: Path, sqlite_path: Path) -> Path:
-    """The key folder of one SQLite store: `<key dir>/<file stem>-<hash of its absolute
-    path>`, so that two stores never share keys."""
-    absolute = sqlite_path.resolve()
-    digest = sha256(str(absolute).encode("utf-8")).hexdigest()[:16]
-    return key_dir / f"{absolute.stem}-{digest}"
-
-
-def create_keys(settings: Settings) -> list[Path]:
-    """The explicit step that makes a SQLite store's missing key files (`nervenbahn init`,
-    `nervenbahn demo`): its key folder (0700, with a `store` file naming whose keys they
-    are) and a `<kind>.key` (0600, 32 random bytes) for each of the master, signing and
-    reporting keys that is neither configured nor in the old layout beside the database.
-    Idempotent; returns what it created (nothing for a PostgreSQL store, whose keys are
-    configured). A store that cannot be opened gets no key (`_check_store`); ConfigError
-    naming NERVENBAHN_KEY_DIR if the key folder cannot be made."""
-    path = settings.store.sqlite_path
-    if settings.store.kind != "sqlite" or path is None:
-        return []
-    configured = {"master": settings.keys.master_key, "signing": settings.audit.signing_key,
-                  "reporting": settings.keys.reporting_key}
-    wanted = [kind for kind in _KINDS
-              if configured[kind] is None and not _old_key_file(path, kind).exists()]
-    return create_store_keys(path, settings.keys.key_dir, wanted)
-
-
-def create_store_keys(sqlite_path: Path, key_dir: Path, kinds: Sequence[str]) -> list[Path]:
-    """Make the key files `kinds` (of master, signing, reporting) of the SQLite store at
-    `sqlite_path` that do not exist yet; see `create_keys`, which chooses the kinds."""
-    path = sqlite_path
-    folder = store_key_folder(key_dir, path)
-    missing = [kind for kind in kinds if not (folder / f"{kind}.key").exists()]
-    if not missing:
-        return []
-    _check_store(path)
-    created: list[Path] = []
-    try:
-        if not folder.exists():
-            private_folder(folder)
-            created.append(folder)
-        if not (folder / "store").exists():
-            created.append(write_private(folder / "store", f"{path.resolve()}\n"))  # whose
-        created.extend(_new_key_file(folder / f"{kind}.key") for kind in missing)
-    except OSError as exc:
-        raise ConfigError(
-            f"NERVENBAHN_KEY_DIR: cannot make or read the {missing[0]} key in {folder}: "
-            f"{exc.strerror or type(exc).__name__} (set NERVENBAHN_KEY_DIR to a folder "
-            "nervenbahn may create and write)"
-        ) from None
-    return created
-
-
-def _old_key_file(sqlite_path: Path, kind: str) -> Path:
-    return sqlite_path.with_suffix(sqlite_path.suffix + _OLD_SUFFIXES[kind])
-
-
-def _stored_key(sqlite_path: Path, key_dir: Path, kind: str) -> bytes:
-    """A key of a SQLite store, read, never created: its old file beside the database if
-    there is one (with a warning saying how to move it), else `<kind>.key` in the store's key
-    folder; KeyMissingError if neither exists, ConfigError naming NERVENBAHN_KEY_DIR if the
-    key folder cannot be read."""
-    what = f"{kind} key"
-    folder = store_key_folder(key_dir, sqlite_path)
-    path = folder / f"{kind}.key"
-    old = _old_key_file(sqlite_path, kind)
-    try:
-        if old.exists() and not path.exists():
-            log.warning(
-                "key file beside the store (old layout): one backup of the store folder holds "
-                "the data and the key that opens it; move it out of the store folder",
-                key_file=str(old),
-                move_to=str(path),
-                how=f"stop nervenbahn, then: mkdir -p -m 700 '{folder}' && mv '{old}' '{path}'",
-            )
-            return _decode_key(old.read_text().strip(), str(old), what)
-        if not path.exists():
-            raise KeyMissingError(
-                f"no {what} for the store SQLite {sqlite_path} in {folder}: run "
-                "`nervenbahn init` to create the store's keys (or set NERVENBAHN_KEY_DIR to "
-                "where they are)"
-            )
-        return _decode_key(path.read_text().strip(), str(path), what)
-    except OSError as exc:
-        raise ConfigError(
-            f"NERVENBAHN_KEY_DIR: cannot make or read the {what} in {folder}: "
-            f"{exc.strerror or type(exc).__name__} (set NERVENBAHN_KEY_DIR to a folder "
-            "nervenbahn may create and write)"
-        ) from None
-
-
-_SQLITE_HEADER = b"SQLite format 3\x00"
-"""The first 16 bytes of every SQLite database file."""
-
-
-def _check_store(sqlite_path: Path) -> None:
-    """Refuse a SQLite store that cannot be opened before any key is made for it: a folder,
-    something other than a regular file, a file that is not a SQLite database, or a path
-    where the database cannot be created (probed by making and removing a folder where the
-    first missing one would go: nothing is left behind)."""
-    def refuse(reason: str) -> ConfigError:
-        return ConfigError(
-            f"cannot open the store SQLite {sqlite_path} (NERVENBAHN_STORE): {reason}; "
-            "no key was created"
-        )
-
-    try:
-        if not sqlite_path.exists():
-            existing = next(folder for folder in sqlite_path.absolute().parents
-                            if folder.exists())
-            if not existing.is_dir():
-                raise refuse(f"{existing} is not a folder")
-            os.rmdir(tempfile.mkdtemp(prefix=".nervenbahn-probe-", dir=existing))
-            return
-        mode = sqlite_path.stat().st_mode
-        if stat.S_ISDIR(mode):
-            raise refuse("it is a folder, not a database file")
-        if not stat.S_ISREG(mode):
-            raise refuse("it is not a regular file")
-        with sqlite_path.open("rb") as file:
-            header = file.read(len(_SQLITE_HEADER))
-    except OSError as exc:
-        raise refuse(exc.strerror or type(exc).__name__) from None
-    if header and header != _SQLITE_HEADER:
-        raise refuse("the file is not a SQLite database")
-
-
-def _new_key_file(path: Path) -> Path:
-    """Write 32 random bytes, base64, to the new file `path` (mode 0600; never overwritten),
-    all or nothing (`create_private`): a full disk leaves no empty key file that would break
-    every later command."""
-    return create_private(path, base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
-
-
-def _decode_key(text: str, where: str, what: str = "master key") -> bytes:
+def decode_key(text: str, where: str, what: str = "master key") -> bytes:
+    """The 32-byte key that `text` holds in base64; ConfigError naming `where` if not."""
     try:
         key = base64.b64decode(text, validate=True)
     except binascii.Error as exc:

@@ -19,11 +19,11 @@ from rich.table import Table
 from domain.case import Case
 from domain.commands import parse_command
 from domain.errors import DomainError
-from nervenbahn.config import create_keys
 from nervenbahn.container import Container
 from nervenbahn.demo_bus import relay_and_subscribe
 from nervenbahn.demo_connectors import audit_and_report, pay_and_register
 from nervenbahn.demo_session import DemoSession
+from nervenbahn.keyfiles import create_keys
 from nervenbahn.paths import private_folder, store_folder, write_private
 from nervenbahn.synthetic import PERIOD_END, PERIOD_START, synthetic_history
 

@@ -20,7 +20,7 @@ from psycopg import sql
 
 from bus.broker import EmbeddedBroker, api_versions_answered
 from bus.kafka_settings import KafkaSettings
-from nervenbahn import config
+from nervenbahn import config, keyfiles
 
 POSTGRES_URL = os.environ.get(
     "NERVENBAHN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
@@ -64,7 +64,7 @@ def _keys_created_on_first_need(
         try:
             return read(sqlite_path, key_dir, kind)
         except config.KeyMissingError:
-            config.create_store_keys(sqlite_path, key_dir, [kind])
+            keyfiles.create_store_keys(sqlite_path, key_dir, [kind])
             return read(sqlite_path, key_dir, kind)
 
     monkeypatch.setattr(config, "_stored_key", read_or_create)

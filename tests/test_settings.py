@@ -14,15 +14,8 @@ from pathlib import Path
 import pytest
 
 from bus.kafka_errors import KafkaConfigError
-from nervenbahn.config import (
-    ConfigError,
-    Environment,
-    KeyMissingError,
-    Settings,
-    create_keys,
-    load_settings,
-    store_key_folder,
-)
+from nervenbahn.config import ConfigError, Environment, KeyMissingError, Settings, load_settings
+from nervenbahn.keyfiles import create_keys, store_key_folder
 
 pytestmark = pytest.mark.keys_not_created
 

@@ -5,14 +5,14 @@ yet fails telling the user to run this command. It creates, in the store's key f
 NERVENBAHN_KEY_DIR (0700), the master, signing and reporting keys (0600) that are neither
 configured nor already there, and prints what it created. Running it again changes nothing.
 A PostgreSQL store's keys are configured (NERVENBAHN_MASTER_KEY …): nothing to create.
-`nervenbahn demo` takes the same step (`nervenbahn.config.create_keys`).
+`nervenbahn demo` takes the same step (`nervenbahn.keyfiles.create_keys`).
 """
 
 from __future__ import annotations
 
 import typer
 
-from nervenbahn.config import create_keys
+from nervenbahn.keyfiles import create_keys
 
 from .render import emit_json
 from .session import session

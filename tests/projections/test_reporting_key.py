@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from bus.kafka_settings import KafkaSettings
-from nervenbahn.config import ConfigError, load_settings, store_key_folder
+from nervenbahn.config import ConfigError, load_settings
 from nervenbahn.container import Container
+from nervenbahn.keyfiles import store_key_folder
 from projections.reporting import ReportingProjection
 
 KEY = base64.b64encode(bytes(range(32))).decode()

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from nervenbahn.config import ConfigError, create_keys, load_settings, store_key_folder
+from nervenbahn.config import ConfigError, load_settings
+from nervenbahn.keyfiles import create_keys, store_key_folder
 
 KINDS = {"master": ".key", "signing": ".signing-key", "reporting": ".reporting-key"}
 

@@ -20,7 +20,7 @@ from bus.positions_sqlite import SQLitePositionStore
 from bus.registry_sqlite import SQLiteSchemaRegistry
 from connectors._state import StateStore
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
-from nervenbahn.config import store_key_folder
+from nervenbahn.keyfiles import store_key_folder
 from nervenbahn.keystores_sqlite import SQLiteKeyStore
 from projections.branch_office import BranchOfficeProjection
 from projections.framework import Projection, open_projection_store
