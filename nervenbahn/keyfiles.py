@@ -67,17 +67,36 @@ def create_keys(settings: Settings) -> list[Path]:
     `nervenbahn demo`): its key folder (0700, with a `store` file naming whose keys they
     are) and a `<kind>.key` (0600, 32 random bytes) for each of the master, signing and
     reporting keys that is neither configured nor in the old layout beside the database.
-    Idempotent; returns what it created (nothing for a PostgreSQL store, whose keys are
-    configured). A store that cannot be opened gets no key (`_check_store`); ConfigError
-    naming NERVENBAHN_KEY_DIR if the key folder cannot be made."""
+    Idempotent; returns what it created. A PostgreSQL store has no key files: nothing is
+    created, and ConfigError names each of its keys that is not configured. A store that
+    cannot be opened gets no key (`_check_store`); ConfigError naming NERVENBAHN_KEY_DIR if
+    the key folder cannot be made."""
     path = settings.store.sqlite_path
-    if settings.store.kind != "sqlite" or path is None:
-        return []
     configured = {"master": settings.keys.master_key, "signing": settings.audit.signing_key,
                   "reporting": settings.keys.reporting_key}
+    if settings.store.kind != "sqlite" or path is None:
+        _check_configured(configured)
+        return []
     wanted = [kind for kind in _KINDS
               if configured[kind] is None and not _old_key_file(path, kind).exists()]
     return create_store_keys(path, settings.keys.key_dir, wanted)
+
+
+_VARIABLES = {"master": "NERVENBAHN_MASTER_KEY", "signing": "NERVENBAHN_AUDIT_SIGNING_KEY",
+              "reporting": "NERVENBAHN_REPORTING_KEY"}
+
+
+def _check_configured(configured: Mapping[str, object]) -> None:
+    """A PostgreSQL store has no key files: each key must be configured. ConfigError naming
+    every one that is not, and how to make it."""
+    unset = [_VARIABLES[kind] for kind in _KINDS if configured[kind] is None]
+    if unset:
+        raise ConfigError(
+            f"{', '.join(unset)} not set: a PostgreSQL store takes its keys from the "
+            "environment (or <VARIABLE>_FILE), never from key files; make each once with "
+            "`openssl rand -base64 32`, keep it in your secret store and outside the database's "
+            "backups (docs/operations.md)"
+        )
 
 
 def create_store_keys(sqlite_path: Path, key_dir: Path, kinds: Sequence[str]) -> list[Path]:

@@ -4,7 +4,8 @@ Reading the settings never creates anything; a command that needs a key that is 
 yet fails telling the user to run this command. It creates, in the store's key folder under
 NERVENBAHN_KEY_DIR (0700), the master, signing and reporting keys (0600) that are neither
 configured nor already there, and prints what it created. Running it again changes nothing.
-A PostgreSQL store's keys are configured (NERVENBAHN_MASTER_KEY …): nothing to create.
+A PostgreSQL store has no key files: its keys are configured (NERVENBAHN_MASTER_KEY …), and
+`init` checks that each is, naming those that are not (exit 3).
 `nervenbahn demo` takes the same step (`nervenbahn.keyfiles.create_keys`).
 """
 

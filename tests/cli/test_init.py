@@ -3,7 +3,9 @@ them and, when one is missing, says to run `init` in one line (exit 78)."""
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -76,3 +78,26 @@ def test_init_refuses_a_store_that_cannot_be_opened_and_leaves_no_key(
     assert done.code == 3
     assert f"error: cannot open the store SQLite {tmp_path} (NERVENBAHN_STORE)" in done.err
     assert not Path(os.environ["NERVENBAHN_KEY_DIR"]).exists()
+
+
+def test_init_on_postgresql_names_every_key_that_is_not_configured(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, postgres_dsn: str, master_key: str
+) -> None:
+    monkeypatch.setenv("NERVENBAHN_STORE", postgres_dsn)
+    for variable in ("NERVENBAHN_MASTER_KEY", "NERVENBAHN_REPORTING_KEY",
+                     "NERVENBAHN_AUDIT_SIGNING_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("NERVENBAHN_MASTER_KEY", master_key)
+
+    refused = cli("init")
+
+    assert refused.code == 3 and refused.out == ""
+    line = refused.err.strip()
+    assert line.startswith("error: NERVENBAHN_AUDIT_SIGNING_KEY, NERVENBAHN_REPORTING_KEY not set")
+    assert "openssl rand -base64 32" in line and "NERVENBAHN_MASTER_KEY" not in line
+
+    for variable in ("NERVENBAHN_REPORTING_KEY", "NERVENBAHN_AUDIT_SIGNING_KEY"):
+        monkeypatch.setenv(variable, base64.b64encode(secrets.token_bytes(32)).decode())
+    done = cli("init")
+
+    assert done.code == 0 and "its keys are in place or configured" in done.out
