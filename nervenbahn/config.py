@@ -229,6 +229,7 @@ class Environment(BaseSettings):
     kafka_profile: str | None = None
     topic_prefix: str | None = None
     kafka_partitions: str | None = None
+    kafka_replication_factor: str | None = None
     kafka_max_poll_interval_ms: str | None = None
     # registry
     schema_registry: str | None = None
@@ -693,10 +694,11 @@ def _retention_days(value: str | None) -> int:
 _KAFKA_FIELDS = {
     "topic_prefix": "topic_prefix",
     "kafka_partitions": "partitions",
+    "kafka_replication_factor": "replication_factor",
     "kafka_max_poll_interval_ms": "max_poll_interval_ms",
 }
 """Environment field → KafkaSettings field, for the variables that set one directly."""
-_KAFKA_NUMBERS = {"kafka_partitions", "kafka_max_poll_interval_ms"}
+_KAFKA_NUMBERS = {"kafka_partitions", "kafka_replication_factor", "kafka_max_poll_interval_ms"}
 
 
 def _kafka(variables: Environment) -> KafkaSettings:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from nervenbahn.config import ConfigError, KeyMissingError, decode_key
+from nervenbahn.config import ConfigError, Environment, KeyMissingError, decode_key
 from nervenbahn.private import create_private, private_folder, write_private
 
 if TYPE_CHECKING:
@@ -82,14 +82,15 @@ def create_keys(settings: Settings) -> list[Path]:
     return create_store_keys(path, settings.keys.key_dir, wanted)
 
 
-_VARIABLES = {"master": "NERVENBAHN_MASTER_KEY", "signing": "NERVENBAHN_AUDIT_SIGNING_KEY",
-              "reporting": "NERVENBAHN_REPORTING_KEY"}
+_FIELDS = {"master": "master_key", "signing": "audit_signing_key",
+           "reporting": "reporting_key"}
+"""Each key's field of the environment (`Environment.variable` names its variable)."""
 
 
 def _check_configured(configured: Mapping[str, object]) -> None:
     """A PostgreSQL store has no key files: each key must be configured. ConfigError naming
     every one that is not, and how to make it."""
-    unset = [_VARIABLES[kind] for kind in _KINDS if configured[kind] is None]
+    unset = [Environment.variable(_FIELDS[kind]) for kind in _KINDS if configured[kind] is None]
     if unset:
         raise ConfigError(
             f"{', '.join(unset)} not set: a PostgreSQL store takes its keys from the "

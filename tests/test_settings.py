@@ -103,10 +103,16 @@ def test_create_keys_makes_no_file_for_a_configured_key(tmp_path: Path) -> None:
 
 
 def test_a_postgres_store_has_nothing_to_create(tmp_path: Path) -> None:
+    key = base64.b64encode(bytes(range(32))).decode()
     env = {"NERVENBAHN_STORE": "postgresql://db.example/cases",
-           "NERVENBAHN_KEY_DIR": str(tmp_path / "k")}
+           "NERVENBAHN_KEY_DIR": str(tmp_path / "k"), "NERVENBAHN_MASTER_KEY": key,
+           "NERVENBAHN_REPORTING_KEY": key, "NERVENBAHN_AUDIT_SIGNING_KEY": key}
 
     assert create_keys(load_settings(env)) == []
+    assert not (tmp_path / "k").exists()
+    del env["NERVENBAHN_REPORTING_KEY"]
+    with pytest.raises(ConfigError, match=r"^NERVENBAHN_REPORTING_KEY not set"):
+        create_keys(load_settings(env))
     assert not (tmp_path / "k").exists()
 
 

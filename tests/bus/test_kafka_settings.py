@@ -36,6 +36,7 @@ ENVIRONMENTS: list[tuple[dict[str, str], dict[str, Any]]] = [
     ({}, {"topic_prefix": "nervenbahn", "partitions": 4, "replication_factor": 1}),
     ({"NERVENBAHN_TOPIC_PREFIX": "staging-2"}, {"topic_prefix": "staging-2"}),
     ({"NERVENBAHN_KAFKA_PARTITIONS": "12"}, {"partitions": 12}),
+    ({"NERVENBAHN_KAFKA_REPLICATION_FACTOR": "3"}, {"replication_factor": 3}),
     (
         {"NERVENBAHN_KAFKA_MAX_POLL_INTERVAL_MS": "3000"},
         {"max_poll_interval_ms": 3000, "session_timeout_ms": EMBEDDED["session_timeout_ms"]},
@@ -65,6 +66,9 @@ BAD_ENVIRONMENTS = [
     ({"NERVENBAHN_TOPIC_PREFIX": "a.b"}, "NERVENBAHN_TOPIC_PREFIX: 'a.b' must be"),
     ({"NERVENBAHN_KAFKA_PARTITIONS": "four"}, "NERVENBAHN_KAFKA_PARTITIONS: 'four' is not a"),
     ({"NERVENBAHN_KAFKA_PARTITIONS": "0"}, "NERVENBAHN_KAFKA_PARTITIONS: "),
+    ({"NERVENBAHN_KAFKA_REPLICATION_FACTOR": "three"},
+     "NERVENBAHN_KAFKA_REPLICATION_FACTOR: 'three' is not a"),
+    ({"NERVENBAHN_KAFKA_REPLICATION_FACTOR": "11"}, "NERVENBAHN_KAFKA_REPLICATION_FACTOR: "),
     ({"NERVENBAHN_KAFKA_MAX_POLL_INTERVAL_MS": "-1"}, "NERVENBAHN_KAFKA_MAX_POLL_INTERVAL_MS: "),
     ({"NERVENBAHN_KAFKA_MAX_POLL_INTERVAL_MS": "10"}, "NERVENBAHN_KAFKA_MAX_POLL_INTERVAL_MS: "),
 ]
