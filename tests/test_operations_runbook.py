@@ -90,7 +90,8 @@ def _substitutions(root: Path, names: dict[str, str], broker: str, port: int) ->
         ("--host=db.internal --username=nervenbahn", "--host=127.0.0.1 --username=postgres"),
         ("nervenbahn_restore_check", names["database"]),
         ("nb_prod", names["schema"]),
-        ("kafka-1.internal:9092,kafka-2.internal:9092,kafka-3.internal:9092", broker),
+        ("kafka-1.internal:9092,kafka-2.internal:9092,kafka-3.internal:9092",
+         f"{broker}\nNERVENBAHN_KAFKA_PROFILE=embedded"),  # the test broker's timings
         ("NERVENBAHN_KAFKA_REPLICATION_FACTOR=3", "NERVENBAHN_KAFKA_REPLICATION_FACTOR=1"),
         ("NERVENBAHN_TOPIC_PREFIX=nervenbahn",
          "NERVENBAHN_TOPIC_PREFIX=" + names["schema"].replace("_", "-")),
