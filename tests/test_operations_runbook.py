@@ -26,6 +26,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+import nervenbahn.cli as cli
+
 RUNBOOK = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
 BLOCK = re.compile(r"^```(\w+) runbook(?: file=(\S+))?\n(.*?)^```\n", re.M | re.S)
 UNIT = "/etc/systemd/system/nervenbahn.service"
@@ -175,3 +177,12 @@ def test_the_runbook_runs_as_written(
     assert "serve exited 0" in done.stdout, report
     dump = tmp_path / "var" / "backups" / "nervenbahn" / "store.dump"
     assert dump.stat().st_size > 0
+
+
+def test_the_exit_code_table_is_the_clis() -> None:
+    section = RUNBOOK.read_text().split("## Exit codes", 1)[1]
+    documented = {name: int(code) for code, name in
+                  re.findall(r"^\| (\d+) \| `(EXIT_\w+)` \|", section, re.M)}
+    constants = {name: value for name, value in vars(cli).items()
+                 if name.startswith("EXIT_") and isinstance(value, int)}
+    assert documented == constants
