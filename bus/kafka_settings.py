@@ -175,11 +175,13 @@ class KafkaSettings(BaseModel):
         """Keyword arguments for `kafka.KafkaConsumer` in consumer group `group_id` (or none).
 
         Offsets are never committed automatically (the consumer decides when a message is
-        done), and a group without a position starts at the earliest message.
+        done), and a group without a position starts at the earliest message. On the broker
+        the group is `broker_group(group_id)`: two installations sharing a cluster (each with
+        its topic prefix) never share a group.
         """
         return {
             **self._client_kwargs(client_id if group_id is None else f"{group_id}-{client_id}"),
-            "group_id": group_id,
+            "group_id": None if group_id is None else self.broker_group(group_id),
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "allow_auto_create_topics": False,
@@ -188,6 +190,12 @@ class KafkaSettings(BaseModel):
             "heartbeat_interval_ms": self.heartbeat_interval_ms,
             "fetch_max_wait_ms": self.fetch_max_wait_ms,
         }
+
+    def broker_group(self, group_id: str) -> str:
+        """The broker's name of our consumer group `group_id`: `<topic prefix>.<group id>`
+        (a group with the same name in another installation on the cluster is another group;
+        our own records of a group, its offsets and dead-letter topic, keep `group_id`)."""
+        return f"{self.topic_prefix}.{group_id}"
 
     def admin_kwargs(self, client_id: str = "admin") -> dict[str, Any]:
         """Keyword arguments for `kafka.KafkaAdminClient`."""

@@ -166,7 +166,7 @@ def test_consumer_kwargs_carry_the_profile_timings_and_commit_nothing_by_themsel
         "client_id": "nervenbahn-reporting-consumer",
         "request_timeout_ms": EMBEDDED["request_timeout_ms"],
         "bootstrap_timeout_ms": EMBEDDED["bootstrap_timeout_ms"],
-        "group_id": "reporting",
+        "group_id": "nervenbahn.reporting",
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "allow_auto_create_topics": False,
@@ -176,6 +176,16 @@ def test_consumer_kwargs_carry_the_profile_timings_and_commit_nothing_by_themsel
         "fetch_max_wait_ms": EMBEDDED["fetch_max_wait_ms"],
     }
     assert settings.consumer_kwargs(None)["group_id"] is None
+
+
+def test_installations_sharing_a_cluster_never_share_a_consumer_group() -> None:
+    staging = KafkaSettings(bootstrap_servers=["a:1"], topic_prefix="staging")
+    production = KafkaSettings(bootstrap_servers=["a:1"], topic_prefix="production")
+
+    groups = {settings.consumer_kwargs(group_id="projection-region")["group_id"]
+              for settings in (staging, production)}
+
+    assert groups == {"staging.projection-region", "production.projection-region"}
 
 
 def test_admin_kwargs_name_the_admin_client() -> None:
