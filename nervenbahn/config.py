@@ -64,6 +64,7 @@ __all__ = [
     "KeySettings",
     "LogSettings",
     "RegistrySettings",
+    "ServeSettings",
     "Settings",
     "StoreConfig",
     "decode_key",
@@ -238,6 +239,12 @@ class Environment(BaseSettings):
     access_log: str | None = None
     access_log_retention_days: str | None = None
     ready_max_lag: str | None = None
+    # serve
+    worker_backoff_seconds: str | None = None
+    worker_backoff_max_seconds: str | None = None
+    worker_max_restarts: str | None = None
+    worker_restart_window_seconds: str | None = None
+    incident_check_seconds: str | None = None
     # audit
     audit_signing_key: str | None = None
     audit_checkpoint_seconds: str | None = None
@@ -363,6 +370,26 @@ class ApiSettings(BaseModel):
     before `GET /health/ready` answers 503."""
 
 
+class ServeSettings(BaseModel):
+    """How `nervenbahn serve` supervises its workers and watches for incidents
+    (`nervenbahn.supervision`, `nervenbahn.incidents`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    worker_backoff_seconds: float = 1.0
+    """NERVENBAHN_WORKER_BACKOFF_SECONDS: the wait before a failed worker's first restart;
+    doubled for each further failure."""
+    worker_backoff_max_seconds: float = 60.0
+    """NERVENBAHN_WORKER_BACKOFF_MAX_SECONDS: the longest wait before a restart."""
+    worker_max_restarts: int = 5
+    """NERVENBAHN_WORKER_MAX_RESTARTS: a worker that fails more often than this within the
+    window stops `serve` (exit 3), so that a process manager restarts the process."""
+    worker_restart_window_seconds: float = 300.0
+    """NERVENBAHN_WORKER_RESTART_WINDOW_SECONDS: the window of NERVENBAHN_WORKER_MAX_RESTARTS."""
+    incident_check_seconds: float = 10.0
+    """NERVENBAHN_INCIDENT_CHECK_SECONDS: how often the incident monitor looks."""
+
+
 class AuditSettings(BaseModel):
     """Signing audit checkpoints."""
 
@@ -422,6 +449,7 @@ class Settings(BaseModel):
     registry: RegistrySettings = RegistrySettings()
     api: ApiSettings
     audit: AuditSettings = AuditSettings()
+    serve: ServeSettings = ServeSettings()
     connectors: ConnectorsSettings = ConnectorsSettings()
     logging: LogSettings = LogSettings()
     cli: CliSettings = CliSettings()
@@ -544,6 +572,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                      "NERVENBAHN_AUDIT_SIGNING_KEY", "signing key"),
             checkpoint_interval_seconds=_checkpoint_interval(variables.audit_checkpoint_seconds),
         ),
+        serve=_serve(variables),
         connectors=ConnectorsSettings(file=_optional_path(variables.connectors)),
         logging=_log_settings(variables, strict=True),
         cli=CliSettings(actor=variables.actor or None),
@@ -609,6 +638,52 @@ def _checkpoint_interval(value: str | None) -> float:
         raise ConfigError(
             f"NERVENBAHN_AUDIT_CHECKPOINT_SECONDS: {text!r} is not a positive number of seconds"
         )
+    return seconds
+
+
+def _serve(variables: Environment) -> ServeSettings:
+    """The supervision of serve's workers and the incident monitor's interval."""
+    defaults = ServeSettings()
+    base = _positive_seconds("NERVENBAHN_WORKER_BACKOFF_SECONDS",
+                             variables.worker_backoff_seconds, defaults.worker_backoff_seconds)
+    cap = _positive_seconds("NERVENBAHN_WORKER_BACKOFF_MAX_SECONDS",
+                            variables.worker_backoff_max_seconds,
+                            defaults.worker_backoff_max_seconds)
+    if cap < base:
+        raise ConfigError(
+            f"NERVENBAHN_WORKER_BACKOFF_MAX_SECONDS: {cap:g} is shorter than "
+            f"NERVENBAHN_WORKER_BACKOFF_SECONDS ({base:g})"
+        )
+    restarts = (variables.worker_max_restarts or "").strip()
+    if restarts and (not restarts.isdigit() or int(restarts) < 1):
+        raise ConfigError(
+            f"NERVENBAHN_WORKER_MAX_RESTARTS: {restarts!r} is not a whole number of at least 1"
+        )
+    return ServeSettings(
+        worker_backoff_seconds=base,
+        worker_backoff_max_seconds=cap,
+        worker_max_restarts=int(restarts) if restarts else defaults.worker_max_restarts,
+        worker_restart_window_seconds=_positive_seconds(
+            "NERVENBAHN_WORKER_RESTART_WINDOW_SECONDS", variables.worker_restart_window_seconds,
+            defaults.worker_restart_window_seconds),
+        incident_check_seconds=_positive_seconds(
+            "NERVENBAHN_INCIDENT_CHECK_SECONDS", variables.incident_check_seconds,
+            defaults.incident_check_seconds),
+    )
+
+
+def _positive_seconds(variable: str, value: str | None, default: float) -> float:
+    """A positive number of seconds (finite), or the default if unset; ConfigError naming
+    the variable otherwise."""
+    text = (value or "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"{variable}: {text!r} is not a positive number of seconds")
     return seconds
 
 

@@ -46,6 +46,9 @@ class Supervision(Protocol):
     def relay_lags(self) -> Mapping[str, int | str]:
         """Each relay by name: recorded events not yet published, or why that is unknown."""
 
+    def worker_restarts(self) -> Mapping[str, int]:
+        """Each worker by name: how often it was restarted since the process started."""
+
 
 def probe_store(store: StoreConfig) -> None:
     """Raise unless a new connection to the event store answers a query."""

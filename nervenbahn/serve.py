@@ -1,7 +1,11 @@
 """`nervenbahn serve`: the HTTP API, the relay and the projections' consumers, together.
 
 Each runs in a thread of its own; every part comes from the container (`nervenbahn.container`),
-the Server only supervises the threads (a Kafka consumer needs its own thread to join its group).
+the Server only supervises the threads (a Kafka consumer needs its own thread to join its group):
+a worker that fails is restarted with back-off, one that keeps failing stops `serve`
+(`nervenbahn.supervision`; `run_until_stopped` then raises `WorkerFailedError`). Every consumer
+group, its dead-letter topic and every topic are checked before any thread starts
+(`check_names`).
 A projection whose read model (SQLite file, or tables in the PostgreSQL schema of
 NERVENBAHN_PROJECTIONS_STORE) does not exist yet is first rebuilt from the event store; its
 consumer then starts at the beginning of the topic and skips, by event id, what the rebuild
@@ -13,26 +17,35 @@ worker threads are alive and how far each relay is behind the store.
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
 import uvicorn
 
-from bus.effects import EffectStore
+from bus.kafka_errors import TopicError
 from bus.relay import Relay
+from bus.topics import dead_letter_topic, validate_group
+from domain.errors import NervenbahnError
 from nervenbahn.audit.access import access_log_to_sign
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
 from nervenbahn.config import Settings
 from nervenbahn.container import Container
 from nervenbahn.datasets import CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS
+from nervenbahn.supervision import RestartPolicy, Supervisor, WorkerFailedError
 from projections import PROJECTIONS, Projection
 
-__all__ = ["Server"]
+__all__ = ["InvalidNameError", "Server"]
 
 log = structlog.get_logger("nervenbahn.serve")
+
+
+class InvalidNameError(NervenbahnError):
+    """`serve` refused to start: a consumer group or topic it would use has an invalid name."""
 
 
 @dataclass
@@ -47,8 +60,7 @@ class Server:
     payments: bool = True
     """Also run the payments relay (payment runs → the payments topic)."""
     _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
-    _stores: dict[str, EffectStore] = field(default_factory=dict)
+    _supervisor: Supervisor | None = None
     _relays: dict[str, Relay | None] = field(default_factory=dict)
     _uvicorn: uvicorn.Server | None = None
 
@@ -63,45 +75,70 @@ class Server:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        """Build missing read models (before any worker competes for the CPU), then start
-        the relays, the consumers and the API (which asks this Server about its workers)."""
+        """Check every name, build missing read models (before any worker competes for the
+        CPU), then start the relays, the consumers and the API (which asks this Server about
+        its workers), each supervised."""
+        self.check_names()
         projections = {name: self.container.projection(name) for name in self.projections}
         for name, projection in projections.items():
             events = self.container.ensure_read_model(projection)
             if events is not None:
                 log.info("projection built from the store", projection=name, events=events)
+        self._supervisor = Supervisor(
+            RestartPolicy.from_settings(self.settings.serve), self._stop, self.stop_soon
+        )
         for name, projection in projections.items():
-            store = self.container.projection_store(projection)
-            self._stores[name] = store
-            self._spawn(f"projection-{name}", self._consume, projection, store)
+            self._spawn(f"projection-{name}", self._consume, projection)
         self._spawn_relay("relay", CASE_EVENTS)
         self._spawn_relay("reporting-relay", CASE_FACTS)
         self._spawn("checkpointer", self._checkpointer)
         if self.payments:
             self._spawn_relay("payments-relay", PAYMENT_ORDERS)
-        config = uvicorn.Config(
-            self.app, host=self.host, port=self.port, log_level="warning", lifespan="off"
-        )
-        self._uvicorn = uvicorn.Server(config)
         self.app.state.supervision = self
-        self._spawn("api", self._uvicorn.run)
+        self._spawn("api", self._serve_api)
+
+    def check_names(self) -> None:
+        """Refuse (`InvalidNameError`, naming it and why) a consumer group, a dead-letter
+        topic or a topic of the bus that Kafka or our naming rules would refuse, before any
+        thread starts: a bad name must stop `serve` at start, not at the first poison
+        message."""
+        kafka = self.container.kafka
+        for name in self.projections:
+            group = self.container.projection(name).group
+            try:
+                validate_group(group)
+                dead_letter_topic(kafka, group)
+            except TopicError as exc:
+                raise InvalidNameError(
+                    f"projection {name}: consumer group {group!r} or its dead-letter topic: "
+                    f"{exc}"
+                ) from exc
+        try:
+            self.container.topics  # noqa: B018 (builds and so checks every topic's name)
+        except TopicError as exc:
+            raise InvalidNameError(f"a topic of the bus: {exc}") from exc
 
     def wait_until_serving(self, within: float = 20.0) -> bool:
         """True once uvicorn accepts requests."""
-        step = threading.Event()
         for _ in range(int(within / 0.05)):
             if self._uvicorn is not None and self._uvicorn.started:
                 return True
-            step.wait(0.05)
+            if self._stop.wait(0.05):  # stopped (or a worker given up) meanwhile
+                return False
         return False
+
+    @property
+    def failure(self) -> WorkerFailedError | None:
+        """The worker that failed too often and stopped `serve`, if one did."""
+        return self._supervisor.failure if self._supervisor is not None else None
 
     def stop(self) -> None:
         """Stop everything and wait for the threads."""
         self.stop_soon()
-        for thread in self._threads:
-            thread.join(timeout=30)
-        for store in self._stores.values():
-            store.close()
+        if self._supervisor is not None:
+            still = self._supervisor.join(timeout=30)
+            if still:
+                log.warning("workers still running after 30 s", workers=still)
 
     def stop_soon(self) -> None:
         """Ask everything to stop (safe from a signal handler); `stop()` then waits."""
@@ -110,12 +147,20 @@ class Server:
             self._uvicorn.should_exit = True
 
     def run_until_stopped(self) -> None:
-        """Block until `stop()` is called from elsewhere (a signal handler)."""
+        """Block until `stop()` is called from elsewhere (a signal handler), or until a worker
+        has failed too often: then raise its `WorkerFailedError`."""
         self._stop.wait()
+        if self.failure is not None:
+            raise self.failure
 
     def workers_alive(self) -> Mapping[str, bool]:
-        """Each worker thread (relays, consumers, checkpointer, API) by name: alive or not."""
-        return {thread.name: thread.is_alive() for thread in self._threads}
+        """Each worker (relays, consumers, checkpointer, API) by name: alive, or not (down
+        between a failure and its restart, given up, stopped)."""
+        return self._supervisor.workers_alive() if self._supervisor is not None else {}
+
+    def worker_restarts(self) -> Mapping[str, int]:
+        """Each worker by name: how often it was restarted since `serve` started."""
+        return self._supervisor.worker_restarts() if self._supervisor is not None else {}
 
     def relay_lags(self) -> Mapping[str, int | str]:
         """Each relay by name: recorded events it has not published yet, or why that is
@@ -134,26 +179,30 @@ class Server:
     # --- workers ---------------------------------------------------------------------------
 
     def _spawn(self, name: str, target: Callable[..., object], *args: Any) -> None:
-        thread = threading.Thread(
-            target=self._guarded, args=(name, target, *args), name=name, daemon=True
-        )
-        self._threads.append(thread)
-        thread.start()
+        assert self._supervisor is not None
+        self._supervisor.run(name, partial(target, *args))
 
     def _spawn_relay(self, name: str, dataset: str) -> None:
         self._relays[dataset] = None  # listed (as not started) before its thread runs
         self._spawn(name, self._relay, dataset)
 
-    def _guarded(self, name: str, target: Callable[..., object], *args: Any) -> None:
-        try:
-            target(*args)
-        except Exception:
-            log.exception("worker stopped on an error", worker=name)
-
     def _relay(self, dataset: str) -> None:
+        self._relays[dataset] = None  # a restarted relay is "not started yet" until it opens
         with self.container.relay(dataset) as relay:
             self._relays[dataset] = relay
             relay.run(self._stop)
+
+    def _serve_api(self) -> None:
+        """One run of uvicorn on a socket bound here (a port in use is an `OSError` naming
+        it, not uvicorn's exit); a new uvicorn server for every restart."""
+        with socket.create_server((self.host, self.port)) as sock:
+            config = uvicorn.Config(
+                self.app, host=self.host, port=self.port, log_level="warning", lifespan="off"
+            )
+            self._uvicorn = uvicorn.Server(config)
+            if self._stop.is_set():
+                return
+            self._uvicorn.run(sockets=[sock])
 
     def _checkpointer(self) -> None:
         """Every NERVENBAHN_AUDIT_CHECKPOINT_SECONDS: sign a checkpoint if a chain moved, then
@@ -170,7 +219,12 @@ class Server:
             finally:
                 db.close()
 
-
-    def _consume(self, projection: Projection, store: EffectStore) -> None:
-        with self.container.projection_consumer(projection, store) as consumer:
-            consumer.run(self._stop, poll_ms=200)
+    def _consume(self, projection: Projection) -> None:
+        """One run of the projection's consumer, on a store opened for this run (a restart
+        gets a fresh connection)."""
+        store = self.container.projection_store(projection)
+        try:
+            with self.container.projection_consumer(projection, store) as consumer:
+                consumer.run(self._stop, poll_ms=200)
+        finally:
+            store.close()

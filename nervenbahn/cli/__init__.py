@@ -25,6 +25,8 @@ from nervenbahn.config import ConfigError, KeyMissingError
 from nervenbahn.container import StoreUnavailableError
 from nervenbahn.logging import configure_logging_from_environment
 from nervenbahn.private import private_umask
+from nervenbahn.serve import InvalidNameError
+from nervenbahn.supervision import WorkerFailedError
 from schemas.sql import SchemaVersionError
 
 from . import (
@@ -98,7 +100,7 @@ _EXIT_CODES: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
     ((KeyMissingError,), EXIT_NOT_INITIALISED),
     ((ConfigError, ConnectorConfigError, StoreUnavailableError, UnchainedEventsError,
       AccessLogUnavailableError, BrokerUnavailableError, BrokerStartError, KafkaConfigError,
-      SchemaVersionError),
+      SchemaVersionError, InvalidNameError, WorkerFailedError),
      EXIT_UNAVAILABLE),
     ((AlreadyRunningError,), EXIT_BUSY),
     ((NervenbahnError,), EXIT_REFUSED),

@@ -22,7 +22,10 @@ def serve(
 ) -> None:
     """Run the API (OpenAPI docs at /docs), the relays and the projections until Ctrl-C.
 
-    Uses NERVENBAHN_KAFKA, or starts the embedded broker for as long as it runs.
+    Uses NERVENBAHN_KAFKA, or starts the embedded broker for as long as it runs. A worker
+    that fails is restarted with back-off; one that keeps failing (NERVENBAHN_WORKER_MAX_RESTARTS
+    within NERVENBAHN_WORKER_RESTART_WINDOW_SECONDS) stops serve with exit code 3, as does a
+    consumer group or topic name that is not valid (checked before anything starts).
     """
     rt = session(ctx)
     container = rt.container
@@ -33,12 +36,13 @@ def serve(
         with container.kafka_or_embedded(store_folder(rt.settings.store)) as kafka:
             server = Server(container, create_app(context), host=host, port=port)
             try:
+                server.check_names()  # before any topic or thread is made
                 ensure_topics(kafka, catalogue(kafka, reporting=True))
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(signum, lambda *_: server.stop_soon())
                 server.start()
                 if not server.wait_until_serving():
-                    raise typer.Exit(3)
+                    raise server.failure or typer.Exit(3)
                 rt.console.print(f"nervenbahn serving on {server.url} (docs: {server.url}/docs); "
                                  f"Kafka {', '.join(kafka.bootstrap_servers)}; Ctrl-C stops")
                 server.run_until_stopped()

@@ -102,6 +102,9 @@ class FakeSupervision:
     def relay_lags(self) -> Mapping[str, int | str]:
         return self.lags
 
+    def worker_restarts(self) -> Mapping[str, int]:
+        return dict.fromkeys(self.workers, 0)
+
 
 def test_a_relay_over_the_lag_bound_makes_ready_503_naming_it(
     app_on: AppOn, seeded: ReadModels, tmp_path: Path

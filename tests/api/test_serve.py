@@ -57,4 +57,4 @@ def test_a_case_recorded_while_serving_shows_in_the_regions_caseload(
         finally:
             server.stop()
             context.close()
-        assert not any(thread.is_alive() for thread in server._threads)
+        assert not any(server.workers_alive().values())

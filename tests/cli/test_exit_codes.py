@@ -37,6 +37,8 @@ from nervenbahn.cli import (
 from nervenbahn.cli.disk_full import DiskFullError
 from nervenbahn.config import ConfigError, KeyMissingError
 from nervenbahn.container import StoreUnavailableError
+from nervenbahn.serve import InvalidNameError
+from nervenbahn.supervision import WorkerFailedError
 from schemas.sql import SchemaVersionError
 
 RAISED: list[tuple[Exception, int]] = [
@@ -51,6 +53,9 @@ RAISED: list[tuple[Exception, int]] = [
     (KafkaConfigError("NERVENBAHN_KAFKA: no brokers"), EXIT_UNAVAILABLE),
     (ConnectorConfigError("connectors.toml: connector 'intake' has no kind"), EXIT_UNAVAILABLE),
     (SchemaVersionError("access_log", 3, 1), EXIT_UNAVAILABLE),
+    (InvalidNameError("projection x: consumer group 'a b': use letters"), EXIT_UNAVAILABLE),
+    (WorkerFailedError("api", 6, 300, "OSError: [Errno 98] Address already in use"),
+     EXIT_UNAVAILABLE),
     (AlreadyRunningError("connector intake is running in another process"), EXIT_BUSY),
     (KeyMissingError("the master key has not been created yet: run `nervenbahn init`"),
      EXIT_NOT_INITIALISED),
