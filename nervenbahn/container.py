@@ -52,6 +52,7 @@ from nervenbahn.audit.checkpoints import publish_checkpoints
 from nervenbahn.audit.database import AuditDatabase, open_audit_database
 from nervenbahn.config import ConfigError, Settings, StoreConfig, load_settings
 from nervenbahn.datasets import AUDIT_CHECKPOINTS, dataset
+from nervenbahn.incidents import IncidentStore, open_incident_store
 from nervenbahn.keystores import open_keystore
 from nervenbahn.paths import read_model_target, store_folder
 from nervenbahn.private import private_file, private_folder, warn_if_shared, write_private
@@ -233,6 +234,16 @@ class Container:
     def audit_database(self) -> AuditDatabase:
         """A new connection to the store's audit tables (the caller closes it)."""
         return open_audit_database(self.settings.store)
+
+    def incidents(self) -> IncidentStore:
+        """A new connection to the store's incidents table (the caller closes it);
+        `StoreUnavailableError` if the store cannot be reached."""
+        try:
+            return open_incident_store(self.settings.store)
+        except (psycopg.Error, sqlite3.Error, OSError) as exc:
+            raise StoreUnavailableError(
+                f"cannot open the incidents of {self.settings.store.describe()}: {exc}"
+            ) from exc
 
     def api_context(self, api: ApiSettings | None = None) -> ApiContext:
         """The HTTP API's context on the store (read models, vault, access log, keys); the

@@ -18,6 +18,8 @@ from html import escape
 from pathlib import Path
 
 from domain.case import SWISS_TIME
+from nervenbahn.availability import MonthAvailability
+from nervenbahn.incidents import KINDS
 from projections.reporting import CLOSURE_REASONS, Quarter, RegionQuarter
 from projections.reporting_disclosure import Cell
 
@@ -60,6 +62,8 @@ class ReportInput:
     """Cells shown as `x` (`projections.reporting_disclosure.withheld`)."""
     min_count: int = 0
     """The smallest count shown (0 or 1: every figure as it is)."""
+    availability: Sequence[MonthAvailability] = ()
+    """Each month of the quarter's availability, from the incidents (`nervenbahn.availability`)."""
 
     def shows(self, row: RegionQuarter, column: str) -> bool:
         """False if the figure in `column` of `row` is withheld."""
@@ -166,6 +170,7 @@ def render_html(report: ReportInput) -> str:
         '<div class="charts">',
         *_charts(report),
         "</div>",
+        *_availability(report),
         _definitions(),
         "</body></html>",
     ]
@@ -224,6 +229,31 @@ def _cell(text: str) -> str:
     if text in ("", "–"):
         return '<td class="none">–</td>'
     return f"<td>{escape(text)}</td>"
+
+
+def _availability(report: ReportInput) -> list[str]:
+    """The availability section: per month, minutes, minutes out per kind, availability and
+    incidents (none if the report was made without it)."""
+    if not report.availability:
+        return []
+    head = "".join(f"<th>{escape(h)}</th>" for h in (
+        "Month", "Minutes", *(f"Minutes {kind}" for kind in KINDS), "Minutes out",
+        "Availability", "Incidents"))
+    rows = [
+        "<tr>" + "".join(f"<td>{escape(str(cell))}</td>" for cell in (
+            f"{month.month:%B %Y}", month.minutes,
+            *(month.minutes_by_kind.get(kind, 0) for kind in KINDS), month.minutes_out,
+            f"{month.availability_percent:.2f} %", month.incidents)) + "</tr>"
+        for month in report.availability
+    ]
+    return [
+        "<h2>Availability</h2>",
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>",
+        '<p class="meta">From the incidents serve recorded (`nervenbahn incidents`). A minute '
+        "counts as out if any incident (a worker down, relay lag over the bound, broker or "
+        "store unreachable) was open at any moment within it; availability is the share of "
+        "the month's minutes (Swiss time) not out.</p>",
+    ]
 
 
 def _withheld_note(report: ReportInput) -> list[str]:

@@ -36,6 +36,9 @@ from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
 from nervenbahn.config import Settings
 from nervenbahn.container import Container
 from nervenbahn.datasets import CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS
+from nervenbahn.health import probe_store
+from nervenbahn.incident_monitor import MONITOR, IncidentMonitor, probe_brokers
+from nervenbahn.incidents import open_incident_store
 from nervenbahn.supervision import RestartPolicy, Supervisor, WorkerFailedError
 from projections import PROJECTIONS, Projection
 
@@ -84,6 +87,7 @@ class Server:
             events = self.container.ensure_read_model(projection)
             if events is not None:
                 log.info("projection built from the store", projection=name, events=events)
+        self._close_incidents_left_open()
         self._supervisor = Supervisor(
             RestartPolicy.from_settings(self.settings.serve), self._stop, self.stop_soon
         )
@@ -96,6 +100,7 @@ class Server:
             self._spawn_relay("payments-relay", PAYMENT_ORDERS)
         self.app.state.supervision = self
         self._spawn("api", self._serve_api)
+        self._spawn(MONITOR, self._monitor_incidents)
 
     def check_names(self) -> None:
         """Refuse (`InvalidNameError`, naming it and why) a consumer group, a dead-letter
@@ -191,6 +196,27 @@ class Server:
         with self.container.relay(dataset) as relay:
             self._relays[dataset] = relay
             relay.run(self._stop)
+
+    def _close_incidents_left_open(self) -> None:
+        """Incidents a `serve` that died left open end at its monitor's last heartbeat."""
+        incidents = open_incident_store(self.settings.store)
+        try:
+            closed = incidents.close_left_open()
+        finally:
+            incidents.close_connection()
+        if closed:
+            log.warning("incidents left open by a serve that stopped closed", incidents=closed)
+
+    def _monitor_incidents(self) -> None:
+        store, kafka = self.settings.store, self.container.kafka
+        monitor = IncidentMonitor(
+            open_store=lambda: open_incident_store(store),
+            supervision=self,
+            max_lag=self.settings.api.ready_max_lag,
+            probe_broker=lambda: probe_brokers(kafka.bootstrap_servers),
+            probe_store=lambda: probe_store(store),
+        )
+        monitor.run(self._stop, self.settings.serve.incident_check_seconds)
 
     def _serve_api(self) -> None:
         """One run of uvicorn on a socket bound here (a port in use is an `OSError` naming

@@ -35,6 +35,7 @@ from . import (
     bus,
     case,
     connectors,
+    incidents,
     init,
     payments,
     projections,
@@ -71,6 +72,7 @@ app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(report.app, name="report")
 app.command("serve")(serve.serve)
 app.command("init")(init.init)
+app.command("incidents")(incidents.incidents)
 app.add_typer(audit.app, name="audit")
 app.add_typer(connectors.app, name="connectors")
 app.add_typer(connectors.connector_app, name="connector")

@@ -19,6 +19,7 @@ import typer
 
 from domain.errors import InvalidCommandError
 from domain.reference import load_reference_data
+from nervenbahn.availability import MonthAvailability, month_availability, quarter_months
 from nervenbahn.bounds import parse_bounded_quarter
 from nervenbahn.quarterly_report import ReportInput, write_quarterly_report
 from projections.reporting import ReportingProjection, canton_figures, quarterly_figures
@@ -60,6 +61,14 @@ def quarterly(
         period = parse_bounded_quarter(quarter)
     except ValueError as exc:
         raise InvalidCommandError("report", [("quarter", str(exc))]) from None
+    now = datetime.now(UTC)
+    incidents = rt.container.incidents()
+    try:
+        recorded = incidents.incidents()
+    finally:
+        incidents.close_connection()
+    availability = [month_availability(month, recorded, now)
+                    for month in quarter_months(period.start)]
     with _reporting_db(rt.container.read_model(ReportingProjection.name)) as db:
         regions, canton = quarterly_figures(db, period), canton_figures(db, period)
         report = ReportInput(
@@ -68,15 +77,17 @@ def quarterly(
             canton=canton,
             region_names={r.id: r.name for r in load_reference_data().regions.values()},
             facts_recorded_until=_last_recorded(db),
-            generated_at=datetime.now(UTC),
+            generated_at=now,
             withheld=withheld(regions, canton, min_count),
             min_count=min_count,
+            availability=availability,
         )
     html_path, csv_path = write_quarterly_report(report, out)
     if rt.as_json:
         emit_json(rt.console, {"quarter": str(period), "html": str(html_path),
                                "csv": str(csv_path), "canton": report.canton,
-                               "min_count": min_count, "withheld": sorted(report.withheld)})
+                               "min_count": min_count, "withheld": sorted(report.withheld),
+                               "availability": [_month_json(m) for m in availability]})
         return
     rt.console.print(f"quarterly report {period} written: {html_path} and {csv_path}")
 
@@ -96,3 +107,9 @@ def _reporting_db(target: ReadModelTarget) -> Iterator[SQLConnection]:
 def _last_recorded(db: SQLConnection) -> datetime | None:
     (text,) = db.execute("SELECT max(recorded_at) FROM reporting_facts").fetchone()
     return datetime.fromisoformat(text) if text else None
+
+
+def _month_json(month: MonthAvailability) -> dict[str, object]:
+    return {"month": f"{month.month:%Y-%m}", "minutes": month.minutes,
+            "minutes_out": month.minutes_out, "minutes_by_kind": month.minutes_by_kind,
+            "availability_percent": month.availability_percent, "incidents": month.incidents}
