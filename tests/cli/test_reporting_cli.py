@@ -97,7 +97,12 @@ def test_quarterly_report_html_is_self_contained_with_tables_and_charts(
         "2", "2", "74.5", "2", "14.5", "2", "1", "50 %", "2", "1"]
     canton = re.search(r'<tr class="total"><td>Canton</td>(.*?)</tr>', page)
     assert canton is not None and "<td>126</td>" in canton.group(1)
-    assert page.count("<svg") == 6 and page.count("<table") == 2
+    assert page.count("<svg") == 6 and page.count("<table") == 3
+    availability = page.split("<h2>Availability</h2>", 1)[1].split("</table>", 1)[0]
+    months = re.findall(r"<tr><td>(\w+ 2026)</td><td>(\d+)</td>.*?<td>([\d.]+ %)</td>",
+                        availability)
+    assert months == [("January 2026", "44640", "100.00 %"),
+                      ("February 2026", "40320", "100.00 %"), ("March 2026", "44580", "100.00 %")]
     assert "<script" not in page and "src=" not in page and "href=" not in page
     assert "@import" not in page and "url(" not in page
     assert fixture.APPLICANT_NAME[1] not in page
