@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/nervenbahn schemas check
+
+# The fault suite (issue 12): `serve` killed, its broker gone, poison on the bus, …; one table
+# of figures at the end. Not in CI (short versions of some scenarios are ordinary tests).
+chaos: $(STAMP)
+	$(BIN)/pytest -m chaos -n 0 -s tests/chaos
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/append.py
