@@ -72,7 +72,7 @@ class Installation:
             "PYTHONUNBUFFERED": "1",
             **self.env,
         }
-        (self.root / "store").mkdir(parents=True, exist_ok=True)
+        (self.root / "store").mkdir(parents=True, exist_ok=True, mode=0o700)
 
     @property
     def settings(self) -> Settings:
