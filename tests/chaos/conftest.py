@@ -9,14 +9,15 @@ written to `chaos-figures.json` in pytest's base temporary folder, for the closi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bus.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker, free_port
 from tests.chaos.harness import Figures, Installation
+from tests.conftest import BROKER_DEADLINE_S
 
 ROWS = pytest.StashKey[list[dict[str, Any]]]()
 REPORT = pytest.StashKey[Path]()
@@ -51,9 +52,18 @@ def figures(_chaos_rows: list[dict[str, Any]],
 
 
 @pytest.fixture
-def installation(tmp_path: Path, private_broker: EmbeddedBroker) -> Installation:
+def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """An embedded broker of the test's own (as `private_broker`) on a fixed port, so that a
+    scenario can stop it and start it again, empty, where `serve` expects it."""
+    with EmbeddedBroker(tmp_path / "broker", port=free_port(),
+                        start_timeout=BROKER_DEADLINE_S) as started:
+        yield started
+
+
+@pytest.fixture
+def installation(tmp_path: Path, broker: EmbeddedBroker) -> Installation:
     """A SQLite store with its keys, on a broker of the test's own."""
-    return Installation(tmp_path / "installation", private_broker)
+    return Installation(tmp_path / "installation", broker)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

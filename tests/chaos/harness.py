@@ -201,7 +201,8 @@ class Figures:
     messages_out: int = 0
     lost: int = 0
     duplicated: int = 0
-    read_models_equal: bool = False
+    read_models_equal: bool | None = None
+    """None: not compared (the scenario is about something else)."""
     ready_after_s: float | None = None
     passed: bool = False
     note: str = ""
