@@ -240,6 +240,8 @@ def read_topic(container: Container, dataset: str = "case-events") -> TopicConte
     reader = KafkaConsumer(**kafka.consumer_kwargs(group_id=None))
     try:
         partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+        if not partitions:  # not (yet, or no longer) on the broker: it holds nothing
+            return TopicContent({})
         reader.assign(partitions)
         reader.seek_to_beginning(*partitions)
         ends = reader.end_offsets(partitions)
