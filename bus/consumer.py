@@ -251,6 +251,8 @@ class Consumer:
                 )
                 self.wait(wait)
             except Exception as exc:
+                if self.store.lost(exc):  # the database went away, the message is not poison
+                    raise
                 self._dead_letter(message, exc, "rejected")
                 return
 

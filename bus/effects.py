@@ -89,3 +89,9 @@ class EffectStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the connection."""
+
+    def lost(self, exc: BaseException) -> bool:
+        """True if `exc` means the store's connection was lost while a message was handled: the
+        message is not the handler's fault, so it is not dead-lettered; the batch fails and
+        comes again. A file database never loses its connection."""
+        return False

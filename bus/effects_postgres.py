@@ -1,12 +1,17 @@
 """The consumer's database in PostgreSQL (`bus.effects.EffectStore`): the bookkeeping tables in
 the consumer's own schema, the handler's effects in the same transaction of one psycopg
-connection (autocommit outside `transaction`)."""
+connection (autocommit outside `transaction`).
+
+The connection comes back after a loss (`schemas.postgres.PostgresConnection`): a batch whose
+transaction cannot begin on the old one begins on a new one; a batch that loses it half-way
+fails as a whole (`DatabaseUnavailableError`, nothing of it committed, its messages not
+dead-lettered: `lost`) and the consumer's next poll reads it again."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from bus.effects import CONSUMER_BOOKKEEPING, EffectStore, PartitionMark
+from schemas.postgres import PostgresConnection, connection_lost
 from schemas.sql import migrate_postgres
 
 __all__ = ["PostgresEffectStore"]
@@ -24,18 +30,20 @@ class PostgresEffectStore(EffectStore):
     connection, inside a transaction."""
 
     def __init__(self, conninfo: str, schema: str) -> None:
-        self._lock = threading.RLock()
         self._schema = sql.Identifier(schema)
-        self.db = psycopg.connect(conninfo, autocommit=True)
-        migrate_postgres(self.db, schema, CONSUMER_BOOKKEEPING)
+        self.connection = PostgresConnection(
+            conninfo, prepare=partial(migrate_postgres, schema=schema,
+                                      component=CONSUMER_BOOKKEEPING)
+        )
+        self.connection.connection()  # the bookkeeping tables exist once the store is opened
 
     def _sql(self, template: str) -> sql.Composed:
         return sql.SQL(template).format(self._schema)
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._lock, self.db.transaction():
-            yield self.db
+        with self.connection.transaction() as db:
+            yield db
 
     @contextmanager
     def savepoint(self, tx: psycopg.Connection[Any]) -> Iterator[None]:
@@ -74,16 +82,17 @@ class PostgresEffectStore(EffectStore):
         )
 
     def offsets(self, group: str) -> dict[tuple[str, int], PartitionMark]:
-        with self._lock:
-            rows = self.db.execute(
-                self._sql(
-                    "SELECT topic, partition, next_offset, epoch FROM {}.consumer_offsets "
-                    "WHERE group_id = %s"
-                ),
-                (group,),
-            ).fetchall()
+        query = self._sql(
+            "SELECT topic, partition, next_offset, epoch FROM {}.consumer_offsets "
+            "WHERE group_id = %s"
+        )
+        rows = self.connection.run(
+            lambda db: db.execute(query, (group,)).fetchall(), idempotent=True
+        )
         return {(topic, part): PartitionMark(offset, epoch) for topic, part, offset, epoch in rows}
 
+    def lost(self, exc: BaseException) -> bool:
+        return connection_lost(exc, self.connection.current())
+
     def close(self) -> None:
-        with self._lock:
-            self.db.close()
+        self.connection.close()

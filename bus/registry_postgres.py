@@ -1,11 +1,14 @@
 """The embedded schema registry in a PostgreSQL schema (`bus.registry_sql.EmbeddedRegistry`),
-normally the event store's: registration under `LOCK TABLE ... SHARE ROW EXCLUSIVE`."""
+normally the event store's: registration under `LOCK TABLE ... SHARE ROW EXCLUSIVE`. Its
+connection is made on first use and again after a loss (`schemas.postgres.PostgresConnection`):
+a transaction that cannot begin on the old one begins on a new one; one that loses it half-way
+fails (`RegistryError`) and the next one connects again."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -19,6 +22,7 @@ from bus.registry_sql import (
     RegistryRows,
     RegistryStatements,
 )
+from schemas.postgres import DatabaseUnavailableError, PostgresConnection
 from schemas.sql import migrate_postgres
 
 __all__ = ["PostgresSchemaRegistry"]
@@ -42,67 +46,37 @@ class PostgresSchemaRegistry(EmbeddedRegistry):
 
     _sql = _POSTGRES
 
-    def __init__(self, conninfo: str, *, schema: str = "public", connect_timeout: int = 5) -> None:
-        self._conninfo = conninfo
+    def __init__(
+        self, conninfo: str, *, schema: str = "public", connect_timeout: int | None = None
+    ) -> None:
+        if connect_timeout is not None:
+            conninfo = psycopg.conninfo.make_conninfo(conninfo, connect_timeout=connect_timeout)
         self._schema_name = schema
         self._table = sql.Identifier(schema, TABLE)
-        self._connect_timeout = connect_timeout
-        self._lock = threading.Lock()
-        self._db: psycopg.Connection[Any] | None = None
+        self._db = PostgresConnection(
+            conninfo, prepare=partial(migrate_postgres, schema=schema, component=SCHEMA_REGISTRY)
+        )
 
     def describe(self) -> str:
-        try:
-            info = psycopg.conninfo.conninfo_to_dict(self._conninfo)
-        except psycopg.ProgrammingError:
-            info = {}
-        where = f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
-        return f"PostgreSQL {where} schema {self._schema_name}"
+        return f"PostgreSQL {self._db.describe()} schema {self._schema_name}"
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[RegistryRows]:
-        with self._lock:
-            try:
-                db = self._connection()
+        try:
+            with self._db.transaction() as db:
 
                 def rows(statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
                     query = sql.SQL(statement).format(t=self._table)
                     cursor = db.execute(query, tuple(params))
                     return cursor.fetchall() if cursor.description else []
 
-                with db.transaction():
-                    if write:
-                        db.execute(
-                            sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(
-                                self._table
-                            )
-                        )
-                    yield rows
-            except psycopg.Error as exc:
-                self._forget_broken_connection()
-                raise RegistryError(
-                    f"schema registry in {self.describe()} failed: {exc}"
-                ) from exc
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._db is None:
-            db = psycopg.connect(
-                self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
-            )
-            try:
-                migrate_postgres(db, self._schema_name, SCHEMA_REGISTRY)
-            except BaseException:
-                db.close()
-                raise
-            self._db = db
-        return self._db
-
-    def _forget_broken_connection(self) -> None:
-        if self._db is not None and (self._db.closed or self._db.broken):
-            self._db.close()
-            self._db = None
+                if write:
+                    db.execute(
+                        sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(self._table)
+                    )
+                yield rows
+        except (psycopg.Error, DatabaseUnavailableError) as exc:
+            raise RegistryError(f"schema registry in {self.describe()} failed: {exc}") from exc
 
     def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        self._db.close()

@@ -82,6 +82,15 @@ DEFAULT_READY_MAX_LAG = 10_000
 means the bus is stuck or far behind (a bulk import, such as the demo's ~29,000 events, goes
 over it for a while: raise it where such imports are routine)."""
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_APPLICATION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+DEFAULT_APPLICATION_NAME = "nervenbahn"
+DEFAULT_POOL_SIZE = 5
+"""Connections the event store's pool keeps open: serve's API threads, relays and checkpointer
+share them (eventsourcing's default is 1, which serialises every command and relay read)."""
+DEFAULT_CONNECT_TIMEOUT = 5
+"""Seconds to wait for a PostgreSQL connection before the command fails (503, exit 3)."""
+# eventsourcing's PostgreSQL factory, naming its connections (nervenbahn/eventstore.py).
+_NAMED_POSTGRES_FACTORY = "nervenbahn.eventstore:NamedPostgresFactory"
 # Every stored event is hash-chained in its transaction (nervenbahn/audit/recorders.py).
 _CHAINED_SQLITE = "nervenbahn.audit.recorders:ChainedSQLiteApplicationRecorder"
 _CHAINED_POSTGRES = "nervenbahn.audit.recorders:ChainedPostgresApplicationRecorder"
@@ -110,6 +119,13 @@ class StoreConfig(BaseModel):
     user: str = ""
     password: SecretStr = SecretStr("")
     schema_name: str = ""
+    application_name: str = ""
+    """How the store's connections name themselves in `pg_stat_activity` (the URL's
+    `application_name`; default `nervenbahn`)."""
+    pool_size: int = DEFAULT_POOL_SIZE
+    """Connections the event store's pool keeps (NERVENBAHN_POSTGRES_POOL_SIZE)."""
+    connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
+    """Seconds to wait for a connection (NERVENBAHN_POSTGRES_CONNECT_TIMEOUT)."""
 
     @classmethod
     def parse(cls, url: str) -> StoreConfig:
@@ -140,7 +156,14 @@ class StoreConfig(BaseModel):
             raise ConfigError(
                 "NERVENBAHN_STORE: the port must be a number from 1 to 65535"
             ) from None
-        schema = parse_qs(parts.query).get("schema", [""])[0]
+        query = parse_qs(parts.query)
+        schema = query.get("schema", [""])[0]
+        application_name = query.get("application_name", [""])[0]
+        if application_name and not _APPLICATION_NAME.fullmatch(application_name):
+            raise ConfigError(
+                f"NERVENBAHN_STORE: application_name {application_name!r} must be 1-63 "
+                "letters, digits, '-', '_' or '.'"
+            )
         if schema and not _IDENTIFIER.fullmatch(schema):
             raise ConfigError(
                 f"NERVENBAHN_STORE: schema {schema!r} must be a plain lower-case identifier "
@@ -154,6 +177,7 @@ class StoreConfig(BaseModel):
             user=unquote(parts.username or "postgres"),
             password=SecretStr(unquote(parts.password or "")),
             schema_name=schema,
+            application_name=application_name,
         )
 
     def eventsourcing_env(self) -> dict[str, str]:
@@ -165,14 +189,19 @@ class StoreConfig(BaseModel):
                 "APPLICATION_RECORDER_TOPIC": _CHAINED_SQLITE,
             }
         env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": _NAMED_POSTGRES_FACTORY,
             "APPLICATION_RECORDER_TOPIC": _CHAINED_POSTGRES,
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": self.host,
             "POSTGRES_PORT": str(self.port),
             "POSTGRES_USER": self.user,
             "POSTGRES_PASSWORD": self.password.get_secret_value(),
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_CONNECT_TIMEOUT": str(self.connect_timeout),
+            # A pooled connection is checked before each use: one the server closed (a
+            # restart) is replaced instead of failing the command (issue 12, finding 5).
+            "POSTGRES_PRE_PING": "y",
+            "POSTGRES_POOL_SIZE": str(self.pool_size),
+            "POSTGRES_APPLICATION_NAME": self.application_name or DEFAULT_APPLICATION_NAME,
         }
         if self.schema_name:
             env["POSTGRES_SCHEMA"] = self.schema_name
@@ -183,7 +212,9 @@ class StoreConfig(BaseModel):
         return str(
             psycopg.conninfo.make_conninfo(
                 host=self.host, port=self.port, dbname=self.dbname, user=self.user,
-                password=self.password.get_secret_value() or None, connect_timeout=5,
+                password=self.password.get_secret_value() or None,
+                connect_timeout=self.connect_timeout,
+                application_name=self.application_name or DEFAULT_APPLICATION_NAME,
             )
         )
 
@@ -222,6 +253,8 @@ class Environment(BaseSettings):
     store: str | None = None
     key_dir: str | None = None
     projections_store: str | None = None
+    postgres_pool_size: str | None = None
+    postgres_connect_timeout: str | None = None
     # keys
     master_key: str | None = None
     reporting_key: str | None = None
@@ -553,10 +586,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     naming the variable of the first value that is malformed. Creates nothing."""
     env = dict(os.environ if environ is None else environ)
     variables, origins = Environment.read(env)
-    store = StoreConfig.parse(_or(variables.store, DEFAULT_STORE))
+    connections = _postgres_connections(variables)
+    store = StoreConfig.parse(_or(variables.store, DEFAULT_STORE)).model_copy(update=connections)
+    projections_store = _projections_store(variables.projections_store)
     return Settings(
         store=store,
-        projections_store=_projections_store(variables.projections_store),
+        projections_store=projections_store and projections_store.model_copy(update=connections),
         keys=KeySettings(
             key_dir=_optional_path(variables.key_dir) or _default_key_dir(env),
             master_key=_checked_key(variables.master_key, origins, "NERVENBAHN_MASTER_KEY",
@@ -706,6 +741,28 @@ def _projections_store(value: str | None) -> StoreConfig | None:
     if not store.schema_name:
         raise problem
     return store
+
+
+def _postgres_connections(variables: Environment) -> dict[str, int]:
+    """NERVENBAHN_POSTGRES_POOL_SIZE (1-100) and NERVENBAHN_POSTGRES_CONNECT_TIMEOUT (seconds,
+    1-300), for both stores' StoreConfig."""
+    return {
+        "pool_size": _bounded(variables.postgres_pool_size, "NERVENBAHN_POSTGRES_POOL_SIZE",
+                              DEFAULT_POOL_SIZE, 1, 100, "connections"),
+        "connect_timeout": _bounded(variables.postgres_connect_timeout,
+                                    "NERVENBAHN_POSTGRES_CONNECT_TIMEOUT",
+                                    DEFAULT_CONNECT_TIMEOUT, 1, 300, "seconds"),
+    }
+
+
+def _bounded(value: str | None, name: str, default: int, low: int, high: int, unit: str) -> int:
+    """A whole number from `low` to `high` (default if unset); ConfigError naming `name`."""
+    text = (value or "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ConfigError(f"{name}: {text!r} is not a whole number of {unit} from {low} to {high}")
+    return int(text)
 
 
 def _log_settings(variables: Environment, *, strict: bool) -> LogSettings:

@@ -59,6 +59,7 @@ from nervenbahn.private import private_file, private_folder, warn_if_shared, wri
 from nervenbahn.store_opening import CASE_TABLES, PAYMENT_TABLES, opened_in_turn
 from projections import PROJECTIONS, Projection, open_projection_store, rebuild
 from projections.storage import ReadModelTarget, read_model_built
+from schemas.postgres import DatabaseUnavailableError
 
 if TYPE_CHECKING:
     from nervenbahn.api.context import ApiContext
@@ -100,18 +101,25 @@ def build_service(
             private_file(store.sqlite_path)  # its -wal and -shm files take its mode
         opening = partial(_open_case_service, store, master_key, clock)
         return opened_in_turn(store, CASE_TABLES, opening)  # a fresh schema one at a time
-    except (psycopg.Error, sqlite3.Error, PersistenceError, OSError) as exc:
+    except (psycopg.Error, sqlite3.Error, PersistenceError, OSError,
+            DatabaseUnavailableError) as exc:
         raise StoreUnavailableError(f"cannot open the store {store.describe()}: {exc}") from exc
 
 
 def _open_case_service(
-    store: StoreConfig, master_key: bytes, clock: Callable[[], datetime]
+    store: StoreConfig, master_key: bytes, clock: Callable[[], datetime], create_tables: bool
 ) -> CaseService:
     keystore = open_keystore(store)
     vault = PersonalDataVault(keystore, master_key)
     return CaseService(
-        store.eventsourcing_env(), vault=vault, reference=load_reference_data(), clock=clock
+        _store_env(store, create_tables), vault=vault, reference=load_reference_data(),
+        clock=clock,
     )
+
+
+def _store_env(store: StoreConfig, create_tables: bool) -> dict[str, str]:
+    """The event store's eventsourcing environment; no DDL when its tables are made."""
+    return {**store.eventsourcing_env(), "CREATE_TABLE": "y" if create_tables else "n"}
 
 
 def close_service(service: CaseService) -> None:
@@ -127,8 +135,10 @@ def build_payment_service(
 ) -> PaymentService:
     """The payments service on the store of `cases` (same database, its own events table)."""
     try:
-        opening = partial(PaymentService, settings.store.eventsourcing_env(), cases=cases,
-                          clock=clock)
+        def opening(create_tables: bool) -> PaymentService:
+            return PaymentService(_store_env(settings.store, create_tables), cases=cases,
+                                  clock=clock)
+
         return opened_in_turn(settings.store, PAYMENT_TABLES, opening)
     except (psycopg.Error, sqlite3.Error, PersistenceError, OSError) as exc:
         raise StoreUnavailableError(

@@ -1,12 +1,18 @@
 """Wrapped per-person data keys in the event store's PostgreSQL schema
 (`domain.personal_data.KeyStore`). What destroying a key leaves behind in PostgreSQL's files
 (until VACUUM) and how to deal with it: docs/privacy.md.
+
+The connection comes back after a loss (`schemas.postgres.PostgresConnection`). Every method
+is idempotent — a read, inserts that skip existing keys, deletes by key, an erasure record that
+skips an existing one — so a call that meets a lost connection runs again once on a new one;
+only a second loss in a row reaches the caller (`DatabaseUnavailableError`).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
+from functools import partial
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -15,6 +21,7 @@ from psycopg import sql
 from domain.personal_data import KeyStore
 from nervenbahn.config import StoreConfig
 from nervenbahn.keystores import PERSON_KEYS
+from schemas.postgres import PostgresConnection
 from schemas.sql import migrate_postgres
 
 __all__ = ["PostgresKeyStore"]
@@ -24,62 +31,65 @@ class PostgresKeyStore(KeyStore):
     """Wrapped data keys in the PostgreSQL database (and schema) of the event store."""
 
     def __init__(self, config: StoreConfig) -> None:
-        self._lock = threading.Lock()
-        self._conninfo = config.conninfo()
         self._schema = sql.Identifier(config.schema_name or "public")
-        self._db = psycopg.connect(self._conninfo, autocommit=True)
-        migrate_postgres(self._db, config.schema_name or "public", PERSON_KEYS)
+        self._db = PostgresConnection(
+            config.conninfo(),
+            prepare=partial(migrate_postgres, schema=config.schema_name or "public",
+                            component=PERSON_KEYS),
+        )
+        self._db.connection()  # the tables exist once the key store is opened
 
     def _sql(self, template: str) -> sql.Composed:
         return sql.SQL(template).format(self._schema)
 
     def load(self, person_id: UUID) -> bytes | None:
-        with self._lock:
-            row = self._db.execute(
-                self._sql("SELECT wrapped_key FROM {}.person_keys WHERE person_id = %s"),
-                (person_id,),
-            ).fetchone()
+        query = self._sql("SELECT wrapped_key FROM {}.person_keys WHERE person_id = %s")
+        row = self._db.run(lambda db: db.execute(query, (person_id,)).fetchone(),
+                           idempotent=True)
         return None if row is None else bytes(row[0])
 
     def store_many(self, keys: Iterable[tuple[UUID, bytes]]) -> None:
         rows = list(keys)
-        with self._lock, self._db.transaction(), self._db.cursor() as cursor:
-            cursor.executemany(
-                self._sql(
-                    "INSERT INTO {}.person_keys (person_id, wrapped_key) "
-                    "VALUES (%s, %s) ON CONFLICT (person_id) DO NOTHING"
-                ),
-                rows,
-            )
+        statement = self._sql(
+            "INSERT INTO {}.person_keys (person_id, wrapped_key) "
+            "VALUES (%s, %s) ON CONFLICT (person_id) DO NOTHING"
+        )
+        self._db.run(partial(_many, statement, rows), idempotent=True)
 
     def discard_many(self, person_ids: Iterable[UUID]) -> None:
-        with self._lock, self._db.transaction(), self._db.cursor() as cursor:
-            cursor.executemany(
-                self._sql("DELETE FROM {}.person_keys WHERE person_id = %s"),
-                [(p,) for p in person_ids],
-            )
+        statement = self._sql("DELETE FROM {}.person_keys WHERE person_id = %s")
+        self._db.run(partial(_many, statement, [(p,) for p in person_ids]), idempotent=True)
 
     def destroy(self, person_id: UUID) -> bool:
-        with self._lock, self._db.transaction():
-            deleted = self._db.execute(
-                self._sql("DELETE FROM {}.person_keys WHERE person_id = %s"), (person_id,)
-            ).rowcount
-            self._db.execute(
-                self._sql(
-                    "INSERT INTO {}.erased_persons (person_id) VALUES (%s) "
-                    "ON CONFLICT (person_id) DO NOTHING"
-                ),
-                (person_id,),
-            )
-        return deleted > 0
+        def erase(db: psycopg.Connection[Any]) -> int:
+            with db.transaction():
+                deleted = db.execute(
+                    self._sql("DELETE FROM {}.person_keys WHERE person_id = %s"), (person_id,)
+                ).rowcount
+                db.execute(
+                    self._sql(
+                        "INSERT INTO {}.erased_persons (person_id) VALUES (%s) "
+                        "ON CONFLICT (person_id) DO NOTHING"
+                    ),
+                    (person_id,),
+                )
+            return deleted
+
+        return self._db.run(erase, idempotent=True) > 0
 
     def is_erased(self, person_id: UUID) -> bool:
-        with self._lock:
-            row = self._db.execute(
-                self._sql("SELECT 1 FROM {}.erased_persons WHERE person_id = %s"), (person_id,)
-            ).fetchone()
+        query = self._sql("SELECT 1 FROM {}.erased_persons WHERE person_id = %s")
+        row = self._db.run(lambda db: db.execute(query, (person_id,)).fetchone(),
+                           idempotent=True)
         return row is not None
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
+
+
+def _many(
+    statement: sql.Composed, rows: list[tuple[Any, ...]], db: psycopg.Connection[Any]
+) -> None:
+    """One statement for each row, in one transaction."""
+    with db.transaction(), db.cursor() as cursor:
+        cursor.executemany(statement, rows)

@@ -11,7 +11,9 @@ So the composition root opens each service (`build_service`, `build_payment_serv
 (`schema_versions`, component `CASE_TABLES` / `PAYMENT_TABLES`), the process takes a
 session-level advisory lock, opens the service (its recorders' `create_table`, the snapshot
 recorder's, the key store's migration), records the component and lets go. A store whose
-tables are recorded costs one read and takes no lock, so the everyday start stays concurrent.
+tables are recorded costs one read and takes no lock, and opens its service without any DDL
+(eventsourcing's `CREATE_TABLE` off, `nervenbahn.eventstore`), so the everyday start stays
+concurrent and never waits behind the writers' table locks.
 
 Why here and not in the recorders' `create_table`: a service opens more than its chained
 recorder — eventsourcing's own snapshot recorder and composite types, and the key store — and
@@ -58,20 +60,23 @@ PAYMENT_TABLES = Component(
 """Recorded once the payment service's recorders have made their tables in the schema."""
 
 
-def opened_in_turn(store: StoreConfig, tables: Component, open_service: Callable[[], T]) -> T:
-    """`open_service()`; on a PostgreSQL store whose `tables` are not recorded yet, under
-    `OPEN_LOCK`, recording them afterwards (a store already opened takes no lock)."""
+def opened_in_turn(
+    store: StoreConfig, tables: Component, open_service: Callable[[bool], T]
+) -> T:
+    """`open_service(create_tables)`; on a PostgreSQL store whose `tables` are not recorded
+    yet, under `OPEN_LOCK` with `create_tables` true, recording them afterwards; a store
+    already opened takes no lock and is opened with `create_tables` false (no DDL)."""
     if store.kind != "postgres":
-        return open_service()
+        return open_service(True)
     schema = store.schema_name or "public"
     with psycopg.connect(store.conninfo(), autocommit=True) as db:
         recorded = recorded_versions_postgres(db, schema).get(tables.name, 0)
         if recorded >= tables.latest:  # a newer release's tables are there too
             db.close()  # not held while the service opens
-            return open_service()
+            return open_service(False)
         # Session-level: held across the service's own transactions and connections; closing
         # the connection (also when opening fails) lets go of it.
         db.execute("SELECT pg_advisory_lock(%s)", (OPEN_LOCK,))
-        service = open_service()
+        service = open_service(True)
         migrate_postgres(db, schema, tables)
         return service

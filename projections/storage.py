@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -97,7 +98,10 @@ class PostgresReadModelStore(PostgresEffectStore):
 
     def migrate(self, component: Component) -> None:
         """Bring a read model's tables in the schema to the newest version."""
-        migrate_postgres(self.db, self._schema_name, component)
+        self.connection.run(
+            partial(migrate_postgres, schema=self._schema_name, component=component),
+            idempotent=True,  # each step commits with its version row: a rerun skips it
+        )
 
     def forget(self, tx: psycopg.Connection[Any], projection: Projection) -> None:
         """Empty the projection's tables and forget what its consumer group processed."""

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from eventsourcing.persistence import InterfaceError as PersistenceInterfaceError
+from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,6 +28,7 @@ from domain.errors import (
 from nervenbahn.api.errors import ApiError, ApiKeyFileError, ReadModelUnavailableError
 from nervenbahn.audit.errors import AccessLogUnavailableError, AuditError
 from nervenbahn.container import StoreUnavailableError
+from schemas.postgres import DatabaseUnavailableError
 
 __all__ = [
     "PROBLEM_RESPONSES",
@@ -187,6 +190,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AuditError, _on_own_error)
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(StoreUnavailableError, _on_store_unavailable)
+    # A lost database connection (a PostgreSQL restart): this request fails, the next one
+    # connects again (schemas.postgres; eventsourcing's pool checks before use).
+    app.add_exception_handler(DatabaseUnavailableError, _on_store_unavailable)
+    app.add_exception_handler(PersistenceOperationalError, _on_store_unavailable)
+    app.add_exception_handler(PersistenceInterfaceError, _on_store_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from nervenbahn.audit.chain import (
 )
 from nervenbahn.audit.hashing import ChainHead, genesis, text_or_invalid, wrong_type
 from nervenbahn.config import StoreConfig
+from schemas.postgres import PostgresConnection
 from schemas.sql import Component, migrate_postgres, migrate_sqlite
 
 __all__ = [
@@ -291,23 +293,30 @@ class PostgresAuditDatabase(AuditDatabase):
 
     def __init__(self, store: StoreConfig) -> None:
         self._schema = store.schema_name or "public"
-        self._db = psycopg.connect(store.conninfo(), autocommit=True)
-        self._db.execute(
-            sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema))
-        )
+        # Made on first use and again after a loss (schemas.postgres): reads run again on a
+        # new connection, a write that loses it fails with DatabaseUnavailableError.
+        self._db = PostgresConnection(store.conninfo(), prepare=self._set_search_path)
+        self._db.connection()
+
+    def _set_search_path(self, db: psycopg.Connection[Any]) -> None:
+        db.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
 
     def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return list(self._db.execute(statement, tuple(params) or None).fetchall())
+        return self._db.run(
+            lambda db: list(db.execute(statement, tuple(params) or None).fetchall()),
+            idempotent=True,
+        )
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
-        with self._db.transaction():
-            return self._db.execute(statement, tuple(params) or None).rowcount
+        with self._db.transaction() as db:
+            return db.execute(statement, tuple(params) or None).rowcount
 
     def close(self) -> None:
         self._db.close()
 
     def migrate(self, component: Component) -> None:
-        migrate_postgres(self._db, self._schema, component)
+        self._db.run(partial(migrate_postgres, schema=self._schema, component=component),
+                     idempotent=True)
 
     def _has_table(self, name: str) -> bool:
         return bool(self.fetch(

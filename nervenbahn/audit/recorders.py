@@ -166,6 +166,12 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
         """Create the tables, then register a new events table in `audit_chains` or refuse
         one with events the chain does not cover (`check_opening`)."""
         super().create_table()
+        self.check_chain()
+
+    def check_chain(self) -> None:
+        """Register a new events table in `audit_chains` or refuse one with events the chain
+        does not cover (`check_opening`); reads only, for a table already registered. Run
+        without `create_table` when the store's tables are known to be made (no DDL)."""
         with self.datastore.transaction(commit=True) as curs:
             self._check_opening(curs)
 

@@ -27,6 +27,7 @@ from nervenbahn.logging import configure_logging_from_environment
 from nervenbahn.private import private_umask
 from nervenbahn.serve import InvalidNameError
 from nervenbahn.supervision import WorkerFailedError
+from schemas.postgres import DatabaseUnavailableError
 from schemas.sql import SchemaVersionError
 
 from . import (
@@ -102,7 +103,8 @@ _EXIT_CODES: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
     ((KeyMissingError,), EXIT_NOT_INITIALISED),
     ((ConfigError, ConnectorConfigError, StoreUnavailableError, UnchainedEventsError,
       AccessLogUnavailableError, BrokerUnavailableError, BrokerStartError, KafkaConfigError,
-      SchemaVersionError, InvalidNameError, WorkerFailedError),
+      SchemaVersionError, InvalidNameError, WorkerFailedError,
+      DatabaseUnavailableError),
      EXIT_UNAVAILABLE),
     ((AlreadyRunningError,), EXIT_BUSY),
     ((NervenbahnError,), EXIT_REFUSED),

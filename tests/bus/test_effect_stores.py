@@ -131,8 +131,11 @@ class TestPostgresEffects(EffectStoreContract):
 
     def open(self) -> EffectStore:
         store = PostgresEffectStore(self.store.conninfo(), self.store.schema_name)
-        store.db.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (n serial PRIMARY KEY, v text)")
-                         .format(self.table))
+        store.connection.connection().execute(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} (n serial PRIMARY KEY, v text)").format(
+                self.table
+            )
+        )
         return store
 
     def write_effect(self, tx: Any, value: str) -> None:
@@ -141,7 +144,8 @@ class TestPostgresEffects(EffectStoreContract):
 
     def effects(self, store: EffectStore) -> list[str]:
         assert isinstance(store, PostgresEffectStore)
-        rows = store.db.execute(sql.SQL("SELECT v FROM {} ORDER BY n").format(self.table))
+        rows = store.connection.connection().execute(
+            sql.SQL("SELECT v FROM {} ORDER BY n").format(self.table))
         return [v for (v,) in rows]
 
 

@@ -32,6 +32,7 @@ from bus.registry import SchemaRegistry
 from bus.registry_http import ConfluentRegistryClient, parse_incompatibilities
 from bus.registry_postgres import PostgresSchemaRegistry
 from bus.registry_sqlite import SQLiteSchemaRegistry
+from schemas.postgres import DatabaseUnavailableError
 
 from .fake_confluent import FakeConfluentRegistry, running_fake_registry
 
@@ -284,7 +285,8 @@ def test_postgres_registry_translates_an_unreachable_server() -> None:
     )
     with pytest.raises(RegistryError) as failed:
         registry.versions(SUBJECT)
-    assert isinstance(failed.value.__cause__, psycopg.OperationalError)
+    assert isinstance(failed.value.__cause__, DatabaseUnavailableError)  # schemas.postgres
+    assert isinstance(failed.value.__cause__.__cause__, psycopg.OperationalError)
     assert "PostgreSQL 127.0.0.1:1/test schema nowhere" in str(failed.value)
     registry.close()
 

@@ -39,6 +39,7 @@ from nervenbahn.config import ConfigError, KeyMissingError
 from nervenbahn.container import StoreUnavailableError
 from nervenbahn.serve import InvalidNameError
 from nervenbahn.supervision import WorkerFailedError
+from schemas.postgres import DatabaseUnavailableError
 from schemas.sql import SchemaVersionError
 
 RAISED: list[tuple[Exception, int]] = [
@@ -55,6 +56,8 @@ RAISED: list[tuple[Exception, int]] = [
     (SchemaVersionError("access_log", 3, 1), EXIT_UNAVAILABLE),
     (InvalidNameError("projection x: consumer group 'a b': use letters"), EXIT_UNAVAILABLE),
     (WorkerFailedError("api", 6, 300, "OSError: [Errno 98] Address already in use"),
+     EXIT_UNAVAILABLE),
+    (DatabaseUnavailableError("the connection to PostgreSQL db:5432/x was lost"),
      EXIT_UNAVAILABLE),
     (AlreadyRunningError("connector intake is running in another process"), EXIT_BUSY),
     (KeyMissingError("the master key has not been created yet: run `nervenbahn init`"),

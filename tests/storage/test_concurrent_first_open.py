@@ -30,9 +30,12 @@ DEADLINE_S = 60.0
 
 def _open_and_record(settings: Settings, n: int, barrier: Barrier, results: Any) -> None:
     """One process: wait for the others, open the store (cases and payments), record a case."""
-    # eventsourcing's pools hold 5 connections a service by default: 20 processes of two
-    # services would pass the server's max_connections (100) whatever the DDL does.
-    os.environ.update(POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="1")
+    # The pools hold 5 connections a service by default: 20 processes of two services would
+    # pass the server's max_connections (100) whatever the DDL does.
+    os.environ.update(POSTGRES_MAX_OVERFLOW="1")
+    settings = settings.model_copy(
+        update={"store": settings.store.model_copy(update={"pool_size": 1})}
+    )
     try:
         barrier.wait(timeout=DEADLINE_S)
         service = build_service(settings)
