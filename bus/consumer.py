@@ -20,7 +20,10 @@ waits; if it keeps failing the consumer stops with `ConsumerStalledError`, nothi
 message that cannot be decoded, or that the handler rejects (any other exception), goes to the
 group's dead-letter topic with the error in its headers, and consumption goes on. The group id
 and its dead-letter topic are checked when the consumer is created (`TopicError` naming the
-group), so a bad one fails at start and not at the first poison message.
+group), so a bad one fails at start and not at the first poison message. A batch whose
+transaction fails because the store lost its database connection (`EffectStore.lost`) is not
+poison: none of its messages is dead-lettered, the error reaches the caller of `poll_once`, and
+the partitions of that poll are sought back so that the next poll reads them again.
 """
 
 from __future__ import annotations
@@ -154,7 +157,16 @@ class Consumer:
             batches = consumer.poll(timeout_ms=timeout_ms)
         except KafkaError as exc:
             raise translate_kafka_error(exc) from exc
-        return sum(self._process_batch(messages) for messages in batches.values())
+        pending = list(batches.values())
+        handled = 0
+        try:
+            while pending:
+                handled += self._process_batch(pending[0])
+                pending.pop(0)
+        except BaseException:
+            self._read_again(consumer, pending)  # nothing of these batches was committed
+            raise
+        return handled
 
     def lag(self) -> int:
         """Messages on the assigned partitions not yet processed."""
@@ -283,6 +295,15 @@ class Consumer:
     def _epoch_changed(self, message: Any, epoch: str | None) -> bool:
         known = self._marks.get((message.topic, message.partition))
         return bool(epoch and known and known.epoch and known.epoch != epoch)
+
+    def _read_again(self, consumer: KafkaConsumer, batches: list[list[Any]]) -> None:
+        """Seek each batch's partition back to its first message: the batch's transaction
+        failed (its database went away, say), so its messages are read again by the next poll
+        instead of being skipped until the next assignment."""
+        for messages in batches:
+            if messages:
+                first = messages[0]
+                consumer.seek(TopicPartition(first.topic, first.partition), first.offset)
 
     def _rewind(self, message: Any, epoch: str | None) -> None:
         """The relay republished into an empty broker: read the partition again from the start."""

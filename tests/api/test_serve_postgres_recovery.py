@@ -14,10 +14,13 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -25,6 +28,7 @@ from psycopg import sql
 
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
+from domain.application.cases import CaseService
 from nervenbahn.api import build_api_context, create_app
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
@@ -61,10 +65,39 @@ def _key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def test_serve_on_postgresql_recovers_from_losing_every_connection_without_a_restart(
+@dataclass
+class Serving:
+    """`serve` running on a PostgreSQL store of the test's own, with what a test reads."""
+
+    server: Server
+    service: CaseService
+    application_name: str
+    region_key: str
+    office_key: str
+    first_case: UUID
+
+    def supported(self) -> int | None:
+        """Supported cases in the region's caseload (None while it does not answer 200)."""
+        status, body = _get(f"{self.server.url}/v1/regions/so-olten/caseload", self.region_key)
+        return body["by_phase"].get("supported", 0) if status == 200 else None
+
+    def personal_data_status(self) -> int:
+        """The status of a read of the first case's personal data."""
+        url = f"{self.server.url}/v1/branch-offices/akso-olten/cases/{self.first_case}"
+        return _get(url, self.office_key)[0]
+
+    def ready_status(self) -> int:
+        """The status of `/health/ready`."""
+        return _get(f"{self.server.url}/health/ready")[0]
+
+
+@contextmanager
+def serving_on_postgres(
     tmp_path: Path, master_key: str, kafka_settings: KafkaSettings,
     postgres_server_url: str, postgres_dsn: str,
-) -> None:
+) -> Iterator[Serving]:
+    """`serve` with every part on PostgreSQL (events, keys, positions, registry, read models in
+    a schema of their own), one supported case recorded and projected, ready."""
     name = f"nbserve-{uuid4().hex[:10]}"
     read_models = f"rm_{uuid4().hex[:12]}"
     settings = load_settings({
@@ -78,42 +111,24 @@ def test_serve_on_postgresql_recovers_from_losing_every_connection_without_a_res
     service = build_service(settings)
     container = Container(settings, kafka=kafka_settings, service=service)
     ensure_topics(kafka_settings, catalogue(kafka_settings, reporting=True))
-    first = open_supported_case(service, 0)
     api = ApiSettings(api_keys=tmp_path / "keys.json", access_log=tmp_path / "access.db")
     keys = ApiKeyRegistry(api.api_keys)
-    region = keys.add("region", Scope("region", "so-olten"), now=datetime.now(UTC))
-    office = keys.add("office", Scope("branch_office", "akso-olten"), now=datetime.now(UTC))
     context = build_api_context(settings, service, api)
-    server = Server(container, create_app(context), port=_free_port())
-    caseload = f"{server.url}/v1/regions/so-olten/caseload"
-    detail = f"{server.url}/v1/branch-offices/akso-olten/cases/{first}"
+    serving = Serving(
+        Server(container, create_app(context), port=_free_port()), service, name,
+        keys.add("region", Scope("region", "so-olten"), now=datetime.now(UTC)),
+        keys.add("office", Scope("branch_office", "akso-olten"), now=datetime.now(UTC)),
+        open_supported_case(service, 0),
+    )
     try:
-        server.start()
-        assert server.wait_until_serving()
-        wait_until(lambda: _phases(caseload, region) == {"supported": 1}, within=90,
+        serving.server.start()
+        assert serving.server.wait_until_serving()
+        wait_until(lambda: serving.supported() == 1, within=90,
                    what="the first case in the read model")
-        wait_until(lambda: _get(f"{server.url}/health/ready")[0] == 200, within=60,
-                   what="ready before the loss")
-        assert _get(detail, office)[0] == 200
-
-        lost = terminate(postgres_server_url, name)
-        started = time.monotonic()
-        assert lost >= 8, lost  # pools, key store, positions, read models, registry
-
-        open_supported_case(service, 1)  # the long-running process's own service
-        wait_until(lambda: _phases(caseload, region) == {"supported": 2},
-                   within=RECOVERY_BOUND_S, what="the new case in the read model")
-        wait_until(lambda: _get(detail, office)[0] == 200, within=RECOVERY_BOUND_S,
-                   what="the personal-data read answering 200")
-        wait_until(lambda: _get(f"{server.url}/health/ready")[0] == 200,
-                   within=RECOVERY_BOUND_S, what="ready again")
-        recovered_s = time.monotonic() - started
-        print(f"{lost} connections lost; recorded, projected, read and ready again in "
-              f"{recovered_s:.2f} s")
-        assert recovered_s < RECOVERY_BOUND_S
-        assert all(server.workers_alive().values()), server.workers_alive()
+        wait_until(lambda: serving.ready_status() == 200, within=60, what="ready")
+        yield serving
     finally:
-        server.stop()
+        serving.server.stop()
         context.close()
         container.close()
         close_service(service)
@@ -122,7 +137,28 @@ def test_serve_on_postgresql_recovers_from_losing_every_connection_without_a_res
                 sql.Identifier(read_models)))
 
 
-def _phases(caseload: str, key: str) -> dict[str, int] | None:
-    """The caseload's cases by phase (None while the API does not answer 200)."""
-    status, body = _get(caseload, key)
-    return body["by_phase"] if status == 200 else None
+def test_serve_on_postgresql_recovers_from_losing_every_connection_without_a_restart(
+    tmp_path: Path, master_key: str, kafka_settings: KafkaSettings,
+    postgres_server_url: str, postgres_dsn: str,
+) -> None:
+    with serving_on_postgres(tmp_path, master_key, kafka_settings, postgres_server_url,
+                             postgres_dsn) as serving:
+        assert serving.personal_data_status() == 200
+
+        lost = terminate(postgres_server_url, serving.application_name)
+        started = time.monotonic()
+        assert lost >= 8, lost  # pools, key store, positions, read models, registry
+
+        open_supported_case(serving.service, 1)  # the long-running process's own service
+        wait_until(lambda: serving.supported() == 2, within=RECOVERY_BOUND_S,
+                   what="the new case in the read model")
+        wait_until(lambda: serving.personal_data_status() == 200, within=RECOVERY_BOUND_S,
+                   what="the personal-data read answering 200")
+        wait_until(lambda: serving.ready_status() == 200, within=RECOVERY_BOUND_S,
+                   what="ready again")
+        recovered_s = time.monotonic() - started
+        print(f"{lost} connections lost; recorded, projected, read and ready again in "
+              f"{recovered_s:.2f} s")
+        assert recovered_s < RECOVERY_BOUND_S
+        alive = serving.server.workers_alive()
+        assert all(alive.values()), alive
