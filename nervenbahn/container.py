@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from eventsourcing.domain import datetime_now_with_tzinfo
+from eventsourcing.persistence import InterfaceError as PersistenceInterfaceError
+from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 from eventsourcing.persistence import PersistenceError
 
 from bus.broker import EmbeddedBroker
@@ -76,6 +78,7 @@ __all__ = [
     "kafka_or_embedded",
     "open_registry",
     "private_files",
+    "store_lost",
 ]
 
 CONNECTORS_FILE = "connectors.toml"
@@ -83,6 +86,20 @@ CONNECTORS_FILE = "connectors.toml"
 
 class StoreUnavailableError(NervenbahnError):
     """The event store cannot be reached or opened."""
+
+
+def store_lost(exc: BaseException) -> StoreUnavailableError | None:
+    """The event store's connection failed under a command (eventsourcing's
+    `OperationalError`/`InterfaceError`: a PostgreSQL restart, the server unreachable) as our
+    `StoreUnavailableError`; None for any other error. The pool replaces the connection: the
+    next command connects again."""
+    if isinstance(exc, PersistenceOperationalError | PersistenceInterfaceError):
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return StoreUnavailableError(
+            f"the event store's connection failed ({reason}); the command may not have been "
+            "recorded: check, then run it again"
+        )
+    return None
 
 
 # --- the parts, each built on its own (tests and benchmarks use these directly) -------------

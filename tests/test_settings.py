@@ -182,7 +182,30 @@ BAD_VALUES = [
     ({"NERVENBAHN_PROJECTIONS_STORE": "sqlite:///x.db"}, "NERVENBAHN_PROJECTIONS_STORE: use"),
     ({"NERVENBAHN_REPORTING_KEY": "short"}, "NERVENBAHN_REPORTING_KEY: the reporting key"),
     ({"NERVENBAHN_KAFKA_PARTITIONS": "four"}, "NERVENBAHN_KAFKA_PARTITIONS: 'four' is not"),
+    ({"NERVENBAHN_POSTGRES_POOL_SIZE": "0"},
+     "NERVENBAHN_POSTGRES_POOL_SIZE: '0' is not a whole number of connections from 1 to 100"),
+    ({"NERVENBAHN_POSTGRES_CONNECT_TIMEOUT": "5s"},
+     "NERVENBAHN_POSTGRES_CONNECT_TIMEOUT: '5s' is not a whole number of seconds"),
+    ({"NERVENBAHN_STORE": "postgresql://u@h/db?schema=s&application_name=a%20b"},
+     "NERVENBAHN_STORE: application_name 'a b' must be"),
 ]
+
+
+def test_the_postgresql_connection_settings_reach_both_stores_and_eventsourcing() -> None:
+    settings = load_settings({
+        "NERVENBAHN_STORE": "postgresql://u@h/db?schema=cases&application_name=serve-1",
+        "NERVENBAHN_PROJECTIONS_STORE": "postgresql://u@h/db?schema=rm",
+        "NERVENBAHN_POSTGRES_POOL_SIZE": "3",
+        "NERVENBAHN_POSTGRES_CONNECT_TIMEOUT": "7",
+    })
+
+    env = settings.store.eventsourcing_env()
+    assert (env["POSTGRES_POOL_SIZE"], env["POSTGRES_CONNECT_TIMEOUT"]) == ("3", "7")
+    assert (env["POSTGRES_PRE_PING"], env["POSTGRES_APPLICATION_NAME"]) == ("y", "serve-1")
+    assert "application_name=serve-1" in settings.store.conninfo()
+    assert settings.projections_store is not None
+    assert "connect_timeout=7" in settings.projections_store.conninfo()
+    assert "application_name=nervenbahn" in settings.projections_store.conninfo()
 
 
 @pytest.mark.parametrize(("environ", "message"), BAD_VALUES)

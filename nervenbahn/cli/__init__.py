@@ -22,7 +22,7 @@ from domain.errors import DomainError, InvalidCommandError, NervenbahnError
 from nervenbahn.audit.chain_existing import UnchainedEventsError
 from nervenbahn.audit.errors import AccessLogUnavailableError
 from nervenbahn.config import ConfigError, KeyMissingError
-from nervenbahn.container import StoreUnavailableError
+from nervenbahn.container import StoreUnavailableError, store_lost
 from nervenbahn.logging import configure_logging_from_environment
 from nervenbahn.private import private_umask
 from nervenbahn.serve import InvalidNameError
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         return _fail(exc.format_message(), exc.exit_code)
     except Exception as raised:  # the CLI never shows a traceback, nor the error's values
-        error = disk_full(raised) or raised
+        error = disk_full(raised) or store_lost(raised) or raised
         for kinds, code in _EXIT_CODES:
             if isinstance(error, kinds):
                 return _fail(str(error), code)

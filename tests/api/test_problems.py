@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 from fastapi.testclient import TestClient
 
 from domain.errors import (
@@ -24,6 +25,7 @@ from nervenbahn.audit.errors import (
 )
 from nervenbahn.container import StoreUnavailableError
 from nervenbahn.logging import configure_logging
+from schemas.postgres import DatabaseUnavailableError
 from tests.api.conftest import AppOn, Keys, ReadModels, context_of
 
 OFFICE = "/v1/branch-offices/akso-olten/cases"
@@ -215,9 +217,14 @@ class _RaisingVault:
         (AccessLogUnavailableError("cannot open the access log /srv/log.db: disk I/O error"),
          503, "service-unavailable"),
         (UnchainedAccessLogError("/srv/log.db", 3), 503, "service-unavailable"),
+        (DatabaseUnavailableError("the connection to PostgreSQL /srv:5432/x was lost"), 503,
+         "service-unavailable"),
+        (PersistenceOperationalError("consuming input failed: server closed the connection"),
+         503, "service-unavailable"),
     ],
     ids=["not found", "invalid", "concurrent change", "rule", "store unavailable",
-         "access log unavailable", "access log unchained"],
+         "access log unavailable", "access log unchained", "database connection lost",
+         "event store connection lost"],
 )
 def test_errors_no_route_answers_get_their_problem_not_a_500(
     app_on: AppOn, keys: Keys, seeded: ReadModels, client: TestClient,

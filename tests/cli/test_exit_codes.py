@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import typer
 from eventsourcing.persistence import OperationalError
+from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 
 import nervenbahn.cli as cli_module
 from bus.errors import RelayStoppedError
@@ -173,6 +174,21 @@ FULL_DISKS = {
     "SQLite full": _sqlite_full,
 }
 """A full disk in each shape a command meets it."""
+
+
+def test_a_lost_event_store_connection_is_one_line_and_exit_3_not_70(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _raising(monkeypatch, PersistenceOperationalError(
+        "consuming input failed: server closed the connection unexpectedly\nThis probably..."))
+
+    assert main([]) == EXIT_UNAVAILABLE == 3
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if not line.startswith("{")]
+    assert lines == ["error: the event store's connection failed (consuming input failed: "
+                     "server closed the connection unexpectedly); the command may not have "
+                     "been recorded: check, then run it again"]
+    assert "Traceback" not in captured.err and captured.out == ""
 
 
 @pytest.mark.parametrize("make", FULL_DISKS.values(), ids=FULL_DISKS.keys())
