@@ -9,10 +9,18 @@ it; an event delivered twice (relay crash, broker republish) has an id it has se
 skipped. That id comes from the decoded content, never from a header alone: the id of the
 event at (case, version) (`bus.envelope.event_id`), or what the codec's `event_id(value)` says
 (the reporting facts' keyed fact id). A message whose `event_id` header disagrees with its
-content is not trusted: it is dead-lettered (`mismatched-event-id`). Offsets are kept with the
-relay epoch
-they belong to: when a partition shows a new epoch (the broker came back empty and the relay
-republished), the consumer rewinds that partition to its beginning and lets dedup do the rest.
+content is not trusted: it is dead-lettered (`mismatched-event-id`).
+
+Offsets are kept with the relay epoch they belong to, and every epoch the group has met in a
+partition is remembered (`consumer_epochs`, with the offset where it was first met). When a
+partition shows an epoch the group has not met (the broker came back empty and the relay
+republished), the consumer rewinds that partition to its beginning once and lets dedup do the
+rest; a message of an epoch already met never rewinds it. So a partition that holds messages
+of several epochs interleaved (two relays that both started fresh, before relays were fenced)
+costs at most one rewind per epoch, ever, also across restarts: it used to rewind at every
+change of epoch, for ever (2,304 rewinds in 38 s, 188 of 199 events never applied). The first
+epoch a group meets in a partition is taken without a rewind. `rewinds` counts the rewinds of
+this consumer.
 
 Events and commands get different policies: a handler that raises `TransientError` (or one of
 the exception types given as transient) is retried with exponential backoff and the partition
@@ -31,7 +39,7 @@ from __future__ import annotations
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -139,6 +147,8 @@ class Consumer:
     _consumer: KafkaConsumer | None = field(default=None, init=False, repr=False)
     _marks: dict[tuple[str, int], PartitionMark] = field(default_factory=dict, init=False)
     _producer: KafkaProducer | None = field(default=None, init=False, repr=False)
+    rewinds: int = field(default=0, init=False)
+    """Partitions rewound for a new relay epoch since this consumer was made."""
 
     def __post_init__(self) -> None:
         # A group that cannot name its dead-letter topic fails now, not at the first poison.
@@ -208,23 +218,38 @@ class Consumer:
                 headers = {k: v.decode(errors="replace") for k, v in message.headers or []}
                 epoch = headers.get("relay_epoch")
                 key = (message.topic, message.partition)
-                if self._epoch_changed(message, epoch):
-                    marks[key] = PartitionMark(0, epoch)
-                    self.store.advance(tx, self.group_id, *key, marks[key])
+                known = marks.get(key) or self._marks.get(key) or PartitionMark(0)
+                marks[key], rewind = self._met(tx, message, epoch, known)
+                if rewind:
                     rewound = (message, epoch)
                     break  # the rest of this batch comes again after the rewind
-                marks[key] = self._process(message, headers, epoch, tx)
+                marks[key] = self._process(message, headers, marks[key], tx)
                 handled += 1
         self._marks.update(marks)
         if rewound is not None:
             self._rewind(*rewound)
         return handled
 
-    def _process(
-        self, message: Any, headers: dict[str, str], epoch: str | None, tx: Any
-    ) -> PartitionMark:
+    def _met(
+        self, tx: Any, message: Any, epoch: str | None, mark: PartitionMark
+    ) -> tuple[PartitionMark, bool]:
+        """The partition's mark once the message's epoch is met, and whether to rewind: for an
+        epoch not met there before, unless it is the first the group meets there."""
+        if not epoch or mark.knows(epoch):
+            return replace(mark, epoch=epoch or mark.epoch), False
+        topic, partition = message.topic, message.partition
+        self.store.remember_epoch(tx, self.group_id, topic, partition, epoch, message.offset)
+        met = mark.meeting(epoch)
+        if not (mark.epoch or mark.epochs):
+            return replace(met, epoch=epoch), False
+        rewound = PartitionMark(0, epoch, met.epochs)
+        self.store.advance(tx, self.group_id, topic, partition, rewound)
+        return rewound, True
+
+    def _process(self, message: Any, headers: dict[str, str], mark: PartitionMark,
+                 tx: Any) -> PartitionMark:
         """Handle one message inside the batch's transaction; the partition's next mark."""
-        mark = PartitionMark(message.offset + 1, epoch)
+        mark = replace(mark, next_offset=message.offset + 1)
         try:
             received = self._received(message, headers, self.codec.decode(message.value))
         except MismatchedEventIdError as exc:
@@ -292,10 +317,6 @@ class Consumer:
         return content
 
 
-    def _epoch_changed(self, message: Any, epoch: str | None) -> bool:
-        known = self._marks.get((message.topic, message.partition))
-        return bool(epoch and known and known.epoch and known.epoch != epoch)
-
     def _read_again(self, consumer: KafkaConsumer, batches: list[list[Any]]) -> None:
         """Seek each batch's partition back to its first message: the batch's transaction
         failed (its database went away, say), so its messages are read again by the next poll
@@ -306,9 +327,11 @@ class Consumer:
                 consumer.seek(TopicPartition(first.topic, first.partition), first.offset)
 
     def _rewind(self, message: Any, epoch: str | None) -> None:
-        """The relay republished into an empty broker: read the partition again from the start."""
+        """A relay epoch not met before (the relay republished into an empty broker): read the
+        partition again from the start."""
         assert self._consumer is not None
         self._consumer.seek_to_beginning(TopicPartition(message.topic, message.partition))
+        self.rewinds += 1
         log.warning(
             "new relay epoch: partition rewound",
             group=self.group_id,

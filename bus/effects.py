@@ -12,6 +12,7 @@ a module of its own: `bus.effects_sqlite` (a SQLite file per consumer) and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -22,6 +23,7 @@ __all__ = [
     "CONSUMER_BOOKKEEPING",
     "EffectStore",
     "PartitionMark",
+    "marks_with_epochs",
 ]
 
 CONSUMER_BOOKKEEPING = Component(
@@ -44,19 +46,53 @@ CONSUMER_BOOKKEEPING = Component(
                 "CREATE TABLE IF NOT EXISTS {schema}.processed_events (group_id text, "
                 "event_id uuid, PRIMARY KEY (group_id, event_id))",
             ],
-        )
+        ),
+        Migration(
+            2,
+            "the relay epochs each group has met per partition (a rewind once per new epoch)",
+            sqlite=[
+                "CREATE TABLE IF NOT EXISTS consumer_epochs (group_id TEXT, topic TEXT, "
+                "partition INTEGER, epoch TEXT, first_offset INTEGER NOT NULL, "
+                "PRIMARY KEY (group_id, topic, partition, epoch))",
+                "INSERT OR IGNORE INTO consumer_epochs SELECT group_id, topic, partition, "
+                "epoch, 0 FROM consumer_offsets WHERE epoch IS NOT NULL AND epoch <> ''",
+            ],
+            postgres=[
+                "CREATE TABLE IF NOT EXISTS {schema}.consumer_epochs (group_id text, "
+                "topic text, partition int, epoch text, first_offset bigint NOT NULL, "
+                "PRIMARY KEY (group_id, topic, partition, epoch))",
+                "INSERT INTO {schema}.consumer_epochs SELECT group_id, topic, partition, "
+                "epoch, 0 FROM {schema}.consumer_offsets WHERE epoch IS NOT NULL "
+                "AND epoch <> '' ON CONFLICT DO NOTHING",
+            ],
+        ),
     ],
     tables=["consumer_offsets", "processed_events"],
 )
-"""The bookkeeping tables of a consumer's database (and of the read models' schema)."""
+"""The bookkeeping tables of a consumer's database (and of the read models' schema).
+
+`consumer_epochs` holds every relay epoch a group has met in a partition, with the offset where
+it first met it (0 for an epoch known from a mark kept before the table existed, copied from
+`consumer_offsets.epoch` by migration 2)."""
 
 
 @dataclass(frozen=True)
 class PartitionMark:
-    """Where a group stands in a partition: the next offset, in which relay epoch."""
+    """Where a group stands in a partition: the next offset, in which relay epoch, and every
+    epoch it has met there (a message of a known epoch never rewinds the partition)."""
 
     next_offset: int
     epoch: str | None = None
+    epochs: frozenset[str] = frozenset()
+
+    def knows(self, epoch: str) -> bool:
+        """The group has met this epoch in the partition before."""
+        return epoch == self.epoch or epoch in self.epochs
+
+    def meeting(self, epoch: str) -> PartitionMark:
+        """This mark, with `epoch` among those met."""
+        met = self.epochs | {epoch} | ({self.epoch} if self.epoch else set())
+        return PartitionMark(self.next_offset, self.epoch, frozenset(met))
 
 
 class EffectStore(ABC):
@@ -83,8 +119,15 @@ class EffectStore(ABC):
         """Record the next offset to read of a partition (and the epoch it belongs to)."""
 
     @abstractmethod
+    def remember_epoch(
+        self, tx: Any, group: str, topic: str, partition: int, epoch: str, first_offset: int
+    ) -> None:
+        """Record that the group met a relay epoch in a partition, first at `first_offset`."""
+
+    @abstractmethod
     def offsets(self, group: str) -> dict[tuple[str, int], PartitionMark]:
-        """Where the group stands in every partition it has consumed."""
+        """Where the group stands in every partition it has consumed, with the epochs it has
+        met there."""
 
     @abstractmethod
     def close(self) -> None:
@@ -95,3 +138,18 @@ class EffectStore(ABC):
         message is not the handler's fault, so it is not dead-lettered; the batch fails and
         comes again. A file database never loses its connection."""
         return False
+
+def marks_with_epochs(
+    offsets: Iterable[tuple[str, int, int, str | None]], met: Iterable[tuple[str, int, str]]
+) -> dict[tuple[str, int], PartitionMark]:
+    """The marks of `consumer_offsets` rows (topic, partition, next offset, epoch), each with
+    the epochs of `consumer_epochs` rows (topic, partition, epoch) met in its partition."""
+    known: dict[tuple[str, int], set[str]] = {}
+    for topic, partition, epoch in met:
+        known.setdefault((topic, partition), set()).add(epoch)
+    return {
+        (topic, partition): PartitionMark(
+            offset, epoch, frozenset(known.get((topic, partition), set()))
+        )
+        for topic, partition, offset, epoch in offsets
+    }

@@ -18,7 +18,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from bus.effects import CONSUMER_BOOKKEEPING, EffectStore, PartitionMark
+from bus.effects import CONSUMER_BOOKKEEPING, EffectStore, PartitionMark, marks_with_epochs
 from schemas.postgres import PostgresConnection, connection_lost
 from schemas.sql import migrate_postgres
 
@@ -81,15 +81,33 @@ class PostgresEffectStore(EffectStore):
             (group, topic, partition, mark.next_offset, mark.epoch),
         )
 
+    def remember_epoch(
+        self, tx: psycopg.Connection[Any], group: str, topic: str, partition: int, epoch: str,
+        first_offset: int,
+    ) -> None:
+        tx.execute(
+            self._sql(
+                "INSERT INTO {}.consumer_epochs VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            (group, topic, partition, epoch, first_offset),
+        )
+
     def offsets(self, group: str) -> dict[tuple[str, int], PartitionMark]:
-        query = self._sql(
+        offsets = self._sql(
             "SELECT topic, partition, next_offset, epoch FROM {}.consumer_offsets "
             "WHERE group_id = %s"
         )
-        rows = self.connection.run(
-            lambda db: db.execute(query, (group,)).fetchall(), idempotent=True
+        epochs = self._sql(
+            "SELECT topic, partition, epoch FROM {}.consumer_epochs WHERE group_id = %s"
         )
-        return {(topic, part): PartitionMark(offset, epoch) for topic, part, offset, epoch in rows}
+
+        def read(db: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
+            return (db.execute(offsets, (group,)).fetchall(),
+                    db.execute(epochs, (group,)).fetchall())
+
+        rows, met = self.connection.run(read, idempotent=True)
+        return marks_with_epochs(rows, met)
 
     def lost(self, exc: BaseException) -> bool:
         return connection_lost(exc, self.connection.current())

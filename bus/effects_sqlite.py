@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from uuid import UUID
 
-from bus.effects import CONSUMER_BOOKKEEPING, EffectStore, PartitionMark
+from bus.effects import CONSUMER_BOOKKEEPING, EffectStore, PartitionMark, marks_with_epochs
 from schemas.sql import migrate_sqlite
 
 __all__ = ["SQLiteEffectStore"]
@@ -71,6 +71,15 @@ class SQLiteEffectStore(EffectStore):
             (group, topic, partition, mark.next_offset, mark.epoch),
         )
 
+    def remember_epoch(
+        self, tx: sqlite3.Connection, group: str, topic: str, partition: int, epoch: str,
+        first_offset: int,
+    ) -> None:
+        tx.execute(
+            "INSERT OR IGNORE INTO consumer_epochs VALUES (?, ?, ?, ?, ?)",
+            (group, topic, partition, epoch, first_offset),
+        )
+
     def offsets(self, group: str) -> dict[tuple[str, int], PartitionMark]:
         with self._lock:
             rows = self.db.execute(
@@ -78,7 +87,11 @@ class SQLiteEffectStore(EffectStore):
                 "WHERE group_id = ?",
                 (group,),
             ).fetchall()
-        return {(topic, part): PartitionMark(offset, epoch) for topic, part, offset, epoch in rows}
+            met = self.db.execute(
+                "SELECT topic, partition, epoch FROM consumer_epochs WHERE group_id = ?",
+                (group,),
+            ).fetchall()
+        return marks_with_epochs(rows, met)
 
     def close(self) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ dedup and offsets are per consumer group."""
 
 from __future__ import annotations
 
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +15,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bus.effects import EffectStore, PartitionMark
+from bus.effects import CONSUMER_BOOKKEEPING, EffectStore, PartitionMark
 from bus.effects_postgres import PostgresEffectStore
 from bus.effects_sqlite import SQLiteEffectStore
 from nervenbahn.config import StoreConfig
+from schemas.sql import Component, migrate_postgres, migrate_sqlite
 
 
 class _Boom(Exception):
@@ -104,6 +106,44 @@ class EffectStoreContract(ABC):
         assert effects_store.offsets("statistics") == {}
 
 
+    def test_the_epochs_met_in_a_partition_are_remembered_per_group(
+        self, effects_store: EffectStore
+    ) -> None:
+        with effects_store.transaction() as tx:
+            effects_store.remember_epoch(tx, "payments", "t", 0, "e1", 0)
+            effects_store.remember_epoch(tx, "payments", "t", 0, "e2", 5)
+            effects_store.remember_epoch(tx, "payments", "t", 0, "e1", 9)  # known: kept as is
+            effects_store.advance(tx, "payments", "t", 0, PartitionMark(7, "e2"))
+        reopened = self.open()
+        try:
+            mark = reopened.offsets("payments")[("t", 0)]
+        finally:
+            reopened.close()
+        assert mark == PartitionMark(7, "e2", frozenset({"e1", "e2"}))
+        assert mark.knows("e1") and not mark.knows("e3")
+        assert effects_store.offsets("statistics") == {}
+
+    def test_a_mark_kept_before_epochs_were_remembered_knows_its_epoch(self) -> None:
+        self.write_version_1_mark("payments", "t", 3, 42, "old-epoch")
+        store = self.open()
+        try:
+            assert store.offsets("payments") == {
+                ("t", 3): PartitionMark(42, "old-epoch", frozenset({"old-epoch"}))
+            }
+        finally:
+            store.close()
+
+    @abstractmethod
+    def write_version_1_mark(
+        self, group: str, topic: str, partition: int, offset: int, epoch: str
+    ) -> None:
+        """A mark in the bookkeeping tables as release 1 of them kept it (no epochs table)."""
+
+
+VERSION_1 = Component(CONSUMER_BOOKKEEPING.name, CONSUMER_BOOKKEEPING.migrations[:1])
+"""The consumer bookkeeping as it was before epochs were remembered."""
+
+
 class TestSQLiteEffects(EffectStoreContract):
     @pytest.fixture(autouse=True)
     def _path(self, tmp_path: Path) -> None:
@@ -120,6 +160,18 @@ class TestSQLiteEffects(EffectStoreContract):
     def effects(self, store: EffectStore) -> list[str]:
         assert isinstance(store, SQLiteEffectStore)
         return [v for (v,) in store.db.execute("SELECT v FROM effects ORDER BY n")]
+
+    def write_version_1_mark(
+        self, group: str, topic: str, partition: int, offset: int, epoch: str
+    ) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            migrate_sqlite(db, VERSION_1)
+            db.execute("INSERT INTO consumer_offsets VALUES (?, ?, ?, ?, ?)",
+                       (group, topic, partition, offset, epoch))
+        finally:
+            db.close()
 
 
 @pytest.mark.postgres
@@ -147,6 +199,19 @@ class TestPostgresEffects(EffectStoreContract):
         rows = store.connection.connection().execute(
             sql.SQL("SELECT v FROM {} ORDER BY n").format(self.table))
         return [v for (v,) in rows]
+
+    def write_version_1_mark(
+        self, group: str, topic: str, partition: int, offset: int, epoch: str
+    ) -> None:
+        schema = self.store.schema_name
+        with psycopg.connect(self.store.conninfo(), autocommit=True) as db:
+            migrate_postgres(db, schema, VERSION_1)
+            db.execute(
+                sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s, %s)").format(
+                    sql.Identifier(schema, "consumer_offsets")
+                ),
+                (group, topic, partition, offset, epoch),
+            )
 
 
 del EffectStoreContract
