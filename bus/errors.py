@@ -19,6 +19,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "IncompatibleSchemaError",
+    "LeaseLostError",
     "RegistryError",
     "RelayStoppedError",
     "SchemaError",
@@ -90,4 +91,18 @@ class RelayStoppedError(BusError):
         super().__init__(
             f"relay {relay} stopped at store position {position}: {reason}; nothing after it "
             "was published (fix the schema or the event's data, then run the relay again)"
+        )
+
+
+class LeaseLostError(BusError):
+    """This relay no longer holds its lease (another instance took it over, or it ran out):
+    its position was not moved, and it publishes nothing more until it holds the lease again."""
+
+    def __init__(self, relay: str, holder: str, token: int) -> None:
+        self.relay = relay
+        self.holder = holder
+        self.token = token
+        super().__init__(
+            f"relay {relay}: the lease of {holder} (fencing token {token}) is no longer held; "
+            "the position was not saved (another instance is active, or the lease ran out)"
         )

@@ -5,7 +5,15 @@ acknowledged; `published` counts the messages it has published since it last sta
 the beginning, so that a broker that comes back empty can be noticed; `epoch` names that
 start, and travels in every message's headers, so that consumers notice it too.
 
-This module is the port (`RelayPositionStore`) and the table (`RELAY_POSITIONS`); each backend
+Beside the positions, the same database holds each relay's **lease** (`relay_leases`): at most
+one instance of a relay publishes at a time. An instance acquires the lease (holder id,
+fencing token raised at every acquisition, expiry by the database's clock) before it publishes,
+renews it while it runs and releases it when it stops; another instance waits as a hot standby
+and acquires it once it is released or has run out. A position saved with a lease is saved only
+if that lease (holder and token) is still held and unexpired, checked in the same transaction
+(`LeaseLostError` otherwise): a relay that lost its lease cannot move the position.
+
+This module is the port (`RelayPositionStore`) and the tables (`RELAY_POSITIONS`); each backend
 is a module of its own: `bus.positions_sqlite`, `bus.positions_postgres`.
 """
 
@@ -19,6 +27,7 @@ from schemas.sql import Component, Migration
 
 __all__ = [
     "RELAY_POSITIONS",
+    "Lease",
     "RelayPosition",
     "RelayPositionStore",
     "new_epoch",
@@ -41,11 +50,26 @@ RELAY_POSITIONS = Component(
                 "position bigint NOT NULL, published bigint NOT NULL, epoch text NOT NULL, "
                 "updated_at timestamptz NOT NULL DEFAULT now())"
             ],
-        )
+        ),
+        Migration(
+            2,
+            "a lease per relay: at most one active instance, fenced by a token",
+            sqlite=[
+                "CREATE TABLE IF NOT EXISTS relay_leases (relay TEXT PRIMARY KEY, "
+                "holder TEXT NOT NULL, token INTEGER NOT NULL, expires_at REAL NOT NULL, "
+                "acquired_at REAL NOT NULL)"
+            ],
+            postgres=[
+                "CREATE TABLE IF NOT EXISTS {schema}.relay_leases (relay text PRIMARY KEY, "
+                "holder text NOT NULL, token bigint NOT NULL, expires_at timestamptz NOT NULL, "
+                "acquired_at timestamptz NOT NULL DEFAULT now())"
+            ],
+        ),
     ],
     tables=["relay_positions"],
 )
-"""The relays' positions, in the event store's database."""
+"""The relays' positions and leases, in the event store's database (SQLite: `expires_at` in
+seconds since 1970 by SQLite's clock; PostgreSQL: by the server's clock)."""
 
 
 def new_epoch() -> str:
@@ -62,16 +86,45 @@ class RelayPosition:
     epoch: str = ""
 
 
+@dataclass(frozen=True)
+class Lease:
+    """A relay's lease as one instance holds it: who (`holder`) and which acquisition (`token`,
+    raised at each one)."""
+
+    relay: str
+    holder: str
+    token: int
+
+
 class RelayPositionStore(ABC):
-    """Port: the durable position of each relay."""
+    """Port: the durable position of each relay, and the lease that lets one instance move it."""
 
     @abstractmethod
     def load(self, relay: str) -> RelayPosition:
         """The relay's position (zero if it never ran)."""
 
     @abstractmethod
-    def save(self, relay: str, position: RelayPosition) -> None:
-        """Record the relay's position durably (committed when this returns)."""
+    def save(self, relay: str, position: RelayPosition, lease: Lease | None = None) -> None:
+        """Record the relay's position durably (committed when this returns); with a `lease`,
+        only if it is still held unexpired, checked in the same transaction (else
+        `LeaseLostError`, nothing saved)."""
+
+    @abstractmethod
+    def acquire(self, relay: str, holder: str, seconds: float) -> Lease | None:
+        """The relay's lease for `seconds`, if nobody else holds it unexpired (a new token),
+        or `holder` already does (its token); None while another instance holds it."""
+
+    @abstractmethod
+    def renew(self, lease: Lease, seconds: float) -> bool:
+        """Extend a held, unexpired lease to `seconds` from now; False if it was lost."""
+
+    @abstractmethod
+    def release(self, lease: Lease) -> None:
+        """Let the lease go now (if still held), so a standby takes over without waiting."""
+
+    @abstractmethod
+    def holder(self, relay: str) -> Lease | None:
+        """Who holds the relay's lease unexpired now (None: nobody)."""
 
     @abstractmethod
     def close(self) -> None:

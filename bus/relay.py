@@ -11,12 +11,37 @@ fewer messages than it published and republishes from the store, the source of t
 What it publishes for an event is its `encoder`'s business (by default the event itself on the
 case-events topic, `case_event_encoder`); the reporting relay, a second instance with a
 position of its own, publishes a pseudonymised fact per event to the reporting topic.
+
+**One active instance per relay name.** Two relays on one store (two `serve`, or `relay run`
+twice) used to publish the same events side by side: 46–76 % duplicates, versions going
+backwards in the raw stream, and two epochs stamped into every partition. Now an instance
+publishes only while it holds the relay's lease in the store's database (`bus.positions`):
+it acquires it before its first batch, renews it every `renew_seconds` (the lease runs for
+`lease_seconds`, NERVENBAHN_RELAY_LEASE_SECONDS / NERVENBAHN_RELAY_RENEW_SECONDS), and releases
+it on a clean stop. Another instance waits as a hot standby: it logs once that it is standby,
+tries the lease again every `min(renew_seconds, 1)` s (a wait on the stop event) and takes over
+once the lease is released, or has run out after a crash: within `lease_seconds` + 1 s.
+Fencing: the position is saved only if this instance's lease (holder and token) is still held
+and unexpired, checked in the same transaction as the write; an instance that finds its lease
+lost publishes no further batch and goes back to standby. It also stops sending within a
+batch once its own (monotonic) view of the lease's expiry has passed.
+
+What remains possible: an instance paused (GC, SIGSTOP, a slow disk) between its lease check
+and its sends can, after the standby has taken over, publish at most the one batch it had
+begun — the same events with the same event ids the new holder publishes too. Its position
+save then fails, so it never moves the position. Consumers drop such duplicates by content
+(case, version). The epoch belongs to the position: an instance that finds a position without
+one (never ran) stamps it with the lease held, before anything is published, and a takeover
+publishes in the epoch it finds; only a broker that came back empty starts a new epoch.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +52,10 @@ from kafka.errors import KafkaError
 
 from bus.codec import EventCodec
 from bus.envelope import PRODUCER_NAME, EncodedEvent, event_id, message_headers
-from bus.errors import EncodeError, RelayStoppedError, SchemaError
+from bus.errors import EncodeError, LeaseLostError, RelayStoppedError, SchemaError
 from bus.kafka_errors import translate_kafka_error
 from bus.kafka_settings import KafkaSettings
-from bus.positions import RelayPosition, RelayPositionStore, new_epoch
+from bus.positions import Lease, RelayPosition, RelayPositionStore, new_epoch
 from bus.topics import TopicSpec, ensure_topics, topic_message_counts
 from domain.application.ports import NotificationLog
 
@@ -74,11 +99,20 @@ def case_event_encoder(codec: EventCodec) -> Encoder:
 
 @dataclass(frozen=True)
 class RelayStatus:
-    """How far the relay is behind the store."""
+    """How far the relay is behind the store, and whether this instance is the active one
+    (it holds the lease) or a standby."""
 
     position: int
     head: int
     published: int
+    active: bool = False
+    holder: str | None = None
+    """Who holds the lease now (None: nobody; the position is then not moving)."""
+
+    @property
+    def role(self) -> str:
+        """`active` or `standby` (this instance)."""
+        return "active" if self.active else "standby"
 
     @property
     def lag(self) -> int:
@@ -106,8 +140,13 @@ class Relay:
         name: str = "case-events",
         batch_size: int = 500,
         broker_check_seconds: float = 5.0,
+        lease_seconds: float = 15.0,
+        renew_seconds: float = 5.0,
+        holder: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not 0 < renew_seconds < lease_seconds:
+            raise ValueError("a relay renews its lease more often than it runs out")
         if encoder is None:
             if codec is None:
                 raise ValueError("a relay needs a codec or an encoder")
@@ -123,20 +162,39 @@ class Relay:
         self._monotonic = monotonic
         self._producer: KafkaProducer | None = None
         self._last_broker_check = float("-inf")
+        self._lease_seconds = lease_seconds
+        self._renew_seconds = renew_seconds
+        self.holder_id = holder or _holder_id()
+        self._lease: Lease | None = None
+        self._renew_at = float("-inf")
+        self._lease_until = float("-inf")  # by this process's clock, with a margin
+        self._said_standby = False
 
     # --- public ----------------------------------------------------------------------------
 
     def status(self) -> RelayStatus:
-        """Position, head of the store and lag."""
+        """Position, head of the store and lag; whether this instance is active or standby."""
         position = self._positions.load(self.name)
         head = self._service.max_position()
-        return RelayStatus(position.position, head, position.published)
+        holder = self._positions.holder(self.name)
+        return RelayStatus(
+            position.position, head, position.published, active=self.active,
+            holder=holder.holder if holder else None,
+        )
+
+    @property
+    def active(self) -> bool:
+        """This instance holds the lease (as far as it last knew)."""
+        return self._lease is not None
 
     def publish_next(self) -> int:
-        """Publish the next batch of recorded events; the number of events (0 when caught up)."""
+        """Publish the next batch of recorded events; the number of events (0 when caught up,
+        or when another instance holds the lease: this one is standby)."""
+        if not self.hold_lease():
+            return 0
+        lease = self._lease
+        assert lease is not None
         state = self._positions.load(self.name)
-        if not state.epoch:
-            state = RelayPosition(state.position, state.published, new_epoch())
         notifications = self._service.notifications(gt=state.position, limit=self._batch_size)
         if not notifications:
             return 0
@@ -146,6 +204,8 @@ class Relay:
         stopped: RelayStoppedError | None = None
         try:
             for n in notifications:
+                if self._monotonic() >= self._lease_until:
+                    break  # the lease may have run out: send no more, save what was sent
                 try:
                     event = self._service.decode(n)
                     futures += self._send(producer, event, state.epoch)
@@ -162,16 +222,47 @@ class Relay:
             raise translate_kafka_error(exc) from exc
         if sent:
             # `published` counts messages: it is compared with what the topic holds.
-            self._positions.save(
-                self.name,
-                RelayPosition(sent[-1].id, state.published + len(futures), state.epoch),
-            )
+            saved = RelayPosition(sent[-1].id, state.published + len(futures), state.epoch)
+            if not self._save(saved, lease):
+                return 0
         if stopped is not None:
             raise stopped
         return len(sent)
 
+    def hold_lease(self) -> bool:
+        """Acquire or renew the lease as due; True while this instance holds it (active)."""
+        now = self._monotonic()
+        if self._lease is not None and now < self._renew_at:
+            return True
+        if self._lease is not None:
+            if self._positions.renew(self._lease, self._lease_seconds):
+                self._leased_at(now)
+                return True
+            self._lost(self._lease)
+        lease = self._positions.acquire(self.name, self.holder_id, self._lease_seconds)
+        if lease is None:
+            if not self._said_standby:
+                holder = self._positions.holder(self.name)
+                log.info("standby: another instance holds the lease", relay=self.name,
+                         holder=holder.holder if holder else None, me=self.holder_id)
+                self._said_standby = True
+            return False
+        return self._took(lease, now)
+
+    def release_lease(self) -> None:
+        """Let the lease go (a clean stop), so that a standby takes over at once."""
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            try:
+                self._positions.release(lease)
+            except Exception as exc:  # it then runs out by itself
+                log.warning("lease not released", relay=self.name, error=str(exc))
+
     def ensure_broker_has_history(self) -> bool:
-        """Republish from the start if the broker holds fewer messages than were published."""
+        """Republish from the start if the broker holds fewer messages than were published
+        (a new epoch). Only the active instance does (LeaseLostError otherwise)."""
+        if not self.hold_lease():
+            raise LeaseLostError(self.name, self.holder_id, 0)
         state = self._positions.load(self.name)
         ensure_topics(self._settings, [self._topic])
         held = self._end_offset_total()
@@ -184,16 +275,22 @@ class Relay:
             published=state.published,
             relay=self.name,
         )
-        self._positions.save(self.name, RelayPosition(0, 0, new_epoch()))
-        return True
+        assert self._lease is not None  # held: hold_lease() said so above
+        return self._save(RelayPosition(0, 0, new_epoch()), self._lease)
 
     def run(
         self, stop: threading.Event, *, until_caught_up: bool = False, idle_seconds: float = 0.2
     ) -> RelayStatus:
-        """Publish until `stop` is set (or, with `until_caught_up`, until nothing is left)."""
+        """Publish until `stop` is set (or, with `until_caught_up`, until nothing is left),
+        while this instance holds the lease; as a standby, wait for it."""
         backoff = 0.2
         while not stop.is_set():
             try:
+                if not self.hold_lease():
+                    if until_caught_up and self.status().lag == 0:
+                        break  # the active instance has published everything
+                    stop.wait(min(self._renew_seconds, 1.0))
+                    continue
                 self._check_broker_now_and_then()
                 published = self.publish_next()
                 backoff = 0.2
@@ -216,15 +313,18 @@ class Relay:
                     position=status.position,
                     lag=status.lag,
                 )
-            elif until_caught_up:
+            elif until_caught_up and self.active:
                 break
-            else:
+            elif self.active:
                 stop.wait(idle_seconds)
         return self.status()
 
     def close(self) -> None:
-        """Flush and close the producer."""
-        self._drop_producer(flush=True)
+        """Flush and close the producer, then release the lease."""
+        try:
+            self._drop_producer(flush=True)
+        finally:
+            self.release_lease()
 
     def __enter__(self) -> Relay:
         return self
@@ -245,6 +345,42 @@ class Relay:
             )
             for key, value, headers, *stamp in self._encode(event)
         ]
+
+    def _took(self, lease: Lease, now: float) -> bool:
+        """The lease is ours: stamp an epoch on a position that has none (before anything is
+        published in it), and check the broker before the first batch. False if the lease
+        was lost meanwhile."""
+        self._lease = lease
+        self._leased_at(now)
+        self._said_standby = False
+        self._last_broker_check = float("-inf")
+        state = self._positions.load(self.name)
+        if not state.epoch and not self._save(
+            RelayPosition(state.position, state.published, new_epoch()), lease
+        ):
+            return False
+        log.info("active: lease acquired", relay=self.name, holder=self.holder_id,
+                 token=lease.token)
+        return True
+
+    def _leased_at(self, now: float) -> None:
+        self._renew_at = now + self._renew_seconds
+        self._lease_until = now + self._lease_seconds - min(1.0, self._lease_seconds / 10)
+
+    def _lost(self, lease: Lease) -> None:
+        self._lease = None
+        self._lease_until = float("-inf")
+        log.warning("lease lost: publishing stopped, standby", relay=self.name,
+                    holder=lease.holder, token=lease.token)
+
+    def _save(self, position: RelayPosition, lease: Lease) -> bool:
+        """Save the position under the lease; False (and standby) if the lease was lost."""
+        try:
+            self._positions.save(self.name, position, lease)
+        except LeaseLostError:
+            self._lost(lease)
+            return False
+        return True
 
     def _check_broker_now_and_then(self) -> None:
         now = self._monotonic()
@@ -272,6 +408,11 @@ class Relay:
 
     def _settings_timeout(self) -> float:
         return 30.0
+
+
+def _holder_id() -> str:
+    """Who this instance is, for the lease and the logs: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _headers(event: Any, encoded: EncodedEvent) -> list[tuple[str, bytes]]:

@@ -64,6 +64,7 @@ __all__ = [
     "KeySettings",
     "LogSettings",
     "RegistrySettings",
+    "RelaySettings",
     "ServeSettings",
     "Settings",
     "StoreConfig",
@@ -267,6 +268,9 @@ class Environment(BaseSettings):
     kafka_max_poll_interval_ms: str | None = None
     # registry
     schema_registry: str | None = None
+    # relay
+    relay_lease_seconds: str | None = None
+    relay_renew_seconds: str | None = None
     # api
     api_keys: str | None = None
     access_log: str | None = None
@@ -388,6 +392,20 @@ class RegistrySettings(BaseModel):
     """NERVENBAHN_SCHEMA_REGISTRY; None: the embedded registry in the store's database."""
 
 
+class RelaySettings(BaseModel):
+    """The relays' lease: one active instance per relay name, the others hot standbys
+    (`bus.relay`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lease_seconds: float = 15.0
+    """NERVENBAHN_RELAY_LEASE_SECONDS: how long a relay's lease runs unless renewed; a
+    standby takes over at most this long (plus a second) after the active instance died."""
+    renew_seconds: float = 5.0
+    """NERVENBAHN_RELAY_RENEW_SECONDS: how often the active instance renews it (default a
+    third of the lease, at most 5 s; less than the lease)."""
+
+
 class ApiSettings(BaseModel):
     """The API's own files: the API-key registry and the access log, and how long the access
     log keeps its entries (NERVENBAHN_API_KEYS, NERVENBAHN_ACCESS_LOG,
@@ -480,6 +498,7 @@ class Settings(BaseModel):
     keys: KeySettings
     kafka: KafkaSettings
     registry: RegistrySettings = RegistrySettings()
+    relay: RelaySettings = RelaySettings()
     api: ApiSettings
     audit: AuditSettings = AuditSettings()
     serve: ServeSettings = ServeSettings()
@@ -601,6 +620,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         kafka=_kafka(variables),
         registry=RegistrySettings(url=variables.schema_registry or None),
+        relay=_relay(variables),
         api=_api(variables, store),
         audit=AuditSettings(
             signing_key=_checked_key(variables.audit_signing_key, origins,
@@ -674,6 +694,20 @@ def _checkpoint_interval(value: str | None) -> float:
             f"NERVENBAHN_AUDIT_CHECKPOINT_SECONDS: {text!r} is not a positive number of seconds"
         )
     return seconds
+
+
+def _relay(variables: Environment) -> RelaySettings:
+    """The relay lease's duration and renewal interval (renewed more often than it runs out)."""
+    lease = _positive_seconds("NERVENBAHN_RELAY_LEASE_SECONDS", variables.relay_lease_seconds,
+                              15.0)
+    renew = _positive_seconds("NERVENBAHN_RELAY_RENEW_SECONDS", variables.relay_renew_seconds,
+                              min(lease / 3, 5.0))
+    if renew >= lease:
+        raise ConfigError(
+            f"NERVENBAHN_RELAY_RENEW_SECONDS: {renew:g} s is not less than the lease "
+            f"(NERVENBAHN_RELAY_LEASE_SECONDS, {lease:g} s): the lease would run out first"
+        )
+    return RelaySettings(lease_seconds=lease, renew_seconds=renew)
 
 
 def _serve(variables: Environment) -> ServeSettings:

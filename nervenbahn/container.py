@@ -345,7 +345,7 @@ class Container:
         encoder = spec.encoder(self, lambda: self.codec(name))
         positions = _open_positions(self.settings.store)
         self._closers.append(positions.close)
-        return Relay(
+        relay = Relay(
             service=spec.source(self),
             encoder=encoder,
             positions=positions,
@@ -354,7 +354,11 @@ class Container:
             name=spec.relay,
             batch_size=batch_size,
             broker_check_seconds=broker_check_seconds,
+            lease_seconds=self.settings.relay.lease_seconds,
+            renew_seconds=self.settings.relay.renew_seconds,
         )
+        self._closers.append(relay.release_lease)  # before its positions close (reversed)
+        return relay
 
     def consumer(
         self, name: str, group_id: str, handler: Handler, store: EffectStore, **options: Any

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from bus.kafka_errors import KafkaConfigError
-from nervenbahn.config import ConfigError, Environment, KeyMissingError, Settings, load_settings
+from nervenbahn.config import (
+    ConfigError,
+    Environment,
+    KeyMissingError,
+    RelaySettings,
+    Settings,
+    load_settings,
+)
 from nervenbahn.keyfiles import create_keys, store_key_folder
 
 pytestmark = pytest.mark.keys_not_created
@@ -179,6 +186,10 @@ BAD_VALUES = [
     ({"NERVENBAHN_AUDIT_CHECKPOINT_SECONDS": "-1"}, "NERVENBAHN_AUDIT_CHECKPOINT_SECONDS: "),
     ({"NERVENBAHN_ACCESS_LOG_RETENTION_DAYS": "30"}, "NERVENBAHN_ACCESS_LOG_RETENTION_DAYS: "),
     ({"NERVENBAHN_READY_MAX_LAG": "0"}, "NERVENBAHN_READY_MAX_LAG: '0' is not a whole number"),
+    ({"NERVENBAHN_RELAY_LEASE_SECONDS": "soon"}, "NERVENBAHN_RELAY_LEASE_SECONDS: 'soon' is not"),
+    ({"NERVENBAHN_RELAY_RENEW_SECONDS": "-2"}, "NERVENBAHN_RELAY_RENEW_SECONDS: '-2' is not"),
+    ({"NERVENBAHN_RELAY_LEASE_SECONDS": "4", "NERVENBAHN_RELAY_RENEW_SECONDS": "4"},
+     "NERVENBAHN_RELAY_RENEW_SECONDS: 4 s is not less than the lease"),
     ({"NERVENBAHN_PROJECTIONS_STORE": "sqlite:///x.db"}, "NERVENBAHN_PROJECTIONS_STORE: use"),
     ({"NERVENBAHN_REPORTING_KEY": "short"}, "NERVENBAHN_REPORTING_KEY: the reporting key"),
     ({"NERVENBAHN_KAFKA_PARTITIONS": "four"}, "NERVENBAHN_KAFKA_PARTITIONS: 'four' is not"),
@@ -256,6 +267,15 @@ def test_the_sections_hold_the_variables() -> None:
     assert settings.logging.level == "debug" and settings.log_level == "debug"
     assert settings.cli.actor == "me:administrator:so-canton"
     assert settings.kafka.topic_prefix == "acme"
+
+
+def test_the_relay_lease_is_renewed_a_third_of_its_time_unless_set() -> None:
+    assert load_settings({}).relay == RelaySettings(lease_seconds=15.0, renew_seconds=5.0)
+    short = load_settings({"NERVENBAHN_RELAY_LEASE_SECONDS": "3"}).relay
+    assert (short.lease_seconds, short.renew_seconds) == (3.0, 1.0)
+    both = load_settings({"NERVENBAHN_RELAY_LEASE_SECONDS": "60",
+                          "NERVENBAHN_RELAY_RENEW_SECONDS": "0.5"}).relay
+    assert (both.lease_seconds, both.renew_seconds) == (60.0, 0.5)
 
 
 # --- docs/configuration.md ----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The relay-position port's contract, on every backend: the position a relay saved is the one
 it loads, per relay, across a reopened store, with epochs kept and updates in place. (The
-PostgreSQL store had no test of its own before.)"""
+PostgreSQL store had no test of its own before.) And the lease: one holder at a time, a new
+fencing token at each acquisition, and a position saved under a lost lease is refused."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from bus.positions import RelayPosition, RelayPositionStore, new_epoch
+from bus.errors import LeaseLostError
+from bus.positions import Lease, RelayPosition, RelayPositionStore, new_epoch
 from bus.positions_postgres import PostgresPositionStore
 from bus.positions_sqlite import SQLitePositionStore
 from nervenbahn.config import StoreConfig
+from tests.bus.waiting import wait_until
 
 
 class PositionStoreContract(ABC):
@@ -73,6 +76,71 @@ class PositionStoreContract(ABC):
         assert [positions.load(f"r{i}") for i in range(4)] == [
             RelayPosition(50, 50, f"r{i}") for i in range(4)
         ]
+
+    # --- the lease ---------------------------------------------------------------------------
+
+    def test_only_one_instance_holds_a_relays_lease(self, positions: RelayPositionStore) -> None:
+        first = positions.acquire("case-events", "a", 30)
+        assert first == Lease("case-events", "a", 1)
+        assert positions.acquire("case-events", "b", 30) is None
+        assert positions.acquire("reporting", "b", 30) == Lease("reporting", "b", 1)
+        assert positions.holder("case-events") == first
+        assert positions.acquire("case-events", "a", 30) == first  # the holder keeps its token
+
+    def test_a_released_lease_is_taken_over_with_a_new_token(
+        self, positions: RelayPositionStore
+    ) -> None:
+        first = positions.acquire("case-events", "a", 30)
+        assert first is not None
+        positions.release(first)
+        assert positions.holder("case-events") is None
+        assert positions.acquire("case-events", "b", 30) == Lease("case-events", "b", 2)
+        assert positions.renew(first, 30) is False
+
+    def test_an_expired_lease_is_taken_over_and_its_holder_cannot_renew_it(
+        self, positions: RelayPositionStore
+    ) -> None:
+        first = positions.acquire("case-events", "a", 0.2)
+        assert first is not None and positions.renew(first, 0.2)
+        taken = wait_until(lambda: positions.acquire("case-events", "b", 30), within=5)
+        assert taken == Lease("case-events", "b", 2)
+        assert positions.renew(first, 30) is False
+        assert positions.holder("case-events") == taken
+
+    def test_a_position_saved_under_a_lost_lease_is_refused(
+        self, positions: RelayPositionStore
+    ) -> None:
+        first = positions.acquire("case-events", "a", 30)
+        assert first is not None
+        positions.save("case-events", RelayPosition(10, 10, "e"), first)
+        positions.release(first)
+        second = positions.acquire("case-events", "b", 30)
+        assert second is not None
+        with pytest.raises(LeaseLostError, match="fencing token 1"):
+            positions.save("case-events", RelayPosition(20, 20, "e"), first)
+        assert positions.load("case-events") == RelayPosition(10, 10, "e")
+        positions.save("case-events", RelayPosition(15, 15, "e"), second)
+        assert positions.load("case-events") == RelayPosition(15, 15, "e")
+
+    def test_concurrent_acquisitions_make_exactly_one_holder(
+        self, positions: RelayPositionStore
+    ) -> None:
+        stores = [self.open() for _ in range(6)]
+        won: list[Lease | None] = [None] * len(stores)
+
+        def race(i: int) -> None:
+            won[i] = stores[i].acquire("case-events", f"h{i}", 30)
+
+        threads = [threading.Thread(target=race, args=(i,)) for i in range(len(stores))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        for store in stores:
+            store.close()
+        holders = [lease for lease in won if lease is not None]
+        assert len(holders) == 1 and holders[0].token == 1
+        assert positions.holder("case-events") == holders[0]
 
 
 class TestSQLitePositions(PositionStoreContract):
