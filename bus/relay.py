@@ -183,6 +183,11 @@ class Relay:
         )
 
     @property
+    def role(self) -> str:
+        """`active` or `standby` (this instance), without reading the store."""
+        return "active" if self.active else "standby"
+
+    @property
     def active(self) -> bool:
         """This instance holds the lease (as far as it last knew)."""
         return self._lease is not None

@@ -181,6 +181,15 @@ class Server:
                 lags[name] = f"lag unknown: {type(exc).__name__}: {exc}"
         return lags
 
+    def relay_roles(self) -> Mapping[str, str]:
+        """Each relay by name: `active` (this process holds its lease and publishes),
+        `standby` (another instance does; this one takes over if that one stops) or `not
+        started yet`. A standby is healthy: its lag is the active instance's."""
+        return {
+            name: "not started yet" if relay is None else relay.role
+            for name, relay in dict(self._relays).items()
+        }
+
     # --- workers ---------------------------------------------------------------------------
 
     def _spawn(self, name: str, target: Callable[..., object], *args: Any) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+
+from kafka import KafkaConsumer, TopicPartition
 
 from bus.consumer import Consumer, Received
 from bus.effects_sqlite import SQLiteEffectStore
@@ -20,16 +23,20 @@ from domain.application.cases import CaseService
 from domain.commands import parse_command
 from nervenbahn.config import Settings, load_settings
 from nervenbahn.container import Container, build_service, close_service
+from tests.bus.waiting import wait_until
 
 CASEWORKER = {"user_id": "cw-olten-01", "role": "caseworker", "organisation": "so-olten"}
 
 
-def store_settings(tmp_path: Path, master_key: str) -> Settings:
-    """A SQLite store of the test's own."""
+def store_settings(
+    tmp_path: Path, master_key: str, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """A SQLite store of the test's own (and any other variables in `environ`)."""
     return load_settings(
         {
             "NERVENBAHN_STORE": f"sqlite:///{tmp_path / 'store.db'}",
             "NERVENBAHN_MASTER_KEY": master_key,
+            **(environ or {}),
         }
     )
 
@@ -129,9 +136,12 @@ class Pipeline:
 
 
 @contextmanager
-def pipeline(tmp_path: Path, master_key: str, kafka: KafkaSettings) -> Iterator[Pipeline]:
-    """A store with its bus; topics created."""
-    settings = store_settings(tmp_path, master_key)
+def pipeline(
+    tmp_path: Path, master_key: str, kafka: KafkaSettings,
+    environ: Mapping[str, str] | None = None,
+) -> Iterator[Pipeline]:
+    """A store with its bus; topics created (settings: the store, and `environ`)."""
+    settings = store_settings(tmp_path, master_key, environ)
     service = build_service(settings)
     bus = Container(settings, kafka=kafka, service=service)
     ensure_topics(kafka, catalogue(kafka))
@@ -140,3 +150,29 @@ def pipeline(tmp_path: Path, master_key: str, kafka: KafkaSettings) -> Iterator[
     finally:
         bus.close()
         close_service(service)
+
+
+def topic_contents(kafka: KafkaSettings, topic: str) -> tuple[Counter[str], set[str]]:
+    """Every message on `topic`, read to its end: how often each event id occurs, and the
+    relay epochs stamped."""
+    reader = KafkaConsumer(**kafka.consumer_kwargs(None, "topic-contents"))
+    ids: Counter[str] = Counter()
+    epochs: set[str] = set()
+
+    def read() -> None:
+        for records in reader.poll(300).values():
+            for record in records:
+                headers = dict(record.headers or [])
+                ids[headers["event_id"].decode()] += 1
+                epochs.add(headers["relay_epoch"].decode())
+
+    try:
+        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic)]
+        reader.assign(partitions)
+        reader.seek_to_beginning(*partitions)
+        ends = reader.end_offsets(partitions)
+        wait_until(lambda: all(reader.position(tp) >= ends[tp] for tp in partitions),
+                   step=read, what=f"the end of {topic}")
+    finally:
+        reader.close()
+    return ids, epochs
