@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 import uvicorn
 
+from bus.consumer import Consumer
 from bus.kafka_errors import TopicError
 from bus.relay import Relay
 from bus.topics import dead_letter_topic, validate_group
@@ -65,6 +66,7 @@ class Server:
     _stop: threading.Event = field(default_factory=threading.Event)
     _supervisor: Supervisor | None = None
     _relays: dict[str, Relay | None] = field(default_factory=dict)
+    _consumers: dict[str, Consumer] = field(default_factory=dict)
     _uvicorn: uvicorn.Server | None = None
 
     @property
@@ -181,6 +183,11 @@ class Server:
                 lags[name] = f"lag unknown: {type(exc).__name__}: {exc}"
         return lags
 
+    def consumer_rewinds(self) -> Mapping[str, int]:
+        """Each projection's consumer by name: partitions it rewound for a new relay epoch
+        since it started (a handful after a broker came back empty; never growing for ever)."""
+        return {name: consumer.rewinds for name, consumer in dict(self._consumers).items()}
+
     def relay_roles(self) -> Mapping[str, str]:
         """Each relay by name: `active` (this process holds its lease and publishes),
         `standby` (another instance does; this one takes over if that one stops) or `not
@@ -260,6 +267,7 @@ class Server:
         store = self.container.projection_store(projection)
         try:
             with self.container.projection_consumer(projection, store) as consumer:
+                self._consumers[projection.name] = consumer
                 consumer.run(self._stop, poll_ms=200)
         finally:
             store.close()
