@@ -19,6 +19,9 @@ from tests.bus.pipeline import EffectCounter, Pipeline, open_supported_case, pip
 from tests.bus.waiting import wait_until
 
 KILLS = 20
+LEASE = {"NERVENBAHN_RELAY_LEASE_SECONDS": "0.6", "NERVENBAHN_RELAY_RENEW_SECONDS": "0.2"}
+"""A killed relay never releases its lease: the next one takes over once it runs out (a short
+lease, so that the next process, which lives 0.3–2 s, gets to publish)."""
 
 
 def relay_process(
@@ -33,6 +36,7 @@ def relay_process(
         "NERVENBAHN_KAFKA_PROFILE": kafka.profile,
         "NERVENBAHN_TOPIC_PREFIX": kafka.topic_prefix,
         "NERVENBAHN_LOG_FORMAT": "json",
+        **LEASE,
     }
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -48,7 +52,7 @@ def test_relay_killed_twenty_times_loses_nothing_and_duplicates_no_effect(
     tmp_path: Path, master_key: str, kafka_settings: KafkaSettings
 ) -> None:
     rng = random.Random(20261122)
-    with pipeline(tmp_path, master_key, kafka_settings) as line:
+    with pipeline(tmp_path, master_key, kafka_settings, LEASE) as line:
         stop_writing = threading.Event()
         written: list[int] = []
 
