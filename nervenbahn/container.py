@@ -58,7 +58,7 @@ from nervenbahn.incidents import IncidentStore, open_incident_store
 from nervenbahn.keystores import open_keystore
 from nervenbahn.paths import read_model_target, store_folder
 from nervenbahn.private import private_file, private_folder, warn_if_shared, write_private
-from nervenbahn.store_opening import CASE_TABLES, PAYMENT_TABLES, opened_in_turn
+from nervenbahn.store_opening import CASE_TABLES, PAYMENT_TABLES, opened_in_turn, sqlite_turn
 from projections import PROJECTIONS, Projection, open_projection_store, rebuild
 from projections.storage import ReadModelTarget, read_model_built
 from schemas.postgres import DatabaseUnavailableError
@@ -411,9 +411,10 @@ class Container:
         target = self.read_model(projection.name)
         if read_model_built(target, projection.tables[0]):
             return None
-        if isinstance(target, Path):
-            target.parent.mkdir(parents=True, exist_ok=True)
-        return rebuild(projection, self.service, target)
+        with _read_model_turn(target, projection.name):  # another `serve` may be building it
+            if read_model_built(target, projection.tables[0]):
+                return None
+            return rebuild(projection, self.service, target)
 
     def projection_store(self, projection: Projection) -> EffectStore:
         """The projection's consumer store (its tables and the consumer's bookkeeping); the
@@ -455,3 +456,18 @@ class Container:
             if self._service is not None and self._owns_service:
                 close_service(self._service)
                 self._service = None
+
+
+@contextmanager
+def _read_model_turn(target: ReadModelTarget, name: str) -> Iterator[None]:
+    """One process at a time builds the read model `name`: a `flock` beside its SQLite file
+    (`nervenbahn.store_opening.sqlite_turn`), or a session advisory lock in its PostgreSQL
+    schema, held until the build is done."""
+    if isinstance(target, Path):
+        with sqlite_turn(target):
+            yield
+        return
+    with target.connect() as db:
+        db.execute("SELECT pg_advisory_lock(hashtext(%s))",
+                   (f"nervenbahn read model {target.schema}.{name}",))
+        yield

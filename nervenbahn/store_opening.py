@@ -25,20 +25,31 @@ ever taken in one order: this one first, the runner's inside it.
 
 A component's version is bumped (a new `Migration` with no statements) when a release changes
 the tables its recorders create, so that stores opened by the older release are opened in turn
-once more. SQLite needs none of this: its recorders run under the database's write lock.
+once more.
+
+SQLite has no advisory locks: two processes opening a fresh SQLite store at once (two `serve`
+started together) met "database is locked" while the first made its tables and switched the
+file to WAL. They take turns on an exclusive `flock` of a lock file beside the database
+(`<store>.opening`, empty, 0600), held only while the service opens (`sqlite_turn`). The same
+turn guards building a missing read model (`nervenbahn.container.Container.ensure_read_model`):
+the second process finds it built and does not build it again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fcntl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 import psycopg
 
 from nervenbahn.config import StoreConfig
+from nervenbahn.private import private_file
 from schemas.sql import Component, Migration, migrate_postgres, recorded_versions_postgres
 
-__all__ = ["CASE_TABLES", "OPEN_LOCK", "PAYMENT_TABLES", "opened_in_turn"]
+__all__ = ["CASE_TABLES", "OPEN_LOCK", "PAYMENT_TABLES", "opened_in_turn", "sqlite_turn"]
 
 T = TypeVar("T")
 
@@ -67,7 +78,10 @@ def opened_in_turn(
     yet, under `OPEN_LOCK` with `create_tables` true, recording them afterwards; a store
     already opened takes no lock and is opened with `create_tables` false (no DDL)."""
     if store.kind != "postgres":
-        return open_service(True)
+        if store.sqlite_path is None:
+            return open_service(True)
+        with sqlite_turn(store.sqlite_path):
+            return open_service(True)
     schema = store.schema_name or "public"
     with psycopg.connect(store.conninfo(), autocommit=True) as db:
         recorded = recorded_versions_postgres(db, schema).get(tables.name, 0)
@@ -80,3 +94,17 @@ def opened_in_turn(
         service = open_service(True)
         migrate_postgres(db, schema, tables)
         return service
+
+
+@contextmanager
+def sqlite_turn(database: Path) -> Iterator[None]:
+    """Hold the exclusive turn of the SQLite file `database` (a `flock` of `<database>.opening`,
+    made empty and private if missing), waiting for another process that holds it."""
+    lock = database.with_name(database.name + ".opening")
+    private_file(lock)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -12,7 +12,6 @@ from tests.chaos.harness import READY_WITHIN_S, Figures, Installation, settle, w
 
 
 @pytest.mark.chaos
-@pytest.mark.xfail(strict=False, reason="needs fencing")
 def test_two_serves_on_one_store_publish_no_duplicate_and_read_models_equal_a_rebuild(
     installation: Installation, figures: Callable[[Figures], Figures]
 ) -> None:
