@@ -22,11 +22,13 @@ their behaviour against the installed eventsourcing (9.5.6).
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import ProgrammingError, StoredEvent
+from eventsourcing.persistence import OperationalError, ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import sql
@@ -46,6 +48,10 @@ from nervenbahn.audit.hashing import ChainHead, genesis
 __all__ = ["ChainedPostgresApplicationRecorder", "ChainedSQLiteApplicationRecorder"]
 
 # --- SQLite --------------------------------------------------------------------------------
+
+
+_OPENING_ATTEMPTS = 6
+"""How often a SQLite store's opening check is tried when another writer got in between."""
 
 
 class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
@@ -72,8 +78,18 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         """Create the tables, then register a new events table in `audit_chains` or refuse
         one with events the chain does not cover (`check_opening`)."""
         super().create_table()
-        with self.datastore.transaction(commit=True) as c:
-            self._check_opening(c)
+        # The check reads, then registers a new table: in WAL mode a writer that committed
+        # in between makes SQLite refuse the upgrade to a write at once ("database is
+        # locked", its busy timeout not applying). Read again in a new transaction.
+        for attempt in range(_OPENING_ATTEMPTS):
+            try:
+                with self.datastore.transaction(commit=True) as c:
+                    self._check_opening(c)
+                return
+            except (sqlite3.OperationalError, OperationalError) as exc:
+                if "database is locked" not in str(exc) or attempt == _OPENING_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)  # 0.05 … 0.8 s between the attempts
 
     def _check_opening(self, c: SQLiteCursor) -> None:
         # Every process opening the store comes here: it only reads, unless a table is new

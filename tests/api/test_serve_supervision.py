@@ -185,4 +185,5 @@ def test_serve_stops_with_exit_3_naming_a_worker_that_keeps_failing(tmp_path: Pa
     ]
     restarts = [json.loads(line) for line in result.stderr.splitlines()
                 if line.startswith("{") and '"worker restarting"' in line]
-    assert [(r["worker"], r["attempt"]) for r in restarts] == [("api", 2), ("api", 3)]
+    failed = [line for line in result.stderr.splitlines() if "worker failed" in line]
+    assert [(r["worker"], r["attempt"]) for r in restarts] == [("api", 2), ("api", 3)], failed
