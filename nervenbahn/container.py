@@ -383,7 +383,7 @@ class Container:
     ) -> Consumer:
         """The consumer that keeps `projection` up to date from its dataset."""
         return self.consumer(
-            projection.dataset, projection.group, projection.handle, store, **options
+            projection.dataset, projection.group, projection.consume, store, **options
         )
 
     def publish_checkpoints(self, db: AuditDatabase) -> list[int]:

@@ -17,6 +17,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self
 from uuid import UUID
@@ -29,10 +30,12 @@ from bus.envelope import event_id
 from domain.application.ports import NotificationLog
 from projections.errors import ProjectionError
 from projections.storage import (
+    READ_MODEL_PROGRESS,
     PostgresReadModels,
     PostgresReadModelStore,
     ReadModelTarget,
     SQLConnection,
+    record_progress,
 )
 from schemas.sql import Component, migrate_sqlite, placeholder
 
@@ -84,8 +87,20 @@ class Projection(ABC):
         """Apply one event through `tx` (events arrive in order per case)."""
 
     def handle(self, received: Any, tx: SQLConnection) -> None:
-        """The handler of the projection's consumer: by default, apply the decoded event."""
+        """Apply a decoded event from the bus: by default, apply the decoded event."""
         self.apply(received.event, tx)
+
+    def consume(self, received: Any, tx: SQLConnection) -> None:
+        """The handler of the projection's consumer: handle the event, and record in the same
+        transaction the read model's progress (`projections.storage.record_progress`)."""
+        self.handle(received, tx)
+        record_progress(tx, self.name, self.recorded_at(received.event), datetime.now(UTC))
+
+    def recorded_at(self, event: Any) -> datetime | None:
+        """When the event was recorded, as precisely as the read model may know it (its
+        freshness, `X-Read-Model-As-Of`): by default the case event's recorded time."""
+        moment = getattr(event, "timestamp", None)
+        return moment if isinstance(moment, datetime) else None
 
     def processed_id(self, event: Any) -> UUID | None:
         """The id under which the projection's dataset carries `event` (the consumer records and
@@ -101,9 +116,11 @@ def open_projection_store(projection: Projection, target: ReadModelTarget) -> Ef
     SQLite file, or the read models' PostgreSQL schema."""
     if isinstance(target, PostgresReadModels):
         store = PostgresReadModelStore(target)
+        store.migrate(READ_MODEL_PROGRESS)
         store.migrate(projection.migrations)
         return store
     sqlite_store = SQLiteEffectStore(target)
+    migrate_sqlite(sqlite_store.db, READ_MODEL_PROGRESS)
     migrate_sqlite(sqlite_store.db, projection.migrations)
     return sqlite_store
 
@@ -127,6 +144,7 @@ def rebuild(
     if isinstance(target, PostgresReadModels):
         store = PostgresReadModelStore(target)
         try:
+            store.migrate(READ_MODEL_PROGRESS)
             store.migrate(projection.migrations)
             with store.transaction() as tx:
                 store.forget(tx, projection)
@@ -158,17 +176,22 @@ def _refill(
     progress: Callable[[int, int], object],
 ) -> int:
     """Apply every event of the store's notification log, recording the id the projection's
-    dataset carries it under (`Projection.processed_id`)."""
+    dataset carries it under (`Projection.processed_id`), and the read model's progress."""
     total = source.max_position()
     position = done = 0
     while notifications := source.notifications(gt=position, limit=batch_size):
         with transaction() as tx:
+            latest: datetime | None = None
             for notification in notifications:
                 event = source.decode(notification)
                 projection.apply(event, tx)
                 processed = projection.processed_id(event)
                 if processed is not None:
                     store.mark(tx, projection.group, processed)
+                moment = projection.recorded_at(event)
+                if moment is not None and (latest is None or moment > latest):
+                    latest = moment
+            record_progress(tx, projection.name, latest, datetime.now(UTC))
         position = notifications[-1].id
         done += len(notifications)
         progress(done, max(total, done))

@@ -18,7 +18,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from itertools import groupby
 from typing import Any, ClassVar, NamedTuple, Self, get_args
 from uuid import UUID
@@ -28,7 +28,13 @@ from domain.commands import ClosureReason
 from domain.events import CaseHandedOver, CaseOpened
 from domain.reference import load_reference_data
 from projections.framework import Projection, ProjectionError, ProjectionSettings
-from projections.reporting_facts import NO_FACT_EVENTS, CaseFact, Pseudonymiser, case_fact
+from projections.reporting_facts import (
+    NO_FACT_EVENTS,
+    CaseFact,
+    Pseudonymiser,
+    case_fact,
+    recorded_day,
+)
 from projections.storage import SQLConnection
 from schemas.sql import Component, Migration, placeholder
 
@@ -118,6 +124,14 @@ class ReportingProjection(Projection):
                 "set NERVENBAHN_REPORTING_KEY (the same as the reporting relay's)"
             )
         return self._pseudonyms
+
+    def recorded_at(self, event: Any) -> datetime | None:
+        """A fact's recorded day (a case event of the rebuild: its recorded time coarsened to
+        the day, as its fact): the reporting read model knows no more precise time."""
+        if isinstance(event, CaseFact):
+            return event.recorded_at
+        moment = super().recorded_at(event)
+        return recorded_day(moment) if moment is not None else None
 
     def handle(self, received: Received, tx: SQLConnection) -> None:
         """Incremental path: the handler of a consumer of the reporting topic (a CaseFact)."""

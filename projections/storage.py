@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -30,21 +31,56 @@ from psycopg import sql
 
 from bus.effects_postgres import PostgresEffectStore
 from projections.errors import ReadModelUnreadableError
-from schemas.sql import Component, migrate_postgres
+from schemas.sql import Component, Migration, migrate_postgres, placeholder
 
 if TYPE_CHECKING:
     from projections.framework import Projection
 
 __all__ = [
+    "READ_MODEL_PROGRESS",
     "PostgresReadModelStore",
     "PostgresReadModels",
+    "ReadModelProgress",
     "ReadModelTarget",
     "Rows",
     "SQLConnection",
     "open_read_model",
     "read_model_built",
     "read_model_connection",
+    "read_progress",
+    "record_progress",
 ]
+
+READ_MODEL_PROGRESS = Component(
+    "read_model_progress",
+    [
+        Migration(
+            1,
+            "each read model's freshness: the recorded time of the newest event it applied "
+            "(X-Read-Model-As-Of) and when it last applied one (stalled consumers)",
+            sqlite=[
+                "CREATE TABLE IF NOT EXISTS read_model_progress (projection TEXT PRIMARY KEY, "
+                "as_of TEXT, applied_at TEXT NOT NULL)",
+            ],
+            postgres=[
+                "CREATE TABLE IF NOT EXISTS {schema}.read_model_progress (projection text "
+                "PRIMARY KEY, as_of text, applied_at text NOT NULL)",
+            ],
+        )
+    ],
+    tables=["read_model_progress"],
+)
+"""One row per read model, beside its tables (its SQLite file, or the read models' schema),
+written in the transaction that applies its events. Times are UTC text of fixed width
+(`_TIME_FORMAT`), so that both backends compare them as text."""
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_RECORD_PROGRESS = (
+    "INSERT INTO read_model_progress (projection, as_of, applied_at) VALUES ({p}, {p}, {p}) "
+    "ON CONFLICT (projection) DO UPDATE SET as_of = CASE WHEN read_model_progress.as_of IS "
+    "NULL OR excluded.as_of > read_model_progress.as_of THEN excluded.as_of ELSE "
+    "read_model_progress.as_of END, applied_at = excluded.applied_at"
+)
 
 
 class Rows(Protocol):
@@ -109,6 +145,51 @@ class PostgresReadModelStore(PostgresEffectStore):
             tx.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
         for table in ("processed_events", "consumer_offsets"):
             tx.execute(f"DELETE FROM {table} WHERE group_id = %s", (projection.group,))  # noqa: S608
+        tx.execute("DELETE FROM read_model_progress WHERE projection = %s", (projection.name,))
+
+
+@dataclass(frozen=True)
+class ReadModelProgress:
+    """How fresh a read model is: the recorded time of the newest event it applied (None if
+    its events carry none) and when it last applied an event (UTC)."""
+
+    as_of: datetime | None
+    applied_at: datetime
+
+
+def record_progress(
+    tx: SQLConnection, projection: str, as_of: datetime | None, applied_at: datetime
+) -> None:
+    """Record, through the transaction that applied an event, that `projection` applied one
+    recorded at `as_of` (kept if older than the newest so far: partitions interleave)."""
+    tx.execute(
+        _RECORD_PROGRESS.format(p=placeholder(tx)),
+        (projection, _text(as_of) if as_of else None, _text(applied_at)),
+    )
+
+
+def read_progress(db: SQLConnection, projection: str) -> ReadModelProgress | None:
+    """The progress of `projection` in its read model, None if it has applied nothing yet (or
+    its read model predates the progress table and no consumer has opened it since)."""
+    p = placeholder(db)
+    try:
+        row = db.execute(
+            f"SELECT as_of, applied_at FROM read_model_progress WHERE projection = {p}",  # noqa: S608
+            (projection,),
+        ).fetchone()
+    except (sqlite3.OperationalError, psycopg.errors.UndefinedTable):
+        return None
+    if row is None:
+        return None
+    return ReadModelProgress(_time(row[0]) if row[0] else None, _time(row[1]))
+
+
+def _text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def _time(text: str) -> datetime:
+    return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
 
 
 def read_model_built(target: ReadModelTarget, table: str) -> bool:

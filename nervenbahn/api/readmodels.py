@@ -1,9 +1,16 @@
-"""Opening a read model for one request: read-only, and a clear 503 if it is not built.
+"""Opening a read model for one request: read-only, and a clear 503 if it is not built; its
+freshness on the answer.
 
 A connection per request: a rebuild replaces the database file (or, in PostgreSQL, commits
 its refilled tables), and the next request must read the new one. The database errors of
 either backend are translated by the read models' storage (`projections.storage.
 open_read_model`); here they become the API's answer.
+
+Every answer from a read model names it and says how fresh it is (docs/operations.md):
+`X-Read-Model: region` and `X-Read-Model-As-Of: 2026-12-06T07:58:46.123456Z`, the recorded
+time (UTC) of the newest event the read model had applied when the request read it (read
+before the data: the answer is at least that fresh). The header is left out while the read
+model has applied nothing. The reporting read model knows recorded times to the day only.
 """
 
 from __future__ import annotations
@@ -11,21 +18,34 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from fastapi import Response
+
 from nervenbahn.api.errors import ReadModelUnavailableError
 from projections import PROJECTIONS
 from projections.errors import ReadModelUnreadableError
-from projections.storage import ReadModelTarget, SQLConnection, open_read_model
+from projections.storage import ReadModelTarget, SQLConnection, open_read_model, read_progress
 
-__all__ = ["read_model"]
+__all__ = ["AS_OF_HEADER", "READ_MODEL_HEADER", "read_model"]
+
+READ_MODEL_HEADER = "X-Read-Model"
+AS_OF_HEADER = "X-Read-Model-As-Of"
 
 
 @contextmanager
-def read_model(target: ReadModelTarget, name: str) -> Iterator[SQLConnection]:
+def read_model(
+    target: ReadModelTarget, name: str, response: Response
+) -> Iterator[SQLConnection]:
     """A read-only connection to the projection `name` at `target` (its SQLite file, or the
-    PostgreSQL schema of the read models); ReadModelUnavailableError (503) if it cannot be
-    opened or read."""
+    PostgreSQL schema of the read models), its freshness set on `response`;
+    ReadModelUnavailableError (503) if it cannot be opened or read."""
     try:
         with open_read_model(target, PROJECTIONS[name].tables[0]) as db:
+            progress = read_progress(db, name)
+            response.headers[READ_MODEL_HEADER] = name
+            if progress is not None and progress.as_of is not None:
+                response.headers[AS_OF_HEADER] = progress.as_of.isoformat().replace(
+                    "+00:00", "Z"
+                )
             yield db
     except ReadModelUnreadableError as exc:
         raise ReadModelUnavailableError(name, exc.reason) from exc

@@ -9,7 +9,7 @@ import json
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -29,12 +29,14 @@ from projections.branch_office import office_case, office_cases
 from projections.framework import open_projection_store, rebuild
 from projections.region import caseload, work_list
 from projections.reporting import ReportingProjection, canton_figures, quarterly_figures
-from projections.reporting_facts import NO_FACT_EVENTS, Pseudonymiser
+from projections.reporting_facts import NO_FACT_EVENTS, Pseudonymiser, recorded_day
 from projections.storage import (
     PostgresReadModels,
     ReadModelTarget,
     read_model_built,
     read_model_connection,
+    read_progress,
+    record_progress,
 )
 from schemas.sql import placeholder
 from tests.bus.pipeline import store_settings
@@ -169,6 +171,40 @@ class ReadModelStorageContract(ABC):
         rebuild(projection("region"), service, target)
 
         assert dump(target, "region") == dump(reference["region"], "region")
+
+    def test_a_rebuild_records_the_newest_recorded_time_as_the_read_models_freshness(
+        self, service: CaseService
+    ) -> None:
+        events = [service.decode(n) for n in service.notifications(gt=0, limit=10**6)]
+        newest = max(event.timestamp for event in events)
+        before = datetime.now(UTC)
+
+        for name in ("region", "reporting"):
+            rebuild(projection(name), service, self.target(name))
+
+        with read_model_connection(self.target("region")) as db:
+            region = read_progress(db, "region")
+        with read_model_connection(self.target("reporting")) as db:
+            reporting = read_progress(db, "reporting")
+        assert region is not None and region.as_of == newest
+        assert reporting is not None and reporting.as_of == recorded_day(newest)
+        assert before <= region.applied_at <= datetime.now(UTC)
+
+    def test_an_older_event_never_moves_the_freshness_back(self) -> None:
+        store = open_projection_store(projection("region"), self.target("region"))
+        newer = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+        try:
+            for as_of in (newer, newer - timedelta(days=40), None):
+                with store.transaction() as tx:
+                    record_progress(tx, "region", as_of, datetime.now(UTC))
+        finally:
+            store.close()
+
+        with read_model_connection(self.target("region")) as db:
+            progress = read_progress(db, "region")
+            nothing = read_progress(db, "branch_office")
+        assert progress is not None and progress.as_of == newer
+        assert nothing is None
 
     def test_the_query_functions_answer_the_same(
         self, service: CaseService, reference: dict[str, Path]

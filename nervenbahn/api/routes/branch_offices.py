@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from domain.personal_data import ErasedPersonalData, PersonalData
 from domain.reference import BranchOffice
@@ -40,12 +40,13 @@ Office = Annotated[BranchOffice, Depends(office_in_scope)]
 def list_cases(
     office: Office,
     ctx: Context,
+    response: Response,
     phase: Phase | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> OfficeCaseList:
     """The cases of the office's municipalities, newest first, without personal data."""
-    with read_model(ctx.branch_office_db, "branch_office") as db:
+    with read_model(ctx.branch_office_db, "branch_office", response) as db:
         cases = office_cases(db, office.municipalities, phase=phase, limit=limit, offset=offset)
     return OfficeCaseList(
         office_id=office.id,
@@ -59,10 +60,15 @@ def list_cases(
     "/{office_id}/cases/{case_id}", response_model=OfficeCaseDetail, responses=PROBLEM_RESPONSES
 )
 def get_case(
-    office: Office, consumer: Authenticated, ctx: Context, case_id: UUID, request: Request
+    office: Office,
+    consumer: Authenticated,
+    ctx: Context,
+    case_id: UUID,
+    request: Request,
+    response: Response,
 ) -> OfficeCaseDetail:
     """One case with the applicant's personal data; the read is recorded in the access log."""
-    with read_model(ctx.branch_office_db, "branch_office") as db:
+    with read_model(ctx.branch_office_db, "branch_office", response) as db:
         case = office_case(db, office.municipalities, str(case_id))
     if case is None:
         raise not_found()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Context, canton_in_scope
@@ -38,12 +38,15 @@ _COMPUTING = threading.Lock()
 
 @router.get("/quarters/{quarter}", response_model=CantonQuarter, responses=PROBLEM_RESPONSES)
 def get_quarter(
-    _canton: Annotated[Consumer, Depends(canton_in_scope)], ctx: Context, quarter: str
+    _canton: Annotated[Consumer, Depends(canton_in_scope)],
+    ctx: Context,
+    quarter: str,
+    response: Response,
 ) -> CantonQuarter:
     """Key figures of a quarter (written `2026Q1`): caseload flows, durations, time to
     decision, goal agreements, measures — per social region and for the canton."""
     period = _quarter(quarter)
-    with read_model(ctx.reporting_db, ReportingProjection.name) as db:
+    with read_model(ctx.reporting_db, ReportingProjection.name, response) as db:
         facts = int(db.execute("SELECT count(*) FROM reporting_facts").fetchone()[0])
         key = (str(ctx.reporting_db), str(period), facts)
         answer = _ANSWERS.get(key)

@@ -6,7 +6,7 @@ import dataclasses
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from domain.case import SWISS_TIME
 from nervenbahn.api.guard import Context, region_in_scope
@@ -23,15 +23,17 @@ Region = Annotated[str, Depends(region_in_scope)]
 
 
 @router.get("/{region_id}/caseload", response_model=Caseload, responses=PROBLEM_RESPONSES)
-def get_caseload(region: Region, ctx: Context) -> Caseload:
+def get_caseload(region: Region, ctx: Context, response: Response) -> Caseload:
     """The region's cases by phase."""
-    with read_model(ctx.region_db, "region") as db:
+    with read_model(ctx.region_db, "region", response) as db:
         counts = caseload(db, region)
     return Caseload(region_id=region, total=sum(counts.values()), by_phase=counts)
 
 
 @router.get("/{region_id}/worklist", response_model=WorkList, responses=PROBLEM_RESPONSES)
-def get_work_list(region: Region, ctx: Context, today: date | None = None) -> WorkList:
+def get_work_list(
+    region: Region, ctx: Context, response: Response, today: date | None = None
+) -> WorkList:
     """Assessments, reviews, goals and register proposals (handover, closure) due or overdue,
     judged on `today` (default: today in Switzerland)."""
     day = today or ctx.clock().astimezone(SWISS_TIME).date()
@@ -39,7 +41,7 @@ def get_work_list(region: Region, ctx: Context, today: date | None = None) -> Wo
         bounded_day(day)
     except ValueError as exc:
         raise invalid_parameter("today", "query", str(exc)) from None
-    with read_model(ctx.region_db, "region") as db:
+    with read_model(ctx.region_db, "region", response) as db:
         items = work_list(db, region, day)
     return WorkList(
         region_id=region,
