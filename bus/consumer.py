@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -67,6 +67,7 @@ __all__ = [
     "RetryPolicy",
     "TransientError",
     "content_event_id",
+    "group_lag",
 ]
 
 log = structlog.get_logger("nervenbahn.consumer")
@@ -186,10 +187,7 @@ class Consumer:
             return 0
         done = self.store.offsets(self.group_id)
         ends = partition_end_offsets(self.settings, assigned)
-        return sum(
-            max(end - done.get((tp.topic, tp.partition), PartitionMark(0)).next_offset, 0)
-            for tp, end in ends.items()
-        )
+        return group_lag({key: mark.next_offset for key, mark in done.items()}, ends)
 
     def close(self) -> None:
         """Leave the group and close the clients."""
@@ -423,6 +421,12 @@ def content_event_id(event: Any) -> UUID:
         return event_id(event.originator_id, event.originator_version)
     except AttributeError as exc:
         raise DecodeError(f"a {type(event).__name__} names no aggregate and version") from exc
+
+
+def group_lag(done: Mapping[tuple[str, int], int], ends: Mapping[TopicPartition, int]) -> int:
+    """Messages a group has not processed: over the partitions whose `ends` are given, the
+    end offset minus the group's next offset (`done` by topic and partition; 0 if never read)."""
+    return sum(max(end - done.get((tp.topic, tp.partition), 0), 0) for tp, end in ends.items())
 
 
 def _uuid_or_none(text: str) -> UUID | None:

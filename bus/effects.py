@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from schemas.sql import Component, Migration
+from schemas.sql import Component, Migration, placeholder
 
 __all__ = [
     "CONSUMER_BOOKKEEPING",
     "EffectStore",
     "PartitionMark",
     "marks_with_epochs",
+    "read_offsets",
 ]
 
 CONSUMER_BOOKKEEPING = Component(
@@ -153,3 +154,12 @@ def marks_with_epochs(
         )
         for topic, partition, offset, epoch in offsets
     }
+
+def read_offsets(db: Any, group: str) -> dict[tuple[str, int], int]:
+    """The next offset of `group` in every partition it has consumed, read through any
+    connection to its database (a read-only one: `nervenbahn status`, `/metrics`); the
+    tables are named unqualified (a SQLite file, or a connection whose search path is the
+    consumer's schema)."""
+    query = "SELECT topic, partition, next_offset FROM consumer_offsets WHERE group_id = {}"
+    rows = db.execute(query.format(placeholder(db)), (group,)).fetchall()
+    return {(topic, int(partition)): int(offset) for topic, partition, offset in rows}

@@ -56,6 +56,7 @@ __all__ = [
     "partition_end_offsets",
     "payments_spec",
     "reporting_spec",
+    "topic_end_offsets",
     "topic_exists",
     "topic_message_counts",
     "topic_name",
@@ -291,11 +292,8 @@ def topic_message_counts(settings: KafkaSettings, names: Sequence[str]) -> dict[
     """
     counts: dict[str, int | None] = {}
     with kafka_errors_translated("count messages"), _offsets_reader(settings) as reader:
-        tps: list[TopicPartition] = []
-        for name in names:
-            partitions = reader.partitions_for_topic(name)
-            counts[name] = 0 if partitions else None
-            tps += [TopicPartition(name, p) for p in sorted(partitions or ())]
+        tps = _partitions_of(reader, names)
+        counts = {name: 0 if any(tp.topic == name for tp in tps) else None for name in names}
         if not tps:
             return counts
         starts = reader.beginning_offsets(tps)
@@ -303,6 +301,24 @@ def topic_message_counts(settings: KafkaSettings, names: Sequence[str]) -> dict[
         for tp in tps:
             counts[tp.topic] = (counts[tp.topic] or 0) + ends[tp] - starts[tp]
     return counts
+
+
+def topic_end_offsets(settings: KafkaSettings, names: Sequence[str]) -> dict[TopicPartition, int]:
+    """The end offset of every partition of the topics `names` (a topic that does not exist
+    has none), read as `partition_end_offsets` does."""
+    with kafka_errors_translated("read end offsets"), _offsets_reader(settings) as reader:
+        tps = _partitions_of(reader, names)
+        if not tps:
+            return {}
+        return _true_ends(reader, reader.end_offsets(tps), settings.request_timeout_ms / 1000)
+
+
+def _partitions_of(reader: KafkaConsumer, names: Sequence[str]) -> list[TopicPartition]:
+    return [
+        TopicPartition(name, p)
+        for name in names
+        for p in sorted(reader.partitions_for_topic(name) or ())
+    ]
 
 
 def partition_end_offsets(

@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import psycopg.conninfo
@@ -63,6 +63,7 @@ __all__ = [
     "KeyMissingError",
     "KeySettings",
     "LogSettings",
+    "MetricsAccess",
     "RegistrySettings",
     "RelaySettings",
     "ServeSettings",
@@ -79,6 +80,8 @@ log = structlog.get_logger("nervenbahn.config")
 ENV_PREFIX = "NERVENBAHN_"
 DEFAULT_STORE = "sqlite:///.nervenbahn/nervenbahn.db"
 DEFAULT_READY_MAX_LAG = 10_000
+MetricsAccess = Literal["open", "key"]
+"""Who may read GET /metrics: anyone who reaches it, or holders of an API key."""
 """Events a relay may be behind the store while the process is still ready; a larger backlog
 means the bus is stuck or far behind (a bulk import, such as the demo's ~29,000 events, goes
 over it for a while: raise it where such imports are routine)."""
@@ -276,6 +279,7 @@ class Environment(BaseSettings):
     access_log: str | None = None
     access_log_retention_days: str | None = None
     ready_max_lag: str | None = None
+    metrics_access: str | None = None
     # serve
     worker_backoff_seconds: str | None = None
     worker_backoff_max_seconds: str | None = None
@@ -419,6 +423,10 @@ class ApiSettings(BaseModel):
     ready_max_lag: int = DEFAULT_READY_MAX_LAG
     """NERVENBAHN_READY_MAX_LAG: how many recorded events a relay may be behind the store
     before `GET /health/ready` answers 503."""
+    metrics_access: MetricsAccess = "open"
+    """NERVENBAHN_METRICS_ACCESS: `open` (GET /metrics needs no key: it holds no personal
+    data, and a scraper usually reaches an internal address only) or `key` (any valid API
+    key, for an API exposed where scraping figures is not wanted)."""
 
 
 class ServeSettings(BaseModel):
@@ -822,7 +830,16 @@ def _api(variables: Environment, store: StoreConfig) -> ApiSettings:
         access_log=Path(variables.access_log or store.folder / "access-log.db"),
         access_log_retention_days=_retention_days(variables.access_log_retention_days),
         ready_max_lag=_ready_max_lag(variables.ready_max_lag),
+        metrics_access=_metrics_access(variables.metrics_access),
     )
+
+
+def _metrics_access(value: str | None) -> MetricsAccess:
+    """NERVENBAHN_METRICS_ACCESS: `open` (default) or `key`."""
+    text = (value or "").strip().lower() or "open"
+    if text not in get_args(MetricsAccess):
+        raise ConfigError(f"NERVENBAHN_METRICS_ACCESS: {value!r} is not one of open, key")
+    return text  # type: ignore[return-value]
 
 
 def _ready_max_lag(value: str | None) -> int:

@@ -41,7 +41,7 @@ from bus.registry import SchemaRegistry
 from bus.registry_http import ConfluentRegistryClient
 from bus.registry_postgres import PostgresSchemaRegistry
 from bus.registry_sqlite import SQLiteSchemaRegistry
-from bus.relay import Relay
+from bus.relay import Relay, RelayStatus
 from bus.topics import TopicSpec, catalogue, ensure_topics
 from connectors.host import ConnectorHost
 from connectors.sdk import PrivateFiles
@@ -56,6 +56,7 @@ from nervenbahn.config import ConfigError, Settings, StoreConfig, load_settings
 from nervenbahn.datasets import AUDIT_CHECKPOINTS, dataset
 from nervenbahn.incidents import IncidentStore, open_incident_store
 from nervenbahn.keystores import open_keystore
+from nervenbahn.metrics import Metrics
 from nervenbahn.paths import read_model_target, store_folder
 from nervenbahn.private import private_file, private_folder, warn_if_shared, write_private
 from nervenbahn.store_opening import CASE_TABLES, PAYMENT_TABLES, opened_in_turn, sqlite_turn
@@ -230,6 +231,10 @@ class Container:
         self._topics: dict[str, TopicSpec] | None = None
         self._closers: list[Callable[[], None]] = []
         self._lock = threading.RLock()
+        self.metrics = Metrics()
+        """This process's metrics (`GET /metrics`): the case service's commands are timed
+        into it, the API's requests too when its context comes from `api_context`."""
+        self._timed: CaseService | None = None
 
     # --- settings and services ------------------------------------------------------------
 
@@ -248,6 +253,9 @@ class Container:
             if self._service is None:
                 self._service = build_service(self.settings, self._clock)
                 self._owns_service = True
+            if self._timed is not self._service:
+                self.metrics.time_commands(self._service)
+                self._timed = self._service
             return self._service
 
     @property
@@ -278,7 +286,7 @@ class Container:
         # imported here: the API's error handlers import `StoreUnavailableError` from here
         from nervenbahn.api.context import build_api_context
 
-        return build_api_context(self.settings, self.service, api)
+        return build_api_context(self.settings, self.service, api, metrics=self.metrics)
 
     # --- the bus ----------------------------------------------------------------------------
 
@@ -359,6 +367,20 @@ class Container:
         )
         self._closers.append(relay.release_lease)  # before its positions close (reversed)
         return relay
+
+    def relay_status(self, name: str) -> RelayStatus:
+        """Position, head and lag of the relay of dataset `name`, read from the store alone
+        (no broker needed: `nervenbahn status`)."""
+        spec = dataset(name)
+        if spec.relay is None or spec.source is None:
+            raise ConfigError(f"dataset {name!r}: no relay fills its topic")
+        positions = _open_positions(self.settings.store)
+        try:
+            position = positions.load(spec.relay)
+        finally:
+            positions.close()
+        head = spec.source(self).max_position()
+        return RelayStatus(position.position, head, position.published)
 
     def consumer(
         self, name: str, group_id: str, handler: Handler, store: EffectStore, **options: Any

@@ -14,14 +14,17 @@ next request would meet. The probes read or lock, never write.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 
 from nervenbahn.config import StoreConfig
+
+if TYPE_CHECKING:
+    from nervenbahn.progress import GroupReport
 
 __all__ = ["Check", "Readiness", "Supervision", "probe_access_log", "probe_store"]
 
@@ -48,6 +51,9 @@ class Supervision(Protocol):
 
     def worker_restarts(self) -> Mapping[str, int]:
         """Each worker by name: how often it was restarted since the process started."""
+
+    def consumer_groups(self) -> Sequence[GroupReport]:
+        """Each read model's consumer group: lag, dead letters, freshness (`GET /metrics`)."""
 
 
 def probe_store(store: StoreConfig) -> None:

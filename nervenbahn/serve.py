@@ -12,14 +12,15 @@ consumer then starts at the beginning of the topic and skips, by event id, what 
 applied. Everything stops when `stop()` is called (SIGINT/SIGTERM from the CLI).
 
 The Server is the app's `Supervision` (`nervenbahn.health`): `GET /health/ready` asks it which
-worker threads are alive and how far each relay is behind the store.
+worker threads are alive and how far each relay is behind the store, `GET /metrics` also how
+often each worker was restarted and where each read model's consumer group stands.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -41,6 +42,7 @@ from nervenbahn.health import probe_store
 from nervenbahn.incident_monitor import MONITOR, IncidentMonitor, probe_brokers
 from nervenbahn.incidents import open_incident_store
 from nervenbahn.supervision import RestartPolicy, Supervisor, WorkerFailedError
+from nervenbahn.progress import GroupReport, group_reports
 from projections import PROJECTIONS, Projection
 
 __all__ = ["InvalidNameError", "Server"]
@@ -196,6 +198,12 @@ class Server:
             name: "not started yet" if relay is None else relay.role
             for name, relay in dict(self._relays).items()
         }
+
+    def consumer_groups(self) -> Sequence[GroupReport]:
+        """Each projection's consumer group: lag and dead letters (asked of the broker),
+        freshness (read from its read model), for `GET /metrics`."""
+        projections = [self.container.projection(name) for name in self.projections]
+        return group_reports(self.container, projections)
 
     # --- workers ---------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -12,7 +13,17 @@ from fastapi_offline import FastAPIOffline
 
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.problems import install_problem_handlers
-from nervenbahn.api.routes import audit, branch_offices, canton, health, problem_types, regions
+from nervenbahn.api.routes import (
+    audit,
+    branch_offices,
+    canton,
+    health,
+    metrics,
+    problem_types,
+    regions,
+)
+from nervenbahn.health import Supervision
+from nervenbahn.metrics import Metrics
 
 __all__ = ["DOCS_ASSETS", "create_app"]
 
@@ -54,8 +65,12 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     app.state.context = context
     app.middleware("http")(_headers)
+    app.middleware("http")(_timed(context.metrics))
+    context.metrics.watch(
+        lambda: getattr(app.state, "supervision", None), lambda found: _ready(context, found)
+    )
     install_problem_handlers(app)
-    for module in (branch_offices, regions, canton, audit, problem_types, health):
+    for module in (branch_offices, regions, canton, audit, problem_types, health, metrics):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -73,6 +88,32 @@ async def _headers(
     if request.url.path.startswith("/docs"):
         response.headers["Content-Security-Policy"] = DOCS_POLICY
     return response
+
+
+def _timed(
+    metrics: Metrics,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    """Middleware: every answer's latency, by route template (never the path asked: it may
+    hold ids), method and status class; an answer that failed counts as a 500."""
+
+    async def timed(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started, status = perf_counter(), 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            metrics.observe_request(route, request.method, status, perf_counter() - started)
+
+    return timed
+
+
+def _ready(context: ApiContext, supervision: Supervision | None) -> bool:
+    """Whether `GET /health/ready` would answer 200 now."""
+    return context.readiness is None or context.readiness.report(supervision)[0]
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.settings import ApiSettings
 from nervenbahn.audit.access_log import AccessLog
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
-from nervenbahn.config import Settings
+from nervenbahn.config import MetricsAccess, Settings
 from nervenbahn.health import Readiness
+from nervenbahn.metrics import Metrics
 from nervenbahn.paths import read_model_target
 from projections.storage import ReadModelTarget
 
@@ -45,6 +46,10 @@ class ApiContext:
     endpoints answer 503)."""
     readiness: Readiness | None = None
     """The checks of `GET /health/ready` (None: it answers ready with no checks)."""
+    metrics: Metrics = field(default_factory=Metrics)
+    """This process's metrics (`GET /metrics`): the container's, or one of the app's own."""
+    metrics_access: MetricsAccess = "open"
+    """Whether `GET /metrics` needs an API key (NERVENBAHN_METRICS_ACCESS)."""
 
     def close(self) -> None:
         """Close the access log (the vault belongs to the case service)."""
@@ -52,10 +57,14 @@ class ApiContext:
 
 
 def build_api_context(
-    settings: Settings, service: CaseService, api: ApiSettings | None = None
+    settings: Settings,
+    service: CaseService,
+    api: ApiSettings | None = None,
+    *,
+    metrics: Metrics | None = None,
 ) -> ApiContext:
     """The API's context on the configured store: its read models (beside it, or in
-    NERVENBAHN_PROJECTIONS_STORE), its vault."""
+    NERVENBAHN_PROJECTIONS_STORE), its vault, its metrics (`metrics`, else its own)."""
 
     api = api or settings.api
     return ApiContext(
@@ -69,4 +78,6 @@ def build_api_context(
         reference=service.reference,
         service=service,
         readiness=Readiness(settings.store, api.access_log, api.ready_max_lag),
+        metrics=metrics or Metrics(),
+        metrics_access=api.metrics_access,
     )

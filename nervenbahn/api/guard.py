@@ -22,6 +22,7 @@ from nervenbahn.api.problems import not_found, unauthorized
 from nervenbahn.api.scopes import Scope, ScopeKind
 
 __all__ = [
+    "ApiKey",
     "auditor_in_scope",
     "authenticate",
     "canton_in_scope",
@@ -36,6 +37,9 @@ _api_key = APIKeyHeader(
     auto_error=False,
     description="The consumer's API key (`nervenbahn apikeys add`); it carries the scope.",
 )
+
+ApiKey = Annotated[str | None, Security(_api_key)]
+"""The request's API key, if it sent one (for an endpoint whose key is optional)."""
 
 
 def context(request: Request) -> ApiContext:
@@ -55,7 +59,7 @@ def endpoint(request: Request) -> str:
     return f"{request.method} {getattr(route, 'path', request.url.path)}"
 
 
-def authenticate(ctx: Context, key: Annotated[str | None, Security(_api_key)]) -> Consumer:
+def authenticate(ctx: Context, key: ApiKey) -> Consumer:
     """The consumer holding the request's key; 401 without one."""
     if not key:
         raise unauthorized("send your API key in the X-API-Key header")

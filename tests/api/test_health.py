@@ -9,7 +9,7 @@ import socket
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from nervenbahn.api.settings import ApiSettings
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.config import StoreConfig
 from nervenbahn.health import Readiness
+from nervenbahn.progress import GroupReport
 from nervenbahn.serve import Server
 from tests.api.conftest import AppOn, ReadModels, context_of
 from tests.bus.pipeline import open_supported_case, pipeline
@@ -104,6 +105,9 @@ class FakeSupervision:
 
     def worker_restarts(self) -> Mapping[str, int]:
         return dict.fromkeys(self.workers, 0)
+
+    def consumer_groups(self) -> Sequence[GroupReport]:
+        return []
 
 
 def test_a_relay_over_the_lag_bound_makes_ready_503_naming_it(
