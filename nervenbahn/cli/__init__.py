@@ -44,6 +44,7 @@ from . import (
     report,
     schemas,
     serve,
+    status,
 )
 from .disk_full import DiskFullError, disk_full
 from .inputs import checked_lines, open_regular
@@ -72,6 +73,7 @@ app.add_typer(projections.region_app, name="region")
 app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(report.app, name="report")
 app.command("serve")(serve.serve)
+app.command("status")(status.status)
 app.command("init")(init.init)
 app.command("incidents")(incidents.incidents)
 app.add_typer(audit.app, name="audit")
