@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from nervenbahn.api import create_app
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
 from nervenbahn.api.settings import ApiSettings
+from nervenbahn.progress import BROKER_WAIT_MS
 from nervenbahn.serve import Server
 from projections.reporting_facts import recorded_day
 from tests.api.conftest import AppOn, Keys, ReadModels
@@ -188,6 +190,24 @@ def test_every_metric_in_the_documented_alert_rules_is_exported(
         "NervenbahnRelayLagHigh", "NervenbahnConsumerStalled", "NervenbahnDeadLetters",
         "NervenbahnWorkerRestarting", "NervenbahnApiErrors", "NervenbahnNotReady",
     }
+
+
+def test_with_the_broker_down_a_scrape_answers_in_seconds_saying_so(
+    tmp_path: Path, master_key: str, private_broker: EmbeddedBroker
+) -> None:
+    with _serving(tmp_path, master_key, private_broker) as served:
+        wait_until(lambda: _value(served.samples(), "nervenbahn_broker_up") == 1,
+                   within=60, what="the broker answering a scrape")
+
+        private_broker.stop()
+        started = time.monotonic()
+        down = served.samples()
+        took = time.monotonic() - started
+
+    assert took < BROKER_WAIT_MS / 1000 + 3  # not the profile's request timeout
+    assert _value(down, "nervenbahn_broker_up") == 0
+    assert _value(down, "nervenbahn_consumer_lag_messages", group="projection-region") is None
+    assert _value(down, "nervenbahn_relay_lag_events", relay="case-events") is not None
 
 
 def _documented_rules() -> list[dict[str, str]]:
