@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from domain.errors import NervenbahnError
+from domain.errors import DomainError
 
 if TYPE_CHECKING:
     from domain.application.cases import CaseService
@@ -51,7 +51,7 @@ class Metrics:
         self._commands = Histogram(
             "nervenbahn_command_duration_seconds",
             "Time the case service took to execute a command, by command type and outcome "
-            "(ok, refused: a rule of the case process said no, error: anything else).",
+            "(recorded; rejected: a rule of the case process said no; error: anything else).",
             ["command", "outcome"],
             registry=self.registry,
             buckets=_COMMAND_BUCKETS,
@@ -67,17 +67,18 @@ class Metrics:
 
     def time_commands(self, service: CaseService) -> None:
         """Time every command the service executes (its `execute`, wrapped on this instance:
-        the domain's application service stays free of metrics)."""
+        the domain's application service stays free of metrics), with the outcomes its log
+        names: recorded, rejected (a DomainError), error."""
         execute = service.execute
 
         def timed(command: Any) -> Any:
             started, outcome = perf_counter(), "error"
             try:
                 result = execute(command)
-                outcome = "ok"
+                outcome = "recorded"
                 return result
-            except NervenbahnError:
-                outcome = "refused"
+            except DomainError:
+                outcome = "rejected"
                 raise
             finally:
                 self._commands.labels(type(command).__name__, outcome).observe(

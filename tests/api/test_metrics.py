@@ -4,9 +4,12 @@ checked against a real answer."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import shutil
 import socket
+import sqlite3
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import yaml
 from fastapi.testclient import TestClient
 from kafka import KafkaProducer
@@ -23,10 +27,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from bus.broker import EmbeddedBroker
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
+from domain.errors import CaseNotFoundError
 from nervenbahn.api import create_app
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
 from nervenbahn.api.settings import ApiSettings
+from nervenbahn.metrics import Metrics
 from nervenbahn.progress import BROKER_WAIT_MS
 from nervenbahn.serve import Server
 from projections.reporting_facts import recorded_day
@@ -162,7 +168,7 @@ def test_serve_exports_lags_dead_letters_latencies_and_a_freshness_that_advances
         text = served.scrape()
 
     opened = _value(after, "nervenbahn_command_duration_seconds_count",
-                    command="OpenCase", outcome="ok")
+                    command="OpenCase", outcome="recorded")
     assert opened is not None and opened >= 1
     requests = _value(after, "nervenbahn_http_request_duration_seconds_count",
                       route=CASELOAD_ROUTE, method="GET", status="2xx")
@@ -243,3 +249,55 @@ def test_an_answer_from_a_read_model_names_it_and_its_freshness(
     assert region.headers["X-Read-Model-As-Of"].endswith("Z")
     assert canton.headers["X-Read-Model"] == "reporting"
     assert datetime.fromisoformat(canton.headers["X-Read-Model-As-Of"]) == recorded_day(newest)
+
+
+@dataclass
+class FakeService:
+    """A case service whose commands do what the test says."""
+
+    failure: Exception | None = None
+
+    def execute(self, command: object) -> str:
+        if self.failure is not None:
+            raise self.failure
+        return "done"
+
+
+@dataclass(frozen=True)
+class OpenCase:
+    """Stands for a command: only its type's name is a label."""
+
+
+def test_commands_are_timed_by_type_and_outcome() -> None:
+    metrics = Metrics()
+    service = FakeService()
+    metrics.time_commands(service)  # type: ignore[arg-type]
+
+    assert service.execute(OpenCase()) == "done"
+    service.failure = CaseNotFoundError("a case")
+    with pytest.raises(CaseNotFoundError):
+        service.execute(OpenCase())
+    service.failure = OSError("disk")
+    with pytest.raises(OSError, match="disk"):
+        service.execute(OpenCase())
+
+    counted = _samples(metrics.render().decode())
+    for outcome in ("recorded", "rejected", "error"):
+        assert _value(counted, "nervenbahn_command_duration_seconds_count",
+                      command="OpenCase", outcome=outcome) == 1
+
+
+def test_a_read_model_older_than_its_progress_table_answers_without_the_as_of_header(
+    app_on: AppOn, seeded: ReadModels, keys: Keys, tmp_path: Path
+) -> None:
+    older = dataclasses.replace(seeded, region_db=tmp_path / "region.db")
+    shutil.copyfile(seeded.region_db, older.region_db)
+    with sqlite3.connect(older.region_db) as db:
+        db.execute("DROP TABLE read_model_progress")
+
+    answer = app_on(older).get("/v1/regions/so-olten/caseload",
+                               headers=keys.of("region:so-olten"))
+
+    assert answer.status_code == 200
+    assert answer.headers["X-Read-Model"] == "region"
+    assert "X-Read-Model-As-Of" not in answer.headers
