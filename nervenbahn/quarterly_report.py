@@ -249,10 +249,10 @@ def _availability(report: ReportInput) -> list[str]:
     return [
         "<h2>Availability</h2>",
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>",
-        '<p class="meta">From the incidents serve recorded (`nervenbahn incidents`). A minute '
-        "counts as out if any incident (a worker down, relay lag over the bound, broker or "
-        "store unreachable) was open at any moment within it; availability is the share of "
-        "the month's minutes (Swiss time) not out.</p>",
+        '<p class="meta">From the incidents serve recorded (`nervenbahn status --incidents`). '
+        "A minute counts as out if any incident (a worker down, relay lag over the bound, "
+        "broker or store unreachable) was open at any moment within it; availability is the "
+        "share of the month's minutes (Swiss time) not out.</p>",
     ]
 
 

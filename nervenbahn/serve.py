@@ -41,8 +41,8 @@ from nervenbahn.datasets import CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS
 from nervenbahn.health import probe_store
 from nervenbahn.incident_monitor import MONITOR, IncidentMonitor, probe_brokers
 from nervenbahn.incidents import open_incident_store
-from nervenbahn.supervision import RestartPolicy, Supervisor, WorkerFailedError
 from nervenbahn.progress import GroupReport, group_reports
+from nervenbahn.supervision import RestartPolicy, Supervisor, WorkerFailedError
 from projections import PROJECTIONS, Projection
 
 __all__ = ["InvalidNameError", "Server"]

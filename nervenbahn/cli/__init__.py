@@ -36,7 +36,6 @@ from . import (
     bus,
     case,
     connectors,
-    incidents,
     init,
     payments,
     projections,
@@ -75,7 +74,6 @@ app.add_typer(report.app, name="report")
 app.command("serve")(serve.serve)
 app.command("status")(status.status)
 app.command("init")(init.init)
-app.command("incidents")(incidents.incidents)
 app.add_typer(audit.app, name="audit")
 app.add_typer(connectors.app, name="connectors")
 app.add_typer(connectors.connector_app, name="connector")

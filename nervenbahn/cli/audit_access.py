@@ -40,16 +40,12 @@ from nervenbahn.config import ConfigError
 
 from .audit_store import signing_key, store_database
 from .reads import require_canton_wide
-from .render import emit_json
+from .render import JsonOption, emit_json
 from .session import Session, session
 
 __all__ = ["register"]
 
 _PAGE = 1000
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Machine-readable JSON (as the global --json).")
-]
-
 
 def register(app: typer.Typer) -> None:
     """Add `access` and `access-purge` to the `audit` app."""

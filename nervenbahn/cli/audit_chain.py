@@ -52,16 +52,13 @@ from nervenbahn.container import (
 )
 
 from .audit_store import signing_key, store_database
-from .render import emit_json
+from .render import JsonOption, emit_json
 from .session import Session, session
 
 __all__ = ["register"]
 
 T = TypeVar("T")
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Machine-readable JSON (as the global --json).")
-]
 checkpoints_app = typer.Typer(help="The signed checkpoints kept in the store.",
                               no_args_is_help=True)
 

@@ -1,8 +1,5 @@
-"""`nervenbahn incidents [--json] [--since DATE]`: the outages and degraded periods `serve`
-recorded (`nervenbahn.incidents`): kind, subject, start, end (or "ongoing") and duration.
-
-(To be folded into `nervenbahn status --incidents`.)
-"""
+"""`nervenbahn status --incidents [--since DATE]`: the outages and degraded periods `serve`
+recorded (`nervenbahn.incidents`): kind, subject, start, end (or "ongoing") and duration."""
 
 from __future__ import annotations
 
@@ -18,23 +15,29 @@ from nervenbahn.bounds import parse_bounded_day
 from nervenbahn.incidents import Incident
 
 from .render import emit_json
-from .session import session
+from .session import Session
 
-__all__ = ["incidents"]
+__all__ = ["SinceOption", "open_incident_count", "show_incidents"]
+
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", help="With --incidents: only those open on or after this day "
+                 "(YYYY-MM-DD, Swiss time)."),
+]
 
 
-def incidents(
-    ctx: typer.Context,
-    since: Annotated[
-        str | None,
-        typer.Option("--since", help="Only incidents open on or after this day (YYYY-MM-DD, "
-                     "Swiss time)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
-) -> None:
+def open_incident_count(rt: Session) -> int:
+    """How many incidents are open now."""
+    store = rt.container.incidents()
+    try:
+        return sum(1 for incident in store.incidents() if incident.ended_at is None)
+    finally:
+        store.close_connection()
+
+
+def show_incidents(rt: Session, since: str | None, as_json: bool) -> None:
     """Outages and degraded periods serve recorded: a worker down, relay lag over the bound,
     broker or store unreachable."""
-    rt = session(ctx)
     gte = None
     if since is not None:
         try:

@@ -6,9 +6,10 @@ import dataclasses
 import json
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -20,6 +21,7 @@ from domain.personal_data import ErasedPersonalData, PersonalData, SealedPersona
 from domain.reference import ReferenceData
 
 __all__ = [
+    "JsonOption",
     "case_view",
     "emit_json",
     "history_rows",
@@ -227,3 +229,9 @@ def _details(details: dict[str, Any]) -> str:
     if "lines" in plain:
         plain["lines"] = {line["code"]: line["amount"] for line in plain["lines"]}
     return ", ".join(f"{key}={value}" for key, value in plain.items())
+
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Machine-readable JSON (as the global --json).")
+]
+"""A command's own `--json` (the same as the global one given before the command)."""

@@ -4,7 +4,9 @@ running `serve` (the same figures `GET /metrics` exports, `nervenbahn.progress`)
 Per relay its position in the store's notification log, the head and the lag; per read
 model's consumer group its lag and dead-letter count (asked of the broker NERVENBAHN_KAFKA
 when it can be reached, else the reason is shown), the recorded time of the newest event its
-read model applied and when it applied one. Reads only; exit 0 whatever it finds.
+read model applied and when it applied one; and how many incidents are open. With
+`--incidents`, the incidents `serve` recorded instead (`nervenbahn.cli.incidents`). Reads only;
+exit 0 whatever it finds.
 """
 
 from __future__ import annotations
@@ -15,28 +17,39 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from domain.errors import InvalidCommandError
 from nervenbahn.progress import GroupReport, RelayReport, group_reports, relay_reports
 from projections import PROJECTIONS
 
-from .render import emit_json
+from .incidents import SinceOption, open_incident_count, show_incidents
+from .render import JsonOption, emit_json
 from .session import session
 
 __all__ = ["status"]
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Machine-readable JSON (as the global --json).")
-]
 
-
-def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Relays (position, head, lag) and read models (consumer lag, dead letters, freshness)."""
+def status(
+    ctx: typer.Context,
+    incidents: Annotated[bool, typer.Option(
+        "--incidents", help="The outages and degraded periods serve recorded, instead.")] = False,
+    since: SinceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Relays (position, head, lag), read models (consumer lag, dead letters, freshness) and
+    open incidents; with --incidents, the incidents."""
     rt = session(ctx)
+    if incidents:
+        show_incidents(rt, since, as_json or rt.as_json)
+        return
+    if since is not None:
+        raise InvalidCommandError("status", [("since", "only with --incidents")])
     container = rt.container
     relays = relay_reports(container)
     groups = group_reports(container, [container.projection(name) for name in PROJECTIONS])
     if rt.as_json or as_json:
         emit_json(rt.console, {"relays": [_relay(r) for r in relays],
-                               "read_models": [_group(g) for g in groups]})
+                               "read_models": [_group(g) for g in groups],
+                               "open_incidents": open_incident_count(rt)})
         return
     rt.console.print(_table("Relays", [_relay(r) for r in relays]))
     rt.console.print(_table("Read models", [_group(g) for g in groups]))
@@ -45,6 +58,8 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
             rt.console.print(f"relay {relay.relay}: position unknown: {relay.problem}")
     for problem in sorted({g.broker for g in groups if g.broker != "ok"}):
         rt.console.print(f"consumer lag and dead letters unknown: {problem}")
+    rt.console.print(f"open incidents: {open_incident_count(rt)} (`nervenbahn status "
+                     "--incidents` lists them)")
 
 
 def _relay(report: RelayReport) -> dict[str, Any]:

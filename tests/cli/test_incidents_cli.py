@@ -1,4 +1,4 @@
-"""`nervenbahn incidents`: the incidents serve recorded, as a table or JSON, since a day."""
+"""`nervenbahn status --incidents`: the incidents serve recorded, as a table or JSON."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def _recorded(tmp_path: Path) -> None:
 def test_incidents_lists_kind_subject_start_end_and_duration(cli: Cli, tmp_path: Path) -> None:
     _recorded(tmp_path)
 
-    table = cli("incidents")
-    listed = cli("incidents", "--json")
+    table = cli("status", "--incidents")
+    listed = cli("status", "--incidents", "--json")
 
     assert table.code == 0, table.err
     assert "worker-down" in table.out and "projection-region" in table.out
@@ -42,8 +42,23 @@ def test_incidents_lists_kind_subject_start_end_and_duration(cli: Cli, tmp_path:
 def test_incidents_since_a_day_leaves_out_those_ended_before(cli: Cli, tmp_path: Path) -> None:
     _recorded(tmp_path)
 
-    since = cli("incidents", "--json", "--since", "2026-05-05")
-    bad = cli("incidents", "--since", "May")
+    since = cli("status", "--incidents", "--json", "--since", "2026-05-05")
+    bad = cli("status", "--incidents", "--since", "May")
 
     assert [r["kind"] for r in since.json()] == ["relay-lag"]  # type: ignore[union-attr]
     assert bad.code == 1 and "since" in bad.err
+
+
+def test_status_counts_the_open_incidents_and_since_needs_incidents(
+    cli: Cli, tmp_path: Path
+) -> None:
+    _recorded(tmp_path)
+
+    shown = cli("status")
+    listed = cli("status", "--json")
+    refused = cli("status", "--since", "2026-05-05")
+
+    assert shown.code == 0, shown.err
+    assert "open incidents: 1 (`nervenbahn status --incidents` lists them)" in shown.out
+    assert listed.json()["open_incidents"] == 1  # type: ignore[index, call-overload]
+    assert refused.code == 1 and "since" in refused.err and "--incidents" in refused.err
