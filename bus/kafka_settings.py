@@ -16,6 +16,12 @@ within ~3 s, a member that dies is replaced within ~6 s) and keeps `max_poll_int
 10 s so that a slow handler is not thrown out of its group. Tansu also answers a waiting fetch
 only when `fetch_max_wait_ms` ends, not when a message arrives: with Kafka's 500 ms a message
 takes ~250 ms to reach a consumer, with the embedded 50 ms ~25 ms.
+Tansu, finally, creates a topic it does not hold whenever a client asks for its metadata (with 4
+partitions, whatever `allow_auto_topic_creation` says). After it came back empty, the
+consumers polling the case topic re-created it with 4 partitions before the relay could create
+it with NERVENBAHN_KAFKA_PARTITIONS, and a consumer learns of a new partition count only at its
+next metadata refresh (`metadata_max_age_ms`, Kafka's default 5 minutes): one read model missed
+two of four partitions for that long. The embedded profile refreshes every 3 s.
 `production` uses Kafka's defaults.
 """
 
@@ -55,6 +61,7 @@ PROFILE_DEFAULTS: Mapping[Profile, Mapping[str, int]] = {
         "fetch_max_wait_ms": 500,
         "request_timeout_ms": 30_000,
         "bootstrap_timeout_ms": 30_000,
+        "metadata_max_age_ms": 300_000,
     },
     # The embedded Tansu broker: JoinGroup waits about session_timeout_ms / 2, and a fetch
     # waiting for data is not answered when data arrives, only when fetch_max_wait_ms ends.
@@ -65,6 +72,7 @@ PROFILE_DEFAULTS: Mapping[Profile, Mapping[str, int]] = {
         "fetch_max_wait_ms": 50,
         "request_timeout_ms": 10_000,
         "bootstrap_timeout_ms": 10_000,
+        "metadata_max_age_ms": 3_000,
     },
 }
 """Consumer and client timings per profile; a value set explicitly wins."""
@@ -100,6 +108,7 @@ class KafkaSettings(BaseModel):
     fetch_max_wait_ms: int = Field(ge=0)
     request_timeout_ms: int = Field(ge=1_000)
     bootstrap_timeout_ms: int = Field(ge=100)
+    metadata_max_age_ms: int = Field(ge=100)
 
     @model_validator(mode="before")
     @classmethod
@@ -157,9 +166,15 @@ class KafkaSettings(BaseModel):
         """Keyword arguments for `kafka.KafkaProducer`: idempotent, acks from the settings.
 
         `client_id` names the producer in broker logs; it is prefixed with `client_id_prefix`.
+        A producer never has the broker create a topic it sends to (with the broker's default
+        partitions): a broker that came back empty got the case topic back with 4 partitions
+        from the relay's first send, where NERVENBAHN_KAFKA_PARTITIONS said 2, and a
+        consumer kept its old assignment and never read the other two. Topics are created by
+        `bus.topics.ensure_topics`, which the relay calls before it republishes.
         """
         kwargs = {
             **self._client_kwargs(client_id),
+            "allow_auto_create_topics": False,
             "acks": self.acks,
             "enable_idempotence": self.enable_idempotence,
             "linger_ms": self.linger_ms,
@@ -212,4 +227,5 @@ class KafkaSettings(BaseModel):
             "client_id": f"{self.client_id_prefix}-{client_id}",
             "request_timeout_ms": self.request_timeout_ms,
             "bootstrap_timeout_ms": self.bootstrap_timeout_ms,
+            "metadata_max_age_ms": self.metadata_max_age_ms,
         }

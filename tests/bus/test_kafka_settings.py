@@ -142,6 +142,8 @@ def test_producer_kwargs_are_idempotent_and_acknowledged_by_all() -> None:
         "client_id": "nervenbahn-relay",
         "request_timeout_ms": EMBEDDED["request_timeout_ms"],
         "bootstrap_timeout_ms": EMBEDDED["bootstrap_timeout_ms"],
+        "metadata_max_age_ms": EMBEDDED["metadata_max_age_ms"],
+        "allow_auto_create_topics": False,
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": 5,
@@ -166,6 +168,7 @@ def test_consumer_kwargs_carry_the_profile_timings_and_commit_nothing_by_themsel
         "client_id": "nervenbahn-reporting-consumer",
         "request_timeout_ms": EMBEDDED["request_timeout_ms"],
         "bootstrap_timeout_ms": EMBEDDED["bootstrap_timeout_ms"],
+        "metadata_max_age_ms": EMBEDDED["metadata_max_age_ms"],
         "group_id": "nervenbahn.reporting",
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
@@ -196,6 +199,7 @@ def test_admin_kwargs_name_the_admin_client() -> None:
         "client_id": "acme-admin",
         "request_timeout_ms": PRODUCTION["request_timeout_ms"],
         "bootstrap_timeout_ms": PRODUCTION["bootstrap_timeout_ms"],
+        "metadata_max_age_ms": PRODUCTION["metadata_max_age_ms"],
     }
 
 
