@@ -73,8 +73,9 @@ def scratch_names(postgres_server_url: str) -> Iterator[dict[str, str]]:
              "database": f"nb_restore_{uuid.uuid4().hex[:8]}"}
     yield names
     with psycopg.connect(postgres_server_url, autocommit=True, connect_timeout=3) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-            sql.Identifier(names["schema"])))
+        for schema in (names["schema"], f"{names['schema']}_read"):
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                sql.Identifier(schema)))
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
             sql.Identifier(names["database"])))
 
@@ -170,6 +171,8 @@ def test_the_runbook_runs_as_written(
     report = f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     assert done.returncode == 0, report
     assert '"status":"ready"' in done.stdout, report
+    assert "nervenbahn_ready 1.0" in done.stdout, report
+    assert "open incidents: 0" in done.stdout and "Incidents (0)" in done.stdout, report
     assert "nothing to create" in done.stdout and "its keys are" in done.stdout, report
     assert re.search(r"verified: every chain, snapshot and checkpoint holds \(1 signed",
                      done.stdout), report
