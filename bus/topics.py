@@ -52,6 +52,7 @@ __all__ = [
     "dead_letter_spec",
     "dead_letter_topic",
     "ensure_topics",
+    "epochs_at",
     "list_topics",
     "partition_end_offsets",
     "payments_spec",
@@ -334,6 +335,34 @@ def partition_end_offsets(
     with kafka_errors_translated("read end offsets"), _offsets_reader(settings) as reader:
         reported = reader.end_offsets(list(partitions))
         return _true_ends(reader, reported, settings.request_timeout_ms / 1000)
+
+
+def epochs_at(
+    settings: KafkaSettings, offsets: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, str | None]:
+    """The `relay_epoch` header of the message at each partition's given offset (None: no
+    such message, or it carries no epoch, or the broker did not answer in time). Opens a
+    reader of its own; a group consumer's position is untouched."""
+    found: dict[TopicPartition, str | None] = dict.fromkeys(offsets)
+    if not offsets:
+        return found
+    with kafka_errors_translated("read relay epochs"), _offsets_reader(settings) as reader:
+        reader.assign(list(offsets))
+        for tp, offset in offsets.items():
+            reader.seek(tp, offset)
+        waiting = set(offsets)
+        deadline = time.monotonic() + settings.request_timeout_ms / 1000
+        while waiting and time.monotonic() < deadline:
+            for tp, records in reader.poll(timeout_ms=100).items():
+                for record in records:  # a batch may begin before the offset asked for
+                    if record.offset == offsets[tp]:
+                        epoch = dict(record.headers or []).get("relay_epoch")
+                        found[tp] = epoch.decode() if epoch else None
+                        waiting.discard(tp)
+                    elif record.offset > offsets[tp]:
+                        waiting.discard(tp)  # no message at that offset
+        reader.unsubscribe()
+    return found
 
 
 def _true_ends(

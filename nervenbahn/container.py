@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+import structlog
 from eventsourcing.domain import datetime_now_with_tzinfo
 from eventsourcing.persistence import InterfaceError as PersistenceInterfaceError
 from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 from eventsourcing.persistence import PersistenceError
 
-from bus.broker import EmbeddedBroker
+from bus.broker import AUTO_CREATED_PARTITIONS, EmbeddedBroker
 from bus.consumer import Consumer, Decoder, Handler, RetryPolicy
 from bus.effects import EffectStore
 from bus.kafka_settings import KafkaSettings
@@ -81,6 +82,8 @@ __all__ = [
     "private_files",
     "store_lost",
 ]
+
+log = structlog.get_logger("nervenbahn.container")
 
 CONNECTORS_FILE = "connectors.toml"
 
@@ -188,6 +191,10 @@ def kafka_or_embedded(kafka: KafkaSettings, folder: Path) -> Iterator[KafkaSetti
     if kafka.bootstrap_servers:
         yield kafka
         return
+    if kafka.partitions != AUTO_CREATED_PARTITIONS:
+        log.warning("the embedded broker re-creates a lost topic with its own partition count: "
+                    "keep NERVENBAHN_KAFKA_PARTITIONS at that", partitions=kafka.partitions,
+                    embedded_broker_partitions=AUTO_CREATED_PARTITIONS)
     with EmbeddedBroker(folder / "broker") as broker:
         yield kafka.with_bootstrap(broker.bootstrap)
 

@@ -66,7 +66,8 @@ class Installation:
             "NERVENBAHN_AUDIT_SIGNING_KEY": _key(),
             "NERVENBAHN_KAFKA": self.broker.bootstrap,
             "NERVENBAHN_KAFKA_PROFILE": "embedded",
-            "NERVENBAHN_KAFKA_PARTITIONS": "2",
+            # Tansu's own partition count: a topic it lost comes back with 4 (bus/broker.py)
+            "NERVENBAHN_KAFKA_PARTITIONS": "4",
             "NERVENBAHN_TOPIC_PREFIX": f"chaos{uuid4().hex[:8]}",
             "NERVENBAHN_LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",
