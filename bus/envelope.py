@@ -9,7 +9,7 @@ the three carry the same names in the same order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from uuid import UUID, uuid5
 
 __all__ = [
@@ -68,7 +68,8 @@ def message_headers(
 ) -> list[tuple[str, bytes]]:
     """Kafka headers of one message: what a reader needs before (or without) decoding it.
 
-    Always `event_type`, `event_id`, `schema_id`, `recorded_at` (ISO 8601) and `producer`;
+    Always `event_type`, `event_id`, `schema_id`, `recorded_at` (ISO 8601; a time in UTC,
+    whatever zone it was recorded in: imported history keeps its Swiss offsets) and `producer`;
     `fact` (a reporting fact's kind), `effective_date` and `correlation_id` with
     `causation_id` only where given, in this order.
     """
@@ -78,7 +79,7 @@ def message_headers(
     headers += [
         ("event_id", str(event_id).encode()),
         ("schema_id", str(schema_id).encode()),
-        ("recorded_at", recorded_at.isoformat().encode()),
+        ("recorded_at", _utc(recorded_at).isoformat().encode()),
     ]
     if effective_date is not None:
         headers.append(("effective_date", effective_date.isoformat().encode()))
@@ -91,3 +92,10 @@ def message_headers(
 
 
 _PRODUCER = PRODUCER_NAME.encode()
+
+
+def _utc(moment: date) -> date:
+    """A zoned time in UTC; a day (a reporting fact's coarse time) or a naive time as it is."""
+    if isinstance(moment, datetime) and moment.tzinfo is not None:
+        return moment.astimezone(UTC)
+    return moment

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import fastavro
 import pytest
@@ -285,3 +286,11 @@ def test_message_headers_name_the_same_things_in_the_same_order(
     if "correlation_id" in values:
         assert values["correlation_id"] == values["causation_id"] == (
             b"00000000-0000-0000-0000-000000000003")
+
+
+def test_recorded_at_is_in_utc_whatever_zone_the_event_was_recorded_in() -> None:
+    swiss = datetime(2026, 1, 5, 9, 30, tzinfo=ZoneInfo("Europe/Zurich"))  # imported history
+
+    headers = dict(message_headers("Ping", 7, event_id=UUID(int=1), recorded_at=swiss))
+
+    assert headers["recorded_at"] == b"2026-01-05T08:30:00+00:00"
