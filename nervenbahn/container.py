@@ -293,7 +293,9 @@ class Container:
         # imported here: the API's error handlers import `StoreUnavailableError` from here
         from nervenbahn.api.context import build_api_context
 
-        return build_api_context(self.settings, self.service, api, metrics=self.metrics)
+        return build_api_context(
+            self.settings, self.service, api, metrics=self.metrics, registry=self.registry
+        )
 
     # --- the bus ----------------------------------------------------------------------------
 

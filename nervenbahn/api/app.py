@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.problems import install_problem_handlers
+from nervenbahn.api.registry import create_registry_app
 from nervenbahn.api.routes import (
     audit,
     branch_offices,
@@ -25,7 +26,10 @@ from nervenbahn.api.routes import (
 from nervenbahn.health import Supervision
 from nervenbahn.metrics import Metrics
 
-__all__ = ["DOCS_ASSETS", "create_app"]
+__all__ = ["DOCS_ASSETS", "REGISTRY_PREFIX", "create_app"]
+
+REGISTRY_PREFIX = "/registry"
+"""Where the schema registry is served (Confluent's REST API; `nervenbahn.api.registry`)."""
 
 DOCS_ASSETS = "/docs/assets"
 """Where the Swagger UI's script, style and icon are served from (the `fastapi-offline`
@@ -72,6 +76,8 @@ def create_app(context: ApiContext) -> FastAPI:
     install_problem_handlers(app)
     for module in (branch_offices, regions, canton, audit, problem_types, health, metrics):
         app.include_router(module.router)
+    if context.registry is not None:
+        app.mount(REGISTRY_PREFIX, create_registry_app(context.registry, context.keys))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

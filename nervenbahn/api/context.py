@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from bus.registry import SchemaRegistry
 from domain.application.cases import CaseService
 from domain.personal_data import PersonalDataVault
 from domain.reference import BranchOffice, ReferenceData, load_branch_offices
@@ -50,6 +51,8 @@ class ApiContext:
     """This process's metrics (`GET /metrics`): the container's, or one of the app's own."""
     metrics_access: MetricsAccess = "open"
     """Whether `GET /metrics` needs an API key (NERVENBAHN_METRICS_ACCESS)."""
+    registry: SchemaRegistry | None = None
+    """The schema registry served read-only under /registry (None: not served)."""
 
     def close(self) -> None:
         """Close the access log (the vault belongs to the case service)."""
@@ -62,9 +65,11 @@ def build_api_context(
     api: ApiSettings | None = None,
     *,
     metrics: Metrics | None = None,
+    registry: SchemaRegistry | None = None,
 ) -> ApiContext:
     """The API's context on the configured store: its read models (beside it, or in
-    NERVENBAHN_PROJECTIONS_STORE), its vault, its metrics (`metrics`, else its own)."""
+    NERVENBAHN_PROJECTIONS_STORE), its vault, its metrics (`metrics`, else its own), the
+    schema registry to serve under /registry (`registry`, else none)."""
 
     api = api or settings.api
     return ApiContext(
@@ -80,4 +85,5 @@ def build_api_context(
         readiness=Readiness(settings.store, api.access_log, api.ready_max_lag),
         metrics=metrics or Metrics(),
         metrics_access=api.metrics_access,
+        registry=registry,
     )

@@ -3,9 +3,12 @@
 - a branch office (Zweigstelle): the cases of the municipalities it serves;
 - a social region: its caseload and work list;
 - the canton: aggregate figures only;
-- an auditor: the access log.
+- an auditor: the access log;
+- a bus reader (an application subscribing to the bus's topics): the schema registry served
+  over HTTP, read only (`nervenbahn.api.registry`).
 
-A scope is written `branch_office:akso-olten`, `region:so-olten`, `canton` or `auditor`.
+A scope is written `branch_office:akso-olten`, `region:so-olten`, `canton`, `auditor` or
+`bus_reader`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from nervenbahn.api.errors import InvalidScopeError
 
 __all__ = ["Scope", "ScopeKind", "parse_scope"]
 
-ScopeKind = Literal["branch_office", "region", "canton", "auditor"]
+ScopeKind = Literal["branch_office", "region", "canton", "auditor", "bus_reader"]
 _KINDS: tuple[str, ...] = get_args(ScopeKind)
 _WITH_ID = frozenset({"branch_office", "region"})
 
@@ -52,7 +55,8 @@ class Scope:
 def parse_scope(
     text: str, *, branch_offices: Collection[str], regions: Collection[str]
 ) -> Scope:
-    """Parse `branch_office:ID`, `region:ID`, `canton` or `auditor`; ids must exist."""
+    """Parse `branch_office:ID`, `region:ID`, `canton`, `auditor` or `bus_reader`; ids must
+    exist."""
     kind, _, scope_id = text.strip().partition(":")
     scope = Scope.from_json({"kind": kind, "id": scope_id} if scope_id else {"kind": kind})
     known = {"branch_office": branch_offices, "region": regions}.get(scope.kind)

@@ -39,6 +39,7 @@ from . import (
     init,
     payments,
     projections,
+    registry,
     relay,
     report,
     schemas,
@@ -70,6 +71,7 @@ app.add_typer(bus.topics_app, name="topics")
 app.add_typer(projections.app, name="projections")
 app.add_typer(projections.region_app, name="region")
 app.add_typer(apikeys.app, name="apikeys")
+app.add_typer(registry.app, name="registry")
 app.add_typer(report.app, name="report")
 app.command("serve")(serve.serve)
 app.command("status")(status.status)

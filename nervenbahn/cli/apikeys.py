@@ -37,7 +37,10 @@ def add(
     consumer: Annotated[str, typer.Option(help="The consumer's name, e.g. akso-olten-desk.")],
     scope: Annotated[
         str,
-        typer.Option(help="branch_office:ID | region:ID | canton | auditor, e.g. region:so-olten."),
+        typer.Option(
+            help="branch_office:ID | region:ID | canton | auditor | bus_reader, "
+            "e.g. region:so-olten."
+        ),
     ],
 ) -> None:
     """Give a consumer a new random key bound to a scope; the key is printed once."""
