@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from nervenbahn.api.keys import ApiKeyRegistry
+from nervenbahn.api.scopes import Scope
 from nervenbahn.cli import main
 
 
@@ -112,3 +114,15 @@ def test_a_second_key_for_the_same_consumer_is_refused(cli: Cli) -> None:
     again = cli("apikeys", "add", "--consumer", "olten", "--scope", "auditor")
 
     assert again.code == 1 and "already has a key" in again.err
+
+
+def test_add_gives_a_bus_reader_key_whose_scope_takes_no_id(cli: Cli, tmp_path: Path) -> None:
+    added = json.loads(cli("--json", "apikeys", "add", "--consumer", "vendor-app",
+                           "--scope", "bus_reader").out)
+    refused = cli("apikeys", "add", "--consumer", "other", "--scope", "bus_reader:x")
+
+    assert added["scope"] == "bus_reader"
+    registry = ApiKeyRegistry(tmp_path / "api-keys.json")
+    consumer = registry.authenticate(added["key"])
+    assert consumer is not None and consumer.scope == Scope("bus_reader")
+    assert refused.code == 1 and "takes no id" in refused.err

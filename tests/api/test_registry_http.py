@@ -12,9 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bus.registry_sqlite import SQLiteSchemaRegistry
+from nervenbahn.api.app import REGISTRY_PREFIX
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.registry import CONTENT_TYPE, create_registry_app
 from nervenbahn.api.scopes import Scope
+from tests.api.conftest import AppOn, ReadModels
 
 SUBJECT = "case-events-ch.nervenbahn.Probe"
 V1: dict[str, Any] = {
@@ -182,3 +184,21 @@ def test_readers_cannot_register_or_change_anything(registry: Registry) -> None:
 def test_an_unknown_path_or_malformed_id_answers_in_confluents_format(registry: Registry) -> None:
     _error(registry.get("/nothing/here"), 404, 404)
     _error(registry.get("/schemas/ids/abc"), 404, 404)
+
+
+def test_the_api_serves_the_registry_under_registry_and_keeps_its_own_auth(
+    registry: Registry, app_on: AppOn, seeded: ReadModels
+) -> None:
+    client = app_on(seeded, registry=registry.store, keys=registry.keys)
+    reader = ("vendor-app", registry.reader_key)
+    assert client.get(f"{REGISTRY_PREFIX}/subjects", auth=reader).json() == [SUBJECT]
+    _error(client.get(f"{REGISTRY_PREFIX}/subjects"), 401, 40101)
+    # the rest of the API still takes X-API-Key only, and a bus reader's key reads none of it
+    assert client.get("/v1/canton/quarters/2026-Q1", auth=reader).status_code == 401
+    assert client.get(
+        "/v1/canton/quarters/2026-Q1", headers={"X-API-Key": registry.reader_key}
+    ).status_code == 404
+
+
+def test_the_api_without_a_registry_serves_none(app_on: AppOn, seeded: ReadModels) -> None:
+    assert app_on(seeded).get(f"{REGISTRY_PREFIX}/subjects").status_code == 404
