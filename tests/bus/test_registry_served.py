@@ -1,9 +1,9 @@
 """An outside application decodes the case events with confluent-kafka's own registry client.
 
-Store → relay → embedded broker, then the served registry (the app under uvicorn on a free
-port) and a librdkafka consumer with Confluent's `AvroDeserializer`, authenticated as a
-`bus_reader`. The decoding part (`decode_topic`) imports nothing of ours: it is what a
-vendor's application does.
+Store → `serve` (its relay, the embedded broker, the registry under /registry; or the registry
+app alone under uvicorn) and a librdkafka consumer with Confluent's `AvroDeserializer`,
+authenticated as a `bus_reader`. The decoding part (`decode_topic`) imports nothing of ours:
+it is what a vendor's application does.
 """
 
 from __future__ import annotations
@@ -26,9 +26,14 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from bus.broker import free_port
 from bus.kafka_settings import KafkaSettings
+from bus.topics import catalogue, ensure_topics
+from nervenbahn.api import create_app
+from nervenbahn.api.app import REGISTRY_PREFIX
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.registry import create_registry_app
 from nervenbahn.api.scopes import Scope
+from nervenbahn.api.settings import ApiSettings
+from nervenbahn.serve import Server
 from tests.bus.pipeline import Pipeline, open_supported_case, pipeline
 from tests.bus.waiting import wait_until
 
@@ -87,22 +92,29 @@ def _full_name(schema_text: str) -> str:
     return f"{namespace}.{schema['name']}" if namespace else str(schema["name"])
 
 
-def test_confluent_avro_deserializer_decodes_every_case_event_through_the_served_registry(
+def test_confluent_avro_deserializer_decodes_every_case_event_through_serve(
     tmp_path: Path, master_key: str, kafka_settings: KafkaSettings
 ) -> None:
     with pipeline(tmp_path, master_key, kafka_settings) as line:
         for n in range(2):
             open_supported_case(line.service, n)
-        _relay_all(line)
-        keys = ApiKeyRegistry(tmp_path / "api-keys.json")
-        key = keys.add("vendor-app", Scope("bus_reader"), now=datetime.now(UTC))
-        topic = line.container.topic("case-events").name
-        expected = len(line.recorded())
-        with served(create_registry_app(line.container.registry, keys)) as url:
+        ensure_topics(kafka_settings, catalogue(kafka_settings, reporting=True))
+        api = ApiSettings(api_keys=tmp_path / "keys.json", access_log=tmp_path / "access.db")
+        key = ApiKeyRegistry(api.api_keys).add("vendor-app", Scope("bus_reader"),
+                                               now=datetime.now(UTC))
+        context = line.container.api_context(api)
+        server = Server(line.container, create_app(context), port=free_port())
+        topic, expected = line.container.topic("case-events").name, len(line.recorded())
+        try:
+            server.start()  # its relay publishes the store's events
+            assert server.wait_until_serving()
             decoded = decode_topic(
-                ",".join(kafka_settings.bootstrap_servers), topic, url, f"vendor-app:{key}",
-                expected,
+                ",".join(kafka_settings.bootstrap_servers), topic,
+                f"{server.url}{REGISTRY_PREFIX}", f"vendor-app:{key}", expected,
             )
+        finally:
+            server.stop()
+            context.close()
     assert len(decoded) == expected == 6
     for event_type, writer_name, record in decoded:
         assert writer_name.rsplit(".", 1)[-1] == event_type
