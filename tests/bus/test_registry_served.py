@@ -92,29 +92,37 @@ def _full_name(schema_text: str) -> str:
     return f"{namespace}.{schema['name']}" if namespace else str(schema["name"])
 
 
+@contextmanager
+def serving_bus_readers(line: Pipeline, tmp_path: Path) -> Iterator[tuple[Server, str]]:
+    """`serve` on the pipeline's store and broker (every topic made first), and the key of a
+    `bus_reader` named vendor-app; stopped when the block ends."""
+    ensure_topics(line.container.kafka, catalogue(line.container.kafka, reporting=True))
+    api = ApiSettings(api_keys=tmp_path / "keys.json", access_log=tmp_path / "access.db")
+    key = ApiKeyRegistry(api.api_keys).add("vendor-app", Scope("bus_reader"),
+                                           now=datetime.now(UTC))
+    context = line.container.api_context(api)
+    server = Server(line.container, create_app(context), port=free_port())
+    try:
+        server.start()  # its relay publishes the store's events
+        assert server.wait_until_serving()
+        yield server, key
+    finally:
+        server.stop()
+        context.close()
+
+
 def test_confluent_avro_deserializer_decodes_every_case_event_through_serve(
     tmp_path: Path, master_key: str, kafka_settings: KafkaSettings
 ) -> None:
     with pipeline(tmp_path, master_key, kafka_settings) as line:
         for n in range(2):
             open_supported_case(line.service, n)
-        ensure_topics(kafka_settings, catalogue(kafka_settings, reporting=True))
-        api = ApiSettings(api_keys=tmp_path / "keys.json", access_log=tmp_path / "access.db")
-        key = ApiKeyRegistry(api.api_keys).add("vendor-app", Scope("bus_reader"),
-                                               now=datetime.now(UTC))
-        context = line.container.api_context(api)
-        server = Server(line.container, create_app(context), port=free_port())
         topic, expected = line.container.topic("case-events").name, len(line.recorded())
-        try:
-            server.start()  # its relay publishes the store's events
-            assert server.wait_until_serving()
+        with serving_bus_readers(line, tmp_path) as (server, key):
             decoded = decode_topic(
                 ",".join(kafka_settings.bootstrap_servers), topic,
                 f"{server.url}{REGISTRY_PREFIX}", f"vendor-app:{key}", expected,
             )
-        finally:
-            server.stop()
-            context.close()
     assert len(decoded) == expected == 6
     for event_type, writer_name, record in decoded:
         assert writer_name.rsplit(".", 1)[-1] == event_type
