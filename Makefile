@@ -8,6 +8,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint bench chaos clean
 
+# The official AsyncAPI JSON Schemas (npm @asyncapi/specs, pinned in package-lock.json), which
+# tests/bus/test_asyncapi.py validates `nervenbahn asyncapi` against.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch node_modules/.installed
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -17,7 +23,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/nervenbahn demo --reset
 
-test: $(STAMP) lint
+test: $(STAMP) node_modules/.installed lint
 	$(BIN)/pytest -n 2
 
 lint: $(STAMP)
@@ -35,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/append.py
 
 clean:
-	rm -rf $(VENV) .nervenbahn .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules .nervenbahn .pytest_cache .ruff_cache .hypothesis

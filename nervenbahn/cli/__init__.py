@@ -32,6 +32,7 @@ from schemas.sql import SchemaVersionError
 
 from . import (
     apikeys,
+    asyncapi,
     audit,
     bus,
     case,
@@ -75,6 +76,7 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(report.app, name="report")
 app.command("serve")(serve.serve)
 app.command("status")(status.status)
+app.command("asyncapi")(asyncapi.asyncapi)
 app.command("init")(init.init)
 app.add_typer(audit.app, name="audit")
 app.add_typer(connectors.app, name="connectors")

@@ -1,0 +1,283 @@
+"""The bus as an AsyncAPI 3.0.0 document, generated from the code's own catalogue.
+
+An integrator (any language, standard Kafka tooling) reads from it every topic the installation
+uses (`bus.topics.catalogue` with the reporting, payments and audit topics, and the pattern of
+the dead-letter topics), each topic's partitions, retention and key encoding, the Kafka headers
+with their meaning, and every message's Avro schema with its registry subject
+(TopicRecordNameStrategy: `<topic>-<full record name>`). Nothing here is written by hand twice:
+the topics come from `catalogue`, the schemas from `schemas.load_schema`, the released version
+from `schemas.released_versions`; the headers are the ones `bus.envelope.message_headers` and the
+relays write (kept in step by tests/bus/test_asyncapi.py).
+
+The document holds no personal data (names, schemas, descriptions), so `serve` answers
+`GET /asyncapi.json` without an API key. Schema ids depend on the registry; pass them
+(`schema_ids`, by subject) to have them as `x-schema-id` on each message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bus.kafka_settings import KafkaSettings
+from bus.topics import DLQ_DOMAIN, TopicSpec, catalogue
+from schemas import SCHEMA_GROUPS, load_schema, released_versions, schema_names
+
+__all__ = ["ASYNCAPI_VERSION", "AVRO_SCHEMA_FORMAT", "HEADERS", "asyncapi_document"]
+
+ASYNCAPI_VERSION = "3.0.0"
+AVRO_SCHEMA_FORMAT = "application/vnd.apache.avro+json;version=1.9.0"
+_KAFKA_BINDING = "0.5.0"
+
+_UUID = {"type": "string", "format": "uuid"}
+_TEXT = {"type": "string"}
+
+HEADERS: dict[str, dict[str, Any]] = {
+    "event_type": {**_TEXT, "description": "The Avro record's short name (e.g. CaseOpened): "
+                   "which schema the value has, readable before decoding."},
+    "fact": {**_TEXT, "description": "Reporting facts only: the kind of fact (e.g. opened, "
+             "budget-changed)."},
+    "event_id": {**_UUID, "description": "Deduplicate by this id: UUID v5 of "
+                 "(case or run id)/version in namespace 476a5c74-c6c7-55b8-81d7-18814063cd87; "
+                 "an event relayed twice keeps it. On reporting facts the keyed fact id."},
+    "schema_id": {**_TEXT, "pattern": "^[0-9]+$", "description": "The registry id of the "
+                  "writer schema (also in bytes 1-4 of the value, Confluent framing)."},
+    "recorded_at": {**_TEXT, "description": "When the core recorded the event, ISO 8601 with "
+                    "its UTC offset; on reporting facts the Swiss day only (ISO 8601 date)."},
+    "effective_date": {**_TEXT, "format": "date", "description": "The business date the event "
+                       "takes effect (ISO 8601 date); absent when the event has none."},
+    "correlation_id": {**_UUID, "description": "The conversation the event belongs to (the "
+                       "command that caused it); absent when none was given."},
+    "causation_id": {**_UUID, "description": "What caused the event; equals correlation_id for "
+                     "a command issued by a person."},
+    "producer": {**_TEXT, "const": "nervenbahn-relay", "description": "Who published it."},
+    "relay_epoch": {**_TEXT, "description": "Random per relay history: a new epoch means the "
+                    "topic was refilled from the store, so read the partition from its start "
+                    "and deduplicate by event_id."},
+    "dlq_reason": {**_TEXT, "description": "Dead letters: why the group refused the message."},
+    "dlq_error_type": {**_TEXT, "description": "Dead letters: the error's class name."},
+    "dlq_error": {**_TEXT, "description": "Dead letters: the error message (≤ 2000 chars)."},
+    "dlq_trace": {**_TEXT, "description": "Dead letters: the exception as formatted by "
+                  "Python's traceback.format_exception_only (≤ 2000 chars)."},
+    "dlq_original": {**_TEXT, "description": "Dead letters: where the message was, "
+                     "<topic>/<partition>@<offset>."},
+    "dlq_group": {**_TEXT, "description": "Dead letters: the consumer group that refused it."},
+    "dlq_at": {**_TEXT, "format": "date-time", "description": "Dead letters: when it was "
+               "parked (ISO 8601, UTC)."},
+}
+"""Every Kafka header the bus writes (all values UTF-8 text), with its meaning."""
+
+_RELAYED = ("event_id", "schema_id", "recorded_at")
+_OPTIONAL = frozenset({"effective_date", "correlation_id", "causation_id", "fact"})
+
+
+@dataclass(frozen=True)
+class _Payload:
+    """What a dataset's messages carry: the schema group, key and headers in order."""
+
+    group: str
+    key: str
+    headers: tuple[str, ...]
+
+
+_PAYLOADS: dict[str, _Payload] = {
+    "case-events": _Payload(
+        "case", "The case id, a UUID as UTF-8 text: a case's events stay in order.",
+        ("event_type", *_RELAYED, "effective_date", "correlation_id", "causation_id",
+         "producer", "relay_epoch"),
+    ),
+    "case-facts": _Payload(
+        "reporting", "The case pseudonym (keyed hash) as UTF-8 text: a case's facts stay in "
+        "order.", ("event_type", "fact", *_RELAYED, "effective_date", "producer", "relay_epoch"),
+    ),
+    "payment-orders": _Payload(
+        "payments", "The payment run id, a UUID as UTF-8 text: a run's events stay in order.",
+        ("event_type", *_RELAYED, "producer", "relay_epoch"),
+    ),
+    "checkpoints": _Payload(
+        "audit", "The checkpoint sequence number as decimal UTF-8 text.", (),
+    ),
+}
+"""By dataset (`TopicSpec.dataset`): what its messages are."""
+
+
+def asyncapi_document(
+    settings: KafkaSettings, schema_ids: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 document of every topic this installation uses (JSON-ready)."""
+    ids = schema_ids or {}
+    specs = catalogue(settings, reporting=True, payments=True, audit=True)
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    for spec in specs:
+        payload = _PAYLOADS[spec.dataset]
+        names = schema_names(payload.group)
+        for name in names:
+            messages[name] = _message(spec, payload, name, ids)
+        _add_channel(channels, operations, spec, payload.key, names)
+    messages["DeadLetter"] = _dead_letter_message()
+    dead_letters = _dead_letter_pattern(settings)
+    _add_channel(channels, operations, dead_letters, "The original key.", ["DeadLetter"])
+    channels[_channel_id(dead_letters)] |= {
+        "address": f"{settings.topic_prefix}.{DLQ_DOMAIN}.{{group}}.v1",
+        "parameters": {"group": {"description": "The consumer group's name as a topic "
+                                 "segment (bus.topics.dead_letter_segment)."}},
+    }
+    del channels[_channel_id(dead_letters)]["bindings"]["kafka"]["topic"]
+    return {
+        "asyncapi": ASYNCAPI_VERSION,
+        "info": _info(settings),
+        "defaultContentType": "application/octet-stream",
+        "servers": _servers(settings),
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "securitySchemes": _security_schemes()},
+    }
+
+
+def _info(settings: KafkaSettings) -> dict[str, Any]:
+    return {
+        "title": "nervenbahn bus",
+        "version": "1",
+        "description": (
+            "The topics of a nervenbahn installation (topic prefix "
+            f"`{settings.topic_prefix}`). Values are Avro in the Confluent wire format (magic "
+            "byte 0, 4-byte schema id, Avro binary); subjects follow TopicRecordNameStrategy. "
+            "Personal data is sealed per person; only the core can open it."
+        ),
+    }
+
+
+def _servers(settings: KafkaSettings) -> dict[str, Any]:
+    """The configured brokers (plain), and a placeholder for a secured production cluster."""
+    servers: dict[str, Any] = {
+        "production": {
+            "host": "{bootstrap}",
+            "protocol": "kafka-secure",
+            "description": "A secured cluster: TLS, and SASL (PLAIN or SCRAM) or a client "
+            "certificate, as the operator configured it.",
+            "variables": {"bootstrap": {"description": "host:port of the cluster's brokers"}},
+            "security": [{"$ref": f"#/components/securitySchemes/{name}"}
+                         for name in _security_schemes()],
+        }
+    }
+    if settings.bootstrap_servers:
+        servers["configured"] = {
+            "host": ",".join(settings.bootstrap_servers),
+            "protocol": "kafka",
+            "description": "The brokers named by NERVENBAHN_KAFKA.",
+        }
+    return servers
+
+
+def _security_schemes() -> dict[str, Any]:
+    return {
+        "saslScram": {"type": "scramSha512", "description": "SASL SCRAM-SHA-512 over TLS "
+                      "(SCRAM-SHA-256 likewise)."},
+        "saslPlain": {"type": "plain", "description": "SASL PLAIN over TLS."},
+        "mutualTls": {"type": "X509", "description": "A client certificate (mutual TLS)."},
+    }
+
+
+def _channel_id(spec: TopicSpec) -> str:
+    return f"{spec.domain}.{spec.dataset}.v{spec.major}"
+
+
+def _add_channel(
+    channels: dict[str, Any], operations: dict[str, Any], spec: TopicSpec, key: str,
+    names: list[str],
+) -> None:
+    """One channel per topic with its Kafka binding, and the operation of receiving from it."""
+    channel_id = _channel_id(spec)
+    channel: dict[str, Any] = {
+        "address": spec.name,
+        "description": spec.description,
+        "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in names},
+        "bindings": {"kafka": _topic_binding(spec)},
+        "x-key": key,
+        "x-personal-data": spec.carries_personal_data,
+    }
+    channels[channel_id] = channel
+    operations[f"receive.{channel_id}"] = {
+        "action": "receive",
+        "channel": {"$ref": f"#/channels/{channel_id}"},
+        "messages": [{"$ref": f"#/channels/{channel_id}/messages/{name}"} for name in names],
+    }
+
+
+def _topic_binding(spec: TopicSpec) -> dict[str, Any]:
+    configuration: dict[str, Any] = {}
+    if "cleanup.policy" in spec.config:
+        configuration["cleanup.policy"] = [spec.config["cleanup.policy"]]
+    if "retention.ms" in spec.config:
+        configuration["retention.ms"] = int(spec.config["retention.ms"])
+    binding: dict[str, Any] = {
+        "topic": spec.name, "partitions": spec.partitions, "bindingVersion": _KAFKA_BINDING,
+    }
+    if configuration:
+        binding["topicConfiguration"] = configuration
+    return binding
+
+
+def _message(spec: TopicSpec, payload: _Payload, name: str, ids: Mapping[str, int]) -> dict:
+    """One record type on one topic: its Avro payload, subject, headers and key."""
+    fullname = f"{SCHEMA_GROUPS[payload.group].namespace}.{name}"
+    subject = f"{spec.name}-{fullname}"
+    message: dict[str, Any] = {
+        "name": name,
+        "title": fullname,
+        "contentType": "application/octet-stream",
+        "payload": {"schemaFormat": AVRO_SCHEMA_FORMAT, "schema": load_schema(payload.group, name)},
+        "bindings": {"kafka": {
+            "key": {"type": "string", "description": payload.key},
+            "schemaIdLocation": "payload",
+            "schemaIdPayloadEncoding": "confluent",
+            "schemaLookupStrategy": "TopicRecordNameStrategy",
+            "bindingVersion": _KAFKA_BINDING,
+        }},
+        "x-subject": subject,
+    }
+    versions = released_versions(name)
+    if versions:
+        message["x-schema-version"] = versions[-1][0]
+    if subject in ids:
+        message["x-schema-id"] = ids[subject]
+    if payload.headers:
+        message["headers"] = _headers(payload.headers)
+    if "correlation_id" in payload.headers:
+        message["correlationId"] = {"location": "$message.header#/correlation_id"}
+    return message
+
+
+def _headers(names: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON Schema of a message's Kafka headers (every value UTF-8 text)."""
+    return {
+        "type": "object",
+        "properties": {name: HEADERS[name] for name in names},
+        "required": [name for name in names if name not in _OPTIONAL],
+    }
+
+
+def _dead_letter_pattern(settings: KafkaSettings) -> TopicSpec:
+    """The dead-letter topics of every consumer group, as one channel with a parameter."""
+    return TopicSpec(
+        name=f"{settings.topic_prefix}.{DLQ_DOMAIN}.group.v1",
+        partitions=1,
+        config={"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)},
+        carries_personal_data="sealed",
+        description="Messages a consumer group refused, one topic per group, kept 30 days: the "
+        "original key, value and headers, and the dlq_* headers saying why.",
+    )
+
+
+def _dead_letter_message() -> dict[str, Any]:
+    dlq = tuple(name for name in HEADERS if name.startswith("dlq_"))
+    return {
+        "name": "DeadLetter",
+        "title": "A refused message",
+        "summary": "The original value (any message of the original topic), unchanged.",
+        "contentType": "application/octet-stream",
+        "headers": _headers(dlq),
+    }

@@ -1,0 +1,124 @@
+"""The AsyncAPI document (`bus.asyncapi`): valid against the official AsyncAPI 3.0.0 JSON Schema
+(npm `@asyncapi/specs`, installed by `make node_modules/.installed`), and true to the code: every
+topic of the catalogue, every schema with its subject, the headers the relays really write."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from jsonschema import Draft7Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
+
+from bus.asyncapi import AVRO_SCHEMA_FORMAT, HEADERS, asyncapi_document
+from bus.envelope import message_headers
+from bus.kafka_settings import KafkaSettings
+from bus.topics import catalogue
+from nervenbahn.cli import main
+from schemas import load_schema
+
+SPEC = Path(__file__).resolve().parents[2] / "node_modules/@asyncapi/specs/schemas/3.0.0.json"
+
+
+@pytest.fixture(scope="module")
+def asyncapi_validator() -> Draft7Validator:
+    """A validator of the official AsyncAPI 3.0.0 schema; skips without node_modules (fails
+    when CI=true, like the PostgreSQL tests)."""
+    if not SPEC.exists():
+        reason = f"{SPEC} is missing: run `make node_modules/.installed` (npm ci)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}. CI=true requires it", pytrace=False)
+        pytest.skip(reason)
+    spec = json.loads(SPEC.read_text(encoding="utf-8"))
+    # The bundle is draft-07 with every definition under its own $id: crawl them all so that
+    # each $ref resolves inside the file, never over the network.
+    resource = Resource.from_contents(spec, default_specification=DRAFT7)
+    registry: Registry[Any] = (resource @ Registry()).crawl()
+    return Draft7Validator(spec, registry=registry)
+
+
+@pytest.fixture
+def settings() -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=("localhost:9092",), topic_prefix=f"t{uuid4().hex[:8]}",
+                         partitions=6)
+
+
+def test_document_is_valid_asyncapi_3(asyncapi_validator: Draft7Validator,
+                                      settings: KafkaSettings) -> None:
+    errors = [f"{list(e.absolute_path)}: {e.message}"
+              for e in asyncapi_validator.iter_errors(asyncapi_document(settings))]
+    assert errors == []
+
+
+def test_validator_finds_errors_deep_in_the_document(asyncapi_validator: Draft7Validator,
+                                             settings: KafkaSettings) -> None:
+    """The bundle's $refs really resolve: errors deep in bindings and Avro payloads count."""
+    document = asyncapi_document(settings)
+    opened = document["components"]["messages"]["CaseOpened"]
+    opened["bindings"]["kafka"]["schemaIdLocation"] = "nowhere"
+    document["components"]["messages"]["CaseFact"]["payload"]["schema"]["type"] = "nonsense"
+    del document["info"]["title"]
+    paths = {tuple(e.absolute_path) for e in asyncapi_validator.iter_errors(document)}
+    assert paths == {("info",), ("components", "messages", "CaseOpened"),
+                     ("components", "messages", "CaseFact")}
+
+
+def test_every_topic_of_the_installation_is_a_channel(settings: KafkaSettings) -> None:
+    document = asyncapi_document(settings)
+    addresses = {c["address"]: c for c in document["channels"].values()}
+    for spec in catalogue(settings, reporting=True, payments=True, audit=True):
+        kafka = addresses[spec.name]["bindings"]["kafka"]
+        assert kafka["topic"] == spec.name
+        assert kafka["partitions"] == spec.partitions
+    assert f"{settings.topic_prefix}.dlq.{{group}}.v1" in addresses
+
+
+def test_every_message_carries_its_avro_schema_and_subject(settings: KafkaSettings) -> None:
+    document = asyncapi_document(settings, {
+        f"{settings.topic_prefix}.casework.case-events.v1-ch.nervenbahn.casework.CaseOpened": 7})
+    messages = document["components"]["messages"]
+    opened = messages["CaseOpened"]
+    assert opened["payload"] == {"schemaFormat": AVRO_SCHEMA_FORMAT,
+                                 "schema": load_schema("case", "CaseOpened")}
+    assert opened["x-subject"] == (
+        f"{settings.topic_prefix}.casework.case-events.v1-ch.nervenbahn.casework.CaseOpened")
+    assert opened["x-schema-id"] == 7
+    assert messages["CaseFact"]["x-subject"].startswith(f"{settings.topic_prefix}.reporting.")
+    assert messages["Checkpoint"]["payload"]["schema"] == load_schema("audit", "Checkpoint")
+    for channel in document["channels"].values():
+        for ref in channel["messages"].values():
+            assert ref["$ref"].removeprefix("#/components/messages/") in messages
+
+
+def test_headers_documented_are_the_headers_written(settings: KafkaSettings) -> None:
+    written = message_headers("CaseOpened", 1, event_id=uuid4(), recorded_at=datetime.now(UTC),
+                              kind="opened", effective_date=date.today(), correlation_id=uuid4())
+    assert {name for name, _ in written} | {"relay_epoch"} <= set(HEADERS)
+    case_headers = asyncapi_document(settings)["components"]["messages"]["CaseOpened"]["headers"]
+    assert set(case_headers["properties"]) == {n for n, _ in written} - {"fact"} | {"relay_epoch"}
+    assert all(HEADERS[name]["description"] for name in HEADERS)
+
+
+def test_cli_writes_the_document_for_the_configured_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NERVENBAHN_TOPIC_PREFIX", "canton-zh")
+    out = tmp_path / "asyncapi.json"
+    assert main(["asyncapi", "--out", str(out)]) == 0
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert document["channels"]["casework.case-events.v1"]["address"] == (
+        "canton-zh.casework.case-events.v1")
+
+
+def test_cli_refuses_malformed_kafka_settings_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NERVENBAHN_KAFKA_PARTITIONS", "many")
+    assert main(["asyncapi"]) == 3
+    assert "NERVENBAHN_KAFKA_PARTITIONS" in capfd.readouterr().err
