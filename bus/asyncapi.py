@@ -1,13 +1,13 @@
 """The bus as an AsyncAPI 3.0.0 document, generated from the code's own catalogue.
 
 An integrator (any language, standard Kafka tooling) reads from it every topic the installation
-uses (`bus.topics.catalogue` with the reporting, payments and audit topics, and the pattern of
+uses (`bus.topics.installation_topics`: case events, reporting, payments, audit, and the pattern of
 the dead-letter topics), each topic's partitions, retention and key encoding, the Kafka headers
 with their meaning, and every message's Avro schema with its registry subject
 (TopicRecordNameStrategy: `<topic>-<full record name>`). Nothing here is written by hand twice:
-the topics come from `catalogue`, the schemas from `schemas.load_schema`, the released version
-from `schemas.released_versions`; the headers are the ones `bus.envelope.message_headers` and the
-relays write (kept in step by tests/bus/test_asyncapi.py).
+the topics come from `installation_topics`, the schemas from `schemas.load_schema`, the
+released version from `schemas.released_versions`; the headers are the ones
+`bus.envelope.message_headers` and the relays write (kept in step by tests/bus/test_asyncapi.py).
 
 The document holds no personal data (names, schemas, descriptions), so `serve` answers
 `GET /asyncapi.json` without an API key. Schema ids depend on the registry; pass them
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bus.kafka_settings import KafkaSettings
-from bus.topics import DLQ_DOMAIN, TopicSpec, catalogue
+from bus.topics import DLQ_DOMAIN, TopicSpec, installation_topics
 from schemas import SCHEMA_GROUPS, load_schema, released_versions, schema_names
 
 __all__ = ["ASYNCAPI_VERSION", "AVRO_SCHEMA_FORMAT", "HEADERS", "asyncapi_document"]
@@ -107,7 +107,7 @@ def asyncapi_document(
 ) -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of every topic this installation uses (JSON-ready)."""
     ids = schema_ids or {}
-    specs = catalogue(settings, reporting=True, payments=True, audit=True)
+    specs = installation_topics(settings)
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}

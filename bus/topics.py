@@ -53,6 +53,7 @@ __all__ = [
     "dead_letter_topic",
     "ensure_topics",
     "epochs_at",
+    "installation_topics",
     "list_topics",
     "partition_end_offsets",
     "payments_spec",
@@ -252,6 +253,15 @@ def catalogue(
         specs.append(payments_spec(settings))
     specs += [dead_letter_spec(settings, group) for group in dead_letter_groups]
     return specs
+
+
+def installation_topics(
+    settings: KafkaSettings, dead_letter_groups: Iterable[str] = ()
+) -> list[TopicSpec]:
+    """Every topic a whole installation uses (case events, reporting, audit checkpoints,
+    payments), plus the dead-letter topics of `dead_letter_groups`: what `topics create`
+    creates, so that a subscriber starting before the relays never meets an unknown topic."""
+    return catalogue(settings, dead_letter_groups, reporting=True, payments=True, audit=True)
 
 
 def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec]) -> list[str]:

@@ -43,7 +43,7 @@ from bus.registry_http import ConfluentRegistryClient
 from bus.registry_postgres import PostgresSchemaRegistry
 from bus.registry_sqlite import SQLiteSchemaRegistry
 from bus.relay import Relay, RelayStatus
-from bus.topics import TopicSpec, catalogue, ensure_topics
+from bus.topics import TopicSpec, ensure_topics, installation_topics
 from connectors.host import ConnectorHost
 from connectors.sdk import PrivateFiles
 from domain.application.cases import CaseService
@@ -338,7 +338,7 @@ class Container:
         """Every topic of the bus by dataset ("case-events": …)."""
         with self._lock:
             if self._topics is None:
-                specs = catalogue(self.kafka, reporting=True, payments=True, audit=True)
+                specs = installation_topics(self.kafka)
                 self._topics = {spec.dataset: spec for spec in specs}
             return self._topics
 

@@ -21,7 +21,7 @@ from bus.broker import EmbeddedBroker
 from bus.errors import BusError
 from bus.kafka_errors import BrokerStartError, BrokerUnavailableError, KafkaConfigError
 from bus.kafka_settings import KafkaSettings
-from bus.topics import catalogue, ensure_topics, list_topics, topic_message_counts
+from bus.topics import ensure_topics, installation_topics, list_topics, topic_message_counts
 from nervenbahn.config import load_kafka_settings
 
 from .render import emit_json
@@ -83,11 +83,12 @@ def create(
         typer.Option("--dead-letter-group", help="Also create this consumer group's DLQ topic."),
     ] = None,
 ) -> None:
-    """Create the bus's topics that do not exist yet (existing ones are left as they are)."""
+    """Create every topic of the installation that does not exist yet (case events, reporting,
+    audit checkpoints, payments; existing ones are left as they are)."""
     rt = session(ctx)
     with _bus_errors():
         settings = _external_settings(partitions)
-        specs = catalogue(settings, dead_letter_group or ())
+        specs = installation_topics(settings, dead_letter_group or ())
         created = ensure_topics(settings, specs)
     existing = [spec.name for spec in specs if spec.name not in created]
     if rt.as_json:
@@ -108,7 +109,7 @@ def list_(ctx: typer.Context) -> None:
         settings = _external_settings(None)
         partitions: dict[str, int | None] = dict(list_topics(settings))
         counts = topic_message_counts(settings, sorted(partitions))
-    for spec in catalogue(settings):
+    for spec in installation_topics(settings):
         partitions.setdefault(spec.name, None)
     rows = [
         {"name": name, "partitions": partitions[name], "messages": counts.get(name)}

@@ -19,7 +19,13 @@ from typer.testing import CliRunner
 
 from bus.broker import free_port, metadata_answered
 from bus.kafka_settings import KafkaSettings
-from bus.topics import catalogue, ensure_topics, topic_message_counts
+from bus.topics import (
+    catalogue,
+    ensure_topics,
+    installation_topics,
+    list_topics,
+    topic_message_counts,
+)
 from nervenbahn.cli import main
 from nervenbahn.cli.bus import broker, topics_app
 from nervenbahn.cli.session import Session
@@ -100,10 +106,14 @@ def _env(settings: KafkaSettings) -> dict[str, str | None]:
     }
 
 
-def test_topics_create_creates_the_catalogue_then_finds_it(kafka_settings: KafkaSettings) -> None:
+def test_topics_create_creates_every_topic_of_the_installation_then_finds_it(
+    kafka_settings: KafkaSettings,
+) -> None:
     runner = CliRunner()
-    case_events = f"{kafka_settings.topic_prefix}.casework.case-events.v1"
-    dlq = f"{kafka_settings.topic_prefix}.dlq.reporting.v1"
+    prefix = kafka_settings.topic_prefix
+    every = [f"{prefix}.casework.case-events.v1", f"{prefix}.reporting.case-facts.v1",
+             f"{prefix}.audit.checkpoints.v1", f"{prefix}.payments.payment-orders.v1",
+             f"{prefix}.dlq.reporting.v1"]
 
     first = runner.invoke(app, ["topics", "create", "--partitions", "2",
                                 "--dead-letter-group", "reporting"], env=_env(kafka_settings))
@@ -111,9 +121,10 @@ def test_topics_create_creates_the_catalogue_then_finds_it(kafka_settings: Kafka
                                 "reporting"], env=_env(kafka_settings))
 
     assert first.exit_code == 0, first.output
-    assert first.output.splitlines() == [f"created {case_events}", f"created {dlq}"]
+    assert first.output.splitlines() == [f"created {name}" for name in every]
     assert again.exit_code == 0, again.output
-    assert json.loads(again.output) == {"created": [], "existing": [case_events, dlq]}
+    assert json.loads(again.output) == {"created": [], "existing": every}
+    assert set(list_topics(kafka_settings)) == set(every)
 
 
 def test_topics_list_shows_partitions_and_messages(kafka_settings: KafkaSettings) -> None:
@@ -130,7 +141,7 @@ def test_topics_list_shows_partitions_and_messages(kafka_settings: KafkaSettings
 
     assert plain.exit_code == 0, plain.output
     assert f"{spec.name}  4 partitions  5 messages" in plain.output
-    assert json.loads(as_json.output) == [{"name": spec.name, "partitions": 4, "messages": 5}]
+    assert {"name": spec.name, "partitions": 4, "messages": 5} in json.loads(as_json.output)
 
 
 def test_topics_list_marks_catalogue_topics_not_yet_created(
@@ -140,8 +151,8 @@ def test_topics_list_marks_catalogue_topics_not_yet_created(
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == [
-        {"name": f"{kafka_settings.topic_prefix}.casework.case-events.v1", "partitions": None,
-         "messages": None}
+        {"name": spec.name, "partitions": None, "messages": None}
+        for spec in sorted(installation_topics(kafka_settings), key=lambda spec: spec.name)
     ]
 
 
