@@ -21,10 +21,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from bus.kafka_settings import KafkaSettings
+from bus.registry import SchemaRegistry
 from bus.topics import DLQ_DOMAIN, TopicSpec, installation_topics
 from schemas import SCHEMA_GROUPS, load_schema, released_versions, schema_names
 
-__all__ = ["ASYNCAPI_VERSION", "AVRO_SCHEMA_FORMAT", "HEADERS", "asyncapi_document"]
+__all__ = [
+    "ASYNCAPI_VERSION",
+    "AVRO_SCHEMA_FORMAT",
+    "HEADERS",
+    "PublishedSchema",
+    "asyncapi_document",
+    "published_schemas",
+]
 
 ASYNCAPI_VERSION = "3.0.0"
 AVRO_SCHEMA_FORMAT = "application/vnd.apache.avro+json;version=1.9.0"
@@ -100,6 +108,39 @@ _PAYLOADS: dict[str, _Payload] = {
     ),
 }
 """By dataset (`TopicSpec.dataset`): what its messages are."""
+
+
+@dataclass(frozen=True)
+class PublishedSchema:
+    """One released version of a record on one topic, as `schemas list` shows it."""
+
+    subject: str
+    record: str
+    """The full Avro record name (e.g. ch.nervenbahn.casework.CaseOpened)."""
+    version: int
+    """The released version (schemas/versions/<Record>/v<N>.avsc)."""
+    schema: dict[str, Any]
+    schema_id: int | None = None
+    """The registry's id of exactly this schema under `subject`; None: not registered."""
+
+
+def published_schemas(
+    settings: KafkaSettings, registry: SchemaRegistry | None = None
+) -> list[PublishedSchema]:
+    """Every released version of every record on every topic of the installation, by subject
+    and version; with `registry`, each with the id it has there (matched by content: the
+    registry's version numbers need not be the released ones)."""
+    found: list[PublishedSchema] = []
+    for spec in installation_topics(settings):
+        group = _PAYLOADS[spec.dataset].group
+        for name in schema_names(group):
+            record = f"{SCHEMA_GROUPS[group].namespace}.{name}"
+            subject = f"{spec.name}-{record}"
+            registered = registry.versions(subject) if registry is not None else []
+            for version, schema in released_versions(name):
+                schema_id = next((r.schema_id for r in registered if r.schema == schema), None)
+                found.append(PublishedSchema(subject, record, version, schema, schema_id))
+    return sorted(found, key=lambda p: (p.subject, p.version))
 
 
 def asyncapi_document(

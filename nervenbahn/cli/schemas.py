@@ -3,25 +3,35 @@
 `check` needs no network and no database (CI runs it); `--registry-url` also asks a live
 Confluent-compatible registry. Exit 1 when a schema is refused, one line per problem naming
 subject and field; exit 3 when the registry cannot be reached.
+
+`list` and `export DIR` show every released schema of every topic of the installation by
+registry subject (topic prefix from NERVENBAHN_TOPIC_PREFIX); with `--registered`, also the id
+each has in the installation's registry (NERVENBAHN_SCHEMA_REGISTRY, else the store's own).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from bus.asyncapi import PublishedSchema, published_schemas
 from bus.compatibility import SchemaProblem
 from bus.errors import RegistryError
 from bus.registry_http import ConfluentRegistryClient
 from bus.schema_check import check_schemas, pending_releases, release_schemas
+from nervenbahn.config import load_kafka_settings
 from schemas import SCHEMA_DIR, event_type_names
+
+from .render import emit_json
+from .session import session
 
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Avro schemas of the case events on the bus: check and release.", no_args_is_help=True
+    help="Avro schemas of the bus: check, release, list and export.", no_args_is_help=True
 )
 
 EXIT_INCOMPATIBLE = 1
@@ -79,6 +89,56 @@ def release(schema_dir: SchemaDir = SCHEMA_DIR) -> None:
         typer.echo(f"released {done.event_type} v{done.version}: {done.path}")
     if not releases:
         typer.echo("nothing to release: every schema equals its latest released version")
+
+
+Registered = Annotated[
+    bool,
+    typer.Option("--registered", help="Also give each schema's id in the installation's "
+                 "registry (opens the store or NERVENBAHN_SCHEMA_REGISTRY)."),
+]
+
+
+@app.command("list")
+def list_(ctx: typer.Context, registered: Registered = False) -> None:
+    """Every released schema of every topic: subject, record, version (and registry id)."""
+    rt = session(ctx)
+    rows = [_row(found) for found in _published(ctx, registered)]
+    if rt.as_json:
+        emit_json(rt.console, rows)
+        return
+    for row in rows:
+        schema_id = "" if row["schema_id"] is None else f"  id {row['schema_id']}"
+        rt.console.print(f"{row['subject']}  v{row['version']}{schema_id}", highlight=False)
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="Where to write (created if missing).",
+                                              file_okay=False)],
+    registered: Registered = False,
+) -> None:
+    """Write one <subject>/v<N>.avsc per released schema and an index.json listing them."""
+    index = []
+    for found in _published(ctx, registered):
+        path = Path(found.subject) / f"v{found.version}.avsc"
+        (directory / path.parent).mkdir(parents=True, exist_ok=True)
+        (directory / path).write_text(json.dumps(found.schema, indent=2) + "\n", "utf-8")
+        index.append({**_row(found), "file": path.as_posix()})
+    (directory / "index.json").write_text(json.dumps(index, indent=2) + "\n", "utf-8")
+    typer.echo(f"exported {len(index)} schemas to {directory}")
+
+
+def _published(ctx: typer.Context, registered: bool) -> list[PublishedSchema]:
+    kafka = load_kafka_settings()
+    if not registered:
+        return published_schemas(kafka)
+    return published_schemas(kafka, session(ctx).container.registry)
+
+
+def _row(found: PublishedSchema) -> dict[str, Any]:
+    return {"subject": found.subject, "record": found.record, "version": found.version,
+            "schema_id": found.schema_id}
 
 
 def _report(problems: list[SchemaProblem]) -> None:
