@@ -15,6 +15,7 @@ from nervenbahn.api.context import ApiContext
 from nervenbahn.api.problems import install_problem_handlers
 from nervenbahn.api.registry import create_registry_app
 from nervenbahn.api.routes import (
+    asyncapi,
     audit,
     branch_offices,
     canton,
@@ -74,7 +75,9 @@ def create_app(context: ApiContext) -> FastAPI:
         lambda: getattr(app.state, "supervision", None), lambda found: _ready(context, found)
     )
     install_problem_handlers(app)
-    for module in (branch_offices, regions, canton, audit, problem_types, health, metrics):
+    for module in (
+        branch_offices, regions, canton, audit, problem_types, health, metrics, asyncapi
+    ):
         app.include_router(module.router)
     if context.registry is not None:
         app.mount(REGISTRY_PREFIX, create_registry_app(context.registry, context.keys))

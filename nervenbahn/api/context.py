@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from bus.kafka_settings import KafkaSettings
 from bus.registry import SchemaRegistry
 from domain.application.cases import CaseService
 from domain.personal_data import PersonalDataVault
@@ -53,6 +54,8 @@ class ApiContext:
     """Whether `GET /metrics` needs an API key (NERVENBAHN_METRICS_ACCESS)."""
     registry: SchemaRegistry | None = None
     """The schema registry served read-only under /registry (None: not served)."""
+    kafka: KafkaSettings = field(default_factory=lambda: KafkaSettings.model_validate({}))
+    """The bus's settings (topic prefix, partitions, brokers), for `GET /asyncapi.json`."""
 
     def close(self) -> None:
         """Close the access log (the vault belongs to the case service)."""
@@ -86,4 +89,5 @@ def build_api_context(
         metrics=metrics or Metrics(),
         metrics_access=api.metrics_access,
         registry=registry,
+        kafka=settings.kafka,
     )
