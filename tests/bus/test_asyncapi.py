@@ -19,9 +19,10 @@ from referencing.jsonschema import DRAFT7
 from bus.asyncapi import AVRO_SCHEMA_FORMAT, HEADERS, asyncapi_document
 from bus.envelope import message_headers
 from bus.kafka_settings import KafkaSettings
+from bus.registry_sqlite import SQLiteSchemaRegistry
 from bus.topics import catalogue
 from nervenbahn.cli import main
-from schemas import load_schema
+from schemas import load_schema, released_versions
 
 SPEC = Path(__file__).resolve().parents[2] / "node_modules/@asyncapi/specs/schemas/3.0.0.json"
 
@@ -122,3 +123,23 @@ def test_cli_refuses_malformed_kafka_settings_naming_the_variable(
     monkeypatch.setenv("NERVENBAHN_KAFKA_PARTITIONS", "many")
     assert main(["asyncapi"]) == 3
     assert "NERVENBAHN_KAFKA_PARTITIONS" in capfd.readouterr().err
+
+
+def test_cli_registered_gives_the_id_of_each_messages_schema(
+    tmp_path: Path, master_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store.db"
+    facts = "zh.reporting.case-facts.v1-ch.nervenbahn.reporting.CaseFact"
+    with SQLiteSchemaRegistry(store) as registry:
+        registry.register(facts, released_versions("CaseFact")[0][1])
+        latest_id = registry.register(facts, load_schema("reporting", "CaseFact"))
+    monkeypatch.setenv("NERVENBAHN_TOPIC_PREFIX", "zh")
+    monkeypatch.setenv("NERVENBAHN_STORE", f"sqlite:///{store}")
+    monkeypatch.setenv("NERVENBAHN_MASTER_KEY", master_key)
+    out = tmp_path / "asyncapi.json"
+
+    assert main(["asyncapi", "--registered", "--out", str(out)]) == 0
+
+    messages = json.loads(out.read_text(encoding="utf-8"))["components"]["messages"]
+    assert messages["CaseFact"]["x-schema-id"] == latest_id
+    assert "x-schema-id" not in messages["CaseOpened"]
