@@ -51,8 +51,8 @@ HEADERS: dict[str, dict[str, Any]] = {
                  "an event relayed twice keeps it. On reporting facts the keyed fact id."},
     "schema_id": {**_TEXT, "pattern": "^[0-9]+$", "description": "The registry id of the "
                   "writer schema (also in bytes 1-4 of the value, Confluent framing)."},
-    "recorded_at": {**_TEXT, "description": "When the core recorded the event, ISO 8601 with "
-                    "its UTC offset; on reporting facts only the start of the Swiss day it was "
+    "recorded_at": {**_TEXT, "description": "When the core recorded the event, ISO 8601 in "
+                    "UTC (+00:00); on reporting facts only the start of the Swiss day it was "
                     "recorded on (midnight Swiss time, given in UTC)."},
     "effective_date": {**_TEXT, "format": "date", "description": "The business date the event "
                        "takes effect (ISO 8601 date); absent when the event has none."},
