@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bus.compatibility import fingerprint, validate_schema
 from bus.errors import SchemaNotFoundError
 from bus.registry import SchemaRegistry, SchemaVersion
+from nervenbahn.api.errors import ApiError
 from nervenbahn.api.keys import ApiKeyRegistry
 
 __all__ = ["COMPATIBILITY", "CONTENT_TYPE", "RegistryHTTPError", "create_registry_app"]
@@ -41,7 +42,7 @@ INVALID_SCHEMA = 42201
 INVALID_VERSION = 42202
 
 
-class RegistryHTTPError(Exception):
+class RegistryHTTPError(ApiError):
     """An answer in Confluent's error format: HTTP status, Confluent error code, message."""
 
     def __init__(self, status: int, error_code: int, message: str) -> None:
