@@ -23,15 +23,26 @@ it with NERVENBAHN_KAFKA_PARTITIONS, and a consumer learns of a new partition co
 next metadata refresh (`metadata_max_age_ms`, Kafka's default 5 minutes): one read model missed
 two of four partitions for that long. The embedded profile refreshes every 3 s.
 `production` uses Kafka's defaults.
+
+Secured clusters: `security_protocol` (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL) with the CA,
+client certificate and key files for TLS, and a SASL mechanism (PLAIN, SCRAM-SHA-256/512) with
+user name and password, go to every producer, consumer and admin client alike. The password and
+the key's password are `SecretStr`: they leave the settings only inside the client kwargs. A
+combination a client would only fail on at its first connection (a SASL mechanism over a
+protocol without SASL, TLS files over a protocol without TLS, a missing password, a file that is
+not there) is refused here, naming the field. Tested against the embedded broker behind a TLS
+terminator (`EmbeddedBroker(tls=...)`, see bus/broker.py for why Tansu 0.6.0 cannot serve TLS
+itself); SASL is not tested here (docs/operations.md, "Secured cluster").
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from bus.kafka_errors import KafkaConfigError
 
@@ -41,6 +52,8 @@ __all__ = [
     "Compression",
     "KafkaSettings",
     "Profile",
+    "SaslMechanism",
+    "SecurityProtocol",
 ]
 
 Profile = Literal["production", "embedded"]
@@ -48,6 +61,12 @@ Profile = Literal["production", "embedded"]
 
 Compression = Literal["none", "gzip"]
 """Codecs that need no extra library (lz4 and zstd would)."""
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+"""How clients reach the brokers: in the clear or over TLS, with or without SASL."""
+
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+"""How a client proves its name over SASL (PLAIN only ever over TLS in production)."""
 
 Acks = Literal["all", 1, 0]
 """How many replicas confirm a write: all in-sync replicas, the leader only, or none."""
@@ -109,6 +128,15 @@ class KafkaSettings(BaseModel):
     request_timeout_ms: int = Field(ge=1_000)
     bootstrap_timeout_ms: int = Field(ge=100)
     metadata_max_age_ms: int = Field(ge=100)
+    # security
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -138,6 +166,21 @@ class KafkaSettings(BaseModel):
                 "(at most 63 characters, no dots)"
             )
         return prefix
+
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    @classmethod
+    def _file_exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"{path} does not exist or is not a file")
+        return path
+
+    @model_validator(mode="after")
+    def _secured_consistently(self) -> KafkaSettings:
+        """Refuse what a client would only fail on at its first connection (fields named)."""
+        problem = _security_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSettings:
@@ -228,4 +271,53 @@ class KafkaSettings(BaseModel):
             "request_timeout_ms": self.request_timeout_ms,
             "bootstrap_timeout_ms": self.bootstrap_timeout_ms,
             "metadata_max_age_ms": self.metadata_max_age_ms,
+            **self._security_kwargs(),
         }
+
+    def _security_kwargs(self) -> dict[str, Any]:
+        """kafka-python's TLS and SASL arguments; none at all for PLAINTEXT."""
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        kwargs: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            files = {"ssl_cafile": self.ssl_cafile, "ssl_certfile": self.ssl_certfile,
+                     "ssl_keyfile": self.ssl_keyfile}
+            kwargs |= {name: str(path) for name, path in files.items() if path is not None}
+            if self.ssl_password is not None:
+                kwargs["ssl_password"] = self.ssl_password.get_secret_value()
+        if self.sasl_mechanism is not None:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        return kwargs
+
+
+def _security_problem(settings: KafkaSettings) -> str | None:
+    """What is wrong with the TLS and SASL fields together, naming the fields; None if fine."""
+    protocol = settings.security_protocol
+    sasl = protocol.startswith("SASL_")
+    tls = protocol in ("SSL", "SASL_SSL")
+    if settings.sasl_mechanism is not None and not sasl:
+        return (f"sasl_mechanism {settings.sasl_mechanism} needs security_protocol "
+                f"SASL_PLAINTEXT or SASL_SSL, not {protocol}")
+    if sasl and settings.sasl_mechanism is None:
+        return (f"security_protocol {protocol} needs sasl_mechanism "
+                "(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+    if sasl and not settings.sasl_username:
+        return f"security_protocol {protocol} needs sasl_username"
+    if sasl and not (settings.sasl_password and settings.sasl_password.get_secret_value()):
+        return f"security_protocol {protocol} needs sasl_password"
+    if not sasl and (settings.sasl_username or settings.sasl_password):
+        return ("sasl_username and sasl_password need security_protocol SASL_PLAINTEXT or "
+                f"SASL_SSL, not {protocol}")
+    ssl_files = [name for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password")
+                 if getattr(settings, name) is not None]
+    if ssl_files and not tls:
+        return f"{ssl_files[0]} needs security_protocol SSL or SASL_SSL, not {protocol}"
+    if settings.ssl_keyfile is not None and settings.ssl_certfile is None:
+        return "ssl_keyfile needs ssl_certfile (the client certificate it belongs to)"
+    if settings.ssl_password is not None and settings.ssl_keyfile is None:
+        return "ssl_password needs ssl_keyfile (the key it unlocks)"
+    return None

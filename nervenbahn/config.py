@@ -238,7 +238,8 @@ class StoreConfig(BaseModel):
 
 # --- the variables ------------------------------------------------------------------------------
 
-SECRETS = ("store", "projections_store", "master_key", "reporting_key", "audit_signing_key")
+SECRETS = ("store", "projections_store", "master_key", "reporting_key", "audit_signing_key",
+           "kafka_ssl_key_password", "kafka_sasl_password")
 """Variables that may hold a secret (keys; a database URL with its password): each also has a
 `*_FILE` variant naming a file that holds the value."""
 
@@ -269,6 +270,14 @@ class Environment(BaseSettings):
     kafka_partitions: str | None = None
     kafka_replication_factor: str | None = None
     kafka_max_poll_interval_ms: str | None = None
+    kafka_security_protocol: str | None = None
+    kafka_ssl_ca_file: str | None = None
+    kafka_ssl_cert_file: str | None = None
+    kafka_ssl_key_file: str | None = None
+    kafka_ssl_key_password: str | None = None
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
     # registry
     schema_registry: str | None = None
     # relay
@@ -879,6 +888,14 @@ _KAFKA_FIELDS = {
     "kafka_partitions": "partitions",
     "kafka_replication_factor": "replication_factor",
     "kafka_max_poll_interval_ms": "max_poll_interval_ms",
+    "kafka_security_protocol": "security_protocol",
+    "kafka_ssl_ca_file": "ssl_cafile",
+    "kafka_ssl_cert_file": "ssl_certfile",
+    "kafka_ssl_key_file": "ssl_keyfile",
+    "kafka_ssl_key_password": "ssl_password",
+    "kafka_sasl_mechanism": "sasl_mechanism",
+    "kafka_sasl_username": "sasl_username",
+    "kafka_sasl_password": "sasl_password",
 }
 """Environment field → KafkaSettings field, for the variables that set one directly."""
 _KAFKA_NUMBERS = {"kafka_partitions", "kafka_replication_factor", "kafka_max_poll_interval_ms"}
@@ -912,12 +929,18 @@ _KAFKA_VARIABLE_OF = {"bootstrap_servers": "NERVENBAHN_KAFKA"} | {
 }
 
 
+_KAFKA_FIELD_NAME = re.compile(r"\b(" + "|".join(_KAFKA_VARIABLE_OF) + r")\b")
+
+
 def _explain(exc: ValidationError) -> str:
-    """The first validation problem, named by its environment variable."""
+    """The first validation problem, named by its environment variable (a problem of several
+    fields together names each field as its variable)."""
     error = exc.errors()[0]
     field = str(error["loc"][0]) if error["loc"] else ""
-    where = _KAFKA_VARIABLE_OF.get(field, field or "Kafka settings")
-    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+    message = error["msg"].removeprefix("Value error, ")
+    if not field:
+        return _KAFKA_FIELD_NAME.sub(lambda match: _KAFKA_VARIABLE_OF[match[1]], message)
+    return f"{_KAFKA_VARIABLE_OF.get(field, field)}: {message}"
 
 
 def decode_key(text: str, where: str, what: str = "master key") -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 from bus.kafka_errors import KafkaConfigError
 from bus.kafka_settings import PROFILE_DEFAULTS, KafkaSettings
 from bus.topics import TopicSpec, ensure_topics, topic_name
-from nervenbahn.config import load_kafka_settings
+from nervenbahn.config import KafkaSettingsError, load_kafka_settings
 from tests.bus.waiting import wait_until
 
 EMBEDDED = dict(PROFILE_DEFAULTS["embedded"])
@@ -261,3 +262,96 @@ class _Member(threading.Thread):
             self.join(timeout=10)
         else:
             self._consumer.close()
+
+
+# --- TLS and SASL --------------------------------------------------------------------------
+
+
+def _secured(tmp_path: Path, **variables: str) -> KafkaSettings:
+    (tmp_path / "ca.pem").write_text("ca")
+    return load_kafka_settings({
+        "NERVENBAHN_KAFKA": "kafka-1.example:9093",
+        **{f"NERVENBAHN_KAFKA_{name.upper()}": value.format(tmp=tmp_path)
+           for name, value in variables.items()},
+    })
+
+
+def test_plaintext_adds_no_security_arguments(tmp_path: Path) -> None:
+    settings = _secured(tmp_path)
+
+    assert "security_protocol" not in settings.admin_kwargs()
+
+
+def test_tls_and_scram_reach_every_client(tmp_path: Path) -> None:
+    (tmp_path / "password").write_text("s3cret\n")
+    (tmp_path / "client.pem").write_text("cert")
+    (tmp_path / "client.key").write_text("key")
+    settings = _secured(
+        tmp_path, security_protocol="SASL_SSL", ssl_ca_file="{tmp}/ca.pem",
+        ssl_cert_file="{tmp}/client.pem", ssl_key_file="{tmp}/client.key",
+        ssl_key_password="unlock", sasl_mechanism="SCRAM-SHA-512", sasl_username="so-olten",
+        sasl_password_file="{tmp}/password",
+    )
+    expected = {
+        "security_protocol": "SASL_SSL",
+        "ssl_cafile": str(tmp_path / "ca.pem"),
+        "ssl_certfile": str(tmp_path / "client.pem"),
+        "ssl_keyfile": str(tmp_path / "client.key"),
+        "ssl_password": "unlock",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "so-olten",
+        "sasl_plain_password": "s3cret",
+    }
+
+    for kwargs in (settings.producer_kwargs(), settings.consumer_kwargs("g"),
+                   settings.admin_kwargs(), settings.with_bootstrap("k:1").admin_kwargs()):
+        assert {name: kwargs.get(name) for name in expected} == expected
+    assert "s3cret" not in repr(settings) and "unlock" not in repr(settings)
+    assert "s3cret" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(("variables", "message"), [
+    ({"security_protocol": "TLS"},
+     "NERVENBAHN_KAFKA_SECURITY_PROTOCOL: Input should be 'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' "
+     "or 'SASL_SSL'"),
+    ({"sasl_mechanism": "PLAIN"},
+     "NERVENBAHN_KAFKA_SASL_MECHANISM PLAIN needs NERVENBAHN_KAFKA_SECURITY_PROTOCOL "
+     "SASL_PLAINTEXT or SASL_SSL, not PLAINTEXT"),
+    ({"security_protocol": "SASL_SSL", "sasl_mechanism": "GSSAPI"},
+     "NERVENBAHN_KAFKA_SASL_MECHANISM: Input should be 'PLAIN', 'SCRAM-SHA-256' or "
+     "'SCRAM-SHA-512'"),
+    ({"security_protocol": "SASL_PLAINTEXT", "sasl_username": "u", "sasl_password": "p"},
+     "NERVENBAHN_KAFKA_SECURITY_PROTOCOL SASL_PLAINTEXT needs NERVENBAHN_KAFKA_SASL_MECHANISM"),
+    ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_password": "p"},
+     "NERVENBAHN_KAFKA_SECURITY_PROTOCOL SASL_SSL needs NERVENBAHN_KAFKA_SASL_USERNAME"),
+    ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_username": "u"},
+     "NERVENBAHN_KAFKA_SECURITY_PROTOCOL SASL_SSL needs NERVENBAHN_KAFKA_SASL_PASSWORD"),
+    ({"sasl_username": "u"},
+     "NERVENBAHN_KAFKA_SASL_USERNAME and NERVENBAHN_KAFKA_SASL_PASSWORD need"),
+    ({"ssl_ca_file": "{tmp}/ca.pem"},
+     "NERVENBAHN_KAFKA_SSL_CA_FILE needs NERVENBAHN_KAFKA_SECURITY_PROTOCOL SSL or SASL_SSL, "
+     "not PLAINTEXT"),
+    ({"security_protocol": "SSL", "ssl_ca_file": "{tmp}/nope.pem"},
+     "NERVENBAHN_KAFKA_SSL_CA_FILE: {tmp}/nope.pem does not exist or is not a file"),
+    ({"security_protocol": "SSL", "ssl_cert_file": "{tmp}"},
+     "NERVENBAHN_KAFKA_SSL_CERT_FILE: {tmp} does not exist or is not a file"),
+    ({"security_protocol": "SSL", "ssl_key_file": "{tmp}/ca.pem"},
+     "NERVENBAHN_KAFKA_SSL_KEY_FILE needs NERVENBAHN_KAFKA_SSL_CERT_FILE"),
+    ({"security_protocol": "SSL", "ssl_key_password": "p"},
+     "NERVENBAHN_KAFKA_SSL_KEY_PASSWORD needs NERVENBAHN_KAFKA_SSL_KEY_FILE"),
+])
+def test_a_bad_security_combination_is_refused_naming_the_variables(
+    tmp_path: Path, variables: dict[str, str], message: str
+) -> None:
+    with pytest.raises(KafkaSettingsError) as refused:
+        _secured(tmp_path, **variables)
+
+    assert str(refused.value).startswith(message.format(tmp=tmp_path))
+    assert "'p'" not in str(refused.value)
+
+
+def test_a_secret_kafka_password_is_never_in_the_error(tmp_path: Path) -> None:
+    with pytest.raises(KafkaSettingsError) as refused:
+        _secured(tmp_path, security_protocol="SSL", sasl_password="hunter2-secret")
+
+    assert "hunter2-secret" not in str(refused.value)
