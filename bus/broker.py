@@ -38,12 +38,14 @@ from types import TracebackType
 from typing import IO, NoReturn
 
 from bus.kafka_errors import BrokerStartError
+from bus.tls_terminator import BrokerTls, TlsTerminator
 
 AUTO_CREATED_PARTITIONS = 4
 """The partitions Tansu gives a topic it creates because a client asked for it."""
 
 __all__ = [
     "AUTO_CREATED_PARTITIONS",
+    "BrokerTls",
     "EmbeddedBroker",
     "api_versions_answered",
     "broker_binary",
@@ -136,7 +138,8 @@ class EmbeddedBroker:
 
     Nothing runs until `start()`. Its output goes to `<log_dir>/tansu-<port>.log`.
     `stop()` terminates it (then kills it after `stop_timeout` seconds); `restart()` brings
-    it back on the same port, **empty**.
+    it back on the same port, **empty**. With `tls`, its port speaks only TLS with that
+    certificate (Tansu behind a `TlsTerminator`, see bus/tls_terminator.py for why).
     """
 
     def __init__(
@@ -147,6 +150,7 @@ class EmbeddedBroker:
         binary: Path | None = None,
         start_timeout: float = 15.0,
         stop_timeout: float = 5.0,
+        tls: BrokerTls | None = None,
     ) -> None:
         self._log_dir = Path(log_dir)
         self._fixed_port = port
@@ -156,6 +160,8 @@ class EmbeddedBroker:
         self._stop_timeout = stop_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._tls = tls
+        self._terminator: TlsTerminator | None = None
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()
@@ -225,6 +231,9 @@ class EmbeddedBroker:
 
     def stop(self) -> None:
         """Stop the broker: SIGTERM, then SIGKILL after `stop_timeout` seconds. Idempotent."""
+        terminator, self._terminator = self._terminator, None
+        if terminator is not None:
+            terminator.stop()
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.terminate()
@@ -260,11 +269,12 @@ class EmbeddedBroker:
             )
         self._log_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
-        url = f"tcp://{LOOPBACK}:{self.port}"
+        # with TLS, Tansu listens on a port of its own and advertises the terminator's
+        listen_port = free_port() if self._tls is not None else self.port
         command = [
             str(binary), "broker",
-            "--listener-url", url,
-            "--advertised-listener-url", url,
+            "--listener-url", f"tcp://{LOOPBACK}:{listen_port}",
+            "--advertised-listener-url", f"tcp://{LOOPBACK}:{self.port}",
             "--storage-engine", "memory://tansu/",
         ]
         env = {key: value for key, value in os.environ.items() if key not in _TANSU_ENV}
@@ -277,15 +287,29 @@ class EmbeddedBroker:
         except OSError as exc:
             self.stop()
             raise BrokerStartError(f"cannot run the broker binary {binary}: {exc}") from exc
-        self._wait_until_ready()
+        self._wait_until_ready(listen_port)
+        if self._tls is not None:
+            self._terminate_tls(self._tls, listen_port)
 
-    def _wait_until_ready(self) -> None:
+    def _terminate_tls(self, tls: BrokerTls, listen_port: int) -> None:
+        """Accept TLS on the public port, passing it on to Tansu on `listen_port`."""
+        try:
+            self._terminator = TlsTerminator(tls, LOOPBACK, self.port, listen_port)
+            self._terminator.start()
+        except (OSError, ValueError) as exc:
+            self.stop()
+            raise BrokerStartError(
+                f"the embedded broker cannot serve TLS on {LOOPBACK}:{self.port} with "
+                f"{tls.certfile} and {tls.keyfile}: {exc}"
+            ) from exc
+
+    def _wait_until_ready(self, listen_port: int) -> None:
         deadline = time.monotonic() + self._start_timeout
         while time.monotonic() < deadline:
             code = self._process.poll() if self._process is not None else None
             if code is not None:
                 self._fail(f"the embedded broker exited with code {code}")
-            if metadata_answered(LOOPBACK, self.port, timeout=0.5) and self.is_running():
+            if metadata_answered(LOOPBACK, listen_port, timeout=0.5) and self.is_running():
                 return
             time.sleep(_POLL_S)
         self._fail(f"the embedded broker did not answer within {self._start_timeout:g} s")

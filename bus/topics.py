@@ -42,6 +42,7 @@ from kafka.errors import TopicAlreadyExistsError, for_code
 
 from bus.kafka_errors import TopicError, kafka_errors_translated
 from bus.kafka_settings import KafkaSettings
+from bus.tls_check import tls_diagnosed
 
 __all__ = [
     "PersonalData",
@@ -435,7 +436,8 @@ def _created(response: Mapping[str, object], asked: Sequence[TopicSpec]) -> list
 @contextmanager
 def _admin(settings: KafkaSettings) -> Iterator[KafkaAdminClient]:
     """A KafkaAdminClient for one block, closed afterwards."""
-    client = KafkaAdminClient(**settings.admin_kwargs())
+    with tls_diagnosed(settings):
+        client = KafkaAdminClient(**settings.admin_kwargs())
     try:
         yield client
     finally:
@@ -445,7 +447,8 @@ def _admin(settings: KafkaSettings) -> Iterator[KafkaAdminClient]:
 @contextmanager
 def _offsets_reader(settings: KafkaSettings) -> Iterator[KafkaConsumer]:
     """A consumer outside any group that only reads metadata and offsets."""
-    client = KafkaConsumer(**settings.consumer_kwargs(None, "offsets"))
+    with tls_diagnosed(settings):
+        client = KafkaConsumer(**settings.consumer_kwargs(None, "offsets"))
     try:
         yield client
     finally:
