@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bus.broker import BrokerTls, EmbeddedBroker
-from bus.kafka_errors import BrokerUnavailableError
+from bus.kafka_errors import BrokerStartError, BrokerUnavailableError
 from bus.kafka_settings import KafkaSettings
 from bus.tls_check import tls_handshake_problem
 from bus.topics import catalogue, ensure_topics
@@ -140,3 +140,15 @@ def test_plaintext_client_does_not_reach_a_tls_broker(tls_broker: EmbeddedBroker
 
     with pytest.raises(BrokerUnavailableError):
         ensure_topics(kafka, catalogue(kafka))
+
+
+def test_a_tls_broker_whose_key_is_missing_does_not_start(
+    certificates: Certificates, tmp_path: Path
+) -> None:
+    tls = BrokerTls(certificates.server_cert, tmp_path / "missing.key")
+    broker = EmbeddedBroker(tmp_path / "broker", tls=tls)
+
+    with pytest.raises(BrokerStartError, match=r"cannot serve TLS .*missing\.key"):
+        broker.start()
+
+    assert not broker.is_running()
