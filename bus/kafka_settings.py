@@ -31,8 +31,9 @@ the key's password are `SecretStr`: they leave the settings only inside the clie
 combination a client would only fail on at its first connection (a SASL mechanism over a
 protocol without SASL, TLS files over a protocol without TLS, a missing password, a file that is
 not there) is refused here, naming the field. Tested against the embedded broker behind a TLS
-terminator (`EmbeddedBroker(tls=...)`, see bus/broker.py for why Tansu 0.6.0 cannot serve TLS
-itself); SASL is not tested here (docs/operations.md, "Secured cluster").
+terminator (`EmbeddedBroker(tls=...)`, see bus/tls_terminator.py for why Tansu 0.6.0 cannot
+serve TLS itself), mutual TLS with an encrypted client key included; SASL is not tested here
+(docs/operations.md, "Secured cluster").
 """
 
 from __future__ import annotations

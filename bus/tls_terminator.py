@@ -28,10 +28,12 @@ _ACCEPT_POLL_S = 0.2
 
 @dataclass(frozen=True)
 class BrokerTls:
-    """The server certificate (PEM, its chain may follow) and its private key (PEM)."""
+    """The server certificate (PEM, its chain may follow) and its private key (PEM); with
+    `client_ca`, clients must present a certificate signed by it (mutual TLS)."""
 
     certfile: Path
     keyfile: Path
+    client_ca: Path | None = None
 
 
 class TlsTerminator:
@@ -40,6 +42,9 @@ class TlsTerminator:
     def __init__(self, tls: BrokerTls, host: str, port: int, target: int) -> None:
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(tls.certfile, tls.keyfile)
+        if tls.client_ca is not None:
+            self._context.verify_mode = ssl.CERT_REQUIRED
+            self._context.load_verify_locations(tls.client_ca)
         self._host = host
         self._port = port
         self._target = target

@@ -33,6 +33,12 @@ class Certificates:
     ca: Path
     server_cert: Path
     server_key: Path
+    client_cert: Path
+    client_key: Path
+    """Encrypted with `CLIENT_KEY_PASSWORD`."""
+
+
+CLIENT_KEY_PASSWORD = "unlock-the-client-key"
 
 
 def _name(common_name: str) -> x509.Name:
@@ -68,11 +74,19 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
                           ca=False)
                    .add_extension(x509.SubjectAlternativeName(names), critical=False)
                    .sign(ca_key, hashes.SHA256()))
-    ca = folder / "ca.pem"
-    ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    cert = folder / "server.pem"
-    cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-    return Certificates(ca, cert, _write_key(server_key, folder / "server.key"))
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client_cert = _issue(_name("nervenbahn-so-olten"), ca_cert.subject, client_key.public_key(),
+                         ca_key, ca=False).sign(ca_key, hashes.SHA256())
+    encrypted = serialization.BestAvailableEncryption(CLIENT_KEY_PASSWORD.encode())
+    (folder / "client.key").write_bytes(client_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encrypted))
+    paths = {}
+    for name, cert in (("ca", ca_cert), ("server", server_cert), ("client", client_cert)):
+        paths[name] = folder / f"{name}.pem"
+        paths[name].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return Certificates(paths["ca"], paths["server"],
+                        _write_key(server_key, folder / "server.key"),
+                        paths["client"], folder / "client.key")
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +95,16 @@ def tls_broker(
 ) -> Iterator[EmbeddedBroker]:
     tls = BrokerTls(certificates.server_cert, certificates.server_key)
     with EmbeddedBroker(tmp_path_factory.mktemp("tls-broker"), tls=tls,
+                        start_timeout=30) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="module")
+def mutual_tls_broker(
+    certificates: Certificates, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedBroker]:
+    tls = BrokerTls(certificates.server_cert, certificates.server_key, client_ca=certificates.ca)
+    with EmbeddedBroker(tmp_path_factory.mktemp("mtls-broker"), tls=tls,
                         start_timeout=30) as broker:
         yield broker
 
@@ -107,6 +131,37 @@ def test_relay_publishes_and_a_consumer_reads_over_tls(
 
         assert {(case, version) for _, _, case, version in counter.rows()} == line.recorded()
     assert tls_handshake_problem(kafka) is None
+
+
+def test_a_client_certificate_with_an_encrypted_key_reaches_a_mutual_tls_broker(
+    mutual_tls_broker: EmbeddedBroker, certificates: Certificates, tmp_path: Path,
+    master_key: str,
+) -> None:
+    (tmp_path / "key-password").write_text(CLIENT_KEY_PASSWORD + "\n")
+    kafka = tls_settings(
+        mutual_tls_broker, ssl_ca_file=str(certificates.ca),
+        ssl_cert_file=str(certificates.client_cert), ssl_key_file=str(certificates.client_key),
+        ssl_key_password_file=str(tmp_path / "key-password"),
+    )
+    with pipeline(tmp_path, master_key, kafka) as line:
+        open_supported_case(line.service)
+        counter = EffectCounter(tmp_path / "consumer.db")
+
+        relay_all(line)
+        consume_until(line, counter, 3)
+
+        assert {(case, version) for _, _, case, version in counter.rows()} == line.recorded()
+
+
+def test_a_client_without_a_certificate_is_refused_by_a_mutual_tls_broker(
+    mutual_tls_broker: EmbeddedBroker, certificates: Certificates
+) -> None:
+    kafka = tls_settings(mutual_tls_broker, ssl_ca_file=str(certificates.ca)).model_copy(
+        update={"bootstrap_timeout_ms": 2_000}
+    )
+
+    with pytest.raises(BrokerUnavailableError):
+        ensure_topics(kafka, catalogue(kafka))
 
 
 def test_client_without_the_ca_is_refused_with_a_clear_error(
