@@ -118,18 +118,23 @@ def tls_settings(broker: EmbeddedBroker, **variables: str) -> KafkaSettings:
     })
 
 
+def every_event_relayed_and_consumed(kafka: KafkaSettings, tmp_path: Path,
+                                     master_key: str) -> bool:
+    """A case's three events go store → relay → broker → group consumer; True if each of them
+    took effect in the consumer."""
+    with pipeline(tmp_path, master_key, kafka) as line:
+        open_supported_case(line.service)
+        counter = EffectCounter(tmp_path / "consumer.db")
+        relay_all(line)
+        consume_until(line, counter, 3)
+        return {(case, version) for _, _, case, version in counter.rows()} == line.recorded()
+
+
 def test_relay_publishes_and_a_consumer_reads_over_tls(
     tls_broker: EmbeddedBroker, certificates: Certificates, tmp_path: Path, master_key: str
 ) -> None:
     kafka = tls_settings(tls_broker, ssl_ca_file=str(certificates.ca))
-    with pipeline(tmp_path, master_key, kafka) as line:
-        open_supported_case(line.service)
-        counter = EffectCounter(tmp_path / "consumer.db")
-
-        relay_all(line)
-        consume_until(line, counter, 3)
-
-        assert {(case, version) for _, _, case, version in counter.rows()} == line.recorded()
+    assert every_event_relayed_and_consumed(kafka, tmp_path, master_key)
     assert tls_handshake_problem(kafka) is None
 
 
@@ -143,14 +148,7 @@ def test_a_client_certificate_with_an_encrypted_key_reaches_a_mutual_tls_broker(
         ssl_cert_file=str(certificates.client_cert), ssl_key_file=str(certificates.client_key),
         ssl_key_password_file=str(tmp_path / "key-password"),
     )
-    with pipeline(tmp_path, master_key, kafka) as line:
-        open_supported_case(line.service)
-        counter = EffectCounter(tmp_path / "consumer.db")
-
-        relay_all(line)
-        consume_until(line, counter, 3)
-
-        assert {(case, version) for _, _, case, version in counter.rows()} == line.recorded()
+    assert every_event_relayed_and_consumed(kafka, tmp_path, master_key)
 
 
 def test_a_client_without_a_certificate_is_refused_by_a_mutual_tls_broker(
