@@ -9,7 +9,8 @@ it; an event delivered twice (relay crash, broker republish) has an id it has se
 skipped. That id comes from the decoded content, never from a header alone: the id of the
 event at (case, version) (`bus.envelope.event_id`), or what the codec's `event_id(value)` says
 (the reporting facts' keyed fact id). A message whose `event_id` header disagrees with its
-content is not trusted: it is dead-lettered (`mismatched-event-id`).
+content is not trusted: it is dead-lettered (`mismatched-event-id`); so is one that decodes as
+another type than its `event_type` header announces (`mismatched-event-type`).
 
 Offsets are kept with the relay epoch they belong to, and every epoch the group has met in a
 partition is remembered (`consumer_epochs`, with the offset where it was first met). When a
@@ -72,6 +73,7 @@ __all__ = [
     "Decoder",
     "Handler",
     "MismatchedEventIdError",
+    "MismatchedEventTypeError",
     "Received",
     "Rejected",
     "RetryPolicy",
@@ -98,6 +100,12 @@ class ConsumerStalledError(BusError):
 class MismatchedEventIdError(DecodeError):
     """A message's `event_id` header names another event than the one it carries (forged or
     corrupt); it is dead-lettered, never applied."""
+
+
+class MismatchedEventTypeError(DecodeError):
+    """A message decoded as another type than its `event_type` header announces (a schema id
+    that names another type's schema in this registry: a registry switched under messages
+    already published, say); it is dead-lettered, never applied as the wrong type."""
 
 
 @dataclass(frozen=True)
@@ -262,6 +270,8 @@ class Consumer:
             received = self._received(message, headers, self.codec.decode(message.value))
         except MismatchedEventIdError as exc:
             self._dead_letter(message, exc, "mismatched-event-id")
+        except MismatchedEventTypeError as exc:
+            self._dead_letter(message, exc, "mismatched-event-type")
         except DecodeError as exc:
             self._dead_letter(message, exc, "undecodable")
         else:
@@ -303,11 +313,19 @@ class Consumer:
 
     def _received(self, message: Any, headers: dict[str, str], event: Any) -> Received:
         """The decoded event with the id its content gives; MismatchedEventIdError if an
-        `event_id` header names another."""
+        `event_id` header names another, MismatchedEventTypeError if an `event_type` header
+        names another type."""
+        decoded_type = type(event).__name__
+        announced = headers.get("event_type")
+        if announced is not None and announced != decoded_type:
+            raise MismatchedEventTypeError(
+                f"the message announces {announced[:60]!r} but its schema id names "
+                f"{decoded_type}: never applied as the wrong type"
+            )
         return Received(
             event=event,
             event_id=self._content_id(headers, event),
-            event_type=type(event).__name__,
+            event_type=decoded_type,
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,

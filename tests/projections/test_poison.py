@@ -85,6 +85,27 @@ def test_a_forged_event_id_or_an_old_event_re_sent_leaves_every_read_model_as_re
         assert [dict(m.headers)["dlq_reason"] for m in dead] == [b"mismatched-event-id"] * 2
 
 
+def test_a_message_announcing_another_type_than_it_decodes_to_is_never_applied(
+    line: Pipeline, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    open_supported_case(line.service, 0)
+    relay_all(line)
+    feed_all(line, tmp_path)
+    for name in RELAYED:
+        topic = line.container.topic(name).name
+        genuine = read_all(kafka_settings, topic, count(line, name))[0]
+        headers = [(k, v) for k, v in genuine.headers if k != "event_type"]
+        with producer(kafka_settings) as send:  # as after a registry switch: id → other type
+            send(topic, genuine.key, genuine.value, [*headers, ("event_type", b"CaseClosed")])
+
+    fed = feed_all(line, tmp_path)
+
+    for projection in projections(line):
+        assert dump(projection, fed[projection.name]) == rebuilt(line, projection, tmp_path)
+        dead = read_all(kafka_settings, dead_letter_topic(kafka_settings, projection.group), 1)
+        assert [dict(m.headers)["dlq_reason"] for m in dead] == [b"mismatched-event-type"]
+
+
 def test_an_event_at_or_below_the_version_a_case_holds_is_ignored(
     line: Pipeline, tmp_path: Path
 ) -> None:
