@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -27,6 +26,7 @@ import pytest
 from psycopg import sql
 
 import nervenbahn.cli as cli
+from bus.broker import free_port
 
 RUNBOOK = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
 BLOCK = re.compile(r"^```(\w+) runbook(?: file=(\S+))?\n(.*?)^```\n", re.M | re.S)
@@ -58,12 +58,6 @@ def test_the_runbook_covers_what_production_needs() -> None:
     for needed in ("openssl rand", "nervenbahn init", "topics create", "/health/ready",
                    "apikeys add", "pg_dump", "pg_restore", ".backup", "audit verify"):
         assert needed in commands, needed
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -141,7 +135,7 @@ def _unit_stop(unit: Path) -> str:
 def test_the_runbook_runs_as_written(
     tmp_path: Path, kafka_broker: str, scratch_names: dict[str, str]
 ) -> None:
-    substitutions = _substitutions(tmp_path, scratch_names, kafka_broker, _free_port())
+    substitutions = _substitutions(tmp_path, scratch_names, kafka_broker, free_port())
     script = ["set -euo pipefail"]
     unit: Path | None = None
     for _language, name, text in runbook_blocks():

@@ -5,7 +5,6 @@ goes away)."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bus.broker import free_port
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
 from nervenbahn.api import build_api_context, create_app
@@ -129,12 +129,6 @@ def test_a_relay_over_the_lag_bound_makes_ready_503_naming_it(
 # --- under `serve` ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _get(url: str) -> tuple[int, Any]:
     """Status and JSON body, without an API key."""
     try:
@@ -157,7 +151,7 @@ def _serving(tmp_path: Path, master_key: str, kafka_settings: KafkaSettings,
         # Without the projections' consumers: a group the broker is still joining when this
         # short-lived server stops stalls the same group in the next test that serves
         # (test_serve.py); relays, checkpointer and API are the workers checked here.
-        server = Server(line.container, create_app(context), port=_free_port(), projections=())
+        server = Server(line.container, create_app(context), port=free_port(), projections=())
         if checkpointer is not None:
             server._checkpointer = checkpointer  # type: ignore[method-assign]
         try:

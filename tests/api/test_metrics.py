@@ -8,7 +8,6 @@ import dataclasses
 import json
 import re
 import shutil
-import socket
 import sqlite3
 import time
 import urllib.request
@@ -24,7 +23,7 @@ from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from bus.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker, free_port
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
 from domain.errors import CaseNotFoundError
@@ -43,12 +42,6 @@ from tests.bus.waiting import wait_until
 OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 CASELOAD_ROUTE = "/v1/regions/{region_id}/caseload"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -104,7 +97,7 @@ def _serving(tmp_path: Path, master_key: str, broker: EmbeddedBroker) -> Iterato
         key = ApiKeyRegistry(api.api_keys).add("region", Scope("region", "so-olten"),
                                                now=datetime.now(UTC))
         context = line.container.api_context(api)
-        server = Server(line.container, create_app(context), port=_free_port(),
+        server = Server(line.container, create_app(context), port=free_port(),
                         projections=("region",))
         try:
             server.start()

@@ -4,12 +4,12 @@ relay, the broker, the projection's consumer and its read model."""
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bus.broker import free_port
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
 from nervenbahn.api import build_api_context, create_app
@@ -19,12 +19,6 @@ from nervenbahn.api.settings import ApiSettings
 from nervenbahn.serve import Server
 from tests.bus.pipeline import open_supported_case, pipeline
 from tests.bus.waiting import wait_until
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _get(url: str, key: str) -> Any:
@@ -43,7 +37,7 @@ def test_a_case_recorded_while_serving_shows_in_the_regions_caseload(
         key = ApiKeyRegistry(api.api_keys).add("region", Scope("region", "so-olten"),
                                                now=datetime.now(UTC))
         context = build_api_context(line.settings, line.service, api)
-        server = Server(line.container, create_app(context), port=_free_port())
+        server = Server(line.container, create_app(context), port=free_port())
         try:
             server.start()
             assert server.wait_until_serving()

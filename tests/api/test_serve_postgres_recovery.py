@@ -8,24 +8,20 @@ restarted: a new command reaches the read models, the personal-data read answers
 from __future__ import annotations
 
 import base64
-import json
 import secrets
-import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from bus.broker import free_port
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
 from domain.application.cases import CaseService
@@ -36,6 +32,7 @@ from nervenbahn.api.settings import ApiSettings
 from nervenbahn.config import load_settings
 from nervenbahn.container import Container, build_service, close_service
 from nervenbahn.serve import Server
+from tests.api.http import get_json
 from tests.bus.pipeline import open_supported_case
 from tests.bus.waiting import wait_until
 from tests.storage.test_postgres_recovery import terminate
@@ -44,21 +41,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 RECOVERY_BOUND_S = 30.0
 """From the loss of every connection to a new case in the read model and ready again."""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _get(url: str, key: str | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, headers={"X-API-Key": key} if key else {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def _key() -> str:
@@ -78,17 +60,17 @@ class Serving:
 
     def supported(self) -> int | None:
         """Supported cases in the region's caseload (None while it does not answer 200)."""
-        status, body = _get(f"{self.server.url}/v1/regions/so-olten/caseload", self.region_key)
+        status, body = get_json(f"{self.server.url}/v1/regions/so-olten/caseload", self.region_key)
         return body["by_phase"].get("supported", 0) if status == 200 else None
 
     def personal_data_status(self) -> int:
         """The status of a read of the first case's personal data."""
         url = f"{self.server.url}/v1/branch-offices/akso-olten/cases/{self.first_case}"
-        return _get(url, self.office_key)[0]
+        return get_json(url, self.office_key)[0]
 
     def ready_status(self) -> int:
         """The status of `/health/ready`."""
-        return _get(f"{self.server.url}/health/ready")[0]
+        return get_json(f"{self.server.url}/health/ready")[0]
 
 
 @contextmanager
@@ -115,7 +97,7 @@ def serving_on_postgres(
     keys = ApiKeyRegistry(api.api_keys)
     context = build_api_context(settings, service, api)
     serving = Serving(
-        Server(container, create_app(context), port=_free_port()), service, name,
+        Server(container, create_app(context), port=free_port()), service, name,
         keys.add("region", Scope("region", "so-olten"), now=datetime.now(UTC)),
         keys.add("office", Scope("branch_office", "akso-olten"), now=datetime.now(UTC)),
         open_supported_case(service, 0),

@@ -20,6 +20,7 @@ from uuid import uuid4
 
 import pytest
 
+from bus.broker import free_port
 from bus.consumer import Consumer
 from bus.effects import EffectStore
 from bus.kafka_settings import KafkaSettings
@@ -34,7 +35,7 @@ from nervenbahn.container import Container, build_service, close_service
 from nervenbahn.serve import InvalidNameError, Server
 from projections import Projection
 from projections.region import RegionProjection
-from tests.api.test_serve import _free_port, _get
+from tests.api.test_serve import _get
 from tests.bus.pipeline import open_supported_case
 from tests.bus.waiting import wait_until
 
@@ -116,7 +117,7 @@ def test_a_consumer_that_fails_is_restarted_with_back_off_and_serves_again(
         key = ApiKeyRegistry(api.api_keys).add("region", Scope("region", "so-olten"),
                                                now=datetime.now(UTC))
         context = build_api_context(container.settings, svc, api)
-        server = Server(container, create_app(context), port=_free_port(),
+        server = Server(container, create_app(context), port=free_port(),
                         projections=("region",), payments=False)
         try:
             server.start()
@@ -140,7 +141,7 @@ def test_an_invalid_consumer_group_is_refused_before_any_thread_starts(
     with _store(tmp_path, master_key, kafka_settings, BadGroupContainer) as (container, svc):
         context = build_api_context(container.settings, svc, ApiSettings(
             api_keys=tmp_path / "keys.json", access_log=tmp_path / "access.db"))
-        server = Server(container, create_app(context), port=_free_port(),
+        server = Server(container, create_app(context), port=free_port(),
                         projections=("region",))
         threads = set(threading.enumerate())
         try:

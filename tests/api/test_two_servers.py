@@ -9,17 +9,12 @@ epochs into every partition, and a live consumer then rewound for ever."""
 
 from __future__ import annotations
 
-import json
-import socket
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from bus.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker, free_port
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
 from nervenbahn.api import build_api_context, create_app
@@ -28,26 +23,12 @@ from nervenbahn.api.scopes import Scope
 from nervenbahn.api.settings import ApiSettings
 from nervenbahn.container import Container, build_service, close_service
 from nervenbahn.serve import Server
+from tests.api.http import get_json
 from tests.bus.pipeline import Pipeline, open_supported_case, pipeline, topic_contents
 from tests.bus.waiting import wait_until
 
 LEASE = {"NERVENBAHN_RELAY_LEASE_SECONDS": "3", "NERVENBAHN_RELAY_RENEW_SECONDS": "1"}
 RELAYS = {"case-events", "case-facts"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _get(url: str, key: str | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, headers={"X-API-Key": key} if key else {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 @contextmanager
@@ -63,7 +44,7 @@ def _server(line: Pipeline, api: ApiSettings, own_process: bool) -> Iterator[Ser
             stack.callback(container.close)
         context = build_api_context(line.settings, service, api)
         stack.callback(context.close)
-        server = Server(container, create_app(context), port=_free_port(), payments=False)
+        server = Server(container, create_app(context), port=free_port(), payments=False)
         server.start()
         stack.callback(server.stop)
         assert server.wait_until_serving()
@@ -80,7 +61,7 @@ def _roles(server: Server) -> set[str]:
 
 
 def _supported(server: Server, key: str) -> int:
-    status, body = _get(f"{server.url}/v1/regions/so-olten/caseload", key)
+    status, body = get_json(f"{server.url}/v1/regions/so-olten/caseload", key)
     return int(body["by_phase"].get("supported", 0)) if status == 200 else -1
 
 
@@ -110,7 +91,7 @@ def test_two_servers_on_one_store_publish_each_event_once_and_never_rewind_for_e
                 wait_until(lambda s=server: _supported(s, key) == 5, within=90,
                            what="both answering from the read model")
             for server in (first, second):  # a standby is healthy
-                assert _get(f"{server.url}/health/ready")[0] == 200
+                assert get_json(f"{server.url}/health/ready")[0] == 200
             assert all(_one_active(first, second, name) for name in RELAYS)
             ids, epochs = topic_contents(kafka_settings, topic)
             assert len(ids) == 15 and set(ids.values()) == {1} and len(epochs) == 1
@@ -122,7 +103,7 @@ def test_two_servers_on_one_store_publish_each_event_once_and_never_rewind_for_e
                 open_supported_case(line.service, n)
             wait_until(lambda: _supported(second, key) == 7, within=90,
                        what="the second publishing and applying what came since")
-            assert _get(f"{second.url}/health/ready")[0] == 200
+            assert get_json(f"{second.url}/health/ready")[0] == 200
             counted = [first.consumer_rewinds(), second.consumer_rewinds()]
 
         ids, more_epochs = topic_contents(kafka_settings, topic)
