@@ -294,7 +294,8 @@ class Container:
         from nervenbahn.api.context import build_api_context
 
         return build_api_context(
-            self.settings, self.service, api, metrics=self.metrics, registry=self.registry
+            self.settings, self.service, api, metrics=self.metrics, registry=self.registry,
+            kafka=self._kafka,  # the broker handed in (embedded, a test's prefix), else settings
         )
 
     # --- the bus ----------------------------------------------------------------------------

@@ -69,10 +69,12 @@ def build_api_context(
     *,
     metrics: Metrics | None = None,
     registry: SchemaRegistry | None = None,
+    kafka: KafkaSettings | None = None,
 ) -> ApiContext:
     """The API's context on the configured store: its read models (beside it, or in
     NERVENBAHN_PROJECTIONS_STORE), its vault, its metrics (`metrics`, else its own), the
-    schema registry to serve under /registry (`registry`, else none)."""
+    schema registry to serve under /registry (`registry`, else none), the bus `GET
+    /asyncapi.json` describes (`kafka`: the broker in use, else NERVENBAHN_KAFKA)."""
 
     api = api or settings.api
     return ApiContext(
@@ -89,5 +91,5 @@ def build_api_context(
         metrics=metrics or Metrics(),
         metrics_access=api.metrics_access,
         registry=registry,
-        kafka=settings.kafka,
+        kafka=kafka or settings.kafka,
     )

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from uuid import UUID
 
+import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bus.envelope import event_id
@@ -20,11 +21,13 @@ from tests.bus.pipeline import open_supported_case, pipeline, topic_contents
 from tests.bus.test_registry_served import serving_bus_readers
 from tests.bus.waiting import wait_until
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "outside_consumer.py"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLE = EXAMPLES / "outside_consumer.py"
 
 
-def test_the_example_imports_only_the_standard_library_and_confluent_kafka() -> None:
-    tree = ast.parse(EXAMPLE.read_text())
+@pytest.mark.parametrize("program", ["outside_consumer.py", "read_every_topic.py"])
+def test_the_example_imports_only_the_standard_library_and_confluent_kafka(program: str) -> None:
+    tree = ast.parse((EXAMPLES / program).read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree)
                 if isinstance(node, ast.Import) for alias in node.names}
     imported |= {str(node.module).split(".")[0] for node in ast.walk(tree)

@@ -1,0 +1,154 @@
+"""Every message of every topic of an installation, read by an outside application
+(examples/read_every_topic.py: confluent-kafka only) through `serve`'s schema registry with a
+bus_reader key, topics taken from `serve`'s AsyncAPI document (issue 13, Done-when point 1).
+
+A small store fills every topic the installation uses with the relays and the checkpointer the
+project runs: case events, reporting facts, a payment run, signed checkpoints. Then every
+message decodes, its writer schema is the record its headers announce (the audit topic has no
+headers: one of the channel's records), each topic holds exactly what the installation
+published, and no synthetic name, AHV number or IBAN shows in clear on any topic.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import uuid
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from bus.kafka_settings import KafkaSettings
+from bus.topics import ensure_topics, installation_topics
+from domain.payments import RecordPayoutAccount, RunPayments
+from nervenbahn.api.app import REGISTRY_PREFIX
+from nervenbahn.audit.checkpoints import CheckpointStore, SigningKey, write_checkpoint
+from nervenbahn.datasets import AUDIT_CHECKPOINTS, CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS
+from tests.bus.pipeline import Pipeline, open_supported_case, pipeline
+from tests.bus.test_registry_served import serving_bus_readers
+from tests.bus.waiting import wait_until
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "read_every_topic.py"
+FINANCE = {"user_id": "fin-so-01", "role": "administrator", "organisation": "so-finance"}
+IBANS = ["CH5604835012345678009", "CH3608387000001080173"]
+HOLDER = "Nora Beispiel"
+RELAYED = (CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS)
+
+
+def test_an_outside_reader_decodes_every_message_of_every_topic_through_serve(
+    tmp_path: Path, master_key: str, kafka_settings: KafkaSettings
+) -> None:
+    with pipeline(tmp_path, master_key, kafka_settings) as line:
+        ensure_topics(kafka_settings, installation_topics(kafka_settings))
+        secrets = _fill_every_topic(line)
+        published = _published(line)
+        topics = {line.container.topic(name).name: name for name in published}
+        raw = {topic: _raw_messages(kafka_settings, topic, published[name])
+               for topic, name in topics.items()}
+        with serving_bus_readers(line, tmp_path) as (server, key):
+            done = subprocess.run(
+                [sys.executable, str(EXAMPLE), "--bootstrap",
+                 ",".join(kafka_settings.bootstrap_servers),
+                 "--asyncapi", f"{server.url}/asyncapi.json",
+                 "--registry", f"{server.url}{REGISTRY_PREFIX}", "--user", "vendor-app",
+                 "--key", key, "--group", "vendor-census", "--idle-seconds", "8",
+                 "--session-timeout-ms", "6000"],
+                capture_output=True, text=True, timeout=180)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    *lines, summary = [json.loads(text) for text in done.stdout.splitlines()]
+    assert set(summary["topics"]) == set(topics)
+    for topic, name in topics.items():
+        assert summary["topics"][topic] == {"messages": published[name], "decoded": published[name],
+                                            "mismatches": 0, "errors": 0}, topic
+    assert all(published.values()) and published[AUDIT_CHECKPOINTS] == 2
+    for seen in lines:
+        if seen["event_type"] is not None:  # the audit topic has no headers
+            assert seen["record"] == seen["event_type"]
+        assert seen["value"], seen
+    records = Counter((topics[seen["topic"]], seen["record"]) for seen in lines)
+    assert {(CASE_EVENTS, "CaseOpened"), (CASE_FACTS, "CaseFact"),
+            (PAYMENT_ORDERS, "PaymentOrdered"), (AUDIT_CHECKPOINTS, "Checkpoint")} <= set(records)
+    # Sealed personal data: not in the bytes on any topic, nor in anything a reader decodes.
+    everything = b"".join(raw_bytes for messages in raw.values() for raw_bytes in messages)
+    decoded = done.stdout.encode("latin-1", errors="replace")
+    assert [s for s in secrets if s.encode() in everything or s.encode() in decoded] == []
+    assert b"Weg 1" not in everything  # the applicants' street, a control on the scan's reach
+
+
+def _fill_every_topic(line: Pipeline) -> list[str]:
+    """Three cases, a payment run for two (the third is held: no account), every relay run to
+    the store's head, and two signed checkpoints published; the personal data written."""
+    cases = [open_supported_case(line.service, n) for n in range(3)]
+    payments = line.container.payments
+    for case_id, iban in zip(cases, IBANS, strict=False):
+        account: dict[str, Any] = {"actor": FINANCE, "correlation_id": uuid.uuid4(),
+                                   "case_id": case_id, "iban": iban, "holder": HOLDER}
+        payments.record_account(RecordPayoutAccount(**account))
+    month: dict[str, Any] = {"actor": FINANCE, "correlation_id": uuid.uuid4(),
+                             "month": date.today().strftime("%Y-%m")}
+    assert payments.run(RunPayments(**month)).recorded
+    for name in RELAYED:
+        with line.container.relay(name) as relay:
+            relay.run(threading.Event(), until_caught_up=True)
+    key = SigningKey.from_seed(line.settings.signing_key.get_secret_value())
+    db = line.container.audit_database()
+    try:
+        write_checkpoint(db, key)
+        open_supported_case(line.service, 3)  # a chain moved: a second checkpoint
+        write_checkpoint(db, key, only_if_moved=True)
+        assert line.container.publish_checkpoints(db) == [1, 2]
+    finally:
+        db.close()
+    with line.container.relay(CASE_EVENTS) as relay:  # the fourth case too
+        relay.run(threading.Event(), until_caught_up=True)
+    with line.container.relay(CASE_FACTS) as relay:
+        relay.run(threading.Event(), until_caught_up=True)
+    return [HOLDER, *IBANS, *(f"Beispiel{n}" for n in range(4)), "75610000000"]
+
+
+def _published(line: Pipeline) -> dict[str, int]:
+    """Messages per dataset, as the installation recorded them: each relay's published count
+    (checked against the store's head), the checkpoints marked published."""
+    counts: dict[str, int] = {}
+    for name in RELAYED:
+        status = line.container.relay_status(name)
+        assert status.position == status.head, name
+        counts[name] = status.published
+    assert counts[CASE_EVENTS] == len(line.recorded())
+    db = line.container.audit_database()
+    try:
+        counts[AUDIT_CHECKPOINTS] = sum(cp.published for cp in CheckpointStore(db).all())
+    finally:
+        db.close()
+    return counts
+
+
+def _raw_messages(kafka: KafkaSettings, topic: str, count: int) -> list[bytes]:
+    """Key, value and header bytes of the first `count` messages of `topic` (our own reader,
+    outside any group), each message's as one byte string."""
+    reader = KafkaConsumer(**kafka.consumer_kwargs(None, "byte-scan"))
+    found: list[bytes] = []
+
+    def read() -> None:
+        for records in reader.poll(300).values():
+            found.extend(_bytes_of(record) for record in records)
+
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic))]
+        reader.assign(partitions)
+        reader.seek_to_beginning(*partitions)
+        wait_until(lambda: len(found) >= count, step=read, what=f"{count} messages on {topic}")
+    finally:
+        reader.close()
+    return found
+
+
+def _bytes_of(record: Any) -> bytes:
+    headers = b"".join(name.encode() + value for name, value in record.headers or [])
+    return (record.key or b"") + (record.value or b"") + headers
