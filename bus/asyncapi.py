@@ -9,6 +9,10 @@ the topics come from `installation_topics`, the schemas from `schemas.load_schem
 released version from `schemas.released_versions`; the headers are the ones
 `bus.envelope.message_headers` and the relays write (kept in step by tests/bus/test_asyncapi.py).
 
+`servers` says how the installation's brokers are secured (TLS, the SASL mechanism or a client
+certificate, from its Kafka settings) and how the schema registry authenticates readers (HTTP
+Basic, a bus_reader key), never a secret: no user name, password, key or file path.
+
 The document holds no personal data (names, schemas, descriptions), so `serve` answers
 `GET /asyncapi.json` without an API key. Schema ids depend on the registry; pass them
 (`schema_ids`, by subject) to have them as `x-schema-id` on each message.
@@ -175,7 +179,7 @@ def asyncapi_document(
         "servers": _servers(settings),
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages, "securitySchemes": _security_schemes()},
+        "components": {"messages": messages, "securitySchemes": _security_schemes(settings)},
     }
 
 
@@ -193,34 +197,73 @@ def _info(settings: KafkaSettings) -> dict[str, Any]:
 
 
 def _servers(settings: KafkaSettings) -> dict[str, Any]:
-    """The configured brokers (plain), and a placeholder for a secured production cluster."""
-    servers: dict[str, Any] = {
-        "production": {
-            "host": "{bootstrap}",
-            "protocol": "kafka-secure",
-            "description": "A secured cluster: TLS, and SASL (PLAIN or SCRAM) or a client "
-            "certificate, as the operator configured it.",
-            "variables": {"bootstrap": {"description": "host:port of the cluster's brokers"}},
-            "security": [{"$ref": f"#/components/securitySchemes/{name}"}
-                         for name in _security_schemes()],
-        }
+    """The installation's cluster as its Kafka settings describe it: TLS or not, and the one
+    way a client authenticates (SASL mechanism, or a client certificate); never a secret."""
+    tls = settings.security_protocol in ("SSL", "SASL_SSL")
+    scheme = _kafka_security(settings)
+    server: dict[str, Any] = {
+        "host": ",".join(settings.bootstrap_servers) or "{bootstrap}",
+        "protocol": "kafka-secure" if tls else "kafka",
+        "description": _server_description(settings),
+        "bindings": {"kafka": {"schemaRegistryVendor": "confluent",
+                               "bindingVersion": _KAFKA_BINDING}},
+        "x-schema-registry": {
+            "description": "`serve` answers the Confluent schema-registry API under /registry "
+            "(`nervenbahn registry serve`: at its root).",
+            "security": [{"$ref": f"#/components/securitySchemes/{_REGISTRY_SCHEME}"}],
+        },
     }
-    if settings.bootstrap_servers:
-        servers["configured"] = {
-            "host": ",".join(settings.bootstrap_servers),
-            "protocol": "kafka",
-            "description": "The brokers named by NERVENBAHN_KAFKA.",
-        }
-    return servers
+    if not settings.bootstrap_servers:
+        server["variables"] = {"bootstrap": {"description": "host:port of the cluster's "
+                                             "brokers (NERVENBAHN_KAFKA is not set here)"}}
+    if scheme is not None:
+        server["security"] = [{"$ref": f"#/components/securitySchemes/{scheme[0]}"}]
+    return {"installation": server}
 
 
-def _security_schemes() -> dict[str, Any]:
-    return {
-        "saslScram": {"type": "scramSha512", "description": "SASL SCRAM-SHA-512 over TLS "
-                      "(SCRAM-SHA-256 likewise)."},
-        "saslPlain": {"type": "plain", "description": "SASL PLAIN over TLS."},
-        "mutualTls": {"type": "X509", "description": "A client certificate (mutual TLS)."},
+def _server_description(settings: KafkaSettings) -> str:
+    protocol = settings.security_protocol
+    said = {
+        "PLAINTEXT": "No TLS, no authentication (PLAINTEXT).",
+        "SSL": "TLS (SSL): the client verifies the brokers against the installation's CA.",
+        "SASL_PLAINTEXT": f"SASL {settings.sasl_mechanism} without TLS (SASL_PLAINTEXT).",
+        "SASL_SSL": f"SASL {settings.sasl_mechanism} over TLS (SASL_SSL): the client verifies "
+        "the brokers against the installation's CA.",
+    }[protocol]
+    if settings.ssl_certfile is not None:
+        said += " The client presents a certificate (mutual TLS)."
+    return f"The installation's brokers (NERVENBAHN_KAFKA). {said}"
+
+
+_SASL_SCHEMES = {"PLAIN": ("saslPlain", "plain"), "SCRAM-SHA-256": ("saslScram256", "scramSha256"),
+                 "SCRAM-SHA-512": ("saslScram512", "scramSha512")}
+_REGISTRY_SCHEME = "schemaRegistryBasic"
+
+
+def _kafka_security(settings: KafkaSettings) -> tuple[str, dict[str, Any]] | None:
+    """The scheme a client authenticates to the brokers with (name, AsyncAPI security scheme):
+    the SASL mechanism, else a client certificate; None when it does not authenticate."""
+    if settings.sasl_mechanism is not None:
+        name, kind = _SASL_SCHEMES[settings.sasl_mechanism]
+        over = "TLS" if settings.security_protocol == "SASL_SSL" else "a connection without TLS"
+        return name, {"type": kind, "description": f"SASL {settings.sasl_mechanism} over "
+                      f"{over}: the user name and password the operator issued the application."}
+    if settings.ssl_certfile is not None:
+        return "mutualTls", {"type": "X509", "description": "A client certificate (mutual "
+                             "TLS) signed by a CA the cluster trusts, issued by the operator."}
+    return None
+
+
+def _security_schemes(settings: KafkaSettings) -> dict[str, Any]:
+    """The brokers' scheme (if they authenticate clients) and the schema registry's."""
+    schemes: dict[str, Any] = dict([scheme] if (scheme := _kafka_security(settings)) else [])
+    schemes[_REGISTRY_SCHEME] = {
+        "type": "http", "scheme": "basic",
+        "description": "The schema registry: HTTP Basic with the consumer's name as user and "
+        "an API key of scope bus_reader as password (`nervenbahn apikeys add --consumer NAME "
+        "--scope bus_reader`); Confluent clients: basic.auth.credentials.source=USER_INFO.",
     }
+    return schemes
 
 
 def _channel_id(spec: TopicSpec) -> str:

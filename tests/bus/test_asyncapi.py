@@ -143,3 +143,51 @@ def test_cli_registered_gives_the_id_of_each_messages_schema(
     messages = json.loads(out.read_text(encoding="utf-8"))["components"]["messages"]
     assert messages["CaseFact"]["x-schema-id"] == latest_id
     assert "x-schema-id" not in messages["CaseOpened"]
+
+
+SECURITY_VARIANTS = {
+    "plaintext": ({}, "kafka", None),
+    "tls": ({"security_protocol": "SSL", "ssl_cafile": "ca.pem"}, "kafka-secure", None),
+    "mutual-tls": ({"security_protocol": "SSL", "ssl_cafile": "ca.pem",
+                    "ssl_certfile": "client.pem", "ssl_keyfile": "client.key",
+                    "ssl_password": "key-secret-1"}, "kafka-secure", "X509"),
+    "sasl-plain-no-tls": ({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN"},
+                          "kafka", "plain"),
+    "sasl-plain": ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN"},
+                   "kafka-secure", "plain"),
+    "scram-256": ({"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-256"},
+                  "kafka-secure", "scramSha256"),
+    "scram-512": ({"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+                   "ssl_cafile": "ca.pem"}, "kafka-secure", "scramSha512"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(SECURITY_VARIANTS))
+def test_servers_describe_the_installations_kafka_security_without_secrets(
+    asyncapi_validator: Draft7Validator, tmp_path: Path, variant: str
+) -> None:
+    fields, protocol, kafka_scheme = SECURITY_VARIANTS[variant]
+    values: dict[str, Any] = {name: tmp_path / value if name.endswith("file") else value
+                              for name, value in fields.items()}
+    for name, path in values.items():
+        if name.endswith("file"):
+            path.write_text("-----BEGIN NOTHING-----\n")
+    if "sasl_mechanism" in values:
+        values |= {"sasl_username": "vendor-user-7", "sasl_password": "sasl-secret-9"}
+    settings = KafkaSettings(bootstrap_servers=("kafka-1.example:9093",), topic_prefix="zh",
+                             **values)
+
+    document = asyncapi_document(settings)
+
+    errors = [f"{list(e.absolute_path)}: {e.message}"
+              for e in asyncapi_validator.iter_errors(document)]
+    assert errors == []
+    server = document["servers"]["installation"]
+    assert (server["host"], server["protocol"]) == ("kafka-1.example:9093", protocol)
+    schemes = document["components"]["securitySchemes"]
+    used = [schemes[ref["$ref"].rsplit("/", 1)[-1]]["type"] for ref in server.get("security", [])]
+    assert used == ([kafka_scheme] if kafka_scheme else [])
+    assert schemes["schemaRegistryBasic"] | {"description": ""} == {
+        "type": "http", "scheme": "basic", "description": ""}
+    text = json.dumps(document)
+    assert [s for s in ("secret", "vendor-user-7", str(tmp_path)) if s in text] == []
