@@ -6,12 +6,14 @@ A small store fills every topic the installation uses with the relays and the ch
 project runs: case events, reporting facts, a payment run, signed checkpoints. Then every
 message decodes, its writer schema is the record its headers announce (the audit topic has no
 headers: one of the channel's records), each topic holds exactly what the installation
-published, and no synthetic name, AHV number or IBAN shows in clear on any topic.
+published, and no synthetic name, AHV number or IBAN shows in clear on any topic. The
+kafka-python + fastavro decoder docs/bus.md prints for integrators decodes every message too.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -33,7 +35,8 @@ from tests.bus.pipeline import Pipeline, open_supported_case, pipeline
 from tests.bus.test_registry_served import serving_bus_readers
 from tests.bus.waiting import wait_until
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "read_every_topic.py"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "read_every_topic.py"
 FINANCE = {"user_id": "fin-so-01", "role": "administrator", "organisation": "so-finance"}
 IBANS = ["CH5604835012345678009", "CH3608387000001080173"]
 HOLDER = "Nora Beispiel"
@@ -59,6 +62,7 @@ def test_an_outside_reader_decodes_every_message_of_every_topic_through_serve(
                  "--key", key, "--group", "vendor-census", "--idle-seconds", "8",
                  "--session-timeout-ms", "6000"],
                 capture_output=True, text=True, timeout=180)
+            by_docs = _decoded_as_the_docs_say(f"{server.url}{REGISTRY_PREFIX}", key, raw)
 
     assert done.returncode == 0, done.stderr[-2000:]
     *lines, summary = [json.loads(text) for text in done.stdout.splitlines()]
@@ -75,7 +79,10 @@ def test_an_outside_reader_decodes_every_message_of_every_topic_through_serve(
     assert {(CASE_EVENTS, "CaseOpened"), (CASE_FACTS, "CaseFact"),
             (PAYMENT_ORDERS, "PaymentOrdered"), (AUDIT_CHECKPOINTS, "Checkpoint")} <= set(records)
     # Sealed personal data: not in the bytes on any topic, nor in anything a reader decodes.
-    everything = b"".join(raw_bytes for messages in raw.values() for raw_bytes in messages)
+    assert {topic: len(records) for topic, records in by_docs.items()} == {
+        topic: published[name] for topic, name in topics.items()}
+    assert all(record for records in by_docs.values() for record in records)
+    everything = b"".join(_bytes_of(m) for messages in raw.values() for m in messages)
     decoded = done.stdout.encode("latin-1", errors="replace")
     assert [s for s in secrets if s.encode() in everything or s.encode() in decoded] == []
     assert b"Weg 1" not in everything  # the applicants' street, a control on the scan's reach
@@ -129,15 +136,15 @@ def _published(line: Pipeline) -> dict[str, int]:
     return counts
 
 
-def _raw_messages(kafka: KafkaSettings, topic: str, count: int) -> list[bytes]:
-    """Key, value and header bytes of the first `count` messages of `topic` (our own reader,
-    outside any group), each message's as one byte string."""
+def _raw_messages(kafka: KafkaSettings, topic: str, count: int) -> list[Any]:
+    """The first `count` messages of `topic` as kafka-python gives them (our own reader,
+    outside any group)."""
     reader = KafkaConsumer(**kafka.consumer_kwargs(None, "byte-scan"))
-    found: list[bytes] = []
+    found: list[Any] = []
 
     def read() -> None:
         for records in reader.poll(300).values():
-            found.extend(_bytes_of(record) for record in records)
+            found.extend(records)
 
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic))]
@@ -147,6 +154,22 @@ def _raw_messages(kafka: KafkaSettings, topic: str, count: int) -> list[bytes]:
     finally:
         reader.close()
     return found
+
+
+def _decoded_as_the_docs_say(
+    registry: str, key: str, raw: dict[str, list[Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Every message decoded by docs/bus.md's kafka-python + fastavro example (its functions,
+    pointed at `registry` with the bus_reader `key`), checking each against `event_type`."""
+    section = (ROOT / "docs" / "bus.md").read_text().split("##### kafka-python", 1)[1]
+    match = re.search(r"```python\n(.*?)\nconsumer = KafkaConsumer", section, re.S)
+    assert match, "docs/bus.md lost its kafka-python example"
+    example: dict[str, Any] = {}
+    exec(match.group(1), example)  # our own documentation's code
+    example |= {"REGISTRY": registry, "AUTH": ("vendor-app", key)}
+    return {topic: [example["decode"](m.value, dict(m.headers).get("event_type", b"").decode()
+                                      or None) for m in messages]
+            for topic, messages in raw.items()}
 
 
 def _bytes_of(record: Any) -> bytes:
