@@ -6,8 +6,10 @@ A small store fills every topic the installation uses with the relays and the ch
 project runs: case events, reporting facts, a payment run, signed checkpoints. Then every
 message decodes, its writer schema is the record its headers announce (the audit topic has no
 headers: one of the channel's records), each topic holds exactly what the installation
-published, and no synthetic name, AHV number or IBAN shows in clear on any topic. The
-kafka-python + fastavro decoder docs/bus.md prints for integrators decodes every message too.
+published, and no synthetic name, AHV number or IBAN shows in clear on any topic. A message
+whose `event_type` header names another record than its value is counted, never decoded as
+that type. The kafka-python + fastavro decoder docs/bus.md prints for integrators decodes every
+message too, and refuses that one.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import sys
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bus.kafka_settings import KafkaSettings
 from bus.topics import ensure_topics, installation_topics
@@ -48,11 +52,13 @@ def test_an_outside_reader_decodes_every_message_of_every_topic_through_serve(
 ) -> None:
     with pipeline(tmp_path, master_key, kafka_settings) as line:
         ensure_topics(kafka_settings, installation_topics(kafka_settings))
-        secrets = _fill_every_topic(line)
+        cases, secrets = _fill_every_topic(line)
         published = _published(line)
         topics = {line.container.topic(name).name: name for name in published}
         raw = {topic: _raw_messages(kafka_settings, topic, published[name])
                for topic, name in topics.items()}
+        case_topic = line.container.topic(CASE_EVENTS).name
+        forged = _forge_event_type(kafka_settings, raw[case_topic][0], "SupportGranted")
         with serving_bus_readers(line, tmp_path) as (server, key):
             done = subprocess.run(
                 [sys.executable, str(EXAMPLE), "--bootstrap",
@@ -62,19 +68,29 @@ def test_an_outside_reader_decodes_every_message_of_every_topic_through_serve(
                  "--key", key, "--group", "vendor-census", "--idle-seconds", "8",
                  "--session-timeout-ms", "6000"],
                 capture_output=True, text=True, timeout=180)
-            by_docs = _decoded_as_the_docs_say(f"{server.url}{REGISTRY_PREFIX}", key, raw)
+            decode = _docs_decoder(f"{server.url}{REGISTRY_PREFIX}", key)
+            by_docs = {topic: [decode(m.value, _headers(m).get("event_type")) for m in messages]
+                       for topic, messages in raw.items()}
+            with pytest.raises(ValueError, match="is not the announced SupportGranted"):
+                decode(forged, "SupportGranted")
 
     assert done.returncode == 0, done.stderr[-2000:]
     *lines, summary = [json.loads(text) for text in done.stdout.splitlines()]
     assert set(summary["topics"]) == set(topics)
     for topic, name in topics.items():
-        assert summary["topics"][topic] == {"messages": published[name], "decoded": published[name],
-                                            "mismatches": 0, "errors": 0}, topic
+        mismatches = int(topic == case_topic)  # the forged message
+        assert summary["topics"][topic] == {
+            "messages": published[name] + mismatches, "decoded": published[name],
+            "mismatches": mismatches, "errors": 0}, topic
     assert all(published.values()) and published[AUDIT_CHECKPOINTS] == 2
     for seen in lines:
-        if seen["event_type"] is not None:  # the audit topic has no headers
+        if seen["event_type"] == "SupportGranted" and seen["record"] == "CaseOpened":
+            assert "value" not in seen  # the forged message: not decoded as what it is not
+        elif seen["event_type"] is not None:  # the audit topic has no headers
             assert seen["record"] == seen["event_type"]
-        assert seen["value"], seen
+            assert seen["value"], seen
+        else:
+            assert seen["value"], seen
     records = Counter((topics[seen["topic"]], seen["record"]) for seen in lines)
     assert {(CASE_EVENTS, "CaseOpened"), (CASE_FACTS, "CaseFact"),
             (PAYMENT_ORDERS, "PaymentOrdered"), (AUDIT_CHECKPOINTS, "Checkpoint")} <= set(records)
@@ -85,12 +101,15 @@ def test_an_outside_reader_decodes_every_message_of_every_topic_through_serve(
     everything = b"".join(_bytes_of(m) for messages in raw.values() for m in messages)
     decoded = done.stdout.encode("latin-1", errors="replace")
     assert [s for s in secrets if s.encode() in everything or s.encode() in decoded] == []
-    assert b"Weg 1" not in everything  # the applicants' street, a control on the scan's reach
+    # The scan reaches what is in clear: every case id (keys, payments) in the bytes and decoded.
+    assert all(str(case).encode() in everything and str(case).encode() in decoded
+               for case in cases)
 
 
-def _fill_every_topic(line: Pipeline) -> list[str]:
-    """Three cases, a payment run for two (the third is held: no account), every relay run to
-    the store's head, and two signed checkpoints published; the personal data written."""
+def _fill_every_topic(line: Pipeline) -> tuple[list[uuid.UUID], list[str]]:
+    """Four cases, a payment run for the first three (the third is held: no account), every
+    relay run to the store's head, and two signed checkpoints published; the case ids, and the
+    personal data written."""
     cases = [open_supported_case(line.service, n) for n in range(3)]
     payments = line.container.payments
     for case_id, iban in zip(cases, IBANS, strict=False):
@@ -107,7 +126,7 @@ def _fill_every_topic(line: Pipeline) -> list[str]:
     db = line.container.audit_database()
     try:
         write_checkpoint(db, key)
-        open_supported_case(line.service, 3)  # a chain moved: a second checkpoint
+        fourth = open_supported_case(line.service, 3)  # a chain moved: a second checkpoint
         write_checkpoint(db, key, only_if_moved=True)
         assert line.container.publish_checkpoints(db) == [1, 2]
     finally:
@@ -116,7 +135,7 @@ def _fill_every_topic(line: Pipeline) -> list[str]:
         relay.run(threading.Event(), until_caught_up=True)
     with line.container.relay(CASE_FACTS) as relay:
         relay.run(threading.Event(), until_caught_up=True)
-    return [HOLDER, *IBANS, *(f"Beispiel{n}" for n in range(4)), "75610000000"]
+    return [*cases, fourth], [HOLDER, *IBANS, *(f"Beispiel{n}" for n in range(4)), "75610000000"]
 
 
 def _published(line: Pipeline) -> dict[str, int]:
@@ -156,20 +175,36 @@ def _raw_messages(kafka: KafkaSettings, topic: str, count: int) -> list[Any]:
     return found
 
 
-def _decoded_as_the_docs_say(
-    registry: str, key: str, raw: dict[str, list[Any]]
-) -> dict[str, list[dict[str, Any]]]:
-    """Every message decoded by docs/bus.md's kafka-python + fastavro example (its functions,
-    pointed at `registry` with the bus_reader `key`), checking each against `event_type`."""
+def _docs_decoder(registry: str, key: str) -> Callable[[bytes, str | None], dict[str, Any]]:
+    """docs/bus.md's kafka-python + fastavro `decode(value, event_type)`, run as printed and
+    pointed at `registry` with the bus_reader `key`."""
     section = (ROOT / "docs" / "bus.md").read_text().split("##### kafka-python", 1)[1]
     match = re.search(r"```python\n(.*?)\nconsumer = KafkaConsumer", section, re.S)
     assert match, "docs/bus.md lost its kafka-python example"
     example: dict[str, Any] = {}
     exec(match.group(1), example)  # our own documentation's code
     example |= {"REGISTRY": registry, "AUTH": ("vendor-app", key)}
-    return {topic: [example["decode"](m.value, dict(m.headers).get("event_type", b"").decode()
-                                      or None) for m in messages]
-            for topic, messages in raw.items()}
+    decode: Callable[[bytes, str | None], dict[str, Any]] = example["decode"]
+    return decode
+
+
+def _forge_event_type(kafka: KafkaSettings, message: Any, event_type: str) -> bytes:
+    """Publish `message` again with another `event_type` header (key, value and the other
+    headers unchanged): what a registry switched under published messages looks like to a
+    reader. Its value."""
+    headers = [(name, event_type.encode() if name == "event_type" else value)
+               for name, value in message.headers]
+    producer = KafkaProducer(**kafka.producer_kwargs("forger"))
+    try:
+        producer.send(message.topic, key=message.key, value=message.value,
+                      headers=headers).get(timeout=30)
+    finally:
+        producer.close()
+    return bytes(message.value)
+
+
+def _headers(message: Any) -> dict[str, str]:
+    return {name: value.decode() for name, value in message.headers or []}
 
 
 def _bytes_of(record: Any) -> bytes:
