@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -34,7 +35,9 @@ def serve(
     context = container.api_context()
     try:
         with container.kafka_or_embedded(store_folder(rt.settings.store)) as kafka:
-            server = Server(container, create_app(context), host=host, port=port)
+            # /asyncapi.json describes the broker in use (the embedded one's address too)
+            app = create_app(replace(context, kafka=kafka))
+            server = Server(container, app, host=host, port=port)
             try:
                 server.check_names()  # before any topic or thread is made
                 ensure_topics(kafka, catalogue(kafka, reporting=True))

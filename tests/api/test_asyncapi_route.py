@@ -3,9 +3,17 @@ no personal data), on the installation's own topic names."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 from bus.asyncapi import asyncapi_document
+from bus.broker import free_port
 from bus.kafka_settings import KafkaSettings
 from tests.api.conftest import AppOn, ReadModels
+from tests.api.http import get_json, serve_environment
+from tests.bus.waiting import wait_until
 
 
 def test_asyncapi_document_is_served_without_a_key_for_the_installations_topics(
@@ -20,3 +28,37 @@ def test_asyncapi_document_is_served_without_a_key_for_the_installations_topics(
     assert answer.json() == asyncapi_document(kafka)
     assert answer.json()["channels"]["casework.case-events.v1"]["address"] == (
         "canton-be.casework.case-events.v1")
+
+
+def test_serve_on_its_embedded_broker_describes_that_broker(tmp_path: Path) -> None:
+    """`nervenbahn serve` without NERVENBAHN_KAFKA starts an embedded broker after the API's
+    context is built; the document still names the broker it started, not a placeholder."""
+    env = serve_environment(tmp_path, NERVENBAHN_TOPIC_PREFIX="canton-so")
+    nervenbahn = [sys.executable, "-m", "nervenbahn"]
+    subprocess.run([*nervenbahn, "init"], env=env, check=True, capture_output=True, timeout=60)
+    port = free_port()
+    serving = subprocess.Popen([*nervenbahn, "serve", "--port", str(port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    answers: list[Any] = []
+    try:
+        wait_until(lambda: bool(answers), within=90, what="serve answering /asyncapi.json",
+                   step=lambda: answers.extend(_document(f"http://127.0.0.1:{port}")))
+    finally:
+        serving.terminate()
+        serving.wait(timeout=60)
+
+    server = answers[0]["servers"]["installation"]
+    host, _, broker_port = server["host"].partition(":")
+    assert (host, server["protocol"]) == ("127.0.0.1", "kafka")
+    assert int(broker_port) not in (0, port)
+    assert answers[0]["channels"]["casework.case-events.v1"]["address"] == (
+        "canton-so.casework.case-events.v1")
+
+
+def _document(url: str) -> list[Any]:
+    """The served document, or nothing while serve does not answer yet."""
+    try:
+        status, document = get_json(f"{url}/asyncapi.json")
+    except OSError:
+        return []
+    return [document] if status == 200 else []

@@ -6,7 +6,6 @@ any thread starts."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from nervenbahn.container import Container, build_service, close_service
 from nervenbahn.serve import InvalidNameError, Server
 from projections import Projection
 from projections.region import RegionProjection
+from tests.api.http import serve_environment
 from tests.api.test_serve import _get
 from tests.bus.pipeline import open_supported_case
 from tests.bus.waiting import wait_until
@@ -162,13 +162,7 @@ def test_an_invalid_consumer_group_is_refused_before_any_thread_starts(
 def test_serve_stops_with_exit_3_naming_a_worker_that_keeps_failing(tmp_path: Path) -> None:
     # serve's own embedded broker: its consumers' groups, left mid-join when it stops, must
     # not stall the groups of other tests on the shared broker.
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("NERVENBAHN_")},
-        "NERVENBAHN_STORE": f"sqlite:///{tmp_path / 'store.db'}",
-        "NERVENBAHN_KEY_DIR": str(tmp_path / "keys"),
-        "NERVENBAHN_LOG_FORMAT": "json",
-        **FAST_RESTARTS,
-    }
+    env = serve_environment(tmp_path, NERVENBAHN_LOG_FORMAT="json", **FAST_RESTARTS)
     nervenbahn = [sys.executable, "-m", "nervenbahn"]
     subprocess.run([*nervenbahn, "init"], env=env, check=True, capture_output=True, timeout=60)
     # A real cause only the API worker meets: its port is taken by another process.
