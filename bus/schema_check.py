@@ -48,8 +48,9 @@ from schemas import (
     subject_for,
     version_path,
 )
+from schemas.catalogue import SchemaCatalogue, load_catalogue, write_catalogue
 
-__all__ = ["Release", "check_schemas", "pending_releases", "release_schemas"]
+__all__ = ["Release", "catalogue_problems", "check_schemas", "pending_releases", "release_schemas"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,34 @@ def check_schemas(
     # Audit records (signed checkpoints), likewise local: their subjects live on the audit topic.
     for name in _audit_record_names(schema_dir):
         problems += _check_audit(name, schema_dir)
+    return problems + catalogue_problems(schema_dir)
+
+
+def catalogue_problems(schema_dir: Path = SCHEMA_DIR) -> list[SchemaProblem]:
+    """Released versions without a catalogue entry, entries whose fingerprint is not their
+    file's, and a catalogue that cannot be read (ids repeated, malformed entries)."""
+    try:
+        catalogue = load_catalogue(schema_dir)
+    except SchemaFileError as exc:
+        return [SchemaProblem("catalogue.json", WHOLE_SCHEMA, str(exc), "CATALOGUE")]
+    problems = []
+    for name in _schema_names(schema_dir):
+        record = _record_of(name, schema_dir)
+        try:
+            released = released_versions(name, schema_dir)
+        except SchemaFileError:
+            continue  # reported by the record's own check
+        for version, schema in released:
+            entry = catalogue.entry(record, version)
+            if entry is None:
+                message = f"released v{version} has no entry in catalogue.json"
+            elif entry.fingerprint != fingerprint(schema):
+                message = (f"released v{version} differs from its catalogue entry (id "
+                           f"{entry.schema_id}): a released version must never change")
+            else:
+                continue
+            problems.append(SchemaProblem(record, WHOLE_SCHEMA, message, "CATALOGUE",
+                                          version=version))
     return problems
 
 
@@ -129,6 +158,7 @@ def release_schemas(
     if problems:
         return [], problems
     releases = []
+    catalogue = load_catalogue(schema_dir)
     for name in pending_releases(schema_dir):
         released = released_versions(name, schema_dir)
         version = released[-1][0] + 1 if released else 1
@@ -136,8 +166,19 @@ def release_schemas(
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(_current_schema(name, schema_dir), indent=2, ensure_ascii=False)
         path.write_text(text + "\n", encoding="utf-8")
+        catalogue = _catalogued(catalogue, name, version, schema_dir)
         releases.append(Release(name, version, path))
+    if releases:
+        write_catalogue(catalogue, schema_dir)
     return releases, []
+
+
+def _catalogued(
+    catalogue: SchemaCatalogue, name: str, version: int, schema_dir: Path
+) -> SchemaCatalogue:
+    """`catalogue` with the newly released `version` of `name` under the next id."""
+    schema = released_versions(name, schema_dir)[-1][1]
+    return catalogue.with_release(_record_of(name, schema_dir), version, fingerprint(schema))
 
 
 def _check_one(
@@ -277,6 +318,18 @@ def _schema_names(schema_dir: Path) -> list[str]:
         + payment_record_names(schema_dir)
         + _audit_record_names(schema_dir)
     )
+
+
+def _record_of(name: str, schema_dir: Path) -> str:
+    """The full record name of `name` (by the group whose folder holds its current schema)."""
+    for namespace, names in (
+        (REPORTING_NAMESPACE, reporting_record_names(schema_dir)),
+        (PAYMENTS_NAMESPACE, payment_record_names(schema_dir)),
+        (AUDIT_NAMESPACE, _audit_record_names(schema_dir)),
+    ):
+        if name in names:
+            return record_name(name, namespace)
+    return record_name(name, NAMESPACE)
 
 
 def _current_schema(name: str, schema_dir: Path) -> dict[str, Any]:

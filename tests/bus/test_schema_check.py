@@ -17,6 +17,7 @@ from bus.schema_check import check_schemas, pending_releases, release_schemas
 from domain.events import EVENT_TYPES
 from nervenbahn.cli.schemas import app
 from schemas import SCHEMA_DIR, event_schema, subject_for
+from schemas.catalogue import load_catalogue
 
 from .fake_confluent import running_fake_registry
 
@@ -33,6 +34,7 @@ def schema_copy(tmp_path: Path) -> Path:
     target = tmp_path / "schemas"
     shutil.copytree(SCHEMA_DIR / "case", target / "case")
     shutil.copytree(SCHEMA_DIR / "versions", target / "versions")
+    shutil.copy(SCHEMA_DIR / "catalogue.json", target / "catalogue.json")
     return target
 
 
@@ -42,6 +44,14 @@ def edit(root: Path, file_name: str, change: Callable[[Any], None]) -> None:
     data = json.loads(path.read_text())
     change(data)
     path.write_text(json.dumps(data, indent=2))
+
+
+def edit_catalogue(root: Path, change: Callable[[list[dict[str, Any]]], object]) -> None:
+    """Change the entries of the copy's catalogue.json in place."""
+    path = root / "catalogue.json"
+    data = json.loads(path.read_text())
+    change(data["entries"])
+    path.write_text(json.dumps(data))
 
 
 def field(data: dict[str, Any], name: str) -> dict[str, Any]:
@@ -94,7 +104,18 @@ def test_cli_check_passes_on_the_repository() -> None:
         pytest.param(
             lambda root: (root / "versions" / "CaseClosed" / "v1.avsc").rename(
                 root / "versions" / "CaseClosed" / "v2.avsc"),
-            [(CLOSED, "(schema)", "VERSION_FILES")], id="version-gap"),
+            [(CLOSED, "(schema)", "VERSION_FILES"), (CLOSED, "(schema)", "CATALOGUE")],
+            id="version-gap"),
+        pytest.param(
+            lambda root: edit_catalogue(root, lambda entries: entries.pop(2)),
+            [(CLOSED, "(schema)", "CATALOGUE")], id="catalogue-entry-missing"),
+        pytest.param(
+            lambda root: edit_catalogue(root, lambda entries: entries[2].update(
+                fingerprint="0" * 64)),
+            [(CLOSED, "(schema)", "CATALOGUE")], id="catalogue-fingerprint-differs"),
+        pytest.param(
+            lambda root: edit_catalogue(root, lambda entries: entries[2].update(id=1)),
+            [("catalogue.json", "(schema)", "CATALOGUE")], id="catalogue-id-repeated"),
     ],
 )
 def test_broken_schemas_are_reported_naming_subject_and_field(
@@ -133,6 +154,12 @@ def test_compatible_change_is_released_as_the_next_version(schema_copy: Path) ->
     assert released == event_schema("CaseClosed", schema_copy)
     assert pending_releases(schema_copy) == []
     assert check_schemas(schema_copy) == []
+    before, after = load_catalogue(), load_catalogue(schema_copy)
+    added = after.entries[len(before.entries):]
+    assert after.entries[: len(before.entries)] == before.entries
+    assert [(e.schema_id, e.record, e.version) for e in added] == [
+        (max(e.schema_id for e in before.entries) + 1, CLOSED, 2)
+    ]
     again = runner.invoke(app, ["release", "--schema-dir", str(schema_copy)])
     assert "nothing to release" in again.stdout
 
@@ -143,6 +170,8 @@ def test_new_event_type_is_released_as_v1(schema_copy: Path) -> None:
     releases, problems = release_schemas(schema_copy)
     assert problems == []
     assert [(r.event_type, r.version) for r in releases] == [("CaseReopened", 1)]
+    # Its catalogue entry is still there with the same fingerprint: the id is kept.
+    assert load_catalogue(schema_copy) == load_catalogue()
 
 
 def test_check_asks_a_live_registry_too(schema_copy: Path, tmp_path: Path) -> None:
