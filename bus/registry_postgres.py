@@ -22,6 +22,7 @@ from bus.registry_sql import (
     RegistryRows,
     RegistryStatements,
 )
+from schemas.catalogue import SchemaCatalogue
 from schemas.postgres import DatabaseUnavailableError, PostgresConnection
 from schemas.sql import migrate_postgres
 
@@ -33,7 +34,7 @@ _POSTGRES = RegistryStatements(
     "WHERE subject = %s ORDER BY version",
     id_of_subject_schema="SELECT schema_id FROM {t} WHERE subject = %s AND fingerprint = %s",
     id_of_schema="SELECT schema_id FROM {t} WHERE fingerprint = %s LIMIT 1",
-    next_id="SELECT COALESCE(MAX(schema_id), 0) + 1 FROM {t}",
+    next_id="SELECT COALESCE(MAX(schema_id), %s) + 1 FROM {t} WHERE schema_id >= %s",
     insert="INSERT INTO {t} (subject, version, schema_id, fingerprint, schema_text) "
     "VALUES (%s, %s, %s, %s, %s)",
     schema_by_id="SELECT schema_text FROM {t} WHERE schema_id = %s LIMIT 1",
@@ -47,8 +48,14 @@ class PostgresSchemaRegistry(EmbeddedRegistry):
     _sql = _POSTGRES
 
     def __init__(
-        self, conninfo: str, *, schema: str = "public", connect_timeout: int | None = None
+        self,
+        conninfo: str,
+        *,
+        schema: str = "public",
+        connect_timeout: int | None = None,
+        catalogue: SchemaCatalogue | None = None,
     ) -> None:
+        self._catalogue = catalogue
         if connect_timeout is not None:
             conninfo = psycopg.conninfo.make_conninfo(conninfo, connect_timeout=connect_timeout)
         self._schema_name = schema

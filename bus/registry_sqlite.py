@@ -12,6 +12,7 @@ from typing import Any
 
 from bus.errors import RegistryError
 from bus.registry_sql import SCHEMA_REGISTRY, EmbeddedRegistry, RegistryRows, RegistryStatements
+from schemas.catalogue import SchemaCatalogue
 from schemas.sql import migrate_sqlite
 
 __all__ = ["SQLiteSchemaRegistry"]
@@ -22,7 +23,7 @@ _SQLITE = RegistryStatements(
     id_of_subject_schema="SELECT schema_id FROM schema_registry "
     "WHERE subject = ? AND fingerprint = ?",
     id_of_schema="SELECT schema_id FROM schema_registry WHERE fingerprint = ? LIMIT 1",
-    next_id="SELECT COALESCE(MAX(schema_id), 0) + 1 FROM schema_registry",
+    next_id="SELECT COALESCE(MAX(schema_id), ?) + 1 FROM schema_registry WHERE schema_id >= ?",
     insert="INSERT INTO schema_registry (subject, version, schema_id, fingerprint, schema_text) "
     "VALUES (?, ?, ?, ?, ?)",
     schema_by_id="SELECT schema_text FROM schema_registry WHERE schema_id = ? LIMIT 1",
@@ -35,7 +36,14 @@ class SQLiteSchemaRegistry(EmbeddedRegistry):
 
     _sql = _SQLITE
 
-    def __init__(self, path: str | Path, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        timeout: float = 10.0,
+        catalogue: SchemaCatalogue | None = None,
+    ) -> None:
+        self._catalogue = catalogue
         self._path = str(path)
         self._timeout = timeout
         self._lock = threading.Lock()

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from bus.compatibility import canonical_text, fingerprint
 from bus.errors import (
     BusError,
     IncompatibleSchemaError,
@@ -31,20 +32,24 @@ from bus.errors import (
 from bus.registry import SchemaRegistry
 from bus.registry_http import ConfluentRegistryClient, parse_incompatibilities
 from bus.registry_postgres import PostgresSchemaRegistry
+from bus.registry_sql import SCHEMA_REGISTRY, TABLE
 from bus.registry_sqlite import SQLiteSchemaRegistry
+from schemas import SCHEMA_GROUPS, released_versions, schema_names
+from schemas.catalogue import LOCAL_ID_BASE, CatalogueEntry, load_catalogue
 from schemas.postgres import DatabaseUnavailableError
+from schemas.sql import Component, migrate_postgres, migrate_sqlite
 
 from .fake_confluent import FakeConfluentRegistry, running_fake_registry
 
-SUBJECT = "casework.events-ch.nervenbahn.casework.CaseClosed"
-OTHER_SUBJECT = "casework.reporting-ch.nervenbahn.casework.CaseClosed"
+SUBJECT = "casework.events-ch.nervenbahn.casework.ProbeClosed"
+OTHER_SUBJECT = "casework.reporting-ch.nervenbahn.casework.ProbeClosed"
 
 
 def closed_v1() -> dict[str, Any]:
-    """A small event schema: the first version."""
+    """A small event schema of the tests' own (no released version: not in the catalogue)."""
     return {
         "type": "record",
-        "name": "CaseClosed",
+        "name": "ProbeClosed",
         "namespace": "ch.nervenbahn.casework",
         "fields": [
             {"name": "case_id", "type": {"type": "string", "logicalType": "uuid"}},
@@ -212,7 +217,107 @@ class RegistryContract(ABC):
         assert all(len(registry.versions(f"t{n}-x")) == 1 for n in range(len(schemas)))
 
 
-class TestSQLiteRegistry(RegistryContract):
+LEGACY_REGISTRY = Component(SCHEMA_REGISTRY.name, SCHEMA_REGISTRY.migrations[:1], [TABLE])
+"""The registry's table as releases before the catalogue made it (migration 1 only)."""
+
+
+def released() -> list[tuple[str, dict[str, Any], CatalogueEntry]]:
+    """Every released schema of the repository: (subject, schema, its catalogue entry)."""
+    catalogue = load_catalogue()
+    found = []
+    for group, kind in SCHEMA_GROUPS.items():
+        for name in schema_names(group):
+            record = f"{kind.namespace}.{name}"
+            for version, schema in released_versions(name):
+                entry = catalogue.entry(record, version)
+                assert entry is not None, f"{record} v{version} is not in the catalogue"
+                found.append((f"nervenbahn.test.{group}-{record}", schema, entry))
+    return found
+
+
+def legacy_rows() -> list[tuple[str, int, int, dict[str, Any]]]:
+    """(subject, version, id, schema) as a store before the catalogue held them: ids in order
+    of first publication, registry versions counted from the first one published."""
+    fact = "nervenbahn.test.reporting-ch.nervenbahn.reporting.CaseFact"
+    opened = "nervenbahn.test.case-ch.nervenbahn.casework.CaseOpened"
+    return [
+        (fact, 1, 1, released_versions("CaseFact")[1][1]),
+        (opened, 1, 2, released_versions("CaseOpened")[0][1]),
+        (fact, 2, 3, released_versions("CaseFact")[2][1]),
+        (SUBJECT, 1, 4, closed_v1()),
+    ]
+
+
+class EmbeddedRegistryContract(RegistryContract):
+    """What the embedded registry promises beyond the port: catalogue ids and versions."""
+
+    @abstractmethod
+    def another_store(self) -> SchemaRegistry:
+        """A registry in a second, separate, empty store (another installation)."""
+
+    @abstractmethod
+    def legacy_store(self, rows: list[tuple[str, int, int, dict[str, Any]]]) -> SchemaRegistry:
+        """A registry opened on a store whose table (migration 1 only) holds `rows`."""
+
+    def test_two_installations_give_released_schemas_the_catalogue_ids(
+        self, registry: SchemaRegistry
+    ) -> None:
+        schemas = released()
+        with self.another_store() as other:
+            first = [registry.register(s, schema) for s, schema, _ in schemas]
+            second = [other.register(s, schema) for s, schema, _ in reversed(schemas)]
+            assert first == [entry.schema_id for _, _, entry in schemas]
+            assert second[::-1] == first
+            for store in (registry, other):
+                for subject, schema, entry in schemas:
+                    held = {v.version: v for v in store.versions(subject)}
+                    assert held[entry.version].schema_id == entry.schema_id
+                    assert held[entry.version].schema == schema
+
+    def test_released_version_is_the_registry_version(self, registry: SchemaRegistry) -> None:
+        (fact_v2, fact_v3) = released_versions("CaseFact")[1:]
+        subject = "t-ch.nervenbahn.reporting.CaseFact"
+        registry.register(subject, fact_v3[1])
+        registry.register(subject, fact_v2[1])
+        assert [v.version for v in registry.versions(subject)] == [2, 3]
+
+    def test_unreleased_schema_gets_a_local_id_after_the_released_versions(
+        self, registry: SchemaRegistry
+    ) -> None:
+        released_v1 = released_versions("CaseClosed")[0][1]
+        draft = with_field(released_v1, {"name": "note", "type": ["null", "string"],
+                                         "default": None})
+        subject = "t-ch.nervenbahn.casework.CaseClosed"
+        draft_id = registry.register(subject, draft)
+        probe_id = registry.register(SUBJECT, closed_v1())
+        assert draft_id >= LOCAL_ID_BASE
+        assert probe_id == draft_id + 1
+        assert [v.version for v in registry.versions(subject)] == [2]
+        assert registry.register(subject, released_v1) == load_catalogue().entry(
+            "ch.nervenbahn.casework.CaseClosed", 1
+        ).schema_id  # type: ignore[union-attr]
+        assert [v.version for v in registry.versions(subject)] == [1, 2]
+
+    def test_store_from_before_the_catalogue_is_renumbered(
+        self, registry: SchemaRegistry
+    ) -> None:
+        catalogue = load_catalogue()
+        with self.legacy_store(legacy_rows()) as registry:
+            for subject, version, old_id, schema in legacy_rows():
+                entry = catalogue.by_fingerprint(fingerprint(schema))
+                held = [v for v in registry.versions(subject) if v.schema == schema]
+                if entry is None:
+                    assert [(v.version, v.schema_id) for v in held] == [
+                        (version, old_id + LOCAL_ID_BASE)
+                    ]
+                else:
+                    assert [(v.version, v.schema_id) for v in held] == [
+                        (entry.version, entry.schema_id)
+                    ]
+                    assert registry.schema_by_id(entry.schema_id) == schema
+
+
+class TestSQLiteRegistry(EmbeddedRegistryContract):
     """The embedded registry in a SQLite file."""
 
     @pytest.fixture
@@ -224,24 +329,63 @@ class TestSQLiteRegistry(RegistryContract):
     def reopen(self) -> SchemaRegistry:
         return SQLiteSchemaRegistry(self.path)
 
+    def another_store(self) -> SchemaRegistry:
+        return SQLiteSchemaRegistry(self.path.with_name("other.db"))
+
+    def legacy_store(self, rows: list[tuple[str, int, int, dict[str, Any]]]) -> SchemaRegistry:
+        path = self.path.with_name("legacy.db")
+        db = sqlite3.connect(path, isolation_level=None)
+        migrate_sqlite(db, LEGACY_REGISTRY)
+        db.executemany(
+            "INSERT INTO schema_registry (subject, version, schema_id, fingerprint, schema_text) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(s, v, i, fingerprint(schema), canonical_text(schema)) for s, v, i, schema in rows],
+        )
+        db.close()
+        return SQLiteSchemaRegistry(path)
+
 
 @pytest.mark.postgres
-class TestPostgresRegistry(RegistryContract):
+class TestPostgresRegistry(EmbeddedRegistryContract):
     """The embedded registry in a PostgreSQL schema of the test's own."""
 
     @pytest.fixture
     def registry(self, postgres_server_url: str) -> Iterator[SchemaRegistry]:
         self.url = postgres_server_url
         self.schema = f"t_{uuid4().hex[:12]}"
+        self.scratch: list[str] = []
         with PostgresSchemaRegistry(self.url, schema=self.schema) as registry:
             yield registry
         with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
-            )
+            for name in [self.schema, *self.scratch]:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
+                )
 
     def reopen(self) -> SchemaRegistry:
         return PostgresSchemaRegistry(self.url, schema=self.schema)
+
+    def another_store(self) -> SchemaRegistry:
+        return PostgresSchemaRegistry(self.url, schema=self._scratch())
+
+    def legacy_store(self, rows: list[tuple[str, int, int, dict[str, Any]]]) -> SchemaRegistry:
+        schema = self._scratch()
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            migrate_postgres(conn, schema, LEGACY_REGISTRY)
+            table = sql.Identifier(schema, "schema_registry")
+            for subject, version, schema_id, avro in rows:
+                conn.execute(
+                    sql.SQL("INSERT INTO {} (subject, version, schema_id, fingerprint, "
+                            "schema_text) VALUES (%s, %s, %s, %s, %s)").format(table),
+                    (subject, version, schema_id, fingerprint(avro), canonical_text(avro)),
+                )
+        return PostgresSchemaRegistry(self.url, schema=schema)
+
+    def _scratch(self) -> str:
+        """A second schema of the test's own, dropped after the test."""
+        name = f"{self.schema}_{len(self.scratch)}"
+        self.scratch.append(name)
+        return name
 
 
 class TestConfluentRegistryClient(RegistryContract):
@@ -257,7 +401,7 @@ class TestConfluentRegistryClient(RegistryContract):
         return ConfluentRegistryClient(self.url)
 
 
-del RegistryContract
+del RegistryContract, EmbeddedRegistryContract
 
 
 # --- error translation tables ---------------------------------------------------------------
