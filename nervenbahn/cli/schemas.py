@@ -7,6 +7,11 @@ subject and field; exit 3 when the registry cannot be reached.
 `list` and `export DIR` show every released schema of every topic of the installation by
 registry subject (topic prefix from NERVENBAHN_TOPIC_PREFIX); with `--registered`, also the id
 each has in the installation's registry (NERVENBAHN_SCHEMA_REGISTRY, else the store's own).
+
+`push --registry URL [--user NAME --password-file FILE]` imports every released schema of the
+installation's subjects into an external Confluent registry under its catalogue id and released
+version (IMPORT mode, `bus.registry_push`); exit 1 when the target assigned one differently
+(nothing pushed), exit 3 when it cannot be reached or refuses.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ import typer
 
 from bus.asyncapi import PublishedSchema, published_schemas
 from bus.compatibility import SchemaProblem
-from bus.errors import RegistryError
+from bus.errors import RegistryError, SchemaError
 from bus.registry_http import ConfluentRegistryClient
+from bus.registry_push import SchemaConflictError, catalogued, push_schemas
 from bus.schema_check import check_schemas, pending_releases, release_schemas
 from nervenbahn.config import load_kafka_settings
 from schemas import SCHEMA_DIR, event_type_names
+from schemas.catalogue import load_catalogue
 
 from .render import emit_json
 from .session import session
@@ -127,6 +134,40 @@ def export(
         index.append({**_row(found), "file": path.as_posix()})
     (directory / "index.json").write_text(json.dumps(index, indent=2) + "\n", "utf-8")
     typer.echo(f"exported {len(index)} schemas to {directory}")
+
+
+@app.command("push")
+def push(
+    registry: Annotated[str, typer.Option("--registry", help="The target registry's URL "
+                                          "(Confluent API).")],
+    user: Annotated[str | None, typer.Option("--user", help="HTTP Basic user name (an API "
+                                             "key) for the target.")] = None,
+    password_file: Annotated[Path | None, typer.Option(
+        "--password-file", help="File holding the password (API secret) of --user.",
+        exists=True, dir_okay=False)] = None,
+) -> None:
+    """Import every released schema into an external registry, keeping ids and versions."""
+    if (user is None) != (password_file is None):
+        raise typer.BadParameter("--user and --password-file go together",
+                                 param_hint="--password-file")
+    auth = None
+    if user is not None and password_file is not None:
+        auth = (user, password_file.read_text(encoding="utf-8").strip())
+    released = [(p.subject, p.version, p.schema) for p in published_schemas(load_kafka_settings())]
+    try:
+        pushed = push_schemas(ConfluentRegistryClient(registry, auth=auth),
+                              catalogued(released, load_catalogue()))
+    except (SchemaConflictError, SchemaError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INCOMPATIBLE) from exc
+    except RegistryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_UNAVAILABLE) from exc
+    for subject in pushed:
+        imported = ", ".join(f"v{v}" for v in subject.imported) or "nothing"
+        typer.echo(f"{subject.subject}: imported {imported}, {len(subject.present)} already there")
+    total = sum(len(subject.imported) for subject in pushed)
+    typer.echo(f"pushed {total} schemas to {registry} ({len(pushed)} subjects)")
 
 
 def _published(ctx: typer.Context, registered: bool) -> list[PublishedSchema]:

@@ -5,10 +5,21 @@ repository this environment cannot reach), so the client is tested against this 
 endpoints, status codes, error codes and verbose incompatibility messages of the REST API v1,
 at compatibility level BACKWARD_TRANSITIVE. It decides compatibility with `bus.compatibility`
 and words the problems as Confluent does (`{errorType:'…', description:'… path '…' …'}`).
+
+IMPORT mode as Confluent has it (its REST API docs and `RestApiModeTest`; Redpanda and Karapace
+copy it): `PUT /mode/{subject}` sets a subject's mode; IMPORT is refused for a subject that
+already holds versions unless `?force=true` (422, error 42205). In IMPORT mode a registration
+must carry an `"id"` (else 422/42205) and may carry a `"version"` (else the next one); it is not
+checked for compatibility; an id already bound to another schema ("Overwrite new schema with id
+N is not permitted") or a version held by another schema is refused (422/42205); the same
+schema again under the same id and version answers with its id. Outside IMPORT mode an `"id"`
+is refused (422/42205). With `credentials`, every request needs them as HTTP Basic (else 401,
+error 40101).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -39,11 +50,14 @@ _DESCRIPTIONS = {
 class FakeConfluentRegistry:
     """The registry's state; `fail_next` makes the next request answer with an error."""
 
-    subjects: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    subjects: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    """Each subject's (version, schema id), oldest first."""
     schemas: dict[int, str] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     scripted: list[tuple[int, bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    modes: dict[str, str] = field(default_factory=dict)
+    credentials: tuple[str, str] | None = None
 
     def fail_next(self, status: int, body: bytes) -> None:
         """Answer the next request with `status` and the raw `body`."""
@@ -56,6 +70,8 @@ class FakeConfluentRegistry:
             route = path.split("?")[0].strip("/").split("/")
             if method == "GET" and route == ["subjects"]:
                 return 200, sorted(self.subjects)
+            if route[0] == "mode" and len(route) == 2:
+                return self._mode(method, route[1], path, body)
             if method == "GET" and route[:2] == ["schemas", "ids"]:
                 text = self.schemas.get(int(route[2]))
                 if text is None:
@@ -81,6 +97,25 @@ class FakeConfluentRegistry:
                              "schema": self.schemas[schema_id]}
         return 404, {"error_code": 40402, "message": "Version not found."}
 
+    def authorized(self, header: str | None) -> bool:
+        """Whether a request with this Authorization header may pass."""
+        if self.credentials is None:
+            return True
+        expected = base64.b64encode(":".join(self.credentials).encode()).decode()
+        return header == f"Basic {expected}"
+
+    def _mode(self, method: str, subject: str, path: str, body: Any) -> tuple[int, Any]:
+        if method == "GET":
+            return 200, {"mode": self.modes.get(subject, "READWRITE")}
+        mode = body.get("mode") if isinstance(body, dict) else None
+        if mode not in ("IMPORT", "READWRITE", "READONLY"):
+            return 422, {"error_code": 42204, "message": f"Invalid mode {mode!r}"}
+        if mode == "IMPORT" and self.subjects.get(subject) and "force=true" not in path:
+            return 422, {"error_code": 42205,
+                         "message": "Cannot import since found existing subjects"}
+        self.modes[subject] = mode
+        return 200, {"mode": mode}
+
     def _register(self, subject: str, body: Any) -> tuple[int, Any]:
         try:
             schema = json.loads(body["schema"])
@@ -88,6 +123,9 @@ class FakeConfluentRegistry:
         except (SchemaError, ValueError, KeyError, TypeError) as exc:
             return 422, {"error_code": 42201, "message": f"Invalid schema: {exc}"}
         text = canonical_text(schema)
+        importing = self.modes.get(subject) == "IMPORT"
+        if importing or "id" in body:
+            return self._import(subject, text, body, importing)
         versions = self.subjects.setdefault(subject, [])
         for _, schema_id in versions:
             if self.schemas[schema_id] == text:
@@ -102,9 +140,34 @@ class FakeConfluentRegistry:
                 "message": f"Schema being registered is incompatible with an earlier schema "
                 f'for subject "{subject}", details: [{details}]',
             }
-        schema_id = next((i for i, t in self.schemas.items() if t == text), len(self.schemas) + 1)
+        schema_id = next((i for i, t in self.schemas.items() if t == text),
+                         max(self.schemas, default=0) + 1)
         self.schemas[schema_id] = text
         versions.append((len(versions) + 1, schema_id))
+        return 200, {"id": schema_id}
+
+    def _import(
+        self, subject: str, text: str, body: dict[str, Any], importing: bool
+    ) -> tuple[int, Any]:
+        schema_id, version = body.get("id"), body.get("version")
+        if not importing or not isinstance(schema_id, int):
+            return 422, {"error_code": 42205, "message": "Subject is not in import mode"
+                         if not importing else "Schema id is required in import mode"}
+        if self.schemas.get(schema_id, text) != text:
+            return 422, {"error_code": 42205,
+                         "message": f"Overwrite new schema with id {schema_id} is not permitted."}
+        versions = self.subjects.setdefault(subject, [])
+        number = version if isinstance(version, int) else max(
+            (v for v, _ in versions), default=0) + 1
+        held = next((i for v, i in versions if v == number), None)
+        if held is not None and self.schemas[held] != text:
+            return 422, {"error_code": 42205,
+                         "message": f"Overwrite new schema with version {number} is not "
+                         "permitted."}
+        self.schemas[schema_id] = text
+        if held is None:
+            versions.append((number, schema_id))
+            versions.sort()
         return 200, {"id": schema_id}
 
     def _compatibility(self, subject: str, body: Any) -> tuple[int, Any]:
@@ -149,10 +212,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._answer("POST")
 
+    def do_PUT(self) -> None:
+        self._answer("PUT")
+
     def _answer(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if self.registry.scripted:
+        if not self.registry.authorized(self.headers.get("Authorization")):
+            status, payload = 401, b'{"error_code": 40101, "message": "Unauthorized"}'
+        elif self.registry.scripted:
             status, payload = self.registry.scripted.pop(0)
         else:
             status, answer = self.registry.handle(method, self.path, json.loads(raw or b"null"))
@@ -168,9 +236,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def running_fake_registry() -> Iterator[tuple[str, FakeConfluentRegistry]]:
-    """A fake registry listening on 127.0.0.1 (a free port), and its state; stopped after."""
-    registry = FakeConfluentRegistry()
+def running_fake_registry(
+    credentials: tuple[str, str] | None = None,
+) -> Iterator[tuple[str, FakeConfluentRegistry]]:
+    """A fake registry listening on 127.0.0.1 (a free port), and its state; stopped after.
+    With `credentials` (user, password), it wants them as HTTP Basic on every request."""
+    registry = FakeConfluentRegistry(credentials=credentials)
     handler = type("Handler", (_Handler,), {"registry": registry})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
