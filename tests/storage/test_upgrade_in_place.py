@@ -19,6 +19,7 @@ import pytest
 from bus.effects import CONSUMER_BOOKKEEPING
 from bus.positions import RELAY_POSITIONS
 from bus.positions_sqlite import SQLitePositionStore
+from bus.registry_sql import SCHEMA_REGISTRY
 from bus.registry_sqlite import SQLiteSchemaRegistry
 from connectors._state import StateStore
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
@@ -114,7 +115,7 @@ def test_opening_records_every_components_version(store: dict[str, str]) -> None
     assert cli(store, "audit", "verify").returncode == 0
     assert versions(root / "nervenbahn.db") == {
         "audit_checkpoints": 1, "person_keys": 1, "relay_positions": RELAY_POSITIONS.latest,
-        "schema_registry": 1,
+        "schema_registry": SCHEMA_REGISTRY.latest,
     }
     assert versions(root / "access-log.db") == {"access_log": 1}
     assert versions(root / "connectors" / "state.db") == {"connector_state": 1}
