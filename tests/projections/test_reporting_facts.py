@@ -359,6 +359,7 @@ def schema_copy(tmp_path: Path) -> Path:
     target = tmp_path / "schemas"
     for folder in (p for p in SCHEMA_DIR.iterdir() if p.is_dir() and p.name != "__pycache__"):
         shutil.copytree(folder, target / folder.name)
+    shutil.copy(SCHEMA_DIR / "catalogue.json", target / "catalogue.json")
     return target
 
 
