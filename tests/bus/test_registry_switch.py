@@ -125,17 +125,21 @@ def replay_switched(
     registry at `registry_url` (a group of its own, from the beginning)."""
     settings = store_settings(tmp_path, master_key, {"NERVENBAHN_SCHEMA_REGISTRY": registry_url})
     container = Container(settings, kafka=kafka, service=service)
-    recorders = {}
+    recorders: dict[str, TypeRecorder] = {}
     try:
         assert isinstance(container.registry, ConfluentRegistryClient)
         for name, expected in counts.items():
-            recorder = TypeRecorder(tmp_path / f"switched-{name}.db")
-            with container.consumer(name, f"switched-{name}", recorder.handle,
-                                    recorder.store) as consumer:
-                wait_until(lambda r=recorder, e=expected: r.count() >= e,
-                           step=lambda c=consumer: c.poll_once(200),
-                           what=f"{expected} replayed messages of {name}")
-            recorders[name] = recorder
+            recorders[name] = replay_one(container, name, expected, tmp_path)
     finally:
         container.close()
     return recorders
+
+
+def replay_one(container: Container, name: str, expected: int, tmp_path: Path) -> TypeRecorder:
+    """The topic of dataset `name` read from the beginning by a group of its own."""
+    recorder = TypeRecorder(tmp_path / f"switched-{name}.db")
+    with container.consumer(name, f"switched-{name}", recorder.handle,
+                            recorder.store) as consumer:
+        wait_until(lambda: recorder.count() >= expected, step=lambda: consumer.poll_once(200),
+                   what=f"{expected} replayed messages of {name}")
+    return recorder
