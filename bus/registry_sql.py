@@ -230,8 +230,12 @@ class EmbeddedRegistry(SchemaRegistry):
         versions = self.versions(subject)
         if any(fingerprint(version.schema) == key for version in versions):
             return []
+        entry = self.catalogue.by_fingerprint(key)  # a released version reads only older ones
+        below = entry.version if entry is not None else None
         return compatibility_problems(
-            subject, schema, [(version.version, version.schema) for version in versions]
+            subject,
+            schema,
+            [(v.version, v.schema) for v in versions if below is None or v.version < below],
         )
 
     @abstractmethod

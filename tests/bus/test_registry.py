@@ -278,6 +278,7 @@ class EmbeddedRegistryContract(RegistryContract):
         (fact_v2, fact_v3) = released_versions("CaseFact")[1:]
         subject = "t-ch.nervenbahn.reporting.CaseFact"
         registry.register(subject, fact_v3[1])
+        assert registry.check_compatibility(subject, fact_v2[1]) == []  # reads only older ones
         registry.register(subject, fact_v2[1])
         assert [v.version for v in registry.versions(subject)] == [2, 3]
 
