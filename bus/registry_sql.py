@@ -171,7 +171,7 @@ class EmbeddedRegistry(SchemaRegistry):
                     return int(schema_id)
             earlier = [(int(version), json.loads(text)) for version, _, _, text in versions]
             schema_id, version = self._id_and_version(rows, subject, schema, key, earlier)
-            ensure_compatible(subject, schema, [(v, old) for v, old in earlier if v < version])
+            ensure_compatible(subject, schema, self._to_read(key, earlier))
             rows(self._sql.insert, (subject, version, schema_id, key, canonical_text(schema)))
         return schema_id
 
@@ -230,13 +230,24 @@ class EmbeddedRegistry(SchemaRegistry):
         versions = self.versions(subject)
         if any(fingerprint(version.schema) == key for version in versions):
             return []
-        entry = self.catalogue.by_fingerprint(key)  # a released version reads only older ones
-        below = entry.version if entry is not None else None
         return compatibility_problems(
-            subject,
-            schema,
-            [(v.version, v.schema) for v in versions if below is None or v.version < below],
+            subject, schema, self._to_read(key, [(v.version, v.schema) for v in versions])
         )
+
+    def _to_read(
+        self, key: str, versions: list[tuple[int, dict[str, Any]]]
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """The versions a schema with fingerprint `key` must be able to read: all of them,
+        except, for a released schema, the released versions after it (registered first by
+        an installation publishing out of order; `schemas check` has already shown that
+        they read it)."""
+        entry = self.catalogue.by_fingerprint(key)
+        if entry is None:
+            return versions
+        return [
+            (version, old) for version, old in versions
+            if version < entry.version or self.catalogue.by_fingerprint(fingerprint(old)) is None
+        ]
 
     @abstractmethod
     def describe(self) -> str:
