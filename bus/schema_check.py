@@ -50,7 +50,18 @@ from schemas import (
 )
 from schemas.catalogue import SchemaCatalogue, load_catalogue, write_catalogue
 
-__all__ = ["Release", "catalogue_problems", "check_schemas", "pending_releases", "release_schemas"]
+__all__ = [
+    "UNCATALOGUED",
+    "Release",
+    "catalogue_problems",
+    "check_schemas",
+    "pending_releases",
+    "release_schemas",
+]
+
+UNCATALOGUED = "UNCATALOGUED"
+"""The kind of problem of a released version without a catalogue entry: `schemas check` fails,
+`schemas release` gives it the next id."""
 
 
 @dataclass(frozen=True)
@@ -122,14 +133,17 @@ def catalogue_problems(schema_dir: Path = SCHEMA_DIR) -> list[SchemaProblem]:
             continue  # reported by the record's own check
         for version, schema in released:
             entry = catalogue.entry(record, version)
+            kind = "CATALOGUE"
             if entry is None:
-                message = f"released v{version} has no entry in catalogue.json"
+                message = (f"released v{version} has no entry in catalogue.json (`nervenbahn "
+                           "schemas release` gives it the next id)")
+                kind = UNCATALOGUED
             elif entry.fingerprint != fingerprint(schema):
                 message = (f"released v{version} differs from its catalogue entry (id "
                            f"{entry.schema_id}): a released version must never change")
             else:
                 continue
-            problems.append(SchemaProblem(record, WHOLE_SCHEMA, message, "CATALOGUE",
+            problems.append(SchemaProblem(record, WHOLE_SCHEMA, message, kind,
                                           version=version))
     return problems
 
@@ -154,11 +168,14 @@ def release_schemas(
 
     Returns what was released and the problems; nothing is written when there are problems.
     """
-    problems = check_schemas(schema_dir, event_types=event_types)
+    problems = [
+        problem for problem in check_schemas(schema_dir, event_types=event_types)
+        if problem.kind != UNCATALOGUED  # given their ids below
+    ]
     if problems:
         return [], problems
     releases = []
-    catalogue = load_catalogue(schema_dir)
+    catalogue = _with_uncatalogued(load_catalogue(schema_dir), schema_dir)
     for name in pending_releases(schema_dir):
         released = released_versions(name, schema_dir)
         version = released[-1][0] + 1 if released else 1
@@ -168,9 +185,20 @@ def release_schemas(
         path.write_text(text + "\n", encoding="utf-8")
         catalogue = _catalogued(catalogue, name, version, schema_dir)
         releases.append(Release(name, version, path))
-    if releases:
+    if catalogue != load_catalogue(schema_dir):
         write_catalogue(catalogue, schema_dir)
     return releases, []
+
+
+def _with_uncatalogued(catalogue: SchemaCatalogue, schema_dir: Path) -> SchemaCatalogue:
+    """`catalogue` with the next ids for released versions it lacks (one released on a branch
+    without the catalogue, merged since), in the catalogue's order: record, then version."""
+    for name in _schema_names(schema_dir):
+        record = _record_of(name, schema_dir)
+        for version, schema in released_versions(name, schema_dir):
+            if catalogue.entry(record, version) is None:
+                catalogue = catalogue.with_release(record, version, fingerprint(schema))
+    return catalogue
 
 
 def _catalogued(

@@ -104,11 +104,11 @@ def test_cli_check_passes_on_the_repository() -> None:
         pytest.param(
             lambda root: (root / "versions" / "CaseClosed" / "v1.avsc").rename(
                 root / "versions" / "CaseClosed" / "v2.avsc"),
-            [(CLOSED, "(schema)", "VERSION_FILES"), (CLOSED, "(schema)", "CATALOGUE")],
+            [(CLOSED, "(schema)", "VERSION_FILES"), (CLOSED, "(schema)", "UNCATALOGUED")],
             id="version-gap"),
         pytest.param(
             lambda root: edit_catalogue(root, lambda entries: entries.pop(2)),
-            [(CLOSED, "(schema)", "CATALOGUE")], id="catalogue-entry-missing"),
+            [(CLOSED, "(schema)", "UNCATALOGUED")], id="catalogue-entry-missing"),
         pytest.param(
             lambda root: edit_catalogue(root, lambda entries: entries[2].update(
                 fingerprint="0" * 64)),
@@ -172,6 +172,30 @@ def test_new_event_type_is_released_as_v1(schema_copy: Path) -> None:
     assert [(r.event_type, r.version) for r in releases] == [("CaseReopened", 1)]
     # Its catalogue entry is still there with the same fingerprint: the id is kept.
     assert load_catalogue(schema_copy) == load_catalogue()
+
+
+def test_release_gives_a_released_version_without_an_entry_the_next_id(
+    schema_copy: Path,
+) -> None:
+    # As after merging a branch that released a version before the catalogue knew it.
+    edit_catalogue(schema_copy, lambda entries: entries.pop(2))
+    assert [p.kind for p in check_schemas(schema_copy)] == ["UNCATALOGUED"]
+
+    releases, problems = release_schemas(schema_copy)
+
+    assert (releases, problems) == ([], [])
+    assert check_schemas(schema_copy) == []
+    before = load_catalogue()
+    entry = load_catalogue(schema_copy).entry(CLOSED, 1)
+    assert entry is not None
+    assert entry.schema_id == max(e.schema_id for e in before.entries) + 1
+
+
+def test_release_keeps_a_catalogue_whose_fingerprint_differs_refused(schema_copy: Path) -> None:
+    edit_catalogue(schema_copy, lambda entries: entries[2].update(fingerprint="0" * 64))
+    releases, problems = release_schemas(schema_copy)
+    assert releases == []
+    assert [(p.subject, p.kind, p.version) for p in problems] == [(CLOSED, "CATALOGUE", 1)]
 
 
 def test_check_asks_a_live_registry_too(schema_copy: Path, tmp_path: Path) -> None:
