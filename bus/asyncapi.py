@@ -14,8 +14,11 @@ certificate, from its Kafka settings) and how the schema registry authenticates 
 Basic, a bus_reader key), never a secret: no user name, password, key or file path.
 
 The document holds no personal data (names, schemas, descriptions), so `serve` answers
-`GET /asyncapi.json` without an API key. Schema ids depend on the registry; pass them
-(`schema_ids`, by subject) to have them as `x-schema-id` on each message.
+`GET /asyncapi.json` without an API key. Each message names the id of its schema's latest released
+version (`x-schema-id`) and of every released version (`x-schema-versions`) from the committed id
+catalogue (`schemas/catalogue.json`): the same in every installation, no registry needed. The
+ids a particular registry holds can be passed instead (`schema_ids`, by subject), for
+`nervenbahn asyncapi --registered`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from bus.kafka_settings import KafkaSettings
 from bus.registry import SchemaRegistry
 from bus.topics import DLQ_DOMAIN, TopicSpec, installation_topics
 from schemas import SCHEMA_GROUPS, load_schema, released_versions, schema_names
+from schemas.catalogue import SchemaCatalogue, load_catalogue
 
 __all__ = [
     "ASYNCAPI_VERSION",
@@ -127,6 +131,8 @@ class PublishedSchema:
     schema: dict[str, Any]
     schema_id: int | None = None
     """The registry's id of exactly this schema under `subject`; None: not registered."""
+    catalogue_id: int | None = None
+    """Its id in the committed id catalogue (every installation's); None: not catalogued."""
 
 
 def published_schemas(
@@ -136,6 +142,7 @@ def published_schemas(
     and version; with `registry`, each with the id it has there (matched by content: the
     registry's version numbers need not be the released ones)."""
     found: list[PublishedSchema] = []
+    catalogue = load_catalogue()
     for spec in installation_topics(settings):
         group = _PAYLOADS[spec.dataset].group
         for name in schema_names(group):
@@ -144,7 +151,9 @@ def published_schemas(
             registered = registry.versions(subject) if registry is not None else []
             for version, schema in released_versions(name):
                 schema_id = next((r.schema_id for r in registered if r.schema == schema), None)
-                found.append(PublishedSchema(subject, record, version, schema, schema_id))
+                entry = catalogue.entry(record, version)
+                found.append(PublishedSchema(subject, record, version, schema, schema_id,
+                                             entry.schema_id if entry is not None else None))
     return sorted(found, key=lambda p: (p.subject, p.version))
 
 
@@ -153,6 +162,7 @@ def asyncapi_document(
 ) -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of every topic this installation uses (JSON-ready)."""
     ids = schema_ids or {}
+    catalogue = load_catalogue()
     specs = installation_topics(settings)
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -161,7 +171,7 @@ def asyncapi_document(
         payload = _PAYLOADS[spec.dataset]
         names = schema_names(payload.group)
         for name in names:
-            messages[name] = _message(spec, payload, name, ids)
+            messages[name] = _message(spec, payload, name, ids, catalogue)
         _add_channel(channels, operations, spec, payload.key, names)
     messages["DeadLetter"] = _dead_letter_message()
     dead_letters = _dead_letter_pattern(settings)
@@ -306,8 +316,11 @@ def _topic_binding(spec: TopicSpec) -> dict[str, Any]:
     return binding
 
 
-def _message(spec: TopicSpec, payload: _Payload, name: str, ids: Mapping[str, int]) -> dict:
-    """One record type on one topic: its Avro payload, subject, headers and key."""
+def _message(
+    spec: TopicSpec, payload: _Payload, name: str, ids: Mapping[str, int],
+    catalogue: SchemaCatalogue,
+) -> dict:
+    """One record type on one topic: its Avro payload, subject, schema ids, headers and key."""
     fullname = f"{SCHEMA_GROUPS[payload.group].namespace}.{name}"
     subject = f"{spec.name}-{fullname}"
     message: dict[str, Any] = {
@@ -324,9 +337,14 @@ def _message(spec: TopicSpec, payload: _Payload, name: str, ids: Mapping[str, in
         }},
         "x-subject": subject,
     }
-    versions = released_versions(name)
+    versions = [version for version, _ in released_versions(name)]
     if versions:
-        message["x-schema-version"] = versions[-1][0]
+        message["x-schema-version"] = versions[-1]
+    catalogued = [(v, e.schema_id) for v in versions if (e := catalogue.entry(fullname, v))]
+    if catalogued:
+        message["x-schema-versions"] = [{"version": v, "id": i} for v, i in catalogued]
+        if catalogued[-1][0] == versions[-1]:
+            message["x-schema-id"] = catalogued[-1][1]
     if subject in ids:
         message["x-schema-id"] = ids[subject]
     if payload.headers:

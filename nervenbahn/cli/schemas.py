@@ -107,15 +107,18 @@ Registered = Annotated[
 
 @app.command("list")
 def list_(ctx: typer.Context, registered: Registered = False) -> None:
-    """Every released schema of every topic: subject, record, version (and registry id)."""
+    """Every released schema of every topic: subject, record, version, catalogue id (and the
+    id in the installation's registry)."""
     rt = session(ctx)
     rows = [_row(found) for found in _published(ctx, registered)]
     if rt.as_json:
         emit_json(rt.console, rows)
         return
     for row in rows:
-        schema_id = "" if row["schema_id"] is None else f"  id {row['schema_id']}"
-        rt.console.print(f"{row['subject']}  v{row['version']}{schema_id}", highlight=False)
+        catalogued = "" if row["catalogue_id"] is None else f"  id {row['catalogue_id']}"
+        in_registry = "" if row["schema_id"] is None else f"  registry id {row['schema_id']}"
+        rt.console.print(f"{row['subject']}  v{row['version']}{catalogued}{in_registry}",
+                         highlight=False)
 
 
 @app.command("export")
@@ -179,7 +182,7 @@ def _published(ctx: typer.Context, registered: bool) -> list[PublishedSchema]:
 
 def _row(found: PublishedSchema) -> dict[str, Any]:
     return {"subject": found.subject, "record": found.record, "version": found.version,
-            "schema_id": found.schema_id}
+            "catalogue_id": found.catalogue_id, "schema_id": found.schema_id}
 
 
 def _report(problems: list[SchemaProblem]) -> None:

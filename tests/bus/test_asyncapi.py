@@ -23,6 +23,7 @@ from bus.registry_sqlite import SQLiteSchemaRegistry
 from bus.topics import catalogue
 from nervenbahn.cli import main
 from schemas import load_schema, released_versions
+from schemas.catalogue import load_catalogue
 
 SPEC = Path(__file__).resolve().parents[2] / "node_modules/@asyncapi/specs/schemas/3.0.0.json"
 
@@ -142,7 +143,24 @@ def test_cli_registered_gives_the_id_of_each_messages_schema(
 
     messages = json.loads(out.read_text(encoding="utf-8"))["components"]["messages"]
     assert messages["CaseFact"]["x-schema-id"] == latest_id
-    assert "x-schema-id" not in messages["CaseOpened"]
+    assert messages["CaseOpened"]["x-schema-id"] == load_catalogue().entry(
+        "ch.nervenbahn.casework.CaseOpened", messages["CaseOpened"]["x-schema-version"]).schema_id
+
+
+def test_every_message_names_the_catalogue_ids_of_its_released_versions(
+    settings: KafkaSettings,
+) -> None:
+    catalogue = load_catalogue()
+    messages = asyncapi_document(settings)["components"]["messages"]
+    for name, message in messages.items():
+        if name == "DeadLetter":
+            continue
+        released = [version for version, _ in released_versions(name)]
+        assert [v["version"] for v in message["x-schema-versions"]] == released
+        for listed in message["x-schema-versions"]:
+            assert listed["id"] == catalogue.entry(message["title"], listed["version"]).schema_id
+        assert message["x-schema-id"] == message["x-schema-versions"][-1]["id"]
+    assert messages["CaseFact"]["x-schema-id"] != messages["CaseOpened"]["x-schema-id"]
 
 
 SECURITY_VARIANTS = {

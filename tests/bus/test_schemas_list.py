@@ -14,6 +14,7 @@ from bus.registry_sqlite import SQLiteSchemaRegistry
 from bus.topics import installation_topics
 from nervenbahn.cli import main
 from schemas import released_versions
+from schemas.catalogue import load_catalogue
 
 FACTS = "zh.reporting.case-facts.v1-ch.nervenbahn.reporting.CaseFact"
 
@@ -26,6 +27,9 @@ def test_every_released_version_of_every_topic_is_listed() -> None:
     facts = [p for p in found if p.subject == FACTS]
     assert [(p.version, p.schema) for p in facts] == released_versions("CaseFact")
     assert all(p.schema_id is None for p in found)
+    catalogue = load_catalogue()
+    assert all(p.catalogue_id == catalogue.entry(p.record, p.version).schema_id for p in found)
+    assert len({p.catalogue_id for p in found if p.subject == FACTS}) == 3
 
 
 def test_registered_schemas_carry_the_registry_id_matched_by_content(
@@ -49,6 +53,7 @@ def test_cli_lists_as_json_and_exports_one_file_per_subject_and_version(
     assert main(["--json", "schemas", "list"]) == 0
     listed = json.loads(capfd.readouterr().out)
     assert {"subject": FACTS, "record": "ch.nervenbahn.reporting.CaseFact", "version": 3,
+            "catalogue_id": load_catalogue().entry("ch.nervenbahn.reporting.CaseFact", 3).schema_id,
             "schema_id": None} in listed
 
     assert main(["schemas", "export", str(tmp_path / "out")]) == 0
