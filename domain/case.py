@@ -164,6 +164,7 @@ class Case(Aggregate):
             household_size=cmd.household_size,
             applicant=members[0],
             other_members=members[1:],
+            household_structure=cmd.household_structure,
         )
 
     # --- assessment and decision ---------------------------------------------------------

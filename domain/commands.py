@@ -49,6 +49,7 @@ __all__ = [
     "DismissProposal",
     "GrantSupport",
     "HandOverCase",
+    "HouseholdStructure",
     "MeasureKind",
     "OpenCase",
     "PersonInput",
@@ -238,6 +239,26 @@ class PersonInput(BaseModel):
     town: Name
 
 
+HouseholdStructure = Literal[
+    "one_person", "single_parent", "couple_with_children", "couple_without_children", "other"
+]
+"""The household structure (case type) the federal social-assistance statistics (BFS SHS)
+publish their case counts by: one-person cases (Einpersonenfälle), single parents
+(Alleinerziehende), couples with children (Paare mit Kindern), couples without children (Paare
+ohne Kinder); `other` for any other household (e.g. siblings, an adult child with a parent).
+Source: the BFS annual social-assistance statistics' case types as summarised in "Einsame
+Fälle" (Die Sozialzahl, Surprise 2016, citing the BFS statistics 2014: 40 % one-person cases,
+29 % single parents, 25 % couples with children, 6 % couples without children),
+https://surprise.ngo/angebote/strassenmagazin/news/news/einsame-faelle/ .
+Not personal data by itself."""
+
+_LEAST_PERSONS: dict[str, int] = {
+    "one_person": 1, "single_parent": 2, "couple_with_children": 3,
+    "couple_without_children": 2, "other": 2,
+}
+"""The fewest persons a household of each structure has (`other` is never one person alone)."""
+
+
 class OpenCase(Command):
     """Intake (Anmeldung): a household applies in its municipality."""
 
@@ -248,12 +269,23 @@ class OpenCase(Command):
     applicant: PersonInput
     other_members: list[PersonInput] = Field(default_factory=list, max_length=19)
     application_date: Day | None = None
+    household_structure: HouseholdStructure | None = None
+    """For the federal statistics; None when not recorded (cases opened before CaseOpened v2)."""
 
     @model_validator(mode="after")
     def _members_fit_household(self) -> OpenCase:
         if 1 + len(self.other_members) > self.household_size:
             raise ValueError(
                 "household_size is smaller than the applicant plus the other members given"
+            )
+        structure = self.household_structure
+        if structure is not None and (
+            self.household_size < _LEAST_PERSONS[structure]
+            or (structure == "one_person" and self.household_size != 1)
+        ):
+            raise ValueError(
+                f"household_structure: {structure} does not fit a household of "
+                f"{self.household_size} person(s)"
             )
         return self
 

@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.budget import BudgetLine
-from domain.commands import Actor
+from domain.commands import Actor, HouseholdStructure
 from domain.personal_data import ErasedPersonalData, PersonalData, SealedPersonalData
 
 if TYPE_CHECKING:
@@ -161,7 +161,14 @@ class CaseEvent(Aggregate.Event):
 
 
 class CaseOpened(Aggregate.Created):
-    """A household applied; the case belongs to its municipality's social region."""
+    """A household applied; the case belongs to its municipality's social region.
+
+    Version 2 added `household_structure` (for the federal statistics). Version 1 events stay
+    stored as they were written; eventsourcing's mapper upcasts them on every read
+    (`upcast_v1_v2`: not recorded, None). See docs/evolution.md.
+    """
+
+    class_version = 2
 
     actor: Actor
     correlation_id: UUID
@@ -172,6 +179,12 @@ class CaseOpened(Aggregate.Created):
     household_size: int
     applicant: Person
     other_members: list[Person]
+    household_structure: HouseholdStructure | None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A version 1 event (stored before the household structure was recorded): None."""
+        state["household_structure"] = None
 
     def apply(self, case: Case) -> None:
         case.municipality_bfs = self.municipality_bfs

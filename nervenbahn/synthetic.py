@@ -179,6 +179,7 @@ def _household(rng: random.Random, reference: ReferenceData, bfs: int) -> list[d
             "case_id": story.case_id,
             "municipality_bfs": bfs,
             "household_size": size,
+            "household_structure": _structure(story.case_id, size),
             "applicant": members[0],
             "other_members": members[1:],
             "application_date": applied.isoformat(),
@@ -199,6 +200,20 @@ def _household(rng: random.Random, reference: ReferenceData, bfs: int) -> list[d
         ):
             break
     return story.records
+
+
+def _structure(case_id: str, size: int) -> str:
+    """A plausible household structure (BFS case type) for a household of `size` persons.
+
+    Drawn from a generator of its own, seeded by the case id, so that the demo's main random
+    stream (and every synthetic history made before CaseOpened v2) stays as it was.
+    """
+    if size == 1:
+        return "one_person"
+    rng = random.Random(case_id)  # noqa: S311 - synthetic data, not cryptography
+    if size == 2:
+        return rng.choices(["single_parent", "couple_without_children", "other"], [6, 3, 1])[0]
+    return rng.choices(["couple_with_children", "single_parent", "other"], [6, 3, 1])[0]
 
 
 def _assess_and_decide(story: _Story, day: date, size: int, applied: date) -> date | None:

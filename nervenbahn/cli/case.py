@@ -53,6 +53,11 @@ def open_case(
     application_date: Day = None,
     case_id: Annotated[str | None, typer.Option(help="Case id (default: a new one).")] = None,
     correlation_id: Correlation = None,
+    household_structure: Annotated[
+        str | None,
+        typer.Option(help="BFS household structure: one_person, single_parent, "
+                     "couple_with_children, couple_without_children or other."),
+    ] = None,
 ) -> None:
     """Intake (Anmeldung): open a case for a household in its municipality."""
     applicant = {
@@ -70,6 +75,7 @@ def open_case(
             "case_id": case_id,
             "municipality_bfs": municipality,
             "household_size": household_size,
+            "household_structure": household_structure,
             "applicant": applicant,
             "application_date": application_date,
         },

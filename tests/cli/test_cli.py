@@ -286,3 +286,19 @@ def test_querying_a_read_model_before_it_is_built_says_how_to_build_it(cli: Cli)
 
     assert result.code == 1
     assert "projections rebuild region" in result.err
+
+
+def test_case_open_records_the_household_structure_and_refuses_an_unknown_code(
+    cli: Cli,
+) -> None:
+    refused = cli("case", "open", "--municipality", "2581", "--household-size", "2",
+                  "--household-structure", "flat_share", *APPLICANT, "--case-id", CASE)
+    assert refused.code == 1
+    assert "household_structure" in refused.err
+
+    assert cli("case", "open", "--municipality", "2581", "--household-size", "2",
+               "--household-structure", "single_parent", *APPLICANT,
+               "--case-id", CASE).code == 0
+
+    (opened,) = cli("--json", "case", "history", CASE).json()  # type: ignore[misc]
+    assert opened["details"]["household_structure"] == "single_parent"
