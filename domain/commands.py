@@ -247,10 +247,10 @@ publish their case counts by: one-person cases (Einpersonenfälle), single paren
 (Alleinerziehende), couples with children (Paare mit Kindern), couples without children (Paare
 ohne Kinder); `other` for any other household (e.g. siblings, an adult child with a parent).
 Source: the BFS annual social-assistance statistics' case types as summarised in "Einsame
-Fälle" (Die Sozialzahl, Surprise 2016, citing the BFS statistics 2014: 40 % one-person cases,
-29 % single parents, 25 % couples with children, 6 % couples without children),
-https://surprise.ngo/angebote/strassenmagazin/news/news/einsame-faelle/ .
-Not personal data by itself."""
+Fälle" (Die Sozialzahl, Surprise street magazine, citing the BFS statistics of 2014: 40 %
+one-person cases, 29 % single parents, 25 % couples with children, 6 % couples without
+children), https://surprise.ngo/angebote/strassenmagazin/news/news/einsame-faelle/ .
+`other` is ours (no published share). Not personal data by itself."""
 
 _LEAST_PERSONS: dict[str, int] = {
     "one_person": 1, "single_parent": 2, "couple_with_children": 3,
