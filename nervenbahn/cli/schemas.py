@@ -87,14 +87,19 @@ def check(
 
 @app.command("release")
 def release(schema_dir: SchemaDir = SCHEMA_DIR) -> None:
-    """Copy each changed, compatible schema to its next versions/<EventType>/v<N>.avsc."""
+    """Copy each changed, compatible schema to its next versions/<EventType>/v<N>.avsc and give
+    every released version without one its id in catalogue.json."""
+    before = set(load_catalogue(schema_dir).entries)
     releases, problems = release_schemas(schema_dir)
     if problems:
         _report(problems)
         raise typer.Exit(EXIT_INCOMPATIBLE)
     for done in releases:
         typer.echo(f"released {done.event_type} v{done.version}: {done.path}")
-    if not releases:
+    added = sorted(set(load_catalogue(schema_dir).entries) - before, key=lambda e: e.schema_id)
+    for entry in added:
+        typer.echo(f"catalogued {entry.record} v{entry.version} as id {entry.schema_id}")
+    if not releases and not added:
         typer.echo("nothing to release: every schema equals its latest released version")
 
 

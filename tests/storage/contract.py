@@ -385,6 +385,7 @@ class StoreContract(ABC):
             START, START + timedelta(hours=1), START + timedelta(hours=2)]
         assert [entry.effective_date for entry in history] == [date(2026, 6, 1)] * 3
         assert history[0].details == {"municipality_bfs": GRENCHEN, "household_size": 2,
+                                      "household_structure": None,  # not recorded
                                       "social_region": "so-oberer-leberberg", "persons": 2}
         shown = repr(history) + str(history)
         assert [text for text in PERSONAL_DATA if text in shown] == []
