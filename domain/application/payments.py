@@ -55,7 +55,13 @@ from domain.payments import (
     payout_account_id,
 )
 
-__all__ = ["PAYMENTS_EVENTS_TABLE", "AccountResult", "PaymentService", "RunSummary"]
+__all__ = [
+    "PAYMENTS_EVENTS_TABLE",
+    "AccountResult",
+    "PaymentService",
+    "RunSummary",
+    "recorder_with_own_table",
+]
 
 log = structlog.get_logger("nervenbahn.payments")
 
@@ -147,23 +153,8 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
         register_domain_transcodings(transcoder, self.cases.vault, PAYMENT_VALUE_TYPES)
 
     def construct_recorder(self) -> ApplicationRecorder:
-        """The recorder; on SQLite with a table of its own (eventsourcing's SQLite factory
-        names every application's table `stored_events`). The recorder class is still the
-        configured one (APPLICATION_RECORDER_TOPIC), so the store's other policies apply."""
-        factory = self.factory
-        if not isinstance(factory, SQLiteFactory):
-            return super().construct_recorder()
-        topic = factory.env.get(factory.APPLICATION_RECORDER_TOPIC)
-        recorder_class = cast(
-            type[SQLiteApplicationRecorder],
-            resolve_topic(topic) if topic else factory.application_recorder_class,
-        )
-        recorder = recorder_class(
-            datastore=factory.datastore, events_table_name=PAYMENTS_EVENTS_TABLE
-        )
-        if factory.env_create_table():
-            recorder.create_table()
-        return recorder
+        """The recorder, on SQLite with a table of its own (`recorder_with_own_table`)."""
+        return recorder_with_own_table(self, PAYMENTS_EVENTS_TABLE) or super().construct_recorder()
 
     def construct_snapshot_store(self) -> EventStore[UUID]:
         """Snapshots with a MAC, as the case service's (`domain.application.snapshots`), in a
@@ -398,3 +389,22 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
         aggregate = self._account_aggregate(case_id)
         return None if aggregate is None else aggregate.account
 
+
+
+def recorder_with_own_table(app: Application[UUID], table: str) -> ApplicationRecorder | None:
+    """On SQLite, `app`'s recorder with an events table of its own (eventsourcing's SQLite
+    factory names every application's table `stored_events`); None elsewhere (PostgreSQL
+    names the table after the application). The recorder class is still the configured one
+    (APPLICATION_RECORDER_TOPIC), so the store's other policies apply."""
+    factory = app.factory
+    if not isinstance(factory, SQLiteFactory):
+        return None
+    topic = factory.env.get(factory.APPLICATION_RECORDER_TOPIC)
+    recorder_class = cast(
+        type[SQLiteApplicationRecorder],
+        resolve_topic(topic) if topic else factory.application_recorder_class,
+    )
+    recorder = recorder_class(datastore=factory.datastore, events_table_name=table)
+    if factory.env_create_table():
+        recorder.create_table()
+    return recorder
