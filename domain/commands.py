@@ -127,7 +127,12 @@ Code = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
     AfterValidator(printable_text),
 ]
-Role = Literal["caseworker", "supervisor", "administrator", "system"]
+Role = Literal[
+    "caseworker", "supervisor", "administrator", "system", "branch_office", "fund_officer"
+]
+"""Social-region staff (caseworker, supervisor), canton-wide roles (administrator, system),
+and the compensation fund's pathway (`domain.benefits`): staff of an AKSO branch office
+(organisation: the office's id, e.g. akso-olten) and the fund's officers (organisation: akso)."""
 Need = Literal[
     "financial", "housing", "health", "employment", "childcare", "debt", "language", "other"
 ]

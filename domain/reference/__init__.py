@@ -16,11 +16,13 @@ from typing import Any
 from domain.errors import ReferenceDataError
 
 __all__ = [
+    "BenefitDocument",
     "BranchOffice",
     "Municipality",
     "ReferenceData",
     "SkosTable",
     "SocialRegion",
+    "load_benefit_checklists",
     "load_branch_offices",
     "load_reference_data",
 ]
@@ -187,4 +189,23 @@ def load_branch_offices() -> dict[str, BranchOffice]:
             municipalities=frozenset(int(bfs) for bfs in office["municipalities"]),
         )
         for office in raw["branch_offices"]
+    }
+
+
+@dataclass(frozen=True)
+class BenefitDocument:
+    """A document a benefit application needs (`benefit_checklists.json`)."""
+
+    code: str
+    name: str
+
+
+@cache
+def load_benefit_checklists() -> dict[str, tuple[BenefitDocument, ...]]:
+    """The documents every application of a benefit kind needs, by kind (`el_ahv`, `el_iv`,
+    `ipv`), from the versioned data file (with its sources)."""
+    raw = _read("benefit_checklists.json")
+    return {
+        kind: tuple(BenefitDocument(doc["code"], doc["name"]) for doc in documents)
+        for kind, documents in raw["checklists"].items()
     }
