@@ -188,18 +188,14 @@ class BenefitService(StoredNotificationLog, Application[UUID]):
 
     def application(self, application_id: UUID) -> BenefitApplication:
         """The current state of an application (RuleViolationError naming the id if none)."""
-        found = self._get(application_id, BenefitApplication)
-        if found is None:
-            raise RuleViolationError("application-known",
-                                     f"application_id: no application {application_id}")
+        found: BenefitApplication = self._required(application_id, BenefitApplication,
+                                                   "application-known", "application")
         return found
 
     def delegation(self, delegation_id: UUID) -> Delegation:
         """The current state of a delegation (RuleViolationError naming the id if none)."""
-        found = self._get(delegation_id, Delegation)
-        if found is None:
-            raise RuleViolationError("delegation-unknown",
-                                     f"delegation_id: no delegation {delegation_id}")
+        found: Delegation = self._required(delegation_id, Delegation, "delegation-unknown",
+                                           "delegation")
         return found
 
     def application_as_known(self, application_id: UUID, known_at: datetime
@@ -243,6 +239,12 @@ class BenefitService(StoredNotificationLog, Application[UUID]):
             event = self.mapper.to_domain_event(notification)
             if isinstance(event, kind):
                 yield event
+
+    def _required(self, aggregate_id: UUID, kind: type[Any], rule: str, what: str) -> Any:
+        found = self._get(aggregate_id, kind)
+        if found is None:
+            raise RuleViolationError(rule, f"{what}_id: no {what} {aggregate_id}")
+        return found
 
     def _get(self, aggregate_id: UUID, kind: type[Any]) -> Any:
         try:
