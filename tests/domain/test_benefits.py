@@ -4,6 +4,7 @@ field and records nothing; bitemporal amounts; the auditor's list of delegated a
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 import domain.reference
+from domain.application.benefits import BENEFITS_EVENTS_TABLE, BenefitService
 from domain.benefits import BenefitApplication
 from domain.commands import Actor
 from domain.errors import InvalidCommandError
@@ -338,3 +340,30 @@ def test_replaying_the_stored_events_gives_the_stored_state(desk: BenefitDesk) -
     assert replayed.owed_for(date(2025, 12, 1)) == stored.owed_for(date(2025, 12, 1))
     assert {k: v for k, v in vars(replayed).items() if k != "applicant"} == {
         k: v for k, v in vars(stored).items() if k != "applicant"}
+
+
+def test_the_benefits_store_keeps_its_own_table_on_sqlite(tmp_path: Path) -> None:
+    # The values of benefit events (amounts, requests, sealed persons) survive a real backend,
+    # in a table of their own beside the case store's.
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+           "SQLITE_DBNAME": str(tmp_path / "store.db")}
+    memory = build_benefit_desk()
+    first = BenefitService(env, vault=memory.service.vault, reference=memory.service.reference,
+                           offices=memory.service.offices, clock=memory.clock)
+    desk = BenefitDesk(first, memory.clock, memory.keystore)
+    application_id = desk.receive()
+    desk.run("check_completeness", application_id=application_id, documents_present=[])
+    desk.run("request_documents", application_id=application_id, documents=["rent_contract"],
+             due_on=desk.today + timedelta(days=20))
+    desk.run("forward_application", application_id=application_id, override_reason="urgent")
+    desk.run("grant_benefit", application_id=application_id, from_month="2025-11",
+             amounts=[{"from_month": "2025-11", "monthly_chf": "900.05"}])
+    again = BenefitService(env, vault=memory.service.vault, reference=memory.service.reference,
+                           offices=memory.service.offices, clock=memory.clock)
+    application = again.application(application_id)
+    assert application.owed_for(date(2025, 11, 1)) == Decimal("900.05")
+    assert application.requests[0].documents == ["rent_contract"]
+    assert application.applicant.given_name == "Person1"
+    with sqlite3.connect(tmp_path / "store.db") as db:
+        tables = {row[0] for row in db.execute("select name from sqlite_master")}
+    assert BENEFITS_EVENTS_TABLE in tables and "stored_events" not in tables
