@@ -363,7 +363,7 @@ def test_the_benefits_store_keeps_its_own_table_on_sqlite(tmp_path: Path) -> Non
     application = again.application(application_id)
     assert application.owed_for(date(2025, 11, 1)) == Decimal("900.05")
     assert application.requests[0].documents == ["rent_contract"]
-    assert application.applicant.given_name == "Person1"
+    assert application.applicant.to_plain()["given_name"] == "Person1"
     with sqlite3.connect(tmp_path / "store.db") as db:
         tables = {row[0] for row in db.execute("select name from sqlite_master")}
     assert BENEFITS_EVENTS_TABLE in tables and "stored_events" not in tables
