@@ -9,17 +9,20 @@ decides: granted from a month with monthly CHF amounts by period, or refused. A 
 amended (retroactively) and ends at the end of the month in which a condition ceased
 (ELG Art. 12); an undecided application can be withdrawn.
 
-Who does what:
-- branch-office staff (role `branch_office`, organisation: the office id) receive, forward
-  and withdraw applications of their own office's municipalities only;
-- fund officers (role `fund_officer`) do every task and alone decide (grant, refuse, amend,
-  end) and delegate;
-- the completeness check, document requests and recording received documents are the fund's
-  tasks: a branch office does them only under a `Delegation` to it for that task whose period
-  includes the recording day (seed 000: offices may temporarily take over part of AKSO's
-  tasks). Every delegated action records the delegation's id. A delegation is granted,
+Who does what (DOMAIN.md: receiving, checking for completeness, completing and forwarding
+applications are an AHV branch office's own tasks):
+- branch-office staff (role `branch_office`, organisation: the office id) act only on
+  applications of their own office's municipalities: they receive, forward and withdraw them,
+  and until an application is forwarded they check it for completeness, request documents and
+  record documents received **in their own right** (no delegation);
+- once forwarded, the application is the fund's: those three tasks on a forwarded application
+  are the fund's, done by fund officers (role `fund_officer`, who may do every task at any
+  stage), or by the application's branch office only under a `Delegation` to it for that task
+  whose period includes the recording day (seed 000: offices may temporarily take over part of
+  AKSO's tasks). Every delegated action records the delegation's id. A delegation is granted,
   revoked or expired (events); an action under a revoked or expired one is refused with a rule
-  naming it.
+  naming it;
+- decisions (grant, refuse, amend, end) are the fund's alone and never delegable.
 
 Every refusal is a `RuleViolationError` naming the rule and the field; nothing is recorded.
 The applicant's data is `PersonalData`, sealed with the person's own key like a case's
@@ -74,6 +77,7 @@ __all__ = [
     "BENEFIT_VALUE_TYPES",
     "DECIDED_STAGES",
     "DELEGATION_EVENT_TYPES",
+    "OFFICE_ROLE",
     "ApplicationEvent",
     "ApplicationForwarded",
     "ApplicationReceived",
@@ -93,10 +97,12 @@ __all__ = [
     "DocumentsRequested",
     "MonthlyAmount",
     "office_of",
+    "require_benefit_role",
 ]
 
 FUND_ROLE = "fund_officer"
 OFFICE_ROLE = "branch_office"
+"""The role of branch-office staff (organisation: the office id)."""
 DECIDED_STAGES = ("granted", "refused", "ended")
 """Stages after the fund's decision."""
 
@@ -266,7 +272,8 @@ class ApplicationEvent(Aggregate.Event):
     actor: Actor
     correlation_id: UUID
     delegation_id: UUID | None
-    """The delegation a branch office acted under (None: in its own right or by the fund)."""
+    """The delegation a branch office acted under on a forwarded application (None: in its
+    own right, or by the fund)."""
 
 
 class ApplicationReceived(Aggregate.Created):
@@ -438,13 +445,13 @@ class BenefitApplication(Aggregate):
             correlation_id=cmd.correlation_id, delegation_id=None,
         )
 
-    # --- the fund's tasks a branch office may do under a delegation -------------------------
+    # --- completing: the office's own work until forwarded, then the fund's (delegable) -------
 
     def check_completeness(self, cmd: CheckCompleteness, rec: Recording,
                            checklist: tuple[BenefitDocument, ...],
                            delegation: Delegation | None) -> None:
         """Compare what was handed in with the checklist of the benefit kind."""
-        self._delegable(cmd, rec, "completeness_check", delegation)
+        self._completing(cmd, rec, "completeness_check", delegation)
         required = [document.code for document in checklist]
         _on_checklist(cmd.documents_present, required, "documents_present", self.kind)
         present = set(cmd.documents_present) | set(self.documents_present)
@@ -454,7 +461,7 @@ class BenefitApplication(Aggregate):
     def request_documents(self, cmd: RequestDocuments, rec: Recording,
                           delegation: Delegation | None) -> None:
         """Ask for missing documents by a due date."""
-        self._delegable(cmd, rec, "document_request", delegation)
+        self._completing(cmd, rec, "document_request", delegation)
         if not self.checked:
             _refuse("request-after-check",
                     "application_id: documents are requested after the completeness check")
@@ -473,7 +480,7 @@ class BenefitApplication(Aggregate):
                          checklist: tuple[BenefitDocument, ...],
                          delegation: Delegation | None) -> None:
         """Record documents the applicant handed in later."""
-        self._delegable(cmd, rec, "documents_received", delegation)
+        self._completing(cmd, rec, "documents_received", delegation)
         _on_checklist(cmd.documents, [d.code for d in checklist], "documents", self.kind)
         if cmd.received_on < self.received_on:
             _refuse("documents-after-application",
@@ -487,8 +494,8 @@ class BenefitApplication(Aggregate):
 
     def forward(self, cmd: ForwardApplication, rec: Recording) -> None:
         """Send the application to the fund; with documents missing only with a reason."""
-        self._require_open(cmd)
         _require_office_or_fund(cmd.actor, self.branch_office, self.municipality_bfs)
+        self._require_open(cmd)
         if self.stage == "forwarded":
             _refuse("forward-once", f"application_id: {self.id} was forwarded already")
         incomplete = not self.checked or bool(self.missing)
@@ -502,8 +509,8 @@ class BenefitApplication(Aggregate):
 
     def withdraw(self, cmd: WithdrawApplication, rec: Recording) -> None:
         """The applicant withdrew the application (before the decision)."""
-        self._require_open(cmd)
         _require_office_or_fund(cmd.actor, self.branch_office, self.municipality_bfs)
+        self._require_open(cmd)
         self._trigger(ApplicationWithdrawn, cmd, rec, reason=cmd.reason, withdrawn_on=rec.today)
 
     # --- the fund's decision ---------------------------------------------------------------
@@ -572,11 +579,11 @@ class BenefitApplication(Aggregate):
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _delegable(self, cmd: BenefitCommand, rec: Recording, task: DelegableTask,
-                   delegation: Delegation | None) -> None:
+    def _completing(self, cmd: BenefitCommand, rec: Recording, task: DelegableTask,
+                    delegation: Delegation | None) -> None:
+        _authorise_completing(cmd, task, self.branch_office, self.municipality_bfs,
+                              self.forwarded_on is not None, delegation, rec.today)
         self._require_open(cmd)
-        _authorise_task(cmd, task, self.branch_office, self.municipality_bfs, delegation,
-                        rec.today)
 
     def _decision(self, cmd: BenefitCommand) -> None:
         _require_fund(cmd.actor, "decision-by-fund", "decide")
@@ -625,22 +632,31 @@ def _require_fund(actor: Actor, rule: str, what: str) -> None:
         _refuse(rule, f"actor.role: only a fund officer may {what}, not a {actor.role}")
 
 
-def _require_office_or_fund(actor: Actor, office: str, municipality_bfs: int) -> None:
-    if actor.role == FUND_ROLE:
-        return
-    if actor.role != OFFICE_ROLE:
+def require_benefit_role(actor: Actor) -> None:
+    """Refuse (rule `benefit-roles`) an actor who is neither branch-office staff nor a fund
+    officer: they have no part in benefit applications."""
+    if actor.role not in (FUND_ROLE, OFFICE_ROLE):
         _refuse("benefit-roles", f"actor.role: a {actor.role} has no part in benefit "
                                  "applications (branch_office or fund_officer)")
+
+
+def _require_office_or_fund(actor: Actor, office: str, municipality_bfs: int) -> None:
+    require_benefit_role(actor)
+    if actor.role == FUND_ROLE:
+        return
     if actor.organisation != office:
         _refuse("office-own-municipalities",
                 f"actor.organisation: {actor.organisation} does not serve municipality "
                 f"{municipality_bfs} ({office} does)")
 
 
-def _authorise_task(cmd: BenefitCommand, task: DelegableTask, office: str,
-                    municipality_bfs: int, delegation: Delegation | None, today: date) -> None:
-    """A fund officer does the task in their own right; a branch office of the application's
-    municipality only under a delegation for it that is active today."""
+def _authorise_completing(cmd: BenefitCommand, task: DelegableTask, office: str,
+                          municipality_bfs: int, forwarded: bool,
+                          delegation: Delegation | None, today: date) -> None:
+    """Who may check, request or record documents: a fund officer always, in their own right;
+    the branch office of the application's municipality in its own right until the
+    application is forwarded, and on a forwarded one (the fund's task then) only under a
+    delegation for `task` that is active today."""
     delegation_id = getattr(cmd, "delegation_id", None)
     _require_office_or_fund(cmd.actor, office, municipality_bfs)
     if cmd.actor.role == FUND_ROLE:
@@ -648,10 +664,16 @@ def _authorise_task(cmd: BenefitCommand, task: DelegableTask, office: str,
             _refuse("delegation-for-branch-offices",
                     "delegation_id: a fund officer acts in their own right, without one")
         return
+    if not forwarded:
+        if delegation_id is not None:
+            _refuse("office-own-work-before-forwarding",
+                    f"delegation_id: until the application is forwarded, {task} is the "
+                    "branch office's own work, done without a delegation")
+        return
     if delegation_id is None:
         _refuse("delegation-required",
-                f"delegation_id: {task} is a task of the fund; a branch office does it only "
-                "under a delegation")
+                f"delegation_id: the application is forwarded, so {task} is a task of the "
+                "fund; a branch office does it only under a delegation")
     if delegation is None or delegation.id != delegation_id:
         _refuse("delegation-unknown", f"delegation_id: no delegation {delegation_id}")
     delegation.check_use(cmd.actor, task, today)

@@ -9,6 +9,7 @@ nothing of ours, so every package can import it.
 from __future__ import annotations
 
 __all__ = [
+    "ApplicationNotFoundError",
     "CaseNotFoundError",
     "ConcurrentChangeError",
     "DomainError",
@@ -59,6 +60,16 @@ class CaseNotFoundError(DomainError):
         self.case_id = case_id
         when = f" as of {as_of}" if as_of is not None else ""
         super().__init__(f"case {case_id} not found{when}")
+
+
+class ApplicationNotFoundError(DomainError):
+    """No benefit application with the given id has been recorded, or none the actor may see:
+    an application outside an office's municipalities gets this very answer (as a case of
+    another social region gets `CaseNotFoundError`)."""
+
+    def __init__(self, application_id: object) -> None:
+        self.application_id = application_id
+        super().__init__(f"application {application_id} not found")
 
 
 class ConcurrentChangeError(DomainError):

@@ -2,9 +2,12 @@
 
 An `eventsourcing` application named "benefits" with its own events table
 (`benefits_events`, as the payments store), so that the case store's notification log stays
-case-only. The applicant's personal data is sealed by the same vault as the cases' (erasing a
-person shreds it here too). Answers the auditor's questions: what was owed for a month as
-known at a recorded time, and what was done under which delegation.
+case-only. An application outside a branch office's municipalities is answered to that
+office exactly as one that does not exist (`ApplicationNotFoundError`), before anything that
+depends on it (its stage, its rules) is looked at. The applicant's personal data is sealed
+by the same vault as the cases' (erasing a person shreds it here too). Answers the auditor's
+questions: what was owed for a month as known at a recorded time, and what was done under
+which delegation.
 """
 
 from __future__ import annotations
@@ -28,14 +31,21 @@ from domain.application.payments import recorder_with_own_table
 from domain.application.transcodings import register_domain_transcodings
 from domain.benefits import (
     BENEFIT_VALUE_TYPES,
+    OFFICE_ROLE,
     ApplicationEvent,
     ApplicationReceived,
     BenefitApplication,
     Delegation,
+    require_benefit_role,
 )
 from domain.case import Recording
-from domain.commands import Command
-from domain.errors import DomainError, InvalidCommandError, RuleViolationError
+from domain.commands import Actor, Command
+from domain.errors import (
+    ApplicationNotFoundError,
+    DomainError,
+    InvalidCommandError,
+    RuleViolationError,
+)
 from domain.personal_data import PersonalDataVault
 from domain.reference import BranchOffice, ReferenceData, load_benefit_checklists
 
@@ -134,7 +144,7 @@ class BenefitService(StoredNotificationLog, Application[UUID]):
             return delegation
         if not isinstance(cmd, bc.BenefitCommand):
             raise InvalidCommandError(cmd.name, [("command", "not a benefits command")])
-        application = self.application(cmd.application_id)
+        application = self.application_for(cmd.actor, cmd.application_id)
         rec = Recording(max(rec.recorded_at, application.modified_on))
         self._on_application(application, cmd, rec)
         return application
@@ -187,10 +197,23 @@ class BenefitService(StoredNotificationLog, Application[UUID]):
     # --- queries -----------------------------------------------------------------------------
 
     def application(self, application_id: UUID) -> BenefitApplication:
-        """The current state of an application (RuleViolationError naming the id if none)."""
-        found: BenefitApplication = self._required(application_id, BenefitApplication,
-                                                   "application-known", "application")
+        """The current state of an application (ApplicationNotFoundError if none)."""
+        found: BenefitApplication | None = self._get(application_id, BenefitApplication)
+        if found is None:
+            raise ApplicationNotFoundError(application_id)
         return found
+
+    def application_for(self, actor: Actor, application_id: UUID) -> BenefitApplication:
+        """The current application if `actor` may act on it. A role with no part in benefit
+        applications is refused before the lookup (rule `benefit-roles`, the same for every
+        id); an application outside a branch office's municipalities is not found, with the
+        very message of a missing one, before its stage or rules are looked at: a command
+        tells no other office that it exists, where, or in which stage."""
+        require_benefit_role(actor)
+        application = self.application(application_id)
+        if actor.role == OFFICE_ROLE and actor.organisation != application.branch_office:
+            raise ApplicationNotFoundError(application_id)
+        return application
 
     def delegation(self, delegation_id: UUID) -> Delegation:
         """The current state of a delegation (RuleViolationError naming the id if none)."""

@@ -15,7 +15,7 @@ import pytest
 from domain import benefit_commands as bc
 from domain.application.benefits import BenefitResult, BenefitService
 from domain.commands import Actor
-from domain.errors import RuleViolationError
+from domain.errors import ApplicationNotFoundError, DomainError, RuleViolationError
 from domain.personal_data import PersonalDataVault
 from domain.reference import load_branch_offices, load_reference_data
 
@@ -60,12 +60,16 @@ class BenefitDesk:
                                 "applicant": person_input(serial), "received_on": self.today}
         return self.run("receive_application", actor, **(data | fields)).id
 
-    def forwarded(self, **fields: Any) -> UUID:
-        """An application checked complete by the fund and forwarded."""
+    def forwarded(self, documents: list[str] | None = None, **fields: Any) -> UUID:
+        """An application checked by its office (complete unless `documents` says which are
+        there) and forwarded by it (with a reason if documents are missing)."""
         application_id = self.receive(**fields)
-        self.run("check_completeness", application_id=application_id,
-                 documents_present=ALL_DOCUMENTS["el_ahv"])
-        self.run("forward_application", application_id=application_id)
+        present = ALL_DOCUMENTS["el_ahv"] if documents is None else documents
+        self.run("check_completeness", GRENCHEN_OFFICE, application_id=application_id,
+                 documents_present=present)
+        reason = {} if documents is None else {"override_reason": "documents follow"}
+        self.run("forward_application", GRENCHEN_OFFICE, application_id=application_id,
+                 **reason)
         return application_id
 
     def delegate(self, task: str, office: str = "akso-grenchen", days: int = 30) -> UUID:
@@ -80,14 +84,24 @@ class BenefitDesk:
 
     def refused(self, rule: str, name: str, actor: Actor = FUND, **fields: Any) -> str:
         """Run a command that must be refused by `rule`; check nothing was recorded."""
+        error = self._failing(RuleViolationError, name, actor, **fields)
+        assert isinstance(error, RuleViolationError) and error.rule == rule, str(error)
+        return str(error)
+
+    def not_found(self, name: str, actor: Actor = FUND, **fields: Any) -> DomainError:
+        """Run a command that must be answered "application not found"; check nothing was
+        recorded."""
+        return self._failing(ApplicationNotFoundError, name, actor, **fields)
+
+    def _failing(self, expected: type[DomainError], name: str, actor: Actor,
+                 **fields: Any) -> DomainError:
         before = self.service.max_position()
         keys = self.keystore.state()
-        with pytest.raises(RuleViolationError) as info:
+        with pytest.raises(expected) as info:
             self.run(name, actor, **fields)
-        assert info.value.rule == rule, str(info.value)
         assert self.service.max_position() == before
         assert self.keystore.state() == keys
-        return str(info.value)
+        return info.value
 
 
 def build_benefit_desk() -> BenefitDesk:

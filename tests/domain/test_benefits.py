@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
@@ -17,7 +18,7 @@ import domain.reference
 from domain.application.benefits import BENEFITS_EVENTS_TABLE, BenefitService
 from domain.benefits import BenefitApplication
 from domain.commands import Actor
-from domain.errors import InvalidCommandError
+from domain.errors import ApplicationNotFoundError, InvalidCommandError
 from domain.personal_data import ErasedPersonalData, SealedPersonalData
 from domain.reference import load_benefit_checklists
 
@@ -232,8 +233,8 @@ def test_amendment_and_end_stay_within_the_grant(desk: BenefitDesk) -> None:
 
 def test_withdrawal_only_before_the_decision(desk: BenefitDesk) -> None:
     application_id = desk.receive()
-    desk.refused("office-own-municipalities", "withdraw_application", LOMMISWIL_OFFICE,
-                 application_id=application_id, reason="applicant_request")
+    desk.not_found("withdraw_application", LOMMISWIL_OFFICE, application_id=application_id,
+                   reason="applicant_request")
     desk.run("withdraw_application", GRENCHEN_OFFICE, application_id=application_id,
              reason="applicant_request")
     desk.refused("application-undecided", "forward_application", GRENCHEN_OFFICE,
@@ -243,21 +244,52 @@ def test_withdrawal_only_before_the_decision(desk: BenefitDesk) -> None:
 # --- delegation --------------------------------------------------------------------------------
 
 
-def test_a_branch_office_does_a_fund_task_only_under_a_delegation(desk: BenefitDesk) -> None:
+def test_until_forwarded_the_office_completes_the_application_in_its_own_right(
+    desk: BenefitDesk,
+) -> None:
     application_id = desk.receive()
-    desk.refused("delegation-required", "check_completeness", GRENCHEN_OFFICE,
-                 application_id=application_id, documents_present=[])
+    checks = desk.delegate("completeness_check")
+    message = desk.refused("office-own-work-before-forwarding", "check_completeness",
+                           GRENCHEN_OFFICE, application_id=application_id,
+                           documents_present=[], delegation_id=checks)
+    assert "delegation_id" in message
+    desk.run("check_completeness", GRENCHEN_OFFICE, application_id=application_id,
+             documents_present=["signed_application"])
+    desk.run("request_documents", GRENCHEN_OFFICE, application_id=application_id,
+             documents=["rent_contract"], due_on=desk.today + timedelta(days=20))
+    desk.run("record_documents_received", GRENCHEN_OFFICE, application_id=application_id,
+             documents=["rent_contract"], received_on=desk.today)
+    events: list[Any] = list(desk.service.events.get(application_id))
+    assert [type(e).__name__ for e in events[1:]] == [
+        "CompletenessChecked", "DocumentsRequested", "DocumentsReceived"]
+    assert all(e.delegation_id is None for e in events)
+    assert desk.service.delegated_actions() == []
+
+
+def test_once_forwarded_an_office_completes_it_only_under_a_delegation(
+    desk: BenefitDesk,
+) -> None:
+    application_id = desk.forwarded(documents=["signed_application"])
+    message = desk.refused("delegation-required", "check_completeness", GRENCHEN_OFFICE,
+                           application_id=application_id, documents_present=[])
+    assert "forwarded" in message and "delegation_id" in message
+    desk.refused("delegation-required", "record_documents_received", GRENCHEN_OFFICE,
+                 application_id=application_id, documents=["rent_contract"],
+                 received_on=desk.today)
     delegation_id = desk.delegate("completeness_check")
     desk.run("check_completeness", GRENCHEN_OFFICE, application_id=application_id,
-             documents_present=["signed_application"], delegation_id=delegation_id)
+             documents_present=["pension_statement"], delegation_id=delegation_id)
+    desk.run("request_documents", application_id=application_id,
+             documents=["rent_contract"], due_on=desk.today + timedelta(days=20))
     actions = desk.service.delegated_actions(delegation_id)
     assert [(a.application_id, a.event, a.branch_office) for a in actions] == [
         (application_id, "CompletenessChecked", "akso-grenchen")]
     assert desk.service.delegated_actions() == actions
+    assert desk.service.application(application_id).stage == "forwarded"
 
 
 def test_a_delegation_covers_its_task_office_and_municipalities_only(desk: BenefitDesk) -> None:
-    application_id = desk.receive()
+    application_id = desk.forwarded(documents=[])
     checks = desk.delegate("completeness_check")
     desk.refused("delegation-task", "request_documents", GRENCHEN_OFFICE,
                  application_id=application_id, documents=["rent_contract"],
@@ -265,8 +297,8 @@ def test_a_delegation_covers_its_task_office_and_municipalities_only(desk: Benef
     lommiswil = desk.delegate("completeness_check", office="akso-lommiswil")
     desk.refused("delegation-to-this-office", "check_completeness", GRENCHEN_OFFICE,
                  application_id=application_id, documents_present=[], delegation_id=lommiswil)
-    desk.refused("office-own-municipalities", "check_completeness", LOMMISWIL_OFFICE,
-                 application_id=application_id, documents_present=[], delegation_id=lommiswil)
+    desk.not_found("check_completeness", LOMMISWIL_OFFICE, application_id=application_id,
+                   documents_present=[], delegation_id=lommiswil)
     desk.refused("delegation-unknown", "check_completeness", GRENCHEN_OFFICE,
                  application_id=application_id, documents_present=[],
                  delegation_id=application_id)
@@ -275,8 +307,18 @@ def test_a_delegation_covers_its_task_office_and_municipalities_only(desk: Benef
     assert LOMMISWIL  # the office's own municipality is not Grenchen's
 
 
+def test_decisions_stay_the_funds_also_for_an_office_with_delegations(
+    desk: BenefitDesk,
+) -> None:
+    application_id = desk.forwarded()
+    for task in ("completeness_check", "document_request", "documents_received"):
+        desk.delegate(task)
+    desk.refused("decision-by-fund", "refuse_benefit", GRENCHEN_OFFICE,
+                 application_id=application_id, reason="income_sufficient")
+
+
 def test_a_revoked_delegation_refuses_naming_it(desk: BenefitDesk) -> None:
-    application_id = desk.receive()
+    application_id = desk.forwarded(documents=[])
     delegation_id = desk.delegate("completeness_check")
     desk.refused("delegation-by-fund", "revoke_delegation", GRENCHEN_OFFICE,
                  delegation_id=delegation_id, reason="crisis over")
@@ -290,7 +332,7 @@ def test_a_revoked_delegation_refuses_naming_it(desk: BenefitDesk) -> None:
 
 
 def test_an_expired_delegation_refuses_naming_it(desk: BenefitDesk) -> None:
-    application_id = desk.receive()
+    application_id = desk.forwarded(documents=[])
     delegation_id = desk.delegate("documents_received", days=10)
     desk.refused("expiry-after-period", "expire_delegation", delegation_id=delegation_id)
     desk.move_to(desk.today + timedelta(days=11))
@@ -306,7 +348,7 @@ def test_an_expired_delegation_refuses_naming_it(desk: BenefitDesk) -> None:
 
 
 def test_a_delegation_is_not_valid_before_its_period(desk: BenefitDesk) -> None:
-    application_id = desk.receive()
+    application_id = desk.forwarded(documents=[])
     delegation_id = desk.run(
         "grant_delegation", branch_office="akso-grenchen", task="completeness_check",
         valid_from=desk.today + timedelta(days=3), valid_until=desk.today + timedelta(days=9)).id
@@ -367,3 +409,59 @@ def test_the_benefits_store_keeps_its_own_table_on_sqlite(tmp_path: Path) -> Non
     with sqlite3.connect(tmp_path / "store.db") as db:
         tables = {row[0] for row in db.execute("select name from sqlite_master")}
     assert BENEFITS_EVENTS_TABLE in tables and "stored_events" not in tables
+
+
+# --- no existence leaks ------------------------------------------------------------------------
+
+
+OUT_OF_SCOPE_COMMANDS: list[tuple[str, dict[str, Any]]] = [
+    ("check_completeness", {"documents_present": []}),
+    ("request_documents", {"documents": ["rent_contract"], "due_on": "2099-01-01"}),
+    ("record_documents_received", {"documents": ["rent_contract"], "received_on": "2025-11-03"}),
+    ("forward_application", {"override_reason": "urgent"}),
+    ("withdraw_application", {"reason": "applicant_request"}),
+    ("grant_benefit", {"from_month": "2025-11",
+                       "amounts": [{"from_month": "2025-11", "monthly_chf": "900"}]}),
+]
+"""Commands an office might try on an application, with fields valid for any of them."""
+
+
+@pytest.mark.parametrize(("name", "fields"), OUT_OF_SCOPE_COMMANDS,
+                         ids=[name for name, _ in OUT_OF_SCOPE_COMMANDS])
+@pytest.mark.parametrize("forwarded", [False, True], ids=["received", "forwarded"])
+def test_another_offices_application_is_answered_as_a_missing_one(
+    desk: BenefitDesk, name: str, fields: dict[str, Any], forwarded: bool,
+) -> None:
+    existing = desk.forwarded(documents=[]) if forwarded else desk.receive()
+    missing = uuid.uuid4()
+    lommiswil = desk.delegate("completeness_check", office="akso-lommiswil")
+    extra = {"delegation_id": lommiswil} if name == "check_completeness" else {}
+    answers = [desk.not_found(name, LOMMISWIL_OFFICE, application_id=application_id,
+                              **fields, **extra)
+               for application_id in (existing, missing)]
+    assert [type(a) for a in answers] == [ApplicationNotFoundError] * 2
+    shapes = {str(a).replace(str(i), "<id>") for a, i in zip(answers, (existing, missing),
+                                                              strict=True)}
+    assert shapes == {"application <id> not found"}
+    assert [a.application_id for a in answers] == [existing, missing]  # type: ignore[attr-defined]
+    assert vars(answers[0]).keys() == vars(answers[1]).keys()
+    assert desk.service.delegated_actions() == []
+
+
+def test_a_role_without_part_is_refused_alike_for_existing_and_missing_ids(
+    desk: BenefitDesk,
+) -> None:
+    existing = desk.receive()
+    answers = {desk.refused("benefit-roles", "withdraw_application", CASEWORKER,
+                            application_id=application_id, reason="applicant_request"
+                            ).replace(str(application_id), "<id>")
+               for application_id in (existing, uuid.uuid4())}
+    assert len(answers) == 1
+
+
+def test_the_fund_is_told_of_a_missing_application_as_not_found(desk: BenefitDesk) -> None:
+    missing = uuid.uuid4()
+    error = desk.not_found("refuse_benefit", application_id=missing, reason="other")
+    assert str(error) == f"application {missing} not found"
+    with pytest.raises(ApplicationNotFoundError):
+        desk.service.application(missing)
