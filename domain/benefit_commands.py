@@ -42,7 +42,9 @@ __all__ = [
 BenefitKind = Literal["el_ahv", "el_iv", "ipv"]
 """EL to an AHV pension, EL to an IV pension, individual premium reduction (IPV)."""
 DelegableTask = Literal["completeness_check", "document_request", "documents_received"]
-"""The fund's tasks it may delegate to a branch office; a decision never is one."""
+"""Completing an application: the branch office's own work until the application is
+forwarded, the fund's afterwards, which the fund may then delegate to the office; a decision
+never is one."""
 BenefitRefusalReason = Literal[
     "income_sufficient", "assets_above_limit", "not_resident", "no_pension",
     "documents_missing", "other",

@@ -641,6 +641,9 @@ def require_benefit_role(actor: Actor) -> None:
 
 
 def _require_office_or_fund(actor: Actor, office: str, municipality_bfs: int) -> None:
+    # Defence in depth: the service answers an application outside the office's
+    # municipalities as not found before it gets here (`BenefitService.application_for`); a
+    # caller using the aggregate directly still cannot record on another office's application.
     require_benefit_role(actor)
     if actor.role == FUND_ROLE:
         return
