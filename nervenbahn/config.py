@@ -55,6 +55,7 @@ __all__ = [
     "SECRETS",
     "ApiSettings",
     "AuditSettings",
+    "BenefitsSettings",
     "CliSettings",
     "ConfigError",
     "ConnectorsSettings",
@@ -289,6 +290,8 @@ class Environment(BaseSettings):
     access_log_retention_days: str | None = None
     ready_max_lag: str | None = None
     metrics_access: str | None = None
+    # benefits
+    benefits_target_months: str | None = None
     # serve
     worker_backoff_seconds: str | None = None
     worker_backoff_max_seconds: str | None = None
@@ -489,6 +492,16 @@ class LogSettings(BaseModel):
     level: str = "info"
 
 
+class BenefitsSettings(BaseModel):
+    """The benefit applications' processing target (NERVENBAHN_BENEFITS_TARGET_MONTHS): the
+    backlog figures count applications pending longer than it, and report it by name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target_months: int = 3
+    """Whole calendar months from receipt to decision (docs/benefits.md, "Backlog figures")."""
+
+
 class CliSettings(BaseModel):
     """What the command line takes from the environment."""
 
@@ -522,6 +535,7 @@ class Settings(BaseModel):
     connectors: ConnectorsSettings = ConnectorsSettings()
     logging: LogSettings = LogSettings()
     cli: CliSettings = CliSettings()
+    benefits: BenefitsSettings = BenefitsSettings()
 
     # --- the names the code used before the sections (kept working) -------------------------
 
@@ -648,6 +662,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         connectors=ConnectorsSettings(file=_optional_path(variables.connectors)),
         logging=_log_settings(variables, strict=True),
         cli=CliSettings(actor=variables.actor or None),
+        benefits=BenefitsSettings(target_months=_bounded(
+            variables.benefits_target_months, "NERVENBAHN_BENEFITS_TARGET_MONTHS", 3, 1, 60,
+            "months")),
     )
 
 

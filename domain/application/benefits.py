@@ -245,6 +245,24 @@ class BenefitService(StoredNotificationLog, Application[UUID]):
         for event in self._all_events(ApplicationReceived):
             yield event.originator_id
 
+    def application_histories(self) -> list[list[Any]]:
+        """Every application's events in recorded order, applications in the order received
+        (for the backlog figures, `projections.backlog.timelines`; delegations left out)."""
+        histories: dict[UUID, list[Any]] = {}
+        for event in self._all_events(object):
+            if isinstance(event, ApplicationReceived | ApplicationEvent):
+                histories.setdefault(event.originator_id, []).append(event)
+        return list(histories.values())
+
+    def last_recorded_at(self) -> datetime | None:
+        """The recorded time of the newest event in the store (None: empty)."""
+        last = self.recorder.max_notification_id()
+        if not last:
+            return None
+        (notification,) = self.recorder.select_notifications(start=last, limit=1)
+        event: Any = self.mapper.to_domain_event(notification)
+        return cast(datetime, event.timestamp)
+
     def delegated_actions(self, delegation_id: UUID | None = None) -> list[DelegatedAction]:
         """What was done under which delegation (under one, if given), in recording order."""
         actions = []
