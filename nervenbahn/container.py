@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 import structlog
@@ -46,11 +46,12 @@ from bus.relay import Relay, RelayStatus
 from bus.topics import TopicSpec, ensure_topics, installation_topics
 from connectors.host import ConnectorHost
 from connectors.sdk import PrivateFiles
+from domain.application.benefits import BenefitService
 from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
 from domain.errors import NervenbahnError
 from domain.personal_data import PersonalDataVault
-from domain.reference import load_reference_data
+from domain.reference import load_branch_offices, load_reference_data
 from nervenbahn.audit.checkpoints import publish_checkpoints
 from nervenbahn.audit.database import AuditDatabase, open_audit_database
 from nervenbahn.config import ConfigError, Settings, StoreConfig, load_settings
@@ -60,10 +61,17 @@ from nervenbahn.keystores import open_keystore
 from nervenbahn.metrics import Metrics
 from nervenbahn.paths import read_model_target, store_folder
 from nervenbahn.private import private_file, private_folder, warn_if_shared, write_private
-from nervenbahn.store_opening import CASE_TABLES, PAYMENT_TABLES, opened_in_turn, sqlite_turn
+from nervenbahn.store_opening import (
+    BENEFIT_TABLES,
+    CASE_TABLES,
+    PAYMENT_TABLES,
+    opened_in_turn,
+    sqlite_turn,
+)
 from projections import PROJECTIONS, Projection, open_projection_store, rebuild
 from projections.storage import ReadModelTarget, read_model_built
 from schemas.postgres import DatabaseUnavailableError
+from schemas.sql import Component
 
 if TYPE_CHECKING:
     from nervenbahn.api.context import ApiContext
@@ -73,6 +81,7 @@ __all__ = [
     "CONNECTORS_FILE",
     "Container",
     "StoreUnavailableError",
+    "build_benefit_service",
     "build_payment_service",
     "build_service",
     "close_service",
@@ -84,6 +93,9 @@ __all__ = [
 ]
 
 log = structlog.get_logger("nervenbahn.container")
+
+_S = TypeVar("_S")
+"""A service opened beside the case service."""
 
 CONNECTORS_FILE = "connectors.toml"
 
@@ -155,15 +167,37 @@ def build_payment_service(
     clock: Callable[[], datetime] = datetime_now_with_tzinfo,
 ) -> PaymentService:
     """The payments service on the store of `cases` (same database, its own events table)."""
-    try:
-        def opening(create_tables: bool) -> PaymentService:
-            return PaymentService(_store_env(settings.store, create_tables), cases=cases,
-                                  clock=clock)
+    def opening(create_tables: bool) -> PaymentService:
+        return PaymentService(_store_env(settings.store, create_tables), cases=cases,
+                              clock=clock)
 
-        return opened_in_turn(settings.store, PAYMENT_TABLES, opening)
+    return _second_store(settings.store, PAYMENT_TABLES, "payments", opening)
+
+
+def build_benefit_service(
+    settings: Settings,
+    cases: CaseService,
+    clock: Callable[[], datetime] = datetime_now_with_tzinfo,
+) -> BenefitService:
+    """The benefits service on the store of `cases` (same database and vault, its own events
+    table)."""
+    def opening(create_tables: bool) -> BenefitService:
+        return BenefitService(_store_env(settings.store, create_tables), vault=cases.vault,
+                              reference=cases.reference, offices=load_branch_offices(),
+                              clock=clock)
+
+    return _second_store(settings.store, BENEFIT_TABLES, "benefits", opening)
+
+
+def _second_store(store: StoreConfig, tables: Component, name: str,
+                  opening: Callable[[bool], _S]) -> _S:
+    """A service with its own tables in the case store, opened in turn; the database's
+    errors as StoreUnavailableError naming the `name` store."""
+    try:
+        return opened_in_turn(store, tables, opening)
     except (psycopg.Error, sqlite3.Error, PersistenceError, OSError) as exc:
         raise StoreUnavailableError(
-            f"cannot open the payments store in {settings.store.describe()}: {exc}"
+            f"cannot open the {name} store in {store.describe()}: {exc}"
         ) from exc
 
 
@@ -234,6 +268,7 @@ class Container:
         self._owns_service = service is None
         self._clock = clock
         self._payments: PaymentService | None = None
+        self._benefits: BenefitService | None = None
         self._registry: SchemaRegistry | None = None
         self._topics: dict[str, TopicSpec] | None = None
         self._closers: list[Callable[[], None]] = []
@@ -273,6 +308,14 @@ class Container:
                 self._payments = build_payment_service(self.settings, self.service, self._clock)
             return self._payments
 
+    @property
+    def benefits(self) -> BenefitService:
+        """The benefits service on the same store."""
+        with self._lock:
+            if self._benefits is None:
+                self._benefits = build_benefit_service(self.settings, self.service, self._clock)
+            return self._benefits
+
     def audit_database(self) -> AuditDatabase:
         """A new connection to the store's audit tables (the caller closes it)."""
         return open_audit_database(self.settings.store)
@@ -296,6 +339,7 @@ class Container:
         return build_api_context(
             self.settings, self.service, api, metrics=self.metrics, registry=self.registry,
             kafka=self._kafka,  # the broker handed in (embedded, a test's prefix), else settings
+            benefits=lambda: self.benefits,
         )
 
     # --- the bus ----------------------------------------------------------------------------
@@ -485,6 +529,9 @@ class Container:
             if self._payments is not None:
                 self._payments.close()
                 self._payments = None
+            if self._benefits is not None:
+                self._benefits.close()
+                self._benefits = None
             if self._service is not None and self._owns_service:
                 close_service(self._service)
                 self._service = None

@@ -20,11 +20,15 @@ from pathlib import Path
 from domain.case import SWISS_TIME
 from nervenbahn.availability import MonthAvailability
 from nervenbahn.incidents import KINDS
+from projections.backlog import Backlog, BacklogFigures
 from projections.reporting import CLOSURE_REASONS, Quarter, RegionQuarter
 from projections.reporting_disclosure import Cell
 
 __all__ = [
-    "CSV_COLUMNS", "WITHHELD", "ReportInput", "render_csv", "render_html", "write_quarterly_report",
+    "BACKLOG_COLUMNS", "CSV_COLUMNS", "REPORT_STYLE", "WITHHELD", "ReportInput", "backlog_table",
+    "bar_chart", "chart_figure",
+    "format_number", "format_percent", "render_csv", "render_html", "table_cell",
+    "write_html_and_csv", "write_quarterly_report",
 ]
 
 CSV_COLUMNS = (
@@ -64,6 +68,9 @@ class ReportInput:
     """The smallest count shown (0 or 1: every figure as it is)."""
     availability: Sequence[MonthAvailability] = ()
     """Each month of the quarter's availability, from the incidents (`nervenbahn.availability`)."""
+    backlog: Backlog | None = None
+    """The benefit applications' backlog in the last ISO week ending in the quarter (None:
+    not shown)."""
 
     def shows(self, row: RegionQuarter, column: str) -> bool:
         """False if the figure in `column` of `row` is withheld."""
@@ -78,11 +85,17 @@ class ReportInput:
 
 def write_quarterly_report(report: ReportInput, folder: Path) -> tuple[Path, Path]:
     """Write `report-<quarter>.html` and `report-<quarter>.csv` into `folder`; their paths."""
+    return write_html_and_csv(folder, f"report-{report.quarter}", render_html(report),
+                              render_csv(report))
+
+
+def write_html_and_csv(folder: Path, stem: str, html: str, csv_text: str) -> tuple[Path, Path]:
+    """Write `<stem>.html` and `<stem>.csv` (UTF-8) into `folder` (created if needed); their
+    paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    html_path = folder / f"report-{report.quarter}.html"
-    csv_path = folder / f"report-{report.quarter}.csv"
-    html_path.write_text(render_html(report), encoding="utf-8")
-    csv_path.write_text(render_csv(report), encoding="utf-8", newline="")
+    html_path, csv_path = folder / f"{stem}.html", folder / f"{stem}.csv"
+    html_path.write_text(html, encoding="utf-8")
+    csv_path.write_text(csv_text, encoding="utf-8", newline="")
     return html_path, csv_path
 
 
@@ -108,14 +121,15 @@ def _csv_row(row: RegionQuarter, name: str) -> list[str]:
     return [
         row.region, name, row.quarter, str(row.new_cases), str(row.closed_cases),
         *(str(row.closures_by_reason[reason]) for reason in CLOSURE_REASONS),
-        _number(row.median_duration_days), str(row.decisions),
-        _number(row.median_days_to_decision), str(row.supported_cases),
+        format_number(row.median_duration_days), str(row.decisions),
+        format_number(row.median_days_to_decision), str(row.supported_cases),
         str(row.with_goal_agreement), "" if share is None else f"{share:.3f}",
         str(row.measures_started), str(row.measures_completed),
     ]
 
 
-def _number(value: float | None) -> str:
+def format_number(value: float | None) -> str:
+    """A whole number without decimals, else one decimal; empty for None."""
     if value is None:
         return ""
     return str(int(value)) if value == int(value) else f"{value:.1f}"
@@ -123,7 +137,7 @@ def _number(value: float | None) -> str:
 
 # --- HTML ------------------------------------------------------------------------------------
 
-_STYLE = """
+REPORT_STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
        max-width: 1180px; margin: 24px auto; padding: 0 16px; }
 h1 { font-size: 22px; margin-bottom: 2px; } h2 { font-size: 17px; margin-top: 30px; }
@@ -155,7 +169,7 @@ def render_html(report: ReportInput) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>Quarterly report {q}: social assistance per social region</title>",
-        f"<style>{_STYLE}</style></head><body>",
+        f"<style>{REPORT_STYLE}</style></head><body>",
         f"<h1>Quarterly report {q}: social assistance per social region</h1>",
         f'<p class="meta">Canton of Solothurn, {q.start.day} {q.start:%B %Y} to '
         f"{q.end.day} {q.end:%B %Y}. "
@@ -171,6 +185,7 @@ def render_html(report: ReportInput) -> str:
         *_charts(report),
         "</div>",
         *_availability(report),
+        *_backlog_section(report),
         _definitions(),
         "</body></html>",
     ]
@@ -184,14 +199,14 @@ _FIGURE_COLUMNS: tuple[Column, ...] = (
     ("New cases", "new_cases", lambda r: str(r.new_cases)),
     ("Closed cases", "closed_cases", lambda r: str(r.closed_cases)),
     ("Median duration of closed cases (days)", "median_duration_days",
-     lambda r: _number(r.median_duration_days)),
+     lambda r: format_number(r.median_duration_days)),
     ("Decisions", "decisions", lambda r: str(r.decisions)),
     ("Median days intake → decision", "median_days_to_decision",
-     lambda r: _number(r.median_days_to_decision)),
+     lambda r: format_number(r.median_days_to_decision)),
     ("Cases supported", "supported_cases", lambda r: str(r.supported_cases)),
     ("… with goal agreement", "with_goal_agreement", lambda r: str(r.with_goal_agreement)),
     ("Share with goal agreement", "goal_agreement_share",
-     lambda r: _percent(r.goal_agreement_share)),
+     lambda r: format_percent(r.goal_agreement_share)),
     ("Measures started", "measures_started", lambda r: str(r.measures_started)),
     ("Measures completed", "measures_completed", lambda r: str(r.measures_completed)),
 )
@@ -217,7 +232,7 @@ def _table(report: ReportInput, columns: Sequence[Column]) -> str:
     rows = []
     for row in [*report.regions, report.canton]:
         cells = "".join(
-            _cell(value(row) if report.shows(row, column) else WITHHELD)
+            table_cell(value(row) if report.shows(row, column) else WITHHELD)
             for _, column, value in columns
         )
         css = ' class="total"' if row is report.canton else ""
@@ -225,7 +240,8 @@ def _table(report: ReportInput, columns: Sequence[Column]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _cell(text: str) -> str:
+def table_cell(text: str) -> str:
+    """A table cell, escaped; empty or `–` is shown greyed as `–` (no value)."""
     if text in ("", "–"):
         return '<td class="none">–</td>'
     return f"<td>{escape(text)}</td>"
@@ -256,6 +272,64 @@ def _availability(report: ReportInput) -> list[str]:
     ]
 
 
+BACKLOG_COLUMNS: tuple[tuple[str, str, Callable[[BacklogFigures], str]], ...] = (
+    ("Received", "received", lambda f: str(f.received)),
+    ("Decided", "decided", lambda f: str(f.decided)),
+    ("Withdrawn", "withdrawn", lambda f: str(f.withdrawn)),
+    ("Pending at week end", "pending", lambda f: str(f.pending)),
+    ("… at the branch office", "pending_at_office", lambda f: str(f.pending_at_office)),
+    ("… at the fund", "pending_at_fund", lambda f: str(f.pending_at_fund)),
+    ("Pending longer than the target", "pending_over_target",
+     lambda f: str(f.pending_over_target)),
+    ("… of them waiting for documents", "late_waiting_for_documents",
+     lambda f: str(f.late_waiting_for_documents)),
+    ("Share of the late ones waiting for documents", "share_late_waiting_for_documents",
+     lambda f: format_percent(f.share_late_waiting_for_documents)),
+    ("Median days to decision", "median_days_to_decision",
+     lambda f: format_number(f.median_days_to_decision)),
+    ("p90 days to decision", "p90_days_to_decision",
+     lambda f: format_number(f.p90_days_to_decision)),
+    ("Decided within the target", "decided_within_target",
+     lambda f: str(f.decided_within_target)),
+    ("Share decided within the target", "share_decided_within_target",
+     lambda f: format_percent(f.share_decided_within_target)),
+)
+"""The backlog tables' columns: heading, figure (as in the backlog CSV), value."""
+
+
+def backlog_table(rows: Sequence[BacklogFigures], names: dict[str, str], first: str) -> str:
+    """A table of backlog figures, a row per unit (the canton's in bold), `first` heading the
+    unit column; each row carries `data-unit="<kind>:<id>"` and each cell `data-figure`."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in [first, *(c[0] for c in BACKLOG_COLUMNS)])
+    body = []
+    for row in rows:
+        cells = "".join(table_cell(value(row)).replace("<td", f'<td data-figure="{column}"', 1)
+                        for _, column, value in BACKLOG_COLUMNS)
+        css = ' class="total"' if row.unit_kind == "canton" else ""
+        name = names.get(row.unit, row.unit)
+        body.append(f'<tr{css} data-unit="{escape(row.unit_kind)}:{escape(row.unit)}">'
+                    f"<td>{escape(name)}</td>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _backlog_section(report: ReportInput) -> list[str]:
+    backlog = report.backlog
+    if backlog is None:
+        return []
+    names = {region: report.name(region) for region in report.region_names} | {
+        "canton": "Canton"}
+    return [
+        f"<h2>Benefit applications: backlog in week {escape(str(backlog.week))}</h2>",
+        f'<p class="meta">EL and premium-reduction applications at the AKSO branch offices '
+        f"and the fund, in the last ISO week ending in the quarter (to "
+        f"{backlog.week.end:%Y-%m-%d}); "
+        f"processing target: {escape(backlog.target.label)} from receipt to decision. Details "
+        f"per branch office and the trend: `nervenbahn report backlog`; definitions: "
+        f"docs/benefits.md.</p>",
+        backlog_table([*backlog.regions, backlog.canton], names, "Social region"),
+    ]
+
+
 def _withheld_note(report: ReportInput) -> list[str]:
     if report.min_count <= 1:
         return []
@@ -264,7 +338,8 @@ def _withheld_note(report: ReportInput) -> list[str]:
             f"few), or because it would let such a figure be worked out from the others.</p>"]
 
 
-def _percent(share: float | None) -> str:
+def format_percent(share: float | None) -> str:
+    """A share (0 to 1) as a whole percentage; `–` for None."""
     return "–" if share is None else f"{share * 100:.0f} %"
 
 
@@ -325,28 +400,28 @@ def _charts(report: ReportInput) -> list[str]:
 
     reasons = [f"closed_{k}" for k in CLOSURE_REASONS]
     return [
-        _figure("New and closed cases", _bars(
+        chart_figure("New and closed cases", bar_chart(
             names, [values(r, ("new_cases", r.new_cases), ("closed_cases", r.closed_cases))
                     for r in regions],
             [("new", _BLUE), ("closed", _ORANGE)])),
-        _figure("Closed cases by reason", _bars(  # one withheld reason withholds the bar
+        chart_figure("Closed cases by reason", bar_chart(  # one withheld reason withholds the bar
             names, [[shown(r, *reasons)(r.closures_by_reason[k]) for k in CLOSURE_REASONS]
                     for r in regions],
             list(zip((REASON_LABELS[k] for k in CLOSURE_REASONS), _REASON_COLOURS,
                      strict=True)), stacked=True)),
-        _figure("Median duration of closed cases (days)", _bars(
+        chart_figure("Median duration of closed cases (days)", bar_chart(
             names, [values(r, ("median_duration_days", r.median_duration_days))
                     for r in regions], [("days", _BLUE)],
             reference=reference("median_duration_days", canton.median_duration_days))),
-        _figure("Median days from intake to decision", _bars(
+        chart_figure("Median days from intake to decision", bar_chart(
             names, [values(r, ("median_days_to_decision", r.median_days_to_decision))
                     for r in regions], [("days", _BLUE)],
             reference=reference("median_days_to_decision", canton.median_days_to_decision))),
-        _figure("Supported cases with a goal agreement (%)", _bars(
+        chart_figure("Supported cases with a goal agreement (%)", bar_chart(
             names, [values(r, ("goal_agreement_share", _share_percent(r))) for r in regions],
             [("%", _BLUE)], reference=reference("goal_agreement_share", _share_percent(canton)),
             scale_max=100.0, unit=" %")),
-        _figure("Integration measures started and completed", _bars(
+        chart_figure("Integration measures started and completed", bar_chart(
             names, [values(r, ("measures_started", r.measures_started),
                            ("measures_completed", r.measures_completed)) for r in regions],
             [("started", _BLUE), ("completed", _ORANGE)])),
@@ -358,7 +433,8 @@ def _share_percent(row: RegionQuarter) -> float | None:
     return None if share is None else round(share * 100, 1)
 
 
-def _figure(title: str, svg: str) -> str:
+def chart_figure(title: str, svg: str) -> str:
+    """A chart with its caption (escaped)."""
     return f"<figure><figcaption>{escape(title)}</figcaption>{svg}</figure>"
 
 
@@ -378,7 +454,7 @@ class _Layout:
         return self.label_w + _PLOT_W * value / self.top
 
 
-def _bars(
+def bar_chart(
     labels: list[str],
     values: list[list[Value]],
     series: list[Series],
@@ -442,14 +518,14 @@ def _row_bars(
         if w > 0:
             bars.append(f'<rect x="{x:.1f}" y="{bar_y:.1f}" width="{w:.1f}" '
                         f'height="{_BAR_H - 1}" fill="{colour}"><title>{escape(label)}: '
-                        f"{_number(amount)}{escape(unit)}</title></rect>")
+                        f"{format_number(amount)}{escape(unit)}</title></rect>")
         if stacked:
             x += w
         else:
-            texts.append(_value_label(layout.label_w + w + 4, bar_y, _number(amount) + unit))
+            texts.append(_value_label(layout.label_w + w + 4, bar_y, format_number(amount) + unit))
     if stacked:
         total = sum(_amount(v) for v in row)
-        texts.append(_value_label(x + 4, y, _number(total) + unit))
+        texts.append(_value_label(x + 4, y, format_number(total) + unit))
     return bars, texts
 
 
@@ -490,7 +566,7 @@ def _grid(layout: _Layout, bottom: float, unit: str) -> list[str]:
         parts.append(f'<line x1="{x:.1f}" y1="{layout.legend_h}" x2="{x:.1f}" y2="{bottom}" '
                      'stroke="#e3e3e3"/>')
         parts.append(f'<text x="{x:.1f}" y="{bottom + 15}" text-anchor="middle" fill="#777">'
-                     f"{_number(tick)}{escape(unit)}</text>")
+                     f"{format_number(tick)}{escape(unit)}</text>")
         tick += step
     return parts
 

@@ -49,7 +49,9 @@ from nervenbahn.config import StoreConfig
 from nervenbahn.private import private_file
 from schemas.sql import Component, Migration, migrate_postgres, recorded_versions_postgres
 
-__all__ = ["CASE_TABLES", "OPEN_LOCK", "PAYMENT_TABLES", "opened_in_turn", "sqlite_turn"]
+__all__ = [
+    "BENEFIT_TABLES", "CASE_TABLES", "OPEN_LOCK", "PAYMENT_TABLES", "opened_in_turn", "sqlite_turn",
+]
 
 T = TypeVar("T")
 
@@ -69,6 +71,13 @@ PAYMENT_TABLES = Component(
                   "(created by its recorders)", sqlite=[], postgres=[])],
 )
 """Recorded once the payment service's recorders have made their tables in the schema."""
+
+BENEFIT_TABLES = Component(
+    "benefit_event_tables",
+    [Migration(1, "the benefits service's events table (created by its recorder)",
+               sqlite=[], postgres=[])],
+)
+"""Recorded once the benefits service's recorder has made its table in the schema."""
 
 
 def opened_in_turn(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from bus.kafka_settings import KafkaSettings
 from bus.registry import SchemaRegistry
+from domain.application.benefits import BenefitService
 from domain.application.cases import CaseService
 from domain.personal_data import PersonalDataVault
 from domain.reference import BranchOffice, ReferenceData, load_branch_offices
@@ -56,6 +57,11 @@ class ApiContext:
     """The schema registry served read-only under /registry (None: not served)."""
     kafka: KafkaSettings = field(default_factory=lambda: KafkaSettings.model_validate({}))
     """The bus's settings (topic prefix, partitions, brokers), for `GET /asyncapi.json`."""
+    benefits: Callable[[], BenefitService] | None = None
+    """The benefits service, opened on first use, for the canton's backlog figures (None:
+    that endpoint answers 503)."""
+    benefits_target_months: int = 3
+    """The processing target of the backlog figures (NERVENBAHN_BENEFITS_TARGET_MONTHS)."""
 
     def close(self) -> None:
         """Close the access log (the vault belongs to the case service)."""
@@ -70,11 +76,13 @@ def build_api_context(
     metrics: Metrics | None = None,
     registry: SchemaRegistry | None = None,
     kafka: KafkaSettings | None = None,
+    benefits: Callable[[], BenefitService] | None = None,
 ) -> ApiContext:
     """The API's context on the configured store: its read models (beside it, or in
     NERVENBAHN_PROJECTIONS_STORE), its vault, its metrics (`metrics`, else its own), the
     schema registry to serve under /registry (`registry`, else none), the bus `GET
-    /asyncapi.json` describes (`kafka`: the broker in use, else NERVENBAHN_KAFKA)."""
+    /asyncapi.json` describes (`kafka`: the broker in use, else NERVENBAHN_KAFKA), the
+    benefits service of the backlog figures (`benefits`, opened on first use; else none)."""
 
     api = api or settings.api
     return ApiContext(
@@ -92,4 +100,6 @@ def build_api_context(
         metrics_access=api.metrics_access,
         registry=registry,
         kafka=kafka or settings.kafka,
+        benefits=benefits,
+        benefits_target_months=settings.benefits.target_months,
     )

@@ -14,6 +14,8 @@ __all__ = [
     "AccessLogEntry",
     "AccessLogPage",
     "Applicant",
+    "BacklogFigures",
+    "CantonBacklog",
     "CantonQuarter",
     "Caseload",
     "OfficeCaseDetail",
@@ -156,3 +158,40 @@ class CantonQuarter(BaseModel):
     quarter: str
     canton: QuarterFigures
     regions: list[QuarterFigures]
+
+
+class BacklogFigures(BaseModel):
+    """A branch office's, social region's or the canton's backlog of benefit applications in
+    an ISO week; counts, days and shares only (definitions: docs/benefits.md)."""
+
+    unit_kind: Literal["canton", "region", "branch_office"]
+    unit: str = Field(description='A branch office id, a social region id, or "canton"')
+    week: str = Field(description="The ISO week, e.g. 2026-W49")
+    received: int
+    decided: int = Field(description="Granted or refused in the week (withdrawn: not decided)")
+    withdrawn: int
+    pending: int = Field(description="Neither decided nor withdrawn at the week's Sunday")
+    pending_at_office: int
+    pending_at_fund: int
+    pending_over_target: int
+    late_waiting_for_documents: int
+    decided_within_target: int
+    median_days_to_decision: float | None
+    p90_days_to_decision: int | None = Field(description="Nearest-rank 90th percentile")
+    share_decided_within_target: float | None
+    share_late_waiting_for_documents: float | None
+
+
+class CantonBacklog(BaseModel):
+    """The backlog of benefit applications in a week: the canton, each social region, each
+    branch office, against the named processing target."""
+
+    week: str
+    week_start: date
+    week_end: date
+    target_months: int = Field(description="The processing target, in calendar months")
+    target: str = Field(description='The target as reports name it, e.g. "3 months"')
+    known_at: datetime = Field(description="The applications as known at this recorded time")
+    canton: BacklogFigures
+    regions: list[BacklogFigures]
+    branch_offices: list[BacklogFigures]

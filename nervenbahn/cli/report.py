@@ -1,5 +1,10 @@
 """`nervenbahn report …`: reports for the canton from the reporting read model.
 
+`report backlog 2026-W49 [--out DIR] [--known-at TIME]` writes `backlog-2026-W49.html` (the
+benefit applications' backlog per branch office, social region and canton, and the canton's
+trend over 26 weeks) and `backlog-2026-W49.csv` (a row per unit and week), from the benefits
+store as known at TIME (default now); the processing target is NERVENBAHN_BENEFITS_TARGET_MONTHS.
+
 `report quarterly 2026Q1 [--out DIR]` writes `report-2026Q1.html` (tables and bar charts
 comparing the social regions, self-contained) and `report-2026Q1.csv` (a row per region).
 Reports are made to leave the canton: counts below `--min-count` (default 5), and what would
@@ -20,8 +25,10 @@ import typer
 from domain.errors import InvalidCommandError
 from domain.reference import load_reference_data
 from nervenbahn.availability import MonthAvailability, month_availability, quarter_months
+from nervenbahn.backlog_report import BacklogReport, backlog_of, unit_names, write_backlog_report
 from nervenbahn.bounds import parse_bounded_quarter
 from nervenbahn.quarterly_report import ReportInput, write_quarterly_report
+from projections.backlog import IsoWeek, ProcessingTarget
 from projections.reporting import ReportingProjection, canton_figures, quarterly_figures
 from projections.reporting_disclosure import DEFAULT_MIN_COUNT, withheld
 from projections.storage import (
@@ -69,6 +76,11 @@ def quarterly(
         incidents.close_connection()
     availability = [month_availability(month, recorded, now)
                     for month in quarter_months(period.start)]
+    target = ProcessingTarget(rt.settings.benefits.target_months)
+    last_week = IsoWeek.of(period.end)  # the last ISO week that ends in the quarter
+    if last_week.end > period.end:
+        last_week = last_week.back(1)
+    (backlog,) = backlog_of(rt.container.benefits, last_week, target, now, weeks=1)
     with _reporting_db(rt.container.read_model(ReportingProjection.name)) as db:
         regions, canton = quarterly_figures(db, period), canton_figures(db, period)
         report = ReportInput(
@@ -81,6 +93,7 @@ def quarterly(
             withheld=withheld(regions, canton, min_count),
             min_count=min_count,
             availability=availability,
+            backlog=backlog,
         )
     html_path, csv_path = write_quarterly_report(report, out)
     if rt.as_json:
@@ -90,6 +103,59 @@ def quarterly(
                                "availability": [_month_json(m) for m in availability]})
         return
     rt.console.print(f"quarterly report {period} written: {html_path} and {csv_path}")
+
+
+@app.command("backlog")
+def backlog(
+    ctx: typer.Context,
+    week: Annotated[str, typer.Argument(help="The ISO week, e.g. 2026-W49.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder to write the report into (created if needed).")
+    ] = Path("."),
+    known_at: Annotated[
+        str | None,
+        typer.Option("--known-at", help="Take the applications as known at this recorded time "
+                     "(ISO 8601 with offset, e.g. 2026-12-01T00:00:00+01:00); default now."),
+    ] = None,
+) -> None:
+    """The benefit applications' backlog of a week, as HTML (tables, 26-week trend) and CSV."""
+    rt = session(ctx)
+    period = _week(week)
+    now = datetime.now(UTC)
+    known = _known_at(known_at) or now
+    benefits = rt.container.benefits
+    target = ProcessingTarget(rt.settings.benefits.target_months)
+    report = BacklogReport(trend=backlog_of(benefits, period, target, known),
+                           unit_names=unit_names(benefits), known_at=known, generated_at=now)
+    html_path, csv_path = write_backlog_report(report, out)
+    if rt.as_json:
+        emit_json(rt.console, {"week": str(period), "html": str(html_path),
+                               "csv": str(csv_path), "target_months": target.months,
+                               "known_at": known.isoformat(),
+                               "canton": report.trend[-1].canton})
+        return
+    rt.console.print(f"backlog report {period} (target {target.label}) written: {html_path} "
+                     f"and {csv_path}")
+
+
+def _week(text: str) -> IsoWeek:
+    try:
+        return IsoWeek.parse(text)
+    except ValueError as exc:
+        raise InvalidCommandError("report", [("week", str(exc))]) from None
+
+
+def _known_at(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        known = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidCommandError("report", [("known_at", f"{text!r} is not an ISO 8601 time")]
+                                  ) from None
+    if known.tzinfo is None:
+        raise InvalidCommandError("report", [("known_at", f"{text!r} needs a time zone offset")])
+    return known
 
 
 @contextmanager

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import typer
 
-from nervenbahn.cli import main
+import nervenbahn.cli
+from nervenbahn.cli import main, report
 
 
 @dataclass
@@ -43,3 +45,12 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
         return Outcome(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def report_wired(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`report` as the root CLI wires it (`app.add_typer(report.app, name="report")`)."""
+    groups = nervenbahn.cli.app.registered_groups
+    if not any(group.name == "report" for group in groups):
+        wired = typer.models.TyperInfo(report.app, name="report")
+        monkeypatch.setattr(nervenbahn.cli.app, "registered_groups", [*groups, wired])

@@ -8,12 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
-import typer
 
-import nervenbahn.cli
 from bus.kafka_settings import KafkaSettings
 from bus.topics import topic_message_counts
-from nervenbahn.cli import report
 from nervenbahn.config import load_settings
 from nervenbahn.container import build_service, close_service
 from nervenbahn.paths import projection_path
@@ -23,14 +20,7 @@ from projections.reporting import ReportingProjection
 from tests.cli.conftest import Cli
 from tests.projections import reporting_fixture as fixture
 
-
-@pytest.fixture(autouse=True)
-def _report_wired(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`report` as the root CLI wires it (`app.add_typer(report.app, name="report")`)."""
-    groups = nervenbahn.cli.app.registered_groups
-    if not any(group.name == "report" for group in groups):
-        wired = typer.models.TyperInfo(report.app, name="report")
-        monkeypatch.setattr(nervenbahn.cli.app, "registered_groups", [*groups, wired])
+pytestmark = pytest.mark.usefixtures("report_wired")
 
 
 @pytest.fixture
@@ -97,7 +87,9 @@ def test_quarterly_report_html_is_self_contained_with_tables_and_charts(
         "2", "2", "74.5", "2", "14.5", "2", "1", "50 %", "2", "1"]
     canton = re.search(r'<tr class="total"><td>Canton</td>(.*?)</tr>', page)
     assert canton is not None and "<td>126</td>" in canton.group(1)
-    assert page.count("<svg") == 6 and page.count("<table") == 3
+    # figures, closures, availability, and the benefit applications' backlog (none here)
+    assert page.count("<svg") == 6 and page.count("<table") == 4
+    assert "<h2>Benefit applications: backlog in week 2026-W13</h2>" in page
     availability = page.split("<h2>Availability</h2>", 1)[1].split("</table>", 1)[0]
     months = re.findall(r"<tr><td>(\w+ 2026)</td><td>(\d+)</td>.*?<td>([\d.]+ %)</td>",
                         availability)

@@ -1,20 +1,31 @@
 """The canton: quarterly key figures per social region and for the whole canton, from the
-reporting read model (pseudonymised facts; aggregates only, never a case)."""
+reporting read model (pseudonymised facts; aggregates only, never a case); the backlog of
+benefit applications per week, from the benefits store (counts only, never an application).
+
+The backlog answer is computed from the benefits store itself, which has no read model: it
+carries the same freshness headers as the read models' answers, `X-Read-Model: benefits` and
+`X-Read-Model-As-Of` = the recorded time (UTC) of the newest event in the benefits store when
+the request read it (left out while the store is empty)."""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import asdict
+from datetime import UTC
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Context, canton_in_scope
 from nervenbahn.api.keys import Consumer
-from nervenbahn.api.models import CantonQuarter, QuarterFigures
-from nervenbahn.api.problems import PROBLEM_RESPONSES, invalid_parameter
-from nervenbahn.api.readmodels import read_model
+from nervenbahn.api.models import BacklogFigures, CantonBacklog, CantonQuarter, QuarterFigures
+from nervenbahn.api.problems import PROBLEM_RESPONSES, ProblemError, invalid_parameter
+from nervenbahn.api.readmodels import AS_OF_HEADER, READ_MODEL_HEADER, read_model
+from nervenbahn.backlog_report import backlog_of
 from nervenbahn.bounds import parse_bounded_quarter
+from projections.backlog import BacklogFigures as Figures
+from projections.backlog import IsoWeek, ProcessingTarget
 from projections.reporting import (
     Quarter,
     RegionQuarter,
@@ -57,6 +68,49 @@ def get_quarter(
                     _ANSWERS.pop(next(iter(_ANSWERS)))
                 _ANSWERS[key] = answer
     return answer
+
+
+@router.get("/benefits/backlog", response_model=CantonBacklog, responses=PROBLEM_RESPONSES)
+def get_backlog(
+    _canton: Annotated[Consumer, Depends(canton_in_scope)],
+    ctx: Context,
+    response: Response,
+    week: Annotated[str, Query(description="The ISO week, e.g. 2026-W49")],
+) -> CantonBacklog:
+    """The backlog of benefit applications in a week (written `2026-W49`): received,
+    decided, pending by stage, pending longer than the processing target, days to decision —
+    for the canton, each social region and each branch office, as known now."""
+    period = _week(week)
+    if ctx.benefits is None:
+        raise ProblemError(
+            "service-unavailable", "the benefits store is not connected to this API instance")
+    benefits = ctx.benefits()
+    known_at = ctx.clock()
+    last = benefits.last_recorded_at()  # read before the data: at least this fresh
+    response.headers[READ_MODEL_HEADER] = "benefits"
+    if last is not None:
+        response.headers[AS_OF_HEADER] = last.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    target = ProcessingTarget(ctx.benefits_target_months)
+    (backlog,) = backlog_of(benefits, period, target, known_at, weeks=1)
+    return CantonBacklog(
+        week=str(period), week_start=period.start, week_end=period.end,
+        target_months=target.months, target=target.label, known_at=known_at,
+        canton=_backlog(backlog.canton), regions=[_backlog(r) for r in backlog.regions],
+        branch_offices=[_backlog(o) for o in backlog.offices],
+    )
+
+
+def _week(text: str) -> IsoWeek:
+    try:
+        return IsoWeek.parse(text)
+    except ValueError as exc:
+        raise invalid_parameter("week", "query", str(exc)) from None
+
+
+def _backlog(figures: Figures) -> BacklogFigures:
+    fields = asdict(figures)
+    fields.pop("target_months")
+    return BacklogFigures(**fields)
 
 
 def _compute(db: SQLConnection, period: Quarter, ctx: ApiContext) -> CantonQuarter:
