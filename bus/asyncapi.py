@@ -11,7 +11,9 @@ released version from `schemas.released_versions`; the headers are the ones
 
 `servers` says how the installation's brokers are secured (TLS, the SASL mechanism or a client
 certificate, from its Kafka settings) and how the schema registry authenticates readers (HTTP
-Basic, a bus_reader key), never a secret: no user name, password, key or file path.
+Basic, a bus_reader key), never a secret: no user name, password, key or file path. Where the
+registry answers is the Kafka server binding's `schemaRegistryUrl` (bindings 0.5.0), when the
+caller knows it: `serve` its own URL + /registry, the CLI an external registry's URL.
 
 The document holds no personal data (names, schemas, descriptions), so `serve` answers
 `GET /asyncapi.json` without an API key. Each message names the id of its schema's latest released
@@ -158,9 +160,13 @@ def published_schemas(
 
 
 def asyncapi_document(
-    settings: KafkaSettings, schema_ids: Mapping[str, int] | None = None
+    settings: KafkaSettings,
+    schema_ids: Mapping[str, int] | None = None,
+    registry_url: str | None = None,
 ) -> dict[str, Any]:
-    """The AsyncAPI 3.0.0 document of every topic this installation uses (JSON-ready)."""
+    """The AsyncAPI 3.0.0 document of every topic this installation uses (JSON-ready); with
+    `registry_url`, the schema registry's address as the Kafka server binding's
+    `schemaRegistryUrl` (a client needs it to decode any message)."""
     ids = schema_ids or {}
     catalogue = load_catalogue()
     specs = installation_topics(settings)
@@ -186,7 +192,7 @@ def asyncapi_document(
         "asyncapi": ASYNCAPI_VERSION,
         "info": _info(settings),
         "defaultContentType": "application/octet-stream",
-        "servers": _servers(settings),
+        "servers": _servers(settings, registry_url),
         "channels": channels,
         "operations": operations,
         "components": {"messages": messages, "securitySchemes": _security_schemes(settings)},
@@ -206,9 +212,10 @@ def _info(settings: KafkaSettings) -> dict[str, Any]:
     }
 
 
-def _servers(settings: KafkaSettings) -> dict[str, Any]:
-    """The installation's cluster as its Kafka settings describe it: TLS or not, and the one
-    way a client authenticates (SASL mechanism, or a client certificate); never a secret."""
+def _servers(settings: KafkaSettings, registry_url: str | None) -> dict[str, Any]:
+    """The installation's cluster as its Kafka settings describe it: TLS or not, the one
+    way a client authenticates (SASL mechanism, or a client certificate), and where the schema
+    registry answers, if known; never a secret."""
     tls = settings.security_protocol in ("SSL", "SASL_SSL")
     scheme = _kafka_security(settings)
     server: dict[str, Any] = {
@@ -223,6 +230,8 @@ def _servers(settings: KafkaSettings) -> dict[str, Any]:
             "security": [{"$ref": f"#/components/securitySchemes/{_REGISTRY_SCHEME}"}],
         },
     }
+    if registry_url is not None:
+        server["bindings"]["kafka"]["schemaRegistryUrl"] = registry_url
     if not settings.bootstrap_servers:
         server["variables"] = {"bootstrap": {"description": "host:port of the cluster's "
                                              "brokers (NERVENBAHN_KAFKA is not set here)"}}

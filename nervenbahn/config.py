@@ -73,6 +73,7 @@ __all__ = [
     "decode_key",
     "load_kafka_settings",
     "load_log_settings",
+    "load_registry_url",
     "load_settings",
 ]
 
@@ -673,6 +674,13 @@ def load_kafka_settings(environ: Mapping[str, str] | None = None) -> KafkaSettin
     the variable that is malformed; other sections are not checked."""
     variables, _ = Environment.read(os.environ if environ is None else environ)
     return _kafka(variables)
+
+
+def load_registry_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """NERVENBAHN_SCHEMA_REGISTRY alone (`nervenbahn asyncapi`), None when it is not set (the
+    embedded registry); other sections are not checked."""
+    variables, _ = Environment.read(os.environ if environ is None else environ)
+    return (variables.schema_registry or "").strip() or None
 
 
 def load_log_settings(environ: Mapping[str, str] | None = None) -> LogSettings:

@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.problems import install_problem_handlers
-from nervenbahn.api.registry import create_registry_app
+from nervenbahn.api.registry import REGISTRY_PREFIX, create_registry_app
 from nervenbahn.api.routes import (
     asyncapi,
     audit,
@@ -29,8 +29,6 @@ from nervenbahn.metrics import Metrics
 
 __all__ = ["DOCS_ASSETS", "REGISTRY_PREFIX", "create_app"]
 
-REGISTRY_PREFIX = "/registry"
-"""Where the schema registry is served (Confluent's REST API; `nervenbahn.api.registry`)."""
 
 DOCS_ASSETS = "/docs/assets"
 """Where the Swagger UI's script, style and icon are served from (the `fastapi-offline`

@@ -28,7 +28,11 @@ from bus.registry import SchemaRegistry, SchemaVersion
 from nervenbahn.api.errors import ApiError
 from nervenbahn.api.keys import ApiKeyRegistry
 
-__all__ = ["COMPATIBILITY", "CONTENT_TYPE", "RegistryHTTPError", "create_registry_app"]
+__all__ = ["COMPATIBILITY", "CONTENT_TYPE", "REGISTRY_PREFIX", "RegistryHTTPError",
+           "create_registry_app"]
+
+REGISTRY_PREFIX = "/registry"
+"""Where `serve` mounts this app (`nervenbahn registry serve`: at its root)."""
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 COMPATIBILITY = "BACKWARD_TRANSITIVE"

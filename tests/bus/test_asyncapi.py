@@ -118,6 +118,48 @@ def test_cli_writes_the_document_for_the_configured_prefix(
         "canton-zh.casework.case-events.v1")
 
 
+REGISTRY_URLS = {  # (--registry-url, NERVENBAHN_SCHEMA_REGISTRY) -> schemaRegistryUrl
+    "option": ("https://bus.example/registry/", None, "https://bus.example/registry"),
+    "external-registry": (None, "http://registry.example:8081", "http://registry.example:8081"),
+    "option-over-variable": ("https://bus.example/registry", "http://10.0.0.5:8081",
+                             "https://bus.example/registry"),
+    "no-password-in-the-document": (None, "https://vendor:s3cret@registry.example/",
+                                    "https://registry.example"),
+    "embedded-registry": (None, None, None),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(REGISTRY_URLS))
+def test_cli_names_the_schema_registry_as_the_server_bindings_url(
+    asyncapi_validator: Draft7Validator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    variant: str
+) -> None:
+    option, variable, expected = REGISTRY_URLS[variant]
+    if variable is not None:
+        monkeypatch.setenv("NERVENBAHN_SCHEMA_REGISTRY", variable)
+    else:
+        monkeypatch.delenv("NERVENBAHN_SCHEMA_REGISTRY", raising=False)
+    out = tmp_path / "asyncapi.json"
+
+    assert main(["asyncapi", "--out", str(out),
+                 *(["--registry-url", option] if option else [])]) == 0
+
+    document = json.loads(out.read_text(encoding="utf-8"))
+    binding = document["servers"]["installation"]["bindings"]["kafka"]
+    assert binding.get("schemaRegistryUrl") == expected
+    assert binding["schemaRegistryVendor"] == "confluent"
+    assert "s3cret" not in out.read_text(encoding="utf-8")
+    assert list(asyncapi_validator.iter_errors(document)) == []
+
+
+def test_cli_refuses_a_registry_url_that_is_not_http(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["asyncapi", "--registry-url", "registry.example:8081"]) == 2
+    err = capfd.readouterr().err
+    assert "--registry-url" in err and "is not an http(s) URL" in err
+
+
 def test_cli_refuses_malformed_kafka_settings_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
