@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from bus.kafka_errors import KafkaConfigError
 
 __all__ = [
+    "NO_BROKER_HINT",
     "PROFILE_DEFAULTS",
     "Acks",
     "Compression",
@@ -56,6 +57,15 @@ __all__ = [
     "SaslMechanism",
     "SecurityProtocol",
 ]
+
+NO_BROKER_HINT = (
+    "set NERVENBAHN_KAFKA=host:port[,host:port]; for the embedded broker a running `nervenbahn "
+    "serve` owns (its address: serve's banner, or servers.installation.host in its GET "
+    "/asyncapi.json) set NERVENBAHN_KAFKA=<that address> with NERVENBAHN_KAFKA_PROFILE=embedded; "
+    "or start one with `nervenbahn broker` and export the NERVENBAHN_KAFKA=… line it prints"
+)
+"""How to name a broker, for every error that found none: setting NERVENBAHN_KAFKA alone
+selects the production profile, whose timings the embedded broker (Tansu) makes slow."""
 
 Profile = Literal["production", "embedded"]
 """`production`: Kafka's client defaults. `embedded`: short timeouts for the embedded broker."""
@@ -262,10 +272,7 @@ class KafkaSettings(BaseModel):
 
     def _client_kwargs(self, client_id: str) -> dict[str, Any]:
         if not self.bootstrap_servers:
-            raise KafkaConfigError(
-                "no Kafka brokers configured: set NERVENBAHN_KAFKA=host:port, or start the "
-                "embedded broker first (`nervenbahn broker`)"
-            )
+            raise KafkaConfigError(f"no Kafka brokers configured: {NO_BROKER_HINT}")
         return {
             "bootstrap_servers": list(self.bootstrap_servers),
             "client_id": f"{self.client_id_prefix}-{client_id}",

@@ -34,7 +34,7 @@ from eventsourcing.persistence import PersistenceError
 from bus.broker import AUTO_CREATED_PARTITIONS, EmbeddedBroker
 from bus.consumer import Consumer, Decoder, Handler, RetryPolicy
 from bus.effects import EffectStore
-from bus.kafka_settings import KafkaSettings
+from bus.kafka_settings import NO_BROKER_HINT, KafkaSettings
 from bus.positions import RelayPositionStore
 from bus.positions_postgres import PostgresPositionStore
 from bus.positions_sqlite import SQLitePositionStore
@@ -351,10 +351,7 @@ class Container:
             if self._kafka is None:
                 kafka = self.settings.kafka
                 if not kafka.bootstrap_servers:
-                    raise ConfigError(
-                        "NERVENBAHN_KAFKA: no broker configured; set it to host:port[,host:port] "
-                        "or start the embedded one with `nervenbahn broker`"
-                    )
+                    raise ConfigError(f"NERVENBAHN_KAFKA: no broker configured; {NO_BROKER_HINT}")
                 self._kafka = kafka
             return self._kafka
 

@@ -20,7 +20,7 @@ import typer
 from bus.broker import EmbeddedBroker
 from bus.errors import BusError
 from bus.kafka_errors import BrokerStartError, BrokerUnavailableError, KafkaConfigError
-from bus.kafka_settings import KafkaSettings
+from bus.kafka_settings import NO_BROKER_HINT, KafkaSettings
 from bus.topics import ensure_topics, installation_topics, list_topics, topic_message_counts
 from nervenbahn.config import load_kafka_settings
 
@@ -130,10 +130,7 @@ def list_(ctx: typer.Context) -> None:
 def _external_settings(partitions: int | None) -> KafkaSettings:
     settings = load_kafka_settings()
     if settings.embedded:
-        raise KafkaConfigError(
-            "NERVENBAHN_KAFKA is not set: start the embedded broker with `nervenbahn broker` "
-            "and export the NERVENBAHN_KAFKA=… line it prints, or name your Kafka brokers"
-        )
+        raise KafkaConfigError(f"NERVENBAHN_KAFKA is not set: {NO_BROKER_HINT}")
     if partitions is None:
         return settings
     return KafkaSettings.model_validate({**settings.model_dump(), "partitions": partitions})

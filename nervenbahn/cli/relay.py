@@ -2,6 +2,8 @@
 
 Two relays read the store's notification log, each with a position of its own: `case-events`
 (every event, sealed) and `reporting` (a pseudonymised fact per event, docs/reporting.md).
+`relay status --all` also shows the payments relay (`nervenbahn payments relay` runs it), so
+that every relay `serve` runs can be watched from one command.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from rich.table import Table
 
 from bus.relay import Relay, RelayStatus
 from bus.topics import ensure_topics
-from nervenbahn.datasets import CASE_EVENTS, CASE_FACTS
+from nervenbahn.datasets import CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS
 
 from .render import emit_json
 from .session import Session, session
@@ -27,6 +29,9 @@ RelayName = Literal["case-events", "reporting"]
 RELAYS: tuple[RelayName, ...] = ("case-events", "reporting")
 _DATASETS: dict[RelayName, str] = {"case-events": CASE_EVENTS, "reporting": CASE_FACTS}
 """The dataset each relay fills (the reporting relay: the pseudonymised case facts)."""
+_STATUS_DATASETS: dict[str, str] = {
+    **{str(name): dataset for name, dataset in _DATASETS.items()}, "payments": PAYMENT_ORDERS}
+"""Every relay `serve` runs, for `relay status --all` (payments: `nervenbahn payments relay`)."""
 
 RelayOption = Annotated[
     str,
@@ -64,12 +69,21 @@ def run(
 
 
 @app.command("status")
-def status(ctx: typer.Context, relay: RelayOption = "case-events") -> None:
-    """Position, head of the store and lag of a relay."""
-    name = _relay_name(relay)
-    with _open(session(ctx), name, 500) as opened:
-        current = opened.status()
-    _print_statuses(ctx, {name: current})
+def status(
+    ctx: typer.Context,
+    relay: RelayOption = "case-events",
+    every: Annotated[
+        bool, typer.Option("--all", help="Every relay: case-events, reporting and payments.")
+    ] = False,
+) -> None:
+    """Position, head of the store and lag of a relay (with --all: of every relay)."""
+    rt = session(ctx)
+    datasets = _STATUS_DATASETS if every else {relay: _DATASETS[_relay_name(relay)]}
+    statuses: dict[str, RelayStatus] = {}
+    for name, dataset in datasets.items():
+        with rt.container.relay(dataset) as opened:
+            statuses[name] = opened.status()
+    _print_statuses(ctx, statuses)
 
 
 def _run(

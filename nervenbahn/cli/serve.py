@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bus.topics import catalogue, ensure_topics
+from bus.topics import ensure_topics, installation_topics
 from nervenbahn.api import create_app
 from nervenbahn.paths import store_folder
 from nervenbahn.serve import Server
@@ -23,7 +23,8 @@ def serve(
 ) -> None:
     """Run the API (OpenAPI docs at /docs), the relays and the projections until Ctrl-C.
 
-    Uses NERVENBAHN_KAFKA, or starts the embedded broker for as long as it runs. A worker
+    Uses NERVENBAHN_KAFKA, or starts the embedded broker for as long as it runs, and creates
+    every topic the installation uses (`nervenbahn topics create`) before anything runs. A worker
     that fails is restarted with back-off; one that keeps failing (NERVENBAHN_WORKER_MAX_RESTARTS
     within NERVENBAHN_WORKER_RESTART_WINDOW_SECONDS) stops serve with exit code 3, as does a
     consumer group or topic name that is not valid (checked before anything starts).
@@ -40,7 +41,10 @@ def serve(
             server = Server(container, app, host=host, port=port)
             try:
                 server.check_names()  # before any topic or thread is made
-                ensure_topics(kafka, catalogue(kafka, reporting=True))
+                # Every topic the installation uses, the audit checkpoints' too (its first
+                # message comes minutes later), so that a subscriber starting now finds it.
+                groups = [container.projection(name).group for name in server.projections]
+                ensure_topics(kafka, installation_topics(kafka, groups))
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(signum, lambda *_: server.stop_soon())
                 server.start()

@@ -167,6 +167,7 @@ def test_relay_run_all_fills_both_topics_with_positions_of_their_own(
     before = topic_message_counts(kafka_settings, topics)
     both = cli("--json", "relay", "run", "--all", "--until-caught-up")
     status = cli("--json", "relay", "status", "--relay", "reporting")
+    every = cli("--json", "relay", "status", "--all")
     unknown = cli("relay", "run", "--relay", "statistics")
 
     assert reporting.code == 0, reporting.err
@@ -180,7 +181,24 @@ def test_relay_run_all_fills_both_topics_with_positions_of_their_own(
         "case-events": fixture.EVENTS, "reporting": fixture.EVENTS}
     assert topic_message_counts(kafka_settings, topics) == dict.fromkeys(topics, fixture.EVENTS)
     assert status.json() == reporting.json()
+    assert every.code == 0, every.err
+    assert every.json() == {  # every relay serve runs; no payment run was recorded
+        "case-events": reporting.json(), "reporting": reporting.json(),
+        "payments": {"position": 0, "head": 0, "lag": 0, "published": 0}}
     assert unknown.code == 2 and "use case-events or reporting" in unknown.err
+
+
+def test_relay_status_without_a_broker_names_serves_broker_and_the_embedded_profile(
+    cli: Cli, imported: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NERVENBAHN_KAFKA", raising=False)
+
+    result = cli("relay", "status", "--all")
+
+    assert result.code == 3
+    text = " ".join(result.err.split())
+    assert "NERVENBAHN_KAFKA=<that address> with NERVENBAHN_KAFKA_PROFILE=embedded" in text
+    assert "`nervenbahn serve`" in text and "`nervenbahn broker`" in text
 
 
 def _csv_figures(path: Path, *regions: str) -> list[list[str]]:
