@@ -10,7 +10,7 @@ line per new event and a summary line at the end:
 
     python examples/outside_consumer.py --bootstrap 127.0.0.1:9092 \\
         --topic nervenbahn.casework.case-events.v1 \\
-        --registry http://127.0.0.1:8000/registry --user vendor-app --key "$BUS_READER_KEY" \\
+        --registry http://127.0.0.1:8000/registry --user vendor-app --key="$BUS_READER_KEY" \\
         --group vendor-app --idle-seconds 10
 
 The key is a `bus_reader` API key (`nervenbahn apikeys add --consumer vendor-app --scope

@@ -15,7 +15,7 @@ clear would show) and a summary line per topic at the end:
 
     python examples/read_every_topic.py --bootstrap 127.0.0.1:9092 \\
         --asyncapi http://127.0.0.1:8000/asyncapi.json \\
-        --registry http://127.0.0.1:8000/registry --user vendor-app --key "$BUS_READER_KEY" \\
+        --registry http://127.0.0.1:8000/registry --user vendor-app --key="$BUS_READER_KEY" \\
         --group vendor-census --idle-seconds 10
 
 The key is a `bus_reader` API key (`nervenbahn apikeys add --consumer vendor-app --scope

@@ -50,7 +50,7 @@ def test_the_outside_consumer_decodes_every_case_event_once(
             done = subprocess.run(
                 [sys.executable, str(EXAMPLE), "--bootstrap", bootstrap, "--topic", topic,
                  "--registry", f"{server.url}{REGISTRY_PREFIX}", "--user", "vendor-app",
-                 "--key", key, "--group", "vendor-app", "--idle-seconds", "8",
+                 f"--key={key}", "--group", "vendor-app", "--idle-seconds", "8",
                  "--session-timeout-ms", "6000"],
                 capture_output=True, text=True, timeout=180)
 
