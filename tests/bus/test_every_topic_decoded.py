@@ -9,7 +9,8 @@ headers: one of the channel's records), each topic holds exactly what the instal
 published, and no synthetic name, AHV number or IBAN shows in clear on any topic. A message
 whose `event_type` header names another record than its value is counted, never decoded as
 that type. The kafka-python + fastavro decoder docs/bus.md prints for integrators decodes every
-message too, and refuses that one.
+message too, and refuses that one; so does its confluent-kafka consumer, built from the
+configuration the page prints and reading the case-events topic in a group.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import sys
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -65,14 +65,21 @@ def test_an_outside_reader_decodes_every_message_of_every_topic_through_serve(
                  ",".join(kafka_settings.bootstrap_servers),
                  "--asyncapi", f"{server.url}/asyncapi.json",
                  "--registry", f"{server.url}{REGISTRY_PREFIX}", "--user", "vendor-app",
-                 "--key", key, "--group", "vendor-census", "--idle-seconds", "8",
+                 f"--key={key}", "--group", "vendor-census", "--idle-seconds", "8",
                  "--session-timeout-ms", "6000"],
                 capture_output=True, text=True, timeout=180)
-            decode = _docs_decoder(f"{server.url}{REGISTRY_PREFIX}", key)
+            registry = f"{server.url}{REGISTRY_PREFIX}"
+            decode = _docs_example("##### kafka-python", "consumer = KafkaConsumer", {
+                "REGISTRY": registry, "AUTH": ("vendor-app", key)})["decode"]
             by_docs = {topic: [decode(m.value, _headers(m).get("event_type")) for m in messages]
                        for topic, messages in raw.items()}
             with pytest.raises(ValueError, match="is not the announced SupportGranted"):
                 decode(forged, "SupportGranted")
+            confluent = _docs_example("##### confluent-kafka", "consumer.subscribe", {
+                "BOOTSTRAP": ",".join(kafka_settings.bootstrap_servers), "REGISTRY": registry,
+                "USER_INFO": f"vendor-app:{key}", "GROUP": f"docs-{uuid.uuid4().hex[:8]}",
+                "TOPIC": case_topic})
+            by_confluent = _consume_as_documented(confluent, published[CASE_EVENTS] + 1)
 
     assert done.returncode == 0, done.stderr[-2000:]
     *lines, summary = [json.loads(text) for text in done.stdout.splitlines()]
@@ -98,6 +105,11 @@ def test_an_outside_reader_decodes_every_message_of_every_topic_through_serve(
     assert {topic: len(records) for topic, records in by_docs.items()} == {
         topic: published[name] for topic, name in topics.items()}
     assert all(record for records in by_docs.values() for record in records)
+    # The confluent-kafka consumer: every case event decoded (as the fastavro decoder has it),
+    # the forged one refused, not decoded as what it is not.
+    assert by_confluent["refused"] == [
+        "writer schema CaseOpened is not the announced SupportGranted"]
+    assert sorted(by_confluent["decoded"], key=repr) == sorted(by_docs[case_topic], key=repr)
     everything = b"".join(_bytes_of(m) for messages in raw.values() for m in messages)
     decoded = done.stdout.encode("latin-1", errors="replace")
     assert [s for s in secrets if s.encode() in everything or s.encode() in decoded] == []
@@ -175,17 +187,48 @@ def _raw_messages(kafka: KafkaSettings, topic: str, count: int) -> list[Any]:
     return found
 
 
-def _docs_decoder(registry: str, key: str) -> Callable[[bytes, str | None], dict[str, Any]]:
-    """docs/bus.md's kafka-python + fastavro `decode(value, event_type)`, run as printed and
-    pointed at `registry` with the bus_reader `key`."""
-    section = (ROOT / "docs" / "bus.md").read_text().split("##### kafka-python", 1)[1]
-    match = re.search(r"```python\n(.*?)\nconsumer = KafkaConsumer", section, re.S)
-    assert match, "docs/bus.md lost its kafka-python example"
+def _docs_example(heading: str, stop: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The Python block under `heading` in docs/bus.md, run as printed up to the line starting
+    with `stop`, with its constants `values` (each a line `NAME = …` there) set to ours: the
+    names it defines."""
+    section = (ROOT / "docs" / "bus.md").read_text().split(heading, 1)[1]
+    match = re.search(rf"```python\n(.*?)\n{re.escape(stop)}", section, re.S)
+    assert match, f"docs/bus.md lost its example under {heading}"
+    code = match.group(1)
+    for name, value in values.items():
+        code, found = re.subn(rf"^{name} = .*$", f"{name} = {value!r}", code, flags=re.M)
+        assert found == 1, f"{heading}: no line {name} = … to set"
     example: dict[str, Any] = {}
-    exec(match.group(1), example)  # our own documentation's code
-    example |= {"REGISTRY": registry, "AUTH": ("vendor-app", key)}
-    decode: Callable[[bytes, str | None], dict[str, Any]] = example["decode"]
-    return decode
+    exec(code, example)  # our own documentation's code
+    return example
+
+
+def _consume_as_documented(example: dict[str, Any], count: int) -> dict[str, list[Any]]:
+    """Poll the documentation's confluent-kafka `consumer` (subscribed to its TOPIC) for
+    `count` messages, each through its `decode` as its loop does: the values decoded and the
+    refusals' messages."""
+    consumer, decode = example["consumer"], example["decode"]
+    seen: dict[str, list[Any]] = {"decoded": [], "refused": []}
+
+    def poll() -> None:
+        message = consumer.poll(1.0)
+        if message is None:
+            return
+        assert not message.error(), message.error()
+        headers = {name: value.decode() for name, value in message.headers() or []}
+        try:
+            seen["decoded"].append(
+                decode(message.topic(), message.value(), headers.get("event_type")))
+        except ValueError as refused:
+            seen["refused"].append(str(refused))
+
+    consumer.subscribe([example["TOPIC"]])
+    try:
+        wait_until(lambda: len(seen["decoded"]) + len(seen["refused"]) >= count, step=poll,
+                   within=60, what=f"{count} messages through the documented consumer")
+    finally:
+        consumer.close()
+    return seen
 
 
 def _forge_event_type(kafka: KafkaSettings, message: Any, event_type: str) -> bytes:
