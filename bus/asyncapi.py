@@ -57,7 +57,8 @@ HEADERS: dict[str, dict[str, Any]] = {
     "fact": {**_TEXT, "description": "Reporting facts only: the kind of fact (e.g. opened, "
              "budget-changed)."},
     "event_id": {**_UUID, "description": "Deduplicate by this id: UUID v5 of "
-                 "(case or run id)/version in namespace 476a5c74-c6c7-55b8-81d7-18814063cd87; "
+                 "<aggregate id>/<version> in namespace 476a5c74-c6c7-55b8-81d7-18814063cd87 "
+                 "(the case id; on the payments topic always the run id, run_id); "
                  "an event relayed twice keeps it. On reporting facts the keyed fact id."},
     "schema_id": {**_TEXT, "pattern": "^[0-9]+$", "description": "The registry id of the "
                   "writer schema (also in bytes 1-4 of the value, Confluent framing)."},

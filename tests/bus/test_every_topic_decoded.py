@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from bus.envelope import event_id
 from bus.kafka_settings import KafkaSettings
 from bus.topics import ensure_topics, installation_topics
 from domain.payments import RecordPayoutAccount, RunPayments
@@ -55,6 +56,7 @@ def test_an_outside_reader_decodes_every_message_of_every_topic_through_serve(
         cases, secrets = _fill_every_topic(line)
         published = _published(line)
         topics = {line.container.topic(name).name: name for name in published}
+        line_topics = {name: topic for topic, name in topics.items()}
         raw = {topic: _raw_messages(kafka_settings, topic, published[name])
                for topic, name in topics.items()}
         case_topic = line.container.topic(CASE_EVENTS).name
@@ -105,6 +107,17 @@ def test_an_outside_reader_decodes_every_message_of_every_topic_through_serve(
     assert {topic: len(records) for topic, records in by_docs.items()} == {
         topic: published[name] for topic, name in topics.items()}
     assert all(record for records in by_docs.values() for record in records)
+    # event_id on the payments topic, as docs/bus.md says: always <run_id>/<version>, also
+    # on a PaymentOrdered, which carries a case_id too.
+    payments_topic = line_topics[PAYMENT_ORDERS]
+    ordered = 0
+    for message, value in zip(raw[payments_topic], by_docs[payments_topic], strict=True):
+        assert _headers(message)["event_id"] == str(event_id(value["run_id"], value["version"]))
+        if "case_id" in value:
+            ordered += 1
+            assert _headers(message)["event_id"] != str(event_id(value["case_id"],
+                                                                 value["version"]))
+    assert ordered
     # The confluent-kafka consumer: every case event decoded (as the fastavro decoder has it),
     # the forged one refused, not decoded as what it is not.
     assert by_confluent["refused"] == [
