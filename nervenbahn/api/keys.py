@@ -30,7 +30,11 @@ from nervenbahn.api.errors import (
 from nervenbahn.api.scopes import Scope
 from nervenbahn.private import write_private
 
-__all__ = ["ApiKeyRegistry", "Consumer", "hash_key"]
+__all__ = ["KEY_PREFIX", "ApiKeyRegistry", "Consumer", "hash_key"]
+
+KEY_PREFIX = "nb_"
+"""Every new key starts with it: recognisable in a leaked file (secret scanners), and never with
+`-`, which a command line would take for an option (`--key -abc…`: 1 in 64 plain keys did)."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -96,7 +100,7 @@ class ApiKeyRegistry:
         consumers = self.consumers()
         if any(consumer.name == name for consumer in consumers):
             raise ConsumerExistsError(f"consumer {name!r} already has a key; revoke it first")
-        key = secrets.token_urlsafe(32)
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
         self._write((*consumers, Consumer(name, hash_key(key), scope, now)))
         return key
 

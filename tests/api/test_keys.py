@@ -17,7 +17,7 @@ from nervenbahn.api.errors import (
     InvalidScopeError,
     UnknownConsumerError,
 )
-from nervenbahn.api.keys import ApiKeyRegistry
+from nervenbahn.api.keys import KEY_PREFIX, ApiKeyRegistry
 from nervenbahn.api.scopes import Scope, parse_scope
 from tests.api.conftest import NOW
 
@@ -137,3 +137,13 @@ def test_a_malformed_key_file_is_reported_as_such(tmp_path: Path, content: str) 
 
     with pytest.raises(ApiKeyFileError, match="is malformed"):
         ApiKeyRegistry(path).consumers()
+
+
+def test_no_key_starts_like_a_command_line_option(tmp_path: Path) -> None:
+    registry = ApiKeyRegistry(tmp_path / "api-keys.json")
+    keys = [registry.add(f"consumer-{n}", Scope("canton"), now=NOW) for n in range(200)]
+
+    assert all(key.startswith(KEY_PREFIX) and not key.startswith("-") for key in keys)
+    assert len(set(keys)) == len(keys)
+    assert all(registry.authenticate(key).name == f"consumer-{n}"  # type: ignore[union-attr]
+               for n, key in enumerate(keys))
