@@ -19,7 +19,10 @@ from stdnum import ean
 from domain.case import SWISS_TIME
 from domain.reference import ReferenceData
 
-__all__ = ["PERIOD_END", "PERIOD_START", "synthetic_history"]
+__all__ = [
+    "FAMILY", "GIVEN", "PERIOD_END", "PERIOD_START", "STREETS", "synthetic_history",
+    "synthetic_person",
+]
 
 PERIOD_START = date(2024, 10, 1)
 PERIOD_END = date(2026, 9, 30)
@@ -171,7 +174,7 @@ def _household(rng: random.Random, reference: ReferenceData, bfs: int) -> list[d
     size = rng.choices([1, 2, 3, 4, 5, 6], weights=[45, 20, 14, 12, 6, 3])[0]
     applied = PERIOD_START + timedelta(days=rng.randint(0, (PERIOD_END - PERIOD_START).days - 5))
     town = reference.municipality(bfs).name
-    members = [_person(rng, town) for _ in range(1 if size == 1 else rng.randint(1, 2))]
+    members = [synthetic_person(rng, town) for _ in range(1 if size == 1 else rng.randint(1, 2))]
     story.emit(
         applied,
         "open_case",
@@ -423,10 +426,14 @@ def _elsewhere(rng: random.Random, reference: ReferenceData, region: str) -> int
     return rng.choice(candidates)
 
 
-def _person(rng: random.Random, town: str) -> dict[str, Any]:
+def synthetic_person(
+    rng: random.Random, town: str, born_from: date = date(1950, 1, 1), years: int = 55
+) -> dict[str, Any]:
+    """An invented person of `town` (import format), born within `years` from `born_from`:
+    names from the lists above, a valid but random AHV number."""
     digits = "756" + "".join(str(rng.randint(0, 9)) for _ in range(9))
     ahvn13 = digits + ean.calc_check_digit(digits)
-    born = date(1950, 1, 1) + timedelta(days=rng.randint(0, 365 * 55))
+    born = born_from + timedelta(days=rng.randint(0, 365 * years))
     return {
         "person_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         "given_name": rng.choice(GIVEN),
