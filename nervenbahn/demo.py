@@ -20,6 +20,7 @@ from domain.case import Case
 from domain.commands import parse_command
 from domain.errors import DomainError
 from nervenbahn.container import Container
+from nervenbahn.demo_benefits import seed_benefits
 from nervenbahn.demo_bus import relay_and_subscribe
 from nervenbahn.demo_connectors import audit_and_report, pay_and_register
 from nervenbahn.demo_session import DemoSession
@@ -76,6 +77,7 @@ def run_demo(
             history_file.unlink(missing_ok=True)
     live = _live_commands(rt, report.cases_by_id)
     _summary(rt, report, live, history_file, time.perf_counter() - started)
+    seed_benefits(rt, records, seed)
     payments = pay_and_register(rt, report.cases_by_id)
     if bus:
         relay_and_subscribe(rt, history_file.parent, payments)

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from uuid import UUID
 
+import pytest
 from stdnum.ch import ssn
 
 from domain.application.benefits import BenefitService
@@ -81,6 +82,17 @@ def test_every_generated_command_is_recorded_in_time_order_before_today() -> Non
                  "withdraw_application", "request_documents", "record_documents_received",
                  "grant_delegation", "revoke_delegation", "expire_delegation"):
         assert commands[name] > 0, name
+
+
+@pytest.mark.parametrize(("seed", "today"), [(1, date(2026, 3, 30)), (7, date(2027, 1, 4)),
+                                            (99, date(2026, 10, 25))])
+def test_other_seeds_and_days_are_recorded_without_a_refusal(seed: int, today: date) -> None:
+    history = list(synthetic_history(REFERENCE, 600, seed))
+    made = synthetic_benefits(REFERENCE, OFFICES, history, today, seed)
+    clock = ReplayClock(datetime.now(SWISS_TIME))
+    service = BenefitService(POPO_ENV, vault=PersonalDataVault(InMemoryKeyStore(), MASTER_KEY),
+                             reference=REFERENCE, offices=OFFICES, clock=clock)
+    assert record_benefits(service, clock, made.records) == len(made.records) > 100
 
 
 def test_volumes_follow_the_stated_shares() -> None:

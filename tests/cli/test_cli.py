@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -220,6 +221,9 @@ def test_demo_seeds_every_region_and_leaves_a_queryable_store(cli: Cli) -> None:
 
     assert demo.code == 0, demo.err
     assert "canton" in demo.out
+    out = " ".join(demo.out.split())  # rich wraps long lines
+    assert "Benefit applications (synthetic)" in out
+    assert re.search(r"Benefits: [1-9]\d* commands recorded \([1-9]\d* applications", out), out
     assert isinstance(listed, type(listed)) and listed.code == 0
     rows = listed.json()
     assert isinstance(rows, list) and len(rows) == 150
