@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -35,6 +35,7 @@ __all__ = [
     "BenefitFigures",
     "ReplayClock",
     "benefit_figures",
+    "months_before",
     "record_benefits",
     "seed_benefits",
 ]
@@ -85,7 +86,7 @@ def benefit_figures(applications: Iterable[BenefitApplication], today: date) -> 
     withdrawn) for more than three or six months (received before the same day of the month
     three or six months before `today`), and waiting for documents (checked, some missing)."""
     figures = BenefitFigures()
-    three, six = _months_before(today, 3), _months_before(today, 6)
+    three, six = months_before(today, 3), months_before(today, 6)
     for app in applications:
         figures.by_kind.setdefault(app.kind, Counter())[app.stage] += 1
         if app.stage not in PENDING_STAGES:
@@ -162,13 +163,9 @@ def _print(rt: DemoSession, figures: BenefitFigures, today: date) -> None:
     rt.console.print(table)
 
 
-def _months_before(day: date, months: int) -> date:
+def months_before(day: date, months: int) -> date:
     """The same day `months` months earlier (the month's last day if it has fewer days)."""
-    index = day.year * 12 + day.month - 1 - months
-    year, month = divmod(index, 12)
-    for candidate in range(day.day, 27, -1):
-        try:
-            return date(year, month + 1, candidate)
-        except ValueError:
-            continue
-    return date(year, month + 1, min(day.day, 28))
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    following = date(year + (month + 1) // 12, (month + 1) % 12 + 1, 1)
+    return min(day.replace(year=year, month=month + 1, day=1) + timedelta(days=day.day - 1),
+               following - timedelta(days=1))

@@ -19,7 +19,13 @@ from domain.benefits import BenefitApplication
 from domain.case import SWISS_TIME
 from domain.personal_data import PersonalDataVault
 from domain.reference import load_branch_offices, load_reference_data
-from nervenbahn.demo_benefits import PENDING_STAGES, ReplayClock, benefit_figures, record_benefits
+from nervenbahn.demo_benefits import (
+    PENDING_STAGES,
+    ReplayClock,
+    benefit_figures,
+    months_before,
+    record_benefits,
+)
 from nervenbahn.synthetic import FAMILY, GIVEN, synthetic_history
 from nervenbahn.synthetic_benefits import (
     ADVANCE_SHARE,
@@ -202,3 +208,16 @@ def _kind(applications: list[BenefitApplication], application_id: str) -> str:
 
 def _age(born: date, day: date) -> int:
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+@pytest.mark.parametrize(("day", "months", "expected"), [
+    (date(2026, 12, 6), 3, date(2026, 9, 6)),
+    (date(2026, 12, 6), 6, date(2026, 6, 6)),
+    (date(2026, 5, 31), 3, date(2026, 2, 28)),
+    (date(2028, 5, 31), 3, date(2028, 2, 29)),
+    (date(2026, 2, 15), 3, date(2025, 11, 15)),
+    (date(2026, 1, 31), 1, date(2025, 12, 31)),
+])
+def test_months_before_keeps_the_day_or_takes_the_months_last(day: date, months: int,
+                                                               expected: date) -> None:
+    assert months_before(day, months) == expected
