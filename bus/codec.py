@@ -45,8 +45,10 @@ from domain.personal_data import (
 from schemas import SCHEMA_DIR, record_name
 
 __all__ = [
+    "CASE_EVENTS",
     "EncodedEvent",
     "EventCodec",
+    "EventFamily",
     "Seal",
     "SealedPerson",
     "event_id",
@@ -57,24 +59,61 @@ Seal = Callable[[PersonalData], Mapping[str, str]]
 """Seals one person's data for the bus: the core passes `PersonalDataVault.encrypt`."""
 
 
-RENAMED = {"originator_id": "case_id", "originator_version": "version", "timestamp": "recorded_at"}
-"""Domain event attributes that carry another name on the bus."""
+@dataclasses.dataclass(frozen=True)
+class EventFamily:
+    """The events of one kind of aggregate as they travel on the bus: their schema group, the
+    name their aggregate's id carries, and the domain value types their records hold (case
+    events; benefit-application events, `bus.benefits_codec`)."""
 
-_CONSTANTS: dict[str, Any] = {"originator_topic": get_topic(Case)}
-"""Domain event attributes that are the same for every event (not sent; restored on decode)."""
+    group: str
+    """The schema folder of their current schemas (`schemas.SCHEMA_GROUPS`)."""
+    aggregate: type[Any]
+    """The aggregate class (its topic is the same for every event: not sent, restored)."""
+    id_field: str
+    """The name of `originator_id` on the bus, e.g. `case_id`."""
+    value_records: Mapping[str, type[Any]]
+    """Full Avro record name → the domain value type it holds (besides sealed persons)."""
+    event_types: tuple[type[Any], ...]
+    """Every event type of the family (the codec's default)."""
+    kind: str
+    """What the codec reads, in errors, e.g. "a case event type of this codec"."""
 
-_VALUE_RECORDS: dict[str, type[Any]] = {
-    record_name("Actor"): Actor,
-    record_name("BudgetLine"): BudgetLine,
-}
+    @property
+    def renamed(self) -> dict[str, str]:
+        """Domain event attributes that carry another name on the bus."""
+        return {"originator_id": self.id_field, "originator_version": "version",
+                "timestamp": "recorded_at"}
+
+    @property
+    def constants(self) -> dict[str, Any]:
+        """Domain event attributes that are the same for every event (not sent; restored on
+        decode)."""
+        return {"originator_topic": get_topic(self.aggregate)}
+
+
+CASE_EVENTS = EventFamily(
+    group="case",
+    aggregate=Case,
+    id_field="case_id",
+    value_records={record_name("Actor"): Actor, record_name("BudgetLine"): BudgetLine},
+    event_types=tuple(EVENT_TYPES),
+    kind="a case event type of this codec",
+)
+"""The case events (`schemas/case/`, namespace ch.nervenbahn.casework)."""
+
+RENAMED = CASE_EVENTS.renamed
+"""Case event attributes that carry another name on the bus."""
+
 _PERSON_RECORD = record_name("SealedPersonalData")
 
 Convert = Callable[[Any], Any]
 
 
-def schema_mismatches(event_class: type[Any], schema: dict[str, Any]) -> list[tuple[str, str]]:
+def schema_mismatches(
+    event_class: type[Any], schema: dict[str, Any], family: EventFamily = CASE_EVENTS
+) -> list[tuple[str, str]]:
     """(field, problem) for each difference between a domain event class and its schema."""
-    problems = field_mismatches(event_class, schema, RENAMED, _CONSTANTS)
+    problems = field_mismatches(event_class, schema, family.renamed, family.constants)
     if schema.get("name") != event_class.__name__:
         problems.append(("(schema)", f"record name {schema.get('name')!r} is not the class name"))
     return problems
@@ -89,7 +128,8 @@ class _Field:
 
 
 class EventCodec(RecordCodec):
-    """Encodes case events for one topic and decodes them, in the Confluent wire format."""
+    """Encodes the events of one family (by default the case events) for one topic and decodes
+    them, in the Confluent wire format."""
 
     def __init__(
         self,
@@ -98,21 +138,24 @@ class EventCodec(RecordCodec):
         *,
         seal: Seal | None = None,
         vault: PersonalDataVault | None = None,
-        event_types: Sequence[type[Any]] = EVENT_TYPES,
+        event_types: Sequence[type[Any]] | None = None,
         schema_dir: Path = SCHEMA_DIR,
+        family: EventFamily = CASE_EVENTS,
     ) -> None:
         self._vault = vault
         self._seal: Seal | None = seal or (vault.encrypt if vault is not None else None)
-        types = [self._event_type(cls, schema_dir) for cls in event_types]
-        super().__init__(registry, topic, types, kind="a case event type of this codec")
+        self._family = family
+        chosen = family.event_types if event_types is None else event_types
+        types = [self._event_type(cls, schema_dir) for cls in chosen]
+        super().__init__(registry, topic, types, kind=family.kind)
 
     # --- the mapping of one event type ------------------------------------------------------
 
     def _event_type(self, cls: type[Any], schema_dir: Path) -> RecordType:
-        name = cls.__name__
-        schema = current_schema("case", name, schema_dir)
-        refuse_mismatches(name, schema_mismatches(cls, schema))
-        attributes = {RENAMED.get(f.name, f.name): f.name for f in dataclasses.fields(cls)}
+        name, family = cls.__name__, self._family
+        schema = current_schema(family.group, name, schema_dir)
+        refuse_mismatches(name, schema_mismatches(cls, schema, family))
+        attributes = {family.renamed.get(f.name, f.name): f.name for f in dataclasses.fields(cls)}
         named: dict[str, dict[str, Any]] = {}
         fields = tuple(
             _Field(field["name"], attributes[field["name"]],
@@ -121,7 +164,7 @@ class EventCodec(RecordCodec):
         )
         constants = {
             attribute: value
-            for attribute, value in _CONSTANTS.items()
+            for attribute, value in family.constants.items()
             if attribute in {f.name for f in dataclasses.fields(cls)}
         }
         return RecordType(
@@ -129,7 +172,8 @@ class EventCodec(RecordCodec):
             to_record=lambda event: _record(name, fields, event),
             from_record=lambda record: _event(cls, fields, constants, record),
             describe=lambda record: (
-                f"{name} of case {record.get('case_id')} version {record.get('version')}"
+                f"{name} of {family.id_field.removesuffix('_id')} {record.get(family.id_field)}"
+                f" version {record.get('version')}"
             ),
         )
 
@@ -165,7 +209,7 @@ class EventCodec(RecordCodec):
         named.setdefault(fullname, node)
         if fullname == _PERSON_RECORD:
             return self._person_to_avro, self._person_from_avro
-        value_class = _VALUE_RECORDS.get(fullname)
+        value_class = self._family.value_records.get(fullname)
         if value_class is None:
             raise SchemaError(f"{event_type}: no domain value type for record {fullname}")
         inner = [

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bus.benefits_codec import benefit_schema_mismatches, fund_decision_mismatches
 from bus.codec import schema_mismatches
 from bus.compatibility import (
     WHOLE_SCHEMA,
@@ -26,10 +28,12 @@ from bus.compatibility import (
 )
 from bus.payments_codec import payment_schema_mismatches
 from bus.registry import SchemaRegistry
+from domain.benefits import APPLICATION_EVENT_TYPES
 from domain.events import EVENT_TYPES
 from domain.payments import RUN_EVENT_TYPES
 from schemas import (
     AUDIT_NAMESPACE,
+    BENEFITS_NAMESPACE,
     NAMESPACE,
     PAYMENTS_NAMESPACE,
     REPORTING_NAMESPACE,
@@ -114,6 +118,8 @@ def check_schemas(
     # Audit records (signed checkpoints), likewise local: their subjects live on the audit topic.
     for name in _audit_record_names(schema_dir):
         problems += _check_audit(name, schema_dir)
+    # Benefit-application events and the fund's decisions, local too (their own topics).
+    problems += _check_benefits(schema_dir)
     return problems + catalogue_problems(schema_dir)
 
 
@@ -259,28 +265,53 @@ def _check_record(
     return problems + _released_problems(subject, schema, released)
 
 
+Mismatches = Callable[[dict[str, Any]], list[tuple[str, str]]]
+"""(field, problem) for each difference between a schema and the class it describes."""
+
+
 def _check_payments(schema_dir: Path) -> list[SchemaProblem]:
     """Each payment-run event type has a schema matching its fields, readable from every
     released version (the same rules as the case events, namespace ch.nervenbahn.payments)."""
-    if not (schema_dir / "payments").is_dir():
-        return []  # a schema tree without payments (as for reporting): nothing to check
-    classes = {cls.__name__: cls for cls in RUN_EVENT_TYPES}
-    files = set(payment_record_names(schema_dir))
+    checks: dict[str, Mismatches] = {
+        cls.__name__: partial(payment_schema_mismatches, cls) for cls in RUN_EVENT_TYPES
+    }
+    return _check_group("payments", PAYMENTS_NAMESPACE, "payment event type", checks, schema_dir)
+
+
+def _check_benefits(schema_dir: Path) -> list[SchemaProblem]:
+    """Each benefit-application event type has a schema matching its fields, and
+    `FundDecision` one matching `bus.benefits_codec.FundDecision`, each readable from every
+    released version (the same rules as the case events, namespace ch.nervenbahn.benefits)."""
+    checks: dict[str, Mismatches] = {
+        cls.__name__: partial(benefit_schema_mismatches, cls) for cls in APPLICATION_EVENT_TYPES
+    }
+    checks["FundDecision"] = fund_decision_mismatches
+    return _check_group("benefits", BENEFITS_NAMESPACE, "benefit event type or decision",
+                        checks, schema_dir)
+
+
+def _check_group(
+    group: str, namespace: str, what: str, checks: dict[str, Mismatches], schema_dir: Path
+) -> list[SchemaProblem]:
+    """A schema file per record of `checks`, none other, each matching its class (its
+    `checks` entry) and readable from every released version; nothing for a schema tree
+    without the group's folder (as for reporting)."""
+    if not (schema_dir / group).is_dir():
+        return []
+    files = set(schema_names(group, schema_dir))
     problems = [
-        SchemaProblem(record_name(name, PAYMENTS_NAMESPACE), WHOLE_SCHEMA,
-                      f"no schema file payments/{name}.avsc for this payment event type",
-                      "MISSING")
-        for name in sorted(classes.keys() - files)
+        SchemaProblem(record_name(name, namespace), WHOLE_SCHEMA,
+                      f"no schema file {group}/{name}.avsc for this {what}", "MISSING")
+        for name in sorted(checks.keys() - files)
     ] + [
-        SchemaProblem(record_name(name, PAYMENTS_NAMESPACE), WHOLE_SCHEMA,
-                      f"payments/{name}.avsc describes no payment event type",
-                      "UNKNOWN_EVENT_TYPE")
-        for name in sorted(files - classes.keys())
+        SchemaProblem(record_name(name, namespace), WHOLE_SCHEMA,
+                      f"{group}/{name}.avsc describes no {what}", "UNKNOWN_EVENT_TYPE")
+        for name in sorted(files - checks.keys())
     ]
-    for name in sorted(classes.keys() & files):
-        subject = record_name(name, PAYMENTS_NAMESPACE)
+    for name in sorted(checks.keys() & files):
+        subject = record_name(name, namespace)
         try:
-            schema = payment_schema(name, schema_dir)
+            schema = load_schema(group, name, schema_dir)
             released = released_versions(name, schema_dir)
         except SchemaFileError as exc:
             problems.append(SchemaProblem(subject, WHOLE_SCHEMA, str(exc), "SCHEMA_FILE"))
@@ -289,11 +320,19 @@ def _check_payments(schema_dir: Path) -> list[SchemaProblem]:
         if not found:
             found = [
                 SchemaProblem(subject, field, message, "DOMAIN_MISMATCH")
-                for field, message in payment_schema_mismatches(classes[name], schema)
+                for field, message in checks[name](schema)
             ]
             found += _released_problems(subject, schema, released)
         problems += found
     return problems
+
+
+def _benefit_record_names(schema_dir: Path) -> list[str]:
+    return schema_names("benefits", schema_dir)
+
+
+def _benefit_schema(name: str, schema_dir: Path) -> dict[str, Any]:
+    return load_schema("benefits", name, schema_dir)
 
 
 def _audit_record_names(schema_dir: Path) -> list[str]:
@@ -345,6 +384,7 @@ def _schema_names(schema_dir: Path) -> list[str]:
         + reporting_record_names(schema_dir)
         + payment_record_names(schema_dir)
         + _audit_record_names(schema_dir)
+        + _benefit_record_names(schema_dir)
     )
 
 
@@ -354,6 +394,7 @@ def _record_of(name: str, schema_dir: Path) -> str:
         (REPORTING_NAMESPACE, reporting_record_names(schema_dir)),
         (PAYMENTS_NAMESPACE, payment_record_names(schema_dir)),
         (AUDIT_NAMESPACE, _audit_record_names(schema_dir)),
+        (BENEFITS_NAMESPACE, _benefit_record_names(schema_dir)),
     ):
         if name in names:
             return record_name(name, namespace)
@@ -367,4 +408,6 @@ def _current_schema(name: str, schema_dir: Path) -> dict[str, Any]:
         return payment_schema(name, schema_dir)
     if name in _audit_record_names(schema_dir):
         return _audit_schema(name, schema_dir)
+    if name in _benefit_record_names(schema_dir):
+        return _benefit_schema(name, schema_dir)
     return event_schema(name, schema_dir)

@@ -1,8 +1,10 @@
 """The Avro schemas of the bus and their released versions, and the one loader every codec uses.
 
 The schema files come in groups, one folder each (`SCHEMA_GROUPS`): `case/` (case events),
-`reporting/` (the pseudonymised reporting facts), `payments/` (payment-run events) and `audit/`
-(signed checkpoints); `load_schema(group, name)` reads one, `schema_names(group)` lists them.
+`reporting/` (the pseudonymised reporting facts), `payments/` (payment-run events), `audit/`
+(signed checkpoints) and `benefits/` (benefit-application events and the fund's decisions, which
+use the case group's shared Actor and SealedPersonalData by full name beside their own
+`benefits/_types.avsc`); `load_schema(group, name)` reads one, `schema_names(group)` lists them.
 `case/<EventType>.avsc` is the current schema of one domain event type; named types used by
 several of them (Actor, BudgetLine, SealedPersonalData) are defined once in `case/_types.avsc`
 and inlined on first use by `event_schema`, so that the schema handed to a registry is
@@ -26,6 +28,7 @@ from domain.errors import NervenbahnError
 
 __all__ = [
     "AUDIT_NAMESPACE",
+    "BENEFITS_NAMESPACE",
     "NAMESPACE",
     "PAYMENTS_NAMESPACE",
     "REPORTING_NAMESPACE",
@@ -63,6 +66,9 @@ PAYMENTS_NAMESPACE = "ch.nervenbahn.payments"
 AUDIT_NAMESPACE = "ch.nervenbahn.audit"
 """The Avro namespace of the audit records (signed checkpoints)."""
 
+BENEFITS_NAMESPACE = "ch.nervenbahn.benefits"
+"""The Avro namespace of the benefit-application events and the fund's decisions."""
+
 _TYPES_FILE = "_types.avsc"
 _PRIMITIVES = frozenset(
     {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
@@ -86,6 +92,9 @@ class SchemaGroup:
     folder: str
     namespace: str
     resolve_names: bool
+    shared_from: tuple[str, ...] = ()
+    """Other groups whose `_types.avsc` named types this group's schemas may use (by full
+    name), e.g. the case group's Actor and SealedPersonalData."""
 
 
 SCHEMA_GROUPS: dict[str, SchemaGroup] = {
@@ -95,6 +104,7 @@ SCHEMA_GROUPS: dict[str, SchemaGroup] = {
         SchemaGroup("reporting", REPORTING_NAMESPACE, resolve_names=True),
         SchemaGroup("payments", PAYMENTS_NAMESPACE, resolve_names=False),
         SchemaGroup("audit", AUDIT_NAMESPACE, resolve_names=False),
+        SchemaGroup("benefits", BENEFITS_NAMESPACE, resolve_names=True, shared_from=("case",)),
     )
 }
 """The schema folders by name."""
@@ -115,7 +125,11 @@ def load_schema(group: str, name: str, schema_dir: Path = SCHEMA_DIR) -> dict[st
     path = folder / f"{name}.avsc"
     schema = _load_json(path)
     if kind.resolve_names:
-        schema = _inline(schema, kind.namespace, _named_types(folder / _TYPES_FILE), set())
+        named: dict[str, dict[str, Any]] = {}
+        for other in kind.shared_from:
+            named.update(_named_types(schema_dir / SCHEMA_GROUPS[other].folder / _TYPES_FILE))
+        named.update(_named_types(folder / _TYPES_FILE))
+        schema = _inline(schema, kind.namespace, named, set())
     if not isinstance(schema, dict):
         raise SchemaFileError(f"{path}: the schema must be a JSON object (a record)")
     return schema
