@@ -1,10 +1,11 @@
 """The bus as an AsyncAPI 3.0.0 document, generated from the code's own catalogue.
 
 An integrator (any language, standard Kafka tooling) reads from it every topic the installation
-uses (`bus.topics.installation_topics`: case events, reporting, payments, audit, and the pattern of
-the dead-letter topics), each topic's partitions, retention and key encoding, the Kafka headers
-with their meaning, and every message's Avro schema with its registry subject
-(TopicRecordNameStrategy: `<topic>-<full record name>`). Nothing here is written by hand twice:
+uses (`bus.topics.installation_topics`: case events, reporting, payments, audit, benefit
+applications, the fund's decisions, and the pattern of the dead-letter topics), each topic's
+partitions, retention and key encoding, the Kafka headers with their meaning, and every
+message's Avro schema with its registry subject (TopicRecordNameStrategy:
+`<topic>-<full record name>`). Nothing here is written by hand twice:
 the topics come from `installation_topics`, the schemas from `schemas.load_schema`, the
 released version from `schemas.released_versions`; the headers are the ones
 `bus.envelope.message_headers` and the relays write (kept in step by tests/bus/test_asyncapi.py).
@@ -32,6 +33,7 @@ from typing import Any
 from bus.kafka_settings import KafkaSettings
 from bus.registry import SchemaRegistry
 from bus.topics import DLQ_DOMAIN, TopicSpec, installation_topics
+from domain.benefits import APPLICATION_EVENT_TYPES
 from schemas import SCHEMA_GROUPS, load_schema, released_versions, schema_names
 from schemas.catalogue import SchemaCatalogue, load_catalogue
 
@@ -58,7 +60,8 @@ HEADERS: dict[str, dict[str, Any]] = {
              "budget-changed)."},
     "event_id": {**_UUID, "description": "Deduplicate by this id: UUID v5 of "
                  "<aggregate id>/<version> in namespace 476a5c74-c6c7-55b8-81d7-18814063cd87 "
-                 "(the case id; on the payments topic always the run id, run_id); "
+                 "(the case id; on the payments topic always the run id, run_id; on the "
+                 "applications topic the application id); "
                  "an event relayed twice keeps it. On reporting facts the keyed fact id."},
     "schema_id": {**_TEXT, "pattern": "^[0-9]+$", "description": "The registry id of the "
                   "writer schema (also in bytes 1-4 of the value, Confluent framing)."},
@@ -99,6 +102,16 @@ class _Payload:
     group: str
     key: str
     headers: tuple[str, ...]
+    records: tuple[str, ...] | None = None
+    """The group's records on this topic; None: every one."""
+    action: str = "receive"
+    """What an outside application does with the topic: receive (nervenbahn writes it) or
+    send (nervenbahn reads it: the fund's decisions)."""
+
+    def names(self) -> list[str]:
+        """The records on the topic, sorted."""
+        every = schema_names(self.group)
+        return every if self.records is None else [n for n in every if n in self.records]
 
 
 _PAYLOADS: dict[str, _Payload] = {
@@ -117,6 +130,18 @@ _PAYLOADS: dict[str, _Payload] = {
     ),
     "checkpoints": _Payload(
         "audit", "The checkpoint sequence number as decimal UTF-8 text.", (),
+    ),
+    "applications": _Payload(
+        "benefits", "The application id, a UUID as UTF-8 text: an application's events stay "
+        "in order.",
+        ("event_type", *_RELAYED, "effective_date", "correlation_id", "causation_id",
+         "producer", "relay_epoch"),
+        records=tuple(cls.__name__ for cls in APPLICATION_EVENT_TYPES),
+    ),
+    "decisions": _Payload(
+        "benefits", "The application id decided on, a UUID as UTF-8 text (written by the "
+        "fund's application; nervenbahn reads it, idempotent by decision_id).",
+        (), records=("FundDecision",), action="send",
     ),
 }
 """By dataset (`TopicSpec.dataset`): what its messages are."""
@@ -147,8 +172,9 @@ def published_schemas(
     found: list[PublishedSchema] = []
     catalogue = load_catalogue()
     for spec in installation_topics(settings):
-        group = _PAYLOADS[spec.dataset].group
-        for name in schema_names(group):
+        payload = _PAYLOADS[spec.dataset]
+        group = payload.group
+        for name in payload.names():
             record = f"{SCHEMA_GROUPS[group].namespace}.{name}"
             subject = f"{spec.name}-{record}"
             registered = registry.versions(subject) if registry is not None else []
@@ -176,13 +202,14 @@ def asyncapi_document(
     messages: dict[str, Any] = {}
     for spec in specs:
         payload = _PAYLOADS[spec.dataset]
-        names = schema_names(payload.group)
+        names = payload.names()
         for name in names:
             messages[name] = _message(spec, payload, name, ids, catalogue)
-        _add_channel(channels, operations, spec, payload.key, names)
+        _add_channel(channels, operations, spec, payload.key, names, payload.action)
     messages["DeadLetter"] = _dead_letter_message()
     dead_letters = _dead_letter_pattern(settings)
-    _add_channel(channels, operations, dead_letters, "The original key.", ["DeadLetter"])
+    _add_channel(channels, operations, dead_letters, "The original key.", ["DeadLetter"],
+                 "receive")
     channels[_channel_id(dead_letters)] |= {
         "address": f"{settings.topic_prefix}.{DLQ_DOMAIN}.{{group}}.v1",
         "parameters": {"group": {"description": "The consumer group's name as a topic "
@@ -292,9 +319,10 @@ def _channel_id(spec: TopicSpec) -> str:
 
 def _add_channel(
     channels: dict[str, Any], operations: dict[str, Any], spec: TopicSpec, key: str,
-    names: list[str],
+    names: list[str], action: str,
 ) -> None:
-    """One channel per topic with its Kafka binding, and the operation of receiving from it."""
+    """One channel per topic with its Kafka binding, and the outside application's operation
+    on it (`action`: receive from it, or send to it)."""
     channel_id = _channel_id(spec)
     channel: dict[str, Any] = {
         "address": spec.name,
@@ -305,8 +333,8 @@ def _add_channel(
         "x-personal-data": spec.carries_personal_data,
     }
     channels[channel_id] = channel
-    operations[f"receive.{channel_id}"] = {
-        "action": "receive",
+    operations[f"{action}.{channel_id}"] = {
+        "action": action,
         "channel": {"$ref": f"#/channels/{channel_id}"},
         "messages": [{"$ref": f"#/channels/{channel_id}/messages/{name}"} for name in names],
     }

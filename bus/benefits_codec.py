@@ -196,6 +196,11 @@ class FundDecisionCodec(RecordCodec):
         )
         super().__init__(registry, topic, [kind], kind="a fund decision")
 
+    def event_id(self, decision: FundDecision) -> UUID:
+        """The id a consumer deduplicates a decision by: its decision id (the fund's
+        producer sets no `event_id` header; one that does must name the decision id)."""
+        return decision.decision_id
+
 
 def _decision_record(decision: FundDecision) -> dict[str, Any]:
     record = dataclasses.asdict(decision)

@@ -21,6 +21,8 @@ Segments are lower-case letters, digits and `-`, starting with a letter. So a na
 | `nervenbahn.audit.checkpoints.v1` | checkpoint sequence | none |
 | `nervenbahn.reporting.case-facts.v1` | case pseudonym | none |
 | `nervenbahn.payments.payment-orders.v1` | payment run id (a run's events in order) | sealed |
+| `nervenbahn.benefits.applications.v1` | application id (its events in order) | sealed |
+| `nervenbahn.benefits.decisions.v1` | application id (written by the fund's application) | none |
 
 Dead-letter topics use the reserved domain `dlq` and the consumer group as dataset. A group
 that is not a valid segment (`projection-branch_office`: `_`) is mapped to one deterministically
@@ -48,12 +50,14 @@ __all__ = [
     "PersonalData",
     "TopicSpec",
     "audit_checkpoints_spec",
+    "benefit_applications_spec",
     "catalogue",
     "dead_letter_segment",
     "dead_letter_spec",
     "dead_letter_topic",
     "ensure_topics",
     "epochs_at",
+    "fund_decisions_spec",
     "installation_topics",
     "list_topics",
     "partition_end_offsets",
@@ -184,12 +188,9 @@ def dead_letter_spec(settings: KafkaSettings, group: str) -> TopicSpec:
 
 def reporting_spec(settings: KafkaSettings) -> TopicSpec:
     """The pseudonymised reporting topic: case facts for statistics, no personal data."""
-    return TopicSpec(
-        name=topic_name(settings, "reporting", "case-facts"),
-        partitions=settings.partitions,
-        config=FOREVER,
-        carries_personal_data="none",
-        description="One pseudonymised fact per case event (ch.nervenbahn.reporting.CaseFact, "
+    return _kept_forever(
+        settings, "reporting", "case-facts", "none",
+        "One pseudonymised fact per case event (ch.nervenbahn.reporting.CaseFact, "
         "Avro, Confluent framing); key = case pseudonym, so the facts of a case stay in order. "
         "No case id, no persons, no free text; fact ids keyed, recorded times to the day.",
     )
@@ -198,14 +199,47 @@ def reporting_spec(settings: KafkaSettings) -> TopicSpec:
 def payments_spec(settings: KafkaSettings) -> TopicSpec:
     """The payments topic: every payment run's events (ch.nervenbahn.payments), filled by the
     payments relay from the payments store."""
-    return TopicSpec(
-        name=topic_name(settings, "payments", "payment-orders"),
-        partitions=settings.partitions,
-        config=FOREVER,
-        carries_personal_data="sealed",
-        description="Payment runs: PaymentRunStarted, one PaymentOrdered per order, "
+    return _kept_forever(
+        settings, "payments", "payment-orders", "sealed",
+        "Payment runs: PaymentRunStarted, one PaymentOrdered per order, "
         "PaymentRunCompleted (Avro, Confluent framing); key = run id, so a run's events stay "
         "in order on one partition. Payout accounts sealed per person.",
+    )
+
+
+def benefit_applications_spec(settings: KafkaSettings) -> TopicSpec:
+    """The applications topic: every benefit application's events (ch.nervenbahn.benefits),
+    filled by the benefits relay from the benefits store."""
+    return _kept_forever(
+        settings, "benefits", "applications", "sealed",
+        "Benefit applications (EL to AHV or IV, premium reduction) from receipt "
+        "to decision: one event per change (Avro, Confluent framing); key = application id, "
+        "so an application's events stay in order. The applicant sealed per person.",
+    )
+
+
+def fund_decisions_spec(settings: KafkaSettings) -> TopicSpec:
+    """The decisions topic: the fund's decisions (ch.nervenbahn.benefits.FundDecision),
+    written by the fund's application, recorded by the fund-decisions connector."""
+    return _kept_forever(
+        settings, "benefits", "decisions", "none",
+        "The fund's decisions on forwarded applications, written by the fund's "
+        "application (Avro FundDecision, Confluent framing, subject "
+        "<topic>-ch.nervenbahn.benefits.FundDecision); key = application id. Ids and amounts "
+        "only, no personal data.",
+    )
+
+
+def _kept_forever(
+    settings: KafkaSettings, domain: str, dataset: str, personal: PersonalData, description: str
+) -> TopicSpec:
+    """A topic of `settings.partitions` partitions whose messages are kept for good."""
+    return TopicSpec(
+        name=topic_name(settings, domain, dataset),
+        partitions=settings.partitions,
+        config=FOREVER,
+        carries_personal_data=personal,
+        description=description,
     )
 
 
@@ -229,12 +263,14 @@ def catalogue(
     reporting: bool = False,
     payments: bool = False,
     audit: bool = False,
+    benefits: bool = False,
 ) -> list[TopicSpec]:
     """Every topic the bus needs, plus the dead-letter topics of `dead_letter_groups`.
 
     With `reporting`, also the reporting topic (`reporting_spec`), which only the reporting
     relay fills and creates for itself; with `payments`, the payments topic (`payments_spec`);
-    with `audit`, the audit topic of signed checkpoints (`audit_checkpoints_spec`).
+    with `audit`, the audit topic of signed checkpoints (`audit_checkpoints_spec`); with
+    `benefits`, the applications and decisions topics.
     """
     specs = [
         TopicSpec(
@@ -252,6 +288,8 @@ def catalogue(
         specs.append(audit_checkpoints_spec(settings))
     if payments:
         specs.append(payments_spec(settings))
+    if benefits:
+        specs += [benefit_applications_spec(settings), fund_decisions_spec(settings)]
     specs += [dead_letter_spec(settings, group) for group in dead_letter_groups]
     return specs
 
@@ -260,9 +298,11 @@ def installation_topics(
     settings: KafkaSettings, dead_letter_groups: Iterable[str] = ()
 ) -> list[TopicSpec]:
     """Every topic a whole installation uses (case events, reporting, audit checkpoints,
-    payments), plus the dead-letter topics of `dead_letter_groups`: what `topics create`
-    creates, so that a subscriber starting before the relays never meets an unknown topic."""
-    return catalogue(settings, dead_letter_groups, reporting=True, payments=True, audit=True)
+    payments, benefit applications and the fund's decisions), plus the dead-letter topics of
+    `dead_letter_groups`: what `topics create` creates, so that a subscriber starting before
+    the relays never meets an unknown topic."""
+    return catalogue(settings, dead_letter_groups, reporting=True, payments=True, audit=True,
+                     benefits=True)
 
 
 def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec]) -> list[str]:

@@ -31,9 +31,12 @@ from eventsourcing.persistence import InterfaceError as PersistenceInterfaceErro
 from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 from eventsourcing.persistence import PersistenceError
 
+from bus.benefits_codec import FundDecisionCodec
 from bus.broker import AUTO_CREATED_PARTITIONS, EmbeddedBroker
 from bus.consumer import Consumer, Decoder, Handler, RetryPolicy
 from bus.effects import EffectStore
+from bus.effects_postgres import PostgresEffectStore
+from bus.effects_sqlite import SQLiteEffectStore
 from bus.kafka_settings import NO_BROKER_HINT, KafkaSettings
 from bus.positions import RelayPositionStore
 from bus.positions_postgres import PostgresPositionStore
@@ -44,6 +47,7 @@ from bus.registry_postgres import PostgresSchemaRegistry
 from bus.registry_sqlite import SQLiteSchemaRegistry
 from bus.relay import Relay, RelayStatus
 from bus.topics import TopicSpec, ensure_topics, installation_topics
+from connectors.fund_decisions.recorder import DecisionRecorder
 from connectors.host import ConnectorHost
 from connectors.sdk import PrivateFiles
 from domain.application.benefits import BenefitService
@@ -55,7 +59,7 @@ from domain.reference import load_branch_offices, load_reference_data
 from nervenbahn.audit.checkpoints import publish_checkpoints
 from nervenbahn.audit.database import AuditDatabase, open_audit_database
 from nervenbahn.config import ConfigError, Settings, StoreConfig, load_settings
-from nervenbahn.datasets import AUDIT_CHECKPOINTS, dataset
+from nervenbahn.datasets import AUDIT_CHECKPOINTS, FUND_DECISIONS, dataset
 from nervenbahn.incidents import IncidentStore, open_incident_store
 from nervenbahn.keystores import open_keystore
 from nervenbahn.metrics import Metrics
@@ -79,6 +83,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONNECTORS_FILE",
+    "FUND_DECISIONS_CONNECTOR",
     "Container",
     "StoreUnavailableError",
     "build_benefit_service",
@@ -98,6 +103,8 @@ _S = TypeVar("_S")
 """A service opened beside the case service."""
 
 CONNECTORS_FILE = "connectors.toml"
+FUND_DECISIONS_CONNECTOR = "fund-decisions"
+"""The fund-decisions connector's name: its consumer group and its fund officer's user id."""
 
 
 class StoreUnavailableError(NervenbahnError):
@@ -198,6 +205,27 @@ def _second_store(store: StoreConfig, tables: Component, name: str,
     except (psycopg.Error, sqlite3.Error, PersistenceError, OSError) as exc:
         raise StoreUnavailableError(
             f"cannot open the {name} store in {store.describe()}: {exc}"
+        ) from exc
+
+
+def build_benefit_service(
+    settings: Settings,
+    cases: CaseService,
+    clock: Callable[[], datetime] = datetime_now_with_tzinfo,
+) -> BenefitService:
+    """The benefits service on the store of `cases` (same database and vault, its own events
+    table)."""
+    try:
+        def opening(create_tables: bool) -> BenefitService:
+            return BenefitService(
+                _store_env(settings.store, create_tables), vault=cases.vault,
+                reference=cases.reference, offices=load_branch_offices(), clock=clock,
+            )
+
+        return opened_in_turn(settings.store, BENEFIT_TABLES, opening)
+    except (psycopg.Error, sqlite3.Error, PersistenceError, OSError) as exc:
+        raise StoreUnavailableError(
+            f"cannot open the benefits store in {settings.store.describe()}: {exc}"
         ) from exc
 
 
@@ -310,7 +338,7 @@ class Container:
 
     @property
     def benefits(self) -> BenefitService:
-        """The benefits service on the same store."""
+        """The benefits service (applications, delegations) on the same store."""
         with self._lock:
             if self._benefits is None:
                 self._benefits = build_benefit_service(self.settings, self.service, self._clock)
@@ -450,6 +478,32 @@ class Container:
             retry=retry,
             **options,
         )
+
+    def register_fund_decision_schema(self) -> int:
+        """Register the fund's `FundDecision` schema under the decisions topic's subject (at
+        start), so that the fund's producer finds it at the served `/registry` (latest
+        version, no auto-registration); its id."""
+        codec = self.codec(FUND_DECISIONS)
+        assert isinstance(codec, FundDecisionCodec)
+        return codec.register_schemas()["FundDecision"]
+
+    def fund_decisions_consumer(
+        self, store: EffectStore, name: str = FUND_DECISIONS_CONNECTOR, **options: Any
+    ) -> Consumer:
+        """The fund-decisions connector (`connectors.fund_decisions`): a consumer of the
+        decisions topic in group `name` that records each decision in the benefits service
+        as the fund officer `name`, its bookkeeping in `store` (`connector_store`)."""
+        recorder = DecisionRecorder(name, self.benefits)
+        return self.consumer(FUND_DECISIONS, name, recorder.handle, store, **options)
+
+    def connector_store(self, name: str) -> EffectStore:
+        """A bus connector's consumer bookkeeping: a SQLite file of its own in the store's
+        connectors folder, else the store's PostgreSQL schema (the caller closes it)."""
+        config = self.settings.store
+        if config.kind == "sqlite":
+            path = store_folder(config) / "connectors" / f"{name}.db"
+            return SQLiteEffectStore(private_file(path))
+        return PostgresEffectStore(config.conninfo(), config.schema_name or "public")
 
     def projection_consumer(
         self, projection: Projection, store: EffectStore, **options: Any

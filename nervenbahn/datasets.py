@@ -2,7 +2,8 @@
 under which relay position.
 
 Words: a **dataset** is a kind of published stream ("case-events", "case-facts",
-"payment-orders", "checkpoints"); its **topic** is the Kafka topic that carries it
+"payment-orders", "checkpoints", "applications"; "decisions" is written by the fund's
+application and read by the core); its **topic** is the Kafka topic that carries it
 (`bus.topics.TopicSpec`, named `<prefix>.<domain>.<dataset>.v<major>`, so a topic's
 `TopicSpec.dataset` is the key of this table). The container (`nervenbahn.container`) builds a
 dataset's relay (`Container.relay(name)`) and consumers (`Container.consumer(name, group, …)`)
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bus.benefits_codec import BenefitEventCodec, FundDecisionCodec, benefit_event_encoder
 from bus.codec import EventCodec
 from bus.payments_codec import PaymentEventCodec, payment_event_encoder
 from bus.registry import SchemaRegistry
@@ -30,9 +32,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIT_CHECKPOINTS",
+    "BENEFIT_APPLICATIONS",
     "CASE_EVENTS",
     "CASE_FACTS",
     "DATASETS",
+    "FUND_DECISIONS",
     "PAYMENT_ORDERS",
     "Dataset",
     "dataset",
@@ -42,6 +46,8 @@ CASE_EVENTS = "case-events"
 CASE_FACTS = "case-facts"
 PAYMENT_ORDERS = "payment-orders"
 AUDIT_CHECKPOINTS = "checkpoints"
+BENEFIT_APPLICATIONS = "applications"
+FUND_DECISIONS = "decisions"
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,8 @@ class Dataset:
     """(container, codec factory) → what the relay publishes for one recorded event (the
     codec is built after the encoder's own checks, e.g. that the reporting key is set)."""
     source: Callable[[Container], Any] | None = None
-    """The application whose notification log the relay reads (case or payments store)."""
+    """The application whose notification log the relay reads (case, payments or benefits
+    store)."""
 
 
 def _case_codec(container: Container, topic: str) -> EventCodec:
@@ -72,6 +79,14 @@ def _fact_codec(container: Container, topic: str) -> CaseFactCodec:
 
 def _payments_codec(container: Container, topic: str) -> PaymentEventCodec:
     return PaymentEventCodec(container.registry, topic)
+
+
+def _benefits_codec(container: Container, topic: str) -> BenefitEventCodec:
+    return BenefitEventCodec(container.registry, topic, vault=container.service.vault)
+
+
+def _decisions_codec(container: Container, topic: str) -> FundDecisionCodec:
+    return FundDecisionCodec(container.registry, topic)
 
 
 def _checkpoint_codec(container: Container, topic: str) -> CheckpointCodec:
@@ -117,6 +132,14 @@ DATASETS: dict[str, Dataset] = {
             source=lambda container: container.payments,
         ),
         Dataset(AUDIT_CHECKPOINTS, codec=_checkpoint_codec),
+        Dataset(
+            BENEFIT_APPLICATIONS,
+            codec=_benefits_codec,
+            relay="benefits",
+            encoder=lambda _, codec: benefit_event_encoder(codec()),
+            source=lambda container: container.benefits,
+        ),
+        Dataset(FUND_DECISIONS, codec=_decisions_codec),  # written by the fund's application
     )
 }
 """Every dataset the bus publishes, by name."""

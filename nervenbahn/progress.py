@@ -28,7 +28,13 @@ from bus.kafka_settings import KafkaSettings
 from bus.topics import dead_letter_topic, topic_end_offsets, topic_message_counts
 from domain.errors import NervenbahnError
 from nervenbahn.container import Container
-from nervenbahn.datasets import CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS, dataset
+from nervenbahn.datasets import (
+    BENEFIT_APPLICATIONS,
+    CASE_EVENTS,
+    CASE_FACTS,
+    PAYMENT_ORDERS,
+    dataset,
+)
 from projections import Projection
 from projections.errors import ReadModelUnreadableError
 from projections.storage import open_read_model, read_progress
@@ -44,7 +50,7 @@ __all__ = [
 
 BROKER_WAIT_MS = 3000
 """How long the broker may take to answer the questions of one report (connect, end offsets)."""
-RELAYED = (CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS)
+RELAYED = (CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS, BENEFIT_APPLICATIONS)
 """The datasets a relay fills, as `serve` runs them."""
 
 

@@ -36,8 +36,8 @@ from domain.errors import NervenbahnError
 from nervenbahn.audit.access import access_log_to_sign
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
 from nervenbahn.config import Settings
-from nervenbahn.container import Container
-from nervenbahn.datasets import CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS
+from nervenbahn.container import FUND_DECISIONS_CONNECTOR, Container
+from nervenbahn.datasets import BENEFIT_APPLICATIONS, CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS
 from nervenbahn.health import probe_store
 from nervenbahn.incident_monitor import MONITOR, IncidentMonitor, probe_brokers
 from nervenbahn.incidents import open_incident_store
@@ -65,6 +65,9 @@ class Server:
     projections: tuple[str, ...] = tuple(PROJECTIONS)
     payments: bool = True
     """Also run the payments relay (payment runs → the payments topic)."""
+    benefits: bool = True
+    """Also run the benefits relay (applications → the applications topic) and the
+    fund-decisions connector (the decisions topic → the benefits service)."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _supervisor: Supervisor | None = None
     _relays: dict[str, Relay | None] = field(default_factory=dict)
@@ -102,6 +105,10 @@ class Server:
         self._spawn("checkpointer", self._checkpointer)
         if self.payments:
             self._spawn_relay("payments-relay", PAYMENT_ORDERS)
+        if self.benefits:
+            self.container.register_fund_decision_schema()  # the fund's producer looks it up
+            self._spawn_relay("benefits-relay", BENEFIT_APPLICATIONS)
+            self._spawn(FUND_DECISIONS_CONNECTOR, self._record_fund_decisions)
         self.app.state.supervision = self
         self._spawn("api", self._serve_api)
         self._spawn(MONITOR, self._monitor_incidents)
@@ -268,6 +275,17 @@ class Server:
                 log.exception("checkpoint not signed or not published; retried next interval")
             finally:
                 db.close()
+
+    def _record_fund_decisions(self) -> None:
+        """One run of the fund-decisions connector, on a bookkeeping store opened for this
+        run (a restart gets a fresh connection)."""
+        store = self.container.connector_store(FUND_DECISIONS_CONNECTOR)
+        try:
+            with self.container.fund_decisions_consumer(store) as consumer:
+                self._consumers[FUND_DECISIONS_CONNECTOR] = consumer
+                consumer.run(self._stop, poll_ms=200)
+        finally:
+            store.close()
 
     def _consume(self, projection: Projection) -> None:
         """One run of the projection's consumer, on a store opened for this run (a restart

@@ -8,7 +8,8 @@ processes failed with "deadlock detected" or "tuple concurrently updated" (issue
 
 So the composition root opens each service (`build_service`, `build_payment_service`) through
 `opened_in_turn`: when the schema does not yet record the service's tables as made
-(`schema_versions`, component `CASE_TABLES` / `PAYMENT_TABLES`), the process takes a
+(`schema_versions`, component `CASE_TABLES` / `PAYMENT_TABLES` /
+`BENEFIT_TABLES`), the process takes a
 session-level advisory lock, opens the service (its recorders' `create_table`, the snapshot
 recorder's, the key store's migration), records the component and lets go. A store whose
 tables are recorded costs one read and takes no lock, and opens its service without any DDL
@@ -74,10 +75,10 @@ PAYMENT_TABLES = Component(
 
 BENEFIT_TABLES = Component(
     "benefit_event_tables",
-    [Migration(1, "the benefits service's events table (created by its recorder)",
-               sqlite=[], postgres=[])],
+    [Migration(1, "the benefits service's events and snapshots tables "
+                  "(created by its recorders)", sqlite=[], postgres=[])],
 )
-"""Recorded once the benefits service's recorder has made its table in the schema."""
+"""Recorded once the benefits service's recorders have made their tables in the schema."""
 
 
 def opened_in_turn(

@@ -215,6 +215,14 @@ class BenefitService(StoredNotificationLog, Application[UUID]):
             raise ApplicationNotFoundError(application_id)
         return application
 
+    def recorded_with(self, application_id: UUID, correlation_id: UUID) -> bool:
+        """True if an event of the application was recorded under `correlation_id` (a command
+        that names its own, e.g. a fund decision's id, is then recorded already);
+        ApplicationNotFoundError if there is no such application."""
+        self.application(application_id)
+        return any(getattr(event, "correlation_id", None) == correlation_id
+                   for event in self.events.get(application_id))
+
     def delegation(self, delegation_id: UUID) -> Delegation:
         """The current state of a delegation (RuleViolationError naming the id if none)."""
         found: Delegation = self._required(delegation_id, Delegation, "delegation-unknown",

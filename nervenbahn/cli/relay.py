@@ -1,9 +1,11 @@
 """`nervenbahn relay …`: publish recorded events to the bus, and show how far behind it is.
 
-Two relays read the store's notification log, each with a position of its own: `case-events`
-(every event, sealed) and `reporting` (a pseudonymised fact per event, docs/reporting.md).
-`relay status --all` also shows the payments relay (`nervenbahn payments relay` runs it), so
-that every relay `serve` runs can be watched from one command.
+Three relays read a store's notification log, each with a position of its own: `case-events`
+(every event, sealed) and `reporting` (a pseudonymised fact per event, docs/reporting.md) read
+the case store's; `benefits` reads the benefits store's (every benefit-application event, the
+applicant sealed, onto the applications topic). `relay status --all` also shows the payments
+relay (`nervenbahn payments relay` runs it), so that every relay `serve` runs can be watched
+from one command.
 """
 
 from __future__ import annotations
@@ -18,17 +20,20 @@ from rich.table import Table
 
 from bus.relay import Relay, RelayStatus
 from bus.topics import ensure_topics
-from nervenbahn.datasets import CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS
+from nervenbahn.datasets import BENEFIT_APPLICATIONS, CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS
 
 from .render import emit_json
 from .session import Session, session
 
 app = typer.Typer(help="The relay: every recorded event onto the bus.", no_args_is_help=True)
 
-RelayName = Literal["case-events", "reporting"]
-RELAYS: tuple[RelayName, ...] = ("case-events", "reporting")
-_DATASETS: dict[RelayName, str] = {"case-events": CASE_EVENTS, "reporting": CASE_FACTS}
-"""The dataset each relay fills (the reporting relay: the pseudonymised case facts)."""
+RelayName = Literal["case-events", "reporting", "benefits"]
+RELAYS: tuple[RelayName, ...] = ("case-events", "reporting", "benefits")
+_DATASETS: dict[RelayName, str] = {
+    "case-events": CASE_EVENTS, "reporting": CASE_FACTS, "benefits": BENEFIT_APPLICATIONS,
+}
+"""The dataset each relay fills (the reporting relay: the pseudonymised case facts; the
+benefits relay: the applications topic)."""
 _STATUS_DATASETS: dict[str, str] = {
     **{str(name): dataset for name, dataset in _DATASETS.items()}, "payments": PAYMENT_ORDERS}
 """Every relay `serve` runs, for `relay status --all` (payments: `nervenbahn payments relay`)."""
@@ -36,7 +41,9 @@ _STATUS_DATASETS: dict[str, str] = {
 RelayOption = Annotated[
     str,
     typer.Option(
-        "--relay", help="Which relay: case-events (every event) or reporting (case facts)."
+        "--relay",
+        help="Which relay: case-events (every event), reporting (case facts) or benefits "
+        "(benefit applications).",
     ),
 ]
 
@@ -52,7 +59,7 @@ def run(
     ] = 500,
     relay: RelayOption = "case-events",
     run_all: Annotated[
-        bool, typer.Option("--all", help="Run both relays, each in a thread of its own.")
+        bool, typer.Option("--all", help="Run every relay, each in a thread of its own.")
     ] = False,
 ) -> None:
     """Publish recorded events until stopped (Ctrl-C / SIGTERM) or caught up."""
@@ -114,7 +121,8 @@ def _relay_name(text: str) -> RelayName:
     for name in RELAYS:
         if text == name:
             return name
-    raise typer.BadParameter(f"{text!r}: use case-events or reporting", param_hint="--relay")
+    raise typer.BadParameter(f"{text!r}: use case-events, reporting or benefits",
+                             param_hint="--relay")
 
 
 def _open(rt: Session, name: RelayName, batch_size: int) -> Relay:

@@ -53,7 +53,8 @@ def test_an_unknown_dataset_is_a_configuration_error_naming_the_known_ones(
     tmp_path: Path, master_key: str
 ) -> None:
     container = Container(store_settings(tmp_path, master_key), kafka=KAFKA)
-    with pytest.raises(ConfigError, match=r"'no-such'.*known: case-events, case-facts"):
+    with pytest.raises(ConfigError, match=r"'no-such'.*known: applications, case-events, "
+                                           r"case-facts"):
         container.topic("no-such")
 
 

@@ -3,14 +3,17 @@
 bus_reader key, topics taken from `serve`'s AsyncAPI document (issue 13, Done-when point 1).
 
 A small store fills every topic the installation uses with the relays and the checkpointer the
-project runs: case events, reporting facts, a payment run, signed checkpoints. Then every
-message decodes, its writer schema is the record its headers announce (the audit topic has no
-headers: one of the channel's records), each topic holds exactly what the installation
-published, and no synthetic name, AHV number or IBAN shows in clear on any topic. A message
-whose `event_type` header names another record than its value is counted, never decoded as
-that type. The kafka-python + fastavro decoder docs/bus.md prints for integrators decodes every
-message too, and refuses that one; so does its confluent-kafka consumer, built from the
-configuration the page prints and reading the case-events topic in a group.
+project runs: case events, reporting facts, a payment run, signed checkpoints, a benefit
+application, and the fund's decision on it (written as the fund's application would, recorded by
+the fund-decisions connector before `serve` starts, so nothing moves while the reader reads).
+Then every message decodes, its writer schema is the record its headers announce (the audit
+topic and the fund's decisions have no headers: one of the channel's records), each topic holds
+exactly what the installation published, and no synthetic name, AHV number or IBAN shows in
+clear on any topic. A message whose `event_type` header names another record than its value is
+counted, never decoded as that type. The kafka-python + fastavro decoder docs/bus.md prints for
+integrators decodes every message too, and refuses that one; so does its confluent-kafka
+consumer, built from the configuration the page prints and reading the case-events topic in a
+group.
 """
 
 from __future__ import annotations
@@ -23,29 +26,44 @@ import threading
 import uuid
 from collections import Counter
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from bus.benefits_codec import FundDecision
 from bus.envelope import event_id
 from bus.kafka_settings import KafkaSettings
 from bus.topics import ensure_topics, installation_topics
+from domain import benefit_commands as bc
+from domain.benefits import MonthlyAmount
+from domain.commands import Actor
 from domain.payments import RecordPayoutAccount, RunPayments
 from nervenbahn.api.app import REGISTRY_PREFIX
 from nervenbahn.audit.checkpoints import CheckpointStore, SigningKey, write_checkpoint
-from nervenbahn.datasets import AUDIT_CHECKPOINTS, CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS
+from nervenbahn.container import FUND_DECISIONS_CONNECTOR
+from nervenbahn.datasets import (
+    AUDIT_CHECKPOINTS,
+    BENEFIT_APPLICATIONS,
+    CASE_EVENTS,
+    CASE_FACTS,
+    FUND_DECISIONS,
+    PAYMENT_ORDERS,
+)
 from tests.bus.pipeline import Pipeline, open_supported_case, pipeline
 from tests.bus.test_registry_served import serving_bus_readers
 from tests.bus.waiting import wait_until
+from tests.domain.case_desk import person_input
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "read_every_topic.py"
 FINANCE = {"user_id": "fin-so-01", "role": "administrator", "organisation": "so-finance"}
 IBANS = ["CH5604835012345678009", "CH3608387000001080173"]
 HOLDER = "Nora Beispiel"
-RELAYED = (CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS)
+RELAYED = (CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS, BENEFIT_APPLICATIONS)
+OFFICE = Actor("eva.frei", "branch_office", "akso-grenchen")
 
 
 def test_an_outside_reader_decodes_every_message_of_every_topic_through_serve(
@@ -144,6 +162,7 @@ def _fill_every_topic(line: Pipeline) -> tuple[list[uuid.UUID], list[str]]:
     month: dict[str, Any] = {"actor": FINANCE, "correlation_id": uuid.uuid4(),
                              "month": date.today().strftime("%Y-%m")}
     assert payments.run(RunPayments(**month)).recorded
+    _decided_application(line)
     for name in RELAYED:
         with line.container.relay(name) as relay:
             relay.run(threading.Event(), until_caught_up=True)
@@ -160,7 +179,39 @@ def _fill_every_topic(line: Pipeline) -> tuple[list[uuid.UUID], list[str]]:
         relay.run(threading.Event(), until_caught_up=True)
     with line.container.relay(CASE_FACTS) as relay:
         relay.run(threading.Event(), until_caught_up=True)
-    return [*cases, fourth], [HOLDER, *IBANS, *(f"Beispiel{n}" for n in range(4)), "75610000000"]
+    return [*cases, fourth], [HOLDER, *IBANS, *(f"Beispiel{n}" for n in range(4)), "75610000000",
+                              "Person7"]
+
+
+def _decided_application(line: Pipeline) -> None:
+    """An application received and forwarded at Grenchen, the fund's grant written to the
+    decisions topic and recorded by the fund-decisions connector."""
+    benefits, today = line.container.benefits, date.today()
+
+    def run(name: str, **data: Any) -> Any:
+        return benefits.execute(bc.BENEFIT_COMMANDS[name](
+            actor=OFFICE, correlation_id=uuid.uuid4(), **data))
+
+    application_id = run("receive_application", kind="el_ahv", municipality_bfs=2546,
+                         applicant=person_input(7), received_on=today).id
+    run("forward_application", application_id=application_id, override_reason="not checked")
+    month = today.replace(day=1)
+    decision = FundDecision(uuid.uuid4(), application_id, "granted", today, month,
+                            [MonthlyAmount(month, Decimal("880.40"))])
+    topic = line.container.topic(FUND_DECISIONS).name
+    producer = KafkaProducer(**line.container.kafka.producer_kwargs("fund"))
+    try:
+        value = line.container.codec(FUND_DECISIONS).encode(decision).value  # type: ignore[attr-defined]
+        producer.send(topic, key=str(application_id).encode(), value=value).get(timeout=30)
+    finally:
+        producer.close()
+    store = line.container.connector_store(FUND_DECISIONS_CONNECTOR)
+    try:
+        with line.container.fund_decisions_consumer(store) as consumer:
+            wait_until(lambda: benefits.application(application_id).stage == "granted",
+                       step=lambda: consumer.poll_once(200), what="the grant recorded")
+    finally:
+        store.close()
 
 
 def _published(line: Pipeline) -> dict[str, int]:
@@ -172,6 +223,7 @@ def _published(line: Pipeline) -> dict[str, int]:
         assert status.position == status.head, name
         counts[name] = status.published
     assert counts[CASE_EVENTS] == len(line.recorded())
+    counts[FUND_DECISIONS] = 1  # written by the fund's application
     db = line.container.audit_database()
     try:
         counts[AUDIT_CHECKPOINTS] = sum(cp.published for cp in CheckpointStore(db).all())

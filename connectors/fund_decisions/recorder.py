@@ -1,0 +1,129 @@
+"""The fund-decisions connector: each decision the fund's application writes to the decisions
+topic (`<prefix>.benefits.decisions.v1`, `ch.nervenbahn.benefits.FundDecision`) becomes the
+benefits service's command, recorded as the fund officer named after the connector.
+
+A thin edge (STYLE.md): decode, build one command, hand it on; the rules (a decision only on a
+forwarded application, amounts in order, ELG Art. 12) are the domain's. The consumer framework
+(`bus.consumer`) schema-validates (a message its codec cannot read is dead-lettered as
+`undecodable`) and calls `handle` once per decision id. A decision whose command cannot be
+recorded (unknown application, a field the command refuses, a rule of the application) raises
+`DecisionRefusedError` naming the field or rule: the consumer dead-letters the message whole
+with that text in `dlq_error` (`dlq_reason` `rejected`) and goes on with the next one.
+
+**Idempotent.** The command's correlation id is the decision id, so the recorded event carries
+it, written in the same transaction as the event itself: a decision delivered again (the
+broker redelivers, the fund sends it twice, the consumer's effect store was lost) finds its
+event and changes nothing. The consumer's own dedup by decision id (its effect store) is the
+fast path in front of that.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+from uuid import UUID
+
+import structlog
+
+from bus.benefits_codec import FundDecision
+from bus.consumer import Received
+from connectors.errors import ConnectorError
+from domain.benefit_commands import AmendDecision, EndBenefit, GrantBenefit, RefuseBenefit
+from domain.commands import Actor, Command
+from domain.errors import (
+    ApplicationNotFoundError,
+    DomainError,
+    InvalidCommandError,
+    RuleViolationError,
+)
+
+__all__ = [
+    "FUND_ORGANISATION",
+    "BenefitCommands",
+    "DecisionRecorder",
+    "DecisionRefusedError",
+    "decision_command",
+]
+
+log = structlog.get_logger("nervenbahn.connectors.fund_decisions")
+
+FUND_ORGANISATION = "akso"
+"""The organisation of the fund's officers (`domain.commands.Role`)."""
+
+
+class DecisionRefusedError(ConnectorError):
+    """A fund decision could not be recorded: its message is dead-lettered with this reason."""
+
+
+class BenefitCommands(Protocol):
+    """What the connector needs of the benefits service."""
+
+    def execute(self, command: Command) -> Any:
+        """Record the command's events or raise a DomainError (nothing recorded)."""
+
+    def recorded_with(self, application_id: UUID, correlation_id: UUID) -> bool:
+        """True if an event of the application was recorded under `correlation_id`;
+        ApplicationNotFoundError if there is no such application."""
+
+
+class DecisionRecorder:
+    """The consumer handler of the decisions topic: one fund decision → one command."""
+
+    def __init__(self, name: str, benefits: BenefitCommands) -> None:
+        self.name = name
+        self.actor = Actor(user_id=name, role="fund_officer", organisation=FUND_ORGANISATION)
+        """The system actor the decisions are recorded as: a fund officer named after the
+        connector."""
+        self._benefits = benefits
+
+    def handle(self, received: Received, tx: Any) -> None:
+        """Record the decision (`tx`, the consumer's transaction, is not needed: the event
+        itself carries the decision id); DecisionRefusedError if it cannot be recorded."""
+        decision = received.event
+        if not isinstance(decision, FundDecision):  # the codec reads nothing else
+            raise DecisionRefusedError(f"{received.event_type} is not a FundDecision")
+        where = f"decision {decision.decision_id} on application {decision.application_id}"
+        try:
+            if self._benefits.recorded_with(decision.application_id, decision.decision_id):
+                log.info("decision recorded already", decision_id=str(decision.decision_id))
+                return
+            self._benefits.execute(decision_command(decision, self.actor))
+        except ApplicationNotFoundError as exc:
+            raise DecisionRefusedError(
+                f"application_id: {where}: no such application") from exc
+        except InvalidCommandError as exc:
+            raise DecisionRefusedError(f"{where}: {exc}") from exc
+        except RuleViolationError as exc:
+            raise DecisionRefusedError(f"{where}: rule {exc.rule}: {exc}") from exc
+        except DomainError as exc:
+            raise DecisionRefusedError(f"{where}: {exc}") from exc
+
+
+_COMMANDS: dict[str, type[Command]] = {
+    "granted": GrantBenefit, "refused": RefuseBenefit, "amended": AmendDecision,
+    "ended": EndBenefit,
+}
+"""The command of each kind of decision."""
+
+
+def decision_command(decision: FundDecision, actor: Actor) -> Command:
+    """The benefits command of one decision, its correlation id the decision id;
+    InvalidCommandError naming the field if the decision lacks what its kind needs (the
+    command validates what it is given, as for every caller)."""
+    command = _COMMANDS.get(decision.kind)
+    if command is None:
+        raise InvalidCommandError("fund_decision", [("kind", f"{decision.kind!r} is no decision")])
+    data: dict[str, Any] = {
+        "actor": actor, "correlation_id": decision.decision_id,
+        "application_id": decision.application_id,
+    }
+    amounts = [{"from_month": a.from_month, "monthly_chf": a.monthly_chf}
+               for a in decision.amounts]
+    if decision.kind == "granted":
+        data |= {"from_month": decision.from_month, "amounts": amounts}
+    elif decision.kind == "refused":
+        data |= {"reason": decision.reason}
+    elif decision.kind == "amended":
+        data |= {"amounts": amounts, "reason": decision.reason}
+    else:
+        data |= {"condition_ceased_on": decision.condition_ceased_on, "reason": decision.reason}
+    return command(**data)
