@@ -1,0 +1,195 @@
+"""Benefit applications on the bus without a broker: every application event through its codec
+and back, the fund's decisions into commands (a fake benefits service), and `schemas check`
+refusing a benefits schema that no longer matches its class."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from bus.benefits_codec import (
+    BenefitEventCodec,
+    FundDecision,
+    FundDecisionCodec,
+    benefit_event_encoder,
+)
+from bus.consumer import Received
+from bus.envelope import event_id
+from bus.errors import DecodeError
+from bus.registry_sqlite import SQLiteSchemaRegistry
+from bus.schema_check import check_schemas
+from connectors.fund_decisions.recorder import DecisionRecorder, DecisionRefusedError
+from domain.benefit_commands import GrantBenefit
+from domain.benefits import APPLICATION_EVENT_TYPES, DELEGATION_EVENT_TYPES, MonthlyAmount
+from domain.commands import Command
+from domain.errors import ApplicationNotFoundError, RuleViolationError
+from schemas import SCHEMA_DIR
+from tests.domain.benefit_desk import ALL_DOCUMENTS, GRENCHEN_OFFICE, build_benefit_desk
+
+APPLICATIONS = "t.benefits.applications.v1"
+DECISIONS = "t.benefits.decisions.v1"
+
+
+def _every_application_event() -> tuple[list[Any], Any]:
+    """Stored events of every application event type (and delegation events), and the vault."""
+    desk = build_benefit_desk()
+    granted = desk.receive()
+    desk.run("check_completeness", GRENCHEN_OFFICE, application_id=granted,
+             documents_present=ALL_DOCUMENTS["el_ahv"][:2])
+    desk.run("request_documents", GRENCHEN_OFFICE, application_id=granted,
+             documents=["rent_contract"], due_on=desk.today + timedelta(days=20))
+    desk.run("record_documents_received", GRENCHEN_OFFICE, application_id=granted,
+             documents=["rent_contract"], received_on=desk.today)
+    desk.run("forward_application", GRENCHEN_OFFICE, application_id=granted,
+             override_reason="documents follow")
+    month = desk.today.replace(day=1)
+    desk.run("grant_benefit", application_id=granted, from_month=month,
+             amounts=[{"from_month": month, "monthly_chf": "1234.55"}])
+    desk.run("amend_decision", application_id=granted, reason="new rent",
+             amounts=[{"from_month": month, "monthly_chf": "1300.00"}])
+    desk.run("end_benefit", application_id=granted, condition_ceased_on=desk.today,
+             reason="moved_away")
+    refused = desk.forwarded(serial=2)
+    desk.run("refuse_benefit", application_id=refused, reason="income_sufficient")
+    withdrawn = desk.receive(serial=3)
+    desk.run("withdraw_application", GRENCHEN_OFFICE, application_id=withdrawn,
+             reason="applicant_request")
+    delegation = desk.delegate("document_request")
+    events = [e for app in (granted, refused, withdrawn, delegation)
+              for e in desk.service.events.get(app)]
+    return events, desk.service.vault
+
+
+def test_every_application_event_travels_and_comes_back_equal(tmp_path: Path) -> None:
+    events, vault = _every_application_event()
+    registry = SQLiteSchemaRegistry(tmp_path / "registry.db")
+    codec = BenefitEventCodec(registry, APPLICATIONS, vault=vault)
+    encode = benefit_event_encoder(codec)
+    published = [(event, encode(event)) for event in events]
+    registry.close()
+
+    application_events = [e for e, _ in published if isinstance(e, APPLICATION_EVENT_TYPES)]
+    assert {type(e) for e in application_events} == set(APPLICATION_EVENT_TYPES)
+    for event, messages in published:
+        if isinstance(event, DELEGATION_EVENT_TYPES):
+            assert messages == []  # delegations stay inside nervenbahn
+            continue
+        ((key, value, headers, *_),) = messages
+        assert key == str(event.originator_id).encode()
+        assert codec.decode(value) == event
+        named = dict(headers)
+        assert named["event_id"] == str(event_id(event.originator_id,
+                                                 event.originator_version)).encode()
+        assert named["correlation_id"] == str(event.correlation_id).encode()
+        assert named["event_type"] == type(event).__name__.encode()
+        assert "effective_date" in named
+
+
+def test_a_granted_decision_travels_with_its_amounts_as_decimals(tmp_path: Path) -> None:
+    registry = SQLiteSchemaRegistry(tmp_path / "registry.db")
+    codec = FundDecisionCodec(registry, DECISIONS)
+    decision = FundDecision(uuid.uuid4(), uuid.uuid4(), "granted", date(2026, 12, 3),
+                            date(2026, 12, 1), [MonthlyAmount(date(2026, 12, 1),
+                                                              Decimal("1234.55"))])
+    value = codec.encode(decision).value
+    back = codec.decode(value)
+    with pytest.raises(DecodeError):
+        codec.decode(b"\x00\x00\x00\x00\x27not avro")
+    registry.close()
+    assert back == decision and isinstance(back.amounts[0].monthly_chf, Decimal)
+    assert codec.event_id(back) == decision.decision_id
+
+
+# --- the connector, with a fake benefits service ------------------------------------------------
+
+
+class FakeBenefits:
+    """Records commands; knows which (application, correlation id) pairs are recorded."""
+
+    def __init__(self, known: set[UUID], refuse: RuleViolationError | None = None) -> None:
+        self.known = known
+        self.refuse = refuse
+        self.executed: list[Command] = []
+
+    def execute(self, command: Command) -> None:
+        if self.refuse is not None:
+            raise self.refuse
+        self.executed.append(command)
+
+    def recorded_with(self, application_id: UUID, correlation_id: UUID) -> bool:
+        if application_id not in self.known:
+            raise ApplicationNotFoundError(application_id)
+        return any(c.correlation_id == correlation_id for c in self.executed)
+
+
+def _received(decision: FundDecision) -> Received:
+    return Received(decision, decision.decision_id, "FundDecision", DECISIONS, 0, 0, {})
+
+
+def _grant(application_id: UUID, **fields: Any) -> FundDecision:
+    month = date(2026, 12, 1)
+    data: dict[str, Any] = {"from_month": month,
+                            "amounts": [MonthlyAmount(month, Decimal("900.05"))]}
+    return FundDecision(uuid.uuid4(), application_id, "granted", date(2026, 12, 3),
+                        **(data | fields))
+
+
+def test_a_decision_becomes_the_fund_officers_command_once() -> None:
+    application_id = uuid.uuid4()
+    benefits = FakeBenefits({application_id})
+    recorder = DecisionRecorder("fund-decisions", benefits)
+    decision = _grant(application_id)
+
+    recorder.handle(_received(decision), None)
+    recorder.handle(_received(decision), None)  # the effect store lost: the event tells
+
+    (command,) = benefits.executed
+    assert isinstance(command, GrantBenefit)
+    assert command.correlation_id == decision.decision_id
+    assert command.amounts[0].monthly_chf == Decimal("900.05")
+    assert (command.actor.user_id, command.actor.role) == ("fund-decisions", "fund_officer")
+
+
+@pytest.mark.parametrize(("decision", "known", "refuse", "reason"), [
+    (_grant(UUID(int=1)), set(), None, "application_id: .* no such application"),
+    (_grant(UUID(int=1), from_month=None), {UUID(int=1)}, None, "from_month"),
+    (FundDecision(uuid.uuid4(), UUID(int=1), "ended", date(2026, 12, 3)), {UUID(int=1)}, None,
+     "condition_ceased_on"),
+    (_grant(UUID(int=1)), {UUID(int=1)},
+     RuleViolationError("decision-once", "application_id: granted already"),
+     "rule decision-once"),
+])
+def test_a_decision_that_cannot_be_recorded_is_refused_naming_why(
+    decision: FundDecision, known: set[UUID], refuse: RuleViolationError | None, reason: str
+) -> None:
+    benefits = FakeBenefits(known, refuse)
+    with pytest.raises(DecisionRefusedError, match=reason):
+        DecisionRecorder("fund-decisions", benefits).handle(_received(decision), None)
+    assert benefits.executed == []
+
+
+# --- schemas check --------------------------------------------------------------------------------
+
+
+def test_schemas_check_refuses_a_benefits_schema_that_lost_a_field(tmp_path: Path) -> None:
+    schemas = tmp_path / "schemas"
+    shutil.copytree(SCHEMA_DIR, schemas, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = schemas / "benefits" / "BenefitGranted.avsc"
+    schema = json.loads(path.read_text())
+    schema["fields"] = [f for f in schema["fields"] if f["name"] != "decided_on"]
+    path.write_text(json.dumps(schema))
+    assert check_schemas(SCHEMA_DIR) == []
+
+    problems = check_schemas(schemas)
+
+    assert [(p.subject, p.field, p.kind) for p in problems
+            if p.kind == "DOMAIN_MISMATCH"] == [
+        ("ch.nervenbahn.benefits.BenefitGranted", "decided_on", "DOMAIN_MISMATCH")]
