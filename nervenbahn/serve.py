@@ -281,8 +281,8 @@ class Server:
         run (a restart gets a fresh connection)."""
         store = self.container.connector_store(FUND_DECISIONS_CONNECTOR)
         try:
+            # Not among `_consumers` (the projections' rewinds): the fund writes no relay epoch.
             with self.container.fund_decisions_consumer(store) as consumer:
-                self._consumers[FUND_DECISIONS_CONNECTOR] = consumer
                 consumer.run(self._stop, poll_ms=200)
         finally:
             store.close()
