@@ -6,7 +6,8 @@ sealed). In: the fund's application, played here by a plain confluent-kafka prod
 `AvroSerializer` (no auto-registration, latest version from the served registry), writes
 decisions; the fund-decisions connector records them, once per decision id; a malformed
 message, one for an unknown application and one a rule refuses are dead-lettered with the
-reason, nothing recorded.
+reason, nothing recorded. And the benefits store and the connector's bookkeeping open on
+PostgreSQL too.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from domain.application.benefits import BenefitService
 from domain.benefits import BenefitGranted
 from domain.commands import Actor
 from nervenbahn.api.app import REGISTRY_PREFIX
-from nervenbahn.container import FUND_DECISIONS_CONNECTOR
+from nervenbahn.config import load_settings
+from nervenbahn.container import FUND_DECISIONS_CONNECTOR, Container
 from tests.bus.pipeline import pipeline, topic_contents
 from tests.bus.test_registry_served import decode_topic, serving_bus_readers
 from tests.bus.waiting import wait_until
@@ -214,3 +216,21 @@ def _read(kafka: KafkaSettings, topic: str, keep: Any, until: Any) -> None:
         wait_until(until, step=step, within=60, what=f"the messages of {topic}")
     finally:
         reader.close()
+
+
+def test_the_benefits_store_and_the_connectors_bookkeeping_open_on_postgresql(
+    postgres_dsn: str, master_key: str
+) -> None:
+    settings = load_settings({"NERVENBAHN_STORE": postgres_dsn,
+                              "NERVENBAHN_MASTER_KEY": master_key})
+    container = Container(settings)
+    try:
+        application_id = _forwarded_application(container.benefits, serial=3)
+        store = container.connector_store(FUND_DECISIONS_CONNECTOR)
+        store.close()
+        stage = container.benefits.application(application_id).stage
+        status = container.relay_status("applications")
+    finally:
+        container.close()
+    assert stage == "forwarded"
+    assert (status.position, status.head) == (0, 3)  # three events for the benefits relay
