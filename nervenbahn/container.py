@@ -208,27 +208,6 @@ def _second_store(store: StoreConfig, tables: Component, name: str,
         ) from exc
 
 
-def build_benefit_service(
-    settings: Settings,
-    cases: CaseService,
-    clock: Callable[[], datetime] = datetime_now_with_tzinfo,
-) -> BenefitService:
-    """The benefits service on the store of `cases` (same database and vault, its own events
-    table)."""
-    try:
-        def opening(create_tables: bool) -> BenefitService:
-            return BenefitService(
-                _store_env(settings.store, create_tables), vault=cases.vault,
-                reference=cases.reference, offices=load_branch_offices(), clock=clock,
-            )
-
-        return opened_in_turn(settings.store, BENEFIT_TABLES, opening)
-    except (psycopg.Error, sqlite3.Error, PersistenceError, OSError) as exc:
-        raise StoreUnavailableError(
-            f"cannot open the benefits store in {settings.store.describe()}: {exc}"
-        ) from exc
-
-
 def open_registry(store: StoreConfig, url: str | None = None) -> SchemaRegistry:
     """The external registry at `url` (NERVENBAHN_SCHEMA_REGISTRY), else the embedded one."""
     if url:
