@@ -129,6 +129,9 @@ class GrantBenefit(BenefitCommand):
     """The fund's decision: the benefit is owed from a month, with monthly amounts."""
 
     name: ClassVar[str] = "grant_benefit"
+    decided_on: Day | None = None
+    """The day the fund decided (its own application's date); None: the day it is recorded.
+    Not in the future, not before the application was forwarded."""
     from_month: Month
     amounts: Annotated[list[AmountPeriod], Field(min_length=1, max_length=120)]
 
@@ -144,6 +147,8 @@ class RefuseBenefit(BenefitCommand):
     """The fund's decision: the benefit is refused."""
 
     name: ClassVar[str] = "refuse_benefit"
+    decided_on: Day | None = None
+    """The day the fund decided; None: the day it is recorded (as for GrantBenefit)."""
     reason: BenefitRefusalReason
     note: Reason | None = None
 

@@ -523,13 +523,13 @@ class BenefitApplication(Aggregate):
                     f"from_month: {cmd.from_month:%Y-%m} lies before the month of the "
                     f"application ({self.received_on:%Y-%m}; ELG Art. 12)")
         self._trigger(BenefitGranted, cmd, rec, from_month=cmd.from_month,
-                      amounts=_amounts(cmd.amounts), decided_on=rec.today)
+                      amounts=_amounts(cmd.amounts), decided_on=self._decided_on(cmd, rec))
 
     def refuse(self, cmd: RefuseBenefit, rec: Recording) -> None:
         """Refuse the benefit with a reason."""
         self._decision(cmd)
         self._trigger(BenefitRefused, cmd, rec, reason=cmd.reason, note=cmd.note,
-                      decided_on=rec.today)
+                      decided_on=self._decided_on(cmd, rec))
 
     def amend(self, cmd: AmendDecision, rec: Recording) -> None:
         """Change the amounts from the first given month on (retroactively too)."""
@@ -591,6 +591,21 @@ class BenefitApplication(Aggregate):
             rule = "decision-once" if self.stage in DECIDED_STAGES else "decision-after-forwarding"
             _refuse(rule, f"application_id: {self.id} is {self.stage}; the fund decides once, "
                           "on a forwarded application")
+
+    def _decided_on(self, cmd: GrantBenefit | RefuseBenefit, rec: Recording) -> date:
+        """The fund's date of the decision: as given, else today; neither in the future nor
+        before the forwarding (the figures count days from receipt to this date)."""
+        if cmd.decided_on is None:
+            return rec.today
+        if cmd.decided_on > rec.today:
+            _refuse("decision-date-not-future",
+                    f"decided_on: {cmd.decided_on} lies after today ({rec.today})")
+        assert self.forwarded_on is not None  # _decision: only a forwarded application
+        if cmd.decided_on < self.forwarded_on:
+            _refuse("decision-date-after-forwarding",
+                    f"decided_on: {cmd.decided_on} lies before the forwarding "
+                    f"({self.forwarded_on})")
+        return cmd.decided_on
 
     def _require_granted(self, cmd: BenefitCommand, what: str, stages: tuple[str, ...]) -> None:
         _require_fund(cmd.actor, "decision-by-fund", what)

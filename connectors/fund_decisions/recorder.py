@@ -119,9 +119,10 @@ def decision_command(decision: FundDecision, actor: Actor) -> Command:
     amounts = [{"from_month": a.from_month, "monthly_chf": a.monthly_chf}
                for a in decision.amounts]
     if decision.kind == "granted":
-        data |= {"from_month": decision.from_month, "amounts": amounts}
+        data |= {"from_month": decision.from_month, "amounts": amounts,
+                 "decided_on": decision.decided_on}
     elif decision.kind == "refused":
-        data |= {"reason": decision.reason}
+        data |= {"reason": decision.reason, "decided_on": decision.decided_on}
     elif decision.kind == "amended":
         data |= {"amounts": amounts, "reason": decision.reason}
     else:

@@ -219,6 +219,26 @@ def test_what_was_owed_as_known_then_and_now(desk: BenefitDesk) -> None:
     assert service.owed_as_known(application_id, december, before) == Decimal("0.00")
 
 
+def test_the_fund_dates_its_decision_between_forwarding_and_today(desk: BenefitDesk) -> None:
+    granted, refused, early, late = (desk.forwarded() for _ in range(4))
+    forwarded_on = desk.today
+    desk.move_to(forwarded_on + timedelta(days=20))
+    fund_day = forwarded_on + timedelta(days=12)
+
+    desk.run("grant_benefit", application_id=granted, from_month=f"{forwarded_on:%Y-%m}",
+             decided_on=fund_day,
+             amounts=[{"from_month": f"{forwarded_on:%Y-%m}", "monthly_chf": "900.00"}])
+    desk.run("refuse_benefit", application_id=refused, reason="income_sufficient")
+    desk.refused("decision-date-after-forwarding", "refuse_benefit", application_id=early,
+                 reason="income_sufficient", decided_on=forwarded_on - timedelta(days=1))
+    message = desk.refused("decision-date-not-future", "refuse_benefit", application_id=late,
+                           reason="income_sufficient", decided_on=desk.today + timedelta(days=1))
+
+    assert desk.service.application(granted).decided_on == fund_day
+    assert desk.service.application(refused).decided_on == desk.today
+    assert message.startswith("decided_on") or "decided_on:" in message
+
+
 def test_amendment_and_end_stay_within_the_grant(desk: BenefitDesk) -> None:
     application_id = desk.forwarded()
     desk.refused("benefit-granted", "amend_decision", application_id=application_id,
