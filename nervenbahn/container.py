@@ -53,6 +53,7 @@ from connectors.sdk import PrivateFiles
 from domain.application.benefits import BenefitService
 from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
+from domain.application.ports import NotificationLog
 from domain.errors import NervenbahnError
 from domain.personal_data import PersonalDataVault
 from domain.reference import load_branch_offices, load_reference_data
@@ -72,7 +73,7 @@ from nervenbahn.store_opening import (
     opened_in_turn,
     sqlite_turn,
 )
-from projections import PROJECTIONS, Projection, open_projection_store, rebuild
+from projections import READ_MODELS, Projection, open_projection_store, rebuild
 from projections.storage import ReadModelTarget, read_model_built
 from schemas.postgres import DatabaseUnavailableError
 from schemas.sql import Component
@@ -503,8 +504,13 @@ class Container:
     # --- read models ----------------------------------------------------------------------
 
     def projection(self, name: str) -> Projection:
-        """The projection `name` (`projections.PROJECTIONS`), configured from the settings."""
-        return PROJECTIONS[name].from_settings(self.settings)
+        """The projection `name` (`projections.READ_MODELS`), configured from the settings."""
+        return READ_MODELS[name].from_settings(self.settings)
+
+    def event_source(self, projection: Projection) -> NotificationLog:
+        """The notification log a rebuild of `projection` reads (`Projection.source`): the
+        case store's, or the benefits store's own table."""
+        return self.benefits if projection.source == "benefits" else self.service
 
     def read_model(self, name: str) -> ReadModelTarget:
         """Where the read model `name` lives: its SQLite file beside the store, or the schema
@@ -520,7 +526,7 @@ class Container:
         with _read_model_turn(target, projection.name):  # another `serve` may be building it
             if read_model_built(target, projection.tables[0]):
                 return None
-            return rebuild(projection, self.service, target)
+            return rebuild(projection, self.event_source(projection), target)
 
     def projection_store(self, projection: Projection) -> EffectStore:
         """The projection's consumer store (its tables and the consumer's bookkeeping); the

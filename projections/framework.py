@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Literal, Protocol, Self
 from uuid import UUID
 
 from pydantic import SecretStr
@@ -67,6 +67,10 @@ class Projection(ABC):
     """The projection's tables (the first one tells whether the read model is built)."""
     dataset: ClassVar[str] = "case-events"
     """The dataset whose topic keeps it up to date (`case-facts`: the reporting topic)."""
+    source: ClassVar[Literal["cases", "benefits"]] = "cases"
+    """The store whose notification log a rebuild reads: the case store's, or the benefits
+    store's own events table (`benefits_events`); the composition root hands `rebuild` the
+    matching service, each a `NotificationLog` of its own table only."""
 
     @classmethod
     def from_settings(cls, settings: ProjectionSettings) -> Self:
@@ -133,8 +137,9 @@ def rebuild(
     batch_size: int = 2000,
     progress: Callable[[int, int], object] = lambda done, total: None,
 ) -> int:
-    """Rebuild the projection from the event store's notification log (`source`, the case
-    service's): into a fresh SQLite database that then replaces the one at `target`, or, in
+    """Rebuild the projection from the event store's notification log (`source`: the case
+    service's, or the benefits service's for a projection whose `Projection.source` is
+    `benefits`): into a fresh SQLite database that then replaces the one at `target`, or, in
     PostgreSQL, by emptying and refilling its tables in one transaction (its group's
     bookkeeping forgotten too).
 
@@ -203,13 +208,13 @@ def _remove(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def already_applied(tx: SQLConnection, table: str, event: Any) -> bool:
-    """True if `table`'s row of the event's case holds its version or a later one: an old
-    event met again (re-sent, or replayed past what dedup knows) must not move the case
-    backwards, so the projection ignores it."""
+def already_applied(tx: SQLConnection, table: str, event: Any, *, key: str = "case_id") -> bool:
+    """True if `table`'s row of the event's aggregate (keyed by column `key`: a case id by
+    default) holds its version or a later one: an old event met again (re-sent, or replayed
+    past what dedup knows) must not move the row backwards, so the projection ignores it."""
     p = placeholder(tx)
     row = tx.execute(
-        f"SELECT version FROM {table} WHERE case_id = {p}",  # noqa: S608 - our table names
+        f"SELECT version FROM {table} WHERE {key} = {p}",  # noqa: S608 - our table names
         (str(event.originator_id),),
     ).fetchone()
     return row is not None and int(row[0]) >= event.originator_version
@@ -218,9 +223,18 @@ def already_applied(tx: SQLConnection, table: str, event: Any) -> bool:
 def update_case_row(tx: SQLConnection, table: str, case_id: str, **columns: object) -> None:
     """`UPDATE table SET columns… WHERE case_id = …` (table and column names are the
     projection's own, never input)."""
+    update_row(tx, table, ("case_id", case_id), **columns)
+
+
+def update_row(
+    tx: SQLConnection, table: str, where: tuple[str, str], **columns: object
+) -> None:
+    """`UPDATE table SET columns… WHERE key = value` for `where` = (key, value) (table and
+    column names are the projection's own, never input)."""
     p = placeholder(tx)
+    key, value = where
     assignments = ", ".join(f"{column} = {p}" for column in columns)
     tx.execute(
-        f"UPDATE {table} SET {assignments} WHERE case_id = {p}",  # noqa: S608
-        (*columns.values(), case_id),
+        f"UPDATE {table} SET {assignments} WHERE {key} = {p}",  # noqa: S608
+        (*columns.values(), value),
     )

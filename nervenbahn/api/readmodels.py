@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from fastapi import Response
 
 from nervenbahn.api.errors import ReadModelUnavailableError
-from projections import PROJECTIONS
+from projections import READ_MODELS
 from projections.errors import ReadModelUnreadableError
 from projections.storage import ReadModelTarget, SQLConnection, open_read_model, read_progress
 
@@ -39,7 +39,7 @@ def read_model(
     PostgreSQL schema of the read models), its freshness set on `response`;
     ReadModelUnavailableError (503) if it cannot be opened or read."""
     try:
-        with open_read_model(target, PROJECTIONS[name].tables[0]) as db:
+        with open_read_model(target, READ_MODELS[name].tables[0]) as db:
             progress = read_progress(db, name)
             response.headers[READ_MODEL_HEADER] = name
             if progress is not None and progress.as_of is not None:

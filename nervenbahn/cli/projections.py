@@ -15,7 +15,7 @@ from rich.table import Table
 from domain.errors import InvalidCommandError
 from nervenbahn.bounds import parse_bounded_day
 from nervenbahn.paths import projection_path as projection_path  # re-exported
-from projections import PROJECTIONS, rebuild
+from projections import READ_MODELS, rebuild
 from projections.region import RegionProjection, caseload, work_list
 from projections.storage import SQLConnection, read_model_built, read_model_connection
 
@@ -34,8 +34,8 @@ def rebuild_command(
 ) -> None:
     """Rebuild a projection from scratch, straight from the event store (stop its consumer)."""
     rt = session(ctx)
-    if name not in PROJECTIONS:
-        known = ", ".join(sorted(PROJECTIONS))
+    if name not in READ_MODELS:
+        known = ", ".join(sorted(READ_MODELS))
         raise InvalidCommandError("rebuild", [("name", f"no projection {name!r}; known: {known}")])
     target = rt.container.read_model(name)
     if isinstance(target, Path):
@@ -49,9 +49,10 @@ def rebuild_command(
         console=rt.console,
     ) as progress:
         task = progress.add_task(name, total=None)
+        projection = rt.container.projection(name)
         events = rebuild(
-            rt.container.projection(name),
-            rt.service,
+            projection,
+            rt.container.event_source(projection),
             target,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
