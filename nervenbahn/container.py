@@ -74,9 +74,9 @@ from nervenbahn.store_opening import (
     sqlite_turn,
 )
 from projections import READ_MODELS, Projection, open_projection_store, rebuild
-from projections.storage import ReadModelTarget, read_model_built
+from projections.storage import ReadModelTarget, read_model_built, read_model_connection
 from schemas.postgres import DatabaseUnavailableError
-from schemas.sql import Component
+from schemas.sql import Component, placeholder
 
 if TYPE_CHECKING:
     from nervenbahn.api.context import ApiContext
@@ -348,6 +348,7 @@ class Container:
             self.settings, self.service, api, metrics=self.metrics, registry=self.registry,
             kafka=self._kafka,  # the broker handed in (embedded, a test's prefix), else settings
             benefits=lambda: self.benefits,
+            refresh_benefit_applications=lambda: self.refresh_read_model("benefit_applications"),
         )
 
     # --- the bus ----------------------------------------------------------------------------
@@ -528,6 +529,24 @@ class Container:
                 return None
             return rebuild(projection, self.event_source(projection), target)
 
+    def refresh_read_model(self, name: str) -> int | None:
+        """Rebuild the read model `name` if its store recorded events it has not applied (by
+        position: the store's last notification against the events the read model applied);
+        the events applied, None if it was up to date. For a read model no consumer keeps up
+        to date yet (the benefit applications' until their topic is published): its readers
+        call this first."""
+        projection = self.projection(name)
+        source = self.event_source(projection)
+        target = self.read_model(name)
+        with _read_model_turn(target, name):
+            if read_model_built(target, projection.tables[0]) and (
+                _applied_events(projection, target) >= source.max_position()
+            ):
+                return None
+            if isinstance(target, Path):
+                target.parent.mkdir(parents=True, exist_ok=True)
+            return rebuild(projection, source, target)
+
     def projection_store(self, projection: Projection) -> EffectStore:
         """The projection's consumer store (its tables and the consumer's bookkeeping); the
         caller closes it (it belongs to the consumer's thread)."""
@@ -571,6 +590,17 @@ class Container:
             if self._service is not None and self._owns_service:
                 close_service(self._service)
                 self._service = None
+
+
+def _applied_events(projection: Projection, target: ReadModelTarget) -> int:
+    """How many events the read model applied (the ids its rebuild marked processed)."""
+    with read_model_connection(target) as db:
+        p = placeholder(db)
+        row = db.execute(
+            f"SELECT count(*) FROM processed_events WHERE group_id = {p}",  # noqa: S608
+            (projection.group,),
+        ).fetchone()
+    return int(row[0])
 
 
 @contextmanager

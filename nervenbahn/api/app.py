@@ -17,6 +17,7 @@ from nervenbahn.api.registry import REGISTRY_PREFIX, create_registry_app
 from nervenbahn.api.routes import (
     asyncapi,
     audit,
+    benefit_applications,
     branch_offices,
     canton,
     health,
@@ -74,7 +75,8 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     install_problem_handlers(app)
     for module in (
-        branch_offices, regions, canton, audit, problem_types, health, metrics, asyncapi
+        branch_offices, benefit_applications, regions, canton, audit, problem_types, health,
+        metrics, asyncapi,
     ):
         app.include_router(module.router)
     if context.registry is not None:

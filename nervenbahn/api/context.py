@@ -62,6 +62,12 @@ class ApiContext:
     that endpoint answers 503)."""
     benefits_target_months: int = 3
     """The processing target of the backlog figures (NERVENBAHN_BENEFITS_TARGET_MONTHS)."""
+    benefit_applications_db: ReadModelTarget | None = None
+    """The branch offices' read model of benefit applications (None: its endpoints answer
+    503)."""
+    refresh_benefit_applications: Callable[[], object] | None = None
+    """Brings that read model up to date before a read (until a consumer on the
+    applications' topic does: `Container.refresh_read_model`); None: read as it is."""
 
     def close(self) -> None:
         """Close the access log (the vault belongs to the case service)."""
@@ -77,12 +83,14 @@ def build_api_context(
     registry: SchemaRegistry | None = None,
     kafka: KafkaSettings | None = None,
     benefits: Callable[[], BenefitService] | None = None,
+    refresh_benefit_applications: Callable[[], object] | None = None,
 ) -> ApiContext:
     """The API's context on the configured store: its read models (beside it, or in
     NERVENBAHN_PROJECTIONS_STORE), its vault, its metrics (`metrics`, else its own), the
     schema registry to serve under /registry (`registry`, else none), the bus `GET
     /asyncapi.json` describes (`kafka`: the broker in use, else NERVENBAHN_KAFKA), the
-    benefits service of the backlog figures (`benefits`, opened on first use; else none)."""
+    benefits service of the backlog figures (`benefits`, opened on first use; else none) and
+    what brings the benefit applications' read model up to date before a read."""
 
     api = api or settings.api
     return ApiContext(
@@ -102,4 +110,6 @@ def build_api_context(
         kafka=kafka or settings.kafka,
         benefits=benefits,
         benefits_target_months=settings.benefits.target_months,
+        benefit_applications_db=read_model_target(settings, "benefit_applications"),
+        refresh_benefit_applications=refresh_benefit_applications,
     )

@@ -15,9 +15,19 @@ __all__ = [
     "AccessLogPage",
     "Applicant",
     "BacklogFigures",
+    "BenefitApplicationDetail",
+    "BenefitApplicationList",
+    "BenefitApplicationSummary",
+    "BenefitDecision",
+    "BenefitKindName",
+    "BenefitStage",
     "CantonBacklog",
     "CantonQuarter",
     "Caseload",
+    "DelegatedTaskView",
+    "DelegationList",
+    "DelegationView",
+    "DocumentRequestView",
     "OfficeCaseDetail",
     "OfficeCaseList",
     "OfficeCaseSummary",
@@ -82,6 +92,94 @@ class OfficeCaseDetail(OfficeCaseSummary):
     social_region: str
     opened_on: date
     applicant: Applicant
+
+
+BenefitStage = Literal["received", "forwarded", "granted", "refused", "ended", "withdrawn"]
+BenefitKindName = Literal["el_ahv", "el_iv", "ipv"]
+
+
+class DocumentRequestView(BaseModel):
+    """Documents asked of the applicant on a day, due by a day; `open`: those still missing."""
+
+    documents: list[str]
+    requested_on: date
+    due_on: date
+    open: list[str]
+
+
+class BenefitDecision(BaseModel):
+    """The fund's decision: granted from a month (ended after `last_month`, if ended), or
+    refused with a reason."""
+
+    outcome: Literal["granted", "refused"]
+    decided_on: date
+    granted_from: date | None = Field(None, description="First day of the first month owed")
+    last_month: date | None = Field(None, description="First day of the last month owed")
+    refusal_reason: str | None = None
+
+
+class BenefitApplicationSummary(BaseModel):
+    """A benefit application of the office's municipalities, without personal data."""
+
+    application_id: str
+    kind: BenefitKindName
+    municipality_bfs: int
+    municipality: str
+    stage: BenefitStage
+    received_on: date
+    days_since_receipt: int = Field(description="Days from receipt to today (Swiss time)")
+    checked: bool = Field(description="The completeness check was made")
+    missing_documents: list[str]
+    open_document_requests: list[DocumentRequestView]
+    forwarded_on: date | None
+    decision: BenefitDecision | None
+
+
+class BenefitApplicationList(BaseModel):
+    """A page of the office's benefit applications, newest received first."""
+
+    office_id: str
+    today: date
+    limit: int
+    offset: int
+    applications: list[BenefitApplicationSummary]
+
+
+class BenefitApplicationDetail(BenefitApplicationSummary):
+    """One application of the office, with the applicant (the read is logged)."""
+
+    documents_present: list[str]
+    document_requests: list[DocumentRequestView]
+    applicant: Applicant
+
+
+class DelegatedTaskView(BaseModel):
+    """A forwarded application on which a live delegation lets the office do its task."""
+
+    application_id: str
+    task: str
+    missing_documents: list[str]
+
+
+class DelegationView(BaseModel):
+    """A task the fund delegated to the office, its period and status today; `open_tasks`
+    only while active."""
+
+    delegation_id: str
+    task: str
+    valid_from: date
+    valid_until: date
+    revoked_on: date | None
+    status: Literal["active", "not_yet_valid", "expired", "revoked"]
+    open_tasks: list[DelegatedTaskView]
+
+
+class DelegationList(BaseModel):
+    """The delegations granted to the office, newest period first."""
+
+    office_id: str
+    today: date
+    delegations: list[DelegationView]
 
 
 class Caseload(BaseModel):

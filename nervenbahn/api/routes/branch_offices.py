@@ -30,7 +30,7 @@ from nervenbahn.audit.access_log import AccessEntry
 from nervenbahn.bounds import MAX_OFFSET
 from projections.branch_office import OfficeCase, office_case, office_cases
 
-__all__ = ["router"]
+__all__ = ["log_applicant_read", "router"]
 
 router = APIRouter(prefix="/v1/branch-offices", tags=["branch offices"])
 Office = Annotated[BranchOffice, Depends(office_in_scope)]
@@ -104,14 +104,21 @@ def _applicant(person: PersonalData | ErasedPersonalData) -> Applicant:
 
 
 def _log_read(ctx: ApiContext, consumer: Consumer, case: OfficeCase, request: Request) -> None:
-    """Append the read to the access log; if that fails, the answer is not sent."""
+    log_applicant_read(ctx, consumer, request, case.case_id, case.applicant_person_id)
+
+
+def log_applicant_read(
+    ctx: ApiContext, consumer: Consumer, request: Request, record_id: str, person_id: str
+) -> None:
+    """Append a read of an applicant's data (`APPLICANT_FIELDS`) to the access log, under the
+    id of the case (or benefit application) read; if that fails, the answer is not sent."""
     ctx.access_log.append(
         AccessEntry(
             at=ctx.clock(),
             consumer=consumer.name,
             scope=str(consumer.scope),
-            case_id=case.case_id,
-            person_id=case.applicant_person_id,
+            case_id=record_id,
+            person_id=person_id,
             fields=APPLICANT_FIELDS,
             endpoint=endpoint(request),
         )
