@@ -21,7 +21,7 @@ import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from projections.framework import Projection, already_applied, update_row
 from projections.storage import SQLConnection
@@ -85,6 +85,7 @@ class BenefitApplicationsProjection(Projection):
     tables: ClassVar[tuple[str, ...]] = (_APPLICATIONS, _DELEGATIONS)
     migrations: ClassVar[Component] = MIGRATIONS
     dataset: ClassVar[str] = BENEFIT_APPLICATIONS_DATASET
+    source: ClassVar[Literal["cases", "benefits"]] = "benefits"
 
     def apply(self, event: Any, tx: SQLConnection) -> None:
         """Apply one application or delegation event; one at or below the version its row

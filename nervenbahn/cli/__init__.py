@@ -34,6 +34,7 @@ from . import (
     apikeys,
     asyncapi,
     audit,
+    benefits,
     bus,
     case,
     connectors,
@@ -82,6 +83,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(connectors.app, name="connectors")
 app.add_typer(connectors.connector_app, name="connector")
 app.add_typer(payments.app, name="payments")
+app.add_typer(benefits.app, name="benefits")
 
 _SESSIONS: list[Session] = []
 """The session of the invocation in progress, closed by `main` however the command ends."""

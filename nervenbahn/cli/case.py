@@ -14,6 +14,16 @@ from rich.table import Table
 from domain.errors import InvalidCommandError
 
 from .inputs import json_object
+from .options import (
+    AhvNumber,
+    BirthDate,
+    FamilyName,
+    GivenName,
+    PostalCode,
+    Street,
+    Town,
+    applicant_input,
+)
 from .reads import (
     PERSONAL_FIELDS,
     log_case_read,
@@ -43,13 +53,13 @@ def open_case(
     ctx: typer.Context,
     municipality: Annotated[int, typer.Option(help="BFS number of the municipality.")],
     household_size: Annotated[int, typer.Option(help="Persons in the household.")],
-    given_name: Annotated[str, typer.Option(help="Applicant's given name.")],
-    family_name: Annotated[str, typer.Option(help="Applicant's family name.")],
-    ahvn13: Annotated[str, typer.Option(help="Applicant's AHV number 756.XXXX.XXXX.XC.")],
-    birth_date: Annotated[str, typer.Option(help="Applicant's birth date YYYY-MM-DD.")],
-    street: Annotated[str, typer.Option(help="Street and number.")],
-    postal_code: Annotated[str, typer.Option(help="Postal code.")],
-    town: Annotated[str, typer.Option(help="Town.")],
+    given_name: GivenName,
+    family_name: FamilyName,
+    ahvn13: AhvNumber,
+    birth_date: BirthDate,
+    street: Street,
+    postal_code: PostalCode,
+    town: Town,
     application_date: Day = None,
     case_id: Annotated[str | None, typer.Option(help="Case id (default: a new one).")] = None,
     correlation_id: Correlation = None,
@@ -60,15 +70,8 @@ def open_case(
     ] = None,
 ) -> None:
     """Intake (Anmeldung): open a case for a household in its municipality."""
-    applicant = {
-        "given_name": given_name,
-        "family_name": family_name,
-        "ahvn13": ahvn13,
-        "birth_date": birth_date,
-        "street": street,
-        "postal_code": postal_code,
-        "town": town,
-    }
+    applicant = applicant_input(given_name, family_name, ahvn13, birth_date, street,
+                                postal_code, town)
     session(ctx).run(
         "open_case",
         {

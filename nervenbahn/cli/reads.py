@@ -27,7 +27,7 @@ from uuid import UUID
 from domain.case import Case
 from domain.errors import CaseNotFoundError, InvalidCommandError, RuleViolationError
 from nervenbahn.api.models import APPLICANT_FIELDS
-from nervenbahn.audit.access_log import case_read_entries
+from nervenbahn.audit.access_log import AccessEntry, case_read_entries
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.errors import AccessLogUnavailableError
 from nervenbahn.config import ConfigError
@@ -40,6 +40,7 @@ __all__ = [
     "READ_ROLES",
     "Reader",
     "log_case_read",
+    "log_reads",
     "readable_case",
     "reader",
     "require_canton_wide",
@@ -141,6 +142,12 @@ def log_case_read(rt: Session, case: Case, fields: tuple[str, ...], command: str
         case, at=datetime.now(UTC), consumer=who.consumer, scope=who.scope, fields=fields,
         endpoint=f"nervenbahn {command}",
     )
+    log_reads(rt, entries, "case")
+
+
+def log_reads(rt: Session, entries: list[AccessEntry], what: str) -> None:
+    """Append `entries` to the access log before anything is shown; ConfigError (exit 3,
+    nothing shown) naming `what` if the log cannot be written."""
     path = rt.settings.api.access_log
     try:
         log = SQLiteAccessLog(path)
@@ -151,5 +158,5 @@ def log_case_read(rt: Session, case: Case, fields: tuple[str, ...], command: str
             log.close()
     except AccessLogUnavailableError as exc:
         raise ConfigError(
-            f"NERVENBAHN_ACCESS_LOG: {exc}; the case is not shown without an access-log entry"
+            f"NERVENBAHN_ACCESS_LOG: {exc}; the {what} is not shown without an access-log entry"
         ) from None
