@@ -7,11 +7,13 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from domain.application.benefits import BenefitService
 from domain.application.cases import CaseService
+from nervenbahn.config import StoreConfig
 from nervenbahn.container import build_benefit_service, build_service, close_service
 from projections.benefit_applications import (
     BenefitApplicationsProjection,
@@ -21,6 +23,7 @@ from projections.benefit_applications import (
     office_delegations,
 )
 from projections.framework import rebuild
+from projections.storage import PostgresReadModels, ReadModelTarget, read_model_connection
 from tests.bus.pipeline import store_settings
 from tests.domain.fakes import FakeClock
 from tests.projections.benefit_office_fixture import START, Recorded, record_offices
@@ -138,3 +141,28 @@ def test_an_event_met_again_changes_nothing(
             projection.apply(benefits.decode(notification), db)
         after = db.execute("SELECT * FROM benefit_applications ORDER BY 1").fetchall()
     assert after == before
+
+
+@pytest.mark.postgres
+def test_a_rebuild_into_postgresql_gives_the_same_rows_and_answers(
+    store: tuple[CaseService, BenefitService, Recorded], tmp_path: Path, postgres_dsn: str
+) -> None:
+    _, benefits, recorded = store
+    _, path = _rebuilt(benefits, tmp_path)
+    config = StoreConfig.parse(postgres_dsn)
+    schema = PostgresReadModels(config.conninfo(), config.schema_name)
+    rebuild(BenefitApplicationsProjection(), benefits, schema)
+
+    def rows(target: ReadModelTarget) -> dict[str, list[tuple[Any, ...]]]:
+        with read_model_connection(target) as db:
+            tables = {table: sorted(tuple(row) for row in db.execute(
+                f"SELECT * FROM {table}").fetchall())
+                for table in BenefitApplicationsProjection.tables}
+            tables["delegations"] = [
+                (d.delegation_id, d.status, tuple(t.application_id for t in d.open_tasks))
+                for d in office_delegations(db, "akso-grenchen", date(2025, 11, 20))]
+        return tables
+
+    postgres, sqlite = rows(schema), rows(path)
+    assert postgres == sqlite
+    assert len(postgres["benefit_applications"]) == len(recorded.ids)
