@@ -66,11 +66,12 @@ def record_offices(service: BenefitService, clock: FakeClock) -> Recorded:
     desk.check(GRENCHEN_OFFICE, e)
     desk.run("forward_application", GRENCHEN_OFFICE, application_id=e)
     desk.run("refuse_benefit", application_id=e, reason="income_sufficient")
-    period = {"valid_from": date(2025, 11, 10), "valid_until": date(2025, 12, 31)}
+    start, end = date(2025, 11, 10), date(2025, 12, 31)
     out.active_delegation = desk.run("grant_delegation", branch_office="akso-grenchen",
-                                     task="document_request", **period)
+                                     task="document_request", valid_from=start, valid_until=end)
     out.revoked_delegation = desk.run("grant_delegation", branch_office="akso-grenchen",
-                                      task="completeness_check", **period)
+                                      task="completeness_check", valid_from=start,
+                                      valid_until=end)
     desk.run("revoke_delegation", delegation_id=out.revoked_delegation,
              reason="the fund checks again itself")
     for letter, application_id in out.ids.items():
