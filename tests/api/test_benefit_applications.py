@@ -12,16 +12,23 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
+from domain import benefit_commands as bc
 from nervenbahn.api.models import APPLICANT_FIELDS
 from nervenbahn.api.readmodels import AS_OF_HEADER, READ_MODEL_HEADER
 from nervenbahn.audit.access_log import AccessEntry, LoggedAccess
-from nervenbahn.container import build_benefit_service, build_service, close_service
+from nervenbahn.container import (
+    Container,
+    build_benefit_service,
+    build_service,
+    close_service,
+)
 from projections.benefit_applications import BenefitApplicationsProjection
 from projections.framework import rebuild
 from tests.api.conftest import NOW, AppOn, Keys, build_read_models, context_of
 from tests.bus.pipeline import store_settings
+from tests.domain.case_desk import person_input
 from tests.domain.fakes import FakeClock
-from tests.projections.benefit_office_fixture import START, record_offices
+from tests.projections.benefit_office_fixture import GRENCHEN_OFFICE, START, record_offices
 
 GRENCHEN = "branch_office:akso-grenchen"
 BASE = "/v1/branch-offices/akso-grenchen"
@@ -168,3 +175,29 @@ def _problem(answer: Any) -> dict[str, Any]:
     body = dict(answer.json())
     body.pop("instance")
     return body
+
+
+def test_through_the_container_an_application_recorded_after_the_last_read_is_listed(
+    tmp_path: Path, master_key: str, app_on: AppOn, keys: Keys
+) -> None:
+    settings = store_settings(tmp_path, master_key)
+    clock = FakeClock(START)
+    container = Container(settings, clock=clock)
+    try:
+        recorded = record_offices(container.benefits, clock)
+        models = build_read_models(container.service, tmp_path)
+        client = app_on(models, benefit_applications_db=container.read_model(
+            "benefit_applications"), refresh_benefit_applications=lambda: (
+                container.refresh_read_model("benefit_applications")))
+        before = client.get(f"{BASE}/benefit-applications", headers=keys.of(GRENCHEN))
+        late = container.benefits.execute(bc.ReceiveApplication(
+            actor=GRENCHEN_OFFICE, correlation_id=uuid4(), kind="ipv", municipality_bfs=2546,
+            applicant=person_input(9), received_on=clock().date()))
+        after = client.get(f"{BASE}/benefit-applications?kind=ipv", headers=keys.of(GRENCHEN))
+        unchanged = container.refresh_read_model("benefit_applications")
+    finally:
+        container.close()
+
+    assert len(before.json()["applications"]) == len(recorded.ids) - 1  # L is Lommiswil's
+    assert [a["application_id"] for a in after.json()["applications"]] == [str(late.id)]
+    assert unchanged is None  # up to date: no second rebuild
