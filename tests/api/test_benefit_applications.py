@@ -190,9 +190,10 @@ def test_through_the_container_an_application_recorded_after_the_last_read_is_li
             "benefit_applications"), refresh_benefit_applications=lambda: (
                 container.refresh_read_model("benefit_applications")))
         before = client.get(f"{BASE}/benefit-applications", headers=keys.of(GRENCHEN))
-        late = container.benefits.execute(bc.ReceiveApplication(
-            actor=GRENCHEN_OFFICE, correlation_id=uuid4(), kind="ipv", municipality_bfs=2546,
-            applicant=person_input(9), received_on=clock().date()))
+        late = container.benefits.execute(bc.ReceiveApplication.model_validate({
+            "actor": GRENCHEN_OFFICE, "correlation_id": uuid4(), "kind": "ipv",
+            "municipality_bfs": 2546, "applicant": person_input(9),
+            "received_on": clock().date()}))
         after = client.get(f"{BASE}/benefit-applications?kind=ipv", headers=keys.of(GRENCHEN))
         unchanged = container.refresh_read_model("benefit_applications")
     finally:
