@@ -243,10 +243,11 @@ def office_applications(
     *,
     stage: str | None = None,
     kind: str | None = None,
-    limit: int = 100,
+    limit: int | None = 100,
     offset: int = 0,
 ) -> list[OfficeApplication]:
-    """The applications of a branch office's municipalities, newest received first."""
+    """The applications of a branch office's municipalities, newest received first (all of
+    them with `limit` None, `offset` then unused)."""
     p = placeholder(db)
     query = f"SELECT {_COLUMNS} FROM {_APPLICATIONS} WHERE branch_office = {p}"  # noqa: S608
     params: list[object] = [office_id]
@@ -254,8 +255,11 @@ def office_applications(
         if value is not None:
             query += f" AND {column} = {p}"
             params.append(value)
-    query += f" ORDER BY received_on DESC, application_id LIMIT {p} OFFSET {p}"
-    return [_application_row(row) for row in db.execute(query, (*params, limit, offset))]
+    query += " ORDER BY received_on DESC, application_id"
+    if limit is not None:
+        query += f" LIMIT {p} OFFSET {p}"
+        params += [limit, offset]
+    return [_application_row(row) for row in db.execute(query, params)]
 
 
 def office_application(
@@ -362,7 +366,7 @@ def open_delegated_tasks(db: SQLConnection, office_id: str, task: str) -> list[D
     a completeness check not yet made; documents missing but not requested (a document
     request); documents requested and still missing (documents received)."""
     tasks = []
-    for application in office_applications(db, office_id, stage="forwarded", limit=10_000):
+    for application in office_applications(db, office_id, stage="forwarded", limit=None):
         requested = {code for request in application.requests for code in request.open}
         unrequested = sorted(set(application.missing) - requested)
         todo = {
