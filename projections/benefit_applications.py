@@ -10,9 +10,11 @@ reading (`days_since_receipt`). Per delegation: office, task, period, revoked or
 tasks it leaves open to its office are read at query time (`open_delegated_tasks`).
 
 Fed from the benefits store's own notification log (`BenefitService`, table
-`benefits_events`) by `projections.framework.rebuild`; the dataset `benefit-applications`
-(`dataset`) names the bus topic a consumer will follow once application events are published
-(its codec decoding to the domain events of `domain.benefits` is all `handle` needs).
+`benefits_events`) by `projections.framework.rebuild`. The dataset `applications`
+(`dataset`, the key of `<prefix>.benefits.applications.v1` in `nervenbahn.datasets`) names the
+topic a consumer will follow: its codec decodes to the domain events of `domain.benefits`,
+which is all `handle` needs, and its `event_id` is the default `processed_id`. Delegation
+events are not published on that topic, so the delegations table stays fed from the store.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ __all__ = [
     "open_delegated_tasks",
 ]
 
-BENEFIT_APPLICATIONS_DATASET = "benefit-applications"
-"""The dataset (bus topic) of application and delegation events."""
+BENEFIT_APPLICATIONS_DATASET = "applications"
+"""The dataset (bus topic) of application events (`nervenbahn.datasets.BENEFIT_APPLICATIONS`)."""
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS benefit_applications (application_id TEXT PRIMARY KEY, "
