@@ -25,7 +25,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE = EXAMPLES / "outside_consumer.py"
 
 
-@pytest.mark.parametrize("program", ["outside_consumer.py", "read_every_topic.py"])
+@pytest.mark.parametrize(
+    "program", ["outside_consumer.py", "read_every_topic.py", "fund_application.py"])
 def test_the_example_imports_only_the_standard_library_and_confluent_kafka(program: str) -> None:
     tree = ast.parse((EXAMPLES / program).read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree)

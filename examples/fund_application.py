@@ -1,0 +1,398 @@
+"""A reference fund application: a SIMULATION of AKSO's new software, written only against the
+nervenbahn bus (confluent-kafka and the standard library; no nervenbahn code).
+
+It reads the topics and the schema registry from `serve`'s `GET /asyncapi.json` (or takes them
+as options), consumes the benefit applications topic in a consumer group of its own, tracks
+each application, and when one has been forwarded to the fund decides it and writes a
+`FundDecision` to the decisions topic (key = application id; Confluent's AvroSerializer against
+the served registry, `auto.register.schemas=False`, `use.latest.version=True`,
+TopicRecordNameStrategy; the decisions topic carries no headers). nervenbahn's fund-decisions
+connector records each decision; the relay then publishes it on the applications topic.
+
+**The decisions are simulated.** Nothing here is AKSO's rules or anyone's real finances:
+
+- The applicant's finances are not on the bus (the applicant is sealed; no financial fields),
+  so they are invented, deterministically, from the application id (SHA-256 of its text):
+  monthly rent CHF 900-1,999, AHV or IV pension between the minimum and the maximum full
+  pension, an occupational pension of CHF 0-1,190 a month, assets CHF 0-119,000.
+- EL (ELG Art. 9-11, simplified): annual EL = recognised expenses (general living needs of a
+  single person, rent up to the maximum of region 2, the health-insurance premium as a lump
+  sum) minus recognised income (the pensions, and 1/10 of assets above the allowance for an
+  old-age pension, 1/15 for an IV pension). Annual figures of the decision's year from
+  `examples/el_figures.json` (sources, and which figures could not be confirmed, are in it);
+  one person living alone at home, nothing else (no earnings, no property, no couple).
+  Refused `assets_above_limit` above the asset threshold (ELG Art. 9a), `income_sufficient` if
+  expenses <= income; else granted from the month of the application (ELG Art. 12) with
+  monthly CHF = annual / 12 rounded to the franc, one period.
+- IPV: a flat simulated premium reduction a month, from the month of the application.
+- An application forwarded with documents missing (and not received since) is refused
+  `documents_missing` for about half of them (chosen by the id), decided as above otherwise.
+
+Idempotent: the decision id is a UUID v5 of the application id and the decision's kind, so a
+restart never publishes a second, different decision. At each start the program reads the
+applications topic from its beginning (it commits no offsets: the topic is its memory) and
+decides only applications that are forwarded and not yet decided once it has caught up;
+one decided already (a `BenefitGranted` or `BenefitRefused` event) is never decided again.
+Should it publish a decision again before the first came back, the decision id is the same,
+and nervenbahn records it once.
+
+    python examples/fund_application.py --asyncapi http://127.0.0.1:8000/asyncapi.json \\
+        --user akso-fund --key "$BUS_READER_KEY" --idle-seconds 30
+
+The key is a `bus_reader` API key (`nervenbahn apikeys add --consumer akso-fund --scope
+bus_reader`): it may look up the FundDecision schema's latest version, which is all a
+producer needs (registering is neither needed nor allowed). Output: JSON lines (a
+`simulation` notice, one line per decision, a summary). SIGTERM or SIGINT stops it cleanly;
+`--idle-seconds` stops it after that long without a new message (tests, demo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import signal
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_record_subject_name_strategy
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+NAMESPACE = "ch.nervenbahn.benefits"
+DECISION_IDS = uuid.UUID("5d0c7f4e-2b1a-4c7e-9f3d-6a1e0b8c4f21")
+"""The namespace of the decision ids (uuid5 of `<application id>:<kind>`)."""
+FIGURES = Path(__file__).with_name("el_figures.json")
+SWISS = ZoneInfo("Europe/Zurich")
+SIMULATION = ("SIMULATION: decisions of a reference fund application with invented finances "
+              "and a simplified EL calculation (examples/fund_application.py), not AKSO's")
+
+
+@dataclass
+class Application:
+    """What the fund knows of one application from the applications topic."""
+
+    application_id: str
+    kind: str = ""
+    received_on: date | None = None
+    forwarded: bool = False
+    missing: set[str] = field(default_factory=set)
+    decided: str | None = None
+    """The kind decided (granted, refused), once the decision came back."""
+    decision_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Finances:
+    """The applicant's simulated finances (CHF, invented from the application id)."""
+
+    rent_monthly: int
+    pension_monthly: int
+    occupational_monthly: int
+    assets: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A decision of the fund, as the FundDecision record needs it."""
+
+    application_id: str
+    kind: str
+    from_month: date | None
+    monthly_chf: Decimal | None
+    reason: str | None
+
+    @property
+    def decision_id(self) -> str:
+        """The same for the same application and kind, whenever it is decided."""
+        return str(uuid.uuid5(DECISION_IDS, f"{self.application_id}:{self.kind}"))
+
+    def record(self, decided_on: date) -> dict[str, Any]:
+        """The FundDecision record (Avro field names)."""
+        amounts = ([{"from_month": self.from_month, "monthly_chf": self.monthly_chf}]
+                   if self.monthly_chf is not None else [])
+        return {"decision_id": self.decision_id, "application_id": self.application_id,
+                "kind": self.kind, "decided_on": decided_on, "from_month": self.from_month,
+                "amounts": amounts, "reason": self.reason, "condition_ceased_on": None}
+
+
+# --- the simulation ------------------------------------------------------------------------------
+
+
+def simulated_finances(application_id: str, kind: str, figures: dict[str, Any]) -> Finances:
+    """Invented, reproducible finances: the bytes of SHA-256 of the application id pick them."""
+    digest = hashlib.sha256(application_id.encode()).digest()
+    low, high = figures["ahv_pension_monthly_min"], figures["ahv_pension_monthly_max"]
+    return Finances(rent_monthly=900 + digest[0] % 110 * 10,
+                    pension_monthly=low + digest[1] * (high - low) // 255,
+                    occupational_monthly=digest[2] % 120 * 10,
+                    assets=digest[3] % 120 * 1000)
+
+
+def documents_not_handed_in(application_id: str) -> bool:
+    """Whether the applicant of an application forwarded with documents missing never hands
+    them in (about half, by the id)."""
+    return hashlib.sha256(f"documents:{application_id}".encode()).digest()[0] % 2 == 0
+
+
+def annual_el(finances: Finances, kind: str, figures: dict[str, Any]) -> Decimal:
+    """Recognised expenses minus recognised income, a year (negative: income suffices)."""
+    expenses = (Decimal(figures["living_needs_single"])
+                + min(Decimal(finances.rent_monthly * 12),
+                      Decimal(figures["rent_maximum_single_region_2"]))
+                + Decimal(str(figures["health_premium_lump_sum"])))
+    share = Fraction(figures["asset_share_invalidity" if kind == "el_iv"
+                             else "asset_share_old_age"])
+    above = max(0, finances.assets - figures["asset_allowance_single"])
+    income = (Decimal((finances.pension_monthly + finances.occupational_monthly) * 12)
+              + Decimal(above * share.numerator) / share.denominator)
+    return expenses - income
+
+
+def decide(application: Application, figures: dict[str, Any]) -> Decision:
+    """The fund's (simulated) decision on a forwarded application."""
+    assert application.received_on is not None
+    month = application.received_on.replace(day=1)  # ELG Art. 12: from the month applied in
+    app_id = application.application_id
+    if application.missing and documents_not_handed_in(app_id):
+        return Decision(app_id, "refused", None, None, "documents_missing")
+    if application.kind == "ipv":
+        flat = Decimal(figures["ipv_premium_reduction_monthly"]).quantize(Decimal("0.01"))
+        return Decision(app_id, "granted", month, flat, None)
+    finances = simulated_finances(app_id, application.kind, figures)
+    if finances.assets > figures["asset_threshold_single"]:
+        return Decision(app_id, "refused", None, None, "assets_above_limit")
+    annual = annual_el(finances, application.kind, figures)
+    if annual <= 0:
+        return Decision(app_id, "refused", None, None, "income_sufficient")
+    monthly = (annual / 12).quantize(Decimal("1"), rounding=ROUND_HALF_UP)
+    return Decision(app_id, "granted", month, monthly.quantize(Decimal("0.01")), None)
+
+
+def figures_of(year: int, path: Path = FIGURES) -> tuple[int, dict[str, Any]]:
+    """The figures of `year`, or of the latest year before it that the file has."""
+    years = {int(y): values for y, values in json.loads(path.read_text())["years"].items()}
+    known = [y for y in years if y <= year]
+    if not known:
+        raise SystemExit(f"error: {path} has no figures for {year} or before")
+    return max(known), years[max(known)]
+
+
+# --- the bus -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bus:
+    """Where the application reads and writes."""
+
+    bootstrap: str
+    applications: str
+    decisions: str
+    registry: str
+
+
+def discover(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Bus:
+    """The topics, brokers and registry: options first, the AsyncAPI document for the rest."""
+    found = {"bootstrap": args.bootstrap, "applications": args.applications,
+             "decisions": args.decisions, "registry": args.registry}
+    if args.asyncapi is not None:
+        if not args.asyncapi.startswith(("http://", "https://")):
+            parser.error("--asyncapi: give an http:// or https:// URL")
+        with urllib.request.urlopen(args.asyncapi, timeout=30) as response:  # noqa: S310
+            document = json.load(response)
+        described = _from_asyncapi(document)
+        described["registry"] = args.asyncapi.rsplit("/", 1)[0] + "/registry"
+        found = {name: found[name] or described.get(name) for name in found}
+    missing = [f"--{name}" for name, value in found.items() if not value]
+    if missing:
+        parser.error(f"{', '.join(missing)}: not given and not in the AsyncAPI document")
+    return Bus(**found)
+
+
+def _from_asyncapi(document: dict[str, Any]) -> dict[str, str]:
+    """The applications and decisions topics (by the records on them) and the brokers."""
+    found: dict[str, str] = {}
+    for channel in document["channels"].values():
+        names = {ref["$ref"].rsplit("/", 1)[-1] for ref in channel["messages"].values()}
+        if "ApplicationReceived" in names:
+            found["applications"] = channel["address"]
+        if "FundDecision" in names:
+            found["decisions"] = channel["address"]
+    server = document.get("servers", {}).get("installation", {})
+    if "{" not in server.get("host", "{"):
+        found["bootstrap"] = server["host"]
+    return found
+
+
+class Fund:
+    """Tracks the applications and publishes the fund's decisions."""
+
+    def __init__(self, bus: Bus, registry: SchemaRegistryClient, producer: Producer,
+                 today: date) -> None:
+        self.bus = bus
+        self.applications: dict[str, Application] = {}
+        self.today = today
+        self.year, self.figures = figures_of(today.year)
+        self.deserialize = AvroDeserializer(registry)
+        subject = f"{bus.decisions}-{NAMESPACE}.FundDecision"
+        latest = registry.get_latest_version(subject)  # a bus_reader may look it up
+        self.serialize = AvroSerializer(registry, latest.schema.schema_str, conf={
+            "auto.register.schemas": False, "use.latest.version": True,
+            "subject.name.strategy": topic_record_subject_name_strategy})
+        self.producer = producer
+        self.published: list[Decision] = []
+
+    def take(self, message: Message) -> None:
+        """Track one message of the applications topic."""
+        headers = {str(h[0]): (h[1].decode() if isinstance(h[1], bytes) else "")
+                   for h in message.headers() or []}
+        record = self.deserialize(message.value(), SerializationContext(
+            self.bus.applications, MessageField.VALUE))
+        if not isinstance(record, dict):
+            return
+        app_id = str(record["application_id"])
+        application = self.applications.setdefault(app_id, Application(app_id))
+        event_type = headers.get("event_type", "")
+        if event_type == "ApplicationReceived":
+            application.kind, application.received_on = record["kind"], record["received_on"]
+        elif event_type == "CompletenessChecked":
+            application.missing = set(record["missing"])
+        elif event_type == "DocumentsReceived":
+            application.missing -= set(record["documents"])
+        elif event_type == "ApplicationForwarded":
+            application.forwarded, application.missing = True, set(record["missing"])
+        elif event_type in ("BenefitGranted", "BenefitRefused"):
+            application.decided = "granted" if event_type == "BenefitGranted" else "refused"
+            application.decision_id = str(record["correlation_id"])
+        elif event_type == "ApplicationWithdrawn":
+            application.decided = "withdrawn"
+
+    def decide_waiting(self) -> list[Decision]:
+        """Decide and publish every forwarded, undecided application (call when caught up)."""
+        made = []
+        for application in self.applications.values():
+            if (application.forwarded and application.decided is None
+                    and application.received_on is not None):
+                decision = decide(application, self.figures)
+                value = self.serialize(decision.record(self.today), SerializationContext(
+                    self.bus.decisions, MessageField.VALUE))
+                self.producer.produce(self.bus.decisions, key=application.application_id.encode(),
+                                      value=value)
+                application.decided, application.decision_id = decision.kind, decision.decision_id
+                made.append(decision)
+        if made and self.producer.flush(30) != 0:
+            raise SystemExit("error: decisions not delivered within 30 s")
+        self.published.extend(made)
+        return made
+
+
+# --- the program ---------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Decide forwarded applications until stopped (SIGTERM, SIGINT, or `--idle-seconds`)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    bus = discover(args, parser)
+    registry = SchemaRegistryClient({"url": bus.registry,
+                                     "basic.auth.user.info": f"{args.user}:{args.key}"})
+    producer = Producer({"bootstrap.servers": bus.bootstrap, "enable.idempotence": True,
+                         "acks": "all"})
+    fund = Fund(bus, registry, producer, datetime.now(SWISS).date())
+    print(json.dumps({"simulation": SIMULATION, "figures_year": fund.year,
+                      "applications_topic": bus.applications, "decisions_topic": bus.decisions}),
+          flush=True)
+    timeout = args.session_timeout_ms
+    consumer = Consumer({"bootstrap.servers": bus.bootstrap, "group.id": args.group,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "session.timeout.ms": timeout,
+                         "heartbeat.interval.ms": max(timeout // 3, 100)})
+    stopping = _stop_on_signals()
+    consumer.subscribe([bus.applications])
+    try:
+        _run(consumer, fund, args.idle_seconds, stopping)
+    finally:
+        consumer.close()
+        producer.flush(30)
+    _summary(fund)
+    return 0
+
+
+def _run(consumer: Consumer, fund: Fund, idle_seconds: float | None,
+         stopping: list[bool]) -> None:
+    """Consume; whenever a poll finds nothing new (caught up), decide what waits."""
+    idle_since = time.monotonic()
+    while not stopping and (idle_seconds is None
+                            or time.monotonic() - idle_since < idle_seconds):
+        batch = consumer.consume(100, timeout=0.5)
+        for message in batch:
+            if message.error() is not None:
+                raise SystemExit(f"error: {message.error()}")
+            fund.take(message)
+        if batch:
+            idle_since = time.monotonic()
+            continue
+        for decision in fund.decide_waiting():
+            print(json.dumps({"decision_id": decision.decision_id,
+                              "application_id": decision.application_id, "kind": decision.kind,
+                              "from_month": decision.from_month, "reason": decision.reason,
+                              "monthly_chf": decision.monthly_chf, "simulated": True},
+                             default=str), flush=True)
+
+
+def _summary(fund: Fund) -> None:
+    apps = fund.applications.values()
+    decided = sorted((a.application_id, a.decision_id) for a in apps if a.decision_id)
+    print(json.dumps({
+        "applications": len(fund.applications),
+        "forwarded": sum(1 for a in apps if a.forwarded),
+        "published": {kind: sum(1 for d in fund.published if d.kind == kind)
+                      for kind in ("granted", "refused")},
+        "decision_ids": dict(decided), "simulation": True,
+    }), flush=True)
+
+
+def _stop_on_signals() -> list[bool]:
+    """A flag list that SIGTERM and SIGINT make non-empty."""
+    stopping: list[bool] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.append(True)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return stopping
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--asyncapi", help="URL of serve's AsyncAPI document "
+                        "(http://host:8000/asyncapi.json): topics, brokers and, beside it, the "
+                        "registry (/registry)")
+    parser.add_argument("--bootstrap", help="host:port[,host:port] (else from --asyncapi)")
+    parser.add_argument("--applications", help="the applications topic (else from --asyncapi)")
+    parser.add_argument("--decisions", help="the decisions topic (else from --asyncapi)")
+    parser.add_argument("--registry", help="the schema registry's URL (else beside --asyncapi)")
+    parser.add_argument("--user", required=True, help="the API key's consumer name")
+    parser.add_argument("--key", required=True, help="a bus_reader API key")
+    parser.add_argument("--group", default="akso-fund", help="this application's consumer group")
+    parser.add_argument("--idle-seconds", type=float, default=None,
+                        help="stop after this long without a new message (default: never)")
+    parser.add_argument("--session-timeout-ms", type=int, default=45000,
+                        help="6000 on the embedded broker (docs/bus.md)")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
