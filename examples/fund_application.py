@@ -42,7 +42,8 @@ and nervenbahn records it once.
 The key is a `bus_reader` API key (`nervenbahn apikeys add --consumer akso-fund --scope
 bus_reader`): it may look up the FundDecision schema's latest version, which is all a
 producer needs (registering is neither needed nor allowed). Output: JSON lines (a
-`simulation` notice, one line per decision, a summary). SIGTERM or SIGINT stops it cleanly;
+`simulation` notice, one line per decision, a `caught_up` line whenever it has read all there
+is, a summary at the end). SIGTERM or SIGINT stops it cleanly;
 `--idle-seconds` stops it after that long without a new message (tests, demo).
 """
 
@@ -333,6 +334,7 @@ def _run(consumer: Consumer, fund: Fund, idle_seconds: float | None,
          stopping: list[bool]) -> None:
     """Consume; whenever a poll finds nothing new (caught up), decide what waits."""
     idle_since = time.monotonic()
+    reading = True
     while not stopping and (idle_seconds is None
                             or time.monotonic() - idle_since < idle_seconds):
         batch = consumer.consume(100, timeout=0.5)
@@ -341,8 +343,12 @@ def _run(consumer: Consumer, fund: Fund, idle_seconds: float | None,
                 raise SystemExit(f"error: {message.error()}")
             fund.take(message)
         if batch:
-            idle_since = time.monotonic()
+            idle_since, reading = time.monotonic(), True
             continue
+        if reading and consumer.assignment():
+            reading = False  # nothing new: say so once, until something arrives
+            print(json.dumps({"caught_up": len(fund.applications), "decided": sum(
+                1 for a in fund.applications.values() if a.decided)}), flush=True)
         for decision in fund.decide_waiting():
             print(json.dumps({"decision_id": decision.decision_id,
                               "application_id": decision.application_id, "kind": decision.kind,

@@ -2,15 +2,17 @@
 embedded broker through `serve`: applications recorded at a branch office and forwarded reach
 it over the applications topic, its decisions come back over the decisions topic, the
 fund-decisions connector records them, and the BenefitService shows them granted (Decimal
-amounts) or refused. Run again, it decides nothing twice: the same decision ids, one
-decision event per application."""
+amounts) or refused. Run again (without an end, stopped by SIGTERM once caught up), it
+decides nothing twice: the same decision ids, one decision event per application."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from datetime import date, datetime
@@ -75,7 +77,8 @@ def test_forwarded_applications_are_decided_by_the_fund_application_once(
             wait_until(lambda: all(benefits.application(app).stage in ("granted", "refused")
                                    for app in forwarded), within=60,
                        what="the fund's decisions recorded")
-            second = _run_fund(server.url, key)
+            second = _run_until_caught_up_then_terminate(
+                server.url, key, applications=len(forwarded) + 1, decided=len(forwarded))
         state = {app: benefits.application(app) for app in forwarded}
         decisions = Counter(app for app in forwarded for e in benefits.events.get(app)
                             if isinstance(e, BenefitGranted | BenefitRefused))
@@ -98,7 +101,8 @@ def test_forwarded_applications_are_decided_by_the_fund_application_once(
     assert decisions == Counter(list(forwarded))  # one decision each, even after the second run
     assert waiting_stage == "received"
 
-    notice, *made, summary = first
+    notice, summary = first[0], first[-1]
+    made = [line for line in first if "decision_id" in line]
     assert "SIMULATION" in notice["simulation"]
     assert {d["application_id"] for d in made} == {str(app) for app in forwarded}
     assert all(d["simulated"] for d in made)
@@ -138,14 +142,44 @@ def test_the_simulated_el_is_expenses_minus_income() -> None:
 # --- helpers -------------------------------------------------------------------------------------
 
 
+def _command(url: str, key: str, *options: str) -> list[str]:
+    return [sys.executable, str(EXAMPLE), "--asyncapi", f"{url}/asyncapi.json", "--user",
+            "vendor-app", "--key", key, "--group", "akso-fund", "--session-timeout-ms", "6000",
+            *options]
+
+
 def _run_fund(url: str, key: str) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLE), "--asyncapi", f"{url}/asyncapi.json", "--user",
-         "vendor-app", "--key", key, "--group", "akso-fund", "--idle-seconds", "6",
-         "--session-timeout-ms", "6000"],
-        capture_output=True, text=True, timeout=180)
+    """One run to its end (six seconds without a new message)."""
+    done = subprocess.run(_command(url, key, "--idle-seconds", "6"),
+                          capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def _run_until_caught_up_then_terminate(
+    url: str, key: str, applications: int, decided: int
+) -> list[dict[str, Any]]:
+    """A run without an end, stopped by SIGTERM once it has read every application, decided."""
+    process = subprocess.Popen(_command(url, key), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    lines: list[dict[str, Any]] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break  # it ended on its own: the assertions below say why
+            lines.append(json.loads(line))
+            if lines[-1].get("caught_up") == applications and lines[-1]["decided"] == decided:
+                process.send_signal(signal.SIGTERM)
+                break
+        rest, errors = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, errors[-2000:]
+    return lines + [json.loads(line) for line in rest.splitlines()]
 
 
 def _missing(kind: str) -> set[str]:
