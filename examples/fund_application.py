@@ -303,6 +303,7 @@ class Fund:
 
 def main(argv: list[str] | None = None) -> int:
     """Decide forwarded applications until stopped (SIGTERM, SIGINT, or `--idle-seconds`)."""
+    stopping = _stop_on_signals()  # first: a SIGTERM during start-up stops it cleanly too
     parser = _parser()
     args = parser.parse_args(argv)
     bus = discover(args, parser)
@@ -319,7 +320,6 @@ def main(argv: list[str] | None = None) -> int:
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "session.timeout.ms": timeout,
                          "heartbeat.interval.ms": max(timeout // 3, 100)})
-    stopping = _stop_on_signals()
     consumer.subscribe([bus.applications])
     try:
         _run(consumer, fund, args.idle_seconds, stopping)

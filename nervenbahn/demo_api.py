@@ -22,6 +22,7 @@ from nervenbahn.api import create_app
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
 from nervenbahn.api.settings import ApiSettings
+from nervenbahn.demo_fund import FUND_USER, decide_through_the_fund
 from nervenbahn.demo_session import DemoSession
 from nervenbahn.serve import Server
 
@@ -31,7 +32,8 @@ OFFICE, OTHER_OFFICE, REGION = "akso-olten", "akso-grenchen", "so-olten"
 
 
 def serve_and_query(rt: DemoSession, folder: Path) -> None:
-    """Start the API with the relays and projections, run sample queries, stop."""
+    """Start the API with the relays and projections, run sample queries, let the reference
+    fund application decide the forwarded applications over the bus, stop."""
     api = ApiSettings(api_keys=folder / "demo-api-keys.json",
                       access_log=rt.settings.api.access_log)
     api.api_keys.unlink(missing_ok=True)
@@ -44,6 +46,7 @@ def serve_and_query(rt: DemoSession, folder: Path) -> None:
             rt.console.print("[red]the API did not start[/red]")
             return
         _print(rt, server.url, _ask(server.url, keys))
+        rt.console.print(decide_through_the_fund(rt, server.url, keys["fund"]))
     finally:
         server.stop()
         context.close()
@@ -56,6 +59,7 @@ def _issue_keys(registry: ApiKeyRegistry) -> dict[str, str]:
         "region": registry.add("demo-region-olten", Scope("region", REGION), now=now),
         "canton": registry.add("demo-canton", Scope("canton"), now=now),
         "auditor": registry.add("demo-auditor", Scope("auditor"), now=now),
+        "fund": registry.add(FUND_USER, Scope("bus_reader"), now=now),
     }
 
 

@@ -16,7 +16,7 @@ from bus.consumer import Received
 from bus.effects_sqlite import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, dead_letter_topic, ensure_topics, topic_message_counts
-from nervenbahn.container import Container
+from nervenbahn.container import FUND_DECISIONS_CONNECTOR, Container
 from nervenbahn.datasets import CASE_EVENTS, CASE_FACTS
 from nervenbahn.demo_api import serve_and_query
 from nervenbahn.demo_connectors import DemoPayments, deliver_payments
@@ -35,7 +35,8 @@ def relay_and_subscribe(
     started = time.perf_counter()
     container = rt.container
     with container.kafka_or_embedded(folder) as kafka:
-        ensure_topics(kafka, catalogue(kafka, [SUBSCRIBER], reporting=True))
+        ensure_topics(kafka, catalogue(kafka, [SUBSCRIBER, FUND_DECISIONS_CONNECTOR],
+                                       reporting=True, benefits=True))
         head = rt.service.recorder.max_notification_id() or 0
         with _progress(rt) as progress, container.relay(CASE_EVENTS) as relay, \
                 container.relay(CASE_FACTS) as reporting:
@@ -51,7 +52,8 @@ def relay_and_subscribe(
         if payments is not None:
             rt.console.print(deliver_payments(rt, payments))
         names = [spec.name for spec in catalogue(kafka, [SUBSCRIBER], reporting=True,
-                                                 payments=payments is not None)]
+                                                 payments=payments is not None,
+                                                 benefits=True)]
         counts = topic_message_counts(kafka, names)
     _print(rt, counts, by_type, head, relay_seconds, kafka, dead_letter_topic(kafka, SUBSCRIBER))
 

@@ -246,6 +246,7 @@ def test_demo_pays_once_proposes_from_the_register_and_verifies_its_chains(
     assert "The same month again: payment run" in out and "nothing recorded" in out
     assert "pain001-" in out and "hash chains intact" in out
     assert "snapshots recomputed from their events, 0 differ" in out
+    assert "a SIMULATION of AKSO's software" in out and "recorded back by the fund" in out
     assert runs.code == 0, runs.err
     assert isinstance(runs.json(), list) and len(runs.json()) == 1  # type: ignore[arg-type]
     assert verified.code == 0, verified.err
