@@ -13,7 +13,7 @@ connector records each decision; the relay then publishes it on the applications
 
 - The applicant's finances are not on the bus (the applicant is sealed; no financial fields),
   so they are invented, deterministically, from the application id (SHA-256 of its text):
-  monthly rent CHF 900-1,999, AHV or IV pension between the minimum and the maximum full
+  monthly rent CHF 900-1,990, AHV or IV pension between the minimum and the maximum full
   pension, an occupational pension of CHF 0-1,190 a month, assets CHF 0-119,000.
 - EL (ELG Art. 9-11, simplified): annual EL = recognised expenses (general living needs of a
   single person, rent up to the maximum of region 2, the health-insurance premium as a lump

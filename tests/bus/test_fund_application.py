@@ -211,3 +211,16 @@ def _forwarded(benefits: BenefitService, serial: int, kind: str, complete: bool)
     _run(benefits, "forward_application", application_id=application_id,
          override_reason=None if complete else "documents follow")
     return application_id
+
+
+def test_docs_benefits_shows_the_figures_of_the_data_file() -> None:
+    docs = (EXAMPLE.parents[1] / "docs" / "benefits.md").read_text()
+    section = docs[docs.index("**The figures**"):docs.index("**Writing.**")]
+    figures = json.loads(EXAMPLE.with_name("el_figures.json").read_text())
+    for year in ("2025", "2026"):
+        values = figures["years"][year]
+        for name in ("living_needs_single", "rent_maximum_single_region_2",
+                     "health_premium_lump_sum", "ipv_premium_reduction_monthly"):
+            assert f"{values[name]:,.2f}".removesuffix(".00") in section, (year, name)
+    for values in figures["years"].values():
+        assert set(values) <= set(figures["sources"])  # every figure has its source
