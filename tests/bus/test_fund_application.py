@@ -224,3 +224,45 @@ def test_docs_benefits_shows_the_figures_of_the_data_file() -> None:
             assert f"{values[name]:,.2f}".removesuffix(".00") in section, (year, name)
     for values in figures["years"].values():
         assert set(values) <= set(figures["sources"])  # every figure has its source
+
+
+def test_each_way_of_deciding_follows_the_documented_rules() -> None:
+    fund = _example()
+    _, figures = fund.figures_of(2026)
+    received = date(2026, 3, 17)
+
+    def first(kind: str, missing: set[str], wanted: Any) -> Any:
+        """The decision on the first of a fixed series of ids that `wanted` accepts."""
+        for n in range(2000):
+            app = fund.Application(str(uuid.UUID(int=n)), kind=kind, received_on=received,
+                                   forwarded=True, missing=missing)
+            if wanted(app):
+                return app, fund.decide(app, figures)
+        raise AssertionError("no such id in the series")
+
+    def finances(app: Any) -> Any:
+        return fund.simulated_finances(app.application_id, app.kind, figures)
+
+    _, lacking = first("el_ahv", {"rent_contract"},
+                       lambda a: fund.documents_not_handed_in(a.application_id))
+    assert (lacking.kind, lacking.reason, lacking.monthly_chf) == (
+        "refused", "documents_missing", None)
+    _, handed_in = first("ipv", {"tax_assessment"},
+                         lambda a: not fund.documents_not_handed_in(a.application_id))
+    assert (handed_in.kind, handed_in.monthly_chf) == ("granted", Decimal("150.00"))
+    assert handed_in.from_month == date(2026, 3, 1)  # ELG Art. 12
+    _, wealthy = first("el_ahv", set(), lambda a: finances(a).assets > 100_000)
+    assert (wealthy.kind, wealthy.reason) == ("refused", "assets_above_limit")
+    _, sufficient = first("el_ahv", set(), lambda a: finances(a).assets <= 100_000 and
+                          fund.annual_el(finances(a), "el_ahv", figures) <= 0)
+    assert (sufficient.kind, sufficient.reason) == ("refused", "income_sufficient")
+    app, granted = first("el_iv", set(), lambda a: finances(a).assets <= 100_000 and
+                         fund.annual_el(finances(a), "el_iv", figures) > 0)
+    annual = fund.annual_el(finances(app), "el_iv", figures)
+    assert granted.kind == "granted" and granted.from_month == date(2026, 3, 1)
+    assert abs(granted.monthly_chf - annual / 12) <= Decimal("0.5")  # to the franc
+    assert granted.monthly_chf == granted.monthly_chf.to_integral_value() > 0
+    assert granted.monthly_chf.as_tuple().exponent == -2  # CHF with two places
+    record = granted.record(date(2026, 4, 2))
+    assert record["amounts"] == [{"from_month": date(2026, 3, 1),
+                                  "monthly_chf": granted.monthly_chf}]
