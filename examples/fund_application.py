@@ -245,7 +245,11 @@ class Fund:
         self.applications: dict[str, Application] = {}
         self.today = today
         self.year, self.figures = figures_of(today.year)
+        self.registry = registry
         self.deserialize = AvroDeserializer(registry)
+        self.seen: set[str] = set()
+        """The event ids taken."""
+        self.counts = {"duplicates": 0, "mismatches": 0}
         subject = f"{bus.decisions}-{NAMESPACE}.FundDecision"
         latest = registry.get_latest_version(subject)  # a bus_reader may look it up
         self.serialize = AvroSerializer(registry, latest.schema.schema_str, conf={
@@ -255,16 +259,28 @@ class Fund:
         self.published: list[Decision] = []
 
     def take(self, message: Message) -> None:
-        """Track one message of the applications topic."""
+        """Track one message of the applications topic: once per `event_id` (a message may
+        come twice), and only if its writer schema is the record its `event_type` names."""
         headers = {str(h[0]): (h[1].decode() if isinstance(h[1], bytes) else "")
                    for h in message.headers() or []}
-        record = self.deserialize(message.value(), SerializationContext(
+        event_type, value = headers.get("event_type", ""), message.value() or b""
+        event_id = headers.get("event_id")
+        if event_id is not None and event_id in self.seen:
+            self.counts["duplicates"] += 1
+            return
+        writer = self.registry.get_schema(int.from_bytes(value[1:5], "big"))
+        name = str(json.loads(writer.schema_str or "{}").get("name", ""))
+        if name.rsplit(".", 1)[-1] != event_type:
+            self.counts["mismatches"] += 1  # never act on a value of another type
+            return
+        record = self.deserialize(value, SerializationContext(
             self.bus.applications, MessageField.VALUE))
         if not isinstance(record, dict):
             return
+        if event_id is not None:
+            self.seen.add(event_id)
         app_id = str(record["application_id"])
         application = self.applications.setdefault(app_id, Application(app_id))
-        event_type = headers.get("event_type", "")
         if event_type == "ApplicationReceived":
             application.kind, application.received_on = record["kind"], record["received_on"]
         elif event_type == "CompletenessChecked":
@@ -365,7 +381,7 @@ def _summary(fund: Fund) -> None:
         "forwarded": sum(1 for a in apps if a.forwarded),
         "published": {kind: sum(1 for d in fund.published if d.kind == kind)
                       for kind in ("granted", "refused")},
-        "decision_ids": dict(decided), "simulation": True,
+        "decision_ids": dict(decided), **fund.counts, "simulation": True,
     }), flush=True)
 
 
