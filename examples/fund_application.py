@@ -57,6 +57,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -181,6 +182,15 @@ def decide(application: Application, figures: dict[str, Any]) -> Decision:
     return Decision(app_id, "granted", month, monthly.quantize(Decimal("0.01")), None)
 
 
+def next_to_decide(applications: Iterable[Application], room: int | None) -> list[Application]:
+    """The forwarded, undecided applications the fund decides next: those received first
+    (they have waited longest), at most `room` of them (None: all)."""
+    waiting = sorted((a for a in applications if a.forwarded and a.decided is None
+                      and a.received_on is not None),
+                     key=lambda a: (a.received_on, a.application_id))
+    return waiting if room is None else waiting[:max(room, 0)]
+
+
 def figures_of(year: int, path: Path = FIGURES) -> tuple[int, dict[str, Any]]:
     """The figures of `year`, or of the latest year before it that the file has."""
     years = {int(y): values for y, values in json.loads(path.read_text())["years"].items()}
@@ -240,8 +250,10 @@ class Fund:
     """Tracks the applications and publishes the fund's decisions."""
 
     def __init__(self, bus: Bus, registry: SchemaRegistryClient, producer: Producer,
-                 today: date) -> None:
+                 today: date, capacity: int | None = None) -> None:
         self.bus = bus
+        self.capacity = capacity
+        """At most this many decisions in this run (None: every waiting application)."""
         self.applications: dict[str, Application] = {}
         self.today = today
         self.year, self.figures = figures_of(today.year)
@@ -296,18 +308,18 @@ class Fund:
             application.decided = "withdrawn"
 
     def decide_waiting(self) -> list[Decision]:
-        """Decide and publish every forwarded, undecided application (call when caught up)."""
+        """Decide and publish the forwarded, undecided applications, those received first, up
+        to the run's capacity (call when caught up)."""
         made = []
-        for application in self.applications.values():
-            if (application.forwarded and application.decided is None
-                    and application.received_on is not None):
-                decision = decide(application, self.figures)
-                value = self.serialize(decision.record(self.today), SerializationContext(
-                    self.bus.decisions, MessageField.VALUE))
-                self.producer.produce(self.bus.decisions, key=application.application_id.encode(),
-                                      value=value)
-                application.decided, application.decision_id = decision.kind, decision.decision_id
-                made.append(decision)
+        room = None if self.capacity is None else self.capacity - len(self.published)
+        for application in next_to_decide(self.applications.values(), room):
+            decision = decide(application, self.figures)
+            value = self.serialize(decision.record(self.today), SerializationContext(
+                self.bus.decisions, MessageField.VALUE))
+            self.producer.produce(self.bus.decisions, key=application.application_id.encode(),
+                                  value=value)
+            application.decided, application.decision_id = decision.kind, decision.decision_id
+            made.append(decision)
         if made and self.producer.flush(30) != 0:
             raise SystemExit("error: decisions not delivered within 30 s")
         self.published.extend(made)
@@ -327,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "basic.auth.user.info": f"{args.user}:{args.key}"})
     producer = Producer({"bootstrap.servers": bus.bootstrap, "enable.idempotence": True,
                          "acks": "all"})
-    fund = Fund(bus, registry, producer, datetime.now(SWISS).date())
+    fund = Fund(bus, registry, producer, datetime.now(SWISS).date(), args.capacity)
     print(json.dumps({"simulation": SIMULATION, "figures_year": fund.year,
                       "applications_topic": bus.applications, "decisions_topic": bus.decisions}),
           flush=True)
@@ -409,6 +421,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--user", required=True, help="the API key's consumer name")
     parser.add_argument("--key", required=True, help="a bus_reader API key")
     parser.add_argument("--group", default="akso-fund", help="this application's consumer group")
+    parser.add_argument("--capacity", type=int, default=None,
+                        help="decide at most this many applications in this run, those "
+                        "received first (a fund with a backlog; default: all waiting)")
     parser.add_argument("--idle-seconds", type=float, default=None,
                         help="stop after this long without a new message (default: never)")
     parser.add_argument("--session-timeout-ms", type=int, default=45000,

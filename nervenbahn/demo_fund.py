@@ -34,21 +34,28 @@ WITHIN = 90.0
 """Seconds the demo waits for the decisions before it stops the program."""
 FUND_USER = "demo-fund"
 """The consumer name of the demo's bus_reader key for the fund application."""
+CAPACITY = 40
+"""Decisions the simulated fund makes in the demo's run, those received first: a fund with a
+backlog decides a day's work, not everything waiting (the backlog figures keep showing it)."""
 
 
-def decide_through_the_fund(rt: DemoSession, url: str, key: str, user: str = FUND_USER) -> str:
+def decide_through_the_fund(rt: DemoSession, url: str, key: str, user: str = FUND_USER,
+                           capacity: int = CAPACITY) -> str:
     """Run the fund application against `serve` at `url` (with `user`'s bus_reader `key`)
-    until the forwarded applications are decided; one line saying what went out and came
-    back."""
+    until it has decided up to `capacity` forwarded applications (those received first); one
+    line saying what went out and came back."""
     if not EXAMPLE.exists():
         return f"Fund application: {EXAMPLE} is not here (not a checkout); skipped."
     benefits = rt.container.benefits
-    waiting = [app for app in benefits.application_ids()
-               if benefits.application(app).stage == "forwarded"]
+    forwarded = [benefits.application(app) for app in benefits.application_ids()]
+    forwarded = [app for app in forwarded if app.stage == "forwarded"]
+    waiting = [app.id for app in forwarded]
+    expected = [app.id for app in sorted(forwarded, key=lambda a: (a.received_on, str(a.id)))
+                ][:capacity]
     started = time.perf_counter()
     process = subprocess.Popen(  # noqa: S603 (our own example, fixed arguments)
         [sys.executable, str(EXAMPLE), "--asyncapi", f"{url}/asyncapi.json", "--user",
-         user, "--key", key, "--group", "demo-fund",
+         user, f"--key={key}", "--group", "demo-fund", "--capacity", str(capacity),
          "--session-timeout-ms", "6000"],  # docs/bus.md: the embedded broker's setting
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[dict[str, Any]] = []
@@ -57,7 +64,7 @@ def decide_through_the_fund(rt: DemoSession, url: str, key: str, user: str = FUN
     deadline = time.monotonic() + WITHIN
     while time.monotonic() < deadline and process.poll() is None and not (
             any("caught_up" in line for line in lines)
-            and not any(_undecided(rt, app) for app in waiting)):
+            and not any(_undecided(rt, app) for app in expected)):
         time.sleep(0.2)  # polls its output and the store the connector writes to
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -68,7 +75,7 @@ def decide_through_the_fund(rt: DemoSession, url: str, key: str, user: str = FUN
         errors = process.stderr.read() if process.stderr is not None else ""
         return f"[red]Fund application failed ({process.returncode}): {errors[-500:]}[/red]"
     recorded = sum(1 for app in waiting if not _undecided(rt, app))
-    return _line(lines, waiting, recorded, seconds)
+    return _line(lines, waiting, recorded, seconds, capacity)
 
 
 def _read_lines(process: subprocess.Popen[str], lines: list[dict[str, Any]]) -> None:
@@ -84,14 +91,16 @@ def _undecided(rt: DemoSession, application_id: UUID) -> bool:
 
 
 def _line(lines: list[dict[str, Any]], waiting: list[UUID], recorded: int,
-          seconds: float) -> str:
+          seconds: float, capacity: int) -> str:
     summary = lines[-1] if lines and "published" in lines[-1] else {}
     published = summary.get("published", {})
     topic = lines[0].get("applications_topic", "?") if lines else "?"
     return (
         f"Fund application (examples/fund_application.py, a SIMULATION of AKSO's software): "
         f"read {summary.get('applications', 0)} applications from {topic}; "
-        f"{len(waiting)} forwarded awaited a decision, it decided "
+        f"{len(waiting)} forwarded awaited a decision; with a day's capacity of {capacity} "
+        f"(those received first) it decided "
         f"{published.get('granted', 0)} granted and {published.get('refused', 0)} refused; "
-        f"{recorded} of them recorded back by the fund-decisions connector; {seconds:.1f} s."
+        f"{recorded} of them recorded back by the fund-decisions connector, "
+        f"{len(waiting) - recorded} still wait; {seconds:.1f} s."
     )

@@ -269,3 +269,18 @@ def test_each_way_of_deciding_follows_the_documented_rules() -> None:
     record = granted.record(date(2026, 4, 2))
     assert record["amounts"] == [{"from_month": date(2026, 3, 1),
                                   "monthly_chf": granted.monthly_chf}]
+
+
+def test_the_fund_decides_those_received_first_up_to_its_capacity() -> None:
+    module = _example()
+    apps = [module.Application(f"app-{n}") for n in range(5)]
+    for n, app in enumerate(apps):
+        app.received_on, app.forwarded = date(2026, 3, 10 - n), n != 1
+    apps[4].decided = "granted"
+
+    chosen = module.next_to_decide(apps, 2)
+
+    assert [a.application_id for a in chosen] == ["app-3", "app-2"]
+    assert [a.application_id for a in module.next_to_decide(apps, None)] == [
+        "app-3", "app-2", "app-0"]
+    assert module.next_to_decide(apps, 0) == []
