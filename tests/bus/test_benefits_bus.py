@@ -24,7 +24,6 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient, topic_record_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from kafka import KafkaConsumer, TopicPartition
 
 from bus.envelope import event_id
 from bus.kafka_settings import KafkaSettings
@@ -36,9 +35,9 @@ from domain.commands import Actor
 from nervenbahn.api.app import REGISTRY_PREFIX
 from nervenbahn.config import load_settings
 from nervenbahn.container import FUND_DECISIONS_CONNECTOR, Container
+from tests.bus.fund_runs import dead_letters, read_topic
 from tests.bus.pipeline import pipeline, topic_contents
 from tests.bus.test_registry_served import decode_topic, serving_bus_readers
-from tests.bus.waiting import wait_until
 from tests.domain.case_desk import person_input
 
 GRENCHEN = 2546
@@ -76,7 +75,7 @@ def test_applications_go_out_and_the_funds_decisions_come_back_once(
             fund.send(forwarded, b"\x00\x00\x00\x00\x27not avro at all")  # after the twin
             fund.send(uuid.uuid4(), fund.avro(_decision(uuid.uuid4(), "granted")))
             fund.send(waiting, fund.avro(_decision(waiting, "refused", reason="other")))
-            dead = _dead_letters(kafka, dead_letter_topic(kafka, FUND_DECISIONS_CONNECTOR), 3)
+            dead = dead_letters(kafka, dead_letter_topic(kafka, FUND_DECISIONS_CONNECTOR), 3)
         application = benefits.application(forwarded)
         grants = [e for e in benefits.events.get(forwarded) if isinstance(e, BenefitGranted)]
         waiting_stage = benefits.application(waiting).stage
@@ -184,38 +183,9 @@ def _forwarded_application(benefits: BenefitService, serial: int) -> UUID:
 def _headers_of(kafka: KafkaSettings, topic: str) -> list[dict[str, str]]:
     """The header names and values of every message on `topic`."""
     found: list[dict[str, str]] = []
-    _read(kafka, topic, lambda record: found.append(
+    read_topic(kafka, topic, lambda record: found.append(
         {k: v.decode() for k, v in record.headers or []}), until=None)
     return found
-
-
-def _dead_letters(kafka: KafkaSettings, topic: str, expected: int) -> list[dict[str, str]]:
-    """The headers of the first `expected` dead letters on `topic` (waits for them)."""
-    found: list[dict[str, str]] = []
-    _read(kafka, topic, lambda record: found.append(
-        {k: v.decode() for k, v in record.headers or []}), until=lambda: len(found) >= expected)
-    return found
-
-
-def _read(kafka: KafkaSettings, topic: str, keep: Any, until: Any) -> None:
-    reader = KafkaConsumer(**kafka.consumer_kwargs(None, "benefits-test"))
-    try:
-        wait_until(lambda: bool(reader.partitions_for_topic(topic)), what=f"{topic} to exist")
-        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic)]
-        reader.assign(partitions)
-        reader.seek_to_beginning(*partitions)
-
-        def step() -> None:
-            for records in reader.poll(300).values():
-                for record in records:
-                    keep(record)
-
-        if until is None:
-            ends = reader.end_offsets(partitions)
-            until = lambda: all(reader.position(tp) >= ends[tp] for tp in partitions)  # noqa: E731
-        wait_until(until, step=step, within=60, what=f"the messages of {topic}")
-    finally:
-        reader.close()
 
 
 def test_the_benefits_store_and_the_connectors_bookkeeping_open_on_postgresql(

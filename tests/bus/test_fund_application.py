@@ -7,18 +7,12 @@ decides nothing twice: the same decision ids, one decision event per application
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections import Counter
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -31,32 +25,27 @@ from domain.application.benefits import BenefitService
 from domain.benefits import BenefitGranted, BenefitRefused
 from domain.commands import Actor
 from domain.reference import load_benefit_checklists
+from tests.bus.fund_runs import (
+    EXAMPLE,
+    fund_example,
+    run_fund,
+    run_fund_until_caught_up_then_terminate,
+)
 from tests.bus.pipeline import pipeline, topic_contents
 from tests.bus.test_outside_consumer import _resend_one
 from tests.bus.test_registry_served import serving_bus_readers
 from tests.bus.waiting import wait_until
 from tests.domain.case_desk import person_input
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fund_application.py"
 GRENCHEN = 2546
 OFFICE = Actor("eva.frei", "branch_office", "akso-grenchen")
 SWISS = ZoneInfo("Europe/Zurich")
 
 
-def _example() -> ModuleType:
-    """The example as a module (its simulation, to compute what it must decide)."""
-    spec = importlib.util.spec_from_file_location("fund_application", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_forwarded_applications_are_decided_by_the_fund_application_once(
     tmp_path: Path, master_key: str, kafka_settings: KafkaSettings
 ) -> None:
-    fund = _example()
+    fund = fund_example()
     with pipeline(tmp_path, master_key, kafka_settings) as line:
         benefits = line.container.benefits
         forwarded = {
@@ -75,11 +64,11 @@ def test_forwarded_applications_are_decided_by_the_fund_application_once(
             wait_until(lambda: set(topic_contents(kafka, applications)[0]) == expected,
                        within=60, what="every application event on the topic")
             _resend_one(kafka, applications)  # at least once: one message comes twice
-            first = _run_fund(server.url, key)
+            first = run_fund(server.url, key)
             wait_until(lambda: all(benefits.application(app).stage in ("granted", "refused")
                                    for app in forwarded), within=60,
                        what="the fund's decisions recorded")
-            second = _run_until_caught_up_then_terminate(
+            second = run_fund_until_caught_up_then_terminate(
                 server.url, key, applications=len(forwarded) + 1, decided=len(forwarded))
         state = {app: benefits.application(app) for app in forwarded}
         decisions = Counter(app for app in forwarded for e in benefits.events.get(app)
@@ -116,7 +105,7 @@ def test_forwarded_applications_are_decided_by_the_fund_application_once(
 
 
 def test_a_decision_id_depends_only_on_the_application_and_the_kind() -> None:
-    fund = _example()
+    fund = fund_example()
     application = fund.Application(str(uuid.uuid4()), kind="el_ahv",
                                    received_on=date(2026, 3, 17), forwarded=True)
     _, figures = fund.figures_of(2026)
@@ -128,7 +117,7 @@ def test_a_decision_id_depends_only_on_the_application_and_the_kind() -> None:
 
 
 def test_the_simulated_el_is_expenses_minus_income() -> None:
-    fund = _example()
+    fund = fund_example()
     _, figures = fund.figures_of(2026)
     poor = fund.Finances(rent_monthly=1400, pension_monthly=1260, occupational_monthly=0,
                          assets=40_000)
@@ -143,46 +132,6 @@ def test_the_simulated_el_is_expenses_minus_income() -> None:
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _command(url: str, key: str, *options: str) -> list[str]:
-    return [sys.executable, str(EXAMPLE), "--asyncapi", f"{url}/asyncapi.json", "--user",
-            "vendor-app", "--key", key, "--group", "akso-fund", "--session-timeout-ms", "6000",
-            *options]
-
-
-def _run_fund(url: str, key: str) -> list[dict[str, Any]]:
-    """One run to its end (six seconds without a new message)."""
-    done = subprocess.run(_command(url, key, "--idle-seconds", "6"),
-                          capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return [json.loads(line) for line in done.stdout.splitlines()]
-
-
-def _run_until_caught_up_then_terminate(
-    url: str, key: str, applications: int, decided: int
-) -> list[dict[str, Any]]:
-    """A run without an end, stopped by SIGTERM once it has read every application, decided."""
-    process = subprocess.Popen(_command(url, key), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    lines: list[dict[str, Any]] = []
-    try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break  # it ended on its own: the assertions below say why
-            lines.append(json.loads(line))
-            if lines[-1].get("caught_up") == applications and lines[-1]["decided"] == decided:
-                process.send_signal(signal.SIGTERM)
-                break
-        rest, errors = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, errors[-2000:]
-    return lines + [json.loads(line) for line in rest.splitlines()]
 
 
 def _missing(kind: str) -> set[str]:
@@ -230,7 +179,7 @@ def test_docs_benefits_shows_the_figures_of_the_data_file() -> None:
 
 
 def test_each_way_of_deciding_follows_the_documented_rules() -> None:
-    fund = _example()
+    fund = fund_example()
     _, figures = fund.figures_of(2026)
     received = date(2026, 3, 17)
 
