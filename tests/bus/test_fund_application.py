@@ -221,7 +221,7 @@ def test_each_way_of_deciding_follows_the_documented_rules() -> None:
 
 
 def test_the_fund_decides_those_received_first_up_to_its_capacity() -> None:
-    module = _example()
+    module = fund_example()
     apps = [module.Application(f"app-{n}") for n in range(5)]
     for n, app in enumerate(apps):
         app.received_on, app.forwarded = date(2026, 3, 10 - n), n != 1
