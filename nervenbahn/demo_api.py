@@ -22,6 +22,7 @@ from nervenbahn.api import create_app
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
 from nervenbahn.api.settings import ApiSettings
+from nervenbahn.demo_backlog import print_backlog
 from nervenbahn.demo_fund import FUND_USER, decide_through_the_fund
 from nervenbahn.demo_session import DemoSession
 from nervenbahn.serve import Server
@@ -47,6 +48,7 @@ def serve_and_query(rt: DemoSession, folder: Path) -> None:
             return
         _print(rt, server.url, _ask(server.url, keys))
         rt.console.print(decide_through_the_fund(rt, server.url, keys["fund"]))
+        print_backlog(rt, folder)
     finally:
         server.stop()
         context.close()

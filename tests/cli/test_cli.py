@@ -247,6 +247,12 @@ def test_demo_pays_once_proposes_from_the_register_and_verifies_its_chains(
     assert "pain001-" in out and "hash chains intact" in out
     assert "snapshots recomputed from their events, 0 differ" in out
     assert "a SIMULATION of AKSO's software" in out and "recorded back by the fund" in out
+    assert "Backlog of benefit applications" in out
+    report_path = Path(re.search(r"26-week trend: (\S+\.html)", out)[1])  # type: ignore[index]
+    week = re.search(r"backlog-(\d{4}-W\d{2})\.html", report_path.name)[1]  # type: ignore[index]
+    csv_rows = report_path.with_suffix(".csv").read_text().splitlines()
+    assert report_path.exists() and any(r.startswith("canton,canton,") and f",{week}," in r
+                                        for r in csv_rows), csv_rows[:3]
     assert runs.code == 0, runs.err
     assert isinstance(runs.json(), list) and len(runs.json()) == 1  # type: ignore[arg-type]
     assert verified.code == 0, verified.err
