@@ -93,11 +93,19 @@ def receive(
     application_id: Annotated[
         str | None, typer.Option(help="Application id (default: a new one).")
     ] = None,
+    person_id: Annotated[
+        str | None, typer.Option(help="The applicant's person id if nervenbahn knows them "
+                                      "already (e.g. a social-assistance case's applicant), "
+                                      "so that erasing the person reaches this application "
+                                      "too (default: a new person).")
+    ] = None,
     correlation_id: Correlation = None,
 ) -> None:
     """Receive an application at the branch office of the applicant's municipality."""
-    applicant = applicant_input(given_name, family_name, ahvn13, birth_date, street,
-                                postal_code, town)
+    applicant: dict[str, str] = applicant_input(given_name, family_name, ahvn13, birth_date,
+                                                street, postal_code, town)
+    if person_id is not None:
+        applicant["person_id"] = person_id
     _record(ctx, "receive_application", correlation_id, application_id=application_id,
             kind=kind, municipality_bfs=municipality, applicant=applicant,
             received_on=received_on or _today())
