@@ -74,7 +74,11 @@ def erase_person(container: Container, person_id: UUID) -> ErasureReport:
         raise InvalidCommandError(
             "erase", [("person_id", f"no person {person_id} is recorded in this store")]
         )
-    subject = ErasureSubject.of(service.person(person_id), person_id)
+    # a case's member, or else an applicant known only to the benefits store (a pensioner)
+    person = service.person(person_id)
+    if person is None:
+        person = container.benefits.person(person_id)
+    subject = ErasureSubject.of(person, person_id)
     files = _connectors_erase(container, subject)
     existed = service.erase_person(person_id)
     key_left = service.vault.keystore.copies_left()

@@ -46,7 +46,12 @@ from domain.errors import (
     InvalidCommandError,
     RuleViolationError,
 )
-from domain.personal_data import PersonalDataVault
+from domain.personal_data import (
+    ErasedPersonalData,
+    PersonalData,
+    PersonalDataVault,
+    SealedPersonalData,
+)
 from domain.reference import BranchOffice, ReferenceData, load_benefit_checklists
 
 __all__ = ["BENEFITS_EVENTS_TABLE", "BenefitResult", "BenefitService", "DelegatedAction"]
@@ -270,6 +275,19 @@ class BenefitService(StoredNotificationLog, Application[UUID]):
         (notification,) = self.recorder.select_notifications(start=last, limit=1)
         event: Any = self.mapper.to_domain_event(notification)
         return cast(datetime, event.timestamp)
+
+    def person(self, person_id: UUID) -> PersonalData | ErasedPersonalData | None:
+        """The applicant's data as recorded when an application named them (opened now, or
+        what remains after erasure); None if no application names them. Scans the received
+        applications: for erasure, which must find a person known only to this store (a
+        pensioner with no social-assistance case), not for hot paths."""
+        for event in self._all_events(ApplicationReceived):
+            applicant = event.applicant
+            if applicant.person_id == person_id:
+                opened: PersonalData | ErasedPersonalData = (
+                    applicant.open() if isinstance(applicant, SealedPersonalData) else applicant)
+                return opened
+        return None
 
     def delegated_actions(self, delegation_id: UUID | None = None) -> list[DelegatedAction]:
         """What was done under which delegation (under one, if given), in recording order."""
