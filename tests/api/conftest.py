@@ -45,8 +45,8 @@ class ReadModels:
 
 @dataclass(frozen=True)
 class Keys:
-    """A key registry with a consumer for every branch office, every region, the canton and
-    an auditor; `of(scope)` gives the key of a scope such as "region:so-olten"."""
+    """A key registry with a consumer for every branch office, every region, the canton, an
+    auditor and a bus reader; `of(scope)` gives the key of a scope such as "region:so-olten"."""
 
     registry: ApiKeyRegistry
     by_scope: dict[str, str]
@@ -101,7 +101,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     registry = ApiKeyRegistry(tmp_path_factory.mktemp("keys") / "api-keys.json")
     scopes = [Scope("branch_office", office) for office in load_branch_offices()]
     scopes += [Scope("region", region) for region in load_reference_data().regions]
-    scopes += [Scope("canton"), Scope("auditor")]
+    scopes += [Scope("canton"), Scope("auditor"), Scope("bus_reader")]
     by_scope = {
         str(scope): registry.add(str(scope).replace(":", "-"), scope, now=NOW)
         for scope in scopes

@@ -58,7 +58,7 @@ def test_every_scope_but_the_auditor_gets_not_found_whatever_it_asks(
     answers = [(scope, client.get("/v1/access-log", params=query, headers=keys.of(scope)))
                for scope in others for query in queries]
 
-    assert len(others) == 53 + 13 + 1                # every branch office, region, the canton
+    assert len(others) == 53 + 13 + 2  # every branch office, region, the canton, the bus reader
     assert {answer.status_code for _, answer in answers} == {404}
     assert all(answer.json() == unknown | {"instance": "/v1/access-log"}
                for _, answer in answers)

@@ -138,6 +138,29 @@ def test_another_offices_application_answers_as_an_unknown_one(office: Any, keys
     assert own.status_code == 200
 
 
+OUT_OF_SCOPE = ["region:so-olten", "region:so-oberer-leberberg", "canton", "auditor", "bus_reader",
+                "branch_office:akso-lommiswil"]
+"""Keys that are not Grenchen's office: each must be refused every route of it."""
+
+
+@pytest.mark.parametrize("scope", OUT_OF_SCOPE)
+def test_no_other_key_lists_or_reads_an_offices_applications(
+    office: Any, keys: Keys, scope: str
+) -> None:
+    start, recorded = office
+    client = start()
+    routes = [f"{BASE}/benefit-applications", f"{BASE}/delegations",
+              *(f"{BASE}/benefit-applications/{recorded.ids[x]}" for x in "AB")]
+    unknown = client.get(f"{BASE}/benefit-applications/{uuid4()}", headers=keys.of(GRENCHEN))
+
+    answers = [client.get(route, headers=keys.of(scope)) for route in routes]
+
+    assert [a.status_code for a in answers] == [404] * len(routes)
+    assert all(_problem(a) == _problem(unknown) for a in answers)
+    assert not any("Muster" in a.text for a in answers)
+    assert context_of(client).access_log.select() == []
+
+
 def test_delegations_show_status_and_the_open_tasks_of_a_live_one(
     office: Any, keys: Keys
 ) -> None:
