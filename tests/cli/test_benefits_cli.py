@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from domain.case import SWISS_TIME
+from nervenbahn.audit.access_log import AccessEntry
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.config import load_settings
 from tests.cli.conftest import Cli, Outcome
@@ -233,13 +234,47 @@ def test_show_opens_the_applicant_logs_the_read_and_hides_another_offices(desk: 
     assert shown["days_since_receipt"] == 0
     assert other.replace(theirs, "ID") == unknown.replace(
         "7d3c1f4e-0000-4000-8000-000000000000", "ID")
+    assert [(e.case_id, e.consumer, e.endpoint) for e in _logged_reads()] == [
+        (own, "cli:eva.frei", "nervenbahn benefits show")]
+
+
+@pytest.mark.parametrize("actor", ["cw:caseworker:so-oberer-leberberg",
+                                   "sv:supervisor:so-olten", "ops:administrator:so-canton",
+                                   AUDITOR, OTHER_OFFICE])
+def test_show_out_of_scope_is_refused_as_an_unknown_one_and_nothing_is_logged(
+    desk: Desk, actor: str
+) -> None:
+    own = desk.receive()
+    unknown = "7d3c1f4e-0000-4000-8000-000000000000"
+
+    theirs = desk.refused(actor, "show", own)
+    nothing = desk.refused(actor, "show", unknown)
+    listed = desk(actor, "list")
+
+    assert "Muster" not in theirs
+    assert theirs.replace(own, "ID") == nothing.replace(unknown, "ID")
+    assert own not in listed.out + listed.err  # another office lists its own, others none
+    assert _logged_reads() == []
+
+
+def test_an_allowed_show_is_listed_for_auditors(desk: Desk) -> None:
+    own = desk.receive()
+    person_id = desk.ok(OFFICE, "show", own)["applicant"]["person_id"]
+
+    listed = desk.cli("--json", "--actor", AUDITOR, "audit", "access", "--person", person_id)
+
+    assert listed.code == 0, listed.err
+    entries: Any = listed.json()
+    assert [(e["case_id"], e["consumer"], e["endpoint"]) for e in entries["entries"]] == [
+        (own, "cli:eva.frei", "nervenbahn benefits show")]
+
+
+def _logged_reads() -> list[AccessEntry]:
     log = SQLiteAccessLog(load_settings().api.access_log)
     try:
-        entries = [item.entry for item in log.select()]
+        return [item.entry for item in log.select()]
     finally:
         log.close()
-    assert [(e.case_id, e.consumer, e.endpoint) for e in entries] == [
-        (own, "cli:eva.frei", "nervenbahn benefits show")]
 
 
 def _person_args(serial: int = 1) -> list[str]:
