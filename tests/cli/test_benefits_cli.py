@@ -269,6 +269,26 @@ def test_an_allowed_show_is_listed_for_auditors(desk: Desk) -> None:
         (own, "cli:eva.frei", "nervenbahn benefits show")]
 
 
+def test_receive_for_a_known_person_keeps_their_id_and_refuses_an_erased_or_malformed_one(
+    desk: Desk
+) -> None:
+    person_id = "0b1f4c2e-5a6d-4e7f-8a9b-0c1d2e3f4a5b"
+    linked = desk.ok(OFFICE, "receive", "--kind", "el_ahv", "--municipality", "2546",
+                     "--person-id", person_id, *_person_args())["id"]
+    assert desk.ok(OFFICE, "show", linked)["applicant"]["person_id"] == person_id
+    erased = desk.cli("--actor", "ops:administrator:so-canton", "person", "erase", person_id,
+                      "--yes")
+    assert erased.code == 0, erased.err
+
+    again = desk(OFFICE, "receive", "--kind", "el_ahv", "--municipality", "2546",
+                 "--person-id", person_id, *_person_args())
+    malformed = desk.refused(OFFICE, "receive", "--kind", "el_ahv", "--municipality", "2546",
+                             "--person-id", "nope", *_person_args())
+
+    assert again.code != 0 and f"person {person_id} was erased" in again.err
+    assert "applicant.person_id" in malformed
+
+
 def _logged_reads() -> list[AccessEntry]:
     log = SQLiteAccessLog(load_settings().api.access_log)
     try:
