@@ -24,6 +24,7 @@ import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, datetime_now_with_tzinfo
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, JSONTranscoder
+from eventsourcing.utils import get_topic
 
 from domain import benefit_commands as bc
 from domain.application.eventlog import StoredNotificationLog
@@ -281,8 +282,11 @@ class BenefitService(StoredNotificationLog, Application[UUID]):
         what remains after erasure); None if no application names them. Scans the received
         applications: for erasure, which must find a person known only to this store (a
         pensioner with no social-assistance case), not for hot paths."""
-        for event in self._all_events(ApplicationReceived):
-            applicant = event.applicant
+        for notification in self.recorder.select_notifications(
+            start=None, limit=_ALL, topics=[get_topic(ApplicationReceived)]
+        ):
+            applicant = cast(ApplicationReceived,
+                             self.mapper.to_domain_event(notification)).applicant
             if applicant.person_id == person_id:
                 opened: PersonalData | ErasedPersonalData = (
                     applicant.open() if isinstance(applicant, SealedPersonalData) else applicant)
