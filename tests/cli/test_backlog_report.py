@@ -71,6 +71,7 @@ from nervenbahn.config import load_settings
 from nervenbahn.container import build_benefit_service, build_service, close_service
 from projections.backlog import Backlog, BacklogFigures, IsoWeek, ProcessingTarget
 from tests.cli.conftest import Cli
+from tests.cli.test_reporting_cli import build_read_model
 from tests.domain.case_desk import person_input
 from tests.domain.fakes import FakeClock
 
@@ -278,6 +279,30 @@ def test_report_csv_and_html_carry_the_same_figures_and_no_personal_data(
     for output in (csv_path.read_bytes(), html_path.read_bytes()):
         for personal in NAMES:
             assert personal.encode() not in output
+
+
+def test_the_quarterly_report_shows_the_backlog_of_the_quarters_last_week(
+    cli: Cli, benefits: BenefitService, tmp_path: Path,
+) -> None:
+    build_read_model()  # the quarterly report's case figures (no cases here)
+    now = datetime.now(SWISS_TIME)
+    (w13,) = backlog_of(benefits, IsoWeek.parse("2026-W13"), TARGET, now, weeks=1)
+
+    result = cli("report", "quarterly", "2026Q1", "--out", str(tmp_path), "--min-count", "0")
+
+    assert result.code == 0, result.err
+    page = (tmp_path / "report-2026Q1.html").read_text()
+    section = page.split("<h2>Benefit applications: backlog in week 2026-W13</h2>", 1)[1]
+    cells = _html_cells(section.split("</table>", 1)[0])
+    assert cells["canton:canton"] == _html_text(figures(w13.canton))
+    assert cells["region:so-olten"] == _html_text(figures(by_unit(w13)["so-olten"]))
+    # by hand, on Sunday 2026-03-29: pending A, K, E, H, G, I; past their deadline (receipt +
+    # 3 months) A, K, E, H; of those waiting for documents A (requested) and E (forwarded
+    # without them), H's came on 03-09
+    assert (w13.canton.pending, w13.canton.pending_over_target,
+            w13.canton.late_waiting_for_documents) == (6, 4, 2)
+    for personal in NAMES:
+        assert personal not in page
 
 
 def test_a_bad_week_is_refused_naming_it(cli: Cli, tmp_path: Path) -> None:
