@@ -7,6 +7,7 @@ event; a refused command raises and triggers nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NoReturn
@@ -27,6 +28,7 @@ from domain.commands import (
     CompleteMeasure,
     CompleteReview,
     DismissProposal,
+    EndAdvance,
     GrantSupport,
     HandOverCase,
     OpenCase,
@@ -36,10 +38,14 @@ from domain.commands import (
     RecordGoalOutcome,
     RefuseSupport,
     ReopenCase,
+    StartAdvance,
     StartMeasure,
 )
 from domain.errors import RuleViolationError
 from domain.events import (
+    Advance,
+    AdvanceEnded,
+    AdvanceStarted,
     AssessmentCompleted,
     BudgetChanged,
     BudgetVersion,
@@ -67,18 +73,22 @@ from domain.events import (
     SupportPeriod,
     SupportRefused,
     add_months,
+    advances_of,
     proposals_of,
 )
 from domain.personal_data import PersonalData
 from domain.reference import ReferenceData
 
 __all__ = [
+    "ADVANCE_BENEFIT_KINDS",
     "CANTON_WIDE_ACTORS",
     "FUTURE_LIMIT_DAYS",
     "PROPOSAL_ROLES",
     "RETROACTIVE_LIMIT_DAYS",
     "REVIEW_INTERVAL_MONTHS",
     "SWISS_TIME",
+    "BenefitLookup",
+    "BenefitOnRecord",
     "Case",
     "Recording",
     "acts_canton_wide",
@@ -97,6 +107,30 @@ _CASEWORK_PHASES = ("supported",)
 PROPOSAL_ROLES = ("system",)
 """Who may put a proposal on a work list: connected registers act as system actors (e.g.
 `population-register:system:so-canton`); a caseworker acts on a case directly instead."""
+
+
+ADVANCE_BENEFIT_KINDS = ("el_ahv", "el_iv")
+"""Benefits social assistance is advanced in view of: EL covers living costs as social
+assistance does (SKOS F.2, sachliche Kongruenz); a premium reduction does not."""
+_PENDING_STAGES = ("received", "forwarded")
+_DECIDED_STAGES = ("granted", "refused", "ended")
+
+
+@dataclass(frozen=True)
+class BenefitOnRecord:
+    """What the case needs to know of a benefit application to advance in view of it (from
+    the benefits store; no personal data): its id, kind, applicant's person id and stage
+    (received, forwarded, granted, refused, ended or withdrawn)."""
+
+    application_id: UUID
+    kind: str
+    applicant_id: UUID
+    stage: str
+
+
+BenefitLookup = Callable[[UUID], BenefitOnRecord]
+"""The benefit application with an id, as the benefits store knows it now
+(`BenefitService.on_record`); ApplicationNotFoundError if there is none."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +170,7 @@ class Case(Aggregate):
         self.closure: dict[str, Any] | None = None
         self.reopenings: list[dict[str, Any]] = []
         self.proposals: dict[str, Proposal] = {}
+        self.advances: list[Advance] = []
 
     # --- intake --------------------------------------------------------------------------
 
@@ -350,9 +385,13 @@ class Case(Aggregate):
         )
 
     def close(self, cmd: CloseCase, rec: Recording) -> None:
-        """Close the case (Ablösung) with a reason from the fixed list."""
+        """Close the case (Ablösung) with a reason from the fixed list; every open advance
+        ends with it (reason case_closed)."""
         self._require_open(cmd, rec)
         effective = self._effective(cmd.closing_date, rec, "closing_date")
+        for advance in [a for a in advances_of(self) if a.is_open]:
+            self._trigger(AdvanceEnded, cmd, rec, max(effective, advance.started_on),
+                          application_id=advance.application_id, reason="case_closed")
         self._trigger(CaseClosed, cmd, rec, effective, reason=cmd.reason)
 
     def reopen(self, cmd: ReopenCase, rec: Recording) -> None:
@@ -364,6 +403,71 @@ class Case(Aggregate):
         earliest = self.closure["closed_on"]
         effective = self._effective(cmd.reopening_date, rec, "reopening_date", earliest=earliest)
         self._trigger(CaseReopened, cmd, rec, effective, reason=cmd.reason)
+
+    # --- advances in view of a benefit ----------------------------------------------------
+
+    def start_advance(self, cmd: StartAdvance, rec: Recording, benefits: BenefitLookup) -> None:
+        """Advance living costs in view of a pending EL application of the case's applicant or
+        a household member (SKOS F.2: only with the person's written commitment or payment
+        order; one open advance per application). The case's own rules are checked before
+        the application is looked up in `benefits`."""
+        self._require_phase(cmd, rec, _CASEWORK_PHASES, "advance-requires-support")
+        if cmd.commitment_kind is None or cmd.commitment_date is None:
+            missing = "commitment_kind" if cmd.commitment_kind is None else "commitment_date"
+            _refuse("advance-requires-commitment",
+                    f"{missing}: an advance needs the person's written commitment or payment "
+                    "order, its kind and date (SKOS F.2)")
+        _within(cmd.commitment_date, rec, "commitment_date", back=None, ahead=0)
+        if self._open_advance(cmd.application_id) is not None:
+            _refuse("one-open-advance-per-application",
+                    f"application_id: the case advances in view of {cmd.application_id} "
+                    "already")
+        start = cmd.advance_from
+        _within(start, rec, "advance_from", back=RETROACTIVE_LIMIT_DAYS, ahead=0)
+        if start < self.support_periods[-1].start:
+            _refuse("advance-within-support",
+                    f"advance_from: {start} lies before the support began "
+                    f"({self.support_periods[-1].start})")
+        benefit = _benefit(benefits, cmd.application_id)
+        if benefit.kind not in ADVANCE_BENEFIT_KINDS:
+            _refuse("advance-in-view-of-el",
+                    f"application_id: {benefit.application_id} is an application for "
+                    f"{benefit.kind}; advances are made in view of EL only")
+        if benefit.stage not in _PENDING_STAGES:
+            _refuse("advance-for-pending-application",
+                    f"application_id: {benefit.application_id} is {benefit.stage}, not pending")
+        members = {m.person_id for m in (self.applicant, *self.other_members)}
+        if benefit.applicant_id not in members:
+            _refuse("advance-for-household-member",
+                    f"application_id: the applicant of {benefit.application_id} is not a "
+                    "member of the case's household")
+        self._trigger(AdvanceStarted, cmd, rec, start, application_id=benefit.application_id,
+                      benefit_kind=benefit.kind, person_id=benefit.applicant_id,
+                      commitment_kind=cmd.commitment_kind,
+                      commitment_date=cmd.commitment_date)
+
+    def end_advance(self, cmd: EndAdvance, rec: Recording, benefits: BenefitLookup) -> None:
+        """End the open advance in view of an application that was decided or withdrawn (its
+        stage as `benefits` knows it says which)."""
+        self._require_open(cmd, rec)
+        advance = self._open_advance(cmd.application_id)
+        if advance is None:
+            _refuse("open-advance",
+                    f"application_id: the case has no open advance in view of "
+                    f"{cmd.application_id}")
+        ended = self._effective(cmd.ended_on, rec, "ended_on", earliest=advance.started_on)
+        benefit = _benefit(benefits, cmd.application_id)
+        expected = _DECIDED_STAGES if cmd.reason == "decided" else ("withdrawn",)
+        if benefit.stage not in expected:
+            _refuse("advance-ends-with-application",
+                    f"reason: {cmd.reason} does not fit application {benefit.application_id}, "
+                    f"which is {benefit.stage}")
+        self._trigger(AdvanceEnded, cmd, rec, ended, application_id=advance.application_id,
+                      reason=cmd.reason)
+
+    def _open_advance(self, application_id: UUID) -> Advance | None:
+        return next((a for a in advances_of(self)
+                     if a.application_id == application_id and a.is_open), None)
 
     # --- work-list proposals from connected registers -------------------------------------
 
@@ -518,6 +622,13 @@ class Case(Aggregate):
         _within(day, rec, field, back=RETROACTIVE_LIMIT_DAYS, ahead=FUTURE_LIMIT_DAYS)
         if day < earliest:
             _refuse("budget-within-support", f"{field}: {day} lies before {earliest}")
+
+
+def _benefit(benefits: BenefitLookup, application_id: UUID) -> BenefitOnRecord:
+    benefit = benefits(application_id)
+    if benefit.application_id != application_id:  # a wiring error, not the caller's
+        raise ValueError(f"benefit {benefit.application_id} given for {application_id}")
+    return benefit
 
 
 def _person(data: PersonInput) -> PersonalData:

@@ -36,6 +36,7 @@ __all__ = [
     "LATEST_YEAR",
     "MAX_COMBINING_MARKS",
     "Actor",
+    "AdvanceEndReason",
     "AgreeGoal",
     "BreakOffMeasure",
     "CaseCommand",
@@ -43,10 +44,12 @@ __all__ = [
     "CloseCase",
     "ClosureReason",
     "Command",
+    "CommitmentKind",
     "CompleteAssessment",
     "CompleteMeasure",
     "CompleteReview",
     "DismissProposal",
+    "EndAdvance",
     "GrantSupport",
     "HandOverCase",
     "HouseholdStructure",
@@ -58,6 +61,7 @@ __all__ = [
     "RecordGoalOutcome",
     "RefuseSupport",
     "ReopenCase",
+    "StartAdvance",
     "StartMeasure",
     "is_invisible",
     "parse_command",
@@ -158,6 +162,11 @@ ClosureReason = Literal["employment", "other_insurance", "moved_away", "death", 
 ReopenReason = Literal["reapplication", "closed_in_error"]
 ProposedClosureReason = Literal["death", "moved_away"]
 DismissalReason = Literal["not_applicable", "already_handled", "register_error", "other"]
+CommitmentKind = Literal["commitment", "payment_order"]
+"""What the person signed for an advance (SKOS F.2): a commitment to repay from the benefit
+(Verpflichtung/Abtretung) or a payment order to the fund (Zahlungsanweisung)."""
+AdvanceEndReason = Literal["decided", "withdrawn"]
+"""Why a caller ends an advance; the closing of the case ends it too (reason case_closed)."""
 ExternalReference = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)
 ]
@@ -453,6 +462,28 @@ class DismissProposal(CaseCommand):
     reason: DismissalReason
 
 
+class StartAdvance(CaseCommand):
+    """Advance living costs in view of a pending benefit application (EL to AHV or IV) of the
+    case's applicant or a household member, from `advance_from`, with the person's written
+    commitment or payment order (both fields required by rule `advance-requires-commitment`,
+    SKOS F.2)."""
+
+    name: ClassVar[str] = "start_advance"
+    application_id: UUID
+    advance_from: Day
+    commitment_kind: CommitmentKind | None = None
+    commitment_date: Day | None = None
+
+
+class EndAdvance(CaseCommand):
+    """End the advance for a benefit application that was decided or withdrawn."""
+
+    name: ClassVar[str] = "end_advance"
+    application_id: UUID
+    reason: AdvanceEndReason
+    ended_on: Day | None = None
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.name: cls
     for cls in (
@@ -473,6 +504,8 @@ COMMANDS: dict[str, type[Command]] = {
         ProposeHandover,
         ProposeClosure,
         DismissProposal,
+        StartAdvance,
+        EndAdvance,
     )
 }
 """Every command by its snake_case name, as used in import files and the CLI's JSON input."""

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENT_TYPES",
+    "Advance",
+    "AdvanceEnded",
+    "AdvanceStarted",
     "AssessmentCompleted",
     "BudgetChanged",
     "BudgetVersion",
@@ -50,6 +53,7 @@ __all__ = [
     "SupportPeriod",
     "SupportRefused",
     "add_months",
+    "advances_of",
     "proposals_of",
 ]
 
@@ -135,6 +139,33 @@ class Proposal:
     """open, dismissed or resolved (the case was handed over or closed)."""
 
 
+@dataclass(frozen=True)
+class Advance:
+    """Social assistance advanced in view of a benefit (Bevorschussung, DOMAIN.md): the case
+    pays living costs while an EL application of a household member is pending, and claims
+    them back from the back-payment (ELV Art. 22 para. 4). SKOS F.2 requires the person's
+    written commitment (Abtretung/Verpflichtung) or payment order (Zahlungsanweisung)."""
+
+    application_id: UUID
+    benefit_kind: str
+    """el_ahv or el_iv."""
+    person_id: UUID
+    """The applicant of the benefit application: the case's applicant or a household member."""
+    commitment_kind: str
+    """commitment or payment_order."""
+    commitment_date: date
+    started_on: date
+    """The first day advanced (its month is the first month claimable)."""
+    ended_on: date | None = None
+    end_reason: str | None = None
+    """decided, withdrawn or case_closed."""
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the advance still runs."""
+        return self.ended_on is None
+
+
 VALUE_TYPES: tuple[type, ...] = (
     Actor,
     BudgetLine,
@@ -144,6 +175,7 @@ VALUE_TYPES: tuple[type, ...] = (
     SupportPeriod,
     Handover,
     Proposal,
+    Advance,
 )
 """Value types stored inside events and snapshots (each needs a transcoding)."""
 
@@ -439,6 +471,44 @@ class ProposalDismissed(CaseEvent):
         }
 
 
+class AdvanceStarted(CaseEvent):
+    """The case advances living costs in view of a pending benefit application of a household
+    member, from the effective date, with the person's commitment or payment order."""
+
+    application_id: UUID
+    benefit_kind: str
+    person_id: UUID
+    commitment_kind: str
+    commitment_date: date
+
+    def apply(self, case: Case) -> None:
+        advance = Advance(
+            application_id=self.application_id,
+            benefit_kind=self.benefit_kind,
+            person_id=self.person_id,
+            commitment_kind=self.commitment_kind,
+            commitment_date=self.commitment_date,
+            started_on=self.effective_date,
+        )
+        case.advances = [*advances_of(case), advance]
+
+
+class AdvanceEnded(CaseEvent):
+    """An advance ended on the effective date: the application was decided or withdrawn, or
+    the case closed."""
+
+    application_id: UUID
+    reason: str
+
+    def apply(self, case: Case) -> None:
+        case.advances = [
+            replace(a, ended_on=self.effective_date, end_reason=self.reason)
+            if a.application_id == self.application_id and a.is_open
+            else a
+            for a in advances_of(case)
+        ]
+
+
 EVENT_TYPES: tuple[type[Any], ...] = (
     CaseOpened,
     AssessmentCompleted,
@@ -458,6 +528,8 @@ EVENT_TYPES: tuple[type[Any], ...] = (
     HandoverProposed,
     ClosureProposed,
     ProposalDismissed,
+    AdvanceStarted,
+    AdvanceEnded,
 )
 """Every case event type."""
 
@@ -487,6 +559,12 @@ def proposals_of(case: Case) -> dict[str, Proposal]:
     """The case's proposals by external reference (none in a snapshot taken before
     proposals existed)."""
     return getattr(case, "proposals", {})
+
+
+def advances_of(case: Case) -> list[Advance]:
+    """The case's advances in view of a benefit, in the order started (none in a snapshot
+    taken before advances existed)."""
+    return getattr(case, "advances", [])
 
 
 def _resolve_goal(case: Case, goal_id: UUID, status: str, on: date) -> None:

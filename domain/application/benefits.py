@@ -39,7 +39,7 @@ from domain.benefits import (
     Delegation,
     require_benefit_role,
 )
-from domain.case import Recording
+from domain.case import BenefitOnRecord, Recording
 from domain.commands import Actor, Command
 from domain.errors import (
     ApplicationNotFoundError,
@@ -208,6 +208,14 @@ class BenefitService(StoredNotificationLog, Application[UUID]):
         if found is None:
             raise ApplicationNotFoundError(application_id)
         return found
+
+    def on_record(self, application_id: UUID) -> BenefitOnRecord:
+        """What a case needs to know of an application to advance in view of it: id, kind,
+        the applicant's person id and stage (no personal data); ApplicationNotFoundError if
+        there is none. The case service's `benefits` lookup."""
+        application = self.application(application_id)
+        return BenefitOnRecord(application.id, application.kind,
+                               application.applicant.person_id, application.stage)
 
     def application_for(self, actor: Actor, application_id: UUID) -> BenefitApplication:
         """The current application if `actor` may act on it. A role with no part in benefit

@@ -29,12 +29,13 @@ from domain.application.ports import CaseAccess, CommandResult
 from domain.application.queries import SNAPSHOT_INTERVAL, CaseQueries, SnapshotCache, fold
 from domain.application.snapshots import SNAPSHOT_KEY_PURPOSE, MacSnapshotStore
 from domain.application.transcodings import register_domain_transcodings
-from domain.case import Case, Recording, may_act_on
+from domain.case import BenefitLookup, BenefitOnRecord, Case, Recording, may_act_on
 from domain.errors import (
     CaseNotFoundError,
     ConcurrentChangeError,
     DomainError,
     InvalidCommandError,
+    RuleViolationError,
 )
 from domain.events import VALUE_TYPES, CaseOpened
 from domain.personal_data import (
@@ -67,10 +68,12 @@ class CaseService(
         vault: PersonalDataVault,
         reference: ReferenceData,
         clock: Clock = datetime_now_with_tzinfo,
+        benefits: BenefitLookup | None = None,
     ) -> None:
         self.vault = vault
         self.reference = reference
         self._clock = clock
+        self._benefits = benefits
         self._snapshot_cache = SnapshotCache(maxsize=16)
         super().__init__(env)
 
@@ -138,11 +141,29 @@ class CaseService(
     def dispatch(self, case: Case, cmd: commands.CaseCommand, rec: Recording) -> None:
         """Apply a case command to `case` through its aggregate method (nothing is saved):
         live commands and imported records go the same way."""
+        if isinstance(cmd, commands.StartAdvance | commands.EndAdvance):
+            self._on_advance(case, cmd, rec)
+            return
         method, needs_reference = _CASE_METHODS[type(cmd)]
         if needs_reference:
             method(case, cmd, rec, self.reference)
         else:
             method(case, cmd, rec)
+
+    def _on_advance(self, case: Case, cmd: commands.StartAdvance | commands.EndAdvance,
+                    rec: Recording) -> None:
+        if isinstance(cmd, commands.StartAdvance):
+            case.start_advance(cmd, rec, self._benefit)
+        else:
+            case.end_advance(cmd, rec, self._benefit)
+
+    def _benefit(self, application_id: UUID) -> BenefitOnRecord:
+        if self._benefits is None:
+            raise RuleViolationError(
+                "benefits-connected",
+                f"application_id: advances need the benefits store, which this service was "
+                f"not given; {application_id} cannot be looked up")
+        return self._benefits(application_id)
 
     def _save(self, case: Case, command: commands.Command | None = None) -> None:
         try:

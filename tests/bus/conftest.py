@@ -13,6 +13,7 @@ import pytest
 
 from bus.registry_sqlite import SQLiteSchemaRegistry
 from domain import commands
+from domain.case import BenefitOnRecord
 from domain.personal_data import PersonalDataVault
 from tests.domain.case_desk import OLTEN, Desk, build_desk, person_input
 
@@ -39,7 +40,8 @@ def recorded_events(recording_desk: Desk) -> list[Any]:
     """Stored events of every domain event type, as the core's store gives them back.
 
     A household of three through the whole process (goals, measures, budget change, review,
-    handover, closure, reopening), a refused application, and an imported case.
+    an advance in view of a member's EL application, handover, closure — which ends the
+    advance —, reopening), a refused application, and an imported case.
     """
     desk = recording_desk
     step = desk.clock.advance
@@ -61,6 +63,10 @@ def recorded_events(recording_desk: Desk) -> list[Any]:
     desk.run("change_budget", case_id=case_id, reason="income_change", income="980.05",
              effective_date=(desk.today - timedelta(days=10)).isoformat())
     desk.run("complete_review", case_id=case_id, outcome="adjust")
+    member = desk.case(case_id).other_members[0].person_id
+    desk.benefits.add(BenefitOnRecord(UUID(int=0xE1), "el_iv", member, "forwarded"))
+    desk.run("start_advance", case_id=case_id, application_id=UUID(int=0xE1),
+             commitment_kind="payment_order", advance_from=desk.today.replace(day=1))
     desk.run("propose_handover", case_id=case_id, actor=REGISTER_ACTOR, to_municipality_bfs=OLTEN,
              external_reference="msg-0001/0", source="population_register")
     desk.run("propose_closure", case_id=case_id, actor=REGISTER_ACTOR, reason="moved_away",

@@ -27,7 +27,7 @@ from domain.errors import CaseNotFoundError, DomainError, ReferenceDataError, Ru
 from domain.personal_data import PersonalDataVault
 from domain.reference import ReferenceData, load_reference_data
 
-from .fakes import FakeClock, InMemoryKeyStore
+from .fakes import FakeBenefits, FakeClock, InMemoryKeyStore
 
 POPO_ENV = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 MASTER_KEY = bytes(range(32))
@@ -69,7 +69,12 @@ CASE_METHODS: dict[type[commands.CaseCommand], tuple[str, bool]] = {
     commands.ProposeClosure: ("propose_closure", False),
     commands.DismissProposal: ("dismiss_proposal", False),
 }
-"""Each case command's `Case` method and whether it takes the reference data."""
+"""Each case command's `Case` method and whether it takes the reference data (the advance
+commands take the benefit applications instead: `ADVANCE_METHODS`)."""
+ADVANCE_METHODS: dict[type[commands.CaseCommand], str] = {
+    commands.StartAdvance: "start_advance",
+    commands.EndAdvance: "end_advance",
+}
 
 
 # --- input builders -------------------------------------------------------------------------
@@ -121,6 +126,10 @@ def default_fields(name: str, today: date) -> dict[str, Any]:
         "propose_closure": {"external_reference": "delivery-1/2", "source": "register",
                             "reason": "death", "effective_date": today.isoformat()},
         "dismiss_proposal": {"external_reference": "delivery-1/1", "reason": "not_applicable"},
+        "start_advance": {"application_id": str(UUID(int=3)),
+                          "advance_from": today.replace(day=1).isoformat(),
+                          "commitment_kind": "commitment", "commitment_date": today.isoformat()},
+        "end_advance": {"application_id": str(UUID(int=3)), "reason": "decided"},
     }
     return dict(defaults[name])
 
@@ -185,6 +194,7 @@ class Desk:
     keystore: InMemoryKeyStore
     commands: CommandFactory
     reference: ReferenceData
+    benefits: FakeBenefits = field(default_factory=FakeBenefits)
     results: list[CommandResult] = field(default_factory=list)
 
     @property
@@ -269,7 +279,7 @@ class Desk:
         case = self.case(command.case_id)
         with pytest.raises(RuleViolationError, match=r"\[rule: actor-responsible\]"):
             apply_command(case, command, Recording(max(self.clock(), case.modified_on)),
-                          self.reference)
+                          self.reference, self.benefits)
         with pytest.raises(CaseNotFoundError) as info:
             self.service.execute(command)
         missing = command.model_copy(update={"case_id": uuid4()})
@@ -293,7 +303,7 @@ class Desk:
         version = case.version
         with pytest.raises(error):
             apply_command(case, command, Recording(max(self.clock(), case.modified_on)),
-                          self.reference)
+                          self.reference, self.benefits)
         assert case.pending_events == []
         assert case.version == version
         assert vars(case) == vars(self.case(command.case_id))
@@ -306,9 +316,13 @@ def move_to(desk: Desk, day: date) -> None:
 
 
 def apply_command(
-    case: Case, command: commands.CaseCommand, rec: Recording, ref: ReferenceData
+    case: Case, command: commands.CaseCommand, rec: Recording, ref: ReferenceData,
+    benefits: FakeBenefits | None = None,
 ) -> None:
     """Call the `Case` method that handles `command`, as the service does."""
+    if type(command) in ADVANCE_METHODS:
+        getattr(case, ADVANCE_METHODS[type(command)])(command, rec, benefits or FakeBenefits())
+        return
     method_name, needs_reference = CASE_METHODS[type(command)]
     method = getattr(case, method_name)
     if needs_reference:
@@ -322,11 +336,13 @@ def build_desk(actor: commands.Actor, start: datetime = START) -> Desk:
     clock = FakeClock(start)
     keystore = InMemoryKeyStore()
     reference = load_reference_data()
+    benefits = FakeBenefits()
     service = CaseService(
-        POPO_ENV, vault=PersonalDataVault(keystore, MASTER_KEY), reference=reference, clock=clock
+        POPO_ENV, vault=PersonalDataVault(keystore, MASTER_KEY), reference=reference, clock=clock,
+        benefits=benefits,
     )
     factory = CommandFactory(actor, lambda: Recording(clock()).today)
-    return Desk(service, clock, keystore, factory, reference)
+    return Desk(service, clock, keystore, factory, reference, benefits)
 
 
 def replay(events: list[Any]) -> Case:

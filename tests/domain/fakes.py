@@ -1,4 +1,5 @@
-"""Fakes for the domain tests: an in-memory key store and a clock the test moves by hand.
+"""Fakes for the domain tests: an in-memory key store, a clock the test moves by hand and the
+benefit applications a case can advance in view of.
 
 Fakes, not mocks: each behaves like the real thing (the `KeyStore` contract, a tz-aware
 clock), so tests check outcomes instead of call sequences.
@@ -10,9 +11,31 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from domain.case import BenefitOnRecord
+from domain.errors import ApplicationNotFoundError
 from domain.personal_data import KeyStore
 
-__all__ = ["FakeClock", "InMemoryKeyStore"]
+__all__ = ["FakeBenefits", "FakeClock", "InMemoryKeyStore"]
+
+
+class FakeBenefits:
+    """Benefit applications by id, as the benefits store would answer a case
+    (`BenefitService.on_record`): ApplicationNotFoundError for an unknown id."""
+
+    def __init__(self) -> None:
+        self.applications: dict[UUID, BenefitOnRecord] = {}
+
+    def add(self, application: BenefitOnRecord) -> BenefitOnRecord:
+        """Record (or replace, e.g. with a later stage) an application."""
+        self.applications[application.application_id] = application
+        return application
+
+    def __call__(self, application_id: UUID) -> BenefitOnRecord:
+        """The application with `application_id`."""
+        try:
+            return self.applications[application_id]
+        except KeyError:
+            raise ApplicationNotFoundError(application_id) from None
 
 
 class InMemoryKeyStore(KeyStore):

@@ -273,6 +273,19 @@ PER_COMMAND: dict[str, list[Row]] = {
         ("reference missing", {"external_reference": OMIT}, "external_reference"),
         ("reason unknown", {"reason": "lazy"}, "reason"),
     ],
+    "start_advance": [
+        ("application missing", {"application_id": OMIT}, "application_id"),
+        ("application not a uuid", {"application_id": "el-17"}, "application_id"),
+        ("advance start missing", {"advance_from": OMIT}, "advance_from"),
+        ("commitment kind unknown", {"commitment_kind": "promise"}, "commitment_kind"),
+        ("commitment date malformed", {"commitment_date": "3.11.2025"}, "commitment_date"),
+    ],
+    "end_advance": [
+        ("application missing", {"application_id": OMIT}, "application_id"),
+        ("reason missing", {"reason": OMIT}, "reason"),
+        ("reason unknown", {"reason": "case_closed"}, "reason"),
+        ("end date malformed", {"ended_on": "today"}, "ended_on"),
+    ],
 }
 
 
