@@ -17,12 +17,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from domain.application.cases import CaseService
+from domain.application.payments import PaymentService
 from domain.benefits import MonthlyAmount
+from domain.case import SWISS_TIME
 from domain.commands import Actor
 from domain.entitlement import month_entitlement
 from domain.events import BudgetVersion, SupportPeriod
 from domain.money import ZERO
-from domain.payments import OrderKind, PaymentOrdered, payment_order_id, payment_run_id
+from domain.payments import (
+    OrderKind,
+    PaymentOrdered,
+    RecordPayoutAccount,
+    RunPayments,
+    parse_month,
+    payment_order_id,
+    payment_run_id,
+)
 from domain.reimbursement import (
     AdvancePeriod,
     MonthClaim,
@@ -33,7 +44,8 @@ from domain.reimbursement import (
     paid_by_month,
 )
 
-from .benefit_desk import build_benefit_desk
+from .benefit_desk import BenefitDesk, build_benefit_desk
+from .case_desk import POPO_ENV, Desk, build_desk, expected_basic_needs, move_to, person_input
 
 CASE = UUID("6f1c0a52-6c5e-4c59-9a43-2f5f3d1e0b11")
 RUN_ACTOR = Actor("pay.office", "administrator", "so-canton")
@@ -405,3 +417,86 @@ def test_claims_over_a_history_add_up_to_the_claim_from_the_final_facts(
         assert (total.claim, total.ipv_offset, total.surplus) == (
             line.claim, line.ipv_offset, line.surplus)
     assert all(claimed[m].is_zero for m in claimed.keys() - {line.month for line in once.months})
+
+
+# --- the worked example from recorded facts ---------------------------------------------------
+
+PAY_OFFICE = Actor("pay.office", "administrator", "so-canton")
+
+
+def _on(desks: tuple[Desk, BenefitDesk], day: date) -> None:
+    for each in desks:
+        move_to(each, day)  # type: ignore[arg-type]
+
+
+def test_worked_example_from_the_recorded_cases_payments_and_decision(
+    actor: Actor,
+) -> None:
+    """The worked example again, with every fact recorded by the services: the case and its
+    budget change (CaseService), the payment runs (PaymentService), the application, the
+    advance and the decision (BenefitService); the figures read back as known at each time."""
+    benefits = build_benefit_desk()
+    desk = build_desk(actor, start=datetime(2026, 1, 5, 9, tzinfo=SWISS_TIME))
+    desk.service = CaseService(POPO_ENV, vault=desk.service.vault, reference=desk.reference,
+                               clock=desk.clock, benefits=benefits.service.on_record)
+    payments = PaymentService(POPO_ENV, cases=desk.service, clock=desk.clock)
+    desks = (desk, benefits)
+
+    def run(month: str) -> None:
+        payments.run(RunPayments(actor=PAY_OFFICE, correlation_id=uuid4(),
+                                 month=parse_month(month)))
+
+    # January: support of CHF 2,400.00 a month from 1 January (housing makes up the rest).
+    _on(desks, date(2026, 1, 5))
+    housing = _chf("2400.00") - expected_basic_needs(date(2026, 1, 1), 1) - _chf("350.00")
+    case_id = desk.assessed(application_date="2026-01-05")
+    desk.run("grant_support", case_id=case_id, support_from="2026-01-01", housing=str(housing))
+    assert desk.case(case_id).budgets[-1].total == _chf("2400.00")
+    payments.record_account(RecordPayoutAccount(actor=PAY_OFFICE, correlation_id=uuid4(),
+                                                case_id=case_id, iban="CH9300762011623852957",
+                                                holder="P. Muster"))
+    run("2026-01")
+    # February: the EL application (ELG Art. 12: EL from February), the advance from January.
+    _on(desks, date(2026, 2, 2))
+    run("2026-02")
+    _on(desks, date(2026, 2, 10))
+    person = desk.case(case_id).applicant.person_id
+    application_id = benefits.forwarded(applicant=person_input(1, person_id=str(person)))
+    desk.run("start_advance", case_id=case_id, application_id=application_id,
+             advance_from="2026-01-01", commitment_date="2026-01-05")
+    for day, month in ((date(2026, 3, 2), "2026-03"), (date(2026, 4, 1), "2026-04"),
+                       (date(2026, 5, 4), "2026-05")):
+        _on(desks, day)
+        run(month)
+    # 20 May: EL granted from February, another amount from April; the advance ends.
+    _on(desks, date(2026, 5, 20))
+    benefits.run("grant_benefit", application_id=application_id, from_month="2026-02",
+                 amounts=[{"from_month": "2026-02", "monthly_chf": "1900.00"},
+                          {"from_month": "2026-04", "monthly_chf": "2600.00"}])
+    desk.run("end_advance", case_id=case_id, application_id=application_id)
+    (advance,) = desk.case(case_id).advances
+    period = AdvancePeriod(advance.started_on, advance.ended_on)
+
+    def as_known(before: Mapping[date, MonthClaim] | None = None) -> Reimbursement:
+        now = desk.clock()
+        application = benefits.service.application_as_known(application_id, now)
+        assert application is not None
+        return compute_reimbursement(period, owed_by_month(application, date(2026, 5, 1)),
+                                     paid_by_month(payments.orders(case_id), case_id, now),
+                                     before=before)
+
+    first = as_known()
+    assert _by_month(first) == _by_month(compute_reimbursement(ADVANCE, EL_MAY, PAID_MAY))
+    # 10 June: a budget change effective 1 March (CHF 2,000.00), then June's payment run.
+    _on(desks, date(2026, 6, 10))
+    desk.run("change_budget", case_id=case_id, effective_date="2026-03-01",
+             reason="income_change", housing=str(housing), income="400.00")
+    run("2026-06")
+    june = as_known(claimed_so_far([first]))
+
+    assert _corrections(june) == {
+        _m(4): ("-400.00", "0.00", "400.00"),
+        _m(5): ("-400.00", "0.00", "400.00"),
+    }
+    assert not as_known(claimed_so_far([first, june])).claims_something
+    payments.close()
