@@ -23,6 +23,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
 
 import psycopg
 import structlog
@@ -54,6 +55,7 @@ from domain.application.benefits import BenefitService
 from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
 from domain.application.ports import NotificationLog
+from domain.case import BenefitLookup, BenefitOnRecord
 from domain.errors import NervenbahnError
 from domain.personal_data import PersonalDataVault
 from domain.reference import load_branch_offices, load_reference_data
@@ -130,17 +132,20 @@ def store_lost(exc: BaseException) -> StoreUnavailableError | None:
 
 
 def build_service(
-    settings: Settings, clock: Callable[[], datetime] = datetime_now_with_tzinfo
+    settings: Settings,
+    clock: Callable[[], datetime] = datetime_now_with_tzinfo,
+    benefits: BenefitLookup | None = None,
 ) -> CaseService:
     """Open the key store and the event store named by the settings (a PostgreSQL store's
-    first open in turn with other processes: `nervenbahn.store_opening`)."""
+    first open in turn with other processes: `nervenbahn.store_opening`); `benefits` is how
+    the case service looks benefit applications up (advances), None: not at all."""
     store = settings.store
     master_key = base64.b64decode(settings.master_key.get_secret_value())  # before any file
     try:
         if store.kind == "sqlite" and store.sqlite_path is not None:
             warn_if_shared(store.sqlite_path.parent)
             private_file(store.sqlite_path)  # its -wal and -shm files take its mode
-        opening = partial(_open_case_service, store, master_key, clock)
+        opening = partial(_open_case_service, store, master_key, clock, benefits)
         return opened_in_turn(store, CASE_TABLES, opening)  # a fresh schema one at a time
     except (psycopg.Error, sqlite3.Error, PersistenceError, OSError,
             DatabaseUnavailableError) as exc:
@@ -148,13 +153,14 @@ def build_service(
 
 
 def _open_case_service(
-    store: StoreConfig, master_key: bytes, clock: Callable[[], datetime], create_tables: bool
+    store: StoreConfig, master_key: bytes, clock: Callable[[], datetime],
+    benefits: BenefitLookup | None, create_tables: bool,
 ) -> CaseService:
     keystore = open_keystore(store)
     vault = PersonalDataVault(keystore, master_key)
     return CaseService(
         _store_env(store, create_tables), vault=vault, reference=load_reference_data(),
-        clock=clock,
+        clock=clock, benefits=benefits,
     )
 
 
@@ -301,7 +307,8 @@ class Container:
         """The case service on the configured store (with its key store and vault)."""
         with self._lock:
             if self._service is None:
-                self._service = build_service(self.settings, self._clock)
+                self._service = build_service(self.settings, self._clock,
+                                              benefits=self._benefit_on_record)
                 self._owns_service = True
             if self._timed is not self._service:
                 self.metrics.time_commands(self._service)
@@ -323,6 +330,12 @@ class Container:
             if self._benefits is None:
                 self._benefits = build_benefit_service(self.settings, self.service, self._clock)
             return self._benefits
+
+    def _benefit_on_record(self, application_id: UUID) -> BenefitOnRecord:
+        """The case service's benefits lookup, bound late: the benefits service is built
+        from the case service (its vault), so it is opened at the first advance command,
+        not when the case service is."""
+        return self.benefits.on_record(application_id)
 
     def audit_database(self) -> AuditDatabase:
         """A new connection to the store's audit tables (the caller closes it)."""

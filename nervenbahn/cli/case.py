@@ -402,6 +402,60 @@ def reopen(
     )
 
 
+@app.command("start-advance")
+def start_advance(
+    ctx: typer.Context,
+    case_id: CaseId,
+    application_id: Annotated[str, typer.Option(help="The pending EL application (UUID).")],
+    advance_from: Annotated[str, typer.Option(help="First day advanced YYYY-MM-DD.")],
+    commitment_kind: Annotated[
+        str | None, typer.Option(help="commitment or payment_order (SKOS F.2).")
+    ] = None,
+    commitment_date: Annotated[
+        str | None, typer.Option(help="Date of the person's commitment YYYY-MM-DD.")
+    ] = None,
+    expected_version: Expected = None,
+    correlation_id: Correlation = None,
+) -> None:
+    """Advance living costs in view of a pending EL application of a household member."""
+    session(ctx).run(
+        "start_advance",
+        {
+            "case_id": case_id,
+            "application_id": application_id,
+            "advance_from": advance_from,
+            "commitment_kind": commitment_kind,
+            "commitment_date": commitment_date,
+            "expected_version": expected_version,
+        },
+        correlation_id,
+    )
+
+
+@app.command("end-advance")
+def end_advance(
+    ctx: typer.Context,
+    case_id: CaseId,
+    application_id: Annotated[str, typer.Option(help="The application advanced for (UUID).")],
+    reason: Annotated[str, typer.Option(help="decided or withdrawn")],
+    date: Day = None,
+    expected_version: Expected = None,
+    correlation_id: Correlation = None,
+) -> None:
+    """End the advance for an application that was decided or withdrawn."""
+    session(ctx).run(
+        "end_advance",
+        {
+            "case_id": case_id,
+            "application_id": application_id,
+            "reason": reason,
+            "ended_on": date,
+            "expected_version": expected_version,
+        },
+        correlation_id,
+    )
+
+
 @app.command("run")
 def run_json(
     ctx: typer.Context,

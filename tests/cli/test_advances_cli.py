@@ -1,0 +1,78 @@
+"""`nervenbahn case start-advance|end-advance` end to end: the container gives the case service
+its benefits lookup (bound late), so an advance is checked against the application as the
+benefits store knows it, through the CLI alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.cli.conftest import Cli
+from tests.cli.test_benefits_cli import FUND, OFFICE, TODAY, Desk
+from tests.cli.test_cli import APPLICANT, CASE, open_assess_grant
+
+MONTH = TODAY.replace(day=1).isoformat()
+
+
+def _ok(cli: Cli, *args: str) -> Any:
+    outcome = cli("--json", *args)
+    assert outcome.code == 0, outcome.err
+    return outcome.json()
+
+
+@pytest.fixture
+def pending(cli: Cli) -> str:
+    """A supported case (CASE) and a forwarded EL application of its applicant; its id."""
+    assert cli("init").code == 0
+    open_assess_grant(cli)
+    applicant = _ok(cli, "case", "show", CASE)["applicant"]["person_id"]
+    desk = Desk(cli)
+    # the case's applicant, known by the case's person id
+    answer = desk.ok(OFFICE, "receive", "--kind", "el_ahv", "--municipality", "2546",
+                     "--person-id", applicant, *APPLICANT)
+    application_id = str(answer["id"])
+    desk.check(application_id)
+    desk.ok(OFFICE, "forward", application_id)
+    return application_id
+
+
+def _advance(cli: Cli, application_id: str, *extra: str) -> Any:
+    return cli("--json", "case", "start-advance", CASE, "--application-id", application_id,
+               "--advance-from", MONTH, *extra)
+
+
+def test_start_and_end_advance_through_the_cli(cli: Cli, pending: str) -> None:
+    started = _advance(cli, pending, "--commitment-kind", "commitment", "--commitment-date",
+                       TODAY.isoformat())
+    assert started.code == 0, started.err
+    assert started.json()["events"] == ["AdvanceStarted"]
+
+    too_early = cli("--json", "case", "end-advance", CASE, "--application-id", pending,
+                    "--reason", "decided")
+    assert too_early.code == 1
+    assert "advance-ends-with-application" in too_early.err and "reason" in too_early.err
+
+    Desk(cli).ok(FUND, "grant", pending, "--from-month", MONTH[:7], "--amount",
+                 f"{MONTH[:7]}=1900.00")
+    ended = _ok(cli, "case", "end-advance", CASE, "--application-id", pending,
+                "--reason", "decided")
+    assert ended["events"] == ["AdvanceEnded"]
+    history = [row["event"] for row in _ok(cli, "case", "history", CASE)]
+    assert history[-2:] == ["AdvanceStarted", "AdvanceEnded"]
+
+
+def test_start_advance_is_refused_by_name_without_commitment_or_for_an_unknown_application(
+    cli: Cli, pending: str,
+) -> None:
+    no_commitment = _advance(cli, pending)
+    unknown = _advance(cli, "0b7e4c6a-1111-4222-8333-944455566677", "--commitment-kind",
+                       "commitment", "--commitment-date", TODAY.isoformat())
+
+    assert no_commitment.code == 1
+    assert "advance-requires-commitment" in no_commitment.err
+    assert "commitment_kind" in no_commitment.err
+    assert unknown.code != 0 and "0b7e4c6a-1111-4222-8333-944455566677" in unknown.err
+    assert "benefits-connected" not in unknown.err
+    history = [row["event"] for row in _ok(cli, "case", "history", CASE)]
+    assert "AdvanceStarted" not in history
