@@ -35,7 +35,7 @@ from bus.registry import SchemaRegistry
 from domain.budget import BudgetLine
 from domain.case import Case
 from domain.commands import Actor
-from domain.events import EVENT_TYPES
+from domain.events import EVENT_TYPES, ClaimFigures
 from domain.personal_data import (
     ErasedPersonalData,
     PersonalData,
@@ -95,7 +95,8 @@ CASE_EVENTS = EventFamily(
     group="case",
     aggregate=Case,
     id_field="case_id",
-    value_records={record_name("Actor"): Actor, record_name("BudgetLine"): BudgetLine},
+    value_records={record_name("Actor"): Actor, record_name("BudgetLine"): BudgetLine,
+                   record_name("ClaimFigures"): ClaimFigures},
     event_types=tuple(EVENT_TYPES),
     kind="a case event type of this codec",
 )

@@ -36,11 +36,13 @@ from domain.commands import (
     ProposeClosure,
     ProposeHandover,
     RecordGoalOutcome,
+    RecordReimbursement,
     RefuseSupport,
     ReopenCase,
     StartAdvance,
     StartMeasure,
 )
+from domain.entitlement import month_of
 from domain.errors import RuleViolationError
 from domain.events import (
     Advance,
@@ -48,12 +50,14 @@ from domain.events import (
     AdvanceStarted,
     AssessmentCompleted,
     BudgetChanged,
+    BudgetChangeProposed,
     BudgetVersion,
     CaseClosed,
     CaseEvent,
     CaseHandedOver,
     CaseOpened,
     CaseReopened,
+    Claim,
     ClosureProposed,
     Goal,
     GoalAchieved,
@@ -68,16 +72,24 @@ from domain.events import (
     Person,
     Proposal,
     ProposalDismissed,
+    ReimbursementRecorded,
     ReviewCompleted,
     SupportGranted,
     SupportPeriod,
     SupportRefused,
     add_months,
     advances_of,
+    claims_of,
     proposals_of,
 )
 from domain.personal_data import PersonalData
 from domain.reference import ReferenceData
+from domain.reimbursement import (
+    AdvancePeriod,
+    Reimbursement,
+    claimed_so_far,
+    compute_reimbursement,
+)
 
 __all__ = [
     "ADVANCE_BENEFIT_KINDS",
@@ -171,6 +183,7 @@ class Case(Aggregate):
         self.reopenings: list[dict[str, Any]] = []
         self.proposals: dict[str, Proposal] = {}
         self.advances: list[Advance] = []
+        self.claims: list[Claim] = []
 
     # --- intake --------------------------------------------------------------------------
 
@@ -464,6 +477,65 @@ class Case(Aggregate):
                     f"which is {benefit.stage}")
         self._trigger(AdvanceEnded, cmd, rec, ended, application_id=advance.application_id,
                       reason=cmd.reason)
+
+    def record_reimbursement(self, cmd: RecordReimbursement, rec: Recording) -> None:
+        """The EL decision on an application the case advanced for: end the open advance
+        (reason `decided`), record the claim or its correction (only what differs from what
+        was recorded before: the same facts twice record nothing) and propose the budget
+        follow the decision (never applied). Refused `advance-for-application` without an
+        advance for the application; a system actor's command (`reimbursement-by-system`)."""
+        if cmd.actor.role not in PROPOSAL_ROLES:
+            _refuse("reimbursement-by-system",
+                    f"actor.role: {cmd.actor.role} may not record reimbursements; the "
+                    "claims process does (role system)")
+        advance = self._last_advance(cmd.application_id)
+        if advance is None:
+            _refuse("advance-for-application",
+                    f"application_id: the case advanced nothing in view of {cmd.application_id}")
+        if advance.is_open:
+            ended = max(cmd.decided_on, advance.started_on)
+            self._trigger(AdvanceEnded, cmd, rec, ended, application_id=advance.application_id,
+                          reason="decided")
+            advance = self._last_advance(cmd.application_id)
+            assert advance is not None
+        self._record_claim(cmd, rec, AdvancePeriod(advance.started_on, advance.ended_on))
+        self._propose_budget(cmd, rec)
+
+    def _record_claim(self, cmd: RecordReimbursement, rec: Recording,
+                      period: AdvancePeriod) -> None:
+        before = claimed_so_far(
+            Reimbursement((), tuple(claim.corrections))
+            for claim in claims_of(self) if claim.application_id == cmd.application_id)
+        computed = compute_reimbursement(period, cmd.el, cmd.paid, ipv=cmd.ipv, before=before)
+        if not computed.claims_something:
+            return
+        self._trigger(ReimbursementRecorded, cmd, rec, rec.today,
+                      application_id=cmd.application_id,
+                      months=list(computed.months), corrections=list(computed.corrections),
+                      claim_total=computed.claim_total, surplus_total=computed.surplus_total,
+                      ipv_offset_total=computed.ipv_offset_total)
+
+    def _propose_budget(self, cmd: RecordReimbursement, rec: Recording) -> None:
+        """A budget change counting the EL as income from the decision's month, or a closure
+        (`other_insurance`) where the EL covers the budget; once per application, month and
+        amount (an amended amount proposes anew)."""
+        if self.phase not in _CASEWORK_PHASES or cmd.monthly_el <= 0 or not self.budgets:
+            return
+        from_month = month_of(cmd.decided_on)
+        reference = f"el:{cmd.application_id}:{from_month:%Y-%m}:{cmd.monthly_el}"
+        if reference in proposals_of(self):
+            return
+        fields: dict[str, Any] = {"external_reference": reference, "source": "el_decision",
+                                  "reason": "other_insurance"}
+        if cmd.monthly_el >= self.budgets[-1].total:
+            self._trigger(ClosureProposed, cmd, rec, from_month, **fields)
+        else:
+            self._trigger(BudgetChangeProposed, cmd, rec, from_month, income=cmd.monthly_el,
+                          **fields)
+
+    def _last_advance(self, application_id: UUID) -> Advance | None:
+        return next((a for a in reversed(advances_of(self))
+                     if a.application_id == application_id), None)
 
     def _open_advance(self, application_id: UUID) -> Advance | None:
         return next((a for a in advances_of(self)

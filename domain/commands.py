@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from domain.errors import InvalidCommandError
-from domain.money import NonNegativeCHF
+from domain.money import CHF, NonNegativeCHF
 from domain.personal_data import normalise_ahvn13
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "ProposeClosure",
     "ProposeHandover",
     "RecordGoalOutcome",
+    "RecordReimbursement",
     "RefuseSupport",
     "ReopenCase",
     "StartAdvance",
@@ -484,6 +485,23 @@ class EndAdvance(CaseCommand):
     ended_on: Day | None = None
 
 
+class RecordReimbursement(CaseCommand):
+    """Record what the social service claims back from an EL decision for the months it
+    advanced (ELV Art. 22 para. 4 and 5), from the facts as known now: the EL owed per month
+    (`el`, first days of months), what the case was paid per month (`paid`, netted), the
+    premium reductions the canton paid (`ipv`), the decision's day and the monthly EL from the
+    decision's month on (`monthly_el`, for the budget proposal). The case computes the claim
+    and records only the difference to what it claimed before; a system actor's command."""
+
+    name: ClassVar[str] = "record_reimbursement"
+    application_id: UUID
+    decided_on: Day
+    el: dict[Day, NonNegativeCHF]
+    paid: dict[Day, CHF]
+    ipv: dict[Day, NonNegativeCHF] = Field(default_factory=dict)
+    monthly_el: NonNegativeCHF
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.name: cls
     for cls in (
@@ -506,6 +524,7 @@ COMMANDS: dict[str, type[Command]] = {
         DismissProposal,
         StartAdvance,
         EndAdvance,
+        RecordReimbursement,
     )
 }
 """Every command by its snake_case name, as used in import files and the CLI's JSON input."""

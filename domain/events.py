@@ -28,6 +28,7 @@ __all__ = [
     "AdvanceEnded",
     "AdvanceStarted",
     "AssessmentCompleted",
+    "BudgetChangeProposed",
     "BudgetChanged",
     "BudgetVersion",
     "CaseClosed",
@@ -35,6 +36,8 @@ __all__ = [
     "CaseHandedOver",
     "CaseOpened",
     "CaseReopened",
+    "Claim",
+    "ClaimFigures",
     "ClosureProposed",
     "Goal",
     "GoalAchieved",
@@ -48,12 +51,14 @@ __all__ = [
     "MeasureStarted",
     "Proposal",
     "ProposalDismissed",
+    "ReimbursementRecorded",
     "ReviewCompleted",
     "SupportGranted",
     "SupportPeriod",
     "SupportRefused",
     "add_months",
     "advances_of",
+    "claims_of",
     "proposals_of",
 ]
 
@@ -127,7 +132,7 @@ class Proposal:
 
     external_reference: str
     kind: str
-    """"handover" or "closure"."""
+    """"handover", "closure" or "budget_change"."""
     source: str
     proposed_on: date
     """The effective date the register reported (move or death)."""
@@ -135,6 +140,8 @@ class Proposal:
     """For a closure: death or moved_away; for a handover: moved."""
     to_municipality_bfs: int | None = None
     to_region: str | None = None
+    income: Decimal | None = None
+    """For a budget change: the benefit to count as income, CHF per month."""
     status: str = "open"
     """open, dismissed or resolved (the case was handed over or closed)."""
 
@@ -166,6 +173,45 @@ class Advance:
         return self.ended_on is None
 
 
+@dataclass(frozen=True)
+class ClaimFigures:
+    """One month's figures of a reimbursement, all CHF (`domain.reimbursement.MonthClaim`):
+    paid by the social service, EL, premium-reduction offset, claim, the person's surplus. In
+    a correction, each is the difference to what was recorded before."""
+
+    month: date
+    paid: Decimal
+    el: Decimal
+    ipv_offset: Decimal
+    claim: Decimal
+    surplus: Decimal
+
+    def minus(self, before: ClaimFigures) -> ClaimFigures:
+        """The difference of this month's figures to `before` (same month)."""
+        return ClaimFigures(self.month, self.paid - before.paid, self.el - before.el,
+                            self.ipv_offset - before.ipv_offset, self.claim - before.claim,
+                            self.surplus - before.surplus)
+
+    @property
+    def is_zero(self) -> bool:
+        """Whether nothing changes for the fund or the person (claim, offset, surplus 0)."""
+        return not (self.claim or self.ipv_offset or self.surplus)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One recorded reimbursement computation of an advance: the first is the claim, each
+    later one a correction (only the months that changed)."""
+
+    application_id: UUID
+    recorded_on: date
+    months: list[ClaimFigures]
+    corrections: list[ClaimFigures]
+    claim_total: Decimal
+    surplus_total: Decimal
+    ipv_offset_total: Decimal
+
+
 VALUE_TYPES: tuple[type, ...] = (
     Actor,
     BudgetLine,
@@ -176,6 +222,8 @@ VALUE_TYPES: tuple[type, ...] = (
     Handover,
     Proposal,
     Advance,
+    ClaimFigures,
+    Claim,
 )
 """Value types stored inside events and snapshots (each needs a transcoding)."""
 
@@ -344,6 +392,7 @@ class BudgetChanged(CaseEvent):
     def apply(self, case: Case) -> None:
         case.household_size = self.household_size
         case.budgets = [*case.budgets, _budget_version(self, self.reason)]
+        _resolve_proposals(case, kinds=("budget_change",))  # the caseworker acted on it
 
 
 class ReviewCompleted(CaseEvent):
@@ -509,6 +558,49 @@ class AdvanceEnded(CaseEvent):
         ]
 
 
+class ReimbursementRecorded(CaseEvent):
+    """The social service's claim on an EL back-payment for the months it advanced (ELV Art.
+    22 para. 4 and 5), or a correction of it: every month's figures as known when computed,
+    the corrections to what was recorded before, and the corrections' totals."""
+
+    application_id: UUID
+    months: list[ClaimFigures]
+    corrections: list[ClaimFigures]
+    claim_total: Decimal
+    surplus_total: Decimal
+    ipv_offset_total: Decimal
+
+    def apply(self, case: Case) -> None:
+        claim = Claim(self.application_id, self.effective_date, list(self.months),
+                      list(self.corrections), self.claim_total, self.surplus_total,
+                      self.ipv_offset_total)
+        case.claims = [*claims_of(case), claim]
+
+
+class BudgetChangeProposed(CaseEvent):
+    """A benefit decision (EL with a monthly amount) proposes counting the benefit as income
+    in the budget from the effective date (the decision's month); a caseworker changes the
+    budget or dismisses the proposal, never automatically."""
+
+    external_reference: str
+    source: str
+    reason: str
+    income: Decimal
+
+    def apply(self, case: Case) -> None:
+        _add_proposal(
+            case,
+            Proposal(
+                external_reference=self.external_reference,
+                kind="budget_change",
+                source=self.source,
+                proposed_on=self.effective_date,
+                reason=self.reason,
+                income=self.income,
+            ),
+        )
+
+
 EVENT_TYPES: tuple[type[Any], ...] = (
     CaseOpened,
     AssessmentCompleted,
@@ -530,6 +622,8 @@ EVENT_TYPES: tuple[type[Any], ...] = (
     ProposalDismissed,
     AdvanceStarted,
     AdvanceEnded,
+    ReimbursementRecorded,
+    BudgetChangeProposed,
 )
 """Every case event type."""
 
@@ -559,6 +653,12 @@ def proposals_of(case: Case) -> dict[str, Proposal]:
     """The case's proposals by external reference (none in a snapshot taken before
     proposals existed)."""
     return getattr(case, "proposals", {})
+
+
+def claims_of(case: Case) -> list[Claim]:
+    """The case's recorded reimbursement computations, in the order recorded (none in a
+    snapshot taken before claims existed)."""
+    return getattr(case, "claims", [])
 
 
 def advances_of(case: Case) -> list[Advance]:

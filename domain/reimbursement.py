@@ -40,12 +40,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from domain.benefits import BenefitApplication
 from domain.entitlement import month_of, months_between
+from domain.events import ClaimFigures
 from domain.money import ZERO, chf
-from domain.payments import PaymentOrdered
+
+if TYPE_CHECKING:  # types only: the case records claims, and the benefits import the case
+    from domain.benefits import BenefitApplication
+    from domain.payments import PaymentOrdered
 
 __all__ = [
     "AdvancePeriod",
@@ -80,29 +84,11 @@ class AdvancePeriod:
         return self.last_month is None or month <= month_of(self.last_month)
 
 
-@dataclass(frozen=True)
-class MonthClaim:
-    """The figures of one month, all CHF: what the social service paid, the EL owed, the
-    premium reduction offset, the claim and the person's surplus (claim + ipv_offset +
-    surplus = el). As a correction, each figure is the difference to before instead."""
-
-    month: date
-    paid: Decimal
-    el: Decimal
-    ipv_offset: Decimal
-    claim: Decimal
-    surplus: Decimal
-
-    def minus(self, before: MonthClaim) -> MonthClaim:
-        """The difference of this month's figures to `before` (same month)."""
-        return MonthClaim(self.month, self.paid - before.paid, self.el - before.el,
-                          self.ipv_offset - before.ipv_offset, self.claim - before.claim,
-                          self.surplus - before.surplus)
-
-    @property
-    def is_zero(self) -> bool:
-        """Whether nothing changes for the fund or the person (claim, offset, surplus 0)."""
-        return self.claim == ZERO and self.ipv_offset == ZERO and self.surplus == ZERO
+MonthClaim = ClaimFigures
+"""The figures of one month, all CHF: what the social service paid, the EL owed, the premium
+reduction offset, the claim and the person's surplus (claim + ipv_offset + surplus = el); as a
+correction, each figure is the difference to before instead. The case records them as they
+are (`domain.events.ClaimFigures`)."""
 
 
 @dataclass(frozen=True)

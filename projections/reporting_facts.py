@@ -94,7 +94,8 @@ FACT_CODES: dict[str, FactCode] = dict(
 """The fact code of each case event type."""
 
 NO_FACT_EVENTS = frozenset({"HandoverProposed", "ClosureProposed", "ProposalDismissed",
-                            "AdvanceStarted", "AdvanceEnded"})
+                            "BudgetChangeProposed", "AdvanceStarted", "AdvanceEnded",
+                            "ReimbursementRecorded"})
 """Case events that carry no fact: work-list proposals from connected registers are not
 something that happened to the case (the handover or closure that may follow is); advances in
 view of a benefit have no fact code yet (their figures are a later part of issue 15)."""

@@ -257,6 +257,7 @@ _CASE_METHODS: dict[type[commands.Command], tuple[Callable[..., None], bool]] = 
     commands.ProposeHandover: (Case.propose_handover, True),
     commands.ProposeClosure: (Case.propose_closure, False),
     commands.DismissProposal: (Case.dismiss_proposal, False),
+    commands.RecordReimbursement: (Case.record_reimbursement, False),
 }
 """Each case command's aggregate method, and whether it needs the reference data."""
 

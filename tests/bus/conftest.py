@@ -13,6 +13,7 @@ import pytest
 
 from bus.registry_sqlite import SQLiteSchemaRegistry
 from domain import commands
+from domain.application.claims import CLAIMS_ACTOR
 from domain.case import BenefitOnRecord
 from domain.personal_data import PersonalDataVault
 from tests.domain.case_desk import OLTEN, Desk, build_desk, person_input
@@ -40,8 +41,9 @@ def recorded_events(recording_desk: Desk) -> list[Any]:
     """Stored events of every domain event type, as the core's store gives them back.
 
     A household of three through the whole process (goals, measures, budget change, review,
-    an advance in view of a member's EL application, handover, closure — which ends the
-    advance —, reopening), a refused application, and an imported case.
+    an advance in view of a member's EL application decided at once — its end, its claim and
+    a budget proposal —, handover, closure, reopening), a refused application, and an
+    imported case.
     """
     desk = recording_desk
     step = desk.clock.advance
@@ -67,6 +69,10 @@ def recorded_events(recording_desk: Desk) -> list[Any]:
     desk.benefits.add(BenefitOnRecord(UUID(int=0xE1), "el_iv", member, "forwarded"))
     desk.run("start_advance", case_id=case_id, application_id=UUID(int=0xE1),
              commitment_kind="payment_order", advance_from=desk.today.replace(day=1))
+    month = desk.today.replace(day=1).isoformat()  # decided: claim, advance ended, proposal
+    desk.run("record_reimbursement", case_id=case_id, actor=CLAIMS_ACTOR,
+             application_id=UUID(int=0xE1), decided_on=desk.today, el={month: "310.40"},
+             paid={month: "1200.00"}, monthly_el="310.40")
     desk.run("propose_handover", case_id=case_id, actor=REGISTER_ACTOR, to_municipality_bfs=OLTEN,
              external_reference="msg-0001/0", source="population_register")
     desk.run("propose_closure", case_id=case_id, actor=REGISTER_ACTOR, reason="moved_away",

@@ -68,6 +68,7 @@ CASE_METHODS: dict[type[commands.CaseCommand], tuple[str, bool]] = {
     commands.ProposeHandover: ("propose_handover", True),
     commands.ProposeClosure: ("propose_closure", False),
     commands.DismissProposal: ("dismiss_proposal", False),
+    commands.RecordReimbursement: ("record_reimbursement", False),
 }
 """Each case command's `Case` method and whether it takes the reference data (the advance
 commands take the benefit applications instead: `ADVANCE_METHODS`)."""
@@ -130,6 +131,11 @@ def default_fields(name: str, today: date) -> dict[str, Any]:
                           "advance_from": today.replace(day=1).isoformat(),
                           "commitment_kind": "commitment", "commitment_date": today.isoformat()},
         "end_advance": {"application_id": str(UUID(int=3)), "reason": "decided"},
+        "record_reimbursement": {
+            "application_id": str(UUID(int=3)), "decided_on": today.isoformat(),
+            "el": {today.replace(day=1).isoformat(): "1900.00"},
+            "paid": {today.replace(day=1).isoformat(): "2400.00"},
+            "monthly_el": "1900.00"},
     }
     return dict(defaults[name])
 

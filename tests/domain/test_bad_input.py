@@ -286,6 +286,13 @@ PER_COMMAND: dict[str, list[Row]] = {
         ("reason unknown", {"reason": "case_closed"}, "reason"),
         ("end date malformed", {"ended_on": "today"}, "ended_on"),
     ],
+    "record_reimbursement": [
+        ("decision day missing", {"decided_on": OMIT}, "decided_on"),
+        ("EL month malformed", {"el": {"May": "1900.00"}}, "el"),
+        ("EL negative", {"el": {"2025-11-01": "-1.00"}}, "el"),
+        ("paid as a float", {"paid": {"2025-11-01": 2400.5}}, "paid"),
+        ("monthly EL missing", {"monthly_el": OMIT}, "monthly_el"),
+    ],
 }
 
 

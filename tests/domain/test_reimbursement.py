@@ -429,12 +429,31 @@ def _on(desks: tuple[Desk, BenefitDesk], day: date) -> None:
         move_to(each, day)  # type: ignore[arg-type]
 
 
-def test_worked_example_from_the_recorded_cases_payments_and_decision(
-    actor: Actor,
-) -> None:
-    """The worked example again, with every fact recorded by the services: the case and its
-    budget change (CaseService), the payment runs (PaymentService), the application, the
-    advance and the decision (BenefitService); the figures read back as known at each time."""
+@dataclass
+class WorkedExample:
+    """The worked example's facts as the services recorded them until the payment run of
+    May (before the fund's decision): the desks, the payments service, the case and the
+    application advanced for, the case's housing line and a payment run by month."""
+
+    desk: Desk
+    benefits: BenefitDesk
+    payments: PaymentService
+    case_id: UUID
+    application_id: UUID
+    housing: Decimal
+
+    def run(self, month: str) -> None:
+        """The payment run of `month` (YYYY-MM)."""
+        self.payments.run(RunPayments(actor=PAY_OFFICE, correlation_id=uuid4(),
+                                      month=parse_month(month)))
+
+    def on(self, day: date) -> None:
+        """Move both desks' clocks to `day`."""
+        _on((self.desk, self.benefits), day)
+
+
+def record_worked_example_to_may(actor: Actor) -> WorkedExample:
+    """Record the worked example's facts until May's payment run (see `WorkedExample`)."""
     benefits = build_benefit_desk()
     desk = build_desk(actor, start=datetime(2026, 1, 5, 9, tzinfo=SWISS_TIME))
     desk.service = CaseService(POPO_ENV, vault=desk.service.vault, reference=desk.reference,
@@ -468,6 +487,19 @@ def test_worked_example_from_the_recorded_cases_payments_and_decision(
                        (date(2026, 5, 4), "2026-05")):
         _on(desks, day)
         run(month)
+    return WorkedExample(desk, benefits, payments, case_id, application_id, housing)
+
+
+def test_worked_example_from_the_recorded_cases_payments_and_decision(
+    actor: Actor,
+) -> None:
+    """The worked example again, with every fact recorded by the services: the case and its
+    budget change (CaseService), the payment runs (PaymentService), the application, the
+    advance and the decision (BenefitService); the figures read back as known at each time."""
+    example = record_worked_example_to_may(actor)
+    desk, benefits, payments = example.desk, example.benefits, example.payments
+    case_id, application_id, housing = example.case_id, example.application_id, example.housing
+    desks, run = (desk, benefits), example.run
     # 20 May: EL granted from February, another amount from April; the advance ends.
     _on(desks, date(2026, 5, 20))
     benefits.run("grant_benefit", application_id=application_id, from_month="2026-02",
