@@ -517,8 +517,8 @@ class Case(Aggregate):
 
     def _propose_budget(self, cmd: RecordReimbursement, rec: Recording) -> None:
         """A budget change counting the EL as income from the decision's month, or a closure
-        (`other_insurance`) where the EL covers the budget; once per application, month and
-        amount (an amended amount proposes anew)."""
+        (`other_insurance`) where the EL covers the latest budget; due from the decision's
+        day; once per application, month and amount (an amended amount proposes anew)."""
         if self.phase not in _CASEWORK_PHASES or cmd.monthly_el <= 0 or not self.budgets:
             return
         from_month = month_of(cmd.decided_on)
@@ -528,10 +528,10 @@ class Case(Aggregate):
         fields: dict[str, Any] = {"external_reference": reference, "source": "el_decision",
                                   "reason": "other_insurance"}
         if cmd.monthly_el >= self.budgets[-1].total:
-            self._trigger(ClosureProposed, cmd, rec, from_month, **fields)
+            self._trigger(ClosureProposed, cmd, rec, cmd.decided_on, **fields)
         else:
-            self._trigger(BudgetChangeProposed, cmd, rec, from_month, income=cmd.monthly_el,
-                          **fields)
+            self._trigger(BudgetChangeProposed, cmd, rec, cmd.decided_on, income=cmd.monthly_el,
+                          from_month=from_month, **fields)
 
     def _last_advance(self, application_id: UUID) -> Advance | None:
         return next((a for a in reversed(advances_of(self))

@@ -579,13 +579,14 @@ class ReimbursementRecorded(CaseEvent):
 
 class BudgetChangeProposed(CaseEvent):
     """A benefit decision (EL with a monthly amount) proposes counting the benefit as income
-    in the budget from the effective date (the decision's month); a caseworker changes the
-    budget or dismisses the proposal, never automatically."""
+    in the budget from `from_month` (the decision's month); a caseworker changes the budget or
+    dismisses the proposal, never automatically. The effective date is the decision's day."""
 
     external_reference: str
     source: str
     reason: str
     income: Decimal
+    from_month: date
 
     def apply(self, case: Case) -> None:
         _add_proposal(

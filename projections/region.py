@@ -3,8 +3,10 @@
 Work lists: initial assessments due (within `ASSESSMENT_WITHIN_DAYS` of intake or reopening),
 periodic reviews due, goal due dates — each flagged overdue once its date has passed — and
 open proposals from connected registers (handover or closure, e.g. from the population
-register), which stay until a caseworker dismisses them or hands the case over / closes it.
-A handover moves the case from one region's view to the other's.
+register) and from benefit decisions (a budget change counting EL as income, or a closure
+where EL covers the needs), which stay until a caseworker dismisses them or acts (hands the
+case over, closes it, changes the budget), and the open advances in view of EL with their
+age. A handover moves the case from one region's view to the other's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from projections.storage import SQLConnection
 from schemas.sql import Component, Migration, placeholder
 
 __all__ = [
+    "ADVANCE_WAITING_DAYS",
     "ASSESSMENT_WITHIN_DAYS",
     "GOAL_HORIZON_DAYS",
     "PROPOSAL_WITHIN_DAYS",
@@ -37,6 +40,9 @@ REVIEW_HORIZON_DAYS = 30
 """Reviews appear on the work list this many days before they are due."""
 GOAL_HORIZON_DAYS = 14
 """Goal due dates appear on the work list this many days ahead."""
+ADVANCE_WAITING_DAYS = 180
+"""An advance is flagged overdue once it has waited this long for the EL decision (a working
+assumption of ours: the fund aims to decide within months; a caseworker asks after it)."""
 PROPOSAL_WITHIN_DAYS = 14
 """A proposal is flagged overdue this many days after the reported move or death (a working
 assumption of ours, like the assessment deadline)."""
@@ -56,9 +62,15 @@ _TABLES = (
     "to_region TEXT, to_municipality_bfs INTEGER, proposed_on TEXT NOT NULL, "
     "status TEXT NOT NULL, PRIMARY KEY (case_id, external_reference))",
 )
+_ADVANCES = (
+    "CREATE TABLE IF NOT EXISTS region_advances (case_id TEXT NOT NULL, "
+    "application_id TEXT NOT NULL, started_on TEXT NOT NULL, ended_on TEXT, end_reason TEXT, "
+    "PRIMARY KEY (case_id, application_id, started_on))",
+)
 MIGRATIONS = Component(
     "read_model_region",
-    [Migration(1, "cases, goals, proposals per region", sqlite=_TABLES, postgres=_TABLES)],
+    [Migration(1, "cases, goals, proposals per region", sqlite=_TABLES, postgres=_TABLES),
+     Migration(2, "advances in view of EL", sqlite=_ADVANCES, postgres=_ADVANCES)],
     tables=["region_cases"],
 )
 """The read model's tables: the same portable DDL on both backends (on PostgreSQL it runs in
@@ -69,7 +81,8 @@ class RegionProjection(Projection):
     """Cases and open goals per social region."""
 
     name: ClassVar[str] = "region"
-    tables: ClassVar[tuple[str, ...]] = ("region_cases", "region_goals", "region_proposals")
+    tables: ClassVar[tuple[str, ...]] = ("region_cases", "region_goals", "region_proposals",
+                                         "region_advances")
     migrations: ClassVar[Component] = MIGRATIONS
 
     def apply(self, event: Any, tx: SQLConnection) -> None:
@@ -167,6 +180,27 @@ class RegionProjection(Projection):
     def _on_ClosureProposed(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         _add_proposal(tx, case_id, e, "closure", e.reason, None, None)
 
+    def _on_BudgetChangeProposed(self, e: Any, case_id: str, tx: SQLConnection) -> None:
+        _add_proposal(tx, case_id, e, "budget_change", e.reason, None, None)
+
+    def _on_BudgetChanged(self, e: Any, case_id: str, tx: SQLConnection) -> None:
+        _resolve_proposals(tx, case_id, ("budget_change",))
+
+    def _on_AdvanceStarted(self, e: Any, case_id: str, tx: SQLConnection) -> None:
+        p = placeholder(tx)
+        tx.execute(
+            f"INSERT INTO region_advances VALUES ({p}, {p}, {p}, NULL, NULL)",  # noqa: S608
+            (case_id, str(e.application_id), e.effective_date.isoformat()),
+        )
+
+    def _on_AdvanceEnded(self, e: Any, case_id: str, tx: SQLConnection) -> None:
+        p = placeholder(tx)
+        tx.execute(
+            f"UPDATE region_advances SET ended_on = {p}, end_reason = {p} "  # noqa: S608
+            f"WHERE case_id = {p} AND application_id = {p} AND ended_on IS NULL",
+            (e.effective_date.isoformat(), e.reason, case_id, str(e.application_id)),
+        )
+
     def _on_ProposalDismissed(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         p = placeholder(tx)
         tx.execute(
@@ -230,9 +264,11 @@ def _resolve_proposals(tx: SQLConnection, case_id: str, kinds: tuple[str, ...]) 
 # --- queries ---------------------------------------------------------------------------------
 
 
-WorkItemKind = Literal["assessment", "review", "goal", "handover_proposal", "closure_proposal"]
+WorkItemKind = Literal["assessment", "review", "goal", "handover_proposal", "closure_proposal",
+                       "budget_proposal", "advance"]
 """What a work-list item asks for: an initial assessment, a periodic review, a goal's due date,
-or a register's open proposal to hand the case over or to close it."""
+an open proposal to hand the case over, to close it or to change its budget (a register's or
+a benefit decision's), or an open advance in view of EL (waiting for the decision)."""
 
 
 @dataclass(frozen=True)
@@ -257,8 +293,8 @@ def caseload(db: SQLConnection, region: str) -> dict[str, int]:
 
 
 def work_list(db: SQLConnection, region: str, today: date) -> list[WorkItem]:
-    """Assessments, reviews, goals and register proposals of the region that are due or
-    overdue, soonest first."""
+    """Assessments, reviews, goals, proposals and open advances of the region that are due
+    or overdue, soonest first."""
     p = placeholder(db)
     items: list[WorkItem] = []
     for case_id, intake_on in db.execute(
@@ -286,12 +322,14 @@ def work_list(db: SQLConnection, region: str, today: date) -> list[WorkItem]:
         due = date.fromisoformat(due_text)
         items.append(WorkItem("goal", case_id, due, due < today, f"{category} goal {goal_id}"))
     items.extend(_open_proposals(db, region, today))
+    items.extend(_open_advances(db, region, today))
     return sorted(items, key=lambda item: (item.due, item.kind, item.case_id))
 
 
 _PROPOSAL_KINDS: dict[str, WorkItemKind] = {
     "handover": "handover_proposal",
     "closure": "closure_proposal",
+    "budget_change": "budget_proposal",
 }
 
 
@@ -313,4 +351,23 @@ def _open_proposals(db: SQLConnection, region: str, today: date) -> list[WorkIte
         else:
             detail = f"{reason}; ref {ref}"
         items.append(WorkItem(_PROPOSAL_KINDS[kind], case_id, reported, overdue, detail))
+    return items
+
+
+def _open_advances(db: SQLConnection, region: str, today: date) -> list[WorkItem]:
+    """The open advances of the region's cases: from their first day, with their age (days
+    waiting for the EL decision); overdue after `ADVANCE_WAITING_DAYS`."""
+    p = placeholder(db)
+    items = []
+    for case_id, application_id, started_on in db.execute(
+        "SELECT a.case_id, a.application_id, a.started_on FROM region_advances a "  # noqa: S608
+        f"JOIN region_cases c ON c.case_id = a.case_id WHERE c.social_region = {p} "
+        "AND a.ended_on IS NULL",
+        (region,),
+    ):
+        started = date.fromisoformat(started_on)
+        age = (today - started).days
+        detail = f"EL application {application_id}; advanced for {age} days"
+        items.append(WorkItem("advance", case_id, started,
+                              age > ADVANCE_WAITING_DAYS, detail))
     return items

@@ -192,12 +192,16 @@ class Caseload(BaseModel):
 
 class WorkItem(BaseModel):
     """Something a caseworker of the region has to do by a date: an initial assessment, a
-    periodic review, a goal's due date, or a register's open proposal to hand the case over
+    periodic review, a goal's due date, a register's open proposal to hand the case over
     (`handover_proposal`, due from the reported move) or to close it (`closure_proposal`,
-    due from the reported death or departure)."""
+    due from the reported death or departure, or from an EL decision covering the needs), an
+    EL decision's proposal to count it as income (`budget_proposal`, from the decision's
+    month), or an open advance in view of EL (`advance`, from its first day; its age in the
+    detail)."""
 
     kind: WorkItemKind = Field(
-        description="assessment, review, goal, handover_proposal or closure_proposal"
+        description="assessment, review, goal, handover_proposal, closure_proposal, "
+        "budget_proposal or advance"
     )
     case_id: str
     due: date

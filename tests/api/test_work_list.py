@@ -80,5 +80,6 @@ def test_the_api_description_names_every_work_item_kind(client: TestClient) -> N
     schema = client.get("/openapi.json").json()["components"]["schemas"]["WorkItem"]
 
     assert set(schema["properties"]["kind"]["enum"]) == {
-        "assessment", "review", "goal", "handover_proposal", "closure_proposal"}
+        "assessment", "review", "goal", "handover_proposal", "closure_proposal",
+        "budget_proposal", "advance"}
     assert "handover_proposal" in schema["description"]

@@ -88,7 +88,7 @@ def test_the_decision_records_the_claim_ends_the_advance_and_proposes_closure(
     # EL from May (2,600.00) covers the budget (2,400.00): closure proposed, not done.
     assert isinstance(proposed, ClosureProposed)
     assert (proposed.reason, proposed.source, proposed.effective_date) == (
-        "other_insurance", "el_decision", date(2026, 5, 1))
+        "other_insurance", "el_decision", date(2026, 5, 20))  # due from the decision
     case = example.desk.case(example.case_id)
     assert case.phase == "supported"
     assert [p.kind for p in proposals_of(case).values() if p.status == "open"] == ["closure"]
@@ -198,8 +198,8 @@ def test_el_below_the_budget_proposes_a_budget_change_until_a_caseworker_acts(
 
     proposed = desk.events(case_id)[-1]
     assert isinstance(proposed, BudgetChangeProposed)
-    assert (proposed.income, proposed.reason, proposed.effective_date) == (
-        _chf("500.00"), "other_insurance", TODAY.replace(day=1))
+    assert (proposed.income, proposed.from_month, proposed.reason, proposed.effective_date) == (
+        _chf("500.00"), TODAY.replace(day=1), "other_insurance", TODAY)
     (proposal,) = proposals_of(desk.case(case_id)).values()
     assert (proposal.kind, proposal.income, proposal.status) == (
         "budget_change", _chf("500.00"), "open")

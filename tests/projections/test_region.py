@@ -12,7 +12,7 @@ from uuid import UUID
 
 from bus.kafka_settings import KafkaSettings
 from domain.application.cases import CaseService
-from domain.case import SWISS_TIME
+from domain.case import SWISS_TIME, BenefitOnRecord
 from domain.reference import load_reference_data
 from nervenbahn.container import build_service
 from nervenbahn.synthetic import synthetic_history
@@ -165,6 +165,55 @@ def test_work_list_shows_open_proposals_until_dismissed_or_handed_over(
                             reason="register_error"))
     service.execute(command("hand_over_case", case_id=moved, to_municipality_bfs=SOLOTHURN))
     assert proposals() == []
+
+
+def test_work_list_shows_open_advances_with_their_age_and_the_el_decisions_proposal(
+    tmp_path: Path, master_key: str
+) -> None:
+    clock = _Clock(datetime(2026, 1, 5, 9, tzinfo=SWISS_TIME))
+    application = UUID(int=0xE1)
+    stage = {"now": "forwarded"}
+    service = build_service(
+        store_settings(tmp_path, master_key), clock=clock,
+        benefits=lambda _: BenefitOnRecord(application, "el_ahv", applicant, stage["now"]))
+    case_id = _open(service, OLTEN, "2026-01-05")
+    cid = str(case_id)
+    applicant = service.get_case(case_id).applicant.person_id
+    service.execute(command("complete_assessment", case_id=cid, needs=["financial"],
+                            employability="employable"))
+    service.execute(command("grant_support", case_id=cid, support_from="2026-01-01",
+                            housing="1000", health_insurance="300", income="0"))
+    service.execute(command("start_advance", case_id=cid, application_id=str(application),
+                            advance_from="2026-01-01", commitment_kind="commitment",
+                            commitment_date="2026-01-05"))
+    path = tmp_path / "region.db"
+
+    def items(today: date) -> list[tuple[str, date, bool, str]]:
+        rebuild(RegionProjection(), service, path)
+        with sqlite3.connect(path) as db:
+            found = work_list(db, "so-olten", today)
+        return [(i.kind, i.due, i.overdue, i.detail) for i in found
+                if i.kind in ("advance", "budget_proposal", "closure_proposal")]
+
+    waiting = f"EL application {application}; advanced for"
+    assert items(date(2026, 3, 2)) == [
+        ("advance", date(2026, 1, 1), False, f"{waiting} 60 days")]
+    assert items(date(2026, 7, 1))[0][2:] == (True, f"{waiting} 181 days")  # > 180
+    # 20 May: EL of 500.00 a month decided; the budget (about 2,300) stays above it.
+    clock.now = datetime(2026, 5, 20, 9, tzinfo=SWISS_TIME)
+    stage["now"] = "granted"
+    system = {"user_id": "advance-claims", "role": "system", "organisation": "so-canton"}
+    service.execute(command("record_reimbursement", case_id=cid, actor=system,
+                            application_id=str(application), decided_on="2026-05-20",
+                            el={"2026-05-01": "500.00"}, paid={"2026-05-01": "2300.00"},
+                            monthly_el="500.00"))
+    reference = f"el:{application}:2026-05:500.00"
+    assert items(date(2026, 5, 21)) == [
+        ("budget_proposal", date(2026, 5, 20), False, f"other_insurance; ref {reference}")]
+    service.execute(command("change_budget", case_id=cid, effective_date="2026-05-01",
+                            reason="income_change", housing="1000", health_insurance="300",
+                            income="500"))
+    assert items(date(2026, 5, 21)) == []
 
 
 class _Clock:
