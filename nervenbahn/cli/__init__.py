@@ -31,6 +31,7 @@ from schemas.postgres import DatabaseUnavailableError
 from schemas.sql import SchemaVersionError
 
 from . import (
+    advances,
     apikeys,
     asyncapi,
     audit,
@@ -65,6 +66,7 @@ app = typer.Typer(
 )
 person_app = typer.Typer(help="Personal data of household members.", no_args_is_help=True)
 app.add_typer(case.app, name="case")
+app.add_typer(advances.app, name="advances")
 app.add_typer(person_app, name="person")
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(relay.app, name="relay")

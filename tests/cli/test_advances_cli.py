@@ -4,6 +4,7 @@ benefits store knows it, through the CLI alone."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from tests.cli.conftest import Cli
 from tests.cli.test_benefits_cli import FUND, OFFICE, TODAY, Desk
 from tests.cli.test_cli import APPLICANT, CASE, open_assess_grant
+from tests.domain.case_desk import expected_basic_needs
 
 MONTH = TODAY.replace(day=1).isoformat()
 
@@ -76,3 +78,44 @@ def test_start_advance_is_refused_by_name_without_commitment_or_for_an_unknown_a
     assert "benefits-connected" not in unknown.err
     history = [row["event"] for row in _ok(cli, "case", "history", CASE)]
     assert "AdvanceStarted" not in history
+
+
+ADMIN = "pay.office:administrator:so-canton"
+CLAIMS = "advance-claims:system:so-canton"
+OTHER_REGION = "cw-solothurn-01:caseworker:so-solothurn"
+
+
+def test_advances_claim_records_once_and_list_show_claims_read_it(cli: Cli, pending: str) -> None:
+    assert _advance(cli, pending, "--commitment-kind", "payment_order", "--commitment-date",
+                    TODAY.isoformat()).code == 0
+    assert cli("--actor", ADMIN, "payments", "account", CASE, "--iban",
+               "CH93 0076 2011 6238 5295 7", "--holder", "Z. Quellmatt").code == 0
+    assert cli("--actor", ADMIN, "payments", "run", MONTH[:7]).code == 0
+    Desk(cli).ok(FUND, "grant", pending, "--from-month", MONTH[:7], "--amount",
+                 f"{MONTH[:7]}=1900.00")
+    refused = cli("advances", "claim")  # a caseworker
+
+    first = _ok(cli, "--actor", CLAIMS, "advances", "claim")
+    again = _ok(cli, "--actor", CLAIMS, "advances", "claim")
+    (recorded,) = _ok(cli, "advances", "claims", CASE)
+    listed = _ok(cli, "advances", "list")
+    shown = _ok(cli, "advances", "show", CASE)
+    hidden = cli("--actor", OTHER_REGION, "advances", "show", CASE)
+
+    assert refused.code == 1 and "reimbursement-by-system" in refused.err
+    assert [o["events"] for o in first] == [
+        ["AdvanceEnded", "ReimbursementRecorded", "BudgetChangeProposed"]]
+    assert [o["events"] for o in again] == [[]]
+    # Paid: SKOS basic needs for two + housing 1,250.00 + health insurance 380.50, above
+    # the EL of 1,900.00: the claim is the EL, nothing left for the person.
+    paid = expected_basic_needs(TODAY.replace(day=1), 2) + Decimal("1630.50")
+    assert paid > Decimal("1900.00")
+    assert recorded["months"] == [{"month": MONTH, "paid": str(paid), "el": "1900.00",
+                                   "ipv_offset": "0.00", "claim": "1900.00",
+                                   "surplus": "0.00"}]
+    assert (recorded["claim_total"], recorded["surplus_total"]) == ("1900.00", "0.00")
+    assert [(r["application_id"], r["application_stage"], r["end_reason"],
+             r["application_age_days"]) for r in listed] == [(pending, "granted", "decided", 0)]
+    assert (shown[0]["claims_recorded"], shown[0]["claimed"], shown[0]["surplus"]) == (
+        1, "1900.00", "0.00")
+    assert hidden.code == 1 and CASE in hidden.err
