@@ -18,7 +18,8 @@ import pytest
 
 from bus.envelope import event_id
 from domain.application.cases import CaseService
-from domain.commands import Actor, ProposeClosure
+from domain.case import BenefitOnRecord
+from domain.commands import Actor, ProposeClosure, StartAdvance
 from domain.reference import load_reference_data
 from nervenbahn.config import ConfigError, StoreConfig, load_settings
 from nervenbahn.container import build_service, close_service
@@ -66,12 +67,29 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaseService]:
     """A SQLite event store with 80 synthetic households."""
     folder = tmp_path_factory.mktemp("backends")
     key = base64.b64encode(secrets.token_bytes(32)).decode()
-    service = build_service(store_settings(folder, key))
+    pending: dict[UUID, BenefitOnRecord] = {}
+    service = build_service(store_settings(folder, key), benefits=pending.__getitem__)
     lines = [json.dumps(r) for r in synthetic_history(load_reference_data(), 80, 5)]
     service.import_records(lines)
     _propose_closures(service, wanted=3)
+    _advance(service, pending, wanted=2)
     yield service
     close_service(service)
+
+
+def _advance(service: CaseService, pending: dict[UUID, BenefitOnRecord], wanted: int) -> None:
+    """Advances in view of EL on the first supported cases (for the region read model's
+    advances), each for a pending application of the case's applicant."""
+    system = Actor("advances", "system", "so-canton")
+    supported = (service.get_case(c) for c in service.case_ids())
+    for case in [c for c in supported if c.phase == "supported"][:wanted]:
+        application_id = uuid4()
+        pending[application_id] = BenefitOnRecord(application_id, "el_ahv",
+                                                   case.applicant.person_id, "forwarded")
+        service.execute(StartAdvance(
+            actor=system, correlation_id=uuid4(), case_id=case.id,
+            application_id=application_id, advance_from=date.today(),
+            commitment_kind="commitment", commitment_date=date.today()))
 
 
 def _propose_closures(service: CaseService, wanted: int) -> None:
