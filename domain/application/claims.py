@@ -1,8 +1,9 @@
 """The claims process: records the reimbursement of every advance whose EL was decided.
 
 For each case that advanced in view of an EL application the fund granted (or granted and
-ended), it gathers the facts as known now (the EL owed per month from the application, what the
-case was paid per month from the payment orders) and hands them to the case as one
+ended; a refused one only ends the advance), it gathers the facts as known now (the EL owed
+per month from the application, what the case was paid per month from the payment orders)
+and hands them to the case as one
 `RecordReimbursement` command; the case computes the claim, records only the difference to
 what it recorded before, ends the open advance (`decided`) and proposes the budget follow the
 decision, all in one atomic save.
@@ -69,14 +70,17 @@ class AdvanceClaims:
         self._clock = clock
 
     def run(self, case_ids: Iterable[UUID] | None = None) -> list[ClaimOutcome]:
-        """Record what changed for every decided advance (of `case_ids`, default every case);
-        an outcome per advance looked at."""
+        """Record what changed for every decided advance (of `case_ids`, default every case):
+        granted (or granted and ended) ones, and refused ones whose advance is still open (it
+        ends, nothing is claimed); an outcome per advance looked at."""
         outcomes = []
         for case_id in self._cases.case_ids() if case_ids is None else case_ids:
             case = self._cases.get_case(case_id)
+            open_for = {a.application_id for a in advances_of(case) if a.is_open}
             for application_id in dict.fromkeys(a.application_id for a in advances_of(case)):
                 application = self._benefits.application(application_id)
-                if application.stage in _DECIDED_WITH_AMOUNTS:
+                if application.stage in _DECIDED_WITH_AMOUNTS or (
+                        application.stage == "refused" and application_id in open_for):
                     outcomes.append(self._record(case_id, application))
         return outcomes
 

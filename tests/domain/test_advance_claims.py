@@ -135,6 +135,51 @@ def test_a_late_payment_correction_records_a_correction_for_the_difference_only(
     assert third.events == ()
 
 
+def test_an_amended_decision_records_a_correction_and_proposes_the_new_amount(
+    example: WorkedExample,
+) -> None:
+    claims = _claims(example)
+    claims.run()
+    # 15 June: the fund amends from April to 2,400.00 (retroactively).
+    example.on(date(2026, 6, 15))
+    example.benefits.run("amend_decision", application_id=example.application_id,
+                         amounts=[{"from_month": "2026-04", "monthly_chf": "2400.00"}],
+                         reason="pension recalculated")
+    before = len(example.desk.events(example.case_id))
+
+    (amended,) = claims.run()
+
+    assert amended.events == ("ReimbursementRecorded", "ClosureProposed")
+    correction, proposed = _recorded(example, before)
+    assert isinstance(correction, ReimbursementRecorded)
+    # April and May: EL 2,600.00 -> 2,400.00; paid 2,400.00, so the claim stays 2,400.00
+    # and the person's surplus of 200.00 a month goes.
+    assert correction.corrections == [
+        ClaimFigures(date(2026, m, 1), _chf("0.00"), _chf("-200.00"), _chf("0.00"),
+                     _chf("0.00"), _chf("-200.00")) for m in (4, 5)]
+    assert (correction.claim_total, correction.surplus_total) == (_chf("0.00"),
+                                                                  _chf("-400.00"))
+    assert isinstance(proposed, ClosureProposed)
+    assert proposed.external_reference.endswith(":2026-05:2400.00")
+    assert claims.run()[0].events == ()
+
+
+def test_a_refusal_ends_the_advance_and_claims_nothing(actor: Actor) -> None:
+    example = record_worked_example_to_may(actor)
+    example.on(date(2026, 5, 20))
+    example.benefits.run("refuse_benefit", application_id=example.application_id,
+                         reason="income_sufficient")
+    claims = _claims(example)
+
+    (refused,) = claims.run()
+
+    assert refused.events == ("AdvanceEnded",)
+    (advance,) = example.desk.case(example.case_id).advances
+    assert (advance.end_reason, advance.ended_on) == ("decided", date(2026, 5, 20))
+    assert example.desk.case(example.case_id).claims == []
+    assert claims.run() == []  # a refused application with no open advance: not looked at
+
+
 def test_a_run_stopped_after_one_case_is_finished_by_the_next(
     example: WorkedExample,
 ) -> None:
