@@ -42,7 +42,7 @@ from domain.commands import (
     StartAdvance,
     StartMeasure,
 )
-from domain.entitlement import month_of
+from domain.entitlement import budget_in_force, month_of
 from domain.errors import RuleViolationError
 from domain.events import (
     Advance,
@@ -517,17 +517,19 @@ class Case(Aggregate):
 
     def _propose_budget(self, cmd: RecordReimbursement, rec: Recording) -> None:
         """A budget change counting the EL as income from the decision's month, or a closure
-        (`other_insurance`) where the EL covers the latest budget; due from the decision's
-        day; once per application, month and amount (an amended amount proposes anew)."""
-        if self.phase not in _CASEWORK_PHASES or cmd.monthly_el <= 0 or not self.budgets:
-            return
+        (`other_insurance`) where the EL covers the budget in force in the decision's month
+        (as known now); due from the decision's day; once per application, month and amount
+        (an amended amount proposes anew)."""
         from_month = month_of(cmd.decided_on)
+        budget = budget_in_force(self.budgets, from_month)
+        if self.phase not in _CASEWORK_PHASES or cmd.monthly_el <= 0 or budget is None:
+            return
         reference = f"el:{cmd.application_id}:{from_month:%Y-%m}:{cmd.monthly_el}"
         if reference in proposals_of(self):
             return
         fields: dict[str, Any] = {"external_reference": reference, "source": "el_decision",
                                   "reason": "other_insurance"}
-        if cmd.monthly_el >= self.budgets[-1].total:
+        if cmd.monthly_el >= budget.total:
             self._trigger(ClosureProposed, cmd, rec, cmd.decided_on, **fields)
         else:
             self._trigger(BudgetChangeProposed, cmd, rec, cmd.decided_on, income=cmd.monthly_el,

@@ -24,7 +24,14 @@ from decimal import Decimal
 from domain.events import BudgetVersion, SupportPeriod
 from domain.money import ZERO, chf
 
-__all__ = ["MonthlyEntitlement", "Segment", "month_entitlement", "month_of", "months_between"]
+__all__ = [
+    "MonthlyEntitlement",
+    "Segment",
+    "budget_in_force",
+    "month_entitlement",
+    "month_of",
+    "months_between",
+]
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,12 @@ def month_entitlement(
             segments.append(Segment(day, run_end, version, per_month * days / length))
             day = run_end + timedelta(days=1)
     return MonthlyEntitlement(first, tuple(segments))
+
+
+def budget_in_force(budgets: Sequence[BudgetVersion], day: date) -> BudgetVersion | None:
+    """The budget version in force on `day` as the versions given know it (None before the
+    first): the latest effective date not after `day`, a later recording winning ties."""
+    return _in_force(budgets, day)
 
 
 def _in_force(budgets: Sequence[BudgetVersion], day: date) -> BudgetVersion | None:

@@ -10,7 +10,7 @@ recorded 10 June, with June's claim-backs of 400.00 for March to May."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
 
@@ -255,6 +255,22 @@ def test_el_below_the_budget_proposes_a_budget_change_until_a_caseworker_acts(
     desk.run("change_budget", case_id=case_id, income="500.00")
     (proposal,) = proposals_of(desk.case(case_id)).values()
     assert proposal.status == "resolved"
+
+
+def test_the_el_is_compared_with_the_budget_in_force_in_the_decisions_month(
+    desk: Desk,
+) -> None:
+    case_id = _advanced(desk)
+    in_force = desk.case(case_id).budgets[-1].total
+    next_month = (TODAY.replace(day=28) + timedelta(days=4)).replace(day=1)
+    desk.run("change_budget", case_id=case_id, effective_date=next_month.isoformat(),
+             income=str(in_force - _chf("100.00")))  # from next month: 100.00 a month
+    assert desk.case(case_id).budgets[-1].total == _chf("100.00")
+
+    desk.service.execute(_record(case_id, "500.00"))
+
+    # 500.00 is below this month's budget, though above next month's: a budget change.
+    assert isinstance(desk.events(case_id)[-1], BudgetChangeProposed)
 
 
 def test_an_amended_amount_proposes_anew_and_can_be_dismissed(desk: Desk) -> None:
