@@ -28,7 +28,7 @@ from domain.events import (
     proposals_of,
 )
 
-from .case_desk import TODAY, Desk, person_input
+from .case_desk import TODAY, Desk, person_input, replay
 from .test_reimbursement import WorkedExample, record_worked_example_to_may
 
 
@@ -305,3 +305,18 @@ def test_a_closed_case_still_records_its_claim_and_proposes_nothing(desk: Desk) 
     assert result.events == ("ReimbursementRecorded",)
     assert desk.case(case_id).advances[0].end_reason == "case_closed"
     assert proposals_of(desk.case(case_id)) == {}
+
+
+def test_a_snapshot_keeps_the_claims_and_the_budget_proposal(desk: Desk) -> None:
+    case_id = _advanced(desk)
+    desk.service.execute(_record(case_id, "500.00"))
+    while desk.case(case_id).version < 100:  # the service snapshots at version 100
+        desk.run("complete_review", case_id=case_id, outcome="continue")
+
+    assert desk.service.snapshots is not None
+    assert [s.originator_version for s in desk.service.snapshots.get(case_id)] == [100]
+    desk.service.forget_decoded_snapshots()
+    case = desk.case(case_id)
+    assert vars(case) == vars(replay(desk.events(case_id)))
+    assert [c.claim_total for c in case.claims] == [_chf("500.00")]
+    assert [p.income for p in proposals_of(case).values()] == [_chf("500.00")]
