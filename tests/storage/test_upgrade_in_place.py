@@ -121,8 +121,8 @@ def test_opening_records_every_components_version(store: dict[str, str]) -> None
     assert versions(root / "connectors" / "state.db") == {"connector_state": 1}
     for projection in PROJECTIONS:
         assert versions(root / "projections" / f"{projection.name}.db") == {
-            "consumer_bookkeeping": CONSUMER_BOOKKEEPING.latest, projection.migrations.name: 1,
-            "read_model_progress": 1,
+            "consumer_bookkeeping": CONSUMER_BOOKKEEPING.latest,
+            projection.migrations.name: projection.migrations.latest, "read_model_progress": 1,
         }
     # Tables the previous release had made are baselines; the relay's and the registry's were
     # never made (the demo ran without the bus), so they are new, as is each read model's
