@@ -31,6 +31,7 @@ from schemas.postgres import DatabaseUnavailableError
 from schemas.sql import SchemaVersionError
 
 from . import (
+    advances,
     apikeys,
     asyncapi,
     audit,
@@ -84,6 +85,7 @@ app.add_typer(connectors.app, name="connectors")
 app.add_typer(connectors.connector_app, name="connector")
 app.add_typer(payments.app, name="payments")
 app.add_typer(benefits.app, name="benefits")
+app.add_typer(advances.app, name="advances")
 
 _SESSIONS: list[Session] = []
 """The session of the invocation in progress, closed by `main` however the command ends."""
