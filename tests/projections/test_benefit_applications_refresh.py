@@ -13,13 +13,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import psycopg.sql
 import pytest
 
 import nervenbahn.container as container_module
+from nervenbahn.config import StoreConfig
 from nervenbahn.container import Container
 from nervenbahn.store_opening import sqlite_turn
 from projections.benefit_applications import BenefitApplicationsProjection
 from projections.framework import rebuild
+from projections.storage import read_model_connection
 from tests.bus.pipeline import store_settings
 from tests.cli.test_backlog_report import _Recorder
 from tests.domain.fakes import FakeClock
@@ -201,3 +205,41 @@ def test_the_cli_rebuild_and_a_concurrent_refresh_leave_the_read_model_of_a_rebu
     assert rows(target) == rebuilt_rows(container, tmp_path)
     assert len(rows(target)["benefit_applications"]) == 6 + 6
     assert not target.with_name(target.name + ".rebuild").exists()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_rolled_back_insert_leaves_a_gap_and_a_refresh_catches_up(
+    tmp_path: Path, master_key: str, postgres_dsn: str, rebuilds: Rebuilds
+) -> None:
+    clock = FakeClock(START)
+    container = Container(store_settings(tmp_path, master_key, {"NERVENBAHN_STORE": postgres_dsn}),
+                          clock=clock)
+    try:
+        record_offices(container.benefits, clock)
+        desk = _Recorder(container.benefits, clock)
+        desk.serial = 100
+        container.refresh_read_model(NAME)
+        _roll_back_an_insert(postgres_dsn)  # the id sequence moves on, no row
+        assert container.refresh_read_model(NAME) is None
+
+        new = more_events(desk)
+        applied = container.refresh_read_model(NAME)
+
+        assert applied == new and container.refresh_read_model(NAME) is None
+        assert rebuilds.calls == 1
+        with read_model_connection(container.read_model(NAME)) as db:
+            applications = db.execute("SELECT count(*) FROM benefit_applications").fetchone()
+        assert applications[0] == len(list(container.benefits.application_ids()))
+    finally:
+        container.close()
+
+
+def _roll_back_an_insert(dsn: str) -> None:
+    """Take one value of the benefits events' id sequence and roll back: a gap, as a
+    conflicting insert leaves one."""
+    config = StoreConfig.parse(dsn)
+    with psycopg.connect(config.conninfo()) as conn:
+        sequence = psycopg.sql.SQL("pg_get_serial_sequence({}, 'notification_id')").format(
+            psycopg.sql.Literal(f"{config.schema_name}.benefits_events"))
+        conn.execute(psycopg.sql.SQL("SELECT nextval({})").format(sequence))
+        conn.rollback()
