@@ -131,6 +131,21 @@ class ConfluentRegistryClient(SchemaRegistry):
         query = "?force=true" if force else ""
         self._request("PUT", f"/mode/{_quote(subject)}{query}", {"mode": mode})
 
+    def subject_mode(self, subject: str) -> str | None:
+        """The mode set for `subject` itself (IMPORT, READWRITE, READONLY); None if it has no
+        subject-level mode and follows the registry's global one."""
+        try:
+            answer = self._request("GET", f"/mode/{_quote(subject)}?defaultToGlobal=false")
+        except _HTTPFailure as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return str(_field(answer, "mode", f"/mode/{subject}"))
+
+    def delete_mode(self, subject: str) -> None:
+        """Remove `subject`'s own mode: it follows the registry's global mode again."""
+        self._request("DELETE", f"/mode/{_quote(subject)}")
+
     def import_version(
         self, subject: str, schema: dict[str, Any], *, schema_id: int, version: int
     ) -> int:

@@ -22,11 +22,15 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
+import structlog
+
 from bus.compatibility import canonical_text, fingerprint
 from bus.errors import RegistryError, SchemaError, SchemaNotFoundError
 from bus.registry import SchemaVersion
 from bus.registry_http import ConfluentRegistryClient
 from schemas.catalogue import SchemaCatalogue
+
+log = structlog.get_logger("nervenbahn.bus.registry_push")
 
 __all__ = [
     "PushedSubject",
@@ -145,15 +149,33 @@ def _push_subject(
     present = {version.version for version in held}
     missing = [schema for schema in ours if schema.version not in present]
     if missing:
+        before = target.subject_mode(subject)
         target.set_mode(subject, "IMPORT", force=bool(held))
         try:
             for schema in missing:
                 target.import_version(subject, schema.schema, schema_id=schema.schema_id,
                                       version=schema.version)
-        finally:
-            target.set_mode(subject, "READWRITE")
+        except Exception:
+            _restore_mode(target, subject, before, failing=True)
+            raise
+        _restore_mode(target, subject, before, failing=False)
     return PushedSubject(
         subject,
         tuple(schema.version for schema in missing),
         tuple(schema.version for schema in ours if schema.version in present),
     )
+
+
+def _restore_mode(target: ConfluentRegistryClient, subject: str, before: str | None, *,
+                  failing: bool) -> None:
+    """Give `subject` back the mode it had (its own, or none: the global one). While an import
+    is failing, a failed restore is logged and the import's error is the one raised."""
+    try:
+        if before is None:
+            target.delete_mode(subject)
+        else:
+            target.set_mode(subject, before)
+    except RegistryError as exc:
+        if not failing:
+            raise
+        log.error("subject left in IMPORT mode", subject=subject, error=str(exc))

@@ -57,7 +57,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -250,13 +250,15 @@ class Fund:
     """Tracks the applications and publishes the fund's decisions."""
 
     def __init__(self, bus: Bus, registry: SchemaRegistryClient, producer: Producer,
-                 today: date, capacity: int | None = None) -> None:
+                 today: Callable[[], date], capacity: int | None = None) -> None:
         self.bus = bus
         self.capacity = capacity
         """At most this many decisions in this run (None: every waiting application)."""
         self.applications: dict[str, Application] = {}
         self.today = today
-        self.year, self.figures = figures_of(today.year)
+        """Today in Swiss time, asked at each decision: a run past midnight or New Year dates
+        its decisions (and picks its figures) on the day it makes them."""
+        self.year, self.figures = figures_of(today().year)
         self.registry = registry
         self.deserialize = AvroDeserializer(registry)
         self.seen: set[str] = set()
@@ -313,8 +315,11 @@ class Fund:
         made = []
         room = None if self.capacity is None else self.capacity - len(self.published)
         for application in next_to_decide(self.applications.values(), room):
+            today = self.today()
+            if today.year != self.year:
+                self.year, self.figures = figures_of(today.year)
             decision = decide(application, self.figures)
-            value = self.serialize(decision.record(self.today), SerializationContext(
+            value = self.serialize(decision.record(today), SerializationContext(
                 self.bus.decisions, MessageField.VALUE))
             self.producer.produce(self.bus.decisions, key=application.application_id.encode(),
                                   value=value)
@@ -339,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "basic.auth.user.info": f"{args.user}:{args.key}"})
     producer = Producer({"bootstrap.servers": bus.bootstrap, "enable.idempotence": True,
                          "acks": "all"})
-    fund = Fund(bus, registry, producer, datetime.now(SWISS).date(), args.capacity)
+    fund = Fund(bus, registry, producer, lambda: datetime.now(SWISS).date(), args.capacity)
     print(json.dumps({"simulation": SIMULATION, "figures_year": fund.year,
                       "applications_topic": bus.applications, "decisions_topic": bus.decisions}),
           flush=True)

@@ -76,9 +76,10 @@ from nervenbahn.store_opening import (
     sqlite_turn,
 )
 from projections import READ_MODELS, Projection, open_projection_store, rebuild
-from projections.storage import ReadModelTarget, read_model_built, read_model_connection
+from projections.framework import applied_notification_id, catch_up
+from projections.storage import ReadModelTarget, read_model_built
 from schemas.postgres import DatabaseUnavailableError
-from schemas.sql import Component, placeholder
+from schemas.sql import Component
 
 if TYPE_CHECKING:
     from nervenbahn.api.context import ApiContext
@@ -540,25 +541,42 @@ class Container:
         with _read_model_turn(target, projection.name):  # another `serve` may be building it
             if read_model_built(target, projection.tables[0]):
                 return None
-            return rebuild(projection, self.event_source(projection), target)
+            return _rebuild(projection, self.event_source(projection), target)
 
     def refresh_read_model(self, name: str) -> int | None:
-        """Rebuild the read model `name` if its store recorded events it has not applied (by
-        position: the store's last notification against the events the read model applied);
-        the events applied, None if it was up to date. For a read model no consumer keeps up
-        to date yet (the benefit applications' until their topic is published): its readers
-        call this first."""
+        """Bring the read model `name` up to date with its store: apply only the notifications
+        after the last one it applied (`projections.framework.catch_up`), or rebuild it if it
+        is missing, its schema changed or it recorded no notification id; the events applied,
+        None if it was up to date. For a read model no consumer keeps up to date yet (the
+        benefit applications' until their topic is published): its readers call this first.
+
+        Up to date is checked before taking the read model's turn, so that readers do not
+        queue behind each other when nothing is new."""
         projection = self.projection(name)
         source = self.event_source(projection)
         target = self.read_model(name)
+        if applied_notification_id(projection, target) == source.max_position():
+            return None
         with _read_model_turn(target, name):
-            if read_model_built(target, projection.tables[0]) and (
-                _applied_events(projection, target) >= source.max_position()
-            ):
+            applied = applied_notification_id(projection, target)
+            latest = source.max_position()
+            if applied == latest:
                 return None
-            if isinstance(target, Path):
-                target.parent.mkdir(parents=True, exist_ok=True)
-            return rebuild(projection, source, target)
+            if applied is None or applied > latest:  # missing, changed, or a store replaced
+                return _rebuild(projection, source, target)
+            return catch_up(projection, source, target, after=applied)
+
+    def rebuild_read_model(
+        self, name: str, *, progress: Callable[[int, int], object] = lambda done, total: None
+    ) -> int:
+        """Rebuild the read model `name` from its store in the read model's turn (the one
+        `refresh_read_model` and `ensure_read_model` take, so that no two rebuilds write the
+        same temporary file); `progress` is told the events done and the total. The events
+        applied."""
+        projection = self.projection(name)
+        target = self.read_model(name)
+        with _read_model_turn(target, name):
+            return _rebuild(projection, self.event_source(projection), target, progress)
 
     def projection_store(self, projection: Projection) -> EffectStore:
         """The projection's consumer store (its tables and the consumer's bookkeeping); the
@@ -605,15 +623,16 @@ class Container:
                 self._service = None
 
 
-def _applied_events(projection: Projection, target: ReadModelTarget) -> int:
-    """How many events the read model applied (the ids its rebuild marked processed)."""
-    with read_model_connection(target) as db:
-        p = placeholder(db)
-        row = db.execute(
-            f"SELECT count(*) FROM processed_events WHERE group_id = {p}",  # noqa: S608
-            (projection.group,),
-        ).fetchone()
-    return int(row[0])
+def _rebuild(
+    projection: Projection,
+    source: NotificationLog,
+    target: ReadModelTarget,
+    progress: Callable[[int, int], object] = lambda done, total: None,
+) -> int:
+    """Rebuild the read model (its folder made if missing); the caller holds its turn."""
+    if isinstance(target, Path):
+        target.parent.mkdir(parents=True, exist_ok=True)
+    return rebuild(projection, source, target, progress=progress)
 
 
 @contextmanager

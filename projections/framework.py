@@ -14,6 +14,7 @@ Where the tables live (a SQLite file each, or one PostgreSQL schema): `projectio
 from __future__ import annotations
 
 import os
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -35,14 +36,25 @@ from projections.storage import (
     PostgresReadModelStore,
     ReadModelTarget,
     SQLConnection,
+    read_model_built,
+    read_model_connection,
+    read_notification_id,
     record_progress,
 )
-from schemas.sql import Component, migrate_sqlite, placeholder
+from schemas.sql import (
+    Component,
+    migrate_sqlite,
+    placeholder,
+    recorded_versions_postgres,
+    recorded_versions_sqlite,
+)
 
 __all__ = [
     "Projection",
     "ProjectionError",
     "ProjectionSettings",
+    "applied_notification_id",
+    "catch_up",
     "open_projection_store",
     "rebuild",
 ]
@@ -172,6 +184,50 @@ def rebuild(
     return done
 
 
+def applied_notification_id(projection: Projection, target: ReadModelTarget) -> int | None:
+    """The id of the last notification of the event store that the read model at `target`
+    applied, if it can go on from there (`catch_up`); None if it must be rebuilt: it is not
+    built, its tables are not at this release's versions (its schema changed), or no rebuild
+    recorded an id (built by an older release). Reads only: takes no turn, writes nothing."""
+    if not read_model_built(target, projection.tables[0]):
+        return None
+    with read_model_connection(target) as db:
+        versions = (
+            recorded_versions_sqlite(db)
+            if isinstance(db, sqlite3.Connection)
+            else recorded_versions_postgres(db, target.schema)  # type: ignore[arg-type, union-attr]
+        )
+        components = (READ_MODEL_PROGRESS, projection.migrations)
+        if any(versions.get(component.name) != component.latest for component in components):
+            return None
+        return read_notification_id(db, projection.name)
+
+
+def catch_up(
+    projection: Projection,
+    source: NotificationLog,
+    target: ReadModelTarget,
+    *,
+    after: int,
+    batch_size: int = 2000,
+) -> int:
+    """Apply to the built read model at `target` only the notifications of `source` after the
+    id `after` (the last one it applied: `applied_notification_id`), each batch in one
+    transaction with the progress and the id of its last notification (in PostgreSQL, all in
+    one transaction). Hold the read model's turn (`rebuild` must not run meanwhile). Returns
+    the number of events applied."""
+    store = open_projection_store(projection, target)
+    try:
+        if isinstance(store, PostgresReadModelStore):
+            with store.transaction() as tx:
+                return _refill(projection, source, store, lambda: nullcontext(tx), batch_size,
+                               lambda done, total: None, after=after)
+        return _refill(projection, source, store, store.transaction, batch_size,
+                       lambda done, total: None, after=after)
+    finally:
+        store.close()
+
+
 def _refill(
     projection: Projection,
     source: NotificationLog,
@@ -179,11 +235,15 @@ def _refill(
     transaction: Callable[[], AbstractContextManager[Any]],
     batch_size: int,
     progress: Callable[[int, int], object],
+    *,
+    after: int = 0,
 ) -> int:
-    """Apply every event of the store's notification log, recording the id the projection's
-    dataset carries it under (`Projection.processed_id`), and the read model's progress."""
+    """Apply every event of the store's notification log after the id `after`, recording the
+    id the projection's dataset carries it under (`Projection.processed_id`; one already
+    recorded is kept when going on from `after`), and the read model's progress with the id
+    of the last notification applied."""
     total = source.max_position()
-    position = done = 0
+    position, done = after, 0
     while notifications := source.notifications(gt=position, limit=batch_size):
         with transaction() as tx:
             latest: datetime | None = None
@@ -191,12 +251,15 @@ def _refill(
                 event = source.decode(notification)
                 projection.apply(event, tx)
                 processed = projection.processed_id(event)
-                if processed is not None:
+                if processed is not None and not (
+                    after and store.seen(tx, projection.group, processed)
+                ):
                     store.mark(tx, projection.group, processed)
                 moment = projection.recorded_at(event)
                 if moment is not None and (latest is None or moment > latest):
                     latest = moment
-            record_progress(tx, projection.name, latest, datetime.now(UTC))
+            record_progress(tx, projection.name, latest, datetime.now(UTC),
+                            notification_id=notifications[-1].id)
         position = notifications[-1].id
         done += len(notifications)
         progress(done, max(total, done))

@@ -47,6 +47,7 @@ __all__ = [
     "open_read_model",
     "read_model_built",
     "read_model_connection",
+    "read_notification_id",
     "read_progress",
     "record_progress",
 ]
@@ -66,7 +67,17 @@ READ_MODEL_PROGRESS = Component(
                 "CREATE TABLE IF NOT EXISTS {schema}.read_model_progress (projection text "
                 "PRIMARY KEY, as_of text, applied_at text NOT NULL)",
             ],
-        )
+        ),
+        Migration(
+            2,
+            "the id of the last notification of the event store a rebuild or catch-up applied "
+            "(a read model fed from the store reads only the notifications after it)",
+            sqlite=["ALTER TABLE read_model_progress ADD COLUMN notification_id INTEGER"],
+            postgres=[
+                "ALTER TABLE {schema}.read_model_progress ADD COLUMN IF NOT EXISTS "
+                "notification_id bigint",
+            ],
+        ),
     ],
     tables=["read_model_progress"],
 )
@@ -76,10 +87,12 @@ written in the transaction that applies its events. Times are UTC text of fixed 
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _RECORD_PROGRESS = (
-    "INSERT INTO read_model_progress (projection, as_of, applied_at) VALUES ({p}, {p}, {p}) "
+    "INSERT INTO read_model_progress (projection, as_of, applied_at, notification_id) "
+    "VALUES ({p}, {p}, {p}, {p}) "
     "ON CONFLICT (projection) DO UPDATE SET as_of = CASE WHEN read_model_progress.as_of IS "
     "NULL OR excluded.as_of > read_model_progress.as_of THEN excluded.as_of ELSE "
-    "read_model_progress.as_of END, applied_at = excluded.applied_at"
+    "read_model_progress.as_of END, applied_at = excluded.applied_at, notification_id = "
+    "COALESCE(excluded.notification_id, read_model_progress.notification_id)"
 )
 
 
@@ -158,14 +171,32 @@ class ReadModelProgress:
 
 
 def record_progress(
-    tx: SQLConnection, projection: str, as_of: datetime | None, applied_at: datetime
+    tx: SQLConnection,
+    projection: str,
+    as_of: datetime | None,
+    applied_at: datetime,
+    *,
+    notification_id: int | None = None,
 ) -> None:
     """Record, through the transaction that applied an event, that `projection` applied one
-    recorded at `as_of` (kept if older than the newest so far: partitions interleave)."""
+    recorded at `as_of` (kept if older than the newest so far: partitions interleave) and,
+    when it read the event store's notification log, the id of the last notification it
+    applied (`notification_id`; None keeps the one recorded: a bus consumer knows none)."""
     tx.execute(
         _RECORD_PROGRESS.format(p=placeholder(tx)),
-        (projection, _text(as_of) if as_of else None, _text(applied_at)),
+        (projection, _text(as_of) if as_of else None, _text(applied_at), notification_id),
     )
+
+
+def read_notification_id(db: SQLConnection, projection: str) -> int | None:
+    """The id of the last notification of the event store that a rebuild or catch-up of
+    `projection` applied (`record_progress`); None if none recorded one."""
+    p = placeholder(db)
+    row = db.execute(
+        f"SELECT notification_id FROM read_model_progress WHERE projection = {p}",  # noqa: S608
+        (projection,),
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def read_progress(db: SQLConnection, projection: str) -> ReadModelProgress | None:

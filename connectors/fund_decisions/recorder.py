@@ -8,7 +8,11 @@ forwarded application, amounts in order, ELG Art. 12) are the domain's. The cons
 `undecodable`) and calls `handle` once per decision id. A decision whose command cannot be
 recorded (unknown application, a field the command refuses, a rule of the application) raises
 `DecisionRefusedError` naming the field or rule: the consumer dead-letters the message whole
-with that text in `dlq_error` (`dlq_reason` `rejected`) and goes on with the next one.
+with that text in `dlq_error` (`dlq_reason` `rejected`) and goes on with the next one. What may
+succeed later is never dead-lettered: a concurrent change of the same application (rule
+`one-change-at-a-time`) and a benefits store that is busy or unreachable (eventsourcing's
+`OperationalError`/`InterfaceError`: "database is locked", a PostgreSQL restart) raise
+`TransientError`, and the consumer retries the message with back-off (safe: see below).
 
 **Idempotent.** The command's correlation id is the decision id, so the recorded event carries
 it, written in the same transaction as the event itself: a decision delivered again (the
@@ -23,9 +27,11 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 
 from bus.benefits_codec import FundDecision
-from bus.consumer import Received
+from bus.consumer import Received, TransientError
 from connectors.errors import ConnectorError
 from domain.benefit_commands import AmendDecision, EndBenefit, GrantBenefit, RefuseBenefit
 from domain.commands import Actor, Command
@@ -45,6 +51,9 @@ __all__ = [
 ]
 
 log = structlog.get_logger("nervenbahn.connectors.fund_decisions")
+
+RETRYABLE_RULES = frozenset({"one-change-at-a-time"})
+"""Rules a command breaks only because of a concurrent change: the decision is tried again."""
 
 FUND_ORGANISATION = "akso"
 """The organisation of the fund's officers (`domain.commands.Role`)."""
@@ -93,9 +102,13 @@ class DecisionRecorder:
         except InvalidCommandError as exc:
             raise DecisionRefusedError(f"{where}: {exc}") from exc
         except RuleViolationError as exc:
+            if exc.rule in RETRYABLE_RULES:
+                raise TransientError(f"{where}: changed meanwhile; tried again") from exc
             raise DecisionRefusedError(f"{where}: rule {exc.rule}: {exc}") from exc
         except DomainError as exc:
             raise DecisionRefusedError(f"{where}: {exc}") from exc
+        except (StoreOperationalError, StoreInterfaceError) as exc:
+            raise TransientError(f"{where}: the benefits store is not available now") from exc
 
 
 _COMMANDS: dict[str, type[Command]] = {

@@ -86,6 +86,7 @@ app.add_typer(connectors.app, name="connectors")
 app.add_typer(connectors.connector_app, name="connector")
 app.add_typer(payments.app, name="payments")
 app.add_typer(benefits.app, name="benefits")
+app.add_typer(advances.app, name="advances")
 
 _SESSIONS: list[Session] = []
 """The session of the invocation in progress, closed by `main` however the command ends."""

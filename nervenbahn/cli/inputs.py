@@ -16,6 +16,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+from uuid import UUID
 
 from domain.errors import InvalidCommandError
 
@@ -27,6 +28,7 @@ __all__ = [
     "depth",
     "json_object",
     "open_regular",
+    "parse_uuid",
     "read_text",
 ]
 
@@ -140,3 +142,11 @@ def checked_lines(command: str, lines: IO[bytes]) -> Iterator[str]:
                 command, [(f"line {number}", f"nested deeper than {MAX_JSON_DEPTH} levels")]
             )
         yield line
+
+
+def parse_uuid(command: str, field: str, text: str) -> UUID:
+    """`text` as a UUID; InvalidCommandError naming `field` of `command` if it is not one."""
+    try:
+        return UUID(text)
+    except ValueError:
+        raise InvalidCommandError(command, [(field, f"{text!r} is not a UUID")]) from None

@@ -15,7 +15,7 @@ from rich.table import Table
 from domain.errors import InvalidCommandError
 from nervenbahn.bounds import parse_bounded_day
 from nervenbahn.paths import projection_path as projection_path  # re-exported
-from projections import READ_MODELS, rebuild
+from projections import READ_MODELS
 from projections.region import RegionProjection, caseload, work_list
 from projections.storage import SQLConnection, read_model_built, read_model_connection
 
@@ -32,14 +32,13 @@ region_app = typer.Typer(help="The social region's read model.", no_args_is_help
 def rebuild_command(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="Projection name.")]
 ) -> None:
-    """Rebuild a projection from scratch, straight from the event store (stop its consumer)."""
+    """Rebuild a projection from scratch, straight from the event store (stop its consumer);
+    in the read model's turn, so that a `serve` refreshing it at the same time waits."""
     rt = session(ctx)
     if name not in READ_MODELS:
         known = ", ".join(sorted(READ_MODELS))
         raise InvalidCommandError("rebuild", [("name", f"no projection {name!r}; known: {known}")])
     target = rt.container.read_model(name)
-    if isinstance(target, Path):
-        target.parent.mkdir(parents=True, exist_ok=True)
     where = str(target) if isinstance(target, Path) else f"PostgreSQL schema {target.schema}"
     with Progress(
         TextColumn(f"Rebuilding {name:<18}"),
@@ -49,12 +48,8 @@ def rebuild_command(
         console=rt.console,
     ) as progress:
         task = progress.add_task(name, total=None)
-        projection = rt.container.projection(name)
-        events = rebuild(
-            projection,
-            rt.container.event_source(projection),
-            target,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        events = rt.container.rebuild_read_model(
+            name, progress=lambda done, total: progress.update(task, completed=done, total=total)
         )
     if rt.as_json:
         emit_json(rt.console, {"projection": name, "events": events, "path": where})

@@ -57,6 +57,8 @@ class FakeConfluentRegistry:
     scripted: list[tuple[int, bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     modes: dict[str, str] = field(default_factory=dict)
+    """Subject-level modes; a subject without one follows `global_mode`."""
+    global_mode: str = "READWRITE"
     credentials: tuple[str, str] | None = None
 
     def fail_next(self, status: int, body: bytes) -> None:
@@ -106,7 +108,12 @@ class FakeConfluentRegistry:
 
     def _mode(self, method: str, subject: str, path: str, body: Any) -> tuple[int, Any]:
         if method == "GET":
-            return 200, {"mode": self.modes.get(subject, "READWRITE")}
+            if subject not in self.modes and "defaultToGlobal=false" in path:
+                return 404, {"error_code": 40409, "message": f"Subject '{subject}' does not "
+                             "have subject-level mode configured"}
+            return 200, {"mode": self.modes.get(subject, self.global_mode)}
+        if method == "DELETE":
+            return 200, {"mode": self.modes.pop(subject, self.global_mode)}
         mode = body.get("mode") if isinstance(body, dict) else None
         if mode not in ("IMPORT", "READWRITE", "READONLY"):
             return 422, {"error_code": 42204, "message": f"Invalid mode {mode!r}"}
@@ -123,7 +130,7 @@ class FakeConfluentRegistry:
         except (SchemaError, ValueError, KeyError, TypeError) as exc:
             return 422, {"error_code": 42201, "message": f"Invalid schema: {exc}"}
         text = canonical_text(schema)
-        importing = self.modes.get(subject) == "IMPORT"
+        importing = self.modes.get(subject, self.global_mode) == "IMPORT"
         if importing or "id" in body:
             return self._import(subject, text, body, importing)
         versions = self.subjects.setdefault(subject, [])
@@ -214,6 +221,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         self._answer("PUT")
+
+    def do_DELETE(self) -> None:
+        self._answer("DELETE")
 
     def _answer(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)

@@ -14,6 +14,8 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 
 from bus.benefits_codec import (
     BenefitEventCodec,
@@ -21,7 +23,7 @@ from bus.benefits_codec import (
     FundDecisionCodec,
     benefit_event_encoder,
 )
-from bus.consumer import Received
+from bus.consumer import Received, TransientError
 from bus.envelope import event_id
 from bus.errors import DecodeError
 from bus.registry_sqlite import SQLiteSchemaRegistry
@@ -114,7 +116,7 @@ def test_a_granted_decision_travels_with_its_amounts_as_decimals(tmp_path: Path)
 class FakeBenefits:
     """Records commands; knows which (application, correlation id) pairs are recorded."""
 
-    def __init__(self, known: set[UUID], refuse: RuleViolationError | None = None) -> None:
+    def __init__(self, known: set[UUID], refuse: Exception | None = None) -> None:
         self.known = known
         self.refuse = refuse
         self.executed: list[Command] = []
@@ -174,6 +176,28 @@ def test_a_decision_that_cannot_be_recorded_is_refused_naming_why(
     with pytest.raises(DecisionRefusedError, match=reason):
         DecisionRecorder("fund-decisions", benefits).handle(_received(decision), None)
     assert benefits.executed == []
+
+
+@pytest.mark.parametrize("failure", [
+    RuleViolationError("one-change-at-a-time", "grant_benefit: changed meanwhile"),
+    StoreOperationalError("database is locked"),
+    StoreInterfaceError("connection closed"),
+])
+def test_a_decision_that_may_succeed_later_is_retried_never_dead_lettered(
+    failure: Exception,
+) -> None:
+    application_id = uuid.uuid4()
+    benefits = FakeBenefits({application_id}, failure)
+    recorder = DecisionRecorder("fund-decisions", benefits)
+    decision = _grant(application_id)
+
+    with pytest.raises(TransientError):
+        recorder.handle(_received(decision), None)
+    benefits.refuse = None  # the conflict is over, the store is back
+    recorder.handle(_received(decision), None)
+
+    (command,) = benefits.executed
+    assert command.correlation_id == decision.decision_id
 
 
 # --- schemas check --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bus.asyncapi import published_schemas
+from bus.errors import RegistryError
 from bus.kafka_settings import KafkaSettings
 from bus.registry_http import ConfluentRegistryClient
 from bus.registry_push import SchemaConflictError, catalogued, push_schemas
@@ -60,7 +61,7 @@ def test_push_imports_every_released_schema_under_its_catalogue_id_and_version(
             assert held[schema.version].schema == schema.schema
             assert client.schema_by_id(schema.schema_id) == schema.schema
         assert [v.version for v in client.versions(FACTS)] == [1, 2, 3]
-        assert set(fake.modes.values()) == {"READWRITE"}  # every subject back to READWRITE
+        assert fake.modes == {}  # no subject left with a mode of its own: the global one
     assert f"pushed {len(schemas)} schemas" in capfd.readouterr().out
 
 
@@ -85,6 +86,39 @@ def test_push_adds_a_new_release_to_a_subject_that_holds_the_earlier_ones() -> N
         assert [(v.version, v.schema_id) for v in client.versions(FACTS)] == [
             (s.version, s.schema_id) for s in schemas
         ]
+
+
+def test_push_gives_each_subject_back_the_mode_it_had() -> None:
+    schemas = [s for s in catalogued(released(), load_catalogue()) if s.subject == FACTS]
+    with running_fake_registry() as (url, fake):
+        client = ConfluentRegistryClient(url)
+        push_schemas(client, schemas[:1])
+        fake.modes[FACTS] = "READONLY"  # the operator froze the subject
+        fake.global_mode = "READONLY"
+
+        push_schemas(client, schemas)
+
+        assert fake.modes == {FACTS: "READONLY"}
+        assert [v.version for v in client.versions(FACTS)] == [1, 2, 3]
+
+
+class RefusingImports(ConfluentRegistryClient):
+    """A client whose imports the target refuses (as a registry out of space would)."""
+
+    def import_version(self, subject: str, schema: dict[str, Any], *, schema_id: int,
+                       version: int) -> int:
+        raise RegistryError("import refused by the target", url=self.url, status=500)
+
+
+def test_a_failing_import_is_reported_and_the_mode_restored() -> None:
+    schemas = [s for s in catalogued(released(), load_catalogue()) if s.subject == FACTS]
+    with running_fake_registry() as (url, fake):
+        client = RefusingImports(url)
+
+        with pytest.raises(RegistryError, match="import refused"):
+            push_schemas(client, schemas)
+
+        assert fake.modes == {}  # not left in IMPORT mode
 
 
 def test_target_that_assigned_a_subject_differently_is_refused_naming_it(
