@@ -27,6 +27,7 @@ from domain.benefits import BenefitApplication
 from domain.case import SWISS_TIME
 from domain.reference import load_branch_offices
 from nervenbahn.container import build_benefit_service
+from nervenbahn.demo_advances import start_advances
 from nervenbahn.demo_session import DemoSession
 from nervenbahn.synthetic_benefits import SyntheticBenefits, synthetic_benefits
 
@@ -127,6 +128,13 @@ def seed_benefits(rt: DemoSession, history: list[dict[str, Any]], seed: int) -> 
         f"delegations) in {time.perf_counter() - started:.1f} s; {len(made.advances)} "
         "applications are by social-assistance households advancing living costs in view "
         "of EL (same person as the case's applicant). Amounts are invented (synthetic)."
+    )
+    with _commands_unlogged():
+        started = start_advances(rt, made.advances)
+    rt.console.print(
+        f"Advances: {started} of these households' cases advance living costs in view of "
+        "their pending EL application (SKOS F.2, with the person's written commitment); the "
+        "others' applications were decided in the synthetic history already."
     )
 
 
