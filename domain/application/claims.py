@@ -2,11 +2,11 @@
 
 For each case that advanced in view of an EL application the fund granted (or granted and
 ended; a refused one only ends the advance), it gathers the facts as known now (the EL owed
-per month from the application, what the case was paid per month from the payment orders)
-and hands them to the case as one
-`RecordReimbursement` command; the case computes the claim, records only the difference to
-what it recorded before, ends the open advance (`decided`) and proposes the budget follow the
-decision, all in one atomic save.
+per month from the application, what the case was paid per month from the payment orders,
+the premium reductions the canton paid for the same person and months) and hands them to the
+case as one `RecordReimbursement` command; the case computes the claim, records only the
+difference to what it recorded before, ends the open advance (`decided`) and proposes the
+budget follow the decision, all in one atomic save.
 
 Why a command that can run again rather than a handler of each decision: every fact it reads
 is in the stores, and everything it writes is one save per case that the next run reads back.
@@ -14,13 +14,24 @@ So a run stopped anywhere (a crash, a restart) is finished by the next run, whic
 nothing where the facts did not change; two runs at once collide on the case's version and
 the loser's case is counted as `concurrent` (the next run takes it). A late payment
 correction or an amended decision is picked up by the next run the same way.
+
+The premium reduction (IPV) offset (ELV Art. 22 para. 5): premium reductions are benefit
+applications of kind `ipv` in the same benefits store. What the canton paid for a month is
+taken as what the EL applicant's granted premium-reduction application(s) owe for it
+(`BenefitApplication.owed_for`, summed if there are several), as known now, for the
+back-payment months only. The store has no record of the premium reductions actually paid
+out; the grant is the closest fact it holds (to confirm with the fund: a premium reduction
+granted and not yet paid would be offset too). A later grant or amendment of a premium
+reduction is picked up by the next run as a correction, like any other fact. The applications
+are scanned once per run for the `ipv` ones (few thousand at a time, DOMAIN.md "Scale").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from uuid import UUID, uuid4
 
 import structlog
@@ -34,9 +45,10 @@ from domain.commands import Actor, RecordReimbursement
 from domain.entitlement import month_of
 from domain.errors import ConcurrentChangeError
 from domain.events import advances_of
+from domain.money import ZERO
 from domain.reimbursement import owed_by_month, paid_by_month
 
-__all__ = ["CLAIMS_ACTOR", "AdvanceClaims", "ClaimOutcome"]
+__all__ = ["CLAIMS_ACTOR", "AdvanceClaims", "ClaimOutcome", "PremiumReductions", "ipv_by_month"]
 
 log = structlog.get_logger("nervenbahn.claims")
 
@@ -44,6 +56,12 @@ CLAIMS_ACTOR = Actor(user_id="advance-claims", role="system", organisation="so-c
 """Who records reimbursements: the claims process, a system actor acting canton-wide."""
 
 _DECIDED_WITH_AMOUNTS = ("granted", "ended")
+
+_PREMIUM_REDUCTION = "ipv"
+"""The benefit kind of a premium-reduction application (`domain.benefit_commands.BenefitKind`)."""
+
+PremiumReductions = Mapping[UUID, Sequence[BenefitApplication]]
+"""Granted premium-reduction applications by the applicant's person id."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,7 @@ class AdvanceClaims:
         granted (or granted and ended) ones, and refused ones whose advance is still open (it
         ends, nothing is claimed); an outcome per advance looked at."""
         outcomes = []
+        premium_reductions: PremiumReductions | None = None  # looked up at the first decision
         for case_id in self._cases.case_ids() if case_ids is None else case_ids:
             case = self._cases.get_case(case_id)
             open_for = {a.application_id for a in advances_of(case) if a.is_open}
@@ -81,24 +100,42 @@ class AdvanceClaims:
                 application = self._benefits.application(application_id)
                 if application.stage in _DECIDED_WITH_AMOUNTS or (
                         application.stage == "refused" and application_id in open_for):
-                    outcomes.append(self._record(case_id, application))
+                    if premium_reductions is None:
+                        premium_reductions = self.premium_reductions()
+                    outcomes.append(self._record(case_id, application, premium_reductions))
         return outcomes
 
-    def command(self, case_id: UUID, application: BenefitApplication) -> RecordReimbursement:
-        """The facts of one advance as known now, as the case's command."""
+    def command(self, case_id: UUID, application: BenefitApplication,
+                premium_reductions: PremiumReductions | None = None) -> RecordReimbursement:
+        """The facts of one advance as known now, as the case's command; the premium
+        reductions from `premium_reductions` (default: looked up now)."""
         now = self._clock()
         assert application.decided_on is not None
         decided_month = month_of(application.decided_on)
+        el = owed_by_month(application, decided_month)
+        if premium_reductions is None:
+            premium_reductions = self.premium_reductions()
         return RecordReimbursement(
             actor=self._actor, correlation_id=uuid4(), case_id=case_id,
             application_id=application.id, decided_on=application.decided_on,
-            el=owed_by_month(application, decided_month),
-            paid=paid_by_month(self._payments.orders(case_id), case_id, now),
+            el=el, paid=paid_by_month(self._payments.orders(case_id), case_id, now),
+            ipv=ipv_by_month(premium_reductions.get(application.applicant.person_id, ()), el),
             monthly_el=application.owed_for(decided_month),
         )
 
-    def _record(self, case_id: UUID, application: BenefitApplication) -> ClaimOutcome:
-        command = self.command(case_id, application)
+    def premium_reductions(self) -> dict[UUID, list[BenefitApplication]]:
+        """The granted premium-reduction applications as known now, by the applicant's
+        person id."""
+        found: dict[UUID, list[BenefitApplication]] = {}
+        for application_id in self._benefits.application_ids():
+            application = self._benefits.application(application_id)
+            if application.kind == _PREMIUM_REDUCTION and application.granted_from is not None:
+                found.setdefault(application.applicant.person_id, []).append(application)
+        return found
+
+    def _record(self, case_id: UUID, application: BenefitApplication,
+                premium_reductions: PremiumReductions) -> ClaimOutcome:
+        command = self.command(case_id, application, premium_reductions)
         try:
             result = self._cases.execute(command)
         except ConcurrentChangeError:
@@ -106,3 +143,16 @@ class AdvanceClaims:
                         application_id=str(application.id))
             return ClaimOutcome(case_id, application.id, (), concurrent=True)
         return ClaimOutcome(case_id, application.id, tuple(result.events))
+
+
+def ipv_by_month(premium_reductions: Iterable[BenefitApplication],
+                 months: Iterable[date]) -> dict[date, Decimal]:
+    """What `premium_reductions` (one person's granted applications) owe for each of `months`
+    (first days), summed; months they owe nothing for are left out."""
+    owed: dict[date, Decimal] = {}
+    applications = list(premium_reductions)
+    for month in months:
+        total = sum((a.owed_for(month) for a in applications), ZERO)
+        if total > ZERO:
+            owed[month] = total
+    return owed

@@ -164,6 +164,75 @@ def test_an_amended_decision_records_a_correction_and_proposes_the_new_amount(
     assert claims.run()[0].events == ()
 
 
+IPV_DOCUMENTS = ["signed_application", "tax_assessment", "health_insurance_policy"]
+
+
+def _premium_reduction(example: WorkedExample, serial: int, person_id: UUID,
+                       monthly: str) -> UUID:
+    """A premium-reduction (IPV) application of `person_id`, received in January and granted
+    today from January at `monthly` CHF a month."""
+    application_id = example.benefits.forwarded(
+        documents=IPV_DOCUMENTS, kind="ipv", received_on=date(2026, 1, 15),
+        applicant=person_input(serial, person_id=str(person_id)))
+    example.benefits.run("grant_benefit", application_id=application_id, from_month="2026-01",
+                         amounts=[{"from_month": "2026-01", "monthly_chf": monthly}])
+    return application_id
+
+
+def test_the_premium_reduction_of_the_same_person_is_offset_first(
+    example: WorkedExample,
+) -> None:
+    person = example.desk.case(example.case_id).applicant.person_id
+    _premium_reduction(example, 1, person, "150.00")
+    _premium_reduction(example, 3, uuid4(), "999.00")  # another person's: not offset
+    before = len(example.desk.events(example.case_id))
+
+    (outcome,) = _claims(example).run()
+
+    assert outcome.events == ("AdvanceEnded", "ReimbursementRecorded", "ClosureProposed")
+    recorded = _recorded(example, before)[1]
+    assert isinstance(recorded, ReimbursementRecorded)
+    # By hand (ELV Art. 22 para. 5: the premium reduction first, then the claim):
+    #   Feb, Mar: EL 1900 - IPV 150 = 1750 left; claim min(paid 2400, 1750) = 1750; surplus 0
+    #   Apr, May: EL 2600 - IPV 150 = 2450 left; claim min(paid 2400, 2450) = 2400; surplus 50
+    # January has IPV but no EL (the EL application was filed in February): nothing offset.
+    offset = [ClaimFigures(date(2026, m, 1), _chf("2400.00"), _chf(el), _chf("150.00"),
+                           _chf(claim), _chf(surplus))
+              for m, el, claim, surplus in ((2, "1900.00", "1750.00", "0.00"),
+                                            (3, "1900.00", "1750.00", "0.00"),
+                                            (4, "2600.00", "2400.00", "50.00"),
+                                            (5, "2600.00", "2400.00", "50.00"))]
+    assert recorded.months == recorded.corrections == offset
+    # 8300 + 600 + 100 = 9000, the EL back-payment
+    assert (recorded.claim_total, recorded.ipv_offset_total, recorded.surplus_total) == (
+        _chf("8300.00"), _chf("600.00"), _chf("100.00"))
+    assert _claims(example).run()[0].events == ()
+
+
+def test_a_premium_reduction_granted_after_the_claim_is_offset_by_a_correction(
+    example: WorkedExample,
+) -> None:
+    claims = _claims(example)
+    claims.run()
+    example.on(date(2026, 6, 1))
+    person = example.desk.case(example.case_id).applicant.person_id
+    _premium_reduction(example, 1, person, "150.00")
+    before = len(example.desk.events(example.case_id))
+
+    (late,) = claims.run()
+
+    assert late.events == ("ReimbursementRecorded",)
+    (correction,) = _recorded(example, before)
+    assert isinstance(correction, ReimbursementRecorded)
+    # Feb, Mar: claim 1900 -> 1750 (-150); Apr, May: surplus 200 -> 50 (-150), claim stays.
+    assert [(c.month.month, c.ipv_offset, c.claim, c.surplus)
+            for c in correction.corrections] == [
+        (2, _chf("150.00"), _chf("-150.00"), _chf("0.00")),
+        (3, _chf("150.00"), _chf("-150.00"), _chf("0.00")),
+        (4, _chf("150.00"), _chf("0.00"), _chf("-150.00")),
+        (5, _chf("150.00"), _chf("0.00"), _chf("-150.00"))]
+
+
 def test_a_refusal_ends_the_advance_and_claims_nothing(actor: Actor) -> None:
     example = record_worked_example_to_may(actor)
     example.on(date(2026, 5, 20))
