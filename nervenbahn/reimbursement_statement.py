@@ -8,11 +8,15 @@ ELV Art. 22 Abs. 4 und 5, SKOS-Richtlinie F.2). A correction (an amended decisio
 payment correction) shows, besides the figures as they are now, what changed against the
 earlier statement.
 
-Presentation only: the figures are `domain.reimbursement.compute_reimbursement`'s
-(`Reimbursement`: every month as known now, and the corrections to what was claimed before),
-so that a recorded claim or correction plugs in as it is. `reimbursement_from_services` computes
-one from the recorded facts (the case's advance, the payment orders, the application as known);
-reading the claims the case recorded (`ReimbursementRecorded`) instead is the next step.
+The statement rests on the claims the case **recorded** (`ReimbursementRecorded`,
+`domain.events.claims_of`), never on a computation of its own: the person must read the very
+figures the social service claimed from the fund, and a statement written again later (a lost
+letter, a question at the desk) shows the same figures, whatever was recorded since. The
+recorded claims of one advance are numbered in the order recorded (1: the claim, 2 and on:
+corrections); `statement_for_claim` makes the statement of one of them, by default the
+latest. A correction shows the figures as known when it was recorded and what changed against
+the claims recorded before it (the sum of their corrections,
+`domain.reimbursement.claimed_so_far`).
 
 Personal data: the HTML names the person the advance was made for (the EL applicant) — name,
 address and AHV number, opened from the case's sealed household through the vault — and no one
@@ -28,28 +32,19 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from html import escape
 from pathlib import Path
 from typing import Literal
 from uuid import UUID
 
-from domain.application.benefits import BenefitService
-from domain.application.payments import PaymentService
-from domain.case import SWISS_TIME, Case
+from domain.case import Case
 from domain.errors import RuleViolationError
-from domain.events import Advance
+from domain.events import Advance, claims_of
 from domain.money import ZERO
 from domain.personal_data import PersonalData, SealedPersonalData
-from domain.reimbursement import (
-    AdvancePeriod,
-    MonthClaim,
-    Reimbursement,
-    compute_reimbursement,
-    owed_by_month,
-    paid_by_month,
-)
+from domain.reimbursement import MonthClaim, Reimbursement, claimed_so_far
 from nervenbahn.quarterly_report import REPORT_STYLE, table_cell, write_html_and_csv
 
 __all__ = [
@@ -60,9 +55,9 @@ __all__ = [
     "advance_for",
     "format_chf",
     "person_for",
-    "reimbursement_from_services",
     "render_statement_csv",
     "render_statement_html",
+    "statement_for_claim",
     "write_statement",
 ]
 
@@ -98,29 +93,34 @@ _LEGAL_BASIS = (
 
 @dataclass(frozen=True)
 class Statement:
-    """Everything one statement shows: the person, the ids, and the computation.
+    """Everything one statement shows: the person, the ids, and one recorded claim.
 
-    `before` is what was claimed so far per month (`domain.reimbursement.claimed_so_far`);
-    empty for the first statement of an advance, else the statement is a correction.
+    `reimbursement`: the claim's figures (every month as known when it was recorded, and its
+    corrections); `recorded_on`: the day it was recorded; `sequence`: its number among the
+    claims recorded for the advance (1: the claim, later: a correction); `before`: what the
+    claims recorded before it claimed per month (`domain.reimbursement.claimed_so_far`), empty
+    for the first.
     """
 
     case_id: UUID
     application_id: UUID
     person: PersonalData
     reimbursement: Reimbursement
-    computed_at: datetime
+    recorded_on: date
     before: Mapping[date, MonthClaim] = field(default_factory=dict)
+    sequence: int = 1
 
     @property
     def kind(self) -> Literal["claim", "correction"]:
-        """`claim` (the first statement of the advance) or `correction`."""
-        return "correction" if any(not c.is_zero for c in self.before.values()) else "claim"
+        """`claim` (the first recorded claim of the advance) or `correction`."""
+        return "claim" if self.sequence == 1 else "correction"
 
     @property
     def stem(self) -> str:
-        """The files' name without suffix (ids and time only, no name)."""
-        at = self.computed_at.astimezone(SWISS_TIME)
-        return f"statement-{self.application_id}-{self.kind}-{at:%Y%m%dT%H%M%S}"
+        """The files' name without suffix (ids, number and day only, no name): the same
+        claim's statement written again has the same name."""
+        return (f"statement-{self.application_id}-{self.sequence}-{self.kind}-"
+                f"{self.recorded_on:%Y%m%d}")
 
 
 def write_statement(statement: Statement, folder: Path) -> tuple[Path, Path]:
@@ -136,7 +136,7 @@ def format_chf(amount: Decimal, *, signed: bool = False) -> str:
     return f"+{text}" if signed and amount > ZERO else text
 
 
-# --- computing from the recorded facts ----------------------------------------------------
+# --- from the recorded claims -------------------------------------------------------------
 
 
 def advance_for(case: Case, application_id: UUID) -> Advance:
@@ -164,28 +164,33 @@ def person_for(case: Case, advance: Advance) -> PersonalData:
     return opened
 
 
-def reimbursement_from_services(
-    case: Case, application_id: UUID, payments: PaymentService, benefits: BenefitService,
-    known_at: datetime, before: Mapping[date, MonthClaim] | None = None,
-) -> Reimbursement:
-    """The reimbursement of the case's advance in view of `application_id` from the facts
-    recorded until `known_at`: the advance's months (from the case), the EL owed from the
-    first granted month to the decision's month (the application as known then), what the
-    payment orders paid (as known then); `before`: what was claimed so far. RuleViolationError
-    (`reimbursement-needs-grant`) if the application was not granted by then."""
-    advance = advance_for(case, application_id)
-    application = benefits.application_as_known(application_id, known_at)
-    if application is None or application.granted_from is None:
+def statement_for_claim(case: Case, application_id: UUID,
+                        sequence: int | None = None) -> Statement:
+    """The statement of claim number `sequence` (1: the first; default the latest) that
+    `case` recorded for its advance in view of `application_id`, from the recorded figures.
+    RuleViolationError: `advance-for-application` if the case made no such advance,
+    `statement-of-recorded-claim` (naming `application_id` or `sequence`) if no claim was
+    recorded or none has that number, `statement-names-the-person` if the person's data was
+    erased."""
+    person = person_for(case, advance_for(case, application_id))
+    recorded = [c for c in claims_of(case) if c.application_id == application_id]
+    if not recorded:
         raise RuleViolationError(
-            "reimbursement-needs-grant",
-            f"application_id: {application_id} was not granted as known at "
-            f"{known_at.isoformat()}: there is nothing to reimburse")
-    through = application.decided_on or known_at.astimezone(SWISS_TIME).date()
-    return compute_reimbursement(
-        AdvancePeriod(advance.started_on, advance.ended_on),
-        owed_by_month(application, through),
-        paid_by_month(payments.orders(case.id), case.id, known_at),
-        before=before)
+            "statement-of-recorded-claim",
+            f"application_id: case {case.id} recorded no claim for {application_id} yet "
+            "(the claims process records it once the EL is granted)")
+    number = len(recorded) if sequence is None else sequence
+    if not 1 <= number <= len(recorded):
+        raise RuleViolationError(
+            "statement-of-recorded-claim",
+            f"sequence: {sequence} is not a recorded claim of {application_id}; "
+            f"there are {len(recorded)} (1 to {len(recorded)})")
+    claim = recorded[number - 1]
+    before = claimed_so_far(Reimbursement((), tuple(c.corrections))
+                            for c in recorded[:number - 1])
+    figures = Reimbursement(tuple(claim.months), tuple(claim.corrections))
+    return Statement(case.id, application_id, person, figures, claim.recorded_on, before,
+                     number)
 
 
 # --- CSV ----------------------------------------------------------------------------------
@@ -251,7 +256,6 @@ def render_statement_html(statement: Statement) -> str:
     title = ("Korrektur der Abrechnung: Rückerstattung aus Ergänzungsleistungen"
              if statement.kind == "correction"
              else "Abrechnung: Rückerstattung aus Ergänzungsleistungen")
-    at = statement.computed_at.astimezone(SWISS_TIME)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="de"><head><meta charset="utf-8">',
@@ -264,7 +268,8 @@ def render_statement_html(statement: Statement) -> str:
         + "</p>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">AHV-Nummer {escape(person.ahvn13)} · Fall {statement.case_id} · '
-        f"EL-Anmeldung {statement.application_id} · berechnet am {at:%d.%m.%Y %H:%M}</p>",
+        f"EL-Anmeldung {statement.application_id} · Abrechnung Nr. {statement.sequence} vom "
+        f"{statement.recorded_on:%d.%m.%Y}</p>",
         *_summary(statement, rows[-1]),
         "<h2>Ihre Abrechnung nach Monaten</h2>",
         _months_table(rows),

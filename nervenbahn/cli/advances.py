@@ -3,15 +3,12 @@
 The claims recorded from decided advances and their reads (`advances claim|list|show|claims`):
 `nervenbahn.cli.advance_claims`.
 
-`advances statement CASE_ID APPLICATION_ID --out DIR [--earlier-as-of TIME]` writes the
-person's statement of the reimbursement (`nervenbahn.reimbursement_statement`): an HTML page in
-German naming the person the advance was made for, and a CSV of the per-month figures.
-
-The figures are computed from the recorded facts as known now: the case's advance (case
-service), its payment orders (payments service) and the application as known (benefits
-service), each opened through the container. With `--earlier-as-of TIME` the statement is a
-correction against the statement computed from the facts recorded up to TIME (what was claimed
-then), otherwise the first statement.
+`advances statement CASE_ID APPLICATION_ID --out DIR [--sequence N]` writes the person's
+statement of a recorded claim (`nervenbahn.reimbursement_statement.statement_for_claim`): an
+HTML page in German naming the person the advance was made for, and a CSV of the per-month
+figures. The figures are those the case recorded (`advances claims` lists them; claim N of the
+application, by default the latest), not computed again: the statement of a claim written
+twice is the same. A correction (N > 1) shows what changed against the claims before it.
 
 Read scope as `case show`: a case of another region is not found, with the message of a
 missing case; auditors are refused (the statement holds personal data). The read is appended
@@ -20,19 +17,14 @@ to the access log (one entry per person of the household) before anything is wri
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from domain.reimbursement import claimed_so_far
 from nervenbahn.reimbursement_statement import (
     STATEMENT_FIELDS,
-    Statement,
-    advance_for,
-    person_for,
-    reimbursement_from_services,
+    statement_for_claim,
     write_statement,
 )
 
@@ -40,7 +32,7 @@ from .advance_claims import add_commands
 from .inputs import parse_uuid
 from .reads import log_case_read, readable_case, require_personal_data
 from .render import emit_json
-from .session import parse_as_of, session
+from .session import session
 
 __all__ = ["app"]
 
@@ -56,31 +48,24 @@ def statement(
     case_id: Annotated[str, typer.Argument(help="The case id (UUID).")],
     application_id: Annotated[str, typer.Argument(help="The EL application's id (UUID).")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the HTML and CSV into.")],
-    earlier_as_of: Annotated[str | None, typer.Option(
-        "--earlier-as-of",
-        help="A correction against the statement from the facts recorded up to this time "
-             "(a date means the end of that day, Swiss time).")] = None,
+    sequence: Annotated[int | None, typer.Option(
+        "--sequence", min=1,
+        help="The number of the recorded claim (1: the first claim, 2 and on: corrections; "
+             "default: the latest).")] = None,
 ) -> None:
-    """Write the person's statement of the reimbursement of an advance (HTML and CSV)."""
+    """Write the person's statement of a recorded claim of an advance (HTML and CSV)."""
     rt = session(ctx)
     case = readable_case(rt, parse_uuid(COMMAND, "case_id", case_id))
     require_personal_data(rt)
     application = parse_uuid(COMMAND, "application_id", application_id)
-    person = person_for(case, advance_for(case, application))
-    container, now = rt.container, datetime.now().astimezone()
-    before = {}
-    if earlier_as_of is not None:
-        earlier = reimbursement_from_services(
-            case, application, container.payments, container.benefits,
-            parse_as_of(earlier_as_of, COMMAND, "earlier_as_of"))
-        before = claimed_so_far([earlier])
-    result = reimbursement_from_services(case, application, container.payments,
-                                         container.benefits, now, before)
+    found = statement_for_claim(case, application, sequence)
     log_case_read(rt, case, STATEMENT_FIELDS, COMMAND)
-    html, csv = write_statement(Statement(case.id, application, person, result, now, before),
-                                out)
+    html, csv = write_statement(found, out)
     if rt.as_json:
-        emit_json(rt.console, {"html": str(html), "csv": str(csv),
-                               "claim": result.claim_total, "surplus": result.surplus_total})
+        changes = found.reimbursement
+        emit_json(rt.console, {"html": str(html), "csv": str(csv), "kind": found.kind,
+                               "sequence": found.sequence, "recorded_on": found.recorded_on,
+                               "claim": changes.claim_total, "surplus": changes.surplus_total,
+                               "ipv_offset": changes.ipv_offset_total})
     else:
         rt.console.print(f"statement written: {html} and {csv}")

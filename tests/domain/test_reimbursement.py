@@ -7,7 +7,7 @@ generated histories of payments, retroactive budget changes and EL decisions/ame
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -474,8 +474,18 @@ def record_worked_example_to_may(actor: Actor) -> WorkedExample:
     payments.record_account(RecordPayoutAccount(actor=PAY_OFFICE, correlation_id=uuid4(),
                                                 case_id=case_id, iban="CH9300762011623852957",
                                                 holder="P. Muster"))
+    application_id = advance_from_january_to_may(desk, benefits, case_id, run)
+    return WorkedExample(desk, benefits, payments, case_id, application_id, housing)
+
+
+def advance_from_january_to_may(desk: Desk, benefits: BenefitDesk, case_id: UUID,
+                                run: Callable[[str], None]) -> UUID:
+    """The worked example's months on a case supported from 1 January with a payout account,
+    from 5 January: the payment runs of January to May (`run`), the EL application of the
+    case's applicant on 10 February (ELG Art. 12: EL from February) and the advance from
+    January (commitment of 5 January). The application's id; the clocks on 4 May."""
+    desks = (desk, benefits)
     run("2026-01")
-    # February: the EL application (ELG Art. 12: EL from February), the advance from January.
     _on(desks, date(2026, 2, 2))
     run("2026-02")
     _on(desks, date(2026, 2, 10))
@@ -487,7 +497,7 @@ def record_worked_example_to_may(actor: Actor) -> WorkedExample:
                        (date(2026, 5, 4), "2026-05")):
         _on(desks, day)
         run(month)
-    return WorkedExample(desk, benefits, payments, case_id, application_id, housing)
+    return application_id
 
 
 def test_worked_example_from_the_recorded_cases_payments_and_decision(
