@@ -134,7 +134,9 @@ def claims(ctx: typer.Context, case_id: CaseId) -> None:
     if rt.as_json:
         emit_json(rt.console, recorded)
         return
-    for number, c in enumerate(recorded, 1):
+    numbers: dict[UUID, int] = {}
+    for c in recorded:  # numbered per application, as `advances statement --sequence` takes them
+        number = numbers[c.application_id] = numbers.get(c.application_id, 0) + 1
         kind = "claim" if number == 1 else "correction"
         table = Table("month", "paid", "EL", "IPV offset", "claim", "surplus",
                       title=f"{kind} {number} of {c.application_id}, recorded {c.recorded_on}: "

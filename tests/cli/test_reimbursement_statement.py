@@ -302,6 +302,8 @@ def test_cli_worked_example_claims_are_recorded_with_the_hand_computed_figures(
     assert june["recorded_on"] == "2026-06-10"
     assert (june["months"], june["corrections"]) == (JUNE_FIGURES, JUNE_CORRECTIONS)
     assert (june["claim_total"], june["surplus_total"]) == ("-800.00", "800.00")
+    table = cli("--actor", SOLOTHURN, "advances", "claims", recorded[0]).out
+    assert f"claim 1 of {recorded[1]}" in table and f"correction 2 of {recorded[1]}" in table
 
 
 def test_cli_statements_of_the_claim_and_the_correction_show_the_recorded_figures(
