@@ -7,6 +7,10 @@ register) and from benefit decisions (a budget change counting EL as income, or 
 where EL covers the needs), which stay until a caseworker dismisses them or acts (hands the
 case over, closes it, changes the budget), and the open advances in view of EL with their
 age. A handover moves the case from one region's view to the other's.
+
+It also keeps what the quarterly figures of advances need (`projections.advance_figures`):
+where each advance ended, each claim or correction recorded (totals only, no months) and each
+reimbursement the fund paid, with the region the case was in when it happened.
 """
 
 from __future__ import annotations
@@ -67,10 +71,27 @@ _ADVANCES = (
     "application_id TEXT NOT NULL, started_on TEXT NOT NULL, ended_on TEXT, end_reason TEXT, "
     "PRIMARY KEY (case_id, application_id, started_on))",
 )
+_CLAIMS = (
+    "ALTER TABLE region_advances ADD COLUMN ended_in_region TEXT",
+    "CREATE TABLE IF NOT EXISTS region_claims (case_id TEXT NOT NULL, "
+    "case_version INTEGER NOT NULL, social_region TEXT NOT NULL, application_id TEXT NOT NULL, "
+    "recorded_on TEXT NOT NULL, claim_total TEXT NOT NULL, surplus_total TEXT NOT NULL, "
+    "ipv_offset_total TEXT NOT NULL, PRIMARY KEY (case_id, case_version))",
+    "CREATE INDEX IF NOT EXISTS region_claims_by_region ON region_claims "
+    "(social_region, recorded_on)",
+    "CREATE TABLE IF NOT EXISTS region_reimbursements (case_id TEXT NOT NULL, "
+    "case_version INTEGER NOT NULL, claim_version INTEGER NOT NULL, "
+    "social_region TEXT NOT NULL, application_id TEXT NOT NULL, paid_on TEXT NOT NULL, "
+    "to_region TEXT NOT NULL, to_person TEXT NOT NULL, PRIMARY KEY (case_id, case_version))",
+)
+"""Migration 3: the region an advance ended in, the claims recorded and the reimbursements
+paid (`projections.advance_figures` counts them per quarter). Amounts are kept as decimal
+text ("8600.00") and added up as `Decimal` when read: SQLite has no exact decimal type."""
 MIGRATIONS = Component(
     "read_model_region",
     [Migration(1, "cases, goals, proposals per region", sqlite=_TABLES, postgres=_TABLES),
-     Migration(2, "advances in view of EL", sqlite=_ADVANCES, postgres=_ADVANCES)],
+     Migration(2, "advances in view of EL", sqlite=_ADVANCES, postgres=_ADVANCES),
+     Migration(3, "claims and reimbursements of advances", sqlite=_CLAIMS, postgres=_CLAIMS)],
     tables=["region_cases"],
 )
 """The read model's tables: the same portable DDL on both backends (on PostgreSQL it runs in
@@ -82,7 +103,8 @@ class RegionProjection(Projection):
 
     name: ClassVar[str] = "region"
     tables: ClassVar[tuple[str, ...]] = ("region_cases", "region_goals", "region_proposals",
-                                         "region_advances")
+                                         "region_advances", "region_claims",
+                                         "region_reimbursements")
     migrations: ClassVar[Component] = MIGRATIONS
 
     def apply(self, event: Any, tx: SQLConnection) -> None:
@@ -189,16 +211,42 @@ class RegionProjection(Projection):
     def _on_AdvanceStarted(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         p = placeholder(tx)
         tx.execute(
-            f"INSERT INTO region_advances VALUES ({p}, {p}, {p}, NULL, NULL)",  # noqa: S608
+            "INSERT INTO region_advances (case_id, application_id, started_on) "  # noqa: S608
+            f"VALUES ({p}, {p}, {p})",
             (case_id, str(e.application_id), e.effective_date.isoformat()),
         )
 
     def _on_AdvanceEnded(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         p = placeholder(tx)
         tx.execute(
-            f"UPDATE region_advances SET ended_on = {p}, end_reason = {p} "  # noqa: S608
+            f"UPDATE region_advances SET ended_on = {p}, end_reason = {p}, "  # noqa: S608
+            f"ended_in_region = ({_region_of(p)}) "
             f"WHERE case_id = {p} AND application_id = {p} AND ended_on IS NULL",
-            (e.effective_date.isoformat(), e.reason, case_id, str(e.application_id)),
+            (e.effective_date.isoformat(), e.reason, case_id, case_id, str(e.application_id)),
+        )
+
+    def _on_ReimbursementRecorded(self, e: Any, case_id: str, tx: SQLConnection) -> None:
+        p = placeholder(tx)
+        tx.execute(
+            f"INSERT INTO region_claims VALUES ({p}, {p}, ({_region_of(p)}), {p}, {p}, "  # noqa: S608
+            f"{p}, {p}, {p})",
+            (case_id, e.originator_version, case_id, str(e.application_id),
+             e.effective_date.isoformat(), str(e.claim_total), str(e.surplus_total),
+             str(e.ipv_offset_total)),
+        )
+
+    def _on_ReimbursementPaid(self, e: Any, case_id: str, tx: SQLConnection) -> None:
+        """MERGE POINT (issue 15, the fund helper's `ReimbursementPaid` case event, not on this
+        branch): the fund paid a recorded claim, `to_region` CHF to the social region and
+        `to_person` CHF to the person, on the effective date. Read by field name, as the
+        brief names them (application_id, case_version of the claim, to_region, to_person);
+        check the names when the event arrives, and add the event to a rebuild test."""
+        p = placeholder(tx)
+        tx.execute(
+            f"INSERT INTO region_reimbursements VALUES ({p}, {p}, {p}, ({_region_of(p)}), "  # noqa: S608
+            f"{p}, {p}, {p}, {p})",
+            (case_id, e.originator_version, e.case_version, case_id, str(e.application_id),
+             e.effective_date.isoformat(), str(e.to_region), str(e.to_person)),
         )
 
     def _on_ProposalDismissed(self, e: Any, case_id: str, tx: SQLConnection) -> None:
@@ -221,6 +269,11 @@ class RegionProjection(Projection):
             closed_on=None,
             closure_reason=None,
         )
+
+
+def _region_of(p: str) -> str:
+    """A sub-select of the case's region now (`p`: the backend's placeholder, for its id)."""
+    return f"SELECT social_region FROM region_cases WHERE case_id = {p}"  # noqa: S608
 
 
 def _update(tx: SQLConnection, case_id: str, **columns: object) -> None:

@@ -23,6 +23,7 @@ from nervenbahn.api.routes import (
     health,
     metrics,
     problem_types,
+    region_claims,
     regions,
 )
 from nervenbahn.health import Supervision
@@ -75,8 +76,8 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     install_problem_handlers(app)
     for module in (
-        branch_offices, benefit_applications, regions, canton, audit, problem_types, health,
-        metrics, asyncapi,
+        branch_offices, benefit_applications, regions, region_claims, canton, audit,
+        problem_types, health, metrics, asyncapi,
     ):
         app.include_router(module.router)
     if context.registry is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -13,6 +13,7 @@ __all__ = [
     "APPLICANT_FIELDS",
     "AccessLogEntry",
     "AccessLogPage",
+    "AdvanceQuarterFigures",
     "Applicant",
     "BacklogFigures",
     "BenefitApplicationDetail",
@@ -21,9 +22,11 @@ __all__ = [
     "BenefitDecision",
     "BenefitKindName",
     "BenefitStage",
+    "CantonAdvances",
     "CantonBacklog",
     "CantonQuarter",
     "Caseload",
+    "ChfAmount",
     "DelegatedTaskView",
     "DelegationList",
     "DelegationView",
@@ -260,6 +263,34 @@ class CantonQuarter(BaseModel):
     quarter: str
     canton: QuarterFigures
     regions: list[QuarterFigures]
+
+
+ChfAmount = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]{2}$",
+                                 description='CHF with two decimals, e.g. "1234.50"')]
+
+
+class AdvanceQuarterFigures(BaseModel):
+    """A social region's (or the canton's) advances in view of EL and their reimbursement in
+    a quarter (definitions: docs/reporting.md, "Advances in view of EL")."""
+
+    region: str = Field(description='A social region id, or "canton"')
+    advances_open: int = Field(description="Advances running on the quarter's last day")
+    advances_decided: int = Field(description="Advances ended in the quarter by the decision")
+    median_days_to_decision: float | None = Field(
+        description="Days from the advance's first day to the decision (median)")
+    claims_recorded: int = Field(description="Claims and corrections recorded in the quarter")
+    claimed_chf: ChfAmount = Field(description="CHF claimed by them, net of corrections")
+    surplus_chf: ChfAmount = Field(description="CHF of the EL back-payments left to persons")
+    reimbursements_paid: int = Field(description="Payments of the fund to the region")
+    reimbursed_chf: ChfAmount = Field(description="CHF the fund paid to the social region")
+
+
+class CantonAdvances(BaseModel):
+    """The advances' figures of a quarter: the whole canton and each social region."""
+
+    quarter: str
+    canton: AdvanceQuarterFigures
+    regions: list[AdvanceQuarterFigures]
 
 
 class BacklogFigures(BaseModel):

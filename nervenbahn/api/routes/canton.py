@@ -1,6 +1,8 @@
 """The canton: quarterly key figures per social region and for the whole canton, from the
 reporting read model (pseudonymised facts; aggregates only, never a case); the backlog of
-benefit applications per week, from the benefits store (counts only, never an application).
+benefit applications per week, from the benefits store (counts only, never an application);
+the advances in view of EL and their reimbursement per quarter, from the region read model
+(counts and CHF sums only, never a case: `projections.advance_figures`).
 
 The backlog answer is computed from the benefits store itself, which has no read model: it
 carries the same freshness headers as the read models' answers, `X-Read-Model: benefits` and
@@ -19,13 +21,22 @@ from fastapi import APIRouter, Depends, Query, Response
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Context, canton_in_scope
 from nervenbahn.api.keys import Consumer
-from nervenbahn.api.models import BacklogFigures, CantonBacklog, CantonQuarter, QuarterFigures
+from nervenbahn.api.models import (
+    AdvanceQuarterFigures,
+    BacklogFigures,
+    CantonAdvances,
+    CantonBacklog,
+    CantonQuarter,
+    QuarterFigures,
+)
 from nervenbahn.api.problems import PROBLEM_RESPONSES, ProblemError, invalid_parameter
 from nervenbahn.api.readmodels import AS_OF_HEADER, READ_MODEL_HEADER, read_model
 from nervenbahn.backlog_report import backlog_of
 from nervenbahn.bounds import parse_bounded_quarter
+from projections.advance_figures import AdvanceFigures, advance_figures
 from projections.backlog import BacklogFigures as Figures
 from projections.backlog import IsoWeek, ProcessingTarget
+from projections.region import RegionProjection
 from projections.reporting import (
     Quarter,
     RegionQuarter,
@@ -100,6 +111,36 @@ def get_backlog(
     )
 
 
+@router.get("/benefits/advances", response_model=CantonAdvances, responses=PROBLEM_RESPONSES)
+def get_advances(
+    _canton: Annotated[Consumer, Depends(canton_in_scope)],
+    ctx: Context,
+    response: Response,
+    quarter: Annotated[str, Query(description="The quarter, e.g. 2026Q2")],
+) -> CantonAdvances:
+    """Advances in view of EL and their reimbursement in a quarter (written `2026Q2`):
+    advances open at its end, decided in it and the median days to the decision, claims
+    recorded and CHF claimed (net of corrections), surplus to persons, CHF reimbursed by the
+    fund — per social region and for the canton; sums only, never a case. From the region
+    read model (`X-Read-Model: region`)."""
+    period = _parse_quarter(quarter, "query")
+    with read_model(ctx.region_db, RegionProjection.name, response) as db:
+        regions, canton = advance_figures(db, period, list(ctx.reference.regions))
+    return CantonAdvances(quarter=str(period), canton=_advances(canton),
+                          regions=[_advances(region) for region in regions])
+
+
+def _advances(figures: AdvanceFigures) -> AdvanceQuarterFigures:
+    return AdvanceQuarterFigures(
+        region=figures.region, advances_open=figures.advances_open,
+        advances_decided=figures.advances_decided,
+        median_days_to_decision=figures.median_days_to_decision,
+        claims_recorded=figures.claims_recorded, claimed_chf=f"{figures.claimed_chf:.2f}",
+        surplus_chf=f"{figures.surplus_chf:.2f}",
+        reimbursements_paid=figures.reimbursements_paid,
+        reimbursed_chf=f"{figures.reimbursed_chf:.2f}")
+
+
 def _week(text: str) -> IsoWeek:
     try:
         return IsoWeek.parse(text)
@@ -123,10 +164,14 @@ def _compute(db: SQLConnection, period: Quarter, ctx: ApiContext) -> CantonQuart
 
 
 def _quarter(text: str) -> Quarter:
+    return _parse_quarter(text, "path")
+
+
+def _parse_quarter(text: str, located_in: str) -> Quarter:
     try:
         return parse_bounded_quarter(text)
     except ValueError as exc:
-        raise invalid_parameter("quarter", "path", str(exc)) from None
+        raise invalid_parameter("quarter", located_in, str(exc)) from None
 
 
 def _figures(figures: RegionQuarter) -> QuarterFigures:

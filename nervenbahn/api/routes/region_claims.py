@@ -1,0 +1,228 @@
+"""Social regions: the reimbursement claims recorded on a case of the region, and the person's
+statement of each (issue 15, points 2 and 3).
+
+A claim is one `ReimbursementRecorded` of the case (the first computation of an advance, or
+a correction of it), numbered by `sequence` 1, 2, … in the order the case recorded them, as
+`nervenbahn advances claims` numbers them. The list answers every month's figures as known
+when the claim was recorded and the corrections it made (amounts as strings with two
+decimals, "1234.50": exact, no binary floating point); the statement is the page and CSV of
+`nervenbahn.reimbursement_statement`, as the person receives it.
+
+Read from the event store (the case as recorded), not a read model: the claims' months and
+the person's name and address are in no read model, and the statement must show the figures
+the case recorded. Scope as `regions`: a case of another region, or none, is the same 404;
+an unknown sequence of a case in scope is a 404 naming it. Each read is appended to the
+access log before it is answered, like every read of personal data: the statement under the
+fields `STATEMENT_FIELDS` for each person of the household (it names the person the advance
+was made for, and the case's figures concern the household), the list under `claims` (the
+CLI's `advances claims` logs the same).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from pydantic import BaseModel, Field
+
+from domain.application.cases import CaseService
+from domain.case import Case
+from domain.events import Claim, ClaimFigures, claims_of
+from domain.reimbursement import Reimbursement, claimed_so_far
+from nervenbahn.api.context import ApiContext
+from nervenbahn.api.guard import Authenticated, Context, endpoint, region_in_scope
+from nervenbahn.api.keys import Consumer
+from nervenbahn.api.models import ChfAmount
+from nervenbahn.api.problems import PROBLEM_RESPONSES, ProblemError, not_found
+from nervenbahn.audit.access_log import case_read_entries
+from nervenbahn.bounds import MAX_INTEGER
+from nervenbahn.reimbursement_statement import (
+    STATEMENT_FIELDS,
+    Statement,
+    advance_for,
+    person_for,
+    render_statement_csv,
+    render_statement_html,
+)
+
+__all__ = ["CLAIMS_FIELDS", "CaseClaims", "ClaimMonth", "RecordedClaim", "router"]
+
+router = APIRouter(prefix="/v1/regions", tags=["social regions"])
+Region = Annotated[str, Depends(region_in_scope)]
+ClaimNumber = Annotated[int, Path(ge=1, le=MAX_INTEGER,
+                               description="The claim's number on the case: 1, 2, … in the "
+                                           "order recorded")]
+
+CLAIMS_FIELDS = ("claims",)
+"""What the list of claims shows (the access log's `fields`): figures, no name."""
+
+Amount = ChfAmount
+
+
+class ClaimMonth(BaseModel):
+    """One month's figures (a correction: the difference to what was recorded before)."""
+
+    month: str = Field(description="The month, YYYY-MM")
+    paid: Amount = Field(description="What social assistance paid for the month's living costs")
+    el: Amount = Field(description="The EL owed for the month")
+    ipv_offset: Amount = Field(description="The premium reduction offset (ELV Art. 22 para. 5)")
+    claim: Amount = Field(description="The social service's claim: min(paid, EL − offset)")
+    surplus: Amount = Field(description="The person's: EL − offset − claim")
+
+
+class RecordedClaim(BaseModel):
+    """One recorded claim or correction of an advance."""
+
+    sequence: int = Field(description="1, 2, … in the order the case recorded its claims")
+    kind: str = Field(description='"claim" (the first of its advance) or "correction"')
+    application_id: UUID = Field(description="The EL application the advance was made for")
+    recorded_on: str = Field(description="The day it was recorded (ISO date)")
+    months: list[ClaimMonth] = Field(description="Every month as known when recorded")
+    corrections: list[ClaimMonth] = Field(
+        description="What this record changed per month (the first claim: all of it)")
+    claim_total: Amount = Field(description="The claim this record adds (negative: returned)")
+    surplus_total: Amount = Field(description="What the person gets with this record")
+    ipv_offset_total: Amount = Field(description="The premium reduction this record offsets")
+
+
+class CaseClaims(BaseModel):
+    """The claims recorded on a case, oldest first."""
+
+    region_id: str
+    case_id: UUID
+    claims: list[RecordedClaim]
+
+
+@router.get("/{region_id}/cases/{case_id}/claims", response_model=CaseClaims,
+            responses=PROBLEM_RESPONSES)
+def list_claims(
+    region: Region, consumer: Authenticated, ctx: Context, case_id: UUID, request: Request,
+) -> CaseClaims:
+    """The reimbursement claims and corrections recorded on a case of the region, month by
+    month; the read is recorded in the access log."""
+    case = _case_in_region(ctx, region, case_id)
+    recorded = claims_of(case)
+    answer = CaseClaims(region_id=region, case_id=case.id, claims=[
+        _recorded(number, claim, recorded[:number - 1])
+        for number, claim in enumerate(recorded, 1)])
+    _log_read(ctx, consumer, case, CLAIMS_FIELDS, request)
+    return answer
+
+
+_STATEMENT_RESPONSES = {**PROBLEM_RESPONSES, 200: {
+    "content": {"text/html": {"schema": {"type": "string"}}},
+    "description": "The statement as one self-contained HTML page (German)"}}
+_CSV_RESPONSES = {**PROBLEM_RESPONSES, 200: {
+    "content": {"text/csv": {"schema": {"type": "string"}}},
+    "description": "The statement's figures per month, then a `total` row (no name)"}}
+
+
+@router.get("/{region_id}/cases/{case_id}/claims/{sequence}/statement",
+            response_class=Response, responses=_STATEMENT_RESPONSES)
+def get_statement(
+    region: Region, consumer: Authenticated, ctx: Context, case_id: UUID, sequence: ClaimNumber,
+    request: Request,
+) -> Response:
+    """The person's statement of a recorded claim (or correction), as the HTML page
+    `nervenbahn advances statement` writes; a read of personal data, recorded in the access
+    log before it is answered."""
+    statement = _read_statement(ctx, region, consumer, case_id, sequence, request)
+    return Response(render_statement_html(statement), media_type="text/html; charset=utf-8")
+
+
+@router.get("/{region_id}/cases/{case_id}/claims/{sequence}/statement.csv",
+            response_class=Response, responses=_CSV_RESPONSES)
+def get_statement_csv(
+    region: Region, consumer: Authenticated, ctx: Context, case_id: UUID, sequence: ClaimNumber,
+    request: Request,
+) -> Response:
+    """The statement's per-month figures as CSV; recorded in the access log like the page."""
+    statement = _read_statement(ctx, region, consumer, case_id, sequence, request)
+    return Response(render_statement_csv(statement), media_type="text/csv; charset=utf-8")
+
+
+def _read_statement(ctx: ApiContext, region: str, consumer: Consumer, case_id: UUID,
+                    sequence: int, request: Request) -> Statement:
+    """The statement of a claim of a case in `region`, its read appended to the access log."""
+    case = _case_in_region(ctx, region, case_id)
+    statement = claim_statement(_service(ctx), case, sequence)
+    _log_read(ctx, consumer, case, STATEMENT_FIELDS, request)
+    return statement
+
+
+def claim_statement(service: CaseService, case: Case, sequence: int) -> Statement:
+    """The statement of the case's claim number `sequence`: its figures as recorded, against
+    the earlier claims of the same advance (a correction shows what changed), dated when it
+    was recorded; 404 naming `sequence` if the case has no such claim.
+
+    MERGE POINT: the statement helper teaches `nervenbahn.reimbursement_statement` to read
+    recorded claims; this function is the one place to call its version instead."""
+    recorded = claims_of(case)
+    if not 1 <= sequence <= len(recorded):
+        raise ProblemError("not-found", f"sequence: case {case.id} has no claim {sequence} "
+                                        f"(it has {len(recorded)})")
+    claim = recorded[sequence - 1]
+    earlier = [Reimbursement((), tuple(c.corrections)) for c in recorded[:sequence - 1]
+               if c.application_id == claim.application_id]
+    person = person_for(case, advance_for(case, claim.application_id))
+    return Statement(case.id, claim.application_id, person,
+                     Reimbursement(tuple(claim.months), tuple(claim.corrections)),
+                     _recorded_at(service, case, sequence), claimed_so_far(earlier))
+
+
+def _recorded_at(service: CaseService, case: Case, sequence: int) -> datetime:
+    """When the case recorded its claim number `sequence` (the event's recorded time)."""
+    times = [entry.recorded_at for entry in service.history(case.id)
+             if entry.event == "ReimbursementRecorded"]
+    return times[sequence - 1]
+
+
+def _case_in_region(ctx: ApiContext, region: str, case_id: UUID) -> Case:
+    """The case as recorded, if it is in `region` now; the one 404 otherwise (missing or
+    another region's: no difference to see)."""
+    case = _service(ctx).get_case(case_id)  # CaseNotFoundError: the one 404
+    if case.social_region != region:
+        raise not_found()
+    return case
+
+
+def _service(ctx: ApiContext) -> CaseService:
+    if ctx.service is None:
+        raise ProblemError(
+            "service-unavailable", "the event store is not connected to this API instance")
+    return ctx.service
+
+
+def _recorded(number: int, claim: Claim, before: list[Claim]) -> RecordedClaim:
+    first = not any(c.application_id == claim.application_id for c in before)
+    return RecordedClaim(
+        sequence=number, kind="claim" if first else "correction",
+        application_id=claim.application_id, recorded_on=claim.recorded_on.isoformat(),
+        months=[_month(m) for m in claim.months],
+        corrections=[_month(m) for m in claim.corrections],
+        claim_total=_chf(claim.claim_total), surplus_total=_chf(claim.surplus_total),
+        ipv_offset_total=_chf(claim.ipv_offset_total))
+
+
+def _month(figures: ClaimFigures) -> ClaimMonth:
+    return ClaimMonth(month=f"{figures.month:%Y-%m}", paid=_chf(figures.paid),
+                      el=_chf(figures.el), ipv_offset=_chf(figures.ipv_offset),
+                      claim=_chf(figures.claim), surplus=_chf(figures.surplus))
+
+
+def _chf(amount: Decimal) -> str:
+    return f"{amount:.2f}"
+
+
+def _log_read(ctx: ApiContext, consumer: Consumer, case: Case, fields: tuple[str, ...],
+              request: Request) -> None:
+    """Append the read to the access log, one entry per person of the household, before the
+    answer leaves; if that fails, nothing is answered."""
+    for entry in case_read_entries(
+        case, at=ctx.clock(), consumer=consumer.name, scope=str(consumer.scope),
+        fields=fields, endpoint=endpoint(request),
+    ):
+        ctx.access_log.append(entry)
