@@ -5,6 +5,11 @@ Presentation only: the figures come from `projections.reporting` (definitions in
 docs/reporting.md), and the cells a report that leaves the canton must not show from
 `projections.reporting_disclosure` (small counts): such a cell reads `x` in the CSV, the tables
 and the charts. Built with the standard library (`html.escape`, `csv`).
+
+The advances in view of EL and their reimbursement (issue 15) come from the region read model
+(`projections.advance_figures`, with its own small-count rules): a table of their own in the
+page and the `ADVANCE_CSV_COLUMNS` at the end of each CSV row (empty when the report was made
+without them: the region read model not built).
 """
 
 from __future__ import annotations
@@ -20,22 +25,30 @@ from pathlib import Path
 from domain.case import SWISS_TIME
 from nervenbahn.availability import MonthAvailability
 from nervenbahn.incidents import KINDS
+from projections.advance_figures import AdvanceFigures
 from projections.backlog import Backlog, BacklogFigures
 from projections.reporting import CLOSURE_REASONS, Quarter, RegionQuarter
 from projections.reporting_disclosure import Cell
 
 __all__ = [
-    "BACKLOG_COLUMNS", "CSV_COLUMNS", "REPORT_STYLE", "WITHHELD", "ReportInput", "backlog_table",
-    "bar_chart", "chart_figure",
+    "ADVANCE_CSV_COLUMNS", "BACKLOG_COLUMNS", "CSV_COLUMNS", "REPORT_STYLE", "WITHHELD",
+    "AdvanceSection", "ReportInput", "backlog_table", "bar_chart", "chart_figure",
     "format_number", "format_percent", "render_csv", "render_html", "table_cell",
     "write_html_and_csv", "write_quarterly_report",
 ]
 
+ADVANCE_CSV_COLUMNS = (
+    "advances_open", "advances_decided", "median_days_advance_to_decision", "claims_recorded",
+    "claimed_chf", "surplus_chf", "reimbursements_paid", "reimbursed_chf",
+)
+"""The advances' figures (`projections.advance_figures.AdvanceFigures`, in its order; the
+median renamed so that it is not taken for the intake's)."""
 CSV_COLUMNS = (
     "region", "region_name", "quarter", "new_cases", "closed_cases",
     *(f"closed_{reason}" for reason in CLOSURE_REASONS),
     "median_duration_days", "decisions", "median_days_to_decision", "supported_cases",
     "with_goal_agreement", "goal_agreement_share", "measures_started", "measures_completed",
+    *ADVANCE_CSV_COLUMNS,
 )
 """One row per region (and a last one for the canton), one column per figure."""
 WITHHELD = "x"
@@ -50,6 +63,43 @@ REASON_LABELS = {
 }
 _REASON_COLOURS = ("#1b6ca8", "#58a4b0", "#e0a458", "#8c5e7a", "#b9b9b9")
 _BLUE, _ORANGE, _GREY = "#1b6ca8", "#e07a1f", "#6b6b6b"
+
+
+@dataclass(frozen=True)
+class AdvanceSection:
+    """The advances' figures of the quarter (`projections.advance_figures`) and the cells
+    `(region, field)` withheld of them (`withheld_advances`)."""
+
+    regions: Sequence[AdvanceFigures]
+    canton: AdvanceFigures
+    withheld: frozenset[Cell] = frozenset()
+
+    def row(self, region: str) -> AdvanceFigures | None:
+        """The figures of `region` (the canton's for "canton"), None if not listed."""
+        rows = {r.region: r for r in [*self.regions, self.canton]}
+        return rows.get(region)
+
+    def cells(self, region: str) -> list[str]:
+        """The CSV cells of `region` (`ADVANCE_CSV_COLUMNS`): `x` where withheld."""
+        row = self.row(region)
+        if row is None:
+            return [""] * len(ADVANCE_CSV_COLUMNS)
+        return [value if (region, name) not in self.withheld else WITHHELD
+                for name, value in _advance_values(row)]
+
+
+def _advance_values(row: AdvanceFigures) -> list[tuple[str, str]]:
+    """(field, text) of each figure, in `ADVANCE_CSV_COLUMNS`' order."""
+    return [
+        ("advances_open", str(row.advances_open)),
+        ("advances_decided", str(row.advances_decided)),
+        ("median_days_to_decision", format_number(row.median_days_to_decision)),
+        ("claims_recorded", str(row.claims_recorded)),
+        ("claimed_chf", f"{row.claimed_chf:.2f}"),
+        ("surplus_chf", f"{row.surplus_chf:.2f}"),
+        ("reimbursements_paid", str(row.reimbursements_paid)),
+        ("reimbursed_chf", f"{row.reimbursed_chf:.2f}"),
+    ]
 
 
 @dataclass(frozen=True)
@@ -71,6 +121,8 @@ class ReportInput:
     backlog: Backlog | None = None
     """The benefit applications' backlog in the last ISO week ending in the quarter (None:
     not shown)."""
+    advances: AdvanceSection | None = None
+    """The advances in view of EL and their reimbursement (None: not shown, CSV cells empty)."""
 
     def shows(self, row: RegionQuarter, column: str) -> bool:
         """False if the figure in `column` of `row` is withheld."""
@@ -109,6 +161,8 @@ def render_csv(report: ReportInput) -> str:
     writer.writerow(CSV_COLUMNS)
     for row in [*report.regions, report.canton]:
         cells = _csv_row(row, report.name(row.region))
+        cells += (report.advances.cells(row.region) if report.advances is not None
+                  else [""] * len(ADVANCE_CSV_COLUMNS))
         writer.writerow(
             value if report.shows(row, column) else WITHHELD
             for column, value in zip(CSV_COLUMNS, cells, strict=True)
@@ -184,6 +238,7 @@ def render_html(report: ReportInput) -> str:
         '<div class="charts">',
         *_charts(report),
         "</div>",
+        *_advances_section(report),
         *_availability(report),
         *_backlog_section(report),
         _definitions(),
@@ -327,6 +382,37 @@ def _backlog_section(report: ReportInput) -> list[str]:
         f"per branch office and the trend: `nervenbahn report backlog`; definitions: "
         f"docs/benefits.md.</p>",
         backlog_table([*backlog.regions, backlog.canton], names, "Social region"),
+    ]
+
+
+_ADVANCE_HEADINGS = (
+    "Advances open at quarter end", "Advances decided", "Median days advance → decision",
+    "Claims recorded", "CHF claimed (net of corrections)", "CHF surplus to persons",
+    "Reimbursements paid", "CHF reimbursed (paid by the fund)",
+)
+
+
+def _advances_section(report: ReportInput) -> list[str]:
+    """The advances in view of EL: a row per region and the canton's (none if the report
+    was made without them)."""
+    section = report.advances
+    if section is None:
+        return []
+    head = "".join(f"<th>{escape(h)}</th>" for h in ("Social region", *_ADVANCE_HEADINGS))
+    body = []
+    for row in [*section.regions, section.canton]:
+        cells = "".join(table_cell(text) for text in section.cells(row.region))
+        css = ' class="total"' if row is section.canton else ""
+        body.append(f'<tr{css} data-region="{escape(row.region)}">'
+                    f"<td>{escape(report.name(row.region))}</td>{cells}</tr>")
+    return [
+        "<h2>Advances in view of EL and their reimbursement</h2>",
+        f'<table id="advances"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>",
+        '<p class="meta">From the region read model. Advances are counted where the case is '
+        "now, decisions, claims and payments where the case was when they were recorded; "
+        "CHF claimed is net of corrections recorded in the quarter (a correction returning "
+        "part of a claim counts negative). Definitions: docs/reporting.md.</p>",
     ]
 
 

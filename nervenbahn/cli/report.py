@@ -9,7 +9,9 @@ store as known at TIME (default now); the processing target is NERVENBAHN_BENEFI
 comparing the social regions, self-contained) and `report-2026Q1.csv` (a row per region).
 Reports are made to leave the canton: counts below `--min-count` (default 5), and what would
 reveal them, read `x` (`projections.reporting_disclosure`); `--min-count 0` shows every
-figure as it is, for the canton's own use.
+figure as it is, for the canton's own use. The advances in view of EL and their
+reimbursement come from the region read model (`projections.advance_figures`); while it is
+not built the report leaves them out (their CSV cells empty) and says so on the console.
 """
 
 from __future__ import annotations
@@ -27,9 +29,16 @@ from domain.reference import load_reference_data
 from nervenbahn.availability import MonthAvailability, month_availability, quarter_months
 from nervenbahn.backlog_report import BacklogReport, backlog_of, unit_names, write_backlog_report
 from nervenbahn.bounds import parse_bounded_quarter
-from nervenbahn.quarterly_report import ReportInput, write_quarterly_report
+from nervenbahn.quarterly_report import AdvanceSection, ReportInput, write_quarterly_report
+from projections.advance_figures import advance_figures, withheld_advances
 from projections.backlog import IsoWeek, ProcessingTarget
-from projections.reporting import ReportingProjection, canton_figures, quarterly_figures
+from projections.region import RegionProjection
+from projections.reporting import (
+    Quarter,
+    ReportingProjection,
+    canton_figures,
+    quarterly_figures,
+)
 from projections.reporting_disclosure import DEFAULT_MIN_COUNT, withheld
 from projections.storage import (
     ReadModelTarget,
@@ -81,6 +90,7 @@ def quarterly(
     if last_week.end > period.end:
         last_week = last_week.back(1)
     (backlog,) = backlog_of(rt.container.benefits, last_week, target, now, weeks=1)
+    advances = _advances(rt.container.read_model(RegionProjection.name), period, min_count)
     with _reporting_db(rt.container.read_model(ReportingProjection.name)) as db:
         regions, canton = quarterly_figures(db, period), canton_figures(db, period)
         report = ReportInput(
@@ -94,14 +104,19 @@ def quarterly(
             min_count=min_count,
             availability=availability,
             backlog=backlog,
+            advances=advances,
         )
     html_path, csv_path = write_quarterly_report(report, out)
     if rt.as_json:
         emit_json(rt.console, {"quarter": str(period), "html": str(html_path),
                                "csv": str(csv_path), "canton": report.canton,
                                "min_count": min_count, "withheld": sorted(report.withheld),
-                               "availability": [_month_json(m) for m in availability]})
+                               "availability": [_month_json(m) for m in availability],
+                               "advances": advances.canton if advances else None})
         return
+    if advances is None:
+        rt.console.print("advances in view of EL left out: the region read model is not built "
+                         "(`nervenbahn projections rebuild region`)")
     rt.console.print(f"quarterly report {period} written: {html_path} and {csv_path}")
 
 
@@ -168,6 +183,16 @@ def _reporting_db(target: ReadModelTarget) -> Iterator[SQLConnection]:
         )
     with read_model_connection(target) as db:
         yield db
+
+
+def _advances(target: ReadModelTarget, period: Quarter, min_count: int) -> AdvanceSection | None:
+    """The advances' figures of the quarter from the region read model (None while it is
+    not built), with the cells a report withholds at `min_count`."""
+    if not read_model_built(target, RegionProjection.tables[0]):
+        return None
+    with read_model_connection(target) as db:
+        regions, canton = advance_figures(db, period, load_reference_data().regions)
+    return AdvanceSection(regions, canton, withheld_advances(regions, canton, min_count))
 
 
 def _last_recorded(db: SQLConnection) -> datetime | None:

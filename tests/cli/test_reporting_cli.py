@@ -14,13 +14,15 @@ from bus.topics import topic_message_counts
 from nervenbahn.config import load_settings
 from nervenbahn.container import build_service, close_service
 from nervenbahn.paths import projection_path
-from nervenbahn.quarterly_report import CSV_COLUMNS
+from nervenbahn.quarterly_report import ADVANCE_CSV_COLUMNS, CSV_COLUMNS
 from projections.framework import rebuild
+from projections.region import RegionProjection
 from projections.reporting import ReportingProjection
 from tests.cli.conftest import Cli
 from tests.projections import reporting_fixture as fixture
 
 pytestmark = pytest.mark.usefixtures("report_wired")
+CASE_FIGURES_END = CSV_COLUMNS.index(ADVANCE_CSV_COLUMNS[0])
 
 
 @pytest.fixture
@@ -31,14 +33,17 @@ def imported(cli: Cli, tmp_path: Path) -> None:
     assert cli("import", str(history)).code == 0
 
 
-def build_read_model() -> Path:
-    """`projections rebuild reporting`, as the command does it with the settings' key."""
+def build_read_model(*, region: bool = False) -> Path:
+    """`projections rebuild reporting` (and `region`), as the command does it with the
+    settings' key."""
     settings = load_settings()
     service = build_service(settings)
     path = projection_path(settings.store, "reporting")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         rebuild(ReportingProjection.from_settings(settings), service, path)
+        if region:
+            rebuild(RegionProjection(), service, projection_path(settings.store, "region"))
     finally:
         close_service(service)
     return path
@@ -126,6 +131,32 @@ def test_quarterly_report_withholds_small_counts_by_default(
     assert "74.5" not in words and "14.5" not in words  # Olten's medians
 
 
+def test_quarterly_report_shows_the_advances_from_the_region_read_model(
+    cli: Cli, imported: None, tmp_path: Path
+) -> None:
+    build_read_model()
+    without = cli("report", "quarterly", "2026Q1", "--out", str(tmp_path / "without"))
+    build_read_model(region=True)
+
+    result = cli("report", "quarterly", "2026Q1", "--out", str(tmp_path), "--min-count", "0")
+
+    assert without.code == 0 and "region read model is not built" in without.out
+    assert _advances(_csv_rows(tmp_path / "without" / "report-2026Q1.csv")["canton"]) == [
+        ""] * 8
+    assert result.code == 0, result.err
+    # The hand-worked canton advanced nothing: every figure zero, the median none.
+    assert _advances(_csv_rows(tmp_path / "report-2026Q1.csv")["canton"]) == [
+        "0", "0", "", "0", "0.00", "0.00", "0", "0.00"]
+    page = (tmp_path / "report-2026Q1.html").read_text()
+    assert "<h2>Advances in view of EL and their reimbursement</h2>" in page
+    assert page.count('<tr class="total" data-region="canton">') == 1
+
+
+def _csv_rows(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="") as handle:
+        return {row["region"]: row for row in csv.DictReader(handle)}
+
+
 def test_quarterly_report_as_json_names_the_files_and_the_canton_figures(
     cli: Cli, imported: None, tmp_path: Path
 ) -> None:
@@ -210,5 +241,10 @@ def _csv_figures(path: Path, *regions: str) -> list[list[str]]:
 
 
 def _figures(row: dict[str, str]) -> list[str]:
-    """A CSV row's figures after region, name and quarter."""
-    return list(row.values())[3:]
+    """A CSV row's case figures after region, name and quarter (not the advances')."""
+    return list(row.values())[3:CASE_FIGURES_END]
+
+
+def _advances(row: dict[str, str]) -> list[str]:
+    """A CSV row's figures of advances in view of EL."""
+    return [row[column] for column in ADVANCE_CSV_COLUMNS]

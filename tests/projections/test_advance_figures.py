@@ -19,6 +19,7 @@ from uuid import UUID
 import pytest
 
 from bus.effects_sqlite import SQLiteEffectStore
+from nervenbahn.quarterly_report import AdvanceSection
 from projections.advance_figures import AdvanceFigures, advance_figures, withheld_advances
 from projections.framework import open_projection_store
 from projections.region import RegionProjection
@@ -142,3 +143,13 @@ def test_small_counts_and_what_reveals_them_are_withheld() -> None:
     assert withheld_advances(regions, canton, min_count=0) == frozenset()
     with pytest.raises(ValueError, match="min_count"):
         withheld_advances(regions, canton, min_count=-1)
+
+
+def test_a_report_shows_the_withheld_cells_as_x() -> None:
+    regions = [_row("r1", 10), _row("r2", 3, decided=2), _row("r3", 7)]
+    canton = replace(_row("canton", 20, decided=22), advances_open=30)
+    section = AdvanceSection(regions, canton, withheld_advances(regions, canton, min_count=5))
+
+    assert section.cells("r2") == ["10", "x", "x", "x", "x", "x", "0", "0.00"]
+    assert section.cells("canton") == ["30", "22", "80", "20", "2000.00", "200.00", "0", "0.00"]
+    assert section.cells("so-nowhere") == [""] * 8
