@@ -29,7 +29,8 @@ from tests.domain.test_reimbursement import WorkedExample, record_worked_example
 
 REGION = "so-solothurn"
 BASE = f"/v1/regions/{REGION}/cases"
-STATEMENT = "GET /v1/regions/{region_id}/cases/{case_id}/claims/{sequence}/statement"
+STATEMENT = (
+    "GET /v1/regions/{region_id}/cases/{case_id}/claims/{application_id}/{sequence}/statement")
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,12 @@ def test_the_statement_csv_of_the_claim_and_of_the_correction(
 ) -> None:
     own = keys.of(f"region:{REGION}")
 
-    claim = api.get(f"{BASE}/{recorded.case_id}/claims/1/statement.csv", headers=own)
-    correction = api.get(f"{BASE}/{recorded.case_id}/claims/2/statement.csv", headers=own)
+    claim = api.get(
+        f"{BASE}/{recorded.case_id}/claims/{recorded.example.application_id}/1/statement.csv",
+        headers=own)
+    correction = api.get(
+        f"{BASE}/{recorded.case_id}/claims/{recorded.example.application_id}/2/statement.csv",
+        headers=own)
 
     assert claim.status_code == correction.status_code == 200
     assert claim.headers["content-type"] == "text/csv; charset=utf-8"
@@ -154,14 +159,15 @@ def _rows(html: str, table: str) -> dict[str, list[str]]:
 def test_the_statement_page_of_the_correction_shows_the_months_and_what_changed(
     api: TestClient, keys: Keys, recorded: Recorded,
 ) -> None:
-    answer = api.get(f"{BASE}/{recorded.case_id}/claims/2/statement",
+    application = recorded.example.application_id
+    answer = api.get(f"{BASE}/{recorded.case_id}/claims/{application}/2/statement",
                      headers=keys.of(f"region:{REGION}"))
 
     assert answer.status_code == 200
     assert answer.headers["content-type"] == "text/html; charset=utf-8"
     html = answer.text
     assert "<title>Korrektur der Abrechnung" in html
-    assert "berechnet am 10.06.2026" in html  # when the correction was recorded
+    assert "Abrechnung Nr. 2 vom 10.06.2026" in html  # when the correction was recorded
     assert _rows(html, "months") == {
         "2026-02": ["Februar 2026", "2&#x27;400.00", "1&#x27;900.00", "0.00",
                     "1&#x27;900.00", "0.00"],
@@ -188,7 +194,7 @@ def test_the_statement_page_of_the_correction_shows_the_months_and_what_changed(
 def test_a_statement_read_is_logged_for_the_household_before_it_is_answered(
     api: TestClient, keys: Keys, recorded: Recorded,
 ) -> None:
-    api.get(f"{BASE}/{recorded.case_id}/claims/1/statement",
+    api.get(f"{BASE}/{recorded.case_id}/claims/{recorded.example.application_id}/1/statement",
             headers=keys.of(f"region:{REGION}"))
 
     person = recorded.example.desk.case(recorded.case_id).applicant.person_id
@@ -202,20 +208,21 @@ def test_a_case_out_of_scope_answers_like_a_missing_one_and_logs_nothing(
     api: TestClient, keys: Keys, recorded: Recorded,
 ) -> None:
     olten = keys.of("region:so-olten")
-    case, missing = recorded.case_id, uuid4()
+    case, missing, app = recorded.case_id, uuid4(), recorded.example.application_id
     pairs = {
         "another region's case": (f"/v1/regions/so-olten/cases/{case}/claims",
                                   f"/v1/regions/so-olten/cases/{missing}/claims"),
-        "its statement": (f"/v1/regions/so-olten/cases/{case}/claims/1/statement",
-                          f"/v1/regions/so-olten/cases/{missing}/claims/1/statement"),
-        "its CSV": (f"/v1/regions/so-olten/cases/{case}/claims/1/statement.csv",
-                    f"/v1/regions/so-olten/cases/{missing}/claims/1/statement.csv"),
+        "its statement": (f"/v1/regions/so-olten/cases/{case}/claims/{app}/1/statement",
+                          f"/v1/regions/so-olten/cases/{missing}/claims/{app}/1/statement"),
+        "its CSV": (f"/v1/regions/so-olten/cases/{case}/claims/{app}/1/statement.csv",
+                    f"/v1/regions/so-olten/cases/{missing}/claims/{app}/1/statement.csv"),
     }
     for what, (out_of_scope, unknown) in pairs.items():
         a, b = api.get(out_of_scope, headers=olten), api.get(unknown, headers=olten)
         assert a.status_code == b.status_code == 404, what
         assert _without_instance(a.json()) == _without_instance(b.json()), what
-    other_key = api.get(f"{BASE}/{case}/claims/1/statement", headers=olten)  # Olten's key
+    other_key = api.get(f"{BASE}/{case}/claims/{recorded.example.application_id}/1/statement",
+                        headers=olten)  # Olten's key
     assert other_key.status_code == 404
     assert context_of(api).access_log.select() == []
 
@@ -225,12 +232,17 @@ def test_an_unknown_sequence_is_not_found_naming_it(
 ) -> None:
     own = keys.of(f"region:{REGION}")
 
-    third = api.get(f"{BASE}/{recorded.case_id}/claims/3/statement", headers=own)
-    zero = api.get(f"{BASE}/{recorded.case_id}/claims/0/statement.csv", headers=own)
+    third = api.get(
+        f"{BASE}/{recorded.case_id}/claims/{recorded.example.application_id}/3/statement",
+        headers=own)
+    zero = api.get(
+        f"{BASE}/{recorded.case_id}/claims/{recorded.example.application_id}/0/statement.csv",
+        headers=own)
 
     assert third.status_code == 404
     assert third.json()["detail"] == (
-        f"sequence: case {recorded.case_id} has no claim 3 (it has 2)")
+        f"sequence: 3 is not a recorded claim of {recorded.example.application_id}; "
+        "there are 2 (1 to 2) [rule: statement-of-recorded-claim]")
     assert zero.status_code == 422
     assert [e["name"] for e in zero.json()["errors"]] == ["sequence"]
     assert context_of(api).access_log.select() == []
@@ -270,10 +282,9 @@ def test_openapi_documents_the_claims_and_statement_routes(api: TestClient) -> N
 
     claims = f"{BASE.replace(REGION, '{region_id}')}/{{case_id}}/claims"
     assert paths[claims]["get"]["responses"]["200"]["content"]["application/json"]
-    assert "text/html" in paths[f"{claims}/{{sequence}}/statement"]["get"]["responses"]["200"][
-        "content"]
-    assert "text/csv" in paths[f"{claims}/{{sequence}}/statement.csv"]["get"]["responses"][
-        "200"]["content"]
+    statement = f"{claims}/{{application_id}}/{{sequence}}/statement"
+    assert "text/html" in paths[statement]["get"]["responses"]["200"]["content"]
+    assert "text/csv" in paths[f"{statement}.csv"]["get"]["responses"]["200"]["content"]
     assert "/v1/canton/benefits/advances" in paths
 
 

@@ -2,8 +2,9 @@
 statement of each (issue 15, points 2 and 3).
 
 A claim is one `ReimbursementRecorded` of the case (the first computation of an advance, or
-a correction of it), numbered by `sequence` 1, 2, … in the order the case recorded them, as
-`nervenbahn advances claims` numbers them. The list answers every month's figures as known
+a correction of it), named by its application and `sequence` 1, 2, … in the order the case
+recorded that application's claims, as `nervenbahn advances claims|statement` and the claims
+topic (`ReimbursementClaim.sequence`) number them. The list answers every month's figures as known
 when the claim was recorded and the corrections it made (amounts as strings with two
 decimals, "1234.50": exact, no binary floating point); the statement is the page and CSV of
 `nervenbahn.reimbursement_statement`, as the person receives it.
@@ -20,7 +21,6 @@ CLI's `advances claims` logs the same).
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
@@ -30,8 +30,8 @@ from pydantic import BaseModel, Field
 
 from domain.application.cases import CaseService
 from domain.case import Case
+from domain.errors import RuleViolationError
 from domain.events import Claim, ClaimFigures, claims_of
-from domain.reimbursement import Reimbursement, claimed_so_far
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Authenticated, Context, endpoint, region_in_scope
 from nervenbahn.api.keys import Consumer
@@ -42,10 +42,9 @@ from nervenbahn.bounds import MAX_INTEGER
 from nervenbahn.reimbursement_statement import (
     STATEMENT_FIELDS,
     Statement,
-    advance_for,
-    person_for,
     render_statement_csv,
     render_statement_html,
+    statement_for_claim,
 )
 
 __all__ = ["CLAIMS_FIELDS", "CaseClaims", "ClaimMonth", "RecordedClaim", "router"]
@@ -53,8 +52,8 @@ __all__ = ["CLAIMS_FIELDS", "CaseClaims", "ClaimMonth", "RecordedClaim", "router
 router = APIRouter(prefix="/v1/regions", tags=["social regions"])
 Region = Annotated[str, Depends(region_in_scope)]
 ClaimNumber = Annotated[int, Path(ge=1, le=MAX_INTEGER,
-                               description="The claim's number on the case: 1, 2, … in the "
-                                           "order recorded")]
+                               description="The claim's number among its application's claims "
+                                           "on the case: 1 the claim, 2, … its corrections")]
 
 CLAIMS_FIELDS = ("claims",)
 """What the list of claims shows (the access log's `fields`): figures, no name."""
@@ -76,7 +75,8 @@ class ClaimMonth(BaseModel):
 class RecordedClaim(BaseModel):
     """One recorded claim or correction of an advance."""
 
-    sequence: int = Field(description="1, 2, … in the order the case recorded its claims")
+    sequence: int = Field(description="1, 2, … in the order the case recorded the claims of "
+                                      "its application (1: the claim, then corrections)")
     kind: str = Field(description='"claim" (the first of its advance) or "correction"')
     application_id: UUID = Field(description="The EL application the advance was made for")
     recorded_on: str = Field(description="The day it was recorded (ISO date)")
@@ -106,8 +106,8 @@ def list_claims(
     case = _case_in_region(ctx, region, case_id)
     recorded = claims_of(case)
     answer = CaseClaims(region_id=region, case_id=case.id, claims=[
-        _recorded(number, claim, recorded[:number - 1])
-        for number, claim in enumerate(recorded, 1)])
+        _recorded(_sequence(recorded, index), claim, recorded[:index])
+        for index, claim in enumerate(recorded)])
     _log_read(ctx, consumer, case, CLAIMS_FIELDS, request)
     return answer
 
@@ -120,64 +120,49 @@ _CSV_RESPONSES = {**PROBLEM_RESPONSES, 200: {
     "description": "The statement's figures per month, then a `total` row (no name)"}}
 
 
-@router.get("/{region_id}/cases/{case_id}/claims/{sequence}/statement",
+@router.get("/{region_id}/cases/{case_id}/claims/{application_id}/{sequence}/statement",
             response_class=Response, responses=_STATEMENT_RESPONSES)
 def get_statement(
-    region: Region, consumer: Authenticated, ctx: Context, case_id: UUID, sequence: ClaimNumber,
-    request: Request,
+    region: Region, consumer: Authenticated, ctx: Context, case_id: UUID, application_id: UUID,
+    sequence: ClaimNumber, request: Request,
 ) -> Response:
     """The person's statement of a recorded claim (or correction), as the HTML page
     `nervenbahn advances statement` writes; a read of personal data, recorded in the access
     log before it is answered."""
-    statement = _read_statement(ctx, region, consumer, case_id, sequence, request)
+    statement = _read_statement(ctx, region, consumer, case_id, application_id, sequence,
+                                request)
     return Response(render_statement_html(statement), media_type="text/html; charset=utf-8")
 
 
-@router.get("/{region_id}/cases/{case_id}/claims/{sequence}/statement.csv",
+@router.get("/{region_id}/cases/{case_id}/claims/{application_id}/{sequence}/statement.csv",
             response_class=Response, responses=_CSV_RESPONSES)
 def get_statement_csv(
-    region: Region, consumer: Authenticated, ctx: Context, case_id: UUID, sequence: ClaimNumber,
-    request: Request,
+    region: Region, consumer: Authenticated, ctx: Context, case_id: UUID, application_id: UUID,
+    sequence: ClaimNumber, request: Request,
 ) -> Response:
     """The statement's per-month figures as CSV; recorded in the access log like the page."""
-    statement = _read_statement(ctx, region, consumer, case_id, sequence, request)
+    statement = _read_statement(ctx, region, consumer, case_id, application_id, sequence,
+                                request)
     return Response(render_statement_csv(statement), media_type="text/csv; charset=utf-8")
 
 
 def _read_statement(ctx: ApiContext, region: str, consumer: Consumer, case_id: UUID,
-                    sequence: int, request: Request) -> Statement:
-    """The statement of a claim of a case in `region`, its read appended to the access log."""
+                    application_id: UUID, sequence: int, request: Request) -> Statement:
+    """The statement of a claim of a case in `region`, its read appended to the access log;
+    404 naming what is missing if the case recorded no such claim."""
     case = _case_in_region(ctx, region, case_id)
-    statement = claim_statement(_service(ctx), case, sequence)
+    try:
+        statement = statement_for_claim(case, application_id, sequence)
+    except RuleViolationError as exc:
+        raise ProblemError("not-found", str(exc)) from exc
     _log_read(ctx, consumer, case, STATEMENT_FIELDS, request)
     return statement
 
 
-def claim_statement(service: CaseService, case: Case, sequence: int) -> Statement:
-    """The statement of the case's claim number `sequence`: its figures as recorded, against
-    the earlier claims of the same advance (a correction shows what changed), dated when it
-    was recorded; 404 naming `sequence` if the case has no such claim.
-
-    MERGE POINT: the statement helper teaches `nervenbahn.reimbursement_statement` to read
-    recorded claims; this function is the one place to call its version instead."""
-    recorded = claims_of(case)
-    if not 1 <= sequence <= len(recorded):
-        raise ProblemError("not-found", f"sequence: case {case.id} has no claim {sequence} "
-                                        f"(it has {len(recorded)})")
-    claim = recorded[sequence - 1]
-    earlier = [Reimbursement((), tuple(c.corrections)) for c in recorded[:sequence - 1]
-               if c.application_id == claim.application_id]
-    person = person_for(case, advance_for(case, claim.application_id))
-    return Statement(case.id, claim.application_id, person,
-                     Reimbursement(tuple(claim.months), tuple(claim.corrections)),
-                     _recorded_at(service, case, sequence), claimed_so_far(earlier))
-
-
-def _recorded_at(service: CaseService, case: Case, sequence: int) -> datetime:
-    """When the case recorded its claim number `sequence` (the event's recorded time)."""
-    times = [entry.recorded_at for entry in service.history(case.id)
-             if entry.event == "ReimbursementRecorded"]
-    return times[sequence - 1]
+def _sequence(recorded: list[Claim], index: int) -> int:
+    """The number of claim `index` of the case among its application's claims (from 1)."""
+    application = recorded[index].application_id
+    return sum(c.application_id == application for c in recorded[:index + 1])
 
 
 def _case_in_region(ctx: ApiContext, region: str, case_id: UUID) -> Case:
