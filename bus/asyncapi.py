@@ -2,7 +2,8 @@
 
 An integrator (any language, standard Kafka tooling) reads from it every topic the installation
 uses (`bus.topics.installation_topics`: case events, reporting, payments, audit, benefit
-applications, the fund's decisions, and the pattern of the dead-letter topics), each topic's
+applications, the fund's decisions, the reimbursement claims, and the pattern of the
+dead-letter topics), each topic's
 partitions, retention and key encoding, the Kafka headers with their meaning, and every
 message's Avro schema with its registry subject (TopicRecordNameStrategy:
 `<topic>-<full record name>`). Nothing here is written by hand twice:
@@ -61,7 +62,8 @@ HEADERS: dict[str, dict[str, Any]] = {
     "event_id": {**_UUID, "description": "Deduplicate by this id: UUID v5 of "
                  "<aggregate id>/<version> in namespace 476a5c74-c6c7-55b8-81d7-18814063cd87 "
                  "(the case id; on the payments topic always the run id, run_id; on the "
-                 "applications topic the application id); "
+                 "applications topic the application id; on the claims topic the claim_id, "
+                 "which is the event_id of the case event that recorded the claim); "
                  "an event relayed twice keeps it. On reporting facts the keyed fact id."},
     "schema_id": {**_TEXT, "pattern": "^[0-9]+$", "description": "The registry id of the "
                   "writer schema (also in bytes 1-4 of the value, Confluent framing)."},
@@ -142,6 +144,13 @@ _PAYLOADS: dict[str, _Payload] = {
         "benefits", "The application id decided on, a UUID as UTF-8 text (written by the "
         "fund's application; nervenbahn reads it, idempotent by decision_id).",
         (), records=("FundDecision",), action="send",
+    ),
+    "claims": _Payload(
+        "benefits", "The application id the EL was decided on, a UUID as UTF-8 text: an "
+        "application's claim and its corrections stay in order (pay each claim_id once).",
+        ("event_type", *_RELAYED, "effective_date", "correlation_id", "causation_id",
+         "producer", "relay_epoch"),
+        records=("ReimbursementClaim",),
     ),
 }
 """By dataset (`TopicSpec.dataset`): what its messages are."""

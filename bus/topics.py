@@ -23,6 +23,7 @@ Segments are lower-case letters, digits and `-`, starting with a letter. So a na
 | `nervenbahn.payments.payment-orders.v1` | payment run id (a run's events in order) | sealed |
 | `nervenbahn.benefits.applications.v1` | application id (its events in order) | sealed |
 | `nervenbahn.benefits.decisions.v1` | application id (written by the fund's application) | none |
+| `nervenbahn.benefits.claims.v1` | application id (an application's claims in order) | none |
 
 Dead-letter topics use the reserved domain `dlq` and the consumer group as dataset. A group
 that is not a valid segment (`projection-branch_office`: `_`) is mapped to one deterministically
@@ -62,6 +63,7 @@ __all__ = [
     "list_topics",
     "partition_end_offsets",
     "payments_spec",
+    "reimbursement_claims_spec",
     "reporting_spec",
     "topic_end_offsets",
     "topic_exists",
@@ -230,6 +232,21 @@ def fund_decisions_spec(settings: KafkaSettings) -> TopicSpec:
     )
 
 
+def reimbursement_claims_spec(settings: KafkaSettings) -> TopicSpec:
+    """The claims topic: the social regions' reimbursement claims on EL back-payments
+    (ch.nervenbahn.benefits.ReimbursementClaim), filled by the claims relay from the case
+    store, read by the fund's application."""
+    return _kept_forever(
+        settings, "benefits", "claims", "none",
+        "Reimbursement claims and their corrections on EL back-payments for the months a "
+        "social region advanced (ELV Art. 22 para. 4 and 5), one per ReimbursementRecorded "
+        "case event (Avro ReimbursementClaim, Confluent framing, subject "
+        "<topic>-ch.nervenbahn.benefits.ReimbursementClaim); key = application id, so an "
+        "application's claims stay in order. Pay each claim_id once. Ids and amounts only, no "
+        "personal data.",
+    )
+
+
 def _kept_forever(
     settings: KafkaSettings, domain: str, dataset: str, personal: PersonalData, description: str
 ) -> TopicSpec:
@@ -270,7 +287,7 @@ def catalogue(
     With `reporting`, also the reporting topic (`reporting_spec`), which only the reporting
     relay fills and creates for itself; with `payments`, the payments topic (`payments_spec`);
     with `audit`, the audit topic of signed checkpoints (`audit_checkpoints_spec`); with
-    `benefits`, the applications and decisions topics.
+    `benefits`, the applications, decisions and claims topics.
     """
     specs = [
         TopicSpec(
@@ -289,7 +306,8 @@ def catalogue(
     if payments:
         specs.append(payments_spec(settings))
     if benefits:
-        specs += [benefit_applications_spec(settings), fund_decisions_spec(settings)]
+        specs += [benefit_applications_spec(settings), fund_decisions_spec(settings),
+                  reimbursement_claims_spec(settings)]
     specs += [dead_letter_spec(settings, group) for group in dead_letter_groups]
     return specs
 
@@ -298,9 +316,9 @@ def installation_topics(
     settings: KafkaSettings, dead_letter_groups: Iterable[str] = ()
 ) -> list[TopicSpec]:
     """Every topic a whole installation uses (case events, reporting, audit checkpoints,
-    payments, benefit applications and the fund's decisions), plus the dead-letter topics of
-    `dead_letter_groups`: what `topics create` creates, so that a subscriber starting before
-    the relays never meets an unknown topic."""
+    payments, benefit applications, the fund's decisions and the reimbursement claims), plus
+    the dead-letter topics of `dead_letter_groups`: what `topics create` creates, so that a
+    subscriber starting before the relays never meets an unknown topic."""
     return catalogue(settings, dead_letter_groups, reporting=True, payments=True, audit=True,
                      benefits=True)
 

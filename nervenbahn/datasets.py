@@ -2,8 +2,8 @@
 under which relay position.
 
 Words: a **dataset** is a kind of published stream ("case-events", "case-facts",
-"payment-orders", "checkpoints", "applications"; "decisions" is written by the fund's
-application and read by the core); its **topic** is the Kafka topic that carries it
+"payment-orders", "checkpoints", "applications", "claims"; "decisions" is written by the
+fund's application and read by the core); its **topic** is the Kafka topic that carries it
 (`bus.topics.TopicSpec`, named `<prefix>.<domain>.<dataset>.v<major>`, so a topic's
 `TopicSpec.dataset` is the key of this table). The container (`nervenbahn.container`) builds a
 dataset's relay (`Container.relay(name)`) and consumers (`Container.consumer(name, group, …)`)
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bus.benefits_codec import BenefitEventCodec, FundDecisionCodec, benefit_event_encoder
+from bus.claims_codec import ReimbursementClaimCodec, claims_encoder
 from bus.codec import EventCodec
 from bus.payments_codec import PaymentEventCodec, payment_event_encoder
 from bus.registry import SchemaRegistry
@@ -38,6 +39,7 @@ __all__ = [
     "DATASETS",
     "FUND_DECISIONS",
     "PAYMENT_ORDERS",
+    "REIMBURSEMENT_CLAIMS",
     "Dataset",
     "dataset",
 ]
@@ -48,6 +50,7 @@ PAYMENT_ORDERS = "payment-orders"
 AUDIT_CHECKPOINTS = "checkpoints"
 BENEFIT_APPLICATIONS = "applications"
 FUND_DECISIONS = "decisions"
+REIMBURSEMENT_CLAIMS = "claims"
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class Dataset:
     codec is built after the encoder's own checks, e.g. that the reporting key is set)."""
     source: Callable[[Container], Any] | None = None
     """The application whose notification log the relay reads (case, payments or benefits
-    store)."""
+    store; the claims relay reads the case store)."""
 
 
 def _case_codec(container: Container, topic: str) -> EventCodec:
@@ -87,6 +90,10 @@ def _benefits_codec(container: Container, topic: str) -> BenefitEventCodec:
 
 def _decisions_codec(container: Container, topic: str) -> FundDecisionCodec:
     return FundDecisionCodec(container.registry, topic)
+
+
+def _claims_codec(container: Container, topic: str) -> ReimbursementClaimCodec:
+    return ReimbursementClaimCodec(container.registry, topic)
 
 
 def _checkpoint_codec(container: Container, topic: str) -> CheckpointCodec:
@@ -140,6 +147,14 @@ DATASETS: dict[str, Dataset] = {
             source=lambda container: container.benefits,
         ),
         Dataset(FUND_DECISIONS, codec=_decisions_codec),  # written by the fund's application
+        Dataset(
+            REIMBURSEMENT_CLAIMS,
+            codec=_claims_codec,
+            relay="claims",
+            # only ReimbursementRecorded, read with the case's history (region, sequence)
+            encoder=lambda container, codec: claims_encoder(codec(), container.service),
+            source=lambda container: container.service,
+        ),
     )
 }
 """Every dataset the bus publishes, by name."""

@@ -1,9 +1,10 @@
 """`nervenbahn relay …`: publish recorded events to the bus, and show how far behind it is.
 
-Three relays read a store's notification log, each with a position of its own: `case-events`
-(every event, sealed) and `reporting` (a pseudonymised fact per event, docs/reporting.md) read
-the case store's; `benefits` reads the benefits store's (every benefit-application event, the
-applicant sealed, onto the applications topic). `relay status --all` also shows the payments
+Four relays read a store's notification log, each with a position of its own: `case-events`
+(every event, sealed), `reporting` (a pseudonymised fact per event, docs/reporting.md) and
+`claims` (each recorded reimbursement claim, for the fund, onto the claims topic) read the case
+store's; `benefits` reads the benefits store's (every benefit-application event, the applicant
+sealed, onto the applications topic). `relay status --all` also shows the payments
 relay (`nervenbahn payments relay` runs it), so that every relay `serve` runs can be watched
 from one command.
 """
@@ -20,20 +21,27 @@ from rich.table import Table
 
 from bus.relay import Relay, RelayStatus
 from bus.topics import ensure_topics
-from nervenbahn.datasets import BENEFIT_APPLICATIONS, CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS
+from nervenbahn.datasets import (
+    BENEFIT_APPLICATIONS,
+    CASE_EVENTS,
+    CASE_FACTS,
+    PAYMENT_ORDERS,
+    REIMBURSEMENT_CLAIMS,
+)
 
 from .render import emit_json
 from .session import Session, session
 
 app = typer.Typer(help="The relay: every recorded event onto the bus.", no_args_is_help=True)
 
-RelayName = Literal["case-events", "reporting", "benefits"]
-RELAYS: tuple[RelayName, ...] = ("case-events", "reporting", "benefits")
+RelayName = Literal["case-events", "reporting", "benefits", "claims"]
+RELAYS: tuple[RelayName, ...] = ("case-events", "reporting", "benefits", "claims")
 _DATASETS: dict[RelayName, str] = {
     "case-events": CASE_EVENTS, "reporting": CASE_FACTS, "benefits": BENEFIT_APPLICATIONS,
+    "claims": REIMBURSEMENT_CLAIMS,
 }
 """The dataset each relay fills (the reporting relay: the pseudonymised case facts; the
-benefits relay: the applications topic)."""
+benefits relay: the applications topic; the claims relay: the reimbursement claims)."""
 _STATUS_DATASETS: dict[str, str] = {
     **{str(name): dataset for name, dataset in _DATASETS.items()}, "payments": PAYMENT_ORDERS}
 """Every relay `serve` runs, for `relay status --all` (payments: `nervenbahn payments relay`)."""
@@ -42,8 +50,8 @@ RelayOption = Annotated[
     str,
     typer.Option(
         "--relay",
-        help="Which relay: case-events (every event), reporting (case facts) or benefits "
-        "(benefit applications).",
+        help="Which relay: case-events (every event), reporting (case facts), benefits "
+        "(benefit applications) or claims (reimbursement claims).",
     ),
 ]
 
@@ -80,7 +88,8 @@ def status(
     ctx: typer.Context,
     relay: RelayOption = "case-events",
     every: Annotated[
-        bool, typer.Option("--all", help="Every relay: case-events, reporting and payments.")
+        bool, typer.Option("--all", help="Every relay: case-events, reporting, benefits, "
+                           "claims and payments.")
     ] = False,
 ) -> None:
     """Position, head of the store and lag of a relay (with --all: of every relay)."""
@@ -121,7 +130,7 @@ def _relay_name(text: str) -> RelayName:
     for name in RELAYS:
         if text == name:
             return name
-    raise typer.BadParameter(f"{text!r}: use case-events, reporting or benefits",
+    raise typer.BadParameter(f"{text!r}: use case-events, reporting, benefits or claims",
                              param_hint="--relay")
 
 

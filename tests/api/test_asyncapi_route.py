@@ -69,7 +69,8 @@ def test_serve_on_its_embedded_broker_describes_that_broker_and_holds_every_topi
     assert {spec.name for spec in installation_topics(kafka)} <= set(topics)
     assert "canton-so.audit.checkpoints.v1" in topics
     assert status.returncode == 0, status.stderr[-2000:]
-    assert set(json.loads(status.stdout)) == {"case-events", "reporting", "benefits", "payments"}
+    assert set(json.loads(status.stdout)) == {"case-events", "reporting", "benefits", "claims",
+                                                 "payments"}
     server = answers[0]["servers"]["installation"]
     assert server["bindings"]["kafka"]["schemaRegistryUrl"] == (
         f"http://127.0.0.1:{port}/registry")

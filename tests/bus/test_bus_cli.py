@@ -114,6 +114,7 @@ def test_topics_create_creates_every_topic_of_the_installation_then_finds_it(
     every = [f"{prefix}.casework.case-events.v1", f"{prefix}.reporting.case-facts.v1",
              f"{prefix}.audit.checkpoints.v1", f"{prefix}.payments.payment-orders.v1",
              f"{prefix}.benefits.applications.v1", f"{prefix}.benefits.decisions.v1",
+             f"{prefix}.benefits.claims.v1",
              f"{prefix}.dlq.reporting.v1"]
 
     first = runner.invoke(app, ["topics", "create", "--partitions", "2",

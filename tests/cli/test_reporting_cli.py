@@ -209,15 +209,18 @@ def test_relay_run_all_fills_both_topics_with_positions_of_their_own(
     answer = both.json()
     assert isinstance(answer, dict)
     assert {name: figures["published"] for name, figures in answer.items()} == {
-        "case-events": fixture.EVENTS, "reporting": fixture.EVENTS, "benefits": 0}
+        "case-events": fixture.EVENTS, "reporting": fixture.EVENTS, "benefits": 0,
+        "claims": 0}  # the claims relay read every case event, none was a claim
     assert topic_message_counts(kafka_settings, topics) == dict.fromkeys(topics, fixture.EVENTS)
     assert status.json() == reporting.json()
     assert every.code == 0, every.err
     assert every.json() == {  # every relay serve runs; no payment run or application recorded
         "case-events": reporting.json(), "reporting": reporting.json(),
         "benefits": {"position": 0, "head": 0, "lag": 0, "published": 0},
+        "claims": {"position": fixture.EVENTS, "head": fixture.EVENTS, "lag": 0,
+                   "published": 0},
         "payments": {"position": 0, "head": 0, "lag": 0, "published": 0}}
-    assert unknown.code == 2 and "use case-events, reporting or benefits" in unknown.err
+    assert unknown.code == 2 and "use case-events, reporting, benefits or claims" in unknown.err
 
 
 def test_relay_status_without_a_broker_names_serves_broker_and_the_embedded_profile(
