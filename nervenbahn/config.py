@@ -34,7 +34,7 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import psycopg.conninfo
 import structlog
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -299,6 +299,7 @@ class Environment(BaseSettings):
     worker_max_restarts: str | None = None
     worker_restart_window_seconds: str | None = None
     incident_check_seconds: str | None = None
+    advance_claims_seconds: str | None = None
     # audit
     audit_signing_key: str | None = None
     audit_checkpoint_seconds: str | None = None
@@ -460,6 +461,11 @@ class ServeSettings(BaseModel):
     """NERVENBAHN_WORKER_RESTART_WINDOW_SECONDS: the window of NERVENBAHN_WORKER_MAX_RESTARTS."""
     incident_check_seconds: float = 10.0
     """NERVENBAHN_INCIDENT_CHECK_SECONDS: how often the incident monitor looks."""
+    advance_claims_seconds: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    """NERVENBAHN_ADVANCE_CLAIMS_SECONDS: how often serve's `advance-claims` worker looks
+    whether the benefits or payments store moved, and if so records the claims of decided
+    advances (`nervenbahn.claims_worker`). A few seconds: a claim reaches the fund that much
+    after the decision; a look that finds nothing moved reads two numbers."""
 
 
 class AuditSettings(BaseModel):
@@ -753,7 +759,8 @@ def _relay(variables: Environment) -> RelaySettings:
 
 
 def _serve(variables: Environment) -> ServeSettings:
-    """The supervision of serve's workers and the incident monitor's interval."""
+    """The supervision of serve's workers, the incident monitor's and the claims worker's
+    intervals."""
     defaults = ServeSettings()
     base = _positive_seconds("NERVENBAHN_WORKER_BACKOFF_SECONDS",
                              variables.worker_backoff_seconds, defaults.worker_backoff_seconds)
@@ -780,6 +787,9 @@ def _serve(variables: Environment) -> ServeSettings:
         incident_check_seconds=_positive_seconds(
             "NERVENBAHN_INCIDENT_CHECK_SECONDS", variables.incident_check_seconds,
             defaults.incident_check_seconds),
+        advance_claims_seconds=_positive_seconds(
+            "NERVENBAHN_ADVANCE_CLAIMS_SECONDS", variables.advance_claims_seconds,
+            defaults.advance_claims_seconds),
     )
 
 

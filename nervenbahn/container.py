@@ -53,6 +53,7 @@ from connectors.host import ConnectorHost
 from connectors.sdk import PrivateFiles
 from domain.application.benefits import BenefitService
 from domain.application.cases import CaseService
+from domain.application.claims import AdvanceClaims
 from domain.application.payments import PaymentService
 from domain.application.ports import NotificationLog
 from domain.case import BenefitLookup, BenefitOnRecord
@@ -61,6 +62,7 @@ from domain.personal_data import PersonalDataVault
 from domain.reference import load_branch_offices, load_reference_data
 from nervenbahn.audit.checkpoints import publish_checkpoints
 from nervenbahn.audit.database import AuditDatabase, open_audit_database
+from nervenbahn.claims_worker import ClaimsWorker
 from nervenbahn.config import ConfigError, Settings, StoreConfig, load_settings
 from nervenbahn.datasets import AUDIT_CHECKPOINTS, FUND_DECISIONS, dataset
 from nervenbahn.incidents import IncidentStore, open_incident_store
@@ -337,6 +339,12 @@ class Container:
         from the case service (its vault), so it is opened at the first advance command,
         not when the case service is."""
         return self.benefits.on_record(application_id)
+
+    def claims_worker(self) -> ClaimsWorker:
+        """A new claims worker (`serve`'s `advance-claims`) over the case, benefits and
+        payments services, recording as the claims process's system actor."""
+        claims = AdvanceClaims(self.service, self.benefits, self.payments, clock=self._clock)
+        return ClaimsWorker(claims, self.service, self.benefits, self.payments)
 
     def audit_database(self) -> AuditDatabase:
         """A new connection to the store's audit tables (the caller closes it)."""

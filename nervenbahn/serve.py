@@ -1,4 +1,5 @@
-"""`nervenbahn serve`: the HTTP API, the relay and the projections' consumers, together.
+"""`nervenbahn serve`: the HTTP API, the relays, the projections' consumers and the claims
+process, together.
 
 Each runs in a thread of its own; every part comes from the container (`nervenbahn.container`),
 the Server only supervises the threads (a Kafka consumer needs its own thread to join its group):
@@ -35,9 +36,16 @@ from bus.topics import dead_letter_topic, validate_group
 from domain.errors import NervenbahnError
 from nervenbahn.audit.access import access_log_to_sign
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
+from nervenbahn.claims_worker import ADVANCE_CLAIMS
 from nervenbahn.config import Settings
 from nervenbahn.container import FUND_DECISIONS_CONNECTOR, Container
-from nervenbahn.datasets import BENEFIT_APPLICATIONS, CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS
+from nervenbahn.datasets import (
+    BENEFIT_APPLICATIONS,
+    CASE_EVENTS,
+    CASE_FACTS,
+    PAYMENT_ORDERS,
+    REIMBURSEMENT_CLAIMS,
+)
 from nervenbahn.health import probe_store
 from nervenbahn.incident_monitor import MONITOR, IncidentMonitor, probe_brokers
 from nervenbahn.incidents import open_incident_store
@@ -66,8 +74,10 @@ class Server:
     payments: bool = True
     """Also run the payments relay (payment runs → the payments topic)."""
     benefits: bool = True
-    """Also run the benefits relay (applications → the applications topic) and the
-    fund-decisions connector (the decisions topic → the benefits service)."""
+    """Also run the benefits relay (applications → the applications topic), the
+    fund-decisions connector (the decisions topic → the benefits service), the claims process
+    (`advance-claims`: decided advances → recorded claims, `nervenbahn.claims_worker`) and the
+    claims relay (recorded claims → the claims topic, for the fund)."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _supervisor: Supervisor | None = None
     _relays: dict[str, Relay | None] = field(default_factory=dict)
@@ -109,6 +119,8 @@ class Server:
             self.container.register_fund_decision_schema()  # the fund's producer looks it up
             self._spawn_relay("benefits-relay", BENEFIT_APPLICATIONS)
             self._spawn(FUND_DECISIONS_CONNECTOR, self._record_fund_decisions)
+            self._spawn(ADVANCE_CLAIMS, self._record_claims)
+            self._spawn_relay("claims-relay", REIMBURSEMENT_CLAIMS)
         self.app.state.supervision = self
         self._spawn("api", self._serve_api)
         self._spawn(MONITOR, self._monitor_incidents)
@@ -286,6 +298,12 @@ class Server:
                 consumer.run(self._stop, poll_ms=200)
         finally:
             store.close()
+
+    def _record_claims(self) -> None:
+        """One run of the claims worker, every NERVENBAHN_ADVANCE_CLAIMS_SECONDS until
+        stopped; an error ends the run and the supervisor restarts it (a fresh worker)."""
+        worker = self.container.claims_worker()
+        worker.run(self._stop, self.settings.serve.advance_claims_seconds)
 
     def _consume(self, projection: Projection) -> None:
         """One run of the projection's consumer, on a store opened for this run (a restart

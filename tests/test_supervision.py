@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 
 import pytest
+from pydantic import ValidationError
 
-from nervenbahn.config import ConfigError, load_settings
+from nervenbahn.config import ConfigError, ServeSettings, load_settings
 from nervenbahn.supervision import RestartPolicy, Supervisor, WorkerFailedError
 from tests.bus.waiting import wait_until
 
@@ -145,6 +146,8 @@ def test_an_error_while_stopping_is_not_a_failure() -> None:
     ("NERVENBAHN_WORKER_MAX_RESTARTS", "0"),
     ("NERVENBAHN_WORKER_RESTART_WINDOW_SECONDS", "-5"),
     ("NERVENBAHN_INCIDENT_CHECK_SECONDS", "inf"),
+    ("NERVENBAHN_ADVANCE_CLAIMS_SECONDS", "0"),
+    ("NERVENBAHN_ADVANCE_CLAIMS_SECONDS", "nan"),
 ])
 def test_a_bad_supervision_setting_is_refused_naming_it(variable: str, value: str) -> None:
     with pytest.raises(ConfigError, match=f"^{variable}: "):
@@ -162,7 +165,15 @@ def test_the_supervision_settings_are_read() -> None:
                            "NERVENBAHN_WORKER_BACKOFF_MAX_SECONDS": "30",
                            "NERVENBAHN_WORKER_MAX_RESTARTS": "7",
                            "NERVENBAHN_WORKER_RESTART_WINDOW_SECONDS": "120",
-                           "NERVENBAHN_INCIDENT_CHECK_SECONDS": "2"}).serve
+                           "NERVENBAHN_INCIDENT_CHECK_SECONDS": "2",
+                           "NERVENBAHN_ADVANCE_CLAIMS_SECONDS": "0.5"}).serve
 
     assert RestartPolicy.from_settings(serve) == RestartPolicy(0.5, 30, 7, 120)
     assert serve.incident_check_seconds == 2
+    assert serve.advance_claims_seconds == 0.5
+    assert load_settings({}).serve.advance_claims_seconds == 5
+
+
+def test_the_claims_interval_is_validated_by_the_model_too() -> None:
+    with pytest.raises(ValidationError, match="advance_claims_seconds"):
+        ServeSettings(advance_claims_seconds=0)

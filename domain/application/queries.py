@@ -31,7 +31,7 @@ from domain.application.history import HistoryEntry, history_entry
 from domain.case import SWISS_TIME, Case
 from domain.entitlement import months_between
 from domain.errors import CaseNotFoundError, InvalidCommandError
-from domain.events import CaseOpened
+from domain.events import AdvanceStarted, CaseOpened
 from domain.personal_data import PersonalDataVault, SealedPersonalData
 
 __all__ = ["SNAPSHOT_INTERVAL", "CaseQueries", "SnapshotCache", "fold"]
@@ -182,6 +182,16 @@ class CaseQueries:
             start=None, limit=2**62, topics=[get_topic(CaseOpened)]
         ):
             yield UUID(str(notification.originator_id))
+
+    def advances_started(self, *, gt: int = 0) -> list[tuple[int, UUID]]:
+        """(position, case id) of every advance started after position `gt` of the store's
+        notification log, in order: which cases advance, selected by event type in the store,
+        no case loaded (the claims worker keeps its list of advancing cases by it)."""
+        return [
+            (notification.id, UUID(str(notification.originator_id)))
+            for notification in self.recorder.select_notifications(
+                start=gt + 1, limit=2**62, topics=[get_topic(AdvanceStarted)])
+        ]
 
     def forget_decoded_snapshots(self) -> None:
         """Drop the decoded snapshots `case_as_of` keeps (to measure cold queries)."""

@@ -5,7 +5,7 @@ and amendment as the benefits service records them."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -31,11 +31,15 @@ SWISS = ZoneInfo("Europe/Zurich")
 
 
 @contextmanager
-def advancing_pipeline(tmp_path: Path, master_key: str, kafka: KafkaSettings) -> Iterator[Pipeline]:
-    """`tests.bus.pipeline.pipeline` whose case service the container builds, so that it looks
-    benefit applications up (an advance needs it); every topic of the installation made."""
-    settings = store_settings(tmp_path, master_key)
-    container = Container(settings, kafka=kafka)
+def advancing_pipeline(
+    tmp_path: Path, master_key: str, kafka: KafkaSettings,
+    environ: Mapping[str, str] | None = None, kind: type[Container] = Container,
+) -> Iterator[Pipeline]:
+    """`tests.bus.pipeline.pipeline` whose case service the container (of class `kind`)
+    builds, so that it looks benefit applications up (an advance needs it); every topic of the
+    installation made."""
+    settings = store_settings(tmp_path, master_key, environ)
+    container = kind(settings, kafka=kafka)
     ensure_topics(kafka, installation_topics(kafka))
     try:
         yield Pipeline(settings, container.service, container)
