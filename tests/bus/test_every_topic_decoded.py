@@ -4,8 +4,9 @@ bus_reader key, topics taken from `serve`'s AsyncAPI document (issue 13, Done-wh
 
 A small store fills every topic the installation uses with the relays and the checkpointer the
 project runs: case events, reporting facts, a payment run, signed checkpoints, a benefit
-application, and the fund's decision on it (written as the fund's application would, recorded by
-the fund-decisions connector before `serve` starts, so nothing moves while the reader reads).
+application, the fund's decision on it (written as the fund's application would, recorded by
+the fund-decisions connector before `serve` starts, so nothing moves while the reader reads),
+and the reimbursement claim of the case that advanced in view of it.
 Then every message decodes, its writer schema is the record its headers announce (the audit
 topic and the fund's decisions have no headers: one of the channel's records), each topic holds
 exactly what the installation published, and no synthetic name, AHV number or IBAN shows in
@@ -37,9 +38,8 @@ from bus.benefits_codec import FundDecision
 from bus.envelope import event_id
 from bus.kafka_settings import KafkaSettings
 from bus.topics import ensure_topics, installation_topics
-from domain import benefit_commands as bc
+from domain.application.claims import AdvanceClaims
 from domain.benefits import MonthlyAmount
-from domain.commands import Actor
 from domain.payments import RecordPayoutAccount, RunPayments
 from nervenbahn.api.app import REGISTRY_PREFIX
 from nervenbahn.audit.checkpoints import CheckpointStore, SigningKey, write_checkpoint
@@ -51,25 +51,26 @@ from nervenbahn.datasets import (
     CASE_FACTS,
     FUND_DECISIONS,
     PAYMENT_ORDERS,
+    REIMBURSEMENT_CLAIMS,
 )
-from tests.bus.pipeline import Pipeline, open_supported_case, pipeline
+from tests.bus.advances import advance_on, advancing_pipeline
+from tests.bus.pipeline import Pipeline, open_supported_case
 from tests.bus.test_registry_served import serving_bus_readers
 from tests.bus.waiting import wait_until
-from tests.domain.case_desk import person_input
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "read_every_topic.py"
 FINANCE = {"user_id": "fin-so-01", "role": "administrator", "organisation": "so-finance"}
 IBANS = ["CH5604835012345678009", "CH3608387000001080173"]
 HOLDER = "Nora Beispiel"
-RELAYED = (CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS, BENEFIT_APPLICATIONS)
-OFFICE = Actor("eva.frei", "branch_office", "akso-grenchen")
+RELAYED = (CASE_EVENTS, CASE_FACTS, PAYMENT_ORDERS, BENEFIT_APPLICATIONS, REIMBURSEMENT_CLAIMS)
+CASE_STORE_RELAYED = (CASE_EVENTS, CASE_FACTS, REIMBURSEMENT_CLAIMS)
 
 
 def test_an_outside_reader_decodes_every_message_of_every_topic_through_serve(
     tmp_path: Path, master_key: str, kafka_settings: KafkaSettings
 ) -> None:
-    with pipeline(tmp_path, master_key, kafka_settings) as line:
+    with advancing_pipeline(tmp_path, master_key, kafka_settings) as line:
         ensure_topics(kafka_settings, installation_topics(kafka_settings))
         cases, secrets = _fill_every_topic(line)
         published = _published(line)
@@ -120,7 +121,8 @@ def test_an_outside_reader_decodes_every_message_of_every_topic_through_serve(
             assert seen["value"], seen
     records = Counter((topics[seen["topic"]], seen["record"]) for seen in lines)
     assert {(CASE_EVENTS, "CaseOpened"), (CASE_FACTS, "CaseFact"),
-            (PAYMENT_ORDERS, "PaymentOrdered"), (AUDIT_CHECKPOINTS, "Checkpoint")} <= set(records)
+            (PAYMENT_ORDERS, "PaymentOrdered"), (AUDIT_CHECKPOINTS, "Checkpoint"),
+            (REIMBURSEMENT_CLAIMS, "ReimbursementClaim")} <= set(records)
     # Sealed personal data: not in the bytes on any topic, nor in anything a reader decodes.
     assert {topic: len(records) for topic, records in by_docs.items()} == {
         topic: published[name] for topic, name in topics.items()}
@@ -150,7 +152,8 @@ def test_an_outside_reader_decodes_every_message_of_every_topic_through_serve(
 
 
 def _fill_every_topic(line: Pipeline) -> tuple[list[uuid.UUID], list[str]]:
-    """Four cases, a payment run for the first three (the third is held: no account), every
+    """Four cases, a payment run for the first three (the third is held: no account), the
+    first advanced in view of an EL application the fund grants and its claim recorded, every
     relay run to the store's head, and two signed checkpoints published; the case ids, and the
     personal data written."""
     cases = [open_supported_case(line.service, n) for n in range(3)]
@@ -162,7 +165,7 @@ def _fill_every_topic(line: Pipeline) -> tuple[list[uuid.UUID], list[str]]:
     month: dict[str, Any] = {"actor": FINANCE, "correlation_id": uuid.uuid4(),
                              "month": date.today().strftime("%Y-%m")}
     assert payments.run(RunPayments(**month)).recorded
-    _decided_application(line)
+    _decided_application(line, cases[0])
     for name in RELAYED:
         with line.container.relay(name) as relay:
             relay.run(threading.Event(), until_caught_up=True)
@@ -175,26 +178,19 @@ def _fill_every_topic(line: Pipeline) -> tuple[list[uuid.UUID], list[str]]:
         assert line.container.publish_checkpoints(db) == [1, 2]
     finally:
         db.close()
-    with line.container.relay(CASE_EVENTS) as relay:  # the fourth case too
-        relay.run(threading.Event(), until_caught_up=True)
-    with line.container.relay(CASE_FACTS) as relay:
-        relay.run(threading.Event(), until_caught_up=True)
+    for name in CASE_STORE_RELAYED:  # the fourth case too
+        with line.container.relay(name) as relay:
+            relay.run(threading.Event(), until_caught_up=True)
     return [*cases, fourth], [HOLDER, *IBANS, *(f"Beispiel{n}" for n in range(4)), "75610000000",
                               "Person7"]
 
 
-def _decided_application(line: Pipeline) -> None:
-    """An application received and forwarded at Grenchen, the fund's grant written to the
-    decisions topic and recorded by the fund-decisions connector."""
+def _decided_application(line: Pipeline, case_id: uuid.UUID) -> None:
+    """An EL application of the case's applicant received and forwarded at Grenchen, the
+    case's advance for it, the fund's grant written to the decisions topic and recorded by the
+    fund-decisions connector, and the claim recorded by the claims process."""
     benefits, today = line.container.benefits, date.today()
-
-    def run(name: str, **data: Any) -> Any:
-        return benefits.execute(bc.BENEFIT_COMMANDS[name](
-            actor=OFFICE, correlation_id=uuid.uuid4(), **data))
-
-    application_id = run("receive_application", kind="el_ahv", municipality_bfs=2546,
-                         applicant=person_input(7), received_on=today).id
-    run("forward_application", application_id=application_id, override_reason="not checked")
+    application_id = advance_on(line.container, case_id, serial=7)
     month = today.replace(day=1)
     decision = FundDecision(uuid.uuid4(), application_id, "granted", today, month,
                             [MonthlyAmount(month, Decimal("880.40"))])
@@ -212,6 +208,8 @@ def _decided_application(line: Pipeline) -> None:
                        step=lambda: consumer.poll_once(200), what="the grant recorded")
     finally:
         store.close()
+    claims = AdvanceClaims(line.container.service, benefits, line.container.payments)
+    assert [o.events[1] for o in claims.run()] == ["ReimbursementRecorded"]
 
 
 def _published(line: Pipeline) -> dict[str, int]:
