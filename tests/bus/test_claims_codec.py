@@ -1,7 +1,7 @@
 """The claims topic's codec (`bus.claims_codec.ReimbursementClaimCodec`): a claim travels
 and comes back equal (negative corrections, CHF as Decimals with 2 places), under its subject;
 an amount the schema cannot hold is refused naming the field; another record is not read as a
-claim."""
+claim; a claim names the social region the case was in when it was recorded."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from bus.benefits_codec import FundDecision, FundDecisionCodec
-from bus.claims_codec import ReimbursementClaim, ReimbursementClaimCodec
+from bus.claims_codec import ReimbursementClaim, ReimbursementClaimCodec, claim_of
+from bus.envelope import event_id
 from bus.errors import DecodeError, EncodeError
 from bus.registry_sqlite import SQLiteSchemaRegistry
-from domain.events import ClaimFigures
+from domain.events import CaseHandedOver, ClaimFigures, ReimbursementRecorded
 
 CLAIMS = "t.benefits.claims.v1"
 
@@ -79,3 +80,32 @@ def test_another_record_is_not_read_as_a_claim(registry: SQLiteSchemaRegistry) -
     value = FundDecisionCodec(registry, CLAIMS).encode(decision).value
     with pytest.raises(DecodeError, match="FundDecision, not a reimbursement claim"):
         ReimbursementClaimCodec(registry, CLAIMS).decode(value)
+
+
+class StoredEvents:
+    """The case events of `events` by case, as the case store gives them back."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self._events = events
+
+    def case_events(self, case_id: uuid.UUID, *, lte: int, desc: bool = False) -> list[Any]:
+        found = [e for e in self._events
+                 if e.originator_id == case_id and e.originator_version <= lte]
+        return found[::-1] if desc else found
+
+
+def test_a_claim_names_the_region_of_when_it_was_recorded_not_of_a_later_handover(
+    recorded_events: list[Any],
+) -> None:
+    (recorded,) = [e for e in recorded_events if isinstance(e, ReimbursementRecorded)]
+    history = [e for e in recorded_events if e.originator_id == recorded.originator_id]
+    opened = history[0]
+    (handover,) = [e for e in history if isinstance(e, CaseHandedOver)]
+
+    claim = claim_of(recorded, StoredEvents(recorded_events))
+
+    assert handover.originator_version > recorded.originator_version  # handed over later
+    assert claim.region == opened.social_region != handover.to_region
+    assert (claim.sequence, claim.case_version) == (1, recorded.originator_version)
+    assert claim.claim_id == event_id(recorded.originator_id, recorded.originator_version)
+    assert (claim.months, claim.claim_total) == (recorded.months, recorded.claim_total)
