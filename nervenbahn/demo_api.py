@@ -24,6 +24,7 @@ from nervenbahn.api.scopes import Scope
 from nervenbahn.api.settings import ApiSettings
 from nervenbahn.demo_backlog import print_backlog
 from nervenbahn.demo_fund import FUND_USER, decide_through_the_fund
+from nervenbahn.demo_reimbursement import show_reimbursement
 from nervenbahn.demo_session import DemoSession
 from nervenbahn.serve import Server
 
@@ -48,6 +49,7 @@ def serve_and_query(rt: DemoSession, folder: Path) -> None:
             return
         _print(rt, server.url, _ask(server.url, keys))
         rt.console.print(decide_through_the_fund(rt, server.url, keys["fund"]))
+        show_reimbursement(rt, server.url, api.api_keys, keys["region"], REGION, folder)
         print_backlog(rt, folder)
     finally:
         server.stop()

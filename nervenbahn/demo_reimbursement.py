@@ -1,0 +1,105 @@
+"""The reimbursement part of `nervenbahn demo` (issue 15): once the fund has granted EL to a
+household the social service advanced for, the claims process (the `advance-claims` worker of
+`serve`) records the claim; the demo shows one, as a caseworker of its region sees it through
+the API (its months, what the social service paid, the EL, the offset, the claim and the
+surplus), and saves the person's statement the API answers (HTML, access-logged like every
+read of personal data) into the demo's private folder.
+
+Which claim: the first recorded, preferring one of the demo's region (so-olten) whose key the
+demo has already; for another region it issues a region key of that region (the API reads its
+key file anew when it changes). It waits for the worker with a deadline, not a fixed pause.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from domain.case import Case
+from domain.events import Claim, claims_of
+from nervenbahn.api.keys import ApiKeyRegistry
+from nervenbahn.api.scopes import Scope
+from nervenbahn.demo_session import DemoSession
+from nervenbahn.paths import write_private
+
+__all__ = ["WITHIN", "first_claim", "show_reimbursement", "wait_for_claim"]
+
+WITHIN = 60.0
+"""Seconds the demo waits for the claims process to record a claim."""
+
+
+def first_claim(rt: DemoSession, region: str) -> tuple[Case, Claim] | None:
+    """The first claim recorded on an advancing case, one of `region` if there is one."""
+    found: list[tuple[Case, Claim]] = []
+    for case_id in dict.fromkeys(case_id for _, case_id in rt.service.advances_started()):
+        case = rt.service.get_case(case_id)
+        claims = claims_of(case)
+        if claims:
+            found.append((case, claims[0]))
+    found.sort(key=lambda pair: pair[0].social_region != region)
+    return found[0] if found else None
+
+
+def wait_for_claim(rt: DemoSession, region: str,
+                   within: float = WITHIN) -> tuple[Case, Claim] | None:
+    """`first_claim`, waiting up to `within` seconds for the claims process to record one."""
+    deadline = time.monotonic() + within
+    while True:
+        found = first_claim(rt, region)
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.5)  # polls the store the worker writes to, until the deadline
+
+
+def show_reimbursement(rt: DemoSession, url: str, keys_file: Path, region_key: str,
+                       region: str, folder: Path) -> None:
+    """Print one recorded claim as the API answers it and save its statement."""
+    found = wait_for_claim(rt, region)
+    if found is None:
+        rt.console.print(
+            "Reimbursement: no claim recorded within "
+            f"{WITHIN:.0f} s (no advanced application was granted in this run).")
+        return
+    case, claim = found
+    key = region_key if case.social_region == region else ApiKeyRegistry(keys_file).add(
+        f"demo-region-{case.social_region}", Scope("region", case.social_region),
+        now=datetime.now(UTC))
+    base = f"/v1/regions/{case.social_region}/cases/{case.id}/claims"
+    claims = json.loads(_get(url, base, key))["claims"]
+    recorded = next(c for c in claims if c["application_id"] == str(claim.application_id))
+    _print_claim(rt, case, recorded)
+    statement = _get(url, f"{base}/{claim.application_id}/{recorded['sequence']}/statement", key)
+    path = write_private(folder / f"statement-{case.id}-{recorded['sequence']}.html", statement)
+    rt.console.print(
+        f"The person's statement (German, ELV Art. 22 Abs. 4 und 5, SKOS F.2; its read is in "
+        f"the access log): {path}")
+
+
+def _print_claim(rt: DemoSession, case: Case, claim: dict[str, Any]) -> None:
+    table = Table(
+        title=(f"Reimbursement claim {claim['sequence']} on case {case.id} "
+               f"({case.social_region}), recorded {claim['recorded_on']}: EL granted for "
+               "months the social service advanced"),
+        title_justify="left")
+    for column in ("month", "paid by social assistance", "EL", "IPV offset",
+                   "claim (social service)", "surplus (person)"):
+        table.add_column(column, justify="right")
+    for month in claim["months"]:
+        table.add_row(month["month"], month["paid"], month["el"], month["ipv_offset"],
+                      month["claim"], month["surplus"])
+    table.add_row("[bold]this claim[/bold]", "", "", claim["ipv_offset_total"],
+                  claim["claim_total"], claim["surplus_total"])
+    rt.console.print(table)
+
+
+def _get(url: str, path: str, key: str) -> str:
+    request = urllib.request.Request(url + path, headers={"X-API-Key": key})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+        return str(response.read().decode("utf-8"))
