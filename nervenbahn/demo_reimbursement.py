@@ -23,13 +23,14 @@ from typing import Any
 from rich.table import Table
 
 from domain.case import Case
-from domain.events import Claim, claims_of
+from domain.events import Claim, advances_of, claims_of
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
 from nervenbahn.demo_session import DemoSession
 from nervenbahn.paths import write_private
 
-__all__ = ["WITHIN", "first_claim", "show_reimbursement", "wait_for_claim"]
+__all__ = [
+    "WITHIN", "first_claim", "granted_advances", "show_reimbursement", "wait_for_claim"]
 
 WITHIN = 60.0
 """Seconds the demo waits for the claims process to record a claim."""
@@ -38,8 +39,7 @@ WITHIN = 60.0
 def first_claim(rt: DemoSession, region: str) -> tuple[Case, Claim] | None:
     """The first claim recorded on an advancing case, one of `region` if there is one."""
     found: list[tuple[Case, Claim]] = []
-    for case_id in dict.fromkeys(case_id for _, case_id in rt.service.advances_started()):
-        case = rt.service.get_case(case_id)
+    for case in _advancing(rt):
         claims = claims_of(case)
         if claims:
             found.append((case, claims[0]))
@@ -47,9 +47,19 @@ def first_claim(rt: DemoSession, region: str) -> tuple[Case, Claim] | None:
     return found[0] if found else None
 
 
+def granted_advances(rt: DemoSession) -> int:
+    """How many advances were made in view of an application the fund has granted."""
+    benefits = rt.container.benefits
+    return sum(benefits.application(advance.application_id).stage in ("granted", "ended")
+               for case in _advancing(rt) for advance in advances_of(case))
+
+
 def wait_for_claim(rt: DemoSession, region: str,
                    within: float = WITHIN) -> tuple[Case, Claim] | None:
-    """`first_claim`, waiting up to `within` seconds for the claims process to record one."""
+    """`first_claim`, waiting up to `within` seconds for the claims process to record one;
+    None at once if no advanced application was granted (nothing to claim)."""
+    if not granted_advances(rt):
+        return None
     deadline = time.monotonic() + within
     while True:
         found = first_claim(rt, region)
@@ -58,14 +68,21 @@ def wait_for_claim(rt: DemoSession, region: str,
         time.sleep(0.5)  # polls the store the worker writes to, until the deadline
 
 
+def _advancing(rt: DemoSession) -> list[Case]:
+    return [rt.service.get_case(case_id)
+            for case_id in dict.fromkeys(case_id for _, case_id in rt.service.advances_started())]
+
+
 def show_reimbursement(rt: DemoSession, url: str, keys_file: Path, region_key: str,
                        region: str, folder: Path) -> None:
     """Print one recorded claim as the API answers it and save its statement."""
     found = wait_for_claim(rt, region)
     if found is None:
         rt.console.print(
-            "Reimbursement: no claim recorded within "
-            f"{WITHIN:.0f} s (no advanced application was granted in this run).")
+            "Reimbursement: no claim recorded (the fund granted none of the advanced "
+            "applications in this run)" if not granted_advances(rt) else
+            f"[red]Reimbursement: no claim recorded within {WITHIN:.0f} s although the fund "
+            "granted an advanced application (see the advance-claims worker's log)[/red]")
         return
     case, claim = found
     key = region_key if case.social_region == region else ApiKeyRegistry(keys_file).add(
