@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, NoReturn
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
@@ -37,6 +38,7 @@ from domain.commands import (
     ProposeHandover,
     RecordGoalOutcome,
     RecordReimbursement,
+    RecordReimbursementPaid,
     RefuseSupport,
     ReopenCase,
     StartAdvance,
@@ -72,6 +74,7 @@ from domain.events import (
     Person,
     Proposal,
     ProposalDismissed,
+    ReimbursementPaid,
     ReimbursementRecorded,
     ReviewCompleted,
     SupportGranted,
@@ -535,6 +538,40 @@ class Case(Aggregate):
             self._trigger(BudgetChangeProposed, cmd, rec, cmd.decided_on, income=cmd.monthly_el,
                           from_month=from_month, **fields)
 
+    def record_reimbursement_paid(self, cmd: RecordReimbursementPaid, rec: Recording) -> None:
+        """The fund paid a recorded claim: the claim at `claim_version` must be one of
+        `application_id` (`known-claim`), paid as claimed — max(claim_total, 0) to the region,
+        max(surplus_total, 0) to the person (`paid-as-claimed`) — not before it was recorded,
+        and only once (`claim-paid-once`): the same payment file again records nothing, another
+        is refused. A closed case still records it; a system actor's command
+        (`reimbursement-paid-by-system`)."""
+        if cmd.actor.role not in PROPOSAL_ROLES:
+            _refuse("reimbursement-paid-by-system",
+                    f"actor.role: {cmd.actor.role} may not record payments of claims; the "
+                    "fund's connector does (role system)")
+        self._check_common(cmd, rec)
+        claim = next((c for c in claims_of(self) if c.case_version == cmd.claim_version), None)
+        if claim is None:
+            _refuse("known-claim",
+                    f"claim_version: case {self.id} recorded no claim at version "
+                    f"{cmd.claim_version}")
+        if claim.application_id != cmd.application_id:
+            _refuse("known-claim",
+                    f"application_id: the claim at version {cmd.claim_version} is of "
+                    f"application {claim.application_id}, not {cmd.application_id}")
+        _check_paid_as_claimed(claim, cmd)
+        if claim.payment_message_id == cmd.message_id:
+            return  # the same payment reported again
+        if claim.is_paid:
+            _refuse("claim-paid-once",
+                    f"message_id: the claim at version {cmd.claim_version} was paid in "
+                    f"{claim.payment_message_id!r} already, not again in {cmd.message_id!r}")
+        paid_on = self._effective(cmd.paid_on, rec, "paid_on", earliest=claim.recorded_on,
+                                  ahead=FUTURE_LIMIT_DAYS)
+        self._trigger(ReimbursementPaid, cmd, rec, paid_on, application_id=cmd.application_id,
+                      claim_version=cmd.claim_version, to_region=cmd.to_region,
+                      to_person=cmd.to_person, message_id=cmd.message_id)
+
     def _last_advance(self, application_id: UUID) -> Advance | None:
         return next((a for a in reversed(advances_of(self))
                      if a.application_id == application_id), None)
@@ -703,6 +740,17 @@ def _benefit(benefits: BenefitLookup, application_id: UUID) -> BenefitOnRecord:
     if benefit.application_id != application_id:  # a wiring error, not the caller's
         raise ValueError(f"benefit {benefit.application_id} given for {application_id}")
     return benefit
+
+
+def _check_paid_as_claimed(claim: Claim, cmd: RecordReimbursementPaid) -> None:
+    """The fund pays the claim's totals, a negative one (to be returned) as nothing."""
+    for field, paid, total in (("to_region", cmd.to_region, claim.claim_total),
+                               ("to_person", cmd.to_person, claim.surplus_total)):
+        owed = max(total, Decimal("0.00"))
+        if paid != owed:
+            _refuse("paid-as-claimed",
+                    f"{field}: CHF {paid} paid, but the claim at version {cmd.claim_version} "
+                    f"owes CHF {owed} (its total {total}; a negative total is paid as 0)")
 
 
 def _person(data: PersonInput) -> PersonalData:

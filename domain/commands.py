@@ -60,6 +60,7 @@ __all__ = [
     "ProposeHandover",
     "RecordGoalOutcome",
     "RecordReimbursement",
+    "RecordReimbursementPaid",
     "RefuseSupport",
     "ReopenCase",
     "StartAdvance",
@@ -502,6 +503,28 @@ class RecordReimbursement(CaseCommand):
     monthly_el: NonNegativeCHF
 
 
+PaymentMessageId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=35)
+]
+"""The fund's payment file as ISO 20022 names it (pain.001 `MsgId`, at most 35 characters)."""
+
+
+class RecordReimbursementPaid(CaseCommand):
+    """Record that the fund paid a claim the case recorded (the `ReimbursementRecorded` at
+    `claim_version`, of `application_id`): `to_region` to the social region and `to_person` to
+    the person on `paid_on`, in its payment file `message_id`. The case checks the amounts
+    against the claim; the same payment twice records nothing; a system actor's command (the
+    fund-decisions connector)."""
+
+    name: ClassVar[str] = "record_reimbursement_paid"
+    application_id: UUID
+    claim_version: Count = Field(ge=1, le=2**31 - 1)
+    paid_on: Day
+    to_region: NonNegativeCHF
+    to_person: NonNegativeCHF
+    message_id: PaymentMessageId
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.name: cls
     for cls in (
@@ -525,6 +548,7 @@ COMMANDS: dict[str, type[Command]] = {
         StartAdvance,
         EndAdvance,
         RecordReimbursement,
+        RecordReimbursementPaid,
     )
 }
 """Every command by its snake_case name, as used in import files and the CLI's JSON input."""

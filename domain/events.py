@@ -51,6 +51,7 @@ __all__ = [
     "MeasureStarted",
     "Proposal",
     "ProposalDismissed",
+    "ReimbursementPaid",
     "ReimbursementRecorded",
     "ReviewCompleted",
     "SupportGranted",
@@ -201,7 +202,13 @@ class ClaimFigures:
 @dataclass(frozen=True)
 class Claim:
     """One recorded reimbursement computation of an advance: the first is the claim, each
-    later one a correction (only the months that changed)."""
+    later one a correction (only the months that changed); and, once the fund reports it,
+    when and in which payment file it was paid.
+
+    The fields after `ipv_offset_total` have defaults so that a snapshot taken before they
+    existed still loads: its claims have no `case_version` (they are found by nothing, and a
+    payment of one is refused until the case's next snapshot is replayed from the events) and
+    are unpaid."""
 
     application_id: UUID
     recorded_on: date
@@ -210,6 +217,22 @@ class Claim:
     claim_total: Decimal
     surplus_total: Decimal
     ipv_offset_total: Decimal
+    case_version: int | None = None
+    """The version of the `ReimbursementRecorded` that recorded it: the claim's identity (the
+    claims topic sends it as `case_version`, its event id as `claim_id`)."""
+    paid_on: date | None = None
+    """The day the fund paid it (its payment file's day); None while unpaid."""
+    paid_to_region: Decimal | None = None
+    """What the fund paid the social region (CHF): max(claim_total, 0)."""
+    paid_to_person: Decimal | None = None
+    """What the fund paid the person (CHF): max(surplus_total, 0)."""
+    payment_message_id: str | None = None
+    """The fund's payment file (pain.001 `MsgId`) that paid it."""
+
+    @property
+    def is_paid(self) -> bool:
+        """Whether the fund reported it paid."""
+        return self.payment_message_id is not None
 
 
 VALUE_TYPES: tuple[type, ...] = (
@@ -573,8 +596,30 @@ class ReimbursementRecorded(CaseEvent):
     def apply(self, case: Case) -> None:
         claim = Claim(self.application_id, self.effective_date, list(self.months),
                       list(self.corrections), self.claim_total, self.surplus_total,
-                      self.ipv_offset_total)
+                      self.ipv_offset_total, case_version=self.originator_version)
         case.claims = [*claims_of(case), claim]
+
+
+class ReimbursementPaid(CaseEvent):
+    """The fund paid a recorded claim (or correction), reported back over the decisions topic
+    (`ClaimPaid`): `to_region` to the social region, `to_person` to the person, in its payment
+    file `message_id`; the effective date is the day it paid. A negative total is not paid
+    (it is to be returned) and shows as 0."""
+
+    application_id: UUID
+    claim_version: int
+    """The version of the claim's `ReimbursementRecorded` in this case."""
+    to_region: Decimal
+    to_person: Decimal
+    message_id: str
+
+    def apply(self, case: Case) -> None:
+        case.claims = [
+            replace(c, paid_on=self.effective_date, paid_to_region=self.to_region,
+                    paid_to_person=self.to_person, payment_message_id=self.message_id)
+            if c.case_version == self.claim_version else c
+            for c in claims_of(case)
+        ]
 
 
 class BudgetChangeProposed(CaseEvent):
@@ -625,6 +670,7 @@ EVENT_TYPES: tuple[type[Any], ...] = (
     AdvanceEnded,
     ReimbursementRecorded,
     BudgetChangeProposed,
+    ReimbursementPaid,
 )
 """Every case event type."""
 

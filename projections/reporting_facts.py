@@ -95,7 +95,7 @@ FACT_CODES: dict[str, FactCode] = dict(
 
 NO_FACT_EVENTS = frozenset({"HandoverProposed", "ClosureProposed", "ProposalDismissed",
                             "BudgetChangeProposed", "AdvanceStarted", "AdvanceEnded",
-                            "ReimbursementRecorded"})
+                            "ReimbursementRecorded", "ReimbursementPaid"})
 """Case events that carry no fact: work-list proposals from connected registers are not
 something that happened to the case (the handover or closure that may follow is); advances in
 view of a benefit have no fact code yet (their figures are a later part of issue 15)."""

@@ -258,6 +258,7 @@ _CASE_METHODS: dict[type[commands.Command], tuple[Callable[..., None], bool]] = 
     commands.ProposeClosure: (Case.propose_closure, False),
     commands.DismissProposal: (Case.dismiss_proposal, False),
     commands.RecordReimbursement: (Case.record_reimbursement, False),
+    commands.RecordReimbursementPaid: (Case.record_reimbursement_paid, False),
 }
 """Each case command's aggregate method, and whether it needs the reference data."""
 

@@ -41,9 +41,9 @@ def recorded_events(recording_desk: Desk) -> list[Any]:
     """Stored events of every domain event type, as the core's store gives them back.
 
     A household of three through the whole process (goals, measures, budget change, review,
-    an advance in view of a member's EL application decided at once — its end, its claim and
-    a budget proposal —, handover, closure, reopening), a refused application, and an
-    imported case.
+    an advance in view of a member's EL application decided at once — its end, its claim, a
+    budget proposal and the claim's payment —, handover, closure, reopening), a refused
+    application, and an imported case.
     """
     desk = recording_desk
     step = desk.clock.advance
@@ -73,6 +73,11 @@ def recorded_events(recording_desk: Desk) -> list[Any]:
     desk.run("record_reimbursement", case_id=case_id, actor=CLAIMS_ACTOR,
              application_id=UUID(int=0xE1), decided_on=desk.today, el={month: "310.40"},
              paid={month: "1200.00"}, monthly_el="310.40")
+    claim = desk.case(case_id).claims[-1]
+    desk.run("record_reimbursement_paid", case_id=case_id, actor=CLAIMS_ACTOR,
+             application_id=UUID(int=0xE1), claim_version=claim.case_version,
+             paid_on=desk.today, to_region=str(claim.claim_total),
+             to_person=str(max(claim.surplus_total, 0)), message_id="fund-pay-0001")
     desk.run("propose_handover", case_id=case_id, actor=REGISTER_ACTOR, to_municipality_bfs=OLTEN,
              external_reference="msg-0001/0", source="population_register")
     desk.run("propose_closure", case_id=case_id, actor=REGISTER_ACTOR, reason="moved_away",

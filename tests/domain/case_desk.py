@@ -69,6 +69,7 @@ CASE_METHODS: dict[type[commands.CaseCommand], tuple[str, bool]] = {
     commands.ProposeClosure: ("propose_closure", False),
     commands.DismissProposal: ("dismiss_proposal", False),
     commands.RecordReimbursement: ("record_reimbursement", False),
+    commands.RecordReimbursementPaid: ("record_reimbursement_paid", False),
 }
 """Each case command's `Case` method and whether it takes the reference data (the advance
 commands take the benefit applications instead: `ADVANCE_METHODS`)."""
@@ -136,6 +137,10 @@ def default_fields(name: str, today: date) -> dict[str, Any]:
             "el": {today.replace(day=1).isoformat(): "1900.00"},
             "paid": {today.replace(day=1).isoformat(): "2400.00"},
             "monthly_el": "1900.00"},
+        "record_reimbursement_paid": {
+            "application_id": str(UUID(int=3)), "claim_version": 5,
+            "paid_on": today.isoformat(), "to_region": "1900.00", "to_person": "0.00",
+            "message_id": "claim-0001"},
     }
     return dict(defaults[name])
 

@@ -293,6 +293,16 @@ PER_COMMAND: dict[str, list[Row]] = {
         ("paid as a float", {"paid": {"2025-11-01": 2400.5}}, "paid"),
         ("monthly EL missing", {"monthly_el": OMIT}, "monthly_el"),
     ],
+    "record_reimbursement_paid": [
+        ("claim version missing", {"claim_version": OMIT}, "claim_version"),
+        ("claim version zero", {"claim_version": 0}, "claim_version"),
+        ("claim version as text", {"claim_version": "5"}, "claim_version"),
+        ("paid day malformed", {"paid_on": "today"}, "paid_on"),
+        ("region amount negative", {"to_region": "-1.00"}, "to_region"),
+        ("person amount as a float", {"to_person": 200.5}, "to_person"),
+        ("message id too long", {"message_id": "m" * 36}, "message_id"),
+        ("message id empty", {"message_id": " "}, "message_id"),
+    ],
 }
 
 

@@ -98,10 +98,10 @@ def test_closure_records_its_reason_and_ends_support(desk: Desk, reason: str) ->
     assert case.support_periods[-1].until == TODAY + timedelta(days=10)
 
 
-# A closed case still records the claim of an advance decided after it closed
-# (tests/domain/test_advance_claims.py).
-@pytest.mark.parametrize("name", sorted(set(commands.COMMANDS)
-                                        - {"open_case", "reopen_case", "record_reimbursement"}))
+# A closed case still records the claim of an advance decided after it closed, and its
+# payment (tests/domain/test_advance_claims.py, test_claim_paid.py).
+@pytest.mark.parametrize("name", sorted(set(commands.COMMANDS) - {
+    "open_case", "reopen_case", "record_reimbursement", "record_reimbursement_paid"}))
 def test_closed_case_accepts_only_reopening(desk: Desk, name: str) -> None:
     case_id = desk.supported()
     desk.run("close_case", case_id=case_id)
