@@ -142,8 +142,9 @@ _PAYLOADS: dict[str, _Payload] = {
     ),
     "decisions": _Payload(
         "benefits", "The application id decided on, a UUID as UTF-8 text (written by the "
-        "fund's application; nervenbahn reads it, idempotent by decision_id).",
-        (), records=("FundDecision",), action="send",
+        "fund's application; nervenbahn reads it, idempotent by decision_id, and a claim "
+        "paid by claim_id and payment file).",
+        (), records=("FundDecision", "ClaimPaid"), action="send",
     ),
     "claims": _Payload(
         "benefits", "The application id the EL was decided on, a UUID as UTF-8 text: an "

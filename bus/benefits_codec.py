@@ -8,10 +8,11 @@ stay in order. Delegation events are not published: the fund grants and revokes 
 inside nervenbahn, and the application events already name the delegation an office acted
 under (`delegation_id`), which is what a reader of an application needs.
 
-In: the fund's application (an outside program) writes one `FundDecision` per decision;
-`FundDecisionCodec` reads it (and writes it, for tests and the reference fund application's
-documentation) with the current schema registered under
-`<decisions topic>-ch.nervenbahn.benefits.FundDecision`.
+In: the fund's application (an outside program) writes one `FundDecision` per decision, and
+one `ClaimPaid` (`bus.claims_codec`) per reimbursement claim it paid; `FundDecisionCodec` reads
+both (and writes them, for tests and the reference fund application's documentation) with the
+current schemas registered under `<decisions topic>-ch.nervenbahn.benefits.FundDecision` and
+`…ClaimPaid`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from bus.claims_codec import PAID_RECORD, ClaimPaid, claim_paid_mismatches
 from bus.codec import EventCodec, EventFamily, schema_mismatches
 from bus.envelope import event_id, message_headers
 from bus.errors import EncodeError
@@ -183,7 +185,8 @@ def fund_decision_mismatches(schema: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 class FundDecisionCodec(RecordCodec):
-    """Reads (and writes) the fund's decisions on the decisions topic (Confluent wire format)."""
+    """Reads (and writes) what the fund writes to the decisions topic (Confluent wire format):
+    its decisions (`FundDecision`) and its reports of claims paid (`ClaimPaid`)."""
 
     def __init__(
         self, registry: SchemaRegistry, topic: str, *, schema_dir: Path = SCHEMA_DIR
@@ -194,12 +197,19 @@ class FundDecisionCodec(RecordCodec):
             FundDecision, schema, _decision_record, _decision_from_record,
             describe=lambda record: f"FundDecision {record.get('decision_id')}",
         )
-        super().__init__(registry, topic, [kind], kind="a fund decision")
+        paid_schema = current_schema("benefits", PAID_RECORD, schema_dir)
+        refuse_mismatches(PAID_RECORD, claim_paid_mismatches(paid_schema))
+        paid = RecordType(
+            ClaimPaid, paid_schema, dataclasses.asdict, lambda record: ClaimPaid(**record),
+            describe=lambda record: f"ClaimPaid {record.get('claim_id')}",
+        )
+        super().__init__(registry, topic, [kind, paid], kind="a fund decision or claim paid")
 
-    def event_id(self, decision: FundDecision) -> UUID:
-        """The id a consumer deduplicates a decision by: its decision id (the fund's
-        producer sets no `event_id` header; one that does must name the decision id)."""
-        return decision.decision_id
+    def event_id(self, value: FundDecision | ClaimPaid) -> UUID:
+        """The id a consumer deduplicates a message by: a decision's id, a paid claim's
+        `ClaimPaid.event_id` (the fund's producer sets no `event_id` header; one that does
+        must name this id)."""
+        return value.event_id if isinstance(value, ClaimPaid) else value.decision_id
 
 
 def _decision_record(decision: FundDecision) -> dict[str, Any]:

@@ -18,6 +18,11 @@ was recorded (a case handed over later still owes the first region's claims to i
 claim's place among the application's claims on that case (`sequence`). `claim_id` is the
 event's own id (`bus.envelope.event_id` of case and version), so the claim and the case event
 that recorded it are found by the same id on both topics.
+
+Back from the fund: once it has paid a claim (its payment file written), the fund's
+application writes a `ClaimPaid` to the decisions topic beside its decisions; the
+fund-decisions connector reads both (`bus.benefits_codec.FundDecisionCodec`) and records the
+payment on the case (`ReimbursementPaid`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from bus.envelope import event_id, message_headers
 from bus.errors import EncodeError
@@ -47,14 +52,18 @@ from schemas import BENEFITS_NAMESPACE, SCHEMA_DIR
 
 __all__ = [
     "CLAIM_RECORD",
+    "PAID_RECORD",
+    "ClaimPaid",
     "ReimbursementClaim",
     "ReimbursementClaimCodec",
     "claim_of",
+    "claim_paid_mismatches",
     "claims_encoder",
     "reimbursement_claim_mismatches",
 ]
 
 CLAIM_RECORD = "ReimbursementClaim"
+PAID_RECORD = "ClaimPaid"
 
 
 @dataclass(frozen=True)
@@ -181,3 +190,33 @@ def _claim_from_record(record: dict[str, Any]) -> ReimbursementClaim:
         "months": [ClaimFigures(**month) for month in record["months"]],
         "corrections": [ClaimFigures(**month) for month in record["corrections"]],
     })
+
+@dataclass(frozen=True)
+class ClaimPaid:
+    """The fund's report that it paid one claim, as it arrives on the decisions topic beside
+    its decisions: which claim (`claim_id`, and the case and version that recorded it), on
+    which day, how much to the social region and to the person, in which payment file."""
+
+    claim_id: UUID
+    application_id: UUID
+    case_id: UUID
+    case_version: int
+    paid_on: date
+    to_region: Decimal
+    to_person: Decimal
+    message_id: str
+
+    @property
+    def event_id(self) -> UUID:
+        """The id a consumer deduplicates it by: the claim paid in that file (the same report
+        again is taken once; a report of the same claim in another file reaches the case,
+        which refuses it)."""
+        return uuid5(self.claim_id, self.message_id)
+
+
+def claim_paid_mismatches(schema: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, problem) for each difference between `ClaimPaid` and its schema."""
+    problems = field_mismatches(ClaimPaid, schema, {})
+    if (schema.get("name"), schema.get("namespace")) != (PAID_RECORD, BENEFITS_NAMESPACE):
+        problems.append(("(schema)", f"record must be {BENEFITS_NAMESPACE}.{PAID_RECORD}"))
+    return problems

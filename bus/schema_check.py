@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from bus.benefits_codec import benefit_schema_mismatches, fund_decision_mismatches
-from bus.claims_codec import CLAIM_RECORD, reimbursement_claim_mismatches
+from bus.claims_codec import (
+    CLAIM_RECORD,
+    PAID_RECORD,
+    claim_paid_mismatches,
+    reimbursement_claim_mismatches,
+)
 from bus.codec import schema_mismatches
 from bus.compatibility import (
     WHOLE_SCHEMA,
@@ -281,14 +286,15 @@ def _check_payments(schema_dir: Path) -> list[SchemaProblem]:
 
 def _check_benefits(schema_dir: Path) -> list[SchemaProblem]:
     """Each benefit-application event type has a schema matching its fields, and
-    `FundDecision` one matching `bus.benefits_codec.FundDecision` (and `ReimbursementClaim`
-    `bus.claims_codec.ReimbursementClaim`), each readable from every
+    `FundDecision` one matching `bus.benefits_codec.FundDecision` (and `ReimbursementClaim`,
+    `ClaimPaid` theirs in `bus.claims_codec`), each readable from every
     released version (the same rules as the case events, namespace ch.nervenbahn.benefits)."""
     checks: dict[str, Mismatches] = {
         cls.__name__: partial(benefit_schema_mismatches, cls) for cls in APPLICATION_EVENT_TYPES
     }
     checks["FundDecision"] = fund_decision_mismatches
     checks[CLAIM_RECORD] = reimbursement_claim_mismatches
+    checks[PAID_RECORD] = claim_paid_mismatches
     return _check_group("benefits", BENEFITS_NAMESPACE, "benefit event type or decision",
                         checks, schema_dir)
 

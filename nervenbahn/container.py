@@ -483,9 +483,9 @@ class Container:
         )
 
     def register_fund_decision_schema(self) -> int:
-        """Register the fund's `FundDecision` schema under the decisions topic's subject (at
-        start), so that the fund's producer finds it at the served `/registry` (latest
-        version, no auto-registration); its id."""
+        """Register the fund's `FundDecision` and `ClaimPaid` schemas under the decisions
+        topic's subjects (at start), so that the fund's producer finds them at the served
+        `/registry` (latest version, no auto-registration); the FundDecision's id."""
         codec = self.codec(FUND_DECISIONS)
         assert isinstance(codec, FundDecisionCodec)
         return codec.register_schemas()["FundDecision"]
@@ -495,8 +495,9 @@ class Container:
     ) -> Consumer:
         """The fund-decisions connector (`connectors.fund_decisions`): a consumer of the
         decisions topic in group `name` that records each decision in the benefits service
-        as the fund officer `name`, its bookkeeping in `store` (`connector_store`)."""
-        recorder = DecisionRecorder(name, self.benefits)
+        as the fund officer `name` (and each claim paid on its case), its bookkeeping in
+        `store` (`connector_store`)."""
+        recorder = DecisionRecorder(name, self.benefits, self.service)
         return self.consumer(FUND_DECISIONS, name, recorder.handle, store, **options)
 
     def connector_store(self, name: str) -> EffectStore:

@@ -19,6 +19,18 @@ it, written in the same transaction as the event itself: a decision delivered ag
 broker redelivers, the fund sends it twice, the consumer's effect store was lost) finds its
 event and changes nothing. The consumer's own dedup by decision id (its effect store) is the
 fast path in front of that.
+
+**Claims paid.** The same topic carries the fund's `ClaimPaid` (`bus.claims_codec`): it paid a
+reimbursement claim of the claims topic. It becomes the case's `RecordReimbursementPaid`,
+recorded as a system actor named after the connector (a fund officer acts on no social
+region's case; the claims process records the claim as a system actor too). The claim is
+named three ways — `claim_id`, the case and the version that recorded it — and must agree
+(`claim_id` is the event id of that version), else it is refused. The case decides the rest
+(the claim exists and is of that application, the amounts are its totals) and is idempotent
+itself: the fund re-sends `ClaimPaid` after a restart for every claim whose payment file
+exists, and the same claim paid in the same file records nothing; a claim reported paid in
+another file is refused (`claim-paid-once`) and dead-lettered. A concurrent change of the case
+(`ConcurrentChangeError`) is retried.
 """
 
 from __future__ import annotations
@@ -31,12 +43,16 @@ from eventsourcing.persistence import InterfaceError as StoreInterfaceError
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 
 from bus.benefits_codec import FundDecision
+from bus.claims_codec import ClaimPaid
 from bus.consumer import Received, TransientError
+from bus.envelope import event_id
 from connectors.errors import ConnectorError
 from domain.benefit_commands import AmendDecision, EndBenefit, GrantBenefit, RefuseBenefit
-from domain.commands import Actor, Command
+from domain.commands import Actor, Command, RecordReimbursementPaid
 from domain.errors import (
     ApplicationNotFoundError,
+    CaseNotFoundError,
+    ConcurrentChangeError,
     DomainError,
     InvalidCommandError,
     RuleViolationError,
@@ -45,9 +61,11 @@ from domain.errors import (
 __all__ = [
     "FUND_ORGANISATION",
     "BenefitCommands",
+    "CaseCommands",
     "DecisionRecorder",
     "DecisionRefusedError",
     "decision_command",
+    "payment_command",
 ]
 
 log = structlog.get_logger("nervenbahn.connectors.fund_decisions")
@@ -74,19 +92,35 @@ class BenefitCommands(Protocol):
         ApplicationNotFoundError if there is no such application."""
 
 
-class DecisionRecorder:
-    """The consumer handler of the decisions topic: one fund decision → one command."""
+class CaseCommands(Protocol):
+    """What the connector needs of the case service."""
 
-    def __init__(self, name: str, benefits: BenefitCommands) -> None:
+    def execute(self, command: Command) -> Any:
+        """Record the command's events (none if it changes nothing) or raise a DomainError."""
+
+
+class DecisionRecorder:
+    """The consumer handler of the decisions topic: one fund decision → one command; one
+    claim paid → one case command."""
+
+    def __init__(self, name: str, benefits: BenefitCommands,
+                 cases: CaseCommands | None = None) -> None:
         self.name = name
         self.actor = Actor(user_id=name, role="fund_officer", organisation=FUND_ORGANISATION)
         """The system actor the decisions are recorded as: a fund officer named after the
         connector."""
+        self.payments_actor = Actor(user_id=name, role="system", organisation=FUND_ORGANISATION)
+        """Who records a claim paid on the case: the connector as a system actor."""
         self._benefits = benefits
+        self._cases = cases
 
     def handle(self, received: Received, tx: Any) -> None:
-        """Record the decision (`tx`, the consumer's transaction, is not needed: the event
-        itself carries the decision id); DecisionRefusedError if it cannot be recorded."""
+        """Record the decision or the claim paid (`tx`, the consumer's transaction, is not
+        needed: the events themselves make it idempotent); DecisionRefusedError if it cannot
+        be recorded."""
+        if isinstance(received.event, ClaimPaid):
+            self._record_paid(received.event)
+            return
         decision = received.event
         if not isinstance(decision, FundDecision):  # the codec reads nothing else
             raise DecisionRefusedError(f"{received.event_type} is not a FundDecision")
@@ -109,6 +143,42 @@ class DecisionRecorder:
             raise DecisionRefusedError(f"{where}: {exc}") from exc
         except (StoreOperationalError, StoreInterfaceError) as exc:
             raise TransientError(f"{where}: the benefits store is not available now") from exc
+
+
+    def _record_paid(self, paid: ClaimPaid) -> None:
+        """Record a claim paid on its case (module docstring, "Claims paid")."""
+        where = f"claim {paid.claim_id} paid in {paid.message_id!r}"
+        if self._cases is None:
+            raise DecisionRefusedError(f"{where}: this connector records no claims paid")
+        try:
+            result = self._cases.execute(payment_command(paid, self.payments_actor))
+        except CaseNotFoundError as exc:
+            raise DecisionRefusedError(f"case_id: {where}: no such case") from exc
+        except ConcurrentChangeError as exc:
+            raise TransientError(f"{where}: the case changed meanwhile; tried again") from exc
+        except RuleViolationError as exc:
+            raise DecisionRefusedError(f"{where}: rule {exc.rule}: {exc}") from exc
+        except DomainError as exc:
+            raise DecisionRefusedError(f"{where}: {exc}") from exc
+        except (StoreOperationalError, StoreInterfaceError) as exc:
+            raise TransientError(f"{where}: the case store is not available now") from exc
+        if not getattr(result, "events", ()):
+            log.info("claim paid recorded already", claim_id=str(paid.claim_id))
+
+
+def payment_command(paid: ClaimPaid, actor: Actor) -> RecordReimbursementPaid:
+    """The case command of one claim paid, its correlation id the report's event id;
+    InvalidCommandError naming the field if `claim_id` is not the event the case and version
+    name, or a field is out of range."""
+    if paid.claim_id != event_id(paid.case_id, paid.case_version):
+        raise InvalidCommandError("claim_paid", [(
+            "claim_id", f"{paid.claim_id} is not the event at version {paid.case_version} of "
+            f"case {paid.case_id}")])
+    return RecordReimbursementPaid(
+        actor=actor, correlation_id=paid.event_id, case_id=paid.case_id,
+        application_id=paid.application_id, claim_version=paid.case_version,
+        paid_on=paid.paid_on, to_region=paid.to_region, to_person=paid.to_person,
+        message_id=paid.message_id)
 
 
 _COMMANDS: dict[str, type[Command]] = {
