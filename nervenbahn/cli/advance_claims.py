@@ -4,7 +4,9 @@
 for every advance whose EL was decided, the claim or the correction that the facts as known
 now call for, and nothing where they did not change; run it again at any time (after a
 crash, after a late payment correction or an amended decision). `list`, `show` and `claims`
-read with the scope of `case` (a caseworker or supervisor: their own region's cases only).
+read with the scope of `case` (a caseworker or supervisor: their own region's cases only);
+`show` and `claims` also say which claims the fund reported paid (`ReimbursementPaid`: the
+day, the payment file and the amounts to the region and to the person).
 
 The commands are added to the `advances` group by `add_commands` (`nervenbahn.cli.advances`),
 beside the group's other commands.
@@ -24,7 +26,7 @@ from domain.application.claims import AdvanceClaims
 from domain.case import SWISS_TIME, Case
 from domain.commands import Actor
 from domain.errors import ApplicationNotFoundError, InvalidCommandError, RuleViolationError
-from domain.events import Advance, advances_of, claims_of
+from domain.events import Advance, Claim, advances_of, claims_of
 from domain.money import ZERO
 
 from .reads import log_case_read, readable_case, reader, require_region
@@ -103,7 +105,7 @@ def list_advances(
 
 
 def show(ctx: typer.Context, case_id: CaseId) -> None:
-    """A case's advances and the totals claimed for each."""
+    """A case's advances, the totals claimed for each and what the fund paid of them."""
     rt = session(ctx)
     case = readable_case(rt, _uuid(case_id))
     log_case_read(rt, case, ("advances",), "advances show")
@@ -117,7 +119,8 @@ def show(ctx: typer.Context, case_id: CaseId) -> None:
                      "claims_recorded": len(claims),
                      "claimed": sum((c.claim_total for c in claims), ZERO),
                      "surplus": sum((c.surplus_total for c in claims), ZERO),
-                     "ipv_offset": sum((c.ipv_offset_total for c in claims), ZERO)})
+                     "ipv_offset": sum((c.ipv_offset_total for c in claims), ZERO),
+                     **_paid(claims)})
     if rt.as_json:
         emit_json(rt.console, rows)
         return
@@ -140,12 +143,29 @@ def claims(ctx: typer.Context, case_id: CaseId) -> None:
         kind = "claim" if number == 1 else "correction"
         table = Table("month", "paid", "EL", "IPV offset", "claim", "surplus",
                       title=f"{kind} {number} of {c.application_id}, recorded {c.recorded_on}: "
-                            f"claim {c.claim_total}, surplus {c.surplus_total}",
+                            f"claim {c.claim_total}, surplus {c.surplus_total}; {_payment(c)}",
                       title_justify="left")
         for m in c.corrections:
             table.add_row(f"{m.month:%Y-%m}", str(m.paid), str(m.el), str(m.ipv_offset),
                           str(m.claim), str(m.surplus))
         rt.console.print(table)
+
+
+def _paid(claims: list[Claim]) -> dict[str, Any]:
+    """What the fund reported paid of an advance's claims: how many, the amounts, the last
+    day."""
+    paid = [c for c in claims if c.is_paid]
+    return {"claims_paid": len(paid),
+            "paid_to_region": sum((c.paid_to_region or ZERO for c in paid), ZERO),
+            "paid_to_person": sum((c.paid_to_person or ZERO for c in paid), ZERO),
+            "last_paid_on": max((c.paid_on for c in paid if c.paid_on), default=None)}
+
+
+def _payment(claim: Claim) -> str:
+    if not claim.is_paid:
+        return "not paid yet"
+    return (f"paid {claim.paid_on} in {claim.payment_message_id}: region "
+            f"{claim.paid_to_region}, person {claim.paid_to_person}")
 
 
 def _advance_row(rt: Session, case: Case, advance: Advance, today: date) -> dict[str, Any]:

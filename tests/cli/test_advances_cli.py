@@ -4,6 +4,7 @@ benefits store knows it, through the CLI alone."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -85,14 +86,19 @@ CLAIMS = "advance-claims:system:so-canton"
 OTHER_REGION = "cw-solothurn-01:caseworker:so-solothurn"
 
 
-def test_advances_claim_records_once_and_list_show_claims_read_it(cli: Cli, pending: str) -> None:
-    assert _advance(cli, pending, "--commitment-kind", "payment_order", "--commitment-date",
-                    TODAY.isoformat()).code == 0
+def _advanced_paid_and_granted(cli: Cli, application_id: str) -> None:
+    """The case advances in view of the application, is paid this month, the EL granted."""
+    assert _advance(cli, application_id, "--commitment-kind", "payment_order",
+                    "--commitment-date", TODAY.isoformat()).code == 0
     assert cli("--actor", ADMIN, "payments", "account", CASE, "--iban",
                "CH93 0076 2011 6238 5295 7", "--holder", "Z. Quellmatt").code == 0
     assert cli("--actor", ADMIN, "payments", "run", MONTH[:7]).code == 0
-    Desk(cli).ok(FUND, "grant", pending, "--from-month", MONTH[:7], "--amount",
+    Desk(cli).ok(FUND, "grant", application_id, "--from-month", MONTH[:7], "--amount",
                  f"{MONTH[:7]}=1900.00")
+
+
+def test_advances_claim_records_once_and_list_show_claims_read_it(cli: Cli, pending: str) -> None:
+    _advanced_paid_and_granted(cli, pending)
     refused = cli("advances", "claim")  # a caseworker
 
     first = _ok(cli, "--actor", CLAIMS, "advances", "claim")
@@ -118,4 +124,28 @@ def test_advances_claim_records_once_and_list_show_claims_read_it(cli: Cli, pend
              r["application_age_days"]) for r in listed] == [(pending, "granted", "decided", 0)]
     assert (shown[0]["claims_recorded"], shown[0]["claimed"], shown[0]["surplus"]) == (
         1, "1900.00", "0.00")
+    assert (shown[0]["claims_paid"], recorded["payment_message_id"]) == (0, None)
     assert hidden.code == 1 and CASE in hidden.err
+
+
+def test_advances_show_and_claims_say_what_the_fund_paid(cli: Cli, pending: str) -> None:
+    _advanced_paid_and_granted(cli, pending)
+    _ok(cli, "--actor", CLAIMS, "advances", "claim")
+    (claim,) = _ok(cli, "advances", "claims", CASE)
+    payment = {"case_id": CASE, "application_id": pending,
+               "claim_version": claim["case_version"], "paid_on": TODAY.isoformat(),
+               "to_region": "1900.00", "to_person": "0.00", "message_id": "fund-pay-0001"}
+
+    paid = _ok(cli, "--actor", CLAIMS, "case", "run", "record_reimbursement_paid",
+               json.dumps(payment))
+    (claim,) = _ok(cli, "advances", "claims", CASE)
+    (shown,) = _ok(cli, "advances", "show", CASE)
+    table = cli("advances", "claims", CASE)
+
+    assert paid["events"] == ["ReimbursementPaid"]
+    assert (claim["paid_on"], claim["paid_to_region"], claim["paid_to_person"],
+            claim["payment_message_id"]) == (TODAY.isoformat(), "1900.00", "0.00",
+                                             "fund-pay-0001")
+    assert (shown["claims_paid"], shown["paid_to_region"], shown["paid_to_person"],
+            shown["last_paid_on"]) == (1, "1900.00", "0.00", TODAY.isoformat())
+    assert f"paid {TODAY.isoformat()} in fund-pay-0001" in " ".join(table.out.split())
