@@ -39,12 +39,31 @@ and nervenbahn records it once.
     python examples/fund_application.py --asyncapi http://127.0.0.1:8000/asyncapi.json \\
         --user akso-fund --key "$BUS_READER_KEY" --idle-seconds 30
 
+**Paying claims** (with `--payments-dir DIR`; `examples/fund_payments.py` has the details):
+the program also reads the claims topic (`<prefix>.benefits.claims.v1`, one
+`ReimbursementClaim` per claim or correction a case recorded; from the AsyncAPI document or
+`--claims`) and, once caught up, pays each `claim_id` once: one pain.001.001.09 file in DIR
+(the shape of nervenbahn's payments sink), `claim_total` to the social region (its account
+from `--region-accounts FILE`, else a simulated one), `surplus_total` to the person (a
+simulated account of the fund's own records), from the fund's account (`--fund-iban`, else
+simulated); a negative total is not paid but reported as `to_return`. The files are its
+memory: a claim whose file exists is paid. For each claim it then writes a `ClaimPaid` to the
+decisions topic (key = application id), and again at every start for the claims whose files
+exist (a crash between the file and the report loses nothing); nervenbahn records it on the
+case once (`ReimbursementPaid`). Order per claim: the file (atomically), its output line,
+then the report.
+
+    python examples/fund_application.py --asyncapi http://127.0.0.1:8000/asyncapi.json \\
+        --user akso-fund --key "$BUS_READER_KEY" --payments-dir outbox/fund \\
+        --region-accounts region_accounts.json
+
 The key is a `bus_reader` API key (`nervenbahn apikeys add --consumer akso-fund --scope
-bus_reader`): it may look up the FundDecision schema's latest version, which is all a
-producer needs (registering is neither needed nor allowed). Output: JSON lines (a
-`simulation` notice, one line per decision, a `caught_up` line whenever it has read all there
-is, a summary at the end). SIGTERM or SIGINT stops it cleanly;
-`--idle-seconds` stops it after that long without a new message (tests, demo).
+bus_reader`): it may look up the FundDecision and ClaimPaid schemas' latest versions, which
+is all a producer needs (registering is neither needed nor allowed). Output: JSON lines (a
+`simulation` notice, one line per decision, one per payment (`claim_paid`), a `caught_up`
+line whenever it has read all there is, a summary at the end). SIGTERM or SIGINT stops it cleanly;
+`--idle-seconds` stops it after that long without a new message once it has its partitions
+(tests, demo).
 """
 
 from __future__ import annotations
@@ -71,6 +90,15 @@ from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient, topic_record_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from fund_payments import (
+    FUND_NAME,
+    Account,
+    Payment,
+    Payments,
+    iban_is_valid,
+    load_region_accounts,
+    simulated_iban,
+)
 
 NAMESPACE = "ch.nervenbahn.benefits"
 DECISION_IDS = uuid.UUID("5d0c7f4e-2b1a-4c7e-9f3d-6a1e0b8c4f21")
@@ -211,12 +239,15 @@ class Bus:
     applications: str
     decisions: str
     registry: str
+    claims: str | None = None
+    """The claims topic (only read with `--payments-dir`)."""
 
 
 def discover(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Bus:
     """The topics, brokers and registry: options first, the AsyncAPI document for the rest."""
     found = {"bootstrap": args.bootstrap, "applications": args.applications,
              "decisions": args.decisions, "registry": args.registry}
+    described: dict[str, str] = {}
     if args.asyncapi is not None:
         if not args.asyncapi.startswith(("http://", "https://")):
             parser.error("--asyncapi: give an http:// or https:// URL")
@@ -226,13 +257,17 @@ def discover(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Bus:
         described["registry"] = args.asyncapi.rsplit("/", 1)[0] + "/registry"
         found = {name: found[name] or described.get(name) for name in found}
     missing = [f"--{name}" for name, value in found.items() if not value]
+    claims = args.claims or described.get("claims")
+    if args.payments_dir is not None and not claims:
+        missing.append("--claims")
     if missing:
         parser.error(f"{', '.join(missing)}: not given and not in the AsyncAPI document")
-    return Bus(**found)
+    return Bus(**found, claims=claims)
 
 
 def _from_asyncapi(document: dict[str, Any]) -> dict[str, str]:
-    """The applications and decisions topics (by the records on them) and the brokers."""
+    """The applications, decisions and claims topics (by the records on them) and the
+    brokers."""
     found: dict[str, str] = {}
     for channel in document["channels"].values():
         names = {ref["$ref"].rsplit("/", 1)[-1] for ref in channel["messages"].values()}
@@ -240,6 +275,8 @@ def _from_asyncapi(document: dict[str, Any]) -> dict[str, str]:
             found["applications"] = channel["address"]
         if "FundDecision" in names:
             found["decisions"] = channel["address"]
+        if "ReimbursementClaim" in names:
+            found["claims"] = channel["address"]
     server = document.get("servers", {}).get("installation", {})
     if "{" not in server.get("host", "{"):
         found["bootstrap"] = server["host"]
@@ -247,10 +284,13 @@ def _from_asyncapi(document: dict[str, Any]) -> dict[str, str]:
 
 
 class Fund:
-    """Tracks the applications and publishes the fund's decisions."""
+    """Tracks the applications and publishes the fund's decisions; with `payments`, pays the
+    claims and reports them paid."""
 
     def __init__(self, bus: Bus, registry: SchemaRegistryClient, producer: Producer,
-                 today: Callable[[], date], capacity: int | None = None) -> None:
+                 today: Callable[[], date], capacity: int | None = None,
+                 payments: Payments | None = None,
+                 now: Callable[[], datetime] = lambda: datetime.now(SWISS)) -> None:
         self.bus = bus
         self.capacity = capacity
         """At most this many decisions in this run (None: every waiting application)."""
@@ -271,10 +311,25 @@ class Fund:
             "subject.name.strategy": topic_record_subject_name_strategy})
         self.producer = producer
         self.published: list[Decision] = []
+        self.payments = payments
+        self.now = now
+        self.claims: dict[str, dict[str, Any]] = {}
+        """The claims taken and not yet paid in this run, by claim id."""
+        self.paid: list[Payment] = []
+        self.claim_ids: set[str] = set()
+        if payments is not None:
+            paid_subject = f"{bus.decisions}-{NAMESPACE}.ClaimPaid"
+            paid_schema = registry.get_latest_version(paid_subject).schema.schema_str
+            self.serialize_paid = AvroSerializer(registry, paid_schema, conf={
+                "auto.register.schemas": False, "use.latest.version": True,
+                "subject.name.strategy": topic_record_subject_name_strategy})
 
     def take(self, message: Message) -> None:
         """Track one message of the applications topic: once per `event_id` (a message may
         come twice), and only if its writer schema is the record its `event_type` names."""
+        if self.bus.claims is not None and message.topic() == self.bus.claims:
+            self.take_claim(message)
+            return
         headers = {str(h[0]): (h[1].decode() if isinstance(h[1], bytes) else "")
                    for h in message.headers() or []}
         event_type, value = headers.get("event_type", ""), message.value() or b""
@@ -308,6 +363,44 @@ class Fund:
             application.decision_id = str(record["correlation_id"])
         elif event_type == "ApplicationWithdrawn":
             application.decided = "withdrawn"
+
+    def take_claim(self, message: Message) -> None:
+        """Keep one claim of the claims topic to pay: once per `claim_id` (a claim may come
+        twice), and only a `ReimbursementClaim` (by its writer schema)."""
+        value = message.value() or b""
+        writer = self.registry.get_schema(int.from_bytes(value[1:5], "big"))
+        if json.loads(writer.schema_str or "{}").get("name") != "ReimbursementClaim":
+            self.counts["mismatches"] += 1
+            return
+        claim = self.deserialize(value, SerializationContext(self.bus.claims, MessageField.VALUE))
+        if not isinstance(claim, dict):
+            return
+        claim_id = str(claim["claim_id"])
+        if claim_id in self.claim_ids:
+            self.counts["claim_duplicates"] = self.counts.get("claim_duplicates", 0) + 1
+            return
+        self.claim_ids.add(claim_id)
+        self.claims[claim_id] = claim
+
+    def pay_waiting(self, announce: Callable[[Payment], None]) -> list[Payment]:
+        """Pay the claims taken (call when caught up): each one's file, `announce`d, then its
+        `ClaimPaid` (a claim whose file exists: only the report, again)."""
+        if self.payments is None:
+            return []
+        made = []
+        for claim_id, claim in list(self.claims.items()):
+            payment = self.payments.pay(claim, self.now())
+            announce(payment)
+            value = self.serialize_paid(payment.record(), SerializationContext(
+                self.bus.decisions, MessageField.VALUE))
+            self.producer.produce(self.bus.decisions, key=payment.application_id.encode(),
+                                  value=value)
+            del self.claims[claim_id]
+            made.append(payment)
+        if made and self.producer.flush(30) != 0:
+            raise SystemExit("error: claims paid not reported within 30 s")
+        self.paid.extend(made)
+        return made
 
     def decide_waiting(self) -> list[Decision]:
         """Decide and publish the forwarded, undecided applications, those received first, up
@@ -344,16 +437,20 @@ def main(argv: list[str] | None = None) -> int:
                                      "basic.auth.user.info": f"{args.user}:{args.key}"})
     producer = Producer({"bootstrap.servers": bus.bootstrap, "enable.idempotence": True,
                          "acks": "all"})
-    fund = Fund(bus, registry, producer, lambda: datetime.now(SWISS).date(), args.capacity)
+    payments = _payments(args)
+    fund = Fund(bus, registry, producer, lambda: datetime.now(SWISS).date(), args.capacity,
+                payments)
     print(json.dumps({"simulation": SIMULATION, "figures_year": fund.year,
-                      "applications_topic": bus.applications, "decisions_topic": bus.decisions}),
+                      "applications_topic": bus.applications, "decisions_topic": bus.decisions,
+                      "claims_topic": bus.claims if payments else None,
+                      "payments_dir": str(args.payments_dir) if payments else None}),
           flush=True)
     timeout = args.session_timeout_ms
     consumer = Consumer({"bootstrap.servers": bus.bootstrap, "group.id": args.group,
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "session.timeout.ms": timeout,
                          "heartbeat.interval.ms": max(timeout // 3, 100)})
-    consumer.subscribe([bus.applications])
+    consumer.subscribe([bus.applications, *([bus.claims] if payments and bus.claims else [])])
     try:
         _run(consumer, fund, args.idle_seconds, stopping)
     finally:
@@ -375,13 +472,16 @@ def _run(consumer: Consumer, fund: Fund, idle_seconds: float | None,
             if message.error() is not None:
                 raise SystemExit(f"error: {message.error()}")
             fund.take(message)
-        if batch:
-            idle_since, reading = time.monotonic(), True
+        if batch or not consumer.assignment():
+            # Idle only counts with partitions: after a crash the group waits for the dead
+            # member's session to time out before it assigns them again.
+            idle_since, reading = time.monotonic(), reading or bool(batch)
             continue
-        if reading and consumer.assignment():
+        if reading:
             reading = False  # nothing new: say so once, until something arrives
             print(json.dumps({"caught_up": len(fund.applications), "decided": sum(
                 1 for a in fund.applications.values() if a.decided)}), flush=True)
+        fund.pay_waiting(lambda payment: print(json.dumps(payment.line()), flush=True))
         for decision in fund.decide_waiting():
             print(json.dumps({"decision_id": decision.decision_id,
                               "application_id": decision.application_id, "kind": decision.kind,
@@ -398,8 +498,23 @@ def _summary(fund: Fund) -> None:
         "forwarded": sum(1 for a in apps if a.forwarded),
         "published": {kind: sum(1 for d in fund.published if d.kind == kind)
                       for kind in ("granted", "refused")},
-        "decision_ids": dict(decided), **fund.counts, "simulation": True,
+        "decision_ids": dict(decided), **fund.counts,
+        "payments": {"written": sum(1 for p in fund.paid if not p.paid_already),
+                     "paid_already": sum(1 for p in fund.paid if p.paid_already)},
+        "simulation": True,
     }), flush=True)
+
+
+def _payments(args: argparse.Namespace) -> Payments | None:
+    """The fund's payments, if `--payments-dir` is given (accounts checked first)."""
+    if args.payments_dir is None:
+        return None
+    fund_iban = (args.fund_iban or simulated_iban("fund")).replace(" ", "")
+    if not iban_is_valid(fund_iban) or not fund_iban.startswith("CH"):
+        raise SystemExit(f"error: --fund-iban: {fund_iban!r} is no Swiss IBAN")
+    return Payments(args.payments_dir, Account(FUND_NAME, fund_iban,
+                                               simulated=args.fund_iban is None),
+                    load_region_accounts(args.region_accounts))
 
 
 def _stop_on_signals() -> list[bool]:
@@ -429,6 +544,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--capacity", type=int, default=None,
                         help="decide at most this many applications in this run, those "
                         "received first (a fund with a backlog; default: all waiting)")
+    parser.add_argument("--payments-dir", type=Path, default=None,
+                        help="pay the claims of the claims topic: one pain.001 file per claim "
+                        "in this folder, which is also the fund's memory of what it paid "
+                        "(default: pay nothing)")
+    parser.add_argument("--claims", help="the claims topic (else from --asyncapi)")
+    parser.add_argument("--region-accounts", type=Path, default=None,
+                        help='JSON {"<region id>": {"name": ..., "iban": ...}}: the social '
+                        "regions' accounts (default: simulated accounts)")
+    parser.add_argument("--fund-iban", default=None,
+                        help="the fund's own account, a Swiss IBAN (default: simulated)")
     parser.add_argument("--idle-seconds", type=float, default=None,
                         help="stop after this long without a new message (default: never)")
     parser.add_argument("--session-timeout-ms", type=int, default=45000,
