@@ -11,9 +11,8 @@ Per region and for the canton (definitions in docs/reporting.md, "Advances in vi
   correction that returns part of a claim counts negative), and the **surplus** CHF they
   assign to the persons;
 - **reimbursed**: the CHF the fund paid to the social region in the quarter (by paid day), and
-  the number of those payments. MERGE POINT: they come from the fund helper's
-  `ReimbursementPaid` case event (`RegionProjection._on_ReimbursementPaid`); until it is
-  merged they are 0.
+  the number of those payments, from the `ReimbursementPaid` the fund-decisions connector
+  records on the case when the fund reports a claim paid (`RegionProjection._on_ReimbursementPaid`).
 
 Where: a claim, a decision and a payment count in the region the case was in when it was
 recorded (a later handover does not move them); an open advance counts in the region the case

@@ -236,16 +236,14 @@ class RegionProjection(Projection):
         )
 
     def _on_ReimbursementPaid(self, e: Any, case_id: str, tx: SQLConnection) -> None:
-        """MERGE POINT (issue 15, the fund helper's `ReimbursementPaid` case event, not on this
-        branch): the fund paid a recorded claim, `to_region` CHF to the social region and
-        `to_person` CHF to the person, on the effective date. Read by field name, as the
-        brief names them (application_id, case_version of the claim, to_region, to_person);
-        check the names when the event arrives, and add the event to a rebuild test."""
+        """The fund paid a recorded claim (the case's `ReimbursementRecorded` at
+        `claim_version`): `to_region` CHF to the social region and `to_person` CHF to the
+        person, on the effective date."""
         p = placeholder(tx)
         tx.execute(
             f"INSERT INTO region_reimbursements VALUES ({p}, {p}, {p}, ({_region_of(p)}), "  # noqa: S608
             f"{p}, {p}, {p}, {p})",
-            (case_id, e.originator_version, e.case_version, case_id, str(e.application_id),
+            (case_id, e.originator_version, e.claim_version, case_id, str(e.application_id),
              e.effective_date.isoformat(), str(e.to_region), str(e.to_person)),
         )
 

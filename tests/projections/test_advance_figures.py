@@ -66,8 +66,7 @@ def region_db(tmp_path: Path) -> Iterator[SQLiteEffectStore]:
         c.event("AdvanceEnded", "2026-05-01", reason="decided"),  # 89 days
         c.event("ReimbursementRecorded", "2026-05-03", claim_total=Decimal("2000.00"),
                 surplus_total=Decimal("0.00"), ipv_offset_total=Decimal("0.00")),
-        # MERGE POINT: a stand-in of the fund helper's ReimbursementPaid (issue 15).
-        c.event("ReimbursementPaid", "2026-05-20", case_version=4,
+        c.event("ReimbursementPaid", "2026-05-20", claim_version=4,
                 to_region=Decimal("2000.00"), to_person=Decimal("0.00")),
         c.event("CaseHandedOver", "2026-06-01", to_region=OLTEN, to_municipality_bfs=2581),
     ]
