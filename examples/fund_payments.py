@@ -23,7 +23,8 @@ payee), so the same bank tooling reads both:
 
 **Never twice.** The file's name comes from the claim id (`claim-<32 hex digits>.xml`) and so do
 its `MsgId` (the claim id's hex digits) and the `EndToEndId`s (`…-R` region, `…-P` person). It is
-written atomically (a temporary file in the same folder, fsync, `os.replace`), and a file that
+written atomically (a temporary file in the same folder, fsync, `os.replace`; a temporary
+file a killed run left behind is deleted at the next start: only the rename pays), and a file that
 exists means the claim is paid: the files are the fund's memory, as the applications topic is
 for its decisions (no committed offsets). A claim that pays nothing still leaves its mark,
 `claim-<hex>.none.json` (a pain.001 needs at least one transfer), so that it too is settled
@@ -141,6 +142,8 @@ class Payments:
         self.fund = fund
         self.region_accounts = region_accounts
         folder.mkdir(parents=True, exist_ok=True)
+        for left in folder.glob(".claim-*.tmp"):  # a file half written when a run was killed:
+            left.unlink(missing_ok=True)  # never a payment (only a rename makes one)
 
     def file_of(self, claim_id: str) -> Path:
         """The payment file of a claim (it may not exist)."""
