@@ -37,11 +37,22 @@ group), so a bad one fails at start and not at the first poison message. A batch
 transaction fails because the store lost its database connection (`EffectStore.lost`) is not
 poison: none of its messages is dead-lettered, the error reaches the caller of `poll_once`, and
 the partitions of that poll are sought back so that the next poll reads them again.
+
+A consumer never leaves its group half-joined. `joined` is true while it holds an assignment
+(from the rebalance listener's `on_partitions_assigned` to the next `on_partitions_revoked`);
+`close` lets a join in flight complete first, for at most `KafkaSettings.join_wait_ms`, and only
+then leaves with a LeaveGroup that names a generation. kafka-python alone sends LeaveGroup mid-join,
+and the embedded broker (Tansu) then keeps the departed member as the group's leader for ever:
+every later member waited for partitions silently (a sink run until idle that closed 1 s into its
+join wedged its group; see `bus.kafka_settings`). A join that takes longer than `join_wait_ms` is
+logged once as a warning (`joining_for` says how long), so that a wedged group no longer waits in
+silence.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -168,6 +179,9 @@ class Consumer:
     _producer: KafkaProducer | None = field(default=None, init=False, repr=False)
     rewinds: int = field(default=0, init=False)
     """Partitions rewound for a new relay epoch since this consumer was made."""
+    _joined: bool = field(default=False, init=False, repr=False)
+    _join_began: float | None = field(default=None, init=False, repr=False)
+    _join_warned: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # A group that cannot name its dead-letter topic fails now, not at the first poison.
@@ -182,10 +196,13 @@ class Consumer:
     def poll_once(self, timeout_ms: int = 500) -> int:
         """Fetch and process what is there; the number of messages handled."""
         consumer = self._consumer_or_new()
+        if not self._joined and self._join_began is None:
+            self._join_began = time.monotonic()  # this poll starts (or drives) the join
         try:
             batches = consumer.poll(timeout_ms=timeout_ms)
         except KafkaError as exc:
             raise translate_kafka_error(exc) from exc
+        self._warn_if_join_overdue()
         pending = list(batches.values())
         handled = 0
         try:
@@ -207,11 +224,26 @@ class Consumer:
         ends = partition_end_offsets(self.settings, assigned)
         return group_lag({key: mark.next_offset for key, mark in done.items()}, ends)
 
+    @property
+    def joined(self) -> bool:
+        """True while this member holds its assignment: its join completed (SyncGroup answered,
+        partitions sought to the stored offsets) and no rebalance has begun since."""
+        return self._joined
+
+    def joining_for(self) -> float:
+        """Seconds the join in flight has taken so far; 0 when joined or never polled."""
+        if self._joined or self._join_began is None:
+            return 0.0
+        return time.monotonic() - self._join_began
+
     def close(self) -> None:
-        """Leave the group and close the clients."""
+        """Leave the group and close the clients; a join in flight is let complete first, so
+        that the LeaveGroup names a generation (see the module docstring)."""
         if self._consumer is not None:
+            self._complete_join(self._consumer)
             self._consumer.close()
             self._consumer = None
+            self._joined, self._join_began, self._join_warned = False, None, False
         if self._producer is not None:
             self._producer.close()
             self._producer = None
@@ -221,6 +253,40 @@ class Consumer:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    def _complete_join(self, consumer: KafkaConsumer) -> None:
+        """Drive a join in flight to its end, for at most `join_wait_ms`. What these polls fetch
+        is dropped unprocessed: nothing of it is committed, and the next member of the group
+        seeks to the offsets in the store."""
+        if self._joined or self._join_began is None:
+            return
+        deadline = time.monotonic() + self.settings.join_wait_ms / 1000
+        while not self._joined and time.monotonic() < deadline:
+            try:
+                consumer.poll(timeout_ms=100, max_records=1)
+            except KafkaError as exc:
+                log.warning("closing mid-join: the join failed", group=self.group_id,
+                            error=str(exc))
+                return
+        if not self._joined:
+            log.warning("closing mid-join: the join did not complete", group=self.group_id,
+                        waited_s=round(self.joining_for(), 1),
+                        join_wait_ms=self.settings.join_wait_ms)
+
+    def _warn_if_join_overdue(self) -> None:
+        """Say once per join that it takes longer than `join_wait_ms` (instead of waiting in
+        silence for partitions that may never come)."""
+        waited = self.joining_for()
+        if self._join_warned or waited * 1000 <= self.settings.join_wait_ms:
+            return
+        self._join_warned = True
+        log.warning(
+            "no partitions assigned yet",
+            group=self.group_id,
+            waited_s=round(waited, 1),
+            hint="another member is slow to rejoin, or the broker holds a member that left "
+            "half-joined (see bus.kafka_settings, join_wait_ms)",
+        )
 
     # --- processing -------------------------------------------------------------------------
 
@@ -420,7 +486,11 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         self._consumer = consumer
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        """Nothing to do: offsets were committed with the effects."""
+        """A rebalance begins (or the consumer closes): no longer joined. Offsets need no
+        saving, they were committed with the effects."""
+        self._owner._joined = False
+        self._owner._join_began = time.monotonic()
+        self._owner._join_warned = False
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         done = self._owner.store.offsets(self._owner.group_id)
@@ -453,6 +523,8 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
             else:
                 self._consumer.seek(tp, mark.next_offset)
             self._owner._marks[(tp.topic, tp.partition)] = mark
+        self._owner._joined = True
+        self._owner._join_began = None
         log.info(
             "partitions assigned",
             group=self._owner.group_id,

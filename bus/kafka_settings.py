@@ -16,6 +16,18 @@ within ~3 s, a member that dies is replaced within ~6 s) and keeps `max_poll_int
 10 s so that a slow handler is not thrown out of its group. Tansu also answers a waiting fetch
 only when `fetch_max_wait_ms` ends, not when a message arrives: with Kafka's 500 ms a message
 takes ~250 ms to reach a consumer, with the embedded 50 ms ~25 ms.
+Tansu also wedges a group whose elected leader leaves between its JoinGroup answer and its
+SyncGroup: every later JoinGroup names the departed member as leader, the SyncGroup of whoever
+joins waits for assignments that never come and fails with REBALANCE_IN_PROGRESS, round after
+round (a sink run until idle that closed 1 s into its join left its group like that; the next
+run waited 10 min 38 s for partitions before it was stopped, and a new group name worked at
+once). kafka-python's `close()` sends LeaveGroup as soon as the broker gave it a member id, join
+in flight or not, so a consumer closing mid-join (`bus.consumer.Consumer.close`) first lets the
+join complete, for at most `join_wait_ms`, and leaves as a member with a generation. The same
+bound is how long a run until idle waits for its partitions before it calls the group stuck.
+Per profile: embedded 15 s (a group of one joins in ~2 s; with other members the broker answers
+within the 10 s rebalance timeout, then the SyncGroup); production 60 s (a new group on Kafka
+waits `group.initial.rebalance.delay.ms`, 3 s; Tansu with the 45 s session takes ~23 s).
 Tansu, finally, creates a topic it does not hold whenever a client asks for its metadata (with 4
 partitions, whatever `allow_auto_topic_creation` says). After it came back empty, the
 consumers polling the case topic re-created it with 4 partitions before the relay could create
@@ -92,9 +104,11 @@ PROFILE_DEFAULTS: Mapping[Profile, Mapping[str, int]] = {
         "request_timeout_ms": 30_000,
         "bootstrap_timeout_ms": 30_000,
         "metadata_max_age_ms": 300_000,
+        "join_wait_ms": 60_000,
     },
     # The embedded Tansu broker: JoinGroup waits about session_timeout_ms / 2, and a fetch
-    # waiting for data is not answered when data arrives, only when fetch_max_wait_ms ends.
+    # waiting for data is not answered when data arrives, only when fetch_max_wait_ms ends;
+    # a leader that leaves before its SyncGroup wedges the group (join_wait_ms: see above).
     "embedded": {
         "max_poll_interval_ms": 10_000,
         "session_timeout_ms": 3_000,
@@ -103,6 +117,7 @@ PROFILE_DEFAULTS: Mapping[Profile, Mapping[str, int]] = {
         "request_timeout_ms": 10_000,
         "bootstrap_timeout_ms": 10_000,
         "metadata_max_age_ms": 3_000,
+        "join_wait_ms": 15_000,
     },
 }
 """Consumer and client timings per profile; a value set explicitly wins."""
@@ -139,6 +154,9 @@ class KafkaSettings(BaseModel):
     request_timeout_ms: int = Field(ge=1_000)
     bootstrap_timeout_ms: int = Field(ge=100)
     metadata_max_age_ms: int = Field(ge=100)
+    join_wait_ms: int = Field(ge=0)
+    """How long a closing consumer lets a join in flight complete before it leaves (and a run
+    until idle waits for its partitions); ours, not a kafka-python setting."""
     # security
     security_protocol: SecurityProtocol = "PLAINTEXT"
     ssl_cafile: Path | None = None

@@ -47,7 +47,11 @@ the next run resumes at the last commit (exactly-once effect). A failing `delive
 with the error recorded; the next run delivers again (`deliver` is idempotent).
 
 `--until-idle` ends a run when nothing is left: a source at the end of its input, a sink
-caught up with the end of its topic.
+caught up with the end of its topic — decided only once the sink's consumer holds its partitions,
+and its consumer leaves the group only as a full member (`bus.consumer`): a run that ended with
+its join in flight used to wedge the group on the embedded broker, and every later run waited for
+partitions in silence (issue 20). A sink whose join outlasts the broker's `join_wait_ms` (15 s
+embedded, 60 s production) stops with that reason instead.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ from typing import Any
 
 import structlog
 
-from bus.consumer import Received, TransientError
+from bus.consumer import Consumer, Received, TransientError
 from bus.effects import PartitionMark
 from bus.effects_sqlite import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
@@ -362,13 +366,32 @@ class ConnectorHost:
                     report.handled += handled
                     if handled:
                         self._deliver(sink, store, report)
-                    elif until_idle and sink_lag(bus.kafka, topic.name, store, group) == 0:
+                    elif until_idle and self._idle(consumer, bus.kafka, topic.name, store, report):
                         break
             report.position = _offsets_text(store.offsets(group))
         except DeliveryError as exc:
             report.stopped_by = str(exc)
         finally:
             store.close()
+
+    def _idle(self, consumer: Consumer, kafka: KafkaSettings, topic: str,
+              store: SQLiteEffectStore, report: RunReport) -> bool:
+        """Whether a run until idle may end: only once the consumer holds its partitions (the
+        assignment is where it seeks to the stored offsets and checks them against the topic),
+        and then when nothing is left. A run that left before its join completed used to leave
+        its group half-joined (issue 20). A join that outlasts `join_wait_ms` stops the run with
+        the reason, instead of waiting for partitions in silence."""
+        if consumer.joined:
+            return sink_lag(kafka, topic, store, consumer.group_id) == 0
+        waited = consumer.joining_for()
+        if waited * 1000 <= kafka.join_wait_ms:
+            return False
+        report.stopped_by = (
+            f"group {consumer.group_id}: no partitions assigned within {waited:.0f} s "
+            f"(join_wait_ms {kafka.join_wait_ms}); another member holds the group or the broker "
+            "keeps one that left half-joined"
+        )
+        return True
 
     def _recording(self, sink: Sink, report: RunReport) -> Callable[[Received, Any], None]:
         """The sink's handler, recording each rejection before the consumer dead-letters it."""

@@ -272,6 +272,7 @@ class Environment(BaseSettings):
     kafka_partitions: str | None = None
     kafka_replication_factor: str | None = None
     kafka_max_poll_interval_ms: str | None = None
+    kafka_join_wait_ms: str | None = None
     kafka_security_protocol: str | None = None
     kafka_ssl_ca_file: str | None = None
     kafka_ssl_cert_file: str | None = None
@@ -923,6 +924,7 @@ _KAFKA_FIELDS = {
     "kafka_partitions": "partitions",
     "kafka_replication_factor": "replication_factor",
     "kafka_max_poll_interval_ms": "max_poll_interval_ms",
+    "kafka_join_wait_ms": "join_wait_ms",
     "kafka_security_protocol": "security_protocol",
     "kafka_ssl_ca_file": "ssl_cafile",
     "kafka_ssl_cert_file": "ssl_certfile",
@@ -933,7 +935,8 @@ _KAFKA_FIELDS = {
     "kafka_sasl_password": "sasl_password",
 }
 """Environment field → KafkaSettings field, for the variables that set one directly."""
-_KAFKA_NUMBERS = {"kafka_partitions", "kafka_replication_factor", "kafka_max_poll_interval_ms"}
+_KAFKA_NUMBERS = {"kafka_partitions", "kafka_replication_factor", "kafka_max_poll_interval_ms",
+                  "kafka_join_wait_ms"}
 
 
 def _kafka(variables: Environment) -> KafkaSettings:

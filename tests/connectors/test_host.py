@@ -18,6 +18,7 @@ from connectors.host import (
     ConnectorConfigError,
     ConnectorHost,
     ConnectorSpec,
+    RunReport,
     load_config,
 )
 from connectors.sdk import Sink, Source, SourceInputError, SourceItem, already_applied
@@ -26,6 +27,7 @@ from domain.errors import InvalidCommandError, RuleViolationError
 from nervenbahn.config import load_settings
 from nervenbahn.container import Container, private_files
 from tests.bus.pipeline import command
+from tests.bus.waiting import wait_until
 from tests.domain.case_desk import person_input
 
 NAMESPACE = uuid.UUID(int=6)
@@ -290,4 +292,63 @@ def test_a_sink_on_an_unknown_dataset_is_a_configuration_error(
     runtime = runtime_of(tmp_path, connector_service, "sink", "Elsewhere", {}, connector_bus)
     with pytest.raises(Exception, match="no-such-dataset"):
         runtime.run("probe", until_idle=True)
+    runtime.close()
+
+
+def _run_within(runtime: ConnectorHost, within: float) -> RunReport:
+    """A run until idle that must end within `within` seconds (stopped and failed if not)."""
+    stop = threading.Event()
+    reports: list[RunReport] = []
+    worker = threading.Thread(
+        target=lambda: reports.append(runtime.run("probe", stop, until_idle=True)), daemon=True
+    )
+    worker.start()
+    try:
+        wait_until(lambda: not worker.is_alive(), within=within, what="the run to end")
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    return reports[0]
+
+
+def test_a_sink_takes_new_events_after_an_idle_run(
+    tmp_path: Path, connector_service: CaseService, connector_bus: Container
+) -> None:
+    # A cron-run sink: it caught up, then ran with nothing new (and left before it was ever
+    # assigned partitions); the event that comes next must reach the run after, promptly. It
+    # used to wait for partitions silently for ever (issue 20, point 1).
+    relay = connector_bus.relay("case-events")
+    _open_cases(connector_service, 1)
+    relay.run(threading.Event(), until_caught_up=True)
+    CountingSink.calls = 0
+    runtime = runtime_of(tmp_path, connector_service, "sink", "CountingSink", {}, connector_bus)
+    first = _run_within(runtime, 30)
+    assert first.ok and first.handled >= 1
+    idle = _run_within(runtime, 30)
+    assert idle.ok and idle.handled == 0
+    _open_cases(connector_service, 1)
+    relay.run(threading.Event(), until_caught_up=True)
+    after = _run_within(runtime, 30)
+    assert after.ok and after.handled >= 1
+    db = sqlite3.connect(tmp_path / "connectors" / "probe.db")
+    cases = db.execute("SELECT count(DISTINCT case_id) FROM seen").fetchone()[0]
+    db.close()
+    assert cases == 2
+    assert runtime.status_of("probe").lag == 0
+    runtime.close()
+
+
+def test_a_source_takes_new_input_after_an_idle_run(
+    tmp_path: Path, connector_service: CaseService
+) -> None:
+    # Sources hold no consumer group (they read their input after a stored position), so an
+    # idle run leaves nothing behind; the same cron sequence as for sinks, for the record.
+    records = [{"ref": "A", "bfs": 2581}]
+    runtime = runtime_of(tmp_path, connector_service, "source", "ListSource", {"records": records})
+    assert runtime.run("probe", until_idle=True).items == 1
+    assert runtime.run("probe", until_idle=True).items == 0
+    records.append({"ref": "B", "bfs": 2581})
+    after = runtime.run("probe", until_idle=True)
+    assert (after.items, after.applied) == (1, 1)
+    assert set(connector_service.case_ids()) == {uuid.uuid5(NAMESPACE, r) for r in ("A", "B")}
     runtime.close()
