@@ -3,6 +3,7 @@ input) and sinks on the real broker (rejections dead-lettered, a crash mid-batch
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import uuid
@@ -12,22 +13,25 @@ from typing import Any
 
 import pytest
 
-from bus.consumer import Received
+from bus.consumer import Consumer, Received
+from bus.effects_sqlite import SQLiteEffectStore
 from connectors.host import (
     AlreadyRunningError,
     ConnectorConfigError,
     ConnectorHost,
     ConnectorSpec,
     RunReport,
+    group_id,
     load_config,
 )
 from connectors.sdk import Sink, Source, SourceInputError, SourceItem, already_applied
 from domain.application.cases import CaseService
 from domain.errors import InvalidCommandError, RuleViolationError
-from nervenbahn.config import load_settings
+from nervenbahn.config import Settings, load_settings
 from nervenbahn.container import Container, private_files
 from tests.bus.pipeline import command
 from tests.bus.waiting import wait_until
+from tests.conftest import TEST_KAFKA
 from tests.domain.case_desk import person_input
 
 NAMESPACE = uuid.UUID(int=6)
@@ -352,3 +356,39 @@ def test_a_source_takes_new_input_after_an_idle_run(
     assert (after.items, after.applied) == (1, 1)
     assert set(connector_service.case_ids()) == {uuid.uuid5(NAMESPACE, r) for r in ("A", "B")}
     runtime.close()
+
+
+def _ignore(received: Received, tx: Any) -> None:
+    """A handler that does nothing."""
+
+
+@pytest.mark.skipif(bool(TEST_KAFKA), reason="the wedge is a quirk of the embedded broker")
+def test_a_sink_run_until_idle_that_gets_no_partitions_stops_with_the_reason(
+    tmp_path: Path,
+    connector_settings: Settings,
+    connector_service: CaseService,
+    connector_bus: Container,
+) -> None:
+    # The group wedged on purpose, as a version without the fix left it: a member that closes
+    # mid-join without letting the join complete (join_wait_ms 0). A run must say so, not wait.
+    kafka = connector_bus.kafka
+    topic = [connector_bus.topic("case-events").name]
+    codec = connector_bus.codec("case-events")
+    store = SQLiteEffectStore(tmp_path / "wedge.db")
+    with Consumer(kafka, group_id("probe"), topic, codec, _ignore, store) as member:
+        wait_until(lambda: member.joined, step=lambda: member.poll_once(200), what="joined")
+    hasty = kafka.model_copy(update={"join_wait_ms": 0})
+    with Consumer(hasty, group_id("probe"), topic, codec, _ignore, store) as member:
+        member.poll_once(200)  # and leaves with its join in flight
+    store.close()
+    patient = Container(connector_settings, kafka=kafka.model_copy(update={"join_wait_ms": 3000}),
+                        service=connector_service)
+    runtime = runtime_of(tmp_path, connector_service, "sink", "CountingSink", {}, patient)
+    report = _run_within(runtime, 30)
+    assert not report.ok
+    assert re.search(r"no partitions assigned within \d+ s \(join_wait_ms 3000\)",
+                     report.stopped_by or "")
+    last_run = runtime.status_of("probe").last_run or ""
+    assert " stopped: " in last_run and "connector-probe" in last_run
+    runtime.close()
+    patient.close()
