@@ -21,7 +21,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from domain.application.claims import AdvanceClaims
-from domain.commands import Actor
+from domain.commands import Actor, RecordReimbursementPaid
+from domain.events import claims_of
 from nervenbahn.audit.access_log import AccessEntry
 from nervenbahn.reimbursement_statement import STATEMENT_FIELDS
 from tests.api.conftest import NOW, AppOn, Keys, ReadModels, build_read_models, context_of
@@ -57,6 +58,13 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
                          amounts=[{"from_month": "2026-02", "monthly_chf": "1900.00"},
                                   {"from_month": "2026-04", "monthly_chf": "2600.00"}])
     claims.run()
+    example.on(date(2026, 5, 27))  # the fund pays May's claim (reported back over the bus)
+    (claim,) = claims_of(example.desk.case(example.case_id))
+    example.desk.service.execute(RecordReimbursementPaid(
+        actor=Actor("fund-decisions", "system", "akso"), correlation_id=uuid4(),
+        case_id=example.case_id, application_id=example.application_id,
+        claim_version=claim.case_version, paid_on=date(2026, 5, 27), to_region="8600.00",
+        to_person="400.00", message_id="0f1e2d3c4b5a69788796a5b4c3d2e1f0"))
     example.on(date(2026, 6, 10))
     example.desk.run("change_budget", case_id=example.case_id, effective_date="2026-03-01",
                      reason="income_change", housing=str(example.housing), income="400.00")
@@ -106,11 +114,15 @@ def test_the_claims_endpoint_answers_the_hand_computed_figures(
     assert first == {
         "sequence": 1, "kind": "claim", "application_id": application,
         "recorded_on": "2026-05-20", "months": MAY, "corrections": MAY,
-        "claim_total": "8600.00", "surplus_total": "400.00", "ipv_offset_total": "0.00"}
+        "claim_total": "8600.00", "surplus_total": "400.00", "ipv_offset_total": "0.00",
+        "paid_on": "2026-05-27", "paid_to_region": "8600.00", "paid_to_person": "400.00",
+        "payment_message_id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}
     assert correction == {
         "sequence": 2, "kind": "correction", "application_id": application,
         "recorded_on": "2026-06-10", "months": JUNE, "corrections": JUNE_CORRECTIONS,
-        "claim_total": "-800.00", "surplus_total": "800.00", "ipv_offset_total": "0.00"}
+        "claim_total": "-800.00", "surplus_total": "800.00", "ipv_offset_total": "0.00",
+        "paid_on": None, "paid_to_region": None, "paid_to_person": None,
+        "payment_message_id": None}
 
 
 def test_the_statement_csv_of_the_claim_and_of_the_correction(
@@ -263,10 +275,11 @@ def test_the_canton_figures_of_the_worked_example(
                "reimbursed_chf": "0.00"}
     assert q1.json()["canton"] == {"region": "canton", "advances_open": 1, **nothing}
     # Q2: decided 20 May, 139 days after the advance's first day (1 January); claimed
-    # 8,600.00 in May and -800.00 in June; surplus 400.00 + 800.00.
+    # 8,600.00 in May and -800.00 in June; surplus 400.00 + 800.00; the fund paid May's
+    # claim (8,600.00 to the region) on 27 May, June's correction is not paid yet.
     decided = {"advances_open": 0, "advances_decided": 1, "median_days_to_decision": 139.0,
                "claims_recorded": 2, "claimed_chf": "7800.00", "surplus_chf": "1200.00",
-               "reimbursements_paid": 0, "reimbursed_chf": "0.00"}
+               "reimbursements_paid": 1, "reimbursed_chf": "8600.00"}
     assert q2.json()["canton"] == {"region": "canton", **decided}
     regions = {r["region"]: r for r in q2.json()["regions"]}
     assert regions[REGION] == {"region": REGION, **decided}

@@ -86,6 +86,14 @@ class RecordedClaim(BaseModel):
     claim_total: Amount = Field(description="The claim this record adds (negative: returned)")
     surplus_total: Amount = Field(description="What the person gets with this record")
     ipv_offset_total: Amount = Field(description="The premium reduction this record offsets")
+    paid_on: str | None = Field(
+        default=None, description="The day the fund paid it (ISO date); null: not paid yet")
+    paid_to_region: Amount | None = Field(
+        default=None, description="What the fund paid the social region: max(claim_total, 0)")
+    paid_to_person: Amount | None = Field(
+        default=None, description="What the fund paid the person: max(surplus_total, 0)")
+    payment_message_id: str | None = Field(
+        default=None, description="The fund's payment file (pain.001 MsgId) that paid it")
 
 
 class CaseClaims(BaseModel):
@@ -189,7 +197,11 @@ def _recorded(number: int, claim: Claim, before: list[Claim]) -> RecordedClaim:
         months=[_month(m) for m in claim.months],
         corrections=[_month(m) for m in claim.corrections],
         claim_total=_chf(claim.claim_total), surplus_total=_chf(claim.surplus_total),
-        ipv_offset_total=_chf(claim.ipv_offset_total))
+        ipv_offset_total=_chf(claim.ipv_offset_total),
+        paid_on=None if claim.paid_on is None else claim.paid_on.isoformat(),
+        paid_to_region=None if claim.paid_to_region is None else _chf(claim.paid_to_region),
+        paid_to_person=None if claim.paid_to_person is None else _chf(claim.paid_to_person),
+        payment_message_id=claim.payment_message_id)
 
 
 def _month(figures: ClaimFigures) -> ClaimMonth:
