@@ -24,8 +24,9 @@ from nervenbahn.api.scopes import Scope
 from nervenbahn.api.settings import ApiSettings
 from nervenbahn.demo_backlog import print_backlog
 from nervenbahn.demo_fund import FUND_USER, decide_through_the_fund
-from nervenbahn.demo_reimbursement import show_reimbursement
+from nervenbahn.demo_reimbursement import show_reimbursement, unsettled
 from nervenbahn.demo_session import DemoSession
+from nervenbahn.paths import private_folder
 from nervenbahn.serve import Server
 
 __all__ = ["serve_and_query"]
@@ -48,7 +49,9 @@ def serve_and_query(rt: DemoSession, folder: Path) -> None:
             rt.console.print("[red]the API did not start[/red]")
             return
         _print(rt, server.url, _ask(server.url, keys))
-        rt.console.print(decide_through_the_fund(rt, server.url, keys["fund"]))
+        rt.console.print(decide_through_the_fund(
+            rt, server.url, keys["fund"], payments_dir=private_folder(folder / "outbox" / "fund"),
+            settled=lambda: not unsettled(rt)))
         show_reimbursement(rt, server.url, api.api_keys, keys["region"], REGION, folder)
         print_backlog(rt, folder)
     finally:

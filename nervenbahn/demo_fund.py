@@ -20,6 +20,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -40,10 +42,13 @@ backlog decides a day's work, not everything waiting (the backlog figures keep s
 
 
 def decide_through_the_fund(rt: DemoSession, url: str, key: str, user: str = FUND_USER,
-                           capacity: int = CAPACITY) -> str:
+                           capacity: int = CAPACITY, *, payments_dir: Path | None = None,
+                           settled: Callable[[], bool] = lambda: True) -> str:
     """Run the fund application against `serve` at `url` (with `user`'s bus_reader `key`)
-    until it has decided up to `capacity` forwarded applications (those received first); one
-    line saying what went out and came back."""
+    until it has decided up to `capacity` forwarded applications (those received first) and
+    `settled()` says what else it had to do is done (with `payments_dir`: the reimbursement
+    claims its grants led to are paid, its pain.001 files there); one line saying what went
+    out and came back."""
     if not EXAMPLE.exists():
         return f"Fund application: {EXAMPLE} is not here (not a checkout); skipped."
     benefits = rt.container.benefits
@@ -56,7 +61,8 @@ def decide_through_the_fund(rt: DemoSession, url: str, key: str, user: str = FUN
     process = subprocess.Popen(  # noqa: S603 (our own example, fixed arguments)
         [sys.executable, str(EXAMPLE), "--asyncapi", f"{url}/asyncapi.json", "--user",
          user, f"--key={key}", "--group", "demo-fund", "--capacity", str(capacity),
-         "--session-timeout-ms", "6000"],  # docs/bus.md: the embedded broker's setting
+         "--session-timeout-ms", "6000",  # docs/bus.md: the embedded broker's setting
+         *([] if payments_dir is None else ["--payments-dir", str(payments_dir)])],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[dict[str, Any]] = []
     reader = threading.Thread(target=_read_lines, args=(process, lines), daemon=True)
@@ -64,7 +70,7 @@ def decide_through_the_fund(rt: DemoSession, url: str, key: str, user: str = FUN
     deadline = time.monotonic() + WITHIN
     while time.monotonic() < deadline and process.poll() is None and not (
             any("caught_up" in line for line in lines)
-            and not any(_undecided(rt, app) for app in expected)):
+            and not any(_undecided(rt, app) for app in expected) and settled()):
         time.sleep(0.2)  # polls its output and the store the connector writes to
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -75,7 +81,7 @@ def decide_through_the_fund(rt: DemoSession, url: str, key: str, user: str = FUN
         errors = process.stderr.read() if process.stderr is not None else ""
         return f"[red]Fund application failed ({process.returncode}): {errors[-500:]}[/red]"
     recorded = sum(1 for app in waiting if not _undecided(rt, app))
-    return _line(lines, waiting, recorded, seconds, capacity)
+    return _line(lines, waiting, recorded, seconds, capacity) + _payments(lines)
 
 
 def _read_lines(process: subprocess.Popen[str], lines: list[dict[str, Any]]) -> None:
@@ -84,6 +90,17 @@ def _read_lines(process: subprocess.Popen[str], lines: list[dict[str, Any]]) -> 
     for line in process.stdout:
         if line.startswith("{"):
             lines.append(json.loads(line))
+
+
+def _payments(lines: list[dict[str, Any]]) -> str:
+    """What the fund paid, from its output lines (one per claim paid; none without
+    `--payments-dir`)."""
+    paid = [line for line in lines if "claim_paid" in line and not line.get("paid_already")]
+    if not paid:
+        return ""
+    return (f" It paid {len(paid)} reimbursement claim(s): CHF "
+            f"{sum(Decimal(p['to_region']) for p in paid):.2f} to the social regions and CHF "
+            f"{sum(Decimal(p['to_person']) for p in paid):.2f} to the persons (pain.001).")
 
 
 def _undecided(rt: DemoSession, application_id: UUID) -> bool:

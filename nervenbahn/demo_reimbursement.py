@@ -29,8 +29,8 @@ from nervenbahn.api.scopes import Scope
 from nervenbahn.demo_session import DemoSession
 from nervenbahn.paths import write_private
 
-__all__ = [
-    "WITHIN", "first_claim", "granted_advances", "show_reimbursement", "wait_for_claim"]
+__all__ = ["WITHIN", "first_claim", "granted_advances", "show_reimbursement", "unsettled",
+           "wait_for_claim"]
 
 WITHIN = 60.0
 """Seconds the demo waits for the claims process to record a claim."""
@@ -52,6 +52,20 @@ def granted_advances(rt: DemoSession) -> int:
     benefits = rt.container.benefits
     return sum(benefits.application(advance.application_id).stage in ("granted", "ended")
                for case in _advancing(rt) for advance in advances_of(case))
+
+
+def unsettled(rt: DemoSession) -> bool:
+    """Whether an advance the fund granted still waits for its claim to be recorded or paid
+    (the demo's fund application runs until none does)."""
+    benefits = rt.container.benefits
+    for case in _advancing(rt):
+        claims = claims_of(case)
+        for advance in advances_of(case):
+            granted = benefits.application(advance.application_id).stage in ("granted", "ended")
+            mine = [c for c in claims if c.application_id == advance.application_id]
+            if granted and (not mine or not all(c.is_paid for c in mine)):
+                return True
+    return False
 
 
 def wait_for_claim(rt: DemoSession, region: str,
@@ -91,7 +105,7 @@ def show_reimbursement(rt: DemoSession, url: str, keys_file: Path, region_key: s
     base = f"/v1/regions/{case.social_region}/cases/{case.id}/claims"
     claims = json.loads(_get(url, base, key))["claims"]
     recorded = next(c for c in claims if c["application_id"] == str(claim.application_id))
-    _print_claim(rt, case, recorded)
+    _print_claim(rt, case, recorded, folder / "outbox" / "fund")
     statement = _get(url, f"{base}/{claim.application_id}/{recorded['sequence']}/statement", key)
     path = write_private(folder / f"statement-{case.id}-{recorded['sequence']}.html", statement)
     rt.console.print(
@@ -99,7 +113,7 @@ def show_reimbursement(rt: DemoSession, url: str, keys_file: Path, region_key: s
         f"the access log): {path}")
 
 
-def _print_claim(rt: DemoSession, case: Case, claim: dict[str, Any]) -> None:
+def _print_claim(rt: DemoSession, case: Case, claim: dict[str, Any], payments: Path) -> None:
     table = Table(
         title=(f"Reimbursement claim {claim['sequence']} on case {case.id} "
                f"({case.social_region}), recorded {claim['recorded_on']}: EL granted for "
@@ -114,6 +128,14 @@ def _print_claim(rt: DemoSession, case: Case, claim: dict[str, Any]) -> None:
     table.add_row("[bold]this claim[/bold]", "", "", claim["ipv_offset_total"],
                   claim["claim_total"], claim["surplus_total"])
     rt.console.print(table)
+    if claim.get("paid_on"):
+        rt.console.print(
+            f"Paid by the fund on {claim['paid_on']}: CHF {claim['paid_to_region']} to the "
+            f"social region, CHF {claim['paid_to_person']} to the person (pain.001 "
+            f"{payments / ('claim-' + str(claim['payment_message_id']) + '.xml')}); reported "
+            "back over the bus and recorded on the case (ReimbursementPaid).")
+    else:
+        rt.console.print("Not paid by the fund yet.")
 
 
 def _get(url: str, path: str, key: str) -> str:
