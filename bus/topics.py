@@ -59,6 +59,7 @@ __all__ = [
     "ensure_topics",
     "epochs_at",
     "fund_decisions_spec",
+    "headers_at",
     "installation_topics",
     "list_topics",
     "partition_end_offsets",
@@ -412,10 +413,20 @@ def epochs_at(
     """The `relay_epoch` header of the message at each partition's given offset (None: no
     such message, or it carries no epoch, or the broker did not answer in time). Opens a
     reader of its own; a group consumer's position is untouched."""
-    found: dict[TopicPartition, str | None] = dict.fromkeys(offsets)
+    found = headers_at(settings, offsets)
+    return {tp: (headers or {}).get("relay_epoch") or None for tp, headers in found.items()}
+
+
+def headers_at(
+    settings: KafkaSettings, offsets: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, dict[str, str] | None]:
+    """The headers (decoded as UTF-8) of the message at each partition's given offset (None:
+    no such message, or the broker did not answer in time). Opens a reader of its own; a
+    group consumer's position is untouched."""
+    found: dict[TopicPartition, dict[str, str] | None] = dict.fromkeys(offsets)
     if not offsets:
         return found
-    with kafka_errors_translated("read relay epochs"), _offsets_reader(settings) as reader:
+    with kafka_errors_translated("read message headers"), _offsets_reader(settings) as reader:
         reader.assign(list(offsets))
         for tp, offset in offsets.items():
             reader.seek(tp, offset)
@@ -425,8 +436,8 @@ def epochs_at(
             for tp, records in reader.poll(timeout_ms=100).items():
                 for record in records:  # a batch may begin before the offset asked for
                     if record.offset == offsets[tp]:
-                        epoch = dict(record.headers or []).get("relay_epoch")
-                        found[tp] = epoch.decode() if epoch else None
+                        found[tp] = {k: v.decode(errors="replace")
+                                     for k, v in record.headers or []}
                         waiting.discard(tp)
                     elif record.offset > offsets[tp]:
                         waiting.discard(tp)  # no message at that offset

@@ -78,6 +78,7 @@ from bus.topics import (
     partition_end_offsets,
     topic_message_counts,
 )
+from bus.watermark import Watermark, delivered_watermark
 from connectors._config import ConnectorConfigError, ConnectorSpec, load_config
 from connectors._state import StateStore, now
 from connectors.errors import ConnectorError
@@ -197,6 +198,8 @@ class ConnectorHost:
         self._bus_factory = bus
         self._bus: ConsumerFactory | None = None
         self.state = StateStore(files.file(folder / "state.db"))
+        self._running: dict[str, SQLiteEffectStore] = {}
+        """The consumer database of each sink running in this process (for its watermark)."""
 
     @classmethod
     def from_file(
@@ -231,8 +234,9 @@ class ConnectorHost:
         spec = self.spec(name)
         connector = spec.load()
         folder = self.files.folder(self.folder / name)
+        progress = self._progress(name, connector.dataset) if isinstance(connector, Sink) else None
         connector.bind(ConnectorContext(self.service, folder, spec.base, self.files,
-                                       self.partitions))
+                                       self.partitions, progress=progress))
         return connector
 
     def run(
@@ -353,6 +357,7 @@ class ConnectorHost:
         bus = self.bus()
         topic = bus.topic(sink.dataset)  # a dataset the bus does not know: refused first
         store = SQLiteEffectStore(self.files.file(self.folder / f"{sink.name}.db"))
+        self._running[sink.name] = store
         try:
             with store.transaction() as tx:
                 sink.setup(tx)
@@ -371,6 +376,40 @@ class ConnectorHost:
             report.position = _offsets_text(store.offsets(group))
         except DeliveryError as exc:
             report.stopped_by = str(exc)
+        finally:
+            del self._running[sink.name]
+            store.close()
+
+    # --- what a sink has received (issue 20, point 5) -----------------------------------------
+
+    def watermark(self, name: str) -> Watermark:
+        """The completeness watermark of the sink `name`: every event of its topic recorded
+        before `until` has been delivered to it (`bus.watermark`)."""
+        connector = self.connector(name)
+        if not isinstance(connector, Sink) or connector.context is None:
+            raise ConnectorError(f"connector {name} is not a sink: it has no watermark")
+        return connector.context.watermark()
+
+    def _progress(self, name: str, dataset: str) -> Callable[[], Watermark]:
+        """What a sink's `context.watermark()` calls: its marks (from its database, the one
+        of its run if it runs here) against its topic on the broker."""
+
+        def read() -> Watermark:
+            bus = self.bus()
+            return delivered_watermark(bus.kafka, bus.topic(dataset).name, self._marks(name))
+
+        return read
+
+    def _marks(self, name: str) -> dict[tuple[str, int], PartitionMark]:
+        running = self._running.get(name)
+        if running is not None:
+            return running.offsets(group_id(name))
+        path = self.folder / f"{name}.db"
+        if not path.exists():
+            return {}
+        store = SQLiteEffectStore(path)
+        try:
+            return store.offsets(group_id(name))
         finally:
             store.close()
 

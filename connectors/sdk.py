@@ -40,6 +40,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -47,6 +48,7 @@ from bus.consumer import Consumer, Handler, Received
 from bus.effects import EffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.topics import TopicSpec
+from bus.watermark import SETTLE_MARGIN, Watermark
 from connectors.errors import ConnectorError
 from domain.application.ports import CaseAccess
 from domain.commands import Command
@@ -63,6 +65,7 @@ __all__ = [
     "Source",
     "SourceInputError",
     "SourceItem",
+    "Watermark",
     "already_applied",
 ]
 
@@ -131,6 +134,26 @@ class ConnectorContext:
         """An option's path, resolved against the configuration file's folder."""
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base / path
+
+    # --- sinks: what has been delivered (docs/connectors.md, "Is a day complete?") ----------
+
+    progress: Callable[[], Watermark] | None = None
+    """Sinks: reads the completeness watermark of the sink's topic for its group (bound by
+    the host; None for a source). Use `watermark()` and `complete_until(day)`."""
+
+    def watermark(self) -> Watermark:
+        """Up to which recorded time every event of the sink's topic has been delivered to it
+        (committed in its database), across all partitions (`bus.watermark`): a few broker
+        reads, so ask in `deliver`, not per event. ConnectorError for a source."""
+        if self.progress is None:
+            raise ConnectorError("only a sink has a watermark (the host binds it for sinks)")
+        return self.progress()
+
+    def complete_until(self, day: date, margin: timedelta = SETTLE_MARGIN) -> bool:
+        """Whether every event recorded on the Swiss day `day` or before has been delivered to
+        the sink, in every partition (e.g. to write a day's file once, complete). Recorded
+        time, not effective date: a retroactive change recorded today belongs to today."""
+        return self.watermark().complete_until(day, margin)
 
 
 class SourceInputError(ConnectorError):
