@@ -1,4 +1,4 @@
-"""`nervenbahn connectors list|run|status|errors` and `nervenbahn connector new`.
+"""`nervenbahn connectors list|run|status|errors|catalogue` and `nervenbahn connector new`.
 
 See `connectors.host` for the configuration file and what a run does, and
 docs/connectors.md for the tutorial.
@@ -19,6 +19,7 @@ from rich.table import Table
 from connectors.host import ConnectorHost
 from connectors.scaffold import ScaffoldError, config_entry, write_connector
 from domain.errors import InvalidCommandError
+from nervenbahn.connector_catalogue import Format, render, sink_catalogue
 from nervenbahn.container import connectors_file
 
 from .render import emit_json
@@ -155,6 +156,26 @@ def errors(
         rt.console.print(f"connector {name}: no errors")
     for entry in entries:
         rt.console.print(entry.line())
+
+
+@app.command("catalogue")
+def catalogue(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write it to this file (default: print it).")
+    ] = None,
+    fmt: Annotated[
+        Format, typer.Option("--format", help="md (docs/connector-catalogue.md) or json.")
+    ] = "md",
+) -> None:
+    """What a sink receives: every event on every topic, its fields (bus and domain names,
+    type, meaning), the phase changes of a case, an example `Received` per event."""
+    text = render(sink_catalogue(), fmt)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}")
 
 
 @connector_app.command("new")
