@@ -9,12 +9,14 @@ the composition root, `nervenbahn.container`, finds the file and builds the host
     kind = "source"                           # "source" or "sink"
     class = "connectors.population_register:RegisterSource"   # module:Class
     description = "eCH-0020 deliveries of the cantonal register"   # optional
-    [connectors.register.options]             # handed to Class(name, options) as a dict
+    [connectors.register.options]             # checked against Class.Options
     inbox = "inbox/register"                  # relative paths: use context.path(...)
 
 An unknown key, a wrong kind or a class that is not a subclass of the kind's base class is one
-`ConnectorConfigError` naming the connector and the key. `nervenbahn connectors list` shows
-what is configured, `nervenbahn connectors run NAME [--until-idle]` runs one,
+`ConnectorConfigError` naming the connector and the key; so is an option the class's declared
+`Options` refuses (`connectors.options`). It stops only that connector (`connectors._config`).
+`nervenbahn connectors list` shows what is configured, `check [NAME]` builds each without
+running it, `describe NAME` shows what one takes, `run NAME [--until-idle]` runs one,
 `nervenbahn connectors status [--json]` shows position, lag, errors and the last run of each.
 
 **State.** Everything the host keeps lives in the connectors folder `<store folder>/connectors/`
@@ -79,7 +81,13 @@ from bus.topics import (
     topic_message_counts,
 )
 from bus.watermark import Watermark, delivered_watermark
-from connectors._config import ConnectorConfigError, ConnectorSpec, load_config
+from connectors._config import (
+    ConnectorConfig,
+    ConnectorConfigError,
+    ConnectorSpec,
+    load_config,
+    read_config,
+)
 from connectors._state import StateStore, now
 from connectors.errors import ConnectorError
 from connectors.sdk import (
@@ -99,6 +107,7 @@ from domain.personal_data import ErasedFile, ErasureSubject
 
 __all__ = [
     "AlreadyRunningError",
+    "ConnectorConfig",
     "ConnectorConfigError",
     "ConnectorError",
     "ConnectorHost",
@@ -107,6 +116,7 @@ __all__ = [
     "RunReport",
     "group_id",
     "load_config",
+    "read_config",
 ]
 
 log = structlog.get_logger("nervenbahn.connectors")
@@ -189,8 +199,12 @@ class ConnectorHost:
         *,
         files: PrivateFiles,
         partitions: int = ConnectorContext.partitions,
+        broken: dict[str, ConnectorConfigError] | None = None,
     ) -> None:
         self.specs = specs
+        self.config = ConnectorConfig(specs, dict(broken or {}))
+        """The connectors, and the error of each whose configuration is wrong (each stops
+        only itself)."""
         self.partitions = partitions
         self.service = service
         self.folder = folder
@@ -213,8 +227,9 @@ class ConnectorHost:
         partitions: int = ConnectorContext.partitions,
     ) -> ConnectorHost:
         """The host of the configuration file `path`, keeping its state in `folder`."""
-        return cls(load_config(path), service, folder, bus, files=files,
-                   partitions=partitions)
+        config = read_config(path)
+        return cls(config.specs, service, folder, bus, files=files, partitions=partitions,
+                   broken=config.broken)
 
     def close(self) -> None:
         """Close the state database."""
@@ -223,11 +238,13 @@ class ConnectorHost:
     # --- running ----------------------------------------------------------------------------
 
     def spec(self, name: str) -> ConnectorSpec:
-        """The configured connector `name`; ConnectorConfigError naming the known ones."""
-        if name not in self.specs:
-            known = ", ".join(sorted(self.specs)) or "none"
-            raise ConnectorConfigError(f"connectors.{name}: not configured (configured: {known})")
-        return self.specs[name]
+        """The configured connector `name`; its ConnectorConfigError if its configuration is
+        wrong, or one naming the known ones."""
+        return self.config.spec(name)
+
+    def names(self) -> list[str]:
+        """Every configured connector, also those whose configuration is wrong."""
+        return self.config.names()
 
     def connector(self, name: str) -> Source | Sink:
         """The connector `name`, built and bound to its context."""
@@ -471,7 +488,7 @@ class ConnectorHost:
         (`Source.erase`, `Sink.erase`); a connector that cannot (running elsewhere, failing)
         is listed as not reached."""
         found: list[ErasedFile] = []
-        for name in sorted(self.specs):
+        for name in self.names():  # a broken connector is listed as not reached
             try:
                 with self._exclusive(name):
                     found += self._erase(self.connector(name), subject)
@@ -498,12 +515,14 @@ class ConnectorHost:
 
     def status(self, *, errors: int = 3) -> list[ConnectorStatus]:
         """Position, lag, errors and last run of every configured connector."""
-        return [self.status_of(name, errors=errors) for name in sorted(self.specs)]
+        return [self.status_of(name, errors=errors) for name in self.names()]
 
     def status_of(self, name: str, *, errors: int = 3) -> ConnectorStatus:
-        """Position, lag, errors (the `errors` most recent) and last run of one connector."""
-        spec = self.spec(name)
-        status = ConnectorStatus(name=name, kind=spec.kind)
+        """Position, lag, errors (the `errors` most recent) and last run of one connector;
+        one whose configuration is wrong shows that error first."""
+        broken = name in self.config.broken
+        kind = "?" if broken else self.spec(name).kind  # not configured at all: refused
+        status = ConnectorStatus(name=name, kind=kind)
         status.errors = [entry.line() for entry in self.state.errors(name, errors)]
         status.error_count = self.state.error_count(name)
         run = self.state.last_run(name)
@@ -512,7 +531,8 @@ class ConnectorHost:
         try:
             connector = self.connector(name)
         except ConnectorConfigError as exc:
-            status.lag_note = str(exc)
+            status.lag_note = "the connector's configuration is wrong (see its errors)"
+            status.errors.insert(0, f"configuration: {exc}")
             return status
         if isinstance(connector, Source):
             self._source_status(connector, status)

@@ -26,6 +26,12 @@ nothing of the composition root (`nervenbahn`) nor of the read models (`projecti
 they need of them comes through this context, which the composition root fills (import-linter
 contracts in pyproject.toml).
 
+**Options.** A connector declares the options it takes as a pydantic model, its class attribute
+`Options` (a `ConnectorOptions` subclass; default `NoOptions`: none). The host checks
+`[connectors.NAME.options]` against it when it builds the connector — an unknown option, a
+missing one or a wrong type is refused, naming connector, option and reason — and the connector
+gets the validated model as `self.options` (see `connectors.options`).
+
 **Already applied.** A command a source emits a second time must be refused by the domain in a
 way the host recognises (`already_applied`): a `RuleViolationError` whose rule is in
 `ALREADY_APPLIED_RULES` (`already-received`: the case has received this external reference
@@ -50,6 +56,7 @@ from bus.kafka_settings import KafkaSettings
 from bus.topics import TopicSpec
 from bus.watermark import SETTLE_MARGIN, Watermark
 from connectors.errors import ConnectorError
+from connectors.options import ConnectorOptions, NoOptions, validated_options
 from domain.application.ports import CaseAccess
 from domain.commands import Command
 from domain.errors import DomainError, InvalidCommandError, RuleViolationError
@@ -58,8 +65,10 @@ from domain.personal_data import ErasedFile, ErasureSubject
 __all__ = [
     "ALREADY_APPLIED_RULES",
     "ConnectorContext",
+    "ConnectorOptions",
     "ConnectorStatus",
     "ConsumerFactory",
+    "NoOptions",
     "PrivateFiles",
     "Sink",
     "Source",
@@ -178,12 +187,16 @@ class Source(ABC):
     """A source connector: external input → commands."""
 
     kind: ClassVar[Literal["source"]] = "source"
+    Options: ClassVar[type[ConnectorOptions]] = NoOptions
+    """The options it takes (a subclass declares its own; see `connectors.options`)."""
+    options: ConnectorOptions
+    """The validated options (a subclass narrows the type: `options: Options`)."""
     context: ConnectorContext | None = None
     """Bound by the host (`bind`) before `read` is called."""
 
-    def __init__(self, name: str, options: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, options: Mapping[str, Any] | ConnectorOptions) -> None:
         self.name = name
-        self.options = dict(options)
+        self.options = validated_options(type(self).Options, name, options)
 
     def bind(self, context: ConnectorContext) -> None:
         """Give the connector its context (the host does this before `read`)."""
@@ -214,12 +227,16 @@ class Sink(ABC):
     kind: ClassVar[Literal["sink"]] = "sink"
     dataset: ClassVar[str] = "case-events"
     """The dataset it consumes ("case-events", "case-facts", "payment-orders", …)."""
+    Options: ClassVar[type[ConnectorOptions]] = NoOptions
+    """The options it takes (a subclass declares its own; see `connectors.options`)."""
+    options: ConnectorOptions
+    """The validated options (a subclass narrows the type: `options: Options`)."""
     context: ConnectorContext | None = None
     """Bound by the host (`bind`) before `setup` is called."""
 
-    def __init__(self, name: str, options: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, options: Mapping[str, Any] | ConnectorOptions) -> None:
         self.name = name
-        self.options = dict(options)
+        self.options = validated_options(type(self).Options, name, options)
 
     def bind(self, context: ConnectorContext) -> None:
         """Give the connector its context (the host does this before `setup`)."""

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import structlog
+from pydantic import Field, field_validator
 
 from bus.consumer import Received, Rejected
 from connectors.bfs_statistics.builder import (
@@ -51,12 +52,12 @@ from connectors.bfs_statistics.builder import (
     owed,
     render_csv,
 )
-from connectors.sdk import ConnectorContext, Sink
+from connectors.sdk import ConnectorContext, ConnectorOptions, Sink
 from domain.case import SWISS_TIME
 from domain.entitlement import month_of, months_between
 from schemas.sql import Component, Migration, migrate, placeholder
 
-__all__ = ["BfsStatisticsSink"]
+__all__ = ["BfsStatisticsOptions", "BfsStatisticsSink"]
 
 log = structlog.get_logger("nervenbahn.connectors.bfs_statistics")
 
@@ -104,38 +105,80 @@ class _StoredFact:
     closure_reason: str | None
 
 
+class BfsStatisticsOptions(ConnectorOptions):
+    """The options of the BFS statistics sink."""
+
+    outbox: str | None = Field(
+        None,
+        description="The folder the delivery files go to (relative: to the configuration "
+        "file); default `outbox` in the connector's working folder.",
+    )
+    canton: str = Field("SO", description="The canton's abbreviation, in the file names.")
+    first_month: str | None = Field(
+        None, description="The first month delivered (YYYY-MM); default: the month of the "
+        "earliest support seen."
+    )
+    complete_through: str | None = Field(
+        None, description="Close every month up to this one (YYYY-MM) even if a partition "
+        "has not shown a later fact; set it for a run after the sink has caught up."
+    )
+    grace_days: int = Field(
+        0, description="Days after a month's end before a fact closes it (0..60)."
+    )
+    partitions: int | None = Field(
+        None, description="The partitions of the facts topic; default "
+        "NERVENBAHN_KAFKA_PARTITIONS."
+    )
+
+    @field_validator("canton")
+    @classmethod
+    def _canton(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z]{2}", value):
+            raise ValueError(f"{value!r} is not a canton abbreviation like 'SO'")
+        return value
+
+    @field_validator("first_month", "complete_through")
+    @classmethod
+    def _month(cls, value: str | None) -> str | None:
+        if value is not None and not _MONTH.fullmatch(value):
+            raise ValueError(f"{value!r} is not a month YYYY-MM")
+        return value
+
+    @field_validator("grace_days")
+    @classmethod
+    def _grace(cls, value: int) -> int:
+        if not 0 <= value <= 60:
+            raise ValueError(f"{value!r} is not a whole number of days 0..60")
+        return value
+
+    @field_validator("partitions")
+    @classmethod
+    def _partitions(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(f"{value!r} is not a number of partitions (>= 1)")
+        return value
+
+
 class BfsStatisticsSink(Sink):
     """Monthly delivery modelled on the BFS social-assistance statistics (SHS), from the
     pseudonymised case facts only (dataset "case-facts").
 
-    Options: `outbox` (folder; default `<connector folder>/outbox`), `canton` ("SO"),
-    `first_month`, `complete_through` ("YYYY-MM"), `grace_days` (0), `partitions` (of the
-    facts topic; default NERVENBAHN_KAFKA_PARTITIONS).
+    Options (`BfsStatisticsOptions`): `outbox` (folder; default `<connector folder>/outbox`),
+    `canton` ("SO"), `first_month`, `complete_through` ("YYYY-MM"), `grace_days` (0),
+    `partitions` (of the facts topic; default NERVENBAHN_KAFKA_PARTITIONS).
     """
 
     dataset: ClassVar[str] = "case-facts"
+    Options = BfsStatisticsOptions
+    options: BfsStatisticsOptions
 
-    def __init__(self, name: str, options: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, options: Mapping[str, Any] | ConnectorOptions) -> None:
         super().__init__(name, options)
-        unknown = sorted(set(self.options) - {"outbox", "canton", "first_month",
-                                              "complete_through", "grace_days", "partitions"})
-        if unknown:
-            raise ValueError(f"unknown option {unknown[0]!r}")
-        canton = str(self.options.get("canton", "SO"))
-        if not re.fullmatch(r"[A-Z]{2}", canton):
-            raise ValueError(f"canton: {canton!r} is not a canton abbreviation like 'SO'")
-        self.canton = canton
-        self.first_month = _month_option(self.options, "first_month")
-        self.complete_through = _month_option(self.options, "complete_through")
-        grace = self.options.get("grace_days", 0)
-        if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= 60:
-            raise ValueError(f"grace_days: {grace!r} is not a whole number of days 0..60")
-        self.grace_days = grace
-        partitions = self.options.get("partitions")
-        if partitions is not None and (not isinstance(partitions, int)
-                                       or isinstance(partitions, bool) or partitions < 1):
-            raise ValueError(f"partitions: {partitions!r} is not a number of partitions (>= 1)")
-        self._partitions: int | None = partitions
+        self.canton = self.options.canton
+        self.first_month = _month_option(self.options.first_month)
+        self.complete_through = _month_option(self.options.complete_through)
+        self.grace_days = self.options.grace_days
+        self._partitions: int | None = self.options.partitions
 
     @property
     def partitions(self) -> int:
@@ -204,8 +247,8 @@ class BfsStatisticsSink(Sink):
     @property
     def outbox(self) -> Path:
         """The folder the delivery files go to."""
-        if "outbox" in self.options:
-            value = str(self.options["outbox"])
+        if self.options.outbox is not None:
+            value = self.options.outbox
             return self.context.path(value) if self.context else Path(value)
         if self.context is None:
             raise ValueError("outbox: not set, and no connector folder to default to")
@@ -398,10 +441,6 @@ def _iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
 
 
-def _month_option(options: Mapping[str, Any], key: str) -> date | None:
-    value = options.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _MONTH.fullmatch(value):
-        raise ValueError(f"{key}: {value!r} is not a month YYYY-MM")
-    return date.fromisoformat(value + "-01")
+def _month_option(value: str | None) -> date | None:
+    """The first day of a month option ("YYYY-MM", checked by the options' model)."""
+    return None if value is None else date.fromisoformat(value + "-01")

@@ -25,9 +25,10 @@ Exactly once: the file's bytes are a pure function of the run's events and the s
 rename and the commit, the next `deliver` builds the same bytes, finds them in place and only
 marks the run; a file of the same name with other content is never replaced (the run is held).
 
-Options (`[connectors.NAME.options]`): `debtor_name`, `debtor_iban`, `debtor_bic` (optional;
-without it the institution id is taken from the Swiss IBAN), `outbox` (a folder; default
-`outbox` in the connector's working folder) and `remittance` (default `"Sozialhilfe"`).
+Options (`[connectors.NAME.options]`, declared by `Pain001Options`; `nervenbahn connectors
+describe NAME` lists them): `debtor_name`, `debtor_iban`, `debtor_bic` (optional; without it the
+institution id is taken from the Swiss IBAN), `outbox` (a folder; default `outbox` in the
+connector's working folder) and `remittance` (default `"Sozialhilfe"`).
 """
 
 from __future__ import annotations
@@ -35,16 +36,17 @@ from __future__ import annotations
 import json
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from hashlib import sha256
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 from uuid import UUID
 
 import structlog
+from pydantic import Field, StringConstraints, field_validator
 
 from bus.consumer import Received, Rejected
 from connectors.payments.pain001 import (
@@ -59,12 +61,12 @@ from connectors.payments.pain001 import (
     erase_transfers,
     identifier,
 )
-from connectors.sdk import PrivateFiles, Sink
+from connectors.sdk import ConnectorOptions, PrivateFiles, Sink
 from domain.payments import AccountSealer, SealedPayoutAccount
 from domain.personal_data import ErasedFile, ErasureSubject, PersonalDataVault
 from schemas.sql import Component, Migration, migrate, placeholder
 
-__all__ = ["Pain001Sink", "RunCheck", "pain001_path", "report_path"]
+__all__ = ["Pain001Options", "Pain001Sink", "RunCheck", "pain001_path", "report_path"]
 
 log = structlog.get_logger("nervenbahn.connectors.payments")
 
@@ -128,29 +130,52 @@ class RunCheck:
     problem: str | None
 
 
+_Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class Pain001Options(ConnectorOptions):
+    """The options of the payments sink."""
+
+    debtor_name: _Text = Field(description="The paying social service, as the bank knows it.")
+    debtor_iban: _Text = Field(
+        description="The account the payments are made from (IBAN; not a QR-IBAN)."
+    )
+    debtor_bic: str | None = Field(
+        None, description="The debtor's bank (BIC); without it, taken from the Swiss IBAN."
+    )
+    outbox: str | None = Field(
+        None,
+        description="The folder the pain.001 files go to (relative: to the configuration "
+        "file); default `outbox` in the connector's working folder.",
+    )
+    remittance: str = Field(
+        "Sozialhilfe", description="The remittance text, followed by the month paid."
+    )
+
+    @field_validator("debtor_iban")
+    @classmethod
+    def _iban(cls, value: str) -> str:
+        return _account(checked_iban, value)
+
+    @field_validator("debtor_bic")
+    @classmethod
+    def _bic(cls, value: str | None) -> str | None:
+        return _account(checked_bic, value)
+
+
 class Pain001Sink(Sink):
     """Payment orders → one pain.001.001.09 (SPS) file per payment run."""
 
     dataset: ClassVar[str] = "payment-orders"
+    Options = Pain001Options
+    options: Pain001Options
 
-    def __init__(self, name: str, options: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, options: Mapping[str, Any] | ConnectorOptions) -> None:
         super().__init__(name, options)
-        name = _required(self.options, "debtor_name")
-        try:
-            self.debtor = Debtor(
-                name=name,
-                iban=checked_iban(
-                    _required(self.options, "debtor_iban"), whose="option debtor_iban"
-                ),
-                bic=checked_bic(self.options.get("debtor_bic"), whose="option debtor_bic"),
-            )
-        except InvalidAccountError as exc:
-            raise ValueError(str(exc)) from exc
-        self.remittance = str(self.options.get("remittance", "Sozialhilfe"))
-        outbox = self.options.get("outbox")
-        if outbox is not None and not isinstance(outbox, str | Path):
-            raise ValueError("option outbox: must be a folder path")
-        self._outbox_option = outbox
+        self.debtor = Debtor(name=self.options.debtor_name, iban=self.options.debtor_iban,
+                             bic=self.options.debtor_bic)
+        self.remittance = self.options.remittance
+        self._outbox_option = self.options.outbox
 
     # --- SDK ------------------------------------------------------------------------------------
 
@@ -478,11 +503,17 @@ class Pain001Sink(Sink):
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _required(options: Mapping[str, Any], key: str) -> str:
-    value = options.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"option {key}: required (text)")
-    return value.strip()
+_WHOSE = "option"
+_T = TypeVar("_T", str, str | None)
+
+
+def _account(check: Callable[..., _T], value: str | None) -> _T:
+    """`value` checked by `check` (`checked_iban`, `checked_bic`); the reason as a ValueError,
+    which the options' model reports under the option's name."""
+    try:
+        return check(value, whose=_WHOSE)
+    except InvalidAccountError as exc:
+        raise ValueError(str(exc).removeprefix(f"{_WHOSE}: ")) from exc
 
 
 

@@ -1,6 +1,6 @@
 """`RegisterSource`: eCH-0020 deliveries in an inbox folder → work-list proposals.
 
-Options (configuration file, `[connectors.NAME.options]`):
+Options (configuration file, `[connectors.NAME.options]`, declared by `RegisterOptions`):
 
 - `inbox` (required): the folder the register drops its delivery files (`*.xml`) into;
 - `organisation` (default `so-canton`): the organisation of the system actor the proposals are
@@ -46,16 +46,17 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import Field
 
 from connectors.population_register.delivery import Delivery, RegisterEvent, read_delivery
 from connectors.population_register.matcher import CaseMatch, PersonIndex
-from connectors.sdk import Source, SourceInputError, SourceItem
+from connectors.sdk import ConnectorOptions, Source, SourceInputError, SourceItem
 from domain.case import Case
 from domain.commands import Actor, Command, ProposeClosure, ProposeHandover
 from domain.errors import ReferenceDataError
 from domain.personal_data import ErasedFile, ErasureSubject
 
-__all__ = ["ACTOR_USER", "SOURCE", "RegisterSource"]
+__all__ = ["ACTOR_USER", "SOURCE", "RegisterOptions", "RegisterSource"]
 
 log = structlog.get_logger("nervenbahn.connectors.population_register")
 
@@ -66,8 +67,24 @@ NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:nervenbahn:connector:population_
 CANTON = "SO"
 
 
+class RegisterOptions(ConnectorOptions):
+    """The options of the population register source."""
+
+    inbox: str = Field(
+        description="The folder the register drops its delivery files (*.xml) into "
+        "(relative: to the configuration file)."
+    )
+    organisation: str = Field(
+        "so-canton", description="The organisation of the system actor that makes the "
+        "proposals (user population-register, role system)."
+    )
+
+
 class RegisterSource(Source):
     """Handover and closure proposals from the population register's eCH-0020 deliveries."""
+
+    Options = RegisterOptions
+    options: RegisterOptions
 
     def read(self, after: str | None) -> Iterator[SourceItem]:
         deliveries = self._deliveries()  # every file validated before anything is yielded
@@ -130,7 +147,7 @@ class RegisterSource(Source):
 
     def _inbox(self) -> Path:
         assert self.context is not None, "bound by the runtime"
-        return self.context.path(self.options["inbox"])
+        return self.context.path(self.options.inbox)
 
     def _deliveries(self) -> list[Delivery]:
         inbox = self._inbox()
@@ -219,7 +236,7 @@ class RegisterSource(Source):
         return ProposeHandover(to_municipality_bfs=event.municipality_bfs, **common), ""
 
     def _actor(self) -> Actor:
-        return Actor(ACTOR_USER, "system", str(self.options.get("organisation", "so-canton")))
+        return Actor(ACTOR_USER, "system", self.options.organisation)
 
     def _region(self, bfs: int) -> str | None:
         assert self.context is not None

@@ -24,7 +24,14 @@ from connectors.host import (
     group_id,
     load_config,
 )
-from connectors.sdk import Sink, Source, SourceInputError, SourceItem, already_applied
+from connectors.sdk import (
+    ConnectorOptions,
+    Sink,
+    Source,
+    SourceInputError,
+    SourceItem,
+    already_applied,
+)
 from domain.application.cases import CaseService
 from domain.errors import InvalidCommandError, RuleViolationError
 from nervenbahn.config import Settings, load_settings
@@ -45,8 +52,14 @@ class ListSource(Source):
     """Opens a case per record of `options.records` ({"ref", "bfs"}); "bad" in a ref makes the
     whole input malformed."""
 
+    class Options(ConnectorOptions):
+        records: list[dict[str, Any]]
+        """The input records."""
+
+    options: Options
+
     def read(self, after: str | None) -> Iterator[SourceItem]:
-        records = list(self.options["records"])
+        records = list(self.options.records)
         if any("bad" in record["ref"] for record in records):
             raise SourceInputError("records: a reference marked bad")
         for index, record in enumerate(records):
@@ -63,7 +76,7 @@ class ListSource(Source):
             yield SourceItem(position, (opened,), f"record {record['ref']}")
 
     def pending(self, after: str | None) -> int | None:
-        return sum(1 for i in range(len(self.options["records"])) if f"{i:04d}" > (after or ""))
+        return sum(1 for i in range(len(self.options.records)) if f"{i:04d}" > (after or ""))
 
 
 class Crash(BaseException):
@@ -77,16 +90,22 @@ class CountingSink(Sink):
 
     calls = 0
 
+    class Options(ConnectorOptions):
+        crash_at: int | None = None
+        reject: str | None = None
+
+    options: Options
+
     def setup(self, tx: sqlite3.Connection) -> None:
         tx.execute("CREATE TABLE IF NOT EXISTS seen (event_id TEXT, case_id TEXT)")
         tx.execute("CREATE TABLE IF NOT EXISTS delivered (event_id TEXT)")
 
     def handle(self, received: Received, tx: sqlite3.Connection) -> None:
         CountingSink.calls += 1
-        if CountingSink.calls == self.options.get("crash_at"):
+        if CountingSink.calls == self.options.crash_at:
             raise Crash
         case_id = str(received.event.originator_id)
-        if case_id == self.options.get("reject"):
+        if case_id == self.options.reject:
             raise ValueError(f"case {case_id} is refused by the target")
         tx.execute("INSERT INTO seen VALUES (?, ?)", (str(received.event_id), case_id))
 

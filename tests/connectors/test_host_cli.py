@@ -49,14 +49,17 @@ def test_run_then_status_shows_position_lag_and_the_refused_item(
     assert "record B" in capsys.readouterr().out
 
 
-def test_an_unconfigured_name_and_a_bad_file_are_configuration_errors(
+def test_an_unconfigured_name_and_a_bad_table_are_configuration_errors(
     configured: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["connectors", "run", "nobody"]) == 3
     assert "connectors.nobody: not configured (configured: intake)" in capsys.readouterr().err
     (configured / "connectors.toml").write_text('[connectors.intake]\nkind = "sorce"\n')
-    assert main(["connectors", "status"]) == 3
+    assert main(["connectors", "run", "intake", "--until-idle"]) == 3
     assert "connectors.intake.kind: must be 'source' or 'sink'" in capsys.readouterr().err
+    assert main(["--json", "connectors", "status"]) == 0  # status shows it, beside the others
+    (status,) = json.loads(capsys.readouterr().out)
+    assert status["errors"][0].startswith("configuration: connectors.intake.kind: must be")
 
 
 def test_a_run_while_another_holds_the_connector_is_one_line_and_exit_75(

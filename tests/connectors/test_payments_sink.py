@@ -20,6 +20,7 @@ import pytest
 from bus.consumer import Received, Rejected
 from bus.effects import EffectStore
 from bus.effects_sqlite import SQLiteEffectStore
+from connectors.options import OptionsError
 from connectors.payments.pain001 import NAMESPACE, SCHEMA_FILE, validate_pain001
 from connectors.payments.sink import Pain001Sink, pain001_path, report_path
 from connectors.sdk import ConnectorContext
@@ -439,16 +440,19 @@ def test_clear_creditor_account_is_rejected(
 @pytest.mark.parametrize(
     ("options", "reason"),
     [
-        ({"debtor_name": "SR Olten"}, "option debtor_iban: required"),
-        ({"debtor_iban": DEBTOR_IBAN}, "option debtor_name: required"),
-        ({"debtor_name": "SR Olten", "debtor_iban": "CH00"}, "option debtor_iban: invalid IBAN"),
-        ({**OPTIONS, "debtor_bic": "UBSWXXZH"}, "option debtor_bic: invalid BIC"),
-        ({**OPTIONS, "outbox": 7}, "option outbox: must be a folder path"),
+        ({"debtor_name": "SR Olten"}, "debtor_iban: required"),
+        ({"debtor_iban": DEBTOR_IBAN}, "debtor_name: required"),
+        ({"debtor_name": " ", "debtor_iban": DEBTOR_IBAN}, "debtor_name: String should have"),
+        ({"debtor_name": "SR Olten", "debtor_iban": "CH00"}, "debtor_iban: invalid IBAN"),
+        ({**OPTIONS, "debtor_bic": "UBSWXXZH"}, "debtor_bic: invalid BIC"),
+        ({**OPTIONS, "outbox": 7}, "outbox: Input should be a valid string, not an integer"),
+        ({**OPTIONS, "remitance": "Sozialhilfe"}, "remitance: unknown option (declared: "),
     ],
 )
 def test_bad_options_are_refused_naming_the_option(options: dict[str, str], reason: str) -> None:
-    with pytest.raises(ValueError, match=reason):
+    with pytest.raises(OptionsError) as refused:
         Pain001Sink("payments", options)
+    assert str(refused.value).startswith("connectors.payments.options." + reason)
 
 
 def test_schema_file_is_the_sps_version() -> None:
