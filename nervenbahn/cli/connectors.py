@@ -1,7 +1,10 @@
-"""`nervenbahn connectors list|run|status|errors|catalogue` and `nervenbahn connector new`.
+"""`nervenbahn connectors list|check|describe|run|status|errors|catalogue` and `nervenbahn
+connector new`.
 
 See `connectors.host` for the configuration file and what a run does, and
-docs/connectors.md for the tutorial.
+docs/connectors.md for the tutorial. `list`, `check` and `describe` read only the configuration
+file and the connectors' code: they need neither the store nor a broker, so a deployment can
+check its file before anything runs.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from connectors.host import ConnectorHost
+from bus.topics import installation_topics
+from connectors.host import ConnectorConfig, ConnectorConfigError, ConnectorHost, read_config
 from connectors.scaffold import ScaffoldError, config_entry, write_connector
-from domain.errors import InvalidCommandError
+from domain.errors import InvalidCommandError, NervenbahnError
 from nervenbahn.connector_catalogue import Format, render, sink_catalogue
 from nervenbahn.container import connectors_file
 
-from .render import emit_json
-from .session import session
+from .render import emit_json, shown
+from .session import Session, session
 
 __all__ = ["app", "connector_app"]
 
@@ -31,6 +35,8 @@ app = typer.Typer(help="Run connectors and show their status.", no_args_is_help=
 connector_app = typer.Typer(help="Write a new connector.", no_args_is_help=True)
 
 EXIT_STOPPED = 1
+EXIT_MISCONFIGURED = 3
+"""`check`: a connector's configuration is wrong (the exit code of a ConnectorConfigError)."""
 
 
 @contextmanager
@@ -43,40 +49,136 @@ def _connectors(ctx: typer.Context) -> Iterator[ConnectorHost]:
         connectors.close()
 
 
+def _config(rt: Session) -> tuple[Path, ConnectorConfig]:
+    """The configuration file and what it configures (no store, no broker)."""
+    path = connectors_file(rt.settings)
+    return path, read_config(path)
+
+
 @app.command("list")
 def list_connectors(ctx: typer.Context) -> None:
-    """The configured connectors: name, kind, class."""
+    """The configured connectors: name, kind, class, and the problem of each that cannot be
+    built (a class that does not import, options it refuses, a wrong table)."""
     rt = session(ctx)
-    path = connectors_file(rt.settings)
-    with _connectors(ctx) as connectors:
-        specs = list(connectors.specs.values())
+    path, config = _config(rt)
+    problems = config.check()
     if rt.as_json:
-        emit_json(
-            rt.console,
-            {
-                "file": str(path),
-                "connectors": [
-                    {"name": s.name, "kind": s.kind, "class": s.class_path, "options": s.options}
-                    for s in specs
-                ],
-            },
-        )
+        emit_json(rt.console, {"file": str(path), "connectors": [
+            _listed(config, name, problems[name]) for name in config.names()
+        ]})
         return
-    if not specs:
+    if not problems:
         rt.console.print(f"no connectors configured in {path}")
         return
     table = Table(title=f"Connectors in {path}", title_justify="left")
-    for column in ("name", "kind", "class", "description"):
+    for column in ("name", "kind", "class", "description", "problem"):
         table.add_column(column)
-    for s in specs:
-        table.add_row(s.name, s.kind, s.class_path, s.description)
+    for name in config.names():
+        s = config.specs.get(name)
+        problem = problems[name]
+        table.add_row(name, s.kind if s else "?", s.class_path if s else "?",
+                      s.description if s else "", _lines(problem))
     rt.console.print(table)
+
+
+def _lines(error: Exception | None) -> str:
+    """An error of several lines (one per refused option) as the table shows it."""
+    return "\n".join(shown(line) for line in str(error or "").splitlines())
+
+
+def _listed(config: ConnectorConfig, name: str,
+            problem: ConnectorConfigError | None) -> dict[str, object]:
+    s = config.specs.get(name)
+    return {"name": name, "kind": s.kind if s else None, "class": s.class_path if s else None,
+            "options": s.options if s else None, "problem": str(problem) if problem else None}
+
+
+@app.command("check")
+def check(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this connector.")] = None,
+) -> None:
+    """Import, validate and build each connector (or NAME) without running it; one line per
+    connector, exit 3 if any is wrong. Needs neither the store nor a broker."""
+    rt = session(ctx)
+    path, config = _config(rt)
+    if name is not None and name not in config.names():
+        config.spec(name)  # not configured: the error naming the configured ones
+    results = config.check(name)
+    if rt.as_json:
+        emit_json(rt.console, {"file": str(path), "connectors": [
+            {"name": n, "ok": error is None, "error": str(error) if error else None}
+            for n, error in results.items()
+        ]})
+    elif not results:
+        rt.console.print(f"no connectors configured in {path}")
+    else:
+        _print_checked(rt, config, results)
+    if any(error is not None for error in results.values()):
+        raise typer.Exit(EXIT_MISCONFIGURED)
+
+
+def _print_checked(rt: Session, config: ConnectorConfig,
+                   results: dict[str, ConnectorConfigError | None]) -> None:
+    """`ok     NAME (kind, class)` or `error  NAME: reason` (further reasons indented)."""
+    for name, error in results.items():
+        if error is None:
+            spec = config.specs[name]
+            rt.console.print(f"ok     {name} ({spec.kind}, {spec.class_path})",
+                             markup=False, highlight=False)
+            continue
+        first, *more = str(error).splitlines()
+        rt.console.print(f"error  {name}: {first}", markup=False, highlight=False)
+        for line in more:
+            rt.console.print(f"       {line}", markup=False, highlight=False)
+
+
+@app.command("describe")
+def describe(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The connector's name in the configuration file.")],
+) -> None:
+    """What a connector is (kind, class, its topic or its input) and the options it takes:
+    name, type, default, required, description. Also when its options are wrong."""
+    rt = session(ctx)
+    _, config = _config(rt)
+    about = config.spec(name).describe()
+    topic = _topic(rt, about.dataset) if about.dataset else None
+    if rt.as_json:
+        emit_json(rt.console, {**vars(about), "topic": topic})
+        return
+    rt.console.print(f"connector {about.name}: {about.kind}, class {about.class_path}",
+                     markup=False)
+    for label, value in (("description", about.description), ("class", about.summary),
+                         ("dataset", about.dataset), ("topic", topic)):
+        if value:
+            rt.console.print(f"  {label}: {value}", markup=False, highlight=False)
+    if not about.options:
+        rt.console.print("  options: none", markup=False)
+        return
+    table = Table(title="Options", title_justify="left")
+    for column in ("option", "type", "required", "default", "description"):
+        table.add_column(column)
+    for option in about.options:
+        table.add_row(option.name, shown(option.type), "yes" if option.required else "no",
+                      "" if option.default is None else shown(repr(option.default)),
+                      shown(option.description))
+    rt.console.print(table)
+
+
+def _topic(rt: Session, dataset: str) -> str | None:
+    """The topic of `dataset` under the configured prefix (no broker asked); None if the
+    bus has no such dataset (`check` does not catch that: it needs no bus)."""
+    names = {spec.dataset: spec.name for spec in installation_topics(rt.settings.kafka)}
+    return names.get(dataset)
 
 
 @app.command("run")
 def run(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The connector's name in the configuration file.")],
+    name: Annotated[
+        str | None, typer.Argument(help="The connector's name in the configuration file.")
+    ] = None,
     until_idle: Annotated[
         bool,
         typer.Option(
@@ -85,9 +187,22 @@ def run(
             "up with its topic) instead of running until Ctrl-C.",
         ),
     ] = False,
+    run_all: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Run every configured connector until idle, one after the other (with "
+            "--until-idle); one that is misconfigured or fails is reported, the others run.",
+        ),
+    ] = False,
 ) -> None:
     """Run a connector until stopped (Ctrl-C / SIGTERM) or, with --until-idle, done."""
     rt = session(ctx)
+    _check_run_arguments(name, until_idle=until_idle, run_all=run_all)
+    if run_all:
+        _run_all(ctx, rt)
+        return
+    assert name is not None  # checked above
     stop = threading.Event()
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     for signum in previous:
@@ -106,6 +221,56 @@ def run(
             rt.console.print(f"  delivered {written}")
     if not report.ok:
         raise typer.Exit(EXIT_STOPPED)
+
+
+def _check_run_arguments(name: str | None, *, until_idle: bool, run_all: bool) -> None:
+    if run_all == (name is not None):
+        raise InvalidCommandError(
+            "connectors run", [("NAME", "name one connector, or run them all with --all")]
+        )
+    if run_all and not until_idle:
+        raise InvalidCommandError(
+            "connectors run",
+            [("--all", "runs the connectors one after the other: use it with --until-idle")],
+        )
+
+
+def _run_all(ctx: typer.Context, rt: Session) -> None:
+    """Each configured connector until idle, in name order. A connector that cannot run — its
+    configuration is wrong, another process runs it, the broker it needs is away — is
+    reported and the next one runs (issue 20: one typo used to stop every connector); exit 1
+    if any did not end ok. Ctrl-C stops the one running and skips the rest."""
+    stop = threading.Event()
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum in previous:
+        signal.signal(signum, lambda *_: stop.set())
+    outcomes: list[dict[str, object]] = []
+    try:
+        with _connectors(ctx) as connectors:
+            for name in connectors.names():
+                if stop.is_set():
+                    break
+                outcomes.append(_run_one(connectors, name, stop))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if rt.as_json:
+        emit_json(rt.console, outcomes)
+    else:
+        for outcome in outcomes:
+            rt.console.print(f"connector {outcome['name']}: {outcome['summary']}",
+                             markup=False, highlight=False)
+    if not all(outcome["ok"] for outcome in outcomes):
+        raise typer.Exit(EXIT_STOPPED)
+
+
+def _run_one(connectors: ConnectorHost, name: str, stop: threading.Event) -> dict[str, object]:
+    try:
+        report = connectors.run(name, stop, until_idle=True)
+    except NervenbahnError as exc:  # foreseen, and this connector's alone: the others run
+        return {"name": name, "ok": False, "summary": f"not run: {exc}", "report": None}
+    return {"name": name, "ok": report.ok, "summary": f"({report.kind}) {report.summary()}",
+            "report": {**vars(report), "ok": report.ok}}
 
 
 @app.command("status")
