@@ -28,12 +28,27 @@ EXAMPLE = EXAMPLES / "outside_consumer.py"
 @pytest.mark.parametrize(
     "program", ["outside_consumer.py", "read_every_topic.py", "fund_application.py"])
 def test_the_example_imports_only_the_standard_library_and_confluent_kafka(program: str) -> None:
-    tree = ast.parse((EXAMPLES / program).read_text())
+    """Only the standard library and confluent-kafka, and the example's own neighbours in
+    examples/ (fund_payments.py beside fund_application.py), which follow the same rule."""
+    seen: set[str] = set()
+    imported = _imports(EXAMPLES / program, seen)
+    assert imported - sys.stdlib_module_names == {"confluent_kafka"}
+    assert seen == ({"fund_payments"} if program == "fund_application.py" else set())
+
+
+def _imports(path: Path, seen: set[str]) -> set[str]:
+    """The top-level modules `path` imports, those of its neighbours in examples/ included
+    (each neighbour's name added to `seen`)."""
+    tree = ast.parse(path.read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree)
                 if isinstance(node, ast.Import) for alias in node.names}
     imported |= {str(node.module).split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.level == 0}
-    assert imported - sys.stdlib_module_names == {"confluent_kafka"}
+    for name in sorted(imported):
+        if (EXAMPLES / f"{name}.py").exists() and name not in seen:
+            seen.add(name)
+            imported |= _imports(EXAMPLES / f"{name}.py", seen)
+    return imported - {name for name in seen}
 
 
 def test_the_outside_consumer_decodes_every_case_event_once(
