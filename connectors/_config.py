@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from connectors._discovery import GROUP, installed_connectors
 from connectors.errors import ConnectorConfigError
 from connectors.options import OptionInfo, describe_options
 from connectors.sdk import Sink, Source
@@ -35,7 +36,7 @@ __all__ = [
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 """A connector's name: also its package name, its state's key and (with `-`) its group id."""
 _CLASS = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
-_KEYS = {"kind", "class", "options", "description"}
+_KEYS = {"kind", "class", "connector", "options", "description"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class ConnectorSpec:
     description: str = ""
     base: Path = Path(".")
     """The configuration file's folder (relative paths in options are relative to it)."""
+    connector: str = ""
+    """The installed connector (entry point of `connectors._discovery.GROUP`) it names, if it
+    names one instead of a class; `class_path` is then the entry point's, or "" if no installed
+    package registers that name."""
 
     def load(self) -> Source | Sink:
         """Import the class, check the options against its `Options` and build the connector;
@@ -68,6 +73,12 @@ class ConnectorSpec:
         """The connector's class, imported and checked against the kind (the options are not
         checked: `describe` shows what a connector takes also when its options are wrong)."""
         where = f"connectors.{self.name}.class"
+        if not self.class_path:
+            installed = ", ".join(sorted(installed_connectors())) or "none"
+            raise ConnectorConfigError(
+                f"connectors.{self.name}.connector: no installed connector {self.connector!r} "
+                f"(entry points {GROUP!r}: {installed}); pip install its package"
+            )
         module_name, _, class_name = self.class_path.partition(":")
         try:
             module = importlib.import_module(module_name)
@@ -221,15 +232,32 @@ def _spec(name: str, table: Any, base: Path) -> ConnectorSpec:
     kind = table.get("kind")
     if kind not in ("source", "sink"):
         raise ConnectorConfigError(f"{here}.kind: must be 'source' or 'sink', not {kind!r}")
-    class_path = table.get("class")
-    if not isinstance(class_path, str) or not _CLASS.fullmatch(class_path):
-        raise ConnectorConfigError(
-            f"{here}.class: must be 'package.module:ClassName', not {class_path!r}"
-        )
+    class_path, connector = _target(here, name, table)
     options = table.get("options", {})
     if not isinstance(options, dict):
         raise ConnectorConfigError(f"{here}.options: must be a table ([{here}.options])")
     description = table.get("description", "")
     if not isinstance(description, str):
         raise ConnectorConfigError(f"{here}.description: must be a string")
-    return ConnectorSpec(name, kind, class_path, options, description, base)
+    return ConnectorSpec(name, kind, class_path, options, description, base, connector)
+
+
+def _target(here: str, name: str, table: dict[str, Any]) -> tuple[str, str]:
+    """(class path, installed connector's name or ""): `class = "module:Class"`, else the
+    installed connector `connector = "NAME"` (default: the table's name), found by its entry
+    point; both at once would be ambiguous."""
+    if "class" in table and "connector" in table:
+        raise ConnectorConfigError(f"{here}.connector: give either class or connector, not both")
+    if "class" in table:
+        class_path = table["class"]
+        if not isinstance(class_path, str) or not _CLASS.fullmatch(class_path):
+            raise ConnectorConfigError(
+                f"{here}.class: must be 'package.module:ClassName', not {class_path!r}"
+            )
+        return class_path, ""
+    connector = table.get("connector", name)
+    if not isinstance(connector, str) or not connector:
+        raise ConnectorConfigError(
+            f"{here}.connector: must be the name of an installed connector, not {connector!r}"
+        )
+    return installed_connectors().get(connector, ""), connector

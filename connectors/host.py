@@ -1,23 +1,28 @@
 """The connector host: configuration, running sources and sinks, positions, status, errors.
 
-**Registering a connector.** Write a `Source` or `Sink` subclass (`connectors.sdk`) in its own
-package `connectors/<name>/` and add a table to the configuration file — ONE TOML file, path
-from `NERVENBAHN_CONNECTORS`, default `connectors.toml` in the store folder (`.nervenbahn/`;
-the composition root, `nervenbahn.container`, finds the file and builds the host)::
+**Registering a connector.** Write a `Source` or `Sink` subclass (`connectors.sdk`) in a
+package of its own (`nervenbahn connector new` writes one, with its `pyproject.toml`), install
+it with pip, and add a table to the configuration file — ONE TOML file, path from
+`NERVENBAHN_CONNECTORS`, default `connectors.toml` in the store folder (`.nervenbahn/`; the
+composition root, `nervenbahn.container`, finds the file and builds the host)::
 
     [connectors.register]                     # the connector's name: [a-z][a-z0-9_]*
     kind = "source"                           # "source" or "sink"
-    class = "connectors.population_register:RegisterSource"   # module:Class
+    connector = "population_register"         # the installed connector (default: the name)
     description = "eCH-0020 deliveries of the cantonal register"   # optional
     [connectors.register.options]             # checked against Class.Options
     inbox = "inbox/register"                  # relative paths: use context.path(...)
 
-An unknown key, a wrong kind or a class that is not a subclass of the kind's base class is one
-`ConnectorConfigError` naming the connector and the key; so is an option the class's declared
-`Options` refuses (`connectors.options`). It stops only that connector (`connectors._config`).
-`nervenbahn connectors list` shows what is configured, `check [NAME]` builds each without
-running it, `describe NAME` shows what one takes, `run NAME [--until-idle]` runs one,
-`nervenbahn connectors status [--json]` shows position, lag, errors and the last run of each.
+The installed connector is found by its entry point (group `nervenbahn.connectors`, see
+`connectors._discovery`); `class = "connectors.population_register:RegisterSource"` (module:Class)
+instead names a class that is importable without being installed as a package. An unknown key,
+a wrong kind, a connector that is not installed or a class that is not a subclass of the kind's
+base class is one `ConnectorConfigError` naming the connector and the key; so is an option the
+class's declared `Options` refuses (`connectors.options`). It stops only that connector
+(`connectors._config`). `nervenbahn connectors list` shows what is configured, `check [NAME]`
+builds each without running it, `describe NAME` shows what one takes, `run NAME
+[--until-idle]` runs one, `nervenbahn connectors status [--json]` shows position, lag, errors
+and the last run of each.
 
 **State.** Everything the host keeps lives in the connectors folder `<store folder>/connectors/`
 (for a PostgreSQL store: `.nervenbahn/connectors/` in the working directory): `state.db` (SQLite:
