@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
@@ -18,9 +17,11 @@ import pytest
 import structlog
 from psycopg import sql
 
-from bus.broker import EmbeddedBroker, api_versions_answered
-from bus.kafka_settings import KafkaSettings
+from bus.broker import EmbeddedBroker
 from nervenbahn import config, keyfiles
+from nervenbahn.testing import BROKER_DEADLINE_S, TEST_KAFKA
+
+__all__ = ["BROKER_DEADLINE_S", "TEST_KAFKA"]
 
 POSTGRES_URL = os.environ.get(
     "NERVENBAHN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
@@ -107,28 +108,9 @@ def postgres_dsn(postgres_server_url: str) -> Iterator[str]:
 
 # --- broker fixtures ---
 # One Kafka broker per test session (so per pytest-xdist worker); tests are isolated by topic
-# names, each test getting a topic prefix of its own from `kafka_settings`.
-
-TEST_KAFKA = os.environ.get("NERVENBAHN_TEST_KAFKA", "")
-"""An external broker for the tests (host:port[,host:port]); unset: an embedded one."""
-
-BROKER_DEADLINE_S = 30.0
-
-
-@pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The bootstrap address of the test broker, answering metadata requests.
-
-    NERVENBAHN_TEST_KAFKA if set (waited for up to 30 s), else an embedded Tansu broker of this
-    session's own. Never restart it: other tests use it; take `private_broker` for that.
-    """
-    if TEST_KAFKA:
-        _wait_for_kafka(TEST_KAFKA, BROKER_DEADLINE_S)
-        yield TEST_KAFKA
-        return
-    log_dir = tmp_path_factory.mktemp("broker")
-    with EmbeddedBroker(log_dir, start_timeout=BROKER_DEADLINE_S) as broker:
-        yield broker.bootstrap
+# names, each test getting a topic prefix of its own from `kafka_settings`. `kafka_broker` and
+# `kafka_settings` come from the connector test harness (nervenbahn/testing.py, loaded as a
+# plugin by pyproject.toml), which connector packages outside this repository use too.
 
 
 @pytest.fixture
@@ -137,25 +119,3 @@ def private_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker(tmp_path / "private-broker", start_timeout=BROKER_DEADLINE_S) as broker:
         yield broker
 
-
-@pytest.fixture
-def kafka_settings(kafka_broker: str) -> KafkaSettings:
-    """Settings on the test broker, embedded profile, with a topic prefix of this test's own."""
-    return KafkaSettings(
-        bootstrap_servers=tuple(kafka_broker.split(",")),
-        profile="embedded",
-        topic_prefix=f"t{uuid4().hex[:10]}",
-        client_id_prefix="nervenbahn-test",
-    )
-
-
-def _wait_for_kafka(bootstrap: str, within: float) -> None:
-    """Wait until every broker of `bootstrap` answers (ApiVersions), or fail the run."""
-    deadline = time.monotonic() + within
-    for server in bootstrap.split(","):
-        host, _, port = server.strip().rpartition(":")
-        while not api_versions_answered(host, int(port), timeout=1.0):
-            if time.monotonic() > deadline:
-                pytest.fail(f"NERVENBAHN_TEST_KAFKA: no Kafka broker answers at {server} "
-                            f"within {within:g} s", pytrace=False)
-            time.sleep(0.2)  # wait-ok: polling an external broker inside a deadline

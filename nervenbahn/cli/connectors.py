@@ -1,5 +1,5 @@
 """`nervenbahn connectors list|check|describe|run|status|errors|catalogue` and `nervenbahn
-connector new`.
+connector new` (a package).
 
 See `connectors.host` for the configuration file and what a run does, and
 docs/connectors.md for the tutorial. `list`, `check` and `describe` read only the configuration
@@ -349,20 +349,28 @@ def new(
     name: Annotated[str, typer.Argument(help="Package name: lower-case letters, digits, '_'.")],
     kind: Annotated[str, typer.Option("--kind", help="source or sink.")] = "source",
     into: Annotated[
-        Path, typer.Option("--into", help="The project folder (holding connectors/ and tests/).")
+        Path,
+        typer.Option("--into", help="The folder the package folder NAME/ is written into."),
     ] = Path("."),
 ) -> None:
-    """Write a working connector `connectors/NAME/` and its passing tests."""
+    """Write a connector package `NAME/` (pyproject.toml, the connector, its passing tests)."""
     rt = session(ctx)
     try:
         written = write_connector(name, kind, into)
     except ScaffoldError as exc:
         raise InvalidCommandError("connector new", [(exc.field, str(exc))]) from None
     entry = config_entry(name, kind)
+    package = into / name
     if rt.as_json:
-        emit_json(rt.console, {"written": [str(p) for p in written], "config": entry})
+        emit_json(rt.console, {"package": str(package), "written": [str(p) for p in written],
+                               "config": entry})
         return
     for path in written:
         rt.console.print(f"wrote {path}")
-    rt.console.print("\nadd to your connectors file (NERVENBAHN_CONNECTORS):\n")
+    rt.console.print(
+        f"\ninstall it into this environment: pip install -e {package}\n"
+        f"run its tests:                    cd {package} && pytest\n"
+        "then add to your connectors file (NERVENBAHN_CONNECTORS):\n",
+        markup=False, highlight=False,
+    )
     rt.console.print(entry, markup=False, highlight=False)

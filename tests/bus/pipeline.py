@@ -23,6 +23,7 @@ from domain.application.cases import CaseService
 from domain.commands import parse_command
 from nervenbahn.config import Settings, load_settings
 from nervenbahn.container import Container, build_service, close_service
+from nervenbahn.testing import applicant
 from tests.bus.waiting import wait_until
 
 CASEWORKER = {"user_id": "cw-olten-01", "role": "caseworker", "organisation": "so-olten"}
@@ -48,20 +49,10 @@ def command(name: str, **data: Any) -> Any:
 
 def open_supported_case(service: CaseService, n: int = 0) -> UUID:
     """Open, assess and grant a case: three events."""
-    ahv = f"75610000{n:04d}"
-    from stdnum import ean
-
-    applicant = {
-        "given_name": "Nora",
-        "family_name": f"Beispiel{n}",
-        "ahvn13": ahv + ean.calc_check_digit(ahv),
-        "birth_date": "1980-01-01",
-        "street": "Weg 1",
-        "postal_code": "4600",
-        "town": "Olten",
-    }
+    person = applicant(n, given_name="Nora", family_name=f"Beispiel{n}",
+                       birth_date="1980-01-01", street="Weg 1")
     opened = service.execute(
-        command("open_case", municipality_bfs=2581, household_size=1, applicant=applicant)
+        command("open_case", municipality_bfs=2581, household_size=1, applicant=person)
     )
     service.execute(
         command(

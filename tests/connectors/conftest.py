@@ -1,9 +1,13 @@
 """Fixtures of the connector tests: a SQLite store of the test's own, its bus on the real
-embedded broker, and the connector runtime on them (in marked sections; others may add theirs)."""
+embedded broker, and the connector runtime on them; connector packages installed for a test
+(in marked sections; others may add theirs)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,3 +45,38 @@ def connector_bus(
     ensure_topics(kafka_settings, catalogue(kafka_settings))
     yield bus
     bus.close()
+
+
+# --- connector packages (`nervenbahn connector new`, the tutorial) ---
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def pip_install() -> Iterator[Callable[..., None]]:
+    """Install connector package folders into this environment, as their author would with
+    `pip install -e FOLDER`, and uninstall them afterwards (so the environment keeps no entry
+    point into a deleted folder). Offline and fast: `--no-deps` (nervenbahn is the dependency,
+    installed already) and `--no-build-isolation` (this environment's setuptools)."""
+    installed: list[str] = []
+
+    def install(*folders: Path) -> None:
+        for folder in folders:
+            name = tomllib.loads((folder / "pyproject.toml").read_text())["project"]["name"]
+            installed.append(name)
+        run_ok([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                "--no-build-isolation", *(arg for f in folders for arg in ("-e", str(f)))])
+
+    yield install
+    if installed:
+        run_ok([sys.executable, "-m", "pip", "uninstall", "--quiet", "--yes", *installed])
+
+
+def run_ok(
+    args: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> str:
+    """Run a command (at most 4 min); its output, or a failed assertion showing it."""
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=240,
+                            check=False)
+    assert result.returncode == 0, f"{args}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
+    return result.stdout
