@@ -138,9 +138,11 @@ class ConnectorHarness:
         `connectors.toml` in `folder`."""
         path = self.folder / "connectors.toml"
         path.write_text(toml, encoding="utf-8")
-        specs = parse_config(tomllib.loads(toml), base=self.folder, where=str(path))
-        self._configured(specs)
-        return specs
+        config = parse_config(tomllib.loads(toml), base=self.folder, where=str(path))
+        for name in sorted(config.broken):  # a test's configuration is right, or it says why
+            raise config.broken[name]
+        self._configured(config.specs)
+        return config.specs
 
     @property
     def host(self) -> ConnectorHost:

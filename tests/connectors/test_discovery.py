@@ -31,14 +31,14 @@ def test_a_connector_named_by_its_entry_point_loads_its_class(tmp_path: Path) ->
     specs = parse_config(config('connector = "payments"\n[connectors.a.options]\n'
                                 'debtor_name = "Sozialregion Olten"\n'
                                 'debtor_iban = "CH9300762011623852957"\noutbox = "out"\n'),
-                         base=tmp_path, where="test")
+                         base=tmp_path, where="test").specs
     assert specs["a"].class_path == "connectors.payments.sink:Pain001Sink"
     assert isinstance(specs["a"].load(), Pain001Sink)
 
 
 def test_without_class_or_connector_the_table_name_is_the_entry_point(tmp_path: Path) -> None:
     text = '[connectors.bfs_statistics]\nkind = "sink"\n'
-    specs = parse_config(tomllib.loads(text), base=tmp_path, where="test")
+    specs = parse_config(tomllib.loads(text), base=tmp_path, where="test").specs
     spec = specs["bfs_statistics"]
     assert (spec.connector, spec.class_path) == (
         "bfs_statistics", f"{BfsStatisticsSink.__module__}:BfsStatisticsSink"
@@ -47,7 +47,7 @@ def test_without_class_or_connector_the_table_name_is_the_entry_point(tmp_path: 
 
 def test_an_entry_point_of_the_other_kind_is_refused_naming_it(tmp_path: Path) -> None:
     specs = parse_config(config('connector = "population_register"\n'), base=tmp_path,
-                         where="test")
+                         where="test").specs
     assert specs["a"].class_path.endswith(RegisterSource.__name__)
     with pytest.raises(ConnectorConfigError, match=r"connectors\.a\.class: .*not a Sink"):
         specs["a"].load()
@@ -56,7 +56,7 @@ def test_an_entry_point_of_the_other_kind_is_refused_naming_it(tmp_path: Path) -
 def test_a_connector_not_installed_is_an_error_of_that_connector_only(tmp_path: Path) -> None:
     """Reading the file succeeds (`connectors list` shows it); loading it names the connector,
     the key, what is installed and what to do."""
-    specs = parse_config(config('connector = "front_ofice"\n'), base=tmp_path, where="test")
+    specs = parse_config(config('connector = "front_ofice"\n'), base=tmp_path, where="test").specs
     with pytest.raises(ConnectorConfigError) as caught:
         specs["a"].load()
     message = str(caught.value)
@@ -77,5 +77,6 @@ def test_a_connector_not_installed_is_an_error_of_that_connector_only(tmp_path: 
 def test_a_bad_connector_key_is_refused_naming_it(
     tmp_path: Path, table: str, reason: str
 ) -> None:
+    broken = parse_config(config(table), base=tmp_path, where="test").broken
     with pytest.raises(ConnectorConfigError, match=rf"connectors\.a\.connector: .*{reason}"):
-        parse_config(config(table), base=tmp_path, where="test")
+        raise broken["a"]
