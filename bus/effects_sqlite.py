@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from uuid import UUID
@@ -92,6 +92,26 @@ class SQLiteEffectStore(EffectStore):
                 (group,),
             ).fetchall()
         return marks_with_epochs(rows, met)
+
+    def rewind(
+        self,
+        tx: sqlite3.Connection,
+        group: str,
+        marks: Mapping[tuple[str, int], int],
+        *,
+        forget_processed: bool,
+    ) -> None:
+        """Move `group` to `marks` (the next offset by topic and partition; a partition not
+        named is read from its beginning), for `nervenbahn connectors reset`. The relay epochs
+        the group met are forgotten (the first it meets again is taken without a rewind), and
+        with `forget_processed` the events it processed, so that those read again take effect
+        again instead of being skipped as duplicates."""
+        tx.execute("DELETE FROM consumer_offsets WHERE group_id = ?", (group,))
+        tx.execute("DELETE FROM consumer_epochs WHERE group_id = ?", (group,))
+        if forget_processed:
+            tx.execute("DELETE FROM processed_events WHERE group_id = ?", (group,))
+        for (topic, partition), offset in sorted(marks.items()):
+            self.advance(tx, group, topic, partition, PartitionMark(offset))
 
     def close(self) -> None:
         with self._lock:

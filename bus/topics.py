@@ -38,9 +38,11 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError, for_code
 
 from bus.kafka_errors import TopicError, kafka_errors_translated
@@ -62,8 +64,10 @@ __all__ = [
     "headers_at",
     "installation_topics",
     "list_topics",
+    "offsets_at",
     "partition_end_offsets",
     "payments_spec",
+    "read_topic",
     "reimbursement_claims_spec",
     "reporting_spec",
     "topic_end_offsets",
@@ -443,6 +447,55 @@ def headers_at(
                         waiting.discard(tp)  # no message at that offset
         reader.unsubscribe()
     return found
+
+
+def read_topic(settings: KafkaSettings, name: str) -> list[ConsumerRecord]:
+    """Every message the topic `name` holds now (up to the end offsets at the call), by
+    partition, then offset; none if the topic does not exist. Opens a reader outside any group
+    and reads everything into memory: for small topics (a dead-letter topic that
+    `nervenbahn connectors replay` re-delivers). TopicError if a partition does not yield its
+    messages within the request timeout (a part read is never passed off as the whole)."""
+    timeout = settings.request_timeout_ms / 1000
+    with kafka_errors_translated(f"read topic {name}"), _offsets_reader(settings) as reader:
+        tps = _partitions_of(reader, [name])
+        starts = reader.beginning_offsets(tps) if tps else {}
+        ends = _true_ends(reader, reader.end_offsets(tps), timeout) if tps else {}
+        waiting = {tp for tp in tps if ends[tp] > starts[tp]}
+        found: dict[TopicPartition, list[ConsumerRecord]] = {tp: [] for tp in waiting}
+        reader.assign(sorted(waiting))
+        for tp in waiting:
+            reader.seek(tp, starts[tp])
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            for tp, records in reader.poll(timeout_ms=100).items():
+                found[tp] += [r for r in records if starts[tp] <= r.offset < ends[tp]]
+            waiting = {tp for tp in waiting if reader.position(tp) < ends[tp]}
+        reader.unsubscribe()
+    if waiting:
+        late = ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(waiting))
+        raise TopicError(f"read topic {name}: {late} not read to the end within {timeout:.0f} s")
+    return [record for tp in sorted(found) for record in found[tp]]
+
+
+def offsets_at(
+    settings: KafkaSettings, partitions: Sequence[TopicPartition], when: datetime
+) -> dict[TopicPartition, int]:
+    """The offset of the first message each partition received at or after `when` (the
+    broker's timestamp: when the producer sent it), or the partition's end if none did.
+
+    The embedded broker (Tansu) answers "none" with offset 0 and timestamp -1 instead of
+    offset -1, so an answer without a timestamp counts as none."""
+    if when.tzinfo is None:
+        raise ValueError(f"offsets_at: {when.isoformat()} has no time zone")
+    millis = int(when.timestamp() * 1000)
+    with kafka_errors_translated("look up offsets by time"), _offsets_reader(settings) as reader:
+        found = reader.offsets_for_times(dict.fromkeys(partitions, millis))
+        ends = _true_ends(reader, reader.end_offsets(list(partitions)),
+                          settings.request_timeout_ms / 1000)
+    return {
+        tp: hit.offset if (hit := found.get(tp)) is not None and hit.timestamp >= 0 else ends[tp]
+        for tp in partitions
+    }
 
 
 def _true_ends(

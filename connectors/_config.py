@@ -28,6 +28,7 @@ __all__ = [
     "ConnectorConfigError",
     "ConnectorDescription",
     "ConnectorSpec",
+    "OnError",
     "load_config",
     "parse_config",
     "read_config",
@@ -36,7 +37,10 @@ __all__ = [
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 """A connector's name: also its package name, its state's key and (with `-`) its group id."""
 _CLASS = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
-_KEYS = {"kind", "class", "connector", "options", "description"}
+_KEYS = {"kind", "class", "connector", "options", "description", "on_error"}
+OnError = Literal["stop", "dead-letter"]
+"""What a sink's run does with an event its `handle` fails on (see `connectors.host`)."""
+
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ class ConnectorSpec:
     """The installed connector (entry point of `connectors._discovery.GROUP`) it names, if it
     names one instead of a class; `class_path` is then the entry point's, or "" if no installed
     package registers that name."""
+    on_error: OnError | None = None
+    """A sink's error policy; None: "stop" if the sink keeps state (`Sink.keeps_state`),
+    "dead-letter" otherwise."""
 
     def load(self) -> Source | Sink:
         """Import the class, check the options against its `Options` and build the connector;
@@ -239,7 +246,8 @@ def _spec(name: str, table: Any, base: Path) -> ConnectorSpec:
     description = table.get("description", "")
     if not isinstance(description, str):
         raise ConnectorConfigError(f"{here}.description: must be a string")
-    return ConnectorSpec(name, kind, class_path, options, description, base, connector)
+    return ConnectorSpec(name, kind, class_path, options, description, base, connector,
+                         _on_error(here, kind, table.get("on_error")))
 
 
 def _target(here: str, name: str, table: dict[str, Any]) -> tuple[str, str]:
@@ -261,3 +269,19 @@ def _target(here: str, name: str, table: dict[str, Any]) -> tuple[str, str]:
             f"{here}.connector: must be the name of an installed connector, not {connector!r}"
         )
     return installed_connectors().get(connector, ""), connector
+
+
+def _on_error(here: str, kind: str, value: Any) -> OnError | None:
+    """The `on_error` key: only for sinks (a source records a refused command and goes on)."""
+    if value is None:
+        return None
+    if kind != "sink":
+        raise ConnectorConfigError(
+            f"{here}.on_error: only for sinks; a source records a refused command as an error "
+            "of its item and goes on"
+        )
+    if value not in ("stop", "dead-letter"):
+        raise ConnectorConfigError(
+            f"{here}.on_error: must be 'stop' or 'dead-letter', not {value!r}"
+        )
+    return "stop" if value == "stop" else "dead-letter"

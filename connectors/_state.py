@@ -1,4 +1,5 @@
-"""The connectors' own bookkeeping: source positions, errors and the last run of each.
+"""The connectors' own bookkeeping: source positions, errors, the last run of each, and the
+dead letters of each sink that `replay` is done with.
 
 A SQLite file (`<connectors folder>/state.db`), apart from the event store: losing it loses no
 case data, only where each source stands (re-reading is harmless: commands are idempotent).
@@ -27,9 +28,18 @@ _STATE_DDL = (
     "finished_at TEXT NOT NULL, outcome TEXT NOT NULL, summary TEXT NOT NULL)",
 )
 
+_REPLAYS_DDL = (
+    "CREATE TABLE IF NOT EXISTS replays (connector TEXT NOT NULL, topic TEXT NOT NULL, "
+    "partition INTEGER NOT NULL, dead_offset INTEGER NOT NULL, event_id TEXT NOT NULL, "
+    "outcome TEXT NOT NULL, replayed_at TEXT NOT NULL, "
+    "PRIMARY KEY (connector, topic, partition, dead_offset))",
+)
+
 CONNECTOR_STATE = Component(
     "connector_state",
-    [Migration(1, "positions, errors and runs of the connectors", _STATE_DDL, postgres=())],
+    [Migration(1, "positions, errors and runs of the connectors", _STATE_DDL, postgres=()),
+     Migration(2, "the dead letters of each sink that were replayed", _REPLAYS_DDL,
+               postgres=())],
     tables=["positions", "errors", "runs"],
 )
 """The connectors' bookkeeping (SQLite only: `<connectors folder>/state.db`)."""
@@ -142,6 +152,35 @@ class StateStore:
                 (connector,),
             ).fetchone()
         return None if row is None else RunRecord(*row)
+
+    def replayed(self, connector: str) -> dict[tuple[str, int, int], str]:
+        """The sink's dead letters done with by `replay`: (dead-letter topic, partition, offset)
+        → outcome ("replayed", "already applied", "not replayable: …")."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT topic, partition, dead_offset, outcome FROM replays WHERE connector = ?",
+                (connector,),
+            ).fetchall()
+        return {(topic, int(part), int(offset)): outcome for topic, part, offset, outcome in rows}
+
+    def record_replayed(
+        self, connector: str, where: tuple[str, int, int], event_id: str, outcome: str
+    ) -> None:
+        """Record that the dead letter at `where` (topic, partition, offset) is done with, so
+        that it is not replayed twice."""
+        with self._lock:
+            self.db.execute(
+                "INSERT OR REPLACE INTO replays VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (connector, *where, event_id, outcome, _now()),
+            )
+
+    def replayed_count(self, connector: str) -> int:
+        """How many of the sink's dead letters are done with."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT count(*) FROM replays WHERE connector = ?", (connector,)
+            ).fetchone()
+        return int(row[0])
 
     def close(self) -> None:
         """Close the database."""

@@ -74,7 +74,7 @@ from typing import Any
 
 import structlog
 
-from bus.consumer import Consumer, Received, TransientError
+from bus.consumer import Consumer, Decoder, Received, Rejected, TransientError
 from bus.effects import PartitionMark
 from bus.effects_sqlite import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
@@ -83,6 +83,7 @@ from bus.topics import (
     ensure_topics,
     list_topics,
     partition_end_offsets,
+    read_topic,
     topic_message_counts,
 )
 from bus.watermark import Watermark, delivered_watermark
@@ -90,8 +91,16 @@ from connectors._config import (
     ConnectorConfig,
     ConnectorConfigError,
     ConnectorSpec,
+    OnError,
     load_config,
     read_config,
+)
+from connectors._recovery import (
+    NotReplayableError,
+    ReplayReport,
+    ResetReport,
+    replayable,
+    reset_marks,
 )
 from connectors._state import StateStore, now
 from connectors.errors import ConnectorError
@@ -100,6 +109,7 @@ from connectors.sdk import (
     ConnectorStatus,
     ConsumerFactory,
     PrivateFiles,
+    ResetTarget,
     Sink,
     Source,
     SourceInputError,
@@ -118,14 +128,16 @@ __all__ = [
     "ConnectorHost",
     "ConnectorSpec",
     "DeliveryError",
+    "ReplayReport",
+    "ResetReport",
     "RunReport",
     "group_id",
     "load_config",
     "read_config",
+    "resets_idempotently",
 ]
 
 log = structlog.get_logger("nervenbahn.connectors")
-
 
 
 class AlreadyRunningError(ConnectorError):
@@ -134,6 +146,23 @@ class AlreadyRunningError(ConnectorError):
 
 class DeliveryError(ConnectorError):
     """A sink could not write to its external system; the next run tries again."""
+
+
+class _StoppedAtEvent(BaseException):
+    """A sink whose policy is "stop" failed on an event. A BaseException, like a process
+    dying: it passes the consumer's per-message rejection (which would dead-letter the event and
+    commit past it), rolls back the batch's transaction and leaves the partition to be read
+    again, and `_run_sink` ends the run with it."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(reason)
+        self.where = where
+        self.reason = reason
+
+
+def resets_idempotently(sink: Sink) -> bool:
+    """Whether the sink says how a reset avoids writing twice (it defines `Sink.on_reset`)."""
+    return type(sink).on_reset is not Sink.on_reset
 
 
 def group_id(name: str) -> str:
@@ -163,14 +192,31 @@ class RunReport:
     """Sink: events the sink rejected (dead-lettered)."""
     delivered: list[str] = field(default_factory=list)
     """Sink: what `deliver` wrote."""
+    on_error: OnError | None = None
+    """Sink: the error policy of the run (configured, or the sink's default)."""
+    failed_at: str | None = None
+    """Sink, on_error = "stop": the event the run stopped at (type, id, topic/partition@offset);
+    nothing after it was committed, the next run handles it again."""
     position: str | None = None
     stopped_by: str | None = None
     """The error that stopped the run, if one did."""
 
     @property
+    def outcome(self) -> str:
+        """"failed": stopped at an event the sink failed on (on_error = "stop"); "stopped": an
+        error stopped the run (malformed input, delivery, no partitions); "degraded": the run
+        went through but dead-lettered events (`connectors replay`); "ok" otherwise."""
+        if self.failed_at is not None:
+            return "failed"
+        if self.stopped_by is not None:
+            return "stopped"
+        return "degraded" if self.rejected else "ok"
+
+    @property
     def ok(self) -> bool:
-        """True if the run ended without an error that stopped it."""
-        return self.stopped_by is None
+        """True if the run went through and every event took effect (never when it
+        dead-lettered one)."""
+        return self.outcome == "ok"
 
     def summary(self) -> str:
         """One line: the figures of the run."""
@@ -181,7 +227,7 @@ class RunReport:
             )
         else:
             text = (
-                f"{self.handled} events handled, {self.rejected} rejected, "
+                f"{self.handled} events handled, {self.rejected} dead-lettered, "
                 f"{len(self.delivered)} delivered"
             )
         return text + (f"; stopped: {self.stopped_by}" if self.stopped_by else "")
@@ -281,7 +327,7 @@ class ConnectorHost:
                     self._run_source(connector, report, stop, until_idle, poll_seconds)
                 else:
                     self._run_sink(connector, report, stop, until_idle, poll_seconds)
-                outcome = "ok" if report.ok else "stopped"
+                outcome = report.outcome
             finally:
                 self.state.record_run(name, started, outcome, report.summary())
         log.info("connector run ended", connector=name, outcome=outcome, summary=report.summary())
@@ -378,28 +424,31 @@ class ConnectorHost:
     ) -> None:
         bus = self.bus()
         topic = bus.topic(sink.dataset)  # a dataset the bus does not know: refused first
+        report.on_error = self.on_error(sink)
+        group = group_id(sink.name)
         store = SQLiteEffectStore(self.files.file(self.folder / f"{sink.name}.db"))
         self._running[sink.name] = store
         try:
             with store.transaction() as tx:
                 sink.setup(tx)
-            self._deliver(sink, store, report)
+            report.delivered += self._deliver(sink, store)
             ensure_topics(bus.kafka, [topic])
-            handler = self._recording(sink, report)
-            group = group_id(sink.name)
+            handler = self._recording(sink, report, report.on_error)
             with bus.consumer(sink.dataset, group, handler, store) as consumer:
                 while not stop.is_set():
                     handled = consumer.poll_once(int(poll_seconds * 1000))
                     report.handled += handled
                     if handled:
-                        self._deliver(sink, store, report)
+                        report.delivered += self._deliver(sink, store)
                     elif until_idle and self._idle(consumer, bus.kafka, topic.name, store, report):
                         break
-            report.position = _offsets_text(store.offsets(group))
         except DeliveryError as exc:
             report.stopped_by = str(exc)
+        except _StoppedAtEvent as failed:
+            report.failed_at, report.stopped_by = failed.where, failed.reason
         finally:
             del self._running[sink.name]
+            report.position = _offsets_text(store.offsets(group))
             store.close()
 
     # --- what a sink has received (issue 20, point 5) -----------------------------------------
@@ -435,6 +484,14 @@ class ConnectorHost:
         finally:
             store.close()
 
+    def on_error(self, sink: Sink) -> OnError:
+        """The sink's error policy: `on_error` of its configuration, else "stop" for a sink
+        that keeps state (`Sink.keeps_state`) and "dead-letter" for one that does not."""
+        configured = self.spec(sink.name).on_error
+        if configured is not None:
+            return configured
+        return "stop" if sink.keeps_state else "dead-letter"
+
     def _idle(self, consumer: Consumer, kafka: KafkaSettings, topic: str,
               store: SQLiteEffectStore, report: RunReport) -> bool:
         """Whether a run until idle may end: only once the consumer holds its partitions (the
@@ -454,8 +511,13 @@ class ConnectorHost:
         )
         return True
 
-    def _recording(self, sink: Sink, report: RunReport) -> Callable[[Received, Any], None]:
-        """The sink's handler, recording each rejection before the consumer dead-letters it."""
+    def _recording(
+        self, sink: Sink, report: RunReport, on_error: OnError
+    ) -> Callable[[Received, Any], None]:
+        """The sink's handler under its error policy. An event it fails on is recorded as an
+        error, then dead-lettered by the consumer ("dead-letter", and always for `Rejected`:
+        the sink's own word that skipping the event leaves it right), or stops the run with
+        nothing after it committed ("stop")."""
 
         def handle(received: Received, tx: Any) -> None:
             try:
@@ -463,19 +525,24 @@ class ConnectorHost:
             except TransientError:
                 raise
             except Exception as exc:
-                report.rejected += 1
                 where = f"{received.topic}/{received.partition}@{received.offset}"
-                self.state.record_error(
-                    sink.name,
-                    where,
-                    f"{received.event_type} {received.event_id} at {where}",
-                    f"dead-lettered: {type(exc).__name__}: {exc}",
-                )
+                event = f"{received.event_type} {received.event_id} at {where}"
+                reason = f"{type(exc).__name__}: {exc}"
+                if on_error == "stop" and not isinstance(exc, Rejected):
+                    self.state.record_error(sink.name, where, event,
+                                            f"failed (on_error = stop): {reason}")
+                    raise _StoppedAtEvent(event, (
+                        f"{event} failed (on_error = stop): {reason}; nothing after it was "
+                        "committed: fix the sink and run again (the event is handled again)"
+                    )) from exc
+                report.rejected += 1
+                self.state.record_error(sink.name, where, event, f"dead-lettered: {reason}")
                 raise
 
         return handle
 
-    def _deliver(self, sink: Sink, store: SQLiteEffectStore, report: RunReport) -> None:
+    def _deliver(self, sink: Sink, store: SQLiteEffectStore) -> list[str]:
+        """What `sink.deliver` wrote; DeliveryError (recorded) if it failed."""
         try:
             with store.transaction() as tx:
                 written = sink.deliver(tx)
@@ -484,7 +551,108 @@ class ConnectorHost:
             raise DeliveryError(f"{sink.name}: delivery failed: {exc}") from exc
         if written:
             log.info("delivered", connector=sink.name, written=written)
-        report.delivered += written
+        return written
+
+    # --- recovery ---------------------------------------------------------------------------
+
+    def sink(self, name: str, doing: str) -> Sink:
+        """The configured sink `name`; ConnectorError if it is a source (`doing`: what for)."""
+        connector = self.connector(name)
+        if not isinstance(connector, Sink):
+            raise ConnectorError(
+                f"connectors.{name}: {doing} is for sinks; {name} is a source (its position "
+                "is its input: move or fix the input instead)"
+            )
+        return connector
+
+    def replay(self, name: str) -> ReplayReport:
+        """Hand the sink's dead letters to it again (after a fix), in the order they were
+        parked, each once: one whose event took effect already is skipped by its event id,
+        and each done with is recorded so that it is not replayed twice. One the sink fails on
+        again stays for the next replay; the others go on."""
+        sink = self.sink(name, "replay")
+        report = ReplayReport(name)
+        with self._exclusive(name):
+            bus = self.bus()
+            codec = bus.codec(sink.dataset)
+            parked = self._dead_letters(bus.kafka, name)
+            store = SQLiteEffectStore(self.files.file(self.folder / f"{name}.db"))
+            try:
+                with store.transaction() as tx:
+                    sink.setup(tx)
+                done = self.state.replayed(name)
+                for record in parked:
+                    if (record.topic, record.partition, record.offset) not in done:
+                        self._replay_one(sink, store, codec, record, report)
+                report.delivered += self._deliver(sink, store)
+            finally:
+                store.close()
+        report.pending = max(len(parked) - self.state.replayed_count(name), 0)
+        log.info("dead letters replayed", connector=name, summary=report.summary())
+        return report
+
+    def _dead_letters(self, kafka: KafkaSettings, name: str) -> list[Any]:
+        topic = dead_letter_topic(kafka, group_id(name))
+        return read_topic(kafka, topic) if topic in list_topics(kafka) else []
+
+    def _replay_one(self, sink: Sink, store: SQLiteEffectStore, codec: Decoder, record: Any,
+                    report: ReplayReport) -> None:
+        """One dead letter: handled in its own transaction with its event id (exactly once)."""
+        parked = (record.topic, record.partition, record.offset)
+        at = f"{record.topic}/{record.partition}@{record.offset}"
+        try:
+            received = replayable(record, codec)
+        except NotReplayableError as exc:
+            report.unreplayable.append(f"{at}: {exc}")
+            self.state.record_replayed(sink.name, parked, "", f"not replayable: {exc}")
+            return
+        group = group_id(sink.name)
+        try:
+            with store.transaction() as tx:
+                already = store.seen(tx, group, received.event_id)
+                if not already:
+                    sink.handle(received, tx)
+                    store.mark(tx, group, received.event_id)
+        except Exception as exc:
+            event = f"{received.event_type} {received.event_id} (dead letter {at})"
+            report.failed.append(f"{event}: {type(exc).__name__}: {exc}")
+            self.state.record_error(sink.name, at, event,
+                                    f"replay failed: {type(exc).__name__}: {exc}")
+            return
+        if already:
+            report.already += 1
+        else:
+            report.replayed += 1
+        outcome = "already applied" if already else "replayed"
+        self.state.record_replayed(sink.name, parked, str(received.event_id), outcome)
+
+    def reset(self, name: str, to: ResetTarget) -> ResetReport:
+        """Move the sink's offsets to `to` ("earliest", "latest", or the first message at or
+        after a time), forgetting the events it processed unless to "latest", and let the sink
+        make that idempotent (`Sink.on_reset`), all in one transaction of its database. What it
+        wrote before is written again unless its `on_reset` (or its `deliver`) prevents it."""
+        sink = self.sink(name, "reset")
+        with self._exclusive(name):
+            bus = self.bus()
+            topic = bus.topic(sink.dataset).name
+            marks = reset_marks(bus.kafka, topic, list_topics(bus.kafka).get(topic, 0), to)
+            group = group_id(name)
+            store = SQLiteEffectStore(self.files.file(self.folder / f"{name}.db"))
+            try:
+                before = _offsets_text(store.offsets(group))
+                with store.transaction() as tx:
+                    sink.setup(tx)
+                    store.rewind(tx, group, marks, forget_processed=to != "latest")
+                    sink.on_reset(to, tx)
+                after = _offsets_text(store.offsets(group))
+            finally:
+                store.close()
+        shown = to if isinstance(to, str) else to.isoformat()
+        report = ResetReport(name, shown, before, after, forgot_processed=to != "latest",
+                             idempotent=resets_idempotently(sink))
+        log.warning("sink reset", connector=name, to=shown, before=before, after=after,
+                    idempotent=report.idempotent)
+        return report
 
     # --- erasure ----------------------------------------------------------------------------
 
@@ -533,6 +701,7 @@ class ConnectorHost:
         run = self.state.last_run(name)
         if run is not None:
             status.last_run = f"{run.finished_at} {run.outcome}: {run.summary}"
+            status.outcome = run.outcome
         try:
             connector = self.connector(name)
         except ConnectorConfigError as exc:
@@ -543,6 +712,7 @@ class ConnectorHost:
             self._source_status(connector, status)
         else:
             self._sink_status(connector, status)
+            status.outcome = _standing(status.outcome, status.dead_letters)
         return status
 
     def _source_status(self, source: Source, status: ConnectorStatus) -> None:
@@ -577,9 +747,22 @@ class ConnectorHost:
         except Exception as exc:  # status must show the rest when the broker is away
             status.lag_note = f"broker not reachable: {exc}"
             return
-        dead_count = next(iter(dead.values())) or 0
-        if dead_count:
-            status.errors.insert(0, f"{dead_count} messages dead-lettered")
+        status.dead_letters = max((next(iter(dead.values())) or 0)
+                                  - self.state.replayed_count(sink.name), 0)
+        if status.dead_letters:
+            status.errors.insert(0, f"{status.dead_letters} dead letters not replayed "
+                                    f"(nervenbahn connectors replay {sink.name})")
+
+
+def _standing(last: str | None, dead_letters: int | None) -> str | None:
+    """How a sink stands: a run that failed or stopped says so; otherwise "degraded" while dead
+    letters wait for a replay, and a degraded run whose dead letters were all replayed is
+    "ok" again (unknown: the broker is away, the last run's outcome)."""
+    if dead_letters is None or last in ("failed", "stopped", "crashed"):
+        return last
+    if dead_letters:
+        return "degraded"
+    return "ok" if last == "degraded" else last
 
 
 def sink_lag(kafka: KafkaSettings, topic: str, store: SQLiteEffectStore, group: str) -> int:

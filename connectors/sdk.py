@@ -46,11 +46,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
-from bus.consumer import Consumer, Handler, Received
+from bus.consumer import Consumer, Decoder, Handler, Received
 from bus.effects import EffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.topics import TopicSpec
@@ -70,6 +70,7 @@ __all__ = [
     "ConsumerFactory",
     "NoOptions",
     "PrivateFiles",
+    "ResetTarget",
     "Sink",
     "Source",
     "SourceInputError",
@@ -94,6 +95,11 @@ def already_applied(error: DomainError) -> bool:
     return False
 
 
+ResetTarget = Literal["earliest", "latest"] | datetime
+"""Where `nervenbahn connectors reset` moves a sink: the start or the end of its topic, or the
+first message the broker received at or after a time (`Sink.on_reset`)."""
+
+
 @dataclass(frozen=True)
 class PrivateFiles:
     """How files only their owner can read are made (the composition root's helpers, handed
@@ -116,6 +122,9 @@ class ConsumerFactory(Protocol):
 
     def topic(self, name: str) -> TopicSpec:
         """The topic of the dataset `name`; an error naming the known ones if there is none."""
+
+    def codec(self, name: str) -> Decoder:
+        """The codec of the dataset `name` (a sink's dead letters are decoded with it)."""
 
     def consumer(
         self, name: str, group_id: str, handler: Handler, store: EffectStore, **options: Any
@@ -231,6 +240,14 @@ class Sink(ABC):
     """The options it takes (a subclass declares its own; see `connectors.options`)."""
     options: ConnectorOptions
     """The validated options (a subclass narrows the type: `options: Options`)."""
+    keeps_state: ClassVar[bool] = True
+    """Whether what `handle` records for one event depends on earlier events (a payment run
+    summing its orders, a case's phase, a monthly count). It sets the default error policy
+    (`on_error` in the configuration): a sink that keeps state stops at an event it fails on
+    ("stop": skipping the event would make its state wrong for every later event), one that does
+    not dead-letters the event and goes on ("dead-letter"). Set it to False only for a sink
+    whose effect of each event stands alone (one line per event); a sink that says nothing is
+    taken to keep state, since a stop is loud and loses nothing."""
     context: ConnectorContext | None = None
     """Bound by the host (`bind`) before `setup` is called."""
 
@@ -261,6 +278,16 @@ class Sink(ABC):
         listed. Default: the sink writes no personal data."""
         return []
 
+    def on_reset(self, to: ResetTarget, tx: Any) -> None:  # noqa: B027 - optional hook
+        """`nervenbahn connectors reset NAME --to ...` moves the sink's offsets to `to`
+        ("earliest", "latest" or an aware datetime), in the consumer's transaction `tx`, and the
+        events from there on are handled again. Make that idempotent here: forget (delete, mark
+        to be written again) what the sink recorded for the events it will receive again, so that
+        `handle` does not record them twice and `deliver` does not write twice what the target
+        has already. Default: nothing — the events are handled again as new, and whatever the
+        sink records per event without a unique key (and the target, if `deliver` does not ask
+        it what it has) gets them twice."""
+
     def problems(self, tx: Any) -> list[str]:
         """What the sink holds back and why (e.g. "run 2026-03-1 held: control sum differs"),
         for `status`; each a line naming what and why."""
@@ -283,3 +310,9 @@ class ConnectorStatus:
     """When the last run ended (ISO time) and how: "2026-03-02T10:00:00+00:00 ok"."""
     lag_note: str = ""
     """Why the lag is unknown, if it is."""
+    outcome: str | None = None
+    """How the connector stands: the last run's outcome ("ok", "degraded", "failed",
+    "stopped", "crashed"; None: never ran), but "degraded" while a sink has dead letters not
+    replayed (`nervenbahn connectors replay NAME`), whatever its last run did."""
+    dead_letters: int | None = None
+    """A sink's dead letters not replayed yet (None: a source, or the broker is away)."""

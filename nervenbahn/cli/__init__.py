@@ -105,6 +105,12 @@ EXIT_NO_SPACE = 74
 Files a later run depends on are written all or nothing, so nothing half-written is left."""
 EXIT_NOT_INITIALISED = 78
 """A key the command needs does not exist yet: run `nervenbahn init` (sysexits' EX_CONFIG)."""
+EXIT_DEGRADED = connectors.EXIT_DEGRADED
+"""`connectors run`: a sink dead-lettered events (`connectors replay` after a fix);
+`connectors replay`: dead letters are left."""
+EXIT_FAILED = connectors.EXIT_FAILED
+"""`connectors run`: a sink (on_error = "stop") stopped at an event it failed on; fix it and
+run again."""
 
 _EXIT_CODES: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
     ((DiskFullError,), EXIT_NO_SPACE),

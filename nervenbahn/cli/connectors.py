@@ -1,5 +1,5 @@
-"""`nervenbahn connectors list|check|describe|run|status|errors|catalogue` and `nervenbahn
-connector new` (a package).
+"""`nervenbahn connectors list|check|describe|run|status|errors|replay|reset|catalogue` and
+`nervenbahn connector new` (a package).
 
 See `connectors.host` for the configuration file and what a run does, and
 docs/connectors.md for the tutorial. `list`, `check` and `describe` read only the configuration
@@ -20,7 +20,15 @@ import typer
 from rich.table import Table
 
 from bus.topics import installation_topics
-from connectors.host import ConnectorConfig, ConnectorConfigError, ConnectorHost, read_config
+from connectors._recovery import reset_target
+from connectors.host import (
+    ConnectorConfig,
+    ConnectorConfigError,
+    ConnectorHost,
+    ResetReport,
+    read_config,
+    resets_idempotently,
+)
 from connectors.scaffold import ScaffoldError, config_entry, write_connector
 from domain.errors import InvalidCommandError, NervenbahnError
 from nervenbahn.connector_catalogue import Format, render, sink_catalogue
@@ -37,6 +45,14 @@ connector_app = typer.Typer(help="Write a new connector.", no_args_is_help=True)
 EXIT_STOPPED = 1
 EXIT_MISCONFIGURED = 3
 """`check`: a connector's configuration is wrong (the exit code of a ConnectorConfigError)."""
+
+EXIT_DEGRADED = 5
+"""A sink's run went through but dead-lettered events, or a replay left dead letters: its
+output lacks them until they are replayed (`connectors replay NAME`, after a fix)."""
+EXIT_FAILED = 6
+"""A sink (on_error = "stop") failed on an event and stopped there, nothing after it committed:
+fix the sink and run it again (the event is handled again)."""
+_RUN_EXIT = {"ok": 0, "degraded": EXIT_DEGRADED, "failed": EXIT_FAILED}
 
 
 @contextmanager
@@ -214,13 +230,18 @@ def run(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if rt.as_json:
-        emit_json(rt.console, {**vars(report), "ok": report.ok})
+        emit_json(rt.console, {**vars(report), "ok": report.ok, "outcome": report.outcome})
     else:
-        rt.console.print(f"connector {name} ({report.kind}): {report.summary()}")
+        rt.console.print(f"connector {name} ({report.kind}): {report.outcome}: "
+                         f"{report.summary()}")
         for written in report.delivered:
             rt.console.print(f"  delivered {written}")
-    if not report.ok:
-        raise typer.Exit(EXIT_STOPPED)
+        if report.outcome == "degraded":
+            rt.console.print(f"  {report.rejected} events dead-lettered: fix the sink, then "
+                             f"`nervenbahn connectors replay {name}`")
+    code = _RUN_EXIT.get(report.outcome, EXIT_STOPPED)
+    if code:
+        raise typer.Exit(code)
 
 
 def _check_run_arguments(name: str | None, *, until_idle: bool, run_all: bool) -> None:
@@ -269,8 +290,9 @@ def _run_one(connectors: ConnectorHost, name: str, stop: threading.Event) -> dic
         report = connectors.run(name, stop, until_idle=True)
     except NervenbahnError as exc:  # foreseen, and this connector's alone: the others run
         return {"name": name, "ok": False, "summary": f"not run: {exc}", "report": None}
-    return {"name": name, "ok": report.ok, "summary": f"({report.kind}) {report.summary()}",
-            "report": {**vars(report), "ok": report.ok}}
+    return {"name": name, "ok": report.ok,
+            "summary": f"({report.kind}) {report.outcome}: {report.summary()}",
+            "report": {**vars(report), "ok": report.ok, "outcome": report.outcome}}
 
 
 @app.command("status")
@@ -289,12 +311,15 @@ def status(
         rt.console.print(f"no connectors configured in {connectors_file(rt.settings)}")
         return
     table = Table(title="Connectors", title_justify="left")
-    for column in ("name", "kind", "position", "lag", "errors", "last error", "last run"):
+    for column in ("name", "kind", "outcome", "position", "lag", "errors", "last error",
+                   "last run"):
         table.add_column(column)
     for s in statuses:
         table.add_row(
             s.name,
             s.kind,
+            (s.outcome or "never ran") + (f" ({s.dead_letters} dead letters)"
+                                          if s.dead_letters else ""),
             s.position or "-",
             str(s.lag) if s.lag is not None else f"? {s.lag_note}",
             str(s.error_count),
@@ -341,6 +366,71 @@ def catalogue(
         return
     out.write_text(text, encoding="utf-8")
     typer.echo(f"wrote {out}")
+
+@app.command("replay")
+def replay(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The sink's name.")],
+) -> None:
+    """Hand a sink's dead letters to it again, after a fix: each once (one whose event took
+    effect already is skipped), none twice. Exit 5 if dead letters are left."""
+    rt = session(ctx)
+    with _connectors(ctx) as connectors:
+        report = connectors.replay(name)
+    if rt.as_json:
+        emit_json(rt.console, {**vars(report), "ok": report.ok})
+    else:
+        rt.console.print(f"connector {name}: {report.summary()}")
+        for line in (*report.failed, *report.unreplayable):
+            rt.console.print(f"  {line}", markup=False)
+        for written in report.delivered:
+            rt.console.print(f"  delivered {written}")
+    if not report.ok:
+        raise typer.Exit(EXIT_DEGRADED)
+
+
+RESET_WARNING = (
+    "Events from there on are handled again. Output the sink wrote for them before may be "
+    "written a second time unless the sink makes a reset idempotent (Sink.on_reset, "
+    "docs/connectors.md)."
+)
+
+
+@app.command("reset")
+def reset(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The sink's name.")],
+    to: Annotated[
+        str,
+        typer.Option("--to", help="earliest, latest, or a date / date-time (ISO 8601; without a "
+                     "zone: local time): the first message the broker received from then on."),
+    ],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Move a sink's offsets (its position in its topic); the sink must not be running."""
+    rt = session(ctx)
+    target = reset_target(to)
+    with _connectors(ctx) as connectors:
+        hook = resets_idempotently(connectors.sink(name, "reset"))
+        typer.echo(f"warning: resetting {name} to {to}. {RESET_WARNING} {name} "
+                   + ("defines on_reset." if hook else "does NOT define on_reset."), err=True)
+        if not yes and not typer.confirm(f"Reset {name}?", default=False, err=True):
+            typer.echo(f"{name} not reset", err=True)
+            raise typer.Exit(EXIT_STOPPED)
+        report = connectors.reset(name, target)
+    _show_reset(rt, report)
+
+
+def _show_reset(rt: Session, report: ResetReport) -> None:
+    if rt.as_json:
+        emit_json(rt.console, report)
+        return
+    rt.console.print(f"connector {report.name} reset to {report.to}: "
+                     f"{report.before or 'never read'} -> {report.after or 'from the start'}")
+    if report.forgot_processed:
+        idempotent = ("its on_reset makes it idempotent" if report.idempotent else
+                      "it defines no on_reset: what it wrote may be written twice")
+        rt.console.print(f"  the events from there on are handled again; {idempotent}")
 
 
 @connector_app.command("new")

@@ -21,7 +21,7 @@ from bus.positions import RELAY_POSITIONS
 from bus.positions_sqlite import SQLitePositionStore
 from bus.registry_sql import SCHEMA_REGISTRY
 from bus.registry_sqlite import SQLiteSchemaRegistry
-from connectors._state import StateStore
+from connectors._state import CONNECTOR_STATE, StateStore
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.keyfiles import store_key_folder
 from nervenbahn.keystores_sqlite import SQLiteKeyStore
@@ -119,7 +119,9 @@ def test_opening_records_every_components_version(store: dict[str, str]) -> None
         "schema_registry": SCHEMA_REGISTRY.latest,
     }
     assert versions(root / "access-log.db") == {"access_log": 1}
-    assert versions(root / "connectors" / "state.db") == {"connector_state": 1}
+    assert versions(root / "connectors" / "state.db") == {
+        "connector_state": CONNECTOR_STATE.latest
+    }
     for projection in PROJECTIONS:
         assert versions(root / "projections" / f"{projection.name}.db") == {
             "consumer_bookkeeping": CONSUMER_BOOKKEEPING.latest,
