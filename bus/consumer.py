@@ -31,7 +31,9 @@ Events and commands get different policies: a handler that raises `TransientErro
 the exception types given as transient) is retried with exponential backoff and the partition
 waits; if it keeps failing the consumer stops with `ConsumerStalledError`, nothing lost. A
 message that cannot be decoded, or that the handler rejects (any other exception), goes to the
-group's dead-letter topic with the error in its headers, and consumption goes on. The group id
+group's dead-letter topic with the error in its headers, and consumption goes on — unless it
+is of a type given as `stop_on`: then nothing of its batch is committed and the error reaches the
+caller (a connector whose error policy is "stop", `connectors.host`). The group id
 and its dead-letter topic are checked when the consumer is created (`TopicError` naming the
 group), so a bad one fails at start and not at the first poison message. A batch whose
 transaction fails because the store lost its database connection (`EffectStore.lost`) is not
@@ -172,6 +174,11 @@ class Consumer:
     store: EffectStore
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     transient: tuple[type[BaseException], ...] = (TransientError,)
+    stop_on: tuple[type[BaseException], ...] = ()
+    """Exception types with which a handler stops consumption at the message (a sink whose
+    error policy is "stop"): not dead-lettered; the batch's transaction rolls back, the
+    partition is read again from the batch's first message, the error reaches the caller of
+    `poll_once`."""
     wait: Callable[[float], object] = field(default_factory=lambda: threading.Event().wait)
     _identify: Callable[[Any], UUID] = field(init=False, repr=False)
     _consumer: KafkaConsumer | None = field(default=None, init=False, repr=False)
@@ -371,6 +378,8 @@ class Consumer:
                     wait_s=wait,
                 )
                 self.wait(wait)
+            except self.stop_on:
+                raise
             except Exception as exc:
                 if self.store.lost(exc):  # the database went away, the message is not poison
                     raise

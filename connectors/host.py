@@ -21,8 +21,9 @@ base class is one `ConnectorConfigError` naming the connector and the key; so is
 class's declared `Options` refuses (`connectors.options`). It stops only that connector
 (`connectors._config`). `nervenbahn connectors list` shows what is configured, `check [NAME]`
 builds each without running it, `describe NAME` shows what one takes, `run NAME
-[--until-idle]` runs one, `nervenbahn connectors status [--json]` shows position, lag, errors
-and the last run of each.
+[--until-idle]` runs one, `nervenbahn connectors status [--json]` shows outcome, position, lag,
+errors and the last run of each. `on_error = "stop" | "dead-letter"` (sinks only) sets a
+sink's error policy (below).
 
 **State.** Everything the host keeps lives in the connectors folder `<store folder>/connectors/`
 (for a PostgreSQL store: `.nervenbahn/connectors/` in the working directory): `state.db` (SQLite:
@@ -47,9 +48,15 @@ position of the item in hand: the next run retries it.
 **Sinks.** A run opens the sink's consumer database, calls `sink.setup(tx)` and `sink.deliver(tx)`
 (what a previous run left complete), then consumes its dataset's topic with the consumer framework
 (`bus.consumer`, group `connector-<name>`): `sink.handle(received, tx)` per event inside the
-batch's transaction, `sink.deliver(tx)` after each committed batch. An event the sink rejects
-(any exception but `TransientError`) is recorded as an error and dead-lettered to
-`<prefix>.dlq.connector-<name>.v1`; consumption goes on. A crash mid-batch rolls the batch back;
+batch's transaction, `sink.deliver(tx)` after each committed batch. An event the sink fails on
+(any exception but `TransientError`) is recorded as an error and handled by the connector's
+`on_error` (default by `Sink.keeps_state`): "dead-letter" parks it on
+`<prefix>.dlq.connector-<name>.v1` and goes on, and the run ends `degraded`; "stop" rolls its
+batch back and ends the run `failed` at that event, which the next run handles again.
+`Rejected` is dead-lettered under either. `nervenbahn connectors replay NAME` hands the dead
+letters to the sink again, each once; `nervenbahn connectors reset NAME --to ...` moves its
+offsets (`Sink.on_reset` makes that idempotent); see `connectors._recovery` and
+docs/connectors.md, "When a sink fails on an event". A crash mid-batch rolls the batch back;
 the next run resumes at the last commit (exactly-once effect). A failing `deliver` stops the run
 with the error recorded; the next run delivers again (`deliver` is idempotent).
 
@@ -131,6 +138,7 @@ __all__ = [
     "ReplayReport",
     "ResetReport",
     "RunReport",
+    "SinkFailedError",
     "group_id",
     "load_config",
     "read_config",
@@ -148,11 +156,9 @@ class DeliveryError(ConnectorError):
     """A sink could not write to its external system; the next run tries again."""
 
 
-class _StoppedAtEvent(BaseException):
-    """A sink whose policy is "stop" failed on an event. A BaseException, like a process
-    dying: it passes the consumer's per-message rejection (which would dead-letter the event and
-    commit past it), rolls back the batch's transaction and leaves the partition to be read
-    again, and `_run_sink` ends the run with it."""
+class SinkFailedError(ConnectorError):
+    """A sink whose error policy is "stop" failed on an event; nothing after it was committed,
+    the next run handles it again."""
 
     def __init__(self, where: str, reason: str) -> None:
         super().__init__(reason)
@@ -434,7 +440,8 @@ class ConnectorHost:
             report.delivered += self._deliver(sink, store)
             ensure_topics(bus.kafka, [topic])
             handler = self._recording(sink, report, report.on_error)
-            with bus.consumer(sink.dataset, group, handler, store) as consumer:
+            with bus.consumer(sink.dataset, group, handler, store,
+                              stop_on=(SinkFailedError,)) as consumer:
                 while not stop.is_set():
                     handled = consumer.poll_once(int(poll_seconds * 1000))
                     report.handled += handled
@@ -444,7 +451,7 @@ class ConnectorHost:
                         break
         except DeliveryError as exc:
             report.stopped_by = str(exc)
-        except _StoppedAtEvent as failed:
+        except SinkFailedError as failed:
             report.failed_at, report.stopped_by = failed.where, failed.reason
         finally:
             del self._running[sink.name]
@@ -531,7 +538,7 @@ class ConnectorHost:
                 if on_error == "stop" and not isinstance(exc, Rejected):
                     self.state.record_error(sink.name, where, event,
                                             f"failed (on_error = stop): {reason}")
-                    raise _StoppedAtEvent(event, (
+                    raise SinkFailedError(event, (
                         f"{event} failed (on_error = stop): {reason}; nothing after it was "
                         "committed: fix the sink and run again (the event is handled again)"
                     )) from exc

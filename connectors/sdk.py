@@ -9,7 +9,8 @@ the same external reference; the host counts that refusal as "already applied").
 
 A **sink** consumes a bus topic through the consumer framework (`bus.consumer`): `handle` is
 called once per event inside the consumer's database transaction (effects, event id and
-offsets commit together; a failing event is dead-lettered, consumption goes on). What must
+offsets commit together; an event it fails on stops the run or is dead-lettered, by its
+`on_error` and `keeps_state`: see `connectors.host`). What must
 reach the external system (a file, an API call) is written by `deliver`, after the batch
 committed; `deliver` must be idempotent (e.g. a file named by its content's identity, written
 atomically), so exactly-once effect holds where the target allows it.
