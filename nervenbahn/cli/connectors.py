@@ -291,7 +291,7 @@ def _run_one(connectors: ConnectorHost, name: str, stop: threading.Event) -> dic
     except NervenbahnError as exc:  # foreseen, and this connector's alone: the others run
         return {"name": name, "ok": False, "summary": f"not run: {exc}", "report": None}
     return {"name": name, "ok": report.ok,
-            "summary": f"({report.kind}) {report.outcome}: {report.summary()}",
+            "summary": f"({report.kind}) {report.summary()}",
             "report": {**vars(report), "ok": report.ok, "outcome": report.outcome}}
 
 

@@ -218,7 +218,7 @@ def test_the_host_runs_the_good_connector_beside_a_broken_one(
         assert statuses["intake"].lag == 0
         assert statuses["typo"].errors == [
             "configuration: connectors.typo.colour: unknown key; allowed: class, connector, "
-            "description, kind, options"
+            "description, kind, on_error, options"
         ]
         erased = host.erase_person(ErasureSubject(uuid.uuid4(), "756.9217.0769.85"))
         assert [(e.path, e.outcome) for e in erased] == [("connector typo", "not reached")]

@@ -19,7 +19,7 @@ import pytest
 
 from bus.consumer import Received
 from connectors.host import ConnectorConfigError, ConnectorHost, ConnectorSpec, load_config
-from connectors.sdk import ResetTarget, Sink
+from connectors.sdk import ConnectorOptions, ResetTarget, Sink
 from domain.application.cases import CaseService
 from nervenbahn.cli import EXIT_DEGRADED, EXIT_FAILED, EXIT_REFUSED, main
 from nervenbahn.config import load_settings
@@ -35,12 +35,18 @@ class RowSink(Sink):
     like a bug, on the events of the case `options.fail`. Keeps state by default (the SDK's
     default): its policy is "stop" unless configured otherwise."""
 
+    class Options(ConnectorOptions):
+        fail: str | None = None
+        """The case whose events the sink fails on (none: it fails on nothing)."""
+
+    options: Options
+
     def setup(self, tx: sqlite3.Connection) -> None:
         tx.execute("CREATE TABLE IF NOT EXISTS rows (event_id TEXT, case_id TEXT)")
 
     def handle(self, received: Received, tx: sqlite3.Connection) -> None:
         case_id = str(received.event.originator_id)
-        if case_id == self.options.get("fail"):
+        if case_id == self.options.fail:
             raise ValueError(f"case {case_id} cannot be written")
         tx.execute("INSERT INTO rows VALUES (?, ?)", (str(received.event_id), case_id))
 
