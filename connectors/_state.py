@@ -174,14 +174,6 @@ class StateStore:
                 (connector, *where, event_id, outcome, _now()),
             )
 
-    def replayed_count(self, connector: str) -> int:
-        """How many of the sink's dead letters are done with."""
-        with self._lock:
-            row = self.db.execute(
-                "SELECT count(*) FROM replays WHERE connector = ?", (connector,)
-            ).fetchone()
-        return int(row[0])
-
     def close(self) -> None:
         """Close the database."""
         with self._lock:

@@ -54,7 +54,8 @@ batch's transaction, `sink.deliver(tx)` after each committed batch. An event the
 `<prefix>.dlq.connector-<name>.v1` and goes on, and the run ends `degraded`; "stop" rolls its
 batch back and ends the run `failed` at that event, which the next run handles again.
 `Rejected` is dead-lettered under either. `nervenbahn connectors replay NAME` hands the dead
-letters to the sink again, each once; `nervenbahn connectors reset NAME --to ...` moves its
+letters to the sink again, each once (one the sink rejects again is kept out for good: the
+replay acknowledges it); `nervenbahn connectors reset NAME --to ...` moves its
 offsets (`Sink.on_reset` makes that idempotent); see `connectors._recovery` and
 docs/connectors.md, "When a sink fails on an event". A crash mid-batch rolls the batch back;
 the next run resumes at the last commit (exactly-once effect). A failing `deliver` stops the run
@@ -91,7 +92,6 @@ from bus.topics import (
     list_topics,
     partition_end_offsets,
     read_topic,
-    topic_message_counts,
 )
 from bus.watermark import Watermark, delivered_watermark
 from connectors._config import (
@@ -594,9 +594,15 @@ class ConnectorHost:
                 report.delivered += self._deliver(sink, store)
             finally:
                 store.close()
-        report.pending = max(len(parked) - self.state.replayed_count(name), 0)
+        report.pending = self._pending(name, parked)
         log.info("dead letters replayed", connector=name, summary=report.summary())
         return report
+
+    def _pending(self, name: str, parked: list[Any]) -> int:
+        """The dead letters of `parked` not replayed yet, by their own key (never a difference
+        of totals: letters the topic no longer keeps, or parked twice, would hide new ones)."""
+        done = self.state.replayed(name)
+        return sum((r.topic, r.partition, r.offset) not in done for r in parked)
 
     def _dead_letters(self, kafka: KafkaSettings, name: str) -> list[Any]:
         topic = dead_letter_topic(kafka, group_id(name))
@@ -620,6 +626,12 @@ class ConnectorHost:
                 if not already:
                     sink.handle(received, tx)
                     store.mark(tx, group, received.event_id)
+        except Rejected as exc:  # the sink's own word again: this event stays out, for good
+            event = f"{received.event_type} {received.event_id} (dead letter {at})"
+            report.unreplayable.append(f"{event}: rejected again by the sink: {exc}")
+            self.state.record_replayed(sink.name, parked, str(received.event_id),
+                                       f"rejected again by the sink: {exc}")
+            return
         except Exception as exc:
             event = f"{received.event_type} {received.event_id} (dead letter {at})"
             report.failed.append(f"{event}: {type(exc).__name__}: {exc}")
@@ -750,12 +762,11 @@ class ConnectorHost:
             bus = self.bus()
             topic = bus.topic(sink.dataset).name
             status.lag = _lag(bus.kafka, topic, marks)
-            dead = topic_message_counts(bus.kafka, [dead_letter_topic(bus.kafka, group)])
+            parked = self._dead_letters(bus.kafka, sink.name)
         except Exception as exc:  # status must show the rest when the broker is away
             status.lag_note = f"broker not reachable: {exc}"
             return
-        status.dead_letters = max((next(iter(dead.values())) or 0)
-                                  - self.state.replayed_count(sink.name), 0)
+        status.dead_letters = self._pending(sink.name, parked)
         if status.dead_letters:
             status.errors.insert(0, f"{status.dead_letters} dead letters not replayed "
                                     f"(nervenbahn connectors replay {sink.name})")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bus.consumer import Received
+from bus.consumer import Received, Rejected
 from connectors.host import ConnectorConfigError, ConnectorHost, ConnectorSpec, load_config
 from connectors.sdk import ConnectorOptions, ResetTarget, Sink
 from domain.application.cases import CaseService
@@ -55,6 +55,16 @@ class StatelessRowSink(RowSink):
     """The same, saying its rows stand alone (default policy "dead-letter")."""
 
     keeps_state = False
+
+
+class RejectingRowSink(RowSink):
+    """A stop-policy sink that rejects (its own word: "not for me") the events of the case
+    `options.fail` instead of failing on them."""
+
+    def handle(self, received: Received, tx: sqlite3.Connection) -> None:
+        if str(received.event.originator_id) == self.options.fail:
+            raise Rejected(f"case {received.event.originator_id} is not for this sink")
+        super().handle(received, tx)
 
 
 class IdempotentRowSink(StatelessRowSink):
@@ -204,6 +214,28 @@ def test_a_dead_letter_sink_ends_degraded_and_a_replay_after_the_fix_delivers_on
     assert fixed.run("probe", until_idle=True).outcome == "ok"
     assert rows(tmp_path) == sorted(cases)
     fixed.close()
+
+
+def test_a_rejected_event_degrades_the_run_until_a_replay_acknowledges_it(
+    tmp_path: Path, connector_service: CaseService, connector_bus: Container
+) -> None:
+    """`Rejected` is dead-lettered even under "stop" and the run ends degraded (someone must
+    look); a replay that meets the same rejection keeps the event out for good and counts it
+    done, so the sink is ok again (it used to stay degraded, and replay exit 5, for ever)."""
+    cases = published_cases(connector_service, connector_bus, 3)
+    host = host_of(tmp_path, connector_service, connector_bus, "RejectingRowSink",
+                   {"fail": cases[0]})
+    run = host.run("probe", until_idle=True)
+    assert (run.on_error, run.outcome, run.rejected) == ("stop", "degraded", 1)
+    assert host.status_of("probe").dead_letters == 1
+    replay = host.replay("probe")
+    assert (replay.replayed, replay.failed, replay.pending, replay.ok) == (0, [], 0, True)
+    assert "rejected again by the sink" in replay.unreplayable[0]
+    status = host.status_of("probe")
+    assert (status.outcome, status.dead_letters) == ("ok", 0)
+    assert host.replay("probe").unreplayable == []  # done with: not looked at again
+    assert rows(tmp_path) == sorted(cases[1:])
+    host.close()
 
 
 # --- reset ----------------------------------------------------------------------------------
