@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from kafka import TopicPartition
 
@@ -33,6 +34,9 @@ from connectors.sdk import ResetTarget
 
 __all__ = ["NotReplayableError", "ReplayReport", "ResetReport", "replayable", "reset_marks",
            "reset_target"]
+
+SWISS_ZONE = ZoneInfo("Europe/Zurich")
+"""The zone of a `--to` without one (the domain's days are Swiss days)."""
 
 REPLAYABLE = "rejected"
 """The `dlq_reason` of a dead letter a sink may be given again."""
@@ -117,7 +121,8 @@ def replayable(record: Any, codec: Decoder) -> Received:
 
 def reset_target(text: str) -> ResetTarget:
     """`--to` of `connectors reset`: "earliest", "latest", or an ISO date or date-time (without
-    a zone: the machine's local time; a date: its midnight)."""
+    a zone: Swiss time, Europe/Zurich, as every day of the domain and `complete_until` — not the
+    server's zone, which is often UTC; a date: its midnight)."""
     if text in ("earliest", "latest"):
         return "earliest" if text == "earliest" else "latest"
     try:
@@ -127,7 +132,7 @@ def reset_target(text: str) -> ResetTarget:
             f"--to: {text!r} is neither 'earliest', 'latest' nor a date (2026-03-02) or "
             "date-time (2026-03-02T08:00:00+01:00)"
         ) from None
-    return when if when.tzinfo is not None else when.astimezone()
+    return when if when.tzinfo is not None else when.replace(tzinfo=SWISS_ZONE)
 
 
 def reset_marks(

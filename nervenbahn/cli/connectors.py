@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 from rich.table import Table
 
@@ -38,6 +39,8 @@ from .render import emit_json, shown
 from .session import Session, session
 
 __all__ = ["app", "connector_app"]
+
+log = structlog.get_logger("nervenbahn.cli.connectors")
 
 app = typer.Typer(help="Run connectors and show their status.", no_args_is_help=True)
 connector_app = typer.Typer(help="Write a new connector.", no_args_is_help=True)
@@ -259,8 +262,9 @@ def _check_run_arguments(name: str | None, *, until_idle: bool, run_all: bool) -
 def _run_all(ctx: typer.Context, rt: Session) -> None:
     """Each configured connector until idle, in name order. A connector that cannot run — its
     configuration is wrong, another process runs it, the broker it needs is away — is
-    reported and the next one runs (issue 20: one typo used to stop every connector); exit 1
-    if any did not end ok. Ctrl-C stops the one running and skips the rest."""
+    reported and the next one runs (issue 20: one typo used to stop every connector), also one
+    whose sink raises outside its events (logged with its traceback); the exit is the worst of
+    theirs (`_SEVERITY`). Ctrl-C stops the one running and skips the rest."""
     stop = threading.Event()
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     for signum in previous:
@@ -281,16 +285,32 @@ def _run_all(ctx: typer.Context, rt: Session) -> None:
         for outcome in outcomes:
             rt.console.print(f"connector {outcome['name']}: {outcome['summary']}",
                              markup=False, highlight=False)
-    if not all(outcome["ok"] for outcome in outcomes):
-        raise typer.Exit(EXIT_STOPPED)
+    codes = [int(str(outcome["exit"])) for outcome in outcomes]
+    worst = max(codes, default=0, key=lambda code: _SEVERITY.get(code, 1))
+    if worst:
+        raise typer.Exit(worst)
+
+
+_SEVERITY = {0: 0, EXIT_DEGRADED: 2, EXIT_FAILED: 3, EXIT_MISCONFIGURED: 4}
+"""Which exit of `run --all` wins when its connectors ended differently: the worst, so that a
+scheduler tells "replay needed" (5) from "a sink failed" (6) and "fix the configuration" (3);
+anything else (stopped, busy, refused) ranks as 1."""
 
 
 def _run_one(connectors: ConnectorHost, name: str, stop: threading.Event) -> dict[str, object]:
     try:
         report = connectors.run(name, stop, until_idle=True)
+    except ConnectorConfigError as exc:
+        return {"name": name, "ok": False, "summary": f"not run: {exc}", "report": None,
+                "exit": EXIT_MISCONFIGURED}
     except NervenbahnError as exc:  # foreseen, and this connector's alone: the others run
-        return {"name": name, "ok": False, "summary": f"not run: {exc}", "report": None}
-    return {"name": name, "ok": report.ok,
+        return {"name": name, "ok": False, "summary": f"not run: {exc}", "report": None,
+                "exit": EXIT_STOPPED}
+    except Exception as exc:  # a bug of this connector's (its setup, its deliver): the others run
+        log.exception("connector run failed", connector=name)
+        return {"name": name, "ok": False, "report": None, "exit": EXIT_STOPPED,
+                "summary": f"not run: {type(exc).__name__}: {exc} (see the log)"}
+    return {"name": name, "ok": report.ok, "exit": _RUN_EXIT.get(report.outcome, EXIT_STOPPED),
             "summary": f"({report.kind}) {report.summary()}",
             "report": {**vars(report), "ok": report.ok, "outcome": report.outcome}}
 
@@ -403,7 +423,7 @@ def reset(
     to: Annotated[
         str,
         typer.Option("--to", help="earliest, latest, or a date / date-time (ISO 8601; without a "
-                     "zone: local time): the first message the broker received from then on."),
+                     "zone: Swiss time): the first message the broker received from then on."),
     ],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:

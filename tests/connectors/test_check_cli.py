@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nervenbahn.cli import main
+from nervenbahn.cli.connectors import EXIT_MISCONFIGURED
 
 LIST_SOURCE = "tests.connectors.test_host:ListSource"
 GOOD = f"""
@@ -139,9 +140,11 @@ def test_run_all_runs_the_good_connectors_and_reports_the_bad_ones(
     stored: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (stored / "connectors.toml").write_text(GOOD + MISSPELT + TYPO)
-    assert main(["--json", "connectors", "run", "--all", "--until-idle"]) == 1
+    # the worst exit of the three: two misconfigured (3), one ok
+    assert main(["--json", "connectors", "run", "--all", "--until-idle"]) == EXIT_MISCONFIGURED
     outcomes = {o["name"]: o for o in json.loads(capsys.readouterr().out)}
     assert list(outcomes) == ["intake", "misspelt", "typo"]
+    assert [o["exit"] for o in outcomes.values()] == [0, EXIT_MISCONFIGURED, EXIT_MISCONFIGURED]
     assert outcomes["intake"]["ok"] is True and outcomes["intake"]["report"]["applied"] == 1
     assert outcomes["misspelt"]["ok"] is False
     assert "connectors.misspelt.options.recrods: unknown option" in outcomes["misspelt"]["summary"]

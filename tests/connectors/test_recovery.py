@@ -338,3 +338,17 @@ def test_the_cli_exits_by_outcome_replays_and_resets_only_when_confirmed(
     assert json.loads(done.out)["after"] == "" and "does NOT define on_reset" in done.err
     assert main(["connectors", "reset", "probe", "--to", "yesterday", "--yes"]) == EXIT_REFUSED
     assert "--to: 'yesterday' is neither" in capsys.readouterr().err
+
+
+def test_a_reset_date_without_a_zone_is_a_swiss_day_whatever_the_servers_zone() -> None:
+    """`--to 2026-03-02` is midnight in Zurich (the domain's days), not the server's midnight
+    (often UTC: an hour later in winter, and the events of that hour not handled again)."""
+    from zoneinfo import ZoneInfo
+
+    from connectors._recovery import reset_target
+
+    swiss = ZoneInfo("Europe/Zurich")
+    assert reset_target("2026-03-02") == datetime(2026, 3, 2, tzinfo=swiss)
+    assert reset_target("2026-07-01T08:00") == datetime(2026, 7, 1, 8, tzinfo=swiss)
+    assert reset_target("2026-03-02T00:00:00+00:00") == datetime(2026, 3, 2, tzinfo=UTC)
+    assert reset_target("earliest") == "earliest"
