@@ -14,8 +14,9 @@ Per region and for the canton (definitions in docs/reporting.md, "Advances in vi
   the number of those payments, from the `ReimbursementPaid` the fund-decisions connector
   records on the case when the fund reports a claim paid (`RegionProjection._on_ReimbursementPaid`).
 
-Where: a claim, a decision and a payment count in the region the case was in when it was
-recorded (a later handover does not move them); an open advance counts in the region the case
+Where: a claim and a decision count in the region the case was in when they were recorded (a
+later handover does not move them), a payment in the region of the claim it pays (the region
+the fund pays, even if the case was handed over before the payment came back); an open advance counts in the region the case
 is in now (the read model keeps no history of where a case was), which for a past quarter can
 differ if the case was handed over since. Figures follow effective dates like the other
 quarterly figures: a claim recorded late counts in the quarter it was recorded.

@@ -238,13 +238,18 @@ class RegionProjection(Projection):
     def _on_ReimbursementPaid(self, e: Any, case_id: str, tx: SQLConnection) -> None:
         """The fund paid a recorded claim (the case's `ReimbursementRecorded` at
         `claim_version`): `to_region` CHF to the social region and `to_person` CHF to the
-        person, on the effective date."""
+        person, on the effective date. It counts in the region the claim was made for (the
+        one the fund pays: `ReimbursementClaim.region`), not the one the case is in when the
+        payment comes back: a case handed over meanwhile still repays its first region."""
         p = placeholder(tx)
+        claimed_for = (f"SELECT social_region FROM region_claims "  # noqa: S608
+                       f"WHERE case_id = {p} AND case_version = {p}")
         tx.execute(
-            f"INSERT INTO region_reimbursements VALUES ({p}, {p}, {p}, ({_region_of(p)}), "  # noqa: S608
-            f"{p}, {p}, {p}, {p})",
-            (case_id, e.originator_version, e.claim_version, case_id, str(e.application_id),
-             e.effective_date.isoformat(), str(e.to_region), str(e.to_person)),
+            f"INSERT INTO region_reimbursements VALUES ({p}, {p}, {p}, "  # noqa: S608
+            f"COALESCE(({claimed_for}), ({_region_of(p)})), {p}, {p}, {p}, {p})",
+            (case_id, e.originator_version, e.claim_version, case_id, e.claim_version, case_id,
+             str(e.application_id), e.effective_date.isoformat(), str(e.to_region),
+             str(e.to_person)),
         )
 
     def _on_ProposalDismissed(self, e: Any, case_id: str, tx: SQLConnection) -> None:

@@ -152,3 +152,33 @@ def test_a_report_shows_the_withheld_cells_as_x() -> None:
     assert section.cells("r2") == ["10", "x", "x", "x", "x", "x", "0", "0.00"]
     assert section.cells("canton") == ["30", "22", "80", "20", "2000.00", "200.00", "0", "0.00"]
     assert section.cells("so-nowhere") == [""] * 8
+
+
+def test_a_payment_counts_in_the_region_the_claim_was_made_for_after_a_handover(
+    tmp_path: Path,
+) -> None:
+    """Claimed in Solothurn, handed over to Olten, paid afterwards: the fund pays Solothurn
+    (the claim's region), so Solothurn is reimbursed, not Olten (which claimed nothing)."""
+    projection = RegionProjection()
+    store = open_projection_store(projection, tmp_path / "region.db")
+    assert isinstance(store, SQLiteEffectStore)
+    d = _Case(UUID(int=0xD))
+    events = [
+        d.event("CaseOpened", "2026-07-01", social_region=SOLOTHURN, municipality_bfs=2601),
+        d.event("AdvanceStarted", "2026-07-01"),
+        d.event("AdvanceEnded", "2026-07-02", reason="decided"),
+        d.event("ReimbursementRecorded", "2026-07-03", claim_total=Decimal("300.00"),
+                surplus_total=Decimal("0.00"), ipv_offset_total=Decimal("0.00")),
+        d.event("CaseHandedOver", "2026-07-10", to_region=OLTEN, to_municipality_bfs=2581),
+        d.event("ReimbursementPaid", "2026-07-20", claim_version=4,
+                to_region=Decimal("300.00"), to_person=Decimal("0.00")),
+    ]
+    with store.transaction() as tx:
+        for event in events:
+            projection.apply(event, tx)
+    q3 = _figures(store, "2026Q3")
+    store.close()
+
+    assert (q3[SOLOTHURN].reimbursements_paid, q3[SOLOTHURN].reimbursed_chf) == (
+        1, _chf("300.00"))
+    assert (q3[OLTEN].reimbursements_paid, q3[OLTEN].reimbursed_chf) == (0, _chf("0"))
