@@ -191,6 +191,7 @@ def _claim_from_record(record: dict[str, Any]) -> ReimbursementClaim:
         "corrections": [ClaimFigures(**month) for month in record["corrections"]],
     })
 
+
 @dataclass(frozen=True)
 class ClaimPaid:
     """The fund's report that it paid one claim, as it arrives on the decisions topic beside

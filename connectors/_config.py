@@ -42,7 +42,6 @@ OnError = Literal["stop", "dead-letter"]
 """What a sink's run does with an event its `handle` fails on (see `connectors.host`)."""
 
 
-
 @dataclass(frozen=True)
 class ConnectorSpec:
     """One configured connector: its name, kind, class and options."""

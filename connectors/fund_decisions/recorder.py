@@ -144,7 +144,6 @@ class DecisionRecorder:
         except (StoreOperationalError, StoreInterfaceError) as exc:
             raise TransientError(f"{where}: the benefits store is not available now") from exc
 
-
     def _record_paid(self, paid: ClaimPaid) -> None:
         """Record a claim paid on its case (module docstring, "Claims paid")."""
         where = f"claim {paid.claim_id} paid in {paid.message_id!r}"
