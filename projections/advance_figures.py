@@ -16,10 +16,11 @@ Per region and for the canton (definitions in docs/reporting.md, "Advances in vi
 
 Where: a claim and a decision count in the region the case was in when they were recorded (a
 later handover does not move them), a payment in the region of the claim it pays (the region
-the fund pays, even if the case was handed over before the payment came back); an open advance counts in the region the case
-is in now (the read model keeps no history of where a case was), which for a past quarter can
-differ if the case was handed over since. Figures follow effective dates like the other
-quarterly figures: a claim recorded late counts in the quarter it was recorded.
+the fund pays, even if the case was handed over before the payment came back); an open
+advance counts in the region the case is in now (the read model keeps no history of where a
+case was), which for a past quarter can differ if the case was handed over since. Figures
+follow effective dates like the other quarterly figures: a claim recorded late counts in the
+quarter it was recorded.
 
 Why from the region read model and not the reporting facts: the claims' amounts are no case
 facts of the reporting topic (its Avro schema), and the canton receives only these sums; the
