@@ -456,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         consumer.close()
         producer.flush(30)
+        if payments is not None:
+            payments.close()
     _summary(fund)
     return 0
 

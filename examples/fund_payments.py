@@ -35,6 +35,7 @@ execution date), which nervenbahn records once.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -142,8 +143,21 @@ class Payments:
         self.fund = fund
         self.region_accounts = region_accounts
         folder.mkdir(parents=True, exist_ok=True)
+        # One run pays into a folder at a time (a cron overlap would otherwise delete the
+        # other run's file in flight below); the kernel frees the lock when a run dies.
+        self._lock = (folder / ".lock").open("a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise SystemExit(f"error: --payments-dir: another run of the fund application pays "
+                             f"into {folder} now; not started") from None
         for left in folder.glob(".claim-*.tmp"):  # a file half written when a run was killed:
             left.unlink(missing_ok=True)  # never a payment (only a rename makes one)
+
+    def close(self) -> None:
+        """Let another run pay into the folder."""
+        self._lock.close()
 
     def file_of(self, claim_id: str) -> Path:
         """The payment file of a claim (it may not exist)."""

@@ -124,7 +124,7 @@ def test_the_same_claim_twice_writes_one_file_and_reports_the_same_payment(
 
     again = _payments(tmp_path).pay(claim, datetime(2026, 7, 1, tzinfo=SWISS))  # a restart
 
-    assert sorted(p.name for p in tmp_path.iterdir()) == [first.file.name]  # no temp left
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".lock") == [first.file.name]
     assert first.file.read_bytes() == written
     assert (first.paid_already, again.paid_already) == (False, True)
     assert again.record() == first.record()  # paid_on from the file, not the later day
@@ -157,3 +157,14 @@ def test_a_region_account_that_is_not_right_is_refused_naming_region_and_field(
 
     with pytest.raises(SystemExit, match=named):
         module.load_region_accounts(path)
+
+
+def test_one_run_at_a_time_pays_into_a_folder(tmp_path: Path) -> None:
+    """A second run on the same folder (a cron overlap) is refused naming the folder, instead
+    of deleting the first run's payment file in flight; once the first is closed (or dies:
+    the kernel frees its lock) the next may pay."""
+    first = _payments(tmp_path / "out")
+    with pytest.raises(SystemExit, match=r"--payments-dir: another run .* pays into"):
+        _payments(tmp_path / "out")
+    first.close()
+    _payments(tmp_path / "out").close()

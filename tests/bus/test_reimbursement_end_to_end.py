@@ -113,7 +113,7 @@ def test_decision_claim_payment_and_proposal_end_to_end_through_a_crash(
         assert proposals[str(case_id)] & {"budget_proposal", "closure_proposal"}
     assert len(files) == ADVANCES  # one file per claim, none written twice
     assert surpluses[0] == 0 < surpluses[1]  # one file pays the region only, one splits
-    assert list(outbox.glob(".*")) == []  # no half-written file left by the kill
+    assert list(outbox.glob(".*.tmp")) == []  # no half-written file left by the kill
     assert published == {_claim_id(case_id, c) for case_id, _ in advanced
                          for c in claims[case_id]}
 
