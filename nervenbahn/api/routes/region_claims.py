@@ -11,7 +11,10 @@ decimals, "1234.50": exact, no binary floating point); the statement is the page
 
 Read from the event store (the case as recorded), not a read model: the claims' months and
 the person's name and address are in no read model, and the statement must show the figures
-the case recorded. Scope as `regions`: a case of another region, or none, is the same 404;
+the case recorded. Scope as `regions`, by the region the case is in now: the claims are part of
+the case file and follow it when it is handed over (the new region answers the person; the
+region the claim was made for is still the one the fund pays and the one the canton's figures
+count it in). A case of another region, or none, is the same 404;
 an unknown sequence of a case in scope is a 404 naming it. Each read is appended to the
 access log before it is answered, like every read of personal data: the statement under the
 fields `STATEMENT_FIELDS` for each person of the household (it names the person the advance
@@ -93,7 +96,8 @@ class RecordedClaim(BaseModel):
     paid_to_person: Amount | None = Field(
         default=None, description="What the fund paid the person: max(surplus_total, 0)")
     payment_message_id: str | None = Field(
-        default=None, description="The fund's payment file (pain.001 MsgId) that paid it")
+        default=None, description="The fund's payment file (pain.001 MsgId) that paid it; for "
+        "a claim that paid nothing (totals 0 or negative) the id of the fund's mark instead")
 
 
 class CaseClaims(BaseModel):
