@@ -93,6 +93,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from fund_payments import (
     FUND_NAME,
     Account,
+    ClaimRefusedError,
     Payment,
     Payments,
     iban_is_valid,
@@ -389,7 +390,13 @@ class Fund:
             return []
         made = []
         for claim_id, claim in list(self.claims.items()):
-            payment = self.payments.pay(claim, self.now())
+            try:
+                payment = self.payments.pay(claim, self.now())
+            except ClaimRefusedError as refused:  # figures that do not add up: never paid
+                print(json.dumps({"claim_refused": refused.claim_id, "reason": refused.reason}),
+                      flush=True)
+                del self.claims[claim_id]
+                continue
             announce(payment)
             value = self.serialize_paid(payment.record(), SerializationContext(
                 self.bus.decisions, MessageField.VALUE))

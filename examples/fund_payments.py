@@ -168,6 +168,9 @@ class Payments:
         what it paid then (`paid_already`)."""
         claim_id = str(claim["claim_id"])
         hex_id = UUID(claim_id).hex
+        inconsistent = _inconsistency(claim)
+        if inconsistent is not None:
+            raise ClaimRefusedError(claim_id, inconsistent)
         to_region, to_person, to_return = _split(claim)
         xml, none = self.file_of(claim_id), self.folder / f"claim-{hex_id}.none.json"
         found = _paid_on(xml, none)
@@ -217,6 +220,31 @@ def load_region_accounts(path: Path | None) -> dict[str, Any]:
             raise SystemExit(f"error: --region-accounts: {region}.iban: {iban!r} is no IBAN "
                              "(form or check digits)")
     return accounts
+
+
+class ClaimRefusedError(ValueError):
+    """A claim whose figures do not add up: the fund pays none of it (and says why)."""
+
+    def __init__(self, claim_id: str, reason: str) -> None:
+        self.claim_id, self.reason = claim_id, reason
+        super().__init__(f"claim {claim_id}: {reason}; not paid")
+
+
+def _inconsistency(claim: dict[str, Any]) -> str | None:
+    """Why a claim's totals do not follow from its months, if they do not: each total is the
+    sum of the corrections' figures, and each month's claim + offset + surplus is its EL (a
+    fund checks what it is asked to pay, whoever sends it)."""
+    for total, figure in (("claim_total", "claim"), ("surplus_total", "surplus"),
+                          ("ipv_offset_total", "ipv_offset")):
+        summed = sum((Decimal(m[figure]) for m in claim["corrections"]), ZERO)
+        if Decimal(claim[total]) != summed:
+            return f"{total} {claim[total]} is not the sum of the corrections' {figure} {summed}"
+    for month in (*claim["months"], *claim["corrections"]):
+        parts = Decimal(month["claim"]) + Decimal(month["ipv_offset"]) + Decimal(month["surplus"])
+        if parts != Decimal(month["el"]):
+            return (f"month {month['month']}: claim + offset + surplus {parts} is not its EL "
+                    f"{month['el']}")
+    return None
 
 
 def _split(claim: dict[str, Any]) -> tuple[Decimal, Decimal, dict[str, Decimal]]:

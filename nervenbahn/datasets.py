@@ -15,7 +15,9 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+from eventsourcing.utils import get_topic
 
 from bus.benefits_codec import BenefitEventCodec, FundDecisionCodec, benefit_event_encoder
 from bus.claims_codec import ReimbursementClaimCodec, claims_encoder
@@ -23,7 +25,9 @@ from bus.codec import EventCodec
 from bus.payments_codec import PaymentEventCodec, payment_event_encoder
 from bus.registry import SchemaRegistry
 from bus.relay import Encoder, case_event_encoder
+from domain.events import ReimbursementRecorded
 from nervenbahn.audit.checkpoints import CheckpointCodec
+from nervenbahn.audit.verified_source import ChainLinks, VerifiedNotifications
 from nervenbahn.config import ConfigError
 from projections.reporting_codec import CaseFactCodec, fact_encoder
 from projections.reporting_facts import CaseFacts, Pseudonymiser, region_in_store
@@ -70,6 +74,14 @@ class Dataset:
     source: Callable[[Container], Any] | None = None
     """The application whose notification log the relay reads (case, payments or benefits
     store; the claims relay reads the case store)."""
+
+
+def _verified_claims(container: Container) -> VerifiedNotifications:
+    """The case store's log, its `ReimbursementRecorded` events checked against their hash-chain
+    link before the claims relay publishes them (`nervenbahn.audit.verified_source`)."""
+    service = container.service
+    return VerifiedNotifications(service, cast(ChainLinks, service.recorder),
+                                 {get_topic(ReimbursementRecorded)})
 
 
 def _case_codec(container: Container, topic: str) -> EventCodec:
@@ -153,7 +165,8 @@ DATASETS: dict[str, Dataset] = {
             relay="claims",
             # only ReimbursementRecorded, read with the case's history (region, sequence)
             encoder=lambda container, codec: claims_encoder(codec(), container.service),
-            source=lambda container: container.service,
+            # a claim is a payment instruction: published only if its chain link holds
+            source=_verified_claims,
         ),
     )
 }

@@ -122,6 +122,20 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             return self._head(c)
 
+    def link(self, position: int) -> tuple[bytes, bytes] | None:
+        """(the link before, the link) of the event at `position`: what its chain row should
+        be recomputed from and compared with; None if no link is stored there."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT hash FROM {self.chain_table_name} WHERE position = ?",  # noqa: S608
+                      (position,))
+            row = c.fetchone()
+            if row is None:
+                return None
+            c.execute(f"SELECT hash FROM {self.chain_table_name} WHERE position < ? "  # noqa: S608
+                      "ORDER BY position DESC LIMIT 1", (position,))
+            before = c.fetchone()
+        return (genesis(self.chain) if before is None else bytes(before[0])), bytes(row[0])
+
     def _head(self, c: SQLiteCursor) -> ChainHead:
         c.execute(
             f"SELECT position, hash FROM {self.chain_table_name} ORDER BY position DESC LIMIT 1"  # noqa: S608
@@ -173,6 +187,12 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
         self._insert_link = sql.SQL("INSERT INTO {}.{} (position, hash) VALUES (%s, %s)").format(
             schema, chain_table
         )
+        self._select_link = sql.SQL("SELECT hash FROM {}.{} WHERE position = %s").format(
+            schema, chain_table
+        )
+        self._select_link_before = sql.SQL(
+            "SELECT hash FROM {}.{} WHERE position < %s ORDER BY position DESC LIMIT 1"
+        ).format(schema, chain_table)
         self._select_inserted = sql.SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state "
             "FROM {}.{} WHERE notification_id = ANY(%s) ORDER BY notification_id"
@@ -232,6 +252,18 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
         """The chain's last link (position 0 and the genesis hash when empty)."""
         with self.datastore.transaction(commit=False) as curs:
             return self._head(curs)
+
+    def link(self, position: int) -> tuple[bytes, bytes] | None:
+        """(the link before, the link) of the event at `position` (as the SQLite recorder's)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_link, (position,))
+            row = curs.fetchone()
+            if row is None:
+                return None
+            curs.execute(self._select_link_before, (position,))
+            before = curs.fetchone()
+        previous = genesis(self.chain) if before is None else bytes(before["hash"])
+        return previous, bytes(row["hash"])
 
     def _head(self, curs: psycopg.Cursor[DictRow]) -> ChainHead:
         curs.execute(self._select_head)

@@ -6,14 +6,18 @@ position is kept in the store)."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bus.claims_codec import ReimbursementClaim, ReimbursementClaimCodec
 from bus.envelope import event_id
 from bus.kafka_settings import KafkaSettings
+from bus.relay import RelayStoppedError
 from bus.topics import topic_message_counts
 from domain.application.claims import AdvanceClaims
 from domain.events import ReimbursementRecorded
@@ -98,3 +102,72 @@ def _messages(kafka: KafkaSettings, topic: str,
         codec.decode(record.value))), until=None)
     return found
 
+
+
+def test_a_claim_altered_in_the_database_is_not_published_and_the_relay_says_where(
+    tmp_path: Path, master_key: str, kafka_settings: KafkaSettings
+) -> None:
+    """A claim is a payment instruction: a `ReimbursementRecorded` whose stored bytes were
+    changed after recording (its total raised from 1,900.00 to 9,900.00 with sqlite3) fails its
+    hash-chain link, and the relay publishes nothing of it: it stops at that position, naming
+    it; once the bytes are restored it publishes the true claim, once."""
+    with advancing_pipeline(tmp_path, master_key, kafka_settings) as line:
+        container = line.container
+        case_id, application_id = advanced_case(container)
+        grant(container.benefits, application_id, "1900.00")
+        AdvanceClaims(container.service, container.benefits, container.payments).run()
+        position = _position_of_claim(line.settings.store.sqlite_path, case_id)
+        original = _alter(line.settings.store.sqlite_path, position, b"1900.00", b"9900.00")
+        with pytest.raises(RelayStoppedError) as stopped:
+            _relay_until_caught_up(container)
+        topic = container.topic(REIMBURSEMENT_CLAIMS).name
+        held_when_altered = topic_message_counts(kafka_settings, [topic])[topic]
+        _restore(line.settings.store.sqlite_path, position, original)
+        published = _relay_until_caught_up(container)
+        codec = container.codec(REIMBURSEMENT_CLAIMS)
+        assert isinstance(codec, ReimbursementClaimCodec)
+        messages = _messages(kafka_settings, topic, codec)
+
+    assert f"event at position {position} (ReimbursementRecorded" in str(stopped.value)
+    assert "do not match its hash-chain link" in str(stopped.value)
+    assert held_when_altered in (0, None)  # nothing of the altered claim went out
+    assert published == 1
+    ((_, _, claim),) = messages
+    assert claim.claim_total == Decimal("1900.00")
+
+
+def _position_of_claim(db: Path, case_id: Any) -> int:
+    connection = sqlite3.connect(db)
+    try:
+        (position,) = connection.execute(
+            "SELECT rowid FROM stored_events WHERE originator_id = ? AND topic LIKE "
+            "'%ReimbursementRecorded'", (case_id.hex,)).fetchone()
+    finally:
+        connection.close()
+    return int(position)
+
+
+def _alter(db: Path, position: int, old: bytes, new: bytes) -> bytes:
+    """Replace `old` by `new` in the stored state of the event at `position`; the state
+    before."""
+    connection = sqlite3.connect(db)
+    try:
+        (state,) = connection.execute("SELECT state FROM stored_events WHERE rowid = ?",
+                                      (position,)).fetchone()
+        assert old in bytes(state)
+        connection.execute("UPDATE stored_events SET state = ? WHERE rowid = ?",
+                           (bytes(state).replace(old, new), position))
+        connection.commit()
+    finally:
+        connection.close()
+    return bytes(state)
+
+
+def _restore(db: Path, position: int, state: bytes) -> None:
+    connection = sqlite3.connect(db)
+    try:
+        connection.execute("UPDATE stored_events SET state = ? WHERE rowid = ?",
+                           (state, position))
+        connection.commit()
+    finally:
+        connection.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,16 @@ GRENCHEN = {"so-grenchen": {"name": "Sozialregion Grenchen", "iban": "CH93 0076 
 
 
 def _claim(claim_total: str, surplus_total: str, **fields: Any) -> dict[str, Any]:
-    """A claim as the AvroDeserializer gives it (Decimals, UUID text)."""
+    """A claim as the AvroDeserializer gives it (Decimals, UUID text); its one month's
+    correction adds up to its totals (claim + surplus = EL) unless `fields` say otherwise."""
+    claim, surplus = Decimal(claim_total), Decimal(surplus_total)
+    month = {"month": date(2026, 5, 1), "paid": max(claim, Decimal("0.00")),
+             "el": claim + surplus, "ipv_offset": Decimal("0.00"), "claim": claim,
+             "surplus": surplus}
     return {"claim_id": str(uuid4()), "application_id": str(uuid4()), "case_id": str(uuid4()),
             "case_version": 12, "region": "so-grenchen", "sequence": 1,
-            "recorded_on": date(2026, 6, 10), "months": [], "corrections": [],
-            "claim_total": Decimal(claim_total), "surplus_total": Decimal(surplus_total),
+            "recorded_on": date(2026, 6, 10), "months": [], "corrections": [month],
+            "claim_total": claim, "surplus_total": surplus,
             "ipv_offset_total": Decimal("0.00"), **fields}
 
 
@@ -168,3 +173,22 @@ def test_one_run_at_a_time_pays_into_a_folder(tmp_path: Path) -> None:
         _payments(tmp_path / "out")
     first.close()
     _payments(tmp_path / "out").close()
+
+
+def test_a_claim_whose_figures_do_not_add_up_is_refused_and_nothing_is_paid(
+    tmp_path: Path,
+) -> None:
+    """A fund checks what it is asked to pay: a claim_total that is not the sum of its
+    corrections' claims (raised on the way) is refused naming both, and no file is written."""
+    month = {"month": date(2026, 5, 1), "paid": Decimal("2400.00"), "el": Decimal("1900.00"),
+             "ipv_offset": Decimal("0.00"), "claim": Decimal("1900.00"),
+             "surplus": Decimal("0.00")}
+    claim = _claim("9900.00", "0.00", months=[month], corrections=[month])
+    payments = _payments(tmp_path / "out")
+    with pytest.raises(ValueError,  # ClaimRefusedError (each load of the example: a new class)
+                       match=r"claim_total 9900.00 is not the sum of the corrections' claim "
+                             r"1900.00; not paid") as refused:
+        payments.pay(claim, datetime(2026, 6, 1, tzinfo=UTC))
+    assert type(refused.value).__name__ == "ClaimRefusedError"
+    assert [p.name for p in (tmp_path / "out").iterdir() if p.name != ".lock"] == []
+    payments.close()
