@@ -144,12 +144,13 @@ def _print_checked(rt: Session, config: ConnectorConfig,
         if error is None:
             spec = config.specs[name]
             rt.console.print(f"ok     {name} ({spec.kind}, {spec.class_path})",
-                             markup=False, highlight=False)
+                             markup=False, highlight=False, soft_wrap=True)
             continue
-        first, *more = str(error).splitlines()
-        rt.console.print(f"error  {name}: {first}", markup=False, highlight=False)
+        first, *more = str(error).splitlines()  # one line each, whatever the terminal's width
+        rt.console.print(f"error  {name}: {first}", markup=False, highlight=False,
+                         soft_wrap=True)
         for line in more:
-            rt.console.print(f"       {line}", markup=False, highlight=False)
+            rt.console.print(f"       {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("describe")
@@ -236,12 +237,12 @@ def run(
         emit_json(rt.console, {**vars(report), "ok": report.ok, "outcome": report.outcome})
     else:
         rt.console.print(f"connector {name} ({report.kind}): {report.outcome}: "
-                         f"{report.summary()}")
+                         f"{report.summary()}", soft_wrap=True)
         for written in report.delivered:
-            rt.console.print(f"  delivered {written}")
-        if report.outcome == "degraded":
+            rt.console.print(f"  delivered {written}", soft_wrap=True)
+        if report.outcome == "degraded":  # a command to copy: never wrapped
             rt.console.print(f"  {report.rejected} events dead-lettered: fix the sink, then "
-                             f"`nervenbahn connectors replay {name}`")
+                             f"`nervenbahn connectors replay {name}`", soft_wrap=True)
     code = _RUN_EXIT.get(report.outcome, EXIT_STOPPED)
     if code:
         raise typer.Exit(code)
@@ -475,12 +476,13 @@ def new(
         emit_json(rt.console, {"package": str(package), "written": [str(p) for p in written],
                                "config": entry})
         return
+    # Paths and commands to copy: never wrapped at the terminal's width (soft_wrap).
     for path in written:
-        rt.console.print(f"wrote {path}")
+        rt.console.print(f"wrote {path}", soft_wrap=True, markup=False, highlight=False)
     rt.console.print(
         f"\ninstall it into this environment: pip install -e {package}\n"
         f"run its tests:                    cd {package} && pytest\n"
         "then add to your connectors file (NERVENBAHN_CONNECTORS):\n",
-        markup=False, highlight=False,
+        markup=False, highlight=False, soft_wrap=True,
     )
-    rt.console.print(entry, markup=False, highlight=False)
+    rt.console.print(entry, markup=False, highlight=False, soft_wrap=True)

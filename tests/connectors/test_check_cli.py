@@ -84,8 +84,9 @@ def test_check_as_json_and_of_a_name_not_configured(
 
 
 def test_list_shows_a_class_that_does_not_import_as_an_error(
-    folder: Path, capsys: pytest.CaptureFixture[str]
+    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "240")  # the table's cells wrap at 80 (no terminal in CI)
     (folder / "connectors.toml").write_text(GOOD + GONE + TYPO)
     assert main(["--json", "connectors", "list"]) == 0
     listed = {c["name"]: c for c in json.loads(capsys.readouterr().out)["connectors"]}
