@@ -31,8 +31,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from decimal import Decimal
 from html import escape
 from pathlib import Path
@@ -45,6 +45,7 @@ from domain.events import Advance, claims_of
 from domain.money import ZERO
 from domain.personal_data import PersonalData, SealedPersonalData
 from domain.reimbursement import MonthClaim, Reimbursement, claimed_so_far
+from nervenbahn.audit.access_log import AccessEntry, case_read_entries
 from nervenbahn.quarterly_report import REPORT_STYLE, table_cell, write_html_and_csv
 
 __all__ = [
@@ -64,6 +65,28 @@ __all__ = [
 STATEMENT_FIELDS = ("given_name", "family_name", "ahvn13", "street", "postal_code", "town",
                     "reimbursement")
 """What a statement shows of the person and the case (the access log's `fields`)."""
+
+FIGURES_FIELDS = ("reimbursement",)
+"""What a statement shows of everyone else of the household, and what its CSV shows of anyone:
+the case's figures, no name (the access log's `fields`)."""
+
+
+def statement_read_entries(
+    case: Case, statement: Statement, *, names_shown: bool, at: datetime, consumer: str,
+    scope: str, endpoint: str,
+) -> list[AccessEntry]:
+    """The access-log entries of one read of a statement: under its person the fields it
+    shows of them (`STATEMENT_FIELDS` with the page, `FIGURES_FIELDS` with the CSV, which
+    holds no name), under each other member of the household `FIGURES_FIELDS` — the case's
+    figures concern them too, their names are not on it. A subject-access report built from
+    the log then says what was shown, not more."""
+    person = str(statement.person.person_id)
+    return [
+        replace(entry, fields=STATEMENT_FIELDS if names_shown and entry.person_id == person
+                else FIGURES_FIELDS)
+        for entry in case_read_entries(case, at=at, consumer=consumer, scope=scope,
+                                       fields=FIGURES_FIELDS, endpoint=endpoint)
+    ]
 
 HTML_COLUMNS = ("Monat", "Von der Sozialhilfe bezahlt", "EL",
                 "Verrechnete Prämienverbilligung", "Rückforderung der Sozialhilfe",

@@ -17,20 +17,21 @@ to the access log (one entry per person of the household) before anything is wri
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from nervenbahn.reimbursement_statement import (
-    STATEMENT_FIELDS,
     statement_for_claim,
+    statement_read_entries,
     write_statement,
 )
 
 from .advance_claims import add_commands
 from .inputs import parse_uuid
-from .reads import log_case_read, readable_case, require_personal_data
+from .reads import log_reads, readable_case, reader, require_personal_data
 from .render import emit_json
 from .session import session
 
@@ -59,7 +60,10 @@ def statement(
     require_personal_data(rt)
     application = parse_uuid(COMMAND, "application_id", application_id)
     found = statement_for_claim(case, application, sequence)
-    log_case_read(rt, case, STATEMENT_FIELDS, COMMAND)
+    who = reader(rt)
+    log_reads(rt, statement_read_entries(
+        case, found, names_shown=True, at=datetime.now(UTC), consumer=who.consumer,
+        scope=who.scope, endpoint=f"nervenbahn {COMMAND}"), "statement")
     html, csv = write_statement(found, out)
     if rt.as_json:
         changes = found.reimbursement

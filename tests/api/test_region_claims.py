@@ -24,7 +24,7 @@ from domain.application.claims import AdvanceClaims
 from domain.commands import Actor, RecordReimbursementPaid
 from domain.events import claims_of
 from nervenbahn.audit.access_log import AccessEntry
-from nervenbahn.reimbursement_statement import STATEMENT_FIELDS
+from nervenbahn.reimbursement_statement import FIGURES_FIELDS, STATEMENT_FIELDS
 from tests.api.conftest import NOW, AppOn, Keys, ReadModels, build_read_models, context_of
 from tests.domain.test_reimbursement import WorkedExample, record_worked_example_to_may
 
@@ -209,11 +209,18 @@ def test_a_statement_read_is_logged_for_the_household_before_it_is_answered(
     api.get(f"{BASE}/{recorded.case_id}/claims/{recorded.example.application_id}/1/statement",
             headers=keys.of(f"region:{REGION}"))
 
+    api.get(f"{BASE}/{recorded.case_id}/claims/{recorded.example.application_id}/1/"
+            "statement.csv", headers=keys.of(f"region:{REGION}"))
+
     person = recorded.example.desk.case(recorded.case_id).applicant.person_id
+    # the page names the person; the CSV holds the figures only, and is logged as that
     assert [item.entry for item in context_of(api).access_log.select()] == [
         AccessEntry(at=NOW, consumer=f"region-{REGION}", scope=f"region:{REGION}",
                     case_id=str(recorded.case_id), person_id=str(person),
-                    fields=STATEMENT_FIELDS, endpoint=STATEMENT)]
+                    fields=STATEMENT_FIELDS, endpoint=STATEMENT),
+        AccessEntry(at=NOW, consumer=f"region-{REGION}", scope=f"region:{REGION}",
+                    case_id=str(recorded.case_id), person_id=str(person),
+                    fields=FIGURES_FIELDS, endpoint=f"{STATEMENT}.csv")]
 
 
 def test_a_case_out_of_scope_answers_like_a_missing_one_and_logs_nothing(

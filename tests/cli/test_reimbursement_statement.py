@@ -28,6 +28,8 @@ from domain.reimbursement import claimed_so_far, compute_reimbursement
 from nervenbahn.cli.session import Session
 from nervenbahn.container import Container
 from nervenbahn.reimbursement_statement import (
+    FIGURES_FIELDS,
+    STATEMENT_FIELDS,
     Statement,
     render_statement_csv,
     render_statement_html,
@@ -349,7 +351,10 @@ def test_cli_statement_is_logged_and_names_only_the_person(
                   recorded[0]).json()["entries"]  # type: ignore[index]
     statements = [e for e in entries if e["endpoint"] == "nervenbahn advances statement"]
     assert [e["consumer"] for e in statements] == ["cli:anna.keller"] * 2  # both members
-    assert "family_name" in statements[0]["fields"]
+    # logged as what it shows of whom: the person's name and address, the other member's
+    # case figures only (a subject-access report must not say their name was read)
+    fields = sorted(tuple(e["fields"]) for e in statements)
+    assert fields == sorted([STATEMENT_FIELDS, FIGURES_FIELDS])
 
 
 def test_cli_statement_of_no_recorded_claim_is_refused_by_name_and_writes_nothing(

@@ -16,10 +16,12 @@ the case file and follow it when it is handed over (the new region answers the p
 region the claim was made for is still the one the fund pays and the one the canton's figures
 count it in). A case of another region, or none, is the same 404;
 an unknown sequence of a case in scope is a 404 naming it. Each read is appended to the
-access log before it is answered, like every read of personal data: the statement under the
-fields `STATEMENT_FIELDS` for each person of the household (it names the person the advance
-was made for, and the case's figures concern the household), the list under `claims` (the
-CLI's `advances claims` logs the same).
+access log before it is answered, like every read of personal data: the page under
+`STATEMENT_FIELDS` for the person it names (the one the advance was made for) and under
+`FIGURES_FIELDS` for every other member of the household (the case's figures concern them,
+their names are not on it), the CSV, which names no one, under `FIGURES_FIELDS` for everyone
+(`statement_read_entries`); the list under `claims` (the CLI's `advances claims` logs the
+same).
 """
 
 from __future__ import annotations
@@ -43,11 +45,11 @@ from nervenbahn.api.problems import PROBLEM_RESPONSES, ProblemError, not_found
 from nervenbahn.audit.access_log import case_read_entries
 from nervenbahn.bounds import MAX_INTEGER
 from nervenbahn.reimbursement_statement import (
-    STATEMENT_FIELDS,
     Statement,
     render_statement_csv,
     render_statement_html,
     statement_for_claim,
+    statement_read_entries,
 )
 
 __all__ = ["CLAIMS_FIELDS", "CaseClaims", "ClaimMonth", "RecordedClaim", "router"]
@@ -142,7 +144,7 @@ def get_statement(
     `nervenbahn advances statement` writes; a read of personal data, recorded in the access
     log before it is answered."""
     statement = _read_statement(ctx, region, consumer, case_id, application_id, sequence,
-                                request)
+                                request, names_shown=True)
     return Response(render_statement_html(statement), media_type="text/html; charset=utf-8")
 
 
@@ -154,12 +156,13 @@ def get_statement_csv(
 ) -> Response:
     """The statement's per-month figures as CSV; recorded in the access log like the page."""
     statement = _read_statement(ctx, region, consumer, case_id, application_id, sequence,
-                                request)
+                                request, names_shown=False)
     return Response(render_statement_csv(statement), media_type="text/csv; charset=utf-8")
 
 
 def _read_statement(ctx: ApiContext, region: str, consumer: Consumer, case_id: UUID,
-                    application_id: UUID, sequence: int, request: Request) -> Statement:
+                    application_id: UUID, sequence: int, request: Request, *,
+                    names_shown: bool) -> Statement:
     """The statement of a claim of a case in `region`, its read appended to the access log;
     404 naming what is missing if the case recorded no such claim."""
     case = _case_in_region(ctx, region, case_id)
@@ -167,7 +170,11 @@ def _read_statement(ctx: ApiContext, region: str, consumer: Consumer, case_id: U
         statement = statement_for_claim(case, application_id, sequence)
     except RuleViolationError as exc:
         raise ProblemError("not-found", str(exc)) from exc
-    _log_read(ctx, consumer, case, STATEMENT_FIELDS, request)
+    for entry in statement_read_entries(  # what it shows of whom (the page names the person)
+        case, statement, names_shown=names_shown, at=ctx.clock(), consumer=consumer.name,
+        scope=str(consumer.scope), endpoint=endpoint(request),
+    ):
+        ctx.access_log.append(entry)
     return statement
 
 
