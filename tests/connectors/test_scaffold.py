@@ -39,7 +39,7 @@ def test_a_new_package_installs_passes_its_tests_and_runs_by_entry_point(
     env.pop("PYTHONPATH", None)
     assert "4 passed" in run_ok([str(BIN / "pytest"), "-q", "-p", "no:cacheprovider"],
                                 cwd=work / source, env=env)
-    assert "2 passed" in run_ok([str(BIN / "pytest"), "-q", "-p", "no:cacheprovider"],
+    assert "3 passed" in run_ok([str(BIN / "pytest"), "-q", "-p", "no:cacheprovider"],
                                 cwd=work / sink, env=env)
 
     # Run as configured by the entry printed by `connector new`, from the work folder.
