@@ -514,7 +514,10 @@ class ConnectorHost:
         report.stopped_by = (
             f"group {consumer.group_id}: no partitions assigned within {waited:.0f} s "
             f"(join_wait_ms {kafka.join_wait_ms}); another member holds the group or the broker "
-            "keeps one that left half-joined"
+            "keeps one that left half-joined. Is another run of it going? If not, run again "
+            f"after the group's session timeout ({kafka.session_timeout_ms / 1000:g} s; a "
+            "member that used another NERVENBAHN_KAFKA_PROFILE may hold it longer); the "
+            "embedded broker forgets a wedged group when it is restarted (docs/bus.md)"
         )
         return True
 
