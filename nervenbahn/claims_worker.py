@@ -33,9 +33,12 @@ and the notification log is already ordered and indexed by position.
 counted as complete, so the next tick runs again whether or not anything moved. A case the
 domain refuses (a `DomainError`: a rule, an application not found) is logged with its case id
 and left, the other cases go on, as a failing event handler is; it is looked at again when
-something next moves. Anything else (the store or its connection gone) ends the worker with
-the error, and the supervisor (`nervenbahn.supervision`) restarts it with back-off; the
-restarted worker starts with an empty list and a first run, which records nothing twice.
+something next moves — the benefits or payments store, a new advance, or the case store
+itself (any case: a correction of the refused case's own history may be what it waited for;
+only the refused cases are run then). Anything else (the store or its connection gone) ends
+the worker with the error, and the supervisor (`nervenbahn.supervision`) restarts it with
+back-off; the restarted worker starts with an empty list and a first run, which records
+nothing twice.
 """
 
 from __future__ import annotations
@@ -74,6 +77,10 @@ class ClaimsWorker:
         self._advancing: dict[UUID, None] = {}  # ordered: cases in the order they advanced
         self._read_to = 0
         self._done: _Facts | None = None
+        self._refused: dict[UUID, int] = {}
+        """Cases the domain refused at the last look, with the case store's position then:
+        looked at again once the case store moved (a correction on the case itself may be
+        what the claim waited for), even if nothing else did."""
 
     @property
     def advancing(self) -> list[UUID]:
@@ -88,7 +95,7 @@ class ClaimsWorker:
             self._read_to = position
         facts = (self._benefits.max_position(), self._payments.max_position(), self._read_to)
         if facts == self._done:
-            return None
+            return self._retry_refused()
         outcomes = [o for case_id in self.advancing for o in self._run(case_id)]
         postponed = sum(o.concurrent for o in outcomes)
         self._done = None if postponed else facts
@@ -107,10 +114,24 @@ class ClaimsWorker:
             if stop.wait(interval_seconds):
                 return
 
+    def _retry_refused(self) -> list[ClaimOutcome] | None:
+        """The refused cases again, if the case store moved since they were refused; None if
+        there is nothing to look at."""
+        if not self._refused:
+            return None
+        now = self._cases.max_position()
+        again = [case_id for case_id, at in self._refused.items() if now > at]
+        if not again:
+            return None
+        return [o for case_id in again for o in self._run(case_id)]
+
     def _run(self, case_id: UUID) -> list[ClaimOutcome]:
         try:
-            return self._claims.run([case_id])
+            outcomes = self._claims.run([case_id])
         except DomainError as exc:  # this case alone; looked at again when something moves
+            self._refused[case_id] = self._cases.max_position()
             log.error("claims of a case refused; the others go on", case_id=str(case_id),
                       error=f"{type(exc).__name__}: {exc}")
             return []
+        self._refused.pop(case_id, None)
+        return outcomes

@@ -10,6 +10,7 @@ from pathlib import Path
 from uuid import UUID
 
 from domain.application.claims import ClaimOutcome
+from domain.errors import RuleViolationError
 from nervenbahn.claims_worker import ClaimsWorker
 from nervenbahn.container import Container
 from tests.bus.advances import advance_on, grant, pay_this_month
@@ -79,4 +80,37 @@ def test_a_concurrent_case_is_looked_at_again_at_the_next_tick(
     assert postponed is not None and [o.concurrent for o in postponed] == [True]
     assert retried is not None and [o.concurrent for o in retried] == [False]
     assert idle is None
+    assert claims.runs == [[advanced], [advanced]]
+
+
+class RefusingClaims(CountingClaims):
+    """The claims process's stand-in whose first run of each case is refused by the domain
+    (as a case whose history needs a correction first)."""
+
+    def run(self, case_ids: Iterable[UUID] | None = None) -> list[ClaimOutcome]:
+        outcomes = super().run(case_ids)
+        if len(self.runs) == 1:
+            raise RuleViolationError("advance-for-application", "application_id: refused")
+        return outcomes
+
+
+def test_a_refused_case_is_looked_at_again_once_the_case_store_moved(
+    tmp_path: Path, master_key: str
+) -> None:
+    container = Container(store_settings(tmp_path, master_key))
+    try:
+        advanced = open_supported_case(container.service, 0)
+        advance_on(container, advanced)
+        claims = RefusingClaims()
+        worker = ClaimsWorker(claims, container.service,  # type: ignore[arg-type]
+                              container.benefits, container.payments)
+        refused, nothing_moved = worker.tick(), worker.tick()
+        open_supported_case(container.service, 1)  # the case store moves (any case)
+        retried, idle = worker.tick(), worker.tick()
+    finally:
+        container.close()
+
+    assert refused == [] and nothing_moved is None  # refused: not retried while nothing moved
+    assert retried is not None and [o.case_id for o in retried] == [advanced]
+    assert idle is None  # retried once, done with
     assert claims.runs == [[advanced], [advanced]]
