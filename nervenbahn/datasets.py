@@ -26,6 +26,7 @@ from bus.payments_codec import PaymentEventCodec, payment_event_encoder
 from bus.registry import SchemaRegistry
 from bus.relay import Encoder, case_event_encoder
 from domain.events import ReimbursementRecorded
+from domain.payments import PaymentOrdered
 from nervenbahn.audit.checkpoints import CheckpointCodec
 from nervenbahn.audit.verified_source import ChainLinks, VerifiedNotifications
 from nervenbahn.config import ConfigError
@@ -82,6 +83,14 @@ def _verified_claims(container: Container) -> VerifiedNotifications:
     service = container.service
     return VerifiedNotifications(service, cast(ChainLinks, service.recorder),
                                  {get_topic(ReimbursementRecorded)})
+
+
+def _verified_payments(container: Container) -> VerifiedNotifications:
+    """The payments store's log, each `PaymentOrdered` checked against its hash-chain link
+    before the payments relay publishes it (the payments sink turns it into a transfer)."""
+    payments = container.payments
+    return VerifiedNotifications(payments, cast(ChainLinks, payments.recorder),
+                                 {get_topic(PaymentOrdered)})
 
 
 def _case_codec(container: Container, topic: str) -> EventCodec:
@@ -148,7 +157,8 @@ DATASETS: dict[str, Dataset] = {
             codec=_payments_codec,
             relay="payments",
             encoder=lambda _, codec: payment_event_encoder(codec()),
-            source=lambda container: container.payments,
+            # a payment order becomes a transfer: published only if its chain link holds
+            source=_verified_payments,
         ),
         Dataset(AUDIT_CHECKPOINTS, codec=_checkpoint_codec),
         Dataset(

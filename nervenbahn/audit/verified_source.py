@@ -1,9 +1,10 @@
 """A notification log whose money-relevant events are checked against their hash-chain link
 before a relay publishes them ("every payment must rest on verified events").
 
-The claims relay publishes each recorded reimbursement claim to the fund, which pays it. An
-event whose stored bytes were altered in the database (the claim's total raised, say) would
-be decoded and sent as it is: `nervenbahn audit verify` finds the alteration, but only when an
+The claims relay publishes each recorded reimbursement claim to the fund, which pays it; the
+payments relay each payment order to the payments sink, which writes the transfer. An event
+whose stored bytes were altered in the database (a total raised, say) would be decoded and
+sent as it is: `nervenbahn audit verify` finds the alteration, but only when an
 auditor runs it. So before the relay hands such an event on, `VerifiedNotifications` recomputes
 that one event's link — SHA-256 of the link before it and the event's record, exactly as the
 recorder wrote it (`nervenbahn.audit.chain`) — and compares it with the link stored beside it.
@@ -15,7 +16,8 @@ What one link proves, and what it does not: an event changed after it was record
 its chain being recomputed, fails here at once. An attacker who also recomputes every link
 from there on passes this check; `audit verify` still finds that against the signed
 checkpoints (docs/audit.md), which is why the checkpointer signs them every few minutes. The
-check costs two indexed reads and one hash per published claim; other events pass unchecked.
+check costs two indexed reads and one hash per published claim or order; other events pass
+unchecked.
 """
 
 from __future__ import annotations
