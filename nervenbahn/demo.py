@@ -24,6 +24,7 @@ from nervenbahn.demo_benefits import seed_benefits
 from nervenbahn.demo_bus import relay_and_subscribe
 from nervenbahn.demo_connectors import audit_and_report, pay_and_register
 from nervenbahn.demo_session import DemoSession
+from nervenbahn.demo_web import create_web_users, reset_web_users
 from nervenbahn.keyfiles import create_keys
 from nervenbahn.paths import private_folder, store_folder, write_private
 from nervenbahn.synthetic import PERIOD_END, PERIOD_START, synthetic_history
@@ -83,6 +84,7 @@ def run_demo(
         relay_and_subscribe(rt, history_file.parent, payments)
     audited = live[0]["case_id"] if live else next(iter(report.cases_by_id))
     audit_and_report(rt, audited, history_file.parent)
+    create_web_users(rt)
 
 
 def _reset(rt: DemoSession) -> None:
@@ -95,6 +97,7 @@ def _reset(rt: DemoSession) -> None:
     # Read models, connector positions and outputs belong to the store that is gone.
     for folder in ("projections", "connectors", "inbox", "outbox"):
         shutil.rmtree(store_folder(store) / folder, ignore_errors=True)
+    reset_web_users(rt.settings.web.users)
 
 
 def _history_file(rt: DemoSession) -> Path:

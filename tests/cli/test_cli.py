@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from nervenbahn.accounts import UserStore
+from nervenbahn.demo_web import DEMO_USERS
 from tests.cli.conftest import Cli
 
 CASE = "6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
@@ -214,7 +217,7 @@ def test_run_executes_a_command_given_as_json(cli: Cli) -> None:
     assert result.json()["events"] == ["ReviewCompleted"]  # type: ignore[index]
 
 
-def test_demo_seeds_every_region_and_leaves_a_queryable_store(cli: Cli) -> None:
+def test_demo_seeds_every_region_and_leaves_a_queryable_store(cli: Cli, tmp_path: Path) -> None:
     demo = cli("demo", "--households", "150", "--reset")
     listed = cli("--json", "--actor", "admin:administrator:so-canton", "case", "list",
                  "--limit", "1000")
@@ -229,8 +232,23 @@ def test_demo_seeds_every_region_and_leaves_a_queryable_store(cli: Cli) -> None:
     assert isinstance(rows, list) and len(rows) == 150
     assert len({row["social_region"] for row in rows}) == 13
     assert {"intake", "assessed", "supported", "refused", "closed"} <= {r["phase"] for r in rows}
+    _signs_in_with_the_printed_accounts(demo.out, tmp_path)
     second = cli("demo", "--households", "10")
     assert second.code == 1 and "--reset" in second.err
+
+
+def _signs_in_with_the_printed_accounts(out: str, folder: Path) -> None:
+    """The demo prints the web app's URL and one account per role whose password works."""
+    assert "http://127.0.0.1:8000/" in out
+    store = UserStore(folder / "web-users.db")
+    try:
+        for username, role, organisation, _name in DEMO_USERS:
+            line = next(line for line in out.splitlines() if f" {username} " in line)
+            password = line.split()[-2] if line.rstrip().endswith("│") else line.split()[-1]
+            assert role in line and organisation in line
+            assert store.sign_in(username, password, now=datetime.now(UTC)).outcome == "ok"
+    finally:
+        store.close()
 
 
 def test_demo_pays_once_proposes_from_the_register_and_verifies_its_chains(

@@ -12,7 +12,7 @@ import pytest
 from nervenbahn.accounts import UserStore
 from tests.cli.conftest import Cli
 
-PASSWORD = "a long enough password"  # noqa: S105 (a test account's)
+PASSWORD = "a long enough password"
 
 
 def _stdin(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
