@@ -44,7 +44,7 @@ from nervenbahn.demo import run_demo
 from nervenbahn.logging import configure_logging
 
 P95_TARGET_MS = 150.0
-PASSWORD = "benchmark password"  # noqa: S105 (a throw-away account's)
+PASSWORD = "benchmark password"
 ACCOUNTS = (
     ("bench.caseworker", "caseworker", "so-olten"),
     ("bench.office", "branch_office", "akso-olten"),

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from fastapi.testclient import TestClient
 from httpx import Response
 
-__all__ = ["WebUser", "csrf_of", "sign_in", "USERS"]
+__all__ = ["USERS", "WebUser", "csrf_of", "sign_in"]
 
-PASSWORD = "correct horse battery"  # noqa: S105 (a test account's)
+PASSWORD = "correct horse battery"
 
 
 @dataclass(frozen=True)

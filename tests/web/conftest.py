@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from nervenbahn.accounts import UserStore
 from nervenbahn.api import create_app
 from tests.api.conftest import NOW, Keys, ReadModels, make_context
-from tests.api.conftest import keys as keys  # noqa: F401 (a fixture, shared)
-from tests.api.conftest import seeded as seeded  # noqa: F401 (a fixture, shared)
+from tests.api.conftest import keys as keys
+from tests.api.conftest import seeded as seeded
 from tests.web.client import USERS
 
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
@@ -27,7 +27,7 @@ WebOn = Callable[..., TestClient]
 
 
 @pytest.fixture
-def web_on(tmp_path: Path, keys: Keys) -> Iterator[WebOn]:  # noqa: F811
+def web_on(tmp_path: Path, keys: Keys) -> Iterator[WebOn]:
     """Start the app on given read models with the test accounts; context fields replaced."""
     opened: list[tuple[TestClient, Any]] = []
 
@@ -52,6 +52,6 @@ def web_on(tmp_path: Path, keys: Keys) -> Iterator[WebOn]:  # noqa: F811
 
 
 @pytest.fixture
-def web(web_on: WebOn, seeded: ReadModels) -> TestClient:  # noqa: F811
+def web(web_on: WebOn, seeded: ReadModels) -> TestClient:
     """The app on the seeded read models."""
     return web_on(seeded)
