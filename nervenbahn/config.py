@@ -70,6 +70,7 @@ __all__ = [
     "ServeSettings",
     "Settings",
     "StoreConfig",
+    "WebSettings",
     "decode_key",
     "load_kafka_settings",
     "load_log_settings",
@@ -292,6 +293,12 @@ class Environment(BaseSettings):
     access_log_retention_days: str | None = None
     ready_max_lag: str | None = None
     metrics_access: str | None = None
+    # web
+    web_users: str | None = None
+    web_session_minutes: str | None = None
+    web_lockout_attempts: str | None = None
+    web_lockout_minutes: str | None = None
+    web_secure_cookies: str | None = None
     # benefits
     benefits_target_months: str | None = None
     # serve
@@ -510,6 +517,25 @@ class BenefitsSettings(BaseModel):
     """Whole calendar months from receipt to decision (docs/benefits.md, "Backlog figures")."""
 
 
+class WebSettings(BaseModel):
+    """The web application's users and sessions (`nervenbahn.web`): where the accounts live
+    (NERVENBAHN_WEB_USERS, default `<store folder>/web-users.db`), how long a session lives
+    without a request (NERVENBAHN_WEB_SESSION_MINUTES), after how many failed sign-ins an
+    account is locked and for how long (NERVENBAHN_WEB_LOCKOUT_ATTEMPTS, _MINUTES), and whether
+    the session cookie is sent over HTTPS only (NERVENBAHN_WEB_SECURE_COOKIES)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    users: Path
+    session_minutes: int = 30
+    lockout_attempts: int = 5
+    lockout_minutes: int = 15
+    secure_cookies: bool = True
+    """`Secure` on the session cookie: a browser sends it over HTTPS only (and to
+    http://localhost, which browsers treat as secure). Off only behind a proxy that speaks
+    plain HTTP to a browser, which no installation should."""
+
+
 class CliSettings(BaseModel):
     """What the command line takes from the environment."""
 
@@ -544,6 +570,7 @@ class Settings(BaseModel):
     logging: LogSettings = LogSettings()
     cli: CliSettings = CliSettings()
     benefits: BenefitsSettings = BenefitsSettings()
+    web: WebSettings
 
     # --- the names the code used before the sections (kept working) -------------------------
 
@@ -670,6 +697,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         connectors=ConnectorsSettings(file=_optional_path(variables.connectors)),
         logging=_log_settings(variables, strict=True),
         cli=CliSettings(actor=variables.actor or None),
+        web=_web(variables, store),
         benefits=BenefitsSettings(target_months=_bounded(
             variables.benefits_target_months, "NERVENBAHN_BENEFITS_TARGET_MONTHS", 3, 1, 60,
             "months")),
@@ -876,6 +904,24 @@ def _api(variables: Environment, store: StoreConfig) -> ApiSettings:
         access_log_retention_days=_retention_days(variables.access_log_retention_days),
         ready_max_lag=_ready_max_lag(variables.ready_max_lag),
         metrics_access=_metrics_access(variables.metrics_access),
+    )
+
+
+def _web(variables: Environment, store: StoreConfig) -> WebSettings:
+    """The web application's accounts file (default: in the store folder), session and lockout
+    limits, and whether its cookie is HTTPS-only."""
+    secure = _or(variables.web_secure_cookies, "true").lower()
+    if secure not in ("true", "false"):
+        raise ConfigError(f"NERVENBAHN_WEB_SECURE_COOKIES: {secure!r} is not true or false")
+    return WebSettings(
+        users=Path(variables.web_users or store.folder / "web-users.db"),
+        session_minutes=_bounded(variables.web_session_minutes,
+                                 "NERVENBAHN_WEB_SESSION_MINUTES", 30, 1, 24 * 60, "minutes"),
+        lockout_attempts=_bounded(variables.web_lockout_attempts,
+                                  "NERVENBAHN_WEB_LOCKOUT_ATTEMPTS", 5, 1, 100, "attempts"),
+        lockout_minutes=_bounded(variables.web_lockout_minutes,
+                                 "NERVENBAHN_WEB_LOCKOUT_MINUTES", 15, 1, 24 * 60, "minutes"),
+        secure_cookies=secure == "true",
     )
 
 

@@ -82,6 +82,10 @@ def create_app(context: ApiContext) -> FastAPI:
         app.include_router(module.router)
     if context.registry is not None:
         app.mount(REGISTRY_PREFIX, create_registry_app(context.registry, context.keys))
+    if context.users is not None:
+        from nervenbahn.web.app import install_web
+
+        install_web(app, context, context.users, secure_cookies=context.secure_cookies)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

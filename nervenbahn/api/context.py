@@ -12,6 +12,7 @@ from domain.application.benefits import BenefitService
 from domain.application.cases import CaseService
 from domain.personal_data import PersonalDataVault
 from domain.reference import BranchOffice, ReferenceData, load_branch_offices
+from nervenbahn.accounts import UserStore
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.settings import ApiSettings
 from nervenbahn.audit.access_log import AccessLog
@@ -68,10 +69,16 @@ class ApiContext:
     refresh_benefit_applications: Callable[[], object] | None = None
     """Brings that read model up to date before a read (until a consumer on the
     applications' topic does: `Container.refresh_read_model`); None: read as it is."""
+    users: UserStore | None = None
+    """The web application's accounts and sessions (None: no web application is served)."""
+    secure_cookies: bool = True
+    """NERVENBAHN_WEB_SECURE_COOKIES."""
 
     def close(self) -> None:
-        """Close the access log (the vault belongs to the case service)."""
+        """Close the access log and the accounts (the vault belongs to the case service)."""
         self.access_log.close()
+        if self.users is not None:
+            self.users.close()
 
 
 def build_api_context(
@@ -112,4 +119,8 @@ def build_api_context(
         benefits_target_months=settings.benefits.target_months,
         benefit_applications_db=read_model_target(settings, "benefit_applications"),
         refresh_benefit_applications=refresh_benefit_applications,
+        users=UserStore(settings.web.users, session_minutes=settings.web.session_minutes,
+                        lockout_attempts=settings.web.lockout_attempts,
+                        lockout_minutes=settings.web.lockout_minutes),
+        secure_cookies=settings.web.secure_cookies,
     )

@@ -48,6 +48,7 @@ from . import (
     schemas,
     serve,
     status,
+    users,
 )
 from .disk_full import DiskFullError, disk_full
 from .inputs import checked_lines, open_regular
@@ -75,6 +76,7 @@ app.add_typer(bus.topics_app, name="topics")
 app.add_typer(projections.app, name="projections")
 app.add_typer(projections.region_app, name="region")
 app.add_typer(apikeys.app, name="apikeys")
+app.add_typer(users.app, name="users")
 app.add_typer(registry.app, name="registry")
 app.add_typer(report.app, name="report")
 app.command("serve")(serve.serve)

@@ -1,5 +1,6 @@
-"""Fixtures of the browser tests: a Chromium per session, a fresh page per test, and the web app
-served on the session's broker (tests/web/site.py).
+"""Fixtures of the web app's tests: in-process apps on the API tests' seeded store, with one
+account per role (tests/web/client.py); and for the browser tests a Chromium per session, a
+fresh page per test, and the web app served on the session's broker (tests/web/site.py).
 
 Without a Chromium the browser tests skip, saying how to install it; with CI=true they fail
 instead (as the PostgreSQL tests do, tests/conftest.py): CI's set-up installs it.
@@ -8,16 +9,67 @@ instead (as the PostgreSQL tests do, tests/conftest.py): CI's set-up installs it
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from nervenbahn.accounts import UserStore
+from nervenbahn.api import create_app
 from nervenbahn.testing import broker_settings
+from tests.api.conftest import NOW, Keys, ReadModels, make_context
+from tests.api.conftest import keys as keys
+from tests.api.conftest import seeded as seeded
 from tests.web.browser import CHROMIUM_ARGS, chromium_path
+from tests.web.client import USERS
 from tests.web.site import Site, served_site
+
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
+"""argon2id at a test's cost (the accounts' default cost is argon2-cffi's, RFC 9106)."""
+
+WebOn = Callable[..., TestClient]
+"""`web_on(models, **overrides)`: a client of the app (API and web) on `models`."""
+
+
+@pytest.fixture
+def web_on(tmp_path: Path, keys: Keys) -> Iterator[WebOn]:
+    """Start the app on given read models with the test accounts; context fields replaced."""
+    opened: list[tuple[TestClient, Any]] = []
+
+    def start(models: ReadModels, **overrides: Any) -> TestClient:
+        folder = tmp_path / f"web-{len(opened)}"
+        users = UserStore(folder / "web-users.db", lockout_attempts=5, lockout_minutes=15,
+                          hasher=FAST_HASHER)
+        for user in USERS:
+            users.add(user.username, role=user.role, organisation=user.organisation,
+                      password=user.password, now=NOW, by="test")
+        context = dataclasses.replace(make_context(models, keys, folder), users=users,
+                                      **overrides)
+        client = TestClient(create_app(context), base_url="https://testserver",
+                            raise_server_exceptions=False, follow_redirects=True)
+        opened.append((client.__enter__(), context))
+        return client
+
+    yield start
+    for client, context in opened:
+        client.__exit__(None, None, None)
+        context.close()
+
+
+@pytest.fixture
+def web(web_on: WebOn, seeded: ReadModels) -> TestClient:
+    """The app on the seeded read models."""
+    return web_on(seeded)
+
+
+# --- browser tests ---
 
 INSTALL_CHROMIUM = "make .chromium.installed (apt-get install -y chromium)"
 LOCALE = "de-CH"

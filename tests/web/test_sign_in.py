@@ -1,0 +1,114 @@
+"""Signing in and out, sessions, lockout and CSRF of the web app (in-process)."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from nervenbahn.accounts import UserStore
+from nervenbahn.web.roles import home
+from tests.web.client import USERS, csrf_of, sign_in
+
+CASEWORKER, OFFICE = USERS[0], USERS[2]
+
+
+def _store(client: TestClient) -> UserStore:
+    users = client.app.state.context.users  # type: ignore[attr-defined]
+    assert isinstance(users, UserStore)
+    return users
+
+
+def test_a_page_without_a_session_leads_to_the_sign_in_page_and_back(web: TestClient) -> None:
+    asked = "/web/region/so-olten/work"
+    page = web.get(asked, follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"] == "/web/sign-in?next=%2Fweb%2Fregion%2Fso-olten%2Fwork"
+    form = web.get(page.headers["location"])
+    assert 'lang="de"' in form.text and "Anmelden" in form.text
+    assert f'name="next" value="{asked}"' in form.text
+
+
+def test_each_role_lands_on_its_home_page_with_a_secure_session_cookie(
+    web_on: object, seeded: object
+) -> None:
+    for user in USERS:
+        client = web_on(seeded)  # type: ignore[operator]
+        landed = sign_in(client, user)
+        assert landed.history[0].status_code == 303
+        target = landed.history[0].headers["location"]
+        assert target == home(_store(client).get(user.username))
+        cookie = landed.history[0].headers["set-cookie"]
+        assert "nb_session=" in cookie and "HttpOnly" in cookie and "Secure" in cookie
+        assert "SameSite=lax" in cookie
+
+
+def test_a_wrong_password_is_refused_in_german_and_the_same_as_an_unknown_name(
+    web: TestClient,
+) -> None:
+    wrong = sign_in(web, CASEWORKER, password="not the password")
+    unknown = sign_in(web, USERS[0].__class__("nobody", "caseworker", "so-olten"))
+    assert wrong.status_code == unknown.status_code == 401
+    assert "Benutzername oder Passwort ist falsch." in wrong.text
+    assert "Benutzername oder Passwort ist falsch." in unknown.text
+    assert "nb_session" not in web.cookies
+
+
+def test_five_wrong_passwords_lock_the_account_and_the_right_one_then_does_not_help(
+    web: TestClient,
+) -> None:
+    for _ in range(5):
+        last = sign_in(web, OFFICE, password="wrong password!")
+    assert "gesperrt" in last.text
+    locked = sign_in(web, OFFICE)
+    assert locked.status_code == 401 and "gesperrt" in locked.text
+    outcomes = [outcome for _, outcome in _store(web).sign_ins(OFFICE.username)]
+    assert outcomes == ["refused"] * 5 + ["account locked", "locked"]
+
+
+def test_sign_out_ends_the_session_on_the_server(web: TestClient) -> None:
+    page = sign_in(web, CASEWORKER)
+    token = web.cookies["nb_session"]
+    out = web.post("/web/sign-out", data={"csrf_token": csrf_of(page)})
+    assert "Sie sind abgemeldet." in out.text
+    web.cookies.set("nb_session", token)  # a copy of the cookie kept by an attacker
+    again = web.get("/web/region/so-olten/work", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"].startswith("/web/sign-in")
+
+
+def test_a_form_without_the_csrf_token_is_refused_and_changes_nothing(web: TestClient) -> None:
+    sign_in(web, CASEWORKER)
+    refused = web.post("/web/language", data={"language": "fr", "back": "/web/"})
+    assert refused.status_code == 403
+    assert "Formular abgelehnt" in refused.text
+    forged = web.post("/web/language", data={"language": "fr", "csrf_token": "guess"})
+    assert forged.status_code == 403
+    assert _store(web).get(CASEWORKER.username).language == "de"
+
+
+def test_a_sign_in_form_without_its_token_is_refused(web: TestClient) -> None:
+    refused = web.post("/web/sign-in", data={"username": CASEWORKER.username,
+                                            "password": CASEWORKER.password})
+    assert refused.status_code == 403
+    assert "nb_session" not in web.cookies
+
+
+def test_the_language_is_the_users_choice_and_the_pages_follow_it(web: TestClient) -> None:
+    page = sign_in(web, CASEWORKER)
+    french = web.post("/web/language", data={"csrf_token": csrf_of(page), "language": "fr",
+                                             "back": "/web/not-there"})
+    assert 'lang="fr"' in french.text and "Introuvable" in french.text
+    assert _store(web).get(CASEWORKER.username).language == "fr"
+
+
+def test_a_sign_in_never_redirects_to_another_site(web: TestClient) -> None:
+    form = web.get("/web/sign-in")
+    landed = web.post("/web/sign-in", data={
+        "csrf_token": csrf_of(form), "username": CASEWORKER.username,
+        "password": CASEWORKER.password, "next": "//evil.example/web/"}, follow_redirects=False)
+    assert landed.headers["location"] == home(_store(web).get(CASEWORKER.username))
+
+
+def test_pages_forbid_framing_and_foreign_scripts(web: TestClient) -> None:
+    page = web.get("/web/sign-in")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["cache-control"] == "no-store"
