@@ -9,6 +9,7 @@ reaching for Google's hosts, which this machine's closed network refuses.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ __all__ = [
     "CHROMIUM_ARGS",
     "SCREENSHOTS",
     "Focus",
+    "answered_as_missing",
     "axe_check",
     "chromium_path",
     "focused",
@@ -55,7 +57,9 @@ def axe_check(page: Page) -> None:
     """Run axe-core on the page as it stands; fail on any serious or critical violation,
     naming each rule, its impact and the selectors of the elements at fault."""
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
-        page.add_script_tag(path=str(AXE_SCRIPT))
+        # Evaluated by the browser's debugging protocol, not as a <script> the page's
+        # Content-Security-Policy would refuse: the pages are checked under their real policy.
+        page.evaluate(_axe_source())
     violations: list[dict[str, Any]] = page.evaluate(
         "async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
     blocking = [v for v in violations if v.get("impact") in BLOCKING_IMPACTS]
@@ -63,6 +67,11 @@ def axe_check(page: Page) -> None:
         f"- {v['id']} ({v['impact']}): {v['help']} at "
         + ", ".join(" ".join(node["target"]) for node in v["nodes"])
         for v in blocking)
+
+
+@functools.cache
+def _axe_source() -> str:
+    return AXE_SCRIPT.read_text(encoding="utf-8") + "\n;undefined"
 
 
 def screenshot(page: Page, name: str) -> Path | None:
@@ -90,6 +99,19 @@ def sign_in(page: Page, base_url: str, user: WebUser, password: str | None = Non
     page.fill("input[name=password]", user.password if password is None else password)
     with page.expect_navigation():
         page.locator("form:has(input[name=username]) [type=submit]").click()
+
+
+def answered_as_missing(page: Page, url: str, missing: str) -> None:
+    """Open `url` (something out of the signed-in user's scope) and `missing` (an address of
+    the same shape naming nothing): both must answer 404 with the same page (issue 16: out of
+    scope looks exactly like missing)."""
+    answers = []
+    for address in (url, missing):
+        response = page.goto(address)
+        assert response is not None, address
+        answers.append((response.status, page.locator("main").inner_text()))
+    assert answers[0][0] == 404, f"{url} answered {answers[0][0]}"
+    assert answers[0] == answers[1], f"{url} answers {answers[0]}, {missing} {answers[1]}"
 
 
 @dataclass(frozen=True)
