@@ -6,13 +6,21 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench chaos clean
+.PHONY: demo test lint bench chaos screenshots clean
 
 # The official AsyncAPI JSON Schemas (npm @asyncapi/specs, pinned in package-lock.json), which
 # tests/bus/test_asyncapi.py validates `nervenbahn asyncapi` against.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch node_modules/.installed
+
+# Debian's Chromium, which the browser tests (tests/web) drive with Playwright: Playwright cannot
+# download a browser of its own here. We run as root (CI too, from a clean clone); a machine
+# that has `chromium` already installs nothing.
+CHROMIUM := .chromium.installed
+$(CHROMIUM):
+	command -v chromium || (apt-get update && apt-get install -y chromium)
+	touch $(CHROMIUM)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +31,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/nervenbahn demo --reset
 
-test: $(STAMP) node_modules/.installed lint
+test: $(STAMP) node_modules/.installed $(CHROMIUM) lint
 	$(BIN)/pytest -n 2
 
 lint: $(STAMP)
@@ -37,8 +45,12 @@ lint: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/pytest -m chaos -n 0 -s tests/chaos
 
+# The web app's screenshots in docs/screenshots/, taken by the browser tests (docs/web.md).
+screenshots: $(STAMP) node_modules/.installed $(CHROMIUM)
+	NERVENBAHN_SCREENSHOTS=1 $(BIN)/pytest -n 0 tests/web
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/append.py
 
 clean:
-	rm -rf $(VENV) node_modules .nervenbahn .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules $(CHROMIUM) .nervenbahn .pytest_cache .ruff_cache .hypothesis

@@ -65,6 +65,7 @@ __all__ = [
     "TEST_KAFKA",
     "ConnectorHarness",
     "applicant",
+    "broker_settings",
     "connector_harness",
     "kafka_broker",
     "kafka_settings",
@@ -253,6 +254,12 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def kafka_settings(kafka_broker: str) -> KafkaSettings:
     """Settings on the test broker, embedded profile, with a topic prefix of this test's own."""
+    return broker_settings(kafka_broker)
+
+
+def broker_settings(kafka_broker: str) -> KafkaSettings:
+    """Settings on the broker at `kafka_broker` (embedded profile) with a fresh topic prefix:
+    what `kafka_settings` gives a test, for a fixture of a wider scope."""
     return KafkaSettings.model_validate(
         {
             "bootstrap_servers": tuple(kafka_broker.split(",")),

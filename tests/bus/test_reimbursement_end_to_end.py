@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.error
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -31,7 +30,6 @@ from uuid import UUID
 
 import pytest
 
-from bus.broker import free_port
 from bus.claims_codec import ReimbursementClaimCodec
 from bus.envelope import event_id
 from bus.kafka_settings import KafkaSettings
@@ -40,7 +38,8 @@ from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
 from nervenbahn.container import Container
 from nervenbahn.datasets import REIMBURSEMENT_CLAIMS
-from tests.api.http import get_json
+from nervenbahn.keyfiles import default_key_dir
+from tests.api.http import bus_variables, get_json, serve_environment, serving
 from tests.bus.advances import (
     GRENCHEN,
     OFFICE,
@@ -77,21 +76,21 @@ def test_decision_claim_payment_and_proposal_end_to_end_through_a_crash(
                        check=True, capture_output=True, timeout=60)  # the reporting key
 
         # First run: the fund decides; once a claim is recorded, everything dies at once.
-        with _serving(environment) as url, _fund(url, fund_key, outbox) as fund:
+        with serving(environment) as served, _fund(served.url, fund_key, outbox) as fund:
             wait_until(lambda: _claims(container, advanced), within=120,
                        what="the claims worker to record a claim")
-            serve_pid = _serve_pid(url)
-            for pid in (fund.pid, serve_pid):
+            for pid in (fund.pid, served.process.pid):
                 os.kill(pid, signal.SIGKILL)
             fund.wait(timeout=30)
-            _SERVING[url].wait(timeout=30)
+            served.process.wait(timeout=30)
         # Killed mid-way: a claim is recorded and not every claim is paid yet.
         assert not _all_paid(container, advanced)
         # Second run: both start again and finish the work.
-        with _serving(environment) as url, _fund(url, fund_key, outbox):
+        with serving(environment) as served, _fund(served.url, fund_key, outbox):
             wait_until(lambda: _all_paid(container, advanced), within=180,
                        what="every claim recorded and paid")
-            proposals = wait_until(lambda: _proposals(url, region_key, advanced), within=60,
+            proposals = wait_until(lambda: _proposals(served.url, region_key, advanced),
+                                   within=60,
                                    what="the proposals in the region's work list")
         claims = {case_id: claims_of(container.service.get_case(case_id))
                   for case_id, _ in advanced}
@@ -154,59 +153,17 @@ def _advance_the_fund_grants(container: Container, n: int) -> tuple[UUID, UUID]:
 
 def _serve_environment(tmp_path: Path, master_key: str,
                        kafka: KafkaSettings) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("NERVENBAHN_")},
-        "NERVENBAHN_STORE": f"sqlite:///{tmp_path / 'store.db'}",
-        "NERVENBAHN_MASTER_KEY": master_key,
-        "NERVENBAHN_KAFKA": ",".join(kafka.bootstrap_servers),
-        "NERVENBAHN_KAFKA_PROFILE": kafka.profile,
-        "NERVENBAHN_TOPIC_PREFIX": kafka.topic_prefix,
-        "NERVENBAHN_API_KEYS": str(tmp_path / "api-keys.json"),
-        "NERVENBAHN_ACCESS_LOG": str(tmp_path / "access.db"),
-        "NERVENBAHN_ADVANCE_CLAIMS_SECONDS": "0.5",
-        "NERVENBAHN_RELAY_LEASE_SECONDS": "2",  # a killed relay's lease runs out soon
-        "NERVENBAHN_RELAY_RENEW_SECONDS": "0.5",
-    }
-
-
-@contextmanager
-def _serving(environment: dict[str, str]) -> Iterator[str]:
-    """`nervenbahn serve` until the block ends (SIGTERM, if still alive); its URL once ready."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nervenbahn", "serve", "--port", str(port)], env=environment,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _SERVING[url] = process
-    try:
-        wait_until(lambda: process.poll() is not None or _live(url), within=90,
-                   what="serve to answer")
-        assert process.poll() is None, _stderr(process)
-        yield url
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        process.wait(timeout=60)
-        _SERVING.pop(url)
-
-
-_SERVING: dict[str, subprocess.Popen[bytes]] = {}
-
-
-def _live(url: str) -> bool:
-    try:
-        return get_json(f"{url}/health/live")[0] == 200
-    except urllib.error.URLError:  # not listening yet
-        return False
-
-
-def _serve_pid(url: str) -> int:
-    return _SERVING[url].pid
-
-
-def _stderr(process: subprocess.Popen[bytes]) -> str:
-    assert process.stderr is not None
-    return process.stderr.read().decode(errors="replace")[-3000:]
+    return serve_environment(
+        tmp_path,
+        NERVENBAHN_KEY_DIR=str(default_key_dir(os.environ)),  # the in-process store's keys
+        NERVENBAHN_MASTER_KEY=master_key,
+        **bus_variables(kafka),
+        NERVENBAHN_API_KEYS=str(tmp_path / "api-keys.json"),
+        NERVENBAHN_ACCESS_LOG=str(tmp_path / "access.db"),
+        NERVENBAHN_ADVANCE_CLAIMS_SECONDS="0.5",
+        NERVENBAHN_RELAY_LEASE_SECONDS="2",  # a killed relay's lease runs out soon
+        NERVENBAHN_RELAY_RENEW_SECONDS="0.5",
+    )
 
 
 @contextmanager
