@@ -234,3 +234,14 @@ def test_another_regions_case_is_the_same_not_found_page_as_a_missing_one(
     assert {r.status_code for r in (other, missing, malformed, foreign)} == {404}
     assert _body(other) == _body(missing) == _body(malformed) == _body(foreign)
     assert _context(client).access_log.select(case_id=case_id) == []
+
+
+def test_the_pages_speak_french_to_a_user_who_chose_it(olten: TestClient,
+                                                       seeded: ReadModels) -> None:
+    _context(olten).users.set_language(OLTEN_CW.username, "fr")  # type: ignore[union-attr]
+    work = olten.get("/web/region/so-olten/work")
+    case_id = _cases(seeded, "so-olten", "supported")[0].case_id
+    case = olten.get(f"/web/region/so-olten/cases/{case_id}")
+    assert 'lang="fr"' in work.text and "en retard" in work.text
+    assert "Budget par mois" in case.text and "Clore le dossier" in case.text
+    assert "CHF " in case.text and re.search(r"\d\d\.\d\d\.\d{4}", case.text)
