@@ -30,10 +30,12 @@ __all__ = [
     "GOAL_HORIZON_DAYS",
     "PROPOSAL_WITHIN_DAYS",
     "REVIEW_HORIZON_DAYS",
+    "RegionCase",
     "RegionProjection",
     "WorkItem",
     "WorkItemKind",
     "caseload",
+    "region_cases",
     "work_list",
 ]
 
@@ -336,6 +338,19 @@ class WorkItem:
     due: date
     overdue: bool
     detail: str = ""
+    reference: str = ""
+    """A proposal's external reference (what accepting or dismissing it names); else empty."""
+
+
+@dataclass(frozen=True)
+class RegionCase:
+    """A case in the region's list: no personal data."""
+
+    case_id: str
+    municipality_bfs: int
+    phase: str
+    opened_on: date
+    next_review_due: date | None
 
 
 def caseload(db: SQLConnection, region: str) -> dict[str, int]:
@@ -346,6 +361,28 @@ def caseload(db: SQLConnection, region: str) -> dict[str, int]:
         (region,),
     ).fetchall()
     return {phase: count for phase, count in rows}
+
+
+def region_cases(
+    db: SQLConnection, region: str, *, phase: str | None = None, limit: int = 50,
+    offset: int = 0,
+) -> list[RegionCase]:
+    """The region's cases (of one phase, if given), newest opening first, a page of them."""
+    p = placeholder(db)
+    where, args = f"social_region = {p}", [region]
+    if phase:
+        where, args = f"{where} AND phase = {p}", [region, phase]
+    rows = db.execute(
+        "SELECT case_id, municipality_bfs, phase, opened_on, next_review_due "  # noqa: S608
+        f"FROM region_cases WHERE {where} ORDER BY opened_on DESC, case_id "
+        f"LIMIT {p} OFFSET {p}",
+        (*args, limit, offset),
+    ).fetchall()
+    return [
+        RegionCase(case_id, bfs, phase_, date.fromisoformat(opened),
+                   date.fromisoformat(review) if review else None)
+        for case_id, bfs, phase_, opened, review in rows
+    ]
 
 
 def work_list(db: SQLConnection, region: str, today: date) -> list[WorkItem]:
@@ -406,7 +443,7 @@ def _open_proposals(db: SQLConnection, region: str, today: date) -> list[WorkIte
             detail = f"moved to {to_bfs} ({to_region}); ref {ref}"
         else:
             detail = f"{reason}; ref {ref}"
-        items.append(WorkItem(_PROPOSAL_KINDS[kind], case_id, reported, overdue, detail))
+        items.append(WorkItem(_PROPOSAL_KINDS[kind], case_id, reported, overdue, detail, ref))
     return items
 
 
