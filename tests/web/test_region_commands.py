@@ -144,6 +144,16 @@ def _supported(client: TestClient, serial: int) -> UUID:
     return case_id
 
 
+def _propose(store: ReadModels, case_id: UUID, command: str, reference: str,
+             **fields: Any) -> None:
+    """A proposal of the population register (a system actor), effective today."""
+    register = Actor("population-register", "system", "so-canton")
+    store.service.execute(parse_command(command, {
+        "actor": register, "correlation_id": str(uuid.uuid4()), "case_id": str(case_id),
+        "external_reference": reference, "source": "population-register",
+        "effective_date": _today(), **fields}))
+
+
 def _error_at(page: str, name: str) -> str:
     found = re.search(rf'<p class="error" id="e-{name}-1">([^<]*)</p>', page)
     assert found, f"no refusal next to {name}"
@@ -264,6 +274,19 @@ def test_a_rule_naming_no_field_is_shown_above_the_form(
     assert _version(store, case_id) == before
 
 
+def test_a_check_across_fields_is_shown_at_the_field_it_names(
+    web: TestClient, store: ReadModels,
+) -> None:
+    cases = _cases(store)
+    refused = _submit(web, f"{REGION}/cases/new", municipality_bfs=str(OLTEN_BFS),
+                      household_size="1", household_structure="couple_with_children",
+                      **person_input(14))
+    assert refused.status_code == 422
+    assert "does not fit a household of 1" in _error_at(refused.text, "household_structure")
+    assert 'value="Person14"' in refused.text  # what was entered stays
+    assert _cases(store) == cases
+
+
 # --- a case changed meanwhile ------------------------------------------------------------------
 
 
@@ -335,11 +358,7 @@ def test_a_registers_closure_proposal_fills_the_closure_in(
     web: TestClient, store: ReadModels,
 ) -> None:
     case_id = _open(web, 8)
-    register = Actor("population-register", "system", "so-canton")
-    store.service.execute(parse_command("propose_closure", {
-        "actor": register, "correlation_id": str(uuid.uuid4()), "case_id": str(case_id),
-        "external_reference": "zivilstand:8", "source": "population-register",
-        "reason": "death", "effective_date": _today()}))
+    _propose(store, case_id, "propose_closure", "zivilstand:8", reason="death")
 
     dismiss = web.get(f"{REGION}/cases/{case_id}/do/dismiss_proposal?proposal=zivilstand:8")
     assert 'value="zivilstand:8" selected' in dismiss.text
@@ -350,6 +369,23 @@ def test_a_registers_closure_proposal_fills_the_closure_in(
     case = store.service.get_case(case_id)
     assert case.closure == {"reason": "death",
                             "closed_on": datetime.now(SWISS_TIME).date()}
+
+
+def test_a_registers_handover_proposal_fills_the_new_municipality_in(
+    web: TestClient, store: ReadModels,
+) -> None:
+    case_id = _open(web, 15)
+    _propose(store, case_id, "propose_handover", "umzug:15",
+             to_municipality_bfs=SOLOTHURN_BFS)
+
+    form = web.get(f"{REGION}/cases/{case_id}/do/hand_over_case?proposal=umzug:15")
+    assert f'<option value="{SOLOTHURN_BFS}" selected>Solothurn ({SOLOTHURN_BFS})' in form.text
+    handed = _do(web, case_id, "hand_over_case", query="?proposal=umzug:15")
+    assert handed.status_code == 303  # to the case list: the case page is Solothurn's now
+    assert handed.headers["location"] == f"{REGION}/cases?recorded=CaseHandedOver"
+    assert store.service.get_case(case_id).social_region == "so-solothurn"
+    # the case is Solothurn's now: Olten's forms for it are the 404 page
+    assert web.get(f"{REGION}/cases/{case_id}/do/close_case").status_code == 404
 
 
 # --- scope and CSRF ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ opened a moment ago is found before the read models have caught up.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -32,7 +33,12 @@ from starlette.datastructures import FormData
 from domain.application.ports import CommandResult
 from domain.case import SWISS_TIME, Case
 from domain.entitlement import budget_in_force, month_of
-from domain.errors import CaseNotFoundError, ConcurrentChangeError, DomainError
+from domain.errors import (
+    CaseNotFoundError,
+    ConcurrentChangeError,
+    DomainError,
+    InvalidCommandError,
+)
 from domain.events import Proposal, advances_of, proposals_of
 from nervenbahn.accounts import WebSession
 from nervenbahn.web.actions import record_case
@@ -70,6 +76,7 @@ _PROPOSAL_KINDS = {"change_budget": ("budget_change",), "hand_over_case": ("hand
                    "close_case": ("closure",),
                    "dismiss_proposal": ("budget_change", "handover", "closure")}
 """Which proposals fill in which form (`?proposal=`)."""
+_NAMED = re.compile(r"([a-z_]+): (.+)", re.DOTALL)
 
 
 @dataclass
@@ -173,12 +180,26 @@ def _refused(request: Request, web: WebState, session: WebSession, page: _Page,
         page.conflict = _changes(web, page.case.id, since if isinstance(since, int) else 0)
         return _show(request, web, session, page, status=409)
     page.errors = (Refusal(general=[str(exc)]) if isinstance(exc, ConcurrentChangeError)
-                   else refusal_of(exc, page.form.names))
+                   else refusal_of(_field_named(exc), page.form.names))
     return _show(request, web, session, page, status=422)
 
 
+def _field_named(exc: DomainError) -> DomainError:
+    """A check across fields names the whole command, and its field at the start of its
+    reason (`household_structure: one_person does not fit …`): that field, then."""
+    if not isinstance(exc, InvalidCommandError):
+        return exc
+    problems = [(found[1], found[2]) if name == "command" and (found := _NAMED.match(reason))
+                else (name, reason) for name, reason in exc.problems]
+    return InvalidCommandError(exc.command, problems)
+
+
 def _recorded(region_id: str, result: CommandResult) -> Response:
+    """To the case page naming the events recorded; after a handover, whose case page the
+    region no longer sees, to its case list."""
     query = urlencode({"recorded": ",".join(result.events)})
+    if "CaseHandedOver" in result.events:
+        return RedirectResponse(f"/web/region/{region_id}/cases?{query}", 303)
     return RedirectResponse(f"/web/region/{region_id}/cases/{result.case_id}?{query}", 303)
 
 
