@@ -44,7 +44,8 @@ __all__ = ["AREAS", "WEB_POLICY", "install_web"]
 
 log = structlog.get_logger("nervenbahn.web")
 
-AREAS: tuple[str, ...] = ("office", "region")
+AREAS: tuple[str, ...] = ("office", "region_commands", "region")
+"""(region_commands before region: its `cases/new` must not be taken for a case id.)"""
 """The area modules (under `nervenbahn.web.areas`), each with a `router`."""
 
 WEB_POLICY = (
