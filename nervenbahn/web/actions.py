@@ -46,12 +46,12 @@ _TARGETS = {
 def record_case(
     web: WebState, session: WebSession, name: str, data: dict[str, Any]
 ) -> CommandResult:
-    """Validate and execute case command `name` as the signed-in user (empty fields are
-    left out, so the domain names a missing one)."""
+    """Validate and execute case command `name` as the signed-in user (empty text fields are
+    left out, so the domain names a missing one; an empty list is an answer: none)."""
     service = web.context.service
     if service is None:
         raise InvalidCommandError(name, [("", "the case store is not available")])
-    payload = {k: v for k, v in data.items() if v not in (None, "", [])}
+    payload = {k: v for k, v in data.items() if v is not None and v != ""}
     payload |= {"actor": actor_of(session.user), "correlation_id": str(uuid.uuid4())}
     return service.execute(parse_command(name, payload))
 
@@ -62,7 +62,7 @@ def record_benefit(
     """Validate and execute benefit command `name` as the signed-in user."""
     if web.context.benefits is None:
         raise InvalidCommandError(name, [("", "the benefits store is not available")])
-    payload = {k: v for k, v in data.items() if v not in (None, "", [])}
+    payload = {k: v for k, v in data.items() if v is not None and v != ""}
     payload |= {"actor": actor_of(session.user), "correlation_id": str(uuid.uuid4())}
     try:
         command = BENEFIT_COMMANDS[name].model_validate(payload)

@@ -12,10 +12,11 @@ an area module (`nervenbahn/web/areas/`), listed in `AREAS`.
 
 from __future__ import annotations
 
+import inspect
 import secrets
 from collections.abc import Awaitable, Callable
 from importlib import import_module
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import structlog
@@ -45,8 +46,8 @@ __all__ = ["AREAS", "WEB_POLICY", "install_web"]
 log = structlog.get_logger("nervenbahn.web")
 
 AREAS: tuple[str, ...] = ("office", "region_commands", "region")
-"""(region_commands before region: its `cases/new` must not be taken for a case id.)"""
-"""The area modules (under `nervenbahn.web.areas`), each with a `router`."""
+"""The area modules (under `nervenbahn.web.areas`), each with a `router`; region_commands
+before region, so that its `cases/new` is not taken for a case id."""
 
 WEB_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -67,6 +68,8 @@ def install_web(app: FastAPI, context: ApiContext, users: UserStore, *,
     """Serve the web application on `app` (the API's), for the accounts in `users`."""
     app.state.web = WebState(context, users, secure_cookies=secure_cookies)
     app.middleware("http")(_policy)
+    for kind, handler in list(app.exception_handlers.items()):
+        app.add_exception_handler(kind, _as_page(handler))
     app.add_exception_handler(SignInRequired, _to_sign_in)  # type: ignore[arg-type]
     app.add_exception_handler(PageNotFound, _not_found)  # type: ignore[arg-type]
     app.add_exception_handler(CsrfRefused, _csrf_refused)  # type: ignore[arg-type]
@@ -181,6 +184,23 @@ async def _policy(request: Request, call_next: Callable[[Request], Awaitable[Res
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Frame-Options"] = "DENY"
     return response
+
+
+def _as_page(handler: Any) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The API's handler of an error, but on a page of the web app an HTML page with the same
+    status (a store or read model unavailable: 503, …) instead of a problem document."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        answer = handler(request, exc)
+        response = await answer if inspect.isawaitable(answer) else answer
+        if not request.url.path.startswith("/web"):
+            return response
+        session = getattr(request.state, "web_session", None)
+        log.warning("web page failed", path=request.url.path, status=response.status_code,
+                    error=type(exc).__name__)
+        return render(request, "error.html", session, status=response.status_code)
+
+    return handle
 
 
 def _to_sign_in(request: Request, exc: SignInRequired) -> Response:

@@ -34,6 +34,9 @@ class Refusal:
     general: list[str] = field(default_factory=list)
     conflict: bool = False
     """The case or application changed since the form was loaded (optimistic concurrency)."""
+    conflict_text: str = ""
+    """What the page says of the conflict (who changed what meanwhile), if the area says it in
+    the summary."""
 
     def __bool__(self) -> bool:
         return bool(self.fields or self.general or self.conflict)

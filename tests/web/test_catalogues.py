@@ -60,3 +60,20 @@ def test_the_catalogues_translate_at_run_time() -> None:
     assert translations("de").gettext("Sign out") == "Abmelden"
     assert translations("fr").gettext("Sign out") == "Se déconnecter"
     assert Path(LOCALE_FOLDER / "de").is_dir()
+
+
+@pytest.mark.parametrize("language", ["de", "fr"])
+def test_a_text_has_one_translation_across_the_areas_catalogues(language: str) -> None:
+    seen: dict[str, tuple[str, str]] = {}
+    clashes = []
+    for po in sorted((LOCALE_FOLDER / language).glob("*.po")):
+        with po.open("rb") as handle:
+            for message in read_po(handle):
+                if not message.id:
+                    continue
+                text, translated = str(message.id), str(message.string)
+                earlier = seen.setdefault(text, (po.name, translated))
+                if earlier[1] != translated:
+                    clashes.append(f"{text!r}: {earlier[0]} {earlier[1]!r}, {po.name} "
+                                   f"{translated!r}")
+    assert not clashes, "\n".join(clashes)

@@ -112,3 +112,18 @@ def test_pages_forbid_framing_and_foreign_scripts(web: TestClient) -> None:
     policy = page.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert page.headers["cache-control"] == "no-store"
+
+
+def test_a_page_whose_read_model_is_missing_is_an_html_page_not_a_problem_document(
+    web_on: object, seeded: object, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    client = web_on(seeded, region_db=Path(str(tmp_path)) / "nowhere.db")  # type: ignore[operator]
+    sign_in(client, CASEWORKER)
+    page = client.get("/web/region/so-olten/work")
+    assert page.status_code == 503
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Nicht verfügbar" in page.text
+    api = client.get("/v1/regions/so-olten/caseload", headers={"X-API-Key": "x"})
+    assert api.headers["content-type"].startswith("application/problem+json")
