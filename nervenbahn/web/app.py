@@ -44,7 +44,7 @@ __all__ = ["AREAS", "WEB_POLICY", "install_web"]
 
 log = structlog.get_logger("nervenbahn.web")
 
-AREAS: tuple[str, ...] = ()
+AREAS: tuple[str, ...] = ("canton", "fund", "fund_delegations")
 """The area modules (under `nervenbahn.web.areas`), each with a `router`."""
 
 WEB_POLICY = (
