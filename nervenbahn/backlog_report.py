@@ -23,10 +23,11 @@ from domain.case import SWISS_TIME
 from nervenbahn.quarterly_report import (
     BACKLOG_COLUMNS,
     REPORT_STYLE,
+    Translate,
+    as_is,
     backlog_table,
-    bar_chart,
-    chart_figure,
     format_number,
+    titled_chart,
     write_html_and_csv,
 )
 from projections.backlog import (
@@ -40,7 +41,7 @@ from projections.backlog import (
 )
 
 __all__ = [
-    "BACKLOG_CSV_COLUMNS", "BacklogReport", "backlog_of", "render_backlog_csv",
+    "BACKLOG_CSV_COLUMNS", "BacklogReport", "backlog_charts", "backlog_of", "render_backlog_csv",
     "render_backlog_html", "unit_names", "write_backlog_report",
 ]
 
@@ -155,7 +156,7 @@ def render_backlog_html(report: BacklogReport) -> str:
         backlog_table(backlog.offices, names, "Branch office"),
         f"<h2>The canton's last {len(report.trend)} weeks</h2>",
         '<div class="charts">',
-        *_trend_charts(report),
+        *backlog_charts(report),
         "</div>",
         _definitions(report.target),
         "</body></html>",
@@ -163,25 +164,35 @@ def render_backlog_html(report: BacklogReport) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _trend_charts(report: BacklogReport) -> list[str]:
+def backlog_charts(
+    report: BacklogReport, text: Translate = as_is, target_label: str | None = None
+) -> list[str]:
+    """The canton's trend over the report's weeks, each chart in a figure with its title;
+    `text` gives each title and label in the reader's language, `target_label` names the
+    processing target so (default: `3 months`)."""
     weeks = [str(backlog.week) for backlog in report.trend]
     canton = [backlog.canton for backlog in report.trend]
-    target = report.target.label
+    target = target_label or report.target.label
     return [
-        chart_figure("Received and decided per week", bar_chart(
-            weeks, [[f.received, f.decided] for f in canton],
-            [("received", _BLUE), ("decided", _ORANGE)])),
-        chart_figure("Pending at week end, by stage", bar_chart(
-            weeks, [[f.pending_at_office, f.pending_at_fund] for f in canton],
-            [("at the branch office", _BLUE), ("at the fund", _ORANGE)], stacked=True)),
-        chart_figure(f"Pending longer than the target ({target}), and of them waiting for "
-                     "documents", bar_chart(
-                         weeks, [[f.pending_over_target, f.late_waiting_for_documents]
-                                 for f in canton],
-                         [("over the target", _ORANGE), ("waiting for documents", _GREY)])),
-        chart_figure("Days from receipt to decision (decided in the week)", bar_chart(
-            weeks, [[f.median_days_to_decision, f.p90_days_to_decision] for f in canton],
-            [("median", _BLUE), ("p90", _ORANGE)])),
+        titled_chart(
+            text("Received and decided per week"), weeks,
+            [[f.received, f.decided] for f in canton],
+            [(text("received"), _BLUE), (text("decided"), _ORANGE)], text=text),
+        titled_chart(
+            text("Pending at week end, by stage"), weeks,
+            [[f.pending_at_office, f.pending_at_fund] for f in canton],
+            [(text("at the branch office"), _BLUE), (text("at the fund"), _ORANGE)],
+            stacked=True, text=text),
+        titled_chart(
+            text("Pending longer than the target ({target}), and of them waiting for "
+                 "documents").format(target=target), weeks,
+            [[f.pending_over_target, f.late_waiting_for_documents] for f in canton],
+            [(text("over the target"), _ORANGE), (text("waiting for documents"), _GREY)],
+            text=text),
+        titled_chart(
+            text("Days from receipt to decision (decided in the week)"), weeks,
+            [[f.median_days_to_decision, f.p90_days_to_decision] for f in canton],
+            [(text("median"), _BLUE), (text("p90"), _ORANGE)], text=text),
     ]
 
 

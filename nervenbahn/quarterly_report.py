@@ -31,9 +31,10 @@ from projections.reporting import CLOSURE_REASONS, Quarter, RegionQuarter
 from projections.reporting_disclosure import Cell
 
 __all__ = [
-    "ADVANCE_CSV_COLUMNS", "BACKLOG_COLUMNS", "CSV_COLUMNS", "REPORT_STYLE", "WITHHELD",
-    "AdvanceSection", "ReportInput", "backlog_table", "bar_chart", "chart_figure",
-    "format_number", "format_percent", "render_csv", "render_html", "table_cell",
+    "ADVANCE_CSV_COLUMNS", "BACKLOG_COLUMNS", "CSV_COLUMNS", "FIGURE_COLUMNS", "REASON_LABELS",
+    "REPORT_STYLE", "WITHHELD", "AdvanceSection", "ReportInput", "Translate", "as_is",
+    "backlog_table", "bar_chart", "chart_figure", "format_number", "format_percent",
+    "quarterly_charts", "render_csv", "render_html", "table_cell", "titled_chart",
     "write_html_and_csv", "write_quarterly_report",
 ]
 
@@ -61,6 +62,7 @@ REASON_LABELS = {
     "death": "death",
     "other": "other",
 }
+"""The closure reasons as the report names them."""
 _REASON_COLOURS = ("#1b6ca8", "#58a4b0", "#e0a458", "#8c5e7a", "#b9b9b9")
 _BLUE, _ORANGE, _GREY = "#1b6ca8", "#e07a1f", "#6b6b6b"
 
@@ -236,7 +238,7 @@ def render_html(report: ReportInput) -> str:
         _closures_table(report),
         "<h2>Regions compared</h2>",
         '<div class="charts">',
-        *_charts(report),
+        *quarterly_charts(report),
         "</div>",
         *_advances_section(report),
         *_availability(report),
@@ -250,7 +252,7 @@ def render_html(report: ReportInput) -> str:
 Column = tuple[str, str, Callable[[RegionQuarter], str]]
 """A table column: heading, CSV column (to know whether it is withheld), value."""
 
-_FIGURE_COLUMNS: tuple[Column, ...] = (
+FIGURE_COLUMNS: tuple[Column, ...] = (
     ("New cases", "new_cases", lambda r: str(r.new_cases)),
     ("Closed cases", "closed_cases", lambda r: str(r.closed_cases)),
     ("Median duration of closed cases (days)", "median_duration_days",
@@ -265,10 +267,11 @@ _FIGURE_COLUMNS: tuple[Column, ...] = (
     ("Measures started", "measures_started", lambda r: str(r.measures_started)),
     ("Measures completed", "measures_completed", lambda r: str(r.measures_completed)),
 )
+"""The figures table's columns (heading, CSV column, value), in the report's order."""
 
 
 def _figures_table(report: ReportInput) -> str:
-    return _table(report, _FIGURE_COLUMNS)
+    return _table(report, FIGURE_COLUMNS)
 
 
 def _closures_table(report: ReportInput) -> str:
@@ -463,13 +466,23 @@ def _definitions() -> str:
 # --- charts ----------------------------------------------------------------------------------
 
 Series = tuple[str, str]  # label, colour
+Translate = Callable[[str], str]
+"""Gives a chart's English text in the reader's language (`nervenbahn.web`'s pages)."""
+
+
+def as_is(text: str) -> str:
+    """The text as it is: the report's own pages are in English."""
+    return text
+
 
 
 Value = float | int | None | str
 """A bar's value: a number, None (no cases) or `WITHHELD`."""
 
 
-def _charts(report: ReportInput) -> list[str]:
+def quarterly_charts(report: ReportInput, text: Translate = as_is) -> list[str]:
+    """The report's charts comparing the social regions, each in a figure with its title;
+    `text` gives each title and label in the reader's language (the web pages')."""
     regions = list(report.regions)
     names = [report.name(row.region).split(" (")[0] for row in regions]
     canton = report.canton
@@ -486,31 +499,39 @@ def _charts(report: ReportInput) -> list[str]:
 
     reasons = [f"closed_{k}" for k in CLOSURE_REASONS]
     return [
-        chart_figure("New and closed cases", bar_chart(
-            names, [values(r, ("new_cases", r.new_cases), ("closed_cases", r.closed_cases))
-                    for r in regions],
-            [("new", _BLUE), ("closed", _ORANGE)])),
-        chart_figure("Closed cases by reason", bar_chart(  # one withheld reason withholds the bar
-            names, [[shown(r, *reasons)(r.closures_by_reason[k]) for k in CLOSURE_REASONS]
-                    for r in regions],
-            list(zip((REASON_LABELS[k] for k in CLOSURE_REASONS), _REASON_COLOURS,
-                     strict=True)), stacked=True)),
-        chart_figure("Median duration of closed cases (days)", bar_chart(
-            names, [values(r, ("median_duration_days", r.median_duration_days))
-                    for r in regions], [("days", _BLUE)],
-            reference=reference("median_duration_days", canton.median_duration_days))),
-        chart_figure("Median days from intake to decision", bar_chart(
-            names, [values(r, ("median_days_to_decision", r.median_days_to_decision))
-                    for r in regions], [("days", _BLUE)],
-            reference=reference("median_days_to_decision", canton.median_days_to_decision))),
-        chart_figure("Supported cases with a goal agreement (%)", bar_chart(
-            names, [values(r, ("goal_agreement_share", _share_percent(r))) for r in regions],
+        titled_chart(
+            text("New and closed cases"), names,
+            [values(r, ("new_cases", r.new_cases), ("closed_cases", r.closed_cases))
+             for r in regions],
+            [(text("new"), _BLUE), (text("closed"), _ORANGE)], text=text),
+        titled_chart(  # one withheld reason withholds the bar
+            text("Closed cases by reason"), names,
+            [[shown(r, *reasons)(r.closures_by_reason[k]) for k in CLOSURE_REASONS]
+             for r in regions],
+            list(zip((text(REASON_LABELS[k]) for k in CLOSURE_REASONS), _REASON_COLOURS,
+                     strict=True)), stacked=True, text=text),
+        titled_chart(
+            text("Median duration of closed cases (days)"), names,
+            [values(r, ("median_duration_days", r.median_duration_days)) for r in regions],
+            [(text("days"), _BLUE)],
+            reference=reference("median_duration_days", canton.median_duration_days),
+            text=text),
+        titled_chart(
+            text("Median days from intake to decision"), names,
+            [values(r, ("median_days_to_decision", r.median_days_to_decision))
+             for r in regions], [(text("days"), _BLUE)],
+            reference=reference("median_days_to_decision", canton.median_days_to_decision),
+            text=text),
+        titled_chart(
+            text("Supported cases with a goal agreement (%)"), names,
+            [values(r, ("goal_agreement_share", _share_percent(r))) for r in regions],
             [("%", _BLUE)], reference=reference("goal_agreement_share", _share_percent(canton)),
-            scale_max=100.0, unit=" %")),
-        chart_figure("Integration measures started and completed", bar_chart(
-            names, [values(r, ("measures_started", r.measures_started),
-                           ("measures_completed", r.measures_completed)) for r in regions],
-            [("started", _BLUE), ("completed", _ORANGE)])),
+            scale_max=100.0, unit=" %", text=text),
+        titled_chart(
+            text("Integration measures started and completed"), names,
+            [values(r, ("measures_started", r.measures_started),
+                    ("measures_completed", r.measures_completed)) for r in regions],
+            [(text("started"), _BLUE), (text("completed"), _ORANGE)], text=text),
     ]
 
 
@@ -522,6 +543,24 @@ def _share_percent(row: RegionQuarter) -> float | None:
 def chart_figure(title: str, svg: str) -> str:
     """A chart with its caption (escaped)."""
     return f"<figure><figcaption>{escape(title)}</figcaption>{svg}</figure>"
+
+
+def titled_chart(
+    title: str,
+    labels: list[str],
+    values: list[list[Value]],
+    series: list[Series],
+    *,
+    stacked: bool = False,
+    reference: float | None = None,
+    scale_max: float | None = None,
+    unit: str = "",
+    text: Translate = as_is,
+) -> str:
+    """`bar_chart` in a figure captioned `title`, which is also the SVG's accessible name."""
+    return chart_figure(title, bar_chart(
+        labels, values, series, stacked=stacked, reference=reference, scale_max=scale_max,
+        unit=unit, title=title, text=text))
 
 
 _PLOT_W, _VALUE_W, _BAR_H, _GAP, _WIDTH = 280, 60, 11, 7, 540
@@ -549,10 +588,14 @@ def bar_chart(
     reference: float | None = None,
     scale_max: float | None = None,
     unit: str = "",
+    title: str = "",
+    text: Translate = as_is,
 ) -> str:
     """A horizontal bar chart: a row per region, a bar per series (or one stacked bar);
-    `reference` draws the canton's value as a dashed line; missing values say `no cases`."""
-    legend, legend_h = _legend(series if len(series) > 1 else [], reference is not None)
+    `reference` draws the canton's value as a dashed line; missing values say `no cases`.
+    The SVG is an image named `title` (`aria-label` and `<title>`); `text` translates its
+    own words (`no cases`, `canton`)."""
+    legend, legend_h = _legend(series if len(series) > 1 else [], reference is not None, text)
     per_row = 1 if stacked else len(series)
     label_w = min(max(len(label) for label in labels) * _CHAR_W + 12, 200)
     layout = _Layout(label_w, legend_h, per_row * _BAR_H + _GAP,
@@ -565,28 +608,29 @@ def bar_chart(
         y = legend_h + index * layout.row_h + _GAP / 2
         texts.append(f'<text x="{label_w - 8:.1f}" y="{y + per_row * _BAR_H / 2 + 4:.1f}" '
                      f'text-anchor="end">{escape(label)}</text>')
-        row_bars, row_texts = _row_bars(row, series, y, layout, stacked, unit)
+        row_bars, row_texts = _row_bars(row, series, y, layout, stacked, unit, text)
         bars += row_bars
         texts += row_texts
     if reference is not None:
         x = layout.x(reference)
         bars.append(f'<line x1="{x:.1f}" y1="{legend_h}" x2="{x:.1f}" y2="{bottom}" '
                     f'stroke="{_GREY}" stroke-width="1.5" stroke-dasharray="4 3"/>')
+    name = f' aria-label="{escape(title)}"><title>{escape(title)}</title>' if title else ">"
     return "".join([
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{bottom + 24}" '
-        f'viewBox="0 0 {width:.0f} {bottom + 24}" role="img">',
+        f'viewBox="0 0 {width:.0f} {bottom + 24}" role="img"{name}',
         *legend, *_grid(layout, bottom, unit), *bars, *texts, "</svg>",
     ])
 
 
 def _row_bars(
     row: list[Value], series: list[Series], y: float, layout: _Layout,
-    stacked: bool, unit: str,
+    stacked: bool, unit: str, text: Translate,
 ) -> tuple[list[str], list[str]]:
     """The bars of one row, and their value labels (drawn last, over any line)."""
-    empty = "no cases" if all(value is None for value in row) else None
+    empty = text("no cases") if all(value is None for value in row) else None
     if stacked and WITHHELD in row:
-        empty = f"{WITHHELD} (small counts)"
+        empty = f"{WITHHELD} ({text('small counts')})"
     if empty is not None:
         note = (f'<text x="{layout.label_w + 4:.1f}" y="{y + _BAR_H - 2:.1f}" fill="#999">'
                 f"{escape(empty)}</text>")
@@ -619,11 +663,11 @@ def _value_label(x: float, y: float, text: str) -> str:
     return f'<text class="value" x="{x:.1f}" y="{y + _BAR_H - 2:.1f}">{escape(text)}</text>'
 
 
-def _legend(series: list[Series], reference: bool) -> tuple[list[str], float]:
+def _legend(series: list[Series], reference: bool, text: Translate) -> tuple[list[str], float]:
     """Legend entries, wrapped onto further lines when the chart is too narrow; its height."""
     entries = [(label, colour, False) for label, colour in series]
     if reference:
-        entries.append(("canton", _GREY, True))
+        entries.append((text("canton"), _GREY, True))
     if not entries:
         return [], 0.0
     parts: list[str] = []
