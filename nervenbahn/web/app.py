@@ -44,7 +44,7 @@ __all__ = ["AREAS", "WEB_POLICY", "install_web"]
 
 log = structlog.get_logger("nervenbahn.web")
 
-AREAS: tuple[str, ...] = ()
+AREAS: tuple[str, ...] = ("audit",)
 """The area modules (under `nervenbahn.web.areas`), each with a `router`."""
 
 WEB_POLICY = (
