@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from bus.kafka_settings import KafkaSettings
 from bus.registry import SchemaRegistry
@@ -17,6 +18,8 @@ from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.settings import ApiSettings
 from nervenbahn.audit.access_log import AccessLog
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
+from nervenbahn.audit.status import verify_installation
+from nervenbahn.audit.verify import AuditReport
 from nervenbahn.config import MetricsAccess, Settings
 from nervenbahn.health import Readiness
 from nervenbahn.metrics import Metrics
@@ -73,6 +76,9 @@ class ApiContext:
     """The web application's accounts and sessions (None: no web application is served)."""
     secure_cookies: bool = True
     """NERVENBAHN_WEB_SECURE_COOKIES."""
+    verify_chains: Callable[[], AuditReport] | None = None
+    """Verifies the store's hash chains and the access log against the signed checkpoints,
+    for the auditor's page of the web app (None: that page says it is not available)."""
 
     def close(self) -> None:
         """Close the access log and the accounts (the vault belongs to the case service)."""
@@ -123,4 +129,5 @@ def build_api_context(
                         lockout_attempts=settings.web.lockout_attempts,
                         lockout_minutes=settings.web.lockout_minutes),
         secure_cookies=settings.web.secure_cookies,
+        verify_chains=partial(verify_installation, settings, api.access_log),
     )
