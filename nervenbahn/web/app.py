@@ -48,6 +48,8 @@ log = structlog.get_logger("nervenbahn.web")
 AREAS: tuple[str, ...] = (
     "audit", "canton", "fund", "fund_delegations", "office", "region_commands", "region",
 )
+"""The area modules (under `nervenbahn.web.areas`), each with a `router`; region_commands
+before region, so that its `cases/new` is not taken for a case id."""
 
 WEB_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

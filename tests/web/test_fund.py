@@ -157,7 +157,7 @@ def test_a_grant_records_the_decision_with_its_amounts_and_says_so(
     assert posted.status_code == 303
     assert posted.headers["location"] == f"{LIST}/{application_id}?recorded=BenefitGranted"
     page = shop.client.get(posted.headers["location"])
-    assert '<p class="notice" role="status">Gespeichert: Leistung zugesprochen</p>' in page.text
+    assert '<p class="notice" role="status">Erfasst: Leistung zugesprochen</p>' in page.text
     assert "Leistung zusprechen" not in page.text  # decided: no form any more
     granted = shop.benefits.application(application_id)
     assert granted.stage == "granted" and str(granted.granted_from) == "2025-11-01"
@@ -176,7 +176,7 @@ def test_a_refusal_needs_a_reason_and_records_it(benefit_web: BenefitWeb) -> Non
 
     page = shop.client.post(f"{application}/refuse", data={
         "csrf_token": token, "reason": "assets_above_limit", "note": "Vermögen 2025"})
-    assert "Gespeichert: Leistung abgelehnt" in page.text
+    assert "Erfasst: Leistung abgelehnt" in page.text
     assert "Vermögen über der Grenze" in page.text
     refused = shop.benefits.application(shop.recorded.ids["C"])
     assert (refused.stage, refused.refusal_reason) == ("refused", "assets_above_limit")
@@ -214,14 +214,14 @@ def test_a_task_is_delegated_and_revoked_through_the_forms(
     granted = shop.benefits.delegation(delegation_id)
     assert (granted.branch_office, granted.task) == ("akso-olten", "completeness_check")
     page = shop.client.get(location)
-    assert "Gespeichert: Delegation erteilt" in page.text and "aktiv" in page.text
+    assert "Erfasst: Delegation erteilt" in page.text and "aktiv" in page.text
 
     revoke = f"/web/fund/delegations/{delegation_id}/revoke"
     short = shop.client.post(revoke, data={"csrf_token": token, "reason": "no"})
     assert short.status_code == 422 and 'id="e-reason-1"' in short.text
     assert shop.benefits.delegation(delegation_id).revoked_on is None
     done = shop.client.post(revoke, data={"csrf_token": token, "reason": "the fund checks"})
-    assert "Gespeichert: Delegation widerrufen" in done.text
+    assert "Erfasst: Delegation widerrufen" in done.text
     assert "Delegation widerrufen</button>" not in done.text  # nothing left to revoke
     assert shop.benefits.delegation(delegation_id).revoked_on is not None
 

@@ -186,7 +186,7 @@ def test_the_case_page_shows_the_household_budget_and_timeline_and_logs_the_read
     assert page.status_code == 200
     assert case_id in _h1(page.text)
     assert case.applicant.family_name in page.text and case.applicant.ahvn13 in page.text
-    assert "Unterstützt" in page.text and "Budget nach Monat" in page.text
+    assert "Unterstützt" in page.text and "Budget pro Monat" in page.text
     assert "CHF " in page.text
     months = re.findall(r"<td>(\d\d\.\d{4})", page.text)
     assert months[0] == "11.2025" and months[-1] == "01.2027" and len(months) == 15
