@@ -98,6 +98,7 @@ __all__ = [
     "ADVANCE_BENEFIT_KINDS",
     "CANTON_WIDE_ACTORS",
     "FUTURE_LIMIT_DAYS",
+    "PENDING_BENEFIT_STAGES",
     "PROPOSAL_ROLES",
     "RETROACTIVE_LIMIT_DAYS",
     "REVIEW_INTERVAL_MONTHS",
@@ -127,7 +128,8 @@ PROPOSAL_ROLES = ("system",)
 ADVANCE_BENEFIT_KINDS = ("el_ahv", "el_iv")
 """Benefits social assistance is advanced in view of: EL covers living costs as social
 assistance does (SKOS F.2, sachliche Kongruenz); a premium reduction does not."""
-_PENDING_STAGES = ("received", "forwarded")
+PENDING_BENEFIT_STAGES = ("received", "forwarded")
+"""The stages of a benefit application that is pending (not yet decided nor withdrawn)."""
 _DECIDED_STAGES = ("granted", "refused", "ended")
 
 
@@ -449,7 +451,7 @@ class Case(Aggregate):
             _refuse("advance-in-view-of-el",
                     f"application_id: {benefit.application_id} is an application for "
                     f"{benefit.kind}; advances are made in view of EL only")
-        if benefit.stage not in _PENDING_STAGES:
+        if benefit.stage not in PENDING_BENEFIT_STAGES:
             _refuse("advance-for-pending-application",
                     f"application_id: {benefit.application_id} is {benefit.stage}, not pending")
         members = {m.person_id for m in (self.applicant, *self.other_members)}

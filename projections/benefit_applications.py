@@ -41,6 +41,7 @@ __all__ = [
     "office_applications",
     "office_delegations",
     "open_delegated_tasks",
+    "person_applications",
 ]
 
 BENEFIT_APPLICATIONS_DATASET = "applications"
@@ -61,10 +62,16 @@ _TABLES = (
     "valid_until TEXT NOT NULL, revoked_on TEXT, expired INTEGER NOT NULL, "
     "version INTEGER NOT NULL)",
 )
+_BY_PERSON = (
+    "CREATE INDEX IF NOT EXISTS benefit_applications_by_person "
+    "ON benefit_applications (applicant_person_id)",
+)
+"""Migration 2: a person's applications (a social-assistance case's household members')."""
 MIGRATIONS = Component(
     "read_model_benefit_applications",
     [Migration(1, "applications and delegations by branch office", sqlite=_TABLES,
-               postgres=_TABLES)],
+               postgres=_TABLES),
+     Migration(2, "applications by applicant", sqlite=_BY_PERSON, postgres=_BY_PERSON)],
     tables=["benefit_applications", "benefit_delegations"],
 )
 """The read model's tables: the same portable DDL on both backends."""
@@ -275,6 +282,20 @@ def office_application(
     if row is None or (office_id is not None and row[3] != office_id):
         return None
     return _application_row(row)
+
+
+def person_applications(
+    db: SQLConnection, person_ids: Collection[str]
+) -> list[OfficeApplication]:
+    """The applications of any of these persons (by the applicant's person id), of any
+    office, oldest received first; none for no persons."""
+    if not person_ids:
+        return []
+    p = placeholder(db)
+    marks = ", ".join([p] * len(person_ids))
+    query = (f"SELECT {_COLUMNS} FROM {_APPLICATIONS} "  # noqa: S608
+             f"WHERE applicant_person_id IN ({marks}) ORDER BY received_on, application_id")
+    return [_application_row(row) for row in db.execute(query, list(person_ids))]
 
 
 def days_since_receipt(application: OfficeApplication, today: date) -> int:

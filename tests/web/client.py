@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any
 
 from fastapi.testclient import TestClient
 from httpx import Response
 
-__all__ = ["USERS", "WebUser", "csrf_of", "sign_in"]
+__all__ = ["USERS", "WebUser", "csrf_of", "form_values", "sign_in"]
 
 PASSWORD = "correct horse battery"
 
@@ -53,3 +55,35 @@ def sign_in(client: TestClient, user: WebUser, password: str | None = None) -> R
         "csrf_token": csrf_of(form), "username": user.username,
         "password": user.password if password is None else password, "next": "/web/",
     })
+
+
+class _FormValues(HTMLParser):
+    """What a browser would send of the page's last form as loaded: its inputs' values, the
+    selected options, the checked boxes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, Any] = {}
+        self._select = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "form":
+            self.values = {}
+        elif tag == "input" and a.get("type") == "checkbox":
+            if "checked" in a:
+                self.values.setdefault(str(a["name"]), []).append(a["value"])
+        elif tag == "input" and a.get("value"):
+            self.values[str(a["name"])] = a["value"]
+        elif tag == "select":
+            self._select = str(a["name"])
+        elif tag == "option" and "selected" in a and a.get("value"):
+            self.values[self._select] = a["value"]
+
+
+def form_values(page: str) -> dict[str, Any]:
+    """What a browser would send of the page's last form as loaded (its inputs' values, the
+    selected options, the checked boxes), to post it with some fields changed."""
+    parser = _FormValues()
+    parser.feed(page)
+    return parser.values

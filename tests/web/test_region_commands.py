@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
-from html.parser import HTMLParser
 from typing import Any
 from uuid import UUID
 
@@ -30,7 +29,7 @@ from nervenbahn.web.areas.region_commands_forms import CHOICE_LABELS, FORMS
 from tests.api.conftest import NOW, ReadModels, build_read_models
 from tests.bus.pipeline import store_settings
 from tests.domain.case_desk import person_input
-from tests.web.client import PASSWORD, USERS, csrf_of, sign_in
+from tests.web.client import PASSWORD, USERS, csrf_of, form_values, sign_in
 from tests.web.conftest import WebOn
 
 OLTEN, SOLOTHURN = USERS[0], USERS[1]
@@ -78,37 +77,11 @@ def _version(store: ReadModels, case_id: UUID) -> int:
     return store.service.get_case(case_id).version
 
 
-class _FormValues(HTMLParser):
-    """What a browser would send of the page's last form as loaded: its inputs' values, the
-    selected options, the checked boxes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: dict[str, Any] = {}
-        self._select = ""
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "form":
-            self.values = {}
-        elif tag == "input" and a.get("type") == "checkbox":
-            if "checked" in a:
-                self.values.setdefault(str(a["name"]), []).append(a["value"])
-        elif tag == "input" and a.get("value"):
-            self.values[str(a["name"])] = a["value"]
-        elif tag == "select":
-            self._select = str(a["name"])
-        elif tag == "option" and "selected" in a and a.get("value"):
-            self.values[self._select] = a["value"]
-
-
 def _submit(client: TestClient, url: str, **fields: Any) -> Any:
     """Load the form at `url`, fill in `fields` over what it holds, post it."""
     form = client.get(url)
     assert form.status_code == 200, form.text
-    parser = _FormValues()
-    parser.feed(form.text)
-    return client.post(url.split("?")[0], data={**parser.values, **fields},
+    return client.post(url.split("?")[0], data={**form_values(form.text), **fields},
                        follow_redirects=False)
 
 

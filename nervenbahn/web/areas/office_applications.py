@@ -37,6 +37,7 @@ from projections.benefit_applications import (
     office_applications,
     office_delegations,
 )
+from projections.branch_office import OfficeCase, office_case
 
 from .office_shared import (
     DELEGATION_STATUSES,
@@ -65,6 +66,8 @@ _LIST_LIMIT = 200
 _APPLICANT = ("given_name", "family_name", "ahvn13", "birth_date", "street", "postal_code",
               "town")
 _NEW_FIELDS = ("kind", "municipality_bfs", *_APPLICANT, "received_on")
+_PERSON = ("case", "person_id")
+"""A case's applicant's form: the case, and the person id the application takes over."""
 _DEFAULT_DUE_DAYS = 30
 """The due date a document request form proposes (the domain decides what it accepts)."""
 
@@ -94,20 +97,40 @@ def applications(request: Request, office_id: str, web: Web, session: Office) ->
 
 
 @router.get("/applications/new")
-def new_application(request: Request, office_id: str, web: Web, session: Office) -> Response:
-    """The form of a new application (received today unless said otherwise)."""
-    return _new_form(request, web, session, office_id,
-                     {"received_on": today(web).isoformat(), "kind": "el_ahv"})
+def new_application(request: Request, office_id: str, web: Web, session: Office,
+                    case: str = "") -> Response:
+    """The form of a new application (received today unless said otherwise); with `case`
+    (one of the office's social-assistance cases), for the case's applicant: their data
+    filled in (the read logged first) and their person id carried along."""
+    values = {"received_on": today(web).isoformat(), "kind": "el_ahv"}
+    if case:
+        found = _case_of(web, office_id, case)
+        person = web.context.vault.decrypt(found.applicant_sealed)
+        log_read(web, session, request, record_id=found.case_id,
+                 person_ids=[found.applicant_person_id], fields=APPLICANT_FIELDS)
+        plain = {} if person.is_erased else person.to_plain()
+        values |= {name: plain[name] for name in _APPLICANT if name in plain}
+        values |= {"municipality_bfs": str(found.municipality_bfs), "case": found.case_id,
+                   "person_id": found.applicant_person_id}
+    return _new_form(request, web, session, office_id, values)
 
 
 @router.post("/applications/new")
 def receive_application(
     request: Request, office_id: str, web: Web, session: Office, form: Form
 ) -> Response:
-    """Record the application received; its page, or the form with the refusal."""
-    values = {name: str(form.get(name, "")).strip() for name in _NEW_FIELDS}
+    """Record the application received; its page, or the form with the refusal. With a case
+    (`case`, `person_id`: the form of a case's applicant), the application is the case
+    applicant's: the person id must be the applicant's of one of the office's cases (the 404
+    page otherwise, nothing recorded)."""
+    values = {name: str(form.get(name, "")).strip() for name in (*_NEW_FIELDS, *_PERSON)}
     bfs = values["municipality_bfs"]
     applicant = {name: values[name] for name in _APPLICANT if values[name]}
+    if values["case"] or values["person_id"]:
+        found = _case_of(web, office_id, values["case"])
+        if found.applicant_person_id != values["person_id"]:
+            raise PageNotFound
+        applicant["person_id"] = found.applicant_person_id
     try:
         result = record_benefit(web, session, "receive_application", {
             "kind": values["kind"], "municipality_bfs": int(bfs) if bfs.isdigit() else bfs,
@@ -116,6 +139,17 @@ def receive_application(
         return _new_form(request, web, session, office_id, values,
                          refusal_of(exc, _NEW_FIELDS), status=422)
     return _recorded(office_id, str(result.id), result.events)
+
+
+def _case_of(web: WebState, office_id: str, case_id: str) -> OfficeCase:
+    """One of the office's municipalities' cases; the 404 page for a malformed id, a missing
+    case and another office's alike."""
+    wanted = id_of(case_id)
+    with read_model(web, "branch_office") as db:
+        found = office_case(db, branch_office(web, office_id).municipalities, wanted)
+    if found is None:
+        raise PageNotFound
+    return found
 
 
 def _new_form(request: Request, web: WebState, session: WebSession, office_id: str,

@@ -31,16 +31,25 @@ from domain.events import (
     claims_of,
     proposals_of,
 )
+from nervenbahn.api.errors import ReadModelUnavailableError
 from nervenbahn.api.models import APPLICANT_FIELDS
+from nervenbahn.web.actions import read_model
+from nervenbahn.web.areas.office_shared import KINDS, STAGES
 from nervenbahn.web.auth import WebState
 from nervenbahn.web.i18n import N_
+from projections.benefit_applications import OfficeApplication, person_applications
 
-__all__ = ["CASE_COMMANDS", "CASE_PAGE_FIELDS", "LINE_LABELS", "CasePage", "MonthRow",
-           "case_page", "persons_of"]
+__all__ = ["APPLICATION_FIELDS", "CASE_COMMANDS", "CASE_PAGE_FIELDS", "LINE_LABELS",
+           "CasePage", "HouseholdApplication", "MonthRow", "case_page",
+           "household_applications", "persons_of"]
 
-CASE_PAGE_FIELDS = (*APPLICANT_FIELDS, "case_state", "history")
+APPLICATION_FIELDS = ("benefit_applications",)
+"""What is read of a person where their benefit applications are shown (kind, stage, office,
+received and decided days; no personal field)."""
+CASE_PAGE_FIELDS = (*APPLICANT_FIELDS, "case_state", "history", *APPLICATION_FIELDS)
 """What the case page shows of each person of the household: the personal data (as `case
-show`), the case's state and its history (as `case history`)."""
+show`), the case's state and its history (as `case history`), and their benefit
+applications."""
 
 MONTHS_BACK, MONTHS_AHEAD = 11, 3
 """The budget by month: this month, the 11 before it and the 3 after it."""
@@ -85,6 +94,23 @@ class MonthRow:
 
 
 @dataclass(frozen=True)
+class HouseholdApplication:
+    """A benefit application of a person of the household, as the caseworker sees it: no
+    personal data (whose: the applicant or another member; the labels in English source
+    text)."""
+
+    application_id: str
+    kind: str
+    kind_label: str
+    stage: str
+    stage_label: str
+    office: str
+    received_on: date
+    decided_on: date | None
+    of_applicant: bool
+
+
+@dataclass(frozen=True)
 class CasePage:
     """Everything the case page shows."""
 
@@ -103,6 +129,8 @@ class CasePage:
     claims: list[Claim]
     proposals: list[Proposal]
     timeline: list[tuple[HistoryEntry, str]]
+    applications: list[HouseholdApplication] | None
+    """The household's benefit applications (None: the read model is not available here)."""
     commands: tuple[tuple[str, str], ...] = CASE_COMMANDS
 
 
@@ -136,7 +164,31 @@ def case_page(case: Case, web: WebState, region_id: str) -> CasePage:
         claims=list(claims_of(case)),
         proposals=[p for p in proposals_of(case).values() if p.status == "open"],
         timeline=[(entry, _details(entry.details)) for entry in history],
+        applications=household_applications(web, case),
     )
+
+
+def household_applications(web: WebState, case: Case) -> list[HouseholdApplication] | None:
+    """The benefit applications of the household's persons, any office's, oldest received
+    first (the benefit applications' read model, by person id); None where this instance has
+    no such read model."""
+    if web.context.benefit_applications_db is None:
+        return None
+    persons = [str(person.person_id) for person in persons_of(case)]
+    try:
+        with read_model(web, "benefit_applications") as db:
+            found = person_applications(db, persons)
+    except ReadModelUnavailableError:
+        return None
+    return [_application(web, a, persons[0]) for a in found]
+
+
+def _application(web: WebState, a: OfficeApplication, applicant: str) -> HouseholdApplication:
+    office = web.context.branch_offices.get(a.branch_office)
+    return HouseholdApplication(
+        a.application_id, a.kind, KINDS.get(a.kind, a.kind), a.stage,
+        STAGES.get(a.stage, a.stage), office.name if office else a.branch_office,
+        a.received_on, a.decided_on, a.applicant_person_id == applicant)
 
 
 def budget_by_month(case: Case, today: date) -> list[MonthRow]:

@@ -31,7 +31,7 @@ from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 
 from domain.application.ports import CommandResult
-from domain.case import SWISS_TIME, Case
+from domain.case import ADVANCE_BENEFIT_KINDS, PENDING_BENEFIT_STAGES, SWISS_TIME, Case
 from domain.entitlement import budget_in_force, month_of
 from domain.errors import (
     CaseNotFoundError,
@@ -41,7 +41,13 @@ from domain.errors import (
 )
 from domain.events import Proposal, advances_of, proposals_of
 from nervenbahn.accounts import WebSession
-from nervenbahn.web.actions import record_case
+from nervenbahn.web.actions import log_read, record_case
+from nervenbahn.web.areas.region_case import (
+    APPLICATION_FIELDS,
+    HouseholdApplication,
+    household_applications,
+    persons_of,
+)
 from nervenbahn.web.areas.region_commands_forms import (
     CHOICE_LABELS,
     EVENT_LABELS,
@@ -61,7 +67,7 @@ from nervenbahn.web.auth import (
     state,
 )
 from nervenbahn.web.forms import Refusal, refusal_of
-from nervenbahn.web.i18n import day, moment, translations
+from nervenbahn.web.i18n import N_, day, moment, translations
 from nervenbahn.web.rendering import render
 
 __all__ = ["router"]
@@ -90,6 +96,8 @@ class _Page:
     errors: Refusal | None = None
     conflict: dict[str, Any] | None = None
     proposal: str = ""
+    applications: list[HouseholdApplication] | None = None
+    """The household's benefit applications, where the form offers one (None: unknown)."""
 
 
 # --- opening a case ----------------------------------------------------------------------------
@@ -162,6 +170,11 @@ def record_command(
 def _show(request: Request, web: WebState, session: WebSession, page: _Page, *,
           status: int = 200) -> Response:
     gettext = translations(session.user.language).gettext
+    if page.case is not None and any(i.kind == "application" for i in page.form.inputs):
+        page.applications = household_applications(web, page.case)
+        log_read(web, session, request, record_id=str(page.case.id),
+                 person_ids=[str(p.person_id) for p in persons_of(page.case)],
+                 fields=APPLICATION_FIELDS)
     case_url = f"/web/region/{page.region_id}/cases/{page.case.id}" if page.case else ""
     return render(
         request, "region_commands/command.html", session, status=status, spec=page.form,
@@ -291,6 +304,13 @@ def _field(page: _Page, item: Input, web: WebState, gettext: Gettext) -> dict[st
     elif item.kind in ("municipality", "goal", "measure", "proposal", "advance"):
         shown["options"] = _case_choices(page, item.kind, web, gettext)
         shown["type"] = "select"
+    elif item.kind == "application":
+        shown["options"] = _application_choices(page, web, gettext)
+        shown["type"] = "select"
+        if page.applications is None:
+            shown["hint"] = _UNREADABLE
+        elif not shown["options"]:
+            shown["hint"] = _NO_APPLICATION
     if shown["type"] == "select":
         shown["options"] = [("", gettext("Choose …")), *shown["options"]]
     return shown
@@ -321,6 +341,23 @@ def _case_choices(page: _Page, kind: str, web: WebState, gettext: Gettext
     return [(str(a.application_id),
              f"{label(a.benefit_kind)} – {day(a.started_on)} – {a.application_id}")
             for a in advances_of(case) if a.is_open]
+
+
+_NO_APPLICATION = N_("No pending EL application is recorded for the persons of the household; "
+                     "the branch office records applications.")
+_UNREADABLE = N_("The benefit applications cannot be read here.")
+
+
+def _application_choices(page: _Page, web: WebState, gettext: Gettext
+                         ) -> list[tuple[str, str]]:
+    """The household's pending EL applications: benefit, received day, office and id (the
+    domain decides whether an advance may be made in view of the one chosen)."""
+    received = gettext("received on %(day)s")
+    return [(a.application_id,
+             f"{gettext(CHOICE_LABELS.get(a.kind, a.kind))} – "
+             f"{received % {'day': day(a.received_on)}} – {a.office} – {a.application_id}")
+            for a in page.applications or []
+            if a.kind in ADVANCE_BENEFIT_KINDS and a.stage in PENDING_BENEFIT_STAGES]
 
 
 def _municipalities(web: WebState, region_id: str, *, handover: bool) -> list[tuple[str, str]]:

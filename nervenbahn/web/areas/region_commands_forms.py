@@ -1,6 +1,7 @@
 """The caseworker's command forms, described once each: which fields, labelled how, entered
 how (a date, an amount, a number, text, one of the command's `Literal` values, several of
-them as checkboxes, or one of the case's own goals, measures, proposals or advances).
+them as checkboxes, or one of the case's own goals, measures, proposals or advances, or one of
+the pending EL applications of the household's persons).
 
 `FORMS` holds a `CommandForm` per command of `domain.commands` a caseworker issues (not the
 connectors' `propose_*` and `record_reimbursement*`); one template renders them all. What a
@@ -24,10 +25,11 @@ __all__ = ["CHOICE_LABELS", "EVENT_LABELS", "FORMS", "CommandForm", "Input", "li
            "payload_of", "values_of"]
 
 Kind = Literal["date", "amount", "number", "text", "select", "checkboxes", "municipality",
-               "goal", "measure", "proposal", "advance"]
+               "goal", "measure", "proposal", "advance", "application"]
 """How a field is entered: `select`/`checkboxes` offer the command's Literal values;
 `municipality`, `goal`, `measure`, `proposal`, `advance` offer the region's municipalities or
-the case's open goals, running measures, open proposals or open advances."""
+the case's open goals, running measures, open proposals or open advances; `application` the
+pending EL applications of the household's persons."""
 
 
 @dataclass(frozen=True)
@@ -220,8 +222,9 @@ FORMS: dict[str, CommandForm] = {f.command: f for f in (
         Input("reason", N_("Reason"), "select"),
     )),
     CommandForm("start_advance", N_("Advance in view of a benefit"), N_("Start the advance"), (
-        Input("application_id", N_("Benefit application"), "text",
-              N_("The number of the pending EL application (as the branch office gave it).")),
+        Input("application_id", N_("Benefit application"), "application",
+              N_("A pending EL application of a person of the household, as the branch "
+                 "office recorded it.")),
         Input("advance_from", N_("Advance from"), "date"),
         Input("commitment_kind", N_("Signed by the person"), "select"),
         Input("commitment_date", N_("Signed on"), "date"),
