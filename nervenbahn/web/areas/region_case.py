@@ -11,7 +11,7 @@ which commands a phase allows, so every command is offered; the domain refuses t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, is_dataclass
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -35,7 +35,7 @@ from nervenbahn.api.models import APPLICANT_FIELDS
 from nervenbahn.web.auth import WebState
 from nervenbahn.web.i18n import N_
 
-__all__ = ["CASE_COMMANDS", "CASE_PAGE_FIELDS", "LINE_LABELS", "CasePage", "MonthRow",
+__all__ = ["CASE_COMMANDS", "CASE_PAGE_FIELDS", "CasePage", "MonthRow",
            "case_page", "persons_of"]
 
 CASE_PAGE_FIELDS = (*APPLICANT_FIELDS, "case_state", "history")
@@ -66,13 +66,6 @@ CASE_COMMANDS: tuple[tuple[str, str], ...] = (
 """The commands of the case process a caseworker gives, with their link's label, in the
 order of the process (`domain.commands.COMMANDS` names)."""
 
-LINE_LABELS = {
-    "basic_needs": N_("Basic needs"), "housing": N_("Housing"),
-    "health_insurance": N_("Health insurance"), "income": N_("Income"),
-}
-"""The budget lines' codes as the page names them."""
-
-
 @dataclass(frozen=True)
 class MonthRow:
     """One month of the budget by month: what the case is owed for it as known now."""
@@ -102,7 +95,7 @@ class CasePage:
     advances: list[Advance]
     claims: list[Claim]
     proposals: list[Proposal]
-    timeline: list[tuple[HistoryEntry, str]]
+    timeline: list[HistoryEntry]
     commands: tuple[tuple[str, str], ...] = CASE_COMMANDS
 
 
@@ -135,7 +128,7 @@ def case_page(case: Case, web: WebState, region_id: str) -> CasePage:
         advances=list(advances_of(case)),
         claims=list(claims_of(case)),
         proposals=[p for p in proposals_of(case).values() if p.status == "open"],
-        timeline=[(entry, _details(entry.details)) for entry in history],
+        timeline=list(history),
     )
 
 
@@ -156,18 +149,3 @@ def budget_by_month(case: Case, today: date) -> list[MonthRow]:
 def _person(person: Person) -> dict[str, str]:
     """A person's fields for display (each "[erased]" after erasure), and whether erased."""
     return {**person.to_plain(), "erased": "yes" if person.is_erased else ""}
-
-
-def _details(details: dict[str, Any]) -> str:
-    """An event's own fields in one line (a budget's lines by code); no personal data is
-    among them (`domain.application.history`)."""
-    parts = []
-    for key, value in details.items():
-        if key == "lines":
-            value = ", ".join(f"{line.code} {line.amount}" for line in value)
-        elif isinstance(value, list | tuple) and value and is_dataclass(value[0]):
-            value = f"{len(value)} ×"
-        elif isinstance(value, list | tuple):
-            value = ", ".join(str(item) for item in value)
-        parts.append(f"{key}: {value}")
-    return "; ".join(parts)

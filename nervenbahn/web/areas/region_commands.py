@@ -43,8 +43,6 @@ from domain.events import Proposal, advances_of, proposals_of
 from nervenbahn.accounts import WebSession
 from nervenbahn.web.actions import record_case
 from nervenbahn.web.areas.region_commands_forms import (
-    CHOICE_LABELS,
-    EVENT_LABELS,
     FORMS,
     CommandForm,
     Input,
@@ -62,6 +60,7 @@ from nervenbahn.web.auth import (
 )
 from nervenbahn.web.forms import Refusal, refusal_of
 from nervenbahn.web.i18n import day, moment, translations
+from nervenbahn.web.labels import CASE_EVENTS, CHOICES
 from nervenbahn.web.rendering import render
 
 __all__ = ["router"]
@@ -209,7 +208,7 @@ def _changes(web: WebState, case_id: UUID, since: int) -> dict[str, Any]:
     after = [e for e in web.context.service.history(case_id) if e.version > since]
     return {
         "users": ", ".join(dict.fromkeys(e.actor.user_id for e in after)),
-        "events": [EVENT_LABELS.get(e.event, e.event) for e in after],
+        "events": [CASE_EVENTS.get(e.event, e.event) for e in after],
         "time": moment(after[-1].recorded_at) if after else "",
     }
 
@@ -287,7 +286,7 @@ def _field(page: _Page, item: Input, web: WebState, gettext: Gettext) -> dict[st
                              "required": spec.required(item), "type": item.kind,
                              "options": None}
     if item.kind in ("select", "checkboxes"):
-        shown["options"] = [(v, gettext(CHOICE_LABELS.get(v, v))) for v in spec.choices(item)]
+        shown["options"] = [(v, gettext(CHOICES.get(v, v))) for v in spec.choices(item)]
     elif item.kind in ("municipality", "goal", "measure", "proposal", "advance"):
         shown["options"] = _case_choices(page, item.kind, web, gettext)
         shown["type"] = "select"
@@ -303,7 +302,7 @@ def _case_choices(page: _Page, kind: str, web: WebState, gettext: Gettext
     case = page.case
 
     def label(value: str) -> str:
-        return gettext(CHOICE_LABELS.get(value, value))
+        return gettext(CHOICES.get(value, value))
 
     if kind == "municipality":
         return _municipalities(web, page.region_id, handover=case is not None)
