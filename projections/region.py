@@ -340,6 +340,17 @@ class WorkItem:
     detail: str = ""
     reference: str = ""
     """A proposal's external reference (what accepting or dismissing it names); else empty."""
+    category: str = ""
+    """A goal's category."""
+    goal_id: str = ""
+    reason: str = ""
+    """A closure's or budget change's proposed reason."""
+    to_region: str = ""
+    """Where a handover proposal would hand the case to (and `to_municipality_bfs`)."""
+    to_municipality_bfs: int | None = None
+    application_id: str = ""
+    """The EL application an advance waits for (and `days`, how long it has waited)."""
+    days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -413,7 +424,8 @@ def work_list(db: SQLConnection, region: str, today: date) -> list[WorkItem]:
         (region, horizon),
     ):
         due = date.fromisoformat(due_text)
-        items.append(WorkItem("goal", case_id, due, due < today, f"{category} goal {goal_id}"))
+        items.append(WorkItem("goal", case_id, due, due < today, f"{category} goal {goal_id}",
+                              category=category, goal_id=goal_id))
     items.extend(_open_proposals(db, region, today))
     items.extend(_open_advances(db, region, today))
     return sorted(items, key=lambda item: (item.due, item.kind, item.case_id))
@@ -443,7 +455,9 @@ def _open_proposals(db: SQLConnection, region: str, today: date) -> list[WorkIte
             detail = f"moved to {to_bfs} ({to_region}); ref {ref}"
         else:
             detail = f"{reason}; ref {ref}"
-        items.append(WorkItem(_PROPOSAL_KINDS[kind], case_id, reported, overdue, detail, ref))
+        items.append(WorkItem(_PROPOSAL_KINDS[kind], case_id, reported, overdue, detail, ref,
+                              reason=reason or "", to_region=to_region or "",
+                              to_municipality_bfs=to_bfs))
     return items
 
 
@@ -461,6 +475,6 @@ def _open_advances(db: SQLConnection, region: str, today: date) -> list[WorkItem
         started = date.fromisoformat(started_on)
         age = (today - started).days
         detail = f"EL application {application_id}; advanced for {age} days"
-        items.append(WorkItem("advance", case_id, started,
-                              age > ADVANCE_WAITING_DAYS, detail))
+        items.append(WorkItem("advance", case_id, started, age > ADVANCE_WAITING_DAYS, detail,
+                              application_id=application_id, days=age))
     return items

@@ -4,7 +4,9 @@ The web layer checks nothing itself: a form's fields go into the domain's comman
 are, and whatever the domain refuses comes back here as (field, reason) pairs:
 `InvalidCommandError.problems` name the command's field (`applicant.given_name`, `housing`);
 a rule (`RuleViolationError`) names its field at the start of its message (`office: …`), by
-the domain's convention. What names no field of the form is shown above it.
+the domain's convention. What names no field of the form is shown above it. The domain's
+reasons are English: the page introduces them with a sentence in the user's language and
+marks them `lang="en"` (`_forms.html`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class Refusal:
     conflict_text: str = ""
     """What the page says of the conflict (who changed what meanwhile), if the area says it in
     the summary."""
+    translated: bool = False
+    """The reasons are the page's own words in the user's language; otherwise they are the
+    domain's (English), which the page introduces and marks as English."""
 
     def __bool__(self) -> bool:
         return bool(self.fields or self.general or self.conflict)

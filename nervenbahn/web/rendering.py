@@ -2,14 +2,15 @@
 
 `render(request, "office/applications.html", session, title=…, …)`: the template gets
 `user`, `csrf_token`, `language`, `nav` (the role's pages), the path, the Swiss formats as
-filters (`|chf`, `|day`, `|moment`) and gettext (`_()`, `{% trans %}`). One Jinja2
-environment per language (gettext is installed per environment, so two requests in two
-languages never share one).
+filters (`|chf`, `|day`, `|moment`), a code's label and an event's field (`|label`,
+`|shown`, with `field_labels` and `free_text`: `nervenbahn.web.labels`) and gettext (`_()`,
+`{% trans %}`). One Jinja2 environment per language (gettext is installed per environment,
+so two requests in two languages never share one).
 """
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from nervenbahn.accounts import WebSession
 from nervenbahn.web.i18n import DEFAULT_LANGUAGE, chf, day, moment, translations
+from nervenbahn.web.labels import FIELDS, FREE_TEXT, label, shown
 from nervenbahn.web.roles import navigation
 
 __all__ = ["TEMPLATES", "environment", "render"]
@@ -37,9 +39,12 @@ def environment(language: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
-    env.filters.update(chf=chf, day=day, moment=moment)
-    env.globals.update(language=language)
+    translated = translations(language)
+    env.install_gettext_translations(translated, newstyle=True)  # type: ignore[attr-defined]
+    env.filters.update(chf=chf, day=day, moment=moment,
+                       label=partial(label, gettext=translated.gettext),
+                       shown=partial(shown, gettext=translated.gettext))
+    env.globals.update(language=language, field_labels=FIELDS, free_text=FREE_TEXT)
     return env
 
 

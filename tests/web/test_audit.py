@@ -30,7 +30,8 @@ from nervenbahn.audit.verify import AuditReport
 from nervenbahn.config import Settings, load_settings
 from nervenbahn.container import build_service, close_service
 from nervenbahn.web.areas.audit import parse_time
-from nervenbahn.web.i18n import chf
+from nervenbahn.web.i18n import chf, translations
+from nervenbahn.web.labels import EVENTS, LINES
 from tests.api.conftest import NOW, Keys, ReadModels, build_read_models, context_of
 from tests.bus.pipeline import open_supported_case, store_settings
 from tests.web.client import USERS, WebUser, sign_in
@@ -39,6 +40,9 @@ from tests.web.conftest import WebOn
 AUDITOR = next(u for u in USERS if u.role == "auditor")
 AUDIT_PAGES = ("/web/audit/case", "/web/audit/case/diff", "/web/audit/chains",
                "/web/audit/access")
+
+GERMAN = translations("de").gettext
+"""A label as the German pages show it."""
 
 
 @pytest.fixture
@@ -131,10 +135,11 @@ def test_the_difference_names_the_changed_lines_and_the_events_that_changed_them
     expected = service.diff_as_known(case_id, month, end_of(day), NOW)
     assert expected.lines and expected.caused_by
     for line in expected.lines:
-        assert row_of(page.text, "lines", line.code).endswith(
+        assert row_of(page.text, "lines", GERMAN(LINES[line.code])).endswith(
             f"| {chf(line.before)} | {chf(line.after)} | {chf(line.difference)}")
     for event in expected.caused_by:
-        assert row_of(page.text, "caused-by", str(event.version)).split(" | ")[3] == event.event
+        assert row_of(page.text, "caused-by", str(event.version)).split(" | ")[3] == GERMAN(
+            EVENTS[event.event])
 
 
 def test_each_case_read_is_logged_under_every_household_member_before_it_is_shown(

@@ -64,7 +64,7 @@ def test_the_detail_shows_the_applicant_after_logging_the_read(
 
     assert page.status_code == 200
     assert "Muster" in page.text and "AHV-Nummer" in page.text
-    assert "tax_assessment" in page.text  # missing, and requested under the delegation
+    assert "Letzte Steuerveranlagung" in page.text  # missing, requested under the delegation
     assert page.text.count("<h1>") == 1
     assert [entry.entry for entry in shop.context.access_log.select()] == [AccessEntry(
         at=NOW, consumer="web:fund", scope="fund_officer:akso", case_id=application_id,

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 
 from domain.application.cases import CaseService
 from domain.case import SWISS_TIME
@@ -21,6 +22,8 @@ from nervenbahn.api.context import ApiContext
 from nervenbahn.container import build_service, close_service
 from nervenbahn.web.areas import region as region_area
 from nervenbahn.web.areas.region_case import CASE_COMMANDS, CASE_PAGE_FIELDS
+from nervenbahn.web.i18n import translations
+from nervenbahn.web.labels import EVENTS
 from projections.region import RegionCase, region_cases
 from projections.storage import open_read_model
 from tests.api.conftest import ReadModels, build_read_models
@@ -30,6 +33,7 @@ from tests.web.conftest import WebOn
 
 OLTEN_CW, SOLOTHURN_CW, OFFICE = USERS[0], USERS[1], USERS[2]
 OLTEN, SOLOTHURN = 2581, 2601
+GERMAN = translations("de").gettext
 REGISTER = {"user_id": "population-register", "role": "system", "organisation": "so-canton"}
 PERSON = {"given_name": "Lia", "family_name": "Muster", "ahvn13": "756.9217.0769.85",
           "birth_date": "1990-01-01", "street": "Weg 1", "postal_code": "4600", "town": "Olten"}
@@ -191,7 +195,7 @@ def test_the_case_page_shows_the_household_budget_and_timeline_and_logs_the_read
     months = re.findall(r"<td>(\d\d\.\d{4})", page.text)
     assert months[0] == "11.2025" and months[-1] == "01.2027" and len(months) == 15
     events = [entry.event for entry in seeded.service.history(UUID(case_id))]
-    assert all(f"<td>{event}</td>" in page.text for event in events)
+    assert all(f"<td>{escape(GERMAN(EVENTS[event]))}</td>" in page.text for event in events)
     logged = _context(olten).access_log.select(case_id=case_id)
     persons = {str(p.person_id) for p in (case.applicant, *case.other_members)}
     assert {item.entry.person_id for item in logged} == persons
@@ -217,7 +221,7 @@ def test_the_case_page_names_what_was_just_recorded(olten: TestClient,
     case_id = _cases(seeded, "so-olten")[0].case_id
     page = olten.get(f"/web/region/so-olten/cases/{case_id}",
                      params={"recorded": "GoalAgreed,<script>"})
-    assert re.search(r'role="status">\s*<p>Gespeichert: GoalAgreed</p>', page.text)
+    assert re.search(r'role="status">\s*<p>Gespeichert: Ziel vereinbart</p>', page.text)
     assert "<script>" not in page.text
 
 

@@ -25,7 +25,8 @@ from domain.errors import ApplicationNotFoundError
 from domain.events import proposals_of
 from domain.reference import load_reference_data
 from nervenbahn.container import build_service, close_service
-from nervenbahn.web.areas.region_commands_forms import CHOICE_LABELS, FORMS
+from nervenbahn.web.areas.region_commands_forms import FORMS
+from nervenbahn.web.labels import CHOICES
 from tests.api.conftest import NOW, ReadModels, build_read_models
 from tests.bus.pipeline import store_settings
 from tests.domain.case_desk import person_input
@@ -191,7 +192,7 @@ def test_every_choice_a_form_offers_has_a_label() -> None:
         for item in spec.inputs:
             if item.kind in ("select", "checkboxes"):
                 assert spec.choices(item), (spec.command, item.name)
-                assert set(spec.choices(item)) <= set(CHOICE_LABELS), (spec.command, item.name)
+                assert set(spec.choices(item)) <= set(CHOICES), (spec.command, item.name)
 
 
 # --- refusals ----------------------------------------------------------------------------------

@@ -206,7 +206,7 @@ def _page(
     """The page with its form only: the period asked for refused next to its field (422), or
     the figures not available (503)."""
     field = "quarter" if template.endswith("quarterly.html") else "week"
-    errors = Refusal(fields={field: [problem]}) if problem else None
+    errors = Refusal(fields={field: [problem]}, translated=True) if problem else None
     return render(request, template, session, status=422 if problem else 503, asked=asked,
                   errors=errors, unavailable=unavailable)
 

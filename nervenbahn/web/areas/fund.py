@@ -36,6 +36,8 @@ from nervenbahn.web.actions import log_read, read_model, record_benefit
 from nervenbahn.web.auth import PageNotFound, WebState, form_of, role_in, state
 from nervenbahn.web.forms import Refusal, refusal_of
 from nervenbahn.web.i18n import N_
+from nervenbahn.web.labels import BENEFIT_EVENTS as EVENT_LABELS
+from nervenbahn.web.labels import BENEFIT_KINDS as KIND_LABELS
 from nervenbahn.web.rendering import render
 from projections.benefit_applications import (
     OfficeApplication,
@@ -57,8 +59,6 @@ STAGE_LABELS = {
     "refused": N_("refused"), "ended": N_("ended"), "withdrawn": N_("withdrawn"),
 }
 """The stages an application forwarded to the fund can be in."""
-KIND_LABELS = {"el_ahv": N_("EL to an AHV pension"), "el_iv": N_("EL to an IV pension"),
-               "ipv": N_("Premium reduction (IPV)")}
 REFUSAL_REASONS = {
     "income_sufficient": N_("income sufficient"),
     "assets_above_limit": N_("assets above the limit"),
@@ -66,14 +66,6 @@ REFUSAL_REASONS = {
     "documents_missing": N_("documents missing"), "other": N_("other reason"),
 }
 """The reasons of `RefuseBenefit`, as the form offers them."""
-EVENT_LABELS = {
-    "BenefitGranted": N_("Benefit granted"), "BenefitRefused": N_("Benefit refused"),
-    "DelegationGranted": N_("Delegation granted"), "DelegationRevoked": N_("Delegation revoked"),
-    "CompletenessChecked": N_("Completeness checked"),
-    "DocumentsRequested": N_("Documents requested"),
-    "DocumentsReceived": N_("Documents received"),
-}
-"""The events these pages record or list, as they name them."""
 LATER_PERIODS = 2
 """Rows of the grant form for amounts changing after the first month (no script adds rows)."""
 _FIELDS: dict[str, tuple[str, ...]] = {"grant_benefit": ("from_month", "amounts.0.monthly_chf",

@@ -20,6 +20,9 @@ from domain.reference import BranchOffice
 from nervenbahn.accounts import WebSession
 from nervenbahn.web.auth import PageNotFound, WebState, office_in_scope
 from nervenbahn.web.i18n import N_
+from nervenbahn.web.labels import BENEFIT_EVENTS as EVENTS
+from nervenbahn.web.labels import BENEFIT_KINDS as KINDS
+from nervenbahn.web.labels import DOCUMENTS, PHASES
 
 __all__ = [
     "DELEGATION_STATUSES",
@@ -42,11 +45,6 @@ __all__ = [
 Office = Annotated[WebSession, Depends(office_in_scope)]
 """The session of a user of the branch office the path names (the 404 page otherwise)."""
 
-KINDS = {
-    "el_ahv": N_("EL to an AHV pension"),
-    "el_iv": N_("EL to an IV pension"),
-    "ipv": N_("Premium reduction (IPV)"),
-}
 STAGES = {
     "received": N_("Received"),
     "forwarded": N_("Forwarded to the fund"),
@@ -55,32 +53,10 @@ STAGES = {
     "ended": N_("Ended"),
     "withdrawn": N_("Withdrawn"),
 }
-DOCUMENTS = {
-    "signed_application": N_("Signed application form"),
-    "pension_statement": N_("AHV pension decision and pension-fund statement"),
-    "iv_decision": N_("IV decision"),
-    "tax_assessment": N_("Latest tax assessment"),
-    "account_statements": N_("Bank and postal account statements"),
-    "income_statements": N_("Salary statements and other income"),
-    "rent_contract": N_("Rent contract and proof of the last rent payment"),
-    "health_insurance_policy": N_("Health-insurance policy of the current year"),
-}
 TASKS = {
     "completeness_check": N_("Completeness check"),
     "document_request": N_("Requesting documents"),
     "documents_received": N_("Recording documents received"),
-}
-EVENTS = {
-    "ApplicationReceived": N_("Application received"),
-    "CompletenessChecked": N_("Completeness checked"),
-    "DocumentsRequested": N_("Documents requested"),
-    "DocumentsReceived": N_("Documents received"),
-    "ApplicationForwarded": N_("Forwarded to the fund"),
-    "BenefitGranted": N_("Benefit granted"),
-    "BenefitRefused": N_("Benefit refused"),
-    "DecisionAmended": N_("Decision amended"),
-    "BenefitEnded": N_("Benefit ended"),
-    "ApplicationWithdrawn": N_("Application withdrawn"),
 }
 WITHDRAWAL_REASONS = {
     "applicant_request": N_("At the applicant's request"),
@@ -94,15 +70,6 @@ DELEGATION_STATUSES = {
     "expired": N_("expired"),
     "revoked": N_("revoked"),
 }
-PHASES = {
-    "intake": N_("Intake (Erstabklärung)"),
-    "assessed": N_("Assessed"),
-    "supported": N_("Supported"),
-    "refused": N_("Support refused"),
-    "closed": N_("Closed"),
-}
-
-
 def branch_office(web: WebState, office_id: str) -> BranchOffice:
     """The office the path names (in scope already: `Office`)."""
     found = web.context.branch_offices.get(office_id)

@@ -24,18 +24,14 @@ from domain.case import SWISS_TIME, Case
 from domain.errors import CaseNotFoundError
 from nervenbahn.accounts import WebSession
 from nervenbahn.web.actions import log_read, read_model
-from nervenbahn.web.areas.region_case import (
-    CASE_PAGE_FIELDS,
-    LINE_LABELS,
-    case_page,
-    persons_of,
-)
+from nervenbahn.web.areas.region_case import CASE_PAGE_FIELDS, case_page, persons_of
 from nervenbahn.web.auth import PageNotFound, WebState, region_in_scope, state
 from nervenbahn.web.i18n import N_
+from nervenbahn.web.labels import PHASES
 from nervenbahn.web.rendering import render
 from projections.region import region_cases, work_list
 
-__all__ = ["KIND_LABELS", "PAGE_SIZE", "PHASE_LABELS", "PROPOSAL_ACTIONS", "router"]
+__all__ = ["KIND_LABELS", "PAGE_SIZE", "PROPOSAL_ACTIONS", "router"]
 
 router = APIRouter(prefix="/web/region/{region_id}", include_in_schema=False)
 InRegion = Annotated[WebSession, Depends(region_in_scope)]
@@ -43,12 +39,6 @@ Web = Annotated[WebState, Depends(state)]
 
 PAGE_SIZE = 50
 """Cases on one page of the list."""
-
-PHASE_LABELS = {
-    "intake": N_("Intake"), "assessed": N_("Assessed"), "supported": N_("Supported"),
-    "refused": N_("Refused"), "closed": N_("Closed"),
-}
-"""The phases of a case, as the pages name them (English source text)."""
 
 KIND_LABELS = {
     "assessment": N_("Initial assessment (Erstabklärung)"),
@@ -85,14 +75,14 @@ def cases(
     page: str = "1",
 ) -> Response:
     """The region's cases (no personal data), by phase, a page at a time."""
-    chosen = phase if phase in PHASE_LABELS else ""
+    chosen = phase if phase in PHASES else ""
     number = max(int(page), 1) if page.isdigit() else 1
     with read_model(web, "region") as db:
         found = region_cases(db, region_id, phase=chosen or None, limit=PAGE_SIZE + 1,
                              offset=(number - 1) * PAGE_SIZE)
     return render(request, "region/cases.html", session, region_id=region_id,
                   cases=found[:PAGE_SIZE], more=len(found) > PAGE_SIZE, page=number,
-                  phase=chosen, phases=PHASE_LABELS)
+                  phase=chosen, phases=PHASES)
 
 
 @router.get("/cases/{case_id}")
@@ -108,7 +98,7 @@ def case(
              person_ids=[str(person.person_id) for person in persons_of(found)],
              fields=CASE_PAGE_FIELDS)
     return render(request, "region/case.html", session, region_id=region_id, page=page,
-                  phases=PHASE_LABELS, line_labels=LINE_LABELS, accept=PROPOSAL_ACTIONS,
+                  accept=PROPOSAL_ACTIONS,
                   proposal_kinds=_PROPOSAL_LABELS, recorded=_event_names(recorded))
 
 

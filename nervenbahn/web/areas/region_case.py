@@ -11,7 +11,7 @@ which commands a phase allows, so every command is offered; the domain refuses t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, is_dataclass
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -39,9 +39,9 @@ from nervenbahn.web.auth import WebState
 from nervenbahn.web.i18n import N_
 from projections.benefit_applications import OfficeApplication, person_applications
 
-__all__ = ["APPLICATION_FIELDS", "CASE_COMMANDS", "CASE_PAGE_FIELDS", "LINE_LABELS",
-           "CasePage", "HouseholdApplication", "MonthRow", "case_page",
-           "household_applications", "persons_of"]
+__all__ = ["APPLICATION_FIELDS", "CASE_COMMANDS", "CASE_PAGE_FIELDS", "CasePage",
+           "HouseholdApplication", "MonthRow", "case_page", "household_applications",
+           "persons_of"]
 
 APPLICATION_FIELDS = ("benefit_applications",)
 """What is read of a person where their benefit applications are shown (kind, stage, office,
@@ -74,13 +74,6 @@ CASE_COMMANDS: tuple[tuple[str, str], ...] = (
 )
 """The commands of the case process a caseworker gives, with their link's label, in the
 order of the process (`domain.commands.COMMANDS` names)."""
-
-LINE_LABELS = {
-    "basic_needs": N_("Basic needs"), "housing": N_("Housing"),
-    "health_insurance": N_("Health insurance"), "income": N_("Income"),
-}
-"""The budget lines' codes as the page names them."""
-
 
 @dataclass(frozen=True)
 class MonthRow:
@@ -128,7 +121,7 @@ class CasePage:
     advances: list[Advance]
     claims: list[Claim]
     proposals: list[Proposal]
-    timeline: list[tuple[HistoryEntry, str]]
+    timeline: list[HistoryEntry]
     applications: list[HouseholdApplication] | None
     """The household's benefit applications (None: the read model is not available here)."""
     commands: tuple[tuple[str, str], ...] = CASE_COMMANDS
@@ -163,7 +156,7 @@ def case_page(case: Case, web: WebState, region_id: str) -> CasePage:
         advances=list(advances_of(case)),
         claims=list(claims_of(case)),
         proposals=[p for p in proposals_of(case).values() if p.status == "open"],
-        timeline=[(entry, _details(entry.details)) for entry in history],
+        timeline=list(history),
         applications=household_applications(web, case),
     )
 
@@ -208,18 +201,3 @@ def budget_by_month(case: Case, today: date) -> list[MonthRow]:
 def _person(person: Person) -> dict[str, str]:
     """A person's fields for display (each "[erased]" after erasure), and whether erased."""
     return {**person.to_plain(), "erased": "yes" if person.is_erased else ""}
-
-
-def _details(details: dict[str, Any]) -> str:
-    """An event's own fields in one line (a budget's lines by code); no personal data is
-    among them (`domain.application.history`)."""
-    parts = []
-    for key, value in details.items():
-        if key == "lines":
-            value = ", ".join(f"{line.code} {line.amount}" for line in value)
-        elif isinstance(value, list | tuple) and value and is_dataclass(value[0]):
-            value = f"{len(value)} ×"
-        elif isinstance(value, list | tuple):
-            value = ", ".join(str(item) for item in value)
-        parts.append(f"{key}: {value}")
-    return "; ".join(parts)

@@ -49,8 +49,6 @@ from nervenbahn.web.areas.region_case import (
     persons_of,
 )
 from nervenbahn.web.areas.region_commands_forms import (
-    CHOICE_LABELS,
-    EVENT_LABELS,
     FORMS,
     CommandForm,
     Input,
@@ -68,6 +66,7 @@ from nervenbahn.web.auth import (
 )
 from nervenbahn.web.forms import Refusal, refusal_of
 from nervenbahn.web.i18n import N_, day, moment, translations
+from nervenbahn.web.labels import CASE_EVENTS, CHOICES
 from nervenbahn.web.rendering import render
 
 __all__ = ["router"]
@@ -222,7 +221,7 @@ def _changes(web: WebState, case_id: UUID, since: int) -> dict[str, Any]:
     after = [e for e in web.context.service.history(case_id) if e.version > since]
     return {
         "users": ", ".join(dict.fromkeys(e.actor.user_id for e in after)),
-        "events": [EVENT_LABELS.get(e.event, e.event) for e in after],
+        "events": [CASE_EVENTS.get(e.event, e.event) for e in after],
         "time": moment(after[-1].recorded_at) if after else "",
     }
 
@@ -300,7 +299,7 @@ def _field(page: _Page, item: Input, web: WebState, gettext: Gettext) -> dict[st
                              "required": spec.required(item), "type": item.kind,
                              "options": None}
     if item.kind in ("select", "checkboxes"):
-        shown["options"] = [(v, gettext(CHOICE_LABELS.get(v, v))) for v in spec.choices(item)]
+        shown["options"] = [(v, gettext(CHOICES.get(v, v))) for v in spec.choices(item)]
     elif item.kind in ("municipality", "goal", "measure", "proposal", "advance"):
         shown["options"] = _case_choices(page, item.kind, web, gettext)
         shown["type"] = "select"
@@ -323,7 +322,7 @@ def _case_choices(page: _Page, kind: str, web: WebState, gettext: Gettext
     case = page.case
 
     def label(value: str) -> str:
-        return gettext(CHOICE_LABELS.get(value, value))
+        return gettext(CHOICES.get(value, value))
 
     if kind == "municipality":
         return _municipalities(web, page.region_id, handover=case is not None)
@@ -354,7 +353,7 @@ def _application_choices(page: _Page, web: WebState, gettext: Gettext
     domain decides whether an advance may be made in view of the one chosen)."""
     received = gettext("received on %(day)s")
     return [(a.application_id,
-             f"{gettext(CHOICE_LABELS.get(a.kind, a.kind))} – "
+             f"{gettext(CHOICES.get(a.kind, a.kind))} – "
              f"{received % {'day': day(a.received_on)}} – {a.office} – {a.application_id}")
             for a in page.applications or []
             if a.kind in ADVANCE_BENEFIT_KINDS and a.stage in PENDING_BENEFIT_STAGES]

@@ -21,7 +21,7 @@ from starlette.datastructures import FormData
 from domain.commands import COMMANDS, PersonInput
 from nervenbahn.web.i18n import N_
 
-__all__ = ["CHOICE_LABELS", "EVENT_LABELS", "FORMS", "CommandForm", "Input", "literal_values",
+__all__ = ["FORMS", "CommandForm", "Input", "literal_values",
            "payload_of", "values_of"]
 
 Kind = Literal["date", "amount", "number", "text", "select", "checkboxes", "municipality",
@@ -236,64 +236,3 @@ FORMS: dict[str, CommandForm] = {f.command: f for f in (
     )),
 )}
 """Every command a caseworker issues, by name."""
-
-CHOICE_LABELS: dict[str, str] = {
-    # needs, goal categories, closure reasons
-    "financial": N_("Financial"), "housing": N_("Housing"), "health": N_("Health"),
-    "employment": N_("Employment"), "childcare": N_("Childcare"), "debt": N_("Debts"),
-    "language": N_("Language"), "other": N_("Other"), "education": N_("Education"),
-    "finances": N_("Finances"), "social": N_("Social integration"),
-    "other_insurance": N_("Other insurance covers the needs"), "moved_away": N_("Moved away"),
-    "death": N_("Death"),
-    # employability
-    "employable": N_("Employable"), "partially_employable": N_("Partially employable"),
-    "not_employable": N_("Not employable"),
-    # refusal reasons
-    "income_sufficient": N_("Income sufficient"),
-    "assets_above_limit": N_("Assets above the limit"),
-    "not_resident": N_("Not resident"), "documents_missing": N_("Documents missing"),
-    # goal outcomes, review outcomes
-    "achieved": N_("Achieved"), "missed": N_("Missed"), "continue": N_("Continue"),
-    "adjust": N_("Adjust"), "close_recommended": N_("Closure recommended"),
-    # measures and why they were broken off
-    "job_coaching": N_("Job coaching"), "language_course": N_("Language course"),
-    "rav_registration": N_("RAV registration"), "qualification": N_("Qualification"),
-    "social_integration": N_("Social integration programme"), "no_show": N_("Did not attend"),
-    "found_employment": N_("Found employment"), "unsuitable": N_("Unsuitable"),
-    # budget changes
-    "income_change": N_("Income changed"), "rent_change": N_("Rent changed"),
-    "household_change": N_("Household changed"), "premium_change": N_("Premium changed"),
-    "correction": N_("Correction"),
-    # reopening, dismissal, advances
-    "reapplication": N_("Reapplication"), "closed_in_error": N_("Closed in error"),
-    "not_applicable": N_("Not applicable"), "already_handled": N_("Already handled"),
-    "register_error": N_("Error of the register"),
-    "commitment": N_("Commitment to repay (Verpflichtung)"),
-    "payment_order": N_("Payment order (Zahlungsanweisung)"),
-    "decided": N_("Decided"), "withdrawn": N_("Withdrawn"),
-    "el_ahv": N_("EL to the AHV"), "el_iv": N_("EL to the IV"),
-    # household structures
-    "one_person": N_("One person"), "single_parent": N_("Single parent"),
-    "couple_with_children": N_("Couple with children"),
-    "couple_without_children": N_("Couple without children"),
-    # proposals' kinds
-    "handover": N_("Handover"), "closure": N_("Closure"), "budget_change": N_("Budget change"),
-}
-"""The label of each Literal value a form offers (one label per value, whatever the field)."""
-
-EVENT_LABELS: dict[str, str] = {
-    "CaseOpened": N_("case opened"), "AssessmentCompleted": N_("assessment completed"),
-    "SupportGranted": N_("support granted"), "SupportRefused": N_("support refused"),
-    "GoalAgreed": N_("goal agreed"), "GoalAchieved": N_("goal achieved"),
-    "GoalMissed": N_("goal missed"), "MeasureStarted": N_("measure started"),
-    "MeasureCompleted": N_("measure completed"), "MeasureBrokenOff": N_("measure broken off"),
-    "BudgetChanged": N_("budget changed"), "ReviewCompleted": N_("review completed"),
-    "CaseHandedOver": N_("case handed over"), "CaseClosed": N_("case closed"),
-    "CaseReopened": N_("case reopened"), "HandoverProposed": N_("handover proposed"),
-    "ClosureProposed": N_("closure proposed"), "ProposalDismissed": N_("proposal dismissed"),
-    "AdvanceStarted": N_("advance started"), "AdvanceEnded": N_("advance ended"),
-    "ReimbursementRecorded": N_("reimbursement recorded"),
-    "BudgetChangeProposed": N_("budget change proposed"),
-    "ReimbursementPaid": N_("reimbursement paid"),
-}
-"""Each case event as a conflict message names it."""
