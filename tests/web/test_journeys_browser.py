@@ -66,6 +66,8 @@ OLTEN = APPLICATION_OFFICES[OFFICE]
 EL_GRANTED = Decimal("600.00")
 """The monthly EL the fund officer grants on the caseworker's application."""
 
+NEXT_YEAR = date(datetime.now(SWISS_TIME).year + 1, 1, 1)
+"""From when a grant's later period changes the amount (the new year's EL figures)."""
 NAMES = ("Rosa", "Verena", "Heinz", "Margrit")
 """Given names of the applicants recorded beforehand (the screenshots show them)."""
 
@@ -321,13 +323,19 @@ def test_a_fund_officer_grants_in_the_browser_and_an_office_acts_under_a_delegat
     expect(officer.locator(".field.invalid", has=officer.locator(
         "input[name='amounts.0.monthly_chf']")).locator(".error")).not_to_be_empty()
     assert store.benefits.application(granted).stage == "forwarded"
-    _fund_grants(officer, served_web, granted, _today().replace(day=1), Decimal("812.40"))
+    grant = officer.locator("form[action$='/grant']")
+    grant.locator("input[name='amounts.0.monthly_chf']").fill("812.40")
+    grant.locator("input[name='amounts.1.from_month']").fill(NEXT_YEAR.strftime("%Y-%m"))
+    grant.locator("input[name='amounts.1.monthly_chf']").fill("845.10")
+    _submit(grant)
+    _recorded_notice(officer, de("Benefit granted"))
     expect(officer.locator("dl.facts").first).to_contain_text(de("granted"))
     axe_check(officer)
     screenshot(officer, "fund-decision")
     decided = store.benefits.application(granted)
     assert decided.stage == "granted" and decided.granted_from == _today().replace(day=1)
-    assert [p.monthly_chf for p in decided.schedule] == [Decimal("812.40")]
+    assert [(p.from_month, p.monthly_chf) for p in decided.schedule] == [
+        (_today().replace(day=1), Decimal("812.40")), (NEXT_YEAR, Decimal("845.10"))]
 
     # An application still at its office is not the fund's: it answers as a missing one.
     received = served_web.applications[OTHER_OFFICE][2]
