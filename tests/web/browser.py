@@ -42,6 +42,7 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM_ARGS = (
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--lang=de-CH",  # date inputs show 31.12.2026, as a Swiss desk's browser does
 )
 BLOCKING_IMPACTS = ("serious", "critical")
 """axe-core impacts that fail a test (issue 16: no serious or critical violation)."""

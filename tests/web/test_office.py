@@ -253,7 +253,7 @@ def test_a_new_application_is_recorded_and_its_page_says_so(desk: Desk) -> None:
     assert page.status_code == 200
     assert page.history[0].status_code == 303
     new_id = UUID(re.findall(r"applications/([0-9a-f-]{36})", str(page.url))[0])
-    assert 'role="status"' in page.text and "Antrag eingegangen" in page.text
+    assert 'role="status"' in page.text and "Gesuch eingegangen" in page.text
     application = desk.benefits.application(new_id)
     assert (application.kind, application.municipality_bfs, application.branch_office,
             application.received_on) == ("el_iv", TRIMBACH, "akso-olten", date(2026, 9, 30))
@@ -388,7 +388,7 @@ def test_a_withdrawal_is_recorded_with_its_reason(desk: Desk) -> None:
     o2 = desk.ids["O2"]
     done = desk.client.post(f"{BASE}/applications/{o2}/withdraw",
                             data={"csrf_token": csrf_of(page), "reason": "moved_away"})
-    assert done.status_code == 200 and "Antrag zurückgezogen" in done.text
+    assert done.status_code == 200 and "Gesuch zurückgezogen" in done.text
     assert desk.benefits.application(o2).stage == "withdrawn"
     assert "Zurückgezogen" in desk.client.get(f"{BASE}/applications").text
 

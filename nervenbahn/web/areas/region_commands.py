@@ -40,7 +40,7 @@ from domain.errors import (
     InvalidCommandError,
 )
 from domain.events import Proposal, advances_of, proposals_of
-from nervenbahn.accounts import WebSession
+from nervenbahn.accounts import UserError, WebSession
 from nervenbahn.web.actions import log_read, record_case
 from nervenbahn.web.areas.region_case import (
     APPLICATION_FIELDS,
@@ -220,10 +220,20 @@ def _changes(web: WebState, case_id: UUID, since: int) -> dict[str, Any]:
     assert web.context.service is not None
     after = [e for e in web.context.service.history(case_id) if e.version > since]
     return {
-        "users": ", ".join(dict.fromkeys(e.actor.user_id for e in after)),
+        "users": ", ".join(dict.fromkeys(_named(web, e.actor.user_id) for e in after)),
         "events": [CASE_EVENTS.get(e.event, e.event) for e in after],
         "time": moment(after[-1].recorded_at) if after else "",
     }
+
+
+def _named(web: WebState, user_id: str) -> str:
+    """`Ursula Keller (ursula.keller)` for a web account, else the user id as recorded (a
+    connector's, the CLI's)."""
+    try:
+        shown = web.users.get(user_id).display_name
+    except UserError:
+        return user_id
+    return user_id if shown == user_id else f"{shown} ({user_id})"
 
 
 # --- the case, the form, its choices -----------------------------------------------------------
