@@ -48,6 +48,7 @@ from domain.events import advances_of, proposals_of
 from nervenbahn.config import load_settings
 from nervenbahn.container import Container
 from nervenbahn.web.i18n import translations
+from nervenbahn.web.labels import CASE_EVENTS
 from tests.bus.fund_runs import EXAMPLE, fund_example, run_fund
 from tests.bus.waiting import wait_until
 from tests.domain.case_desk import person_input, valid_ahvn13
@@ -132,11 +133,13 @@ def _refused_without_csrf(form: Locator) -> None:
     """Remove the form's CSRF token and send it as the user would (the browser's own checks
     of required fields aside: the server is what is tested): refused with 403."""
     page = form.page
+    before = page.url
     form.evaluate("f => { f.noValidate = true; f.querySelector('[name=csrf_token]').remove(); }")
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         form.locator("[type=submit]").click()
     assert answer.value.status == 403, answer.value.status
-    page.go_back()
+    page.wait_for_load_state()
+    page.goto(before)  # the page again, as the user would open it (no reliance on history)
 
 
 def _recorded_notice(page: Page, *shown: str) -> None:
@@ -398,7 +401,7 @@ def test_caseworker_advances_then_accepts_the_el_proposal_after_a_conflict(
         page.locator("a[href$='/do/start_advance']").click()
     version = store.service.get_case(case_id).version
     form = page.locator("form.narrow")
-    form.locator("input[name=application_id]").fill(str(app))
+    form.locator("select[name=application_id]").select_option(str(app))
     form.locator("input[name=advance_from]").fill(first.isoformat())
     form.locator("select[name=commitment_kind]").select_option("payment_order")
     form.locator("input[name=commitment_date]").fill((_today() + timedelta(days=1)).isoformat())
@@ -410,7 +413,7 @@ def test_caseworker_advances_then_accepts_the_el_proposal_after_a_conflict(
     form = page.locator("form.narrow")
     form.locator("input[name=commitment_date]").fill(_today().isoformat())
     _submit(form)
-    _recorded_notice(page, "AdvanceStarted")
+    _recorded_notice(page, de(CASE_EVENTS["AdvanceStarted"]))
     assert [a.application_id for a in advances_of(store.service.get_case(case_id))
             if a.is_open] == [app]
 
@@ -450,7 +453,7 @@ def test_caseworker_advances_then_accepts_the_el_proposal_after_a_conflict(
     goal.locator("input[name=title]").fill("Deutschkurs B1 abschliessen")
     goal.locator("input[name=due_date]").fill((_today() + timedelta(days=90)).isoformat())
     _submit(goal)
-    _recorded_notice(supervisor, "GoalAgreed")
+    _recorded_notice(supervisor, de(CASE_EVENTS["GoalAgreed"]))
     _submit(page.locator("form.narrow"))
     conflict = page.get_by_role("alert")
     expect(conflict).to_contain_text(served_web.user("supervisor").username)
@@ -458,7 +461,7 @@ def test_caseworker_advances_then_accepts_the_el_proposal_after_a_conflict(
     with page.expect_navigation():
         conflict.get_by_role("link", name=de("Reload the form")).click()
     _submit(page.locator("form.narrow"))
-    _recorded_notice(page, "BudgetChanged")
+    _recorded_notice(page, de(CASE_EVENTS["BudgetChanged"]))
 
     after = budget_in_force(store.service.get_case(case_id).budgets, first)
     assert after is not None and after.total == before.total - EL_GRANTED
@@ -543,7 +546,7 @@ def test_auditor_compares_a_case_before_a_change_checks_the_chains_and_the_acces
     form.locator("select[name=reason]").select_option("rent_change")
     form.locator("input[name=housing]").fill(str(lines["housing"] + 150))
     _submit(form)
-    _recorded_notice(reader, "BudgetChanged")
+    _recorded_notice(reader, de(CASE_EVENTS["BudgetChanged"]))
 
     page = open_as("auditor")
     page.goto(f"{served_web.url}/web/audit/case")
