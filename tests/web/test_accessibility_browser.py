@@ -1,6 +1,7 @@
 """Every page of every role passes axe-core in a real Chromium (issue 16: no serious or critical
-violation on any page), and has the structure assistive technology relies on: one <h1>, a
-<title>, the document's language and one main landmark.
+violation on any page), has the structure assistive technology relies on (one <h1>, a <title>,
+the document's language and one main landmark), and shows the focus wherever it lands (an
+outline), tabbed through from the top.
 
 The pages are found as a user finds them: from each role's home page, following every link
 (each route template a few times), then sending each GET form as it stands and once filled in,
@@ -62,6 +63,17 @@ _STRUCTURE = """() => ({
   lang: document.documentElement.getAttribute('lang') || '',
   main: document.querySelectorAll('main, [role=main]').length,
 })"""
+_FOCUS_STOP = """() => {
+  const e = document.activeElement;
+  if (e === null || e === document.body) return null;
+  const style = getComputedStyle(e);
+  return {
+    name: e.id ? '#' + e.id : `${e.tagName.toLowerCase()} ${(e.innerText || e.name || '').trim()}`,
+    shown: style.outlineStyle !== 'none' && style.outlineWidth !== '0px',
+  };
+}"""
+MOST_STOPS = 400
+"""Tab presses per page at most (the longest case page has about 120 stops)."""
 _LINKS = "() => Array.from(document.querySelectorAll('a[href]'), a => a.href)"
 _FORMS = "() => Array.from(document.forms, f => ({method: f.method, action: f.action}))"
 _FORM_DATA = """(index) => {
@@ -100,12 +112,29 @@ class Audit:
             self.findings.append(f"{what}: answered {status}, expected {statuses or (200,)}")
         self.findings.extend(f"{what}: {v}" for v in axe_violations(self.page))
         self.findings.extend(f"{what}: {problem}" for problem in _structure(self.page))
+        hidden = _focus_hidden(self.page)
+        if hidden:
+            self.findings.append(f"{what}: focus not visible (no outline) on {', '.join(hidden)}")
         self.checked.append(what)
 
     def assert_clean(self) -> None:
         """Fail with every finding, if any."""
         assert not self.findings, (f"{len(self.findings)} problems on {len(self.checked)} "
                                     "pages:\n" + "\n".join(self.findings))
+
+
+def _focus_hidden(page: Page) -> list[str]:
+    """Tab through the page from its top, as a keyboard user does, until the focus leaves it:
+    the elements that took the focus without showing it (no outline)."""
+    hidden: list[str] = []
+    for _ in range(MOST_STOPS):
+        page.keyboard.press("Tab")
+        stop: dict[str, Any] | None = page.evaluate(_FOCUS_STOP)
+        if stop is None:
+            return hidden
+        if not stop["shown"] and stop["name"] not in hidden:
+            hidden.append(stop["name"])
+    return [*hidden, f"(more than {MOST_STOPS} Tab stops)"]
 
 
 def _structure(page: Page) -> list[str]:
