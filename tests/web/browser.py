@@ -25,8 +25,10 @@ __all__ = [
     "CHROMIUM_ARGS",
     "SCREENSHOTS",
     "Focus",
+    "Violation",
     "answered_as_missing",
     "axe_check",
+    "axe_violations",
     "chromium_path",
     "focused",
     "screenshot",
@@ -54,20 +56,40 @@ def chromium_path() -> str | None:
     return os.environ.get("NERVENBAHN_CHROMIUM") or shutil.which("chromium")
 
 
-def axe_check(page: Page) -> None:
-    """Run axe-core on the page as it stands; fail on any serious or critical violation,
-    naming each rule, its impact and the selectors of the elements at fault."""
+def axe_violations(page: Page) -> list[Violation]:
+    """Run axe-core on the page as it stands: its serious and critical violations, each
+    element at fault once (rule, impact, help and the element's selector)."""
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         # Evaluated by the browser's debugging protocol, not as a <script> the page's
         # Content-Security-Policy would refuse: the pages are checked under their real policy.
         page.evaluate(_axe_source())
     violations: list[dict[str, Any]] = page.evaluate(
         "async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
-    blocking = [v for v in violations if v.get("impact") in BLOCKING_IMPACTS]
+    return [Violation(v["id"], v["impact"], v["help"],
+                      tuple(" ".join(node["target"]) for node in v["nodes"]))
+            for v in violations if v.get("impact") in BLOCKING_IMPACTS]
+
+
+def axe_check(page: Page) -> None:
+    """Run axe-core on the page as it stands; fail on any serious or critical violation,
+    naming each rule, its impact and the selectors of the elements at fault."""
+    blocking = axe_violations(page)
     assert not blocking, f"axe-core on {page.url}:\n" + "\n".join(
-        f"- {v['id']} ({v['impact']}): {v['help']} at "
-        + ", ".join(" ".join(node["target"]) for node in v["nodes"])
-        for v in blocking)
+        f"- {v}" for v in blocking)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A serious or critical violation axe-core found on a page."""
+
+    rule: str
+    impact: str
+    help: str
+    targets: tuple[str, ...]
+    """The CSS selectors of the elements at fault."""
+
+    def __str__(self) -> str:
+        return f"{self.rule} ({self.impact}): {self.help} at {', '.join(self.targets)}"
 
 
 @functools.cache
