@@ -28,9 +28,9 @@ pytestmark = pytest.mark.slow
 
 OFFICE = "akso-olten"
 NEW_APPLICATION = "Neues Gesuch"
-RECORD = "Antrag erfassen"
+RECORD = "Gesuch erfassen"
 CHECK = "Vollständigkeitsprüfung erfassen"
-FORWARD = "Antrag weiterleiten"
+FORWARD = "Gesuch weiterleiten"
 WRONG_AHV = "756.1234.5678.90"
 """An AHV number whose check digit is wrong (…97 would be right)."""
 _OUTLINE = """() => {
