@@ -5,7 +5,9 @@
   with an unknown name verifies against a dummy hash, so the answer's time does not tell which
   names exist, and the page says the same for both.
 - After `lockout_attempts` failed sign-ins in a row an account is locked for `lockout_minutes`;
-  every sign-in, failed or not, and every lock is a row of `sign_ins` and a log line.
+  every sign-in, failed or not, and every lock is a row of `sign_ins` and a log line. A name
+  that is no account is locked the same way (counted in `sign_ins`), so that the lockout does
+  not tell which names exist.
 - A session is 32 random bytes in a cookie; the file holds its SHA-256 only (as the API keys'
   file), its CSRF token, and when it was last used: it ends after `session_minutes` without a
   request, at sign-out, and when its user is disabled or their password is reset.
@@ -244,8 +246,7 @@ class UserStore:
                                (name,)).fetchone()
         verified = self._verify(row[0] if row else self._dummy_hash, password) and row is not None
         if row is None:
-            self._record(name, "refused", now)
-            return SignIn("refused")
+            return self._failed_unknown(name, now)
         user = self.get(name)
         if user.disabled:  # said only to who knows the password: names are not probed
             self._record(name, "disabled", now)
@@ -318,6 +319,31 @@ class UserStore:
         log.warning("web user locked after failed sign-ins", username=user.username,
                     attempts=failures, until=locked_until.isoformat())
         return SignIn("locked", locked_until=locked_until)
+
+    def _failed_unknown(self, name: str, now: datetime) -> SignIn:
+        """A name that is no account fails, and locks, as an account does (after
+        `lockout_attempts` failures since its last lock, for `lockout_minutes`): else the
+        lockout would tell which names are accounts. Counted from `sign_ins`."""
+        recorded = name[:64]
+        last_lock = self._db.execute(
+            "SELECT id, at FROM sign_ins WHERE username = ? AND outcome = 'account locked' "
+            "ORDER BY id DESC LIMIT 1", (recorded,)).fetchone()
+        since = 0
+        if last_lock is not None:
+            since, locked_until = last_lock[0], datetime.fromisoformat(last_lock[1]) + self.lockout
+            if now < locked_until:
+                self._record(name, "locked", now)
+                return SignIn("locked", locked_until=locked_until)
+        (failures,) = self._db.execute(
+            "SELECT count(*) FROM sign_ins WHERE username = ? AND outcome = 'refused' "
+            "AND id > ?", (recorded, since)).fetchone()
+        self._record(name, "refused", now)
+        if failures + 1 < self.lockout_attempts:
+            return SignIn("refused")
+        self._record(name, "account locked", now)
+        log.warning("web sign-in name locked after failed sign-ins (no such account)",
+                    username=recorded, attempts=failures + 1)
+        return SignIn("locked", locked_until=now + self.lockout)
 
     def _record(self, username: str, outcome: str, now: datetime) -> None:
         with self._transaction() as db:

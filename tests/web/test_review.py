@@ -250,6 +250,36 @@ def test_pages_are_not_kept_by_the_browser_or_sniffed(store: Store) -> None:
         assert answer.headers.get("x-content-type-options") == "nosniff", url
 
 
+# --- lockout -------------------------------------------------------------------------------------
+
+
+def _attempts(client: TestClient, username: str, times: int) -> Response:
+    answer: Response | None = None
+    for _ in range(times):
+        answer = sign_in(client, WebUser(username, "caseworker", "so-olten"), "wrong password!")
+    assert answer is not None
+    return answer
+
+
+def _text(page: Response) -> str:
+    return re.sub(r'value="[^"]+"', 'value=""', _main(page))
+
+
+def test_lockout_does_not_tell_which_names_exist(store: Store) -> None:
+    """Five wrong passwords lock a known account; an unknown name must answer the same,
+    else the lockout tells an attacker which names are accounts."""
+    for attempts, minutes in ((4, 0), (2, 0), (1, 16), (5, 16)):
+        store.clock.now = NOW + timedelta(minutes=minutes)
+        known = _attempts(store.client, OLTEN_CW.username, attempts)
+        unknown = _attempts(store.client, "no.such.user", attempts)
+        assert known.status_code == unknown.status_code == 401
+        assert _text(known).replace(OLTEN_CW.username, "NAME") == _text(unknown).replace(
+            "no.such.user", "NAME"), (attempts, minutes)
+    assert "gesperrt" in known.text
+    outcomes = _context(store.client).users.sign_ins("no.such.user")
+    assert [o for _, o in outcomes].count("account locked") == 2
+
+
 # --- redirects -----------------------------------------------------------------------------------
 
 
