@@ -115,6 +115,9 @@ async def sign_in(request: Request, web: Web) -> Response:
         return _sign_in_form(request, web, wanted, language, status=401, username=username,
                              outcome=result.outcome, locked_until=result.locked_until)
     log.info("web sign-in", username=username, role=result.session.user.role)
+    replaced = request.cookies.get(SESSION_COOKIE)
+    if replaced:  # a session this browser had before is not left alive beside the new one
+        web.users.end_session(replaced)
     response = RedirectResponse(wanted if wanted != "/web/" else home(result.session.user), 303)
     response.set_cookie(SESSION_COOKIE, result.token, httponly=True,
                         secure=web.secure_cookies, samesite="lax", path="/")

@@ -206,13 +206,26 @@ def _cookie(answer: Response, name: str) -> str:
 def test_the_session_cookie_is_httponly_secure_lax_and_renewed_at_each_sign_in(
     store: Store,
 ) -> None:
-    store.client.cookies.set("nb_session", "planted-by-an-attacker", domain="testserver")
+    store.client.cookies.set("nb_session", "planted-by-an-attacker")
     header = _cookie(sign_in(store.client, OLTEN_CW), "nb_session")
     assert "HttpOnly" in header and "Secure" in header and "SameSite=lax" in header
     token = header.split(";")[0].split("=", 1)[1]
     assert token != "planted-by-an-attacker" and len(token) >= 43
     second = TestClient(store.client.app, base_url="https://testserver")
     assert _cookie(sign_in(second, OLTEN_CW), "nb_session").split(";")[0] != header.split(";")[0]
+
+
+def test_a_new_sign_in_ends_the_session_it_replaces(store: Store) -> None:
+    """Signing in again (another user at the same browser, or the same) leaves no session
+    of the browser's before alive on the server: the old cookie no longer signs anyone in."""
+    sign_in(store.client, OLTEN_CW)
+    first = store.client.cookies.get("nb_session")
+    sign_in(store.client, SOLOTHURN_CW)
+    assert store.client.cookies.get("nb_session") not in (None, first)
+    replay = TestClient(store.client.app, base_url="https://testserver",
+                        cookies={"nb_session": str(first)})
+    assert replay.get("/web/region/so-olten/work").url.path == "/web/sign-in"
+    assert store.client.get("/web/region/so-solothurn/work").status_code == 200
 
 
 def test_a_session_ends_after_its_idle_time_and_for_a_disabled_user(store: Store) -> None:
@@ -232,9 +245,12 @@ def test_sign_out_ends_the_session_on_the_server(store: Store) -> None:
     page = _signed_in(store.client)
     token = store.client.cookies.get("nb_session")
     assert token
+    before = TestClient(store.client.app, base_url="https://testserver",
+                        cookies={"nb_session": token})
+    assert before.get("/web/region/so-olten/work").url.path == "/web/region/so-olten/work"
     store.client.post("/web/sign-out", data={"csrf_token": csrf_of(page)})
-    replay = TestClient(store.client.app, base_url="https://testserver")
-    replay.cookies.set("nb_session", token, domain="testserver")
+    replay = TestClient(store.client.app, base_url="https://testserver",
+                        cookies={"nb_session": token})
     assert replay.get("/web/region/so-olten/work").url.path == "/web/sign-in"
 
 
