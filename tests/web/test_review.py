@@ -135,6 +135,14 @@ def test_a_case_id_that_differs_only_in_its_spelling_is_the_same_case_for_its_re
     assert len(_context(store.client).access_log.select()) == 2
 
 
+def test_a_page_number_out_of_any_range_is_the_first_page_not_a_failure(store: Store) -> None:
+    _signed_in(store.client)
+    first = store.client.get("/web/region/so-olten/cases")
+    for page in ("99999999999999999999", "9" * 5000, "-1", "0x10"):
+        answer = store.client.get("/web/region/so-olten/cases", params={"page": page})
+        assert answer.status_code == 200 and _main(answer) == _main(first), page
+
+
 # --- CSRF: every form of the app refuses a POST without the session's token ----------------------
 
 
