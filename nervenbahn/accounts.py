@@ -305,50 +305,56 @@ class UserStore:
             return False
 
     def _failed(self, user: User, now: datetime) -> SignIn:
-        failures = user.failed_sign_ins + 1
-        locked_until = now + self.lockout if failures >= self.lockout_attempts else None
+        """Count a failure in the file itself (sign-ins at the same time each count: none
+        overwrites another's), and lock the account at `lockout_attempts`."""
         with self._transaction() as db:
-            db.execute("UPDATE users SET failed_sign_ins = ?, locked_until = ? "
-                       "WHERE username = ?",
-                       (0 if locked_until else failures,
-                        locked_until.isoformat() if locked_until else None, user.username))
-        self._record(user.username, "refused", now)
-        if locked_until is None:
-            return SignIn("refused")
-        self._record(user.username, "account locked", now)
-        log.warning("web user locked after failed sign-ins", username=user.username,
-                    attempts=failures, until=locked_until.isoformat())
-        return SignIn("locked", locked_until=locked_until)
+            (failures,) = db.execute(
+                "UPDATE users SET failed_sign_ins = failed_sign_ins + 1 WHERE username = ? "
+                "RETURNING failed_sign_ins", (user.username,)).fetchone()
+            locked_until = now + self.lockout if failures >= self.lockout_attempts else None
+            if locked_until is not None:
+                db.execute("UPDATE users SET failed_sign_ins = 0, locked_until = ? "
+                           "WHERE username = ?", (locked_until.isoformat(), user.username))
+        return self._refused(user.username, now, failures, locked_until, known=True)
 
     def _failed_unknown(self, name: str, now: datetime) -> SignIn:
         """A name that is no account fails, and locks, as an account does (after
         `lockout_attempts` failures since its last lock, for `lockout_minutes`): else the
-        lockout would tell which names are accounts. Counted from `sign_ins`."""
+        lockout would tell which names are accounts. Counted from `sign_ins`, in one
+        transaction (sign-ins at the same time each count)."""
         recorded = name[:64]
-        last_lock = self._db.execute(
-            "SELECT id, at FROM sign_ins WHERE username = ? AND outcome = 'account locked' "
-            "ORDER BY id DESC LIMIT 1", (recorded,)).fetchone()
-        since = 0
-        if last_lock is not None:
-            since, locked_until = last_lock[0], datetime.fromisoformat(last_lock[1]) + self.lockout
-            if now < locked_until:
-                self._record(name, "locked", now)
-                return SignIn("locked", locked_until=locked_until)
-        (failures,) = self._db.execute(
-            "SELECT count(*) FROM sign_ins WHERE username = ? AND outcome = 'refused' "
-            "AND id > ?", (recorded, since)).fetchone()
-        self._record(name, "refused", now)
-        if failures + 1 < self.lockout_attempts:
+        with self._transaction() as db:
+            last_lock = db.execute(
+                "SELECT id, at FROM sign_ins WHERE username = ? "
+                "AND outcome = 'account locked' ORDER BY id DESC LIMIT 1",
+                (recorded,)).fetchone()
+            since = 0
+            if last_lock is not None:
+                since, until = last_lock[0], datetime.fromisoformat(last_lock[1]) + self.lockout
+                if now < until:
+                    _insert_sign_in(db, recorded, "locked", now)
+                    log.info("web sign-in refused", username=recorded, outcome="locked")
+                    return SignIn("locked", locked_until=until)
+            (failures,) = db.execute(
+                "SELECT count(*) + 1 FROM sign_ins WHERE username = ? AND outcome = 'refused' "
+                "AND id > ?", (recorded, since)).fetchone()
+            locked_until = now + self.lockout if failures >= self.lockout_attempts else None
+        return self._refused(recorded, now, failures, locked_until, known=False)
+
+    def _refused(self, username: str, now: datetime, failures: int,
+                 locked_until: datetime | None, *, known: bool) -> SignIn:
+        """Record a refused sign-in, and the lock it brought about if it did."""
+        self._record(username, "refused", now)
+        if locked_until is None:
             return SignIn("refused")
-        self._record(name, "account locked", now)
-        log.warning("web sign-in name locked after failed sign-ins (no such account)",
-                    username=recorded, attempts=failures + 1)
-        return SignIn("locked", locked_until=now + self.lockout)
+        self._record(username, "account locked", now)
+        log.warning("web user locked after failed sign-ins", username=username,
+                    attempts=failures, until=locked_until.isoformat(), account_exists=known)
+        return SignIn("locked", locked_until=locked_until)
 
     def _record(self, username: str, outcome: str, now: datetime) -> None:
         with self._transaction() as db:
-            db.execute("INSERT INTO sign_ins (at, username, outcome) VALUES (?, ?, ?)",
-                       (now.isoformat(), username[:64], outcome))
+            _insert_sign_in(db, username, outcome, now)
         if outcome != "ok":
             log.info("web sign-in refused", username=username[:64], outcome=outcome)
 
@@ -366,6 +372,12 @@ class UserStore:
 
 _SELECT_USERS = ("SELECT username, display_name, role, organisation, language, disabled, "
                  "failed_sign_ins, locked_until, created_at, created_by FROM users")
+
+
+def _insert_sign_in(db: sqlite3.Connection, username: str, outcome: str, now: datetime
+                    ) -> None:
+    db.execute("INSERT INTO sign_ins (at, username, outcome) VALUES (?, ?, ?)",
+               (now.isoformat(), username[:64], outcome))
 
 
 def _user(row: tuple[object, ...]) -> User:

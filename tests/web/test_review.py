@@ -6,20 +6,23 @@ report."""
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from httpx import Response
 
 from domain.application.cases import CaseService
+from nervenbahn.accounts import UserStore
 from nervenbahn.api.context import ApiContext
 from nervenbahn.container import build_service, close_service
 from tests.api.conftest import NOW, build_read_models
@@ -302,6 +305,70 @@ def test_lockout_does_not_tell_which_names_exist(store: Store) -> None:
     assert "gesperrt" in known.text
     outcomes = _context(store.client).users.sign_ins("no.such.user")
     assert [o for _, o in outcomes].count("account locked") == 2
+
+
+class _Together(PasswordHasher):
+    """A test's argon2id whose first `n` checks wait for each other: they verify at once."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(time_cost=1, memory_cost=8 * 1024, parallelism=1)
+        self.barrier, self.left, self.lock = threading.Barrier(n), n, threading.Lock()
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        with self.lock:
+            together, self.left = self.left > 0, self.left - 1
+        if together:
+            self.barrier.wait(timeout=10)
+        return super().verify(hash, password)
+
+
+@pytest.mark.parametrize("username", [OLTEN_CW.username, "no.such.user"])
+def test_wrong_passwords_tried_at_the_same_time_each_count_towards_the_lock(
+    tmp_path: Path, username: str,
+) -> None:
+    """Ten wrong guesses at once (the guesses' checks overlapping) lock the name as ten in a
+    row do: no failure overwrites another's count."""
+    users = UserStore(tmp_path / "web-users.db", lockout_attempts=5, hasher=_Together(10))
+    users.add(OLTEN_CW.username, role="caseworker", organisation="so-olten",
+              password=OLTEN_CW.password, now=NOW, by="test")
+    outcomes: list[str] = []
+    guesses = [threading.Thread(target=lambda: outcomes.append(
+        users.sign_in(username, "wrong password!", now=NOW).outcome)) for _ in range(10)]
+    for guess in guesses:
+        guess.start()
+    for guess in guesses:
+        guess.join(timeout=30)
+    assert len(outcomes) == 10 and "locked" in outcomes
+    assert users.sign_in(username, OLTEN_CW.password, now=NOW).outcome == "locked"
+    users.close()
+
+
+def test_a_sign_in_does_not_hold_up_the_other_requests(
+    store: Store, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The password check (argon2id, about 0.2 s at the accounts' cost) runs beside the
+    event loop: while one sign-in is being checked, every other page and the API answer."""
+    users = _context(store.client).users
+    checking, answered = threading.Event(), threading.Event()
+    waited: list[bool] = []
+    verify = users._verify
+
+    def slow(hashed: str, password: str) -> bool:
+        checking.set()
+        waited.append(answered.wait(timeout=10))
+        return verify(hashed, password)
+
+    monkeypatch.setattr(users, "_verify", slow)
+    form = store.client.get("/web/sign-in")
+    attempt = threading.Thread(target=lambda: store.client.post("/web/sign-in", data={
+        "csrf_token": csrf_of(form), "username": OLTEN_CW.username,
+        "password": OLTEN_CW.password, "next": "/web/"}))
+    attempt.start()
+    assert checking.wait(timeout=10)
+    other = store.client.get("/web/sign-in", params={"lang": "fr"})
+    answered.set()
+    attempt.join(timeout=30)
+    assert other.status_code == 200 and waited == [True]
 
 
 # --- redirects -----------------------------------------------------------------------------------
