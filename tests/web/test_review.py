@@ -443,6 +443,16 @@ def test_only_pages_that_log_the_read_show_the_household(store: Store) -> None:
     del page
 
 
+def test_the_goal_form_asks_for_no_personal_data_as_the_cli_does(store: Store) -> None:
+    """A goal's title is free text kept in clear, which erasure cannot reach (docs/privacy.md);
+    the CLI's `--title` says "no personal data", and so must the form."""
+    _signed_in(store.client)
+    form = store.client.get(f"/web/region/so-olten/cases/{store.case_id}/do/agree_goal")
+    assert form.status_code == 200
+    assert re.search(r'<p class="hint" id="h-title">Keine Namen oder anderen Personendaten',
+                     form.text), _main(form)
+
+
 # --- erasure -------------------------------------------------------------------------------------
 
 
