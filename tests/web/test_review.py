@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
+from uuid import UUID
 
 import pytest
 from argon2 import PasswordHasher
@@ -27,10 +28,13 @@ from nervenbahn.api.context import ApiContext
 from nervenbahn.container import build_service, close_service
 from tests.api.conftest import NOW, build_read_models
 from tests.bus.pipeline import command, store_settings
+from tests.domain.case_desk import person_input
 from tests.web.client import USERS, WebUser, csrf_of, sign_in
 from tests.web.conftest import WebOn
+from tests.web.test_office import OLTEN_DESK, Desk
+from tests.web.test_office import desk as desk
 
-OLTEN_CW, SOLOTHURN_CW, OLTEN_DESK = USERS[0], USERS[1], USERS[2]
+OLTEN_CW, SOLOTHURN_CW = USERS[0], USERS[1]
 OLTEN = 2581
 PERSON = {"given_name": "Zerlina", "family_name": "Quagliotti", "ahvn13": "756.9217.0769.85",
           "birth_date": "1961-04-17", "street": "Kirschweg 17", "postal_code": "4600",
@@ -484,3 +488,29 @@ def test_after_erasure_no_page_shows_the_person_and_the_accounts_file_never_held
             assert secret.decode() not in shown.text, (shown.url, secret)
     accounts = b"".join(p.read_bytes() for p in store.folder.glob("web-users.db*"))
     assert accounts and not [s for s in SECRETS if s in accounts]
+
+
+def test_after_erasure_the_application_pages_show_no_applicant(desk: Desk) -> None:
+    """The branch office's and the fund's application pages open the applicant's seal: after
+    erasure they show none of the applicant's data, and still log the read."""
+    page = sign_in(desk.client, OLTEN_DESK)
+    assert page.status_code == 200
+    o3 = desk.ids["O3"]  # forwarded: the office's and the fund's
+    url = f"/web/office/akso-olten/applications/{o3}"
+    shown = desk.client.get(url)
+    person = person_input(3)
+    assert person["family_name"] in shown.text
+    (logged,) = _context(desk.client).access_log.select()
+    assert desk.benefits.vault.erase(UUID(logged.entry.person_id))
+
+    fund = TestClient(desk.client.app, base_url="https://testserver")
+    sign_in(fund, USERS[4])
+    after = [desk.client.get(url), fund.get(f"/web/fund/applications/{o3}"),
+             desk.client.get("/web/office/akso-olten/applications"),
+             fund.get("/web/fund/applications")]
+    assert [a.status_code for a in after] == [200] * 4
+    for answer in after:
+        for value in (person["given_name"], person["family_name"], person["ahvn13"],
+                      person["street"]):
+            assert str(value) not in answer.text, (answer.url, value)
+    assert len(_context(desk.client).access_log.select()) == 3
