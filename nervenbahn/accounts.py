@@ -10,7 +10,8 @@
   not tell which names exist.
 - A session is 32 random bytes in a cookie; the file holds its SHA-256 only (as the API keys'
   file), its CSRF token, and when it was last used: it ends after `session_minutes` without a
-  request, at sign-out, and when its user is disabled or their password is reset.
+  request, at sign-out, and when its user is disabled or their password is reset; expired
+  sessions are removed at each sign-in, also those never presented again.
 - Who created, disabled or reset an account is recorded (the operating-system user of the
   command line, as `created_by`), so an account is attributable.
 """
@@ -262,6 +263,7 @@ class UserStore:
                        "WHERE username = ?", (name,))
             db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
                        (_digest(token), name, csrf, now.isoformat(), now.isoformat()))
+            self._purge_expired(db, now)
         self._record(name, "ok", now)
         return SignIn("ok", token=token, session=WebSession(self.get(name), csrf))
 
@@ -285,6 +287,14 @@ class UserStore:
             db.execute("UPDATE sessions SET last_seen = ? WHERE token_sha256 = ?",
                        (now.isoformat(), digest))
         return WebSession(user, csrf)
+
+    def _purge_expired(self, db: sqlite3.Connection, now: datetime) -> None:
+        """Remove every session expired by `now`, also those never presented again (a
+        browser closed without signing out): the file keeps no more than it needs."""
+        expired = [(digest,) for digest, last_seen in db.execute(
+            "SELECT token_sha256, last_seen FROM sessions")
+            if now - datetime.fromisoformat(last_seen) > self.session_ttl]
+        db.executemany("DELETE FROM sessions WHERE token_sha256 = ?", expired)
 
     def end_session(self, token: str) -> None:
         """Sign out: the session is gone."""

@@ -6,6 +6,7 @@ report."""
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -254,6 +255,18 @@ def test_a_session_ends_after_its_idle_time_and_for_a_disabled_user(store: Store
     _context(store.client).users.disable(OLTEN_CW.username, now=store.clock.now, by="test")
     answer = store.client.get(f"/web/region/so-olten/cases/{store.case_id}")
     assert answer.url.path == "/web/sign-in" and "Quagliotti" not in answer.text
+
+
+def test_sessions_never_presented_again_do_not_stay_in_the_accounts_file(store: Store) -> None:
+    """A browser closed without signing out leaves its session behind; once expired it is
+    removed (at the next sign-in of anyone), not kept for ever."""
+    sign_in(TestClient(store.client.app, base_url="https://testserver"), OLTEN_CW)
+    sign_in(TestClient(store.client.app, base_url="https://testserver"), SOLOTHURN_CW)
+    store.clock.now = NOW + timedelta(minutes=31)
+    sign_in(store.client, SOLOTHURN_CW)
+    with sqlite3.connect(store.folder / "web-users.db") as db:
+        left = db.execute("SELECT username, last_seen FROM sessions").fetchall()
+    assert left == [(SOLOTHURN_CW.username, store.clock.now.isoformat())]
 
 
 def test_sign_out_ends_the_session_on_the_server(store: Store) -> None:
