@@ -5,10 +5,13 @@
   with an unknown name verifies against a dummy hash, so the answer's time does not tell which
   names exist, and the page says the same for both.
 - After `lockout_attempts` failed sign-ins in a row an account is locked for `lockout_minutes`;
-  every sign-in, failed or not, and every lock is a row of `sign_ins` and a log line.
+  every sign-in, failed or not, and every lock is a row of `sign_ins` and a log line. A name
+  that is no account is locked the same way (counted in `sign_ins`), so that the lockout does
+  not tell which names exist.
 - A session is 32 random bytes in a cookie; the file holds its SHA-256 only (as the API keys'
   file), its CSRF token, and when it was last used: it ends after `session_minutes` without a
-  request, at sign-out, and when its user is disabled or their password is reset.
+  request, at sign-out, and when its user is disabled or their password is reset; expired
+  sessions are removed at each sign-in, also those never presented again.
 - Who created, disabled or reset an account is recorded (the operating-system user of the
   command line, as `created_by`), so an account is attributable.
 """
@@ -244,8 +247,7 @@ class UserStore:
                                (name,)).fetchone()
         verified = self._verify(row[0] if row else self._dummy_hash, password) and row is not None
         if row is None:
-            self._record(name, "refused", now)
-            return SignIn("refused")
+            return self._failed_unknown(name, now)
         user = self.get(name)
         if user.disabled:  # said only to who knows the password: names are not probed
             self._record(name, "disabled", now)
@@ -261,6 +263,7 @@ class UserStore:
                        "WHERE username = ?", (name,))
             db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
                        (_digest(token), name, csrf, now.isoformat(), now.isoformat()))
+            self._purge_expired(db, now)
         self._record(name, "ok", now)
         return SignIn("ok", token=token, session=WebSession(self.get(name), csrf))
 
@@ -285,6 +288,14 @@ class UserStore:
                        (now.isoformat(), digest))
         return WebSession(user, csrf)
 
+    def _purge_expired(self, db: sqlite3.Connection, now: datetime) -> None:
+        """Remove every session expired by `now`, also those never presented again (a
+        browser closed without signing out): the file keeps no more than it needs."""
+        expired = [(digest,) for digest, last_seen in db.execute(
+            "SELECT token_sha256, last_seen FROM sessions")
+            if now - datetime.fromisoformat(last_seen) > self.session_ttl]
+        db.executemany("DELETE FROM sessions WHERE token_sha256 = ?", expired)
+
     def end_session(self, token: str) -> None:
         """Sign out: the session is gone."""
         with self._transaction() as db:
@@ -304,25 +315,56 @@ class UserStore:
             return False
 
     def _failed(self, user: User, now: datetime) -> SignIn:
-        failures = user.failed_sign_ins + 1
-        locked_until = now + self.lockout if failures >= self.lockout_attempts else None
+        """Count a failure in the file itself (sign-ins at the same time each count: none
+        overwrites another's), and lock the account at `lockout_attempts`."""
         with self._transaction() as db:
-            db.execute("UPDATE users SET failed_sign_ins = ?, locked_until = ? "
-                       "WHERE username = ?",
-                       (0 if locked_until else failures,
-                        locked_until.isoformat() if locked_until else None, user.username))
-        self._record(user.username, "refused", now)
+            (failures,) = db.execute(
+                "UPDATE users SET failed_sign_ins = failed_sign_ins + 1 WHERE username = ? "
+                "RETURNING failed_sign_ins", (user.username,)).fetchone()
+            locked_until = now + self.lockout if failures >= self.lockout_attempts else None
+            if locked_until is not None:
+                db.execute("UPDATE users SET failed_sign_ins = 0, locked_until = ? "
+                           "WHERE username = ?", (locked_until.isoformat(), user.username))
+        return self._refused(user.username, now, failures, locked_until, known=True)
+
+    def _failed_unknown(self, name: str, now: datetime) -> SignIn:
+        """A name that is no account fails, and locks, as an account does (after
+        `lockout_attempts` failures since its last lock, for `lockout_minutes`): else the
+        lockout would tell which names are accounts. Counted from `sign_ins`, in one
+        transaction (sign-ins at the same time each count)."""
+        recorded = name[:64]
+        with self._transaction() as db:
+            last_lock = db.execute(
+                "SELECT id, at FROM sign_ins WHERE username = ? "
+                "AND outcome = 'account locked' ORDER BY id DESC LIMIT 1",
+                (recorded,)).fetchone()
+            since = 0
+            if last_lock is not None:
+                since, until = last_lock[0], datetime.fromisoformat(last_lock[1]) + self.lockout
+                if now < until:
+                    _insert_sign_in(db, recorded, "locked", now)
+                    log.info("web sign-in refused", username=recorded, outcome="locked")
+                    return SignIn("locked", locked_until=until)
+            (failures,) = db.execute(
+                "SELECT count(*) + 1 FROM sign_ins WHERE username = ? AND outcome = 'refused' "
+                "AND id > ?", (recorded, since)).fetchone()
+            locked_until = now + self.lockout if failures >= self.lockout_attempts else None
+        return self._refused(recorded, now, failures, locked_until, known=False)
+
+    def _refused(self, username: str, now: datetime, failures: int,
+                 locked_until: datetime | None, *, known: bool) -> SignIn:
+        """Record a refused sign-in, and the lock it brought about if it did."""
+        self._record(username, "refused", now)
         if locked_until is None:
             return SignIn("refused")
-        self._record(user.username, "account locked", now)
-        log.warning("web user locked after failed sign-ins", username=user.username,
-                    attempts=failures, until=locked_until.isoformat())
+        self._record(username, "account locked", now)
+        log.warning("web user locked after failed sign-ins", username=username,
+                    attempts=failures, until=locked_until.isoformat(), account_exists=known)
         return SignIn("locked", locked_until=locked_until)
 
     def _record(self, username: str, outcome: str, now: datetime) -> None:
         with self._transaction() as db:
-            db.execute("INSERT INTO sign_ins (at, username, outcome) VALUES (?, ?, ?)",
-                       (now.isoformat(), username[:64], outcome))
+            _insert_sign_in(db, username, outcome, now)
         if outcome != "ok":
             log.info("web sign-in refused", username=username[:64], outcome=outcome)
 
@@ -340,6 +382,12 @@ class UserStore:
 
 _SELECT_USERS = ("SELECT username, display_name, role, organisation, language, disabled, "
                  "failed_sign_ins, locked_until, created_at, created_by FROM users")
+
+
+def _insert_sign_in(db: sqlite3.Connection, username: str, outcome: str, now: datetime
+                    ) -> None:
+    db.execute("INSERT INTO sign_ins (at, username, outcome) VALUES (?, ?, ?)",
+               (now.isoformat(), username[:64], outcome))
 
 
 def _user(row: tuple[object, ...]) -> User:

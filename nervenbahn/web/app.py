@@ -23,6 +23,7 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from nervenbahn.accounts import LANGUAGES, UserStore, WebSession, same
@@ -110,11 +111,17 @@ async def sign_in(request: Request, web: Web) -> Response:
     if not token or not cookie or not same(token, cookie):
         raise CsrfRefused
     username = str(form.get("username", "")).strip().lower()
-    result = web.users.sign_in(username, str(form.get("password", "")), now=web.now())
+    # argon2id takes about 0.2 s on purpose: in a thread, not on the event loop, which would
+    # hold up every page and the API for each attempt (anyone can send attempts)
+    result = await run_in_threadpool(web.users.sign_in, username,
+                                     str(form.get("password", "")), now=web.now())
     if result.outcome != "ok" or result.token is None or result.session is None:
         return _sign_in_form(request, web, wanted, language, status=401, username=username,
                              outcome=result.outcome, locked_until=result.locked_until)
     log.info("web sign-in", username=username, role=result.session.user.role)
+    replaced = request.cookies.get(SESSION_COOKIE)
+    if replaced:  # a session this browser had before is not left alive beside the new one
+        web.users.end_session(replaced)
     response = RedirectResponse(wanted if wanted != "/web/" else home(result.session.user), 303)
     response.set_cookie(SESSION_COOKIE, result.token, httponly=True,
                         secure=web.secure_cookies, samesite="lax", path="/")

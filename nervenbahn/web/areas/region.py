@@ -76,7 +76,7 @@ def cases(
 ) -> Response:
     """The region's cases (no personal data), by phase, a page at a time."""
     chosen = phase if phase in PHASES else ""
-    number = max(int(page), 1) if page.isdigit() else 1
+    number = max(int(page), 1) if page.isdigit() and len(page) <= 9 else 1  # SQLite's range
     with read_model(web, "region") as db:
         found = region_cases(db, region_id, phase=chosen or None, limit=PAGE_SIZE + 1,
                              offset=(number - 1) * PAGE_SIZE)

@@ -32,6 +32,12 @@ the case's open goals, running measures, open proposals or open advances; `appli
 pending EL applications of the household's persons."""
 
 
+_NO_PERSONAL_DATA = N_(
+    "No names or other personal data: a goal's title is not erased with the person.")
+"""Free text is kept in clear and erasure does not reach it (docs/privacy.md), as the CLI's
+`case goal --title` help says too."""
+
+
 @dataclass(frozen=True)
 class Input:
     """One field of a command form: the command's field name, its label (English source
@@ -172,7 +178,7 @@ FORMS: dict[str, CommandForm] = {f.command: f for f in (
     )),
     CommandForm("agree_goal", N_("Agree a goal (Zielvereinbarung)"), N_("Record the goal"), (
         Input("category", N_("Category"), "select"),
-        Input("title", N_("Goal")),
+        Input("title", N_("Goal"), hint=_NO_PERSONAL_DATA),
         Input("due_date", N_("Due date"), "date"),
         _day("agreed_on", N_("Agreed on")),
     )),
