@@ -6,7 +6,8 @@
   names exist, and the page says the same for both.
 - After `lockout_attempts` failed sign-ins in a row an account is locked for `lockout_minutes`;
   every sign-in, failed or not, and every lock is a row of `sign_ins` and a log line. A name
-  that is no account is locked the same way (counted in `sign_ins`), so that the lockout does
+  that is no account is locked the same way (counted in `sign_ins` under a keyed hash of the
+  name, never the text typed: it may be a password or an AHV number), so that the lockout does
   not tell which names exist.
 - A session is 32 random bytes in a cookie; the file holds its SHA-256 only (as the API keys'
   file), its CSRF token, and when it was last used: it ends after `session_minutes` without a
@@ -27,7 +28,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -56,6 +57,11 @@ Role = Literal["caseworker", "supervisor", "branch_office", "fund_officer", "can
 ROLES: tuple[str, ...] = get_args(Role)
 Language = Literal["de", "fr"]
 LANGUAGES: tuple[str, ...] = get_args(Language)
+SESSION_LIFETIME = timedelta(hours=12)
+"""A session ends this long after its sign-in however busy it is (a working day and more)."""
+SIGN_IN_RETENTION = timedelta(days=365)
+"""How long a sign-in attempt is kept (removed when the file is opened): a year, as the access
+log at least (Art. 4 para. 5 DSV / OPDo), for an incident's investigation."""
 MIN_PASSWORD_LENGTH = 12
 """NIST SP 800-63B asks for at least 8; 12 is the Swiss federal administration's minimum."""
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
@@ -84,6 +90,10 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_seen TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(username);
+CREATE TABLE IF NOT EXISTS file_keys (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sign_ins (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
@@ -162,6 +172,14 @@ class UserStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO file_keys VALUES ('unknown_names', ?)",
+                       (secrets.token_hex(32),))
+            db.execute("DELETE FROM sign_ins WHERE at < ?",
+                       ((datetime.now(UTC) - SIGN_IN_RETENTION).isoformat(),))
+        (key,) = self._db.execute(
+            "SELECT value FROM file_keys WHERE name = 'unknown_names'").fetchone()
+        self._name_key = bytes.fromhex(key)
 
     def close(self) -> None:
         """Close the file."""
@@ -218,15 +236,19 @@ class UserStore:
         log.info("web user disabled", username=username, by=by)
         return self.get(username)
 
-    def reset(self, username: str, password: str, *, now: datetime, by: str) -> User:
-        """Set a new password, unlock and enable the account, end its sessions."""
+    def reset(self, username: str, password: str, *, now: datetime, by: str,
+              enable: bool = False) -> User:
+        """Set a new password, unlock the account, end its sessions; a disabled account stays
+        disabled (a leaver's account does not come back with a reset) unless `enable`."""
         self.get(username)
         hashed = self._hasher.hash(_checked_password(password))
         with self._transaction() as db:
             db.execute(
-                "UPDATE users SET password_hash = ?, disabled = 0, failed_sign_ins = 0, "
+                "UPDATE users SET password_hash = ?, failed_sign_ins = 0, "
                 "locked_until = NULL, changed_at = ?, changed_by = ? WHERE username = ?",
                 (hashed, now.isoformat(), by, username))
+            if enable:
+                db.execute("UPDATE users SET disabled = 0 WHERE username = ?", (username,))
             db.execute("DELETE FROM sessions WHERE username = ?", (username,))
         log.info("web user reset", username=username, by=by)
         return self.get(username)
@@ -269,15 +291,17 @@ class UserStore:
 
     def session(self, token: str, *, now: datetime) -> WebSession | None:
         """The live session of a cookie's token (its last use moved to `now`), or None: unknown,
-        expired (then removed), or its user disabled."""
+        expired (idle too long, or signed in more than `SESSION_LIFETIME` ago: then removed),
+        or its user disabled."""
         digest = _digest(token)
         row = self._db.execute(
-            "SELECT username, csrf_token, last_seen FROM sessions WHERE token_sha256 = ?",
-            (digest,)).fetchone()
+            "SELECT username, csrf_token, last_seen, created_at FROM sessions "
+            "WHERE token_sha256 = ?", (digest,)).fetchone()
         if row is None:
             return None
-        username, csrf, last_seen = row
-        if now - datetime.fromisoformat(last_seen) > self.session_ttl:
+        username, csrf, last_seen, created_at = row
+        if (now - datetime.fromisoformat(last_seen) > self.session_ttl
+                or now - datetime.fromisoformat(created_at) > SESSION_LIFETIME):
             self.end_session(token)
             return None
         user = self.get(username)
@@ -302,6 +326,14 @@ class UserStore:
             db.execute("DELETE FROM sessions WHERE token_sha256 = ?", (_digest(token),))
 
     def sign_ins(self, username: str) -> list[tuple[datetime, str]]:
+        """Every recorded sign-in attempt of a name (an account's, or one typed that is none,
+        found by its keyed hash): (when, outcome), oldest first."""
+        name = username.strip().lower()
+        if self._db.execute("SELECT 1 FROM users WHERE username = ?", (name,)).fetchone() is None:
+            name = self._unknown_name(name)
+        return self._sign_ins_of(name)
+
+    def _sign_ins_of(self, username: str) -> list[tuple[datetime, str]]:
         """Every recorded sign-in attempt of a name: (when, outcome), oldest first."""
         return [(datetime.fromisoformat(at), outcome) for at, outcome in self._db.execute(
             "SELECT at, outcome FROM sign_ins WHERE username = ? ORDER BY id", (username,))]
@@ -332,7 +364,7 @@ class UserStore:
         `lockout_attempts` failures since its last lock, for `lockout_minutes`): else the
         lockout would tell which names are accounts. Counted from `sign_ins`, in one
         transaction (sign-ins at the same time each count)."""
-        recorded = name[:64]
+        recorded = self._unknown_name(name)
         with self._transaction() as db:
             last_lock = db.execute(
                 "SELECT id, at FROM sign_ins WHERE username = ? "
@@ -350,6 +382,14 @@ class UserStore:
                 "AND id > ?", (recorded, since)).fetchone()
             locked_until = now + self.lockout if failures >= self.lockout_attempts else None
         return self._refused(recorded, now, failures, locked_until, known=False)
+
+    def _unknown_name(self, name: str) -> str:
+        """What is recorded of a name that is no account: a keyed hash (`?` and 24 hex
+        digits), never the text typed — it may be a password typed into the wrong field, or an
+        AHV number. The key is the file's own (random, made with the file), so the same name
+        counts towards its lockout while a search of the file for the text finds nothing."""
+        digest = hmac.new(self._name_key, name.encode(), hashlib.sha256).hexdigest()
+        return f"?{digest[:24]}"
 
     def _refused(self, username: str, now: datetime, failures: int,
                  locked_until: datetime | None, *, known: bool) -> SignIn:

@@ -51,7 +51,7 @@ def create_web_users(rt: DemoSession) -> dict[str, str]:
         for username, role, organisation, name in DEMO_USERS:
             password = secrets.token_urlsafe(12)
             if username in existing:
-                store.reset(username, password, now=now, by="demo")
+                store.reset(username, password, now=now, by="demo", enable=True)
             else:
                 store.add(username, role=role, organisation=organisation, password=password,
                           now=now, by="demo", display_name=name)

@@ -140,14 +140,19 @@ def disable(ctx: typer.Context, username: Username) -> None:
 
 
 @app.command("reset")
-def reset(ctx: typer.Context, username: Username, password_stdin: PasswordStdin = False) -> None:
-    """Give an account a new password; it is enabled and unlocked, its sessions end."""
+def reset(
+    ctx: typer.Context, username: Username, password_stdin: PasswordStdin = False,
+    enable: Annotated[bool, typer.Option("--enable", help="Also enable a disabled account "
+                                         "(a reset alone leaves it disabled).")] = False,
+) -> None:
+    """Give an account a new password; it is unlocked, its sessions end."""
     rt = session(ctx)
     password, made_up = _password(password_stdin)
     with _refused("users reset"):
         store = _store()
         try:
-            user = store.reset(username, password, now=datetime.now(UTC), by=_operator())
+            user = store.reset(username, password, now=datetime.now(UTC), by=_operator(),
+                               enable=enable)
         finally:
             store.close()
     _report(rt, user, "reset", password if made_up else None)

@@ -71,7 +71,7 @@ def test_a_short_password_and_a_taken_name_are_refused(
     assert taken.code != 0 and "exists already" in taken.err
 
 
-def test_disable_ends_sessions_and_reset_unlocks_with_a_new_password(
+def test_disable_ends_sessions_and_only_reset_with_enable_brings_the_account_back(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _stdin(monkeypatch, PASSWORD)
@@ -86,6 +86,9 @@ def test_disable_ends_sessions_and_reset_unlocks_with_a_new_password(
     assert store.sign_in("anna", PASSWORD, now=now).outcome == "disabled"
     _stdin(monkeypatch, "another long password")
     assert cli("users", "reset", "anna", "--password-stdin").code == 0
+    assert store.sign_in("anna", "another long password", now=now).outcome == "disabled"
+    _stdin(monkeypatch, "another long password")
+    assert cli("users", "reset", "anna", "--password-stdin", "--enable").code == 0
     assert store.sign_in("anna", PASSWORD, now=now).outcome == "refused"
     assert store.sign_in("anna", "another long password", now=now).outcome == "ok"
     store.close()

@@ -446,7 +446,9 @@ def test_a_display_name_with_markup_is_shown_as_text(store: Store) -> None:
 
 def test_only_pages_that_log_the_read_show_the_household(store: Store) -> None:
     """Every page a caseworker reaches from the case: those that show the applicant log it
-    first; the others show none of it."""
+    first; the others show none of it, or log what else of the household's they show (the
+    advance form lists the household's benefit applications: whose application is which is
+    personal data too, logged as `benefit_applications`)."""
     page = _signed_in(store.client)
     base = f"/web/region/so-olten/cases/{store.case_id}"
     links = sorted(set(re.findall(r'href="(/web/[^"]+)"', store.client.get(base).text)))
@@ -456,6 +458,10 @@ def test_only_pages_that_log_the_read_show_the_household(store: Store) -> None:
         shown = store.client.get(url.replace("&amp;", "&"))
         named = any(s.decode() in shown.text for s in SECRETS)
         logged = len(log.select()) > before
+        if logged and not named:
+            entries = log.select()[before:]
+            assert all("benefit_applications" in e.entry.fields for e in entries), (url, entries)
+            continue
         assert named == logged, (url, named, logged)
     del page
 

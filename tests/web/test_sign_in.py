@@ -127,3 +127,38 @@ def test_a_page_whose_read_model_is_missing_is_an_html_page_not_a_problem_docume
     assert "Nicht verfügbar" in page.text
     api = client.get("/v1/regions/so-olten/caseload", headers={"X-API-Key": "x"})
     assert api.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_name_that_is_no_account_is_never_stored_as_typed(web: TestClient, tmp_path: object
+                                                            ) -> None:
+    typed = ["756.1234.5678.97", "my secret password"]  # an AHV number, a misplaced password
+    for name in typed:
+        for _ in range(5):
+            last = sign_in(web, CASEWORKER.__class__(name, "caseworker", "so-olten"))
+    assert "gesperrt" in last.text  # the unknown name locks as an account would
+    store = _store(web)
+    raw = b"".join(p.read_bytes() for p in store.path.parent.glob(store.path.name + "*"))
+    for name in typed:
+        assert name.encode() not in raw
+        assert [outcome for _, outcome in store.sign_ins(name)][-2:] == ["refused",
+                                                                        "account locked"]
+
+
+def test_a_busy_session_still_ends_twelve_hours_after_its_sign_in(tmp_path: object) -> None:
+    from datetime import timedelta
+    from pathlib import Path
+
+    from tests.api.conftest import NOW
+    from tests.web.conftest import FAST_HASHER
+
+    store = UserStore(Path(str(tmp_path)) / "u.db", session_minutes=30, hasher=FAST_HASHER)
+    store.add("anna", role="canton", organisation="so", password="a long password",
+              now=NOW, by="test")
+    signed = store.sign_in("anna", "a long password", now=NOW)
+    assert signed.token is not None
+    moment = NOW
+    while moment < NOW + timedelta(hours=12):  # a request every 20 minutes, all day
+        moment += timedelta(minutes=20)
+        alive = store.session(signed.token, now=moment)
+        assert (alive is not None) == (moment - NOW <= timedelta(hours=12)), moment
+    store.close()
