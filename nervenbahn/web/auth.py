@@ -22,6 +22,7 @@ from starlette.datastructures import FormData
 from domain.commands import Actor
 from nervenbahn.accounts import User, UserStore, WebSession, same
 from nervenbahn.api.context import ApiContext
+from nervenbahn.web.memo import Memo
 
 __all__ = [
     "SESSION_COOKIE",
@@ -64,6 +65,8 @@ class WebState:
         self.context = context
         self.users = users
         self.secure_cookies = secure_cookies
+        self.memo = Memo()
+        """Derived figures without personal data, kept while their source has not moved."""
 
     def now(self) -> datetime:
         """The context's clock."""

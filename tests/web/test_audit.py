@@ -34,7 +34,7 @@ from nervenbahn.web.i18n import chf, translations
 from nervenbahn.web.labels import EVENTS, LINES
 from tests.api.conftest import NOW, Keys, ReadModels, build_read_models, context_of
 from tests.bus.pipeline import open_supported_case, store_settings
-from tests.web.client import USERS, WebUser, sign_in
+from tests.web.client import USERS, WebUser, csrf_of, sign_in
 from tests.web.conftest import WebOn
 
 AUDITOR = next(u for u in USERS if u.role == "auditor")
@@ -285,7 +285,10 @@ def test_the_chains_page_shows_intact_chains_then_a_tampered_event_as_broken(
     assert settings.store.sqlite_path is not None
     with sqlite3.connect(settings.store.sqlite_path) as db:
         db.execute("UPDATE stored_events SET topic = topic || 'x' WHERE rowid = 4")
-    page = client.get("/web/audit/chains")
+    shown = client.get("/web/audit/chains")  # the minute-old verification, saying when it ran
+    assert "intakt" in row_of(shown.text, "chains", "events:stored_events")
+    assert "Geprüft am" in shown.text
+    page = client.post("/web/audit/chains", data={"csrf_token": csrf_of(shown)})
     assert page.status_code == 200
     row = row_of(page.text, "chains", "events:stored_events")
     assert "GEBROCHEN" in row and "Position 4:" in row

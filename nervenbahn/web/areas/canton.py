@@ -107,10 +107,13 @@ def quarterly(request: Request, web: Web, session: Canton, quarter: str = "") ->
                     "%(last)s.", session, first=EARLIEST_YEAR, last=LATEST_YEAR)
         return _page(request, session, "canton/quarterly.html", asked, problem)
     try:
-        report = _quarter_report(web, period)
+        report, stamp = _quarter_report(web, period)
     except ReadModelUnavailableError:
         return _page(request, session, "canton/quarterly.html", asked, unavailable=True)
-    text = translations(session.user.language).gettext
+    language = session.user.language
+    text = translations(language).gettext
+    charts = web.memo.get(("quarter-charts", str(period), language), stamp,
+                          lambda: quarterly_charts(report, text))
     return render(
         request, "canton/quarterly.html", session, asked=asked, errors=None, unavailable=False,
         report=report, quarter=period,
@@ -118,7 +121,7 @@ def quarterly(request: Request, web: Web, session: Canton, quarter: str = "") ->
         figure_rows=_rows(report, [value for _h, _c, value in FIGURE_COLUMNS]),
         reason_headings=[REASON_LABELS[reason] for reason in CLOSURE_REASONS],
         reason_rows=_rows(report, [_reason(reason) for reason in CLOSURE_REASONS]),
-        charts=[Markup(chart) for chart in quarterly_charts(report, text)],  # noqa: S704 (escaped by the report)
+        charts=[Markup(chart) for chart in charts],  # noqa: S704 (escaped by the report)
     )
 
 
@@ -136,13 +139,21 @@ def backlog(request: Request, web: Web, session: Canton, week: str = "") -> Resp
         return _page(request, session, "canton/backlog.html", asked, unavailable=True)
     benefits = web.context.benefits()
     target = ProcessingTarget(web.context.benefits_target_months)
-    known_at = web.now()
-    report = BacklogReport(trend=backlog_of(benefits, period, target, known_at),
-                           unit_names=unit_names(benefits), known_at=known_at,
-                           generated_at=known_at)
+    now = web.now()
+    # The figures follow from the store's events and today's date: kept until either moves.
+    stamp = (benefits.recorder.max_notification_id(), _today(web), target.months)
+
+    def compute() -> BacklogReport:
+        return BacklogReport(trend=backlog_of(benefits, period, target, now),
+                             unit_names=unit_names(benefits), known_at=now, generated_at=now)
+
+    report = web.memo.get(("backlog", str(period)), stamp, compute)
+    known_at = report.known_at
     language = translations(session.user.language)
     target_label = (language.gettext("1 month") if target.months == 1 else
                     language.gettext("%(num)s months") % {"num": target.months})
+    charts = web.memo.get(("backlog-charts", str(period), session.user.language), stamp,
+                          lambda: backlog_charts(report, language.gettext, target_label))
     last = report.trend[-1]
     return render(
         request, "canton/backlog.html", session, asked=asked, errors=None, unavailable=False,
@@ -154,28 +165,32 @@ def backlog(request: Request, web: Web, session: Canton, week: str = "") -> Resp
                         if column in TREND_FIGURES],
         trend_rows=[(str(b.week), _backlog_cells(b.canton, TREND_FIGURES))
                     for b in report.trend],
-        charts=[Markup(chart) for chart in  # noqa: S704 (escaped by the report)
-                backlog_charts(report, language.gettext, target_label)],
+        charts=[Markup(chart) for chart in charts],  # noqa: S704 (escaped by the report)
     )
 
 
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _quarter_report(web: WebState, period: Quarter) -> ReportInput:
+def _quarter_report(web: WebState, period: Quarter) -> tuple[ReportInput, object]:
     """The quarter's figures from the reporting read model, as the quarterly report takes
-    them (every figure shown)."""
+    them (every figure shown), and the read model's progress they were computed at (kept in
+    the memo until the read model applies more facts)."""
     regions = web.context.reference.regions
     with read_model(web, "reporting") as db:
         progress = read_progress(db, ReportingProjection.name)
-        found = quarterly_figures(db, period, list(regions))
-        canton = canton_figures(db, period)
-    return ReportInput(
-        quarter=period, regions=found, canton=canton,
-        region_names={region.id: region.name for region in regions.values()},
-        facts_recorded_until=progress.as_of if progress else None,
-        generated_at=web.now(),
-    )
+        stamp = (progress.as_of, progress.applied_at) if progress else None
+
+        def compute() -> ReportInput:
+            return ReportInput(
+                quarter=period, regions=quarterly_figures(db, period, list(regions)),
+                canton=canton_figures(db, period),
+                region_names={region.id: region.name for region in regions.values()},
+                facts_recorded_until=progress.as_of if progress else None,
+                generated_at=web.now(),
+            )
+
+        return web.memo.get(("quarter", str(period)), stamp, compute), stamp
 
 
 def _rows(report: ReportInput, values: Sequence[Callable[[RegionQuarter], str]]) -> list[Row]:
