@@ -143,12 +143,16 @@ def _delegation(web: WebState, delegation_id: str) -> OfficeDelegation:
 
 
 def _actions(web: WebState, delegation_id: str | None) -> list[DelegatedAction] | None:
-    """What was done under the delegations (under one); None without the benefits store."""
+    """What was done under the delegations (under one); None without the benefits store.
+    Read from every event of the benefits store, so kept until the store records more."""
     if web.context.benefits is None:
         return None
+    benefits = web.context.benefits()
     wanted = UUID(delegation_id) if delegation_id else None
-    return sorted(web.context.benefits().delegated_actions(wanted),
-                  key=lambda a: a.recorded_at, reverse=True)
+    return web.memo.get(
+        ("delegated-actions", delegation_id), benefits.recorder.max_notification_id(),
+        lambda: sorted(benefits.delegated_actions(wanted), key=lambda a: a.recorded_at,
+                       reverse=True))
 
 
 def _offices(web: WebState) -> dict[str, str]:
