@@ -36,6 +36,7 @@ import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from domain.errors import NervenbahnError
 from nervenbahn.private import private_file, private_umask
 
 __all__ = [
@@ -103,7 +104,7 @@ CREATE TABLE IF NOT EXISTS sign_ins (
 """
 
 
-class UserError(ValueError):
+class UserError(NervenbahnError):
     """An account operation was refused: `field` names what was wrong, the message why."""
 
     def __init__(self, field: str, reason: str) -> None:

@@ -20,6 +20,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
 from domain.commands import Actor
+from domain.errors import NervenbahnError
 from nervenbahn.accounts import User, UserStore, WebSession, same
 from nervenbahn.api.context import ApiContext
 from nervenbahn.web.memo import Memo
@@ -29,6 +30,7 @@ __all__ = [
     "CsrfRefused",
     "PageNotFound",
     "SignInRequired",
+    "WebError",
     "WebState",
     "actor_of",
     "form_of",
@@ -42,11 +44,15 @@ __all__ = [
 SESSION_COOKIE = "nb_session"
 
 
-class PageNotFound(Exception):
+class WebError(NervenbahnError):
+    """Something the web app answers with a page of its own (404, sign-in, 403)."""
+
+
+class PageNotFound(WebError):
     """Answer with the 404 page: nothing here, or nothing this user may see (the same)."""
 
 
-class SignInRequired(Exception):
+class SignInRequired(WebError):
     """No live session: redirect to the sign-in page, then back to `next_path`."""
 
     def __init__(self, next_path: str) -> None:
@@ -54,7 +60,7 @@ class SignInRequired(Exception):
         super().__init__(next_path)
 
 
-class CsrfRefused(Exception):
+class CsrfRefused(WebError):
     """A form came without the session's CSRF token: answer 403, record nothing."""
 
 

@@ -64,7 +64,9 @@ def test_serve_on_its_embedded_broker_describes_that_broker_and_holds_every_topi
             capture_output=True, text=True, timeout=60)
     finally:
         serving.terminate()
-        serving.wait(timeout=60)
+        # serve waits up to 30 s for its workers, then closes the broker and stores; on a
+        # loaded CI machine (the browser tests beside it) the whole took more than 60 s once
+        serving.wait(timeout=120)
 
     assert {spec.name for spec in installation_topics(kafka)} <= set(topics)
     assert "canton-so.audit.checkpoints.v1" in topics

@@ -42,10 +42,12 @@ MORE_STARTS = {"auditor": ("/web/audit/case/diff",)}
 """Pages a role reaches by a link only where data make one (a month that changed)."""
 MOST_PAGES = 120
 """Pages checked per role at most (links included): a bound for a crawl gone astray."""
-NOT_SENT = ("/web/sign-out", "/web/language", "/check", "/forward", "/withdraw", "/revoke")
+NOT_SENT = ("/web/sign-out", "/web/language", "/check", "/forward", "/withdraw", "/revoke",
+            "/web/audit/chains")
 """POST forms not sent emptied: these would record something even when empty (a completeness
 check with no document, a forwarding, a withdrawal for the first reason, a revocation today),
-and the refusals of their pages are checked by the forms beside them."""
+and the refusals of their pages are checked by the forms beside them; the auditor's "verify
+now" takes no input to refuse (its page is checked as the GET shows it)."""
 STALE_VERSION = "999999"
 """An `expected_version` no case has: the command is refused as a conflict if nothing else."""
 REACHED = {
