@@ -67,5 +67,8 @@ def create_web_users(rt: DemoSession) -> dict[str, str]:
     rt.console.print(table)
     rt.console.print(
         f"Web application: run `nervenbahn serve`, then open {DEMO_URL} and sign in as one of "
-        "them (German first; the header switches to French).", soft_wrap=True)
+        "them (German first; the header switches to French). Its first start relays the "
+        "demo's events to its own broker and rebuilds the read models from them: about two "
+        f"minutes until {DEMO_URL}health/ready answers 200, and pages are slow until then.",
+        soft_wrap=True)
     return passwords
