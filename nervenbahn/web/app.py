@@ -16,27 +16,26 @@ import inspect
 import secrets
 from collections.abc import Awaitable, Callable
 from importlib import import_module
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 
-from nervenbahn.accounts import LANGUAGES, UserStore, WebSession, same
+from nervenbahn.accounts import LANGUAGES, UserStore, same
 from nervenbahn.api.context import ApiContext
 from nervenbahn.web.auth import (
     SESSION_COOKIE,
     CsrfRefused,
+    Form,
     PageNotFound,
+    SignedIn,
     SignInRequired,
+    Web,
     WebState,
-    form_of,
-    signed_in,
-    state,
 )
 from nervenbahn.web.i18n import DEFAULT_LANGUAGE
 from nervenbahn.web.rendering import render
@@ -61,9 +60,6 @@ _PRE_SIGN_IN = "nb_sign_in"
 """The cookie that carries the sign-in form's CSRF token (double submit: no session yet)."""
 
 router = APIRouter(prefix="/web", include_in_schema=False)
-Web = Annotated[WebState, Depends(state)]
-SignedIn = Annotated[WebSession, Depends(signed_in)]
-Form = Annotated[FormData, Depends(form_of)]
 
 
 def install_web(app: FastAPI, context: ApiContext, users: UserStore, *,

@@ -28,8 +28,10 @@ from nervenbahn.web.memo import Memo
 __all__ = [
     "SESSION_COOKIE",
     "CsrfRefused",
+    "Form",
     "PageNotFound",
     "SignInRequired",
+    "Web",
     "WebError",
     "WebState",
     "actor_of",
@@ -148,3 +150,9 @@ def actor_of(user: User) -> dict[str, Any]:
 def domain_actor(user: User) -> Actor:
     """The same as an `Actor`."""
     return Actor(**actor_of(user))
+
+
+Web = Annotated[WebState, Depends(state)]
+"""A route's parameter: the web state (accounts, memo, the API's context)."""
+Form = Annotated[FormData, Depends(form_of)]
+"""A route's parameter: the POST's form, its CSRF token checked."""

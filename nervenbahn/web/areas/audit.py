@@ -34,7 +34,6 @@ from uuid import UUID
 import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from starlette.datastructures import FormData
 
 from domain.application.bitemporal import StateAsOf
 from domain.application.cases import CaseService
@@ -47,7 +46,7 @@ from nervenbahn.audit.verify import AuditReport
 from nervenbahn.bounds import parse_bounded_month, parse_moment
 from nervenbahn.config import ConfigError
 from nervenbahn.web.actions import consumer_of, endpoint_of, scope_of
-from nervenbahn.web.auth import PageNotFound, WebState, form_of, role_in, state
+from nervenbahn.web.auth import Form, PageNotFound, Web, WebState, role_in
 from nervenbahn.web.forms import Refusal, refusal_of
 from nervenbahn.web.rendering import render
 
@@ -56,8 +55,6 @@ __all__ = ["PAGE_SIZE", "parse_time", "parse_uuid", "router"]
 log = structlog.get_logger("nervenbahn.web.audit")
 
 Auditor = Annotated[WebSession, Depends(role_in("auditor"))]
-Form = Annotated[FormData, Depends(form_of)]
-Web = Annotated[WebState, Depends(state)]
 
 CASE_FIELDS = ("case_state", "timeline", "budget_month")
 """What the case page shows of a case (logged under each household member)."""

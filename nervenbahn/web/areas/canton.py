@@ -38,7 +38,7 @@ from nervenbahn.quarterly_report import (
     quarterly_charts,
 )
 from nervenbahn.web.actions import read_model
-from nervenbahn.web.auth import WebState, role_in, state
+from nervenbahn.web.auth import Web, WebState, role_in
 from nervenbahn.web.forms import Refusal
 from nervenbahn.web.i18n import N_, translations
 from nervenbahn.web.rendering import render
@@ -57,7 +57,6 @@ __all__ = ["REPORT_TEXTS", "TREND_FIGURES", "router"]
 
 router = APIRouter(prefix="/web/canton", include_in_schema=False)
 Canton = Annotated[WebSession, Depends(role_in("canton"))]
-Web = Annotated[WebState, Depends(state)]
 
 REPORT_TEXTS = (
     # the quarterly report's figures and charts (nervenbahn.quarterly_report)

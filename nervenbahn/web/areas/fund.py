@@ -33,7 +33,7 @@ from domain.errors import DomainError
 from nervenbahn.accounts import WebSession
 from nervenbahn.api.models import APPLICANT_FIELDS
 from nervenbahn.web.actions import log_read, read_model, record_benefit
-from nervenbahn.web.auth import PageNotFound, WebState, form_of, role_in, state
+from nervenbahn.web.auth import Form, PageNotFound, Web, WebState, role_in
 from nervenbahn.web.forms import Refusal, refusal_of
 from nervenbahn.web.i18n import N_
 from nervenbahn.web.labels import BENEFIT_EVENTS as EVENT_LABELS
@@ -51,8 +51,6 @@ __all__ = ["EVENT_LABELS", "KIND_LABELS", "REFUSAL_REASONS", "STAGE_LABELS", "Fo
 
 router = APIRouter(prefix="/web/fund", include_in_schema=False)
 Fund = Annotated[WebSession, Depends(role_in("fund_officer"))]
-Web = Annotated[WebState, Depends(state)]
-Form = Annotated[FormData, Depends(form_of)]
 
 STAGE_LABELS = {
     "forwarded": N_("awaiting the decision"), "granted": N_("granted"),

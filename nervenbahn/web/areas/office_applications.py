@@ -14,10 +14,10 @@ domain decides whether it holds.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 
@@ -26,7 +26,7 @@ from domain.reference import load_benefit_checklists
 from nervenbahn.accounts import WebSession
 from nervenbahn.api.models import APPLICANT_FIELDS
 from nervenbahn.web.actions import log_read, read_model, record_benefit
-from nervenbahn.web.auth import PageNotFound, WebState, form_of, state
+from nervenbahn.web.auth import Form, PageNotFound, Web, WebState
 from nervenbahn.web.forms import Refusal, refusal_of
 from nervenbahn.web.rendering import render
 from projections.benefit_applications import (
@@ -59,8 +59,6 @@ from .office_shared import (
 __all__ = ["router"]
 
 router = APIRouter(prefix="/web/office/{office_id}", include_in_schema=False)
-Web = Annotated[WebState, Depends(state)]
-Form = Annotated[FormData, Depends(form_of)]
 
 _LIST_LIMIT = 200
 _APPLICANT = ("given_name", "family_name", "ahvn13", "birth_date", "street", "postal_code",

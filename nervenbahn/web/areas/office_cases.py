@@ -8,13 +8,13 @@ municipalities is the 404 page, as a missing one.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from nervenbahn.api.models import APPLICANT_FIELDS
 from nervenbahn.web.actions import log_read, read_model
-from nervenbahn.web.auth import PageNotFound, WebState, state
+from nervenbahn.web.auth import PageNotFound, Web, WebState
 from nervenbahn.web.rendering import render
 from projections.branch_office import OfficeCase, office_case, office_cases
 
@@ -23,7 +23,6 @@ from .office_shared import PHASES, Office, branch_office, id_of
 __all__ = ["router"]
 
 router = APIRouter(prefix="/web/office/{office_id}", include_in_schema=False)
-Web = Annotated[WebState, Depends(state)]
 
 _LIST_LIMIT = 200
 

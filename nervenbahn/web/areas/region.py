@@ -25,7 +25,7 @@ from domain.errors import CaseNotFoundError
 from nervenbahn.accounts import WebSession
 from nervenbahn.web.actions import log_read, read_model
 from nervenbahn.web.areas.region_case import CASE_PAGE_FIELDS, case_page, persons_of
-from nervenbahn.web.auth import PageNotFound, WebState, region_in_scope, state
+from nervenbahn.web.auth import PageNotFound, Web, WebState, region_in_scope
 from nervenbahn.web.i18n import N_
 from nervenbahn.web.labels import PHASES
 from nervenbahn.web.rendering import render
@@ -35,7 +35,6 @@ __all__ = ["KIND_LABELS", "PAGE_SIZE", "PROPOSAL_ACTIONS", "router"]
 
 router = APIRouter(prefix="/web/region/{region_id}", include_in_schema=False)
 InRegion = Annotated[WebSession, Depends(region_in_scope)]
-Web = Annotated[WebState, Depends(state)]
 
 PAGE_SIZE = 50
 """Cases on one page of the list."""

@@ -57,12 +57,12 @@ from nervenbahn.web.areas.region_commands_forms import (
     values_of,
 )
 from nervenbahn.web.auth import (
+    Form,
     PageNotFound,
+    Web,
     WebState,
     domain_actor,
-    form_of,
     region_in_scope,
-    state,
 )
 from nervenbahn.web.forms import Refusal, refusal_of
 from nervenbahn.web.i18n import N_, day, moment, translations
@@ -72,9 +72,7 @@ from nervenbahn.web.rendering import render
 __all__ = ["router"]
 
 router = APIRouter(prefix="/web/region/{region_id}", include_in_schema=False)
-Web = Annotated[WebState, Depends(state)]
 InRegion = Annotated[WebSession, Depends(region_in_scope)]
-Form = Annotated[FormData, Depends(form_of)]
 Gettext = Callable[[str], str]
 
 _PROPOSAL_KINDS = {"change_budget": ("budget_change",), "hand_over_case": ("handover",),
