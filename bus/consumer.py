@@ -186,6 +186,9 @@ class Consumer:
     _producer: KafkaProducer | None = field(default=None, init=False, repr=False)
     rewinds: int = field(default=0, init=False)
     """Partitions rewound for a new relay epoch since this consumer was made."""
+    caught_up: bool = field(default=False, init=False)
+    """True once a poll, with this member joined, found nothing left on its partitions: it
+    has read what was there when it joined (`serve`'s readiness waits for it)."""
     _joined: bool = field(default=False, init=False, repr=False)
     _join_began: float | None = field(default=None, init=False, repr=False)
     _join_warned: bool = field(default=False, init=False, repr=False)
@@ -210,6 +213,8 @@ class Consumer:
         except KafkaError as exc:
             raise translate_kafka_error(exc) from exc
         self._warn_if_join_overdue()
+        if self._joined and not batches:
+            self.caught_up = True
         pending = list(batches.values())
         handled = 0
         try:

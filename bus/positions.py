@@ -13,6 +13,12 @@ and acquires it once it is released or has run out. A position saved with a leas
 if that lease (holder and token) is still held and unexpired, checked in the same transaction
 (`LeaseLostError` otherwise): a relay that lost its lease cannot move the position.
 
+The same database also lists the `serve` instances that run on it (`serve_instances`): each
+announces itself (its name, host, process, where its read models lie and the suffix of its
+read models' consumer groups) with an expiry it renews, so that an instance starting in a
+shape that would split a consumer group over different read models is refused at start
+(`nervenbahn.instances`).
+
 This module is the port (`RelayPositionStore`) and the tables (`RELAY_POSITIONS`); each backend
 is a module of its own: `bus.positions_sqlite`, `bus.positions_postgres`.
 """
@@ -27,6 +33,7 @@ from schemas.sql import Component, Migration
 
 __all__ = [
     "RELAY_POSITIONS",
+    "InstanceRecord",
     "Lease",
     "RelayPosition",
     "RelayPositionStore",
@@ -65,6 +72,23 @@ RELAY_POSITIONS = Component(
                 "acquired_at timestamptz NOT NULL DEFAULT now())"
             ],
         ),
+        Migration(
+            3,
+            "the serve instances on this store, each announced with an expiry",
+            sqlite=[
+                "CREATE TABLE IF NOT EXISTS serve_instances (holder TEXT PRIMARY KEY, "
+                "instance TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, "
+                "read_models TEXT NOT NULL, group_suffix TEXT NOT NULL, "
+                "expires_at REAL NOT NULL, started_at REAL NOT NULL)"
+            ],
+            postgres=[
+                "CREATE TABLE IF NOT EXISTS {schema}.serve_instances (holder text PRIMARY KEY, "
+                "instance text NOT NULL, host text NOT NULL, pid integer NOT NULL, "
+                "read_models text NOT NULL, group_suffix text NOT NULL, "
+                "expires_at timestamptz NOT NULL, started_at timestamptz NOT NULL "
+                "DEFAULT now())"
+            ],
+        ),
     ],
     tables=["relay_positions"],
 )
@@ -96,6 +120,22 @@ class Lease:
     token: int
 
 
+@dataclass(frozen=True)
+class InstanceRecord:
+    """One `serve` instance as it announces itself on the store (`serve_instances`)."""
+
+    holder: str
+    """This run of the instance: host, process id and a random part."""
+    instance: str
+    """NERVENBAHN_INSTANCE, or "" if unnamed."""
+    host: str
+    pid: int
+    read_models: str
+    """Where its read models lie (`nervenbahn.instances.read_model_location`)."""
+    group_suffix: str
+    """What its read models' consumer groups add to `projection-<name>` ("" or ".<name>")."""
+
+
 class RelayPositionStore(ABC):
     """Port: the durable position of each relay, and the lease that lets one instance move it."""
 
@@ -125,6 +165,15 @@ class RelayPositionStore(ABC):
     @abstractmethod
     def holder(self, relay: str) -> Lease | None:
         """Who holds the relay's lease unexpired now (None: nobody)."""
+
+    @abstractmethod
+    def announce(self, record: InstanceRecord, seconds: float) -> list[InstanceRecord]:
+        """Record (or renew) `record` as live for `seconds` from now, forget instances whose
+        announcement ran out more than a day ago, and return the other live instances."""
+
+    @abstractmethod
+    def withdraw(self, holder: str) -> None:
+        """Forget the instance run `holder` (a clean stop)."""
 
     @abstractmethod
     def close(self) -> None:

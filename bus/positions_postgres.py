@@ -14,7 +14,13 @@ from typing import Any
 from psycopg import sql
 
 from bus.errors import LeaseLostError
-from bus.positions import RELAY_POSITIONS, Lease, RelayPosition, RelayPositionStore
+from bus.positions import (
+    RELAY_POSITIONS,
+    InstanceRecord,
+    Lease,
+    RelayPosition,
+    RelayPositionStore,
+)
 from schemas.postgres import PostgresConnection
 from schemas.sql import migrate_postgres
 
@@ -42,6 +48,7 @@ class PostgresPositionStore(RelayPositionStore):
         return sql.SQL(template).format(
             positions=sql.Identifier(self._schema, "relay_positions"),
             leases=sql.Identifier(self._schema, "relay_leases"),
+            instances=sql.Identifier(self._schema, "serve_instances"),
         )
 
     def load(self, relay: str) -> RelayPosition:
@@ -111,6 +118,34 @@ class PostgresPositionStore(RelayPositionStore):
         )
         row = self._db.run(lambda db: db.execute(query, (relay,)).fetchone(), idempotent=True)
         return Lease(relay, row[0], int(row[1])) if row else None
+
+    def announce(self, record: InstanceRecord, seconds: float) -> list[InstanceRecord]:
+        with self._db.transaction() as db:
+            db.execute(self._sql("DELETE FROM {instances} WHERE expires_at < "
+                                 "clock_timestamp() - interval '1 day'"))
+            db.execute(
+                self._sql(
+                    "INSERT INTO {instances} (holder, instance, host, pid, read_models, "
+                    "group_suffix, expires_at, started_at) VALUES (%s, %s, %s, %s, %s, %s, "
+                    "clock_timestamp() + make_interval(secs => %s), clock_timestamp()) "
+                    "ON CONFLICT (holder) DO UPDATE SET expires_at = excluded.expires_at"
+                ),
+                (record.holder, record.instance, record.host, record.pid, record.read_models,
+                 record.group_suffix, seconds),
+            )
+            rows = db.execute(
+                self._sql(
+                    "SELECT holder, instance, host, pid, read_models, group_suffix "
+                    "FROM {instances} WHERE holder != %s AND expires_at > clock_timestamp() "
+                    "ORDER BY started_at"
+                ),
+                (record.holder,),
+            ).fetchall()
+        return [InstanceRecord(*row) for row in rows]
+
+    def withdraw(self, holder: str) -> None:
+        statement = self._sql("DELETE FROM {instances} WHERE holder = %s")
+        self._db.run(lambda db: db.execute(statement, (holder,)), idempotent=True)
 
     def close(self) -> None:
         self._db.close()

@@ -11,7 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bus.errors import LeaseLostError
-from bus.positions import RELAY_POSITIONS, Lease, RelayPosition, RelayPositionStore
+from bus.positions import (
+    RELAY_POSITIONS,
+    InstanceRecord,
+    Lease,
+    RelayPosition,
+    RelayPositionStore,
+)
 from schemas.sql import migrate_sqlite
 
 __all__ = ["SQLitePositionStore"]
@@ -104,6 +110,28 @@ class SQLitePositionStore(RelayPositionStore):
                 (relay,),
             ).fetchone()
         return Lease(relay, row[0], row[1]) if row else None
+
+    def announce(self, record: InstanceRecord, seconds: float) -> list[InstanceRecord]:
+        with self._write() as db:
+            db.execute(f"DELETE FROM serve_instances WHERE expires_at < {_NOW} - 86400")  # noqa: S608
+            db.execute(
+                "INSERT INTO serve_instances (holder, instance, host, pid, read_models, "  # noqa: S608
+                f"group_suffix, expires_at, started_at) VALUES (?, ?, ?, ?, ?, ?, {_NOW} + ?, "
+                f"{_NOW}) ON CONFLICT (holder) DO UPDATE SET expires_at = excluded.expires_at",
+                (record.holder, record.instance, record.host, record.pid, record.read_models,
+                 record.group_suffix, seconds),
+            )
+            rows = db.execute(
+                "SELECT holder, instance, host, pid, read_models, group_suffix "  # noqa: S608
+                f"FROM serve_instances WHERE holder != ? AND expires_at > {_NOW} "
+                "ORDER BY started_at",
+                (record.holder,),
+            ).fetchall()
+        return [InstanceRecord(*row) for row in rows]
+
+    def withdraw(self, holder: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM serve_instances WHERE holder = ?", (holder,))
 
     def close(self) -> None:
         with self._lock:

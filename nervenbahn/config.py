@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_READY_MAX_LAG",
     "DEFAULT_STORE",
     "ENV_PREFIX",
+    "INSTANCE_NAME",
     "SECRETS",
     "ApiSettings",
     "AuditSettings",
@@ -90,6 +91,8 @@ means the bus is stuck or far behind (a bulk import, such as the demo's ~29,000 
 over it for a while: raise it where such imports are routine)."""
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _APPLICATION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+INSTANCE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+"""NERVENBAHN_INSTANCE: fits a Kafka group name and a Prometheus label as it is."""
 DEFAULT_APPLICATION_NAME = "nervenbahn"
 DEFAULT_POOL_SIZE = 5
 """Connections the event store's pool keeps open: serve's API threads, relays and checkpointer
@@ -302,6 +305,7 @@ class Environment(BaseSettings):
     # benefits
     benefits_target_months: str | None = None
     # serve
+    instance: str | None = None
     worker_backoff_seconds: str | None = None
     worker_backoff_max_seconds: str | None = None
     worker_max_restarts: str | None = None
@@ -457,6 +461,13 @@ class ServeSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    instance: str | None = None
+    """NERVENBAHN_INSTANCE: this instance's name among several `serve` on one store
+    (lowercase letters, digits and hyphens, at most 32); None: unnamed. With read models in
+    SQLite files of its own (no NERVENBAHN_PROJECTIONS_STORE), the name is added to each read
+    model's consumer group (`projection-<read model>.<instance>`), so that the instance reads
+    every partition; with shared read models in PostgreSQL it only names the instance
+    (`nervenbahn.instances`, docs/operations.md "Several instances")."""
     worker_backoff_seconds: float = 1.0
     """NERVENBAHN_WORKER_BACKOFF_SECONDS: the wait before a failed worker's first restart;
     doubled for each further failure."""
@@ -806,7 +817,14 @@ def _serve(variables: Environment) -> ServeSettings:
         raise ConfigError(
             f"NERVENBAHN_WORKER_MAX_RESTARTS: {restarts!r} is not a whole number of at least 1"
         )
+    instance = (variables.instance or "").strip()
+    if instance and not INSTANCE_NAME.fullmatch(instance):
+        raise ConfigError(
+            f"NERVENBAHN_INSTANCE: {instance!r} is not a name of lowercase letters, digits and "
+            "hyphens (starting with a letter or digit, at most 32)"
+        )
     return ServeSettings(
+        instance=instance or None,
         worker_backoff_seconds=base,
         worker_backoff_max_seconds=cap,
         worker_max_restarts=int(restarts) if restarts else defaults.worker_max_restarts,

@@ -66,6 +66,7 @@ from nervenbahn.claims_worker import ClaimsWorker
 from nervenbahn.config import ConfigError, Settings, StoreConfig, load_settings
 from nervenbahn.datasets import AUDIT_CHECKPOINTS, FUND_DECISIONS, dataset
 from nervenbahn.incidents import IncidentStore, open_incident_store
+from nervenbahn.instances import Membership, group_suffix, instance_record
 from nervenbahn.keystores import open_keystore
 from nervenbahn.metrics import Metrics
 from nervenbahn.paths import read_model_target, store_folder
@@ -528,8 +529,17 @@ class Container:
     # --- read models ----------------------------------------------------------------------
 
     def projection(self, name: str) -> Projection:
-        """The projection `name` (`projections.READ_MODELS`), configured from the settings."""
-        return READ_MODELS[name].from_settings(self.settings)
+        """The projection `name` (`projections.READ_MODELS`), configured from the settings:
+        its consumer group is this instance's own if its read models are
+        (`nervenbahn.instances.group_suffix`)."""
+        projection = READ_MODELS[name].from_settings(self.settings)
+        projection.group_suffix = group_suffix(self.settings)
+        return projection
+
+    def membership(self) -> Membership:
+        """This instance's announcement among the `serve` instances on the store (not yet
+        joined), on a position store of its own."""
+        return Membership(_open_positions(self.settings.store), instance_record(self.settings))
 
     def event_source(self, projection: Projection) -> NotificationLog:
         """The notification log a rebuild of `projection` reads (`Projection.source`): the

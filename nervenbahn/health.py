@@ -1,5 +1,6 @@
 """Readiness of a process: is its event store reachable, its access log writable, every worker
-alive and every relay close enough to the store's head?
+alive, every relay close enough to the store's head, and has every read model's consumer read
+what its partitions held since it started?
 
 `Readiness` is built by the composition root (`nervenbahn.api.context.build_api_context`) from
 the settings; `GET /health/ready` asks it on every call. The worker and lag checks need the
@@ -55,6 +56,10 @@ class Supervision(Protocol):
     def consumer_groups(self) -> Sequence[GroupReport]:
         """Each read model's consumer group: lag, dead letters, freshness (`GET /metrics`)."""
 
+    def read_models_caught_up(self) -> Mapping[str, bool]:
+        """Each read model by name: whether its consumer has read what its partitions held
+        since it started (an instance joining late catches up before it is ready)."""
+
 
 def probe_store(store: StoreConfig) -> None:
     """Raise unless a new connection to the event store answers a query."""
@@ -94,13 +99,15 @@ class Readiness:
     max_lag: int
 
     def checks(self, supervision: Supervision | None) -> list[Check]:
-        """Every check, in a fixed order: store, access-log, workers, relay-lag."""
+        """Every check, in a fixed order: store, access-log, workers, relay-lag,
+        read-models."""
         return [
             _probed("store", lambda: probe_store(self.store), self.store.describe()),
             _probed("access-log", lambda: probe_access_log(self.access_log),
                     str(self.access_log)),
             _workers(supervision),
             _lag(supervision, self.max_lag),
+            _read_models(supervision),
         ]
 
     def report(self, supervision: Supervision | None) -> tuple[bool, dict[str, Any]]:
@@ -145,3 +152,13 @@ def _lag(supervision: Supervision | None, max_lag: int) -> Check:
     if problems:
         return Check("relay-lag", False, "; ".join(problems))
     return Check("relay-lag", True, "ok")
+
+
+def _read_models(supervision: Supervision | None) -> Check:
+    if supervision is None:
+        return Check("read-models", True, "not supervised")
+    behind = sorted(name for name, done in supervision.read_models_caught_up().items()
+                    if not done)
+    if behind:
+        return Check("read-models", False, f"catching up: {', '.join(behind)}")
+    return Check("read-models", True, "ok")

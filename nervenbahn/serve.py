@@ -12,8 +12,12 @@ NERVENBAHN_PROJECTIONS_STORE) does not exist yet is first rebuilt from the event
 consumer then starts at the beginning of the topic and skips, by event id, what the rebuild
 applied. Everything stops when `stop()` is called (SIGINT/SIGTERM from the CLI).
 
+Several `serve` on one store announce themselves there (`nervenbahn.instances`): one started
+in a shape that would split a read model between instances is refused before anything runs.
+
 The Server is the app's `Supervision` (`nervenbahn.health`): `GET /health/ready` asks it which
-worker threads are alive and how far each relay is behind the store, `GET /metrics` also how
+worker threads are alive, how far each relay is behind the store and whether every read
+model's consumer has caught up since it started, `GET /metrics` also how
 often each worker was restarted and where each read model's consumer group stands.
 """
 
@@ -49,6 +53,7 @@ from nervenbahn.datasets import (
 from nervenbahn.health import probe_store
 from nervenbahn.incident_monitor import MONITOR, IncidentMonitor, probe_brokers
 from nervenbahn.incidents import open_incident_store
+from nervenbahn.instances import ANNOUNCE_SECONDS, Membership
 from nervenbahn.progress import GroupReport, group_reports
 from nervenbahn.supervision import RestartPolicy, Supervisor, WorkerFailedError
 from projections import PROJECTIONS, Projection
@@ -83,6 +88,7 @@ class Server:
     _relays: dict[str, Relay | None] = field(default_factory=dict)
     _consumers: dict[str, Consumer] = field(default_factory=dict)
     _uvicorn: uvicorn.Server | None = None
+    _membership: Membership | None = None
 
     @property
     def settings(self) -> Settings:
@@ -99,6 +105,8 @@ class Server:
         CPU), then start the relays, the consumers and the API (which asks this Server about
         its workers), each supervised."""
         self.check_names()
+        self._membership = self.container.membership()
+        self._membership.join()  # a shape that splits a read model is refused here
         projections = {name: self.container.projection(name) for name in self.projections}
         for name, projection in projections.items():
             events = self.container.ensure_read_model(projection)
@@ -113,6 +121,7 @@ class Server:
         self._spawn_relay("relay", CASE_EVENTS)
         self._spawn_relay("reporting-relay", CASE_FACTS)
         self._spawn("checkpointer", self._checkpointer)
+        self._spawn("instance", self._announce)
         if self.payments:
             self._spawn_relay("payments-relay", PAYMENT_ORDERS)
         if self.benefits:
@@ -167,6 +176,12 @@ class Server:
             still = self._supervisor.join(timeout=30)
             if still:
                 log.warning("workers still running after 30 s", workers=still)
+        if self._membership is not None:
+            try:
+                self._membership.leave()
+            except Exception as exc:  # its announcement then runs out by itself
+                log.warning("instance not withdrawn; its announcement runs out", error=str(exc))
+            self._membership = None
 
     def stop_soon(self) -> None:
         """Ask everything to stop (safe from a signal handler); `stop()` then waits."""
@@ -218,6 +233,14 @@ class Server:
             for name, relay in dict(self._relays).items()
         }
 
+    def read_models_caught_up(self) -> Mapping[str, bool]:
+        """Each read model by name: whether its consumer has, since it started, read what its
+        partitions held (False while it joins or catches up, and before it started)."""
+        return {
+            name: name in self._consumers and self._consumers[name].caught_up
+            for name in self.projections
+        }
+
     def consumer_groups(self) -> Sequence[GroupReport]:
         """Each projection's consumer group: lag and dead letters (asked of the broker),
         freshness (read from its read model), for `GET /metrics`."""
@@ -239,6 +262,12 @@ class Server:
         with self.container.relay(dataset) as relay:
             self._relays[dataset] = relay
             relay.run(self._stop)
+
+    def _announce(self) -> None:
+        """Renew this instance's announcement on the store every `ANNOUNCE_SECONDS`."""
+        assert self._membership is not None
+        while not self._stop.wait(ANNOUNCE_SECONDS):
+            self._membership.renew()
 
     def _close_incidents_left_open(self) -> None:
         """Incidents a `serve` that died left open end at its monitor's last heartbeat."""

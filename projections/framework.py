@@ -90,10 +90,15 @@ class Projection(ABC):
         settings (most need nothing; the reporting projection takes the reporting key)."""
         return cls()
 
+    group_suffix: str = ""
+    """What the composition root adds to the group's name: "" where every instance of
+    `serve` shares the read model (one group splits the partitions), `.<instance>` where each
+    instance keeps a read model of its own (each reads every partition)."""
+
     @property
     def group(self) -> str:
         """The consumer group that feeds this projection from the bus."""
-        return f"projection-{self.name}"
+        return f"projection-{self.name}{self.group_suffix}"
 
     migrations: ClassVar[Component]
     """The projection's tables, as numbered migrations (`schemas.sql`)."""

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ def test_a_plain_app_is_ready_with_its_workers_not_supervised_and_logs_nothing(
         "status": "ready",
         "failing": [],
         "checks": {"store": "ok", "access-log": "ok", "workers": "not supervised",
-                   "relay-lag": "not supervised"},
+                   "relay-lag": "not supervised", "read-models": "not supervised"},
     }
     assert live.status_code == 200 and live.json() == {"status": "live"}
     assert context_of(client).access_log.select() == []
@@ -96,6 +96,7 @@ class FakeSupervision:
 
     workers: dict[str, bool]
     lags: dict[str, int | str]
+    caught_up: dict[str, bool] = field(default_factory=dict)
 
     def workers_alive(self) -> Mapping[str, bool]:
         return self.workers
@@ -108,6 +109,9 @@ class FakeSupervision:
 
     def consumer_groups(self) -> Sequence[GroupReport]:
         return []
+
+    def read_models_caught_up(self) -> Mapping[str, bool]:
+        return self.caught_up
 
 
 def test_a_relay_over_the_lag_bound_makes_ready_503_naming_it(
@@ -124,6 +128,21 @@ def test_a_relay_over_the_lag_bound_makes_ready_503_naming_it(
     assert ready.json()["failing"] == ["relay-lag"]
     assert ready.json()["checks"]["relay-lag"] == "case-facts: 101 events behind (bound 100)"
     assert ready.json()["checks"]["workers"] == "ok"
+
+
+def test_a_read_model_still_catching_up_makes_ready_503_naming_it(
+    app_on: AppOn, seeded: ReadModels, tmp_path: Path
+) -> None:
+    client = app_on(seeded, readiness=_readiness(seeded, tmp_path / "log.db", max_lag=100))
+    client.app.state.supervision = FakeSupervision(  # type: ignore[attr-defined]
+        {"relay": True}, {"case-events": 0}, {"region": True, "branch_office": False}
+    )
+
+    ready = client.get("/health/ready")
+
+    assert ready.status_code == 503
+    assert ready.json()["failing"] == ["read-models"]
+    assert ready.json()["checks"]["read-models"] == "catching up: branch_office"
 
 
 # --- under `serve` ------------------------------------------------------------------------------
@@ -181,7 +200,7 @@ def test_serve_is_ready_then_503_naming_a_worker_that_died(
         _, body = wait_until(lambda: (r := _ready(server))[0] == 200 and r,
                                   within=60, what="ready")
         assert body["checks"] == {"store": "ok", "access-log": "ok", "workers": "ok",
-                                  "relay-lag": "ok"}
+                                  "relay-lag": "ok", "read-models": "ok"}
 
         fail.set()
 

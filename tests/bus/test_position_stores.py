@@ -1,7 +1,9 @@
 """The relay-position port's contract, on every backend: the position a relay saved is the one
 it loads, per relay, across a reopened store, with epochs kept and updates in place. (The
 PostgreSQL store had no test of its own before.) And the lease: one holder at a time, a new
-fencing token at each acquisition, and a position saved under a lost lease is refused."""
+fencing token at each acquisition, and a position saved under a lost lease is refused. And the
+serve instances' announcements: each sees the other live ones, not itself, not the withdrawn,
+not those whose announcement ran out."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bus.errors import LeaseLostError
-from bus.positions import Lease, RelayPosition, RelayPositionStore, new_epoch
+from bus.positions import InstanceRecord, Lease, RelayPosition, RelayPositionStore, new_epoch
 from bus.positions_postgres import PostgresPositionStore
 from bus.positions_sqlite import SQLitePositionStore
 from nervenbahn.config import StoreConfig
@@ -141,6 +143,31 @@ class PositionStoreContract(ABC):
         holders = [lease for lease in won if lease is not None]
         assert len(holders) == 1 and holders[0].token == 1
         assert positions.holder("case-events") == holders[0]
+
+    # --- the instances' announcements ----------------------------------------------------------
+
+    def test_an_instance_sees_the_other_live_ones_until_withdrawn_or_run_out(
+        self, positions: RelayPositionStore
+    ) -> None:
+        a, b, c = (_instance(name) for name in ("a", "b", "c"))
+        assert positions.announce(a, 30) == []
+        assert positions.announce(b, 30) == [a]
+        assert positions.announce(c, 0.3) == [a, b]
+        assert positions.announce(a, 30) == [b, c]  # a renewal; its start is kept
+        positions.withdraw(b.holder)
+        wait_until(lambda: positions.announce(a, 30) == [], within=5,
+                   what="c's announcement run out")
+        other = self.open()
+        try:
+            assert other.announce(b, 30) == [a]  # the table is in the store, not in memory
+        finally:
+            other.close()
+
+
+def _instance(name: str) -> InstanceRecord:
+    return InstanceRecord(holder=f"host:1:{name}", instance=name, host="host", pid=1,
+                          read_models=f"sqlite://host/srv/{name}/projections",
+                          group_suffix=f".{name}")
 
 
 class TestSQLitePositions(PositionStoreContract):
