@@ -172,6 +172,10 @@ class RelayPositionStore(ABC):
         announcement ran out more than a day ago, and return the other live instances."""
 
     @abstractmethod
+    def live_instances(self) -> list[InstanceRecord]:
+        """Every instance whose announcement has not run out, the longest-running first."""
+
+    @abstractmethod
     def withdraw(self, holder: str) -> None:
         """Forget the instance run `holder` (a clean stop)."""
 

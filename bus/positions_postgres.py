@@ -143,6 +143,14 @@ class PostgresPositionStore(RelayPositionStore):
             ).fetchall()
         return [InstanceRecord(*row) for row in rows]
 
+    def live_instances(self) -> list[InstanceRecord]:
+        query = self._sql(
+            "SELECT holder, instance, host, pid, read_models, group_suffix FROM {instances} "
+            "WHERE expires_at > clock_timestamp() ORDER BY started_at"
+        )
+        rows = self._db.run(lambda db: db.execute(query).fetchall(), idempotent=True)
+        return [InstanceRecord(*row) for row in rows]
+
     def withdraw(self, holder: str) -> None:
         statement = self._sql("DELETE FROM {instances} WHERE holder = %s")
         self._db.run(lambda db: db.execute(statement, (holder,)), idempotent=True)

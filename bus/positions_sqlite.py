@@ -129,6 +129,14 @@ class SQLitePositionStore(RelayPositionStore):
             ).fetchall()
         return [InstanceRecord(*row) for row in rows]
 
+    def live_instances(self) -> list[InstanceRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT holder, instance, host, pid, read_models, group_suffix "  # noqa: S608
+                f"FROM serve_instances WHERE expires_at > {_NOW} ORDER BY started_at"
+            ).fetchall()
+        return [InstanceRecord(*row) for row in rows]
+
     def withdraw(self, holder: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM serve_instances WHERE holder = ?", (holder,))

@@ -39,7 +39,7 @@ from bus.effects import EffectStore
 from bus.effects_postgres import PostgresEffectStore
 from bus.effects_sqlite import SQLiteEffectStore
 from bus.kafka_settings import NO_BROKER_HINT, KafkaSettings
-from bus.positions import RelayPositionStore
+from bus.positions import InstanceRecord, RelayPositionStore
 from bus.positions_postgres import PostgresPositionStore
 from bus.positions_sqlite import SQLitePositionStore
 from bus.registry import SchemaRegistry
@@ -540,6 +540,14 @@ class Container:
         """This instance's announcement among the `serve` instances on the store (not yet
         joined), on a position store of its own."""
         return Membership(_open_positions(self.settings.store), instance_record(self.settings))
+
+    def live_instances(self) -> list[InstanceRecord]:
+        """The `serve` instances announced live on the store (`nervenbahn status`)."""
+        positions = _open_positions(self.settings.store)
+        try:
+            return positions.live_instances()
+        finally:
+            positions.close()
 
     def event_source(self, projection: Projection) -> NotificationLog:
         """The notification log a rebuild of `projection` reads (`Projection.source`): the

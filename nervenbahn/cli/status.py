@@ -4,7 +4,9 @@ running `serve` (the same figures `GET /metrics` exports, `nervenbahn.progress`)
 Per relay its position in the store's notification log, the head and the lag; per read
 model's consumer group its lag and dead-letter count (asked of the broker NERVENBAHN_KAFKA
 when it can be reached, else the reason is shown), the recorded time of the newest event its
-read model applied and when it applied one; and how many incidents are open. With
+read model applied and when it applied one; the `serve` instances announced live on the store
+(name, host, process, where their read models lie, their groups); and how many incidents are
+open. With
 `--incidents`, the incidents `serve` recorded instead (`nervenbahn.cli.incidents`). Reads only;
 exit 0 whatever it finds.
 """
@@ -17,6 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from bus.positions import InstanceRecord
 from domain.errors import InvalidCommandError
 from nervenbahn.progress import GroupReport, RelayReport, group_reports, relay_reports
 from projections import PROJECTIONS
@@ -46,13 +49,19 @@ def status(
     container = rt.container
     relays = relay_reports(container)
     groups = group_reports(container, [container.projection(name) for name in PROJECTIONS])
+    instances = [_instance(i) for i in container.live_instances()]
     if rt.as_json or as_json:
         emit_json(rt.console, {"relays": [_relay(r) for r in relays],
                                "read_models": [_group(g) for g in groups],
+                               "instances": instances,
                                "open_incidents": open_incident_count(rt)})
         return
     rt.console.print(_table("Relays", [_relay(r) for r in relays]))
     rt.console.print(_table("Read models", [_group(g) for g in groups]))
+    if instances:
+        rt.console.print(_table("Instances", instances))
+    else:
+        rt.console.print("instances: none running (no serve announced on this store)")
     for relay in relays:
         if relay.problem is not None:
             rt.console.print(f"relay {relay.relay}: position unknown: {relay.problem}")
@@ -81,6 +90,12 @@ def _group(report: GroupReport) -> dict[str, Any]:
         "as_of": _time(report.as_of),
         "last_applied": _time(report.applied_at),
     }
+
+
+def _instance(record: InstanceRecord) -> dict[str, Any]:
+    return {"instance": record.instance or None, "host": record.host, "pid": record.pid,
+            "read_models": record.read_models,
+            "groups": f"projection-<read model>{record.group_suffix}"}
 
 
 def _time(moment: datetime | None) -> str | None:

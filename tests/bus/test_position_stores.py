@@ -154,6 +154,7 @@ class PositionStoreContract(ABC):
         assert positions.announce(b, 30) == [a]
         assert positions.announce(c, 0.3) == [a, b]
         assert positions.announce(a, 30) == [b, c]  # a renewal; its start is kept
+        assert positions.live_instances() == [a, b, c]
         positions.withdraw(b.holder)
         wait_until(lambda: positions.announce(a, 30) == [], within=5,
                    what="c's announcement run out")

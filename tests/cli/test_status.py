@@ -4,11 +4,14 @@ no broker configured (lags of the groups unknown, said so), and with the broker 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bus.kafka_settings import KafkaSettings
+from bus.positions import InstanceRecord
+from bus.positions_sqlite import SQLitePositionStore
 from tests.cli.conftest import Cli
 from tests.cli.test_cli import CASE, open_assess_grant
 
@@ -39,10 +42,32 @@ def test_status_without_a_broker_shows_the_relays_lag_and_says_the_groups_are_un
     assert datetime.now(UTC).timestamp() - as_of.timestamp() < 300
     assert models["branch_office"]["as_of"] is None
     assert CASE not in shown.out
+    assert status["instances"] == []
 
     table = cli("status")
     assert table.code == 0
     assert "consumer lag and dead letters unknown: no broker" in table.out
+    assert "instances: none running" in table.out
+
+
+def test_status_lists_the_serve_instances_announced_live_on_the_store(
+    cli: Cli, tmp_path: Path
+) -> None:
+    assert cli("init").code == 0
+    positions = SQLitePositionStore(tmp_path / "store.db")
+    for name in ("node-1", "node-2"):
+        positions.announce(InstanceRecord(f"vm:1:{name}", name, "vm", 1, "sqlite://vm/x",
+                                          f".{name}"), 30)
+    positions.announce(InstanceRecord("vm:1:gone", "gone", "vm", 1, "sqlite://vm/y", ".gone"), 0)
+    positions.close()
+
+    shown = cli("status", "--json")
+
+    assert shown.code == 0, shown.err
+    instances: Any = shown.json()["instances"]
+    assert [i["instance"] for i in instances] == ["node-1", "node-2"]  # not the one run out
+    assert instances[0]["groups"] == "projection-<read model>.node-1"
+    assert "node-2" in cli("status").out
 
 
 def test_status_with_the_broker_counts_what_the_group_has_not_consumed(
