@@ -42,3 +42,31 @@ def test_benchmark_script_runs_and_reports_rows(script: str, tmp_path: Path) -> 
         assert row["nervenbahn"] > 0, row
         assert row["raw"] > 0, row
         assert row["ratio"] > 0, row
+
+
+def test_capacity_model_runs_and_derives_from_its_measurements(tmp_path: Path) -> None:
+    """benchmarks/capacity.py: not in RUNS, its figures are a model, not rows beside a raw
+    baseline (its `results` are append.py's rows it reuses). Checked: every measured input is
+    positive, and the model follows from the inputs (Switzerland, more cases, needs more)."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "capacity.py"), "--json", "--households",
+         "20", "--append-cases", "2", "--backend", "sqlite"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout)
+    assert [row["key"] for row in report["results"]] == ["execute_sqlite"]
+    assert all(row["raw"] > 0 and row["nervenbahn"] > 0 for row in report["results"])
+    inputs = {figure["key"]: figure["value"] for figure in report["inputs"]}
+    for key in ("case_events_per_case_year", "bytes_per_event_sqlite", "append_sqlite",
+                "apply_sqlite", "payment_run_sqlite", "read_model_bytes_per_case_sqlite"):
+        assert inputs[key] > 0, key
+    model = {figure["key"]: figure for figure in report["model"]}
+    per_year = (inputs["case_events_per_case_year"] + inputs["orders_per_case_year"]
+                + inputs["benefit_events_per_case_year"])
+    for scope in ("canton", "switzerland"):
+        events = model["events"][scope]
+        assert abs(events - model["cases"][scope] * per_year) <= 1e-3 * events
+        assert model["partitions"][scope] >= 2 * model["instances"][scope]
+    assert model["cases"]["switzerland"] > model["cases"]["canton"]
+    assert model["pg_gb"]["switzerland"] > model["pg_gb"]["canton"]
