@@ -82,6 +82,9 @@ class Cluster:
             "NERVENBAHN_API_KEYS": str(keys_file),
             "NERVENBAHN_KAFKA": self.broker.bootstrap,
             "NERVENBAHN_TOPIC_PREFIX": f"scale{uuid4().hex[:8]}",
+            # about 13 connections per serve at the default pool of 5 (docs/operations.md);
+            # three instances beside another test must stay under the server's 100
+            "NERVENBAHN_POSTGRES_POOL_SIZE": "2",
         }
         if self.shape == "shared":
             common["NERVENBAHN_PROJECTIONS_STORE"] = (
