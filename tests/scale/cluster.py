@@ -21,8 +21,10 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import subprocess
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -53,7 +55,14 @@ from projections.storage import (
 )
 from schemas.sql import placeholder
 from tests.bus.waiting import wait_until
-from tests.chaos.harness import SETTLE_WITHIN_S, Installation, Serve, recorded_ids
+from tests.chaos.harness import (
+    READY_WITHIN_S,
+    SETTLE_WITHIN_S,
+    Installation,
+    Serve,
+    recorded_ids,
+    wait_for,
+)
 
 Shape = Literal["shared", "local"]
 
@@ -85,6 +94,9 @@ class Cluster:
     postgres_server_url: str
     shape: Shape
     size: int = 3
+    named: bool = True
+    """In the shape `local`: each instance named `node-<i>` (False: none named, the shape
+    that `serve` refuses beside another instance)."""
     schema: str = field(default_factory=lambda: f"t_{uuid4().hex[:12]}")
     nodes: list[Installation] = field(default_factory=list)
     serves: list[Serve] = field(default_factory=list)
@@ -118,13 +130,14 @@ class Cluster:
         """One more instance (not started); its `Serve`, logging to `instance-<i>.log`. It
         runs in `folder` (default `instance-<i>`; the folder of another instance puts both on
         the same SQLite read models). `instance`: its NERVENBAHN_INSTANCE, by default
-        `node-<i>` in the shape `local` and none in `shared`; None: none whatever the shape."""
+        `node-<i>` in the shape `local` (unless not `named`) and none in `shared`; None: none
+        whatever the shape."""
         common = common or self.common
         i = i or len(self.nodes) + 1
         where = self.root / (folder or f"instance-{i}")
         where.mkdir(exist_ok=True, mode=0o700)
         env = {**common, "NERVENBAHN_ACCESS_LOG": str(where / f"access-log-{i}.db")}
-        if instance == "" and self.shape == "local":
+        if instance == "" and self.shape == "local" and self.named:
             instance = f"node-{i}"
         if instance:
             env["NERVENBAHN_INSTANCE"] = instance
@@ -145,12 +158,14 @@ class Cluster:
         """The settings of the first instance (the store, the keys, the bus)."""
         return self.nodes[0].settings
 
-    def start(self, within: float = 120.0) -> None:
-        """Start every instance not running yet and wait until each is ready."""
-        for serve in self.serves:
+    def start(self, serves: Sequence[Serve] | None = None, within: float = 120.0) -> None:
+        """Start the instances `serves` (all by default) not running yet and wait until each
+        is ready."""
+        serves = self.serves if serves is None else serves
+        for serve in serves:
             if serve.process is None or serve.process.poll() is not None:
                 serve.start()
-        for serve in self.serves:
+        for serve in serves:
             serve.wait_ready(within)
 
     def stop(self) -> None:
@@ -175,6 +190,26 @@ class Cluster:
                                          headers={"X-API-Key": self.api_keys[key]})
         with urllib.request.urlopen(request, timeout=30) as answer:
             return json.loads(answer.read())
+
+    def live_instances(self) -> list[int]:
+        """The process ids of the instances whose announcement on the store is live."""
+        with psycopg.connect(self.postgres_server_url) as db:
+            rows = db.execute(
+                sql.SQL("SELECT pid FROM {}.serve_instances WHERE expires_at > now() ORDER BY "
+                        "pid").format(sql.Identifier(self.schema))).fetchall()
+        return [int(row[0]) for row in rows]
+
+    def readiness(self, serve: Serve) -> tuple[int | None, list[str]]:
+        """GET /health/ready of one instance: its status and the names of the failing checks
+        (None and no names while it does not answer yet)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{serve.port}/health/ready",
+                                        timeout=5) as answer:
+                return answer.status, json.loads(answer.read())["failing"]
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.loads(refused.read()).get("failing", [])
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return None, []
 
     def answers(self, path: str, key: str = "region") -> list[Any]:
         """The same GET asked of every running instance, in order."""
@@ -217,6 +252,43 @@ class Cluster:
         if not read_model_built(target, "processed_events"):
             return set()
         return processed_ids(target, group)
+
+    def applied_between(self, node: Installation, low: int, high: int) -> int:
+        """How many events the region read model of `node` has applied, if `low` <= that <
+        `high` (some but not all of what is being written: the moment to kill), else 0."""
+        applied = len(self.processed(node, "region"))
+        return applied if low <= applied < high else 0
+
+    def kill_mid_batch(self, victim: Serve, writers: Sequence[subprocess.Popen[bytes]],
+                       node: Installation, low: int, high: int) -> tuple[int, float]:
+        """While `writers` run: once the region read model of `node` holds at least `low` and
+        fewer than `high` events, SIGKILL `victim`, start it again and wait until it is ready
+        and the writers are done (they are killed if anything fails). The events applied at
+        the kill, and the seconds the restarted instance took to be ready."""
+        try:
+            held = wait_until(lambda: self.applied_between(node, low, high), within=120,
+                              what="the read models holding some, not all, of the writes")
+            victim.kill()
+            victim.start()
+            ready_after = victim.wait_ready(READY_WITHIN_S)
+            assert all(wait_for(w, 300, "a writer done") == 0 for w in writers)
+        finally:
+            for writer in writers:
+                writer.kill()
+        return held, ready_after
+
+    def tally(self, row: Figures, today: date) -> tuple[list[ReadModelCheck], dict[str, bool]]:
+        """Settle (`settle`), then fill `row` in: events in, lost, applied twice, read models
+        equal to a rebuild, answers alike; the checks and each endpoint's alikeness."""
+        checks = self.settle()
+        row.events_in = self.events_recorded()
+        row.lost = sum(check.lost for check in checks)
+        row.applied_twice = (sum(check.extra for check in checks)
+                             + sum(self.dead_letters(node) for node in self.nodes))
+        row.read_models_equal = all(check.tables_equal for check in checks)
+        alike = self.answers_alike(today)
+        row.answers_equal = all(alike.values())
+        return checks, alike
 
     def check_read_models(self, node: Installation) -> list[ReadModelCheck]:
         """Each read model of `node` (fed from the bus) against a rebuild from the store,
@@ -362,11 +434,13 @@ def dump(projection: Projection, target: ReadModelTarget) -> dict[str, list[Any]
 
 @contextmanager
 def cluster(root: Path, broker: EmbeddedBroker, postgres_server_url: str, shape: Shape,
-            size: int = 3) -> Iterator[Cluster]:
-    """A started cluster of `size` ready instances; stopped and its schemas dropped after."""
-    made = Cluster(root, broker, postgres_server_url, shape, size)
+            size: int = 3, started: int | None = None, *, named: bool = True,
+            ) -> Iterator[Cluster]:
+    """A cluster of `size` instances (`Cluster`), the first `started` of them (all by
+    default) started and ready; stopped and its schemas dropped after."""
+    made = Cluster(root, broker, postgres_server_url, shape, size, named)
     try:
-        made.start()
+        made.start(made.serves[:started])
         yield made
     finally:
         made.stop()

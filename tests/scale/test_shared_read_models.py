@@ -14,20 +14,13 @@ import pytest
 
 from bus.broker import EmbeddedBroker
 from tests.bus.waiting import wait_until
-from tests.chaos.harness import READY_WITHIN_S, wait_for
-from tests.scale.cluster import Cluster, Figures, cluster
+from tests.chaos.harness import READY_WITHIN_S
+from tests.scale.cluster import Figures, cluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 CASES = 40
 """Cases per writer (three events each): enough that the kill lands while events flow."""
-
-
-def applied_between(made: Cluster, low: int, high: int) -> int:
-    """How many events the (shared) region read model applied, if `low` <= that < `high`,
-    else 0."""
-    applied = len(made.processed(made.nodes[0], "region"))
-    return applied if low <= applied < high else 0
 
 
 def test_shared_read_models_lose_nothing_and_apply_nothing_twice_when_an_instance_dies(
@@ -38,24 +31,9 @@ def test_shared_read_models_lose_nothing_and_apply_nothing_twice_when_an_instanc
     with cluster(tmp_path, private_broker, postgres_server_url, "shared") as made:
         victim = wait_until(made.publishing, within=30, what="an instance publishing")
         writers = [made.nodes[0].write(0, CASES), made.nodes[1].write(1000, CASES)]
-        try:
-            held = wait_until(lambda: applied_between(made, 6 * CASES // 4, 6 * CASES),
-                              within=120, what="the read models holding some, not all, writes")
-            victim.kill()
-            victim.start()
-            row.ready_after_s = victim.wait_ready(READY_WITHIN_S)
-            assert all(wait_for(w, 300, "a writer done") == 0 for w in writers)
-        finally:
-            for writer in writers:
-                writer.kill()
-        checks = made.settle()
-        row.events_in = made.events_recorded()
-        row.lost = sum(check.lost for check in checks)
-        row.applied_twice = (sum(check.extra for check in checks)
-                             + sum(made.dead_letters(node) for node in made.nodes))
-        row.read_models_equal = all(check.tables_equal for check in checks)
-        alike = made.answers_alike(date.today())
-        row.answers_equal = all(alike.values())
+        held, row.ready_after_s = made.kill_mid_batch(
+            victim, writers, made.nodes[0], 6 * CASES // 4, 6 * CASES)
+        checks, alike = made.tally(row, date.today())
         row.note = f"killed with {held} of {6 * CASES} events applied; " + ", ".join(
             f"{c.name}: {c.expected}" for c in checks)
         scale_figures(row)
