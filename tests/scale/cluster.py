@@ -13,7 +13,11 @@ shapes (`nervenbahn.instances`):
 
 `round_robin` answers a GET from the instances in turn, as a load balancer would; `answers`
 asks every instance the same question, for the "same answer whichever serves it" checks.
-Nothing sleeps on hope: waits poll a condition with a deadline.
+For the kill scenarios it looks at each place where read models lie (`processed`: the event
+ids a group recorded as applied; `check_read_models`: lost and extra ids and the rows against a
+rebuild from the store into a scratch file or schema; `dead_letters`), finds the instance that
+publishes (`publishing`), kills one mid-batch (`kill_mid_batch`) and counts (`tally`, one
+`Figures` row). Nothing sleeps on hope: waits poll a condition with a deadline.
 """
 
 from __future__ import annotations
