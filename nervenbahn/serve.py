@@ -105,8 +105,9 @@ class Server:
         CPU), then start the relays, the consumers and the API (which asks this Server about
         its workers), each supervised."""
         self.check_names()
-        self._membership = self.container.membership()
-        self._membership.join()  # a shape that splits a read model is refused here
+        membership = self.container.membership()
+        membership.join()  # a shape that splits a read model is refused here (and withdrawn)
+        self._membership = membership
         projections = {name: self.container.projection(name) for name in self.projections}
         for name, projection in projections.items():
             events = self.container.ensure_read_model(projection)

@@ -1,0 +1,53 @@
+"""The scale tests' closing table: each scenario records one row (`cluster.Figures`) through
+the `scale_figures` fixture; the rows are printed as one markdown table at the end of the
+session and written to `scale-figures.json` in pytest's base temporary folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.scale.cluster import Figures
+
+ROWS = pytest.StashKey[list[dict[str, Any]]]()
+
+
+@pytest.fixture
+def scale_figures(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Callable[[Figures], Figures]:
+    """`record(figures)`: add the scenario's row to the closing table (and the JSON file)."""
+    rows = request.config.stash.setdefault(ROWS, [])
+    report = tmp_path_factory.getbasetemp() / "scale-figures.json"
+
+    def record(row: Figures) -> Figures:
+        rows.append(row.row())
+        report.write_text(json.dumps(rows, indent=2) + "\n")
+        return row
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Print the scenarios' figures as one markdown table."""
+    rows = config.stash.get(ROWS, [])
+    if not rows:
+        return
+    terminalreporter.section("scale figures")
+    heads = [key for key in rows[0] if key != "note"]
+    terminalreporter.write_line("| " + " | ".join(h.replace("_", " ") for h in heads) + " |")
+    terminalreporter.write_line("|" + "---|" * len(heads))
+    for row in rows:
+        cells = [_cell(row[key]) for key in heads]
+        terminalreporter.write_line("| " + " | ".join(cells) + " |")
+    for row in rows:
+        if row["note"]:
+            terminalreporter.write_line(f"  {row['scenario']}: {row['note']}")
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return "–" if value is None else str(value)
