@@ -131,6 +131,12 @@ class Measured:
     append: Row | None = None
 
 
+CONNECTIONS_PER_SERVE = 31
+"""PostgreSQL connections one ready `serve` holds at the default NERVENBAHN_POSTGRES_POOL_SIZE
+of 5, counted in pg_stat_activity by its application_name (23 at a pool of 2): three pools
+(cases, payments, benefits) and about 16 of relays, consumers, the instance's announcement and
+the other parts (docs/operations.md, "PostgreSQL: restarts, connections, start-up")."""
+
 def main(argv: list[str] | None = None) -> int:
     """Measure, derive and print."""
     args = _arguments(argv)
@@ -523,8 +529,9 @@ def derive(inputs: dict[str, Figure], args: argparse.Namespace) -> list[Figure]:
         "next power of two ≥ 2 × max(instances, consumers), at least 4 (the default)",
         lambda c: partitions(max(instances(c), consumers(c))))
     row("connections", "PostgreSQL max_connections", "connections",
-        "instances × 13 per serve (docs/operations.md) + 20 for connectors and operators",
-        lambda c: instances(c) * 13 + 20)
+        f"instances × {CONNECTIONS_PER_SERVE} per serve (docs/operations.md) + 20 for "
+        "connectors and operators",
+        lambda c: instances(c) * CONNECTIONS_PER_SERVE + 20)
     return rows
 
 
