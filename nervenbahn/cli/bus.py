@@ -84,20 +84,31 @@ def create(
     ] = None,
 ) -> None:
     """Create every topic of the installation that does not exist yet (case events, reporting,
-    audit checkpoints, payments; existing ones are left as they are)."""
+    audit checkpoints, payments; existing ones are left as they are). An existing topic whose
+    partition count differs from the one asked for is named with a warning: Kafka's count is
+    not changed (docs/operations.md, "Partitions")."""
     rt = session(ctx)
     with _bus_errors():
         settings = _external_settings(partitions)
         specs = installation_topics(settings, dead_letter_group or ())
         created = ensure_topics(settings, specs)
+        held = list_topics(settings)
     existing = [spec.name for spec in specs if spec.name not in created]
+    differ = {spec.name: {"partitions": held[spec.name], "asked": spec.partitions}
+              for spec in specs
+              if spec.name in existing and held.get(spec.name, spec.partitions) != spec.partitions}
     if rt.as_json:
-        emit_json(rt.console, {"created": created, "existing": existing})
+        emit_json(rt.console, {"created": created, "existing": existing,
+                               "partitions_differ": differ})
         return
     for name in created:
         typer.echo(f"created {name}")
     for name in existing:
         typer.echo(f"exists  {name}")
+    for name, counts in differ.items():
+        typer.echo(f"warning: {name} has {counts['partitions']} partitions, not "
+                   f"{counts['asked']}: the count of an existing topic is left as it is "
+                   "(docs/operations.md, Partitions)", err=True)
 
 
 @topics_app.command("list")

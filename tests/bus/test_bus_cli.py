@@ -125,8 +125,30 @@ def test_topics_create_creates_every_topic_of_the_installation_then_finds_it(
     assert first.exit_code == 0, first.output
     assert first.output.splitlines() == [f"created {name}" for name in every]
     assert again.exit_code == 0, again.output
-    assert json.loads(again.output) == {"created": [], "existing": every}
+    # --partitions 2 made them; NERVENBAHN_KAFKA_PARTITIONS (4) now asks for more: said, not done
+    differ = {spec.name: {"partitions": 2, "asked": 4}
+              for spec in installation_topics(kafka_settings, ["reporting"])
+              if spec.partitions == 4}
+    assert json.loads(again.output) == {"created": [], "existing": every,
+                                        "partitions_differ": differ}
+    assert f"{prefix}.casework.case-events.v1" in differ
     assert set(list_topics(kafka_settings)) == set(every)
+
+
+def test_topics_create_warns_that_an_existing_topic_keeps_its_partition_count(
+    kafka_settings: KafkaSettings,
+) -> None:
+    (spec,) = catalogue(kafka_settings)
+    ensure_topics(kafka_settings, [spec])  # with the fixture's count (4)
+
+    result = CliRunner().invoke(app, ["topics", "create", "--partitions", "8"],
+                                env=_env(kafka_settings))
+
+    assert result.exit_code == 0, result.output
+    assert f"exists  {spec.name}" in result.stdout
+    assert (f"warning: {spec.name} has 4 partitions, not 8: the count of an existing topic is "
+            "left as it is") in result.stderr
+    assert list_topics(kafka_settings)[spec.name] == 4
 
 
 def test_topics_list_shows_partitions_and_messages(kafka_settings: KafkaSettings) -> None:
