@@ -32,7 +32,7 @@ demo: $(STAMP)
 	$(BIN)/nervenbahn demo --reset
 
 test: $(STAMP) node_modules/.installed $(CHROMIUM) lint
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,11 +1,16 @@
 """The scale tests' closing table: each scenario records one row (`cluster.Figures`) through
 the `scale_figures` fixture; the rows are printed as one markdown table at the end of the
-session and written to `scale-figures.json` in pytest's base temporary folder."""
+session and written to `scale-figures.json` in pytest's base temporary folder.
+
+The scale tests run one after another on one pytest-xdist worker (group `scale`, `make test`
+runs `--dist loadgroup`): three `serve` processes hold about 70 PostgreSQL connections, and two
+such clusters at once exceed the test server's 100."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +18,14 @@ import pytest
 from tests.scale.cluster import Figures
 
 ROWS = pytest.StashKey[list[dict[str, Any]]]()
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put every scale test in the xdist group `scale` (one worker, one at a time)."""
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("scale"))
 
 
 @pytest.fixture
