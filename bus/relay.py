@@ -26,6 +26,17 @@ and unexpired, checked in the same transaction as the write; an instance that fi
 lost publishes no further batch and goes back to standby. It also stops sending within a
 batch once its own (monotonic) view of the lease's expiry has passed.
 
+**No duplicate from the one that takes over.** An instance killed after the broker took a
+batch but before its position was saved (SIGKILL, the OOM killer, a lost host) leaves that
+batch on the topic beyond the saved position. Whoever acquires the lease next (a standby or the
+same instance restarted) first reads the last `batch_size` messages of each partition in the
+current epoch and does not send again a message already there (the same key and value bytes:
+encoders are deterministic), while counting it as published. Within a partition the idempotent
+producer keeps order, so what reached a partition is a prefix of what was sent to it, and the
+tail holds all of it. Measured in tests/scale/test_relay_handover.py: the active instance
+killed with messages of an unsaved batch on the topic, the new holder published none of them
+again.
+
 What remains possible: an instance paused (GC, SIGSTOP, a slow disk) between its lease check
 and its sends can, after the standby has taken over, publish at most the one batch it had
 begun — the same events with the same event ids the new holder publishes too. Its position
@@ -37,6 +48,7 @@ publishes in the epoch it finds; only a broker that came back empty starts a new
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import threading
@@ -56,7 +68,7 @@ from bus.errors import EncodeError, LeaseLostError, RelayStoppedError, SchemaErr
 from bus.kafka_errors import translate_kafka_error
 from bus.kafka_settings import KafkaSettings
 from bus.positions import Lease, RelayPosition, RelayPositionStore, new_epoch
-from bus.topics import TopicSpec, ensure_topics, topic_message_counts
+from bus.topics import TopicSpec, ensure_topics, read_topic, topic_message_counts
 from domain.application.ports import NotificationLog
 
 __all__ = [
@@ -169,6 +181,8 @@ class Relay:
         self._renew_at = float("-inf")
         self._lease_until = float("-inf")  # by this process's clock, with a margin
         self._said_standby = False
+        self._tail: tuple[str, set[bytes]] | None = None
+        """(epoch, digests of its messages at the topic's tail), read after acquiring."""
 
     # --- public ----------------------------------------------------------------------------
 
@@ -203,6 +217,7 @@ class Relay:
         notifications = self._service.notifications(gt=state.position, limit=self._batch_size)
         if not notifications:
             return 0
+        on_topic = self._already_on_topic(state.epoch)
         producer = self._producer_or_new()
         futures: list[Any] = []
         sent: list[Any] = []
@@ -213,7 +228,7 @@ class Relay:
                     break  # the lease may have run out: send no more, save what was sent
                 try:
                     event = self._service.decode(n)
-                    futures += self._send(producer, event, state.epoch)
+                    futures += self._send(producer, event, state.epoch, on_topic)
                 except PERMANENT_ERRORS as exc:  # publish what came before it, then stop
                     stopped = RelayStoppedError(self.name, n.id, f"{type(exc).__name__}: {exc}")
                     stopped.__cause__ = exc
@@ -339,17 +354,44 @@ class Relay:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _send(self, producer: KafkaProducer, event: Any, epoch: str) -> list[Any]:
-        return [
-            producer.send(
+    def _send(
+        self, producer: KafkaProducer, event: Any, epoch: str, on_topic: set[bytes]
+    ) -> list[Any]:
+        """Send the event's messages; one already on the topic (`on_topic`, taken out of it)
+        is not sent again and stands for itself as a done future (it counts as published)."""
+        futures: list[Any] = []
+        for key, value, headers, *stamp in self._encode(event):
+            digest = _digest(key, value)
+            if digest in on_topic:
+                on_topic.discard(digest)
+                futures.append(_ALREADY_ON_TOPIC)
+                continue
+            futures.append(producer.send(
                 self._topic.name,
                 key=key,
                 value=value,
                 headers=[*headers, ("relay_epoch", epoch.encode())],
                 timestamp_ms=stamp[0] if stamp else None,
-            )
-            for key, value, headers, *stamp in self._encode(event)
-        ]
+            ))
+        return futures
+
+    def _already_on_topic(self, epoch: str) -> set[bytes]:
+        """Digests of the messages of epoch `epoch` in the last `batch_size` of each
+        partition, read once after the lease was acquired (and again in a new epoch):
+        what a holder killed before saving its position may have left there."""
+        if self._tail is not None and self._tail[0] == epoch:
+            return self._tail[1]
+        stamp = ("relay_epoch", epoch.encode())
+        found = {
+            _digest(record.key, record.value)
+            for record in read_topic(self._settings, self._topic.name, last=self._batch_size)
+            if stamp in (record.headers or [])
+        }
+        if found:
+            log.info("read the topic's tail before publishing", relay=self.name,
+                     messages=len(found))
+        self._tail = (epoch, found)
+        return found
 
     def _took(self, lease: Lease, now: float) -> bool:
         """The lease is ours: stamp an epoch on a position that has none (before anything is
@@ -357,6 +399,7 @@ class Relay:
         was lost meanwhile."""
         self._lease = lease
         self._leased_at(now)
+        self._tail = None  # read again before the first batch under this lease
         self._said_standby = False
         self._last_broker_check = float("-inf")
         state = self._positions.load(self.name)
@@ -413,6 +456,21 @@ class Relay:
 
     def _settings_timeout(self) -> float:
         return 30.0
+
+
+class _Done:
+    """The future of a message that was already on the topic: nothing to wait for."""
+
+    def get(self, timeout: float | None = None) -> None:
+        return None
+
+
+_ALREADY_ON_TOPIC = _Done()
+
+
+def _digest(key: bytes | None, value: bytes | None) -> bytes:
+    """A message's identity by its bytes (key and value)."""
+    return hashlib.blake2b((key or b"") + b"\x00" + (value or b""), digest_size=16).digest()
 
 
 def _holder_id() -> str:

@@ -449,17 +449,22 @@ def headers_at(
     return found
 
 
-def read_topic(settings: KafkaSettings, name: str) -> list[ConsumerRecord]:
-    """Every message the topic `name` holds now (up to the end offsets at the call), by
-    partition, then offset; none if the topic does not exist. Opens a reader outside any group
-    and reads everything into memory: for small topics (a dead-letter topic that
-    `nervenbahn connectors replay` re-delivers). TopicError if a partition does not yield its
-    messages within the request timeout (a part read is never passed off as the whole)."""
+def read_topic(
+    settings: KafkaSettings, name: str, *, last: int | None = None
+) -> list[ConsumerRecord]:
+    """Every message the topic `name` holds now (up to the end offsets at the call), or with
+    `last` only each partition's last `last` messages, by partition, then offset; none if the
+    topic does not exist. Opens a reader outside any group and reads into memory: for small
+    topics (a dead-letter topic that `nervenbahn connectors replay` re-delivers) or a tail (a
+    relay taking over). TopicError if a partition does not yield its messages within the
+    request timeout (a part read is never passed off as the whole)."""
     timeout = settings.request_timeout_ms / 1000
     with kafka_errors_translated(f"read topic {name}"), _offsets_reader(settings) as reader:
         tps = _partitions_of(reader, [name])
         starts = reader.beginning_offsets(tps) if tps else {}
         ends = _true_ends(reader, reader.end_offsets(tps), timeout) if tps else {}
+        if last is not None:
+            starts = {tp: max(starts[tp], ends[tp] - last) for tp in tps}
         waiting = {tp for tp in tps if ends[tp] > starts[tp]}
         found: dict[TopicPartition, list[ConsumerRecord]] = {tp: [] for tp in waiting}
         reader.assign(sorted(waiting))

@@ -12,7 +12,7 @@ from bus.consumer import Received, Rejected, RetryPolicy, TransientError
 from bus.kafka_errors import TopicError
 from bus.kafka_settings import KafkaSettings
 from bus.positions import RelayPosition
-from bus.topics import dead_letter_topic, topic_message_counts
+from bus.topics import dead_letter_topic, read_topic, topic_message_counts
 from tests.bus.pipeline import EffectCounter, Pipeline, open_supported_case, pipeline
 from tests.bus.waiting import wait_until
 
@@ -107,14 +107,35 @@ def test_relay_lag_is_observable_and_the_position_durable(line: Pipeline) -> Non
     assert topic_message_counts(line.container.kafka, [topic]) == {topic: 6}
 
 
-def test_a_duplicate_delivery_has_no_second_effect(line: Pipeline, tmp_path: Path) -> None:
+def test_a_relay_that_crashed_before_saving_its_position_does_not_publish_again(
+    line: Pipeline,
+) -> None:
     open_supported_case(line.service)
     relay_all(line)
-    # A relay that crashed after publishing and before saving its position publishes again.
+    # Crashed after the broker took the batch and before its position was saved: the position
+    # says nothing was published, the topic holds the three messages.
     with line.container.relay("case-events") as relay:
         epoch = relay._positions.load(relay.name).epoch
-        relay._positions.save(relay.name, RelayPosition(0, 3, epoch))
-        relay.run(threading.Event(), until_caught_up=True)
+        relay._positions.save(relay.name, RelayPosition(0, 0, epoch))
+        status = relay.run(threading.Event(), until_caught_up=True)
+
+    topic = line.container.topic("case-events").name
+    assert topic_message_counts(line.container.kafka, [topic]) == {topic: 3}
+    assert (status.position, status.published) == (3, 3)  # counted as published, not sent
+
+
+def test_a_duplicate_delivery_has_no_second_effect(
+    line: Pipeline, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    open_supported_case(line.service)
+    relay_all(line)
+    topic = line.container.topic("case-events").name
+    # The same messages delivered again (another producer, a replay by hand): byte for byte.
+    producer = KafkaProducer(**kafka_settings.producer_kwargs(client_id="again"))
+    for record in read_topic(kafka_settings, topic):
+        producer.send(topic, key=record.key, value=record.value, headers=record.headers,
+                      partition=record.partition).get(30)
+    producer.close()
     counter = EffectCounter(tmp_path / "consumer.db")
 
     with line.consumer("dedup", counter) as consumer:
@@ -123,7 +144,6 @@ def test_a_duplicate_delivery_has_no_second_effect(line: Pipeline, tmp_path: Pat
             step=lambda: consumer.poll_once(200),
         )
 
-    topic = line.container.topic("case-events").name
     assert topic_message_counts(line.container.kafka, [topic]) == {topic: 6}
     assert counter.count() == 3
 
