@@ -42,3 +42,27 @@ def test_benchmark_script_runs_and_reports_rows(script: str, tmp_path: Path) -> 
         assert row["nervenbahn"] > 0, row
         assert row["raw"] > 0, row
         assert row["ratio"] > 0, row
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_scale_out_loads_one_then_three_instances_without_failures(
+    tmp_path: Path, postgres_server_url: str
+) -> None:
+    """scale_out.py needs PostgreSQL and starts four `serve` processes: its own test. Most of
+    its time is the instances' start (consumer groups of three joining) and stop."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "scale_out.py"), "--json",
+         "--households", "20", "--users", "4", "--duration", "3", "--write-rate", "5",
+         "--postgres-url", postgres_server_url],
+        cwd=tmp_path, capture_output=True, text=True, timeout=400, check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = {row["key"]: row for row in json.loads(run.stdout)["results"]}
+    total = rows.pop("total")
+    for side in ("one", "three"):
+        assert total[f"{side}_requests"] > 0, total
+        assert total[f"{side}_failures"] == 0, total
+        assert total[f"{side}_p95_ms"] > 0, total
+    assert sum(row["one_requests"] + row["three_requests"] for row in rows.values()) == (
+        total["one_requests"] + total["three_requests"])
