@@ -78,7 +78,7 @@ INSTANCES = (1, 3)
 def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--households", type=int, default=1000)
+    parser.add_argument("--households", type=int, default=500)
     parser.add_argument("--users", type=int, default=40, help="simulated users (default 40)")
     parser.add_argument("--duration", type=int, default=40,
                         help="seconds of load per run, after all users started (default 40)")
