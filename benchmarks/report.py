@@ -55,14 +55,18 @@ def print_table(
     title: str, rows: list[Row], notes: list[str], *,
     fmt: Callable[[Row, str], str], describe: Callable[[Row], Iterable[str]],
     seed: int, runtime: float, context: str = "",
+    columns: tuple[str, str] = ("nervenbahn", "raw baseline"), ratio: str = RATIO,
 ) -> None:
     """The rows as a rich table, then `describe(row)`'s lines for each row, notes and a footer.
 
     `fmt(row, side)` renders a figure, side "nervenbahn" or "raw"; `context` leads the footer.
+    `columns` names the two sides' columns and `ratio` says what the ratio is (scale_out.py
+    compares three instances with one, not nervenbahn with a raw baseline).
     """
     table = Table(title=title)
+    names = {"nervenbahn": columns[0], "raw baseline": columns[1]}
     for name, justify in COLUMNS:
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(names.get(name, name), justify=justify)  # type: ignore[arg-type]
     for row in rows:
         table.add_row(row.what, row.backend, fmt(row, "nervenbahn"), fmt(row, "raw"),
                       f"{row.ratio:.2f}×", row.target,
@@ -74,16 +78,16 @@ def print_table(
             console.print(line)
     for note in notes:
         console.print(f"[yellow]{escape(note)}[/yellow]")
-    console.print(f"{context}ratio = {RATIO}; seed {seed}; runtime {runtime:.1f} s")
+    console.print(f"{context}ratio = {ratio}; seed {seed}; runtime {runtime:.1f} s")
 
 
 def emit_json(
     runtime: float, seed: int, params: dict[str, Any], rows: list[Row], notes: list[str],
-    skipped: dict[str, str] | None = None,
+    skipped: dict[str, str] | None = None, ratio: str = RATIO,
 ) -> None:
     """Print one JSON object: the run's parameters, then each row with its details flattened."""
     print(json.dumps({
-        "runtime_s": round(runtime, 2), "seed": seed, **params, "ratio": RATIO,
+        "runtime_s": round(runtime, 2), "seed": seed, **params, "ratio": ratio,
         **({} if skipped is None else {"skipped": skipped}), "notes": notes,
         "results": [
             {"key": r.key, "what": r.what, "backend": r.backend, "unit": r.unit,

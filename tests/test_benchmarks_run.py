@@ -70,3 +70,28 @@ def test_capacity_model_runs_and_derives_from_its_measurements(tmp_path: Path) -
         assert model["partitions"][scope] >= 2 * model["instances"][scope]
     assert model["cases"]["switzerland"] > model["cases"]["canton"]
     assert model["pg_gb"]["switzerland"] > model["pg_gb"]["canton"]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.xdist_group("scale")  # three serve beside a scale test would exceed 100 connections
+def test_scale_out_loads_one_then_three_instances_without_failures(
+    tmp_path: Path, postgres_server_url: str
+) -> None:
+    """scale_out.py needs PostgreSQL and starts four `serve` processes: its own test. Most of
+    its time is the instances' start (consumer groups of three joining) and stop."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "scale_out.py"), "--json",
+         "--households", "20", "--users", "4", "--duration", "3", "--write-rate", "5",
+         "--postgres-url", postgres_server_url],
+        cwd=tmp_path, capture_output=True, text=True, timeout=400, check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = {row["key"]: row for row in json.loads(run.stdout)["results"]}
+    total = rows.pop("total")
+    for side in ("one", "three"):
+        assert total[f"{side}_requests"] > 0, total
+        assert total[f"{side}_failures"] == 0, total
+        assert total[f"{side}_p95_ms"] > 0, total
+    assert sum(row["one_requests"] + row["three_requests"] for row in rows.values()) == (
+        total["one_requests"] + total["three_requests"])
