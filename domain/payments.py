@@ -11,8 +11,10 @@ Three aggregates, kept in their own event store (application "payments", see
 
 - `PayoutAccount` (one per case, id `payout_account_id(case_id)`): the IBAN and account
   holder, sealed with the applicant's personal-data key (erasing the person shreds them too);
-- `PaymentRun` (id `payment_run_id(month, sequence)`): `PaymentRunStarted`, one
-  `PaymentOrdered` per order, `PaymentRunCompleted` — all recorded at once, or nothing;
+- `PaymentRun` (id `new_payment_run_id()`, random): `PaymentRunStarted` (who prepared it),
+  one `PaymentOrdered` per order, one `PaymentHeld` per case held for an open closure
+  proposal, `PaymentRunCompleted` — all recorded at once, or nothing; later
+  `PaymentRunApproved` (who approved it: a second person, four-eyes), which releases its file;
 - `PaymentRunBook` (a single one): one `PaymentRunBooked` per run. Every run appends to it in
   the same transaction as the run itself, so two runs computed from the same state can never
   both be recorded (the second is refused and can simply be run again).
@@ -23,7 +25,16 @@ topic (`nervenbahn.payments.payment-orders.v1`, key: run id, in order): a run's
 `PaymentRunCompleted` (counts and control sums to check the file against). An order is paid
 out in the pain.001 file only if `order.paid_out` (kind `regular` or `back_payment`, not
 `held`); a `claim_back` is an amount to recover from the household, never a transfer; a
-`held` order (no usable payout account) is neither: it is ordered again by a later run.
+`held` order (no usable payout account) is neither: it is ordered again by a later run. The
+sink writes a run's file only once the run's `PaymentRunApproved` arrived.
+
+Run ids are random (UUIDv4), not derived from month and sequence: two installations, or a
+store restored from a backup that then records "the same" run again, would otherwise repeat
+run ids and so pain.001 message ids (a bank's duplicate check refuses or, worse, drops the
+file). Nothing relied on the determinism: two runs computed at once are kept apart by the
+`PaymentRunBook` (optimistic lock in the run's transaction), and the sink is idempotent on the
+run id carried by the run's events. Order ids stay derived from the run id (`payment_order_id`),
+so they are unique too.
 """
 
 from __future__ import annotations
@@ -32,10 +43,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Field
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 
@@ -49,10 +60,16 @@ __all__ = [
     "RUN_BOOK_ID",
     "RUN_EVENT_TYPES",
     "AccountSealer",
+    "ApprovePaymentRun",
+    "HoldDraft",
+    "HoldReason",
+    "LargeBackPayment",
     "OrderDraft",
     "OrderKind",
+    "PaymentHeld",
     "PaymentOrdered",
     "PaymentRun",
+    "PaymentRunApproved",
     "PaymentRunBook",
     "PaymentRunBookOpened",
     "PaymentRunBooked",
@@ -65,10 +82,11 @@ __all__ = [
     "RecordPayoutAccount",
     "RunPayments",
     "SealedPayoutAccount",
+    "large_back_payments",
+    "new_payment_run_id",
     "normalise_iban",
     "parse_month",
     "payment_order_id",
-    "payment_run_id",
     "payout_account_id",
 ]
 
@@ -81,6 +99,10 @@ OrderKind = Literal["regular", "back_payment", "claim_back"]
 """regular: month M's first payment in M's run; back_payment: more owed for a month than was
 ordered (an earlier month, or M again after a change); claim_back: less owed than was ordered
 (an amount to recover, never paid out)."""
+
+HoldReason = Literal["death", "moved_away"]
+"""Why a run holds a case: an open closure proposal of a connected register for a death or a
+departure out of the canton (docs/payments.md, "Holds")."""
 
 _QR_IID = range(30000, 32000)
 """QR-IIDs (positions 5-9 of a QR-IBAN): such an IBAN takes QR-bill payments only, it is not a
@@ -97,9 +119,10 @@ def payout_account_id(case_id: UUID) -> UUID:
     return uuid5(_IDS, f"payout-account/{case_id}")
 
 
-def payment_run_id(month: date, sequence: int) -> UUID:
-    """The id of the `sequence`-th payment run for `month` (1 for the first)."""
-    return uuid5(_IDS, f"payment-run/{month:%Y-%m}/{sequence}")
+def new_payment_run_id() -> UUID:
+    """A new payment run's id: random (UUIDv4), so that no other installation and no restored
+    copy of this store can repeat it (its hex is the pain.001 message id)."""
+    return uuid4()
 
 
 def payment_order_id(run_id: UUID, case_id: UUID, for_month: date) -> UUID:
@@ -185,6 +208,17 @@ class RunPayments(_PaymentCommand):
     execution_date: date | None = None
     """The requested execution date of the transfers (default: the day of the run)."""
 
+
+class ApprovePaymentRun(_PaymentCommand):
+    """Approve a prepared payment run (four-eyes): releases its pain.001 file.
+
+    `acknowledged` names every case whose back-payments in the run exceed the approval
+    threshold (`large_back_payments`): the approver confirms each one explicitly."""
+
+    name: ClassVar[str] = "approve_payment_run"
+    run_id: UUID
+    acknowledged: list[UUID] = Field(default_factory=list)
+    """The cases with large back-payments the approver has checked (see the refusal's list)."""
 
 
 # --- values --------------------------------------------------------------------------------------
@@ -322,10 +356,13 @@ class PaymentRunStarted(Aggregate.Created):
 
     def apply(self, run: PaymentRun) -> None:
         run.month = self.month
+        run.actor = self.actor
         run.sequence = self.sequence
         run.execution_date = self.execution_date
         run.orders = []
+        run.holds = []
         run.completed = False
+        run.approved = False
 
 
 class PaymentOrdered(Aggregate.Event):
@@ -376,6 +413,31 @@ class PaymentOrdered(Aggregate.Event):
         run.orders = [*run.orders, self.order_id]
 
 
+class PaymentHeld(Aggregate.Event):
+    """The run held a case: an open closure proposal (death, departure out of the canton)
+    says its support may end on `proposal_effective_date`, so the run ordered nothing for the
+    days from `held_from` on. Once the proposal is decided, a later run orders what is owed:
+    a dismissed proposal back-pays what was held, an accepted one (the case closed) owes
+    nothing after the closing date."""
+
+    case_id: UUID
+    reason: str
+    """death or moved_away (`HoldReason`)."""
+    proposal: str
+    """The proposal's external reference (the register's message id and event index)."""
+    proposal_effective_date: date
+    """The date the register reported (of death, of departure): the last day still ordered,
+    as it would be as the closing date of the case."""
+    held_from: date
+    """The first day the run ordered nothing for (the day after the proposal's date)."""
+    held_amount: Decimal
+    """CHF the run did not order because of the hold (≥ 0; what was ordered before stays)."""
+    social_region: str
+
+    def apply(self, run: PaymentRun) -> None:
+        run.holds = [*run.holds, self.case_id]
+
+
 class PaymentRunCompleted(Aggregate.Event):
     """A payment run ended: its counts and control sums (to check a pain.001 file against)."""
 
@@ -393,8 +455,30 @@ class PaymentRunCompleted(Aggregate.Event):
         run.completed = True
 
 
-RUN_EVENT_TYPES: tuple[type[Any], ...] = (PaymentRunStarted, PaymentOrdered, PaymentRunCompleted)
-"""The events of a payment run: what the payments topic carries (in this order per run)."""
+class PaymentRunApproved(Aggregate.Event):
+    """A second person approved the run (four-eyes): its pain.001 file may be released.
+
+    `actor` is not the one who prepared the run (`PaymentRunStarted.actor`); the back-payments
+    above `threshold` were listed to them and acknowledged, case by case."""
+
+    actor: Actor
+    correlation_id: UUID
+    threshold: Decimal
+    """CHF: the approval threshold in force (NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD)."""
+    large_back_payments: list[UUID]
+    """The cases whose back-payments in the run exceed `threshold`, acknowledged one by one."""
+    large_back_payment_sum: Decimal
+    """CHF: what those cases are back-paid in the run."""
+
+    def apply(self, run: PaymentRun) -> None:
+        run.approved = True
+
+
+RUN_EVENT_TYPES: tuple[type[Any], ...] = (
+    PaymentRunStarted, PaymentOrdered, PaymentHeld, PaymentRunCompleted, PaymentRunApproved,
+)
+"""The events of a payment run: what the payments topic carries (in this order per run;
+`PaymentRunApproved` later, when a second person approves)."""
 
 
 @dataclass(frozen=True)
@@ -414,15 +498,59 @@ class OrderDraft:
     budget_recorded_at: datetime | None
 
 
+@dataclass(frozen=True)
+class HoldDraft:
+    """A case held by a run, before it is recorded (see `PaymentHeld`)."""
+
+    case_id: UUID
+    reason: HoldReason
+    proposal: str
+    proposal_effective_date: date
+    held_from: date
+    held_amount: Decimal
+    social_region: str
+
+
+@dataclass(frozen=True)
+class LargeBackPayment:
+    """A case back-paid more than the approval threshold in one run."""
+
+    case_id: UUID
+    amount: Decimal
+    months: tuple[date, ...]
+
+
+def large_back_payments(
+    orders: list[PaymentOrdered] | list[OrderDraft], threshold: Decimal
+) -> list[LargeBackPayment]:
+    """The cases whose paid-out back-payments in one run add up to more than `threshold`
+    (by case: many small months are as large as one big one), largest first."""
+    by_case: dict[UUID, list[PaymentOrdered | OrderDraft]] = {}
+    for order in orders:
+        if order.kind == "back_payment" and not order.held:
+            by_case.setdefault(order.case_id, []).append(order)
+    found = [
+        LargeBackPayment(case_id, sum((o.amount for o in found), ZERO),
+                         tuple(sorted(o.for_month for o in found)))
+        for case_id, found in by_case.items()
+    ]
+    return sorted((b for b in found if b.amount > threshold),
+                  key=lambda b: (-b.amount, str(b.case_id)))
+
+
 class PaymentRun(Aggregate):
-    """One payment run: its orders, recorded together."""
+    """One payment run: its orders and holds, recorded together; approved later."""
 
     month: date
     sequence: int
     execution_date: date
+    actor: Actor
+
     def __init__(self) -> None:
         self.orders: list[UUID] = []
+        self.holds: list[UUID] = []
         self.completed = False
+        self.approved = False
 
     @classmethod
     def record(
@@ -432,11 +560,15 @@ class PaymentRun(Aggregate):
         execution_date: date,
         drafts: list[OrderDraft],
         at: datetime,
+        *,
+        holds: list[HoldDraft] | None = None,
+        run_id: UUID | None = None,
     ) -> PaymentRun:
-        """A run with its orders and totals, as pending events."""
+        """A run with its orders, holds and totals, as pending events (`run_id`: default a
+        new random one)."""
         run = cls._create(
             PaymentRunStarted,
-            id=payment_run_id(cmd.month, sequence),
+            id=run_id or new_payment_run_id(),
             timestamp=at,
             month=cmd.month,
             sequence=sequence,
@@ -451,6 +583,8 @@ class PaymentRun(Aggregate):
                 order_id=payment_order_id(run.id, draft.case_id, draft.for_month),
                 **vars(draft),
             )
+        for hold in holds or []:
+            run.trigger_event(PaymentHeld, timestamp=at, **vars(hold))
         paid = [d for d in drafts if not d.held and d.kind != "claim_back"]
         claims = [d for d in drafts if d.kind == "claim_back"]
         held = [d for d in drafts if d.held]
@@ -466,6 +600,24 @@ class PaymentRun(Aggregate):
             held_sum=_total(held),
         )
         return run
+
+    def approve(
+        self,
+        cmd: ApprovePaymentRun,
+        threshold: Decimal,
+        large: list[LargeBackPayment],
+        at: datetime,
+    ) -> None:
+        """Record the second person's approval (the service checks who may approve)."""
+        self.trigger_event(
+            PaymentRunApproved,
+            timestamp=max(at, self.modified_on),
+            actor=cmd.actor,
+            correlation_id=cmd.correlation_id,
+            threshold=threshold,
+            large_back_payments=[b.case_id for b in large],
+            large_back_payment_sum=sum((b.amount for b in large), ZERO),
+        )
 
 
 class PaymentRunBookOpened(Aggregate.Created):

@@ -27,6 +27,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -304,6 +305,8 @@ class Environment(BaseSettings):
     web_secure_cookies: str | None = None
     # benefits
     benefits_target_months: str | None = None
+    # payments
+    payment_approval_threshold: str | None = None
     # serve
     instance: str | None = None
     worker_backoff_seconds: str | None = None
@@ -528,6 +531,17 @@ class BenefitsSettings(BaseModel):
     """Whole calendar months from receipt to decision (docs/benefits.md, "Backlog figures")."""
 
 
+class PaymentsSettings(BaseModel):
+    """The four-eyes approval of payment runs (NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD): a case
+    back-paid more than this in one run is listed for the run's approval and acknowledged
+    explicitly by the approver (docs/payments.md, "Four-eyes")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    approval_threshold: Decimal = Decimal("5000.00")
+    """CHF, at most two decimals, not negative."""
+
+
 class WebSettings(BaseModel):
     """The web application's users and sessions (`nervenbahn.web`): where the accounts live
     (NERVENBAHN_WEB_USERS, default `<store folder>/web-users.db`), how long a session lives
@@ -581,6 +595,7 @@ class Settings(BaseModel):
     logging: LogSettings = LogSettings()
     cli: CliSettings = CliSettings()
     benefits: BenefitsSettings = BenefitsSettings()
+    payments: PaymentsSettings = PaymentsSettings()
     web: WebSettings
 
     # --- the names the code used before the sections (kept working) -------------------------
@@ -712,6 +727,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         benefits=BenefitsSettings(target_months=_bounded(
             variables.benefits_target_months, "NERVENBAHN_BENEFITS_TARGET_MONTHS", 3, 1, 60,
             "months")),
+        payments=PaymentsSettings(approval_threshold=_chf(
+            variables.payment_approval_threshold, "NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD",
+            Decimal("5000.00"))),
     )
 
 
@@ -896,6 +914,22 @@ def _bounded(value: str | None, name: str, default: int, low: int, high: int, un
     if not text.isdigit() or not low <= int(text) <= high:
         raise ConfigError(f"{name}: {text!r} is not a whole number of {unit} from {low} to {high}")
     return int(text)
+
+
+def _chf(value: str | None, name: str, default: Decimal) -> Decimal:
+    """An amount in CHF, not negative, at most two decimals (default if unset); ConfigError
+    naming `name`."""
+    text = (value or "").strip()
+    if not text:
+        return default
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+        raise ConfigError(f"{name}: {text!r} is not an amount in CHF (0 or more, at most two "
+                          "decimals)")
+    return amount.quantize(Decimal("0.01"))
 
 
 def _log_settings(variables: Environment, *, strict: bool) -> LogSettings:

@@ -187,7 +187,8 @@ def build_payment_service(
     """The payments service on the store of `cases` (same database, its own events table)."""
     def opening(create_tables: bool) -> PaymentService:
         return PaymentService(_store_env(settings.store, create_tables), cases=cases,
-                              clock=clock)
+                              clock=clock,
+                              approval_threshold=settings.payments.approval_threshold)
 
     return _second_store(settings.store, PAYMENT_TABLES, "payments", opening)
 

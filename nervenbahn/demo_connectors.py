@@ -2,8 +2,11 @@
 
 - one register delivery (eCH-0020): a move to another social region and a death, which become
   a handover and a closure proposal on the caseworkers' work lists;
-- payout accounts for the supported households and a payment run for the current month (and
-  the same run again, which orders nothing);
+- payout accounts for the supported households and a payment run for the current month,
+  prepared by one demo administrator (`pay.office`) and approved by a second (`pay.control`,
+  four-eyes: the run's file is released only then; the back-payments above the approval
+  threshold are acknowledged case by case), and the same run again, which orders nothing; the
+  case with the death proposal is held from the day after the death;
 - with the bus up: the payments relay and the pain.001 sink (one file for the run);
 - at the end: a signed checkpoint (with the head of the installation's access log, which the
   demo API wrote to), verification of the hash chains and snapshots, and an audit report.
@@ -22,7 +25,7 @@ from connectors.population_register.demo import demo_register_delivery
 from domain.application.payments import PaymentService
 from domain.case import SWISS_TIME, Case
 from domain.commands import Actor
-from domain.payments import RecordPayoutAccount, RunPayments
+from domain.payments import ApprovePaymentRun, RecordPayoutAccount, RunPayments
 from domain.personal_data import PersonalData, SealedPersonalData
 from nervenbahn.audit.access import access_log_check, access_log_to_sign
 from nervenbahn.audit.checkpoints import SigningKey, export_checkpoints, write_checkpoint
@@ -45,6 +48,10 @@ __all__ = [
 ]
 
 SYSTEM = Actor("demo", "system", "so-canton")
+PAY_OFFICE = Actor("pay.office", "administrator", "so-canton")
+"""Who prepares the demo's payment run."""
+PAY_CONTROL = Actor("pay.control", "administrator", "so-canton")
+"""The second person who approves it (four-eyes)."""
 
 DEMO_CONNECTORS = """\
 # Written by `nervenbahn demo` (see connectors.example.toml and docs/connectors.md).
@@ -114,14 +121,31 @@ def pay_and_register(rt: DemoSession, cases: dict[uuid.UUID, Case]) -> DemoPayme
             )
         )
     month = datetime.now(SWISS_TIME).date().replace(day=1)
-    first = payments.run(RunPayments(month=month, actor=SYSTEM, correlation_id=uuid.uuid4()))
-    again = payments.run(RunPayments(month=month, actor=SYSTEM, correlation_id=uuid.uuid4()))
+    first = payments.run(RunPayments(month=month, actor=PAY_OFFICE,
+                                     correlation_id=uuid.uuid4()))
+    approval = _approve(payments, first.run_id)
+    again = payments.run(RunPayments(month=month, actor=PAY_OFFICE,
+                                     correlation_id=uuid.uuid4()))
     rt.console.print(
         f"Payout accounts for {len(with_budget)} households. {first.message} "
         f"({first.seconds:.1f} s; back-payments for earlier months included: no payment was "
-        f"recorded before).\nThe same month again: {again.message}."
+        f"recorded before).\n{approval}\nThe same month again: {again.message}."
     )
     return DemoPayments(payments, first.run_id)
+
+
+def _approve(payments: PaymentService, run_id: uuid.UUID | None) -> str:
+    """The second demo administrator approves the run, acknowledging every back-payment
+    above the threshold (a real approver checks each one first)."""
+    if run_id is None:
+        return "Nothing to approve."
+    large = payments.pending_approval(run_id)
+    result = payments.approve(ApprovePaymentRun(
+        run_id=run_id, acknowledged=[b.case_id for b in large], actor=PAY_CONTROL,
+        correlation_id=uuid.uuid4()))
+    return (f"Run {run_id} prepared by {PAY_OFFICE.user_id}, approved by "
+            f"{result.approved_by} (four-eyes), {len(large)} back-payments above CHF "
+            f"{result.threshold} acknowledged one by one.")
 
 
 def deliver_payments(rt: DemoSession, demo: DemoPayments) -> str:

@@ -9,6 +9,7 @@ import contextlib
 import re
 import secrets
 import stat
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -205,6 +206,14 @@ BAD_VALUES = [
      "NERVENBAHN_POSTGRES_CONNECT_TIMEOUT: '5s' is not a whole number of seconds"),
     ({"NERVENBAHN_STORE": "postgresql://u@h/db?schema=s&application_name=a%20b"},
      "NERVENBAHN_STORE: application_name 'a b' must be"),
+    ({"NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD": "-1"},
+     "NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD: '-1' is not an amount in CHF"),
+    ({"NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD": "100.005"},
+     "NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD: '100.005' is not an amount in CHF"),
+    ({"NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD": "lots"},
+     "NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD: 'lots' is not an amount in CHF"),
+    ({"NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD": "Infinity"},
+     "NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD: 'Infinity' is not an amount in CHF"),
 ]
 
 
@@ -273,6 +282,12 @@ def test_the_sections_hold_the_variables() -> None:
     assert settings.logging.level == "debug" and settings.log_level == "debug"
     assert settings.cli.actor == "me:administrator:so-canton"
     assert settings.kafka.topic_prefix == "acme"
+
+
+def test_the_payment_approval_threshold_is_an_amount_in_chf() -> None:
+    assert load_settings({}).payments.approval_threshold == Decimal("5000.00")
+    settings = load_settings({"NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD": " 1200.5 "})
+    assert str(settings.payments.approval_threshold) == "1200.50"
 
 
 def test_the_relay_lease_is_renewed_a_third_of_its_time_unless_set() -> None:

@@ -3,7 +3,8 @@
 It consumes the payments topic (`nervenbahn.payments.payment-orders.v1`). `handle` keeps every
 run and order in the consumer's own database, in the consumer's transaction (so a redelivered
 event changes nothing). `deliver`, after each committed batch, looks at every completed run not
-yet delivered:
+yet delivered and **approved** (four-eyes: a run's `PaymentRunApproved`, recorded when a
+second person approved it, must have arrived; until then the run waits, nothing is written):
 
 - it checks the run against its `PaymentRunCompleted`: all orders present, paid-out count and
   control sum, claim and held counts and sums agree; every payout account opens (the creditor
@@ -71,7 +72,8 @@ __all__ = ["Pain001Options", "Pain001Sink", "RunCheck", "pain001_path", "report_
 log = structlog.get_logger("nervenbahn.connectors.payments")
 
 _CENT = Decimal("0.01")
-_RUN_EVENTS = frozenset({"PaymentRunStarted", "PaymentOrdered", "PaymentRunCompleted"})
+_RUN_EVENTS = frozenset({"PaymentRunStarted", "PaymentOrdered", "PaymentRunCompleted",
+                         "PaymentRunApproved"})
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS pain001_runs (run_id TEXT PRIMARY KEY, month TEXT, "
@@ -85,9 +87,15 @@ _TABLES = (
     "social_region TEXT NOT NULL, PRIMARY KEY (run_id, order_id))",
 )
 """Portable SQL (SQLite and PostgreSQL; statements carry the backend's placeholder)."""
+_APPROVAL = (
+    "ALTER TABLE pain001_runs ADD COLUMN approved_at TEXT",
+    "ALTER TABLE pain001_runs ADD COLUMN approved_by TEXT",
+)
 MIGRATIONS = Component(
     "payments_sink",
-    [Migration(1, "payment runs and their orders", sqlite=_TABLES, postgres=_TABLES)],
+    [Migration(1, "payment runs and their orders", sqlite=_TABLES, postgres=_TABLES),
+     Migration(2, "four-eyes: who approved a run, and when", sqlite=_APPROVAL,
+               postgres=_APPROVAL)],
     tables=["pain001_runs"],
 )
 """The sink's tables: the same portable DDL on both backends (on PostgreSQL it runs in the
@@ -202,15 +210,19 @@ class Pain001Sink(Sink):
             )
         elif kind == "PaymentOrdered":
             self._keep_order(tx, run_id, event)
+        elif kind == "PaymentRunApproved":
+            self._keep_approval(tx, run_id, event)
         else:
             self._keep_completion(tx, run_id, event)
 
     def deliver(self, tx: Any) -> list[str]:
-        """Write every completed run's files that are not written yet; the names of the files
-        written now (a file found in place from before a crash is not written again)."""
+        """Write every completed and approved run's files that are not written yet; the names
+        of the files written now (a file found in place from before a crash is not written
+        again). A run without its approval writes nothing."""
         written: list[str] = []
         pending = tx.execute(
             "SELECT run_id FROM pain001_runs WHERE completed_at IS NOT NULL "
+            "AND approved_at IS NOT NULL "
             "AND state IN ('open', 'held') ORDER BY month, sequence, run_id"
         ).fetchall()
         for (run_id,) in pending:
@@ -414,19 +426,30 @@ class Pain001Sink(Sink):
                 str(event.social_region),
             ),
         )
+        _ensure_run(db, run_id)
+
+    def _keep_approval(self, db: Any, run_id: str, event: Any) -> None:
+        p = placeholder(db)
+        _ensure_run(db, run_id)
+        actor = event.actor
+        approver = actor.get("user_id") if isinstance(actor, Mapping) else actor.user_id
         db.execute(
-            f"INSERT INTO pain001_runs (run_id, state) VALUES ({p}, 'open') "  # noqa: S608
-            "ON CONFLICT (run_id) DO NOTHING",
-            (run_id,),
+            f"UPDATE pain001_runs SET approved_at = {p}, approved_by = {p} "  # noqa: S608
+            f"WHERE run_id = {p}",
+            (_moment(event.timestamp), str(approver), run_id),
         )
+
+    def awaiting_approval(self, tx: Any) -> list[str]:
+        """The runs complete but not approved yet (their files wait for a second person)."""
+        rows = tx.execute(
+            "SELECT run_id FROM pain001_runs WHERE completed_at IS NOT NULL "
+            "AND approved_at IS NULL AND state IN ('open', 'held') ORDER BY month, sequence"
+        ).fetchall()
+        return [run_id for (run_id,) in rows]
 
     def _keep_completion(self, db: Any, run_id: str, event: Any) -> None:
         p = placeholder(db)
-        db.execute(
-            f"INSERT INTO pain001_runs (run_id, state) VALUES ({p}, 'open') "  # noqa: S608
-            "ON CONFLICT (run_id) DO NOTHING",
-            (run_id,),
-        )
+        _ensure_run(db, run_id)
         db.execute(
             f"UPDATE pain001_runs SET completed_at = {p}, order_count = {p}, "  # noqa: S608
             f"paid_out_count = {p}, control_sum = {p}, claim_count = {p}, claim_sum = {p}, "
@@ -516,6 +539,16 @@ def _account(check: Callable[..., _T], value: str | None) -> _T:
         raise ValueError(str(exc).removeprefix(f"{_WHOSE}: ")) from exc
 
 
+
+
+def _ensure_run(db: Any, run_id: str) -> None:
+    """A row for the run (its events may arrive in any order after a replay)."""
+    p = placeholder(db)
+    db.execute(
+        f"INSERT INTO pain001_runs (run_id, state) VALUES ({p}, 'open') "  # noqa: S608
+        "ON CONFLICT (run_id) DO NOTHING",
+        (run_id,),
+    )
 
 
 def _run_id(event: Any) -> str:

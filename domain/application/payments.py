@@ -36,15 +36,21 @@ from domain.application.transcodings import register_domain_transcodings
 from domain.case import SWISS_TIME, Case, acts_canton_wide
 from domain.entitlement import month_entitlement, month_of, months_between
 from domain.errors import RuleViolationError
+from domain.events import Proposal, SupportPeriod, proposals_of
 from domain.money import ZERO
 from domain.payments import (
     PAYMENT_VALUE_TYPES,
     RUN_BOOK_ID,
     AccountSealer,
+    ApprovePaymentRun,
+    HoldDraft,
+    HoldReason,
+    LargeBackPayment,
     OrderDraft,
     OrderKind,
     PaymentOrdered,
     PaymentRun,
+    PaymentRunApproved,
     PaymentRunBook,
     PaymentRunStarted,
     PayoutAccount,
@@ -52,12 +58,17 @@ from domain.payments import (
     RecordPayoutAccount,
     RunPayments,
     SealedPayoutAccount,
+    large_back_payments,
     payout_account_id,
 )
 
 __all__ = [
+    "APPROVING_ROLES",
+    "DEFAULT_APPROVAL_THRESHOLD",
+    "HOLDING_CLOSURE_REASONS",
     "PAYMENTS_EVENTS_TABLE",
     "AccountResult",
+    "ApprovalResult",
     "PaymentService",
     "RunSummary",
     "recorder_with_own_table",
@@ -69,6 +80,16 @@ PAYMENTS_EVENTS_TABLE = "payments_events"
 """The payments store's events table (eventsourcing names it so on PostgreSQL; on SQLite,
 where it would share `stored_events` with the case store, the service names it)."""
 _ALL = 2**62
+HOLDING_CLOSURE_REASONS: frozenset[str] = frozenset({"death", "moved_away"})
+"""Open closure proposals with these reasons hold a case's payments from their date on. A
+handover proposal does not hold: the register proposes one only for a move to another social
+region of the canton (a move out of the canton is a closure proposal `moved_away`), and the
+case stays owed, by the receiving region."""
+APPROVING_ROLES: frozenset[str] = frozenset({"administrator"})
+"""Who may approve a payment run: a person with a canton-wide role (not the system)."""
+DEFAULT_APPROVAL_THRESHOLD = Decimal("5000.00")
+"""CHF: back-payments of one case in one run above this are listed for the approval
+(NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD overrides it)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +100,16 @@ class AccountResult:
     version: int
     changed: bool
     """False for a case's first account, True when it replaced one."""
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    """What approving a run recorded."""
+
+    run_id: UUID
+    approved_by: str
+    large_back_payments: list[LargeBackPayment]
+    threshold: Decimal
 
 
 @dataclass
@@ -92,6 +123,10 @@ class RunSummary:
     sequence: int | None = None
     execution_date: date | None = None
     orders: list[OrderDraft] = field(default_factory=list)
+    holds: list[HoldDraft] = field(default_factory=list)
+    """Cases held for an open closure proposal (death, departure out of the canton)."""
+    large_back_payments: list[LargeBackPayment] = field(default_factory=list)
+    """Cases back-paid more than the approval threshold (listed for the approval)."""
     cases_checked: int = 0
     seconds: float = 0.0
 
@@ -120,12 +155,18 @@ class RunSummary:
         """One line saying what happened."""
         month = f"{self.month:%Y-%m}"
         held = f"; {len(self.held)} held (no usable payout account)" if self.held else ""
+        if self.holds:
+            held += (f"; {len(self.holds)} cases held for an open closure proposal "
+                     f"(CHF {sum((h.held_amount for h in self.holds), ZERO)} not ordered)")
         if not self.recorded:
             return f"payment run {month}: nothing to pay or claim back{held}; nothing recorded"
+        large = (f"; {len(self.large_back_payments)} back-payments above the approval "
+                 "threshold" if self.large_back_payments else "")
         return (
-            f"payment run {month} #{self.sequence} recorded: {len(self.paid_out)} payments "
+            f"payment run {month} #{self.sequence} prepared: {len(self.paid_out)} payments "
             f"CHF {self.control_sum}, {len(self.claims)} claims back "
-            f"CHF {sum((o.amount for o in self.claims), ZERO)}{held}"
+            f"CHF {sum((o.amount for o in self.claims), ZERO)}{held}{large}; run {self.run_id} "
+            "awaits a second person's approval (payments approve) before its file is released"
         )
 
 
@@ -141,8 +182,10 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
         *,
         cases: CaseService,
         clock: Callable[[], datetime] = datetime_now_with_tzinfo,
+        approval_threshold: Decimal = DEFAULT_APPROVAL_THRESHOLD,
     ) -> None:
         self.cases = cases
+        self.approval_threshold = approval_threshold
         self.sealer = AccountSealer(cases.vault)
         self._clock = clock
         super().__init__(env)
@@ -228,11 +271,16 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
         summary = RunSummary(cmd.month, recorded=False, execution_date=execution_date)
         for case_id in self.cases.case_ids():
             case = self.cases.get_case(case_id)
-            drafts = self._orders_for(case, cmd.month, counted)
+            drafts, hold = self._orders_for(case, cmd.month, counted)
             summary.cases_checked += 1
             summary.orders.extend(drafts)
+            if hold is not None:
+                summary.holds.append(hold)
+        summary.large_back_payments = large_back_payments(summary.orders,
+                                                          self.approval_threshold)
         if summary.paid_out or summary.claims:
-            run = PaymentRun.record(cmd, sequence, execution_date, summary.orders, now)
+            run = PaymentRun.record(cmd, sequence, execution_date, summary.orders, now,
+                                    holds=summary.holds)
             book = book or PaymentRunBook.open(now)
             book.book(run, now)
             try:
@@ -254,12 +302,56 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
             control_sum=str(summary.control_sum),
             claims=len(summary.claims),
             held=len(summary.held),
+            held_for_proposals=len(summary.holds),
+            large_back_payments=len(summary.large_back_payments),
             cases=summary.cases_checked,
             duration_ms=round(summary.seconds * 1000, 1),
             actor=cmd.actor.user_id,
             correlation_id=str(cmd.correlation_id),
         )
         return summary
+
+    def approve(self, cmd: ApprovePaymentRun) -> ApprovalResult:
+        """Record a second person's approval of a prepared run (four-eyes): its pain.001 file
+        is released only then. Refused unless the approver is an administrator other than
+        the one who prepared the run, the run is not approved yet, and every case back-paid
+        more than the approval threshold in the run is acknowledged."""
+        run = self._run(cmd.run_id)
+        _check_approver(cmd, run)
+        orders = [e for e in self.run_events(run.id) if isinstance(e, PaymentOrdered)]
+        large = large_back_payments(orders, self.approval_threshold)
+        _check_acknowledged(cmd, large, self.approval_threshold)
+        run.approve(cmd, self.approval_threshold, large, self._clock())
+        try:
+            self.save(run)
+        except IntegrityError as exc:
+            raise RuleViolationError(
+                "run-approved-once",
+                f"run_id: run {run.id} was approved meanwhile; nothing was recorded",
+            ) from exc
+        log.info("payment run approved", run_id=str(run.id), prepared_by=run.actor.user_id,
+                 actor=cmd.actor.user_id, large_back_payments=len(large),
+                 correlation_id=str(cmd.correlation_id))
+        return ApprovalResult(run.id, cmd.actor.user_id, large, self.approval_threshold)
+
+    def pending_approval(self, run_id: UUID) -> list[LargeBackPayment]:
+        """The back-payments above the threshold a run's approval must acknowledge."""
+        run = self._run(run_id)
+        orders = [e for e in self.run_events(run.id) if isinstance(e, PaymentOrdered)]
+        return large_back_payments(orders, self.approval_threshold)
+
+    def approval_of(self, run_id: UUID) -> PaymentRunApproved | None:
+        """The run's approval, None while it waits for one."""
+        return next((e for e in self.run_events(run_id) if isinstance(e, PaymentRunApproved)),
+                    None)
+
+    def _run(self, run_id: UUID) -> PaymentRun:
+        try:
+            return cast(PaymentRun, self.repository.get(run_id))
+        except AggregateNotFoundError:
+            raise RuleViolationError(
+                "known-run", f"run_id: no payment run {run_id}"
+            ) from None
 
     def _check_run(self, cmd: RunPayments, today: date) -> date:
         if not acts_canton_wide(cmd.actor):
@@ -284,52 +376,36 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
 
     def _orders_for(
         self, case: Case, month: date, counted: dict[tuple[UUID, date], Decimal]
-    ) -> list[OrderDraft]:
-        """What the run for `month` orders for one case: each month's difference."""
+    ) -> tuple[list[OrderDraft], HoldDraft | None]:
+        """What the run for `month` orders for one case (each month's difference), and the
+        case's hold if an open closure proposal holds it (`_hold_of`)."""
         if not case.support_periods or month_of(case.support_periods[0].start) > month:
-            return []
+            return [], None
+        proposal = _holding_proposal(case, month)
+        held_periods = (_periods_until(case.support_periods, proposal.proposed_on)
+                        if proposal else case.support_periods)
         account: SealedPayoutAccount | None = None
         usable = looked_up = False
         drafts: list[OrderDraft] = []
+        withheld = ZERO
         for m in months_between(case.support_periods[0].start, month):
             entitlement = month_entitlement(case.budgets, case.support_periods, m)
             before = counted.get((case.id, m))
             difference = entitlement.amount - (before or ZERO)
+            if proposal is not None:
+                held = month_entitlement(case.budgets, held_periods, m)
+                ordered = _held_difference(difference, held.amount - (before or ZERO))
+                withheld += max(difference, ZERO) - max(ordered, ZERO)
+                difference, entitlement = ordered, held
             if difference == ZERO:
                 continue
             if not looked_up:  # only for cases with something to order
                 account = self._sealed_account(case.id)
                 usable = account is not None and self.sealer.open(account) is not None
                 looked_up = True
-            kind: OrderKind
-            if difference < ZERO:
-                kind = "claim_back"
-            elif m == month and before is None:
-                kind = "regular"
-            else:
-                kind = "back_payment"
-            held = kind != "claim_back" and not usable
-            basis = max(
-                (segment.budget for segment in entitlement.segments),
-                key=lambda version: version.recorded_at,
-                default=None,
-            )
-            drafts.append(
-                OrderDraft(
-                    case_id=case.id,
-                    for_month=m,
-                    kind=kind,
-                    amount=abs(difference),
-                    held=held,
-                    creditor=account if usable else None,
-                    social_region=case.social_region,
-                    entitlement=entitlement.amount,
-                    previously_ordered=before or ZERO,
-                    budget_effective_date=basis.effective_date if basis else None,
-                    budget_recorded_at=basis.recorded_at if basis else None,
-                )
-            )
-        return drafts
+            drafts.append(_draft(case, m, entitlement, before, difference,
+                                 account if usable else None, m == month))
+        return drafts, _hold(case, proposal, withheld)
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -389,6 +465,123 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
         aggregate = self._account_aggregate(case_id)
         return None if aggregate is None else aggregate.account
 
+
+def _holding_proposal(case: Case, month: date) -> Proposal | None:
+    """The case's open closure proposal for a death or a departure out of the canton with the
+    earliest date, if that date lies before the end of `month` (else it holds nothing yet)."""
+    open_ = [p for p in proposals_of(case).values()
+             if p.status == "open" and p.kind == "closure" and p.reason in HOLDING_CLOSURE_REASONS]
+    first = min(open_, key=lambda p: (p.proposed_on, p.external_reference), default=None)
+    if first is None or month_of(first.proposed_on + timedelta(days=1)) > month:
+        return None
+    return first
+
+
+def _periods_until(periods: list[SupportPeriod], last: date) -> list[SupportPeriod]:
+    """The support periods as a closure on `last` would leave them (it is the last supported
+    day, as for `CaseClosed`)."""
+    return [
+        SupportPeriod(p.start, last if p.until is None else min(p.until, last))
+        for p in periods
+        if p.start <= last
+    ]
+
+
+def _held_difference(full: Decimal, held: Decimal) -> Decimal:
+    """What a held month orders: what the held entitlement still owes, or — never because of
+    the hold — a claim back that the full entitlement makes anyway (undecided proposals claim
+    nothing back; a closure does, once recorded)."""
+    if held > ZERO:
+        return held
+    return min(full, ZERO)
+
+
+def _hold(case: Case, proposal: Proposal | None, withheld: Decimal) -> HoldDraft | None:
+    if proposal is None:
+        return None
+    reason = cast(HoldReason, proposal.reason)
+    return HoldDraft(
+        case_id=case.id,
+        reason=reason,
+        proposal=proposal.external_reference,
+        proposal_effective_date=proposal.proposed_on,
+        held_from=proposal.proposed_on + timedelta(days=1),
+        held_amount=withheld,
+        social_region=case.social_region,
+    )
+
+
+def _draft(
+    case: Case,
+    m: date,
+    entitlement: Any,
+    before: Decimal | None,
+    difference: Decimal,
+    account: SealedPayoutAccount | None,
+    is_run_month: bool,
+) -> OrderDraft:
+    kind: OrderKind
+    if difference < ZERO:
+        kind = "claim_back"
+    elif is_run_month and before is None:
+        kind = "regular"
+    else:
+        kind = "back_payment"
+    basis = max(
+        (segment.budget for segment in entitlement.segments),
+        key=lambda version: version.recorded_at,
+        default=None,
+    )
+    return OrderDraft(
+        case_id=case.id,
+        for_month=m,
+        kind=kind,
+        amount=abs(difference),
+        held=kind != "claim_back" and account is None,
+        creditor=account,
+        social_region=case.social_region,
+        entitlement=entitlement.amount,
+        previously_ordered=before or ZERO,
+        budget_effective_date=basis.effective_date if basis else None,
+        budget_recorded_at=basis.recorded_at if basis else None,
+    )
+
+
+def _check_approver(cmd: ApprovePaymentRun, run: PaymentRun) -> None:
+    if cmd.actor.role not in APPROVING_ROLES:
+        raise RuleViolationError(
+            "payment-approval-by-administrator",
+            f"actor.role: a payment run is approved by an administrator, not a {cmd.actor.role}",
+        )
+    if cmd.actor.user_id == run.actor.user_id:
+        raise RuleViolationError(
+            "four-eyes",
+            f"actor: {cmd.actor.user_id} prepared run {run.id}; a second person approves it",
+        )
+    if run.approved:
+        raise RuleViolationError("run-approved-once", f"run_id: run {run.id} is approved already")
+
+
+def _check_acknowledged(
+    cmd: ApprovePaymentRun, large: list[LargeBackPayment], threshold: Decimal
+) -> None:
+    listed = {b.case_id for b in large}
+    missing = [b for b in large if b.case_id not in set(cmd.acknowledged)]
+    if missing:
+        cases = ", ".join(f"{b.case_id} (CHF {b.amount}, {len(b.months)} months)"
+                          for b in missing)
+        raise RuleViolationError(
+            "large-back-payments-acknowledged",
+            f"acknowledged: back-payments above CHF {threshold} need to be acknowledged one by "
+            f"one: {cases}",
+        )
+    unknown = sorted(str(c) for c in set(cmd.acknowledged) - listed)
+    if unknown:
+        raise RuleViolationError(
+            "large-back-payments-acknowledged",
+            f"acknowledged: no back-payment above CHF {threshold} in the run for "
+            f"{', '.join(unknown)}",
+        )
 
 
 def recorder_with_own_table(app: Application[UUID], table: str) -> ApplicationRecorder | None:

@@ -21,7 +21,14 @@ from bus.topics import ensure_topics
 from domain.application.payments import PaymentService, RunSummary
 from domain.errors import InvalidCommandError
 from domain.money import ZERO
-from domain.payments import OrderDraft, RecordPayoutAccount, RunPayments
+from domain.payments import (
+    ApprovePaymentRun,
+    HoldDraft,
+    LargeBackPayment,
+    OrderDraft,
+    RecordPayoutAccount,
+    RunPayments,
+)
 from nervenbahn.datasets import PAYMENT_ORDERS
 
 from .reads import log_case_read, readable_case
@@ -30,7 +37,11 @@ from .session import Session, session
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Payout accounts and monthly payment runs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Payout accounts and monthly payment runs. A run is prepared by one person and "
+    "approved by a second (`payments approve`) before its pain.001 file is released.",
+    no_args_is_help=True,
+)
 
 Correlation = Annotated[
     str | None, typer.Option("--correlation-id", help="Correlation id (default: a new one).")
@@ -81,7 +92,9 @@ def run(
     ] = None,
     correlation_id: Correlation = None,
 ) -> None:
-    """Order what every case is owed up to MONTH and was not yet ordered (never twice)."""
+    """Prepare the run of MONTH: order what every case is owed up to MONTH and was not yet
+    ordered (never twice); hold cases with an open death or moved-away closure proposal. Its
+    file is released only after a second person's `payments approve`."""
     rt = session(ctx)
     fields = {"month": month, **_command_fields(rt, correlation_id)}
     if execution_date is not None:
@@ -95,6 +108,45 @@ def run(
     rt.console.print(summary.message)
     if summary.orders:
         rt.console.print(_orders_table(summary.orders))
+    if summary.holds:
+        rt.console.print(_holds_table(summary.holds))
+    if summary.large_back_payments:
+        rt.console.print(_large_table(summary.large_back_payments, "to acknowledge at approval"))
+
+
+@app.command("approve")
+def approve(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The run id (UUID) of a prepared run.")],
+    acknowledge: Annotated[
+        list[str] | None,
+        typer.Option("--acknowledge", help="A case whose back-payment above the approval "
+                     "threshold you checked (repeat for each one the refusal lists)."),
+    ] = None,
+    correlation_id: Correlation = None,
+) -> None:
+    """Approve a prepared run (four-eyes): an administrator other than the one who prepared
+    it; every case back-paid more than NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD in the run must
+    be acknowledged with --acknowledge. Releases the run's pain.001 file."""
+    rt = session(ctx)
+    command = ApprovePaymentRun(
+        run_id=_uuid(run_id, "run_id"),
+        acknowledged=[_uuid(text, "acknowledged") for text in acknowledge or []],
+        **_command_fields(rt, correlation_id),
+    )
+    with _payments(rt) as payments:
+        result = payments.approve(command)
+    large = result.large_back_payments
+    if rt.as_json:
+        emit_json(rt.console, {
+            "run_id": result.run_id, "approved_by": result.approved_by,
+            "threshold": result.threshold,
+            "large_back_payments": [_large_json(b) for b in large],
+        })
+        return
+    rt.console.print(f"payment run {result.run_id} approved by {result.approved_by}; its "
+                     f"file is released ({len(large)} back-payments above CHF "
+                     f"{result.threshold} acknowledged)")
 
 
 @app.command("orders")
@@ -126,27 +178,39 @@ def orders(
 
 @app.command("runs")
 def runs(ctx: typer.Context) -> None:
-    """Every recorded payment run with its totals."""
+    """Every recorded payment run with its totals, who prepared and who approved it (held:
+    orders without payout account + cases held for a closure proposal)."""
     rt = session(ctx)
     with _payments(rt) as payments:
         rows = []
         for run_ in payments.runs():
-            completed = payments.run_events(run_.id)[-1]
+            events = payments.run_events(run_.id)
+            completed = next(e for e in events if type(e).__name__ == "PaymentRunCompleted")
+            approval = payments.approval_of(run_.id)
             rows.append({
                 "run_id": run_.id, "month": f"{run_.month:%Y-%m}", "sequence": run_.sequence,
                 "execution_date": run_.execution_date, "orders": completed.order_count,
                 "paid_out": completed.paid_out_count, "control_sum": completed.control_sum,
                 "claims": completed.claim_count, "claim_sum": completed.claim_sum,
                 "held": completed.held_count, "recorded_at": run_.created_on,
+                "prepared_by": run_.actor.user_id,
+                "held_for_proposals": len(run_.holds),
+                "approved_by": approval.actor.user_id if approval else None,
+                "approved_at": approval.timestamp if approval else None,
+                "large_back_payments": [
+                    _large_json(b) for b in payments.pending_approval(run_.id)
+                ],
             })
     if rt.as_json:
         emit_json(rt.console, rows)
         return
-    table = Table("month", "#", "payments", "CHF", "claims", "CHF", "held", "run id")
+    table = Table("month", "#", "payments", "CHF", "claims", "CHF", "held", "prepared by",
+                  "approved by", "run id")
     for row in rows:
         table.add_row(row["month"], str(row["sequence"]), str(row["paid_out"]),
                       str(row["control_sum"]), str(row["claims"]), str(row["claim_sum"]),
-                      str(row["held"]), str(row["run_id"]))
+                      f"{row['held']} + {row['held_for_proposals']}", row["prepared_by"],
+                      row["approved_by"] or "awaiting approval", str(row["run_id"]))
     rt.console.print(table)
 
 
@@ -196,6 +260,8 @@ def _summary_json(summary: RunSummary) -> dict[str, Any]:
         "claims": len(summary.claims),
         "claim_sum": sum((o.amount for o in summary.claims), ZERO),
         "held": [_order_json(o) for o in summary.held],
+        "holds": [_hold_json(h) for h in summary.holds],
+        "large_back_payments": [_large_json(b) for b in summary.large_back_payments],
         "orders": [_order_json(o) for o in summary.orders],
         "seconds": round(summary.seconds, 3),
     }
@@ -212,6 +278,40 @@ def _order_json(order: OrderDraft) -> dict[str, Any]:
         "entitlement": order.entitlement,
         "previously_ordered": order.previously_ordered,
     }
+
+
+def _hold_json(hold: HoldDraft) -> dict[str, Any]:
+    return {
+        "case_id": hold.case_id,
+        "reason": hold.reason,
+        "proposal": hold.proposal,
+        "proposal_effective_date": hold.proposal_effective_date,
+        "held_from": hold.held_from,
+        "held_amount": hold.held_amount,
+        "social_region": hold.social_region,
+    }
+
+
+def _large_json(large: LargeBackPayment) -> dict[str, Any]:
+    return {"case_id": large.case_id, "amount": large.amount,
+            "months": [f"{m:%Y-%m}" for m in large.months]}
+
+
+def _holds_table(holds: list[HoldDraft]) -> Table:
+    table = Table("case", "held because", "proposal", "held from", "CHF not ordered",
+                  title="held for an open closure proposal")
+    for hold in holds:
+        table.add_row(str(hold.case_id), hold.reason, hold.proposal, str(hold.held_from),
+                      str(hold.held_amount))
+    return table
+
+
+def _large_table(large: list[LargeBackPayment], title: str) -> Table:
+    table = Table("case", "back-paid CHF", "months", title=f"back-payments above the "
+                  f"approval threshold ({title})")
+    for item in large:
+        table.add_row(str(item.case_id), str(item.amount), str(len(item.months)))
+    return table
 
 
 def _orders_table(drafts: list[OrderDraft], limit: int = 20) -> Table:

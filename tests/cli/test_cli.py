@@ -262,6 +262,7 @@ def test_demo_pays_once_proposes_from_the_register_and_verifies_its_chains(
     out = " ".join(demo.out.split())  # rich wraps long lines
     assert "handover proposal on" in out and "closure proposal (death)" in out
     assert "The same month again: payment run" in out and "nothing recorded" in out
+    assert "prepared by pay.office, approved by pay.control (four-eyes)" in out
     assert "pain001-" in out and "hash chains intact" in out
     assert "snapshots recomputed from their events, 0 differ" in out
     assert "a SIMULATION of AKSO's software" in out and "recorded back by the fund" in out
@@ -273,6 +274,8 @@ def test_demo_pays_once_proposes_from_the_register_and_verifies_its_chains(
                                         for r in csv_rows), csv_rows[:3]
     assert runs.code == 0, runs.err
     assert isinstance(runs.json(), list) and len(runs.json()) == 1  # type: ignore[arg-type]
+    [run] = runs.json()  # type: ignore[misc]
+    assert (run["prepared_by"], run["approved_by"]) == ("pay.office", "pay.control")
     assert verified.code == 0, verified.err
     # The demo API's reads are in the installation's access log, which the demo's checkpoint
     # and every later one sign: no false alarm, and tampering with it afterwards is reported.

@@ -27,6 +27,7 @@ from connectors.sdk import ConnectorContext
 from domain.application.cases import CaseService
 from domain.payments import (
     AccountSealer,
+    ApprovePaymentRun,
     OrderDraft,
     PaymentRun,
     PayoutAccountDetails,
@@ -44,6 +45,7 @@ MONTH = date(2026, 3, 1)
 RUN_AT = datetime(2026, 3, 24, 8, 0, tzinfo=UTC)
 DEBTOR_IBAN = "CH9300762011623852957"
 ACTOR = {"user_id": "fin-olten-01", "role": "caseworker", "organisation": "so-olten"}
+APPROVER = {"user_id": "fin-control-01", "role": "administrator", "organisation": "so-canton"}
 OPTIONS = {"debtor_name": "Sozialregion Olten", "debtor_iban": DEBTOR_IBAN}
 
 # Payees: (holder, IBAN) — valid Swiss IBANs (mod 97 checked by hand).
@@ -104,11 +106,17 @@ def draft(
     )
 
 
-def run_events(drafts: list[OrderDraft], *, sequence: int = 1) -> list[Any]:
-    """The events the domain records for one run: started, one per order, completed."""
+def run_events(
+    drafts: list[OrderDraft], *, sequence: int = 1, approved: bool = True
+) -> list[Any]:
+    """The events the domain records for one run: started, one per order, completed, and
+    (unless `approved` is False) a second person's approval."""
     data: dict[str, Any] = {"actor": ACTOR, "correlation_id": uuid4(), "month": "2026-03"}
     cmd = RunPayments(**data)
     run = PaymentRun.record(cmd, sequence, date(2026, 3, 26), drafts, RUN_AT)
+    if approved:
+        run.approve(ApprovePaymentRun(actor=APPROVER, correlation_id=uuid4(), run_id=run.id),
+                    Decimal("5000.00"), [], RUN_AT)
     return list(run.collect_events())
 
 
@@ -227,6 +235,32 @@ def test_run_becomes_one_pain001_file_with_only_the_payouts(
     assert problems(sink, consumer_db) == []
 
 
+def test_a_run_without_a_second_approval_releases_no_file(
+    service: CaseService, consumer_db: EffectStore, payees: Payees, tmp_path: Path
+) -> None:
+    sink = make_sink(service, tmp_path)
+    events = mixed_run(payees)
+    approval = events.pop()
+    assert type(approval).__name__ == "PaymentRunApproved"
+    run_id = str(events[0].originator_id)
+
+    assert consume(sink, consumer_db, events) == []
+    assert outbox_files(sink) == []
+    assert problems(sink, consumer_db) == []  # waiting is no problem
+    with consumer_db.transaction() as tx:
+        assert sink.awaiting_approval(tx) == [run_id]
+        assert sink.deliver(tx) == []  # however often it looks
+
+    written = consume(sink, consumer_db, [approval])
+    assert written == [f"pain001-{run_id}.report.json", f"pain001-{run_id}.xml"]
+    with consumer_db.transaction() as tx:
+        assert sink.awaiting_approval(tx) == []
+        p = placeholder(tx)
+        row = tx.execute(f"SELECT approved_by, state FROM pain001_runs WHERE run_id = {p}",
+                         (run_id,)).fetchone()
+    assert tuple(row) == (APPROVER["user_id"], "delivered")
+
+
 def test_delivering_again_writes_nothing_more(
     service: CaseService, consumer_db: EffectStore, payees: Payees, tmp_path: Path
 ) -> None:
@@ -320,8 +354,8 @@ def test_control_sum_that_differs_holds_the_run(
 ) -> None:
     sink = make_sink(service, tmp_path)
     events = mixed_run(payees)
-    completed = events[-1]
-    events[-1] = dataclasses.replace(completed, control_sum=Decimal("2545.86"))
+    completed = events[-2]
+    events[-2] = dataclasses.replace(completed, control_sum=Decimal("2545.86"))
 
     assert consume(sink, consumer_db, events) == []
     assert outbox_files(sink) == []

@@ -24,7 +24,7 @@ from connectors.payments.pain001 import NAMESPACE, validate_pain001
 from connectors.payments.sink import Pain001Sink, pain001_path
 from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
-from domain.payments import RecordPayoutAccount, RunPayments
+from domain.payments import ApprovePaymentRun, RecordPayoutAccount, RunPayments
 from nervenbahn.container import (
     Container,
     build_payment_service,
@@ -37,6 +37,7 @@ from tests.bus.pipeline import open_supported_case, store_settings
 NS = {"p": NAMESPACE}
 DEBTOR = {"debtor_name": "Sozialregion Olten", "debtor_iban": "CH93 0076 2011 6238 5295 7"}
 ADMIN = {"user_id": "fin-so-01", "role": "administrator", "organisation": "so-finance"}
+APPROVER = {"user_id": "fin-so-02", "role": "administrator", "organisation": "so-finance"}
 PAYEES = [  # (holder, IBAN): valid Swiss IBANs
     ("Nora Beispiel0", "CH5604835012345678009"),
     ("Nora Beispiel1", "CH3608387000001080173"),
@@ -66,6 +67,8 @@ class World:
         summary = self.payments.run(RunPayments(**data))
         assert summary.recorded
         assert summary.run_id is not None
+        self.payments.approve(ApprovePaymentRun(actor=APPROVER, correlation_id=uuid.uuid4(),
+                                                run_id=summary.run_id))
         relay = self.container.relay("payment-orders")
         try:
             relay.run(threading.Event(), until_caught_up=True)

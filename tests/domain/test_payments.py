@@ -27,7 +27,6 @@ from domain.payments import (
     PayoutAccountDetails,
     RecordPayoutAccount,
     RunPayments,
-    payment_run_id,
 )
 
 from .case_desk import POPO_ENV, TODAY, Desk, expected_basic_needs, move_to
@@ -76,7 +75,7 @@ def test_first_run_pays_the_month_and_a_second_run_pays_nothing(
     record_account(payments, case_id)
     first = run(payments, "2025-11")
     assert first.recorded and first.sequence == 1
-    assert first.run_id == payment_run_id(date(2025, 11, 1), 1)
+    assert first.run_id is not None and first.run_id.version == 4  # random: see test_payment_holds
     assert orders_of(payments, case_id) == [("2025-11", "regular", monthly_total(), False)]
     assert first.control_sum == monthly_total()
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from uuid import UUID, uuid4
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,7 +32,6 @@ from domain.payments import (
     RunPayments,
     parse_month,
     payment_order_id,
-    payment_run_id,
 )
 from domain.reimbursement import (
     AdvancePeriod,
@@ -240,7 +239,7 @@ def test_amounts_are_taken_to_the_centime_half_up() -> None:
 
 def _order(month: date, kind: OrderKind, amount: str, at: datetime, *, held: bool = False,
            case_id: UUID = CASE, sequence: int = 1) -> PaymentOrdered:
-    run_id = payment_run_id(month, sequence)
+    run_id = uuid5(NAMESPACE_URL, f"test-run/{month:%Y-%m}/{sequence}")
     return PaymentOrdered(  # type: ignore[call-arg]
         originator_id=run_id, originator_version=2, timestamp=at,
         order_id=payment_order_id(run_id, case_id, month), case_id=case_id, for_month=month,

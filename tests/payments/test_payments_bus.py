@@ -9,6 +9,7 @@ import shutil
 import threading
 import uuid
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from bus.registry_sqlite import SQLiteSchemaRegistry
 from bus.schema_check import check_schemas
 from bus.topics import ensure_topics
 from domain import commands
-from domain.payments import PaymentOrdered, RecordPayoutAccount, RunPayments
+from domain.payments import ApprovePaymentRun, PaymentOrdered, RecordPayoutAccount, RunPayments
 from nervenbahn.container import build_payment_service
 from schemas import SCHEMA_DIR
 from tests.bus.pipeline import open_supported_case, pipeline
@@ -29,21 +30,33 @@ from tests.bus.waiting import wait_until
 from tests.domain.case_desk import POPO_ENV, build_desk
 
 ADMIN = commands.Actor("pay.office", "administrator", "so-canton")
+CONTROL = commands.Actor("pay.control", "administrator", "so-canton")
+REGISTER = commands.Actor("population-register", "system", "so-canton")
 IBAN = "CH9300762011623852957"
 
 
 def _recorded_run_events() -> list[object]:
-    """A run with a paid, a held and (after a retroactive change) a claimed-back order."""
+    """A run with a paid and a held order and a case held for a death proposal, approved by a
+    second person after a large back-payment was acknowledged."""
     from domain.application.payments import PaymentService
 
     desk = build_desk(commands.Actor("anna.keller", "caseworker", "so-solothurn"))
-    payments = PaymentService(POPO_ENV, cases=desk.service, clock=desk.clock)
+    payments = PaymentService(POPO_ENV, cases=desk.service, clock=desk.clock,
+                              approval_threshold=Decimal("100.00"))
     paid, _held = desk.supported(), desk.supported()
-    payments.record_account(RecordPayoutAccount(
-        actor=ADMIN, correlation_id=uuid.uuid4(), case_id=paid, iban=IBAN, holder="A. B"))
+    dying = desk.assessed(application_date="2025-10-01")
+    desk.run("grant_support", case_id=dying, support_from="2025-10-01")
+    desk.run("propose_closure", case_id=dying, actor=REGISTER, external_reference="d-1/0",
+             reason="death", effective_date="2025-11-02")
+    for case_id in (paid, dying):
+        payments.record_account(RecordPayoutAccount(
+            actor=ADMIN, correlation_id=uuid.uuid4(), case_id=case_id, iban=IBAN,
+            holder="A. B"))
     summary = payments.run(RunPayments(actor=ADMIN, correlation_id=uuid.uuid4(),
                                        month="2025-11"))
     assert summary.run_id is not None
+    payments.approve(ApprovePaymentRun(actor=CONTROL, correlation_id=uuid.uuid4(),
+                                       run_id=summary.run_id, acknowledged=[dying]))
     return payments.run_events(summary.run_id)
 
 
@@ -52,7 +65,9 @@ def test_codec_round_trip_and_refusals(tmp_path: Path) -> None:
     codec = PaymentEventCodec(registry, "t.payments.payment-orders.v1")
     events = _recorded_run_events()
     assert [type(e).__name__ for e in events] == [
-        "PaymentRunStarted", "PaymentOrdered", "PaymentOrdered", "PaymentRunCompleted"]
+        "PaymentRunStarted", "PaymentOrdered", "PaymentOrdered", "PaymentOrdered",
+        "PaymentOrdered", "PaymentHeld", "PaymentRunCompleted", "PaymentRunApproved"]
+    assert events[-1].large_back_payments and events[-1].actor == CONTROL
     for event in events:
         encoded = codec.encode(event)
         assert encoded.value[0] == 0 and encoded.event_type == type(event).__name__
