@@ -375,19 +375,20 @@ class Case(Aggregate):
         )
 
     def _check_no_stale_later_change(self, line: BudgetLine, effective: date) -> None:
-        """Refuse a change of a line that a later-effective version restates at the amount this
-        change replaces (a whole-budget version recorded before lines had timelines of their
-        own): from that version on the change would silently be undone (issue 19)."""
-        later = [v for v in line_changes(self.budgets, line.code) if v.effective_date > effective]
+        """Refuse a change of a line that the next later-effective change of that line, a
+        whole-budget version (recorded before lines had timelines of their own), restates at
+        the amount this change replaces: from that version on the change would silently be
+        undone (issue 19). A later change that names the line changed it on purpose: it stands."""
+        changes = line_changes(self.budgets, line.code)  # in recording order
+        later = [(v.effective_date, -i, v) for i, v in enumerate(changes)
+                 if v.effective_date > effective]
         if not later:
             return
-        first = min(later, key=lambda v: v.effective_date)
-        first = [v for v in later if v.effective_date == first.effective_date][-1]
-        restated = next(x.amount for x in first.lines if x.code == line.code)
-        previous = budget_in_force(self.budgets, first.effective_date - timedelta(days=1))
-        replaced = next((x.amount for x in previous.lines if x.code == line.code), None) if (
-            previous) else None
-        if restated != line.amount and restated == replaced:
+        _, _, first = min(later, key=lambda item: item[:2])  # a later recording wins ties
+        restated = _line_amount(first, line.code)
+        replaced = _line_amount(
+            budget_in_force(self.budgets, first.effective_date - timedelta(days=1)), line.code)
+        if first.changed is None and restated != line.amount and restated == replaced:
             _refuse(
                 "budget-line-collision",
                 f"{line.code}: the budget version effective {first.effective_date} (recorded "
@@ -769,6 +770,11 @@ class Case(Aggregate):
         _within(day, rec, field, back=RETROACTIVE_LIMIT_DAYS, ahead=FUTURE_LIMIT_DAYS)
         if day < earliest:
             _refuse("budget-within-support", f"{field}: {day} lies before {earliest}")
+
+
+def _line_amount(budget: BudgetVersion | None, code: str) -> Decimal | None:
+    return next((line.amount for line in budget.lines if line.code == code), None) if (
+        budget is not None) else None
 
 
 def _benefit(benefits: BenefitLookup, application_id: UUID) -> BenefitOnRecord:

@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from domain.application.bitemporal import StateAsOf, parse_month
+from domain.application.bitemporal import BudgetDiff, StateAsOf, parse_month
 from domain.application.cases import CaseService
 from domain.errors import CaseNotFoundError, InvalidCommandError
 from domain.events import BudgetChanged, CaseClosed, SupportGranted
@@ -104,10 +104,7 @@ def test_a_month_after_the_closure_rests_on_the_closure(story: tuple[CaseService
 def test_diff_between_two_knowledge_times_shows_the_retroactive_rent_change(
     story: tuple[CaseService, UUID],
 ) -> None:
-    service, case_id = story
-    diff = service.diff_as_known(
-        case_id, date(2026, 3, 1), KNOWN_AT["31 May"], KNOWN_AT["30 June"]
-    )
+    diff = _march_diff(story, "31 May", "30 June")
     # 2004.55 − 2204.55 (see tests/domain/bitemporal_case.py)
     assert (diff.before.amount, diff.after.amount) == (Decimal("2204.55"), Decimal("2004.55"))
     assert diff.difference == Decimal("-200.00")
@@ -216,3 +213,26 @@ def test_desk_clock_moves_forward_only(story: tuple[CaseService, UUID]) -> None:
     times = [getattr(event, "timestamp") for event in service.events.get(case_id)]  # noqa: B009
     assert times == sorted(times)
 
+
+def _march_diff(story: tuple[CaseService, UUID], known: str, compared: str) -> BudgetDiff:
+    service, case_id = story
+    return service.diff_as_known(case_id, date(2026, 3, 1), KNOWN_AT[known], KNOWN_AT[compared])
+
+
+def test_readme_diff_from_30_april_to_30_june_names_both_changes_per_line(
+    story: tuple[CaseService, UUID],
+) -> None:
+    """The README's `audit diff` example: March as known on 30 April and on 30 June."""
+    diff = _march_diff(story, "30 April", "30 June")
+    # before: 1061 + 1200 + 350 − 0 = 2611 all March; after: 2004.55 (bitemporal_case.py)
+    assert (diff.before.amount, diff.after.amount, diff.difference) == (
+        Decimal("2611.00"), Decimal("2004.55"), Decimal("-606.45"),
+    )
+    # housing 1200 → 1000 all month; income 0 → −600 × 21/31 = −12600/31 = −406.45
+    assert {line.code: line.difference for line in diff.lines} == {
+        "basic_needs": Decimal("0.00"), "housing": Decimal("-200.00"),
+        "health_insurance": Decimal("0.00"), "income": Decimal("-406.45"),
+    }
+    assert [(r.recorded_at.date(), r.effective_date) for r in diff.caused_by] == [
+        (date(2026, 5, 10), date(2026, 3, 11)), (date(2026, 6, 20), date(2026, 2, 1)),
+    ]
