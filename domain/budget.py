@@ -14,9 +14,11 @@ from typing import Literal
 from domain.money import ZERO, chf
 from domain.reference import SkosTable
 
-__all__ = ["Budget", "BudgetLine", "LineCode", "compute_budget"]
+__all__ = ["LINE_CODES", "Budget", "BudgetLine", "LineCode", "compute_budget"]
 
 LineCode = Literal["basic_needs", "housing", "health_insurance", "income"]
+LINE_CODES: tuple[LineCode, ...] = ("basic_needs", "housing", "health_insurance", "income")
+"""The lines of every budget, in the order they are shown."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate
 
-from domain.budget import compute_budget
+from domain.budget import BudgetLine, compute_budget
 from domain.commands import (
     Actor,
     AgreeGoal,
@@ -44,7 +44,7 @@ from domain.commands import (
     StartAdvance,
     StartMeasure,
 )
-from domain.entitlement import budget_in_force, month_of
+from domain.entitlement import budget_in_force, line_changes, month_of
 from domain.errors import RuleViolationError
 from domain.events import (
     Advance,
@@ -85,6 +85,7 @@ from domain.events import (
     claims_of,
     proposals_of,
 )
+from domain.money import ZERO, chf
 from domain.personal_data import PersonalData
 from domain.reference import ReferenceData
 from domain.reimbursement import (
@@ -344,7 +345,7 @@ class Case(Aggregate):
                 "household-fits-members",
                 f"household_size: {household_size} is fewer than the recorded members",
             )
-        budget = compute_budget(
+        stated = compute_budget(
             reference.skos,
             effective_date=cmd.effective_date,
             household_size=household_size,
@@ -352,16 +353,50 @@ class Case(Aggregate):
             health_insurance=cmd.health_insurance,
             income=cmd.income,
         )
+        # Only the lines whose amount differs from the one in force on the effective date
+        # change; the others keep their own timelines (domain.entitlement).
+        in_force = budget_in_force(self.budgets, cmd.effective_date)
+        before = {line.code: line.amount for line in in_force.lines} if in_force else {}
+        changed = [line for line in stated.lines if before.get(line.code) != line.amount]
+        for line in changed:
+            self._check_no_stale_later_change(line, cmd.effective_date)
+        kept = {line.code: line for line in in_force.lines} if in_force else {}
+        lines = [line if line in changed else kept.get(line.code, line) for line in stated.lines]
         self._trigger(
             BudgetChanged,
             cmd,
             rec,
             cmd.effective_date,
-            lines=list(budget.lines),
-            total=budget.total,
+            lines=lines,
+            total=chf(sum((line.amount for line in lines), ZERO)),
             reason=cmd.reason,
             household_size=household_size,
+            changed=[line.code for line in changed],
         )
+
+    def _check_no_stale_later_change(self, line: BudgetLine, effective: date) -> None:
+        """Refuse a change of a line that the next later-effective change of that line, a
+        whole-budget version (recorded before lines had timelines of their own), restates at
+        the amount this change replaces: from that version on the change would silently be
+        undone (issue 19). A later change that names the line changed it on purpose: it stands."""
+        changes = line_changes(self.budgets, line.code)  # in recording order
+        later = [(v.effective_date, -i, v) for i, v in enumerate(changes)
+                 if v.effective_date > effective]
+        if not later:
+            return
+        _, _, first = min(later, key=lambda item: item[:2])  # a later recording wins ties
+        restated = _line_amount(first, line.code)
+        replaced = _line_amount(
+            budget_in_force(self.budgets, first.effective_date - timedelta(days=1)), line.code)
+        if first.changed is None and restated != line.amount and restated == replaced:
+            _refuse(
+                "budget-line-collision",
+                f"{line.code}: the budget version effective {first.effective_date} (recorded "
+                f"{first.recorded_at.astimezone(SWISS_TIME):%Y-%m-%d %H:%M}) restates "
+                f"{line.code} at CHF {restated}, the amount this change replaces, and would undo "
+                f"it from {first.effective_date}; record {line.code} CHF {line.amount} from "
+                f"{first.effective_date} first, then this change",
+            )
 
     def complete_review(self, cmd: CompleteReview, rec: Recording) -> None:
         """Record a periodic review; the next one is due within the review interval."""
@@ -735,6 +770,11 @@ class Case(Aggregate):
         _within(day, rec, field, back=RETROACTIVE_LIMIT_DAYS, ahead=FUTURE_LIMIT_DAYS)
         if day < earliest:
             _refuse("budget-within-support", f"{field}: {day} lies before {earliest}")
+
+
+def _line_amount(budget: BudgetVersion | None, code: str) -> Decimal | None:
+    return next((line.amount for line in budget.lines if line.code == code), None) if (
+        budget is not None) else None
 
 
 def _benefit(benefits: BenefitLookup, application_id: UUID) -> BenefitOnRecord:

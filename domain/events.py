@@ -103,6 +103,11 @@ class BudgetVersion:
     total: Decimal
     reason: str
     recorded_at: datetime
+    changed: list[str] | None = None
+    """The lines this version changes (each line has a timeline of its own, see
+    `domain.entitlement`); None: every line (a grant, and every change recorded before budget
+    changes named their lines). `lines` holds the whole budget as in force from
+    `effective_date` when the version was recorded."""
 
 
 @dataclass(frozen=True)
@@ -405,12 +410,27 @@ class MeasureBrokenOff(CaseEvent):
 
 
 class BudgetChanged(CaseEvent):
-    """The budget changed from the effective date (possibly retroactively)."""
+    """Budget lines changed from the effective date (possibly retroactively).
+
+    `changed` names the lines that change; the others keep their own timelines. `lines` and
+    `total` are the whole budget as in force from the effective date when it was recorded.
+    Version 1 events (recorded before lines had timelines of their own) changed the whole
+    budget: they are upcast on every read with `changed` None (every line), so an old store
+    answers as before for what was known then (the stored events are not rewritten).
+    """
+
+    class_version = 2
 
     lines: list[BudgetLine]
     total: Decimal
     reason: str
     household_size: int
+    changed: list[str] | None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A version 1 event (a whole-budget version): every line changes (None)."""
+        state["changed"] = None
 
     def apply(self, case: Case) -> None:
         case.household_size = self.household_size
@@ -676,12 +696,14 @@ EVENT_TYPES: tuple[type[Any], ...] = (
 
 
 def _budget_version(event: SupportGranted | BudgetChanged, reason: str) -> BudgetVersion:
+    changed = event.changed if isinstance(event, BudgetChanged) else None
     return BudgetVersion(
         effective_date=event.effective_date,
         lines=list(event.lines),
         total=event.total,
         reason=reason,
         recorded_at=event.timestamp,
+        changed=None if changed is None else list(changed),
     )
 
 

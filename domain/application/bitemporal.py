@@ -26,7 +26,7 @@ from uuid import UUID
 
 from domain.case import SWISS_TIME, Case
 from domain.commands import Actor
-from domain.entitlement import MonthlyEntitlement, month_entitlement, month_of
+from domain.entitlement import MonthlyEntitlement, Segment, month_entitlement, month_of
 from domain.events import (
     BudgetChanged,
     BudgetVersion,
@@ -112,7 +112,8 @@ class MonthlyAnswer:
     """The case's last version recorded at or before `known_at` (0: not yet recorded)."""
     entitlement: MonthlyEntitlement
     budgets: tuple[BudgetBasis, ...]
-    """The budget versions in force on the supported days, in the order they apply."""
+    """The recorded budget versions whose lines are in force on the supported days (each line
+    from the version that changed it last), in the order they apply."""
     periods: tuple[SupportPeriod, ...]
     """The support periods as known, those that touch the month."""
     rests_on: tuple[EventRef, ...]
@@ -165,7 +166,8 @@ class MonthlyAnswer:
                     "days": s.days,
                     "monthly_total": str(s.budget.total),
                     "amount": str(chf(s.amount)),
-                    "budget_event_version": refs.get(id(s.budget)),
+                    "budget_event_version": refs.get(id(_latest_source(s))),
+                    "budget_event_versions": [refs.get(id(v)) for v in s.sources],
                 }
                 for s in self.entitlement.segments
             ],
@@ -257,9 +259,9 @@ def answer_month(
     entitlement = month_entitlement(case.budgets, case.support_periods, first)
     by_budget = {id(b): EventRef.of(e) for b, e in zip(case.budgets, budget_events, strict=True)}
     bases: dict[int, BudgetBasis] = {}
-    for segment in entitlement.segments:
-        key = id(segment.budget)
-        bases.setdefault(key, BudgetBasis(segment.budget, by_budget[key]))
+    for segment in entitlement.segments:  # each line in force comes from a recorded version
+        for source in segment.sources:
+            bases.setdefault(id(source), BudgetBasis(source, by_budget[id(source)]))
     last = _last_day(first)
     periods = [
         (index, p)
@@ -396,6 +398,12 @@ def _budget_in_force(budgets: Sequence[BudgetVersion], as_of: datetime) -> Budge
     entitlement = month_entitlement(budgets, [SupportPeriod(date.min)], month_of(day))
     on_day = [s.budget for s in entitlement.segments if s.first_day <= day]
     return on_day[-1] if on_day else budgets[-1]
+
+
+def _latest_source(segment: Segment) -> BudgetVersion:
+    """The version a segment's budget is dated by: the latest effective of its sources (of two
+    with the same date, the one recorded later)."""
+    return max(enumerate(segment.sources), key=lambda pair: (pair[1].effective_date, pair[0]))[1]
 
 
 def _period_events(events: Sequence[Any], grants: set[int], closures: set[int]) -> list[EventRef]:

@@ -17,6 +17,7 @@ from rich.table import Table
 from domain.application.history import HistoryEntry
 from domain.case import SWISS_TIME, Case
 from domain.commands import is_invisible
+from domain.events import BudgetVersion
 from domain.personal_data import ErasedPersonalData, PersonalData, SealedPersonalData
 from domain.reference import ReferenceData
 
@@ -65,6 +66,17 @@ def emit_json(console: Console, value: Any) -> None:
     console.file.write(json.dumps(jsonable(value), ensure_ascii=False, indent=2) + "\n")
 
 
+def _version_shown(budget: BudgetVersion | None) -> dict[str, Any] | None:
+    """A budget version's fields; `changed` only where the version names the lines it changes
+    (a whole-budget version shows as it did before lines had timelines of their own)."""
+    if budget is None:
+        return None
+    shown = {f.name: getattr(budget, f.name) for f in dataclasses.fields(budget)}
+    if budget.changed is None:
+        del shown["changed"]
+    return shown
+
+
 def case_view(
     case: Case, reference: ReferenceData, as_of: datetime | None = None
 ) -> dict[str, Any]:
@@ -88,7 +100,7 @@ def case_view(
         "assessment": case.assessment,
         "decision": case.decision,
         "support_periods": case.support_periods,
-        "budget": budget,
+        "budget": _version_shown(budget),
         "budget_versions": len(case.budgets),
         "goals": list(case.goals.values()),
         "measures": list(case.measures.values()),

@@ -64,11 +64,13 @@ def test_month_answer_names_its_segments_and_the_events_it_rests_on(
     _, case_id = story
     body = get(api, keys, f"/v1/audit/cases/{case_id}/months/2026-05",
                as_known_at="2026-06-30T12:00:00+02:00").json()
-    # 1–20 May under V2 (2011 a month): 2011 × 20/31 = 1297.42
-    assert (body["amount"], body["supported_days"], body["days_in_month"]) == ("1297.42", 20, 31)
+    # 1–20 May: income of V2, rent of V3, the rest of the grant (1061 + 1000 + 350 − 600 =
+    # 1811 a month): 1811 × 20/31 = 36220/31 = 1168.387… → 1168.39
+    assert (body["amount"], body["supported_days"], body["days_in_month"]) == ("1168.39", 20, 31)
     assert [(r["version"], r["event"]) for r in body["rests_on"]] == [
-        (3, "SupportGranted"), (4, "BudgetChanged"), (6, "CaseClosed"),
+        (3, "SupportGranted"), (4, "BudgetChanged"), (5, "BudgetChanged"), (6, "CaseClosed"),
     ]
+    assert [s["budget_event_versions"] for s in body["segments"]] == [[3, 4, 5]]
     assert body["rests_on"][0]["actor"] == {
         "user_id": "anna.keller", "role": "caseworker", "organisation": "so-solothurn",
     }
@@ -82,11 +84,12 @@ def test_diff_between_two_knowledge_times(
                    known_at="2026-05-31", compared_to="2026-06-30")
     assert response.status_code == 200, response.text
     diff = response.json()
-    assert (diff["before"], diff["after"], diff["difference"]) == ("2204.55", "2140.03", "-64.52")
+    # 2004.55 − 2204.55 (see tests/domain/bitemporal_case.py)
+    assert (diff["before"], diff["after"], diff["difference"]) == ("2204.55", "2004.55", "-200.00")
     housing = next(line for line in diff["lines"] if line["code"] == "housing")
-    # 1200 all March before; 1000 × 10/31 + 1200 × 21/31 = 1135.48 after
+    # 1200 all March before; 1000 all March after (the cut holds after 11 March)
     assert (housing["before"], housing["after"], housing["difference"]) == (
-        "1200.00", "1135.48", "-64.52",
+        "1200.00", "1000.00", "-200.00",
     )
     assert [(e["event"], e["effective_date"]) for e in diff["caused_by"]] == [
         ("BudgetChanged", "2026-02-01"),

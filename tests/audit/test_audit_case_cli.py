@@ -82,14 +82,14 @@ def test_budget_answer_lists_segments_and_the_events_it_rests_on(
     answer = cli("--json", "audit", "budget", str(case_id), "--month", "2026-03",
                  "--as-known-at", "2026-06-30").json()
     assert [(s["first_day"], s["last_day"], s["monthly_total"]) for s in answer["segments"]] == [
-        ("2026-03-01", "2026-03-10", "2411.00"), ("2026-03-11", "2026-03-31", "2011.00"),
+        ("2026-03-01", "2026-03-10", "2411.00"), ("2026-03-11", "2026-03-31", "1811.00"),
     ]
     assert [(r["version"], r["event"]) for r in answer["rests_on"]] == [
         (3, "SupportGranted"), (4, "BudgetChanged"), (5, "BudgetChanged"),
     ]
     readable = cli("audit", "budget", str(case_id), "--month", "2026-03",
                    "--as-known-at", "2026-06-30")
-    assert readable.code == 0 and "CHF 2140.03" in readable.out
+    assert readable.code == 0 and "CHF 2004.55" in readable.out
 
 
 def test_diff_through_the_cli(cli: Cli, story_store: tuple[dict[str, str], UUID]) -> None:
@@ -98,9 +98,9 @@ def test_diff_through_the_cli(cli: Cli, story_store: tuple[dict[str, str], UUID]
                   "--known-at", "2026-05-31", "--compared-to", "2026-06-30")
     assert outcome.code == 0, outcome.err
     diff = outcome.json()
-    # 2140.03 − 2204.55 (see tests/domain/bitemporal_case.py)
-    assert (diff["before"], diff["after"], diff["difference"]) == ("2204.55", "2140.03", "-64.52")
-    assert {line["code"]: line["difference"] for line in diff["lines"]}["housing"] == "-64.52"
+    # 2004.55 − 2204.55 (see tests/domain/bitemporal_case.py): the rent, 1000 − 1200
+    assert (diff["before"], diff["after"], diff["difference"]) == ("2204.55", "2004.55", "-200.00")
+    assert {line["code"]: line["difference"] for line in diff["lines"]}["housing"] == "-200.00"
     assert [(e["event"], e["effective_date"], e["actor"]["user_id"])
             for e in diff["caused_by"]] == [("BudgetChanged", "2026-02-01", "anna.keller")]
 

@@ -229,7 +229,7 @@ def budget_changed() -> BudgetChanged:
         originator_id=UUID(int=1), originator_version=2, timestamp=RECORDED, actor=ACTOR,
         correlation_id=UUID(int=3), effective_date=date(2026, 1, 5), imported=True,
         lines=[BudgetLine("housing", Decimal("1450.50"), "rent")], total=Decimal("-0.05"),
-        reason="correction", household_size=2,
+        reason="correction", household_size=2, changed=["housing"],
     )
 
 
@@ -268,7 +268,8 @@ ENVELOPE = (
             + b"\x00"  # end of the array
             + b"\x02\xfb"  # total: -5 cents, one byte, two's complement
             + b"\x14correction"
-            + b"\x04",  # household_size: 2
+            + b"\x04"  # household_size: 2
+            + b"\x02" + b"\x02" + b"\x0ehousing" + b"\x00",  # changed: branch 1 (array), 1 item
             id="amounts-and-lines",
         ),
     ],

@@ -10,16 +10,25 @@ The story (Swiss time; a one-person household in Solothurn):
 | 5 Jan 2026  | case opened, assessed                                     | 5 Jan      |
 | 6 Jan 2026  | support granted: basic needs 1061 + rent 1200 + premium   | 1 Jan      |
 |             | 350 − income 0 = CHF 2611 a month (V1)                    |            |
-| 10 May 2026 | budget changed (income 600): 1061 + 1200 + 350 − 600      | 11 Mar     |
-|             | = CHF 2011 (V2)                                           |            |
-| 20 Jun 2026 | budget changed (rent 1000): 1061 + 1000 + 350 = 2411 (V3) | 1 Feb      |
+| 10 May 2026 | budget changed: income 600 (rent 1200, premium 350 stated  | 11 Mar     |
+|             | as in force, so unchanged): changes the line income (V2)  |            |
+| 20 Jun 2026 | budget changed: rent 1000 (income 0, premium 350 stated   | 1 Feb      |
+|             | as in force on 1 Feb): changes the line housing (V3)      |            |
 | 25 Jun 2026 | case closed (employment): last supported day 20 May       | 20 May     |
 
 Basic needs: CHF 1061 for one person from 1 Jan 2026 (domain/reference/data/
 skos_basic_needs.json, year 2026: 1031 × 1.029 rounded; factor 1.00 for one person).
 
-On each day the budget in force is the one with the latest effective date on or before it
-(domain/entitlement.py), so after 20 June: 1–31 Jan V1, 1 Feb–10 Mar V3, from 11 Mar V2.
+Each budget line has a timeline of its own (domain/entitlement.py): on each day a line's amount
+is that of the latest change of that line effective on or before the day. So after 20 June:
+housing 1200 in January, 1000 from 1 Feb (V3; V2 did not change housing, so the cut holds after
+11 Mar too); income 0 until 10 Mar, 600 from 11 Mar (V2). The budget is
+1061 + 1200 + 350 − 0 = 2611 in January, 1061 + 1000 + 350 − 0 = 2411 from 1 Feb to 10 Mar,
+1061 + 1000 + 350 − 600 = 1811 from 11 Mar.
+
+(Before lines had timelines of their own, V2 was a whole budget with rent 1200, and the cut
+applied only from 1 Feb to 10 Mar: March 2140.03, April 2011.00, May 1297.42 as known on
+30 June — CHF 464.51 more for March–May than the permanent cut owes; issue 19.)
 """
 
 from __future__ import annotations
@@ -74,12 +83,13 @@ EXPECTED: dict[str, list[Decimal]] = {
     "31 May": [Decimal(x) for x in (
         "2611.00", "2611.00", "2204.55", "2011.00", "2011.00", "2011.00",
     )],
-    # V3 (from 1 Feb) and the closure (last supported day 20 May) are known too.
-    # February: V3 all month = 2411.00
-    # March: 2411 × 10/31 + 2011 × 21/31 = (24110 + 42231) / 31 = 66341 / 31 = 2140.032… → 2140.03
-    # May: 2011 × 20/31 = 40220 / 31 = 1297.419… → 1297.42;  June: no supported day → 0.00
+    # V3 (housing 1000 from 1 Feb) and the closure (last supported day 20 May) are known too.
+    # February: 1061 + 1000 + 350 − 0 = 2411.00 all month
+    # March: 2411 × 10/31 + 1811 × 21/31 = (24110 + 38031) / 31 = 62141 / 31 = 2004.548… → 2004.55
+    # April: 1061 + 1000 + 350 − 600 = 1811.00
+    # May: 1811 × 20/31 = 36220 / 31 = 1168.387… → 1168.39;  June: no supported day → 0.00
     "30 June": [Decimal(x) for x in (
-        "2611.00", "2411.00", "2140.03", "2011.00", "1297.42", "0.00",
+        "2611.00", "2411.00", "2004.55", "1811.00", "1168.39", "0.00",
     )],
 }
 """Amount owed per month January–June 2026, as known at each time."""

@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from domain.application.bitemporal import StateAsOf, parse_month
+from domain.application.bitemporal import BudgetDiff, StateAsOf, parse_month
 from domain.application.cases import CaseService
 from domain.errors import CaseNotFoundError, InvalidCommandError
 from domain.events import BudgetChanged, CaseClosed, SupportGranted
@@ -67,23 +67,31 @@ def test_answer_names_the_budget_versions_and_events_it_rests_on(
     segments = [
         (s.first_day.day, s.last_day.day, s.budget.total) for s in march.entitlement.segments
     ]
-    assert segments == [(1, 10, Decimal("2411.00")), (11, 31, Decimal("2011.00"))]
-    assert [b.event.effective_date for b in march.budgets] == [date(2026, 2, 1), date(2026, 3, 11)]
-    # The grant started the period; versions 4 (V2) and 5 (V3) are the budgets; the closure
-    # (version 6) ends support in May and is no part of March.
+    # 1–10 March: basic needs, premium and income of the grant, rent of V3 (1061 + 1000 + 350
+    # − 0 = 2411); from 11 March income 600 of V2 as well (1061 + 1000 + 350 − 600 = 1811).
+    assert segments == [(1, 10, Decimal("2411.00")), (11, 31, Decimal("1811.00"))]
+    assert [s["budget_event_versions"] for s in march.as_dict()["segments"]] == [[3, 5], [3, 4, 5]]
+    assert [[v.effective_date for v in s.sources] for s in march.entitlement.segments] == [
+        [date(2026, 1, 1), date(2026, 2, 1)],
+        [date(2026, 1, 1), date(2026, 3, 11), date(2026, 2, 1)],
+    ]
+    assert [b.event.version for b in march.budgets] == [3, 5, 4]
+    # The grant started the period and holds three lines; versions 4 (V2: income) and 5 (V3:
+    # housing) hold the others; the closure (version 6) ends support in May, not in March.
     assert [(r.version, r.event) for r in march.rests_on] == [
         (3, "SupportGranted"), (4, "BudgetChanged"), (5, "BudgetChanged"),
     ]
     may = service.budget_as_known_at(case_id, date(2026, 5, 1), KNOWN_AT["30 June"])
+    # The rent cut of V3 holds in May too: May rests on it as well.
     assert [(r.version, r.event) for r in may.rests_on] == [
-        (3, "SupportGranted"), (4, "BudgetChanged"), (6, "CaseClosed"),
+        (3, "SupportGranted"), (4, "BudgetChanged"), (5, "BudgetChanged"), (6, "CaseClosed"),
     ]
     assert {r.actor for r in march.rests_on} == {ACTOR}
-    # Line shares add up to the amount: rent 1000 × 10/31 + 1200 × 21/31 = 1135.48…
+    # Line shares add up to the amount: rent 1000 all month (the cut holds after 11 March).
     lines = march.line_amounts()
-    assert round(sum(lines.values()), 2) == march.amount == Decimal("2140.03")
-    assert round(lines["housing"], 2) == Decimal("1135.48")
-    assert round(lines["income"], 2) == Decimal("-406.45")  # −600 × 21/31
+    assert round(sum(lines.values()), 2) == march.amount == Decimal("2004.55")
+    assert round(lines["housing"], 2) == Decimal("1000.00")
+    assert round(lines["income"], 2) == Decimal("-406.45")  # −600 × 21/31 = −12600/31
 
 
 def test_a_month_after_the_closure_rests_on_the_closure(story: tuple[CaseService, UUID]) -> None:
@@ -96,18 +104,16 @@ def test_a_month_after_the_closure_rests_on_the_closure(story: tuple[CaseService
 def test_diff_between_two_knowledge_times_shows_the_retroactive_rent_change(
     story: tuple[CaseService, UUID],
 ) -> None:
-    service, case_id = story
-    diff = service.diff_as_known(
-        case_id, date(2026, 3, 1), KNOWN_AT["31 May"], KNOWN_AT["30 June"]
-    )
-    assert (diff.before.amount, diff.after.amount) == (Decimal("2204.55"), Decimal("2140.03"))
-    assert diff.difference == Decimal("-64.52")
+    diff = _march_diff(story, "31 May", "30 June")
+    # 2004.55 − 2204.55 (see tests/domain/bitemporal_case.py)
+    assert (diff.before.amount, diff.after.amount) == (Decimal("2204.55"), Decimal("2004.55"))
+    assert diff.difference == Decimal("-200.00")
     by_line = {line.code: line for line in diff.lines}
-    # rent: 1200 all month before; 1000 × 10/31 + 1200 × 21/31 = 35200/31 = 1135.48 after
+    # rent: 1200 all month before; 1000 all month after (the cut holds after 11 March)
     assert (by_line["housing"].before, by_line["housing"].after) == (
-        Decimal("1200.00"), Decimal("1135.48"),
+        Decimal("1200.00"), Decimal("1000.00"),
     )
-    assert by_line["housing"].difference == Decimal("-64.52")
+    assert by_line["housing"].difference == Decimal("-200.00")
     assert {code: line.difference for code, line in by_line.items() if code != "housing"} == {
         "basic_needs": Decimal("0.00"), "health_insurance": Decimal("0.00"),
         "income": Decimal("0.00"),
@@ -122,8 +128,11 @@ def test_diff_between_two_knowledge_times_shows_the_retroactive_rent_change(
 def test_diff_for_may_is_caused_by_the_closure(story: tuple[CaseService, UUID]) -> None:
     service, case_id = story
     diff = service.diff_as_known(case_id, date(2026, 5, 1), KNOWN_AT["31 May"], KNOWN_AT["30 June"])
-    assert diff.difference == Decimal("1297.42") - Decimal("2011.00")
-    assert [r.event for r in diff.caused_by] == ["CaseClosed"]
+    # before: 2011 all May; after: 1811 × 20/31 = 1168.39 (the rent cut and the closure)
+    assert diff.difference == Decimal("1168.39") - Decimal("2011.00")
+    assert [(r.event, r.effective_date) for r in diff.caused_by] == [
+        ("BudgetChanged", date(2026, 2, 1)), ("CaseClosed", date(2026, 5, 20)),
+    ]
 
 
 def test_diff_from_before_the_case_existed_counts_everything_as_new(
@@ -204,3 +213,26 @@ def test_desk_clock_moves_forward_only(story: tuple[CaseService, UUID]) -> None:
     times = [getattr(event, "timestamp") for event in service.events.get(case_id)]  # noqa: B009
     assert times == sorted(times)
 
+
+def _march_diff(story: tuple[CaseService, UUID], known: str, compared: str) -> BudgetDiff:
+    service, case_id = story
+    return service.diff_as_known(case_id, date(2026, 3, 1), KNOWN_AT[known], KNOWN_AT[compared])
+
+
+def test_readme_diff_from_30_april_to_30_june_names_both_changes_per_line(
+    story: tuple[CaseService, UUID],
+) -> None:
+    """The README's `audit diff` example: March as known on 30 April and on 30 June."""
+    diff = _march_diff(story, "30 April", "30 June")
+    # before: 1061 + 1200 + 350 − 0 = 2611 all March; after: 2004.55 (bitemporal_case.py)
+    assert (diff.before.amount, diff.after.amount, diff.difference) == (
+        Decimal("2611.00"), Decimal("2004.55"), Decimal("-606.45"),
+    )
+    # housing 1200 → 1000 all month; income 0 → −600 × 21/31 = −12600/31 = −406.45
+    assert {line.code: line.difference for line in diff.lines} == {
+        "basic_needs": Decimal("0.00"), "housing": Decimal("-200.00"),
+        "health_insurance": Decimal("0.00"), "income": Decimal("-406.45"),
+    }
+    assert [(r.recorded_at.date(), r.effective_date) for r in diff.caused_by] == [
+        (date(2026, 5, 10), date(2026, 3, 11)), (date(2026, 6, 20), date(2026, 2, 1)),
+    ]

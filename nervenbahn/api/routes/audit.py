@@ -119,6 +119,9 @@ class BudgetVersionModel(BaseModel):
     reason: str
     total: str
     lines: list[BudgetLineModel]
+    changed: list[str] | None = None
+    """The lines this version changes; None: every line (a grant, or a change recorded before
+    budget lines had timelines of their own)."""
 
 
 class BudgetBasisModel(BudgetVersionModel):
@@ -143,6 +146,11 @@ class SegmentModel(BaseModel):
     monthly_total: str
     amount: str
     budget_event_version: int | None
+    """The recorded version the segment's budget is dated by (the latest effective of those
+    its lines come from)."""
+    budget_event_versions: list[int | None] = []
+    """Every recorded version a line of the segment's budget comes from (each line has a
+    timeline of its own)."""
 
 
 class LineShareModel(BaseModel):
