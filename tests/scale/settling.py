@@ -11,15 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import uuid4
 
 import psycopg
 from psycopg import sql
 
-from nervenbahn.container import Container
-from projections import PROJECTIONS
-from projections.framework import rebuild
-from projections.storage import PostgresReadModels
 from tests.scale.cluster import Cluster
 
 RELAYS = ("case-events", "reporting", "payments", "benefits", "claims")
@@ -78,31 +73,3 @@ def processed_per_group(made: Cluster) -> dict[str, tuple[int, int]]:
     return {row[0]: (int(row[1]), int(row[2])) for row in rows}
 
 
-def shared_read_models_as_rebuilt(made: Cluster, container: Container) -> dict[str, str]:
-    """Each shared read model (PostgreSQL) that differs from a rebuild from the store, and
-    how: the rebuild goes into a scratch schema, dropped afterwards."""
-    scratch = f"{made.schema}_rb{uuid4().hex[:6]}"
-    differ: dict[str, str] = {}
-    try:
-        for name in PROJECTIONS:
-            projection = container.projection(name)
-            served = container.read_model(name)
-            assert isinstance(served, PostgresReadModels), "the shared shape keeps them in PG"
-            fresh = PostgresReadModels(served.conninfo, scratch)
-            rebuild(projection, container.event_source(projection), fresh)
-            got, expected = _rows(served, projection.tables), _rows(fresh, projection.tables)
-            if got != expected:
-                counts = {t: (len(got[t]), len(expected[t])) for t in expected}
-                differ[name] = f"rows served/rebuilt per table {counts}"
-    finally:
-        with psycopg.connect(made.postgres_server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
-                          .format(sql.Identifier(scratch)))
-    return differ
-
-
-def _rows(target: PostgresReadModels, tables: Any) -> dict[str, list[str]]:
-    with target.connect(read_only=True) as db:
-        return {table: sorted(repr(row) for row in db.execute(
-                    sql.SQL("SELECT * FROM {}").format(sql.Identifier(table))).fetchall())
-                for table in tables}
