@@ -36,6 +36,7 @@ from domain.budget import BudgetLine
 from domain.case import Case
 from domain.commands import Actor
 from domain.events import EVENT_TYPES, ClaimFigures
+from domain.identity import UNKNOWN_IDENTITY
 from domain.personal_data import (
     ErasedPersonalData,
     PersonalData,
@@ -77,6 +78,9 @@ class EventFamily:
     """Every event type of the family (the codec's default)."""
     kind: str
     """What the codec reads, in errors, e.g. "a case event type of this codec"."""
+    store_only: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Attributes the store keeps and the bus does not carry, with what a consumer reads
+    instead (the case events' established identity and import origin: audit metadata)."""
 
     @property
     def renamed(self) -> dict[str, str]:
@@ -88,7 +92,7 @@ class EventFamily:
     def constants(self) -> dict[str, Any]:
         """Domain event attributes that are the same for every event (not sent; restored on
         decode)."""
-        return {"originator_topic": get_topic(self.aggregate)}
+        return {"originator_topic": get_topic(self.aggregate), **self.store_only}
 
 
 CASE_EVENTS = EventFamily(
@@ -99,6 +103,7 @@ CASE_EVENTS = EventFamily(
                    record_name("ClaimFigures"): ClaimFigures},
     event_types=tuple(EVENT_TYPES),
     kind="a case event type of this codec",
+    store_only={"recorded_by": UNKNOWN_IDENTITY, "import_origin": None},
 )
 """The case events (`schemas/case/`, namespace ch.nervenbahn.casework)."""
 

@@ -85,6 +85,7 @@ from domain.events import (
     claims_of,
     proposals_of,
 )
+from domain.identity import UNKNOWN_IDENTITY, EstablishedIdentity, ImportOrigin
 from domain.money import ZERO, chf
 from domain.personal_data import PersonalData
 from domain.reference import ReferenceData
@@ -153,10 +154,13 @@ BenefitLookup = Callable[[UUID], BenefitOnRecord]
 
 @dataclass(frozen=True)
 class Recording:
-    """When the core records a command's events, and whether they come from a legacy import."""
+    """When the core records a command's events, whether they come from a legacy import, who
+    the recording edge established the issuer to be, and where imported history came from."""
 
     recorded_at: datetime
     imported: bool = False
+    recorded_by: EstablishedIdentity = UNKNOWN_IDENTITY
+    origin: ImportOrigin | None = None
 
     @property
     def today(self) -> date:
@@ -213,6 +217,8 @@ class Case(Aggregate):
             correlation_id=cmd.correlation_id,
             effective_date=effective,
             imported=rec.imported,
+            recorded_by=rec.recorded_by,
+            import_origin=rec.origin,
             municipality_bfs=cmd.municipality_bfs,
             social_region=region,
             household_size=cmd.household_size,
@@ -713,6 +719,8 @@ class Case(Aggregate):
             correlation_id=cmd.correlation_id,
             effective_date=effective,
             imported=rec.imported,
+            recorded_by=rec.recorded_by,
+            import_origin=rec.origin,
             **fields,
         )
 

@@ -1,5 +1,10 @@
 """Case events: immutable facts, past tense, each with its actor, correlation id, effective
-date and whether it was imported from a legacy system.
+date, whether it was imported from a legacy system, the identity the recording edge
+established (`recorded_by`) and, for imported history, its origin (`import_origin`,
+`domain.identity`).
+
+Identity and origin are kept in the store only: the bus does not carry them (a consumer reads
+them as unknown / None, `bus.codec.CASE_EVENTS.constants`); auditors read them from the store.
 
 `apply` evolves a `Case`; the rules were checked by the aggregate before the event was made.
 The event's `timestamp` is its recorded time, set by the core and never by a client.
@@ -17,6 +22,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.budget import BudgetLine
 from domain.commands import Actor, HouseholdStructure
+from domain.identity import UNKNOWN_IDENTITY, EstablishedIdentity, ImportOrigin
 from domain.personal_data import ErasedPersonalData, PersonalData, SealedPersonalData
 
 if TYPE_CHECKING:
@@ -242,6 +248,8 @@ class Claim:
 
 VALUE_TYPES: tuple[type, ...] = (
     Actor,
+    EstablishedIdentity,
+    ImportOrigin,
     BudgetLine,
     BudgetVersion,
     Goal,
@@ -259,21 +267,19 @@ VALUE_TYPES: tuple[type, ...] = (
 # --- events ----------------------------------------------------------------------------------
 
 
+def _upcast_identity(state: dict[str, Any]) -> None:
+    """An event stored before identities were established: recorded by an unknown identity,
+    and (if imported) from an unrecorded origin."""
+    state["recorded_by"] = UNKNOWN_IDENTITY
+    state["import_origin"] = None
+
+
 class CaseEvent(Aggregate.Event):
-    """Base of all case events after the opening."""
+    """Base of all case events after the opening.
 
-    actor: Actor
-    correlation_id: UUID
-    effective_date: date
-    imported: bool
-
-
-class CaseOpened(Aggregate.Created):
-    """A household applied; the case belongs to its municipality's social region.
-
-    Version 2 added `household_structure` (for the federal statistics). Version 1 events stay
-    stored as they were written; eventsourcing's mapper upcasts them on every read
-    (`upcast_v1_v2`: not recorded, None). See docs/evolution.md.
+    Version 2 added `recorded_by` and `import_origin` (`domain.identity`); version 1 events
+    stay stored as they were and are upcast on every read (`upcast_v1_v2`), which every case
+    event inherits.
     """
 
     class_version = 2
@@ -282,6 +288,32 @@ class CaseOpened(Aggregate.Created):
     correlation_id: UUID
     effective_date: date
     imported: bool
+    recorded_by: EstablishedIdentity
+    import_origin: ImportOrigin | None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A version 1 event (stored before identities were established): unknown."""
+        _upcast_identity(state)
+
+
+class CaseOpened(Aggregate.Created):
+    """A household applied; the case belongs to its municipality's social region.
+
+    Version 2 added `household_structure` (for the federal statistics), version 3
+    `recorded_by` and `import_origin` (as every case event, `CaseEvent`). Older events stay
+    stored as they were written; eventsourcing's mapper upcasts them on every read
+    (`upcast_v1_v2`: not recorded, None; `upcast_v2_v3`: unknown). See docs/evolution.md.
+    """
+
+    class_version = 3
+
+    actor: Actor
+    correlation_id: UUID
+    effective_date: date
+    imported: bool
+    recorded_by: EstablishedIdentity
+    import_origin: ImportOrigin | None
     municipality_bfs: int
     social_region: str
     household_size: int
@@ -293,6 +325,11 @@ class CaseOpened(Aggregate.Created):
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         """A version 1 event (stored before the household structure was recorded): None."""
         state["household_structure"] = None
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """A version 2 event (stored before identities were established): unknown."""
+        _upcast_identity(state)
 
     def apply(self, case: Case) -> None:
         case.municipality_bfs = self.municipality_bfs
@@ -414,12 +451,14 @@ class BudgetChanged(CaseEvent):
 
     `changed` names the lines that change; the others keep their own timelines. `lines` and
     `total` are the whole budget as in force from the effective date when it was recorded.
-    Version 1 events (recorded before lines had timelines of their own) changed the whole
-    budget: they are upcast on every read with `changed` None (every line), so an old store
-    answers as before for what was known then (the stored events are not rewritten).
+    Version 2 added `recorded_by` and `import_origin` (as every case event: `upcast_v1_v2` is
+    `CaseEvent`'s), version 3 `changed`. Events recorded before lines had timelines of their
+    own changed the whole budget: they are upcast on every read with `changed` None (every
+    line), so an old store answers as before for what was known then (the stored events are
+    not rewritten).
     """
 
-    class_version = 2
+    class_version = 3
 
     lines: list[BudgetLine]
     total: Decimal
@@ -428,8 +467,8 @@ class BudgetChanged(CaseEvent):
     changed: list[str] | None
 
     @staticmethod
-    def upcast_v1_v2(state: dict[str, Any]) -> None:
-        """A version 1 event (a whole-budget version): every line changes (None)."""
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """A version 2 event (a whole-budget version): every line changes (None)."""
         state["changed"] = None
 
     def apply(self, case: Case) -> None:

@@ -58,6 +58,7 @@ from domain.application.payments import PaymentService
 from domain.application.ports import NotificationLog
 from domain.case import BenefitLookup, BenefitOnRecord
 from domain.errors import NervenbahnError
+from domain.identity import UNKNOWN_IDENTITY, EstablishedIdentity
 from domain.personal_data import PersonalDataVault
 from domain.reference import load_branch_offices, load_reference_data
 from nervenbahn.audit.checkpoints import publish_checkpoints
@@ -65,6 +66,7 @@ from nervenbahn.audit.database import AuditDatabase, open_audit_database
 from nervenbahn.claims_worker import ClaimsWorker
 from nervenbahn.config import ConfigError, Settings, StoreConfig, load_settings
 from nervenbahn.datasets import AUDIT_CHECKPOINTS, FUND_DECISIONS, dataset
+from nervenbahn.identity import process_identity
 from nervenbahn.incidents import IncidentStore, open_incident_store
 from nervenbahn.instances import Membership, group_suffix, instance_record
 from nervenbahn.keystores import open_keystore
@@ -139,17 +141,20 @@ def build_service(
     settings: Settings,
     clock: Callable[[], datetime] = datetime_now_with_tzinfo,
     benefits: BenefitLookup | None = None,
+    identity: EstablishedIdentity = UNKNOWN_IDENTITY,
 ) -> CaseService:
     """Open the key store and the event store named by the settings (a PostgreSQL store's
     first open in turn with other processes: `nervenbahn.store_opening`); `benefits` is how
-    the case service looks benefit applications up (advances), None: not at all."""
+    the case service looks benefit applications up (advances), None: not at all; `identity`
+    who records a command that brings none of its own (the `Container` gives the process's
+    operating-system user)."""
     store = settings.store
     master_key = base64.b64decode(settings.master_key.get_secret_value())  # before any file
     try:
         if store.kind == "sqlite" and store.sqlite_path is not None:
             warn_if_shared(store.sqlite_path.parent)
             private_file(store.sqlite_path)  # its -wal and -shm files take its mode
-        opening = partial(_open_case_service, store, master_key, clock, benefits)
+        opening = partial(_open_case_service, store, master_key, clock, benefits, identity)
         return opened_in_turn(store, CASE_TABLES, opening)  # a fresh schema one at a time
     except (psycopg.Error, sqlite3.Error, PersistenceError, OSError,
             DatabaseUnavailableError) as exc:
@@ -158,13 +163,13 @@ def build_service(
 
 def _open_case_service(
     store: StoreConfig, master_key: bytes, clock: Callable[[], datetime],
-    benefits: BenefitLookup | None, create_tables: bool,
+    benefits: BenefitLookup | None, identity: EstablishedIdentity, create_tables: bool,
 ) -> CaseService:
     keystore = open_keystore(store)
     vault = PersonalDataVault(keystore, master_key)
     return CaseService(
         _store_env(store, create_tables), vault=vault, reference=load_reference_data(),
-        clock=clock, benefits=benefits,
+        clock=clock, benefits=benefits, identity=identity,
     )
 
 
@@ -313,7 +318,8 @@ class Container:
         with self._lock:
             if self._service is None:
                 self._service = build_service(self.settings, self._clock,
-                                              benefits=self._benefit_on_record)
+                                              benefits=self._benefit_on_record,
+                                              identity=process_identity())
                 self._owns_service = True
             if self._timed is not self._service:
                 self.metrics.time_commands(self._service)

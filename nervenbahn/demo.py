@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -16,8 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from domain.application.importer import MigrationStep
 from domain.case import Case
-from domain.commands import parse_command
+from domain.commands import Actor, parse_command
 from domain.errors import DomainError
 from nervenbahn.container import Container
 from nervenbahn.demo_benefits import seed_benefits
@@ -25,6 +27,7 @@ from nervenbahn.demo_bus import relay_and_subscribe
 from nervenbahn.demo_connectors import audit_and_report, pay_and_register
 from nervenbahn.demo_session import DemoSession
 from nervenbahn.demo_web import create_web_users, reset_web_users
+from nervenbahn.identity import process_identity
 from nervenbahn.keyfiles import create_keys
 from nervenbahn.paths import private_folder, store_folder, write_private
 from nervenbahn.synthetic import PERIOD_END, PERIOD_START, synthetic_history
@@ -36,6 +39,10 @@ PHASES = ("intake", "assessed", "supported", "refused", "closed")
 
 class DemoStoreNotEmptyError(DomainError):
     """The demo only seeds an empty store."""
+
+
+_DEMO_IMPORTER = Actor("demo-migration", "administrator", "so-canton")
+"""The administrator the demo's import (a migration step) declares."""
 
 
 def run_demo(
@@ -66,13 +73,16 @@ def run_demo(
         task = progress.add_task("Generating synthetic canton", total=households)
         records = list(synthetic_history(service.reference, households, seed))
         progress.update(task, completed=households)
-        write_private(history_file, "".join(
-            json.dumps(record, ensure_ascii=False) + "\n" for record in records
-        ))
+        text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        write_private(history_file, text)
+        step = MigrationStep(  # as `nervenbahn import` by an administrator would
+            importer=_DEMO_IMPORTER, recorded_by=process_identity(),
+            file_name=history_file.name,
+            file_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
         task = progress.add_task("Validating legacy records", total=len(records))
         try:
-            with history_file.open(encoding="utf-8") as lines:
-                report = service.import_records(_tracked(lines, progress, task))
+            with history_file.open(encoding="utf-8", newline="") as lines:
+                report = service.import_records(_tracked(lines, progress, task), step)
         finally:
             # names, AHVN13 and addresses in clear: the store holds them sealed now
             history_file.unlink(missing_ok=True)

@@ -71,10 +71,10 @@ class Metrics:
         names: recorded, rejected (a DomainError), error."""
         execute = service.execute
 
-        def timed(command: Any) -> Any:
+        def timed(command: Any, **options: Any) -> Any:
             started, outcome = perf_counter(), "error"
             try:
-                result = execute(command)
+                result = execute(command, **options)
                 outcome = "recorded"
                 return result
             except DomainError:

@@ -140,7 +140,8 @@ def test_new_events_are_appended_after_the_old_without_rewriting_them(
     after = stored_rows(environ)
     assert after[:OLD_EVENTS] == before
     assert len(after) == OLD_EVENTS + 2
-    assert b'"class_version":2' in after[-1][3] and b'"one_person"' in after[-1][3]
+    # version 3 since the established identity (version 2: the household structure)
+    assert b'"class_version":3' in after[-1][3] and b'"one_person"' in after[-1][3]
     assert service.get_case(supported).version == len(list(service.events.get(supported)))
     (new_opening,) = service.events.get(opened.case_id)
     assert isinstance(new_opening, CaseOpened)

@@ -37,6 +37,7 @@ from domain.events import (
     SupportGranted,
     SupportPeriod,
 )
+from domain.identity import UNKNOWN_IDENTITY, EstablishedIdentity
 from domain.money import ZERO, chf
 
 __all__ = [
@@ -78,6 +79,8 @@ class EventRef:
     effective_date: date
     actor: Actor
     imported: bool
+    recorded_by: EstablishedIdentity = UNKNOWN_IDENTITY
+    """Who the recording edge established the issuer to be."""
 
     @classmethod
     def of(cls, event: Any) -> EventRef:
@@ -89,6 +92,7 @@ class EventRef:
             effective_date=event.effective_date,
             actor=event.actor,
             imported=event.imported,
+            recorded_by=event.recorded_by,
         )
 
 
@@ -376,7 +380,10 @@ class StateAsOf:
 
 
 def plain(value: Any) -> Any:
-    """Domain values as JSON-compatible ones: amounts, ids and dates as strings."""
+    """Domain values as JSON-compatible ones: amounts, ids, dates and established identities
+    as strings."""
+    if isinstance(value, EstablishedIdentity):
+        return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):

@@ -24,7 +24,7 @@ from eventsourcing.utils import get_topic
 
 from domain import commands
 from domain.application.eventlog import StoredCaseEvents, StoredNotificationLog
-from domain.application.importer import ImportReport, LegacyImporter
+from domain.application.importer import ImportReport, LegacyImporter, MigrationStep
 from domain.application.ports import CaseAccess, CommandResult
 from domain.application.queries import SNAPSHOT_INTERVAL, CaseQueries, SnapshotCache, fold
 from domain.application.snapshots import SNAPSHOT_KEY_PURPOSE, MacSnapshotStore
@@ -38,6 +38,7 @@ from domain.errors import (
     RuleViolationError,
 )
 from domain.events import VALUE_TYPES, CaseOpened
+from domain.identity import UNKNOWN_IDENTITY, EstablishedIdentity
 from domain.personal_data import (
     ErasedPersonalData,
     PersonalData,
@@ -51,6 +52,9 @@ __all__ = ["CaseService", "CommandResult"]
 log = structlog.get_logger("nervenbahn.cases")
 
 Clock = Callable[[], datetime]
+
+_LIVE_SCAN_PAGE = 1000
+"""Events read per page when looking for a live one (`CaseService.has_live_events`)."""
 
 
 class CaseService(
@@ -69,9 +73,13 @@ class CaseService(
         reference: ReferenceData,
         clock: Clock = datetime_now_with_tzinfo,
         benefits: BenefitLookup | None = None,
+        identity: EstablishedIdentity = UNKNOWN_IDENTITY,
     ) -> None:
         self.vault = vault
         self.reference = reference
+        self.identity = identity
+        """Who records when a command names no one else: the process's operating-system user,
+        as the composition root established it (`nervenbahn.identity`); unknown without."""
         self._clock = clock
         self._benefits = benefits
         self._snapshot_cache = SnapshotCache(maxsize=16)
@@ -89,21 +97,27 @@ class CaseService(
 
     # --- commands ------------------------------------------------------------------------
 
-    def execute(self, command: commands.Command) -> CommandResult:
-        """Execute a validated command; record its events or raise a DomainError."""
+    def execute(
+        self, command: commands.Command, *, recorded_by: EstablishedIdentity | None = None
+    ) -> CommandResult:
+        """Execute a validated command; record its events or raise a DomainError.
+        `recorded_by`: the identity the edge established for this command (a web session's
+        user); None: the service's own (`identity`, the process's user)."""
         case_id = getattr(command, "case_id", None)
+        identity = recorded_by or self.identity
         bound = log.bind(
             command=command.name,
             case_id=str(case_id) if case_id else None,
             correlation_id=str(command.correlation_id),
             actor=command.actor.user_id,
+            recorded_by=str(identity),
         )
         started = time.perf_counter()
         try:
             case = (
-                self._open(command)
+                self._open(command, identity)
                 if isinstance(command, commands.OpenCase)
-                else self._on_case(command)
+                else self._on_case(command, identity)
             )
             events = [type(event).__name__ for event in case.pending_events]
             self._save(case, command)
@@ -126,16 +140,17 @@ class CaseService(
         )
         return CommandResult(case.id, case.version, tuple(events))
 
-    def _open(self, cmd: commands.OpenCase) -> Case:
-        return Case.open(cmd, Recording(self._clock()), self.reference)
+    def _open(self, cmd: commands.OpenCase, identity: EstablishedIdentity) -> Case:
+        return Case.open(cmd, Recording(self._clock(), recorded_by=identity), self.reference)
 
-    def _on_case(self, cmd: commands.Command) -> Case:
+    def _on_case(self, cmd: commands.Command, identity: EstablishedIdentity) -> Case:
         assert isinstance(cmd, commands.CaseCommand)
         case = self.case_for(cmd.actor, cmd.case_id)
         if cmd.expected_version is not None and cmd.expected_version != case.version:
             raise ConcurrentChangeError(cmd.case_id)
         # The store's clock never runs backwards within a case.
-        self.dispatch(case, cmd, Recording(max(self._clock(), case.modified_on)))
+        recorded_at = max(self._clock(), case.modified_on)
+        self.dispatch(case, cmd, Recording(recorded_at, recorded_by=identity))
         return case
 
     def dispatch(self, case: Case, cmd: commands.CaseCommand, rec: Recording) -> None:
@@ -231,13 +246,33 @@ class CaseService(
 
     # --- legacy import -------------------------------------------------------------------
 
-    def import_records(self, lines: Iterable[str]) -> ImportReport:
+    def import_records(
+        self, lines: Iterable[str], step: MigrationStep | None = None
+    ) -> ImportReport:
         """Import legacy history (JSON Lines), keeping each record's original recorded time.
 
         All or nothing: every record is validated by the same rules as a live command before
         anything is written; the events are marked as imported (`domain.application.importer`).
+        `step`: the import as a migration step (`nervenbahn import`): admitted first, and its
+        importer, time, file and digest recorded on every event.
         """
-        return LegacyImporter(self, self._clock).run(lines)
+        return LegacyImporter(self, self._clock, step).run(lines)
+
+    def has_live_events(self) -> bool:
+        """Whether the store holds a case event recorded live (not imported). Read newest
+        first, a page at a time: a store in use has one at its end; only a store of imported
+        history alone is read through."""
+        top = self.recorder.max_notification_id() or 0
+        while top > 0:
+            start = max(1, top - _LIVE_SCAN_PAGE + 1)
+            page = self.recorder.select_notifications(start=start, limit=_LIVE_SCAN_PAGE,
+                                                      stop=top)
+            for notification in reversed(page):
+                event = self.mapper.to_domain_event(notification)
+                if getattr(event, "imported", True) is False:
+                    return True
+            top = start - 1
+        return False
 
 
 _CASE_METHODS: dict[type[commands.Command], tuple[Callable[..., None], bool]] = {

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from domain.commands import Actor
 from domain.events import CaseOpened
+from domain.identity import EstablishedIdentity, ImportOrigin
 
 __all__ = ["HistoryEntry", "history_entry"]
 
@@ -23,6 +24,8 @@ _COMMON_FIELDS = frozenset(
         "correlation_id",
         "effective_date",
         "imported",
+        "recorded_by",
+        "import_origin",
     }
 )
 _PERSONAL_FIELDS = frozenset({"applicant", "other_members"})
@@ -40,6 +43,20 @@ class HistoryEntry:
     actor: Actor
     correlation_id: UUID
     details: dict[str, Any]
+    recorded_by: EstablishedIdentity
+    """Who the recording edge established the issuer to be (unknown for older events)."""
+    import_origin: ImportOrigin | None
+    """For an imported event: who imported it when, from which file (None if live, or if
+    imported before origins were recorded)."""
+
+    @property
+    def source(self) -> str:
+        """live, or imported with its origin where recorded."""
+        if not self.imported:
+            return "live"
+        if self.import_origin is None:
+            return "imported (origin not recorded)"
+        return self.import_origin.describe()
 
 
 def history_entry(event: Any) -> HistoryEntry:
@@ -62,4 +79,6 @@ def history_entry(event: Any) -> HistoryEntry:
         actor=state["actor"],
         correlation_id=state["correlation_id"],
         details=details,
+        recorded_by=state["recorded_by"],
+        import_origin=state["import_origin"],
     )

@@ -5,10 +5,19 @@ same rules as a live command, against the cases as the file builds them up in me
 anything is written; then all cases are saved at once and their events marked as imported.
 Importing the same file twice records nothing twice (a case's imported history must continue
 strictly after what it holds).
+
+Run by `nervenbahn import`, an import is a migration step (`MigrationStep`): an administrator
+(declared) with an established identity (the operating-system user) runs it, into a store that
+holds no live events yet unless forced with a reason; every event it records carries that
+identity and its origin (who, when, which file, the file's SHA-256, the reason if forced), and
+the digest is checked against the lines actually read before anything is saved. Without a step
+(code that loads history into a service of its own: tests, fixtures) none of this is checked and
+the events carry no origin.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -22,14 +31,19 @@ from eventsourcing.persistence import IntegrityError
 
 from domain import commands
 from domain.case import Case, Recording
-from domain.errors import DomainError, ImportRejectedError
+from domain.commands import Actor
+from domain.errors import DomainError, ImportRejectedError, RuleViolationError
+from domain.identity import IMPORTING_ROLE, EstablishedIdentity, ImportOrigin
 
 if TYPE_CHECKING:
     from domain.application.cases import CaseService
 
-__all__ = ["ImportReport", "LegacyImporter"]
+__all__ = ["MAX_REASON", "ImportReport", "LegacyImporter", "MigrationStep"]
 
 log = structlog.get_logger("nervenbahn.cases")
+
+MAX_REASON = 500
+"""The longest reason a forced import may give (it is recorded on every imported event)."""
 
 
 @dataclass
@@ -43,20 +57,40 @@ class ImportReport:
     cases_by_id: dict[UUID, Case] = field(default_factory=dict, repr=False)
 
 
+@dataclass(frozen=True)
+class MigrationStep:
+    """An import as a migration step: who runs it (the declared actor and the identity the
+    edge established), which file (its name and SHA-256), and, to import into a store that
+    already holds live events, the reason (None: not forced)."""
+
+    importer: Actor
+    recorded_by: EstablishedIdentity
+    file_name: str
+    file_sha256: str
+    forced_reason: str | None = None
+
+
 class LegacyImporter:
     """One import into `service` (`CaseService.import_records` runs it)."""
 
-    def __init__(self, service: CaseService, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, service: CaseService, clock: Callable[[], datetime], step: MigrationStep | None
+    ) -> None:
         self._service = service
         self._clock = clock
+        self._step = step
 
     def run(self, lines: Iterable[str]) -> ImportReport:
         """Check every record of `lines`, then record them all; ImportRejectedError names the
-        first line that fails, and then nothing is recorded."""
+        first line that fails, and then nothing is recorded. A migration step is admitted
+        first (RuleViolationError naming the field and rule if not)."""
         started = time.perf_counter()
         report = ImportReport()
-        batch = _ImportBatch(now=self._clock())
+        now = self._clock()
+        batch = _ImportBatch(now=now, origin=self._admit(now))
+        digest = hashlib.sha256()
         for line_no, line in enumerate(lines, start=1):
+            digest.update(line.encode("utf-8"))
             if not line.strip():
                 continue
             batch.line = line_no
@@ -65,6 +99,11 @@ class LegacyImporter:
             except (DomainError, ValueError, TypeError, KeyError) as exc:
                 raise ImportRejectedError(line_no, _describe(exc)) from exc
             report.records += 1
+        if self._step is not None and digest.hexdigest() != self._step.file_sha256:
+            raise ImportRejectedError(
+                None, f"file_sha256: the lines read do not have the SHA-256 "
+                f"{self._step.file_sha256} the file had when the import began (was it changed "
+                "meanwhile?)")
         cases = list(batch.cases.values())
         report.cases_by_id = batch.cases
         report.events = sum(len(case.pending_events) for case in cases)
@@ -82,6 +121,39 @@ class LegacyImporter:
             duration_ms=round(report.seconds * 1000, 1),
         )
         return report
+
+    def _admit(self, now: datetime) -> ImportOrigin | None:
+        """The origin every event of the step carries; RuleViolationError if the step may not
+        run: not an administrator, no established identity, a store in live use not forced
+        (or forced without a reason)."""
+        step = self._step
+        if step is None:
+            return None
+        if step.importer.role != IMPORTING_ROLE:
+            raise RuleViolationError(
+                "import-by-administrator",
+                f"actor.role: an import is a migration step for an {IMPORTING_ROLE}, not for a "
+                f"{step.importer.role} ({step.importer.user_id}); nothing was imported")
+        if not step.recorded_by.is_known:
+            raise RuleViolationError(
+                "import-identity-established",
+                "recorded_by: an import needs the identity of who runs it (the operating-system "
+                "user); nothing was imported")
+        if step.forced_reason is not None and not (
+            step.forced_reason.strip() and len(step.forced_reason) <= MAX_REASON
+        ):
+            raise RuleViolationError(
+                "import-forced-with-reason",
+                f"reason: a forced import needs a reason of 1-{MAX_REASON} characters "
+                "(--reason TEXT); nothing was imported")
+        if step.forced_reason is None and self._service.has_live_events():
+            raise RuleViolationError(
+                "import-before-live-use",
+                "force: the store already holds live (not imported) events; an import is a "
+                "migration step before live use; to import anyway give --force --reason TEXT "
+                "(the reason is recorded on every imported event); nothing was imported")
+        return ImportOrigin(step.importer, now, step.file_name, step.file_sha256,
+                            step.forced_reason)
 
     def _explain_conflict(self, batch: _ImportBatch) -> ImportRejectedError:
         """Name the first opened case that exists already (checked only when saving failed)."""
@@ -102,7 +174,8 @@ class LegacyImporter:
         if recorded_at > batch.now:
             raise ValueError(f"recorded_at: {record['recorded_at']} lies in the future")
         command = commands.parse_command(record["command"], record["data"])
-        rec = Recording(recorded_at, imported=True)
+        rec = Recording(recorded_at, imported=True, recorded_by=self._recorded_by,
+                        origin=batch.origin)
         if isinstance(command, commands.OpenCase):
             case_id = command.case_id
             if case_id is None or case_id in batch.cases:
@@ -127,12 +200,17 @@ class LegacyImporter:
             )
         self._service.dispatch(case, command, rec)
 
+    @property
+    def _recorded_by(self) -> EstablishedIdentity:
+        return self._service.identity if self._step is None else self._step.recorded_by
+
 
 @dataclass
 class _ImportBatch:
     """The cases an import touches, kept in memory until all records have been checked."""
 
     now: datetime
+    origin: ImportOrigin | None = None
     line: int = 0
     cases: dict[UUID, Case] = field(default_factory=dict)
     recorded_until: dict[UUID, datetime] = field(default_factory=dict)

@@ -1,8 +1,9 @@
 """The audit report of one case as of a recorded time: a self-contained HTML page.
 
-It shows the full timeline (recorded time in Swiss time, effective date, actor, event,
-imported or live, and whether it was known at the report's time), the state at that time,
-the budget by month as known then (marking months a later record changed), and the result
+It shows the full timeline (recorded time in Swiss time, effective date, declared actor, the
+identity the recording edge established, event, live or imported with its origin (importer,
+file, SHA-256), and whether it was known at the report's time), the state at that time, the
+budget by month as known then (marking months a later record changed), and the result
 of verifying the store's hash chains with the checkpoint they were verified against.
 
 Presentation only: the answers come from `domain.application.cases.CaseService` (bitemporal queries)
@@ -241,14 +242,16 @@ def _timeline(report: CaseReport) -> str:
             escape(_swiss(entry.recorded_at)),
             escape(str(entry.effective_date)),
             escape(f"{actor.user_id} / {actor.role} / {actor.organisation}"),
+            escape(str(entry.recorded_by)),
             escape(entry.event),
-            "imported" if entry.imported else "live",
+            escape(entry.source),
             "yes" if known else "no (recorded later)",
             escape(_details(entry.details)),
         ]
         rows.append(_row(cells, css="" if known else "after"))
     head = _head(["#", "recorded (Swiss time)", "effective", "actor (user / role / "
-                  "organisation)", "event", "source", "known then", "details"], numeric={0})
+                  "organisation)", "recorded by (established)", "event", "source", "known then",
+                  "details"], numeric={0})
     return f'<table id="timeline">{head}<tbody>{"".join(rows)}</tbody></table>'
 
 

@@ -12,17 +12,21 @@ from uuid import UUID
 
 import structlog
 import typer
+from pydantic import TypeAdapter, ValidationError
 from rich.table import Table
 from typer.exceptions import Abort, Exit, TyperException
 
 from bus.errors import RelayStoppedError
 from bus.kafka_errors import BrokerStartError, BrokerUnavailableError, KafkaConfigError
 from connectors.host import AlreadyRunningError, ConnectorConfigError
+from domain.application.importer import MigrationStep
+from domain.commands import Actor, invalid_command
 from domain.errors import DomainError, InvalidCommandError, NervenbahnError
 from nervenbahn.audit.chain_existing import UnchainedEventsError
 from nervenbahn.audit.errors import AccessLogUnavailableError
 from nervenbahn.config import ConfigError, KeyMissingError
 from nervenbahn.container import StoreUnavailableError, store_lost
+from nervenbahn.identity import process_identity
 from nervenbahn.logging import configure_logging_from_environment
 from nervenbahn.private import private_umask
 from nervenbahn.serve import InvalidNameError
@@ -51,7 +55,7 @@ from . import (
     users,
 )
 from .disk_full import DiskFullError, disk_full
-from .inputs import checked_lines, open_regular
+from .inputs import checked_lines, open_regular, sha256_of
 from .render import emit_json
 from .session import Session, session
 
@@ -183,6 +187,10 @@ def erase(
         raise typer.Exit(EXIT_INCOMPLETE)
 
 
+_ACTOR = TypeAdapter(Actor)
+"""Validates a declared actor outside a command (the importer of a migration step)."""
+
+
 @app.command("import")
 def import_history(
     ctx: typer.Context,
@@ -190,23 +198,47 @@ def import_history(
         Path, typer.Argument(help="Legacy history as JSON Lines (a regular file; each line at "
                              "most 1 MiB).")
     ],
+    force: Annotated[
+        bool, typer.Option("--force", help="Import although the store already holds live "
+                           "events (needs --reason).")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option(help="Why a forced import is needed (recorded on every "
+                                 "imported event).")
+    ] = None,
 ) -> None:
-    """Import legacy history, keeping original recorded times (all or nothing)."""
+    """Import legacy history as a migration step (an administrator; all or nothing), keeping
+    original recorded times; every event records the importer, the file and its SHA-256."""
     rt = session(ctx)
-    with open_regular("import", path, "path") as lines:
-        report = rt.service.import_records(checked_lines("import", lines))
+    if force != (reason is not None):
+        raise InvalidCommandError(
+            "import", [("reason" if force else "force",
+                        "--force and --reason TEXT go together")])
+    try:
+        actor = _ACTOR.validate_python(rt.actor())
+    except ValidationError as exc:
+        refused = invalid_command("import", exc)
+        raise InvalidCommandError(
+            "import", [(f"actor.{field}", reason) for field, reason in refused.problems]
+        ) from None
+    with open_regular("import", path, "path") as file:
+        digest = sha256_of(file)
+        step = MigrationStep(importer=actor, recorded_by=process_identity(),
+                             file_name=path.name, file_sha256=digest, forced_reason=reason)
+        report = rt.service.import_records(checked_lines("import", file), step)
     figures = {
         "records": report.records,
         "events": report.events,
         "cases": report.cases,
         "seconds": round(report.seconds, 3),
+        "file_sha256": digest,
     }
     if rt.as_json:
         emit_json(rt.console, figures)
     else:
         rt.console.print(
             f"imported {report.records} records: {report.events} events in {report.cases} cases "
-            f"({report.seconds:.2f} s)"
+            f"({report.seconds:.2f} s) from {path.name} (sha256 {digest})"
         )
 
 

@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from domain.application.bitemporal import BudgetDiff, MonthlyAnswer, StateAsOf
+from domain.application.history import HistoryEntry
 from domain.case import SWISS_TIME
 from domain.errors import InvalidCommandError
 from nervenbahn.audit.checkpoints import CheckpointError, SigningKey, public_key_from_text
@@ -62,11 +63,17 @@ def state(
     moment = _moment("audit state", "as_of", as_of)
     case = readable_case(rt, _uuid("audit state", case_id), moment)
     view = StateAsOf.of(case, moment)
+    recorded = [entry for entry in rt.service.history(view.case_id)
+                if entry.recorded_at <= moment]
     log_case_read(rt, case, ("case_state",), "audit state")
     if rt.as_json:
-        emit_json(rt.console, view.as_dict())
+        emit_json(rt.console, {**view.as_dict(), "recorded": [
+            {"version": e.version, "event": e.event, "recorded_at": e.recorded_at,
+             "actor": e.actor, "recorded_by": str(e.recorded_by), "source": e.source}
+            for e in recorded]})
         return
     _print_pairs(rt.console, f"Case {view.case_id} as of {_swiss(moment)}", _state_rows(view))
+    _print_recorded(rt.console, recorded)
 
 
 def budget(
@@ -273,13 +280,27 @@ def _print_diff(console: Console, result: BudgetDiff) -> None:
     _print_refs(console, "Caused by", result.caused_by)
 
 
+def _print_recorded(console: Console, entries: list[HistoryEntry]) -> None:
+    """Who recorded the events the state rests on: declared and established identity."""
+    table = Table(title="Recorded by", title_justify="left")
+    for column in ("#", "recorded (Swiss time)", "event", "actor", "recorded by", "source"):
+        table.add_column(column)
+    for entry in entries:
+        actor = entry.actor
+        table.add_row(str(entry.version), _swiss(entry.recorded_at), entry.event,
+                      escape(f"{actor.user_id}/{actor.role}/{actor.organisation}"),
+                      escape(str(entry.recorded_by)), escape(entry.source))
+    console.print(table)
+
+
 def _print_refs(console: Console, title: str, refs: Any) -> None:
     table = Table(title=title, title_justify="left")
-    for column in ("#", "recorded (Swiss time)", "effective", "event", "actor", "source"):
+    for column in ("#", "recorded (Swiss time)", "effective", "event", "actor", "recorded by",
+                   "source"):
         table.add_column(column)
     for ref in refs:
         actor = ref.actor
         table.add_row(str(ref.version), _swiss(ref.recorded_at), str(ref.effective_date),
-                      ref.event, f"{actor.user_id}/{actor.role}/{actor.organisation}",
-                      "imported" if ref.imported else "live")
+                      ref.event, escape(f"{actor.user_id}/{actor.role}/{actor.organisation}"),
+                      escape(str(ref.recorded_by)), "imported" if ref.imported else "live")
     console.print(table)

@@ -10,6 +10,7 @@ Nothing is read beyond a limit: reading stops one byte after it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -30,6 +31,7 @@ __all__ = [
     "open_regular",
     "parse_uuid",
     "read_text",
+    "sha256_of",
 ]
 
 MAX_JSON_DEPTH = 32
@@ -142,6 +144,16 @@ def checked_lines(command: str, lines: IO[bytes]) -> Iterator[str]:
                 command, [(f"line {number}", f"nested deeper than {MAX_JSON_DEPTH} levels")]
             )
         yield line
+
+
+def sha256_of(file: IO[bytes]) -> str:
+    """The SHA-256 (hex) of an opened file's whole content, read in chunks; the file is left at
+    its start again, to be read for what it holds (`checked_lines`)."""
+    digest = hashlib.sha256()
+    while chunk := file.read(1024 * 1024):
+        digest.update(chunk)
+    file.seek(0)
+    return digest.hexdigest()
 
 
 def parse_uuid(command: str, field: str, text: str) -> UUID:

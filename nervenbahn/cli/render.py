@@ -150,8 +150,13 @@ def print_case(console: Console, view: dict[str, Any]) -> None:
 
 
 def history_rows(entries: list[HistoryEntry]) -> list[dict[str, Any]]:
-    """History entries as plain dicts."""
-    return [jsonable(dataclasses.asdict(entry)) for entry in entries]
+    """History entries as plain dicts (the established identity as one string, e.g.
+    `os:alice@host`, and the source: live, or imported with its origin)."""
+    return [
+        jsonable({**dataclasses.asdict(entry), "recorded_by": str(entry.recorded_by),
+                  "source": entry.source})
+        for entry in entries
+    ]
 
 
 def print_history(console: Console, case_id: UUID, entries: list[HistoryEntry]) -> None:
@@ -164,6 +169,7 @@ def print_history(console: Console, case_id: UUID, entries: list[HistoryEntry]) 
         "event",
         "source",
         "actor",
+        "recorded by",
         "details",
     ):
         table.add_column(column)
@@ -174,8 +180,9 @@ def print_history(console: Console, case_id: UUID, entries: list[HistoryEntry]) 
             entry.recorded_at.astimezone(SWISS_TIME).strftime("%Y-%m-%d %H:%M:%S"),
             entry.effective_date.isoformat(),
             entry.event,
-            "imported" if entry.imported else "live",
+            shown(entry.source),
             shown(f"{actor.user_id}/{actor.role}/{actor.organisation}"),
+            shown(str(entry.recorded_by)),
             shown(_details(entry.details)),
         )
     console.print(table)

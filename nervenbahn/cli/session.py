@@ -74,6 +74,13 @@ class Session:
             )
         return dict(zip(("user_id", "role", "organisation"), parts, strict=True))
 
+    def declared_actor(self) -> str | None:
+        """The actor declared (--actor or NERVENBAHN_ACTOR) as USER:ROLE:ORGANISATION, checked
+        for its form; None if none was declared (for what records who did it, not requires)."""
+        if not (self.actor_spec or self.settings.cli.actor):
+            return None
+        return ":".join(self.actor().values())
+
     def run(self, name: str, data: dict[str, Any], correlation_id: str | None) -> CommandResult:
         """Validate and execute one command, then report what was recorded."""
         payload = {key: value for key, value in data.items() if value is not None}

@@ -3,7 +3,8 @@ read a read model, and log a read of personal data.
 
 - `record_case(web, session, "change_budget", {...})`: validates the fields into the domain's
   command (`domain.commands.parse_command`) with the user as actor and a new correlation id,
-  and executes it through the case service; `record_benefit` the same for the benefit
+  and executes it through the case service, recorded by the signed-in account
+  (`web:<user name>`, `nervenbahn.identity.web_identity`); `record_benefit` the same for the benefit
   commands (`domain.benefit_commands`). A refusal is the domain's error (`DomainError`), for
   `nervenbahn.web.forms.refusal_of` to show next to its field; nothing is recorded then.
 - `read_model(web, "region")`: a read-only connection to a read model.
@@ -29,6 +30,7 @@ from domain.errors import InvalidCommandError
 from nervenbahn.accounts import WebSession
 from nervenbahn.api.errors import ReadModelUnavailableError
 from nervenbahn.audit.access_log import AccessEntry
+from nervenbahn.identity import web_identity
 from nervenbahn.web.auth import WebState, actor_of
 from projections import READ_MODELS
 from projections.errors import ReadModelUnreadableError
@@ -53,7 +55,8 @@ def record_case(
         raise InvalidCommandError(name, [("", "the case store is not available")])
     payload = {k: v for k, v in data.items() if v is not None and v != ""}
     payload |= {"actor": actor_of(session.user), "correlation_id": str(uuid.uuid4())}
-    return service.execute(parse_command(name, payload))
+    return service.execute(parse_command(name, payload),
+                           recorded_by=web_identity(session.user.username))
 
 
 def record_benefit(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pwd
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,3 +129,29 @@ def test_add_gives_a_bus_reader_key_whose_scope_takes_no_id(cli: Cli, tmp_path: 
     consumer = registry.authenticate(added["key"])
     assert consumer is not None and consumer.scope == Scope("bus_reader")
     assert refused.code == 1 and "takes no id" in refused.err
+
+
+def test_who_added_and_revoked_a_key_is_listed_and_kept_in_the_history(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    identity = f"os:{pwd.getpwuid(os.getuid()).pw_name}@{socket.gethostname()}"
+    monkeypatch.setenv("USER", "someone-else")  # claimed by the environment: not taken
+    cli("--actor", "admin-so:administrator:so-canton", "apikeys", "add", "--consumer", "olten",
+        "--scope", "region:so-olten")
+    cli("apikeys", "add", "--consumer", "audit", "--scope", "auditor")  # no actor declared
+
+    listed = json.loads(cli("--json", "apikeys", "list").out)
+    revoked = cli("--actor", "it-ops:administrator:so-canton", "apikeys", "revoke", "olten")
+    history = json.loads(cli("--json", "apikeys", "history").out)
+    shown = cli("apikeys", "history")
+
+    assert revoked.code == 0, revoked.err
+    assert [(c["consumer"], c["created_by"]) for c in listed] == [
+        ("olten", f"{identity} as admin-so:administrator:so-canton"), ("audit", identity)]
+    assert [(h["action"], h["consumer"], h["scope"], h["identity"], h["actor"])
+            for h in history] == [
+        ("added", "olten", "region:so-olten", identity, "admin-so:administrator:so-canton"),
+        ("added", "audit", "auditor", identity, None),
+        ("revoked", "olten", "region:so-olten", identity, "it-ops:administrator:so-canton"),
+    ]
+    assert shown.code == 0 and "revoked" in shown.out and "it-ops" in shown.out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from nervenbahn.api.errors import (
     InvalidScopeError,
     UnknownConsumerError,
 )
-from nervenbahn.api.keys import KEY_PREFIX, ApiKeyRegistry
+from nervenbahn.api.keys import KEY_PREFIX, UNKNOWN_CHANGER, ApiKeyRegistry, KeyChanger
 from nervenbahn.api.scopes import Scope, parse_scope
 from tests.api.conftest import NOW
 
@@ -72,8 +73,46 @@ def test_the_file_holds_the_keys_hash_never_the_key(tmp_path: Path) -> None:
         "key_sha256": hashlib.sha256(key.encode()).hexdigest(),
         "scope": {"kind": "branch_office", "id": "akso-olten"},
         "created_at": "2026-10-01T08:30:00+00:00",
+        "created_by": {"identity": "unknown", "actor": None},  # this call names no one
+    }], "history": [{
+        "at": "2026-10-01T08:30:00+00:00", "action": "added", "consumer": "olten-desk",
+        "scope": {"kind": "branch_office", "id": "akso-olten"},
+        "by": {"identity": "unknown", "actor": None},
     }]}
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_additions_and_revocations_are_recorded_with_who_did_them(tmp_path: Path) -> None:
+    path = tmp_path / "api-keys.json"
+    registry = ApiKeyRegistry(path)
+    admin = KeyChanger("os:alice@host-1", "admin-so:administrator:so-canton")
+    later = NOW + timedelta(hours=2)
+
+    registry.add("olten", Scope("region", "so-olten"), now=NOW, by=admin)
+    registry.revoke("olten", now=later, by=KeyChanger("os:bob@host-2"))
+    reread = ApiKeyRegistry(path)
+
+    assert reread.consumers() == ()
+    assert [(h.at, h.action, h.consumer, str(h.scope), str(h.by)) for h in reread.history()] == [
+        (NOW, "added", "olten", "region:so-olten",
+         "os:alice@host-1 as admin-so:administrator:so-canton"),
+        (later, "revoked", "olten", "region:so-olten", "os:bob@host-2"),
+    ]
+
+
+def test_a_key_file_written_before_changes_were_attributed_reads_as_unknown(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "api-keys.json"
+    path.write_text(json.dumps({"consumers": [{
+        "name": "old", "key_sha256": "0" * 64, "scope": {"kind": "canton"},
+        "created_at": "2026-01-01T00:00:00+00:00"}]}))
+
+    registry = ApiKeyRegistry(path)
+
+    (old,) = registry.consumers()
+    assert (old.name, old.created_by) == ("old", UNKNOWN_CHANGER)
+    assert registry.history() == ()
 
 
 def test_keys_authenticate_their_own_consumer_only(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def test_timeline_has_every_event_with_times_actor_source_and_whether_it_was_kno
     story: tuple[CaseService, UUID],
 ) -> None:
     rows = render(story, INTACT).tables["timeline"][1:]
-    assert [(r[0], r[1], r[2], r[4], r[5], r[6]) for r in rows] == [
+    assert [(r[0], r[1], r[2], r[5], r[6], r[7]) for r in rows] == [
         ("1", "2026-01-05 09:00:00", "2026-01-05", "CaseOpened", "live", "yes"),
         ("2", "2026-01-05 09:00:00", "2026-01-05", "AssessmentCompleted", "live", "yes"),
         ("3", "2026-01-06 09:00:00", "2026-01-01", "SupportGranted", "live", "yes"),
@@ -96,6 +96,7 @@ def test_timeline_has_every_event_with_times_actor_source_and_whether_it_was_kno
         ("6", "2026-06-25 09:00:00", "2026-05-20", "CaseClosed", "live", "no (recorded later)"),
     ]
     assert {r[3] for r in rows} == {"anna.keller / caseworker / so-solothurn"}
+    assert {r[4] for r in rows} == {"unknown"}  # recorded by a service that established no one
 
 
 def test_budget_by_month_is_as_known_then_with_later_changes_marked(

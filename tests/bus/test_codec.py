@@ -43,6 +43,7 @@ from domain.events import (
     CaseOpened,
     GoalAchieved,
 )
+from domain.identity import UNKNOWN_IDENTITY, EstablishedIdentity, ImportOrigin
 from domain.personal_data import (
     ErasedPersonalData,
     PersonalData,
@@ -219,7 +220,7 @@ def goal_achieved() -> GoalAchieved:
     return GoalAchieved(
         originator_id=UUID(int=1), originator_version=2, timestamp=RECORDED, actor=ACTOR,
         correlation_id=UUID(int=3), effective_date=date(2026, 1, 5), imported=False,
-        goal_id=UUID(int=4),
+        recorded_by=UNKNOWN_IDENTITY, import_origin=None, goal_id=UUID(int=4),
     )
 
 
@@ -228,6 +229,7 @@ def budget_changed() -> BudgetChanged:
     return BudgetChanged(
         originator_id=UUID(int=1), originator_version=2, timestamp=RECORDED, actor=ACTOR,
         correlation_id=UUID(int=3), effective_date=date(2026, 1, 5), imported=True,
+        recorded_by=UNKNOWN_IDENTITY, import_origin=None,
         lines=[BudgetLine("housing", Decimal("1450.50"), "rent")], total=Decimal("-0.05"),
         reason="correction", household_size=2, changed=["housing"],
     )
@@ -279,6 +281,23 @@ def test_encodes_exact_confluent_framed_bytes(event: Any, first_id: int, expecte
     encoded = codec.encode(event)
     assert encoded == EncodedEvent(expected, first_id, type(event).__name__)
     assert codec.decode(expected) == event
+
+
+def test_the_established_identity_and_import_origin_stay_in_the_store() -> None:
+    """Audit metadata is not carried on the bus: a consumer reads it as unknown / None."""
+    origin = ImportOrigin(ACTOR, RECORDED, "legacy.jsonl", "ab" * 32)
+    event = budget_changed()
+    object.__setattr__(event, "__dict__", {
+        **vars(event), "recorded_by": EstablishedIdentity("os", "alice", "host-1"),
+        "import_origin": origin})
+    codec = EventCodec(CountingRegistry(), TOPIC)
+
+    value = codec.encode(event).value
+    decoded = codec.decode(value)
+
+    assert b"alice" not in value and b"legacy.jsonl" not in value
+    assert (decoded.recorded_by, decoded.import_origin) == (UNKNOWN_IDENTITY, None)
+    assert (decoded.lines, decoded.total) == (event.lines, event.total)
 
 
 def test_registers_each_schema_once_and_decodes_its_own_ids_without_lookup() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,8 @@ from nervenbahn.demo_web import DEMO_USERS
 from tests.cli.conftest import Cli
 
 CASE = "6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
+ADMINISTRATOR = "admin-so:administrator:so-canton"
+"""Who may run `import`, a migration step (docs/import.md)."""
 APPLICANT = [
     "--given-name", "Zora", "--family-name", "Quellmatt", "--ahvn13", "756.9217.0769.85",
     "--birth-date", "1984-05-06", "--street", "Aarauerstrasse 7", "--postal-code", "4600",
@@ -140,29 +144,35 @@ def test_unsupported_store_url_exits_with_configuration_error(
     assert "NERVENBAHN_STORE" in result.err
 
 
-def test_import_keeps_original_times_and_marks_events_imported(cli: Cli, tmp_path: Path) -> None:
+def legacy_records(case_id: str) -> list[dict[str, Any]]:
+    """Two records of one case from the previous system (2025, by a caseworker)."""
     actor = {"user_id": "legacy", "role": "caseworker", "organisation": "so-olten"}
     person = {"given_name": "Ida", "family_name": "Altdaten", "ahvn13": "7569217076985",
               "birth_date": "1970-01-01", "street": "Weg 1", "postal_code": "4600",
               "town": "Olten"}
-    records = [
+    return [
         {"recorded_at": "2025-03-03T09:00:00+01:00", "command": "open_case",
-         "data": {"case_id": CASE, "municipality_bfs": 2581, "household_size": 1,
+         "data": {"case_id": case_id, "municipality_bfs": 2581, "household_size": 1,
                   "applicant": person, "application_date": "2025-03-01", "actor": actor,
                   "correlation_id": "0b8f7a52-4d3e-4a8e-9c1b-2f3e4d5c6b7a"}},
         {"recorded_at": "2025-03-10T10:30:00+01:00", "command": "complete_assessment",
-         "data": {"case_id": CASE, "needs": ["financial"], "employability": "employable",
+         "data": {"case_id": case_id, "needs": ["financial"], "employability": "employable",
                   "assessment_date": "2025-03-10", "actor": actor,
                   "correlation_id": "0b8f7a52-4d3e-4a8e-9c1b-2f3e4d5c6b7b"}},
     ]
+
+
+def test_import_keeps_original_times_and_marks_events_imported(cli: Cli, tmp_path: Path) -> None:
+    records = legacy_records(CASE)
     path = tmp_path / "legacy.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
 
-    result = cli("--json", "import", str(path))
+    result = cli("--actor", ADMINISTRATOR, "--json", "import", str(path))
     entries = cli("--json", "case", "history", CASE).json()
 
     assert result.code == 0 and result.json() == {  # type: ignore[comparison-overlap]
-        "records": 2, "events": 2, "cases": 1, "seconds": result.json()["seconds"]  # type: ignore[index]
+        "records": 2, "events": 2, "cases": 1, "seconds": result.json()["seconds"],  # type: ignore[index]
+        "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
     }
     assert isinstance(entries, list)
     assert [e["recorded_at"] for e in entries] == [
@@ -185,7 +195,7 @@ def test_a_bad_import_line_is_named_and_nothing_is_imported(cli: Cli, tmp_path: 
                     "correlation_id": "0b8f7a52-4d3e-4a8e-9c1b-2f3e4d5c6b7c"}}
     path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
 
-    result = cli("import", str(path))
+    result = cli("--actor", ADMINISTRATOR, "import", str(path))
 
     assert result.code == 1
     assert "line 2" in result.err and "reason" in result.err

@@ -140,7 +140,8 @@ def test_an_import_file_nested_too_deep_or_not_utf8_is_refused_in_one_line(
 ) -> None:
     _write(tmp_path / "legacy.jsonl", content)
 
-    done = nervenbahn(tmp_path, "import", str(tmp_path / "legacy.jsonl"))
+    done = nervenbahn(tmp_path, "--actor", "admin-so:administrator:so-canton", "import",
+                      str(tmp_path / "legacy.jsonl"))
 
     assert done.returncode == 1, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]

@@ -30,7 +30,7 @@ def imported(cli: Cli, tmp_path: Path) -> None:
     """The hand-worked canton, imported through the CLI."""
     history = tmp_path / "history.jsonl"
     history.write_text("\n".join(fixture.lines()) + "\n")
-    assert cli("import", str(history)).code == 0
+    assert cli("--actor", "admin-so:administrator:so-canton", "import", str(history)).code == 0
 
 
 def build_read_model(*, region: bool = False) -> Path:

@@ -124,7 +124,8 @@ def test_an_import_record_on_a_case_of_another_region_reads_like_a_missing_case(
                                                    "organisation": "so-bbl"}}}
         path = tmp_path / f"{case_id}.jsonl"
         path.write_text(json.dumps(record) + "\n")
-        answers.append(cli("import", str(path)))
+        answers.append(cli("--actor", "admin-so:administrator:so-canton", "import", str(path),
+                           "--force", "--reason", "the store is in use"))
 
     assert answers[0].code == answers[1].code == 1
     told = _message(answers[0].err)

@@ -22,6 +22,7 @@ from domain.application.cases import CaseService
 from domain.budget import compute_budget
 from domain.entitlement import month_entitlement
 from domain.events import BudgetChanged
+from domain.identity import UNKNOWN_IDENTITY
 from tests.domain.bitemporal_case import ACTOR, EXPECTED, KNOWN_AT, MONTHS, START
 from tests.domain.case_desk import Desk, build_desk, move_to
 
@@ -121,15 +122,17 @@ def _record_as_version_1(desk: Desk, case_id: UUID, effective: str, reason: str,
     case.trigger_event(
         BudgetChanged, timestamp=desk.clock(), actor=ACTOR, correlation_id=uuid4(),
         effective_date=day, imported=False, lines=list(budget.lines), total=budget.total,
-        reason=reason, household_size=1, changed=None,
+        reason=reason, household_size=1, changed=None, recorded_by=UNKNOWN_IDENTITY,
+        import_origin=None,
     )
     (event,) = case.collect_events()
     assert isinstance(event, BudgetChanged)
     stored = desk.service.mapper.to_stored_event(event)
     transcoder = desk.service.mapper.transcoder
     state = transcoder.decode(stored.state)
-    # Version 1 stated the whole budget in `lines`, and had neither field below.
-    del state["class_version"], state["changed"]
+    # Version 1 stated the whole budget in `lines`, and had none of the fields below.
+    for name in ("class_version", "changed", "recorded_by", "import_origin"):
+        del state[name]
     desk.service.recorder.insert_events([StoredEvent(
         stored.originator_id, stored.originator_version, stored.topic, transcoder.encode(state),
     )])

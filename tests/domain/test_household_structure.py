@@ -62,12 +62,15 @@ def test_a_structure_that_does_not_fit_the_size_names_field_and_reason(desk: Des
         info.value)
 
 
-def test_new_openings_are_stored_as_class_version_2(desk: Desk) -> None:
+def test_new_openings_are_stored_as_class_version_3(desk: Desk) -> None:
+    """Version 2 added the household structure, version 3 the established identity."""
     case_id = desk.open(household_structure="one_person")
 
     (stored,) = _stored(desk, case_id)
 
-    assert desk.service.mapper.transcoder.decode(stored.state)["class_version"] == 2
+    state = desk.service.mapper.transcoder.decode(stored.state)
+    assert state["class_version"] == 3
+    assert state["household_structure"] == "one_person"
 
 
 def test_a_version_1_opening_upcasts_on_read_without_rewriting_the_store(desk: Desk) -> None:
@@ -89,9 +92,11 @@ def _stored(desk: Desk, case_id: Any) -> list[StoredEvent]:
 
 
 def _as_version_1(desk: Desk, stored: StoredEvent) -> StoredEvent:
-    """The stored opening as release 8bda164 wrote it: no class_version, no structure."""
+    """The stored opening as release 8bda164 wrote it: no class_version, no structure (nor
+    the identity of version 3)."""
     transcoder = desk.service.mapper.transcoder
     state = transcoder.decode(stored.state)
     del state["class_version"], state["household_structure"]
+    del state["recorded_by"], state["import_origin"]
     return StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
                        transcoder.encode(state))

@@ -137,6 +137,18 @@ def _error_at(page: str, name: str) -> str:
 # --- a journey ---------------------------------------------------------------------------------
 
 
+def test_a_command_from_the_web_records_the_signed_in_account_beside_the_actor(
+    web: TestClient, store: ReadModels
+) -> None:
+    case_id = _open(web, 71)
+
+    (opened,) = store.service.events.get(case_id)
+
+    assert str(opened.recorded_by) == f"web:{OLTEN.username}"
+    assert (opened.actor.user_id, opened.actor.role) == (OLTEN.username, "caseworker")
+    assert opened.import_origin is None
+
+
 def test_a_case_is_opened_assessed_granted_and_its_budget_changed(
     web: TestClient, store: ReadModels,
 ) -> None:

@@ -95,12 +95,17 @@ class EventRefModel(BaseModel):
     effective_date: date
     actor: ActorModel
     imported: bool
+    recorded_by: str = "unknown"
+    """The identity the recording edge established: `os:<user>@<host>` (CLI, connectors),
+    `web:<user name>`, or `unknown` (recorded before identities were)."""
 
 
 class TimelineEntry(EventRefModel):
-    """An event of the case's timeline; `total` for budget events (CHF a month)."""
+    """An event of the case's timeline; `total` for budget events (CHF a month); `source`:
+    live, or imported with its origin (importer, time, file, SHA-256)."""
 
     total: str | None = None
+    source: str = "live"
 
 
 class BudgetLineModel(BaseModel):
@@ -347,5 +352,7 @@ def _timeline_entry(entry: HistoryEntry) -> dict[str, Any]:
         "effective_date": entry.effective_date,
         "actor": plain(entry.actor),
         "imported": entry.imported,
+        "recorded_by": str(entry.recorded_by),
+        "source": entry.source,
         "total": None if total is None else str(total),
     }
