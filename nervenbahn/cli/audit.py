@@ -3,13 +3,14 @@
 - chain, checkpoints and verification: `audit_chain`
 - the access log: `audit_access`
 - bitemporal queries and the audit report: `audit_case`
+- the auditor's population (sampling extracts): `audit_extract`
 """
 
 from __future__ import annotations
 
 import typer
 
-from . import audit_access, audit_case, audit_chain
+from . import audit_access, audit_case, audit_chain, audit_extract
 
 __all__ = ["app"]
 
@@ -20,3 +21,4 @@ app = typer.Typer(
 audit_chain.register(app)
 audit_access.register(app)
 audit_case.register(app)
+audit_extract.register(app)
