@@ -156,7 +156,7 @@ def extract(
         row = scan.row(kind, event, position, cases.chain)
         if row is not None and _kept(row, filters):
             rows.append(row)
-    if payments is not None and kind != "retroactive" and kind not in ("imported", "live"):
+    if payments is not None and kind in ("back-payments", "claim-backs", "actions"):
         rows.extend(row for row in _payment_rows(kind, payments) if _kept(row, filters))
     rows.sort(key=_order(kind))
     named = {UUID(row["case_id"]) for row in rows if row.get("case_id")}

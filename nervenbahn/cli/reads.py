@@ -8,8 +8,9 @@ The CLI reads with the same scope as it writes (docs/privacy.md, "Reads through 
 - an `auditor` reads canton-wide but without personal data (`audit state|budget|diff|case`,
   `case history`, `case list`, `payments orders`); `case show` is refused to auditors, and
   every command that records something refuses the auditor role;
-- the access log (`audit access`, `audit access-purge`) is for auditors, administrators and
-  system actors only.
+- the access log (`audit access`, `audit access-purge`) and the auditor's population
+  (`audit extract`, logged per case it names) are for auditors, administrators and system
+  actors only.
 
 Every read of a case is appended to the access log (the API's, NERVENBAHN_ACCESS_LOG) before
 anything is shown, one entry per person of the household: who (`cli:USER`, `ROLE:ORGANISATION`),
