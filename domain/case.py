@@ -8,7 +8,7 @@ event; a refused command raises and triggers nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -17,9 +17,11 @@ from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate
 
-from domain.budget import BudgetLine, compute_budget
+from domain.basic_needs import ADJUSTMENT_REASON, adjustment_for
+from domain.budget import BudgetLine, compute_budget, priced_household_size
 from domain.commands import (
     Actor,
+    AdjustBasicNeeds,
     AgreeGoal,
     BreakOffMeasure,
     CaseCommand,
@@ -360,13 +362,19 @@ class Case(Aggregate):
             income=cmd.income,
         )
         # Only the lines whose amount differs from the one in force on the effective date
-        # change; the others keep their own timelines (domain.entitlement).
+        # change; the others keep their own timelines (domain.entitlement). Basic needs are
+        # re-priced only for another household size: a new year's rate reaches them by the
+        # yearly adjustment, never as a side effect of an unrelated change (issue 19).
         in_force = budget_in_force(self.budgets, cmd.effective_date)
         before = {line.code: line.amount for line in in_force.lines} if in_force else {}
+        kept = {line.code: line for line in in_force.lines} if in_force else {}
+        if not self._household_changes(kept.get("basic_needs"), household_size):
+            stated = replace(stated, lines=tuple(
+                kept["basic_needs"] if line.code == "basic_needs" else line
+                for line in stated.lines))
         changed = [line for line in stated.lines if before.get(line.code) != line.amount]
         for line in changed:
             self._check_no_stale_later_change(line, cmd.effective_date)
-        kept = {line.code: line for line in in_force.lines} if in_force else {}
         lines = [line if line in changed else kept.get(line.code, line) for line in stated.lines]
         self._trigger(
             BudgetChanged,
@@ -378,6 +386,48 @@ class Case(Aggregate):
             reason=cmd.reason,
             household_size=household_size,
             changed=[line.code for line in changed],
+        )
+
+    def _household_changes(self, basic_needs: BudgetLine | None, household_size: int) -> bool:
+        """Whether `household_size` differs from the size the basic-needs line in force was
+        priced for (its basis; else the case's recorded size); True without such a line."""
+        if basic_needs is None:
+            return True
+        priced = priced_household_size(basic_needs) or self.household_size
+        return household_size != priced
+
+    def adjust_basic_needs(
+        self, cmd: AdjustBasicNeeds, rec: Recording, reference: ReferenceData
+    ) -> None:
+        """The yearly adjustment (`domain.basic_needs`): basic needs at `cmd.year`'s rate from
+        1 January for the household size the line in force was priced for, changing only that
+        line; nothing is recorded where there is nothing to adjust. A system actor's command."""
+        self._require_phase(cmd, rec, _CASEWORK_PHASES, "budget-requires-support")
+        if cmd.actor.role != "system":
+            _refuse("adjustment-by-system",
+                    f"actor.role: {cmd.actor.role} may not adjust basic needs; the yearly "
+                    "adjustment is recorded by a system actor (budgets adjust-basic-needs)")
+        adjustment = adjustment_for(self.budgets, self.support_periods, cmd.year,
+                                    reference.skos, self.household_size)
+        if adjustment is None:
+            return
+        effective = adjustment.effective_date
+        self._check_budget_date(effective, rec, "year", earliest=self.support_periods[-1].start)
+        self._check_no_stale_later_change(adjustment.line, effective)
+        in_force = budget_in_force(self.budgets, effective)
+        assert in_force is not None  # adjustment_for found basic needs in force
+        lines = [adjustment.line if line.code == "basic_needs" else line
+                 for line in in_force.lines]
+        self._trigger(
+            BudgetChanged,
+            cmd,
+            rec,
+            effective,
+            lines=lines,
+            total=chf(sum((line.amount for line in lines), ZERO)),
+            reason=ADJUSTMENT_REASON,
+            household_size=self.household_size,
+            changed=["basic_needs"],
         )
 
     def _check_no_stale_later_change(self, line: BudgetLine, effective: date) -> None:

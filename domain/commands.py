@@ -36,6 +36,7 @@ __all__ = [
     "LATEST_YEAR",
     "MAX_COMBINING_MARKS",
     "Actor",
+    "AdjustBasicNeeds",
     "AdvanceEndReason",
     "AgreeGoal",
     "BreakOffMeasure",
@@ -402,6 +403,15 @@ class ChangeBudget(CaseCommand):
     household_size: Count | None = Field(default=None, ge=1, le=20)
 
 
+class AdjustBasicNeeds(CaseCommand):
+    """The yearly adjustment: basic needs at `year`'s rate from 1 January, for the household
+    size the line in force was priced for; only that line changes, and nothing is recorded
+    where it is at that rate already. A system actor's command (`budgets adjust-basic-needs`)."""
+
+    name: ClassVar[str] = "adjust_basic_needs"
+    year: int = Field(ge=2000, le=2100)
+
+
 class CompleteReview(CaseCommand):
     """Periodic review, at least yearly."""
 
@@ -538,6 +548,7 @@ COMMANDS: dict[str, type[Command]] = {
         CompleteMeasure,
         BreakOffMeasure,
         ChangeBudget,
+        AdjustBasicNeeds,
         CompleteReview,
         HandOverCase,
         CloseCase,

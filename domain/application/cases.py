@@ -285,6 +285,7 @@ _CASE_METHODS: dict[type[commands.Command], tuple[Callable[..., None], bool]] = 
     commands.CompleteMeasure: (Case.complete_measure, False),
     commands.BreakOffMeasure: (Case.break_off_measure, False),
     commands.ChangeBudget: (Case.change_budget, True),
+    commands.AdjustBasicNeeds: (Case.adjust_basic_needs, True),
     commands.CompleteReview: (Case.complete_review, False),
     commands.HandOverCase: (Case.hand_over, True),
     commands.CloseCase: (Case.close, False),

@@ -20,6 +20,7 @@ __all__ = [
     "BranchOffice",
     "Municipality",
     "ReferenceData",
+    "SkosRate",
     "SkosTable",
     "SocialRegion",
     "load_benefit_checklists",
@@ -54,6 +55,13 @@ class SkosRate:
     one_person: Decimal
     confirmed: bool
     source: str
+    """Whose amount: "canton SO" (the amount Solothurn applies) or "SKOS recommendation"
+    (no Solothurn amount known for the year); shown in every basic-needs line's basis."""
+    cited: str = ""
+    """The data file's sources for the amount (its `source_keys`)."""
+    decision: str | None = None
+    """The Regierungsrat decision that set Solothurn's amount (e.g. "RRB 2023/59"); None where
+    none is recorded in the data file (`so_decision_note` says why)."""
 
 
 @dataclass(frozen=True)
@@ -129,12 +137,16 @@ def _rate(year: dict[str, Any]) -> SkosRate:
             one_person=Decimal(applied),
             confirmed=bool(year.get("so_applied_confirmed", False)),
             source="canton SO",
+            cited=str(year.get("so_source", "")),
+            decision=year.get("so_decision"),
         )
     return SkosRate(
         valid_from=date.fromisoformat(year["valid_from"]),
         one_person=Decimal(year["one_person_chf"]),
         confirmed=bool(year.get("confirmed", False)),
         source="SKOS recommendation",
+        cited=str(year.get("source", "")),
+        decision=year.get("so_decision"),
     )
 
 

@@ -40,6 +40,7 @@ from . import (
     asyncapi,
     audit,
     benefits,
+    budgets,
     bus,
     case,
     connectors,
@@ -91,6 +92,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(connectors.app, name="connectors")
 app.add_typer(connectors.connector_app, name="connector")
 app.add_typer(payments.app, name="payments")
+app.add_typer(budgets.app, name="budgets")
 app.add_typer(benefits.app, name="benefits")
 app.add_typer(advances.app, name="advances")
 

@@ -25,6 +25,7 @@ from rich.table import Table
 
 from domain.application.bitemporal import BudgetDiff, MonthlyAnswer, StateAsOf
 from domain.application.history import HistoryEntry
+from domain.basic_needs import RateCheck, check_rate, month_rate_checks, rate_check_dict
 from domain.case import SWISS_TIME
 from domain.errors import InvalidCommandError
 from nervenbahn.audit.checkpoints import CheckpointError, SigningKey, public_key_from_text
@@ -66,13 +67,18 @@ def state(
     recorded = [entry for entry in rt.service.history(view.case_id)
                 if entry.recorded_at <= moment]
     log_case_read(rt, case, ("case_state",), "audit state")
+    rate = check_rate(view.budget, moment.astimezone(SWISS_TIME).date(),
+                      rt.service.reference.skos, view.household_size)
     if rt.as_json:
-        emit_json(rt.console, {**view.as_dict(), "recorded": [
+        emit_json(rt.console, {**view.as_dict(),
+                               "basic_needs_rate": rate_check_dict(rate) if rate else None,
+                               "recorded": [
             {"version": e.version, "event": e.event, "recorded_at": e.recorded_at,
              "actor": e.actor, "recorded_by": str(e.recorded_by), "source": e.source}
             for e in recorded]})
         return
-    _print_pairs(rt.console, f"Case {view.case_id} as of {_swiss(moment)}", _state_rows(view))
+    _print_pairs(rt.console, f"Case {view.case_id} as of {_swiss(moment)}",
+                 [*_state_rows(view), ("basic needs rate", _rate_text([rate] if rate else []))])
     _print_recorded(rt.console, recorded)
 
 
@@ -92,10 +98,14 @@ def budget(
     case = readable_case(rt, uid, moment)
     answer = rt.service.budget_as_known_at(uid, first, moment)
     log_case_read(rt, case, ("budget_month",), name)
+    checks = month_rate_checks(answer.entitlement.segments, rt.service.reference.skos,
+                               case.household_size)
     if rt.as_json:
-        emit_json(rt.console, answer.as_dict())
+        emit_json(rt.console, {**answer.as_dict(),
+                               "basic_needs_outdated": any(c.outdated for c in checks),
+                               "basic_needs_rate": [rate_check_dict(c) for c in checks]})
         return
-    _print_answer(rt.console, answer)
+    _print_answer(rt.console, answer, checks)
 
 
 def diff(
@@ -248,13 +258,29 @@ def _state_rows(view: StateAsOf) -> list[tuple[str, str]]:
     ]
 
 
-def _print_answer(console: Console, answer: MonthlyAnswer) -> None:
+def _rate_text(checks: list[RateCheck]) -> str:
+    """The basic-needs rate check: OUTDATED with the amounts where a check fails."""
+    outdated = [c for c in checks if c.outdated]
+    if not checks:
+        return "-"
+    if not outdated:
+        rate = checks[-1].rate
+        return f"at the rate in force ({rate.source} from {rate.valid_from})"
+    return "; ".join(
+        f"[bold red]OUTDATED[/bold red] from {c.day}: CHF {c.amount} for {c.household_size} "
+        f"person(s), the rate of {c.day.year} ({c.rate.source} from {c.rate.valid_from}) "
+        f"gives CHF {c.expected} ({c.difference:+})"
+        for c in outdated)
+
+
+def _print_answer(console: Console, answer: MonthlyAnswer, checks: list[RateCheck]) -> None:
     _print_pairs(console, (
         f"Case {answer.case_id}, {answer.month:%Y-%m} as known at {_swiss(answer.known_at)}"
     ), [
         ("amount owed", f"CHF {answer.amount}"),
         ("supported days", f"{answer.supported_days} of {answer.days_in_month}"),
         ("case version", str(answer.case_version)),
+        ("basic needs rate", _rate_text(checks)),
     ])
     segments = Table(title="Segments", title_justify="left")
     for column in ("from", "to", "days", "monthly budget", "CHF"):

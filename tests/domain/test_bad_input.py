@@ -222,6 +222,11 @@ PER_COMMAND: dict[str, list[Row]] = {
         ("reason missing", {"reason": OMIT}, "reason"),
         ("reason unknown", {"reason": "bored"}, "reason"),
     ],
+    "adjust_basic_needs": [
+        ("year missing", {"year": OMIT}, "year"),
+        ("year before 2000", {"year": 1999}, "year"),
+        ("year as text", {"year": "next"}, "year"),
+    ],
     "change_budget": [
         ("effective date missing", {"effective_date": OMIT}, "effective_date"),
         ("effective date malformed", {"effective_date": "2025-11"}, "effective_date"),

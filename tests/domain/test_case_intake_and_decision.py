@@ -108,7 +108,10 @@ def test_whole_process_records_each_step_with_its_actor_and_correlation_id(desk:
     assert [b.effective_date for b in case.budgets] == [
         date(2025, 11, 1), date(2026, 1, 1), date(2025, 12, 1)
     ]
-    assert case.budgets[1].lines[0].amount == expected_basic_needs(date(2026, 1, 1), 2)
+    # A rent change keeps basic needs at the amount in force (the yearly adjustment, not an
+    # unrelated change, brings a new year's rate: issue 19).
+    assert case.budgets[1].lines[0].amount == expected_basic_needs(date(2025, 11, 1), 2)
+    assert "basic_needs" not in (case.budgets[1].changed or [])
     assert case.budgets[2].lines[0].amount == expected_basic_needs(date(2025, 12, 1), 2)
     assert vars(replay(events)) == vars(case)
 
