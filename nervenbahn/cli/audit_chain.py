@@ -327,6 +327,9 @@ def _print_report(rt: Session, report: AuditReport) -> None:
         rt.console.print(f"note: {rewrite['events_table']} was chained anew by `audit "
                          f"chain-existing` at {rewrite['at']} ({rewrite['events']} events, "
                          f"{rewrite['unchained']} had no link)")
+    if report.missing_access_log is not None:
+        rt.console.print(f"BROKEN: {report.missing_access_log.describe()}", markup=False,
+                         highlight=False)
     for other in report.other_logs:
         rt.console.print(f"BROKEN: checkpoint #{other.sequence} signs access log "
                          f"{other.log_id}, which was not found here: the access log was "
@@ -337,6 +340,6 @@ def _print_report(rt: Session, report: AuditReport) -> None:
         rt.console.print(f"rejected: {problem.describe()}")
     verdict = {0: "verified: every chain, snapshot and checkpoint holds",
                4: "NOT verified: a chain, snapshot or the signed access log does not match what "
-                  "was recorded",
+                  "was recorded (or is missing)",
                5: "NOT verified: a checkpoint was rejected"}[report.exit_code]
     rt.console.print(f"{verdict} ({report.checkpoints} signed checkpoints relied on)")
