@@ -211,6 +211,23 @@ class AuditReport:
             return EXIT_CHECKPOINT_REJECTED
         return EXIT_OK
 
+    def problems(self) -> list[str]:
+        """Every finding that makes verification fail, one line each for people (empty when
+        it holds): breaks, a missing or replaced access log, damaged rows, snapshots and
+        rejected checkpoints."""
+        verifications = [*self.chains, *([self.access_log] if self.access_log else [])]
+        lines = [f"{v.chain}: bad position {b.position}: {b.reason}"
+                 for v in verifications for b in v.all_breaks]
+        if self.missing_access_log is not None:
+            lines.append(self.missing_access_log.describe())
+        lines += [f"checkpoint #{o.sequence} signs access log {o.log_id}, which was not found "
+                  "here: the access log was replaced or re-created since" for o in self.other_logs]
+        lines += [f"damaged row: {d.describe()}" for d in self.damaged_rows]
+        lines += [f"snapshot {s.table} {s.originator_id} version {s.version}: {s.problem}"
+                  for s in self.snapshot_problems]
+        lines += [f"checkpoint rejected: {p.describe()}" for p in self.checkpoint_problems]
+        return lines
+
     def to_json(self) -> dict[str, object]:
         """As JSON."""
         return {

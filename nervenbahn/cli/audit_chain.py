@@ -55,7 +55,7 @@ from .audit_store import signing_key, store_database
 from .render import JsonOption, emit_json
 from .session import Session, session
 
-__all__ = ["register"]
+__all__ = ["register", "verify_everything"]
 
 T = TypeVar("T")
 
@@ -165,17 +165,25 @@ def verify(
     rejected."""
     rt = _rt(ctx, as_json)
     key = _public_key(rt, public_key_file)
-    copy = _or_refused(lambda: read_checkpoint_file(checkpoints)) if checkpoints else []
-    access_log = access_log_check(_access_log_path(rt))
-    with store_database(rt) as db:
-        report = verify_store(db, key, auditor_copy=copy, access_log=access_log)
-        report = _with_snapshots(rt, db, report)
+    report = verify_everything(rt, key, checkpoints)
     if rt.as_json:
         emit_json(rt.console, report.to_json())
     else:
         _print_report(rt, report)
     if not report.ok:
         raise typer.Exit(report.exit_code)
+
+
+def verify_everything(rt: Session, key: Ed25519PublicKey, checkpoints: Path | None,
+                      ) -> AuditReport:
+    """What `audit verify` checks (and `audit case` reports): every chain, the access log and
+    every snapshot, against the store's checkpoints and, if given, the auditor's copy in
+    `checkpoints` (which wins: a checkpoint altered or dropped in the store is named)."""
+    copy = _or_refused(lambda: read_checkpoint_file(checkpoints)) if checkpoints else []
+    access_log = access_log_check(_access_log_path(rt))
+    with store_database(rt) as db:
+        report = verify_store(db, key, auditor_copy=copy, access_log=access_log)
+        return _with_snapshots(rt, db, report)
 
 
 def chain_existing(
