@@ -30,10 +30,17 @@ from domain.application.history import HistoryEntry
 from domain.case import SWISS_TIME
 from domain.errors import InvalidCommandError
 from nervenbahn.audit.checkpoints import CheckpointError, public_key_from_text
-from nervenbahn.audit.report import CaseReport, Verdict, build_case_report, write_case_report
+from nervenbahn.audit.report import (
+    CaseReport,
+    Verdict,
+    build_case_report,
+    sign_case_report,
+    write_case_report,
+)
 from nervenbahn.audit.verify import AuditReport
 from nervenbahn.bounds import parse_bounded_month
 from nervenbahn.config import ConfigError
+from nervenbahn.identity import process_identity
 
 from .audit_chain import verify_everything
 from .audit_store import signing_key
@@ -162,21 +169,38 @@ def case_report(
     report = build_case_report(
         rt.service, uid, moment, now=datetime.now(UTC), verifications=chains,
         verification_note=note, verdict=verdict,
+        generated_by=f"{rt.declared_actor()} (established: {process_identity()})",
     )
     path = out or Path(f"audit-{uid}-{moment.astimezone(SWISS_TIME):%Y-%m-%d}.html")
     log_case_read(rt, case, ("audit_report",), "audit case")
     write_case_report(report, path)
-    _print_outcome(rt, report, path, note)
+    signature = _sign(rt, report, path)
+    _print_outcome(rt, report, path, note, signature)
     if verdict is not None and not verdict.ok:
         raise typer.Exit(verdict.exit_code)
 
 
-def _print_outcome(rt: Session, report: CaseReport, path: Path, note: str | None) -> None:
-    """One line (or the JSON summary): the file, and whether the store verified."""
+def _sign(rt: Session, report: CaseReport, path: Path) -> Path | str:
+    """Sign the written report with the installation's key (`<file>.sig`); without the key,
+    why it is not signed."""
+    try:
+        key = signing_key(rt)
+    except ConfigError as exc:
+        return f"not signed: {exc}"
+    return sign_case_report(path, report.report_id, key)
+
+
+def _print_outcome(rt: Session, report: CaseReport, path: Path, note: str | None,
+                   signature: Path | str) -> None:
+    """One line (or the JSON summary): the file, its signature, whether the store verified."""
     verdict = report.verdict
+    signed = str(signature) if isinstance(signature, Path) else None
     if rt.as_json:
         emit_json(rt.console, {
-            "case_id": report.case_id, "as_of": report.as_of, "report": str(path),
+            "case_id": report.case_id, "report_id": report.report_id,
+            "generated_by": report.generated_by, "signature": signed,
+            "not_signed": None if signed else signature, "as_of": report.as_of,
+            "report": str(path),
             "events": len(report.timeline), "months": len(report.months),
             "verified": report.verified,
             "exit_code": verdict.exit_code if verdict else None,
@@ -191,8 +215,10 @@ def _print_outcome(rt: Session, report: CaseReport, path: Path, note: str | None
         outcome = "verified: every chain, snapshot and checkpoint holds"
     else:
         outcome = note or "not verified"
-    rt.console.print(f"audit report of case {report.case_id} as of {_swiss(report.as_of)}: "
-                     f"{path} ({outcome})", markup=False, highlight=False)
+    rt.console.print(f"audit report {report.report_id} of case {report.case_id} as of "
+                     f"{_swiss(report.as_of)}: {path} ({outcome}); "
+                     f"{f'signed: {signed}' if signed else signature}",
+                     markup=False, highlight=False)
 
 
 # --- input -----------------------------------------------------------------------------------
