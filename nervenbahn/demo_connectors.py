@@ -30,7 +30,7 @@ from domain.personal_data import PersonalData, SealedPersonalData
 from nervenbahn.audit.access import access_log_check, access_log_to_sign
 from nervenbahn.audit.checkpoints import SigningKey, export_checkpoints, write_checkpoint
 from nervenbahn.audit.database import open_audit_database
-from nervenbahn.audit.report import build_case_report, write_case_report
+from nervenbahn.audit.report import Verdict, build_case_report, write_case_report
 from nervenbahn.audit.snapshots import verify_snapshots
 from nervenbahn.audit.verify import verify_store
 from nervenbahn.container import connectors_file
@@ -184,7 +184,8 @@ def audit_and_report(rt: DemoSession, case_id: uuid.UUID, folder: Path) -> None:
     records = sum(chain.records for chain in chains)
     as_of = datetime.now(SWISS_TIME)
     report = build_case_report(rt.service, case_id, as_of, now=datetime.now(UTC),
-                               verifications=chains)
+                               verifications=chains,
+                               verdict=Verdict.of(result, "the system's own checkpoints"))
     path = write_case_report(report, folder / f"audit-{case_id}.html")
     rt.console.print(
         f"Audit: checkpoint #{checkpoint.sequence} signed and exported to {copy}; "

@@ -12,7 +12,7 @@ from nervenbahn.audit.access_log import ChainedAccessLog
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.anchors import check_anchors
 from nervenbahn.audit.hashing import ChainHead, ChainVerification, SignedAnchor
-from nervenbahn.audit.verify import AccessLogCheck
+from nervenbahn.audit.verify import AccessLogCheck, AccessLogMissing
 
 __all__ = [
     "AccessLogToSign",
@@ -63,12 +63,13 @@ def access_log_signed(log: ChainedAccessLog) -> AccessLogToSign:
 
 def access_log_check(
     path: Path, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-) -> AccessLogCheck | None:
+) -> AccessLogCheck | AccessLogMissing:
     """The access log at `path` for `verify_store`: its identity, and a verifier that opens
     it when called and checks its chain against the signed heads and each retention anchor
-    against the signed anchors (None if there is no log)."""
+    against the signed anchors (`AccessLogMissing` naming the path if there is no log: it
+    fails verification if a signed checkpoint names its head)."""
     if not path.exists():
-        return None
+        return AccessLogMissing(str(path))
     log = SQLiteAccessLog(path)  # only its identity: an anchor, the head or any entry may
     try:  # hold a value of the wrong type, which the verifier reports
         log_id = log.log_id

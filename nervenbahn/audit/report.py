@@ -13,6 +13,9 @@ the standard library; every value is escaped; no JavaScript, no external assets.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -20,15 +23,51 @@ from decimal import Decimal
 from html import escape
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from domain.application.bitemporal import MonthlyAnswer, StateAsOf
 from domain.application.cases import CaseService
 from domain.application.history import HistoryEntry
 from domain.case import SWISS_TIME
+from nervenbahn.audit.checkpoints import SigningKey, public_key_text
 from nervenbahn.audit.hashing import ChainVerification
+from nervenbahn.audit.verify import AuditReport
 
-__all__ = ["CaseReport", "build_case_report", "render_case_report", "write_case_report"]
+__all__ = [
+    "SIGNATURE_FORMAT",
+    "CaseReport",
+    "Verdict",
+    "build_case_report",
+    "render_case_report",
+    "sign_case_report",
+    "write_case_report",
+]
+
+SIGNATURE_FORMAT = "nervenbahn report signature v1"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of verifying the store for the report, as `audit verify` would exit: the
+    report shows it first, and never calls anything intact when it is not 0."""
+
+    exit_code: int
+    problems: tuple[str, ...]
+    """Every finding, one line each (empty when the store verifies)."""
+    checkpoints: int
+    """How many signed checkpoints were relied on."""
+    against: str
+    """Which checkpoints: the system's own, or the auditor's copy (named)."""
+
+    @classmethod
+    def of(cls, audit: AuditReport, against: str) -> Verdict:
+        """The verdict of a verification of the store."""
+        return cls(audit.exit_code, tuple(audit.problems()), audit.checkpoints, against)
+
+    @property
+    def ok(self) -> bool:
+        """True if the store verifies."""
+        return self.exit_code == 0
 
 
 @dataclass(frozen=True)
@@ -48,6 +87,20 @@ class CaseReport:
     verification_note: str | None = None
     """Why there is no verification (or anything else the reader must know about it)."""
     region_names: Mapping[str, str] = field(default_factory=dict)
+    verdict: Verdict | None = None
+    """The whole verification's outcome (chains, access log, snapshots, checkpoints); without
+    it, the chains shown alone decide."""
+    report_id: UUID = field(default_factory=uuid4)
+    """This report's own id: in the page and in its signature."""
+    generated_by: str | None = None
+    """Who made it: the declared actor and the established identity."""
+
+    @property
+    def verified(self) -> bool:
+        """True only if there was a verification and it holds."""
+        if self.verdict is not None:
+            return self.verdict.ok
+        return bool(self.verifications) and all(v.ok for v in self.verifications)
 
 
 def build_case_report(
@@ -58,8 +111,11 @@ def build_case_report(
     now: datetime,
     verifications: Sequence[ChainVerification] = (),
     verification_note: str | None = None,
+    verdict: Verdict | None = None,
+    generated_by: str | None = None,
 ) -> CaseReport:
-    """Gather the report of `case_id` as of `as_of` from the service (no personal data)."""
+    """Gather the report of `case_id` as of `as_of` from the service (no personal data);
+    `generated_by` names who asked for it (declared actor, established identity)."""
     state = StateAsOf.of(service.case_as_of(case_id, as_of), as_of)
     months = service.budget_by_month(case_id, as_of)
     amounts_now = {
@@ -77,6 +133,8 @@ def build_case_report(
         verifications=verifications,
         verification_note=verification_note,
         region_names={rid: region.name for rid, region in service.reference.regions.items()},
+        verdict=verdict,
+        generated_by=generated_by,
     )
 
 
@@ -85,6 +143,25 @@ def write_case_report(report: CaseReport, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_case_report(report), encoding="utf-8")
     return path
+
+
+def sign_case_report(path: Path, report_id: UUID, key: SigningKey) -> Path:
+    """Sign the report file at `path` as written: a detached Ed25519 signature over its
+    SHA-256 (the 32 bytes), written beside it as `<name>.sig` (JSON: format, report id,
+    sha256, key id, public key, signature); the signature's path. An auditor checks it with
+    the public key they keep (docs/audit.md, *Checking a signed report*)."""
+    digest = hashlib.sha256(path.read_bytes()).digest()
+    signature = {
+        "format": SIGNATURE_FORMAT,
+        "report_id": str(report_id),
+        "sha256": digest.hex(),
+        "key_id": key.key_id,
+        "public_key": public_key_text(key.public),
+        "signature": base64.b64encode(key.private.sign(digest)).decode(),
+    }
+    target = path.with_name(path.name + ".sig")
+    target.write_text(json.dumps(signature, indent=2) + "\n", encoding="utf-8")
+    return target
 
 
 _STYLE = """
@@ -100,6 +177,10 @@ table.state th { width: 220px; }
 tr.after td { color: #888; }
 .ok { color: #1b7a35; font-weight: 600; } .broken { color: #b3261e; font-weight: 600; }
 .mark { color: #b3561e; }
+.verdict { padding: 10px 14px; margin: 14px 0; border: 2px solid; border-radius: 4px; }
+.verdict.ok { border-color: #1b7a35; background: #eef8f0; }
+.verdict.broken { border-color: #b3261e; background: #fdeceb; color: #b3261e; font-size: 16px; }
+.verdict.none { border-color: #b3561e; background: #fdf3eb; }
 code { font-size: 12px; word-break: break-all; }
 @media print { body { margin: 0; max-width: none; font-size: 11px; }
                h2 { break-after: avoid; } tr { break-inside: avoid; }
@@ -110,6 +191,8 @@ code { font-size: 12px; word-break: break-all; }
 def render_case_report(report: CaseReport) -> str:
     """The report as one self-contained HTML page."""
     title = f"Audit report: case {report.case_id} as of {_swiss(report.as_of)}"
+    if _failed(report):
+        title = f"NOT VERIFIED – {title}"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -117,9 +200,10 @@ def render_case_report(report: CaseReport) -> str:
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">What nervenbahn knew about this case at {escape(_swiss(report.as_of))}'
-        f" (Swiss time), from its recorded events; generated "
-        f"{escape(_swiss(report.generated_at))}. Recorded times are when the system learned a "
-        "fact, effective dates from when it holds. No personal data is shown.</p>",
+        f" (Swiss time), from its recorded events. Recorded times are when the system learned "
+        "a fact, effective dates from when it holds. No personal data is shown.</p>",
+        _provenance(report),
+        _verdict(report),
         "<h2>Verification</h2>",
         _verification(report),
         f"<h2>State as of {escape(_swiss(report.as_of))}</h2>",
@@ -136,6 +220,45 @@ def render_case_report(report: CaseReport) -> str:
 # --- sections ------------------------------------------------------------------------------
 
 
+def _provenance(report: CaseReport) -> str:
+    """Which report this is, when and by whom it was made (the signature names the id)."""
+    rows = [("report id", str(report.report_id)),
+            ("generated", f"{_swiss(report.generated_at)} (Swiss time)"),
+            ("generated by", report.generated_by or "–")]
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    return f'<table id="provenance" class="state"><tbody>{body}</tbody></table>'
+
+
+def _failed(report: CaseReport) -> bool:
+    """A verification ran and does not hold."""
+    if report.verdict is not None:
+        return not report.verdict.ok
+    return any(not v.ok for v in report.verifications)
+
+
+def _verdict(report: CaseReport) -> str:
+    """The outcome first, impossible to miss: a failed verification in red with every
+    finding; never "verified" unless everything holds."""
+    verdict = report.verdict
+    if _failed(report):
+        problems = (verdict.problems if verdict is not None else tuple(
+            f"{v.chain}: bad position {b.position}: {b.reason}"
+            for v in report.verifications for b in v.all_breaks))
+        code = f" (exit code {verdict.exit_code}, as `audit verify`)" if verdict else ""
+        items = "".join(f"<li>{escape(p)}</li>" for p in problems)
+        return (f'<div id="verdict" class="verdict broken"><strong>NOT VERIFIED: the store '
+                f"does not match what was recorded and signed{escape(code)}. Nothing in this "
+                f"report is vouched for by the hash chains.</strong><ul>{items}</ul></div>")
+    if not report.verified:
+        return ('<p id="verdict" class="verdict none"><strong>Not verified.</strong> '
+                f"{escape(report.verification_note or '')}</p>")
+    against = (f" against {verdict.checkpoints} signed checkpoints ({verdict.against})"
+               if verdict is not None else "")
+    return ('<p id="verdict" class="verdict ok"><strong>Verified:</strong> every hash chain'
+            f"{', snapshot' if verdict is not None else ''} and signed checkpoint holds"
+            f"{escape(against)}.</p>")
+
+
 def _verification(report: CaseReport) -> str:
     note = (
         f'<p class="meta">{escape(report.verification_note)}</p>'
@@ -144,8 +267,10 @@ def _verification(report: CaseReport) -> str:
     if not report.verifications:
         return f'<p id="verification-none">Not verified.</p>{note}'
     rows = []
+    intact = ('<span class="ok">intact</span>' if not _failed(report)
+              else "no break in this chain (but the verification failed: see above)")
     for v in report.verifications:
-        outcome = '<span class="ok">intact</span>'
+        outcome = intact
         if v.first_break is not None:
             outcome = (f'<span class="broken">broken at position {v.first_break.position}: '
                        f"{escape(v.first_break.reason)}</span>")

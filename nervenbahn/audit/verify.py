@@ -53,10 +53,12 @@ __all__ = [
     "EXIT_CHECKPOINT_REJECTED",
     "EXIT_OK",
     "AccessLogCheck",
+    "AccessLogMissing",
     "AccessLogVerifier",
     "AuditReport",
     "CheckpointProblem",
     "DamagedRow",
+    "MissingAccessLog",
     "OtherLog",
     "verify_chain",
     "verify_store",
@@ -121,6 +123,43 @@ class AccessLogCheck:
 
 
 @dataclass(frozen=True)
+class AccessLogMissing:
+    """The access log to verify is not where it should be (`location`): there is nothing to
+    verify, but signed checkpoints that name its head fail verification."""
+
+    location: str
+
+
+@dataclass(frozen=True)
+class MissingAccessLog:
+    """An access log whose head signed checkpoints name is missing (deleted or moved): what
+    they vouched for can no longer be compared, so verification fails (exit 4) — a deleted
+    log must not pass as "no log"."""
+
+    location: str
+    sequences: tuple[int, ...]
+    """The trusted checkpoints that name a head of it (position above 0)."""
+    head: ChainHead
+    """The newest head they name."""
+    log_id: str | None
+
+    def describe(self) -> str:
+        """One line for people."""
+        which = ", ".join(f"#{n}" for n in self.sequences)
+        named = f" (log {self.log_id})" if self.log_id else ""
+        return (f"the access log {self.location} is missing, but signed checkpoint"
+                f"{'s' if len(self.sequences) > 1 else ''} {which} name its head{named}, the "
+                f"newest at position {self.head.position}: it was deleted or moved, and the "
+                "entries they vouch for cannot be verified")
+
+    def to_json(self) -> dict[str, object]:
+        """As JSON."""
+        return {"location": self.location, "sequences": list(self.sequences),
+                "head": self.head.to_json(), "log_id": self.log_id,
+                "problem": self.describe()}
+
+
+@dataclass(frozen=True)
 class OtherLog:
     """A signed checkpoint that names an access log other than the one verified: the log it
     signed was replaced or re-created since (or lies elsewhere), so what it vouched for can no
@@ -153,6 +192,7 @@ class AuditReport:
     snapshot_problems: list[SnapshotCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     damaged_rows: list[DamagedRow] = field(default_factory=list)
+    missing_access_log: MissingAccessLog | None = None
 
     @property
     def ok(self) -> bool:
@@ -162,14 +202,31 @@ class AuditReport:
     @property
     def exit_code(self) -> int:
         """0 all good; 4 a chain or a snapshot is broken, or the access log a checkpoint
-        signed was replaced; 5 only checkpoints are rejected."""
+        signed was replaced or is missing; 5 only checkpoints are rejected."""
         verifications = [*self.chains, *([self.access_log] if self.access_log else [])]
         if (any(not v.ok for v in verifications) or self.snapshot_problems or self.other_logs
-                or self.damaged_rows):
+                or self.damaged_rows or self.missing_access_log):
             return EXIT_CHAIN_BROKEN
         if self.checkpoint_problems:
             return EXIT_CHECKPOINT_REJECTED
         return EXIT_OK
+
+    def problems(self) -> list[str]:
+        """Every finding that makes verification fail, one line each for people (empty when
+        it holds): breaks, a missing or replaced access log, damaged rows, snapshots and
+        rejected checkpoints."""
+        verifications = [*self.chains, *([self.access_log] if self.access_log else [])]
+        lines = [f"{v.chain}: bad position {b.position}: {b.reason}"
+                 for v in verifications for b in v.all_breaks]
+        if self.missing_access_log is not None:
+            lines.append(self.missing_access_log.describe())
+        lines += [f"checkpoint #{o.sequence} signs access log {o.log_id}, which was not found "
+                  "here: the access log was replaced or re-created since" for o in self.other_logs]
+        lines += [f"damaged row: {d.describe()}" for d in self.damaged_rows]
+        lines += [f"snapshot {s.table} {s.originator_id} version {s.version}: {s.problem}"
+                  for s in self.snapshot_problems]
+        lines += [f"checkpoint rejected: {p.describe()}" for p in self.checkpoint_problems]
+        return lines
 
     def to_json(self) -> dict[str, object]:
         """As JSON."""
@@ -181,6 +238,8 @@ class AuditReport:
             "access_log": self.access_log.to_json() if self.access_log else None,
             "checkpoint_problems": [p.to_json() for p in self.checkpoint_problems],
             "logs_not_found": [o.to_json() for o in self.other_logs],
+            "access_log_missing": (self.missing_access_log.to_json()
+                                   if self.missing_access_log else None),
             "chain_rewrites": self.chain_rewrites,
             "snapshots_checked": self.snapshots_checked,
             "snapshot_problems": [p.to_json() for p in self.snapshot_problems],
@@ -459,12 +518,13 @@ def verify_store(
     public_key: Ed25519PublicKey,
     *,
     auditor_copy: Sequence[Checkpoint] = (),
-    access_log: AccessLogCheck | None = None,
+    access_log: AccessLogCheck | AccessLogMissing | None = None,
 ) -> AuditReport:
     """Verify every chain of the store against the checkpoints whose signatures hold (the
     store's and the auditor's copy), and the access log if given — against the heads signed
     for its identity (and those signed before logs had one); a checkpoint naming another log
-    is listed in `other_logs` (and fails verification)."""
+    is listed in `other_logs`, and a log that is missing while checkpoints name its head is
+    `missing_access_log` (both fail verification)."""
     trusted, problems = _trusted_checkpoints(db, public_key, auditor_copy)
     registrations = db.registrations()
     damaged = [DamagedRow(CHAINS_TABLE, row, problem) for row, problem in registrations.unreadable]
@@ -483,10 +543,15 @@ def verify_store(
             first_break=ChainBreak(1, "signed checkpoints name this chain, but the store no "
                                       "longer lists it (its tables were removed)"),
         ))
-    current = access_log.log_id if access_log is not None else None
     signed = [cp for cp in trusted if cp.access_log is not None]
-    others = [OtherLog(cp.sequence, cp.access_log_id) for cp in signed
-              if cp.access_log_id is not None and cp.access_log_id != current]
+    if isinstance(access_log, AccessLogMissing):
+        missing = _missing_log(access_log.location, signed)
+        others, access_log = [], None
+    else:
+        missing = None
+        current = access_log.log_id if access_log is not None else None
+        others = [OtherLog(cp.sequence, cp.access_log_id) for cp in signed
+                  if cp.access_log_id is not None and cp.access_log_id != current]
     access = None
     if access_log is not None:
         own = [cp for cp in signed if cp.access_log_id in (None, current)]
@@ -498,7 +563,19 @@ def verify_store(
     problems += _missing_sequences(trusted, problems)
     return AuditReport(chains, access, problems, len(trusted), others,
                        [r for r in rewrites if "problem" not in r], damaged_rows=damaged,
-                       notes=_unsigned_note(trusted, chains))
+                       notes=_unsigned_note(trusted, chains), missing_access_log=missing)
+
+
+def _missing_log(location: str, signed: Sequence[Checkpoint]) -> MissingAccessLog | None:
+    """The finding for a missing access log, if a trusted checkpoint names a head of it with
+    entries (a head at position 0 vouches for nothing that could be lost)."""
+    naming = [cp for cp in signed if cp.access_log is not None and cp.access_log.position > 0]
+    if not naming:
+        return None
+    newest = max(naming, key=lambda cp: cp.sequence)
+    assert newest.access_log is not None
+    return MissingAccessLog(location, tuple(cp.sequence for cp in naming), newest.access_log,
+                            newest.access_log_id)
 
 
 def _missing_sequences(trusted: Sequence[Checkpoint], problems: Sequence[CheckpointProblem],

@@ -5,8 +5,10 @@
   T, with the budget versions and events it rests on;
 - `audit diff ID --month 2026-03 --known-at T1 --compared-to T2`: what changed about the month
   between the two knowledge times, per budget line, and which events caused it;
-- `audit case ID --as-of T [--out FILE]`: the HTML audit report (timeline, state, budget by
-  month, verification of the hash chains).
+- `audit case ID --as-of T [--out FILE] [--checkpoints FILE]`: the HTML audit report
+  (timeline, state, budget by month, and the verification `audit verify` does, against the
+  auditor's copy of the checkpoints if given); exits 4 or 5 as `audit verify` when the store
+  does not verify.
 
 A time is an ISO date (the end of that day, Swiss time) or an ISO date-time.
 """
@@ -28,14 +30,21 @@ from domain.application.history import HistoryEntry
 from domain.basic_needs import RateCheck, check_rate, month_rate_checks, rate_check_dict
 from domain.case import SWISS_TIME
 from domain.errors import InvalidCommandError
-from nervenbahn.audit.checkpoints import CheckpointError, SigningKey, public_key_from_text
-from nervenbahn.audit.database import open_audit_database
-from nervenbahn.audit.hashing import ChainVerification
-from nervenbahn.audit.report import build_case_report, write_case_report
-from nervenbahn.audit.verify import verify_store
+from nervenbahn.audit.checkpoints import CheckpointError, public_key_from_text
+from nervenbahn.audit.report import (
+    CaseReport,
+    Verdict,
+    build_case_report,
+    sign_case_report,
+    write_case_report,
+)
+from nervenbahn.audit.verify import AuditReport
 from nervenbahn.bounds import parse_bounded_month
 from nervenbahn.config import ConfigError
+from nervenbahn.identity import process_identity
 
+from .audit_chain import verify_everything
+from .audit_store import signing_key
 from .reads import log_case_read, readable_case
 from .render import emit_json
 from .session import Session, parse_as_of, session
@@ -141,38 +150,85 @@ def case_report(
         typer.Option("--out", help="The HTML file (default: audit-<case>-<date>.html).",
                      dir_okay=False),
     ] = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option("--checkpoints", help="The auditor's copy of the checkpoints (JSON Lines "
+                     "from `audit checkpoints export`): verify against it, not only the "
+                     "store's own.", dir_okay=False),
+    ] = None,
     public_key: Annotated[
         str | None,
-        typer.Option("--public-key", help="Verify checkpoints with this public key "
-                     "(`audit public-key`); default: the installation's own."),
+        typer.Option("--public-key", help="Verify checkpoints with this public key, or the "
+                     "file holding it (`audit public-key`); default: the installation's own."),
     ] = None,
     verify: Annotated[
-        bool, typer.Option("--verify/--no-verify", help="Verify the store's hash chains.")
+        bool, typer.Option("--verify/--no-verify", help="Verify the store as `audit verify`.")
     ] = True,
 ) -> None:
-    """Write the HTML audit report of a case as of a time."""
+    """Write the HTML audit report of a case as of a time. Exits as `audit verify` would (4 or
+    5) when the store does not verify: the report is written all the same, saying so first."""
     rt = session(ctx)
     uid = _uuid("audit case", case_id)
     moment = _moment("audit case", "as_of", as_of)
     case = readable_case(rt, uid, moment)  # not found: fail before verifying the store
-    verifications, note = _verify(rt, public_key) if verify else ([], "verification skipped")
+    audit, note = _verify(rt, public_key, checkpoints) if verify else (None, "verification "
+                                                                             "skipped")
+    verdict = None if audit is None else Verdict.of(audit, _against(checkpoints))
+    chains = [] if audit is None else [*audit.chains,
+                                       *([audit.access_log] if audit.access_log else [])]
     report = build_case_report(
-        rt.service, uid, moment, now=datetime.now(UTC), verifications=verifications,
-        verification_note=note,
+        rt.service, uid, moment, now=datetime.now(UTC), verifications=chains,
+        verification_note=note, verdict=verdict,
+        generated_by=f"{rt.declared_actor()} (established: {process_identity()})",
     )
     path = out or Path(f"audit-{uid}-{moment.astimezone(SWISS_TIME):%Y-%m-%d}.html")
     log_case_read(rt, case, ("audit_report",), "audit case")
     write_case_report(report, path)
-    intact = bool(verifications) and all(v.ok for v in verifications)
+    signature = _sign(rt, report, path)
+    _print_outcome(rt, report, path, note, signature)
+    if verdict is not None and not verdict.ok:
+        raise typer.Exit(verdict.exit_code)
+
+
+def _sign(rt: Session, report: CaseReport, path: Path) -> Path | str:
+    """Sign the written report with the installation's key (`<file>.sig`); without the key,
+    why it is not signed."""
+    try:
+        key = signing_key(rt)
+    except ConfigError as exc:
+        return f"not signed: {exc}"
+    return sign_case_report(path, report.report_id, key)
+
+
+def _print_outcome(rt: Session, report: CaseReport, path: Path, note: str | None,
+                   signature: Path | str) -> None:
+    """One line (or the JSON summary): the file, its signature, whether the store verified."""
+    verdict = report.verdict
+    signed = str(signature) if isinstance(signature, Path) else None
     if rt.as_json:
         emit_json(rt.console, {
-            "case_id": uid, "as_of": moment, "report": str(path), "events": len(report.timeline),
-            "months": len(report.months), "verified": intact,
-            "chains": [v.to_json() for v in verifications], "verification_note": note,
+            "case_id": report.case_id, "report_id": report.report_id,
+            "generated_by": report.generated_by, "signature": signed,
+            "not_signed": None if signed else signature, "as_of": report.as_of,
+            "report": str(path),
+            "events": len(report.timeline), "months": len(report.months),
+            "verified": report.verified,
+            "exit_code": verdict.exit_code if verdict else None,
+            "problems": list(verdict.problems) if verdict else [],
+            "checkpoints_from": verdict.against if verdict else None,
+            "chains": [v.to_json() for v in report.verifications], "verification_note": note,
         })
         return
-    outcome = "chains intact" if intact else (note or "a chain is broken")
-    rt.console.print(f"audit report of case {uid} as of {_swiss(moment)}: {path} ({outcome})")
+    if verdict is not None and not verdict.ok:
+        outcome = f"NOT VERIFIED (exit {verdict.exit_code}): " + "; ".join(verdict.problems)
+    elif report.verified:
+        outcome = "verified: every chain, snapshot and checkpoint holds"
+    else:
+        outcome = note or "not verified"
+    rt.console.print(f"audit report {report.report_id} of case {report.case_id} as of "
+                     f"{_swiss(report.as_of)}: {path} ({outcome}); "
+                     f"{f'signed: {signed}' if signed else signature}",
+                     markup=False, highlight=False)
 
 
 # --- input -----------------------------------------------------------------------------------
@@ -196,27 +252,39 @@ def _moment(command: str, field: str, text: str) -> datetime:
     return parse_as_of(text, command, field)
 
 
-def _verify(rt: Session, public_key: str | None) -> tuple[list[ChainVerification], str | None]:
-    """Verify every hash chain of the store against its signed checkpoints."""
+def _verify(rt: Session, public_key: str | None, checkpoints: Path | None,
+            ) -> tuple[AuditReport | None, str | None]:
+    """Verify the store as `audit verify` does (against the auditor's copy if given); no
+    verification (with why) if there is neither a public key nor the signing key."""
     try:
         key = (
-            public_key_from_text(public_key, "--public-key") if public_key
-            else SigningKey.from_seed(rt.settings.signing_key.get_secret_value()).public
+            public_key_from_text(_key_text(public_key), "--public-key") if public_key
+            else signing_key(rt).public
         )
     except CheckpointError as exc:
         raise InvalidCommandError("audit case", [("public_key", str(exc))]) from None
     except ConfigError as exc:
-        return [], f"not verified: {exc}"
-    db = open_audit_database(rt.settings.store)
-    try:
-        result = verify_store(db, key)
-    finally:
-        db.close()
-    problems = "; ".join(p.describe() for p in result.checkpoint_problems)
-    note = f"checkpoint problems: {problems}" if problems else None
-    if result.checkpoints == 0:
+        return None, f"not verified: {exc}"
+    audit = verify_everything(rt, key, checkpoints)
+    note = "; ".join(audit.notes) or None
+    if audit.checkpoints == 0:
         note = "no signed checkpoint yet: the chains were recomputed but not compared with one"
-    return list(result.chains), note
+    return audit, note
+
+
+def _key_text(value: str) -> str:
+    """The public key given, or the content of the file it names."""
+    path = Path(value)
+    try:
+        return path.read_text(encoding="utf-8") if path.is_file() else value
+    except OSError as exc:
+        raise InvalidCommandError("audit case", [("public_key", f"{path}: {exc}")]) from None
+
+
+def _against(checkpoints: Path | None) -> str:
+    if checkpoints is None:
+        return "the system's own checkpoints"
+    return f"the auditor's copy {checkpoints} and the system's own checkpoints"
 
 
 # --- output ----------------------------------------------------------------------------------

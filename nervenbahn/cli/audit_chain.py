@@ -55,7 +55,7 @@ from .audit_store import signing_key, store_database
 from .render import JsonOption, emit_json
 from .session import Session, session
 
-__all__ = ["register"]
+__all__ = ["register", "verify_everything"]
 
 T = TypeVar("T")
 
@@ -165,17 +165,25 @@ def verify(
     rejected."""
     rt = _rt(ctx, as_json)
     key = _public_key(rt, public_key_file)
-    copy = _or_refused(lambda: read_checkpoint_file(checkpoints)) if checkpoints else []
-    access_log = access_log_check(_access_log_path(rt))
-    with store_database(rt) as db:
-        report = verify_store(db, key, auditor_copy=copy, access_log=access_log)
-        report = _with_snapshots(rt, db, report)
+    report = verify_everything(rt, key, checkpoints)
     if rt.as_json:
         emit_json(rt.console, report.to_json())
     else:
         _print_report(rt, report)
     if not report.ok:
         raise typer.Exit(report.exit_code)
+
+
+def verify_everything(rt: Session, key: Ed25519PublicKey, checkpoints: Path | None,
+                      ) -> AuditReport:
+    """What `audit verify` checks (and `audit case` reports): every chain, the access log and
+    every snapshot, against the store's checkpoints and, if given, the auditor's copy in
+    `checkpoints` (which wins: a checkpoint altered or dropped in the store is named)."""
+    copy = _or_refused(lambda: read_checkpoint_file(checkpoints)) if checkpoints else []
+    access_log = access_log_check(_access_log_path(rt))
+    with store_database(rt) as db:
+        report = verify_store(db, key, auditor_copy=copy, access_log=access_log)
+        return _with_snapshots(rt, db, report)
 
 
 def chain_existing(
@@ -327,6 +335,9 @@ def _print_report(rt: Session, report: AuditReport) -> None:
         rt.console.print(f"note: {rewrite['events_table']} was chained anew by `audit "
                          f"chain-existing` at {rewrite['at']} ({rewrite['events']} events, "
                          f"{rewrite['unchained']} had no link)")
+    if report.missing_access_log is not None:
+        rt.console.print(f"BROKEN: {report.missing_access_log.describe()}", markup=False,
+                         highlight=False)
     for other in report.other_logs:
         rt.console.print(f"BROKEN: checkpoint #{other.sequence} signs access log "
                          f"{other.log_id}, which was not found here: the access log was "
@@ -337,6 +348,6 @@ def _print_report(rt: Session, report: AuditReport) -> None:
         rt.console.print(f"rejected: {problem.describe()}")
     verdict = {0: "verified: every chain, snapshot and checkpoint holds",
                4: "NOT verified: a chain, snapshot or the signed access log does not match what "
-                  "was recorded",
+                  "was recorded (or is missing)",
                5: "NOT verified: a checkpoint was rejected"}[report.exit_code]
     rt.console.print(f"{verdict} ({report.checkpoints} signed checkpoints relied on)")

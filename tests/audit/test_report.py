@@ -132,7 +132,9 @@ def test_verification_names_the_checkpoint_or_the_first_break(
         first_break=ChainBreak(4, "stored bytes differ from the chained hash"),
     )
     rows = render(story, INTACT, broken).tables["verification"][1:]
-    assert rows[0][1] == "intact"
+    # the first chain has no break, but the verification failed: it is not called intact
+    assert rows[0][1] == "no break in this chain (but the verification failed: see above)"
+    assert render(story, INTACT).tables["verification"][1][1] == "intact"
     assert rows[0][3] == f"6: {bytes(range(32)).hex()}"
     assert rows[0][4] == "sequence 2, created_at 2026-06-30T22:00:00+00:00, position 6 (2 checked)"
     assert rows[1][1] == "broken at position 4: stored bytes differ from the chained hash"
