@@ -128,6 +128,7 @@ def test_serve_exports_lags_dead_letters_latencies_and_a_freshness_that_advances
             lambda: (s := served.samples())
             and _value(s, "nervenbahn_relay_lag_events", relay="case-events") == 0
             and _value(s, "nervenbahn_consumer_lag_messages", group=group) == 0
+            and _value(s, "nervenbahn_ready") == 1  # its consumer has met the end once
             and s,
             within=60, what="relay and consumer caught up",
         )

@@ -90,8 +90,9 @@ def test_two_servers_on_one_store_publish_each_event_once_and_never_rewind_for_e
             for server in (first, second):
                 wait_until(lambda s=server: _supported(s, key) == 5, within=90,
                            what="both answering from the read model")
-            for server in (first, second):  # a standby is healthy
-                assert get_json(f"{server.url}/health/ready")[0] == 200
+            for server in (first, second):  # a standby is healthy (once its consumers joined)
+                wait_until(lambda s=server: get_json(f"{s.url}/health/ready")[0] == 200,
+                           within=60, what="ready")
             assert all(_one_active(first, second, name) for name in RELAYS)
             ids, epochs = topic_contents(kafka_settings, topic)
             assert len(ids) == 15 and set(ids.values()) == {1} and len(epochs) == 1
@@ -103,7 +104,8 @@ def test_two_servers_on_one_store_publish_each_event_once_and_never_rewind_for_e
                 open_supported_case(line.service, n)
             wait_until(lambda: _supported(second, key) == 7, within=90,
                        what="the second publishing and applying what came since")
-            assert get_json(f"{second.url}/health/ready")[0] == 200
+            wait_until(lambda: get_json(f"{second.url}/health/ready")[0] == 200, within=60,
+                       what="the second ready alone")
             counted = [first.consumer_rewinds(), second.consumer_rewinds()]
 
         ids, more_epochs = topic_contents(kafka_settings, topic)

@@ -78,11 +78,12 @@ SCOPES = {
 """The API keys every instance accepts (one registry file, as a mounted secret would be)."""
 
 
-POOL_SIZE = 2
+POOL_SIZE = 1
 """Each instance's event-store pools (cases, payments, benefits: eventsourcing opens them at
-their size) on the test server, whose max_connections is 100: with the default 5 one idle
-`serve` held 25-30 connections (measured), three of them with two writers and the test's own
-came to the limit ("too many clients already") and workers gave up. With 2: about 18 each."""
+their size). Counted in pg_stat_activity for one ready `serve`: 31 connections at the default
+5, 23 at 2, 20 at 1 (docs/operations.md). Three instances with writers, beside a `serve` of
+another test on the other xdist worker, came to a server's default max_connections of 100
+("too many clients already"); `.ci/run` raises it to 200, and the instances keep one each."""
 
 
 def _key() -> str:
