@@ -43,37 +43,37 @@ def start_refused(made: Cluster, folder: str, instance: str | None) -> tuple[int
     return done.returncode, done.stderr.decode(errors="replace"), time.monotonic() - began
 
 
-@pytest.mark.parametrize(
-    ("folder", "instance", "says"),
-    [
-        pytest.param("instance-2", None, ("half of the cases", "NERVENBAHN_INSTANCE",
-                                          "through the same consumer groups"),
-                     id="own-folder-unnamed"),
-        pytest.param("instance-1", "node-2", ("applied twice", "NERVENBAHN_INSTANCE",
-                                              "projection-<read model>.node-2"),
-                     id="same-folder-other-name"),
-    ],
+WRONG_SHAPES = (
+    # (folder, instance name, what the refusal says)
+    ("instance-2", None, ("half of the cases", "NERVENBAHN_INSTANCE",
+                          "through the same consumer groups")),
+    ("instance-1", "node-2", ("applied twice", "NERVENBAHN_INSTANCE",
+                              "projection-<read model>.node-2")),
 )
+"""Read models of its own without a name; the running one's read models under another name."""
+
+
 def test_serve_in_a_wrong_shape_is_refused_at_start_and_the_running_one_is_unaffected(
     tmp_path: Path, private_broker: EmbeddedBroker, postgres_server_url: str,
-    folder: str, instance: str | None, says: tuple[str, ...],
 ) -> None:
     with cluster(tmp_path, private_broker, postgres_server_url, "local", size=1,
                  named=False) as made:
         running = made.serves[0]
         assert running.process is not None
-        code, stderr, took = start_refused(made, folder, instance)
-        lines = stderr.strip().splitlines()
-        assert code == 1, stderr
-        assert len(lines) == 1, stderr  # one line, no traceback, no log records
-        assert lines[-1].startswith("error: serve refused to start: "), stderr
-        assert "instance (unnamed) (host " in lines[-1], stderr
-        assert f"process {running.process.pid})" in lines[-1], stderr
-        assert all(phrase in lines[-1] for phrase in says), stderr
-        assert took < REFUSED_WITHIN_S
-        # The running instance: ready, still the only one announced, and still fed every case.
-        assert running.ready()
-        assert made.live_instances() == [running.process.pid]
+        for folder, instance, says in WRONG_SHAPES:
+            code, stderr, took = start_refused(made, folder, instance)
+            lines = stderr.strip().splitlines()
+            assert code == 1, stderr
+            assert len(lines) == 1, stderr  # one line, no traceback, no log records
+            assert lines[-1].startswith("error: serve refused to start: "), stderr
+            assert "instance (unnamed) (host " in lines[-1], stderr
+            assert f"process {running.process.pid})" in lines[-1], stderr
+            assert all(phrase in lines[-1] for phrase in says), stderr
+            assert took < REFUSED_WITHIN_S
+            # The running instance: ready, and still the only one announced.
+            assert running.ready()
+            assert made.live_instances() == [running.process.pid]
+        # ... and still fed every case.
         assert wait_for(made.nodes[0].write(0, 3), 120, "the writer done") == 0
         wait_until(lambda: made.get(running, "/v1/regions/so-olten/caseload")["by_phase"]
                    .get("supported") == 3, within=60, what="three supported cases served")
