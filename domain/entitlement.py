@@ -134,7 +134,18 @@ def line_changes(budgets: Sequence[BudgetVersion], code: str) -> list[BudgetVers
 def _in_force(
     budgets: Sequence[BudgetVersion], day: date
 ) -> tuple[BudgetVersion, tuple[BudgetVersion, ...]] | None:
-    """The budget in force on `day` and the versions its lines come from (recording order)."""
+    """The budget in force on `day` and the versions its lines come from (recording order).
+    Versions that state only a total (no lines: the statistics connector's, built from
+    pseudonymised reporting facts) are whole budgets: the latest effective on or before `day`,
+    a later recording winning ties."""
+    if any(not version.lines for version in budgets):
+        latest: BudgetVersion | None = None
+        for version in budgets:
+            if version.effective_date <= day and (
+                latest is None or version.effective_date >= latest.effective_date
+            ):
+                latest = version
+        return None if latest is None else (latest, (latest,))
     chosen: dict[str, tuple[int, BudgetVersion]] = {}
     for index, version in enumerate(budgets):  # in recording order: later wins ties
         if version.effective_date > day:
