@@ -43,7 +43,7 @@ lint: $(STAMP)
 # The fault suite (issue 12): `serve` killed, its broker gone, poison on the bus, …; one table
 # of figures at the end. Not in CI (short versions of some scenarios are ordinary tests).
 chaos: $(STAMP)
-	$(BIN)/pytest -m chaos -n 0 -s tests/chaos
+	$(BIN)/pytest -m chaos -n 0 -s tests/chaos tests/scale
 
 # The web app's screenshots in docs/screenshots/, taken by the browser tests (docs/web.md).
 screenshots: $(STAMP) node_modules/.installed $(CHROMIUM)

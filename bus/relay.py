@@ -183,6 +183,9 @@ class Relay:
         self._said_standby = False
         self._tail: tuple[str, set[bytes]] | None = None
         """(epoch, digests of its messages at the topic's tail), read after acquiring."""
+        self._unsaved: int | None = None
+        """Messages the topic holds beyond the saved count (the broker check's finding);
+        0: the tail need not be read; None: not known, read it."""
 
     # --- public ----------------------------------------------------------------------------
 
@@ -287,7 +290,9 @@ class Relay:
         ensure_topics(self._settings, [self._topic])
         held = self._end_offset_total()
         if held >= state.published:
+            self._unsaved = held - state.published  # sent by a holder that did not save
             return False
+        self._unsaved = 0  # republished from the start: a new epoch, nothing of it sent yet
         log.warning(
             "broker lost messages: republishing from the store",
             topic=self._topic.name,
@@ -378,8 +383,12 @@ class Relay:
     def _already_on_topic(self, epoch: str) -> set[bytes]:
         """Digests of the messages of epoch `epoch` in the last `batch_size` of each
         partition, read once after the lease was acquired (and again in a new epoch):
-        what a holder killed before saving its position may have left there."""
+        what a holder killed before saving its position may have left there. Not read when
+        the broker check found the topic holding exactly the saved count."""
         if self._tail is not None and self._tail[0] == epoch:
+            return self._tail[1]
+        if self._unsaved == 0:  # the topic holds what the position says: nothing to read
+            self._tail = (epoch, set())
             return self._tail[1]
         stamp = ("relay_epoch", epoch.encode())
         found = {
@@ -400,6 +409,7 @@ class Relay:
         self._lease = lease
         self._leased_at(now)
         self._tail = None  # read again before the first batch under this lease
+        self._unsaved = None  # unknown until the broker is checked
         self._said_standby = False
         self._last_broker_check = float("-inf")
         state = self._positions.load(self.name)

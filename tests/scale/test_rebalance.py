@@ -19,7 +19,9 @@ from tests.chaos.harness import read_topic, recorded_ids, wait_for
 from tests.scale.cluster import Cluster
 from tests.scale.settling import processed_per_group
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+# A fault scenario of about a minute: run by `make chaos`, not by `make test` (CI has 20
+# minutes); the shapes' tests of tests/scale, which CI runs, kill an instance mid-batch too.
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.chaos]
 
 CASES_WHILE_JOINING = 100
 CASES_WHILE_LEAVING = 100

@@ -37,7 +37,9 @@ from tests.scale.settling import (
     relay_position,
 )
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+# A fault scenario of about a minute: run by `make chaos`, not by `make test` (CI has 20
+# minutes); the shapes' tests of tests/scale, which CI runs, kill an instance mid-batch too.
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.chaos]
 
 LEASE_S = 5.0
 RENEW_S = 1.0
