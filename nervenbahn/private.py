@@ -66,9 +66,19 @@ def private_folder(path: Path) -> Path:
 
 def private_file(path: Path) -> Path:
     """Make sure `path` exists as a file of mode 0600 (created empty if missing, its folder
-    with `private_folder`); its content is untouched. Returns `path`."""
+    with `private_folder`); its content is untouched. Returns `path`.
+
+    An existing file is never opened here, only given its mode: closing any descriptor of a
+    file releases every POSIX lock the process holds on it, and SQLite's locks on a database
+    this process has open are such locks. Opening and closing the event store's file while
+    `serve` held it (the key store's open did) let a CLI process write under a read the
+    server thought locked: "disk I/O error" in the server (found by CI, twice)."""
     private_folder(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        os.chmod(path, FILE_MODE)
+        return path
     try:
         os.fchmod(fd, FILE_MODE)
     finally:

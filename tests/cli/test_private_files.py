@@ -5,7 +5,10 @@ the library alone (no CLI umask to lean on)."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -135,3 +138,36 @@ def test_a_private_store_folder_is_not_warned_about(tmp_path: Path) -> None:
         close_service(build_service(settings))
 
     assert [e for e in logs if "fix" in e] == []
+
+
+_TAKE_EXCLUSIVE = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+try:
+    db.execute("BEGIN EXCLUSIVE")
+except sqlite3.OperationalError as exc:
+    print(exc)
+else:
+    print("taken")
+"""
+
+
+def test_making_an_open_database_private_keeps_this_process_s_locks_on_it(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it; SQLite's
+    locks are such locks. `private_file` on a database this process reads must not let another
+    process take the write lock under that read."""
+    path = tmp_path / "store.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = DELETE")  # its locks on the file itself
+    db.execute("CREATE TABLE t (x)")
+    db.execute("BEGIN")
+    db.execute("SELECT count(*) FROM t").fetchone()  # a read: the SHARED lock is held
+
+    private_file(path)
+    other = subprocess.run([sys.executable, "-c", _TAKE_EXCLUSIVE, str(path)],
+                           capture_output=True, text=True, timeout=60, check=True)
+
+    assert other.stdout.strip() == "database is locked"
+    db.execute("COMMIT")
+    db.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
