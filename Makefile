@@ -31,10 +31,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/nervenbahn demo --reset
 
-# Three workers on two cores: the suite waits on brokers, joins and processes for about a
-# third of its time (user+sys 30 min over 21.5 min of wall time with two workers).
+# Two workers on two cores: three were slower (23.8 min against 20.6: at the end each built
+# the web tests' site and ran a browser of its own, load average 20).
 test: $(STAMP) node_modules/.installed $(CHROMIUM) lint
-	$(BIN)/pytest -n 3 --dist loadgroup
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
