@@ -215,6 +215,10 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
         return MacSnapshotStore(self.mapper, recorder,
                                 self.cases.vault.derive_key(SNAPSHOT_KEY_PURPOSE))
 
+    def now(self) -> datetime:
+        """The service's clock (what every payments event is recorded at)."""
+        return self._clock()
+
     # --- payout accounts -------------------------------------------------------------------
 
     def record_account(self, cmd: RecordPayoutAccount) -> AccountResult:

@@ -11,6 +11,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -18,8 +19,15 @@ import typer
 from rich.table import Table
 
 from bus.topics import ensure_topics
+from connectors.payments.reconciliation import BankFileError, read_bank_file
 from domain.application.payments import PaymentService, RunSummary
-from domain.errors import InvalidCommandError
+from domain.application.settlement import (
+    ClaimBack,
+    MonthSettlement,
+    ReconcileResult,
+    Settlements,
+)
+from domain.errors import DomainError, InvalidCommandError
 from domain.money import ZERO
 from domain.payments import (
     ApprovePaymentRun,
@@ -28,7 +36,9 @@ from domain.payments import (
     OrderDraft,
     RecordPayoutAccount,
     RunPayments,
+    parse_month,
 )
+from domain.settlement import ReconcileBankFile, RecoverClaimBack, WriteOffClaimBack, reason_label
 from nervenbahn.datasets import PAYMENT_ORDERS
 
 from .reads import log_case_read, readable_case
@@ -237,6 +247,179 @@ def publish(
     else:
         rt.console.print(f"payments relay at {status.position} of {status.head} "
                          f"(lag {status.lag}; {status.published} messages published)")
+
+
+@app.command("reconcile")
+def reconcile(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="pain.002 or camt.054 files (XML).")],
+    correlation_id: Correlation = None,
+) -> None:
+    """Read the bank's pain.002 status reports and camt.054 notifications: orders become
+    executed, rejected (with the reason) or returned. Each file is validated against its
+    schema and recorded whole or not at all; a file read before records nothing. Exits 1 if
+    any file was refused (the others are recorded)."""
+    rt = session(ctx)
+    fields = _command_fields(rt, correlation_id)
+    outcomes: list[dict[str, Any]] = []
+    with _payments(rt) as payments:
+        settlements = Settlements(payments)
+        for path in files:
+            outcomes.append(_reconcile_one(settlements, path, fields))
+    if rt.as_json:
+        emit_json(rt.console, outcomes)
+    else:
+        for outcome in outcomes:
+            rt.console.print(outcome["message"], markup=False)
+    if any(o["refused"] for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    month: Annotated[str | None, typer.Option(help="Only this month YYYY-MM.")] = None,
+) -> None:
+    """Ordered vs executed per month (the month the payments are for): orders paid out,
+    executed by the bank, rejected, returned, and still open, with counts and CHF."""
+    rt = session(ctx)
+    only = None
+    if month is not None:
+        try:
+            only = parse_month(month)
+        except ValueError as exc:
+            raise InvalidCommandError("payments status", [("month", str(exc))]) from None
+    with _payments(rt) as payments:
+        months = Settlements(payments).by_month(only)
+    if rt.as_json:
+        emit_json(rt.console, [_month_json(m) for m in months])
+        return
+    table = Table("month", "ordered", "CHF", "executed", "CHF", "rejected", "CHF", "returned",
+                  "CHF", "open", "CHF")
+    for m in months:
+        cells = [f"{m.month:%Y-%m}"]
+        for name in ("ordered", "executed", "rejected", "returned", "open"):
+            cells += [str(m.counts[name]), str(m.amounts[name])]
+        table.add_row(*cells)
+    rt.console.print(table)
+
+
+@app.command("claim-backs")
+def claim_backs(ctx: typer.Context) -> None:
+    """Every claim-back: the amount, what was recovered or written off, what is outstanding."""
+    rt = session(ctx)
+    with _payments(rt) as payments:
+        found = Settlements(payments).claim_backs()
+    if rt.as_json:
+        emit_json(rt.console, [_claim_json(c) for c in found])
+        return
+    table = Table("order", "case", "for month", "CHF", "recovered", "written off",
+                  "outstanding", "status")
+    for c in found:
+        table.add_row(str(c.order_id), str(c.case_id), f"{c.for_month:%Y-%m}", str(c.amount),
+                      str(c.recovered), str(c.written_off), str(c.outstanding), c.status)
+    rt.console.print(table)
+
+
+@app.command("recover")
+def recover(
+    ctx: typer.Context,
+    order_id: Annotated[str, typer.Argument(help="The claim-back's order id (UUID).")],
+    amount: Annotated[str, typer.Option(help="CHF recovered (at most what is outstanding).")],
+    on: Annotated[str, typer.Option(help="Date recovered YYYY-MM-DD.")],
+    note: Annotated[str | None, typer.Option(help="E.g. the booking's reference.")] = None,
+    correlation_id: Correlation = None,
+) -> None:
+    """Record an amount recovered on a claim-back (partial recoveries allowed)."""
+    rt = session(ctx)
+    fields = {"amount": amount, "recovered_on": on, **_command_fields(rt, correlation_id)}
+    command = RecoverClaimBack(order_id=_uuid(order_id, "order_id"), note=note, **fields)
+    with _payments(rt) as payments:
+        claim = Settlements(payments).recover(command)
+    _print_claim(rt, claim, f"CHF {command.amount} recovered")
+
+
+@app.command("write-off")
+def write_off(
+    ctx: typer.Context,
+    order_id: Annotated[str, typer.Argument(help="The claim-back's order id (UUID).")],
+    reason: Annotated[str, typer.Option(help="Why it is written off (recorded).")],
+    correlation_id: Correlation = None,
+) -> None:
+    """Write off what is outstanding on a claim-back (administrators only)."""
+    rt = session(ctx)
+    command = WriteOffClaimBack(order_id=_uuid(order_id, "order_id"), reason=reason,
+                                **_command_fields(rt, correlation_id))
+    with _payments(rt) as payments:
+        claim = Settlements(payments).write_off(command)
+    _print_claim(rt, claim, f"CHF {claim.written_off} written off")
+
+
+def _reconcile_one(settlements: Settlements, path: Path, fields: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """Read and record one bank file; what happened, or why it was refused (nothing
+    recorded)."""
+    try:
+        bank_file = read_bank_file(_read(path), path.name)
+        result = settlements.reconcile(ReconcileBankFile(
+            file_name=path.name, file_sha256=bank_file.sha256, kind=bank_file.kind,
+            message_id=bank_file.message_id, statuses=list(bank_file.statuses), **fields))
+    except (BankFileError, DomainError) as exc:
+        return {"file": str(path), "refused": True, "recorded": [],
+                "message": f"{path.name}: refused, nothing recorded: {exc}"}
+    return {"file": str(path), "refused": False, **_result_json(result, bank_file.ignored)}
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidCommandError("payments reconcile", [("file", f"{path}: {exc.strerror}")]
+                                  ) from None
+
+
+def _result_json(result: ReconcileResult, ignored: int) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for settled in result.recorded:
+        counts[settled.outcome] = counts.get(settled.outcome, 0) + 1
+    if result.already_read:
+        message = f"{result.file_name}: read before (same SHA-256); nothing recorded"
+    else:
+        what = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "nothing"
+        message = (f"{result.file_name} ({result.kind}): recorded {what}; {result.unchanged} "
+                   f"already recorded, {ignored} without anything to record")
+    return {
+        "file_name": result.file_name, "sha256": result.file_sha256, "kind": result.kind,
+        "already_read": result.already_read, "unchanged": result.unchanged,
+        "ignored": ignored, "runs": result.runs, "message": message,
+        "recorded": [{"order_id": s.order_id, "case_id": s.case_id, "run_id": s.run_id,
+                      "for_month": f"{s.for_month:%Y-%m}", "outcome": s.outcome,
+                      "amount": s.amount, "reason": reason_label(s.reason_code) or None}
+                     for s in result.recorded],
+    }
+
+
+def _month_json(month: MonthSettlement) -> dict[str, Any]:
+    return {"month": f"{month.month:%Y-%m}",
+            **{name: {"count": month.counts[name], "amount": month.amounts[name]}
+               for name in month.counts},
+            "paid": month.paid}
+
+
+def _claim_json(claim: ClaimBack) -> dict[str, Any]:
+    return {"order_id": claim.order_id, "run_id": claim.run_id, "case_id": claim.case_id,
+            "for_month": f"{claim.for_month:%Y-%m}", "amount": claim.amount,
+            "recovered": claim.recovered, "written_off": claim.written_off,
+            "written_off_reason": claim.written_off_reason,
+            "outstanding": claim.outstanding, "status": claim.status}
+
+
+def _print_claim(rt: Session, claim: ClaimBack, what: str) -> None:
+    if rt.as_json:
+        emit_json(rt.console, _claim_json(claim))
+    else:
+        rt.console.print(f"claim-back {claim.order_id}: {what}; CHF {claim.outstanding} "
+                         f"outstanding ({claim.status})")
 
 
 def _uuid(text: str, field: str) -> UUID:
