@@ -9,14 +9,33 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from uuid import UUID
 
 import xmlschema
 
+from connectors.payments.pain001 import (
+    CreditTransfer,
+    Debtor,
+    PaymentFile,
+    build_pain001,
+    identifier,
+)
 from connectors.payments.reconciliation import ISO_NAMESPACE, schema_for
+from domain.application.payments import PaymentService
+from domain.payments import PaymentOrdered
 
-__all__ = ["Transfer", "assert_valid", "camt054", "pain002", "transfers_of"]
+__all__ = [
+    "CAMT054",
+    "PAIN002",
+    "Transfer",
+    "assert_valid",
+    "camt054",
+    "pain001_of_run",
+    "pain002",
+    "transfers_of",
+]
 
 PAIN001 = ISO_NAMESPACE + "pain.001.001.09"
 PAIN002 = "pain.002.001.12"
@@ -134,6 +153,35 @@ def camt054(
         )
         _reason(tx, ns, "RtrInf", *reason)
     return _bytes(doc)
+
+
+def pain001_of_run(payments: PaymentService, run_id: UUID) -> bytes:
+    """The run's pain.001 file, as the sink builds it (message id = run, end-to-end = order)."""
+    transfers = []
+    for order in payments.run_events(run_id):
+        if not isinstance(order, PaymentOrdered) or not order.paid_out:
+            continue
+        assert order.creditor is not None
+        account = payments.sealer.open(order.creditor)
+        assert account is not None
+        transfers.append(
+            CreditTransfer(
+                identifier(order.order_id),
+                order.amount,
+                account.holder,
+                account.iban,
+                "Unterstuetzung",
+            )
+        )
+    return build_pain001(
+        PaymentFile(
+            identifier(run_id),
+            datetime.now(UTC),
+            date.today(),
+            Debtor("Sozialregion Olten", "CH5604835012345678009"),
+            tuple(transfers),
+        )
+    )
 
 
 def assert_valid(xml: bytes, message: str) -> None:

@@ -21,7 +21,6 @@ from connectors.payments.pain001 import (
     Debtor,
     PaymentFile,
     build_pain001,
-    identifier,
 )
 from connectors.payments.reconciliation import InvalidBankFileError, read_bank_file
 from domain import commands
@@ -43,7 +42,14 @@ from nervenbahn.config import load_settings
 from nervenbahn.container import build_payment_service, build_service, close_service
 from tests.bus.pipeline import command, open_supported_case
 from tests.domain.case_desk import expected_basic_needs
-from tests.payments.bank_files import CAMT054, PAIN002, assert_valid, camt054, pain002
+from tests.payments.bank_files import (
+    CAMT054,
+    PAIN002,
+    assert_valid,
+    camt054,
+    pain001_of_run,
+    pain002,
+)
 
 ADMIN = commands.Actor("pay.office", "administrator", "so-canton")
 SYSTEM = commands.Actor("bank-connector", "system", "so-canton")
@@ -87,33 +93,6 @@ def _paid_run(cases: CaseService, payments: PaymentService, n: int) -> tuple[UUI
     return summary.run_id, case_ids
 
 
-def _pain001(payments: PaymentService, run_id: UUID) -> bytes:
-    """The run's pain.001 file, as the sink builds it (message id = run, end-to-end = order)."""
-    transfers = []
-    for order in _orders(payments, run_id):
-        assert order.creditor is not None
-        account = payments.sealer.open(order.creditor)
-        assert account is not None
-        transfers.append(
-            CreditTransfer(
-                identifier(order.order_id),
-                order.amount,
-                account.holder,
-                account.iban,
-                "Unterstuetzung",
-            )
-        )
-    return build_pain001(
-        PaymentFile(
-            identifier(run_id),
-            datetime.now(UTC),
-            date.today(),
-            Debtor("Sozialregion Olten", "CH5604835012345678009"),
-            tuple(transfers),
-        )
-    )
-
-
 def _orders(payments: PaymentService, run_id: UUID) -> list[PaymentOrdered]:
     return [e for e in payments.run_events(run_id) if isinstance(e, PaymentOrdered) and e.paid_out]
 
@@ -150,7 +129,7 @@ def _figures(settlements: Settlements) -> dict[str, tuple[int, Decimal]]:
 def _reconciled_month(cases: CaseService, payments: PaymentService) -> None:
     run_id, (paid, closed, returned) = _paid_run(cases, payments, 3)
     settlements = Settlements(payments)
-    pain001 = _pain001(payments, run_id)
+    pain001 = pain001_of_run(payments, run_id)
     closed_e2e = _order_of(payments, closed).order_id.hex
     returned_e2e = _order_of(payments, returned).order_id.hex
     report = pain002(pain001, rejected={closed_e2e: ("AC04", "Konto saldiert")})
@@ -221,7 +200,7 @@ def test_a_file_read_again_records_nothing(store: tuple[CaseService, PaymentServ
     cases, payments = store
     run_id, _ = _paid_run(cases, payments, 2)
     settlements = Settlements(payments)
-    notification = camt054(_pain001(payments, run_id))
+    notification = camt054(pain001_of_run(payments, run_id))
     assert len(_reconcile(settlements, notification, "camt054.xml").recorded) == 2
     stored = _stored(payments)
 
@@ -229,7 +208,7 @@ def test_a_file_read_again_records_nothing(store: tuple[CaseService, PaymentServ
     assert again.already_read and again.recorded == []
     assert _stored(payments) == stored
     # another file saying the same: nothing new about the orders, only that it was read
-    other = camt054(_pain001(payments, run_id), message_id="CAMT054-TEST-2")
+    other = camt054(pain001_of_run(payments, run_id), message_id="CAMT054-TEST-2")
     repeated = _reconcile(settlements, other, "camt054-2.xml")
     assert (repeated.recorded, repeated.unchanged) == ([], 2)
     assert _stored(payments) == stored + 1
@@ -242,7 +221,7 @@ def test_a_status_contradicting_the_recorded_one_is_refused_and_nothing_recorded
     cases, payments = store
     run_id, (first, second) = _paid_run(cases, payments, 2)
     settlements = Settlements(payments)
-    pain001 = _pain001(payments, run_id)
+    pain001 = pain001_of_run(payments, run_id)
     rejected = _order_of(payments, first).order_id.hex
     _reconcile(settlements, pain002(pain001, rejected={rejected: ("AC01", "")}), "p.xml")
     stored = _stored(payments)
@@ -269,7 +248,7 @@ def test_a_rejected_message_rejects_every_order_of_the_run(
     cases, payments = store
     run_id, _ = _paid_run(cases, payments, 2)
     settlements = Settlements(payments)
-    report = pain002(_pain001(payments, run_id), group_rejected=("DU01", "MsgId doppelt"))
+    report = pain002(pain001_of_run(payments, run_id), group_rejected=("DU01", "MsgId doppelt"))
     assert_valid(report, PAIN002)
     result = _reconcile(settlements, report, "p.xml")
     assert [(s.outcome, s.reason_code) for s in result.recorded] == [("rejected", "DU01")] * 2
@@ -284,7 +263,7 @@ def test_unknown_ids_are_refused_naming_the_field(
     cases, payments = store
     run_id, (case_id,) = _paid_run(cases, payments, 1)
     settlements = Settlements(payments)
-    pain001 = _pain001(payments, run_id)
+    pain001 = pain001_of_run(payments, run_id)
     ours = _order_of(payments, case_id).order_id.hex
     stored = _stored(payments)
 
