@@ -501,8 +501,8 @@ def _settled_amount(status: BankStatus, order: PaymentOrdered) -> Decimal:
         )
     if status.amount > order.amount:
         raise RuleViolationError(
-            "returned-within-ordered",
-            f"{status.where}: Amt: CHF {status.amount} returned for "
+            "settled-within-ordered",
+            f"{status.where}: Amt: CHF {status.amount} {status.outcome} for "
             f"order {order.order_id.hex}, only CHF {order.amount} was ordered",
         )
     return status.amount

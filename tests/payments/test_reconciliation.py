@@ -31,6 +31,7 @@ from domain.errors import InvalidCommandError, RuleViolationError
 from domain.payments import PaymentOrdered, RecordPayoutAccount, RunPayments
 from domain.settlement import (
     SETTLEMENT_RULE,
+    BankFileRead,
     PaymentExecuted,
     PaymentRejected,
     PaymentReturned,
@@ -401,3 +402,55 @@ def test_claim_backs_are_recovered_in_parts_or_written_off(
                 reason="no",
             )
         )
+
+
+def test_two_files_recorded_at_once_on_one_run_are_serialised(
+    store: tuple[CaseService, PaymentService], tmp_path: Path, master_key: str
+) -> None:
+    cases, payments = store
+    run_id, (first, second) = _paid_run(cases, payments, 2)
+    pain001 = pain001_of_run(payments, run_id)
+    other = build_payment_service(
+        load_settings(
+            {
+                "NERVENBAHN_STORE": f"sqlite:///{tmp_path / 'store.db'}",
+                "NERVENBAHN_MASTER_KEY": master_key,
+            }
+        ),
+        cases,
+    )
+    try:
+        here, there = Settlements(payments), Settlements(other)
+        _reconcile(
+            here, camt054(pain001, executed=[_order_of(payments, first).order_id.hex]), "one.xml"
+        )
+        # another process loaded the run's settlement before the first file was saved ...
+        stale = there._settlement(run_id)
+        assert stale is not None
+        _reconcile(
+            here,
+            camt054(
+                pain001,
+                executed=[_order_of(payments, second).order_id.hex],
+                message_id="CAMT054-TEST-2",
+            ),
+            "two.xml",
+        )
+        stale.record(
+            BankFileRead,
+            payments.now(),
+            file_name="three.xml",
+            file_sha256="0" * 64,
+            kind="camt.054",
+            message_id="X",
+            actor=ADMIN,
+            recorded_by="test",
+            correlation_id=uuid.uuid4(),
+        )
+        # ... and saves after it: refused, nothing recorded
+        with pytest.raises(RuleViolationError, match="recorded meanwhile") as refused:
+            there._save([stale], "file_sha256", "bank file three.xml")
+        assert refused.value.rule == "one-change-at-a-time"
+    finally:
+        other.close()
+    assert _figures(here)["executed"] == (2, 2 * OWED)
