@@ -27,6 +27,11 @@ from tests.bus.pipeline import open_supported_case
 PROCESSES = 20
 DEADLINE_S = 60.0
 
+# Twenty processes of two services hold about 60 connections for a moment: beside a scale test's
+# three `serve` (about 93) and the other worker's own, the server's 200 ran out ("too many
+# clients already"). The group `scale` runs them one after another on one xdist worker.
+pytestmark = pytest.mark.xdist_group("scale")
+
 
 def _open_and_record(settings: Settings, n: int, barrier: Barrier, results: Any) -> None:
     """One process: wait for the others, open the store (cases and payments), record a case."""
