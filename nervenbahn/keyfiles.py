@@ -15,9 +15,11 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import sqlite3
 import stat
 import tempfile
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -164,15 +166,12 @@ def stored_key(sqlite_path: Path, key_dir: Path, kind: str) -> bytes:
         ) from None
 
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
-"""The first 16 bytes of every SQLite database file."""
-
-
 def _check_store(sqlite_path: Path) -> None:
     """Refuse a SQLite store that cannot be opened before any key is made for it: a folder,
     something other than a regular file, a file that is not a SQLite database, or a path
     where the database cannot be created (probed by making and removing a folder where the
-    first missing one would go: nothing is left behind)."""
+    first missing one would go: nothing is left behind). An existing file is read through
+    SQLite, never with a descriptor of our own (`_read_as_database`)."""
     def refuse(reason: str) -> ConfigError:
         return ConfigError(
             f"cannot open the store SQLite {sqlite_path} (NERVENBAHN_STORE): {reason}; "
@@ -192,12 +191,31 @@ def _check_store(sqlite_path: Path) -> None:
             raise refuse("it is a folder, not a database file")
         if not stat.S_ISREG(mode):
             raise refuse("it is not a regular file")
-        with sqlite_path.open("rb") as file:
-            header = file.read(len(_SQLITE_HEADER))
     except OSError as exc:
         raise refuse(exc.strerror or type(exc).__name__) from None
-    if header and header != _SQLITE_HEADER:
-        raise refuse("the file is not a SQLite database")
+    try:
+        _read_as_database(sqlite_path)
+    except sqlite3.Error as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            raise refuse("the file is not a SQLite database") from None
+        raise refuse(str(exc)) from None
+
+
+def _read_as_database(sqlite_path: Path) -> None:
+    """Read the header of the database at `sqlite_path` through a read-only SQLite connection
+    (an empty file is an empty database); sqlite3.Error (SQLITE_NOTADB) if it is none.
+
+    A key is also made when first needed in a process that has the store open (a test's
+    `serve`: tests/conftest.py makes a missing key then). Closing any descriptor of a file
+    releases every POSIX lock the process holds on it, and SQLite's locks are such locks:
+    reading the first 16 bytes with `open()` there dropped them, another process (a CLI
+    command) then took the exclusive lock at its close, checkpointed and deleted the -wal and
+    -shm files under the running server, whose later reads failed with "disk I/O error" and
+    whose writes went to the deleted files. SQLite's own connection keeps its descriptor open
+    until the process holds no lock on the file any more, so this read leaves them held."""
+    uri = f"{sqlite_path.absolute().as_uri()}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
+        db.execute("PRAGMA schema_version").fetchone()
 
 
 def _new_key_file(path: Path) -> Path:

@@ -105,10 +105,9 @@ class Server:
         CPU), then start the relays, the consumers and the API (which asks this Server about
         its workers), each supervised."""
         self.check_names()
-        if self.settings.store.kind == "postgres":  # several instances share only such a store
-            membership = self.container.membership()
-            membership.join()  # a shape that splits a read model is refused here (withdrawn)
-            self._membership = membership
+        membership = self.container.membership()
+        membership.join()  # a shape that splits a read model is refused here (and withdrawn)
+        self._membership = membership
         projections = {name: self.container.projection(name) for name in self.projections}
         for name, projection in projections.items():
             events = self.container.ensure_read_model(projection)
@@ -123,8 +122,7 @@ class Server:
         self._spawn_relay("relay", CASE_EVENTS)
         self._spawn_relay("reporting-relay", CASE_FACTS)
         self._spawn("checkpointer", self._checkpointer)
-        if self._membership is not None:
-            self._spawn("instance", self._announce)
+        self._spawn("instance", self._announce)
         if self.payments:
             self._spawn_relay("payments-relay", PAYMENT_ORDERS)
         if self.benefits:

@@ -10,9 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from bus.broker import free_port
+from bus.kafka_settings import KafkaSettings
 from bus.positions import InstanceRecord
 from nervenbahn.config import ConfigError, load_settings
-from nervenbahn.instances import conflicts, group_suffix, read_model_location
+from nervenbahn.container import Container
+from nervenbahn.instances import (
+    InstanceConflictError,
+    conflicts,
+    group_suffix,
+    read_model_location,
+)
+from nervenbahn.serve import Server
 
 PG = "postgresql://nb@db.example:5432/social?schema=read_models"
 
@@ -69,3 +78,29 @@ def test_an_instance_name_kafka_or_prometheus_would_refuse_is_refused_naming_the
     with pytest.raises(ConfigError, match=r"NERVENBAHN_INSTANCE: .* lowercase letters"):
         load_settings({"NERVENBAHN_STORE": f"sqlite:///{tmp_path}/store.db",
                        "NERVENBAHN_INSTANCE": name})
+
+
+def test_serve_on_a_sqlite_store_refuses_to_feed_an_announced_instance_s_read_models_again(
+    tmp_path: Path,
+) -> None:
+    """On a SQLite store as on PostgreSQL: a second `serve` in the running one's folder under
+    another name is refused before anything starts, and the running one stays announced."""
+    store = {"NERVENBAHN_STORE": f"sqlite:///{tmp_path}/store.db"}
+    kafka = KafkaSettings(bootstrap_servers=("127.0.0.1:9",))  # names only: nothing connects
+    running = Container(load_settings({**store, "NERVENBAHN_INSTANCE": "node-1"}), kafka=kafka)
+    announced = running.membership()
+    announced.join()  # what the running serve's start did
+    second = Container(load_settings({**store, "NERVENBAHN_INSTANCE": "node-2"}), kafka=kafka)
+    server = Server(second, app=None, port=free_port())
+    try:
+        with pytest.raises(InstanceConflictError, match=r"applied twice") as refused:
+            server.start()
+        assert "instance node-1" in str(refused.value)
+        assert server.workers_alive() == {}  # nothing started
+        assert [i.instance for i in running.live_instances()] == ["node-1"]  # the second withdrew
+    finally:
+        server.stop()
+        announced.leave()
+        running.close()
+        second.close()
+    assert running.live_instances() == []

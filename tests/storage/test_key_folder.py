@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import base64
 import secrets
+import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
 from nervenbahn.config import ConfigError, load_settings
-from nervenbahn.keyfiles import create_keys, store_key_folder
+from nervenbahn.keyfiles import create_keys, create_store_keys, store_key_folder
 
 KINDS = {"master": ".key", "signing": ".signing-key", "reporting": ".reporting-key"}
 
@@ -146,3 +149,42 @@ def test_a_key_dir_that_cannot_be_made_is_a_configuration_error_naming_it(
         create_keys(load_settings(env))
 
     assert not (tmp_path / "data").exists()
+
+
+_READ_AND_CLOSE = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+print(db.execute("SELECT count(*) FROM t").fetchone()[0])
+db.close()
+"""
+"""A CLI command in a process of its own: opens the store, reads, closes it."""
+
+
+def _other_process_reads(store: Path) -> str:
+    done = subprocess.run([sys.executable, "-c", _READ_AND_CLOSE, str(store)],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.strip()
+
+
+def test_making_a_key_keeps_the_locks_of_a_process_that_has_the_store_open(
+    tmp_path: Path,
+) -> None:
+    """A key made when first needed in a process that has the store open (the tests' `serve`)
+    must leave SQLite's locks of that process held: closing any descriptor of the file drops
+    them, and a CLI process closing the store then deleted the -wal and -shm files under the
+    server, whose later writes no other process saw and whose reads failed with "disk I/O
+    error" (tests/bus/test_benefits_pathway.py with serve's announcement)."""
+    store = tmp_path / "store.db"
+    serve = sqlite3.connect(store, isolation_level=None)
+    serve.execute("PRAGMA journal_mode = WAL")  # its SHARED lock is held while it is open
+    serve.execute("CREATE TABLE t (x)")
+    serve.execute("INSERT INTO t VALUES (1)")
+
+    create_store_keys(store, tmp_path / "keys", ["signing"])
+    assert _other_process_reads(store) == "1"  # a CLI command, closing the store at its end
+
+    assert Path(f"{store}-wal").exists() and Path(f"{store}-shm").exists()  # still the server's
+    serve.execute("INSERT INTO t VALUES (2)")
+    assert _other_process_reads(store) == "2"  # what the server writes, every process reads
+    serve.close()
+    assert (store_key_folder(tmp_path / "keys", store) / "signing.key").exists()
