@@ -21,6 +21,7 @@ ROWS = pytest.StashKey[list[dict[str, Any]]]()
 HERE = Path(__file__).parent
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its hook runs first otherwise)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Put every scale test in the xdist group `scale` (one worker, one at a time)."""
     for item in items:

@@ -82,6 +82,16 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"{reason}; install it with: {INSTALL_CHROMIUM}")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its hook runs first otherwise)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test with a browser in the xdist group `browser` (`make test` runs `--dist
+    loadgroup`): one worker runs them all, so the session builds one Chromium and one served
+    site (`served_web`, about a minute of set-up) instead of one per worker."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("browser"))
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium (headless), driven by Playwright, for the whole session."""
