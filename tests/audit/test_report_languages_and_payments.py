@@ -55,14 +55,9 @@ class Story:
         )
 
 
-@pytest.fixture
-def story() -> Iterator[Story]:
-    """Rent 1200 from January (CHF 2611 a month), paid in January and February; on 3 March
-    the rent is cut to 1000 from 1 February (recorded, then March's run claims 200 back for
-    February); on 2 April it is raised to 1100 from 1 March (April's run back-pays 100)."""
-    desk = build_desk(ACTOR, START)
-    clock, cases = desk.clock, desk.service
-    payments = PaymentService(POPO_ENV, cases=cases, clock=clock)
+def open_supported_case(cases: CaseService, clock: FakeClock) -> UUID:
+    """A one-person case in Solothurn, opened and assessed on 5 January, granted on 6 January
+    from 1 January with rent 1200 and premium 350 (CHF 2611 a month); its id."""
     applicant = {
         "given_name": "Erika",
         "family_name": "Muster",
@@ -72,6 +67,7 @@ def story() -> Iterator[Story]:
         "postal_code": "4500",
         "town": "Solothurn",
     }
+    _at(clock, date(2026, 1, 5))
     case_id = cases.execute(
         _command("open_case", municipality_bfs=2601, household_size=1, applicant=applicant)
     ).case_id
@@ -92,6 +88,19 @@ def story() -> Iterator[Story]:
             income="0",
         )
     )
+    return case_id
+
+
+@pytest.fixture
+def story() -> Iterator[Story]:
+    """Rent 1200 from January (CHF 2611 a month), paid in January and February; on 3 March
+    the rent is cut to 1000 from 1 February (recorded, then March's run claims 200 back for
+    February); on 2 April it is raised to 1100 from 1 March (April's run back-pays 100)."""
+    desk = build_desk(ACTOR, START)
+    clock, cases = desk.clock, desk.service
+    payments = PaymentService(POPO_ENV, cases=cases, clock=clock)
+    case_id = open_supported_case(cases, clock)
+    cid = str(case_id)
     payments.record_account(
         RecordPayoutAccount(
             actor=ADMIN,
