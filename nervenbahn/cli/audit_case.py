@@ -174,7 +174,9 @@ def case_report(
     rt = session(ctx)
     uid = _uuid("audit case", case_id)
     moment = _moment("audit case", "as_of", as_of)
-    case = readable_case(rt, uid, moment)  # not found: fail before verifying the store
+    # not found: fail before verifying the store; the full verification below checks the
+    # case's events too, and the report is written saying so first
+    case = readable_case(rt, uid, moment, verified=False)
     audit, note = _verify(rt, public_key, checkpoints) if verify else (None, "verification "
                                                                              "skipped")
     verdict = None if audit is None else Verdict.of(

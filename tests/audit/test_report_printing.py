@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from datetime import date, timedelta
 from uuid import UUID
@@ -77,7 +78,10 @@ def _pages(browser: Browser, html: str) -> list[str]:
         pdf = page.pdf(prefer_css_page_size=True, print_background=True)
     finally:
         page.close()
-    return [p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages]
+    # NFKC: the font's ligatures (ﬀ, ﬁ) back to letters, as in "…dff4" of a report id
+    return [
+        unicodedata.normalize("NFKC", p.extract_text()) for p in PdfReader(io.BytesIO(pdf)).pages
+    ]
 
 
 @pytest.mark.parametrize(
