@@ -185,7 +185,8 @@ def audit_and_report(rt: DemoSession, case_id: uuid.UUID, folder: Path) -> None:
     as_of = datetime.now(SWISS_TIME)
     report = build_case_report(rt.service, case_id, as_of, now=datetime.now(UTC),
                                verifications=chains,
-                               verdict=Verdict.of(result, "the system's own checkpoints"))
+                               verdict=Verdict.of(result, "the system's own checkpoints"),
+                               orders=rt.container.payments.orders(case_id))
     path = write_case_report(report, folder / f"audit-{case_id}.html")
     rt.console.print(
         f"Audit: checkpoint #{checkpoint.sequence} signed and exported to {copy}; "

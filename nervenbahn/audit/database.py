@@ -176,6 +176,22 @@ class AuditDatabase(ABC):
                 return
             last = int(rows[-1][0])
 
+    def originator_links(self, table: ChainedTable, originator_id: str) -> list[tuple[Any, ...]]:
+        """The stored events of one originator (a case) with their links, by version:
+        (position, originator id, version, topic, state, its link or None, the link before it
+        or None)."""
+        position, p = self._position_column(), self.placeholder
+        chain = table.chain_table
+        statement = (
+            f"SELECT e.{position}, e.originator_id, e.originator_version, e.topic, e.state, "  # noqa: S608
+            f"(SELECT c.hash FROM {chain} c WHERE c.position = e.{position}), "
+            f"(SELECT b.hash FROM {chain} b WHERE b.position < e.{position} "
+            f"ORDER BY b.position DESC LIMIT 1) "
+            f"FROM {table.events_table} e WHERE e.originator_id = {p} "
+            "ORDER BY e.originator_version"
+        )
+        return self.fetch(statement, (originator_id,))
+
     def chain_rewrites(self) -> list[dict[str, object]]:
         """Every explicit `audit chain-existing` recorded in the store, oldest first; a row
         whose values have the wrong type is listed with its row id and a `problem`."""

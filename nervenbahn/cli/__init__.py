@@ -24,6 +24,8 @@ from domain.commands import Actor, invalid_command
 from domain.errors import DomainError, InvalidCommandError, NervenbahnError
 from nervenbahn.audit.chain_existing import UnchainedEventsError
 from nervenbahn.audit.errors import AccessLogUnavailableError
+from nervenbahn.audit.read_check import UnverifiedReadError
+from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN
 from nervenbahn.config import ConfigError, KeyMissingError
 from nervenbahn.container import StoreUnavailableError, store_lost
 from nervenbahn.identity import process_identity
@@ -122,6 +124,7 @@ run again."""
 
 _EXIT_CODES: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
     ((DiskFullError,), EXIT_NO_SPACE),
+    ((UnverifiedReadError,), EXIT_CHAIN_BROKEN),
     ((DomainError, RelayStoppedError), EXIT_REFUSED),
     ((KeyMissingError,), EXIT_NOT_INITIALISED),
     ((ConfigError, ConnectorConfigError, StoreUnavailableError, UnchainedEventsError,

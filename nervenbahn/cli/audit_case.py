@@ -5,10 +5,10 @@
   T, with the budget versions and events it rests on;
 - `audit diff ID --month 2026-03 --known-at T1 --compared-to T2`: what changed about the month
   between the two knowledge times, per budget line, and which events caused it;
-- `audit case ID --as-of T [--out FILE] [--checkpoints FILE]`: the HTML audit report
-  (timeline, state, budget by month, and the verification `audit verify` does, against the
-  auditor's copy of the checkpoints if given); exits 4 or 5 as `audit verify` when the store
-  does not verify.
+- `audit case ID --as-of T [--out FILE] [--checkpoints FILE] [--language de|fr]`: the HTML
+  audit report in German (default) or French (timeline, state, budget by month, payments
+  beside entitlement, and the verification `audit verify` does, against the auditor's copy of
+  the checkpoints if given); exits 4 or 5 as `audit verify` when the store does not verify.
 
 A time is an ISO date (the end of that day, Swiss time) or an ISO date-time.
 """
@@ -30,6 +30,7 @@ from domain.application.history import HistoryEntry
 from domain.basic_needs import RateCheck, check_rate, month_rate_checks, rate_check_dict
 from domain.case import SWISS_TIME
 from domain.errors import InvalidCommandError
+from nervenbahn.accounts import Language
 from nervenbahn.audit.checkpoints import CheckpointError, public_key_from_text
 from nervenbahn.audit.report import (
     CaseReport,
@@ -164,26 +165,33 @@ def case_report(
     verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="Verify the store as `audit verify`.")
     ] = True,
+    language: Annotated[
+        Language, typer.Option("--language", help="The report's language: de or fr.")
+    ] = "de",
 ) -> None:
     """Write the HTML audit report of a case as of a time. Exits as `audit verify` would (4 or
     5) when the store does not verify: the report is written all the same, saying so first."""
     rt = session(ctx)
     uid = _uuid("audit case", case_id)
     moment = _moment("audit case", "as_of", as_of)
-    case = readable_case(rt, uid, moment)  # not found: fail before verifying the store
+    # not found: fail before verifying the store; the full verification below checks the
+    # case's events too, and the report is written saying so first
+    case = readable_case(rt, uid, moment, verified=False)
     audit, note = _verify(rt, public_key, checkpoints) if verify else (None, "verification "
                                                                              "skipped")
-    verdict = None if audit is None else Verdict.of(audit, _against(checkpoints))
+    verdict = None if audit is None else Verdict.of(
+        audit, _against(checkpoints), None if checkpoints is None else str(checkpoints))
     chains = [] if audit is None else [*audit.chains,
                                        *([audit.access_log] if audit.access_log else [])]
     report = build_case_report(
         rt.service, uid, moment, now=datetime.now(UTC), verifications=chains,
         verification_note=note, verdict=verdict,
         generated_by=f"{rt.declared_actor()} (established: {process_identity()})",
+        orders=rt.container.payments.orders(uid),
     )
     path = out or Path(f"audit-{uid}-{moment.astimezone(SWISS_TIME):%Y-%m-%d}.html")
     log_case_read(rt, case, ("audit_report",), "audit case")
-    write_case_report(report, path)
+    write_case_report(report, path, language)
     signature = _sign(rt, report, path)
     _print_outcome(rt, report, path, note, signature)
     if verdict is not None and not verdict.ok:

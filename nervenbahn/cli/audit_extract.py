@@ -39,6 +39,7 @@ from nervenbahn.audit.extract import (
 )
 from nervenbahn.private import write_private
 
+from .audit_store import require_chains_verified
 from .reads import log_reads, reader, require_canton_wide
 from .render import jsonable
 from .session import Session, session
@@ -81,6 +82,7 @@ def extract_command(
     or live event, or action, each row pointing to its event (docs/audit.md)."""
     rt = session(ctx)
     require_canton_wide(rt, "the audit extract")
+    require_chains_verified(rt, "the audit extract", {"everything"})
     chosen = _format(format_, rt.as_json)
     filters = _filters(rt, region, from_, to, user, role, min_days, min_amount)
     check_filter(kind, filters)

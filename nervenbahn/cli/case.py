@@ -13,6 +13,7 @@ from rich.table import Table
 
 from domain.errors import InvalidCommandError
 
+from .audit_store import require_chains_verified
 from .inputs import json_object
 from .options import (
     AhvNumber,
@@ -520,6 +521,7 @@ def list_cases(
     if region:
         require_region(rt, region)
     who = reader(rt)
+    require_chains_verified(rt, "the case list", {"cases"})
     rows = []
     for uid in rt.service.case_ids():
         case = rt.service.get_case(uid)

@@ -41,6 +41,7 @@ from domain.payments import (
 from domain.settlement import ReconcileBankFile, RecoverClaimBack, WriteOffClaimBack, reason_label
 from nervenbahn.datasets import PAYMENT_ORDERS
 
+from .audit_store import require_chains_verified
 from .reads import log_case_read, readable_case
 from .render import emit_json
 from .session import Session, session
@@ -168,6 +169,7 @@ def orders(
     rt = session(ctx)
     uid = _uuid(case_id, "case_id")
     case = readable_case(rt, uid)
+    require_chains_verified(rt, "the payment orders", {"payments"})
     with _payments(rt) as payments:
         found = list(payments.orders(uid))
     log_case_read(rt, case, ("payment_orders",), "payments orders")
@@ -191,6 +193,7 @@ def runs(ctx: typer.Context) -> None:
     """Every recorded payment run with its totals, who prepared and who approved it (held:
     orders without payout account + cases held for a closure proposal)."""
     rt = session(ctx)
+    require_chains_verified(rt, "the payment runs", {"payments"})
     with _payments(rt) as payments:
         rows = []
         for run_ in payments.runs():

@@ -33,6 +33,7 @@ from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.errors import AccessLogUnavailableError
 from nervenbahn.config import ConfigError
 
+from .audit_store import require_case_verified
 from .session import Session
 
 __all__ = [
@@ -90,10 +91,15 @@ def reader(rt: Session) -> Reader:
     return who
 
 
-def readable_case(rt: Session, case_id: UUID, as_of: datetime | None = None) -> Case:
+def readable_case(rt: Session, case_id: UUID, as_of: datetime | None = None, *,
+                  verified: bool = True) -> Case:
     """The case (now, or as recorded up to `as_of`) if the acting user may read it; a case
-    of another region is not found, with the very message of a missing one."""
+    of another region is not found, with the very message of a missing one. With `verified`,
+    its stored events are first checked against their hash-chain links (exit 4 if one does
+    not match: `nervenbahn.audit.read_check`)."""
     missing = CaseNotFoundError(case_id, as_of.isoformat() if as_of else None)
+    if verified:  # first: an event deleted or garbled may not even replay
+        require_case_verified(rt, case_id)
     try:
         current = rt.service.get_case(case_id)
     except CaseNotFoundError:

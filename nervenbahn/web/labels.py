@@ -22,7 +22,8 @@ from nervenbahn.web.i18n import N_, chf, day
 from nervenbahn.web.roles import ROLE_NAMES
 
 __all__ = ["BENEFIT_EVENTS", "BENEFIT_KINDS", "CASE_EVENTS", "CHOICES", "CODES", "DOCUMENTS",
-           "EVENTS", "FIELDS", "FREE_TEXT", "LINES", "PHASES", "ROLES", "label", "shown"]
+           "EVENTS", "FIELDS", "FREE_TEXT", "LINES", "ORDER_KINDS", "PHASES", "ROLES", "label",
+           "shown"]
 
 PHASES = {
     "intake": N_("Intake (Erstabklärung)"),
@@ -98,6 +99,7 @@ CHOICES: dict[str, str] = {
     "income_change": N_("Income changed"), "rent_change": N_("Rent changed"),
     "household_change": N_("Household changed"), "premium_change": N_("Premium changed"),
     "correction": N_("Correction"), "initial_decision": N_("Initial decision"),
+    "yearly_adjustment": N_("Yearly adjustment of basic needs"),
     # reopening, dismissal, advances
     "reapplication": N_("Reapplication"), "closed_in_error": N_("Closed in error"),
     "not_applicable": N_("Not applicable"), "already_handled": N_("Already handled"),
@@ -141,6 +143,12 @@ BENEFIT_KINDS = {
 }
 """The benefits a branch office takes applications for."""
 
+ORDER_KINDS = {
+    "regular": N_("Regular payment"), "back_payment": N_("Back-payment"),
+    "claim_back": N_("Claim-back"),
+}
+"""The kinds of a payment order (`domain.payments.OrderKind`)."""
+
 ROLES = {**{role: role for role in ROLE_NAMES}, "system": N_("system")}
 """Who recorded an event (the role of its actor)."""
 
@@ -163,10 +171,12 @@ FIELDS = {
     "paid_on": N_("Paid on"), "paid_to_region": N_("Paid to the region"),
     "paid_to_person": N_("Paid to the person"), "case_version": N_("Case version"),
     "ipv_offset_total": N_("IPV offset"), "payment_message_id": N_("Payment message"),
+    "completed_on": N_("Completed on"), "decided_on": N_("Decided on"),
+    "changed": N_("Changed lines"), "closed_on": N_("Closed on"),
 }
 """The fields of the case events, as an event's details name them."""
 
-CODES = {**CHOICES, **LINES, **DOCUMENTS, **PHASES, **EVENTS, **ROLES}
+CODES = {**CHOICES, **LINES, **DOCUMENTS, **PHASES, **EVENTS, **ORDER_KINDS, **ROLES}
 """Every code the `label` filter knows (the same code means the same everywhere)."""
 
 FREE_TEXT = frozenset({"title", "external_reference", "payment_message_id"})

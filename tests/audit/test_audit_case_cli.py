@@ -126,9 +126,10 @@ def test_audit_case_writes_the_html_report(
     assert (summary["report"], summary["events"], summary["months"]) == (str(path), 6, 5)
     assert summary["verified"] is True  # the store's chains recomputed; no checkpoint yet
     tables = Tables(path.read_text(encoding="utf-8")).tables
-    assert [Decimal(r[2]) for r in tables["months"][1:]] == EXPECTED["31 May"][:5]
+    amounts = [Decimal(r[2].removeprefix("CHF ").replace("'", "")) for r in tables["months"][1:]]
+    assert amounts == EXPECTED["31 May"][:5]
     assert len(tables["timeline"]) == 1 + 6
-    assert tables["verification"][1][1] == "intact"
+    assert tables["verification"][1][1] == "intakt"
 
 
 @pytest.mark.parametrize(
@@ -164,3 +165,20 @@ def test_an_unknown_case_or_a_time_before_it_is_not_found(
     for outcome in (unknown, before):
         assert outcome.code == 1
         assert "not found" in outcome.err
+
+
+def test_audit_case_writes_french_on_request_and_refuses_another_language(
+    cli: Cli, story_store: tuple[dict[str, str], UUID], tmp_path: Path
+) -> None:
+    _, case_id = story_store
+    path = tmp_path / "rapport.html"
+    french = cli("audit", "case", str(case_id), "--as-of", "2026-05-31", "--out", str(path),
+                 "--language", "fr")
+    english = cli("audit", "case", str(case_id), "--as-of", "2026-05-31", "--out",
+                  str(tmp_path / "report.html"), "--language", "en")
+    assert french.code == 0, french.err
+    html = path.read_text(encoding="utf-8")
+    assert '<html lang="fr">' in html and "Rapport d&#x27;audit" in html
+    assert "Paiements en regard du droit" in html  # the payments store was read (no runs)
+    assert english.code == 2 and "--language" in english.err
+    assert not (tmp_path / "report.html").exists()

@@ -138,8 +138,8 @@ def test_a_report_on_a_store_that_does_not_verify_says_so_first_and_exits_as_ver
     assert "intact" not in line
     html = report.read_text(encoding="utf-8")
     assert finding in _verdict(report)
-    assert "<title>NOT VERIFIED" in html
-    assert ">intact<" not in html  # no chain is called intact while verification fails
+    assert "<title>NICHT VERIFIZIERT" in html  # German unless asked for French
+    assert ">intakt<" not in html  # no chain is called intact while verification fails
 
 
 def test_a_report_on_a_store_that_verifies_says_verified_against_the_auditors_copy(
@@ -151,8 +151,9 @@ def test_a_report_on_a_store_that_verifies_says_verified_against_the_auditors_co
                          str(report), "--checkpoints", str(tmp_path / "copy.jsonl"))
     assert code == 0, err
     assert "verified: every chain, snapshot and checkpoint holds" in " ".join(out.split())
-    assert "Verified:" in _verdict(report) and "2 signed checkpoints" in _verdict(report)
-    assert "NOT VERIFIED" not in report.read_text(encoding="utf-8")
+    assert "Geprüft:" in _verdict(report) and "2 signierte Checkpoints" in _verdict(report)
+    assert f"die Kopie der Revision {tmp_path / 'copy.jsonl'}" in _verdict(report)
+    assert "NICHT VERIFIZIERT" not in report.read_text(encoding="utf-8")
 
 
 def _verdict(report: Path) -> str:

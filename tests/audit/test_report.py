@@ -26,6 +26,11 @@ from tests.domain.case_desk import build_desk
 NOW = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 
 
+def _chf(text: str) -> Decimal:
+    """CHF 2'611.00 (or CHF +200.00) as a number."""
+    return Decimal(text.removeprefix("CHF ").replace("'", ""))
+
+
 class Tables(HTMLParser):
     """The text of every cell of every table with an id, by table id; and every tag seen."""
 
@@ -87,16 +92,19 @@ def test_timeline_has_every_event_with_times_actor_source_and_whether_it_was_kno
     story: tuple[CaseService, UUID],
 ) -> None:
     rows = render(story, INTACT).tables["timeline"][1:]
+    live, later = "laufend erfasst", "nein (später erfasst)"
     assert [(r[0], r[1], r[2], r[5], r[6], r[7]) for r in rows] == [
-        ("1", "2026-01-05 09:00:00", "2026-01-05", "CaseOpened", "live", "yes"),
-        ("2", "2026-01-05 09:00:00", "2026-01-05", "AssessmentCompleted", "live", "yes"),
-        ("3", "2026-01-06 09:00:00", "2026-01-01", "SupportGranted", "live", "yes"),
-        ("4", "2026-05-10 09:00:00", "2026-03-11", "BudgetChanged", "live", "yes"),
-        ("5", "2026-06-20 09:00:00", "2026-02-01", "BudgetChanged", "live", "no (recorded later)"),
-        ("6", "2026-06-25 09:00:00", "2026-05-20", "CaseClosed", "live", "no (recorded later)"),
+        ("1", "05.01.2026 09:00:00", "05.01.2026", "Fall eröffnet", live, "ja"),
+        ("2", "05.01.2026 09:00:00", "05.01.2026", "Erstabklärung abgeschlossen", live, "ja"),
+        ("3", "06.01.2026 09:00:00", "01.01.2026", "Unterstützung gewährt", live, "ja"),
+        ("4", "10.05.2026 09:00:00", "11.03.2026", "Budget geändert", live, "ja"),
+        ("5", "20.06.2026 09:00:00", "01.02.2026", "Budget geändert", live, later),
+        ("6", "25.06.2026 09:00:00", "20.05.2026", "Fall abgeschlossen", live, later),
     ]
-    assert {r[3] for r in rows} == {"anna.keller / caseworker / so-solothurn"}
-    assert {r[4] for r in rows} == {"unknown"}  # recorded by a service that established no one
+    assert {r[3] for r in rows} == {"anna.keller / Sozialarbeiter/in / so-solothurn"}
+    assert {r[4] for r in rows} == {"unbekannt"}  # recorded by a service that established no one
+    assert rows[4][8].endswith("Grund: Miete geändert; Haushaltsgrösse: 1; "
+                               "Geänderte Positionen: Wohnkosten")
 
 
 def test_budget_by_month_is_as_known_then_with_later_changes_marked(
@@ -104,24 +112,25 @@ def test_budget_by_month_is_as_known_then_with_later_changes_marked(
 ) -> None:
     rows = render(story, INTACT).tables["months"][1:]
     then, now = EXPECTED["31 May"][:5], EXPECTED["30 June"][:5]  # January to May (T's month)
-    assert [r[0] for r in rows] == ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05"]
-    assert [Decimal(r[2]) for r in rows] == then
+    assert [r[0] for r in rows] == ["01.2026", "02.2026", "03.2026", "04.2026", "05.2026"]
+    assert [_chf(r[2]) for r in rows] == then
     marks = [r[5] for r in rows]
     for mark, known_then, known_now in zip(marks, then, now, strict=True):
         if known_now == known_then:
             assert mark == ""
         else:
             difference = known_now - known_then
-            assert mark == f"changed later: now CHF {known_now} ({'+' if difference > 0 else ''}"\
-                           f"{difference})"
-    assert marks[1] == "changed later: now CHF 2411.00 (-200.00)"  # 2411 − 2611
+            assert mark.startswith("später geändert: jetzt CHF ")
+            assert _chf(mark.split("jetzt ")[1].split(" (")[0]) == known_now
+            assert _chf(mark.split("(")[1].rstrip(")")) == difference
+    assert marks[1] == "später geändert: jetzt CHF 2'411.00 (CHF -200.00)"  # 2411 − 2611
 
 
 def test_state_is_the_state_then(story: tuple[CaseService, UUID]) -> None:
     state = dict((row[0], row[1]) for row in render(story, INTACT).tables["state"])
-    assert state["phase"] == "supported"
-    assert state["closure"] == "–"  # the closure was recorded on 25 June
-    assert state["budget in force"].startswith("CHF 2011.00 from 2026-03-11")
+    assert state["Phase"] == "Unterstützt"
+    assert state["Abschluss"] == "–"  # the closure was recorded on 25 June
+    assert state["Geltendes Budget"].startswith("CHF 2'011.00 ab 11.03.2026 (Einkommen geändert;")
 
 
 def test_verification_names_the_checkpoint_or_the_first_break(
@@ -133,12 +142,13 @@ def test_verification_names_the_checkpoint_or_the_first_break(
     )
     rows = render(story, INTACT, broken).tables["verification"][1:]
     # the first chain has no break, but the verification failed: it is not called intact
-    assert rows[0][1] == "no break in this chain (but the verification failed: see above)"
-    assert render(story, INTACT).tables["verification"][1][1] == "intact"
+    assert rows[0][1] == ("kein Bruch in dieser Kette (aber die Prüfung ist fehlgeschlagen: "
+                          "siehe oben)")
+    assert render(story, INTACT).tables["verification"][1][1] == "intakt"
     assert rows[0][3] == f"6: {bytes(range(32)).hex()}"
-    assert rows[0][4] == "sequence 2, created_at 2026-06-30T22:00:00+00:00, position 6 (2 checked)"
-    assert rows[1][1] == "broken at position 4: stored bytes differ from the chained hash"
-    assert rows[1][4] == "none (0 checked)"
+    assert rows[0][4] == "Laufnummer 2, erstellt 01.07.2026 00:00:00, Position 6 (2 geprüft)"
+    assert rows[1][1] == "unterbrochen an Position 4: stored bytes differ from the chained hash"
+    assert rows[1][4] == "keine (0 geprüft)"
 
 
 def test_without_verification_the_report_says_so(story: tuple[CaseService, UUID]) -> None:
@@ -148,7 +158,7 @@ def test_without_verification_the_report_says_so(story: tuple[CaseService, UUID]
     html = render_case_report(build_case_report(
         service, case_id, KNOWN_AT["31 May"], now=NOW, verification_note="not verified: <x>"
     ))
-    assert "Not verified." in html and "not verified: &lt;x&gt;" in html
+    assert "Nicht geprüft." in html and "not verified: &lt;x&gt;" in html
 
 
 def test_everything_is_escaped_and_self_contained(story: tuple[CaseService, UUID]) -> None:

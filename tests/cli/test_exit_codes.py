@@ -25,6 +25,8 @@ from domain.errors import CaseNotFoundError, DomainError, NervenbahnError
 from nervenbahn.audit.chain_existing import UnchainedEventsError
 from nervenbahn.audit.checkpoints import CheckpointError
 from nervenbahn.audit.errors import AccessLogUnavailableError
+from nervenbahn.audit.read_check import UnverifiedReadError
+from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN
 from nervenbahn.cli import (
     _EXIT_CODES,
     EXIT_BUSY,
@@ -65,6 +67,8 @@ RAISED: list[tuple[Exception, int]] = [
      EXIT_NOT_INITIALISED),
     (NervenbahnError("the delivery file does not parse"), EXIT_REFUSED),
     (DiskFullError("no space left on device (writing /srv/nervenbahn/store.db)"), EXIT_NO_SPACE),
+    (UnverifiedReadError("case 1 is not shown: the store does not match its hash chain"),
+     EXIT_CHAIN_BROKEN),
 ]
 """One instance of every class the table lists, and the code it must give."""
 

@@ -13,6 +13,8 @@ from babel.messages.pofile import read_po
 from nervenbahn.web.i18n import LOCALE_FOLDER, translations
 
 WEB = LOCALE_FOLDER.parent
+REPORT = WEB.parent / "audit"
+"""The audit report (`nervenbahn/audit/report.py`) speaks through the same catalogues."""
 METHODS = [("templates/**.html", "jinja2"), ("**.py", "python")]
 OPTIONS = {"templates/**.html": {"extensions": "jinja2.ext.i18n", "newstyle_gettext": "true"}}
 
@@ -24,6 +26,11 @@ def _used() -> dict[str, str]:
     ):
         text = message if isinstance(message, str) else message[0]
         found.setdefault(text, f"{filename}:{line}")
+    for filename, line, message, _comments, _context in extract_from_dir(
+        str(REPORT), [("report.py", "python")]
+    ):
+        text = message if isinstance(message, str) else message[0]
+        found.setdefault(text, f"audit/{filename}:{line}")
     return found
 
 
