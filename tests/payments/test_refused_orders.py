@@ -34,7 +34,14 @@ from domain.payments import (
 )
 from tests.bus.pipeline import command
 from tests.connectors.test_payments_sink import consume, make_sink
-from tests.payments.bank_files import camt054, pain001_of_run, pain002, transfers_of
+from tests.payments.bank_files import (
+    CAMT054,
+    assert_valid,
+    camt054,
+    pain001_of_run,
+    pain002,
+    transfers_of,
+)
 from tests.payments.test_reconciliation import (
     ADMIN,
     MONTH,
@@ -220,6 +227,31 @@ def test_a_returned_order_is_held_naming_the_return_reason_then_paid_to_the_new_
     paid = _run(payments)
     assert [(o.case_id, o.amount) for o in paid.paid_out] == [(case_id, OWED)]
     assert paid.control_sum == OWED and paid.held == []
+    assert payments.counted_by_case_and_month() == {(case_id, MONTH): OWED}
+
+
+def test_what_came_back_of_a_partly_returned_order_is_ordered_again(
+    store: tuple[CaseService, PaymentService],
+) -> None:
+    cases, payments = store
+    run_id, (case_id,) = _paid_run(cases, payments, 1)
+    order = _order_of(payments, case_id)
+    back = Decimal("400.00")
+    notification = camt054(
+        pain001_of_run(payments, run_id),
+        returned={order.order_id.hex: ("AC04", "Konto saldiert")},
+        returned_amounts={order.order_id.hex: back},
+    )
+    assert_valid(notification, CAMT054)
+    _reconcile(Settlements(payments), notification, "camt054.xml")
+    assert payments.counted_by_case_and_month() == {(case_id, MONTH): OWED - back}
+
+    (held,) = _run(payments).held
+    assert (held.amount, held.previously_ordered) == (back, OWED - back)
+    assert held.held_reason == _held_reason("returned", "AC04 closed account number", order)
+    _record_account(payments, case_id, NEW_IBAN)
+    paid = _run(payments)
+    assert [(o.kind, o.amount) for o in paid.paid_out] == [("back_payment", back)]
     assert payments.counted_by_case_and_month() == {(case_id, MONTH): OWED}
 
 
