@@ -25,7 +25,8 @@ topic (`nervenbahn.payments.payment-orders.v1`, key: run id, in order): a run's
 `PaymentRunCompleted` (counts and control sums to check the file against). An order is paid
 out in the pain.001 file only if `order.paid_out` (kind `regular` or `back_payment`, not
 `held`); a `claim_back` is an amount to recover from the household, never a transfer; a
-`held` order (no usable payout account) is neither: it is ordered again by a later run. The
+`held` order (no usable payout account, or one the bank refused: `held_reason`) is neither: it
+is ordered again by a later run. The
 sink writes a run's file only once the run's `PaymentRunApproved` arrived.
 
 Run ids are random (UUIDv4), not derived from month and sequence: two installations, or a
@@ -55,6 +56,7 @@ from domain.money import ZERO
 from domain.personal_data import PersonalDataCorruptError, PersonalDataVault
 
 __all__ = [
+    "NO_USABLE_ACCOUNT",
     "PAYMENT_EVENT_TYPES",
     "PAYMENT_VALUE_TYPES",
     "RUN_BOOK_ID",
@@ -103,6 +105,10 @@ ordered (an earlier month, or M again after a change); claim_back: less owed tha
 HoldReason = Literal["death", "moved_away"]
 """Why a run holds a case: an open closure proposal of a connected register for a death or a
 departure out of the canton (docs/payments.md, "Holds")."""
+
+NO_USABLE_ACCOUNT = "no usable payout account"
+"""`PaymentOrdered.held_reason` of an order held because the case has no payout account, or
+one that no longer opens (the person was erased)."""
 
 _QR_IID = range(30000, 32000)
 """QR-IIDs (positions 5-9 of a QR-IBAN): such an IBAN takes QR-bill payments only, it is not a
@@ -370,8 +376,14 @@ class PaymentOrdered(Aggregate.Event):
 
     `amount` is always positive; `kind` says which way it goes. Paid out (pain.001) only if
     `paid_out`; a `claim_back` is to be recovered; a `held` order had no usable payout account
-    and counts for nothing (a later run orders it again).
+    (or only one the bank refused, `held_reason`) and counts for nothing (a later run orders it
+    again).
+
+    Version 2 added `held_reason`; version 1 events stay stored as written and are upcast on
+    every read (`upcast_v1_v2`).
     """
+
+    class_version = 2
 
     order_id: UUID
     """Deterministic (`payment_order_id`): the pain.001 end-to-end id is its hex."""
@@ -383,6 +395,10 @@ class PaymentOrdered(Aggregate.Event):
     """CHF, two decimals, > 0."""
     held: bool
     """True if the case had no usable payout account: nothing is paid or counted."""
+    held_reason: str | None
+    """Why a held order is held: `NO_USABLE_ACCOUNT`, or the bank's refusal of the case's
+    payout account (`domain.settlement.refused_account_reason`, naming the reason code);
+    None if not held."""
     creditor: SealedPayoutAccount | None
     """The payout account (sealed), None for a held order or a claim-back without account."""
     social_region: str
@@ -396,6 +412,12 @@ class PaymentOrdered(Aggregate.Event):
     the month): its effective date; None if nothing is owed for the month any more."""
     budget_recorded_at: datetime | None
     """… and its recorded time."""
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A version 1 event (stored before orders were held for a refused account): a held
+        one was held for want of a usable payout account."""
+        state["held_reason"] = NO_USABLE_ACCOUNT if state["held"] else None
 
     @property
     def signed_amount(self) -> Decimal:
@@ -496,6 +518,8 @@ class OrderDraft:
     previously_ordered: Decimal
     budget_effective_date: date | None
     budget_recorded_at: datetime | None
+    held_reason: str | None = None
+    """Why it is held (`PaymentOrdered.held_reason`); None if not held."""
 
 
 @dataclass(frozen=True)

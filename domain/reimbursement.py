@@ -50,6 +50,7 @@ from domain.money import ZERO, chf
 if TYPE_CHECKING:  # types only: the case records claims, and the benefits import the case
     from domain.benefits import BenefitApplication
     from domain.payments import PaymentOrdered
+    from domain.settlement import Refusal
 
 __all__ = [
     "AdvancePeriod",
@@ -169,17 +170,26 @@ def claimed_so_far(reimbursements: Iterable[Reimbursement]) -> dict[date, MonthC
     return total
 
 
-def paid_by_month(orders: Iterable[PaymentOrdered], case_id: UUID,
-                  known_at: datetime) -> dict[date, Decimal]:
+def paid_by_month(
+    orders: Iterable[PaymentOrdered],
+    case_id: UUID,
+    known_at: datetime,
+    refusals: Iterable[Refusal] = (),
+) -> dict[date, Decimal]:
     """What the social service paid case `case_id` per month as known at recorded time
     `known_at`: its orders recorded until then, netted (regular and back-payments count,
-    claim-backs count negative, held orders not at all: `PaymentOrdered.signed_amount`)."""
+    claim-backs count negative, held orders not at all: `PaymentOrdered.signed_amount`), less
+    what the bank rejected or returned of them by then (`refusals`: that money never reached
+    the case, and the next run orders it again)."""
     if known_at.tzinfo is None:
         raise ValueError("known_at: needs a time zone offset")
     paid: dict[date, Decimal] = {}
     for order in orders:
         if order.case_id == case_id and order.timestamp <= known_at:
             paid[order.for_month] = paid.get(order.for_month, ZERO) + order.signed_amount
+    for refusal in refusals:
+        if refusal.case_id == case_id and refusal.timestamp <= known_at:
+            paid[refusal.for_month] = paid.get(refusal.for_month, ZERO) - refusal.amount
     return paid
 
 

@@ -15,6 +15,12 @@ pain.001 sink has nothing to do with it), so the payments relay passes these eve
 Per order the states are: ordered (open) → executed | rejected; executed → returned. Nothing
 else: a status contradicting what was recorded is refused (`SETTLEMENT_RULE`), the same status
 again records nothing, and a bank file read before (its SHA-256) records nothing at all.
+
+A rejected or returned order no longer counts for its month (`REFUSAL_EVENT_TYPES`: the
+payments service subtracts what the bank refused), so the next run orders the month again; to
+the same payout account only if the bank refused the message, not the transfer
+(`refuses_account`): otherwise the new order is held (`refused_account_reason`) until a new
+payout account is recorded.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from domain.money import CHF, ZERO
 
 __all__ = [
     "REASON_LABELS",
+    "REFUSAL_EVENT_TYPES",
     "SETTLEMENT_EVENT_TYPES",
     "SETTLEMENT_RULE",
     "BankFileKind",
@@ -46,11 +53,14 @@ __all__ = [
     "PaymentReturned",
     "ReconcileBankFile",
     "RecoverClaimBack",
+    "Refusal",
     "RejectionScope",
     "RunSettlement",
     "RunSettlementOpened",
     "WriteOffClaimBack",
     "reason_label",
+    "refused_account_reason",
+    "refuses_account",
     "settlement_id",
 ]
 
@@ -286,6 +296,31 @@ class ClaimBackWrittenOff(Aggregate.Event):
 
     def apply(self, settlement: RunSettlement) -> None:
         settlement.written_off = settlement.written_off | {str(self.order_id)}
+
+
+Refusal = PaymentRejected | PaymentReturned
+"""A bank's refusal of a paid-out order: rejected before, or returned after, execution."""
+REFUSAL_EVENT_TYPES: tuple[type[Any], ...] = (PaymentRejected, PaymentReturned)
+"""The events after which an order no longer counts for its month (the money did not reach
+the payee, or came back): what they record as `amount` is subtracted from what was ordered."""
+
+
+def refuses_account(event: Refusal) -> bool:
+    """True if the refusal is about the payee's account: a return, or the rejection of the
+    transfer itself. A rejected message or payment instruction (`scope` group or
+    payment_information: a duplicate message id, a file format error) says nothing about it."""
+    return isinstance(event, PaymentReturned) or event.scope == "transaction"
+
+
+def refused_account_reason(event: Refusal) -> str:
+    """The `held_reason` of an order held because the bank refused the case's payout account
+    (`event`): the refusal, its reason code and label, the order."""
+    what = "returned" if isinstance(event, PaymentReturned) else "rejected"
+    why = reason_label(event.reason_code) or "no reason code given"
+    return (
+        f"payout account refused by the bank: {what} {why} (order {event.order_id.hex} for "
+        f"{event.for_month:%Y-%m}); record a new payout account"
+    )
 
 
 SETTLEMENT_EVENT_TYPES: tuple[type[Any], ...] = (

@@ -63,7 +63,7 @@ from connectors.payments.pain001 import (
     identifier,
 )
 from connectors.sdk import ConnectorOptions, PrivateFiles, Sink
-from domain.payments import AccountSealer, SealedPayoutAccount
+from domain.payments import NO_USABLE_ACCOUNT, AccountSealer, SealedPayoutAccount
 from domain.personal_data import ErasedFile, ErasureSubject, PersonalDataVault
 from schemas.sql import Component, Migration, migrate, placeholder
 
@@ -91,11 +91,14 @@ _APPROVAL = (
     "ALTER TABLE pain001_runs ADD COLUMN approved_at TEXT",
     "ALTER TABLE pain001_runs ADD COLUMN approved_by TEXT",
 )
+_HELD_REASON = ("ALTER TABLE pain001_orders ADD COLUMN held_reason TEXT",)
 MIGRATIONS = Component(
     "payments_sink",
     [Migration(1, "payment runs and their orders", sqlite=_TABLES, postgres=_TABLES),
      Migration(2, "four-eyes: who approved a run, and when", sqlite=_APPROVAL,
-               postgres=_APPROVAL)],
+               postgres=_APPROVAL),
+     Migration(3, "why a held order is held (PaymentOrdered v2)", sqlite=_HELD_REASON,
+               postgres=_HELD_REASON)],
     tables=["pain001_runs"],
 )
 """The sink's tables: the same portable DDL on both backends (on PostgreSQL it runs in the
@@ -122,6 +125,7 @@ class _Order:
     held: bool
     creditor: SealedPayoutAccount | None
     social_region: str
+    held_reason: str | None = None
 
     @property
     def paid_out(self) -> bool:
@@ -411,8 +415,8 @@ class Pain001Sink(Sink):
         creditor = _sealed_account(event.creditor)
         db.execute(
             "INSERT INTO pain001_orders (run_id, order_id, case_id, for_month, kind, amount, "  # noqa: S608
-            "held, creditor_person_id, creditor_sealed, social_region) "
-            f"VALUES ({', '.join([p] * 10)}) ON CONFLICT (run_id, order_id) DO NOTHING",
+            "held, creditor_person_id, creditor_sealed, social_region, held_reason) "
+            f"VALUES ({', '.join([p] * 11)}) ON CONFLICT (run_id, order_id) DO NOTHING",
             (
                 run_id,
                 str(event.order_id),
@@ -424,6 +428,7 @@ class Pain001Sink(Sink):
                 str(creditor.person_id) if creditor else None,
                 creditor.sealed if creditor else None,
                 str(event.social_region),
+                getattr(event, "held_reason", None),  # None in PaymentOrdered v1
             ),
         )
         _ensure_run(db, run_id)
@@ -473,7 +478,7 @@ class Pain001Sink(Sink):
         p = placeholder(db)
         rows = db.execute(
             "SELECT order_id, case_id, for_month, kind, amount, held, creditor_person_id, "  # noqa: S608
-            f"creditor_sealed, social_region FROM pain001_orders WHERE run_id = {p} "
+            f"creditor_sealed, social_region, held_reason FROM pain001_orders WHERE run_id = {p} "
             "ORDER BY case_id, for_month, order_id",
             (run_id,),
         ).fetchall()
@@ -487,8 +492,10 @@ class Pain001Sink(Sink):
                 held=bool(held),
                 creditor=SealedPayoutAccount(UUID(person), sealed) if person else None,
                 social_region=region,
+                held_reason=reason,
             )
-            for order_id, case_id, for_month, kind, amount, held, person, sealed, region in rows
+            for order_id, case_id, for_month, kind, amount, held, person, sealed, region, reason
+            in rows
         ]
 
     # --- context ------------------------------------------------------------------------------
@@ -608,7 +615,8 @@ def _report(db: Any, check: RunCheck) -> bytes:
             "for_month": o.for_month[:7],
             "kind": o.kind,
             "amount": str(o.amount),
-            "reason": "held: no usable payout account" if o.held else "claim back: to recover",
+            "reason": f"held: {o.held_reason or NO_USABLE_ACCOUNT}" if o.held
+            else "claim back: to recover",
         }
         for o in check.orders
         if not o.paid_out

@@ -118,7 +118,8 @@ class AdvanceClaims:
         return RecordReimbursement(
             actor=self._actor, correlation_id=uuid4(), case_id=case_id,
             application_id=application.id, decided_on=application.decided_on,
-            el=el, paid=paid_by_month(self._payments.orders(case_id), case_id, now),
+            el=el, paid=paid_by_month(self._payments.orders(case_id), case_id, now,
+                                      self._payments.refusals()),
             ipv=ipv_by_month(premium_reductions.get(application.applicant.person_id, ()), el),
             monthly_el=application.owed_for(decided_month),
         )

@@ -9,7 +9,7 @@ It reads cases through the `CaseService` it is given; it never changes them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -39,6 +39,7 @@ from domain.errors import RuleViolationError
 from domain.events import Proposal, SupportPeriod, proposals_of
 from domain.money import ZERO
 from domain.payments import (
+    NO_USABLE_ACCOUNT,
     PAYMENT_VALUE_TYPES,
     RUN_BOOK_ID,
     AccountSealer,
@@ -60,6 +61,12 @@ from domain.payments import (
     SealedPayoutAccount,
     large_back_payments,
     payout_account_id,
+)
+from domain.settlement import (
+    REFUSAL_EVENT_TYPES,
+    Refusal,
+    refused_account_reason,
+    refuses_account,
 )
 
 __all__ = [
@@ -142,7 +149,7 @@ class RunSummary:
 
     @property
     def held(self) -> list[OrderDraft]:
-        """Orders held for want of a usable payout account."""
+        """Orders held for want of a usable payout account (none, or one the bank refused)."""
         return [o for o in self.orders if o.held]
 
     @property
@@ -154,7 +161,8 @@ class RunSummary:
     def message(self) -> str:
         """One line saying what happened."""
         month = f"{self.month:%Y-%m}"
-        held = f"; {len(self.held)} held (no usable payout account)" if self.held else ""
+        held = (f"; {len(self.held)} held (no usable payout account, or one the bank refused)"
+                if self.held else "")
         if self.holds:
             held += (f"; {len(self.holds)} cases held for an open closure proposal "
                      f"(CHF {sum((h.held_amount for h in self.holds), ZERO)} not ordered)")
@@ -271,11 +279,13 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
         execution_date = self._check_run(cmd, today)
         book = self._book()
         sequence = book.next_sequence(cmd.month) if book is not None else 1
-        counted = self.counted_by_case_and_month()
+        orders, refusals = list(self.orders()), list(self.refusals())
+        counted = _counted(orders, refusals)
+        refused = _refused_accounts(orders, refusals)
         summary = RunSummary(cmd.month, recorded=False, execution_date=execution_date)
         for case_id in self.cases.case_ids():
             case = self.cases.get_case(case_id)
-            drafts, hold = self._orders_for(case, cmd.month, counted)
+            drafts, hold = self._orders_for(case, cmd.month, counted, refused.get(case_id, []))
             summary.cases_checked += 1
             summary.orders.extend(drafts)
             if hold is not None:
@@ -379,17 +389,23 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
         return execution_date
 
     def _orders_for(
-        self, case: Case, month: date, counted: dict[tuple[UUID, date], Decimal]
+        self,
+        case: Case,
+        month: date,
+        counted: dict[tuple[UUID, date], Decimal],
+        refused: list[tuple[SealedPayoutAccount | None, Refusal]],
     ) -> tuple[list[OrderDraft], HoldDraft | None]:
         """What the run for `month` orders for one case (each month's difference), and the
-        case's hold if an open closure proposal holds it (`_hold_of`)."""
+        case's hold if an open closure proposal holds it (`_hold_of`). `refused`: the bank's
+        refusals of the case's payout accounts (`_refused_accounts`)."""
         if not case.support_periods or month_of(case.support_periods[0].start) > month:
             return [], None
         proposal = _holding_proposal(case, month)
         held_periods = (_periods_until(case.support_periods, proposal.proposed_on)
                         if proposal else case.support_periods)
-        account: SealedPayoutAccount | None = None
-        usable = looked_up = False
+        creditor: SealedPayoutAccount | None = None
+        held_reason: str | None = None
+        looked_up = False
         drafts: list[OrderDraft] = []
         withheld = ZERO
         for m in months_between(case.support_periods[0].start, month):
@@ -404,12 +420,24 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
             if difference == ZERO:
                 continue
             if not looked_up:  # only for cases with something to order
-                account = self._sealed_account(case.id)
-                usable = account is not None and self.sealer.open(account) is not None
+                creditor, held_reason = self._creditor(case.id, refused)
                 looked_up = True
             drafts.append(_draft(case, m, entitlement, before, difference,
-                                 account if usable else None, m == month))
+                                 creditor, held_reason, m == month))
         return drafts, _hold(case, proposal, withheld)
+
+    def _creditor(
+        self, case_id: UUID, refused: list[tuple[SealedPayoutAccount | None, Refusal]]
+    ) -> tuple[SealedPayoutAccount | None, str | None]:
+        """The account to pay the case's orders to, or None and why they are held: no usable
+        account, or the bank refused this very account (the latest such refusal is named)."""
+        account = self._sealed_account(case_id)
+        if account is None or self.sealer.open(account) is None:
+            return None, NO_USABLE_ACCOUNT
+        refusal = next((r for creditor, r in reversed(refused) if creditor == account), None)
+        if refusal is not None:
+            return None, refused_account_reason(refusal)
+        return account, None
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -422,14 +450,18 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
             if case_id is None or order.case_id == case_id:
                 yield order
 
+    def refusals(self) -> Iterator[Refusal]:
+        """Every order the bank rejected (pain.002) or returned (camt.054), in recording
+        order (`domain.settlement`: recorded on the run's settlement)."""
+        for notification in self.recorder.select_notifications(
+            start=None, limit=_ALL, topics=[get_topic(cls) for cls in REFUSAL_EVENT_TYPES]
+        ):
+            yield cast(Refusal, self.mapper.to_domain_event(notification))
+
     def counted_by_case_and_month(self) -> dict[tuple[UUID, date], Decimal]:
-        """What the recorded orders count for, by case and month (held ones not at all)."""
-        counted: dict[tuple[UUID, date], Decimal] = {}
-        for order in self.orders():
-            if not order.held:
-                key = (order.case_id, order.for_month)
-                counted[key] = counted.get(key, ZERO) + order.signed_amount
-        return counted
+        """What the recorded orders count for, by case and month: paid out less what the bank
+        rejected or returned, claimed back negative, held ones not at all."""
+        return _counted(self.orders(), self.refusals())
 
     def runs(self) -> list[PaymentRun]:
         """Every recorded payment run, by month and sequence."""
@@ -468,6 +500,39 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
     def _sealed_account(self, case_id: UUID) -> SealedPayoutAccount | None:
         aggregate = self._account_aggregate(case_id)
         return None if aggregate is None else aggregate.account
+
+
+def _counted(
+    orders: Iterable[PaymentOrdered], refusals: Iterable[Refusal]
+) -> dict[tuple[UUID, date], Decimal]:
+    """What `orders` count for by case and month (`PaymentOrdered.signed_amount`), less what
+    the bank rejected or returned of them: that money never reached the payee, so the next
+    run orders it again. An executed order and one without any answer yet count in full."""
+    counted: dict[tuple[UUID, date], Decimal] = {}
+    for order in orders:
+        if not order.held:
+            key = (order.case_id, order.for_month)
+            counted[key] = counted.get(key, ZERO) + order.signed_amount
+    for refusal in refusals:
+        key = (refusal.case_id, refusal.for_month)
+        counted[key] = counted.get(key, ZERO) - refusal.amount
+    return counted
+
+
+def _refused_accounts(
+    orders: Iterable[PaymentOrdered], refusals: Iterable[Refusal]
+) -> dict[UUID, list[tuple[SealedPayoutAccount | None, Refusal]]]:
+    """By case, the payout accounts the bank refused (the refused order's creditor) and the
+    refusal, in recording order; rejections of a whole message are no refusal of an account
+    (`refuses_account`)."""
+    creditors = {order.order_id: order.creditor for order in orders}
+    refused: dict[UUID, list[tuple[SealedPayoutAccount | None, Refusal]]] = {}
+    for refusal in refusals:
+        if refuses_account(refusal):
+            refused.setdefault(refusal.case_id, []).append(
+                (creditors.get(refusal.order_id), refusal)
+            )
+    return refused
 
 
 def _holding_proposal(case: Case, month: date) -> Proposal | None:
@@ -521,7 +586,8 @@ def _draft(
     entitlement: Any,
     before: Decimal | None,
     difference: Decimal,
-    account: SealedPayoutAccount | None,
+    creditor: SealedPayoutAccount | None,
+    held_reason: str | None,
     is_run_month: bool,
 ) -> OrderDraft:
     kind: OrderKind
@@ -541,13 +607,14 @@ def _draft(
         for_month=m,
         kind=kind,
         amount=abs(difference),
-        held=kind != "claim_back" and account is None,
-        creditor=account,
+        held=kind != "claim_back" and creditor is None,
+        creditor=creditor,
         social_region=case.social_region,
         entitlement=entitlement.amount,
         previously_ordered=before or ZERO,
         budget_effective_date=basis.effective_date if basis else None,
         budget_recorded_at=basis.recorded_at if basis else None,
+        held_reason=held_reason if kind != "claim_back" and creditor is None else None,
     )
 
 

@@ -175,7 +175,8 @@ def orders(
     log_case_read(rt, case, ("payment_orders",), "payments orders")
     rows: list[dict[str, Any]] = [
         {"order_id": o.order_id, "run_id": o.originator_id, "for_month": f"{o.for_month:%Y-%m}",
-         "kind": o.kind, "amount": o.amount, "held": o.held, "recorded_at": o.timestamp}
+         "kind": o.kind, "amount": o.amount, "held": o.held, "held_reason": o.held_reason,
+         "recorded_at": o.timestamp}
         for o in found
     ]
     if rt.as_json:
@@ -183,7 +184,7 @@ def orders(
         return
     table = Table("for month", "kind", "amount CHF", "held", "recorded at", "run")
     for o in found:
-        table.add_row(f"{o.for_month:%Y-%m}", o.kind, str(o.amount), "held" if o.held else "",
+        table.add_row(f"{o.for_month:%Y-%m}", o.kind, str(o.amount), _held(o.held, o.held_reason),
                       o.timestamp.isoformat(), str(o.originator_id))
     rt.console.print(table)
 
@@ -460,6 +461,7 @@ def _order_json(order: OrderDraft) -> dict[str, Any]:
         "kind": order.kind,
         "amount": order.amount,
         "held": order.held,
+        "held_reason": order.held_reason,
         "social_region": order.social_region,
         "entitlement": order.entitlement,
         "previously_ordered": order.previously_ordered,
@@ -505,5 +507,10 @@ def _orders_table(drafts: list[OrderDraft], limit: int = 20) -> Table:
                   caption=f"first {limit} of {len(drafts)}" if len(drafts) > limit else None)
     for order in drafts[:limit]:
         table.add_row(str(order.case_id), f"{order.for_month:%Y-%m}", order.kind,
-                      str(order.amount), "held" if order.held else "")
+                      str(order.amount), _held(order.held, order.held_reason))
     return table
+
+
+def _held(held: bool, reason: str | None) -> str:
+    """The held column: why an order is held (v1 orders name no reason), empty if not."""
+    return f"held: {reason}" if held and reason else "held" if held else ""

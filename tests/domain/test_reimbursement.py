@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import pytest
@@ -42,6 +43,7 @@ from domain.reimbursement import (
     owed_by_month,
     paid_by_month,
 )
+from domain.settlement import PaymentRejected, PaymentReturned
 
 from .benefit_desk import BenefitDesk, build_benefit_desk
 from .case_desk import POPO_ENV, Desk, build_desk, expected_basic_needs, move_to, person_input
@@ -243,7 +245,7 @@ def _order(month: date, kind: OrderKind, amount: str, at: datetime, *, held: boo
     return PaymentOrdered(  # type: ignore[call-arg]
         originator_id=run_id, originator_version=2, timestamp=at,
         order_id=payment_order_id(run_id, case_id, month), case_id=case_id, for_month=month,
-        kind=kind, amount=Decimal(amount), held=held, creditor=None,
+        kind=kind, amount=Decimal(amount), held=held, held_reason=None, creditor=None,
         social_region="so-solothurn", entitlement=Decimal(amount), previously_ordered=ZERO,
         budget_effective_date=None, budget_recorded_at=None)
 
@@ -263,6 +265,32 @@ def test_paid_by_month_nets_back_payments_and_claim_backs_as_known() -> None:
                                                  _m(4): _chf("2400.00")}
     with pytest.raises(ValueError, match="known_at: needs a time zone offset"):
         paid_by_month(orders, CASE, datetime(2026, 6, 1))
+
+
+def test_paid_by_month_leaves_out_what_the_bank_rejected_or_returned_as_known() -> None:
+    march, april = _order(_m(3), "regular", "2400.00", datetime(2026, 3, 1, tzinfo=UTC)), \
+        _order(_m(4), "regular", "2400.00", datetime(2026, 4, 1, tzinfo=UTC))
+    settled: dict[str, Any] = {"case_id": CASE, "file_sha256": "0" * 64, "recorded_by": "test",
+               "actor": Actor("bank", "system", "so-canton"), "correlation_id": uuid4(),
+               "originator_id": uuid4(), "originator_version": 2}
+    rejected = PaymentRejected(  # type: ignore[call-arg]
+        timestamp=datetime(2026, 3, 3, tzinfo=UTC), order_id=march.order_id, for_month=_m(3),
+        amount=Decimal("2400.00"), scope="transaction", reason_code="AC04", reason_text=None,
+        **settled)
+    returned = PaymentReturned(  # type: ignore[call-arg]
+        timestamp=datetime(2026, 4, 20, tzinfo=UTC), order_id=april.order_id,
+        for_month=_m(4), amount=Decimal("400.00"), booking_date=date(2026, 4, 20),
+        bank_reference=None, reason_code="MD07", reason_text=None, **settled)
+    refusals: list[PaymentRejected | PaymentReturned] = [rejected, returned]
+
+    may = datetime(2026, 5, 1, tzinfo=UTC)
+    assert paid_by_month([march, april], CASE, may, refusals) == {
+        _m(3): _chf("0.00"), _m(4): _chf("2000.00")}
+    # as known before the bank answered, both were paid in full
+    assert paid_by_month([march, april], CASE, datetime(2026, 4, 2, tzinfo=UTC), refusals) == {
+        _m(3): _chf("0.00"), _m(4): _chf("2400.00")}
+    assert paid_by_month([march, april], CASE, datetime(2026, 3, 2, tzinfo=UTC), refusals) == {
+        _m(3): _chf("2400.00")}
 
 
 def test_owed_by_month_reads_the_application_as_granted_and_amended() -> None:

@@ -112,12 +112,14 @@ def camt054(
     *,
     executed: list[str] | None = None,
     returned: Mapping[str, tuple[str, str]] | None = None,
+    returned_amounts: Mapping[str, Decimal] | None = None,
     booked: date = date(2026, 12, 3),
     message_id: str = "CAMT054-TEST-1",
 ) -> bytes:
     """The notification of `pain001`'s transfers: one collective debit of those `executed`
     (default: all), and one credit per transfer in `returned` (end-to-end id → reason code,
-    text), booked on `booked`."""
+    text) of the transfer's amount or, if given, of `returned_amounts` (a part of it), booked
+    on `booked`."""
     original, transfers = transfers_of(pain001)
     executed_ids = set(executed) if executed is not None else {t.end_to_end_id for t in transfers}
     doc, ns = _document(CAMT054)
@@ -145,6 +147,8 @@ def camt054(
             _transaction(details, ns, transfer, "DBIT", original, f"{message_id}-D{n}")
     for n, (end_to_end, reason) in enumerate((returned or {}).items(), 1):
         transfer = next(t for t in transfers if t.end_to_end_id == end_to_end)
+        if returned_amounts and end_to_end in returned_amounts:
+            transfer = Transfer(end_to_end, returned_amounts[end_to_end])
         entry = _entry(
             notification, ns, transfer.amount, "CRDT", booked, f"{message_id}-R{n}", "RRTN"
         )

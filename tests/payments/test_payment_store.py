@@ -102,7 +102,7 @@ def test_a_run_computed_beside_another_is_refused_and_nothing_is_paid_twice(
     first = _run(payments)
     assert first.recorded
     other._book = lambda: stale_book  # type: ignore[method-assign]
-    other.counted_by_case_and_month = lambda: {}  # type: ignore[method-assign]
+    other.orders = lambda case_id=None: iter(())  # type: ignore[method-assign]
     with pytest.raises(RuleViolationError) as info:
         _run(other)
     assert info.value.rule == "one-run-at-a-time"

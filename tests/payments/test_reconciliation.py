@@ -80,18 +80,22 @@ def _paid_run(cases: CaseService, payments: PaymentService, n: int) -> tuple[UUI
     """`n` supported cases with a payout account, and this month's run: its id and cases."""
     case_ids = [open_supported_case(cases, i) for i in range(n)]
     for case_id in case_ids:
-        payments.record_account(
-            RecordPayoutAccount(
-                actor=ADMIN,
-                correlation_id=uuid.uuid4(),
-                case_id=case_id,
-                iban=IBAN,
-                holder="N. Beispiel",
-            )
-        )
+        _record_account(payments, case_id, IBAN)
     summary = payments.run(RunPayments(actor=ADMIN, correlation_id=uuid.uuid4(), month=MONTH))
     assert summary.run_id is not None and len(summary.paid_out) == n
     return summary.run_id, case_ids
+
+
+def _record_account(payments: PaymentService, case_id: UUID, iban: str) -> None:
+    payments.record_account(
+        RecordPayoutAccount(
+            actor=ADMIN,
+            correlation_id=uuid.uuid4(),
+            case_id=case_id,
+            iban=iban,
+            holder="N. Beispiel",
+        )
+    )
 
 
 def _orders(payments: PaymentService, run_id: UUID) -> list[PaymentOrdered]:

@@ -188,3 +188,22 @@ def _row_counts(path: Path) -> dict[str, Any]:
         return {n: db.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0] for n in names}
     finally:
         db.close()
+
+
+def test_the_previous_releases_payment_orders_read_as_version_2(store: dict[str, str]) -> None:
+    """Its PaymentOrdered events (version 1, before `held_reason`) are upcast on reading: none
+    was held, so none names a reason."""
+    db = sqlite3.connect(folder(store) / "nervenbahn.db")
+    try:
+        (state,) = db.execute(
+            "SELECT state FROM payments_events WHERE topic = 'domain.payments:PaymentOrdered' "
+            "ORDER BY rowid LIMIT 1"
+        ).fetchone()
+    finally:
+        db.close()
+    assert b"held_reason" not in state and b"class_version" not in state
+    case_id = json.loads(state)["case_id"]["_data_"]
+    done = cli(store, "--json", "--actor", EXPECTED["actor"], "payments", "orders", case_id)
+    assert done.returncode == 0, done.stderr
+    orders = json.loads(done.stdout)["orders"]
+    assert orders and {(o["held"], o["held_reason"]) for o in orders} == {(False, None)}
