@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 from uuid import UUID
 
@@ -47,6 +47,7 @@ from nervenbahn.audit.hashing import (
     SignedAnchor,
     genesis,
 )
+from nervenbahn.audit.merkle import Frontier, TreeHead, leaf_hash
 
 __all__ = [
     "EXIT_CHAIN_BROKEN",
@@ -61,6 +62,7 @@ __all__ = [
     "MissingAccessLog",
     "OtherLog",
     "verify_chain",
+    "verify_roots",
     "verify_store",
 ]
 
@@ -352,6 +354,42 @@ def verify_chain(
     return walk.result()
 
 
+def verify_roots(
+    db: AuditDatabase, table: ChainedTable, signed: Sequence[tuple[int, ChainHead, TreeHead]]
+) -> list[ChainBreak]:
+    """Recompute the chain's Merkle tree from its stored events and compare it with each tree
+    a trusted checkpoint signs (`signed`: sequence, head, tree): a break for each root that
+    differs, or whose last event is not at the signed head. The events are read up to the
+    largest signed tree only; an event that cannot be read ends the comparison (the chain's
+    own verification names it)."""
+    pending = sorted(signed, key=lambda s: (s[2].size, s[0]))
+    breaks: list[ChainBreak] = []
+    frontier, last = Frontier(), 0
+
+    def compare() -> None:
+        while pending and pending[0][2].size == frontier.size:
+            sequence, head, tree = pending.pop(0)
+            if tree.root != frontier.root() or head.position != last:
+                breaks.append(ChainBreak(head.position, (
+                    f"the Merkle root over the first {tree.size} events (up to position "
+                    f"{last}) differs from the one signed checkpoint #{sequence} names: an "
+                    f"event up to position {head.position} was altered, removed or inserted")))
+
+    compare()
+    for row in db.events(table) if pending else ():
+        if isinstance(row, UnreadableRow):
+            return breaks
+        frontier.append(leaf_hash(event_record(*row)))
+        last = row[0]
+        compare()
+        if not pending:
+            break
+    breaks += [ChainBreak(head.position, f"signed checkpoint #{sequence} names a Merkle tree of "
+                          f"{tree.size} events, but the chain holds only {frontier.size}: "
+                          "events were removed") for sequence, head, tree in pending]
+    return breaks
+
+
 def _verify_quickly(
     db: AuditDatabase, table: ChainedTable, expected: Sequence[tuple[int, ChainHead, str]]
 ) -> ChainVerification | None:
@@ -534,7 +572,8 @@ def verify_store(
                 for t in unlisted]
     tables = {table.chain: table for table in [*registrations.tables, *unlisted]}
     chains = [
-        verify_chain(db, table, _expected_for(table.chain, trusted))
+        _with_roots(verify_chain(db, table, _expected_for(table.chain, trusted)),
+                    verify_roots(db, table, _trees_for(table.chain, trusted)))
         for table in tables.values()
     ]
     for name in sorted({n for cp in trusted for n in cp.chains} - tables.keys()):
@@ -602,6 +641,21 @@ def _unsigned_note(trusted: Sequence[Checkpoint], chains: Sequence[ChainVerifica
     return ["no signed checkpoint vouches for these chains: they are consistent in themselves, "
             "but a consistent rewrite cannot be told apart; verify against the auditor's copy "
             "(--checkpoints FILE --public-key FILE)"]
+
+
+def _trees_for(chain: str, trusted: Sequence[Checkpoint]
+               ) -> list[tuple[int, ChainHead, TreeHead]]:
+    return [(cp.sequence, cp.chains[chain], cp.trees[chain]) for cp in trusted
+            if chain in cp.chains and chain in cp.trees]
+
+
+def _with_roots(verification: ChainVerification, breaks: Sequence[ChainBreak]
+                ) -> ChainVerification:
+    """The chain's verification with the Merkle roots that do not match as breaks too."""
+    if not breaks:
+        return verification
+    return replace(verification, first_break=verification.first_break or breaks[0],
+                   breaks=(*verification.all_breaks, *breaks))
 
 
 def _expected_for(chain: str, trusted: Sequence[Checkpoint]) -> list[tuple[int, ChainHead, str]]:
