@@ -26,6 +26,8 @@ __all__ = [
     "EMPTY_ROOT",
     "Frontier",
     "TreeHead",
+    "consistency_path",
+    "consistent",
     "inclusion_path",
     "leaf_hash",
     "node_hash",
@@ -115,6 +117,52 @@ def root_from_path(leaf: bytes, index: int, size: int, path: Iterable[bytes]) ->
             node = node_hash(node, sibling)
         fn, sn = fn >> 1, sn >> 1
     return node if sn == 0 else None
+
+
+def consistency_path(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
+    """The proof that the tree over the first `old_size` leaves is a prefix of the tree over
+    all `leaves` (RFC 6962 PROOF(m, D[n]), section 2.1.2); empty when either tree is empty or
+    both are the same; ValueError if `old_size` is not 0..len(leaves)."""
+    if not 0 <= old_size <= len(leaves):
+        raise ValueError(f"a tree of {old_size} leaves is no prefix of one of {len(leaves)}")
+    if old_size in (0, len(leaves)):
+        return []
+    return _subproof(leaves, old_size, 0, len(leaves), complete=True)
+
+
+def _subproof(leaves: Sequence[bytes], m: int, lo: int, hi: int, *, complete: bool) -> list[bytes]:
+    """SUBPROOF(m, D[lo:hi], complete) of RFC 6962 section 2.1.2."""
+    if m == hi - lo:
+        return [] if complete else [_subtree(leaves, lo, hi)]
+    k = _split(hi - lo)
+    if m <= k:
+        return [*_subproof(leaves, m, lo, lo + k, complete=complete), _subtree(leaves, lo + k, hi)]
+    return [*_subproof(leaves, m - k, lo + k, hi, complete=False), _subtree(leaves, lo, lo + k)]
+
+
+def consistent(old: TreeHead, new: TreeHead, path: Sequence[bytes]) -> bool:
+    """Whether `path` proves the tree `old` a prefix of the tree `new` (RFC 9162 section
+    2.1.4.2)."""
+    if old.size == 0 or old.size == new.size:
+        return not path and (old.size == 0 or old.root == new.root) and old.size <= new.size
+    if old.size > new.size or not path:
+        return False
+    nodes = [old.root, *path] if old.size & (old.size - 1) == 0 else list(path)
+    fn, sn = old.size - 1, new.size - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = nodes[0]
+    for node in nodes[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(node, fr), node_hash(node, sr)
+            while not fn & 1 and fn:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node_hash(sr, node)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and fr == old.root and sr == new.root
 
 
 @dataclass

@@ -32,7 +32,14 @@ from nervenbahn.audit.chain import ChainedTable, UnreadableRow, event_record
 from nervenbahn.audit.database import AuditDatabase
 from nervenbahn.audit.errors import ProofError
 from nervenbahn.audit.hashing import ChainHead
-from nervenbahn.audit.merkle import Frontier, TreeHead, inclusion_path, leaf_hash, tree_root
+from nervenbahn.audit.merkle import (
+    Frontier,
+    TreeHead,
+    consistency_path,
+    inclusion_path,
+    leaf_hash,
+    tree_root,
+)
 from schemas.sql import Component, Migration
 
 __all__ = [
@@ -40,6 +47,7 @@ __all__ = [
     "FRONTIERS_TABLE",
     "LeafProof",
     "leaves",
+    "prove_consistency",
     "prove_event",
     "tree_heads",
 ]
@@ -180,12 +188,7 @@ def prove_event(
         hashes.append(leaf_hash(record))
     if found is None:
         return None
-    if len(hashes) != tree.size or tree_root(hashes) != tree.root:
-        raise ProofError(
-            f"{table.chain}: the stored events up to position "
-            f"{head.position} do not make the signed tree (size {tree.size})"
-            "; verify the store (`nervenbahn audit verify`)"
-        )
+    _check_signed(table, head, tree, hashes)
     position, origin, version, record, index = found
     return LeafProof(
         table.chain,
@@ -197,6 +200,33 @@ def prove_event(
         tuple(inclusion_path(hashes, index)),
         tree,
     )
+
+
+def prove_consistency(
+    db: AuditDatabase, table: ChainedTable, old: TreeHead, head: ChainHead, new: TreeHead
+) -> list[bytes]:
+    """The proof that the signed tree `old` is a prefix of the signed tree `new` over the
+    chain's events up to `head` (RFC 6962 consistency proof); ProofError if the stored events
+    no longer make both trees."""
+    hashes = [leaf_hash(record) for _, _, _, record in leaves(db, table, lte=head.position)]
+    _check_signed(table, head, new, hashes)
+    if old.size > new.size or tree_root(hashes[: old.size]) != old.root:
+        raise ProofError(
+            f"{table.chain}: the stored events do not make the older signed tree "
+            f"(size {old.size}); verify the store (`nervenbahn audit verify`)"
+        )
+    return consistency_path(hashes, old.size)
+
+
+def _check_signed(
+    table: ChainedTable, head: ChainHead, tree: TreeHead, hashes: list[bytes]
+) -> None:
+    """ProofError unless the leaf hashes make the signed tree."""
+    if len(hashes) != tree.size or tree_root(hashes) != tree.root:
+        raise ProofError(
+            f"{table.chain}: the stored events up to position {head.position} do not make the "
+            f"signed tree (size {tree.size}); verify the store (`nervenbahn audit verify`)"
+        )
 
 
 def _event_id(origin: str, version: int) -> UUID | None:

@@ -649,9 +649,13 @@ def _trees_for(chain: str, trusted: Sequence[Checkpoint]
             if chain in cp.chains and chain in cp.trees]
 
 
-def _with_roots(verification: ChainVerification, breaks: Sequence[ChainBreak]
+def _with_roots(verification: ChainVerification, roots: Sequence[ChainBreak]
                 ) -> ChainVerification:
-    """The chain's verification with the Merkle roots that do not match as breaks too."""
+    """The chain's verification with the Merkle roots that do not match as breaks too, where
+    no break of the chain at or before the signed head explains them already (an altered
+    event is named at its position, not again at every checkpoint after it)."""
+    found = verification.all_breaks
+    breaks = [root for root in roots if not any(b.position <= root.position for b in found)]
     if not breaks:
         return verification
     return replace(verification, first_break=verification.first_break or breaks[0],

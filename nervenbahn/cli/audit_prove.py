@@ -1,5 +1,6 @@
 """`nervenbahn audit prove EVENT [--checkpoint N]`: what an auditor needs to check one event
-against a signed checkpoint offline.
+against a signed checkpoint offline; `nervenbahn audit consistency OLD NEW`: that a later
+checkpoint's trees extend an earlier one's (nothing signed before was changed).
 
 EVENT is the event's id as `audit extract` rows name it (`event_id`, `bus.envelope.event_id`).
 The proof: the event's record as stored (the bytes its Merkle leaf hashes, base64), its leaf
@@ -9,7 +10,8 @@ that checks it with hashlib and `cryptography` alone.
 
 Like the other audit reads it is for auditors, administrators and system actors
 (`reads.require_canton_wide`), and it is access-logged before it is shown: one entry per
-person of the case whose event it is (field `audit_prove`).
+person of the case whose event it is (field `audit_prove`). A consistency proof shows hashes
+only, no event: it is not access-logged.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from nervenbahn.audit.access_log import AccessEntry, case_read_entries
 from nervenbahn.audit.checkpoints import Checkpoint, CheckpointStore, public_key_text
 from nervenbahn.audit.database import AuditDatabase
 from nervenbahn.audit.errors import ProofError
-from nervenbahn.audit.trees import LeafProof, prove_event
+from nervenbahn.audit.trees import LeafProof, prove_consistency, prove_event
 
 from .audit_store import signing_key, store_database
 from .reads import log_reads, reader, require_canton_wide
@@ -40,8 +42,9 @@ _FIELD = "audit_prove"
 
 
 def register(app: typer.Typer) -> None:
-    """Add `prove` to the `audit` app."""
+    """Add `prove` and `consistency` to the `audit` app."""
     app.command("prove")(prove)
+    app.command("consistency")(consistency)
 
 
 def prove(
@@ -73,6 +76,76 @@ def prove(
         emit_json(rt.console, document)
         return
     _print(rt, document)
+
+
+def consistency(
+    ctx: typer.Context,
+    old: Annotated[int, typer.Argument(help="The earlier checkpoint (its sequence).", min=1)],
+    new: Annotated[int, typer.Argument(help="The later checkpoint (its sequence).", min=1)],
+    as_json: JsonOption = False,
+) -> None:
+    """The proof that checkpoint NEW's Merkle trees extend checkpoint OLD's (RFC 6962
+    consistency proofs, one per chain both sign), with both checkpoints."""
+    rt = session(ctx)
+    rt.as_json = rt.as_json or as_json
+    require_canton_wide(rt, "a consistency proof")
+    if old > new:
+        raise InvalidCommandError("audit consistency", [("OLD", f"#{old} is later than #{new}")])
+    with store_database(rt) as db:
+        earlier, later = _checkpoint(db, old), _checkpoint(db, new)
+        tables = {table.chain: table for table in db.chained_tables()}
+        chains = [
+            {
+                "chain": chain,
+                "old": earlier.trees[chain].to_json(),
+                "new": tree.to_json(),
+                "consistency_path": [
+                    node.hex()
+                    for node in prove_consistency(
+                        db, tables[chain], earlier.trees[chain], later.chains[chain], tree
+                    )
+                ],
+            }
+            for chain, tree in sorted(later.trees.items())
+            if chain in earlier.trees and chain in tables
+        ]
+    key = public_key_text(signing_key(rt).public)
+    document = {"chains": chains, "old": _signed(earlier, key), "new": _signed(later, key)}
+    if rt.as_json:
+        emit_json(rt.console, document)
+        return
+    for item in chains:
+        before, after, path = item["old"], item["new"], item["consistency_path"]
+        assert isinstance(before, dict)
+        assert isinstance(after, dict)
+        assert isinstance(path, list)
+        rt.console.print(
+            f"{item['chain']}: the tree of {before['tree_size']} events (root {before['root']}) "
+            f"is a prefix of the tree of {after['tree_size']} (root {after['root']}); "
+            f"consistency path ({len(path)} hashes): {' '.join(path)}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    for which, cp in (("old", earlier), ("new", later)):
+        rt.console.print(
+            f"{which}: checkpoint #{cp.sequence}: payload {cp.payload.decode()} "
+            f"signature {base64.b64encode(cp.signature).decode()}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _signed(checkpoint: Checkpoint, public_key: str) -> dict[str, object]:
+    """A checkpoint as proofs name it: payload, signature, key id, public key."""
+    return {
+        "sequence": checkpoint.sequence,
+        "payload": checkpoint.payload.decode(),
+        "signature": base64.b64encode(checkpoint.signature).decode(),
+        "key_id": checkpoint.key_id,
+        "public_key": public_key,
+    }
 
 
 def _event_id(text: str) -> UUID:
@@ -143,7 +216,6 @@ def _log(rt: Session, proof: LeafProof) -> None:
 
 def _document(rt: Session, event: UUID, proof: LeafProof, signed: Checkpoint) -> dict[str, object]:
     """The proof as `--json` prints it (and the verifier in docs/audit.md reads)."""
-    key = signing_key(rt)
     return {
         "event_id": str(event),
         "chain": proof.chain,
@@ -155,13 +227,7 @@ def _document(rt: Session, event: UUID, proof: LeafProof, signed: Checkpoint) ->
         "tree_size": proof.tree.size,
         "root": proof.tree.root.hex(),
         "audit_path": [node.hex() for node in proof.path],
-        "checkpoint": {
-            "sequence": signed.sequence,
-            "payload": signed.payload.decode(),
-            "signature": base64.b64encode(signed.signature).decode(),
-            "key_id": signed.key_id,
-            "public_key": public_key_text(key.public),
-        },
+        "checkpoint": _signed(signed, public_key_text(signing_key(rt).public)),
     }
 
 

@@ -11,6 +11,9 @@ import pytest
 from nervenbahn.audit.merkle import (
     EMPTY_ROOT,
     Frontier,
+    TreeHead,
+    consistency_path,
+    consistent,
     inclusion_path,
     leaf_hash,
     root_from_path,
@@ -139,3 +142,36 @@ def test_the_frontier_gives_the_root_at_every_size_and_survives_its_text() -> No
 )
 def test_a_frontier_that_does_not_fit_its_size_is_not_used(size: int, text: str) -> None:
     assert Frontier.from_text(size, text) is None
+
+
+def subproof(m: int, leaves: list[bytes], complete: bool) -> list[bytes]:
+    """SUBPROOF(m, D[n], b) exactly as RFC 6962 section 2.1.2 writes it."""
+    if m == len(leaves):
+        return [] if complete else [mth(leaves)]
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    if m <= k:
+        return [*subproof(m, leaves[:k], complete), mth(leaves[k:])]
+    return [*subproof(m - k, leaves[k:], False), mth(leaves[:k])]
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_consistency_proofs_follow_the_rfc_and_hold_only_for_the_prefix(n: int) -> None:
+    leaves = records(n)
+    hashes = [leaf_hash(leaf) for leaf in leaves]
+    new = TreeHead(n, mth(leaves))
+    for m in sorted({1, 2, 3, n // 2, n - 1, n} & set(range(1, n + 1))):
+        old = TreeHead(m, mth(leaves[:m]))
+        proof = consistency_path(hashes, m)
+        assert proof == (subproof(m, leaves, True) if m < n else [])
+        assert consistent(old, new, proof)
+        if m < n:
+            rewritten = TreeHead(m, mth([b"rewritten", *leaves[1:m]]))
+            assert not consistent(rewritten, new, proof)
+            assert not consistent(old, TreeHead(n, mth([*leaves[:-1], b"x"])), proof)
+            assert not consistent(old, new, proof[:-1])
+            assert not consistent(old, new, [*proof, hashes[0]])
+    assert consistent(TreeHead(0, EMPTY_ROOT), new, consistency_path(hashes, 0))
+    with pytest.raises(ValueError, match="no prefix"):
+        consistency_path(hashes, n + 1)

@@ -29,14 +29,16 @@ from nervenbahn.audit.chain import ChainedTable, event_record
 from nervenbahn.audit.checkpoints import (
     CheckpointStore,
     SigningKey,
+    parse_checkpoint,
+    public_key_from_text,
     public_key_text,
     sign_checkpoint,
     write_checkpoint,
 )
 from nervenbahn.audit.database import AuditDatabase, open_audit_database
-from nervenbahn.audit.merkle import TreeHead, leaf_hash, root_from_path, tree_root
+from nervenbahn.audit.merkle import TreeHead, consistent, leaf_hash, root_from_path, tree_root
 from nervenbahn.audit.trees import FRONTIERS_TABLE, prove_event
-from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN, verify_store
+from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN, verify_roots, verify_store
 from nervenbahn.config import Settings, StoreConfig, load_settings
 from nervenbahn.container import build_service, close_service
 from tests.audit.cli import Invoke, make_installation
@@ -180,12 +182,11 @@ def test_the_next_checkpoint_extends_the_signed_tree_not_events_altered_since(
         # The frontier kept with checkpoint #1 was used: #2 signs the tree over the events as
         # they were signed, extended by the new ones, not over the altered event.
         assert signed.trees[table.chain].root == tree_root(before + after[9:])
-        roots = [
-            b
-            for b in verify_store(db, key.public).chains[0].all_breaks
-            if "Merkle root" in b.reason
+        trusted = [
+            (cp.sequence, cp.chains[table.chain], cp.trees[table.chain])
+            for cp in CheckpointStore(db).all()
         ]
-        assert [b.position for b in roots] == [9, 12]
+        assert [b.position for b in verify_roots(db, table, trusted)] == [9, 12]
 
 
 def _record_case(settings: Settings, n: int) -> None:
@@ -200,7 +201,7 @@ def _sqlite_store(tmp_path: Path, cases: int) -> tuple[Settings, SigningKey]:
     return build(f"sqlite:///{tmp_path / 'store.db'}", (cases,))
 
 
-def test_an_altered_event_fails_verification_on_every_signed_root_covering_it(
+def test_an_altered_event_fails_verification_at_its_position_not_again_at_each_root(
     store: tuple[Settings, SigningKey],
 ) -> None:
     settings, key = store
@@ -210,14 +211,20 @@ def test_an_altered_event_fails_verification_on_every_signed_root_covering_it(
         column = "rowid" if settings.store.kind == "sqlite" else "notification_id"
         p = db.placeholder
         db.execute(
-            f"UPDATE {table.events_table} SET state = {p} WHERE {column} = {p}", (b"{}", position)
+            f"UPDATE {table.events_table} SET state = {p} WHERE {column} = {p}",
+            (b"{}", position),
         )
         report = verify_store(db, key.public)
         chain = report.chains[0]
-        roots = [b for b in chain.all_breaks if "Merkle root" in b.reason]
-        heads = [cp.chains[table.chain].position for cp in CheckpointStore(db).all()]
         assert report.exit_code == EXIT_CHAIN_BROKEN
-        assert chain.first_break is not None and chain.first_break.position == position
+        assert [b.position for b in chain.all_breaks] == [position]
+        # The roots signed after it do disagree with the store: recomputed, as verify does.
+        trusted = [
+            (cp.sequence, cp.chains[table.chain], cp.trees[table.chain])
+            for cp in CheckpointStore(db).all()
+        ]
+        heads = [head.position for _, head, _ in trusted]
+        roots = verify_roots(db, table, trusted)
         assert [b.position for b in roots] == heads[1:]
         assert "differs from the one signed checkpoint #2" in roots[0].reason
 
@@ -425,3 +432,39 @@ def test_prove_refuses_caseworkers_bad_ids_unknown_events_and_checkpoints_withou
     monkeypatch.setenv("NERVENBAHN_ACTOR", "cw-olten-01:caseworker:so-olten")
     code, _, err = run("audit", "prove", rows[0]["event_id"], "--checkpoint", "1")
     assert code == 1 and "not by a caseworker" in err
+
+
+def test_consistency_proves_a_later_checkpoint_extends_an_earlier_one(
+    proving: tuple[Invoke, list[dict[str, Any]], Path],
+) -> None:
+    run, _, folder = proving
+    settings = load_settings(
+        {
+            "NERVENBAHN_STORE": f"sqlite:///{folder / 'store.db'}",
+            "NERVENBAHN_MASTER_KEY": os.environ["NERVENBAHN_MASTER_KEY"],
+        }
+    )
+    _record_case(settings, 5)
+    assert run("audit", "checkpoint")[0] == 0
+    code, out, err = run("--json", "audit", "consistency", "1", "2")
+    assert code == 0, err
+    document = json.loads(out)
+    key = public_key_from_text((folder / "nervenbahn.pub").read_text(encoding="utf-8"))
+    signed = {}
+    for which in ("old", "new"):
+        item = document[which]
+        checkpoint = parse_checkpoint(item["payload"].encode(), base64.b64decode(item["signature"]))
+        assert checkpoint.signature_problem(key) is None
+        signed[which] = checkpoint
+    ((chain, *_),) = [(c["chain"], c) for c in document["chains"]]
+    old, new = signed["old"].trees[chain], signed["new"].trees[chain]
+    assert (old.size, new.size) == (6, 9)
+    path = [bytes.fromhex(h) for h in document["chains"][0]["consistency_path"]]
+    assert consistent(old, new, path)
+    assert not consistent(TreeHead(6, bytes(32)), new, path)
+    code, _, err = run("audit", "consistency", "2", "1")
+    assert code == 1 and "OLD: #2 is later than #1" in err
+    with sqlite3.connect(folder / "store.db") as raw:
+        raw.execute("UPDATE stored_events SET state = ? WHERE rowid = 1", (b"{}",))
+    code, _, err = run("audit", "consistency", "1", "2")
+    assert code == 1 and "do not make the signed tree (size 9)" in err
