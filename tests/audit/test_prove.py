@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -40,8 +40,9 @@ from nervenbahn.audit.merkle import TreeHead, consistent, leaf_hash, root_from_p
 from nervenbahn.audit.trees import FRONTIERS_TABLE, prove_event
 from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN, verify_roots, verify_store
 from nervenbahn.config import Settings, StoreConfig, load_settings
-from nervenbahn.container import build_service, close_service
+from nervenbahn.container import build_payment_service, build_service, close_service
 from tests.audit.cli import Invoke, make_installation
+from tests.audit.test_extract_cli import _account, _run
 from tests.bus.pipeline import open_supported_case
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "audit.md"
@@ -468,3 +469,38 @@ def test_consistency_proves_a_later_checkpoint_extends_an_earlier_one(
         raw.execute("UPDATE stored_events SET state = ? WHERE rowid = 1", (b"{}",))
     code, _, err = run("audit", "consistency", "1", "2")
     assert code == 1 and "do not make the signed tree (size 9)" in err
+
+
+def test_a_payment_event_is_proven_in_its_chain_and_logged_under_its_originator(
+    proving: tuple[Invoke, list[dict[str, Any]], Path],
+) -> None:
+    run, rows, folder = proving
+    settings = load_settings(
+        {
+            "NERVENBAHN_STORE": f"sqlite:///{folder / 'store.db'}",
+            "NERVENBAHN_MASTER_KEY": os.environ["NERVENBAHN_MASTER_KEY"],
+        }
+    )
+    service = build_service(settings)
+    payments = build_payment_service(settings, service)
+    try:
+        for case_id in sorted({row["case_id"] for row in rows}):
+            _account(payments, UUID(case_id))
+        _run(payments, date.today().strftime("%Y-%m"))
+    finally:
+        payments.close()
+        close_service(service)
+    assert run("audit", "checkpoint")[0] == 0
+    code, out, err = run("--json", "audit", "extract", "actions", "--format", "json")
+    assert code == 0, err
+    paid = [r for r in json.loads(out)["rows"] if r["chain"] == "events:payments_events"]
+    assert paid
+    proof = _prove(run, paid[-1]["event_id"])
+    assert (proof["chain"], proof["position"]) == ("events:payments_events", paid[-1]["position"])
+    checked = _check(folder, proof)
+    assert checked.returncode == 0, checked.stderr
+    with sqlite3.connect(folder / "access-log.db") as log:
+        logged = log.execute(
+            "SELECT case_id, person_id FROM access_log WHERE endpoint = 'nervenbahn audit prove'"
+        ).fetchall()
+    assert logged == [(proof["originator_id"], "")]
