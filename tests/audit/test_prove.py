@@ -400,6 +400,17 @@ def test_prove_names_the_checkpoint_key_and_logs_the_read_before_showing(
     assert f"leaf {proof['leaf_index']} of a tree of 6" in out
 
 
+def installed(folder: Path) -> Settings:
+    """The settings of the installation `make_installation` made in `folder` (its keys are in
+    the environment)."""
+    return load_settings(
+        {
+            "NERVENBAHN_STORE": f"sqlite:///{folder / 'store.db'}",
+            "NERVENBAHN_MASTER_KEY": os.environ["NERVENBAHN_MASTER_KEY"],
+        }
+    )
+
+
 def _env_key(folder: Path) -> str:
     """The signing key the installation in `folder` runs with (set by `make_installation`)."""
     assert (folder / "store.db").exists()
@@ -439,12 +450,7 @@ def test_consistency_proves_a_later_checkpoint_extends_an_earlier_one(
     proving: tuple[Invoke, list[dict[str, Any]], Path],
 ) -> None:
     run, _, folder = proving
-    settings = load_settings(
-        {
-            "NERVENBAHN_STORE": f"sqlite:///{folder / 'store.db'}",
-            "NERVENBAHN_MASTER_KEY": os.environ["NERVENBAHN_MASTER_KEY"],
-        }
-    )
+    settings = installed(folder)
     _record_case(settings, 5)
     assert run("audit", "checkpoint")[0] == 0
     code, out, err = run("--json", "audit", "consistency", "1", "2")
@@ -475,12 +481,7 @@ def test_a_payment_event_is_proven_in_its_chain_and_logged_under_its_originator(
     proving: tuple[Invoke, list[dict[str, Any]], Path],
 ) -> None:
     run, rows, folder = proving
-    settings = load_settings(
-        {
-            "NERVENBAHN_STORE": f"sqlite:///{folder / 'store.db'}",
-            "NERVENBAHN_MASTER_KEY": os.environ["NERVENBAHN_MASTER_KEY"],
-        }
-    )
+    settings = installed(folder)
     service = build_service(settings)
     payments = build_payment_service(settings, service)
     try:
