@@ -119,9 +119,10 @@ def _kept_frontier(
     db: AuditDatabase, table: ChainedTable, upto: int, signed: tuple[ChainHead, TreeHead] | None
 ) -> tuple[Frontier, int]:
     """The frontier kept for the chain and the position it ends at, if it makes the tree
-    `signed` names at the head it names (at or before `upto`); else an empty one."""
+    `signed` names at the head it names (at or before `upto`); else an empty one (from
+    before the first position)."""
     if signed is None or signed[0].position > upto:
-        return Frontier(), 0
+        return Frontier(), -1
     head, tree = signed
     rows = db.fetch(
         f"SELECT position, tree_size, frontier FROM {FRONTIERS_TABLE} "  # noqa: S608
@@ -142,7 +143,7 @@ def _kept_frontier(
             and frontier.root() == tree.root
         ):
             return frontier, head.position
-    return Frontier(), 0
+    return Frontier(), -1
 
 
 def _keep(db: AuditDatabase, table: ChainedTable, head: ChainHead, frontier: Frontier) -> None:

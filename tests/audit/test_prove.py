@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bus.envelope import event_id
 from nervenbahn.audit.chain import ChainedTable, event_record
@@ -328,7 +329,8 @@ def test_the_verifier_from_the_docs_accepts_proofs_of_first_middle_and_last_even
         assert (proof["chain"], proof["position"]) == (row["chain"], row["position"])
         assert proof["tree_size"] == 6 and proof["leaf_index"] == row["position"] - 1
         assert len(proof["audit_path"]) == 3 or proof["leaf_index"] >= 4
-        checked = _check(folder, proof)
+        # The position printed is the record's: a proof claiming another one does not move it.
+        checked = _check(folder, {**proof, "position": 999})
         assert checked.returncode == 0, checked.stderr
         assert checked.stdout.strip() == (
             f"{row['chain']} position {row['position']} is in signed checkpoint #1"
@@ -363,6 +365,7 @@ def test_the_verifier_rejects_an_altered_event_path_or_payload(
         "event": event,
         "path": {**proof, "audit_path": path},
         "index": {**proof, "leaf_index": proof["leaf_index"] + 1},
+        "size": {**proof, "tree_size": proof["tree_size"] + 1},
         "payload root": {**event, "checkpoint": {**proof["checkpoint"], "payload": rooted}},
         "payload time": {**proof, "checkpoint": {**proof["checkpoint"], "payload": dated}},
     }
@@ -372,6 +375,10 @@ def test_the_verifier_rejects_an_altered_event_path_or_payload(
         expected = "InvalidSignature" if what.startswith("payload") else "not in the tree"
         assert expected in checked.stderr, (what, checked.stderr)
     assert _check(folder, proof).returncode == 0
+    other = Ed25519PrivateKey.generate().public_key()
+    (folder / "nervenbahn.pub").write_text(public_key_text(other), encoding="utf-8")
+    checked = _check(folder, proof)
+    assert checked.returncode != 0 and "InvalidSignature" in checked.stderr
 
 
 def test_prove_names_the_checkpoint_key_and_logs_the_read_before_showing(
