@@ -6,7 +6,12 @@
    (a legacy import of 10-event cases, personal data sealed), in events/s and MB/s of stored
    state, beside (a) plain SHA-256 of the same record bytes already in memory and (b) reading
    the same rows from the database and hashing each. Target: at least 0.5x the in-memory rate.
-2. `CaseService.case_as_of` of one case with 10,000 events (imported), at several recorded
+2. Merkle trees (`nervenbahn.audit.trees`) over the same store: signing a checkpoint after
+   `--new-events` more events, extending the frontier kept with the last checkpoint, beside
+   signing it with the tree computed afresh; one proof (`audit prove`) of the middle event; and
+   chain verification comparing every signed root too (as `audit verify` does once
+   checkpoints sign trees) beside the chain verification alone.
+3. `CaseService.case_as_of` of one case with 10,000 events (imported), at several recorded
    times T, beside a full replay of the same case (every event folded) in the same run,
    p50/p99 ms. Target: p50 of 10 ms or less.
 
@@ -33,17 +38,21 @@ from typing import Any
 from case_scripts import import_lines
 from report import Row, add_output_arguments, emit_json, percentile, print_table
 
+from bus.envelope import event_id
 from domain.application.cases import CaseService
 from domain.reference import load_reference_data
 from nervenbahn.audit.chain import event_record
+from nervenbahn.audit.checkpoints import CheckpointStore, SigningKey, write_checkpoint
 from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.snapshots import verify_snapshots
+from nervenbahn.audit.trees import FRONTIERS_TABLE, prove_event
 from nervenbahn.audit.verify import verify_chain
 from nervenbahn.config import Settings, load_settings
 from nervenbahn.container import Container
 from nervenbahn.logging import configure_logging
 
 EVENTS = 30_000
+NEW_EVENTS = 1_000
 CASE_EVENTS = 10_000
 CALLS = 30
 
@@ -104,6 +113,46 @@ def bench_verification(service: CaseService, settings: Settings) -> list[Row]:
         Row("verify_vs_read_and_hash", "chain verification vs read rows + SHA-256", "sqlite",
             "events/s", rate, events / t_read, t_read / t_chain, "(context)", True,
             {**detail, "raw_mb_s": state_mb / t_read}),
+    ]
+
+
+def bench_trees(service: CaseService, settings: Settings, args: argparse.Namespace
+                ) -> list[Row]:
+    """Signing with the kept frontier vs afresh, one proof, and verifying the signed roots."""
+    key = SigningKey.from_seed(settings.signing_key.get_secret_value())
+    db = open_audit_database(settings.store)
+    try:
+        (table,) = [t for t in db.chained_tables() if t.events_table == "stored_events"]
+        write_checkpoint(db, key)  # the first: its tree from the events, its frontier kept
+        lines, _ = import_lines(random.Random(f"{args.seed}-new"), load_reference_data(),
+                                max(1, args.new_events // 10), datetime.now(UTC))
+        service.import_records(lines)
+        t_kept = best_of(1, lambda: write_checkpoint(db, key))
+        db.execute(f"DELETE FROM {FRONTIERS_TABLE}")
+        t_afresh = best_of(1, lambda: write_checkpoint(db, key))
+        signed = CheckpointStore(db).latest()
+        assert signed is not None
+        head, tree = signed.chains[table.chain], signed.trees[table.chain]
+        middle = next(row for n, row in enumerate(db.events(table)) if n == tree.size // 2)
+        assert isinstance(middle, tuple)
+        wanted = event_id(uuid.UUID(middle[1]), middle[2])
+        t_prove = best_of(3, lambda: prove_event(db, table, head, tree, wanted))
+        trusted = [(cp.sequence, cp.chains[table.chain], cp.trees[table.chain])
+                   for cp in CheckpointStore(db).all()]
+        t_roots = best_of(3, lambda: verify_chain(db, table, trees=trusted))
+        t_chain = best_of(3, lambda: verify_chain(db, table))
+    finally:
+        db.close()
+    detail = {"events": tree.size, "new_events": args.new_events}
+    return [
+        Row("checkpoint_frontier", f"sign a checkpoint after {args.new_events} events: kept "
+            "frontier vs tree afresh", "sqlite", "ms", t_kept * 1000, t_afresh * 1000,
+            t_afresh / t_kept, "(context)", True, detail),
+        Row("prove_event", "audit prove (middle event) vs chain verification", "sqlite", "ms",
+            t_prove * 1000, t_chain * 1000, t_chain / t_prove, "(context)", True, detail),
+        Row("verify_roots", "chain verification with the signed roots vs without", "sqlite",
+            "ms", t_roots * 1000, t_chain * 1000, t_chain / t_roots, "(context)", True,
+            {**detail, "checkpoints": len(trusted)}),
     ]
 
 
@@ -170,6 +219,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=EVENTS,
                         help=f"events in the store to verify (default {EVENTS})")
+    parser.add_argument("--new-events", type=int, default=NEW_EVENTS,
+                        help=f"events recorded before the timed checkpoint (default "
+                             f"{NEW_EVENTS})")
     parser.add_argument("--case-events", type=int, default=CASE_EVENTS,
                         help=f"events of the as-of case (default {CASE_EVENTS})")
     parser.add_argument("--calls", type=int, default=CALLS, help=f"timed calls ({CALLS})")
@@ -189,13 +241,15 @@ def main() -> None:
                                     datetime.now(UTC))
             service.import_records(lines)
             rows = bench_verification(service, settings)
+            rows += bench_trees(service, settings, args)
             rows += bench_as_of(service, settings, args)
         finally:
             container.close()
     runtime = time.perf_counter() - started
     notes: list[str] = []
     if args.json:
-        emit_json(runtime, args.seed, {"events": args.events, "case_events": args.case_events},
+        emit_json(runtime, args.seed, {"events": args.events, "case_events": args.case_events,
+                                       "new_events": args.new_events},
                   rows, notes)
         return
     print_table("Audit: tamper evidence and state-as-of", rows, notes, fmt=_fmt,
@@ -209,6 +263,8 @@ def _fmt(row: Row, side: str) -> str:
 
 def _describe(row: Row) -> list[str]:
     d = row.detail
+    if row.key in ("checkpoint_frontier", "prove_event", "verify_roots"):
+        return [f"  {row.key}: a tree of {d['events']} events (SQLite)"]
     if row.key == "verify_snapshots":
         return [f"  {row.key}: {d['snapshots']} snapshots of all cases (the as-of case's and "
                 "the store's), each compared with its events replayed once per case"]

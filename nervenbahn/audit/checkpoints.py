@@ -1,12 +1,13 @@
 """Signed checkpoints: the head of every hash chain at one moment, signed with Ed25519.
 
 A checkpoint's payload is canonical JSON (sorted keys, no spaces, ASCII) of its sequence, time,
-key id, the head of every events chain and (optionally) the access log's head with the log's
-identity (`log_id`, a random id kept in the log; absent in checkpoints signed before
-identities existed) and its retention anchors (`anchors`: the latest, and every one no earlier
-checkpoint named; absent while the log was never purged) — a purge is vouched for only by a
-checkpoint naming its anchor; the signature
-covers exactly those bytes. Checkpoints are kept in the store's database (`audit_checkpoints`),
+key id, the head of every events chain (with the size and root of the chain's Merkle tree,
+`nervenbahn.audit.trees`; absent in checkpoints signed before trees existed) and (optionally)
+the access log's head with the log's identity (`log_id`, a random id kept in the log; absent
+in checkpoints signed before identities existed) and its retention anchors (`anchors`: the
+latest, and every one no earlier checkpoint named; absent while the log was never purged) — a
+purge is vouched for only by a checkpoint naming its anchor; the signature covers exactly those
+bytes. Checkpoints are kept in the store's database (`audit_checkpoints`),
 exported as JSON Lines for the auditor's own copy, and published to the audit topic as Avro
 (`schemas/audit/Checkpoint.avsc`).
 """
@@ -38,6 +39,8 @@ from bus.topics import TopicSpec
 from nervenbahn.audit.database import AuditDatabase
 from nervenbahn.audit.errors import AuditError
 from nervenbahn.audit.hashing import HASH_SIZE, ChainHead, SignedAnchor, wrong_type
+from nervenbahn.audit.merkle import TreeHead
+from nervenbahn.audit.trees import tree_heads
 from schemas import AUDIT_NAMESPACE, SCHEMA_DIR, load_schema, record_name
 from schemas.sql import Component, Migration
 
@@ -134,6 +137,9 @@ class Checkpoint:
     identities)."""
     access_log_anchors: tuple[SignedAnchor, ...] = ()
     """The access log's retention anchors this checkpoint vouches for (its purges)."""
+    trees: dict[str, TreeHead] = field(default_factory=dict)
+    """The Merkle tree of each events chain up to its head, by chain name (empty: signed
+    before trees existed)."""
 
     def signature_problem(self, public_key: Ed25519PublicKey) -> str | None:
         """Why the signature does not hold under `public_key`; None if it does."""
@@ -164,6 +170,7 @@ class Checkpoint:
             "access_log": self.access_log.to_json() if self.access_log else None,
             "access_log_id": self.access_log_id,
             "access_log_anchors": [a.to_json() for a in self.access_log_anchors],
+            "trees": {name: tree.to_json() for name, tree in self.trees.items()},
             "published": self.published,
         }
 
@@ -188,9 +195,12 @@ def sign_checkpoint(
     access_log: ChainHead | None = None,
     access_log_id: str | None = None,
     access_log_anchors: Sequence[SignedAnchor] = (),
+    trees: dict[str, TreeHead] | None = None,
 ) -> Checkpoint:
     """Build and sign a checkpoint (`access_log_id`: the identity of the log `access_log` is
-    the head of; `access_log_anchors`: the retention anchors of that log it vouches for)."""
+    the head of; `access_log_anchors`: the retention anchors of that log it vouches for;
+    `trees`: the Merkle tree of each chain up to its head, signed beside the head)."""
+    trees = trees or {}
     access: dict[str, object] | None = None
     if access_log is not None:
         access = _head_json("access-log", access_log, access_log_id)
@@ -202,7 +212,8 @@ def sign_checkpoint(
             "sequence": sequence,
             "created_at": created_at.astimezone(UTC).isoformat(),
             "key_id": key.key_id,
-            "chains": [_head_json(name, head) for name, head in sorted(chains.items())],
+            "chains": [_head_json(name, head) | (trees[name].to_json() if name in trees else {})
+                       for name, head in sorted(chains.items())],
             "access_log": access,
         }
     )
@@ -229,6 +240,9 @@ def parse_checkpoint(payload: bytes, signature: bytes, published: bool = False) 
         raise CheckpointError(f"{where}: payload.chains: expected a list of chain heads")
     chains = dict(_parse_head(item, f"{where}: payload.chains[{i}]")
                   for i, item in enumerate(chains_json))
+    trees = {name: tree for i, item in enumerate(chains_json)
+             for name, tree in [_parse_tree(item, f"{where}: payload.chains[{i}]")]
+             if tree is not None}
     access = document.get("access_log")
     access_log = None if access is None else _parse_head(access, f"{where}: payload.access_log")[1]
     access_log_id = None if access is None else access.get("log_id")
@@ -240,7 +254,31 @@ def parse_checkpoint(payload: bytes, signature: bytes, published: bool = False) 
         raise CheckpointError(f"{where}: signature: an Ed25519 signature has 64 bytes, "
                               f"found {len(signature)}")
     return Checkpoint(sequence, document["created_at"], document["key_id"], chains, access_log,
-                      bytes(payload), bytes(signature), published, access_log_id, anchors)
+                      bytes(payload), bytes(signature), published, access_log_id, anchors,
+                      trees)
+
+
+def _parse_tree(item: dict[str, Any], where: str) -> tuple[str, TreeHead | None]:
+    """The Merkle tree a chain head names (None for a head signed before trees existed);
+    CheckpointError naming the bad field."""
+    if "tree_size" not in item and "root" not in item:
+        return item["chain"], None
+    size = item.get("tree_size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise CheckpointError(f"{where}.tree_size: expected a whole number from 0")
+    root = _digest(item.get("root"))
+    if root is None:
+        raise CheckpointError(f"{where}.root: expected {HASH_SIZE * 2} hex digits")
+    return item["chain"], TreeHead(size, root)
+
+
+def _digest(value: Any) -> bytes | None:
+    """A hash written as hex, or None if `value` is not one."""
+    try:
+        raw = bytes.fromhex(value) if isinstance(value, str) else b""
+    except ValueError:
+        return None
+    return raw if len(raw) == HASH_SIZE else None
 
 
 def _parse_anchors(items: Any, where: str) -> tuple[SignedAnchor, ...]:
@@ -273,11 +311,8 @@ def _parse_head(item: Any, where: str) -> tuple[str, ChainHead]:
         raise CheckpointError(f"{where}.chain: expected text")
     if not isinstance(position, int) or position < 0:
         raise CheckpointError(f"{where}.position: expected a whole number from 0")
-    try:
-        raw = bytes.fromhex(digest) if isinstance(digest, str) else b""
-    except ValueError:
-        raw = b""
-    if len(raw) != HASH_SIZE:
+    raw = _digest(digest)
+    if raw is None:
         raise CheckpointError(f"{where}.hash: expected {HASH_SIZE * 2} hex digits")
     return name, ChainHead(position, raw)
 
@@ -449,11 +484,21 @@ def write_checkpoint(
         return None
     sequence = 1 if latest is None else latest.sequence + 1
     checkpoint = sign_checkpoint(key, sequence, clock(), heads, access_log, access_log_id,
-                                 anchors)
+                                 anchors, tree_heads(db, heads, _signed_trees(latest, key)))
     store.add(checkpoint)
     log.info("checkpoint signed", sequence=sequence, key_id=key.key_id,
              heads={name: head.position for name, head in heads.items()})
     return checkpoint
+
+
+def _signed_trees(latest: Checkpoint | None, key: SigningKey
+                  ) -> dict[str, tuple[ChainHead, TreeHead]]:
+    """The head and tree of each chain `latest` signs, if its signature holds under `key`
+    (the next checkpoint extends those trees)."""
+    if latest is None or latest.signature_problem(key.public) is not None:
+        return {}
+    return {name: (latest.chains[name], tree) for name, tree in latest.trees.items()
+            if name in latest.chains}
 
 
 def _anchors_to_sign(

@@ -115,16 +115,16 @@ class AuditDatabase(ABC):
         return None
 
     def events(
-        self, table: ChainedTable, batch: int = 5000
+        self, table: ChainedTable, batch: int = 5000, *, gt: int = -1
     ) -> Iterator[EventRow | UnreadableRow]:
-        """The stored events of a chained table in position order, read in batches (one whose
-        values have the wrong type as an `UnreadableRow`)."""
+        """The stored events of a chained table after position `gt` in position order, read
+        in batches (one whose values have the wrong type as an `UnreadableRow`)."""
         position, p = self._position_column(), self.placeholder
         statement = (
             f"SELECT {position}, originator_id, originator_version, topic, state "  # noqa: S608
             f"FROM {table.events_table} WHERE {position} > {p} ORDER BY {position} LIMIT {p}"
         )
-        last = -1
+        last = gt
         while True:
             rows = self.fetch(statement, (last, batch))
             for row in rows:

@@ -15,12 +15,18 @@ __all__ = [
     "AccessLogTamperedError",
     "AccessLogUnavailableError",
     "AuditError",
+    "ProofError",
     "UnchainedAccessLogError",
 ]
 
 
 class AuditError(NervenbahnError):
     """The audit trail cannot be used as it is: a chain, a checkpoint or a key is wrong."""
+
+
+class ProofError(AuditError):
+    """No proof can be given for an event against a signed checkpoint: the event is not in the
+    signed tree, the checkpoint signs no tree, or the stored events no longer make it."""
 
 
 # --- the access log ------------------------------------------------------------------------

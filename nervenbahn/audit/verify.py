@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 from uuid import UUID
 
@@ -47,6 +47,7 @@ from nervenbahn.audit.hashing import (
     SignedAnchor,
     genesis,
 )
+from nervenbahn.audit.merkle import Frontier, TreeHead, leaf_hash
 
 __all__ = [
     "EXIT_CHAIN_BROKEN",
@@ -61,6 +62,7 @@ __all__ = [
     "MissingAccessLog",
     "OtherLog",
     "verify_chain",
+    "verify_roots",
     "verify_store",
 ]
 
@@ -331,11 +333,13 @@ class _Walk:
 
 
 def verify_chain(
-    db: AuditDatabase, table: ChainedTable, expected: Sequence[tuple[int, ChainHead, str]] = ()
+    db: AuditDatabase, table: ChainedTable, expected: Sequence[tuple[int, ChainHead, str]] = (),
+    trees: Sequence[SignedTree] = (),
 ) -> ChainVerification:
-    """Recompute one chain from its stored events and compare it with its chain table and with
-    the heads signed checkpoints vouch for (`expected`: sequence, head, created_at)."""
-    quick = _verify_quickly(db, table, expected)
+    """Recompute one chain from its stored events and compare it with its chain table, with
+    the heads signed checkpoints vouch for (`expected`: sequence, head, created_at) and with
+    the Merkle trees they sign (`trees`)."""
+    quick = _verify_quickly(db, table, expected, trees)
     if quick is not None:
         return quick
     walk = _Walk(
@@ -349,15 +353,73 @@ def verify_chain(
     events, links = _Peekable(db.events(table)), _Peekable(db.links(table))
     while events.head is not None or links.head is not None:
         _step(walk, events, links)
-    return walk.result()
+    return _with_roots(walk.result(), verify_roots(db, table, trees) if trees else [])
+
+
+SignedTree = tuple[int, ChainHead, TreeHead]
+"""A tree a trusted checkpoint signs: its sequence, the chain head and the tree."""
+
+
+class _Roots:
+    """The signed trees of one chain, compared as its events are read in position order."""
+
+    def __init__(self, signed: Sequence[SignedTree]) -> None:
+        self.pending = sorted(signed, key=lambda s: (s[2].size, s[0]))
+        self.frontier = Frontier()
+        self.last = 0
+        self.breaks: list[ChainBreak] = []
+        self._compare()
+
+    def add(self, position: int, record: bytes) -> None:
+        """The next event's record (at `position`)."""
+        self.frontier.append(leaf_hash(record))
+        self.last = position
+        self._compare()
+
+    def _compare(self) -> None:
+        while self.pending and self.pending[0][2].size == self.frontier.size:
+            sequence, head, tree = self.pending.pop(0)
+            if tree.root != self.frontier.root() or head.position != self.last:
+                self.breaks.append(ChainBreak(head.position, (
+                    f"the Merkle root over the first {tree.size} events (up to position "
+                    f"{self.last}) differs from the one signed checkpoint #{sequence} names: "
+                    f"an event up to position {head.position} was altered, removed or "
+                    "inserted")))
+
+    def finish(self) -> list[ChainBreak]:
+        """Every break: the roots that differ, and the trees larger than the chain."""
+        return self.breaks + [
+            ChainBreak(head.position, f"signed checkpoint #{sequence} names a Merkle tree of "
+                       f"{tree.size} events, but the chain holds only {self.frontier.size}: "
+                       "events were removed") for sequence, head, tree in self.pending]
+
+
+def verify_roots(
+    db: AuditDatabase, table: ChainedTable, signed: Sequence[SignedTree]
+) -> list[ChainBreak]:
+    """Recompute the chain's Merkle tree from its stored events and compare it with each tree
+    a trusted checkpoint signs (`signed`: sequence, head, tree): a break for each root that
+    differs, or whose last event is not at the signed head. The events are read up to the
+    largest signed tree only; an event that cannot be read ends the comparison (the chain's
+    own verification names it)."""
+    roots = _Roots(signed)
+    for row in db.events(table) if roots.pending else ():
+        if isinstance(row, UnreadableRow):
+            return roots.breaks
+        roots.add(row[0], event_record(*row))
+        if not roots.pending:
+            break
+    return roots.finish()
 
 
 def _verify_quickly(
-    db: AuditDatabase, table: ChainedTable, expected: Sequence[tuple[int, ChainHead, str]]
+    db: AuditDatabase, table: ChainedTable, expected: Sequence[tuple[int, ChainHead, str]],
+    trees: Sequence[SignedTree] = (),
 ) -> ChainVerification | None:
-    """The common case fast: one joined read, one hash per event, every link and signed head
-    compared. None as soon as anything does not match (or a row has no partner): the careful
-    walk then finds the first bad position and says why."""
+    """The common case fast: one joined read, one hash per event, every link, signed head and
+    signed Merkle root compared. None as soon as anything does not match (or a row has no
+    partner): the careful walk then finds the first bad position and says why."""
+    roots = _Roots(trees)
     heads: dict[int, list[_Expected]] = {}
     for sequence, head, created_at in expected:
         heads.setdefault(head.position, []).append(_Expected(sequence, head, created_at))
@@ -378,10 +440,13 @@ def _verify_quickly(
             kind = topic.encode()
             digest = sha256(previous)
             # A value of the wrong type raises here (join takes bytes only: a TEXT state too).
-            digest.update(b"".join((
+            record = b"".join((
                 pack_int(8, at), pack_len(len(origin)), origin, pack_int(8, version),
                 pack_len(len(kind)), kind, pack_len(len(state)), state,
-            )))
+            ))
+            digest.update(record)
+            if roots.pending:
+                roots.add(at, record)
             previous, position, records = digest.digest(), at, records + 1
             if previous != stored:  # bytes or memoryview; any other type never equals
                 return None
@@ -394,6 +459,8 @@ def _verify_quickly(
     signed = sorted((e for group in heads.values() for e in group),
                     key=lambda e: (e.head.position, e.sequence))
     if vouched != len(signed):  # a signed head at a position the chain no longer holds
+        return None
+    if roots.finish():  # a signed root the events do not make
         return None
     if db.count(table.events_table) != records or db.count(table.chain_table) != records:
         return None
@@ -534,7 +601,8 @@ def verify_store(
                 for t in unlisted]
     tables = {table.chain: table for table in [*registrations.tables, *unlisted]}
     chains = [
-        verify_chain(db, table, _expected_for(table.chain, trusted))
+        verify_chain(db, table, _expected_for(table.chain, trusted),
+                     _trees_for(table.chain, trusted))
         for table in tables.values()
     ]
     for name in sorted({n for cp in trusted for n in cp.chains} - tables.keys()):
@@ -602,6 +670,24 @@ def _unsigned_note(trusted: Sequence[Checkpoint], chains: Sequence[ChainVerifica
     return ["no signed checkpoint vouches for these chains: they are consistent in themselves, "
             "but a consistent rewrite cannot be told apart; verify against the auditor's copy "
             "(--checkpoints FILE --public-key FILE)"]
+
+
+def _trees_for(chain: str, trusted: Sequence[Checkpoint]) -> list[SignedTree]:
+    return [(cp.sequence, cp.chains[chain], cp.trees[chain]) for cp in trusted
+            if chain in cp.chains and chain in cp.trees]
+
+
+def _with_roots(verification: ChainVerification, roots: Sequence[ChainBreak]
+                ) -> ChainVerification:
+    """The chain's verification with the Merkle roots that do not match as breaks too, where
+    no break of the chain at or before the signed head explains them already (an altered
+    event is named at its position, not again at every checkpoint after it)."""
+    found = verification.all_breaks
+    breaks = [root for root in roots if not any(b.position <= root.position for b in found)]
+    if not breaks:
+        return verification
+    return replace(verification, first_break=verification.first_break or breaks[0],
+                   breaks=(*verification.all_breaks, *breaks))
 
 
 def _expected_for(chain: str, trusted: Sequence[Checkpoint]) -> list[tuple[int, ChainHead, str]]:
