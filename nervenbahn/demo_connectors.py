@@ -23,6 +23,7 @@ from schwifty import IBAN
 
 from connectors.population_register.demo import demo_register_delivery
 from domain.application.payments import PaymentService
+from domain.application.settlement import Settlements
 from domain.case import SWISS_TIME, Case
 from domain.commands import Actor
 from domain.payments import ApprovePaymentRun, RecordPayoutAccount, RunPayments
@@ -186,7 +187,8 @@ def audit_and_report(rt: DemoSession, case_id: uuid.UUID, folder: Path) -> None:
     report = build_case_report(rt.service, case_id, as_of, now=datetime.now(UTC),
                                verifications=chains,
                                verdict=Verdict.of(result, "the system's own checkpoints"),
-                               orders=rt.container.payments.orders(case_id))
+                               orders=rt.container.payments.orders(case_id),
+                               settled=Settlements(rt.container.payments).answers_for(case_id))
     path = write_case_report(report, folder / f"audit-{case_id}.html")
     rt.console.print(
         f"Audit: checkpoint #{checkpoint.sequence} signed and exported to {copy}; "

@@ -343,6 +343,12 @@ class Settlements:
         ):
             yield self.payments.mapper.to_domain_event(notification)
 
+    def answers_for(self, case_id: UUID) -> list[Any]:
+        """The bank's answers (executed, rejected, returned events) to one case's orders, in
+        recording order: what the audit report sets beside its payments."""
+        return [event for event in self.events()
+                if getattr(event, "outcome", "") and event.case_id == case_id]
+
     def by_case_and_month(
         self, case_id: UUID | None = None
     ) -> dict[tuple[UUID, date], MonthSettlement]:

@@ -41,7 +41,12 @@ from domain.payments import PaymentOrdered
 from nervenbahn.accounts import LANGUAGES
 from nervenbahn.audit.checkpoints import SigningKey, public_key_text
 from nervenbahn.audit.hashing import ChainVerification
-from nervenbahn.audit.report_payments import PaymentMonth, payments_beside_entitlement
+from nervenbahn.audit.report_payments import (
+    BankOutcome,
+    OrderedPayment,
+    PaymentMonth,
+    payments_beside_entitlement,
+)
 from nervenbahn.audit.verify import AuditReport
 from nervenbahn.web.i18n import DEFAULT_LANGUAGE, N_, chf, day, translations
 from nervenbahn.web.labels import FIELDS, FREE_TEXT, label, shown
@@ -133,11 +138,13 @@ def build_case_report(
     verdict: Verdict | None = None,
     generated_by: str | None = None,
     orders: Iterable[PaymentOrdered] | None = None,
+    settled: Iterable[BankOutcome] = (),
 ) -> CaseReport:
     """Gather the report of `case_id` as of `as_of` from the service (no personal data);
     `generated_by` names who asked for it (declared actor, established identity); `orders`,
     the case's payment orders (any recorded time: those after `as_of` are left out), puts
-    the payments beside the entitlement."""
+    the payments beside the entitlement, with what the bank did with them (`settled`: the
+    case's settlement events, those after `as_of` left out)."""
     state = StateAsOf.of(service.case_as_of(case_id, as_of), as_of)
     months = service.budget_by_month(case_id, as_of)
     amounts_now = {
@@ -158,7 +165,7 @@ def build_case_report(
         verdict=verdict,
         generated_by=generated_by,
         payments=None if orders is None else payments_beside_entitlement(
-            {answer.month: answer.amount for answer in months}, orders, as_of),
+            {answer.month: answer.amount for answer in months}, orders, as_of, settled),
     )
 
 
@@ -228,11 +235,12 @@ PAYMENT_COLUMNS: tuple[tuple[str, bool, Callable[[PaymentMonth, Gettext], str]],
     (N_("Month"), False, lambda m, _: m.month.strftime("%m.%Y")),
     (N_("Entitlement as known then"), True, lambda m, _: chf(m.entitlement)),
     (N_("Ordered up to then"), True, lambda m, _: chf(m.ordered)),
+    (N_("Executed by the bank"), True, lambda m, _: chf(m.executed)),
     (N_("Orders (kind, amount, recorded)"), False, lambda m, _: _orders(m, _)),
     (N_("Difference"), True, lambda m, _: _signed(m.difference)),
 )
 """The payments table's columns: (title, numeric, cell text). A figure to add (what the bank
-executed) is one more line here."""
+executed, from pain.002 and camt.054) is one more line here."""
 
 
 def render_case_report(report: CaseReport, language: str = DEFAULT_LANGUAGE) -> str:
@@ -479,6 +487,10 @@ def _payments(report: CaseReport, _: Gettext) -> str:
     note = _("Months where ordered and owed differ: %(count)s (marked). Claim-backs count "
              "negative, held orders count nothing until a later run orders them.") % {
         "count": differing}
+    refused = sum((month.refused for month in report.payments), Decimal(0))
+    if refused:
+        note += " " + _("The bank rejected or returned CHF %(amount)s: that counts as not "
+                        "ordered, and a later run orders it again.") % {"amount": chf(refused)}
     return (f'<table id="payments">{head}<tbody>{"".join(rows)}</tbody></table>'
             + _para(note, css="meta"))
 
@@ -488,7 +500,17 @@ def _orders(month: PaymentMonth, _: Gettext) -> str:
         return "–"
     return "; ".join(
         (_("%(kind)s (held)") if order.held else "%(kind)s") % {"kind": label(order.kind, _)}
-        + f" {chf(order.amount)}, {_swiss(order.recorded_at)}" for order in month.orders)
+        + f" {chf(order.amount)}, {_swiss(order.recorded_at)}" + _bank(order, _)
+        for order in month.orders)
+
+
+def _bank(order: OrderedPayment, _: Gettext) -> str:
+    """The bank's answer to an order, if any: ", executed", ", rejected (AC04)" …"""
+    if order.outcome is None:
+        return ""
+    reason = f" ({order.reason_code})" if order.reason_code else ""
+    amount = f" {chf(order.refused)}" if order.outcome == "returned" else ""
+    return f", {label(order.outcome, _)}{amount}{reason}"
 
 
 def _timeline(report: CaseReport, _: Gettext) -> str:

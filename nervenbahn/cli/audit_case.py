@@ -27,6 +27,7 @@ from rich.table import Table
 
 from domain.application.bitemporal import BudgetDiff, MonthlyAnswer, StateAsOf
 from domain.application.history import HistoryEntry
+from domain.application.settlement import Settlements
 from domain.basic_needs import RateCheck, check_rate, month_rate_checks, rate_check_dict
 from domain.case import SWISS_TIME
 from domain.errors import InvalidCommandError
@@ -188,6 +189,7 @@ def case_report(
         verification_note=note, verdict=verdict,
         generated_by=f"{rt.declared_actor()} (established: {process_identity()})",
         orders=rt.container.payments.orders(uid),
+        settled=Settlements(rt.container.payments).answers_for(uid),
     )
     path = out or Path(f"audit-{uid}-{moment.astimezone(SWISS_TIME):%Y-%m-%d}.html")
     log_case_read(rt, case, ("audit_report",), "audit case")

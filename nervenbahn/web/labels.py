@@ -21,9 +21,24 @@ from domain.budget import BudgetLine
 from nervenbahn.web.i18n import N_, chf, day
 from nervenbahn.web.roles import ROLE_NAMES
 
-__all__ = ["BENEFIT_EVENTS", "BENEFIT_KINDS", "CASE_EVENTS", "CHOICES", "CODES", "DOCUMENTS",
-           "EVENTS", "FIELDS", "FREE_TEXT", "LINES", "ORDER_KINDS", "PHASES", "ROLES", "label",
-           "shown"]
+__all__ = [
+    "BANK_OUTCOMES",
+    "BENEFIT_EVENTS",
+    "BENEFIT_KINDS",
+    "CASE_EVENTS",
+    "CHOICES",
+    "CODES",
+    "DOCUMENTS",
+    "EVENTS",
+    "FIELDS",
+    "FREE_TEXT",
+    "LINES",
+    "ORDER_KINDS",
+    "PHASES",
+    "ROLES",
+    "label",
+    "shown",
+]
 
 PHASES = {
     "intake": N_("Intake (Erstabklärung)"),
@@ -149,6 +164,12 @@ ORDER_KINDS = {
 }
 """The kinds of a payment order (`domain.payments.OrderKind`)."""
 
+BANK_OUTCOMES = {
+    "executed": N_("executed"), "rejected": N_("rejected by the bank"),
+    "returned": N_("returned by the bank"),
+}
+"""What a bank answered to a payment order (`domain.settlement`: pain.002, camt.054)."""
+
 ROLES = {**{role: role for role in ROLE_NAMES}, "system": N_("system")}
 """Who recorded an event (the role of its actor)."""
 
@@ -176,7 +197,8 @@ FIELDS = {
 }
 """The fields of the case events, as an event's details name them."""
 
-CODES = {**CHOICES, **LINES, **DOCUMENTS, **PHASES, **EVENTS, **ORDER_KINDS, **ROLES}
+CODES = {**CHOICES, **LINES, **DOCUMENTS, **PHASES, **EVENTS, **ORDER_KINDS, **BANK_OUTCOMES,
+         **ROLES}
 """Every code the `label` filter knows (the same code means the same everywhere)."""
 
 FREE_TEXT = frozenset({"title", "external_reference", "payment_message_id"})

@@ -154,22 +154,23 @@ def test_before_the_next_run_the_raised_rent_shows_as_a_difference(story: Story)
         "Monat",
         "Anspruch nach damaligem Wissen",
         "Bis dahin angewiesen",
+        "Von der Bank ausgeführt",
         "Zahlungsaufträge (Art, Betrag, erfasst)",
         "Differenz",
     ]
     # by hand: basic needs 1061 + rent + premium 350; rent 1200 in January, 1000 in
     # February (cut on 3 March), 1100 from March (raised on 2 April, not yet run)
-    assert [(r[0], r[1], r[2], r[4]) for r in rows[1:]] == [
+    assert [(r[0], r[1], r[2], r[5]) for r in rows[1:]] == [
         ("01.2026", "CHF 2'611.00", "CHF 2'611.00", "CHF 0.00"),
         ("02.2026", "CHF 2'411.00", "CHF 2'411.00", "CHF 0.00"),
         ("03.2026", "CHF 2'511.00", "CHF 2'411.00", "CHF +100.00"),
         ("04.2026", "CHF 2'511.00", "CHF 0.00", "CHF +2'511.00"),
     ]
-    assert rows[2][3] == (
+    assert rows[2][4] == (
         "Ordentliche Zahlung CHF 2'611.00, 25.02.2026 09:00:00; "
         "Rückforderung CHF 200.00, 25.03.2026 09:00:00"
     )
-    assert rows[4][3] == "–"
+    assert rows[4][4] == "–"
     marked = [m.month for m in story.report(date(2026, 4, 10)).payments or () if m.differs]
     assert marked == [date(2026, 3, 1), date(2026, 4, 1)]
     html = render_case_report(story.report(date(2026, 4, 10)))
@@ -180,14 +181,14 @@ def test_before_the_next_run_the_raised_rent_shows_as_a_difference(story: Story)
 def test_after_the_run_the_back_payment_closes_the_difference(story: Story) -> None:
     report = story.report(date(2026, 4, 30))
     rows = _payments(report, "fr")
-    assert rows[0][0] == "Mois" and rows[0][4] == "Différence"
-    assert [(r[0], r[2], r[4]) for r in rows[1:]] == [
+    assert rows[0][0] == "Mois" and rows[0][5] == "Différence"
+    assert [(r[0], r[2], r[5]) for r in rows[1:]] == [
         ("01.2026", "CHF 2'611.00", "CHF 0.00"),
         ("02.2026", "CHF 2'411.00", "CHF 0.00"),
         ("03.2026", "CHF 2'511.00", "CHF 0.00"),
         ("04.2026", "CHF 2'511.00", "CHF 0.00"),
     ]
-    assert rows[3][3] == (
+    assert rows[3][4] == (
         "Paiement ordinaire CHF 2'411.00, 25.03.2026 09:00:00; "
         "Paiement rétroactif CHF 100.00, 24.04.2026 09:00:00"
     )
@@ -205,7 +206,7 @@ def test_after_the_run_the_back_payment_closes_the_difference(story: Story) -> N
 def test_orders_recorded_after_the_report_time_are_left_out(story: Story) -> None:
     rows = _payments(story.report(date(2026, 3, 24)))
     # as known on 24 March: February cut (2411), nothing claimed back yet, March not run
-    assert [(r[0], r[1], r[2], r[4]) for r in rows[1:]] == [
+    assert [(r[0], r[1], r[2], r[5]) for r in rows[1:]] == [
         ("01.2026", "CHF 2'611.00", "CHF 2'611.00", "CHF 0.00"),
         ("02.2026", "CHF 2'411.00", "CHF 2'611.00", "CHF -200.00"),
         ("03.2026", "CHF 2'411.00", "CHF 0.00", "CHF +2'411.00"),
