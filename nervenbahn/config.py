@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
-import psycopg.conninfo
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -220,6 +219,8 @@ class StoreConfig(BaseModel):
 
     def conninfo(self) -> str:
         """The libpq connection string of a PostgreSQL store."""
+        import psycopg.conninfo  # here: every CLI start reads the settings, few need libpq
+
         return str(
             psycopg.conninfo.make_conninfo(
                 host=self.host, port=self.port, dbname=self.dbname, user=self.user,

@@ -32,63 +32,38 @@ from eventsourcing.persistence import InterfaceError as PersistenceInterfaceErro
 from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 from eventsourcing.persistence import PersistenceError
 
-from bus.benefits_codec import FundDecisionCodec
-from bus.broker import AUTO_CREATED_PARTITIONS, EmbeddedBroker
-from bus.consumer import Consumer, Decoder, Handler, RetryPolicy
-from bus.effects import EffectStore
-from bus.effects_postgres import PostgresEffectStore
-from bus.effects_sqlite import SQLiteEffectStore
 from bus.kafka_settings import NO_BROKER_HINT, KafkaSettings
-from bus.positions import InstanceRecord, RelayPositionStore
-from bus.positions_postgres import PostgresPositionStore
-from bus.positions_sqlite import SQLitePositionStore
-from bus.registry import SchemaRegistry
-from bus.registry_http import ConfluentRegistryClient
-from bus.registry_postgres import PostgresSchemaRegistry
-from bus.registry_sqlite import SQLiteSchemaRegistry
-from bus.relay import Relay, RelayStatus
-from bus.topics import TopicSpec, ensure_topics, installation_topics
-from connectors.fund_decisions.recorder import DecisionRecorder
-from connectors.host import ConnectorHost
-from connectors.sdk import PrivateFiles
-from domain.application.benefits import BenefitService
 from domain.application.cases import CaseService
-from domain.application.claims import AdvanceClaims
-from domain.application.payments import PaymentService
-from domain.application.ports import NotificationLog
-from domain.case import BenefitLookup, BenefitOnRecord
 from domain.errors import NervenbahnError
 from domain.identity import UNKNOWN_IDENTITY, EstablishedIdentity
 from domain.personal_data import PersonalDataVault
 from domain.reference import load_branch_offices, load_reference_data
-from nervenbahn.audit.checkpoints import publish_checkpoints
-from nervenbahn.audit.database import AuditDatabase, open_audit_database
-from nervenbahn.claims_worker import ClaimsWorker
 from nervenbahn.config import ConfigError, Settings, StoreConfig, load_settings
-from nervenbahn.datasets import AUDIT_CHECKPOINTS, FUND_DECISIONS, dataset
 from nervenbahn.identity import process_identity
-from nervenbahn.incidents import IncidentStore, open_incident_store
-from nervenbahn.instances import Membership, group_suffix, instance_record
-from nervenbahn.keystores import open_keystore
-from nervenbahn.metrics import Metrics
-from nervenbahn.paths import read_model_target, store_folder
 from nervenbahn.private import private_file, private_folder, warn_if_shared, write_private
-from nervenbahn.store_opening import (
-    BENEFIT_TABLES,
-    CASE_TABLES,
-    PAYMENT_TABLES,
-    opened_in_turn,
-    sqlite_turn,
-)
-from projections import READ_MODELS, Projection, open_projection_store, rebuild
-from projections.framework import applied_notification_id, catch_up
-from projections.storage import ReadModelTarget, read_model_built
-from schemas.postgres import DatabaseUnavailableError
-from schemas.sql import Component
 
 if TYPE_CHECKING:
+    from bus.consumer import Consumer, Decoder, Handler
+    from bus.effects import EffectStore
+    from bus.positions import InstanceRecord, RelayPositionStore
+    from bus.registry import SchemaRegistry
+    from bus.relay import Relay, RelayStatus
+    from bus.topics import TopicSpec
+    from connectors.host import ConnectorHost
+    from connectors.sdk import PrivateFiles
+    from domain.application.benefits import BenefitService
+    from domain.application.payments import PaymentService
+    from domain.application.ports import NotificationLog
+    from domain.case import BenefitLookup, BenefitOnRecord
     from nervenbahn.api.context import ApiContext
     from nervenbahn.api.settings import ApiSettings
+    from nervenbahn.audit.database import AuditDatabase
+    from nervenbahn.claims_worker import ClaimsWorker
+    from nervenbahn.incidents import IncidentStore
+    from nervenbahn.instances import Membership
+    from projections import Projection
+    from projections.storage import ReadModelTarget
+    from schemas.sql import Component
 
 __all__ = [
     "CONNECTORS_FILE",
@@ -148,6 +123,9 @@ def build_service(
     the case service looks benefit applications up (advances), None: not at all; `identity`
     who records a command that brings none of its own (the `Container` gives the process's
     operating-system user)."""
+    from nervenbahn.store_opening import CASE_TABLES, opened_in_turn
+    from schemas.postgres import DatabaseUnavailableError
+
     store = settings.store
     master_key = base64.b64decode(settings.master_key.get_secret_value())  # before any file
     try:
@@ -165,6 +143,8 @@ def _open_case_service(
     store: StoreConfig, master_key: bytes, clock: Callable[[], datetime],
     benefits: BenefitLookup | None, identity: EstablishedIdentity, create_tables: bool,
 ) -> CaseService:
+    from nervenbahn.keystores import open_keystore
+
     keystore = open_keystore(store)
     vault = PersonalDataVault(keystore, master_key)
     return CaseService(
@@ -190,6 +170,9 @@ def build_payment_service(
     clock: Callable[[], datetime] = datetime_now_with_tzinfo,
 ) -> PaymentService:
     """The payments service on the store of `cases` (same database, its own events table)."""
+    from domain.application.payments import PaymentService
+    from nervenbahn.store_opening import PAYMENT_TABLES
+
     def opening(create_tables: bool) -> PaymentService:
         return PaymentService(_store_env(settings.store, create_tables), cases=cases,
                               clock=clock,
@@ -205,6 +188,9 @@ def build_benefit_service(
 ) -> BenefitService:
     """The benefits service on the store of `cases` (same database and vault, its own events
     table)."""
+    from domain.application.benefits import BenefitService
+    from nervenbahn.store_opening import BENEFIT_TABLES
+
     def opening(create_tables: bool) -> BenefitService:
         return BenefitService(_store_env(settings.store, create_tables), vault=cases.vault,
                               reference=cases.reference, offices=load_branch_offices(),
@@ -217,6 +203,8 @@ def _second_store(store: StoreConfig, tables: Component, name: str,
                   opening: Callable[[bool], _S]) -> _S:
     """A service with its own tables in the case store, opened in turn; the database's
     errors as StoreUnavailableError naming the `name` store."""
+    from nervenbahn.store_opening import opened_in_turn
+
     try:
         return opened_in_turn(store, tables, opening)
     except (psycopg.Error, sqlite3.Error, PersistenceError, OSError) as exc:
@@ -227,6 +215,10 @@ def _second_store(store: StoreConfig, tables: Component, name: str,
 
 def open_registry(store: StoreConfig, url: str | None = None) -> SchemaRegistry:
     """The external registry at `url` (NERVENBAHN_SCHEMA_REGISTRY), else the embedded one."""
+    from bus.registry_http import ConfluentRegistryClient
+    from bus.registry_postgres import PostgresSchemaRegistry
+    from bus.registry_sqlite import SQLiteSchemaRegistry
+
     if url:
         return ConfluentRegistryClient(url)
     if store.kind == "sqlite":
@@ -236,6 +228,9 @@ def open_registry(store: StoreConfig, url: str | None = None) -> SchemaRegistry:
 
 
 def _open_positions(store: StoreConfig) -> RelayPositionStore:
+    from bus.positions_postgres import PostgresPositionStore
+    from bus.positions_sqlite import SQLitePositionStore
+
     if store.kind == "sqlite":
         assert store.sqlite_path is not None
         return SQLitePositionStore(store.sqlite_path)
@@ -246,6 +241,8 @@ def _open_positions(store: StoreConfig) -> RelayPositionStore:
 def kafka_or_embedded(kafka: KafkaSettings, folder: Path) -> Iterator[KafkaSettings]:
     """`kafka` if it names brokers (NERVENBAHN_KAFKA), else an embedded broker (logs in
     `folder`) while in use."""
+    from bus.broker import AUTO_CREATED_PARTITIONS, EmbeddedBroker
+
     if kafka.bootstrap_servers:
         yield kafka
         return
@@ -259,11 +256,15 @@ def kafka_or_embedded(kafka: KafkaSettings, folder: Path) -> Iterator[KafkaSetti
 
 def connectors_file(settings: Settings) -> Path:
     """NERVENBAHN_CONNECTORS, else `connectors.toml` in the store folder."""
+    from nervenbahn.paths import store_folder
+
     return settings.connectors_file or store_folder(settings.store) / CONNECTORS_FILE
 
 
 def private_files() -> PrivateFiles:
     """The private-file helpers of `nervenbahn.private`, as the connector SDK takes them."""
+    from connectors.sdk import PrivateFiles
+
     return PrivateFiles(folder=private_folder, file=private_file, write=write_private)
 
 
@@ -286,6 +287,8 @@ class Container:
         service: CaseService | None = None,
         clock: Callable[[], datetime] = datetime_now_with_tzinfo,
     ) -> None:
+        from nervenbahn.metrics import Metrics
+
         self._settings = settings
         self._kafka = kafka
         self._service = service
@@ -351,16 +354,23 @@ class Container:
     def claims_worker(self) -> ClaimsWorker:
         """A new claims worker (`serve`'s `advance-claims`) over the case, benefits and
         payments services, recording as the claims process's system actor."""
+        from domain.application.claims import AdvanceClaims
+        from nervenbahn.claims_worker import ClaimsWorker
+
         claims = AdvanceClaims(self.service, self.benefits, self.payments, clock=self._clock)
         return ClaimsWorker(claims, self.service, self.benefits, self.payments)
 
     def audit_database(self) -> AuditDatabase:
         """A new connection to the store's audit tables (the caller closes it)."""
+        from nervenbahn.audit.database import open_audit_database
+
         return open_audit_database(self.settings.store)
 
     def incidents(self) -> IncidentStore:
         """A new connection to the store's incidents table (the caller closes it);
         `StoreUnavailableError` if the store cannot be reached."""
+        from nervenbahn.incidents import open_incident_store
+
         try:
             return open_incident_store(self.settings.store)
         except (psycopg.Error, sqlite3.Error, OSError) as exc:
@@ -417,6 +427,8 @@ class Container:
     @property
     def topics(self) -> dict[str, TopicSpec]:
         """Every topic of the bus by dataset ("case-events": …)."""
+        from bus.topics import installation_topics
+
         with self._lock:
             if self._topics is None:
                 specs = installation_topics(self.kafka)
@@ -425,11 +437,15 @@ class Container:
 
     def topic(self, name: str) -> TopicSpec:
         """The topic of the dataset `name`; ConfigError for one the bus does not know."""
+        from nervenbahn.datasets import dataset
+
         dataset(name)
         return self.topics[name]
 
     def codec(self, name: str) -> Decoder:
         """A codec of the dataset `name` (`nervenbahn.datasets`)."""
+        from nervenbahn.datasets import dataset
+
         return dataset(name).codec(self, self.topic(name).name)
 
     def relay(
@@ -437,6 +453,9 @@ class Container:
     ) -> Relay:
         """The relay that fills the topic of dataset `name`, its position (named in the
         dataset table) kept in the store's database."""
+        from bus.relay import Relay
+        from nervenbahn.datasets import dataset
+
         spec = dataset(name)
         if spec.relay is None or spec.encoder is None or spec.source is None:
             raise ConfigError(f"dataset {name!r}: no relay fills its topic")
@@ -461,6 +480,9 @@ class Container:
     def relay_status(self, name: str) -> RelayStatus:
         """Position, head and lag of the relay of dataset `name`, read from the store alone
         (no broker needed: `nervenbahn status`)."""
+        from bus.relay import RelayStatus
+        from nervenbahn.datasets import dataset
+
         spec = dataset(name)
         if spec.relay is None or spec.source is None:
             raise ConfigError(f"dataset {name!r}: no relay fills its topic")
@@ -477,6 +499,8 @@ class Container:
     ) -> Consumer:
         """A consumer of the topic of dataset `name` in group `group_id`, its effects, event
         ids and offsets in `store`."""
+        from bus.consumer import Consumer, RetryPolicy
+
         codec = self.codec(name)
         retry = options.pop("retry", RetryPolicy())
         return Consumer(
@@ -494,6 +518,9 @@ class Container:
         """Register the fund's `FundDecision` and `ClaimPaid` schemas under the decisions
         topic's subjects (at start), so that the fund's producer finds them at the served
         `/registry` (latest version, no auto-registration); the FundDecision's id."""
+        from bus.benefits_codec import FundDecisionCodec
+        from nervenbahn.datasets import FUND_DECISIONS
+
         codec = self.codec(FUND_DECISIONS)
         assert isinstance(codec, FundDecisionCodec)
         return codec.register_schemas()["FundDecision"]
@@ -505,12 +532,19 @@ class Container:
         decisions topic in group `name` that records each decision in the benefits service
         as the fund officer `name` (and each claim paid on its case), its bookkeeping in
         `store` (`connector_store`)."""
+        from connectors.fund_decisions.recorder import DecisionRecorder
+        from nervenbahn.datasets import FUND_DECISIONS
+
         recorder = DecisionRecorder(name, self.benefits, self.service)
         return self.consumer(FUND_DECISIONS, name, recorder.handle, store, **options)
 
     def connector_store(self, name: str) -> EffectStore:
         """A bus connector's consumer bookkeeping: a SQLite file of its own in the store's
         connectors folder, else the store's PostgreSQL schema (the caller closes it)."""
+        from bus.effects_postgres import PostgresEffectStore
+        from bus.effects_sqlite import SQLiteEffectStore
+        from nervenbahn.paths import store_folder
+
         config = self.settings.store
         if config.kind == "sqlite":
             path = store_folder(config) / "connectors" / f"{name}.db"
@@ -528,6 +562,10 @@ class Container:
     def publish_checkpoints(self, db: AuditDatabase) -> list[int]:
         """Send the store's unpublished signed checkpoints to the audit topic (created if
         missing); the sequences the broker acknowledged."""
+        from bus.topics import ensure_topics
+        from nervenbahn.audit.checkpoints import publish_checkpoints
+        from nervenbahn.datasets import AUDIT_CHECKPOINTS
+
         topic = self.topic(AUDIT_CHECKPOINTS)
         ensure_topics(self.kafka, [topic])
         codec = self.codec(AUDIT_CHECKPOINTS)
@@ -539,6 +577,9 @@ class Container:
         """The projection `name` (`projections.READ_MODELS`), configured from the settings:
         its consumer group is this instance's own if its read models are
         (`nervenbahn.instances.group_suffix`)."""
+        from nervenbahn.instances import group_suffix
+        from projections import READ_MODELS
+
         projection = READ_MODELS[name].from_settings(self.settings)
         projection.group_suffix = group_suffix(self.settings)
         return projection
@@ -546,6 +587,8 @@ class Container:
     def membership(self) -> Membership:
         """This instance's announcement among the `serve` instances on the store (not yet
         joined), on a position store of its own."""
+        from nervenbahn.instances import Membership, instance_record
+
         return Membership(_open_positions(self.settings.store), instance_record(self.settings))
 
     def live_instances(self) -> list[InstanceRecord]:
@@ -564,11 +607,15 @@ class Container:
     def read_model(self, name: str) -> ReadModelTarget:
         """Where the read model `name` lives: its SQLite file beside the store, or the schema
         of NERVENBAHN_PROJECTIONS_STORE."""
+        from nervenbahn.paths import read_model_target
+
         return read_model_target(self.settings, name)
 
     def ensure_read_model(self, projection: Projection) -> int | None:
         """Rebuild the projection's read model from the event store if it does not exist yet;
         the events applied, None if it existed."""
+        from projections.storage import read_model_built
+
         target = self.read_model(projection.name)
         if read_model_built(target, projection.tables[0]):
             return None
@@ -586,6 +633,8 @@ class Container:
 
         Up to date is checked before taking the read model's turn, so that readers do not
         queue behind each other when nothing is new."""
+        from projections.framework import applied_notification_id, catch_up
+
         projection = self.projection(name)
         source = self.event_source(projection)
         target = self.read_model(name)
@@ -615,6 +664,8 @@ class Container:
     def projection_store(self, projection: Projection) -> EffectStore:
         """The projection's consumer store (its tables and the consumer's bookkeeping); the
         caller closes it (it belongs to the consumer's thread)."""
+        from projections import open_projection_store
+
         return open_projection_store(projection, self.read_model(projection.name))
 
     # --- connectors -----------------------------------------------------------------------
@@ -622,6 +673,9 @@ class Container:
     def connector_host(self, *, bus: bool = True) -> ConnectorHost:
         """The connector host of the configured file and the store's connectors folder (the
         caller closes it); with `bus`, sinks consume through this container."""
+        from connectors.host import ConnectorHost
+        from nervenbahn.paths import store_folder
+
         return ConnectorHost.from_file(
             connectors_file(self.settings),
             self.service,
@@ -664,9 +718,11 @@ def _rebuild(
     progress: Callable[[int, int], object] = lambda done, total: None,
 ) -> int:
     """Rebuild the read model (its folder made if missing); the caller holds its turn."""
+    from projections import framework  # the module's function, looked up when called
+
     if isinstance(target, Path):
         target.parent.mkdir(parents=True, exist_ok=True)
-    return rebuild(projection, source, target, progress=progress)
+    return framework.rebuild(projection, source, target, progress=progress)
 
 
 @contextmanager
@@ -674,6 +730,8 @@ def _read_model_turn(target: ReadModelTarget, name: str) -> Iterator[None]:
     """One process at a time builds the read model `name`: a `flock` beside its SQLite file
     (`nervenbahn.store_opening.sqlite_turn`), or a session advisory lock in its PostgreSQL
     schema, held until the build is done."""
+    from nervenbahn.store_opening import sqlite_turn
+
     if isinstance(target, Path):
         with sqlite_turn(target):
             yield

@@ -24,6 +24,7 @@ RUNS = {
     "bus_throughput": ["--events", "200", "--commands", "5", "--batch-size", "50"],
     "read_models": ["--households", "30", "--clients", "2", "--requests", "10"],
     "audit": ["--events", "200", "--case-events", "50", "--calls", "3"],
+    "cli_start": ["--runs", "1"],
     "web_pages": ["--households", "20", "--requests", "4", "--pages", "4"],
 }
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from nervenbahn.audit.access_log import APPLICANT_FIELDS
 from projections.region import WorkItemKind
 
 __all__ = [
@@ -41,17 +42,6 @@ __all__ = [
 ]
 
 Phase = Literal["intake", "assessed", "supported", "refused", "closed"]
-
-APPLICANT_FIELDS = (
-    "given_name",
-    "family_name",
-    "ahvn13",
-    "birth_date",
-    "street",
-    "postal_code",
-    "town",
-)
-"""The personal fields a case detail returns (and the access log records)."""
 
 
 class OfficeCaseSummary(BaseModel):

@@ -21,13 +21,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from domain.case import Case
 from nervenbahn.audit.errors import AccessLogRetentionError
 from nervenbahn.audit.hashing import ChainHead, ChainVerification, SignedAnchor
 
+if TYPE_CHECKING:  # only annotated: the settings import this module, and start with it
+    from domain.case import Case
+
 __all__ = [
     "ACCESS_LOG_CHAIN",
+    "APPLICANT_FIELDS",
     "MINIMUM_RETENTION_DAYS",
     "AccessEntry",
     "AccessLog",
@@ -39,6 +43,17 @@ __all__ = [
     "case_read_entries",
     "check_retention",
 ]
+
+APPLICANT_FIELDS = (
+    "given_name",
+    "family_name",
+    "ahvn13",
+    "birth_date",
+    "street",
+    "postal_code",
+    "town",
+)
+"""The personal fields a case detail returns (and the access log records)."""
 
 ACCESS_LOG_CHAIN = "access-log"
 """The chain's name: its genesis is `genesis("access-log")`."""

@@ -31,7 +31,6 @@ from nervenbahn.audit.chain import ChainedTable, as_bytes, chain_hash, event_rec
 from nervenbahn.audit.database import AuditDatabase
 from nervenbahn.audit.errors import AuditError
 from nervenbahn.audit.hashing import genesis
-from nervenbahn.audit.verify import verify_chain
 
 __all__ = ["UnverifiedReadError", "case_problems", "chain_problems", "require_verified"]
 
@@ -68,6 +67,10 @@ def case_problems(db: AuditDatabase, case_id: UUID, events_table: str) -> list[s
 def chain_problems(db: AuditDatabase, events_tables: Collection[str] | None = None) -> list[str]:
     """The first break of each chain (of `events_tables`, or every chained table),
     recomputed from its first event; empty if they hold."""
+    # here, not at the top: verify's checkpoints bring Kafka and Avro, which a case command
+    # about one case (`case_problems`) never needs (tests/cli/test_cli_start.py)
+    from nervenbahn.audit.verify import verify_chain
+
     problems: list[str] = []
     for table in db.chained_tables():
         if events_tables is not None and table.events_table not in events_tables:

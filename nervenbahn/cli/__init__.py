@@ -1,68 +1,183 @@
 """The `nervenbahn` command line: readable tables by default, `--json` for machines.
 
 Errors are one clear line on stderr and a non-zero exit, never a traceback.
+
+A command's module is imported only when the command runs (`COMMANDS`, `lazy.LazyGroup`), and
+the table of foreseeable failures names its classes instead of importing them, so that
+starting the CLI costs what the command needs, not what every command needs.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
-from pathlib import Path
 from typing import Annotated
-from uuid import UUID
 
 import structlog
 import typer
-from pydantic import TypeAdapter, ValidationError
-from rich.table import Table
 from typer.exceptions import Abort, Exit, TyperException
 
-from bus.errors import RelayStoppedError
-from bus.kafka_errors import BrokerStartError, BrokerUnavailableError, KafkaConfigError
-from connectors.host import AlreadyRunningError, ConnectorConfigError
-from domain.application.importer import MigrationStep
-from domain.commands import Actor, invalid_command
-from domain.errors import DomainError, InvalidCommandError, NervenbahnError
-from nervenbahn.audit.chain_existing import UnchainedEventsError
-from nervenbahn.audit.errors import AccessLogUnavailableError
-from nervenbahn.audit.read_check import UnverifiedReadError
-from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN
-from nervenbahn.config import ConfigError, KeyMissingError
-from nervenbahn.container import StoreUnavailableError, store_lost
-from nervenbahn.identity import process_identity
 from nervenbahn.logging import configure_logging_from_environment
 from nervenbahn.private import private_umask
-from nervenbahn.serve import InvalidNameError
-from nervenbahn.supervision import WorkerFailedError
-from schemas.postgres import DatabaseUnavailableError
-from schemas.sql import SchemaVersionError
 
-from . import (
-    advances,
-    apikeys,
-    asyncapi,
-    audit,
-    benefits,
-    budgets,
-    bus,
-    case,
-    connectors,
-    init,
-    payments,
-    projections,
-    registry,
-    relay,
-    report,
-    schemas,
-    serve,
-    status,
-    users,
+from .disk_full import disk_full
+from .exit_codes import (
+    EXIT_BUSY,
+    EXIT_CHAIN_BROKEN,
+    EXIT_DEGRADED,
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    EXIT_INTERNAL,
+    EXIT_NO_SPACE,
+    EXIT_NOT_INITIALISED,
+    EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
 )
-from .disk_full import DiskFullError, disk_full
-from .inputs import checked_lines, open_regular, sha256_of
-from .render import emit_json
-from .session import Session, session
+from .lazy import LazyCommand, LazyGroup
+from .session import Session
 
-__all__ = ["app", "console_main", "main"]
+__all__ = [
+    "COMMANDS",
+    "EXIT_BUSY",
+    "EXIT_CHAIN_BROKEN",
+    "EXIT_DEGRADED",
+    "EXIT_FAILED",
+    "EXIT_INCOMPLETE",
+    "EXIT_INTERNAL",
+    "EXIT_NOT_INITIALISED",
+    "EXIT_NO_SPACE",
+    "EXIT_REFUSED",
+    "EXIT_UNAVAILABLE",
+    "app",
+    "console_main",
+    "exit_code_table",
+    "main",
+]
+
+
+def _in(module: str, *commands: tuple[str, str, str]) -> tuple[LazyCommand, ...]:
+    return tuple(
+        LazyCommand(name, f"nervenbahn.cli.{module}", attribute, help_)
+        for name, attribute, help_ in commands
+    )
+
+
+COMMANDS: tuple[LazyCommand, ...] = (
+    *_in(
+        "bus",
+        (
+            "broker",
+            "broker",
+            "Run the embedded Kafka broker (memory only: topics are "
+            "gone when it stops) until Ctrl-C.",
+        ),
+    ),
+    *_in(
+        "serve",
+        (
+            "serve",
+            "serve",
+            "Run the API (OpenAPI docs at /docs), the relays and the projections until Ctrl-C.",
+        ),
+    ),
+    *_in(
+        "status",
+        (
+            "status",
+            "status",
+            "Relays (position, head, lag), read models (consumer "
+            "lag, dead letters, freshness) and\nopen incidents; with --incidents, the "
+            "incidents.",
+        ),
+    ),
+    *_in(
+        "asyncapi",
+        (
+            "asyncapi",
+            "asyncapi",
+            "Write the AsyncAPI 3.0.0 document of every topic this installation uses.",
+        ),
+    ),
+    *_in(
+        "init",
+        (
+            "init",
+            "init",
+            "Create the store's missing key files (idempotent); print what was created.",
+        ),
+    ),
+    *_in(
+        "migration",
+        (
+            "import",
+            "import_history",
+            "Import legacy history as a migration step "
+            "(an administrator; all or nothing), keeping\noriginal recorded times; "
+            "every event records the importer, the file and its SHA-256.",
+        ),
+    ),
+    *_in(
+        "demo",
+        (
+            "demo",
+            "demo",
+            "Seed a synthetic canton (13 social regions, two years of cases) and summarise it.",
+        ),
+    ),
+    *_in("case", ("case", "app", "Record and query social-assistance cases.")),
+    *_in("advances", ("advances", "app", "Advances in view of EL and their reimbursement.")),
+    *_in("person", ("person", "app", "Personal data of household members.")),
+    *_in(
+        "schemas", ("schemas", "app", "Avro schemas of the bus: check, release, list and export.")
+    ),
+    *_in("relay", ("relay", "app", "The relay: every recorded event onto the bus.")),
+    *_in("bus", ("topics", "topics_app", "Topics of the bus on NERVENBAHN_KAFKA.")),
+    *_in(
+        "projections",
+        ("projections", "app", "Read models: rebuild them from the event store."),
+        ("region", "region_app", "The social region's read model."),
+    ),
+    *_in("apikeys", ("apikeys", "app", "API keys of the HTTP API's consumers.")),
+    *_in("users", ("users", "app", "Accounts of the web application.")),
+    *_in("registry", ("registry", "app", "The schema registry served over HTTP.")),
+    *_in("report", ("report", "app", "Reports for the canton, from the read models.")),
+    *_in(
+        "audit",
+        (
+            "audit",
+            "app",
+            "For auditors: state at any date, tamper evidence, the access log, reports.",
+        ),
+    ),
+    *_in(
+        "connectors",
+        ("connectors", "app", "Run connectors and show their status."),
+        ("connector", "connector_app", "Write a new connector."),
+    ),
+    *_in(
+        "payments",
+        (
+            "payments",
+            "app",
+            "Payout accounts and monthly payment runs. A run is "
+            "prepared by one person and approved by a second (`payments approve`) "
+            "before its pain.001 file is released.",
+        ),
+    ),
+    *_in("budgets", ("budgets", "app", "Budgets of all running cases.")),
+    *_in(
+        "benefits",
+        ("benefits", "app", "Benefit applications (EL, IPV) and the fund's delegations."),
+    ),
+)
+"""Every command of the root, in the order `--help` lists them: name, where it lives, and the
+line listed for it (its help's first paragraph; tests/cli/test_cli_start.py keeps the two
+equal)."""
+
+
+class _Root(LazyGroup):
+    lazy_commands = COMMANDS
+
 
 app = typer.Typer(
     name="nervenbahn",
@@ -71,75 +186,70 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    cls=_Root,
 )
-person_app = typer.Typer(help="Personal data of household members.", no_args_is_help=True)
-app.add_typer(case.app, name="case")
-app.add_typer(advances.app, name="advances")
-app.add_typer(person_app, name="person")
-app.add_typer(schemas.app, name="schemas")
-app.add_typer(relay.app, name="relay")
-app.command("broker")(bus.broker)
-app.add_typer(bus.topics_app, name="topics")
-app.add_typer(projections.app, name="projections")
-app.add_typer(projections.region_app, name="region")
-app.add_typer(apikeys.app, name="apikeys")
-app.add_typer(users.app, name="users")
-app.add_typer(registry.app, name="registry")
-app.add_typer(report.app, name="report")
-app.command("serve")(serve.serve)
-app.command("status")(status.status)
-app.command("asyncapi")(asyncapi.asyncapi)
-app.command("init")(init.init)
-app.add_typer(audit.app, name="audit")
-app.add_typer(connectors.app, name="connectors")
-app.add_typer(connectors.connector_app, name="connector")
-app.add_typer(payments.app, name="payments")
-app.add_typer(budgets.app, name="budgets")
-app.add_typer(benefits.app, name="benefits")
-app.add_typer(advances.app, name="advances")
 
 _SESSIONS: list[Session] = []
 """The session of the invocation in progress, closed by `main` however the command ends."""
 
-EXIT_REFUSED = 1
-EXIT_UNAVAILABLE = 3
-EXIT_INCOMPLETE = 4
-"""`person erase`: the key is destroyed, but a place could not be reached."""
-EXIT_BUSY = 75
-"""Another process holds what the command needs (a connector's run): try again later
-(sysexits' EX_TEMPFAIL)."""
-EXIT_INTERNAL = 70
-"""Only for what nobody foresaw; the error is logged with its traceback."""
-EXIT_NO_SPACE = 74
-"""The disk (or quota) is full: free space and run the command again (sysexits' EX_IOERR).
-Files a later run depends on are written all or nothing, so nothing half-written is left."""
-EXIT_NOT_INITIALISED = 78
-"""A key the command needs does not exist yet: run `nervenbahn init` (sysexits' EX_CONFIG)."""
-EXIT_DEGRADED = connectors.EXIT_DEGRADED
-"""`connectors run`: a sink dead-lettered events (`connectors replay` after a fix);
-`connectors replay`: dead letters are left."""
-EXIT_FAILED = connectors.EXIT_FAILED
-"""`connectors run`: a sink (on_error = "stop") stopped at an event it failed on; fix it and
-run again."""
-
-_EXIT_CODES: tuple[tuple[tuple[type[Exception], ...], int], ...] = (
-    ((DiskFullError,), EXIT_NO_SPACE),
-    ((UnverifiedReadError,), EXIT_CHAIN_BROKEN),
-    ((DomainError, RelayStoppedError), EXIT_REFUSED),
-    ((KeyMissingError,), EXIT_NOT_INITIALISED),
-    ((ConfigError, ConnectorConfigError, StoreUnavailableError, UnchainedEventsError,
-      AccessLogUnavailableError, BrokerUnavailableError, BrokerStartError, KafkaConfigError,
-      SchemaVersionError, InvalidNameError, WorkerFailedError,
-      DatabaseUnavailableError),
-     EXIT_UNAVAILABLE),
-    ((AlreadyRunningError,), EXIT_BUSY),
-    ((NervenbahnError,), EXIT_REFUSED),
+_EXIT_CODES: tuple[tuple[tuple[str, ...], int], ...] = (
+    (("nervenbahn.cli.disk_full.DiskFullError",), EXIT_NO_SPACE),
+    (("nervenbahn.audit.read_check.UnverifiedReadError",), EXIT_CHAIN_BROKEN),
+    (("domain.errors.DomainError", "bus.errors.RelayStoppedError"), EXIT_REFUSED),
+    (("nervenbahn.config.KeyMissingError",), EXIT_NOT_INITIALISED),
+    (
+        (
+            "nervenbahn.config.ConfigError",
+            "connectors.errors.ConnectorConfigError",
+            "nervenbahn.container.StoreUnavailableError",
+            "nervenbahn.audit.chain_existing.UnchainedEventsError",
+            "nervenbahn.audit.errors.AccessLogUnavailableError",
+            "bus.kafka_errors.BrokerUnavailableError",
+            "bus.kafka_errors.BrokerStartError",
+            "bus.kafka_errors.KafkaConfigError",
+            "schemas.sql.SchemaVersionError",
+            "nervenbahn.serve.InvalidNameError",
+            "nervenbahn.supervision.WorkerFailedError",
+            "schemas.postgres.DatabaseUnavailableError",
+        ),
+        EXIT_UNAVAILABLE,
+    ),
+    (("connectors.host.AlreadyRunningError",), EXIT_BUSY),
+    (("domain.errors.NervenbahnError",), EXIT_REFUSED),
 )
 """Foreseeable failures: their one-line message and exit code (first match wins). The last row
 catches every other error of ours (a delivery file that does not parse, a checkpoint that cannot
 be signed, …): each is foreseen by the code that raises it and says what happened in its
 message, so it is one line and exit 1, never 70 with a traceback. A full disk, whatever error
-carries it (`disk_full`), is translated into `DiskFullError` before the table is read."""
+carries it (`disk_full`), is translated into `DiskFullError` before the table is read.
+
+Classes are named `module.Class` (the module that defines them) and not imported: an error is
+an instance of a class only if that class's module has been imported, so a class whose module
+is not in `sys.modules` cannot match and is skipped (`_listed`). `exit_code_table` imports them
+(for tests)."""
+
+
+def exit_code_table() -> tuple[tuple[tuple[type[Exception], ...], int], ...]:
+    """`_EXIT_CODES` with its classes imported."""
+    return tuple((tuple(_class(name) for name in names), code) for names, code in _EXIT_CODES)
+
+
+def _class(name: str) -> type[Exception]:
+    module, _, attribute = name.rpartition(".")
+    kind = getattr(importlib.import_module(module), attribute)
+    if not (isinstance(kind, type) and issubclass(kind, Exception)):
+        raise TypeError(f"{name} is not an exception class")
+    return kind
+
+
+def _listed(error: BaseException, names: tuple[str, ...]) -> bool:
+    """Whether `error` is an instance of one of the named classes (see `_EXIT_CODES`)."""
+    for name in names:
+        module, _, attribute = name.rpartition(".")
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(error, getattr(loaded, attribute)):
+            return True
+    return False
 
 
 @app.callback()
@@ -153,119 +263,6 @@ def _options(
 ) -> None:
     ctx.obj = _SESSIONS[-1] if _SESSIONS else Session()
     ctx.obj.as_json, ctx.obj.actor_spec = as_json, actor
-
-
-@person_app.command("erase")
-def erase(
-    ctx: typer.Context,
-    person_id: Annotated[str, typer.Argument(help="The person id (UUID).")],
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
-) -> None:
-    """Erase a person's data for good (crypto-shredding, and the files that name them in
-    clear); case histories stay replayable. Exits 4 if a place could not be reached."""
-    from nervenbahn.erasure import erase_person
-
-    rt = session(ctx)
-    try:
-        uid = UUID(person_id)
-    except ValueError:
-        raise InvalidCommandError(
-            "erase", [("person_id", f"{person_id!r} is not a UUID")]
-        ) from None
-    if not yes and not typer.confirm(f"Erase all personal data of {uid} irreversibly?"):
-        raise typer.Exit(EXIT_REFUSED)
-    report = erase_person(rt.container, uid)
-    places = [{"place": p.path, "outcome": p.outcome, "detail": p.detail}
-              for p in report.places()]
-    if rt.as_json:
-        emit_json(rt.console, {"person_id": uid, "erased": report.key_existed,
-                               "complete": report.complete, "places": places})
-    else:
-        table = Table("place", "outcome", "detail", title=f"Erasure of person {uid}",
-                      title_justify="left")
-        for row in places:
-            table.add_row(row["place"], row["outcome"], row["detail"])
-        rt.console.print(table)
-    if not report.complete:
-        typer.echo(f"error: the erasure of {uid} is incomplete: see the places not reached; "
-                   "remove the cause and run `person erase` again", err=True)
-        raise typer.Exit(EXIT_INCOMPLETE)
-
-
-_ACTOR = TypeAdapter(Actor)
-"""Validates a declared actor outside a command (the importer of a migration step)."""
-
-
-@app.command("import")
-def import_history(
-    ctx: typer.Context,
-    path: Annotated[
-        Path, typer.Argument(help="Legacy history as JSON Lines (a regular file; each line at "
-                             "most 1 MiB).")
-    ],
-    force: Annotated[
-        bool, typer.Option("--force", help="Import although the store already holds live "
-                           "events (needs --reason).")
-    ] = False,
-    reason: Annotated[
-        str | None, typer.Option(help="Why a forced import is needed (recorded on every "
-                                 "imported event).")
-    ] = None,
-) -> None:
-    """Import legacy history as a migration step (an administrator; all or nothing), keeping
-    original recorded times; every event records the importer, the file and its SHA-256."""
-    rt = session(ctx)
-    if force != (reason is not None):
-        raise InvalidCommandError(
-            "import", [("reason" if force else "force",
-                        "--force and --reason TEXT go together")])
-    try:
-        actor = _ACTOR.validate_python(rt.actor())
-    except ValidationError as exc:
-        refused = invalid_command("import", exc)
-        raise InvalidCommandError(
-            "import", [(f"actor.{field}", reason) for field, reason in refused.problems]
-        ) from None
-    with open_regular("import", path, "path") as file:
-        digest = sha256_of(file)
-        step = MigrationStep(importer=actor, recorded_by=process_identity(),
-                             file_name=path.name, file_sha256=digest, forced_reason=reason)
-        report = rt.service.import_records(checked_lines("import", file), step)
-    figures = {
-        "records": report.records,
-        "events": report.events,
-        "cases": report.cases,
-        "seconds": round(report.seconds, 3),
-        "file_sha256": digest,
-    }
-    if rt.as_json:
-        emit_json(rt.console, figures)
-    else:
-        rt.console.print(
-            f"imported {report.records} records: {report.events} events in {report.cases} cases "
-            f"({report.seconds:.2f} s) from {path.name} (sha256 {digest})"
-        )
-
-
-@app.command("demo")
-def demo(
-    ctx: typer.Context,
-    households: Annotated[
-        int, typer.Option(help="Households in the synthetic canton.", min=1, max=200_000)
-    ] = 4000,
-    seed: Annotated[
-        int, typer.Option(help="Random seed (the demo is deterministic).", min=0, max=2**63 - 1)
-    ] = 2026,
-    reset: Annotated[bool, typer.Option("--reset", help="Delete the SQLite store first.")] = False,
-    bus: Annotated[
-        bool, typer.Option("--bus/--no-bus", help="Also relay to Kafka and subscribe.")
-    ] = True,
-) -> None:
-    """Seed a synthetic canton (13 social regions, two years of cases) and summarise it."""
-    from nervenbahn.demo import run_demo
-
-    rt = session(ctx)
-    run_demo(rt.container, rt.console, households=households, seed=seed, reset=reset, bus=bus)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,15 +285,22 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         return _fail(exc.format_message(), exc.exit_code)
     except Exception as raised:  # the CLI never shows a traceback, nor the error's values
-        error = disk_full(raised) or store_lost(raised) or raised
-        for kinds, code in _EXIT_CODES:
-            if isinstance(error, kinds):
+        error = disk_full(raised) or _store_lost(raised) or raised
+        for names, code in _EXIT_CODES:
+            if _listed(error, names):
                 return _fail(str(error), code)
         structlog.get_logger("nervenbahn.cli").error("unexpected error", exc_info=True)
         return _fail(f"unexpected {type(error).__name__} (logged)", EXIT_INTERNAL)
     finally:
         _close_runtime()
     return result if isinstance(result, int) else 0
+
+
+def _store_lost(raised: Exception) -> Exception | None:
+    """`nervenbahn.container.store_lost`, imported only on this error path."""
+    from nervenbahn.container import store_lost
+
+    return store_lost(raised)
 
 
 def _close_runtime() -> None:

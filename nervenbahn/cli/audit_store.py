@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from uuid import UUID
 
-from nervenbahn.audit.checkpoints import SigningKey
 from nervenbahn.audit.database import AuditDatabase, open_audit_database
 from nervenbahn.audit.read_check import case_problems, chain_problems, require_verified
 from nervenbahn.config import ConfigError
 
 from .session import Session
+
+if TYPE_CHECKING:  # checkpoints bring Kafka and Avro, which the case commands never need
+    from nervenbahn.audit.checkpoints import SigningKey
 
 __all__ = ["Reads", "events_table", "require_case_verified", "require_chains_verified",
            "signing_key", "store_database"]
@@ -23,6 +25,8 @@ Reads = Literal["cases", "payments", "everything"]
 
 def signing_key(rt: Session) -> SigningKey:
     """The installation's checkpoint signing key (ConfigError, exit 3, if it is missing)."""
+    from nervenbahn.audit.checkpoints import SigningKey
+
     return SigningKey.from_seed(rt.settings.signing_key.get_secret_value())
 
 

@@ -35,6 +35,7 @@ from domain.errors import InvalidCommandError, NervenbahnError
 from nervenbahn.connector_catalogue import Format, render, sink_catalogue
 from nervenbahn.container import connectors_file
 
+from .exit_codes import EXIT_DEGRADED, EXIT_FAILED
 from .render import emit_json, shown
 from .session import Session, session
 
@@ -49,12 +50,6 @@ EXIT_STOPPED = 1
 EXIT_MISCONFIGURED = 3
 """`check`: a connector's configuration is wrong (the exit code of a ConnectorConfigError)."""
 
-EXIT_DEGRADED = 5
-"""A sink's run went through but dead-lettered events, or a replay left dead letters: its
-output lacks them until they are replayed (`connectors replay NAME`, after a fix)."""
-EXIT_FAILED = 6
-"""A sink (on_error = "stop") failed on an event and stopped there, nothing after it committed:
-fix the sink and run it again (the event is handled again)."""
 _RUN_EXIT = {"ok": 0, "degraded": EXIT_DEGRADED, "failed": EXIT_FAILED}
 
 

@@ -27,8 +27,7 @@ from uuid import UUID
 
 from domain.case import Case
 from domain.errors import CaseNotFoundError, InvalidCommandError, RuleViolationError
-from nervenbahn.api.models import APPLICANT_FIELDS
-from nervenbahn.audit.access_log import AccessEntry, case_read_entries
+from nervenbahn.audit.access_log import APPLICANT_FIELDS, AccessEntry, case_read_entries
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.errors import AccessLogUnavailableError
 from nervenbahn.config import ConfigError

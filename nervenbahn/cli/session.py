@@ -1,5 +1,8 @@
 """What every CLI command shares: the container (settings, service, bus, opened lazily), the
-console, the actor. Only CLI concerns live here; every part comes from `nervenbahn.container`."""
+console, the actor. Only CLI concerns live here; every part comes from `nervenbahn.container`.
+
+The container module (and the domain's commands) are imported when a command first needs
+them, not when the CLI starts: `nervenbahn --help` and a usage error need neither."""
 
 from __future__ import annotations
 
@@ -7,20 +10,18 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from domain.application.cases import CaseService, CommandResult
-from domain.commands import CaseCommand, parse_command
 from domain.errors import InvalidCommandError
-from nervenbahn.bounds import parse_moment
-from nervenbahn.config import Settings
-from nervenbahn.container import Container
 from nervenbahn.logging import configure_logging
 
-from .render import emit_json
+if TYPE_CHECKING:
+    from domain.application.cases import CaseService, CommandResult
+    from nervenbahn.config import Settings
+    from nervenbahn.container import Container
 
 __all__ = ["Session", "parse_as_of", "session"]
 
@@ -32,14 +33,14 @@ class Session:
     as_json: bool = False
     actor_spec: str | None = None
     console: Console = field(default_factory=lambda: _console())
-    _container: Container = field(default_factory=Container)
+    _container: Container | None = None
     _logging: bool = False
 
     @property
     def settings(self) -> Settings:
         """The container's settings (from the environment, read on first use, which also
         configures logging)."""
-        settings = self._container.settings
+        settings = self._opened().settings
         if not self._logging:
             configure_logging(settings.log_format, settings.log_level)
             self._logging = True
@@ -49,6 +50,14 @@ class Session:
     def container(self) -> Container:
         """The process's container (logging configured from its settings first)."""
         self.settings  # noqa: B018 - read for its side effect: logging is configured
+        return self._opened()
+
+    def _opened(self) -> Container:
+        """The container, made (not opened: it opens its parts on use) on first need."""
+        if self._container is None:
+            from nervenbahn.container import Container
+
+            self._container = Container()
         return self._container
 
     @property
@@ -58,7 +67,8 @@ class Session:
 
     def close(self) -> None:
         """Close what the container opened (it opens it again on next use)."""
-        self._container.close()
+        if self._container is not None:
+            self._container.close()
 
     def actor(self) -> dict[str, str]:
         """The acting user from --actor or NERVENBAHN_ACTOR, as USER:ROLE:ORGANISATION."""
@@ -83,6 +93,10 @@ class Session:
 
     def run(self, name: str, data: dict[str, Any], correlation_id: str | None) -> CommandResult:
         """Validate and execute one command, then report what was recorded."""
+        from domain.commands import CaseCommand, parse_command
+
+        from .render import emit_json
+
         payload = {key: value for key, value in data.items() if value is not None}
         payload["actor"] = self.actor()
         payload["correlation_id"] = correlation_id or str(uuid.uuid4())
@@ -125,6 +139,8 @@ def session(ctx: typer.Context) -> Session:
 def parse_as_of(text: str, command: str = "show", field: str = "as_of") -> datetime:
     """An ISO date (meaning the end of that day, Swiss time) or an ISO date-time, within the
     bounds of `nervenbahn.bounds`; InvalidCommandError naming `field` if not."""
+    from nervenbahn.bounds import parse_moment
+
     try:
         return parse_moment(text)
     except ValueError as exc:

@@ -28,13 +28,13 @@ from nervenbahn.audit.errors import AccessLogUnavailableError
 from nervenbahn.audit.read_check import UnverifiedReadError
 from nervenbahn.audit.verify import EXIT_CHAIN_BROKEN
 from nervenbahn.cli import (
-    _EXIT_CODES,
     EXIT_BUSY,
     EXIT_INTERNAL,
     EXIT_NO_SPACE,
     EXIT_NOT_INITIALISED,
     EXIT_REFUSED,
     EXIT_UNAVAILABLE,
+    exit_code_table,
     main,
 )
 from nervenbahn.cli.disk_full import DiskFullError
@@ -85,10 +85,10 @@ def _raising(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
 
 
 def test_the_table_lists_exactly_the_classes_tested_here() -> None:
-    listed = {kind for kinds, _ in _EXIT_CODES for kind in kinds}
+    listed = {kind for kinds, _ in exit_code_table() for kind in kinds}
     assert listed == {type(error) for error, _ in RAISED}
     assert all(issubclass(kind, NervenbahnError) for kind in listed)
-    assert EXIT_INTERNAL not in {code for _, code in _EXIT_CODES}
+    assert EXIT_INTERNAL not in {code for _, code in exit_code_table()}
 
 
 @pytest.mark.parametrize(("error", "code"), RAISED, ids=[type(e).__name__ for e, _ in RAISED])

@@ -17,7 +17,7 @@ import psycopg
 import psycopg.sql
 import pytest
 
-import nervenbahn.container as container_module
+import projections.framework as framework_module
 from nervenbahn.config import StoreConfig
 from nervenbahn.container import Container
 from nervenbahn.store_opening import sqlite_turn
@@ -66,9 +66,9 @@ def store(tmp_path: Path, master_key: str) -> Iterator[tuple[Container, _Recorde
 
 @pytest.fixture
 def rebuilds(monkeypatch: pytest.MonkeyPatch) -> Rebuilds:
-    """The container's rebuilds, counted."""
+    """The container's rebuilds, counted (it calls `projections.framework.rebuild`)."""
     spy = Rebuilds()
-    monkeypatch.setattr(container_module, "rebuild", spy)
+    monkeypatch.setattr(framework_module, "rebuild", spy)
     return spy
 
 

@@ -1,0 +1,142 @@
+"""What a CLI start imports (not how long it takes: benchmarks/cli_start.py times it).
+
+`nervenbahn` imports a command's module only when the command runs (`nervenbahn.cli.COMMANDS`),
+and the exit-code table names its error classes instead of importing them. These tests keep it
+so: each runs the CLI in a fresh interpreter and lists the heavy packages it imported. They
+also keep the lazily listed help lines equal to the commands' own help.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+
+import nervenbahn.cli as cli_module
+from nervenbahn.cli import COMMANDS
+from nervenbahn.cli.lazy import LazyGroup, listed_help
+from tests.cli.test_errors import APPLICANT
+
+HEAVY = (
+    "fastapi",
+    "uvicorn",
+    "starlette",
+    "kafka",
+    "psycopg",
+    "psycopg_pool",
+    "playwright",
+    "xmlschema",
+    "prometheus_client",
+    "httpx",
+    "projections",
+    "fastavro",
+    "jinja2",
+    "eventsourcing",
+    "cryptography",
+)
+"""Packages `nervenbahn --help` must not import (the web stack, the bus, PostgreSQL, the
+payments' XML schemas, the metrics, the read models, the event store, encryption)."""
+
+NOT_FOR_CASES = (
+    "fastapi",
+    "uvicorn",
+    "starlette",
+    "kafka",
+    "playwright",
+    "xmlschema",
+    "httpx",
+    "fastavro",
+    "jinja2",
+)
+"""Packages a case command (write, read, or refused) must not import: no bus, no web."""
+
+_PROBE = """
+import json, os, sys
+from nervenbahn.cli import main
+code = main(sys.argv[1:])
+heavy = sorted({name.split(".")[0] for name in sys.modules} & set(json.loads(os.environ["HEAVY"])))
+print("\\n" + json.dumps({"code": code, "heavy": heavy}))
+"""
+
+
+def _run(tmp_path: Path, *args: str) -> dict[str, Any]:
+    """Run `nervenbahn ARGS` in a fresh interpreter with a store in tmp_path; its exit code
+    and the heavy packages it had imported when `main` returned."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NERVENBAHN_")}
+    env |= {
+        "HOME": str(tmp_path),
+        "NERVENBAHN_STORE": f"sqlite:///{tmp_path / 'store.db'}",
+        "NERVENBAHN_MASTER_KEY": base64.b64encode(bytes(range(32))).decode(),
+        "NERVENBAHN_ACTOR": "cw-olten-01:caseworker:so-olten",
+        "NERVENBAHN_LOG_FORMAT": "json",
+        "HEAVY": json.dumps(HEAVY),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
+
+
+def test_help_imports_no_heavy_package(tmp_path: Path) -> None:
+    assert _run(tmp_path, "--help") == {"code": 0, "heavy": []}
+
+
+def test_a_usage_error_imports_no_heavy_package(tmp_path: Path) -> None:
+    assert _run(tmp_path, "cse") == {"code": 2, "heavy": []}
+
+
+def test_case_commands_import_neither_the_web_stack_nor_the_bus(tmp_path: Path) -> None:
+    opened = tmp_path / "open.json"
+    opened.write_text(
+        json.dumps({"municipality_bfs": 2581, "household_size": 1, "applicant": APPLICANT}), "utf-8"
+    )
+    missing = "6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
+
+    refused = _run(tmp_path, "case", "show", missing)
+    written = _run(tmp_path, "case", "run", "open_case", f"@{opened}")
+    listed = _run(tmp_path, "case", "history", missing)
+
+    assert refused["code"] == 1 and written["code"] == 0 and listed["code"] == 1
+    for run in (refused, written, listed):
+        assert set(run["heavy"]).isdisjoint(NOT_FOR_CASES), run
+
+
+def test_every_command_is_listed_with_its_own_help_line() -> None:
+    """The line `--help` lists without importing a command is the command's own first help
+    paragraph, and every command is listed once."""
+    group = typer.main.get_command(cli_module.app)
+    assert isinstance(group, LazyGroup)
+    ctx = typer.Context(group)
+    names = [entry.name for entry in COMMANDS]
+    assert len(names) == len(set(names))
+    for entry in COMMANDS:
+        real = group.get_command(ctx, entry.name)
+        assert real is not None and real.name == entry.name
+        assert listed_help(real) == entry.help, entry.name
+
+
+@pytest.mark.parametrize(("names", "code"), cli_module._EXIT_CODES)
+def test_the_exit_code_table_names_each_class_where_it_is_defined(
+    names: tuple[str, ...], code: int
+) -> None:
+    """A class is matched only once its module is imported (`nervenbahn.cli._listed`): that
+    is sound only if the named module is the one that defines it."""
+    assert (names, code) in cli_module._EXIT_CODES
+    for name in names:
+        module, _, attribute = name.rpartition(".")
+        kind = getattr(__import__(module, fromlist=[attribute]), attribute)
+        assert f"{kind.__module__}.{kind.__qualname__}" == name
