@@ -36,6 +36,7 @@ from uuid import UUID, uuid4
 from domain.application.bitemporal import MonthlyAnswer, StateAsOf
 from domain.application.cases import CaseService
 from domain.application.history import HistoryEntry
+from domain.basic_needs import RateCheck, month_rate_checks
 from domain.case import SWISS_TIME
 from domain.payments import PaymentOrdered
 from nervenbahn.accounts import LANGUAGES
@@ -118,6 +119,9 @@ class CaseReport:
     """Who made it: the declared actor and the established identity."""
     payments: Sequence[PaymentMonth] | None = None
     """Payments beside entitlement per month; None if the payments store was not read."""
+    outdated_rates: Mapping[date, RateCheck] = field(default_factory=dict)
+    """Months whose basic needs are not at the rate in force (`domain.basic_needs`): the
+    first such check of the month, as the audit tools flag it (`audit budget`)."""
 
     @property
     def verified(self) -> bool:
@@ -151,6 +155,13 @@ def build_case_report(
         answer.month: service.budget_as_known_at(case_id, answer.month, now).amount
         for answer in months
     }
+    outdated = {}
+    for answer in months:
+        checks = month_rate_checks(answer.entitlement.segments, service.reference.skos,
+                                   state.household_size)
+        first = next((check for check in checks if check.outdated), None)
+        if first is not None:
+            outdated[answer.month] = first
     return CaseReport(
         case_id=case_id,
         as_of=as_of,
@@ -164,6 +175,7 @@ def build_case_report(
         region_names={rid: region.name for rid, region in service.reference.regions.items()},
         verdict=verdict,
         generated_by=generated_by,
+        outdated_rates=outdated,
         payments=None if orders is None else payments_beside_entitlement(
             {answer.month: answer.amount for answer in months}, orders, as_of, settled),
     )
@@ -449,6 +461,13 @@ def _months(report: CaseReport, _: Gettext) -> str:
                                               "difference": _signed(now - answer.amount)})
             + "</span>" if now is not None and now != answer.amount else ""
         )
+        rate = report.outdated_rates.get(answer.month)
+        if rate is not None:
+            later += (" " if later else "") + '<span class="mark">' + escape(
+                _("basic needs at an outdated rate: %(amount)s, the rate in force from "
+                  "%(date)s gives %(expected)s") % {
+                    "amount": chf(rate.amount), "date": day(rate.rate.valid_from),
+                    "expected": chf(rate.expected)}) + "</span>"
         budgets = ", ".join(
             _("%(total)s from %(date)s (#%(version)s)") % {
                 "total": chf(b.budget.total), "date": day(b.budget.effective_date),
@@ -465,8 +484,12 @@ def _months(report: CaseReport, _: Gettext) -> str:
     head = _head([_("Month"), _("Supported days"), _("Amount"),
                   _("Budgets in force (event #)"), _("Rests on"),
                   _("Changed by a later record")], numeric={1, 2})
+    note = _("Pro rata by calendar days, rounded once per month.")
+    if report.outdated_rates:
+        note += " " + _("Months with basic needs at an outdated rate (the yearly adjustment "
+                        "was not recorded): %(count)s.") % {"count": len(report.outdated_rates)}
     return (f'<table id="months">{head}<tbody>{"".join(rows)}</tbody></table>'
-            + _para(_("Pro rata by calendar days, rounded once per month."), css="meta"))
+            + _para(note, css="meta"))
 
 
 def _payments(report: CaseReport, _: Gettext) -> str:
