@@ -134,7 +134,9 @@ def _fail_holding(family_name: str) -> None:
     (b"\xff\xfe not UTF-8\n", "line 1: is not UTF-8"),
     ("\n" + "x" * MAX_LINE_BYTES + "\n", "line 2: longer than 1 MiB (1048576 bytes)"),
     ("x" * (3 * MAX_LINE_BYTES), "line 1: longer than 1 MiB (1048576 bytes)"),
-])
+], ids=["nested-deep", "not-utf8", "second-line-too-long", "first-line-too-long"])
+# (ids of their own: a test id of the content would reach the child's environment through
+# PYTEST_CURRENT_TEST, longer than an environment string may be: "Argument list too long")
 def test_an_import_file_nested_too_deep_or_not_utf8_is_refused_in_one_line(
     tmp_path: Path, content: str | bytes, named: str
 ) -> None:
