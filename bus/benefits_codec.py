@@ -54,6 +54,7 @@ from domain.benefits import (
     MonthlyAmount,
 )
 from domain.commands import Actor
+from domain.identity import UNKNOWN_IDENTITY
 from domain.personal_data import PersonalDataVault
 from schemas import BENEFITS_NAMESPACE, NAMESPACE, SCHEMA_DIR, record_name
 
@@ -80,8 +81,12 @@ APPLICATION_EVENTS = EventFamily(
     },
     event_types=APPLICATION_EVENT_TYPES,
     kind="a benefit-application event type",
+    store_only={"recorded_by": UNKNOWN_IDENTITY},
 )
-"""The events of a benefit application (`schemas/benefits/`)."""
+"""The events of a benefit application (`schemas/benefits/`). The established identity
+(`recorded_by`) stays in the store, as the case events' (`bus.codec.CASE_EVENTS`): it is
+audit metadata, not for the topic's readers (the fund's application among them), who decode
+it as `unknown`; the schemas did not change for it."""
 
 DECISION_KINDS = ("granted", "refused", "amended", "ended")
 """The kinds of a fund decision (the `DecisionKind` enum)."""

@@ -24,6 +24,12 @@ applications are an AHV branch office's own tasks):
   naming it;
 - decisions (grant, refuse, amend, end) are the fund's alone and never delegable.
 
+Every event also keeps the identity the recording edge established (`recorded_by`,
+`domain.identity`: the operating-system user of the CLI or a connector, the signed-in web
+account) beside the actor the command declares. It came with class version 2 of every
+application and delegation event; version 1 events are upcast on read to `unknown` (the stored
+events are not rewritten), as the case events' (`domain.events.CaseEvent`).
+
 Every refusal is a `RuleViolationError` naming the rule and the field; nothing is recorded.
 The applicant's data is `PersonalData`, sealed with the person's own key like a case's
 (erasing the person shreds it here too).
@@ -69,6 +75,7 @@ from domain.commands import Actor
 from domain.entitlement import month_of
 from domain.errors import RuleViolationError
 from domain.events import Person
+from domain.identity import EstablishedIdentity, RecordedBySinceVersion2
 from domain.money import ZERO
 from domain.reference import BenefitDocument, BranchOffice, ReferenceData
 
@@ -89,6 +96,7 @@ __all__ = [
     "CompletenessChecked",
     "DecisionAmended",
     "Delegation",
+    "DelegationEvent",
     "DelegationExpired",
     "DelegationGranted",
     "DelegationRevoked",
@@ -127,7 +135,8 @@ class DocumentRequest:
     due_on: date
 
 
-BENEFIT_VALUE_TYPES: tuple[type, ...] = (Actor, MonthlyAmount, DocumentRequest)
+BENEFIT_VALUE_TYPES: tuple[type, ...] = (Actor, MonthlyAmount, DocumentRequest,
+                                         EstablishedIdentity)
 """Value types stored inside benefit events (each needs a transcoding)."""
 
 
@@ -144,8 +153,10 @@ def office_of(offices: Mapping[str, BranchOffice], municipality_bfs: int) -> str
 # --- delegations -------------------------------------------------------------------------------
 
 
-class DelegationGranted(Aggregate.Created):
-    """The fund delegated a task to a branch office for a period (days, inclusive)."""
+class DelegationGranted(RecordedBySinceVersion2, Aggregate.Created):
+    """The fund delegated a task to a branch office for a period (days, inclusive).
+
+    Version 2 added `recorded_by` (module docstring); version 1 reads as unknown."""
 
     branch_office: str
     task: str
@@ -153,6 +164,7 @@ class DelegationGranted(Aggregate.Created):
     valid_until: date
     actor: Actor
     correlation_id: UUID
+    recorded_by: EstablishedIdentity
 
     def apply(self, delegation: Delegation) -> None:
         delegation.branch_office = self.branch_office
@@ -161,23 +173,29 @@ class DelegationGranted(Aggregate.Created):
         delegation.valid_until = self.valid_until
 
 
-class DelegationRevoked(Aggregate.Event):
+class DelegationEvent(RecordedBySinceVersion2, Aggregate.Event):
+    """Base of a delegation's events after the grant: who declared it, under which
+    correlation id, and the identity the recording edge established.
+
+    Version 2 added `recorded_by` (module docstring); version 1 reads as unknown."""
+
+    actor: Actor
+    correlation_id: UUID
+    recorded_by: EstablishedIdentity
+
+
+class DelegationRevoked(DelegationEvent):
     """The fund took the task back before the period ended."""
 
     reason: str
     revoked_on: date
-    actor: Actor
-    correlation_id: UUID
 
     def apply(self, delegation: Delegation) -> None:
         delegation.revoked_on = self.revoked_on
 
 
-class DelegationExpired(Aggregate.Event):
+class DelegationExpired(DelegationEvent):
     """The delegation's period passed."""
-
-    actor: Actor
-    correlation_id: UUID
 
     def apply(self, delegation: Delegation) -> None:
         delegation.expired = True
@@ -210,6 +228,7 @@ class Delegation(Aggregate):
             DelegationGranted, id=cmd.delegation_id or uuid4(), timestamp=rec.recorded_at,
             branch_office=cmd.branch_office, task=cmd.task, valid_from=cmd.valid_from,
             valid_until=cmd.valid_until, actor=cmd.actor, correlation_id=cmd.correlation_id,
+            recorded_by=rec.recorded_by,
         )
 
     def revoke(self, cmd: RevokeDelegation, rec: Recording) -> None:
@@ -218,7 +237,7 @@ class Delegation(Aggregate):
         self._require_not_ended(rec.today)
         self.trigger_event(DelegationRevoked, timestamp=rec.recorded_at, reason=cmd.reason,
                            revoked_on=rec.today, actor=cmd.actor,
-                           correlation_id=cmd.correlation_id)
+                           correlation_id=cmd.correlation_id, recorded_by=rec.recorded_by)
 
     def expire(self, cmd: ExpireDelegation, rec: Recording) -> None:
         """Record that the period passed (by a fund officer or the system)."""
@@ -230,7 +249,7 @@ class Delegation(Aggregate):
                     f"delegation_id: delegation {self.id} runs until {self.valid_until}")
         self._require_not_ended(rec.today, expiring=True)
         self.trigger_event(DelegationExpired, timestamp=rec.recorded_at, actor=cmd.actor,
-                           correlation_id=cmd.correlation_id)
+                           correlation_id=cmd.correlation_id, recorded_by=rec.recorded_by)
 
     def status_on(self, day: date) -> str:
         """`revoked`, `expired`, `not_yet_valid` or `active` on `day`."""
@@ -266,18 +285,25 @@ class Delegation(Aggregate):
 # --- application events --------------------------------------------------------------------------
 
 
-class ApplicationEvent(Aggregate.Event):
-    """Base of the events of an application after it was received."""
+class ApplicationEvent(RecordedBySinceVersion2, Aggregate.Event):
+    """Base of the events of an application after it was received.
+
+    Version 2 added `recorded_by` (module docstring); version 1 events stay stored as they
+    were and are upcast on every read (`RecordedBySinceVersion2.upcast_v1_v2`), which every
+    application event inherits."""
 
     actor: Actor
     correlation_id: UUID
     delegation_id: UUID | None
     """The delegation a branch office acted under on a forwarded application (None: in its
     own right, or by the fund)."""
+    recorded_by: EstablishedIdentity
 
 
-class ApplicationReceived(Aggregate.Created):
-    """A branch office received an application for a benefit."""
+class ApplicationReceived(RecordedBySinceVersion2, Aggregate.Created):
+    """A branch office received an application for a benefit.
+
+    Version 2 added `recorded_by` (module docstring); version 1 reads as unknown."""
 
     kind: str
     municipality_bfs: int
@@ -287,6 +313,7 @@ class ApplicationReceived(Aggregate.Created):
     actor: Actor
     correlation_id: UUID
     delegation_id: UUID | None
+    recorded_by: EstablishedIdentity
 
     def apply(self, application: BenefitApplication) -> None:
         application.kind = self.kind
@@ -442,7 +469,7 @@ class BenefitApplication(Aggregate):
             ApplicationReceived, id=cmd.application_id or uuid4(), timestamp=rec.recorded_at,
             kind=cmd.kind, municipality_bfs=cmd.municipality_bfs, branch_office=office,
             applicant=_person(cmd.applicant), received_on=cmd.received_on, actor=cmd.actor,
-            correlation_id=cmd.correlation_id, delegation_id=None,
+            correlation_id=cmd.correlation_id, delegation_id=None, recorded_by=rec.recorded_by,
         )
 
     # --- completing: the office's own work until forwarded, then the fund's (delegable) -------
@@ -624,7 +651,8 @@ class BenefitApplication(Aggregate):
                  **fields: Any) -> None:
         self.trigger_event(event, timestamp=max(rec.recorded_at, self.modified_on),
                            actor=cmd.actor, correlation_id=cmd.correlation_id,
-                           delegation_id=getattr(cmd, "delegation_id", None), **fields)
+                           delegation_id=getattr(cmd, "delegation_id", None),
+                           recorded_by=rec.recorded_by, **fields)
 
 
 APPLICATION_EVENT_TYPES: tuple[type[Any], ...] = (

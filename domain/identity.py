@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from domain.commands import Actor
 
@@ -24,6 +24,7 @@ __all__ = [
     "Channel",
     "EstablishedIdentity",
     "ImportOrigin",
+    "RecordedBySinceVersion2",
 ]
 
 Channel = Literal["os", "web", "api", "unknown"]
@@ -58,6 +59,21 @@ class EstablishedIdentity:
 UNKNOWN_IDENTITY = EstablishedIdentity("unknown", "unknown")
 """The identity of an event recorded before identities were established, or by code that
 runs the service without an edge (tests, library use)."""
+
+
+class RecordedBySinceVersion2:
+    """Mixin (first base) of an event type whose class version 2 added `recorded_by` (each
+    declares the field itself): a version 1 event, stored before identities were
+    established, is upcast on every read to `unknown`; the stored bytes stay as they are.
+    The benefits store's events and the payout accounts' (the case events have their own,
+    `domain.events.CaseEvent`, which adds `import_origin` too)."""
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A version 1 event (before identities were established): unknown."""
+        state["recorded_by"] = UNKNOWN_IDENTITY
 
 
 @dataclass(frozen=True)

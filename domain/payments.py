@@ -52,6 +52,7 @@ from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 
 from domain.commands import Actor, Command, printable_text, with_a_letter
+from domain.identity import UNKNOWN_IDENTITY, EstablishedIdentity, RecordedBySinceVersion2
 from domain.money import ZERO
 from domain.personal_data import PersonalDataCorruptError, PersonalDataVault
 
@@ -254,7 +255,7 @@ class SealedPayoutAccount:
     sealed: str
 
 
-PAYMENT_VALUE_TYPES: tuple[type, ...] = (Actor, SealedPayoutAccount)
+PAYMENT_VALUE_TYPES: tuple[type, ...] = (Actor, SealedPayoutAccount, EstablishedIdentity)
 """Value types stored inside payment events (each needs a transcoding)."""
 
 
@@ -289,25 +290,32 @@ class AccountSealer:
 # --- payout accounts --------------------------------------------------------------------------
 
 
-class PayoutAccountRecorded(Aggregate.Created):
-    """A case's payout account was recorded for the first time."""
+class PayoutAccountRecorded(RecordedBySinceVersion2, Aggregate.Created):
+    """A case's payout account was recorded for the first time.
+
+    Version 2 added `recorded_by`, the identity the recording edge established
+    (`domain.identity`); version 1 events are upcast on read to `unknown`."""
 
     case_id: UUID
     account: SealedPayoutAccount
     actor: Actor
     correlation_id: UUID
+    recorded_by: EstablishedIdentity
 
     def apply(self, aggregate: PayoutAccount) -> None:
         aggregate.case_id = self.case_id
         aggregate.account = self.account
 
 
-class PayoutAccountChanged(Aggregate.Event):
-    """A case's payout account was replaced (later runs pay to the new one)."""
+class PayoutAccountChanged(RecordedBySinceVersion2, Aggregate.Event):
+    """A case's payout account was replaced (later runs pay to the new one).
+
+    Version 2 added `recorded_by` (as `PayoutAccountRecorded`)."""
 
     account: SealedPayoutAccount
     actor: Actor
     correlation_id: UUID
+    recorded_by: EstablishedIdentity
 
     def apply(self, aggregate: PayoutAccount) -> None:
         aggregate.account = self.account
@@ -321,9 +329,11 @@ class PayoutAccount(Aggregate):
 
     @classmethod
     def record(
-        cls, cmd: RecordPayoutAccount, account: SealedPayoutAccount, at: datetime
+        cls, cmd: RecordPayoutAccount, account: SealedPayoutAccount, at: datetime,
+        recorded_by: EstablishedIdentity = UNKNOWN_IDENTITY,
     ) -> PayoutAccount:
-        """The first payout account of a case."""
+        """The first payout account of a case, recorded by the identity the edge
+        established."""
         return cls._create(
             PayoutAccountRecorded,
             id=payout_account_id(cmd.case_id),
@@ -332,16 +342,21 @@ class PayoutAccount(Aggregate):
             account=account,
             actor=cmd.actor,
             correlation_id=cmd.correlation_id,
+            recorded_by=recorded_by,
         )
 
-    def change(self, cmd: RecordPayoutAccount, account: SealedPayoutAccount, at: datetime) -> None:
-        """Replace the account."""
+    def change(
+        self, cmd: RecordPayoutAccount, account: SealedPayoutAccount, at: datetime,
+        recorded_by: EstablishedIdentity = UNKNOWN_IDENTITY,
+    ) -> None:
+        """Replace the account (recorded by the identity the edge established)."""
         self.trigger_event(
             PayoutAccountChanged,
             timestamp=max(at, self.modified_on),
             account=account,
             actor=cmd.actor,
             correlation_id=cmd.correlation_id,
+            recorded_by=recorded_by,
         )
 
 

@@ -187,14 +187,15 @@ def build_benefit_service(
     clock: Callable[[], datetime] = datetime_now_with_tzinfo,
 ) -> BenefitService:
     """The benefits service on the store of `cases` (same database and vault, its own events
-    table)."""
+    table), recording as the case service's identity (the process's user) when a command
+    brings none."""
     from domain.application.benefits import BenefitService
     from nervenbahn.store_opening import BENEFIT_TABLES
 
     def opening(create_tables: bool) -> BenefitService:
         return BenefitService(_store_env(settings.store, create_tables), vault=cases.vault,
                               reference=cases.reference, offices=load_branch_offices(),
-                              clock=clock)
+                              clock=clock, identity=cases.identity)
 
     return _second_store(settings.store, BENEFIT_TABLES, "benefits", opening)
 

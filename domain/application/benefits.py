@@ -8,6 +8,11 @@ depends on it (its stage, its rules) is looked at. The applicant's personal data
 by the same vault as the cases' (erasing a person shreds it here too). Answers the auditor's
 questions: what was owed for a month as known at a recorded time, and what was done under
 which delegation.
+
+Every event records the identity the edge established (`recorded_by`, `domain.identity`): the
+one a command brings (`execute(..., recorded_by=...)`: a web session's account), else the
+service's own (`identity`: the process's operating-system user, as the composition root gives
+it to the case service too).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from domain.errors import (
     InvalidCommandError,
     RuleViolationError,
 )
+from domain.identity import UNKNOWN_IDENTITY, EstablishedIdentity
 from domain.personal_data import (
     ErasedPersonalData,
     PersonalData,
@@ -83,6 +89,8 @@ class DelegatedAction:
     recorded_at: datetime
     user_id: str
     branch_office: str
+    recorded_by: str
+    """The identity the recording edge established (`unknown` before it was recorded)."""
 
 
 class BenefitService(StoredNotificationLog, Application[UUID]):
@@ -98,8 +106,12 @@ class BenefitService(StoredNotificationLog, Application[UUID]):
         reference: ReferenceData,
         offices: Mapping[str, BranchOffice],
         clock: Callable[[], datetime] = datetime_now_with_tzinfo,
+        identity: EstablishedIdentity = UNKNOWN_IDENTITY,
     ) -> None:
         self.vault = vault
+        self.identity = identity
+        """Who records when a command brings no identity of its own: the process's
+        operating-system user (the composition root's); unknown without."""
         self.reference = reference
         self.offices = offices
         self.checklists = load_benefit_checklists()
@@ -117,14 +129,19 @@ class BenefitService(StoredNotificationLog, Application[UUID]):
 
     # --- commands --------------------------------------------------------------------------
 
-    def execute(self, command: Command) -> BenefitResult:
+    def execute(
+        self, command: Command, *, recorded_by: EstablishedIdentity | None = None
+    ) -> BenefitResult:
         """Execute a validated command; record its events or raise a DomainError (nothing
-        recorded)."""
+        recorded). `recorded_by`: the identity the edge established for this command (a web
+        session's account); None: the service's own (`identity`)."""
         started = time.perf_counter()
+        identity = recorded_by or self.identity
         bound = log.bind(command=command.name, actor=command.actor.user_id,
-                         correlation_id=str(command.correlation_id))
+                         correlation_id=str(command.correlation_id),
+                         recorded_by=str(identity))
         try:
-            aggregate = self._apply(command, Recording(self._clock()))
+            aggregate = self._apply(command, Recording(self._clock(), recorded_by=identity))
             events = tuple(type(event).__name__ for event in aggregate.pending_events)
             self._save(aggregate, command)
         except DomainError as exc:
@@ -142,7 +159,8 @@ class BenefitService(StoredNotificationLog, Application[UUID]):
             return Delegation.grant(cmd, rec, self.offices)
         if isinstance(cmd, bc.DelegationCommand):
             delegation = self.delegation(cmd.delegation_id)
-            rec = Recording(max(rec.recorded_at, delegation.modified_on))
+            rec = Recording(max(rec.recorded_at, delegation.modified_on),
+                            recorded_by=rec.recorded_by)
             if isinstance(cmd, bc.RevokeDelegation):
                 delegation.revoke(cmd, rec)
             else:
@@ -151,7 +169,8 @@ class BenefitService(StoredNotificationLog, Application[UUID]):
         if not isinstance(cmd, bc.BenefitCommand):
             raise InvalidCommandError(cmd.name, [("command", "not a benefits command")])
         application = self.application_for(cmd.actor, cmd.application_id)
-        rec = Recording(max(rec.recorded_at, application.modified_on))
+        rec = Recording(max(rec.recorded_at, application.modified_on),
+                        recorded_by=rec.recorded_by)
         self._on_application(application, cmd, rec)
         return application
 
@@ -310,7 +329,8 @@ class BenefitService(StoredNotificationLog, Application[UUID]):
             if delegation_id is None or event.delegation_id == delegation_id:
                 actions.append(DelegatedAction(
                     event.delegation_id, event.originator_id, type(event).__name__,
-                    event.timestamp, event.actor.user_id, event.actor.organisation))
+                    event.timestamp, event.actor.user_id, event.actor.organisation,
+                    str(event.recorded_by)))
         return actions
 
     def _all_events(self, kind: type[Any]) -> Iterator[Any]:

@@ -37,6 +37,7 @@ from domain.case import SWISS_TIME, Case, acts_canton_wide
 from domain.entitlement import month_entitlement, month_of, months_between
 from domain.errors import RuleViolationError
 from domain.events import Proposal, SupportPeriod, proposals_of
+from domain.identity import EstablishedIdentity
 from domain.money import ZERO
 from domain.payments import (
     NO_USABLE_ACCOUNT,
@@ -229,8 +230,13 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
 
     # --- payout accounts -------------------------------------------------------------------
 
-    def record_account(self, cmd: RecordPayoutAccount) -> AccountResult:
-        """Record or replace a case's payout account, sealed with the applicant's key."""
+    def record_account(
+        self, cmd: RecordPayoutAccount, *, recorded_by: EstablishedIdentity | None = None
+    ) -> AccountResult:
+        """Record or replace a case's payout account, sealed with the applicant's key;
+        recorded by `recorded_by` (the edge's identity), else the case service's own (the
+        process's operating-system user)."""
+        identity = recorded_by or self.cases.identity
         case = self.cases.case_for(cmd.actor, cmd.case_id)
         person_id = case.applicant.person_id
         if self.cases.vault.keystore.load(person_id) is None:
@@ -243,10 +249,10 @@ class PaymentService(StoredNotificationLog, Application[UUID]):
         now = self._clock()
         existing = self._account_aggregate(cmd.case_id)
         if existing is None:
-            account = PayoutAccount.record(cmd, sealed, now)
+            account = PayoutAccount.record(cmd, sealed, now, identity)
         else:
             account = existing
-            account.change(cmd, sealed, now)
+            account.change(cmd, sealed, now, identity)
         try:
             self.save(account)
         except IntegrityError as exc:

@@ -14,7 +14,10 @@ there; case rows also name the case and its version, for `audit state|budget|dif
 - `back-payments`, `claim-backs`: every `PaymentOrdered` of that kind, by size;
 - `imported`, `live`: every case event by origin (an imported one with its import origin);
 - `actions`: every recorded action with its declared actor and established identity: the case
-  events and the payments store's runs, approvals and payout accounts.
+  events, the payments store's runs, approvals and payout accounts, and the benefits store's
+  applications (EL and premium reduction: receipt, completeness checks, documents, forwarding,
+  the fund's decisions) and delegations. A benefit row names no case (an application is not
+  one; `case_id` and `region` stay empty): its `event_id`, `chain` and `position` point to it.
 
 Rows name cases, never persons: no name, AHVN13, address or account is read or written.
 Figures of a case are still data about its household, so the caller logs who read which
@@ -144,11 +147,11 @@ class Extract:
 
 def extract(
     kind: ExtractKind, cases: RecordedLog, payments: RecordedLog | None,
-    filters: ExtractFilter,
+    filters: ExtractFilter, benefits: RecordedLog | None = None,
 ) -> Extract:
     """Every row of `kind` that passes `filters`: retroactive changes by days back, orders by
-    size, the others in recording order. InvalidCommandError naming the option if a filter
-    does not apply to `kind`."""
+    size, the others in recording order (`actions`: of `benefits` too, if given).
+    InvalidCommandError naming the option if a filter does not apply to `kind`."""
     check_filter(kind, filters)
     scan = _CaseScan()
     rows: list[dict[str, Any]] = []
@@ -158,6 +161,8 @@ def extract(
             rows.append(row)
     if payments is not None and kind in ("back-payments", "claim-backs", "actions"):
         rows.extend(row for row in _payment_rows(kind, payments) if _kept(row, filters))
+    if benefits is not None and kind == "actions":
+        rows.extend(row for row in _store_actions(benefits) if _kept(row, filters))
     rows.sort(key=_order(kind))
     named = {UUID(row["case_id"]) for row in rows if row.get("case_id")}
     result = Extract(kind, COLUMNS[kind], rows)
@@ -297,7 +302,7 @@ def _payment_rows(kind: ExtractKind, payments: RecordedLog) -> Iterator[dict[str
     """Orders of the kind (`back-payments`, `claim-backs`) or the actions of the payments
     store (runs prepared and approved, payout accounts recorded)."""
     if kind == "actions":
-        yield from _payment_actions(payments)
+        yield from _store_actions(payments)
         return
     wanted = "back_payment" if kind == "back-payments" else "claim_back"
     runs: dict[UUID, PaymentRunStarted] = {}
@@ -324,8 +329,10 @@ def _order_row(order: PaymentOrdered, run: PaymentRunStarted, position: int, cha
     }
 
 
-def _payment_actions(payments: RecordedLog) -> Iterator[dict[str, Any]]:
-    for position, event in _decoded(payments, None):
+def _store_actions(store: RecordedLog) -> Iterator[dict[str, Any]]:
+    """Every event with a declared actor in the payments or the benefits store, with the
+    identity its edge established (None for an event type that keeps none: blank)."""
+    for position, event in _decoded(store, None):
         actor = getattr(event, "actor", None)
         if not isinstance(actor, Actor):
             continue
@@ -333,9 +340,9 @@ def _payment_actions(payments: RecordedLog) -> Iterator[dict[str, Any]]:
         yield {
             "case_id": str(case_id) if case_id else "", "case_version": "", "region": "",
             "event": type(event).__name__, "recorded_at": event.timestamp.isoformat(),
-            "effective_date": "", **_actor(actor, None), "source": "live",
-            **_pointer(event.originator_id, event.originator_version, payments.chain,
-                       position),
+            "effective_date": "", **_actor(actor, getattr(event, "recorded_by", None)),
+            "source": "live",
+            **_pointer(event.originator_id, event.originator_version, store.chain, position),
         }
 
 

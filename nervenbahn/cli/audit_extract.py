@@ -86,7 +86,8 @@ def extract_command(
     chosen = _format(format_, rt.as_json)
     filters = _filters(rt, region, from_, to, user, role, min_days, min_amount)
     check_filter(kind, filters)
-    result = extract(_kind(kind), _cases(rt), _payments(rt), filters)
+    result = extract(_kind(kind), _cases(rt), _payments(rt), filters,
+                     _benefits(rt) if kind == "actions" else None)
     _log(rt, result)
     text = _csv(result) if chosen == "csv" else _json(result, filters)
     if out is None:
@@ -164,6 +165,11 @@ def _cases(rt: Session) -> RecordedLog:
 def _payments(rt: Session) -> RecordedLog:
     payments = rt.container.payments
     return RecordedLog(payments, _chain(payments.recorder))
+
+
+def _benefits(rt: Session) -> RecordedLog:
+    benefits = rt.container.benefits
+    return RecordedLog(benefits, _chain(benefits.recorder))
 
 
 def _chain(recorder: Any) -> str:

@@ -326,11 +326,11 @@ def delegated_actions(
         emit_json(rt.console, {"actions": actions})
         return
     table = Table("recorded at", "delegation", "application", "event", "user", "office",
-                  title="Delegated actions", title_justify="left")
+                  "recorded by", title="Delegated actions", title_justify="left")
     for a in actions:
         table.add_row(a.recorded_at.astimezone(SWISS_TIME).isoformat(timespec="seconds"),
                       str(a.delegation_id), str(a.application_id), a.event, a.user_id,
-                      a.branch_office)
+                      a.branch_office, a.recorded_by)
     rt.console.print(table)
 
 

@@ -5,8 +5,9 @@ read a read model, and log a read of personal data.
   command (`domain.commands.parse_command`) with the user as actor and a new correlation id,
   and executes it through the case service, recorded by the signed-in account
   (`web:<user name>`, `nervenbahn.identity.web_identity`); `record_benefit` the same for the benefit
-  commands (`domain.benefit_commands`). A refusal is the domain's error (`DomainError`), for
-  `nervenbahn.web.forms.refusal_of` to show next to its field; nothing is recorded then.
+  commands (`domain.benefit_commands`), recorded by the signed-in account too. A refusal is the
+  domain's error (`DomainError`), for `nervenbahn.web.forms.refusal_of` to show next to its
+  field; nothing is recorded then.
 - `read_model(web, "region")`: a read-only connection to a read model.
 - `log_read(...)`: the access-log entry of a read, before the page is answered (the consumer is
   `web:<user name>`, the scope `<role>:<organisation>`, the endpoint the route's template).
@@ -71,7 +72,8 @@ def record_benefit(
         command = BENEFIT_COMMANDS[name].model_validate(payload)
     except ValidationError as exc:
         raise invalid_command(name, exc) from exc
-    result = web.context.benefits().execute(command)
+    result = web.context.benefits().execute(
+        command, recorded_by=web_identity(session.user.username))
     if web.context.refresh_benefit_applications is not None:
         web.context.refresh_benefit_applications()  # the office sees it at once
     return result

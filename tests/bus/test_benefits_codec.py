@@ -5,9 +5,12 @@ refusing a benefits schema that no longer matches its class."""
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import shutil
+import socket
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,15 +29,32 @@ from bus.benefits_codec import (
 from bus.consumer import Received, TransientError
 from bus.envelope import event_id
 from bus.errors import DecodeError
+from bus.record_codec import current_schema
 from bus.registry_sqlite import SQLiteSchemaRegistry
 from bus.schema_check import check_schemas
 from connectors.fund_decisions.recorder import DecisionRecorder, DecisionRefusedError
-from domain.benefit_commands import GrantBenefit
-from domain.benefits import APPLICATION_EVENT_TYPES, DELEGATION_EVENT_TYPES, MonthlyAmount
+from domain.benefit_commands import (
+    CheckCompleteness,
+    ForwardApplication,
+    GrantBenefit,
+    ReceiveApplication,
+)
+from domain.benefits import (
+    APPLICATION_EVENT_TYPES,
+    DELEGATION_EVENT_TYPES,
+    BenefitGranted,
+    MonthlyAmount,
+)
+from domain.case import SWISS_TIME
 from domain.commands import Command
 from domain.errors import ApplicationNotFoundError, RuleViolationError
+from domain.identity import UNKNOWN_IDENTITY, EstablishedIdentity
+from nervenbahn.container import Container
+from nervenbahn.identity import process_identity
 from schemas import SCHEMA_DIR
+from tests.bus.pipeline import store_settings
 from tests.domain.benefit_desk import ALL_DOCUMENTS, GRENCHEN_OFFICE, build_benefit_desk
+from tests.domain.case_desk import person_input
 
 APPLICATIONS = "t.benefits.applications.v1"
 DECISIONS = "t.benefits.decisions.v1"
@@ -110,6 +130,28 @@ def test_a_granted_decision_travels_with_its_amounts_as_decimals(tmp_path: Path)
     assert codec.event_id(back) == decision.decision_id
 
 
+def test_the_established_identity_stays_in_the_store(tmp_path: Path) -> None:
+    """As the case events': the applications topic carries no `recorded_by` (its schemas did
+    not change; the fund's application reads every message as before); nervenbahn's own
+    codec decodes it as unknown."""
+    desk = build_benefit_desk()
+    desk.service.identity = EstablishedIdentity("os", "clerk-7", "akso-host")
+    (received,) = desk.service.events.get(desk.receive())
+    registry = SQLiteSchemaRegistry(tmp_path / "registry.db")
+    codec = BenefitEventCodec(registry, APPLICATIONS, vault=desk.service.vault)
+
+    value = codec.encode(received).value
+    decoded = codec.decode(value)
+    registry.close()
+
+    assert str(received.recorded_by) == "os:clerk-7@akso-host"
+    assert b"clerk-7" not in value and b"akso-host" not in value
+    assert decoded.recorded_by == UNKNOWN_IDENTITY
+    assert (decoded.actor, decoded.received_on) == (received.actor, received.received_on)
+    schema = current_schema("benefits", "ApplicationReceived", SCHEMA_DIR)
+    assert "recorded_by" not in {field["name"] for field in schema["fields"]}
+
+
 # --- the connector, with a fake benefits service ------------------------------------------------
 
 
@@ -136,11 +178,12 @@ def _received(decision: FundDecision) -> Received:
     return Received(decision, decision.decision_id, "FundDecision", DECISIONS, 0, 0, {})
 
 
-def _grant(application_id: UUID, **fields: Any) -> FundDecision:
-    month = date(2026, 12, 1)
+def _grant(application_id: UUID, decided_on: date = date(2026, 12, 3),
+           **fields: Any) -> FundDecision:
+    month = fields.pop("from_month", date(2026, 12, 1))
     data: dict[str, Any] = {"from_month": month,
                             "amounts": [MonthlyAmount(month, Decimal("900.05"))]}
-    return FundDecision(uuid.uuid4(), application_id, "granted", date(2026, 12, 3),
+    return FundDecision(uuid.uuid4(), application_id, "granted", decided_on,
                         **(data | fields))
 
 
@@ -198,6 +241,49 @@ def test_a_decision_that_may_succeed_later_is_retried_never_dead_lettered(
 
     (command,) = benefits.executed
     assert command.correlation_id == decision.decision_id
+
+
+def test_the_connector_records_a_decision_as_its_process_identity(
+    tmp_path: Path, master_key: str
+) -> None:
+    """Wired as `serve` wires it (the container's benefits service): the fund's decision is
+    recorded as the connector's fund officer, established as the process's OS user."""
+    container = Container(store_settings(tmp_path, master_key))
+    try:
+        benefits = container.benefits
+        application_id = _forwarded(benefits)
+        recorder = DecisionRecorder("fund-decisions", benefits, container.service)
+        today = datetime.now(SWISS_TIME).date()
+        recorder.handle(_received(_grant(application_id, from_month=today.replace(day=1),
+                                         decided_on=today)), None)
+        events = list(benefits.events.get(application_id))
+    finally:
+        container.close()
+
+    granted = events[-1]
+    assert isinstance(granted, BenefitGranted)
+    assert granted.actor.user_id == "fund-decisions"
+    assert granted.recorded_by == process_identity()
+    assert str(granted.recorded_by) == (
+        f"os:{pwd.getpwuid(os.getuid()).pw_name}@{socket.gethostname()}")
+
+
+def _forwarded(benefits: Any) -> UUID:
+    """An application received, checked complete and forwarded by its office today."""
+    today = datetime.now(SWISS_TIME).date()
+    received = benefits.execute(ReceiveApplication(
+        actor=GRENCHEN_OFFICE, correlation_id=uuid.uuid4(), kind="el_ahv",
+        municipality_bfs=2546, applicant=person_input(5), received_on=today))
+    for command in (
+        CheckCompleteness(actor=GRENCHEN_OFFICE, correlation_id=uuid.uuid4(),
+                          application_id=received.id,
+                          documents_present=ALL_DOCUMENTS["el_ahv"]),
+        ForwardApplication(actor=GRENCHEN_OFFICE, correlation_id=uuid.uuid4(),
+                           application_id=received.id),
+    ):
+        benefits.execute(command)
+    application_id: UUID = received.id
+    return application_id
 
 
 # --- schemas check --------------------------------------------------------------------------------

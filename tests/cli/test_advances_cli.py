@@ -5,6 +5,9 @@ benefits store knows it, through the CLI alone."""
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import socket
 from decimal import Decimal
 from typing import Any
 
@@ -149,3 +152,33 @@ def test_advances_show_and_claims_say_what_the_fund_paid(cli: Cli, pending: str)
     assert (shown["claims_paid"], shown["paid_to_region"], shown["paid_to_person"],
             shown["last_paid_on"]) == (1, "1900.00", "0.00", TODAY.isoformat())
     assert f"paid {TODAY.isoformat()} in fund-pay-0001" in " ".join(table.out.split())
+
+
+AUDITOR = "fk.meier:auditor:so-finanzkontrolle"
+OS_IDENTITY = f"os:{pwd.getpwuid(os.getuid()).pw_name}@{socket.gethostname()}"
+"""What this test process is established as (its uid's user name, not $USER)."""
+
+
+def test_benefit_payment_and_claim_actions_record_the_os_user_of_the_cli(
+    cli: Cli, pending: str,
+) -> None:
+    _advanced_paid_and_granted(cli, pending)
+    _ok(cli, "--actor", CLAIMS, "advances", "claim")
+
+    rows = _ok(cli, "--actor", AUDITOR, "audit", "extract", "actions")["rows"]
+    benefits = [r for r in rows if r["chain"] == "events:benefits_events"]
+    by_event = {r["event"]: r for r in rows}
+
+    assert [(r["event"], r["actor"], r["recorded_by"]) for r in benefits] == [
+        ("ApplicationReceived", "eva.frei", OS_IDENTITY),
+        ("CompletenessChecked", "eva.frei", OS_IDENTITY),
+        ("ApplicationForwarded", "eva.frei", OS_IDENTITY),
+        ("BenefitGranted", "max.akso", OS_IDENTITY),
+    ]
+    assert all(r["case_id"] == "" and r["source"] == "live" for r in benefits)
+    for event, actor in (("PayoutAccountRecorded", "pay.office"), ("AdvanceStarted",
+                         "cw-olten-01"), ("ReimbursementRecorded", "advance-claims")):
+        assert (by_event[event]["actor"], by_event[event]["recorded_by"]) == (
+            actor, OS_IDENTITY), event
+    fund = _ok(cli, "--actor", AUDITOR, "audit", "extract", "actions", "--user", "max.akso")
+    assert [r["event"] for r in fund["rows"]] == ["BenefitGranted"]

@@ -6,6 +6,7 @@ revoked, what was done under them; other roles and other applications get the 40
 from __future__ import annotations
 
 import re
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -164,6 +165,37 @@ def test_a_grant_records_the_decision_with_its_amounts_and_says_so(
     assert [(str(a.from_month), str(a.monthly_chf)) for a in granted.schedule] == [
         ("2025-11-01", "812.40"), ("2026-01-01", "830.00")]
     assert _listed(shop.client.get(LIST).text) == set()
+
+
+def test_a_decision_and_a_delegation_from_the_web_record_the_signed_in_account(
+    benefit_web: BenefitWeb,  # noqa: F811
+) -> None:
+    shop = benefit_web
+    token = _signed_in(shop)
+    application_id = shop.recorded.ids["C"]
+    shop.client.post(f"{LIST}/{application_id}/refuse", data={
+        "csrf_token": token, "reason": "assets_above_limit"})
+    shop.client.post("/web/fund/delegations", data={
+        "csrf_token": token, "branch_office": "akso-olten", "task": "completeness_check",
+        "valid_from": "2026-10-01", "valid_until": "2026-12-31"})
+
+    refused = list(shop.benefits.events.get(application_id))[-1]
+    granted = [e for e in _delegation_events(shop) if e.actor.user_id == FUND.username]
+    assert type(refused).__name__ == "BenefitRefused"
+    assert str(refused.recorded_by) == f"web:{FUND.username}"
+    assert refused.actor.user_id == FUND.username
+    assert [str(e.recorded_by) for e in granted] == [f"web:{FUND.username}"]
+    page = shop.client.get("/web/fund/delegations").text
+    assert "<th scope=\"col\">Erfasst von</th>" in page
+    done = [row for row in re.findall(r"<tr>(.*?)</tr>", page, re.DOTALL)
+            if "Unterlagen angefordert" in row]
+    assert len(done) == 1 and "<td>unbekannt</td>" in done[0]  # the fixture's: no edge
+
+
+def _delegation_events(shop: BenefitWeb) -> list[Any]:
+    """Every delegation event of the store, in recording order."""
+    return [shop.benefits.decode(n) for n in shop.benefits.notifications(gt=0, limit=1000)
+            if "Delegation" in n.topic]
 
 
 def test_a_refusal_needs_a_reason_and_records_it(benefit_web: BenefitWeb) -> None:  # noqa: F811

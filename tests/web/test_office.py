@@ -259,6 +259,11 @@ def test_a_new_application_is_recorded_and_its_page_says_so(desk: Desk) -> None:
             application.received_on) == ("el_iv", TRIMBACH, "akso-olten", date(2026, 9, 30))
     assert application.applicant.family_name == "Graf"
     assert application.stage == "received"
+    (received,) = desk.benefits.events.get(new_id)
+    office_user = str(received.recorded_by)  # the signed-in account, beside the actor
+    assert office_user.startswith("web:") and office_user[4:] == received.actor.user_id
+    timeline = page.text[page.text.index("Erfasst von"):]
+    assert f"<td>{office_user}</td>" in timeline
 
 
 def test_a_refused_application_shows_the_reason_next_to_the_ahv_field(desk: Desk) -> None:

@@ -331,4 +331,5 @@ def _timeline(web: WebState, application_id: str) -> list[dict[str, Any]]:
     events: list[Any] = list(web.context.benefits().events.get(UUID(application_id)))
     return [{"at": e.timestamp, "what": EVENTS.get(type(e).__name__, type(e).__name__),
              "by": e.actor.user_id, "organisation": e.actor.organisation,
+             "recorded_by": str(e.recorded_by),
              "delegation": getattr(e, "delegation_id", None)} for e in events]
