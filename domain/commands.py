@@ -69,6 +69,7 @@ __all__ = [
     "is_invisible",
     "parse_command",
     "printable_text",
+    "swiss_today",
     "with_a_letter",
 ]
 
@@ -200,8 +201,14 @@ def _within_years(value: date) -> date:
 Day = Annotated[date, BeforeValidator(_date_input), AfterValidator(_within_years)]
 
 
+def swiss_today() -> date:
+    """Today in Switzerland: the day every rule about "today" judges (a server's own clock may
+    be in UTC, an hour behind Swiss midnight in winter, two in summer)."""
+    return datetime.now(_SWISS_TIME).date()
+
+
 def _not_in_the_future(value: date) -> date:
-    today = datetime.now(_SWISS_TIME).date()
+    today = swiss_today()
     if value > today:
         raise ValueError(f"lies in the future (after {today.isoformat()})")
     return value

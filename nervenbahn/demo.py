@@ -9,7 +9,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from rich.table import Table
 
 from domain.application.importer import MigrationStep
 from domain.case import Case
-from domain.commands import Actor, parse_command
+from domain.commands import Actor, parse_command, swiss_today
 from domain.errors import DomainError
 from nervenbahn.container import Container
 from nervenbahn.demo_benefits import seed_benefits
@@ -136,7 +135,7 @@ def _live_commands(rt: DemoSession, cases: dict[uuid.UUID, Case]) -> list[dict[s
     """A few commands recorded live today, beside the imported history."""
     supported = [case for case in cases.values() if case.phase == "supported"][:3]
     done = []
-    first_of_month = date.today().replace(day=1)
+    first_of_month = swiss_today().replace(day=1)
     for case in supported:
         budget = case.budgets[-1]
         amounts = {line.code: line.amount for line in budget.lines}

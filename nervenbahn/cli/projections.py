@@ -12,6 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from domain.commands import swiss_today
 from domain.errors import InvalidCommandError
 from nervenbahn.bounds import parse_bounded_day
 from nervenbahn.paths import projection_path as projection_path  # re-exported
@@ -106,7 +107,7 @@ def region_worklist(
 
 def _today(command: str, text: str | None) -> date:
     try:
-        return parse_bounded_day(text) if text else date.today()
+        return parse_bounded_day(text) if text else swiss_today()
     except ValueError as exc:
         raise InvalidCommandError(command, [("today", str(exc))]) from None
 

@@ -31,7 +31,7 @@ import pytest
 
 from bus.envelope import event_id
 from domain.case import SWISS_TIME
-from domain.commands import Actor
+from domain.commands import Actor, swiss_today
 from domain.payments import PaymentOrdered, RecordPayoutAccount, RunPayments
 from nervenbahn.cli import main
 from nervenbahn.config import Settings, load_settings
@@ -293,7 +293,7 @@ def test_the_demo_extract_holds_its_live_retroactive_changes_and_first_back_paym
     back = json.loads(capsys.readouterr().out)["rows"]
 
     live_changes, first_back = _demo_truth()
-    if date.today().day != 1:  # the demo's changes are effective on the 1st, recorded today
+    if swiss_today().day != 1:  # the demo's changes are effective on the 1st, recorded today
         assert len(live_changes) == 3
     assert {(r["case_id"], r["case_version"]) for r in retroactive
             if r["source"] == "live"} == live_changes

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -26,6 +26,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bus.envelope import event_id
+from domain.commands import swiss_today
 from nervenbahn.audit.chain import ChainedTable, event_record
 from nervenbahn.audit.checkpoints import (
     CheckpointStore,
@@ -494,7 +495,7 @@ def test_a_payment_event_is_proven_in_its_chain_and_logged_under_its_originator(
     try:
         for case_id in sorted({row["case_id"] for row in rows}):
             _account(payments, UUID(case_id))
-        _run(payments, date.today().strftime("%Y-%m"))
+        _run(payments, swiss_today().strftime("%Y-%m"))
     finally:
         payments.close()
         close_service(service)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from datetime import date
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 
+from domain.commands import swiss_today
 from nervenbahn.audit.database import AuditDatabase, open_audit_database
 from nervenbahn.audit.read_check import case_problems
 from nervenbahn.config import Settings, load_settings
@@ -24,7 +24,7 @@ CASEWORKER = ("--actor", "cw-olten-01:caseworker:so-olten")
 AUDITOR = ("--actor", "fk.meier:auditor:so-finanzkontrolle")
 ADMIN = ("--actor", "pay.office:administrator:so-canton")
 CONTROL = ("--actor", "pay.control:administrator:so-canton")
-TODAY = date.today()
+TODAY = swiss_today()
 
 CASE_QUERIES = {
     "case show": (*CASEWORKER, "case", "show", "{id}"),

@@ -10,7 +10,7 @@ import json
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
 from domain.application.snapshots import MacSnapshotStore
 from domain.case import SWISS_TIME
-from domain.commands import Actor
+from domain.commands import Actor, swiss_today
 from domain.payments import RUN_BOOK_ID, RecordPayoutAccount, RunPayments
 from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.snapshots import verify_snapshots
@@ -130,7 +130,7 @@ def test_an_altered_case_snapshot_is_not_used_and_verify_names_it(
         payments.record_account(RecordPayoutAccount(
             case_id=case_id, iban="CH9300762011623852957", holder="Anna Muster", actor=SYSTEM,
             correlation_id=uuid4()))
-        run = payments.run(RunPayments(month=date.today().replace(day=1), actor=SYSTEM,
+        run = payments.run(RunPayments(month=swiss_today().replace(day=1), actor=SYSTEM,
                                        correlation_id=uuid4()))
         assert run.control_sum == owed  # what the events say, not the 9000
         payments.close()
@@ -193,7 +193,7 @@ def test_an_altered_payments_snapshot_is_not_used_and_verify_names_it(
     payments.record_account(RecordPayoutAccount(
         case_id=case_id, iban="CH9300762011623852957", holder="Anna Muster", actor=SYSTEM,
         correlation_id=uuid4()))
-    payments.run(RunPayments(month=date.today().replace(day=1), actor=SYSTEM,
+    payments.run(RunPayments(month=swiss_today().replace(day=1), actor=SYSTEM,
                              correlation_id=uuid4()))
     book: Any = payments.repository.get(RUN_BOOK_ID)
     payments.take_snapshot(RUN_BOOK_ID)
@@ -209,7 +209,7 @@ def test_an_altered_payments_snapshot_is_not_used_and_verify_names_it(
     fresh = PaymentService({**settings.store.eventsourcing_env(),
                             "IS_SNAPSHOTTING_ENABLED": "y"}, cases=service)
     assert dict(fresh.repository.get(RUN_BOOK_ID).runs_by_month) == months_before
-    again = fresh.run(RunPayments(month=date.today().replace(day=1), actor=SYSTEM,
+    again = fresh.run(RunPayments(month=swiss_today().replace(day=1), actor=SYSTEM,
                                   correlation_id=uuid4()))
     assert not again.recorded  # nothing paid twice
     fresh.close()

@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -27,7 +27,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain.application.payments import PaymentService
-from domain.commands import Actor
+from domain.commands import Actor, swiss_today
 from domain.payments import RUN_BOOK_ID, RecordPayoutAccount, RunPayments
 from nervenbahn.audit.access_log import AccessEntry
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
@@ -77,7 +77,7 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> Golden:
         payments.record_account(RecordPayoutAccount(
             case_id=case_id, iban="CH9300762011623852957", holder="Anna Muster", actor=SYSTEM,
             correlation_id=uuid4()))
-        payments.run(RunPayments(month=date.today().replace(day=1), actor=SYSTEM,
+        payments.run(RunPayments(month=swiss_today().replace(day=1), actor=SYSTEM,
                                  correlation_id=uuid4()))
         payments.take_snapshot(RUN_BOOK_ID)
         snapshots = (str(service.snapshots.recorder.events_table_name),  # type: ignore[union-attr]

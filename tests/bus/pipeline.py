@@ -8,7 +8,6 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -20,7 +19,7 @@ from bus.effects_sqlite import SQLiteEffectStore
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
 from domain.application.cases import CaseService
-from domain.commands import parse_command
+from domain.commands import parse_command, swiss_today
 from nervenbahn.config import Settings, load_settings
 from nervenbahn.container import Container, build_service, close_service
 from nervenbahn.testing import applicant
@@ -66,7 +65,7 @@ def open_supported_case(service: CaseService, n: int = 0) -> UUID:
         command(
             "grant_support",
             case_id=str(opened.case_id),
-            support_from=date.today().replace(day=1).isoformat(),
+            support_from=swiss_today().replace(day=1).isoformat(),
             housing="1200",
             health_insurance="350",
             income="0",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -21,6 +21,7 @@ from bus.envelope import message_headers
 from bus.kafka_settings import KafkaSettings
 from bus.registry_sqlite import SQLiteSchemaRegistry
 from bus.topics import catalogue
+from domain.commands import swiss_today
 from nervenbahn.cli import main
 from schemas import load_schema, released_versions
 from schemas.catalogue import load_catalogue
@@ -100,7 +101,7 @@ def test_every_message_carries_its_avro_schema_and_subject(settings: KafkaSettin
 
 def test_headers_documented_are_the_headers_written(settings: KafkaSettings) -> None:
     written = message_headers("CaseOpened", 1, event_id=uuid4(), recorded_at=datetime.now(UTC),
-                              kind="opened", effective_date=date.today(), correlation_id=uuid4())
+                              kind="opened", effective_date=swiss_today(), correlation_id=uuid4())
     assert {name for name, _ in written} | {"relay_epoch"} <= set(HEADERS)
     case_headers = asyncapi_document(settings)["components"]["messages"]["CaseOpened"]["headers"]
     assert set(case_headers["properties"]) == {n for n, _ in written} - {"fact"} | {"relay_epoch"}

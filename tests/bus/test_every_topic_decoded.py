@@ -26,7 +26,6 @@ import sys
 import threading
 import uuid
 from collections import Counter
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from bus.kafka_settings import KafkaSettings
 from bus.topics import ensure_topics, installation_topics
 from domain.application.claims import AdvanceClaims
 from domain.benefits import MonthlyAmount
+from domain.commands import swiss_today
 from domain.payments import RecordPayoutAccount, RunPayments
 from nervenbahn.api.app import REGISTRY_PREFIX
 from nervenbahn.audit.checkpoints import CheckpointStore, SigningKey, write_checkpoint
@@ -163,7 +163,7 @@ def _fill_every_topic(line: Pipeline) -> tuple[list[uuid.UUID], list[str]]:
                                    "case_id": case_id, "iban": iban, "holder": HOLDER}
         payments.record_account(RecordPayoutAccount(**account))
     month: dict[str, Any] = {"actor": FINANCE, "correlation_id": uuid.uuid4(),
-                             "month": date.today().strftime("%Y-%m")}
+                             "month": swiss_today().strftime("%Y-%m")}
     assert payments.run(RunPayments(**month)).recorded
     _decided_application(line, cases[0])
     for name in RELAYED:
@@ -189,7 +189,7 @@ def _decided_application(line: Pipeline, case_id: uuid.UUID) -> None:
     """An EL application of the case's applicant received and forwarded at Grenchen, the
     case's advance for it, the fund's grant written to the decisions topic and recorded by the
     fund-decisions connector, and the claim recorded by the claims process."""
-    benefits, today = line.container.benefits, date.today()
+    benefits, today = line.container.benefits, swiss_today()
     application_id = advance_on(line.container, case_id, serial=7)
     month = today.replace(day=1)
     decision = FundDecision(uuid.uuid4(), application_id, "granted", today, month,

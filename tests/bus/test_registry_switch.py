@@ -15,7 +15,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 import uuid
-from datetime import date
 from pathlib import Path
 
 from bus.asyncapi import published_schemas
@@ -26,6 +25,7 @@ from bus.registry_push import catalogued, push_schemas
 from bus.topics import ensure_topics
 from domain import commands
 from domain.application.cases import CaseService
+from domain.commands import swiss_today
 from domain.payments import RecordPayoutAccount, RunPayments
 from nervenbahn.container import Container
 from schemas.catalogue import load_catalogue
@@ -105,7 +105,7 @@ def publish_every_dataset(line: Pipeline) -> None:
             actor=ADMIN, correlation_id=uuid.uuid4(), case_id=case_id, iban=IBAN,
             holder="N. Beispiel"))
     payments.run(RunPayments(actor=ADMIN, correlation_id=uuid.uuid4(),
-                             month=date.today().replace(day=1)))
+                             month=swiss_today().replace(day=1)))
     ensure_topics(line.container.kafka, [line.container.topic(name) for name in DATASETS])
     for name in DATASETS:
         with line.container.relay(name, batch_size=50) as relay:

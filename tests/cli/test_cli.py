@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from domain.commands import swiss_today
 from nervenbahn.accounts import UserStore
 from nervenbahn.demo_web import DEMO_USERS
 from tests.cli.conftest import Cli
@@ -39,9 +40,8 @@ def open_assess_grant(cli: Cli) -> None:
 
 
 def _first_of_this_month() -> str:
-    from datetime import date
 
-    return date.today().replace(day=1).isoformat()
+    return swiss_today().replace(day=1).isoformat()
 
 
 def test_case_lifecycle_shows_budget_and_personal_data(cli: Cli) -> None:

@@ -23,6 +23,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from bus.kafka_settings import KafkaSettings
 from bus.topics import list_topics, partition_end_offsets
+from domain.commands import swiss_today
 from domain.reference import load_branch_offices
 from tests.cli.conftest import Cli
 from tests.domain.case_desk import person_input, valid_ahvn13
@@ -103,7 +104,7 @@ def _apply_for_el(cli: Cli, person: dict[str, str], municipality: int, folder: P
                   if municipality in o.municipalities)
     clerk = f"eva.frei:branch_office:{office}"
     born = date.fromisoformat(person["birth_date"])
-    kind = "el_ahv" if (date.today() - born).days >= 65 * 366 else "el_iv"
+    kind = "el_ahv" if (swiss_today() - born).days >= 65 * 366 else "el_iv"
     args = [arg for key in PERSON_FIELDS for arg in (f"--{key.replace('_', '-')}", person[key])]
     if known:
         args += ["--person-id", person["person_id"]]
@@ -111,7 +112,7 @@ def _apply_for_el(cli: Cli, person: dict[str, str], municipality: int, folder: P
                    "--municipality", str(municipality), *args)
     assert received.code == 0, received.err
     application = str(received.json()["id"])  # type: ignore[index]
-    month = date.today().strftime("%Y-%m")
+    month = swiss_today().strftime("%Y-%m")
     for actor, *command in (
         (clerk, "check", application),
         (clerk, "forward", application, "--override-reason", "the applicant is in hospital"),
@@ -124,7 +125,7 @@ def _apply_for_el(cli: Cli, person: dict[str, str], municipality: int, folder: P
     assert shown.json()["decision"]["outcome"] == "granted"  # type: ignore[index]
     show_file = folder / "benefits-show.json"
     show_file.write_text(shown.out)
-    week = date.today().isocalendar()
+    week = swiss_today().isocalendar()
     backlog = cli("--actor", FUND, "report", "backlog", f"{week.year}-W{week.week:02d}",
                   "--out", str(folder / "reports" / "backlog"))
     assert backlog.code == 0, backlog.err
@@ -164,11 +165,11 @@ def test_no_byte_names_an_erased_person_after_every_output(
     person = case["applicant"]
     iban = _iban_paid_to(tmp_path / "outbox" / "payments",
                          f"{person['given_name']} {person['family_name']}")
-    quarter = f"{date.today().year}Q{(date.today().month - 1) // 3 + 1}"
+    quarter = f"{swiss_today().year}Q{(swiss_today().month - 1) // 3 + 1}"
     assert cli("projections", "rebuild", "reporting").code == 0
     reported = cli("report", "quarterly", quarter, "--out", str(tmp_path / "reports"))
     assert reported.code == 0, reported.err
-    audited = cli("audit", "case", case_id.group(1), "--as-of", date.today().isoformat(),
+    audited = cli("audit", "case", case_id.group(1), "--as-of", swiss_today().isoformat(),
                   "--out", str(tmp_path / "reports" / "audit.html"))
     assert audited.code == 0, audited.err
     application, show_file = _apply_for_el(cli, person, case["municipality_bfs"], tmp_path,

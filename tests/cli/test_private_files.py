@@ -10,13 +10,13 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import pytest
 import structlog.testing
 
 from connectors.host import ConnectorHost, ConnectorSpec
+from domain.commands import swiss_today
 from nervenbahn.config import load_settings
 from nervenbahn.container import build_payment_service, build_service, close_service, private_files
 from nervenbahn.private import private_file, private_folder, write_private
@@ -50,7 +50,7 @@ def _key_dir() -> Path:
 @pytest.mark.slow
 @pytest.mark.usefixtures("umask_022")
 def test_a_demo_run_creates_no_file_or_folder_others_can_read(cli: Cli, tmp_path: Path) -> None:
-    quarter = f"{date.today().year}Q{(date.today().month - 1) // 3 + 1}"
+    quarter = f"{swiss_today().year}Q{(swiss_today().month - 1) // 3 + 1}"
     assert cli("demo", "--households", "30", "--reset").code == 0
     assert cli("projections", "rebuild", "reporting").code == 0
     assert cli("report", "quarterly", quarter, "--out", str(tmp_path / "reports")).code == 0

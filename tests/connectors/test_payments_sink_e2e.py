@@ -9,7 +9,6 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,6 +23,7 @@ from connectors.payments.pain001 import NAMESPACE, validate_pain001
 from connectors.payments.sink import Pain001Sink, pain001_path
 from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
+from domain.commands import swiss_today
 from domain.payments import ApprovePaymentRun, RecordPayoutAccount, RunPayments
 from nervenbahn.container import (
     Container,
@@ -62,7 +62,7 @@ class World:
         data: dict[str, Any] = {
             "actor": ADMIN,
             "correlation_id": uuid.uuid4(),
-            "month": date.today().strftime("%Y-%m"),
+            "month": swiss_today().strftime("%Y-%m"),
         }
         summary = self.payments.run(RunPayments(**data))
         assert summary.recorded

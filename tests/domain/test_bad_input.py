@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from domain import commands
+from domain.commands import swiss_today
 from domain.errors import InvalidCommandError
 
 from .case_desk import OMIT, CommandFactory, person_input
@@ -47,7 +48,7 @@ CASE_COMMAND: list[Row] = [
 ]
 
 _BAD_AHVN13 = "756.1234.5678.98"  # check digit should be 7
-_NEXT_YEAR = date(date.today().year + 1, 1, 1).isoformat()
+_NEXT_YEAR = date(swiss_today().year + 1, 1, 1).isoformat()
 """A birth date that lies in the future whatever the day the tests run."""
 
 PER_COMMAND: dict[str, list[Row]] = {

@@ -24,6 +24,7 @@ from connectors.payments.pain001 import (
 )
 from connectors.payments.reconciliation import ISO_NAMESPACE, schema_for
 from domain.application.payments import PaymentService
+from domain.commands import swiss_today
 from domain.payments import PaymentOrdered
 
 __all__ = [
@@ -181,7 +182,7 @@ def pain001_of_run(payments: PaymentService, run_id: UUID) -> bytes:
         PaymentFile(
             identifier(run_id),
             datetime.now(UTC),
-            date.today(),
+            swiss_today(),
             Debtor("Sozialregion Olten", "CH5604835012345678009"),
             tuple(transfers),
         )

@@ -19,6 +19,7 @@ import pytest
 from domain import commands
 from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
+from domain.commands import swiss_today
 from domain.errors import RuleViolationError
 from domain.payments import (
     ApprovePaymentRun,
@@ -58,7 +59,7 @@ def stores(
 
 
 def _run(payments: PaymentService) -> Any:
-    month = date.today().replace(day=1)
+    month = swiss_today().replace(day=1)
     return payments.run(RunPayments(actor=ADMIN, correlation_id=uuid.uuid4(), month=month))
 
 
@@ -123,7 +124,7 @@ def test_a_death_proposal_holds_the_payment_and_a_second_person_approves_the_run
     dying, living = open_supported_case(cases, 0), open_supported_case(cases, 1)
     for case_id in (dying, living):
         _account(payments, case_id)
-    first = date.today().replace(day=1)
+    first = swiss_today().replace(day=1)
     cases.execute(commands.ProposeClosure(
         actor=REGISTER, correlation_id=uuid.uuid4(), case_id=dying, external_reference="d-1/0",
         source="population_register", reason="death", effective_date=first))

@@ -8,7 +8,6 @@ import json
 import shutil
 import threading
 import uuid
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from bus.registry_sqlite import SQLiteSchemaRegistry
 from bus.schema_check import check_schemas
 from bus.topics import ensure_topics
 from domain import commands
+from domain.commands import swiss_today
 from domain.payments import ApprovePaymentRun, PaymentOrdered, RecordPayoutAccount, RunPayments
 from nervenbahn.container import build_payment_service
 from schemas import SCHEMA_DIR
@@ -107,7 +107,7 @@ def test_the_payments_relay_publishes_each_run_in_order_once(
                 payments.record_account(RecordPayoutAccount(
                     actor=ADMIN, correlation_id=uuid.uuid4(), case_id=case_id, iban=IBAN,
                     holder="N. Beispiel"))
-            month = date.today().replace(day=1)
+            month = swiss_today().replace(day=1)
             summary = payments.run(RunPayments(actor=ADMIN, correlation_id=uuid.uuid4(),
                                                month=month))
             ensure_topics(kafka_settings, [line.container.topic("payment-orders")])

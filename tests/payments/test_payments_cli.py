@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from domain.commands import swiss_today
 from nervenbahn.cli import main
 from nervenbahn.config import load_settings
 from nervenbahn.container import build_service, close_service
@@ -28,7 +28,7 @@ def test_account_run_twice_and_bad_input(
     service = build_service(load_settings())
     case_id = str(open_supported_case(service))
     close_service(service)
-    month = f"{date.today():%Y-%m}"
+    month = f"{swiss_today():%Y-%m}"
 
     def run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
@@ -45,7 +45,7 @@ def test_account_run_twice_and_bad_input(
     first = json.loads(out)
     assert code == 0 and first["recorded"] and first["payments"] == 1
     # SKOS basic needs (one person) + housing 1200 + health insurance 350, the whole month
-    owed = expected_basic_needs(date.today().replace(day=1), 1) + Decimal("1550.00")
+    owed = expected_basic_needs(swiss_today().replace(day=1), 1) + Decimal("1550.00")
     assert Decimal(first["control_sum"]) == owed
     code, out, _ = run("--json", "payments", "run", month)
     assert code == 0 and json.loads(out)["recorded"] is False
@@ -75,7 +75,7 @@ def test_a_run_is_approved_by_a_second_administrator_on_the_command_line(
     office, control = "pay.office:administrator:so-canton", "pay.control:administrator:so-canton"
     assert run(office, "payments", "account", case_id, "--iban", "CH93 0076 2011 6238 5295 7",
                "--holder", "N. Beispiel")[0] == 0
-    code, out, _ = run(office, "--json", "payments", "run", f"{date.today():%Y-%m}")
+    code, out, _ = run(office, "--json", "payments", "run", f"{swiss_today():%Y-%m}")
     prepared = json.loads(out)
     assert code == 0 and "awaits a second person's approval" in prepared["message"]
     run_id = prepared["run_id"]

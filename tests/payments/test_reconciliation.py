@@ -27,6 +27,7 @@ from domain import commands
 from domain.application.cases import CaseService
 from domain.application.payments import PaymentService
 from domain.application.settlement import Settlements
+from domain.commands import swiss_today
 from domain.errors import InvalidCommandError, RuleViolationError
 from domain.payments import PaymentOrdered, RecordPayoutAccount, RunPayments
 from domain.settlement import (
@@ -56,7 +57,7 @@ ADMIN = commands.Actor("pay.office", "administrator", "so-canton")
 SYSTEM = commands.Actor("bank-connector", "system", "so-canton")
 CASEWORKER = commands.Actor("c.worker", "caseworker", "so-olten")
 IBAN = "CH9300762011623852957"
-MONTH = date.today().replace(day=1)
+MONTH = swiss_today().replace(day=1)
 OWED = expected_basic_needs(MONTH, 1) + Decimal("1550.00")
 """One case's month: SKOS basic needs (one person) + housing 1200 + health insurance 350."""
 

@@ -12,6 +12,7 @@ from uuid import UUID
 import pytest
 
 from connectors.payments.reconciliation import read_bank_file
+from domain.commands import swiss_today
 from nervenbahn.cli import main
 from nervenbahn.config import load_settings
 from nervenbahn.container import build_payment_service, build_service, close_service
@@ -27,7 +28,7 @@ from tests.payments.bank_files import (
 )
 
 EXAMPLES = Path(__file__).parent.parent / "fixtures" / "payments"
-MONTH = date.today().replace(day=1)
+MONTH = swiss_today().replace(day=1)
 OWED = expected_basic_needs(MONTH, 1) + Decimal("1550.00")
 
 
@@ -185,7 +186,7 @@ def test_reconcile_status_and_claim_backs_on_the_command_line(
     (claim,) = json.loads(out)
     assert (claim["amount"], claim["status"]) == ("100.00", "outstanding")
     code, _, err = run(
-        "payments", "recover", claim["order_id"], "--amount", "100.01", "--on", f"{date.today()}"
+        "payments", "recover", claim["order_id"], "--amount", "100.01", "--on", f"{swiss_today()}"
     )
     assert code == 1 and "outstanding" in err
     code, out, _ = run(
@@ -196,7 +197,7 @@ def test_reconcile_status_and_claim_backs_on_the_command_line(
         "--amount",
         "40",
         "--on",
-        f"{date.today()}",
+        f"{swiss_today()}",
     )
     assert json.loads(out)["outstanding"] == "60.00"
     code, out, _ = run("payments", "write-off", claim["order_id"], "--reason", "uneinbringlich")

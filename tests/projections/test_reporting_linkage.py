@@ -18,13 +18,14 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from bus.envelope import event_id
 from bus.kafka_settings import KafkaSettings
+from domain.commands import swiss_today
 from domain.payments import RecordPayoutAccount, RunPayments
 from domain.reference import load_reference_data
 from nervenbahn.container import build_payment_service
@@ -140,7 +141,7 @@ def relayed(line: Pipeline, kafka: KafkaSettings) -> Topics:
                                    "case_id": case_id, "iban": iban, "holder": "Nora Beispiel"}
         payments.record_account(RecordPayoutAccount(**account))
     month: dict[str, Any] = {"actor": FINANCE, "correlation_id": uuid.uuid4(),
-                             "month": date.today().strftime("%Y-%m")}
+                             "month": swiss_today().strftime("%Y-%m")}
     run = payments.run(RunPayments(**month))
     assert run.recorded
     relays = [line.container.relay("case-events"), line.container.relay("case-facts"),

@@ -25,6 +25,7 @@ from domain.commands import (
     RecordReimbursement,
     RecordReimbursementPaid,
     StartAdvance,
+    swiss_today,
 )
 from domain.events import claims_of
 from domain.reference import load_reference_data
@@ -95,20 +96,20 @@ def _advance(service: CaseService, pending: dict[UUID, BenefitOnRecord], wanted:
                                                    case.applicant.person_id, "forwarded")
         service.execute(StartAdvance(
             actor=system, correlation_id=uuid4(), case_id=case.id,
-            application_id=application_id, advance_from=date.today(),
-            commitment_kind="commitment", commitment_date=date.today()))
+            application_id=application_id, advance_from=swiss_today(),
+            commitment_kind="commitment", commitment_date=swiss_today()))
     # The first advance decided and its claim paid, so that the claims and reimbursements
     # tables have a row (and the advance ends).
-    month = date.today().replace(day=1)
+    month = swiss_today().replace(day=1)
     service.execute(RecordReimbursement(
         actor=system, correlation_id=uuid4(), case_id=case.id, application_id=application_id,
-        decided_on=date.today(), el={month: "500.00"}, paid={month: "900.00"},
+        decided_on=swiss_today(), el={month: "500.00"}, paid={month: "900.00"},
         monthly_el="500.00"))
     (claim,) = claims_of(service.get_case(case.id))
     service.execute(RecordReimbursementPaid(
         actor=Actor("fund-decisions", "system", "akso"), correlation_id=uuid4(),
         case_id=case.id, application_id=application_id, claim_version=claim.case_version,
-        to_region="500.00", to_person="0.00", message_id="claim-test", paid_on=date.today()))
+        to_region="500.00", to_person="0.00", message_id="claim-test", paid_on=swiss_today()))
 
 
 def _propose_closures(service: CaseService, wanted: int) -> None:
@@ -129,7 +130,7 @@ def _propose_closures(service: CaseService, wanted: int) -> None:
                 external_reference=f"msg-{made}/0",
                 source="population_register",
                 reason="death",
-                effective_date=date.today(),
+                effective_date=swiss_today(),
             )
         )
         made += 1

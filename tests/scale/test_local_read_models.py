@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 
 import pytest
 
 from bus.broker import EmbeddedBroker
+from domain.commands import swiss_today
 from tests.bus.waiting import wait_until
 from tests.chaos.harness import READY_WITHIN_S, wait_for
 from tests.scale.cluster import Cluster, Figures, cluster
@@ -65,13 +65,13 @@ def test_local_read_models_catch_up_before_ready_and_survive_an_instance_killed_
         assert any(status == 503 and "read-models" in failing for status, failing in seen), seen
         assert [status for status, _ in seen].count(200) == 1 and seen[-1][0] == 200, seen
         assert len(made.processed(third, "region")) == 3 * BEFORE
-        assert all(made.answers_alike(date.today()).values())
+        assert all(made.answers_alike(swiss_today()).values())
 
         victim, total = made.serves[1], 3 * BEFORE + 6 * DURING
         writers = [first.write(1000, DURING), third.write(2000, DURING)]
         held, row.ready_after_s = made.kill_mid_batch(
             victim, writers, second, 3 * BEFORE + 2 * DURING, total)
-        checks, alike = made.tally(row, date.today())
+        checks, alike = made.tally(row, swiss_today())
         row.note = (f"late join ready after {joining:.1f} s, readiness seen {seen}; killed with "
                     f"{held} of {total} events applied; {len(checks)} read models checked")
         scale_figures(row)

@@ -7,12 +7,12 @@ alike (issue 18, "Done when")."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 
 import pytest
 
 from bus.broker import EmbeddedBroker
+from domain.commands import swiss_today
 from tests.bus.waiting import wait_until
 from tests.chaos.harness import READY_WITHIN_S
 from tests.scale.cluster import Figures, cluster
@@ -33,7 +33,7 @@ def test_shared_read_models_lose_nothing_and_apply_nothing_twice_when_an_instanc
         writers = [made.nodes[0].write(0, CASES), made.nodes[1].write(1000, CASES)]
         held, row.ready_after_s = made.kill_mid_batch(
             victim, writers, made.nodes[0], 6 * CASES // 4, 6 * CASES)
-        checks, alike = made.tally(row, date.today())
+        checks, alike = made.tally(row, swiss_today())
         row.note = f"killed with {held} of {6 * CASES} events applied; " + ", ".join(
             f"{c.name}: {c.expected}" for c in checks)
         scale_figures(row)

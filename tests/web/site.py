@@ -32,7 +32,7 @@ from uuid import UUID
 
 from bus.kafka_settings import KafkaSettings
 from domain import benefit_commands as bc
-from domain.commands import Actor, parse_command
+from domain.commands import Actor, parse_command, swiss_today
 from nervenbahn.config import load_settings
 from nervenbahn.container import Container
 from nervenbahn.synthetic import synthetic_person
@@ -147,7 +147,7 @@ def _cases(container: Container, rng: random.Random, region: str, bfs: int,
     """`supported` supported cases, then (Olten only) one assessed and one in intake."""
     actor = Actor(f"seed.{region}", "caseworker", region)
     town = container.service.reference.municipality(bfs).name
-    first = date.today().replace(day=1) - timedelta(days=1)
+    first = swiss_today().replace(day=1) - timedelta(days=1)
     ids: list[UUID] = []
     steps = ["supported"] * supported + (["assessed", "intake"] if bfs == OLTEN else [])
     for phase in steps:
@@ -177,7 +177,7 @@ def _applications(container: Container, rng: random.Random, office: str,
     (documents requested), and a premium reduction just received."""
     actor = Actor(f"seed.{office}", "branch_office", office)
     town = container.service.reference.municipality(bfs).name
-    today = date.today()
+    today = swiss_today()
     ids: list[UUID] = []
     for kind, born, steps in (("el_ahv", date(1948, 1, 1), ("check", "request", "forward")),
                               ("el_iv", date(1970, 1, 1), ("check", "request")),

@@ -19,13 +19,13 @@ import re
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
 import pytest
 from playwright.sync_api import Page, Response
 
+from domain.commands import swiss_today
 from tests.web.browser import axe_violations, sign_in, sign_in_form
 from tests.web.site import Site
 
@@ -237,7 +237,7 @@ def _refused_forms(audit: Audit, forms: list[FoundForm]) -> None:
 
 def _fills(site: Site) -> dict[str, str]:
     """Values for the GET forms' empty fields: a seeded case, this month."""
-    return {"case_id": str(site.cases["so-olten"][0]), "month": date.today().strftime("%Y-%m")}
+    return {"case_id": str(site.cases["so-olten"][0]), "month": swiss_today().strftime("%Y-%m")}
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -42,7 +42,7 @@ from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 from domain import benefit_commands as bc
 from domain.benefits import DocumentsReceived
 from domain.case import SWISS_TIME
-from domain.commands import Actor
+from domain.commands import Actor, swiss_today
 from domain.entitlement import budget_in_force
 from domain.events import advances_of, proposals_of
 from nervenbahn.config import load_settings
@@ -497,7 +497,7 @@ def test_canton_sees_quarterly_and_backlog_figures_with_their_charts(
     open_as: OpenAs, served_web: Site
 ) -> None:
     page = open_as("canton")
-    seeded = date.today().replace(day=1) - timedelta(days=21)  # the cases' application date
+    seeded = swiss_today().replace(day=1) - timedelta(days=21)  # the cases' application date
     quarter = f"{seeded.year}Q{(seeded.month - 1) // 3 + 1}"
     quarterly = f"{served_web.url}/web/canton/quarterly?quarter={quarter}"
     figures = page.locator("table").first
