@@ -233,10 +233,11 @@ class Settlements:
             "file_sha256": cmd.file_sha256,
             **self._who(cmd),
         }
+        # The bank's free text (AddtlInf) is never recorded: it may name the payee, and a
+        # settlement event is not sealed with the person's key, so erasure could not reach it.
+        # The ISO reason code says why; the bank's file keeps the rest.
         if status.outcome == "rejected":
-            fields.update(
-                scope=status.scope, reason_code=status.reason_code, reason_text=status.reason_text
-            )
+            fields.update(scope=status.scope, reason_code=status.reason_code, reason_text=None)
         else:
             if status.booking_date is None:
                 raise RuleViolationError(
@@ -245,7 +246,7 @@ class Settlements:
                 )
             fields.update(booking_date=status.booking_date, bank_reference=status.bank_reference)
             if status.outcome == "returned":
-                fields.update(reason_code=status.reason_code, reason_text=status.reason_text)
+                fields.update(reason_code=status.reason_code, reason_text=None)
         settlement.record(_EVENT_CLASS[status.outcome], now, **fields)
         return SettledOrder(
             order.order_id,

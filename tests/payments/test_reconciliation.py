@@ -177,7 +177,7 @@ def _reconciled_month(cases: CaseService, payments: PaymentService) -> None:
     assert (rejected.case_id, rejected.reason_code, rejected.reason_text, rejected.scope) == (
         closed,
         "AC04",
-        "Konto saldiert",
+        None,  # the bank's free text is not recorded (it may name the payee)
         "transaction",
     )
     executed = next(e for e in events if isinstance(e, PaymentExecuted))
@@ -459,3 +459,28 @@ def test_two_files_recorded_at_once_on_one_run_are_serialised(
     finally:
         other.close()
     assert _figures(here)["executed"] == (2, 2 * OWED)
+
+
+def test_the_banks_free_text_naming_the_payee_is_never_stored(
+    store: tuple[CaseService, PaymentService], tmp_path: Path
+) -> None:
+    """A bank's additional information may name the payee ("Konto von … saldiert"); settlement
+    events are not sealed with the person's key, so the text is not recorded at all: no byte
+    of the store's files holds the name after the rejection and the return are read."""
+    cases, payments = store
+    run_id, (closed, returned) = _paid_run(cases, payments, 2)
+    pain001 = pain001_of_run(payments, run_id)
+    closed_e2e = _order_of(payments, closed).order_id.hex
+    returned_e2e = _order_of(payments, returned).order_id.hex
+    settlements = Settlements(payments)
+    _reconcile(settlements, pain002(pain001, rejected={
+        closed_e2e: ("AC04", "Konto von Zora Quellmatt saldiert")}), "pain002.xml")
+    _reconcile(settlements, camt054(pain001, executed=[returned_e2e], returned={
+        returned_e2e: ("MD07", "Empfaengerin Quellmatt verstorben")}), "camt054.xml")
+
+    reasons = [(e.reason_code, e.reason_text) for e in settlements.events()
+               if getattr(e, "outcome", "") in ("rejected", "returned")]
+    assert sorted(reasons) == [("AC04", None), ("MD07", None)]
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert b"Quellmatt" not in path.read_bytes(), path
