@@ -35,6 +35,7 @@ __all__ = [
     "ErasureSubject",
     "KeyStore",
     "MasterKeyError",
+    "MemoryKeyStore",
     "PersonErasedError",
     "PersonalData",
     "PersonalDataCorruptError",
@@ -288,6 +289,41 @@ class KeyStore(ABC):
         """Release connections."""
 
 
+class MemoryKeyStore(KeyStore):
+    """Wrapped data keys in a dict, erased persons in a set of tombstones: nothing durable (an
+    import's worker keeps the keys it makes here for the importer to store; tests)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[UUID, bytes] = {}
+        self.tombstones: set[UUID] = set()
+
+    def load(self, person_id: UUID) -> bytes | None:
+        """The wrapped key, or None when there is none or it was destroyed."""
+        return self.keys.get(person_id)
+
+    def store_many(self, keys: Iterable[tuple[UUID, bytes]]) -> None:
+        """Store new keys; a person that already has a key keeps it."""
+        for person_id, wrapped in keys:
+            self.keys.setdefault(person_id, wrapped)
+
+    def discard_many(self, person_ids: Iterable[UUID]) -> None:
+        """Forget keys created for a write that failed; no tombstone."""
+        for person_id in person_ids:
+            self.keys.pop(person_id, None)
+
+    def destroy(self, person_id: UUID) -> bool:
+        """Drop the key and leave a tombstone; True if there was a key."""
+        self.tombstones.add(person_id)
+        return self.keys.pop(person_id, None) is not None
+
+    def is_erased(self, person_id: UUID) -> bool:
+        """True once the person's key was destroyed."""
+        return person_id in self.tombstones
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
 class PersonalDataVault:
     """Encrypts and decrypts personal data with per-person keys held in a `KeyStore`."""
 
@@ -310,6 +346,11 @@ class PersonalDataVault:
     def keystore(self) -> KeyStore:
         """The key store this vault keeps its data keys in."""
         return self._keystore
+
+    def with_keystore(self, keystore: KeyStore) -> PersonalDataVault:
+        """A vault with the same master key over another key store (an import's worker seals
+        new persons with keys it makes, for the importer to store)."""
+        return PersonalDataVault(keystore, self._master_key)
 
     def ensure_keys(self, person_ids: Iterable[UUID]) -> list[UUID]:
         """Give every listed person a data key if they have none; refuse erased persons.

@@ -11,15 +11,21 @@ the legacy importer (`domain.application.importer`), history formatting
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import datetime_now_with_tzinfo
-from eventsourcing.persistence import EventStore, IntegrityError, JSONTranscoder
+from eventsourcing.persistence import (
+    EventStore,
+    IntegrityError,
+    JSONTranscoder,
+    Mapper,
+    StoredEvent,
+)
 from eventsourcing.utils import get_topic
 
 from domain import commands
@@ -89,6 +95,15 @@ class CaseService(
         """Add the domain's values and the sealed personal data to the default transcodings."""
         super().register_transcodings(transcoder)
         register_domain_transcodings(transcoder, self.vault, VALUE_TYPES)
+
+    def mapper_sealing_with(self, vault: PersonalDataVault) -> Mapper[UUID]:
+        """A mapper like the service's that seals personal data with `vault` (an import's
+        workers seal with keys they make: `domain.application.import_workers`)."""
+        transcoder = self.factory.transcoder()
+        if isinstance(transcoder, JSONTranscoder):
+            super().register_transcodings(transcoder)
+            register_domain_transcodings(transcoder, vault, VALUE_TYPES)
+        return self.factory.mapper(transcoder=transcoder)
 
     def construct_snapshot_store(self) -> EventStore[UUID]:
         """Snapshots with a MAC (`domain.application.snapshots`): one that fails is never used."""
@@ -202,6 +217,25 @@ class CaseService(
         except IntegrityError:
             self.vault.discard(new_keys)
             raise
+
+    def record_imported(
+        self, stored: Sequence[StoredEvent], keys: Sequence[tuple[UUID, bytes]]
+    ) -> None:
+        """Record the events of new cases an import's workers checked and encoded, with the
+        wrapped data keys they sealed new persons with, as `save_with_keys` would: the keys
+        first, the events in one transaction (chained), then the snapshots `save` takes.
+        IntegrityError if a case exists already: nothing recorded, the keys discarded again."""
+        self.vault.keystore.store_many(keys)
+        try:
+            self.recorder.insert_events(stored)
+        except IntegrityError:
+            self.vault.discard([person_id for person_id, _ in keys])
+            raise
+        projector = self.snapshotting_projectors.get(Case, project_aggregate)
+        for event in stored:
+            if event.originator_version % SNAPSHOT_INTERVAL == 0:
+                self.take_snapshot(UUID(str(event.originator_id)), event.originator_version,
+                                   projector)
 
     def case_for(self, actor: commands.Actor, case_id: UUID) -> Case:
         """The current case if `actor` may act on it (`domain.case.may_act_on`). A case of
