@@ -11,7 +11,7 @@ the legacy importer (`domain.application.importer`), history formatting
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -219,7 +219,7 @@ class CaseService(
             raise
 
     def record_imported(
-        self, stored: Sequence[StoredEvent], keys: Sequence[tuple[UUID, bytes]]
+        self, stored: list[StoredEvent], keys: list[tuple[UUID, bytes]]
     ) -> None:
         """Record the events of new cases an import's workers checked and encoded, with the
         wrapped data keys they sealed new persons with, as `save_with_keys` would: the keys
