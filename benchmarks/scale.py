@@ -334,14 +334,10 @@ def _relay(settings: Any, service: Any, bootstrap: str, events: int, window: int
     assert name is not None
     positions = SQLitePositionStore(settings.store.sqlite_path)
     try:
-        old = positions.load(name)
+        # Fresh topics hold nothing: `published` 0 and a new epoch, else the relay would take
+        # the empty topics for a broker that lost its messages and republish from the start.
         positions.save(
-            name,
-            RelayPosition(
-                position=events - window,
-                published=old.published,
-                epoch=old.epoch or uuid.uuid4().hex,
-            ),
+            name, RelayPosition(position=events - window, published=0, epoch=uuid.uuid4().hex)
         )
     finally:
         positions.close()
@@ -354,8 +350,11 @@ def _relay(settings: Any, service: Any, bootstrap: str, events: int, window: int
             seconds = time.perf_counter() - begun
     finally:
         bus.close()
-    if status.lag:
-        raise RuntimeError(f"the relay stopped {status.lag} events short of the head")
+    if status.lag or status.published != window:
+        raise RuntimeError(
+            f"the relay published {status.published} events, not the newest "
+            f"{window} ({status.lag} left)"
+        )
     return {"relay_events": window, "relay_events_per_s": window / seconds}
 
 
