@@ -31,6 +31,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
+from weakref import WeakKeyDictionary
 
 import psycopg
 from eventsourcing.persistence import OperationalError, ProgrammingError, StoredEvent
@@ -198,8 +199,10 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
         self._insert_links = sql.SQL(
             "INSERT INTO {}.{} (position, hash) SELECT * FROM unnest(%s::bigint[], %s::bytea[])"
         ).format(schema, chain_table)
-        self._head_cursors: dict[int, psycopg.Cursor[DictRow]] = {}
-        """The cursor of the head read pipelined with each connection's open insert."""
+        self._head_cursors: WeakKeyDictionary[psycopg.Connection[DictRow],
+                                              psycopg.Cursor[DictRow]] = WeakKeyDictionary()
+        """The cursor of the head read pipelined with each connection's open insert (weak: a
+        connection dropped after a failed insert takes its entry along)."""
 
     def create_table(self) -> None:
         """Create the tables, then register a new events table in `audit_chains` or refuse
@@ -242,12 +245,12 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
         # same pipeline, after the lock (so it is the latest), on a cursor of its own: no round
         # trip of its own.
         super()._insert_stored_events(curs, stored_events, **kwargs)
-        self._head_cursors[id(curs.connection)] = curs.connection.execute(self._select_head)
+        self._head_cursors[curs.connection] = curs.connection.execute(self._select_head)
 
     def _fetch_ids_after_insert_events(
         self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        head_cursor = self._head_cursors.pop(id(curs.connection))
+        head_cursor = self._head_cursors.pop(curs.connection)
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if not ids:
             return ids
