@@ -9,7 +9,7 @@ import base64
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,13 @@ from domain.reference import load_reference_data
 from nervenbahn.container import build_service, close_service
 from nervenbahn.synthetic import synthetic_history
 from projections.branch_office import BranchOfficeProjection
-from projections.framework import Projection, open_projection_store, rebuild
+from projections.framework import (
+    Projection,
+    applied_notification_id,
+    catch_up,
+    open_projection_store,
+    rebuild,
+)
 from projections.region import RegionProjection
 from projections.reporting import ReportingProjection
 from projections.reporting_facts import NO_FACT_EVENTS, CaseFacts, Pseudonymiser
@@ -118,3 +124,34 @@ def test_events_met_again_in_a_batch_change_nothing(
         store.close()
 
     assert dump(path, projection) == before
+
+
+class _Crash(RuntimeError):
+    """The process died half-way through applying a batch."""
+
+
+@pytest.mark.parametrize("name", ["region", "branch_office", "reporting"])
+def test_a_crash_half_way_through_a_batch_counts_nothing_twice(
+    service: CaseService, tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / "caught-up.db"
+    failing, batches = projections()[name], 0
+
+    def apply_batch(events: Sequence[Any], tx: Any) -> None:
+        nonlocal batches
+        batches += 1
+        type(failing).apply_batch(failing, events[: len(events) // 2], tx)
+        if batches == 3:
+            raise _Crash("killed")
+        type(failing).apply_batch(failing, events[len(events) // 2:], tx)
+
+    failing.apply_batch = apply_batch  # type: ignore[method-assign]
+    with pytest.raises(_Crash):
+        catch_up(failing, service, path, after=0, batch_size=50)
+    after = applied_notification_id(projections()[name], path)
+    caught_up = catch_up(projections()[name], service, path, after=after or 0, batch_size=50)
+    rebuild(projections()[name], service, tmp_path / "rebuilt.db")
+
+    assert after == 100  # two whole batches, nothing of the third
+    assert caught_up == service.max_position() - 100
+    assert dump(path, projections()[name]) == dump(tmp_path / "rebuilt.db", projections()[name])
