@@ -11,8 +11,10 @@ the legacy importer (`domain.application.importer`), history formatting
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from threading import Lock
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -89,6 +91,7 @@ class CaseService(
         self._clock = clock
         self._benefits = benefits
         self._snapshot_cache = SnapshotCache(maxsize=16)
+        self._below_snapshots = _CasesBelowSnapshots(SNAPSHOT_INTERVAL, maxsize=10_000)
         super().__init__(env)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
@@ -217,6 +220,8 @@ class CaseService(
         except IntegrityError:
             self.vault.discard(new_keys)
             raise
+        for case in cases:
+            self._below_snapshots.note(case)
 
     def record_imported(
         self, stored: list[StoredEvent], keys: list[tuple[UUID, bytes]]
@@ -248,11 +253,25 @@ class CaseService(
         return case
 
     def get_case(self, case_id: UUID) -> Case:
-        """The current state of a case."""
-        try:
-            return self.repository.get(case_id, projector_func=fold)
-        except AggregateNotFoundError:
-            raise CaseNotFoundError(case_id) from None
+        """The current state of a case.
+
+        A case this process last saw below the first snapshot's version is replayed from its
+        events without looking for a snapshot first: one query fewer for most commands (on
+        PostgreSQL a round trip and a pool check, 0.9 of 9 statements per command). Replaying
+        the events is always right; were the case taken past a snapshot by another process
+        meanwhile, only this one load replays more than it needed to.
+        """
+        if self._below_snapshots.holds(case_id):
+            case = fold(None, self.events.get(case_id))
+            if case is None:
+                raise CaseNotFoundError(case_id)
+        else:
+            try:
+                case = self.repository.get(case_id, projector_func=fold)
+            except AggregateNotFoundError:
+                raise CaseNotFoundError(case_id) from None
+        self._below_snapshots.note(case)
+        return case
 
     # --- persons -------------------------------------------------------------------------
 
@@ -307,6 +326,32 @@ class CaseService(
                     return True
             top = start - 1
         return False
+
+
+class _CasesBelowSnapshots:
+    """The cases this process last saw at a version below the first snapshot's (the most
+    recent `maxsize` seen; thread-safe)."""
+
+    def __init__(self, interval: int, maxsize: int) -> None:
+        self._interval = interval
+        self._maxsize = maxsize
+        self._ids: OrderedDict[UUID, None] = OrderedDict()
+        self._lock = Lock()
+
+    def holds(self, case_id: UUID) -> bool:
+        """Whether the case was last seen below the first snapshot's version."""
+        return case_id in self._ids
+
+    def note(self, case: Case) -> None:
+        """Remember the version the case was seen at (loaded or saved)."""
+        with self._lock:
+            if case.version >= self._interval:
+                self._ids.pop(case.id, None)
+                return
+            self._ids[case.id] = None
+            self._ids.move_to_end(case.id)
+            while len(self._ids) > self._maxsize:
+                self._ids.popitem(last=False)
 
 
 _CASE_METHODS: dict[type[commands.Command], tuple[Callable[..., None], bool]] = {
