@@ -353,9 +353,9 @@ class Relay:
                     position=status.position,
                     lag=status.lag,
                 )
-            elif until_caught_up and self.active:
+            elif until_caught_up and self.active and self.status().lag == 0:
                 break
-            elif self.active:
+            elif self.active:  # caught up, or nothing sent this time (the lease was due)
                 stop.wait(idle_seconds)
         return self.status()
 
