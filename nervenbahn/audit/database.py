@@ -11,11 +11,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from eventsourcing.persistence import ProgrammingError
-from psycopg import sql
 
 from nervenbahn.audit.chain import (
     CHAINS_TABLE,
@@ -34,8 +32,10 @@ from nervenbahn.audit.chain import (
 )
 from nervenbahn.audit.hashing import ChainHead, genesis, text_or_invalid, wrong_type
 from nervenbahn.config import StoreConfig
-from schemas.postgres import PostgresConnection
 from schemas.sql import Component, migrate_postgres, migrate_sqlite
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = [
     "AuditDatabase",
@@ -375,11 +375,16 @@ class PostgresAuditDatabase(AuditDatabase):
         self._schema = store.schema_name or "public"
         self._store = store
         # Made on first use and again after a loss (schemas.postgres): reads run again on a
-        # new connection, a write that loses it fails with DatabaseUnavailableError.
+        # new connection, a write that loses it fails with DatabaseUnavailableError. psycopg
+        # is imported here, not with the module: a SQLite store never needs it.
+        from schemas.postgres import PostgresConnection
+
         self._db = PostgresConnection(store.conninfo(), prepare=self._set_search_path)
         self._db.connection()
 
     def _set_search_path(self, db: psycopg.Connection[Any]) -> None:
+        from psycopg import sql
+
         db.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
 
     def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
