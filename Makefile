@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench chaos screenshots clean
+.PHONY: demo test lint bench scale chaos screenshots clean
 
 # The official AsyncAPI JSON Schemas (npm @asyncapi/specs, pinned in package-lock.json), which
 # tests/bus/test_asyncapi.py validates `nervenbahn asyncapi` against.
@@ -51,8 +51,14 @@ chaos: $(STAMP)
 screenshots: $(STAMP) node_modules/.installed $(CHROMIUM)
 	NERVENBAHN_SCREENSHOTS=1 $(BIN)/pytest -n 0 tests/web
 
+# Every benchmark, one combined table of the performance goals and benchmarks/out/results.json
+# (benchmarks/README.md); about 5 minutes on 2 cores. `make scale`: the store at 30 thousand,
+# 300 thousand and 1 million events (about 15 minutes). Neither is part of CI.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/append.py
+	$(BIN)/python benchmarks/run_all.py
+
+scale: $(STAMP)
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) node_modules $(CHROMIUM) .nervenbahn .pytest_cache .ruff_cache .hypothesis

@@ -24,6 +24,7 @@ import gc
 import json
 import os
 import random
+import resource
 import secrets
 import shutil
 import sqlite3
@@ -62,8 +63,10 @@ AS_OF_EVENTS = 1000
 AS_OF_CALLS = 30
 AS_OF_P99_TARGET_MS = 100.0
 """Our choice (no requirement states one): an interactive `case show --as-of` under 0.1 s."""
-EXECUTE_RATIO_TARGET = 0.7
-IMPORT_TARGET_EVENTS_PER_S = 100_000.0
+EXECUTE_RATIO_TARGET = 0.8
+"""Issue 17: execute within 0.8x of plain eventsourcing on both backends."""
+IMPORT_RATIO_TARGET = 0.3
+"""Issue 17: import (full validation, both cores allowed) within 0.3x of a raw executemany."""
 WARMUP_CASES = 5
 BLOCK_CASES = 10
 """Execute runs in blocks of this many cases, raw and nervenbahn taking turns to go first."""
@@ -327,9 +330,11 @@ def bench_import_and_as_of(
     raw_as_of = RawAsOf(os.path.join(directory, "as-of-raw.db"), args.seed)
     try:
         with nervenbahn_service(f"sqlite:///{nb_path}", master_key) as service:
+            cpu_before = _cpu_seconds()
             started = time.perf_counter()
             report = service.import_records(lines)
             nb_seconds = time.perf_counter() - started
+            nb_cpu_seconds = _cpu_seconds() - cpu_before
             service.import_records(long_lines)  # the 1,000-event case for `case_as_of`
             case_id = uuid.UUID(json.loads(long_lines[0])["data"]["case_id"])
             as_of = long_times[AS_OF_EVENTS // 2 - 1]
@@ -359,10 +364,10 @@ def bench_import_and_as_of(
     import_row = Row(
         key="import_sqlite", what="import_records (JSONL)", backend="sqlite",
         unit="events/s", nervenbahn=nb_rate, raw=raw_rate, ratio=nb_rate / raw_rate,
-        target=f"≥ {IMPORT_TARGET_EVENTS_PER_S:,.0f} events/s",
-        met=nb_rate >= IMPORT_TARGET_EVENTS_PER_S,
+        target=f"≥ {IMPORT_RATIO_TARGET}× raw", met=nb_rate / raw_rate >= IMPORT_RATIO_TARGET,
         detail={"cases": report.cases, "records": report.records, "events": report.events,
                 "nervenbahn_seconds": nb_seconds, "raw_seconds": raw_seconds,
+                "nervenbahn_cpu_us_per_event": 1e6 * nb_cpu_seconds / report.events,
                 "raw_runs_seconds": [round(run, 4) for run in raw_runs],
                 "bytes_per_event": sum(len(r[3]) for r in rows) / len(rows)},
     )
@@ -379,6 +384,14 @@ def bench_import_and_as_of(
                 "raw_p50_ms": raw_p50 * 1000, "raw_p99_ms": raw_p99 * 1000},
     )
     return [import_row, as_of_row]
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its ended children (the import's workers): on a machine
+    shared with other work, what the import itself costs."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _raw_sqlite_insert(path: str, rows: list[tuple[Any, ...]]) -> float:
@@ -455,7 +468,8 @@ def _describe(row: Row) -> list[str]:
     if row.key.startswith("import"):
         return [
             f"import: {d['events']} events of {d['cases']} cases in "
-            f"{d['nervenbahn_seconds']:.2f} s; raw executemany {d['raw_seconds']:.3f} s "
+            f"{d['nervenbahn_seconds']:.2f} s ({d['nervenbahn_cpu_us_per_event']:.0f} µs CPU "
+            f"per event, workers included); raw executemany {d['raw_seconds']:.3f} s "
             f"(median of {RAW_IMPORT_RUNS}); "
             f"{d['bytes_per_event']:.0f} bytes/event"
         ]

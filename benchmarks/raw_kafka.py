@@ -1,13 +1,13 @@
 """The raw baseline of bus_throughput.py: plain kafka-python, without nervenbahn code.
 
-What the relay put on its topic read back (`read_back`), a plain `KafkaProducer` sending the
-same keys with values of the same sizes (`raw_produce`), and a raw round trip: send → received
-by a plain group consumer polling in its own thread (`RawPings`, on a `Loop`).
+What the relay put on its topic read back (`read_back`), a plain `KafkaProducer` sending those
+very messages again (`raw_produce`: the same keys, value bytes and headers, or without the
+headers for context), and a raw round trip: send → received by a plain group consumer polling
+in its own thread (`RawPings`, on a `Loop`).
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -24,11 +24,16 @@ READ_BACK_DEADLINE_S = 60.0
 
 @dataclass
 class Sent:
-    """What the relay put on its topic, as read back: key, value size, headers."""
+    """What the relay put on its topic, as read back: key, value and headers."""
 
     key: bytes
-    value_size: int
+    value: bytes
     headers: list[tuple[str, bytes]]
+
+    @property
+    def value_size(self) -> int:
+        """The value's length in bytes."""
+        return len(self.value)
 
 
 def read_back(kafka: KafkaSettings, topic: str, count: int) -> list[Sent]:
@@ -40,20 +45,20 @@ def read_back(kafka: KafkaSettings, topic: str, count: int) -> list[Sent]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"read back {len(sent)} of {count} messages of {topic}")
             for records in reader.poll(timeout_ms=500).values():
-                sent += [Sent(r.key, len(r.value), list(r.headers or [])) for r in records]
+                sent += [Sent(r.key, r.value, list(r.headers or [])) for r in records]
     finally:
         reader.close()
     return sent
 
 
 def raw_produce(
-    kafka: KafkaSettings, topic: str, sent: list[Sent], batch: int, seed: int, *,
-    headers: bool,
+    kafka: KafkaSettings, topic: str, sent: list[Sent], batch: int, *, headers: bool,
 ) -> float:
-    """Plain KafkaProducer: same keys, random values of the same sizes, flushed every batch."""
-    rng = random.Random(f"{seed}-raw-values")
-    messages = [(s.key, rng.randbytes(s.value_size), s.headers if headers else None)
-                for s in sent]
+    """Plain KafkaProducer sending `sent` in the given order (the relay's: see
+    bus_throughput.relay_order): the same keys and value bytes, with the same headers (or
+    none), flushed every `batch` messages, every future checked. Seconds, producer start
+    included."""
+    messages = [(s.key, s.value, s.headers if headers else None) for s in sent]
     started = time.perf_counter()
     producer = KafkaProducer(**kafka.producer_kwargs(client_id="bench-raw"))
     try:

@@ -12,7 +12,7 @@ a module of its own: `bus.effects_sqlite` (a SQLite file per consumer) and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -114,6 +114,12 @@ class EffectStore(ABC):
     @abstractmethod
     def mark(self, tx: Any, group: str, event_id: UUID) -> None:
         """Record that the group processed the event."""
+
+    def mark_all(self, tx: Any, group: str, event_ids: Sequence[UUID]) -> None:
+        """Record that the group processed each of the events (a rebuild's batch): as `mark`
+        for each, in one statement where the backend can."""
+        for event_id in event_ids:
+            self.mark(tx, group, event_id)
 
     @abstractmethod
     def advance(self, tx: Any, group: str, topic: str, partition: int, mark: PartitionMark) -> None:

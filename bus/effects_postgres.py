@@ -9,7 +9,7 @@ dead-lettered: `lost`) and the consumer's next poll reads it again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -63,6 +63,13 @@ class PostgresEffectStore(EffectStore):
 
     def mark(self, tx: psycopg.Connection[Any], group: str, event_id: UUID) -> None:
         tx.execute(self._sql("INSERT INTO {}.processed_events VALUES (%s, %s)"), (group, event_id))
+
+    def mark_all(
+        self, tx: psycopg.Connection[Any], group: str, event_ids: Sequence[UUID]
+    ) -> None:
+        with tx.cursor() as cursor:
+            cursor.executemany(self._sql("INSERT INTO {}.processed_events VALUES (%s, %s)"),
+                               [(group, event_id) for event_id in event_ids])
 
     def advance(
         self,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from uuid import UUID
@@ -60,6 +60,10 @@ class SQLiteEffectStore(EffectStore):
 
     def mark(self, tx: sqlite3.Connection, group: str, event_id: UUID) -> None:
         tx.execute("INSERT INTO processed_events VALUES (?, ?)", (group, event_id.hex))
+
+    def mark_all(self, tx: sqlite3.Connection, group: str, event_ids: Sequence[UUID]) -> None:
+        tx.executemany("INSERT INTO processed_events VALUES (?, ?)",
+                       [(group, event_id.hex) for event_id in event_ids])
 
     def advance(
         self, tx: sqlite3.Connection, group: str, topic: str, partition: int, mark: PartitionMark

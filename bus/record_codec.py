@@ -24,6 +24,7 @@ from typing import Any
 
 import fastavro
 
+from bus.avro_writer import RecordWriter, compile_writer
 from bus.envelope import EncodedEvent
 from bus.errors import DecodeError, EncodeError, SchemaError, SchemaNotFoundError
 from bus.registry import SchemaRegistry
@@ -76,6 +77,8 @@ class _Known:
     name: str
     fullname: str
     parsed: Any
+    writer: RecordWriter | None
+    """The current schema compiled (None: fastavro validates and writes it)."""
 
 
 class RecordCodec:
@@ -123,9 +126,10 @@ class RecordCodec:
             raise EncodeError(f"{type(value).__name__} is not {self._kind}")
         record = entry.kind.to_record(value)
         schema_id = self._schema_id(entry)
-        what = entry.kind.describe(record) if entry.kind.describe else entry.name
-        return EncodedEvent(write_record(schema_id, entry.parsed, record, what), schema_id,
-                            entry.name)
+        describe = entry.kind.describe
+        what = entry.name if describe is None else lambda: describe(record)
+        return EncodedEvent(write_record(schema_id, entry.parsed, record, what, entry.writer),
+                            schema_id, entry.name)
 
     def decode(self, value: bytes) -> Any:
         """The value in a message value; DecodeError if it is not one this codec reads.
@@ -193,7 +197,7 @@ def _known(kind: RecordType) -> _Known:
         parsed = fastavro.parse_schema(kind.schema)
     except PARSE_ERRORS as exc:
         raise SchemaError(f"{name}: not a valid Avro schema: {exc}") from exc
-    return _Known(kind, name, kind.fullname, parsed)
+    return _Known(kind, name, kind.fullname, parsed, compile_writer(parsed))
 
 
 def current_schema(group: str, name: str, schema_dir: Path = SCHEMA_DIR) -> dict[str, Any]:

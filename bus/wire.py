@@ -7,6 +7,7 @@ record type), with the tables of what fastavro raises on bad input and bad schem
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
@@ -15,6 +16,7 @@ import fastavro.read
 import fastavro.schema
 import fastavro.validation
 
+from bus.avro_writer import RecordWriter
 from bus.errors import DecodeError, EncodeError
 
 __all__ = [
@@ -86,18 +88,31 @@ def schema_id_of(value: bytes) -> int:
     return int(schema_id)
 
 
-def write_record(schema_id: int, parsed: Any, record: dict[str, Any], what: str) -> bytes:
+def write_record(
+    schema_id: int,
+    parsed: Any,
+    record: dict[str, Any],
+    what: str | Callable[[], str],
+    writer: RecordWriter | None = None,
+) -> bytes:
     """The header and one Avro record, validated against `parsed` first.
 
-    EncodeError names `what` if the record does not fit the schema.
+    `writer` is `parsed` compiled (`bus.avro_writer.compile_writer`): it checks and writes in
+    one pass, the same bytes; without it fastavro validates, then writes. EncodeError names
+    `what` (or what it returns, asked only then) if the record does not fit the schema.
     """
-    buffer = BytesIO()
-    buffer.write(header(schema_id))
     try:
+        if writer is not None:
+            out = bytearray(header(schema_id))
+            writer(record, out)
+            return bytes(out)
+        buffer = BytesIO()
+        buffer.write(header(schema_id))
         fastavro.validation.validate(record, parsed, raise_errors=True)
         fastavro.schemaless_writer(buffer, parsed, record, strict=True)
     except WRITE_ERRORS as exc:
-        raise EncodeError(f"{what} does not fit its schema: {exc}") from exc
+        name = what if isinstance(what, str) else what()
+        raise EncodeError(f"{name} does not fit its schema: {exc}") from exc
     return buffer.getvalue()
 
 

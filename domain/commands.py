@@ -100,6 +100,11 @@ def printable_text(value: str) -> str:
     more than `MAX_COMBINING_MARKS` combining marks; ValueError naming the first offending code
     points otherwise. Such characters let a name print differently from what was recorded (a
     terminal's escape sequences, reversed text, stacked accents) or look empty."""
+    if value.isascii() and value.isprintable():
+        # Printable ASCII is NFC and holds no invisible character or mark: the common case,
+        # answered without the Unicode checks (~1 µs instead of ~15 µs; imports check
+        # about three texts per record).
+        return value
     value = unicodedata.normalize("NFC", value)
     bad = sorted({f"U+{ord(char):04X}" for char in _INVISIBLE.findall(value)})
     if bad:

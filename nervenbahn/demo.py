@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,7 @@ def _tracked(lines: Any, progress: Progress, task: Any) -> Any:
         yield line
 
 
-def _live_commands(rt: DemoSession, cases: dict[uuid.UUID, Case]) -> list[dict[str, Any]]:
+def _live_commands(rt: DemoSession, cases: Mapping[uuid.UUID, Case]) -> list[dict[str, Any]]:
     """A few commands recorded live today, beside the imported history."""
     supported = [case for case in cases.values() if case.phase == "supported"][:3]
     done = []
@@ -175,7 +176,7 @@ def _program() -> str:
 def _summary(
     rt: DemoSession, report: Any, live: list[dict[str, Any]], history: Path, seconds: float
 ) -> None:
-    cases: dict[uuid.UUID, Case] = report.cases_by_id
+    cases: Mapping[uuid.UUID, Case] = report.cases_by_id
     by_region: dict[str, Counter[str]] = {}
     for case in cases.values():
         by_region.setdefault(case.social_region, Counter())[case.phase] += 1

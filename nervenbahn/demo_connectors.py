@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,7 +93,7 @@ class DemoPayments:
     run_id: uuid.UUID | None
 
 
-def pay_and_register(rt: DemoSession, cases: dict[uuid.UUID, Case]) -> DemoPayments:
+def pay_and_register(rt: DemoSession, cases: Mapping[uuid.UUID, Case]) -> DemoPayments:
     """A register delivery, payout accounts, a payment run (twice); print what happened."""
     write_demo_config(rt)
     supported = [case for case in cases.values() if case.phase == "supported"]

@@ -10,7 +10,9 @@ again with two changes eventsourcing 9.5 offers no setting for:
   an operator sees nervenbahn's connections in `pg_stat_activity`, and a test ends exactly its
   own (a restart, simulated: `tests/storage/test_postgres_recovery.py`);
 - **one failed check sweeps the pool.** With `POSTGRES_PRE_PING` each connection is checked
-  before use, and one the server closed is replaced instead of failing the command. But
+  before use, and one the server closed is replaced instead of failing the command (pinged
+  only if its socket has something to read: a server that closes a connection says so on
+  it, and a ping per checkout was a round trip of each command's five). But
   psycopg_pool backs off between failed checks (1 s, 2 s, 4 s, …) and after a restart every
   idle connection is dead: with 5 of them the first `open_case` took 6.3 s. So a failed check
   also checks every idle connection of the pool at once (`ConnectionPool.check`), and the next
@@ -25,6 +27,7 @@ behind the writes of running processes. The chain's opening check (reads only) s
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
@@ -66,6 +69,8 @@ def _sweeping_pool(datastore: PostgresDatastore, name: str | None) -> Connection
     pool: ConnectionPool[Any]
 
     def check(conn: Any) -> None:
+        if _unchanged_since_last_use(conn):
+            return
         try:
             ConnectionPool.check_connection(conn)
         except Exception:
@@ -81,3 +86,19 @@ def _sweeping_pool(datastore: PostgresDatastore, name: str | None) -> Connection
     )
     old.close()  # never opened: releases nothing but its bookkeeping
     return pool
+
+
+def _unchanged_since_last_use(conn: Any) -> bool:
+    """Whether a pooled (idle) connection is open and has heard nothing from the server since
+    its last use. A server that ends a connection (a restart, `pg_terminate_backend`, a crash)
+    sends a message and closes it, either of which makes its socket readable; an idle
+    connection has nothing else to read (a listening one may: it is pinged, as any readable
+    one). No round trip: the ping (`ConnectionPool.check_connection`) cost one per checkout,
+    1.9 of them per command (a load and a save)."""
+    if conn.closed or conn.broken:
+        return False
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable

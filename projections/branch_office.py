@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from projections.framework import Projection, already_applied, update_case_row
+from projections.framework import CaseRowProjection, update_case_row
 from projections.storage import SQLConnection
 from schemas.sql import Component, Migration, placeholder
 
@@ -37,57 +37,59 @@ MIGRATIONS = Component(
 the read models' schema, the connection's search path)."""
 
 
-class BranchOfficeProjection(Projection):
+class BranchOfficeProjection(CaseRowProjection):
     """Cases by municipality, for the branch offices that serve them."""
 
     name: ClassVar[str] = "branch_office"
     tables: ClassVar[tuple[str, ...]] = ("office_cases",)
     migrations: ClassVar[Component] = MIGRATIONS
+    case_table: ClassVar[str] = "office_cases"
 
-    def apply(self, event: Any, tx: SQLConnection) -> None:
-        """Apply one event of a case; one at or below the version the case holds is ignored."""
-        if already_applied(tx, "office_cases", event):
-            return
-        p = placeholder(tx)
-        case_id = str(event.originator_id)
-        kind = type(event).__name__
-        day = event.effective_date.isoformat()
-        if kind == "CaseOpened":
-            applicant = event.applicant
-            tx.execute(
-                "INSERT INTO office_cases (case_id, municipality_bfs, social_region, phase, "  # noqa: S608
-                "household_size, opened_on, applicant_person_id, applicant_sealed, version) "
-                f"VALUES ({p}, {p}, {p}, 'intake', {p}, {p}, {p}, {p}, 1)",
-                (
-                    case_id,
-                    event.municipality_bfs,
-                    event.social_region,
-                    event.household_size,
-                    day,
-                    str(applicant.person_id),
-                    json.dumps(_sealed(applicant)),
-                ),
-            )
-        elif kind in _PHASE_OF:
-            _update(tx, case_id, phase=_PHASE_OF[kind])
-        if kind == "SupportGranted":
-            _update(tx, case_id, support_since=day, support_until=None)
-        elif kind == "CaseClosed":
-            tx.execute(
-                f"UPDATE office_cases SET support_until = {p} WHERE case_id = {p} "  # noqa: S608
-                "AND support_since IS NOT NULL",
-                (day, case_id),
-            )
-        elif kind == "CaseHandedOver":
-            _update(
-                tx,
+    def change(self, event: Any, case_id: str, tx: SQLConnection) -> None:
+        """Apply a new event of a case to its row."""
+        _apply(event, case_id, tx)
+
+
+def _apply(event: Any, case_id: str, tx: SQLConnection) -> None:
+    """What one event changes in its case's row (its version aside: `CaseVersions`)."""
+    p = placeholder(tx)
+    kind = type(event).__name__
+    day = event.effective_date.isoformat()
+    if kind == "CaseOpened":
+        applicant = event.applicant
+        tx.execute(
+            "INSERT INTO office_cases (case_id, municipality_bfs, social_region, phase, "  # noqa: S608
+            "household_size, opened_on, applicant_person_id, applicant_sealed, version) "
+            f"VALUES ({p}, {p}, {p}, 'intake', {p}, {p}, {p}, {p}, 1)",
+            (
                 case_id,
-                municipality_bfs=event.to_municipality_bfs,
-                social_region=event.to_region,
-            )
-        elif kind == "BudgetChanged":
-            _update(tx, case_id, household_size=event.household_size)
-        _update(tx, case_id, version=event.originator_version)
+                event.municipality_bfs,
+                event.social_region,
+                event.household_size,
+                day,
+                str(applicant.person_id),
+                json.dumps(_sealed(applicant)),
+            ),
+        )
+    elif kind == "SupportGranted":
+        _update(tx, case_id, phase="supported", support_since=day, support_until=None)
+    elif kind in _PHASE_OF:
+        _update(tx, case_id, phase=_PHASE_OF[kind])
+    if kind == "CaseClosed":
+        tx.execute(
+            f"UPDATE office_cases SET support_until = {p} WHERE case_id = {p} "  # noqa: S608
+            "AND support_since IS NOT NULL",
+            (day, case_id),
+        )
+    elif kind == "CaseHandedOver":
+        _update(
+            tx,
+            case_id,
+            municipality_bfs=event.to_municipality_bfs,
+            social_region=event.to_region,
+        )
+    elif kind == "BudgetChanged":
+        _update(tx, case_id, household_size=event.household_size)
 
 
 _PHASE_OF = {

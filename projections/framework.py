@@ -9,6 +9,16 @@ A projection is fed two ways that must give the same tables (tested):
   the beginning of the topic, skips them all.
 
 Where the tables live (a SQLite file each, or one PostgreSQL schema): `projections.storage`.
+
+A rebuild hands the projection a batch of the log at a time (`Projection.apply_batch`), in one
+transaction with the ids it records (in one statement, `EffectStore.mark_all`) and the id of
+the batch's last notification: a crash mid-batch leaves none of it. The projections read what
+they need once per batch (the versions of its cases, `CaseVersions`; the reporting
+projection's regions) and write in bulk. Measured (22,404 events, SQLite, 2 busy cores): the
+rebuilds went from 0.05/0.06/0.04x to 0.09/0.12/0.06x the raw read of the notifications. Of
+the CPU time per event that remains, decoding the stored event through the application's
+mapper takes about 41 µs (json alone 23) against 6 µs for the raw read itself: with it, no
+rebuild can pass about 0.13x.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +46,7 @@ from projections.storage import (
     PostgresReadModelStore,
     ReadModelTarget,
     SQLConnection,
+    execute_many,
     read_model_built,
     read_model_connection,
     read_notification_id,
@@ -50,6 +61,8 @@ from schemas.sql import (
 )
 
 __all__ = [
+    "CaseRowProjection",
+    "CaseVersions",
     "Projection",
     "ProjectionError",
     "ProjectionSettings",
@@ -107,6 +120,13 @@ class Projection(ABC):
     def apply(self, event: Any, tx: SQLConnection) -> None:
         """Apply one event through `tx` (events arrive in order per case)."""
 
+    def apply_batch(self, events: Sequence[Any], tx: SQLConnection) -> None:
+        """Apply events, in order, through `tx`, with the tables ending as `apply` one by one
+        leaves them (a rebuild hands over a batch of the notification log). By default one by
+        one; a projection overrides it to read once and write in bulk per batch."""
+        for event in events:
+            self.apply(event, tx)
+
     def handle(self, received: Any, tx: SQLConnection) -> None:
         """Apply a decoded event from the bus: by default, apply the decoded event."""
         self.apply(received.event, tx)
@@ -130,6 +150,34 @@ class Projection(ABC):
         reporting topic, answers the keyed fact id instead, so that its database holds no id
         anyone could compute from a case id."""
         return event_id(event.originator_id, event.originator_version)
+
+
+class CaseRowProjection(Projection):
+    """A projection with a row per case in `case_table` that holds the version of the case's
+    last event applied: an event at or below it (met again: re-sent, or replayed past what
+    dedup knows) is ignored, so that the row never moves backwards. The versions are read and
+    written once per batch (`CaseVersions`)."""
+
+    case_table: ClassVar[str]
+
+    def apply(self, event: Any, tx: SQLConnection) -> None:
+        """Apply one event of a case; one at or below the version the case holds is ignored."""
+        self.apply_batch([event], tx)
+
+    def apply_batch(self, events: Sequence[Any], tx: SQLConnection) -> None:
+        """Apply events of cases in order, each ignored if at or below the version its case
+        holds by then."""
+        versions = CaseVersions(tx, self.case_table, events)
+        for event in events:
+            case_id = str(event.originator_id)
+            if not versions.applied(case_id, event):
+                self.change(event, case_id, tx)
+                versions.record(case_id, event)
+        versions.write(tx)
+
+    @abstractmethod
+    def change(self, event: Any, case_id: str, tx: SQLConnection) -> None:
+        """What a new event of case `case_id` changes in the tables (the version aside)."""
 
 
 def open_projection_store(projection: Projection, target: ReadModelTarget) -> EffectStore:
@@ -250,21 +298,19 @@ def _refill(
     total = source.max_position()
     position, done = after, 0
     while notifications := source.notifications(gt=position, limit=batch_size):
+        events = [source.decode(notification) for notification in notifications]
         with transaction() as tx:
-            latest: datetime | None = None
-            for notification in notifications:
-                event = source.decode(notification)
-                projection.apply(event, tx)
-                processed = projection.processed_id(event)
-                if processed is not None and not (
-                    after and store.seen(tx, projection.group, processed)
-                ):
-                    store.mark(tx, projection.group, processed)
-                moment = projection.recorded_at(event)
-                if moment is not None and (latest is None or moment > latest):
-                    latest = moment
-            record_progress(tx, projection.name, latest, datetime.now(UTC),
-                            notification_id=notifications[-1].id)
+            projection.apply_batch(events, tx)
+            processed = [pid for event in events
+                         if (pid := projection.processed_id(event)) is not None]
+            if after:
+                processed = [pid for pid in processed
+                             if not store.seen(tx, projection.group, pid)]
+            store.mark_all(tx, projection.group, processed)
+            moments = [moment for event in events
+                       if (moment := projection.recorded_at(event)) is not None]
+            record_progress(tx, projection.name, max(moments, default=None),
+                            datetime.now(UTC), notification_id=notifications[-1].id)
         position = notifications[-1].id
         done += len(notifications)
         progress(done, max(total, done))
@@ -286,6 +332,53 @@ def already_applied(tx: SQLConnection, table: str, event: Any, *, key: str = "ca
         (str(event.originator_id),),
     ).fetchone()
     return row is not None and int(row[0]) >= event.originator_version
+
+
+class CaseVersions:
+    """The version each case's row in `table` holds (column `key`, a case id by default), read
+    once for a batch of events and written once at its end: `already_applied` and the
+    `UPDATE … SET version` after each event, in bulk. A case without a row gets one only from
+    its opening (`CaseOpened`, whose handler inserts it at version 1)."""
+
+    _CHUNK = 500
+    """Ids per `IN (…)` query (well under either backend's limit of parameters)."""
+
+    def __init__(
+        self, tx: SQLConnection, table: str, events: Sequence[Any], *, key: str = "case_id"
+    ) -> None:
+        self._table, self._key = table, key
+        self._versions: dict[str, int] = {}
+        self._changed: set[str] = set()
+        ids = list(dict.fromkeys(str(event.originator_id) for event in events))
+        p = placeholder(tx)
+        for start in range(0, len(ids), self._CHUNK):
+            chunk = ids[start:start + self._CHUNK]
+            rows = tx.execute(
+                f"SELECT {key}, version FROM {table} "  # noqa: S608 - our names
+                f"WHERE {key} IN ({', '.join([p] * len(chunk))})",
+                chunk,
+            )
+            self._versions.update((str(row[0]), int(row[1])) for row in rows)
+
+    def applied(self, case_id: str, event: Any) -> bool:
+        """True if the case's row holds the event's version or a later one (an old event met
+        again must not move the row backwards: the projection ignores it)."""
+        version = self._versions.get(case_id)
+        return version is not None and version >= event.originator_version
+
+    def record(self, case_id: str, event: Any) -> None:
+        """The event was applied: its version is the row's (if the case has a row by now)."""
+        if case_id in self._versions or type(event).__name__ == "CaseOpened":
+            self._versions[case_id] = event.originator_version
+            self._changed.add(case_id)
+
+    def write(self, tx: SQLConnection) -> None:
+        """Write the versions of the rows the batch changed, one statement for all."""
+        p = placeholder(tx)
+        statement = (f"UPDATE {self._table} SET version = {p} "  # noqa: S608 - our names
+                     f"WHERE {self._key} = {p}")
+        execute_many(tx, statement,
+                     [(self._versions[case_id], case_id) for case_id in self._changed])
 
 
 def update_case_row(tx: SQLConnection, table: str, case_id: str, **columns: object) -> None:

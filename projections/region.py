@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from typing import Any, ClassVar, Literal
 
 from domain.events import add_months
-from projections.framework import Projection, already_applied, update_case_row
+from projections.framework import CaseRowProjection, update_case_row
 from projections.storage import SQLConnection
 from schemas.sql import Component, Migration, placeholder
 
@@ -100,7 +100,7 @@ MIGRATIONS = Component(
 the read models' schema, the connection's search path)."""
 
 
-class RegionProjection(Projection):
+class RegionProjection(CaseRowProjection):
     """Cases and open goals per social region."""
 
     name: ClassVar[str] = "region"
@@ -108,21 +108,13 @@ class RegionProjection(Projection):
                                          "region_advances", "region_claims",
                                          "region_reimbursements")
     migrations: ClassVar[Component] = MIGRATIONS
+    case_table: ClassVar[str] = "region_cases"
 
-    def apply(self, event: Any, tx: SQLConnection) -> None:
-        """Apply one event of a case; one at or below the version the case holds is ignored."""
-        if already_applied(tx, "region_cases", event):
-            return
-        p = placeholder(tx)
-        case_id = str(event.originator_id)
-        kind = type(event).__name__
-        handler = getattr(self, f"_on_{kind}", None)
+    def change(self, event: Any, case_id: str, tx: SQLConnection) -> None:
+        """Apply a new event of a case: its type's method below, if it changes the view."""
+        handler = getattr(self, f"_on_{type(event).__name__}", None)
         if handler is not None:
             handler(event, case_id, tx)
-        tx.execute(
-            f"UPDATE region_cases SET version = {p} WHERE case_id = {p}",  # noqa: S608
-            (event.originator_version, case_id),
-        )
 
     # --- one method per event type that changes the view ----------------------------------
 

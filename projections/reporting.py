@@ -35,7 +35,7 @@ from projections.reporting_facts import (
     case_fact,
     recorded_day,
 )
-from projections.storage import SQLConnection
+from projections.storage import SQLConnection, execute_many
 from schemas.sql import Component, Migration, placeholder
 
 __all__ = [
@@ -101,13 +101,29 @@ class ReportingProjection(Projection):
 
     def apply(self, event: Any, tx: SQLConnection) -> None:
         """Rebuild path: a case event from the store, turned into its fact first."""
+        self.apply_batch([event], tx)
+
+    def apply_batch(self, events: Sequence[Any], tx: SQLConnection) -> None:
+        """Rebuild path: case events from the store, turned into their facts in order (each
+        case's region before an event: from its latest fact, read once per batch and then
+        kept), and recorded in one statement for the batch."""
         pseudonyms = self._key()
-        if type(event).__name__ in NO_FACT_EVENTS:
-            return
-        region = None
-        if not isinstance(event, CaseOpened | CaseHandedOver):
-            region = _region_now(tx, pseudonyms.case(event.originator_id))
-        self.apply_fact(case_fact(event, region=region, pseudonyms=pseudonyms), tx)
+        events = [event for event in events if type(event).__name__ not in NO_FACT_EVENTS]
+        latest = _latest_facts(tx, {pseudonyms.case(event.originator_id) for event in events})
+        rows = []
+        for event in events:
+            pseudonym = pseudonyms.case(event.originator_id)
+            region = None
+            if not isinstance(event, CaseOpened | CaseHandedOver):
+                if pseudonym not in latest:
+                    raise LookupError(f"case {pseudonym[:12]}…: a fact before its opening")
+                region = latest[pseudonym][1]
+            fact = case_fact(event, region=region, pseudonyms=pseudonyms)
+            if pseudonym not in latest or fact.sequence > latest[pseudonym][0]:
+                latest[pseudonym] = (fact.sequence,
+                                     _region_after(fact.fact, fact.social_region, fact.to_region))
+            rows.append(_fact_row(fact))
+        execute_many(tx, _insert_fact(placeholder(tx)), rows)
 
     def processed_id(self, event: Any) -> UUID | None:
         """The keyed fact id the reporting relay publishes the event's fact under (the
@@ -139,37 +155,55 @@ class ReportingProjection(Projection):
 
     def apply_fact(self, fact: CaseFact, tx: SQLConnection) -> None:
         """Record one fact (facts arrive in order per case)."""
-        row = {name: getattr(fact, name) for name in _COLUMNS}
-        row |= {
-            "effective_date": fact.effective_date.isoformat(),
-            "recorded_at": fact.recorded_at.isoformat(),
-            "fact_id": str(fact.fact_id),
-            "imported": int(fact.imported),
-            "support_from": fact.support_from.isoformat() if fact.support_from else None,
-            "refusal_reasons": ",".join(fact.refusal_reasons),
-        }
-        # A case's fact at a sequence is one fact: met again under another id (facts published
-        # before fact ids were keyed, then again after the topic was emptied), it takes the
-        # new id and recorded day instead of counting twice.
-        tx.execute(
-            f"INSERT INTO reporting_facts ({', '.join(_COLUMNS)}) "  # noqa: S608 - our names
-            f"VALUES ({', '.join([placeholder(tx)] * len(_COLUMNS))}) "
-            "ON CONFLICT (case_pseudonym, sequence) DO UPDATE SET "
-            "fact_id = excluded.fact_id, recorded_at = excluded.recorded_at",
-            tuple(row[name] for name in _COLUMNS),
+        tx.execute(_insert_fact(placeholder(tx)), _fact_row(fact))
+
+
+def _fact_row(fact: CaseFact) -> tuple[Any, ...]:
+    """The fact as a row of `reporting_facts` (`_COLUMNS`' order)."""
+    return (
+        str(fact.fact_id), fact.case_pseudonym, fact.sequence, fact.social_region, fact.fact,
+        fact.effective_date.isoformat(), fact.recorded_at.isoformat(), int(fact.imported),
+        fact.support_from.isoformat() if fact.support_from else None, fact.employability,
+        ",".join(fact.refusal_reasons), fact.goal_category, fact.item_ref, fact.measure_kind,
+        fact.break_off_reason, fact.budget_reason, fact.review_outcome, fact.to_region,
+        fact.closure_reason, fact.reopening_reason,
+    )
+
+
+def _insert_fact(p: str) -> str:
+    """The statement that records a fact (`p`: the backend's placeholder). A case's fact at a
+    sequence is one fact: met again under another id (facts published before fact ids were
+    keyed, then again after the topic was emptied), it takes the new id and recorded day
+    instead of counting twice."""
+    return (
+        f"INSERT INTO reporting_facts ({', '.join(_COLUMNS)}) "  # noqa: S608 - our names
+        f"VALUES ({', '.join([p] * len(_COLUMNS))}) "
+        "ON CONFLICT (case_pseudonym, sequence) DO UPDATE SET "
+        "fact_id = excluded.fact_id, recorded_at = excluded.recorded_at"
+    )
+
+
+def _latest_facts(tx: SQLConnection, pseudonyms: set[str]) -> dict[str, tuple[int, str]]:
+    """Each case's (of `pseudonyms`) latest fact recorded so far: its sequence, and the region
+    responsible for the case after it (a handover's region taken over by)."""
+    p, ids = placeholder(tx), sorted(pseudonyms)
+    found: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        rows = tx.execute(
+            "SELECT f.case_pseudonym, f.sequence, f.fact, f.social_region, f.to_region "  # noqa: S608
+            f"FROM reporting_facts f WHERE f.case_pseudonym IN ({', '.join([p] * len(chunk))}) "
+            "AND f.sequence = (SELECT max(sequence) FROM reporting_facts l "
+            "WHERE l.case_pseudonym = f.case_pseudonym)",
+            chunk,
         )
+        for pseudonym, sequence, fact, region, to_region in rows:
+            found[str(pseudonym)] = (int(sequence), _region_after(fact, region, to_region))
+    return found
 
 
-def _region_now(tx: SQLConnection, pseudonym: str) -> str:
-    p = placeholder(tx)
-    row = tx.execute(
-        f"SELECT fact, social_region, to_region FROM reporting_facts WHERE case_pseudonym = {p} "  # noqa: S608
-        "ORDER BY sequence DESC LIMIT 1",
-        (pseudonym,),
-    ).fetchone()
-    if row is None:
-        raise LookupError(f"case {pseudonym[:12]}…: a fact before its opening")
-    fact, region, to_region = row
+def _region_after(fact: str, region: str, to_region: str | None) -> str:
+    """The region responsible for a case after a fact: the one a handover took it to."""
     return str(to_region if fact == "handed_over" and to_region else region)
 
 

@@ -165,6 +165,8 @@ class Pseudonymiser:
         self._key = key
         # A case's events come in runs: keep the recent cases' pseudonyms at hand.
         self._case = lru_cache(maxsize=4096)(self._case_pseudonym)
+        # A rebuild asks for a fact's id twice (its row, then what it marks as processed).
+        self._fact_id = lru_cache(maxsize=4096)(self._keyed_fact_id)
 
     def case(self, case_id: UUID) -> str:
         """The pseudonym of a case: HMAC-SHA256 of its canonical text (`str(case_id)`)."""
@@ -180,6 +182,9 @@ class Pseudonymiser:
         pseudonyms), as a UUID of version 8 (RFC 9562, custom). The same event always gives
         the same id, so consumers still deduplicate a fact published twice; without the key
         nobody can compute it from a case id, nor match it with the event's public id."""
+        return self._fact_id(case_id, version)
+
+    def _keyed_fact_id(self, case_id: UUID, version: int) -> UUID:
         digest = int.from_bytes(self._mac(f"fact/{case_id}/{version}")[:16], "big")
         digest = (digest & ~_VERSION_AND_VARIANT) | _VERSION_8_RFC_VARIANT
         return UUID(int=digest)

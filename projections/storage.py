@@ -44,6 +44,7 @@ __all__ = [
     "ReadModelTarget",
     "Rows",
     "SQLConnection",
+    "execute_many",
     "open_read_model",
     "read_model_built",
     "read_model_connection",
@@ -186,6 +187,18 @@ def record_progress(
         _RECORD_PROGRESS.format(p=placeholder(tx)),
         (projection, _text(as_of) if as_of else None, _text(applied_at), notification_id),
     )
+
+
+def execute_many(tx: SQLConnection, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run `statement` (with the connection's placeholder) once for each of `rows`, in order,
+    in one call to the driver: a batch's writes in bulk, as many `execute`s would leave them."""
+    if not rows:
+        return
+    if isinstance(tx, sqlite3.Connection):
+        tx.executemany(statement, rows)
+        return
+    with tx.cursor() as cursor:  # type: ignore[attr-defined]  # a psycopg connection
+        cursor.executemany(statement, rows)
 
 
 def read_notification_id(db: SQLConnection, projection: str) -> int | None:

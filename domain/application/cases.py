@@ -11,15 +11,23 @@ the legacy importer (`domain.application.importer`), history formatting
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from threading import Lock
 from typing import Any, ClassVar
 from uuid import UUID
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import datetime_now_with_tzinfo
-from eventsourcing.persistence import EventStore, IntegrityError, JSONTranscoder
+from eventsourcing.persistence import (
+    EventStore,
+    IntegrityError,
+    JSONTranscoder,
+    Mapper,
+    StoredEvent,
+)
 from eventsourcing.utils import get_topic
 
 from domain import commands
@@ -83,12 +91,22 @@ class CaseService(
         self._clock = clock
         self._benefits = benefits
         self._snapshot_cache = SnapshotCache(maxsize=16)
+        self._below_snapshots = _CasesBelowSnapshots(SNAPSHOT_INTERVAL, maxsize=10_000)
         super().__init__(env)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         """Add the domain's values and the sealed personal data to the default transcodings."""
         super().register_transcodings(transcoder)
         register_domain_transcodings(transcoder, self.vault, VALUE_TYPES)
+
+    def mapper_sealing_with(self, vault: PersonalDataVault) -> Mapper[UUID]:
+        """A mapper like the service's that seals personal data with `vault` (an import's
+        workers seal with keys they make: `domain.application.import_workers`)."""
+        transcoder = self.factory.transcoder()
+        if isinstance(transcoder, JSONTranscoder):
+            super().register_transcodings(transcoder)
+            register_domain_transcodings(transcoder, vault, VALUE_TYPES)
+        return self.factory.mapper(transcoder=transcoder)
 
     def construct_snapshot_store(self) -> EventStore[UUID]:
         """Snapshots with a MAC (`domain.application.snapshots`): one that fails is never used."""
@@ -202,6 +220,27 @@ class CaseService(
         except IntegrityError:
             self.vault.discard(new_keys)
             raise
+        for case in cases:
+            self._below_snapshots.note(case)
+
+    def record_imported(
+        self, stored: list[StoredEvent], keys: list[tuple[UUID, bytes]]
+    ) -> None:
+        """Record the events of new cases an import's workers checked and encoded, with the
+        wrapped data keys they sealed new persons with, as `save_with_keys` would: the keys
+        first, the events in one transaction (chained), then the snapshots `save` takes.
+        IntegrityError if a case exists already: nothing recorded, the keys discarded again."""
+        self.vault.keystore.store_many(keys)
+        try:
+            self.recorder.insert_events(stored)
+        except IntegrityError:
+            self.vault.discard([person_id for person_id, _ in keys])
+            raise
+        projector = self.snapshotting_projectors.get(Case, project_aggregate)
+        for event in stored:
+            if event.originator_version % SNAPSHOT_INTERVAL == 0:
+                self.take_snapshot(UUID(str(event.originator_id)), event.originator_version,
+                                   projector)
 
     def case_for(self, actor: commands.Actor, case_id: UUID) -> Case:
         """The current case if `actor` may act on it (`domain.case.may_act_on`). A case of
@@ -214,11 +253,25 @@ class CaseService(
         return case
 
     def get_case(self, case_id: UUID) -> Case:
-        """The current state of a case."""
-        try:
-            return self.repository.get(case_id, projector_func=fold)
-        except AggregateNotFoundError:
-            raise CaseNotFoundError(case_id) from None
+        """The current state of a case.
+
+        A case this process last saw below the first snapshot's version is replayed from its
+        events without looking for a snapshot first: one query fewer for most commands (on
+        PostgreSQL a round trip and a pool check, 0.9 of 9 statements per command). Replaying
+        the events is always right; were the case taken past a snapshot by another process
+        meanwhile, only this one load replays more than it needed to.
+        """
+        if self._below_snapshots.holds(case_id):
+            case = fold(None, self.events.get(case_id))
+            if case is None:
+                raise CaseNotFoundError(case_id)
+        else:
+            try:
+                case = self.repository.get(case_id, projector_func=fold)
+            except AggregateNotFoundError:
+                raise CaseNotFoundError(case_id) from None
+        self._below_snapshots.note(case)
+        return case
 
     # --- persons -------------------------------------------------------------------------
 
@@ -273,6 +326,32 @@ class CaseService(
                     return True
             top = start - 1
         return False
+
+
+class _CasesBelowSnapshots:
+    """The cases this process last saw at a version below the first snapshot's (the most
+    recent `maxsize` seen; thread-safe)."""
+
+    def __init__(self, interval: int, maxsize: int) -> None:
+        self._interval = interval
+        self._maxsize = maxsize
+        self._ids: OrderedDict[UUID, None] = OrderedDict()
+        self._lock = Lock()
+
+    def holds(self, case_id: UUID) -> bool:
+        """Whether the case was last seen below the first snapshot's version."""
+        return case_id in self._ids
+
+    def note(self, case: Case) -> None:
+        """Remember the version the case was seen at (loaded or saved)."""
+        with self._lock:
+            if case.version >= self._interval:
+                self._ids.pop(case.id, None)
+                return
+            self._ids[case.id] = None
+            self._ids.move_to_end(case.id)
+            while len(self._ids) > self._maxsize:
+                self._ids.popitem(last=False)
 
 
 _CASE_METHODS: dict[type[commands.Command], tuple[Callable[..., None], bool]] = {

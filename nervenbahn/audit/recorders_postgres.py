@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
+from weakref import WeakKeyDictionary
 
 import psycopg
 from eventsourcing.persistence import ProgrammingError, StoredEvent
@@ -61,19 +63,19 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
         self._select_head = sql.SQL(
             "SELECT position, hash FROM {}.{} ORDER BY position DESC LIMIT 1"
         ).format(schema, chain_table)
-        self._insert_link = sql.SQL("INSERT INTO {}.{} (position, hash) VALUES (%s, %s)").format(
-            schema, chain_table
-        )
         self._select_link = sql.SQL("SELECT hash FROM {}.{} WHERE position = %s").format(
             schema, chain_table
         )
         self._select_link_before = sql.SQL(
             "SELECT hash FROM {}.{} WHERE position < %s ORDER BY position DESC LIMIT 1"
         ).format(schema, chain_table)
-        self._select_inserted = sql.SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {}.{} WHERE notification_id = ANY(%s) ORDER BY notification_id"
-        ).format(schema, sql.Identifier(self.events_table_name))
+        self._insert_links = sql.SQL(
+            "INSERT INTO {}.{} (position, hash) SELECT * FROM unnest(%s::bigint[], %s::bytea[])"
+        ).format(schema, chain_table)
+        self._head_cursors: WeakKeyDictionary[psycopg.Connection[DictRow],
+                                              psycopg.Cursor[DictRow]] = WeakKeyDictionary()
+        """The cursor of the head read pipelined with each connection's open insert (weak: a
+        connection dropped after a failed insert takes its entry along)."""
 
     def create_table(self) -> None:
         """Create the tables, then register a new events table in `audit_chains` or refuse
@@ -109,20 +111,34 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
                                 lock=f"LOCK TABLE {qualified(self.events_table_name)} "
                                      "IN EXCLUSIVE MODE", mark="%s"))
 
+    def _insert_stored_events(
+        self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        # eventsourcing pipelines the table lock and the insert; the head read goes into the
+        # same pipeline, after the lock (so it is the latest), on a cursor of its own: no round
+        # trip of its own.
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        self._head_cursors[curs.connection] = curs.connection.execute(self._select_head)
+
     def _fetch_ids_after_insert_events(
         self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        head_cursor = self._head_cursors.pop(curs.connection)
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if not ids:
             return ids
-        # Chain what is stored, read back in position order (the table lock is still held).
-        curs.execute(self._select_inserted, (list(ids),))
-        rows = [
-            (r["notification_id"], r["originator_id"], r["originator_version"], r["topic"],
-             bytes(r["state"]))
-            for r in curs.fetchall()
-        ]
-        curs.executemany(self._insert_link, link_rows(self._head(curs).hash, rows))
+        head = head_cursor.fetchone()
+        previous = genesis(self.chain) if head is None else bytes(head["hash"])
+        # Chain what is stored (the table lock is still held): the ids come back in the order
+        # of the events (eventsourcing's recordings rely on it too); the originator id as the
+        # uuid column gives it back, the other fields are stored as they are.
+        rows = sorted(
+            (position, _as_uuid(s.originator_id), s.originator_version, s.topic, s.state)
+            for position, s in zip(ids, stored_events, strict=True)
+        )
+        links = link_rows(previous, rows)
+        # Pipelined with the commit: no round trip of its own either.
+        curs.execute(self._insert_links, ([p for p, _ in links], [h for _, h in links]))
         return ids
 
     def head(self) -> ChainHead:
@@ -150,3 +166,6 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
         return ChainHead(int(row["position"]), bytes(row["hash"]))
 
 
+def _as_uuid(originator_id: UUID | str) -> UUID:
+    """An originator id as PostgreSQL's uuid column stores (and gives back) it."""
+    return originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import random
 import shutil
 import struct
 from datetime import UTC, date, datetime
@@ -23,6 +24,7 @@ import pytest
 
 from bus.codec import EncodedEvent, EventCodec, SealedPerson, event_id
 from bus.compatibility import SchemaProblem, canonical_text
+from bus.envelope import event_id_text
 from bus.errors import (
     DecodeError,
     EncodeError,
@@ -330,6 +332,14 @@ def test_event_id_is_deterministic(case_id: UUID, version: int, expected: UUID) 
     # "<case id>/<version>" in the namespace uuid5(NAMESPACE_URL, "urn:nervenbahn:casework:event").
     namespace = uuid5(NAMESPACE_URL, "urn:nervenbahn:casework:event")
     assert event_id(case_id, version) == expected == uuid5(namespace, f"{case_id}/{version}")
+
+
+def test_event_id_text_is_the_event_ids_text() -> None:
+    rng = random.Random(17)
+    for _ in range(2000):
+        case_id, version = UUID(int=rng.getrandbits(128)), rng.randrange(1, 100_000)
+        assert event_id_text(case_id, version) == str(event_id(case_id, version))
+        assert event_id_text(str(case_id), version) == str(event_id(case_id, version))
 
 
 # --- what must not encode -------------------------------------------------------------------

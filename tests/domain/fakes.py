@@ -7,13 +7,12 @@ clock), so tests check outcomes instead of call sequences.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from domain.case import BenefitOnRecord
 from domain.errors import ApplicationNotFoundError
-from domain.personal_data import KeyStore
+from domain.personal_data import MemoryKeyStore
 
 __all__ = ["FakeBenefits", "FakeClock", "InMemoryKeyStore"]
 
@@ -38,36 +37,12 @@ class FakeBenefits:
             raise ApplicationNotFoundError(application_id) from None
 
 
-class InMemoryKeyStore(KeyStore):
-    """Wrapped data keys in a dict, erased persons in a set of tombstones."""
+class InMemoryKeyStore(MemoryKeyStore):
+    """The domain's key store in memory, remembering whether it was closed."""
 
     def __init__(self) -> None:
-        self.keys: dict[UUID, bytes] = {}
-        self.tombstones: set[UUID] = set()
+        super().__init__()
         self.closed = False
-
-    def load(self, person_id: UUID) -> bytes | None:
-        """The wrapped key, or None when there is none or it was destroyed."""
-        return self.keys.get(person_id)
-
-    def store_many(self, keys: Iterable[tuple[UUID, bytes]]) -> None:
-        """Store new keys; a person that already has a key keeps it."""
-        for person_id, wrapped in keys:
-            self.keys.setdefault(person_id, wrapped)
-
-    def discard_many(self, person_ids: Iterable[UUID]) -> None:
-        """Forget keys created for a write that failed; no tombstone."""
-        for person_id in person_ids:
-            self.keys.pop(person_id, None)
-
-    def destroy(self, person_id: UUID) -> bool:
-        """Drop the key and leave a tombstone; True if there was a key."""
-        self.tombstones.add(person_id)
-        return self.keys.pop(person_id, None) is not None
-
-    def is_erased(self, person_id: UUID) -> bool:
-        """True once the person's key was destroyed."""
-        return person_id in self.tombstones
 
     def close(self) -> None:
         """Nothing to release; remembered so a test can check it was called."""

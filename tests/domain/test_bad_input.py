@@ -452,3 +452,14 @@ def test_names_as_printed_are_accepted_in_composed_form(
 
     assert isinstance(command, commands.OpenCase)
     assert command.applicant.given_name == unicodedata.normalize("NFC", name)
+
+
+@pytest.mark.parametrize("code_point", range(128))
+def test_each_ascii_character_is_judged_as_the_unicode_rules_judge_it(code_point: int) -> None:
+    # printable_text answers printable ASCII without the Unicode checks: the same answer.
+    text = f"a{chr(code_point)}b"
+    if commands.is_invisible(chr(code_point)):
+        with pytest.raises(ValueError, match="control or invisible"):
+            commands.printable_text(text)
+    else:
+        assert commands.printable_text(text) == text

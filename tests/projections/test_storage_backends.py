@@ -8,7 +8,7 @@ import base64
 import json
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -312,16 +312,16 @@ class TestPostgresReadModels(ReadModelStorageContract):
         half = (service.recorder.max_notification_id() or 0) // 2
         applied = 0
 
-        def apply(event: Any, tx: Any) -> None:
+        def apply_batch(events: Sequence[Any], tx: Any) -> None:
             nonlocal applied
-            applied += 1
+            applied += len(events)
             if applied > half:
                 raise RuntimeError("disk full")
-            type(failing).apply(failing, event, tx)
+            type(failing).apply_batch(failing, events, tx)
 
-        failing.apply = apply  # type: ignore[method-assign]
+        failing.apply_batch = apply_batch  # type: ignore[method-assign]
         with pytest.raises(RuntimeError, match="disk full"):
-            rebuild(failing, service, self.schema)
+            rebuild(failing, service, self.schema, batch_size=10)  # batches before it written
 
         assert dump(self.schema, "region") == dump(reference["region"], "region")
 

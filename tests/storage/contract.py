@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain.application.cases import CaseService
+from domain.application.queries import SNAPSHOT_INTERVAL
 from domain.commands import Command, parse_command
 from domain.errors import (
     CaseNotFoundError,
@@ -293,6 +294,27 @@ class StoreContract(ABC):
         history = self.make_service(clock).history(case_id)
         assert [entry.correlation_id for entry in history[3:]] == [
             winning.correlation_id, losing.correlation_id]
+
+    def test_a_case_another_writer_took_past_a_snapshot_loads_whole_where_it_was_young(
+        self,
+    ) -> None:
+        clock = ManualClock()
+        early = self.make_service(clock)
+        case_id = self.open_supported_case(early, clock)  # seen at version 3: no snapshot yet
+        other = self.make_service(clock)
+        for _ in range(SNAPSHOT_INTERVAL - 2):
+            other.execute(command("complete_review", case_id=case_id, outcome="continue"))
+        assert other.snapshots is not None
+        assert list(other.snapshots.get(case_id, desc=True, limit=1))
+
+        loaded = early.get_case(case_id)
+
+        assert loaded.version == SNAPSHOT_INTERVAL + 1
+        assert vars(loaded) == vars(other.get_case(case_id))
+        stale = command("complete_review", case_id=case_id, outcome="continue",
+                        expected_version=3)
+        with pytest.raises(ConcurrentChangeError):
+            early.execute(stale)
 
     def test_stale_expected_version_is_refused_and_records_nothing(self) -> None:
         clock = ManualClock()

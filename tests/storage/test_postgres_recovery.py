@@ -13,6 +13,7 @@ from uuid import uuid4
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg_pool import ConnectionPool
 
 from bus.effects import PartitionMark
 from bus.effects_postgres import PostgresEffectStore
@@ -22,10 +23,12 @@ from bus.registry_postgres import PostgresSchemaRegistry
 from nervenbahn.audit.database import open_audit_database
 from nervenbahn.config import Settings
 from nervenbahn.container import build_service, close_service
+from nervenbahn.eventstore import _unchanged_since_last_use
 from nervenbahn.keystores_postgres import PostgresKeyStore
 from schemas.postgres import DatabaseUnavailableError, PostgresConnection
 from tests.audit.test_chain import settings_for
 from tests.bus.pipeline import open_supported_case
+from tests.bus.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -158,6 +161,21 @@ def test_a_long_running_case_service_records_open_case_again_after_the_connectio
         assert service.get_case(case_id).version >= 3
     finally:
         close_service(service)
+
+
+def test_a_pooled_connection_is_pinged_only_when_the_server_said_something_on_it(
+    postgres_server_url: str, postgres_dsn: str
+) -> None:
+    settings, name = _settings(postgres_dsn)
+    with psycopg.connect(settings.store.conninfo(), autocommit=True) as conn:
+        conn.execute("SELECT 1").fetchall()
+        assert _unchanged_since_last_use(conn)  # idle and live: no round trip to check it
+
+        assert terminate(postgres_server_url, name) == 1
+        wait_until(lambda: not _unchanged_since_last_use(conn), within=DEADLINE_S,
+                   what="the ended connection's socket readable")
+        with pytest.raises(psycopg.OperationalError):
+            ConnectionPool.check_connection(conn)  # the ping that then runs finds it gone
 
 
 def test_the_store_s_connections_carry_the_application_name_of_its_url(
