@@ -2,10 +2,13 @@
 
     .venv/bin/python benchmarks/audit.py [--events N] [--case-events N] [--calls N] [--json]
 
-1. Chain verification (`nervenbahn.audit.verify.verify_chain`) of a SQLite store with N events
-   (a legacy import of 10-event cases, personal data sealed), in events/s and MB/s of stored
-   state, beside (a) plain SHA-256 of the same record bytes already in memory and (b) reading
-   the same rows from the database and hashing each. Target: at least 0.5x the in-memory rate.
+1. Chain verification (`nervenbahn.audit.verify.verify_chain`) as `audit verify` does it of a
+   SQLite store with N events (a legacy import of 10-event cases, personal data sealed; one
+   checkpoint signs the head and the Merkle tree over all of them): every link, the signed
+   head and the signed root, on every core; in events/s and MB/s of stored state, beside (a)
+   plain SHA-256 of the same record bytes already in memory and (b) reading the same rows
+   from the database and hashing each, in one process. Targets: at least 0.5x the in-memory
+   rate, 0.9x the read+hash rate (issue 17).
 2. Merkle trees (`nervenbahn.audit.trees`) over the same store: signing a checkpoint after
    `--new-events` more events, extending the frontier kept with the last checkpoint, beside
    signing it with the tree computed afresh; one proof (`audit prove`) of the middle event; and
@@ -78,10 +81,33 @@ def best_of(runs: int, action: Callable[[], object]) -> float:
     return min(timings)
 
 
+def best_interleaved(rounds: int, actions: list[Callable[[], object]]) -> list[float]:
+    """The fastest of `rounds` timings of each action, in seconds; each round runs every
+    action once, in a rotating order, so that load from other processes hits all alike."""
+    timings: list[list[float]] = [[] for _ in actions]
+    for round_ in range(rounds):
+        for k in range(len(actions)):
+            which = (k + round_) % len(actions)
+            gc.collect()
+            started = time.perf_counter()
+            actions[which]()
+            timings[which].append(time.perf_counter() - started)
+    return [min(times) for times in timings]
+
+
 def bench_verification(service: CaseService, settings: Settings) -> list[Row]:
+    """Chain verification as `audit verify` does it (every link, the signed head and the
+    signed Merkle root of a checkpoint over all events; both cores) beside SHA-256 in memory
+    and beside reading the rows and hashing each, in one process."""
+    key = SigningKey.from_seed(settings.signing_key.get_secret_value())
     db = open_audit_database(settings.store)
     try:
         (table,) = [t for t in db.chained_tables() if t.events_table == "stored_events"]
+        write_checkpoint(db, key)  # signs the chain's head and its tree over every event
+        signed = [(cp.sequence, cp.chains[table.chain], cp.created_at, cp.trees[table.chain])
+                  for cp in CheckpointStore(db).all()]
+        heads = [(sequence, head, at) for sequence, head, at, _ in signed]
+        trees = [(sequence, head, tree) for sequence, head, _, tree in signed]
         rows = list(db.events(table))
         records = [event_record(*row) for row in rows]
         state_mb = sum(len(row[4]) for row in rows) / 1e6
@@ -96,24 +122,29 @@ def bench_verification(service: CaseService, settings: Settings) -> list[Row]:
                 hashlib.sha256(row[4]).digest()
 
         def chain() -> None:
-            assert verify_chain(db, table).ok
+            verified = verify_chain(db, table, heads, trees)
+            assert verified.ok, verified
+            assert verified.checkpoints_checked == len(signed)
 
-        t_chain = best_of(3, chain)
-        t_memory = best_of(3, raw_memory)
-        t_read = best_of(3, raw_read_and_hash)
+        t_chain, t_memory, t_read = best_interleaved(5, [chain, raw_memory, raw_read_and_hash])
     finally:
         db.close()
     rate = events / t_chain
     detail = {"events": events, "state_mb": round(state_mb, 2),
-              "chain_mb_s": state_mb / t_chain}
+              "chain_mb_s": state_mb / t_chain, "cores": _cores()}
     return [
         Row("verify_vs_sha256_memory", "chain verification vs SHA-256 in memory", "sqlite",
             "events/s", rate, events / t_memory, t_memory / t_chain, ">= 0.5x",
             t_memory / t_chain >= 0.5, {**detail, "raw_mb_s": state_mb / t_memory}),
-        Row("verify_vs_read_and_hash", "chain verification vs read rows + SHA-256", "sqlite",
-            "events/s", rate, events / t_read, t_read / t_chain, "(context)", True,
+        Row("verify_vs_read_and_hash", "chain verification (signed heads and Merkle roots, "
+            "every core) vs read rows + SHA-256 (one process)", "sqlite", "events/s", rate,
+            events / t_read, t_read / t_chain, ">= 0.9x read+hash", t_read / t_chain >= 0.9,
             {**detail, "raw_mb_s": state_mb / t_read}),
     ]
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
 def bench_trees(service: CaseService, settings: Settings, args: argparse.Namespace
@@ -123,7 +154,7 @@ def bench_trees(service: CaseService, settings: Settings, args: argparse.Namespa
     db = open_audit_database(settings.store)
     try:
         (table,) = [t for t in db.chained_tables() if t.events_table == "stored_events"]
-        write_checkpoint(db, key)  # the first: its tree from the events, its frontier kept
+        write_checkpoint(db, key)  # after bench_verification's: its frontier extended
         lines, _ = import_lines(random.Random(f"{args.seed}-new"), load_reference_data(),
                                 max(1, args.new_events // 10), datetime.now(UTC))
         service.import_records(lines)
@@ -275,7 +306,8 @@ def _describe(row: Row) -> list[str]:
         return [f"  {row.key}: p99 {d['p99_ms']:.2f} ms; full replay p99 "
                 f"{d['replay_p99_ms']:.2f} ms ({d['calls']} calls, decoded snapshots kept)"]
     return [f"  {row.key}: {d['events']} events, {d['state_mb']} MB state; chain "
-            f"{d['chain_mb_s']:.0f} MB/s, baseline {d['raw_mb_s']:.0f} MB/s"]
+            f"{d['chain_mb_s']:.0f} MB/s on {d['cores']} cores, baseline {d['raw_mb_s']:.0f} "
+            "MB/s in one process"]
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ DEFAULT_CONNECT_TIMEOUT = 5
 _NAMED_POSTGRES_FACTORY = "nervenbahn.eventstore:NamedPostgresFactory"
 # Every stored event is hash-chained in its transaction (nervenbahn/audit/recorders.py).
 _CHAINED_SQLITE = "nervenbahn.audit.recorders:ChainedSQLiteApplicationRecorder"
-_CHAINED_POSTGRES = "nervenbahn.audit.recorders:ChainedPostgresApplicationRecorder"
+_CHAINED_POSTGRES = "nervenbahn.audit.recorders_postgres:ChainedPostgresApplicationRecorder"
 
 
 class ConfigError(NervenbahnError):

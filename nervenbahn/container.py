@@ -15,7 +15,6 @@ get what they need through their SDK context, which the container fills.
 from __future__ import annotations
 
 import base64
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-import psycopg
 import structlog
 from eventsourcing.domain import datetime_now_with_tzinfo
 from eventsourcing.persistence import InterfaceError as PersistenceInterfaceError
@@ -41,6 +39,7 @@ from domain.reference import load_branch_offices, load_reference_data
 from nervenbahn.config import ConfigError, Settings, StoreConfig, load_settings
 from nervenbahn.identity import process_identity
 from nervenbahn.private import private_file, private_folder, warn_if_shared, write_private
+from schemas.sql import database_errors
 
 if TYPE_CHECKING:
     from bus.consumer import Consumer, Decoder, Handler
@@ -61,6 +60,7 @@ if TYPE_CHECKING:
     from nervenbahn.claims_worker import ClaimsWorker
     from nervenbahn.incidents import IncidentStore
     from nervenbahn.instances import Membership
+    from nervenbahn.metrics import Metrics
     from projections import Projection
     from projections.storage import ReadModelTarget
     from schemas.sql import Component
@@ -134,8 +134,7 @@ def build_service(
             private_file(store.sqlite_path)  # its -wal and -shm files take its mode
         opening = partial(_open_case_service, store, master_key, clock, benefits, identity)
         return opened_in_turn(store, CASE_TABLES, opening)  # a fresh schema one at a time
-    except (psycopg.Error, sqlite3.Error, PersistenceError, OSError,
-            DatabaseUnavailableError) as exc:
+    except database_errors(PersistenceError, OSError, DatabaseUnavailableError) as exc:
         raise StoreUnavailableError(f"cannot open the store {store.describe()}: {exc}") from exc
 
 
@@ -208,7 +207,7 @@ def _second_store(store: StoreConfig, tables: Component, name: str,
 
     try:
         return opened_in_turn(store, tables, opening)
-    except (psycopg.Error, sqlite3.Error, PersistenceError, OSError) as exc:
+    except database_errors(PersistenceError, OSError) as exc:
         raise StoreUnavailableError(
             f"cannot open the {name} store in {store.describe()}: {exc}"
         ) from exc
@@ -288,8 +287,6 @@ class Container:
         service: CaseService | None = None,
         clock: Callable[[], datetime] = datetime_now_with_tzinfo,
     ) -> None:
-        from nervenbahn.metrics import Metrics
-
         self._settings = settings
         self._kafka = kafka
         self._service = service
@@ -301,9 +298,7 @@ class Container:
         self._topics: dict[str, TopicSpec] | None = None
         self._closers: list[Callable[[], None]] = []
         self._lock = threading.RLock()
-        self.metrics = Metrics()
-        """This process's metrics (`GET /metrics`): the case service's commands are timed
-        into it, the API's requests too when its context comes from `api_context`."""
+        self._metrics: Metrics | None = None
         self._timed: CaseService | None = None
 
     # --- settings and services ------------------------------------------------------------
@@ -325,10 +320,26 @@ class Container:
                                               benefits=self._benefit_on_record,
                                               identity=process_identity())
                 self._owns_service = True
-            if self._timed is not self._service:
-                self.metrics.time_commands(self._service)
+            if self._metrics is not None and self._timed is not self._service:
+                self._metrics.time_commands(self._service)
                 self._timed = self._service
             return self._service
+
+    @property
+    def metrics(self) -> Metrics:
+        """This process's metrics (`GET /metrics`), made when first asked for (a CLI command
+        never asks: prometheus-client is 0.1 s of a start): the case service's commands are
+        timed into it from then on, the API's requests too when its context comes from
+        `api_context`."""
+        from nervenbahn.metrics import Metrics
+
+        with self._lock:
+            if self._metrics is None:
+                self._metrics = Metrics()
+                if self._service is not None:
+                    self._metrics.time_commands(self._service)
+                    self._timed = self._service
+            return self._metrics
 
     @property
     def payments(self) -> PaymentService:
@@ -374,7 +385,7 @@ class Container:
 
         try:
             return open_incident_store(self.settings.store)
-        except (psycopg.Error, sqlite3.Error, OSError) as exc:
+        except database_errors(OSError) as exc:
             raise StoreUnavailableError(
                 f"cannot open the incidents of {self.settings.store.describe()}: {exc}"
             ) from exc

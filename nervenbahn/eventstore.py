@@ -33,7 +33,7 @@ from typing import Any
 from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.postgres import ConnectionPool, PostgresDatastore, PostgresFactory
 
-from nervenbahn.audit.recorders import ChainedPostgresApplicationRecorder
+from nervenbahn.audit.recorders_postgres import ChainedPostgresApplicationRecorder
 
 __all__ = ["APPLICATION_NAME", "NamedPostgresFactory"]
 

@@ -7,10 +7,13 @@ see `nervenbahn.private`, re-exported here for the composition root.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nervenbahn.config import Settings, StoreConfig
 from nervenbahn.private import private_file, private_folder, private_umask, write_private
-from projections.storage import PostgresReadModels, ReadModelTarget
+
+if TYPE_CHECKING:
+    from projections.storage import ReadModelTarget
 
 __all__ = [
     "private_file",
@@ -36,6 +39,10 @@ def projection_path(store: StoreConfig, name: str) -> Path:
 def read_model_target(settings: Settings, name: str) -> ReadModelTarget:
     """Where the read model `name` lives: the schema of NERVENBAHN_PROJECTIONS_STORE if set,
     else its SQLite file (`projection_path`)."""
+    # Imported here: the read models' storage brings psycopg, which a case command on a
+    # SQLite store (that imports this module for its key files) never needs.
+    from projections.storage import PostgresReadModels
+
     store = settings.projections_store
     if store is None:
         return projection_path(settings.store, name)

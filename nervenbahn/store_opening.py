@@ -44,8 +44,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-import psycopg
-
 from nervenbahn.config import StoreConfig
 from nervenbahn.private import private_file
 from schemas.sql import Component, Migration, migrate_postgres, recorded_versions_postgres
@@ -92,6 +90,8 @@ def opened_in_turn(
             return open_service(True)
         with sqlite_turn(store.sqlite_path):
             return open_service(True)
+    import psycopg  # here, not with the module: a SQLite store never needs it
+
     schema = store.schema_name or "public"
     with psycopg.connect(store.conninfo(), autocommit=True) as db:
         recorded = recorded_versions_postgres(db, schema).get(tables.name, 0)

@@ -30,14 +30,16 @@ This module imports nothing of ours but the schemas' root error, so every layer 
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
-
-import psycopg
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from schemas import SchemasError
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = ["DatabaseUnavailableError", "PostgresConnection", "connection_lost"]
 
@@ -54,7 +56,8 @@ def connection_lost(exc: BaseException, db: psycopg.Connection[Any] | None) -> b
     not that the statement was refused."""
     if isinstance(exc, DatabaseUnavailableError):
         return True
-    if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+    psycopg = sys.modules.get("psycopg")  # never imported: no error of its can be at hand
+    if psycopg is None or not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return False
     return db is None or db.closed or db.broken
 
@@ -76,6 +79,8 @@ class PostgresConnection:
 
     def describe(self) -> str:
         """host:port/dbname, without secrets (for messages)."""
+        import psycopg  # here, not with the module: a SQLite store never needs it
+
         try:
             info = psycopg.conninfo.conninfo_to_dict(self._conninfo)
         except psycopg.ProgrammingError:
@@ -84,6 +89,8 @@ class PostgresConnection:
 
     def connection(self) -> psycopg.Connection[Any]:
         """The live connection, made (and prepared) if there is none or it was lost."""
+        import psycopg  # here, not with the module: a SQLite store never needs it
+
         with self.lock:
             if self._db is not None and not (self._db.closed or self._db.broken):
                 return self._db
@@ -110,6 +117,8 @@ class PostgresConnection:
     def run(self, work: Callable[[psycopg.Connection[Any]], T], *, idempotent: bool) -> T:
         """`work(connection)`; on a lost connection retried once on a fresh one if
         `idempotent`, else `DatabaseUnavailableError`."""
+        import psycopg  # here, not with the module: a SQLite store never needs it
+
         with self.lock:
             for attempt in (1, 2):
                 db = self.connection()
@@ -127,6 +136,8 @@ class PostgresConnection:
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """The connection inside a transaction (committed on exit, rolled back on an error).
         A lost connection at `BEGIN` is replaced; lost later, `DatabaseUnavailableError`."""
+        import psycopg  # here, not with the module: a SQLite store never needs it
+
         with self.lock:
             db, tx = self._begin()
             try:
@@ -141,6 +152,8 @@ class PostgresConnection:
     def _begin(self) -> tuple[psycopg.Connection[Any], Any]:
         """A connection with its transaction begun (one new connection if BEGIN finds the
         old one lost: nothing of the transaction ran)."""
+        import psycopg  # here, not with the module: a SQLite store never needs it
+
         for attempt in (1, 2):
             db = self.connection()
             tx = db.transaction()

@@ -30,14 +30,16 @@ composition root) may use it.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import psycopg
-from psycopg import sql
+from typing import TYPE_CHECKING, Any
 
 from schemas import SchemasError
+
+if TYPE_CHECKING:  # imported where used: a SQLite store never needs psycopg (0.2 s a start)
+    import psycopg
+    from psycopg import sql
 
 __all__ = [
     "BASELINE_NOTE",
@@ -45,6 +47,7 @@ __all__ = [
     "Component",
     "Migration",
     "SchemaVersionError",
+    "database_errors",
     "migrate",
     "migrate_postgres",
     "migrate_sqlite",
@@ -197,6 +200,8 @@ def _sqlite_has_table(db: sqlite3.Connection, name: str) -> bool:
 
 def recorded_versions_postgres(db: psycopg.Connection[Any], schema: str) -> dict[str, int]:
     """Every component's recorded version in a PostgreSQL schema (empty if none is)."""
+    from psycopg import sql
+
     if not _postgres_has_table(db, schema, VERSIONS_TABLE):
         return {}
     rows = db.execute(
@@ -210,6 +215,8 @@ def recorded_versions_postgres(db: psycopg.Connection[Any], schema: str) -> dict
 def migrate_postgres(db: psycopg.Connection[Any], schema: str, component: Component) -> int:
     """Bring the component's tables in a PostgreSQL schema to the newest version (a
     connection in autocommit mode); return the version it is at."""
+    from psycopg import sql
+
     current = _postgres_version(db, schema, component.name)
     _refuse_newer(component, current)
     while current is None or current < component.latest:
@@ -228,6 +235,8 @@ def _postgres_step(
     db: psycopg.Connection[Any], schema: str, component: Component, current: int | None
 ) -> int:
     """Apply the next migration (or record the baseline) inside the open transaction."""
+    from psycopg import sql
+
     baseline = current is None and any(
         _postgres_has_table(db, schema, t) for t in component.tables
     )
@@ -246,10 +255,14 @@ def _postgres_step(
 
 
 def _postgres_sql(statement: str, schema: str) -> sql.Composed:
+    from psycopg import sql
+
     return sql.SQL(statement).format(schema=sql.Identifier(schema))
 
 
 def _postgres_version(db: psycopg.Connection[Any], schema: str, name: str) -> int | None:
+    from psycopg import sql
+
     if not _postgres_has_table(db, schema, VERSIONS_TABLE):
         return None
     row = db.execute(
@@ -281,6 +294,15 @@ def migrate(db: sqlite3.Connection | psycopg.Connection[Any], component: Compone
     if row is None or row[0] is None:
         raise ValueError("the PostgreSQL connection has no current schema")
     return migrate_postgres(db, str(row[0]), component)
+
+
+def database_errors(*others: type[Exception]) -> tuple[type[Exception], ...]:
+    """The errors of both databases' drivers and `others`, for `except`: sqlite3's, and
+    psycopg's once it is imported (a SQLite store never imports it, and a module never
+    imported raises nothing)."""
+    psycopg = sys.modules.get("psycopg")
+    drivers = (sqlite3.Error,) if psycopg is None else (sqlite3.Error, psycopg.Error)
+    return (*drivers, *others)
 
 
 def placeholder(db: object) -> str:

@@ -29,8 +29,6 @@ from nervenbahn.audit.hashing import wrong_type
 __all__ = [
     "CHAINS_TABLE",
     "IDENTIFIER",
-    "RECORD_INT",
-    "RECORD_LENGTH",
     "REWRITES_TABLE",
     "ChainRegistrations",
     "ChainedTable",
@@ -58,8 +56,6 @@ IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _MIGRATION_BATCH = 2000
 _INT = struct.Struct(">Iq")  # a length-prefixed 8-byte big-endian int
 _LEN = struct.Struct(">I")
-RECORD_INT, RECORD_LENGTH = _INT, _LEN
-"""The packers of `event_record`, for loops that inline it (verification)."""
 
 
 def chain_name(events_table: str) -> str:
@@ -82,8 +78,9 @@ def event_record(
 ) -> bytes:
     """The bytes a chain link covers: `hashing.encode_fields` of the stored event's fields.
 
-    Written out (rather than calling `encode_fields`) because verification runs it for every
-    event; `tests/audit/test_chain.py` checks both give the same bytes.
+    Written out (rather than calling `encode_fields`) because it runs for every event;
+    `tests/audit/test_chain.py` checks both give the same bytes (verification packs it in
+    one call: `verify_ranges`, checked against this by the tamper tests).
     """
     origin = originator_text(originator_id).encode()
     kind = topic.encode()

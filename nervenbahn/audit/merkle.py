@@ -31,6 +31,7 @@ __all__ = [
     "inclusion_path",
     "leaf_hash",
     "node_hash",
+    "perfect_root",
     "root_from_path",
     "tree_root",
 ]
@@ -61,6 +62,19 @@ def leaf_hash(leaf: bytes) -> bytes:
 def node_hash(left: bytes, right: bytes) -> bytes:
     """SHA-256(0x01 || left || right)."""
     return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def perfect_root(leaves: Sequence[bytes]) -> bytes:
+    """The root over a power-of-two number of leaf hashes (at least one), a level at a time:
+    one SHA-256 call per node and no recursion (verification computes a block of its
+    tree this way for every 1024 events)."""
+    level = list(leaves)
+    sha256 = hashlib.sha256
+    while len(level) > 1:
+        pairs = iter(level)
+        level = [sha256(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs,
+                                                                                 strict=True)]
+    return level[0]
 
 
 def _split(n: int) -> int:
@@ -181,6 +195,17 @@ class Frontier:
             size >>= 1
         self.nodes.append(node)
         self.size += 1
+
+    @classmethod
+    def of(cls, leaves: Sequence[bytes]) -> Frontier:
+        """The frontier of the tree over these leaf hashes: the roots of its perfect subtrees
+        by the binary digits of its size, each computed a level at a time."""
+        nodes, start = [], 0
+        for bit in reversed(range(len(leaves).bit_length())):
+            if len(leaves) >> bit & 1:
+                nodes.append(perfect_root(leaves[start : start + (1 << bit)]))
+                start += 1 << bit
+        return cls(len(leaves), nodes)
 
     def root(self) -> bytes:
         """The tree's root (`EMPTY_ROOT` when empty)."""

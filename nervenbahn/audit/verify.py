@@ -16,20 +16,15 @@ checkpoint problem — and everything else is still verified.
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
-from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain.application.snapshots import SnapshotCheck
 from nervenbahn.audit.chain import (
     CHAINS_TABLE,
-    RECORD_INT,
-    RECORD_LENGTH,
     REWRITES_TABLE,
     ChainedTable,
     EventRow,
@@ -48,6 +43,7 @@ from nervenbahn.audit.hashing import (
     genesis,
 )
 from nervenbahn.audit.merkle import Frontier, TreeHead, leaf_hash
+from nervenbahn.audit.verify_ranges import SignedRoot, chain_holds
 
 __all__ = [
     "EXIT_CHAIN_BROKEN",
@@ -416,63 +412,27 @@ def _verify_quickly(
     db: AuditDatabase, table: ChainedTable, expected: Sequence[tuple[int, ChainHead, str]],
     trees: Sequence[SignedTree] = (),
 ) -> ChainVerification | None:
-    """The common case fast: one joined read, one hash per event, every link, signed head and
-    signed Merkle root compared. None as soon as anything does not match (or a row has no
-    partner): the careful walk then finds the first bad position and says why."""
-    roots = _Roots(trees)
-    heads: dict[int, list[_Expected]] = {}
-    for sequence, head, created_at in expected:
-        heads.setdefault(head.position, []).append(_Expected(sequence, head, created_at))
-    previous, position, records, vouched = genesis(table.chain), 0, 0, 0
-    dense, sha256 = db.dense_positions, hashlib.sha256
-    pack_int, pack_len = RECORD_INT.pack, RECORD_LENGTH.pack
-    try:
-        for row in db.joined(table):
-            at, origin, version, topic, state, stored = row
-            if at <= position or (dense and at != position + 1):
-                return None
-            if type(origin) is str:
-                origin = origin.encode()
-            elif isinstance(origin, UUID):
-                origin = origin.hex.encode()
-            else:
-                return None
-            kind = topic.encode()
-            digest = sha256(previous)
-            # A value of the wrong type raises here (join takes bytes only: a TEXT state too).
-            record = b"".join((
-                pack_int(8, at), pack_len(len(origin)), origin, pack_int(8, version),
-                pack_len(len(kind)), kind, pack_len(len(state)), state,
-            ))
-            digest.update(record)
-            if roots.pending:
-                roots.add(at, record)
-            previous, position, records = digest.digest(), at, records + 1
-            if previous != stored:  # bytes or memoryview; any other type never equals
-                return None
-            for exp in heads.get(at, ()):
-                if exp.head.hash != previous:
-                    return None
-                vouched += 1
-    except (TypeError, AttributeError, struct.error, UnicodeError):
-        return None  # a value of the wrong type: the careful walk names it
-    signed = sorted((e for group in heads.values() for e in group),
-                    key=lambda e: (e.head.position, e.sequence))
-    if vouched != len(signed):  # a signed head at a position the chain no longer holds
+    """The common case fast (`verify_ranges.chain_holds`: every link, signed head and signed
+    Merkle root compared, on every core). None as soon as anything does not match (or a row
+    has no partner): the careful walk then finds the first bad position and says why."""
+    heads: dict[int, list[bytes]] = {}
+    for _, head, _ in expected:
+        heads.setdefault(head.position, []).append(head.hash)
+    roots = [SignedRoot(tree.size, head.position, tree.root) for _, head, tree in trees]
+    held = chain_holds(db, table, heads, roots)
+    if held is None:
         return None
-    if roots.finish():  # a signed root the events do not make
-        return None
-    if db.count(table.events_table) != records or db.count(table.chain_table) != records:
-        return None
+    records, head = held
+    signed = sorted(expected, key=lambda e: (e[1].position, e[0]))
     last = signed[-1] if signed else None
     return ChainVerification(
         chain=table.chain,
         records=records,
-        head=ChainHead(position, previous),
+        head=head,
         first_break=None,
         checkpoints_checked=len(signed),
         checkpoint=None if last is None else {
-            "sequence": last.sequence, "created_at": last.created_at, **last.head.to_json()
+            "sequence": last[0], "created_at": last[2], **last[1].to_json()
         },
     )
 

@@ -18,7 +18,7 @@ from nervenbahn.audit.chain import event_record
 from nervenbahn.audit.checkpoints import SigningKey
 from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.hashing import encode_fields
-from nervenbahn.audit.recorders import ChainedPostgresApplicationRecorder
+from nervenbahn.audit.recorders_postgres import ChainedPostgresApplicationRecorder
 from nervenbahn.audit.verify import verify_store
 from nervenbahn.config import Settings, load_settings
 from nervenbahn.container import build_service, close_service

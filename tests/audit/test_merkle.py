@@ -16,6 +16,7 @@ from nervenbahn.audit.merkle import (
     consistent,
     inclusion_path,
     leaf_hash,
+    perfect_root,
     root_from_path,
     tree_root,
 )
@@ -129,6 +130,19 @@ def test_the_frontier_gives_the_root_at_every_size_and_survives_its_text() -> No
         assert frontier.root() == mth(leaves[:size])
         kept = Frontier.from_text(frontier.size, frontier.to_text())
         assert kept == frontier
+
+
+def test_a_frontier_of_leaves_at_once_is_the_one_appended_leaf_by_leaf() -> None:
+    """`Frontier.of` and `perfect_root` (a level at a time, as verification computes its
+    blocks) make the same nodes as appending, at every size."""
+    hashes = [leaf_hash(leaf) for leaf in records(70)]
+    appended = Frontier()
+    assert Frontier.of([]) == appended
+    for size, leaf in enumerate(hashes, start=1):
+        appended.append(leaf)
+        assert Frontier.of(hashes[:size]) == appended
+        if size & (size - 1) == 0:
+            assert perfect_root(hashes[:size]) == tree_root(hashes[:size])
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from nervenbahn.audit import verify_ranges
 from nervenbahn.audit.checkpoints import SigningKey, write_checkpoint
 from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.hashing import encode_fields, genesis, link
@@ -188,16 +189,43 @@ def trials(chunk: int) -> Iterator[tuple[int, str]]:
         yield n, KINDS[n % len(KINDS)]
 
 
+@pytest.fixture
+def in_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verification's quick path cuts even these short chains into three ranges of whole
+    4-event Merkle blocks, two of them checked in other processes (as a long chain is on
+    every core): the signed trees end inside blocks, and every range boundary is crossed."""
+    monkeypatch.setattr(verify_ranges, "BLOCK", 4)
+    monkeypatch.setattr(verify_ranges, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(verify_ranges, "PROCESSES", 3)
+
+
 @pytest.mark.parametrize("chunk", range(CHUNKS), ids=lambda c: f"chunk-{c:02d}")
 def test_every_tampering_is_detected_at_the_position_tampered_with(
     chunk: int, prepared: Prepared, tmp_path: Path
 ) -> None:
+    detect_every_tampering(trials(chunk), prepared, tmp_path)
+
+
+@pytest.mark.usefixtures("in_ranges")
+@pytest.mark.parametrize("chunk", range(0, CHUNKS, 5), ids=lambda c: f"chunk-{c:02d}")
+def test_every_tampering_is_detected_when_the_chain_is_verified_in_ranges(
+    chunk: int, prepared: Prepared, tmp_path: Path
+) -> None:
+    """The quick path never vouches for a tampered chain however it is cut (then the careful
+    walk names the position): 200 of the trials, each kind 20 times."""
+    detect_every_tampering(trials(chunk), prepared, tmp_path)
+
+
+def detect_every_tampering(cases: Iterator[tuple[int, str]], prepared: Prepared,
+                           tmp_path: Path) -> None:
+    """Each trial on a fresh copy of the store: verification fails (exit 4) and names the
+    position tampered with first."""
     sqlite_tables = Tables("stored_events", "rowid", "stored_events_chain", "?",
                            "events:stored_events")
     path = tmp_path / "store.db"
     settings = load_settings({"NERVENBAHN_STORE": f"sqlite:///{path}",
                               "NERVENBAHN_MASTER_KEY": base64.b64encode(bytes(32)).decode()})
-    for n, kind in trials(chunk):
+    for n, kind in cases:
         path.write_bytes(prepared.data)
         rng = random.Random(SEED + n)
         with sqlite3.connect(path) as db:
@@ -213,7 +241,12 @@ def test_every_tampering_is_detected_at_the_position_tampered_with(
         assert found is not None and found.position == expected, (n, kind, found, expected)
 
 
-def test_the_untouched_store_verifies(prepared: Prepared, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cut", [False, True], ids=["one-range", "in-ranges"])
+def test_the_untouched_store_verifies(
+    cut: bool, prepared: Prepared, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if cut:
+        request.getfixturevalue("in_ranges")
     path = tmp_path / "store.db"
     path.write_bytes(prepared.data)
     settings = load_settings({"NERVENBAHN_STORE": f"sqlite:///{path}",
@@ -243,9 +276,13 @@ def pg_store(postgres_dsn: str) -> tuple[Settings, SigningKey, tuple[int, ...]]:
     return settings, key, checkpoints
 
 
+@pytest.mark.parametrize("cut", [False, True], ids=["one-range", "in-ranges"])
 def test_tampering_on_postgres_is_detected_at_the_position_tampered_with(
-    pg_store: tuple[Settings, SigningKey, tuple[int, ...]]
+    cut: bool, pg_store: tuple[Settings, SigningKey, tuple[int, ...]],
+    request: pytest.FixtureRequest,
 ) -> None:
+    if cut:
+        request.getfixturevalue("in_ranges")
     settings, key, checkpoints = pg_store
     base = settings.store.schema_name
     tables = ["nervenbahn_events", "nervenbahn_events_chain", "audit_chains", "audit_checkpoints"]

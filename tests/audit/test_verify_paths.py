@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nervenbahn.audit import verify
-from nervenbahn.audit.checkpoints import SigningKey
+from nervenbahn.audit import verify, verify_ranges
+from nervenbahn.audit.checkpoints import CheckpointStore, SigningKey
 from nervenbahn.audit.database import open_audit_database
 from nervenbahn.audit.hashing import ChainVerification
 from nervenbahn.config import Settings, load_settings
@@ -25,6 +25,17 @@ def settings(tmp_path: Path) -> Settings:
         "NERVENBAHN_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "NERVENBAHN_AUDIT_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
     })
+
+
+@pytest.fixture(params=[False, True], ids=["one-range", "in-ranges"])
+def cut(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Verified in one range, or cut into three (4-event Merkle blocks, two of the ranges in
+    other processes), as a long chain is on every core."""
+    if request.param:
+        monkeypatch.setattr(verify_ranges, "BLOCK", 4)
+        monkeypatch.setattr(verify_ranges, "PARALLEL_FROM", 0)
+        monkeypatch.setattr(verify_ranges, "PROCESSES", 3)
+    return bool(request.param)
 
 
 def both_paths(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> tuple[
@@ -42,18 +53,34 @@ def both_paths(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> tuple[
 
 
 def test_both_paths_give_the_same_answer_on_an_intact_store(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, cut: bool
 ) -> None:
     _, checkpoints = build_store(settings, cases_per_batch=4)
 
     quick, careful = both_paths(settings, monkeypatch)
 
     assert quick.ok and quick == careful
+    assert the_quick_path_answered(settings)
     assert quick.records == checkpoints[-1] and quick.checkpoints_checked == 3
 
 
+def the_quick_path_answered(settings: Settings) -> bool:
+    """Whether the quick path gave a verdict itself (rather than leaving it to the walk)."""
+    db = open_audit_database(settings.store)
+    try:
+        (table,) = db.chained_tables()
+        checkpoints = CheckpointStore(db).all()
+        heads = [(cp.sequence, cp.chains[table.chain], cp.created_at) for cp in checkpoints]
+        trees = [(cp.sequence, cp.chains[table.chain], cp.trees[table.chain])
+                 for cp in checkpoints]
+        assert trees
+        return verify._verify_quickly(db, table, heads, trees) is not None
+    finally:
+        db.close()
+
+
 def test_the_quick_path_does_not_vouch_for_an_altered_store(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, cut: bool
 ) -> None:
     _, checkpoints = build_store(settings, cases_per_batch=4)
     assert settings.store.sqlite_path is not None

@@ -16,10 +16,8 @@ from eventsourcing.utils import resolve_topic
 from psycopg import sql
 
 from nervenbahn import config
-from nervenbahn.audit.recorders import (
-    ChainedPostgresApplicationRecorder,
-    ChainedSQLiteApplicationRecorder,
-)
+from nervenbahn.audit.recorders import ChainedSQLiteApplicationRecorder
+from nervenbahn.audit.recorders_postgres import ChainedPostgresApplicationRecorder
 from schemas.sql import (
     Component,
     Migration,
