@@ -28,6 +28,19 @@ from domain.commands import ClosureReason
 from domain.events import CaseHandedOver, CaseOpened
 from domain.reference import load_reference_data
 from projections.framework import Projection, ProjectionError, ProjectionSettings
+from projections.reporting_aggregates import (
+    AGGREGATE_TABLES,
+    AGGREGATES_MIGRATION,
+    DECISION,
+    DURATION,
+    CaseContributions,
+    CaseFactRow,
+    QuarterCounts,
+    SupportPeriod,
+    figures_maintained,
+    quarter_counts,
+    start_maintaining,
+)
 from projections.reporting_facts import (
     NO_FACT_EVENTS,
     CaseFact,
@@ -47,6 +60,7 @@ __all__ = [
     "ReportingProjection",
     "canton_figures",
     "quarterly_figures",
+    "stored_figures",
 ]
 
 CLOSURE_REASONS: tuple[str, ...] = get_args(ClosureReason)
@@ -71,7 +85,8 @@ _TABLES = (
 )
 MIGRATIONS = Component(
     "read_model_reporting",
-    [Migration(1, "the pseudonymised reporting facts", sqlite=_TABLES, postgres=_TABLES)],
+    [Migration(1, "the pseudonymised reporting facts", sqlite=_TABLES, postgres=_TABLES),
+     AGGREGATES_MIGRATION],
     tables=["reporting_facts"],
 )
 """The read model's tables: the same portable DDL on both backends (on PostgreSQL it runs in
@@ -86,12 +101,13 @@ class ReportingProjection(Projection):
     """Pseudonymised case facts, the source of the canton's quarterly figures."""
 
     name: ClassVar[str] = "reporting"
-    tables: ClassVar[tuple[str, ...]] = ("reporting_facts",)
+    tables: ClassVar[tuple[str, ...]] = ("reporting_facts", *AGGREGATE_TABLES)
     migrations: ClassVar[Component] = MIGRATIONS
     dataset: ClassVar[str] = "case-facts"
 
     def __init__(self, reporting_key: bytes | None = None) -> None:
         self._pseudonyms = Pseudonymiser(reporting_key) if reporting_key is not None else None
+        self._contributions = CaseContributions()
 
     @classmethod
     def from_settings(cls, settings: ProjectionSettings) -> Self:
@@ -104,10 +120,12 @@ class ReportingProjection(Projection):
         pseudonyms = self._key()
         if type(event).__name__ in NO_FACT_EVENTS:
             return
+        case = pseudonyms.case(event.originator_id)
+        before = _case_fact_rows(tx, case)
         region = None
         if not isinstance(event, CaseOpened | CaseHandedOver):
-            region = _region_now(tx, pseudonyms.case(event.originator_id))
-        self.apply_fact(case_fact(event, region=region, pseudonyms=pseudonyms), tx)
+            region = _region_now(before, case)
+        self._store(case_fact(event, region=region, pseudonyms=pseudonyms), tx, before)
 
     def processed_id(self, event: Any) -> UUID | None:
         """The keyed fact id the reporting relay publishes the event's fact under (the
@@ -138,7 +156,14 @@ class ReportingProjection(Projection):
         self.apply_fact(received.event, tx)
 
     def apply_fact(self, fact: CaseFact, tx: SQLConnection) -> None:
-        """Record one fact (facts arrive in order per case)."""
+        """Record one fact (facts arrive in order per case), and what it changes in the
+        quarterly figures' aggregates (`projections.reporting_aggregates`)."""
+        self._store(fact, tx, _case_fact_rows(tx, fact.case_pseudonym))
+
+    def _store(self, fact: CaseFact, tx: SQLConnection, before: list[CaseFactRow]) -> None:
+        """`apply_fact`, given the case's facts so far (`before`, in sequence order)."""
+        if not before:
+            start_maintaining(tx)
         row = {name: getattr(fact, name) for name in _COLUMNS}
         row |= {
             "effective_date": fact.effective_date.isoformat(),
@@ -158,19 +183,32 @@ class ReportingProjection(Projection):
             "fact_id = excluded.fact_id, recorded_at = excluded.recorded_at",
             tuple(row[name] for name in _COLUMNS),
         )
+        if any(known.sequence == fact.sequence for known in before):
+            return  # the same fact again: nothing the figures use changed
+        new = CaseFactRow(fact.sequence, fact.social_region, fact.fact, fact.effective_date,
+                          fact.to_region, fact.closure_reason)
+        self._contributions.update(tx, fact.case_pseudonym, before, sorted([*before, new]))
 
 
-def _region_now(tx: SQLConnection, pseudonym: str) -> str:
+def _case_fact_rows(tx: SQLConnection, pseudonym: str) -> list[CaseFactRow]:
+    """What the figures use of a case's facts, in sequence order."""
     p = placeholder(tx)
-    row = tx.execute(
-        f"SELECT fact, social_region, to_region FROM reporting_facts WHERE case_pseudonym = {p} "  # noqa: S608
-        "ORDER BY sequence DESC LIMIT 1",
-        (pseudonym,),
-    ).fetchone()
-    if row is None:
+    return [
+        CaseFactRow(int(sequence), region, fact, date.fromisoformat(day), to_region, reason)
+        for sequence, region, fact, day, to_region, reason in tx.execute(
+            "SELECT sequence, social_region, fact, effective_date, to_region, "  # noqa: S608
+            f"closure_reason FROM reporting_facts WHERE case_pseudonym = {p} ORDER BY sequence",
+            (pseudonym,),
+        )
+    ]
+
+
+def _region_now(facts: list[CaseFactRow], pseudonym: str) -> str:
+    """The case's region after its last fact (`facts` in sequence order)."""
+    if not facts:
         raise LookupError(f"case {pseudonym[:12]}…: a fact before its opening")
-    fact, region, to_region = row
-    return str(to_region if fact == "handed_over" and to_region else region)
+    last = facts[-1]
+    return last.to_region if last.fact == "handed_over" and last.to_region else last.region
 
 
 # --- quarters and figures --------------------------------------------------------------------
@@ -257,6 +295,42 @@ def canton_figures(db: SQLConnection, quarter: str | Quarter) -> RegionQuarter:
     return _tallies(db, period, lambda _: CANTON).get(CANTON, _Tally()).figures(CANTON, period)
 
 
+def stored_figures(
+    db: SQLConnection, quarter: str | Quarter, regions: Sequence[str] | None = None
+) -> tuple[list[RegionQuarter], RegionQuarter] | None:
+    """`quarterly_figures` and `canton_figures` of `quarter`, read from the aggregates the
+    read model keeps (a few hundred rows, not every fact); None if it keeps none for all of
+    its facts (built before them: compute per request, or rebuild it)."""
+    if not figures_maintained(db):
+        return None
+    period = Quarter.parse(quarter) if isinstance(quarter, str) else quarter
+    tallies = {region: _stored_tally(counts)
+               for region, counts in quarter_counts(db, str(period)).items()}
+    order = list(regions) if regions is not None else list(load_reference_data().regions)
+    if regions is None:
+        order += sorted(set(tallies) - set(order))
+    canton = _Tally()
+    for tally in tallies.values():
+        canton.add(tally)
+    return ([tallies.get(region, _Tally()).figures(region, period) for region in order],
+            canton.figures(CANTON, period))
+
+
+def _stored_tally(counts: QuarterCounts) -> _Tally:
+    closed: Counter[str] = Counter()
+    for figure, cases in counts.counts.items():
+        if figure.startswith("closed:"):
+            closed[figure.removeprefix("closed:")] += cases
+    return _Tally(
+        new=counts.counts["new"], closed=closed,
+        durations=sorted(counts.days.get(DURATION, Counter()).elements()),
+        decision_days=sorted(counts.days.get(DECISION, Counter()).elements()),
+        supported=counts.counts["supported"], with_goal=counts.counts["with_goal"],
+        measures_started=counts.counts["measures_started"],
+        measures_completed=counts.counts["measures_completed"],
+    )
+
+
 class _Fact(NamedTuple):
     case: str
     sequence: int
@@ -280,6 +354,17 @@ class _Tally:
     measures_started: int = 0
     measures_completed: int = 0
 
+    def add(self, other: _Tally) -> None:
+        """Add another region's tally (the canton's is the sum of its regions')."""
+        self.new += other.new
+        self.closed.update(other.closed)
+        self.durations += other.durations
+        self.decision_days += other.decision_days
+        self.supported += other.supported
+        self.with_goal += other.with_goal
+        self.measures_started += other.measures_started
+        self.measures_completed += other.measures_completed
+
     def figures(self, region: str, quarter: Quarter) -> RegionQuarter:
         return RegionQuarter(
             region=region,
@@ -295,27 +380,6 @@ class _Tally:
             measures_started=self.measures_started,
             measures_completed=self.measures_completed,
         )
-
-
-@dataclass
-class _Support:
-    """One period of support of a case: from the grant to the closure (None: still open)."""
-
-    start: date
-    region: str
-    end: date | None = None
-    goals: list[date] = field(default_factory=list)
-    handovers: list[tuple[date, str]] = field(default_factory=list)
-
-    def overlaps(self, quarter: Quarter) -> bool:
-        return self.start <= quarter.end and (self.end is None or self.end >= quarter.start)
-
-    def region_on(self, day: date) -> str:
-        region = self.region
-        for effective, to_region in self.handovers:
-            if effective <= day:
-                region = to_region
-        return region
 
 
 def _tallies(
@@ -342,8 +406,8 @@ def _count_case(facts: list[_Fact], quarter: Quarter, tally: Callable[[str], _Ta
     """Add one case's facts to the tallies of the regions it was in when they happened."""
     intake: _Fact | None = None
     decided = False
-    periods: list[_Support] = []
-    current: _Support | None = None
+    periods: list[SupportPeriod] = []
+    current: SupportPeriod | None = None
     for fact in facts:
         inside = quarter.contains(fact.day)
         if fact.fact in ("opened", "reopened"):
@@ -355,7 +419,7 @@ def _count_case(facts: list[_Fact], quarter: Quarter, tally: Callable[[str], _Ta
                 tally(fact.region).decision_days.append((fact.day - intake.day).days)
             decided = True
             if fact.fact == "granted":
-                current = _Support(fact.day, fact.region)
+                current = SupportPeriod(fact.day, fact.region)
                 periods.append(current)
         elif fact.fact == "closed":
             if current is not None:
@@ -377,12 +441,12 @@ def _count_case(facts: list[_Fact], quarter: Quarter, tally: Callable[[str], _Ta
 
 
 def _count_support(
-    periods: list[_Support], quarter: Quarter, tally: Callable[[str], _Tally]
+    periods: list[SupportPeriod], quarter: Quarter, tally: Callable[[str], _Tally]
 ) -> None:
     """A case supported at any time in the quarter counts once, in the region it was in on
     its last supported day of the quarter; with a goal agreement if one of those periods had
     a goal agreed on or before the quarter's last day."""
-    overlapping = [period for period in periods if period.overlaps(quarter)]
+    overlapping = [period for period in periods if period.overlaps(quarter.start, quarter.end)]
     if not overlapping:
         return
     last = overlapping[-1]
