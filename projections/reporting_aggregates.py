@@ -30,7 +30,7 @@ compute per request until the read model is rebuilt (`nervenbahn projections reb
 from __future__ import annotations
 
 import sqlite3
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -337,15 +337,18 @@ class QuarterCounts:
 def quarter_counts(db: SQLConnection, quarter: str) -> dict[str, QuarterCounts]:
     """Every region's aggregates of `quarter` (written `2026Q1`), by region."""
     p = placeholder(db)
-    regions: dict[str, QuarterCounts] = {}
+    regions: defaultdict[str, QuarterCounts] = defaultdict(QuarterCounts)
     for region, figure, days, cases in db.execute(
         "SELECT region, figure, days, cases FROM reporting_quarter_figures "  # noqa: S608
         f"WHERE quarter = {p} AND cases <> 0",
         (quarter,),
     ):
-        counts = regions.setdefault(region, QuarterCounts())
+        counts = regions[region]
         if figure in (DECISION, DURATION):
-            counts.days.setdefault(figure, Counter())[int(days)] += int(cases)
+            histogram = counts.days.get(figure)
+            if histogram is None:
+                histogram = counts.days[figure] = Counter()
+            histogram[int(days)] += int(cases)
         else:
             counts.counts[figure] += int(cases)
     for region, figure, cases in db.execute(
@@ -354,5 +357,5 @@ def quarter_counts(db: SQLConnection, quarter: str) -> dict[str, QuarterCounts]:
         (quarter,),
     ):
         if cases:
-            regions.setdefault(region, QuarterCounts()).counts[figure] += int(cases)
-    return regions
+            regions[region].counts[figure] += int(cases)
+    return dict(regions)
