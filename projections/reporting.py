@@ -187,7 +187,7 @@ class ReportingProjection(Projection):
             return  # the same fact again: nothing the figures use changed
         new = CaseFactRow(fact.sequence, fact.social_region, fact.fact, fact.effective_date,
                           fact.to_region, fact.closure_reason)
-        self._contributions.update(tx, fact.case_pseudonym, before, sorted([*before, new]))
+        self._contributions.update(tx, fact.case_pseudonym, before, new)
 
 
 def _case_fact_rows(tx: SQLConnection, pseudonym: str) -> list[CaseFactRow]:

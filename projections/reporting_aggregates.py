@@ -176,40 +176,67 @@ class SupportPeriod:
 def case_contributions(facts: Sequence[CaseFactRow]) -> Contributions:
     """One case's contributions to every quarter, from its facts in sequence order: the same
     rules as `projections.reporting._count_case`, for all quarters at once."""
-    out = Contributions()
-    intake: date | None = None
-    decided = False
-    periods: list[SupportPeriod] = []
-    current: SupportPeriod | None = None
+    walk = _CaseWalk()
     for fact in facts:
+        walk.add(fact)
+    return walk.contributions
+
+
+_PERIOD_FACTS = frozenset({"granted", "closed", "goal_agreed", "handed_over"})
+"""The facts that can change a case's periods of support (and so its support steps)."""
+
+
+class _CaseWalk:
+    """A case's facts walked in sequence order: the state the next fact is judged in (intake,
+    decided, periods of support) and the contributions so far. A fact after the last one only
+    adds to them (`add`), so a case's walk is kept between its facts."""
+
+    def __init__(self) -> None:
+        self.contributions = Contributions()
+        self.intake: date | None = None
+        self.decided = False
+        self.periods: list[SupportPeriod] = []
+        self.current: SupportPeriod | None = None
+
+    def add(self, fact: CaseFactRow) -> Contributions:
+        """Walk one more fact; what it changed in the contributions."""
+        added = Contributions()
+        self._count(fact, added.quarters)
+        self.contributions.quarters.update(added.quarters)
+        if fact.fact in _PERIOD_FACTS:
+            steps: Counter[StepKey] = Counter()
+            _support_steps(self.periods, steps)
+            added.steps.update(steps)
+            added.steps.subtract(self.contributions.steps)
+            self.contributions.steps = steps
+        return added
+
+    def _count(self, fact: CaseFactRow, quarters: Counter[QuarterKey]) -> None:
         quarter = quarter_key(fact.day)
         if fact.fact in ("opened", "reopened"):
-            intake, decided = fact.day, False
-            out.quarters[(quarter, fact.region, NEW, 0)] += 1
+            self.intake, self.decided = fact.day, False
+            quarters[(quarter, fact.region, NEW, 0)] += 1
         elif fact.fact in ("granted", "refused"):
-            if intake is not None and not decided:
-                out.quarters[(quarter, fact.region, DECISION, (fact.day - intake).days)] += 1
-            decided = True
+            if self.intake is not None and not self.decided:
+                quarters[(quarter, fact.region, DECISION, (fact.day - self.intake).days)] += 1
+            self.decided = True
             if fact.fact == "granted":
-                current = SupportPeriod(fact.day, fact.region)
-                periods.append(current)
+                self.current = SupportPeriod(fact.day, fact.region)
+                self.periods.append(self.current)
         elif fact.fact == "closed":
-            if current is not None:
-                current.end, current = fact.day, None
-            reason = fact.closure_reason or "other"
-            out.quarters[(quarter, fact.region, CLOSED + reason, 0)] += 1
-            if intake is not None:
-                out.quarters[(quarter, fact.region, DURATION, (fact.day - intake).days)] += 1
-        elif fact.fact == "goal_agreed" and current is not None:
-            current.goals.append(fact.day)
-        elif fact.fact == "handed_over" and current is not None and fact.to_region:
-            current.handovers.append((fact.day, fact.to_region))
+            if self.current is not None:
+                self.current.end, self.current = fact.day, None
+            quarters[(quarter, fact.region, CLOSED + (fact.closure_reason or "other"), 0)] += 1
+            if self.intake is not None:
+                quarters[(quarter, fact.region, DURATION, (fact.day - self.intake).days)] += 1
+        elif fact.fact == "goal_agreed" and self.current is not None:
+            self.current.goals.append(fact.day)
+        elif fact.fact == "handed_over" and self.current is not None and fact.to_region:
+            self.current.handovers.append((fact.day, fact.to_region))
         elif fact.fact == "measure_started":
-            out.quarters[(quarter, fact.region, MEASURES_STARTED, 0)] += 1
+            quarters[(quarter, fact.region, MEASURES_STARTED, 0)] += 1
         elif fact.fact == "measure_completed":
-            out.quarters[(quarter, fact.region, MEASURES_COMPLETED, 0)] += 1
-    _support_steps(periods, out.steps)
-    return out
+            quarters[(quarter, fact.region, MEASURES_COMPLETED, 0)] += 1
 
 
 def _support_steps(periods: list[SupportPeriod], steps: Counter[StepKey]) -> None:
@@ -257,33 +284,37 @@ def _supported_in(periods: list[SupportPeriod], index: int) -> tuple[str, bool] 
 
 
 class CaseContributions:
-    """Adds to the aggregates the difference a case's new fact makes. Keeps the contributions
-    of the cases it met last (a case's facts come in runs), so that the ones before a fact
-    are not computed again; they are used only if the facts read from the database are the
-    ones they were computed from (a transaction rolled back leaves them unused)."""
+    """Adds to the aggregates the difference a case's new fact makes. Keeps the walks of the
+    cases it met last (a case's facts come in runs): a fact after a case's last one is added
+    to its walk (`_CaseWalk.add`); any other, or a case whose facts in the database are not
+    the ones its walk was made of (a transaction rolled back), is walked again from the
+    start, before and after the fact."""
 
     def __init__(self, keep: int = 4096) -> None:
-        self._known: OrderedDict[str, tuple[tuple[CaseFactRow, ...], Contributions]] = OrderedDict()
+        self._known: OrderedDict[str, tuple[tuple[CaseFactRow, ...], _CaseWalk]] = OrderedDict()
         self._keep = keep
 
     def update(
-        self,
-        tx: SQLConnection,
-        case: str,
-        before: Sequence[CaseFactRow],
-        after: Sequence[CaseFactRow],
+        self, tx: SQLConnection, case: str, before: Sequence[CaseFactRow], fact: CaseFactRow
     ) -> None:
-        """Through the transaction that stores a fact of `case`: `before` and `after` are its
-        facts without and with it, in sequence order."""
+        """Through the transaction that stores `fact` of `case`, whose facts before it are
+        `before` (in sequence order)."""
         known = self._known.pop(case, None)
-        old = (
-            known[1]
-            if known is not None and known[0] == tuple(before)
-            else (case_contributions(before))
-        )
-        new = case_contributions(after)
-        update_aggregates(tx, old, new)
-        self._known[case] = (tuple(after), new)
+        after = tuple(sorted([*before, fact]))
+        if (
+            known is not None
+            and known[0] == tuple(before)
+            and (not before or fact.sequence > before[-1].sequence)
+        ):
+            walk = known[1]
+            added = walk.add(fact)
+            update_aggregates(tx, Contributions(), added)
+        else:
+            walk = _CaseWalk()
+            for each in after:
+                walk.add(each)
+            update_aggregates(tx, case_contributions(before), walk.contributions)
+        self._known[case] = (after, walk)
         if len(self._known) > self._keep:
             self._known.popitem(last=False)
 
