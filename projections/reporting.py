@@ -35,6 +35,7 @@ from projections.reporting_aggregates import (
     DURATION,
     CaseContributions,
     CaseFactRow,
+    CaseHead,
     QuarterCounts,
     SupportPeriod,
     figures_maintained,
@@ -121,11 +122,11 @@ class ReportingProjection(Projection):
         if type(event).__name__ in NO_FACT_EVENTS:
             return
         case = pseudonyms.case(event.originator_id)
-        before = _case_fact_rows(tx, case)
+        head = _case_head(tx, case)
         region = None
         if not isinstance(event, CaseOpened | CaseHandedOver):
-            region = _region_now(before, case)
-        self._store(case_fact(event, region=region, pseudonyms=pseudonyms), tx, before)
+            region = _region_now(head, case)
+        self._store(case_fact(event, region=region, pseudonyms=pseudonyms), tx, head)
 
     def processed_id(self, event: Any) -> UUID | None:
         """The keyed fact id the reporting relay publishes the event's fact under (the
@@ -158,12 +159,15 @@ class ReportingProjection(Projection):
     def apply_fact(self, fact: CaseFact, tx: SQLConnection) -> None:
         """Record one fact (facts arrive in order per case), and what it changes in the
         quarterly figures' aggregates (`projections.reporting_aggregates`)."""
-        self._store(fact, tx, _case_fact_rows(tx, fact.case_pseudonym))
+        self._store(fact, tx, _case_head(tx, fact.case_pseudonym))
 
-    def _store(self, fact: CaseFact, tx: SQLConnection, before: list[CaseFactRow]) -> None:
-        """`apply_fact`, given the case's facts so far (`before`, in sequence order)."""
-        if not before:
+    def _store(self, fact: CaseFact, tx: SQLConnection, head: CaseHead) -> None:
+        """`apply_fact`, given the case's head so far (count of facts, last fact)."""
+        case = fact.case_pseudonym
+        if not head.facts:
             start_maintaining(tx)
+        met_again = head.last is not None and fact.sequence <= head.last.sequence and any(
+            known.sequence == fact.sequence for known in _case_fact_rows(tx, case))
         row = {name: getattr(fact, name) for name in _COLUMNS}
         row |= {
             "effective_date": fact.effective_date.isoformat(),
@@ -183,11 +187,12 @@ class ReportingProjection(Projection):
             "fact_id = excluded.fact_id, recorded_at = excluded.recorded_at",
             tuple(row[name] for name in _COLUMNS),
         )
-        if any(known.sequence == fact.sequence for known in before):
+        if met_again:
             return  # the same fact again: nothing the figures use changed
         new = CaseFactRow(fact.sequence, fact.social_region, fact.fact, fact.effective_date,
                           fact.to_region, fact.closure_reason)
-        self._contributions.update(tx, fact.case_pseudonym, before, new)
+        self._contributions.update(tx, case, head, new, lambda: [
+            known for known in _case_fact_rows(tx, case) if known.sequence != fact.sequence])
 
 
 def _case_fact_rows(tx: SQLConnection, pseudonym: str) -> list[CaseFactRow]:
@@ -203,11 +208,27 @@ def _case_fact_rows(tx: SQLConnection, pseudonym: str) -> list[CaseFactRow]:
     ]
 
 
-def _region_now(facts: list[CaseFactRow], pseudonym: str) -> str:
-    """The case's region after its last fact (`facts` in sequence order)."""
-    if not facts:
+def _case_head(tx: SQLConnection, pseudonym: str) -> CaseHead:
+    """How many facts the case has, and its last one."""
+    p = placeholder(tx)
+    row = tx.execute(
+        "SELECT sequence, social_region, fact, effective_date, to_region, closure_reason, "  # noqa: S608
+        f"(SELECT count(*) FROM reporting_facts WHERE case_pseudonym = {p}) FROM reporting_facts "
+        f"WHERE case_pseudonym = {p} ORDER BY sequence DESC LIMIT 1",
+        (pseudonym, pseudonym),
+    ).fetchone()
+    if row is None:
+        return CaseHead(0, None)
+    sequence, region, fact, day, to_region, reason, count = row
+    return CaseHead(int(count), CaseFactRow(int(sequence), region, fact, date.fromisoformat(day),
+                                            to_region, reason))
+
+
+def _region_now(head: CaseHead, pseudonym: str) -> str:
+    """The case's region after its last fact."""
+    last = head.last
+    if last is None:
         raise LookupError(f"case {pseudonym[:12]}…: a fact before its opening")
-    last = facts[-1]
     return last.to_region if last.fact == "handed_over" and last.to_region else last.region
 
 

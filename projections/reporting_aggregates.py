@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import NamedTuple
@@ -46,6 +46,7 @@ __all__ = [
     "AGGREGATE_TABLES",
     "CaseContributions",
     "CaseFactRow",
+    "CaseHead",
     "QuarterCounts",
     "SupportPeriod",
     "case_contributions",
@@ -283,38 +284,47 @@ def _supported_in(periods: list[SupportPeriod], index: int) -> tuple[str, bool] 
     return last.region_on(last_day), goal
 
 
+class CaseHead(NamedTuple):
+    """How many facts a case has and its last one (by sequence; None without facts)."""
+
+    facts: int
+    last: CaseFactRow | None
+
+
 class CaseContributions:
     """Adds to the aggregates the difference a case's new fact makes. Keeps the walks of the
     cases it met last (a case's facts come in runs): a fact after a case's last one is added
-    to its walk (`_CaseWalk.add`); any other, or a case whose facts in the database are not
-    the ones its walk was made of (a transaction rolled back), is walked again from the
-    start, before and after the fact."""
+    to its walk (`_CaseWalk.add`) if the case's head in the database (count and last fact) is
+    the one its walk was made of; any other fact, or a stale walk (a transaction rolled back,
+    another instance applied the case's facts), has the case's facts read and walked again
+    from the start, before and after the fact."""
 
     def __init__(self, keep: int = 4096) -> None:
-        self._known: OrderedDict[str, tuple[tuple[CaseFactRow, ...], _CaseWalk]] = OrderedDict()
+        self._known: OrderedDict[str, tuple[CaseHead, _CaseWalk]] = OrderedDict()
         self._keep = keep
 
     def update(
-        self, tx: SQLConnection, case: str, before: Sequence[CaseFactRow], fact: CaseFactRow
+        self,
+        tx: SQLConnection,
+        case: str,
+        head: CaseHead,
+        fact: CaseFactRow,
+        facts: Callable[[], list[CaseFactRow]],
     ) -> None:
-        """Through the transaction that stores `fact` of `case`, whose facts before it are
-        `before` (in sequence order)."""
+        """Through the transaction that stores `fact` of `case`, whose head before it was
+        `head`; `facts` reads the case's other facts (in sequence order) if they are needed."""
         known = self._known.pop(case, None)
-        after = tuple(sorted([*before, fact]))
-        if (
-            known is not None
-            and known[0] == tuple(before)
-            and (not before or fact.sequence > before[-1].sequence)
-        ):
+        at_end = head.last is None or fact.sequence > head.last.sequence
+        if known is not None and known[0] == head and at_end:
             walk = known[1]
-            added = walk.add(fact)
-            update_aggregates(tx, Contributions(), added)
+            update_aggregates(tx, Contributions(), walk.add(fact))
         else:
+            before = facts() if head.facts else []
             walk = _CaseWalk()
-            for each in after:
+            for each in sorted([*before, fact]):
                 walk.add(each)
             update_aggregates(tx, case_contributions(before), walk.contributions)
-        self._known[case] = (after, walk)
+        self._known[case] = (CaseHead(head.facts + 1, max(fact, head.last or fact)), walk)
         if len(self._known) > self._keep:
             self._known.popitem(last=False)
 
