@@ -12,11 +12,13 @@ rebuild: reading and decoding alone (the application's mapper, nothing applied),
 of a rebuild that decodes every event so (measured 2026-12-07: about 0.15x the raw read, the
 json of each stored event alone about 4x the time of reading it).
 
-Then serves the HTTP API on those read models (uvicorn on 127.0.0.1, in a thread) and lets N
-client threads (one keep-alive `httpx.Client` each) send M requests each, a seeded mix of
-branch-office case lists and case details (personal data: decrypted, access-logged), region
-caseload and work list, canton quarter figures; the same number of requests go to a one-route
-FastAPI app served the same way. Target: API p99 < 100 ms.
+Then serves the HTTP API on those read models (uvicorn on 127.0.0.1, in a process of its own,
+so that server and clients do not share one GIL) and lets N client threads (one keep-alive
+`httpx.Client` each) send M requests each, a seeded mix of branch-office case lists and case
+details (personal data: decrypted, access-logged), region caseload and work list, canton
+quarter figures; the same number of requests go to a one-route FastAPI app served the same way
+(its own process too). Targets (issue 17): p99 < 50 ms on every endpoint with 16 clients, and
+throughput at least 0.5× the trivial app's.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import multiprocessing
 import random
 import secrets
 import socket
@@ -42,7 +45,6 @@ import uvicorn
 from fastapi import FastAPI
 from report import Row, add_output_arguments, emit_json, percentile, print_table
 
-from domain.application.cases import CaseService
 from domain.reference import load_reference_data
 from nervenbahn.api import build_api_context, create_app
 from nervenbahn.api.keys import ApiKeyRegistry
@@ -58,10 +60,11 @@ from projections import PROJECTIONS, rebuild
 
 TARGET = 0.5
 BATCH = 2000
-API_P99_TARGET_MS = 100.0
-"""Our choice (no requirement names one): a caseworker's screen or a report tool waits on
-these queries; under 100 ms at the 99th percentile they feel immediate even with a few
-clients at once, and it leaves room for a bigger canton than 3,000 synthetic households."""
+API_P99_TARGET_MS = 50.0
+"""Issue 17: every endpoint's p99 under 50 ms with 16 clients (a caseworker's screen or a
+report tool waits on these queries)."""
+API_THROUGHPUT_TARGET = 0.5
+"""Issue 17: requests per second at least half a trivial endpoint's on the same stack."""
 OFFICE, REGION = "akso-olten", "so-olten"
 MIX: dict[str, float] = {  # kind of request → its share: caseworkers' queries are most of it,
     "office_cases": 0.30, "office_case": 0.25,  # the canton's quarterly figures are rare
@@ -74,8 +77,8 @@ def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", type=int, default=3000)
-    parser.add_argument("--clients", type=int, default=4,
-                        help="concurrent API clients (threads; default 4)")
+    parser.add_argument("--clients", type=int, default=16,
+                        help="concurrent API clients (threads; default 16)")
     parser.add_argument("--requests", type=int, default=200,
                         help="API requests per client (default 200)")
     add_output_arguments(parser)
@@ -89,8 +92,9 @@ def main() -> None:
                                clients=args.clients, requests=args.requests)
     runtime = time.perf_counter() - started
     notes = [f"{events} events of {args.households} synthetic households, SQLite, batch {BATCH}",
-             f"API: {args.clients} clients × {args.requests} requests, server and clients in "
-             "one process (uvicorn in a thread); ratio = raw p50 / nervenbahn p50"]
+             f"API: {args.clients} clients × {args.requests} requests; each server (nervenbahn, "
+             "trivial) in a process of its own (uvicorn, one worker), the clients threads of "
+             "this one; latency ratio = raw p50 / nervenbahn p50"]
     if args.json:
         emit_json(runtime, args.seed, {"households": args.households, "events": events,
                                        "clients": args.clients, "requests": args.requests},
@@ -103,22 +107,27 @@ def main() -> None:
 
 
 def _fmt(row: Row, side: str) -> str:
-    if row.key == "api_latency":
+    if row.key == "api_throughput":
+        return f"{(row.nervenbahn if side == 'nervenbahn' else row.raw):,.0f} req/s"
+    if row.key == "api_latency":  # nervenbahn: its slowest endpoint; raw: the trivial one
         d = row.detail
-        return "\n".join(f"p{p} {d[f'{side}_p{p}_ms']:,.1f} ms" for p in (50, 95, 99))
+        name = d["slowest_endpoint"] if side == "nervenbahn" else "raw"
+        return "\n".join(f"p{p} {d[f'{name}_p{p}_ms']:,.1f} ms" for p in (50, 95, 99))
     return f"{(row.nervenbahn if side == 'nervenbahn' else row.raw):,.0f} ev/s"
 
 
 def _describe(row: Row) -> list[str]:
     d = row.detail
+    if row.key == "api_throughput":
+        return []
     if row.key != "api_latency":
         return [f"{row.what}: {d['seconds']:.2f} s vs raw {d['raw_seconds']:.2f} s (read and "
                 f"decode alone {d['read_and_decode_seconds']:.2f} s: at most "
                 f"{d['raw_seconds'] / d['read_and_decode_seconds']:.2f}x with the mapper)"]
     lines = [f"API: {d['requests_total']} requests each side; {d['nervenbahn_per_s']:,.0f} req/s "
              f"vs raw {d['raw_per_s']:,.0f} req/s; max {d['nervenbahn_max_ms']:.1f} ms vs raw "
-             f"{d['raw_max_ms']:.1f} ms; p99 without canton_quarter "
-             f"{d['nervenbahn_p99_ms_without_canton']:.1f} ms"]
+             f"{d['raw_max_ms']:.1f} ms; all kinds together p99 {d['nervenbahn_p99_ms']:.1f} ms, "
+             f"without canton_quarter {d['nervenbahn_p99_ms_without_canton']:.1f} ms"]
     for kind in MIX:
         lines.append(
             f"  {kind:<16} {d[f'{kind}_count']:>4} req  p50 {d[f'{kind}_p50_ms']:6.1f}  "
@@ -160,7 +169,7 @@ def measure(
                 detail={"seconds": seconds, "raw_seconds": raw_seconds,
                         "read_and_decode_seconds": decoded_seconds},
             ))
-        rows.append(_api_latency(settings, service, folder, clients, requests, seed))
+        rows += _api_rows(settings, folder, clients, requests, seed)
         return rows, events
     finally:
         container.close()
@@ -202,42 +211,40 @@ class _Call:
     key: str
 
 
-def _api_latency(
-    settings: Settings, service: CaseService, folder: Path, clients: int, requests: int, seed: int
-) -> Row:
-    """Serve the API on the read models just rebuilt and a trivial app beside it; N clients
-    send M requests to each, in the order nervenbahn, raw, raw, nervenbahn (half each)."""
+def _api_rows(
+    settings: Settings, folder: Path, clients: int, requests: int, seed: int
+) -> list[Row]:
+    """Serve the API on the read models just rebuilt and a trivial app beside it, each in a
+    process of its own; N clients send M requests to each, in the order nervenbahn, raw, raw,
+    nervenbahn (half each). Rows `api_latency` and `api_throughput`."""
     api = ApiSettings(api_keys=folder / "api-keys.json", access_log=folder / "access-log.db")
     keys = _issue_keys(ApiKeyRegistry(api.api_keys))
-    context = build_api_context(settings, service, api)
-    try:
-        with _serving(create_app(context)) as nb_url, _serving(_trivial_app()) as raw_url:
-            case_ids = _office_case_ids(nb_url, keys["office"])
-            plans = []
-            for c in range(clients):
-                rng = random.Random(seed * 1009 + c)
-                kinds = rng.choices(list(MIX), weights=list(MIX.values()), k=requests)
-                plans.append(_plan(rng, kinds, case_ids, keys))
-            raw_plan = [_Call("raw", "/ping", keys["office"])] * requests
-            nb_http = [httpx.Client(base_url=nb_url, timeout=60) for _ in range(clients)]
-            raw_http = [httpx.Client(base_url=raw_url, timeout=60) for _ in range(clients)]
-            try:
-                for index in range(clients):  # connect, and ask each kind once, untimed
-                    _run([nb_http[index]], [_plan(random.Random(-1 - index), list(MIX),
-                                                  case_ids, keys)])
-                    _run([raw_http[index]], [raw_plan[:len(MIX)]])
-                half = requests // 2
-                nb_first, nb_seconds = _run(nb_http, [plan[:half] for plan in plans])
-                raw_first, raw_seconds = _run(raw_http, [raw_plan[:half]] * clients)
-                raw_second, seconds = _run(raw_http, [raw_plan[half:]] * clients)
-                raw_seconds += seconds
-                nb_second, seconds = _run(nb_http, [plan[half:] for plan in plans])
-                nb_seconds += seconds
-            finally:
-                for client in (*nb_http, *raw_http):
-                    client.close()
-    finally:
-        context.close()
+    with _serving(_nervenbahn_server, settings, api) as nb_url, \
+            _serving(_trivial_server) as raw_url:
+        case_ids = _office_case_ids(nb_url, keys["office"])
+        plans = []
+        for c in range(clients):
+            rng = random.Random(seed * 1009 + c)
+            kinds = rng.choices(list(MIX), weights=list(MIX.values()), k=requests)
+            plans.append(_plan(rng, kinds, case_ids, keys))
+        raw_plan = [_Call("raw", "/ping", keys["office"])] * requests
+        nb_http = [httpx.Client(base_url=nb_url, timeout=60) for _ in range(clients)]
+        raw_http = [httpx.Client(base_url=raw_url, timeout=60) for _ in range(clients)]
+        try:
+            for index in range(clients):  # connect, and ask each kind once, untimed
+                _run([nb_http[index]], [_plan(random.Random(-1 - index), list(MIX),
+                                              case_ids, keys)])
+                _run([raw_http[index]], [raw_plan[:len(MIX)]])
+            half = requests // 2
+            nb_first, nb_seconds = _run(nb_http, [plan[:half] for plan in plans])
+            raw_first, raw_seconds = _run(raw_http, [raw_plan[:half]] * clients)
+            raw_second, seconds = _run(raw_http, [raw_plan[half:]] * clients)
+            raw_seconds += seconds
+            nb_second, seconds = _run(nb_http, [plan[half:] for plan in plans])
+            nb_seconds += seconds
+        finally:
+            for client in (*nb_http, *raw_http):
+                client.close()
     nb_calls, raw_calls = nb_first + nb_second, raw_first + raw_second
     nb_ms, raw_ms = [ms for _, ms in nb_calls], [ms for _, ms in raw_calls]
     detail: dict[str, Any] = {"requests_total": len(nb_ms), "office_cases_known": len(case_ids),
@@ -248,13 +255,23 @@ def _api_latency(
         detail |= _latency_figures(kind, [ms for k, ms in nb_calls if k == kind])
     rest = [ms for kind, ms in nb_calls if kind != "canton_quarter"]
     detail["nervenbahn_p99_ms_without_canton"] = percentile(rest, 99) if rest else 0.0
-    p99 = detail["nervenbahn_p99_ms"]
-    return Row(
-        key="api_latency", what=f"API p99 ({clients} clients)", backend="sqlite · uvicorn",
-        unit="ms (p99)", nervenbahn=p99, raw=detail["raw_p99_ms"],
-        ratio=detail["raw_p50_ms"] / detail["nervenbahn_p50_ms"],
-        target=f"p99 < {API_P99_TARGET_MS:.0f} ms", met=p99 < API_P99_TARGET_MS, detail=detail,
-    )
+    worst = max(MIX, key=lambda kind: detail[f"{kind}_p99_ms"])
+    p99 = detail[f"{worst}_p99_ms"]
+    detail["slowest_endpoint"] = worst
+    per_s, raw_per_s = detail["nervenbahn_per_s"], detail["raw_per_s"]
+    backend = "sqlite · uvicorn process"
+    return [
+        Row(key="api_latency", what=f"API p99, slowest endpoint ({clients} clients)",
+            backend=backend, unit="ms (p99)", nervenbahn=p99, raw=detail["raw_p99_ms"],
+            ratio=detail["raw_p50_ms"] / detail["nervenbahn_p50_ms"],
+            target=f"p99 < {API_P99_TARGET_MS:.0f} ms, every endpoint",
+            met=p99 < API_P99_TARGET_MS, detail=detail),
+        Row(key="api_throughput", what=f"API throughput ({clients} clients)", backend=backend,
+            unit="req/s", nervenbahn=per_s, raw=raw_per_s, ratio=per_s / raw_per_s,
+            target=f"≥ {API_THROUGHPUT_TARGET}× trivial",
+            met=per_s / raw_per_s >= API_THROUGHPUT_TARGET,
+            detail={"requests_total": len(nb_ms)}),
+    ]
 
 
 def _latency_figures(name: str, ms: list[float]) -> dict[str, Any]:
@@ -358,36 +375,63 @@ def _run(
 
 
 @contextmanager
-def _serving(app: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free port of 127.0.0.1, in a thread; yields its URL."""
+def _serving(serve: Callable[..., None], *args: Any) -> Iterator[str]:
+    """Run `serve(port, *args)` (uvicorn on 127.0.0.1:port) in a process of its own (spawned:
+    no GIL shared with the clients); yields its URL once it answers, stops it at the end."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", access_log=False))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
+    process = multiprocessing.get_context("spawn").Process(
+        target=serve, args=(port, *args), name=f"uvicorn-{port}", daemon=True)
+    process.start()
+    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
+        deadline = time.monotonic() + 60
+        while not _answers(url):
+            if not process.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"uvicorn did not start on port {port}")
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+            time.sleep(0.05)
+        yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        process.terminate()
+        process.join(timeout=10)
 
 
-def _trivial_app() -> FastAPI:
-    """The raw baseline: FastAPI with one sync route (like nervenbahn's) and a constant."""
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(f"{url}/ping", timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+def _run_uvicorn(app: Any, port: int) -> None:
+    uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                  lifespan="off", access_log=False)).run()
+
+
+def _nervenbahn_server(port: int, settings: Settings, api: ApiSettings) -> None:
+    """The child process: the API as `nervenbahn serve` builds its context, on the store."""
+    configure_logging("json", "warning")
+    container = Container(settings)
+    context = build_api_context(settings, container.service, api)
+    try:
+        _run_uvicorn(create_app(context), port)
+    finally:
+        context.close()
+        container.close()
+
+
+def _trivial_server(port: int) -> None:
+    """The child process of the raw baseline: FastAPI with one sync route (like nervenbahn's)
+    returning a constant."""
     app = FastAPI()
 
     @app.get("/ping")
     def ping() -> dict[str, str]:
         return {"status": "ok"}
 
-    return app
+    _run_uvicorn(app, port)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,20 @@ from domain.commands import ClosureReason
 from domain.events import CaseHandedOver, CaseOpened
 from domain.reference import load_reference_data
 from projections.framework import Projection, ProjectionError, ProjectionSettings
+from projections.reporting_aggregates import (
+    AGGREGATE_TABLES,
+    AGGREGATES_MIGRATION,
+    DECISION,
+    DURATION,
+    CaseContributions,
+    CaseFactRow,
+    CaseHead,
+    QuarterCounts,
+    SupportPeriod,
+    figures_maintained,
+    quarter_counts,
+    start_maintaining,
+)
 from projections.reporting_facts import (
     NO_FACT_EVENTS,
     CaseFact,
@@ -35,7 +49,7 @@ from projections.reporting_facts import (
     case_fact,
     recorded_day,
 )
-from projections.storage import SQLConnection, execute_many
+from projections.storage import SQLConnection
 from schemas.sql import Component, Migration, placeholder
 
 __all__ = [
@@ -47,6 +61,7 @@ __all__ = [
     "ReportingProjection",
     "canton_figures",
     "quarterly_figures",
+    "stored_figures",
 ]
 
 CLOSURE_REASONS: tuple[str, ...] = get_args(ClosureReason)
@@ -71,7 +86,8 @@ _TABLES = (
 )
 MIGRATIONS = Component(
     "read_model_reporting",
-    [Migration(1, "the pseudonymised reporting facts", sqlite=_TABLES, postgres=_TABLES)],
+    [Migration(1, "the pseudonymised reporting facts", sqlite=_TABLES, postgres=_TABLES),
+     AGGREGATES_MIGRATION],
     tables=["reporting_facts"],
 )
 """The read model's tables: the same portable DDL on both backends (on PostgreSQL it runs in
@@ -86,12 +102,13 @@ class ReportingProjection(Projection):
     """Pseudonymised case facts, the source of the canton's quarterly figures."""
 
     name: ClassVar[str] = "reporting"
-    tables: ClassVar[tuple[str, ...]] = ("reporting_facts",)
+    tables: ClassVar[tuple[str, ...]] = ("reporting_facts", *AGGREGATE_TABLES)
     migrations: ClassVar[Component] = MIGRATIONS
     dataset: ClassVar[str] = "case-facts"
 
     def __init__(self, reporting_key: bytes | None = None) -> None:
         self._pseudonyms = Pseudonymiser(reporting_key) if reporting_key is not None else None
+        self._contributions = CaseContributions()
 
     @classmethod
     def from_settings(cls, settings: ProjectionSettings) -> Self:
@@ -104,26 +121,20 @@ class ReportingProjection(Projection):
         self.apply_batch([event], tx)
 
     def apply_batch(self, events: Sequence[Any], tx: SQLConnection) -> None:
-        """Rebuild path: case events from the store, turned into their facts in order (each
-        case's region before an event: from its latest fact, read once per batch and then
-        kept), and recorded in one statement for the batch."""
+        """Rebuild path: case events from the store, turned into their facts in order, each
+        recorded with what it changes in the quarterly figures' aggregates (`apply_fact`'s
+        path: the aggregates need each case's facts so far, so a batch is one transaction but
+        its facts are recorded one by one)."""
         pseudonyms = self._key()
-        events = [event for event in events if type(event).__name__ not in NO_FACT_EVENTS]
-        latest = _latest_facts(tx, {pseudonyms.case(event.originator_id) for event in events})
-        rows = []
         for event in events:
-            pseudonym = pseudonyms.case(event.originator_id)
+            if type(event).__name__ in NO_FACT_EVENTS:
+                continue
+            case = pseudonyms.case(event.originator_id)
+            head = _case_head(tx, case)
             region = None
             if not isinstance(event, CaseOpened | CaseHandedOver):
-                if pseudonym not in latest:
-                    raise LookupError(f"case {pseudonym[:12]}…: a fact before its opening")
-                region = latest[pseudonym][1]
-            fact = case_fact(event, region=region, pseudonyms=pseudonyms)
-            if pseudonym not in latest or fact.sequence > latest[pseudonym][0]:
-                latest[pseudonym] = (fact.sequence,
-                                     _region_after(fact.fact, fact.social_region, fact.to_region))
-            rows.append(_fact_row(fact))
-        execute_many(tx, _insert_fact(placeholder(tx)), rows)
+                region = _region_now(head, case)
+            self._store(case_fact(event, region=region, pseudonyms=pseudonyms), tx, head)
 
     def processed_id(self, event: Any) -> UUID | None:
         """The keyed fact id the reporting relay publishes the event's fact under (the
@@ -154,57 +165,79 @@ class ReportingProjection(Projection):
         self.apply_fact(received.event, tx)
 
     def apply_fact(self, fact: CaseFact, tx: SQLConnection) -> None:
-        """Record one fact (facts arrive in order per case)."""
-        tx.execute(_insert_fact(placeholder(tx)), _fact_row(fact))
+        """Record one fact (facts arrive in order per case), and what it changes in the
+        quarterly figures' aggregates (`projections.reporting_aggregates`)."""
+        self._store(fact, tx, _case_head(tx, fact.case_pseudonym))
 
-
-def _fact_row(fact: CaseFact) -> tuple[Any, ...]:
-    """The fact as a row of `reporting_facts` (`_COLUMNS`' order)."""
-    return (
-        str(fact.fact_id), fact.case_pseudonym, fact.sequence, fact.social_region, fact.fact,
-        fact.effective_date.isoformat(), fact.recorded_at.isoformat(), int(fact.imported),
-        fact.support_from.isoformat() if fact.support_from else None, fact.employability,
-        ",".join(fact.refusal_reasons), fact.goal_category, fact.item_ref, fact.measure_kind,
-        fact.break_off_reason, fact.budget_reason, fact.review_outcome, fact.to_region,
-        fact.closure_reason, fact.reopening_reason,
-    )
-
-
-def _insert_fact(p: str) -> str:
-    """The statement that records a fact (`p`: the backend's placeholder). A case's fact at a
-    sequence is one fact: met again under another id (facts published before fact ids were
-    keyed, then again after the topic was emptied), it takes the new id and recorded day
-    instead of counting twice."""
-    return (
-        f"INSERT INTO reporting_facts ({', '.join(_COLUMNS)}) "  # noqa: S608 - our names
-        f"VALUES ({', '.join([p] * len(_COLUMNS))}) "
-        "ON CONFLICT (case_pseudonym, sequence) DO UPDATE SET "
-        "fact_id = excluded.fact_id, recorded_at = excluded.recorded_at"
-    )
-
-
-def _latest_facts(tx: SQLConnection, pseudonyms: set[str]) -> dict[str, tuple[int, str]]:
-    """Each case's (of `pseudonyms`) latest fact recorded so far: its sequence, and the region
-    responsible for the case after it (a handover's region taken over by)."""
-    p, ids = placeholder(tx), sorted(pseudonyms)
-    found: dict[str, tuple[int, str]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        rows = tx.execute(
-            "SELECT f.case_pseudonym, f.sequence, f.fact, f.social_region, f.to_region "  # noqa: S608
-            f"FROM reporting_facts f WHERE f.case_pseudonym IN ({', '.join([p] * len(chunk))}) "
-            "AND f.sequence = (SELECT max(sequence) FROM reporting_facts l "
-            "WHERE l.case_pseudonym = f.case_pseudonym)",
-            chunk,
+    def _store(self, fact: CaseFact, tx: SQLConnection, head: CaseHead) -> None:
+        """`apply_fact`, given the case's head so far (count of facts, last fact)."""
+        case = fact.case_pseudonym
+        if not head.facts:
+            start_maintaining(tx)
+        met_again = head.last is not None and fact.sequence <= head.last.sequence and any(
+            known.sequence == fact.sequence for known in _case_fact_rows(tx, case))
+        row = {name: getattr(fact, name) for name in _COLUMNS}
+        row |= {
+            "effective_date": fact.effective_date.isoformat(),
+            "recorded_at": fact.recorded_at.isoformat(),
+            "fact_id": str(fact.fact_id),
+            "imported": int(fact.imported),
+            "support_from": fact.support_from.isoformat() if fact.support_from else None,
+            "refusal_reasons": ",".join(fact.refusal_reasons),
+        }
+        # A case's fact at a sequence is one fact: met again under another id (facts published
+        # before fact ids were keyed, then again after the topic was emptied), it takes the
+        # new id and recorded day instead of counting twice.
+        tx.execute(
+            f"INSERT INTO reporting_facts ({', '.join(_COLUMNS)}) "  # noqa: S608 - our names
+            f"VALUES ({', '.join([placeholder(tx)] * len(_COLUMNS))}) "
+            "ON CONFLICT (case_pseudonym, sequence) DO UPDATE SET "
+            "fact_id = excluded.fact_id, recorded_at = excluded.recorded_at",
+            tuple(row[name] for name in _COLUMNS),
         )
-        for pseudonym, sequence, fact, region, to_region in rows:
-            found[str(pseudonym)] = (int(sequence), _region_after(fact, region, to_region))
-    return found
+        if met_again:
+            return  # the same fact again: nothing the figures use changed
+        new = CaseFactRow(fact.sequence, fact.social_region, fact.fact, fact.effective_date,
+                          fact.to_region, fact.closure_reason)
+        self._contributions.update(tx, case, head, new, lambda: [
+            known for known in _case_fact_rows(tx, case) if known.sequence != fact.sequence])
 
 
-def _region_after(fact: str, region: str, to_region: str | None) -> str:
-    """The region responsible for a case after a fact: the one a handover took it to."""
-    return str(to_region if fact == "handed_over" and to_region else region)
+def _case_fact_rows(tx: SQLConnection, pseudonym: str) -> list[CaseFactRow]:
+    """What the figures use of a case's facts, in sequence order."""
+    p = placeholder(tx)
+    return [
+        CaseFactRow(int(sequence), region, fact, date.fromisoformat(day), to_region, reason)
+        for sequence, region, fact, day, to_region, reason in tx.execute(
+            "SELECT sequence, social_region, fact, effective_date, to_region, "  # noqa: S608
+            f"closure_reason FROM reporting_facts WHERE case_pseudonym = {p} ORDER BY sequence",
+            (pseudonym,),
+        )
+    ]
+
+
+def _case_head(tx: SQLConnection, pseudonym: str) -> CaseHead:
+    """How many facts the case has, and its last one."""
+    p = placeholder(tx)
+    row = tx.execute(
+        "SELECT sequence, social_region, fact, effective_date, to_region, closure_reason, "  # noqa: S608
+        f"(SELECT count(*) FROM reporting_facts WHERE case_pseudonym = {p}) FROM reporting_facts "
+        f"WHERE case_pseudonym = {p} ORDER BY sequence DESC LIMIT 1",
+        (pseudonym, pseudonym),
+    ).fetchone()
+    if row is None:
+        return CaseHead(0, None)
+    sequence, region, fact, day, to_region, reason, count = row
+    return CaseHead(int(count), CaseFactRow(int(sequence), region, fact, date.fromisoformat(day),
+                                            to_region, reason))
+
+
+def _region_now(head: CaseHead, pseudonym: str) -> str:
+    """The case's region after its last fact."""
+    last = head.last
+    if last is None:
+        raise LookupError(f"case {pseudonym[:12]}…: a fact before its opening")
+    return last.to_region if last.fact == "handed_over" and last.to_region else last.region
 
 
 # --- quarters and figures --------------------------------------------------------------------
@@ -291,6 +324,42 @@ def canton_figures(db: SQLConnection, quarter: str | Quarter) -> RegionQuarter:
     return _tallies(db, period, lambda _: CANTON).get(CANTON, _Tally()).figures(CANTON, period)
 
 
+def stored_figures(
+    db: SQLConnection, quarter: str | Quarter, regions: Sequence[str] | None = None
+) -> tuple[list[RegionQuarter], RegionQuarter] | None:
+    """`quarterly_figures` and `canton_figures` of `quarter`, read from the aggregates the
+    read model keeps (a few hundred rows, not every fact); None if it keeps none for all of
+    its facts (built before them: compute per request, or rebuild it)."""
+    if not figures_maintained(db):
+        return None
+    period = Quarter.parse(quarter) if isinstance(quarter, str) else quarter
+    tallies = {region: _stored_tally(counts)
+               for region, counts in quarter_counts(db, str(period)).items()}
+    order = list(regions) if regions is not None else list(load_reference_data().regions)
+    if regions is None:
+        order += sorted(set(tallies) - set(order))
+    canton = _Tally()
+    for tally in tallies.values():
+        canton.add(tally)
+    return ([tallies.get(region, _Tally()).figures(region, period) for region in order],
+            canton.figures(CANTON, period))
+
+
+def _stored_tally(counts: QuarterCounts) -> _Tally:
+    closed: Counter[str] = Counter()
+    for figure, cases in counts.counts.items():
+        if figure.startswith("closed:"):
+            closed[figure.removeprefix("closed:")] += cases
+    return _Tally(
+        new=counts.counts["new"], closed=closed,
+        durations=sorted(counts.days.get(DURATION, Counter()).elements()),
+        decision_days=sorted(counts.days.get(DECISION, Counter()).elements()),
+        supported=counts.counts["supported"], with_goal=counts.counts["with_goal"],
+        measures_started=counts.counts["measures_started"],
+        measures_completed=counts.counts["measures_completed"],
+    )
+
+
 class _Fact(NamedTuple):
     case: str
     sequence: int
@@ -314,6 +383,17 @@ class _Tally:
     measures_started: int = 0
     measures_completed: int = 0
 
+    def add(self, other: _Tally) -> None:
+        """Add another region's tally (the canton's is the sum of its regions')."""
+        self.new += other.new
+        self.closed.update(other.closed)
+        self.durations += other.durations
+        self.decision_days += other.decision_days
+        self.supported += other.supported
+        self.with_goal += other.with_goal
+        self.measures_started += other.measures_started
+        self.measures_completed += other.measures_completed
+
     def figures(self, region: str, quarter: Quarter) -> RegionQuarter:
         return RegionQuarter(
             region=region,
@@ -329,27 +409,6 @@ class _Tally:
             measures_started=self.measures_started,
             measures_completed=self.measures_completed,
         )
-
-
-@dataclass
-class _Support:
-    """One period of support of a case: from the grant to the closure (None: still open)."""
-
-    start: date
-    region: str
-    end: date | None = None
-    goals: list[date] = field(default_factory=list)
-    handovers: list[tuple[date, str]] = field(default_factory=list)
-
-    def overlaps(self, quarter: Quarter) -> bool:
-        return self.start <= quarter.end and (self.end is None or self.end >= quarter.start)
-
-    def region_on(self, day: date) -> str:
-        region = self.region
-        for effective, to_region in self.handovers:
-            if effective <= day:
-                region = to_region
-        return region
 
 
 def _tallies(
@@ -376,8 +435,8 @@ def _count_case(facts: list[_Fact], quarter: Quarter, tally: Callable[[str], _Ta
     """Add one case's facts to the tallies of the regions it was in when they happened."""
     intake: _Fact | None = None
     decided = False
-    periods: list[_Support] = []
-    current: _Support | None = None
+    periods: list[SupportPeriod] = []
+    current: SupportPeriod | None = None
     for fact in facts:
         inside = quarter.contains(fact.day)
         if fact.fact in ("opened", "reopened"):
@@ -389,7 +448,7 @@ def _count_case(facts: list[_Fact], quarter: Quarter, tally: Callable[[str], _Ta
                 tally(fact.region).decision_days.append((fact.day - intake.day).days)
             decided = True
             if fact.fact == "granted":
-                current = _Support(fact.day, fact.region)
+                current = SupportPeriod(fact.day, fact.region)
                 periods.append(current)
         elif fact.fact == "closed":
             if current is not None:
@@ -411,12 +470,12 @@ def _count_case(facts: list[_Fact], quarter: Quarter, tally: Callable[[str], _Ta
 
 
 def _count_support(
-    periods: list[_Support], quarter: Quarter, tally: Callable[[str], _Tally]
+    periods: list[SupportPeriod], quarter: Quarter, tally: Callable[[str], _Tally]
 ) -> None:
     """A case supported at any time in the quarter counts once, in the region it was in on
     its last supported day of the quarter; with a goal agreement if one of those periods had
     a goal agreed on or before the quarter's last day."""
-    overlapping = [period for period in periods if period.overlaps(quarter)]
+    overlapping = [period for period in periods if period.overlaps(quarter.start, quarter.end)]
     if not overlapping:
         return
     last = overlapping[-1]

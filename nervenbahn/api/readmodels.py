@@ -1,8 +1,10 @@
 """Opening a read model for one request: read-only, and a clear 503 if it is not built; its
 freshness on the answer.
 
-A connection per request: a rebuild replaces the database file (or, in PostgreSQL, commits
-its refilled tables), and the next request must read the new one. The database errors of
+A rebuild replaces the database file (or, in PostgreSQL, commits its refilled tables), and
+the next request must read the new one: a SQLite read model's connection is kept per thread
+only while its file is the same (`projections.read_connections`), a PostgreSQL one is opened
+per request. The database errors of
 either backend are translated by the read models' storage (`projections.storage.
 open_read_model`); here they become the API's answer.
 
@@ -23,7 +25,8 @@ from fastapi import Response
 from nervenbahn.api.errors import ReadModelUnavailableError
 from projections import READ_MODELS
 from projections.errors import ReadModelUnreadableError
-from projections.storage import ReadModelTarget, SQLConnection, open_read_model, read_progress
+from projections.read_connections import reused_read_model
+from projections.storage import ReadModelTarget, SQLConnection, read_progress
 
 __all__ = ["AS_OF_HEADER", "READ_MODEL_HEADER", "read_model"]
 
@@ -39,7 +42,7 @@ def read_model(
     PostgreSQL schema of the read models), its freshness set on `response`;
     ReadModelUnavailableError (503) if it cannot be opened or read."""
     try:
-        with open_read_model(target, READ_MODELS[name].tables[0]) as db:
+        with reused_read_model(target, READ_MODELS[name].tables[0]) as db:
             progress = read_progress(db, name)
             response.headers[READ_MODEL_HEADER] = name
             if progress is not None and progress.as_of is not None:

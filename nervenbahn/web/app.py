@@ -24,6 +24,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nervenbahn.accounts import LANGUAGES, UserStore, same
 from nervenbahn.api.context import ApiContext
@@ -66,7 +68,7 @@ def install_web(app: FastAPI, context: ApiContext, users: UserStore, *,
                 secure_cookies: bool = True) -> None:
     """Serve the web application on `app` (the API's), for the accounts in `users`."""
     app.state.web = WebState(context, users, secure_cookies=secure_cookies)
-    app.middleware("http")(_policy)
+    app.add_middleware(_PagePolicy)
     for kind, handler in list(app.exception_handlers.items()):
         app.add_exception_handler(kind, _as_page(handler))
     app.add_exception_handler(SignInRequired, _to_sign_in)  # type: ignore[arg-type]
@@ -181,14 +183,29 @@ def _local(path: str) -> str:
     return path if path.startswith("/web/") and not path.startswith("//") else "/web/"
 
 
-async def _policy(request: Request, call_next: Callable[[Request], Awaitable[Response]]
-                  ) -> Response:
-    response = await call_next(request)
-    if request.url.path.startswith("/web"):
-        response.headers["Content-Security-Policy"] = WEB_POLICY
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["X-Frame-Options"] = "DENY"
-    return response
+class _PagePolicy:
+    """Middleware: the web app's answers (under /web) carry its Content-Security-Policy,
+    `Referrer-Policy: same-origin` and `X-Frame-Options: DENY`. Plain ASGI: Starlette's
+    `BaseHTTPMiddleware` ran every answer of the API too through a stream and a task of its
+    own (issue 17)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/web"):
+            await self.app(scope, receive, send)
+            return
+
+        async def answer(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = WEB_POLICY
+                headers["Referrer-Policy"] = "same-origin"
+                headers["X-Frame-Options"] = "DENY"
+            await send(message)
+
+        await self.app(scope, receive, answer)
 
 
 def _as_page(handler: Any) -> Callable[[Request, Exception], Awaitable[Response]]:

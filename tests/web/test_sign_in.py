@@ -112,6 +112,9 @@ def test_pages_forbid_framing_and_foreign_scripts(web: TestClient) -> None:
     policy = page.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert page.headers["cache-control"] == "no-store"
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["referrer-policy"] == "same-origin"
+    assert "x-frame-options" not in web.get("/health/live").headers  # the API's answers
 
 
 def test_a_page_whose_read_model_is_missing_is_an_html_page_not_a_problem_document(

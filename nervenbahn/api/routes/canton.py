@@ -43,6 +43,7 @@ from projections.reporting import (
     ReportingProjection,
     canton_figures,
     quarterly_figures,
+    stored_figures,
 )
 from projections.storage import SQLConnection
 
@@ -51,8 +52,9 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/canton", tags=["canton"])
 
 _ANSWERS: dict[tuple[str, str, int], CantonQuarter] = {}
-"""Computed answers by (read model, quarter, number of facts): facts are only ever added, so
-an answer stays right until the next fact arrives. Bounded to `_KEEP` entries."""
+"""Answers computed from every fact (a read model built before it kept the figures'
+aggregates), by (read model, quarter, number of facts): facts are only ever added, so an
+answer stays right until the next fact arrives. Bounded to `_KEEP` entries."""
 _KEEP = 64
 _COMPUTING = threading.Lock()
 """One computation at a time: concurrent requests for a new answer wait for it, not redo it."""
@@ -69,6 +71,9 @@ def get_quarter(
     decision, goal agreements, measures — per social region and for the canton."""
     period = _quarter(quarter)
     with read_model(ctx.reporting_db, ReportingProjection.name, response) as db:
+        stored = stored_figures(db, period, list(ctx.reference.regions))
+        if stored is not None:  # the aggregates: a few hundred rows
+            return _answer(period, *stored)
         facts = int(db.execute("SELECT count(*) FROM reporting_facts").fetchone()[0])
         key = (str(ctx.reporting_db), str(period), facts)
         answer = _ANSWERS.get(key)
@@ -156,11 +161,14 @@ def _backlog(figures: Figures) -> BacklogFigures:
 
 def _compute(db: SQLConnection, period: Quarter, ctx: ApiContext) -> CantonQuarter:
     regions = quarterly_figures(db, period, list(ctx.reference.regions))
-    return CantonQuarter(
-        quarter=str(period),
-        canton=_figures(canton_figures(db, period)),
-        regions=[_figures(region) for region in regions],
-    )
+    return _answer(period, regions, canton_figures(db, period))
+
+
+def _answer(
+    period: Quarter, regions: list[RegionQuarter], canton: RegionQuarter
+) -> CantonQuarter:
+    return CantonQuarter(quarter=str(period), canton=_figures(canton),
+                         regions=[_figures(region) for region in regions])
 
 
 def _quarter(text: str) -> Quarter:

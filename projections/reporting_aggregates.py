@@ -1,0 +1,402 @@
+"""The canton's quarterly figures kept as aggregates in the reporting read model, updated in
+the transaction that applies each fact, so that a request for a quarter reads a few hundred
+rows instead of every fact (issue 17: computed per request over ~22k facts, a quarter took
+~0.45 s of Python and made the API's tail; read from the aggregates, ~1 ms).
+
+The figures are those of `projections.reporting` (definitions in docs/reporting.md), which
+computes them per quarter from a case's facts. Here each case's *contributions* to every
+quarter are computed from its facts (`case_contributions`); when a fact arrives, the case's
+contributions before and after it are compared and only the difference is added to two
+tables:
+
+- `reporting_quarter_figures (quarter, region, figure, days, cases)`: what happened in a
+  quarter — new cases, closures by reason, measures started and completed (`days` 0), and
+  the durations and days to decision as histograms (`days` the value, `cases` how many);
+- `reporting_support_steps (quarter, region, figure, cases)`: supported cases and those with a
+  goal agreement, as steps: a case counts from the quarter it enters a region's count until
+  the quarter it leaves it (+1, then -1), so that a case supported without end needs two rows,
+  not one per quarter up to the year 2999. A quarter's figure is the sum of the steps up to it.
+
+A fact met again (same case and sequence) changes nothing the figures use, so it adds
+nothing. Backdated facts and corrections are just facts: a case's contributions are always
+recomputed from all of its facts in sequence order, exactly as the per-request computation
+does (tested against it on the same history: tests/projections/test_reporting_aggregates.py).
+
+A read model built before these tables existed has facts but no aggregates: its migration
+leaves `reporting_aggregates_state` empty, and `figures_maintained` says so; readers then
+compute per request until the read model is rebuilt (`nervenbahn projections rebuild`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import NamedTuple
+
+import psycopg
+
+from projections.storage import SQLConnection
+from schemas.sql import Migration, placeholder
+
+__all__ = [
+    "AGGREGATES_MIGRATION",
+    "AGGREGATE_TABLES",
+    "CaseContributions",
+    "CaseFactRow",
+    "CaseHead",
+    "QuarterCounts",
+    "SupportPeriod",
+    "case_contributions",
+    "figures_maintained",
+    "quarter_counts",
+    "quarter_key",
+    "start_maintaining",
+    "update_aggregates",
+]
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS reporting_quarter_figures (quarter TEXT NOT NULL, "
+    "region TEXT NOT NULL, figure TEXT NOT NULL, days INTEGER NOT NULL, "
+    "cases INTEGER NOT NULL, PRIMARY KEY (quarter, region, figure, days))",
+    "CREATE TABLE IF NOT EXISTS reporting_support_steps (quarter TEXT NOT NULL, "
+    "region TEXT NOT NULL, figure TEXT NOT NULL, cases INTEGER NOT NULL, "
+    "PRIMARY KEY (quarter, region, figure))",
+    "CREATE TABLE IF NOT EXISTS reporting_aggregates_state (maintained INTEGER NOT NULL)",
+    # Only a read model without facts can start keeping aggregates: one that has facts
+    # already would have them missing (its readers compute per request until a rebuild).
+    "INSERT INTO reporting_aggregates_state (maintained) SELECT 1 "
+    "WHERE NOT EXISTS (SELECT 1 FROM reporting_facts)",
+)
+AGGREGATES_MIGRATION = Migration(
+    2, "the quarterly figures as aggregates, updated with each fact", sqlite=_DDL, postgres=_DDL
+)
+"""Migration 2 of the reporting read model (`projections.reporting.MIGRATIONS`)."""
+AGGREGATE_TABLES = (
+    "reporting_quarter_figures",
+    "reporting_support_steps",
+    "reporting_aggregates_state",
+)
+"""Emptied with the facts by a rebuild in PostgreSQL; its first fact marks the aggregates as
+kept again (`start_maintaining`)."""
+
+SUPPORTED, WITH_GOAL = "supported", "with_goal"
+NEW, DECISION, DURATION = "new", "decision", "duration"
+MEASURES_STARTED, MEASURES_COMPLETED = "measures_started", "measures_completed"
+CLOSED = "closed:"
+"""A closure's figure is `closed:<reason>`."""
+
+
+class CaseFactRow(NamedTuple):
+    """What the figures use of one fact (a row of `reporting_facts`)."""
+
+    sequence: int
+    region: str
+    fact: str
+    day: date
+    to_region: str | None
+    closure_reason: str | None
+
+
+QuarterKey = tuple[str, str, str, int]
+"""(quarter, region, figure, days) of `reporting_quarter_figures`."""
+StepKey = tuple[str, str, str]
+"""(quarter, region, figure) of `reporting_support_steps`."""
+
+
+@dataclass
+class Contributions:
+    """What one case adds to the two tables."""
+
+    quarters: Counter[QuarterKey] = field(default_factory=Counter)
+    steps: Counter[StepKey] = field(default_factory=Counter)
+
+
+def quarter_key(day: date) -> str:
+    """The quarter `day` lies in, as the tables key it: `2026Q1` (sorts as text)."""
+    return _key(_index(day))
+
+
+_AFTER_LAST = 10000 * 4
+"""The index of the quarter after 9999Q4 (no date lies in it)."""
+
+
+def _index(day: date) -> int:
+    return day.year * 4 + (day.month - 1) // 3
+
+
+def _key(index: int) -> str:
+    return f"{index // 4:04d}Q{index % 4 + 1}"
+
+
+def _first_day(index: int) -> date:
+    return date(index // 4, 3 * (index % 4) + 1, 1)
+
+
+def _last_day(index: int) -> date:
+    year, number = index // 4, index % 4 + 1
+    if number == 4:
+        return date(year, 12, 31)
+    return date(year, 3 * number + 1, 1) - timedelta(days=1)
+
+
+@dataclass
+class SupportPeriod:
+    """One period of support of a case: from the grant to the closure (None: still open),
+    with the goals agreed and the handovers in it."""
+
+    start: date
+    region: str
+    end: date | None = None
+    goals: list[date] = field(default_factory=list)
+    handovers: list[tuple[date, str]] = field(default_factory=list)
+
+    def overlaps(self, first: date, last: date) -> bool:
+        """True if the period meets the days `first` to `last`."""
+        return self.start <= last and (self.end is None or self.end >= first)
+
+    def region_on(self, day: date) -> str:
+        """The region the case was in on `day` (after the handovers up to then)."""
+        region = self.region
+        for effective, to_region in self.handovers:
+            if effective <= day:
+                region = to_region
+        return region
+
+    def days(self) -> Iterable[date]:
+        """Every day the period names."""
+        yield self.start
+        if self.end is not None:
+            yield self.end
+        yield from self.goals
+        yield from (day for day, _ in self.handovers)
+
+
+def case_contributions(facts: Sequence[CaseFactRow]) -> Contributions:
+    """One case's contributions to every quarter, from its facts in sequence order: the same
+    rules as `projections.reporting._count_case`, for all quarters at once."""
+    walk = _CaseWalk()
+    for fact in facts:
+        walk.add(fact)
+    return walk.contributions
+
+
+_PERIOD_FACTS = frozenset({"granted", "closed", "goal_agreed", "handed_over"})
+"""The facts that can change a case's periods of support (and so its support steps)."""
+
+
+class _CaseWalk:
+    """A case's facts walked in sequence order: the state the next fact is judged in (intake,
+    decided, periods of support) and the contributions so far. A fact after the last one only
+    adds to them (`add`), so a case's walk is kept between its facts."""
+
+    def __init__(self) -> None:
+        self.contributions = Contributions()
+        self.intake: date | None = None
+        self.decided = False
+        self.periods: list[SupportPeriod] = []
+        self.current: SupportPeriod | None = None
+
+    def add(self, fact: CaseFactRow) -> Contributions:
+        """Walk one more fact; what it changed in the contributions."""
+        added = Contributions()
+        self._count(fact, added.quarters)
+        self.contributions.quarters.update(added.quarters)
+        if fact.fact in _PERIOD_FACTS:
+            steps: Counter[StepKey] = Counter()
+            _support_steps(self.periods, steps)
+            added.steps.update(steps)
+            added.steps.subtract(self.contributions.steps)
+            self.contributions.steps = steps
+        return added
+
+    def _count(self, fact: CaseFactRow, quarters: Counter[QuarterKey]) -> None:
+        quarter = quarter_key(fact.day)
+        if fact.fact in ("opened", "reopened"):
+            self.intake, self.decided = fact.day, False
+            quarters[(quarter, fact.region, NEW, 0)] += 1
+        elif fact.fact in ("granted", "refused"):
+            if self.intake is not None and not self.decided:
+                quarters[(quarter, fact.region, DECISION, (fact.day - self.intake).days)] += 1
+            self.decided = True
+            if fact.fact == "granted":
+                self.current = SupportPeriod(fact.day, fact.region)
+                self.periods.append(self.current)
+        elif fact.fact == "closed":
+            if self.current is not None:
+                self.current.end, self.current = fact.day, None
+            quarters[(quarter, fact.region, CLOSED + (fact.closure_reason or "other"), 0)] += 1
+            if self.intake is not None:
+                quarters[(quarter, fact.region, DURATION, (fact.day - self.intake).days)] += 1
+        elif fact.fact == "goal_agreed" and self.current is not None:
+            self.current.goals.append(fact.day)
+        elif fact.fact == "handed_over" and self.current is not None and fact.to_region:
+            self.current.handovers.append((fact.day, fact.to_region))
+        elif fact.fact == "measure_started":
+            quarters[(quarter, fact.region, MEASURES_STARTED, 0)] += 1
+        elif fact.fact == "measure_completed":
+            quarters[(quarter, fact.region, MEASURES_COMPLETED, 0)] += 1
+
+
+def _support_steps(periods: list[SupportPeriod], steps: Counter[StepKey]) -> None:
+    """The case's supported and goal figures as steps. They can change only in the quarter of
+    one of its days or the one after; past the last of those they stay as they are."""
+    if not periods:
+        return
+    candidates = sorted(
+        {
+            i
+            for period in periods
+            for day in period.days()
+            for i in (_index(day), _index(day) + 1)
+            if i < _AFTER_LAST
+        }
+    )
+    before: tuple[str, bool] | None = None
+    for index in candidates:
+        now = _supported_in(periods, index)
+        if now == before:
+            continue
+        quarter = _key(index)
+        if before is not None:
+            steps[(quarter, before[0], SUPPORTED)] -= 1
+            if before[1]:
+                steps[(quarter, before[0], WITH_GOAL)] -= 1
+        if now is not None:
+            steps[(quarter, now[0], SUPPORTED)] += 1
+            if now[1]:
+                steps[(quarter, now[0], WITH_GOAL)] += 1
+        before = now
+
+
+def _supported_in(periods: list[SupportPeriod], index: int) -> tuple[str, bool] | None:
+    """(region, with a goal agreement) of a case supported in the quarter, None if it was not
+    (`projections.reporting._count_support`)."""
+    first, end = _first_day(index), _last_day(index)
+    overlapping = [period for period in periods if period.overlaps(first, end)]
+    if not overlapping:
+        return None
+    last = overlapping[-1]
+    last_day = min(end, last.end or end)
+    goal = any(day <= end for period in overlapping for day in period.goals)
+    return last.region_on(last_day), goal
+
+
+class CaseHead(NamedTuple):
+    """How many facts a case has and its last one (by sequence; None without facts)."""
+
+    facts: int
+    last: CaseFactRow | None
+
+
+class CaseContributions:
+    """Adds to the aggregates the difference a case's new fact makes. Keeps the walks of the
+    cases it met last (a case's facts come in runs): a fact after a case's last one is added
+    to its walk (`_CaseWalk.add`) if the case's head in the database (count and last fact) is
+    the one its walk was made of; any other fact, or a stale walk (a transaction rolled back,
+    another instance applied the case's facts), has the case's facts read and walked again
+    from the start, before and after the fact."""
+
+    def __init__(self, keep: int = 4096) -> None:
+        self._known: OrderedDict[str, tuple[CaseHead, _CaseWalk]] = OrderedDict()
+        self._keep = keep
+
+    def update(
+        self,
+        tx: SQLConnection,
+        case: str,
+        head: CaseHead,
+        fact: CaseFactRow,
+        facts: Callable[[], list[CaseFactRow]],
+    ) -> None:
+        """Through the transaction that stores `fact` of `case`, whose head before it was
+        `head`; `facts` reads the case's other facts (in sequence order) if they are needed."""
+        known = self._known.pop(case, None)
+        at_end = head.last is None or fact.sequence > head.last.sequence
+        if known is not None and known[0] == head and at_end:
+            walk = known[1]
+            update_aggregates(tx, Contributions(), walk.add(fact))
+        else:
+            before = facts() if head.facts else []
+            walk = _CaseWalk()
+            for each in sorted([*before, fact]):
+                walk.add(each)
+            update_aggregates(tx, case_contributions(before), walk.contributions)
+        self._known[case] = (CaseHead(head.facts + 1, max(fact, head.last or fact)), walk)
+        if len(self._known) > self._keep:
+            self._known.popitem(last=False)
+
+
+def update_aggregates(tx: SQLConnection, old: Contributions, new: Contributions) -> None:
+    """Add to the aggregates the difference between a case's contributions before and after
+    a fact, through the transaction that stores the fact."""
+    p = placeholder(tx)
+    for table, keys, before, after in (
+        ("reporting_quarter_figures", "quarter, region, figure, days", old.quarters, new.quarters),
+        ("reporting_support_steps", "quarter, region, figure", old.steps, new.steps),
+    ):
+        marks = ", ".join([p] * (keys.count(",") + 2))
+        for key in before.keys() | after.keys():
+            delta = after[key] - before[key]  # type: ignore[index]
+            if delta:
+                tx.execute(
+                    f"INSERT INTO {table} ({keys}, cases) VALUES ({marks}) "  # noqa: S608
+                    f"ON CONFLICT ({keys}) DO UPDATE SET cases = {table}.cases + excluded.cases",
+                    (*key, delta),
+                )
+
+
+def figures_maintained(db: SQLConnection) -> bool:
+    """True if the read model keeps the aggregates for all of its facts (built or rebuilt
+    with them); False for one migrated with facts in it, or older than the tables."""
+    try:
+        return db.execute("SELECT 1 FROM reporting_aggregates_state").fetchone() is not None
+    except (sqlite3.OperationalError, psycopg.errors.UndefinedTable):
+        return False  # a read model of an older release, opened read-only (not migrated)
+
+
+def start_maintaining(tx: SQLConnection) -> None:
+    """Mark the aggregates as kept, if the read model has no facts yet (its first fact is
+    being applied: after a rebuild in PostgreSQL emptied the tables, the state with them)."""
+    tx.execute(
+        "INSERT INTO reporting_aggregates_state (maintained) SELECT 1 WHERE NOT EXISTS "
+        "(SELECT 1 FROM reporting_aggregates_state) AND NOT EXISTS "
+        "(SELECT 1 FROM reporting_facts)"
+    )
+
+
+@dataclass(frozen=True)
+class QuarterCounts:
+    """A quarter's aggregates of one region: counts by figure, histograms of days."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    days: dict[str, Counter[int]] = field(default_factory=dict)
+
+
+def quarter_counts(db: SQLConnection, quarter: str) -> dict[str, QuarterCounts]:
+    """Every region's aggregates of `quarter` (written `2026Q1`), by region."""
+    p = placeholder(db)
+    regions: defaultdict[str, QuarterCounts] = defaultdict(QuarterCounts)
+    for region, figure, days, cases in db.execute(
+        "SELECT region, figure, days, cases FROM reporting_quarter_figures "  # noqa: S608
+        f"WHERE quarter = {p} AND cases <> 0",
+        (quarter,),
+    ):
+        counts = regions[region]
+        if figure in (DECISION, DURATION):
+            histogram = counts.days.get(figure)
+            if histogram is None:
+                histogram = counts.days[figure] = Counter()
+            histogram[int(days)] += int(cases)
+        else:
+            counts.counts[figure] += int(cases)
+    for region, figure, cases in db.execute(
+        "SELECT region, figure, sum(cases) FROM reporting_support_steps "  # noqa: S608
+        f"WHERE quarter <= {p} GROUP BY region, figure",
+        (quarter,),
+    ):
+        if cases:
+            regions[region].counts[figure] += int(cases)
+    return dict(regions)
