@@ -9,16 +9,20 @@ consistent."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import multiprocessing
 import os
 import signal
+import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
+from domain.application import import_workers
 from domain.errors import ImportRejectedError
 from domain.personal_data import PersonalData
 
@@ -148,3 +152,60 @@ def test_an_import_killed_between_keys_and_events_records_nothing_and_runs_again
     for case_id in report.cases_by_id:
         assert isinstance(on_all_cores.opened(again.get_case(case_id).applicant), PersonalData)
     assert chain_verifies(stores, "store")
+
+
+def _import_whose_workers_wait_for_its_death(stores: Stores, lines: list[str], pids: Path) -> None:
+    """In a child process: import on all cores, each worker noting its pid in `pids` and then
+    waiting (with a deadline) until this process is gone before it checks its partition."""
+    parent = os.getpid()
+    check = import_workers._Partition.check
+
+    def check_after_the_parent_died(self: Any) -> Any:
+        with pids.open("a") as noted:
+            noted.write(f"{os.getpid()}\n")
+        deadline = time.monotonic() + 30
+        while os.getppid() == parent and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return check(self)
+
+    import_workers._Partition.check = check_after_the_parent_died  # type: ignore[method-assign]
+    run_import(stores.service("store"), lines, partitions=2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ")[1][0] != "Z"
+    return True
+
+
+def test_an_import_killed_while_its_workers_check_records_nothing_and_leaves_no_worker(
+    stores: Stores, history: list[str], tmp_path: Path
+) -> None:
+    stores.service("store")
+    pids = tmp_path / "workers"
+    child = multiprocessing.get_context("fork").Process(
+        target=_import_whose_workers_wait_for_its_death, args=(stores, history, pids)
+    )
+    child.start()
+    deadline = time.monotonic() + 30
+    while len(pids.read_text().split() if pids.exists() else []) < 2:
+        assert time.monotonic() < deadline, "the workers did not start"
+        time.sleep(0.01)
+    workers = [int(pid) for pid in pids.read_text().split()]
+
+    os.kill(child.pid or 0, signal.SIGKILL)
+    child.join()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+
+    assert stores.rows("store", "SELECT count(*) FROM stored_events") == [(0,)]
+    assert stores.rows("store", "SELECT count(*) FROM person_keys") == [(0,)]
+    assert left == [], "workers of a killed import live on"
