@@ -27,11 +27,14 @@ the master key, and stored by the parent just before the events (`CaseService.re
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import multiprocessing
 import os
 import re
+import signal
+import sys
 import zlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -65,6 +68,9 @@ CHECKED_ERRORS = (DomainError, ValueError, TypeError, KeyError)
 """What a record's check raises for a bad record (ImportRejectedError names its line)."""
 
 _CASE_ID = re.compile(r'"case_id"\s*:\s*"([^"\\]*)"')
+
+_PR_SET_PDEATHSIG = 1
+"""prctl(2): the signal this process gets when its parent ends."""
 
 _JOB: ImportJob | None = None
 """The job a forked worker inherited (set by the pool's initializer)."""
@@ -138,14 +144,27 @@ def check_on_all_cores(job: ImportJob) -> Iterable[CheckedImport]:
     """Each partition's outcome, the partitions checked in forked workers at once."""
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(job.partitions, mp_context=context, initializer=_adopt,
-                             initargs=(job,)) as pool:
+                             initargs=(job, os.getpid())) as pool:
         return list(pool.map(_check_partition, range(job.partitions)))
 
 
-def _adopt(job: ImportJob) -> None:
+def _adopt(job: ImportJob, parent: int) -> None:
     global _JOB
     _JOB = job
     gc.disable()  # a worker lives for one import (see importer._collector_paused)
+    _die_with(parent)
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the importing process ends, however it ends: killed (SIGKILL),
+    its workers were left waiting for work forever, each holding a copy of the import's lines
+    and service (tests/storage/test_import_on_all_cores_attacks.py). Linux only (prctl)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the above took effect
+        os._exit(1)
 
 
 def _check_partition(index: int) -> CheckedImport:
