@@ -27,14 +27,11 @@ the master key, and stored by the parent just before the events (`CaseService.re
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import multiprocessing
 import os
 import re
-import signal
-import sys
 import zlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -46,6 +43,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from domain import commands
+from domain.application.forking import end_with_parent
 from domain.case import Case, Recording
 from domain.errors import DomainError
 from domain.personal_data import MemoryKeyStore
@@ -69,8 +67,6 @@ CHECKED_ERRORS = (DomainError, ValueError, TypeError, KeyError)
 
 _CASE_ID = re.compile(r'"case_id"\s*:\s*"([^"\\]*)"')
 
-_PR_SET_PDEATHSIG = 1
-"""prctl(2): the signal this process gets when its parent ends."""
 
 _JOB: ImportJob | None = None
 """The job a forked worker inherited (set by the pool's initializer)."""
@@ -152,19 +148,7 @@ def _adopt(job: ImportJob, parent: int) -> None:
     global _JOB
     _JOB = job
     gc.disable()  # a worker lives for one import (see importer._collector_paused)
-    _die_with(parent)
-
-
-def _die_with(parent: int) -> None:
-    """End this worker when the importing process ends, however it ends: killed (SIGKILL),
-    its workers were left waiting for work forever, each holding a copy of the import's lines
-    and service (tests/storage/test_import_on_all_cores_attacks.py). Linux only (prctl)."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it ended before the above took effect
-        os._exit(1)
+    end_with_parent(parent)  # killed, the importer leaves no worker waiting for ever
 
 
 def _check_partition(index: int) -> CheckedImport:

@@ -32,6 +32,7 @@ from multiprocessing import get_context
 from typing import NamedTuple
 from uuid import UUID
 
+from domain.application.forking import end_with_parent
 from nervenbahn.audit.chain import ChainedTable
 from nervenbahn.audit.database import AuditDatabase
 from nervenbahn.audit.hashing import ChainHead, genesis
@@ -146,7 +147,8 @@ def _run(
     opener = db.opener()
     if len(jobs) == 1 or opener is None:
         return [_check(db, table, *job) for job in jobs]
-    pool = ProcessPoolExecutor(len(jobs) - 1, mp_context=get_context("fork"))
+    pool = ProcessPoolExecutor(len(jobs) - 1, mp_context=get_context("fork"),
+                               initializer=end_with_parent, initargs=(os.getpid(),))
     try:
         later = [pool.submit(_check_apart, opener, table, *job) for job in jobs[1:]]
         first = _check(db, table, *jobs[0])
