@@ -249,7 +249,7 @@ def grow(folder: Path, size: int, chunk: int, seed: int) -> dict[str, Any]:
         else {"chunks": 0, "households": 0, "people": 0, "events": 0}
     )
     now = datetime.now(UTC).isoformat()
-    rates: list[float] = []
+    timed: list[tuple[int, float]] = []  # (events, seconds) per chunk
     try:
         events = service.recorder.max_notification_id() or 0
         while events < size:
@@ -268,7 +268,7 @@ def grow(folder: Path, size: int, chunk: int, seed: int) -> dict[str, Any]:
             begun = time.perf_counter()
             report = service.import_records(lines)
             seconds = time.perf_counter() - begun
-            rates.append(report.events / seconds)
+            timed.append((report.events, seconds))
             tally["chunks"] += 1
             tally["households"] += households
             tally["people"] += sum(
@@ -279,13 +279,16 @@ def grow(folder: Path, size: int, chunk: int, seed: int) -> dict[str, Any]:
         tally_path.write_text(json.dumps(tally))
     finally:
         container.close()
-    last = rates[-3:] or [0.0]
+    # The last three chunks' events over their time: a short last chunk (the remainder up to
+    # the size) weighs only as much as its events.
+    last = timed[-3:]
+    rate = sum(e for e, _ in last) / sum(t for _, t in last) if last else 0.0
     return {
         "events": events,
         "households": tally["households"],
         "people": tally["people"],
         "chunks": tally["chunks"],
-        "import_events_per_s": sum(last) / len(last),
+        "import_events_per_s": rate,
         "import_chunks_timed": len(last),
     }
 
