@@ -189,15 +189,16 @@ def _household(rng: random.Random, reference: ReferenceData, bfs: int) -> list[d
         },
     )
     day = applied
+    earliest: date | None = None  # support of a reopened case starts after its closing
     while True:
-        granted = _assess_and_decide(story, day, size, applied)
+        granted = _assess_and_decide(story, day, size, applied, earliest)
         if granted is None:
             break
         closed = _casework(story, reference, granted, size)
         if closed is None or rng.random() > 0.12:
             break
         day = closed + timedelta(days=rng.randint(30, 120))
-        applied = day
+        applied, earliest = day, closed + timedelta(days=1)
         if not story.emit(
             day, "reopen_case", {"reason": "reapplication", "reopening_date": day.isoformat()}
         ):
@@ -219,8 +220,13 @@ def _structure(case_id: str, size: int) -> str:
     return rng.choices(["couple_with_children", "single_parent", "other"], [6, 3, 1])[0]
 
 
-def _assess_and_decide(story: _Story, day: date, size: int, applied: date) -> date | None:
-    """Assessment and decision; the day support starts, or None if the story ends here."""
+def _assess_and_decide(
+    story: _Story, day: date, size: int, applied: date, earliest: date | None = None
+) -> date | None:
+    """Assessment and decision; the day support starts, or None if the story ends here.
+
+    Support starts on the first of the month of the application, but not before `earliest`
+    (the day after a reopened case's closing: `budget-within-support`)."""
     rng = story.rng
     if rng.random() < 0.04:
         return None  # still in intake
@@ -252,7 +258,8 @@ def _assess_and_decide(story: _Story, day: date, size: int, applied: date) -> da
         day,
         "grant_support",
         {
-            "support_from": applied.replace(day=1).isoformat(),
+            "support_from": max(applied.replace(day=1), earliest or applied.replace(day=1))
+            .isoformat(),
             **_budget_inputs(rng, size),
             "decision_date": day.isoformat(),
         },
