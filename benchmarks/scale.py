@@ -408,6 +408,11 @@ def _api(settings: Any, folder: Path, args: argparse.Namespace) -> dict[str, Any
     return {
         "api_p99_ms": latency.nervenbahn,
         "api_slowest_endpoint": latency.detail["slowest_endpoint"],
+        "api_p99_ms_by_endpoint": {
+            kind.removesuffix("_p99_ms"): ms
+            for kind, ms in latency.detail.items()
+            if kind.endswith("_p99_ms") and not kind.startswith(("nervenbahn", "raw"))
+        },
         "api_p50_ms": latency.detail["nervenbahn_p50_ms"],
         "api_requests_per_s": throughput.nervenbahn,
         "api_trivial_requests_per_s": throughput.raw,
@@ -533,6 +538,11 @@ def _print(
             f"  {LABELS[key][0].split(',')[0]} of all of it at the largest size's rate: "
             f"{hours:.1f} h"
         )
+    for result in results:
+        by_endpoint = ", ".join(
+            f"{kind} {ms:.0f}" for kind, ms in result.get("api_p99_ms_by_endpoint", {}).items()
+        )
+        console.print(f"API p99 ms by endpoint at {result['events']:,} events: {by_endpoint}")
     console.print(
         f"relay: the newest {args.window:,} events at each size; API: {args.clients} "
         f"clients × {args.requests} requests; seed {args.seed}; runtime {runtime:.0f} s"
