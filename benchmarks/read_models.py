@@ -45,6 +45,7 @@ import uvicorn
 from fastapi import FastAPI
 from report import Row, add_output_arguments, emit_json, percentile, print_table
 
+from domain.application.cases import CaseService
 from domain.reference import load_reference_data
 from nervenbahn.api import build_api_context, create_app
 from nervenbahn.api.keys import ApiKeyRegistry
