@@ -24,15 +24,20 @@ import base64
 import io
 import re
 import secrets
+import socket
 import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
-from read_models import _serving, _trivial_app
+import uvicorn
+from fastapi import FastAPI
 from report import Row, add_output_arguments, emit_json, percentile, print_table
 from rich.console import Console
 
@@ -250,6 +255,41 @@ def _run(url: str, plans: list[tuple[str, list[str]]], requests: int
 def _user_of(role: str) -> str:
     return next(username for username, r, _org in ACCOUNTS if r == role)
 
+
+
+@contextmanager
+def _serving(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free port of 127.0.0.1, in a thread; yields its URL.
+    (read_models.py now serves its API from a process of its own; these pages keep the
+    in-thread server they were measured with.)"""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off", access_log=False))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start on port {port}")
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _trivial_app() -> FastAPI:
+    """The raw baseline: FastAPI with one sync route (like nervenbahn's) and a constant."""
+    app = FastAPI()
+
+    @app.get("/ping")
+    def ping() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
 
 if __name__ == "__main__":
     main()

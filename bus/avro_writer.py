@@ -28,6 +28,8 @@ from typing import Any
 
 from fastavro.logical_writers import LOGICAL_WRITERS
 
+from bus.errors import BusError
+
 __all__ = ["RecordWriter", "compile_writer"]
 
 RecordWriter = Callable[[Any, bytearray], None]
@@ -38,7 +40,7 @@ _LONG = (-(2**63), 2**63 - 1)
 _SMALL = [bytes([n]) for n in range(0x80)]
 
 
-class _Unsupported(Exception):
+class _Unsupported(BusError):
     """A schema node this module does not compile (fastavro writes it)."""
 
 

@@ -32,6 +32,7 @@ import json
 import multiprocessing
 import os
 import re
+import threading
 import zlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -76,6 +77,8 @@ def cores() -> int:
     """The worker processes an import may use: the cores this process may run on, or 1
     where processes cannot be forked."""
     if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if threading.active_count() > 1:  # a fork copies other threads' held locks (a deadlock)
         return 1
     affinity = getattr(os, "sched_getaffinity", None)
     return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -145,7 +146,11 @@ def _run(
     leaves = max((root.size for root in roots), default=0)
     jobs = [(span, _heads_in(span, heads), _cuts_in(span, roots), leaves, BLOCK) for span in ranges]
     opener = db.opener()
-    if len(jobs) == 1 or opener is None:
+    # Forking a process that runs other threads can copy a lock one of them holds, and the
+    # child then waits on it for ever (seen in CI: a range process stuck on a futex in the
+    # test runner's worker): only a single-threaded process (the CLI) forks; others check
+    # the ranges one after the other here, with the same findings.
+    if len(jobs) == 1 or opener is None or threading.active_count() > 1:
         return [_check(db, table, *job) for job in jobs]
     pool = ProcessPoolExecutor(len(jobs) - 1, mp_context=get_context("fork"),
                                initializer=end_with_parent, initargs=(os.getpid(),))
