@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.bus.waiting import wait_until
+
 PARENT = """
-import os, sys, time
+import os, signal, sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from domain.application.forking import end_with_parent
@@ -22,7 +24,7 @@ from domain.application.forking import end_with_parent
 def hold(path):
     with open(path, "w") as out:
         out.write(str(os.getpid()))
-    time.sleep(600)
+    signal.pause()  # held until a signal ends it (the kernel's, or the test's SIGKILL)
 
 initializer = end_with_parent if sys.argv[2] == "ends" else None
 pool = ProcessPoolExecutor(1, mp_context=get_context("fork"), initializer=initializer,
@@ -44,11 +46,9 @@ def _worker_of_killed_parent(tmp_path: Path, mode: str) -> int:
     """Start a parent whose forked worker writes its pid and waits; SIGKILL the parent."""
     pid_file = tmp_path / f"worker-{mode}.pid"
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(pid_file), mode])
-    deadline = time.monotonic() + 60
-    while not (pid_file.exists() and pid_file.read_text()):
-        assert time.monotonic() < deadline, "the worker did not start"
-        assert parent.poll() is None, "the parent ended early"
-        time.sleep(0.01)
+    wait_until(lambda: (pid_file.exists() and pid_file.read_text())
+               or parent.poll() is not None, within=60, what="the worker's start")
+    assert parent.poll() is None, "the parent ended early"
     parent.send_signal(signal.SIGKILL)
     parent.wait(timeout=30)
     return int(pid_file.read_text())
@@ -57,10 +57,7 @@ def _worker_of_killed_parent(tmp_path: Path, mode: str) -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl exists on Linux only")
 def test_a_worker_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
     worker = _worker_of_killed_parent(tmp_path, "ends")
-    deadline = time.monotonic() + 30
-    while _alive(worker):
-        assert time.monotonic() < deadline, f"worker {worker} outlived its killed parent"
-        time.sleep(0.01)
+    wait_until(lambda: not _alive(worker), within=30, what=f"worker {worker}'s end")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl exists on Linux only")
@@ -68,7 +65,7 @@ def test_without_it_the_worker_outlives_its_killed_parent(tmp_path: Path) -> Non
     """The control: what the initializer prevents does happen without it."""
     worker = _worker_of_killed_parent(tmp_path, "stays")
     try:
-        time.sleep(0.5)  # the control needs time to pass: nothing to wait for if it holds
+        time.sleep(0.5)  # wait-ok: a negative control has no condition to wait on; its window
         assert _alive(worker)
     finally:
         os.kill(worker, signal.SIGKILL)

@@ -14,7 +14,6 @@ import json
 import multiprocessing
 import os
 import signal
-import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from structlog.testing import capture_logs
 from domain.application import import_workers
 from domain.errors import ImportRejectedError
 from domain.personal_data import PersonalData
+from tests.bus.waiting import wait_until
 
 from . import test_import_on_all_cores as on_all_cores
 from .contract import LEGACY_CASE_ID, LEGACY_FILE, PERSONAL_DATA
@@ -163,9 +163,8 @@ def _import_whose_workers_wait_for_its_death(stores: Stores, lines: list[str], p
     def check_after_the_parent_died(self: Any) -> Any:
         with pids.open("a") as noted:
             noted.write(f"{os.getpid()}\n")
-        deadline = time.monotonic() + 30
-        while os.getppid() == parent and time.monotonic() < deadline:
-            time.sleep(0.01)
+        with contextlib.suppress(AssertionError):  # the test kills the parent within it
+            wait_until(lambda: os.getppid() != parent, within=30)
         return check(self)
 
     import_workers._Partition.check = check_after_the_parent_died  # type: ignore[method-assign]
@@ -191,17 +190,14 @@ def test_an_import_killed_while_its_workers_check_records_nothing_and_leaves_no_
         target=_import_whose_workers_wait_for_its_death, args=(stores, history, pids)
     )
     child.start()
-    deadline = time.monotonic() + 30
-    while len(pids.read_text().split() if pids.exists() else []) < 2:
-        assert time.monotonic() < deadline, "the workers did not start"
-        time.sleep(0.01)
+    wait_until(lambda: len(pids.read_text().split() if pids.exists() else []) >= 2,
+               what="both workers' start")
     workers = [int(pid) for pid in pids.read_text().split()]
 
     os.kill(child.pid or 0, signal.SIGKILL)
     child.join()
-    deadline = time.monotonic() + 20
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    with contextlib.suppress(AssertionError):  # asserted below, after the clean-up
+        wait_until(lambda: not any(_alive(pid) for pid in workers), within=20)
     left = [pid for pid in workers if _alive(pid)]
     for pid in left:
         os.kill(pid, signal.SIGKILL)
