@@ -38,7 +38,11 @@ and its dead-letter topic are checked when the consumer is created (`TopicError`
 group), so a bad one fails at start and not at the first poison message. A batch whose
 transaction fails because the store lost its database connection (`EffectStore.lost`) is not
 poison: none of its messages is dead-lettered, the error reaches the caller of `poll_once`, and
-the partitions of that poll are sought back so that the next poll reads them again.
+the partitions of that poll are sought back so that the next poll reads them again. Nor is
+a batch whose transaction the database rolled back for a conflict with another writer
+(`EffectStore.conflict`: a deadlock between instances updating the same rows of shared read
+models, a serialization failure): the whole batch runs again after the retry policy's waits,
+and the consumer stops with `ConsumerStalledError` if the conflicts outlast them.
 
 A consumer never leaves its group half-joined. `joined` is true while it holds an assignment
 (from the rebalance listener's `on_partitions_assigned` to the next `on_partitions_revoked`);
@@ -303,6 +307,35 @@ class Consumer:
     # --- processing -------------------------------------------------------------------------
 
     def _process_batch(self, messages: list[Any]) -> int:
+        """`_apply_batch`, run again (after the retry policy's waits) while the database rolls
+        its transaction back for a conflict with another writer (`EffectStore.conflict`);
+        ConsumerStalledError, nothing of the batch committed, once the waits are spent."""
+        waits = iter(self.retry.waits())
+        while True:
+            try:
+                return self._apply_batch(messages)
+            except Exception as exc:
+                if not self.store.conflict(exc):
+                    raise
+                wait = next(waits, None)
+                first = messages[0]
+                where = f"{first.topic}/{first.partition}@{first.offset}"
+                if wait is None:
+                    raise ConsumerStalledError(
+                        f"{self.group_id}: the batch from {where} kept conflicting with other "
+                        f"writers: {exc}"
+                    ) from exc
+                log.warning(
+                    "transaction conflict: batch rolled back, running it again",
+                    group=self.group_id,
+                    batch=where,
+                    messages=len(messages),
+                    error_type=type(exc).__name__,
+                    wait_s=wait,
+                )
+                self.wait(wait)
+
+    def _apply_batch(self, messages: list[Any]) -> int:
         """One transaction for a partition's batch, a savepoint for each message in it."""
         handled = 0
         marks: dict[tuple[str, int], PartitionMark] = {}
@@ -386,8 +419,8 @@ class Consumer:
             except self.stop_on:
                 raise
             except Exception as exc:
-                if self.store.lost(exc):  # the database went away, the message is not poison
-                    raise
+                if self.store.lost(exc) or self.store.conflict(exc):
+                    raise  # the database went away or rolled back: the message is not poison
                 self._dead_letter(message, exc, "rejected")
                 return
 

@@ -146,6 +146,13 @@ class EffectStore(ABC):
         comes again. A file database never loses its connection."""
         return False
 
+    def conflict(self, exc: BaseException) -> bool:
+        """True if `exc` means the database rolled the batch's transaction back because it
+        conflicted with another writer's (a deadlock between instances sharing read models,
+        a serialization failure): no message of the batch is at fault, so none is
+        dead-lettered; the consumer runs the batch again."""
+        return False
+
 def marks_with_epochs(
     offsets: Iterable[tuple[str, int, int, str | None]], met: Iterable[tuple[str, int, str]]
 ) -> dict[tuple[str, int], PartitionMark]:

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from bus.effects import CONSUMER_BOOKKEEPING, EffectStore, PartitionMark, marks_with_epochs
-from schemas.postgres import PostgresConnection, connection_lost
+from schemas.postgres import PostgresConnection, connection_lost, transaction_conflict
 from schemas.sql import migrate_postgres
 
 __all__ = ["PostgresEffectStore"]
@@ -118,6 +118,9 @@ class PostgresEffectStore(EffectStore):
 
     def lost(self, exc: BaseException) -> bool:
         return connection_lost(exc, self.connection.current())
+
+    def conflict(self, exc: BaseException) -> bool:
+        return transaction_conflict(exc)
 
     def close(self) -> None:
         self.connection.close()

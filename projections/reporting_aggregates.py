@@ -44,6 +44,7 @@ from schemas.sql import Migration, placeholder
 __all__ = [
     "AGGREGATES_MIGRATION",
     "AGGREGATE_TABLES",
+    "ONE_STATE_MIGRATION",
     "CaseContributions",
     "CaseFactRow",
     "CaseHead",
@@ -74,6 +75,20 @@ AGGREGATES_MIGRATION = Migration(
     2, "the quarterly figures as aggregates, updated with each fact", sqlite=_DDL, postgres=_DDL
 )
 """Migration 2 of the reporting read model (`projections.reporting.MIGRATIONS`)."""
+_ONE_STATE = (
+    "CREATE TABLE IF NOT EXISTS reporting_aggregates_kept (maintained INTEGER PRIMARY KEY)",
+    "INSERT INTO reporting_aggregates_kept (maintained) "
+    "SELECT DISTINCT maintained FROM reporting_aggregates_state",
+    "DROP TABLE reporting_aggregates_state",
+    "ALTER TABLE reporting_aggregates_kept RENAME TO reporting_aggregates_state",
+)
+ONE_STATE_MIGRATION = Migration(
+    3, "one row of aggregates state, however many instances start keeping it at once",
+    sqlite=_ONE_STATE, postgres=_ONE_STATE,
+)
+"""Migration 3: `reporting_aggregates_state` keyed, so that instances sharing the read model
+that apply their first facts at the same moment mark it once, not once each (a rebuild then
+held one row where the served read model held three: the scale test's tables differed)."""
 AGGREGATE_TABLES = (
     "reporting_quarter_figures",
     "reporting_support_steps",
@@ -338,7 +353,9 @@ def update_aggregates(tx: SQLConnection, old: Contributions, new: Contributions)
         ("reporting_support_steps", "quarter, region, figure", old.steps, new.steps),
     ):
         marks = ", ".join([p] * (keys.count(",") + 2))
-        for key in before.keys() | after.keys():
+        # In key order: two instances sharing the read model lock the rows they add to in
+        # the same order, which keeps them from deadlocking over one fact's rows.
+        for key in sorted(before.keys() | after.keys()):
             delta = after[key] - before[key]  # type: ignore[index]
             if delta:
                 tx.execute(
@@ -362,8 +379,7 @@ def start_maintaining(tx: SQLConnection) -> None:
     being applied: after a rebuild in PostgreSQL emptied the tables, the state with them)."""
     tx.execute(
         "INSERT INTO reporting_aggregates_state (maintained) SELECT 1 WHERE NOT EXISTS "
-        "(SELECT 1 FROM reporting_aggregates_state) AND NOT EXISTS "
-        "(SELECT 1 FROM reporting_facts)"
+        "(SELECT 1 FROM reporting_facts) ON CONFLICT (maintained) DO NOTHING"
     )
 
 

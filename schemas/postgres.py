@@ -41,7 +41,12 @@ from schemas import SchemasError
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["DatabaseUnavailableError", "PostgresConnection", "connection_lost"]
+__all__ = [
+    "DatabaseUnavailableError",
+    "PostgresConnection",
+    "connection_lost",
+    "transaction_conflict",
+]
 
 T = TypeVar("T")
 
@@ -60,6 +65,14 @@ def connection_lost(exc: BaseException, db: psycopg.Connection[Any] | None) -> b
     if psycopg is None or not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return False
     return db is None or db.closed or db.broken
+
+
+def transaction_conflict(exc: BaseException) -> bool:
+    """True if `exc` is PostgreSQL rolling a transaction back because it conflicted with
+    another (SQLSTATE class 40: a deadlock, a serialization failure): the work was sound and
+    succeeds when the whole transaction runs again."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("40")
 
 
 class PostgresConnection:
