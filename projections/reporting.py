@@ -33,6 +33,7 @@ from projections.reporting_aggregates import (
     AGGREGATES_MIGRATION,
     DECISION,
     DURATION,
+    ONE_STATE_MIGRATION,
     CaseContributions,
     CaseFactRow,
     CaseHead,
@@ -87,7 +88,7 @@ _TABLES = (
 MIGRATIONS = Component(
     "read_model_reporting",
     [Migration(1, "the pseudonymised reporting facts", sqlite=_TABLES, postgres=_TABLES),
-     AGGREGATES_MIGRATION],
+     AGGREGATES_MIGRATION, ONE_STATE_MIGRATION],
     tables=["reporting_facts"],
 )
 """The read model's tables: the same portable DDL on both backends (on PostgreSQL it runs in

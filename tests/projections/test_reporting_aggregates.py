@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from domain.reference import load_reference_data
-from nervenbahn.config import Settings
+from nervenbahn.config import Settings, StoreConfig
 from nervenbahn.container import build_service, close_service
 from nervenbahn.synthetic import synthetic_history
 from projections.framework import open_projection_store, rebuild
@@ -27,7 +28,9 @@ from projections.reporting import (
     stored_figures,
 )
 from projections.reporting_facts import CaseFact
+from projections.storage import PostgresReadModels, read_model_connection
 from tests.bus.pipeline import store_settings
+from tests.bus.waiting import wait_until
 from tests.projections import reporting_fixture as fixture
 
 REGIONS = ["so-olten", "so-solothurn", "so-grenchen"]
@@ -196,3 +199,79 @@ def test_a_read_model_migrated_with_facts_in_it_is_read_per_request(tmp_path: Pa
         assert canton_figures(store.db, "2026Q1").new_cases == 1  # type: ignore[attr-defined]
     finally:
         store.close()
+
+
+def test_a_read_model_marked_kept_more_than_once_is_migrated_to_one_mark(tmp_path: Path) -> None:
+    # Three instances sharing a read model, before migration 3, each marked the aggregates as
+    # kept when they applied their first facts at once: the served read model held three rows
+    # of state where a rebuild holds one.
+    path = tmp_path / "reporting.db"
+    store = open_projection_store(ReportingProjection(bytes(32)), path)
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE reporting_aggregates_state")
+    db.execute("CREATE TABLE reporting_aggregates_state (maintained INTEGER NOT NULL)")
+    db.executemany("INSERT INTO reporting_aggregates_state VALUES (?)", [(1,), (1,), (1,)])
+    db.execute("UPDATE schema_versions SET version = 2 "
+               "WHERE component = 'read_model_reporting'")
+    db.commit()
+    db.close()
+    store = open_projection_store(ReportingProjection(bytes(32)), path)  # migration 3
+    try:
+        rows = store.db.execute(  # type: ignore[attr-defined]
+            "SELECT maintained FROM reporting_aggregates_state").fetchall()
+        assert rows == [(1,)]
+        assert stored_figures(store.db, "2026Q1") is not None  # type: ignore[attr-defined]
+    finally:
+        store.close()
+
+
+def _opened(case: str) -> CaseFact:
+    return CaseFact(fact_id=uuid.uuid4(), case_pseudonym=case, sequence=1,
+                    social_region="so-olten", fact="opened", effective_date=date(2026, 1, 5),
+                    recorded_at=datetime(2026, 1, 5, tzinfo=UTC))
+
+
+def _waits_for_a_row(shared: PostgresReadModels) -> bool:
+    with read_model_connection(shared) as db:
+        return db.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE 'INSERT INTO reporting_%'").fetchone() is not None
+
+
+@pytest.mark.postgres
+def test_instances_applying_their_first_facts_at_once_mark_the_aggregates_kept_once(
+    postgres_dsn: str,
+) -> None:
+    config = StoreConfig.parse(postgres_dsn)
+    shared = PostgresReadModels(config.conninfo(), config.schema_name)
+    first, second = (open_projection_store(ReportingProjection(bytes(32)), shared)
+                     for _ in range(2))
+    applied = threading.Event()
+    try:
+        with first.transaction() as tx:  # as a rebuild in PostgreSQL leaves it
+            tx.execute("DELETE FROM reporting_aggregates_state")
+        with first.transaction() as tx:  # not committed while the other instance applies
+            ReportingProjection(bytes(32)).apply_fact(_opened("case-1"), tx)
+
+            def other_instance() -> None:
+                with second.transaction() as other:
+                    ReportingProjection(bytes(32)).apply_fact(_opened("case-2"), other)
+                applied.set()
+
+            thread = threading.Thread(target=other_instance, daemon=True)
+            thread.start()
+            # The other instance waits for this transaction's mark (the key); with the old
+            # unkeyed table it inserted a mark of its own and waits for the figures' row.
+            wait_until(lambda: applied.is_set() or _waits_for_a_row(shared),
+                       what="the other instance waiting for this one's rows, or done")
+        thread.join(30)
+        assert applied.is_set(), "the other instance never applied its fact"
+        with read_model_connection(shared) as db:
+            marks = db.execute("SELECT maintained FROM reporting_aggregates_state").fetchall()
+            figures = stored_figures(db, "2026Q1")
+        assert [tuple(row) for row in marks] == [(1,)]
+        assert figures is not None and figures[1].new_cases == 2
+    finally:
+        first.close()
+        second.close()
