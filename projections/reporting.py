@@ -19,8 +19,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from itertools import groupby
-from typing import Any, ClassVar, NamedTuple, Self, get_args
+from functools import partial
+from itertools import groupby, pairwise
+from typing import Any, ClassVar, Self, get_args
 from uuid import UUID
 
 from bus.consumer import Received
@@ -37,11 +38,13 @@ from projections.reporting_aggregates import (
     CaseContributions,
     CaseFactRow,
     CaseHead,
+    Contributions,
     QuarterCounts,
     SupportPeriod,
     figures_maintained,
     quarter_counts,
     start_maintaining,
+    update_aggregates,
 )
 from projections.reporting_facts import (
     NO_FACT_EVENTS,
@@ -50,7 +53,7 @@ from projections.reporting_facts import (
     case_fact,
     recorded_day,
 )
-from projections.storage import SQLConnection
+from projections.storage import SQLConnection, execute_many
 from schemas.sql import Component, Migration, placeholder
 
 __all__ = [
@@ -122,20 +125,51 @@ class ReportingProjection(Projection):
         self.apply_batch([event], tx)
 
     def apply_batch(self, events: Sequence[Any], tx: SQLConnection) -> None:
-        """Rebuild path: case events from the store, turned into their facts in order, each
-        recorded with what it changes in the quarterly figures' aggregates (`apply_fact`'s
-        path: the aggregates need each case's facts so far, so a batch is one transaction but
-        its facts are recorded one by one)."""
+        """Rebuild path: case events from the store, turned into their facts in order. A
+        case whose facts in the batch all come after its last one (a rebuild's usual case)
+        has its head read once, its facts walked in memory and inserted with the others in
+        one statement, and the batch's aggregates changed in one more: the sum of what each
+        fact changes, as `apply_fact` one by one leaves them. Any other case (a fact met
+        again, one older than the case's last) goes fact by fact through `_store`."""
         pseudonyms = self._key()
+        cases: dict[str, list[Any]] = {}
         for event in events:
-            if type(event).__name__ in NO_FACT_EVENTS:
+            if type(event).__name__ not in NO_FACT_EVENTS:
+                cases.setdefault(pseudonyms.case(event.originator_id), []).append(event)
+        heads = {case: _case_head(tx, case) for case in cases}
+        if any(not head.facts for head in heads.values()):
+            start_maintaining(tx)
+        rows: list[tuple[Any, ...]] = []
+        added = Contributions()
+        for case, case_events in cases.items():
+            head = heads[case]
+            versions = [event.originator_version for event in case_events]
+            after_last = head.last.sequence if head.last is not None else 0
+            if versions[0] <= after_last or any(a >= b for a, b in pairwise(versions)):
+                for event in case_events:
+                    now = _case_head(tx, case)
+                    self._store(self._fact(event, now, pseudonyms, case), tx, now)
                 continue
-            case = pseudonyms.case(event.originator_id)
-            head = _case_head(tx, case)
-            region = None
-            if not isinstance(event, CaseOpened | CaseHandedOver):
-                region = _region_now(head, case)
-            self._store(case_fact(event, region=region, pseudonyms=pseudonyms), tx, head)
+            last, facts = head.last, []
+            for event in case_events:
+                fact = self._fact(event, CaseHead(1, last), pseudonyms, case)
+                rows.append(_row(fact))
+                last = _fact_row(fact)
+                facts.append(last)
+            added.add(self._contributions.extend(
+                case, head, facts, partial(_case_fact_rows, tx, case)))
+        if rows:
+            execute_many(tx, _insert_fact(tx), rows)
+        update_aggregates(tx, Contributions(), added)
+
+    @staticmethod
+    def _fact(event: Any, head: CaseHead, pseudonyms: Pseudonymiser,
+              case: str | None = None) -> CaseFact:
+        """The fact of a case event, the case's head before it giving its region."""
+        region = None
+        if not isinstance(event, CaseOpened | CaseHandedOver):
+            region = _region_now(head, case or pseudonyms.case(event.originator_id))
+        return case_fact(event, region=region, pseudonyms=pseudonyms)
 
     def processed_id(self, event: Any) -> UUID | None:
         """The keyed fact id the reporting relay publishes the event's fact under (the
@@ -177,31 +211,44 @@ class ReportingProjection(Projection):
             start_maintaining(tx)
         met_again = head.last is not None and fact.sequence <= head.last.sequence and any(
             known.sequence == fact.sequence for known in _case_fact_rows(tx, case))
-        row = {name: getattr(fact, name) for name in _COLUMNS}
-        row |= {
-            "effective_date": fact.effective_date.isoformat(),
-            "recorded_at": fact.recorded_at.isoformat(),
-            "fact_id": str(fact.fact_id),
-            "imported": int(fact.imported),
-            "support_from": fact.support_from.isoformat() if fact.support_from else None,
-            "refusal_reasons": ",".join(fact.refusal_reasons),
-        }
-        # A case's fact at a sequence is one fact: met again under another id (facts published
-        # before fact ids were keyed, then again after the topic was emptied), it takes the
-        # new id and recorded day instead of counting twice.
-        tx.execute(
-            f"INSERT INTO reporting_facts ({', '.join(_COLUMNS)}) "  # noqa: S608 - our names
-            f"VALUES ({', '.join([placeholder(tx)] * len(_COLUMNS))}) "
-            "ON CONFLICT (case_pseudonym, sequence) DO UPDATE SET "
-            "fact_id = excluded.fact_id, recorded_at = excluded.recorded_at",
-            tuple(row[name] for name in _COLUMNS),
-        )
+        tx.execute(_insert_fact(tx), _row(fact))
         if met_again:
             return  # the same fact again: nothing the figures use changed
-        new = CaseFactRow(fact.sequence, fact.social_region, fact.fact, fact.effective_date,
-                          fact.to_region, fact.closure_reason)
+        new = _fact_row(fact)
         self._contributions.update(tx, case, head, new, lambda: [
             known for known in _case_fact_rows(tx, case) if known.sequence != fact.sequence])
+
+
+def _insert_fact(tx: SQLConnection) -> str:
+    """The statement of a fact's row (`_row`). A case's fact at a sequence is one fact: met
+    again under another id (facts published before fact ids were keyed, then again after the
+    topic was emptied), it takes the new id and recorded day instead of counting twice."""
+    return (
+        f"INSERT INTO reporting_facts ({', '.join(_COLUMNS)}) "  # noqa: S608 - our names
+        f"VALUES ({', '.join([placeholder(tx)] * len(_COLUMNS))}) "
+        "ON CONFLICT (case_pseudonym, sequence) DO UPDATE SET "
+        "fact_id = excluded.fact_id, recorded_at = excluded.recorded_at"
+    )
+
+
+def _row(fact: CaseFact) -> tuple[Any, ...]:
+    """A fact as the values of `_insert_fact`."""
+    row = {name: getattr(fact, name) for name in _COLUMNS}
+    row |= {
+        "effective_date": fact.effective_date.isoformat(),
+        "recorded_at": fact.recorded_at.isoformat(),
+        "fact_id": str(fact.fact_id),
+        "imported": int(fact.imported),
+        "support_from": fact.support_from.isoformat() if fact.support_from else None,
+        "refusal_reasons": ",".join(fact.refusal_reasons),
+    }
+    return tuple(row[name] for name in _COLUMNS)
+
+
+def _fact_row(fact: CaseFact) -> CaseFactRow:
+    """What the figures use of a fact."""
+    return CaseFactRow(fact.sequence, fact.social_region, fact.fact, fact.effective_date,
+                       fact.to_region, fact.closure_reason)
 
 
 def _case_fact_rows(tx: SQLConnection, pseudonym: str) -> list[CaseFactRow]:
@@ -361,16 +408,6 @@ def _stored_tally(counts: QuarterCounts) -> _Tally:
     )
 
 
-class _Fact(NamedTuple):
-    case: str
-    sequence: int
-    region: str
-    fact: str
-    day: date
-    to_region: str | None
-    closure_reason: str | None
-
-
 @dataclass
 class _Tally:
     """What one region's cases contributed to its figures."""
@@ -421,20 +458,20 @@ def _tallies(
     return dict(tallies)
 
 
-def _cases(db: SQLConnection) -> Iterator[list[_Fact]]:
+def _cases(db: SQLConnection) -> Iterator[list[CaseFactRow]]:
     """The facts of each case, in case order."""
     rows = db.execute(
         "SELECT case_pseudonym, sequence, social_region, fact, effective_date, to_region, "
         "closure_reason FROM reporting_facts ORDER BY case_pseudonym, sequence"
     )
-    facts = (_Fact(c, s, r, f, date.fromisoformat(d), t, why) for c, s, r, f, d, t, why in rows)
-    for _, case in groupby(facts, key=lambda fact: fact.case):
-        yield list(case)
+    for _, case in groupby(rows, key=lambda row: row[0]):
+        yield [CaseFactRow(int(s), r, f, date.fromisoformat(d), t, why)
+               for _, s, r, f, d, t, why in case]
 
 
-def _count_case(facts: list[_Fact], quarter: Quarter, tally: Callable[[str], _Tally]) -> None:
+def _count_case(facts: list[CaseFactRow], quarter: Quarter, tally: Callable[[str], _Tally]) -> None:
     """Add one case's facts to the tallies of the regions it was in when they happened."""
-    intake: _Fact | None = None
+    intake: CaseFactRow | None = None
     decided = False
     periods: list[SupportPeriod] = []
     current: SupportPeriod | None = None

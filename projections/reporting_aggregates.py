@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 import psycopg
 
-from projections.storage import SQLConnection
+from projections.storage import SQLConnection, execute_many
 from schemas.sql import Migration, placeholder
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "CaseContributions",
     "CaseFactRow",
     "CaseHead",
+    "Contributions",
     "QuarterCounts",
     "SupportPeriod",
     "case_contributions",
@@ -127,6 +128,11 @@ class Contributions:
 
     quarters: Counter[QuarterKey] = field(default_factory=Counter)
     steps: Counter[StepKey] = field(default_factory=Counter)
+
+    def add(self, other: Contributions) -> None:
+        """Add `other`'s counts (negative ones too) to these."""
+        self.quarters.update(other.quarters)
+        self.steps.update(other.steps)
 
 
 def quarter_key(day: date) -> str:
@@ -339,30 +345,68 @@ class CaseContributions:
             for each in sorted([*before, fact]):
                 walk.add(each)
             update_aggregates(tx, case_contributions(before), walk.contributions)
-        self._known[case] = (CaseHead(head.facts + 1, max(fact, head.last or fact)), walk)
+        self._remember(case, CaseHead(head.facts + 1, max(fact, head.last or fact)), walk)
+
+    def extend(
+        self,
+        case: str,
+        head: CaseHead,
+        facts: Sequence[CaseFactRow],
+        read: Callable[[], list[CaseFactRow]],
+    ) -> Contributions:
+        """What `facts` of `case`, each after its last one (in sequence order, after `head`),
+        change in the aggregates, not yet written (`update_aggregates`: a rebuild adds up a
+        batch's changes and writes them once); `read` reads the case's facts if its walk is
+        not at hand."""
+        known = self._known.pop(case, None)
+        if known is not None and known[0] == head:
+            walk = known[1]
+        else:
+            walk = _CaseWalk()
+            for each in read() if head.facts else []:
+                walk.add(each)
+        added = Contributions()
+        for fact in facts:
+            added.add(walk.add(fact))
+        self._remember(case, CaseHead(head.facts + len(facts), facts[-1]), walk)
+        return added
+
+    def _remember(self, case: str, head: CaseHead, walk: _CaseWalk) -> None:
+        self._known[case] = (head, walk)
         if len(self._known) > self._keep:
             self._known.popitem(last=False)
 
 
 def update_aggregates(tx: SQLConnection, old: Contributions, new: Contributions) -> None:
     """Add to the aggregates the difference between a case's contributions before and after
-    a fact, through the transaction that stores the fact."""
+    a fact (or the sum of such differences over a batch), through the transaction that
+    stores the facts. A row that comes to 0 is removed, so that the tables hold the same
+    rows however the facts were grouped (one by one, or a rebuild's batches: a +1 and a -1
+    in one batch never make the row)."""
     p = placeholder(tx)
     for table, keys, before, after in (
         ("reporting_quarter_figures", "quarter, region, figure, days", old.quarters, new.quarters),
         ("reporting_support_steps", "quarter, region, figure", old.steps, new.steps),
     ):
-        marks = ", ".join([p] * (keys.count(",") + 2))
         # In key order: two instances sharing the read model lock the rows they add to in
         # the same order, which keeps them from deadlocking over one fact's rows.
-        for key in sorted(before.keys() | after.keys()):
-            delta = after[key] - before[key]  # type: ignore[index]
-            if delta:
-                tx.execute(
-                    f"INSERT INTO {table} ({keys}, cases) VALUES ({marks}) "  # noqa: S608
-                    f"ON CONFLICT ({keys}) DO UPDATE SET cases = {table}.cases + excluded.cases",
-                    (*key, delta),
-                )
+        changes = [(*key, delta) for key in sorted(before.keys() | after.keys())
+                   if (delta := after[key] - before[key])]  # type: ignore[index]
+        if not changes:
+            continue
+        marks = ", ".join([p] * (keys.count(",") + 2))
+        execute_many(
+            tx,
+            f"INSERT INTO {table} ({keys}, cases) VALUES ({marks}) "  # noqa: S608
+            f"ON CONFLICT ({keys}) DO UPDATE SET cases = {table}.cases + excluded.cases",
+            changes,
+        )
+        match = " AND ".join(f"{key} = {p}" for key in keys.split(", "))
+        execute_many(
+            tx,
+            f"DELETE FROM {table} WHERE {match} AND cases = 0",  # noqa: S608
+            [change[:-1] for change in changes],
+        )
 
 
 def figures_maintained(db: SQLConnection) -> bool:
