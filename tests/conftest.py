@@ -15,11 +15,13 @@ from uuid import uuid4
 import psycopg
 import pytest
 import structlog
+from playwright.sync_api import Browser, sync_playwright
 from psycopg import sql
 
 from bus.broker import EmbeddedBroker
 from nervenbahn import config, keyfiles
 from nervenbahn.testing import BROKER_DEADLINE_S, TEST_KAFKA
+from tests.web.browser import CHROMIUM_ARGS, chromium_path
 
 __all__ = ["BROKER_DEADLINE_S", "TEST_KAFKA"]
 
@@ -119,3 +121,25 @@ def private_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker(tmp_path / "private-broker", start_timeout=BROKER_DEADLINE_S) as broker:
         yield broker
 
+
+
+INSTALL_CHROMIUM = "make .chromium.installed (apt-get install -y chromium)"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium (headless), driven by Playwright, for the whole session: one for the
+    web app's tests and the audit report's printing alike (a second `sync_playwright` in the
+    same process fails: "Playwright Sync API inside the asyncio loop")."""
+    path = chromium_path()
+    if path is None:
+        reason = "no chromium: neither NERVENBAHN_CHROMIUM nor `chromium` on PATH"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}. CI=true requires it; install it with: {INSTALL_CHROMIUM}",
+                        pytrace=False)
+        pytest.skip(f"{reason}; install it with: {INSTALL_CHROMIUM}")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=path, args=list(CHROMIUM_ARGS),
+                                              headless=True)
+        yield launched
+        launched.close()

@@ -5,7 +5,6 @@ a long case runs over several pages, every page names the report id and its page
 from __future__ import annotations
 
 import io
-import os
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from datetime import date, timedelta
 from uuid import UUID
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from pypdf import PdfReader
 
 from nervenbahn.audit.report import CaseReport, build_case_report, render_case_report
@@ -21,27 +20,9 @@ from tests.audit.test_report import INTACT, NOW
 from tests.audit.test_report_languages_and_payments import open_supported_case
 from tests.domain.bitemporal_case import ACTOR, START, _at, _command, end_of
 from tests.domain.case_desk import build_desk
-from tests.web.browser import CHROMIUM_ARGS, chromium_path
 
 CHANGES = 60
 """Budget changes recorded after the story: enough rows for several landscape A4 pages."""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, as tests/web launches it."""
-    path = chromium_path()
-    if path is None:
-        reason = "no chromium: neither NERVENBAHN_CHROMIUM nor `chromium` on PATH"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason}; install it with: make .chromium.installed", pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=path, args=list(CHROMIUM_ARGS), headless=True
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")

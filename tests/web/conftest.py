@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from nervenbahn.accounts import UserStore
 from nervenbahn.api import create_app
@@ -27,7 +26,6 @@ from nervenbahn.testing import broker_settings
 from tests.api.conftest import NOW, Keys, ReadModels, make_context
 from tests.api.conftest import keys as keys
 from tests.api.conftest import seeded as seeded
-from tests.web.browser import CHROMIUM_ARGS, chromium_path
 from tests.web.client import USERS
 from tests.web.site import Site, served_site
 
@@ -71,15 +69,7 @@ def web(web_on: WebOn, seeded: ReadModels) -> TestClient:
 
 # --- browser tests ---
 
-INSTALL_CHROMIUM = "make .chromium.installed (apt-get install -y chromium)"
 LOCALE = "de-CH"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}. CI=true requires it; install it with: {INSTALL_CHROMIUM}",
-                    pytrace=False)
-    pytest.skip(f"{reason}; install it with: {INSTALL_CHROMIUM}")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its hook runs first otherwise)
@@ -90,19 +80,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("browser"))
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium (headless), driven by Playwright, for the whole session."""
-    path = chromium_path()
-    if path is None:
-        _unavailable("no chromium: neither NERVENBAHN_CHROMIUM nor `chromium` on PATH")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=path, args=list(CHROMIUM_ARGS),
-                                              headless=True)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
