@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import date
 from typing import Annotated
 
@@ -46,5 +45,7 @@ def get_work_list(
     return WorkList(
         region_id=region,
         today=day,
-        items=[WorkItem.model_validate(dataclasses.asdict(item)) for item in items],
+        # Read from the items' attributes: `dataclasses.asdict` copied each item first, which
+        # took 4 of every 5 ms of a long list (1,910 items: 25 -> 6.5 ms).
+        items=[WorkItem.model_validate(item, from_attributes=True) for item in items],
     )
