@@ -29,8 +29,9 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture(params=[False, True], ids=["one-range", "in-ranges"])
 def cut(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Verified in one range, or cut into three (4-event Merkle blocks, two of the ranges in
-    other processes), as a long chain is on every core."""
+    """Verified in one range, or cut into three (4-event Merkle blocks; two of the ranges in
+    other processes where this process is single-threaded), as a long chain is on every
+    core."""
     if request.param:
         monkeypatch.setattr(verify_ranges, "BLOCK", 4)
         monkeypatch.setattr(verify_ranges, "PARALLEL_FROM", 0)

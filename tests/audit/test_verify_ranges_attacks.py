@@ -1,5 +1,7 @@
 """Attacks on chain verification on all cores (issue 17, `nervenbahn.audit.verify_ranges`): the
-chain cut into two ranges, the second checked by a forked process. One altered byte in the
+chain cut into two ranges (checked one after the other in the test runner's threaded worker;
+test_verify_ranges_forked.py runs the same attacks with the second range in a forked process,
+as the CLI checks it). One altered byte in the
 second range, the last row of the first range deleted (event alone, or event and link), two rows
 swapped across the boundary: each is found, and the verdict is the careful single walk's,
 finding for finding. A Merkle frontier row altered is not evidence: the next checkpoint does
@@ -27,7 +29,8 @@ __all__ = ["settings"]  # the fixture
 
 @pytest.fixture(autouse=True)
 def two_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
-    """4-event Merkle blocks, two ranges: the first here, the second in a forked process."""
+    """4-event Merkle blocks, two ranges (the second in a forked process where this process
+    is single-threaded)."""
     monkeypatch.setattr(verify_ranges, "BLOCK", 4)
     monkeypatch.setattr(verify_ranges, "PARALLEL_FROM", 0)
     monkeypatch.setattr(verify_ranges, "PROCESSES", 2)
@@ -88,16 +91,23 @@ ATTACKS: dict[str, tuple[Callable[[sqlite3.Connection, int], None], int]] = {
 }
 
 
-@pytest.mark.parametrize("attack", ATTACKS)
-def test_an_attack_on_either_range_is_found_as_the_single_walk_finds_it(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, attack: str
-) -> None:
+def attacked(settings: Settings, attack: str) -> int:
+    """A store of 12 supported cases with three checkpoints, then `attack` at the boundary
+    of its two ranges; the position attacked."""
     build_store(settings, cases_per_batch=4)
     alter, offset = ATTACKS[attack]
     position = boundary(settings) + offset
     assert settings.store.sqlite_path is not None
     with closing(sqlite3.connect(settings.store.sqlite_path)) as db, db:
         alter(db, position)
+    return position
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_an_attack_on_either_range_is_found_as_the_single_walk_finds_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, attack: str
+) -> None:
+    position = attacked(settings, attack)
 
     quick, careful = both_paths(settings, monkeypatch)
 
