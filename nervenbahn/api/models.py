@@ -203,11 +203,14 @@ class WorkItem(BaseModel):
 
 
 class WorkList(BaseModel):
-    """Assessments, reviews, goals and register proposals due or overdue in the region,
-    soonest first."""
+    """A page of the assessments, reviews, goals and register proposals due or overdue in the
+    region, soonest first."""
 
     region_id: str
     today: date
+    total: int = Field(description="items in the whole work list, of which this is a page")
+    limit: int
+    offset: int
     items: list[WorkItem]
 
 

@@ -42,6 +42,9 @@ BAD = [
      "compared_to", "query"),
     (f"{WORKLIST}?today=9999-12-31", REGION, "today", "query"),
     (f"{WORKLIST}?today=0001-01-01", REGION, "today", "query"),
+    (f"{WORKLIST}?limit=0", REGION, "limit", "query"),
+    (f"{WORKLIST}?limit=501", REGION, "limit", "query"),
+    (f"{WORKLIST}?offset={TWO_TO_63}", REGION, "offset", "query"),
 ]
 
 

@@ -83,3 +83,26 @@ def test_the_api_description_names_every_work_item_kind(client: TestClient) -> N
         "assessment", "review", "goal", "handover_proposal", "closure_proposal",
         "budget_proposal", "advance"}
     assert "handover_proposal" in schema["description"]
+
+
+def test_the_work_list_comes_in_pages_that_add_up_to_the_whole_list(
+    client: TestClient, keys: Keys
+) -> None:
+    def page(**params: int) -> dict[str, Any]:
+        answer = client.get("/v1/regions/so-olten/worklist",
+                            params={"today": "2027-06-30", **params},
+                            headers=keys.of("region:so-olten"))
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    whole = page(limit=500)
+    total = whole["total"]
+    pages = [page(limit=3, offset=offset) for offset in range(0, total + 3, 3)]
+
+    assert total == len(whole["items"]) > 3, "the seeded region has more than a page"
+    assert page()["limit"] == 100 and len(page()["items"]) == min(total, 100)
+    assert all(p["total"] == total and len(p["items"]) <= 3 for p in pages)
+    assert [p["offset"] for p in pages] == list(range(0, total + 3, 3))
+    assert [item for p in pages for item in p["items"]] == whole["items"]
+    assert pages[-1]["items"] == []  # past the end: an empty page, not an error

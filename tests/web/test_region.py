@@ -130,6 +130,33 @@ def test_the_case_page_links_its_open_proposals(with_proposals: Any) -> None:
     assert "so-solothurn (BFS 2601)" in page.text
 
 
+def _rows(html: str) -> list[str]:
+    """The rows of a page's table body."""
+    body = re.search(r"<tbody>(.*?)</tbody>", html, re.S)
+    return re.findall(r"<tr>.*?</tr>", body.group(1), re.S) if body else []
+
+
+def test_the_work_list_comes_in_pages_that_add_up_to_the_whole_list(
+    olten: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _rows(olten.get("/web/region/so-olten/work").text)
+    monkeypatch.setattr(region_area, "PAGE_SIZE", 1)
+    pages, number = [], 1
+    while True:
+        page = olten.get("/web/region/so-olten/work", params={"page": str(number)})
+        assert page.status_code == 200
+        pages.append(page.text)
+        if 'rel="next"' not in page.text:
+            break
+        number += 1
+
+    assert len(whole) > 1, "the seeded region has more than a page of one"
+    assert [row for page in pages for row in _rows(page)] == whole
+    assert f"{len(whole)} Pendenzen, Seite 1" in pages[0]
+    assert 'rel="prev"' not in pages[0] and 'rel="prev"' in pages[-1]
+    assert olten.get("/web/region/so-olten/work", params={"page": "x"}).text == pages[0]
+
+
 def test_another_regions_work_list_is_the_not_found_page(olten: TestClient) -> None:
     other = olten.get("/web/region/so-solothurn/work")
     missing = olten.get("/web/region/so-nowhere/work")

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from domain.case import SWISS_TIME
 from nervenbahn.api.guard import Context, region_in_scope
 from nervenbahn.api.models import Caseload, WorkItem, WorkList
 from nervenbahn.api.problems import PROBLEM_RESPONSES, invalid_parameter
 from nervenbahn.api.readmodels import read_model
-from nervenbahn.bounds import bounded_day
+from nervenbahn.bounds import MAX_OFFSET, bounded_day
 from projections.region import caseload, work_list
 
 __all__ = ["router"]
@@ -31,10 +31,16 @@ def get_caseload(region: Region, ctx: Context, response: Response) -> Caseload:
 
 @router.get("/{region_id}/worklist", response_model=WorkList, responses=PROBLEM_RESPONSES)
 def get_work_list(
-    region: Region, ctx: Context, response: Response, today: date | None = None
+    region: Region,
+    ctx: Context,
+    response: Response,
+    today: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> WorkList:
-    """Assessments, reviews, goals and register proposals (handover, closure) due or overdue,
-    judged on `today` (default: today in Switzerland)."""
+    """Assessments, reviews, goals and register proposals due or overdue, judged on `today`
+    (default: today in Switzerland), soonest first: a page of `limit` items from `offset`,
+    with `total`, the number of items in the whole list."""
     day = today or ctx.clock().astimezone(SWISS_TIME).date()
     try:
         bounded_day(day)
@@ -45,7 +51,11 @@ def get_work_list(
     return WorkList(
         region_id=region,
         today=day,
+        total=len(items),
+        limit=limit,
+        offset=offset,
         # Read from the items' attributes: `dataclasses.asdict` copied each item first, which
         # took 4 of every 5 ms of a long list (1,910 items: 25 -> 6.5 ms).
-        items=[WorkItem.model_validate(item, from_attributes=True) for item in items],
+        items=[WorkItem.model_validate(item, from_attributes=True)
+               for item in items[offset:offset + limit]],
     )

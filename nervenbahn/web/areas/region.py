@@ -59,13 +59,25 @@ PROPOSAL_ACTIONS = {
 
 
 @router.get("/work")
-def work(request: Request, region_id: str, session: InRegion, web: Web) -> Response:
-    """The region's work list: due and overdue items, open proposals to accept or dismiss."""
+def work(
+    request: Request, region_id: str, session: InRegion, web: Web, page: str = "1"
+) -> Response:
+    """The region's work list, a page at a time: due and overdue items, open proposals to
+    accept or dismiss."""
     today = web.now().astimezone(SWISS_TIME).date()
+    number = _page_number(page)
     with read_model(web, "region") as db:
         items = work_list(db, region_id, today)
+    first = (number - 1) * PAGE_SIZE
     return render(request, "region/work.html", session, region_id=region_id, today=today,
-                  items=items, kinds=KIND_LABELS, accept=PROPOSAL_ACTIONS)
+                  items=items[first:first + PAGE_SIZE], total=len(items), page=number,
+                  more=len(items) > first + PAGE_SIZE, kinds=KIND_LABELS,
+                  accept=PROPOSAL_ACTIONS)
+
+
+def _page_number(page: str) -> int:
+    """A page number from the query (1 for anything else); at most 9 digits, SQLite's range."""
+    return max(int(page), 1) if page.isdigit() and len(page) <= 9 else 1
 
 
 @router.get("/cases")
@@ -75,7 +87,7 @@ def cases(
 ) -> Response:
     """The region's cases (no personal data), by phase, a page at a time."""
     chosen = phase if phase in PHASES else ""
-    number = max(int(page), 1) if page.isdigit() and len(page) <= 9 else 1  # SQLite's range
+    number = _page_number(page)
     with read_model(web, "region") as db:
         found = region_cases(db, region_id, phase=chosen or None, limit=PAGE_SIZE + 1,
                              offset=(number - 1) * PAGE_SIZE)
