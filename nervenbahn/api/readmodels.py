@@ -19,16 +19,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated
 
-from fastapi import Response
+from fastapi import Query, Response
 
 from nervenbahn.api.errors import ReadModelUnavailableError
+from nervenbahn.bounds import MAX_OFFSET
 from projections import READ_MODELS
 from projections.errors import ReadModelUnreadableError
 from projections.read_connections import reused_read_model
 from projections.storage import ReadModelTarget, SQLConnection, read_progress
 
-__all__ = ["AS_OF_HEADER", "READ_MODEL_HEADER", "read_model"]
+__all__ = ["AS_OF_HEADER", "READ_MODEL_HEADER", "PageLimit", "PageOffset", "read_model"]
+
+PageLimit = Annotated[int, Query(ge=1, le=500)]
+"""How many rows a page of a read model's list holds (`limit`; default 100 where used)."""
+PageOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+"""How many rows of the list come before the page (`offset`)."""
 
 READ_MODEL_HEADER = "X-Read-Model"
 AS_OF_HEADER = "X-Read-Model-As-Of"

@@ -15,7 +15,7 @@ from datetime import date
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from domain.case import SWISS_TIME
 from domain.reference import BranchOffice
@@ -33,9 +33,8 @@ from nervenbahn.api.models import (
     DelegationView,
 )
 from nervenbahn.api.problems import PROBLEM_RESPONSES, not_found
-from nervenbahn.api.readmodels import read_model
+from nervenbahn.api.readmodels import PageLimit, PageOffset, read_model
 from nervenbahn.api.routes.branch_offices import log_applicant_read
-from nervenbahn.bounds import MAX_OFFSET
 from projections.benefit_applications import (
     DocumentRequestRow,
     OfficeApplication,
@@ -64,8 +63,8 @@ def list_applications(
     response: Response,
     stage: BenefitStage | None = None,
     kind: BenefitKindName | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
 ) -> BenefitApplicationList:
     """The benefit applications of the office's municipalities, newest received first,
     without personal data."""

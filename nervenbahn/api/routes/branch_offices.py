@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from domain.personal_data import ErasedPersonalData, PersonalData
 from domain.reference import BranchOffice
@@ -25,9 +25,8 @@ from nervenbahn.api.models import (
     Phase,
 )
 from nervenbahn.api.problems import PROBLEM_RESPONSES, not_found
-from nervenbahn.api.readmodels import read_model
+from nervenbahn.api.readmodels import PageLimit, PageOffset, read_model
 from nervenbahn.audit.access_log import AccessEntry
-from nervenbahn.bounds import MAX_OFFSET
 from projections.branch_office import OfficeCase, office_case, office_cases
 
 __all__ = ["log_applicant_read", "router"]
@@ -42,8 +41,8 @@ def list_cases(
     ctx: Context,
     response: Response,
     phase: Phase | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
 ) -> OfficeCaseList:
     """The cases of the office's municipalities, newest first, without personal data."""
     with read_model(ctx.branch_office_db, "branch_office", response) as db:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Response
 
 from domain.case import SWISS_TIME
 from nervenbahn.api.guard import Context, region_in_scope
 from nervenbahn.api.models import Caseload, WorkItem, WorkList
 from nervenbahn.api.problems import PROBLEM_RESPONSES, invalid_parameter
-from nervenbahn.api.readmodels import read_model
-from nervenbahn.bounds import MAX_OFFSET, bounded_day
+from nervenbahn.api.readmodels import PageLimit, PageOffset, read_model
+from nervenbahn.bounds import bounded_day
 from projections.region import caseload, work_list
 
 __all__ = ["router"]
@@ -35,8 +35,8 @@ def get_work_list(
     ctx: Context,
     response: Response,
     today: date | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
 ) -> WorkList:
     """Assessments, reviews, goals and register proposals due or overdue, judged on `today`
     (default: today in Switzerland), soonest first: a page of `limit` items from `offset`,
