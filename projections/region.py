@@ -390,83 +390,91 @@ def region_cases(
 
 def work_list(db: SQLConnection, region: str, today: date) -> list[WorkItem]:
     """Assessments, reviews, goals, proposals and open advances of the region that are due
-    or overdue, soonest first."""
+    or overdue, soonest first (the whole list: `work_page` for a page of it)."""
+    return work_page(db, region, today)[0]
+
+
+def work_page(
+    db: SQLConnection, region: str, today: date, *, limit: int | None = None, offset: int = 0
+) -> tuple[list[WorkItem], int]:
+    """`limit` items of the work list from `offset` (all of them without `limit`), and how
+    many items the whole list holds. The database orders and cuts the list, so that a page
+    costs what its items cost, not what the region's whole list costs: soonest first, then
+    by kind, case and reference (a total order: pages neither overlap nor skip an item)."""
+    items, params = _work_items(db, region, today)
     p = placeholder(db)
-    items: list[WorkItem] = []
-    for case_id, intake_on in db.execute(
-        f"SELECT case_id, intake_on FROM region_cases WHERE social_region = {p} "  # noqa: S608
-        "AND phase = 'intake'",
-        (region,),
-    ):
-        due = date.fromisoformat(intake_on) + timedelta(days=ASSESSMENT_WITHIN_DAYS)
-        items.append(WorkItem("assessment", case_id, due, due < today))
-    horizon = (today + timedelta(days=REVIEW_HORIZON_DAYS)).isoformat()
-    for case_id, due_text in db.execute(
-        f"SELECT case_id, next_review_due FROM region_cases WHERE social_region = {p} "  # noqa: S608
-        f"AND phase = 'supported' AND next_review_due <= {p}",
-        (region, horizon),
-    ):
-        due = date.fromisoformat(due_text)
-        items.append(WorkItem("review", case_id, due, due < today))
-    horizon = (today + timedelta(days=GOAL_HORIZON_DAYS)).isoformat()
-    for case_id, goal_id, category, due_text in db.execute(
-        "SELECT g.case_id, g.goal_id, g.category, g.due_date FROM region_goals g "  # noqa: S608
-        f"JOIN region_cases c ON c.case_id = g.case_id WHERE c.social_region = {p} "
-        f"AND c.phase = 'supported' AND g.status = 'open' AND g.due_date <= {p}",
-        (region, horizon),
-    ):
-        due = date.fromisoformat(due_text)
-        items.append(WorkItem("goal", case_id, due, due < today, f"{category} goal {goal_id}",
-                              category=category, goal_id=goal_id))
-    items.extend(_open_proposals(db, region, today))
-    items.extend(_open_advances(db, region, today))
-    return sorted(items, key=lambda item: (item.due, item.kind, item.case_id))
+    # PostgreSQL's default collation may order text unlike Python and SQLite (bytewise).
+    binary = ' COLLATE "C"' if p == "%s" else ""
+    order = ", ".join(f"{column}{binary}" for column in ("due", "kind", "case_id", "ref"))
+    query = f"SELECT * FROM ({items}) work ORDER BY {order}"  # noqa: S608 - our own text
+    if limit is None:
+        rows = db.execute(query, params).fetchall()
+        return [_work_item(row, today) for row in rows], len(rows)
+    rows = db.execute(f"{query} LIMIT {p} OFFSET {p}", (*params, limit, offset)).fetchall()
+    (total,) = db.execute(f"SELECT count(*) FROM ({items}) work", params).fetchone()  # noqa: S608
+    return [_work_item(row, today) for row in rows], int(total)
 
 
-_PROPOSAL_KINDS: dict[str, WorkItemKind] = {
-    "handover": "handover_proposal",
-    "closure": "closure_proposal",
-    "budget_change": "budget_proposal",
-}
-
-
-def _open_proposals(db: SQLConnection, region: str, today: date) -> list[WorkItem]:
-    """Open handover and closure proposals of the region's cases (due from the reported day)."""
-    mark = placeholder(db)  # not `p`: the statement's alias of region_proposals
-    items = []
-    for case_id, ref, kind, reason, to_region, to_bfs, proposed_on in db.execute(
-        "SELECT p.case_id, p.external_reference, p.kind, p.reason, p.to_region, "  # noqa: S608
-        "p.to_municipality_bfs, p.proposed_on FROM region_proposals p "
-        "JOIN region_cases c ON c.case_id = p.case_id "
-        f"WHERE c.social_region = {mark} AND p.status = 'open'",
-        (region,),
-    ):
-        reported = date.fromisoformat(proposed_on)
-        overdue = reported + timedelta(days=PROPOSAL_WITHIN_DAYS) < today
-        if kind == "handover":
-            detail = f"moved to {to_bfs} ({to_region}); ref {ref}"
-        else:
-            detail = f"{reason}; ref {ref}"
-        items.append(WorkItem(_PROPOSAL_KINDS[kind], case_id, reported, overdue, detail, ref,
-                              reason=reason or "", to_region=to_region or "",
-                              to_municipality_bfs=to_bfs))
-    return items
-
-
-def _open_advances(db: SQLConnection, region: str, today: date) -> list[WorkItem]:
-    """The open advances of the region's cases: from their first day, with their age (days
-    waiting for the EL decision); overdue after `ADVANCE_WAITING_DAYS`."""
+def _work_items(db: SQLConnection, region: str, today: date) -> tuple[str, tuple[Any, ...]]:
+    """The work list's items as one query (unordered) and its parameters. Each row: the due
+    day (ISO text), the kind, the case, a reference (goal id, proposal reference, EL
+    application), a name (goal category, proposal reason), a handover's region and BFS number.
+    """
     p = placeholder(db)
-    items = []
-    for case_id, application_id, started_on in db.execute(
-        "SELECT a.case_id, a.application_id, a.started_on FROM region_advances a "  # noqa: S608
-        f"JOIN region_cases c ON c.case_id = a.case_id WHERE c.social_region = {p} "
-        "AND a.ended_on IS NULL",
-        (region,),
-    ):
-        started = date.fromisoformat(started_on)
-        age = (today - started).days
-        detail = f"EL application {application_id}; advanced for {age} days"
-        items.append(WorkItem("advance", case_id, started, age > ADVANCE_WAITING_DAYS, detail,
-                              application_id=application_id, days=age))
-    return items
+    if p == "%s":  # PostgreSQL
+        assessment_due = (
+            f"to_char(CAST(intake_on AS date) + {ASSESSMENT_WITHIN_DAYS}, 'YYYY-MM-DD')"
+        )
+    else:
+        assessment_due = f"date(intake_on, '+{ASSESSMENT_WITHIN_DAYS} days')"
+    # Our own text and constants; the values are parameters.
+    query = (
+        f"SELECT {assessment_due} AS due, 'assessment' AS kind, case_id, '' AS ref, "  # noqa: S608
+        "'' AS name, CAST(NULL AS TEXT) AS to_region, CAST(NULL AS INTEGER) AS to_bfs "
+        "FROM region_cases "
+        f"WHERE social_region = {p} AND phase = 'intake' "
+        "UNION ALL SELECT next_review_due, 'review', case_id, '', '', NULL, NULL "
+        f"FROM region_cases WHERE social_region = {p} AND phase = 'supported' "
+        f"AND next_review_due <= {p} "
+        "UNION ALL SELECT g.due_date, 'goal', g.case_id, g.goal_id, g.category, NULL, NULL "
+        "FROM region_goals g JOIN region_cases c ON c.case_id = g.case_id "
+        f"WHERE c.social_region = {p} AND c.phase = 'supported' AND g.status = 'open' "
+        f"AND g.due_date <= {p} "
+        "UNION ALL SELECT r.proposed_on, CASE r.kind WHEN 'handover' THEN 'handover_proposal' "
+        "WHEN 'closure' THEN 'closure_proposal' ELSE 'budget_proposal' END, r.case_id, "
+        "r.external_reference, r.reason, r.to_region, r.to_municipality_bfs "
+        "FROM region_proposals r JOIN region_cases c ON c.case_id = r.case_id "
+        f"WHERE c.social_region = {p} AND r.status = 'open' "
+        "AND r.kind IN ('handover', 'closure', 'budget_change') "
+        "UNION ALL SELECT a.started_on, 'advance', a.case_id, a.application_id, '', NULL, NULL "
+        "FROM region_advances a JOIN region_cases c ON c.case_id = a.case_id "
+        f"WHERE c.social_region = {p} AND a.ended_on IS NULL"
+    )
+    reviews = (today + timedelta(days=REVIEW_HORIZON_DAYS)).isoformat()
+    goals = (today + timedelta(days=GOAL_HORIZON_DAYS)).isoformat()
+    return query, (region, region, reviews, region, goals, region, region)
+
+
+def _work_item(row: Any, today: date) -> WorkItem:
+    """A work item from a row of `_work_items`, judged on `today`."""
+    due_text, kind, case_id, ref, name, to_region, to_bfs = row
+    due = date.fromisoformat(due_text)
+    if kind in ("assessment", "review"):
+        return WorkItem(kind, case_id, due, due < today)
+    if kind == "goal":
+        return WorkItem("goal", case_id, due, due < today, f"{name} goal {ref}",
+                        category=name, goal_id=ref)
+    if kind == "advance":
+        # Due from its first day, with its age (days waiting for the EL decision); overdue
+        # after `ADVANCE_WAITING_DAYS`.
+        age = (today - due).days
+        return WorkItem("advance", case_id, due, age > ADVANCE_WAITING_DAYS,
+                        f"EL application {ref}; advanced for {age} days",
+                        application_id=ref, days=age)
+    # An open handover, closure or budget proposal, due from the reported day.
+    overdue = due + timedelta(days=PROPOSAL_WITHIN_DAYS) < today
+    detail = (f"moved to {to_bfs} ({to_region}); ref {ref}" if kind == "handover_proposal"
+              else f"{name}; ref {ref}")
+    return WorkItem(kind, case_id, due, overdue, detail, ref, reason=name or "",
+                    to_region=to_region or "",
+                    to_municipality_bfs=int(to_bfs) if to_bfs is not None else None)

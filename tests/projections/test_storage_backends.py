@@ -36,7 +36,7 @@ from nervenbahn.synthetic import synthetic_history
 from projections import PROJECTIONS, Projection
 from projections.branch_office import office_case, office_cases
 from projections.framework import open_projection_store, rebuild
-from projections.region import caseload, work_list
+from projections.region import caseload, work_list, work_page
 from projections.reporting import ReportingProjection, canton_figures, quarterly_figures
 from projections.reporting_facts import NO_FACT_EVENTS, Pseudonymiser, recorded_day
 from projections.storage import (
@@ -255,9 +255,18 @@ class ReadModelStorageContract(ABC):
             read_model_connection(self.target("region")) as ours,
             read_model_connection(reference["region"]) as theirs,
         ):
+            longest = 0
             for region in REGIONS:
                 assert caseload(ours, region) == caseload(theirs, region)
-                assert work_list(ours, region, today) == work_list(theirs, region, today)
+                whole = work_list(ours, region, today)
+                longest = max(longest, len(whole))
+                assert whole == work_list(theirs, region, today)
+                for db in (ours, theirs):  # pages cut by the database are slices of the whole
+                    pages = [work_page(db, region, today, limit=2, offset=offset)
+                             for offset in range(0, len(whole) + 2, 2)]
+                    assert all(total == len(whole) for _, total in pages)
+                    assert [item for items, _ in pages for item in items] == whole
+            assert longest > 2, "a region's work list runs over several pages"
         with (
             read_model_connection(self.target("branch_office")) as ours,
             read_model_connection(reference["branch_office"]) as theirs,

@@ -13,7 +13,7 @@ from nervenbahn.api.models import Caseload, WorkItem, WorkList
 from nervenbahn.api.problems import PROBLEM_RESPONSES, invalid_parameter
 from nervenbahn.api.readmodels import PageLimit, PageOffset, read_model
 from nervenbahn.bounds import bounded_day
-from projections.region import caseload, work_list
+from projections.region import caseload, work_page
 
 __all__ = ["router"]
 
@@ -47,15 +47,14 @@ def get_work_list(
     except ValueError as exc:
         raise invalid_parameter("today", "query", str(exc)) from None
     with read_model(ctx.region_db, "region", response) as db:
-        items = work_list(db, region, day)
+        items, total = work_page(db, region, day, limit=limit, offset=offset)
     return WorkList(
         region_id=region,
         today=day,
-        total=len(items),
+        total=total,
         limit=limit,
         offset=offset,
         # Read from the items' attributes: `dataclasses.asdict` copied each item first, which
         # took 4 of every 5 ms of a long list (1,910 items: 25 -> 6.5 ms).
-        items=[WorkItem.model_validate(item, from_attributes=True)
-               for item in items[offset:offset + limit]],
+        items=[WorkItem.model_validate(item, from_attributes=True) for item in items],
     )

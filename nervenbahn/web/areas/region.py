@@ -1,6 +1,6 @@
 """The caseworker's and supervisor's reading pages of their social region (`/web/region/…`).
 
-- `work`: the work list (`projections.region.work_list`, as `GET /v1/regions/{r}/worklist`):
+- `work`: the work list (`projections.region.work_page`, as `GET /v1/regions/{r}/worklist`):
   what is due or overdue, and the open proposals of connected registers and of the fund, each
   with a link to accept it (the command page that acts on it) and one to dismiss it.
 - `cases`: the region's cases, without personal data, by phase, a page at a time.
@@ -29,7 +29,7 @@ from nervenbahn.web.auth import PageNotFound, Web, WebState, region_in_scope
 from nervenbahn.web.i18n import N_
 from nervenbahn.web.labels import PHASES
 from nervenbahn.web.rendering import render
-from projections.region import region_cases, work_list
+from projections.region import region_cases, work_page
 
 __all__ = ["KIND_LABELS", "PAGE_SIZE", "PROPOSAL_ACTIONS", "router"]
 
@@ -66,13 +66,12 @@ def work(
     accept or dismiss."""
     today = web.now().astimezone(SWISS_TIME).date()
     number = _page_number(page)
-    with read_model(web, "region") as db:
-        items = work_list(db, region_id, today)
     first = (number - 1) * PAGE_SIZE
+    with read_model(web, "region") as db:
+        items, total = work_page(db, region_id, today, limit=PAGE_SIZE, offset=first)
     return render(request, "region/work.html", session, region_id=region_id, today=today,
-                  items=items[first:first + PAGE_SIZE], total=len(items), page=number,
-                  more=len(items) > first + PAGE_SIZE, kinds=KIND_LABELS,
-                  accept=PROPOSAL_ACTIONS)
+                  items=items, total=total, page=number, more=total > first + PAGE_SIZE,
+                  kinds=KIND_LABELS, accept=PROPOSAL_ACTIONS)
 
 
 def _page_number(page: str) -> int:
