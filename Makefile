@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench scale chaos screenshots clean
+.PHONY: demo test lint bench scale chaos screenshots clean bytecode
 
 # The official AsyncAPI JSON Schemas (npm @asyncapi/specs, pinned in package-lock.json), which
 # tests/bus/test_asyncapi.py validates `nervenbahn asyncapi` against.
@@ -26,7 +26,15 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(MAKE) --no-print-directory bytecode
 	touch $(STAMP)
+
+# The project's modules compiled, as pip compiles a wheel's at install; an editable install does
+# not. Where PYTHONDONTWRITEBYTECODE is set (this machine, many container images) every command
+# would otherwise compile about 60 modules again at start: 200 ms of the CLI's 0.5 s (issue 17).
+# A module edited since is recompiled in memory at import, as before.
+bytecode:
+	$(BIN)/python -m compileall -q domain projections connectors schemas bus nervenbahn
 
 demo: $(STAMP)
 	$(BIN)/nervenbahn demo --reset
