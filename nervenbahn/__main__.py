@@ -1,5 +1,5 @@
 """`python -m nervenbahn …`: the same as the `nervenbahn` command."""
 
-from nervenbahn.cli import console_main
+from nervenbahn.startup import main
 
-console_main()
+main()

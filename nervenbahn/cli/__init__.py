@@ -19,6 +19,7 @@ from typer.exceptions import Abort, Exit, TyperException
 
 from nervenbahn.logging import configure_logging_from_environment
 from nervenbahn.private import private_umask
+from nervenbahn.startup import imports_done
 
 from .disk_full import disk_full
 from .exit_codes import (
@@ -261,6 +262,7 @@ def _options(
         typer.Option(help="Acting user USER:ROLE:ORGANISATION (default: $NERVENBAHN_ACTOR)."),
     ] = None,
 ) -> None:
+    imports_done()  # the command's modules are imported: the cycle collector runs from here
     ctx.obj = _SESSIONS[-1] if _SESSIONS else Session()
     ctx.obj.as_json, ctx.obj.actor_spec = as_json, actor
 
@@ -314,5 +316,6 @@ def _fail(message: str, code: int) -> int:
 
 
 def console_main() -> None:
-    """Entry point of the `nervenbahn` script."""
+    """Run the CLI and exit with its code (`nervenbahn.startup.main`, the script's entry
+    point, calls it)."""
     raise SystemExit(main())

@@ -147,3 +147,65 @@ def test_the_exit_code_table_names_each_class_where_it_is_defined(
         module, _, attribute = name.rpartition(".")
         kind = getattr(__import__(module, fromlist=[attribute]), attribute)
         assert f"{kind.__module__}.{kind.__qualname__}" == name
+
+
+_GC_PROBE = """
+import gc, json, sys, weakref
+import nervenbahn.startup as startup
+if sys.argv[1] == "paused":
+    startup.pause_collector()
+import nervenbahn.cli as cli
+
+class Cycle:
+    pass
+
+during = {}
+
+@cli.app.command("gc-probe")
+def _probe() -> None:
+    during.update(enabled=gc.isenabled(), frozen=gc.get_freeze_count())
+    a, b = Cycle(), Cycle()
+    a.b, b.a = b, a
+    ref = weakref.ref(a)
+    del a, b
+    gc.collect()
+    during["collected"] = ref() is None  # a cycle the command made and dropped is freed
+
+code = cli.main(["gc-probe"])
+print("\\n" + json.dumps({"code": code, "during": during, "enabled": gc.isenabled()}))
+"""
+
+
+@pytest.mark.parametrize("start", ["paused", "as_library"])
+def test_a_command_runs_with_the_cycle_collector_on(start: str) -> None:
+    """`nervenbahn.startup` pauses the cycle collector while the CLI is imported (80-100 ms of
+    a start): by the time any command runs it is on again, with the imported objects frozen,
+    and a cycle the command makes and drops is collected. Used as a library (the tests'
+    in-process CLI), nothing is paused or frozen."""
+    done = subprocess.run(
+        [sys.executable, "-c", _GC_PROBE, start],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["code"] == 0 and report["enabled"] is True
+    assert report["during"]["enabled"] is True and report["during"]["collected"] is True
+    if start == "paused":
+        assert report["during"]["frozen"] > 10_000
+    else:
+        assert report["during"]["frozen"] == 0
+
+
+def test_the_script_starts_through_the_paused_collector() -> None:
+    """The installed `nervenbahn` script and `python -m nervenbahn` both enter through
+    `nervenbahn.startup.main`."""
+    from importlib.metadata import entry_points
+
+    import nervenbahn.startup
+
+    (script,) = entry_points(group="console_scripts", name="nervenbahn")
+    assert script.load() is nervenbahn.startup.main
+    main_module = Path(nervenbahn.startup.__file__).with_name("__main__.py").read_text("utf-8")
+    assert "from nervenbahn.startup import main" in main_module
