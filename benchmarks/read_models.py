@@ -56,6 +56,7 @@ from nervenbahn.container import Container
 from nervenbahn.keyfiles import create_keys
 from nervenbahn.logging import configure_logging
 from nervenbahn.paths import projection_path
+from nervenbahn.startup import settle
 from nervenbahn.synthetic import PERIOD_END, PERIOD_START, synthetic_history
 from projections import PROJECTIONS, rebuild
 
@@ -417,7 +418,9 @@ def _nervenbahn_server(port: int, settings: Settings, api: ApiSettings) -> None:
     container = Container(settings)
     context = build_api_context(settings, container.service, api)
     try:
-        _run_uvicorn(create_app(context), port)
+        app = create_app(context)
+        settle()  # as `nervenbahn serve` does before it serves
+        _run_uvicorn(app, port)
     finally:
         context.close()
         container.close()

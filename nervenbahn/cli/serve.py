@@ -12,6 +12,7 @@ from bus.topics import ensure_topics, installation_topics
 from nervenbahn.api import create_app
 from nervenbahn.paths import store_folder
 from nervenbahn.serve import Server
+from nervenbahn.startup import settle
 
 from .session import session
 
@@ -47,6 +48,7 @@ def serve(
                 ensure_topics(kafka, installation_topics(kafka, groups))
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(signum, lambda *_: server.stop_soon())
+                settle()  # what the process keeps is built: out of the collector's way
                 server.start()
                 if not server.wait_until_serving():
                     raise server.failure or typer.Exit(3)
