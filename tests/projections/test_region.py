@@ -17,7 +17,13 @@ from domain.reference import load_reference_data
 from nervenbahn.container import build_service
 from nervenbahn.synthetic import synthetic_history
 from projections.framework import open_projection_store, rebuild
-from projections.region import ASSESSMENT_WITHIN_DAYS, RegionProjection, caseload, work_list
+from projections.region import (
+    ASSESSMENT_WITHIN_DAYS,
+    RegionProjection,
+    _work_items,
+    caseload,
+    work_list,
+)
 from tests.bus.pipeline import command, pipeline, store_settings
 from tests.bus.waiting import wait_until
 
@@ -99,6 +105,35 @@ def test_a_handover_moves_the_case_from_one_regions_view_to_the_others(
     assert (after["so-olten"], after["so-solothurn"]) == ({}, {"intake": 1})
 
 
+def test_a_handover_moves_the_cases_open_goals_to_the_other_regions_work_list(
+    tmp_path: Path, master_key: str
+) -> None:
+    """A goal carries its case's region (migration 4): the handover moves it too, fed one
+    event at a time as in a rebuild."""
+    clock = _Clock(datetime(2026, 3, 2, 9, tzinfo=SWISS_TIME))
+    service = build_service(store_settings(tmp_path, master_key), clock=clock)
+    sid = str(_open(service, OLTEN, "2026-02-10"))
+    service.execute(command("complete_assessment", case_id=sid, needs=["financial"],
+                            employability="employable"))
+    service.execute(command("grant_support", case_id=sid, support_from="2026-03-01",
+                            housing="1000", health_insurance="300", income="0"))
+    service.execute(command("agree_goal", case_id=sid, goal_id=str(UUID(int=7)),
+                            category="employment", title="Apply for jobs", due_date="2026-03-10"))
+    path = tmp_path / "region.db"
+
+    def goals() -> dict[str, list[str]]:
+        rebuild(RegionProjection(), service, path)
+        with sqlite3.connect(path) as db:
+            return {region: [item.case_id for item in work_list(db, region, date(2026, 3, 2))
+                             if item.kind == "goal"] for region in ("so-olten", "so-solothurn")}
+
+    assert goals() == {"so-olten": [sid], "so-solothurn": []}
+    service.execute(command("hand_over_case", case_id=sid, to_municipality_bfs=SOLOTHURN,
+                            actor={"user_id": "cw", "role": "caseworker",
+                                   "organisation": "so-olten"}))
+    assert goals() == {"so-olten": [], "so-solothurn": [sid]}
+
+
 def test_work_list_flags_assessments_reviews_and_goals_due_and_overdue(
     tmp_path: Path, master_key: str
 ) -> None:
@@ -165,6 +200,51 @@ def test_work_list_shows_open_proposals_until_dismissed_or_handed_over(
                             reason="register_error"))
     service.execute(command("hand_over_case", case_id=moved, to_municipality_bfs=SOLOTHURN))
     assert proposals() == []
+
+
+def test_a_read_model_from_before_migration_4_gets_the_work_lists_indexes(
+    tmp_path: Path, master_key: str
+) -> None:
+    """Migration 4 indexes the work list's open items; a read model built before it is
+    migrated when opened, lists the same items, and its proposals and advances are then
+    found from their partial indexes instead of by walking every case of the region (55 ms a
+    page at 1 million events, benchmarks/scale.py)."""
+    clock = _Clock(datetime(2026, 12, 1, 9, tzinfo=SWISS_TIME))  # after the synthetic history
+    service = build_service(store_settings(tmp_path, master_key), clock=clock)
+    seed(service, 60)
+    register = {"user_id": "population-register", "role": "system", "organisation": "so-canton"}
+    moved = str(_open(service, OLTEN, "2026-03-02"))
+    service.execute(command("propose_handover", case_id=moved, actor=register,
+                            external_reference="m-8/0", source="population_register",
+                            to_municipality_bfs=SOLOTHURN, effective_date="2026-02-10"))
+    path = tmp_path / "region.db"
+    rebuild(RegionProjection(), service, path)
+    today = date(2026, 12, 1)
+    with sqlite3.connect(path) as db:
+        before = work_list(db, "so-olten", today)
+        db.executescript(  # the read model as migration 3 left it
+            "DROP INDEX region_cases_by_region_due; DROP INDEX region_goals_open; "
+            "DROP INDEX region_proposals_open; DROP INDEX region_advances_running; "
+            "ALTER TABLE region_goals DROP COLUMN social_region; "
+            "CREATE INDEX region_cases_by_region ON region_cases (social_region, phase); "
+            "UPDATE schema_versions SET version = 3 WHERE component = 'read_model_region';")
+    assert {"handover_proposal", "goal"} <= {item.kind for item in before}
+
+    open_projection_store(RegionProjection(), path).close()  # migration 4
+
+    with sqlite3.connect(path) as db:
+        indexes = {row[0] for row in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE 'region_%'")}
+        assert {"region_cases_by_region_due", "region_goals_open", "region_proposals_open",
+                "region_advances_running"} <= indexes
+        assert "region_cases_by_region" not in indexes
+        assert work_list(db, "so-olten", today) == before
+        items, params = _work_items(db, "so-olten", today)
+        plan = " ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {items}", params))
+    assert "SEARCH g USING INDEX region_goals_open (social_region=? AND due_date<?)" in plan
+    assert "SCAN r USING INDEX region_proposals_open" in plan
+    assert "SCAN a USING INDEX region_advances_running" in plan
+    assert "(social_region=? AND phase=? AND next_review_due<?)" in plan
 
 
 def test_work_list_shows_open_advances_with_their_age_and_the_el_decisions_proposal(
