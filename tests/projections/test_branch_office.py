@@ -16,7 +16,7 @@ from domain.reference import load_reference_data
 from nervenbahn.container import build_service, close_service
 from nervenbahn.synthetic import synthetic_history
 from projections.branch_office import BranchOfficeProjection, office_case, office_cases
-from projections.framework import rebuild
+from projections.framework import open_projection_store, rebuild
 from tests.bus.pipeline import command, store_settings
 
 ALL_BFS = sorted(load_reference_data().municipalities)
@@ -119,3 +119,42 @@ def test_the_read_model_keeps_personal_data_sealed_and_erasure_reaches_it(
     assert opened.to_plain()["family_name"] == "Asdfghjkl"
     service.erase_person(opened.person_id)
     assert service.vault.decrypt(case.applicant_sealed).to_plain()["family_name"] == "[erased]"
+
+
+def test_a_read_model_from_before_migration_2_lists_pages_from_the_covering_index(
+    seeded: tuple[CaseService, Path], tmp_path: Path
+) -> None:
+    """Migration 2 replaces the municipality index by one that holds what a page is ordered
+    by: a read model built before it is migrated when opened, its pages are still the office's
+    cases newest first, cut where asked, and the page is chosen from the index alone."""
+    _, built = seeded
+    path = tmp_path / "office.db"
+    with sqlite3.connect(built) as source, sqlite3.connect(path) as copy:
+        source.backup(copy)
+        copy.executescript(  # the read model as migration 1 left it
+            "DROP INDEX office_cases_listed; "
+            "CREATE INDEX office_cases_by_municipality ON office_cases (municipality_bfs); "
+            "UPDATE schema_versions SET version = 1 "
+            "WHERE component = 'read_model_branch_office';"
+        )
+
+    open_projection_store(BranchOfficeProjection(), path).close()  # migration 2
+
+    with sqlite3.connect(path) as db:
+        listed = db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        indexes = {row[0] for row in listed}
+        assert "office_cases_listed" in indexes and "office_cases_by_municipality" not in indexes
+        rows = db.execute("SELECT case_id, municipality_bfs, phase, opened_on FROM office_cases")
+        every = sorted(rows.fetchall(), key=lambda row: row[0])
+        every.sort(key=lambda row: row[3], reverse=True)  # newest first, then by case id
+        scope = set(ALL_BFS[::2])
+        for phase in (None, "supported", "closed"):
+            expected = [r[0] for r in every if r[1] in scope and phase in (None, r[2])]
+            assert len(expected) > 12, phase  # more than a page
+            for offset in (0, 7, len(expected) - 3):
+                page = office_cases(db, scope, phase=phase, limit=10, offset=offset)
+                assert [case.case_id for case in page] == expected[offset : offset + 10]
+        plan = " ".join(row[3] for row in db.execute(
+            "EXPLAIN QUERY PLAN SELECT case_id FROM office_cases WHERE municipality_bfs IN (1, 2) "
+            "AND phase = 'closed' ORDER BY opened_on DESC, case_id LIMIT 5"))
+    assert "COVERING INDEX office_cases_listed" in plan
