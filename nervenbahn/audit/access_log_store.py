@@ -139,6 +139,16 @@ def entry_record(entry_id: int, row: Sequence[object]) -> bytes:
                           *names, endpoint])
 
 
+@dataclass
+class _Pending:
+    """An entry waiting for the transaction that records it (`SQLiteAccessLog.append`)."""
+
+    row: tuple[str, ...]
+    done: bool = False
+    entry_id: int | None = None
+    error: BaseException | None = None
+
+
 class SQLiteAccessLog(ChainedAccessLog):
     """A hash-chained, append-only access log in a SQLite file (WAL, synchronous FULL).
 
@@ -149,6 +159,8 @@ class SQLiteAccessLog(ChainedAccessLog):
     def __init__(self, path: Path, *, chain_existing: bool = False) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._queued = threading.Lock()  # guards `_queue` (never held while writing)
+        self._queue: list[_Pending] = []
         self.rechained: Rechaining | None = None
         with _translated(f"cannot open the access log {path}"):
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +181,16 @@ class SQLiteAccessLog(ChainedAccessLog):
     # --- the port -------------------------------------------------------------------------
 
     def append(self, entry: AccessEntry) -> int:
-        row = (
+        """Record the entry durably (committed, synchronous FULL) before returning its id.
+
+        Group commit: the entries of threads that append while another's transaction is
+        being written and synced wait for it, then whichever of them takes the writer's turn
+        next writes all waiting entries, chained in the order they came, in one transaction;
+        each thread returns once the transaction holding its entry is committed, or raises if
+        that transaction failed (then none of its entries is recorded). Under 16 API clients
+        the detail requests had waited in line for one commit each (two thirds of their time,
+        py-spy); a commit now serves every entry that queued up meanwhile."""
+        pending = _Pending((
             entry.at.astimezone(UTC).isoformat(),
             entry.consumer,
             entry.scope,
@@ -177,19 +198,44 @@ class SQLiteAccessLog(ChainedAccessLog):
             entry.person_id,
             json.dumps(list(entry.fields)),
             entry.endpoint,
-        )
-        with self._lock, _translated("cannot append to the access log"), self._transaction():
-            previous = _head(self._db, _anchor(self._db))
-            entry_id = previous.position + 1
-            self._db.execute(
-                _INSERT,
-                (entry_id, *row),
-            )
-            self._db.execute(
-                "INSERT INTO access_log_chain (id, hash) VALUES (?, ?)",
-                (entry_id, link(previous.hash, entry_record(entry_id, row))),
-            )
-        return entry_id
+        ))
+        with self._queued:
+            self._queue.append(pending)
+        with self._lock:
+            if not pending.done:  # no other thread wrote it meanwhile: write what is queued
+                with self._queued:
+                    batch, self._queue = self._queue, []
+                self._append_all(batch)
+        if pending.error is not None:  # each waiting thread raises an error of its own
+            failed = pending.error
+            if isinstance(failed, AccessLogUnavailableError):  # from `_translated`
+                raise AccessLogUnavailableError(str(failed)) from failed.__cause__ or failed
+            raise AccessLogUnavailableError(
+                f"cannot append to the access log: {failed}") from failed
+        assert pending.entry_id is not None
+        return pending.entry_id
+
+    def _append_all(self, batch: list[_Pending]) -> None:
+        """Write the queued entries in one transaction; settle each with its id or the error."""
+        try:
+            with _translated("cannot append to the access log"), self._transaction():
+                previous = _head(self._db, _anchor(self._db))
+                position, last = previous.position, previous.hash
+                for pending in batch:
+                    position += 1
+                    self._db.execute(_INSERT, (position, *pending.row))
+                    last = link(last, entry_record(position, pending.row))
+                    self._db.execute(
+                        "INSERT INTO access_log_chain (id, hash) VALUES (?, ?)", (position, last)
+                    )
+        except BaseException as exc:
+            for pending in batch:
+                pending.error, pending.done = exc, True
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for offset, pending in enumerate(batch, start=previous.position + 1):
+            pending.entry_id, pending.done = offset, True
 
     def select(
         self,

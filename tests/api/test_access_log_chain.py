@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -23,6 +24,7 @@ from nervenbahn.audit.errors import (
 )
 from nervenbahn.audit.hashing import ChainHead
 from tests.api.access_log_contract import GENESIS, entry, expected_hash, recorded
+from tests.bus.waiting import wait_until
 
 ENTRIES = 5
 NOW = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
@@ -434,3 +436,81 @@ def test_concurrent_appends_make_one_linear_chain(tmp_path: Path, connections: s
     assert [item.id for item in logged] == list(range(1, total + 1))
     assert (result.ok, result.records) == (True, total)
     assert {item.entry.person_id for item in logged} == {f"t{t}" for t in range(threads)}
+
+
+def _queued_behind_a_commit(
+    log: SQLiteAccessLog, entries: list[AccessEntry]
+) -> tuple[list[int | BaseException], list[int]]:
+    """Append each entry from a thread of its own while another transaction holds the
+    writer's turn (the test holds it until every entry is queued); what each append returned
+    or raised, and the size of each transaction the log wrote."""
+    batches: list[int] = []
+    write_all = log._append_all
+
+    def counted(batch: list[Any]) -> None:
+        batches.append(len(batch))
+        write_all(batch)
+
+    log._append_all = counted  # type: ignore[method-assign]
+    results: list[int | BaseException] = [0] * len(entries)
+
+    def append(n: int) -> None:
+        try:
+            results[n] = log.append(entries[n])
+        except BaseException as exc:  # reported by the caller's assertions
+            results[n] = exc
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(len(entries))]
+    with log._lock:  # a commit in progress
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: len(log._queue) == len(entries), what="every entry queued")
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    return results, batches
+
+
+def test_entries_queued_behind_a_commit_are_written_together_each_with_its_own_id(
+    tmp_path: Path,
+) -> None:
+    """Group commit: the entries that queued while another transaction was being written go
+    into the next one, chained in the order they came, and each append returns its own id
+    only once that transaction is committed."""
+    log = SQLiteAccessLog(tmp_path / "access-log.db")
+    entries = [entry(n, person=f"p-{n}") for n in range(6)]
+
+    results, batches = _queued_behind_a_commit(log, entries)
+
+    logged = {item.id: item.entry for item in log.select(limit=100)}
+    assert batches == [6]
+    assert sorted(results) == list(range(1, 7))  # type: ignore[type-var]
+    assert all(logged[result] == entries[n] for n, result in enumerate(results))  # type: ignore[index]
+    assert (log.verify().ok, log.verify().records) == (True, 6)
+    assert log.append(entry(9)) == 7
+    log.close()
+
+
+def test_a_failed_group_commit_records_none_of_its_entries_and_every_caller_is_told(
+    tmp_path: Path,
+) -> None:
+    """If the transaction of a group fails, none of its entries is recorded and every append
+    in it raises (so no answer that waited for its entry is sent); the next one works."""
+    log = SQLiteAccessLog(tmp_path / "access-log.db")
+    log.append(entry(0))
+    log._db.execute(  # the disk refuses one entry of the group: the transaction fails
+        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON access_log WHEN NEW.consumer = 'desk-3' "
+        "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+    )
+    entries = [entry(n, person=f"p-{n}") for n in range(1, 6)]
+
+    results, batches = _queued_behind_a_commit(log, entries)
+
+    assert batches == [5]
+    assert all(isinstance(result, AccessLogUnavailableError) for result in results)
+    assert all("cannot append to the access log: disk I/O error" in str(r) for r in results)
+    assert [item.id for item in log.select(limit=100)] == [1]
+    log._db.execute("DROP TRIGGER refuse")
+    assert log.append(entry(7)) == 2
+    assert log.verify().ok
+    log.close()
