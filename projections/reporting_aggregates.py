@@ -439,19 +439,26 @@ def quarter_counts(db: SQLConnection, quarter: str) -> dict[str, QuarterCounts]:
     """Every region's aggregates of `quarter` (written `2026Q1`), by region."""
     p = placeholder(db)
     regions: defaultdict[str, QuarterCounts] = defaultdict(QuarterCounts)
-    for region, figure, days, cases in db.execute(
-        "SELECT region, figure, days, cases FROM reporting_quarter_figures "  # noqa: S608
-        f"WHERE quarter = {p} AND cases <> 0",
+    # One row per region and figure, a histogram's days and cases joined into one text
+    # ("days:cases,…"): a quarter's histograms hold about a row per case (the durations
+    # spread over years), and turning each into a Python row cost more than splitting the
+    # text: at 1 million events 4,109 rows became 130 and a quarter's figures took 4.4 ms
+    # instead of 6.6 (the same at 30 thousand).
+    joined = "string_agg" if p == "%s" else "group_concat"
+    for region, figure, total, pairs in db.execute(
+        f"SELECT region, figure, sum(cases), {joined}(days || ':' || cases, ',') "  # noqa: S608
+        f"FROM reporting_quarter_figures WHERE quarter = {p} AND cases <> 0 "
+        "GROUP BY region, figure",
         (quarter,),
     ):
         counts = regions[region]
         if figure in (DECISION, DURATION):
-            histogram = counts.days.get(figure)
-            if histogram is None:
-                histogram = counts.days[figure] = Counter()
-            histogram[int(days)] += int(cases)
+            histogram = counts.days.setdefault(figure, Counter())
+            for pair in str(pairs).split(","):
+                days, cases = pair.split(":")
+                histogram[int(days)] += int(cases)
         else:
-            counts.counts[figure] += int(cases)
+            counts.counts[figure] += int(total)
     for region, figure, cases in db.execute(
         "SELECT region, figure, sum(cases) FROM reporting_support_steps "  # noqa: S608
         f"WHERE quarter <= {p} GROUP BY region, figure",
