@@ -30,7 +30,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -190,7 +190,7 @@ class SQLiteAccessLog(ChainedAccessLog):
         that transaction failed (then none of its entries is recorded). Under 16 API clients
         the detail requests had waited in line for one commit each (two thirds of their time,
         py-spy); a commit now serves every entry that queued up meanwhile."""
-        pending = _Pending((
+        row = (
             entry.at.astimezone(UTC).isoformat(),
             entry.consumer,
             entry.scope,
@@ -198,21 +198,34 @@ class SQLiteAccessLog(ChainedAccessLog):
             entry.person_id,
             json.dumps(list(entry.fields)),
             entry.endpoint,
-        ))
+        )
+        # An entry that cannot be stored fails its own caller here, never a group it joined.
+        if not all(isinstance(value, str) for value in row):
+            raise TypeError("an access log entry's fields are text")
+        entry_record(0, row)  # ValueError: field names that are not text
+        pending = _Pending(row)
         with self._queued:
             self._queue.append(pending)
         with self._lock:
             if not pending.done:  # no other thread wrote it meanwhile: write what is queued
                 with self._queued:
                     batch, self._queue = self._queue, []
-                self._append_all(batch)
+                try:
+                    self._append_all(batch)
+                finally:  # interrupted before every entry was settled: those were not told
+                    for unsettled in batch:
+                        if not unsettled.done:
+                            unsettled.error = AccessLogUnavailableError(
+                                "the transaction writing the entry was interrupted")
+                            unsettled.done = True
         if pending.error is not None:  # each waiting thread raises an error of its own
             failed = pending.error
-            if isinstance(failed, AccessLogUnavailableError):  # from `_translated`
+            if isinstance(failed, AccessLogUnavailableError):
                 raise AccessLogUnavailableError(str(failed)) from failed.__cause__ or failed
             raise AccessLogUnavailableError(
                 f"cannot append to the access log: {failed}") from failed
-        assert pending.entry_id is not None
+        if pending.entry_id is None:
+            raise AccessLogUnavailableError("the access log entry was not recorded")
         return pending.entry_id
 
     def _append_all(self, batch: list[_Pending]) -> None:
@@ -331,10 +344,14 @@ class SQLiteAccessLog(ChainedAccessLog):
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # Also when the COMMIT itself failed (disk full, I/O): left open, the transaction
+            # would keep the write lock and refuse every later append on this connection.
+            if self._db.in_transaction:
+                with suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def _prepare(self, chain_existing: bool) -> None:
         """Create or migrate the schema; refuse an unchained log (an earlier version's, or one

@@ -4,6 +4,7 @@ concurrent appends."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -439,11 +440,12 @@ def test_concurrent_appends_make_one_linear_chain(tmp_path: Path, connections: s
 
 
 def _queued_behind_a_commit(
-    log: SQLiteAccessLog, entries: list[AccessEntry]
+    log: SQLiteAccessLog, entries: list[AccessEntry], *, also: AccessEntry | None = None
 ) -> tuple[list[int | BaseException], list[int]]:
     """Append each entry from a thread of its own while another transaction holds the
-    writer's turn (the test holds it until every entry is queued); what each append returned
-    or raised, and the size of each transaction the log wrote."""
+    writer's turn (the test holds it until every entry is queued, and until `also`, appended
+    from one more thread, has returned or raised); what each append returned or raised (that
+    of `also` last), and the size of each transaction the log wrote."""
     batches: list[int] = []
     write_all = log._append_all
 
@@ -460,11 +462,16 @@ def _queued_behind_a_commit(
         except BaseException as exc:  # reported by the caller's assertions
             results[n] = exc
 
+    if also is not None:
+        entries, results = [*entries, also], [*results, 0]
     threads = [threading.Thread(target=append, args=(n,)) for n in range(len(entries))]
+    queued = len(entries) - (also is not None)
     with log._lock:  # a commit in progress
         for thread in threads:
             thread.start()
-        wait_until(lambda: len(log._queue) == len(entries), what="every entry queued")
+        wait_until(lambda: len(log._queue) == queued, what="every entry queued")
+        if also is not None:
+            threads[-1].join(timeout=60)  # refused before it queued: it did not wait
     for thread in threads:
         thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads)
@@ -513,4 +520,65 @@ def test_a_failed_group_commit_records_none_of_its_entries_and_every_caller_is_t
     log._db.execute("DROP TRIGGER refuse")
     assert log.append(entry(7)) == 2
     assert log.verify().ok
+    log.close()
+
+
+def test_an_entry_that_cannot_be_stored_fails_only_its_own_caller(tmp_path: Path) -> None:
+    """An entry whose field names are not text is refused before it joins a group: the
+    others queued with it are recorded."""
+    log = SQLiteAccessLog(tmp_path / "access-log.db")
+    bad = dataclasses.replace(entry(3), fields=("given_name", 7))  # type: ignore[arg-type]
+    entries = [entry(1), entry(2), bad, entry(4)]
+
+    results, batches = _queued_behind_a_commit(log, entries[:2] + entries[3:], also=bad)
+
+    assert isinstance(results[-1], ValueError)
+    assert sorted(r for r in results[:-1] if isinstance(r, int)) == [1, 2, 3]
+    assert batches == [3]
+    assert log.verify().ok
+    log.close()
+
+
+def test_a_group_whose_writer_is_interrupted_tells_every_caller(tmp_path: Path) -> None:
+    """The thread writing a group is interrupted before it settles it (an exception that is
+    not an error): every other caller of the group raises; none returns without its entry."""
+    log = SQLiteAccessLog(tmp_path / "access-log.db")
+    interrupted = False
+    write_all = log._append_all
+
+    def interrupt_once(batch: list[Any]) -> None:
+        nonlocal interrupted
+        if not interrupted:
+            interrupted = True
+            raise KeyboardInterrupt
+        write_all(batch)
+
+    log._append_all = interrupt_once  # type: ignore[method-assign]
+    results, _ = _queued_behind_a_commit(log, [entry(n) for n in range(4)])
+
+    assert sum(isinstance(r, KeyboardInterrupt) for r in results) == 1
+    assert sum(isinstance(r, AccessLogUnavailableError) for r in results) == 3
+    assert log.select(limit=10) == []
+    assert log.append(entry(9)) == 1
+    log.close()
+
+
+def test_a_commit_that_fails_is_rolled_back_and_the_next_append_works(tmp_path: Path) -> None:
+    """A COMMIT refused by the database (here a deferred constraint; disk full or an I/O
+    error alike) leaves no transaction open to refuse every later append."""
+    log = SQLiteAccessLog(tmp_path / "access-log.db")
+    log._db.executescript(
+        "PRAGMA foreign_keys = ON; "
+        "CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY); "
+        "CREATE TEMP TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TEMP TRIGGER refuse_at_commit AFTER INSERT ON access_log "
+        "WHEN NEW.consumer = 'desk-1' BEGIN INSERT INTO child VALUES (42); END;"
+    )
+
+    with pytest.raises(AccessLogUnavailableError, match="FOREIGN KEY"):
+        log.append(entry(1))
+
+    assert not log._db.in_transaction
+    assert log.append(entry(2)) == 1
+    assert [item.entry.consumer for item in log.select(limit=10)] == ["desk-2"]
     log.close()
