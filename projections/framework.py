@@ -194,6 +194,11 @@ def open_projection_store(projection: Projection, target: ReadModelTarget) -> Ef
     return sqlite_store
 
 
+REBUILD_CACHE_MIB = 64
+"""The page cache of a SQLite rebuild's connection, in MiB (at most this much more memory
+while a read model is rebuilt)."""
+
+
 def rebuild(
     projection: Projection,
     source: NotificationLog,
@@ -226,6 +231,12 @@ def rebuild(
     fresh = target.with_name(target.name + ".rebuild")
     _remove(fresh)
     sqlite_store = open_projection_store(projection, fresh)
+    # A page cache of REBUILD_CACHE_MIB for the rebuild's connection (SQLite's default is
+    # 2 MiB): a read model of a million events outgrows the default at once, and its updates
+    # by case read pages back from the operating system (region rebuild at 1 million events:
+    # 13,200 -> 14,300 events/s; the same at 30 thousand).
+    if isinstance(sqlite_store, SQLiteEffectStore):  # always, for a file
+        sqlite_store.db.execute(f"PRAGMA cache_size = -{REBUILD_CACHE_MIB * 1024}")
     try:
         done = _refill(
             projection, source, sqlite_store, sqlite_store.transaction, batch_size, progress
