@@ -155,3 +155,38 @@ def test_a_crash_half_way_through_a_batch_counts_nothing_twice(
     assert after == 100  # two whole batches, nothing of the third
     assert caught_up == service.max_position() - 100
     assert dump(path, projections()[name]) == dump(tmp_path / "rebuilt.db", projections()[name])
+
+
+def test_a_rebuild_that_dies_half_way_leaves_the_read_model_as_it_was(
+    service: CaseService, tmp_path: Path
+) -> None:
+    """A rebuild writes its fresh file without a write-ahead log and without syncing each
+    batch (`projections.framework._private_writes`): that file is no one's until it is
+    complete. A rebuild that dies half-way leaves the read model as it was; whatever it left
+    of its file, the next rebuild starts afresh; the rebuilt file is back in WAL mode."""
+    path = tmp_path / "region.db"
+    rebuild(RegionProjection(), service, path, batch_size=50)
+    before = dump(path, RegionProjection())
+    failing, batches = RegionProjection(), 0
+
+    def apply_batch(events: Sequence[Any], tx: Any) -> None:
+        nonlocal batches
+        batches += 1
+        if batches == 3:
+            raise _Crash("killed")
+        RegionProjection.apply_batch(failing, events, tx)
+
+    failing.apply_batch = apply_batch  # type: ignore[method-assign]
+    with pytest.raises(_Crash):
+        rebuild(failing, service, path, batch_size=50)
+    assert dump(path, RegionProjection()) == before
+
+    fresh = tmp_path / "region.db.rebuild"  # what a killed process could have left
+    fresh.write_bytes(secrets.token_bytes(8192))
+    assert rebuild(RegionProjection(), service, path, batch_size=50) == service.max_position()
+
+    assert dump(path, RegionProjection()) == before
+    assert not fresh.exists()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
