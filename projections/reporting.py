@@ -41,7 +41,6 @@ from projections.reporting_aggregates import (
     Contributions,
     QuarterCounts,
     SupportPeriod,
-    figures_maintained,
     quarter_counts,
     start_maintaining,
     update_aggregates,
@@ -378,11 +377,11 @@ def stored_figures(
     """`quarterly_figures` and `canton_figures` of `quarter`, read from the aggregates the
     read model keeps (a few hundred rows, not every fact); None if it keeps none for all of
     its facts (built before them: compute per request, or rebuild it)."""
-    if not figures_maintained(db):
-        return None
     period = Quarter.parse(quarter) if isinstance(quarter, str) else quarter
-    tallies = {region: _stored_tally(counts)
-               for region, counts in quarter_counts(db, str(period)).items()}
+    counts = quarter_counts(db, str(period))
+    if counts is None:
+        return None
+    tallies = {region: _stored_tally(region_counts) for region, region_counts in counts.items()}
     order = list(regions) if regions is not None else list(load_reference_data().regions)
     if regions is None:
         order += sorted(set(tallies) - set(order))

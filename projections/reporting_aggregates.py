@@ -23,18 +23,19 @@ recomputed from all of its facts in sequence order, exactly as the per-request c
 does (tested against it on the same history: tests/projections/test_reporting_aggregates.py).
 
 A read model built before these tables existed has facts but no aggregates: its migration
-leaves `reporting_aggregates_state` empty, and `figures_maintained` says so; readers then
+leaves `reporting_aggregates_state` empty, and `quarter_counts` says so (None); readers then
 compute per request until the read model is rebuilt (`nervenbahn projections rebuild`).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -52,7 +53,6 @@ __all__ = [
     "QuarterCounts",
     "SupportPeriod",
     "case_contributions",
-    "figures_maintained",
     "quarter_counts",
     "quarter_key",
     "start_maintaining",
@@ -409,15 +409,6 @@ def update_aggregates(tx: SQLConnection, old: Contributions, new: Contributions)
         )
 
 
-def figures_maintained(db: SQLConnection) -> bool:
-    """True if the read model keeps the aggregates for all of its facts (built or rebuilt
-    with them); False for one migrated with facts in it, or older than the tables."""
-    try:
-        return db.execute("SELECT 1 FROM reporting_aggregates_state").fetchone() is not None
-    except (sqlite3.OperationalError, psycopg.errors.UndefinedTable):
-        return False  # a read model of an older release, opened read-only (not migrated)
-
-
 def start_maintaining(tx: SQLConnection) -> None:
     """Mark the aggregates as kept, if the read model has no facts yet (its first fact is
     being applied: after a rebuild in PostgreSQL emptied the tables, the state with them)."""
@@ -435,22 +426,40 @@ class QuarterCounts:
     days: dict[str, Counter[int]] = field(default_factory=dict)
 
 
-def quarter_counts(db: SQLConnection, quarter: str) -> dict[str, QuarterCounts]:
-    """Every region's aggregates of `quarter` (written `2026Q1`), by region."""
+def quarter_counts(db: SQLConnection, quarter: str) -> dict[str, QuarterCounts] | None:
+    """Every region's aggregates of `quarter` (written `2026Q1`), by region; None if the read
+    model does not keep them for all of its facts (built before them, or of an older release
+    opened read-only)."""
     p = placeholder(db)
+    # One statement, one row: whether the aggregates are kept, and every region's figures and
+    # support steps as JSON. Under the API's concurrent requests, each row a statement steps
+    # gives the interpreter's lock away (SQLite runs without it) and waits to take it back,
+    # up to a switch interval (5 ms) behind a busy thread: a quarter's ~150 rows made the
+    # canton's figures the slowest endpoint at p99 (wall time 6.4 ms at p50 but 54 ms at
+    # p99 against 1.1 / 3.6 ms of CPU). A histogram's days and cases are joined into one
+    # text ("days:cases,…"): a quarter's histograms hold about a row per case.
+    if p == "%s":
+        joined, rows = "string_agg", "json_agg(json_build_array({}))"
+    else:
+        joined, rows = "group_concat", "json_group_array(json_array({}))"
+    statement = (
+        "SELECT (SELECT count(*) FROM reporting_aggregates_state), "  # noqa: S608
+        f"(SELECT {rows.format('region, figure, total, pairs')} FROM ("
+        f"SELECT region, figure, sum(cases) AS total, {joined}(days || ':' || cases, ',') "
+        f"AS pairs FROM reporting_quarter_figures WHERE quarter = {p} AND cases <> 0 "
+        "GROUP BY region, figure) AS figures), "
+        f"(SELECT {rows.format('region, figure, total')} FROM ("
+        "SELECT region, figure, sum(cases) AS total FROM reporting_support_steps "
+        f"WHERE quarter <= {p} GROUP BY region, figure) AS steps)"
+    )
+    try:
+        maintained, figures, steps = db.execute(statement, (quarter, quarter)).fetchone()
+    except (sqlite3.OperationalError, psycopg.errors.UndefinedTable):
+        return None  # a read model of an older release, opened read-only (not migrated)
+    if not maintained:
+        return None
     regions: defaultdict[str, QuarterCounts] = defaultdict(QuarterCounts)
-    # One row per region and figure, a histogram's days and cases joined into one text
-    # ("days:cases,…"): a quarter's histograms hold about a row per case (the durations
-    # spread over years), and turning each into a Python row cost more than splitting the
-    # text: at 1 million events 4,109 rows became 130 and a quarter's figures took 4.4 ms
-    # instead of 6.6 (the same at 30 thousand).
-    joined = "string_agg" if p == "%s" else "group_concat"
-    for region, figure, total, pairs in db.execute(
-        f"SELECT region, figure, sum(cases), {joined}(days || ':' || cases, ',') "  # noqa: S608
-        f"FROM reporting_quarter_figures WHERE quarter = {p} AND cases <> 0 "
-        "GROUP BY region, figure",
-        (quarter,),
-    ):
+    for region, figure, total, pairs in _rows(figures):
         counts = regions[region]
         if figure in (DECISION, DURATION):
             histogram = counts.days.setdefault(figure, Counter())
@@ -459,11 +468,15 @@ def quarter_counts(db: SQLConnection, quarter: str) -> dict[str, QuarterCounts]:
                 histogram[int(days)] += int(cases)
         else:
             counts.counts[figure] += int(total)
-    for region, figure, cases in db.execute(
-        "SELECT region, figure, sum(cases) FROM reporting_support_steps "  # noqa: S608
-        f"WHERE quarter <= {p} GROUP BY region, figure",
-        (quarter,),
-    ):
+    for region, figure, cases in _rows(steps):
         if cases:
             regions[region].counts[figure] += int(cases)
     return dict(regions)
+
+
+def _rows(aggregated: str | list[list[Any]] | None) -> list[list[Any]]:
+    """The rows of a JSON array of arrays: SQLite's text, PostgreSQL's (already decoded) list,
+    or None (PostgreSQL's aggregate over no rows)."""
+    if aggregated is None:
+        return []
+    return json.loads(aggregated) if isinstance(aggregated, str) else aggregated
