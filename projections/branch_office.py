@@ -10,12 +10,13 @@ applicant's data means opening the seal; the API logs every such read.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, ClassVar
 
 from projections.framework import CaseRowProjection, update_case_row
-from projections.storage import SQLConnection
+from projections.storage import SQLConnection, fetch_all
 from schemas.sql import Component, Migration, placeholder
 
 __all__ = ["BranchOfficeProjection", "OfficeCase", "office_case", "office_cases"]
@@ -172,9 +173,12 @@ def office_cases(
     order = "ORDER BY opened_on DESC, case_id"
     query = (
         f"SELECT {_COLUMNS} FROM office_cases "  # noqa: S608 - our own text
-        f"WHERE case_id IN ({page} {order} LIMIT {p} OFFSET {p}) {order}"
+        f"WHERE case_id IN ({page} {order} LIMIT {p} OFFSET {p})"
     )
-    return [_office_case(row) for row in db.execute(query, (*params, limit, offset))]
+    rows = fetch_all(db, query, (*params, limit, offset), _COLUMNS.count(",") + 1)
+    cases = sorted((_office_case(row) for row in rows), key=attrgetter("case_id"))
+    cases.sort(key=attrgetter("opened_on"), reverse=True)  # stable: ties keep case_id order
+    return cases
 
 
 def office_case(
@@ -189,7 +193,7 @@ def office_case(
     return _office_case(row)
 
 
-def _office_case(row: tuple[Any, ...]) -> OfficeCase:
+def _office_case(row: Sequence[Any]) -> OfficeCase:
     case_id, bfs, region, phase, size, opened, since, until, person_id, sealed = row
     return OfficeCase(
         case_id, bfs, region, phase, size, opened, since, until, person_id, json.loads(sealed)

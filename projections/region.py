@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 
 from domain.events import add_months
 from projections.framework import CaseRowProjection, update_case_row
-from projections.storage import SQLConnection
+from projections.storage import SQLConnection, fetch_all
 from schemas.sql import Component, Migration, placeholder
 
 __all__ = [
@@ -388,11 +388,12 @@ class RegionCase:
 def caseload(db: SQLConnection, region: str) -> dict[str, int]:
     """Cases of the region by phase."""
     p = placeholder(db)
-    rows = db.execute(
+    rows = fetch_all(
+        db,
         f"SELECT phase, count(*) FROM region_cases WHERE social_region = {p} GROUP BY phase",  # noqa: S608
-        (region,),
-    ).fetchall()
-    return {phase: count for phase, count in rows}
+        (region,), 2,
+    )
+    return {phase: int(count) for phase, count in rows}
 
 
 def region_cases(
@@ -437,17 +438,29 @@ def work_page(
     order = ", ".join(f"{column}{binary}" for column in ("due", "kind", "case_id", "ref"))
     query = f"SELECT * FROM ({items}) work ORDER BY {order}"  # noqa: S608 - our own text
     if limit is None:
-        rows = db.execute(query, params).fetchall()
+        rows = sorted(map(tuple, fetch_all(db, query, params, _WORK_COLUMNS)), key=_work_order)
         return [_work_item(row, today) for row in rows], len(rows)
     # The page and the whole list's count in one pass (a window over every item, counted
     # before LIMIT cuts); a page past the end has no row to carry it: counted apart then.
     counted = query.replace("SELECT *", "SELECT *, count(*) OVER ()", 1)
-    rows = db.execute(f"{counted} LIMIT {p} OFFSET {p}", (*params, limit, offset)).fetchall()
+    rows = sorted(map(tuple, fetch_all(db, f"{counted} LIMIT {p} OFFSET {p}",
+                                       (*params, limit, offset), _WORK_COLUMNS + 1)),
+                  key=_work_order)
     if rows:
         total = rows[0][-1]
     else:
         (total,) = db.execute(f"SELECT count(*) FROM ({items}) work", params).fetchone()  # noqa: S608
     return [_work_item(row[:-1], today) for row in rows], int(total)
+
+
+_WORK_COLUMNS = 7
+"""The values of a row of `_work_items`."""
+
+
+def _work_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The work list's order (due day, kind, case, reference) of a row of `_work_items`; text
+    compared by code point, as SQLite's and PostgreSQL's "C" collation compare it."""
+    return row[:4]
 
 
 def _work_items(db: SQLConnection, region: str, today: date) -> tuple[str, tuple[Any, ...]]:
