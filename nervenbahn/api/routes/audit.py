@@ -11,13 +11,14 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from domain.application.bitemporal import StateAsOf, plain
 from domain.application.cases import CaseService
 from domain.application.history import HistoryEntry
 from domain.case import Case
+from nervenbahn.api.answers import answer
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Context, auditor_in_scope, endpoint
 from nervenbahn.api.keys import Consumer
@@ -45,7 +46,7 @@ def read_access_log(
         int, Query(ge=0, le=MAX_INTEGER, description="Only entries after this id.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> AccessLogPage:
+) -> Response:
     """Who read whose personal data, which fields, when: oldest first."""
     logged = ctx.access_log.select(
         person_id=str(person_id) if person_id else None,
@@ -53,7 +54,7 @@ def read_access_log(
         gt=gt,
         limit=limit,
     )
-    return AccessLogPage(
+    return answer(AccessLogPage(
         entries=[
             AccessLogEntry(
                 id=item.id,
@@ -67,7 +68,7 @@ def read_access_log(
             )
             for item in logged
         ]
-    )
+    ))
 
 
 # --- bitemporal queries on the event store (auditor scope) ---------------------------------
@@ -243,7 +244,7 @@ def case_as_of(
     ctx: Context,
     case_id: UUID,
     as_of: Annotated[str, Query(description=AS_OF_HELP)],
-) -> CaseAsOf:
+) -> Response:
     """The state of a case as recorded up to `as_of`, with its timeline up to then."""
     service, moment = _service(ctx), _moment("as_of", as_of)
     case = service.case_as_of(case_id, moment)
@@ -251,10 +252,10 @@ def case_as_of(
         _timeline_entry(entry) for entry in service.history(case_id)
         if entry.recorded_at <= moment
     ]
-    answer = CaseAsOf.model_validate({**StateAsOf.of(case, moment).as_dict(),
-                                      "timeline": timeline})
+    state = CaseAsOf.model_validate({**StateAsOf.of(case, moment).as_dict(),
+                                     "timeline": timeline})
     _log_read(ctx, auditor, case, ("case_state", "timeline"), request)
-    return answer
+    return answer(state)
 
 
 @router.get(
@@ -268,17 +269,17 @@ def month_as_known(
     case_id: UUID,
     month: Annotated[str, Path(description="The month, YYYY-MM.")],
     as_known_at: Annotated[str, Query(description=AS_OF_HELP)],
-) -> MonthAsKnown:
+) -> Response:
     """What the case was owed for `month` as known at `as_known_at` (retroactive changes
     recorded until then included), the budget versions and events it rests on."""
     service, first = _service(ctx), _month(month)
     moment = _moment("as_known_at", as_known_at)
     case = service.case_as_of(case_id, moment)
-    answer = MonthAsKnown.model_validate(
+    known = MonthAsKnown.model_validate(
         service.budget_as_known_at(case_id, first, moment).as_dict()
     )
     _log_read(ctx, auditor, case, ("budget_month",), request)
-    return answer
+    return answer(known)
 
 
 @router.get(
@@ -293,7 +294,7 @@ def month_diff(
     month: Annotated[str, Path(description="The month, YYYY-MM.")],
     known_at: Annotated[str, Query(description=f"The earlier time. {AS_OF_HELP}")],
     compared_to: Annotated[str, Query(description=f"The later time. {AS_OF_HELP}")],
-) -> MonthDiff:
+) -> Response:
     """What changed about `month` between what was known at `known_at` and at `compared_to`:
     the amount and each line before and after, and the events recorded in between that
     changed it."""
@@ -304,7 +305,7 @@ def month_diff(
         service.diff_as_known(case_id, first, earlier, later).as_dict()
     )
     _log_read(ctx, auditor, case, ("budget_month_diff",), request)
-    return result
+    return answer(result)
 
 
 def _log_read(

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from domain.case import SWISS_TIME
 from domain.reference import BranchOffice
+from nervenbahn.api.answers import answer
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.errors import ReadModelUnavailableError
 from nervenbahn.api.guard import Authenticated, Context, office_in_scope
@@ -65,18 +66,18 @@ def list_applications(
     kind: BenefitKindName | None = None,
     limit: PageLimit = 100,
     offset: PageOffset = 0,
-) -> BenefitApplicationList:
+) -> Response:
     """The benefit applications of the office's municipalities, newest received first,
     without personal data."""
     with read_model(_target(ctx), _NAME, response) as db:
         found = office_applications(db, office.id, stage=stage, kind=kind, limit=limit,
                                     offset=offset)
     today = _today(ctx)
-    return BenefitApplicationList(
+    return answer(BenefitApplicationList(
         office_id=office.id, today=today, limit=limit, offset=offset,
         applications=[BenefitApplicationSummary.model_validate(application_fields(
             ctx, a, today)) for a in found],
-    )
+    ), response)
 
 
 @router.get(
@@ -91,7 +92,7 @@ def get_application(
     application_id: UUID,
     request: Request,
     response: Response,
-) -> BenefitApplicationDetail:
+) -> Response:
     """One application with the applicant's personal data; the read is recorded in the
     access log."""
     with read_model(_target(ctx), _NAME, response) as db:
@@ -99,7 +100,7 @@ def get_application(
     if application is None:
         raise not_found()
     person = ctx.vault.decrypt(application.applicant_sealed)
-    answer = BenefitApplicationDetail.model_validate(
+    detail = BenefitApplicationDetail.model_validate(
         application_fields(ctx, application, _today(ctx))
         | {
             "documents_present": application.documents_present,
@@ -109,19 +110,19 @@ def get_application(
     )
     log_applicant_read(ctx, consumer, request, application.application_id,
                        application.applicant_person_id)
-    return answer
+    return answer(detail, response)
 
 
 @router.get(
     "/{office_id}/delegations", response_model=DelegationList, responses=PROBLEM_RESPONSES
 )
-def list_delegations(office: Office, ctx: Context, response: Response) -> DelegationList:
+def list_delegations(office: Office, ctx: Context, response: Response) -> Response:
     """The tasks the fund delegated to the office, their periods and status today, and the
     forwarded applications a live one lets the office complete."""
     today = _today(ctx)
     with read_model(_target(ctx), _NAME, response) as db:
         found = office_delegations(db, office.id, today)
-    return DelegationList(
+    return answer(DelegationList(
         office_id=office.id, today=today,
         delegations=[
             DelegationView.model_validate({
@@ -132,7 +133,7 @@ def list_delegations(office: Office, ctx: Context, response: Response) -> Delega
             })
             for d in found
         ],
-    )
+    ), response)
 
 
 def application_fields(

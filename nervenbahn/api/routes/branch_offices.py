@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from domain.personal_data import ErasedPersonalData, PersonalData
 from domain.reference import BranchOffice
+from nervenbahn.api.answers import answer
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Authenticated, Context, endpoint, office_in_scope
 from nervenbahn.api.keys import Consumer
@@ -43,16 +44,16 @@ def list_cases(
     phase: Phase | None = None,
     limit: PageLimit = 100,
     offset: PageOffset = 0,
-) -> OfficeCaseList:
+) -> Response:
     """The cases of the office's municipalities, newest first, without personal data."""
     with read_model(ctx.branch_office_db, "branch_office", response) as db:
         cases = office_cases(db, office.municipalities, phase=phase, limit=limit, offset=offset)
-    return OfficeCaseList(
+    return answer(OfficeCaseList(
         office_id=office.id,
         limit=limit,
         offset=offset,
         cases=[OfficeCaseSummary.model_validate(_summary(ctx, case)) for case in cases],
-    )
+    ), response)
 
 
 @router.get(
@@ -65,14 +66,14 @@ def get_case(
     case_id: UUID,
     request: Request,
     response: Response,
-) -> OfficeCaseDetail:
+) -> Response:
     """One case with the applicant's personal data; the read is recorded in the access log."""
     with read_model(ctx.branch_office_db, "branch_office", response) as db:
         case = office_case(db, office.municipalities, str(case_id))
     if case is None:
         raise not_found()
     person = ctx.vault.decrypt(case.applicant_sealed)
-    answer = OfficeCaseDetail.model_validate(
+    detail = OfficeCaseDetail.model_validate(
         _summary(ctx, case)
         | {
             "social_region": case.social_region,
@@ -81,7 +82,7 @@ def get_case(
         }
     )
     _log_read(ctx, consumer, case, request)
-    return answer
+    return answer(detail, response)
 
 
 def _summary(ctx: ApiContext, case: OfficeCase) -> dict[str, object]:

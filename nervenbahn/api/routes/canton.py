@@ -18,6 +18,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from nervenbahn.api.answers import answer
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Context, canton_in_scope
 from nervenbahn.api.keys import Consumer
@@ -66,24 +67,24 @@ def get_quarter(
     ctx: Context,
     quarter: str,
     response: Response,
-) -> CantonQuarter:
+) -> Response:
     """Key figures of a quarter (written `2026Q1`): caseload flows, durations, time to
     decision, goal agreements, measures — per social region and for the canton."""
     period = _quarter(quarter)
     with read_model(ctx.reporting_db, ReportingProjection.name, response) as db:
         stored = stored_figures(db, period, list(ctx.reference.regions))
         if stored is not None:  # the aggregates: a few hundred rows
-            return _answer(period, *stored)
+            return answer(_answer(period, *stored), response)
         facts = int(db.execute("SELECT count(*) FROM reporting_facts").fetchone()[0])
         key = (str(ctx.reporting_db), str(period), facts)
-        answer = _ANSWERS.get(key)
-        if answer is None:
+        computed = _ANSWERS.get(key)
+        if computed is None:
             with _COMPUTING:
-                answer = _ANSWERS.get(key) or _compute(db, period, ctx)
+                computed = _ANSWERS.get(key) or _compute(db, period, ctx)
                 if len(_ANSWERS) >= _KEEP:
                     _ANSWERS.pop(next(iter(_ANSWERS)))
-                _ANSWERS[key] = answer
-    return answer
+                _ANSWERS[key] = computed
+    return answer(computed, response)
 
 
 @router.get("/benefits/backlog", response_model=CantonBacklog, responses=PROBLEM_RESPONSES)
@@ -92,7 +93,7 @@ def get_backlog(
     ctx: Context,
     response: Response,
     week: Annotated[str, Query(description="The ISO week, e.g. 2026-W49")],
-) -> CantonBacklog:
+) -> Response:
     """The backlog of benefit applications in a week (written `2026-W49`): received,
     decided, pending by stage, pending longer than the processing target, days to decision —
     for the canton, each social region and each branch office, as known now."""
@@ -108,12 +109,12 @@ def get_backlog(
         response.headers[AS_OF_HEADER] = last.astimezone(UTC).isoformat().replace("+00:00", "Z")
     target = ProcessingTarget(ctx.benefits_target_months)
     (backlog,) = backlog_of(benefits, period, target, known_at, weeks=1)
-    return CantonBacklog(
+    return answer(CantonBacklog(
         week=str(period), week_start=period.start, week_end=period.end,
         target_months=target.months, target=target.label, known_at=known_at,
         canton=_backlog(backlog.canton), regions=[_backlog(r) for r in backlog.regions],
         branch_offices=[_backlog(o) for o in backlog.offices],
-    )
+    ), response)
 
 
 @router.get("/benefits/advances", response_model=CantonAdvances, responses=PROBLEM_RESPONSES)
@@ -122,7 +123,7 @@ def get_advances(
     ctx: Context,
     response: Response,
     quarter: Annotated[str, Query(description="The quarter, e.g. 2026Q2")],
-) -> CantonAdvances:
+) -> Response:
     """Advances in view of EL and their reimbursement in a quarter (written `2026Q2`):
     advances open at its end, decided in it and the median days to the decision, claims
     recorded and CHF claimed (net of corrections), surplus to persons, CHF reimbursed by the
@@ -131,8 +132,8 @@ def get_advances(
     period = _parse_quarter(quarter, "query")
     with read_model(ctx.region_db, RegionProjection.name, response) as db:
         regions, canton = advance_figures(db, period, list(ctx.reference.regions))
-    return CantonAdvances(quarter=str(period), canton=_advances(canton),
-                          regions=[_advances(region) for region in regions])
+    return answer(CantonAdvances(quarter=str(period), canton=_advances(canton),
+                                 regions=[_advances(region) for region in regions]), response)
 
 
 def _advances(figures: AdvanceFigures) -> AdvanceQuarterFigures:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
+from nervenbahn.api.answers import answer
 from nervenbahn.api.problems import (
     PROBLEM_TYPES,
     not_found,
@@ -31,11 +32,11 @@ class ProblemType(BaseModel):
     response_model=ProblemType,
     responses=problem_responses("not-found", "invalid-parameters"),
 )
-def describe_problem_type(slug: str) -> ProblemType:
+def describe_problem_type(slug: str) -> Response:
     """What an error answer of this type means (no key needed)."""
     if slug not in PROBLEM_TYPES:
         raise not_found()
     status, title, description = PROBLEM_TYPES[slug]
-    return ProblemType(
+    return answer(ProblemType(
         type=problem_type_uri(slug), status=status, title=title, description=description
-    )
+    ))

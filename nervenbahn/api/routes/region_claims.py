@@ -37,6 +37,7 @@ from domain.application.cases import CaseService
 from domain.case import Case
 from domain.errors import RuleViolationError
 from domain.events import Claim, ClaimFigures, claims_of
+from nervenbahn.api.answers import answer
 from nervenbahn.api.context import ApiContext
 from nervenbahn.api.guard import Authenticated, Context, endpoint, region_in_scope
 from nervenbahn.api.keys import Consumer
@@ -114,16 +115,16 @@ class CaseClaims(BaseModel):
             responses=PROBLEM_RESPONSES)
 def list_claims(
     region: Region, consumer: Authenticated, ctx: Context, case_id: UUID, request: Request,
-) -> CaseClaims:
+) -> Response:
     """The reimbursement claims and corrections recorded on a case of the region, month by
     month; the read is recorded in the access log."""
     case = _case_in_region(ctx, region, case_id)
     recorded = claims_of(case)
-    answer = CaseClaims(region_id=region, case_id=case.id, claims=[
+    claims = CaseClaims(region_id=region, case_id=case.id, claims=[
         _recorded(_sequence(recorded, index), claim, recorded[:index])
         for index, claim in enumerate(recorded)])
     _log_read(ctx, consumer, case, CLAIMS_FIELDS, request)
-    return answer
+    return answer(claims)
 
 
 _STATEMENT_RESPONSES = {**PROBLEM_RESPONSES, 200: {
