@@ -416,7 +416,7 @@ def _answers(url: str) -> bool:
 
 def _run_uvicorn(app: Any, port: int) -> None:
     uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                  lifespan="off", access_log=False)).run()
+                                  lifespan="on", access_log=False)).run()
 
 
 def _nervenbahn_server(port: int, settings: Settings, api: ApiSettings) -> None:

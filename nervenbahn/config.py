@@ -84,6 +84,8 @@ log = structlog.get_logger("nervenbahn.config")
 ENV_PREFIX = "NERVENBAHN_"
 DEFAULT_STORE = "sqlite:///.nervenbahn/nervenbahn.db"
 DEFAULT_READY_MAX_LAG = 10_000
+DEFAULT_API_THREADS = 8
+"""NERVENBAHN_API_THREADS unset (see `ApiSettings.threads`)."""
 MetricsAccess = Literal["open", "key"]
 """Who may read GET /metrics: anyone who reaches it, or holders of an API key."""
 """Events a relay may be behind the store while the process is still ready; a larger backlog
@@ -298,6 +300,7 @@ class Environment(BaseSettings):
     access_log_retention_days: str | None = None
     ready_max_lag: str | None = None
     metrics_access: str | None = None
+    api_threads: str | None = None
     # web
     web_users: str | None = None
     web_session_minutes: str | None = None
@@ -457,6 +460,14 @@ class ApiSettings(BaseModel):
     """NERVENBAHN_METRICS_ACCESS: `open` (GET /metrics needs no key: it holds no personal
     data, and a scraper usually reaches an internal address only) or `key` (any valid API
     key, for an API exposed where scraping figures is not wanted)."""
+    threads: int = DEFAULT_API_THREADS
+    """NERVENBAHN_API_THREADS (1 to 256): how many requests' work (database reads, the
+    access log) runs at once, each in a worker thread; further requests wait their turn.
+    The threads share one interpreter lock, and each database call gives it away and must
+    take it back behind the others: under 16 concurrent clients on SQLite, 40 threads
+    (Starlette's default) gave the longest tail (p99 36 ms for the case detail), 8 about
+    26 ms, 4 about 20 ms, at the same throughput (benchmarks/read_models.py). Raise it when
+    requests wait on a remote database (read models in PostgreSQL)."""
 
 
 class ServeSettings(BaseModel):
@@ -957,6 +968,8 @@ def _api(variables: Environment, store: StoreConfig) -> ApiSettings:
         access_log_retention_days=_retention_days(variables.access_log_retention_days),
         ready_max_lag=_ready_max_lag(variables.ready_max_lag),
         metrics_access=_metrics_access(variables.metrics_access),
+        threads=_bounded(variables.api_threads, "NERVENBAHN_API_THREADS", DEFAULT_API_THREADS,
+                         1, 256, "threads"),
     )
 
 

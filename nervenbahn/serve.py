@@ -296,7 +296,7 @@ class Server:
         it, not uvicorn's exit); a new uvicorn server for every restart."""
         with socket.create_server((self.host, self.port)) as sock:
             config = uvicorn.Config(
-                self.app, host=self.host, port=self.port, log_level="warning", lifespan="off"
+                self.app, host=self.host, port=self.port, log_level="warning", lifespan="on"
             )
             self._uvicorn = uvicorn.Server(config)
             if self._stop.is_set():

@@ -197,6 +197,9 @@ BAD_VALUES = [
     ({"NERVENBAHN_RELAY_LEASE_SECONDS": "4", "NERVENBAHN_RELAY_RENEW_SECONDS": "4"},
      "NERVENBAHN_RELAY_RENEW_SECONDS: 4 s is not less than the lease"),
     ({"NERVENBAHN_METRICS_ACCESS": "public"}, "NERVENBAHN_METRICS_ACCESS: 'public' is not one"),
+    ({"NERVENBAHN_API_THREADS": "0"},
+     "NERVENBAHN_API_THREADS: '0' is not a whole number of threads from 1 to 256"),
+    ({"NERVENBAHN_API_THREADS": "many"}, "NERVENBAHN_API_THREADS: 'many' is not a whole number"),
     ({"NERVENBAHN_PROJECTIONS_STORE": "sqlite:///x.db"}, "NERVENBAHN_PROJECTIONS_STORE: use"),
     ({"NERVENBAHN_REPORTING_KEY": "short"}, "NERVENBAHN_REPORTING_KEY: the reporting key"),
     ({"NERVENBAHN_KAFKA_PARTITIONS": "four"}, "NERVENBAHN_KAFKA_PARTITIONS: 'four' is not"),
@@ -321,3 +324,8 @@ def test_the_reference_marks_every_secret_and_only_those() -> None:
                                                text, flags=re.MULTILINE)}
 
     assert secret_rows == {v.removesuffix("_FILE") for v in SECRET_FILE_VARIABLES}
+
+
+def test_the_api_runs_its_routes_in_8_threads_unless_told() -> None:
+    assert load_settings({}).api.threads == 8
+    assert load_settings({"NERVENBAHN_API_THREADS": "4"}).api.threads == 4

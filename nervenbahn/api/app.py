@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from time import perf_counter
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
@@ -68,6 +71,7 @@ def create_app(context: ApiContext) -> FastAPI:
         static_url=DOCS_ASSETS,
         favicon_url=f"{DOCS_ASSETS}/favicon.png",
         swagger_ui_parameters={"validatorUrl": None},
+        lifespan=_worker_threads(context.threads),
     )
     app.state.context = context
     app.add_middleware(_AnswerHeadersAndTiming, metrics=context.metrics)
@@ -131,6 +135,19 @@ class _AnswerHeadersAndTiming:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.observe_request(route, scope["method"], status, perf_counter() - started)
+
+
+def _worker_threads(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the routes' work runs in at most `threads` worker threads of the
+    event loop (NERVENBAHN_API_THREADS; Starlette's default is 40). The server must run the
+    lifespan (uvicorn's `lifespan="on"`, as `nervenbahn serve` does)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    return lifespan
 
 
 def _ready(context: ApiContext, supervision: Supervision | None) -> bool:

@@ -20,7 +20,7 @@ from nervenbahn.audit.access_log import AccessLog
 from nervenbahn.audit.access_log_store import SQLiteAccessLog
 from nervenbahn.audit.status import verify_installation
 from nervenbahn.audit.verify import AuditReport
-from nervenbahn.config import MetricsAccess, Settings
+from nervenbahn.config import DEFAULT_API_THREADS, MetricsAccess, Settings
 from nervenbahn.health import Readiness
 from nervenbahn.metrics import Metrics
 from nervenbahn.paths import read_model_target
@@ -57,6 +57,8 @@ class ApiContext:
     """This process's metrics (`GET /metrics`): the container's, or one of the app's own."""
     metrics_access: MetricsAccess = "open"
     """Whether `GET /metrics` needs an API key (NERVENBAHN_METRICS_ACCESS)."""
+    threads: int = DEFAULT_API_THREADS
+    """How many requests' work runs at once in worker threads (NERVENBAHN_API_THREADS)."""
     registry: SchemaRegistry | None = None
     """The schema registry served read-only under /registry (None: not served)."""
     kafka: KafkaSettings = field(default_factory=lambda: KafkaSettings.model_validate({}))
@@ -119,6 +121,7 @@ def build_api_context(
         readiness=Readiness(settings.store, api.access_log, api.ready_max_lag),
         metrics=metrics or Metrics(),
         metrics_access=api.metrics_access,
+        threads=api.threads,
         registry=registry,
         kafka=kafka or settings.kafka,
         benefits=benefits,
