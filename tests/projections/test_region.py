@@ -223,28 +223,99 @@ def test_a_read_model_from_before_migration_4_gets_the_work_lists_indexes(
     with sqlite3.connect(path) as db:
         before = work_list(db, "so-olten", today)
         db.executescript(  # the read model as migration 3 left it
-            "DROP INDEX region_cases_by_region_due; DROP INDEX region_goals_open; "
+            "DROP INDEX region_cases_by_region_due; DROP INDEX region_goals_due; "
             "DROP INDEX region_proposals_open; DROP INDEX region_advances_running; "
             "ALTER TABLE region_goals DROP COLUMN social_region; "
+            "ALTER TABLE region_goals DROP COLUMN case_phase; "
             "CREATE INDEX region_cases_by_region ON region_cases (social_region, phase); "
             "UPDATE schema_versions SET version = 3 WHERE component = 'read_model_region';")
     assert {"handover_proposal", "goal"} <= {item.kind for item in before}
 
-    open_projection_store(RegionProjection(), path).close()  # migration 4
+    open_projection_store(RegionProjection(), path).close()  # migrations 4 and 5
 
     with sqlite3.connect(path) as db:
         indexes = {row[0] for row in db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE 'region_%'")}
-        assert {"region_cases_by_region_due", "region_goals_open", "region_proposals_open",
+        assert {"region_cases_by_region_due", "region_goals_due", "region_proposals_open",
                 "region_advances_running"} <= indexes
-        assert "region_cases_by_region" not in indexes
+        assert not {"region_cases_by_region", "region_goals_open"} & indexes
         assert work_list(db, "so-olten", today) == before
         items, params = _work_items(db, "so-olten", today)
         plan = " ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {items}", params))
-    assert "SEARCH g USING INDEX region_goals_open (social_region=? AND due_date<?)" in plan
     assert "SCAN r USING INDEX region_proposals_open" in plan
     assert "SCAN a USING INDEX region_advances_running" in plan
     assert "(social_region=? AND phase=? AND next_review_due<?)" in plan
+
+
+def test_a_read_model_from_before_migration_5_lists_the_goals_from_their_own_index(
+    tmp_path: Path, master_key: str
+) -> None:
+    """Migration 5 writes each goal's case phase on it: a read model built before it is
+    migrated when opened, lists the same items, and reads its goals from the covering index
+    of the open goals alone, visiting no case."""
+    clock = _Clock(datetime(2026, 12, 1, 9, tzinfo=SWISS_TIME))  # after the synthetic history
+    service = build_service(store_settings(tmp_path, master_key), clock=clock)
+    seed(service, 80)
+    path = tmp_path / "region.db"
+    rebuild(RegionProjection(), service, path)
+    lists = {}
+    with sqlite3.connect(path) as db:
+        for today in (date(2025, 6, 1), date(2026, 3, 1), date(2026, 12, 1)):
+            lists[today] = work_list(db, "so-olten", today)
+        phases = db.execute("SELECT goal_id, case_phase FROM region_goals").fetchall()
+        db.executescript(  # the read model as migration 4 left it
+            "DROP INDEX region_goals_due; ALTER TABLE region_goals DROP COLUMN case_phase; "
+            "CREATE INDEX region_goals_open ON region_goals (social_region, due_date) "
+            "WHERE status = 'open'; "
+            "UPDATE schema_versions SET version = 4 WHERE component = 'read_model_region';")
+    assert any(item.kind == "goal" for items in lists.values() for item in items)
+    assert {phase for _, phase in phases} >= {"supported", "closed"}
+
+    open_projection_store(RegionProjection(), path).close()  # migration 5
+
+    with sqlite3.connect(path) as db:
+        assert sorted(db.execute("SELECT goal_id, case_phase FROM region_goals")) == sorted(phases)
+        for today, items in lists.items():
+            assert work_list(db, "so-olten", today) == items
+        query, params = _work_items(db, "so-olten", date(2026, 3, 1))
+        plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {query}", params)]
+    assert ("SEARCH region_goals USING COVERING INDEX region_goals_due "
+            "(social_region=? AND case_phase=? AND due_date<?)") in plan
+
+
+def test_a_closed_cases_goals_leave_the_work_list_and_come_back_with_support(
+    tmp_path: Path, master_key: str
+) -> None:
+    """A goal is on the work list while its case is supported: closing the case takes it off
+    (the goal itself stays open), reopening keeps it off, support granted again brings it
+    back; fed one event at a time, as in a rebuild."""
+    clock = _Clock(datetime(2026, 3, 2, 9, tzinfo=SWISS_TIME))
+    service = build_service(store_settings(tmp_path, master_key), clock=clock)
+    sid = str(_open(service, OLTEN, "2026-02-10"))
+
+    def support(since: str) -> None:
+        service.execute(command("complete_assessment", case_id=sid, needs=["financial"],
+                                employability="employable"))
+        service.execute(command("grant_support", case_id=sid, support_from=since,
+                                housing="1000", health_insurance="300", income="0"))
+
+    def goals() -> list[str]:
+        rebuild(RegionProjection(), service, path)
+        with sqlite3.connect(path) as db:
+            return [item.case_id for item in work_list(db, "so-olten", date(2026, 3, 2))
+                    if item.kind == "goal"]
+
+    path = tmp_path / "region.db"
+    support("2026-03-01")
+    service.execute(command("agree_goal", case_id=sid, goal_id=str(UUID(int=9)),
+                            category="employment", title="Apply for jobs", due_date="2026-03-10"))
+    assert goals() == [sid]
+    service.execute(command("close_case", case_id=sid, reason="employment"))
+    assert goals() == []
+    service.execute(command("reopen_case", case_id=sid, reason="closed_in_error"))
+    assert goals() == []
+    support("2026-03-03")  # from the day after the reopening
+    assert goals() == [sid]
 
 
 def test_work_list_shows_open_advances_with_their_age_and_the_el_decisions_proposal(
