@@ -38,11 +38,25 @@ _LISTED = (
 ordered by (`office_cases`), so that ordering the office's cases no longer reads each whole
 row, sealed applicant included: at 1 million events, 6,400 cases in an office, a page took
 10 ms, now 1 ms. It replaces the municipality index, its prefix."""
+_BY_MUNICIPALITY = (
+    "CREATE INDEX IF NOT EXISTS office_cases_opened "
+    "ON office_cases (municipality_bfs, opened_on DESC, case_id)",
+    "DROP INDEX IF EXISTS office_cases_listed",
+    "CREATE INDEX IF NOT EXISTS office_cases_listed "
+    "ON office_cases (municipality_bfs, phase, opened_on DESC, case_id)",
+)
+"""Migration 3: each municipality's cases in the order a page lists them (newest first, then
+by case id), with and without a phase, so that a page of an office of several municipalities
+is the merge of each one's first cases (`office_cases`) instead of a sort of all the office's
+cases: at 1 million events, 6,419 cases in an office of five municipalities, choosing a page
+took 1.3 ms, now 0.4 ms, and no longer grows with the office."""
 MIGRATIONS = Component(
     "read_model_branch_office",
     [
         Migration(1, "cases by municipality", sqlite=_TABLES, postgres=_TABLES),
         Migration(2, "an office's cases listed from an index", sqlite=_LISTED, postgres=_LISTED),
+        Migration(3, "each municipality's cases in page order", sqlite=_BY_MUNICIPALITY,
+                  postgres=_BY_MUNICIPALITY),
     ],
     tables=["office_cases"],
 )
@@ -160,25 +174,45 @@ def office_cases(
     offset: int = 0,
 ) -> list[OfficeCase]:
     """The cases of the given municipalities (a branch office's scope), newest first."""
-    p = placeholder(db)
     if not municipalities:
         return []
-    marks = ", ".join([p] * len(municipalities))
-    # The page's ids first, from the covering index (migration 2), then only their rows.
-    page = f"SELECT case_id FROM office_cases WHERE municipality_bfs IN ({marks})"  # noqa: S608
-    params: list[object] = list(municipalities)
-    if phase is not None:
-        page += f" AND phase = {p}"
-        params.append(phase)
-    order = "ORDER BY opened_on DESC, case_id"
-    query = (
-        f"SELECT {_COLUMNS} FROM office_cases "  # noqa: S608 - our own text
-        f"WHERE case_id IN ({page} {order} LIMIT {p} OFFSET {p})"
-    )
-    rows = fetch_all(db, query, (*params, limit, offset), _COLUMNS.count(",") + 1)
+    page, params = _page(placeholder(db), sorted(municipalities), phase, limit, offset)
+    # The page's ids first, from the indexes (migration 3), then only their rows.
+    query = f"SELECT {_COLUMNS} FROM office_cases WHERE case_id IN ({page})"  # noqa: S608
+    rows = fetch_all(db, query, params, _COLUMNS.count(",") + 1)
     cases = sorted((_office_case(row) for row in rows), key=attrgetter("case_id"))
     cases.sort(key=attrgetter("opened_on"), reverse=True)  # stable: ties keep case_id order
     return cases
+
+
+_MERGED_UP_TO = 1000
+"""The deepest page (offset + limit) chosen by merging each municipality's first cases; a
+deeper one is chosen from all of the office's cases at once (as costly as the office is
+large, and cheaper than reading that many of each municipality's)."""
+
+
+def _page(
+    p: str, municipalities: list[int], phase: str | None, limit: int, offset: int
+) -> tuple[str, list[object]]:
+    """A query of the page's case ids, newest first, and its parameters."""
+    order = "ORDER BY opened_on DESC, case_id"
+    of_phase, with_phase = (f" AND phase = {p}", [phase]) if phase is not None else ("", [])
+    if len(municipalities) == 1 or offset + limit > _MERGED_UP_TO:
+        marks = ", ".join([p] * len(municipalities))
+        query = (f"SELECT case_id FROM office_cases "  # noqa: S608 - our own text
+                 f"WHERE municipality_bfs IN ({marks}){of_phase} {order} LIMIT {p} OFFSET {p}")
+        return query, [*municipalities, *with_phase, limit, offset]
+    # Each municipality's first offset + limit cases (an index range each), merged and cut.
+    firsts = " UNION ALL ".join(
+        f"SELECT * FROM (SELECT case_id, opened_on FROM office_cases "  # noqa: S608
+        f"WHERE municipality_bfs = {p}{of_phase} {order} LIMIT {p}) AS m{index}"
+        for index in range(len(municipalities))
+    )
+    params: list[object] = []
+    for municipality in municipalities:
+        params += [municipality, *with_phase, offset + limit]
+    query = f"SELECT case_id FROM ({firsts}) AS firsts {order} LIMIT {p} OFFSET {p}"  # noqa: S608
+    return query, [*params, limit, offset]
 
 
 def office_case(
