@@ -14,7 +14,7 @@ import json
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
@@ -278,6 +278,14 @@ class KeyStore(ABC):
     def is_erased(self, person_id: UUID) -> bool:
         """True if the person's key was destroyed."""
 
+    def lacking(self, person_ids: Sequence[UUID]) -> tuple[list[UUID], set[UUID]]:
+        """Of `person_ids`, those with no key (in the order given, once each), and of those
+        the ones erased. A store whose look-ups are round trips answers all in one; by
+        default one `load` (and for a person without a key one `is_erased`) each."""
+        without = [person_id for person_id in dict.fromkeys(person_ids)
+                   if self.load(person_id) is None]
+        return without, {person_id for person_id in without if self.is_erased(person_id)}
+
     def copies_left(self) -> str | None:
         """Where an old copy of a destroyed key may still lie on disk (a journal that could
         not be emptied), and what to do about it; None if nowhere. Tries once more to remove
@@ -358,15 +366,14 @@ class PersonalDataVault:
         Returns the persons whose keys were created now, for `discard` if the write that
         needed them fails.
         """
-        new: list[tuple[UUID, bytes]] = []
-        for person_id in person_ids:
-            if self._keystore.load(person_id) is not None:
-                continue
-            if self._keystore.is_erased(person_id):
+        without, erased = self._keystore.lacking(list(person_ids))
+        for person_id in without:
+            if person_id in erased:
                 raise PersonErasedError(
                     f"person {person_id} was erased and cannot be recorded again"
                 )
-            new.append((person_id, self._wrap(person_id, AESGCM.generate_key(bit_length=256))))
+        new = [(person_id, self._wrap(person_id, AESGCM.generate_key(bit_length=256)))
+               for person_id in without]
         if new:
             self._keystore.store_many(new)
         return [person_id for person_id, _ in new]

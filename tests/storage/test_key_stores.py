@@ -77,6 +77,19 @@ class KeyStoreContract(ABC):
         assert keys.destroy(person) is False
         assert keys.is_erased(person)
 
+    def test_lacking_names_who_has_no_key_and_who_of_them_was_erased(
+        self, keys: KeyStore
+    ) -> None:
+        keyed, new, erased, erased_unkeyed = uuid4(), uuid4(), uuid4(), uuid4()
+        keys.store_many([(keyed, _wrapped()), (erased, _wrapped())])
+        keys.destroy(erased)
+        keys.destroy(erased_unkeyed)
+
+        asked = [new, keyed, erased, new, erased_unkeyed]
+        assert keys.lacking(asked) == ([new, erased, erased_unkeyed], {erased, erased_unkeyed})
+        assert keys.lacking([keyed]) == ([], set())
+        assert keys.lacking([]) == ([], set())
+
     def test_keys_and_tombstones_survive_reopening(self, keys: KeyStore) -> None:
         if not self.durable:
             pytest.skip("the in-memory fake lives only as long as its object")
