@@ -49,6 +49,7 @@ from nervenbahn.audit.access_log import MINIMUM_RETENTION_DAYS, check_retention
 from nervenbahn.audit.errors import AccessLogRetentionError
 
 __all__ = [
+    "DEFAULT_API_THREADS",
     "DEFAULT_READY_MAX_LAG",
     "DEFAULT_STORE",
     "ENV_PREFIX",

@@ -35,12 +35,14 @@ from projections.reporting_aggregates import (
     DECISION,
     DURATION,
     ONE_STATE_MIGRATION,
+    VERSION_MIGRATION,
     CaseContributions,
     CaseFactRow,
     CaseHead,
     Contributions,
     QuarterCounts,
     SupportPeriod,
+    aggregates_version,
     quarter_counts,
     start_maintaining,
     update_aggregates,
@@ -62,6 +64,7 @@ __all__ = [
     "RegionQuarter",
     "ReportingKeyMissingError",
     "ReportingProjection",
+    "aggregates_version",
     "canton_figures",
     "quarterly_figures",
     "stored_figures",
@@ -90,7 +93,7 @@ _TABLES = (
 MIGRATIONS = Component(
     "read_model_reporting",
     [Migration(1, "the pseudonymised reporting facts", sqlite=_TABLES, postgres=_TABLES),
-     AGGREGATES_MIGRATION, ONE_STATE_MIGRATION],
+     AGGREGATES_MIGRATION, ONE_STATE_MIGRATION, VERSION_MIGRATION],
     tables=["reporting_facts"],
 )
 """The read model's tables: the same portable DDL on both backends (on PostgreSQL it runs in

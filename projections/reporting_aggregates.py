@@ -30,6 +30,7 @@ compute per request until the read model is rebuilt (`nervenbahn projections reb
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -46,12 +47,14 @@ __all__ = [
     "AGGREGATES_MIGRATION",
     "AGGREGATE_TABLES",
     "ONE_STATE_MIGRATION",
+    "VERSION_MIGRATION",
     "CaseContributions",
     "CaseFactRow",
     "CaseHead",
     "Contributions",
     "QuarterCounts",
     "SupportPeriod",
+    "aggregates_version",
     "case_contributions",
     "quarter_counts",
     "quarter_key",
@@ -90,6 +93,21 @@ ONE_STATE_MIGRATION = Migration(
 """Migration 3: `reporting_aggregates_state` keyed, so that instances sharing the read model
 that apply their first facts at the same moment mark it once, not once each (a rebuild then
 held one row where the served read model held three: the scale test's tables differed)."""
+_VERSIONED = "CREATE TABLE IF NOT EXISTS reporting_aggregates_version (version BIGINT NOT NULL)"
+VERSION_MIGRATION = Migration(
+    4, "a version of the aggregates, drawn anew with every change",
+    sqlite=(_VERSIONED,
+            "INSERT INTO reporting_aggregates_version (version) VALUES (abs(random() / 2))"),
+    postgres=(_VERSIONED, "INSERT INTO reporting_aggregates_version (version) "
+                          "VALUES (floor(random() * 4611686018427387904)::bigint)"),
+)
+"""Migration 4: `reporting_aggregates_version` holds one number, drawn at random whenever a
+transaction changes the aggregates (and when the table is made, so a rebuilt SQLite file has
+a new one): a reader that kept an answer under the version it read it at may give it again
+while the version is the same (the canton's figures, `nervenbahn.api.routes.canton`). Drawn,
+not counted: a count would start again after a rebuild and meet the numbers of answers kept
+from before it. Not one of the read model's compared tables (`tables`): its value differs
+between two read models with the same facts."""
 AGGREGATE_TABLES = (
     "reporting_quarter_figures",
     "reporting_support_steps",
@@ -384,6 +402,7 @@ def update_aggregates(tx: SQLConnection, old: Contributions, new: Contributions)
     rows however the facts were grouped (one by one, or a rebuild's batches: a +1 and a -1
     in one batch never make the row)."""
     p = placeholder(tx)
+    changed = False
     for table, keys, before, after in (
         ("reporting_quarter_figures", "quarter, region, figure, days", old.quarters, new.quarters),
         ("reporting_support_steps", "quarter, region, figure", old.steps, new.steps),
@@ -394,6 +413,7 @@ def update_aggregates(tx: SQLConnection, old: Contributions, new: Contributions)
                    if (delta := after[key] - before[key])]  # type: ignore[index]
         if not changes:
             continue
+        changed = True
         marks = ", ".join([p] * (keys.count(",") + 2))
         execute_many(
             tx,
@@ -407,6 +427,19 @@ def update_aggregates(tx: SQLConnection, old: Contributions, new: Contributions)
             f"DELETE FROM {table} WHERE {match} AND cases = 0",  # noqa: S608
             [change[:-1] for change in changes],
         )
+    if changed:  # last, after the rows above: the same lock order in every transaction
+        tx.execute(f"UPDATE reporting_aggregates_version SET version = {p}",  # noqa: S608
+                   (secrets.randbits(62),))
+
+
+def aggregates_version(db: SQLConnection) -> int | None:
+    """The aggregates' version now (`VERSION_MIGRATION`); None for a read model without one
+    (of an older release, opened read-only)."""
+    try:
+        row = db.execute("SELECT version FROM reporting_aggregates_version").fetchone()
+    except (sqlite3.OperationalError, psycopg.errors.UndefinedTable):
+        return None
+    return None if row is None else int(row[0])
 
 
 def start_maintaining(tx: SQLConnection) -> None:

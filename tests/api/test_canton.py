@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
+from uuid import uuid4
 
 import pytest
 from fastapi.testclient import TestClient
 
+from nervenbahn.api.routes import canton
 from nervenbahn.container import build_service, close_service
-from tests.api.conftest import AppOn, Keys, ReadModels, build_read_models
+from projections.framework import open_projection_store
+from projections.reporting import ReportingProjection, stored_figures
+from projections.reporting_facts import CaseFact
+from tests.api.conftest import REPORTING_KEY, AppOn, Keys, ReadModels, build_read_models
 from tests.bus.pipeline import store_settings
 from tests.projections import reporting_fixture as seven_cases
 
@@ -56,3 +63,39 @@ def test_only_the_canton_reads_the_quarterly_figures(
     client: TestClient, keys: Keys, seeded: ReadModels, scope: str
 ) -> None:
     assert client.get("/v1/canton/quarters/2026Q1", headers=keys.of(scope)).status_code == 404
+
+
+def test_the_figures_are_read_again_only_when_the_aggregates_changed(
+    canton_api: TestClient, keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer is kept under the aggregates' version it was read at: asked again, it is
+    given without reading the aggregates; a fact that changes them draws a new version, and
+    the next answer holds it."""
+    reads: list[str] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append(str(args[1]))
+        return stored_figures(*args, **kwargs)
+
+    monkeypatch.setattr(canton, "stored_figures", counted)
+
+    def new_cases() -> int:
+        body = canton_api.get("/v1/canton/quarters/2026Q1", headers=keys.of("canton")).json()
+        return int(body["canton"]["new_cases"])
+
+    before = new_cases()
+    assert (new_cases(), reads) == (before, ["2026Q1"])  # the second from what was kept
+    projection = ReportingProjection(REPORTING_KEY)
+    store = open_projection_store(projection, tmp_path / "reporting.db")
+    try:
+        with store.transaction() as tx:
+            projection.apply_fact(CaseFact(
+                fact_id=uuid4(), case_pseudonym="a-new-case", sequence=1,
+                social_region="so-olten", fact="opened", effective_date=date(2026, 1, 5),
+                recorded_at=datetime(2026, 1, 5, tzinfo=UTC)), tx)
+    finally:
+        store.close()
+
+    assert new_cases() == before + 1
+    assert new_cases() == before + 1
+    assert reads == ["2026Q1", "2026Q1"]

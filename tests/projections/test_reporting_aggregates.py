@@ -23,6 +23,7 @@ from projections.framework import open_projection_store, rebuild
 from projections.reporting import (
     Quarter,
     ReportingProjection,
+    aggregates_version,
     canton_figures,
     quarterly_figures,
     stored_figures,
@@ -222,6 +223,34 @@ def test_a_read_model_marked_kept_more_than_once_is_migrated_to_one_mark(tmp_pat
             "SELECT maintained FROM reporting_aggregates_state").fetchall()
         assert rows == [(1,)]
         assert stored_figures(store.db, "2026Q1") is not None  # type: ignore[attr-defined]
+    finally:
+        store.close()
+
+
+def test_the_aggregates_version_is_drawn_anew_by_each_change_only(tmp_path: Path) -> None:
+    """A fact that changes the aggregates draws a new version; the same fact met again does
+    not; a read model migrated from before the version gets one."""
+    path = tmp_path / "reporting.db"
+    projection = ReportingProjection(bytes(32))
+    store = open_projection_store(projection, path)
+    try:
+        first = aggregates_version(store.db)  # type: ignore[attr-defined]
+        fact = _opened("case-a")
+        with store.transaction() as tx:
+            projection.apply_fact(fact, tx)
+        changed = aggregates_version(store.db)  # type: ignore[attr-defined]
+        with store.transaction() as tx:
+            projection.apply_fact(fact, tx)  # met again: nothing changes
+        assert aggregates_version(store.db) == changed != first  # type: ignore[attr-defined]
+        store.db.executescript(  # type: ignore[attr-defined]
+            "DROP TABLE reporting_aggregates_version; UPDATE schema_versions SET version = 3 "
+            "WHERE component = 'read_model_reporting';")
+        assert aggregates_version(store.db) is None  # type: ignore[attr-defined]
+    finally:
+        store.close()
+    store = open_projection_store(projection, path)  # migration 4
+    try:
+        assert aggregates_version(store.db) is not None  # type: ignore[attr-defined]
     finally:
         store.close()
 
