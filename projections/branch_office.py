@@ -176,7 +176,7 @@ def office_cases(
     """The cases of the given municipalities (a branch office's scope), newest first."""
     if not municipalities:
         return []
-    page, params = _page(placeholder(db), sorted(municipalities), phase, limit, offset)
+    page, params = _page(placeholder(db), sorted(set(municipalities)), phase, limit, offset)
     # The page's ids first, from the indexes (migration 3), then only their rows.
     query = f"SELECT {_COLUMNS} FROM office_cases WHERE case_id IN ({page})"  # noqa: S608
     rows = fetch_all(db, query, params, _COLUMNS.count(",") + 1)

@@ -211,6 +211,8 @@ def test_a_merged_page_reaches_deep_into_the_municipality_that_holds_it(
         for offset, limit in ((0, 5), (5, 5), (3, 9), (8, 4), (12, 8)):
             page = office_cases(db, {2581, 2601}, limit=limit, offset=offset)
             assert [case.case_id for case in page] == newest_first[offset : offset + limit]
+        named_twice = office_cases(db, [2601, 2581, 2601], limit=12)  # a caller's list
+        assert [case.case_id for case in named_twice] == newest_first[:12]
 
 
 def _as_left_by(migration: int, built: Path, folder: Path, script: str) -> Path:

@@ -21,8 +21,10 @@ router = APIRouter(prefix="/health", tags=["health"])
 
 
 @router.get("/live")
-def live() -> dict[str, str]:
-    """200 while the process answers at all (no personal data; no key needed, not logged)."""
+async def live() -> dict[str, str]:
+    """200 while the process answers at all (no personal data; no key needed, not logged).
+    Answered on the event loop, never waiting for a worker thread: busy threads
+    (NERVENBAHN_API_THREADS) are not a dead process."""
     return {"status": "live"}
 
 
