@@ -1,7 +1,8 @@
 """Where append.py's two sides store their events, and a nervenbahn service on a store.
 
-SQLite: a file each in the run's directory. PostgreSQL: a schema each, `bench_nb_<token>` and
-`bench_raw_<token>`, dropped by the store's `cleanup`.
+SQLite: a file each in the run's directory. PostgreSQL: a schema each, `bench_nb_<token>`,
+`bench_raw_<token>` and `bench_rawc_<token>` (plain eventsourcing with its aggregate cache),
+dropped by the store's `cleanup`.
 """
 
 from __future__ import annotations
@@ -27,27 +28,34 @@ class Store:
     nb_url: str
     raw_env: dict[str, str]
     cleanup: Callable[[], None]
+    raw_cached_env: dict[str, str]
+    """Where plain eventsourcing with its aggregate cache stores its events: a store of its
+    own, as large as the others."""
 
 
 def sqlite_store(directory: str, label: str) -> Store:
     nb_path = os.path.join(directory, f"{label}-nervenbahn.db")
     raw_path = os.path.join(directory, f"{label}-raw.db")
+    cached_path = os.path.join(directory, f"{label}-raw-cached.db")
     return Store("sqlite", f"sqlite:///{nb_path}",
                  {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": raw_path},
-                 lambda: None)
+                 lambda: None,
+                 {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": cached_path})
 
 
 def postgres_store(url: str) -> Store:
     parts = urlsplit(url)
     token = f"{os.getpid()}_{secrets.token_hex(4)}"
     nb_schema, raw_schema = f"bench_nb_{token}", f"bench_raw_{token}"
+    cached_schema = f"bench_rawc_{token}"
     conninfo = _pg_conninfo(url)
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{raw_schema}"')
+        for schema in (raw_schema, cached_schema):
+            conn.execute(f'CREATE SCHEMA "{schema}"')
 
     def drop() -> None:
         with psycopg.connect(conninfo, autocommit=True) as conn:
-            for schema in (nb_schema, raw_schema):
+            for schema in (nb_schema, raw_schema, cached_schema):
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
     raw_env = {
@@ -56,7 +64,8 @@ def postgres_store(url: str) -> Store:
         "POSTGRES_PORT": str(parts.port or 5432), "POSTGRES_USER": parts.username or "postgres",
         "POSTGRES_PASSWORD": parts.password or "", "POSTGRES_SCHEMA": raw_schema,
     }
-    return Store("postgres", f"{url}?schema={nb_schema}", raw_env, drop)
+    return Store("postgres", f"{url}?schema={nb_schema}", raw_env, drop,
+                 {**raw_env, "POSTGRES_SCHEMA": cached_schema})
 
 
 def _pg_conninfo(url: str) -> str:

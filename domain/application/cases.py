@@ -33,6 +33,7 @@ from eventsourcing.utils import get_topic
 from domain import commands
 from domain.application.eventlog import StoredCaseEvents, StoredNotificationLog
 from domain.application.importer import ImportReport, LegacyImporter, MigrationStep
+from domain.application.kept_cases import KeptCases
 from domain.application.ports import CaseAccess, CommandResult
 from domain.application.queries import SNAPSHOT_INTERVAL, CaseQueries, SnapshotCache, fold
 from domain.application.snapshots import SNAPSHOT_KEY_PURPOSE, MacSnapshotStore
@@ -92,6 +93,7 @@ class CaseService(
         self._benefits = benefits
         self._snapshot_cache = SnapshotCache(maxsize=16)
         self._below_snapshots = _CasesBelowSnapshots(SNAPSHOT_INTERVAL, maxsize=10_000)
+        self._kept = KeptCases()
         super().__init__(env)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
@@ -139,6 +141,7 @@ class CaseService(
             )
             events = [type(event).__name__ for event in case.pending_events]
             self._save(case, command)
+            self._kept.keep(case, self.vault)
         except DomainError as exc:
             bound.warning(
                 "command rejected",
@@ -163,7 +166,7 @@ class CaseService(
 
     def _on_case(self, cmd: commands.Command, identity: EstablishedIdentity) -> Case:
         assert isinstance(cmd, commands.CaseCommand)
-        case = self.case_for(cmd.actor, cmd.case_id)
+        case = self._case_for_command(cmd.actor, cmd.case_id)
         if cmd.expected_version is not None and cmd.expected_version != case.version:
             raise ConcurrentChangeError(cmd.case_id)
         # The store's clock never runs backwards within a case.
@@ -248,6 +251,29 @@ class CaseService(
         anything that depends on the case (its version, its rules) is looked at: a command
         tells no one outside the region that the case exists, where, or at which version."""
         case = self.get_case(case_id)
+        if not may_act_on(actor, case.social_region):
+            raise CaseNotFoundError(case_id)
+        return case
+
+    def _case_for_command(self, actor: commands.Actor, case_id: UUID) -> Case:
+        """As `case_for`, for a command that saves the case or drops it: the case this
+        process saved last if it was kept (`domain.application.kept_cases`), with the events
+        recorded since folded onto it; loaded from the store if it was not kept, or if the
+        store no longer holds the version it was kept at."""
+        case = self._kept.take(case_id)
+        if case is not None:
+            # From the kept version on (inclusive): one query, as loading the case would be.
+            stored = self.recorder.select_events(case_id, gt=case.version - 1)
+            if stored and stored[0].originator_version == case.version:
+                case = fold(case, map(self.mapper.to_domain_event, stored[1:]))
+                assert case is not None
+            else:
+                log.warning("kept case not in the store at its version: loaded from the store",
+                            case_id=str(case_id), version=case.version)
+                case = self.get_case(case_id)
+            self._below_snapshots.note(case)
+        else:
+            case = self.get_case(case_id)
         if not may_act_on(actor, case.social_region):
             raise CaseNotFoundError(case_id)
         return case

@@ -28,11 +28,12 @@ from domain.application.bitemporal import (
     diff_answers,
 )
 from domain.application.history import HistoryEntry, history_entry
+from domain.application.kept_cases import reseal_persons
 from domain.case import SWISS_TIME, Case
 from domain.entitlement import months_between
 from domain.errors import CaseNotFoundError, InvalidCommandError
 from domain.events import AdvanceStarted, CaseOpened
-from domain.personal_data import PersonalDataVault, SealedPersonalData
+from domain.personal_data import PersonalDataVault
 
 __all__ = ["SNAPSHOT_INTERVAL", "CaseQueries", "SnapshotCache", "fold"]
 
@@ -220,7 +221,7 @@ class CaseQueries:
         if case is None:
             raise CaseNotFoundError(case_id)
         if snapshot is not None:
-            _reseal_persons(case, self.vault)
+            reseal_persons(case, self.vault)
         return case
 
     def _entitlement_events(self, case_id: UUID, version: int) -> list[Any]:
@@ -243,19 +244,6 @@ def fold(case: Case | None, events: Iterable[Any]) -> Case | None:
     for event in events:
         case = event.mutate(case)
     return case
-
-
-def _reseal_persons(case: Case, vault: PersonalDataVault) -> None:
-    """Give the case persons of its own, still sealed: a cached snapshot's persons may have
-    been opened before an erasure, and must not show the data after it."""
-    case.applicant = _resealed(case.applicant, vault)
-    case.other_members = [_resealed(member, vault) for member in case.other_members]
-
-
-def _resealed(person: Any, vault: PersonalDataVault) -> Any:
-    if isinstance(person, SealedPersonalData):
-        return SealedPersonalData(person.sealed, vault)
-    return person
 
 
 def _require_aware(moment: datetime, field: str) -> None:

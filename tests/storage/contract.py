@@ -295,6 +295,53 @@ class StoreContract(ABC):
         assert [entry.correlation_id for entry in history[3:]] == [
             winning.correlation_id, losing.correlation_id]
 
+    def test_a_writer_goes_on_from_what_another_recorded_since_its_last_command(self) -> None:
+        # `first` keeps the case it saved (domain.application.kept_cases); its next command
+        # must start from what `second` recorded meanwhile, not from what it kept.
+        clock = ManualClock()
+        first, second = self.make_service(clock), self.make_service(clock)
+        case_id = self.open_supported_case(first, clock)
+        measure_id = uuid4()
+        second.execute(command("start_measure", case_id=case_id, measure_id=measure_id,
+                               kind="job_coaching"))
+
+        done = first.execute(command("complete_measure", case_id=case_id,
+                                     measure_id=measure_id, expected_version=4))
+
+        assert done.version == 5
+        assert first.execute(command("complete_review", case_id=case_id, outcome="continue",
+                                     expected_version=5)).version == 6
+        assert vars(self.make_service(clock).get_case(case_id)) == vars(first.get_case(case_id))
+
+    def test_a_lost_save_leaves_nothing_for_the_losers_next_command(self) -> None:
+        # The loser had kept the case from its own earlier command; the event it could not
+        # save must not be in the case its next command starts from.
+        clock = ManualClock()
+        rivals: list[Callable[[], object]] = []
+
+        def loser_clock() -> datetime:
+            while rivals:
+                rivals.pop()()
+            return clock()
+
+        loser, winner = self.make_service(loser_clock), self.make_service(clock)
+        case_id = self.open_supported_case(loser, clock)
+        measure_id, goal_id = uuid4(), uuid4()
+        rivals.append(lambda: winner.execute(command(
+            "start_measure", case_id=case_id, measure_id=measure_id, kind="job_coaching")))
+        losing = command("agree_goal", case_id=case_id, goal_id=goal_id, category="employment",
+                         title="Apply for four jobs a month", due_date="2026-09-30")
+
+        with pytest.raises(ConcurrentChangeError):
+            loser.execute(losing)
+
+        assert loser.execute(command("complete_measure", case_id=case_id,
+                                     measure_id=measure_id)).version == 5
+        assert loser.execute(losing).version == 6
+        case = self.make_service(clock).get_case(case_id)
+        assert list(case.goals) == [goal_id.hex]
+        assert vars(case) == vars(loser.get_case(case_id))
+
     def test_a_case_another_writer_took_past_a_snapshot_loads_whole_where_it_was_young(
         self,
     ) -> None:

@@ -12,7 +12,7 @@ from domain.application.cases import CaseService
 from nervenbahn.config import load_settings
 from nervenbahn.container import build_service
 
-from .contract import Clock, StoreContract
+from .contract import Clock, ManualClock, StoreContract, command
 
 
 class TestSQLiteStore(StoreContract):
@@ -36,6 +36,27 @@ class TestSQLiteStore(StoreContract):
         with closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as db:
             rows = db.execute("SELECT person_id, wrapped_key FROM person_keys").fetchall()
         return {person_id: bytes(key) for person_id, key in rows}
+
+    def test_a_case_kept_from_before_a_restore_is_loaded_from_the_restored_store(self) -> None:
+        # The service keeps the case it saved (domain.application.kept_cases); the file is
+        # restored from a backup taken one event earlier while the service runs. Its next
+        # command must start from the store, not from the case it kept at a version the store
+        # no longer holds (that would record version 5 after 3).
+        clock = ManualClock()
+        service = self.make_service(clock)
+        case_id = self.open_supported_case(service, clock)
+        with closing(sqlite3.connect(":memory:")) as backup:
+            with closing(sqlite3.connect(self.path)) as live:
+                live.backup(backup)
+            service.execute(command("complete_review", case_id=case_id, outcome="continue"))
+            with closing(sqlite3.connect(self.path)) as live:
+                backup.backup(live)
+
+            again = service.execute(command("complete_review", case_id=case_id,
+                                            outcome="continue"))
+
+        assert again.version == 4
+        assert [entry.version for entry in service.history(case_id)] == [1, 2, 3, 4]
 
 
 del StoreContract
