@@ -72,6 +72,8 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
         self._insert_links = sql.SQL(
             "INSERT INTO {}.{} (position, hash) SELECT * FROM unnest(%s::bigint[], %s::bytea[])"
         ).format(schema, chain_table)
+        self._insert_link = sql.SQL("INSERT INTO {}.{} (position, hash) VALUES (%s, %s)").format(
+            schema, chain_table)
         self._head_cursors: WeakKeyDictionary[psycopg.Connection[DictRow],
                                               psycopg.Cursor[DictRow]] = WeakKeyDictionary()
         """The cursor of the head read pipelined with each connection's open insert (weak: a
@@ -137,8 +139,12 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
             for position, s in zip(ids, stored_events, strict=True)
         )
         links = link_rows(previous, rows)
-        # Pipelined with the commit: no round trip of its own either.
-        curs.execute(self._insert_links, ([p for p, _ in links], [h for _, h in links]))
+        # Pipelined with the commit: no round trip of its own either. One link (a command's
+        # one event) as plain values: adapting two arrays took a third of the time.
+        if len(links) == 1:
+            curs.execute(self._insert_link, links[0], prepare=True)
+        else:
+            curs.execute(self._insert_links, ([p for p, _ in links], [h for _, h in links]))
         return ids
 
     def head(self) -> ChainHead:
