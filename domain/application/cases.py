@@ -140,8 +140,8 @@ class CaseService(
                 else self._on_case(command, identity)
             )
             events = [type(event).__name__ for event in case.pending_events]
+            saved = case.pending_events[-1] if case.pending_events else None
             self._save(case, command)
-            self._kept.keep(case, self.vault)
         except DomainError as exc:
             bound.warning(
                 "command rejected",
@@ -151,6 +151,7 @@ class CaseService(
                 duration_ms=_ms_since(started),
             )
             raise
+        self._kept.keep(case, saved, self.vault)
         bound.info(
             "command executed",
             case_id=str(case.id),
@@ -260,15 +261,19 @@ class CaseService(
         process saved last if it was kept (`domain.application.kept_cases`), with the events
         recorded since folded onto it; loaded from the store if it was not kept, or if the
         store no longer holds the version it was kept at."""
-        case = self._kept.take(case_id)
-        if case is not None:
-            # From the kept version on (inclusive): one query, as loading the case would be.
+        kept = self._kept.take(case_id)
+        if kept is not None:
+            case, saved = kept
+            # From the kept version on (inclusive): one query, as loading the case would be;
+            # the event stored at that version must be the one this process saved.
             stored = self.recorder.select_events(case_id, gt=case.version - 1)
-            if stored and stored[0].originator_version == case.version:
-                case = fold(case, map(self.mapper.to_domain_event, stored[1:]))
-                assert case is not None
+            if (stored and stored[0].originator_version == case.version
+                    and self.mapper.to_domain_event(stored[0]) == saved):
+                folded = fold(case, map(self.mapper.to_domain_event, stored[1:]))
+                assert folded is not None
+                case = folded
             else:
-                log.warning("kept case not in the store at its version: loaded from the store",
+                log.warning("kept case not in the store as saved: loaded from the store",
                             case_id=str(case_id), version=case.version)
                 case = self.get_case(case_id)
             self._below_snapshots.note(case)

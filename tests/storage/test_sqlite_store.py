@@ -5,10 +5,12 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 
 from domain.application.cases import CaseService
+from domain.errors import RuleViolationError
 from nervenbahn.config import load_settings
 from nervenbahn.container import build_service
 
@@ -57,6 +59,33 @@ class TestSQLiteStore(StoreContract):
 
         assert again.version == 4
         assert [entry.version for entry in service.history(case_id)] == [1, 2, 3, 4]
+
+    def test_a_kept_case_whose_version_was_written_again_after_a_restore_is_not_used(
+        self,
+    ) -> None:
+        # `kept` saved version 4 (a measure started) and kept the case; the file is restored
+        # to version 3 and `other` records another version 4. The store holds a version 4,
+        # not the one `kept` saved: its next command must start from the store (where no
+        # measure was started), as a service that kept nothing would.
+        clock = ManualClock()
+        kept, other = self.make_service(clock), self.make_service(clock)
+        case_id = self.open_supported_case(kept, clock)
+        kept.get_case(case_id)
+        measure_id = uuid4()
+        with closing(sqlite3.connect(":memory:")) as backup:
+            with closing(sqlite3.connect(self.path)) as live:
+                live.backup(backup)
+            kept.execute(command("start_measure", case_id=case_id, measure_id=measure_id,
+                                 kind="job_coaching"))
+            with closing(sqlite3.connect(self.path)) as live:
+                backup.backup(live)
+        other.execute(command("complete_review", case_id=case_id, outcome="continue"))
+
+        with pytest.raises(RuleViolationError, match=f"case has no measure {measure_id}"):
+            kept.execute(command("complete_measure", case_id=case_id, measure_id=measure_id))
+
+        assert [entry.event for entry in kept.history(case_id)][-1] == "ReviewCompleted"
+        assert kept.get_case(case_id).version == 4
 
 
 del StoreContract
