@@ -28,6 +28,7 @@ from eventsourcing.persistence import (
     Mapper,
     StoredEvent,
 )
+from eventsourcing.persistence import Recording as SavedRecording
 from eventsourcing.utils import get_topic
 
 from domain import commands
@@ -140,8 +141,7 @@ class CaseService(
                 else self._on_case(command, identity)
             )
             events = [type(event).__name__ for event in case.pending_events]
-            saved = case.pending_events[-1] if case.pending_events else None
-            self._save(case, command)
+            recordings = self._save(case, command)
         except DomainError as exc:
             bound.warning(
                 "command rejected",
@@ -151,7 +151,7 @@ class CaseService(
                 duration_ms=_ms_since(started),
             )
             raise
-        self._kept.keep(case, saved, self.vault)
+        self._kept.keep(case, recordings[-1].notification if recordings else None, self.vault)
         bound.info(
             "command executed",
             case_id=str(case.id),
@@ -202,9 +202,10 @@ class CaseService(
                 f"not given; {application_id} cannot be looked up")
         return self._benefits(application_id)
 
-    def _save(self, case: Case, command: commands.Command | None = None) -> None:
+    def _save(self, case: Case, command: commands.Command | None = None
+              ) -> list[SavedRecording[UUID]]:
         try:
-            self.save_with_keys(case)
+            return self.save_with_keys(case)
         except IntegrityError as exc:
             if isinstance(command, commands.OpenCase):
                 raise InvalidCommandError(
@@ -212,20 +213,22 @@ class CaseService(
                 ) from exc
             raise ConcurrentChangeError(case.id) from exc
 
-    def save_with_keys(self, *cases: Case) -> None:
+    def save_with_keys(self, *cases: Case) -> list[SavedRecording[UUID]]:
         """Save the cases' pending events, creating the data keys of the persons they open
         first; if saving fails (IntegrityError: someone recorded meanwhile), the keys just
-        created are discarded again and the error raised."""
+        created are discarded again and the error raised. The recordings, as `save` gives
+        them (each event as stored, with its position)."""
         new_keys = self.vault.ensure_keys(
             _persons_in(event for case in cases for event in case.pending_events)
         )
         try:
-            self.save(*cases)
+            recordings = self.save(*cases)
         except IntegrityError:
             self.vault.discard(new_keys)
             raise
         for case in cases:
             self._below_snapshots.note(case)
+        return recordings
 
     def record_imported(
         self, stored: list[StoredEvent], keys: list[tuple[UUID, bytes]]
@@ -265,10 +268,9 @@ class CaseService(
         if kept is not None:
             case, saved = kept
             # From the kept version on (inclusive): one query, as loading the case would be;
-            # the event stored at that version must be the one this process saved.
+            # the event stored at that version must be, byte for byte, the one it saved.
             stored = self.recorder.select_events(case_id, gt=case.version - 1)
-            if (stored and stored[0].originator_version == case.version
-                    and self.mapper.to_domain_event(stored[0]) == saved):
+            if stored and _same_stored(stored[0], saved):
                 folded = fold(case, map(self.mapper.to_domain_event, stored[1:]))
                 assert folded is not None
                 case = folded
@@ -357,6 +359,12 @@ class CaseService(
                     return True
             top = start - 1
         return False
+
+
+def _same_stored(stored: StoredEvent, saved: Any) -> bool:
+    """Whether `stored` is the event `saved` (as `save` recorded it), byte for byte."""
+    return (stored.originator_version == saved.originator_version and stored.topic == saved.topic
+            and bytes(stored.state) == bytes(saved.state))
 
 
 class _CasesBelowSnapshots:

@@ -2,9 +2,9 @@
 
 A command loads its case, changes it and saves it; the next command on the same case loaded it
 again from all its events (or a snapshot and the events after it). `KeptCases` keeps the case
-a command saved, with the last event it saved, and the next command takes it out and folds onto
-it only the events recorded since (by this process or any other), read in the one query a load
-would have made.
+a command saved, with its last event as stored, and the next command takes it out and folds
+onto it only the events recorded since (by this process or any other), read in the one query a
+load would have made.
 
 What keeps this right:
 - **Taken, not shared.** A command takes its case out of the keeping; no other command can
@@ -13,8 +13,9 @@ What keeps this right:
   half-way, a rule that refuses it, or a save that loses to another writer leaves nothing
   behind; no copy is ever needed.
 - **Checked against the store.** The events are read from the version the case was kept at
-  (inclusive), and the stored event at that version must be the one this process saved
-  (decoded and compared): a store that no longer holds it (restored from an older backup,
+  (inclusive), and the stored event at that version must be, byte for byte, the one this
+  process saved (its stored state is in what `save` returns): a store that no longer holds it
+  (restored from an older backup,
   and perhaps written on again since, or another file under the same name) drops the kept
   case, and the case is loaded from the store as if nothing had been kept.
 - **No clear personal data kept.** A case is kept only if every person in it is sealed: a case
@@ -59,7 +60,7 @@ class KeptCases:
         self._lock = Lock()
 
     def take(self, case_id: UUID) -> tuple[Case, Any] | None:
-        """The kept case and the last event saved with it, no longer kept (None if it was
+        """The kept case and its last event as stored, no longer kept (None if it was
         not)."""
         with self._lock:
             kept = self._cases.pop(case_id, None)
@@ -68,11 +69,13 @@ class KeptCases:
             return kept
 
     def keep(self, case: Case, saved: Any, vault: PersonalDataVault) -> None:
-        """Keep a case whose events were all saved, `saved` the last of them, its persons
-        sealed again; a case with events not saved, with a person in clear, or larger than
-        the bound alone is not kept (the command is recorded by then: nothing here raises)."""
+        """Keep a case whose events were all saved, `saved` the last of them as stored (its
+        `originator_version`, `topic` and `state`), its persons sealed again; a case with
+        events not saved, with a person in clear, or larger than the bound alone is not kept
+        (the command is recorded by then: nothing here raises)."""
         persons = (case.applicant, *case.other_members)
         if (case.pending_events or saved is None or case.version > self._max_events
+                or getattr(saved, "originator_version", None) != case.version
                 or self._maxsize == 0
                 or not all(isinstance(person, SealedPersonalData) for person in persons)):
             return

@@ -64,9 +64,10 @@ class TestSQLiteStore(StoreContract):
         self,
     ) -> None:
         # `kept` saved version 4 (a measure started) and kept the case; the file is restored
-        # to version 3 and `other` records another version 4. The store holds a version 4,
-        # not the one `kept` saved: its next command must start from the store (where no
-        # measure was started), as a service that kept nothing would.
+        # to version 3 and `other` records another version 4 of the same kind (another
+        # measure). The store holds a version 4, not the one `kept` saved: its next command
+        # must start from the store (where its measure was never started), as a service that
+        # kept nothing would.
         clock = ManualClock()
         kept, other = self.make_service(clock), self.make_service(clock)
         case_id = self.open_supported_case(kept, clock)
@@ -79,12 +80,13 @@ class TestSQLiteStore(StoreContract):
                                  kind="job_coaching"))
             with closing(sqlite3.connect(self.path)) as live:
                 backup.backup(live)
-        other.execute(command("complete_review", case_id=case_id, outcome="continue"))
+        other.execute(command("start_measure", case_id=case_id, measure_id=uuid4(),
+                              kind="job_coaching"))
 
         with pytest.raises(RuleViolationError, match=f"case has no measure {measure_id}"):
             kept.execute(command("complete_measure", case_id=case_id, measure_id=measure_id))
 
-        assert [entry.event for entry in kept.history(case_id)][-1] == "ReviewCompleted"
+        assert [entry.event for entry in kept.history(case_id)][-1] == "MeasureStarted"
         assert kept.get_case(case_id).version == 4
 
 
