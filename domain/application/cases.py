@@ -263,7 +263,7 @@ class CaseService(
         """As `case_for`, for a command that saves the case or drops it: the case this
         process saved last if it was kept (`domain.application.kept_cases`), with the events
         recorded since folded onto it; loaded from the store if it was not kept, or if the
-        store no longer holds the version it was kept at."""
+        event stored at the kept version is not, byte for byte, the one this process saved."""
         kept = self._kept.take(case_id)
         if kept is not None:
             case, saved = kept

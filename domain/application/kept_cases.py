@@ -15,9 +15,12 @@ What keeps this right:
 - **Checked against the store.** The events are read from the version the case was kept at
   (inclusive), and the stored event at that version must be, byte for byte, the one this
   process saved (its stored state is in what `save` returns): a store that no longer holds it
-  (restored from an older backup,
-  and perhaps written on again since, or another file under the same name) drops the kept
-  case, and the case is loaded from the store as if nothing had been kept.
+  (restored from an older backup, perhaps written on again since, or another file under the
+  same name) drops the kept case, and the case is loaded from the store as if nothing had
+  been kept. Only that event is compared, not the history below it: a restore followed by a
+  different history that ends in a byte-identical event (the same command, recorded at the
+  same microsecond with the same correlation id) would go unseen. A real clock does not
+  repeat a microsecond for the same case; a test clock can.
 - **No clear personal data kept.** A case is kept only if every person in it is sealed: a case
   whose persons came from the command (just opened) is not, and whatever a command opened is
   sealed again (`reseal_persons`), so a person erased afterwards is never shown from the
