@@ -14,7 +14,7 @@ import json
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
@@ -263,12 +263,20 @@ class KeyStore(ABC):
         """The wrapped data key of the person, or None if there is none (or it was erased)."""
 
     @abstractmethod
-    def store_many(self, keys: Iterable[tuple[UUID, bytes]]) -> None:
-        """Store wrapped data keys of new persons; a person that already has a key keeps it."""
+    def store_new(
+        self, person_ids: Sequence[UUID], make_key: Callable[[UUID], bytes]
+    ) -> tuple[list[UUID], list[UUID]]:
+        """Give each of `person_ids` without a key the wrapped key `make_key(person_id)` makes,
+        unless one of those without a key was erased: then store nothing. A person who has a
+        key already is marked as found: the write that asked may now seal with that key, so
+        `discard_many` leaves it. Returns the persons whose keys this call stored (in the
+        order given, once each) and the erased ones. One transaction; `make_key` may be
+        called for every person."""
 
     @abstractmethod
     def discard_many(self, person_ids: Iterable[UUID]) -> None:
-        """Remove keys created for a write that failed (no tombstone: nothing was recorded)."""
+        """Remove keys created for a write that failed (no tombstone: nothing was recorded),
+        unless another write found them since (`store_new`): it may have sealed with them."""
 
     @abstractmethod
     def destroy(self, person_id: UUID) -> bool:
@@ -277,14 +285,6 @@ class KeyStore(ABC):
     @abstractmethod
     def is_erased(self, person_id: UUID) -> bool:
         """True if the person's key was destroyed."""
-
-    def lacking(self, person_ids: Sequence[UUID]) -> tuple[list[UUID], set[UUID]]:
-        """Of `person_ids`, those with no key (in the order given, once each), and of those
-        the ones erased. A store whose look-ups are round trips answers all in one; by
-        default one `load` (and for a person without a key one `is_erased`) each."""
-        without = [person_id for person_id in dict.fromkeys(person_ids)
-                   if self.load(person_id) is None]
-        return without, {person_id for person_id in without if self.is_erased(person_id)}
 
     def copies_left(self) -> str | None:
         """Where an old copy of a destroyed key may still lie on disk (a journal that could
@@ -304,20 +304,31 @@ class MemoryKeyStore(KeyStore):
     def __init__(self) -> None:
         self.keys: dict[UUID, bytes] = {}
         self.tombstones: set[UUID] = set()
+        self.found: set[UUID] = set()
+        """Persons whose keys a later `store_new` found (never discarded)."""
 
     def load(self, person_id: UUID) -> bytes | None:
         """The wrapped key, or None when there is none or it was destroyed."""
         return self.keys.get(person_id)
 
-    def store_many(self, keys: Iterable[tuple[UUID, bytes]]) -> None:
-        """Store new keys; a person that already has a key keeps it."""
-        for person_id, wrapped in keys:
-            self.keys.setdefault(person_id, wrapped)
+    def store_new(
+        self, person_ids: Sequence[UUID], make_key: Callable[[UUID], bytes]
+    ) -> tuple[list[UUID], list[UUID]]:
+        """New keys for those without one, none if one of them was erased (see the port)."""
+        wanted = list(dict.fromkeys(person_ids))
+        without = [person_id for person_id in wanted if person_id not in self.keys]
+        erased = [person_id for person_id in without if person_id in self.tombstones]
+        if erased:
+            return [], erased
+        self.found.update(person_id for person_id in wanted if person_id in self.keys)
+        self.keys.update((person_id, make_key(person_id)) for person_id in without)
+        return without, []
 
     def discard_many(self, person_ids: Iterable[UUID]) -> None:
-        """Forget keys created for a write that failed; no tombstone."""
+        """Forget keys created for a write that failed, unless found since; no tombstone."""
         for person_id in person_ids:
-            self.keys.pop(person_id, None)
+            if person_id not in self.found:
+                self.keys.pop(person_id, None)
 
     def destroy(self, person_id: UUID) -> bool:
         """Drop the key and leave a tombstone; True if there was a key."""
@@ -363,23 +374,21 @@ class PersonalDataVault:
     def ensure_keys(self, person_ids: Iterable[UUID]) -> list[UUID]:
         """Give every listed person a data key if they have none; refuse erased persons.
 
-        Returns the persons whose keys were created now, for `discard` if the write that
-        needed them fails.
+        Returns the persons whose keys this call stored, for `discard` if the write that
+        needed them fails (a key another write found meanwhile stays: `KeyStore.discard_many`).
         """
-        without, erased = self._keystore.lacking(list(person_ids))
-        for person_id in without:
-            if person_id in erased:
-                raise PersonErasedError(
-                    f"person {person_id} was erased and cannot be recorded again"
-                )
-        new = [(person_id, self._wrap(person_id, AESGCM.generate_key(bit_length=256)))
-               for person_id in without]
-        if new:
-            self._keystore.store_many(new)
-        return [person_id for person_id, _ in new]
+        created, erased = self._keystore.store_new(list(dict.fromkeys(person_ids)),
+                                                    self._new_wrapped_key)
+        if erased:
+            raise PersonErasedError(f"person {erased[0]} was erased and cannot be recorded again")
+        return created
+
+    def _new_wrapped_key(self, person_id: UUID) -> bytes:
+        return self._wrap(person_id, AESGCM.generate_key(bit_length=256))
 
     def discard(self, person_ids: list[UUID]) -> None:
-        """Remove keys that `ensure_keys` just created for a write that then failed."""
+        """Remove keys that `ensure_keys` just created for a write that then failed (those
+        another write found meanwhile stay)."""
         if person_ids:
             self._keystore.discard_many(person_ids)
 

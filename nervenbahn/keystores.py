@@ -34,7 +34,14 @@ PERSON_KEYS = Component(
                 "CREATE TABLE IF NOT EXISTS {schema}.erased_persons ("
                 "person_id uuid PRIMARY KEY, erased_at timestamptz NOT NULL DEFAULT now())",
             ],
-        )
+        ),
+        Migration(
+            2,
+            "keys another write found are never discarded (it may have sealed with them)",
+            sqlite=["ALTER TABLE person_keys ADD COLUMN found INTEGER NOT NULL DEFAULT 0"],
+            postgres=["ALTER TABLE {schema}.person_keys "
+                      "ADD COLUMN IF NOT EXISTS found boolean NOT NULL DEFAULT false"],
+        ),
     ],
     tables=["person_keys", "erased_persons"],
 )

@@ -10,7 +10,7 @@ only a second loss in a row reaches the caller (`DatabaseUnavailableError`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -48,16 +48,8 @@ class PostgresKeyStore(KeyStore):
                            idempotent=True)
         return None if row is None else bytes(row[0])
 
-    def store_many(self, keys: Iterable[tuple[UUID, bytes]]) -> None:
-        rows = list(keys)
-        statement = self._sql(
-            "INSERT INTO {}.person_keys (person_id, wrapped_key) "
-            "VALUES (%s, %s) ON CONFLICT (person_id) DO NOTHING"
-        )
-        self._db.run(partial(_many, statement, rows), idempotent=True)
-
     def discard_many(self, person_ids: Iterable[UUID]) -> None:
-        statement = self._sql("DELETE FROM {}.person_keys WHERE person_id = %s")
+        statement = self._sql("DELETE FROM {}.person_keys WHERE person_id = %s AND NOT found")
         self._db.run(partial(_many, statement, [(p,) for p in person_ids]), idempotent=True)
 
     def destroy(self, person_id: UUID) -> bool:
@@ -83,23 +75,38 @@ class PostgresKeyStore(KeyStore):
                            idempotent=True)
         return row is not None
 
-    def lacking(self, person_ids: Sequence[UUID]) -> tuple[list[UUID], set[UUID]]:
-        """(See the port.) One statement, one round trip, one snapshot for all of them: a case
-        opened with its household looked each member up twice (a key, then a tombstone)."""
+    def store_new(
+        self, person_ids: Sequence[UUID], make_key: Callable[[UUID], bytes]
+    ) -> tuple[list[UUID], list[UUID]]:
+        """(See the port.) One statement, one round trip: a key is made for every person, the
+        tombstones are looked up and, unless one of the persons was erased, the keys of those
+        without one are inserted and those of the others marked as found. A key another
+        command stores meanwhile is waited for and found, not overwritten. The statement runs
+        on its own, so it is atomic; after a lost connection it runs again (a second run finds
+        what the first stored: those keys stay, as found keys do)."""
         wanted = list(dict.fromkeys(person_ids))
         if not wanted:
-            return [], set()
-        query = self._sql(
-            "SELECT p.person_id, k.person_id IS NOT NULL, e.person_id IS NOT NULL "
-            "FROM unnest(%s::uuid[]) AS p (person_id) "
-            "LEFT JOIN {0}.person_keys k ON k.person_id = p.person_id "
-            "LEFT JOIN {0}.erased_persons e ON e.person_id = p.person_id"
+            return [], []
+        statement = self._sql(
+            "WITH wanted (person_id, wrapped_key) AS ("
+            " SELECT * FROM unnest(%s::uuid[], %s::bytea[])), "
+            "erased AS (SELECT w.person_id FROM wanted w"
+            " JOIN {0}.erased_persons e ON e.person_id = w.person_id"
+            " WHERE NOT EXISTS (SELECT 1 FROM {0}.person_keys k"
+            " WHERE k.person_id = w.person_id)), "
+            "stored AS (INSERT INTO {0}.person_keys AS k (person_id, wrapped_key)"
+            " SELECT person_id, wrapped_key FROM wanted WHERE NOT EXISTS (SELECT 1 FROM erased)"
+            " ON CONFLICT (person_id) DO UPDATE SET found = true"
+            " RETURNING k.person_id, k.found) "
+            "SELECT person_id, 'erased' FROM erased UNION ALL "
+            "SELECT person_id, CASE WHEN found THEN 'found' ELSE 'stored' END FROM stored"
         )
-        rows = self._db.run(lambda db: db.execute(query, (wanted,)).fetchall(), idempotent=True)
-        keyed = {person_id for person_id, has_key, _ in rows if has_key}
-        without = [person_id for person_id in wanted if person_id not in keyed]
-        return without, {person_id for person_id, has_key, erased in rows
-                         if erased and not has_key}
+        keys = [make_key(person_id) for person_id in wanted]
+        rows = self._db.run(lambda db: db.execute(statement, (wanted, keys)).fetchall(),
+                            idempotent=True)
+        outcome = dict(rows)
+        return ([p for p in wanted if outcome.get(p) == "stored"],
+                [p for p in wanted if outcome.get(p) == "erased"])
 
     def close(self) -> None:
         self._db.close()

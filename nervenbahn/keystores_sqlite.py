@@ -7,9 +7,10 @@ Destroying a key must leave no copy behind in the database: this adapter deletes
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from uuid import UUID
 
@@ -47,23 +48,43 @@ class SQLiteKeyStore(KeyStore):
             ).fetchone()
         return None if row is None else bytes(row[0])
 
-    def store_many(self, keys: Iterable[tuple[UUID, bytes]]) -> None:
-        rows = [(person_id.hex, wrapped) for person_id, wrapped in keys]
+    def store_new(
+        self, person_ids: Sequence[UUID], make_key: Callable[[UUID], bytes]
+    ) -> tuple[list[UUID], list[UUID]]:
+        """(See the port.) In one transaction: the tombstones of those without a key, then
+        each key inserted, or marked as found where there is one."""
+        wanted = list(dict.fromkeys(person_ids))
+        if not wanted:
+            return [], []
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO person_keys (person_id, wrapped_key) VALUES (?, ?)", rows
-                )
+                erased = {row[0] for row in self._db.execute(
+                    "SELECT e.person_id FROM json_each(?) AS w"
+                    " JOIN erased_persons e ON e.person_id = w.value"
+                    " WHERE NOT EXISTS (SELECT 1 FROM person_keys k"
+                    " WHERE k.person_id = w.value)",
+                    (json.dumps([p.hex for p in wanted]),))}
+                stored = []
+                if not erased:
+                    for person_id in wanted:
+                        (found,) = self._db.execute(
+                            "INSERT INTO person_keys (person_id, wrapped_key) VALUES (?, ?) "
+                            "ON CONFLICT (person_id) DO UPDATE SET found = 1 RETURNING found",
+                            (person_id.hex, make_key(person_id))).fetchone()
+                        if not found:
+                            stored.append(person_id)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+        return stored, [p for p in wanted if p.hex in erased]
 
     def discard_many(self, person_ids: Iterable[UUID]) -> None:
         with self._lock:
             self._db.executemany(
-                "DELETE FROM person_keys WHERE person_id = ?", [(p.hex,) for p in person_ids]
+                "DELETE FROM person_keys WHERE person_id = ? AND found = 0",
+                [(p.hex,) for p in person_ids],
             )
 
     def destroy(self, person_id: UUID) -> bool:

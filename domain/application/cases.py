@@ -236,12 +236,19 @@ class CaseService(
         """Record the events of new cases an import's workers checked and encoded, with the
         wrapped data keys they sealed new persons with, as `save_with_keys` would: the keys
         first, the events in one transaction (chained), then the snapshots `save` takes.
-        IntegrityError if a case exists already: nothing recorded, the keys discarded again."""
-        self.vault.keystore.store_many(keys)
+        IntegrityError if a case exists already, or if a person got a key (or was erased)
+        since the workers checked: the events are sealed with keys that would not be
+        stored. Then nothing is recorded and the keys this call stored are discarded again
+        (`KeyStore.discard_many`)."""
+        persons = [person_id for person_id, _ in keys]
+        new_keys, erased = self.vault.keystore.store_new(persons, dict(keys).__getitem__)
         try:
+            if erased or len(new_keys) != len(persons):
+                raise IntegrityError("a person of the import got a data key or was erased "
+                                     "since the import's workers checked")
             self.recorder.insert_events(stored)
         except IntegrityError:
-            self.vault.discard([person_id for person_id, _ in keys])
+            self.vault.discard(new_keys)
             raise
         projector = self.snapshotting_projectors.get(Case, project_aggregate)
         for event in stored:

@@ -267,7 +267,8 @@ class LegacyImporter:
                 return ImportRejectedError(
                     line, f"case {case_id} is already recorded (was this file imported before?)"
                 )
-        return ImportRejectedError(None, "a case of the file was changed by someone else meanwhile")
+        return ImportRejectedError(None, "a case or person of the file was recorded by someone "
+                                         "else meanwhile; nothing was recorded")
 
     def _import_one(self, record: dict[str, Any], batch: _ImportBatch) -> None:
         recorded_at, command = check_record(record, batch.now)

@@ -404,6 +404,32 @@ class StoreContract(ABC):
 
         assert self.wrapped_keys() == keys
 
+    def test_a_lost_opening_leaves_the_winners_persons_readable(self) -> None:
+        # The same opening sent twice at once (a retried request on two instances): the loser
+        # made the persons' keys, the winner found them and sealed with them. The loser's
+        # lost save must not take those keys away.
+        clock = ManualClock()
+        winner, loser = self.make_service(clock), self.make_service(clock)
+        case_id, person_id = uuid4(), uuid4()
+        household = {**HOUSEHOLD, "applicant": {**APPLICANT, "person_id": person_id},
+                     "other_members": []}
+        opening = command("open_case", case_id=case_id, **household)
+        make_keys = loser.vault.ensure_keys
+
+        def keys_then_the_winner(person_ids: Any) -> list[UUID]:
+            created = make_keys(person_ids)
+            winner.execute(opening)
+            return created
+
+        loser.vault.ensure_keys = keys_then_the_winner  # type: ignore[method-assign]
+        with pytest.raises(InvalidCommandError):
+            loser.execute(opening)
+
+        case = self.make_service(clock).get_case(case_id)
+        assert not case.applicant.is_erased
+        assert case.applicant.to_plain()["given_name"] == APPLICANT["given_name"]
+        assert sorted(self.wrapped_keys()) == [person_id.hex]
+
     # --- recorded time -------------------------------------------------------------------
 
     def test_recorded_time_is_the_store_clock_and_as_of_replays_up_to_it(self) -> None:

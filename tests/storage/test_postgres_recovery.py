@@ -80,7 +80,7 @@ def test_the_key_store_answers_again_after_the_connections_are_lost(
     keys = PostgresKeyStore(settings.store)
     person = uuid4()
     try:
-        keys.store_many([(person, b"wrapped")])
+        keys.store_new([person], lambda _: b"wrapped")
         assert terminate(postgres_server_url, name) >= 1
         assert keys.load(person) == b"wrapped"
         assert terminate(postgres_server_url, name) >= 1
