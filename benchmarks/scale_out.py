@@ -132,6 +132,8 @@ class Run:
     lags_s: list[float]
     ready_s: list[float]
     connections: dict[str, int]
+    failed: list[str]
+    """Locust's failures: endpoint, error, occurrences (why a request failed)."""
 
 
 @dataclass
@@ -211,7 +213,7 @@ class Canton:
             plan_file = self.folder / f"plan-{instances}.json"
             plan_file.write_text(json.dumps({**self.plan, "instances": urls}))
             with self._writing() as writer, _sampling_lag(urls, self.plan) as lags:
-                endpoints, total = self._locust(plan_file, instances)
+                endpoints, total, failed = self._locust(plan_file, instances)
             connections = _connections(self.args.postgres_url, f"scale-{self.schema[-6:]}-")
         finally:
             for process in processes:
@@ -219,7 +221,8 @@ class Canton:
             for process in processes:
                 _stop(process)
             _say(f"{instances} instance(s) stopped")
-        return Run(endpoints, total, writer.written, writer.seconds, lags, ready, connections)
+        return Run(endpoints, total, writer.written, writer.seconds, lags, ready, connections,
+                   failed)
 
     def _serve(self, i: int, port: int) -> subprocess.Popen[bytes]:
         own = self.folder / f"instance-{i}"
@@ -232,7 +235,7 @@ class Canton:
                 cwd=own, env=env, stdout=log, stderr=log)
 
     def _locust(self, plan: Path, instances: int) -> tuple[dict[str, dict[str, float]],
-                                                            dict[str, float]]:
+                                                            dict[str, float], list[str]]:
         prefix = self.folder / f"locust-{instances}"
         users = self.args.users
         with (self.folder / f"locust-{instances}.log").open("wb") as log:
@@ -247,7 +250,10 @@ class Canton:
         with open(f"{prefix}_stats.csv", encoding="utf-8") as file:
             stats = {row["Name"]: _figures(row) for row in csv.DictReader(file)}
         total = stats.pop("Aggregated")
-        return stats, total
+        with open(f"{prefix}_failures.csv", encoding="utf-8") as file:
+            failed = [f"{row['Name']}: {row['Error']} ({row['Occurrences']}x)"
+                      for row in csv.DictReader(file)]
+        return stats, total, failed
 
     @contextmanager
     def _writing(self) -> Any:
@@ -450,6 +456,7 @@ def _rows(runs: dict[int, Run]) -> list[Row]:
     rows = [_row(name, name, one.endpoints.get(name, {}), three.endpoints.get(name, {}))
             for name in names]
     rows.append(_row("total", "all endpoints", one.total, three.total))
+    rows[-1].detail |= {"one_failed": one.failed, "three_failed": three.failed}
     return rows
 
 
@@ -476,7 +483,8 @@ def _fmt(row: Row, side: str) -> str:
 
 
 def _describe(row: Row) -> list[str]:
-    return []
+    return [f"{side} instance(s), failed: {reason}" for side in ("one", "three")
+            for reason in row.detail.get(f"{side}_failed", [])]
 
 
 def _notes(args: argparse.Namespace, canton: Canton, runs: dict[int, Run]) -> list[str]:
