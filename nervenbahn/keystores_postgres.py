@@ -26,6 +26,11 @@ from schemas.sql import migrate_postgres
 
 __all__ = ["PostgresKeyStore"]
 
+_PERSON_LOCKS = 0x6E626B73
+"""The advisory locks of persons' keys (`pg_advisory_xact_lock(_PERSON_LOCKS, n)`, n from the
+person id): every transaction that writes a person's key or tombstone takes its persons' locks
+first, in ascending order."""
+
 
 class PostgresKeyStore(KeyStore):
     """Wrapped data keys in the PostgreSQL database (and schema) of the event store."""
@@ -49,12 +54,23 @@ class PostgresKeyStore(KeyStore):
         return None if row is None else bytes(row[0])
 
     def discard_many(self, person_ids: Iterable[UUID]) -> None:
-        statement = self._sql("DELETE FROM {}.person_keys WHERE person_id = %s AND NOT found")
-        self._db.run(partial(_many, statement, [(p,) for p in person_ids]), idempotent=True)
+        wanted = list(dict.fromkeys(person_ids))
+        if not wanted:
+            return
+        statement = self._sql(
+            "DELETE FROM {}.person_keys WHERE person_id = ANY(%s::uuid[]) AND NOT found")
+
+        def discard(db: psycopg.Connection[Any]) -> None:
+            with db.transaction():
+                self._lock(db, wanted)
+                db.execute(statement, (wanted,))
+
+        self._db.run(discard, idempotent=True)
 
     def destroy(self, person_id: UUID) -> bool:
         def erase(db: psycopg.Connection[Any]) -> int:
             with db.transaction():
+                self._lock(db, [person_id])
                 deleted = db.execute(
                     self._sql("DELETE FROM {}.person_keys WHERE person_id = %s"), (person_id,)
                 ).rowcount
@@ -78,12 +94,14 @@ class PostgresKeyStore(KeyStore):
     def store_new(
         self, person_ids: Sequence[UUID], make_key: Callable[[UUID], bytes]
     ) -> tuple[list[UUID], list[UUID]]:
-        """(See the port.) One statement, one round trip: a key is made for every person, the
-        tombstones are looked up and, unless one of the persons was erased, the keys of those
-        without one are inserted and those of the others marked as found. A key another
-        command stores meanwhile is waited for and found, not overwritten. The statement runs
-        on its own, so it is atomic; after a lost connection it runs again (a second run finds
-        what the first stored: those keys stay, as found keys do)."""
+        """(See the port.) One transaction: the persons' advisory locks (as an erasure and
+        a discard take them: none of them can run between the tombstones read and the keys
+        written, and two writes naming the same persons wait for each other instead of
+        deadlocking on the key rows), then one statement that looks up the tombstones and,
+        unless one of the persons was erased, inserts the keys of those without one and marks
+        the others' as found (a key marked already is left as it is). After a lost connection
+        it runs again: a second run finds what the first stored, and those keys stay, as
+        found keys do."""
         wanted = list(dict.fromkeys(person_ids))
         if not wanted:
             return [], []
@@ -96,25 +114,30 @@ class PostgresKeyStore(KeyStore):
             " WHERE k.person_id = w.person_id)), "
             "stored AS (INSERT INTO {0}.person_keys AS k (person_id, wrapped_key)"
             " SELECT person_id, wrapped_key FROM wanted WHERE NOT EXISTS (SELECT 1 FROM erased)"
-            " ON CONFLICT (person_id) DO UPDATE SET found = true"
+            " ON CONFLICT (person_id) DO UPDATE SET found = true WHERE NOT k.found"
             " RETURNING k.person_id, k.found) "
             "SELECT person_id, 'erased' FROM erased UNION ALL "
             "SELECT person_id, CASE WHEN found THEN 'found' ELSE 'stored' END FROM stored"
         )
         keys = [make_key(person_id) for person_id in wanted]
-        rows = self._db.run(lambda db: db.execute(statement, (wanted, keys)).fetchall(),
-                            idempotent=True)
-        outcome = dict(rows)
+
+        def store(db: psycopg.Connection[Any]) -> list[tuple[UUID, str]]:
+            with db.transaction():
+                self._lock(db, wanted)
+                return db.execute(statement, (wanted, keys)).fetchall()
+
+        outcome = dict(self._db.run(store, idempotent=True))
         return ([p for p in wanted if outcome.get(p) == "stored"],
                 [p for p in wanted if outcome.get(p) == "erased"])
+
+    @staticmethod
+    def _lock(db: psycopg.Connection[Any], person_ids: Sequence[UUID]) -> None:
+        """Take the persons' advisory locks for the rest of the transaction, in ascending
+        order (`_PERSON_LOCKS`)."""
+        numbers = sorted({int.from_bytes(p.bytes[:4], "big", signed=True) for p in person_ids})
+        db.execute("SELECT pg_advisory_xact_lock(%s, n) FROM unnest(%s::int4[]) AS u (n)",
+                   (_PERSON_LOCKS, numbers))
 
     def close(self) -> None:
         self._db.close()
 
-
-def _many(
-    statement: sql.Composed, rows: list[tuple[Any, ...]], db: psycopg.Connection[Any]
-) -> None:
-    """One statement for each row, in one transaction."""
-    with db.transaction(), db.cursor() as cursor:
-        cursor.executemany(statement, rows)

@@ -243,9 +243,13 @@ class CaseService(
         persons = [person_id for person_id, _ in keys]
         new_keys, erased = self.vault.keystore.store_new(persons, dict(keys).__getitem__)
         try:
-            if erased or len(new_keys) != len(persons):
-                raise IntegrityError("a person of the import got a data key or was erased "
-                                     "since the import's workers checked")
+            if erased:
+                raise IntegrityError(f"person {erased[0]} was erased while the import was "
+                                     "checked")
+            if len(new_keys) != len(persons):
+                keyed = next(p for p in persons if p not in new_keys)
+                raise IntegrityError(f"person {keyed} was recorded by someone else while the "
+                                     "import was checked; import the file again")
             self.recorder.insert_events(stored)
         except IntegrityError:
             self.vault.discard(new_keys)

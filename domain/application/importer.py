@@ -191,7 +191,7 @@ class LegacyImporter:
         try:
             self._service.record_imported(stored, checked.keys)
         except IntegrityError as exc:
-            raise self._explain_conflict(batch) from exc
+            raise self._explain_conflict(batch, exc) from exc
         return ImportReport(records=checked.records, events=len(stored),
                             cases=len(checked.cases),
                             cases_by_id=_RecordedCases(self._service, batch.opened_on_line))
@@ -260,15 +260,19 @@ class LegacyImporter:
         return ImportOrigin(step.importer, now, step.file_name, step.file_sha256,
                             step.forced_reason)
 
-    def _explain_conflict(self, batch: _ImportBatch) -> ImportRejectedError:
-        """Name the first opened case that exists already (checked only when saving failed)."""
+    def _explain_conflict(
+        self, batch: _ImportBatch, conflict: IntegrityError | None = None
+    ) -> ImportRejectedError:
+        """Name the first opened case that exists already (checked only when saving failed),
+        else what the store said (`CaseService.record_imported` names a person)."""
         for case_id, line in batch.opened_on_line.items():
             if self._service.recorder.select_events(case_id, limit=1):
                 return ImportRejectedError(
                     line, f"case {case_id} is already recorded (was this file imported before?)"
                 )
-        return ImportRejectedError(None, "a case or person of the file was recorded by someone "
-                                         "else meanwhile; nothing was recorded")
+        if conflict is not None and str(conflict).startswith("person "):
+            return ImportRejectedError(None, str(conflict))
+        return ImportRejectedError(None, "a case of the file was changed by someone else meanwhile")
 
     def _import_one(self, record: dict[str, Any], batch: _ImportBatch) -> None:
         recorded_at, command = check_record(record, batch.now)

@@ -31,11 +31,14 @@ from nervenbahn.container import build_service, close_service
 from nervenbahn.synthetic import synthetic_history
 
 from .contract import (
+    APPLICANT,
     BAD_IMPORTS,
+    HOUSEHOLD,
     LEGACY_CASE_ID,
     LEGACY_FILE,
     LEGACY_TIMES,
     PERSONAL_DATA,
+    command,
     legacy_record,
 )
 
@@ -258,3 +261,35 @@ def test_a_line_that_cannot_be_read_comes_after_the_lines_before_it(
 
     assert stores.rows("store", "SELECT count(*) FROM stored_events") == [(0,)]
     assert stores.rows("store", "SELECT count(*) FROM person_keys") == [(0,)]
+
+
+def test_a_person_recorded_by_someone_else_while_the_import_is_checked_refuses_the_import(
+    stores: Stores, history: list[str],
+) -> None:
+    # The workers sealed the import's persons with keys they made; a live opening keys one of
+    # those persons first. The import's events would name that person under a key that is
+    # not stored: the import is refused, the live case stays readable, the import's keys go.
+    service, live = stores.service("store"), stores.service("store")
+    record_imported = service.record_imported
+    raced: dict[str, Any] = {}
+
+    def keyed_first(stored: Any, keys: list[tuple[Any, bytes]]) -> None:
+        person = raced["person"] = keys[len(keys) // 2][0]
+        raced["case"] = live.execute(command(
+            "open_case", **{**HOUSEHOLD, "applicant": {**APPLICANT, "person_id": person},
+                            "other_members": [], "household_size": 1})).case_id
+        record_imported(stored, keys)
+
+    service.record_imported = keyed_first  # type: ignore[method-assign]
+    with pytest.raises(ImportRejectedError) as refused:
+        run_import(service, history, partitions=2)
+
+    assert str(refused.value) == (
+        f"import rejected: person {raced['person']} was recorded by someone else while the "
+        "import was checked; import the file again; nothing was imported")
+    assert list(service.case_ids()) == [raced["case"]]
+    assert not live.get_case(raced["case"]).applicant.is_erased
+    assert stores.rows("store", "SELECT person_id, found FROM person_keys") == [
+        (raced["person"].hex, 1)]
+    service.record_imported = record_imported  # type: ignore[method-assign]
+    assert run_import(service, history, partitions=2).cases == HOUSEHOLDS
