@@ -242,9 +242,10 @@ def rebuild(
     assert isinstance(sqlite_store, SQLiteEffectStore)  # a file: always
     _private_writes(sqlite_store.db)
     try:
-        done = _refill(
-            projection, source, sqlite_store, sqlite_store.transaction, batch_size, progress
-        )
+        with sqlite_store.marks_in_bulk():  # a fresh file: no one reads it meanwhile
+            done = _refill(
+                projection, source, sqlite_store, sqlite_store.transaction, batch_size, progress
+            )
         _durable(sqlite_store.db)
     finally:
         sqlite_store.close()
