@@ -6,6 +6,7 @@ the batches cut a case's history, and events met again change nothing."""
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import secrets
 import sqlite3
@@ -21,6 +22,7 @@ from nervenbahn.container import build_service, close_service
 from nervenbahn.synthetic import synthetic_history
 from projections.branch_office import BranchOfficeProjection
 from projections.framework import (
+    REBUILD_GC_THRESHOLD,
     Projection,
     applied_notification_id,
     catch_up,
@@ -190,3 +192,30 @@ def test_a_rebuild_that_dies_half_way_leaves_the_read_model_as_it_was(
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_rebuild_gives_the_cycle_collector_back_as_it_found_it(
+    service: CaseService, tmp_path: Path
+) -> None:
+    """A rebuild looks at the youngest generation less often while it runs
+    (`projections.framework.REBUILD_GC_THRESHOLD`); a `serve` that rebuilds a read model
+    keeps its own thresholds afterwards, also when the rebuild fails."""
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    failing = RegionProjection()
+
+    def apply_batch(events: Sequence[Any], tx: Any) -> None:
+        seen.append(gc.get_threshold())
+        raise _Crash("killed")
+
+    failing.apply_batch = apply_batch  # type: ignore[method-assign]
+    try:
+        gc.set_threshold(900, 11, 12)
+        rebuild(RegionProjection(), service, tmp_path / "region.db", batch_size=50)
+        assert gc.get_threshold() == (900, 11, 12)
+        with pytest.raises(_Crash):
+            rebuild(failing, service, tmp_path / "region.db", batch_size=50)
+        assert seen == [(REBUILD_GC_THRESHOLD, 11, 12)]
+        assert gc.get_threshold() == (900, 11, 12)
+    finally:
+        gc.set_threshold(*before)
