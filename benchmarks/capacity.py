@@ -131,11 +131,12 @@ class Measured:
     append: Row | None = None
 
 
-CONNECTIONS_PER_SERVE = 31
-"""PostgreSQL connections one ready `serve` holds at the default NERVENBAHN_POSTGRES_POOL_SIZE
-of 5, counted in pg_stat_activity by its application_name (23 at a pool of 2): three pools
-(cases, payments, benefits) and about 16 of relays, consumers, the instance's announcement and
-the other parts (docs/operations.md, "PostgreSQL: restarts, connections, start-up")."""
+CONNECTIONS_PER_SERVE = 36
+"""PostgreSQL connections one `serve` holds at the default NERVENBAHN_POSTGRES_POOL_SIZE of 5:
+31 counted in pg_stat_activity by its application_name once it is ready (23 at a pool of 2):
+three pools (cases, payments, benefits) and about 16 of relays, consumers, the instance's
+announcement and the other parts; and up to 5 more of the read models' pool while it answers
+(docs/operations.md, "PostgreSQL: restarts, connections, start-up")."""
 
 def main(argv: list[str] | None = None) -> int:
     """Measure, derive and print."""

@@ -27,13 +27,13 @@ behind the writes of running processes. The chain's opening check (reads only) s
 
 from __future__ import annotations
 
-import select
 from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.postgres import ConnectionPool, PostgresDatastore, PostgresFactory
 
 from nervenbahn.audit.recorders_postgres import ChainedPostgresApplicationRecorder
+from schemas.postgres import check_pooled
 
 __all__ = ["APPLICATION_NAME", "NamedPostgresFactory"]
 
@@ -61,7 +61,7 @@ class NamedPostgresFactory(PostgresFactory):
 
 def _sweeping_pool(datastore: PostgresDatastore, name: str | None) -> ConnectionPool[Any]:
     """The datastore's (unopened) pool made again: named connections, and a check that sweeps
-    every idle connection when one fails."""
+    every idle connection when one fails (`schemas.postgres.check_pooled`)."""
     old = datastore.pool
     kwargs = dict(old.kwargs) if isinstance(old.kwargs, dict) else {}
     if name:
@@ -69,13 +69,7 @@ def _sweeping_pool(datastore: PostgresDatastore, name: str | None) -> Connection
     pool: ConnectionPool[Any]
 
     def check(conn: Any) -> None:
-        if _unchanged_since_last_use(conn):
-            return
-        try:
-            ConnectionPool.check_connection(conn)
-        except Exception:
-            pool.check()  # the server went away: the other idle connections went with it
-            raise
+        check_pooled(pool, conn)
 
     pool = ConnectionPool(
         connection_class=old.connection_class, kwargs=kwargs, min_size=old.min_size,
@@ -86,19 +80,3 @@ def _sweeping_pool(datastore: PostgresDatastore, name: str | None) -> Connection
     )
     old.close()  # never opened: releases nothing but its bookkeeping
     return pool
-
-
-def _unchanged_since_last_use(conn: Any) -> bool:
-    """Whether a pooled (idle) connection is open and has heard nothing from the server since
-    its last use. A server that ends a connection (a restart, `pg_terminate_backend`, a crash)
-    sends a message and closes it, either of which makes its socket readable; an idle
-    connection has nothing else to read (a listening one may: it is pinged, as any readable
-    one). No round trip: the ping (`ConnectionPool.check_connection`) cost one per checkout,
-    1.9 of them per command (a load and a save)."""
-    if conn.closed or conn.broken:
-        return False
-    try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    except (OSError, ValueError):
-        return False
-    return not readable

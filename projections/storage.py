@@ -122,14 +122,21 @@ class PostgresReadModels:
 
     conninfo: str
     schema: str
+    pool_size: int = 5
+    """At most this many connections a process keeps open for its readers of the read
+    models (`projections.read_connections`); NERVENBAHN_POSTGRES_POOL_SIZE."""
 
     def connect(self, *, read_only: bool = False) -> psycopg.Connection[Any]:
         """A connection (autocommit) whose search path is the schema."""
+        return psycopg.connect(self.connection_string(read_only=read_only), autocommit=True)
+
+    def connection_string(self, *, read_only: bool = False) -> str:
+        """The libpq connection string of `connect`: the search path the schema, and every
+        transaction read-only if `read_only`."""
         options = f"-c search_path={self.schema}"  # a checked identifier (StoreConfig.parse)
         if read_only:
             options += " -c default_transaction_read_only=on"
-        conninfo = psycopg.conninfo.make_conninfo(self.conninfo, options=options)
-        return psycopg.connect(conninfo, autocommit=True)
+        return str(psycopg.conninfo.make_conninfo(self.conninfo, options=options))
 
 
 ReadModelTarget = Path | PostgresReadModels

@@ -24,6 +24,7 @@ from nervenbahn.config import DEFAULT_API_THREADS, MetricsAccess, Settings
 from nervenbahn.health import Readiness
 from nervenbahn.metrics import Metrics
 from nervenbahn.paths import read_model_target
+from projections.read_connections import close_read_connections
 from projections.storage import ReadModelTarget
 
 __all__ = ["ApiContext", "build_api_context", "utc_now"]
@@ -83,7 +84,9 @@ class ApiContext:
     for the auditor's page of the web app (None: that page says it is not available)."""
 
     def close(self) -> None:
-        """Close the access log and the accounts (the vault belongs to the case service)."""
+        """Close the access log, the accounts and the read models' pooled connections (the
+        vault belongs to the case service)."""
+        close_read_connections()
         self.access_log.close()
         if self.users is not None:
             self.users.close()

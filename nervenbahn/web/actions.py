@@ -35,7 +35,8 @@ from nervenbahn.identity import web_identity
 from nervenbahn.web.auth import WebState, actor_of
 from projections import READ_MODELS
 from projections.errors import ReadModelUnreadableError
-from projections.storage import SQLConnection, open_read_model
+from projections.read_connections import reused_read_model
+from projections.storage import SQLConnection
 
 __all__ = ["consumer_of", "endpoint_of", "log_read", "read_model", "record_benefit",
            "record_case", "scope_of"]
@@ -89,7 +90,7 @@ def read_model(web: WebState, name: str) -> Iterator[SQLConnection]:
     if name == "benefit_applications" and web.context.refresh_benefit_applications is not None:
         web.context.refresh_benefit_applications()
     try:
-        with open_read_model(target, READ_MODELS[name].tables[0]) as db:
+        with reused_read_model(target, READ_MODELS[name].tables[0]) as db:
             yield db
     except ReadModelUnreadableError as exc:
         raise ReadModelUnavailableError(name, exc.reason) from exc

@@ -23,9 +23,8 @@ from bus.registry_postgres import PostgresSchemaRegistry
 from nervenbahn.audit.database import open_audit_database
 from nervenbahn.config import Settings
 from nervenbahn.container import build_service, close_service
-from nervenbahn.eventstore import _unchanged_since_last_use
 from nervenbahn.keystores_postgres import PostgresKeyStore
-from schemas.postgres import DatabaseUnavailableError, PostgresConnection
+from schemas.postgres import DatabaseUnavailableError, PostgresConnection, quiet_since_last_use
 from tests.audit.test_chain import settings_for
 from tests.bus.pipeline import open_supported_case
 from tests.bus.waiting import wait_until
@@ -169,10 +168,10 @@ def test_a_pooled_connection_is_pinged_only_when_the_server_said_something_on_it
     settings, name = _settings(postgres_dsn)
     with psycopg.connect(settings.store.conninfo(), autocommit=True) as conn:
         conn.execute("SELECT 1").fetchall()
-        assert _unchanged_since_last_use(conn)  # idle and live: no round trip to check it
+        assert quiet_since_last_use(conn)  # idle and live: no round trip to check it
 
         assert terminate(postgres_server_url, name) == 1
-        wait_until(lambda: not _unchanged_since_last_use(conn), within=DEADLINE_S,
+        wait_until(lambda: not quiet_since_last_use(conn), within=DEADLINE_S,
                    what="the ended connection's socket readable")
         with pytest.raises(psycopg.OperationalError):
             ConnectionPool.check_connection(conn)  # the ping that then runs finds it gone

@@ -1,0 +1,169 @@
+"""`projections.read_connections.reused_read_model` on PostgreSQL: the readers of a schema share
+a pool of connections that answer like new ones (read-only, seeing what was committed since,
+errors translated alike), and a connection the server ended is replaced, not handed out."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from uuid import uuid4
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from projections.errors import ReadModelUnreadableError
+from projections.read_connections import close_read_connections, reused_read_model
+from projections.storage import PostgresReadModels
+from tests.bus.waiting import wait_until
+
+pytestmark = pytest.mark.postgres
+
+TABLE = "region_cases"
+POOL_SIZE = 3
+DEADLINE_S = 10.0
+
+
+@pytest.fixture
+def target(postgres_server_url: str) -> Iterator[PostgresReadModels]:
+    """A schema of this test's own holding `TABLE`; its readers' connections are named after
+    it (so the test sees and ends exactly those), closed and the schema dropped afterwards."""
+    schema = f"t_{uuid4().hex[:12]}"
+    conninfo = psycopg.conninfo.make_conninfo(postgres_server_url, application_name=schema)
+    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    yield PostgresReadModels(conninfo, schema, POOL_SIZE)
+    close_read_connections()
+    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def build(target: PostgresReadModels, *case_ids: str) -> None:
+    """`TABLE` in the schema (made if missing), `case_ids` added, committed."""
+    with target.connect() as db:
+        db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (case_id TEXT)")
+        for case_id in case_ids:
+            db.execute(f"INSERT INTO {TABLE} VALUES (%s)", (case_id,))
+
+
+def read(target: PostgresReadModels) -> tuple[list[str], int]:
+    """The table's case ids and the server process that answered."""
+    with reused_read_model(target, TABLE) as db:
+        rows = db.execute(f"SELECT case_id FROM {TABLE} ORDER BY case_id").fetchall()
+        backend = db.execute("SELECT pg_backend_pid()").fetchone()
+    assert backend is not None
+    return [row[0] for row in rows], backend[0]
+
+
+def backends(server_url: str, target: PostgresReadModels) -> set[int]:
+    """The server processes of the readers' connections (named after the schema)."""
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        rows = admin.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                             (target.schema,)).fetchall()
+    return {row[0] for row in rows}
+
+
+def test_readers_one_after_another_share_one_connection(
+    postgres_server_url: str, target: PostgresReadModels
+) -> None:
+    build(target, "c-1")
+
+    answered_by = {read(target)[1] for _ in range(20)}
+
+    assert len(answered_by) == 1
+    assert backends(postgres_server_url, target) == answered_by
+
+
+def test_concurrent_readers_hold_at_most_the_pool_size(
+    postgres_server_url: str, target: PostgresReadModels
+) -> None:
+    build(target, "c-1")
+    inside, release = threading.Barrier(POOL_SIZE + 1), threading.Event()
+    answered_by: list[int] = []
+    errors: list[BaseException] = []
+
+    def reader(hold: bool) -> None:
+        try:
+            with reused_read_model(target, TABLE) as db:
+                row = db.execute("SELECT pg_backend_pid()").fetchone()
+                assert row is not None
+                answered_by.append(row[0])
+                if hold:  # the first POOL_SIZE readers hold their connections
+                    inside.wait(DEADLINE_S)
+                    release.wait(DEADLINE_S)
+        except BaseException as exc:  # handed to the test's thread
+            errors.append(exc)
+
+    holders = [threading.Thread(target=reader, args=(True,)) for _ in range(POOL_SIZE)]
+    for thread in holders:
+        thread.start()
+    inside.wait(DEADLINE_S)  # every connection of the pool is in use now
+    waiting = threading.Thread(target=reader, args=(False,))
+    waiting.start()
+    wait_until(lambda: len(backends(postgres_server_url, target)) == POOL_SIZE,
+               within=DEADLINE_S, what="the pool's connections made")
+    assert waiting.is_alive()  # no fourth connection: it waits for one of the three
+    release.set()
+    for thread in [*holders, waiting]:
+        thread.join(DEADLINE_S)
+
+    assert errors == []
+    assert len(answered_by) == POOL_SIZE + 1
+    assert set(answered_by) <= backends(postgres_server_url, target)
+    assert len(backends(postgres_server_url, target)) == POOL_SIZE
+
+
+def test_rows_committed_after_a_read_are_seen_by_the_next(target: PostgresReadModels) -> None:
+    build(target, "c-1")
+    assert read(target)[0] == ["c-1"]
+
+    build(target, "c-2")
+
+    assert read(target)[0] == ["c-1", "c-2"]
+
+
+def test_a_pooled_connection_stays_read_only(target: PostgresReadModels) -> None:
+    build(target, "c-1")
+    assert read(target)[0] == ["c-1"]
+
+    with (  # not translated: a write is a reader's defect, not the read model's state
+        pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
+        reused_read_model(target, TABLE) as db,
+    ):
+        db.execute(f"INSERT INTO {TABLE} VALUES ('c-2')")
+    assert read(target)[0] == ["c-1"]  # and the connection serves the next reader
+
+
+def test_a_read_model_not_built_is_unreadable_until_it_is(target: PostgresReadModels) -> None:
+    with pytest.raises(ReadModelUnreadableError, match="is not built yet"):
+        read(target)
+
+    build(target, "c-1")
+
+    assert read(target)[0] == ["c-1"]
+
+
+def test_a_connection_the_server_ended_is_replaced_before_a_reader_gets_it(
+    postgres_server_url: str, target: PostgresReadModels
+) -> None:
+    build(target, "c-1")
+    first = read(target)[1]
+    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+    wait_until(lambda: first not in backends(postgres_server_url, target), within=DEADLINE_S,
+               what="the ended server process gone")
+
+    case_ids, second = read(target)  # no error: checked, found ended, replaced
+
+    assert case_ids == ["c-1"]
+    assert second != first
+
+
+def test_an_unreachable_server_fails_the_reader_after_the_connect_timeout() -> None:
+    nowhere = PostgresReadModels("host=127.0.0.1 port=1 dbname=test connect_timeout=1",
+                                 "read_models")
+    try:
+        with pytest.raises(ReadModelUnreadableError, match="cannot be opened"):
+            read(nowhere)
+    finally:
+        close_read_connections()
