@@ -137,7 +137,10 @@ def _open_pool(target: PostgresReadModels) -> ConnectionPool[Any]:
 
     pool = ConnectionPool(
         target.connection_string(read_only=True),
-        kwargs={"autocommit": True},
+        # No server-side prepared statements, as on a new connection: a read model's table
+        # migrated (a column added) under a statement prepared before fails it with "cached
+        # plan must not change result type".
+        kwargs={"autocommit": True, "prepare_threshold": None},
         min_size=0,
         max_size=target.pool_size,
         timeout=_connect_timeout(target.conninfo),

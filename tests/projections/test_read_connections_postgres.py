@@ -167,3 +167,19 @@ def test_an_unreachable_server_fails_the_reader_after_the_connect_timeout() -> N
             read(nowhere)
     finally:
         close_read_connections()
+
+
+def test_a_table_migrated_under_pooled_readers_is_read_with_its_new_columns(
+    target: PostgresReadModels,
+) -> None:
+    build(target, "c-1")
+    for _ in range(10):  # more than psycopg's threshold for preparing a repeated statement
+        with reused_read_model(target, TABLE) as db:
+            db.execute(f"SELECT * FROM {TABLE}").fetchall()
+    with target.connect() as db:  # a newer release's migration, while this one serves
+        db.execute(f"ALTER TABLE {TABLE} ADD COLUMN phase TEXT")
+
+    with reused_read_model(target, TABLE) as db:
+        rows = db.execute(f"SELECT * FROM {TABLE}").fetchall()
+
+    assert rows == [("c-1", None)]
