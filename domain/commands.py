@@ -231,9 +231,15 @@ class Actor:
 
 
 class Command(BaseModel):
-    """Base of all commands: immutable, no unknown fields, actor and correlation id required."""
+    """Base of all commands: immutable, no unknown fields, actor and correlation id required.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    Each command's validator is built when it is first used, not when this module is imported
+    (`defer_build`): a CLI command validates one of them, and building all took about 20 ms
+    of every start (benchmarks/cli_start.py)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, defer_build=True
+    )
     name: ClassVar[str]
 
     actor: Actor
@@ -256,7 +262,9 @@ class CaseCommand(Command):
 class PersonInput(BaseModel):
     """Identifying data of a household member as entered; only ever stored encrypted."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, defer_build=True
+    )
 
     person_id: UUID | None = None
     given_name: Name
