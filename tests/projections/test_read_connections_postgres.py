@@ -183,3 +183,82 @@ def test_a_table_migrated_under_pooled_readers_is_read_with_its_new_columns(
         rows = db.execute(f"SELECT * FROM {TABLE}").fetchall()
 
     assert rows == [("c-1", None)]
+
+
+def test_what_a_reader_changes_in_its_session_never_reaches_the_next_reader(
+    postgres_server_url: str, target: PostgresReadModels
+) -> None:
+    build(target, "own")
+    other = f"{target.schema}_other"
+    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(other)))
+        admin.execute(sql.SQL("CREATE TABLE {}.{} (case_id TEXT)").format(
+            sql.Identifier(other), sql.Identifier(TABLE)))
+        admin.execute(sql.SQL("INSERT INTO {}.{} VALUES ('another scope')").format(
+            sql.Identifier(other), sql.Identifier(TABLE)))
+    try:
+        with reused_read_model(target, TABLE) as db:  # a careless reader
+            db.execute(sql.SQL("SET search_path = {}").format(sql.Identifier(other)))
+            db.execute("SET default_transaction_read_only = off")
+            db.execute("CREATE TEMPORARY TABLE scratch (x int)")
+
+        assert read(target)[0] == ["own"]  # its own schema, not the other
+        with reused_read_model(target, TABLE) as db:
+            assert db.execute("SELECT to_regclass('scratch')").fetchone() == (None,)
+        with (
+            pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
+            reused_read_model(target, TABLE) as db,
+        ):
+            db.execute(f"INSERT INTO {TABLE} VALUES ('written')")
+    finally:
+        with psycopg.connect(postgres_server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(other)))
+
+
+def test_a_pooled_connection_gives_up_on_a_silent_server_after_the_connect_timeout(
+    target: PostgresReadModels,
+) -> None:
+    """A silent server (a failover, a partition) cannot be made here without a firewall:
+    this holds the TCP settings that bound the wait, as libpq reports them in use."""
+    timeout_s = psycopg.conninfo.conninfo_to_dict(target.conninfo).get("connect_timeout", 5)
+    build(target, "c-1")
+
+    with reused_read_model(target, TABLE) as db:
+        assert isinstance(db, psycopg.Connection)
+        used = db.info.get_parameters()
+
+    assert used["tcp_user_timeout"] == str(int(float(timeout_s) * 1000))
+    assert (used["keepalives"], used["keepalives_idle"], used["keepalives_count"]) == (
+        "1", "10", "3")
+
+
+def test_a_reader_waiting_while_the_pools_are_closed_reads_from_a_new_one(
+    target: PostgresReadModels,
+) -> None:
+    build(target, "c-1")
+    inside, release = threading.Barrier(POOL_SIZE + 1), threading.Event()
+    waited: list[object] = []
+
+    def holder() -> None:
+        with reused_read_model(target, TABLE):
+            inside.wait(DEADLINE_S)
+            release.wait(DEADLINE_S)
+
+    def waiting_reader() -> None:
+        try:
+            waited.append(read(target)[0])
+        except BaseException as exc:  # handed to the test's thread
+            waited.append(exc)
+
+    holders = [threading.Thread(target=holder) for _ in range(POOL_SIZE)]
+    for thread in holders:
+        thread.start()
+    inside.wait(DEADLINE_S)  # the pool is exhausted: the next reader waits
+    reader = threading.Thread(target=waiting_reader)
+    reader.start()
+    close_read_connections()  # another context closes while it waits
+    release.set()
+    for thread in [*holders, reader]:
+        thread.join(DEADLINE_S)
+
+    assert waited == [["c-1"]]
