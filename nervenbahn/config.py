@@ -224,12 +224,15 @@ class StoreConfig(BaseModel):
         """The libpq connection string of a PostgreSQL store."""
         import psycopg.conninfo  # here: every CLI start reads the settings, few need libpq
 
+        from schemas.postgres import silent_server_limits
+
         return str(
             psycopg.conninfo.make_conninfo(
-                host=self.host, port=self.port, dbname=self.dbname, user=self.user,
+                "", host=self.host, port=self.port, dbname=self.dbname, user=self.user,
                 password=self.password.get_secret_value() or None,
                 connect_timeout=self.connect_timeout,
                 application_name=self.application_name or DEFAULT_APPLICATION_NAME,
+                **silent_server_limits(self.connect_timeout),
             )
         )
 

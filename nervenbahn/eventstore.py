@@ -33,7 +33,7 @@ from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.postgres import ConnectionPool, PostgresDatastore, PostgresFactory
 
 from nervenbahn.audit.recorders_postgres import ChainedPostgresApplicationRecorder
-from schemas.postgres import check_pooled
+from schemas.postgres import check_pooled, silent_server_limits
 
 __all__ = ["APPLICATION_NAME", "NamedPostgresFactory"]
 
@@ -66,6 +66,7 @@ def _sweeping_pool(datastore: PostgresDatastore, name: str | None) -> Connection
     kwargs = dict(old.kwargs) if isinstance(old.kwargs, dict) else {}
     if name:
         kwargs["application_name"] = name
+    kwargs |= silent_server_limits(old.timeout)  # a command never waits on a silent server
     pool: ConnectionPool[Any]
 
     def check(conn: Any) -> None:

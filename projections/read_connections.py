@@ -40,7 +40,7 @@ from psycopg_pool import ConnectionPool, PoolClosed
 
 from projections.errors import ReadModelUnreadableError
 from projections.storage import PostgresReadModels, ReadModelTarget, SQLConnection
-from schemas.postgres import check_pooled
+from schemas.postgres import check_pooled, silent_server_limits
 
 __all__ = ["close_read_connections", "reused_read_model"]
 
@@ -48,10 +48,6 @@ DEFAULT_CONNECT_TIMEOUT_S = 5.0
 """How long a reader waits for a pooled connection (all in use, or none to be made) before its
 read fails as unreadable (the API's 503), if the connection string sets no `connect_timeout`
 (NERVENBAHN_POSTGRES_CONNECT_TIMEOUT sets it)."""
-KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-              "keepalives_count": 3}
-"""TCP keepalives of a pooled connection (libpq's parameters): probed after 10 idle seconds,
-every 5, given up after 3 unanswered."""
 POOL_MAX_IDLE_S = 600.0
 """A pooled connection unused this long is closed (psycopg_pool's default)."""
 
@@ -158,12 +154,8 @@ def _open_pool(target: PostgresReadModels) -> ConnectionPool[Any]:
             # table migrated (a column added) under a statement prepared before fails it
             # with "cached plan must not change result type".
             "prepare_threshold": None,
-            # A server gone silent (failover, partition) must not hold a reader for the
-            # kernel's quarter of an hour of retransmissions: what it sent and nobody
-            # acknowledged fails the connection after the connect timeout, and an idle
-            # connection to a silent server is found dead by keepalives within 25 s.
-            "tcp_user_timeout": int(timeout * 1000),
-            **KEEPALIVES,
+            # A server gone silent must not hold a reader (and its pooled connection).
+            **silent_server_limits(timeout),
         },
         min_size=0,
         max_size=target.pool_size,

@@ -49,6 +49,7 @@ __all__ = [
     "check_pooled",
     "connection_lost",
     "quiet_since_last_use",
+    "silent_server_limits",
     "transaction_conflict",
 ]
 
@@ -99,6 +100,24 @@ def check_pooled(pool: ConnectionPool[Any], conn: psycopg.Connection[Any]) -> No
     except Exception:
         pool.check()  # the server went away: the other idle connections went with it
         raise
+
+
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+              "keepalives_count": 3}
+"""TCP keepalives of our connections (libpq's parameters): probed after 10 idle seconds, every
+5, given up after 3 unanswered."""
+
+
+def silent_server_limits(timeout_s: float) -> dict[str, int]:
+    """libpq's TCP settings that end a connection to a server gone silent (a failover behind
+    the same address, a network partition), for every connection of ours: what was sent and
+    not acknowledged for `timeout_s` (the connect timeout) fails the connection
+    (`tcp_user_timeout`), and keepalives find an idle one dead within 25 s. Without them a
+    statement on such a connection waits for the kernel's retransmissions, about a quarter
+    of an hour (found by an attack on the read models' pool: readers hung without limit,
+    and held every pooled connection). A slow statement on a live server is unaffected: the
+    server's kernel acknowledges what it receives at once."""
+    return {"tcp_user_timeout": int(timeout_s * 1000), **KEEPALIVES}
 
 
 def quiet_since_last_use(conn: psycopg.Connection[Any]) -> bool:

@@ -222,3 +222,28 @@ def test_a_connection_that_cannot_be_made_is_a_clear_error() -> None:
     connection = PostgresConnection("host=127.0.0.1 port=1 dbname=x connect_timeout=2")
     with pytest.raises(DatabaseUnavailableError, match=r"127\.0\.0\.1:1/x cannot be reached"):
         connection.run(lambda db: db.execute("SELECT 1"), idempotent=True)
+
+
+def test_every_connection_gives_up_on_a_silent_server_after_the_connect_timeout(
+    postgres_dsn: str,
+) -> None:
+    """A server gone silent (a failover behind the same address, a partition) answers
+    nothing, not even a refusal: without TCP limits a statement waits for the kernel's
+    retransmissions, about a quarter of an hour. It cannot be made here without a firewall:
+    this holds the limits that libpq reports in use on the event store's pooled connections
+    and on the connection string every other adapter connects with."""
+    settings, _ = _settings(postgres_dsn)
+    expected = {"tcp_user_timeout": str(settings.store.connect_timeout * 1000),
+                "keepalives": "1", "keepalives_idle": "10", "keepalives_count": "3"}
+    service = build_service(settings)
+    try:
+        open_supported_case(service, 1)
+        with service.recorder.datastore.pool.connection() as conn:  # type: ignore[attr-defined]
+            pooled = conn.info.get_parameters()
+    finally:
+        close_service(service)
+    with psycopg.connect(settings.store.conninfo(), autocommit=True) as conn:
+        adapters = conn.info.get_parameters()
+
+    for used in (pooled, adapters):
+        assert {name: used.get(name) for name in expected} == expected
