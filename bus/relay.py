@@ -341,6 +341,11 @@ class Relay:
             except Exception as exc:  # a broker outage must not end the relay
                 log.warning("publishing failed; retrying", error=str(exc), wait_s=backoff)
                 self._last_broker_check = float("-inf")  # it may have come back empty
+                # A batch may have reached the topic without its position being saved (the
+                # store lost between the acks and the save): read the topic's tail again
+                # before the next batch, as after a takeover, if the check finds more
+                # messages there than saved; else that batch went out twice.
+                self._tail = None
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
