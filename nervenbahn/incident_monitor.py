@@ -19,6 +19,7 @@ import structlog
 
 from nervenbahn.health import Supervision
 from nervenbahn.incidents import Incident, IncidentStore
+from schemas.postgres import connection_lost
 
 __all__ = ["MONITOR", "IncidentMonitor", "probe_brokers"]
 
@@ -81,10 +82,25 @@ class IncidentMonitor:
         try:
             self.probe_store()
         except Exception:  # any failure to answer is the store being down
-            if self._store_down_since is None:
-                self._store_down_since = now
-                log.warning("incident: the event store is unreachable")
+            self._store_down(now)
             return
+        try:
+            self._record(now, found)
+        except Exception as exc:
+            if not connection_lost(exc, None):
+                raise
+            # The incidents' connection was lost (a PostgreSQL restart) after the probe
+            # answered: the store was down meanwhile. A new connection next time; before,
+            # the monitor died here and stayed dead.
+            self._forget_store()
+            self._store_down(now)
+
+    def _store_down(self, now: datetime) -> None:
+        if self._store_down_since is None:
+            self._store_down_since = now
+            log.warning("incident: the event store is unreachable")
+
+    def _record(self, now: datetime, found: set[tuple[str, str]]) -> None:
         store = self._opened()
         if self._store_down_since is not None:
             store.record(Incident("store-unreachable", "event store", self._store_down_since,
@@ -113,6 +129,11 @@ class IncidentMonitor:
             if self._store is not None:
                 self._store.close_connection()
                 self._store = None
+
+    def _forget_store(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            store.close_connection()
 
     def _opened(self) -> IncidentStore:
         if self._store is None:

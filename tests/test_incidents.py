@@ -16,6 +16,7 @@ from nervenbahn.config import StoreConfig
 from nervenbahn.incident_monitor import MONITOR, IncidentMonitor
 from nervenbahn.incidents import LEFT_OPEN_NOTE, STOPPED_NOTE, Incident, open_incident_store
 from tests.api.test_health import FakeSupervision
+from tests.storage.test_postgres_recovery import _named, terminate
 
 T0 = datetime(2026, 4, 10, 8, 0, tzinfo=UTC)
 
@@ -184,3 +185,34 @@ def test_march_has_an_hour_less_and_an_ongoing_incident_counts_until_now() -> No
 
     assert march.minutes == 31 * 24 * 60 - 60
     assert march.minutes_out == 60
+
+
+@pytest.mark.postgres
+def test_the_incidents_connection_lost_in_a_restart_is_made_again(
+    postgres_server_url: str, postgres_dsn: str
+) -> None:
+    """A PostgreSQL restart ends the monitor's connection between two looks; the probe of the
+    store answers again by then. The monitor died on its next look and stayed dead."""
+    url, name = _named(postgres_dsn)
+    store = StoreConfig.parse(url)
+    supervision = FakeSupervision({"relay": True, MONITOR: False}, {"case-events": 0})
+    clock = Clock()
+    monitor = IncidentMonitor(lambda: open_incident_store(store), supervision, max_lag=100,
+                              probe_broker=lambda: None, probe_store=lambda: None, clock=clock)
+    try:
+        monitor.look()
+        assert terminate(postgres_server_url, name) == 1  # what a restart does to it
+        clock.advance(1)
+        monitor.look()  # no error: the store counts as down from here
+        supervision.workers["relay"] = False
+        clock.advance(1)
+        monitor.look()
+    finally:
+        if monitor._store is not None:
+            monitor._store.close_connection()
+
+    assert _recorded(store) == [
+        Incident("store-unreachable", "event store", T0 + timedelta(minutes=1),
+                 T0 + timedelta(minutes=2), "recorded when the store answered again"),
+        Incident("worker-down", "relay", T0 + timedelta(minutes=2)),
+    ]
