@@ -13,8 +13,8 @@ its read), so it sees what was committed since, as a new connection would.
 PostgreSQL read models are read through a connection pool per schema (`psycopg_pool`, at
 most `PostgresReadModels.pool_size` connections, made on demand and closed after ten idle
 minutes), shared by the process's threads. Before, each reader connected twice (to see that
-the table is built, then to read): a server process forked per connection, about two thirds of
-every request's time under load (`benchmarks/scale_out.py`: p50 130 ms). A pooled connection
+the table is built, then to read): a server process forked per connection, most of every
+request's time under load (`benchmarks/scale_out.py`: p50 130 ms, pooled 10). A pooled connection
 is checked before use as the event store's are (`schemas.postgres.check_pooled`: pinged only
 if the server said something on it), autocommit and read-only as a new one, so it sees what
 was committed since; whether the table is built is asked on it. After each reader its session
