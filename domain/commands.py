@@ -66,6 +66,7 @@ __all__ = [
     "ReopenCase",
     "StartAdvance",
     "StartMeasure",
+    "build_validators",
     "is_invisible",
     "parse_command",
     "printable_text",
@@ -606,3 +607,17 @@ def invalid_command(name: str, exc: ValidationError) -> InvalidCommandError:
         reason = error["msg"].removeprefix("Value error, ")
         problems.append((field, reason))
     return InvalidCommandError(name, problems)
+
+
+def build_validators() -> None:
+    """Build now the validator of every command class defined so far, and of `PersonInput`
+    (each is otherwise built on its first use, see `Command`). A server calls this before
+    it serves: no request then pays for a build, and no two of its threads build the same
+    validator at once (pydantic releases before the rebuild lock gave a wrong validator or
+    an error then)."""
+    pending: list[type[BaseModel]] = [PersonInput, Command]
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if not model.__pydantic_complete__:
+            model.model_rebuild()

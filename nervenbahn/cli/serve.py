@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from bus.topics import ensure_topics, installation_topics
+from domain.commands import build_validators
 from nervenbahn.api import create_app
 from nervenbahn.paths import store_folder
 from nervenbahn.serve import Server
@@ -48,6 +49,7 @@ def serve(
                 ensure_topics(kafka, installation_topics(kafka, groups))
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(signum, lambda *_: server.stop_soon())
+                build_validators()  # every command's, before a request needs one
                 settle()  # what the process keeps is built: out of the collector's way
                 server.start()
                 if not server.wait_until_serving():
