@@ -19,7 +19,6 @@ import structlog
 
 from nervenbahn.health import Supervision
 from nervenbahn.incidents import Incident, IncidentStore
-from schemas.postgres import connection_lost
 
 __all__ = ["MONITOR", "IncidentMonitor", "probe_brokers"]
 
@@ -87,7 +86,7 @@ class IncidentMonitor:
         try:
             self._record(now, found)
         except Exception as exc:
-            if not connection_lost(exc, None):
+            if self._store is None or not self._store.lost(exc):
                 raise
             # The incidents' connection was lost (a PostgreSQL restart) after the probe
             # answered: the store was down meanwhile. A new connection next time; before,

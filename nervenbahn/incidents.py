@@ -40,6 +40,7 @@ import structlog
 from psycopg import sql
 
 from nervenbahn.config import StoreConfig
+from schemas.postgres import connection_lost
 from schemas.sql import Component, Migration, migrate, placeholder
 
 __all__ = [
@@ -181,6 +182,13 @@ class IncidentStore:
                 f"{clause} ORDER BY started_at, id", params).fetchall()
         return [Incident(str(k), str(s), _time(a), _time(e) if e is not None else None, str(n))
                 for k, s, a, e, n in rows]
+
+    def lost(self, exc: BaseException) -> bool:
+        """Whether `exc` means this store's connection is gone (a PostgreSQL restart), not
+        that a statement failed on a live one."""
+        if isinstance(self._db, sqlite3.Connection):
+            return False
+        return connection_lost(exc, self._db)
 
     def close_connection(self) -> None:
         """Release the connection."""
