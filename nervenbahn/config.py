@@ -232,7 +232,7 @@ class StoreConfig(BaseModel):
                 password=self.password.get_secret_value() or None,
                 connect_timeout=self.connect_timeout,
                 application_name=self.application_name or DEFAULT_APPLICATION_NAME,
-                **silent_server_limits(self.connect_timeout),
+                **silent_server_limits(),
             )
         )
 

@@ -66,7 +66,7 @@ def _sweeping_pool(datastore: PostgresDatastore, name: str | None) -> Connection
     kwargs = dict(old.kwargs) if isinstance(old.kwargs, dict) else {}
     if name:
         kwargs["application_name"] = name
-    kwargs |= silent_server_limits(old.timeout)  # a command never waits on a silent server
+    kwargs |= silent_server_limits()  # a command never waits on a silent server
     pool: ConnectionPool[Any]
 
     def check(conn: Any) -> None:

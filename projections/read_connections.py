@@ -155,7 +155,7 @@ def _open_pool(target: PostgresReadModels) -> ConnectionPool[Any]:
             # with "cached plan must not change result type".
             "prepare_threshold": None,
             # A server gone silent must not hold a reader (and its pooled connection).
-            **silent_server_limits(timeout),
+            **silent_server_limits(),
         },
         min_size=0,
         max_size=target.pool_size,

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
 __all__ = [
+    "SILENT_SERVER_S",
     "DatabaseUnavailableError",
     "PostgresConnection",
     "check_pooled",
@@ -108,16 +109,22 @@ KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
 5, given up after 3 unanswered."""
 
 
-def silent_server_limits(timeout_s: float) -> dict[str, int]:
+SILENT_SERVER_S = 30
+"""How long a connection of ours waits for a server gone silent to acknowledge what was
+sent, before the connection fails (libpq's `tcp_user_timeout`)."""
+
+
+def silent_server_limits() -> dict[str, int]:
     """libpq's TCP settings that end a connection to a server gone silent (a failover behind
     the same address, a network partition), for every connection of ours: what was sent and
-    not acknowledged for `timeout_s` (the connect timeout) fails the connection
-    (`tcp_user_timeout`), and keepalives find an idle one dead within 25 s. Without them a
-    statement on such a connection waits for the kernel's retransmissions, about a quarter
-    of an hour (found by an attack on the read models' pool: readers hung without limit,
-    and held every pooled connection). A slow statement on a live server is unaffected: the
-    server's kernel acknowledges what it receives at once."""
-    return {"tcp_user_timeout": int(timeout_s * 1000), **KEEPALIVES}
+    not acknowledged for `SILENT_SERVER_S` fails the connection (`tcp_user_timeout`), and
+    keepalives find an idle one dead within 25 s. Without them a statement on such a
+    connection waits for the kernel's retransmissions, about a quarter of an hour (found by
+    an attack on the read models' pool: readers hung without limit, and held every pooled
+    connection). 30 s, not the connect timeout (5 s): a network that stalls for seconds
+    must not cut a commit that would have gone through. A slow statement on a live server
+    is unaffected: the server's kernel acknowledges what it receives at once."""
+    return {"tcp_user_timeout": SILENT_SERVER_S * 1000, **KEEPALIVES}
 
 
 def quiet_since_last_use(conn: psycopg.Connection[Any]) -> bool:
