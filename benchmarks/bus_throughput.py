@@ -51,6 +51,7 @@ from raw_kafka import CONSUMER_POLL_MS, Loop, RawPings, Sent, raw_produce, read_
 from report import Row, add_output_arguments, emit_json, percentile, print_table
 
 from bus.broker import EmbeddedBroker
+from bus.checksums import checksums_in_c
 from bus.consumer import Received
 from bus.effects_sqlite import SQLiteEffectStore
 from bus.envelope import event_id
@@ -201,7 +202,11 @@ def bench_relay(
                 profile.disable()
         if status.published != args.events or status.lag:
             raise RuntimeError(f"the relay published {status.published} of {args.events}")
-        sent = relay_order(service, read_back(kafka, topic.name, args.events))
+        read_started, read_cpu_started = time.perf_counter(), time.process_time()
+        sent = read_back(kafka, topic.name, args.events)
+        read_seconds = time.perf_counter() - read_started
+        read_cpu = time.process_time() - read_cpu_started
+        sent = relay_order(service, sent)
         raw_topics = {
             flag: TopicSpec(topic_name(kafka, "bench", name), partitions=topic.partitions)
             for flag, name in ((False, "raw-produce"), (True, "raw-produce-same"))
@@ -245,6 +250,9 @@ def bench_relay(
             "headers_per_message": len(sent[0].headers),
             "stage_sample_events": min(n, STAGE_SAMPLE),
             **stages,
+            "read_back_us_per_event": 1e6 * read_seconds / n,
+            "read_back_cpu_us_per_event": 1e6 * read_cpu / n,
+            "checksums_in_c": checksums_in_c(),
         },
     )
 
@@ -434,6 +442,10 @@ def _describe(row: Row) -> list[str]:
             f"µs/event): read store {d['read_store_us']:.0f}, decode event "
             f"{d['decode_event_us']:.0f}, Avro encode {d['encode_avro_us']:.0f}, "
             f"headers {d['headers_us']:.0f}",
+            f"a plain consumer reading them back (context; batches' CRC-32C checked, "
+            f"{'in C' if d['checksums_in_c'] else 'in pure Python'}): "
+            f"{d['read_back_us_per_event']:.0f} µs/event, CPU "
+            f"{d['read_back_cpu_us_per_event']:.0f} µs/event",
         ]
     return [
         f"latency: {d['commands']} commands (after {d['warmup_commands']} warm-up), "
