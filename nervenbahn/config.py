@@ -55,6 +55,8 @@ __all__ = [
     "ENV_PREFIX",
     "INSTANCE_NAME",
     "SECRETS",
+    "TLS_ENV_PREFIX",
+    "TLS_PARAMETERS",
     "ApiSettings",
     "AuditSettings",
     "BenefitsSettings",
@@ -94,6 +96,17 @@ means the bus is stuck or far behind (a bulk import, such as the demo's ~29,000 
 over it for a while: raise it where such imports are routine)."""
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _APPLICATION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_TLS_FILES = ("sslrootcert", "sslcert", "sslkey", "sslcrl")
+TLS_PARAMETERS = ("sslmode", *_TLS_FILES)
+"""libpq's TLS parameters a PostgreSQL store URL may carry."""
+TLS_ENV_PREFIX = "POSTGRES_TLS_"
+"""Before a TLS parameter's name (upper case) in the eventsourcing environment of the store
+(`StoreConfig.eventsourcing_env`), which `nervenbahn.eventstore` gives its pool."""
+_URL_PARAMETERS = ("schema", "application_name", *TLS_PARAMETERS)
+"""What a PostgreSQL store URL may carry after `?`: anything else is refused by name (a
+parameter left out silently, such as `sslmode=verify-full`, would leave its connections
+unverified without anyone knowing)."""
 INSTANCE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 """NERVENBAHN_INSTANCE: fits a Kafka group name and a Prometheus label as it is."""
 DEFAULT_APPLICATION_NAME = "nervenbahn"
@@ -139,6 +152,11 @@ class StoreConfig(BaseModel):
     """Connections the event store's pool keeps (NERVENBAHN_POSTGRES_POOL_SIZE)."""
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
     """Seconds to wait for a connection (NERVENBAHN_POSTGRES_CONNECT_TIMEOUT)."""
+    tls: dict[str, str] = Field(default_factory=dict)
+    """libpq's TLS parameters from the URL (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
+    `sslcrl`), given to every connection of the store: the event store's pool, the read
+    models', the adapters'. Those not given are libpq's (its PGSSLMODE … variables, else
+    `sslmode=prefer`)."""
 
     @classmethod
     def parse(cls, url: str) -> StoreConfig:
@@ -169,9 +187,9 @@ class StoreConfig(BaseModel):
             raise ConfigError(
                 "NERVENBAHN_STORE: the port must be a number from 1 to 65535"
             ) from None
-        query = parse_qs(parts.query)
-        schema = query.get("schema", [""])[0]
-        application_name = query.get("application_name", [""])[0]
+        query = _url_parameters(parts.query)
+        schema = query.get("schema", "")
+        application_name = query.get("application_name", "")
         if application_name and not _APPLICATION_NAME.fullmatch(application_name):
             raise ConfigError(
                 f"NERVENBAHN_STORE: application_name {application_name!r} must be 1-63 "
@@ -191,6 +209,7 @@ class StoreConfig(BaseModel):
             password=SecretStr(unquote(parts.password or "")),
             schema_name=schema,
             application_name=application_name,
+            tls=_tls_parameters(query),
         )
 
     def eventsourcing_env(self) -> dict[str, str]:
@@ -218,6 +237,8 @@ class StoreConfig(BaseModel):
         }
         if self.schema_name:
             env["POSTGRES_SCHEMA"] = self.schema_name
+        for name, value in self.tls.items():  # nervenbahn.eventstore gives them its pool
+            env[f"{TLS_ENV_PREFIX}{name.upper()}"] = value
         return env
 
     def conninfo(self) -> str:
@@ -233,6 +254,7 @@ class StoreConfig(BaseModel):
                 connect_timeout=self.connect_timeout,
                 application_name=self.application_name or DEFAULT_APPLICATION_NAME,
                 **silent_server_limits(),
+                **self.tls,
             )
         )
 
@@ -248,6 +270,46 @@ class StoreConfig(BaseModel):
             return f"SQLite {self.sqlite_path}"
         schema = f" schema {self.schema_name}" if self.schema_name else ""
         return f"PostgreSQL {self.user}@{self.host}:{self.port}/{self.dbname}{schema}"
+
+
+def _url_parameters(query: str) -> dict[str, str]:
+    """A PostgreSQL store URL's parameters, each given once and known (`_URL_PARAMETERS`)."""
+    values = parse_qs(query, keep_blank_values=True)
+    unknown = sorted(set(values) - set(_URL_PARAMETERS))
+    if unknown:
+        raise ConfigError(
+            f"NERVENBAHN_STORE: unknown URL parameter {', '.join(map(repr, unknown))}; a "
+            f"PostgreSQL URL takes {', '.join(_URL_PARAMETERS)} (other libpq settings: its "
+            "PG* environment variables)"
+        )
+    repeated = sorted(name for name, given in values.items() if len(given) > 1)
+    if repeated:
+        raise ConfigError(
+            f"NERVENBAHN_STORE: URL parameter {', '.join(map(repr, repeated))} given more "
+            "than once; give it once"
+        )
+    return {name: given[0] for name, given in values.items()}
+
+
+def _tls_parameters(query: Mapping[str, str]) -> dict[str, str]:
+    """The URL's TLS parameters, checked: a known `sslmode`, and files that exist."""
+    tls = {}
+    if "sslmode" in query:
+        if query["sslmode"] not in _SSLMODES:
+            raise ConfigError(
+                f"NERVENBAHN_STORE: sslmode {query['sslmode']!r} is not one of "
+                f"{', '.join(_SSLMODES)}"
+            )
+        tls["sslmode"] = query["sslmode"]
+    for name in _TLS_FILES:
+        if name in query:
+            if not Path(query[name]).is_file():
+                raise ConfigError(
+                    f"NERVENBAHN_STORE: {name} {query[name]!r} is not a file (a path as the "
+                    "process sees it: absolute, or relative to its working directory)"
+                )
+            tls[name] = query[name]
+    return tls
 
 
 # --- the variables ------------------------------------------------------------------------------

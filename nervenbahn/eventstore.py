@@ -6,7 +6,8 @@ eventsourcing's `PERSISTENCE_MODULE` (a class topic). It is eventsourcing's own
 `PostgresFactory`; only its connection pool (not yet open when the factory is built) is made
 again with two changes eventsourcing 9.5 offers no setting for:
 
-- **the connections carry the store URL's `application_name`** (`POSTGRES_APPLICATION_NAME`):
+- **the connections carry the store URL's `application_name`** (`POSTGRES_APPLICATION_NAME`)
+  and its TLS parameters (`sslmode`, `sslrootcert`, …; `POSTGRES_TLS_<NAME>`):
   an operator sees nervenbahn's connections in `pg_stat_activity`, and a test ends exactly its
   own (a restart, simulated: `tests/storage/test_postgres_recovery.py`);
 - **one failed check sweeps the pool.** With `POSTGRES_PRE_PING` each connection is checked
@@ -33,6 +34,7 @@ from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.postgres import ConnectionPool, PostgresDatastore, PostgresFactory
 
 from nervenbahn.audit.recorders_postgres import ChainedPostgresApplicationRecorder
+from nervenbahn.config import TLS_ENV_PREFIX, TLS_PARAMETERS
 from schemas.postgres import check_pooled, silent_server_limits
 
 __all__ = ["APPLICATION_NAME", "NamedPostgresFactory"]
@@ -47,7 +49,10 @@ class NamedPostgresFactory(PostgresFactory):
 
     def __init__(self, env: Any) -> None:
         super().__init__(env)
-        self.datastore.pool = _sweeping_pool(self.datastore, self.env.get(APPLICATION_NAME))
+        tls = {name: value for name in TLS_PARAMETERS
+               if (value := self.env.get(TLS_ENV_PREFIX + name.upper()))}
+        self.datastore.pool = _sweeping_pool(self.datastore, self.env.get(APPLICATION_NAME),
+                                             tls)
 
     def application_recorder(self) -> ApplicationRecorder:
         """eventsourcing's recorder; without `create_table`, its chain is still checked."""
@@ -59,14 +64,17 @@ class NamedPostgresFactory(PostgresFactory):
         return recorder
 
 
-def _sweeping_pool(datastore: PostgresDatastore, name: str | None) -> ConnectionPool[Any]:
-    """The datastore's (unopened) pool made again: named connections, and a check that sweeps
-    every idle connection when one fails (`schemas.postgres.check_pooled`)."""
+def _sweeping_pool(datastore: PostgresDatastore, name: str | None, tls: dict[str, str]
+                   ) -> ConnectionPool[Any]:
+    """The datastore's (unopened) pool made again: named connections with the store URL's TLS
+    parameters, and a check that sweeps every idle connection when one fails
+    (`schemas.postgres.check_pooled`)."""
     old = datastore.pool
     kwargs = dict(old.kwargs) if isinstance(old.kwargs, dict) else {}
     if name:
         kwargs["application_name"] = name
     kwargs |= silent_server_limits()  # a command never waits on a silent server
+    kwargs |= tls
     pool: ConnectionPool[Any]
 
     def check(conn: Any) -> None:
