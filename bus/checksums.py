@@ -12,6 +12,7 @@ made.
 
 from __future__ import annotations
 
+import importlib.util
 from functools import cache
 
 import structlog
@@ -23,13 +24,27 @@ log = structlog.get_logger("nervenbahn.bus")
 
 
 def checksums_in_c() -> bool:
-    """True if kafka-python computes its record batches' CRC-32C with the C extension."""
-    return util.calc_crc32c.__defaults__ != (util.crc32c_py,)
+    """True if kafka-python computes its record batches' CRC-32C with the C extension.
+
+    kafka-python 3 binds the implementation it chose as `calc_crc32c`'s default argument;
+    earlier releases called a module-level `_crc32c`. Where neither can be told apart from
+    its pure-Python `crc32c_py` (a release that renamed them), whether the extension imports
+    decides."""
+    chosen = (util.calc_crc32c.__defaults__ or (getattr(util, "_crc32c", None),))[0]
+    python = getattr(util, "crc32c_py", None)
+    if chosen is None or python is None:
+        return importlib.util.find_spec("crc32c") is not None
+    return chosen is not python
 
 
 def warn_if_checksums_in_python() -> None:
-    """Log a warning (once a process) if kafka-python checksums in pure Python."""
-    if not checksums_in_c():
+    """Log a warning (once a process) if kafka-python checksums in pure Python; never
+    raises (a Kafka client is made after it, whatever it found)."""
+    try:
+        in_c = checksums_in_c()
+    except Exception:  # a kafka-python release shaped otherwise: say nothing
+        return
+    if not in_c:
         _warn_once()
 
 

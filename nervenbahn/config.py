@@ -152,11 +152,11 @@ class StoreConfig(BaseModel):
     """Connections the event store's pool keeps (NERVENBAHN_POSTGRES_POOL_SIZE)."""
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
     """Seconds to wait for a connection (NERVENBAHN_POSTGRES_CONNECT_TIMEOUT)."""
-    tls: dict[str, str] = Field(default_factory=dict)
-    """libpq's TLS parameters from the URL (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
-    `sslcrl`), given to every connection of the store: the event store's pool, the read
-    models', the adapters'. Those not given are libpq's (its PGSSLMODE … variables, else
-    `sslmode=prefer`)."""
+    tls: tuple[tuple[str, str], ...] = ()
+    """libpq's TLS parameters from the URL, (name, value) in `TLS_PARAMETERS` order
+    (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `sslcrl`), given to every connection of
+    the store: the event store's pool, the read models', the adapters'. Those not given are
+    libpq's (its PGSSLMODE … variables, else `sslmode=prefer`)."""
 
     @classmethod
     def parse(cls, url: str) -> StoreConfig:
@@ -237,8 +237,11 @@ class StoreConfig(BaseModel):
         }
         if self.schema_name:
             env["POSTGRES_SCHEMA"] = self.schema_name
-        for name, value in self.tls.items():  # nervenbahn.eventstore gives them its pool
-            env[f"{TLS_ENV_PREFIX}{name.upper()}"] = value
+        # nervenbahn.eventstore gives them its pool; every one is set ("" where the URL
+        # gives none), so that no variable of the process's environment stands in for it.
+        given = dict(self.tls)
+        for name in TLS_PARAMETERS:
+            env[f"{TLS_ENV_PREFIX}{name.upper()}"] = given.get(name, "")
         return env
 
     def conninfo(self) -> str:
@@ -254,7 +257,7 @@ class StoreConfig(BaseModel):
                 connect_timeout=self.connect_timeout,
                 application_name=self.application_name or DEFAULT_APPLICATION_NAME,
                 **silent_server_limits(),
-                **self.tls,
+                **dict(self.tls),
             )
         )
 
@@ -291,25 +294,38 @@ def _url_parameters(query: str) -> dict[str, str]:
     return {name: given[0] for name, given in values.items()}
 
 
-def _tls_parameters(query: Mapping[str, str]) -> dict[str, str]:
-    """The URL's TLS parameters, checked: a known `sslmode`, and files that exist."""
-    tls = {}
+def _tls_parameters(query: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The URL's TLS parameters, checked: a known `sslmode`, and files that exist
+    (`sslrootcert` may also be `system`: the operating system's trusted roots, libpq 16+)."""
+    tls = []
     if "sslmode" in query:
         if query["sslmode"] not in _SSLMODES:
             raise ConfigError(
                 f"NERVENBAHN_STORE: sslmode {query['sslmode']!r} is not one of "
                 f"{', '.join(_SSLMODES)}"
             )
-        tls["sslmode"] = query["sslmode"]
+        tls.append(("sslmode", query["sslmode"]))
     for name in _TLS_FILES:
         if name in query:
-            if not Path(query[name]).is_file():
-                raise ConfigError(
-                    f"NERVENBAHN_STORE: {name} {query[name]!r} is not a file (a path as the "
-                    "process sees it: absolute, or relative to its working directory)"
-                )
-            tls[name] = query[name]
-    return tls
+            if not (name == "sslrootcert" and query[name] == "system"):
+                _check_file(name, query[name])
+            tls.append((name, query[name]))
+    return tuple(tls)
+
+
+def _check_file(name: str, path: str) -> None:
+    """ConfigError naming `name` unless `path` is a file this process can look at."""
+    try:
+        found = Path(path).is_file()
+    except OSError as exc:  # is_file() answers False only for a missing path
+        raise ConfigError(
+            f"NERVENBAHN_STORE: {name} {path!r} cannot be looked at ({exc.strerror})"
+        ) from None
+    if not found:
+        raise ConfigError(
+            f"NERVENBAHN_STORE: {name} {path!r} is not a file (a path as the process sees "
+            "it: absolute, or relative to its working directory)"
+        )
 
 
 # --- the variables ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.postgres import ConnectionPool, PostgresDatastore, PostgresFactory
 
@@ -38,6 +39,8 @@ from nervenbahn.config import TLS_ENV_PREFIX, TLS_PARAMETERS
 from schemas.postgres import check_pooled, silent_server_limits
 
 __all__ = ["APPLICATION_NAME", "NamedPostgresFactory"]
+
+log = structlog.get_logger("nervenbahn.eventstore")
 
 APPLICATION_NAME = "POSTGRES_APPLICATION_NAME"
 """The eventsourcing environment key of the connections' application name."""
@@ -48,9 +51,12 @@ class NamedPostgresFactory(PostgresFactory):
     no DDL when the tables are made."""
 
     def __init__(self, env: Any) -> None:
+        _store_settings_only(env)
         super().__init__(env)
+        # Exactly the keys the store's settings set (`dict.get`: never the application's
+        # prefixed variant), "" where the URL gives none.
         tls = {name: value for name in TLS_PARAMETERS
-               if (value := self.env.get(TLS_ENV_PREFIX + name.upper()))}
+               if (value := dict.get(env, TLS_ENV_PREFIX + name.upper()))}
         self.datastore.pool = _sweeping_pool(self.datastore, self.env.get(APPLICATION_NAME),
                                              tls)
 
@@ -62,6 +68,26 @@ class NamedPostgresFactory(PostgresFactory):
         ):
             recorder.check_chain()
         return recorder
+
+
+def _store_settings_only(env: Any) -> None:
+    """Drop from the application's eventsourcing environment every variable of the process
+    that would stand in for a PostgreSQL setting of the store's own: eventsourcing looks up
+    `<APPLICATION>_<KEY>` before `<KEY>`, so `NERVENBAHN_POSTGRES_HOST` or
+    `NERVENBAHN_POSTGRES_TLS_SSLMODE` in the process's environment used to take the event
+    store's connections somewhere else than the store URL says (another host, TLS off)
+    while every other connection followed the URL. One that differs is logged."""
+    name = getattr(env, "name", "")
+    if not name:
+        return
+    prefix = f"{name.upper()}_"
+    for key in [key for key in env if key.startswith(f"{prefix}POSTGRES_")]:
+        own = key.removeprefix(prefix)
+        if own in env:
+            if env[key] != env[own]:
+                log.warning("environment variable ignored: the store's settings say otherwise",
+                            variable=key, setting=own)
+            del env[key]
 
 
 def _sweeping_pool(datastore: PostgresDatastore, name: str | None, tls: dict[str, str]

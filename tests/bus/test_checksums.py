@@ -51,3 +51,32 @@ def test_a_process_checksumming_in_c_says_nothing() -> None:
     with capture_logs() as logs:
         checksums.warn_if_checksums_in_python()
     assert logs == []
+
+
+def test_an_earlier_shape_of_kafka_python_is_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Earlier releases called a module-level `_crc32c` (no default argument).
+    monkeypatch.setattr(util.calc_crc32c, "__defaults__", None)
+    monkeypatch.setattr(util, "_crc32c", crc_in_python, raising=False)
+    assert not checksums.checksums_in_c()
+    monkeypatch.setattr(util, "_crc32c", util.crc32c_c, raising=False)
+    assert checksums.checksums_in_c()
+
+
+def test_a_release_that_renamed_its_parts_falls_back_to_the_extension_being_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(util, "crc32c_py")
+    assert checksums.checksums_in_c()  # the extension is installed here
+    monkeypatch.setattr(checksums.importlib.util, "find_spec", lambda name: None)
+    assert not checksums.checksums_in_c()
+
+
+def test_the_warning_never_keeps_a_client_from_being_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> bool:
+        raise AttributeError("module 'kafka.record.util' has no attribute 'calc_crc32c'")
+
+    monkeypatch.setattr(checksums, "checksums_in_c", broken)
+    checksums._warn_once.cache_clear()
+    with capture_logs() as logs:
+        checksums.warn_if_checksums_in_python()  # no exception
+    assert logs == []

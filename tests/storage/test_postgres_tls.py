@@ -5,6 +5,7 @@ every adapter's; a parameter the URL cannot carry is refused by name, never drop
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,12 @@ from typing import Any
 import psycopg
 import psycopg.rows
 import pytest
+from eventsourcing.utils import Environment
+from psycopg_pool import PoolTimeout
 
 from nervenbahn.config import ConfigError, Settings, StoreConfig, load_settings
 from nervenbahn.container import build_service, close_service
+from nervenbahn.eventstore import NamedPostgresFactory
 from nervenbahn.paths import read_model_target
 from projections.read_connections import close_read_connections, reused_read_model
 from projections.storage import PostgresReadModels
@@ -36,6 +40,8 @@ MY_SSL = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
     ("sslmode=require&sslmode=disable", "URL parameter 'sslmode' given more than once"),
     ("sslrootcert=/no/such/root.crt", "sslrootcert '/no/such/root.crt' is not a file"),
     ("sslkey=", "sslkey '' is not a file"),
+    ("sslcert=/tmp/" + "a" * 300, "cannot be looked at (File name too long)"),
+    ("sslrootcert=system&sslcrl=system", "sslcrl 'system' is not a file"),
 ])
 def test_a_store_url_parameter_that_cannot_be_used_is_refused_by_name(
     query: str, named: str
@@ -56,13 +62,20 @@ def test_the_tls_parameters_go_into_every_connection_string(tmp_path: Path) -> N
     root = tmp_path / "root.crt"
     root.write_text("not read here")
     store = StoreConfig.parse(f"{SERVER}?schema=a&sslmode=verify-full&sslrootcert={root}")
-    assert store.tls == {"sslmode": "verify-full", "sslrootcert": str(root)}
+    assert store.tls == (("sslmode", "verify-full"), ("sslrootcert", str(root)))
     given = psycopg.conninfo.conninfo_to_dict(store.conninfo())
     assert (given["sslmode"], given["sslrootcert"]) == ("verify-full", str(root))
     env = store.eventsourcing_env()  # what the event store's pool is made from
     assert (env["POSTGRES_TLS_SSLMODE"], env["POSTGRES_TLS_SSLROOTCERT"]) == (
         "verify-full", str(root))
-    assert StoreConfig.parse(f"{SERVER}?schema=a").tls == {}
+    assert env["POSTGRES_TLS_SSLKEY"] == ""  # set: no variable of the process stands in
+    hash(store)  # a frozen settings value, as before
+    plain = StoreConfig.parse(f"{SERVER}?schema=a")
+    assert plain.tls == ()
+    assert "sslmode" not in psycopg.conninfo.conninfo_to_dict(plain.conninfo())
+    # The operating system's trusted roots (libpq 16+): a word, not a file.
+    system = StoreConfig.parse(f"{SERVER}?schema=a&sslmode=verify-full&sslrootcert=system")
+    assert dict(system.tls)["sslrootcert"] == "system"
 
 
 # --- the connections (real PostgreSQL) -------------------------------------------------------
@@ -115,6 +128,36 @@ def test_every_connection_uses_the_store_urls_sslmode(postgres_dsn: str) -> None
     with psycopg.connect(settings.store.conninfo(), autocommit=True) as conn:
         adapter = _used(conn)
     assert pooled == reader == adapter == ("disable", False)
+
+
+@pytest.mark.postgres
+def test_the_process_environment_cannot_turn_the_event_stores_tls_off(
+    postgres_server_url: str, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # eventsourcing looks up <APPLICATION>_<KEY> before <KEY>: these stood in for the URL's
+    # sslmode on the event store's connections only (and an empty one for none at all).
+    monkeypatch.setenv("NERVENBAHN_POSTGRES_TLS_SSLMODE", "disable")
+    monkeypatch.setenv("POSTGRES_TLS_SSLMODE", "disable")
+    monkeypatch.setenv("PAYMENTS_POSTGRES_TLS_SSLMODE", "")
+    monkeypatch.setenv("NERVENBAHN_POSTGRES_TLS_SSLROOTCERT", "/nowhere")
+    monkeypatch.setenv("NERVENBAHN_POSTGRES_DBNAME", "elsewhere")  # nor any other setting
+    store = StoreConfig.parse(f"{postgres_dsn}&sslmode=require")
+    for application in ("NERVENBAHN", "PAYMENTS"):
+        env = Environment(application, {**os.environ, **store.eventsourcing_env(),
+                                        "CREATE_TABLE": "n"})
+        factory = NamedPostgresFactory(env)
+        pool = factory.datastore.pool
+        try:
+            assert pool.kwargs is not None
+            assert pool.kwargs.get("sslmode") == "require"
+            assert "sslrootcert" not in pool.kwargs
+            assert pool.kwargs["dbname"] == "test"
+            if not _server_has_tls(postgres_server_url):  # refused, not answered in the clear
+                pool.open(wait=False)
+                with pytest.raises(PoolTimeout):
+                    pool.getconn(timeout=2)
+        finally:
+            factory.close()
 
 
 @pytest.mark.postgres
