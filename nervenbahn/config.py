@@ -272,7 +272,9 @@ class StoreConfig(BaseModel):
         if self.kind == "sqlite":
             return f"SQLite {self.sqlite_path}"
         schema = f" schema {self.schema_name}" if self.schema_name else ""
-        return f"PostgreSQL {self.user}@{self.host}:{self.port}/{self.dbname}{schema}"
+        mode = dict(self.tls).get("sslmode")
+        tls = f" sslmode {mode}" if mode else ""
+        return f"PostgreSQL {self.user}@{self.host}:{self.port}/{self.dbname}{schema}{tls}"
 
 
 def _url_parameters(query: str) -> dict[str, str]:

@@ -173,6 +173,7 @@ def test_a_store_that_requires_tls_never_connects_in_the_clear(
         with pytest.raises(Exception, match="SSL") as refused:
             build_service(settings)
         assert "server does not support SSL" in str(refused.value)
+        assert "sslmode require" in str(refused.value)  # the store as it is described
         with pytest.raises(psycopg.OperationalError, match="server does not support SSL"):
             psycopg.connect(settings.store.conninfo())
         target = PostgresReadModels(settings.store.conninfo(), "public", 1)
