@@ -70,6 +70,10 @@ class NamedPostgresFactory(PostgresFactory):
         return recorder
 
 
+_OUR_SETTINGS = ("NERVENBAHN_POSTGRES_POOL_SIZE", "NERVENBAHN_POSTGRES_CONNECT_TIMEOUT")
+"""Variables of nervenbahn's settings that eventsourcing would read as well."""
+
+
 def _store_settings_only(env: Any) -> None:
     """Drop from the application's eventsourcing environment every variable of the process
     that would stand in for a PostgreSQL setting of the store's own: eventsourcing looks up
@@ -84,7 +88,9 @@ def _store_settings_only(env: Any) -> None:
     for key in [key for key in env if key.startswith(f"{prefix}POSTGRES_")]:
         own = key.removeprefix(prefix)
         if own in env:
-            if env[key] != env[own]:
+            # NERVENBAHN_POSTGRES_POOL_SIZE and _CONNECT_TIMEOUT are settings of ours: what
+            # they say is in `own` already, as validated (" 08" as "8").
+            if env[key] != env[own] and key not in _OUR_SETTINGS:
                 log.warning("environment variable ignored: the store's settings say otherwise",
                             variable=key, setting=own)
             del env[key]

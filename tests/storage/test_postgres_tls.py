@@ -15,6 +15,7 @@ import psycopg.rows
 import pytest
 from eventsourcing.utils import Environment
 from psycopg_pool import PoolTimeout
+from structlog.testing import capture_logs
 
 from nervenbahn.config import ConfigError, Settings, StoreConfig, load_settings
 from nervenbahn.container import build_service, close_service
@@ -189,3 +190,23 @@ def test_a_store_that_requires_tls_never_connects_in_the_clear(
         close_service(service)
     with psycopg.connect(settings.store.conninfo(), autocommit=True) as conn:
         assert _used(conn) == ("require", True)
+
+
+def test_a_setting_of_ours_that_eventsourcing_reads_too_is_taken_as_validated_silently(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NERVENBAHN_POSTGRES_POOL_SIZE", " 07")
+    monkeypatch.setenv("NERVENBAHN_POSTGRES_HOST", "db.elsewhere")
+    settings = load_settings({"NERVENBAHN_STORE": f"{SERVER}?schema=a",
+                              "NERVENBAHN_POSTGRES_POOL_SIZE": " 07"})
+    env = Environment("NERVENBAHN", {**os.environ, **settings.store.eventsourcing_env(),
+                                     "CREATE_TABLE": "n"})
+    with capture_logs() as logs:
+        factory = NamedPostgresFactory(env)
+    try:
+        assert factory.datastore.pool.min_size == 7  # the pool size (max: + overflow)
+        assert factory.datastore.pool.kwargs["host"] == "127.0.0.1"
+    finally:
+        factory.close()
+    ignored = [entry["variable"] for entry in logs if entry["log_level"] == "warning"]
+    assert ignored == ["NERVENBAHN_POSTGRES_HOST"]
