@@ -55,6 +55,7 @@ __all__ = [
     "ENV_PREFIX",
     "INSTANCE_NAME",
     "SECRETS",
+    "SHARED_WITH_EVENTSOURCING",
     "TLS_ENV_PREFIX",
     "TLS_PARAMETERS",
     "ApiSettings",
@@ -103,6 +104,10 @@ TLS_PARAMETERS = ("sslmode", *_TLS_FILES)
 TLS_ENV_PREFIX = "POSTGRES_TLS_"
 """Before a TLS parameter's name (upper case) in the eventsourcing environment of the store
 (`StoreConfig.eventsourcing_env`), which `nervenbahn.eventstore` gives its pool."""
+SHARED_WITH_EVENTSOURCING = ("POSTGRES_POOL_SIZE", "POSTGRES_CONNECT_TIMEOUT")
+"""Keys of the store's eventsourcing environment whose `NERVENBAHN_` variable is a setting of
+ours too (NERVENBAHN_POSTGRES_POOL_SIZE, …): eventsourcing would read the variable as it is,
+the environment holds its validated value (`nervenbahn.eventstore`)."""
 _URL_PARAMETERS = ("schema", "application_name", *TLS_PARAMETERS)
 """What a PostgreSQL store URL may carry after `?`: anything else is refused by name (a
 parameter left out silently, such as `sslmode=verify-full`, would leave its connections

@@ -35,7 +35,12 @@ from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.postgres import ConnectionPool, PostgresDatastore, PostgresFactory
 
 from nervenbahn.audit.recorders_postgres import ChainedPostgresApplicationRecorder
-from nervenbahn.config import TLS_ENV_PREFIX, TLS_PARAMETERS
+from nervenbahn.config import (
+    ENV_PREFIX,
+    SHARED_WITH_EVENTSOURCING,
+    TLS_ENV_PREFIX,
+    TLS_PARAMETERS,
+)
 from schemas.postgres import check_pooled, silent_server_limits
 
 __all__ = ["APPLICATION_NAME", "NamedPostgresFactory"]
@@ -70,10 +75,6 @@ class NamedPostgresFactory(PostgresFactory):
         return recorder
 
 
-_OUR_SETTINGS = ("NERVENBAHN_POSTGRES_POOL_SIZE", "NERVENBAHN_POSTGRES_CONNECT_TIMEOUT")
-"""Variables of nervenbahn's settings that eventsourcing would read as well."""
-
-
 def _store_settings_only(env: Any) -> None:
     """Drop from the application's eventsourcing environment every variable of the process
     that would stand in for a PostgreSQL setting of the store's own: eventsourcing looks up
@@ -88,9 +89,10 @@ def _store_settings_only(env: Any) -> None:
     for key in [key for key in env if key.startswith(f"{prefix}POSTGRES_")]:
         own = key.removeprefix(prefix)
         if own in env:
-            # NERVENBAHN_POSTGRES_POOL_SIZE and _CONNECT_TIMEOUT are settings of ours: what
-            # they say is in `own` already, as validated (" 08" as "8").
-            if env[key] != env[own] and key not in _OUR_SETTINGS:
+            # The pool size and connect timeout are settings of ours too (the same variable
+            # names): what they say is in `own` already, as validated (" 08" as "8").
+            ours = key == f"{ENV_PREFIX}{own}" and own in SHARED_WITH_EVENTSOURCING
+            if env[key] != env[own] and not ours:
                 log.warning("environment variable ignored: the store's settings say otherwise",
                             variable=key, setting=own)
             del env[key]
