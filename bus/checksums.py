@@ -6,8 +6,8 @@ C extension kafka-python falls back to its pure-Python CRC: measured 134 ms a MB
 75 µs for one case-events message (262 B of value and 303 B of headers), once when the relay
 sends it and once in every consumer that reads it. The extension takes 0.04 ms a MB. It is a
 dependency (`kafka-python[crc32c]`); `warn_if_checksums_in_python` says so in the log of a
-process that lacks it (an installation that left it out), once, when its first Kafka client is
-made.
+process that lacks it (an installation that left it out), once, when the settings of its first
+Kafka client are made (`KafkaSettings`).
 """
 
 from __future__ import annotations

@@ -71,7 +71,6 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 
-from bus.checksums import warn_if_checksums_in_python
 from bus.effects import EffectStore, PartitionMark
 from bus.envelope import event_id
 from bus.errors import BusError, DecodeError
@@ -512,7 +511,6 @@ class Consumer:
 
     def _consumer_or_new(self) -> KafkaConsumer:
         if self._consumer is None:
-            warn_if_checksums_in_python()
             consumer = KafkaConsumer(**self.settings.consumer_kwargs(group_id=self.group_id))
             consumer.subscribe(self.topics, listener=_SeekToStoredOffsets(self, consumer))
             self._consumer = consumer

@@ -291,6 +291,12 @@ class KafkaSettings(BaseModel):
     def _client_kwargs(self, client_id: str) -> dict[str, Any]:
         if not self.bootstrap_servers:
             raise KafkaConfigError(f"no Kafka brokers configured: {NO_BROKER_HINT}")
+        # Every Kafka client of ours is made from these: the one place to say (once a
+        # process) that kafka-python checksums in pure Python. Imported here: kafka is not
+        # imported by a CLI start that reads the settings only.
+        from bus.checksums import warn_if_checksums_in_python
+
+        warn_if_checksums_in_python()
         return {
             "bootstrap_servers": list(self.bootstrap_servers),
             "client_id": f"{self.client_id_prefix}-{client_id}",

@@ -77,7 +77,6 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
-from bus.checksums import warn_if_checksums_in_python
 from bus.codec import EventCodec
 from bus.envelope import PRODUCER_NAME, EncodedEvent, event_id_text, message_headers
 from bus.errors import EncodeError, LeaseLostError, RelayStoppedError, SchemaError
@@ -479,7 +478,6 @@ class Relay:
 
     def _producer_or_new(self) -> KafkaProducer:
         if self._producer is None:
-            warn_if_checksums_in_python()
             self._producer = KafkaProducer(
                 **self._settings.producer_kwargs(client_id=self.name),
                 partitioner=KeyHashCachingPartitioner(),

@@ -45,7 +45,6 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError, for_code
 
-from bus.checksums import warn_if_checksums_in_python
 from bus.kafka_errors import TopicError, kafka_errors_translated
 from bus.kafka_settings import KafkaSettings
 from bus.tls_check import tls_diagnosed
@@ -575,7 +574,6 @@ def _admin(settings: KafkaSettings) -> Iterator[KafkaAdminClient]:
 @contextmanager
 def _offsets_reader(settings: KafkaSettings) -> Iterator[KafkaConsumer]:
     """A consumer outside any group that only reads metadata and offsets."""
-    warn_if_checksums_in_python()
     with tls_diagnosed(settings):
         client = KafkaConsumer(**settings.consumer_kwargs(None, "offsets"))
     try:

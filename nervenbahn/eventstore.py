@@ -58,10 +58,10 @@ class NamedPostgresFactory(PostgresFactory):
     def __init__(self, env: Any) -> None:
         _store_settings_only(env)
         super().__init__(env)
-        # Exactly the keys the store's settings set (`dict.get`: never the application's
-        # prefixed variant), "" where the URL gives none.
+        # The keys the store's settings set ("" where the URL gives none); no prefixed
+        # variant is left to stand in for them (`_store_settings_only`).
         tls = {name: value for name in TLS_PARAMETERS
-               if (value := dict.get(env, TLS_ENV_PREFIX + name.upper()))}
+               if (value := self.env.get(TLS_ENV_PREFIX + name.upper()))}
         self.datastore.pool = _sweeping_pool(self.datastore, self.env.get(APPLICATION_NAME),
                                              tls)
 

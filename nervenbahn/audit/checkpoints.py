@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from kafka import KafkaProducer
 
-from bus.checksums import warn_if_checksums_in_python
 from bus.errors import DecodeError
 from bus.kafka_errors import kafka_errors_translated
 from bus.kafka_settings import KafkaSettings
@@ -619,7 +618,6 @@ def publish_checkpoints(
     pending = store.unpublished()
     if not pending:
         return []
-    warn_if_checksums_in_python()
     with kafka_errors_translated("publish checkpoints"):
         producer = KafkaProducer(**kafka.producer_kwargs(client_id="audit-checkpoints"))
         try:

@@ -80,3 +80,20 @@ def test_the_warning_never_keeps_a_client_from_being_made(monkeypatch: pytest.Mo
     with capture_logs() as logs:
         checksums.warn_if_checksums_in_python()  # no exception
     assert logs == []
+
+
+def test_every_kafka_client_of_ours_is_made_after_the_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Producers and consumers (relay, consumers, dead letters, topic readers, checkpoints,
+    # the admin client) all take their arguments from KafkaSettings: the check lives there.
+    from bus.kafka_settings import KafkaSettings
+
+    monkeypatch.setattr(util.calc_crc32c, "__defaults__", (crc_in_python,))
+    settings = KafkaSettings(bootstrap_servers=("127.0.0.1:9092",))
+    for make in (lambda: settings.producer_kwargs(), lambda: settings.consumer_kwargs("g")):
+        checksums._warn_once.cache_clear()
+        with capture_logs() as logs:
+            make()
+        assert [entry["log_level"] for entry in logs] == ["warning"]
+    checksums._warn_once.cache_clear()
