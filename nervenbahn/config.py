@@ -167,6 +167,7 @@ class StoreConfig(BaseModel):
     def parse(cls, url: str) -> StoreConfig:
         """Parse `sqlite:///path` or `postgresql://user:pw@host:port/db?schema=name`."""
         parts = urlsplit(url)
+        _refuse_misplaced_parts(url, parts)
         if parts.scheme == "sqlite":
             # sqlite:///relative/path.db or sqlite:////absolute/path.db
             path = unquote(parts.netloc + parts.path)
@@ -280,6 +281,29 @@ class StoreConfig(BaseModel):
         mode = dict(self.tls).get("sslmode")
         tls = f" sslmode {mode}" if mode else ""
         return f"PostgreSQL {self.user}@{self.host}:{self.port}/{self.dbname}{schema}{tls}"
+
+
+def _refuse_misplaced_parts(url: str, parts: SplitResult) -> None:
+    """ConfigError for the parts of a store URL that would be dropped or misread, without
+    showing any of it: where a password holds an unencoded '/', '?', '#' or '@', its rest
+    lands in the path, the query or the fragment, and an error quoting those (an "unknown
+    parameter", a wrong schema name) would print a piece of the password into the log."""
+    if "@" in parts.path + parts.query + parts.fragment:
+        raise ConfigError(
+            "NERVENBAHN_STORE: the URL holds an '@' after its host part (not shown: it may "
+            "hold a password); in a user name, password or path write '/' as %2F, '?' as %3F, "
+            "'#' as %23 and '@' as %40"
+        )
+    if "#" in url:
+        raise ConfigError(
+            "NERVENBAHN_STORE: the URL has a '#' part (not shown), which a store URL does not "
+            "take; a '#' in a password or path is written %23"
+        )
+    if parts.scheme == "sqlite" and parts.query:
+        raise ConfigError(
+            "NERVENBAHN_STORE: a sqlite URL takes no parameters ('?…'); a '?' in the file's "
+            "path is written %3F"
+        )
 
 
 def _url_parameters(query: str) -> dict[str, str]:

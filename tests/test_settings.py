@@ -329,3 +329,43 @@ def test_the_reference_marks_every_secret_and_only_those() -> None:
 def test_the_api_runs_its_routes_in_8_threads_unless_told() -> None:
     assert load_settings({}).api.threads == 8
     assert load_settings({"NERVENBAHN_API_THREADS": "4"}).api.threads == 4
+
+
+# A password with an unencoded '/', '?', '#' or '@' (or a '#' in a path) once left pieces of
+# itself in the URL's path, query or fragment: quoted in an "unknown URL parameter" error, or
+# silently dropped (`sqlite:///cases#2.db` opened `cases`).
+@pytest.mark.parametrize(("url", "refused"), [
+    ("postgresql://app:pa/ss?x9Secret@db.example/cases", "holds an '@' after its host part"),
+    ("postgresql://app:pa?schema=x9Secret@db.example/cases", "holds an '@' after its host part"),
+    ("postgresql://app:pa#x9Secret@db.example:5432/cases", "holds an '@' after its host part"),
+    ("postgresql://app@db.example/cases#x9Secret", "has a '#' part"),
+    ("postgresql://app@db.example/cases?schema=so#", "has a '#' part"),
+    ("sqlite:///data/cases#x9Secret.db", "has a '#' part"),
+    ("sqlite:///data/cases?x9Secret.db", "a sqlite URL takes no parameters"),
+])
+def test_a_store_url_with_misplaced_parts_is_refused_without_showing_them(
+    url: str, refused: str
+) -> None:
+    for variable in ("NERVENBAHN_STORE", "NERVENBAHN_PROJECTIONS_STORE"):
+        if variable == "NERVENBAHN_PROJECTIONS_STORE" and url.startswith("sqlite"):
+            continue  # the read models' store is PostgreSQL or unset
+        env = {variable: url} if variable == "NERVENBAHN_STORE" else {
+            "NERVENBAHN_STORE": "sqlite:///cases.db", variable: url}
+        with pytest.raises(ConfigError) as error:
+            load_settings(env)
+        message = str(error.value)
+        assert message.startswith(f"{variable}: ")
+        assert refused in message
+        assert "x9Secret" not in message
+        assert "Secret" not in repr(error.value.__cause__) + repr(error.value.__context__)
+
+
+def test_percent_encoded_delimiters_in_a_store_url_are_taken_as_they_are() -> None:
+    settings = load_settings({
+        "NERVENBAHN_STORE": "postgresql://app:p%2Fa%3Fs%23s%40w@db.example/cases?schema=so",
+    })
+    assert settings.store.password.get_secret_value() == "p/a?s#s@w"
+    assert settings.store.host == "db.example"
+    assert settings.store.schema_name == "so"
+    assert load_settings({"NERVENBAHN_STORE": "sqlite:///data/cases%232.db"}).store.sqlite_path \
+        == Path("data/cases#2.db")
