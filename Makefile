@@ -39,10 +39,13 @@ bytecode:
 demo: $(STAMP)
 	$(BIN)/nervenbahn demo --reset
 
-# Two workers on two cores: three were slower (23.8 min against 20.6: at the end each built
-# the web tests' site and ran a browser of its own, load average 20).
+# Three workers on two cores: the suite waits much of its time on brokers, servers and
+# subprocesses (two workers kept the cores 70 % busy). Measured on a fresh clone, one run
+# each, 2026-12-07: 1,050 s with two, 916 s with three. (Three were once slower, 23.8 min
+# against 20.6, when every worker built the web tests' site and ran a browser of its own;
+# the browser tests are one xdist group since.)
 test: $(STAMP) node_modules/.installed $(CHROMIUM) lint
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 3 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
