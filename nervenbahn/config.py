@@ -288,7 +288,7 @@ def _refuse_misplaced_parts(url: str, parts: SplitResult) -> None:
     showing any of it: where a password holds an unencoded '/', '?', '#' or '@', its rest
     lands in the path, the query or the fragment, and an error quoting those (an "unknown
     parameter", a wrong schema name) would print a piece of the password into the log."""
-    if "@" in parts.path + parts.query + parts.fragment:
+    if parts.scheme != "sqlite" and "@" in parts.path + parts.query + parts.fragment:
         raise ConfigError(
             "NERVENBAHN_STORE: the URL holds an '@' after its host part (not shown: it may "
             "hold a password); in a user name, password or path write '/' as %2F, '?' as %3F, "

@@ -369,3 +369,6 @@ def test_percent_encoded_delimiters_in_a_store_url_are_taken_as_they_are() -> No
     assert settings.store.schema_name == "so"
     assert load_settings({"NERVENBAHN_STORE": "sqlite:///data/cases%232.db"}).store.sqlite_path \
         == Path("data/cases#2.db")
+    # A file path holds no password: an '@' in it is taken as it is.
+    assert load_settings({"NERVENBAHN_STORE": "sqlite:////srv/so@olten/cases.db"}).store \
+        .sqlite_path == Path("/srv/so@olten/cases.db")
