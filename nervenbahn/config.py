@@ -120,6 +120,11 @@ DEFAULT_POOL_SIZE = 5
 share them (eventsourcing's default is 1, which serialises every command and relay read)."""
 DEFAULT_CONNECT_TIMEOUT = 5
 """Seconds to wait for a PostgreSQL connection before the command fails (503, exit 3)."""
+DEFAULT_READ_TIMEOUT = 10
+"""Seconds one statement of an API or web reader of a PostgreSQL read model may take, lock
+waits included, before it is cancelled (the answer a 503): a reader queued behind a lock
+(a migration's, a rebuild's swap) held its pooled connection and its server thread without
+limit, and a few of them took every connection of the pool."""
 # eventsourcing's PostgreSQL factory, naming its connections (nervenbahn/eventstore.py).
 _NAMED_POSTGRES_FACTORY = "nervenbahn.eventstore:NamedPostgresFactory"
 # Every stored event is hash-chained in its transaction (nervenbahn/audit/recorders.py).
@@ -157,6 +162,9 @@ class StoreConfig(BaseModel):
     """Connections the event store's pool keeps (NERVENBAHN_POSTGRES_POOL_SIZE)."""
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
     """Seconds to wait for a connection (NERVENBAHN_POSTGRES_CONNECT_TIMEOUT)."""
+    read_timeout: int = DEFAULT_READ_TIMEOUT
+    """Seconds a statement of the API's and web app's readers of PostgreSQL read models may
+    take (NERVENBAHN_POSTGRES_READ_TIMEOUT, `DEFAULT_READ_TIMEOUT`)."""
     tls: tuple[tuple[str, str], ...] = ()
     """libpq's TLS parameters from the URL, (name, value) in `TLS_PARAMETERS` order
     (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `sslcrl`), given to every connection of
@@ -383,6 +391,7 @@ class Environment(BaseSettings):
     projections_store: str | None = None
     postgres_pool_size: str | None = None
     postgres_connect_timeout: str | None = None
+    postgres_read_timeout: str | None = None
     # keys
     master_key: str | None = None
     reporting_key: str | None = None
@@ -1020,14 +1029,18 @@ def _projections_store(value: str | None) -> StoreConfig | None:
 
 
 def _postgres_connections(variables: Environment) -> dict[str, int]:
-    """NERVENBAHN_POSTGRES_POOL_SIZE (1-100) and NERVENBAHN_POSTGRES_CONNECT_TIMEOUT (seconds,
-    1-300), for both stores' StoreConfig."""
+    """NERVENBAHN_POSTGRES_POOL_SIZE (1-100), NERVENBAHN_POSTGRES_CONNECT_TIMEOUT (seconds,
+    1-300) and NERVENBAHN_POSTGRES_READ_TIMEOUT (seconds, 1-3600), for both stores'
+    StoreConfig."""
     return {
         "pool_size": _bounded(variables.postgres_pool_size, "NERVENBAHN_POSTGRES_POOL_SIZE",
                               DEFAULT_POOL_SIZE, 1, 100, "connections"),
         "connect_timeout": _bounded(variables.postgres_connect_timeout,
                                     "NERVENBAHN_POSTGRES_CONNECT_TIMEOUT",
                                     DEFAULT_CONNECT_TIMEOUT, 1, 300, "seconds"),
+        "read_timeout": _bounded(variables.postgres_read_timeout,
+                                 "NERVENBAHN_POSTGRES_READ_TIMEOUT",
+                                 DEFAULT_READ_TIMEOUT, 1, 3600, "seconds"),
     }
 
 

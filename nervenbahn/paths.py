@@ -46,4 +46,5 @@ def read_model_target(settings: Settings, name: str) -> ReadModelTarget:
     store = settings.projections_store
     if store is None:
         return projection_path(settings.store, name)
-    return PostgresReadModels(store.conninfo(), store.schema_name, store.pool_size)
+    return PostgresReadModels(store.conninfo(), store.schema_name, store.pool_size,
+                              store.read_timeout)

@@ -147,7 +147,7 @@ def _open_pool(target: PostgresReadModels) -> ConnectionPool[Any]:
 
     timeout = _connect_timeout(target.conninfo)
     pool = ConnectionPool(
-        target.connection_string(read_only=True),
+        target.connection_string(read_only=True, timed=True),
         kwargs={
             "autocommit": True,
             # No server-side prepared statements, as on a new connection: a read model's

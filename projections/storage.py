@@ -125,17 +125,24 @@ class PostgresReadModels:
     pool_size: int = 5
     """At most this many connections a process keeps open for its readers of the read
     models (`projections.read_connections`); NERVENBAHN_POSTGRES_POOL_SIZE."""
+    read_timeout_s: int = 10
+    """How long one statement of those pooled readers may take, lock waits included, before
+    the server cancels it (the reader gets `ReadModelUnreadableError`, the API a 503);
+    NERVENBAHN_POSTGRES_READ_TIMEOUT."""
 
     def connect(self, *, read_only: bool = False) -> psycopg.Connection[Any]:
         """A connection (autocommit) whose search path is the schema."""
         return psycopg.connect(self.connection_string(read_only=read_only), autocommit=True)
 
-    def connection_string(self, *, read_only: bool = False) -> str:
-        """The libpq connection string of `connect`: the search path the schema, and every
-        transaction read-only if `read_only`."""
+    def connection_string(self, *, read_only: bool = False, timed: bool = False) -> str:
+        """The libpq connection string of `connect`: the search path the schema, every
+        transaction read-only if `read_only`, and each statement cancelled after
+        `read_timeout_s` if `timed` (the pooled readers: a CLI export may read for long)."""
         options = f"-c search_path={self.schema}"  # a checked identifier (StoreConfig.parse)
         if read_only:
             options += " -c default_transaction_read_only=on"
+        if timed:
+            options += f" -c statement_timeout={int(self.read_timeout_s) * 1000}"
         return str(psycopg.conninfo.make_conninfo(self.conninfo, options=options))
 
 

@@ -25,6 +25,8 @@ from nervenbahn.config import (
     load_settings,
 )
 from nervenbahn.keyfiles import create_keys, store_key_folder
+from nervenbahn.paths import read_model_target
+from projections.storage import PostgresReadModels
 
 pytestmark = pytest.mark.keys_not_created
 
@@ -207,6 +209,8 @@ BAD_VALUES = [
      "NERVENBAHN_POSTGRES_POOL_SIZE: '0' is not a whole number of connections from 1 to 100"),
     ({"NERVENBAHN_POSTGRES_CONNECT_TIMEOUT": "5s"},
      "NERVENBAHN_POSTGRES_CONNECT_TIMEOUT: '5s' is not a whole number of seconds"),
+    ({"NERVENBAHN_POSTGRES_READ_TIMEOUT": "0"},
+     "NERVENBAHN_POSTGRES_READ_TIMEOUT: '0' is not a whole number of seconds from 1 to 3600"),
     ({"NERVENBAHN_STORE": "postgresql://u@h/db?schema=s&application_name=a%20b"},
      "NERVENBAHN_STORE: application_name 'a b' must be"),
     ({"NERVENBAHN_PAYMENT_APPROVAL_THRESHOLD": "-1"},
@@ -226,6 +230,7 @@ def test_the_postgresql_connection_settings_reach_both_stores_and_eventsourcing(
         "NERVENBAHN_PROJECTIONS_STORE": "postgresql://u@h/db?schema=rm",
         "NERVENBAHN_POSTGRES_POOL_SIZE": "3",
         "NERVENBAHN_POSTGRES_CONNECT_TIMEOUT": "7",
+        "NERVENBAHN_POSTGRES_READ_TIMEOUT": "4",
     })
 
     env = settings.store.eventsourcing_env()
@@ -235,6 +240,11 @@ def test_the_postgresql_connection_settings_reach_both_stores_and_eventsourcing(
     assert settings.projections_store is not None
     assert "connect_timeout=7" in settings.projections_store.conninfo()
     assert "application_name=nervenbahn" in settings.projections_store.conninfo()
+    readers = read_model_target(settings, "region")
+    assert isinstance(readers, PostgresReadModels)
+    assert readers.read_timeout_s == 4
+    assert "statement_timeout=4000" in readers.connection_string(read_only=True, timed=True)
+    assert "statement_timeout" not in readers.connection_string(read_only=True)
 
 
 @pytest.mark.parametrize(("environ", "message"), BAD_VALUES)

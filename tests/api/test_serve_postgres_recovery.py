@@ -8,6 +8,7 @@ restarted: a new command reaches the read models, the personal-data read answers
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -41,6 +42,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 RECOVERY_BOUND_S = 30.0
 """From the loss of every connection to a new case in the read model and ready again."""
+READ_TIMEOUT_BOUND_S = 10.0
+"""A request behind a lock, with a read timeout of 1 s, is answered (503) within this."""
 
 
 def _key() -> str:
@@ -54,6 +57,7 @@ class Serving:
     server: Server
     service: CaseService
     application_name: str
+    read_models: str
     region_key: str
     office_key: str
     first_case: UUID
@@ -76,7 +80,7 @@ class Serving:
 @contextmanager
 def serving_on_postgres(
     tmp_path: Path, master_key: str, kafka_settings: KafkaSettings,
-    postgres_server_url: str, postgres_dsn: str,
+    postgres_server_url: str, postgres_dsn: str, more: dict[str, str] | None = None,
 ) -> Iterator[Serving]:
     """`serve` with every part on PostgreSQL (events, keys, positions, registry, read models in
     a schema of their own), one supported case recorded and projected, ready."""
@@ -89,6 +93,7 @@ def serving_on_postgres(
         "NERVENBAHN_MASTER_KEY": master_key,
         "NERVENBAHN_REPORTING_KEY": _key(),
         "NERVENBAHN_AUDIT_SIGNING_KEY": _key(),
+        **(more or {}),
     })
     service = build_service(settings)
     container = Container(settings, kafka=kafka_settings, service=service)
@@ -97,7 +102,7 @@ def serving_on_postgres(
     keys = ApiKeyRegistry(api.api_keys)
     context = build_api_context(settings, service, api)
     serving = Serving(
-        Server(container, create_app(context), port=free_port()), service, name,
+        Server(container, create_app(context), port=free_port()), service, name, read_models,
         keys.add("region", Scope("region", "so-olten"), now=datetime.now(UTC)),
         keys.add("office", Scope("branch_office", "akso-olten"), now=datetime.now(UTC)),
         open_supported_case(service, 0),
@@ -144,3 +149,30 @@ def test_serve_on_postgresql_recovers_from_losing_every_connection_without_a_res
         assert recovered_s < RECOVERY_BOUND_S
         alive = serving.server.workers_alive()
         assert all(alive.values()), alive
+
+
+def test_a_read_model_locked_longer_than_the_read_timeout_answers_503_then_200_again(
+    tmp_path: Path, master_key: str, kafka_settings: KafkaSettings,
+    postgres_server_url: str, postgres_dsn: str,
+) -> None:
+    """A lock held on the read models (a migration, a rebuild's swap, an operator's
+    transaction) makes a reader wait NERVENBAHN_POSTGRES_READ_TIMEOUT at most: the answer is a
+    503 naming the read model, and once the lock is gone the same `serve` answers 200 again.
+    Without the timeout the request waited as long as the lock was held."""
+    with serving_on_postgres(tmp_path, master_key, kafka_settings, postgres_server_url,
+                             postgres_dsn, {"NERVENBAHN_POSTGRES_READ_TIMEOUT": "1"}) as serving:
+        caseload = f"{serving.server.url}/v1/regions/so-olten/caseload"
+        with psycopg.connect(postgres_server_url) as locker:  # a transaction: locks held
+            tables = [row[0] for row in locker.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s",
+                (serving.read_models,))]
+            locker.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                sql.SQL(", ").join(sql.Identifier(serving.read_models, table)
+                                   for table in tables)))
+            started = time.monotonic()
+            status, body = get_json(caseload, serving.region_key)
+            waited = time.monotonic() - started
+            assert status == 503, body
+            assert "region" in json.dumps(body)
+            assert 0.9 <= waited < READ_TIMEOUT_BOUND_S, waited
+        assert serving.supported() == 1

@@ -4,7 +4,9 @@ errors translated alike), and a connection the server ended is replaced, not han
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from uuid import uuid4
 
@@ -262,3 +264,23 @@ def test_a_reader_waiting_while_the_pools_are_closed_reads_from_a_new_one(
         thread.join(DEADLINE_S)
 
     assert waited == [["c-1"]]
+
+
+def test_a_reader_queued_behind_a_lock_is_cancelled_after_the_read_timeout(
+    postgres_server_url: str, target: PostgresReadModels
+) -> None:
+    """A reader waits for a lock (a migration's, a rebuild's swap) at most `read_timeout_s`:
+    then the server cancels its statement, the reader gets the read model's error (the API
+    a 503) and the pooled connection serves the next reader once the lock is gone. Without
+    the timeout the reader waited as long as the lock was held, holding its connection."""
+    build(target, "a")
+    timed = dataclasses.replace(target, read_timeout_s=1)
+    with psycopg.connect(postgres_server_url) as locker:  # a transaction: the lock is held
+        locker.execute(sql.SQL("LOCK TABLE {}.{} IN ACCESS EXCLUSIVE MODE").format(
+            sql.Identifier(target.schema), sql.Identifier(TABLE)))
+        started = time.monotonic()
+        with pytest.raises(ReadModelUnreadableError, match="statement timeout"):
+            read(timed)
+        assert 0.9 <= time.monotonic() - started < DEADLINE_S
+    rows, _ = read(timed)
+    assert rows == ["a"]
