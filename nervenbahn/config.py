@@ -174,7 +174,7 @@ class StoreConfig(BaseModel):
     @classmethod
     def parse(cls, url: str) -> StoreConfig:
         """Parse `sqlite:///path` or `postgresql://user:pw@host:port/db?schema=name`."""
-        parts = urlsplit(url)
+        parts = _split(url)
         _refuse_misplaced_parts(url, parts)
         if parts.scheme == "sqlite":
             # sqlite:///relative/path.db or sqlite:////absolute/path.db
@@ -289,6 +289,21 @@ class StoreConfig(BaseModel):
         mode = dict(self.tls).get("sslmode")
         tls = f" sslmode {mode}" if mode else ""
         return f"PostgreSQL {self.user}@{self.host}:{self.port}/{self.dbname}{schema}{tls}"
+
+
+def _split(url: str) -> SplitResult:
+    """`urlsplit(url)`; ConfigError if it fails. urlsplit's own message quotes the host part,
+    where a password may stand (`[…]` in a password is read as an IPv6 address): it is not
+    kept, not even as the error's context."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        pass
+    raise ConfigError(
+        "NERVENBAHN_STORE: the URL cannot be read (not shown: it may hold a password); in a "
+        "user name or password write '[' as %5B, ']' as %5D and any character beyond ASCII "
+        "percent-encoded"
+    )
 
 
 def _refuse_misplaced_parts(url: str, parts: SplitResult) -> None:

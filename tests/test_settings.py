@@ -352,6 +352,10 @@ def test_the_api_runs_its_routes_in_8_threads_unless_told() -> None:
     ("postgresql://app@db.example/cases?schema=so#", "has a '#' part"),
     ("sqlite:///data/cases#x9Secret.db", "has a '#' part"),
     ("sqlite:///data/cases?x9Secret.db", "a sqlite URL takes no parameters"),
+    # urlsplit's own errors quote the host part (found by an attack on the checks above)
+    ("postgresql://app:Xy[x9Secret]Zk@db.example/cases", "the URL cannot be read"),
+    ("postgresql://app:pw\uff1ax9Secret@db.example/cases", "the URL cannot be read"),
+    ("postgresql://app:Xy[x9SecretZk@db.example/cases", "the URL cannot be read"),
 ])
 def test_a_store_url_with_misplaced_parts_is_refused_without_showing_them(
     url: str, refused: str
