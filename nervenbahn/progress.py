@@ -139,7 +139,10 @@ _State = tuple[bool, dict[tuple[str, int], int], datetime | None, datetime | Non
 
 def _read_model_state(container: Container, projection: Projection) -> _State:
     try:
-        with open_read_model(container.read_model(projection.name), projection.tables[0]) as db:
+        # Timed: `/metrics` asks this on a server thread (and `status`); a read model locked
+        # (a migration, a rebuild's swap) must not hold that thread without limit.
+        with open_read_model(container.read_model(projection.name), projection.tables[0],
+                             timed=True) as db:
             offsets = read_offsets(db, projection.group)
             progress = read_progress(db, projection.name)
     except ReadModelUnreadableError:

@@ -130,14 +130,16 @@ class PostgresReadModels:
     the server cancels it (the reader gets `ReadModelUnreadableError`, the API a 503);
     NERVENBAHN_POSTGRES_READ_TIMEOUT."""
 
-    def connect(self, *, read_only: bool = False) -> psycopg.Connection[Any]:
-        """A connection (autocommit) whose search path is the schema."""
-        return psycopg.connect(self.connection_string(read_only=read_only), autocommit=True)
+    def connect(self, *, read_only: bool = False, timed: bool = False) -> psycopg.Connection[Any]:
+        """A connection (autocommit) whose search path is the schema (`connection_string`)."""
+        return psycopg.connect(self.connection_string(read_only=read_only, timed=timed),
+                               autocommit=True)
 
     def connection_string(self, *, read_only: bool = False, timed: bool = False) -> str:
         """The libpq connection string of `connect`: the search path the schema, every
         transaction read-only if `read_only`, and each statement cancelled after
-        `read_timeout_s` if `timed` (the pooled readers: a CLI export may read for long)."""
+        `read_timeout_s` if `timed` (the readers of a serving process: the pooled ones, the
+        metrics; a CLI export may read for long)."""
         options = f"-c search_path={self.schema}"  # a checked identifier (StoreConfig.parse)
         if read_only:
             options += " -c default_transaction_read_only=on"
@@ -279,18 +281,21 @@ def _time(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def read_model_built(target: ReadModelTarget, table: str) -> bool:
+def read_model_built(target: ReadModelTarget, table: str, *, timed: bool = False) -> bool:
     """True if the read model exists: its file, or its (first) table in the schema."""
     if isinstance(target, Path):
         return target.is_file()
-    with target.connect(read_only=True) as db:
+    with target.connect(read_only=True, timed=timed) as db:
         row = db.execute("SELECT to_regclass(%s)", (f"{target.schema}.{table}",)).fetchone()
     return row is not None and row[0] is not None
 
 
 @contextmanager
-def read_model_connection(target: ReadModelTarget) -> Iterator[SQLConnection]:
-    """A read-only connection to a read model, for its query functions; closed on exit."""
+def read_model_connection(
+    target: ReadModelTarget, *, timed: bool = False
+) -> Iterator[SQLConnection]:
+    """A read-only connection to a read model, for its query functions; closed on exit.
+    `timed`: on PostgreSQL each statement at most the target's `read_timeout_s`."""
     if isinstance(target, Path):
         local = sqlite3.connect(f"file:{target}?mode=ro", uri=True, timeout=10)
         try:
@@ -298,26 +303,28 @@ def read_model_connection(target: ReadModelTarget) -> Iterator[SQLConnection]:
         finally:
             local.close()
         return
-    with target.connect(read_only=True) as remote:
+    with target.connect(read_only=True, timed=timed) as remote:
         yield remote
 
 
 @contextmanager
-def open_read_model(target: ReadModelTarget, table: str) -> Iterator[SQLConnection]:
+def open_read_model(
+    target: ReadModelTarget, table: str, *, timed: bool = False
+) -> Iterator[SQLConnection]:
     """A read-only connection to a built read model whose (first) table is `table`, for one
     reader; `ReadModelUnreadableError` if it is not built, cannot be opened, or fails while
     being read (half built, locked, I/O, server gone) — the database errors of either backend
     are translated here, at the storage boundary, so that no reader handles sqlite3 or
     psycopg."""
     try:
-        built = read_model_built(target, table)
+        built = read_model_built(target, table, timed=timed)
     except psycopg.Error as exc:
         raise ReadModelUnreadableError("cannot be opened") from exc
     if not built:
         raise ReadModelUnreadableError()
     with ExitStack() as stack:
         try:
-            db = stack.enter_context(read_model_connection(target))
+            db = stack.enter_context(read_model_connection(target, timed=timed))
         except (sqlite3.Error, psycopg.Error) as exc:
             raise ReadModelUnreadableError("cannot be opened") from exc
         try:

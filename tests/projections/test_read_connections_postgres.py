@@ -8,13 +8,17 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from uuid import uuid4
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from nervenbahn.progress import _read_model_state
+from projections import READ_MODELS
 from projections.errors import ReadModelUnreadableError
+from projections.framework import open_projection_store
 from projections.read_connections import close_read_connections, reused_read_model
 from projections.storage import PostgresReadModels
 from schemas.postgres import SILENT_SERVER_S
@@ -284,3 +288,27 @@ def test_a_reader_queued_behind_a_lock_is_cancelled_after_the_read_timeout(
         assert 0.9 <= time.monotonic() - started < DEADLINE_S
     rows, _ = read(timed)
     assert rows == ["a"]
+
+
+def test_the_metrics_read_of_a_locked_read_model_gives_up_after_the_read_timeout(
+    postgres_server_url: str, target: PostgresReadModels
+) -> None:
+    """`/metrics` (and `status`) read each read model's offsets and progress on a connection
+    of their own (`nervenbahn.progress`): timed like the pooled readers, so that a scrape
+    behind a lock ends after `read_timeout_s` (the read model reported as not readable)
+    instead of holding a server thread and a connection as long as the lock is held (found
+    by an attack on the readers' timeout)."""
+    projection = READ_MODELS["region"]()
+    timed = dataclasses.replace(target, read_timeout_s=1)
+    open_projection_store(projection, timed).close()
+    container = SimpleNamespace(read_model=lambda name: timed)
+    assert _read_model_state(container, projection)[0]  # type: ignore[arg-type]
+    with psycopg.connect(postgres_server_url) as locker:  # a transaction: the locks held
+        locker.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+            sql.SQL(", ").join(sql.Identifier(target.schema, table) for table in (
+                *projection.tables, "read_model_progress", "consumer_offsets"))))
+        started = time.monotonic()
+        built, *_ = _read_model_state(container, projection)  # type: ignore[arg-type]
+        assert 0.9 <= time.monotonic() - started < DEADLINE_S
+        assert not built
+    assert _read_model_state(container, projection)[0]  # type: ignore[arg-type]
