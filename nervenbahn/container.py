@@ -400,7 +400,8 @@ class Container:
             self.settings, self.service, api, metrics=self.metrics, registry=self.registry,
             kafka=self._kafka,  # the broker handed in (embedded, a test's prefix), else settings
             benefits=lambda: self.benefits,
-            refresh_benefit_applications=lambda: self.refresh_read_model("benefit_applications"),
+            refresh_benefit_applications=lambda: self.refresh_read_model(
+                "benefit_applications", timed=True),
         )
 
     # --- the bus ----------------------------------------------------------------------------
@@ -636,7 +637,7 @@ class Container:
                 return None
             return _rebuild(projection, self.event_source(projection), target)
 
-    def refresh_read_model(self, name: str) -> int | None:
+    def refresh_read_model(self, name: str, *, timed: bool = False) -> int | None:
         """Bring the read model `name` up to date with its store: apply only the notifications
         after the last one it applied (`projections.framework.catch_up`), or rebuild it if it
         is missing, its schema changed or it recorded no notification id; the events applied,
@@ -644,22 +645,32 @@ class Container:
         benefit applications' until their topic is published): its readers call this first.
 
         Up to date is checked before taking the read model's turn, so that readers do not
-        queue behind each other when nothing is new."""
+        queue behind each other when nothing is new.
+
+        `timed` (a server's reader asks): on PostgreSQL the check reads with the readers'
+        timeout (NERVENBAHN_POSTGRES_READ_TIMEOUT) and the turn is waited for as long, then
+        `ReadModelUnreadableError` (a 503): a read model locked by a migration or a rebuild
+        must not hold the request's thread without limit. (The catch-up's own writes, once in
+        the turn, are not limited.)"""
         from projections.framework import applied_notification_id, catch_up
+        from projections.storage import PostgresReadModels
 
         projection = self.projection(name)
         source = self.event_source(projection)
         target = self.read_model(name)
-        if applied_notification_id(projection, target) == source.max_position():
-            return None
-        with _read_model_turn(target, name):
-            applied = applied_notification_id(projection, target)
-            latest = source.max_position()
-            if applied == latest:
+        wait_s = target.read_timeout_s if isinstance(target, PostgresReadModels) else None
+        timed = timed and wait_s is not None
+        with _timed_out_as_unreadable(timed):
+            if applied_notification_id(projection, target, timed=timed) == source.max_position():
                 return None
-            if applied is None or applied > latest:  # missing, changed, or a store replaced
-                return _rebuild(projection, source, target)
-            return catch_up(projection, source, target, after=applied)
+            with _read_model_turn(target, name, wait_s=wait_s if timed else None):
+                applied = applied_notification_id(projection, target, timed=timed)
+                latest = source.max_position()
+                if applied == latest:
+                    return None
+                if applied is None or applied > latest:  # missing, changed, store replaced
+                    return _rebuild(projection, source, target)
+                return catch_up(projection, source, target, after=applied)
 
     def rebuild_read_model(
         self, name: str, *, progress: Callable[[int, int], object] = lambda done, total: None
@@ -738,10 +749,30 @@ def _rebuild(
 
 
 @contextmanager
-def _read_model_turn(target: ReadModelTarget, name: str) -> Iterator[None]:
+def _timed_out_as_unreadable(timed: bool) -> Iterator[None]:
+    """A statement or lock wait of a timed refresh that ran out (PostgreSQL cancelled it) as
+    `ReadModelUnreadableError`; nothing translated if not `timed`."""
+    if not timed:
+        yield
+        return
+    import psycopg  # only a PostgreSQL read model is refreshed timed
+
+    from projections.errors import ReadModelUnreadableError
+
+    try:
+        yield
+    except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
+        raise ReadModelUnreadableError(f"cannot be brought up to date ({exc})") from exc
+
+
+@contextmanager
+def _read_model_turn(
+    target: ReadModelTarget, name: str, *, wait_s: float | None = None
+) -> Iterator[None]:
     """One process at a time builds the read model `name`: a `flock` beside its SQLite file
     (`nervenbahn.store_opening.sqlite_turn`), or a session advisory lock in its PostgreSQL
-    schema, held until the build is done."""
+    schema, held until the build is done; on PostgreSQL waited for `wait_s` at most, if given
+    (then psycopg's `LockNotAvailable`)."""
     from nervenbahn.store_opening import sqlite_turn
 
     if isinstance(target, Path):
@@ -749,6 +780,8 @@ def _read_model_turn(target: ReadModelTarget, name: str) -> Iterator[None]:
             yield
         return
     with target.connect() as db:
+        if wait_s:
+            db.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(wait_s * 1000)}ms",))
         db.execute("SELECT pg_advisory_lock(hashtext(%s))",
                    (f"nervenbahn read model {target.schema}.{name}",))
         yield

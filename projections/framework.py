@@ -308,14 +308,17 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def applied_notification_id(projection: Projection, target: ReadModelTarget) -> int | None:
+def applied_notification_id(
+    projection: Projection, target: ReadModelTarget, *, timed: bool = False
+) -> int | None:
     """The id of the last notification of the event store that the read model at `target`
     applied, if it can go on from there (`catch_up`); None if it must be rebuilt: it is not
     built, its tables are not at this release's versions (its schema changed), or no rebuild
-    recorded an id (built by an older release). Reads only: takes no turn, writes nothing."""
-    if not read_model_built(target, projection.tables[0]):
+    recorded an id (built by an older release). Reads only: takes no turn, writes nothing.
+    `timed`: each statement at most the target's read timeout (a server's reader asks)."""
+    if not read_model_built(target, projection.tables[0], timed=timed):
         return None
-    with read_model_connection(target) as db:
+    with read_model_connection(target, timed=timed) as db:
         versions = (
             recorded_versions_sqlite(db)
             if isinstance(db, sqlite3.Connection)

@@ -87,9 +87,9 @@ def read_model(web: WebState, name: str) -> Iterator[SQLConnection]:
     target = getattr(web.context, _TARGETS[name])
     if target is None:
         raise ReadModelUnavailableError(name, "not configured")
-    if name == "benefit_applications" and web.context.refresh_benefit_applications is not None:
-        web.context.refresh_benefit_applications()
     try:
+        if name == "benefit_applications" and web.context.refresh_benefit_applications:
+            web.context.refresh_benefit_applications()
         with reused_read_model(target, READ_MODELS[name].tables[0]) as db:
             yield db
     except ReadModelUnreadableError as exc:

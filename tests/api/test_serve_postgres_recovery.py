@@ -26,7 +26,7 @@ from bus.broker import free_port
 from bus.kafka_settings import KafkaSettings
 from bus.topics import catalogue, ensure_topics
 from domain.application.cases import CaseService
-from nervenbahn.api import build_api_context, create_app
+from nervenbahn.api import create_app
 from nervenbahn.api.keys import ApiKeyRegistry
 from nervenbahn.api.scopes import Scope
 from nervenbahn.api.settings import ApiSettings
@@ -100,7 +100,7 @@ def serving_on_postgres(
     ensure_topics(kafka_settings, catalogue(kafka_settings, reporting=True))
     api = ApiSettings(api_keys=tmp_path / "keys.json", access_log=tmp_path / "access.db")
     keys = ApiKeyRegistry(api.api_keys)
-    context = build_api_context(settings, service, api)
+    context = container.api_context(api)  # as `nervenbahn serve` builds it
     serving = Serving(
         Server(container, create_app(context), port=free_port()), service, name, read_models,
         keys.add("region", Scope("region", "so-olten"), now=datetime.now(UTC)),
@@ -176,3 +176,32 @@ def test_a_read_model_locked_longer_than_the_read_timeout_answers_503_then_200_a
             assert "region" in json.dumps(body)
             assert 0.9 <= waited < READ_TIMEOUT_BOUND_S, waited
         assert serving.supported() == 1
+
+
+def test_the_benefit_applications_locked_longer_than_the_read_timeout_answer_503(
+    tmp_path: Path, master_key: str, kafka_settings: KafkaSettings,
+    postgres_server_url: str, postgres_dsn: str,
+) -> None:
+    """The benefit applications' readers first bring their read model up to date
+    (`Container.refresh_read_model`): that check reads with the readers' timeout too, so a
+    lock on the read models ends the request with a 503 after NERVENBAHN_POSTGRES_READ_TIMEOUT
+    instead of holding it (found by an attack on the readers' timeout)."""
+    with serving_on_postgres(tmp_path, master_key, kafka_settings, postgres_server_url,
+                             postgres_dsn, {"NERVENBAHN_POSTGRES_READ_TIMEOUT": "1"}) as serving:
+        applications = f"{serving.server.url}/v1/branch-offices/akso-olten/benefit-applications"
+        first = get_json(applications, serving.office_key)
+        assert first[0] == 200, first  # built, up to date
+        with psycopg.connect(postgres_server_url) as locker:  # a transaction: locks held
+            tables = [row[0] for row in locker.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s",
+                (serving.read_models,))]
+            locker.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                sql.SQL(", ").join(sql.Identifier(serving.read_models, table)
+                                   for table in tables)))
+            started = time.monotonic()
+            status, body = get_json(applications, serving.office_key)
+            waited = time.monotonic() - started
+            assert status == 503, body
+            assert "benefit_applications" in json.dumps(body)
+            assert 0.9 <= waited < READ_TIMEOUT_BOUND_S, waited
+        assert get_json(applications, serving.office_key)[0] == 200

@@ -44,6 +44,7 @@ from projections.benefit_applications import (
     office_applications,
     office_delegations,
 )
+from projections.errors import ReadModelUnreadableError
 from projections.storage import ReadModelTarget
 
 __all__ = ["router"]
@@ -179,7 +180,10 @@ def _target(ctx: ApiContext) -> ReadModelTarget:
     if ctx.benefit_applications_db is None:
         raise ReadModelUnavailableError(_NAME, "is not configured")
     if ctx.refresh_benefit_applications is not None:
-        ctx.refresh_benefit_applications()
+        try:
+            ctx.refresh_benefit_applications()
+        except ReadModelUnreadableError as exc:  # locked longer than the read timeout
+            raise ReadModelUnavailableError(_NAME, exc.reason) from exc
     return ctx.benefit_applications_db
 
 
