@@ -124,6 +124,18 @@ def serving_on_postgres(
                 sql.Identifier(read_models)))
 
 
+@contextmanager
+def read_models_locked(server_url: str, schema: str) -> Iterator[None]:
+    """Every table of the read models' `schema` locked (ACCESS EXCLUSIVE, as a migration
+    or a rebuild's swap locks them) by a transaction of another connection, until exit."""
+    with psycopg.connect(server_url) as locker:  # a transaction: the locks are held
+        tables = [row[0] for row in locker.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))]
+        locker.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+            sql.SQL(", ").join(sql.Identifier(schema, table) for table in tables)))
+        yield
+
+
 def test_serve_on_postgresql_recovers_from_losing_every_connection_without_a_restart(
     tmp_path: Path, master_key: str, kafka_settings: KafkaSettings,
     postgres_server_url: str, postgres_dsn: str,
@@ -162,13 +174,7 @@ def test_a_read_model_locked_longer_than_the_read_timeout_answers_503_then_200_a
     with serving_on_postgres(tmp_path, master_key, kafka_settings, postgres_server_url,
                              postgres_dsn, {"NERVENBAHN_POSTGRES_READ_TIMEOUT": "1"}) as serving:
         caseload = f"{serving.server.url}/v1/regions/so-olten/caseload"
-        with psycopg.connect(postgres_server_url) as locker:  # a transaction: locks held
-            tables = [row[0] for row in locker.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = %s",
-                (serving.read_models,))]
-            locker.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
-                sql.SQL(", ").join(sql.Identifier(serving.read_models, table)
-                                   for table in tables)))
+        with read_models_locked(postgres_server_url, serving.read_models):
             started = time.monotonic()
             status, body = get_json(caseload, serving.region_key)
             waited = time.monotonic() - started
@@ -191,13 +197,7 @@ def test_the_benefit_applications_locked_longer_than_the_read_timeout_answer_503
         applications = f"{serving.server.url}/v1/branch-offices/akso-olten/benefit-applications"
         first = get_json(applications, serving.office_key)
         assert first[0] == 200, first  # built, up to date
-        with psycopg.connect(postgres_server_url) as locker:  # a transaction: locks held
-            tables = [row[0] for row in locker.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = %s",
-                (serving.read_models,))]
-            locker.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
-                sql.SQL(", ").join(sql.Identifier(serving.read_models, table)
-                                   for table in tables)))
+        with read_models_locked(postgres_server_url, serving.read_models):
             started = time.monotonic()
             status, body = get_json(applications, serving.office_key)
             waited = time.monotonic() - started
