@@ -847,7 +847,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     variables, origins = Environment.read(env)
     connections = _postgres_connections(variables)
-    store = StoreConfig.parse(_or(variables.store, DEFAULT_STORE)).model_copy(update=connections)
+    store = StoreConfig.parse(_store_url(variables.store)).model_copy(update=connections)
     projections_store = _projections_store(variables.projections_store)
     return Settings(
         store=store,
@@ -1020,6 +1020,22 @@ def _positive_seconds(variable: str, value: str | None, default: float) -> float
     if not 0 < seconds < float("inf"):
         raise ConfigError(f"{variable}: {text!r} is not a positive number of seconds")
     return seconds
+
+
+def _store_url(value: str | None) -> str:
+    """NERVENBAHN_STORE without the spaces around it (as its `_FILE` variant is read: a
+    trailing space became part of a SQLite file's name), `DEFAULT_STORE` if unset; set but
+    empty is refused: a deployment whose URL came out empty must not fall back to a local
+    file."""
+    if value is None:
+        return DEFAULT_STORE
+    url = value.strip()
+    if not url:
+        raise ConfigError(
+            "NERVENBAHN_STORE: set but empty; give the store's URL, or unset it for the "
+            f"default {DEFAULT_STORE}"
+        )
+    return url
 
 
 def _projections_store(value: str | None) -> StoreConfig | None:

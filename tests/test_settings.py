@@ -386,3 +386,15 @@ def test_percent_encoded_delimiters_in_a_store_url_are_taken_as_they_are() -> No
     # A file path holds no password: an '@' in it is taken as it is.
     assert load_settings({"NERVENBAHN_STORE": "sqlite:////srv/so@olten/cases.db"}).store \
         .sqlite_path == Path("/srv/so@olten/cases.db")
+
+
+def test_the_store_url_is_read_without_the_spaces_around_it_and_never_empty() -> None:
+    """As its `_FILE` variant and NERVENBAHN_PROJECTIONS_STORE are read: a trailing space
+    was taken into a SQLite file's name (found by an attack on the URL checks). Set but
+    empty is refused, not the default: a deployment's URL that came out empty must not
+    write to a local file instead."""
+    settings = load_settings({"NERVENBAHN_STORE": "  sqlite:///data/cases.db \n"})
+    assert settings.store.sqlite_path == Path("data/cases.db")
+    for empty in ("", "  "):
+        with pytest.raises(ConfigError, match=r"^NERVENBAHN_STORE: set but empty"):
+            load_settings({"NERVENBAHN_STORE": empty})
