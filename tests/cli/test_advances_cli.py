@@ -14,11 +14,14 @@ from typing import Any
 import pytest
 
 from tests.cli.conftest import Cli
-from tests.cli.test_benefits_cli import FUND, OFFICE, TODAY, Desk
+from tests.cli.test_benefits_cli import FUND, OFFICE, Desk, today
 from tests.cli.test_cli import APPLICANT, CASE, open_assess_grant
 from tests.domain.case_desk import expected_basic_needs
 
-MONTH = TODAY.replace(day=1).isoformat()
+
+def this_month() -> str:
+    """The first of this month in Switzerland, as an ISO date (asked when a test runs)."""
+    return today().replace(day=1).isoformat()
 
 
 def _ok(cli: Cli, *args: str) -> Any:
@@ -45,12 +48,12 @@ def pending(cli: Cli) -> str:
 
 def _advance(cli: Cli, application_id: str, *extra: str) -> Any:
     return cli("--json", "case", "start-advance", CASE, "--application-id", application_id,
-               "--advance-from", MONTH, *extra)
+               "--advance-from", this_month(), *extra)
 
 
 def test_start_and_end_advance_through_the_cli(cli: Cli, pending: str) -> None:
     started = _advance(cli, pending, "--commitment-kind", "commitment", "--commitment-date",
-                       TODAY.isoformat())
+                       today().isoformat())
     assert started.code == 0, started.err
     assert started.json()["events"] == ["AdvanceStarted"]
 
@@ -59,8 +62,8 @@ def test_start_and_end_advance_through_the_cli(cli: Cli, pending: str) -> None:
     assert too_early.code == 1
     assert "advance-ends-with-application" in too_early.err and "reason" in too_early.err
 
-    Desk(cli).ok(FUND, "grant", pending, "--from-month", MONTH[:7], "--amount",
-                 f"{MONTH[:7]}=1900.00")
+    Desk(cli).ok(FUND, "grant", pending, "--from-month", this_month()[:7], "--amount",
+                 f"{this_month()[:7]}=1900.00")
     ended = _ok(cli, "case", "end-advance", CASE, "--application-id", pending,
                 "--reason", "decided")
     assert ended["events"] == ["AdvanceEnded"]
@@ -73,7 +76,7 @@ def test_start_advance_is_refused_by_name_without_commitment_or_for_an_unknown_a
 ) -> None:
     no_commitment = _advance(cli, pending)
     unknown = _advance(cli, "0b7e4c6a-1111-4222-8333-944455566677", "--commitment-kind",
-                       "commitment", "--commitment-date", TODAY.isoformat())
+                       "commitment", "--commitment-date", today().isoformat())
 
     assert no_commitment.code == 1
     assert "advance-requires-commitment" in no_commitment.err
@@ -92,12 +95,12 @@ OTHER_REGION = "cw-solothurn-01:caseworker:so-solothurn"
 def _advanced_paid_and_granted(cli: Cli, application_id: str) -> None:
     """The case advances in view of the application, is paid this month, the EL granted."""
     assert _advance(cli, application_id, "--commitment-kind", "payment_order",
-                    "--commitment-date", TODAY.isoformat()).code == 0
+                    "--commitment-date", today().isoformat()).code == 0
     assert cli("--actor", ADMIN, "payments", "account", CASE, "--iban",
                "CH93 0076 2011 6238 5295 7", "--holder", "Z. Quellmatt").code == 0
-    assert cli("--actor", ADMIN, "payments", "run", MONTH[:7]).code == 0
-    Desk(cli).ok(FUND, "grant", application_id, "--from-month", MONTH[:7], "--amount",
-                 f"{MONTH[:7]}=1900.00")
+    assert cli("--actor", ADMIN, "payments", "run", this_month()[:7]).code == 0
+    Desk(cli).ok(FUND, "grant", application_id, "--from-month", this_month()[:7], "--amount",
+                 f"{this_month()[:7]}=1900.00")
 
 
 def test_advances_claim_records_once_and_list_show_claims_read_it(cli: Cli, pending: str) -> None:
@@ -117,9 +120,9 @@ def test_advances_claim_records_once_and_list_show_claims_read_it(cli: Cli, pend
     assert [o["events"] for o in again] == [[]]
     # Paid: SKOS basic needs for two + housing 1,250.00 + health insurance 380.50, above
     # the EL of 1,900.00: the claim is the EL, nothing left for the person.
-    paid = expected_basic_needs(TODAY.replace(day=1), 2) + Decimal("1630.50")
+    paid = expected_basic_needs(today().replace(day=1), 2) + Decimal("1630.50")
     assert paid > Decimal("1900.00")
-    assert recorded["months"] == [{"month": MONTH, "paid": str(paid), "el": "1900.00",
+    assert recorded["months"] == [{"month": this_month(), "paid": str(paid), "el": "1900.00",
                                    "ipv_offset": "0.00", "claim": "1900.00",
                                    "surplus": "0.00"}]
     assert (recorded["claim_total"], recorded["surplus_total"]) == ("1900.00", "0.00")
@@ -136,7 +139,7 @@ def test_advances_show_and_claims_say_what_the_fund_paid(cli: Cli, pending: str)
     _ok(cli, "--actor", CLAIMS, "advances", "claim")
     (claim,) = _ok(cli, "advances", "claims", CASE)
     payment = {"case_id": CASE, "application_id": pending,
-               "claim_version": claim["case_version"], "paid_on": TODAY.isoformat(),
+               "claim_version": claim["case_version"], "paid_on": today().isoformat(),
                "to_region": "1900.00", "to_person": "0.00", "message_id": "fund-pay-0001"}
 
     paid = _ok(cli, "--actor", CLAIMS, "case", "run", "record_reimbursement_paid",
@@ -147,11 +150,11 @@ def test_advances_show_and_claims_say_what_the_fund_paid(cli: Cli, pending: str)
 
     assert paid["events"] == ["ReimbursementPaid"]
     assert (claim["paid_on"], claim["paid_to_region"], claim["paid_to_person"],
-            claim["payment_message_id"]) == (TODAY.isoformat(), "1900.00", "0.00",
+            claim["payment_message_id"]) == (today().isoformat(), "1900.00", "0.00",
                                              "fund-pay-0001")
     assert (shown["claims_paid"], shown["paid_to_region"], shown["paid_to_person"],
-            shown["last_paid_on"]) == (1, "1900.00", "0.00", TODAY.isoformat())
-    assert f"paid {TODAY.isoformat()} in fund-pay-0001" in " ".join(table.out.split())
+            shown["last_paid_on"]) == (1, "1900.00", "0.00", today().isoformat())
+    assert f"paid {today().isoformat()} in fund-pay-0001" in " ".join(table.out.split())
 
 
 AUDITOR = "fk.meier:auditor:so-finanzkontrolle"

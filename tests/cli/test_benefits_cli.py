@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,7 +22,12 @@ FUND = "max.akso:fund_officer:akso"
 AUDITOR = "ann.pruef:auditor:finanzkontrolle"
 ALL = ["signed_application", "pension_statement", "tax_assessment", "account_statements",
        "rent_contract", "health_insurance_policy"]
-TODAY = datetime.now(SWISS_TIME).date()
+
+
+def today() -> date:
+    """Today in Switzerland, as the CLI judges it, asked when a test runs: a date taken once
+    at collection went stale when the suite ran past Swiss midnight (23:00 UTC in winter)."""
+    return datetime.now(SWISS_TIME).date()
 
 
 class Desk:
@@ -99,13 +104,13 @@ def test_check_records_what_is_missing_and_refuses_a_document_off_the_checklist(
 def test_request_and_record_documents_and_their_refusals(desk: Desk) -> None:
     application_id = desk.receive()
     desk.check(application_id, ("rent_contract",))
-    due = (TODAY + timedelta(days=14)).isoformat()
+    due = (today() + timedelta(days=14)).isoformat()
 
     requested = desk.ok(OFFICE, "request-documents", application_id, "--document",
                         "rent_contract", "--due-on", due)
     listed = desk.ok(OFFICE, "list")["applications"]
     past = desk.refused(OFFICE, "request-documents", application_id, "--document",
-                        "rent_contract", "--due-on", TODAY.isoformat())
+                        "rent_contract", "--due-on", today().isoformat())
     recorded = desk.ok(OFFICE, "record-documents", application_id, "--document",
                        "rent_contract")
     unknown = desk.refused(OFFICE, "record-documents", application_id, "--document", "x_ray")
@@ -150,7 +155,7 @@ def _forwarded(desk: Desk) -> str:
 
 def test_grant_is_the_funds_and_refuses_a_branch_office(desk: Desk) -> None:
     application_id = _forwarded(desk)
-    month = f"{TODAY:%Y-%m}"
+    month = f"{today():%Y-%m}"
     by_office = desk.refused(OFFICE, "grant", application_id, "--from-month", month,
                              "--amount", f"{month}=812.40")
     malformed = desk.refused(FUND, "grant", application_id, "--from-month", month,
@@ -181,15 +186,15 @@ def test_delegate_revoke_and_the_auditors_view_of_delegated_actions(desk: Desk) 
     application_id = desk.receive()
     desk.check(application_id, ("rent_contract",))
     desk.ok(OFFICE, "forward", application_id, "--override-reason", "rent contract follows")
-    period = ("--valid-from", TODAY.isoformat(), "--valid-until",
-              (TODAY + timedelta(days=30)).isoformat())
+    period = ("--valid-from", today().isoformat(), "--valid-until",
+              (today() + timedelta(days=30)).isoformat())
 
     by_office = desk.refused(OFFICE, "delegate", "--office", "akso-grenchen", "--task",
                              "document_request", *period)
     delegation = str(desk.ok(FUND, "delegate", "--office", "akso-grenchen", "--task",
                              "document_request", *period)["id"])
     desk.ok(OFFICE, "request-documents", application_id, "--document", "rent_contract",
-            "--due-on", (TODAY + timedelta(days=10)).isoformat(), "--delegation-id", delegation)
+            "--due-on", (today() + timedelta(days=10)).isoformat(), "--delegation-id", delegation)
     actions = desk.ok(AUDITOR, "delegated-actions")["actions"]
     refused_reader = desk.refused(OFFICE, "delegated-actions")
     revoked = desk.ok(FUND, "revoke-delegation", delegation, "--reason", "the fund does it")
