@@ -24,7 +24,6 @@ CASEWORKER = ("--actor", "cw-olten-01:caseworker:so-olten")
 AUDITOR = ("--actor", "fk.meier:auditor:so-finanzkontrolle")
 ADMIN = ("--actor", "pay.office:administrator:so-canton")
 CONTROL = ("--actor", "pay.control:administrator:so-canton")
-TODAY = swiss_today()
 
 CASE_QUERIES = {
     "case show": (*CASEWORKER, "case", "show", "{id}"),
@@ -38,7 +37,7 @@ CASE_QUERIES = {
         "budget",
         "{id}",
         "--month",
-        f"{TODAY:%Y-%m}",
+        "{month}",
         "--as-known-at",
         "2099-01-01",
     ),
@@ -48,7 +47,7 @@ CASE_QUERIES = {
         "diff",
         "{id}",
         "--month",
-        f"{TODAY:%Y-%m}",
+        "{month}",
         "--known-at",
         "2098-01-01",
         "--compared-to",
@@ -94,13 +93,17 @@ def installation(
             )[0]
             == 0
         )
-    ran = run(*ADMIN, "payments", "run", f"{TODAY:%Y-%m}")
+    ran = run(*ADMIN, "payments", "run", f"{swiss_today():%Y-%m}")
     assert ran[0] == 0, ran[2]
     return settings, run, case_id
 
 
 def _query(run: Invoke, name: str, case_id: UUID, folder: Path) -> tuple[int, str, str]:
-    return run(*(a.replace("{id}", str(case_id)).replace("{dir}", str(folder)) for a in ALL[name]))
+    """Run query `name` of `ALL`: its case, folder and this month (asked now, not at
+    collection: a run crossing the end of a month would ask of a month without payments)."""
+    month = f"{swiss_today():%Y-%m}"
+    return run(*(a.replace("{id}", str(case_id)).replace("{dir}", str(folder))
+                 .replace("{month}", month) for a in ALL[name]))
 
 
 def _alter_amount(store: Path, table: str, where: str) -> int:

@@ -48,7 +48,8 @@ CASE_COMMAND: list[Row] = [
 ]
 
 _BAD_AHVN13 = "756.1234.5678.98"  # check digit should be 7
-_NEXT_YEAR = date(swiss_today().year + 1, 1, 1).isoformat()
+_FUTURE = date(swiss_today().year + 2, 1, 1).isoformat()
+"""A day in the future however long the run takes (taken at collection)."""
 """A birth date that lies in the future whatever the day the tests run."""
 
 PER_COMMAND: dict[str, list[Row]] = {
@@ -93,10 +94,10 @@ PER_COMMAND: dict[str, list[Row]] = {
          "applicant.birth_date"),
         ("birth date not a date", {"applicant": person_input(1, birth_date="12.04.1980")},
          "applicant.birth_date"),
-        ("birth date in the future", {"applicant": person_input(1, birth_date=_NEXT_YEAR)},
+        ("birth date in the future", {"applicant": person_input(1, birth_date=_FUTURE)},
          "applicant.birth_date"),
         ("birth date of a member in the future",
-         {"household_size": 2, "other_members": [person_input(2, birth_date=_NEXT_YEAR)]},
+         {"household_size": 2, "other_members": [person_input(2, birth_date=_FUTURE)]},
          "other_members.0.birth_date"),
         ("given name with an ANSI escape",
          {"applicant": person_input(1, given_name="Zora\x1b[2J\x1b[31m")},

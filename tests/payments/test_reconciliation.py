@@ -57,9 +57,17 @@ ADMIN = commands.Actor("pay.office", "administrator", "so-canton")
 SYSTEM = commands.Actor("bank-connector", "system", "so-canton")
 CASEWORKER = commands.Actor("c.worker", "caseworker", "so-olten")
 IBAN = "CH9300762011623852957"
-MONTH = swiss_today().replace(day=1)
-OWED = expected_basic_needs(MONTH, 1) + Decimal("1550.00")
-"""One case's month: SKOS basic needs (one person) + housing 1200 + health insurance 350."""
+
+
+def _month() -> date:
+    """This month (asked when a test runs, not at collection: a run crossing the end of a
+    month would otherwise pay a month its cases were not yet supported in)."""
+    return swiss_today().replace(day=1)
+
+
+def _owed() -> Decimal:
+    """One case's month: SKOS basic needs (one person) + housing 1200 + health insurance 350."""
+    return expected_basic_needs(_month(), 1) + Decimal("1550.00")
 
 
 @pytest.fixture
@@ -82,7 +90,7 @@ def _paid_run(cases: CaseService, payments: PaymentService, n: int) -> tuple[UUI
     case_ids = [open_supported_case(cases, i) for i in range(n)]
     for case_id in case_ids:
         _record_account(payments, case_id, IBAN)
-    summary = payments.run(RunPayments(actor=ADMIN, correlation_id=uuid.uuid4(), month=MONTH))
+    summary = payments.run(RunPayments(actor=ADMIN, correlation_id=uuid.uuid4(), month=_month()))
     assert summary.run_id is not None and len(summary.paid_out) == n
     return summary.run_id, case_ids
 
@@ -128,7 +136,7 @@ def _stored(payments: PaymentService) -> int:
 
 def _figures(settlements: Settlements) -> dict[str, tuple[int, Decimal]]:
     (month,) = settlements.by_month()
-    assert month.month == MONTH
+    assert month.month == _month()
     return {name: (month.counts[name], month.amounts[name]) for name in month.counts}
 
 
@@ -151,7 +159,7 @@ def _reconciled_month(cases: CaseService, payments: PaymentService) -> None:
     assert [(s.case_id, s.outcome, s.reason_code) for s in first.recorded] == [
         (closed, "rejected", "AC04")
     ]
-    assert _figures(settlements)["open"] == (2, 2 * OWED)
+    assert _figures(settlements)["open"] == (2, 2 * _owed())
     second = _reconcile(settlements, notification, "camt054.xml")
     assert [(s.case_id, s.outcome) for s in second.recorded] == [
         (paid, "executed"),
@@ -159,19 +167,19 @@ def _reconciled_month(cases: CaseService, payments: PaymentService) -> None:
         (returned, "returned"),
     ]
 
-    # hand-computed: three orders of OWED; one rejected, two executed, one of them returned
+    # hand-computed: three orders of _owed(); one rejected, two executed, one of them returned
     assert _figures(settlements) == {
-        "ordered": (3, 3 * OWED),
-        "executed": (2, 2 * OWED),
-        "rejected": (1, OWED),
-        "returned": (1, OWED),
+        "ordered": (3, 3 * _owed()),
+        "executed": (2, 2 * _owed()),
+        "rejected": (1, _owed()),
+        "returned": (1, _owed()),
         "open": (0, Decimal("0.00")),
     }
     (month,) = settlements.by_month()
-    assert month.paid == OWED
+    assert month.paid == _owed()
     per_case = settlements.by_case_and_month()
-    assert per_case[(closed, MONTH)].counts["rejected"] == 1
-    assert per_case[(paid, MONTH)].amounts["executed"] == OWED
+    assert per_case[(closed, _month())].counts["rejected"] == 1
+    assert per_case[(paid, _month())].amounts["executed"] == _owed()
     events = list(settlements.events())
     rejected = next(e for e in events if isinstance(e, PaymentRejected))
     assert (rejected.case_id, rejected.reason_code, rejected.reason_text, rejected.scope) == (
@@ -186,7 +194,7 @@ def _reconciled_month(cases: CaseService, payments: PaymentService) -> None:
         "CAMT054-TEST-1-D1",
     )
     back = next(e for e in events if isinstance(e, PaymentReturned))
-    assert (back.case_id, back.reason_code, back.amount) == (returned, "MD07", OWED)
+    assert (back.case_id, back.reason_code, back.amount) == (returned, "MD07", _owed())
     assert executed.actor == ADMIN and executed.file_sha256 == second.file_sha256
 
 
@@ -218,7 +226,7 @@ def test_a_file_read_again_records_nothing(store: tuple[CaseService, PaymentServ
     repeated = _reconcile(settlements, other, "camt054-2.xml")
     assert (repeated.recorded, repeated.unchanged) == ([], 2)
     assert _stored(payments) == stored + 1
-    assert _figures(settlements)["executed"] == (2, 2 * OWED)
+    assert _figures(settlements)["executed"] == (2, 2 * _owed())
 
 
 def test_a_status_contradicting_the_recorded_one_is_refused_and_nothing_recorded(
@@ -238,7 +246,7 @@ def test_a_status_contradicting_the_recorded_one_is_refused_and_nothing_recorded
     assert "rejected already; executed cannot follow" in str(refused.value)
     assert "TxDtls[1]/Refs/EndToEndId" in str(refused.value)
     assert _stored(payments) == stored  # not even the second order's execution
-    assert _figures(settlements)["open"] == (1, OWED)
+    assert _figures(settlements)["open"] == (1, _owed())
 
     returned = _order_of(payments, second).order_id.hex
     with pytest.raises(RuleViolationError, match="still open; returned cannot follow"):
@@ -258,7 +266,7 @@ def test_a_rejected_message_rejects_every_order_of_the_run(
     assert_valid(report, PAIN002)
     result = _reconcile(settlements, report, "p.xml")
     assert [(s.outcome, s.reason_code) for s in result.recorded] == [("rejected", "DU01")] * 2
-    assert _figures(settlements)["rejected"] == (2, 2 * OWED)
+    assert _figures(settlements)["rejected"] == (2, 2 * _owed())
     scopes = {e.scope for e in settlements.events() if isinstance(e, PaymentRejected)}
     assert scopes == {"group"}
 
@@ -325,14 +333,14 @@ def test_claim_backs_are_recovered_in_parts_or_written_off(
             command(
                 "change_budget",
                 case_id=str(case_id),
-                effective_date=MONTH.isoformat(),
+                effective_date=_month().isoformat(),
                 income="300.00",
                 housing="1200",
                 health_insurance="350",
                 reason="income_change",
             )
         )
-    payments.run(RunPayments(actor=ADMIN, correlation_id=uuid.uuid4(), month=MONTH))
+    payments.run(RunPayments(actor=ADMIN, correlation_id=uuid.uuid4(), month=_month()))
     settlements = Settlements(payments)
     claims = {c.case_id: c for c in settlements.claim_backs()}
     assert {c.amount for c in claims.values()} == {Decimal("300.00")}
@@ -458,7 +466,7 @@ def test_two_files_recorded_at_once_on_one_run_are_serialised(
         assert refused.value.rule == "one-change-at-a-time"
     finally:
         other.close()
-    assert _figures(here)["executed"] == (2, 2 * OWED)
+    assert _figures(here)["executed"] == (2, 2 * _owed())
 
 
 def test_the_banks_free_text_naming_the_payee_is_never_stored(

@@ -67,7 +67,6 @@ OLTEN = APPLICATION_OFFICES[OFFICE]
 EL_GRANTED = Decimal("600.00")
 """The monthly EL the fund officer grants on the caseworker's application."""
 
-NEXT_YEAR = date(datetime.now(SWISS_TIME).year + 1, 1, 1)
 """From when a grant's later period changes the amount (the new year's EL figures)."""
 NAMES = ("Rosa", "Verena", "Heinz", "Margrit")
 """Given names of the applicants recorded beforehand (the screenshots show them)."""
@@ -111,6 +110,11 @@ def open_as(browser: Browser, served_web: Site) -> Iterator[OpenAs]:
 
 def _today() -> date:
     return datetime.now(SWISS_TIME).date()
+
+
+def _next_year() -> date:
+    """The first day of next year (asked when the test runs, as `_today`)."""
+    return date(_today().year + 1, 1, 1)
 
 
 def _last_segment(url: str) -> UUID:
@@ -328,7 +332,7 @@ def test_a_fund_officer_grants_in_the_browser_and_an_office_acts_under_a_delegat
     assert store.benefits.application(granted).stage == "forwarded"
     grant = officer.locator("form[action$='/grant']")
     grant.locator("input[name='amounts.0.monthly_chf']").fill("812.40")
-    grant.locator("input[name='amounts.1.from_month']").fill(NEXT_YEAR.strftime("%Y-%m"))
+    grant.locator("input[name='amounts.1.from_month']").fill(_next_year().strftime("%Y-%m"))
     grant.locator("input[name='amounts.1.monthly_chf']").fill("845.10")
     _submit(grant)
     _recorded_notice(officer, de("Benefit granted"))
@@ -338,7 +342,7 @@ def test_a_fund_officer_grants_in_the_browser_and_an_office_acts_under_a_delegat
     decided = store.benefits.application(granted)
     assert decided.stage == "granted" and decided.granted_from == _today().replace(day=1)
     assert [(p.from_month, p.monthly_chf) for p in decided.schedule] == [
-        (_today().replace(day=1), Decimal("812.40")), (NEXT_YEAR, Decimal("845.10"))]
+        (_today().replace(day=1), Decimal("812.40")), (_next_year(), Decimal("845.10"))]
 
     # An application still at its office is not the fund's: it answers as a missing one.
     received = served_web.applications[OTHER_OFFICE][2]
