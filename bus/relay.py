@@ -49,7 +49,9 @@ its Avro record (~40 µs) and headers (~10 µs), beside kafka-python's own `send
 main thread, plus its sender thread), all under one GIL. Reading the next batch ahead while
 the producer flushed was tried and left out: 0.47× and 0.54× with it, 0.53× and 0.96× without
 (2 runs each of 5,000 events on 2 busy cores; the sender thread needs the GIL to take the
-acknowledgements while the relay would be encoding).
+acknowledgements while the relay would be encoding). So a relay far behind has its batches
+prepared by a process of its own, on the other core (`bus.relay_batches`, `preparing`;
+NERVENBAHN_RELAY_PREPARE_FROM_LAG): what is left here is kafka-python's own work.
 
 What remains possible: an instance paused (GC, SIGSTOP, a slow disk) between its lease check
 and its sends can, after the standby has taken over, publish at most the one batch it had
@@ -79,10 +81,11 @@ from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from bus.codec import EventCodec
 from bus.envelope import PRODUCER_NAME, EncodedEvent, event_id_text, message_headers
-from bus.errors import EncodeError, LeaseLostError, RelayStoppedError, SchemaError
+from bus.errors import LeaseLostError, RelayStoppedError
 from bus.kafka_errors import translate_kafka_error
 from bus.kafka_settings import KafkaSettings
 from bus.positions import Lease, RelayPosition, RelayPositionStore, new_epoch
+from bus.relay_batches import Batch, PreparingProcess, RelayPreparerError, prepare_batch
 from bus.topics import TopicSpec, ensure_topics, read_topic, topic_message_counts
 from domain.application.ports import NotificationLog
 
@@ -96,11 +99,11 @@ __all__ = [
     "case_event_encoder",
 ]
 
-PERMANENT_ERRORS: tuple[type[Exception], ...] = (EncodeError, SchemaError)
-"""Errors no retry can cure: the event does not fit its schema, or the schema is wrong. (An
-unreachable broker or registry is retried.)"""
-
 log = structlog.get_logger("nervenbahn.relay")
+
+PREPARE_RETRY_SECONDS = 60.0
+"""After its preparing process failed, how long a relay prepares its batches itself before it
+starts another one."""
 
 OutgoingMessage = (
     tuple[bytes, bytes, list[tuple[str, bytes]]]
@@ -173,6 +176,7 @@ class Relay:
         renew_seconds: float = 5.0,
         holder: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        preparing: PreparingProcess | None = None,
     ) -> None:
         if not 0 < renew_seconds < lease_seconds:
             raise ValueError("a relay renews its lease more often than it runs out")
@@ -200,6 +204,8 @@ class Relay:
         self._said_standby = False
         self._tail: tuple[str, set[bytes]] | None = None
         """(epoch, digests of its messages at the topic's tail), read after acquiring."""
+        self._preparing = preparing
+        self._prepare_again_at = float("-inf")
         self._unsaved: int | None = None
         """Messages the topic holds beyond the saved count (the broker check's finding);
         0: the tail need not be read; None: not known, read it."""
@@ -222,6 +228,12 @@ class Relay:
         return "active" if self.active else "standby"
 
     @property
+    def preparing(self) -> PreparingProcess | None:
+        """The process that prepares this relay's batches while it is far behind (None: it
+        prepares them itself, always)."""
+        return self._preparing
+
+    @property
     def active(self) -> bool:
         """This instance holds the lease (as far as it last knew)."""
         return self._lease is not None
@@ -230,30 +242,25 @@ class Relay:
         """Publish the next batch of recorded events; the number of events (0 when caught up,
         or when another instance holds the lease: this one is standby)."""
         if not self.hold_lease():
+            if self._preparing is not None:
+                self._preparing.stop()  # a standby prepares nothing
             return 0
         lease = self._lease
         assert lease is not None
         state = self._positions.load(self.name)
-        notifications = self._service.notifications(gt=state.position, limit=self._batch_size)
-        if not notifications:
+        batch = self._next_batch(state.position)
+        if not batch.items and batch.stopped is None:
             return 0
-        on_topic = self._already_on_topic(state.epoch)
+        on_topic = self._already_on_topic(state.epoch) if batch.items else set()
         producer = self._producer_or_new()
         futures: list[Any] = []
-        sent: list[Any] = []
-        stopped: RelayStoppedError | None = None
+        sent: list[int] = []
         try:
-            for n in notifications:
+            for position, messages in batch.items:
                 if self._monotonic() >= self._lease_until:
                     break  # the lease may have run out: send no more, save what was sent
-                try:
-                    event = self._service.decode(n)
-                    futures += self._send(producer, event, state.epoch, on_topic)
-                except PERMANENT_ERRORS as exc:  # publish what came before it, then stop
-                    stopped = RelayStoppedError(self.name, n.id, f"{type(exc).__name__}: {exc}")
-                    stopped.__cause__ = exc
-                    break
-                sent.append(n)
+                futures += self._send(producer, messages, state.epoch, on_topic)
+                sent.append(position)
             producer.flush(timeout=self._settings_timeout())
             for future in futures:
                 future.get(timeout=0)
@@ -262,11 +269,13 @@ class Relay:
             raise translate_kafka_error(exc) from exc
         if sent:
             # `published` counts messages: it is compared with what the topic holds.
-            saved = RelayPosition(sent[-1].id, state.published + len(futures), state.epoch)
+            saved = RelayPosition(sent[-1], state.published + len(futures), state.epoch)
             if not self._save(saved, lease):
                 return 0
-        if stopped is not None:
-            raise stopped
+        if batch.stopped is not None and len(sent) == len(batch.items):
+            # publish what came before it, then stop
+            stopped = RelayStoppedError(self.name, *batch.stopped)
+            raise stopped from batch.cause
         return len(sent)
 
     def hold_lease(self) -> bool:
@@ -367,8 +376,10 @@ class Relay:
         return self.status()
 
     def close(self) -> None:
-        """Flush and close the producer, then release the lease."""
+        """End the preparing process, flush and close the producer, release the lease."""
         try:
+            if self._preparing is not None:
+                self._preparing.stop()
             self._drop_producer(flush=True)
         finally:
             self.release_lease()
@@ -381,14 +392,45 @@ class Relay:
 
     # --- helpers ---------------------------------------------------------------------------
 
+    def _next_batch(self, position: int) -> Batch:
+        """The next batch after `position`: from the preparing process while this relay is
+        far behind (it starts at `from_lag` events behind and ends once a batch comes back
+        short), else prepared here, as while that process starts. If that process fails, the
+        batch is prepared here and no process is started for `PREPARE_RETRY_SECONDS`."""
+        preparing = self._preparing
+        if preparing is None:
+            return prepare_batch(self._service, self._encode, position, self._batch_size)
+        try:
+            if (
+                not preparing.running
+                and self._monotonic() >= self._prepare_again_at
+                and self._service.max_position() - position >= preparing.from_lag
+            ):
+                preparing.start()
+            batch = (
+                preparing.batch(position, self._batch_size)
+                if preparing.running and preparing.ready
+                else None
+            )
+        except RelayPreparerError as exc:  # it prepares only: the relay goes on without it
+            log.warning("relay preparing its batches itself", relay=self.name, error=str(exc),
+                        retry_in_s=PREPARE_RETRY_SECONDS)
+            self._prepare_again_at = self._monotonic() + PREPARE_RETRY_SECONDS
+            batch = None
+        if batch is None:
+            batch = prepare_batch(self._service, self._encode, position, self._batch_size)
+        if preparing.running and not batch.full:
+            preparing.stop()  # caught up
+        return batch
+
     def _send(
-        self, producer: KafkaProducer, event: Any, epoch: str, on_topic: set[bytes]
+        self, producer: KafkaProducer, messages: Sequence[Any], epoch: str, on_topic: set[bytes]
     ) -> list[Any]:
-        """Send the event's messages; one already on the topic (`on_topic`, taken out of it)
+        """Send an event's messages; one already on the topic (`on_topic`, taken out of it)
         is not sent again and stands for itself as a done future (it counts as published)."""
         futures: list[Any] = []
         stamp_epoch = ("relay_epoch", epoch.encode())
-        for key, value, headers, *stamp in self._encode(event):
+        for key, value, headers, *stamp in messages:
             if on_topic:  # only after a takeover: what the one before sent and did not save
                 digest = _digest(key, value)
                 if digest in on_topic:

@@ -51,6 +51,7 @@ from nervenbahn.audit.errors import AccessLogRetentionError
 __all__ = [
     "DEFAULT_API_THREADS",
     "DEFAULT_READY_MAX_LAG",
+    "DEFAULT_RELAY_PREPARE_FROM_LAG",
     "DEFAULT_STORE",
     "ENV_PREFIX",
     "INSTANCE_NAME",
@@ -88,6 +89,7 @@ log = structlog.get_logger("nervenbahn.config")
 ENV_PREFIX = "NERVENBAHN_"
 DEFAULT_STORE = "sqlite:///.nervenbahn/nervenbahn.db"
 DEFAULT_READY_MAX_LAG = 10_000
+DEFAULT_RELAY_PREPARE_FROM_LAG = 5_000
 DEFAULT_API_THREADS = 8
 """NERVENBAHN_API_THREADS unset (see `ApiSettings.threads`)."""
 MetricsAccess = Literal["open", "key"]
@@ -431,6 +433,7 @@ class Environment(BaseSettings):
     # relay
     relay_lease_seconds: str | None = None
     relay_renew_seconds: str | None = None
+    relay_prepare_from_lag: str | None = None
     # api
     api_keys: str | None = None
     access_log: str | None = None
@@ -578,6 +581,9 @@ class RelaySettings(BaseModel):
     renew_seconds: float = 5.0
     """NERVENBAHN_RELAY_RENEW_SECONDS: how often the active instance renews it (default a
     third of the lease, at most 5 s; less than the lease)."""
+    prepare_from_lag: int = DEFAULT_RELAY_PREPARE_FROM_LAG
+    """NERVENBAHN_RELAY_PREPARE_FROM_LAG: how many events behind a relay has its batches
+    prepared by a process of its own, until caught up (`bus.relay_batches`); 0: never."""
 
 
 class ApiSettings(BaseModel):
@@ -962,7 +968,12 @@ def _relay(variables: Environment) -> RelaySettings:
             f"NERVENBAHN_RELAY_RENEW_SECONDS: {renew:g} s is not less than the lease "
             f"(NERVENBAHN_RELAY_LEASE_SECONDS, {lease:g} s): the lease would run out first"
         )
-    return RelaySettings(lease_seconds=lease, renew_seconds=renew)
+    prepare_from_lag = _bounded(
+        variables.relay_prepare_from_lag, "NERVENBAHN_RELAY_PREPARE_FROM_LAG",
+        DEFAULT_RELAY_PREPARE_FROM_LAG, 0, 100_000_000, "events",
+    )
+    return RelaySettings(lease_seconds=lease, renew_seconds=renew,
+                         prepare_from_lag=prepare_from_lag)
 
 
 def _serve(variables: Environment) -> ServeSettings:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from bus.positions import InstanceRecord, RelayPositionStore
     from bus.registry import SchemaRegistry
     from bus.relay import Relay, RelayStatus
+    from bus.relay_batches import PreparingProcess
     from bus.topics import TopicSpec
     from connectors.host import ConnectorHost
     from connectors.sdk import PrivateFiles
@@ -476,6 +477,7 @@ class Container:
         positions = _open_positions(self.settings.store)
         self._closers.append(positions.close)
         relay = Relay(
+            preparing=self._preparing_process(name),
             service=spec.source(self),
             encoder=encoder,
             positions=positions,
@@ -489,6 +491,18 @@ class Container:
         )
         self._closers.append(relay.release_lease)  # before its positions close (reversed)
         return relay
+
+    def _preparing_process(self, name: str) -> PreparingProcess | None:
+        """The process that prepares relay `name`'s batches while it is far behind
+        (NERVENBAHN_RELAY_PREPARE_FROM_LAG; none if 0)."""
+        from bus.relay_batches import PreparingProcess
+        from nervenbahn.relay_source import relay_source
+
+        from_lag = self.settings.relay.prepare_from_lag
+        if not from_lag:
+            return None
+        return PreparingProcess(partial(relay_source, self.settings, self.kafka, name),
+                                from_lag=from_lag, name=name)
 
     def relay_status(self, name: str) -> RelayStatus:
         """Position, head and lag of the relay of dataset `name`, read from the store alone

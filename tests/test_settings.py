@@ -198,6 +198,9 @@ BAD_VALUES = [
     ({"NERVENBAHN_RELAY_RENEW_SECONDS": "-2"}, "NERVENBAHN_RELAY_RENEW_SECONDS: '-2' is not"),
     ({"NERVENBAHN_RELAY_LEASE_SECONDS": "4", "NERVENBAHN_RELAY_RENEW_SECONDS": "4"},
      "NERVENBAHN_RELAY_RENEW_SECONDS: 4 s is not less than the lease"),
+    ({"NERVENBAHN_RELAY_PREPARE_FROM_LAG": "-1"},
+     "NERVENBAHN_RELAY_PREPARE_FROM_LAG: '-1' is not a whole number of events from 0 to"),
+    ({"NERVENBAHN_RELAY_PREPARE_FROM_LAG": "5k"}, "NERVENBAHN_RELAY_PREPARE_FROM_LAG: '5k' is not"),
     ({"NERVENBAHN_METRICS_ACCESS": "public"}, "NERVENBAHN_METRICS_ACCESS: 'public' is not one"),
     ({"NERVENBAHN_API_THREADS": "0"},
      "NERVENBAHN_API_THREADS: '0' is not a whole number of threads from 1 to 256"),
@@ -310,6 +313,13 @@ def test_the_relay_lease_is_renewed_a_third_of_its_time_unless_set() -> None:
     both = load_settings({"NERVENBAHN_RELAY_LEASE_SECONDS": "60",
                           "NERVENBAHN_RELAY_RENEW_SECONDS": "0.5"}).relay
     assert (both.lease_seconds, both.renew_seconds) == (60.0, 0.5)
+
+
+def test_a_relay_has_its_batches_prepared_by_a_process_from_5000_events_behind_unless_set() -> None:
+    assert load_settings({}).relay.prepare_from_lag == 5000
+    assert load_settings({"NERVENBAHN_RELAY_PREPARE_FROM_LAG": " 20000 "}).relay.prepare_from_lag \
+        == 20000
+    assert load_settings({"NERVENBAHN_RELAY_PREPARE_FROM_LAG": "0"}).relay.prepare_from_lag == 0
 
 
 # --- docs/configuration.md ----------------------------------------------------------------------
