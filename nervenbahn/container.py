@@ -661,9 +661,10 @@ class Container:
         Up to date is checked before taking the read model's turn, so that readers do not
         queue behind each other when nothing is new.
 
-        `timed` (a server's reader asks): on PostgreSQL the check reads with the readers'
-        timeout (NERVENBAHN_POSTGRES_READ_TIMEOUT) and the turn is waited for as long, then
-        `ReadModelUnreadableError` (a 503): a read model locked by a migration or a rebuild
+        `timed` (a server's reader asks): the turn is waited for the readers' timeout at most
+        (NERVENBAHN_POSTGRES_READ_TIMEOUT, on SQLite too), and on PostgreSQL the check reads
+        with that timeout; then `ReadModelUnreadableError` (a 503): a read model locked by a
+        migration, a rebuild (`nervenbahn projections rebuild`) or another reader's catch-up
         must not hold the request's thread without limit. (The catch-up's own writes, once in
         the turn, are not limited.)"""
         from projections.framework import applied_notification_id, catch_up
@@ -672,8 +673,11 @@ class Container:
         projection = self.projection(name)
         source = self.event_source(projection)
         target = self.read_model(name)
-        wait_s = target.read_timeout_s if isinstance(target, PostgresReadModels) else None
-        timed = timed and wait_s is not None
+        wait_s = (
+            target.read_timeout_s
+            if isinstance(target, PostgresReadModels)
+            else float(self.settings.store.read_timeout)
+        )
         with _timed_out_as_unreadable(timed):
             if applied_notification_id(projection, target, timed=timed) == source.max_position():
                 return None
@@ -764,18 +768,21 @@ def _rebuild(
 
 @contextmanager
 def _timed_out_as_unreadable(timed: bool) -> Iterator[None]:
-    """A statement or lock wait of a timed refresh that ran out (PostgreSQL cancelled it) as
-    `ReadModelUnreadableError`; nothing translated if not `timed`."""
+    """A statement or lock wait of a timed refresh that ran out (PostgreSQL cancelled it, or
+    a SQLite file's turn was not taken in time) as `ReadModelUnreadableError`; nothing
+    translated if not `timed`."""
     if not timed:
         yield
         return
-    import psycopg  # only a PostgreSQL read model is refreshed timed
+    import psycopg
 
+    from nervenbahn.store_opening import TurnNotTakenError
     from projections.errors import ReadModelUnreadableError
 
     try:
         yield
-    except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
+    except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable,
+            TurnNotTakenError) as exc:
         raise ReadModelUnreadableError(f"cannot be brought up to date ({exc})") from exc
 
 
@@ -785,12 +792,12 @@ def _read_model_turn(
 ) -> Iterator[None]:
     """One process at a time builds the read model `name`: a `flock` beside its SQLite file
     (`nervenbahn.store_opening.sqlite_turn`), or a session advisory lock in its PostgreSQL
-    schema, held until the build is done; on PostgreSQL waited for `wait_s` at most, if given
-    (then psycopg's `LockNotAvailable`)."""
+    schema, held until the build is done; waited for `wait_s` at most, if given (then
+    `TurnNotTakenError`, or psycopg's `LockNotAvailable`)."""
     from nervenbahn.store_opening import sqlite_turn
 
     if isinstance(target, Path):
-        with sqlite_turn(target):
+        with sqlite_turn(target, wait_s=wait_s):
             yield
         return
     with target.connect() as db:

@@ -39,17 +39,19 @@ the second process finds it built and does not build it again.
 from __future__ import annotations
 
 import fcntl
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from nervenbahn.config import StoreConfig
 from nervenbahn.private import private_file
 from schemas.sql import Component, Migration, migrate_postgres, recorded_versions_postgres
 
 __all__ = [
-    "BENEFIT_TABLES", "CASE_TABLES", "OPEN_LOCK", "PAYMENT_TABLES", "opened_in_turn", "sqlite_turn",
+    "BENEFIT_TABLES", "CASE_TABLES", "OPEN_LOCK", "PAYMENT_TABLES", "TurnNotTakenError",
+    "opened_in_turn", "sqlite_turn",
 ]
 
 T = TypeVar("T")
@@ -106,15 +108,44 @@ def opened_in_turn(
         return service
 
 
+TURN_POLL_S = 0.05
+"""How often a turn waited for with a limit is tried again (`flock` itself has no timeout)."""
+
+
+class TurnNotTakenError(TimeoutError):
+    """Another holder kept the turn of a SQLite file longer than the caller would wait."""
+
+
 @contextmanager
-def sqlite_turn(database: Path) -> Iterator[None]:
+def sqlite_turn(database: Path, *, wait_s: float | None = None) -> Iterator[None]:
     """Hold the exclusive turn of the SQLite file `database` (a `flock` of `<database>.opening`,
-    made empty and private if missing), waiting for another process that holds it."""
+    made empty and private if missing), waiting for another holder (another process, or
+    another thread with a turn of its own): without limit, or `wait_s` seconds at most, then
+    `TurnNotTakenError`."""
     lock = database.with_name(database.name + ".opening")
     private_file(lock)
     with lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        _take_turn(handle, wait_s)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _take_turn(handle: IO[str], wait_s: float | None) -> None:
+    if wait_s is None:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TurnNotTakenError(
+                    f"{handle.name}: the turn is held by another (a build or a migration); "
+                    f"not taken within {wait_s:g} s"
+                ) from None
+            time.sleep(min(TURN_POLL_S, left))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -22,6 +23,7 @@ from nervenbahn.config import StoreConfig
 from nervenbahn.container import Container
 from nervenbahn.store_opening import sqlite_turn
 from projections.benefit_applications import BenefitApplicationsProjection
+from projections.errors import ReadModelUnreadableError
 from projections.framework import rebuild
 from projections.storage import read_model_connection
 from tests.bus.pipeline import store_settings
@@ -205,6 +207,33 @@ def test_the_cli_rebuild_and_a_concurrent_refresh_leave_the_read_model_of_a_rebu
     assert rows(target) == rebuilt_rows(container, tmp_path)
     assert len(rows(target)["benefit_applications"]) == 6 + 6
     assert not target.with_name(target.name + ".rebuild").exists()
+
+
+def test_a_servers_reader_waits_for_the_turn_of_a_sqlite_read_model_the_read_timeout_at_most(
+    tmp_path: Path, master_key: str
+) -> None:
+    clock = FakeClock(START)
+    container = Container(
+        store_settings(tmp_path, master_key, {"NERVENBAHN_POSTGRES_READ_TIMEOUT": "1"}),
+        clock=clock,
+    )
+    try:
+        record_offices(container.benefits, clock)
+        container.refresh_read_model(NAME)
+        desk = _Recorder(container.benefits, clock)
+        desk.serial = 100
+        new = more_events(desk)  # so the reader needs the turn to catch up
+        target = container.read_model(NAME)
+        assert isinstance(target, Path)
+        with sqlite_turn(target):  # held by a rebuild (`nervenbahn projections rebuild`)
+            started = time.monotonic()
+            with pytest.raises(ReadModelUnreadableError, match=r"not taken within 1 s"):
+                container.refresh_read_model(NAME, timed=True)
+            waited = time.monotonic() - started
+        assert 1 <= waited < 5
+        assert container.refresh_read_model(NAME, timed=True) == new  # free again: caught up
+    finally:
+        container.close()
 
 
 @pytest.mark.postgres
