@@ -205,7 +205,11 @@ class Relay:
         self._tail: tuple[str, set[bytes]] | None = None
         """(epoch, digests of its messages at the topic's tail), read after acquiring."""
         self._preparing = preparing
+        if preparing is not None:  # a batch waited for must not outlast the lease
+            preparing.timeout_s = min(preparing.timeout_s, (lease_seconds - renew_seconds) / 2)
         self._prepare_again_at = float("-inf")
+        self._behind = True
+        """The last batch was full: the relay may be far behind (checked before a batch)."""
         self._unsaved: int | None = None
         """Messages the topic holds beyond the saved count (the broker check's finding);
         0: the tail need not be read; None: not known, read it."""
@@ -242,8 +246,6 @@ class Relay:
         """Publish the next batch of recorded events; the number of events (0 when caught up,
         or when another instance holds the lease: this one is standby)."""
         if not self.hold_lease():
-            if self._preparing is not None:
-                self._preparing.stop()  # a standby prepares nothing
             return 0
         lease = self._lease
         assert lease is not None
@@ -290,6 +292,8 @@ class Relay:
             self._lost(self._lease)
         lease = self._positions.acquire(self.name, self.holder_id, self._lease_seconds)
         if lease is None:
+            if self._preparing is not None:
+                self._preparing.stop()  # a standby prepares nothing
             if not self._said_standby:
                 holder = self._positions.holder(self.name)
                 log.info("standby: another instance holds the lease", relay=self.name,
@@ -394,17 +398,20 @@ class Relay:
 
     def _next_batch(self, position: int) -> Batch:
         """The next batch after `position`: from the preparing process while this relay is
-        far behind (it starts at `from_lag` events behind and ends once a batch comes back
-        short), else prepared here, as while that process starts. If that process fails, the
-        batch is prepared here and no process is started for `PREPARE_RETRY_SECONDS`."""
+        far behind (it starts at `from_lag` events and at least two batches behind, looked at
+        only after a full batch, and ends once a batch comes back short), else prepared here,
+        as while that process starts. If that process fails, the batch is prepared here and
+        no process is started for `PREPARE_RETRY_SECONDS`. A standby ends it (`hold_lease`)."""
         preparing = self._preparing
         if preparing is None:
             return prepare_batch(self._service, self._encode, position, self._batch_size)
         try:
             if (
                 not preparing.running
+                and self._behind
                 and self._monotonic() >= self._prepare_again_at
-                and self._service.max_position() - position >= preparing.from_lag
+                and self._service.max_position() - position
+                >= max(preparing.from_lag, 2 * self._batch_size)
             ):
                 preparing.start()
             batch = (
@@ -419,6 +426,7 @@ class Relay:
             batch = None
         if batch is None:
             batch = prepare_batch(self._service, self._encode, position, self._batch_size)
+        self._behind = batch.full
         if preparing.running and not batch.full:
             preparing.stop()  # caught up
         return batch

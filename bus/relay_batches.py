@@ -18,24 +18,36 @@ starts after the position the relay loaded (a batch read ahead from another posi
 dropped), and the messages are the same bytes the relay's own encoder makes (encoders are
 deterministic; tests/bus/test_relay_batches.py compares them).
 
-**When.** The process starts when the relay finds itself at least `from_lag` events behind
-(NERVENBAHN_RELAY_PREPARE_FROM_LAG, default 5000; 0: never) and ends as soon as a batch comes
-back short (caught up): a relay keeping pace with a trickle of commands prepares in its own
-process, without a process waiting beside it, and without a round trip between processes in
-the command → effect latency.
+**When.** The process starts when the relay, after a full batch, finds itself at least
+`from_lag` events (NERVENBAHN_RELAY_PREPARE_FROM_LAG, default 5000; 0: never) and two batches
+behind, and ends as soon as a batch comes back short (caught up), or the relay is standby or
+closes: a relay keeping pace with a trickle of commands prepares in its own process, without
+a process waiting beside it, and without a round trip between processes in the command →
+effect latency. While the process starts (0.5-0.7 s), the relay prepares its batches itself.
 
-**Supervised.** A process that died (killed, out of memory) or does not answer within
-`timeout_s` is ended, and the relay's batch fails with `RelayPreparerError`; `Relay.run` logs
-it and retries (a new process, or its own if no longer far behind). Nothing was sent for that
-batch, so nothing is sent twice. An error no retry can cure (an event that does not fit its
-schema) stops the relay at that event, as in its own process. The process ends with the relay
-(`close`), and by itself when the relay's process dies (its pipe closes).
+**Supervised.** A process that died (killed, out of memory), does not answer within
+`timeout_s` (the relay keeps it within half of what its lease has left after a renewal: 5 s
+by default) or cannot be started is ended (killed if it hangs), and `RelayPreparerError`
+says why; the relay logs it and prepares its batches itself for a while. Nothing was sent for
+that batch, so nothing is sent twice. An error no retry can cure (an event that does not fit
+its schema) stops the relay at that event, as in its own process. The process ends by itself
+when the relay's process dies (its socket closes).
+
+**Started as a new interpreter** (`python -c`, the parent's import path), not through
+`multiprocessing`'s spawn, which would run the embedding program's main module again in the
+child (a script without an `if __name__ == "__main__":` guard, a connector's test harness),
+nor a fork, which would copy the relay's threads and their locks. The factory, the store's
+settings and master key with it, goes through the socket pair, never a file or the command
+line.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -106,9 +118,11 @@ def prepare_batch(
 
 
 class PreparingProcess:
-    """Prepares a relay's batches in a spawned process (one batch ahead) while the relay is at
-    least `from_lag` events behind. `factory`, called in that process, opens what it reads
-    (`RelaySource`); it must pickle (a module-level function, or a partial of one)."""
+    """Prepares a relay's batches in a process of its own (one batch ahead) while the relay is
+    far behind. `factory`, called in that process, opens what it reads (`RelaySource`); it
+    must pickle (a module-level function, or a partial of one). The relay starts it at least
+    `from_lag` events (and two batches) behind; `timeout_s` is the longest it waits for one
+    batch (`Relay` keeps it well within its lease)."""
 
     def __init__(
         self,
@@ -123,8 +137,8 @@ class PreparingProcess:
         self._factory = factory
         self.from_lag = from_lag
         self._name = name
-        self._timeout_s = timeout_s
-        self._process: Any = None
+        self.timeout_s = timeout_s
+        self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._ready = False
         self._asked: tuple[int, int] | None = None
@@ -148,7 +162,7 @@ class PreparingProcess:
     def ready(self) -> bool:
         """The process has opened what it reads and takes batches: True once it said so
         (never waits). Until then the relay prepares its batches itself: a process starts
-        in about 0.7 s here (an interpreter importing the domain), some 4,000 events."""
+        in about 0.5-0.7 s here (an interpreter importing the domain)."""
         if not self._ready and self._conn is not None and self._conn.poll(0):
             kind, payload = self._take()
             if kind != "ready":
@@ -157,19 +171,34 @@ class PreparingProcess:
         return self._ready
 
     def start(self) -> None:
-        """Start the process (the relay is far behind)."""
+        """Start the process: a new interpreter running `_child` (not `multiprocessing`'s
+        spawn, which runs the embedding program's main module again in the child), given the
+        parent's import path and, through a socket pair, the factory. RelayPreparerError if
+        it cannot be started (no process, no descriptor left)."""
         if self._process is not None:
             return
-        context = multiprocessing.get_context("spawn")  # no copy of the relay's threads
-        ours, theirs = context.Pipe()
-        process = context.Process(
-            target=_serve, args=(self._factory, theirs), daemon=True,
-            name=f"nervenbahn-{self._name}-prepare",
-        )
-        process.start()
-        theirs.close()
-        self._process, self._conn, self._asked, self._ready = process, ours, None, False
+        ours, theirs = socket.socketpair()
+        try:
+            process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
+                [sys.executable, "-c", _CHILD, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+                close_fds=True,
+            )
+        except Exception as exc:
+            ours.close()
+            raise RelayPreparerError(
+                f"relay {self._name}: the process preparing its batches could not start: "
+                f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            theirs.close()
+        conn = Connection(ours.detach())
+        self._process, self._conn, self._asked, self._ready = process, conn, None, False
         self.starts += 1
+        try:
+            conn.send(self._factory)
+        except OSError:
+            self._ended()
         log.info("relay preparing batches in a process of its own", relay=self._name,
                  pid=process.pid)
 
@@ -189,22 +218,26 @@ class PreparingProcess:
             self._ask(batch.items[-1][0], limit)
         return batch
 
-    def stop(self) -> None:
-        """End the process (caught up, or the relay closes)."""
-        process, conn = self._process, self._conn
+    def stop(self, *, kill: bool = False) -> None:
+        """End the process (caught up, standby, or the relay closes): asked to end, and killed
+        if it does not within a second; killed at once if it is still starting (it holds
+        nothing yet) or `kill` (it did not answer)."""
+        process, conn, ready = self._process, self._conn, self._ready
         self._process, self._conn, self._asked, self._ready = None, None, None, False
         if process is None:
             return
-        try:
-            if conn is not None:
+        if conn is not None:
+            if ready and not kill:
                 with contextlib.suppress(OSError):  # it may be gone already
                     conn.send(None)
-                conn.close()
-            process.join(timeout=5)
-        finally:
-            if process.is_alive():
-                process.kill()
-                process.join(timeout=5)
+            conn.close()
+        if kill or not ready:
+            process.kill()
+        try:
+            process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
 
     def _ask(self, after: int, limit: int) -> None:
         assert self._conn is not None
@@ -228,20 +261,18 @@ class PreparingProcess:
         conn, process = self._conn, self._process
         assert conn is not None
         assert process is not None
-        deadline = time.monotonic() + self._timeout_s
+        deadline = time.monotonic() + self.timeout_s
         while not conn.poll(min(1.0, max(deadline - time.monotonic(), 0))):
-            if not process.is_alive():
-                self._failed(f"ended (exit code {process.exitcode})")
+            if process.poll() is not None:
+                self._failed(f"ended (exit code {process.returncode})")
             if time.monotonic() >= deadline:
-                self._failed(f"did not answer within {self._timeout_s:g} s")
+                self._failed(f"did not answer within {self.timeout_s:g} s", kill=True)
 
     def _take(self) -> tuple[str, Any]:
         """What the process sent (it has: `poll` said so)."""
-        conn, process = self._conn, self._process
-        assert conn is not None
-        assert process is not None
+        assert self._conn is not None
         try:
-            kind, payload = conn.recv()
+            kind, payload = self._conn.recv()
         except (EOFError, OSError):
             self._ended()
         return kind, payload
@@ -249,22 +280,35 @@ class PreparingProcess:
     def _ended(self) -> Any:
         """The pipe broke: the process ended (or is ending); say how."""
         assert self._process is not None
-        self._process.join(timeout=1)
-        self._failed(f"ended (exit code {self._process.exitcode})")
+        try:
+            code: int | None = self._process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            code = None
+        self._failed(f"ended (exit code {code})", kill=code is None)
 
-    def _failed(self, what: str) -> Any:
-        self.stop()
+    def _failed(self, what: str, *, kill: bool = False) -> Any:
+        self.stop(kill=kill)
         raise RelayPreparerError(f"relay {self._name}: the process preparing its batches {what}")
 
 
-def _serve(factory: Callable[[], RelaySource], conn: Connection) -> None:
-    """The preparing process: says it is ready once it opened what it reads, then sends a
-    batch for each (after, limit) asked, until None or the pipe closes (the relay stopped it,
-    or its process is gone). An error a retry may cure is sent back as text (the relay
-    retries); an event that cannot be encoded at all ends its batch (`Batch.stopped`)."""
+_CHILD = "import sys; from bus.relay_batches import _child; _child(int(sys.argv[1]))"
+"""What the preparing process runs (its import path is the parent's, through PYTHONPATH)."""
+
+
+def _child(fd: int) -> None:
+    """The preparing process: takes the factory from the socket `fd`, says it is ready once
+    it opened what it reads, then sends a batch for each (after, limit) asked, until None or
+    the socket closes (the relay stopped it, or its process is gone). An error a retry may
+    cure is sent back as text (the relay retries); an event that cannot be encoded at all ends
+    its batch (`Batch.stopped`)."""
+    conn = Connection(fd)
+    try:
+        factory = conn.recv()
+    except (EOFError, OSError):
+        return  # the relay stopped it while it started
     try:
         source, encode, close = factory()
-    except Exception as exc:
+    except Exception as exc:  # a store or registry not reachable (OSError too): say so
         with contextlib.suppress(OSError):
             conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return

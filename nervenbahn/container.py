@@ -477,7 +477,7 @@ class Container:
         positions = _open_positions(self.settings.store)
         self._closers.append(positions.close)
         relay = Relay(
-            preparing=self._preparing_process(name),
+            preparing=self._preparing_process(name, spec.relay),
             service=spec.source(self),
             encoder=encoder,
             positions=positions,
@@ -492,9 +492,9 @@ class Container:
         self._closers.append(relay.release_lease)  # before its positions close (reversed)
         return relay
 
-    def _preparing_process(self, name: str) -> PreparingProcess | None:
-        """The process that prepares relay `name`'s batches while it is far behind
-        (NERVENBAHN_RELAY_PREPARE_FROM_LAG; none if 0)."""
+    def _preparing_process(self, name: str, relay: str) -> PreparingProcess | None:
+        """The process that prepares the batches of dataset `name`'s relay (named `relay`)
+        while it is far behind (NERVENBAHN_RELAY_PREPARE_FROM_LAG; none if 0)."""
         from bus.relay_batches import PreparingProcess
         from nervenbahn.relay_source import relay_source
 
@@ -502,7 +502,7 @@ class Container:
         if not from_lag:
             return None
         return PreparingProcess(partial(relay_source, self.settings, self.kafka, name),
-                                from_lag=from_lag, name=name)
+                                from_lag=from_lag, name=relay)
 
     def relay_status(self, name: str) -> RelayStatus:
         """Position, head and lag of the relay of dataset `name`, read from the store alone

@@ -5,7 +5,7 @@ encoded still stops the relay at that event; the process ends once the relay cau
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
 import os
 import signal
 import threading
@@ -19,6 +19,7 @@ import pytest
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from bus.codec import EventCodec
 from bus.errors import EncodeError, RelayStoppedError
 from bus.kafka_settings import KafkaSettings
 from bus.positions_sqlite import SQLitePositionStore
@@ -51,6 +52,7 @@ def test_a_relay_far_behind_publishes_the_messages_it_would_have_prepared_itself
     preparing = _preparing(line, from_lag=2 * BATCH)
     with _relay(line, tmp_path, "prepared", preparing) as (relay, prepared_topic):
         _ready(preparing)
+        pid = preparing.pid
         status = relay.run(threading.Event(), until_caught_up=True)
         prepared_ending = preparing.running
     with _relay(line, tmp_path, "itself", None) as (itself, own_topic):
@@ -60,7 +62,7 @@ def test_a_relay_far_behind_publishes_the_messages_it_would_have_prepared_itself
     assert (status.position, status.published, status.lag) == (events, events, 0)
     # every batch but the last (short: the relay caught up) came from the process
     assert (preparing.starts, preparing.batches) == (1, events // BATCH + 1)
-    assert not prepared_ending and not multiprocessing.active_children()
+    assert not prepared_ending and _gone(pid)
     published = _outside_read(kafka_settings, prepared_topic, events)
     assert published == _outside_read(kafka_settings, own_topic, events)
     assert sum(len(messages) for messages in published.values()) == events
@@ -94,13 +96,14 @@ def test_a_killed_preparing_process_costs_no_event_and_sends_none_twice(
 def test_a_preparing_process_that_cannot_start_says_why() -> None:
     preparing = PreparingProcess(_cannot_open, from_lag=BATCH, name="cannot-start")
     preparing.start()
+    pid = preparing.pid
     with pytest.raises(RelayPreparerError) as failed:
         wait_until(lambda: preparing.ready, within=60, what="the process to start or fail")
 
     assert str(failed.value) == (
         "relay cannot-start: the process preparing its batches could not start: "
         "ConnectionError: the store is not reachable")
-    assert not preparing.running and not multiprocessing.active_children()
+    assert not preparing.running and _gone(pid)
 
 
 def test_an_event_the_process_cannot_encode_stops_the_relay_at_that_event(
@@ -126,7 +129,98 @@ def test_an_event_the_process_cannot_encode_stops_the_relay_at_that_event(
     assert sum(map(len, _outside_read(kafka_settings, topic, 24).values())) == 24
 
 
+def test_a_relay_that_cannot_start_a_process_publishes_everything_itself(
+    line: Pipeline, tmp_path: Path, kafka_settings: KafkaSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_process(*_: object, **__: object) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # EAGAIN: no process
+
+    monkeypatch.setattr("bus.relay_batches.subprocess.Popen", no_process)
+    preparing = _preparing(line, from_lag=BATCH)
+    with structlog.testing.capture_logs() as logs, \
+            _relay(line, tmp_path, "no-process", preparing) as (relay, topic):
+        status = relay.run(threading.Event(), until_caught_up=True)
+
+    assert (status.position, status.published, status.lag) == (3 * CASES, 3 * CASES, 0)
+    assert [entry["error"] for entry in logs
+            if entry["event"] == "relay preparing its batches itself"] == [
+        "relay test: the process preparing its batches could not start: BlockingIOError: "
+        "[Errno 11] Resource temporarily unavailable"]
+    assert sum(map(len, _outside_read(kafka_settings, topic, 3 * CASES).values())) == 3 * CASES
+
+
+def test_a_process_that_stops_answering_is_killed_within_the_lease_and_the_relay_goes_on(
+    line: Pipeline, tmp_path: Path, kafka_settings: KafkaSettings,
+) -> None:
+    preparing = _preparing(line, from_lag=BATCH)
+    with structlog.testing.capture_logs() as logs, \
+            _relay(line, tmp_path, "stopped", preparing, lease=(3.0, 1.0)) as (relay, topic):
+        _ready(preparing)
+        pid = preparing.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # hangs: a lock wait, a stalled disk
+        try:
+            status = relay.run(threading.Event(), until_caught_up=True)
+            holder = relay.status().holder
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    assert preparing.timeout_s == 1.0  # (lease - renewal) / 2
+    assert (status.position, status.published) == (3 * CASES, 3 * CASES)
+    assert holder == relay.holder_id  # it kept its lease: no other instance took over
+    assert any(entry["event"] == "relay preparing its batches itself"
+               and "did not answer within 1 s" in entry["error"] for entry in logs)
+    assert _gone(pid)
+    assert sum(map(len, _outside_read(kafka_settings, topic, 3 * CASES).values())) == 3 * CASES
+
+
+def test_a_standby_ends_its_preparing_process(line: Pipeline, tmp_path: Path) -> None:
+    preparing = _preparing(line, from_lag=BATCH)
+    with _relay(line, tmp_path, "standby", preparing) as (relay, _):
+        assert relay.hold_lease()
+        _ready(preparing)
+        pid = preparing.pid
+        relay.release_lease()
+        other = SQLitePositionStore(tmp_path / "positions-standby.db")
+        try:
+            assert other.acquire("standby", "another-instance", 15.0) is not None
+            assert not relay.hold_lease()  # standby now
+        finally:
+            other.close()
+        assert relay.role == "standby"
+        assert not preparing.running and _gone(pid)
+
+
+def test_a_relay_less_than_two_batches_behind_starts_no_process(
+    line: Pipeline, tmp_path: Path,
+) -> None:
+    preparing = _preparing(line, from_lag=1)
+    with _relay(line, tmp_path, "trickle", preparing) as (relay, _):
+        relay.run(threading.Event(), until_caught_up=True)  # 120 behind: once, while it starts
+        started = preparing.starts
+        for n in range(CASES, CASES + 6):  # then 18 events: a full batch and 8 more
+            open_supported_case(line.service, n)
+        status = relay.run(threading.Event(), until_caught_up=True)
+
+    assert status.lag == 0
+    assert preparing.starts == started <= 1
+    assert not preparing.running
+
+
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _gone(pid: int | None) -> bool:
+    """The process `pid` has ended and was reaped (no zombie left)."""
+    assert pid is not None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
 
 
 def _preparing(line: Pipeline, *, from_lag: int) -> PreparingProcess:
@@ -143,16 +237,20 @@ def _ready(preparing: PreparingProcess) -> None:
 
 @contextmanager
 def _relay(
-    line: Pipeline, tmp_path: Path, name: str, preparing: PreparingProcess | None
+    line: Pipeline, tmp_path: Path, name: str, preparing: PreparingProcess | None,
+    lease: tuple[float, float] = (15.0, 5.0),
 ) -> Iterator[tuple[Relay, str]]:
     """A case-events relay named `name` publishing to a topic of its own."""
     kafka = line.container.kafka
     spec = TopicSpec(topic_name(kafka, "test", f"relay-{name}"), partitions=4)
     ensure_topics(kafka, [spec])
-    encoder = case_event_encoder(line.container.codec("case-events"))  # the dataset's own
+    codec = line.container.codec("case-events")
+    assert isinstance(codec, EventCodec)
+    encoder = case_event_encoder(codec)  # the dataset's own
     positions = SQLitePositionStore(tmp_path / f"positions-{name}.db")
     relay = Relay(service=line.service, encoder=encoder, positions=positions, settings=kafka,
-                  topic=spec, name=name, batch_size=BATCH, preparing=preparing)
+                  topic=spec, name=name, batch_size=BATCH, preparing=preparing,
+                  lease_seconds=lease[0], renew_seconds=lease[1])
     try:
         yield relay, spec.name
     finally:
