@@ -19,10 +19,10 @@ from domain.application.settlement import Settlements
 from nervenbahn.audit.report import build_case_report, render_case_report
 from nervenbahn.audit.report_payments import PaymentMonth
 from tests.payments.bank_files import camt054, pain001_of_run, pain002
+from tests.payments.test_reconciliation import _month as this_month
 from tests.payments.test_reconciliation import (
-    MONTH,
-    OWED,
     _order_of,
+    _owed,
     _paid_run,
     _reconcile,
     _store,
@@ -45,7 +45,7 @@ def _month(cases: CaseService, payments: PaymentService, case_id: object,
         settled=Settlements(payments).answers_for(case_id),  # type: ignore[arg-type]
     )
     assert report.payments is not None
-    (month,) = [m for m in report.payments if m.month == MONTH]
+    (month,) = [m for m in report.payments if m.month == this_month()]
     return month, render_case_report(report, "de")
 
 
@@ -69,23 +69,23 @@ def test_executed_rejected_and_returned_payments_beside_the_entitlement(
 
     month, html = _month(cases, payments, executed, now)
     assert (month.entitlement, month.ordered, month.executed, month.difference) == (
-        OWED, OWED, OWED, Decimal("0.00"))
+        _owed(), _owed(), _owed(), Decimal("0.00"))
     assert not month.differs and "Von der Bank ausgeführt" in html and "ausgeführt" in html
 
     month, html = _month(cases, payments, rejected, now)
     assert (month.ordered, month.executed, month.refused, month.difference) == (
-        Decimal("0.00"), Decimal("0.00"), OWED, OWED)
+        Decimal("0.00"), Decimal("0.00"), _owed(), _owed())
     assert month.differs
     assert "von der Bank zurückgewiesen (AC04)" in html and "erneut an" in html
 
     month, html = _month(cases, payments, returned, now)
     assert (month.ordered, month.executed, month.refused, month.difference) == (
-        OWED - PART, OWED - PART, PART, PART)
+        _owed() - PART, _owed() - PART, PART, PART)
     assert "von der Bank zurückgebucht CHF 400.00 (MD07)" in html
 
     # as known before the bank answered: every payment ordered in full, none executed
     for case_id in (executed, rejected, returned):
         month, html = _month(cases, payments, case_id, before_the_bank)
         assert (month.ordered, month.executed, month.difference) == (
-            OWED, Decimal("0.00"), Decimal("0.00")), case_id
+            _owed(), Decimal("0.00"), Decimal("0.00")), case_id
         assert "zurückgewiesen" not in html and "zurückgebucht" not in html

@@ -44,9 +44,9 @@ from tests.payments.bank_files import (
 )
 from tests.payments.test_reconciliation import (
     ADMIN,
-    MONTH,
-    OWED,
+    _month,
     _order_of,
+    _owed,
     _paid_run,
     _reconcile,
     _record_account,
@@ -66,16 +66,16 @@ def store(tmp_path: Path, master_key: str) -> Iterator[tuple[CaseService, Paymen
 
 
 def _run(payments: PaymentService) -> RunSummary:
-    return payments.run(RunPayments(actor=ADMIN, correlation_id=uuid.uuid4(), month=MONTH))
+    return payments.run(RunPayments(actor=ADMIN, correlation_id=uuid.uuid4(), month=_month()))
 
 
 def _change_budget(cases: CaseService, case_id: UUID, income: str, housing: str, why: str) -> None:
-    """The case's budget from MONTH on (health insurance 350 as before)."""
+    """The case's budget from this month on (health insurance 350 as before)."""
     cases.execute(
         command(
             "change_budget",
             case_id=str(case_id),
-            effective_date=MONTH.isoformat(),
+            effective_date=_month().isoformat(),
             income=income,
             housing=housing,
             health_insurance="350",
@@ -87,7 +87,7 @@ def _change_budget(cases: CaseService, case_id: UUID, income: str, housing: str,
 def _held_reason(what: str, code_and_label: str, order: PaymentOrdered) -> str:
     return (
         f"payout account refused by the bank: {what} {code_and_label} (order "
-        f"{order.order_id.hex} for {MONTH:%Y-%m}); record a new payout account"
+        f"{order.order_id.hex} for {_month():%Y-%m}); record a new payout account"
     )
 
 
@@ -104,9 +104,9 @@ def _rejected_order_is_held_then_paid(
     _reconcile(settlements, camt054(pain001, executed=[executed_e2e]), "camt054.xml")
     # executed and unanswered count in full; the rejected one no more
     assert payments.counted_by_case_and_month() == {
-        (executed, MONTH): OWED,
-        (closed, MONTH): ZERO,
-        (silent, MONTH): OWED,
+        (executed, _month()): _owed(),
+        (closed, _month()): ZERO,
+        (silent, _month()): _owed(),
     }
 
     # the next run orders the month again, held: the account is the refused one
@@ -119,20 +119,20 @@ def _rejected_order_is_held_then_paid(
     (again,) = held.held
     assert (again.case_id, again.for_month, again.kind, again.amount) == (
         closed,
-        MONTH,
+        _month(),
         "back_payment",
-        OWED,
+        _owed(),
     )
     assert (again.previously_ordered, again.creditor) == (ZERO, None)
     reason = _held_reason("rejected", "AC04 closed account number", refused)
     assert again.held_reason == reason
     stored = next(o for o in payments.orders(closed) if o.held)
-    assert (stored.held_reason, stored.amount, stored.signed_amount) == (reason, OWED, ZERO)
+    assert (stored.held_reason, stored.amount, stored.signed_amount) == (reason, _owed(), ZERO)
     completed = next(
         e for e in payments.run_events(held.run_id) if isinstance(e, PaymentRunCompleted)
     )
     assert (completed.paid_out_count, completed.control_sum) == (1, RAISE)
-    assert (completed.held_count, completed.held_sum) == (1, OWED)
+    assert (completed.held_count, completed.held_sum) == (1, _owed())
     _sink_agrees(payments, held.run_id, folder / "held", RAISE, {stored.order_id: reason})
 
     # the same bank file again changes nothing: the next run holds the same again
@@ -148,18 +148,18 @@ def _rejected_order_is_held_then_paid(
     assert (order.case_id, order.kind, order.amount, order.previously_ordered) == (
         closed,
         "back_payment",
-        OWED,
+        _owed(),
         ZERO,
     )
-    assert paid.control_sum == OWED
+    assert paid.control_sum == _owed()
     _, transfers = transfers_of(pain001_of_run(payments, paid.run_id))
-    assert [t.amount for t in transfers] == [OWED]
+    assert [t.amount for t in transfers] == [_owed()]
     recorded = next(o for o in payments.orders(closed) if o.originator_id == paid.run_id)
     assert recorded.creditor is not None
     account = payments.sealer.open(recorded.creditor)
     assert account is not None and account.iban == NEW_IBAN
-    _sink_agrees(payments, paid.run_id, folder / "paid", OWED, {})
-    assert payments.counted_by_case_and_month()[(closed, MONTH)] == OWED
+    _sink_agrees(payments, paid.run_id, folder / "paid", _owed(), {})
+    assert payments.counted_by_case_and_month()[(closed, _month())] == _owed()
     assert not _run(payments).recorded
 
 
@@ -214,20 +214,20 @@ def test_a_returned_order_is_held_naming_the_return_reason_then_paid_to_the_new_
     notification = camt054(pain001, returned={order.order_id.hex: ("AC06", "Konto gesperrt")})
     result = _reconcile(settlements, notification, "camt054.xml")
     assert [s.outcome for s in result.recorded] == ["executed", "returned"]
-    assert payments.counted_by_case_and_month() == {(case_id, MONTH): ZERO}
+    assert payments.counted_by_case_and_month() == {(case_id, _month()): ZERO}
 
     held = _run(payments)
     assert not held.recorded  # nothing but a held order: nothing recorded
     (again,) = held.held
-    assert (again.amount, again.kind) == (OWED, "back_payment")
+    assert (again.amount, again.kind) == (_owed(), "back_payment")
     assert again.held_reason == _held_reason("returned", "AC06 blocked account", order)
     assert "held (no usable payout account, or one the bank refused)" in held.message
 
     _record_account(payments, case_id, NEW_IBAN)
     paid = _run(payments)
-    assert [(o.case_id, o.amount) for o in paid.paid_out] == [(case_id, OWED)]
-    assert paid.control_sum == OWED and paid.held == []
-    assert payments.counted_by_case_and_month() == {(case_id, MONTH): OWED}
+    assert [(o.case_id, o.amount) for o in paid.paid_out] == [(case_id, _owed())]
+    assert paid.control_sum == _owed() and paid.held == []
+    assert payments.counted_by_case_and_month() == {(case_id, _month()): _owed()}
 
 
 def test_what_came_back_of_a_partly_returned_order_is_ordered_again(
@@ -244,15 +244,15 @@ def test_what_came_back_of_a_partly_returned_order_is_ordered_again(
     )
     assert_valid(notification, CAMT054)
     _reconcile(Settlements(payments), notification, "camt054.xml")
-    assert payments.counted_by_case_and_month() == {(case_id, MONTH): OWED - back}
+    assert payments.counted_by_case_and_month() == {(case_id, _month()): _owed() - back}
 
     (held,) = _run(payments).held
-    assert (held.amount, held.previously_ordered) == (back, OWED - back)
+    assert (held.amount, held.previously_ordered) == (back, _owed() - back)
     assert held.held_reason == _held_reason("returned", "AC04 closed account number", order)
     _record_account(payments, case_id, NEW_IBAN)
     paid = _run(payments)
     assert [(o.kind, o.amount) for o in paid.paid_out] == [("back_payment", back)]
-    assert payments.counted_by_case_and_month() == {(case_id, MONTH): OWED}
+    assert payments.counted_by_case_and_month() == {(case_id, _month()): _owed()}
 
 
 def test_executed_and_unanswered_orders_are_not_ordered_again(
@@ -265,7 +265,8 @@ def test_executed_and_unanswered_orders_are_not_ordered_again(
     _reconcile(Settlements(payments), camt054(pain001, executed=[executed_e2e]), "c.xml")
     nothing = _run(payments)
     assert not nothing.recorded and nothing.orders == []
-    assert payments.counted_by_case_and_month() == {(executed, MONTH): OWED, (silent, MONTH): OWED}
+    assert payments.counted_by_case_and_month() == {
+        (executed, _month()): _owed(), (silent, _month()): _owed()}
 
 
 def test_a_rejected_message_is_ordered_again_to_the_same_accounts(
@@ -279,7 +280,7 @@ def test_a_rejected_message_is_ordered_again_to_the_same_accounts(
     again = _run(payments)
     assert again.held == []
     assert sorted((o.case_id, o.amount) for o in again.paid_out) == sorted(
-        (case_id, OWED) for case_id in case_ids
+        (case_id, _owed()) for case_id in case_ids
     )
     first = {o.case_id: o.creditor for o in payments.orders() if o.originator_id == run_id}
     assert all(o.creditor == first[o.case_id] for o in again.paid_out)
@@ -309,7 +310,7 @@ def test_a_claim_back_cannot_be_rejected_or_returned(
                 "claim.xml",
             )
     assert list(payments.refusals()) == []
-    assert payments.counted_by_case_and_month() == {(case_id, MONTH): OWED - claim.amount}
+    assert payments.counted_by_case_and_month() == {(case_id, _month()): _owed() - claim.amount}
 
 
 def test_an_order_stored_before_held_reasons_reads_as_held_for_want_of_an_account() -> None:
