@@ -45,6 +45,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TypeVar
 
+from domain.errors import NervenbahnError
 from nervenbahn.config import StoreConfig
 from nervenbahn.private import private_file
 from schemas.sql import Component, Migration, migrate_postgres, recorded_versions_postgres
@@ -112,7 +113,7 @@ TURN_POLL_S = 0.05
 """How often a turn waited for with a limit is tried again (`flock` itself has no timeout)."""
 
 
-class TurnNotTakenError(TimeoutError):
+class TurnNotTakenError(NervenbahnError, TimeoutError):
     """Another holder kept the turn of a SQLite file longer than the caller would wait."""
 
 
