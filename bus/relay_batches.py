@@ -33,7 +33,7 @@ that batch, so nothing is sent twice. An error no retry can cure (an event that 
 its schema) stops the relay at that event, as in its own process. The process ends by itself
 when the relay's process dies (its socket closes).
 
-**Started as a new interpreter** (`python -c`, the parent's import path), not through
+**Started as a new interpreter** (`python -c`, the parent's import path first), not through
 `multiprocessing`'s spawn, which would run the embedding program's main module again in the
 child (a script without an `if __name__ == "__main__":` guard, a connector's test harness),
 nor a fork, which would copy the relay's threads and their locks. The factory, the store's
@@ -44,7 +44,6 @@ line.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -180,10 +179,9 @@ class PreparingProcess:
         ours, theirs = socket.socketpair()
         try:
             process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
-                [sys.executable, "-c", _CHILD, str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
-                close_fds=True,
+                [sys.executable, "-c", _CHILD, str(theirs.fileno()),
+                 *(path for path in sys.path if path)],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True,
             )
         except Exception as exc:
             ours.close()
@@ -291,8 +289,12 @@ class PreparingProcess:
         raise RelayPreparerError(f"relay {self._name}: the process preparing its batches {what}")
 
 
-_CHILD = "import sys; from bus.relay_batches import _child; _child(int(sys.argv[1]))"
-"""What the preparing process runs (its import path is the parent's, through PYTHONPATH)."""
+_CHILD = (
+    "import sys; sys.path[:0] = sys.argv[2:]; "
+    "from bus.relay_batches import _child; _child(int(sys.argv[1]))"
+)
+"""What the preparing process runs: the parent's import path first (its arguments after the
+socket's descriptor), so that it imports the same modules the factory names."""
 
 
 def _child(fd: int) -> None:
