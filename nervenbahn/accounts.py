@@ -38,6 +38,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from domain.errors import NervenbahnError
 from nervenbahn.private import private_file, private_umask
+from nervenbahn.store_opening import sqlite_turn
 
 __all__ = [
     "LANGUAGES",
@@ -168,18 +169,22 @@ class UserStore:
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
         self._lock = threading.Lock()
         private_file(path)
-        with private_umask():  # the WAL and shared-memory files too
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
-        with self._transaction() as db:
-            db.execute("INSERT OR IGNORE INTO file_keys VALUES ('unknown_names', ?)",
-                       (secrets.token_hex(32),))
-            db.execute("DELETE FROM sign_ins WHERE at < ?",
-                       ((datetime.now(UTC) - SIGN_IN_RETENTION).isoformat(),))
-        (key,) = self._db.execute(
-            "SELECT value FROM file_keys WHERE name = 'unknown_names'").fetchone()
+        # One process at a time opens the file: two `serve` starting together on a new store
+        # both switched it to WAL, and one failed with "database is locked" (exit 70; found by
+        # tests/chaos/test_two_serves.py).
+        with sqlite_turn(path):
+            with private_umask():  # the WAL and shared-memory files too
+                self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+            with self._transaction() as db:
+                db.execute("INSERT OR IGNORE INTO file_keys VALUES ('unknown_names', ?)",
+                           (secrets.token_hex(32),))
+                db.execute("DELETE FROM sign_ins WHERE at < ?",
+                           ((datetime.now(UTC) - SIGN_IN_RETENTION).isoformat(),))
+            (key,) = self._db.execute(
+                "SELECT value FROM file_keys WHERE name = 'unknown_names'").fetchone()
         self._name_key = bytes.fromhex(key)
 
     def close(self) -> None:

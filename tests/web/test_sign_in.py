@@ -165,3 +165,25 @@ def test_a_busy_session_still_ends_twelve_hours_after_its_sign_in(tmp_path: obje
         alive = store.session(signed.token, now=moment)
         assert (alive is not None) == (moment - NOW <= timedelta(hours=12)), moment
     store.close()
+
+
+def test_the_accounts_file_is_opened_by_one_process_at_a_time(tmp_path: object) -> None:
+    """Two `serve` starting together on a new store both switched the file to WAL, and one
+    failed with "database is locked": opening waits for the file's turn (another opener)."""
+    import threading
+    from pathlib import Path
+
+    from nervenbahn.store_opening import sqlite_turn
+    from tests.web.conftest import FAST_HASHER
+
+    path = Path(str(tmp_path)) / "users.db"
+    opened: list[UserStore] = []
+    with sqlite_turn(path):  # another process opening the file
+        thread = threading.Thread(
+            target=lambda: opened.append(UserStore(path, hasher=FAST_HASHER)), daemon=True)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive() and opened == []  # waiting for the turn
+    thread.join(timeout=30)
+    assert len(opened) == 1
+    opened[0].close()
